@@ -1,0 +1,225 @@
+"""
+Makes intscale's test fixtures and its embedded default model, on a machine with PyTorch,
+transformers and tokenizers (the GPU machine). Run from the repository root:
+
+    python3 scripts/gpu/make_fixtures.py --data DIR_WITH_WIKITEXT --out OUT_DIR
+
+Writes under OUT_DIR:
+  tokenizer/                 a byte-level BPE tokenizer (vocab 2048) trained on WikiText-2 valid
+  fixtures/{llama,mistral,qwen2}/
+                             tiny random-weight checkpoints in Hugging Face format, each with
+                             reference.safetensors: input_ids [T] (I32), logits [T, V] (F32) from
+                             transformers (eager attention, float32, CPU), greedy [G] (I32) tokens
+                             that transformers' greedy generate() produced after input_ids.
+                             llama: bf16, sharded (index.json), Llama-3 rope scaling, GQA.
+                             mistral: f16, sliding window 8 (shorter than T).
+                             qwen2: f32, q/k/v biases, tied embeddings, a chat template.
+  models/tiny-wikitext/      the embedded default model: a small LLaMA trained here on
+                             WikiText-2 valid (95% train / 5% held out for early stopping), bf16,
+                             with reference.safetensors as above and train_log.json.
+"""
+import argparse, json, math, os, random, shutil, time
+
+import torch
+from safetensors.torch import save_file
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+import transformers
+from transformers import (AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, MistralConfig,
+                          MistralForCausalLM, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM)
+
+VOCAB = 2048
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def train_tokenizer(text_path, out_dir):
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=VOCAB, special_tokens=["<s>", "</s>", "<|im_start|>", "<|im_end|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train([text_path], trainer)
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
+                                                       special_tokens=[("<s>", 0)])
+    os.makedirs(out_dir, exist_ok=True)
+    tok.save(os.path.join(out_dir, "tokenizer.json"))
+    cfg = {"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<s>", "eos_token": "</s>",
+           "add_bos_token": True, "model_max_length": 512}
+    with open(os.path.join(out_dir, "tokenizer_config.json"), "w") as f:
+        json.dump(cfg, f, indent=2)
+    return tok
+
+
+def copy_tokenizer(tok_dir, dst, chat=False):
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(os.path.join(tok_dir, name), os.path.join(dst, name))
+    if chat:
+        p = os.path.join(dst, "tokenizer_config.json")
+        cfg = json.load(open(p))
+        cfg["chat_template"] = CHAT_TEMPLATE
+        json.dump(cfg, open(p, "w"), indent=2)
+
+
+def save_reference(model_dir, input_ids, gen_tokens=8):
+    """Reference logits from transformers in float32 on the CPU, eager attention."""
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager")
+    model.eval()
+    ids = torch.tensor([input_ids], dtype=torch.long)
+    with torch.no_grad():
+        logits = model(ids).logits[0].float().contiguous()
+        out = model.generate(ids, max_new_tokens=gen_tokens, do_sample=False, min_new_tokens=gen_tokens,
+                             eos_token_id=None, pad_token_id=0)
+    greedy = out[0, len(input_ids):].to(torch.int32).contiguous()
+    save_file({"input_ids": torch.tensor(input_ids, dtype=torch.int32), "logits": logits, "greedy": greedy},
+              os.path.join(model_dir, "reference.safetensors"))
+    return logits
+
+
+def round_weights(model, dtype):
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(p.to(dtype).float())
+
+
+def make_random_fixture(kind, tok_dir, out_root, input_ids):
+    torch.manual_seed({"llama": 1, "mistral": 2, "qwen2": 3}[kind])
+    common = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                  rms_norm_eps=1e-5, bos_token_id=0, eos_token_id=1, initializer_range=0.1)
+    if kind == "llama":
+        cfg = LlamaConfig(**common, rope_theta=500000.0, tie_word_embeddings=False,
+                          rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                        "high_freq_factor": 4.0, "original_max_position_embeddings": 64})
+        model, dtype, shard = LlamaForCausalLM(cfg), torch.bfloat16, "300KB"
+    elif kind == "mistral":
+        cfg = MistralConfig(**common, rope_theta=10000.0, sliding_window=8, tie_word_embeddings=False)
+        model, dtype, shard = MistralForCausalLM(cfg), torch.float16, None
+    else:
+        cfg = Qwen2Config(**common, rope_theta=1000000.0, tie_word_embeddings=True, use_sliding_window=False)
+        model, dtype, shard = Qwen2ForCausalLM(cfg), torch.float32, None
+        with torch.no_grad():  # transformers zero-initialises biases: make them random so they matter
+            for layer in model.model.layers:
+                for proj in (layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj):
+                    proj.bias.normal_(0, 0.1)
+    round_weights(model, dtype)
+    d = os.path.join(out_root, kind)
+    os.makedirs(d, exist_ok=True)
+    kwargs = {"max_shard_size": shard} if shard else {}
+    model.to(dtype).save_pretrained(d, **kwargs)
+    copy_tokenizer(tok_dir, d, chat=(kind == "qwen2"))
+    save_reference(d, input_ids)
+    print(kind, "fixture:", sorted(os.listdir(d)), flush=True)
+
+
+def train_tiny_model(tok, data_dir, tok_dir, out_dir, seconds):
+    text = open(os.path.join(data_dir, "valid.txt"), encoding="utf-8").read()
+    ids = torch.tensor(tok.encode(text).ids, dtype=torch.long)
+    split = int(len(ids) * 0.95)
+    train, held = ids[:split], ids[split:]
+    print(f"train tokens {len(train)}, held-out tokens {len(held)}", flush=True)
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=256, intermediate_size=768, num_hidden_layers=4,
+                      num_attention_heads=8, num_key_value_heads=4, max_position_embeddings=512,
+                      rms_norm_eps=1e-5, rope_theta=10000.0, bos_token_id=0, eos_token_id=1,
+                      tie_word_embeddings=False, initializer_range=0.02)
+    dev = "cuda"
+    model = LlamaForCausalLM(cfg).to(dev)
+    seq, batch, lr, wd = 512, 32, 2e-3, 0.1
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd, betas=(0.9, 0.95))
+    train_d = train.to(dev)
+    held_windows = held[: (len(held) // seq) * seq].view(-1, seq).to(dev)
+
+    def held_loss():
+        model.eval()
+        with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+            out = model(held_windows, labels=held_windows)
+        model.train()
+        return out.loss.item()
+
+    total_steps, warm = 3000, 100
+    best, best_state, log, step, t0 = 1e9, None, [], 0, time.time()
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    while step < total_steps and time.time() - t0 < seconds:
+        starts = torch.randint(0, len(train) - seq - 1, (batch,), generator=gen)
+        x = torch.stack([train_d[s:s + seq] for s in starts.tolist()])
+        cur_lr = lr * min(1.0, (step + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, step / total_steps)))
+        for g in opt.param_groups:
+            g["lr"] = cur_lr
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = model(x, labels=x).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        if step % 50 == 0:
+            hl = held_loss()
+            log.append({"step": step, "train_loss": loss.item(), "held_loss": hl, "seconds": time.time() - t0})
+            print(log[-1], flush=True)
+            if hl < best:
+                best, best_state = hl, {k: v.detach().clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(best_state)
+    model = model.float().cpu()
+    round_weights(model, torch.bfloat16)
+    os.makedirs(out_dir, exist_ok=True)
+    model.to(torch.bfloat16).save_pretrained(out_dir)
+    copy_tokenizer(tok_dir, out_dir)
+    with open(os.path.join(out_dir, "train_log.json"), "w") as f:
+        json.dump({"data": "WikiText-2 valid.txt: first 95% of tokens trained on, last 5% held out",
+                   "train_tokens": len(train), "held_tokens": len(held), "steps": step,
+                   "seq_len": seq, "batch": batch, "best_held_loss": best, "log": log,
+                   "torch": torch.__version__, "transformers": transformers.__version__,
+                   "gpu": torch.cuda.get_device_name(0)}, f, indent=1)
+    return model
+
+
+def reference_perplexity(model_dir, tok, data_dir, seq_len, max_windows):
+    """WikiText-2 test perplexity of a saved model: non-overlapping windows of seq_len tokens,
+    the whole file tokenized once (BOS at its start, as the tokenizer adds it), as GPTQ evaluates."""
+    text = open(os.path.join(data_dir, "test.txt"), encoding="utf-8").read()
+    ids = torch.tensor(tok.encode(text).ids, dtype=torch.long)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager").cuda()
+    model.eval()
+    n = min(len(ids) // seq_len, max_windows)
+    nll = 0.0
+    with torch.no_grad():
+        for i in range(n):
+            w = ids[i * seq_len:(i + 1) * seq_len].unsqueeze(0).cuda()
+            logits = model(w).logits.float()
+            nll += torch.nn.functional.cross_entropy(logits[0, :-1], w[0, 1:], reduction="sum").item()
+    count = n * (seq_len - 1)
+    return {"seq_len": seq_len, "windows": n, "tokens_scored": count, "total_tokens": len(ids),
+            "ppl": math.exp(nll / count)}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--train-seconds", type=float, default=150)
+    a = ap.parse_args()
+    print("torch", torch.__version__, "transformers", transformers.__version__, flush=True)
+    tok_dir = os.path.join(a.out, "tokenizer")
+    tok = train_tokenizer(os.path.join(a.data, "valid.txt"), tok_dir)
+    hf_tok = PreTrainedTokenizerFast.from_pretrained(tok_dir)
+    sample = " = Valkyria Chronicles III = \n Senjō no Valkyria 3 : <unk> Chronicles"
+    assert hf_tok(sample)["input_ids"] == tok.encode(sample).ids
+    json.dump({"text": sample, "ids": tok.encode(sample).ids},
+              open(os.path.join(tok_dir, "encode_reference.json"), "w"))
+    input_ids = tok.encode(" The game began development in 2010 , carrying over a large").ids[:12]
+    for kind in ("llama", "mistral", "qwen2"):
+        make_random_fixture(kind, tok_dir, os.path.join(a.out, "fixtures"), input_ids)
+    model_dir = os.path.join(a.out, "models", "tiny-wikitext")
+    train_tiny_model(tok, a.data, tok_dir, model_dir, a.train_seconds)
+    save_reference(model_dir, tok.encode(" = Robert Boulter = \n Robert Boulter is an English film").ids)
+    ppl = {"full": reference_perplexity(model_dir, tok, a.data, 512, 10 ** 9),
+           "first8": reference_perplexity(model_dir, tok, a.data, 512, 8),
+           "seq128_first16": reference_perplexity(model_dir, tok, a.data, 128, 16)}
+    json.dump(ppl, open(os.path.join(model_dir, "reference_perplexity.json"), "w"), indent=1)
+    print("reference perplexity", ppl, flush=True)
+
+
+if __name__ == "__main__":
+    main()
