@@ -1,0 +1,91 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { parseHfConfig } from '../../src/io/hf-config.js';
+import { throwsInput } from './temp-dir.js';
+
+const llama3 = {
+  architectures: ['LlamaForCausalLM'], model_type: 'llama', vocab_size: 128256, hidden_size: 2048,
+  intermediate_size: 8192, num_hidden_layers: 16, num_attention_heads: 32, num_key_value_heads: 8,
+  rms_norm_eps: 1e-5, rope_theta: 500000, max_position_embeddings: 131072, tie_word_embeddings: true,
+  attention_bias: false, bos_token_id: 128000, eos_token_id: [128001, 128008, 128009],
+  rope_scaling: { factor: 32.0, high_freq_factor: 4.0, low_freq_factor: 1.0, original_max_position_embeddings: 8192, rope_type: 'llama3' },
+  torch_dtype: 'bfloat16',
+};
+
+test('Llama 3.2 1B: GQA, llama3 rope scaling, tied embeddings, eos list', () => {
+  const c = parseHfConfig(llama3, 'config.json');
+  assert.deepEqual(c, {
+    architecture: 'llama', vocabSize: 128256, hiddenSize: 2048, intermediateSize: 8192, numLayers: 16,
+    numHeads: 32, numKvHeads: 8, headDim: 64, rmsNormEps: 1e-5, ropeTheta: 500000,
+    ropeScaling: { kind: 'llama3', factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 },
+    maxPositionEmbeddings: 131072, tieWordEmbeddings: true, attentionBias: false, slidingWindow: null,
+    bosTokenId: 128000, eosTokenIds: [128001, 128008, 128009],
+  });
+});
+
+test('defaults as transformers: kv heads, head_dim, eps, theta, untied, no scaling', () => {
+  const c = parseHfConfig(
+    { model_type: 'llama', vocab_size: 32000, hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4, eos_token_id: 2 },
+    'config.json',
+  );
+  assert.equal(c.numKvHeads, 4);
+  assert.equal(c.headDim, 16);
+  assert.equal(c.rmsNormEps, 1e-6);
+  assert.equal(c.ropeTheta, 10000);
+  assert.equal(c.tieWordEmbeddings, false);
+  assert.deepEqual(c.ropeScaling, { kind: 'none' });
+  assert.equal(c.maxPositionEmbeddings, 2048);
+  assert.equal(c.bosTokenId, null);
+  assert.deepEqual(c.eosTokenIds, [2]);
+  assert.equal(c.attentionBias, false);
+});
+
+const small = { vocab_size: 100, hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2 };
+
+test('qwen2: q/k/v bias always, sliding window only with use_sliding_window', () => {
+  const q = parseHfConfig({ ...small, model_type: 'qwen2', sliding_window: 4096, use_sliding_window: false }, 'config.json');
+  assert.equal(q.architecture, 'qwen2');
+  assert.equal(q.attentionBias, true);
+  assert.equal(q.slidingWindow, null);
+  assert.equal(q.maxPositionEmbeddings, 32768);
+  assert.equal(parseHfConfig({ ...small, model_type: 'qwen2', sliding_window: 4096, use_sliding_window: true }, 'c').slidingWindow, 4096);
+});
+
+test('mistral sliding window (null when absent), explicit head_dim, architectures fallback', () => {
+  const m = parseHfConfig({ ...small, architectures: ['MistralForCausalLM'], sliding_window: 4096, head_dim: 32 }, 'config.json');
+  assert.equal(m.architecture, 'mistral');
+  assert.equal(m.slidingWindow, 4096);
+  assert.equal(m.headDim, 32);
+  assert.equal(parseHfConfig({ ...small, model_type: 'mistral', sliding_window: null }, 'c').slidingWindow, null);
+  assert.equal(parseHfConfig({ ...small, model_type: 'llama', attention_bias: true }, 'c').attentionBias, true);
+});
+
+test('rope scaling: linear, default, transformers v5 rope_parameters', () => {
+  assert.deepEqual(parseHfConfig({ ...small, model_type: 'llama', rope_scaling: { type: 'linear', factor: 4 } }, 'c').ropeScaling, { kind: 'linear', factor: 4 });
+  assert.deepEqual(parseHfConfig({ ...small, model_type: 'llama', rope_scaling: { rope_type: 'default' } }, 'c').ropeScaling, { kind: 'none' });
+  const v5 = parseHfConfig({ ...small, model_type: 'llama', rope_parameters: { rope_type: 'default', rope_theta: 1e6 } }, 'c');
+  assert.equal(v5.ropeTheta, 1e6);
+  assert.deepEqual(v5.ropeScaling, { kind: 'none' });
+});
+
+test('errors name the file, the field and the problem', () => {
+  throwsInput(() => parseHfConfig({ ...small, model_type: 'mixtral' }, 'm/config.json'), 'm/config.json', 'mixtral', 'llama, mistral, qwen2', 'planned');
+  throwsInput(() => parseHfConfig({ ...small, model_type: 'gpt2' }, 'config.json'), '"gpt2"', 'not supported');
+  throwsInput(() => parseHfConfig({ ...small, architectures: ['Phi3ForCausalLM'] }, 'config.json'), 'Phi3ForCausalLM');
+  throwsInput(() => parseHfConfig(small, 'config.json'), 'neither "model_type" nor "architectures"');
+  throwsInput(() => parseHfConfig([], 'config.json'), 'JSON object');
+  throwsInput(() => parseHfConfig({ ...small, model_type: 'llama', hidden_size: 0 }, 'config.json'), '"hidden_size"', 'positive integer', 'got 0');
+  throwsInput(() => parseHfConfig({ ...small, model_type: 'llama', num_hidden_layers: 2.5 }, 'config.json'), '"num_hidden_layers"', '2.5');
+  const { vocab_size: _, ...noVocab } = small;
+  throwsInput(() => parseHfConfig({ ...noVocab, model_type: 'llama' }, 'config.json'), '"vocab_size"', 'missing');
+  throwsInput(() => parseHfConfig({ ...small, model_type: 'llama', hidden_size: 66 }, 'config.json'), 'hidden_size 66', 'num_attention_heads 4');
+  throwsInput(() => parseHfConfig({ ...small, model_type: 'llama', num_key_value_heads: 3 }, 'config.json'), 'num_key_value_heads 3');
+  throwsInput(() => parseHfConfig({ ...small, model_type: 'llama', rope_scaling: { rope_type: 'yarn', factor: 4 } }, 'config.json'), '"yarn"', 'linear, llama3');
+  throwsInput(() => parseHfConfig({ ...small, model_type: 'llama', rope_scaling: { type: 'dynamic', factor: 2 } }, 'config.json'), '"dynamic"');
+  throwsInput(
+    () => parseHfConfig({ ...small, model_type: 'llama', rope_scaling: { rope_type: 'llama3', factor: 8 } }, 'config.json'),
+    'rope_scaling', '"low_freq_factor"',
+  );
+  throwsInput(() => parseHfConfig({ ...small, model_type: 'llama', eos_token_id: ['x'] }, 'config.json'), '"eos_token_id"');
+  throwsInput(() => parseHfConfig({ ...small, model_type: 'llama', tie_word_embeddings: 'yes' }, 'config.json'), '"tie_word_embeddings"');
+});
