@@ -21,7 +21,7 @@ Writes under OUT_DIR:
 import argparse, json, math, os, random, shutil, time
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 import transformers
 from transformers import (AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, MistralConfig,
@@ -69,8 +69,9 @@ def save_reference(model_dir, input_ids, gen_tokens=8):
     ids = torch.tensor([input_ids], dtype=torch.long)
     with torch.no_grad():
         logits = model(ids).logits[0].float().contiguous()
-        out = model.generate(ids, max_new_tokens=gen_tokens, do_sample=False, min_new_tokens=gen_tokens,
-                             eos_token_id=None, pad_token_id=0)
+        # an explicit mask: left to infer one, generate() masks every token equal to pad_token_id
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=gen_tokens,
+                             do_sample=False, min_new_tokens=gen_tokens, pad_token_id=1)
     greedy = out[0, len(input_ids):].to(torch.int32).contiguous()
     save_file({"input_ids": torch.tensor(input_ids, dtype=torch.int32), "logits": logits, "greedy": greedy},
               os.path.join(model_dir, "reference.safetensors"))
@@ -199,7 +200,15 @@ def main():
     ap.add_argument("--data", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--train-seconds", type=float, default=150)
+    ap.add_argument("--refresh-references", nargs="*", default=None,
+                    help="only rewrite reference.safetensors in these existing model directories")
     a = ap.parse_args()
+    if a.refresh_references is not None:
+        for d in a.refresh_references:
+            ref = load_file(os.path.join(d, "reference.safetensors"))
+            save_reference(d, ref["input_ids"].tolist())
+            print("refreshed", d, flush=True)
+        return
     print("torch", torch.__version__, "transformers", transformers.__version__, flush=True)
     tok_dir = os.path.join(a.out, "tokenizer")
     tok = train_tokenizer(os.path.join(a.data, "valid.txt"), tok_dir)
