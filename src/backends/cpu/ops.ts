@@ -1,0 +1,104 @@
+/**
+ * The CPU backend's elementwise and attention kernels (plain loops; the matmuls, where the time
+ * goes, live in matmul.ts and int-linear.ts). Row-major float32 throughout, float64 accumulation.
+ */
+import type { AttentionShape, LayerKvCache } from '../backend.js';
+import { sharedFloat32 } from '../../tensor/shared.js';
+
+/** y[i, :] = x[i, :] / sqrt(mean(x[i, :]²) + eps) · weight, for m rows of weight.length. */
+export function rmsnorm(x: Float32Array, m: number, weight: Float32Array, eps: number): Float32Array {
+  const dim = weight.length;
+  const y = sharedFloat32(m * dim);
+  for (let r = 0; r < m; r++) {
+    const o = r * dim;
+    let ss = 0;
+    for (let i = 0; i < dim; i++) ss += x[o + i] * x[o + i];
+    const inv = Math.fround(1 / Math.sqrt(Math.fround(ss / dim) + eps));
+    for (let i = 0; i < dim; i++) y[o + i] = weight[i] * Math.fround(x[o + i] * inv);
+  }
+  return y;
+}
+
+/** Rotary embedding in place, half-split layout; see Backend.rope. */
+export function rope(x: Float32Array, m: number, heads: number, headDim: number, startPos: number, invFreq: Float32Array): void {
+  const half = headDim / 2;
+  const cos = new Float32Array(half);
+  const sin = new Float32Array(half);
+  for (let r = 0; r < m; r++) {
+    const pos = startPos + r;
+    for (let i = 0; i < half; i++) {
+      const angle = Math.fround(pos * invFreq[i]);
+      cos[i] = Math.cos(angle);
+      sin[i] = Math.sin(angle);
+    }
+    for (let h = 0; h < heads; h++) {
+      const o = (r * heads + h) * headDim;
+      for (let i = 0; i < half; i++) {
+        const a = x[o + i];
+        const b = x[o + i + half];
+        x[o + i] = a * cos[i] - b * sin[i];
+        x[o + i + half] = b * cos[i] + a * sin[i];
+      }
+    }
+  }
+}
+
+/** Causal (optionally sliding-window) grouped-query attention with a KV cache; see Backend.attention. */
+export function attention(q: Float32Array, k: Float32Array, v: Float32Array, m: number, startPos: number,
+  cache: LayerKvCache, shape: AttentionShape): Float32Array {
+  const { numHeads, numKvHeads, headDim, slidingWindow } = shape;
+  const kvDim = numKvHeads * headDim;
+  if (startPos + m > cache.capacity) {
+    throw new RangeError(`KV cache holds ${cache.capacity} positions; asked for ${startPos + m}`);
+  }
+  cache.keys.set(k.subarray(0, m * kvDim), startPos * kvDim);
+  cache.values.set(v.subarray(0, m * kvDim), startPos * kvDim);
+  const out = sharedFloat32(m * numHeads * headDim);
+  const scale = 1 / Math.sqrt(headDim);
+  const group = numHeads / numKvHeads;
+  const scores = new Float64Array(startPos + m);
+  const acc = new Float64Array(headDim);
+  for (let r = 0; r < m; r++) {
+    const pos = startPos + r;
+    const first = slidingWindow === null ? 0 : Math.max(0, pos - slidingWindow + 1);
+    for (let h = 0; h < numHeads; h++) {
+      const qo = (r * numHeads + h) * headDim;
+      const kvo = Math.floor(h / group) * headDim;
+      let max = -Infinity;
+      for (let t = first; t <= pos; t++) {
+        const ko = t * kvDim + kvo;
+        let s = 0;
+        for (let i = 0; i < headDim; i++) s += q[qo + i] * cache.keys[ko + i];
+        s *= scale;
+        scores[t] = s;
+        if (s > max) max = s;
+      }
+      let sum = 0;
+      for (let t = first; t <= pos; t++) {
+        const e = Math.exp(scores[t] - max);
+        scores[t] = e;
+        sum += e;
+      }
+      acc.fill(0);
+      for (let t = first; t <= pos; t++) {
+        const p = scores[t] / sum;
+        const vo = t * kvDim + kvo;
+        for (let i = 0; i < headDim; i++) acc[i] += p * cache.values[vo + i];
+      }
+      for (let i = 0; i < headDim; i++) out[qo + i] = acc[i];
+    }
+  }
+  return out;
+}
+
+/** gate[i] = silu(gate[i]) · up[i], in place. */
+export function siluMul(gate: Float32Array, up: Float32Array): void {
+  for (let i = 0; i < gate.length; i++) {
+    const g = gate[i];
+    gate[i] = (g / (1 + Math.exp(-g))) * up[i];
+  }
+}
+
+export function addInPlace(a: Float32Array, b: Float32Array): void {
+  for (let i = 0; i < a.length; i++) a[i] += b[i];
+}

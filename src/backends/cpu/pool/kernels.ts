@@ -1,0 +1,17 @@
+/**
+ * Every row kernel the pool can run, registered by id. Imported by the main thread and by each
+ * worker, so both resolve the same ids. Add a kernel with one line:
+ *   registerKernel('int-linear', (a: IntLinearArgs, s, e) => intLinearRows(a.xq, a.w, a.out, s, e));
+ */
+import { registerKernel } from './registry.js';
+import { matmulF32Rows } from '../matmul-f32-kernel.js';
+import { matmulF32WasmRows } from '../matmul-f32-wasm-kernel.js';
+import { poolSelfTestRows } from './self-test-kernel.js';
+
+export const KERNEL_MATMUL_F32 = 'matmul.f32';
+export const KERNEL_MATMUL_F32_WASM = 'matmul.f32.wasm';
+export const KERNEL_POOL_SELF_TEST = 'pool.self-test';
+
+registerKernel(KERNEL_MATMUL_F32, matmulF32Rows);
+registerKernel(KERNEL_MATMUL_F32_WASM, matmulF32WasmRows);
+registerKernel(KERNEL_POOL_SELF_TEST, poolSelfTestRows);

@@ -1,0 +1,40 @@
+/** `intscale eval`: perplexity of a text file under a model (float or quantized checkpoint). */
+import * as fs from 'node:fs';
+import { Command } from 'commander';
+import { InputError } from '../../errors.js';
+import { perplexity } from '../../eval/perplexity.js';
+import { loadModel } from '../../model/load.js';
+import { DEFAULT_MODEL_DIR } from '../default-model.js';
+import { positiveInt } from '../parse.js';
+import { progressBar } from '../progress.js';
+
+export function readTextFile(file: string): string {
+  if (!fs.existsSync(file)) throw new InputError(`${file}: text file not found`, { file });
+  return fs.readFileSync(file, 'utf8');
+}
+
+export const evalCommand = new Command('eval')
+  .description('perplexity of a text file (GPTQ/AWQ protocol: non-overlapping windows of --seq-len tokens)')
+  .option('-m, --model <dir>', 'model directory (Hugging Face or intscale-quantized)', DEFAULT_MODEL_DIR)
+  .requiredOption('-t, --text <file>', 'UTF-8 text file, e.g. ../shared/data/wikitext-2/test.txt')
+  .option('--seq-len <n>', 'tokens per window (capped at the model context)', positiveInt, 2048)
+  .option('--max-windows <n>', 'evaluate only the first n windows (quick runs)', positiveInt)
+  .option('--json', 'print the result as JSON')
+  .action((opts: { model: string; text: string; seqLen: number; maxWindows?: number; json?: boolean }) => {
+    const text = readTextFile(opts.text);
+    const { model, tokenizer } = loadModel(opts.model);
+    if (tokenizer === null) throw new InputError(`${opts.model}: no tokenizer.json, cannot tokenize the text`, { file: opts.model });
+    const seqLen = Math.min(opts.seqLen, model.config.maxPositionEmbeddings);
+    if (seqLen < opts.seqLen) process.stderr.write(`note: --seq-len ${opts.seqLen} capped at the model's context, ${seqLen}\n`);
+    const tokens = tokenizer.encode(text);
+    const windows = Math.min(Math.floor(tokens.length / seqLen), opts.maxWindows ?? Infinity);
+    const bar = progressBar('windows', windows);
+    const r = perplexity(model, tokens, { seqLen, maxWindows: opts.maxWindows, onWindow: (d) => bar.update(d) });
+    bar.stop();
+    const row = { model: opts.model, text: opts.text, seqLen, windows: r.windows, tokens: r.tokensPredicted, perplexity: r.perplexity, seconds: r.seconds };
+    if (opts.json) {
+      console.log(JSON.stringify(row));
+      return;
+    }
+    console.table([{ ...row, perplexity: Number(r.perplexity.toFixed(4)), seconds: Number(r.seconds.toFixed(1)) }]);
+  });

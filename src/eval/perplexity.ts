@@ -1,0 +1,74 @@
+/**
+ * Perplexity of a token stream as GPTQ and AWQ evaluate it: the stream cut into consecutive,
+ * non-overlapping windows of seqLen tokens; in each window every position but the last predicts
+ * the next token; ppl = exp(total negative log-likelihood / tokens predicted). Deterministic.
+ */
+import { forwardHidden, logitsOf, type Model } from '../model/forward.js';
+import { createKvCache } from '../model/kv-cache.js';
+
+export interface PerplexityOptions {
+  readonly seqLen: number;
+  /** evaluate at most this many windows (quick runs); undefined = all. */
+  readonly maxWindows?: number;
+  /** called after each window with (windows done, windows total). */
+  readonly onWindow?: (done: number, total: number) => void;
+}
+
+export interface PerplexityResult {
+  readonly perplexity: number;
+  /** mean negative log-likelihood per predicted token (nats). */
+  readonly meanNll: number;
+  readonly windows: number;
+  readonly seqLen: number;
+  readonly tokensPredicted: number;
+  readonly seconds: number;
+}
+
+/** rows of logits scored at a time, bounding memory to rows × vocab floats. */
+const LOGIT_ROWS = 64;
+
+export function perplexity(model: Model, tokens: ArrayLike<number>, options: PerplexityOptions): PerplexityResult {
+  const { seqLen } = options;
+  if (!Number.isInteger(seqLen) || seqLen < 2) throw new RangeError(`seq-len must be an integer ≥ 2, got ${seqLen}`);
+  const available = Math.floor(tokens.length / seqLen);
+  if (available === 0) {
+    throw new RangeError(`the text has ${tokens.length} tokens, fewer than one window of ${seqLen}; lower --seq-len`);
+  }
+  const windows = Math.min(available, options.maxWindows ?? available);
+  const vocab = model.config.vocabSize;
+  const cache = createKvCache(model.config, seqLen);
+  const started = performance.now();
+  let nll = 0;
+  for (let w = 0; w < windows; w++) {
+    const window = Array.prototype.slice.call(tokens, w * seqLen, (w + 1) * seqLen) as number[];
+    cache.length = 0;
+    const hidden = forwardHidden(model, window, cache);
+    for (let first = 0; first < seqLen - 1; first += LOGIT_ROWS) {
+      const rows = Math.min(LOGIT_ROWS, seqLen - 1 - first);
+      const logits = logitsOf(model, hidden, first, rows);
+      for (let r = 0; r < rows; r++) {
+        nll += negativeLogLikelihood(logits, r * vocab, vocab, window[first + r + 1]);
+      }
+    }
+    options.onWindow?.(w + 1, windows);
+  }
+  const tokensPredicted = windows * (seqLen - 1);
+  const meanNll = nll / tokensPredicted;
+  return {
+    perplexity: Math.exp(meanNll),
+    meanNll,
+    windows,
+    seqLen,
+    tokensPredicted,
+    seconds: (performance.now() - started) / 1000,
+  };
+}
+
+/** −log softmax(logits[offset … offset+vocab))[target], computed stably in float64. */
+export function negativeLogLikelihood(logits: Float32Array, offset: number, vocab: number, target: number): number {
+  let max = -Infinity;
+  for (let i = 0; i < vocab; i++) max = Math.max(max, logits[offset + i]);
+  let sum = 0;
+  for (let i = 0; i < vocab; i++) sum += Math.exp(logits[offset + i] - max);
+  return Math.log(sum) + max - logits[offset + target];
+}

@@ -1,0 +1,77 @@
+/**
+ * The LLaMA-family forward pass (llama, mistral, qwen2), written once against the Backend
+ * interface, in the spirit of llama2.c's single readable function:
+ *
+ *   h = embed(tokens)
+ *   for each layer:
+ *     x = rmsnorm(h);  q, k, v = x·Wqᵀ, x·Wkᵀ, x·Wvᵀ (+ biases, qwen2);  rope(q), rope(k)
+ *     h += attention(q, k, v, cache) · Woᵀ
+ *     x = rmsnorm(h);  h += (silu(x·Wgateᵀ) ⊙ x·Wupᵀ) · Wdownᵀ
+ *   return rmsnorm(h)            (the caller applies the lm_head to the rows it needs)
+ *
+ * The same code runs a batched prefill (m tokens at once) and token-by-token decode (m = 1);
+ * the KV cache carries the positions in between.
+ */
+import type { AttentionShape, Backend } from '../backends/backend.js';
+import { sharedFloat32 } from '../tensor/shared.js';
+import type { ModelConfig } from './config.js';
+import type { KvCache } from './kv-cache.js';
+import type { ModelWeights } from './weights.js';
+
+export interface Model {
+  readonly config: ModelConfig;
+  readonly weights: ModelWeights;
+  readonly backend: Backend;
+  readonly invFreq: Float32Array;
+}
+
+function attentionShape(c: ModelConfig): AttentionShape {
+  return { numHeads: c.numHeads, numKvHeads: c.numKvHeads, headDim: c.headDim, slidingWindow: c.slidingWindow };
+}
+
+/** Final-normed hidden states [tokens.length, hidden] of tokens placed at cache.length onward. */
+export function forwardHidden(model: Model, tokens: ArrayLike<number>, cache: KvCache): Float32Array {
+  const { config: c, weights: w, backend: b } = model;
+  const m = tokens.length;
+  const d = c.hiddenSize;
+  const start = cache.length;
+  const shape = attentionShape(c);
+  const h = sharedFloat32(m * d);
+  for (let r = 0; r < m; r++) {
+    const id = tokens[r];
+    if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) {
+      throw new RangeError(`token id ${id} at position ${start + r} is outside the vocabulary [0, ${c.vocabSize})`);
+    }
+    h.set(w.embedding.subarray(id * d, (id + 1) * d), r * d);
+  }
+  for (let l = 0; l < c.numLayers; l++) {
+    const layer = w.layers[l];
+    const x = b.rmsnorm(h, m, layer.inputNorm, c.rmsNormEps);
+    const q = b.linear(x, m, layer.q);
+    const k = b.linear(x, m, layer.k);
+    const v = b.linear(x, m, layer.v);
+    b.rope(q, m, c.numHeads, c.headDim, start, model.invFreq);
+    b.rope(k, m, c.numKvHeads, c.headDim, start, model.invFreq);
+    const attn = b.attention(q, k, v, m, start, cache.layers[l], shape);
+    b.addInPlace(h, b.linear(attn, m, layer.o));
+    const x2 = b.rmsnorm(h, m, layer.postAttentionNorm, c.rmsNormEps);
+    const gate = b.linear(x2, m, layer.gate);
+    b.siluMul(gate, b.linear(x2, m, layer.up));
+    b.addInPlace(h, b.linear(gate, m, layer.down));
+  }
+  cache.length = start + m;
+  return b.rmsnorm(h, m, w.finalNorm, c.rmsNormEps);
+}
+
+/** Logits [rows, vocab] for `rows` consecutive rows of hidden states starting at row `first`. */
+export function logitsOf(model: Model, hidden: Float32Array, first: number, rows: number): Float32Array {
+  const d = model.config.hiddenSize;
+  const x = hidden.subarray(first * d, (first + rows) * d);
+  return model.backend.linear(x, rows, model.weights.lmHead);
+}
+
+/** Logits of the last position after feeding tokens (decode step or end of prefill). */
+export function forwardLastLogits(model: Model, tokens: ArrayLike<number>, cache: KvCache): Float32Array {
+  const hidden = forwardHidden(model, tokens, cache);
+  return logitsOf(model, hidden, tokens.length - 1, 1);
+}

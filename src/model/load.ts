@@ -1,0 +1,38 @@
+/**
+ * loadModel(dir): a Hugging Face model directory (or an intscale quantized checkpoint) read into
+ * a runnable Model on a backend, with its tokenizer when it has one.
+ */
+import { cpuBackend } from '../backends/cpu/cpu-backend.js';
+import type { Backend } from '../backends/backend.js';
+import { openModelDir, type ModelDir } from '../io/model-dir.js';
+import { loadTokenizer, type ModelTokenizer } from '../io/tokenizer.js';
+import type { FloatLinear, LinearWeight } from '../quant/types.js';
+import type { Model } from './forward.js';
+import { ropeInverseFrequencies } from './rope.js';
+import { readModelWeights, type LinearSlot } from './weights.js';
+
+export interface LoadedModel {
+  readonly model: Model;
+  readonly tokenizer: ModelTokenizer | null;
+  readonly source: ModelDir;
+}
+
+export interface LoadOptions {
+  readonly backend?: Backend;
+  /** replace a layer's float linears as it is read (quantize), so one float layer is alive at a time. */
+  readonly transformLayer?: (layer: number, linears: Record<LinearSlot, FloatLinear>) => Record<LinearSlot, LinearWeight>;
+}
+
+export function loadModel(dir: string, options: LoadOptions = {}): LoadedModel {
+  const source = openModelDir(dir);
+  try {
+    const { config } = source;
+    const weights = readModelWeights(source.weights, config, options.transformLayer);
+    const invFreq = ropeInverseFrequencies(config.headDim, config.ropeTheta, config.ropeScaling);
+    const model: Model = { config, weights, backend: options.backend ?? cpuBackend, invFreq };
+    const tokenizer = source.tokenizerPath === null ? null : loadTokenizer(dir);
+    return { model, tokenizer, source };
+  } finally {
+    source.weights.close();
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * The weights of a LLaMA-family decoder, named as Hugging Face names them, read from a
+ * checkpoint with every shape checked against config.json.
+ */
+import { InputError } from '../errors.js';
+import type { WeightSource } from '../io/weight-source.js';
+import type { FloatLinear, LinearWeight } from '../quant/types.js';
+import { readQuantizedLinear, storedLayerSettings, type StoredLayerSettings } from '../io/quantized-checkpoint.js';
+import type { ModelConfig } from './config.js';
+import { LINEAR_NAMES, LINEAR_SLOTS, hasBias, layerPrefix, linearShape, type LinearSlot } from './layout.js';
+
+export { LINEAR_NAMES, LINEAR_SLOTS, layerPrefix, linearShape, type LinearSlot } from './layout.js';
+
+export interface LayerWeights {
+  readonly inputNorm: Float32Array;
+  readonly postAttentionNorm: Float32Array;
+  readonly q: LinearWeight;
+  readonly k: LinearWeight;
+  readonly v: LinearWeight;
+  readonly o: LinearWeight;
+  readonly gate: LinearWeight;
+  readonly up: LinearWeight;
+  readonly down: LinearWeight;
+}
+
+export interface ModelWeights {
+  /** [vocab, hidden] */
+  readonly embedding: Float32Array;
+  readonly layers: LayerWeights[];
+  readonly finalNorm: Float32Array;
+  /** kept in float (as GPTQ/AWQ/the paper do); the embedding itself when tied. */
+  readonly lmHead: FloatLinear;
+}
+
+function readLinear(src: WeightSource, config: ModelConfig, layer: number, slot: LinearSlot,
+  stored: Record<string, StoredLayerSettings> | null): LinearWeight {
+  const [n, k] = linearShape(config, slot);
+  const name = layerPrefix(layer) + LINEAR_NAMES[slot];
+  const settings = stored?.[name];
+  if (settings !== undefined) return readQuantizedLinear(src, name, n, k, settings);
+  const w = src.float32(`${name}.weight`, [n, k]);
+  const bias = hasBias(config, slot) ? src.float32(`${name}.bias`, [n]) : undefined;
+  return { kind: 'float', n, k, w, bias };
+}
+
+/**
+ * Reads every weight, layer by layer. `onLayer` may replace a layer's linears (quantizing them)
+ * as soon as the layer is read, so the float copy of only one layer is alive at a time.
+ */
+export function readModelWeights(
+  src: WeightSource,
+  config: ModelConfig,
+  onLayer?: (layer: number, linears: Record<LinearSlot, FloatLinear>) => Record<LinearSlot, LinearWeight>,
+): ModelWeights {
+  const d = config.hiddenSize;
+  const stored = storedLayerSettings(src);
+  if (stored !== null && onLayer !== undefined) {
+    throw new InputError(`${src.files.join(', ')}: this checkpoint is already quantized; quantize the original float model instead`);
+  }
+  const embedding = src.float32('model.embed_tokens.weight', [config.vocabSize, d]);
+  const layers: LayerWeights[] = [];
+  for (let i = 0; i < config.numLayers; i++) {
+    const p = layerPrefix(i);
+    const read = Object.fromEntries(LINEAR_SLOTS.map((s) => [s, readLinear(src, config, i, s, stored)])) as Record<LinearSlot, LinearWeight>;
+    const linears = onLayer === undefined ? read : onLayer(i, read as Record<LinearSlot, FloatLinear>);
+    layers.push({
+      inputNorm: src.float32(`${p}input_layernorm.weight`, [d]),
+      postAttentionNorm: src.float32(`${p}post_attention_layernorm.weight`, [d]),
+      ...linears,
+    });
+  }
+  const finalNorm = src.float32('model.norm.weight', [d]);
+  const tied = config.tieWordEmbeddings;
+  const head = tied ? embedding : src.float32('lm_head.weight', [config.vocabSize, d]);
+  return { embedding, layers, finalNorm, lmHead: { kind: 'float', n: config.vocabSize, k: d, w: head } };
+}

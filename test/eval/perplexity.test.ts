@@ -1,0 +1,33 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import { negativeLogLikelihood, perplexity } from '../../src/eval/perplexity.js';
+import { loadModel } from '../../src/model/load.js';
+import { repoPath, sharedPath } from '../helpers/paths.js';
+
+test('negative log-likelihood is −log softmax, stable for large logits', () => {
+  const logits = new Float32Array([1000, 1001, 999]);
+  const z = Math.exp(-1) + 1 + Math.exp(-2);
+  assert.ok(Math.abs(negativeLogLikelihood(logits, 0, 3, 1) - Math.log(z)) < 1e-12);
+  assert.ok(Math.abs(negativeLogLikelihood(logits, 0, 3, 2) - (Math.log(z) + 2)) < 1e-12);
+});
+
+test('too short a text, or a bad seq-len, is a clear error', () => {
+  const { model } = loadModel(repoPath('models/tiny-wikitext'));
+  assert.throws(() => perplexity(model, [0, 5, 6], { seqLen: 8 }), /fewer than one window of 8; lower --seq-len/);
+  assert.throws(() => perplexity(model, [0, 5, 6], { seqLen: 1 }), /seq-len must be an integer ≥ 2/);
+});
+
+const wikitext = sharedPath('data/wikitext-2/test.txt');
+test('WikiText-2 perplexity of the embedded model equals transformers\' (16 windows of 128)', { skip: wikitext === null ? '../shared/data/wikitext-2 is absent' : false }, () => {
+  const { model, tokenizer } = loadModel(repoPath('models/tiny-wikitext'));
+  const expected = JSON.parse(fs.readFileSync(repoPath('models/tiny-wikitext/reference_perplexity.json'), 'utf8')).seq128_first16;
+  // the first 16·128 tokens only depend on the start of the file: tokenize a prefix, not 1.2 MB
+  const text = fs.readFileSync(wikitext!, 'utf8').slice(0, 40000);
+  const tokens = tokenizer!.encode(text);
+  let calls = 0;
+  const r = perplexity(model, tokens, { seqLen: 128, maxWindows: 16, onWindow: () => calls++ });
+  assert.equal(calls, 16);
+  assert.equal(r.tokensPredicted, expected.tokens_scored);
+  assert.ok(Math.abs(r.perplexity - expected.ppl) / expected.ppl < 1e-4, `ours ${r.perplexity} vs transformers ${expected.ppl}`);
+});

@@ -1,0 +1,54 @@
+/**
+ * The forward pass against transformers' own logits (float32, eager attention, CPU) saved
+ * beside each fixture by scripts/gpu/make_fixtures.py: prefill of the whole prompt, then
+ * token-by-token decode through the KV cache, both within 1e-4 relative.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { forwardHidden, logitsOf } from '../../src/model/forward.js';
+import { createKvCache } from '../../src/model/kv-cache.js';
+import { loadModel } from '../../src/model/load.js';
+import { fixturePath, repoPath } from '../helpers/paths.js';
+import { readReference } from '../helpers/reference.js';
+
+/** max |a − b| / max |b| over a row block: relative to the logits' scale. */
+function relativeError(a: Float32Array, b: Float32Array): number {
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < b.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i] - b[i]));
+    scale = Math.max(scale, Math.abs(b[i]));
+  }
+  return diff / scale;
+}
+
+const cases = [
+  ['llama (bf16, sharded, llama3 rope, GQA)', fixturePath('llama')],
+  ['mistral (f16, sliding window 8)', fixturePath('mistral')],
+  ['qwen2 (f32, q/k/v bias, tied embeddings)', fixturePath('qwen2')],
+  ['tiny-wikitext (the embedded trained model)', repoPath('models/tiny-wikitext')],
+] as const;
+
+for (const [label, dir] of cases) {
+  test(`${label}: prefill and decode logits match transformers within 1e-4`, () => {
+    const { model } = loadModel(dir);
+    const ref = readReference(dir);
+    const t = ref.inputIds.length;
+    const vocab = model.config.vocabSize;
+    assert.equal(ref.logits.length, t * vocab);
+
+    const prefillCache = createKvCache(model.config, t);
+    const hidden = forwardHidden(model, ref.inputIds, prefillCache);
+    const prefill = logitsOf(model, hidden, 0, t);
+    const prefillErr = relativeError(prefill, ref.logits);
+    assert.ok(prefillErr < 1e-4, `prefill relative error ${prefillErr}`);
+
+    const cache = createKvCache(model.config, t);
+    for (let i = 0; i < t; i++) {
+      const h = forwardHidden(model, [ref.inputIds[i]], cache);
+      const row = logitsOf(model, h, 0, 1);
+      const err = relativeError(row, ref.logits.subarray(i * vocab, (i + 1) * vocab));
+      assert.ok(err < 1e-4, `decode step ${i} relative error ${err}`);
+    }
+  });
+}
