@@ -5,13 +5,15 @@ import { InputError } from '../errors.js';
 import { evalCommand } from './commands/eval.js';
 import { generateCommand } from './commands/generate.js';
 import { quantizeCommand } from './commands/quantize.js';
+import { demoCommand } from './commands/demo.js';
 
 const program = new Command('intscale')
   .description('Integer Scale fine-grained quantization (W4A8, integer group scales) for LLaMA-family models')
   .showHelpAfterError()
   .addCommand(evalCommand)
   .addCommand(generateCommand)
-  .addCommand(quantizeCommand);
+  .addCommand(quantizeCommand)
+  .addCommand(demoCommand);
 
 try {
   await program.parseAsync(process.argv);
