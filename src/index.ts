@@ -1,0 +1,21 @@
+/** The public library API of intscale. */
+export { loadModel, type LoadedModel, type LoadOptions } from './model/load.js';
+export { forwardHidden, forwardLastLogits, logitsOf, type Model } from './model/forward.js';
+export { createKvCache, type KvCache } from './model/kv-cache.js';
+export { generate, type GenerateOptions, type GenerateResult } from './model/generate.js';
+export { sampleToken, seededRandom, argmax, type SamplingOptions } from './model/sampling.js';
+export type { ModelConfig, Architecture, RopeScaling } from './model/config.js';
+export { perplexity, type PerplexityOptions, type PerplexityResult } from './eval/perplexity.js';
+export { quantizeLinear, quantizeLinearReport, dequantize, weightMse } from './quant/quantize-linear.js';
+export { layerQuantizer, type LinearReport } from './quant/quantize-model.js';
+export { DEFAULT_SPEC, describeSpec, type QuantRecipe } from './quant/recipe.js';
+export { chooseAlpha, type AlphaChoice } from './quant/amplifier.js';
+export { proveNoOverflow, type OverflowProof } from './quant/overflow.js';
+export { quantizeActivations, type QuantizedActivations } from './quant/activation-quant.js';
+export { packInt4, unpackInt4 } from './quant/int4-pack.js';
+export type * from './quant/types.js';
+export { writeQuantizedCheckpoint } from './io/quantized-checkpoint.js';
+export { openModelDir, loadTokenizer, openSafetensors, writeSafetensors } from './io/index.js';
+export { cpuBackend } from './backends/cpu/cpu-backend.js';
+export type { Backend } from './backends/backend.js';
+export { InputError } from './errors.js';
