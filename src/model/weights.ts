@@ -6,6 +6,7 @@ import { InputError } from '../errors.js';
 import type { WeightSource } from '../io/weight-source.js';
 import type { FloatLinear, LinearWeight } from '../quant/types.js';
 import { readQuantizedLinear, storedLayerSettings, type StoredLayerSettings } from '../io/quantized-checkpoint.js';
+import { withArenaAllocation } from '../tensor/shared.js';
 import type { ModelConfig } from './config.js';
 import { LINEAR_NAMES, LINEAR_SLOTS, hasBias, layerPrefix, linearShape, type LinearSlot } from './layout.js';
 
@@ -57,11 +58,16 @@ export function readModelWeights(
   if (stored !== null && onLayer !== undefined) {
     throw new InputError(`${src.files.join(', ')}: this checkpoint is already quantized; quantize the original float model instead`);
   }
-  const embedding = src.float32('model.embed_tokens.weight', [config.vocabSize, d]);
+  // Weights that stay in float go to the WASM arena (the SIMD matmul reads them there; the arena
+  // is never freed). Float layers about to be quantized are read outside it, so they can be
+  // collected once quantized.
+  const kept = withArenaAllocation;
+  const embedding = kept(() => src.float32('model.embed_tokens.weight', [config.vocabSize, d]));
   const layers: LayerWeights[] = [];
   for (let i = 0; i < config.numLayers; i++) {
     const p = layerPrefix(i);
-    const read = Object.fromEntries(LINEAR_SLOTS.map((s) => [s, readLinear(src, config, i, s, stored)])) as Record<LinearSlot, LinearWeight>;
+    const readAll = () => Object.fromEntries(LINEAR_SLOTS.map((s) => [s, readLinear(src, config, i, s, stored)])) as Record<LinearSlot, LinearWeight>;
+    const read = onLayer === undefined ? kept(readAll) : readAll();
     const linears = onLayer === undefined ? read : onLayer(i, read as Record<LinearSlot, FloatLinear>);
     layers.push({
       inputNorm: src.float32(`${p}input_layernorm.weight`, [d]),
@@ -71,6 +77,6 @@ export function readModelWeights(
   }
   const finalNorm = src.float32('model.norm.weight', [d]);
   const tied = config.tieWordEmbeddings;
-  const head = tied ? embedding : src.float32('lm_head.weight', [config.vocabSize, d]);
+  const head = tied ? embedding : kept(() => src.float32('lm_head.weight', [config.vocabSize, d]));
   return { embedding, layers, finalNorm, lmHead: { kind: 'float', n: config.vocabSize, k: d, w: head } };
 }

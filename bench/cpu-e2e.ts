@@ -1,0 +1,67 @@
+/**
+ * End-to-end CPU speed: prefill and decode tokens/s of a model in float32 and quantized
+ * (W4A8 integer scale, W4A8 float scale), measured in one run on the same prompt.
+ *
+ *   npx tsc -p . && node dist/bench/cpu-e2e.js [--model DIR] [--prompt-tokens 256] [--decode-tokens 64] [--reps 3]
+ *
+ * Prints the machine (CPU model, cores, threads used, Node version), the model's shape, the
+ * repetitions and the median of each figure.
+ */
+import { availableParallelism, cpus, loadavg } from 'node:os';
+import { parseArgs } from 'node:util';
+import { DEFAULT_MODEL_DIR } from '../src/cli/default-model.js';
+import { cpuPool } from '../src/backends/cpu/pool/index.js';
+import { generate } from '../src/model/generate.js';
+import { loadModel, type LoadedModel } from '../src/model/load.js';
+import { layerQuantizer } from '../src/quant/quantize-model.js';
+import { DEFAULT_SPEC, describeSpec, type QuantRecipe } from '../src/quant/recipe.js';
+import type { QuantSpec } from '../src/quant/types.js';
+
+const { values } = parseArgs({
+  options: {
+    model: { type: 'string', default: DEFAULT_MODEL_DIR },
+    'prompt-tokens': { type: 'string', default: '256' },
+    'decode-tokens': { type: 'string', default: '64' },
+    reps: { type: 'string', default: '3' },
+  },
+});
+const promptTokens = Number(values['prompt-tokens']);
+const decodeTokens = Number(values['decode-tokens']);
+const reps = Number(values.reps);
+
+const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1]!;
+
+function quantized(spec: QuantSpec): LoadedModel {
+  const recipe: QuantRecipe = { method: 'rtn', base: spec, overrides: {} };
+  return loadModel(values.model!, { transformLayer: layerQuantizer(recipe).transform });
+}
+
+const settings: [string, () => LoadedModel][] = [
+  ['float32', () => loadModel(values.model!)],
+  [describeSpec(DEFAULT_SPEC), () => quantized(DEFAULT_SPEC)],
+  [describeSpec({ ...DEFAULT_SPEC, scale: 'float' }), () => quantized({ ...DEFAULT_SPEC, scale: 'float' })],
+];
+
+const cpu = cpus()[0]?.model ?? 'unknown CPU';
+console.log(`machine: ${cpu}, ${availableParallelism()} cores, pool threads ${cpuPool().threads}, load avg ${loadavg()[0].toFixed(2)}, node ${process.version}`);
+const first = settings[0][1]();
+const c = first.model.config;
+console.log(`model: ${values.model} (${c.architecture}, ${c.numLayers} layers, hidden ${c.hiddenSize}, ffn ${c.intermediateSize}, vocab ${c.vocabSize})`);
+console.log(`prompt ${promptTokens} tokens (one batched prefill), then ${decodeTokens} decode steps; median of ${reps} runs after one warm-up\n`);
+const prompt = Array.from({ length: promptTokens }, (_, i) => (i * 7919 + 13) % c.vocabSize);
+
+const rows = settings.map(([name, load]) => {
+  const { model } = name === 'float32' ? first : load();
+  const run = () => generate(model, prompt, { maxNewTokens: decodeTokens + 1, temperature: 0, topP: 1, seed: 0, stopTokens: [] });
+  run();
+  const prefill: number[] = [];
+  const decode: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    const g = run();
+    prefill.push(g.prefillTokens / g.prefillSeconds);
+    decode.push(g.decodeTokens / g.decodeSeconds);
+  }
+  return { setting: name, 'prefill tok/s': Math.round(median(prefill)), 'decode tok/s': Math.round(median(decode)) };
+});
+console.table(rows);
+process.exit(0);
