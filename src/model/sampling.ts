@@ -2,23 +2,15 @@
  * Next-token choice from logits: greedy (temperature 0) or temperature + nucleus (top-p) sampling
  * with a seeded generator, so a run with the same seed repeats exactly.
  */
+import { seededRandom } from '../tensor/random.js';
+
+export { seededRandom };
+
 export interface SamplingOptions {
   /** 0 = greedy. */
   readonly temperature: number;
   /** nucleus: sample among the most likely tokens whose probabilities sum to at least topP. */
   readonly topP: number;
-}
-
-/** mulberry32: a small, fast, seedable generator of uniform numbers in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export function argmax(logits: Float32Array): number {

@@ -1,4 +1,5 @@
 /** Seeded pseudo-random numbers for tests: mulberry32 uniforms and Box-Muller normals. */
+import { seededRandom } from '../../src/tensor/random.js';
 
 export interface Rng {
   /** uniform in [0, 1). */
@@ -10,14 +11,7 @@ export interface Rng {
 }
 
 export function makeRng(seed: number): Rng {
-  let state = seed >>> 0;
-  const uniform = (): number => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const uniform = seededRandom(seed);
   const normal = (): number => {
     const u = 1 - uniform(); // (0, 1]
     return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * uniform());

@@ -3,19 +3,11 @@ import assert from 'node:assert/strict';
 import { matmulF32 } from '../../../src/backends/cpu/matmul.js';
 import { buildMatmulF32WasmModule } from '../../../src/backends/cpu/matmul-f32-wasm-module.js';
 import { CpuPool } from '../../../src/backends/cpu/pool/index.js';
+import { seededRandom } from '../../../src/tensor/random.js';
 import { arenaAddress, arenaMemory, sharedFloat32, sharedInt8, toSharedFloat32, withArenaAllocation } from '../../../src/tensor/shared.js';
 
-/** mulberry32: a small seeded generator, so failures reproduce. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** seeded, so failures reproduce. */
+const rng = seededRandom;
 
 /** length floats in the arena. */
 function arenaFloats(length: number): Float32Array {

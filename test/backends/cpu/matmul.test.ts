@@ -2,19 +2,11 @@ import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { matmulF32 } from '../../../src/backends/cpu/matmul.js';
 import { CpuPool } from '../../../src/backends/cpu/pool/index.js';
+import { seededRandom } from '../../../src/tensor/random.js';
 import { sharedFloat32, withArenaAllocation } from '../../../src/tensor/shared.js';
 
-/** mulberry32: a small seeded generator, so failures reproduce. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** seeded, so failures reproduce. */
+const rng = seededRandom;
 
 /** Random values in [-1, 1) in the shared arena, where both kernels (JS and WASM) can read them. */
 function randomShared(length: number, next: () => number): Float32Array {
@@ -52,7 +44,7 @@ describe('matmulF32', () => {
   after(() => pool.close());
 
   const shapes: [number, number, number][] = [
-    [1, 1, 1], [1, 7, 3], [2, 17, 5], [3, 63, 13], [5, 130, 66], [7, 33, 9], [1, 257, 131], [4, 64, 4],
+    [1, 1, 1], [2, 0, 3], [1, 7, 3], [2, 17, 5], [3, 63, 13], [5, 130, 66], [7, 33, 9], [1, 257, 131], [4, 64, 4],
   ];
   for (const [m, k, n] of shapes) {
     for (const withBias of [false, true]) {
