@@ -1,0 +1,79 @@
+/** The CLI end to end: commands run, and bad input prints one clear line and exits 2. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fixturePath, repoPath } from '../helpers/paths.js';
+
+const CLI = repoPath('dist/src/cli/main.js');
+
+function run(...args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 120_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function tempCopy(dir: string): string {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'intscale-cli-'));
+  fs.cpSync(dir, out, { recursive: true });
+  return out;
+}
+
+test('generate streams a greedy continuation and reports tokens/s', () => {
+  const r = run('generate', '-m', fixturePath('llama'), '-p', 'The game', '-n', '5');
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(r.stdout.startsWith('The game'));
+  assert.match(r.stderr, /prefill: \d+ tokens in [\d.]+ s \([\d.]+ tok\/s\); decode: 4 tokens/);
+});
+
+test('quantize then eval the quantized checkpoint', () => {
+  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'intscale-cli-')), 'q');
+  const q = run('quantize', '-m', fixturePath('qwen2'), '-o', out, '--group', '32', '--override', 'down_proj=w8a8,float');
+  assert.equal(q.code, 0, q.stderr);
+  assert.match(q.stdout, /quantized 14 linear layers/);
+  assert.match(q.stdout, /W4A8 g32 IS α≤2\^10 \(safe\) → α=2\^10/);
+  const text = path.join(out, 'text.txt');
+  fs.writeFileSync(text, 'The game began development in 2010 , carrying over a large portion of the work . '.repeat(8));
+  const e = run('eval', '-m', out, '-t', text, '--seq-len', '32', '--json');
+  assert.equal(e.code, 0, e.stderr);
+  const row = JSON.parse(e.stdout.trim()) as { perplexity: number; windows: number };
+  assert.ok(Number.isFinite(row.perplexity) && row.perplexity > 1);
+  assert.ok(row.windows >= 1);
+});
+
+test('bad input: one clear line on stderr, exit code 2', () => {
+  const missing = run('eval', '-m', '/nonexistent/model', '-t', 'x.txt');
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /x\.txt: text file not found|\/nonexistent\/model: model directory not found/);
+
+  const noModel = run('generate', '-m', '/nonexistent/model', '-p', 'hi');
+  assert.equal(noModel.code, 2);
+  assert.equal(noModel.stderr.trim(), 'intscale: /nonexistent/model: model directory not found');
+
+  const badAlpha = run('quantize', '-o', '/tmp/never', '--alpha', '1000');
+  assert.notEqual(badAlpha.code, 0);
+  assert.match(badAlpha.stderr, /α must be a power of two from 1 to 2\^30/);
+
+  const badOverride = run('quantize', '-o', '/tmp/never', '--override', 'mlp=w8');
+  assert.notEqual(badOverride.code, 0);
+  assert.match(badOverride.stderr, /module one of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj/);
+});
+
+test('a truncated safetensors file and an unsupported architecture are named', () => {
+  const truncated = tempCopy(fixturePath('mistral'));
+  const file = path.join(truncated, 'model.safetensors');
+  fs.truncateSync(file, Math.floor(fs.statSync(file).size / 2));
+  const t = run('generate', '-m', truncated, '-p', 'hi');
+  assert.equal(t.code, 2);
+  assert.match(t.stderr, /model\.safetensors/);
+  assert.match(t.stderr, /past the end|truncated/);
+
+  const mixtral = tempCopy(fixturePath('mistral'));
+  const cfgPath = path.join(mixtral, 'config.json');
+  const cfg = JSON.parse(fs.readFileSync(cfgPath, 'utf8'));
+  fs.writeFileSync(cfgPath, JSON.stringify({ ...cfg, model_type: 'mixtral', architectures: ['MixtralForCausalLM'] }));
+  const m = run('generate', '-m', mixtral, '-p', 'hi');
+  assert.equal(m.code, 2);
+  assert.match(m.stderr, /mixtral/);
+});
