@@ -1,0 +1,50 @@
+/**
+ * Device memory with explicit ownership: whoever allocates a DeviceBuffer frees it with free().
+ * No finalizers: GPU memory is released when the code says so, never at a GC's whim.
+ */
+import type { DriverApi } from './driver.js';
+
+export class DeviceBuffer {
+  private freed = false;
+
+  constructor(
+    private readonly api: DriverApi,
+    /** the device address (CUdeviceptr). */
+    readonly ptr: number,
+    readonly bytes: number,
+  ) {}
+
+  /** Throws when used after free(). */
+  get address(): number {
+    if (this.freed) throw new Error('DeviceBuffer used after free()');
+    return this.ptr;
+  }
+
+  get isFreed(): boolean {
+    return this.freed;
+  }
+
+  /** Copies host bytes into the buffer at byte offset `offset`. */
+  upload(src: ArrayBufferView, offset = 0): void {
+    if (offset + src.byteLength > this.bytes) throw new RangeError(`upload of ${src.byteLength} B at ${offset} overflows a ${this.bytes} B buffer`);
+    this.api.check('cuMemcpyHtoD', this.api.fn.cuMemcpyHtoD!(this.address + offset, src, src.byteLength) as number);
+  }
+
+  /** Copies the buffer (or its first dst.byteLength bytes from `offset`) to the host; synchronous. */
+  download<T extends ArrayBufferView>(dst: T, offset = 0): T {
+    if (offset + dst.byteLength > this.bytes) throw new RangeError(`download of ${dst.byteLength} B at ${offset} overflows a ${this.bytes} B buffer`);
+    this.api.check('cuMemcpyDtoH', this.api.fn.cuMemcpyDtoH!(dst, this.address + offset, dst.byteLength) as number);
+    return dst;
+  }
+
+  /** Sets every byte to `value` (0xFF poisons float outputs with NaN). */
+  fill(value: number): void {
+    this.api.check('cuMemsetD8', this.api.fn.cuMemsetD8!(this.address, value & 0xff, this.bytes) as number);
+  }
+
+  free(): void {
+    if (this.freed) return;
+    this.freed = true;
+    this.api.check('cuMemFree', this.api.fn.cuMemFree!(this.ptr) as number);
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * cuBLAS through koffi: only what the FP16 baseline needs (a handle bound to a stream and
+ * cublasGemmEx with fp16 inputs/outputs and fp32 accumulation, as PyTorch's fp16 matmul does).
+ */
+import { loadCudaLibrary, optionalFunc, CudaUnavailableError, type NativeFunction } from './libs.js';
+
+export class CublasError extends Error {
+  constructor(call: string, code: number) {
+    super(`${call} failed: cublasStatus ${code}${STATUS[code] ? ` (${STATUS[code]})` : ''}`);
+    this.name = 'CublasError';
+  }
+}
+
+const STATUS: Record<number, string> = {
+  1: 'NOT_INITIALIZED',
+  3: 'ALLOC_FAILED',
+  7: 'INVALID_VALUE',
+  8: 'ARCH_MISMATCH',
+  11: 'MAPPING_ERROR',
+  13: 'EXECUTION_FAILED',
+  14: 'INTERNAL_ERROR',
+  15: 'NOT_SUPPORTED',
+};
+
+const CUBLAS_OP_N = 0;
+const CUBLAS_OP_T = 1;
+const CUDA_R_16F = 2;
+const CUBLAS_COMPUTE_32F = 68;
+const CUBLAS_GEMM_DEFAULT = -1;
+
+const SIGS: Record<string, [string[], string]> = {
+  create: [['cublasCreate_v2'], 'int $NAME(_Out_ uint64_t *handle)'],
+  destroy: [['cublasDestroy_v2'], 'int $NAME(void *handle)'],
+  setStream: [['cublasSetStream_v2'], 'int $NAME(void *handle, void *stream)'],
+  getVersion: [['cublasGetVersion_v2'], 'int $NAME(void *handle, _Out_ int *v)'],
+  gemmEx: [
+    ['cublasGemmEx'],
+    'int $NAME(void *h, int transa, int transb, int m, int n, int k, const float *alpha, uint64_t A, int atype, int lda, uint64_t B, int btype, int ldb, const float *beta, uint64_t C, int ctype, int ldc, int computeType, int algo)',
+  ],
+};
+
+/** A cuBLAS handle on one stream; destroy() releases it. */
+export class Cublas {
+  private readonly f: Record<string, NativeFunction>;
+  private handle: bigint;
+  private readonly one = new Float32Array([1]);
+  private readonly zero = new Float32Array([0]);
+
+  constructor(stream: bigint) {
+    const lib = loadCudaLibrary('cublas');
+    const f: Record<string, NativeFunction> = {};
+    for (const [key, [names, sig]] of Object.entries(SIGS)) {
+      const fn = optionalFunc(lib, names, sig);
+      if (!fn) throw new CudaUnavailableError(`libcublas exports none of ${names.join(', ')}`);
+      f[key] = fn;
+    }
+    this.f = f;
+    const h = new BigUint64Array(1);
+    this.check('cublasCreate', f.create!(h) as number);
+    this.handle = h[0]!;
+    this.check('cublasSetStream', f.setStream!(this.handle, stream) as number);
+  }
+
+  private check(call: string, code: number): void {
+    if (code !== 0) throw new CublasError(call, code);
+  }
+
+  version(): number {
+    const v = new Int32Array(1);
+    this.check('cublasGetVersion', this.f.getVersion!(this.handle, v) as number);
+    return v[0]!;
+  }
+
+  /**
+   * Y[M,N] = X[M,K] · W[N,K]ᵀ, all fp16 row-major, fp32 accumulation. In cuBLAS's column-major
+   * terms: Yᵀ (N×M) = op_T(W as K×N) · Xᵀ (K×M).
+   */
+  gemmF16(y: number, x: number, w: number, M: number, N: number, K: number): void {
+    this.check(
+      'cublasGemmEx(fp16)',
+      this.f.gemmEx!(this.handle, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, this.one, w, CUDA_R_16F, K, x, CUDA_R_16F, K, this.zero, y, CUDA_R_16F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT) as number,
+    );
+  }
+
+  destroy(): void {
+    if (this.handle !== 0n) {
+      this.check('cublasDestroy', this.f.destroy!(this.handle) as number);
+      this.handle = 0n;
+    }
+  }
+}

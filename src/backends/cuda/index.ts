@@ -1,0 +1,23 @@
+/** The CUDA backend: bindings (driver, NVRTC, cuBLAS), device memory, kernels and W4A8 layers. */
+export { CudaUnavailableError, cudaLibraryDirs } from './libs.js';
+export { CudaError } from './driver.js';
+export { NvrtcError } from './nvrtc.js';
+export { CublasError, Cublas } from './cublas.js';
+export { DeviceBuffer } from './buffer.js';
+export { CudaContext, type DeviceInfo, type KernelArg } from './context.js';
+export { getKernel, kernelsDir } from './kernel-cache.js';
+export { repackW4A8, repackW4, repackScales, intScaleBound, paddedRows } from './repack.js';
+export { uploadW4A8, freeW4A8, w4a8Linear, chooseW4A8Config, quantizeActivationsCuda, type W4A8Layer, type W4A8Config } from './w4a8.js';
+
+import { CudaContext } from './context.js';
+import { CudaUnavailableError } from './libs.js';
+
+/** A context on GPU 0, or the reason there is none (for tests that skip without a GPU). */
+export function tryCudaContext(): { ctx: CudaContext } | { reason: string } {
+  try {
+    return { ctx: new CudaContext(0) };
+  } catch (e) {
+    if (e instanceof CudaUnavailableError) return { reason: e.message.split('\n')[0]! };
+    return { reason: `CUDA init failed: ${(e as Error).message.split('\n')[0]}` };
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * Kernels are compiled with NVRTC at first use and cached on disk, keyed by a hash of the
+ * source, the compile options, the architecture and the NVRTC version. The cache folder is
+ * $INTSCALE_CUDA_CACHE, else $XDG_CACHE_HOME/intscale/cuda, else ~/.cache/intscale/cuda.
+ * Loaded modules are also kept per context in memory.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { CudaContext, CudaFunction } from './context.js';
+import { compileToCubin, nvrtcVersion } from './nvrtc.js';
+
+/** The folder holding kernels/*.cu: next to this module when shipped, else in the source tree. */
+export function kernelsDir(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const candidates = [join(here, 'kernels'), join(here, '..', '..', '..', '..', 'src', 'backends', 'cuda', 'kernels')];
+  for (const c of candidates) if (existsSync(join(c, 'w4a8_decode.cu'))) return c;
+  throw new Error(`CUDA kernel sources not found (looked in ${candidates.join(', ')})`);
+}
+
+/** A kernel's source with its `#include "x.cuh"` lines inlined from the same folder (NVRTC has no -I here). */
+export function readKernelSource(file: string): string {
+  const dir = kernelsDir();
+  return readFileSync(join(dir, file), 'utf8').replace(/^#include "([\w.]+)"$/gm, (_m, inc: string) =>
+    readFileSync(join(dir, inc), 'utf8').replace(/^#pragma once$/m, ''),
+  );
+}
+
+function cacheDir(): string {
+  if (process.env.INTSCALE_CUDA_CACHE) return process.env.INTSCALE_CUDA_CACHE;
+  const base = process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache');
+  return join(base, 'intscale', 'cuda');
+}
+
+/** Compile statistics, for reports. */
+export const compileStats = { compiled: 0, fromDisk: 0, compileMs: 0 };
+
+/** The cubin for (source, defines, arch), from the disk cache or freshly compiled. */
+export function cubinFor(file: string, defines: Record<string, number | string>, arch: string): Uint8Array {
+  const source = readKernelSource(file);
+  const options = [
+    `--gpu-architecture=${arch}`,
+    '--std=c++17',
+    '-default-device',
+    ...Object.entries(defines).map(([k, v]) => `-D${k}=${v}`),
+  ];
+  const key = createHash('sha256')
+    .update(source)
+    .update('\0')
+    .update(options.join('\0'))
+    .update('\0')
+    .update(nvrtcVersion())
+    .digest('hex')
+    .slice(0, 32);
+  const dir = cacheDir();
+  const path = join(dir, `${file.replace(/\W/g, '_')}-${arch}-${key}.cubin`);
+  if (existsSync(path)) {
+    compileStats.fromDisk++;
+    return new Uint8Array(readFileSync(path));
+  }
+  const t0 = performance.now();
+  const { cubin } = compileToCubin(source, file, options);
+  compileStats.compiled++;
+  compileStats.compileMs += performance.now() - t0;
+  try {
+    mkdirSync(dir, { recursive: true });
+    const tmp = `${path}.${process.pid}.tmp`;
+    writeFileSync(tmp, cubin);
+    renameSync(tmp, path);
+  } catch {
+    // a read-only cache folder only costs a recompile next time
+  }
+  return cubin;
+}
+
+const modules = new WeakMap<CudaContext, Map<string, bigint>>();
+
+/** Loads (compiling if needed) `kernel` from `file` built with `defines`, on `ctx`. */
+export function getKernel(
+  ctx: CudaContext,
+  file: string,
+  kernel: string,
+  defines: Record<string, number | string> = {},
+  dynamicShared = 0,
+): CudaFunction {
+  let perCtx = modules.get(ctx);
+  if (!perCtx) {
+    perCtx = new Map();
+    modules.set(ctx, perCtx);
+  }
+  const modKey = `${file}|${JSON.stringify(defines)}`;
+  let mod = perCtx.get(modKey);
+  if (mod === undefined) {
+    mod = ctx.loadModule(cubinFor(file, defines, ctx.arch));
+    perCtx.set(modKey, mod);
+  }
+  const fnKey = `${modKey}|${kernel}|${dynamicShared}`;
+  let fn = functions.get(ctx)?.get(fnKey);
+  if (!fn) {
+    fn = ctx.getFunction(mod, kernel, dynamicShared);
+    if (!functions.has(ctx)) functions.set(ctx, new Map());
+    functions.get(ctx)!.set(fnKey, fn);
+  }
+  return fn;
+}
+
+const functions = new WeakMap<CudaContext, Map<string, CudaFunction>>();

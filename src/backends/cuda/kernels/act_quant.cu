@@ -1,0 +1,41 @@
+// Per-token dynamic int8 activation quantization (symmetric), bit-exact with
+// src/quant/activation-quant.ts:
+//   a[m]    = fround( max_k |x[m,k]| / 127 )          (division in float64, like the JS reference)
+//   xq[m,k] = clamp( rint_half_even( x[m,k] / a[m] ), -127, 127 )   (float64 division)
+//   a row of zeros gives a = 0 and xq = 0.
+// Layout: x [M, K] float32 row-major, xq [M, K] int8 row-major, a [M] float32. K % 4 == 0.
+// One block of 256 threads per token; float4 loads, char4 stores.
+extern "C" __global__ void __launch_bounds__(256)
+act_quant(const float* __restrict__ x, signed char* __restrict__ xq, float* __restrict__ scales, int K) {
+  const int row = blockIdx.x;
+  const float4* xr = reinterpret_cast<const float4*>(x + (size_t)row * K);
+  char4* qr = reinterpret_cast<char4*>(xq + (size_t)row * K);
+  const int K4 = K >> 2;
+  float amax = 0.f;
+  for (int i = threadIdx.x; i < K4; i += 256) {
+    float4 v = xr[i];
+    amax = fmaxf(amax, fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w))));
+  }
+  for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+  __shared__ float red[8];
+  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = amax;
+  __syncthreads();
+  amax = red[0];
+  for (int w = 1; w < 8; ++w) amax = fmaxf(amax, red[w]);
+  const float a = (float)((double)amax / 127.0);
+  if (threadIdx.x == 0) scales[row] = a;
+  const double ad = (double)a;
+  for (int i = threadIdx.x; i < K4; i += 256) {
+    float4 v = xr[i];
+    char4 q;
+    if (a == 0.f) {
+      q = make_char4(0, 0, 0, 0);
+    } else {
+      q.x = (signed char)max(-127, min(127, __double2int_rn((double)v.x / ad)));
+      q.y = (signed char)max(-127, min(127, __double2int_rn((double)v.y / ad)));
+      q.z = (signed char)max(-127, min(127, __double2int_rn((double)v.z / ad)));
+      q.w = (signed char)max(-127, min(127, __double2int_rn((double)v.w / ad)));
+    }
+    qr[i] = q;
+  }
+}

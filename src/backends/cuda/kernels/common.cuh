@@ -1,0 +1,35 @@
+// Shared device helpers for intscale's kernels (inlined into each .cu by the loader).
+//
+// int4 fragment trick used by every W4 kernel: a 32-bit word holds 8 two's-complement nibbles.
+//   hi16(w) = w & 0xF0F0F0F0        -> 4 bytes, each the int8 16*q of a high nibble (exact)
+//   lo16(w) = (w << 4) & 0xF0F0F0F0 -> 4 bytes, each 16*q of a low nibble (exact)
+// so one or two logic ops give tensor-core-ready int8 operands equal to 16*q; the factor 16
+// (a power of two) is removed exactly in the epilogue.
+#pragma once
+typedef unsigned int u32;
+
+__device__ __forceinline__ u32 lo16(u32 w) { return (w << 4) & 0xF0F0F0F0u; }
+__device__ __forceinline__ u32 hi16(u32 w) { return w & 0xF0F0F0F0u; }
+
+// D = A(16x32 s8, row) * B(32x8 s8, col) + C (s32), accumulating in place.
+__device__ __forceinline__ void mma_s8(int (&c)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
+  asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// 16-byte streaming load that does not pollute L1 (weights are read exactly once).
+__device__ __forceinline__ uint4 ld_stream(const uint4* p) {
+  uint4 r;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p));
+  return r;
+}
+
+__device__ __forceinline__ u32 smem_u32(const void* p) { return (u32)__cvta_generic_to_shared(p); }
+
+__device__ __forceinline__ void cp_async16(u32 dst, const void* src, int src_bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(dst), "l"(src), "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" :: "n"(N)); }

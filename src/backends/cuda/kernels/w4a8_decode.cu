@@ -1,0 +1,213 @@
+// W4A8 decode-shaped GEMM (M <= 16 tokens): y[m,n] = x[m,:] . W'[n,:], streaming int4 weights.
+//
+// Math (DESIGN.md §1). acc[m,n,g] = sum_{k in g} xq[m,k]*q[n,k] (int32), then per output:
+//   SCALE_INT=1 (integer scale): T = sum_g acc*S[n,g] (int32), y = fround(fround(float(T))*a[m]) * 2^-b
+//   SCALE_INT=0 (float scale):   t = sum_g float(acc)*s[n,g] (f32, FMA),  y = a[m]*t
+// Operands reach the tensor core as 16*q (see common.cuh), so each group sum is acc' = 16*acc:
+//   IS_SHIFT=1: T += (acc' >> 4) * S     (exact for any layer that does not overflow int32)
+//   IS_SHIFT=0: T' += acc' * S = 16*T    (exact when 16*bound < 2^31; the host checks the layer's
+//               bound and passes post = 2^-(b+4); float(16T) = 16*float(T) exactly)
+//   float scale: the host uploads s/16 (exact), so float(acc')*(s/16) == float(acc)*s.
+//
+// Tensor-core mapping ("swap AB": weights are the 16-row A operand, tokens the 8-column B):
+//   mma.m16n8k32: A = 16 weight rows x 32 k, B = 32 k x 8 tokens, C = 16 rows x 8 tokens.
+//   MT = 1 (M <= 8) or 2 (M <= 16) token halves.
+//
+// k permutation: inside each 64-k block the 64 positions are renumbered so every thread's
+// operands are 16 consecutive k of natural order: lane (gid = lane/4, tig = lane%4) owns natural
+// k = tig*16 .. tig*16+15. For mma step ks (0,1) of the block, fragment position p (0..31) holds
+// natural k = (p%16/4)*16 + ks*8 + (p/16)*4 + p%4. A dot product does not care about k order, so
+// activations are read in their natural [M, K] layout (one 16-byte load per thread per block).
+//
+// Weight layout (repacked offline by repack.ts), 16-byte units:
+//   wq[tile][step][lane] with tile = n/16, step = k/64, lane 0..31; the 16 bytes of a lane are 4
+//   words: w0 = (row gid, ks 0), w1 = (row gid+8, ks 0), w2 = (row gid, ks 1), w3 = (row gid+8, ks 1)
+//   where byte j of word (r, ks) = q[r][k0 + tig*16 + ks*8 + j] (low nibble)
+//                                | q[r][k0 + tig*16 + ks*8 + 4 + j] << 4 (high nibble).
+//   Then for step ks: a0 = lo16(w(gid)), a1 = lo16(w(gid+8)), a2 = hi16(w(gid)), a3 = hi16(w(gid+8)).
+//   A warp's step load is 512 contiguous bytes. Rows are padded with zeros to a multiple of 128.
+// Scales: sc[tile][g][16] (the 16 rows of a tile contiguous per group), int32 (IS) or f32 (FS, /16).
+//
+// Work split: a block of WK warps owns NTW row tiles (16*NTW rows) over all of K; warp w takes
+// the 128-k chunks [w*C/WK, (w+1)*C/WK), double-buffering its 16-byte loads in registers; group
+// sums are closed at group ends and at the end of a warp's range (integer sums are exact in any
+// split; float sums change only in rounding). Warps' partial totals are added in shared memory
+// (int32, or f32 in warp order) and the epilogue writes y [M, N] f32 row-major.
+// Requires K % 128 == 0, GROUP % 128 == 0, GROUP | K, M <= 8*MT.
+#include "common.cuh"
+
+#ifndef MT
+#define MT 1
+#endif
+#ifndef NTW
+#define NTW 1
+#endif
+#ifndef WK
+#define WK 8
+#endif
+#ifndef GROUP
+#define GROUP 128
+#endif
+#ifndef SCALE_INT
+#define SCALE_INT 1
+#endif
+#ifndef IS_SHIFT
+#define IS_SHIFT 1
+#endif
+
+#if SCALE_INT
+typedef int scale_t;
+#else
+typedef float scale_t;
+#endif
+
+struct DecodeAcc {
+  int acc[NTW][MT][4];
+#if SCALE_INT
+  int tot[NTW][MT][4];
+#else
+  float tot[NTW][MT][4];
+#endif
+  scale_t s[NTW][2];
+};
+
+__device__ __forceinline__ void decode_load(uint4 (&w)[NTW][2], uint4 (&x)[MT][2], const uint4* const (&wp)[NTW],
+                                            const uint4* const (&xp)[MT], const bool (&xv)[MT], int c) {
+#pragma unroll
+  for (int nt = 0; nt < NTW; ++nt) {
+    w[nt][0] = ld_stream(wp[nt] + (c * 2) * 32);
+    w[nt][1] = ld_stream(wp[nt] + (c * 2 + 1) * 32);
+  }
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt) {
+    if (xv[mt]) {
+      x[mt][0] = __ldg(xp[mt] + c * 8);
+      x[mt][1] = __ldg(xp[mt] + c * 8 + 4);
+    } else {
+      x[mt][0] = make_uint4(0, 0, 0, 0);
+      x[mt][1] = make_uint4(0, 0, 0, 0);
+    }
+  }
+}
+
+__device__ __forceinline__ void decode_compute(DecodeAcc& st, const uint4 (&w)[NTW][2], const uint4 (&x)[MT][2],
+                                               const scale_t* __restrict__ sc, int tile0, int NG, int gid, int c, int c1) {
+  const bool closes = ((c + 1) * 128) % GROUP == 0 || c + 1 == c1;
+  const int g = (c * 128) / GROUP;
+  if (closes) {
+#pragma unroll
+    for (int nt = 0; nt < NTW; ++nt) {
+      const scale_t* sp = sc + ((size_t)(tile0 + nt) * NG + g) * 16;
+      st.s[nt][0] = sp[gid];
+      st.s[nt][1] = sp[gid + 8];
+    }
+  }
+#pragma unroll
+  for (int s = 0; s < 2; ++s) {
+#pragma unroll
+    for (int nt = 0; nt < NTW; ++nt) {
+      const uint4 v = w[nt][s];
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) mma_s8(st.acc[nt][mt], lo16(v.x), lo16(v.y), hi16(v.x), hi16(v.y), x[mt][s].x, x[mt][s].y);
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) mma_s8(st.acc[nt][mt], lo16(v.z), lo16(v.w), hi16(v.z), hi16(v.w), x[mt][s].z, x[mt][s].w);
+    }
+  }
+  if (closes) {
+#pragma unroll
+    for (int nt = 0; nt < NTW; ++nt) {
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          const scale_t sv = st.s[nt][i >> 1];
+#if SCALE_INT
+#if IS_SHIFT
+          st.tot[nt][mt][i] += (st.acc[nt][mt][i] >> 4) * sv;
+#else
+          st.tot[nt][mt][i] += st.acc[nt][mt][i] * sv;
+#endif
+#else
+          st.tot[nt][mt][i] = __fmaf_rn(__int2float_rn(st.acc[nt][mt][i]), sv, st.tot[nt][mt][i]);
+#endif
+          st.acc[nt][mt][i] = 0;
+        }
+      }
+    }
+  }
+}
+
+extern "C" __global__ void __launch_bounds__(WK * 32)
+w4a8_decode(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const signed char* __restrict__ xq,
+            const float* __restrict__ ascale, float* __restrict__ y, int M, int N, int K, float post) {
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
+  const int tile0 = blockIdx.x * NTW;
+  const int steps = K >> 6, chunks = K >> 7, NG = K / GROUP;
+  const int c0 = (int)((long long)warp * chunks / WK), c1 = (int)((long long)(warp + 1) * chunks / WK);
+
+  DecodeAcc st;
+#pragma unroll
+  for (int nt = 0; nt < NTW; ++nt)
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        st.acc[nt][mt][i] = 0;
+        st.tot[nt][mt][i] = 0;
+      }
+
+  const uint4* wp[NTW];
+#pragma unroll
+  for (int nt = 0; nt < NTW; ++nt) wp[nt] = wq + (size_t)(tile0 + nt) * steps * 32 + lane;
+  const uint4* xp[MT];
+  bool xv[MT];
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt) {
+    const int token = mt * 8 + gid;
+    xv[mt] = token < M;
+    xp[mt] = reinterpret_cast<const uint4*>(xq + (size_t)(xv[mt] ? token : 0) * K + tig * 16);
+  }
+
+  uint4 wa[NTW][2], xa[MT][2], wb[NTW][2], xb[MT][2];
+  if (c0 < c1) decode_load(wa, xa, wp, xp, xv, c0);
+  for (int c = c0; c < c1; c += 2) {
+    if (c + 1 < c1) decode_load(wb, xb, wp, xp, xv, c + 1);
+    decode_compute(st, wa, xa, sc, tile0, NG, gid, c, c1);
+    if (c + 1 < c1) {
+      if (c + 2 < c1) decode_load(wa, xa, wp, xp, xv, c + 2);
+      decode_compute(st, wb, xb, sc, tile0, NG, gid, c + 1, c1);
+    }
+  }
+
+  // cross-warp reduction: red[warp][element][lane]
+  constexpr int E = NTW * MT * 4;
+#if SCALE_INT
+  __shared__ int red[WK][E][32];
+#else
+  __shared__ float red[WK][E][32];
+#endif
+#pragma unroll
+  for (int nt = 0; nt < NTW; ++nt)
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) red[warp][(nt * MT + mt) * 4 + i][lane] = st.tot[nt][mt][i];
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < E * 32; idx += WK * 32) {
+    const int e = idx >> 5, l = idx & 31;
+    auto sum = red[0][e][l];
+#pragma unroll
+    for (int w = 1; w < WK; ++w) sum += red[w][e][l];
+    const int nt = e / (MT * 4), mt = (e >> 2) % MT, i = e & 3;
+    const int n = (tile0 + nt) * 16 + (l >> 2) + (i >= 2 ? 8 : 0);
+    const int token = mt * 8 + (l & 3) * 2 + (i & 1);
+    if (token < M && n < N) {
+      const float a = ascale[token];
+#if SCALE_INT
+      y[(size_t)token * N + n] = __fmul_rn(__fmul_rn(__int2float_rn(sum), a), post);
+#else
+      y[(size_t)token * N + n] = __fmul_rn(a, sum);
+#endif
+    }
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * Offline repacking of quantized weights and scales into the layouts the CUDA kernels read
+ * (documented in kernels/w4a8_decode.cu):
+ *   weights: wq[tile][step][lane] 16 bytes, tile = n/16, step = k/64; word w of a lane holds
+ *            row gid + (w&1)*8, mma step ks = w>>1, byte j = q[k0+tig*16+ks*8+j] | q[...+4] << 4
+ *   scales:  sc[tile][g][16]; float scales are divided by 16 (the kernels see 16*q).
+ * Rows are padded with zeros to a multiple of ROW_PAD (the largest block tile).
+ */
+import type { QuantizedLinear } from '../../quant/types.js';
+
+export const ROW_PAD = 128;
+
+export function paddedRows(n: number): number {
+  return Math.ceil(n / ROW_PAD) * ROW_PAD;
+}
+
+/** Checks the shape constraints shared by the W4A8 kernels; throws RangeError naming the problem. */
+export function checkW4A8Shape(n: number, k: number, groupSize: number): void {
+  if (k % 128 !== 0) throw new RangeError(`CUDA W4A8 kernels need K % 128 == 0 (K = ${k})`);
+  if (groupSize % 128 !== 0 || k % groupSize !== 0) {
+    throw new RangeError(`CUDA W4A8 kernels need a group size that is a multiple of 128 dividing K (G = ${groupSize}, K = ${k})`);
+  }
+  if (n <= 0) throw new RangeError(`bad N = ${n}`);
+}
+
+/** Repacks unpacked int4 weights q [N, K] (values in [-8, 7]) into the fragment layout. */
+export function repackW4(q: Int8Array, n: number, k: number): Uint8Array {
+  const nPad = paddedRows(n);
+  const steps = k / 64;
+  const out = new Uint8Array((nPad * k) / 2);
+  const tiles = Math.ceil(n / 16);
+  for (let t = 0; t < tiles; t++) {
+    for (let s = 0; s < steps; s++) {
+      for (let lane = 0; lane < 32; lane++) {
+        const gid = lane >> 2;
+        const tig = lane & 3;
+        const base = ((t * steps + s) * 32 + lane) * 16;
+        for (let w = 0; w < 4; w++) {
+          const r = t * 16 + gid + (w & 1) * 8;
+          if (r >= n) continue;
+          const k0 = r * k + s * 64 + tig * 16 + (w >> 1) * 8;
+          for (let j = 0; j < 4; j++) {
+            out[base + w * 4 + j] = (q[k0 + j]! & 0x0f) | ((q[k0 + 4 + j]! & 0x0f) << 4);
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** Repacks per-group scales [N, NG] into [tile][g][16]; `divide` (16 for float scales) is applied exactly. */
+export function repackScales<T extends Int32Array | Float32Array>(scales: T, n: number, groups: number, divide = 1): T {
+  const nPad = paddedRows(n);
+  const out = (scales instanceof Int32Array ? new Int32Array(nPad * groups) : new Float32Array(nPad * groups)) as T;
+  for (let r = 0; r < n; r++) {
+    const t = r >> 4;
+    for (let g = 0; g < groups; g++) out[(t * groups + g) * 16 + (r & 15)] = scales[r * groups + g]! / divide;
+  }
+  return out;
+}
+
+/**
+ * Largest |Σ_g acc·S| any input can produce on this layer: 127·8·G·max_n Σ_g S[n,g].
+ * The kernels may skip the per-group shift (IS_SHIFT=0) when 16 times this stays below 2^31.
+ */
+export function intScaleBound(intScales: Int32Array, n: number, groups: number, groupSize: number): number {
+  let worst = 0;
+  for (let r = 0; r < n; r++) {
+    let sum = 0;
+    for (let g = 0; g < groups; g++) sum += Math.abs(intScales[r * groups + g]!);
+    if (sum > worst) worst = sum;
+  }
+  return 127 * 8 * groupSize * worst;
+}
+
+/** Everything the host prepares for one W4A8 layer, before upload. */
+export interface RepackedW4A8 {
+  readonly n: number;
+  readonly k: number;
+  readonly groupSize: number;
+  readonly scale: 'int' | 'float';
+  readonly weights: Uint8Array;
+  readonly scales: Int32Array | Float32Array;
+  /** 2^-b (IS with shift), 2^-(b+4) (IS without shift) or 1 (FS). */
+  readonly post: number;
+  readonly isShift: boolean;
+}
+
+/**
+ * Repacks a 4-bit QuantizedLinear. `scale` picks the epilogue: 'int' needs intScales; 'float'
+ * uses `scales` (for an integer-scale layer those are S/α, so both paths compute the same layer).
+ */
+export function repackW4A8(w: QuantizedLinear, scale: 'int' | 'float' = w.scale): RepackedW4A8 {
+  if (w.wBits !== 4) throw new RangeError(`repackW4A8 needs 4-bit weights (got ${w.wBits})`);
+  checkW4A8Shape(w.n, w.k, w.groupSize);
+  const groups = w.k / w.groupSize;
+  const weights = repackW4(w.q, w.n, w.k);
+  if (scale === 'int') {
+    if (!w.intScales || w.alphaLog2 === undefined) throw new RangeError('integer-scale epilogue needs intScales and alphaLog2');
+    const isShift = 16 * intScaleBound(w.intScales, w.n, groups, w.groupSize) >= 2 ** 31;
+    return {
+      n: w.n, k: w.k, groupSize: w.groupSize, scale, weights,
+      scales: repackScales(w.intScales, w.n, groups),
+      post: 2 ** -(w.alphaLog2 + (isShift ? 0 : 4)),
+      isShift,
+    };
+  }
+  return { n: w.n, k: w.k, groupSize: w.groupSize, scale, weights, scales: repackScales(w.scales, w.n, groups, 16), post: 1, isShift: false };
+}

@@ -1,0 +1,26 @@
+/** Device-side random fills and the stream-holding spin kernel (kernels/bench_util.cu). */
+import type { DeviceBuffer } from './buffer.js';
+import type { CudaContext } from './context.js';
+import { getKernel } from './kernel-cache.js';
+
+const GRID = 1024;
+
+export function fillRandomU32(ctx: CudaContext, b: DeviceBuffer, seed: number): void {
+  ctx.launch(getKernel(ctx, 'bench_util.cu', 'fill_u32'), [GRID], [256], [b, { u64: Math.floor(b.bytes / 4) }, { i32: seed | 0 }]);
+}
+export function fillRandomI8(ctx: CudaContext, b: DeviceBuffer, seed: number): void {
+  ctx.launch(getKernel(ctx, 'bench_util.cu', 'fill_i8'), [GRID], [256], [b, { u64: Math.floor(b.bytes / 4) }, { i32: seed | 0 }]);
+}
+export function fillRandomF16(ctx: CudaContext, b: DeviceBuffer, seed: number): void {
+  ctx.launch(getKernel(ctx, 'bench_util.cu', 'fill_f16'), [GRID], [256], [b, { u64: Math.floor(b.bytes / 2) }, { i32: seed | 0 }]);
+}
+export function fillRandomI32(ctx: CudaContext, b: DeviceBuffer, seed: number, lo: number, hi: number): void {
+  ctx.launch(getKernel(ctx, 'bench_util.cu', 'fill_i32'), [GRID], [256], [b, { u64: Math.floor(b.bytes / 4) }, { i32: seed | 0 }, { i32: lo }, { i32: hi }]);
+}
+export function fillRandomF32(ctx: CudaContext, b: DeviceBuffer, seed: number, lo: number, hi: number): void {
+  ctx.launch(getKernel(ctx, 'bench_util.cu', 'fill_f32'), [GRID], [256], [b, { u64: Math.floor(b.bytes / 4) }, { i32: seed | 0 }, { f32: lo }, { f32: hi }]);
+}
+/** Holds the stream busy for `us` microseconds so that launches queued behind it run back to back. */
+export function spin(ctx: CudaContext, us: number): void {
+  ctx.launch(getKernel(ctx, 'bench_util.cu', 'spin'), [1], [32], [{ u64: Math.round(us * 1000) }]);
+}

@@ -1,0 +1,91 @@
+/**
+ * W4A8 linear layers on the GPU: upload (repacked weights + scales), kernel choice by M, launch.
+ *   M <= 16: w4a8_decode (weights streamed once, tensor cores with swapped operands)
+ *   M  > 16: w4a8_mma (cp.async-pipelined mma.sync GEMM)
+ * Both take int8 activations xq [M, K] with per-token scales a [M] and write y [M, N] f32.
+ */
+import type { DeviceBuffer } from './buffer.js';
+import type { CudaContext } from './context.js';
+import { getKernel } from './kernel-cache.js';
+import { paddedRows, repackW4A8, type RepackedW4A8 } from './repack.js';
+import type { QuantizedLinear } from '../../quant/types.js';
+
+export interface W4A8Layer {
+  readonly n: number;
+  readonly k: number;
+  readonly groupSize: number;
+  readonly scale: 'int' | 'float';
+  readonly post: number;
+  readonly isShift: boolean;
+  /** repacked int4 weights, paddedRows(n) · k / 2 bytes. */
+  readonly weights: DeviceBuffer;
+  /** repacked scales, paddedRows(n) · k / G values. */
+  readonly scales: DeviceBuffer;
+}
+
+export function uploadW4A8(ctx: CudaContext, w: QuantizedLinear | RepackedW4A8, scale?: 'int' | 'float'): W4A8Layer {
+  const r = 'q' in w ? repackW4A8(w, scale ?? w.scale) : w;
+  return {
+    n: r.n, k: r.k, groupSize: r.groupSize, scale: r.scale, post: r.post, isShift: r.isShift,
+    weights: ctx.upload(r.weights),
+    scales: ctx.upload(r.scales),
+  };
+}
+
+export function freeW4A8(layer: W4A8Layer): void {
+  layer.weights.free();
+  layer.scales.free();
+}
+
+export interface DecodeConfig { readonly kind: 'decode'; readonly MT: number; readonly NTW: number; readonly WK: number }
+export interface MmaConfig { readonly kind: 'mma'; readonly BM: number; readonly BN: number; readonly WM: number; readonly WN: number; readonly STAGES: number }
+export type W4A8Config = DecodeConfig | MmaConfig;
+
+/**
+ * The default kernel and tile configuration for M tokens on an [N, K] layer, picked from the
+ * H100 sweep in docs/bench/cuda-sweep-H100-2026-11-23.log (bench/cuda-sweep.ts): the weight-
+ * streaming decode kernel wins up to M = 32 everywhere and up to M = 64 when N is small.
+ */
+export function chooseW4A8Config(M: number, n: number, k: number): W4A8Config {
+  const wide = n >= 16384;
+  if (M <= 8) return wide ? { kind: 'decode', MT: 1, NTW: 4, WK: 4 } : { kind: 'decode', MT: 1, NTW: 1, WK: k >= 2048 ? 16 : 8 };
+  if (M <= 16) return wide ? { kind: 'decode', MT: 2, NTW: 2, WK: 8 } : { kind: 'decode', MT: 2, NTW: 2, WK: k >= 2048 ? 16 : 8 };
+  if (M <= 32) return { kind: 'decode', MT: 4, NTW: 1, WK: 8 };
+  if (M <= 64) return wide ? { kind: 'mma', BM: 64, BN: 64, WM: 2, WN: 2, STAGES: 4 } : { kind: 'decode', MT: 8, NTW: 1, WK: 8 };
+  return { kind: 'mma', BM: 128, BN: 128, WM: 2, WN: 4, STAGES: 4 };
+}
+
+/** y[M, N] = dequant(xq, a) · W'ᵀ on ctx's stream (asynchronous). */
+export function w4a8Linear(
+  ctx: CudaContext,
+  layer: W4A8Layer,
+  xq: DeviceBuffer,
+  a: DeviceBuffer,
+  y: DeviceBuffer,
+  M: number,
+  config: W4A8Config = chooseW4A8Config(M, layer.n, layer.k),
+): void {
+  const { n: N, k: K } = layer;
+  if (xq.bytes < M * K || a.bytes < M * 4 || y.bytes < M * N * 4) throw new RangeError(`w4a8Linear: buffers too small for M=${M}, N=${N}, K=${K}`);
+  const common = { GROUP: layer.groupSize, SCALE_INT: layer.scale === 'int' ? 1 : 0, IS_SHIFT: layer.isShift ? 1 : 0 };
+  const args = [layer.weights, layer.scales, xq, a, y, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }] as const;
+  if (config.kind === 'decode') {
+    if (M > 8 * config.MT) throw new RangeError(`decode config MT=${config.MT} serves M <= ${8 * config.MT}, got ${M}`);
+    const fn = getKernel(ctx, 'w4a8_decode.cu', 'w4a8_decode', { ...common, MT: config.MT, NTW: config.NTW, WK: config.WK });
+    const blocks = Math.ceil(Math.ceil(N / 16) / config.NTW);
+    if (blocks * config.NTW * 16 > paddedRows(N)) throw new RangeError('decode tiles exceed the padded rows');
+    ctx.launch(fn, [blocks], [config.WK * 32], args);
+  } else {
+    if (paddedRows(N) % config.BN !== 0) throw new RangeError(`BN=${config.BN} does not divide the padded rows`);
+    const smem = config.STAGES * (config.BM * 128 + (config.BN / 16) * 1024);
+    const fn = getKernel(ctx, 'w4a8_mma.cu', 'w4a8_mma', { ...common, BM: config.BM, BN: config.BN, WM: config.WM, WN: config.WN, STAGES: config.STAGES }, smem);
+    ctx.launch(fn, [Math.ceil(M / config.BM), Math.ceil(N / config.BN)], [config.WM * config.WN * 32], args, smem);
+  }
+}
+
+/** Per-token int8 quantization of x [M, K] f32 into xq [M, K] and a [M] (bit-exact with the CPU). */
+export function quantizeActivationsCuda(ctx: CudaContext, x: DeviceBuffer, xq: DeviceBuffer, a: DeviceBuffer, M: number, K: number): void {
+  if (K % 4 !== 0) throw new RangeError(`act_quant needs K % 4 == 0 (K = ${K})`);
+  const fn = getKernel(ctx, 'act_quant.cu', 'act_quant');
+  ctx.launch(fn, [M], [256], [x, xq, a, { i32: K }]);
+}

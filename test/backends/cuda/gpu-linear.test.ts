@@ -1,0 +1,148 @@
+/**
+ * GPU correctness of the W4A8 kernels and the activation quantizer against the CPU reference:
+ * integer scale bit-exact, float scale within a tight tolerance, on fresh random inputs, ragged
+ * M and N, every output poisoned (NaN bytes) before the run and checked written.
+ * Skips with the reason when no CUDA driver or GPU is present (CI).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { tryCudaContext } from '../../../src/backends/cuda/index.js';
+import type { CudaContext } from '../../../src/backends/cuda/context.js';
+import { freeW4A8, quantizeActivationsCuda, uploadW4A8, w4a8Linear, type W4A8Config } from '../../../src/backends/cuda/w4a8.js';
+import { groupAccumulators, referenceIntLinear } from '../../../src/backends/cpu/int-linear-reference.js';
+import { quantizeActivations } from '../../../src/quant/activation-quant.js';
+import type { QuantizedLinear } from '../../../src/quant/types.js';
+import { randomActivations, randomW4Layer, withFloatScales } from './helpers.js';
+
+const cuda = tryCudaContext();
+const skip = 'reason' in cuda ? `no CUDA driver/GPU: ${cuda.reason}` : false;
+const ctxOf = (): CudaContext => (cuda as { ctx: CudaContext }).ctx;
+
+/** Runs the layer on the GPU for M tokens of x; returns y and whether every output was written. */
+function runGpu(w: QuantizedLinear, xq: Int8Array, a: Float32Array, M: number, config?: W4A8Config): Float32Array {
+  const ctx = ctxOf();
+  const layer = uploadW4A8(ctx, w);
+  const dxq = ctx.upload(xq);
+  const da = ctx.upload(a);
+  const dy = ctx.alloc(M * w.n * 4);
+  try {
+    dy.fill(0xff); // NaN poison
+    w4a8Linear(ctx, layer, dxq, da, dy, M, config);
+    ctx.synchronize();
+    const y = dy.download(new Float32Array(M * w.n));
+    return y;
+  } finally {
+    freeW4A8(layer);
+    dxq.free();
+    da.free();
+    dy.free();
+  }
+}
+
+function assertBitExact(got: Float32Array, want: Float32Array, what: string): void {
+  const gb = new Uint32Array(got.buffer, got.byteOffset, got.length);
+  const wb = new Uint32Array(want.buffer, want.byteOffset, want.length);
+  for (let i = 0; i < got.length; i++) {
+    if (gb[i] !== wb[i]) assert.fail(`${what}: element ${i} is ${got[i]} (0x${gb[i]!.toString(16)}), reference ${want[i]} (0x${wb[i]!.toString(16)})`);
+  }
+}
+
+/**
+ * FS: |got - ref| <= 1e-6 · a[m] · Σ_c |acc_c|·s, summed over 128-k chunks c. Kernels may split a
+ * group between warps at chunk boundaries (exact for integers, a rounding change for floats), and
+ * a split group's halves can be far larger than the group sum, so the bound counts chunk sums.
+ */
+function assertCloseFS(got: Float32Array, want: Float32Array, w: QuantizedLinear, act: { xq: Int8Array; scales: Float32Array; m: number; k: number }, what: string): void {
+  const acc = groupAccumulators(act, { ...w, groupSize: 128 });
+  const chunks = w.k / 128;
+  const groups = w.k / w.groupSize;
+  for (let m = 0; m < act.m; m++) {
+    for (let n = 0; n < w.n; n++) {
+      let mag = 0;
+      for (let c = 0; c < chunks; c++) mag += Math.abs(acc[(m * w.n + n) * chunks + c]! * w.scales[n * groups + Math.floor((c * 128) / w.groupSize)]!);
+      mag *= act.scales[m]!;
+      const i = m * w.n + n;
+      if (!(Math.abs(got[i]! - want[i]!) <= 1e-6 * mag + 1e-30)) assert.fail(`${what}: y[${m},${n}] = ${got[i]}, reference ${want[i]} (tolerance ${1e-6 * mag})`);
+    }
+  }
+}
+
+const SHAPES: [M: number, N: number, K: number, G: number, config?: W4A8Config][] = [
+  [1, 200, 1024, 128],
+  [3, 1000, 512, 128],
+  [8, 64, 2048, 256],
+  [11, 333, 1024, 128],
+  [16, 257, 768, 128],
+  [5, 520, 1024, 128, { kind: 'decode', MT: 1, NTW: 2, WK: 4 }],
+  [13, 300, 1280, 128, { kind: 'decode', MT: 2, NTW: 2, WK: 8 }],
+  [17, 300, 1024, 128],
+  [29, 250, 1024, 128],
+  [50, 130, 512, 128],
+  [3, 20000, 256, 128],
+  [12, 17000, 256, 128],
+  [60, 16500, 256, 128],
+  [7, 500, 2048, 128, { kind: 'decode', MT: 1, NTW: 4, WK: 16 }],
+  [24, 200, 1024, 256, { kind: 'decode', MT: 4, NTW: 2, WK: 4 }],
+  [37, 129, 512, 256],
+  [64, 200, 1024, 128],
+  [100, 333, 1024, 128],
+  [130, 260, 1024, 128],
+  [40, 300, 1024, 128, { kind: 'mma', BM: 128, BN: 128, WM: 2, WN: 4, STAGES: 3 }],
+  [70, 300, 1024, 128, { kind: 'mma', BM: 32, BN: 128, WM: 2, WN: 4, STAGES: 4 }],
+  [300, 400, 2048, 128],
+];
+
+test('W4A8 integer scale is bit-exact against the CPU reference (no-shift and shift epilogues)', { skip }, () => {
+  let seed = 1;
+  for (const [M, N, K, G, config] of SHAPES) {
+    for (const sumS of [1000, 16000]) {
+      // Σ_g S ≤ 1000 keeps 16·bound < 2^31 (the shift-free epilogue); ≤ 16000 needs the per-group shift
+      const w = randomW4Layer(N, K, G, seed++, 1, Math.floor((sumS * 128) / G / (K / G)));
+      const upl = uploadW4A8(ctxOf(), w);
+      const shift = upl.isShift;
+      freeW4A8(upl);
+      assert.equal(shift, sumS > 1000, 'the bound picks the epilogue variant');
+      const act = quantizeActivations(randomActivations(M, K, seed++), M, K);
+      const want = referenceIntLinear(act, w);
+      const got = runGpu(w, act.xq, act.scales, M, config);
+      assertBitExact(got, want, `IS M=${M} N=${N} K=${K} G=${G} shift=${shift} ${config ? JSON.stringify(config) : ''}`);
+    }
+  }
+});
+
+test('W4A8 float scale matches the CPU reference within 1e-6 of the term magnitude', { skip }, () => {
+  let seed = 1000;
+  for (const [M, N, K, G, config] of SHAPES) {
+    const w = withFloatScales(randomW4Layer(N, K, G, seed++), seed++);
+    const act = quantizeActivations(randomActivations(M, K, seed++), M, K);
+    const want = referenceIntLinear(act, w);
+    const got = runGpu(w, act.xq, act.scales, M, config);
+    for (let i = 0; i < got.length; i++) assert.ok(!Number.isNaN(got[i]), `FS output ${i} not written`);
+    assertCloseFS(got, want, w, act, `FS M=${M} N=${N} K=${K} G=${G}`);
+  }
+});
+
+test('activation quantization on the GPU is bit-exact with quantizeActivations', { skip }, () => {
+  const ctx = ctxOf();
+  for (const [M, K] of [[1, 4096], [7, 1000], [33, 11008]] as const) {
+    const x = randomActivations(M, K, 77 + M);
+    const want = quantizeActivations(x, M, K);
+    const dx = ctx.upload(x);
+    const dxq = ctx.alloc(M * K);
+    const da = ctx.alloc(M * 4);
+    try {
+      dxq.fill(0x80);
+      da.fill(0xff);
+      quantizeActivationsCuda(ctx, dx, dxq, da, M, K);
+      ctx.synchronize();
+      const xq = dxq.download(new Int8Array(M * K));
+      const a = da.download(new Float32Array(M));
+      assertBitExact(a, want.scales, `act scales M=${M} K=${K}`);
+      assert.deepEqual(xq, want.xq, `act xq M=${M} K=${K}`);
+    } finally {
+      dx.free();
+      dxq.free();
+      da.free();
+    }
+  }
+});

@@ -1,0 +1,50 @@
+/**
+ * Every kernels/*.cu compiles with nvcc for sm_90a (each parameterized kernel in the variants the
+ * backend uses). Needs only nvcc, no GPU; skips with the reason when nvcc is absent.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { kernelsDir } from '../../../src/backends/cuda/kernel-cache.js';
+
+function nvccPath(): string | undefined {
+  try {
+    return execFileSync('sh', ['-c', 'command -v nvcc'], { encoding: 'utf8' }).trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const VARIANTS: Record<string, string[][]> = {
+  'w4a8_decode.cu': [[], ['-DSCALE_INT=0'], ['-DIS_SHIFT=0'], ['-DMT=2', '-DNTW=2', '-DWK=4'], ['-DMT=2', '-DNTW=2', '-DSCALE_INT=0', '-DGROUP=256'], ['-DMT=4', '-DWK=8'], ['-DMT=8', '-DWK=8'], ['-DNTW=4', '-DWK=4']],
+  'w4a8_mma.cu': [[], ['-DSCALE_INT=0'], ['-DIS_SHIFT=0'], ['-DBM=64', '-DBN=64', '-DWM=2', '-DWN=2', '-DSTAGES=4'], ['-DSTAGES=4']],
+};
+
+const nvcc = nvccPath();
+
+test('every CUDA kernel compiles with nvcc for sm_90a', { skip: nvcc ? false : 'nvcc not found on PATH' }, () => {
+  const dir = kernelsDir();
+  const out = mkdtempSync(join(tmpdir(), 'intscale-nvcc-'));
+  try {
+    const files = readdirSync(dir).filter((f) => f.endsWith('.cu'));
+    assert.ok(files.length >= 3, `expected kernels in ${dir}`);
+    for (const f of files) {
+      for (const defs of VARIANTS[f] ?? [[]]) {
+        try {
+          execFileSync(nvcc!, ['-cubin', '-gencode=arch=compute_90a,code=sm_90a', '-std=c++17', `-I${dir}`, ...defs, '-o', join(out, 'k.cubin'), join(dir, f)], {
+            encoding: 'utf8',
+            stdio: ['ignore', 'pipe', 'pipe'],
+          });
+        } catch (e) {
+          const err = e as { stderr?: string };
+          assert.fail(`nvcc failed on ${f} ${defs.join(' ')}:\n${err.stderr ?? String(e)}`);
+        }
+      }
+    }
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
