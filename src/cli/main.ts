@@ -6,6 +6,7 @@ import { evalCommand } from './commands/eval.js';
 import { generateCommand } from './commands/generate.js';
 import { quantizeCommand } from './commands/quantize.js';
 import { demoCommand } from './commands/demo.js';
+import { benchCommand } from './commands/bench.js';
 
 const program = new Command('intscale')
   .description('Integer Scale fine-grained quantization (W4A8, integer group scales) for LLaMA-family models')
@@ -13,7 +14,8 @@ const program = new Command('intscale')
   .addCommand(evalCommand)
   .addCommand(generateCommand)
   .addCommand(quantizeCommand)
-  .addCommand(demoCommand);
+  .addCommand(demoCommand)
+  .addCommand(benchCommand);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,0 +1,33 @@
+/**
+ * `intscale bench <name>`: runs one of the benchmark scripts in bench/ (compiled to dist/bench),
+ * passing the remaining arguments through. Benchmarks print what they measured: machine,
+ * shapes, repetitions.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Command } from 'commander';
+import { InputError } from '../../errors.js';
+import { PACKAGE_ROOT } from '../default-model.js';
+
+const BENCHES = {
+  kernels: ['cuda-kernels', 'GPU: cuBLAS FP16 vs W4A8 integer scale vs float scale, K·N ∈ {4096·22016, 4096², 11008·4096}, M = 1…4096'],
+  cpu: ['cpu-e2e', 'CPU: prefill and decode tokens/s of a model in float32, W4A8 IS and W4A8 FS'],
+  'cpu-matmul': ['cpu-matmul', 'CPU: f32 matmul, JS vs WASM SIMD, 1 vs all threads'],
+  'cpu-int-linear': ['cpu-int-linear', 'CPU: integer linear kernels (W4A8 IS/FS, W4A16)'],
+  accuracy: ['accuracy', 'WikiText-2 perplexity under every quantization setting → docs/accuracy.md'],
+} as const;
+
+export const benchCommand = new Command('bench')
+  .description(`run a benchmark: ${Object.keys(BENCHES).join(', ')} (extra arguments are passed on)`)
+  .argument('<name>', Object.entries(BENCHES).map(([k, [, d]]) => `${k}: ${d}`).join('\n'))
+  .argument('[args...]', 'arguments for the benchmark script')
+  .allowUnknownOption()
+  .action((name: string, args: string[]) => {
+    const entry = BENCHES[name as keyof typeof BENCHES];
+    if (entry === undefined) throw new InputError(`unknown benchmark "${name}"; choose one of ${Object.keys(BENCHES).join(', ')}`);
+    const script = path.join(PACKAGE_ROOT, 'dist', 'bench', `${entry[0]}.js`);
+    if (!fs.existsSync(script)) throw new InputError(`${script} not found: run \`npm run build\` first`, { file: script });
+    const r = spawnSync(process.execPath, [script, ...args], { stdio: 'inherit' });
+    process.exitCode = r.status ?? 1;
+  });
