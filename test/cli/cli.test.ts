@@ -27,6 +27,16 @@ test('generate streams a greedy continuation and reports tokens/s', () => {
   assert.match(r.stderr, /prefill: \d+ tokens in [\d.]+ s \([\d.]+ tok\/s\); decode: 4 tokens/);
 });
 
+test('generate applies the chat template when the model has one (and --no-chat turns it off)', () => {
+  const chat = run('generate', '-m', fixturePath('qwen2'), '-p', 'Hello', '-n', '3', '--no-stats');
+  assert.equal(chat.code, 0, chat.stderr);
+  assert.ok(!chat.stdout.startsWith('Hello'), 'a chat reply does not echo the prompt');
+  assert.equal(chat.stderr, '');
+  const plain = run('generate', '-m', fixturePath('qwen2'), '-p', 'Hello', '-n', '3', '--no-chat', '--no-stats');
+  assert.equal(plain.code, 0, plain.stderr);
+  assert.ok(plain.stdout.startsWith('Hello'));
+});
+
 test('quantize then eval the quantized checkpoint', () => {
   const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'intscale-cli-')), 'q');
   const q = run('quantize', '-m', fixturePath('qwen2'), '-o', out, '--group', '32', '--override', 'down_proj=w8a8,float');
