@@ -7,6 +7,7 @@ import { generateCommand } from './commands/generate.js';
 import { quantizeCommand } from './commands/quantize.js';
 import { demoCommand } from './commands/demo.js';
 import { benchCommand } from './commands/bench.js';
+import { inspectCommand } from './commands/inspect.js';
 
 const program = new Command('intscale')
   .description('Integer Scale fine-grained quantization (W4A8, integer group scales) for LLaMA-family models')
@@ -15,6 +16,7 @@ const program = new Command('intscale')
   .addCommand(generateCommand)
   .addCommand(quantizeCommand)
   .addCommand(demoCommand)
+  .addCommand(inspectCommand)
   .addCommand(benchCommand);
 
 try {
