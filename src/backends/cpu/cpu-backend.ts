@@ -10,7 +10,7 @@ import { matmulF32 } from './matmul.js';
 import { addInPlace, attention, rmsnorm, rope, siluMul } from './ops.js';
 
 function linear(x: Float32Array, m: number, w: LinearWeight): Float32Array {
-  if (w.kind === 'quantized') return intLinear(x, m, w);
+  if (w.kind === 'quantized') return intLinear(x, m, w, sharedFloat32(m * w.n));
   const out = sharedFloat32(m * w.n);
   matmulF32(x, m, w.k, w.w, w.n, out, w.bias);
   return out;

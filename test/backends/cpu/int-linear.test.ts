@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
-import { intLinear, intLinearRows, weightOnlyLinearRows } from '../../../src/backends/cpu/int-linear.js';
+import { after, test } from 'node:test';
+import { intLinear, intLinearRows, weightOnlyLinearRows, type IntLinearOptions } from '../../../src/backends/cpu/int-linear.js';
+import { wasmIntLinearAvailable } from '../../../src/backends/cpu/int-linear-wasm-kernel.js';
+import { CpuPool } from '../../../src/backends/cpu/pool/index.js';
 import { groupAccumulators, referenceIntLinear, referenceLinear } from '../../../src/backends/cpu/int-linear-reference.js';
 import { quantizeActivations } from '../../../src/quant/activation-quant.js';
 import { proveNoOverflow } from '../../../src/quant/overflow.js';
@@ -15,6 +17,18 @@ const SPECS: Record<string, Omit<QuantSpec, 'groupSize'>> = {
   'W8A8-FS': { wBits: 8, aBits: 8, scale: 'float', alpha: { kind: 'fixed', log2: 10 } },
   'W4A16': { wBits: 4, aBits: 16, scale: 'float', alpha: { kind: 'fixed', log2: 10 } },
   'W8A16-IS': { wBits: 8, aBits: 16, scale: 'int', alpha: { kind: 'fixed', log2: 13 } },
+};
+
+/** A two-thread pool, and the kernel paths every A8 case runs (threaded: split even tiny layers). */
+const pool = new CpuPool({ threads: 2 });
+after(() => pool.close());
+const A8_PATHS: Record<string, IntLinearOptions> = {
+  js: { kernel: 'js' },
+  // without a shared arena (INTSCALE_ARENA=0) only the JS fallback runs
+  ...(wasmIntLinearAvailable() ? {
+    wasm: { kernel: 'wasm', pool: null },
+    'wasm 2 threads': { kernel: 'wasm', pool, minMacsPerThread: 0 },
+  } : {}),
 };
 
 function randomFloatLinear(rng: Rng, n: number, k: number, withBias: boolean): FloatLinear {
@@ -53,6 +67,9 @@ test('fast kernels equal the reference bit for bit (ragged M, N, K, groups, all 
             const what = `seed ${seed} ${name} M=${m} N=${n} K=${k} G=${groupSize}`;
             const expected = referenceLinear(x, m, w);
             assertBitEqual(intLinear(x, m, w), expected, what);
+            if (w.aBits === 8) {
+              for (const [path, options] of Object.entries(A8_PATHS)) assertBitEqual(intLinear(x, m, w, undefined, options), expected, `${what} ${path}`);
+            }
             // split over two row ranges, as a worker pool would
             const split = new Float32Array(m * n).fill(NaN);
             const cut = rng.int(0, n);
@@ -174,9 +191,14 @@ test('the worst case of the bound is reached exactly; one more unit of S throws 
   assert.equal(proveNoOverflow(unsafe).safe, false);
   assert.throws(() => referenceLinear(x, 1, unsafe), /int32 overflow .* output channel 0/);
   assert.throws(() => intLinear(x, 1, unsafe), /int32 overflow .* output channel 0/);
+  for (const options of Object.values(A8_PATHS)) {
+    assert.throws(() => intLinear(x, 1, unsafe, undefined, options), (e: unknown) => e instanceof RangeError && /int32 overflow .* output channel 0/.test(e.message));
+  }
   // a mild input on the unproven layer still runs, exactly
   const mild = new Float32Array(64).map((_, i) => (i % 2 === 0 ? 1 : -1));
-  assertBitEqual(intLinear(mild, 1, unsafe), referenceLinear(mild, 1, unsafe), 'unproven layer, mild input');
+  for (const [path, options] of Object.entries(A8_PATHS)) {
+    assertBitEqual(intLinear(mild, 1, unsafe, undefined, options), referenceLinear(mild, 1, unsafe), `unproven layer, mild input, ${path}`);
+  }
 });
 
 test('bit exact where the int32 total exceeds 2^24 (the int→float conversion rounds)', () => {
@@ -199,7 +221,9 @@ test('bit exact where the int32 total exceeds 2^24 (the int→float conversion r
         for (let g = 0; g < groupCount; g++) total += acc[(mi * n + ni) * groupCount + g]! * layer.intScales![ni * groupCount + g]!;
         if (Math.fround(total) !== total) roundedTotals++;
       }
-      assertBitEqual(intLinear(x, m, layer), referenceIntLinear(act, layer), `seed ${seed} W${wBits} M=${m} N=${n} K=${k} G=${groupSize}`);
+      for (const [path, options] of Object.entries(A8_PATHS)) {
+        assertBitEqual(intLinear(x, m, layer, undefined, options), referenceIntLinear(act, layer), `seed ${seed} W${wBits} M=${m} N=${n} K=${k} G=${groupSize} ${path}`);
+      }
     }
   }
   assert.ok(roundedTotals >= 10, `seed ${seed}: only ${roundedTotals} totals needed rounding to float32`);

@@ -150,7 +150,7 @@ export class CpuPool {
     const chunks = Math.ceil(rows / chunkRows);
     this.busy = true;
     try {
-      this.dispatch(kernelId, kernel, args, rows, chunkRows, chunks, threads - 1);
+      this.dispatch(kernelId, kernel, args, rows, chunkRows, chunks, Math.min(threads, chunks) - 1);
     } finally {
       this.busy = false;
     }

@@ -1,0 +1,247 @@
+/**
+ * Emits the WASM SIMD module of the A8 integer linear kernels (W4A8 and W8A8), bit exact with
+ * int-linear-reference.ts. It imports the shared arena memory (src/tensor/shared.ts) as env.memory.
+ *
+ * Data layout (all byte addresses in the arena; Gp = G rounded up to the block, gc = K / G):
+ *  - activations x16: int16 [M, gc·Gp], token rows contiguous; group g at [g·Gp, g·Gp + G),
+ *    the padding lanes may hold anything (their weights are 0).
+ *  - weights, one row of gc·Gp/2 (W4) or gc·Gp (W8) bytes per output channel, in blocks of 16 bytes
+ *    read as 8 little-endian u16 lanes (l = 0..7):
+ *      W4, block of 32 inputs k0..k0+31:  lane l = Σ_i (q[k0 + 8i + l] & 15) << 4i   (i = 0..3)
+ *        → w_i = i16x8.shr_s(i16x8.shl(lane, 12 − 4i), 12) holds q[k0+8i .. k0+8i+7] sign-extended
+ *      W8, block of 16 inputs k0..k0+15:  lane l = (q[k0 + l] & 255) | (q[k0 + 8 + l] & 255) << 8
+ *        → w_0 = shr_s(shl(lane, 8), 8) holds q[k0 .. k0+7], w_1 = shr_s(lane, 8) holds q[k0+8 .. k0+15]
+ *    so each w_i lines up with 8 consecutive int16 activations: pure shifts, no shuffles.
+ *    Padded inputs have q = 0. (Gp = G rounded up to 32 for W4, 16 for W8.)
+ *  - scales: int32 S [N, gc] (integer scale) or f32 s [N, gc] (float scale); bias f32 [N] or 0;
+ *    a f32 [M]; out f32 [M, N]; ovf u8 [M, N] (checked mode only).
+ *
+ * Math, per output (m, n): acc_g = Σ_{k∈g} x16·q via i32x4.dot_i16x8_s (4 partial lanes, exact), then
+ *  - mode 'is' (integer scale, layer proved overflow-free): tot = Σ_g acc_g ⊙ splat(S[n,g]) lane-wise
+ *    in i32 (each lane is a sub-sum of the proved bound, so nothing wraps), total = Σ lanes;
+ *    y = f32(f32(f32(total)·a[m])·2^-b)
+ *  - mode 'is-checked' (integer scale, no proof): acc_g summed to a scalar, total += acc_g·S in i64,
+ *    ovf[m,n] = 1 when any partial |total| ≥ 2^31 (the caller throws as the reference does);
+ *    y as above from f32(total).
+ *  - mode 'fs' (float scale): t = f32(t + f32(f32(acc_g)·s[n,g])) over g in order; y = f32(a[m]·t).
+ *    The group sums of up to 4 outputs are transposed into one i32x4 (shuffle + add) and the
+ *    convert / multiply / add run on f32x4 lanes: lane-wise IEEE f32, the same as scalar.
+ *  then y = f32(y + bias[n]) when bias ≠ 0. f32 ops here are IEEE single operations: they equal the
+ *  reference's Math.fround of float64 ops (float64 is wide enough that the double rounding of
+ *  +, × is innocuous, and int32 → f32 conversions round to nearest-even in both).
+ *
+ * Exports `k{bits}_{mode}_c{C}t{T}(n0, n1, x, a, out, outRow, w, sc, gc, bpg, bias, invAlpha, ovf)`:
+ * outputs for channels [n0, n1) (a multiple of C of them) and tokens t = 0..T−1 starting at the
+ * given x / a / out / ovf (token stride: the x row, outRow bytes for out, outRow/4 for ovf).
+ * bpg = blocks per group = Gp/32 (W4) or Gp/16 (W8). Register block: C channels × T tokens;
+ * per block of inputs each weight vector is unpacked once and reused by the T tokens, each
+ * activation vector is loaded once and reused by the C channels.
+ */
+import { F32, FnBuilder, I32, I64, V128, buildModule, op, simd } from './int-wasm-emitter.js';
+
+export type IntKernelMode = 'is' | 'is-checked' | 'fs';
+export type IntKernelBits = 4 | 8;
+
+/** Register blocks [C channels, T tokens] the module exports. */
+export const INT_WASM_BLOCKS: readonly (readonly [number, number])[] = [
+  [2, 4], [2, 2], [2, 1],
+  [1, 4], [1, 2], [1, 1],
+];
+export const INT_WASM_MODES: readonly IntKernelMode[] = ['is', 'is-checked', 'fs'];
+
+/** Inputs per 16-byte weight block. */
+export function inputsPerBlock(bits: IntKernelBits): number {
+  return bits === 4 ? 32 : 16;
+}
+
+export function intKernelName(bits: IntKernelBits, mode: IntKernelMode, c: number, t: number): string {
+  return `k${bits}_${mode.replace('-', '_')}_c${c}t${t}`;
+}
+
+const PARAMS = [
+  ['n0', I32], ['n1', I32], ['x', I32], ['a', I32], ['out', I32], ['outRow', I32], ['w', I32],
+  ['sc', I32], ['gc', I32], ['bpg', I32], ['bias', I32], ['invAlpha', F32], ['ovf', I32],
+] as const;
+
+function kernel(bits: IntKernelBits, mode: IntKernelMode, C: number, T: number): FnBuilder {
+  const f = new FnBuilder(intKernelName(bits, mode, C, T), PARAMS);
+  const vecs = bits === 4 ? 4 : 2; // int16x8 weight vectors per 16-byte block
+  const xStep = 16 * vecs; // activation bytes per block
+  const cs = [...Array(C).keys()];
+  const ts = [...Array(T).keys()];
+  f.local('n', I32).local('g', I32).local('b', I32).local('xRow', I32).local('wRow', I32).local('s', I32);
+  for (const c of cs) f.local(`wp${c}`, I32).local(`sc${c}`, I32).local(`v${c}`, V128).local(`wi${c}`, V128);
+  for (const t of ts) f.local(`xp${t}`, I32);
+  f.local('xv', V128).local('y', F32);
+  for (const c of cs) for (const t of ts) {
+    f.local(`acc${c}_${t}`, V128);
+    if (mode === 'is') f.local(`tot${c}_${t}`, V128);
+    if (mode === 'is-checked') f.local(`tot${c}_${t}`, I64).local(`bad${c}_${t}`, I32);
+  }
+  // fs: the outputs (c, t) in chunks of up to 4, one f32x4 running sum per chunk (lane j = output j)
+  const chunks: [number, number][][] = [];
+  for (const c of cs) for (const t of ts) {
+    if (chunks.length === 0 || chunks[chunks.length - 1]!.length === 4) chunks.push([]);
+    chunks[chunks.length - 1]!.push([c, t]);
+  }
+  if (mode === 'fs') {
+    chunks.forEach((_, j) => f.local(`ftot${j}`, V128));
+    f.local('h0', V128).local('h1', V128);
+    for (const c of cs) f.local(`s${c}`, F32);
+  }
+
+  // wRow = gc·bpg·16 bytes; xRow = gc·bpg·xStep bytes
+  f.get('gc').get('bpg').emit(op.i32Mul).i32(4).emit(op.i32Shl).set('wRow');
+  f.get('gc').get('bpg').emit(op.i32Mul).i32(xStep).emit(op.i32Mul).set('xRow');
+  f.get('n0').set('n');
+  f.loop(() => f.get('n').get('n1').emit(op.i32GeU), () => {
+    for (const c of cs) {
+      // wp_c = w + (n + c)·wRow; sc_c = sc + (n + c)·gc·4
+      f.get('w').get('n').i32(c).emit(op.i32Add).get('wRow').emit(op.i32Mul, op.i32Add).set(`wp${c}`);
+      f.get('sc').get('n').i32(c).emit(op.i32Add).get('gc').emit(op.i32Mul).i32(2).emit(op.i32Shl, op.i32Add).set(`sc${c}`);
+    }
+    for (const t of ts) f.get('x').get('xRow').i32(t).emit(op.i32Mul, op.i32Add).set(`xp${t}`);
+    for (const c of cs) for (const t of ts) {
+      if (mode === 'is') f.v128Zero().set(`tot${c}_${t}`);
+      if (mode === 'is-checked') f.i64(0).set(`tot${c}_${t}`).i32(0).set(`bad${c}_${t}`);
+    }
+    if (mode === 'fs') chunks.forEach((_, j) => f.v128Zero().set(`ftot${j}`));
+    f.i32(0).set('g');
+    f.loop(() => f.get('g').get('gc').emit(op.i32GeU), () => {
+      for (const c of cs) for (const t of ts) f.v128Zero().set(`acc${c}_${t}`);
+      f.i32(0).set('b');
+      f.loop(() => f.get('b').get('bpg').emit(op.i32GeU), () => {
+        for (const c of cs) f.get(`wp${c}`).v128Load().set(`v${c}`);
+        for (let i = 0; i < vecs; i++) {
+          for (const c of cs) unpack(f, bits, i, `v${c}`, `wi${c}`);
+          for (const t of ts) {
+            f.get(`xp${t}`).v128Load(16 * i).set('xv');
+            for (const c of cs) {
+              f.get(`acc${c}_${t}`).get('xv').get(`wi${c}`).simd(simd.i32x4DotI16x8S).simd(simd.i32x4Add).set(`acc${c}_${t}`);
+            }
+          }
+        }
+        for (const c of cs) f.addTo(`wp${c}`, 16);
+        for (const t of ts) f.addTo(`xp${t}`, xStep);
+        f.addTo('b', 1);
+      });
+      // group epilogue
+      if (mode === 'fs') {
+        for (const c of cs) f.get(`sc${c}`).get('g').i32(2).emit(op.i32Shl, op.i32Add).emit(op.f32Load, 2, 0).set(`s${c}`);
+        chunks.forEach((chunk, j) => {
+          // ftot_j = ftot_j + f32(acc sums) · [s of each lane's channel], lane-wise (IEEE f32, as scalar)
+          lanesSums(f, chunk.map(([c, t]) => `acc${c}_${t}`));
+          f.simd(simd.f32x4ConvertI32x4S);
+          f.get(`s${chunk[0]![0]}`).simd(simd.f32x4Splat);
+          chunk.forEach(([c], lane) => {
+            if (c !== chunk[0]![0]) f.get(`s${c}`).simd(simd.f32x4ReplaceLane, lane);
+          });
+          f.simd(simd.f32x4Mul).get(`ftot${j}`).simd(simd.f32x4Add).set(`ftot${j}`);
+        });
+      } else {
+        for (const c of cs) {
+          f.get(`sc${c}`).get('g').i32(2).emit(op.i32Shl, op.i32Add).emit(op.i32Load, 2, 0).set('s');
+          for (const t of ts) {
+            const acc = `acc${c}_${t}`;
+            const tot = `tot${c}_${t}`;
+            if (mode === 'is') {
+              f.get(tot).get(acc).get('s').simd(simd.i32x4Splat).simd(simd.i32x4Mul).simd(simd.i32x4Add).set(tot);
+            } else {
+              f.get(tot);
+              lanesSum(f, acc);
+              f.emit(op.i64ExtendI32S).get('s').emit(op.i64ExtendI32S, op.i64Mul, op.i64Add).set(tot);
+              // bad |= tot ≥ 2^31 | tot ≤ −2^31
+              f.get(`bad${c}_${t}`).get(tot).i64(2 ** 31).emit(op.i64GeS).emit(op.i32Or);
+              f.get(tot).i64(-(2 ** 31)).emit(op.i64LeS).emit(op.i32Or).set(`bad${c}_${t}`);
+            }
+          }
+        }
+      }
+      f.addTo('g', 1);
+    });
+    // output epilogue
+    for (const c of cs) for (const t of ts) {
+      const tot = `tot${c}_${t}`;
+      // out + t·outRow + 4·(n + c)
+      const outAddr = () => f.get('out').get('outRow').i32(t).emit(op.i32Mul, op.i32Add)
+        .get('n').i32(c).emit(op.i32Add).i32(2).emit(op.i32Shl, op.i32Add);
+      if (mode === 'fs') {
+        const flat = c * T + t;
+        f.get('a').emit(op.f32Load, 2, 4 * t).get(`ftot${flat >> 2}`).simd(simd.f32x4ExtractLane, flat & 3).emit(op.f32Mul).set('y');
+      } else {
+        if (mode === 'is') {
+          lanesSum(f, tot);
+          f.emit(op.f32ConvertI32S);
+        } else {
+          f.get(tot).emit(op.f32ConvertI64S);
+        }
+        f.get('a').emit(op.f32Load, 2, 4 * t).emit(op.f32Mul).get('invAlpha').emit(op.f32Mul).set('y');
+      }
+      // if (bias) y = y + bias[n + c]
+      f.get('bias').emit(op.if, op.empty);
+      f.get('y').get('bias').get('n').i32(c).emit(op.i32Add).i32(2).emit(op.i32Shl, op.i32Add).emit(op.f32Load, 2, 0).emit(op.f32Add).set('y');
+      f.emit(op.end);
+      outAddr();
+      f.get('y').emit(op.f32Store, 2, 0);
+      if (mode === 'is-checked') {
+        // ovf + t·outRow/4 + n + c
+        f.get('ovf').get('outRow').i32(2).emit(op.i32ShrU).i32(t).emit(op.i32Mul, op.i32Add).get('n').i32(c).emit(op.i32Add, op.i32Add);
+        f.get(`bad${c}_${t}`).emit(op.i32Store8, 0, 0);
+      }
+    }
+    f.addTo('n', C);
+  });
+  return f;
+}
+
+/** Leaves the i32 sum of the 4 lanes of v128 local `v` on the stack. */
+function lanesSum(f: FnBuilder, v: string): void {
+  f.get(v).simd(simd.i32x4ExtractLane, 0).get(v).simd(simd.i32x4ExtractLane, 1).emit(op.i32Add);
+  f.get(v).simd(simd.i32x4ExtractLane, 2).get(v).simd(simd.i32x4ExtractLane, 3).emit(op.i32Add);
+  f.emit(op.i32Add);
+}
+
+/** i8x16.shuffle picking i32 lanes (0..3 of the first operand, 4..7 of the second). */
+function shuffle32(f: FnBuilder, lanes: readonly number[]): void {
+  f.simd(simd.i8x16Shuffle, ...lanes.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]));
+}
+
+/**
+ * Leaves an i32x4 whose lane j is the sum of the 4 lanes of accs[j] (1 to 4 v128 locals; the
+ * lanes past accs.length hold garbage), by two transposing shuffle+add rounds.
+ */
+function lanesSums(f: FnBuilder, accs: readonly string[]): void {
+  const [a, b = a, c = a, d = c] = accs;
+  // h0 = [a0+a2, b0+b2, a1+a3, b1+b3], h1 = the same for c, d
+  f.get(a!).get(b!); shuffle32(f, [0, 4, 1, 5]);
+  f.get(a!).get(b!); shuffle32(f, [2, 6, 3, 7]);
+  f.simd(simd.i32x4Add).set('h0');
+  if (accs.length > 2) {
+    f.get(c!).get(d!); shuffle32(f, [0, 4, 1, 5]);
+    f.get(c!).get(d!); shuffle32(f, [2, 6, 3, 7]);
+    f.simd(simd.i32x4Add).set('h1');
+  } else {
+    f.get('h0').set('h1');
+  }
+  f.get('h0').get('h1'); shuffle32(f, [0, 1, 4, 5]);
+  f.get('h0').get('h1'); shuffle32(f, [2, 3, 6, 7]);
+  f.simd(simd.i32x4Add);
+}
+
+/** dst = weight vector i of the 16-byte block in local src, as int16x8 (see the layout above). */
+function unpack(f: FnBuilder, bits: IntKernelBits, i: number, src: string, dst: string): void {
+  const width = bits === 4 ? 4 : 8;
+  const up = 16 - width * (i + 1); // shift left so that field i becomes the top field
+  f.get(src);
+  if (up > 0) f.i32(up).simd(simd.i16x8Shl);
+  f.i32(16 - width).simd(simd.i16x8ShrS).set(dst);
+}
+
+/** The module bytes; its memory import is shared, maxPages pages at most. */
+export function buildIntLinearWasmModule(maxPages: number): Uint8Array<ArrayBuffer> {
+  const fns: FnBuilder[] = [];
+  for (const bits of [4, 8] as const) {
+    for (const mode of INT_WASM_MODES) for (const [c, t] of INT_WASM_BLOCKS) fns.push(kernel(bits, mode, c!, t!));
+  }
+  return buildModule(fns, maxPages);
+}

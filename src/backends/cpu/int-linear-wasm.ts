@@ -1,0 +1,128 @@
+/**
+ * The WASM SIMD A8 path of intLinear, on the main thread: quantizes the activations once per call
+ * (exactly as quantizeActivations does) straight into int16 arena scratch laid out per padded
+ * group, then runs the row kernel (int-linear-wasm-kernel.ts) over the output channels, split
+ * across the CPU pool when the product is large enough, and copies the result out.
+ *
+ * Scratch (x16, a, out, ovf) lives in the arena, grows geometrically and is reused by every call
+ * (calls are synchronous and come from one thread).
+ */
+import { int32OverflowError } from './int-linear-reference.js';
+import { preparedIntLinear, type PreparedIntLinear } from './int-linear-prepared.js';
+import { intActivationRowBytes, intLinearWasmRows, wasmIntLinearAvailable, type IntLinearWasmArgs } from './int-linear-wasm-kernel.js';
+import { INT_WASM_MODES } from './int-linear-wasm-module.js';
+import { KERNEL_INT_LINEAR_WASM } from './pool/kernels.js';
+import type { CpuPool } from './pool/index.js';
+import { roundHalfEven } from '../../tensor/round.js';
+import { arenaAddress, sharedUint8, withArenaAllocation } from '../../tensor/shared.js';
+import type { QuantizedLinear } from '../../quant/types.js';
+
+/** Below this many multiply-adds per thread the integer kernel is not worth a dispatch. */
+export const INT_MIN_MACS_PER_THREAD = 1 << 18;
+
+let scratchBytes: Uint8Array | undefined;
+
+/** One arena block of at least `bytes` bytes (grown geometrically); undefined when the arena is full. */
+function scratch(bytes: number): Uint8Array | undefined {
+  if (scratchBytes === undefined || scratchBytes.length < bytes) {
+    const grown = withArenaAllocation(() => sharedUint8(Math.max(bytes, 2 * (scratchBytes?.length ?? 0))));
+    if (arenaAddress(grown) < 0) return undefined;
+    scratchBytes = grown;
+  }
+  return scratchBytes;
+}
+
+const align16 = (v: number) => Math.ceil(v / 16) * 16;
+
+/** Whether the WASM path can run this layer (A8, arena-resident prepared data, SIMD). */
+export function wasmIntLinearUsable(w: QuantizedLinear): boolean {
+  return w.aBits === 8 && wasmIntLinearAvailable() && preparedIntLinear(w).wAddress >= 0;
+}
+
+/**
+ * y = x · W'ᵀ (+ bias) for an A8 layer into out [M, N]; false (nothing written) when the WASM path
+ * cannot run (no arena room). pool null: the calling thread only; threads get at least
+ * minMacsPerThread multiply-adds each (fewer threads otherwise).
+ */
+export function intLinearWasm(
+  x: Float32Array, M: number, w: QuantizedLinear, out: Float32Array, pool: CpuPool | null,
+  minMacsPerThread = INT_MIN_MACS_PER_THREAD,
+): boolean {
+  const p = preparedIntLinear(w);
+  if (p.wAddress < 0 || !wasmIntLinearAvailable()) return false;
+  const N = p.n;
+  const xRow = intActivationRowBytes(p.bits, p.groupCount, p.blocksPerGroup);
+  const checked = p.mode === 'is-checked';
+  const xBytes = align16(M * xRow);
+  const aBytes = align16(4 * M);
+  const outBytes = align16(4 * M * N);
+  const block = scratch(xBytes + aBytes + outBytes + (checked ? align16(M * N) : 0));
+  if (block === undefined) return false;
+  const base = block.byteOffset;
+  const x16 = new Int16Array(block.buffer, base, xBytes / 2);
+  const a = new Float32Array(block.buffer, base + xBytes, M);
+  const y = new Float32Array(block.buffer, base + xBytes + aBytes, M * N);
+  quantizeToInt16(x, M, p, x16, xRow / 2, a);
+  const args: IntLinearWasmArgs = {
+    x: base, a: base + xBytes, out: base + xBytes + aBytes,
+    ovf: checked ? base + xBytes + aBytes + outBytes : 0,
+    w: p.wAddress, sc: p.scAddress, bias: p.biasAddress,
+    m: M, n: N, groupCount: p.groupCount, blocksPerGroup: p.blocksPerGroup, invAlpha: p.invAlpha,
+    bits: p.bits, mode: INT_WASM_MODES.indexOf(p.mode),
+  };
+  if (pool === null || pool.threads === 1) intLinearWasmRows(args, 0, N);
+  else pool.run(KERNEL_INT_LINEAR_WASM, args, N, { align: 2, workPerRow: M * p.k, minWorkPerThread: minMacsPerThread });
+  if (checked) throwOnOverflow(new Uint8Array(block.buffer, args.ovf, M * N), x16, xRow / 2, w, p);
+  out.set(y);
+  return true;
+}
+
+/**
+ * quantizeActivations (activation-quant.ts) bit for bit, written as int16 rows of rowLength with
+ * group g at [g·Gp, g·Gp + G) (padding left as it is: its weights are 0).
+ */
+function quantizeToInt16(x: Float32Array, M: number, p: PreparedIntLinear, x16: Int16Array, rowLength: number, scales: Float32Array): void {
+  const { k: K, groupSize: G, groupCount, groupPadded: Gp } = p;
+  if (x.length < M * K) throw new RangeError(`x holds ${x.length} values, need M·K = ${M}·${K}`);
+  for (let row = 0; row < M; row++) {
+    const src = row * K;
+    let absMax = 0;
+    for (let i = 0; i < K; i++) {
+      const v = Math.abs(x[src + i]!);
+      if (v > absMax) absMax = v;
+    }
+    const a = Math.fround(absMax / 127);
+    scales[row] = a;
+    const dst = row * rowLength;
+    if (a === 0) {
+      x16.fill(0, dst, dst + rowLength);
+      continue;
+    }
+    for (let g = 0; g < groupCount; g++) {
+      const s = src + g * G;
+      const d = dst + g * Gp;
+      for (let i = 0; i < G; i++) {
+        const q = roundHalfEven(x[s + i]! / a);
+        x16[d + i] = q > 127 ? 127 : q < -127 ? -127 : q;
+      }
+    }
+  }
+}
+
+/** Throws the reference's error for the first flagged output in token-major order, if any. */
+function throwOnOverflow(ovf: Uint8Array, x16: Int16Array, rowLength: number, w: QuantizedLinear, p: PreparedIntLinear): void {
+  const at = ovf.indexOf(1);
+  if (at < 0) return;
+  const m = Math.floor(at / p.n);
+  const n = at % p.n;
+  const { k: K, groupSize: G, groupCount, groupPadded: Gp } = p;
+  const S = w.intScales!;
+  let total = 0;
+  for (let g = 0; g < groupCount; g++) {
+    let acc = 0;
+    for (let i = 0; i < G; i++) acc += x16[m * rowLength + g * Gp + i]! * w.q[n * K + g * G + i]!;
+    total += acc * S[n * groupCount + g]!;
+    if (Math.abs(total) >= 2 ** 31) throw int32OverflowError(m, n, total);
+  }
+  throw new Error(`internal: the integer kernel flagged an overflow at token ${m}, channel ${n} that does not reproduce`);
+}

@@ -1,0 +1,111 @@
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { intLinear, intLinearPreparationCount, prepareIntLinear, type IntLinearOptions } from '../../../src/backends/cpu/int-linear.js';
+import { preparedIntLinear } from '../../../src/backends/cpu/int-linear-prepared.js';
+import { referenceLinear } from '../../../src/backends/cpu/int-linear-reference.js';
+import { wasmIntLinearAvailable } from '../../../src/backends/cpu/int-linear-wasm-kernel.js';
+import { CpuPool } from '../../../src/backends/cpu/pool/index.js';
+import { quantizeLinear } from '../../../src/quant/quantize-linear.js';
+import type { QuantizedLinear, QuantSpec, WeightBits } from '../../../src/quant/types.js';
+import { freshSeed, makeRng, randomNormals } from '../../helpers/random.js';
+
+const skip = process.env['INTSCALE_ARENA'] === '0' ? 'the shared arena is turned off (INTSCALE_ARENA=0)' : false;
+const pool = new CpuPool({ threads: 3 });
+after(() => pool.close());
+const PATHS: Record<string, IntLinearOptions> = {
+  wasm: { kernel: 'wasm', pool: null },
+  'wasm 3 threads': { kernel: 'wasm', pool, minMacsPerThread: 0 },
+};
+
+function assertBitEqual(actual: Float32Array, expected: Float32Array, what: string): void {
+  assert.equal(actual.length, expected.length, what);
+  for (let i = 0; i < actual.length; i++) {
+    if (!Object.is(actual[i], expected[i])) assert.fail(`${what}: element ${i}: ${actual[i]} vs reference ${expected[i]}`);
+  }
+}
+
+test('the WASM SIMD kernel is available (shared arena + SIMD) and layers are prepared into the arena', { skip }, () => {
+  assert.ok(wasmIntLinearAvailable());
+  const rng = makeRng(freshSeed());
+  const w = quantizeLinear({ kind: 'float', n: 4, k: 64, w: randomNormals(rng, 256, 0.05) }, { wBits: 4, aBits: 8, groupSize: 32, scale: 'int', alpha: { kind: 'safe', maxLog2: 10 } });
+  const p = preparedIntLinear(w);
+  assert.ok(p.wAddress > 0 && p.scAddress > 0);
+  assert.equal(p.mode, 'is');
+  assert.equal(p.weights.length, 4 * 64 / 2);
+});
+
+test('WASM and threaded paths equal the reference on padded groups, odd shapes, both bit widths and scales, bias', { skip }, () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  let cases = 0;
+  for (const wBits of [4, 8] as WeightBits[]) {
+    for (const scale of ['int', 'float'] as const) {
+      for (const [k, groupSize] of [[200, 40], [72, 24], [100, 0], [320, 160], [48, 16], [8, 8]] as const) {
+        for (const m of [1, 2, 5, 9]) {
+          const n = rng.int(1, 41);
+          const alpha = rng.uniform() < 0.5 ? { kind: 'safe', maxLog2: 12 } as const : { kind: 'heuristic' } as const;
+          const spec: QuantSpec = { wBits, aBits: 8, groupSize, scale, alpha };
+          const w = randomNormals(rng, n * k, 0.04);
+          const bias = rng.uniform() < 0.5 ? randomNormals(rng, n, 0.2) : undefined;
+          const layer = quantizeLinear({ kind: 'float', n, k, w, ...(bias ? { bias } : {}) }, spec);
+          const x = randomNormals(rng, m * k, 2);
+          if (rng.uniform() < 0.2) x.fill(0, 0, k); // an all-zero token
+          const what = `seed ${seed} W${wBits} ${scale} M=${m} N=${n} K=${k} G=${groupSize}${bias ? ' bias' : ''}`;
+          let expected: Float32Array | Error;
+          try {
+            expected = referenceLinear(x, m, layer);
+          } catch (e) {
+            expected = e as Error;
+          }
+          for (const [path, options] of Object.entries(PATHS)) {
+            if (expected instanceof Error) assert.throws(() => intLinear(x, m, layer, undefined, options), { message: expected.message }, `${what} ${path}`);
+            else assertBitEqual(intLinear(x, m, layer, undefined, options), expected, `${what} ${path}`);
+          }
+          cases++;
+        }
+      }
+    }
+  }
+  assert.equal(cases, 2 * 2 * 6 * 4);
+});
+
+test('per-layer data is prepared once per layer, not per call or per thread', { skip }, () => {
+  const rng = makeRng(freshSeed());
+  const layers = ([4, 8] as const).map((wBits) =>
+    quantizeLinear({ kind: 'float', n: 64, k: 256, w: randomNormals(rng, 64 * 256, 0.05) }, { wBits, aBits: 8, groupSize: 64, scale: 'int', alpha: { kind: 'safe', maxLog2: 10 } }));
+  const before = intLinearPreparationCount();
+  prepareIntLinear(layers[0]!);
+  assert.equal(intLinearPreparationCount(), before + 1);
+  const x = randomNormals(rng, 3 * 256, 1);
+  for (let call = 0; call < 5; call++) {
+    for (const layer of layers) {
+      for (const options of Object.values(PATHS)) intLinear(x, 3, layer, undefined, options);
+      intLinear(x, 3, layer);
+    }
+  }
+  assert.equal(intLinearPreparationCount(), before + 2);
+});
+
+test('an unproven layer overflowing on several outputs throws the reference error (first token, then channel), also threaded', { skip }, () => {
+  const n = 6;
+  const k = 64;
+  const S = Int32Array.from({ length: n * 2 }, (_, i) => (Math.floor(i / 2) % 3 === 1 ? 40000 : 3));
+  const layer: QuantizedLinear = {
+    kind: 'quantized', n, k, groupSize: 32, wBits: 4, aBits: 8, q: new Int8Array(n * k).fill(-8), scale: 'int',
+    scales: Float32Array.from(S, (s) => s / 1024), intScales: S, alphaLog2: 10,
+  };
+  // token 0 is mild (no overflow), tokens 1 and 2 are extreme: the first overflow is (1, 1)
+  const x = new Float32Array(3 * k);
+  for (let i = 0; i < k; i++) x[i] = i % 2 === 0 ? 1 : -1;
+  x.fill(-3, k);
+  assert.throws(() => referenceLinear(x, 3, layer), /token 1, output channel 1:/);
+  let message = '';
+  try {
+    referenceLinear(x, 3, layer);
+  } catch (e) {
+    message = (e as Error).message;
+  }
+  for (const [path, options] of Object.entries(PATHS)) {
+    assert.throws(() => intLinear(x, 3, layer, undefined, options), (e: unknown) => e instanceof RangeError && e.message === message, path);
+  }
+});
