@@ -119,8 +119,8 @@ for (const [K, N] of SHAPES) {
     const fp16 = timeIt((i) => cublas.gemmF16(y16.address, x16[i % RA]!.address, w16[i % R16]!.address, M, N, K));
     const fp16Bytes = w16Bytes + M * K * 2 + M * N * 2;
     rows.push({ K, N, M, variant: 'fp16-cublas', kernel: 'cublasGemmEx', us: fp16.us, spread_us: fp16.spread, tops: ops / fp16.us / 1e6, gbps: fp16Bytes / fp16.us / 1e3, vs_fp16: 1 });
-    const cfg = chooseW4A8Config(M, N, K);
-    const kernel = cfg.kind === 'decode' ? `decode MT${cfg.MT} NTW${cfg.NTW} WK${cfg.WK}` : `mma ${cfg.BM}x${cfg.BN} ${cfg.WM * cfg.WN}w s${cfg.STAGES}`;
+    const cfg = chooseW4A8Config(M, N, K, ctx.arch === 'sm_90a');
+    const kernel = cfg.kind === 'decode' ? `decode MT${cfg.MT} NTW${cfg.NTW} WK${cfg.WK}` : cfg.kind === 'wgmma' ? `wgmma ${64 * cfg.WGS}x128 s${cfg.STAGES}` : `mma ${cfg.BM}x${cfg.BN} ${cfg.WM * cfg.WN}w s${cfg.STAGES}`;
     const res: Record<string, number> = {};
     for (const v of ['is', 'is-shift', 'fs'] as const) {
       const t = timeIt((i) => w4a8Linear(ctx, layers(i, v), xq[i % RA]!, a[i % RA]!, y, M, cfg));

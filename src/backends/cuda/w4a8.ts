@@ -2,6 +2,7 @@
  * W4A8 linear layers on the GPU: upload (repacked weights + scales), kernel choice by M, launch.
  *   M <= 16: w4a8_decode (weights streamed once, tensor cores with swapped operands)
  *   M  > 16: w4a8_mma (cp.async-pipelined mma.sync GEMM)
+ *   large M on sm_90a: w4a8_wgmma (warpgroup MMA, s8 operands from swizzled shared memory)
  * Both take int8 activations xq [M, K] with per-token scales a [M] and write y [M, N] f32.
  */
 import type { DeviceBuffer } from './buffer.js';
@@ -39,20 +40,31 @@ export function freeW4A8(layer: W4A8Layer): void {
 
 export interface DecodeConfig { readonly kind: 'decode'; readonly MT: number; readonly NTW: number; readonly WK: number }
 export interface MmaConfig { readonly kind: 'mma'; readonly BM: number; readonly BN: number; readonly WM: number; readonly WN: number; readonly STAGES: number }
-export type W4A8Config = DecodeConfig | MmaConfig;
+/** The sm_90a warpgroup-MMA GEMM: tile (64·WGS) x 128, WGS warpgroups, STAGES cp.async stages. */
+export interface WgmmaConfig { readonly kind: 'wgmma'; readonly WGS: 1 | 2; readonly STAGES: number }
+export type W4A8Config = DecodeConfig | MmaConfig | WgmmaConfig;
+
+/** Dynamic shared memory of the wgmma kernel (mirrors SMEM_BYTES in w4a8_wgmma.cu). */
+export function wgmmaSharedBytes(wgs: number, stages: number): number {
+  return 1024 + 128 * 128 + stages * (wgs * 64 * 128 + 128 * 64 + 128 * 4);
+}
 
 /**
  * The default kernel and tile configuration for M tokens on an [N, K] layer, picked from the
- * H100 sweep in docs/bench/cuda-sweep-H100-2026-11-23.log (bench/cuda-sweep.ts): the weight-
- * streaming decode kernel wins up to M = 32 everywhere and up to M = 64 when N is small.
+ * H100 sweep in docs/bench/cuda-sweep-H100-2026-11-23.txt (bench/cuda-sweep.ts): the weight-
+ * streaming decode kernel wins up to M = 32 everywhere and up to M = 64 when N is small; above
+ * M = 64 the wgmma GEMM (sm_90a only; `wgmma` = false falls back to the mma.sync GEMM).
  */
-export function chooseW4A8Config(M: number, n: number, k: number): W4A8Config {
+export function chooseW4A8Config(M: number, n: number, k: number, wgmma = true): W4A8Config {
   const wide = n >= 16384;
   if (M <= 8) return wide ? { kind: 'decode', MT: 1, NTW: 4, WK: 4 } : { kind: 'decode', MT: 1, NTW: 1, WK: k >= 2048 ? 16 : 8 };
   if (M <= 16) return wide ? { kind: 'decode', MT: 2, NTW: 2, WK: 8 } : { kind: 'decode', MT: 2, NTW: 2, WK: k >= 2048 ? 16 : 8 };
   if (M <= 32) return { kind: 'decode', MT: 4, NTW: 1, WK: 8 };
   if (M <= 64) return wide ? { kind: 'mma', BM: 64, BN: 64, WM: 2, WN: 2, STAGES: 4 } : { kind: 'decode', MT: 8, NTW: 1, WK: 8 };
-  return { kind: 'mma', BM: 128, BN: 128, WM: 2, WN: 4, STAGES: 4 };
+  if (!wgmma) return { kind: 'mma', BM: 128, BN: 128, WM: 2, WN: 4, STAGES: 4 };
+  // wgmma (docs/bench/cuda-prefill-H100-2026-11-23-v4.txt): 64x128 tiles, 3 blocks per SM, beat 128x128 except where
+  // 64-row tiles leave a poor last wave (N = 4096, M = 1024: 512 blocks on 396 slots).
+  return !wide && M > 512 && M <= 2048 ? { kind: 'wgmma', WGS: 2, STAGES: 4 } : { kind: 'wgmma', WGS: 1, STAGES: 3 };
 }
 
 /** y[M, N] = dequant(xq, a) · W'ᵀ on ctx's stream (asynchronous). */
@@ -63,7 +75,7 @@ export function w4a8Linear(
   a: DeviceBuffer,
   y: DeviceBuffer,
   M: number,
-  config: W4A8Config = chooseW4A8Config(M, layer.n, layer.k),
+  config: W4A8Config = chooseW4A8Config(M, layer.n, layer.k, ctx.arch === 'sm_90a'),
 ): void {
   const { n: N, k: K } = layer;
   if (xq.bytes < M * K || a.bytes < M * 4 || y.bytes < M * N * 4) throw new RangeError(`w4a8Linear: buffers too small for M=${M}, N=${N}, K=${K}`);
@@ -75,6 +87,11 @@ export function w4a8Linear(
     const blocks = Math.ceil(Math.ceil(N / 16) / config.NTW);
     if (blocks * config.NTW * 16 > paddedRows(N)) throw new RangeError('decode tiles exceed the padded rows');
     ctx.launch(fn, [blocks], [config.WK * 32], args);
+  } else if (config.kind === 'wgmma') {
+    if (!ctx.arch.startsWith('sm_90')) throw new RangeError(`the wgmma kernel needs sm_90a (device is ${ctx.arch})`);
+    const smem = wgmmaSharedBytes(config.WGS, config.STAGES);
+    const fn = getKernel(ctx, 'w4a8_wgmma.cu', 'w4a8_wgmma', { ...common, WGS: config.WGS, STAGES: config.STAGES }, smem);
+    ctx.launch(fn, [Math.ceil(M / (64 * config.WGS)), Math.ceil(N / 128)], [128 * config.WGS], args, smem);
   } else {
     if (paddedRows(N) % config.BN !== 0) throw new RangeError(`BN=${config.BN} does not divide the padded rows`);
     const smem = config.STAGES * (config.BM * 128 + (config.BN / 16) * 1024);
