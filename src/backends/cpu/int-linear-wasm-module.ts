@@ -37,7 +37,7 @@
  * per block of inputs each weight vector is unpacked once and reused by the T tokens, each
  * activation vector is loaded once and reused by the C channels.
  */
-import { F32, FnBuilder, I32, I64, V128, buildModule, op, simd } from './int-wasm-emitter.js';
+import { F32, FnBuilder, I32, I64, V128, buildModule, op, simd } from './wasm-emitter.js';
 
 export type IntKernelMode = 'is' | 'is-checked' | 'fs';
 export type IntKernelBits = 4 | 8;

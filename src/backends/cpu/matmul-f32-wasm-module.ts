@@ -26,130 +26,7 @@ export function wasmDotName([c, t]: readonly [number, number]): string {
   return `dot${c}x${t}`;
 }
 
-const I32 = 0x7f;
-const F32 = 0x7d;
-const V128 = 0x7b;
-
-const op = {
-  block: 0x02,
-  loop: 0x03,
-  end: 0x0b,
-  br: 0x0c,
-  brIf: 0x0d,
-  localGet: 0x20,
-  localSet: 0x21,
-  f32Load: 0x2a,
-  f32Store: 0x38,
-  i32Const: 0x41,
-  f32Const: 0x43,
-  i32GeU: 0x4f,
-  i32Add: 0x6a,
-  i32And: 0x71,
-  i32Shl: 0x74,
-  i32Mul: 0x6c,
-  f32Add: 0x92,
-  f32Mul: 0x94,
-  empty: 0x40,
-  simd: 0xfd,
-} as const;
-
-const simd = {
-  v128Load: 0x00,
-  v128Const: 0x0c,
-  f32x4ExtractLane: 0x1f,
-  f32x4Add: 0xe4,
-  f32x4Mul: 0xe6,
-} as const;
-
-function uleb(value: number): number[] {
-  const out: number[] = [];
-  let v = value >>> 0;
-  do {
-    let byte = v & 0x7f;
-    v >>>= 7;
-    if (v !== 0) byte |= 0x80;
-    out.push(byte);
-  } while (v !== 0);
-  return out;
-}
-
-function sleb(value: number): number[] {
-  const out: number[] = [];
-  let v = value | 0;
-  for (;;) {
-    const byte = v & 0x7f;
-    v >>= 7;
-    const done = (v === 0 && (byte & 0x40) === 0) || (v === -1 && (byte & 0x40) !== 0);
-    out.push(done ? byte : byte | 0x80);
-    if (done) return out;
-  }
-}
-
-function name(s: string): number[] {
-  const bytes = [...Buffer.from(s, 'utf8')];
-  return [...uleb(bytes.length), ...bytes];
-}
-
-function vec(items: number[][]): number[] {
-  return [...uleb(items.length), ...items.flat()];
-}
-
-function section(id: number, content: number[]): number[] {
-  return [id, ...uleb(content.length), ...content];
-}
-
-/** Function body builder with named locals. */
-class Body {
-  readonly code: number[] = [];
-  private readonly locals = new Map<string, number>();
-  private readonly extraTypes: number[] = [];
-  private next: number;
-
-  constructor(params: readonly string[]) {
-    params.forEach((p, i) => this.locals.set(p, i));
-    this.next = params.length;
-  }
-
-  local(nameOf: string, type: number): void {
-    this.locals.set(nameOf, this.next++);
-    this.extraTypes.push(type);
-  }
-
-  idx(nameOf: string): number {
-    const i = this.locals.get(nameOf);
-    if (i === undefined) throw new Error(`wasm emitter: unknown local ${nameOf}`);
-    return i;
-  }
-
-  emit(...bytes: number[]): this {
-    this.code.push(...bytes);
-    return this;
-  }
-  get(nameOf: string): this {
-    return this.emit(op.localGet, ...uleb(this.idx(nameOf)));
-  }
-  set(nameOf: string): this {
-    return this.emit(op.localSet, ...uleb(this.idx(nameOf)));
-  }
-  i32(value: number): this {
-    return this.emit(op.i32Const, ...sleb(value));
-  }
-  simd(opcode: number, ...imm: number[]): this {
-    return this.emit(op.simd, ...uleb(opcode), ...imm);
-  }
-
-  /** The encoded body: local declarations (run-length by type), code, end. */
-  encode(): number[] {
-    const groups: number[][] = [];
-    for (const type of this.extraTypes) {
-      const last = groups[groups.length - 1];
-      if (last !== undefined && last[1] === type) last[0]!++;
-      else groups.push([1, type]);
-    }
-    const body = [...uleb(groups.length), ...groups.flatMap(([count, type]) => [...uleb(count!), type!]), ...this.code, op.end];
-    return [...uleb(body.length), ...body];
-  }
-}
+import { F32, FnBuilder, I32, V128, buildModule, op, simd, uleb } from './wasm-emitter.js';
 
 /** Params of dot{C}x{T}: x0…x{T−1}, w, k, out0…out{T−1}. */
 function dotParams(tokens: number): string[] {
@@ -158,8 +35,8 @@ function dotParams(tokens: number): string[] {
   return [...xs, 'w', 'k', ...outs];
 }
 
-function dotBody(channels: number, tokens: number): number[] {
-  const b = new Body(dotParams(tokens));
+function dotFunction(channels: number, tokens: number): FnBuilder {
+  const b = new FnBuilder(wasmDotName([channels, tokens]), dotParams(tokens).map((p) => [p, I32] as const));
   const C = channels;
   const T = tokens;
   b.local('kBytes', I32);
@@ -217,7 +94,7 @@ function dotBody(channels: number, tokens: number): number[] {
       b.emit(op.f32Store, 2, ...uleb(4 * c));
     }
   }
-  return b.encode();
+  return b;
 }
 
 /** The module bytes, exporting dot{C}x{T} for each block; its memory import is shared, maxPages pages at most. */
@@ -225,15 +102,5 @@ export function buildMatmulF32WasmModule(
   maxPages: number,
   blocks: readonly (readonly [number, number])[] = WASM_DOT_BLOCKS,
 ): Uint8Array<ArrayBuffer> {
-  const types = blocks.map(([, t]) => [0x60, ...vec(dotParams(t).map(() => [I32])), ...vec([])]);
-  const memoryImport = [...name('env'), ...name('memory'), 0x02, 0x03, ...uleb(0), ...uleb(maxPages)];
-  const bytes = [
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, vec(types)),
-    ...section(2, vec([memoryImport])),
-    ...section(3, vec(blocks.map((_, i) => uleb(i)))),
-    ...section(7, vec(blocks.map((blk, i) => [...name(wasmDotName(blk)), 0x00, ...uleb(i)]))),
-    ...section(10, vec(blocks.map(([c, t]) => dotBody(c, t)))),
-  ];
-  return Uint8Array.from(bytes);
+  return buildModule(blocks.map(([c, t]) => dotFunction(c, t)), maxPages);
 }

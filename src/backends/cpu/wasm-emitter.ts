@@ -1,6 +1,6 @@
 /**
- * A minimal WebAssembly binary emitter for the integer kernels (no toolchain: the module bytes are
- * generated from TypeScript and compiled at run time, as matmul-f32-wasm-module.ts does).
+ * A minimal WebAssembly binary emitter for the CPU kernels (no toolchain: the module bytes of the
+ * f32 matmul and the integer kernels are generated from TypeScript and compiled at run time).
  *
  * `FnBuilder` writes one function body with named locals; `buildModule` wraps functions into a
  * module that imports a shared memory as env.memory and exports every function by name.
@@ -29,6 +29,7 @@ export const op = {
   f32Store: 0x38,
   i32Store8: 0x3a,
   i32Const: 0x41,
+  f32Const: 0x43,
   i64Const: 0x42,
   i32GeU: 0x4f,
   i64LeS: 0x57,
@@ -36,6 +37,7 @@ export const op = {
   i32Add: 0x6a,
   i32Sub: 0x6b,
   i32Mul: 0x6c,
+  i32And: 0x71,
   i32Or: 0x72,
   i32Shl: 0x74,
   i32ShrU: 0x76,
