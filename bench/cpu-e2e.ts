@@ -7,7 +7,6 @@
  * Prints the machine (CPU model, cores, threads used, Node version), the model's shape, the
  * repetitions and the median of each figure.
  */
-import { availableParallelism, cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { DEFAULT_MODEL_DIR } from '../src/cli/default-model.js';
 import { cpuPool } from '../src/backends/cpu/pool/index.js';
@@ -16,6 +15,7 @@ import { loadModel, type LoadedModel } from '../src/model/load.js';
 import { layerQuantizer } from '../src/quant/quantize-model.js';
 import { DEFAULT_SPEC, describeSpec, type QuantRecipe } from '../src/quant/recipe.js';
 import type { QuantSpec } from '../src/quant/types.js';
+import { machineLine, median } from './stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -29,7 +29,6 @@ const promptTokens = Number(values['prompt-tokens']);
 const decodeTokens = Number(values['decode-tokens']);
 const reps = Number(values.reps);
 
-const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1]!;
 
 function quantized(spec: QuantSpec): LoadedModel {
   const recipe: QuantRecipe = { method: 'rtn', base: spec, overrides: {} };
@@ -42,8 +41,7 @@ const settings: [string, () => LoadedModel][] = [
   [describeSpec({ ...DEFAULT_SPEC, scale: 'float' }), () => quantized({ ...DEFAULT_SPEC, scale: 'float' })],
 ];
 
-const cpu = cpus()[0]?.model ?? 'unknown CPU';
-console.log(`machine: ${cpu}, ${availableParallelism()} cores, pool threads ${cpuPool().threads}, load avg ${loadavg()[0].toFixed(2)}, node ${process.version}`);
+console.log(machineLine(cpuPool().threads));
 const first = settings[0][1]();
 const c = first.model.config;
 console.log(`model: ${values.model} (${c.architecture}, ${c.numLayers} layers, hidden ${c.hiddenSize}, ffn ${c.intermediateSize}, vocab ${c.vocabSize})`);

@@ -9,11 +9,12 @@
  *   INTSCALE_THREADS=4 node dist/bench/cpu-int-linear.js
  * --quick: K = N = 2048 only, shorter budgets; --w8: W8A8 layers instead of W4A8.
  */
-import { availableParallelism, cpus, loadavg } from 'node:os';
 import { intLinear, prepareIntLinear, type IntLinearOptions } from '../src/backends/cpu/int-linear.js';
 import { CpuPool, defaultThreadCount } from '../src/backends/cpu/pool/index.js';
 import { quantizeLinear } from '../src/quant/quantize-linear.js';
 import type { QuantizedLinear, QuantSpec } from '../src/quant/types.js';
+
+import { machineLine, median } from './stats.js';
 
 const quick = process.argv.includes('--quick');
 const wBits = process.argv.includes('--w8') ? 8 : 4;
@@ -23,12 +24,6 @@ const G = 128;
 const BUDGET_MS = quick ? 300 : 1000;
 const MIN_REPS = 3;
 const MAX_REPS = 300;
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
 
 let seed = 12345;
 function random(): number {
@@ -65,7 +60,7 @@ const one: IntLinearOptions = { kernel: 'wasm', pool: null };
 const all: IntLinearOptions = { kernel: 'wasm', pool };
 const js: IntLinearOptions = { kernel: 'js', pool: null };
 
-console.log(`machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${availableParallelism()} cores, pool threads ${threads}, load avg ${loadavg()[0].toFixed(2)}, node ${process.version}`);
+console.log(machineLine(threads));
 console.log(`W${wBits}A8 g${G}, α ≤ 2^10 (safe); times are whole intLinear calls (activation quantization included), best ms of the repetitions\n`);
 
 const rows: Record<string, string | number>[] = [];

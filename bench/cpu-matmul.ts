@@ -7,12 +7,13 @@
  *   npx tsc -p . && node dist/bench/cpu-matmul.js [--quick]
  *   INTSCALE_THREADS=4 node dist/bench/cpu-matmul.js     # another thread count
  */
-import { cpus, availableParallelism, loadavg } from 'node:os';
 import { matmulF32, type MatmulKernel } from '../src/backends/cpu/matmul.js';
 import { CpuPool, defaultThreadCount } from '../src/backends/cpu/pool/index.js';
 import { KERNEL_POOL_SELF_TEST } from '../src/backends/cpu/pool/kernels.js';
 import type { PoolSelfTestArgs } from '../src/backends/cpu/pool/self-test-kernel.js';
 import { sharedFloat32, withArenaAllocation } from '../src/tensor/shared.js';
+
+import { machineLine, median } from './stats.js';
 
 const quick = process.argv.includes('--quick');
 const SIZES = quick ? [2048] : [2048, 4096];
@@ -21,12 +22,6 @@ const TOKENS = [1, 8, 64];
 const BUDGET_MS = quick ? 300 : 1500;
 const MIN_REPS = 3;
 const MAX_REPS = 200;
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
 
 function randomShared(length: number, seed: number): Float32Array {
   const a = withArenaAllocation(() => sharedFloat32(length));
@@ -74,7 +69,7 @@ function dispatchRoundTripUs(pool: CpuPool): number {
 
 function main(): void {
   const threads = defaultThreadCount();
-  console.log(`machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${availableParallelism()} cores; node ${process.version}; pool threads ${threads}; load average before ${loadavg()[0]!.toFixed(2)} (other processes skew the multi-thread numbers)`);
+  console.log(`${machineLine(threads)} (other processes skew the multi-thread numbers)`);
   const pool = new CpuPool({ threads });
   pool.waitUntilReady();
   const single = new CpuPool({ threads: 1 });

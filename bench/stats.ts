@@ -1,0 +1,14 @@
+/** What every CPU benchmark shares: the median, and a line describing the machine it ran on. */
+import { availableParallelism, cpus, loadavg } from 'node:os';
+
+export function median(values: readonly number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/** CPU model, cores, Node version, threads used and the load average (other processes skew timings). */
+export function machineLine(threads: number): string {
+  return `machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${availableParallelism()} cores; node ${process.version}; ` +
+    `pool threads ${threads}; load average ${loadavg()[0]!.toFixed(2)}`;
+}
