@@ -2,11 +2,24 @@
  * Parsing the quantization flags of `intscale quantize` into a typed QuantRecipe:
  *   --alpha 1024 | heuristic | safe | safe:4096      (safe = the largest overflow-free α ≤ 2^10)
  *   --override down_proj=w8a8,g128,float             (any of wN, aN, gN / per-channel, int, float, alpha=…)
+ *   --method rtn | gptq | awq, with --calib FILE --calib-samples N --calib-seq-len L --seed S
+ *   (calibration defaults to ../shared/data/wikitext-2/valid.txt beside the package when present:
+ *   never the bundled test excerpt), --damp, --act-order (GPTQ), --awq-clip (AWQ).
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { InvalidArgumentError } from 'commander';
+import { InputError } from '../errors.js';
 import { LINEAR_NAMES, type LinearSlot } from '../model/layout.js';
-import { DEFAULT_SPEC, type QuantRecipe } from '../quant/recipe.js';
+import type { CalibrationSettings } from '../quant/calibration.js';
+import { DEFAULT_AWQ } from '../quant/methods/awq.js';
+import { DEFAULT_GPTQ_LAYER } from '../quant/methods/gptq-layer.js';
+import { DEFAULT_SPEC, type QuantMethod, type QuantRecipe } from '../quant/recipe.js';
 import type { AlphaPolicy, QuantSpec } from '../quant/types.js';
+import { PACKAGE_ROOT } from './default-model.js';
+
+/** The default calibration text: WikiText-2 validation beside the package (null when absent). */
+export const DEFAULT_CALIB_FILE = path.join(PACKAGE_ROOT, '..', 'shared', 'data', 'wikitext-2', 'valid.txt');
 
 export function parseAlpha(value: string): AlphaPolicy {
   if (value === 'heuristic') return { kind: 'heuristic' };
@@ -55,6 +68,27 @@ export function parseOverride(value: string, previous: Partial<Record<LinearSlot
 
 export interface QuantCliOptions {
   wBits: string; aBits: string; group: number; scale: string; alpha: AlphaPolicy; override: Partial<Record<LinearSlot, Partial<QuantSpec>>>;
+  method?: string;
+  calib?: string; calibSamples?: number; calibSeqLen?: number; seed?: number;
+  damp?: number; actOrder?: boolean; trueSequential?: boolean; awqClip?: boolean;
+}
+
+export const CALIB_DEFAULTS = { samples: 128, seqLen: 2048, seed: 0 } as const;
+
+function calibrationFromOptions(o: QuantCliOptions, method: QuantMethod): CalibrationSettings {
+  let file = o.calib;
+  if (file === undefined) {
+    if (!fs.existsSync(DEFAULT_CALIB_FILE)) {
+      throw new InputError(`--method ${method} needs calibration text: pass --calib FILE (e.g. WikiText-2 train or valid; not the test set you evaluate on)`);
+    }
+    file = DEFAULT_CALIB_FILE;
+  }
+  return {
+    file,
+    samples: o.calibSamples ?? CALIB_DEFAULTS.samples,
+    seqLen: o.calibSeqLen ?? CALIB_DEFAULTS.seqLen,
+    seed: o.seed ?? CALIB_DEFAULTS.seed,
+  };
 }
 
 export function recipeFromOptions(o: QuantCliOptions): QuantRecipe {
@@ -65,7 +99,21 @@ export function recipeFromOptions(o: QuantCliOptions): QuantRecipe {
     scale: o.scale === 'float' ? 'float' : 'int',
     alpha: o.alpha,
   };
-  return { method: 'rtn', base, overrides: o.override };
+  const common = { base, overrides: o.override };
+  const method = (o.method ?? 'rtn') as QuantMethod;
+  switch (method) {
+    case 'rtn':
+      return { method, ...common };
+    case 'gptq':
+      return {
+        method, ...common, calibration: calibrationFromOptions(o, method),
+        gptq: { ...DEFAULT_GPTQ_LAYER, damp: o.damp ?? DEFAULT_GPTQ_LAYER.damp, actOrder: o.actOrder === true, trueSequential: o.trueSequential !== false },
+      };
+    case 'awq':
+      return { method, ...common, calibration: calibrationFromOptions(o, method), awq: { ...DEFAULT_AWQ, clip: o.awqClip === true } };
+    default:
+      throw new InputError(`unknown --method ${String(method)} (rtn, gptq or awq)`);
+  }
 }
 
 export const QUANT_DEFAULTS = DEFAULT_SPEC;

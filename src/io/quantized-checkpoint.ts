@@ -11,7 +11,8 @@
  * and every other tensor (embeddings, norms, lm_head) in F32 under its Hugging Face name.
  * The safetensors metadata carries `intscale.layers`: a JSON object of per-layer settings
  * {w_bits, a_bits, group_size, scale: "int"|"float", alpha_log2}, plus method, source model and
- * tool version; config.json carries a `quantization_config` with quant_method "intscale".
+ * tool version (and for GPTQ/AWQ `intscale.calibration` {file, samples, seqLen, seed} and
+ * `intscale.method_settings`, JSON); config.json carries a `quantization_config` with quant_method "intscale".
  * Loading it gives QuantizedLinear layers that run on the exact integer kernels.
  */
 import * as fs from 'node:fs';
@@ -109,6 +110,10 @@ export function writeQuantizedCheckpoint(outDir: string, source: CheckpointSourc
   writeSafetensors(path.join(outDir, 'model.safetensors'), tensors, {
     format: 'pt',
     'intscale.method': recipe.method,
+    ...(recipe.method === 'rtn' ? {} : {
+      'intscale.calibration': JSON.stringify(recipe.calibration),
+      'intscale.method_settings': JSON.stringify(recipe.method === 'gptq' ? recipe.gptq : recipe.awq),
+    }),
     'intscale.source_model': path.resolve(source.dir),
     'intscale.tool_version': TOOL_VERSION,
     [LAYERS_METADATA_KEY]: JSON.stringify(layers),
@@ -123,6 +128,7 @@ export function writeQuantizedCheckpoint(outDir: string, source: CheckpointSourc
     quantization_config: {
       quant_method: QUANT_METHOD_NAME,
       method: recipe.method,
+      ...(recipe.method === 'rtn' ? {} : { calibration: recipe.calibration, [recipe.method]: recipe.method === 'gptq' ? recipe.gptq : recipe.awq }),
       ...recipe.base,
       overrides: recipe.overrides,
       tool_version: TOOL_VERSION,

@@ -10,7 +10,8 @@
  *   return rmsnorm(h)            (the caller applies the lm_head to the rows it needs)
  *
  * The same code runs a batched prefill (m tokens at once) and token-by-token decode (m = 1);
- * the KV cache carries the positions in between.
+ * the KV cache carries the positions in between. runDecoderLayer runs one layer alone (GPTQ/AWQ
+ * calibration streams the model layer by layer through it, observing each linear's input).
  */
 import type { AttentionShape, Backend } from '../backends/backend.js';
 import { sharedFloat32 } from '../tensor/shared.js';
@@ -29,37 +30,62 @@ function attentionShape(c: ModelConfig): AttentionShape {
   return { numHeads: c.numHeads, numKvHeads: c.numKvHeads, headDim: c.headDim, slidingWindow: c.slidingWindow };
 }
 
-/** Final-normed hidden states [tokens.length, hidden] of tokens placed at cache.length onward. */
-export function forwardHidden(model: Model, tokens: ArrayLike<number>, cache: KvCache): Float32Array {
-  const { config: c, weights: w, backend: b } = model;
-  const m = tokens.length;
+/** Where a linear layer's input is observed: q/k/v share one input, gate/up share one. */
+export type LinearInput = 'qkv' | 'o' | 'gateUp' | 'down';
+
+/** Receives the input x [m, K] of each linear (group) of a layer as the layer runs; must not modify x. */
+export type LinearObserver = (input: LinearInput, x: Float32Array, m: number) => void;
+
+/** Embedding rows [tokens.length, hidden] of tokens placed at position `start` onward. */
+export function embedTokens(model: Model, tokens: ArrayLike<number>, start: number): Float32Array {
+  const { config: c, weights: w } = model;
   const d = c.hiddenSize;
-  const start = cache.length;
-  const shape = attentionShape(c);
-  const h = sharedFloat32(m * d);
-  for (let r = 0; r < m; r++) {
+  const h = sharedFloat32(tokens.length * d);
+  for (let r = 0; r < tokens.length; r++) {
     const id = tokens[r];
     if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) {
       throw new RangeError(`token id ${id} at position ${start + r} is outside the vocabulary [0, ${c.vocabSize})`);
     }
     h.set(w.embedding.subarray(id * d, (id + 1) * d), r * d);
   }
-  for (let l = 0; l < c.numLayers; l++) {
-    const layer = w.layers[l];
-    const x = b.rmsnorm(h, m, layer.inputNorm, c.rmsNormEps);
-    const q = b.linear(x, m, layer.q);
-    const k = b.linear(x, m, layer.k);
-    const v = b.linear(x, m, layer.v);
-    b.rope(q, m, c.numHeads, c.headDim, start, model.invFreq);
-    b.rope(k, m, c.numKvHeads, c.headDim, start, model.invFreq);
-    const attn = b.attention(q, k, v, m, start, cache.layers[l], shape);
-    b.addInPlace(h, b.linear(attn, m, layer.o));
-    const x2 = b.rmsnorm(h, m, layer.postAttentionNorm, c.rmsNormEps);
-    const gate = b.linear(x2, m, layer.gate);
-    b.siluMul(gate, b.linear(x2, m, layer.up));
-    b.addInPlace(h, b.linear(gate, m, layer.down));
-  }
-  cache.length = start + m;
+  return h;
+}
+
+/**
+ * One decoder layer on the hidden states h [m, hidden] (updated in place) of tokens at positions
+ * cache.length onward; writes their keys/values into cache.layers[layerIndex] (cache.length is
+ * left for the caller to advance). `observe` sees the input of every linear.
+ */
+export function runDecoderLayer(model: Model, layerIndex: number, h: Float32Array, m: number, cache: KvCache,
+  observe?: LinearObserver): void {
+  const { config: c, backend: b } = model;
+  const layer = model.weights.layers[layerIndex]!;
+  const start = cache.length;
+  const x = b.rmsnorm(h, m, layer.inputNorm, c.rmsNormEps);
+  observe?.('qkv', x, m);
+  const q = b.linear(x, m, layer.q);
+  const k = b.linear(x, m, layer.k);
+  const v = b.linear(x, m, layer.v);
+  b.rope(q, m, c.numHeads, c.headDim, start, model.invFreq);
+  b.rope(k, m, c.numKvHeads, c.headDim, start, model.invFreq);
+  const attn = b.attention(q, k, v, m, start, cache.layers[layerIndex]!, attentionShape(c));
+  observe?.('o', attn, m);
+  b.addInPlace(h, b.linear(attn, m, layer.o));
+  const x2 = b.rmsnorm(h, m, layer.postAttentionNorm, c.rmsNormEps);
+  observe?.('gateUp', x2, m);
+  const gate = b.linear(x2, m, layer.gate);
+  b.siluMul(gate, b.linear(x2, m, layer.up));
+  observe?.('down', gate, m);
+  b.addInPlace(h, b.linear(gate, m, layer.down));
+}
+
+/** Final-normed hidden states [tokens.length, hidden] of tokens placed at cache.length onward. */
+export function forwardHidden(model: Model, tokens: ArrayLike<number>, cache: KvCache): Float32Array {
+  const { config: c, weights: w, backend: b } = model;
+  const m = tokens.length;
+  const h = embedTokens(model, tokens, cache.length);
+  for (let l = 0; l < c.numLayers; l++) runDecoderLayer(model, l, h, m, cache);
+  cache.length += m;
   return b.rmsnorm(h, m, w.finalNorm, c.rmsNormEps);
 }
 

@@ -1,25 +1,28 @@
 /**
  * Quantizes a model layer by layer as it is read (so only one float layer is alive at a time),
  * recording for every linear layer the spec used, the α chosen and the overflow proof.
+ *
+ *   rtn:       each layer's linears through the shared group quantizer as they are read;
+ *   gptq, awq: the calibration stream (calibration.ts): each layer's inputs captured on the
+ *              calibration windows, the layer quantized by the method (methods/), the quantized
+ *              layer run forward to produce the next layer's inputs.
  */
+import type { Backend } from '../backends/backend.js';
 import type { LinearSlot } from '../model/layout.js';
 import { LINEAR_NAMES, LINEAR_SLOTS, layerPrefix } from '../model/layout.js';
-import { proveNoOverflow, type OverflowProof } from './overflow.js';
+import { loadModel, type LoadedModel } from '../model/load.js';
+import { loadTokenizer } from '../io/tokenizer.js';
+import { quantizeCalibrated, readCalibrationWindows } from './calibration.js';
+import { awqLayerMethod } from './methods/awq.js';
+import { gptqLayerMethod } from './methods/gptq-layer.js';
+import { linearReport, type LinearReport } from './methods/report.js';
 import { quantizeLinearReport } from './quantize-linear.js';
 import { specFor, type QuantRecipe } from './recipe.js';
-import type { FloatLinear, LinearWeight, QuantizedLinear, QuantSpec } from './types.js';
+import type { FloatLinear, LinearWeight, QuantizedLinear } from './types.js';
 
-export interface LinearReport {
-  /** Hugging Face module name, e.g. model.layers.0.mlp.down_proj */
-  readonly name: string;
-  readonly spec: QuantSpec;
-  readonly alphaLog2: number | null;
-  /** the safe policy chose a smaller α than asked, to rule out int32 overflow. */
-  readonly alphaLowered: boolean;
-  readonly overflow: OverflowProof | null;
-}
+export type { LinearReport } from './methods/report.js';
 
-/** Returns the per-layer transform for loadModel plus the reports it fills in. */
+/** Returns the per-layer RTN transform for loadModel plus the reports it fills in. */
 export function layerQuantizer(recipe: QuantRecipe, onLayer?: (layer: number) => void): {
   transform: (layer: number, linears: Record<LinearSlot, FloatLinear>) => Record<LinearSlot, LinearWeight>;
   reports: LinearReport[];
@@ -32,16 +35,36 @@ export function layerQuantizer(recipe: QuantRecipe, onLayer?: (layer: number) =>
       const spec = specFor(recipe, slot);
       const { layer: q, alpha } = quantizeLinearReport(linears[slot], spec, name);
       out[slot] = q;
-      reports.push({
-        name,
-        spec,
-        alphaLog2: alpha?.alphaLog2 ?? null,
-        alphaLowered: alpha?.lowered ?? false,
-        overflow: q.scale === 'int' && q.aBits === 8 ? proveNoOverflow(q) : null,
-      });
+      reports.push(linearReport(name, spec, q, alpha));
     }
     onLayer?.(layer);
     return out;
   };
   return { transform, reports };
+}
+
+export interface QuantizeModelOptions {
+  readonly backend?: Backend;
+  /** called after each decoder layer is quantized. */
+  readonly onLayer?: (layer: number) => void;
+}
+
+export interface QuantizedModel {
+  readonly loaded: LoadedModel;
+  readonly reports: LinearReport[];
+}
+
+/** Loads the float model in `dir` quantized by `recipe` (any method). */
+export function quantizeModel(dir: string, recipe: QuantRecipe, options: QuantizeModelOptions = {}): QuantizedModel {
+  if (recipe.method === 'rtn') {
+    const { transform, reports } = layerQuantizer(recipe, options.onLayer);
+    const loaded = loadModel(dir, { transformLayer: transform, ...(options.backend ? { backend: options.backend } : {}) });
+    return { loaded, reports };
+  }
+  const windows = readCalibrationWindows(loadTokenizer(dir), recipe.calibration);
+  const reports: LinearReport[] = [];
+  const specOf = (slot: LinearSlot) => specFor(recipe, slot);
+  const sink = (r: LinearReport) => reports.push(r);
+  const method = recipe.method === 'gptq' ? gptqLayerMethod(specOf, recipe.gptq, sink) : awqLayerMethod(specOf, recipe.awq, sink);
+  return { loaded: quantizeCalibrated(dir, windows, method, options), reports };
 }

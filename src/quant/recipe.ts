@@ -1,19 +1,28 @@
 /**
- * A quantization recipe for a whole model: one QuantSpec for every decoder linear layer, with
- * per-layer overrides by module name (e.g. the paper's LLaMA-3 recipe keeps down_proj at W8A8).
+ * A quantization recipe for a whole model: the method (RTN, or GPTQ / AWQ with their calibration
+ * and settings), one QuantSpec for every decoder linear layer, with per-layer overrides by module
+ * name (e.g. the paper's LLaMA-3 recipe keeps down_proj at W8A8).
  * The lm_head and the embeddings stay in float, as GPTQ, AWQ and the paper keep them.
+ * Every method ends in the same group quantizer (group-quant.ts); `scale` picks float or Integer Scale.
  */
 import type { LinearSlot } from '../model/layout.js';
+import type { CalibrationSettings } from './calibration.js';
+import type { AwqSettings } from './methods/awq.js';
+import type { GptqLayerSettings } from './methods/gptq-layer.js';
 import type { QuantSpec } from './types.js';
 
-export type QuantMethod = 'rtn';
+export type QuantMethod = 'rtn' | 'gptq' | 'awq';
 
-export interface QuantRecipe {
-  readonly method: QuantMethod;
+interface RecipeBase {
   readonly base: QuantSpec;
   /** specs replacing `base` for some of the seven linear slots of every layer. */
   readonly overrides: Partial<Record<LinearSlot, Partial<QuantSpec>>>;
 }
+
+export type QuantRecipe =
+  | (RecipeBase & { readonly method: 'rtn' })
+  | (RecipeBase & { readonly method: 'gptq'; readonly calibration: CalibrationSettings; readonly gptq: GptqLayerSettings })
+  | (RecipeBase & { readonly method: 'awq'; readonly calibration: CalibrationSettings; readonly awq: AwqSettings });
 
 /** The default: W4A8, groups of 128, integer scales, α the largest overflow-safe ≤ 2^10. */
 export const DEFAULT_SPEC: QuantSpec = {
@@ -37,4 +46,17 @@ export function describeSpec(s: QuantSpec): string {
   const a = s.alpha;
   const alpha = a.kind === 'fixed' ? `α=2^${a.log2}` : a.kind === 'safe' ? `α≤2^${a.maxLog2} (safe)` : 'α heuristic';
   return `${bits} ${group} IS ${alpha}`;
+}
+
+/** The method with its settings, e.g. "GPTQ (damp 0.01, block 128, act-order) on 128×2048 tokens of valid.txt". */
+export function describeMethod(r: QuantRecipe): string {
+  if (r.method === 'rtn') return 'RTN';
+  const c = r.calibration;
+  const calib = `${c.samples}×${c.seqLen} tokens of ${c.file} (seed ${c.seed})`;
+  if (r.method === 'gptq') {
+    const g = r.gptq;
+    return `GPTQ (damp ${g.damp}, block ${g.blockSize}${g.actOrder ? ', act-order' : ''}${g.trueSequential ? ', true-sequential' : ''}) on ${calib}`;
+  }
+  const a = r.awq;
+  return `AWQ (grid ${a.grid}, ${a.searchTokens} search tokens${a.clip ? ', clip' : ''}) on ${calib}`;
 }

@@ -1,4 +1,4 @@
-/** The CUDA backend: bindings (driver, NVRTC, cuBLAS), device memory, kernels and W4A8 layers. */
+/** The CUDA backend: bindings (driver, NVRTC, cuBLAS), device memory, kernels and W4A8 / W8A8 / W4A16 layers. */
 export { CudaUnavailableError, cudaLibraryDirs } from './libs.js';
 export { CudaError } from './driver.js';
 export { NvrtcError } from './nvrtc.js';
@@ -8,6 +8,8 @@ export { CudaContext, type DeviceInfo, type KernelArg } from './context.js';
 export { getKernel, kernelsDir } from './kernel-cache.js';
 export { repackW4A8, repackW4, repackScales, intScaleBound, paddedRows } from './repack.js';
 export { uploadW4A8, freeW4A8, w4a8Linear, chooseW4A8Config, quantizeActivationsCuda, type W4A8Layer, type W4A8Config } from './w4a8.js';
+export { uploadW8A8, freeW8A8, w8a8Linear, chooseW8A8Config, repackW8A8, intScaleBoundW8, type W8A8Layer, type W8A8Config } from './w8a8.js';
+export { uploadW4A16, freeW4A16, w4a16Linear, chooseW4A16Config, repackW4A16, toHalfBits, fromHalfBits, toHalfArray, type W4A16Layer, type W4A16Config } from './w4a16.js';
 
 import { CudaContext } from './context.js';
 import { CudaUnavailableError } from './libs.js';

@@ -1,19 +1,18 @@
-/** `intscale quantize`: a Hugging Face model → an intscale quantized checkpoint (RTN). */
+/** `intscale quantize`: a Hugging Face model → an intscale quantized checkpoint (RTN, GPTQ or AWQ). */
 import { Command, Option } from 'commander';
 import { writeQuantizedCheckpoint } from '../../io/quantized-checkpoint.js';
-import { loadModel } from '../../model/load.js';
-import { layerQuantizer, type LinearReport } from '../../quant/quantize-model.js';
-import { describeSpec } from '../../quant/recipe.js';
+import { quantizeModel, type LinearReport } from '../../quant/quantize-model.js';
+import { describeMethod, describeSpec } from '../../quant/recipe.js';
 import { DEFAULT_MODEL_DIR } from '../default-model.js';
-import { nonNegativeInt } from '../parse.js';
+import { nonNegativeInt, nonNegativeNumber, positiveInt } from '../parse.js';
 import { progressBar } from '../progress.js';
-import { parseAlpha, parseOverride, recipeFromOptions, type QuantCliOptions } from '../quant-options.js';
+import { CALIB_DEFAULTS, DEFAULT_CALIB_FILE, parseAlpha, parseOverride, recipeFromOptions, type QuantCliOptions } from '../quant-options.js';
 import { openModelDir } from '../../io/model-dir.js';
 
-/** The quantization flags shared by `quantize` and `demo`. */
-export function addQuantOptions(cmd: Command): Command {
+/** The quantization flags shared by `quantize` and `demo` (`demo` runs RTN only). */
+export function addQuantOptions(cmd: Command, methods: readonly string[] = ['rtn']): Command {
   return cmd
-    .addOption(new Option('--method <m>', 'quantization method').choices(['rtn']).default('rtn'))
+    .addOption(new Option('--method <m>', 'quantization method').choices(methods).default('rtn'))
     .addOption(new Option('--w-bits <n>', 'weight bits').choices(['4', '8']).default('4'))
     .addOption(new Option('--a-bits <n>', 'activation bits (16 = weight-only)').choices(['8', '16']).default('8'))
     .option('--group <n>', 'input channels per group (0 = per-channel)', nonNegativeInt, 128)
@@ -41,22 +40,41 @@ export function summarizeReports(reports: readonly LinearReport[]): Record<strin
   }));
 }
 
-export const quantizeCommand = addQuantOptions(
+/** GPTQ / AWQ calibration and method flags (`quantize` only). */
+function addMethodOptions(cmd: Command): Command {
+  return cmd
+    .option('--calib <file>', `calibration text for gptq/awq (default ${DEFAULT_CALIB_FILE} when present, else required; never use the test set)`)
+    .option('--calib-samples <n>', 'calibration windows', positiveInt, CALIB_DEFAULTS.samples)
+    .option('--calib-seq-len <n>', 'tokens per calibration window', positiveInt, CALIB_DEFAULTS.seqLen)
+    .option('--seed <n>', 'seed of the calibration window sampler', nonNegativeInt, CALIB_DEFAULTS.seed)
+    .option('--damp <f>', 'GPTQ dampening, fraction of the mean Hessian diagonal', nonNegativeNumber, 0.01)
+    .option('--act-order', 'GPTQ: quantize columns in order of decreasing Hessian diagonal (groups stay static)')
+    .option('--no-true-sequential', 'GPTQ: take every Hessian of a layer from the float layer in one pass')
+    .option('--awq-clip', 'AWQ: also search a per-group weight clipping');
+}
+
+export const quantizeCommand = addMethodOptions(addQuantOptions(
   new Command('quantize')
-    .description('quantize a Hugging Face model with Integer Scale (default W4A8, g128, α = largest overflow-safe ≤ 2^10)')
+    .description('quantize a Hugging Face model with Integer Scale (default RTN W4A8, g128, α = largest overflow-safe ≤ 2^10; --method gptq|awq calibrates)')
     .option('-m, --model <dir>', 'Hugging Face model directory', DEFAULT_MODEL_DIR)
     .requiredOption('-o, --out <dir>', 'output directory for the quantized checkpoint')
     .option('--overwrite', 'replace a checkpoint already in --out'),
-).action((opts: QuantCliOptions & { model: string; out: string; overwrite?: boolean }) => {
-  const recipe = recipeFromOptions(opts);
+  ['rtn', 'gptq', 'awq'],
+)).action((opts: QuantCliOptions & { model: string; out: string; overwrite?: boolean }) => {
   const layers = openModelDir(opts.model);
-  const numLayers = layers.config.numLayers;
+  const { numLayers, maxPositionEmbeddings: context } = layers.config;
   layers.weights.close();
-  const bar = progressBar('layers', numLayers);
-  const { transform, reports } = layerQuantizer(recipe, (l) => bar.update(l + 1));
+  if (opts.method !== 'rtn' && (opts.calibSeqLen ?? 0) > context) {
+    process.stderr.write(`note: --calib-seq-len ${opts.calibSeqLen} capped at the model's context, ${context}\n`);
+    opts.calibSeqLen = context;
+  }
+  const recipe = recipeFromOptions(opts);
+  console.log(`${describeMethod(recipe)}, ${describeSpec(recipe.base)}`);
   const t0 = performance.now();
-  const { model, source } = loadModel(opts.model, { transformLayer: transform });
+  const bar = progressBar(`${recipe.method} layers`, numLayers);
+  const { loaded, reports } = quantizeModel(opts.model, recipe, { onLayer: (l) => bar.update(l + 1) });
   bar.stop();
+  const { model, source } = loaded;
   writeQuantizedCheckpoint(opts.out, source, model.weights, recipe, opts.overwrite === true);
   console.log(`quantized ${reports.length} linear layers of ${opts.model} in ${((performance.now() - t0) / 1000).toFixed(1)} s → ${opts.out}`);
   console.table(summarizeReports(reports));

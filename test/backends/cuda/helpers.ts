@@ -47,3 +47,18 @@ export function randomActivations(m: number, k: number, seed: number): Float32Ar
   }
   return x;
 }
+
+/** A random 8-bit integer-scale layer: q in [-128, 127], S in [sLo, sHi], α = 2^alphaLog2, scales = S/α. */
+export function randomW8Layer(n: number, k: number, g: number, seed: number, sLo = 1, sHi = 100, alphaLog2 = 10): QuantizedLinear {
+  const r = rng(seed);
+  const q = new Int8Array(n * k);
+  for (let i = 0; i < q.length; i++) q[i] = Math.floor(r() * 256) - 128;
+  const groups = k / g;
+  const intScales = new Int32Array(n * groups);
+  const scales = new Float32Array(n * groups);
+  for (let i = 0; i < intScales.length; i++) {
+    intScales[i] = sLo + Math.floor(r() * (sHi - sLo + 1));
+    scales[i] = intScales[i]! / 2 ** alphaLog2;
+  }
+  return { kind: 'quantized', n, k, groupSize: g, wBits: 8, aBits: 8, q, scale: 'int', scales, intScales, alphaLog2 };
+}

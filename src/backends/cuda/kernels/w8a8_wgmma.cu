@@ -1,0 +1,300 @@
+// W8A8 GEMM for large M (prefill) on Hopper warpgroup MMA (sm_90a):
+//   wgmma.mma_async.sync.aligned.m64n128k32.s32.s8.s8, both operands from shared memory.
+// y[m,n] = x[m,:] . W'[n,:] with 8-bit weights q in [-128, 127] and int8 activations:
+//   acc[m,n,g] = sum_{k in g} xq[m,k]*q[n,k] (int32, per 128-k chunk piece of a group)
+//   SCALE_INT=1 (integer scale): T = sum_g acc*S[n,g] (int32, plain: no 16*q trick, no shift),
+//                one conversion per output: y = fround(fround(float(T))*a[m]) * post, post = 2^-b.
+//                Exact when 127*128*G*sum_g S < 2^31 (the host checks the layer's bound;
+//                int32 wrap-around is exact mod 2^32, so the chunk split changes nothing).
+//   SCALE_INT=0 (float scale):   t = sum_c float(acc_c)*s (f32 FMA per 128-k chunk), y = a[m]*t.
+// Groups are closed per 128-k chunk (GROUP > 128: a group is summed in GROUP/128 pieces with its
+// own scale: exact for IS, a rounding change only for FS).
+//
+// Inputs: weights wq [Npad, K] int8 row-major (natural layout, rows zero-padded to a multiple of
+// 128), scales sc[tile][g][16] (repack.ts repackScales: the 16 rows of a 16-row tile contiguous
+// per group; int32 S or f32 s), activations xq [M, K] int8 row-major, a [M] f32, y [M, N] f32.
+// The decode kernel (w8a8_decode.cu) reads the same weight and scale buffers.
+//
+// Block: WGS warpgroups (128*WGS threads), tile BM = 64*WGS tokens x BN = 128 weight rows, k chunk
+// 128 per pipeline stage. No expansion: both operands go global -> shared by cp.async (16 B per
+// copy) straight into the canonical K-major SW128 wgmma layout ([rows][128 B], 16-byte chunk
+// index XOR row&7, 1024-B aligned). A rows >= M are zero-filled (src-size 0, address clamped).
+// The chunk's scales for the BN rows go by cp.async too.
+// Pipeline per chunk c (STAGES stages, loads STAGES-1 chunks ahead): wait cp.async(c);
+// fence.proxy.async (generic-proxy writes -> tensor-core reads); barrier; issue loads for
+// c+STAGES-1; 4 wgmma k32 steps (first with scale-d = 0: each chunk's accumulator starts
+// fresh); commit; wait_group 0; group epilogue into tot. Epilogue / tensor overlap comes from the
+// other resident blocks (WGS=1, STAGES=3: 3 blocks per SM).
+// PIPE=1 (needs STAGES >= 3): accumulators acc0/acc1 alternate (loop unrolled by 2 so both are
+// named statically); step c: wait cp.async(c); fence; barrier (now every warp has finished chunk
+// c-2); load chunk c+STAGES-2 into chunk c-2's stage; issue chunk c; wait_group 1 (chunk c-1
+// done); epilogue of chunk c-1 while chunk c runs on the tensor cores. Loads run STAGES-2 chunks
+// ahead. 2 blocks per SM (WGS=1, <= 255 registers).
+// Accumulator fragment (per warp w of a warpgroup, lane gid/tig): d[4j+e] = (row 16w+gid+8(e>>1),
+// col 8j+2tig+(e&1)), j = 0..15.
+// Requires K % 128 == 0, GROUP % 128 == 0, GROUP | K, weights padded to 128 rows.
+#include "common.cuh"
+
+#ifndef STAGES
+#define STAGES 3
+#endif
+#ifndef GROUP
+#define GROUP 128
+#endif
+#ifndef SCALE_INT
+#define SCALE_INT 1
+#endif
+#ifndef WGS
+#define WGS 1
+#endif
+#ifndef PIPE  // 1: two accumulators, chunk c's wgmmas in flight during chunk c-1's epilogue
+#define PIPE 0
+#endif
+#ifndef MINB
+#define MINB (PIPE ? (WGS == 1 ? 2 : 1) : WGS == 1 ? (STAGES <= 3 ? 3 : 2) : 1)
+#endif
+#define BM (64 * WGS)
+#define BN 128
+#define THREADS (WGS * 128)
+#define A_BYTES (BM * 128)
+#define B_BYTES (BN * 128)
+#define SC_BYTES (BN * 4)
+#define OFF_A(s) ((s) * (A_BYTES + B_BYTES))
+#define OFF_B(s) ((s) * (A_BYTES + B_BYTES) + A_BYTES)
+#define OFF_SC(s) (STAGES * (A_BYTES + B_BYTES) + (s) * SC_BYTES)
+// dynamic shared bytes the host must pass (w8a8.ts w8a8WgmmaSharedBytes): 1024 (alignment slack) + the above
+#define SMEM_BYTES (1024 + STAGES * (A_BYTES + B_BYTES + SC_BYTES))
+
+#if SCALE_INT
+typedef int scale_t;
+typedef int tot_t;
+#else
+typedef float scale_t;
+typedef float tot_t;
+#endif
+
+// K-major operand, 128-byte swizzle: start address, LBO = 16 B (unused), SBO = 1024 B (8 rows).
+__device__ __forceinline__ unsigned long long desc_sw128(u32 addr) {
+  return (unsigned long long)((addr & 0x3FFFF) >> 4) | (1ull << 16) | ((unsigned long long)(1024 >> 4) << 32) | (1ull << 62);
+}
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N> __device__ __forceinline__ void wgmma_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" :: "n"(N) : "memory"); }
+__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+__device__ __forceinline__ void fence_regs(int (&d)[64]) {
+#pragma unroll
+  for (int i = 0; i < 64; ++i) asm volatile("" : "+r"(d[i])::"memory");
+}
+
+__device__ __forceinline__ void wgmma_m64n128k32_s8(int (&d)[64], unsigned long long da, unsigned long long db, int scale_d) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k32.s32.s8.s8 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+      "}, %64, %65, p;\n}\n"
+      : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3]), "+r"(d[4]), "+r"(d[5]), "+r"(d[6]), "+r"(d[7]),
+        "+r"(d[8]), "+r"(d[9]), "+r"(d[10]), "+r"(d[11]), "+r"(d[12]), "+r"(d[13]), "+r"(d[14]), "+r"(d[15]),
+        "+r"(d[16]), "+r"(d[17]), "+r"(d[18]), "+r"(d[19]), "+r"(d[20]), "+r"(d[21]), "+r"(d[22]), "+r"(d[23]),
+        "+r"(d[24]), "+r"(d[25]), "+r"(d[26]), "+r"(d[27]), "+r"(d[28]), "+r"(d[29]), "+r"(d[30]), "+r"(d[31]),
+        "+r"(d[32]), "+r"(d[33]), "+r"(d[34]), "+r"(d[35]), "+r"(d[36]), "+r"(d[37]), "+r"(d[38]), "+r"(d[39]),
+        "+r"(d[40]), "+r"(d[41]), "+r"(d[42]), "+r"(d[43]), "+r"(d[44]), "+r"(d[45]), "+r"(d[46]), "+r"(d[47]),
+        "+r"(d[48]), "+r"(d[49]), "+r"(d[50]), "+r"(d[51]), "+r"(d[52]), "+r"(d[53]), "+r"(d[54]), "+r"(d[55]),
+        "+r"(d[56]), "+r"(d[57]), "+r"(d[58]), "+r"(d[59]), "+r"(d[60]), "+r"(d[61]), "+r"(d[62]), "+r"(d[63])
+      : "l"(da), "l"(db), "r"(scale_d));
+}
+
+__device__ __forceinline__ uint2 lds64(u32 a) {
+  uint2 v;
+  asm volatile("ld.shared.v2.u32 {%0, %1}, [%2];\n" : "=r"(v.x), "=r"(v.y) : "r"(a));
+  return v;
+}
+
+#define A_IT (BM * 8 / THREADS)  // A 16-B copies per thread per stage
+#define B_IT (BN * 8 / THREADS)  // B 16-B copies per thread per stage
+#define RSTEP (THREADS / 8)      // rows between a thread's copies (a multiple of 8: same swizzle)
+struct Ctx {
+  const signed char* xa;  // xq + this thread's 16-B column
+  int aoff[A_IT];         // row offsets (rows clamped to M-1) of the thread's A copies, bytes
+  u32 avalid;             // bit it: row of copy it < M
+  const signed char* wb;  // wq + (n0 + r0) * K + this thread's 16-B column
+  size_t wstep;           // bytes between a thread's B rows (RSTEP * K)
+  const scale_t* scp;     // this thread's 16-B scale copy (tid < BN/4), group 0
+  u32 sbase;              // shared address of the 1024-aligned region
+  u32 dst;                // this thread's swizzled offset inside an A or B stage
+  int tid;
+};
+
+__device__ __forceinline__ void load_stage(const Ctx& C, int s, int c) {
+  const u32 a0 = C.sbase + OFF_A(s) + C.dst;
+  const signed char* xsrc = C.xa + c * 128;
+#pragma unroll
+  for (int it = 0; it < A_IT; ++it) cp_async16(a0 + it * RSTEP * 128, xsrc + C.aoff[it], (C.avalid >> it) & 1 ? 16 : 0);
+  const u32 b0 = C.sbase + OFF_B(s) + C.dst;
+  const signed char* wsrc = C.wb + c * 128;
+#pragma unroll
+  for (int it = 0; it < B_IT; ++it) cp_async16(b0 + it * RSTEP * 128, wsrc + it * C.wstep, 16);
+  if (C.tid < BN / 4) cp_async16(C.sbase + OFF_SC(s) + C.tid * 16, C.scp + ((c * 128) / GROUP) * 16, 16);
+}
+
+__device__ __forceinline__ void issue_mma(const Ctx& C, int (&acc)[64], int s) {
+  const u32 a_addr = C.sbase + OFF_A(s) + (C.tid >> 7) * 64 * 128;
+  const u32 b_addr = C.sbase + OFF_B(s);
+  wgmma_fence();
+#pragma unroll
+  for (int ks = 0; ks < 4; ++ks) wgmma_m64n128k32_s8(acc, desc_sw128(a_addr + ks * 32), desc_sw128(b_addr + ks * 32), ks);
+  wgmma_commit();
+}
+
+__device__ __forceinline__ void group_epilogue(const Ctx& C, int (&acc)[64], tot_t (&tot)[64], int s) {
+  fence_regs(acc);
+  const u32 scs = C.sbase + OFF_SC(s) + (C.tid & 3) * 8;
+#pragma unroll
+  for (int j = 0; j < 16; ++j) {
+    const uint2 sv = lds64(scs + j * 32);
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const u32 sb = (e & 1) ? sv.y : sv.x;
+      const int a = acc[4 * j + e];
+#if SCALE_INT
+      tot[4 * j + e] += a * (int)sb;
+#else
+      tot[4 * j + e] = __fmaf_rn(__int2float_rn(a), __uint_as_float(sb), tot[4 * j + e]);
+#endif
+    }
+  }
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS, MINB)
+w8a8_wgmma(const signed char* __restrict__ wq, const scale_t* __restrict__ sc, const signed char* __restrict__ xq,
+           const float* __restrict__ ascale, float* __restrict__ y, int M, int N, int K, float post) {
+  extern __shared__ uint4 smem_raw[];
+  Ctx C;
+  C.sbase = (smem_u32(smem_raw) + 1023u) & ~1023u;
+  const int tid = threadIdx.x;
+  C.tid = tid;
+  const int m0 = blockIdx.x * BM;
+  const int n0 = blockIdx.y * BN;
+  const int NG = K / GROUP, chunks = K >> 7;
+  {
+    const int r0 = tid >> 3, cc = tid & 7;
+    C.xa = xq + cc * 16;
+    C.avalid = 0;
+#pragma unroll
+    for (int it = 0; it < A_IT; ++it) {
+      const int row = m0 + r0 + it * RSTEP;
+      C.aoff[it] = (row < M ? row : M - 1) * K;
+      C.avalid |= (row < M ? 1u : 0u) << it;
+    }
+    C.wb = wq + (size_t)(n0 + r0) * K + cc * 16;
+    C.wstep = (size_t)RSTEP * K;
+    C.dst = r0 * 128 + ((cc ^ (r0 & 7)) << 4);
+    C.scp = sc + (size_t)(n0 / 16 + (tid >> 2 & 7)) * NG * 16 + (tid & 3) * 4;
+  }
+
+  tot_t tot[64];
+#pragma unroll
+  for (int i = 0; i < 64; ++i) tot[i] = 0;
+#if PIPE
+  int acc0[64], acc1[64];
+#pragma unroll
+  for (int i = 0; i < 64; ++i) {
+    acc0[i] = 0;
+    acc1[i] = 0;
+  }
+#pragma unroll
+  for (int s = 0; s < STAGES - 2; ++s) {
+    if (s < chunks) load_stage(C, s, s);
+    cp_async_commit();
+  }
+  int s_cur = 0, s_prev = STAGES - 1, s_ld = STAGES - 2;
+#define PIPE_STEP(CC, ACC_CUR, ACC_PREV, EPI)                                   \
+  {                                                                            \
+    cp_async_wait<STAGES - 3>();                                               \
+    fence_proxy_async();                                                       \
+    __syncthreads();                                                           \
+    if ((CC) + STAGES - 2 < chunks) load_stage(C, s_ld, (CC) + STAGES - 2);    \
+    cp_async_commit();                                                         \
+    issue_mma(C, ACC_CUR, s_cur);                                              \
+    if (EPI) {                                                                 \
+      wgmma_wait<1>();                                                         \
+      group_epilogue(C, ACC_PREV, tot, s_prev);                                \
+    }                                                                          \
+    s_prev = s_cur;                                                            \
+    s_cur = s_cur + 1 == STAGES ? 0 : s_cur + 1;                               \
+    s_ld = s_ld + 1 == STAGES ? 0 : s_ld + 1;                                  \
+  }
+  PIPE_STEP(0, acc0, acc1, false)
+  int c = 1;
+#pragma unroll 1
+  for (; c + 1 < chunks; c += 2) {
+    PIPE_STEP(c, acc1, acc0, true)
+    PIPE_STEP(c + 1, acc0, acc1, true)
+  }
+  if (c < chunks) {
+    PIPE_STEP(c, acc1, acc0, true)
+    wgmma_wait<0>();
+    group_epilogue(C, acc1, tot, s_prev);
+  } else {
+    wgmma_wait<0>();
+    group_epilogue(C, acc0, tot, s_prev);
+  }
+#undef PIPE_STEP
+  cp_async_wait<0>();
+#else
+  int acc[64];
+#pragma unroll
+  for (int i = 0; i < 64; ++i) acc[i] = 0;
+
+#pragma unroll
+  for (int s = 0; s < STAGES - 1; ++s) {
+    if (s < chunks) load_stage(C, s, s);
+    cp_async_commit();
+  }
+  int s_cur = 0, s_ld = STAGES - 1;
+#pragma unroll 1
+  for (int c = 0; c < chunks; ++c) {
+    cp_async_wait<STAGES - 2>();
+    fence_proxy_async();
+    __syncthreads();  // chunk c landed everywhere; every warpgroup is done with chunk c-1 (stage s_ld)
+    if (c + STAGES - 1 < chunks) load_stage(C, s_ld, c + STAGES - 1);
+    cp_async_commit();
+    issue_mma(C, acc, s_cur);
+    wgmma_wait<0>();
+    group_epilogue(C, acc, tot, s_cur);
+    s_ld = s_cur;
+    s_cur = s_cur + 1 == STAGES ? 0 : s_cur + 1;
+  }
+  cp_async_wait<0>();
+#endif
+
+  const int wg = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31, gid = lane >> 2, tig = lane & 3;
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int m = m0 + wg * 64 + warp * 16 + gid + 8 * h;
+    if (m >= M) continue;
+    const float a = ascale[m];
+#pragma unroll
+    for (int j = 0; j < 16; ++j) {
+      const int n = n0 + 8 * j + 2 * tig;
+      float v[2];
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+#if SCALE_INT
+        v[e] = __fmul_rn(__fmul_rn(__int2float_rn(tot[4 * j + 2 * h + e]), a), post);
+#else
+        v[e] = __fmul_rn(a, tot[4 * j + 2 * h + e]);
+#endif
+      }
+      float* dst = y + (size_t)m * N + n;
+      if (n + 1 < N && ((N & 1) == 0)) {
+        *reinterpret_cast<float2*>(dst) = make_float2(v[0], v[1]);
+      } else {
+        if (n < N) dst[0] = v[0];
+        if (n + 1 < N) dst[1] = v[1];
+      }
+    }
+  }
+}

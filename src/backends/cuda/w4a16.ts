@@ -1,0 +1,128 @@
+/**
+ * W4A16 (weight-only, Marlin-like) linear layers on the GPU, decode shapes (M <= 64): fp16
+ * activations x [M, K], int4 weights (the same repacked buffer as W4A8) dequantized in registers
+ * with fp16 group scales, fp32 accumulation, y [M, N] f32. Kernel: kernels/w4a16_decode.cu.
+ * No GEMM for large M (not built).
+ */
+import type { DeviceBuffer } from './buffer.js';
+import type { CudaContext } from './context.js';
+import { getKernel } from './kernel-cache.js';
+import { checkW4A8Shape, paddedRows, repackScales, repackW4 } from './repack.js';
+import type { QuantizedLinear } from '../../quant/types.js';
+
+export interface W4A16Layer {
+  readonly n: number;
+  readonly k: number;
+  readonly groupSize: number;
+  /** repacked int4 weights (repack.ts repackW4), paddedRows(n) · k / 2 bytes. */
+  readonly weights: DeviceBuffer;
+  /** fp16 scales s16[tile][g][16]. */
+  readonly scales: DeviceBuffer;
+}
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** IEEE binary16 bits of a number (round to nearest even; overflow to ±Inf; subnormals kept). */
+export function toHalfBits(v: number): number {
+  f32[0] = v;
+  const x = u32[0]!;
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  let mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  let e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    let h = mant >>> shift;
+    const rem = mant & ((1 << shift) - 1);
+    const half = 1 << (shift - 1);
+    if (rem > half || (rem === half && (h & 1))) h++;
+    return sign | h;
+  }
+  let h = (e << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h++;
+  return sign | h; // a mantissa carry rolls into the exponent correctly (up to Inf)
+}
+
+/** The number a binary16 bit pattern holds. */
+export function fromHalfBits(h: number): number {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >>> 10) & 0x1f;
+  const m = h & 0x3ff;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 0x1f) return m ? NaN : s * Infinity;
+  return s * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+/** x (f32 values) to binary16 bits, for uploading fp16 activations. */
+export function toHalfArray(x: ArrayLike<number>): Uint16Array {
+  const out = new Uint16Array(x.length);
+  for (let i = 0; i < x.length; i++) out[i] = toHalfBits(x[i]!);
+  return out;
+}
+
+export interface RepackedW4A16 {
+  readonly n: number;
+  readonly k: number;
+  readonly groupSize: number;
+  readonly weights: Uint8Array;
+  readonly scales: Uint16Array;
+}
+
+/** Repacks a 4-bit layer for W4A16: the W4A8 weight layout and its float scales rounded to fp16. */
+export function repackW4A16(w: QuantizedLinear): RepackedW4A16 {
+  if (w.wBits !== 4) throw new RangeError(`repackW4A16 needs 4-bit weights (got ${w.wBits})`);
+  checkW4A8Shape(w.n, w.k, w.groupSize);
+  const groups = w.k / w.groupSize;
+  const sc = repackScales(w.scales, w.n, groups);
+  const s16 = new Uint16Array(paddedRows(w.n) * groups);
+  for (let i = 0; i < sc.length; i++) s16[i] = toHalfBits(sc[i]!);
+  return { n: w.n, k: w.k, groupSize: w.groupSize, weights: repackW4(w.q, w.n, w.k), scales: s16 };
+}
+
+export function uploadW4A16(ctx: CudaContext, w: QuantizedLinear | RepackedW4A16): W4A16Layer {
+  const r = 'q' in w ? repackW4A16(w) : w;
+  return { n: r.n, k: r.k, groupSize: r.groupSize, weights: ctx.upload(r.weights), scales: ctx.upload(r.scales) };
+}
+
+export function freeW4A16(layer: W4A16Layer): void {
+  layer.weights.free();
+  layer.scales.free();
+}
+
+export interface W4A16Config { readonly MT: number; readonly NTW: number; readonly WK: number }
+
+/**
+ * Default decode configuration, from the H100 sweep (docs/bench/cuda-w8-sweep-H100-2026-11-23.txt):
+ * M <= 8: NTW4 WK4 on wide layers, NTW1 WK8 otherwise; M <= 16: MT2 NTW1 WK8; MT4 / MT8 above (not swept).
+ */
+export function chooseW4A16Config(M: number, n: number, _k: number): W4A16Config {
+  if (M > 64) throw new RangeError(`the W4A16 kernel serves M <= 64 (got ${M}); no large-M GEMM is built`);
+  const wide = n >= 16384;
+  if (M <= 8) return wide ? { MT: 1, NTW: 4, WK: 4 } : { MT: 1, NTW: 1, WK: 8 };
+  if (M <= 16) return { MT: 2, NTW: 1, WK: 8 };
+  return { MT: M <= 32 ? 4 : 8, NTW: 1, WK: 8 };
+}
+
+/** y[M, N] (f32) = x16[M, K] · (q·s16)ᵀ on ctx's stream (asynchronous); x16 holds binary16 values. */
+export function w4a16Linear(
+  ctx: CudaContext,
+  layer: W4A16Layer,
+  x16: DeviceBuffer,
+  y: DeviceBuffer,
+  M: number,
+  config: W4A16Config = chooseW4A16Config(M, layer.n, layer.k),
+): void {
+  const { n: N, k: K } = layer;
+  if (x16.bytes < M * K * 2 || y.bytes < M * N * 4) throw new RangeError(`w4a16Linear: buffers too small for M=${M}, N=${N}, K=${K}`);
+  if (M > 8 * config.MT) throw new RangeError(`W4A16 config MT=${config.MT} serves M <= ${8 * config.MT}, got ${M}`);
+  const fn = getKernel(ctx, 'w4a16_decode.cu', 'w4a16_decode', { GROUP: layer.groupSize, MT: config.MT, NTW: config.NTW, WK: config.WK });
+  const blocks = Math.ceil(Math.ceil(N / 16) / config.NTW);
+  if (blocks * config.NTW * 16 > paddedRows(N)) throw new RangeError('decode tiles exceed the padded rows');
+  ctx.launch(fn, [blocks], [config.WK * 32], [layer.weights, layer.scales, x16, y, { i32: M }, { i32: N }, { i32: K }]);
+}

@@ -1,0 +1,139 @@
+/**
+ * W8A8 linear layers on the GPU: 8-bit weights (natural row-major [Npad, K] int8, no repacking
+ * beyond zero row padding) with integer or float group scales, int8 activations.
+ *   M <= 32 (or no sm_90a): w8a8_decode (weights streamed once, swapped-operand mma.sync)
+ *   larger M on sm_90a:     w8a8_wgmma (both operands cp.async'd straight into swizzled smem)
+ * Both take xq [M, K] int8 with per-token scales a [M] and write y [M, N] f32.
+ * Integer scales use the plain epilogue (T += acc·S in int32): the layer must satisfy
+ * 127·128·G·max_n Σ_g S[n,g] < 2^31, which the CPU quantizer's 'safe' α policy guarantees;
+ * upload refuses a layer that does not.
+ */
+import type { DeviceBuffer } from './buffer.js';
+import type { CudaContext } from './context.js';
+import { getKernel } from './kernel-cache.js';
+import { paddedRows, repackScales } from './repack.js';
+import type { QuantizedLinear } from '../../quant/types.js';
+
+export interface W8A8Layer {
+  readonly n: number;
+  readonly k: number;
+  readonly groupSize: number;
+  readonly scale: 'int' | 'float';
+  /** 2^-b (IS) or 1 (FS). */
+  readonly post: number;
+  /** int8 weights [paddedRows(n), k]. */
+  readonly weights: DeviceBuffer;
+  /** scales sc[tile][g][16], int32 S or f32 s. */
+  readonly scales: DeviceBuffer;
+}
+
+export interface RepackedW8A8 {
+  readonly n: number;
+  readonly k: number;
+  readonly groupSize: number;
+  readonly scale: 'int' | 'float';
+  readonly weights: Int8Array;
+  readonly scales: Int32Array | Float32Array;
+  readonly post: number;
+}
+
+/** Checks the shape constraints of the W8A8 kernels; throws RangeError naming the problem. */
+export function checkW8A8Shape(n: number, k: number, groupSize: number): void {
+  if (k % 128 !== 0) throw new RangeError(`CUDA W8A8 kernels need K % 128 == 0 (K = ${k})`);
+  if (groupSize % 128 !== 0 || k % groupSize !== 0) {
+    throw new RangeError(`CUDA W8A8 kernels need a group size that is a multiple of 128 dividing K (G = ${groupSize}, K = ${k})`);
+  }
+  if (n <= 0) throw new RangeError(`bad N = ${n}`);
+}
+
+/** Largest |Σ_g acc·S| any input can produce on an 8-bit layer: 127·128·G·max_n Σ_g |S[n,g]|. */
+export function intScaleBoundW8(intScales: Int32Array, n: number, groups: number, groupSize: number): number {
+  let worst = 0;
+  for (let r = 0; r < n; r++) {
+    let sum = 0;
+    for (let g = 0; g < groups; g++) sum += Math.abs(intScales[r * groups + g]!);
+    if (sum > worst) worst = sum;
+  }
+  return 127 * 128 * groupSize * worst;
+}
+
+/** Repacks an 8-bit QuantizedLinear ('int' needs intScales and an overflow-safe layer). */
+export function repackW8A8(w: QuantizedLinear, scale: 'int' | 'float' = w.scale): RepackedW8A8 {
+  if (w.wBits !== 8) throw new RangeError(`repackW8A8 needs 8-bit weights (got ${w.wBits})`);
+  checkW8A8Shape(w.n, w.k, w.groupSize);
+  const groups = w.k / w.groupSize;
+  const weights = new Int8Array(paddedRows(w.n) * w.k);
+  weights.set(w.q.subarray(0, w.n * w.k));
+  if (scale === 'int') {
+    if (!w.intScales || w.alphaLog2 === undefined) throw new RangeError('integer-scale epilogue needs intScales and alphaLog2');
+    const bound = intScaleBoundW8(w.intScales, w.n, groups, w.groupSize);
+    if (bound >= 2 ** 31) {
+      throw new RangeError(`W8A8 integer-scale layer may overflow int32: 127·128·G·max Σ_g S = ${bound} ≥ 2^31 (quantize it with the 'safe' α policy)`);
+    }
+    return { n: w.n, k: w.k, groupSize: w.groupSize, scale, weights, scales: repackScales(w.intScales, w.n, groups), post: 2 ** -w.alphaLog2 };
+  }
+  return { n: w.n, k: w.k, groupSize: w.groupSize, scale, weights, scales: repackScales(w.scales, w.n, groups), post: 1 };
+}
+
+export function uploadW8A8(ctx: CudaContext, w: QuantizedLinear | RepackedW8A8, scale?: 'int' | 'float'): W8A8Layer {
+  const r = 'q' in w ? repackW8A8(w, scale ?? w.scale) : w;
+  return { n: r.n, k: r.k, groupSize: r.groupSize, scale: r.scale, post: r.post, weights: ctx.upload(r.weights), scales: ctx.upload(r.scales) };
+}
+
+export function freeW8A8(layer: W8A8Layer): void {
+  layer.weights.free();
+  layer.scales.free();
+}
+
+export interface W8DecodeConfig { readonly kind: 'decode'; readonly MT: number; readonly NTW: number; readonly WK: number }
+/** Tile (64·WGS) x 128, WGS warpgroups, STAGES cp.async stages; PIPE: two accumulators (w8a8_wgmma.cu). */
+export interface W8WgmmaConfig { readonly kind: 'wgmma'; readonly WGS: 1 | 2; readonly STAGES: number; readonly PIPE?: boolean }
+export type W8A8Config = W8DecodeConfig | W8WgmmaConfig;
+
+/** Dynamic shared memory of w8a8_wgmma (mirrors SMEM_BYTES in w8a8_wgmma.cu). */
+export function w8a8WgmmaSharedBytes(wgs: number, stages: number): number {
+  return 1024 + stages * (wgs * 64 * 128 + 128 * 128 + 128 * 4);
+}
+
+/**
+ * Default kernel for M tokens on an [N, K] 8-bit layer, from the H100 sweep
+ * (docs/bench/cuda-w8-sweep-H100-2026-11-23.txt): decode MT1 NTW1 WK8 up to M = 8 and MT2 NTW1
+ * WK8 up to 16 (best or within 1% on all three shapes), decode MT4 up to 32 (not swept), the
+ * wgmma GEMM above (64x128 tiles, 3 stages, 3 blocks per SM: best or within 3% at M >= 128).
+ */
+export function chooseW8A8Config(M: number, _n: number, _k: number, wgmma = true): W8A8Config {
+  if (M <= 8) return { kind: 'decode', MT: 1, NTW: 1, WK: 8 };
+  if (M <= 16) return { kind: 'decode', MT: 2, NTW: 1, WK: 8 };
+  if (M <= 32 || (!wgmma && M <= 64)) return { kind: 'decode', MT: M <= 32 ? 4 : 8, NTW: 1, WK: 8 };
+  if (!wgmma) throw new RangeError(`W8A8 for M = ${M} > 64 needs the sm_90a wgmma kernel`);
+  return { kind: 'wgmma', WGS: 1, STAGES: 3 };
+}
+
+/** y[M, N] = dequant(xq, a) · W'ᵀ on ctx's stream (asynchronous). */
+export function w8a8Linear(
+  ctx: CudaContext,
+  layer: W8A8Layer,
+  xq: DeviceBuffer,
+  a: DeviceBuffer,
+  y: DeviceBuffer,
+  M: number,
+  config: W8A8Config = chooseW8A8Config(M, layer.n, layer.k, ctx.arch === 'sm_90a'),
+): void {
+  const { n: N, k: K } = layer;
+  if (xq.bytes < M * K || a.bytes < M * 4 || y.bytes < M * N * 4) throw new RangeError(`w8a8Linear: buffers too small for M=${M}, N=${N}, K=${K}`);
+  const common = { GROUP: layer.groupSize, SCALE_INT: layer.scale === 'int' ? 1 : 0 };
+  const args = [layer.weights, layer.scales, xq, a, y, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }] as const;
+  if (config.kind === 'decode') {
+    if (M > 8 * config.MT) throw new RangeError(`decode config MT=${config.MT} serves M <= ${8 * config.MT}, got ${M}`);
+    const fn = getKernel(ctx, 'w8a8_decode.cu', 'w8a8_decode', { ...common, MT: config.MT, NTW: config.NTW, WK: config.WK });
+    const blocks = Math.ceil(Math.ceil(N / 16) / config.NTW);
+    if (blocks * config.NTW * 16 > paddedRows(N)) throw new RangeError('decode tiles exceed the padded rows');
+    ctx.launch(fn, [blocks], [config.WK * 32], args);
+  } else {
+    if (!ctx.arch.startsWith('sm_90')) throw new RangeError(`the wgmma kernel needs sm_90a (device is ${ctx.arch})`);
+    const smem = w8a8WgmmaSharedBytes(config.WGS, config.STAGES);
+    if (config.PIPE && config.STAGES < 3) throw new RangeError('the PIPE variant needs STAGES >= 3');
+    const fn = getKernel(ctx, 'w8a8_wgmma.cu', 'w8a8_wgmma', { ...common, WGS: config.WGS, STAGES: config.STAGES, PIPE: config.PIPE ? 1 : 0 }, smem);
+    ctx.launch(fn, [Math.ceil(M / (64 * config.WGS)), Math.ceil(N / 128)], [128 * config.WGS], args, smem);
+  }
+}

@@ -1,0 +1,224 @@
+/**
+ * Calibration for GPTQ and AWQ: random token windows, and the layer-by-layer stream that feeds
+ * them (as GPTQ's reference implementation does).
+ *
+ * Windows: N windows of L consecutive tokens from a tokenized text, window i starting at
+ *   start_i = floor(u_i · (T − L + 1)),   u_i from mulberry32(seed)   (T = tokens in the text)
+ * so the same (text, N, L, seed) always gives the same windows.
+ *
+ * Stream: h⁰_s = embed(window_s) for every sample s; then for each decoder layer ℓ in order
+ *   1. read layer ℓ's float weights (one float layer alive at a time),
+ *   2. the method observes the inputs of ℓ's linears by running ℓ in float on every h^ℓ_s
+ *      (`observe`, any number of times, e.g. with scales folded in),
+ *   3. the method returns the quantized layer (its norms may change too: AWQ folds scales there),
+ *   4. h^{ℓ+1}_s = layer_ℓ^quantized(h^ℓ_s) — the next layer calibrates on what the quantized
+ *      model really feeds it.
+ * Memory: the hidden states N·L·hidden floats plus what one layer's method keeps, bounded by one
+ * layer's activations; the KV cache holds one layer (L positions), reused by every layer.
+ */
+import * as fs from 'node:fs';
+import type { Backend } from '../backends/backend.js';
+import { cpuBackend } from '../backends/cpu/cpu-backend.js';
+import { InputError } from '../errors.js';
+import { openModelDir } from '../io/model-dir.js';
+import { loadTokenizer, type ModelTokenizer } from '../io/tokenizer.js';
+import type { ModelConfig } from '../model/config.js';
+import { embedTokens, runDecoderLayer, type LinearObserver, type Model } from '../model/forward.js';
+import type { KvCache } from '../model/kv-cache.js';
+import { layerPrefix, type LinearSlot } from '../model/layout.js';
+import type { LoadedModel } from '../model/load.js';
+import { ropeInverseFrequencies } from '../model/rope.js';
+import { readModelWeights, type LayerWeights, type ModelWeights } from '../model/weights.js';
+import { arenaAddress, arenaFloat32, sharedFloat32 } from '../tensor/shared.js';
+import type { FloatLinear, LinearWeight } from './types.js';
+
+/** Where calibration tokens come from and how many. */
+export interface CalibrationSettings {
+  /** UTF-8 text file (calibration data: never the evaluation set). */
+  readonly file: string;
+  /** N windows. */
+  readonly samples: number;
+  /** L tokens per window. */
+  readonly seqLen: number;
+  readonly seed: number;
+}
+
+/** mulberry32: a small, well-mixed 32-bit PRNG; uniforms in [0, 1). */
+export function seededUniforms(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** N random windows of L tokens (deterministic for a seed); `file` names the text in errors. */
+export function calibrationWindows(tokens: ArrayLike<number>, samples: number, seqLen: number, seed: number,
+  file = 'calibration text'): Int32Array[] {
+  if (!Number.isSafeInteger(samples) || samples < 1) throw new InputError(`--calib-samples must be a positive integer, got ${samples}`);
+  if (!Number.isSafeInteger(seqLen) || seqLen < 1) throw new InputError(`--calib-seq-len must be a positive integer, got ${seqLen}`);
+  if (tokens.length < seqLen) {
+    throw new InputError(`${file}: ${tokens.length} tokens, fewer than one calibration window of ${seqLen}; lower --calib-seq-len or use a longer text`, { file });
+  }
+  const next = seededUniforms(seed);
+  const starts = tokens.length - seqLen + 1;
+  return Array.from({ length: samples }, () => {
+    const start = Math.floor(next() * starts);
+    return Int32Array.from(Array.prototype.slice.call(tokens, start, start + seqLen) as number[]);
+  });
+}
+
+/** Reads and tokenizes the calibration file with the model's tokenizer, and draws the windows. */
+export function readCalibrationWindows(tokenizer: ModelTokenizer, s: CalibrationSettings): Int32Array[] {
+  if (!fs.existsSync(s.file) || !fs.statSync(s.file).isFile()) throw new InputError(`${s.file}: calibration text file not found`, { file: s.file });
+  return calibrationWindows(tokenizer.encode(fs.readFileSync(s.file, 'utf8')), s.samples, s.seqLen, s.seed, s.file);
+}
+
+/** A decoder layer whose seven linears are float. */
+export type FloatLayerWeights = LayerWeights & Record<LinearSlot, FloatLinear>;
+
+/** What a method sees of one decoder layer while the stream is at it. */
+export interface LayerCalibration {
+  readonly index: number;
+  /** "model.layers.<index>." */
+  readonly prefix: string;
+  readonly config: ModelConfig;
+  readonly backend: Backend;
+  /** the layer in float, as read. */
+  readonly layer: FloatLayerWeights;
+  readonly samples: number;
+  readonly seqLen: number;
+  /**
+   * Runs `layer` (the float layer or a transformed one) on every sample's current hidden states,
+   * calling `observer` with each linear's input; the hidden states are left unchanged.
+   */
+  observe(layer: LayerWeights, observer: LinearObserver): void;
+}
+
+/** A method turns one float layer into its quantized replacement (norms included). */
+export type LayerMethod = (calib: LayerCalibration) => LayerWeights;
+
+/** A KvCache of one layer's storage shared by every layer index (layers run one at a time). */
+function oneLayerCache(config: ModelConfig, capacity: number): KvCache {
+  const kvDim = config.numKvHeads * config.headDim;
+  const one = { keys: sharedFloat32(capacity * kvDim), values: sharedFloat32(capacity * kvDim), capacity };
+  return { layers: Array.from({ length: config.numLayers }, () => one), capacity, length: 0 };
+}
+
+/** A Model whose only runnable layer is `layer` at `index` (for runDecoderLayer). */
+function oneLayerModel(config: ModelConfig, backend: Backend, invFreq: Float32Array, embedding: Float32Array,
+  index?: number, layer?: LayerWeights): Model {
+  const layers: LayerWeights[] = [];
+  if (index !== undefined && layer !== undefined) layers[index] = layer;
+  const weights: ModelWeights = {
+    embedding,
+    layers,
+    finalNorm: new Float32Array(0),
+    lmHead: { kind: 'float', n: 0, k: config.hiddenSize, w: new Float32Array(0) },
+  };
+  return { config, weights, backend, invFreq };
+}
+
+/**
+ * The layer with its float linears copied into arena scratch (one reusable buffer per slot), so
+ * the backend's WASM SIMD matmul runs them; float layers read for quantization live outside the
+ * never-freed arena on purpose, and copies there would pile up layer after layer.
+ */
+const staging = new Map<LinearSlot, Float32Array>();
+function stagedInArena(layer: LayerWeights): LayerWeights {
+  const stage = (slot: LinearSlot, w: LinearWeight): LinearWeight => {
+    if (w.kind !== 'float' || arenaAddress(w.w) >= 0) return w;
+    let buffer = staging.get(slot);
+    if (buffer === undefined || buffer.length < w.w.length) {
+      buffer = arenaFloat32(w.w.length);
+      staging.set(slot, buffer);
+    }
+    const view = buffer.subarray(0, w.w.length);
+    view.set(w.w);
+    return { ...w, w: view };
+  };
+  const { q, k, v, o, gate, up, down } = layer;
+  return {
+    ...layer,
+    q: stage('q', q), k: stage('k', k), v: stage('v', v), o: stage('o', o),
+    gate: stage('gate', gate), up: stage('up', up), down: stage('down', down),
+  };
+}
+
+export interface StreamOptions {
+  readonly backend?: Backend;
+  /** called after each layer is quantized, with the layer index. */
+  readonly onLayer?: (layer: number) => void;
+}
+
+/**
+ * Loads `dir` quantizing it layer by layer with `method`, calibrated on `windows` (see the header).
+ * Returns the quantized model (lm_head and embeddings in float) ready to run.
+ */
+export function quantizeCalibrated(dir: string, windows: readonly Int32Array[], method: LayerMethod,
+  options: StreamOptions = {}): LoadedModel {
+  if (windows.length === 0) throw new InputError('calibration needs at least one window');
+  const source = openModelDir(dir);
+  try {
+    const { config } = source;
+    const backend = options.backend ?? cpuBackend;
+    const invFreq = ropeInverseFrequencies(config.headDim, config.ropeTheta, config.ropeScaling);
+    const d = config.hiddenSize;
+    const seqLen = windows[0]!.length;
+    if (windows.some((w) => w.length !== seqLen)) throw new InputError('calibration windows must all have the same length');
+
+    // h⁰: the embeddings of every window (the float embedding table is dropped afterwards).
+    let hidden: Float32Array[];
+    {
+      const embedding = source.weights.float32('model.embed_tokens.weight', [config.vocabSize, d]);
+      const model = oneLayerModel(config, backend, invFreq, embedding);
+      hidden = windows.map((w) => embedTokens(model, w, 0));
+    }
+    const cache = oneLayerCache(config, seqLen);
+    const scratch = sharedFloat32(seqLen * d);
+    const empty = new Float32Array(0);
+    const norms: { inputNorm: Float32Array; postAttentionNorm: Float32Array }[] = [];
+
+    const transform = (index: number, linears: Record<LinearSlot, FloatLinear>) => {
+      const prefix = layerPrefix(index);
+      const layer: FloatLayerWeights = {
+        inputNorm: source.weights.float32(`${prefix}input_layernorm.weight`, [d]),
+        postAttentionNorm: source.weights.float32(`${prefix}post_attention_layernorm.weight`, [d]),
+        ...linears,
+      };
+      const run = (l: LayerWeights, h: Float32Array, observer?: LinearObserver) => {
+        cache.length = 0;
+        runDecoderLayer(oneLayerModel(config, backend, invFreq, empty, index, l), index, h, seqLen, cache, observer);
+      };
+      const calib: LayerCalibration = {
+        index, prefix, config, backend, layer, samples: windows.length, seqLen,
+        observe: (l, observer) => {
+          const staged = stagedInArena(l);
+          for (const h of hidden) {
+            scratch.set(h);
+            run(staged, scratch, observer);
+          }
+        },
+      };
+      const quantized = method(calib);
+      const staged = stagedInArena(quantized);
+      for (const h of hidden) run(staged, h);
+      norms[index] = { inputNorm: quantized.inputNorm, postAttentionNorm: quantized.postAttentionNorm };
+      options.onLayer?.(index);
+      const { q, k, v, o, gate, up, down } = quantized;
+      return { q, k, v, o, gate, up, down };
+    };
+
+    const weights = readModelWeights(source.weights, config, transform);
+    hidden = [];
+    weights.layers.forEach((l, i) => { weights.layers[i] = { ...l, ...norms[i]! }; });
+    const model: Model = { config, weights, backend, invFreq };
+    const tokenizer = source.tokenizerPath === null ? null : loadTokenizer(dir);
+    return { model, tokenizer, source };
+  } finally {
+    source.weights.close();
+  }
+}

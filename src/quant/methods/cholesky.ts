@@ -1,0 +1,91 @@
+/**
+ * Dense float64 linear algebra GPTQ needs, on symmetric [n, n] row-major matrices.
+ *
+ *   cholesky:  A = L·Lᵀ, L lower;  L[j,j] = sqrt(A[j,j] − Σ_{m<j} L[j,m]²),
+ *              L[i,j] = (A[i,j] − Σ_{m<j} L[i,m]·L[j,m]) / L[j,j]   (i > j)
+ *              A is "numerically not positive definite" when a pivot A[j,j] − Σ L[j,m]² is
+ *              ≤ n·ε·max_i A[i,i] (ε = 2⁻⁵²): the factor would be dominated by rounding.
+ *   invertLower: L⁻¹ by forward substitution (lower triangular).
+ *   upperCholeskyOfInverse(H) = U, upper, with H⁻¹ = Uᵀ·U:
+ *              H = L·Lᵀ → H⁻¹ = L⁻ᵀ·L⁻¹ → H⁻¹ = C·Cᵀ (Cholesky again) → U = Cᵀ
+ *              (torch: cholesky(cholesky_inverse(cholesky(H)), upper=True), as GPTQ does).
+ * Each step is n³/6 multiply-adds.
+ */
+
+export type CholeskyResult =
+  | { readonly ok: true; readonly l: Float64Array }
+  /** the first column whose pivot was not positive (beyond rounding), and that pivot. */
+  | { readonly ok: false; readonly column: number; readonly pivot: number };
+
+/** Lower Cholesky factor of a symmetric [n, n] matrix (only its lower triangle is read). */
+export function cholesky(a: Float64Array, n: number): CholeskyResult {
+  let maxDiag = 0;
+  for (let i = 0; i < n; i++) maxDiag = Math.max(maxDiag, Math.abs(a[i * n + i]!));
+  const tolerance = n * 2 ** -52 * maxDiag;
+  const l = new Float64Array(n * n);
+  for (let j = 0; j < n; j++) {
+    const rj = j * n;
+    let pivot = a[rj + j]!;
+    for (let m = 0; m < j; m++) pivot -= l[rj + m]! * l[rj + m]!;
+    if (!(pivot > tolerance)) return { ok: false, column: j, pivot };
+    const ljj = Math.sqrt(pivot);
+    l[rj + j] = ljj;
+    for (let i = j + 1; i < n; i++) {
+      const ri = i * n;
+      let s = a[ri + j]!;
+      for (let m = 0; m < j; m++) s -= l[ri + m]! * l[rj + m]!;
+      l[ri + j] = s / ljj;
+    }
+  }
+  return { ok: true, l };
+}
+
+/** L⁻¹ of a lower-triangular [n, n] matrix with nonzero diagonal. */
+export function invertLower(l: Float64Array, n: number): Float64Array {
+  const inv = new Float64Array(n * n);
+  for (let j = 0; j < n; j++) {
+    // column j of L⁻¹: solve L·x = e_j for rows i ≥ j
+    inv[j * n + j] = 1 / l[j * n + j]!;
+    for (let i = j + 1; i < n; i++) {
+      const ri = i * n;
+      let s = 0;
+      for (let m = j; m < i; m++) s -= l[ri + m]! * inv[m * n + j]!;
+      inv[ri + j] = s / l[ri + i]!;
+    }
+  }
+  return inv;
+}
+
+/** Lᵀ·L for a lower-triangular L (symmetric result, full matrix). */
+function lowerTransposeTimesLower(l: Float64Array, n: number): Float64Array {
+  const out = new Float64Array(n * n);
+  // out[i,j] = Σ_{m ≥ max(i,j)} L[m,i]·L[m,j]; accumulate row by row of L (rank-1 updates)
+  for (let m = 0; m < n; m++) {
+    const rm = m * n;
+    for (let i = 0; i <= m; i++) {
+      const lmi = l[rm + i]!;
+      if (lmi === 0) continue;
+      const ri = i * n;
+      for (let j = 0; j <= i; j++) out[ri + j] += lmi * l[rm + j]!;
+    }
+  }
+  for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) out[j * n + i] = out[i * n + j]!;
+  return out;
+}
+
+export type InverseFactorResult =
+  | { readonly ok: true; readonly u: Float64Array }
+  | { readonly ok: false; readonly column: number; readonly pivot: number; readonly stage: 'H' | 'H⁻¹' };
+
+/** U upper with H⁻¹ = Uᵀ·U (row-major [n, n]), or where H (or H⁻¹) failed to factor. */
+export function upperCholeskyOfInverse(h: Float64Array, n: number): InverseFactorResult {
+  const first = cholesky(h, n);
+  if (!first.ok) return { ...first, stage: 'H' };
+  const hinv = lowerTransposeTimesLower(invertLower(first.l, n), n);
+  const second = cholesky(hinv, n);
+  if (!second.ok) return { ...second, stage: 'H⁻¹' };
+  const c = second.l;
+  const u = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) u[j * n + i] = c[i * n + j]!;
+  return { ok: true, u };
+}

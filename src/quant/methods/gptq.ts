@@ -1,0 +1,200 @@
+/**
+ * GPTQ (Frantar et al. 2022) for one linear layer y = x·Wᵀ, W [N, K], through the shared group
+ * quantizer (group-quant.ts): Integer Scale is only the scaler passed in, never a fork.
+ *
+ * Objective ‖X·Wᵀ − X·Ŵᵀ‖² with H = (2/T)·XᵀX (hessian.ts), in float64 throughout:
+ *   1. dead inputs (H[i,i] = 0): H[i,i] = 1 and W[:,i] = 0 (they never affect the output);
+ *   2. act-order (optional): columns in order of decreasing H[i,i];
+ *   3. dampening: H += λ·I, λ = damp · mean_i H[i,i]   (damp = 0.01 by default);
+ *   4. U = upper Cholesky factor of H⁻¹ (H⁻¹ = UᵀU); not positive definite → InputError;
+ *   5. columns i = 0 … K−1 (in that order), lazily in blocks of B (128):
+ *        q_i = Q(W[:,i]),  e = (W[:,i] − q_i) / U[i,i],
+ *        W[:,j] −= e · U[i,j]   for j > i — at once for j in the block, for the rest of the
+ *        columns once per block (W[:, i2:] −= E·U[i1:i2, i2:]), which is the same arithmetic.
+ *   Static groups: the scale of group g (G consecutive *original* input channels) is fixed when
+ *   the first column of g comes up, from the current — error-updated — values of g's columns
+ *   (for columns past the block, the pending in-block updates are added exactly first), and
+ *   every column of g is then quantized with it. Without act-order this is GPTQ's usual
+ *   `groupsize` behaviour; with act-order groups stay contiguous in the checkpoint.
+ *   Integer Scale: α is chosen once for the layer before the loop, by the spec's policy from the
+ *   RTN float scales of the original weights, then every group scale is chooseGroupScale with
+ *   integerScaler(α) — S = round(s·α), the group quantized with S/α. With the 'safe' policy the
+ *   overflow bound is re-proved on the result (GPTQ's updates can grow a group's max) and α is
+ *   lowered and the layer redone if it fails.
+ */
+import { InputError } from '../../errors.js';
+import { sharedFloat32, sharedInt32, sharedInt8 } from '../../tensor/shared.js';
+import { type AlphaChoice, chooseAlpha } from '../amplifier.js';
+import { chooseGroupScale, floatGroupScale, floatScaler, groupAbsMax, integerScaler, quantizeValue, type GroupScaler } from '../group-quant.js';
+import { proveNoOverflow } from '../overflow.js';
+import { resolveGroupSize, type QuantizeReport } from '../quantize-linear.js';
+import type { FloatLinear, QuantizedLinear, QuantSpec } from '../types.js';
+import { upperCholeskyOfInverse } from './cholesky.js';
+
+export interface GptqSettings {
+  /** dampening λ as a fraction of the mean diagonal of H (GPTQ's percdamp). */
+  readonly damp: number;
+  /** columns per lazy block update. */
+  readonly blockSize: number;
+  /** quantize columns in order of decreasing H[i,i]. */
+  readonly actOrder: boolean;
+}
+
+export const DEFAULT_GPTQ: GptqSettings = { damp: 0.01, blockSize: 128, actOrder: false };
+
+/** GPTQ-quantizes one float layer given its Hessian H [K, K] (not modified). */
+export function gptqQuantizeLinear(w: FloatLinear, hessian: Float64Array, spec: QuantSpec,
+  settings: GptqSettings = DEFAULT_GPTQ, name = 'layer'): QuantizeReport {
+  const { n, k } = w;
+  if (w.w.length !== n * k) throw new InputError(`${name}: ${w.w.length} weights for shape [${n}, ${k}]`, { tensor: name });
+  if (hessian.length !== k * k) throw new InputError(`${name}: Hessian of ${hessian.length} values for ${k} inputs`, { tensor: name });
+  if (!(settings.damp >= 0) || !Number.isInteger(settings.blockSize) || settings.blockSize < 1) {
+    throw new InputError(`${name}: GPTQ needs damp ≥ 0 and a positive integer block size, got ${settings.damp} and ${settings.blockSize}`, { tensor: name });
+  }
+  const G = resolveGroupSize(k, spec.groupSize, name);
+  const factor = prepare(w, hessian, settings, name);
+  if (spec.scale === 'float') return { layer: run(w, factor, spec, G, floatScaler, settings, name) };
+
+  const groupCount = k / G;
+  const floatScales = new Float32Array(n * groupCount);
+  for (let i = 0; i < floatScales.length; i++) floatScales[i] = floatGroupScale(groupAbsMax(w.w, i * G, i * G + G), spec.wBits);
+  let alpha: AlphaChoice = chooseAlpha({ scales: floatScales, n, groupCount, groupSize: G, wBits: spec.wBits }, spec.alpha, name);
+  for (;;) {
+    const layer = run(w, factor, spec, G, integerScaler(alpha.alphaLog2), settings, name);
+    if (spec.alpha.kind !== 'safe' || alpha.alphaLog2 === 0 || (spec.aBits === 8 ? proveNoOverflow(layer).safe : true)) return { layer, alpha };
+    const b = alpha.alphaLog2 - 1;
+    alpha = { ...alpha, alphaLog2: b, lowered: b < alpha.requestedLog2 };
+  }
+}
+
+/** Steps 1–4: the (permuted) column order, the dead columns and U. */
+interface Factor {
+  /** perm[i] = original column quantized at position i. */
+  readonly perm: Int32Array;
+  readonly dead: Uint8Array;
+  /** upper Cholesky factor of the dampened, permuted H⁻¹, [K, K]. */
+  readonly u: Float64Array;
+}
+
+function prepare(w: FloatLinear, hessian: Float64Array, settings: GptqSettings, name: string): Factor {
+  const { k } = w;
+  const dead = new Uint8Array(k);
+  const diag = new Float64Array(k);
+  for (let i = 0; i < k; i++) {
+    diag[i] = hessian[i * k + i]!;
+    if (diag[i] === 0) {
+      dead[i] = 1;
+      diag[i] = 1;
+    }
+  }
+  const perm = Int32Array.from({ length: k }, (_, i) => i);
+  if (settings.actOrder) perm.sort((a, b) => diag[b]! - diag[a]! || a - b);
+  let mean = 0;
+  for (let i = 0; i < k; i++) mean += diag[i]!;
+  const lambda = (settings.damp * mean) / k;
+  const h = new Float64Array(k * k);
+  for (let i = 0; i < k; i++) {
+    const pi = perm[i]!;
+    for (let j = 0; j < k; j++) h[i * k + j] = i === j ? diag[pi]! + lambda : hessian[pi * k + perm[j]!]!;
+  }
+  const f = upperCholeskyOfInverse(h, k);
+  if (!f.ok) {
+    throw new InputError(
+      `${name}: the GPTQ Hessian is not positive definite after dampening by ${settings.damp} of its mean diagonal ` +
+        `(Cholesky of ${f.stage} failed at input column ${perm[f.column]} with pivot ${f.pivot.toExponential(3)}); ` +
+        `pass a larger --damp (e.g. --damp ${settings.damp > 0 ? settings.damp * 10 : 0.01}) or more calibration data`,
+      { tensor: name },
+    );
+  }
+  return { perm, dead, u: f.u };
+}
+
+/** Step 5 with one scaler. */
+function run(w: FloatLinear, { perm, dead, u }: Factor, spec: QuantSpec, G: number, scaler: GroupScaler,
+  settings: GptqSettings, name: string): QuantizedLinear {
+  const { n, k } = w;
+  const bits = spec.wBits;
+  const groupCount = k / G;
+  // W in the permuted column order, float64, dead columns zeroed.
+  const W = new Float64Array(n * k);
+  for (let r = 0; r < n; r++) {
+    for (let i = 0; i < k; i++) W[r * k + i] = dead[perm[i]!] ? 0 : w.w[r * k + perm[i]!]!;
+  }
+  const position = new Int32Array(k);
+  for (let i = 0; i < k; i++) position[perm[i]!] = i;
+
+  const q = sharedInt8(n * k);
+  const scales = sharedFloat32(n * groupCount);
+  const intScales = scaler.kind === 'int' ? sharedInt32(n * groupCount) : undefined;
+  const fixed = new Uint8Array(groupCount);
+  const B = settings.blockSize;
+
+  for (let i1 = 0; i1 < k; i1 += B) {
+    const i2 = Math.min(i1 + B, k);
+    const count = i2 - i1;
+    const err = new Float64Array(n * count); // E[r, c] for the block's columns
+    for (let i = i1; i < i2; i++) {
+      const g = Math.floor(perm[i]! / G);
+      if (!fixed[g]) {
+        fixGroupScales(W, u, err, n, k, i1, i, i2, g, G, position, scaler, bits, scales, intScales, name);
+        fixed[g] = 1;
+      }
+      const d = u[i * k + i]!;
+      const ui = i * k;
+      for (let r = 0; r < n; r++) {
+        const wr = r * k;
+        const s = scales[r * groupCount + g]!;
+        const value = W[wr + i]!;
+        const qv = quantizeValue(value, s, bits);
+        q[wr + perm[i]!] = qv;
+        const e = (value - Math.fround(qv * s)) / d;
+        err[r * count + (i - i1)] = e;
+        if (e !== 0) for (let j = i + 1; j < i2; j++) W[wr + j] -= e * u[ui + j]!;
+      }
+    }
+    // lazy update of the columns after the block: W[:, i2:] −= E · U[i1:i2, i2:]
+    if (i2 < k) {
+      for (let r = 0; r < n; r++) {
+        const wr = r * k;
+        for (let c = 0; c < count; c++) {
+          const e = err[r * count + c]!;
+          if (e === 0) continue;
+          const uc = (i1 + c) * k;
+          for (let j = i2; j < k; j++) W[wr + j] -= e * u[uc + j]!;
+        }
+      }
+    }
+  }
+  return {
+    kind: 'quantized', n, k, groupSize: G, wBits: bits, aBits: spec.aBits, q, scale: spec.scale, scales,
+    ...(intScales && scaler.kind === 'int' ? { intScales, alphaLog2: scaler.alphaLog2 } : {}),
+    ...(w.bias ? { bias: w.bias } : {}),
+  };
+}
+
+/**
+ * The scales of group g for every row, from the current values of its columns: W as updated so
+ * far, plus (for columns past the block) the pending updates of the block's quantized columns.
+ */
+function fixGroupScales(W: Float64Array, u: Float64Array, err: Float64Array, n: number, k: number,
+  i1: number, i: number, i2: number, g: number, G: number, position: Int32Array, scaler: GroupScaler,
+  bits: QuantSpec['wBits'], scales: Float32Array, intScales: Int32Array | undefined, name: string): void {
+  const groupCount = k / G;
+  const count = i2 - i1;
+  for (let r = 0; r < n; r++) {
+    let absMax = 0;
+    for (let t = 0; t < G; t++) {
+      const p = position[g * G + t]!;
+      let v = W[r * k + p]!;
+      if (p >= i2) for (let c = i1; c < i; c++) v -= err[r * count + (c - i1)]! * u[c * k + p]!;
+      absMax = Math.max(absMax, Math.abs(v));
+    }
+    const chosen = chooseGroupScale(scaler, absMax, bits);
+    scales[r * groupCount + g] = chosen.scale;
+    if (intScales) {
+      const S = chosen.intScale!;
+      if (S > 2 ** 31 - 1) throw new InputError(`${name}: integer scale ${S} of row ${r} does not fit int32; lower α`, { tensor: name });
+      intScales[r * groupCount + g] = S;
+    }
+  }
+}

@@ -1,0 +1,164 @@
+/**
+ * GPU correctness of the W8A8 (decode + wgmma) and W4A16 (decode) kernels against the CPU
+ * reference on fresh random inputs, ragged M and N, every output poisoned (NaN) before the run:
+ *   W8A8 integer scale: bit-exact (referenceIntLinear);
+ *   W8A8 float scale: within 1e-6 of the sum of |chunk terms| (chunk-split FMA order);
+ *   W4A16: within 2e-3 of Σ|x·q·s| of referenceWeightOnlyLinear on the fp16-rounded x (fp16 scale
+ *   and product rounding, 2^-11 each), and within 1e-4 of the same magnitude of an exact
+ *   float64 emulation of the kernel's fp16 arithmetic (s16 = fp16(s), w = fp16(q·s16)).
+ * Skips with the reason when no CUDA driver or GPU is present (CI).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { tryCudaContext } from '../../../src/backends/cuda/index.js';
+import type { CudaContext } from '../../../src/backends/cuda/context.js';
+import { freeW8A8, uploadW8A8, w8a8Linear, type W8A8Config } from '../../../src/backends/cuda/w8a8.js';
+import { freeW4A16, fromHalfBits, toHalfArray, toHalfBits, uploadW4A16, w4a16Linear, type W4A16Config } from '../../../src/backends/cuda/w4a16.js';
+import { groupAccumulators, referenceIntLinear, referenceWeightOnlyLinear } from '../../../src/backends/cpu/int-linear-reference.js';
+import { quantizeActivations } from '../../../src/quant/activation-quant.js';
+import type { QuantizedLinear } from '../../../src/quant/types.js';
+import { randomActivations, randomW4Layer, randomW8Layer, withFloatScales } from './helpers.js';
+
+const cuda = tryCudaContext();
+const skip = 'reason' in cuda ? `no CUDA driver/GPU: ${cuda.reason}` : false;
+const ctxOf = (): CudaContext => (cuda as { ctx: CudaContext }).ctx;
+
+function assertBitExact(got: Float32Array, want: Float32Array, what: string): void {
+  const gb = new Uint32Array(got.buffer, got.byteOffset, got.length);
+  const wb = new Uint32Array(want.buffer, want.byteOffset, want.length);
+  for (let i = 0; i < got.length; i++) {
+    if (gb[i] !== wb[i]) assert.fail(`${what}: element ${i} is ${got[i]} (0x${gb[i]!.toString(16)}), reference ${want[i]} (0x${wb[i]!.toString(16)})`);
+  }
+}
+
+function runW8(w: QuantizedLinear, xq: Int8Array, a: Float32Array, M: number, config?: W8A8Config): Float32Array {
+  const ctx = ctxOf();
+  const layer = uploadW8A8(ctx, w);
+  const dxq = ctx.upload(xq), da = ctx.upload(a), dy = ctx.alloc(M * w.n * 4);
+  try {
+    dy.fill(0xff);
+    w8a8Linear(ctx, layer, dxq, da, dy, M, config);
+    ctx.synchronize();
+    return dy.download(new Float32Array(M * w.n));
+  } finally {
+    freeW8A8(layer);
+    dxq.free(); da.free(); dy.free();
+  }
+}
+
+const W8_SHAPES: [M: number, N: number, K: number, G: number, config?: W8A8Config][] = [
+  [1, 200, 1024, 128],
+  [3, 1000, 512, 128],
+  [8, 64, 2048, 256],
+  [11, 333, 1024, 128],
+  [16, 257, 768, 128],
+  [29, 250, 1024, 128],
+  [3, 17000, 256, 128],
+  [5, 520, 1024, 128, { kind: 'decode', MT: 1, NTW: 2, WK: 4 }],
+  [7, 500, 2048, 128, { kind: 'decode', MT: 1, NTW: 4, WK: 16 }],
+  [13, 300, 1280, 128, { kind: 'decode', MT: 2, NTW: 2, WK: 8 }],
+  [50, 130, 512, 128, { kind: 'decode', MT: 8, NTW: 1, WK: 8 }],
+  [1, 130, 128, 128, { kind: 'wgmma', WGS: 1, STAGES: 3 }],
+  [37, 129, 512, 256],
+  [64, 127, 384, 128, { kind: 'wgmma', WGS: 2, STAGES: 3 }],
+  [129, 200, 1024, 128, { kind: 'wgmma', WGS: 2, STAGES: 4 }],
+  [300, 333, 1280, 128, { kind: 'wgmma', WGS: 1, STAGES: 4 }],
+  [257, 260, 2048, 256],
+  [520, 1000, 512, 128],
+  [200, 300, 1024, 128, { kind: 'wgmma', WGS: 1, STAGES: 5 }],
+  // two-accumulator variant: 1, 2, 8 and 9 chunks (both tails), G = 256
+  [1, 130, 128, 128, { kind: 'wgmma', WGS: 1, STAGES: 4, PIPE: true }],
+  [70, 200, 256, 128, { kind: 'wgmma', WGS: 1, STAGES: 4, PIPE: true }],
+  [129, 200, 1024, 128, { kind: 'wgmma', WGS: 1, STAGES: 4, PIPE: true }],
+  [300, 333, 1152, 128, { kind: 'wgmma', WGS: 1, STAGES: 4, PIPE: true }],
+  [257, 260, 2048, 256, { kind: 'wgmma', WGS: 2, STAGES: 4, PIPE: true }],
+];
+const runnable = <T extends unknown[]>(cases: T[]): T[] =>
+  cases.filter((c) => (c[4] as W8A8Config | undefined)?.kind !== 'wgmma' || ctxOf().arch.startsWith('sm_90'));
+
+test('W8A8 integer scale is bit-exact against the CPU reference', { skip }, () => {
+  let seed = 5001;
+  for (const [M, N, K, G, config] of runnable(W8_SHAPES)) {
+    // Σ_g S ≤ 1000·128/G keeps 127·128·G·Σ S < 2^31 (the plain IS epilogue's requirement)
+    const w = randomW8Layer(N, K, G, seed++, 1, Math.max(1, Math.floor((1000 * 128) / G / (K / G))));
+    const act = quantizeActivations(randomActivations(M, K, seed++), M, K);
+    const want = referenceIntLinear(act, w);
+    const got = runW8(w, act.xq, act.scales, M, config ?? undefined);
+    assertBitExact(got, want, `W8A8 IS M=${M} N=${N} K=${K} G=${G} ${config ? JSON.stringify(config) : ''}`);
+  }
+});
+
+test('W8A8 float scale matches the CPU reference within 1e-6 of the chunk-term magnitude', { skip }, () => {
+  let seed = 6001;
+  for (const [M, N, K, G, config] of runnable(W8_SHAPES)) {
+    const w = withFloatScales(randomW8Layer(N, K, G, seed++), seed++);
+    const act = quantizeActivations(randomActivations(M, K, seed++), M, K);
+    const want = referenceIntLinear(act, w);
+    const got = runW8(w, act.xq, act.scales, M, config ?? undefined);
+    const acc = groupAccumulators(act, { ...w, groupSize: 128 });
+    const chunks = K / 128, groups = K / G;
+    for (let m = 0; m < M; m++) {
+      for (let n = 0; n < N; n++) {
+        let mag = 0;
+        for (let c = 0; c < chunks; c++) mag += Math.abs(acc[(m * N + n) * chunks + c]! * w.scales[n * groups + Math.floor((c * 128) / G)]!);
+        mag *= act.scales[m]!;
+        const i = m * N + n;
+        if (!(Math.abs(got[i]! - want[i]!) <= 1e-6 * mag + 1e-30)) assert.fail(`W8A8 FS M=${M} N=${N} K=${K}: y[${m},${n}] = ${got[i]}, reference ${want[i]}`);
+      }
+    }
+  }
+});
+
+const W4A16_SHAPES: [M: number, N: number, K: number, G: number, config?: W4A16Config][] = [
+  [1, 200, 1024, 128],
+  [3, 1000, 512, 128],
+  [8, 64, 2048, 256],
+  [11, 333, 1024, 128],
+  [16, 257, 768, 128],
+  [3, 17000, 256, 128],
+  [12, 16500, 256, 128],
+  [29, 250, 1024, 128],
+  [60, 130, 512, 128],
+  [5, 520, 1024, 128, { MT: 1, NTW: 2, WK: 4 }],
+  [7, 500, 2048, 128, { MT: 1, NTW: 4, WK: 16 }],
+  [13, 300, 1280, 256, { MT: 2, NTW: 2, WK: 8 }],
+];
+
+test('W4A16 matches the CPU reference (fp16 tolerance) and an exact emulation of its fp16 arithmetic', { skip }, () => {
+  const ctx = ctxOf();
+  let seed = 7001;
+  for (const [M, N, K, G, config] of W4A16_SHAPES) {
+    const w = withFloatScales(randomW4Layer(N, K, G, seed++), seed++);
+    const x = randomActivations(M, K, seed++);
+    const xh = toHalfArray(x);
+    const x16 = Float32Array.from(xh, (h) => fromHalfBits(h));
+    const want = referenceWeightOnlyLinear(x16, M, w);
+    const layer = uploadW4A16(ctx, w);
+    const dx = ctx.upload(xh), dy = ctx.alloc(M * N * 4);
+    let got: Float32Array;
+    try {
+      dy.fill(0xff);
+      w4a16Linear(ctx, layer, dx, dy, M, config);
+      ctx.synchronize();
+      got = dy.download(new Float32Array(M * N));
+    } finally {
+      freeW4A16(layer);
+      dx.free(); dy.free();
+    }
+    const groups = K / G;
+    const s16 = Float64Array.from(w.scales, (s) => fromHalfBits(toHalfBits(s)));
+    for (let m = 0; m < M; m++) {
+      for (let n = 0; n < N; n++) {
+        let mag = 0, emu = 0;
+        for (let k = 0; k < K; k++) {
+          const q = w.q[n * K + k]!, g = n * groups + Math.floor(k / G);
+          mag += Math.abs(x16[m * K + k]! * q * w.scales[g]!);
+          emu += x16[m * K + k]! * fromHalfBits(toHalfBits(q * s16[g]!));
+        }
+        const i = m * N + n, what = `W4A16 M=${M} N=${N} K=${K} G=${G}: y[${m},${n}] = ${got[i]}`;
+        if (!(Math.abs(got[i]! - want[i]!) <= 2e-3 * mag + 1e-30)) assert.fail(`${what}, reference ${want[i]} (tol ${2e-3 * mag})`);
+        if (!(Math.abs(got[i]! - emu) <= 1e-4 * mag + 1e-30)) assert.fail(`${what}, fp16 emulation ${emu} (tol ${1e-4 * mag})`);
+      }
+    }
+  }
+});

@@ -1,0 +1,65 @@
+/**
+ * Calibration windows are deterministic for a seed and differ across seeds; the layer-by-layer
+ * stream with an identity method reproduces the float model.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { InputError } from '../../src/errors.js';
+import { forwardHidden } from '../../src/model/forward.js';
+import { createKvCache } from '../../src/model/kv-cache.js';
+import { loadModel } from '../../src/model/load.js';
+import { calibrationWindows, quantizeCalibrated } from '../../src/quant/calibration.js';
+import { fixturePath } from '../helpers/paths.js';
+import { readReference } from '../helpers/reference.js';
+
+const tokens = Array.from({ length: 5000 }, (_, i) => (i * 7919) % 2048);
+
+test('calibration windows: same seed → same windows; another seed → others; all inside the text', () => {
+  const a = calibrationWindows(tokens, 16, 64, 42);
+  const b = calibrationWindows(tokens, 16, 64, 42);
+  const c = calibrationWindows(tokens, 16, 64, 43);
+  assert.deepEqual(a, b);
+  assert.notDeepEqual(a, c);
+  assert.equal(a.length, 16);
+  for (const w of a) {
+    assert.equal(w.length, 64);
+    const start = tokens.indexOf(w[0]!); // tokens are distinct within 2048 steps
+    assert.deepEqual(Array.from(w), tokens.slice(start, start + 64));
+  }
+  // a text exactly one window long gives that window
+  assert.deepEqual(Array.from(calibrationWindows(tokens.slice(0, 64), 2, 64, 1)[1]!), tokens.slice(0, 64));
+});
+
+test('calibration windows: too short a text or bad counts are InputErrors naming the file', () => {
+  assert.throws(() => calibrationWindows(tokens.slice(0, 10), 4, 64, 0, 'tiny.txt'), (e: unknown) => e instanceof InputError && /tiny\.txt/.test(e.message));
+  assert.throws(() => calibrationWindows(tokens, 0, 64, 0), InputError);
+  assert.throws(() => calibrationWindows(tokens, 4, 0, 0), InputError);
+});
+
+test('the calibration stream with an identity method gives the float model, and observes every linear input', () => {
+  const dir = fixturePath('llama');
+  const windows = calibrationWindows(tokens, 3, 16, 7);
+  const seen: string[] = [];
+  const streamed = quantizeCalibrated(dir, windows, (calib) => {
+    calib.observe(calib.layer, (input, x, m) => {
+      assert.equal(m, 16);
+      assert.equal(x.length >= m * (input === 'down' ? calib.config.intermediateSize : calib.config.hiddenSize), true);
+      seen.push(`${calib.index}:${input}`);
+    });
+    return calib.layer;
+  });
+  assert.deepEqual(seen.slice(0, 4), ['0:qkv', '0:o', '0:gateUp', '0:down']);
+  assert.equal(seen.length, 2 * 3 * 4);
+  const ref = loadModel(dir);
+  const ids = readReference(dir).inputIds;
+  const a = forwardHidden(ref.model, ids, createKvCache(ref.model.config, ids.length));
+  const b = forwardHidden(streamed.model, ids, createKvCache(streamed.model.config, ids.length));
+  // equal up to float32 summation order (the streamed model's linears are outside the WASM arena)
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < a.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
+    scale = Math.max(scale, Math.abs(a[i]!));
+  }
+  assert.ok(diff < 1e-5 * scale, `max |Δ| ${diff} of ${scale}`);
+});

@@ -1,0 +1,170 @@
+/**
+ * GPTQ on a random layer with correlated inputs: its output error beats RTN's for float and
+ * Integer Scale; IS and FS differ only in the scale step (at a huge α they give the same
+ * integers); a Hessian that is not positive definite is a clear error naming the layer.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { InputError } from '../../../src/errors.js';
+import { gptqQuantizeLinear, DEFAULT_GPTQ } from '../../../src/quant/methods/gptq.js';
+import { HessianAccumulator } from '../../../src/quant/methods/hessian.js';
+import { upperCholeskyOfInverse } from '../../../src/quant/methods/cholesky.js';
+import { dequantize, quantizeLinear } from '../../../src/quant/quantize-linear.js';
+import type { FloatLinear, QuantizedLinear, QuantSpec } from '../../../src/quant/types.js';
+import { freshSeed, makeRng, randomNormals, type Rng } from '../../helpers/random.js';
+
+const FS: QuantSpec = { wBits: 4, aBits: 16, groupSize: 32, scale: 'float', alpha: { kind: 'fixed', log2: 10 } };
+const IS: QuantSpec = { ...FS, scale: 'int', alpha: { kind: 'safe', maxLog2: 10 } };
+
+/** X [t, k] = Z·A with A mixing channels (strong correlations) and a few loud channels. */
+function correlatedInputs(rng: Rng, t: number, k: number): Float32Array {
+  const rank = Math.max(4, k / 4);
+  const a = randomNormals(rng, rank * k);
+  const loud = new Float32Array(k).map(() => (rng.uniform() < 0.05 ? 8 : 1));
+  const x = new Float32Array(t * k);
+  for (let r = 0; r < t; r++) {
+    const z = randomNormals(rng, rank);
+    for (let c = 0; c < k; c++) {
+      let v = 0.1 * rng.normal();
+      for (let i = 0; i < rank; i++) v += z[i]! * a[i * k + c]!;
+      x[r * k + c] = v * loud[c]! / Math.sqrt(rank);
+    }
+  }
+  return x;
+}
+
+function hessianOf(x: Float32Array, t: number, k: number): Float64Array {
+  const acc = new HessianAccumulator(k);
+  acc.add(x, t);
+  return acc.hessian();
+}
+
+/** ‖X·Wᵀ − X·Ŵᵀ‖² in float64. */
+function outputError(x: Float32Array, t: number, w: FloatLinear, q: QuantizedLinear): number {
+  const wq = dequantize(q);
+  const { n, k } = w;
+  let sum = 0;
+  for (let r = 0; r < t; r++) {
+    for (let o = 0; o < n; o++) {
+      let d = 0;
+      for (let c = 0; c < k; c++) d += x[r * k + c]! * (w.w[o * k + c]! - wq[o * k + c]!);
+      sum += d * d;
+    }
+  }
+  return sum;
+}
+
+function setup(seed: number, n = 48, k = 128, t = 512) {
+  const rng = makeRng(seed);
+  const w: FloatLinear = { kind: 'float', n, k, w: randomNormals(rng, n * k, 0.05) };
+  const x = correlatedInputs(rng, t, k);
+  return { w, x, t, h: hessianOf(x, t, k) };
+}
+
+test('Hessian accumulation equals 2/T·XᵀX in any chunking', () => {
+  const rng = makeRng(3);
+  const k = 7;
+  const x = randomNormals(rng, 11 * k);
+  const whole = hessianOf(x, 11, k);
+  const acc = new HessianAccumulator(k);
+  acc.add(x.subarray(0, 5 * k), 5);
+  acc.add(x.subarray(5 * k), 6);
+  const parts = acc.hessian();
+  for (let i = 0; i < k; i++) {
+    for (let j = 0; j < k; j++) {
+      let s = 0;
+      for (let r = 0; r < 11; r++) s += x[r * k + i]! * x[r * k + j]!;
+      assert.ok(Math.abs(whole[i * k + j]! - (2 * s) / 11) < 1e-12);
+      assert.ok(Math.abs(parts[i * k + j]! - whole[i * k + j]!) < 1e-12);
+    }
+  }
+});
+
+test('upper Cholesky factor of H⁻¹: Uᵀ·U·H = I', () => {
+  const { h } = setup(5, 4, 32, 64);
+  const k = 32;
+  const f = upperCholeskyOfInverse(h, k);
+  assert.ok(f.ok);
+  for (let i = 0; i < k; i++) for (let j = 0; j < i; j++) assert.equal(f.u[i * k + j], 0);
+  let worst = 0;
+  for (let i = 0; i < k; i++) {
+    for (let j = 0; j < k; j++) {
+      let v = 0;
+      for (let m = 0; m < k; m++) {
+        let hinv = 0;
+        for (let p = 0; p < k; p++) hinv += f.u[p * k + i]! * f.u[p * k + m]!;
+        v += hinv * h[m * k + j]!;
+      }
+      worst = Math.max(worst, Math.abs(v - (i === j ? 1 : 0)));
+    }
+  }
+  assert.ok(worst < 1e-8, `‖UᵀUH − I‖∞ = ${worst}`);
+});
+
+for (const [label, spec] of [['float scale', FS], ['Integer Scale', IS], ['Integer Scale W4A8', { ...IS, aBits: 8 as const }]] as const) {
+  for (const actOrder of [false, true]) {
+    test(`GPTQ (${label}${actOrder ? ', act-order' : ''}) has a lower output error than RTN on correlated inputs`, () => {
+      const seed = freshSeed();
+      const { w, x, t, h } = setup(seed);
+      const rtn = outputError(x, t, w, quantizeLinear(w, spec));
+      const g = gptqQuantizeLinear(w, h, spec, { ...DEFAULT_GPTQ, actOrder, blockSize: 48 }, 'test.linear');
+      const gptq = outputError(x, t, w, g.layer);
+      assert.ok(gptq < 0.8 * rtn, `seed ${seed}: GPTQ ${gptq} vs RTN ${rtn}`);
+      assert.equal(g.layer.scale, spec.scale);
+      if (spec.scale === 'int') {
+        assert.ok(g.alpha !== undefined);
+        for (let i = 0; i < g.layer.scales.length; i++) {
+          assert.equal(g.layer.scales[i], Math.fround(g.layer.intScales![i]! * 2 ** -g.layer.alphaLog2!));
+        }
+      }
+    });
+  }
+}
+
+test('GPTQ with Integer Scale at a huge α gives exactly the float-scale integers (only the scale step differs)', () => {
+  const seed = freshSeed();
+  const { w, h } = setup(seed, 16, 64, 128);
+  for (const actOrder of [false, true]) {
+    const settings = { ...DEFAULT_GPTQ, actOrder, blockSize: 16 };
+    const fs = gptqQuantizeLinear(w, h, FS, settings).layer;
+    const is = gptqQuantizeLinear(w, h, { ...FS, scale: 'int', alpha: { kind: 'fixed', log2: 30 } }, settings).layer;
+    assert.deepEqual(is.q, fs.q, `seed ${seed}`);
+    assert.deepEqual(is.scales, fs.scales, `seed ${seed}`);
+    // at a small α they differ: the scaler really is in the loop
+    const coarse = gptqQuantizeLinear(w, h, { ...FS, scale: 'int', alpha: { kind: 'fixed', log2: 4 } }, settings).layer;
+    assert.notDeepEqual(coarse.q, fs.q);
+  }
+});
+
+test('GPTQ with a block size of 1, of K and of 128 gives the same result (lazy updates are exact)', () => {
+  const { w, h } = setup(11, 8, 64, 128);
+  const results = [1, 7, 64, 128].map((blockSize) => gptqQuantizeLinear(w, h, FS, { ...DEFAULT_GPTQ, blockSize }).layer.q);
+  for (const q of results.slice(1)) assert.deepEqual(q, results[0]);
+  const act = [1, 13, 64].map((blockSize) => gptqQuantizeLinear(w, h, FS, { ...DEFAULT_GPTQ, blockSize, actOrder: true }).layer.q);
+  for (const q of act.slice(1)) assert.deepEqual(q, act[0]);
+});
+
+test('GPTQ zeroes dead inputs (H[i,i] = 0) and quantizes the rest', () => {
+  const { w, x, t } = setup(13, 8, 64, 128);
+  for (let r = 0; r < t; r++) x[r * 64 + 5] = 0;
+  const q = gptqQuantizeLinear(w, hessianOf(x, t, 64), FS).layer;
+  for (let r = 0; r < 8; r++) assert.equal(q.q[r * 64 + 5], 0);
+});
+
+test('a Hessian that is not positive definite is an InputError naming the layer and suggesting --damp', () => {
+  const k = 32;
+  const w: FloatLinear = { kind: 'float', n: 4, k, w: randomNormals(makeRng(1), 4 * k) };
+  const h = new Float64Array(k * k);
+  for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) h[i * k + j] = i === j ? 1 : -0.5; // eigenvalue 1 − 0.5·32 < 0
+  assert.throws(
+    () => gptqQuantizeLinear(w, h, FS, { ...DEFAULT_GPTQ, damp: 0.01 }, 'model.layers.3.mlp.up_proj'),
+    (e: unknown) => e instanceof InputError && /model\.layers\.3\.mlp\.up_proj/.test(e.message) && /not positive definite/.test(e.message) && /--damp/.test(e.message),
+  );
+  // with enough dampening it goes through
+  assert.doesNotThrow(() => gptqQuantizeLinear(w, h, FS, { ...DEFAULT_GPTQ, damp: 20 }, "x"));
+  // a singular Hessian (two equal inputs) without dampening also fails clearly
+  const rng = makeRng(2);
+  const x = randomNormals(rng, 64 * k);
+  for (let r = 0; r < 64; r++) x[r * k + 1] = x[r * k]!;
+  assert.throws(() => gptqQuantizeLinear(w, hessianOf(x, 64, k), FS, { ...DEFAULT_GPTQ, damp: 0 }, 'L'), InputError);
+});
