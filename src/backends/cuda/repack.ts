@@ -108,3 +108,20 @@ export function repackW4A8(w: QuantizedLinear, scale: 'int' | 'float' = w.scale)
   }
   return { n: w.n, k: w.k, groupSize: w.groupSize, scale, weights, scales: repackScales(w.scales, w.n, groups, 16), post: 1, isShift: false };
 }
+
+/**
+ * Host copy of act_quant's fragment order (w4a8_wgmma_rs.cu): inside each 64-k block, the 4-byte
+ * unit p = tig·4 + ks·2 + h of natural order moves to unit ks·8 + h·4 + tig. K % 64 == 0.
+ */
+export function toFragmentOrder(xq: Int8Array, m: number, k: number): Int8Array {
+  if (k % 64 !== 0) throw new RangeError(`fragment order needs K % 64 == 0 (K = ${k})`);
+  const out = new Int8Array(m * k);
+  for (let row = 0; row < m; row++) {
+    for (let u = 0; u < k / 4; u++) {
+      const p = u & 15;
+      const dst = (u & ~15) | (((p >> 1) & 1) << 3) | ((p & 1) << 2) | (p >> 2);
+      for (let j = 0; j < 4; j++) out[row * k + dst * 4 + j] = xq[row * k + u * 4 + j]!;
+    }
+  }
+  return out;
+}

@@ -2,8 +2,10 @@
  * W4A8 linear layers on the GPU: upload (repacked weights + scales), kernel choice by M, launch.
  *   M <= 16: w4a8_decode (weights streamed once, tensor cores with swapped operands)
  *   M  > 16: w4a8_mma (cp.async-pipelined mma.sync GEMM)
- *   large M on sm_90a: w4a8_wgmma (warpgroup MMA, s8 operands from swizzled shared memory)
- * Both take int8 activations xq [M, K] with per-token scales a [M] and write y [M, N] f32.
+ *   large M on sm_90a: w4a8_wgmma (warpgroup MMA, s8 operands from swizzled shared memory) or
+ *                      w4a8_wgmma_rs (warpgroup MMA, weights from registers, activations in
+ *                      fragment order: see activationOrder)
+ * All take int8 activations xq [M, K] with per-token scales a [M] and write y [M, N] f32.
  */
 import type { DeviceBuffer } from './buffer.js';
 import type { CudaContext } from './context.js';
@@ -42,7 +44,24 @@ export interface DecodeConfig { readonly kind: 'decode'; readonly MT: number; re
 export interface MmaConfig { readonly kind: 'mma'; readonly BM: number; readonly BN: number; readonly WM: number; readonly WN: number; readonly STAGES: number }
 /** The sm_90a warpgroup-MMA GEMM: tile (64·WGS) x 128, WGS warpgroups, STAGES cp.async stages. */
 export interface WgmmaConfig { readonly kind: 'wgmma'; readonly WGS: 1 | 2; readonly STAGES: number }
-export type W4A8Config = DecodeConfig | MmaConfig | WgmmaConfig;
+/**
+ * The sm_90a warpgroup-MMA GEMM with the weights as the register A operand: tile (64·WGS) weight
+ * rows x 128 tokens, STAGES cp.async stages of activations, MINB blocks per SM for the register cap.
+ * Reads xq in fragment order (activationOrder).
+ */
+export interface WgmmaRsConfig { readonly kind: 'wgmma-rs'; readonly WGS: 1 | 2; readonly STAGES: number; readonly MINB: number }
+export type W4A8Config = DecodeConfig | MmaConfig | WgmmaConfig | WgmmaRsConfig;
+
+/** Order of k inside each 64-k block in which a kernel reads the activations xq. */
+export type ActivationOrder = 'natural' | 'fragment';
+export function activationOrder(config: W4A8Config): ActivationOrder {
+  return config.kind === 'wgmma-rs' ? 'fragment' : 'natural';
+}
+
+/** Dynamic shared memory of the register-A wgmma kernel (mirrors SMEM_BYTES in w4a8_wgmma_rs.cu). */
+export function wgmmaRsSharedBytes(stages: number): number {
+  return 1024 + stages * (128 * 128 + 16);
+}
 
 /** Dynamic shared memory of the wgmma kernel (mirrors SMEM_BYTES in w4a8_wgmma.cu). */
 export function wgmmaSharedBytes(wgs: number, stages: number): number {
@@ -51,9 +70,10 @@ export function wgmmaSharedBytes(wgs: number, stages: number): number {
 
 /**
  * The default kernel and tile configuration for M tokens on an [N, K] layer, picked from the
- * H100 sweep in docs/bench/cuda-sweep-H100-2026-11-23.txt (bench/cuda-sweep.ts): the weight-
- * streaming decode kernel wins up to M = 32 everywhere and up to M = 64 when N is small; above
- * M = 64 the wgmma GEMM (sm_90a only; `wgmma` = false falls back to the mma.sync GEMM).
+ * H100 sweeps in docs/bench/cuda-sweep-H100-2026-11-23.txt (bench/cuda-sweep.ts) and
+ * docs/bench/cuda-prefill-H100-2026-11-23-v5-rs.txt: the weight-streaming decode kernel wins up to
+ * M = 32 everywhere and up to M = 64 when N is small; above M = 64 the register-A wgmma GEMM
+ * (sm_90a only, fragment-order activations; `wgmma` = false falls back to the mma.sync GEMM).
  */
 export function chooseW4A8Config(M: number, n: number, k: number, wgmma = true): W4A8Config {
   const wide = n >= 16384;
@@ -62,12 +82,15 @@ export function chooseW4A8Config(M: number, n: number, k: number, wgmma = true):
   if (M <= 32) return { kind: 'decode', MT: 4, NTW: 1, WK: 8 };
   if (M <= 64) return wide ? { kind: 'mma', BM: 64, BN: 64, WM: 2, WN: 2, STAGES: 4 } : { kind: 'decode', MT: 8, NTW: 1, WK: 8 };
   if (!wgmma) return { kind: 'mma', BM: 128, BN: 128, WM: 2, WN: 4, STAGES: 4 };
-  // wgmma (docs/bench/cuda-prefill-H100-2026-11-23-v4.txt): 64x128 tiles, 3 blocks per SM, beat 128x128 except where
-  // 64-row tiles leave a poor last wave (N = 4096, M = 1024: 512 blocks on 396 slots).
-  return !wide && M > 512 && M <= 2048 ? { kind: 'wgmma', WGS: 2, STAGES: 4 } : { kind: 'wgmma', WGS: 1, STAGES: 3 };
+  // register-A wgmma (docs/bench/cuda-prefill-H100-2026-11-23-v5-rs.txt): beat the shared-memory-operand
+  // wgmma kernel at every M >= 128 on all three shapes (1.10-1.18x cuBLAS FP16 at M = 4096).
+  return { kind: 'wgmma-rs', WGS: 2, STAGES: 4, MINB: 1 };
 }
 
-/** y[M, N] = dequant(xq, a) · W'ᵀ on ctx's stream (asynchronous). */
+/**
+ * y[M, N] = dequant(xq, a) · W'ᵀ on ctx's stream (asynchronous). xq must be in the k order of
+ * activationOrder(config) (quantizeActivationsCuda(..., activationOrder(config)) writes it so).
+ */
 export function w4a8Linear(
   ctx: CudaContext,
   layer: W4A8Layer,
@@ -87,6 +110,11 @@ export function w4a8Linear(
     const blocks = Math.ceil(Math.ceil(N / 16) / config.NTW);
     if (blocks * config.NTW * 16 > paddedRows(N)) throw new RangeError('decode tiles exceed the padded rows');
     ctx.launch(fn, [blocks], [config.WK * 32], args);
+  } else if (config.kind === 'wgmma-rs') {
+    if (!ctx.arch.startsWith('sm_90')) throw new RangeError(`the wgmma kernel needs sm_90a (device is ${ctx.arch})`);
+    const smem = wgmmaRsSharedBytes(config.STAGES);
+    const fn = getKernel(ctx, 'w4a8_wgmma_rs.cu', 'w4a8_wgmma_rs', { ...common, WGS: config.WGS, STAGES: config.STAGES, MINB: config.MINB }, smem);
+    ctx.launch(fn, [Math.ceil(M / 128), Math.ceil(N / (64 * config.WGS))], [128 * config.WGS], args, smem);
   } else if (config.kind === 'wgmma') {
     if (!ctx.arch.startsWith('sm_90')) throw new RangeError(`the wgmma kernel needs sm_90a (device is ${ctx.arch})`);
     const smem = wgmmaSharedBytes(config.WGS, config.STAGES);
@@ -100,9 +128,13 @@ export function w4a8Linear(
   }
 }
 
-/** Per-token int8 quantization of x [M, K] f32 into xq [M, K] and a [M] (bit-exact with the CPU). */
-export function quantizeActivationsCuda(ctx: CudaContext, x: DeviceBuffer, xq: DeviceBuffer, a: DeviceBuffer, M: number, K: number): void {
+/**
+ * Per-token int8 quantization of x [M, K] f32 into xq [M, K] and a [M] (bit-exact with the CPU),
+ * xq in the k order the consuming kernel reads (activationOrder; 'fragment' needs K % 64 == 0).
+ */
+export function quantizeActivationsCuda(ctx: CudaContext, x: DeviceBuffer, xq: DeviceBuffer, a: DeviceBuffer, M: number, K: number, order: ActivationOrder = 'natural'): void {
   if (K % 4 !== 0) throw new RangeError(`act_quant needs K % 4 == 0 (K = ${K})`);
+  if (order === 'fragment' && K % 64 !== 0) throw new RangeError(`fragment-order activations need K % 64 == 0 (K = ${K})`);
   const fn = getKernel(ctx, 'act_quant.cu', 'act_quant');
-  ctx.launch(fn, [M], [256], [x, xq, a, { i32: K }]);
+  ctx.launch(fn, [M], [256], [x, xq, a, { i32: K }, { i32: order === 'fragment' ? 1 : 0 }]);
 }

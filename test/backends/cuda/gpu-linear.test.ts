@@ -8,7 +8,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tryCudaContext } from '../../../src/backends/cuda/index.js';
 import type { CudaContext } from '../../../src/backends/cuda/context.js';
-import { freeW4A8, quantizeActivationsCuda, uploadW4A8, w4a8Linear, type W4A8Config } from '../../../src/backends/cuda/w4a8.js';
+import { activationOrder, chooseW4A8Config, freeW4A8, quantizeActivationsCuda, uploadW4A8, w4a8Linear, type W4A8Config } from '../../../src/backends/cuda/w4a8.js';
+import { toFragmentOrder } from '../../../src/backends/cuda/repack.js';
 import { groupAccumulators, referenceIntLinear } from '../../../src/backends/cpu/int-linear-reference.js';
 import { quantizeActivations } from '../../../src/quant/activation-quant.js';
 import type { QuantizedLinear } from '../../../src/quant/types.js';
@@ -19,13 +20,14 @@ const skip = 'reason' in cuda ? `no CUDA driver/GPU: ${cuda.reason}` : false;
 const ctxOf = (): CudaContext => (cuda as { ctx: CudaContext }).ctx;
 /** Cases whose kernel this device can run (the wgmma kernel needs sm_90a). */
 const runnable = <T extends unknown[]>(cases: T[]): T[] =>
-  cases.filter((c) => (c[4] as W4A8Config | undefined)?.kind !== 'wgmma' || ctxOf().arch.startsWith('sm_90'));
+  cases.filter((c) => !(c[4] as W4A8Config | undefined)?.kind.startsWith('wgmma') || ctxOf().arch.startsWith('sm_90'));
 
 /** Runs the layer on the GPU for M tokens of x; returns y and whether every output was written. */
 function runGpu(w: QuantizedLinear, xq: Int8Array, a: Float32Array, M: number, config?: W4A8Config): Float32Array {
   const ctx = ctxOf();
   const layer = uploadW4A8(ctx, w);
-  const dxq = ctx.upload(xq);
+  const order = activationOrder(config ?? chooseW4A8Config(M, w.n, w.k, ctx.arch === 'sm_90a'));
+  const dxq = ctx.upload(order === 'fragment' ? toFragmentOrder(xq, M, w.k) : xq);
   const da = ctx.upload(a);
   const dy = ctx.alloc(M * w.n * 4);
   try {
@@ -102,6 +104,16 @@ const SHAPES: [M: number, N: number, K: number, G: number, config?: W4A8Config][
   [520, 1000, 512, 128, { kind: 'wgmma', WGS: 1, STAGES: 3 }],
   [64, 127, 384, 128, { kind: 'wgmma', WGS: 2, STAGES: 3 }],
   [200, 300, 1024, 128, { kind: 'wgmma', WGS: 1, STAGES: 5 }],
+  // register-A wgmma kernel (weights from registers, fragment-order activations)
+  [1, 130, 128, 128, { kind: 'wgmma-rs', WGS: 2, STAGES: 4, MINB: 1 }],
+  [129, 260, 1024, 128, { kind: 'wgmma-rs', WGS: 2, STAGES: 6, MINB: 1 }],
+  [70, 200, 2048, 128, { kind: 'wgmma-rs', WGS: 1, STAGES: 5, MINB: 2 }],
+  [129, 200, 1024, 128, { kind: 'wgmma-rs', WGS: 2, STAGES: 4, MINB: 1 }],
+  [300, 333, 1280, 128, { kind: 'wgmma-rs', WGS: 1, STAGES: 4, MINB: 2 }],
+  [257, 260, 2048, 256, { kind: 'wgmma-rs', WGS: 2, STAGES: 3, MINB: 1 }],
+  [520, 1000, 512, 128, { kind: 'wgmma-rs', WGS: 1, STAGES: 3, MINB: 3 }],
+  [64, 127, 384, 128, { kind: 'wgmma-rs', WGS: 2, STAGES: 5, MINB: 1 }],
+  [200, 300, 1024, 512, { kind: 'wgmma-rs', WGS: 1, STAGES: 4, MINB: 2 }],
 ];
 
 test('W4A8 integer scale is bit-exact against the CPU reference (no-shift and shift epilogues)', { skip }, () => {
@@ -134,23 +146,24 @@ test('W4A8 float scale matches the CPU reference within 1e-6 of the term magnitu
   }
 });
 
-test('activation quantization on the GPU is bit-exact with quantizeActivations', { skip }, () => {
+test('activation quantization on the GPU is bit-exact with quantizeActivations (natural and fragment order)', { skip }, () => {
   const ctx = ctxOf();
-  for (const [M, K] of [[1, 4096], [7, 1000], [33, 11008]] as const) {
+  for (const [M, K, order] of [[1, 4096, 'natural'], [7, 1000, 'natural'], [33, 11008, 'natural'], [5, 4096, 'fragment'], [130, 1344, 'fragment']] as const) {
     const x = randomActivations(M, K, 77 + M);
-    const want = quantizeActivations(x, M, K);
+    const natural = quantizeActivations(x, M, K);
+    const want = order === 'fragment' ? { ...natural, xq: toFragmentOrder(natural.xq, M, K) } : natural;
     const dx = ctx.upload(x);
     const dxq = ctx.alloc(M * K);
     const da = ctx.alloc(M * 4);
     try {
       dxq.fill(0x80);
       da.fill(0xff);
-      quantizeActivationsCuda(ctx, dx, dxq, da, M, K);
+      quantizeActivationsCuda(ctx, dx, dxq, da, M, K, order);
       ctx.synchronize();
       const xq = dxq.download(new Int8Array(M * K));
       const a = da.download(new Float32Array(M));
       assertBitExact(a, want.scales, `act scales M=${M} K=${K}`);
-      assert.deepEqual(xq, want.xq, `act xq M=${M} K=${K}`);
+      assert.deepEqual(xq, want.xq, `act xq M=${M} K=${K} ${order}`);
     } finally {
       dx.free();
       dxq.free();

@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { repackW4, intScaleBound, repackScales } from '../../../src/backends/cuda/repack.js';
+import { repackW4, intScaleBound, repackScales, toFragmentOrder } from '../../../src/backends/cuda/repack.js';
 import { groupAccumulators } from '../../../src/backends/cpu/int-linear-reference.js';
 import { quantizeActivations } from '../../../src/quant/activation-quant.js';
 import { randomActivations, randomW4Layer } from './helpers.js';
@@ -14,8 +14,22 @@ const lo16 = (w: number): number => (w << 4) & 0xf0f0f0f0;
 const hi16 = (w: number): number => w & 0xf0f0f0f0;
 const byte = (w: number, j: number): number => ((w >>> (8 * j)) << 24) >> 24; // signed byte j
 
-/** Emulates w4a8_decode's fragments; returns acc[m][n][g] (already divided by 16). */
-function emulateDecode(wrep: Uint8Array, xq: Int8Array, M: number, N: number, K: number, G: number): Int32Array {
+/** B operand element (logical fragment position p of mma step ks in 64-k step s) for a token. */
+type BOperand = (token: number, s: number, ks: number, p: number) => number;
+
+/** The decode kernel's B: the lane's 16 natural-order bytes at k = s*64 + tig*16 (b0 = word 2ks, b1 = 2ks+1). */
+const naturalB = (xq: Int8Array, K: number): BOperand => (token, s, ks, p) => {
+  const tig = (p & 15) >> 2;
+  return xq[token * K + s * 64 + tig * 16 + ks * 8 + (p >> 4) * 4 + (p & 3)]!;
+};
+/** The register-A wgmma kernel's B: fragment-order activations read in logical order from shared memory. */
+const fragmentB = (xf: Int8Array, K: number): BOperand => (token, s, ks, p) => xf[token * K + s * 64 + ks * 32 + p]!;
+
+/**
+ * Emulates the W4 kernels' A fragments (mma.m16n8k32 / wgmma register A layout, both s8) built from
+ * the repacked words with lo16/hi16, against the B operand `b`; returns acc[m][n][g] (divided by 16).
+ */
+function emulateFragments(wrep: Uint8Array, b: BOperand, M: number, N: number, K: number, G: number): Int32Array {
   const steps = K / 64;
   const groups = K / G;
   const acc = new Float64Array(M * N * groups);
@@ -24,7 +38,6 @@ function emulateDecode(wrep: Uint8Array, xq: Int8Array, M: number, N: number, K:
     for (let s = 0; s < steps; s++) {
       for (let ks = 0; ks < 2; ks++) {
         const A: number[][] = Array.from({ length: 16 }, () => new Array<number>(32).fill(0));
-        const B: number[][] = Array.from({ length: 32 }, () => new Array<number>(8).fill(0));
         for (let lane = 0; lane < 32; lane++) {
           const gid = lane >> 2;
           const tig = lane & 3;
@@ -38,21 +51,14 @@ function emulateDecode(wrep: Uint8Array, xq: Int8Array, M: number, N: number, K:
             A[gid]![16 + tig * 4 + j] = byte(a[2]!, j);
             A[gid + 8]![16 + tig * 4 + j] = byte(a[3]!, j);
           }
-          // activations: token gid (B column), 16 bytes at k = s*64 + tig*16; b0 = word 2ks, b1 = word 2ks+1
-          const token = gid;
-          for (let j = 0; j < 4; j++) {
-            const kb = s * 64 + tig * 16 + ks * 8;
-            B[tig * 4 + j]![gid] = token < M ? xq[token * K + kb + j]! : 0;
-            B[16 + tig * 4 + j]![gid] = token < M ? xq[token * K + kb + 4 + j]! : 0;
-          }
         }
         const g = Math.floor((s * 64) / G);
         for (let r = 0; r < 16; r++) {
           const n = t * 16 + r;
           if (n >= N) continue;
-          for (let c = 0; c < 8 && c < M; c++) {
+          for (let c = 0; c < M; c++) {
             let sum = 0;
-            for (let p = 0; p < 32; p++) sum += A[r]![p]! * B[p]![c]!;
+            for (let p = 0; p < 32; p++) sum += A[r]![p]! * b(c, s, ks, p);
             acc[(c * N + n) * groups + g]! += sum;
           }
         }
@@ -75,9 +81,28 @@ test('repacked int4 fragments reproduce the reference group sums (CPU emulation 
   ] as const) {
     const w = randomW4Layer(N, K, G, 7 + N);
     const act = quantizeActivations(randomActivations(M, K, 3 + M), M, K);
-    const got = emulateDecode(repackW4(w.q, N, K), act.xq, M, N, K, G);
+    const got = emulateFragments(repackW4(w.q, N, K), naturalB(act.xq, K), M, N, K, G);
     assert.deepEqual(got, groupAccumulators(act, w), `M=${M} N=${N} K=${K} G=${G}`);
   }
+});
+
+test('fragment-order activations against the same repacked weights reproduce the group sums (register-A wgmma)', () => {
+  for (const [M, N, K, G] of [
+    [3, 16, 128, 128],
+    [11, 40, 384, 128],
+    [9, 33, 512, 256],
+  ] as const) {
+    const w = randomW4Layer(N, K, G, 17 + N);
+    const act = quantizeActivations(randomActivations(M, K, 5 + M), M, K);
+    const xf = toFragmentOrder(act.xq, M, K);
+    const got = emulateFragments(repackW4(w.q, N, K), fragmentB(xf, K), M, N, K, G);
+    assert.deepEqual(got, groupAccumulators(act, w), `M=${M} N=${N} K=${K} G=${G}`);
+    // the permutation is a bijection inside each 64-k block: sorting each block gives back the natural bytes
+    for (let i = 0; i < M * K; i += 64) {
+      assert.deepEqual([...xf.subarray(i, i + 64)].sort(), [...act.xq.subarray(i, i + 64)].sort());
+    }
+  }
+  assert.throws(() => toFragmentOrder(new Int8Array(96), 1, 96), /K % 64/);
 });
 
 test('scale repack puts the 16 rows of a tile together per group, float scales divided by 16', () => {

@@ -4,9 +4,11 @@
 //   xq[m,k] = clamp( rint_half_even( x[m,k] / a[m] ), -127, 127 )   (float64 division)
 //   a row of zeros gives a = 0 and xq = 0.
 // Layout: x [M, K] float32 row-major, xq [M, K] int8 row-major, a [M] float32. K % 4 == 0.
+// permute = 1 writes xq in FRAGMENT ORDER for w4a8_wgmma_rs.cu (K % 64 == 0): inside each 64-k
+// block, 4-byte unit p = tig*4 + ks*2 + h (natural k = 4p..4p+3) goes to unit ks*8 + h*4 + tig.
 // One block of 256 threads per token; float4 loads, char4 stores.
 extern "C" __global__ void __launch_bounds__(256)
-act_quant(const float* __restrict__ x, signed char* __restrict__ xq, float* __restrict__ scales, int K) {
+act_quant(const float* __restrict__ x, signed char* __restrict__ xq, float* __restrict__ scales, int K, int permute) {
   const int row = blockIdx.x;
   const float4* xr = reinterpret_cast<const float4*>(x + (size_t)row * K);
   char4* qr = reinterpret_cast<char4*>(xq + (size_t)row * K);
@@ -36,6 +38,6 @@ act_quant(const float* __restrict__ x, signed char* __restrict__ xq, float* __re
       q.z = (signed char)max(-127, min(127, __double2int_rn((double)v.z / ad)));
       q.w = (signed char)max(-127, min(127, __double2int_rn((double)v.w / ad)));
     }
-    qr[i] = q;
+    qr[permute ? (i & ~15) | ((i >> 1) & 1) << 3 | (i & 1) << 2 | ((i >> 2) & 3) : i] = q;
   }
 }

@@ -33,3 +33,40 @@ __device__ __forceinline__ void cp_async16(u32 dst, const void* src, int src_byt
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" :: "n"(N)); }
+
+// Pipeline prologue: load(s, s) puts chunk s into stage s for each s < N that is < chunks, one commit
+// group per stage (empty past the last chunk, so that wait_group counts stay the same).
+template <int N, class Load> __device__ __forceinline__ void cp_async_prologue(int chunks, Load load) {
+#pragma unroll
+  for (int s = 0; s < N; ++s) {
+    if (s < chunks) load(s, s);
+    cp_async_commit();
+  }
+}
+
+// One group's contribution to a per-output total. Integer scale: T += (acc >> SHIFT) * S (SHIFT = 4
+// removes the 16 of 16*q per group, 0 keeps it or has none); float scale: t = fma(float(acc), s, t).
+template <int SHIFT> __device__ __forceinline__ void add_group(int& t, int acc, int s) { t += (acc >> SHIFT) * s; }
+template <int SHIFT> __device__ __forceinline__ void add_group(float& t, int acc, float s) { t = __fmaf_rn(__int2float_rn(acc), s, t); }
+
+// A scale's 32 raw bits (read from shared memory as u32) as the total's type.
+template <typename T> __device__ __forceinline__ T bits_as(u32 b);
+template <> __device__ __forceinline__ int bits_as<int>(u32 b) { return (int)b; }
+template <> __device__ __forceinline__ float bits_as<float>(u32 b) { return __uint_as_float(b); }
+
+// Per-output epilogue, a = the token's activation scale. Integer total T: y = fround(fround(float(T))*a) * post
+// (post = 2^-b, or 2^-(b+4) without the shift); float total t: y = a*t (post unused).
+__device__ __forceinline__ float out_scale(int t, float a, float post) { return __fmul_rn(__fmul_rn(__int2float_rn(t), a), post); }
+__device__ __forceinline__ float out_scale(float t, float a, float) { return __fmul_rn(a, t); }
+
+// y[m][n], y[m][n+1] (row-major, N columns) = v0, v1: one 8-byte store when both are in range and
+// N is even (so the pair is 8-byte aligned), else each in-range element alone.
+__device__ __forceinline__ void store_pair(float* y, int m, int n, int N, float v0, float v1) {
+  float* dst = y + (size_t)m * N + n;
+  if (n + 1 < N && ((N & 1) == 0)) {
+    *reinterpret_cast<float2*>(dst) = make_float2(v0, v1);
+  } else {
+    if (n < N) dst[0] = v0;
+    if (n + 1 < N) dst[1] = v1;
+  }
+}

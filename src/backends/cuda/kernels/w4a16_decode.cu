@@ -23,6 +23,7 @@
 // partial sums added in shared memory in warp order.
 // Requires K % 128 == 0, GROUP % 128 == 0, GROUP | K, M <= 8*MT, x rows 16-byte aligned.
 #include "common.cuh"
+#include "decode.cuh"
 
 #ifndef MT
 #define MT 1
@@ -53,30 +54,31 @@ __device__ __forceinline__ u32 deq(u32 u, int p, u32 s2) {
   return w;
 }
 
-__device__ __forceinline__ void load_chunk(uint4 (&w)[NTW][2], uint4 (&x)[MT][2][2], const uint4* const (&wp)[NTW],
-                                           const uint4* const (&xp)[MT], const bool (&xv)[MT], int c) {
-#pragma unroll
-  for (int nt = 0; nt < NTW; ++nt) {
-    w[nt][0] = ld_stream(wp[nt] + (c * 2) * 32);
-    w[nt][1] = ld_stream(wp[nt] + (c * 2 + 1) * 32);
-  }
+// one 128-k chunk in registers: w[nt][s] = tile nt's 16 bytes of 64-k step s; x[mt][s][ks] = token
+// half mt's 8 fp16 of step s, half ks (the lane's k tig*16 + ks*8 ..)
+struct Chunk {
+  uint4 w[NTW][2];
+  uint4 x[MT][2][2];
+};
+
+__device__ __forceinline__ void load_chunk(Chunk& b, const uint4* const (&wp)[NTW], const uint4* const (&xp)[MT], const bool (&xv)[MT], int c) {
+  decode_load_w4(b.w, wp, c);
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
     for (int s = 0; s < 2; ++s) {
       if (xv[mt]) {
-        x[mt][s][0] = __ldg(xp[mt] + c * 16 + s * 8);
-        x[mt][s][1] = __ldg(xp[mt] + c * 16 + s * 8 + 1);
+        b.x[mt][s][0] = __ldg(xp[mt] + c * 16 + s * 8);
+        b.x[mt][s][1] = __ldg(xp[mt] + c * 16 + s * 8 + 1);
       } else {
-        x[mt][s][0] = make_uint4(0, 0, 0, 0);
-        x[mt][s][1] = make_uint4(0, 0, 0, 0);
+        b.x[mt][s][0] = make_uint4(0, 0, 0, 0);
+        b.x[mt][s][1] = make_uint4(0, 0, 0, 0);
       }
     }
 }
 
-__device__ __forceinline__ void compute_chunk(float (&acc)[NTW][MT][4], u32 (&s2)[NTW][2], const uint4 (&w)[NTW][2],
-                                              const uint4 (&x)[MT][2][2], const unsigned short* __restrict__ sc, int tile0, int NG,
-                                              int gid, int c) {
+__device__ __forceinline__ void compute_chunk(float (&acc)[NTW][MT][4], u32 (&s2)[NTW][2], const Chunk& ch, const unsigned short* __restrict__ sc,
+                                              int tile0, int NG, int gid, int c) {
   if ((c * 128) % GROUP == 0) {
     const int g = (c * 128) / GROUP;
 #pragma unroll
@@ -94,7 +96,7 @@ __device__ __forceinline__ void compute_chunk(float (&acc)[NTW][MT][4], u32 (&s2
       u32 b[MT][2][2];                // [mt][t][b0/b1]
 #pragma unroll
       for (int mt = 0; mt < MT; ++mt) {
-        const uint4 v = x[mt][s][ks];
+        const uint4 v = ch.x[mt][s][ks];
         b[mt][0][0] = __byte_perm(v.x, v.y, 0x5410);
         b[mt][0][1] = __byte_perm(v.x, v.y, 0x7632);
         b[mt][1][0] = __byte_perm(v.z, v.w, 0x5410);
@@ -102,8 +104,8 @@ __device__ __forceinline__ void compute_chunk(float (&acc)[NTW][MT][4], u32 (&s2
       }
 #pragma unroll
       for (int nt = 0; nt < NTW; ++nt) {
-        const u32 u0 = (ks ? w[nt][s].z : w[nt][s].x) ^ 0x88888888u;  // row gid
-        const u32 u8 = (ks ? w[nt][s].w : w[nt][s].y) ^ 0x88888888u;  // row gid+8
+        const u32 u0 = (ks ? ch.w[nt][s].z : ch.w[nt][s].x) ^ 0x88888888u;  // row gid
+        const u32 u8 = (ks ? ch.w[nt][s].w : ch.w[nt][s].y) ^ 0x88888888u;  // row gid+8
 #pragma unroll
         for (int t = 0; t < 2; ++t) {
           const u32 a0 = deq(u0, 2 * t, s2[nt][0]), a1 = deq(u8, 2 * t, s2[nt][1]);
@@ -133,16 +135,10 @@ w4a16_decode(const uint4* __restrict__ wq, const unsigned short* __restrict__ sc
       for (int i = 0; i < 4; ++i) acc[nt][mt][i] = 0.f;
 
   const uint4* wp[NTW];
-#pragma unroll
-  for (int nt = 0; nt < NTW; ++nt) wp[nt] = wq + (size_t)(tile0 + nt) * steps * 32 + lane;
+  decode_w4_rows(wp, wq, tile0, steps, lane);
   const uint4* xp[MT];
   bool xv[MT];
-#pragma unroll
-  for (int mt = 0; mt < MT; ++mt) {
-    const int token = mt * 8 + gid;
-    xv[mt] = token < M;
-    xp[mt] = reinterpret_cast<const uint4*>(x + (size_t)(xv[mt] ? token : 0) * K + tig * 16);
-  }
+  decode_x_rows(xp, xv, x, M, K, gid, tig);
   // scales of the group containing chunk c0 (a warp's range may start inside a group)
   u32 s2[NTW][2];
   {
@@ -156,34 +152,11 @@ w4a16_decode(const uint4* __restrict__ wq, const unsigned short* __restrict__ sc
     }
   }
 
-  uint4 wa[NTW][2], xa[MT][2][2], wb[NTW][2], xb[MT][2][2];
-  if (c0 < c1) load_chunk(wa, xa, wp, xp, xv, c0);
-  for (int c = c0; c < c1; c += 2) {
-    if (c + 1 < c1) load_chunk(wb, xb, wp, xp, xv, c + 1);
-    compute_chunk(acc, s2, wa, xa, sc, tile0, NG, gid, c);
-    if (c + 1 < c1) {
-      if (c + 2 < c1) load_chunk(wa, xa, wp, xp, xv, c + 2);
-      compute_chunk(acc, s2, wb, xb, sc, tile0, NG, gid, c + 1);
-    }
-  }
+  Chunk ca, cb;
+  decode_pipeline(
+      c0, c1, ca, cb, [&](Chunk& b, int c) { load_chunk(b, wp, xp, xv, c); },
+      [&](const Chunk& b, int c) { compute_chunk(acc, s2, b, sc, tile0, NG, gid, c); });
 
-  constexpr int E = NTW * MT * 4;
-  __shared__ float red[WK][E][32];
-#pragma unroll
-  for (int nt = 0; nt < NTW; ++nt)
-#pragma unroll
-    for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-      for (int i = 0; i < 4; ++i) red[warp][(nt * MT + mt) * 4 + i][lane] = acc[nt][mt][i];
-  __syncthreads();
-  for (int idx = threadIdx.x; idx < E * 32; idx += WK * 32) {
-    const int e = idx >> 5, l = idx & 31;
-    float sum = red[0][e][l];
-#pragma unroll
-    for (int w = 1; w < WK; ++w) sum += red[w][e][l];
-    const int nt = e / (MT * 4), mt = (e >> 2) % MT, i = e & 3;
-    const int n = (tile0 + nt) * 16 + (l >> 2) + (i >= 2 ? 8 : 0);
-    const int token = mt * 8 + (l & 3) * 2 + (i & 1);
-    if (token < M && n < N) y[(size_t)token * N + n] = sum;
-  }
+  __shared__ float red[WK][NTW * MT * 4][32];
+  decode_reduce(red, acc, warp, lane, tile0, M, N, [&](int token, int n, float sum) { y[(size_t)token * N + n] = sum; });
 }

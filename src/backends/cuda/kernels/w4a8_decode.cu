@@ -35,6 +35,7 @@
 // (int32, or f32 in warp order) and the epilogue writes y [M, N] f32 row-major.
 // Requires K % 128 == 0, GROUP % 128 == 0, GROUP | K, M <= 8*MT.
 #include "common.cuh"
+#include "decode.cuh"
 
 #ifndef MT
 #define MT 1
@@ -61,78 +62,23 @@ typedef int scale_t;
 typedef float scale_t;
 #endif
 
-struct DecodeAcc {
-  int acc[NTW][MT][4];
-#if SCALE_INT
-  int tot[NTW][MT][4];
-#else
-  float tot[NTW][MT][4];
-#endif
-  scale_t s[NTW][2];
+// one 128-k chunk in registers: w[nt][s] = tile nt's 16 bytes of 64-k step s, x[mt][s] likewise
+struct Chunk {
+  uint4 w[NTW][2];
+  uint4 x[MT][2];
 };
 
-__device__ __forceinline__ void decode_load(uint4 (&w)[NTW][2], uint4 (&x)[MT][2], const uint4* const (&wp)[NTW],
-                                            const uint4* const (&xp)[MT], const bool (&xv)[MT], int c) {
-#pragma unroll
-  for (int nt = 0; nt < NTW; ++nt) {
-    w[nt][0] = ld_stream(wp[nt] + (c * 2) * 32);
-    w[nt][1] = ld_stream(wp[nt] + (c * 2 + 1) * 32);
-  }
-#pragma unroll
-  for (int mt = 0; mt < MT; ++mt) {
-    if (xv[mt]) {
-      x[mt][0] = __ldg(xp[mt] + c * 8);
-      x[mt][1] = __ldg(xp[mt] + c * 8 + 4);
-    } else {
-      x[mt][0] = make_uint4(0, 0, 0, 0);
-      x[mt][1] = make_uint4(0, 0, 0, 0);
-    }
-  }
-}
-
-__device__ __forceinline__ void decode_compute(DecodeAcc& st, const uint4 (&w)[NTW][2], const uint4 (&x)[MT][2],
-                                               const scale_t* __restrict__ sc, int tile0, int NG, int gid, int c, int c1) {
-  const bool closes = ((c + 1) * 128) % GROUP == 0 || c + 1 == c1;
-  const int g = (c * 128) / GROUP;
-  if (closes) {
-#pragma unroll
-    for (int nt = 0; nt < NTW; ++nt) {
-      const scale_t* sp = sc + ((size_t)(tile0 + nt) * NG + g) * 16;
-      st.s[nt][0] = sp[gid];
-      st.s[nt][1] = sp[gid + 8];
-    }
-  }
+// the chunk's 4 mma steps per tile and token half: A = 16*q of the packed words (lo16/hi16), B = tokens
+__device__ __forceinline__ void chunk_mma(int (&acc)[NTW][MT][4], const Chunk& b) {
 #pragma unroll
   for (int s = 0; s < 2; ++s) {
 #pragma unroll
     for (int nt = 0; nt < NTW; ++nt) {
-      const uint4 v = w[nt][s];
+      const uint4 v = b.w[nt][s];
 #pragma unroll
-      for (int mt = 0; mt < MT; ++mt) mma_s8(st.acc[nt][mt], lo16(v.x), lo16(v.y), hi16(v.x), hi16(v.y), x[mt][s].x, x[mt][s].y);
+      for (int mt = 0; mt < MT; ++mt) mma_s8(acc[nt][mt], lo16(v.x), lo16(v.y), hi16(v.x), hi16(v.y), b.x[mt][s].x, b.x[mt][s].y);
 #pragma unroll
-      for (int mt = 0; mt < MT; ++mt) mma_s8(st.acc[nt][mt], lo16(v.z), lo16(v.w), hi16(v.z), hi16(v.w), x[mt][s].z, x[mt][s].w);
-    }
-  }
-  if (closes) {
-#pragma unroll
-    for (int nt = 0; nt < NTW; ++nt) {
-#pragma unroll
-      for (int mt = 0; mt < MT; ++mt) {
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          const scale_t sv = st.s[nt][i >> 1];
-#if SCALE_INT
-#if IS_SHIFT
-          st.tot[nt][mt][i] += (st.acc[nt][mt][i] >> 4) * sv;
-#else
-          st.tot[nt][mt][i] += st.acc[nt][mt][i] * sv;
-#endif
-#else
-          st.tot[nt][mt][i] = __fmaf_rn(__int2float_rn(st.acc[nt][mt][i]), sv, st.tot[nt][mt][i]);
-#endif
-          st.acc[nt][mt][i] = 0;
-        }
-      }
+      for (int mt = 0; mt < MT; ++mt) mma_s8(acc[nt][mt], lo16(v.z), lo16(v.w), hi16(v.z), hi16(v.w), b.x[mt][s].z, b.x[mt][s].w);
     }
   }
 }
@@ -145,69 +91,26 @@ w4a8_decode(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const 
   const int steps = K >> 6, chunks = K >> 7, NG = K / GROUP;
   const int c0 = (int)((long long)warp * chunks / WK), c1 = (int)((long long)(warp + 1) * chunks / WK);
 
-  DecodeAcc st;
-#pragma unroll
-  for (int nt = 0; nt < NTW; ++nt)
-#pragma unroll
-    for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        st.acc[nt][mt][i] = 0;
-        st.tot[nt][mt][i] = 0;
-      }
-
+  DecodeAcc<NTW, MT, scale_t> st;
+  decode_zero(st);
   const uint4* wp[NTW];
-#pragma unroll
-  for (int nt = 0; nt < NTW; ++nt) wp[nt] = wq + (size_t)(tile0 + nt) * steps * 32 + lane;
+  decode_w4_rows(wp, wq, tile0, steps, lane);
   const uint4* xp[MT];
   bool xv[MT];
-#pragma unroll
-  for (int mt = 0; mt < MT; ++mt) {
-    const int token = mt * 8 + gid;
-    xv[mt] = token < M;
-    xp[mt] = reinterpret_cast<const uint4*>(xq + (size_t)(xv[mt] ? token : 0) * K + tig * 16);
-  }
+  decode_x_rows(xp, xv, xq, M, K, gid, tig);
 
-  uint4 wa[NTW][2], xa[MT][2], wb[NTW][2], xb[MT][2];
-  if (c0 < c1) decode_load(wa, xa, wp, xp, xv, c0);
-  for (int c = c0; c < c1; c += 2) {
-    if (c + 1 < c1) decode_load(wb, xb, wp, xp, xv, c + 1);
-    decode_compute(st, wa, xa, sc, tile0, NG, gid, c, c1);
-    if (c + 1 < c1) {
-      if (c + 2 < c1) decode_load(wa, xa, wp, xp, xv, c + 2);
-      decode_compute(st, wb, xb, sc, tile0, NG, gid, c + 1, c1);
-    }
-  }
+  Chunk ca, cb;
+  decode_pipeline(
+      c0, c1, ca, cb,
+      [&](Chunk& b, int c) {
+        decode_load_w4(b.w, wp, c);
+        decode_load_x8(b.x, xp, xv, c);
+      },
+      [&](const Chunk& b, int c) {  // IS_SHIFT: T += (acc' >> 4) * S; else acc' * S (or the f32 FMA)
+        decode_chunk<IS_SHIFT ? 4 : 0, GROUP>(st, sc, tile0, NG, gid, c, c1, [&] { chunk_mma(st.acc, b); });
+      });
 
-  // cross-warp reduction: red[warp][element][lane]
-  constexpr int E = NTW * MT * 4;
-#if SCALE_INT
-  __shared__ int red[WK][E][32];
-#else
-  __shared__ float red[WK][E][32];
-#endif
-#pragma unroll
-  for (int nt = 0; nt < NTW; ++nt)
-#pragma unroll
-    for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-      for (int i = 0; i < 4; ++i) red[warp][(nt * MT + mt) * 4 + i][lane] = st.tot[nt][mt][i];
-  __syncthreads();
-  for (int idx = threadIdx.x; idx < E * 32; idx += WK * 32) {
-    const int e = idx >> 5, l = idx & 31;
-    auto sum = red[0][e][l];
-#pragma unroll
-    for (int w = 1; w < WK; ++w) sum += red[w][e][l];
-    const int nt = e / (MT * 4), mt = (e >> 2) % MT, i = e & 3;
-    const int n = (tile0 + nt) * 16 + (l >> 2) + (i >= 2 ? 8 : 0);
-    const int token = mt * 8 + (l & 3) * 2 + (i & 1);
-    if (token < M && n < N) {
-      const float a = ascale[token];
-#if SCALE_INT
-      y[(size_t)token * N + n] = __fmul_rn(__fmul_rn(__int2float_rn(sum), a), post);
-#else
-      y[(size_t)token * N + n] = __fmul_rn(a, sum);
-#endif
-    }
-  }
+  __shared__ scale_t red[WK][NTW * MT * 4][32];
+  decode_reduce(red, st.tot, warp, lane, tile0, M, N,
+                [&](int token, int n, scale_t sum) { y[(size_t)token * N + n] = out_scale(sum, ascale[token], post); });
 }

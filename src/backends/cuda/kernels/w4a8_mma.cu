@@ -98,11 +98,7 @@ w4a8_mma(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const sig
         tot[mi][j][i] = 0;
       }
 
-#pragma unroll
-  for (int s = 0; s < STAGES - 1; ++s) {
-    if (s < chunks) load_stage(s, s);
-    cp_async_commit();
-  }
+  cp_async_prologue<STAGES - 1>(chunks, load_stage);
 
   for (int c = 0; c < chunks; ++c) {
     cp_async_wait<STAGES - 2>();
@@ -160,16 +156,7 @@ w4a8_mma(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const sig
         for (int j = 0; j < 2 * NI; ++j)
 #pragma unroll
           for (int i = 0; i < 4; ++i) {
-            const scale_t s = (i & 1) ? sv[j].y : sv[j].x;
-#if SCALE_INT
-#if IS_SHIFT
-            tot[mi][j][i] += (acc[mi][j][i] >> 4) * s;
-#else
-            tot[mi][j][i] += acc[mi][j][i] * s;
-#endif
-#else
-            tot[mi][j][i] = __fmaf_rn(__int2float_rn(acc[mi][j][i]), s, tot[mi][j][i]);
-#endif
+            add_group<IS_SHIFT ? 4 : 0>(tot[mi][j][i], acc[mi][j][i], (i & 1) ? sv[j].y : sv[j].x);
             acc[mi][j][i] = 0;
           }
     }
@@ -187,22 +174,7 @@ w4a8_mma(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const sig
 #pragma unroll
       for (int j = 0; j < 2 * NI; ++j) {
         const int n = (tile0 + wn * NI + (j >> 1)) * 16 + (j & 1) * 8 + tig * 2;
-        float v[2];
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-#if SCALE_INT
-          v[e] = __fmul_rn(__fmul_rn(__int2float_rn(tot[mi][j][h * 2 + e]), a), post);
-#else
-          v[e] = __fmul_rn(a, tot[mi][j][h * 2 + e]);
-#endif
-        }
-        float* dst = y + (size_t)m * N + n;
-        if (n + 1 < N && ((N & 1) == 0)) {
-          *reinterpret_cast<float2*>(dst) = make_float2(v[0], v[1]);
-        } else {
-          if (n < N) dst[0] = v[0];
-          if (n + 1 < N) dst[1] = v[1];
-        }
+        store_pair(y, m, n, N, out_scale(tot[mi][j][h * 2], a, post), out_scale(tot[mi][j][h * 2 + 1], a, post));
       }
     }
   }

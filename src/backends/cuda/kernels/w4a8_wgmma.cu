@@ -34,6 +34,7 @@
 // col 8j+2tig+(e&1)), j = 0..15.
 // Requires K % 128 == 0, GROUP % 128 == 0, GROUP | K, weights padded to 128 rows.
 #include "common.cuh"
+#include "wgmma.cuh"
 
 #ifndef STAGES
 #define STAGES 5
@@ -77,39 +78,6 @@ typedef float2 scale2_t;
 typedef float tot_t;
 #endif
 
-// K-major operand, 128-byte swizzle: start address, LBO = 16 B (unused), SBO = 1024 B (8 rows).
-__device__ __forceinline__ unsigned long long desc_sw128(u32 addr) {
-  return (unsigned long long)((addr & 0x3FFFF) >> 4) | (1ull << 16) | ((unsigned long long)(1024 >> 4) << 32) | (1ull << 62);
-}
-__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-template <int N> __device__ __forceinline__ void wgmma_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" :: "n"(N) : "memory"); }
-__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
-__device__ __forceinline__ void fence_regs(int (&d)[64]) {
-#pragma unroll
-  for (int i = 0; i < 64; ++i) asm volatile("" : "+r"(d[i])::"memory");
-}
-
-__device__ __forceinline__ void wgmma_m64n128k32_s8(int (&d)[64], unsigned long long da, unsigned long long db, int scale_d) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k32.s32.s8.s8 {"
-      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
-      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
-      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
-      "}, %64, %65, p;\n}\n"
-      : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3]), "+r"(d[4]), "+r"(d[5]), "+r"(d[6]), "+r"(d[7]),
-        "+r"(d[8]), "+r"(d[9]), "+r"(d[10]), "+r"(d[11]), "+r"(d[12]), "+r"(d[13]), "+r"(d[14]), "+r"(d[15]),
-        "+r"(d[16]), "+r"(d[17]), "+r"(d[18]), "+r"(d[19]), "+r"(d[20]), "+r"(d[21]), "+r"(d[22]), "+r"(d[23]),
-        "+r"(d[24]), "+r"(d[25]), "+r"(d[26]), "+r"(d[27]), "+r"(d[28]), "+r"(d[29]), "+r"(d[30]), "+r"(d[31]),
-        "+r"(d[32]), "+r"(d[33]), "+r"(d[34]), "+r"(d[35]), "+r"(d[36]), "+r"(d[37]), "+r"(d[38]), "+r"(d[39]),
-        "+r"(d[40]), "+r"(d[41]), "+r"(d[42]), "+r"(d[43]), "+r"(d[44]), "+r"(d[45]), "+r"(d[46]), "+r"(d[47]),
-        "+r"(d[48]), "+r"(d[49]), "+r"(d[50]), "+r"(d[51]), "+r"(d[52]), "+r"(d[53]), "+r"(d[54]), "+r"(d[55]),
-        "+r"(d[56]), "+r"(d[57]), "+r"(d[58]), "+r"(d[59]), "+r"(d[60]), "+r"(d[61]), "+r"(d[62]), "+r"(d[63])
-      : "l"(da), "l"(db), "r"(scale_d));
-}
-
 // Per-thread load/expand state, computed once: every per-chunk address is a register plus an
 // immediate (the chunk and the stage enter as one add each).
 #define A_IT (BM * 8 / THREADS)  // A 16-B copies per thread per stage
@@ -128,25 +96,8 @@ struct Ctx {
   int tid;
 };
 
-__device__ __forceinline__ uint4 lds128(u32 a) {
-  uint4 v;
-  asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];\n" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(a));
-  return v;
-}
-__device__ __forceinline__ uint2 lds64(u32 a) {
-  uint2 v;
-  asm volatile("ld.shared.v2.u32 {%0, %1}, [%2];\n" : "=r"(v.x), "=r"(v.y) : "r"(a));
-  return v;
-}
-__device__ __forceinline__ void sts128(u32 a, u32 x, u32 y, u32 z, u32 w) {
-  asm volatile("st.shared.v4.u32 [%0], {%1, %2, %3, %4};\n" ::"r"(a), "r"(x), "r"(y), "r"(z), "r"(w) : "memory");
-}
-
 __device__ __forceinline__ void load_stage(const Ctx& C, int s, int c) {
-  const u32 a0 = C.sbase + OFF_A(0) + s * A_BYTES + C.a_dst;
-  const signed char* xsrc = C.xa + c * 128;
-#pragma unroll
-  for (int it = 0; it < A_IT; ++it) cp_async16(a0 + it * RSTEP * 128, xsrc + C.aoff[it], (C.avalid >> it) & 1 ? 16 : 0);
+  a_rows_load<A_IT, RSTEP>(C.sbase + OFF_A(0) + s * A_BYTES + C.a_dst, C.xa + c * 128, C.aoff, C.avalid);
   const u32 b0 = C.sbase + OFF_BR(0) + s * BR_BYTES + C.br_dst;
   const uint4* wsrc = C.wb + c * 64;
 #pragma unroll
@@ -170,36 +121,11 @@ __device__ __forceinline__ void expand_b(const Ctx& C, int s) {
 }
 
 __device__ __forceinline__ void issue_mma(const Ctx& C, int (&acc)[64], int s) {
-  const u32 a_addr = C.sbase + OFF_A(0) + s * A_BYTES + (C.tid >> 7) * 64 * 128;
-  const u32 b_addr = C.sbase;
-  wgmma_fence();
-#pragma unroll
-  for (int ks = 0; ks < 4; ++ks) wgmma_m64n128k32_s8(acc, desc_sw128(a_addr + ks * 32), desc_sw128(b_addr + ks * 32), ks);
-  wgmma_commit();
+  wgmma_chunk128(acc, C.sbase + OFF_A(0) + s * A_BYTES + (C.tid >> 7) * 64 * 128, C.sbase);
 }
 
 __device__ __forceinline__ void group_epilogue(const Ctx& C, int (&acc)[64], tot_t (&tot)[64], int s) {
-  fence_regs(acc);
-  const u32 scs = C.sbase + OFF_SC(0) + s * SC_BYTES + (C.tid & 3) * 8;
-#pragma unroll
-  for (int j = 0; j < 16; ++j) {
-    const uint2 sv = lds64(scs + j * 32);
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const u32 sb = (e & 1) ? sv.y : sv.x;
-      const int a = acc[4 * j + e];
-#if SCALE_INT
-      const int sj = (int)sb;
-#if IS_SHIFT
-      tot[4 * j + e] += (a >> 4) * sj;
-#else
-      tot[4 * j + e] += a * sj;
-#endif
-#else
-      tot[4 * j + e] = __fmaf_rn(__int2float_rn(a), __uint_as_float(sb), tot[4 * j + e]);
-#endif
-    }
-  }
+  wgmma_group_epilogue<IS_SHIFT ? 4 : 0>(acc, tot, C.sbase + OFF_SC(0) + s * SC_BYTES + (C.tid & 3) * 8);
 }
 
 extern "C" __global__ void __launch_bounds__(THREADS, MINB)
@@ -216,13 +142,7 @@ w4a8_wgmma(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const s
   {
     const int r0 = tid >> 3, cc = tid & 7;
     C.xa = xq + cc * 16;
-    C.avalid = 0;
-#pragma unroll
-    for (int it = 0; it < A_IT; ++it) {
-      const int row = m0 + r0 + it * RSTEP;
-      C.aoff[it] = (row < M ? row : M - 1) * K;
-      C.avalid |= (row < M ? 1u : 0u) << it;
-    }
+    a_rows_init<A_IT, RSTEP>(C.aoff, C.avalid, m0 + r0, M, K);
     C.a_dst = r0 * 128 + ((cc ^ (r0 & 7)) << 4);
     C.wb = wq + (size_t)(tile0 + (tid >> 6)) * steps * 32 + (tid & 63);
     C.wstride = (THREADS / 64) * steps * 32;
@@ -246,11 +166,7 @@ w4a8_wgmma(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const s
     tot[i] = 0;
   }
 
-#pragma unroll
-  for (int s = 0; s < STAGES - 1; ++s) {
-    if (s < chunks) load_stage(C, s, s);
-    cp_async_commit();
-  }
+  cp_async_prologue<STAGES - 1>(chunks, [&](int stage, int c) { load_stage(C, stage, c); });
   int s_cur = 0, s_ld = STAGES - 1;
 #pragma unroll 1
   for (int c = 0; c < chunks; ++c) {
@@ -269,31 +185,5 @@ w4a8_wgmma(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const s
   }
   cp_async_wait<0>();
 
-  const int wg = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31, gid = lane >> 2, tig = lane & 3;
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    const int m = m0 + wg * 64 + warp * 16 + gid + 8 * h;
-    if (m >= M) continue;
-    const float a = ascale[m];
-#pragma unroll
-    for (int j = 0; j < 16; ++j) {
-      const int n = tile0 * 16 + 8 * j + 2 * tig;
-      float v[2];
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-#if SCALE_INT
-        v[e] = __fmul_rn(__fmul_rn(__int2float_rn(tot[4 * j + 2 * h + e]), a), post);
-#else
-        v[e] = __fmul_rn(a, tot[4 * j + 2 * h + e]);
-#endif
-      }
-      float* dst = y + (size_t)m * N + n;
-      if (n + 1 < N && ((N & 1) == 0)) {
-        *reinterpret_cast<float2*>(dst) = make_float2(v[0], v[1]);
-      } else {
-        if (n < N) dst[0] = v[0];
-        if (n + 1 < N) dst[1] = v[1];
-      }
-    }
-  }
+  wgmma_store_y(tot, y, ascale, m0, tile0 * 16, M, N, post);
 }

@@ -1,0 +1,147 @@
+// Helpers shared by the decode-shaped split-K kernels (w4a8_decode.cu, w8a8_decode.cu, w4a16_decode.cu):
+// per-thread accumulators and group closing, token-row and int4 weight-row pointers and loads, the
+// register double-buffered loop over a warp's 128-k chunks, and the cross-warp reduction with its
+// epilogue. Sizes (NTW tiles, MT token halves, WK warps) come in as template parameters, deduced
+// from the arrays where possible. Include after common.cuh.
+#pragma once
+
+// A thread's sums over its warp's k range, for NT 16-row tiles x MTK 8-token halves (mma C fragment
+// of 4): acc = the open group's int32 sums, tot = the closed groups' totals (T = int for integer
+// scales, float for float scales), s = the open group's scales of rows gid and gid+8 of each tile.
+template <int NT, int MTK, typename T> struct DecodeAcc {
+  int acc[NT][MTK][4];
+  T tot[NT][MTK][4];
+  T s[NT][2];
+};
+
+template <int NT, int MTK, typename T> __device__ __forceinline__ void decode_zero(DecodeAcc<NT, MTK, T>& st) {
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+    for (int mt = 0; mt < MTK; ++mt)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        st.acc[nt][mt][i] = 0;
+        st.tot[nt][mt][i] = 0;
+      }
+}
+
+// Scales of group g for rows gid, gid+8 of tiles tile0.. (layout sc[tile][g][16]).
+template <int NT, int MTK, typename T>
+__device__ __forceinline__ void decode_group_scales(DecodeAcc<NT, MTK, T>& st, const T* sc, int tile0, int NG, int g, int gid) {
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+    const T* sp = sc + ((size_t)(tile0 + nt) * NG + g) * 16;
+    st.s[nt][0] = sp[gid];
+    st.s[nt][1] = sp[gid + 8];
+  }
+}
+
+// Closes the open group: tot += acc scaled by its row's scale (add_group<SHIFT>), acc = 0.
+template <int SHIFT, int NT, int MTK, typename T> __device__ __forceinline__ void decode_close_group(DecodeAcc<NT, MTK, T>& st) {
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+#pragma unroll
+    for (int mt = 0; mt < MTK; ++mt) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        add_group<SHIFT>(st.tot[nt][mt][i], st.acc[nt][mt][i], st.s[nt][i >> 1]);
+        st.acc[nt][mt][i] = 0;
+      }
+    }
+  }
+}
+
+// Chunk c (128 k) of a warp's range [c0, c1) with the group bookkeeping around mma() (which adds the
+// chunk's products into st.acc): a chunk that closes its group (the group's last chunk, or the
+// range's last) first loads group g's scales and afterwards adds acc into tot (add_group<SHIFT>).
+template <int SHIFT, int GROUP_, int NT, int MTK, typename T, class Mma>
+__device__ __forceinline__ void decode_chunk(DecodeAcc<NT, MTK, T>& st, const T* sc, int tile0, int NG, int gid, int c, int c1, Mma mma) {
+  const bool closes = ((c + 1) * 128) % GROUP_ == 0 || c + 1 == c1;
+  if (closes) decode_group_scales(st, sc, tile0, NG, (c * 128) / GROUP_, gid);
+  mma();
+  if (closes) decode_close_group<SHIFT>(st);
+}
+
+// Token rows of a thread: token mt*8 + gid, its 16 consecutive elements from tig*16 of each 64-k
+// block (x [M, K] row-major, 16-byte aligned rows); rows >= M point at row 0 and are marked invalid.
+template <int MTK, typename T>
+__device__ __forceinline__ void decode_x_rows(const uint4* (&xp)[MTK], bool (&xv)[MTK], const T* x, int M, int K, int gid, int tig) {
+#pragma unroll
+  for (int mt = 0; mt < MTK; ++mt) {
+    const int token = mt * 8 + gid;
+    xv[mt] = token < M;
+    xp[mt] = reinterpret_cast<const uint4*>(x + (size_t)(xv[mt] ? token : 0) * K + tig * 16);
+  }
+}
+
+// int8 activations of chunk c: the 16 bytes of each of its two 64-k steps; zeros for invalid rows.
+template <int MTK>
+__device__ __forceinline__ void decode_load_x8(uint4 (&x)[MTK][2], const uint4* const (&xp)[MTK], const bool (&xv)[MTK], int c) {
+#pragma unroll
+  for (int mt = 0; mt < MTK; ++mt) {
+    if (xv[mt]) {
+      x[mt][0] = __ldg(xp[mt] + c * 8);
+      x[mt][1] = __ldg(xp[mt] + c * 8 + 4);
+    } else {
+      x[mt][0] = make_uint4(0, 0, 0, 0);
+      x[mt][1] = make_uint4(0, 0, 0, 0);
+    }
+  }
+}
+
+// Repacked int4 weights (wq[tile][step][lane], 16 B per lane per 64-k step; repack.ts): the lane's
+// unit of step 0 of each tile, and the streaming loads of chunk c (steps 2c, 2c+1).
+template <int NT>
+__device__ __forceinline__ void decode_w4_rows(const uint4* (&wp)[NT], const uint4* wq, int tile0, int steps, int lane) {
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) wp[nt] = wq + (size_t)(tile0 + nt) * steps * 32 + lane;
+}
+template <int NT> __device__ __forceinline__ void decode_load_w4(uint4 (&w)[NT][2], const uint4* const (&wp)[NT], int c) {
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+    w[nt][0] = ld_stream(wp[nt] + (c * 2) * 32);
+    w[nt][1] = ld_stream(wp[nt] + (c * 2 + 1) * 32);
+  }
+}
+
+// A warp's chunks [c0, c1), double-buffered in registers: load(buf, c) fills a buffer, compute(buf, c)
+// consumes it; the loads of chunk c+1 are issued before chunk c is computed.
+template <class Buf, class Load, class Compute>
+__device__ __forceinline__ void decode_pipeline(int c0, int c1, Buf& a, Buf& b, Load load, Compute compute) {
+  if (c0 < c1) load(a, c0);
+  for (int c = c0; c < c1; c += 2) {
+    if (c + 1 < c1) load(b, c + 1);
+    compute(a, c);
+    if (c + 1 < c1) {
+      if (c + 2 < c1) load(a, c + 2);
+      compute(b, c + 1);
+    }
+  }
+}
+
+// Cross-warp reduction through shared red[warp][element][lane] (warp order), then the epilogue:
+// out(token, n, sum) for each in-range output (C fragment element i of tile nt, half mt, lane l:
+// row n = (tile0+nt)*16 + l/4 + 8*(i>=2), token = mt*8 + 2*(l%4) + (i&1)). Threads: WK_ warps.
+template <int WK_, int NT, int MTK, typename T, class Out>
+__device__ __forceinline__ void decode_reduce(T (&red)[WK_][NT * MTK * 4][32], const T (&tot)[NT][MTK][4], int warp, int lane,
+                                              int tile0, int M, int N, Out out) {
+  constexpr int E = NT * MTK * 4;
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+    for (int mt = 0; mt < MTK; ++mt)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) red[warp][(nt * MTK + mt) * 4 + i][lane] = tot[nt][mt][i];
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < E * 32; idx += WK_ * 32) {
+    const int e = idx >> 5, l = idx & 31;
+    T sum = red[0][e][l];
+#pragma unroll
+    for (int w = 1; w < WK_; ++w) sum += red[w][e][l];
+    const int nt = e / (MTK * 4), mt = (e >> 2) % MTK, i = e & 3;
+    const int n = (tile0 + nt) * 16 + (l >> 2) + (i >= 2 ? 8 : 0);
+    const int token = mt * 8 + (l & 3) * 2 + (i & 1);
+    if (token < M && n < N) out(token, n, sum);
+  }
+}

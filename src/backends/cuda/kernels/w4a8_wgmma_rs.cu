@@ -1,0 +1,250 @@
+// W4A8 GEMM for large M (prefill) on Hopper warpgroup MMA (sm_90a), weights from REGISTERS:
+//   wgmma.mma_async.sync.aligned.m64n128k32.s32.s8.s8  d, {a0,a1,a2,a3}, b-desc, scale-d
+// y[m,n] = x[m,:] . W'[n,:], same math, epilogues and defines as w4a8_decode.cu / w4a8_wgmma.cu:
+//   SCALE_INT=1: T = sum_g acc*S (int32, IS_SHIFT: (acc'>>4)*S, else acc'*S = 16*T), one
+//                conversion per output: y = fround(fround(float(T))*a[m]) * post
+//   SCALE_INT=0: t = sum_c float(acc'_c)*(s/16) (f32 FMA per 128-k chunk), y = a[m]*t
+// where acc' = 16*acc because the tensor cores see 16*q (common.cuh).
+//
+// "Swap AB" like the decode kernel: the weights are the 64-row A operand of each warpgroup, the
+// tokens the 128 columns of B, so D[n, m] = W'[n, :] . x[m, :].
+//   - A (weights): straight from global memory into registers. The SAME repacked buffer as the
+//     decode kernel (wq[tile][step][lane], repack.ts): warp w of a warpgroup owns the 16-row tile
+//     t, and its lane's 16-byte unit of 64-k step st holds rows gid, gid+8 for both k32 substeps,
+//     so two 16-byte loads per thread per 128-k chunk give all 16 A registers after one logic op
+//     each: a0 = lo16(w(gid)), a1 = lo16(w(gid+8)), a2 = hi16(w(gid)), a3 = hi16(w(gid+8)) (16*q,
+//     the mma.m16n8k32 A layout, which the wgmma A register fragment shares per warp).
+//     No shared memory and no expansion pass for the weights.
+//   - B (activations): xq in FRAGMENT ORDER (act_quant.cu with permute = 1): inside each 64-k
+//     block, logical position L = ks*32 + h*16 + tig*4 + j holds natural k = tig*16 + ks*8 + h*4 + j
+//     (the decode kernel's k permutation, here applied to the data because the tensor core reads B
+//     from shared memory in logical order). cp.async 16 B into [BT][128 B] with the 128-byte swizzle
+//     (16-byte chunk index XOR row&7), 1024-B aligned: canonical K-major SW128. Token rows >= M are
+//     zero-filled (src-size 0, address clamped to row M-1) and never stored.
+//   - Scales: the thread's two rows (gid, gid+8) per chunk, two 4-byte loads from sc[tile][g][16].
+// Shared memory traffic per 128-k chunk and block: 16 KB of cp.async writes + WGS*16 KB of
+// tensor-core reads of B, against WGS*256 clk of tensor work (vs ~80 KB per 256 clk in the
+// shared-memory-operand kernel, which was shared-memory-bandwidth bound).
+//
+// Block: WGS warpgroups (128*WGS threads), tile 64*WGS weight rows x BT = 128 tokens, 128-k chunk
+// per pipeline stage. Stages are handed over by mbarriers, not block barriers, so the warpgroups
+// drift apart and one's epilogue overlaps the other's wgmmas (a block barrier per chunk kept them
+// in lockstep: 763 vs 875 TOPS, docs/cuda-notes.md):
+//   full[s]  completes when every thread's cp.asyncs into stage s landed (cp.async.mbarrier.arrive),
+//   empty[s] completes when every thread's warpgroup finished the wgmmas reading stage s.
+// Chunk c+STAGES-2 is loaded into the stage chunk c-2 used, right after chunk c's wgmmas are issued;
+// weights and scales are prefetched two chunks ahead in registers. Per chunk: wait full, expand A
+// from registers (lo16/hi16), 4 wgmma (first with scale-d = 0), commit, issue the next loads,
+// wait_group 0, arrive empty, group epilogue into tot (2 scale values per thread).
+// Accumulator fragment (warp w, lane gid/tig): d[4j+e] = (weight row 16w+gid+8(e>>1),
+// token 8j+2tig+(e&1)), j = 0..15.
+// grid.x = token tiles (fastest, so consecutive blocks reuse one weight tile from L2),
+// grid.y = weight tiles. Requires K % 128 == 0, GROUP % 128 == 0, GROUP | K, rows padded to 128.
+#include "common.cuh"
+#include "wgmma.cuh"
+
+#ifndef STAGES
+#define STAGES 4
+#endif
+#ifndef GROUP
+#define GROUP 128
+#endif
+#ifndef SCALE_INT
+#define SCALE_INT 1
+#endif
+#ifndef IS_SHIFT
+#define IS_SHIFT 1
+#endif
+#ifndef WGS
+#define WGS 2
+#endif
+#ifndef MINB
+#define MINB 1
+#endif
+#define BT 128
+#define BW (64 * WGS)
+#define THREADS (WGS * 128)
+#define X_BYTES (BT * 128)
+// dynamic shared bytes the host must pass: 1024 (alignment slack) + the stages
+#define SMEM_BYTES (1024 + STAGES * X_BYTES + STAGES * 16)
+#define OFF_BAR (STAGES * X_BYTES)  // full[s] at +16s, empty[s] at +16s+8
+
+#if SCALE_INT
+typedef int scale_t;
+typedef int tot_t;
+#else
+typedef float scale_t;
+typedef float tot_t;
+#endif
+
+__device__ __forceinline__ void mbar_init(u32 bar, int count) { asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory"); }
+__device__ __forceinline__ void mbar_arrive(u32 bar) { asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory"); }
+// arrives on bar once every cp.async this thread issued before has landed
+__device__ __forceinline__ void mbar_arrive_cp_async(u32 bar) { asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory"); }
+__device__ __forceinline__ void mbar_wait(u32 bar, u32 parity) {
+  asm volatile(
+      "{\n.reg .pred p;\nWAIT:\nmbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n@!p bra WAIT;\n}\n" ::"r"(bar), "r"(parity)
+      : "memory");
+}
+
+// D (64x128 s32) = A (64x32 s8, registers) * B (32x128 s8, shared, K-major SW128) (+ D if scale_d)
+__device__ __forceinline__ void wgmma_m64n128k32_s8_rs(int (&d)[64], u32 a0, u32 a1, u32 a2, u32 a3, unsigned long long db, int scale_d) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k32.s32.s8.s8 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+      "}, {%64, %65, %66, %67}, %68, p;\n}\n"
+      : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3]), "+r"(d[4]), "+r"(d[5]), "+r"(d[6]), "+r"(d[7]),
+        "+r"(d[8]), "+r"(d[9]), "+r"(d[10]), "+r"(d[11]), "+r"(d[12]), "+r"(d[13]), "+r"(d[14]), "+r"(d[15]),
+        "+r"(d[16]), "+r"(d[17]), "+r"(d[18]), "+r"(d[19]), "+r"(d[20]), "+r"(d[21]), "+r"(d[22]), "+r"(d[23]),
+        "+r"(d[24]), "+r"(d[25]), "+r"(d[26]), "+r"(d[27]), "+r"(d[28]), "+r"(d[29]), "+r"(d[30]), "+r"(d[31]),
+        "+r"(d[32]), "+r"(d[33]), "+r"(d[34]), "+r"(d[35]), "+r"(d[36]), "+r"(d[37]), "+r"(d[38]), "+r"(d[39]),
+        "+r"(d[40]), "+r"(d[41]), "+r"(d[42]), "+r"(d[43]), "+r"(d[44]), "+r"(d[45]), "+r"(d[46]), "+r"(d[47]),
+        "+r"(d[48]), "+r"(d[49]), "+r"(d[50]), "+r"(d[51]), "+r"(d[52]), "+r"(d[53]), "+r"(d[54]), "+r"(d[55]),
+        "+r"(d[56]), "+r"(d[57]), "+r"(d[58]), "+r"(d[59]), "+r"(d[60]), "+r"(d[61]), "+r"(d[62]), "+r"(d[63])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(db), "r"(scale_d));
+}
+
+#define X_IT (BT * 8 / THREADS)  // activation 16-B copies per thread per stage
+#define RSTEP (THREADS / 8)      // token rows between a thread's copies
+
+// One chunk's register operands: the lane's two 16-byte weight units and its two rows' scales.
+struct WChunk {
+  uint4 w[2];
+  scale_t s0, s1;
+};
+
+__device__ __forceinline__ void load_weights(WChunk& r, const uint4* wp, const scale_t* sp, int c, int NG) {
+  r.w[0] = ld_stream(wp + (c * 2) * 32);
+  r.w[1] = ld_stream(wp + (c * 2 + 1) * 32);
+  const scale_t* s = sp + ((c * 128) / GROUP) * 16;
+  r.s0 = __ldg(s);
+  r.s1 = __ldg(s + 8);
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS, MINB)
+w4a8_wgmma_rs(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const signed char* __restrict__ xq,
+              const float* __restrict__ ascale, float* __restrict__ y, int M, int N, int K, float post) {
+  extern __shared__ uint4 smem_raw[];
+  const u32 sbase = (smem_u32(smem_raw) + 1023u) & ~1023u;
+  const int tid = threadIdx.x, wg = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31, gid = lane >> 2, tig = lane & 3;
+  const int m0 = blockIdx.x * BT;
+  const int tile = blockIdx.y * (BW / 16) + wg * 4 + warp;  // this warp's 16-row weight tile
+  const int steps = K >> 6, NG = K / GROUP, chunks = K >> 7;
+
+  // activation copies: thread takes 16-B column cc of rows r0 + it*RSTEP
+  const int r0 = tid >> 3, cc = tid & 7;
+  const signed char* xa = xq + cc * 16;
+  int xoff[X_IT];
+  u32 xvalid = 0;
+#pragma unroll
+  for (int it = 0; it < X_IT; ++it) {
+    const int row = m0 + r0 + it * RSTEP;
+    xoff[it] = (row < M ? row : M - 1) * K;
+    xvalid |= (row < M ? 1u : 0u) << it;
+  }
+  const u32 x_dst = sbase + r0 * 128 + ((cc ^ (r0 & 7)) << 4);
+  auto load_x = [&](int s, int c) {
+#pragma unroll
+    for (int it = 0; it < X_IT; ++it)
+      cp_async16(x_dst + s * X_BYTES + it * RSTEP * 128, xa + xoff[it] + c * 128, (xvalid >> it) & 1 ? 16 : 0);
+  };
+
+  const uint4* wp = wq + (size_t)tile * steps * 32 + lane;
+  const scale_t* sp = sc + (size_t)tile * NG * 16 + gid;
+
+  int acc[64];
+  tot_t tot[64];
+#pragma unroll
+  for (int i = 0; i < 64; ++i) {
+    acc[i] = 0;
+    tot[i] = 0;
+  }
+
+  // full[s]: every thread's cp.asyncs of the stage landed (THREADS noinc arrivals); empty[s]: every
+  // thread's warpgroup finished the wgmmas reading it (THREADS arrivals). Use u of a stage has
+  // parity u & 1. Chunk c is loaded STAGES-2 chunks ahead into the stage chunk c-2 used, so a
+  // warpgroup waits for the other only when it runs more than a chunk ahead.
+  const u32 bars = sbase + OFF_BAR;
+  if (tid == 0) {
+    for (int s = 0; s < STAGES; ++s) {
+      mbar_init(bars + 16 * s, THREADS);
+      mbar_init(bars + 16 * s + 8, THREADS);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+#pragma unroll
+  for (int s = 0; s < STAGES - 2; ++s) {
+    if (s < chunks) {
+      load_x(s, s);
+      mbar_arrive_cp_async(bars + 16 * s);
+    }
+  }
+  // Weight registers two chunks ahead: buffer c&1 is refilled with chunk c+2 as soon as chunk c's
+  // A fragments are built (the loop is unrolled by two so the buffers never need copying: a copy
+  // would wait for the load right away and expose its latency).
+  WChunk wbuf[2];
+  load_weights(wbuf[0], wp, sp, 0, NG);
+  if (chunks > 1) load_weights(wbuf[1], wp, sp, 1, NG);
+  int s_cur = 0;
+  auto step = [&](int c, WChunk& wr) {
+    mbar_wait(bars + 16 * s_cur, (c / STAGES) & 1);
+    fence_proxy_async();
+    u32 a[4][4];
+#pragma unroll
+    for (int ks = 0; ks < 4; ++ks) {
+      const uint4 w = wr.w[ks >> 1];
+      const u32 w0 = (ks & 1) ? w.z : w.x, w8 = (ks & 1) ? w.w : w.y;
+      a[ks][0] = lo16(w0);
+      a[ks][1] = lo16(w8);
+      a[ks][2] = hi16(w0);
+      a[ks][3] = hi16(w8);
+#pragma unroll
+      for (int r = 0; r < 4; ++r) asm volatile("" : "+r"(a[ks][r])::"memory");  // built before the wgmma fence
+    }
+    const scale_t s0 = wr.s0, s1 = wr.s1;
+    if (c + 2 < chunks) load_weights(wr, wp, sp, c + 2, NG);
+    const u32 b_addr = sbase + s_cur * X_BYTES;
+    wgmma_fence();
+#pragma unroll
+    for (int ks = 0; ks < 4; ++ks) wgmma_m64n128k32_s8_rs(acc, a[ks][0], a[ks][1], a[ks][2], a[ks][3], desc_sw128(b_addr + ks * 32), ks);
+    wgmma_commit();
+    const int cl = c + STAGES - 2;  // chunk to load, into the stage chunk c-2 used
+    if (cl < chunks) {
+      const int sl = s_cur >= 2 ? s_cur - 2 : s_cur + STAGES - 2;
+      if (c >= 2) mbar_wait(bars + 16 * sl + 8, ((c - 2) / STAGES) & 1);
+      load_x(sl, cl);
+      mbar_arrive_cp_async(bars + 16 * sl);
+    }
+    wgmma_wait<0>();
+    mbar_arrive(bars + 16 * s_cur + 8);
+    fence_regs(acc);
+#pragma unroll
+    for (int i = 0; i < 64; ++i) add_group<IS_SHIFT ? 4 : 0>(tot[i], acc[i], (i & 2) ? s1 : s0);
+    s_cur = s_cur + 1 == STAGES ? 0 : s_cur + 1;
+  };
+#pragma unroll 1
+  for (int c = 0; c < chunks; c += 2) {
+    step(c, wbuf[0]);
+    if (c + 1 < chunks) step(c + 1, wbuf[1]);
+  }
+
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int n = tile * 16 + gid + 8 * h;
+    if (n >= N) continue;
+#pragma unroll
+    for (int j = 0; j < 16; ++j) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int m = m0 + 8 * j + 2 * tig + e;
+        if (m >= M) continue;
+        y[(size_t)m * N + n] = out_scale(tot[4 * j + 2 * h + e], __ldg(ascale + m), post);
+      }
+    }
+  }
+}

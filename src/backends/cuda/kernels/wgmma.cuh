@@ -1,0 +1,115 @@
+// Hopper warpgroup-MMA (sm_90a) helpers shared by the wgmma kernels (w4a8_wgmma.cu, w8a8_wgmma.cu):
+// SW128 descriptors, wgmma fences / commit / wait, the m64n128k32 s8 instruction and one 128-k chunk
+// of it, shared-memory vector loads and stores, the A-operand (activation rows) cp.async copies, and
+// the group and output epilogues of the m64n128 accumulator fragment. Include after common.cuh.
+#pragma once
+
+// K-major operand, 128-byte swizzle: start address, LBO = 16 B (unused), SBO = 1024 B (8 rows).
+__device__ __forceinline__ unsigned long long desc_sw128(u32 addr) {
+  return (unsigned long long)((addr & 0x3FFFF) >> 4) | (1ull << 16) | ((unsigned long long)(1024 >> 4) << 32) | (1ull << 62);
+}
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N> __device__ __forceinline__ void wgmma_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" :: "n"(N) : "memory"); }
+__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+__device__ __forceinline__ void fence_regs(int (&d)[64]) {
+#pragma unroll
+  for (int i = 0; i < 64; ++i) asm volatile("" : "+r"(d[i])::"memory");
+}
+
+__device__ __forceinline__ void wgmma_m64n128k32_s8(int (&d)[64], unsigned long long da, unsigned long long db, int scale_d) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k32.s32.s8.s8 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+      "}, %64, %65, p;\n}\n"
+      : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3]), "+r"(d[4]), "+r"(d[5]), "+r"(d[6]), "+r"(d[7]),
+        "+r"(d[8]), "+r"(d[9]), "+r"(d[10]), "+r"(d[11]), "+r"(d[12]), "+r"(d[13]), "+r"(d[14]), "+r"(d[15]),
+        "+r"(d[16]), "+r"(d[17]), "+r"(d[18]), "+r"(d[19]), "+r"(d[20]), "+r"(d[21]), "+r"(d[22]), "+r"(d[23]),
+        "+r"(d[24]), "+r"(d[25]), "+r"(d[26]), "+r"(d[27]), "+r"(d[28]), "+r"(d[29]), "+r"(d[30]), "+r"(d[31]),
+        "+r"(d[32]), "+r"(d[33]), "+r"(d[34]), "+r"(d[35]), "+r"(d[36]), "+r"(d[37]), "+r"(d[38]), "+r"(d[39]),
+        "+r"(d[40]), "+r"(d[41]), "+r"(d[42]), "+r"(d[43]), "+r"(d[44]), "+r"(d[45]), "+r"(d[46]), "+r"(d[47]),
+        "+r"(d[48]), "+r"(d[49]), "+r"(d[50]), "+r"(d[51]), "+r"(d[52]), "+r"(d[53]), "+r"(d[54]), "+r"(d[55]),
+        "+r"(d[56]), "+r"(d[57]), "+r"(d[58]), "+r"(d[59]), "+r"(d[60]), "+r"(d[61]), "+r"(d[62]), "+r"(d[63])
+      : "l"(da), "l"(db), "r"(scale_d));
+}
+
+// One 128-k chunk: A [64 rows][128 B] at a_addr, B [128 rows][128 B] at b_addr (both SW128 K-major),
+// 4 k32 steps with the descriptors advanced 32 B inside the swizzle atom; the first has scale-d = 0,
+// so the chunk's accumulator starts fresh. Fenced and committed as one group.
+__device__ __forceinline__ void wgmma_chunk128(int (&acc)[64], u32 a_addr, u32 b_addr) {
+  wgmma_fence();
+#pragma unroll
+  for (int ks = 0; ks < 4; ++ks) wgmma_m64n128k32_s8(acc, desc_sw128(a_addr + ks * 32), desc_sw128(b_addr + ks * 32), ks);
+  wgmma_commit();
+}
+
+__device__ __forceinline__ uint4 lds128(u32 a) {
+  uint4 v;
+  asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];\n" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(a));
+  return v;
+}
+__device__ __forceinline__ uint2 lds64(u32 a) {
+  uint2 v;
+  asm volatile("ld.shared.v2.u32 {%0, %1}, [%2];\n" : "=r"(v.x), "=r"(v.y) : "r"(a));
+  return v;
+}
+__device__ __forceinline__ void sts128(u32 a, u32 x, u32 y, u32 z, u32 w) {
+  asm volatile("st.shared.v4.u32 [%0], {%1, %2, %3, %4};\n" ::"r"(a), "r"(x), "r"(y), "r"(z), "r"(w) : "memory");
+}
+
+// A operand (activation rows, K bytes each): a thread copies IT 16-B pieces of one column, rows
+// row0 + it*RSTEP. Set up once: byte offsets of the rows (clamped to M-1) and a bit mask of the rows < M.
+template <int IT, int RSTEP>
+__device__ __forceinline__ void a_rows_init(int (&aoff)[IT], u32& avalid, int row0, int M, int K) {
+  avalid = 0;
+#pragma unroll
+  for (int it = 0; it < IT; ++it) {
+    const int row = row0 + it * RSTEP;
+    aoff[it] = (row < M ? row : M - 1) * K;
+    avalid |= (row < M ? 1u : 0u) << it;
+  }
+}
+// ... then per chunk: cp.async into dst + it*RSTEP*128 (rows >= M zero-filled: src-size 0).
+template <int IT, int RSTEP>
+__device__ __forceinline__ void a_rows_load(u32 dst, const signed char* src, const int (&aoff)[IT], u32 avalid) {
+#pragma unroll
+  for (int it = 0; it < IT; ++it) cp_async16(dst + it * RSTEP * 128, src + aoff[it], (avalid >> it) & 1 ? 16 : 0);
+}
+
+// Group epilogue of one chunk: tot += acc scaled per column (add_group). The chunk's scales are in
+// shared memory, 4 bytes per weight row; scs = this thread's first pair (rows 2tig, 2tig+1): column
+// 8j + 2tig + (e&1) of the fragment d[4j+e] reads scs + 32j + 4(e&1).
+template <int SHIFT, typename T>
+__device__ __forceinline__ void wgmma_group_epilogue(int (&acc)[64], T (&tot)[64], u32 scs) {
+  fence_regs(acc);
+#pragma unroll
+  for (int j = 0; j < 16; ++j) {
+    const uint2 sv = lds64(scs + j * 32);
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const u32 sb = (e & 1) ? sv.y : sv.x;
+      add_group<SHIFT>(tot[4 * j + e], acc[4 * j + e], bits_as<T>(sb));
+    }
+  }
+}
+
+// Output epilogue of a block's BM x 128 tile at (m0, n0), one m64n128 fragment per warpgroup: thread
+// (warpgroup wg, warp w, lane gid/tig) holds d[4j+e] = (row m0 + 64wg + 16w + gid + 8(e>>1), column
+// n0 + 8j + 2tig + (e&1)); y = out_scale(tot, a[row], post), rows >= M skipped, columns >= N dropped.
+template <typename T>
+__device__ __forceinline__ void wgmma_store_y(const T (&tot)[64], float* y, const float* ascale, int m0, int n0, int M, int N, float post) {
+  const int tid = threadIdx.x, wg = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31, gid = lane >> 2, tig = lane & 3;
+  const int m = m0 + wg * 64 + warp * 16 + gid, n = n0 + 2 * tig;
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int mh = m + 8 * h;
+    if (mh >= M) continue;
+    const float a = ascale[mh];
+#pragma unroll
+    for (int j = 0; j < 16; ++j) store_pair(y, mh, n + 8 * j, N, out_scale(tot[4 * j + 2 * h], a, post), out_scale(tot[4 * j + 2 * h + 1], a, post));
+  }
+}
