@@ -96,7 +96,7 @@ struct WChunk {
   scale_t s0, s1;
 };
 
-__device__ __forceinline__ void load_weights(WChunk& r, const uint4* wp, const scale_t* sp, int c, int NG) {
+__device__ __forceinline__ void load_weights(WChunk& r, const uint4* wp, const scale_t* sp, int c) {
   r.w[0] = ld_stream(wp + (c * 2) * 32);
   r.w[1] = ld_stream(wp + (c * 2 + 1) * 32);
   const scale_t* s = sp + ((c * 128) / GROUP) * 16;
@@ -118,19 +118,10 @@ w4a8_wgmma_rs(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, cons
   const int r0 = tid >> 3, cc = tid & 7;
   const signed char* xa = xq + cc * 16;
   int xoff[X_IT];
-  u32 xvalid = 0;
-#pragma unroll
-  for (int it = 0; it < X_IT; ++it) {
-    const int row = m0 + r0 + it * RSTEP;
-    xoff[it] = (row < M ? row : M - 1) * K;
-    xvalid |= (row < M ? 1u : 0u) << it;
-  }
+  u32 xvalid;
+  a_rows_init<X_IT, RSTEP>(xoff, xvalid, m0 + r0, M, K);
   const u32 x_dst = sbase + r0 * 128 + ((cc ^ (r0 & 7)) << 4);
-  auto load_x = [&](int s, int c) {
-#pragma unroll
-    for (int it = 0; it < X_IT; ++it)
-      cp_async16(x_dst + s * X_BYTES + it * RSTEP * 128, xa + xoff[it] + c * 128, (xvalid >> it) & 1 ? 16 : 0);
-  };
+  auto load_x = [&](int s, int c) { a_rows_load<X_IT, RSTEP>(x_dst + s * X_BYTES, xa + c * 128, xoff, xvalid); };
 
   const uint4* wp = wq + (size_t)tile * steps * 32 + lane;
   const scale_t* sp = sc + (size_t)tile * NG * 16 + gid;
@@ -167,8 +158,8 @@ w4a8_wgmma_rs(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, cons
   // A fragments are built (the loop is unrolled by two so the buffers never need copying: a copy
   // would wait for the load right away and expose its latency).
   WChunk wbuf[2];
-  load_weights(wbuf[0], wp, sp, 0, NG);
-  if (chunks > 1) load_weights(wbuf[1], wp, sp, 1, NG);
+  load_weights(wbuf[0], wp, sp, 0);
+  if (chunks > 1) load_weights(wbuf[1], wp, sp, 1);
   int s_cur = 0;
   auto step = [&](int c, WChunk& wr) {
     mbar_wait(bars + 16 * s_cur, (c / STAGES) & 1);
@@ -186,7 +177,7 @@ w4a8_wgmma_rs(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, cons
       for (int r = 0; r < 4; ++r) asm volatile("" : "+r"(a[ks][r])::"memory");  // built before the wgmma fence
     }
     const scale_t s0 = wr.s0, s1 = wr.s1;
-    if (c + 2 < chunks) load_weights(wr, wp, sp, c + 2, NG);
+    if (c + 2 < chunks) load_weights(wr, wp, sp, c + 2);
     const u32 b_addr = sbase + s_cur * X_BYTES;
     wgmma_fence();
 #pragma unroll
