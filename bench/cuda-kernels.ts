@@ -9,6 +9,10 @@
  * variant is always the one timed right after cuBLAS; per variant the median (and p10 / p90) of
  * its samples over all rounds. Weights (and activations) rotate among enough copies that each
  * pass reads more than 2.5x L2 from DRAM. Random device data, never zeros.
+ * Floors: a row's byte floor is bytes / 3.0 TB/s (the H100's measured copy bandwidth; JSON
+ * byte_floor_us, printed for W4A8 IS). An empty kernel timed the same way gives the launch floor
+ * (event to event, back to back; header line and JSON launchFloorUs): no launch measures less, and
+ * a kernel that is all latency pays both.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,6 +21,7 @@ import { chooseW4A8Config, w4a8Linear, type W4A8Config } from '../src/backends/c
 import { chooseW8A8Config, w8a8Linear, type W8A8Config } from '../src/backends/cuda/w8a8.js';
 import { chooseW4A16Config, w4a16Linear, type W4A16Layer } from '../src/backends/cuda/w4a16.js';
 import { compileStats } from '../src/backends/cuda/kernel-cache.js';
+import { launchEmpty } from '../src/backends/cuda/util.js';
 import { renderBenchSvg } from './cuda-plot.js';
 import {
   CudaBench, DEFAULT_SHAPES, DeviceInputs, Seeds, activations, benchOptions, copiesFor, fill, fp16Copies, fp16Gemm, quantCopies,
@@ -37,10 +42,14 @@ const bench = new CudaBench('intscale bench kernels');
 const { ctx, cublas, timer } = bench;
 const l2 = ctx.info.l2Bytes;
 console.log(`# ${ctx.info.name}, ${ctx.info.multiprocessors} SMs, L2 ${(l2 / 2 ** 20).toFixed(0)} MiB, driver ${ctx.info.driverVersion}, cuBLAS ${cublas.version()}`);
+/** DRAM bandwidth used for the byte floors, bytes per µs (3.0 TB/s). */
+const BYTES_PER_US = 3.0e6;
+const launchFloor = timer.time(() => launchEmpty(ctx), SAMPLES);
+console.log(`# launch floor (empty kernel, same timing): ${launchFloor.us.toFixed(2)} µs (p10 ${launchFloor.p10.toFixed(2)}, p90 ${launchFloor.p90.toFixed(2)}); byte floor = bytes / 3.0 TB/s`);
 
 interface Row {
   K: number; N: number; M: number; variant: string; kernel: string; us: number; spread_us: number; p10_us: number; p90_us: number;
-  tops: number; gbps: number; vs_fp16: number; is_over_fs?: number;
+  tops: number; gbps: number; vs_fp16: number; byte_floor_us: number; is_over_fs?: number;
 }
 /** One variant timed for a (shape, M): its row's name, kernel label, bytes moved, launch. */
 interface Variant { variant: string; kernel: string; bytes: number; launch: Launch }
@@ -106,7 +115,7 @@ for (const [K, N] of SHAPES) {
       const t = times[j]!;
       const row: Row = {
         K, N, M, variant, kernel: k, us: t.us, spread_us: t.spread, p10_us: t.p10, p90_us: t.p90,
-        tops: ops / t.us / 1e6, gbps: bytes / t.us / 1e3, vs_fp16: fp16.us / t.us,
+        tops: ops / t.us / 1e6, gbps: bytes / t.us / 1e3, vs_fp16: fp16.us / t.us, byte_floor_us: bytes / BYTES_PER_US,
       };
       rows.push(row);
       byVariant.set(variant, row);
@@ -119,7 +128,7 @@ for (const [K, N] of SHAPES) {
     const f = (v: number, d = 1): string => v.toFixed(d).padStart(8);
     const w4a16Text = res.w4a16 !== undefined ? (fp16.us / res.w4a16).toFixed(2).padStart(8) : '       -';
     console.log(
-      `K=${K} N=${N} M=${String(M).padStart(4)} | fp16 ${f(fp16.us)} µs | IS ${f(res.is)} µs ${f(fp16.us / res.is, 2)}x | IS-shift ${f(res['is-shift'])} | FS ${f(res.fs)} µs ${f(fp16.us / res.fs, 2)}x | IS/FS ${f(res.fs / res.is, 3)} | ${(ops / res.is / 1e6).toFixed(0)} TOPS ${((w4Bytes + M * K) / res.is / 1e3).toFixed(0)} GB/s | ${kernel}` +
+      `K=${K} N=${N} M=${String(M).padStart(4)} | fp16 ${f(fp16.us)} µs | IS ${f(res.is)} µs ${f(fp16.us / res.is, 2)}x (bytes ${byVariant.get('w4a8-is')!.byte_floor_us.toFixed(1)}) | IS-shift ${f(res['is-shift'])} | FS ${f(res.fs)} µs ${f(fp16.us / res.fs, 2)}x | IS/FS ${f(res.fs / res.is, 3)} | ${(ops / res.is / 1e6).toFixed(0)} TOPS ${((w4Bytes + M * K) / res.is / 1e3).toFixed(0)} GB/s | ${kernel}` +
         ` || W8A8 IS ${f(res['w8-is'])} µs ${f(fp16.us / res['w8-is'], 2)}x ${(ops / res['w8-is'] / 1e6).toFixed(0).padStart(5)} TOPS | W8A8 FS ${f(res['w8-fs'])} µs ${f(fp16.us / res['w8-fs'], 2)}x | W8 FS/IS ${f(res['w8-fs'] / res['w8-is'], 3)} | ${kernel8} || W4A16 ${res.w4a16 !== undefined ? f(res.w4a16) : '       -'} µs ${w4a16Text}x`,
     );
     acts.free();
@@ -130,6 +139,7 @@ for (const [K, N] of SHAPES) {
 const date = new Date().toISOString();
 const report = {
   gpu: ctx.info.name, sms: ctx.info.multiprocessors, l2Bytes: l2, driver: ctx.info.driverVersion, cublas: cublas.version(), date,
+  launchFloorUs: launchFloor.us, launchFloorP10Us: launchFloor.p10, floorBandwidthTBs: BYTES_PER_US / 1e6,
   groupSize: G, samplesPerVariant: SAMPLES, rounds: ROUNDS, samplesPerRound: SAMPLES / ROUNDS, compile: compileStats,
   method: `CUDA events around each launch, launches queued behind a spin kernel; per (shape, M) all variants interleaved: ${ROUNDS} rounds of ${SAMPLES / ROUNDS} samples per variant, order rotated each round; median (p10/p90) over all rounds; inputs rotated over > 2.5x L2; random device data`,
   rows,

@@ -2,6 +2,7 @@
  * Kernels are compiled with NVRTC at first use and cached on disk, keyed by a hash of the
  * source, the compile options, the architecture and the NVRTC version. The cache folder is
  * $INTSCALE_CUDA_CACHE, else $XDG_CACHE_HOME/intscale/cuda, else ~/.cache/intscale/cuda.
+ * INTSCALE_NVRTC_LINEINFO=1 compiles with -lineinfo (for Nsight Compute source views).
  * Loaded modules are also kept per context in memory.
  */
 import { createHash } from 'node:crypto';
@@ -44,6 +45,8 @@ export function cubinFor(file: string, defines: Record<string, number | string>,
     `--gpu-architecture=${arch}`,
     '--std=c++17',
     '-default-device',
+    // line tables for profilers (Nsight Compute source view); part of the cache key like every option
+    ...(process.env.INTSCALE_NVRTC_LINEINFO === '1' ? ['-lineinfo'] : []),
     ...Object.entries(defines).map(([k, v]) => `-D${k}=${v}`),
   ];
   const key = createHash('sha256')

@@ -24,3 +24,7 @@ export function fillRandomF32(ctx: CudaContext, b: DeviceBuffer, seed: number, l
 export function spin(ctx: CudaContext, us: number): void {
   ctx.launch(getKernel(ctx, 'bench_util.cu', 'spin'), [1], [32], [{ u64: Math.round(us * 1000) }]);
 }
+/** Launches a kernel that does nothing: timed like any other, it gives the launch floor of a measurement. */
+export function launchEmpty(ctx: CudaContext): void {
+  ctx.launch(getKernel(ctx, 'bench_util.cu', 'empty'), [1], [32], []);
+}

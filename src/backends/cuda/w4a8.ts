@@ -71,13 +71,15 @@ export function wgmmaSharedBytes(wgs: number, stages: number): number {
 /**
  * The default kernel and tile configuration for M tokens on an [N, K] layer, picked from the
  * H100 sweeps in docs/bench/cuda-sweep-H100-2026-11-23.txt (bench/cuda-sweep.ts) and
- * docs/bench/cuda-prefill-H100-2026-11-23-v5-rs.txt: the weight-streaming decode kernel wins up to
+ * docs/bench/cuda-prefill-H100-2026-11-23-v5-rs.txt (M <= 8: one tile and 16 k-warps per block on
+ * every shape since the decode kernel loads scales with the weights, docs/bench/cuda-decode-scales-H100-2026-11-23.txt):
+ * the weight-streaming decode kernel wins up to
  * M = 32 everywhere and up to M = 64 when N is small; above M = 64 the register-A wgmma GEMM
  * (sm_90a only, fragment-order activations; `wgmma` = false falls back to the mma.sync GEMM).
  */
 export function chooseW4A8Config(M: number, n: number, k: number, wgmma = true): W4A8Config {
   const wide = n >= 16384;
-  if (M <= 8) return wide ? { kind: 'decode', MT: 1, NTW: 4, WK: 4 } : { kind: 'decode', MT: 1, NTW: 1, WK: k >= 2048 ? 16 : 8 };
+  if (M <= 8) return { kind: 'decode', MT: 1, NTW: 1, WK: k >= 2048 ? 16 : 8 };
   if (M <= 16) return wide ? { kind: 'decode', MT: 2, NTW: 2, WK: 8 } : { kind: 'decode', MT: 2, NTW: 2, WK: k >= 2048 ? 16 : 8 };
   if (M <= 32) return { kind: 'decode', MT: 4, NTW: 1, WK: 8 };
   if (M <= 64) return wide ? { kind: 'mma', BM: 64, BN: 64, WM: 2, WN: 2, STAGES: 4 } : { kind: 'decode', MT: 8, NTW: 1, WK: 8 };

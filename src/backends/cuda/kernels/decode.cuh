@@ -7,11 +7,10 @@
 
 // A thread's sums over its warp's k range, for NT 16-row tiles x MTK 8-token halves (mma C fragment
 // of 4): acc = the open group's int32 sums, tot = the closed groups' totals (T = int for integer
-// scales, float for float scales), s = the open group's scales of rows gid and gid+8 of each tile.
+// scales, float for float scales).
 template <int NT, int MTK, typename T> struct DecodeAcc {
   int acc[NT][MTK][4];
   T tot[NT][MTK][4];
-  T s[NT][2];
 };
 
 template <int NT, int MTK, typename T> __device__ __forceinline__ void decode_zero(DecodeAcc<NT, MTK, T>& st) {
@@ -26,26 +25,33 @@ template <int NT, int MTK, typename T> __device__ __forceinline__ void decode_ze
       }
 }
 
-// Scales of group g for rows gid, gid+8 of tiles tile0.. (layout sc[tile][g][16]).
-template <int NT, int MTK, typename T>
-__device__ __forceinline__ void decode_group_scales(DecodeAcc<NT, MTK, T>& st, const T* sc, int tile0, int NG, int g, int gid) {
+// Whether 128-k chunk c closes its group: the group's last chunk, or the last of the warp's range [c0, c1).
+template <int GROUP_> __device__ __forceinline__ bool decode_closes(int c, int c1) { return ((c + 1) * 128) % GROUP_ == 0 || c + 1 == c1; }
+
+// Scales of rows gid, gid+8 of tiles tile0.. for the group chunk c closes (layout sc[tile][g][16]),
+// loaded with the chunk's data so their latency hides behind the chunk before; none if c closes none.
+template <int GROUP_, int NT, typename T>
+__device__ __forceinline__ void decode_load_scales(T (&s)[NT][2], const T* sc, int tile0, int NG, int gid, int c, int c1) {
+  if (!decode_closes<GROUP_>(c, c1)) return;
+  const int g = (c * 128) / GROUP_;
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) {
     const T* sp = sc + ((size_t)(tile0 + nt) * NG + g) * 16;
-    st.s[nt][0] = sp[gid];
-    st.s[nt][1] = sp[gid + 8];
+    s[nt][0] = __ldg(sp + gid);
+    s[nt][1] = __ldg(sp + gid + 8);
   }
 }
 
-// Closes the open group: tot += acc scaled by its row's scale (add_group<SHIFT>), acc = 0.
-template <int SHIFT, int NT, int MTK, typename T> __device__ __forceinline__ void decode_close_group(DecodeAcc<NT, MTK, T>& st) {
+// Closes the open group: tot += acc scaled by its row's scale s (add_group<SHIFT>), acc = 0.
+template <int SHIFT, int NT, int MTK, typename T>
+__device__ __forceinline__ void decode_close_group(DecodeAcc<NT, MTK, T>& st, const T (&s)[NT][2]) {
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) {
 #pragma unroll
     for (int mt = 0; mt < MTK; ++mt) {
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
-        add_group<SHIFT>(st.tot[nt][mt][i], st.acc[nt][mt][i], st.s[nt][i >> 1]);
+        add_group<SHIFT>(st.tot[nt][mt][i], st.acc[nt][mt][i], s[nt][i >> 1]);
         st.acc[nt][mt][i] = 0;
       }
     }
@@ -53,14 +59,12 @@ template <int SHIFT, int NT, int MTK, typename T> __device__ __forceinline__ voi
 }
 
 // Chunk c (128 k) of a warp's range [c0, c1) with the group bookkeeping around mma() (which adds the
-// chunk's products into st.acc): a chunk that closes its group (the group's last chunk, or the
-// range's last) first loads group g's scales and afterwards adds acc into tot (add_group<SHIFT>).
+// chunk's products into st.acc): a chunk that closes its group afterwards adds acc into tot with the
+// group's scales s (decode_load_scales, loaded with the chunk).
 template <int SHIFT, int GROUP_, int NT, int MTK, typename T, class Mma>
-__device__ __forceinline__ void decode_chunk(DecodeAcc<NT, MTK, T>& st, const T* sc, int tile0, int NG, int gid, int c, int c1, Mma mma) {
-  const bool closes = ((c + 1) * 128) % GROUP_ == 0 || c + 1 == c1;
-  if (closes) decode_group_scales(st, sc, tile0, NG, (c * 128) / GROUP_, gid);
+__device__ __forceinline__ void decode_chunk(DecodeAcc<NT, MTK, T>& st, const T (&s)[NT][2], int c, int c1, Mma mma) {
   mma();
-  if (closes) decode_close_group<SHIFT>(st);
+  if (decode_closes<GROUP_>(c, c1)) decode_close_group<SHIFT>(st, s);
 }
 
 // Token rows of a thread: token mt*8 + gid, its 16 consecutive elements from tig*16 of each 64-k

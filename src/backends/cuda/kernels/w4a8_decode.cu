@@ -62,10 +62,12 @@ typedef int scale_t;
 typedef float scale_t;
 #endif
 
-// one 128-k chunk in registers: w[nt][s] = tile nt's 16 bytes of 64-k step s, x[mt][s] likewise
+// one 128-k chunk in registers: w[nt][s] = tile nt's 16 bytes of 64-k step s, x[mt][s] likewise,
+// s[nt] = the scales of rows gid, gid+8 of the group the chunk closes (if it closes one)
 struct Chunk {
   uint4 w[NTW][2];
   uint4 x[MT][2];
+  scale_t s[NTW][2];
 };
 
 // the chunk's 4 mma steps per tile and token half: A = 16*q of the packed words (lo16/hi16), B = tokens
@@ -105,9 +107,10 @@ w4a8_decode(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const 
       [&](Chunk& b, int c) {
         decode_load_w4(b.w, wp, c);
         decode_load_x8(b.x, xp, xv, c);
+        decode_load_scales<GROUP>(b.s, sc, tile0, NG, gid, c, c1);
       },
       [&](const Chunk& b, int c) {  // IS_SHIFT: T += (acc' >> 4) * S; else acc' * S (or the f32 FMA)
-        decode_chunk<IS_SHIFT ? 4 : 0, GROUP>(st, sc, tile0, NG, gid, c, c1, [&] { chunk_mma(st.acc, b); });
+        decode_chunk<IS_SHIFT ? 4 : 0, GROUP>(st, b.s, c, c1, [&] { chunk_mma(st.acc, b); });
       });
 
   __shared__ scale_t red[WK][NTW * MT * 4][32];

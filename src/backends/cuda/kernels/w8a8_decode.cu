@@ -48,10 +48,12 @@ typedef float scale_t;
 #endif
 
 // one 128-k chunk in registers: w[nt][s][h] = tile nt, 64-k step s, row gid (h=0) or gid+8 (h=1);
-// x[mt][s] = token half mt's 16 bytes of step s
+// x[mt][s] = token half mt's 16 bytes of step s; s[nt] = the scales of rows gid, gid+8 of the group
+// the chunk closes (if it closes one)
 struct Chunk {
   uint4 w[NTW][2][2];
   uint4 x[MT][2];
+  scale_t s[NTW][2];
 };
 
 __device__ __forceinline__ void decode_load(Chunk& b, const uint4* const (&wp)[NTW], size_t row8, const uint4* const (&xp)[MT],
@@ -101,9 +103,13 @@ w8a8_decode(const signed char* __restrict__ wq, const scale_t* __restrict__ sc, 
 
   Chunk ca, cb;
   decode_pipeline(
-      c0, c1, ca, cb, [&](Chunk& b, int c) { decode_load(b, wp, row8, xp, xv, c); },
+      c0, c1, ca, cb,
+      [&](Chunk& b, int c) {
+        decode_load(b, wp, row8, xp, xv, c);
+        decode_load_scales<GROUP>(b.s, sc, tile0, NG, gid, c, c1);
+      },
       [&](const Chunk& b, int c) {  // plain T += acc * S (no 16*q), or the f32 FMA
-        decode_chunk<0, GROUP>(st, sc, tile0, NG, gid, c, c1, [&] { chunk_mma(st.acc, b); });
+        decode_chunk<0, GROUP>(st, b.s, c, c1, [&] { chunk_mma(st.acc, b); });
       });
 
   __shared__ scale_t red[WK][NTW * MT * 4][32];
