@@ -10,10 +10,11 @@ import { tryCudaContext } from '../../../src/backends/cuda/index.js';
 import type { CudaContext } from '../../../src/backends/cuda/context.js';
 import { activationOrder, chooseW4A8Config, freeW4A8, quantizeActivationsCuda, uploadW4A8, w4a8Linear, type W4A8Config } from '../../../src/backends/cuda/w4a8.js';
 import { toFragmentOrder } from '../../../src/backends/cuda/repack.js';
-import { groupAccumulators, referenceIntLinear } from '../../../src/backends/cpu/int-linear-reference.js';
+import { referenceIntLinear } from '../../../src/backends/cpu/int-linear-reference.js';
 import { quantizeActivations } from '../../../src/quant/activation-quant.js';
 import type { QuantizedLinear } from '../../../src/quant/types.js';
 import { randomActivations, randomW4Layer, withFloatScales } from './helpers.js';
+import { assertBitExact, assertCloseFS, runPoisoned } from './gpu-checks.js';
 
 const cuda = tryCudaContext();
 const skip = 'reason' in cuda ? `no CUDA driver/GPU: ${cuda.reason}` : false;
@@ -22,53 +23,19 @@ const ctxOf = (): CudaContext => (cuda as { ctx: CudaContext }).ctx;
 const runnable = <T extends unknown[]>(cases: T[]): T[] =>
   cases.filter((c) => !(c[4] as W4A8Config | undefined)?.kind.startsWith('wgmma') || ctxOf().arch.startsWith('sm_90'));
 
-/** Runs the layer on the GPU for M tokens of x; returns y and whether every output was written. */
+/** Runs the layer on the GPU for M tokens of x into a poisoned output. */
 function runGpu(w: QuantizedLinear, xq: Int8Array, a: Float32Array, M: number, config?: W4A8Config): Float32Array {
   const ctx = ctxOf();
   const layer = uploadW4A8(ctx, w);
   const order = activationOrder(config ?? chooseW4A8Config(M, w.n, w.k, ctx.arch === 'sm_90a'));
   const dxq = ctx.upload(order === 'fragment' ? toFragmentOrder(xq, M, w.k) : xq);
   const da = ctx.upload(a);
-  const dy = ctx.alloc(M * w.n * 4);
   try {
-    dy.fill(0xff); // NaN poison
-    w4a8Linear(ctx, layer, dxq, da, dy, M, config);
-    ctx.synchronize();
-    const y = dy.download(new Float32Array(M * w.n));
-    return y;
+    return runPoisoned(ctx, M * w.n, (dy) => w4a8Linear(ctx, layer, dxq, da, dy, M, config));
   } finally {
     freeW4A8(layer);
     dxq.free();
     da.free();
-    dy.free();
-  }
-}
-
-function assertBitExact(got: Float32Array, want: Float32Array, what: string): void {
-  const gb = new Uint32Array(got.buffer, got.byteOffset, got.length);
-  const wb = new Uint32Array(want.buffer, want.byteOffset, want.length);
-  for (let i = 0; i < got.length; i++) {
-    if (gb[i] !== wb[i]) assert.fail(`${what}: element ${i} is ${got[i]} (0x${gb[i]!.toString(16)}), reference ${want[i]} (0x${wb[i]!.toString(16)})`);
-  }
-}
-
-/**
- * FS: |got - ref| <= 1e-6 · a[m] · Σ_c |acc_c|·s, summed over 128-k chunks c. Kernels may split a
- * group between warps at chunk boundaries (exact for integers, a rounding change for floats), and
- * a split group's halves can be far larger than the group sum, so the bound counts chunk sums.
- */
-function assertCloseFS(got: Float32Array, want: Float32Array, w: QuantizedLinear, act: { xq: Int8Array; scales: Float32Array; m: number; k: number }, what: string): void {
-  const acc = groupAccumulators(act, { ...w, groupSize: 128 });
-  const chunks = w.k / 128;
-  const groups = w.k / w.groupSize;
-  for (let m = 0; m < act.m; m++) {
-    for (let n = 0; n < w.n; n++) {
-      let mag = 0;
-      for (let c = 0; c < chunks; c++) mag += Math.abs(acc[(m * w.n + n) * chunks + c]! * w.scales[n * groups + Math.floor((c * 128) / w.groupSize)]!);
-      mag *= act.scales[m]!;
-      const i = m * w.n + n;
-      if (!(Math.abs(got[i]! - want[i]!) <= 1e-6 * mag + 1e-30)) assert.fail(`${what}: y[${m},${n}] = ${got[i]}, reference ${want[i]} (tolerance ${1e-6 * mag})`);
-    }
   }
 }
 

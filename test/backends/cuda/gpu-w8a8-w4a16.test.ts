@@ -14,35 +14,25 @@ import { tryCudaContext } from '../../../src/backends/cuda/index.js';
 import type { CudaContext } from '../../../src/backends/cuda/context.js';
 import { freeW8A8, uploadW8A8, w8a8Linear, type W8A8Config } from '../../../src/backends/cuda/w8a8.js';
 import { freeW4A16, fromHalfBits, toHalfArray, toHalfBits, uploadW4A16, w4a16Linear, type W4A16Config } from '../../../src/backends/cuda/w4a16.js';
-import { groupAccumulators, referenceIntLinear, referenceWeightOnlyLinear } from '../../../src/backends/cpu/int-linear-reference.js';
+import { referenceIntLinear, referenceWeightOnlyLinear } from '../../../src/backends/cpu/int-linear-reference.js';
 import { quantizeActivations } from '../../../src/quant/activation-quant.js';
 import type { QuantizedLinear } from '../../../src/quant/types.js';
 import { randomActivations, randomW4Layer, randomW8Layer, withFloatScales } from './helpers.js';
+import { assertBitExact, assertCloseFS, runPoisoned } from './gpu-checks.js';
 
 const cuda = tryCudaContext();
 const skip = 'reason' in cuda ? `no CUDA driver/GPU: ${cuda.reason}` : false;
 const ctxOf = (): CudaContext => (cuda as { ctx: CudaContext }).ctx;
 
-function assertBitExact(got: Float32Array, want: Float32Array, what: string): void {
-  const gb = new Uint32Array(got.buffer, got.byteOffset, got.length);
-  const wb = new Uint32Array(want.buffer, want.byteOffset, want.length);
-  for (let i = 0; i < got.length; i++) {
-    if (gb[i] !== wb[i]) assert.fail(`${what}: element ${i} is ${got[i]} (0x${gb[i]!.toString(16)}), reference ${want[i]} (0x${wb[i]!.toString(16)})`);
-  }
-}
-
 function runW8(w: QuantizedLinear, xq: Int8Array, a: Float32Array, M: number, config?: W8A8Config): Float32Array {
   const ctx = ctxOf();
   const layer = uploadW8A8(ctx, w);
-  const dxq = ctx.upload(xq), da = ctx.upload(a), dy = ctx.alloc(M * w.n * 4);
+  const dxq = ctx.upload(xq), da = ctx.upload(a);
   try {
-    dy.fill(0xff);
-    w8a8Linear(ctx, layer, dxq, da, dy, M, config);
-    ctx.synchronize();
-    return dy.download(new Float32Array(M * w.n));
+    return runPoisoned(ctx, M * w.n, (dy) => w8a8Linear(ctx, layer, dxq, da, dy, M, config));
   } finally {
     freeW8A8(layer);
-    dxq.free(); da.free(); dy.free();
+    dxq.free(); da.free();
   }
 }
 
@@ -95,17 +85,7 @@ test('W8A8 float scale matches the CPU reference within 1e-6 of the chunk-term m
     const act = quantizeActivations(randomActivations(M, K, seed++), M, K);
     const want = referenceIntLinear(act, w);
     const got = runW8(w, act.xq, act.scales, M, config ?? undefined);
-    const acc = groupAccumulators(act, { ...w, groupSize: 128 });
-    const chunks = K / 128, groups = K / G;
-    for (let m = 0; m < M; m++) {
-      for (let n = 0; n < N; n++) {
-        let mag = 0;
-        for (let c = 0; c < chunks; c++) mag += Math.abs(acc[(m * N + n) * chunks + c]! * w.scales[n * groups + Math.floor((c * 128) / G)]!);
-        mag *= act.scales[m]!;
-        const i = m * N + n;
-        if (!(Math.abs(got[i]! - want[i]!) <= 1e-6 * mag + 1e-30)) assert.fail(`W8A8 FS M=${M} N=${N} K=${K}: y[${m},${n}] = ${got[i]}, reference ${want[i]}`);
-      }
-    }
+    assertCloseFS(got, want, w, act, `W8A8 FS M=${M} N=${N} K=${K} G=${G}`);
   }
 });
 
@@ -134,16 +114,13 @@ test('W4A16 matches the CPU reference (fp16 tolerance) and an exact emulation of
     const x16 = Float32Array.from(xh, (h) => fromHalfBits(h));
     const want = referenceWeightOnlyLinear(x16, M, w);
     const layer = uploadW4A16(ctx, w);
-    const dx = ctx.upload(xh), dy = ctx.alloc(M * N * 4);
+    const dx = ctx.upload(xh);
     let got: Float32Array;
     try {
-      dy.fill(0xff);
-      w4a16Linear(ctx, layer, dx, dy, M, config);
-      ctx.synchronize();
-      got = dy.download(new Float32Array(M * N));
+      got = runPoisoned(ctx, M * N, (dy) => w4a16Linear(ctx, layer, dx, dy, M, config));
     } finally {
       freeW4A16(layer);
-      dx.free(); dy.free();
+      dx.free();
     }
     const groups = K / G;
     const s16 = Float64Array.from(w.scales, (s) => fromHalfBits(toHalfBits(s)));

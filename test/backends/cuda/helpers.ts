@@ -14,11 +14,11 @@ export function rng(seed: number): () => number {
   };
 }
 
-/** A random 4-bit integer-scale layer: q in [-8, 7], S in [sLo, sHi], α = 2^alphaLog2, scales = S/α. */
-export function randomW4Layer(n: number, k: number, g: number, seed: number, sLo = 1, sHi = 300, alphaLog2 = 10): QuantizedLinear {
+/** A random integer-scale layer of wBits-bit weights: q in [-2^(wBits-1), 2^(wBits-1)), S in [sLo, sHi], α = 2^alphaLog2, scales = S/α. */
+function randomIntScaleLayer(wBits: 4 | 8, n: number, k: number, g: number, seed: number, sLo: number, sHi: number, alphaLog2: number): QuantizedLinear {
   const r = rng(seed);
   const q = new Int8Array(n * k);
-  for (let i = 0; i < q.length; i++) q[i] = Math.floor(r() * 16) - 8;
+  for (let i = 0; i < q.length; i++) q[i] = Math.floor(r() * 2 ** wBits) - 2 ** (wBits - 1);
   const groups = k / g;
   const intScales = new Int32Array(n * groups);
   const scales = new Float32Array(n * groups);
@@ -26,7 +26,17 @@ export function randomW4Layer(n: number, k: number, g: number, seed: number, sLo
     intScales[i] = sLo + Math.floor(r() * (sHi - sLo + 1));
     scales[i] = intScales[i]! / 2 ** alphaLog2;
   }
-  return { kind: 'quantized', n, k, groupSize: g, wBits: 4, aBits: 8, q, scale: 'int', scales, intScales, alphaLog2 };
+  return { kind: 'quantized', n, k, groupSize: g, wBits, aBits: 8, q, scale: 'int', scales, intScales, alphaLog2 };
+}
+
+/** A random 4-bit integer-scale layer: q in [-8, 7], S in [sLo, sHi], α = 2^alphaLog2, scales = S/α. */
+export function randomW4Layer(n: number, k: number, g: number, seed: number, sLo = 1, sHi = 300, alphaLog2 = 10): QuantizedLinear {
+  return randomIntScaleLayer(4, n, k, g, seed, sLo, sHi, alphaLog2);
+}
+
+/** A random 8-bit integer-scale layer: q in [-128, 127], S in [sLo, sHi], α = 2^alphaLog2, scales = S/α. */
+export function randomW8Layer(n: number, k: number, g: number, seed: number, sLo = 1, sHi = 100, alphaLog2 = 10): QuantizedLinear {
+  return randomIntScaleLayer(8, n, k, g, seed, sLo, sHi, alphaLog2);
 }
 
 /** The same layer with float scales (random, not tied to integers). */
@@ -46,19 +56,4 @@ export function randomActivations(m: number, k: number, seed: number): Float32Ar
     for (let i = 0; i < k; i++) x[row * k + i] = (r() * 2 - 1) * mag * (r() < 0.01 ? 20 : 1);
   }
   return x;
-}
-
-/** A random 8-bit integer-scale layer: q in [-128, 127], S in [sLo, sHi], α = 2^alphaLog2, scales = S/α. */
-export function randomW8Layer(n: number, k: number, g: number, seed: number, sLo = 1, sHi = 100, alphaLog2 = 10): QuantizedLinear {
-  const r = rng(seed);
-  const q = new Int8Array(n * k);
-  for (let i = 0; i < q.length; i++) q[i] = Math.floor(r() * 256) - 128;
-  const groups = k / g;
-  const intScales = new Int32Array(n * groups);
-  const scales = new Float32Array(n * groups);
-  for (let i = 0; i < intScales.length; i++) {
-    intScales[i] = sLo + Math.floor(r() * (sHi - sLo + 1));
-    scales[i] = intScales[i]! / 2 ** alphaLog2;
-  }
-  return { kind: 'quantized', n, k, groupSize: g, wBits: 8, aBits: 8, q, scale: 'int', scales, intScales, alphaLog2 };
 }
