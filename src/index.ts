@@ -1,4 +1,4 @@
-/** The public library API of intscale. */
+/** The public library API of intscale (the CUDA backend is the subpath `intscale/cuda`). */
 export { loadModel, type LoadedModel, type LoadOptions } from './model/load.js';
 export { forwardHidden, forwardLastLogits, logitsOf, type Model } from './model/forward.js';
 export { createKvCache, type KvCache } from './model/kv-cache.js';
@@ -7,8 +7,11 @@ export { sampleToken, seededRandom, argmax, type SamplingOptions } from './model
 export type { ModelConfig, Architecture, RopeScaling } from './model/config.js';
 export { perplexity, type PerplexityOptions, type PerplexityResult } from './eval/perplexity.js';
 export { quantizeLinear, quantizeLinearReport, dequantize, weightMse } from './quant/quantize-linear.js';
-export { layerQuantizer, type LinearReport } from './quant/quantize-model.js';
-export { DEFAULT_SPEC, describeSpec, type QuantRecipe } from './quant/recipe.js';
+export { layerQuantizer, quantizeModel, type LinearReport, type QuantizeModelOptions, type QuantizedModel } from './quant/quantize-model.js';
+export { quantizeCalibrated, readCalibrationWindows, type CalibrationSettings, type LayerMethod } from './quant/calibration.js';
+export { DEFAULT_GPTQ_LAYER, type GptqLayerSettings } from './quant/methods/gptq-layer.js';
+export { DEFAULT_AWQ, type AwqSettings } from './quant/methods/awq.js';
+export { DEFAULT_SPEC, describeSpec, describeMethod, type QuantRecipe, type QuantMethod } from './quant/recipe.js';
 export { chooseAlpha, type AlphaChoice } from './quant/amplifier.js';
 export { proveNoOverflow, type OverflowProof } from './quant/overflow.js';
 export { quantizeActivations, type QuantizedActivations } from './quant/activation-quant.js';
