@@ -35,6 +35,7 @@
 // (int32, or f32 in warp order) and the epilogue writes y [M, N] f32 row-major.
 // Requires K % 128 == 0, GROUP % 128 == 0, GROUP | K, M <= 8*MT.
 #include "common.cuh"
+#include "group_scale.cuh"
 #include "decode.cuh"
 
 #ifndef MT
@@ -46,20 +47,8 @@
 #ifndef WK
 #define WK 8
 #endif
-#ifndef GROUP
-#define GROUP 128
-#endif
-#ifndef SCALE_INT
-#define SCALE_INT 1
-#endif
 #ifndef IS_SHIFT
 #define IS_SHIFT 1
-#endif
-
-#if SCALE_INT
-typedef int scale_t;
-#else
-typedef float scale_t;
 #endif
 
 // one 128-k chunk in registers: w[nt][s] = tile nt's 16 bytes of 64-k step s, x[mt][s] likewise,

@@ -18,6 +18,7 @@
 // global layout, copied verbatim. Rows >= M are zero-filled (cp.async src-size 0) and not stored.
 // Output y [M, N] f32 row-major. Requires K % 128 == 0, GROUP % 128 == 0, weights padded to BN rows.
 #include "common.cuh"
+#include "group_scale.cuh"
 
 #ifndef BM
 #define BM 128
@@ -34,12 +35,6 @@
 #ifndef STAGES
 #define STAGES 3
 #endif
-#ifndef GROUP
-#define GROUP 128
-#endif
-#ifndef SCALE_INT
-#define SCALE_INT 1
-#endif
 #ifndef IS_SHIFT
 #define IS_SHIFT 1
 #endif
@@ -49,16 +44,6 @@
 #define NI (BN / WN / 16)
 #define A_U4 (BM * 8)          // uint4 per A stage
 #define B_U4 ((BN / 16) * 64)  // uint4 per B stage
-
-#if SCALE_INT
-typedef int scale_t;
-typedef int2 scale2_t;
-typedef int tot_t;
-#else
-typedef float scale_t;
-typedef float2 scale2_t;
-typedef float tot_t;
-#endif
 
 extern "C" __global__ void __launch_bounds__(THREADS)
 w4a8_mma(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const signed char* __restrict__ xq,

@@ -34,16 +34,11 @@
 // col 8j+2tig+(e&1)), j = 0..15.
 // Requires K % 128 == 0, GROUP % 128 == 0, GROUP | K, weights padded to 128 rows.
 #include "common.cuh"
+#include "group_scale.cuh"
 #include "wgmma.cuh"
 
 #ifndef STAGES
 #define STAGES 5
-#endif
-#ifndef GROUP
-#define GROUP 128
-#endif
-#ifndef SCALE_INT
-#define SCALE_INT 1
 #endif
 #ifndef IS_SHIFT
 #define IS_SHIFT 1
@@ -67,16 +62,6 @@
 #define OFF_SC(s) (B8_BYTES + STAGES * (A_BYTES + BR_BYTES) + (s) * SC_BYTES)
 // dynamic shared bytes the host must pass: 1024 (alignment slack) + the above
 #define SMEM_BYTES (1024 + B8_BYTES + STAGES * (A_BYTES + BR_BYTES + SC_BYTES))
-
-#if SCALE_INT
-typedef int scale_t;
-typedef int2 scale2_t;
-typedef int tot_t;
-#else
-typedef float scale_t;
-typedef float2 scale2_t;
-typedef float tot_t;
-#endif
 
 // Per-thread load/expand state, computed once: every per-chunk address is a register plus an
 // immediate (the chunk and the stage enter as one add each).

@@ -41,16 +41,11 @@
 // grid.x = token tiles (fastest, so consecutive blocks reuse one weight tile from L2),
 // grid.y = weight tiles. Requires K % 128 == 0, GROUP % 128 == 0, GROUP | K, rows padded to 128.
 #include "common.cuh"
+#include "group_scale.cuh"
 #include "wgmma.cuh"
 
 #ifndef STAGES
 #define STAGES 4
-#endif
-#ifndef GROUP
-#define GROUP 128
-#endif
-#ifndef SCALE_INT
-#define SCALE_INT 1
 #endif
 #ifndef IS_SHIFT
 #define IS_SHIFT 1
@@ -68,14 +63,6 @@
 // dynamic shared bytes the host must pass: 1024 (alignment slack) + the stages
 #define SMEM_BYTES (1024 + STAGES * X_BYTES + STAGES * 16)
 #define OFF_BAR (STAGES * X_BYTES)  // full[s] at +16s, empty[s] at +16s+8
-
-#if SCALE_INT
-typedef int scale_t;
-typedef int tot_t;
-#else
-typedef float scale_t;
-typedef float tot_t;
-#endif
 
 __device__ __forceinline__ void mbar_init(u32 bar, int count) { asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory"); }
 __device__ __forceinline__ void mbar_arrive(u32 bar) { asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory"); }

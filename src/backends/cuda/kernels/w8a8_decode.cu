@@ -23,6 +23,7 @@
 // close at group ends and at the end of a warp's range; warps' totals are added in shared memory.
 // Requires K % 128 == 0, GROUP % 128 == 0, GROUP | K, M <= 8*MT.
 #include "common.cuh"
+#include "group_scale.cuh"
 #include "decode.cuh"
 
 #ifndef MT
@@ -33,18 +34,6 @@
 #endif
 #ifndef WK
 #define WK 8
-#endif
-#ifndef GROUP
-#define GROUP 128
-#endif
-#ifndef SCALE_INT
-#define SCALE_INT 1
-#endif
-
-#if SCALE_INT
-typedef int scale_t;
-#else
-typedef float scale_t;
 #endif
 
 // one 128-k chunk in registers: w[nt][s][h] = tile nt, 64-k step s, row gid (h=0) or gid+8 (h=1);

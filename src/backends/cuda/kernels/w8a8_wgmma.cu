@@ -34,16 +34,11 @@
 // col 8j+2tig+(e&1)), j = 0..15.
 // Requires K % 128 == 0, GROUP % 128 == 0, GROUP | K, weights padded to 128 rows.
 #include "common.cuh"
+#include "group_scale.cuh"
 #include "wgmma.cuh"
 
 #ifndef STAGES
 #define STAGES 3
-#endif
-#ifndef GROUP
-#define GROUP 128
-#endif
-#ifndef SCALE_INT
-#define SCALE_INT 1
 #endif
 #ifndef WGS
 #define WGS 1
@@ -65,14 +60,6 @@
 #define OFF_SC(s) (STAGES * (A_BYTES + B_BYTES) + (s) * SC_BYTES)
 // dynamic shared bytes the host must pass (w8a8.ts w8a8WgmmaSharedBytes): 1024 (alignment slack) + the above
 #define SMEM_BYTES (1024 + STAGES * (A_BYTES + B_BYTES + SC_BYTES))
-
-#if SCALE_INT
-typedef int scale_t;
-typedef int tot_t;
-#else
-typedef float scale_t;
-typedef float tot_t;
-#endif
 
 #define A_IT (BM * 8 / THREADS)  // A 16-B copies per thread per stage
 #define B_IT (BN * 8 / THREADS)  // B 16-B copies per thread per stage
