@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { relative } from 'node:path';
+import { join, relative } from 'node:path';
 import test from 'node:test';
 import { kernelsDir } from '../src/backends/cuda/kernel-cache.js';
 import * as intscale from '../src/index.js';
@@ -55,9 +55,10 @@ test('quantizeModel (RTN) gives the same model as layerQuantizer + loadModel, an
 test('the published package holds the kernel sources, the embedded model and every entry point', () => {
   const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: REPO_ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
   const files = new Set((JSON.parse(out) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path));
-  const kernels = readdirSync(kernelsDir()).filter((f) => /\.cuh?$/.test(f));
+  const dir = kernelsDir();
+  const kernels = readdirSync(dir).filter((f) => /\.cuh?$/.test(f));
   assert.ok(kernels.length > 0);
-  for (const k of kernels) assert.ok(files.has(relative(REPO_ROOT, `${kernelsDir()}/${k}`)), `kernel ${k} not published`);
+  for (const k of kernels) assert.ok(files.has(relative(REPO_ROOT, join(dir, k))), `kernel ${k} not published`);
   for (const f of readdirSync(repoPath('models/tiny-wikitext'))) assert.ok(files.has(`models/tiny-wikitext/${f}`), `models/tiny-wikitext/${f} not published`);
   const pkg = JSON.parse(readFileSync(repoPath('package.json'), 'utf8')) as { exports: Record<string, Record<string, string>>; bin: Record<string, string> };
   const targets = [...Object.values(pkg.exports).flatMap((e) => Object.values(e)), ...Object.values(pkg.bin)];
