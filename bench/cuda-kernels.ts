@@ -61,6 +61,7 @@ function w4a8Label(cfg: W4A8Config): string {
     case 'decode': return `decode MT${cfg.MT} NTW${cfg.NTW} WK${cfg.WK}`;
     case 'wgmma': return `wgmma ${64 * cfg.WGS}x128 s${cfg.STAGES}`;
     case 'wgmma-rs': return `wgmma-rs ${64 * cfg.WGS}x128 s${cfg.STAGES}`;
+    case 'wgmma-tma': return `wgmma-tma 128x128 s${cfg.STAGES}`;
     case 'mma': return `mma ${cfg.BM}x${cfg.BN} ${cfg.WM * cfg.WN}w s${cfg.STAGES}`;
   }
 }

@@ -5,7 +5,8 @@
  * spin-queued launches, 3 warm-ups + 2 x 20 samples per variant (scripts/gpu/cuda-ncu.sh counts on
  * that), median, inputs rotated > 2.5x L2, random data. Usage:
  *   node dist/bench/cuda-prefill.js [--out DIR] [--ms 128,...,4096] [--shapes KxN,...] [--wgmma WGS:STAGES,...]
- *     [--rs WGS:STAGES,...] [--no-mma]   (--rs: the register-A wgmma kernel w4a8_wgmma_rs; '' for none)
+ *     [--rs WGS:STAGES,...] [--tma STAGES,...] [--no-mma]   (--rs: the register-A wgmma kernel
+ *     w4a8_wgmma_rs, --tma: the same MMA fed by TMA, w4a8_wgmma_tma; '' for none)
  */
 import { paddedRows } from '../src/backends/cuda/repack.js';
 import { w4a8Linear, type W4A8Config } from '../src/backends/cuda/w4a8.js';
@@ -21,6 +22,7 @@ const SHAPES = o.shapes('shapes', DEFAULT_SHAPES);
 const pairs = (v: string): [1 | 2, number][] => v.split(',').filter(Boolean).map((s) => s.split(':').map(Number) as [1 | 2, number]);
 const WG = pairs(o.value('wgmma') ?? '2:4,1:3,1:4');
 const RS = pairs(o.value('rs') ?? '2:4');
+const TMA = (o.value('tma') ?? '4').split(',').filter(Boolean).map(Number);
 const bench = new CudaBench('bench/cuda-prefill');
 const { ctx, cublas, timer } = bench;
 const SAMPLES = 20;
@@ -28,6 +30,7 @@ const cfgs: [string, W4A8Config][] = [
   ...(o.flag('no-mma') ? [] : [['mma128x128s4', { kind: 'mma', BM: 128, BN: 128, WM: 2, WN: 4, STAGES: 4 }] as [string, W4A8Config]]),
   ...WG.map(([w, s]): [string, W4A8Config] => [`wgmma ${64 * w}x128 s${s}`, { kind: 'wgmma', WGS: w, STAGES: s }]),
   ...RS.map(([w, s]): [string, W4A8Config] => [`wgmma-rs ${64 * w}x128 s${s}`, { kind: 'wgmma-rs', WGS: w, STAGES: s, MINB: w === 1 ? 2 : 1 }]),
+  ...TMA.map((s): [string, W4A8Config] => [`wgmma-tma 128x128 s${s}`, { kind: 'wgmma-tma', STAGES: s }]),
 ];
 const log = new BenchLog();
 log.line(`# ${ctx.info.name}, cuBLAS ${cublas.version()}, ${new Date().toISOString()}`);

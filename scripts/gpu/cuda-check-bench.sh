@@ -9,7 +9,7 @@ mkdir -p "$out"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,temperature.gpu,power.draw --format=csv 2>&1 | tee "$out/gpu.txt"
 if command -v cuobjdump >/dev/null; then
   k=src/backends/cuda/kernels
-  for f in w4a8_decode w4a8_mma w4a8_wgmma w4a8_wgmma_rs w8a8_decode w8a8_wgmma w4a16_decode; do
+  for f in w4a8_decode w4a8_mma w4a8_wgmma w4a8_wgmma_rs w4a8_wgmma_tma w8a8_decode w8a8_wgmma w4a16_decode; do
     nvcc -cubin -gencode=arch=compute_90a,code=sm_90a -I$k -o /tmp/$f.cubin $k/$f.cu &&
     { echo "== $f"; cuobjdump -sass /tmp/$f.cubin | grep -oE '(LDG|LDS|STS|LDGSTS|IMMA|HMMA|IGMMA|WARPGROUP|I2F|I2FP|IMAD|FFMA|HMUL2|HADD2|PRMT|SHF)[.A-Z0-9]*' | sort | uniq -c; }
   done > "$out/sass.txt" 2>&1

@@ -42,6 +42,15 @@ export const CU_DEVICE_ATTRIBUTE = {
 
 export const CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8;
 
+/** Functions newer drivers have and older ones lack (fn[key] is then undefined). */
+const OPTIONAL_SIGNATURES: Record<string, [names: string[], signature: string]> = {
+  // CUDA 12+: TMA descriptors (CUtensorMap, 128 bytes, 64-byte aligned) for cp.async.bulk.tensor
+  cuTensorMapEncodeTiled: [
+    ['cuTensorMapEncodeTiled'],
+    'int $NAME(void *map, int dtype, uint32_t rank, void *address, const uint64_t *dims, const uint64_t *strides, const uint32_t *box, const uint32_t *elementStrides, int interleave, int swizzle, int l2promotion, int oobFill)',
+  ],
+};
+
 const SIGNATURES: Record<string, [names: string[], signature: string]> = {
   cuInit: [['cuInit'], 'int $NAME(unsigned int flags)'],
   cuDriverGetVersion: [['cuDriverGetVersion'], 'int $NAME(_Out_ int *v)'],
@@ -92,6 +101,10 @@ export function driverApi(): DriverApi {
     const f = optionalFunc(lib, names, sig);
     if (!f) throw new CudaUnavailableError(`the CUDA driver exports none of ${names.join(', ')}: driver too old?`);
     fn[key] = f;
+  }
+  for (const [key, [names, sig]] of Object.entries(OPTIONAL_SIGNATURES)) {
+    const f = optionalFunc(lib, names, sig);
+    if (f) fn[key] = f;
   }
   const errText = (code: number): string => {
     const name: [string | null] = [null];

@@ -2,15 +2,18 @@
  * W4A8 linear layers on the GPU: upload (repacked weights + scales), kernel choice by M, launch.
  *   M <= 16: w4a8_decode (weights streamed once, tensor cores with swapped operands)
  *   M  > 16: w4a8_mma (cp.async-pipelined mma.sync GEMM)
- *   large M on sm_90a: w4a8_wgmma (warpgroup MMA, s8 operands from swizzled shared memory) or
- *                      w4a8_wgmma_rs (warpgroup MMA, weights from registers, activations in
- *                      fragment order: see activationOrder)
+ *   large M on sm_90a: w4a8_wgmma_tma (warpgroup MMA, weights from registers, every operand
+ *                      loaded by TMA from a producer warp; the default when the driver encodes
+ *                      tensor maps), w4a8_wgmma_rs (the same MMA with cp.async and register loads)
+ *                      or w4a8_wgmma (s8 operands from swizzled shared memory); the first two
+ *                      read the activations in fragment order (see activationOrder)
  * All take int8 activations xq [M, K] with per-token scales a [M] and write y [M, N] f32.
  */
 import type { DeviceBuffer } from './buffer.js';
 import type { CudaContext } from './context.js';
 import { getKernel } from './kernel-cache.js';
 import { paddedRows, repackW4A8, type RepackedW4A8 } from './repack.js';
+import { cachedTensorMapU8, hasTensorMaps } from './tensor-map.js';
 import type { QuantizedLinear } from '../../quant/types.js';
 
 export interface W4A8Layer {
@@ -50,17 +53,29 @@ export interface WgmmaConfig { readonly kind: 'wgmma'; readonly WGS: 1 | 2; read
  * Reads xq in fragment order (activationOrder).
  */
 export interface WgmmaRsConfig { readonly kind: 'wgmma-rs'; readonly WGS: 1 | 2; readonly STAGES: number; readonly MINB: number }
-export type W4A8Config = DecodeConfig | MmaConfig | WgmmaConfig | WgmmaRsConfig;
+/**
+ * The register-A warpgroup-MMA GEMM fed by TMA from a producer warp (w4a8_wgmma_tma.cu): tile 128
+ * weight rows x 128 tokens, STAGES stages of activations + weights + scales. Needs sm_90a and a
+ * driver with cuTensorMapEncodeTiled; reads xq in fragment order (activationOrder).
+ */
+export interface WgmmaTmaConfig { readonly kind: 'wgmma-tma'; readonly STAGES: number }
+export type W4A8Config = DecodeConfig | MmaConfig | WgmmaConfig | WgmmaRsConfig | WgmmaTmaConfig;
 
 /** Order of k inside each 64-k block in which a kernel reads the activations xq. */
 export type ActivationOrder = 'natural' | 'fragment';
 export function activationOrder(config: W4A8Config): ActivationOrder {
-  return config.kind === 'wgmma-rs' ? 'fragment' : 'natural';
+  return config.kind === 'wgmma-rs' || config.kind === 'wgmma-tma' ? 'fragment' : 'natural';
 }
 
 /** Dynamic shared memory of the register-A wgmma kernel (mirrors SMEM_BYTES in w4a8_wgmma_rs.cu). */
 export function wgmmaRsSharedBytes(stages: number): number {
   return 1024 + stages * (128 * 128 + 16);
+}
+
+/** Dynamic shared memory of the TMA-fed kernel (mirrors SMEM_BYTES in w4a8_wgmma_tma.cu). */
+export function wgmmaTmaSharedBytes(stages: number): number {
+  const stage = Math.ceil((128 * 128 + 8 * 1024 + 8 * 64) / 1024) * 1024;
+  return 1024 + stages * (stage + 16);
 }
 
 /** Dynamic shared memory of the wgmma kernel (mirrors SMEM_BYTES in w4a8_wgmma.cu). */
@@ -77,7 +92,7 @@ export function wgmmaSharedBytes(wgs: number, stages: number): number {
  * M = 32 everywhere and up to M = 64 when N is small; above M = 64 the register-A wgmma GEMM
  * (sm_90a only, fragment-order activations; `wgmma` = false falls back to the mma.sync GEMM).
  */
-export function chooseW4A8Config(M: number, n: number, k: number, wgmma = true): W4A8Config {
+export function chooseW4A8Config(M: number, n: number, k: number, wgmma = true, tma = wgmma): W4A8Config {
   const wide = n >= 16384;
   if (M <= 8) return { kind: 'decode', MT: 1, NTW: 1, WK: k >= 2048 ? 16 : 8 };
   if (M <= 16) return wide ? { kind: 'decode', MT: 2, NTW: 2, WK: 8 } : { kind: 'decode', MT: 2, NTW: 2, WK: k >= 2048 ? 16 : 8 };
@@ -85,8 +100,10 @@ export function chooseW4A8Config(M: number, n: number, k: number, wgmma = true):
   if (M <= 64) return wide ? { kind: 'mma', BM: 64, BN: 64, WM: 2, WN: 2, STAGES: 4 } : { kind: 'decode', MT: 8, NTW: 1, WK: 8 };
   if (!wgmma) return { kind: 'mma', BM: 128, BN: 128, WM: 2, WN: 4, STAGES: 4 };
   // register-A wgmma (docs/bench/cuda-prefill-H100-2026-11-23-v5-rs.txt): beat the shared-memory-operand
-  // wgmma kernel at every M >= 128 on all three shapes (1.10-1.18x cuBLAS FP16 at M = 4096).
-  return { kind: 'wgmma-rs', WGS: 2, STAGES: 4, MINB: 1 };
+  // wgmma kernel at every M >= 128 on all three shapes (1.10-1.18x cuBLAS FP16 at M = 4096); fed by
+  // TMA it is faster again at every M >= 256 and level at M = 128 (docs/bench/cuda-prefill-tma-H100-2026-11-23.txt).
+  if (!tma) return { kind: 'wgmma-rs', WGS: 2, STAGES: 4, MINB: 1 };
+  return { kind: 'wgmma-tma', STAGES: 4 };
 }
 
 /**
@@ -100,7 +117,7 @@ export function w4a8Linear(
   a: DeviceBuffer,
   y: DeviceBuffer,
   M: number,
-  config: W4A8Config = chooseW4A8Config(M, layer.n, layer.k, ctx.arch === 'sm_90a'),
+  config: W4A8Config = chooseW4A8Config(M, layer.n, layer.k, ctx.arch === 'sm_90a', hasTensorMaps(ctx)),
 ): void {
   const { n: N, k: K } = layer;
   if (xq.bytes < M * K || a.bytes < M * 4 || y.bytes < M * N * 4) throw new RangeError(`w4a8Linear: buffers too small for M=${M}, N=${N}, K=${K}`);
@@ -112,6 +129,12 @@ export function w4a8Linear(
     const blocks = Math.ceil(Math.ceil(N / 16) / config.NTW);
     if (blocks * config.NTW * 16 > paddedRows(N)) throw new RangeError('decode tiles exceed the padded rows');
     ctx.launch(fn, [blocks], [config.WK * 32], args);
+  } else if (config.kind === 'wgmma-tma') {
+    if (!ctx.arch.startsWith('sm_90')) throw new RangeError(`the wgmma kernel needs sm_90a (device is ${ctx.arch})`);
+    const smem = wgmmaTmaSharedBytes(config.STAGES);
+    const fn = getKernel(ctx, 'w4a8_wgmma_tma.cu', 'w4a8_wgmma_tma', { ...common, STAGES: config.STAGES }, smem);
+    const [xmap, wmap, smap] = w4a8TensorMaps(ctx, layer, xq);
+    ctx.launch(fn, [Math.ceil(M / 128), Math.ceil(N / 128)], [288], [xmap, wmap, smap, a, y, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }], smem);
   } else if (config.kind === 'wgmma-rs') {
     if (!ctx.arch.startsWith('sm_90')) throw new RangeError(`the wgmma kernel needs sm_90a (device is ${ctx.arch})`);
     const smem = wgmmaRsSharedBytes(config.STAGES);
@@ -128,6 +151,21 @@ export function w4a8Linear(
     const fn = getKernel(ctx, 'w4a8_mma.cu', 'w4a8_mma', { ...common, BM: config.BM, BN: config.BN, WM: config.WM, WN: config.WN, STAGES: config.STAGES }, smem);
     ctx.launch(fn, [Math.ceil(M / config.BM), Math.ceil(N / config.BN)], [config.WM * config.WN * 32], args, smem);
   }
+}
+
+/**
+ * The three TMA maps of w4a8_wgmma_tma (layouts in its header): xq as [rows][K] bytes with every
+ * whole row the buffer holds (rows past M are read but only feed outputs that are never stored, so
+ * one map serves every M), weights as [tiles][K/32][256 B], scales as [tiles][K/G][64 B].
+ */
+function w4a8TensorMaps(ctx: CudaContext, layer: W4A8Layer, xq: DeviceBuffer): [DeviceBuffer, DeviceBuffer, DeviceBuffer] {
+  const { k: K, groupSize: G } = layer;
+  const tiles = paddedRows(layer.n) / 16;
+  return [
+    cachedTensorMapU8(ctx, xq, { dims: [K, Math.floor(xq.bytes / K)], strides: [K], box: [128, 128], swizzle: 'sw128' }),
+    cachedTensorMapU8(ctx, layer.weights, { dims: [256, K / 32, tiles], strides: [256, K * 8], box: [256, 4, 8], swizzle: 'none' }),
+    cachedTensorMapU8(ctx, layer.scales, { dims: [64, K / G, tiles], strides: [64, (K / G) * 64], box: [64, 1, 8], swizzle: 'none' }),
+  ];
 }
 
 /**

@@ -28,7 +28,14 @@ function runGpu(w: QuantizedLinear, xq: Int8Array, a: Float32Array, M: number, c
   const ctx = ctxOf();
   const layer = uploadW4A8(ctx, w);
   const order = activationOrder(config ?? chooseW4A8Config(M, w.n, w.k, ctx.arch === 'sm_90a'));
-  const dxq = ctx.upload(order === 'fragment' ? toFragmentOrder(xq, M, w.k) : xq);
+  const ordered = order === 'fragment' ? toFragmentOrder(xq, M, w.k) : xq;
+  // the TMA kernel maps every row the buffer holds: give it 100 rows of random bytes past M
+  // (they must not change rows < M)
+  const spare = config?.kind === 'wgmma-tma' ? 100 * w.k : 0;
+  const padded = new Int8Array(ordered.length + spare);
+  padded.set(ordered);
+  for (let i = ordered.length; i < padded.length; i++) padded[i] = ((i * 2654435761) >>> 24) - 128;
+  const dxq = ctx.upload(padded);
   const da = ctx.upload(a);
   try {
     return runPoisoned(ctx, M * w.n, (dy) => w4a8Linear(ctx, layer, dxq, da, dy, M, config));
@@ -81,6 +88,16 @@ const SHAPES: [M: number, N: number, K: number, G: number, config?: W4A8Config][
   [520, 1000, 512, 128, { kind: 'wgmma-rs', WGS: 1, STAGES: 3, MINB: 3 }],
   [64, 127, 384, 128, { kind: 'wgmma-rs', WGS: 2, STAGES: 5, MINB: 1 }],
   [200, 300, 1024, 512, { kind: 'wgmma-rs', WGS: 1, STAGES: 4, MINB: 2 }],
+  // the same MMA fed by TMA (producer warp): ragged M and N, 1 chunk, more chunks than stages, G = 256/512
+  [1, 130, 128, 128, { kind: 'wgmma-tma', STAGES: 4 }],
+  [129, 260, 1024, 128, { kind: 'wgmma-tma', STAGES: 6 }],
+  [70, 200, 2048, 128, { kind: 'wgmma-tma', STAGES: 3 }],
+  [300, 333, 1280, 128, { kind: 'wgmma-tma', STAGES: 4 }],
+  [257, 260, 2048, 256, { kind: 'wgmma-tma', STAGES: 4 }],
+  [520, 1000, 512, 128, { kind: 'wgmma-tma', STAGES: 5 }],
+  [64, 127, 384, 128, { kind: 'wgmma-tma', STAGES: 2 }],
+  [200, 300, 1024, 512, { kind: 'wgmma-tma', STAGES: 4 }],
+  [130, 16500, 256, 128, { kind: 'wgmma-tma', STAGES: 4 }],
 ];
 
 test('W4A8 integer scale is bit-exact against the CPU reference (no-shift and shift epilogues)', { skip }, () => {

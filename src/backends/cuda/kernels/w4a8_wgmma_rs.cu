@@ -43,6 +43,7 @@
 #include "common.cuh"
 #include "group_scale.cuh"
 #include "wgmma.cuh"
+#include "mbarrier.cuh"
 
 #ifndef STAGES
 #define STAGES 4
@@ -63,16 +64,6 @@
 // dynamic shared bytes the host must pass: 1024 (alignment slack) + the stages
 #define SMEM_BYTES (1024 + STAGES * X_BYTES + STAGES * 16)
 #define OFF_BAR (STAGES * X_BYTES)  // full[s] at +16s, empty[s] at +16s+8
-
-__device__ __forceinline__ void mbar_init(u32 bar, int count) { asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory"); }
-__device__ __forceinline__ void mbar_arrive(u32 bar) { asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory"); }
-// arrives on bar once every cp.async this thread issued before has landed
-__device__ __forceinline__ void mbar_arrive_cp_async(u32 bar) { asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory"); }
-__device__ __forceinline__ void mbar_wait(u32 bar, u32 parity) {
-  asm volatile(
-      "{\n.reg .pred p;\nWAIT:\nmbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n@!p bra WAIT;\n}\n" ::"r"(bar), "r"(parity)
-      : "memory");
-}
 
 #define X_IT (BT * 8 / THREADS)  // activation 16-B copies per thread per stage
 #define RSTEP (THREADS / 8)      // token rows between a thread's copies
@@ -96,7 +87,7 @@ w4a8_wgmma_rs(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, cons
               const float* __restrict__ ascale, float* __restrict__ y, int M, int N, int K, float post) {
   extern __shared__ uint4 smem_raw[];
   const u32 sbase = (smem_u32(smem_raw) + 1023u) & ~1023u;
-  const int tid = threadIdx.x, wg = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31, gid = lane >> 2, tig = lane & 3;
+  const int tid = threadIdx.x, wg = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31, gid = lane >> 2;
   const int m0 = blockIdx.x * BT;
   const int tile = blockIdx.y * (BW / 16) + wg * 4 + warp;  // this warp's 16-row weight tile
   const int steps = K >> 6, NG = K / GROUP, chunks = K >> 7;
@@ -131,7 +122,7 @@ w4a8_wgmma_rs(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, cons
       mbar_init(bars + 16 * s, THREADS);
       mbar_init(bars + 16 * s + 8, THREADS);
     }
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    mbar_init_fence();
   }
   __syncthreads();
 #pragma unroll
@@ -190,18 +181,5 @@ w4a8_wgmma_rs(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, cons
     if (c + 1 < chunks) step(c + 1, wbuf[1]);
   }
 
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    const int n = tile * 16 + gid + 8 * h;
-    if (n >= N) continue;
-#pragma unroll
-    for (int j = 0; j < 16; ++j) {
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int m = m0 + 8 * j + 2 * tig + e;
-        if (m >= M) continue;
-        y[(size_t)m * N + n] = out_scale(tot[4 * j + 2 * h + e], __ldg(ascale + m), post);
-      }
-    }
-  }
+  wgmma_store_y_swapped(tot, y, ascale, m0, tile * 16, M, N, post);
 }

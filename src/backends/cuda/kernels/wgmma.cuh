@@ -65,6 +65,11 @@ __device__ __forceinline__ uint4 lds128(u32 a) {
   asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];\n" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(a));
   return v;
 }
+__device__ __forceinline__ u32 lds32(u32 a) {
+  u32 v;
+  asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(v) : "r"(a));
+  return v;
+}
 __device__ __forceinline__ uint2 lds64(u32 a) {
   uint2 v;
   asm volatile("ld.shared.v2.u32 {%0, %1}, [%2];\n" : "=r"(v.x), "=r"(v.y) : "r"(a));
@@ -124,5 +129,27 @@ __device__ __forceinline__ void wgmma_store_y(const T (&tot)[64], float* y, cons
     const float a = ascale[mh];
 #pragma unroll
     for (int j = 0; j < 16; ++j) store_pair(y, mh, n + 8 * j, N, out_scale(tot[4 * j + 2 * h], a, post), out_scale(tot[4 * j + 2 * h + 1], a, post));
+  }
+}
+
+// Store of the "swap AB" kernels (weights as the wgmma A operand, tokens as B): this warp's
+// accumulator fragment tot[4j+2h+e] is (weight row n0 + gid + 8h, token m0 + 8j + 2tig + e);
+// y[m][n] = out_scale(tot, a[m], post) for m < M, n < N (row-major y, N columns).
+template <typename T>
+__device__ __forceinline__ void wgmma_store_y_swapped(const T (&tot)[64], float* y, const float* ascale, int m0, int n0, int M, int N, float post) {
+  const int lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int n = n0 + gid + 8 * h;
+    if (n >= N) continue;
+#pragma unroll
+    for (int j = 0; j < 16; ++j) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int m = m0 + 8 * j + 2 * tig + e;
+        if (m >= M) continue;
+        y[(size_t)m * N + n] = out_scale(tot[4 * j + 2 * h + e], __ldg(ascale + m), post);
+      }
+    }
   }
 }

@@ -1,0 +1,129 @@
+// W4A8 GEMM for large M (prefill) on Hopper: register-A warpgroup MMA fed by TMA (sm_90a).
+//   wgmma.mma_async.sync.aligned.m64n128k32.s32.s8.s8  d, {a0,a1,a2,a3}, b-desc, scale-d
+// Same math, layouts, epilogues and defines as w4a8_wgmma_rs.cu (read its header):
+//   SCALE_INT=1: T = sum_c acc'_c*S (int32; IS_SHIFT: (acc'>>4)*S), y = fround(fround(float(T))*a[m]) * post
+//   SCALE_INT=0: t = sum_c float(acc'_c)*(s/16) (f32 FMA per 128-k chunk), y = a[m]*t
+// with acc' = 16*acc (the tensor cores see 16*q). Weights are the 64-row A operand of each
+// warpgroup (from registers), tokens the 128 columns of B (from shared memory): D[n, m].
+//
+// What differs is who moves the data: one producer warp (the 9th) issues three TMA copies per
+// 128-k chunk into a shared-memory stage and the 8 consumer warps only compute. The register-A
+// kernel's loads (cp.async by every thread + per-thread weight loads) were limited by the
+// L2->SM path at ~850 TOPS (docs/cuda-notes.md, fifth session).
+//   stage s (1024-B aligned, STAGE_BYTES):
+//     [0, 16K)        xq tile: 128 tokens x 128 k bytes, TMA 2-D box {128 B, 128 rows} of the
+//                     [M][K] map with the 128-byte swizzle = canonical K-major SW128 for wgmma B.
+//                     xq is in FRAGMENT ORDER (activationOrder); rows >= M arrive as zeros.
+//     [16K, 24K)      weights: 8 tiles x 1 KB, TMA 3-D box {256 B, 4, 8} of the repacked buffer
+//                     viewed as [tiles][K/32][256 B] (repack.ts: wq[tile][64-k step][lane] 16 B),
+//                     so tile t's chunk c is the 1 KB at [t][4c..4c+3]; warp w reads tile w with
+//                     two 16-B shared loads per lane (steps 2c, 2c+1).
+//     [24K, 24.5K)    scales: 8 tiles x 16 values of group g = c*128/GROUP, TMA 3-D box {64 B, 1, 8}
+//                     of sc viewed as [tiles][K/GROUP][64 B].
+//   full[s]:  1 arrival (the producer's expect_tx of the stage bytes) + the bytes;
+//   empty[s]: one arrival per consumer warp once its warpgroup's wgmmas reading s completed.
+// Per chunk a consumer warp: wait full, 2 LDS.128 + 2 LDS.32, A from lo16/hi16, 4 wgmma (first
+// with scale-d = 0), wait_group 0, arrive empty, group epilogue into tot. The two warpgroups are
+// not synchronized, so one's epilogue overlaps the other's wgmmas.
+// Block: 2 consumer warpgroups + 1 producer warp (288 threads), tile 128 weight rows x 128 tokens.
+// grid.x = token tiles (fastest: consecutive blocks share a weight tile in L2), grid.y = weight tiles.
+// Requires K % 128 == 0, GROUP % 128 == 0, GROUP | K, rows padded to 128 (paddedRows).
+#include "common.cuh"
+#include "group_scale.cuh"
+#include "wgmma.cuh"
+#include "mbarrier.cuh"
+
+#ifndef STAGES
+#define STAGES 4
+#endif
+#ifndef IS_SHIFT
+#define IS_SHIFT 1
+#endif
+#define BT 128                   // tokens per block
+#define BW 128                   // weight rows per block (2 warpgroups x 64)
+#define TILES (BW / 16)          // 16-row weight tiles per block
+#define CONSUMERS 256
+#define X_BYTES (BT * 128)
+#define W_BYTES (TILES * 1024)
+#define S_BYTES (TILES * 64)
+#define STAGE_BYTES (((X_BYTES + W_BYTES + S_BYTES) + 1023) & ~1023)
+// dynamic shared bytes the host must pass: 1024 (alignment slack) + the stages + the barriers
+#define SMEM_BYTES (1024 + STAGES * STAGE_BYTES + STAGES * 16)
+#define OFF_BAR (STAGES * STAGE_BYTES)  // full[s] at +16s, empty[s] at +16s+8
+
+extern "C" __global__ void __launch_bounds__(CONSUMERS + 32, 1)
+w4a8_wgmma_tma(const TmaMap* __restrict__ xmap, const TmaMap* __restrict__ wmap, const TmaMap* __restrict__ smap,
+               const float* __restrict__ ascale, float* __restrict__ y, int M, int N, int K, float post) {
+  extern __shared__ uint4 smem_raw[];
+  const u32 sbase = (smem_u32(smem_raw) + 1023u) & ~1023u;
+  const int tid = threadIdx.x, lane = tid & 31;
+  const int m0 = blockIdx.x * BT, chunks = K >> 7;
+  const u32 bars = sbase + OFF_BAR;
+  if (tid == 0) {
+    for (int s = 0; s < STAGES; ++s) {
+      mbar_init(bars + 16 * s, 1);
+      mbar_init(bars + 16 * s + 8, CONSUMERS / 32);
+    }
+    mbar_init_fence();
+  }
+  __syncthreads();
+
+  if (tid >= CONSUMERS) {  // producer warp: one lane issues the copies
+    if (lane == 0) {
+      const int tile0 = blockIdx.y * TILES;
+      for (int c = 0, s = 0; c < chunks; ++c) {
+        mbar_wait(bars + 16 * s + 8, ((c / STAGES) & 1) ^ 1);  // stage free (passes at once on first use)
+        const u32 st = sbase + s * STAGE_BYTES, full = bars + 16 * s;
+        mbar_arrive_expect_tx(full, X_BYTES + W_BYTES + S_BYTES);
+        tma_load_2d(st, xmap, c * 128, m0, full);
+        tma_load_3d(st + X_BYTES, wmap, 0, 4 * c, tile0, full);
+        tma_load_3d(st + X_BYTES + W_BYTES, smap, 0, (c * 128) / GROUP, tile0, full);
+        s = s + 1 == STAGES ? 0 : s + 1;
+      }
+    }
+    return;
+  }
+
+  const int warp = tid >> 5, gid = lane >> 2;  // warp w (0..7) owns weight tile w of the block
+  int acc[64];
+  tot_t tot[64];
+#pragma unroll
+  for (int i = 0; i < 64; ++i) {
+    acc[i] = 0;
+    tot[i] = 0;
+  }
+  int s = 0;
+#pragma unroll 1
+  for (int c = 0; c < chunks; ++c) {
+    mbar_wait(bars + 16 * s, (c / STAGES) & 1);
+    const u32 st = sbase + s * STAGE_BYTES;
+    const uint4 w01 = lds128(st + X_BYTES + warp * 1024 + lane * 16);
+    const uint4 w23 = lds128(st + X_BYTES + warp * 1024 + 512 + lane * 16);
+    const u32 sc_row = st + X_BYTES + W_BYTES + warp * 64 + gid * 4;
+    const scale_t s0 = bits_as<scale_t>(lds32(sc_row)), s1 = bits_as<scale_t>(lds32(sc_row + 32));
+    u32 a[4][4];
+#pragma unroll
+    for (int ks = 0; ks < 4; ++ks) {
+      const uint4 w = (ks >> 1) ? w23 : w01;
+      const u32 w0 = (ks & 1) ? w.z : w.x, w8 = (ks & 1) ? w.w : w.y;
+      a[ks][0] = lo16(w0);
+      a[ks][1] = lo16(w8);
+      a[ks][2] = hi16(w0);
+      a[ks][3] = hi16(w8);
+#pragma unroll
+      for (int r = 0; r < 4; ++r) asm volatile("" : "+r"(a[ks][r])::"memory");  // built before the wgmma fence
+    }
+    wgmma_fence();
+#pragma unroll
+    for (int ks = 0; ks < 4; ++ks) wgmma_m64n128k32_s8_rs(acc, a[ks][0], a[ks][1], a[ks][2], a[ks][3], desc_sw128(st + ks * 32), ks);
+    wgmma_commit();
+    wgmma_wait<0>();
+    __syncwarp();
+    if (lane == 0) mbar_arrive(bars + 16 * s + 8);
+    fence_regs(acc);
+#pragma unroll
+    for (int i = 0; i < 64; ++i) add_group<IS_SHIFT ? 4 : 0>(tot[i], acc[i], (i & 2) ? s1 : s0);
+    s = s + 1 == STAGES ? 0 : s + 1;
+  }
+  wgmma_store_y_swapped(tot, y, ascale, m0, (blockIdx.y * TILES + warp) * 16, M, N, post);
+}

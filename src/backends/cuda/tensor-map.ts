@@ -1,0 +1,101 @@
+/**
+ * TMA descriptors (CUtensorMap) for the Hopper kernels' cp.async.bulk.tensor loads, encoded by the
+ * driver (cuTensorMapEncodeTiled) and uploaded to device memory (cuMemAlloc is 256-byte aligned); the
+ * kernel takes the map's global address (PTX accepts a tensor map in .param, .const or .global space).
+ */
+import koffi from 'koffi';
+import type { DeviceBuffer } from './buffer.js';
+import type { CudaContext } from './context.js';
+
+/** CUtensorMap is 128 opaque bytes, 64-byte aligned. */
+const MAP_BYTES = 128;
+const MAP_ALIGN = 64;
+
+/** Shared-memory layout the TMA writes a box in: dense, or the 128-byte swizzle of K-major wgmma operands. */
+export type TmaSwizzle = 'none' | 'sw128';
+const SWIZZLE_CODE: Record<TmaSwizzle, number> = { none: 0 /* CU_TENSOR_MAP_SWIZZLE_NONE */, sw128: 3 /* CU_TENSOR_MAP_SWIZZLE_128B */ };
+
+export interface ByteTensor {
+  /** Extent of each dimension, innermost first; dimension 0 is in bytes and contiguous. */
+  readonly dims: readonly number[];
+  /** Byte stride of dimensions 1.. (multiples of 16). */
+  readonly strides: readonly number[];
+  /** Box loaded by one copy, innermost first (≤ 256 per dimension; dimension 0 a multiple of 16 bytes). */
+  readonly box: readonly number[];
+  readonly swizzle: TmaSwizzle;
+}
+
+/**
+ * A map over the uint8 tensor `t` at `buffer`; elements past the end of any dimension read as zeros.
+ * Returns the map in a new device buffer (the caller frees it).
+ */
+export function tensorMapU8(ctx: CudaContext, buffer: DeviceBuffer, t: ByteTensor): DeviceBuffer {
+  const encode = ctx.api.fn.cuTensorMapEncodeTiled;
+  if (!encode) throw new RangeError('this CUDA driver has no cuTensorMapEncodeTiled (needs CUDA 12 or newer)');
+  const rank = t.dims.length;
+  if (rank < 1 || rank > 5 || t.strides.length !== rank - 1 || t.box.length !== rank) throw new RangeError(`tensor map needs 1-5 dims with rank-1 strides and a box per dim, got dims ${t.dims} strides ${t.strides} box ${t.box}`);
+  if (t.strides.some((s) => s % 16 !== 0)) throw new RangeError(`TMA strides must be multiples of 16 bytes, got ${t.strides}`);
+  if ((t.box[0] ?? 0) % 16 !== 0 || t.box.some((b) => b < 1 || b > 256)) throw new RangeError(`TMA box ${t.box} must be 1-256 per dim with a multiple of 16 bytes innermost`);
+  if (t.swizzle === 'sw128' && (t.box[0] ?? 0) > 128) throw new RangeError(`the 128-byte swizzle takes boxes at most 128 bytes wide, got ${t.box[0]}`);
+  const last = t.dims.reduce((end, d, i) => end + (d - 1) * (i === 0 ? 1 : (t.strides[i - 1] ?? 0)), 1);
+  if (last > buffer.bytes) throw new RangeError(`tensor map dims ${t.dims} strides ${t.strides} reach byte ${last} of a ${buffer.bytes} B buffer`);
+  const raw = koffi.alloc('uint8_t', MAP_BYTES + MAP_ALIGN) as unknown as bigint;
+  try {
+    const base = koffi.address(raw);
+    const pad = Number((BigInt(MAP_ALIGN) - (base % BigInt(MAP_ALIGN))) % BigInt(MAP_ALIGN));
+    const code = encode(
+      base + BigInt(pad),
+      0 /* CU_TENSOR_MAP_DATA_TYPE_UINT8 */,
+      rank,
+      BigInt(buffer.address),
+      new BigUint64Array(t.dims.map(BigInt)),
+      new BigUint64Array(t.strides.map(BigInt)),
+      new Uint32Array(t.box),
+      new Uint32Array(rank).fill(1),
+      0 /* CU_TENSOR_MAP_INTERLEAVE_NONE */,
+      SWIZZLE_CODE[t.swizzle],
+      3 /* CU_TENSOR_MAP_L2_PROMOTION_L2_256B */,
+      0 /* CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE: zeros */,
+    ) as number;
+    ctx.api.check(`cuTensorMapEncodeTiled(dims ${t.dims}, strides ${t.strides}, box ${t.box})`, code);
+    return ctx.upload(new Uint8Array(koffi.view(raw as never, MAP_BYTES + MAP_ALIGN), pad, MAP_BYTES).slice());
+  } finally {
+    koffi.free(raw as never);
+  }
+}
+
+/** Whether this driver can encode tensor maps (the TMA kernels need it). */
+export function hasTensorMaps(ctx: CudaContext): boolean {
+  return ctx.api.fn.cuTensorMapEncodeTiled !== undefined;
+}
+
+/** Most maps a context keeps; the least recently used one is freed past it. */
+const CACHE_LIMIT = 1024;
+const caches = new WeakMap<CudaContext, Map<string, DeviceBuffer>>();
+
+/**
+ * tensorMapU8, memoized per context by the map's content (address, size, dims, strides, box, swizzle):
+ * a map describes memory, not a buffer object, so an entry stays right for any buffer later
+ * allocated at the same address. Evicting one synchronizes the context first (a queued kernel
+ * may still read it).
+ */
+export function cachedTensorMapU8(ctx: CudaContext, buffer: DeviceBuffer, t: ByteTensor): DeviceBuffer {
+  let cache = caches.get(ctx);
+  if (!cache) caches.set(ctx, (cache = new Map()));
+  const key = `${buffer.address}|${buffer.bytes}|${t.dims}|${t.strides}|${t.box}|${t.swizzle}`;
+  const hit = cache.get(key);
+  if (hit) {
+    cache.delete(key);
+    cache.set(key, hit);
+    return hit;
+  }
+  const map = tensorMapU8(ctx, buffer, t);
+  cache.set(key, map);
+  if (cache.size > CACHE_LIMIT) {
+    const [oldKey, old] = cache.entries().next().value as [string, DeviceBuffer];
+    ctx.synchronize();
+    old.free();
+    cache.delete(oldKey);
+  }
+  return map;
+}
