@@ -11,9 +11,12 @@ import type { CudaContext } from './context.js';
 const MAP_BYTES = 128;
 const MAP_ALIGN = 64;
 
-/** Shared-memory layout the TMA writes a box in: dense, or the 128-byte swizzle of K-major wgmma operands. */
-export type TmaSwizzle = 'none' | 'sw128';
-const SWIZZLE_CODE: Record<TmaSwizzle, number> = { none: 0 /* CU_TENSOR_MAP_SWIZZLE_NONE */, sw128: 3 /* CU_TENSOR_MAP_SWIZZLE_128B */ };
+/**
+ * Shared-memory layout of a box: dense, or swizzled (16-byte chunk c of each 64- or 128-byte row r
+ * stored at chunk c ^ (r mod 4 or 8), the 128-byte one being the K-major wgmma operand layout).
+ */
+export type TmaSwizzle = 'none' | 'sw64' | 'sw128';
+const SWIZZLE_CODE: Record<TmaSwizzle, number> = { none: 0 /* CU_TENSOR_MAP_SWIZZLE_NONE */, sw64: 2 /* CU_TENSOR_MAP_SWIZZLE_64B */, sw128: 3 /* CU_TENSOR_MAP_SWIZZLE_128B */ };
 
 export interface ByteTensor {
   /** Extent of each dimension, innermost first; dimension 0 is in bytes and contiguous. */
@@ -36,7 +39,8 @@ export function tensorMapU8(ctx: CudaContext, buffer: DeviceBuffer, t: ByteTenso
   if (rank < 1 || rank > 5 || t.strides.length !== rank - 1 || t.box.length !== rank) throw new RangeError(`tensor map needs 1-5 dims with rank-1 strides and a box per dim, got dims ${t.dims} strides ${t.strides} box ${t.box}`);
   if (t.strides.some((s) => s % 16 !== 0)) throw new RangeError(`TMA strides must be multiples of 16 bytes, got ${t.strides}`);
   if ((t.box[0] ?? 0) % 16 !== 0 || t.box.some((b) => b < 1 || b > 256)) throw new RangeError(`TMA box ${t.box} must be 1-256 per dim with a multiple of 16 bytes innermost`);
-  if (t.swizzle === 'sw128' && (t.box[0] ?? 0) > 128) throw new RangeError(`the 128-byte swizzle takes boxes at most 128 bytes wide, got ${t.box[0]}`);
+  const span = { none: Infinity, sw64: 64, sw128: 128 }[t.swizzle];
+  if ((t.box[0] ?? 0) > span) throw new RangeError(`the ${t.swizzle} swizzle takes boxes at most ${span} bytes wide, got ${t.box[0]}`);
   const last = t.dims.reduce((end, d, i) => end + (d - 1) * (i === 0 ? 1 : (t.strides[i - 1] ?? 0)), 1);
   if (last > buffer.bytes) throw new RangeError(`tensor map dims ${t.dims} strides ${t.strides} reach byte ${last} of a ${buffer.bytes} B buffer`);
   const raw = koffi.alloc('uint8_t', MAP_BYTES + MAP_ALIGN) as unknown as bigint;

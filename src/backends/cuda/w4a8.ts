@@ -10,7 +10,7 @@
  * All take int8 activations xq [M, K] with per-token scales a [M] and write y [M, N] f32.
  */
 import type { DeviceBuffer } from './buffer.js';
-import type { CudaContext } from './context.js';
+import type { CudaContext, KernelArg } from './context.js';
 import { getKernel } from './kernel-cache.js';
 import { paddedRows, repackW4A8, type RepackedW4A8 } from './repack.js';
 import { cachedTensorMapU8, hasTensorMaps } from './tensor-map.js';
@@ -75,7 +75,7 @@ export function wgmmaRsSharedBytes(stages: number): number {
 /** Dynamic shared memory of the TMA-fed kernel (mirrors SMEM_BYTES in w4a8_wgmma_tma.cu). */
 export function wgmmaTmaSharedBytes(stages: number): number {
   const stage = Math.ceil((128 * 128 + 8 * 1024 + 8 * 64) / 1024) * 1024;
-  return 1024 + stages * (stage + 16);
+  return 1024 + stages * (stage + 16) + 8 * 8192;
 }
 
 /** Dynamic shared memory of the wgmma kernel (mirrors SMEM_BYTES in w4a8_wgmma.cu). */
@@ -132,9 +132,10 @@ export function w4a8Linear(
   } else if (config.kind === 'wgmma-tma') {
     if (!ctx.arch.startsWith('sm_90')) throw new RangeError(`the wgmma kernel needs sm_90a (device is ${ctx.arch})`);
     const smem = wgmmaTmaSharedBytes(config.STAGES);
+    if (smem > ctx.info.maxSharedPerBlockOptin) throw new RangeError(`wgmma-tma with ${config.STAGES} stages needs ${smem} B of shared memory, the device allows ${ctx.info.maxSharedPerBlockOptin}`);
     const fn = getKernel(ctx, 'w4a8_wgmma_tma.cu', 'w4a8_wgmma_tma', { ...common, STAGES: config.STAGES }, smem);
-    const [xmap, wmap, smap] = w4a8TensorMaps(ctx, layer, xq);
-    ctx.launch(fn, [Math.ceil(M / 128), Math.ceil(N / 128)], [288], [xmap, wmap, smap, a, y, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }], smem);
+    const [xmap, wmap, smap, ymap] = w4a8TensorMaps(ctx, layer, xq, y, M);
+    ctx.launch(fn, [Math.ceil(M / 128), Math.ceil(N / 128)], [288], [xmap, wmap, smap, a, y, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }, ymap], smem);
   } else if (config.kind === 'wgmma-rs') {
     if (!ctx.arch.startsWith('sm_90')) throw new RangeError(`the wgmma kernel needs sm_90a (device is ${ctx.arch})`);
     const smem = wgmmaRsSharedBytes(config.STAGES);
@@ -154,17 +155,19 @@ export function w4a8Linear(
 }
 
 /**
- * The three TMA maps of w4a8_wgmma_tma (layouts in its header): xq as [rows][K] bytes with every
- * whole row the buffer holds (rows past M are read but only feed outputs that are never stored, so
- * one map serves every M), weights as [tiles][K/32][256 B], scales as [tiles][K/G][64 B].
+ * The TMA maps of w4a8_wgmma_tma (layouts in its header): xq as [rows][K] bytes with every whole
+ * row the buffer holds (rows past M are read but only feed outputs that are never stored, so one
+ * map serves every M), weights as [tiles][K/32][256 B], scales as [tiles][K/G][64 B], and y as
+ * [M][N*4 B] when N % 4 == 0 (TMA rows are multiples of 16 bytes; else a null map: direct stores).
  */
-function w4a8TensorMaps(ctx: CudaContext, layer: W4A8Layer, xq: DeviceBuffer): [DeviceBuffer, DeviceBuffer, DeviceBuffer] {
-  const { k: K, groupSize: G } = layer;
-  const tiles = paddedRows(layer.n) / 16;
+function w4a8TensorMaps(ctx: CudaContext, layer: W4A8Layer, xq: DeviceBuffer, y: DeviceBuffer, M: number): [DeviceBuffer, DeviceBuffer, DeviceBuffer, KernelArg] {
+  const { n: N, k: K, groupSize: G } = layer;
+  const tiles = paddedRows(N) / 16;
   return [
     cachedTensorMapU8(ctx, xq, { dims: [K, Math.floor(xq.bytes / K)], strides: [K], box: [128, 128], swizzle: 'sw128' }),
     cachedTensorMapU8(ctx, layer.weights, { dims: [256, K / 32, tiles], strides: [256, K * 8], box: [256, 4, 8], swizzle: 'none' }),
     cachedTensorMapU8(ctx, layer.scales, { dims: [64, K / G, tiles], strides: [64, (K / G) * 64], box: [64, 1, 8], swizzle: 'none' }),
+    N % 4 === 0 ? cachedTensorMapU8(ctx, y, { dims: [N * 4, M], strides: [N * 4], box: [64, 128], swizzle: 'sw64' }) : { u64: 0 },
   ];
 }
 

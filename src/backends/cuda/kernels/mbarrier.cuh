@@ -1,4 +1,4 @@
-// Shared-memory mbarriers and Hopper TMA (cp.async.bulk.tensor) loads, CTA scope (sm_90).
+// Shared-memory mbarriers and Hopper TMA (cp.async.bulk.tensor) loads and stores, CTA scope (sm_90).
 //   A barrier is 8 bytes of shared memory; phase u of it completes when `count` arrivals (and, with
 //   expect_tx, that many transaction bytes) have landed; waiters pass parity u & 1.
 //   TmaMap is the driver's 128-byte CUtensorMap (tensor-map.ts), read from global memory.
@@ -27,4 +27,12 @@ __device__ __forceinline__ void tma_load_2d(u32 dst, const TmaMap* map, int x, i
 __device__ __forceinline__ void tma_load_3d(u32 dst, const TmaMap* map, int x, int y, int z, u32 bar) {
   asm volatile("cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];\n"
                ::"r"(dst), "l"(map), "r"(x), "r"(y), "r"(z), "r"(bar) : "memory");
+}
+
+// The box of `map` at (x, y) from shared src, as one bulk group; returns once src has been read
+// (the global writes finish on their own). The caller fences its shared writes first (fence_proxy_async).
+__device__ __forceinline__ void tma_store_2d(const TmaMap* map, int x, int y, u32 src) {
+  asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%0, {%1, %2}], [%3];\n" ::"l"(map), "r"(x), "r"(y), "r"(src) : "memory");
+  asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+  asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
 }

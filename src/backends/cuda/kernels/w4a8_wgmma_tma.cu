@@ -25,6 +25,11 @@
 // Per chunk a consumer warp: wait full, 2 LDS.128 + 2 LDS.32, A from lo16/hi16, 4 wgmma (first
 // with scale-d = 0), wait_group 0, arrive empty, group epilogue into tot. The two warpgroups are
 // not synchronized, so one's epilogue overlaps the other's wgmmas.
+// Output: with ymap (y as [M][N*4 bytes], box {64 B, 128 rows}, 64-byte swizzle; needs N % 4 == 0)
+// each warp writes its 128 tokens x 16 rows of y into its own 8 KB slot after the stages (row m at
+// m*64, 16-byte chunk c at c ^ ((m>>1)&3): 2-way bank conflicts instead of 4) and one TMA store
+// writes the slot (rows >= M and columns >= N clipped): +2-6% over direct stores at M = 4096
+// (docs/cuda-notes.md). Without ymap (ymap == 0), direct 4-byte stores.
 // Block: 2 consumer warpgroups + 1 producer warp (288 threads), tile 128 weight rows x 128 tokens.
 // grid.x = token tiles (fastest: consecutive blocks share a weight tile in L2), grid.y = weight tiles.
 // Requires K % 128 == 0, GROUP % 128 == 0, GROUP | K, rows padded to 128 (paddedRows).
@@ -47,13 +52,15 @@
 #define W_BYTES (TILES * 1024)
 #define S_BYTES (TILES * 64)
 #define STAGE_BYTES (((X_BYTES + W_BYTES + S_BYTES) + 1023) & ~1023)
-// dynamic shared bytes the host must pass: 1024 (alignment slack) + the stages + the barriers
-#define SMEM_BYTES (1024 + STAGES * STAGE_BYTES + STAGES * 16)
-#define OFF_BAR (STAGES * STAGE_BYTES)  // full[s] at +16s, empty[s] at +16s+8
+#define OUT_SLOT 8192                   // one warp's 128 x 16 f32 outputs
+// dynamic shared bytes the host must pass: 1024 (alignment slack) + stages + output slots + barriers
+#define SMEM_BYTES (1024 + STAGES * STAGE_BYTES + 8 * OUT_SLOT + STAGES * 16)
+#define OFF_OUT (STAGES * STAGE_BYTES)
+#define OFF_BAR (OFF_OUT + 8 * OUT_SLOT)  // full[s] at +16s, empty[s] at +16s+8
 
 extern "C" __global__ void __launch_bounds__(CONSUMERS + 32, 1)
 w4a8_wgmma_tma(const TmaMap* __restrict__ xmap, const TmaMap* __restrict__ wmap, const TmaMap* __restrict__ smap,
-               const float* __restrict__ ascale, float* __restrict__ y, int M, int N, int K, float post) {
+               const float* __restrict__ ascale, float* __restrict__ y, int M, int N, int K, float post, const TmaMap* __restrict__ ymap) {
   extern __shared__ uint4 smem_raw[];
   const u32 sbase = (smem_u32(smem_raw) + 1023u) & ~1023u;
   const int tid = threadIdx.x, lane = tid & 31;
@@ -125,5 +132,28 @@ w4a8_wgmma_tma(const TmaMap* __restrict__ xmap, const TmaMap* __restrict__ wmap,
     for (int i = 0; i < 64; ++i) add_group<IS_SHIFT ? 4 : 0>(tot[i], acc[i], (i & 2) ? s1 : s0);
     s = s + 1 == STAGES ? 0 : s + 1;
   }
-  wgmma_store_y_swapped(tot, y, ascale, m0, (blockIdx.y * TILES + warp) * 16, M, N, post);
+  const int n0 = (blockIdx.y * TILES + warp) * 16;
+  if (!ymap) {
+    wgmma_store_y_swapped(tot, y, ascale, m0, n0, M, N, post);
+    return;
+  }
+  const int tig = lane & 3;
+  const u32 slot = sbase + OFF_OUT + warp * OUT_SLOT;
+#pragma unroll
+  for (int j = 0; j < 16; ++j) {
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const int m = 8 * j + 2 * tig + e;
+      const float a = m0 + m < M ? __ldg(ascale + m0 + m) : 0.f;
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int n = gid + 8 * h;
+        sts32(slot + m * 64 + (((n >> 2) ^ ((m >> 1) & 3)) << 4) + ((n & 3) << 2), out_scale(tot[4 * j + 2 * h + e], a, post));
+      }
+    }
+  }
+  fence_proxy_async();
+  __syncwarp();
+  if (lane == 0) tma_store_2d(ymap, n0 * 4, m0, slot);
+  __syncwarp();
 }
