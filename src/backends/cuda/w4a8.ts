@@ -123,6 +123,7 @@ export function w4a8Linear(
   if (xq.bytes < M * K || a.bytes < M * 4 || y.bytes < M * N * 4) throw new RangeError(`w4a8Linear: buffers too small for M=${M}, N=${N}, K=${K}`);
   const common = { GROUP: layer.groupSize, SCALE_INT: layer.scale === 'int' ? 1 : 0, IS_SHIFT: layer.isShift ? 1 : 0 };
   const args = [layer.weights, layer.scales, xq, a, y, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }] as const;
+  if (config.kind.startsWith('wgmma') && !ctx.arch.startsWith('sm_90')) throw new RangeError(`the wgmma kernel needs sm_90a (device is ${ctx.arch})`);
   if (config.kind === 'decode') {
     if (M > 8 * config.MT) throw new RangeError(`decode config MT=${config.MT} serves M <= ${8 * config.MT}, got ${M}`);
     const fn = getKernel(ctx, 'w4a8_decode.cu', 'w4a8_decode', { ...common, MT: config.MT, NTW: config.NTW, WK: config.WK });
@@ -130,19 +131,16 @@ export function w4a8Linear(
     if (blocks * config.NTW * 16 > paddedRows(N)) throw new RangeError('decode tiles exceed the padded rows');
     ctx.launch(fn, [blocks], [config.WK * 32], args);
   } else if (config.kind === 'wgmma-tma') {
-    if (!ctx.arch.startsWith('sm_90')) throw new RangeError(`the wgmma kernel needs sm_90a (device is ${ctx.arch})`);
     const smem = wgmmaTmaSharedBytes(config.STAGES);
     if (smem > ctx.info.maxSharedPerBlockOptin) throw new RangeError(`wgmma-tma with ${config.STAGES} stages needs ${smem} B of shared memory, the device allows ${ctx.info.maxSharedPerBlockOptin}`);
     const fn = getKernel(ctx, 'w4a8_wgmma_tma.cu', 'w4a8_wgmma_tma', { ...common, STAGES: config.STAGES }, smem);
     const [xmap, wmap, smap, ymap] = w4a8TensorMaps(ctx, layer, xq, y, M);
     ctx.launch(fn, [Math.ceil(M / 128), Math.ceil(N / 128)], [288], [xmap, wmap, smap, a, y, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }, ymap], smem);
   } else if (config.kind === 'wgmma-rs') {
-    if (!ctx.arch.startsWith('sm_90')) throw new RangeError(`the wgmma kernel needs sm_90a (device is ${ctx.arch})`);
     const smem = wgmmaRsSharedBytes(config.STAGES);
     const fn = getKernel(ctx, 'w4a8_wgmma_rs.cu', 'w4a8_wgmma_rs', { ...common, WGS: config.WGS, STAGES: config.STAGES, MINB: config.MINB }, smem);
     ctx.launch(fn, [Math.ceil(M / 128), Math.ceil(N / (64 * config.WGS))], [128 * config.WGS], args, smem);
   } else if (config.kind === 'wgmma') {
-    if (!ctx.arch.startsWith('sm_90')) throw new RangeError(`the wgmma kernel needs sm_90a (device is ${ctx.arch})`);
     const smem = wgmmaSharedBytes(config.WGS, config.STAGES);
     const fn = getKernel(ctx, 'w4a8_wgmma.cu', 'w4a8_wgmma', { ...common, WGS: config.WGS, STAGES: config.STAGES }, smem);
     ctx.launch(fn, [Math.ceil(M / (64 * config.WGS)), Math.ceil(N / 128)], [128 * config.WGS], args, smem);
