@@ -5,11 +5,13 @@
  * spin-queued launches, 3 warm-ups + 2 x 20 samples per variant (scripts/gpu/cuda-ncu.sh counts on
  * that), median, inputs rotated > 2.5x L2, random data. Usage:
  *   node dist/bench/cuda-prefill.js [--out DIR] [--ms 128,...,4096] [--shapes KxN,...] [--wgmma WGS:STAGES,...]
- *     [--rs WGS:STAGES,...] [--tma STAGES,...] [--no-mma]   (--rs: the register-A wgmma kernel
- *     w4a8_wgmma_rs, --tma: the same MMA fed by TMA, w4a8_wgmma_tma; '' for none)
+ *     [--rs WGS:STAGES,...] [--tma STAGES,...] [--no-mma] [--f16]   (--rs: the register-A wgmma kernel
+ *     w4a8_wgmma_rs, --tma: the same MMA fed by TMA, w4a8_wgmma_tma; '' for none; --f16: also IS and
+ *     FS with f16 output, as cuBLAS writes)
  */
 import { paddedRows } from '../src/backends/cuda/repack.js';
 import { w4a8Linear, type W4A8Config } from '../src/backends/cuda/w4a8.js';
+import type { OutputFormat } from '../src/backends/cuda/output.js';
 import {
   BenchLog, CudaBench, DEFAULT_SHAPES, DeviceInputs, Seeds, activations, benchOptions, copiesFor, fp16Copies, fp16Gemm, quantCopies,
   w4a8Layer,
@@ -23,6 +25,7 @@ const pairs = (v: string): [1 | 2, number][] => v.split(',').filter(Boolean).map
 const WG = pairs(o.value('wgmma') ?? '2:4,1:3,1:4');
 const RS = pairs(o.value('rs') ?? '2:4');
 const TMA = (o.value('tma') ?? '4').split(',').filter(Boolean).map(Number);
+const OUTS: OutputFormat[] = o.flag('f16') ? ['f32', 'f16'] : ['f32'];
 const bench = new CudaBench('bench/cuda-prefill');
 const { ctx, cublas, timer } = bench;
 const SAMPLES = 20;
@@ -48,9 +51,12 @@ for (const [K, N] of SHAPES) {
     const fp16 = timer.time(fp16Gemm(cublas, w16, act, M, N, K), SAMPLES).us;
     let line = `K=${K} N=${N} M=${String(M).padStart(4)} fp16 ${fp16.toFixed(1).padStart(7)} µs (${(ops / fp16 / 1e6).toFixed(0)} TFLOPS)`;
     for (const [name, cfg] of cfgs) {
-      const t: Record<string, number> = {};
-      for (const v of ['is', 'is-shift', 'fs'] as const) t[v] = timer.time((i) => w4a8Linear(ctx, w4a8Layer(w4, N, K, 128, v, i), xq, a, act.y, M, cfg), SAMPLES).us;
-      line += ` | ${name}: IS ${t.is!.toFixed(1)} (${(ops / t.is! / 1e6).toFixed(0)} TOPS, ${(fp16 / t.is!).toFixed(2)}x) IS-sh ${t['is-shift']!.toFixed(1)} FS ${t.fs!.toFixed(1)} (${(fp16 / t.fs!).toFixed(2)}x) FS/IS ${(t.fs! / t.is!).toFixed(3)}`;
+      for (const out of OUTS) {
+        const y = out === 'f16' ? act.y16 : act.y;
+        const t: Record<string, number> = {};
+        for (const v of ['is', 'is-shift', 'fs'] as const) t[v] = timer.time((i) => w4a8Linear(ctx, w4a8Layer(w4, N, K, 128, v, i), xq, a, y, M, cfg, out), SAMPLES).us;
+        line += ` | ${name} ${out}: IS ${t.is!.toFixed(1)} (${(ops / t.is! / 1e6).toFixed(0)} TOPS, ${(fp16 / t.is!).toFixed(2)}x) IS-sh ${t['is-shift']!.toFixed(1)} FS ${t.fs!.toFixed(1)} (${(fp16 / t.fs!).toFixed(2)}x) FS/IS ${(t.fs! / t.is!).toFixed(3)}`;
+      }
     }
     log.line(line);
     acts.free();

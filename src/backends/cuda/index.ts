@@ -6,6 +6,7 @@ export { CublasError, Cublas } from './cublas.js';
 export { DeviceBuffer } from './buffer.js';
 export { CudaContext, type DeviceInfo, type KernelArg } from './context.js';
 export { getKernel, kernelsDir } from './kernel-cache.js';
+export { outputBytes, type OutputFormat } from './output.js';
 export { repackW4A8, repackW4, repackScales, intScaleBound, paddedRows } from './repack.js';
 export { uploadW4A8, freeW4A8, w4a8Linear, chooseW4A8Config, activationOrder, quantizeActivationsCuda, type W4A8Layer, type W4A8Config, type ActivationOrder } from './w4a8.js';
 export { uploadW8A8, freeW8A8, w8a8Linear, chooseW8A8Config, repackW8A8, intScaleBoundW8, type W8A8Layer, type W8A8Config } from './w8a8.js';

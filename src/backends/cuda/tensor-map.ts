@@ -12,11 +12,12 @@ const MAP_BYTES = 128;
 const MAP_ALIGN = 64;
 
 /**
- * Shared-memory layout of a box: dense, or swizzled (16-byte chunk c of each 64- or 128-byte row r
- * stored at chunk c ^ (r mod 4 or 8), the 128-byte one being the K-major wgmma operand layout).
+ * Shared-memory layout of a box: dense, or swizzled with span S = 32, 64 or 128 bytes (the box is at
+ * most S wide; 16-byte chunk c at byte address A is stored at chunk c ^ ((A / 128) mod S/16), the
+ * 128-byte one being the K-major wgmma operand layout).
  */
-export type TmaSwizzle = 'none' | 'sw64' | 'sw128';
-const SWIZZLE_CODE: Record<TmaSwizzle, number> = { none: 0 /* CU_TENSOR_MAP_SWIZZLE_NONE */, sw64: 2 /* CU_TENSOR_MAP_SWIZZLE_64B */, sw128: 3 /* CU_TENSOR_MAP_SWIZZLE_128B */ };
+export type TmaSwizzle = 'none' | 'sw32' | 'sw64' | 'sw128';
+const SWIZZLE_CODE: Record<TmaSwizzle, number> = { none: 0 /* CU_TENSOR_MAP_SWIZZLE_NONE */, sw32: 1 /* CU_TENSOR_MAP_SWIZZLE_32B */, sw64: 2 /* CU_TENSOR_MAP_SWIZZLE_64B */, sw128: 3 /* CU_TENSOR_MAP_SWIZZLE_128B */ };
 
 export interface ByteTensor {
   /** Extent of each dimension, innermost first; dimension 0 is in bytes and contiguous. */
@@ -39,7 +40,7 @@ export function tensorMapU8(ctx: CudaContext, buffer: DeviceBuffer, t: ByteTenso
   if (rank < 1 || rank > 5 || t.strides.length !== rank - 1 || t.box.length !== rank) throw new RangeError(`tensor map needs 1-5 dims with rank-1 strides and a box per dim, got dims ${t.dims} strides ${t.strides} box ${t.box}`);
   if (t.strides.some((s) => s % 16 !== 0)) throw new RangeError(`TMA strides must be multiples of 16 bytes, got ${t.strides}`);
   if ((t.box[0] ?? 0) % 16 !== 0 || t.box.some((b) => b < 1 || b > 256)) throw new RangeError(`TMA box ${t.box} must be 1-256 per dim with a multiple of 16 bytes innermost`);
-  const span = { none: Infinity, sw64: 64, sw128: 128 }[t.swizzle];
+  const span = { none: Infinity, sw32: 32, sw64: 64, sw128: 128 }[t.swizzle];
   if ((t.box[0] ?? 0) > span) throw new RangeError(`the ${t.swizzle} swizzle takes boxes at most ${span} bytes wide, got ${t.box[0]}`);
   const last = t.dims.reduce((end, d, i) => end + (d - 1) * (i === 0 ? 1 : (t.strides[i - 1] ?? 0)), 1);
   if (last > buffer.bytes) throw new RangeError(`tensor map dims ${t.dims} strides ${t.strides} reach byte ${last} of a ${buffer.bytes} B buffer`);

@@ -1,12 +1,13 @@
 /**
  * W4A16 (weight-only, Marlin-like) linear layers on the GPU, decode shapes (M <= 64): fp16
  * activations x [M, K], int4 weights (the same repacked buffer as W4A8) dequantized in registers
- * with fp16 group scales, fp32 accumulation, y [M, N] f32. Kernel: kernels/w4a16_decode.cu.
+ * with fp16 group scales, fp32 accumulation, y [M, N] f32 or f16. Kernel: kernels/w4a16_decode.cu.
  * No GEMM for large M (not built).
  */
 import type { DeviceBuffer } from './buffer.js';
 import type { CudaContext } from './context.js';
 import { getKernel } from './kernel-cache.js';
+import { outputBytes, outputDefines, type OutputFormat } from './output.js';
 import { checkW4A8Shape, paddedRows, repackScales, repackW4 } from './repack.js';
 import type { QuantizedLinear } from '../../quant/types.js';
 
@@ -109,7 +110,7 @@ export function chooseW4A16Config(M: number, n: number, _k: number): W4A16Config
   return { MT: M <= 32 ? 4 : 8, NTW: 1, WK: 8 };
 }
 
-/** y[M, N] (f32) = x16[M, K] · (q·s16)ᵀ on ctx's stream (asynchronous); x16 holds binary16 values. */
+/** y[M, N] = x16[M, K] · (q·s16)ᵀ on ctx's stream (asynchronous), y as `out` (f32 or f16); x16 holds binary16 values. */
 export function w4a16Linear(
   ctx: CudaContext,
   layer: W4A16Layer,
@@ -117,11 +118,12 @@ export function w4a16Linear(
   y: DeviceBuffer,
   M: number,
   config: W4A16Config = chooseW4A16Config(M, layer.n, layer.k),
+  out: OutputFormat = 'f32',
 ): void {
   const { n: N, k: K } = layer;
-  if (x16.bytes < M * K * 2 || y.bytes < M * N * 4) throw new RangeError(`w4a16Linear: buffers too small for M=${M}, N=${N}, K=${K}`);
+  if (x16.bytes < M * K * 2 || y.bytes < M * N * outputBytes(out)) throw new RangeError(`w4a16Linear: buffers too small for M=${M}, N=${N}, K=${K} (${out} output)`);
   if (M > 8 * config.MT) throw new RangeError(`W4A16 config MT=${config.MT} serves M <= ${8 * config.MT}, got ${M}`);
-  const fn = getKernel(ctx, 'w4a16_decode.cu', 'w4a16_decode', { GROUP: layer.groupSize, MT: config.MT, NTW: config.NTW, WK: config.WK });
+  const fn = getKernel(ctx, 'w4a16_decode.cu', 'w4a16_decode', { GROUP: layer.groupSize, MT: config.MT, NTW: config.NTW, WK: config.WK, ...outputDefines(out) });
   const blocks = Math.ceil(Math.ceil(N / 16) / config.NTW);
   if (blocks * config.NTW * 16 > paddedRows(N)) throw new RangeError('decode tiles exceed the padded rows');
   ctx.launch(fn, [blocks], [config.WK * 32], [layer.weights, layer.scales, x16, y, { i32: M }, { i32: N }, { i32: K }]);

@@ -7,13 +7,15 @@
  *                      tensor maps), w4a8_wgmma_rs (the same MMA with cp.async and register loads)
  *                      or w4a8_wgmma (s8 operands from swizzled shared memory); the first two
  *                      read the activations in fragment order (see activationOrder)
- * All take int8 activations xq [M, K] with per-token scales a [M] and write y [M, N] f32.
+ * All take int8 activations xq [M, K] with per-token scales a [M] and write y [M, N] as f32 or f16
+ * (OutputFormat).
  */
 import type { DeviceBuffer } from './buffer.js';
 import type { CudaContext, KernelArg } from './context.js';
 import { getKernel } from './kernel-cache.js';
 import { paddedRows, repackW4A8, type RepackedW4A8 } from './repack.js';
 import { cachedTensorMapU8, hasTensorMaps } from './tensor-map.js';
+import { outputBytes, outputDefines, type OutputFormat } from './output.js';
 import type { QuantizedLinear } from '../../quant/types.js';
 
 export interface W4A8Layer {
@@ -107,8 +109,9 @@ export function chooseW4A8Config(M: number, n: number, k: number, wgmma = true, 
 }
 
 /**
- * y[M, N] = dequant(xq, a) · W'ᵀ on ctx's stream (asynchronous). xq must be in the k order of
- * activationOrder(config) (quantizeActivationsCuda(..., activationOrder(config)) writes it so).
+ * y[M, N] = dequant(xq, a) · W'ᵀ on ctx's stream (asynchronous), y as `out` (f32 or f16). xq must be
+ * in the k order of activationOrder(config) (quantizeActivationsCuda(..., activationOrder(config))
+ * writes it so).
  */
 export function w4a8Linear(
   ctx: CudaContext,
@@ -118,10 +121,11 @@ export function w4a8Linear(
   y: DeviceBuffer,
   M: number,
   config: W4A8Config = chooseW4A8Config(M, layer.n, layer.k, ctx.arch === 'sm_90a', hasTensorMaps(ctx)),
+  out: OutputFormat = 'f32',
 ): void {
   const { n: N, k: K } = layer;
-  if (xq.bytes < M * K || a.bytes < M * 4 || y.bytes < M * N * 4) throw new RangeError(`w4a8Linear: buffers too small for M=${M}, N=${N}, K=${K}`);
-  const common = { GROUP: layer.groupSize, SCALE_INT: layer.scale === 'int' ? 1 : 0, IS_SHIFT: layer.isShift ? 1 : 0 };
+  if (xq.bytes < M * K || a.bytes < M * 4 || y.bytes < M * N * outputBytes(out)) throw new RangeError(`w4a8Linear: buffers too small for M=${M}, N=${N}, K=${K} (${out} output)`);
+  const common = { GROUP: layer.groupSize, SCALE_INT: layer.scale === 'int' ? 1 : 0, IS_SHIFT: layer.isShift ? 1 : 0, ...outputDefines(out) };
   const args = [layer.weights, layer.scales, xq, a, y, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }] as const;
   if (config.kind.startsWith('wgmma') && !ctx.arch.startsWith('sm_90')) throw new RangeError(`the wgmma kernel needs sm_90a (device is ${ctx.arch})`);
   if (config.kind === 'decode') {
@@ -134,7 +138,7 @@ export function w4a8Linear(
     const smem = wgmmaTmaSharedBytes(config.STAGES);
     if (smem > ctx.info.maxSharedPerBlockOptin) throw new RangeError(`wgmma-tma with ${config.STAGES} stages needs ${smem} B of shared memory, the device allows ${ctx.info.maxSharedPerBlockOptin}`);
     const fn = getKernel(ctx, 'w4a8_wgmma_tma.cu', 'w4a8_wgmma_tma', { ...common, STAGES: config.STAGES }, smem);
-    const [xmap, wmap, smap, ymap] = w4a8TensorMaps(ctx, layer, xq, y, M);
+    const [xmap, wmap, smap, ymap] = w4a8TensorMaps(ctx, layer, xq, y, M, outputBytes(out));
     ctx.launch(fn, [Math.ceil(M / 128), Math.ceil(N / 128)], [288], [xmap, wmap, smap, a, y, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }, ymap], smem);
   } else if (config.kind === 'wgmma-rs') {
     const smem = wgmmaRsSharedBytes(config.STAGES);
@@ -156,16 +160,17 @@ export function w4a8Linear(
  * The TMA maps of w4a8_wgmma_tma (layouts in its header): xq as [rows][K] bytes with every whole
  * row the buffer holds (rows past M are read but only feed outputs that are never stored, so one
  * map serves every M), weights as [tiles][K/32][256 B], scales as [tiles][K/G][64 B], and y as
- * [M][N*4 B] when N % 4 == 0 (TMA rows are multiples of 16 bytes; else a null map: direct stores).
+ * [M][N*B bytes] (B = 4 for f32, 2 for f16; a warp's 16 columns are one 64- or 32-byte swizzled box
+ * row) when N*B % 16 == 0 (TMA rows are multiples of 16 bytes; else a null map: direct stores).
  */
-function w4a8TensorMaps(ctx: CudaContext, layer: W4A8Layer, xq: DeviceBuffer, y: DeviceBuffer, M: number): [DeviceBuffer, DeviceBuffer, DeviceBuffer, KernelArg] {
+function w4a8TensorMaps(ctx: CudaContext, layer: W4A8Layer, xq: DeviceBuffer, y: DeviceBuffer, M: number, B: number): [DeviceBuffer, DeviceBuffer, DeviceBuffer, KernelArg] {
   const { n: N, k: K, groupSize: G } = layer;
   const tiles = paddedRows(N) / 16;
   return [
     cachedTensorMapU8(ctx, xq, { dims: [K, Math.floor(xq.bytes / K)], strides: [K], box: [128, 128], swizzle: 'sw128' }),
     cachedTensorMapU8(ctx, layer.weights, { dims: [256, K / 32, tiles], strides: [256, K * 8], box: [256, 4, 8], swizzle: 'none' }),
     cachedTensorMapU8(ctx, layer.scales, { dims: [64, K / G, tiles], strides: [64, (K / G) * 64], box: [64, 1, 8], swizzle: 'none' }),
-    N % 4 === 0 ? cachedTensorMapU8(ctx, y, { dims: [N * 4, M], strides: [N * 4], box: [64, 128], swizzle: 'sw64' }) : { u64: 0 },
+    (N * B) % 16 === 0 ? cachedTensorMapU8(ctx, y, { dims: [N * B, M], strides: [N * B], box: [16 * B, 128], swizzle: B === 4 ? 'sw64' : 'sw32' }) : { u64: 0 },
   ];
 }
 

@@ -3,7 +3,7 @@
  * beyond zero row padding) with integer or float group scales, int8 activations.
  *   M <= 32 (or no sm_90a): w8a8_decode (weights streamed once, swapped-operand mma.sync)
  *   larger M on sm_90a:     w8a8_wgmma (both operands cp.async'd straight into swizzled smem)
- * Both take xq [M, K] int8 with per-token scales a [M] and write y [M, N] f32.
+ * Both take xq [M, K] int8 with per-token scales a [M] and write y [M, N] f32 or f16 (OutputFormat).
  * Integer scales use the plain epilogue (T += acc·S in int32): the layer must satisfy
  * 127·128·G·max_n Σ_g S[n,g] < 2^31, which the CPU quantizer's 'safe' α policy guarantees;
  * upload refuses a layer that does not.
@@ -11,6 +11,7 @@
 import type { DeviceBuffer } from './buffer.js';
 import type { CudaContext } from './context.js';
 import { getKernel } from './kernel-cache.js';
+import { outputBytes, outputDefines, type OutputFormat } from './output.js';
 import { paddedRows, repackScales } from './repack.js';
 import type { QuantizedLinear } from '../../quant/types.js';
 
@@ -109,7 +110,7 @@ export function chooseW8A8Config(M: number, _n: number, _k: number, wgmma = true
   return { kind: 'wgmma', WGS: 1, STAGES: 3 };
 }
 
-/** y[M, N] = dequant(xq, a) · W'ᵀ on ctx's stream (asynchronous). */
+/** y[M, N] = dequant(xq, a) · W'ᵀ on ctx's stream (asynchronous), y as `out` (f32 or f16). */
 export function w8a8Linear(
   ctx: CudaContext,
   layer: W8A8Layer,
@@ -118,10 +119,11 @@ export function w8a8Linear(
   y: DeviceBuffer,
   M: number,
   config: W8A8Config = chooseW8A8Config(M, layer.n, layer.k, ctx.arch === 'sm_90a'),
+  out: OutputFormat = 'f32',
 ): void {
   const { n: N, k: K } = layer;
-  if (xq.bytes < M * K || a.bytes < M * 4 || y.bytes < M * N * 4) throw new RangeError(`w8a8Linear: buffers too small for M=${M}, N=${N}, K=${K}`);
-  const common = { GROUP: layer.groupSize, SCALE_INT: layer.scale === 'int' ? 1 : 0 };
+  if (xq.bytes < M * K || a.bytes < M * 4 || y.bytes < M * N * outputBytes(out)) throw new RangeError(`w8a8Linear: buffers too small for M=${M}, N=${N}, K=${K} (${out} output)`);
+  const common = { GROUP: layer.groupSize, SCALE_INT: layer.scale === 'int' ? 1 : 0, ...outputDefines(out) };
   const args = [layer.weights, layer.scales, xq, a, y, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }] as const;
   if (config.kind === 'decode') {
     if (M > 8 * config.MT) throw new RangeError(`decode config MT=${config.MT} serves M <= ${8 * config.MT}, got ${M}`);

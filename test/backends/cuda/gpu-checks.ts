@@ -1,24 +1,40 @@
 /**
- * What the GPU correctness tests share: one kernel run into a NaN-poisoned output, the bit-exact
- * comparison of integer paths, and the float-scale tolerance (chunk-term magnitude).
+ * What the GPU correctness tests share: one kernel run into a NaN-poisoned output (f32 or f16), the
+ * bit-exact comparison of integer paths, f16 rounding of an expected f32 output, and the float-scale
+ * tolerance (chunk-term magnitude).
  */
 import assert from 'node:assert/strict';
 import type { DeviceBuffer } from '../../../src/backends/cuda/buffer.js';
 import type { CudaContext } from '../../../src/backends/cuda/context.js';
 import { groupAccumulators } from '../../../src/backends/cpu/int-linear-reference.js';
+import { outputBytes, type OutputFormat } from '../../../src/backends/cuda/output.js';
+import { f16ToF32, f32ToF16 } from '../../../src/io/dtype.js';
 import type { QuantizedLinear } from '../../../src/quant/types.js';
 
-/** Allocates a [count] f32 output poisoned with NaN bytes, runs `launch` into it, returns what it wrote. */
-export function runPoisoned(ctx: CudaContext, count: number, launch: (y: DeviceBuffer) => void): Float32Array {
-  const y = ctx.alloc(count * 4);
+/**
+ * Allocates a [count] output of format `out` poisoned with NaN bytes, runs `launch` into it, returns
+ * what it wrote as f32 (f16 values widened exactly; a poison NaN stays NaN).
+ */
+export function runPoisoned(ctx: CudaContext, count: number, launch: (y: DeviceBuffer) => void, out: OutputFormat = 'f32'): Float32Array {
+  const y = ctx.alloc(count * outputBytes(out));
   try {
     y.fill(0xff);
     launch(y);
     ctx.synchronize();
-    return y.download(new Float32Array(count));
+    if (out === 'f32') return y.download(new Float32Array(count));
+    const wide = new Float32Array(count);
+    f16ToF32(y.download(new Uint16Array(count)), wide);
+    return wide;
   } finally {
     y.free();
   }
+}
+
+/** f32 values rounded to f16 (nearest even) and widened back: what an f16-output kernel must write. */
+export function roundedToF16(v: Float32Array): Float32Array {
+  const out = new Float32Array(v.length);
+  f16ToF32(f32ToF16(v), out);
+  return out;
 }
 
 /** Every element bit for bit (a NaN left by the poison fails too). */

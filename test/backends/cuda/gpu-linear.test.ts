@@ -1,7 +1,8 @@
 /**
  * GPU correctness of the W4A8 kernels and the activation quantizer against the CPU reference:
  * integer scale bit-exact, float scale within a tight tolerance, on fresh random inputs, ragged
- * M and N, every output poisoned (NaN bytes) before the run and checked written.
+ * M and N, every output poisoned (NaN bytes) before the run and checked written; f16 outputs bit for
+ * bit the f32 result rounded to nearest even.
  * Skips with the reason when no CUDA driver or GPU is present (CI).
  */
 import { test } from 'node:test';
@@ -14,7 +15,8 @@ import { referenceIntLinear } from '../../../src/backends/cpu/int-linear-referen
 import { quantizeActivations } from '../../../src/quant/activation-quant.js';
 import type { QuantizedLinear } from '../../../src/quant/types.js';
 import { randomActivations, randomW4Layer, withFloatScales } from './helpers.js';
-import { assertBitExact, assertCloseFS, runPoisoned } from './gpu-checks.js';
+import { assertBitExact, assertCloseFS, roundedToF16, runPoisoned } from './gpu-checks.js';
+import type { OutputFormat } from '../../../src/backends/cuda/output.js';
 
 const cuda = tryCudaContext();
 const skip = 'reason' in cuda ? `no CUDA driver/GPU: ${cuda.reason}` : false;
@@ -23,8 +25,8 @@ const ctxOf = (): CudaContext => (cuda as { ctx: CudaContext }).ctx;
 const runnable = <T extends unknown[]>(cases: T[]): T[] =>
   cases.filter((c) => !(c[4] as W4A8Config | undefined)?.kind.startsWith('wgmma') || ctxOf().arch.startsWith('sm_90'));
 
-/** Runs the layer on the GPU for M tokens of x into a poisoned output. */
-function runGpu(w: QuantizedLinear, xq: Int8Array, a: Float32Array, M: number, config?: W4A8Config): Float32Array {
+/** Runs the layer on the GPU for M tokens of x into a poisoned output (f32, or f16 widened). */
+function runGpu(w: QuantizedLinear, xq: Int8Array, a: Float32Array, M: number, config?: W4A8Config, out: OutputFormat = 'f32'): Float32Array {
   const ctx = ctxOf();
   const layer = uploadW4A8(ctx, w);
   const order = activationOrder(config ?? chooseW4A8Config(M, w.n, w.k, ctx.arch === 'sm_90a'));
@@ -38,7 +40,7 @@ function runGpu(w: QuantizedLinear, xq: Int8Array, a: Float32Array, M: number, c
   const dxq = ctx.upload(padded);
   const da = ctx.upload(a);
   try {
-    return runPoisoned(ctx, M * w.n, (dy) => w4a8Linear(ctx, layer, dxq, da, dy, M, config));
+    return runPoisoned(ctx, M * w.n, (dy) => w4a8Linear(ctx, layer, dxq, da, dy, M, config, out), out);
   } finally {
     freeW4A8(layer);
     dxq.free();
@@ -127,6 +129,36 @@ test('W4A8 float scale matches the CPU reference within 1e-6 of the term magnitu
     const got = runGpu(w, act.xq, act.scales, M, config);
     for (let i = 0; i < got.length; i++) assert.ok(!Number.isNaN(got[i]), `FS output ${i} not written`);
     assertCloseFS(got, want, w, act, `FS M=${M} N=${N} K=${K} G=${G}`);
+  }
+});
+
+// f16 output: one case per kernel kind, odd N (unpaired stores), N * 2 % 16 == 0 (TMA store) and != 0 (direct)
+const F16_SHAPES: [M: number, N: number, K: number, G: number, config?: W4A8Config][] = [
+  [1, 200, 1024, 128],
+  [13, 333, 1280, 128, { kind: 'decode', MT: 2, NTW: 2, WK: 8 }],
+  [100, 333, 1024, 128],
+  [70, 300, 1024, 128, { kind: 'mma', BM: 32, BN: 128, WM: 2, WN: 4, STAGES: 4 }],
+  [129, 200, 1024, 128, { kind: 'wgmma', WGS: 2, STAGES: 4 }],
+  [300, 333, 1280, 128, { kind: 'wgmma-rs', WGS: 1, STAGES: 4, MINB: 2 }],
+  [520, 1000, 512, 128, { kind: 'wgmma-tma', STAGES: 4 }],
+  [70, 200, 2048, 128, { kind: 'wgmma-tma', STAGES: 3 }],
+  [200, 300, 1024, 256, { kind: 'wgmma-tma', STAGES: 4 }],
+  [257, 127, 384, 128, { kind: 'wgmma-tma', STAGES: 2 }],
+];
+
+test('W4A8 f16 output is the f32 output rounded to nearest even (IS: the CPU reference rounded; FS: the f32 kernel rounded)', { skip }, () => {
+  let seed = 5000;
+  for (const [M, N, K, G, config] of runnable(F16_SHAPES)) {
+    const what = `M=${M} N=${N} K=${K} G=${G} ${config ? JSON.stringify(config) : ''}`;
+    // activation rows span 4 orders of magnitude, so the outputs cover many f16 exponents
+    const w = randomW4Layer(N, K, G, seed++);
+    const act = quantizeActivations(randomActivations(M, K, seed++), M, K);
+    const want = roundedToF16(referenceIntLinear(act, w));
+    assert.ok(want.filter(Number.isFinite).length > 0.99 * want.length, `${what}: outputs should mostly be finite in f16`);
+    assertBitExact(runGpu(w, act.xq, act.scales, M, config, 'f16'), want, `IS f16 ${what}`);
+    const fs = withFloatScales(w, seed++);
+    const f32 = runGpu(fs, act.xq, act.scales, M, config);
+    assertBitExact(runGpu(fs, act.xq, act.scales, M, config, 'f16'), roundedToF16(f32), `FS f16 ${what}`);
   }
 });
 

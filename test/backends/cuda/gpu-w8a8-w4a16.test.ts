@@ -5,7 +5,8 @@
  *   W8A8 float scale: within 1e-6 of the sum of |chunk terms| (chunk-split FMA order);
  *   W4A16: within 2e-3 of Σ|x·q·s| of referenceWeightOnlyLinear on the fp16-rounded x (fp16 scale
  *   and product rounding, 2^-11 each), and within 1e-4 of the same magnitude of an exact
- *   float64 emulation of the kernel's fp16 arithmetic (s16 = fp16(s), w = fp16(q·s16)).
+ *   float64 emulation of the kernel's fp16 arithmetic (s16 = fp16(s), w = fp16(q·s16));
+ *   f16 outputs: bit for bit the f32 output (or the IS reference) rounded to nearest even.
  * Skips with the reason when no CUDA driver or GPU is present (CI).
  */
 import { test } from 'node:test';
@@ -18,18 +19,19 @@ import { referenceIntLinear, referenceWeightOnlyLinear } from '../../../src/back
 import { quantizeActivations } from '../../../src/quant/activation-quant.js';
 import type { QuantizedLinear } from '../../../src/quant/types.js';
 import { randomActivations, randomW4Layer, randomW8Layer, withFloatScales } from './helpers.js';
-import { assertBitExact, assertCloseFS, runPoisoned } from './gpu-checks.js';
+import { assertBitExact, assertCloseFS, roundedToF16, runPoisoned } from './gpu-checks.js';
+import type { OutputFormat } from '../../../src/backends/cuda/output.js';
 
 const cuda = tryCudaContext();
 const skip = 'reason' in cuda ? `no CUDA driver/GPU: ${cuda.reason}` : false;
 const ctxOf = (): CudaContext => (cuda as { ctx: CudaContext }).ctx;
 
-function runW8(w: QuantizedLinear, xq: Int8Array, a: Float32Array, M: number, config?: W8A8Config): Float32Array {
+function runW8(w: QuantizedLinear, xq: Int8Array, a: Float32Array, M: number, config?: W8A8Config, out: OutputFormat = 'f32'): Float32Array {
   const ctx = ctxOf();
   const layer = uploadW8A8(ctx, w);
   const dxq = ctx.upload(xq), da = ctx.upload(a);
   try {
-    return runPoisoned(ctx, M * w.n, (dy) => w8a8Linear(ctx, layer, dxq, da, dy, M, config));
+    return runPoisoned(ctx, M * w.n, (dy) => w8a8Linear(ctx, layer, dxq, da, dy, M, config, out), out);
   } finally {
     freeW8A8(layer);
     dxq.free(); da.free();
@@ -89,6 +91,24 @@ test('W8A8 float scale matches the CPU reference within 1e-6 of the chunk-term m
   }
 });
 
+test('W8A8 f16 output is the f32 output rounded to nearest even (IS: the CPU reference rounded; FS: the f32 kernel rounded)', { skip }, () => {
+  let seed = 6501;
+  const cases: [M: number, N: number, K: number, G: number, config?: W8A8Config][] = [
+    [3, 333, 1024, 128],
+    [13, 300, 1280, 128, { kind: 'decode', MT: 2, NTW: 2, WK: 8 }],
+    [129, 200, 1024, 128, { kind: 'wgmma', WGS: 2, STAGES: 4 }],
+    [300, 333, 1152, 128, { kind: 'wgmma', WGS: 1, STAGES: 4, PIPE: true }],
+  ];
+  for (const [M, N, K, G, config] of runnable(cases)) {
+    const what = `W8A8 f16 M=${M} N=${N} K=${K} G=${G} ${config ? JSON.stringify(config) : ''}`;
+    const w = randomW8Layer(N, K, G, seed++, 1, Math.max(1, Math.floor((1000 * 128) / G / (K / G))));
+    const act = quantizeActivations(randomActivations(M, K, seed++), M, K);
+    assertBitExact(runW8(w, act.xq, act.scales, M, config, 'f16'), roundedToF16(referenceIntLinear(act, w)), `IS ${what}`);
+    const fs = withFloatScales(w, seed++);
+    assertBitExact(runW8(fs, act.xq, act.scales, M, config, 'f16'), roundedToF16(runW8(fs, act.xq, act.scales, M, config)), `FS ${what}`);
+  }
+});
+
 const W4A16_SHAPES: [M: number, N: number, K: number, G: number, config?: W4A16Config][] = [
   [1, 200, 1024, 128],
   [3, 1000, 512, 128],
@@ -136,6 +156,23 @@ test('W4A16 matches the CPU reference (fp16 tolerance) and an exact emulation of
         if (!(Math.abs(got[i]! - want[i]!) <= 2e-3 * mag + 1e-30)) assert.fail(`${what}, reference ${want[i]} (tol ${2e-3 * mag})`);
         if (!(Math.abs(got[i]! - emu) <= 1e-4 * mag + 1e-30)) assert.fail(`${what}, fp16 emulation ${emu} (tol ${1e-4 * mag})`);
       }
+    }
+  }
+});
+
+test('W4A16 f16 output is its f32 output rounded to nearest even', { skip }, () => {
+  const ctx = ctxOf();
+  let seed = 7501;
+  for (const [M, N, K, G, config] of [[1, 333, 1024, 128], [13, 300, 1280, 256, { MT: 2, NTW: 2, WK: 8 }]] as const) {
+    const w = withFloatScales(randomW4Layer(N, K, G, seed++), seed++);
+    const layer = uploadW4A16(ctx, w);
+    const dx = ctx.upload(toHalfArray(randomActivations(M, K, seed++)));
+    try {
+      const run = (out: OutputFormat): Float32Array => runPoisoned(ctx, M * N, (dy) => w4a16Linear(ctx, layer, dx, dy, M, config, out), out);
+      assertBitExact(run('f16'), roundedToF16(run('f32')), `W4A16 f16 M=${M} N=${N} K=${K} G=${G}`);
+    } finally {
+      freeW4A16(layer);
+      dx.free();
     }
   }
 });

@@ -59,14 +59,35 @@ template <> __device__ __forceinline__ float bits_as<float>(u32 b) { return __ui
 __device__ __forceinline__ float out_scale(int t, float a, float post) { return __fmul_rn(__fmul_rn(__int2float_rn(t), a), post); }
 __device__ __forceinline__ float out_scale(float t, float a, float) { return __fmul_rn(a, t); }
 
-// y[m][n], y[m][n+1] (row-major, N columns) = v0, v1: one 8-byte store when both are in range and
-// N is even (so the pair is 8-byte aligned), else each in-range element alone.
-__device__ __forceinline__ void store_pair(float* y, int m, int n, int N, float v0, float v1) {
-  float* dst = y + (size_t)m * N + n;
+// Output element type out_t: OUT_F16 = 1 writes IEEE half, the f32 result rounded to nearest even
+// (cvt.rn.f16.f32: the one conversion a caller that wants fp16 would do anyway), else f32.
+#ifndef OUT_F16
+#define OUT_F16 0
+#endif
+#if OUT_F16
+typedef unsigned short out_t;
+__device__ __forceinline__ out_t to_out(float v) {
+  unsigned short h;
+  asm("cvt.rn.f16.f32 %0, %1;\n" : "=h"(h) : "f"(v));
+  return h;
+}
+#else
+typedef float out_t;
+__device__ __forceinline__ out_t to_out(float v) { return v; }
+#endif
+
+// y[m][n], y[m][n+1] (row-major, N columns) = v0, v1 as out_t: one 8-byte (f32) or 4-byte (f16) store
+// when both are in range and N is even (so the pair is aligned), else each in-range element alone.
+__device__ __forceinline__ void store_pair(out_t* y, int m, int n, int N, float v0, float v1) {
+  out_t* dst = y + (size_t)m * N + n;
   if (n + 1 < N && ((N & 1) == 0)) {
+#if OUT_F16
+    *reinterpret_cast<u32*>(dst) = (u32)to_out(v0) | ((u32)to_out(v1) << 16);
+#else
     *reinterpret_cast<float2*>(dst) = make_float2(v0, v1);
+#endif
   } else {
-    if (n < N) dst[0] = v0;
-    if (n + 1 < N) dst[1] = v1;
+    if (n < N) dst[0] = to_out(v0);
+    if (n + 1 < N) dst[1] = to_out(v1);
   }
 }

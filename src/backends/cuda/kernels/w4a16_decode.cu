@@ -4,8 +4,9 @@
 // the dequantization happens in registers (exact int4 -> fp16 by the 0x6400 magic number, one
 // HSUB2, then one HMUL2 by the scale, rounded to fp16 like Marlin), the products go through
 // mma.sync.m16n8k16 f16 x f16 with f32 accumulation over all of K (no group epilogue), and
-// y is written f32 [M, N]. So y differs from the exact sum of x*q*s (CPU reference) by the fp16
-// rounding of s and of q*s (each <= 2^-11 relative per term) plus f32 accumulation rounding.
+// y is written [M, N] as out_t (f32, or f16 rounded from it with OUT_F16, common.cuh). So the f32 y
+// differs from the exact sum of x*q*s (CPU reference) by the fp16 rounding of s and of q*s (each
+// <= 2^-11 relative per term) plus f32 accumulation rounding.
 //
 // Weights: the SAME repacked int4 buffer as the W4A8 kernels (repack.ts, w4a8_decode.cu):
 //   wq[tile][step][lane] 16 B, words w0 = (row gid, ks 0), w1 = (row gid+8, ks 0), w2 = (gid, ks 1),
@@ -119,7 +120,7 @@ __device__ __forceinline__ void compute_chunk(float (&acc)[NTW][MT][4], u32 (&s2
 }
 
 extern "C" __global__ void __launch_bounds__(WK * 32)
-w4a16_decode(const uint4* __restrict__ wq, const unsigned short* __restrict__ sc, const unsigned short* __restrict__ x, float* __restrict__ y,
+w4a16_decode(const uint4* __restrict__ wq, const unsigned short* __restrict__ sc, const unsigned short* __restrict__ x, out_t* __restrict__ y,
              int M, int N, int K) {
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
   const int tile0 = blockIdx.x * NTW;
@@ -158,5 +159,5 @@ w4a16_decode(const uint4* __restrict__ wq, const unsigned short* __restrict__ sc
       [&](const Chunk& b, int c) { compute_chunk(acc, s2, b, sc, tile0, NG, gid, c); });
 
   __shared__ float red[WK][NTW * MT * 4][32];
-  decode_reduce(red, acc, warp, lane, tile0, M, N, [&](int token, int n, float sum) { y[(size_t)token * N + n] = sum; });
+  decode_reduce(red, acc, warp, lane, tile0, M, N, [&](int token, int n, float sum) { y[(size_t)token * N + n] = to_out(sum); });
 }

@@ -32,7 +32,8 @@
 // the 128-k chunks [w*C/WK, (w+1)*C/WK), double-buffering its 16-byte loads in registers; group
 // sums are closed at group ends and at the end of a warp's range (integer sums are exact in any
 // split; float sums change only in rounding). Warps' partial totals are added in shared memory
-// (int32, or f32 in warp order) and the epilogue writes y [M, N] f32 row-major.
+// (int32, or f32 in warp order) and the epilogue writes y [M, N] row-major as out_t
+// (f32, or f16 rounded from it with OUT_F16, common.cuh).
 // Requires K % 128 == 0, GROUP % 128 == 0, GROUP | K, M <= 8*MT.
 #include "common.cuh"
 #include "group_scale.cuh"
@@ -76,7 +77,7 @@ __device__ __forceinline__ void chunk_mma(int (&acc)[NTW][MT][4], const Chunk& b
 
 extern "C" __global__ void __launch_bounds__(WK * 32)
 w4a8_decode(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const signed char* __restrict__ xq,
-            const float* __restrict__ ascale, float* __restrict__ y, int M, int N, int K, float post) {
+            const float* __restrict__ ascale, out_t* __restrict__ y, int M, int N, int K, float post) {
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
   const int tile0 = blockIdx.x * NTW;
   const int steps = K >> 6, chunks = K >> 7, NG = K / GROUP;
@@ -104,5 +105,5 @@ w4a8_decode(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const 
 
   __shared__ scale_t red[WK][NTW * MT * 4][32];
   decode_reduce(red, st.tot, warp, lane, tile0, M, N,
-                [&](int token, int n, scale_t sum) { y[(size_t)token * N + n] = out_scale(sum, ascale[token], post); });
+                [&](int token, int n, scale_t sum) { y[(size_t)token * N + n] = to_out(out_scale(sum, ascale[token], post)); });
 }

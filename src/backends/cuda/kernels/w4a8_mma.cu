@@ -16,7 +16,7 @@
 // 2*NI mma columns of 8. Shared A tile [BM][128] int8 with the 16-byte chunk index XOR-swizzled by
 // (row & 1) << 2 (conflict-free 16-byte reads); shared B tile = the (BN/16) x 2 steps x 512 B of
 // global layout, copied verbatim. Rows >= M are zero-filled (cp.async src-size 0) and not stored.
-// Output y [M, N] f32 row-major. Requires K % 128 == 0, GROUP % 128 == 0, weights padded to BN rows.
+// Output y [M, N] row-major, out_t (f32, or f16 with OUT_F16). Requires K % 128 == 0, GROUP % 128 == 0, weights padded to BN rows.
 #include "common.cuh"
 #include "group_scale.cuh"
 
@@ -47,7 +47,7 @@
 
 extern "C" __global__ void __launch_bounds__(THREADS)
 w4a8_mma(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const signed char* __restrict__ xq,
-         const float* __restrict__ ascale, float* __restrict__ y, int M, int N, int K, float post) {
+         const float* __restrict__ ascale, out_t* __restrict__ y, int M, int N, int K, float post) {
   extern __shared__ uint4 smem[];
   uint4* As = smem;
   uint4* Bs = smem + STAGES * A_U4;

@@ -9,7 +9,7 @@
 // exact for IS, a rounding change only for FS).
 //
 // Inputs: the SAME repacked weights (wq[tile][step][lane], repack.ts) and scales (sc[tile][g][16])
-// as the other W4 kernels, activations xq [M, K] int8 row-major, a [M], y [M, N] f32.
+// as the other W4 kernels, activations xq [M, K] int8 row-major, a [M], y [M, N] out_t (f32 or f16).
 //
 // Block: WGS warpgroups (128*WGS threads; WGS=1: 3 blocks/SM at <= 168 registers, WGS=2: 1 block),
 // tile BM = 64*WGS tokens x BN = 128 weight rows, k chunk 128 per pipeline stage. All threads load
@@ -115,7 +115,7 @@ __device__ __forceinline__ void group_epilogue(const Ctx& C, int (&acc)[64], tot
 
 extern "C" __global__ void __launch_bounds__(THREADS, MINB)
 w4a8_wgmma(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const signed char* __restrict__ xq,
-           const float* __restrict__ ascale, float* __restrict__ y, int M, int N, int K, float post) {
+           const float* __restrict__ ascale, out_t* __restrict__ y, int M, int N, int K, float post) {
   extern __shared__ uint4 smem_raw[];
   Ctx C;
   C.sbase = (smem_u32(smem_raw) + 1023u) & ~1023u;

@@ -84,7 +84,7 @@ __device__ __forceinline__ void load_weights(WChunk& r, const uint4* wp, const s
 
 extern "C" __global__ void __launch_bounds__(THREADS, MINB)
 w4a8_wgmma_rs(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const signed char* __restrict__ xq,
-              const float* __restrict__ ascale, float* __restrict__ y, int M, int N, int K, float post) {
+              const float* __restrict__ ascale, out_t* __restrict__ y, int M, int N, int K, float post) {
   extern __shared__ uint4 smem_raw[];
   const u32 sbase = (smem_u32(smem_raw) + 1023u) & ~1023u;
   const int tid = threadIdx.x, wg = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31, gid = lane >> 2;

@@ -25,11 +25,12 @@
 // Per chunk a consumer warp: wait full, 2 LDS.128 + 2 LDS.32, A from lo16/hi16, 4 wgmma (first
 // with scale-d = 0), wait_group 0, arrive empty, group epilogue into tot. The two warpgroups are
 // not synchronized, so one's epilogue overlaps the other's wgmmas.
-// Output: with ymap (y as [M][N*4 bytes], box {64 B, 128 rows}, 64-byte swizzle; needs N % 4 == 0)
-// each warp writes its 128 tokens x 16 rows of y into its own 8 KB slot after the stages (row m at
-// m*64, 16-byte chunk c at c ^ ((m>>1)&3): 2-way bank conflicts instead of 4) and one TMA store
-// writes the slot (rows >= M and columns >= N clipped): +2-6% over direct stores at M = 4096
-// (docs/cuda-notes.md). Without ymap (ymap == 0), direct 4-byte stores.
+// Output (out_t: f32, or f16 with OUT_F16): with ymap (y as [M][N*OUT_B bytes], box {16*OUT_B bytes,
+// 128 rows}, swizzle 64 B for f32 / 32 B for f16; needs N*OUT_B % 16 == 0) each warp writes its 128
+// tokens x 16 rows of y into its own slot after the stages (token m at m*P, P = 16*OUT_B, 16-byte
+// chunk c at c ^ ((m*P >> 7) & (P/16 - 1)), the TMA swizzle: f32 2-way bank conflicts instead of 4,
+// f16 none) and one TMA store writes the slot (rows >= M and columns >= N clipped): +2-6% over direct
+// stores at M = 4096 (docs/cuda-notes.md). Without ymap (ymap == 0), direct stores.
 // Block: 2 consumer warpgroups + 1 producer warp (288 threads), tile 128 weight rows x 128 tokens.
 // grid.x = token tiles (fastest: consecutive blocks share a weight tile in L2), grid.y = weight tiles.
 // Requires K % 128 == 0, GROUP % 128 == 0, GROUP | K, rows padded to 128 (paddedRows).
@@ -52,7 +53,9 @@
 #define W_BYTES (TILES * 1024)
 #define S_BYTES (TILES * 64)
 #define STAGE_BYTES (((X_BYTES + W_BYTES + S_BYTES) + 1023) & ~1023)
-#define OUT_SLOT 8192                   // one warp's 128 x 16 f32 outputs
+#define OUT_B ((int)sizeof(out_t))      // bytes per output (4: f32, 2: f16)
+#define OUT_PITCH (16 * OUT_B)          // one token's 16 outputs of a warp's tile
+#define OUT_SLOT 8192                   // one warp's 128 x 16 outputs (room for f32)
 // dynamic shared bytes the host must pass: 1024 (alignment slack) + stages + output slots + barriers
 #define SMEM_BYTES (1024 + STAGES * STAGE_BYTES + 8 * OUT_SLOT + STAGES * 16)
 #define OFF_OUT (STAGES * STAGE_BYTES)
@@ -60,7 +63,7 @@
 
 extern "C" __global__ void __launch_bounds__(CONSUMERS + 32, 1)
 w4a8_wgmma_tma(const TmaMap* __restrict__ xmap, const TmaMap* __restrict__ wmap, const TmaMap* __restrict__ smap,
-               const float* __restrict__ ascale, float* __restrict__ y, int M, int N, int K, float post, const TmaMap* __restrict__ ymap) {
+               const float* __restrict__ ascale, out_t* __restrict__ y, int M, int N, int K, float post, const TmaMap* __restrict__ ymap) {
   extern __shared__ uint4 smem_raw[];
   const u32 sbase = (smem_u32(smem_raw) + 1023u) & ~1023u;
   const int tid = threadIdx.x, lane = tid & 31;
@@ -145,15 +148,16 @@ w4a8_wgmma_tma(const TmaMap* __restrict__ xmap, const TmaMap* __restrict__ wmap,
     for (int e = 0; e < 2; ++e) {
       const int m = 8 * j + 2 * tig + e;
       const float a = m0 + m < M ? __ldg(ascale + m0 + m) : 0.f;
+      const u32 row = slot + m * OUT_PITCH, swz = ((m * OUT_PITCH) >> 7) & (OUT_PITCH / 16 - 1);
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
-        const int n = gid + 8 * h;
-        sts32(slot + m * 64 + (((n >> 2) ^ ((m >> 1) & 3)) << 4) + ((n & 3) << 2), out_scale(tot[4 * j + 2 * h + e], a, post));
+        const int nb = (gid + 8 * h) * OUT_B;  // byte of output row n in the token's pitch
+        sts_out(row + ((((nb >> 4) ^ swz)) << 4) + (nb & 15), to_out(out_scale(tot[4 * j + 2 * h + e], a, post)));
       }
     }
   }
   fence_proxy_async();
   __syncwarp();
-  if (lane == 0) tma_store_2d(ymap, n0 * 4, m0, slot);
+  if (lane == 0) tma_store_2d(ymap, n0 * OUT_B, m0, slot);
   __syncwarp();
 }

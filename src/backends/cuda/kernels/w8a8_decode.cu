@@ -17,7 +17,7 @@
 //
 // Inputs: the same buffers as w8a8_wgmma.cu: weights wq [Npad, K] int8 row-major (rows padded to
 // 128 with zeros; a warp's load of one 64-k block covers 16 rows x 64 B), scales sc[tile][g][16]
-// (int32 S or f32 s), xq [M, K] int8, a [M], y [M, N] f32.
+// (int32 S or f32 s), xq [M, K] int8, a [M], y [M, N] out_t (f32 or f16).
 // Work split as w4a8_decode.cu: a block of WK warps owns NTW 16-row tiles over all of K; warp w
 // takes the 128-k chunks [w*C/WK, (w+1)*C/WK), double-buffering its loads in registers; group sums
 // close at group ends and at the end of a warp's range; warps' totals are added in shared memory.
@@ -74,7 +74,7 @@ __device__ __forceinline__ void chunk_mma(int (&acc)[NTW][MT][4], const Chunk& b
 
 extern "C" __global__ void __launch_bounds__(WK * 32)
 w8a8_decode(const signed char* __restrict__ wq, const scale_t* __restrict__ sc, const signed char* __restrict__ xq,
-            const float* __restrict__ ascale, float* __restrict__ y, int M, int N, int K, float post) {
+            const float* __restrict__ ascale, out_t* __restrict__ y, int M, int N, int K, float post) {
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
   const int tile0 = blockIdx.x * NTW;
   const int chunks = K >> 7, NG = K / GROUP;
@@ -103,5 +103,5 @@ w8a8_decode(const signed char* __restrict__ wq, const scale_t* __restrict__ sc, 
 
   __shared__ scale_t red[WK][NTW * MT * 4][32];
   decode_reduce(red, st.tot, warp, lane, tile0, M, N,
-                [&](int token, int n, scale_t sum) { y[(size_t)token * N + n] = out_scale(sum, ascale[token], post); });
+                [&](int token, int n, scale_t sum) { y[(size_t)token * N + n] = to_out(out_scale(sum, ascale[token], post)); });
 }

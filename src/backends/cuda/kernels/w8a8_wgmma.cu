@@ -12,7 +12,7 @@
 //
 // Inputs: weights wq [Npad, K] int8 row-major (natural layout, rows zero-padded to a multiple of
 // 128), scales sc[tile][g][16] (repack.ts repackScales: the 16 rows of a 16-row tile contiguous
-// per group; int32 S or f32 s), activations xq [M, K] int8 row-major, a [M] f32, y [M, N] f32.
+// per group; int32 S or f32 s), activations xq [M, K] int8 row-major, a [M] f32, y [M, N] out_t (f32 or f16).
 // The decode kernel (w8a8_decode.cu) reads the same weight and scale buffers.
 //
 // Block: WGS warpgroups (128*WGS threads), tile BM = 64*WGS tokens x BN = 128 weight rows, k chunk
@@ -95,7 +95,7 @@ __device__ __forceinline__ void group_epilogue(const Ctx& C, int (&acc)[64], tot
 
 extern "C" __global__ void __launch_bounds__(THREADS, MINB)
 w8a8_wgmma(const signed char* __restrict__ wq, const scale_t* __restrict__ sc, const signed char* __restrict__ xq,
-           const float* __restrict__ ascale, float* __restrict__ y, int M, int N, int K, float post) {
+           const float* __restrict__ ascale, out_t* __restrict__ y, int M, int N, int K, float post) {
   extern __shared__ uint4 smem_raw[];
   Ctx C;
   C.sbase = (smem_u32(smem_raw) + 1023u) & ~1023u;

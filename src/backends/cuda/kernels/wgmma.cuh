@@ -75,7 +75,9 @@ __device__ __forceinline__ uint2 lds64(u32 a) {
   asm volatile("ld.shared.v2.u32 {%0, %1}, [%2];\n" : "=r"(v.x), "=r"(v.y) : "r"(a));
   return v;
 }
-__device__ __forceinline__ void sts32(u32 a, float v) { asm volatile("st.shared.f32 [%0], %1;\n" ::"r"(a), "f"(v) : "memory"); }
+// One output element (out_t: f32 or f16 bits) into shared memory.
+__device__ __forceinline__ void sts_out(u32 a, float v) { asm volatile("st.shared.f32 [%0], %1;\n" ::"r"(a), "f"(v) : "memory"); }
+__device__ __forceinline__ void sts_out(u32 a, unsigned short v) { asm volatile("st.shared.u16 [%0], %1;\n" ::"r"(a), "h"(v) : "memory"); }
 __device__ __forceinline__ void sts128(u32 a, u32 x, u32 y, u32 z, u32 w) {
   asm volatile("st.shared.v4.u32 [%0], {%1, %2, %3, %4};\n" ::"r"(a), "r"(x), "r"(y), "r"(z), "r"(w) : "memory");
 }
@@ -118,9 +120,9 @@ __device__ __forceinline__ void wgmma_group_epilogue(int (&acc)[64], T (&tot)[64
 
 // Output epilogue of a block's BM x 128 tile at (m0, n0), one m64n128 fragment per warpgroup: thread
 // (warpgroup wg, warp w, lane gid/tig) holds d[4j+e] = (row m0 + 64wg + 16w + gid + 8(e>>1), column
-// n0 + 8j + 2tig + (e&1)); y = out_scale(tot, a[row], post), rows >= M skipped, columns >= N dropped.
+// n0 + 8j + 2tig + (e&1)); y = out_t(out_scale(tot, a[row], post)), rows >= M skipped, columns >= N dropped.
 template <typename T>
-__device__ __forceinline__ void wgmma_store_y(const T (&tot)[64], float* y, const float* ascale, int m0, int n0, int M, int N, float post) {
+__device__ __forceinline__ void wgmma_store_y(const T (&tot)[64], out_t* y, const float* ascale, int m0, int n0, int M, int N, float post) {
   const int tid = threadIdx.x, wg = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31, gid = lane >> 2, tig = lane & 3;
   const int m = m0 + wg * 64 + warp * 16 + gid, n = n0 + 2 * tig;
 #pragma unroll
@@ -135,9 +137,9 @@ __device__ __forceinline__ void wgmma_store_y(const T (&tot)[64], float* y, cons
 
 // Store of the "swap AB" kernels (weights as the wgmma A operand, tokens as B): this warp's
 // accumulator fragment tot[4j+2h+e] is (weight row n0 + gid + 8h, token m0 + 8j + 2tig + e);
-// y[m][n] = out_scale(tot, a[m], post) for m < M, n < N (row-major y, N columns).
+// y[m][n] = out_t(out_scale(tot, a[m], post)) for m < M, n < N (row-major y, N columns).
 template <typename T>
-__device__ __forceinline__ void wgmma_store_y_swapped(const T (&tot)[64], float* y, const float* ascale, int m0, int n0, int M, int N, float post) {
+__device__ __forceinline__ void wgmma_store_y_swapped(const T (&tot)[64], out_t* y, const float* ascale, int m0, int n0, int M, int N, float post) {
   const int lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
@@ -149,7 +151,7 @@ __device__ __forceinline__ void wgmma_store_y_swapped(const T (&tot)[64], float*
       for (int e = 0; e < 2; ++e) {
         const int m = m0 + 8 * j + 2 * tig + e;
         if (m >= M) continue;
-        y[(size_t)m * N + n] = out_scale(tot[4 * j + 2 * h + e], __ldg(ascale + m), post);
+        y[(size_t)m * N + n] = to_out(out_scale(tot[4 * j + 2 * h + e], __ldg(ascale + m), post));
       }
     }
   }

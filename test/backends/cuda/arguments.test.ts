@@ -1,0 +1,83 @@
+/**
+ * The CUDA layer entry points reject bad arguments before touching the GPU, with messages that name
+ * the problem: output buffers too small for the output format, a decode config too small for M,
+ * the sm_90a kernels on another GPU, too many TMA stages for the device's shared memory, and tensor
+ * maps with bad strides, boxes, swizzle widths or bounds. Runs without a GPU: the context is a stub
+ * whose every other use fails the test.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { CudaContext } from '../../../src/backends/cuda/context.js';
+import type { DeviceBuffer } from '../../../src/backends/cuda/buffer.js';
+import { w4a8Linear, wgmmaTmaSharedBytes, type W4A8Layer } from '../../../src/backends/cuda/w4a8.js';
+import { w8a8Linear, type W8A8Layer } from '../../../src/backends/cuda/w8a8.js';
+import { w4a16Linear, type W4A16Layer } from '../../../src/backends/cuda/w4a16.js';
+import { tensorMapU8 } from '../../../src/backends/cuda/tensor-map.js';
+import { outputBytes } from '../../../src/backends/cuda/output.js';
+
+const unreachable = (): never => assert.fail('the stub context was used past the argument checks');
+function stubContext(arch: string, maxSharedPerBlockOptin = 232448): CudaContext {
+  return {
+    arch,
+    info: { maxSharedPerBlockOptin },
+    api: { fn: { cuTensorMapEncodeTiled: unreachable } },
+    launch: unreachable,
+    upload: unreachable,
+    loadModule: unreachable,
+  } as unknown as CudaContext;
+}
+const buffer = (bytes: number): DeviceBuffer => ({ bytes, address: 4096, ptr: 4096 }) as unknown as DeviceBuffer;
+
+const M = 5, N = 300, K = 1024;
+const w4: W4A8Layer = { n: N, k: K, groupSize: 128, scale: 'int', post: 1 / 1024, isShift: false, weights: buffer(N * K), scales: buffer(N * 8 * 4) };
+const xq = buffer(M * K), a = buffer(M * 4);
+
+test('outputBytes: 4 for f32, 2 for f16', () => {
+  assert.equal(outputBytes('f32'), 4);
+  assert.equal(outputBytes('f16'), 2);
+});
+
+test('w4a8Linear / w8a8Linear / w4a16Linear name an output buffer too small for the output format', () => {
+  const ctx = stubContext('sm_90a');
+  const decode = { kind: 'decode', MT: 1, NTW: 1, WK: 8 } as const;
+  // M*N*2 bytes hold an f16 output but not an f32 one
+  assert.throws(() => w4a8Linear(ctx, w4, xq, a, buffer(M * N * 2), M, decode, 'f32'), /w4a8Linear: buffers too small for M=5, N=300, K=1024 \(f32 output\)/);
+  assert.throws(() => w4a8Linear(ctx, w4, xq, a, buffer(M * N * 2 - 1), M, decode, 'f16'), /\(f16 output\)/);
+  assert.throws(() => w4a8Linear(ctx, w4, buffer(M * K - 1), a, buffer(M * N * 4), M, decode), /buffers too small/);
+  const w8 = { ...w4, weights: buffer(N * K) } as unknown as W8A8Layer;
+  assert.throws(() => w8a8Linear(ctx, w8, xq, a, buffer(M * N * 2), M, decode, 'f32'), /w8a8Linear: buffers too small .*\(f32 output\)/);
+  const w16: W4A16Layer = { n: N, k: K, groupSize: 128, weights: buffer(N * K), scales: buffer(N * 16) };
+  assert.throws(() => w4a16Linear(ctx, w16, buffer(M * K * 2), buffer(M * N * 2 - 2), M, { MT: 1, NTW: 1, WK: 8 }, 'f16'), /w4a16Linear: buffers too small .*\(f16 output\)/);
+});
+
+test('w4a8Linear rejects a decode config too small for M and the sm_90a kernels on another GPU', () => {
+  const y = buffer(17 * N * 4);
+  assert.throws(() => w4a8Linear(stubContext('sm_90a'), w4, buffer(17 * K), buffer(17 * 4), y, 17, { kind: 'decode', MT: 2, NTW: 1, WK: 8 }), /decode config MT=2 serves M <= 16, got 17/);
+  for (const config of [{ kind: 'wgmma-tma', STAGES: 4 }, { kind: 'wgmma-rs', WGS: 2, STAGES: 4, MINB: 1 }, { kind: 'wgmma', WGS: 2, STAGES: 4 }] as const) {
+    assert.throws(() => w4a8Linear(stubContext('sm_86'), w4, xq, a, buffer(M * N * 4), M, config), /needs sm_90a \(device is sm_86\)/);
+  }
+});
+
+test('w4a8Linear names the shared memory too many TMA stages need against the device limit', () => {
+  const stages = 9;
+  const need = wgmmaTmaSharedBytes(stages);
+  assert.ok(need > 232448, 'nine stages exceed the H100 limit');
+  assert.throws(
+    () => w4a8Linear(stubContext('sm_90a'), w4, xq, a, buffer(M * N * 4), M, { kind: 'wgmma-tma', STAGES: stages }),
+    new RegExp(`wgmma-tma with 9 stages needs ${need} B of shared memory, the device allows 232448`),
+  );
+});
+
+test('tensorMapU8 rejects bad ranks, strides, boxes, swizzle widths and bounds before encoding', () => {
+  const ctx = stubContext('sm_90a');
+  const buf = buffer(1 << 20);
+  const ok = { dims: [1024, 512], strides: [1024], box: [128, 128], swizzle: 'sw128' } as const;
+  assert.throws(() => tensorMapU8(ctx, buf, { ...ok, strides: [] }), /tensor map needs 1-5 dims with rank-1 strides/);
+  assert.throws(() => tensorMapU8(ctx, buf, { ...ok, strides: [1000] }), /TMA strides must be multiples of 16 bytes, got 1000/);
+  assert.throws(() => tensorMapU8(ctx, buf, { ...ok, box: [120, 128] }), /TMA box 120,128 must be 1-256 per dim/);
+  assert.throws(() => tensorMapU8(ctx, buf, { ...ok, box: [128, 512] }), /TMA box 128,512/);
+  assert.throws(() => tensorMapU8(ctx, buf, { ...ok, box: [64, 128], swizzle: 'sw32' }), /the sw32 swizzle takes boxes at most 32 bytes wide, got 64/);
+  assert.throws(() => tensorMapU8(ctx, buf, { ...ok, dims: [1024, 1025] }), /reach byte 1049600 of a 1048576 B buffer/);
+  const noDriver = { ...ctx, api: { fn: {} } } as unknown as CudaContext;
+  assert.throws(() => tensorMapU8(noDriver, buf, ok), /no cuTensorMapEncodeTiled/);
+});
