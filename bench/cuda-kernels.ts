@@ -3,7 +3,7 @@
  * shift) vs W4A8 float scale, each W4A8 IS / FS also with f16 output (cuBLAS writes f16; the other
  * rows write f32), vs W8A8 integer / float scale vs W4A16 (M <= 64, fp16 activations), same shapes,
  * same run. Usage:
- *   node dist/bench/cuda-kernels.js [--out DIR] [--ms 1,2,4,...] [--shapes 4096x22016,...] [--quick]
+ *   node dist/bench/cuda-kernels.js [--out DIR] [--ms 1,2,4,...] [--shapes 4096x22016,...] [--quick] [--back-to-back L]
  * Timing (bench/cuda-timing.ts): CUDA events around every launch, launches queued behind a spin
  * kernel so they run back to back; warm-up first. All variants of one (shape, M) are timed
  * interleaved: ROUNDS rounds, each timing every variant once (order rotated per round), so no
@@ -13,7 +13,8 @@
  * Floors: a row's byte floor is bytes / 3.0 TB/s (the H100's measured copy bandwidth; JSON
  * byte_floor_us, printed for W4A8 IS). An empty kernel timed the same way gives the launch floor
  * (event to event, back to back; header line and JSON launchFloorUs): no launch measures less, and
- * a kernel that is all latency pays both.
+ * a kernel that is all latency pays both. --back-to-back L (L > 1) times L consecutive launches per
+ * event pair instead (each launch's share of a stream, as consecutive layers run; files *-b2b.*).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -38,14 +39,17 @@ const G = 128;
 /** Samples per variant, taken in ROUNDS interleaved rounds of SAMPLES / ROUNDS. */
 const SAMPLES = quick ? 20 : 60;
 const ROUNDS = quick ? 4 : 6;
+/** Launches per event pair (1: per-launch timing). */
+const L = Number(o.value('back-to-back') ?? 1);
 
-const bench = new CudaBench('intscale bench kernels');
+const bench = new CudaBench('intscale bench kernels', L);
 const { ctx, cublas, timer } = bench;
 const l2 = ctx.info.l2Bytes;
 console.log(`# ${ctx.info.name}, ${ctx.info.multiprocessors} SMs, L2 ${(l2 / 2 ** 20).toFixed(0)} MiB, driver ${ctx.info.driverVersion}, cuBLAS ${cublas.version()}`);
 /** DRAM bandwidth used for the byte floors, bytes per µs (3.0 TB/s). */
 const BYTES_PER_US = 3.0e6;
 const launchFloor = timer.time(() => launchEmpty(ctx), SAMPLES);
+if (L > 1) console.log(`# back-to-back timing: ${L} consecutive launches per event pair, time per launch`);
 console.log(`# launch floor (empty kernel, same timing): ${launchFloor.us.toFixed(2)} µs (p10 ${launchFloor.p10.toFixed(2)}, p90 ${launchFloor.p90.toFixed(2)}); byte floor = bytes / 3.0 TB/s`);
 
 interface Row {
@@ -62,7 +66,7 @@ function w4a8Label(cfg: W4A8Config): string {
     case 'decode': return `decode MT${cfg.MT} NTW${cfg.NTW} WK${cfg.WK}`;
     case 'wgmma': return `wgmma ${64 * cfg.WGS}x128 s${cfg.STAGES}`;
     case 'wgmma-rs': return `wgmma-rs ${64 * cfg.WGS}x128 s${cfg.STAGES}`;
-    case 'wgmma-tma': return `wgmma-tma 128x128 s${cfg.STAGES}`;
+    case 'wgmma-tma': return `wgmma-tma 128x128 s${cfg.STAGES}${cfg.blocks === 'sms' ? ' persistent' : ''}`;
     case 'mma': return `mma ${cfg.BM}x${cfg.BN} ${cfg.WM * cfg.WN}w s${cfg.STAGES}`;
   }
 }
@@ -147,12 +151,12 @@ const date = new Date().toISOString();
 const report = {
   gpu: ctx.info.name, sms: ctx.info.multiprocessors, l2Bytes: l2, driver: ctx.info.driverVersion, cublas: cublas.version(), date,
   launchFloorUs: launchFloor.us, launchFloorP10Us: launchFloor.p10, floorBandwidthTBs: BYTES_PER_US / 1e6,
-  groupSize: G, samplesPerVariant: SAMPLES, rounds: ROUNDS, samplesPerRound: SAMPLES / ROUNDS, compile: compileStats,
-  method: `CUDA events around each launch, launches queued behind a spin kernel; per (shape, M) all variants interleaved: ${ROUNDS} rounds of ${SAMPLES / ROUNDS} samples per variant, order rotated each round; median (p10/p90) over all rounds; inputs rotated over > 2.5x L2; random device data`,
+  groupSize: G, samplesPerVariant: SAMPLES, rounds: ROUNDS, samplesPerRound: SAMPLES / ROUNDS, launchesPerSample: L, compile: compileStats,
+  method: `CUDA events around ${L > 1 ? `every ${L} consecutive launches (time per launch)` : 'each launch'}, launches queued behind a spin kernel; per (shape, M) all variants interleaved: ${ROUNDS} rounds of ${SAMPLES / ROUNDS} samples per variant, order rotated each round; median (p10/p90) over all rounds; inputs rotated over > 2.5x L2; random device data`,
   rows,
 };
 mkdirSync(outDir, { recursive: true });
-const stem = `cuda-kernels-${ctx.info.name.replace(/\W+/g, '-')}-${date.slice(0, 10)}`;
+const stem = `cuda-kernels-${ctx.info.name.replace(/\W+/g, '-')}-${date.slice(0, 10)}${L > 1 ? '-b2b' : ''}`;
 writeFileSync(join(outDir, `${stem}.json`), JSON.stringify(report, null, 1));
 writeFileSync(join(outDir, `${stem}.svg`), renderBenchSvg(report));
 console.log(`wrote ${join(outDir, stem)}.{json,svg}`);

@@ -5,9 +5,10 @@
  * spin-queued launches, 3 warm-ups + 2 x 20 samples per variant (scripts/gpu/cuda-ncu.sh counts on
  * that), median, inputs rotated > 2.5x L2, random data. Usage:
  *   node dist/bench/cuda-prefill.js [--out DIR] [--ms 128,...,4096] [--shapes KxN,...] [--wgmma WGS:STAGES,...]
- *     [--rs WGS:STAGES,...] [--tma STAGES,...] [--no-mma] [--f16]   (--rs: the register-A wgmma kernel
- *     w4a8_wgmma_rs, --tma: the same MMA fed by TMA, w4a8_wgmma_tma; '' for none; --f16: also IS and
- *     FS with f16 output, as cuBLAS writes)
+ *     [--rs WGS:STAGES,...] [--tma STAGES[p],...] [--no-mma] [--f16]   (--rs: the register-A wgmma kernel
+ *     w4a8_wgmma_rs, --tma: the same MMA fed by TMA, w4a8_wgmma_tma, one block per tile, or per SM
+ *     looping over the tiles with a trailing p; '' for none; --f16: also IS and FS with f16 output,
+ *     as cuBLAS writes)
  */
 import { paddedRows } from '../src/backends/cuda/repack.js';
 import { w4a8Linear, type W4A8Config } from '../src/backends/cuda/w4a8.js';
@@ -24,7 +25,7 @@ const SHAPES = o.shapes('shapes', DEFAULT_SHAPES);
 const pairs = (v: string): [1 | 2, number][] => v.split(',').filter(Boolean).map((s) => s.split(':').map(Number) as [1 | 2, number]);
 const WG = pairs(o.value('wgmma') ?? '2:4,1:3,1:4');
 const RS = pairs(o.value('rs') ?? '2:4');
-const TMA = (o.value('tma') ?? '4').split(',').filter(Boolean).map(Number);
+const TMA = (o.value('tma') ?? '4p').split(',').filter(Boolean);
 const OUTS: OutputFormat[] = o.flag('f16') ? ['f32', 'f16'] : ['f32'];
 const bench = new CudaBench('bench/cuda-prefill');
 const { ctx, cublas, timer } = bench;
@@ -33,7 +34,7 @@ const cfgs: [string, W4A8Config][] = [
   ...(o.flag('no-mma') ? [] : [['mma128x128s4', { kind: 'mma', BM: 128, BN: 128, WM: 2, WN: 4, STAGES: 4 }] as [string, W4A8Config]]),
   ...WG.map(([w, s]): [string, W4A8Config] => [`wgmma ${64 * w}x128 s${s}`, { kind: 'wgmma', WGS: w, STAGES: s }]),
   ...RS.map(([w, s]): [string, W4A8Config] => [`wgmma-rs ${64 * w}x128 s${s}`, { kind: 'wgmma-rs', WGS: w, STAGES: s, MINB: w === 1 ? 2 : 1 }]),
-  ...TMA.map((s): [string, W4A8Config] => [`wgmma-tma 128x128 s${s}`, { kind: 'wgmma-tma', STAGES: s }]),
+  ...TMA.map((s): [string, W4A8Config] => [`wgmma-tma 128x128 s${s}`, { kind: 'wgmma-tma', STAGES: parseInt(s, 10), blocks: s.endsWith('p') ? 'sms' : 'tiles' }]),
 ];
 const log = new BenchLog();
 log.line(`# ${ctx.info.name}, cuBLAS ${cublas.version()}, ${new Date().toISOString()}`);

@@ -21,6 +21,11 @@
  *   cuBLAS), nor always at the same distance from the warm-up, so slow drifts (clocks, power,
  *   cache and TLB state) fall on every variant alike and same-run ratios are fair.
  *
+ * Back-to-back timing (CudaTimer with launchesPerSample L > 1): the same, but an event is recorded
+ * before every L-th launch only, and a sample is the elapsed time of L consecutive launches / L:
+ * each launch's share of a stream of launches, without the cost of the events between them (what
+ * consecutive layers of a model pay). L = 1 is the per-launch timing above.
+ *
  * Input rotation: every launch gets a rotation index i from one counter that runs over the timer's
  * whole life (warm-ups included), and launch(i) uses input copy i mod R. Consecutive launches, also
  * across blocks and variants, so read different copies; with R copies totalling more than 2.5× L2
@@ -90,10 +95,10 @@ export class CudaBench {
   readonly timer: CudaTimer;
   private blas: Cublas | undefined;
 
-  /** `what` names the benchmark in the "needs an NVIDIA GPU" message. */
-  constructor(private readonly what: string) {
+  /** `what` names the benchmark in the "needs an NVIDIA GPU" message; launchesPerSample as CudaTimer's. */
+  constructor(private readonly what: string, launchesPerSample = 1) {
     this.ctx = needsGpu(what, () => new CudaContext(0));
-    this.timer = new CudaTimer(this.ctx);
+    this.timer = new CudaTimer(this.ctx, launchesPerSample);
   }
 
   get cublas(): Cublas {
@@ -161,7 +166,10 @@ export class CudaTimer {
   /** Rotation index of the next launch. */
   private next = 0;
 
-  constructor(private readonly ctx: CudaContext) {}
+  /** launchesPerSample: launches between two events (1: every launch timed alone; see the header). */
+  constructor(private readonly ctx: CudaContext, private readonly launchesPerSample = 1) {
+    if (!Number.isInteger(launchesPerSample) || launchesPerSample < 1) throw new RangeError(`launches per sample must be a positive integer, got ${launchesPerSample}`);
+  }
 
   /** Warm-up, then `blocks` blocks of `samples` launches: one Timing over all of them. */
   time(launch: Launch, samples: number, blocks = 2): Timing {
@@ -193,19 +201,20 @@ export class CudaTimer {
     this.ctx.synchronize();
   }
 
-  /** Spin, then `n` launches each between two events; their GPU times in µs. */
+  /** Spin, then `n` samples of launchesPerSample launches each between two events; GPU µs per launch. */
   private block(launch: Launch, n: number): number[] {
     if (!Number.isInteger(n) || n < 1) throw new RangeError(`samples per block must be a positive integer, got ${n}`);
     const { ctx, events } = this;
+    const L = this.launchesPerSample;
     while (events.length < n + 1) events.push(ctx.createEvent());
     spin(ctx, SPIN_US);
     for (let i = 0; i < n; i++) {
       ctx.record(events[i]!);
-      launch(this.next++);
+      for (let j = 0; j < L; j++) launch(this.next++);
     }
     ctx.record(events[n]!);
     ctx.synchronize();
-    return Array.from({ length: n }, (_, i) => ctx.elapsedMs(events[i]!, events[i + 1]!) * 1000);
+    return Array.from({ length: n }, (_, i) => (ctx.elapsedMs(events[i]!, events[i + 1]!) * 1000) / L);
   }
 }
 

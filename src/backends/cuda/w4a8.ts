@@ -58,9 +58,12 @@ export interface WgmmaRsConfig { readonly kind: 'wgmma-rs'; readonly WGS: 1 | 2;
 /**
  * The register-A warpgroup-MMA GEMM fed by TMA from a producer warp (w4a8_wgmma_tma.cu): tile 128
  * weight rows x 128 tokens, STAGES stages of activations + weights + scales. Needs sm_90a and a
- * driver with cuTensorMapEncodeTiled; reads xq in fragment order (activationOrder).
+ * driver with cuTensorMapEncodeTiled; reads xq in fragment order (activationOrder). `blocks`: how
+ * many blocks share the tiles — 'tiles' (the default) one per tile, 'sms' one per SM (persistent:
+ * each block loops over tiles, its producer running into the next tile while it stores), or a
+ * number (at most one per tile).
  */
-export interface WgmmaTmaConfig { readonly kind: 'wgmma-tma'; readonly STAGES: number }
+export interface WgmmaTmaConfig { readonly kind: 'wgmma-tma'; readonly STAGES: number; readonly blocks?: 'tiles' | 'sms' | number }
 export type W4A8Config = DecodeConfig | MmaConfig | WgmmaConfig | WgmmaRsConfig | WgmmaTmaConfig;
 
 /** Order of k inside each 64-k block in which a kernel reads the activations xq. */
@@ -104,8 +107,10 @@ export function chooseW4A8Config(M: number, n: number, k: number, wgmma = true, 
   // register-A wgmma (docs/bench/cuda-prefill-H100-2026-11-23-v5-rs.txt): beat the shared-memory-operand
   // wgmma kernel at every M >= 128 on all three shapes (1.10-1.18x cuBLAS FP16 at M = 4096); fed by
   // TMA it is faster again at every M >= 256 and level at M = 128 (docs/bench/cuda-prefill-tma-H100-2026-11-23.txt).
+  // One block per SM looping over the tiles beat one block per tile by 1-12% at M = 2048-4096, IS and
+  // FS, f32 and f16 output (docs/bench/cuda-prefill-ab-H100-2026-11-23-s6.txt); below 132 tiles the two are the same.
   if (!tma) return { kind: 'wgmma-rs', WGS: 2, STAGES: 4, MINB: 1 };
-  return { kind: 'wgmma-tma', STAGES: 4 };
+  return { kind: 'wgmma-tma', STAGES: 4, blocks: 'sms' };
 }
 
 /**
@@ -137,9 +142,10 @@ export function w4a8Linear(
   } else if (config.kind === 'wgmma-tma') {
     const smem = wgmmaTmaSharedBytes(config.STAGES);
     if (smem > ctx.info.maxSharedPerBlockOptin) throw new RangeError(`wgmma-tma with ${config.STAGES} stages needs ${smem} B of shared memory, the device allows ${ctx.info.maxSharedPerBlockOptin}`);
+    const blocks = tmaBlocks(ctx, config, M, N);
     const fn = getKernel(ctx, 'w4a8_wgmma_tma.cu', 'w4a8_wgmma_tma', { ...common, STAGES: config.STAGES }, smem);
     const [xmap, wmap, smap, ymap] = w4a8TensorMaps(ctx, layer, xq, y, M, outputBytes(out));
-    ctx.launch(fn, [Math.ceil(M / 128), Math.ceil(N / 128)], [288], [xmap, wmap, smap, a, y, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }, ymap], smem);
+    ctx.launch(fn, [blocks], [288], [xmap, wmap, smap, a, y, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }, ymap], smem);
   } else if (config.kind === 'wgmma-rs') {
     const smem = wgmmaRsSharedBytes(config.STAGES);
     const fn = getKernel(ctx, 'w4a8_wgmma_rs.cu', 'w4a8_wgmma_rs', { ...common, WGS: config.WGS, STAGES: config.STAGES, MINB: config.MINB }, smem);
@@ -154,6 +160,14 @@ export function w4a8Linear(
     const fn = getKernel(ctx, 'w4a8_mma.cu', 'w4a8_mma', { ...common, BM: config.BM, BN: config.BN, WM: config.WM, WN: config.WN, STAGES: config.STAGES }, smem);
     ctx.launch(fn, [Math.ceil(M / config.BM), Math.ceil(N / config.BN)], [config.WM * config.WN * 32], args, smem);
   }
+}
+
+/** Blocks of a wgmma-tma launch (1-D grid over the ceil(M/128)·ceil(N/128) tiles, see WgmmaTmaConfig). */
+function tmaBlocks(ctx: CudaContext, config: WgmmaTmaConfig, M: number, N: number): number {
+  const tiles = Math.ceil(M / 128) * Math.ceil(N / 128);
+  const want = config.blocks ?? 'tiles';
+  if (typeof want === 'number' && !(Number.isInteger(want) && want >= 1)) throw new RangeError(`wgmma-tma blocks must be a positive integer, 'tiles' or 'sms', got ${want}`);
+  return Math.min(tiles, want === 'tiles' ? tiles : want === 'sms' ? ctx.info.multiprocessors : want);
 }
 
 /**

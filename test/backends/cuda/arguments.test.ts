@@ -1,7 +1,8 @@
 /**
  * The CUDA layer entry points reject bad arguments before touching the GPU, with messages that name
  * the problem: output buffers too small for the output format, a decode config too small for M,
- * the sm_90a kernels on another GPU, too many TMA stages for the device's shared memory, and tensor
+ * the sm_90a kernels on another GPU, too many TMA stages for the device's shared memory, a bad TMA
+ * block count, and tensor
  * maps with bad strides, boxes, swizzle widths or bounds. Runs without a GPU: the context is a stub
  * whose every other use fails the test.
  */
@@ -66,6 +67,12 @@ test('w4a8Linear names the shared memory too many TMA stages need against the de
     () => w4a8Linear(stubContext('sm_90a'), w4, xq, a, buffer(M * N * 4), M, { kind: 'wgmma-tma', STAGES: stages }),
     new RegExp(`wgmma-tma with 9 stages needs ${need} B of shared memory, the device allows 232448`),
   );
+});
+
+test('w4a8Linear rejects a wgmma-tma block count that is not a positive integer', () => {
+  for (const blocks of [0, 2.5, -1]) {
+    assert.throws(() => w4a8Linear(stubContext('sm_90a'), w4, xq, a, buffer(M * N * 4), M, { kind: 'wgmma-tma', STAGES: 4, blocks }), /wgmma-tma blocks must be a positive integer, 'tiles' or 'sms', got/);
+  }
 });
 
 test('tensorMapU8 rejects bad ranks, strides, boxes, swizzle widths and bounds before encoding', () => {

@@ -100,6 +100,12 @@ const SHAPES: [M: number, N: number, K: number, G: number, config?: W4A8Config][
   [64, 127, 384, 128, { kind: 'wgmma-tma', STAGES: 2 }],
   [200, 300, 1024, 512, { kind: 'wgmma-tma', STAGES: 4 }],
   [130, 16500, 256, 128, { kind: 'wgmma-tma', STAGES: 4 }],
+  // fewer blocks than tiles: each block loops over several tiles (ragged ones included), the stage
+  // ring running on across them (chunk counts that are not multiples of STAGES)
+  [300, 333, 1280, 128, { kind: 'wgmma-tma', STAGES: 4, blocks: 3 }],
+  [257, 260, 2048, 256, { kind: 'wgmma-tma', STAGES: 3, blocks: 2 }],
+  [520, 1000, 384, 128, { kind: 'wgmma-tma', STAGES: 4, blocks: 7 }],
+  [130, 16500, 256, 128, { kind: 'wgmma-tma', STAGES: 4, blocks: 'sms' }],
 ];
 
 test('W4A8 integer scale is bit-exact against the CPU reference (no-shift and shift epilogues)', { skip }, () => {
@@ -144,6 +150,8 @@ const F16_SHAPES: [M: number, N: number, K: number, G: number, config?: W4A8Conf
   [70, 200, 2048, 128, { kind: 'wgmma-tma', STAGES: 3 }],
   [200, 300, 1024, 256, { kind: 'wgmma-tma', STAGES: 4 }],
   [257, 127, 384, 128, { kind: 'wgmma-tma', STAGES: 2 }],
+  [520, 1000, 640, 128, { kind: 'wgmma-tma', STAGES: 4, blocks: 5 }],
+  [300, 300, 1024, 128, { kind: 'wgmma-tma', STAGES: 3, blocks: 4 }],
 ];
 
 test('W4A8 f16 output is the f32 output rounded to nearest even (IS: the CPU reference rounded; FS: the f32 kernel rounded)', { skip }, () => {

@@ -32,7 +32,10 @@
 // f16 none) and one TMA store writes the slot (rows >= M and columns >= N clipped): +2-6% over direct
 // stores at M = 4096 (docs/cuda-notes.md). Without ymap (ymap == 0), direct stores.
 // Block: 2 consumer warpgroups + 1 producer warp (288 threads), tile 128 weight rows x 128 tokens.
-// grid.x = token tiles (fastest: consecutive blocks share a weight tile in L2), grid.y = weight tiles.
+// Tiles t = 0 .. ceil(M/128)*ceil(N/128)-1, token tile t % m_tiles (fastest: consecutive tiles share
+// a weight tile in L2), weight tile t / m_tiles; block b takes tiles b, b + gridDim.x, ... (1-D grid:
+// one block per tile, or fewer, down to one per SM, persistent: the producer then runs into the next
+// tile while the consumers store).
 // Requires K % 128 == 0, GROUP % 128 == 0, GROUP | K, rows padded to 128 (paddedRows).
 #include "common.cuh"
 #include "group_scale.cuh"
@@ -67,7 +70,7 @@ w4a8_wgmma_tma(const TmaMap* __restrict__ xmap, const TmaMap* __restrict__ wmap,
   extern __shared__ uint4 smem_raw[];
   const u32 sbase = (smem_u32(smem_raw) + 1023u) & ~1023u;
   const int tid = threadIdx.x, lane = tid & 31;
-  const int m0 = blockIdx.x * BT, chunks = K >> 7;
+  const int chunks = K >> 7, m_tiles = (M + BT - 1) / BT, tiles = m_tiles * ((N + BW - 1) / BW);
   const u32 bars = sbase + OFF_BAR;
   if (tid == 0) {
     for (int s = 0; s < STAGES; ++s) {
@@ -78,86 +81,86 @@ w4a8_wgmma_tma(const TmaMap* __restrict__ xmap, const TmaMap* __restrict__ wmap,
   }
   __syncthreads();
 
+  // Stage s and its phase ph run on across tiles (the ring never restarts), so the producer fills
+  // the next tile's first stages while the consumers still finish and store this one.
   if (tid >= CONSUMERS) {  // producer warp: one lane issues the copies
     if (lane == 0) {
-      const int tile0 = blockIdx.y * TILES;
-      for (int c = 0, s = 0; c < chunks; ++c) {
-        mbar_wait(bars + 16 * s + 8, ((c / STAGES) & 1) ^ 1);  // stage free (passes at once on first use)
-        const u32 st = sbase + s * STAGE_BYTES, full = bars + 16 * s;
-        mbar_arrive_expect_tx(full, X_BYTES + W_BYTES + S_BYTES);
-        tma_load_2d(st, xmap, c * 128, m0, full);
-        tma_load_3d(st + X_BYTES, wmap, 0, 4 * c, tile0, full);
-        tma_load_3d(st + X_BYTES + W_BYTES, smap, 0, (c * 128) / GROUP, tile0, full);
-        s = s + 1 == STAGES ? 0 : s + 1;
+      int s = 0, ph = 0;
+#pragma unroll 1
+      for (int t = blockIdx.x; t < tiles; t += gridDim.x) {
+        const int m0 = (t % m_tiles) * BT, tile0 = (t / m_tiles) * TILES;
+#pragma unroll 1
+        for (int c = 0; c < chunks; ++c) {
+          mbar_wait(bars + 16 * s + 8, ph ^ 1);  // stage free (passes at once on first use)
+          const u32 st = sbase + s * STAGE_BYTES, full = bars + 16 * s;
+          mbar_arrive_expect_tx(full, X_BYTES + W_BYTES + S_BYTES);
+          tma_load_2d(st, xmap, c * 128, m0, full);
+          tma_load_3d(st + X_BYTES, wmap, 0, 4 * c, tile0, full);
+          tma_load_3d(st + X_BYTES + W_BYTES, smap, 0, (c * 128) / GROUP, tile0, full);
+          if (++s == STAGES) s = 0, ph ^= 1;
+        }
       }
     }
     return;
   }
 
-  const int warp = tid >> 5, gid = lane >> 2;  // warp w (0..7) owns weight tile w of the block
-  int acc[64];
-  tot_t tot[64];
-#pragma unroll
-  for (int i = 0; i < 64; ++i) {
-    acc[i] = 0;
-    tot[i] = 0;
-  }
-  int s = 0;
+  const int warp = tid >> 5, gid = lane >> 2, tig = lane & 3;  // warp w (0..7) owns weight tile w of the block
+  int s = 0, ph = 0;
 #pragma unroll 1
-  for (int c = 0; c < chunks; ++c) {
-    mbar_wait(bars + 16 * s, (c / STAGES) & 1);
-    const u32 st = sbase + s * STAGE_BYTES;
-    const uint4 w01 = lds128(st + X_BYTES + warp * 1024 + lane * 16);
-    const uint4 w23 = lds128(st + X_BYTES + warp * 1024 + 512 + lane * 16);
-    const u32 sc_row = st + X_BYTES + W_BYTES + warp * 64 + gid * 4;
-    const scale_t s0 = bits_as<scale_t>(lds32(sc_row)), s1 = bits_as<scale_t>(lds32(sc_row + 32));
-    u32 a[4][4];
+  for (int t = blockIdx.x; t < tiles; t += gridDim.x) {
+    int acc[64];
+    tot_t tot[64];
 #pragma unroll
-    for (int ks = 0; ks < 4; ++ks) {
-      const uint4 w = (ks >> 1) ? w23 : w01;
-      const u32 w0 = (ks & 1) ? w.z : w.x, w8 = (ks & 1) ? w.w : w.y;
-      a[ks][0] = lo16(w0);
-      a[ks][1] = lo16(w8);
-      a[ks][2] = hi16(w0);
-      a[ks][3] = hi16(w8);
-#pragma unroll
-      for (int r = 0; r < 4; ++r) asm volatile("" : "+r"(a[ks][r])::"memory");  // built before the wgmma fence
+    for (int i = 0; i < 64; ++i) {
+      acc[i] = 0;
+      tot[i] = 0;
     }
-    wgmma_fence();
+#pragma unroll 1
+    for (int c = 0; c < chunks; ++c) {
+      mbar_wait(bars + 16 * s, ph);
+      const u32 st = sbase + s * STAGE_BYTES;
+      const uint4 w01 = lds128(st + X_BYTES + warp * 1024 + lane * 16);
+      const uint4 w23 = lds128(st + X_BYTES + warp * 1024 + 512 + lane * 16);
+      const u32 sc_row = st + X_BYTES + W_BYTES + warp * 64 + gid * 4;
+      const scale_t s0 = bits_as<scale_t>(lds32(sc_row)), s1 = bits_as<scale_t>(lds32(sc_row + 32));
+      u32 a[4][4];
+      w4_a_fragments(a, w01, w23);
+      wgmma_fence();
 #pragma unroll
-    for (int ks = 0; ks < 4; ++ks) wgmma_m64n128k32_s8_rs(acc, a[ks][0], a[ks][1], a[ks][2], a[ks][3], desc_sw128(st + ks * 32), ks);
-    wgmma_commit();
-    wgmma_wait<0>();
-    __syncwarp();
-    if (lane == 0) mbar_arrive(bars + 16 * s + 8);
-    fence_regs(acc);
+      for (int ks = 0; ks < 4; ++ks) wgmma_m64n128k32_s8_rs(acc, a[ks][0], a[ks][1], a[ks][2], a[ks][3], desc_sw128(st + ks * 32), ks);
+      wgmma_commit();
+      wgmma_wait<0>();
+      __syncwarp();
+      if (lane == 0) mbar_arrive(bars + 16 * s + 8);
+      fence_regs(acc);
 #pragma unroll
-    for (int i = 0; i < 64; ++i) add_group<IS_SHIFT ? 4 : 0>(tot[i], acc[i], (i & 2) ? s1 : s0);
-    s = s + 1 == STAGES ? 0 : s + 1;
-  }
-  const int n0 = (blockIdx.y * TILES + warp) * 16;
-  if (!ymap) {
-    wgmma_store_y_swapped(tot, y, ascale, m0, n0, M, N, post);
-    return;
-  }
-  const int tig = lane & 3;
-  const u32 slot = sbase + OFF_OUT + warp * OUT_SLOT;
+      for (int i = 0; i < 64; ++i) add_group<IS_SHIFT ? 4 : 0>(tot[i], acc[i], (i & 2) ? s1 : s0);
+      if (++s == STAGES) s = 0, ph ^= 1;
+    }
+    const int m0 = (t % m_tiles) * BT, n0 = ((t / m_tiles) * TILES + warp) * 16;
+    if (!ymap) {
+      wgmma_store_y_swapped(tot, y, ascale, m0, n0, M, N, post);
+      continue;
+    }
+    // the slot is free: the previous tile's TMA store returned only after reading it (tma_store_2d)
+    const u32 slot = sbase + OFF_OUT + warp * OUT_SLOT;
 #pragma unroll
-  for (int j = 0; j < 16; ++j) {
+    for (int j = 0; j < 16; ++j) {
 #pragma unroll
-    for (int e = 0; e < 2; ++e) {
-      const int m = 8 * j + 2 * tig + e;
-      const float a = m0 + m < M ? __ldg(ascale + m0 + m) : 0.f;
-      const u32 row = slot + m * OUT_PITCH, swz = ((m * OUT_PITCH) >> 7) & (OUT_PITCH / 16 - 1);
+      for (int e = 0; e < 2; ++e) {
+        const int m = 8 * j + 2 * tig + e;
+        const float a = m0 + m < M ? __ldg(ascale + m0 + m) : 0.f;
+        const u32 row = slot + m * OUT_PITCH, swz = ((m * OUT_PITCH) >> 7) & (OUT_PITCH / 16 - 1);
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int nb = (gid + 8 * h) * OUT_B;  // byte of output row n in the token's pitch
-        sts_out(row + ((((nb >> 4) ^ swz)) << 4) + (nb & 15), to_out(out_scale(tot[4 * j + 2 * h + e], a, post)));
+        for (int h = 0; h < 2; ++h) {
+          const int nb = (gid + 8 * h) * OUT_B;  // byte of output row n in the token's pitch
+          sts_out(row + ((((nb >> 4) ^ swz)) << 4) + (nb & 15), to_out(out_scale(tot[4 * j + 2 * h + e], a, post)));
+        }
       }
     }
+    fence_proxy_async();
+    __syncwarp();
+    if (lane == 0) tma_store_2d(ymap, n0 * OUT_B, m0, slot);
+    __syncwarp();
   }
-  fence_proxy_async();
-  __syncwarp();
-  if (lane == 0) tma_store_2d(ymap, n0 * OUT_B, m0, slot);
-  __syncwarp();
 }

@@ -75,6 +75,24 @@ __device__ __forceinline__ uint2 lds64(u32 a) {
   asm volatile("ld.shared.v2.u32 {%0, %1}, [%2];\n" : "=r"(v.x), "=r"(v.y) : "r"(a));
   return v;
 }
+// The register A operand of one 128-k chunk of int4 weights (4 wgmma k-steps of 32): the lane's
+// 16-byte units w01 (64-k step 0: words x,y = k-step 0, z,w = k-step 1) and w23 (step 1), as 16*q
+// bytes (lo16/hi16) in the m64k32 A fragment order; each register is pinned by an empty asm so it is
+// built before the wgmma fence.
+__device__ __forceinline__ void w4_a_fragments(u32 (&a)[4][4], const uint4& w01, const uint4& w23) {
+#pragma unroll
+  for (int ks = 0; ks < 4; ++ks) {
+    const uint4 w = (ks >> 1) ? w23 : w01;
+    const u32 w0 = (ks & 1) ? w.z : w.x, w8 = (ks & 1) ? w.w : w.y;
+    a[ks][0] = lo16(w0);
+    a[ks][1] = lo16(w8);
+    a[ks][2] = hi16(w0);
+    a[ks][3] = hi16(w8);
+#pragma unroll
+    for (int r = 0; r < 4; ++r) asm volatile("" : "+r"(a[ks][r])::"memory");
+  }
+}
+
 // One output element (out_t: f32 or f16 bits) into shared memory.
 __device__ __forceinline__ void sts_out(u32 a, float v) { asm volatile("st.shared.f32 [%0], %1;\n" ::"r"(a), "f"(v) : "memory"); }
 __device__ __forceinline__ void sts_out(u32 a, unsigned short v) { asm volatile("st.shared.u16 [%0], %1;\n" ::"r"(a), "h"(v) : "memory"); }
