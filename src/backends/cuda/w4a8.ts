@@ -3,7 +3,7 @@
  *   M <= 16: w4a8_decode (weights streamed once, tensor cores with swapped operands)
  *   M  > 16: w4a8_mma (cp.async-pipelined mma.sync GEMM)
  *   large M on sm_90a: w4a8_wgmma_tma (warpgroup MMA, weights from registers, every operand
- *                      loaded by TMA from a producer warp; the default when the driver encodes
+ *                      loaded by TMA from a producer warpgroup; the default when the driver encodes
  *                      tensor maps), w4a8_wgmma_rs (the same MMA with cp.async and register loads)
  *                      or w4a8_wgmma (s8 operands from swizzled shared memory); the first two
  *                      read the activations in fragment order (see activationOrder)
@@ -56,7 +56,7 @@ export interface WgmmaConfig { readonly kind: 'wgmma'; readonly WGS: 1 | 2; read
  */
 export interface WgmmaRsConfig { readonly kind: 'wgmma-rs'; readonly WGS: 1 | 2; readonly STAGES: number; readonly MINB: number }
 /**
- * The register-A warpgroup-MMA GEMM fed by TMA from a producer warp (w4a8_wgmma_tma.cu): tile 128
+ * The register-A warpgroup-MMA GEMM fed by TMA from a producer warpgroup (w4a8_wgmma_tma.cu): tile 128
  * weight rows x 128 tokens, STAGES stages of activations + weights + scales. Needs sm_90a and a
  * driver with cuTensorMapEncodeTiled; reads xq in fragment order (activationOrder). `blocks`: how
  * many blocks share the tiles — 'tiles' (the default) one per tile, 'sms' one per SM (persistent:
@@ -145,7 +145,7 @@ export function w4a8Linear(
     const blocks = tmaBlocks(ctx, config, M, N);
     const fn = getKernel(ctx, 'w4a8_wgmma_tma.cu', 'w4a8_wgmma_tma', { ...common, STAGES: config.STAGES }, smem);
     const [xmap, wmap, smap, ymap] = w4a8TensorMaps(ctx, layer, xq, y, M, outputBytes(out));
-    ctx.launch(fn, [blocks], [288], [xmap, wmap, smap, a, y, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }, ymap], smem);
+    ctx.launch(fn, [blocks], [384], [xmap, wmap, smap, a, y, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }, ymap], smem);
   } else if (config.kind === 'wgmma-rs') {
     const smem = wgmmaRsSharedBytes(config.STAGES);
     const fn = getKernel(ctx, 'w4a8_wgmma_rs.cu', 'w4a8_wgmma_rs', { ...common, WGS: config.WGS, STAGES: config.STAGES, MINB: config.MINB }, smem);

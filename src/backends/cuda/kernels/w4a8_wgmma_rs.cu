@@ -142,6 +142,8 @@ w4a8_wgmma_rs(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, cons
   auto step = [&](int c, WChunk& wr) {
     mbar_wait(bars + 16 * s_cur, (c / STAGES) & 1);
     fence_proxy_async();
+    // the same build as w4_a_fragments (wgmma.cuh), kept inline: the helper made ptxas schedule this
+    // kernel 3% slower (IS, same-run A/B, docs/bench/cuda-prefill-ab-H100-2026-11-23-s6.txt)
     u32 a[4][4];
 #pragma unroll
     for (int ks = 0; ks < 4; ++ks) {

@@ -6,7 +6,7 @@
 // with acc' = 16*acc (the tensor cores see 16*q). Weights are the 64-row A operand of each
 // warpgroup (from registers), tokens the 128 columns of B (from shared memory): D[n, m].
 //
-// What differs is who moves the data: one producer warp (the 9th) issues three TMA copies per
+// What differs is who moves the data: one producer lane (of a 3rd warpgroup) issues three TMA copies per
 // 128-k chunk into a shared-memory stage and the 8 consumer warps only compute. The register-A
 // kernel's loads (cp.async by every thread + per-thread weight loads) were limited by the
 // L2->SM path at ~850 TOPS (docs/cuda-notes.md, fifth session).
@@ -31,7 +31,9 @@
 // chunk c at c ^ ((m*P >> 7) & (P/16 - 1)), the TMA swizzle: f32 2-way bank conflicts instead of 4,
 // f16 none) and one TMA store writes the slot (rows >= M and columns >= N clipped): +2-6% over direct
 // stores at M = 4096 (docs/cuda-notes.md). Without ymap (ymap == 0), direct stores.
-// Block: 2 consumer warpgroups + 1 producer warp (288 threads), tile 128 weight rows x 128 tokens.
+// Block: 2 consumer warpgroups + 1 producer warpgroup (384 threads; the producer warpgroup drops to 40
+// registers per thread with setmaxnreg and the consumers rise to 232, so their 64 accumulators and 64
+// totals never spill; one producer lane issues all copies), tile 128 weight rows x 128 tokens.
 // Tiles t = 0 .. ceil(M/128)*ceil(N/128)-1, token tile t % m_tiles (fastest: consecutive tiles share
 // a weight tile in L2), weight tile t / m_tiles; block b takes tiles b, b + gridDim.x, ... (1-D grid:
 // one block per tile, or fewer, down to one per SM, persistent: the producer then runs into the next
@@ -64,7 +66,8 @@
 #define OFF_OUT (STAGES * STAGE_BYTES)
 #define OFF_BAR (OFF_OUT + 8 * OUT_SLOT)  // full[s] at +16s, empty[s] at +16s+8
 
-extern "C" __global__ void __launch_bounds__(CONSUMERS + 32, 1)
+#define THREADS (CONSUMERS + 128)  // + the producer warpgroup (registers: 2 x 128 x 232 + 128 x 40 <= 64K)
+extern "C" __global__ void __launch_bounds__(THREADS, 1)
 w4a8_wgmma_tma(const TmaMap* __restrict__ xmap, const TmaMap* __restrict__ wmap, const TmaMap* __restrict__ smap,
                const float* __restrict__ ascale, out_t* __restrict__ y, int M, int N, int K, float post, const TmaMap* __restrict__ ymap) {
   extern __shared__ uint4 smem_raw[];
@@ -83,8 +86,9 @@ w4a8_wgmma_tma(const TmaMap* __restrict__ xmap, const TmaMap* __restrict__ wmap,
 
   // Stage s and its phase ph run on across tiles (the ring never restarts), so the producer fills
   // the next tile's first stages while the consumers still finish and store this one.
-  if (tid >= CONSUMERS) {  // producer warp: one lane issues the copies
-    if (lane == 0) {
+  if (tid >= CONSUMERS) {  // producer warpgroup: gives registers back; one lane issues the copies
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n" ::: "memory");
+    if (tid == CONSUMERS) {
       int s = 0, ph = 0;
 #pragma unroll 1
       for (int t = blockIdx.x; t < tiles; t += gridDim.x) {
@@ -104,6 +108,7 @@ w4a8_wgmma_tma(const TmaMap* __restrict__ xmap, const TmaMap* __restrict__ wmap,
     return;
   }
 
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n" ::: "memory");
   const int warp = tid >> 5, gid = lane >> 2, tig = lane & 3;  // warp w (0..7) owns weight tile w of the block
   int s = 0, ph = 0;
 #pragma unroll 1
