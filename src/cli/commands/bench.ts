@@ -11,7 +11,11 @@ import { InputError } from '../../errors.js';
 import { PACKAGE_ROOT } from '../default-model.js';
 
 const BENCHES = {
-  kernels: ['cuda-kernels', 'GPU: cuBLAS FP16 vs W4A8 integer scale vs float scale, K·N ∈ {4096·22016, 4096², 11008·4096}, M = 1…4096'],
+  kernels: [
+    'cuda-kernels',
+    'GPU: cuBLAS FP16 vs W4A8 integer / float scale (f32 and f16 output), W8A8, W4A16; K·N ∈ {4096·22016, 4096², 11008·4096}, M = 1…4096 ' +
+      '(--ms 1,16,... --shapes KxN,... --quick --back-to-back L --out DIR)',
+  ],
   cpu: ['cpu-e2e', 'CPU: prefill and decode tokens/s of a model in float32, W4A8 IS and W4A8 FS'],
   'cpu-matmul': ['cpu-matmul', 'CPU: f32 matmul, JS vs WASM SIMD, 1 vs all threads'],
   'cpu-int-linear': ['cpu-int-linear', 'CPU: integer linear kernels (W4A8 IS/FS, W4A16)'],
