@@ -145,11 +145,7 @@ w4a8_wgmma(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const s
 
   int acc[64];
   tot_t tot[64];
-#pragma unroll
-  for (int i = 0; i < 64; ++i) {
-    acc[i] = 0;
-    tot[i] = 0;
-  }
+  zero_acc_tot(acc, tot);
 
   cp_async_prologue<STAGES - 1>(chunks, [&](int stage, int c) { load_stage(C, stage, c); });
   int s_cur = 0, s_ld = STAGES - 1;

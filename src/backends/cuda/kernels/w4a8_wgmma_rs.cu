@@ -106,11 +106,7 @@ w4a8_wgmma_rs(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, cons
 
   int acc[64];
   tot_t tot[64];
-#pragma unroll
-  for (int i = 0; i < 64; ++i) {
-    acc[i] = 0;
-    tot[i] = 0;
-  }
+  zero_acc_tot(acc, tot);
 
   // full[s]: every thread's cp.asyncs of the stage landed (THREADS noinc arrivals); empty[s]: every
   // thread's warpgroup finished the wgmmas reading it (THREADS arrivals). Use u of a stage has

@@ -115,11 +115,7 @@ w4a8_wgmma_tma(const TmaMap* __restrict__ xmap, const TmaMap* __restrict__ wmap,
   for (int t = blockIdx.x; t < tiles; t += gridDim.x) {
     int acc[64];
     tot_t tot[64];
-#pragma unroll
-    for (int i = 0; i < 64; ++i) {
-      acc[i] = 0;
-      tot[i] = 0;
-    }
+    zero_acc_tot(acc, tot);
 #pragma unroll 1
     for (int c = 0; c < chunks; ++c) {
       mbar_wait(bars + 16 * s, ph);

@@ -17,6 +17,15 @@ __device__ __forceinline__ void fence_regs(int (&d)[64]) {
   for (int i = 0; i < 64; ++i) asm volatile("" : "+r"(d[i])::"memory");
 }
 
+// A thread's 64 wgmma accumulators and its 64 per-output totals, zeroed.
+template <typename T> __device__ __forceinline__ void zero_acc_tot(int (&acc)[64], T (&tot)[64]) {
+#pragma unroll
+  for (int i = 0; i < 64; ++i) {
+    acc[i] = 0;
+    tot[i] = 0;
+  }
+}
+
 // The m64n128 s32 accumulator fragment as 64 read-write asm operands %0..%63, and its register list.
 #define WGMMA_D64_REGS                                                                                  \
   "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                            \
