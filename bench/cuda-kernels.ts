@@ -1,5 +1,6 @@
 /**
- * Kernel benchmark on the GPU: cuBLAS FP16 vs W4A8 integer scale (with and without the per-group
+ * Kernel benchmark on the GPU: cuBLAS FP16 and cuBLAS INT8 (int8 in, int32 out: the dense int8 GEMM
+ * with no scales at all) vs W4A8 integer scale (with and without the per-group
  * shift) vs W4A8 float scale, each W4A8 IS / FS also with f16 output (cuBLAS writes f16; the other
  * rows write f32), vs W8A8 integer / float scale vs W4A16 (M <= 64, fp16 activations), same shapes,
  * same run. Usage:
@@ -84,6 +85,7 @@ for (const [K, N] of SHAPES) {
   const layer16 = (i: number): W4A16Layer => ({ n: N, k: K, groupSize: G, weights: w4.weights[i % w4.count]!, scales: s16[i % w4.count]! });
   const w16Bytes = N * K * 2;
   const w16 = fp16Copies(weights, l2, N, K);
+  const w8dense = weights.copies(copiesFor(l2, N * K), N * K, fill.i8); // plain int8 [N, K] for cuBLAS
   for (const M of MS) {
     const acts = new DeviceInputs(ctx, seeds);
     const RA = Math.min(8, copiesFor(l2, M * K * 2 + M * N * 4));
@@ -97,6 +99,10 @@ for (const [K, N] of SHAPES) {
     const kernel8 = cfg8.kind === 'decode' ? `decode MT${cfg8.MT} NTW${cfg8.NTW} WK${cfg8.WK}` : `wgmma ${64 * cfg8.WGS}x128 s${cfg8.STAGES}`;
     const variants: Variant[] = [
       { variant: 'fp16-cublas', kernel: 'cublasGemmEx', bytes: w16Bytes + M * K * 2 + M * N * 2, launch: fp16Gemm(cublas, w16, act, M, N, K) },
+      {
+        variant: 'int8-cublas', kernel: 'cublasGemmEx int8', bytes: N * K + M * K + M * N * 4,
+        launch: (i) => cublas.gemmI8(y.address, xq[i % RA]!.address, w8dense[i % w8dense.length]!.address, M, N, K),
+      },
       ...(['is', 'is-shift', 'fs'] as const).map((v): Variant => ({
         variant: `w4a8-${v}`, kernel, bytes: w4Bytes + M * K + M * 4 + M * N * 4,
         launch: (i) => w4a8Linear(ctx, w4a8Layer(w4, N, K, G, v, i), xq[i % RA]!, a[i % RA]!, y, M, cfg),
@@ -131,7 +137,7 @@ for (const [K, N] of SHAPES) {
       byVariant.set(variant, row);
     });
     const us = (variant: string): number => byVariant.get(variant)!.us;
-    const res = { is: us('w4a8-is'), 'is-shift': us('w4a8-is-shift'), fs: us('w4a8-fs'), 'is-f16': us('w4a8-is-f16'), 'fs-f16': us('w4a8-fs-f16'), 'w8-is': us('w8a8-is'), 'w8-fs': us('w8a8-fs'), w4a16: byVariant.get('w4a16')?.us };
+    const res = { int8: us('int8-cublas'), is: us('w4a8-is'), 'is-shift': us('w4a8-is-shift'), fs: us('w4a8-fs'), 'is-f16': us('w4a8-is-f16'), 'fs-f16': us('w4a8-fs-f16'), 'w8-is': us('w8a8-is'), 'w8-fs': us('w8a8-fs'), w4a16: byVariant.get('w4a16')?.us };
     byVariant.get('w4a8-is')!.is_over_fs = res.fs / res.is;
     byVariant.get('w4a8-is-shift')!.is_over_fs = res.fs / res['is-shift'];
     byVariant.get('w4a8-is-f16')!.is_over_fs = res['fs-f16'] / res['is-f16'];
@@ -140,6 +146,7 @@ for (const [K, N] of SHAPES) {
     const w4a16Text = res.w4a16 !== undefined ? (fp16.us / res.w4a16).toFixed(2).padStart(8) : '       -';
     console.log(
       `K=${K} N=${N} M=${String(M).padStart(4)} | fp16 ${f(fp16.us)} µs | IS ${f(res.is)} µs ${f(fp16.us / res.is, 2)}x (bytes ${byVariant.get('w4a8-is')!.byte_floor_us.toFixed(1)}) | IS-shift ${f(res['is-shift'])} | FS ${f(res.fs)} µs ${f(fp16.us / res.fs, 2)}x | IS/FS ${f(res.fs / res.is, 3)} | f16 out: IS ${f(res['is-f16'])} µs ${f(fp16.us / res['is-f16'], 2)}x FS ${f(res['fs-f16'])} IS/FS ${f(res['fs-f16'] / res['is-f16'], 3)} | ${(ops / res.is / 1e6).toFixed(0)} TOPS ${((w4Bytes + M * K) / res.is / 1e3).toFixed(0)} GB/s | ${kernel}` +
+        ` || INT8 cuBLAS ${f(res.int8)} µs ${f(fp16.us / res.int8, 2)}x ${(ops / res.int8 / 1e6).toFixed(0).padStart(5)} TOPS, W4A8 IS ${f(res.int8 / res.is, 2)}x it, W8A8 IS ${f(res.int8 / res['w8-is'], 2)}x it` +
         ` || W8A8 IS ${f(res['w8-is'])} µs ${f(fp16.us / res['w8-is'], 2)}x ${(ops / res['w8-is'] / 1e6).toFixed(0).padStart(5)} TOPS | W8A8 FS ${f(res['w8-fs'])} µs ${f(fp16.us / res['w8-fs'], 2)}x | W8 FS/IS ${f(res['w8-fs'] / res['w8-is'], 3)} | ${kernel8} || W4A16 ${res.w4a16 !== undefined ? f(res.w4a16) : '       -'} µs ${w4a16Text}x`,
     );
     acts.free();

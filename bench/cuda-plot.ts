@@ -1,7 +1,7 @@
 /** A small SVG plot of a kernel bench: speedup over cuBLAS FP16 against M, one panel per shape. */
 interface PlotRow { K: number; N: number; M: number; variant: string; vs_fp16: number }
 
-const COLORS: Record<string, string> = { 'w4a8-is': '#d62728', 'w4a8-is-shift': '#ff9896', 'w4a8-fs': '#1f77b4', 'w4a8-is-f16': '#8c564b', 'w8a8-is': '#2ca02c', 'w8a8-fs': '#98df8a', 'w4a16': '#9467bd', 'fp16-cublas': '#7f7f7f' };
+const COLORS: Record<string, string> = { 'w4a8-is': '#d62728', 'w4a8-is-shift': '#ff9896', 'w4a8-fs': '#1f77b4', 'w4a8-is-f16': '#8c564b', 'w8a8-is': '#2ca02c', 'w8a8-fs': '#98df8a', 'w4a16': '#9467bd', 'int8-cublas': '#000000', 'fp16-cublas': '#7f7f7f' };
 
 export function renderBenchSvg(report: { gpu: string; date: string; rows: PlotRow[] }): string {
   const shapes = [...new Set(report.rows.map((r) => `${r.K}x${r.N}`))];

@@ -1,6 +1,7 @@
 /**
- * cuBLAS through koffi: only what the FP16 baseline needs (a handle bound to a stream and
- * cublasGemmEx with fp16 inputs/outputs and fp32 accumulation, as PyTorch's fp16 matmul does).
+ * cuBLAS through koffi: only what the baselines need, a handle bound to a stream and cublasGemmEx
+ * with fp16 inputs/outputs and fp32 accumulation (as PyTorch's fp16 matmul does), or int8 inputs
+ * and int32 outputs with int32 accumulation (the dense INT8 GEMM, through cuBLASLt's IMMA kernels).
  */
 import { loadCudaLibrary, optionalFunc, CudaUnavailableError, type NativeFunction } from './libs.js';
 
@@ -25,7 +26,10 @@ const STATUS: Record<number, string> = {
 const CUBLAS_OP_N = 0;
 const CUBLAS_OP_T = 1;
 const CUDA_R_16F = 2;
+const CUDA_R_8I = 3;
+const CUDA_R_32I = 10;
 const CUBLAS_COMPUTE_32F = 68;
+const CUBLAS_COMPUTE_32I = 72;
 const CUBLAS_GEMM_DEFAULT = -1;
 
 const SIGS: Record<string, [string[], string]> = {
@@ -35,7 +39,7 @@ const SIGS: Record<string, [string[], string]> = {
   getVersion: [['cublasGetVersion_v2'], 'int $NAME(void *handle, _Out_ int *v)'],
   gemmEx: [
     ['cublasGemmEx'],
-    'int $NAME(void *h, int transa, int transb, int m, int n, int k, const float *alpha, uint64_t A, int atype, int lda, uint64_t B, int btype, int ldb, const float *beta, uint64_t C, int ctype, int ldc, int computeType, int algo)',
+    'int $NAME(void *h, int transa, int transb, int m, int n, int k, const void *alpha, uint64_t A, int atype, int lda, uint64_t B, int btype, int ldb, const void *beta, uint64_t C, int ctype, int ldc, int computeType, int algo)',
   ],
 };
 
@@ -45,6 +49,8 @@ export class Cublas {
   private handle: bigint;
   private readonly one = new Float32Array([1]);
   private readonly zero = new Float32Array([0]);
+  private readonly oneI = new Int32Array([1]);
+  private readonly zeroI = new Int32Array([0]);
 
   constructor(stream: bigint) {
     const lib = loadCudaLibrary('cublas');
@@ -76,9 +82,23 @@ export class Cublas {
    * terms: Yᵀ (N×M) = op_T(W as K×N) · Xᵀ (K×M).
    */
   gemmF16(y: number, x: number, w: number, M: number, N: number, K: number): void {
+    checkDims('gemmF16', M, N, K);
     this.check(
-      'cublasGemmEx(fp16)',
+      `cublasGemmEx(fp16, M=${M} N=${N} K=${K})`,
       this.f.gemmEx!(this.handle, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, this.one, w, CUDA_R_16F, K, x, CUDA_R_16F, K, this.zero, y, CUDA_R_16F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT) as number,
+    );
+  }
+
+  /**
+   * Y[M,N] (int32) = X[M,K] (int8) · W[N,K]ᵀ (int8), row-major, exact int32 accumulation: the same
+   * "TN" call as gemmF16, the layout cuBLAS's int8 tensor-core kernels take. cuBLAS refuses some
+   * sizes (NOT_SUPPORTED) that the IMMA kernels cannot serve; the error names the call and sizes.
+   */
+  gemmI8(y: number, x: number, w: number, M: number, N: number, K: number): void {
+    checkDims('gemmI8', M, N, K);
+    this.check(
+      `cublasGemmEx(int8, M=${M} N=${N} K=${K})`,
+      this.f.gemmEx!(this.handle, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, this.oneI, w, CUDA_R_8I, K, x, CUDA_R_8I, K, this.zeroI, y, CUDA_R_32I, N, CUBLAS_COMPUTE_32I, CUBLAS_GEMM_DEFAULT) as number,
     );
   }
 
@@ -87,5 +107,11 @@ export class Cublas {
       this.check('cublasDestroy', this.f.destroy!(this.handle) as number);
       this.handle = 0n;
     }
+  }
+}
+
+function checkDims(call: string, M: number, N: number, K: number): void {
+  for (const [name, v] of [['M', M], ['N', N], ['K', K]] as const) {
+    if (!Number.isInteger(v) || v < 1 || v > 2 ** 31 - 1) throw new RangeError(`Cublas.${call}: ${name} must be a positive 32-bit integer, got ${v}`);
   }
 }

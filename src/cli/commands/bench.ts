@@ -13,7 +13,7 @@ import { PACKAGE_ROOT } from '../default-model.js';
 const BENCHES = {
   kernels: [
     'cuda-kernels',
-    'GPU: cuBLAS FP16 vs W4A8 integer / float scale (f32 and f16 output), W8A8, W4A16; K·N ∈ {4096·22016, 4096², 11008·4096}, M = 1…4096 ' +
+    'GPU: cuBLAS FP16 and INT8 vs W4A8 integer / float scale (f32 and f16 output), W8A8, W4A16; K·N ∈ {4096·22016, 4096², 11008·4096}, M = 1…4096 ' +
       '(--ms 1,16,... --shapes KxN,... --quick --back-to-back L --out DIR)',
   ],
   cpu: ['cpu-e2e', 'CPU: prefill and decode tokens/s of a model in float32, W4A8 IS and W4A8 FS'],
