@@ -67,7 +67,7 @@ function w4a8Label(cfg: W4A8Config): string {
     case 'decode': return `decode MT${cfg.MT} NTW${cfg.NTW} WK${cfg.WK}`;
     case 'wgmma': return `wgmma ${64 * cfg.WGS}x128 s${cfg.STAGES}`;
     case 'wgmma-rs': return `wgmma-rs ${64 * cfg.WGS}x128 s${cfg.STAGES}`;
-    case 'wgmma-tma': return `wgmma-tma 128x128 s${cfg.STAGES}${cfg.blocks === 'sms' ? ' persistent' : ''}`;
+    case 'wgmma-tma': return `wgmma-tma 128x128 s${cfg.STAGES}${cfg.blocks === 'sms' ? ' persistent' : ''}${(cfg.KS ?? 1) > 1 ? ` split-K ${cfg.KS}` : ''}`;
     case 'mma': return `mma ${cfg.BM}x${cfg.BN} ${cfg.WM * cfg.WN}w s${cfg.STAGES}`;
   }
 }
@@ -92,7 +92,7 @@ for (const [K, N] of SHAPES) {
     const act = activations(acts, RA, M, K, N);
     const { xq, a, x16, y } = act;
     const ops = 2 * M * N * K;
-    const cfg = chooseW4A8Config(M, N, K, ctx.arch === 'sm_90a');
+    const cfg = chooseW4A8Config(M, N, K, ctx.arch === 'sm_90a', ctx.arch === 'sm_90a', ctx.info.multiprocessors);
     const kernel = w4a8Label(cfg);
     // W8A8 (8-bit weights, int8 activations)
     const cfg8: W8A8Config = chooseW8A8Config(M, N, K, ctx.arch === 'sm_90a');

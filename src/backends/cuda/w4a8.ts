@@ -12,6 +12,7 @@
  */
 import type { DeviceBuffer } from './buffer.js';
 import type { CudaContext, KernelArg } from './context.js';
+import { splitKWorkspace } from './workspace.js';
 import { getKernel } from './kernel-cache.js';
 import { paddedRows, repackW4A8, type RepackedW4A8 } from './repack.js';
 import { cachedTensorMapU8, hasTensorMaps } from './tensor-map.js';
@@ -61,9 +62,11 @@ export interface WgmmaRsConfig { readonly kind: 'wgmma-rs'; readonly WGS: 1 | 2;
  * driver with cuTensorMapEncodeTiled; reads xq in fragment order (activationOrder). `blocks`: how
  * many blocks share the tiles — 'tiles' (the default) one per tile, 'sms' one per SM (persistent:
  * each block loops over tiles, its producer running into the next tile while it stores), or a
- * number (at most one per tile).
+ * number (at most one per tile). `KS` (default 1): split each tile's K into KS ranges, one work item
+ * each (for grids with fewer tiles than SMs); partial totals meet in a per-context workspace
+ * (workspace.ts) and the last warp to arrive adds them in a fixed order, so integer totals stay exact.
  */
-export interface WgmmaTmaConfig { readonly kind: 'wgmma-tma'; readonly STAGES: number; readonly blocks?: 'tiles' | 'sms' | number }
+export interface WgmmaTmaConfig { readonly kind: 'wgmma-tma'; readonly STAGES: number; readonly blocks?: 'tiles' | 'sms' | number; readonly KS?: number }
 export type W4A8Config = DecodeConfig | MmaConfig | WgmmaConfig | WgmmaRsConfig | WgmmaTmaConfig;
 
 /** Order of k inside each 64-k block in which a kernel reads the activations xq. */
@@ -96,21 +99,32 @@ export function wgmmaSharedBytes(wgs: number, stages: number): number {
  * the weight-streaming decode kernel wins up to
  * M = 32 everywhere and up to M = 64 when N is small; above M = 64 the register-A wgmma GEMM
  * (sm_90a only, fragment-order activations; `wgmma` = false falls back to the mma.sync GEMM).
+ * With TMA, from M = 33 the TMA-fed kernel, its K split KS times when its tiles do not fill the
+ * `sms` SMs (KS = min(4, sms / tiles)): same-run A/B on the H100, docs/bench/cuda-splitk-ab-H100-2026-11-23-s7.txt.
  */
-export function chooseW4A8Config(M: number, n: number, k: number, wgmma = true, tma = wgmma): W4A8Config {
+export function chooseW4A8Config(M: number, n: number, k: number, wgmma = true, tma = wgmma, sms = 132): W4A8Config {
   const wide = n >= 16384;
   if (M <= 8) return { kind: 'decode', MT: 1, NTW: 1, WK: k >= 2048 ? 16 : 8 };
   if (M <= 16) return wide ? { kind: 'decode', MT: 2, NTW: 2, WK: 8 } : { kind: 'decode', MT: 2, NTW: 2, WK: k >= 2048 ? 16 : 8 };
   if (M <= 32) return { kind: 'decode', MT: 4, NTW: 1, WK: 8 };
+  // M = 64 on 4096²: decode 15.9-16.2 µs vs TMA split-K 4 16.4-16.5 µs (two same-run measurements)
+  if (M <= 64 && !wide && k <= 4096) return { kind: 'decode', MT: 8, NTW: 1, WK: 8 };
+  if (wgmma && tma) {
+    // split-K A/B (M = 64-512): 4096² M = 128 21.0 -> 16.8 µs (KS 4), 11008·4096 M = 128 43.0 -> 24.4 µs,
+    // M = 256 43.1 -> 30.8 µs (KS 2); KS past sms / tiles was slower everywhere; at M = 64 the TMA kernel
+    // beat the mma 64x64 GEMM on 4096·22016 (52.1 -> 40.5 µs) and the decode kernel on 11008·4096 (30.5 -> 23.7)
+    // One block per SM looping over the tiles beat one block per tile by 1-12% at M = 2048-4096, IS and
+    // FS, f32 and f16 output (docs/bench/cuda-prefill-ab-H100-2026-11-23-s6.txt); below 132 tiles the two are the same.
+    const tiles = Math.ceil(M / 128) * Math.ceil(n / 128);
+    const KS = Math.max(1, Math.min(4, k / 128, Math.floor(sms / tiles)));
+    return { kind: 'wgmma-tma', STAGES: 4, blocks: 'sms', ...(KS > 1 ? { KS } : {}) };
+  }
   if (M <= 64) return wide ? { kind: 'mma', BM: 64, BN: 64, WM: 2, WN: 2, STAGES: 4 } : { kind: 'decode', MT: 8, NTW: 1, WK: 8 };
   if (!wgmma) return { kind: 'mma', BM: 128, BN: 128, WM: 2, WN: 4, STAGES: 4 };
   // register-A wgmma (docs/bench/cuda-prefill-H100-2026-11-23-v5-rs.txt): beat the shared-memory-operand
   // wgmma kernel at every M >= 128 on all three shapes (1.10-1.18x cuBLAS FP16 at M = 4096); fed by
   // TMA it is faster again at every M >= 256 and level at M = 128 (docs/bench/cuda-prefill-tma-H100-2026-11-23.txt).
-  // One block per SM looping over the tiles beat one block per tile by 1-12% at M = 2048-4096, IS and
-  // FS, f32 and f16 output (docs/bench/cuda-prefill-ab-H100-2026-11-23-s6.txt); below 132 tiles the two are the same.
-  if (!tma) return { kind: 'wgmma-rs', WGS: 2, STAGES: 4, MINB: 1 };
-  return { kind: 'wgmma-tma', STAGES: 4, blocks: 'sms' };
+  return { kind: 'wgmma-rs', WGS: 2, STAGES: 4, MINB: 1 };
 }
 
 /**
@@ -125,7 +139,7 @@ export function w4a8Linear(
   a: DeviceBuffer,
   y: DeviceBuffer,
   M: number,
-  config: W4A8Config = chooseW4A8Config(M, layer.n, layer.k, ctx.arch === 'sm_90a', hasTensorMaps(ctx)),
+  config: W4A8Config = chooseW4A8Config(M, layer.n, layer.k, ctx.arch === 'sm_90a', hasTensorMaps(ctx), ctx.info.multiprocessors),
   out: OutputFormat = 'f32',
 ): void {
   const { n: N, k: K } = layer;
@@ -142,10 +156,15 @@ export function w4a8Linear(
   } else if (config.kind === 'wgmma-tma') {
     const smem = wgmmaTmaSharedBytes(config.STAGES);
     if (smem > ctx.info.maxSharedPerBlockOptin) throw new RangeError(`wgmma-tma with ${config.STAGES} stages needs ${smem} B of shared memory, the device allows ${ctx.info.maxSharedPerBlockOptin}`);
-    const blocks = tmaBlocks(ctx, config, M, N);
-    const fn = getKernel(ctx, 'w4a8_wgmma_tma.cu', 'w4a8_wgmma_tma', { ...common, STAGES: config.STAGES }, smem);
+    const ks = config.KS ?? 1;
+    if (!Number.isInteger(ks) || ks < 1 || ks > K / 128) throw new RangeError(`wgmma-tma KS (K splits) must be an integer in 1..${K / 128} for K=${K}, got ${ks}`);
+    const tiles = Math.ceil(M / 128) * Math.ceil(N / 128);
+    const blocks = tmaBlocks(ctx, config, tiles * ks);
+    const fn = getKernel(ctx, 'w4a8_wgmma_tma.cu', 'w4a8_wgmma_tma', { ...common, STAGES: config.STAGES, ...(ks > 1 ? { KS: ks } : {}) }, smem);
     const [xmap, wmap, smap, ymap] = w4a8TensorMaps(ctx, layer, xq, y, M, outputBytes(out));
-    ctx.launch(fn, [blocks], [384], [xmap, wmap, smap, a, y, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }, ymap], smem);
+    // split-K: per tile and consumer warp one counter and a 64 x 32 partial of 4-byte totals per split
+    const [ws, cnt] = ks > 1 ? splitKWorkspace(ctx, tiles * 8, ks * tiles * 8 * 64 * 32 * 4) : [{ u64: 0 }, { u64: 0 }];
+    ctx.launch(fn, [blocks], [384], [xmap, wmap, smap, a, y, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }, ymap, ws, cnt], smem);
   } else if (config.kind === 'wgmma-rs') {
     const smem = wgmmaRsSharedBytes(config.STAGES);
     const fn = getKernel(ctx, 'w4a8_wgmma_rs.cu', 'w4a8_wgmma_rs', { ...common, WGS: config.WGS, STAGES: config.STAGES, MINB: config.MINB }, smem);
@@ -162,12 +181,11 @@ export function w4a8Linear(
   }
 }
 
-/** Blocks of a wgmma-tma launch (1-D grid over the ceil(M/128)·ceil(N/128) tiles, see WgmmaTmaConfig). */
-function tmaBlocks(ctx: CudaContext, config: WgmmaTmaConfig, M: number, N: number): number {
-  const tiles = Math.ceil(M / 128) * Math.ceil(N / 128);
+/** Blocks of a wgmma-tma launch: a 1-D grid over its work items (the ceil(M/128)·ceil(N/128) tiles times KS), see WgmmaTmaConfig. */
+function tmaBlocks(ctx: CudaContext, config: WgmmaTmaConfig, items: number): number {
   const want = config.blocks ?? 'tiles';
   if (typeof want === 'number' && !(Number.isInteger(want) && want >= 1)) throw new RangeError(`wgmma-tma blocks must be a positive integer, 'tiles' or 'sms', got ${want}`);
-  return Math.min(tiles, want === 'tiles' ? tiles : want === 'sms' ? ctx.info.multiprocessors : want);
+  return Math.min(items, want === 'tiles' ? items : want === 'sms' ? ctx.info.multiprocessors : want);
 }
 
 /**

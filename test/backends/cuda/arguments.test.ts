@@ -2,7 +2,7 @@
  * The CUDA layer entry points reject bad arguments before touching the GPU, with messages that name
  * the problem: output buffers too small for the output format, a decode config too small for M,
  * the sm_90a kernels on another GPU, too many TMA stages for the device's shared memory, a bad TMA
- * block count, and tensor
+ * block or split-K count, and tensor
  * maps with bad strides, boxes, swizzle widths or bounds. Runs without a GPU: the context is a stub
  * whose every other use fails the test.
  */
@@ -72,6 +72,12 @@ test('w4a8Linear names the shared memory too many TMA stages need against the de
 test('w4a8Linear rejects a wgmma-tma block count that is not a positive integer', () => {
   for (const blocks of [0, 2.5, -1]) {
     assert.throws(() => w4a8Linear(stubContext('sm_90a'), w4, xq, a, buffer(M * N * 4), M, { kind: 'wgmma-tma', STAGES: 4, blocks }), /wgmma-tma blocks must be a positive integer, 'tiles' or 'sms', got/);
+  }
+});
+
+test('w4a8Linear rejects a split-K count that is not an integer in 1..K/128', () => {
+  for (const KS of [0, 1.5, 9]) {
+    assert.throws(() => w4a8Linear(stubContext('sm_90a'), w4, xq, a, buffer(M * N * 4), M, { kind: 'wgmma-tma', STAGES: 4, KS }), new RegExp(`wgmma-tma KS \\(K splits\\) must be an integer in 1..8 for K=1024, got ${KS}`));
   }
 });
 

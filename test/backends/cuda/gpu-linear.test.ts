@@ -106,6 +106,13 @@ const SHAPES: [M: number, N: number, K: number, G: number, config?: W4A8Config][
   [257, 260, 2048, 256, { kind: 'wgmma-tma', STAGES: 3, blocks: 2 }],
   [520, 1000, 384, 128, { kind: 'wgmma-tma', STAGES: 4, blocks: 7 }],
   [130, 16500, 256, 128, { kind: 'wgmma-tma', STAGES: 4, blocks: 'sms' }],
+  // split-K: even and uneven chunk ranges, one chunk per split, G = 256 groups across splits, fewer
+  // blocks than work items, the workspace reused (counters reset) and grown from case to case
+  [129, 260, 1024, 128, { kind: 'wgmma-tma', STAGES: 4, KS: 2 }],
+  [70, 200, 1280, 128, { kind: 'wgmma-tma', STAGES: 3, KS: 3 }],
+  [64, 127, 384, 128, { kind: 'wgmma-tma', STAGES: 2, KS: 3 }],
+  [300, 333, 1280, 256, { kind: 'wgmma-tma', STAGES: 4, KS: 4, blocks: 5 }],
+  [130, 16500, 256, 128, { kind: 'wgmma-tma', STAGES: 4, KS: 2, blocks: 'sms' }],
 ];
 
 test('W4A8 integer scale is bit-exact against the CPU reference (no-shift and shift epilogues)', { skip }, () => {
@@ -138,6 +145,17 @@ test('W4A8 float scale matches the CPU reference within 1e-6 of the term magnitu
   }
 });
 
+test('W4A8 split-K launches leave the workspace ready for the next: tile counts growing and shrinking, each bit-exact', { skip: skip || (ctxOf().arch.startsWith('sm_90') ? false : 'the TMA kernel needs sm_90a') }, () => {
+  // 1, 9, 40, 9 and 1 tiles: the counters and partials of one launch must not leave anything the next one reads
+  let seed = 7001;
+  for (const [M, N, K, KS] of [[100, 128, 512, 2], [300, 384, 640, 2], [520, 1280, 768, 3], [300, 384, 640, 5], [100, 128, 512, 4]] as const) {
+    const w = randomW4Layer(N, K, 128, seed++);
+    const act = quantizeActivations(randomActivations(M, K, seed++), M, K);
+    const got = runGpu(w, act.xq, act.scales, M, { kind: 'wgmma-tma', STAGES: 4, KS, blocks: 'sms' });
+    assertBitExact(got, referenceIntLinear(act, w), `split-K sequence M=${M} N=${N} K=${K} KS=${KS}`);
+  }
+});
+
 // f16 output: one case per kernel kind, odd N (unpaired stores), N * 2 % 16 == 0 (TMA store) and != 0 (direct)
 const F16_SHAPES: [M: number, N: number, K: number, G: number, config?: W4A8Config][] = [
   [1, 200, 1024, 128],
@@ -152,6 +170,8 @@ const F16_SHAPES: [M: number, N: number, K: number, G: number, config?: W4A8Conf
   [257, 127, 384, 128, { kind: 'wgmma-tma', STAGES: 2 }],
   [520, 1000, 640, 128, { kind: 'wgmma-tma', STAGES: 4, blocks: 5 }],
   [300, 300, 1024, 128, { kind: 'wgmma-tma', STAGES: 3, blocks: 4 }],
+  [129, 264, 1280, 128, { kind: 'wgmma-tma', STAGES: 4, KS: 3 }],
+  [70, 333, 1024, 256, { kind: 'wgmma-tma', STAGES: 4, KS: 2, blocks: 3 }],
 ];
 
 test('W4A8 f16 output is the f32 output rounded to nearest even (IS: the CPU reference rounded; FS: the f32 kernel rounded)', { skip }, () => {

@@ -38,7 +38,12 @@
 // a weight tile in L2), weight tile t / m_tiles; block b takes tiles b, b + gridDim.x, ... (1-D grid:
 // one block per tile, or fewer, down to one per SM, persistent: the producer then runs into the next
 // tile while the consumers store).
-// Requires K % 128 == 0, GROUP % 128 == 0, GROUP | K, rows padded to 128 (paddedRows).
+// Split-K (KS > 1, for grids with fewer tiles than SMs): work item t = ks * tiles + tile takes chunks
+// [ks*chunks/KS, (ks+1)*chunks/KS) of the tile; each warp stores its 16 x 128 partial totals to
+// ws[ks][tile][warp][64][32 lanes] (coalesced), fences, and counts itself in cnt[tile][warp]; the
+// warp that arrives last adds the KS partials in ks order (integer totals: exact in any order; float:
+// the same order every run) and writes y as above, then resets the counter for the next launch.
+// Requires K % 128 == 0, GROUP % 128 == 0, GROUP | K, rows padded to 128 (paddedRows), KS <= K/128.
 #include "common.cuh"
 #include "group_scale.cuh"
 #include "wgmma.cuh"
@@ -49,6 +54,9 @@
 #endif
 #ifndef IS_SHIFT
 #define IS_SHIFT 1
+#endif
+#ifndef KS
+#define KS 1  // K splits per tile (1: none)
 #endif
 #define BT 128                   // tokens per block
 #define BW 128                   // weight rows per block (2 warpgroups x 64)
@@ -66,14 +74,40 @@
 #define OFF_OUT (STAGES * STAGE_BYTES)
 #define OFF_BAR (OFF_OUT + 8 * OUT_SLOT)  // full[s] at +16s, empty[s] at +16s+8
 
+// Split-K: stores this warp's partial totals of (tile, ks), counts its arrival; the last of the KS
+// warps of (tile, warp) sums all partials in ks order into tot and returns true, the others false.
+__device__ __forceinline__ bool splitk_combine(tot_t (&tot)[64], tot_t* ws, int* cnt, int tile, int ks, int tiles, int warp, int lane) {
+  const size_t part = (size_t)64 * 32, unit = (size_t)tile * 8 + warp;
+  tot_t* mine = ws + ((size_t)ks * tiles * 8 + unit) * part + lane;
+#pragma unroll
+  for (int i = 0; i < 64; ++i) __stcg(mine + i * 32, tot[i]);
+  __threadfence();
+  __syncwarp();
+  int before = 0;
+  if (lane == 0) before = atomicAdd(cnt + unit, 1);
+  if (__shfl_sync(0xffffffffu, before, 0) != KS - 1) return false;
+  __threadfence();
+#pragma unroll
+  for (int i = 0; i < 64; ++i) tot[i] = 0;
+#pragma unroll 1
+  for (int k = 0; k < KS; ++k) {
+    const tot_t* p = ws + ((size_t)k * tiles * 8 + unit) * part + lane;
+#pragma unroll
+    for (int i = 0; i < 64; ++i) tot[i] += __ldcg(p + i * 32);
+  }
+  if (lane == 0) cnt[unit] = 0;
+  return true;
+}
+
 #define THREADS (CONSUMERS + 128)  // + the producer warpgroup (registers: 2 x 128 x 232 + 128 x 40 <= 64K)
 extern "C" __global__ void __launch_bounds__(THREADS, 1)
 w4a8_wgmma_tma(const TmaMap* __restrict__ xmap, const TmaMap* __restrict__ wmap, const TmaMap* __restrict__ smap,
-               const float* __restrict__ ascale, out_t* __restrict__ y, int M, int N, int K, float post, const TmaMap* __restrict__ ymap) {
+               const float* __restrict__ ascale, out_t* __restrict__ y, int M, int N, int K, float post, const TmaMap* __restrict__ ymap,
+               tot_t* __restrict__ ws, int* __restrict__ cnt) {
   extern __shared__ uint4 smem_raw[];
   const u32 sbase = (smem_u32(smem_raw) + 1023u) & ~1023u;
   const int tid = threadIdx.x, lane = tid & 31;
-  const int chunks = K >> 7, m_tiles = (M + BT - 1) / BT, tiles = m_tiles * ((N + BW - 1) / BW);
+  const int chunks = K >> 7, m_tiles = (M + BT - 1) / BT, tiles = m_tiles * ((N + BW - 1) / BW), items = tiles * KS;
   const u32 bars = sbase + OFF_BAR;
   if (tid == 0) {
     for (int s = 0; s < STAGES; ++s) {
@@ -91,10 +125,11 @@ w4a8_wgmma_tma(const TmaMap* __restrict__ xmap, const TmaMap* __restrict__ wmap,
     if (tid == CONSUMERS) {
       int s = 0, ph = 0;
 #pragma unroll 1
-      for (int t = blockIdx.x; t < tiles; t += gridDim.x) {
+      for (int it = blockIdx.x; it < items; it += gridDim.x) {
+        const int t = it % tiles, ks = it / tiles;
         const int m0 = (t % m_tiles) * BT, tile0 = (t / m_tiles) * TILES;
 #pragma unroll 1
-        for (int c = 0; c < chunks; ++c) {
+        for (int c = ks * chunks / KS; c < (ks + 1) * chunks / KS; ++c) {
           mbar_wait(bars + 16 * s + 8, ph ^ 1);  // stage free (passes at once on first use)
           const u32 st = sbase + s * STAGE_BYTES, full = bars + 16 * s;
           mbar_arrive_expect_tx(full, X_BYTES + W_BYTES + S_BYTES);
@@ -112,12 +147,13 @@ w4a8_wgmma_tma(const TmaMap* __restrict__ xmap, const TmaMap* __restrict__ wmap,
   const int warp = tid >> 5, gid = lane >> 2, tig = lane & 3;  // warp w (0..7) owns weight tile w of the block
   int s = 0, ph = 0;
 #pragma unroll 1
-  for (int t = blockIdx.x; t < tiles; t += gridDim.x) {
+  for (int it = blockIdx.x; it < items; it += gridDim.x) {
+    const int t = it % tiles, ks = it / tiles;
     int acc[64];
     tot_t tot[64];
     zero_acc_tot(acc, tot);
 #pragma unroll 1
-    for (int c = 0; c < chunks; ++c) {
+    for (int c = ks * chunks / KS; c < (ks + 1) * chunks / KS; ++c) {
       mbar_wait(bars + 16 * s, ph);
       const u32 st = sbase + s * STAGE_BYTES;
       const uint4 w01 = lds128(st + X_BYTES + warp * 1024 + lane * 16);
@@ -138,6 +174,7 @@ w4a8_wgmma_tma(const TmaMap* __restrict__ xmap, const TmaMap* __restrict__ wmap,
       for (int i = 0; i < 64; ++i) add_group<IS_SHIFT ? 4 : 0>(tot[i], acc[i], (i & 2) ? s1 : s0);
       if (++s == STAGES) s = 0, ph ^= 1;
     }
+    if (KS > 1 && !splitk_combine(tot, ws, cnt, t, ks, tiles, warp, lane)) continue;
     const int m0 = (t % m_tiles) * BT, n0 = ((t / m_tiles) * TILES + warp) * 16;
     if (!ymap) {
       wgmma_store_y_swapped(tot, y, ascale, m0, n0, M, N, post);
