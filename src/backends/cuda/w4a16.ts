@@ -10,6 +10,7 @@ import { getKernel } from './kernel-cache.js';
 import { outputBytes, outputDefines, type OutputFormat } from './output.js';
 import { checkW4A8Shape, paddedRows, repackScales, repackW4 } from './repack.js';
 import type { QuantizedLinear } from '../../quant/types.js';
+import { f32ToF16Bits } from '../../io/dtype.js';
 
 export interface W4A16Layer {
   readonly n: number;
@@ -19,52 +20,6 @@ export interface W4A16Layer {
   readonly weights: DeviceBuffer;
   /** fp16 scales s16[tile][g][16]. */
   readonly scales: DeviceBuffer;
-}
-
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-
-/** IEEE binary16 bits of a number (round to nearest even; overflow to ±Inf; subnormals kept). */
-export function toHalfBits(v: number): number {
-  f32[0] = v;
-  const x = u32[0]!;
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  let mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  let e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    let h = mant >>> shift;
-    const rem = mant & ((1 << shift) - 1);
-    const half = 1 << (shift - 1);
-    if (rem > half || (rem === half && (h & 1))) h++;
-    return sign | h;
-  }
-  let h = (e << 10) | (mant >>> 13);
-  const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h++;
-  return sign | h; // a mantissa carry rolls into the exponent correctly (up to Inf)
-}
-
-/** The number a binary16 bit pattern holds. */
-export function fromHalfBits(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >>> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 0x1f) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
-}
-
-/** x (f32 values) to binary16 bits, for uploading fp16 activations. */
-export function toHalfArray(x: ArrayLike<number>): Uint16Array {
-  const out = new Uint16Array(x.length);
-  for (let i = 0; i < x.length; i++) out[i] = toHalfBits(x[i]!);
-  return out;
 }
 
 export interface RepackedW4A16 {
@@ -82,7 +37,7 @@ export function repackW4A16(w: QuantizedLinear): RepackedW4A16 {
   const groups = w.k / w.groupSize;
   const sc = repackScales(w.scales, w.n, groups);
   const s16 = new Uint16Array(paddedRows(w.n) * groups);
-  for (let i = 0; i < sc.length; i++) s16[i] = toHalfBits(sc[i]!);
+  for (let i = 0; i < sc.length; i++) s16[i] = f32ToF16Bits(sc[i]!);
   return { n: w.n, k: w.k, groupSize: w.groupSize, weights: repackW4(w.q, w.n, w.k), scales: s16 };
 }
 

@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { repackW4 } from '../../../src/backends/cuda/repack.js';
 import { repackW8A8 } from '../../../src/backends/cuda/w8a8.js';
-import { fromHalfBits, toHalfBits } from '../../../src/backends/cuda/w4a16.js';
+import { f32ToF16Bits, halfBitsToNumber } from '../../../src/io/dtype.js';
 import { groupAccumulators } from '../../../src/backends/cpu/int-linear-reference.js';
 import { quantizeActivations } from '../../../src/quant/activation-quant.js';
 import { randomActivations, randomW4Layer, randomW8Layer, rng } from './helpers.js';
@@ -139,12 +139,12 @@ test('repackW8A8 refuses an integer-scale layer that could overflow int32', () =
 
 test('binary16 conversion rounds to nearest even and round-trips', () => {
   for (const v of [0, 1, -2, 0.5, 65504, 1e-3, 3.14159, -0.0001, 6e-8, 1e-9, 70000]) {
-    const h = toHalfBits(v);
-    const back = fromHalfBits(h);
+    const h = f32ToF16Bits(v);
+    const back = halfBitsToNumber(h);
     if (Math.abs(v) > 65519) assert.equal(back, Math.sign(v) * Infinity);
     else assert.ok(Math.abs(back - v) <= Math.max(Math.abs(v) * 2 ** -11, 2 ** -25), `${v} -> ${back}`);
   }
-  assert.equal(toHalfBits(1 + 2 ** -11), 0x3c00); // tie -> even
-  assert.equal(toHalfBits(1 + 3 * 2 ** -11), 0x3c02);
-  for (let h = 0; h < 0x7c00; h += 37) assert.equal(toHalfBits(fromHalfBits(h)), h);
+  assert.equal(f32ToF16Bits(1 + 2 ** -11), 0x3c00); // tie -> even
+  assert.equal(f32ToF16Bits(1 + 3 * 2 ** -11), 0x3c02);
+  for (let h = 0; h < 0x7c00; h += 37) assert.equal(f32ToF16Bits(halfBitsToNumber(h)), h);
 });

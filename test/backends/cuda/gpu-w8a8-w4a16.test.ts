@@ -14,7 +14,8 @@ import assert from 'node:assert/strict';
 import { tryCudaContext } from '../../../src/backends/cuda/index.js';
 import type { CudaContext } from '../../../src/backends/cuda/context.js';
 import { freeW8A8, uploadW8A8, w8a8Linear, type W8A8Config } from '../../../src/backends/cuda/w8a8.js';
-import { freeW4A16, fromHalfBits, toHalfArray, toHalfBits, uploadW4A16, w4a16Linear, type W4A16Config } from '../../../src/backends/cuda/w4a16.js';
+import { freeW4A16, uploadW4A16, w4a16Linear, type W4A16Config } from '../../../src/backends/cuda/w4a16.js';
+import { f32ToF16, f32ToF16Bits, halfBitsToNumber } from '../../../src/io/dtype.js';
 import { referenceIntLinear, referenceWeightOnlyLinear } from '../../../src/backends/cpu/int-linear-reference.js';
 import { quantizeActivations } from '../../../src/quant/activation-quant.js';
 import type { QuantizedLinear } from '../../../src/quant/types.js';
@@ -130,8 +131,8 @@ test('W4A16 matches the CPU reference (fp16 tolerance) and an exact emulation of
   for (const [M, N, K, G, config] of W4A16_SHAPES) {
     const w = withFloatScales(randomW4Layer(N, K, G, seed++), seed++);
     const x = randomActivations(M, K, seed++);
-    const xh = toHalfArray(x);
-    const x16 = Float32Array.from(xh, (h) => fromHalfBits(h));
+    const xh = f32ToF16(x);
+    const x16 = Float32Array.from(xh, (h) => halfBitsToNumber(h));
     const want = referenceWeightOnlyLinear(x16, M, w);
     const layer = uploadW4A16(ctx, w);
     const dx = ctx.upload(xh);
@@ -143,14 +144,14 @@ test('W4A16 matches the CPU reference (fp16 tolerance) and an exact emulation of
       dx.free();
     }
     const groups = K / G;
-    const s16 = Float64Array.from(w.scales, (s) => fromHalfBits(toHalfBits(s)));
+    const s16 = Float64Array.from(w.scales, (s) => halfBitsToNumber(f32ToF16Bits(s)));
     for (let m = 0; m < M; m++) {
       for (let n = 0; n < N; n++) {
         let mag = 0, emu = 0;
         for (let k = 0; k < K; k++) {
           const q = w.q[n * K + k]!, g = n * groups + Math.floor(k / G);
           mag += Math.abs(x16[m * K + k]! * q * w.scales[g]!);
-          emu += x16[m * K + k]! * fromHalfBits(toHalfBits(q * s16[g]!));
+          emu += x16[m * K + k]! * halfBitsToNumber(f32ToF16Bits(q * s16[g]!));
         }
         const i = m * N + n, what = `W4A16 M=${M} N=${N} K=${K} G=${G}: y[${m},${n}] = ${got[i]}`;
         if (!(Math.abs(got[i]! - want[i]!) <= 2e-3 * mag + 1e-30)) assert.fail(`${what}, reference ${want[i]} (tol ${2e-3 * mag})`);
@@ -166,7 +167,7 @@ test('W4A16 f16 output is its f32 output rounded to nearest even', { skip }, () 
   for (const [M, N, K, G, config] of [[1, 333, 1024, 128], [13, 300, 1280, 256, { MT: 2, NTW: 2, WK: 8 }]] as const) {
     const w = withFloatScales(randomW4Layer(N, K, G, seed++), seed++);
     const layer = uploadW4A16(ctx, w);
-    const dx = ctx.upload(toHalfArray(randomActivations(M, K, seed++)));
+    const dx = ctx.upload(f32ToF16(randomActivations(M, K, seed++)));
     try {
       const run = (out: OutputFormat): Float32Array => runPoisoned(ctx, M * N, (dy) => w4a16Linear(ctx, layer, dx, dy, M, config, out), out);
       assertBitExact(run('f16'), roundedToF16(run('f32')), `W4A16 f16 M=${M} N=${N} K=${K} G=${G}`);
