@@ -99,8 +99,9 @@ export function wgmmaSharedBytes(wgs: number, stages: number): number {
  * the weight-streaming decode kernel wins up to
  * M = 32 everywhere and up to M = 64 when N is small; above M = 64 the register-A wgmma GEMM
  * (sm_90a only, fragment-order activations; `wgmma` = false falls back to the mma.sync GEMM).
- * With TMA, from M = 33 the TMA-fed kernel, its K split KS times when its tiles do not fill the
- * `sms` SMs (KS = min(4, sms / tiles)): same-run A/B on the H100, docs/bench/cuda-splitk-ab-H100-2026-11-23-s7.txt.
+ * With TMA, from M = 33 the TMA-fed kernel (from M = 65 on non-wide layers with K <= 4096, where the
+ * decode kernel is level at M = 64), its K split KS times when its tiles do not fill the `sms` SMs
+ * (KS = min(4, sms / tiles)): same-run A/B on the H100, docs/bench/cuda-splitk-ab-H100-2026-11-23-s7.txt.
  */
 export function chooseW4A8Config(M: number, n: number, k: number, wgmma = true, tma = wgmma, sms = 132): W4A8Config {
   const wide = n >= 16384;
