@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fixturePath, repoPath } from '../helpers/paths.js';
+import { tryCudaContext } from '../../src/backends/cuda/index.js';
 
 const CLI = repoPath('dist/src/cli/main.js');
 
@@ -50,6 +51,30 @@ test('quantize then eval the quantized checkpoint', () => {
   const row = JSON.parse(e.stdout.trim()) as { perplexity: number; windows: number };
   assert.ok(Number.isFinite(row.perplexity) && row.perplexity > 1);
   assert.ok(row.windows >= 1);
+});
+
+test('generate --backend cuda: on a GPU the CPU backend\'s greedy text, without one a clear line naming why', () => {
+  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'intscale-cli-')), 'q');
+  const q = run('quantize', '-o', out);
+  assert.equal(q.code, 0, q.stderr);
+  const gpu = run('generate', '-m', out, '-p', 'The game', '-n', '12', '--backend', 'cuda');
+  const cuda = tryCudaContext();
+  if ('reason' in cuda) {
+    assert.equal(gpu.code, 2, gpu.stderr);
+    assert.match(gpu.stderr, /^intscale: --backend cuda: \S.+\n/); // the reason, then what was tried
+    return;
+  }
+  cuda.ctx.release();
+  assert.equal(gpu.code, 0, gpu.stderr);
+  const cpu = run('generate', '-m', out, '-p', 'The game', '-n', '12');
+  assert.equal(gpu.stdout, cpu.stdout);
+  assert.match(gpu.stderr, /linear layers on the GPU: 28 W4A8, 1 F32; on the CPU: none\n/);
+  // groups of 32 on the fixture's layers (K = 64: q/k/v/o/gate/up; K = 128: down): no CUDA kernel takes them, they run on the CPU and the summary says why
+  const smallDir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'intscale-cli-')), 'q');
+  assert.equal(run('quantize', '-m', fixturePath('llama'), '-o', smallDir, '--group', '32').code, 0);
+  const small = run('generate', '-m', smallDir, '-p', 'The game', '-n', '3', '--backend', 'cuda');
+  assert.equal(small.code, 0, small.stderr);
+  assert.match(small.stderr, /on the GPU: 1 F32; on the CPU: 12 \(CUDA W4A8 kernels need K % 128 == 0 \(K = 64\)\); 2 \(CUDA W4A8 kernels need a group size/);
 });
 
 test('bad input: one clear line on stderr, exit code 2', () => {

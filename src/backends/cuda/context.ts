@@ -114,6 +114,22 @@ export class CudaContext {
     return b;
   }
 
+  /**
+   * Copies host values into dst (from byte 0) in order on this context's stream, so kernels queued
+   * after it see them; the host array may be reused as soon as this returns (pageable memory is
+   * staged before the call returns).
+   */
+  copyToDevice(dst: DeviceBuffer, src: ArrayBufferView): void {
+    if (src.byteLength > dst.bytes) throw new RangeError(`copy of ${src.byteLength} B overflows a ${dst.bytes} B buffer`);
+    this.api.check('cuMemcpyHtoDAsync', this.api.fn.cuMemcpyHtoDAsync!(dst.address, src, src.byteLength, this.stream) as number);
+  }
+
+  /** Waits for this context's stream, then copies the first dst.byteLength bytes of src to the host. */
+  copyToHost<T extends ArrayBufferView>(dst: T, src: DeviceBuffer): T {
+    this.synchronize();
+    return src.download(dst);
+  }
+
   copyDtoD(dst: DeviceBuffer, src: DeviceBuffer, bytes = Math.min(dst.bytes, src.bytes)): void {
     this.api.check('cuMemcpyDtoD', this.api.fn.cuMemcpyDtoD!(dst.address, src.address, bytes) as number);
   }

@@ -1,7 +1,8 @@
 /**
- * cuBLAS through koffi: only what the baselines need, a handle bound to a stream and cublasGemmEx
- * with fp16 inputs/outputs and fp32 accumulation (as PyTorch's fp16 matmul does), or int8 inputs
- * and int32 outputs with int32 accumulation (the dense INT8 GEMM, through cuBLASLt's IMMA kernels).
+ * cuBLAS through koffi: only what the baselines and the model's float layers need, a handle bound
+ * to a stream and cublasGemmEx with fp16 inputs/outputs and fp32 accumulation (as PyTorch's fp16
+ * matmul does), int8 inputs and int32 outputs with int32 accumulation (the dense INT8 GEMM, through
+ * cuBLASLt's IMMA kernels), or fp32 throughout (no TF32: the float layers of a quantized model).
  */
 import { loadCudaLibrary, optionalFunc, CudaUnavailableError, type NativeFunction } from './libs.js';
 
@@ -25,10 +26,12 @@ const STATUS: Record<number, string> = {
 
 const CUBLAS_OP_N = 0;
 const CUBLAS_OP_T = 1;
+const CUDA_R_32F = 0;
 const CUDA_R_16F = 2;
 const CUDA_R_8I = 3;
 const CUDA_R_32I = 10;
 const CUBLAS_COMPUTE_32F = 68;
+const CUBLAS_COMPUTE_32F_PEDANTIC = 69;
 const CUBLAS_COMPUTE_32I = 72;
 const CUBLAS_GEMM_DEFAULT = -1;
 
@@ -86,6 +89,15 @@ export class Cublas {
     this.check(
       `cublasGemmEx(fp16, M=${M} N=${N} K=${K})`,
       this.f.gemmEx!(this.handle, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, this.one, w, CUDA_R_16F, K, x, CUDA_R_16F, K, this.zero, y, CUDA_R_16F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT) as number,
+    );
+  }
+
+  /** Y[M,N] = X[M,K] · W[N,K]ᵀ, all fp32 row-major, fp32 products and sums (pedantic: never TF32). */
+  gemmF32(y: number, x: number, w: number, M: number, N: number, K: number): void {
+    checkDims('gemmF32', M, N, K);
+    this.check(
+      `cublasGemmEx(fp32, M=${M} N=${N} K=${K})`,
+      this.f.gemmEx!(this.handle, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, this.one, w, CUDA_R_32F, K, x, CUDA_R_32F, K, this.zero, y, CUDA_R_32F, N, CUBLAS_COMPUTE_32F_PEDANTIC, CUBLAS_GEMM_DEFAULT) as number,
     );
   }
 

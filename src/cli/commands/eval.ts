@@ -1,12 +1,14 @@
 /** `intscale eval`: perplexity of a text file under a model (float or quantized checkpoint). */
 import * as fs from 'node:fs';
 import { Command } from 'commander';
+import type { Backend } from '../../backends/backend.js';
 import { InputError } from '../../errors.js';
 import { perplexity } from '../../eval/perplexity.js';
 import { loadModel } from '../../model/load.js';
 import { DEFAULT_MODEL_DIR } from '../default-model.js';
 import { positiveInt } from '../parse.js';
 import { progressBar } from '../progress.js';
+import { backendOption, openBackend, type BackendName } from '../backend-option.js';
 
 export function readTextFile(file: string): string {
   if (!fs.existsSync(file)) throw new InputError(`${file}: text file not found`, { file });
@@ -20,21 +22,34 @@ export const evalCommand = new Command('eval')
   .option('--seq-len <n>', 'tokens per window (capped at the model context)', positiveInt, 2048)
   .option('--max-windows <n>', 'evaluate only the first n windows (quick runs)', positiveInt)
   .option('--json', 'print the result as JSON')
-  .action((opts: { model: string; text: string; seqLen: number; maxWindows?: number; json?: boolean }) => {
+  .addOption(backendOption())
+  .action(async (opts: EvalCliOptions) => {
     const text = readTextFile(opts.text);
-    const { model, tokenizer } = loadModel(opts.model);
-    if (tokenizer === null) throw new InputError(`${opts.model}: no tokenizer.json, cannot tokenize the text`, { file: opts.model });
-    const seqLen = Math.min(opts.seqLen, model.config.maxPositionEmbeddings);
-    if (seqLen < opts.seqLen) process.stderr.write(`note: --seq-len ${opts.seqLen} capped at the model's context, ${seqLen}\n`);
-    const tokens = tokenizer.encode(text);
-    const windows = Math.min(Math.floor(tokens.length / seqLen), opts.maxWindows ?? Infinity);
-    const bar = progressBar('windows', windows);
-    const r = perplexity(model, tokens, { seqLen, maxWindows: opts.maxWindows, onWindow: (d) => bar.update(d) });
-    bar.stop();
-    const row = { model: opts.model, text: opts.text, seqLen, windows: r.windows, tokens: r.tokensPredicted, perplexity: r.perplexity, seconds: r.seconds };
-    if (opts.json) {
-      console.log(JSON.stringify(row));
-      return;
+    const opened = await openBackend(opts.backend);
+    try {
+      evaluate(opts, text, opened.backend);
+      if (!opts.json && opened.summary()) process.stderr.write(`${opened.summary()}\n`);
+    } finally {
+      opened.close();
     }
-    console.table([{ ...row, perplexity: Number(r.perplexity.toFixed(4)), seconds: Number(r.seconds.toFixed(1)) }]);
   });
+
+interface EvalCliOptions { model: string; text: string; seqLen: number; maxWindows?: number; json?: boolean; backend: BackendName }
+
+function evaluate(opts: EvalCliOptions, text: string, backend: Backend): void {
+  const { model, tokenizer } = loadModel(opts.model, { backend });
+  if (tokenizer === null) throw new InputError(`${opts.model}: no tokenizer.json, cannot tokenize the text`, { file: opts.model });
+  const seqLen = Math.min(opts.seqLen, model.config.maxPositionEmbeddings);
+  if (seqLen < opts.seqLen) process.stderr.write(`note: --seq-len ${opts.seqLen} capped at the model's context, ${seqLen}\n`);
+  const tokens = tokenizer.encode(text);
+  const windows = Math.min(Math.floor(tokens.length / seqLen), opts.maxWindows ?? Infinity);
+  const bar = progressBar('windows', windows);
+  const r = perplexity(model, tokens, { seqLen, maxWindows: opts.maxWindows, onWindow: (d) => bar.update(d) });
+  bar.stop();
+  const row = { model: opts.model, text: opts.text, seqLen, windows: r.windows, tokens: r.tokensPredicted, perplexity: r.perplexity, seconds: r.seconds };
+  if (opts.json) {
+    console.log(JSON.stringify(row));
+    return;
+  }
+  console.table([{ ...row, perplexity: Number(r.perplexity.toFixed(4)), seconds: Number(r.seconds.toFixed(1)) }]);
+}

@@ -1,0 +1,132 @@
+/**
+ * The CUDA backend (linear layers on the GPU, the rest on the CPU) against the CPU backend:
+ * integer layers bit for bit at every kernel size class (decode, split-K TMA, full TMA) with and
+ * without bias, float and W4A16 layers within their float tolerance, layers no kernel takes run on
+ * the CPU and say why, and the quantized embedded model's hidden states are bit-identical to the CPU
+ * backend's, its greedy tokens equal. Fresh random inputs (never zeros). Skips without a GPU.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { tryCudaContext } from '../../../src/backends/cuda/index.js';
+import { createCudaBackend, type CudaBackend } from '../../../src/backends/cuda/cuda-backend.js';
+import type { CudaContext } from '../../../src/backends/cuda/context.js';
+import { cpuBackend } from '../../../src/backends/cpu/cpu-backend.js';
+import { f16ToF32, f32ToF16 } from '../../../src/io/dtype.js';
+import { quantizeModel } from '../../../src/quant/quantize-model.js';
+import { DEFAULT_SPEC } from '../../../src/quant/recipe.js';
+import { forwardHidden, logitsOf, type Model } from '../../../src/model/forward.js';
+import { createKvCache } from '../../../src/model/kv-cache.js';
+import { generate } from '../../../src/model/generate.js';
+import type { FloatLinear, QuantizedLinear } from '../../../src/quant/types.js';
+import { randomActivations, randomW4Layer, randomW8Layer, rng } from './helpers.js';
+import { assertBitExact } from './gpu-checks.js';
+import { repoPath } from '../../helpers/paths.js';
+
+const cuda = tryCudaContext();
+const skip = 'reason' in cuda ? `no CUDA driver/GPU: ${cuda.reason}` : false;
+const ctxOf = (): CudaContext => (cuda as { ctx: CudaContext }).ctx;
+
+function withBackend(run: (b: CudaBackend) => void): void {
+  const b = createCudaBackend({ ctx: ctxOf() });
+  try {
+    run(b);
+  } finally {
+    b.dispose();
+  }
+}
+
+function randomBias(n: number, seed: number): Float32Array {
+  const r = rng(seed);
+  return Float32Array.from({ length: n }, () => (r() * 2 - 1) * 3);
+}
+
+/** |got - want| <= tol · Σ_k |x·w| per output, where `absDot` gives that sum. */
+function assertCloseScaled(got: Float32Array, want: Float32Array, absDot: (i: number) => number, tol: number, what: string): void {
+  for (let i = 0; i < want.length; i++) {
+    const bound = tol * absDot(i) + 1e-30;
+    if (!(Math.abs(got[i]! - want[i]!) <= bound)) assert.fail(`${what}: element ${i} is ${got[i]}, CPU ${want[i]} (bound ${bound})`);
+  }
+}
+
+// M = 1..16 decode, 33-64 decode MT8, 100 and 200 the TMA kernel with split-K on 3 / 6 tiles (K = 1024)
+const TOKENS = [1, 7, 16, 33, 64, 100, 200];
+
+test('CUDA backend: W4A8 and W8A8 layers equal the CPU backend bit for bit, with and without bias', { skip }, () => {
+  withBackend((b) => {
+    const layers: [string, QuantizedLinear][] = [
+      ['W4A8 300x1024 g128', randomW4Layer(300, 1024, 128, 11)],
+      ['W4A8 260x1024 g256 + bias', { ...randomW4Layer(260, 1024, 256, 12), bias: randomBias(260, 13) }],
+      ['W8A8 200x1024 g128', randomW8Layer(200, 1024, 128, 14)],
+      ['W8A8 136x512 g128 + bias', { ...randomW8Layer(136, 512, 128, 15), bias: randomBias(136, 16) }],
+    ];
+    for (const [name, w] of layers) {
+      for (const m of TOKENS) {
+        const x = randomActivations(m, w.k, 100 + m);
+        assertBitExact(b.linear(x, m, w), cpuBackend.linear(x, m, w), `${name}, m=${m}`);
+      }
+    }
+    assert.deepEqual(b.placements(), { gpu: { w4a8: 2, w8a8: 2, w4a16: 0, f32: 0 }, cpu: [] });
+  });
+});
+
+test('CUDA backend: float and W4A16 layers within float tolerance; layers no kernel takes run on the CPU and are named', { skip }, () => {
+  withBackend((b) => {
+    const r = rng(21);
+    const n = 333;
+    const k = 640;
+    const float: FloatLinear = { kind: 'float', n, k, w: Float32Array.from({ length: n * k }, () => r() * 2 - 1), bias: randomBias(n, 22) };
+    const w4a16: QuantizedLinear = { ...randomW4Layer(n, 1024, 128, 23), aBits: 16 };
+    const ragged = randomW4Layer(100, 192, 64, 24); // K % 128 != 0: no CUDA kernel
+    for (const m of [1, 9, 40]) {
+      const x = randomActivations(m, k, 200 + m);
+      const absDot = (i: number) => {
+        const [row, col] = [Math.floor(i / n), i % n];
+        let s = Math.abs(float.bias![col]!);
+        for (let j = 0; j < k; j++) s += Math.abs(x[row * k + j]! * float.w[col * k + j]!);
+        return s;
+      };
+      assertCloseScaled(b.linear(x, m, float), cpuBackend.linear(x, m, float), absDot, 1e-6, `float, m=${m}`);
+
+      const x4 = randomActivations(m, 1024, 300 + m);
+      // the GPU kernel reads fp16 activations: compare with the CPU on the same fp16-rounded x
+      const x16 = new Float32Array(x4.length);
+      f16ToF32(f32ToF16(x4), x16);
+      const absDot4 = (i: number) => {
+        const [row, col] = [Math.floor(i / n), i % n];
+        let s = 0;
+        for (let j = 0; j < 1024; j++) s += Math.abs(x16[row * 1024 + j]! * w4a16.q[col * 1024 + j]! * w4a16.scales[col * 8 + (j >> 7)]!);
+        return s;
+      };
+      assertCloseScaled(b.linear(x4, m, w4a16), cpuBackend.linear(x16, m, w4a16), absDot4, 2e-3, `W4A16, m=${m}`);
+
+      const xr = randomActivations(m, 192, 400 + m);
+      assertBitExact(b.linear(xr, m, ragged), cpuBackend.linear(xr, m, ragged), `K=192 on the CPU, m=${m}`);
+    }
+    const p = b.placements();
+    assert.deepEqual(p.gpu, { w4a8: 0, w8a8: 0, w4a16: 1, f32: 1 });
+    assert.equal(p.cpu.length, 1);
+    assert.equal(p.cpu[0]!.layers, 1);
+    assert.match(p.cpu[0]!.reason, /K % 128 == 0 \(K = 192\)/);
+  });
+});
+
+test('CUDA backend: the quantized embedded model gives the CPU backend\'s hidden states bit for bit and its greedy tokens', { skip }, () => {
+  const { loaded } = quantizeModel(repoPath('models/tiny-wikitext'), { method: 'rtn', base: DEFAULT_SPEC, overrides: {} });
+  const cpuModel: Model = loaded.model;
+  const prompt = loaded.tokenizer!.encode('The game began development in 2010 , carrying over a large portion of the work');
+  withBackend((b) => {
+    const gpuModel: Model = { ...cpuModel, backend: b };
+    const hidden = (model: Model) => forwardHidden(model, prompt, createKvCache(model.config, prompt.length));
+    const [hc, hg] = [hidden(cpuModel), hidden(gpuModel)];
+    assertBitExact(hg, hc, 'final hidden states of the prompt');
+    // the fp32 lm_head differs only in summation order
+    const [lc, lg] = [logitsOf(cpuModel, hc, prompt.length - 1, 1), logitsOf(gpuModel, hg, prompt.length - 1, 1)];
+    const scale = lc.reduce((s, v) => Math.max(s, Math.abs(v)), 0);
+    for (let i = 0; i < lc.length; i++) assert.ok(Math.abs(lc[i]! - lg[i]!) <= 1e-5 * scale, `logit ${i}: GPU ${lg[i]}, CPU ${lc[i]}`);
+
+    const options = { maxNewTokens: 24, temperature: 0, topP: 1, seed: 0, stopTokens: [] };
+    assert.deepEqual(generate(gpuModel, prompt, options).tokens, generate(cpuModel, prompt, options).tokens);
+    const linears = cpuModel.weights.layers.length * 7;
+    assert.deepEqual(b.placements(), { gpu: { w4a8: linears, w8a8: 0, w4a16: 0, f32: 1 }, cpu: [] });
+  });
+});
