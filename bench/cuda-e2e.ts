@@ -1,6 +1,8 @@
 /**
- * End-to-end speed of the CUDA backend (linear layers on the GPU, the rest on the CPU): prefill and
- * decode tokens/s, and where the time goes (linear calls against each CPU op), measured in one run.
+ * End-to-end speed of the CUDA backend (the forward pass on the GPU): prefill and decode tokens/s,
+ * and the host time of each backend op, measured in one run. GPU ops are asynchronous, so their
+ * time shows up where the host waits: in `download` (the logits); on the CPU backend each op's
+ * share is its real cost.
  *
  *   node dist/bench/cuda-e2e.js [--model DIR] [--synthetic LAYERS] [--prompt-tokens 128] [--decode-tokens 32] [--reps 3] [--cpu]
  *
@@ -41,8 +43,8 @@ const promptTokens = Number(values['prompt-tokens']);
 const decodeTokens = Number(values['decode-tokens']);
 const reps = Number(values.reps);
 
-/** A backend whose every op adds its wall time (ms) to `ms`. */
-function timed(b: Backend): { backend: Backend; ms: Record<string, number> } {
+/** A backend whose every op adds its wall time (ms) to `ms` (GPU ops are asynchronous: their time lands on the op that waits, download). */
+function timed<T>(b: Backend<T>): { backend: Backend<T>; ms: Record<string, number> } {
   const ms: Record<string, number> = {};
   const wrap = <A extends unknown[], R>(name: string, f: (...a: A) => R) => (...a: A): R => {
     const t = performance.now();
@@ -56,6 +58,8 @@ function timed(b: Backend): { backend: Backend; ms: Record<string, number> } {
     ms,
     backend: {
       name: b.name,
+      startPass: b.startPass, upload: wrap('upload', b.upload), download: wrap('download', b.download), rows: b.rows,
+      layerCache: b.layerCache, releaseLayerCache: b.releaseLayerCache,
       linear: wrap('linear', b.linear), rmsnorm: wrap('rmsnorm', b.rmsnorm), rope: wrap('rope', b.rope),
       attention: wrap('attention', b.attention), siluMul: wrap('siluMul', b.siluMul), addInPlace: wrap('add', b.addInPlace),
     },
@@ -125,9 +129,10 @@ console.log(`# prompt ${promptTokens} tokens (one batched prefill), then ${decod
 
 const rows = [];
 for (const [name, model] of models) {
-  for (const backend of values.cpu ? [cuda, cpuBackend] : [cuda]) {
+  const backends: Backend<unknown>[] = values.cpu ? [cuda, cpuBackend as Backend<unknown>] : [cuda];
+  for (const backend of backends) {
     const t = timed(backend);
-    const m: Model = { ...model, backend: t.backend };
+    const m: Model<unknown> = { ...model, backend: t.backend };
     const prompt = Array.from({ length: promptTokens }, (_, i) => (i * 7919 + 13) % c.vocabSize);
     const run = () => generate(m, prompt, { maxNewTokens: decodeTokens + 1, temperature: 0, topP: 1, seed: 0, stopTokens: [] });
     run();
@@ -145,7 +150,7 @@ for (const [name, model] of models) {
     rows.push({
       model: name, backend: backend.name,
       'prefill tok/s': Math.round(median(prefill)), 'decode tok/s': Math.round(median(decode)),
-      linear: share('linear'), attention: share('attention'), 'norm+rope+silu+add': `${((((t.ms.rmsnorm ?? 0) + (t.ms.rope ?? 0) + (t.ms.siluMul ?? 0) + (t.ms.add ?? 0)) / total) * 100).toFixed(0)}%`,
+      linear: share('linear'), attention: share('attention'), download: share('download'), 'norm+rope+silu+add': `${((((t.ms.rmsnorm ?? 0) + (t.ms.rope ?? 0) + (t.ms.siluMul ?? 0) + (t.ms.add ?? 0)) / total) * 100).toFixed(0)}%`,
     });
   }
 }

@@ -2,15 +2,18 @@
  * The small set of operations the model is written against. A backend owns how each runs
  * (plain loops, worker threads, SIMD, a GPU); the forward pass in src/model is written once.
  *
- * Tensors are row-major Float32Arrays with their sizes passed alongside: `m` rows (tokens)
- * of `dim` columns. Functions that return arrays return fresh ones unless they say "in place".
+ * Tensors are the backend's type T (Float32Array on the CPU, device memory on a GPU), row-major
+ * float32 with their sizes passed alongside: `m` rows (tokens) of `dim` columns. Functions that
+ * return tensors return fresh ones unless they say "in place". A forward pass begins with
+ * startPass(), which lets a backend reclaim every tensor it returned before (host arrays from
+ * download() and the KV cache are not tensors of a pass and stay).
  */
 import type { LinearWeight } from '../quant/types.js';
 
 /** One decoder layer's key/value cache: `capacity` positions of [numKvHeads · headDim] each. */
-export interface LayerKvCache {
-  readonly keys: Float32Array;
-  readonly values: Float32Array;
+export interface LayerKvCache<T = Float32Array> {
+  readonly keys: T;
+  readonly values: T;
   readonly capacity: number;
 }
 
@@ -23,28 +26,38 @@ export interface AttentionShape {
   readonly slidingWindow: number | null;
 }
 
-export interface Backend {
+export interface Backend<T = Float32Array> {
   readonly name: string;
+  /** Begins a forward pass: every tensor returned before may be reclaimed. */
+  startPass(): void;
+  /** A tensor holding these host values (the embedding rows of a pass's tokens). */
+  upload(x: Float32Array): T;
+  /** Rows [first, first + rows) of x [*, dim] on the host (on the CPU, a view of x). */
+  download(x: T, first: number, rows: number, dim: number): Float32Array;
+  /** Rows [first, first + rows) of x [*, dim] as a tensor (a view where the backend can). */
+  rows(x: T, first: number, rows: number, dim: number): T;
+  /** An empty cache for one layer; release it with releaseLayerCache. */
+  layerCache(capacity: number, kvDim: number): LayerKvCache<T>;
+  releaseLayerCache(cache: LayerKvCache<T>): void;
   /** y[m, N] = x[m, K] · Wᵀ (+ bias), in whatever precision the weight is stored in. */
-  linear(x: Float32Array, m: number, w: LinearWeight): Float32Array;
+  linear(x: T, m: number, w: LinearWeight): T;
   /** y[i, :] = x[i, :] / sqrt(mean(x[i, :]²) + eps) · weight. */
-  rmsnorm(x: Float32Array, m: number, weight: Float32Array, eps: number): Float32Array;
+  rmsnorm(x: T, m: number, weight: Float32Array, eps: number): T;
   /**
    * Rotary embedding in place on x [m, heads, headDim], Hugging Face's half-split layout:
    * for i < headDim/2, (x[i], x[i + headDim/2]) is rotated by angle pos · invFreq[i],
    * row r having position startPos + r.
    */
-  rope(x: Float32Array, m: number, heads: number, headDim: number, startPos: number, invFreq: Float32Array): void;
+  rope(x: T, m: number, heads: number, headDim: number, startPos: number, invFreq: Float32Array): void;
   /**
    * Causal attention of m new tokens at positions startPos … startPos+m-1: writes k and v
    * [m, numKvHeads · headDim] into the cache at those positions, then returns
    * softmax(q·kᵀ / sqrt(headDim)) · v as [m, numHeads · headDim]. Grouped-query: query head h
    * reads kv head floor(h / (numHeads / numKvHeads)).
    */
-  attention(q: Float32Array, k: Float32Array, v: Float32Array, m: number, startPos: number,
-    cache: LayerKvCache, shape: AttentionShape): Float32Array;
+  attention(q: T, k: T, v: T, m: number, startPos: number, cache: LayerKvCache<T>, shape: AttentionShape): T;
   /** gate[i] = silu(gate[i]) · up[i], in place. */
-  siluMul(gate: Float32Array, up: Float32Array): void;
+  siluMul(gate: T, up: T): void;
   /** a[i] += b[i], in place. */
-  addInPlace(a: Float32Array, b: Float32Array): void;
+  addInPlace(a: T, b: T): void;
 }

@@ -10,19 +10,19 @@ import { InputError } from '../errors.js';
 export type BackendName = 'cpu' | 'cuda';
 
 export const backendOption = (): Option =>
-  new Option('--backend <name>', 'where the model runs: cpu, or cuda (linear layers on an NVIDIA GPU, the rest on the CPU)')
+  new Option('--backend <name>', 'where the model runs: cpu, or cuda (an NVIDIA GPU)')
     .choices(['cpu', 'cuda'])
     .default('cpu');
 
 export interface OpenedBackend {
-  readonly backend: Backend;
+  readonly backend: Backend<unknown>;
   /** One line on where the linear layers ran (empty for the CPU). */
   summary(): string;
   close(): void;
 }
 
 export async function openBackend(name: BackendName): Promise<OpenedBackend> {
-  if (name === 'cpu') return { backend: cpuBackend, summary: () => '', close: () => {} };
+  if (name === 'cpu') return { backend: cpuBackend as Backend<unknown>, summary: () => '', close: () => {} };
   const { createCudaBackend } = await import('../backends/cuda/cuda-backend.js');
   const { CudaUnavailableError } = await import('../backends/cuda/libs.js');
   let backend: ReturnType<typeof createCudaBackend>;

@@ -27,7 +27,7 @@ export interface PerplexityResult {
 /** rows of logits scored at a time, bounding memory to rows × vocab floats. */
 const LOGIT_ROWS = 64;
 
-export function perplexity(model: Model, tokens: ArrayLike<number>, options: PerplexityOptions): PerplexityResult {
+export function perplexity<T>(model: Model<T>, tokens: ArrayLike<number>, options: PerplexityOptions): PerplexityResult {
   const { seqLen } = options;
   if (!Number.isInteger(seqLen) || seqLen < 2) throw new RangeError(`seq-len must be an integer ≥ 2, got ${seqLen}`);
   const available = Math.floor(tokens.length / seqLen);
@@ -36,21 +36,25 @@ export function perplexity(model: Model, tokens: ArrayLike<number>, options: Per
   }
   const windows = Math.min(available, options.maxWindows ?? available);
   const vocab = model.config.vocabSize;
-  const cache = createKvCache(model.config, seqLen);
+  const cache = createKvCache(model.config, seqLen, model.backend);
   const started = performance.now();
   let nll = 0;
-  for (let w = 0; w < windows; w++) {
-    const window = Array.prototype.slice.call(tokens, w * seqLen, (w + 1) * seqLen) as number[];
-    cache.length = 0;
-    const hidden = forwardHidden(model, window, cache);
-    for (let first = 0; first < seqLen - 1; first += LOGIT_ROWS) {
-      const rows = Math.min(LOGIT_ROWS, seqLen - 1 - first);
-      const logits = logitsOf(model, hidden, first, rows);
-      for (let r = 0; r < rows; r++) {
-        nll += negativeLogLikelihood(logits, r * vocab, vocab, window[first + r + 1]);
+  try {
+    for (let w = 0; w < windows; w++) {
+      const window = Array.prototype.slice.call(tokens, w * seqLen, (w + 1) * seqLen) as number[];
+      cache.length = 0;
+      const hidden = forwardHidden(model, window, cache);
+      for (let first = 0; first < seqLen - 1; first += LOGIT_ROWS) {
+        const rows = Math.min(LOGIT_ROWS, seqLen - 1 - first);
+        const logits = logitsOf(model, hidden, first, rows);
+        for (let r = 0; r < rows; r++) {
+          nll += negativeLogLikelihood(logits, r * vocab, vocab, window[first + r + 1]);
+        }
       }
+      options.onWindow?.(w + 1, windows);
     }
-    options.onWindow?.(w + 1, windows);
+  } finally {
+    cache.release();
   }
   const tokensPredicted = windows * (seqLen - 1);
   const meanNll = nll / tokensPredicted;

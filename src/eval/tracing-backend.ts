@@ -126,6 +126,12 @@ export function tracingBackend(inner: Backend, names: ReadonlyMap<LinearWeight, 
         throw error;
       }
     },
+    startPass: () => inner.startPass(),
+    upload: (x) => inner.upload(x),
+    download: (x, first, rows, dim) => inner.download(x, first, rows, dim),
+    rows: (x, first, rows, dim) => inner.rows(x, first, rows, dim),
+    layerCache: (capacity, kvDim) => inner.layerCache(capacity, kvDim),
+    releaseLayerCache: (cache) => inner.releaseLayerCache(cache),
     rmsnorm: (x, m, weight, eps) => inner.rmsnorm(x, m, weight, eps),
     rope: (x, m, heads, headDim, startPos, invFreq) => inner.rope(x, m, heads, headDim, startPos, invFreq),
     attention: (q, k, v, m, startPos, cache, shape) => inner.attention(q, k, v, m, startPos, cache, shape),

@@ -19,10 +19,11 @@ import type { ModelConfig } from './config.js';
 import type { KvCache } from './kv-cache.js';
 import type { ModelWeights } from './weights.js';
 
-export interface Model {
+/** A model on a backend whose tensors are T (Float32Array on the CPU). */
+export interface Model<T = Float32Array> {
   readonly config: ModelConfig;
   readonly weights: ModelWeights;
-  readonly backend: Backend;
+  readonly backend: Backend<T>;
   readonly invFreq: Float32Array;
 }
 
@@ -34,10 +35,10 @@ function attentionShape(c: ModelConfig): AttentionShape {
 export type LinearInput = 'qkv' | 'o' | 'gateUp' | 'down';
 
 /** Receives the input x [m, K] of each linear (group) of a layer as the layer runs; must not modify x. */
-export type LinearObserver = (input: LinearInput, x: Float32Array, m: number) => void;
+export type LinearObserver<T = Float32Array> = (input: LinearInput, x: T, m: number) => void;
 
-/** Embedding rows [tokens.length, hidden] of tokens placed at position `start` onward. */
-export function embedTokens(model: Model, tokens: ArrayLike<number>, start: number): Float32Array {
+/** Embedding rows [tokens.length, hidden] (on the host) of tokens placed at position `start` onward. */
+export function embedTokens<T>(model: Model<T>, tokens: ArrayLike<number>, start: number): Float32Array {
   const { config: c, weights: w } = model;
   const d = c.hiddenSize;
   const h = sharedFloat32(tokens.length * d);
@@ -56,8 +57,8 @@ export function embedTokens(model: Model, tokens: ArrayLike<number>, start: numb
  * cache.length onward; writes their keys/values into cache.layers[layerIndex] (cache.length is
  * left for the caller to advance). `observe` sees the input of every linear.
  */
-export function runDecoderLayer(model: Model, layerIndex: number, h: Float32Array, m: number, cache: KvCache,
-  observe?: LinearObserver): void {
+export function runDecoderLayer<T>(model: Model<T>, layerIndex: number, h: T, m: number, cache: KvCache<T>,
+  observe?: LinearObserver<T>): void {
   const { config: c, backend: b } = model;
   const layer = model.weights.layers[layerIndex]!;
   const start = cache.length;
@@ -80,24 +81,25 @@ export function runDecoderLayer(model: Model, layerIndex: number, h: Float32Arra
 }
 
 /** Final-normed hidden states [tokens.length, hidden] of tokens placed at cache.length onward. */
-export function forwardHidden(model: Model, tokens: ArrayLike<number>, cache: KvCache): Float32Array {
+export function forwardHidden<T>(model: Model<T>, tokens: ArrayLike<number>, cache: KvCache<T>): T {
   const { config: c, weights: w, backend: b } = model;
   const m = tokens.length;
-  const h = embedTokens(model, tokens, cache.length);
+  b.startPass();
+  const h = b.upload(embedTokens(model, tokens, cache.length));
   for (let l = 0; l < c.numLayers; l++) runDecoderLayer(model, l, h, m, cache);
   cache.length += m;
   return b.rmsnorm(h, m, w.finalNorm, c.rmsNormEps);
 }
 
-/** Logits [rows, vocab] for `rows` consecutive rows of hidden states starting at row `first`. */
-export function logitsOf(model: Model, hidden: Float32Array, first: number, rows: number): Float32Array {
-  const d = model.config.hiddenSize;
-  const x = hidden.subarray(first * d, (first + rows) * d);
-  return model.backend.linear(x, rows, model.weights.lmHead);
+/** Logits [rows, vocab] (on the host) for `rows` consecutive rows of hidden states starting at row `first`. */
+export function logitsOf<T>(model: Model<T>, hidden: T, first: number, rows: number): Float32Array {
+  const b = model.backend;
+  const x = b.rows(hidden, first, rows, model.config.hiddenSize);
+  return b.download(b.linear(x, rows, model.weights.lmHead), 0, rows, model.config.vocabSize);
 }
 
 /** Logits of the last position after feeding tokens (decode step or end of prefill). */
-export function forwardLastLogits(model: Model, tokens: ArrayLike<number>, cache: KvCache): Float32Array {
+export function forwardLastLogits<T>(model: Model<T>, tokens: ArrayLike<number>, cache: KvCache<T>): Float32Array {
   const hidden = forwardHidden(model, tokens, cache);
   return logitsOf(model, hidden, tokens.length - 1, 1);
 }

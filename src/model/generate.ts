@@ -3,7 +3,7 @@
  * KV cache, each new token handed to onToken as it is chosen. Reports prefill and decode speed.
  */
 import { forwardLastLogits, type Model } from './forward.js';
-import { createKvCache } from './kv-cache.js';
+import { createKvCache, type KvCache } from './kv-cache.js';
 import { sampleToken, seededRandom, type SamplingOptions } from './sampling.js';
 
 export interface GenerateOptions extends SamplingOptions {
@@ -23,13 +23,21 @@ export interface GenerateResult {
   readonly stoppedBy: 'stop-token' | 'max-new-tokens' | 'context-full';
 }
 
-export function generate(model: Model, prompt: readonly number[], options: GenerateOptions): GenerateResult {
+export function generate<T>(model: Model<T>, prompt: readonly number[], options: GenerateOptions): GenerateResult {
   if (prompt.length === 0) throw new RangeError('the prompt is empty: give at least one token');
   const capacity = Math.min(model.config.maxPositionEmbeddings, prompt.length + options.maxNewTokens);
   if (prompt.length >= capacity && options.maxNewTokens > 0) {
     throw new RangeError(`the prompt has ${prompt.length} tokens; the model's context is ${model.config.maxPositionEmbeddings}`);
   }
-  const cache = createKvCache(model.config, capacity);
+  const cache = createKvCache(model.config, capacity, model.backend);
+  try {
+    return generateInto(model, prompt, options, cache, capacity);
+  } finally {
+    cache.release();
+  }
+}
+
+function generateInto<T>(model: Model<T>, prompt: readonly number[], options: GenerateOptions, cache: KvCache<T>, capacity: number): GenerateResult {
   const random = seededRandom(options.seed);
   const t0 = performance.now();
   let logits = forwardLastLogits(model, prompt, cache);

@@ -1,21 +1,28 @@
-/** A per-layer key/value cache sized for `capacity` positions. */
-import type { LayerKvCache } from '../backends/backend.js';
-import { sharedFloat32 } from '../tensor/shared.js';
+/** A per-layer key/value cache sized for `capacity` positions, in the memory of the backend that fills it. */
+import type { Backend, LayerKvCache } from '../backends/backend.js';
+import { cpuBackend } from '../backends/cpu/cpu-backend.js';
 import type { ModelConfig } from './config.js';
 
-export interface KvCache {
-  readonly layers: LayerKvCache[];
+export interface KvCache<T = Float32Array> {
+  readonly layers: LayerKvCache<T>[];
   readonly capacity: number;
   /** positions already filled: the next token goes at this position. */
   length: number;
+  /** Frees the layers' memory (device memory on a GPU backend; nothing to do on the CPU). */
+  release(): void;
 }
 
-export function createKvCache(config: ModelConfig, capacity: number): KvCache {
+export function createKvCache(config: ModelConfig, capacity: number): KvCache;
+export function createKvCache<T>(config: ModelConfig, capacity: number, backend: Backend<T>): KvCache<T>;
+export function createKvCache<T>(config: ModelConfig, capacity: number, backend?: Backend<T>): KvCache<T> {
+  const b = backend ?? (cpuBackend as unknown as Backend<T>);
   const kvDim = config.numKvHeads * config.headDim;
-  const layers = Array.from({ length: config.numLayers }, () => ({
-    keys: sharedFloat32(capacity * kvDim),
-    values: sharedFloat32(capacity * kvDim),
-    capacity,
-  }));
-  return { layers, capacity, length: 0 };
+  const layers: LayerKvCache<T>[] = [];
+  try {
+    for (let l = 0; l < config.numLayers; l++) layers.push(b.layerCache(capacity, kvDim));
+  } catch (e) {
+    for (const layer of layers) b.releaseLayerCache(layer);
+    throw e;
+  }
+  return { layers, capacity, length: 0, release: () => layers.splice(0).forEach((layer) => b.releaseLayerCache(layer)) };
 }

@@ -11,25 +11,29 @@ import type { Model } from './forward.js';
 import { ropeInverseFrequencies } from './rope.js';
 import { readModelWeights, type LinearSlot } from './weights.js';
 
-export interface LoadedModel {
-  readonly model: Model;
+export interface LoadedModel<T = Float32Array> {
+  readonly model: Model<T>;
   readonly tokenizer: ModelTokenizer | null;
   readonly source: ModelDir;
 }
 
-export interface LoadOptions {
-  readonly backend?: Backend;
+export interface LoadOptions<T = Float32Array> {
+  /** where the model runs (default: the CPU backend). */
+  readonly backend?: Backend<T>;
   /** replace a layer's float linears as it is read (quantize), so one float layer is alive at a time. */
   readonly transformLayer?: (layer: number, linears: Record<LinearSlot, FloatLinear>) => Record<LinearSlot, LinearWeight>;
 }
 
-export function loadModel(dir: string, options: LoadOptions = {}): LoadedModel {
+export function loadModel(dir: string, options?: LoadOptions): LoadedModel;
+export function loadModel<T>(dir: string, options: LoadOptions<T> & { readonly backend: Backend<T> }): LoadedModel<T>;
+export function loadModel<T>(dir: string, options: LoadOptions<T> = {}): LoadedModel<T> {
   const source = openModelDir(dir);
   try {
     const { config } = source;
     const weights = readModelWeights(source.weights, config, options.transformLayer);
     const invFreq = ropeInverseFrequencies(config.headDim, config.ropeTheta, config.ropeScaling);
-    const model: Model = { config, weights, backend: options.backend ?? cpuBackend, invFreq };
+    const backend = options.backend ?? (cpuBackend as unknown as Backend<T>);
+    const model: Model<T> = { config, weights, backend, invFreq };
     const tokenizer = source.tokenizerPath === null ? null : loadTokenizer(dir);
     return { model, tokenizer, source };
   } finally {

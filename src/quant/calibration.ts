@@ -105,7 +105,7 @@ export type LayerMethod = (calib: LayerCalibration) => LayerWeights;
 function oneLayerCache(config: ModelConfig, capacity: number): KvCache {
   const kvDim = config.numKvHeads * config.headDim;
   const one = { keys: sharedFloat32(capacity * kvDim), values: sharedFloat32(capacity * kvDim), capacity };
-  return { layers: Array.from({ length: config.numLayers }, () => one), capacity, length: 0 };
+  return { layers: Array.from({ length: config.numLayers }, () => one), capacity, length: 0, release: () => {} };
 }
 
 /** A Model whose only runnable layer is `layer` at `index` (for runDecoderLayer). */

@@ -44,6 +44,12 @@ test('returns exactly what the wrapped backend returns, and forwards every op', 
   const sentinel = new Float32Array([42]);
   const spy: Backend = {
     name: 'spy',
+    startPass: () => void calls.push('startPass'),
+    upload: () => (calls.push('upload'), sentinel),
+    download: () => (calls.push('download'), sentinel),
+    rows: () => (calls.push('rows'), sentinel),
+    layerCache: () => (calls.push('layerCache'), { keys: sentinel, values: sentinel, capacity: 1 }),
+    releaseLayerCache: () => void calls.push('releaseLayerCache'),
     linear: () => (calls.push('linear'), sentinel),
     rmsnorm: () => (calls.push('rmsnorm'), sentinel),
     rope: () => void calls.push('rope'),
@@ -60,7 +66,14 @@ test('returns exactly what the wrapped backend returns, and forwards every op', 
   assert.equal(t.attention(x, x, x, 2, 0, { keys: x, values: x, capacity: 2 }, { numHeads: 1, numKvHeads: 1, headDim: 32, slidingWindow: null }), sentinel);
   t.siluMul(x, x);
   t.addInPlace(x, x);
-  assert.deepEqual(calls, ['linear', 'rmsnorm', 'rope', 'attention', 'siluMul', 'addInPlace']);
+  t.startPass();
+  assert.equal(t.upload(x), sentinel);
+  assert.equal(t.download(x, 0, 1, 32), sentinel);
+  assert.equal(t.rows(x, 0, 1, 32), sentinel);
+  const cache = t.layerCache(1, 32);
+  assert.equal(cache.keys, sentinel);
+  t.releaseLayerCache(cache);
+  assert.deepEqual(calls, ['linear', 'rmsnorm', 'rope', 'attention', 'siluMul', 'addInPlace', 'startPass', 'upload', 'download', 'rows', 'layerCache', 'releaseLayerCache']);
   assert.equal(t.stats.size, 1);
 
   // and on the real CPU backend the outputs are bit-identical to calling it directly

@@ -16,4 +16,15 @@ function linear(x: Float32Array, m: number, w: LinearWeight): Float32Array {
   return out;
 }
 
-export const cpuBackend: Backend = { name: 'cpu', linear, rmsnorm, rope, attention, siluMul, addInPlace };
+const rows = (x: Float32Array, first: number, count: number, dim: number): Float32Array => x.subarray(first * dim, (first + count) * dim);
+
+export const cpuBackend: Backend = {
+  name: 'cpu',
+  startPass: () => {},
+  upload: (x) => x,
+  download: rows,
+  rows,
+  layerCache: (capacity, kvDim) => ({ keys: sharedFloat32(capacity * kvDim), values: sharedFloat32(capacity * kvDim), capacity }),
+  releaseLayerCache: () => {},
+  linear, rmsnorm, rope, attention, siluMul, addInPlace,
+};

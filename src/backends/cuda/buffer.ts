@@ -12,11 +12,21 @@ export class DeviceBuffer {
     /** the device address (CUdeviceptr). */
     readonly ptr: number,
     readonly bytes: number,
+    /** set on views: they share their parent's memory and are never freed themselves. */
+    private readonly parent: DeviceBuffer | null = null,
   ) {}
+
+  /** `bytes` of this buffer from byte `offset`, as a buffer that kernels accept; free() on it throws. */
+  view(offset: number, bytes: number): DeviceBuffer {
+    if (!Number.isInteger(offset) || !Number.isInteger(bytes) || offset < 0 || bytes < 0 || offset + bytes > this.bytes) {
+      throw new RangeError(`view of ${bytes} B at ${offset} does not fit a ${this.bytes} B buffer`);
+    }
+    return new DeviceBuffer(this.api, this.address + offset, bytes, this.parent ?? this);
+  }
 
   /** Throws when used after free(). */
   get address(): number {
-    if (this.freed) throw new Error('DeviceBuffer used after free()');
+    if (this.freed || this.parent?.freed) throw new Error('DeviceBuffer used after free()');
     return this.ptr;
   }
 
@@ -43,6 +53,7 @@ export class DeviceBuffer {
   }
 
   free(): void {
+    if (this.parent) throw new Error('free() on a view: free the buffer it was taken from');
     if (this.freed) return;
     this.freed = true;
     this.api.check('cuMemFree', this.api.fn.cuMemFree!(this.ptr) as number);

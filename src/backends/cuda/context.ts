@@ -10,8 +10,8 @@ import { DeviceBuffer } from './buffer.js';
 import { CU_DEVICE_ATTRIBUTE, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, driverApi, type DriverApi } from './driver.js';
 import { CudaUnavailableError } from './libs.js';
 
-/** A kernel argument: a device pointer (or buffer), a 32-bit int, a float, or a 64-bit integer. */
-export type KernelArg = DeviceBuffer | { i32: number } | { f32: number } | { u64: number };
+/** A kernel argument: a device pointer (or buffer), a 32-bit int, a float, a double, or a 64-bit integer. */
+export type KernelArg = DeviceBuffer | { i32: number } | { f32: number } | { f64: number } | { u64: number };
 
 export interface DeviceInfo {
   readonly name: string;
@@ -130,6 +130,12 @@ export class CudaContext {
     return src.download(dst);
   }
 
+  /** Copies `bytes` (default: all of src) from src to dst in order on this context's stream. */
+  copyOnStream(dst: DeviceBuffer, src: DeviceBuffer, bytes = src.bytes): void {
+    if (bytes > dst.bytes || bytes > src.bytes) throw new RangeError(`device copy of ${bytes} B between buffers of ${src.bytes} and ${dst.bytes} B`);
+    this.api.check('cuMemcpyDtoDAsync', this.api.fn.cuMemcpyDtoDAsync!(dst.address, src.address, bytes, this.stream) as number);
+  }
+
   copyDtoD(dst: DeviceBuffer, src: DeviceBuffer, bytes = Math.min(dst.bytes, src.bytes)): void {
     this.api.check('cuMemcpyDtoD', this.api.fn.cuMemcpyDtoD!(dst.address, src.address, bytes) as number);
   }
@@ -164,6 +170,10 @@ export class CudaContext {
       if (a instanceof DeviceBuffer || 'u64' in a) {
         off = (off + 7) & ~7;
         v.setBigUint64(off, BigInt(a instanceof DeviceBuffer ? a.address : a.u64), true);
+        off += 8;
+      } else if ('f64' in a) {
+        off = (off + 7) & ~7;
+        v.setFloat64(off, a.f64, true);
         off += 8;
       } else if ('i32' in a) {
         off = (off + 3) & ~3;

@@ -1,23 +1,21 @@
 /**
- * The CUDA backend: the model's linear layers on the GPU, everything else (RMSNorm, rotary
- * embedding, attention, SwiGLU, residual adds) on the CPU with the CPU backend's ops.
+ * The CUDA backend: the whole forward pass on the GPU. Tensors are device buffers (views of a
+ * per-pass arena, step-arena.ts); the host sees only the embedding rows going in (upload) and the
+ * logits coming out (download). The KV cache lives in device memory.
  *
- * Each layer is uploaded at its first call in its kernel's layout (resident-linear.ts) and stays
- * resident until dispose(). One call y[m, N] = x[m, K] · W'ᵀ (+ bias):
- *   x (f32) → device on the context's stream
- *   A8 layers:  act_quant (per-token int8, the k order the chosen kernel reads) → W4A8 / W8A8 kernel
- *   A16 layers: x rounded to fp16 on the host → W4A16 kernel (M ≤ 64; larger M runs on the CPU)
- *   float:      cuBLAS fp32 GEMM
- *   y (f32) → host after a stream synchronize; bias added on the host, y = fround(y + bias[n]).
- * The integer layers give the CPU backend's output bit for bit (the kernels are exact against the
- * CPU reference); fp32 layers differ from the CPU matmul only in summation order.
- * Layers no CUDA kernel takes run on the CPU; placements() says which and why.
+ *   linear      each layer uploaded at its first call in its kernel's layout (resident-linear.ts):
+ *               A8 layers: act_quant (per-token int8, the k order the chosen kernel reads) → the
+ *               W4A8 / W8A8 kernel; W4A16: fp16 conversion → W4A16 kernel (M ≤ 64); float: cuBLAS
+ *               fp32 GEMM; bias added on the device. Layers (or M) no kernel takes run on the CPU
+ *               through a host round trip; placements() says which and why.
+ *   rmsnorm, rope, attention, siluMul, addInPlace: model-ops.ts (float64 arithmetic like the CPU).
+ *
+ * The integer layers give the CPU backend's output bit for bit; the other ops match it except
+ * where float64 rounding differs (tests bound both).
  */
-import type { Backend } from '../backend.js';
+import type { AttentionShape, Backend, LayerKvCache } from '../backend.js';
 import { cpuBackend } from '../cpu/cpu-backend.js';
 import type { LinearWeight } from '../../quant/types.js';
-import { f32ToF16 } from '../../io/dtype.js';
-import { sharedFloat32 } from '../../tensor/shared.js';
 import type { DeviceBuffer } from './buffer.js';
 import { CudaContext } from './context.js';
 import { Cublas } from './cublas.js';
@@ -26,7 +24,8 @@ import { activationOrder, chooseW4A8Config, quantizeActivationsCuda, w4a8Linear 
 import { w8a8Linear } from './w8a8.js';
 import { w4a16Linear } from './w4a16.js';
 import { hasTensorMaps } from './tensor-map.js';
-import { grown } from './workspace.js';
+import { createStepArena } from './step-arena.js';
+import { addBiasCuda, addCuda, attentionCuda, rmsnormCuda, ropeCuda, siluMulCuda, toF16Cuda } from './model-ops.js';
 
 /** Where the linear layers a backend has seen run: GPU layers by kernel family, CPU layers with the reason. */
 export interface LinearPlacements {
@@ -34,73 +33,92 @@ export interface LinearPlacements {
   readonly cpu: readonly { readonly reason: string; readonly layers: number }[];
 }
 
-export interface CudaBackend extends Backend {
+export interface CudaBackend extends Backend<DeviceBuffer> {
   readonly ctx: CudaContext;
   placements(): LinearPlacements;
-  /** Frees every uploaded layer and scratch buffer (and the context when the backend opened it). */
+  /** Frees every uploaded layer, constant and arena chunk (and the context when the backend opened it). KV caches are freed by their release(). */
   dispose(): void;
 }
-
-type Scratch = Partial<Record<'x32' | 'x16' | 'xq' | 'a' | 'y', DeviceBuffer>>;
-
-/** Scratch sizes grow in powers of two, so buffers (and the TMA maps cached for them) settle quickly. */
-const roundUp = (bytes: number): number => 2 ** Math.ceil(Math.log2(Math.max(bytes, 256)));
 
 /** A backend on `ctx` (default: a new context on GPU 0; throws CudaUnavailableError without a GPU). */
 export function createCudaBackend(options: { readonly ctx?: CudaContext } = {}): CudaBackend {
   const ownsContext = options.ctx === undefined;
   const ctx = options.ctx ?? new CudaContext(0);
   const blas = new Cublas(ctx.stream);
+  const arena = createStepArena(ctx);
   const resident = new Map<LinearWeight, ResidentLinear>();
-  const scratch: Scratch = {};
-  const buffer = (key: keyof Scratch, bytes: number) => grown(ctx, scratch, key, roundUp(bytes));
+  const constants = new Map<Float32Array, DeviceBuffer>();
   const wgmma = ctx.arch === 'sm_90a';
   const tma = wgmma && hasTensorMaps(ctx);
 
   const residentOf = (w: LinearWeight): ResidentLinear => {
     let r = resident.get(w);
-    if (!r) resident.set(w, (r = makeResident(ctx, w)));
+    if (!r) {
+      resident.set(w, (r = makeResident(ctx, w)));
+      // weights went up with synchronous copies on the legacy stream: let them land before our stream reads them
+      ctx.api.check('cuCtxSynchronize', ctx.api.fn.cuCtxSynchronize!() as number);
+    }
     return r;
   };
 
-  /** y = x·W'ᵀ on the GPU into `out`, or false when this layer/M runs on the CPU. */
-  const runOnGpu = (r: ResidentLinear, x: Float32Array, m: number, n: number, k: number, out: Float32Array): boolean => {
-    if (r.kind === 'cpu' || (r.kind === 'w4a16' && m > W4A16_MAX_TOKENS)) return false;
-    const y = buffer('y', m * n * 4);
-    if (r.kind === 'w4a16') {
-      const x16 = buffer('x16', m * k * 2);
-      ctx.copyToDevice(x16, f32ToF16(x.subarray(0, m * k)));
-      w4a16Linear(ctx, r.layer, x16, y, m);
-    } else {
-      const x32 = buffer('x32', m * k * 4);
-      ctx.copyToDevice(x32, x.subarray(0, m * k));
-      if (r.kind === 'f32') {
-        blas.gemmF32(y.address, x32.address, r.w.address, m, n, k);
-      } else {
-        const xq = buffer('xq', m * k);
-        const a = buffer('a', m * 4);
-        if (r.kind === 'w4a8') {
-          const config = chooseW4A8Config(m, n, k, wgmma, tma, ctx.info.multiprocessors);
-          quantizeActivationsCuda(ctx, x32, xq, a, m, k, activationOrder(config));
-          w4a8Linear(ctx, r.layer, xq, a, y, m, config);
-        } else {
-          quantizeActivationsCuda(ctx, x32, xq, a, m, k);
-          w8a8Linear(ctx, r.layer, xq, a, y, m);
-        }
-      }
+  /** A device copy of a host array the model keeps (norm weights, rotary frequencies, biases), made once. */
+  const constant = (a: Float32Array): DeviceBuffer => {
+    let d = constants.get(a);
+    if (!d) {
+      d = ctx.alloc(a.byteLength);
+      ctx.copyToDevice(d, a);
+      constants.set(a, d);
     }
-    ctx.copyToHost(out.subarray(0, m * n), y);
-    return true;
+    return d;
   };
 
-  const linear = (x: Float32Array, m: number, w: LinearWeight): Float32Array => {
-    if (x.length < m * w.k) throw new RangeError(`x holds ${x.length} values, need m·K = ${m}·${w.k}`);
-    const out = sharedFloat32(m * w.n);
-    if (!runOnGpu(residentOf(w), x, m, w.n, w.k, out)) return cpuBackend.linear(x, m, w);
-    const bias = w.bias;
-    if (bias) {
-      for (let i = 0; i < m; i++) for (let j = 0; j < w.n; j++) out[i * w.n + j] = out[i * w.n + j]! + bias[j]!;
+  const download = (x: DeviceBuffer, first: number, rows: number, dim: number): Float32Array =>
+    ctx.copyToHost(new Float32Array(rows * dim), x.view(first * dim * 4, rows * dim * 4));
+
+  const linearOnHost = (x: DeviceBuffer, m: number, w: LinearWeight, y: DeviceBuffer): void => {
+    ctx.copyToDevice(y, cpuBackend.linear(download(x, 0, m, w.k), m, w));
+  };
+
+  const linear = (x: DeviceBuffer, m: number, w: LinearWeight): DeviceBuffer => {
+    const { n, k } = w;
+    if (x.bytes < m * k * 4) throw new RangeError(`linear: x holds ${x.bytes / 4} values, need m·K = ${m}·${k}`);
+    const r = residentOf(w);
+    const y = arena.alloc(m * n * 4);
+    if (r.kind === 'cpu' || (r.kind === 'w4a16' && m > W4A16_MAX_TOKENS)) {
+      linearOnHost(x, m, w, y);
+      return y;
     }
+    if (r.kind === 'f32') {
+      blas.gemmF32(y.address, x.address, r.w.address, m, n, k);
+    } else if (r.kind === 'w4a16') {
+      const x16 = arena.alloc(m * k * 2);
+      toF16Cuda(ctx, x, x16, m * k);
+      w4a16Linear(ctx, r.layer, x16, y, m);
+    } else {
+      const xq = arena.alloc(m * k);
+      const a = arena.alloc(m * 4);
+      if (r.kind === 'w4a8') {
+        const config = chooseW4A8Config(m, n, k, wgmma, tma, ctx.info.multiprocessors);
+        quantizeActivationsCuda(ctx, x, xq, a, m, k, activationOrder(config));
+        w4a8Linear(ctx, r.layer, xq, a, y, m, config);
+      } else {
+        quantizeActivationsCuda(ctx, x, xq, a, m, k);
+        w8a8Linear(ctx, r.layer, xq, a, y, m);
+      }
+    }
+    if (w.bias) addBiasCuda(ctx, y, constant(w.bias), m, n);
+    return y;
+  };
+
+  const attention = (q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, m: number, startPos: number,
+    cache: LayerKvCache<DeviceBuffer>, shape: AttentionShape): DeviceBuffer => {
+    const { numHeads, numKvHeads, headDim, slidingWindow } = shape;
+    if (startPos + m > cache.capacity) throw new RangeError(`KV cache holds ${cache.capacity} positions; asked for ${startPos + m}`);
+    const rowBytes = numKvHeads * headDim * 4;
+    ctx.copyOnStream(cache.keys.view(startPos * rowBytes, m * rowBytes), k, m * rowBytes);
+    ctx.copyOnStream(cache.values.view(startPos * rowBytes, m * rowBytes), v, m * rowBytes);
+    const out = arena.alloc(m * numHeads * headDim * 4);
+    attentionCuda(ctx, q, cache.keys, cache.values, out, { m, startPos, numHeads, numKvHeads, headDim, window: slidingWindow ?? 0 });
     return out;
   };
 
@@ -118,11 +136,49 @@ export function createCudaBackend(options: { readonly ctx?: CudaContext } = {}):
     ctx.synchronize();
     for (const r of resident.values()) freeResident(r);
     resident.clear();
-    for (const b of Object.values(scratch)) b?.free();
+    for (const d of constants.values()) d.free();
+    constants.clear();
+    arena.dispose();
     blas.destroy();
     if (ownsContext) ctx.release();
   };
 
-  const { rmsnorm, rope, attention, siluMul, addInPlace } = cpuBackend;
-  return { name: 'cuda', ctx, linear, rmsnorm, rope, attention, siluMul, addInPlace, placements, dispose };
+  return {
+    name: 'cuda',
+    ctx,
+    startPass: () => arena.reset(),
+    upload: (x) => {
+      const t = arena.alloc(x.byteLength);
+      ctx.copyToDevice(t, x);
+      return t;
+    },
+    download,
+    rows: (x, first, rows, dim) => x.view(first * dim * 4, rows * dim * 4),
+    layerCache: (capacity, kvDim) => {
+      const keys = ctx.alloc(capacity * kvDim * 4);
+      try {
+        return { keys, values: ctx.alloc(capacity * kvDim * 4), capacity };
+      } catch (e) {
+        keys.free();
+        throw e;
+      }
+    },
+    releaseLayerCache: (cache) => {
+      ctx.synchronize();
+      cache.keys.free();
+      cache.values.free();
+    },
+    linear,
+    rmsnorm: (x, m, weight, eps) => {
+      const y = arena.alloc(m * weight.length * 4);
+      rmsnormCuda(ctx, x, constant(weight), y, m, weight.length, eps);
+      return y;
+    },
+    rope: (x, m, heads, headDim, startPos, invFreq) => ropeCuda(ctx, x, constant(invFreq), m, heads, headDim, startPos),
+    attention,
+    siluMul: (gate, up) => siluMulCuda(ctx, gate, up, gate.bytes / 4),
+    addInPlace: (a, b) => addCuda(ctx, a, b, a.bytes / 4),
+    placements,
+    dispose,
+  };
 }

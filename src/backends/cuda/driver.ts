@@ -71,6 +71,7 @@ const SIGNATURES: Record<string, [names: string[], signature: string]> = {
   cuMemcpyHtoD: [['cuMemcpyHtoD_v2'], 'int $NAME(uint64_t dst, const void *src, size_t bytes)'],
   cuMemcpyDtoH: [['cuMemcpyDtoH_v2'], 'int $NAME(_Out_ void *dst, uint64_t src, size_t bytes)'],
   cuMemcpyHtoDAsync: [['cuMemcpyHtoDAsync_v2'], 'int $NAME(uint64_t dst, const void *src, size_t bytes, void *stream)'],
+  cuMemcpyDtoDAsync: [['cuMemcpyDtoDAsync_v2'], 'int $NAME(uint64_t dst, uint64_t src, size_t bytes, void *stream)'],
   cuMemcpyDtoD: [['cuMemcpyDtoD_v2'], 'int $NAME(uint64_t dst, uint64_t src, size_t bytes)'],
   cuMemsetD8: [['cuMemsetD8_v2'], 'int $NAME(uint64_t dst, uint8_t value, size_t count)'],
   cuModuleLoadData: [['cuModuleLoadData'], 'int $NAME(_Out_ uint64_t *mod, const void *image)'],

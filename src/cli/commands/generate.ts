@@ -33,7 +33,7 @@ export const generateCommand = new Command('generate')
     }
   });
 
-function generateText(opts: GenerateCliOptions, backend: Backend): void {
+function generateText(opts: GenerateCliOptions, backend: Backend<unknown>): void {
   const { model, tokenizer, source } = loadModel(opts.model, { backend });
   if (tokenizer === null) throw new InputError(`${opts.model}: no tokenizer.json, cannot tokenize the prompt`, { file: opts.model });
   const useChat = opts.chat && tokenizer.hasChatTemplate;

@@ -1,15 +1,18 @@
 /**
- * The CUDA backend (linear layers on the GPU, the rest on the CPU) against the CPU backend:
- * integer layers bit for bit at every kernel size class (decode, split-K TMA, full TMA) with and
- * without bias, float and W4A16 layers within their float tolerance, layers no kernel takes run on
- * the CPU and say why, and the quantized embedded model's hidden states are bit-identical to the CPU
- * backend's, its greedy tokens equal. Fresh random inputs (never zeros). Skips without a GPU.
+ * The CUDA backend (the forward pass on the GPU) against the CPU backend: integer layers bit for
+ * bit at every kernel size class (decode, split-K TMA, full TMA) with and without bias; float and
+ * W4A16 layers within their float tolerance; layers no kernel takes run on the CPU and say why;
+ * RMSNorm, rotary embedding, attention (grouped-query, sliding window, a cache already holding
+ * positions), SwiGLU and residual add within float64-rounding distance of the CPU ops; the quantized
+ * embedded model's hidden states within 1e-5 of the CPU backend's and its greedy tokens equal.
+ * Fresh random inputs (never zeros). Skips without a GPU.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tryCudaContext } from '../../../src/backends/cuda/index.js';
 import { createCudaBackend, type CudaBackend } from '../../../src/backends/cuda/cuda-backend.js';
 import type { CudaContext } from '../../../src/backends/cuda/context.js';
+import type { DeviceBuffer } from '../../../src/backends/cuda/buffer.js';
 import { cpuBackend } from '../../../src/backends/cpu/cpu-backend.js';
 import { f16ToF32, f32ToF16 } from '../../../src/io/dtype.js';
 import { quantizeModel } from '../../../src/quant/quantize-model.js';
@@ -17,7 +20,7 @@ import { DEFAULT_SPEC } from '../../../src/quant/recipe.js';
 import { forwardHidden, logitsOf, type Model } from '../../../src/model/forward.js';
 import { createKvCache } from '../../../src/model/kv-cache.js';
 import { generate } from '../../../src/model/generate.js';
-import type { FloatLinear, QuantizedLinear } from '../../../src/quant/types.js';
+import type { FloatLinear, LinearWeight, QuantizedLinear } from '../../../src/quant/types.js';
 import { randomActivations, randomW4Layer, randomW8Layer, rng } from './helpers.js';
 import { assertBitExact } from './gpu-checks.js';
 import { repoPath } from '../../helpers/paths.js';
@@ -33,6 +36,12 @@ function withBackend(run: (b: CudaBackend) => void): void {
   } finally {
     b.dispose();
   }
+}
+
+/** y = x·Wᵀ through the backend: upload, linear, download. */
+function gpuLinear(b: CudaBackend, x: Float32Array, m: number, w: LinearWeight): Float32Array {
+  b.startPass();
+  return b.download(b.linear(b.upload(x), m, w), 0, m, w.n);
 }
 
 function randomBias(n: number, seed: number): Float32Array {
@@ -62,7 +71,7 @@ test('CUDA backend: W4A8 and W8A8 layers equal the CPU backend bit for bit, with
     for (const [name, w] of layers) {
       for (const m of TOKENS) {
         const x = randomActivations(m, w.k, 100 + m);
-        assertBitExact(b.linear(x, m, w), cpuBackend.linear(x, m, w), `${name}, m=${m}`);
+        assertBitExact(gpuLinear(b, x, m, w), cpuBackend.linear(x, m, w), `${name}, m=${m}`);
       }
     }
     assert.deepEqual(b.placements(), { gpu: { w4a8: 2, w8a8: 2, w4a16: 0, f32: 0 }, cpu: [] });
@@ -85,7 +94,7 @@ test('CUDA backend: float and W4A16 layers within float tolerance; layers no ker
         for (let j = 0; j < k; j++) s += Math.abs(x[row * k + j]! * float.w[col * k + j]!);
         return s;
       };
-      assertCloseScaled(b.linear(x, m, float), cpuBackend.linear(x, m, float), absDot, 1e-6, `float, m=${m}`);
+      assertCloseScaled(gpuLinear(b, x, m, float), cpuBackend.linear(x, m, float), absDot, 1e-6, `float, m=${m}`);
 
       const x4 = randomActivations(m, 1024, 300 + m);
       // the GPU kernel reads fp16 activations: compare with the CPU on the same fp16-rounded x
@@ -97,10 +106,10 @@ test('CUDA backend: float and W4A16 layers within float tolerance; layers no ker
         for (let j = 0; j < 1024; j++) s += Math.abs(x16[row * 1024 + j]! * w4a16.q[col * 1024 + j]! * w4a16.scales[col * 8 + (j >> 7)]!);
         return s;
       };
-      assertCloseScaled(b.linear(x4, m, w4a16), cpuBackend.linear(x16, m, w4a16), absDot4, 2e-3, `W4A16, m=${m}`);
+      assertCloseScaled(gpuLinear(b, x4, m, w4a16), cpuBackend.linear(x16, m, w4a16), absDot4, 2e-3, `W4A16, m=${m}`);
 
       const xr = randomActivations(m, 192, 400 + m);
-      assertBitExact(b.linear(xr, m, ragged), cpuBackend.linear(xr, m, ragged), `K=192 on the CPU, m=${m}`);
+      assertBitExact(gpuLinear(b, xr, m, ragged), cpuBackend.linear(xr, m, ragged), `K=192 on the CPU, m=${m}`);
     }
     const p = b.placements();
     assert.deepEqual(p.gpu, { w4a8: 0, w8a8: 0, w4a16: 1, f32: 1 });
@@ -110,17 +119,102 @@ test('CUDA backend: float and W4A16 layers within float tolerance; layers no ker
   });
 });
 
-test('CUDA backend: the quantized embedded model gives the CPU backend\'s hidden states bit for bit and its greedy tokens', { skip }, () => {
+/** |got - want| <= tol · max(|want|, floor) elementwise. */
+function assertClose(got: Float32Array, want: Float32Array, tol: number, floor: number, what: string): void {
+  assert.equal(got.length, want.length, `${what}: length`);
+  for (let i = 0; i < want.length; i++) {
+    if (!(Math.abs(got[i]! - want[i]!) <= tol * Math.max(Math.abs(want[i]!), floor))) assert.fail(`${what}: element ${i} is ${got[i]}, CPU ${want[i]}`);
+  }
+}
+
+test('CUDA backend: RMSNorm, rope, attention, SwiGLU and add match the CPU ops', { skip }, () => {
+  withBackend((b) => {
+    const r = rng(31);
+    const rand = (n: number, scale = 1) => Float32Array.from({ length: n }, () => (r() * 2 - 1) * scale);
+    b.startPass();
+    const m = 5;
+    const dim = 320;
+    const x = rand(m * dim, 3);
+    const weight = rand(dim);
+    assertClose(b.download(b.rmsnorm(b.upload(x), m, weight, 1e-5), 0, m, dim), cpuBackend.rmsnorm(x, m, weight, 1e-5), 1e-6, 1e-3, 'rmsnorm');
+
+    const heads = 6;
+    const headDim = 48;
+    const invFreq = Float32Array.from({ length: headDim / 2 }, (_, i) => 10000 ** (-(2 * i) / headDim));
+    const xr = rand(m * heads * headDim);
+    const gpuRope = b.upload(xr);
+    b.rope(gpuRope, m, heads, headDim, 1000, invFreq);
+    const cpuRope = xr.slice();
+    cpuBackend.rope(cpuRope, m, heads, headDim, 1000, invFreq);
+    assertClose(b.download(gpuRope, 0, m, heads * headDim), cpuRope, 1e-6, 1e-3, 'rope at positions 1000..1004');
+
+    const [g, u] = [rand(1000, 6), rand(1000, 2)];
+    const gg = b.upload(g);
+    b.siluMul(gg, b.upload(u));
+    const cpuG = g.slice();
+    cpuBackend.siluMul(cpuG, u);
+    assertClose(b.download(gg, 0, 1, 1000), cpuG, 1e-6, 1e-3, 'siluMul');
+
+    const [a1, a2] = [rand(777, 5), rand(777, 5)];
+    const ga = b.upload(a1);
+    b.addInPlace(ga, b.upload(a2));
+    const cpuA = a1.slice();
+    cpuBackend.addInPlace(cpuA, a2);
+    assertBitExact(b.download(ga, 0, 1, 777), cpuA, 'add');
+  });
+});
+
+test('CUDA backend: attention (grouped-query, sliding window, a cache already holding positions) matches the CPU and writes the cache', { skip }, () => {
+  withBackend((b) => {
+    const r = rng(41);
+    const rand = (n: number) => Float32Array.from({ length: n }, () => r() * 2 - 1);
+    const ctx = ctxOf();
+    for (const [numHeads, numKvHeads, headDim, window, startPos, m] of [[8, 2, 40, null, 37, 6], [4, 4, 128, 16, 30, 3], [6, 3, 64, null, 0, 20]] as const) {
+      const kvDim = numKvHeads * headDim;
+      const capacity = startPos + m + 4;
+      const shape = { numHeads, numKvHeads, headDim, slidingWindow: window };
+      const past = [rand(capacity * kvDim), rand(capacity * kvDim)];
+      const [q, k, v] = [rand(m * numHeads * headDim), rand(m * kvDim), rand(m * kvDim)];
+      const cpuCache = cpuBackend.layerCache(capacity, kvDim);
+      cpuCache.keys.set(past[0]!.subarray(0, startPos * kvDim));
+      cpuCache.values.set(past[1]!.subarray(0, startPos * kvDim));
+      const want = cpuBackend.attention(q, k, v, m, startPos, cpuCache, shape);
+
+      const gpuCache = b.layerCache(capacity, kvDim);
+      try {
+        ctx.copyToDevice(gpuCache.keys, past[0]!.subarray(0, startPos * kvDim));
+        ctx.copyToDevice(gpuCache.values, past[1]!.subarray(0, startPos * kvDim));
+        b.startPass();
+        const out = b.attention(b.upload(q), b.upload(k), b.upload(v), m, startPos, gpuCache, shape);
+        const what = `H=${numHeads} KVH=${numKvHeads} D=${headDim} window=${window} start=${startPos} m=${m}`;
+        assertClose(b.download(out, 0, m, numHeads * headDim), want, 1e-6, 1e-2, what);
+        const filled = startPos + m;
+        assertBitExact(b.download(gpuCache.keys, 0, filled, kvDim), cpuCache.keys.subarray(0, filled * kvDim), `${what}: cached keys`);
+        assertBitExact(b.download(gpuCache.values, 0, filled, kvDim), cpuCache.values.subarray(0, filled * kvDim), `${what}: cached values`);
+      } finally {
+        b.releaseLayerCache(gpuCache);
+      }
+    }
+  });
+});
+
+test('CUDA backend: the quantized embedded model gives the CPU backend\'s hidden states (within 1e-5 of their largest) and its greedy tokens', { skip }, (t) => {
   const { loaded } = quantizeModel(repoPath('models/tiny-wikitext'), { method: 'rtn', base: DEFAULT_SPEC, overrides: {} });
   const cpuModel: Model = loaded.model;
   const prompt = loaded.tokenizer!.encode('The game began development in 2010 , carrying over a large portion of the work');
   withBackend((b) => {
-    const gpuModel: Model = { ...cpuModel, backend: b };
-    const hidden = (model: Model) => forwardHidden(model, prompt, createKvCache(model.config, prompt.length));
-    const [hc, hg] = [hidden(cpuModel), hidden(gpuModel)];
-    assertBitExact(hg, hc, 'final hidden states of the prompt');
-    // the fp32 lm_head differs only in summation order
+    const gpuModel: Model<DeviceBuffer> = { ...cpuModel, backend: b };
+    const hc = forwardHidden(cpuModel, prompt, createKvCache(cpuModel.config, prompt.length));
+    const gpuCache = createKvCache(gpuModel.config, prompt.length, b);
+    const hg = forwardHidden(gpuModel, prompt, gpuCache);
+    const hgHost = b.download(hg, 0, prompt.length, cpuModel.config.hiddenSize);
+    const largest = hc.reduce((s, v) => Math.max(s, Math.abs(v)), 0);
+    const same = hgHost.reduce((n, v, i) => n + (Object.is(v, hc[i]) ? 1 : 0), 0);
+    const worst = hgHost.reduce((w, v, i) => Math.max(w, Math.abs(v - hc[i]!)), 0);
+    t.diagnostic(`hidden states: ${same} of ${hc.length} bit-identical, largest difference ${worst.toExponential(2)} (largest value ${largest.toFixed(2)})`);
+    assertClose(hgHost, hc, 1e-5, largest, 'final hidden states of the prompt');
     const [lc, lg] = [logitsOf(cpuModel, hc, prompt.length - 1, 1), logitsOf(gpuModel, hg, prompt.length - 1, 1)];
+    gpuCache.release();
     const scale = lc.reduce((s, v) => Math.max(s, Math.abs(v)), 0);
     for (let i = 0; i < lc.length; i++) assert.ok(Math.abs(lc[i]! - lg[i]!) <= 1e-5 * scale, `logit ${i}: GPU ${lg[i]}, CPU ${lc[i]}`);
 

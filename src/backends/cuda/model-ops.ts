@@ -1,0 +1,87 @@
+/**
+ * Launchers of the model's small GPU ops (kernels/model_ops.cu, kernels/attention.cu): RMSNorm,
+ * rotary embedding, attention over a KV cache, SwiGLU, residual add, bias add and the fp16
+ * conversion of W4A16 activations. All asynchronous on ctx's stream; sizes are checked against the
+ * buffers so a wrong shape is a RangeError naming it, not a stray write.
+ */
+import type { DeviceBuffer } from './buffer.js';
+import type { CudaContext } from './context.js';
+import { getKernel } from './kernel-cache.js';
+
+const THREADS = 256;
+const OPS = 'model_ops.cu';
+
+function need(what: string, buf: DeviceBuffer, bytes: number): void {
+  if (buf.bytes < bytes) throw new RangeError(`${what}: buffer of ${buf.bytes} B, the shape needs ${bytes} B`);
+}
+
+/** Grid of one thread per element for n elements. */
+const blocksFor = (n: number): [number] => [Math.max(1, Math.ceil(n / THREADS))];
+
+export function rmsnormCuda(ctx: CudaContext, x: DeviceBuffer, weight: DeviceBuffer, y: DeviceBuffer, m: number, dim: number, eps: number): void {
+  need('rmsnorm x', x, m * dim * 4);
+  need('rmsnorm y', y, m * dim * 4);
+  need('rmsnorm weight', weight, dim * 4);
+  ctx.launch(getKernel(ctx, OPS, 'rmsnorm'), [m], [THREADS], [x, weight, y, { i32: dim }, { f64: eps }]);
+}
+
+export function ropeCuda(ctx: CudaContext, x: DeviceBuffer, invFreq: DeviceBuffer, m: number, heads: number, headDim: number, startPos: number): void {
+  if (headDim % 2 !== 0) throw new RangeError(`rope needs an even head dimension, got ${headDim}`);
+  need('rope x', x, m * heads * headDim * 4);
+  need('rope invFreq', invFreq, (headDim / 2) * 4);
+  const n = (m * heads * headDim) / 2;
+  ctx.launch(getKernel(ctx, OPS, 'rope'), blocksFor(n), [THREADS], [x, invFreq, { i32: m }, { i32: heads }, { i32: headDim }, { i32: startPos }]);
+}
+
+/** Largest head dimension the attention kernel takes (D_MAX in attention.cu). */
+export const ATTENTION_MAX_HEAD_DIM = 256;
+
+export interface AttentionLaunch {
+  readonly m: number;
+  readonly startPos: number;
+  readonly numHeads: number;
+  readonly numKvHeads: number;
+  readonly headDim: number;
+  /** 0 = full causal attention. */
+  readonly window: number;
+}
+
+/** out [m][H][D] = attention of q [m][H][D] over cache rows 0 .. startPos + m − 1 (already written). */
+export function attentionCuda(ctx: CudaContext, q: DeviceBuffer, keys: DeviceBuffer, values: DeviceBuffer, out: DeviceBuffer, a: AttentionLaunch): void {
+  const { m, startPos, numHeads: H, numKvHeads: KVH, headDim: D } = a;
+  if (D > ATTENTION_MAX_HEAD_DIM) throw new RangeError(`the CUDA attention kernel takes head dimensions up to ${ATTENTION_MAX_HEAD_DIM}, got ${D}`);
+  if (H % KVH !== 0) throw new RangeError(`${H} query heads do not split evenly over ${KVH} kv heads`);
+  need('attention q', q, m * H * D * 4);
+  need('attention out', out, m * H * D * 4);
+  need('attention keys', keys, (startPos + m) * KVH * D * 4);
+  need('attention values', values, (startPos + m) * KVH * D * 4);
+  ctx.launch(getKernel(ctx, 'attention.cu', 'attention'), [m, H], [THREADS], [q, keys, values, out, { i32: startPos }, { i32: H }, { i32: KVH }, { i32: D }, { i32: a.window }]);
+}
+
+/** gate = silu(gate) · up over n elements, in place. */
+export function siluMulCuda(ctx: CudaContext, gate: DeviceBuffer, up: DeviceBuffer, n: number): void {
+  need('siluMul gate', gate, n * 4);
+  need('siluMul up', up, n * 4);
+  ctx.launch(getKernel(ctx, OPS, 'silu_mul'), blocksFor(n), [THREADS], [gate, up, { u64: n }]);
+}
+
+/** a += b over n elements. */
+export function addCuda(ctx: CudaContext, a: DeviceBuffer, b: DeviceBuffer, n: number): void {
+  need('add a', a, n * 4);
+  need('add b', b, n * 4);
+  ctx.launch(getKernel(ctx, OPS, 'add'), blocksFor(n), [THREADS], [a, b, { u64: n }]);
+}
+
+/** y[r, j] += bias[j] for y [m, N]. */
+export function addBiasCuda(ctx: CudaContext, y: DeviceBuffer, bias: DeviceBuffer, m: number, N: number): void {
+  need('bias y', y, m * N * 4);
+  need('bias', bias, N * 4);
+  ctx.launch(getKernel(ctx, OPS, 'add_bias'), blocksFor(m * N), [THREADS], [y, bias, { i32: N }, { u64: m * N }]);
+}
+
+/** x16 = binary16(x) (round to nearest even) over n elements. */
+export function toF16Cuda(ctx: CudaContext, x: DeviceBuffer, x16: DeviceBuffer, n: number): void {
+  need('to_f16 x', x, n * 4);
+  need('to_f16 out', x16, n * 2);
+  ctx.launch(getKernel(ctx, OPS, 'to_f16'), blocksFor(n), [THREADS], [x, x16, { u64: n }]);
+}
