@@ -3,7 +3,7 @@
  * kernel that will run it, or the reason it has to stay on the CPU (a shape the CUDA kernels do not
  * take, a W8A8 integer-scale layer whose int32 sum could overflow in the plain epilogue).
  *   W4A8  → w4a8Linear (decode / TMA wgmma kernels)    W8A8 → w8a8Linear
- *   W4A16 → w4a16Linear (M ≤ 64 only: no large-M GEMM) float → cuBLAS fp32 GEMM (never TF32)
+ *   W4A16 → w4a16Linear (M ≤ W4A16_MAX_TOKENS)         float → cuBLAS fp32 GEMM (never TF32)
  * Biases stay on the host: the backend adds them after the copy back, as the CPU reference does.
  */
 import type { DeviceBuffer } from './buffer.js';
@@ -20,9 +20,6 @@ export type ResidentLinear =
   | { readonly kind: 'w4a16'; readonly layer: W4A16Layer }
   | { readonly kind: 'f32'; readonly n: number; readonly k: number; readonly w: DeviceBuffer }
   | { readonly kind: 'cpu'; readonly reason: string };
-
-/** Largest M the W4A16 kernel serves (chooseW4A16Config); larger calls run on the CPU. */
-export const W4A16_MAX_TOKENS = 64;
 
 /** Which GPU form a quantized layer takes ('cpu' with the reason when none). */
 function placement(w: QuantizedLinear): { kind: ResidentLinear['kind']; reason?: string } {

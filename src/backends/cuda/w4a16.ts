@@ -57,8 +57,11 @@ export interface W4A16Config { readonly MT: number; readonly NTW: number; readon
  * Default decode configuration, from the H100 sweep (docs/bench/cuda-w8-sweep-H100-2026-11-23.txt):
  * M <= 8: NTW4 WK4 on wide layers, NTW1 WK8 otherwise; M <= 16: MT2 NTW1 WK8; MT4 / MT8 above (not swept).
  */
+/** Largest M the W4A16 kernel serves (no large-M GEMM is built). */
+export const W4A16_MAX_TOKENS = 64;
+
 export function chooseW4A16Config(M: number, n: number, _k: number): W4A16Config {
-  if (M > 64) throw new RangeError(`the W4A16 kernel serves M <= 64 (got ${M}); no large-M GEMM is built`);
+  if (M > W4A16_MAX_TOKENS) throw new RangeError(`the W4A16 kernel serves M <= ${W4A16_MAX_TOKENS} (got ${M}); no large-M GEMM is built`);
   const wide = n >= 16384;
   if (M <= 8) return wide ? { MT: 1, NTW: 4, WK: 4 } : { MT: 1, NTW: 1, WK: 8 };
   if (M <= 16) return { MT: 2, NTW: 1, WK: 8 };
