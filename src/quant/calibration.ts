@@ -104,7 +104,7 @@ export type LayerMethod = (calib: LayerCalibration) => LayerWeights;
 /** A KvCache of one layer's storage shared by every layer index (layers run one at a time). */
 function oneLayerCache(config: ModelConfig, capacity: number): KvCache {
   const kvDim = config.numKvHeads * config.headDim;
-  const one = { keys: sharedFloat32(capacity * kvDim), values: sharedFloat32(capacity * kvDim), capacity };
+  const one = cpuBackend.layerCache(capacity, kvDim);
   return { layers: Array.from({ length: config.numLayers }, () => one), capacity, length: 0, release: () => {} };
 }
 

@@ -13,11 +13,8 @@ import type { CudaContext, KernelArg } from './context.js';
 interface Workspace { counters?: DeviceBuffer; partials?: DeviceBuffer }
 const spaces = new WeakMap<CudaContext, Workspace>();
 
-/**
- * `bytes` or more of device memory in slot `key` of `space` (a workspace, or any caller's set of
- * scratch buffers); zero-filled when (re)allocated if `zero`.
- */
-export function grown<K extends string>(ctx: CudaContext, space: Partial<Record<K, DeviceBuffer>>, key: K, bytes: number, zero = false): DeviceBuffer {
+/** `bytes` or more of device memory in slot `key` of ctx's workspace; zero-filled when (re)allocated if `zero`. */
+function grown(ctx: CudaContext, space: Workspace, key: keyof Workspace, bytes: number, zero: boolean): DeviceBuffer {
   let buf = space[key];
   if (!buf || buf.bytes < bytes) {
     if (buf) {

@@ -49,13 +49,21 @@ function randomBias(n: number, seed: number): Float32Array {
   return Float32Array.from({ length: n }, () => (r() * 2 - 1) * 3);
 }
 
-/** |got - want| <= tol · Σ_k |x·w| per output, where `absDot` gives that sum. */
-function assertCloseScaled(got: Float32Array, want: Float32Array, absDot: (i: number) => number, tol: number, what: string): void {
+/** |got[i] - want[i]| <= bound(i) for every element (a NaN fails). */
+function assertWithin(got: Float32Array, want: Float32Array, bound: (i: number) => number, what: string): void {
+  assert.equal(got.length, want.length, `${what}: length`);
   for (let i = 0; i < want.length; i++) {
-    const bound = tol * absDot(i) + 1e-30;
-    if (!(Math.abs(got[i]! - want[i]!) <= bound)) assert.fail(`${what}: element ${i} is ${got[i]}, CPU ${want[i]} (bound ${bound})`);
+    if (!(Math.abs(got[i]! - want[i]!) <= bound(i))) assert.fail(`${what}: element ${i} is ${got[i]}, CPU ${want[i]} (bound ${bound(i)})`);
   }
 }
+
+/** |got - want| <= tol · Σ_k |x·w| per output, where `absDot` gives that sum. */
+const assertCloseScaled = (got: Float32Array, want: Float32Array, absDot: (i: number) => number, tol: number, what: string): void =>
+  assertWithin(got, want, (i) => tol * absDot(i) + 1e-30, what);
+
+/** |got - want| <= tol · max(|want|, floor) elementwise. */
+const assertClose = (got: Float32Array, want: Float32Array, tol: number, floor: number, what: string): void =>
+  assertWithin(got, want, (i) => tol * Math.max(Math.abs(want[i]!), floor), what);
 
 // M = 1..16 decode, 33-64 decode MT8, 100 and 200 the TMA kernel with split-K on 3 / 6 tiles (K = 1024)
 const TOKENS = [1, 7, 16, 33, 64, 100, 200];
@@ -118,14 +126,6 @@ test('CUDA backend: float and W4A16 layers within float tolerance; layers no ker
     assert.match(p.cpu[0]!.reason, /K % 128 == 0 \(K = 192\)/);
   });
 });
-
-/** |got - want| <= tol · max(|want|, floor) elementwise. */
-function assertClose(got: Float32Array, want: Float32Array, tol: number, floor: number, what: string): void {
-  assert.equal(got.length, want.length, `${what}: length`);
-  for (let i = 0; i < want.length; i++) {
-    if (!(Math.abs(got[i]! - want[i]!) <= tol * Math.max(Math.abs(want[i]!), floor))) assert.fail(`${what}: element ${i} is ${got[i]}, CPU ${want[i]}`);
-  }
-}
 
 test('CUDA backend: RMSNorm, rope, attention, SwiGLU and add match the CPU ops', { skip }, () => {
   withBackend((b) => {
