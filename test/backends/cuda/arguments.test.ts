@@ -2,8 +2,8 @@
  * The CUDA layer entry points reject bad arguments before touching the GPU, with messages that name
  * the problem: output buffers too small for the output format, a decode config too small for M,
  * the sm_90a kernels on another GPU, too many TMA stages for the device's shared memory, a bad TMA
- * block or split-K count, and tensor
- * maps with bad strides, boxes, swizzle widths or bounds. Runs without a GPU: the context is a stub
+ * block or split-K count, tensor maps with bad strides, boxes, swizzle widths or bounds, device
+ * buffer views that do not fit (or are freed), and attention shapes the kernel cannot take. Runs without a GPU: the context is a stub
  * whose every other use fails the test.
  */
 import { test } from 'node:test';
@@ -15,6 +15,8 @@ import { w8a8Linear, type W8A8Layer } from '../../../src/backends/cuda/w8a8.js';
 import { w4a16Linear, type W4A16Layer } from '../../../src/backends/cuda/w4a16.js';
 import { tensorMapU8 } from '../../../src/backends/cuda/tensor-map.js';
 import { outputBytes } from '../../../src/backends/cuda/output.js';
+import { DeviceBuffer as DeviceBufferClass } from '../../../src/backends/cuda/buffer.js';
+import { attentionCuda } from '../../../src/backends/cuda/model-ops.js';
 
 const unreachable = (): never => assert.fail('the stub context was used past the argument checks');
 function stubContext(arch: string, maxSharedPerBlockOptin = 232448): CudaContext {
@@ -93,4 +95,25 @@ test('tensorMapU8 rejects bad ranks, strides, boxes, swizzle widths and bounds b
   assert.throws(() => tensorMapU8(ctx, buf, { ...ok, dims: [1024, 1025] }), /reach byte 1049600 of a 1048576 B buffer/);
   const noDriver = { ...ctx, api: { fn: {} } } as unknown as CudaContext;
   assert.throws(() => tensorMapU8(noDriver, buf, ok), /no cuTensorMapEncodeTiled/);
+});
+
+test('DeviceBuffer views: a view that does not fit, and free() on a view, are named errors', () => {
+  const parent = new DeviceBufferClass({} as never, 4096, 1024);
+  const v = parent.view(256, 512);
+  assert.equal(v.address, 4096 + 256);
+  assert.equal(v.view(16, 32).address, 4096 + 256 + 16);
+  assert.throws(() => parent.view(768, 512), /view of 512 B at 768 does not fit a 1024 B buffer/);
+  assert.throws(() => parent.view(-1, 8), /view of 8 B at -1 does not fit/);
+  assert.throws(() => v.free(), /free\(\) on a view: free the buffer it was taken from/);
+});
+
+test('the attention launcher names a head dimension past the kernel and heads that do not group', () => {
+  const ctx = stubContext('sm_90a');
+  const base = { m: 1, startPos: 0, numHeads: 8, numKvHeads: 2, window: 0 };
+  assert.throws(() => attentionCuda(ctx, buffer(1 << 20), buffer(1 << 20), buffer(1 << 20), buffer(1 << 20), { ...base, headDim: 320 }),
+    /the CUDA attention kernel takes head dimensions up to 256, got 320/);
+  assert.throws(() => attentionCuda(ctx, buffer(1 << 20), buffer(1 << 20), buffer(1 << 20), buffer(1 << 20), { ...base, numKvHeads: 3, headDim: 64 }),
+    /8 query heads do not split evenly over 3 kv heads/);
+  assert.throws(() => attentionCuda(ctx, buffer(64), buffer(1 << 20), buffer(1 << 20), buffer(1 << 20), { ...base, headDim: 64 }),
+    /attention q: buffer of 64 B, the shape needs 2048 B/);
 });
