@@ -4,6 +4,10 @@
  */
 import type { DriverApi } from './driver.js';
 
+/** How many buffers have been freed so far (process-wide): a recorded pass replays only while this is unchanged. */
+let freedBuffers = 0;
+export const freedBufferCount = (): number => freedBuffers;
+
 export class DeviceBuffer {
   private freed = false;
 
@@ -56,6 +60,7 @@ export class DeviceBuffer {
     if (this.parent) throw new Error('free() on a view: free the buffer it was taken from');
     if (this.freed) return;
     this.freed = true;
+    freedBuffers++;
     this.api.check('cuMemFree', this.api.fn.cuMemFree!(this.ptr) as number);
   }
 }

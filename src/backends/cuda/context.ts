@@ -4,6 +4,12 @@
  * Kernel arguments are packed into one native buffer passed through cuLaunchKernel's `extra`
  * (CU_LAUNCH_PARAM_BUFFER_POINTER / _SIZE), with each argument at its natural alignment;
  * the driver copies them at launch, so the buffer is reused.
+ *
+ * Stream work (launches, device-to-device copies, and whatever a caller passes to onStream) can be
+ * deferred: while a StreamDeferral is set (deferTo), each item goes to it as a function that issues
+ * it, and every call that must see the stream's results or order against it (copies from or to
+ * the host, synchronize, events) flushes the deferral first. The CUDA backend defers a pass's work
+ * to record it for replay as a CUDA graph (pass-tape.ts).
  */
 import koffi from 'koffi';
 import { DeviceBuffer } from './buffer.js';
@@ -24,12 +30,19 @@ export interface DeviceInfo {
   readonly driverVersion: number;
 }
 
+/** Takes stream work instead of the stream; flush() must issue everything taken, in order. */
+export interface StreamDeferral {
+  enqueue(issue: () => void): void;
+  flush(): void;
+}
+
 export interface CudaFunction {
   readonly handle: bigint;
   readonly name: string;
 }
 
 const ARG_BYTES = 4096;
+type Dims = [number, number, number];
 
 export class CudaContext {
   readonly api: DriverApi;
@@ -42,6 +55,7 @@ export class CudaContext {
   private readonly extraPtr: bigint;
   private readonly sizePtr: bigint;
   private released = false;
+  private deferral: StreamDeferral | null = null;
 
   constructor(ordinal = 0) {
     const api = driverApi();
@@ -121,6 +135,7 @@ export class CudaContext {
    */
   copyToDevice(dst: DeviceBuffer, src: ArrayBufferView): void {
     if (src.byteLength > dst.bytes) throw new RangeError(`copy of ${src.byteLength} B overflows a ${dst.bytes} B buffer`);
+    this.deferral?.flush();
     this.api.check('cuMemcpyHtoDAsync', this.api.fn.cuMemcpyHtoDAsync!(dst.address, src, src.byteLength, this.stream) as number);
   }
 
@@ -133,14 +148,17 @@ export class CudaContext {
   /** Copies `bytes` (default: all of src) from src to dst in order on this context's stream. */
   copyOnStream(dst: DeviceBuffer, src: DeviceBuffer, bytes = src.bytes): void {
     if (bytes > dst.bytes || bytes > src.bytes) throw new RangeError(`device copy of ${bytes} B between buffers of ${src.bytes} and ${dst.bytes} B`);
-    this.api.check('cuMemcpyDtoDAsync', this.api.fn.cuMemcpyDtoDAsync!(dst.address, src.address, bytes, this.stream) as number);
+    const [d, s] = [dst.address, src.address];
+    this.onStream(() => this.api.check('cuMemcpyDtoDAsync', this.api.fn.cuMemcpyDtoDAsync!(d, s, bytes, this.stream) as number));
   }
 
   copyDtoD(dst: DeviceBuffer, src: DeviceBuffer, bytes = Math.min(dst.bytes, src.bytes)): void {
+    this.deferral?.flush();
     this.api.check('cuMemcpyDtoD', this.api.fn.cuMemcpyDtoD!(dst.address, src.address, bytes) as number);
   }
 
   synchronize(): void {
+    this.deferral?.flush();
     this.api.check('cuStreamSynchronize', this.api.fn.cuStreamSynchronize!(this.stream) as number);
   }
 
@@ -162,8 +180,36 @@ export class CudaContext {
     return { handle: f[0]!, name };
   }
 
+  /** Sends stream work to the deferral when one is set, else issues it now. */
+  onStream(issue: () => void): void {
+    if (this.deferral) this.deferral.enqueue(issue);
+    else issue();
+  }
+
+  /** Stream work from now on goes to `deferral` (null: issued at once again, after flushing the old one). */
+  deferTo(deferral: StreamDeferral | null): void {
+    if (deferral !== this.deferral) this.deferral?.flush();
+    this.deferral = deferral;
+  }
+
   /** Launches `fn` on this context's stream; asynchronous. */
   launch(fn: CudaFunction, grid: [number, number?, number?], block: [number, number?, number?], args: readonly KernelArg[], sharedBytes = 0): void {
+    const bytes = this.packArguments(args);
+    const g: Dims = [grid[0], grid[1] ?? 1, grid[2] ?? 1];
+    const b: Dims = [block[0], block[1] ?? 1, block[2] ?? 1];
+    if (!this.deferral) {
+      this.launchPacked(fn, g, b, sharedBytes, bytes);
+      return;
+    }
+    const packed = new Uint8Array(this.argView.buffer, this.argView.byteOffset, bytes).slice();
+    this.deferral.enqueue(() => {
+      new Uint8Array(this.argView.buffer, this.argView.byteOffset, bytes).set(packed);
+      this.launchPacked(fn, g, b, sharedBytes, bytes);
+    });
+  }
+
+  /** Packs args into the argument buffer, each at its natural alignment; returns the bytes used. */
+  private packArguments(args: readonly KernelArg[]): number {
     let off = 0;
     const v = this.argView;
     for (const a of args) {
@@ -185,14 +231,14 @@ export class CudaContext {
         off += 4;
       }
     }
-    this.sizeView.setBigUint64(0, BigInt(off), true);
-    const code = this.api.fn.cuLaunchKernel!(
-      fn.handle,
-      grid[0], grid[1] ?? 1, grid[2] ?? 1,
-      block[0], block[1] ?? 1, block[2] ?? 1,
-      sharedBytes, this.stream, null, this.extraPtr,
-    ) as number;
-    this.api.check(`cuLaunchKernel(${fn.name}, grid ${grid.join('x')}, block ${block.join('x')}, smem ${sharedBytes})`, code);
+    return off;
+  }
+
+  /** Launches with the first `bytes` of the argument buffer as the arguments. */
+  private launchPacked(fn: CudaFunction, grid: Dims, block: Dims, sharedBytes: number, bytes: number): void {
+    this.sizeView.setBigUint64(0, BigInt(bytes), true);
+    const code = this.api.fn.cuLaunchKernel!(fn.handle, ...grid, ...block, sharedBytes, this.stream, null, this.extraPtr) as number;
+    if (code !== 0) this.api.check(`cuLaunchKernel(${fn.name}, grid ${grid.join('x')}, block ${block.join('x')}, smem ${sharedBytes})`, code);
   }
 
   createEvent(): bigint {
@@ -202,6 +248,7 @@ export class CudaContext {
   }
 
   record(ev: bigint): void {
+    this.deferral?.flush();
     this.api.check('cuEventRecord', this.api.fn.cuEventRecord!(ev, this.stream) as number);
   }
 

@@ -8,7 +8,12 @@
  *               W4A8 / W8A8 kernel; W4A16: fp16 conversion → W4A16 kernel (M ≤ 64); float: cuBLAS
  *               fp32 GEMM; bias added on the device. Layers (or M) no kernel takes run on the CPU
  *               through a host round trip; placements() says which and why.
- *   rmsnorm, rope, attention, siluMul, addInPlace: model-ops.ts (float64 arithmetic like the CPU).
+ *               A layer's input quantized for one A8 linear is reused by the next one reading the
+ *               same tensor (q/k/v, gate/up) until an in-place op or the next pass.
+ *   rmsnorm, rope, attention, siluMul, addInPlace: model-ops.ts (float64 arithmetic like the CPU);
+ *               the start position lives in device memory, written when a pass's differs.
+ *   graphs      a pass that repeats the last one (a decode step) is replayed as one CUDA graph
+ *               without running its ops' host code (pass-tape.ts); `graphs: false` runs every op.
  *
  * The integer layers give the CPU backend's output bit for bit; the other ops match it except
  * where float64 rounding differs (tests bound both).
@@ -25,7 +30,10 @@ import { w8a8Linear } from './w8a8.js';
 import { W4A16_MAX_TOKENS, w4a16Linear } from './w4a16.js';
 import { hasTensorMaps } from './tensor-map.js';
 import { createStepArena } from './step-arena.js';
-import { addBiasCuda, addCuda, attentionCuda, rmsnormCuda, ropeCuda, siluMulCuda, toF16Cuda } from './model-ops.js';
+import { addBiasCuda, addCuda, attentionCuda, kvWriteCuda, rmsnormCuda, ropeCuda, siluMulCuda, toF16Cuda } from './model-ops.js';
+import { createPassTape, type PassReplayStats } from './pass-tape.js';
+import { cudaGraphRuntime } from './graphs.js';
+import { freedBufferCount } from './buffer.js';
 
 /** Where the linear layers a backend has seen run: GPU layers by kernel family, CPU layers with the reason. */
 export interface LinearPlacements {
@@ -36,16 +44,33 @@ export interface LinearPlacements {
 export interface CudaBackend extends Backend<DeviceBuffer> {
   readonly ctx: CudaContext;
   placements(): LinearPlacements;
+  /** What pass replay did so far (null when graphs are off or the driver has none). */
+  replayStats(): PassReplayStats | null;
   /** Frees every uploaded layer, constant and arena chunk (and the context when the backend opened it). KV caches are freed by their release(). */
   dispose(): void;
 }
 
+export interface CudaBackendOptions {
+  /** default: a new context on GPU 0. */
+  readonly ctx?: CudaContext;
+  /** replay a pass that repeats the last one as a CUDA graph (default true). */
+  readonly graphs?: boolean;
+}
+
 /** A backend on `ctx` (default: a new context on GPU 0; throws CudaUnavailableError without a GPU). */
-export function createCudaBackend(options: { readonly ctx?: CudaContext } = {}): CudaBackend {
+export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend {
   const ownsContext = options.ctx === undefined;
   const ctx = options.ctx ?? new CudaContext(0);
   const blas = new Cublas(ctx.stream);
   const arena = createStepArena(ctx);
+  const runtime = options.graphs === false ? null : cudaGraphRuntime(ctx);
+  const tape = runtime ? createPassTape(runtime, arena) : null;
+  /** One op of a pass: recorded, or replayed when it repeats the last pass's (see pass-tape.ts). */
+  const step = <R>(args: readonly unknown[], run: () => R): R => (tape ? tape.step(args, run) : run());
+  const position = ctx.alloc(4);
+  let positionValue = -1;
+  /** Device copies of quantized activations: `${address}|${m}|${k}|${order}` → [xq, a]; cleared by any in-place op and each pass. */
+  const quantized = new Map<string, [DeviceBuffer, DeviceBuffer]>();
   const resident = new Map<LinearWeight, ResidentLinear>();
   const constants = new Map<Float32Array, DeviceBuffer>();
   const wgmma = ctx.arch === 'sm_90a';
@@ -75,13 +100,39 @@ export function createCudaBackend(options: { readonly ctx?: CudaContext } = {}):
   const download = (x: DeviceBuffer, first: number, rows: number, dim: number): Float32Array =>
     ctx.copyToHost(new Float32Array(rows * dim), x.view(first * dim * 4, rows * dim * 4));
 
+  /** The start position the kernels read, written (in stream order) when it changes. */
+  const positionAt = (startPos: number): DeviceBuffer => {
+    if (startPos !== positionValue) {
+      ctx.copyToDevice(position, Int32Array.of(startPos));
+      positionValue = startPos;
+    }
+    return position;
+  };
+
+  /** x [m, k] quantized per token (int8 in `order`, scales a), once per tensor until it changes. */
+  const quantizedInput = (x: DeviceBuffer, m: number, k: number, order: 'natural' | 'fragment'): [DeviceBuffer, DeviceBuffer] => {
+    const key = `${x.address}|${m}|${k}|${order}`;
+    let q = quantized.get(key);
+    if (!q) {
+      q = [arena.alloc(m * k), arena.alloc(m * 4)];
+      quantizeActivationsCuda(ctx, x, q[0], q[1], m, k, order);
+      quantized.set(key, q);
+    }
+    return q;
+  };
+
   const linearOnHost = (x: DeviceBuffer, m: number, w: LinearWeight, y: DeviceBuffer): void => {
+    tape?.hostRoundTrip();
     ctx.copyToDevice(y, cpuBackend.linear(download(x, 0, m, w.k), m, w));
   };
 
   const linear = (x: DeviceBuffer, m: number, w: LinearWeight): DeviceBuffer => {
+    if (x.bytes < m * w.k * 4) throw new RangeError(`linear: x holds ${x.bytes / 4} values, need m·K = ${m}·${w.k}`);
+    return step(['linear', x.ptr, m, w], () => linearNow(x, m, w));
+  };
+
+  const linearNow = (x: DeviceBuffer, m: number, w: LinearWeight): DeviceBuffer => {
     const { n, k } = w;
-    if (x.bytes < m * k * 4) throw new RangeError(`linear: x holds ${x.bytes / 4} values, need m·K = ${m}·${k}`);
     const r = residentOf(w);
     const y = arena.alloc(m * n * 4);
     if (r.kind === 'cpu' || (r.kind === 'w4a16' && m > W4A16_MAX_TOKENS)) {
@@ -89,22 +140,19 @@ export function createCudaBackend(options: { readonly ctx?: CudaContext } = {}):
       return y;
     }
     if (r.kind === 'f32') {
-      blas.gemmF32(y.address, x.address, r.w.address, m, n, k);
+      const [ya, xa, wa] = [y.address, x.address, r.w.address];
+      ctx.onStream(() => blas.gemmF32(ya, xa, wa, m, n, k));
     } else if (r.kind === 'w4a16') {
       const x16 = arena.alloc(m * k * 2);
       toF16Cuda(ctx, x, x16, m * k);
       w4a16Linear(ctx, r.layer, x16, y, m);
+    } else if (r.kind === 'w4a8') {
+      const config = chooseW4A8Config(m, n, k, wgmma, tma, ctx.info.multiprocessors);
+      const [xq, a] = quantizedInput(x, m, k, activationOrder(config));
+      w4a8Linear(ctx, r.layer, xq, a, y, m, config);
     } else {
-      const xq = arena.alloc(m * k);
-      const a = arena.alloc(m * 4);
-      if (r.kind === 'w4a8') {
-        const config = chooseW4A8Config(m, n, k, wgmma, tma, ctx.info.multiprocessors);
-        quantizeActivationsCuda(ctx, x, xq, a, m, k, activationOrder(config));
-        w4a8Linear(ctx, r.layer, xq, a, y, m, config);
-      } else {
-        quantizeActivationsCuda(ctx, x, xq, a, m, k);
-        w8a8Linear(ctx, r.layer, xq, a, y, m);
-      }
+      const [xq, a] = quantizedInput(x, m, k, 'natural');
+      w8a8Linear(ctx, r.layer, xq, a, y, m);
     }
     if (w.bias) addBiasCuda(ctx, y, constant(w.bias), m, n);
     return y;
@@ -114,12 +162,13 @@ export function createCudaBackend(options: { readonly ctx?: CudaContext } = {}):
     cache: LayerKvCache<DeviceBuffer>, shape: AttentionShape): DeviceBuffer => {
     const { numHeads, numKvHeads, headDim, slidingWindow } = shape;
     if (startPos + m > cache.capacity) throw new RangeError(`KV cache holds ${cache.capacity} positions; asked for ${startPos + m}`);
-    const rowBytes = numKvHeads * headDim * 4;
-    ctx.copyOnStream(cache.keys.view(startPos * rowBytes, m * rowBytes), k, m * rowBytes);
-    ctx.copyOnStream(cache.values.view(startPos * rowBytes, m * rowBytes), v, m * rowBytes);
-    const out = arena.alloc(m * numHeads * headDim * 4);
-    attentionCuda(ctx, q, cache.keys, cache.values, out, { m, startPos, numHeads, numKvHeads, headDim, window: slidingWindow ?? 0 });
-    return out;
+    const at = positionAt(startPos);
+    return step(['attention', q.ptr, k.ptr, v.ptr, m, cache, numHeads, numKvHeads, headDim, slidingWindow], () => {
+      kvWriteCuda(ctx, k, v, cache.keys, cache.values, at, startPos, m, numKvHeads * headDim);
+      const out = arena.alloc(m * numHeads * headDim * 4);
+      attentionCuda(ctx, q, cache.keys, cache.values, out, { m, startPos, position: at, numHeads, numKvHeads, headDim, window: slidingWindow ?? 0 });
+      return out;
+    });
   };
 
   const placements = (): LinearPlacements => {
@@ -133,7 +182,10 @@ export function createCudaBackend(options: { readonly ctx?: CudaContext } = {}):
   };
 
   const dispose = (): void => {
+    ctx.deferTo(null);
+    tape?.dispose();
     ctx.synchronize();
+    position.free();
     for (const r of resident.values()) freeResident(r);
     resident.clear();
     for (const d of constants.values()) d.free();
@@ -146,13 +198,25 @@ export function createCudaBackend(options: { readonly ctx?: CudaContext } = {}):
   return {
     name: 'cuda',
     ctx,
-    startPass: () => arena.reset(),
+    startPass: () => {
+      arena.reset();
+      quantized.clear();
+      if (tape) {
+        tape.startPass(freedBufferCount(), arena.mark());
+        ctx.deferTo(tape);
+      }
+    },
     upload: (x) => {
-      const t = arena.alloc(x.byteLength);
+      const t = step(['upload', x.byteLength], () => arena.alloc(x.byteLength));
       ctx.copyToDevice(t, x);
       return t;
     },
-    download,
+    download: (x, first, rows, dim) => {
+      tape?.endPass(['download', x.ptr, first, rows, dim], freedBufferCount());
+      const host = download(x, first, rows, dim);
+      ctx.deferTo(null); // the pass is over: work outside passes is issued at once
+      return host;
+    },
     rows: (x, first, rows, dim) => x.view(first * dim * 4, rows * dim * 4),
     layerCache: (capacity, kvDim) => {
       const keys = ctx.alloc(capacity * kvDim * 4);
@@ -169,16 +233,29 @@ export function createCudaBackend(options: { readonly ctx?: CudaContext } = {}):
       cache.values.free();
     },
     linear,
-    rmsnorm: (x, m, weight, eps) => {
+    rmsnorm: (x, m, weight, eps) => step(['rmsnorm', x.ptr, m, weight, eps], () => {
       const y = arena.alloc(m * weight.length * 4);
       rmsnormCuda(ctx, x, constant(weight), y, m, weight.length, eps);
       return y;
+    }),
+    rope: (x, m, heads, headDim, startPos, invFreq) => {
+      const at = positionAt(startPos);
+      step(['rope', x.ptr, m, heads, headDim, invFreq], () => {
+        quantized.clear();
+        ropeCuda(ctx, x, constant(invFreq), m, heads, headDim, at);
+      });
     },
-    rope: (x, m, heads, headDim, startPos, invFreq) => ropeCuda(ctx, x, constant(invFreq), m, heads, headDim, startPos),
     attention,
-    siluMul: (gate, up) => siluMulCuda(ctx, gate, up, gate.bytes / 4),
-    addInPlace: (a, b) => addCuda(ctx, a, b, a.bytes / 4),
+    siluMul: (gate, up) => step(['siluMul', gate.ptr, gate.bytes, up.ptr], () => {
+      quantized.clear();
+      siluMulCuda(ctx, gate, up, gate.bytes / 4);
+    }),
+    addInPlace: (a, b) => step(['add', a.ptr, a.bytes, b.ptr], () => {
+      quantized.clear();
+      addCuda(ctx, a, b, a.bytes / 4);
+    }),
     placements,
+    replayStats: () => tape?.stats() ?? null,
     dispose,
   };
 }

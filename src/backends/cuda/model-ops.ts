@@ -3,6 +3,10 @@
  * rotary embedding, attention over a KV cache, SwiGLU, residual add, bias add and the fp16
  * conversion of W4A16 activations. All asynchronous on ctx's stream; sizes are checked against the
  * buffers so a wrong shape is a RangeError naming it, not a stray write.
+ *
+ * Rope, attention and the KV-cache write read the start position from `position`, a device int32
+ * (the kernels read it when they run, so a captured graph serves every position); `startPos`
+ * passed beside it is that same value on the host, for the bounds checks.
  */
 import type { DeviceBuffer } from './buffer.js';
 import type { CudaContext } from './context.js';
@@ -25,12 +29,25 @@ export function rmsnormCuda(ctx: CudaContext, x: DeviceBuffer, weight: DeviceBuf
   ctx.launch(getKernel(ctx, OPS, 'rmsnorm'), [m], [THREADS], [x, weight, y, { i32: dim }, { f64: eps }]);
 }
 
-export function ropeCuda(ctx: CudaContext, x: DeviceBuffer, invFreq: DeviceBuffer, m: number, heads: number, headDim: number, startPos: number): void {
+/** Rotary embedding in place on x [m][heads][headDim], row r at position *position + r. */
+export function ropeCuda(ctx: CudaContext, x: DeviceBuffer, invFreq: DeviceBuffer, m: number, heads: number, headDim: number, position: DeviceBuffer): void {
   if (headDim % 2 !== 0) throw new RangeError(`rope needs an even head dimension, got ${headDim}`);
   need('rope x', x, m * heads * headDim * 4);
   need('rope invFreq', invFreq, (headDim / 2) * 4);
+  need('rope position', position, 4);
   const n = (m * heads * headDim) / 2;
-  ctx.launch(getKernel(ctx, OPS, 'rope'), blocksFor(n), [THREADS], [x, invFreq, { i32: m }, { i32: heads }, { i32: headDim }, { i32: startPos }]);
+  ctx.launch(getKernel(ctx, OPS, 'rope'), blocksFor(n), [THREADS], [x, invFreq, { i32: m }, { i32: heads }, { i32: headDim }, position]);
+}
+
+/** keys/values rows [startPos, startPos + m) = k, v [m][kvDim] (startPos = *position). */
+export function kvWriteCuda(ctx: CudaContext, k: DeviceBuffer, v: DeviceBuffer, keys: DeviceBuffer, values: DeviceBuffer,
+  position: DeviceBuffer, startPos: number, m: number, kvDim: number): void {
+  need('kv_write k', k, m * kvDim * 4);
+  need('kv_write v', v, m * kvDim * 4);
+  need('kv_write keys', keys, (startPos + m) * kvDim * 4);
+  need('kv_write values', values, (startPos + m) * kvDim * 4);
+  need('kv_write position', position, 4);
+  ctx.launch(getKernel(ctx, 'attention.cu', 'kv_write'), blocksFor(m * kvDim), [THREADS], [k, v, keys, values, position, { u64: kvDim }, { u64: m * kvDim }]);
 }
 
 /** Largest head dimension the attention kernel takes (D_MAX in attention.cu). */
@@ -38,7 +55,9 @@ export const ATTENTION_MAX_HEAD_DIM = 256;
 
 export interface AttentionLaunch {
   readonly m: number;
+  /** the start position on the host (bounds checks) and in device memory (what the kernel reads). */
   readonly startPos: number;
+  readonly position: DeviceBuffer;
   readonly numHeads: number;
   readonly numKvHeads: number;
   readonly headDim: number;
@@ -46,7 +65,7 @@ export interface AttentionLaunch {
   readonly window: number;
 }
 
-/** out [m][H][D] = attention of q [m][H][D] over cache rows 0 .. startPos + m − 1 (already written). */
+/** out [m][H][D] = attention of q [m][H][D] over cache rows 0 .. startPos + m − 1 (already written), startPos = *position. */
 export function attentionCuda(ctx: CudaContext, q: DeviceBuffer, keys: DeviceBuffer, values: DeviceBuffer, out: DeviceBuffer, a: AttentionLaunch): void {
   const { m, startPos, numHeads: H, numKvHeads: KVH, headDim: D } = a;
   if (D > ATTENTION_MAX_HEAD_DIM) throw new RangeError(`the CUDA attention kernel takes head dimensions up to ${ATTENTION_MAX_HEAD_DIM}, got ${D}`);
@@ -55,7 +74,8 @@ export function attentionCuda(ctx: CudaContext, q: DeviceBuffer, keys: DeviceBuf
   need('attention out', out, m * H * D * 4);
   need('attention keys', keys, (startPos + m) * KVH * D * 4);
   need('attention values', values, (startPos + m) * KVH * D * 4);
-  ctx.launch(getKernel(ctx, 'attention.cu', 'attention'), [m, H], [THREADS], [q, keys, values, out, { i32: startPos }, { i32: H }, { i32: KVH }, { i32: D }, { i32: a.window }]);
+  need('attention position', a.position, 4);
+  ctx.launch(getKernel(ctx, 'attention.cu', 'attention'), [m, H], [THREADS], [q, keys, values, out, a.position, { i32: H }, { i32: KVH }, { i32: D }, { i32: a.window }]);
 }
 
 /** gate = silu(gate) · up over n elements, in place. */

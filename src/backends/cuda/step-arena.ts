@@ -9,9 +9,19 @@
 import type { DeviceBuffer } from './buffer.js';
 import type { CudaContext } from './context.js';
 
+/** Where the arena stands: restore() returns to it (later views are dropped, earlier ones kept). */
+export interface ArenaMark {
+  readonly chunks: number;
+  readonly used: number;
+  readonly total: number;
+}
+
 export interface StepArena {
   alloc(bytes: number): DeviceBuffer;
   reset(): void;
+  mark(): ArenaMark;
+  /** Back to `m`, taken since the last reset with no chunk added after it. */
+  restore(m: ArenaMark): void;
   dispose(): void;
 }
 
@@ -51,5 +61,11 @@ export function createStepArena(ctx: CudaContext, firstChunkBytes = 64 << 20): S
     total = 0;
   };
 
-  return { alloc, reset, dispose: freeAll };
+  const restore = (m: ArenaMark): void => {
+    if (m.chunks !== chunks.length) throw new Error(`step arena: cannot return to a mark taken with ${m.chunks} chunks (now ${chunks.length})`);
+    used = m.used;
+    total = m.total;
+  };
+
+  return { alloc, reset, mark: () => ({ chunks: chunks.length, used, total }), restore, dispose: freeAll };
 }

@@ -109,7 +109,7 @@ test('DeviceBuffer views: a view that does not fit, and free() on a view, are na
 
 test('the attention launcher names a head dimension past the kernel and heads that do not group', () => {
   const ctx = stubContext('sm_90a');
-  const base = { m: 1, startPos: 0, numHeads: 8, numKvHeads: 2, window: 0 };
+  const base = { m: 1, startPos: 0, position: buffer(4), numHeads: 8, numKvHeads: 2, window: 0 };
   assert.throws(() => attentionCuda(ctx, buffer(1 << 20), buffer(1 << 20), buffer(1 << 20), buffer(1 << 20), { ...base, headDim: 320 }),
     /the CUDA attention kernel takes head dimensions up to 256, got 320/);
   assert.throws(() => attentionCuda(ctx, buffer(1 << 20), buffer(1 << 20), buffer(1 << 20), buffer(1 << 20), { ...base, numKvHeads: 3, headDim: 64 }),

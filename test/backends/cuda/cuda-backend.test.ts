@@ -4,7 +4,8 @@
  * W4A16 layers within their float tolerance; layers no kernel takes run on the CPU and say why;
  * RMSNorm, rotary embedding, attention (grouped-query, sliding window, a cache already holding
  * positions), SwiGLU and residual add within float64-rounding distance of the CPU ops; the quantized
- * embedded model's hidden states within 1e-5 of the CPU backend's and its greedy tokens equal.
+ * embedded model's hidden states within 1e-5 of the CPU backend's and its greedy tokens equal;
+ * decode steps replayed as CUDA graphs equal the same steps run op by op, bit for bit.
  * Fresh random inputs (never zeros). Skips without a GPU.
  */
 import { test } from 'node:test';
@@ -17,9 +18,10 @@ import { cpuBackend } from '../../../src/backends/cpu/cpu-backend.js';
 import { f16ToF32, f32ToF16 } from '../../../src/io/dtype.js';
 import { quantizeModel } from '../../../src/quant/quantize-model.js';
 import { DEFAULT_SPEC } from '../../../src/quant/recipe.js';
-import { forwardHidden, logitsOf, type Model } from '../../../src/model/forward.js';
+import { forwardHidden, forwardLastLogits, logitsOf, type Model } from '../../../src/model/forward.js';
 import { createKvCache } from '../../../src/model/kv-cache.js';
 import { generate } from '../../../src/model/generate.js';
+import { argmax } from '../../../src/model/sampling.js';
 import type { FloatLinear, LinearWeight, QuantizedLinear } from '../../../src/quant/types.js';
 import { randomActivations, randomW4Layer, randomW8Layer, rng } from './helpers.js';
 import { assertBitExact } from './gpu-checks.js';
@@ -198,10 +200,18 @@ test('CUDA backend: attention (grouped-query, sliding window, a cache already ho
   });
 });
 
+let embedded: { model: Model; prompt: number[] } | undefined;
+/** The embedded model, RTN-quantized with the default recipe (once), and a prompt. */
+function quantizedEmbedded(): { model: Model; prompt: number[] } {
+  if (!embedded) {
+    const { loaded } = quantizeModel(repoPath('models/tiny-wikitext'), { method: 'rtn', base: DEFAULT_SPEC, overrides: {} });
+    embedded = { model: loaded.model, prompt: loaded.tokenizer!.encode('The game began development in 2010 , carrying over a large portion of the work') };
+  }
+  return embedded;
+}
+
 test('CUDA backend: the quantized embedded model gives the CPU backend\'s hidden states (within 1e-5 of their largest) and its greedy tokens', { skip }, (t) => {
-  const { loaded } = quantizeModel(repoPath('models/tiny-wikitext'), { method: 'rtn', base: DEFAULT_SPEC, overrides: {} });
-  const cpuModel: Model = loaded.model;
-  const prompt = loaded.tokenizer!.encode('The game began development in 2010 , carrying over a large portion of the work');
+  const { model: cpuModel, prompt } = quantizedEmbedded();
   withBackend((b) => {
     const gpuModel: Model<DeviceBuffer> = { ...cpuModel, backend: b };
     const hc = forwardHidden(cpuModel, prompt, createKvCache(cpuModel.config, prompt.length));
@@ -223,4 +233,32 @@ test('CUDA backend: the quantized embedded model gives the CPU backend\'s hidden
     const linears = cpuModel.weights.layers.length * 7;
     assert.deepEqual(b.placements(), { gpu: { w4a8: linears, w8a8: 0, w4a16: 0, f32: 1 }, cpu: [] });
   });
+});
+
+test('CUDA backend: decode steps replayed as one CUDA graph each give the logits of the same steps run op by op, bit for bit', { skip }, (t) => {
+  const { model: cpuModel, prompt } = quantizedEmbedded();
+  const steps = 10;
+  const run = (graphs: boolean) => {
+    const b = createCudaBackend({ ctx: ctxOf(), graphs });
+    try {
+      const model: Model<DeviceBuffer> = { ...cpuModel, backend: b };
+      const cache = createKvCache(model.config, prompt.length + steps, b);
+      try {
+        const logits = [forwardLastLogits(model, prompt, cache)];
+        for (let s = 0; s < steps; s++) logits.push(forwardLastLogits(model, [argmax(logits[logits.length - 1]!)], cache));
+        return { logits, stats: b.replayStats() };
+      } finally {
+        cache.release();
+      }
+    } finally {
+      b.dispose();
+    }
+  };
+  const direct = run(false);
+  const replayed = run(true);
+  assert.equal(direct.stats, null);
+  const stats = replayed.stats!;
+  t.diagnostic(`pass replay: ${JSON.stringify(stats)}`);
+  assert.deepEqual(stats, { recorded: 2, replayed: steps - 1, diverged: 0, captureFailures: 0 }, 'the prefill and the first decode step recorded, every later step replayed');
+  for (let s = 0; s <= steps; s++) assertBitExact(replayed.logits[s]!, direct.logits[s]!, s === 0 ? 'prefill logits' : `decode step ${s} logits`);
 });

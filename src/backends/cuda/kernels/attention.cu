@@ -1,7 +1,7 @@
 // Causal grouped-query attention over a KV cache, float32 in and out, float64 arithmetic (as the
 // CPU backend, src/backends/cpu/ops.ts):
 //   out[r,h,:] = Σ_t softmax_t( q[r,h,:]·K[t,g(h),:] / sqrt(D) ) · V[t,g(h),:],   t = first .. p,
-//   p = start_pos + r,  first = 0 or max(0, p − window + 1) (window > 0: sliding window),
+//   p = *start + r,  first = 0 or max(0, p − window + 1) (window > 0: sliding window),
 //   g(h) = h / (H / KVH) (grouped-query: H/KVH query heads share a kv head).
 // Layout: q, out [m][H][D]; keys, values [capacity][KVH][D] (row t = position t), float32 row-major.
 // Grid (m, H), 8 warps per block. Warp w takes positions first + w, first + w + 8, ...; lane l holds
@@ -9,6 +9,8 @@
 // sum l = Σ e^(s−mx), acc = Σ e^(s−mx)·v); the 8 are merged through shared memory:
 //   M = max_w mx_w,  out = Σ_w acc_w·e^(mx_w − M) / Σ_w l_w·e^(mx_w − M).
 // The CPU normalizes each weight before summing V; the result differs only in float64 rounding.
+// The start position is read from device memory (*start), so one captured graph serves every decode
+// position. kv_write stores the new rows first: keys[*start + r] = k[r], values[*start + r] = v[r].
 #ifndef D_MAX
 #define D_MAX 256
 #endif
@@ -18,9 +20,9 @@
 
 extern "C" __global__ void __launch_bounds__(WARPS * 32)
 attention(const float* __restrict__ q, const float* __restrict__ keys, const float* __restrict__ values,
-          float* __restrict__ out, int start_pos, int H, int KVH, int D, int window) {
+          float* __restrict__ out, const int* __restrict__ start, int H, int KVH, int D, int window) {
   const int r = blockIdx.x, h = blockIdx.y, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int pos = start_pos + r;
+  const int pos = *start + r;
   const int first = window > 0 ? max(0, pos - window + 1) : 0;
   const size_t kv_dim = (size_t)KVH * D;
   const size_t kvo = (size_t)(h / (H / KVH)) * D;
@@ -78,4 +80,15 @@ attention(const float* __restrict__ q, const float* __restrict__ keys, const flo
     for (int w = 0; w < WARPS; ++w) if (s_mx[w] != NEG_INF) o += s_acc[w][d] * exp(s_mx[w] - M);
     orow[d] = (float)(o / L);
   }
+}
+
+// one thread per element of the m new rows [m][KVH·D] of k and of v
+extern "C" __global__ void __launch_bounds__(256)
+kv_write(const float* __restrict__ k, const float* __restrict__ v, float* __restrict__ keys, float* __restrict__ values,
+         const int* __restrict__ start, long long kv_dim, long long n) {
+  const long long i = (long long)blockIdx.x * 256 + threadIdx.x;
+  if (i >= n) return;
+  const long long at = (long long)*start * kv_dim + i;
+  keys[at] = k[i];
+  values[at] = v[i];
 }

@@ -4,6 +4,8 @@
 //   rmsnorm:  y[r,i] = w[i] * f32(x[r,i] * inv),  inv = f32(1 / sqrt(f32(ss / dim) + eps)),
 //             ss = Σ_i x[r,i]² in float64 (the order of the sum is the only difference)
 //   rope:     in place on x [m][heads][D], half-split pairs (i, i + D/2), angle = f32(pos · invFreq[i]),
+//             pos = *start + row (the start position is read from device memory, so one captured
+//             graph serves every decode position),
 //             c = f32(cos angle), s = f32(sin angle) in float64:  a' = f32(a·c − b·s),  b' = f32(b·c + a·s)
 //   silu_mul: g = f32(g / (1 + exp(−g)) · u)            add: a = a + b            add_bias: y[r,n] += bias[n]
 //   to_f16:   binary16 of x, round to nearest even (the W4A16 kernel's activations)
@@ -27,14 +29,14 @@ rmsnorm(const float* __restrict__ x, const float* __restrict__ w, float* __restr
 
 // one thread per (row, head, pair i < D/2)
 extern "C" __global__ void __launch_bounds__(256)
-rope(float* __restrict__ x, const float* __restrict__ inv_freq, int m, int heads, int D, int start_pos) {
+rope(float* __restrict__ x, const float* __restrict__ inv_freq, int m, int heads, int D, const int* __restrict__ start) {
   const int half = D >> 1;
   const long long idx = (long long)blockIdx.x * 256 + threadIdx.x;
   if (idx >= (long long)m * heads * half) return;
   const int i = (int)(idx % half);
   const long long rh = idx / half;  // row * heads + head
   const int r = (int)(rh / heads);
-  const float angle = (float)((double)(start_pos + r) * (double)inv_freq[i]);
+  const float angle = (float)((double)(*start + r) * (double)inv_freq[i]);
   const float c = (float)cos((double)angle);
   const float s = (float)sin((double)angle);
   float* p = x + rh * D;
