@@ -19,7 +19,7 @@ import { cudaGraphRuntime } from '../src/backends/cuda/graphs.js';
 import { fillRandomF32 } from '../src/backends/cuda/util.js';
 import { activationOrder, chooseW4A8Config, freeW4A8, quantizeActivationsCuda, uploadW4A8, w4a8Linear, type W4A8Layer } from '../src/backends/cuda/w4a8.js';
 import { hasTensorMaps } from '../src/backends/cuda/tensor-map.js';
-import { addCuda, attentionCuda, kvWriteCuda, rmsnormCuda, ropeCuda, siluMulCuda } from '../src/backends/cuda/model-ops.js';
+import { addCuda, attentionCuda, attentionSplits, kvWriteCuda, rmsnormCuda, ropeCuda, siluMulCuda } from '../src/backends/cuda/model-ops.js';
 import { median } from './stats.js';
 import { randomW4A8 } from './synthetic.js';
 
@@ -72,6 +72,7 @@ const q = random(D, 5);
 const [k, v] = [random(D, 6), random(D, 7)];
 const caches = Array.from({ length: LAYERS }, (_, i) => [random(L * D, 100 + i), random(L * D, 200 + i)] as const);
 const lmHead = random(V * D, 8, -0.05, 0.05);
+const part = scratch(attentionSplits(L, 1, H, HD).partBytes);
 const decode = (n: number, kk: number) => chooseW4A8Config(1, n, kk, ctx.arch === 'sm_90a', hasTensorMaps(ctx), ctx.info.multiprocessors);
 const xq = scratch(F);
 const a = scratch(4);
@@ -89,7 +90,7 @@ const ops: Op[] = [
   { name: 'W4A8 IS 4096x11008 (down)', perStep: LAYERS, launch: (i) => w4a8Linear(ctx, tall[i % tall.length]!, xq, a, y, 1, decode(D, F)) },
   { name: 'rope 32 heads', perStep: 2 * LAYERS, launch: () => ropeCuda(ctx, q, invFreq, 1, H, HD, position) },
   { name: 'kv_write', perStep: LAYERS, launch: (i) => kvWriteCuda(ctx, k, v, caches[i % LAYERS]![0], caches[i % LAYERS]![1], position, L - 1, 1, D) },
-  { name: `attention ctx ${L}`, perStep: LAYERS, launch: (i) => attentionCuda(ctx, q, caches[i % LAYERS]![0], caches[i % LAYERS]![1], y, { m: 1, startPos: L - 1, position, numHeads: H, numKvHeads: H, headDim: HD, window: 0 }) },
+  { name: `attention ctx ${L}`, perStep: LAYERS, launch: (i) => attentionCuda(ctx, q, caches[i % LAYERS]![0], caches[i % LAYERS]![1], y, { m: 1, startPos: L - 1, position, capacity: L, numHeads: H, numKvHeads: H, headDim: HD, window: 0 }, part) },
   { name: 'silu_mul 11008', perStep: LAYERS, launch: () => siluMulCuda(ctx, xF, xF, F) },
   { name: 'add 4096', perStep: 2 * LAYERS, launch: () => addCuda(ctx, y, x, D) },
   { name: 'lm_head fp32 cuBLAS 32000x4096', perStep: 1, launch: () => blas.gemmF32(y.address, x.address, lmHead.address, 1, V, D) },

@@ -30,7 +30,7 @@ import { w8a8Linear } from './w8a8.js';
 import { W4A16_MAX_TOKENS, w4a16Linear } from './w4a16.js';
 import { hasTensorMaps } from './tensor-map.js';
 import { createStepArena } from './step-arena.js';
-import { addBiasCuda, addCuda, attentionCuda, kvWriteCuda, rmsnormCuda, ropeCuda, siluMulCuda, toF16Cuda } from './model-ops.js';
+import { addBiasCuda, addCuda, attentionCuda, attentionSplits, kvWriteCuda, rmsnormCuda, ropeCuda, siluMulCuda, toF16Cuda } from './model-ops.js';
 import { createPassTape, type PassReplayStats } from './pass-tape.js';
 import { cudaGraphRuntime } from './graphs.js';
 import { freedBufferCount } from './buffer.js';
@@ -69,6 +69,8 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
   const step = <R>(args: readonly unknown[], run: () => R): R => (tape ? tape.step(args, run) : run());
   const position = ctx.alloc(4);
   let positionValue = -1;
+  /** Scratch for attention's partials (float64), reused by every layer, grown on demand. */
+  let attentionPart: DeviceBuffer | null = null;
   /** Device copies of quantized activations: `${address}|${m}|${k}|${order}` → [xq, a]; cleared by any in-place op and each pass. */
   const quantized = new Map<string, [DeviceBuffer, DeviceBuffer]>();
   const resident = new Map<LinearWeight, ResidentLinear>();
@@ -166,7 +168,16 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
     return step(['attention', q.ptr, k.ptr, v.ptr, m, cache, numHeads, numKvHeads, headDim, slidingWindow], () => {
       kvWriteCuda(ctx, k, v, cache.keys, cache.values, at, startPos, m, numKvHeads * headDim);
       const out = arena.alloc(m * numHeads * headDim * 4);
-      attentionCuda(ctx, q, cache.keys, cache.values, out, { m, startPos, position: at, numHeads, numKvHeads, headDim, window: slidingWindow ?? 0 });
+      const { partBytes } = attentionSplits(cache.capacity, m, numHeads, headDim);
+      if (!attentionPart || attentionPart.bytes < partBytes) {
+        if (attentionPart) {
+          ctx.synchronize(); // queued launches may still read the old scratch
+          attentionPart.free();
+        }
+        attentionPart = ctx.alloc(partBytes);
+      }
+      const launch = { m, startPos, position: at, capacity: cache.capacity, numHeads, numKvHeads, headDim, window: slidingWindow ?? 0 };
+      attentionCuda(ctx, q, cache.keys, cache.values, out, launch, attentionPart);
       return out;
     });
   };
@@ -186,6 +197,7 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
     tape?.dispose();
     ctx.synchronize();
     position.free();
+    attentionPart?.free();
     for (const r of resident.values()) freeResident(r);
     resident.clear();
     for (const d of constants.values()) d.free();

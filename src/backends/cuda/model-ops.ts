@@ -50,14 +50,21 @@ export function kvWriteCuda(ctx: CudaContext, k: DeviceBuffer, v: DeviceBuffer, 
   ctx.launch(getKernel(ctx, 'attention.cu', 'kv_write'), blocksFor(m * kvDim), [THREADS], [k, v, keys, values, position, { u64: kvDim }, { u64: m * kvDim }]);
 }
 
-/** Largest head dimension the attention kernel takes (D_MAX in attention.cu). */
+/** Largest head dimension the attention kernels take (D_MAX in attention.cu). */
 export const ATTENTION_MAX_HEAD_DIM = 256;
+/** Most position splits (MAX_SPLITS in attention.cu) and positions per split at least (one tile). */
+const ATTENTION_MAX_SPLITS = 256;
+const ATTENTION_TILE = 32;
+/** Most bytes of float64 partials one attention call may use (prefill over a long cache splits less). */
+const ATTENTION_PART_BUDGET = 64 << 20;
 
 export interface AttentionLaunch {
   readonly m: number;
-  /** the start position on the host (bounds checks) and in device memory (what the kernel reads). */
+  /** the start position on the host (bounds checks) and in device memory (what the kernels read). */
   readonly startPos: number;
   readonly position: DeviceBuffer;
+  /** positions the cache holds: the split over positions depends on it, never on the position. */
+  readonly capacity: number;
   readonly numHeads: number;
   readonly numKvHeads: number;
   readonly headDim: number;
@@ -65,17 +72,32 @@ export interface AttentionLaunch {
   readonly window: number;
 }
 
-/** out [m][H][D] = attention of q [m][H][D] over cache rows 0 .. startPos + m − 1 (already written), startPos = *position. */
-export function attentionCuda(ctx: CudaContext, q: DeviceBuffer, keys: DeviceBuffer, values: DeviceBuffer, out: DeviceBuffer, a: AttentionLaunch): void {
-  const { m, startPos, numHeads: H, numKvHeads: KVH, headDim: D } = a;
+/** The split of attention over a cache of `capacity` positions for m rows: `splits` blocks of `chunk` positions, `partBytes` of partials. */
+export function attentionSplits(capacity: number, m: number, numHeads: number, headDim: number): { splits: number; chunk: number; partBytes: number } {
+  const perSplit = m * numHeads * (headDim + 2) * 8;
+  const splits = Math.max(1, Math.min(Math.ceil(capacity / ATTENTION_TILE), ATTENTION_MAX_SPLITS, Math.floor(ATTENTION_PART_BUDGET / perSplit)));
+  return { splits, chunk: Math.ceil(capacity / splits), partBytes: splits * perSplit };
+}
+
+/**
+ * out [m][H][D] = attention of q [m][H][D] over cache rows 0 .. startPos + m − 1 (already written),
+ * startPos = *position; `part` holds attentionSplits(...).partBytes of partials.
+ */
+export function attentionCuda(ctx: CudaContext, q: DeviceBuffer, keys: DeviceBuffer, values: DeviceBuffer, out: DeviceBuffer, a: AttentionLaunch, part: DeviceBuffer): void {
+  const { m, startPos, capacity, numHeads: H, numKvHeads: KVH, headDim: D } = a;
   if (D > ATTENTION_MAX_HEAD_DIM) throw new RangeError(`the CUDA attention kernel takes head dimensions up to ${ATTENTION_MAX_HEAD_DIM}, got ${D}`);
   if (H % KVH !== 0) throw new RangeError(`${H} query heads do not split evenly over ${KVH} kv heads`);
+  if (startPos + m > capacity) throw new RangeError(`attention: positions up to ${startPos + m} in a cache of ${capacity}`);
   need('attention q', q, m * H * D * 4);
   need('attention out', out, m * H * D * 4);
-  need('attention keys', keys, (startPos + m) * KVH * D * 4);
-  need('attention values', values, (startPos + m) * KVH * D * 4);
+  need('attention keys', keys, capacity * KVH * D * 4);
+  need('attention values', values, capacity * KVH * D * 4);
   need('attention position', a.position, 4);
-  ctx.launch(getKernel(ctx, 'attention.cu', 'attention'), [m, H], [THREADS], [q, keys, values, out, a.position, { i32: H }, { i32: KVH }, { i32: D }, { i32: a.window }]);
+  const { splits, chunk, partBytes } = attentionSplits(capacity, m, H, D);
+  need('attention partials', part, partBytes);
+  ctx.launch(getKernel(ctx, 'attention.cu', 'attention_part'), [m, H, splits], [128],
+    [q, keys, values, part, a.position, { i32: H }, { i32: KVH }, { i32: D }, { i32: a.window }, { i32: chunk }]);
+  ctx.launch(getKernel(ctx, 'attention.cu', 'attention_combine'), [m, H], [128], [part, out, { i32: H }, { i32: D }, { i32: splits }]);
 }
 
 /** gate = silu(gate) · up over n elements, in place. */

@@ -109,11 +109,15 @@ test('DeviceBuffer views: a view that does not fit, and free() on a view, are na
 
 test('the attention launcher names a head dimension past the kernel and heads that do not group', () => {
   const ctx = stubContext('sm_90a');
-  const base = { m: 1, startPos: 0, position: buffer(4), numHeads: 8, numKvHeads: 2, window: 0 };
-  assert.throws(() => attentionCuda(ctx, buffer(1 << 20), buffer(1 << 20), buffer(1 << 20), buffer(1 << 20), { ...base, headDim: 320 }),
+  const base = { m: 1, startPos: 0, position: buffer(4), capacity: 16, numHeads: 8, numKvHeads: 2, window: 0 };
+  assert.throws(() => attentionCuda(ctx, buffer(1 << 20), buffer(1 << 20), buffer(1 << 20), buffer(1 << 20), { ...base, headDim: 320 }, buffer(1 << 20)),
     /the CUDA attention kernel takes head dimensions up to 256, got 320/);
-  assert.throws(() => attentionCuda(ctx, buffer(1 << 20), buffer(1 << 20), buffer(1 << 20), buffer(1 << 20), { ...base, numKvHeads: 3, headDim: 64 }),
+  assert.throws(() => attentionCuda(ctx, buffer(1 << 20), buffer(1 << 20), buffer(1 << 20), buffer(1 << 20), { ...base, numKvHeads: 3, headDim: 64 }, buffer(1 << 20)),
     /8 query heads do not split evenly over 3 kv heads/);
-  assert.throws(() => attentionCuda(ctx, buffer(64), buffer(1 << 20), buffer(1 << 20), buffer(1 << 20), { ...base, headDim: 64 }),
+  assert.throws(() => attentionCuda(ctx, buffer(64), buffer(1 << 20), buffer(1 << 20), buffer(1 << 20), { ...base, headDim: 64 }, buffer(1 << 20)),
     /attention q: buffer of 64 B, the shape needs 2048 B/);
+  assert.throws(() => attentionCuda(ctx, buffer(1 << 20), buffer(1 << 20), buffer(1 << 20), buffer(1 << 20), { ...base, headDim: 64, startPos: 16 }, buffer(1 << 20)),
+    /attention: positions up to 17 in a cache of 16/);
+  assert.throws(() => attentionCuda(ctx, buffer(1 << 20), buffer(1 << 20), buffer(1 << 20), buffer(1 << 20), { ...base, headDim: 64 }, buffer(8)),
+    /attention partials: buffer of 8 B, the shape needs 4224 B/);
 });

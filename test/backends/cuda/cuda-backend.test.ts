@@ -171,7 +171,8 @@ test('CUDA backend: attention (grouped-query, sliding window, a cache already ho
     const r = rng(41);
     const rand = (n: number) => Float32Array.from({ length: n }, () => r() * 2 - 1);
     const ctx = ctxOf();
-    for (const [numHeads, numKvHeads, headDim, window, startPos, m] of [[8, 2, 40, null, 37, 6], [4, 4, 128, 16, 30, 3], [6, 3, 64, null, 0, 20]] as const) {
+    // the split over positions (attention.cu) is by capacity: long caches have many splits, some past the position or outside the window
+    for (const [numHeads, numKvHeads, headDim, window, startPos, m] of [[8, 2, 40, null, 37, 6], [4, 4, 128, 16, 30, 3], [6, 3, 64, null, 0, 20], [8, 2, 128, null, 650, 1], [4, 2, 64, 100, 500, 3]] as const) {
       const kvDim = numKvHeads * headDim;
       const capacity = startPos + m + 4;
       const shape = { numHeads, numKvHeads, headDim, slidingWindow: window };

@@ -4,81 +4,116 @@
 //   p = *start + r,  first = 0 or max(0, p − window + 1) (window > 0: sliding window),
 //   g(h) = h / (H / KVH) (grouped-query: H/KVH query heads share a kv head).
 // Layout: q, out [m][H][D]; keys, values [capacity][KVH][D] (row t = position t), float32 row-major.
-// Grid (m, H), 8 warps per block. Warp w takes positions first + w, first + w + 8, ...; lane l holds
-// dimensions d = l + 32j (j < D_MAX/32, d < D). Each warp keeps an online softmax (running max mx,
-// sum l = Σ e^(s−mx), acc = Σ e^(s−mx)·v); the 8 are merged through shared memory:
-//   M = max_w mx_w,  out = Σ_w acc_w·e^(mx_w − M) / Σ_w l_w·e^(mx_w − M).
+// The start position is read from device memory (*start), so one captured graph serves every
+// position; so is the split below, which depends on the cache capacity, never on the position.
+//
+// Split over positions (flash-decoding), two kernels:
+//   attention_part     grid (m, H, S), 128 threads. Block s covers positions [s·chunk, (s+1)·chunk)
+//                      ∩ [first, p] in tiles of 32: the 4 warps compute the tile's 32 scores (lanes
+//                      split d, shuffle-sum), then every thread rescales its running (mx, l, acc[d])
+//                      online, acc[d] += Σ_t e^(s_t − mx)·V[t,d] for d = tid, tid + 128. It writes
+//                      part[r][h][s] = { mx, l, acc[0..D) } (float64; mx = −inf for no position).
+//   attention_combine  grid (m, H), 128 threads: M = max_s mx_s, w_s = e^(mx_s − M) (0 when empty),
+//                      out[r,h,d] = Σ_s w_s·acc_s[d] / Σ_s w_s·l_s.
 // The CPU normalizes each weight before summing V; the result differs only in float64 rounding.
-// The start position is read from device memory (*start), so one captured graph serves every decode
-// position. kv_write stores the new rows first: keys[*start + r] = k[r], values[*start + r] = v[r].
+// kv_write stores the new rows first: keys[*start + r] = k[r], values[*start + r] = v[r].
 #ifndef D_MAX
 #define D_MAX 256
 #endif
-#define WARPS 8
-#define PER_LANE (D_MAX / 32)
+#define THREADS 128
+#define WARPS (THREADS / 32)
+#define TILE 32
+#define PER_THREAD (D_MAX / THREADS)
+#define MAX_SPLITS 256
 #define NEG_INF __longlong_as_double(0xfff0000000000000ULL)  // -inf (NVRTC has no math.h)
 
-extern "C" __global__ void __launch_bounds__(WARPS * 32)
-attention(const float* __restrict__ q, const float* __restrict__ keys, const float* __restrict__ values,
-          float* __restrict__ out, const int* __restrict__ start, int H, int KVH, int D, int window) {
-  const int r = blockIdx.x, h = blockIdx.y, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+extern "C" __global__ void __launch_bounds__(THREADS)
+attention_part(const float* __restrict__ q, const float* __restrict__ keys, const float* __restrict__ values,
+               double* __restrict__ part, const int* __restrict__ start, int H, int KVH, int D, int window, int chunk) {
+  const int r = blockIdx.x, h = blockIdx.y, s = blockIdx.z, S = gridDim.z;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int pos = *start + r;
   const int first = window > 0 ? max(0, pos - window + 1) : 0;
+  const int lo = max(first, s * chunk), hi = min(pos + 1, (s + 1) * chunk);  // positions [lo, hi)
   const size_t kv_dim = (size_t)KVH * D;
   const size_t kvo = (size_t)(h / (H / KVH)) * D;
   const double scale = 1.0 / sqrt((double)D);
-  const float* qr = q + ((size_t)r * H + h) * D;
-  double qv[PER_LANE], acc[PER_LANE];
+  __shared__ double qs[D_MAX], sc[TILE], ew[TILE];
+  for (int d = tid; d < D; d += THREADS) qs[d] = (double)q[((size_t)r * H + h) * D + d];
+  double mx = NEG_INF, l = 0.0, acc[PER_THREAD];
 #pragma unroll
-  for (int j = 0; j < PER_LANE; ++j) {
-    const int d = lane + 32 * j;
-    qv[j] = d < D ? (double)qr[d] : 0.0;
-    acc[j] = 0.0;
+  for (int j = 0; j < PER_THREAD; ++j) acc[j] = 0.0;
+  __syncthreads();
+  for (int t0 = lo; t0 < hi; t0 += TILE) {
+    for (int j = warp; j < TILE; j += WARPS) {
+      const int t = t0 + j;
+      double dot = 0.0;
+      if (t < hi) {
+        const float* kr = keys + (size_t)t * kv_dim + kvo;
+        for (int d = lane; d < D; d += 32) dot += qs[d] * (double)kr[d];
+      }
+      for (int o = 16; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
+      if (lane == 0) sc[j] = t < hi ? dot * scale : NEG_INF;
+    }
+    __syncthreads();
+    double tile_max = NEG_INF;
+    for (int j = 0; j < TILE; ++j) tile_max = fmax(tile_max, sc[j]);
+    const double nm = fmax(mx, tile_max);
+    if (tid < TILE) ew[tid] = sc[tid] == NEG_INF ? 0.0 : exp(sc[tid] - nm);
+    const double c = mx == NEG_INF ? 0.0 : exp(mx - nm);
+    mx = nm;
+    l *= c;
+#pragma unroll
+    for (int j = 0; j < PER_THREAD; ++j) acc[j] *= c;
+    __syncthreads();
+    const int n = min(TILE, hi - t0);
+    for (int j = 0; j < n; ++j) {
+      const double e = ew[j];
+      l += e;
+      const float* vr = values + (size_t)(t0 + j) * kv_dim + kvo;
+#pragma unroll
+      for (int i = 0; i < PER_THREAD; ++i) {
+        const int d = tid + THREADS * i;
+        if (d < D) acc[i] += e * (double)vr[d];
+      }
+    }
+    __syncthreads();  // sc and ew are rewritten by the next tile
   }
-  double mx = NEG_INF, l = 0.0;
-  for (int t = first + warp; t <= pos; t += WARPS) {
-    const float* kr = keys + (size_t)t * kv_dim + kvo;
-    double s = 0.0;
-#pragma unroll
-    for (int j = 0; j < PER_LANE; ++j) {
-      const int d = lane + 32 * j;
-      if (d < D) s += qv[j] * (double)kr[d];
-    }
-    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-    s *= scale;
-    if (s > mx) {
-      const double c = exp(mx - s);  // 0 on the first position (mx = -inf)
-      l *= c;
-#pragma unroll
-      for (int j = 0; j < PER_LANE; ++j) acc[j] *= c;
-      mx = s;
-    }
-    const double e = exp(s - mx);
-    l += e;
-    const float* vr = values + (size_t)t * kv_dim + kvo;
-#pragma unroll
-    for (int j = 0; j < PER_LANE; ++j) {
-      const int d = lane + 32 * j;
-      if (d < D) acc[j] += e * (double)vr[d];
-    }
+  double* out = part + (((size_t)r * H + h) * S + s) * (D + 2);
+  if (tid == 0) {
+    out[0] = mx;
+    out[1] = l;
   }
-  __shared__ double s_mx[WARPS], s_l[WARPS], s_acc[WARPS][D_MAX];
-  if (lane == 0) { s_mx[warp] = mx; s_l[warp] = l; }
 #pragma unroll
-  for (int j = 0; j < PER_LANE; ++j) {
-    const int d = lane + 32 * j;
-    if (d < D) s_acc[warp][d] = acc[j];
+  for (int i = 0; i < PER_THREAD; ++i) {
+    const int d = tid + THREADS * i;
+    if (d < D) out[2 + d] = acc[i];
+  }
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS)
+attention_combine(const double* __restrict__ part, float* __restrict__ out, int H, int D, int S) {
+  const int r = blockIdx.x, h = blockIdx.y, tid = threadIdx.x;
+  const double* p = part + ((size_t)r * H + h) * S * (D + 2);
+  __shared__ double w[MAX_SPLITS];
+  __shared__ double total;
+  double M = NEG_INF;
+  for (int s = 0; s < S; ++s) M = fmax(M, p[(size_t)s * (D + 2)]);
+  for (int s = tid; s < S; s += THREADS) {
+    const double mx = p[(size_t)s * (D + 2)];
+    w[s] = mx == NEG_INF ? 0.0 : exp(mx - M);
   }
   __syncthreads();
-  double M = NEG_INF;
-  for (int w = 0; w < WARPS; ++w) M = fmax(M, s_mx[w]);
-  double L = 0.0;
-  for (int w = 0; w < WARPS; ++w) L += s_mx[w] == NEG_INF ? 0.0 : s_l[w] * exp(s_mx[w] - M);
-  float* orow = out + ((size_t)r * H + h) * D;
-  for (int d = threadIdx.x; d < D; d += WARPS * 32) {
+  if (tid == 0) {
+    double L = 0.0;
+    for (int s = 0; s < S; ++s) L += w[s] * p[(size_t)s * (D + 2) + 1];
+    total = L;
+  }
+  __syncthreads();
+  for (int d = tid; d < D; d += THREADS) {
     double o = 0.0;
-    for (int w = 0; w < WARPS; ++w) if (s_mx[w] != NEG_INF) o += s_acc[w][d] * exp(s_mx[w] - M);
-    orow[d] = (float)(o / L);
+    for (int s = 0; s < S; ++s) o += w[s] * p[(size_t)s * (D + 2) + 2 + d];
+    out[((size_t)r * H + h) * D + d] = (float)(o / total);
   }
 }
 
