@@ -1,7 +1,7 @@
 /**
  * End-to-end speed of the CUDA backend (the forward pass on the GPU): prefill and decode tokens/s,
- * and the host time of each backend op, measured in one run: the CUDA backend replaying repeated
- * pass segments as CUDA graphs, the same backend launching kernel by kernel, and (--cpu) the CPU
+ * and the host time of each backend op, measured in one run: the CUDA backend replaying a pass that
+ * repeats the last one as one CUDA graph, the same backend running op by op, and (--cpu) the CPU
  * backend. GPU ops are asynchronous, so their
  * time shows up where the host waits: in `download` (the logits); on the CPU backend each op's
  * share is its real cost.
@@ -9,8 +9,8 @@
  *   node dist/bench/cuda-e2e.js [--model DIR] [--synthetic LAYERS] [--prompt-tokens 128] [--decode-tokens 32] [--reps 3]
  *                               [--backends graphs,direct] [--cpu]
  *
- * --backends: which CUDA backends run: graphs (replaying repeated pass segments as CUDA graphs),
- *   direct (launch by launch); --cpu adds the CPU backend.
+ * --backends: which CUDA backends run: graphs (a pass that repeats the last one replayed as one CUDA
+ *   graph), direct (op by op); --cpu adds the CPU backend.
  *
  * --model (default: the embedded model): the real model, RTN-quantized W4A8 with integer and with
  *   float scales, on the CUDA backend (and on the CPU backend with --cpu).
@@ -91,7 +91,7 @@ const rows = [];
 for (const [name, model] of models) {
   const backends: [string, Backend<unknown>][] = [];
   if (cudaKinds.includes('graphs')) backends.push(['cuda (graphs)', cuda]);
-  if (cudaKinds.includes('direct')) backends.push(['cuda (launch by launch)', direct]);
+  if (cudaKinds.includes('direct')) backends.push(['cuda (op by op)', direct]);
   if (values.cpu) backends.push(['cpu', cpuBackend as Backend<unknown>]);
   for (const [label, backend] of backends) {
     const t = timed(backend);

@@ -13,7 +13,8 @@ export { outputBytes, type OutputFormat } from './output.js';
 export { repackW4A8, repackW4, repackScales, intScaleBound, paddedRows } from './repack.js';
 export { uploadW4A8, freeW4A8, w4a8Linear, chooseW4A8Config, activationOrder, quantizeActivationsCuda, type W4A8Layer, type W4A8Config, type ActivationOrder } from './w4a8.js';
 export { uploadW8A8, freeW8A8, w8a8Linear, chooseW8A8Config, repackW8A8, intScaleBoundW8, type W8A8Layer, type W8A8Config } from './w8a8.js';
-export { createCudaBackend, type CudaBackend, type LinearPlacements } from './cuda-backend.js';
+export { createCudaBackend, type CudaBackend, type CudaBackendOptions, type LinearPlacements } from './cuda-backend.js';
+export type { PassReplayStats } from './pass-tape.js';
 export { uploadW4A16, freeW4A16, w4a16Linear, chooseW4A16Config, repackW4A16, type W4A16Layer, type W4A16Config } from './w4a16.js';
 
 import { CudaContext } from './context.js';

@@ -6,7 +6,7 @@
  * that repeats the last one is replayed instead, in the spirit of tinygrad's TinyJit:
  *
  *   record   each op runs and is recorded (its arguments, its output tensor, the stream work it
- *            issued, where the arena stood after it); the work is issued as it comes
+ *            issued, where the arena stood after it); the work is issued at once, as without a tape
  *   replay   the next pass starts in the same memory: each op's arguments are compared with the
  *            recorded op's and, when equal, the op returns the recorded output without running;
  *            when the pass ends (it reads the host) the recorded work is launched as one CUDA graph
@@ -48,7 +48,7 @@ export interface PassTape<M> extends StreamDeferral {
   /** The pass ends reading the host (`args` name the read): its device work is issued before this returns. */
   endPass(args: readonly unknown[], generation: number): void;
   stats(): PassReplayStats;
-  /** Issues pending work and destroys the graph. */
+  /** Issues the work a pass left open had matched, and destroys the graph. */
   dispose(): void;
 }
 
@@ -72,30 +72,22 @@ interface Tape<M, G> {
 
 const sameArgs = (a: readonly unknown[], b: readonly unknown[]): boolean => a.length === b.length && a.every((v, i) => v === b[i]);
 
-export function createPassTape<M, G>(runtime: GraphRuntime<G>, arena: { mark(): M; restore(m: M): void }, issueEvery = 64): PassTape<M> {
+export function createPassTape<M, G>(runtime: GraphRuntime<G>, arena: { mark(): M; restore(m: M): void }): PassTape<M> {
   let mode: 'idle' | 'record' | 'replay' = 'idle';
   let last: Tape<M, G> | null = null; // the last complete pass
   let cur: Tape<M, G> | null = null; // the pass being recorded
   let replayAt = 0; // replay: the next op of `last` to match
   let passMark: M | null = null;
-  let issued = 0; // items of `cur` issued
   const stats = { recorded: 0, replayed: 0, diverged: 0, captureFailures: 0 };
 
   const record = (generation: number, ops: RecordedOp<M>[], items: (() => void)[]): void => {
     cur = { generation, ops, items, replayable: true, end: null, graph: null, captureFailed: false };
-    issued = 0;
     mode = 'record';
   };
 
-  const flush = (): void => {
-    if (mode !== 'record') return;
-    const t = cur!;
-    while (issued < t.items.length) t.items[issued++]!();
-  };
-
   /**
-   * Replay → record, keeping the matched prefix of `last` (its work issued at the next flush) and,
-   * unless the pass is over, putting the arena back where it stood after that prefix.
+   * Replay → record, keeping the matched prefix of `last` (its work issued now) and, unless the
+   * pass is over, putting the arena back where it stood after that prefix.
    */
   const diverge = (restoreArena = true): void => {
     const t = last!;
@@ -103,6 +95,7 @@ export function createPassTape<M, G>(runtime: GraphRuntime<G>, arena: { mark(): 
     if (n > 0) stats.diverged++;
     if (restoreArena) arena.restore(n > 0 ? t.ops[n - 1]!.mark : passMark!);
     record(t.generation, t.ops.slice(0, n), t.items.slice(0, n > 0 ? t.ops[n - 1]!.items : 0));
+    for (const issue of cur!.items) issue();
   };
 
   const launch = (t: Tape<M, G>): void => {
@@ -129,7 +122,6 @@ export function createPassTape<M, G>(runtime: GraphRuntime<G>, arena: { mark(): 
   return {
     startPass(generation, mark) {
       if (mode === 'replay') diverge(false); // the previous pass never read the host: issue what it matched
-      flush();
       passMark = mark;
       if (last !== null && last.replayable && last.end !== null && last.generation === generation) {
         mode = 'replay';
@@ -159,9 +151,11 @@ export function createPassTape<M, G>(runtime: GraphRuntime<G>, arena: { mark(): 
         return;
       }
       cur!.items.push(issue);
-      if (cur!.items.length - issued >= issueEvery) flush();
+      issue();
     },
-    flush,
+    flush() {
+      // nothing waits: recorded work is issued as it comes, replayed work when the pass ends
+    },
     hostRoundTrip() {
       if (mode === 'replay') diverge();
       if (mode === 'record') cur!.replayable = false;
@@ -181,7 +175,6 @@ export function createPassTape<M, G>(runtime: GraphRuntime<G>, arena: { mark(): 
         const t = cur!;
         t.end = args;
         if (t.generation !== generation) t.replayable = false; // memory it used was freed during the pass
-        flush();
         stats.recorded++;
         keep(t);
         cur = null;
@@ -191,7 +184,6 @@ export function createPassTape<M, G>(runtime: GraphRuntime<G>, arena: { mark(): 
     stats: () => ({ ...stats }),
     dispose() {
       if (mode === 'replay') diverge(false);
-      flush();
       mode = 'idle';
       if (last?.graph != null) runtime.destroy(last.graph);
       last = null;
