@@ -33,7 +33,7 @@ function fakeGpu(failCapture = false) {
   };
   let arenaAt = 0;
   const arena = { mark: () => arenaAt, restore: (m: number) => { arenaAt = m; } };
-  const tape = createPassTape(runtime, arena, 1000);
+  const tape = createPassTape(runtime, arena);
   /** An op: allocates one arena slot (its output), issues `work` on the stream, counts its host runs. */
   const hostRuns: string[] = [];
   const op = (name: string, args: unknown[], work = [`${name}-kernel`]): number =>
@@ -139,8 +139,8 @@ test('pass tape: a graph that cannot be captured is issued item by item; an erro
 
   const h = fakeGpu();
   h.tape.startPass(0, 0);
-  h.tape.step(['bad'], () => h.tape.enqueue(() => { throw new Error('cuLaunchKernel failed: invalid argument'); }));
-  assert.throws(() => h.tape.endPass(['download', 0], 0), /invalid argument/);
+  assert.throws(() => h.tape.step(['bad'], () => h.tape.enqueue(() => { throw new Error('cuLaunchKernel failed: invalid argument'); })), /invalid argument/,
+    'recorded work is issued at once: its error surfaces at the op');
 
   const d = fakeGpu();
   pass(d);
