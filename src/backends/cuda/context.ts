@@ -6,10 +6,9 @@
  * the driver copies them at launch, so the buffer is reused.
  *
  * Stream work (launches, device-to-device copies, and whatever a caller passes to onStream) can be
- * deferred: while a StreamDeferral is set (deferTo), each item goes to it as a function that issues
- * it, and every call that must see the stream's results or order against it (copies from or to
- * the host, synchronize, events) flushes the deferral first. The CUDA backend defers a pass's work
- * to record it for replay as a CUDA graph (pass-tape.ts).
+ * observed: while a StreamObserver is set (observeWith), each item is handed to it as a function
+ * that issues it, just before the context issues it. The CUDA backend's pass tape observes a pass's
+ * work to record it for replay as a CUDA graph (pass-tape.ts).
  */
 import koffi from 'koffi';
 import { DeviceBuffer } from './buffer.js';
@@ -30,10 +29,9 @@ export interface DeviceInfo {
   readonly driverVersion: number;
 }
 
-/** Takes stream work instead of the stream; flush() must issue everything taken, in order. */
-export interface StreamDeferral {
-  enqueue(issue: () => void): void;
-  flush(): void;
+/** Sees each item of stream work just before the context issues it (`issue` issues it again when called). */
+export interface StreamObserver {
+  issuing(issue: () => void): void;
 }
 
 export interface CudaFunction {
@@ -55,7 +53,7 @@ export class CudaContext {
   private readonly extraPtr: bigint;
   private readonly sizePtr: bigint;
   private released = false;
-  private deferral: StreamDeferral | null = null;
+  private observer: StreamObserver | null = null;
 
   constructor(ordinal = 0) {
     const api = driverApi();
@@ -135,7 +133,6 @@ export class CudaContext {
    */
   copyToDevice(dst: DeviceBuffer, src: ArrayBufferView): void {
     if (src.byteLength > dst.bytes) throw new RangeError(`copy of ${src.byteLength} B overflows a ${dst.bytes} B buffer`);
-    this.deferral?.flush();
     this.api.check('cuMemcpyHtoDAsync', this.api.fn.cuMemcpyHtoDAsync!(dst.address, src, src.byteLength, this.stream) as number);
   }
 
@@ -153,12 +150,10 @@ export class CudaContext {
   }
 
   copyDtoD(dst: DeviceBuffer, src: DeviceBuffer, bytes = Math.min(dst.bytes, src.bytes)): void {
-    this.deferral?.flush();
     this.api.check('cuMemcpyDtoD', this.api.fn.cuMemcpyDtoD!(dst.address, src.address, bytes) as number);
   }
 
   synchronize(): void {
-    this.deferral?.flush();
     this.api.check('cuStreamSynchronize', this.api.fn.cuStreamSynchronize!(this.stream) as number);
   }
 
@@ -180,16 +175,15 @@ export class CudaContext {
     return { handle: f[0]!, name };
   }
 
-  /** Sends stream work to the deferral when one is set, else issues it now. */
+  /** Issues stream work now, after showing it to the observer when one is set. */
   onStream(issue: () => void): void {
-    if (this.deferral) this.deferral.enqueue(issue);
-    else issue();
+    this.observer?.issuing(issue);
+    issue();
   }
 
-  /** Stream work from now on goes to `deferral` (null: issued at once again, after flushing the old one). */
-  deferTo(deferral: StreamDeferral | null): void {
-    if (deferral !== this.deferral) this.deferral?.flush();
-    this.deferral = deferral;
+  /** Stream work from now on is shown to `observer` before it is issued (null: to none). */
+  observeWith(observer: StreamObserver | null): void {
+    this.observer = observer;
   }
 
   /** Launches `fn` on this context's stream; asynchronous. */
@@ -197,15 +191,14 @@ export class CudaContext {
     const bytes = this.packArguments(args);
     const g: Dims = [grid[0], grid[1] ?? 1, grid[2] ?? 1];
     const b: Dims = [block[0], block[1] ?? 1, block[2] ?? 1];
-    if (!this.deferral) {
-      this.launchPacked(fn, g, b, sharedBytes, bytes);
-      return;
+    if (this.observer) {
+      const packed = new Uint8Array(this.argView.buffer, this.argView.byteOffset, bytes).slice();
+      this.observer.issuing(() => {
+        new Uint8Array(this.argView.buffer, this.argView.byteOffset, bytes).set(packed);
+        this.launchPacked(fn, g, b, sharedBytes, bytes);
+      });
     }
-    const packed = new Uint8Array(this.argView.buffer, this.argView.byteOffset, bytes).slice();
-    this.deferral.enqueue(() => {
-      new Uint8Array(this.argView.buffer, this.argView.byteOffset, bytes).set(packed);
-      this.launchPacked(fn, g, b, sharedBytes, bytes);
-    });
+    this.launchPacked(fn, g, b, sharedBytes, bytes);
   }
 
   /** Packs args into the argument buffer, each at its natural alignment; returns the bytes used. */
@@ -248,7 +241,6 @@ export class CudaContext {
   }
 
   record(ev: bigint): void {
-    this.deferral?.flush();
     this.api.check('cuEventRecord', this.api.fn.cuEventRecord!(ev, this.stream) as number);
   }
 

@@ -193,7 +193,7 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
   };
 
   const dispose = (): void => {
-    ctx.deferTo(null);
+    ctx.observeWith(null);
     tape?.dispose();
     ctx.synchronize();
     position.free();
@@ -215,7 +215,7 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
       quantized.clear();
       if (tape) {
         tape.startPass(freedBufferCount(), arena.mark());
-        ctx.deferTo(tape);
+        ctx.observeWith(tape);
       }
     },
     upload: (x) => {
@@ -226,7 +226,7 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
     download: (x, first, rows, dim) => {
       tape?.endPass(['download', x.ptr, first, rows, dim], freedBufferCount());
       const host = download(x, first, rows, dim);
-      ctx.deferTo(null); // the pass is over: work outside passes is issued at once
+      ctx.observeWith(null); // the pass is over: work outside passes is not recorded
       return host;
     },
     rows: (x, first, rows, dim) => x.view(first * dim * 4, rows * dim * 4),

@@ -6,7 +6,8 @@
  * that repeats the last one is replayed instead, in the spirit of tinygrad's TinyJit:
  *
  *   record   each op runs and is recorded (its arguments, its output tensor, the stream work it
- *            issued, where the arena stood after it); the work is issued at once, as without a tape
+ *            issued, where the arena stood after it); the context issues the work at once, as
+ *            without a tape, and shows each item to the tape first (StreamObserver)
  *   replay   the next pass starts in the same memory: each op's arguments are compared with the
  *            recorded op's and, when equal, the op returns the recorded output without running;
  *            when the pass ends (it reads the host) the recorded work is launched as one CUDA graph
@@ -18,7 +19,7 @@
  * pass replays only in the memory generation it was recorded in (no device buffer freed since its
  * start), and never when it computed on the host between ops. Outside passes ops run directly.
  */
-import type { StreamDeferral } from './context.js';
+import type { StreamObserver } from './context.js';
 
 /** What replay needs from the GPU; cudaGraphRuntime (graphs.ts) is the real one. */
 export interface GraphRuntime<G = bigint> {
@@ -38,7 +39,7 @@ export interface PassReplayStats {
   readonly captureFailures: number;
 }
 
-export interface PassTape<M> extends StreamDeferral {
+export interface PassTape<M> extends StreamObserver {
   /** A pass begins in memory generation `generation`, the arena at `mark`. */
   startPass(generation: number, mark: M): void;
   /** One op: the recorded output when replaying and `args` equal the recorded op's, else run() (recorded). */
@@ -144,17 +145,9 @@ export function createPassTape<M, G>(runtime: GraphRuntime<G>, arena: { mark(): 
       cur!.ops.push({ args, out, items: cur!.items.length, mark: arena.mark() });
       return out;
     },
-    enqueue(issue) {
+    issuing(issue) {
       if (mode === 'replay') diverge(); // work outside any op: this pass is not the recorded one
-      if (mode === 'idle') {
-        issue();
-        return;
-      }
-      cur!.items.push(issue);
-      issue();
-    },
-    flush() {
-      // nothing waits: recorded work is issued as it comes, replayed work when the pass ends
+      if (mode === 'record') cur!.items.push(issue);
     },
     hostRoundTrip() {
       if (mode === 'replay') diverge();

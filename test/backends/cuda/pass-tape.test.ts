@@ -34,15 +34,20 @@ function fakeGpu(failCapture = false) {
   let arenaAt = 0;
   const arena = { mark: () => arenaAt, restore: (m: number) => { arenaAt = m; } };
   const tape = createPassTape(runtime, arena);
+  /** What CudaContext.onStream does: show the item to the observing tape, then issue it. */
+  const onStream = (issue: () => void): void => {
+    tape.issuing(issue);
+    issue();
+  };
   /** An op: allocates one arena slot (its output), issues `work` on the stream, counts its host runs. */
   const hostRuns: string[] = [];
   const op = (name: string, args: unknown[], work = [`${name}-kernel`]): number =>
     tape.step([name, ...args], () => {
       hostRuns.push(name);
-      for (const w of work) tape.enqueue(() => (capturing ? capturing.push(w) : ran.push(w)));
+      for (const w of work) onStream(() => (capturing ? capturing.push(w) : ran.push(w)));
       return arenaAt++;
     });
-  return { ran, graphs, destroyed, tape, op, hostRuns, arena: { get at() { return arenaAt; }, reset: () => { arenaAt = 0; } } };
+  return { ran, graphs, destroyed, tape, op, onStream, hostRuns, arena: { get at() { return arenaAt; }, reset: () => { arenaAt = 0; } } };
 }
 
 /** A pass of three ops at generation 0; `third` varies the last op's argument. */
@@ -139,8 +144,8 @@ test('pass tape: a graph that cannot be captured is issued item by item; an erro
 
   const h = fakeGpu();
   h.tape.startPass(0, 0);
-  assert.throws(() => h.tape.step(['bad'], () => h.tape.enqueue(() => { throw new Error('cuLaunchKernel failed: invalid argument'); })), /invalid argument/,
-    'recorded work is issued at once: its error surfaces at the op');
+  assert.throws(() => h.tape.step(['bad'], () => h.onStream(() => { throw new Error('cuLaunchKernel failed: invalid argument'); })), /invalid argument/,
+    'the context issues recorded work at once: its error surfaces at the op');
 
   const d = fakeGpu();
   pass(d);
