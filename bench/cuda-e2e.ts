@@ -7,10 +7,11 @@
  * share is its real cost.
  *
  *   node dist/bench/cuda-e2e.js [--model DIR] [--synthetic LAYERS] [--prompt-tokens 128] [--decode-tokens 32] [--reps 3]
- *                               [--backends graphs,direct] [--cpu]
+ *                               [--backends graphs,direct,serial] [--cpu]
  *
  * --backends: which CUDA backends run: graphs (a pass that repeats the last one replayed as one CUDA
- *   graph), direct (op by op); --cpu adds the CPU backend.
+ *   graph), direct (op by op), serial (graphs, but no launch overlaps the one before it:
+ *   CudaBackendOptions.overlap false); --cpu adds the CPU backend.
  *
  * --model (default: the embedded model): the real model, RTN-quantized W4A8 with integer and with
  *   float scales, on the CUDA backend (and on the CPU backend with --cpu).
@@ -44,7 +45,8 @@ const { values } = parseArgs({
   },
 });
 const cudaKinds = values.backends!.split(',');
-for (const kind of cudaKinds) if (kind !== 'graphs' && kind !== 'direct') throw new RangeError(`--backends takes graphs and/or direct, got '${kind}'`);
+const CUDA_KINDS = { graphs: 'cuda (graphs)', direct: 'cuda (op by op)', serial: 'cuda (graphs, no overlap)' } as const;
+for (const kind of cudaKinds) if (!(kind in CUDA_KINDS)) throw new RangeError(`--backends takes graphs, direct and/or serial, got '${kind}'`);
 const promptTokens = Number(values['prompt-tokens']);
 const decodeTokens = Number(values['decode-tokens']);
 const reps = Number(values.reps);
@@ -74,6 +76,7 @@ function timed<T>(b: Backend<T>): { backend: Backend<T>; ms: Record<string, numb
 
 const cuda: CudaBackend = createCudaBackend();
 const direct: CudaBackend = createCudaBackend({ ctx: cuda.ctx, graphs: false });
+const serial: CudaBackend = createCudaBackend({ ctx: cuda.ctx, overlap: false });
 console.log(`# ${cuda.ctx.info.name}, driver ${cuda.ctx.info.driverVersion}; ${machineLine(cpuPool().threads)}`);
 
 const synthetic = values.synthetic === undefined ? 0 : Number(values.synthetic);
@@ -90,8 +93,8 @@ console.log(`# prompt ${promptTokens} tokens (one batched prefill), then ${decod
 const rows = [];
 for (const [name, model] of models) {
   const backends: [string, Backend<unknown>][] = [];
-  if (cudaKinds.includes('graphs')) backends.push(['cuda (graphs)', cuda]);
-  if (cudaKinds.includes('direct')) backends.push(['cuda (op by op)', direct]);
+  const byKind = { graphs: cuda, direct, serial };
+  for (const kind of cudaKinds) backends.push([CUDA_KINDS[kind as keyof typeof CUDA_KINDS], byKind[kind as keyof typeof byKind]]);
   if (values.cpu) backends.push(['cpu', cpuBackend as Backend<unknown>]);
   for (const [label, backend] of backends) {
     const t = timed(backend);
@@ -122,5 +125,6 @@ const p = cuda.placements();
 console.log(`placements: GPU ${JSON.stringify(p.gpu)}, CPU ${JSON.stringify(p.cpu)}`);
 console.log(`pass replay (all runs of the graphs backend): ${JSON.stringify(cuda.replayStats())}`);
 direct.dispose();
+serial.dispose();
 cuda.dispose();
 process.exit(0);

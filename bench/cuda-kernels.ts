@@ -3,7 +3,9 @@
  * with no scales at all) vs W4A8 integer scale (with and without the per-group
  * shift) vs W4A8 float scale, each W4A8 IS / FS also with f16 output (cuBLAS writes f16; the other
  * rows write f32), vs W8A8 integer / float scale vs W4A16 (M <= 64, fp16 activations), same shapes,
- * same run. Usage:
+ * same run. Where M picks the decode kernel, W4A8 IS also runs launched to overlap the launch before
+ * it (programmatic dependent launch; row w4a8-is-overlap): only back to back (--back-to-back L) is
+ * there a launch before it to overlap. Usage:
  *   node dist/bench/cuda-kernels.js [--out DIR] [--ms 1,2,4,...] [--shapes 4096x22016,...] [--quick] [--back-to-back L]
  * Timing (bench/cuda-timing.ts): CUDA events around every launch, launches queued behind a spin
  * kernel so they run back to back; warm-up first. All variants of one (shape, M) are timed
@@ -111,6 +113,12 @@ for (const [K, N] of SHAPES) {
         variant: `w4a8-${v}-f16`, kernel, bytes: w4Bytes + M * K + M * 4 + M * N * 2,
         launch: (i) => w4a8Linear(ctx, w4a8Layer(w4, N, K, G, v, i), xq[i % RA]!, a[i % RA]!, act.y16, M, cfg, 'f16'),
       })),
+      // the decode kernel launched to overlap the launch before it (programmatic dependent launch);
+      // with an event between every two launches (L = 1) there is nothing to overlap
+      ...(cfg.kind === 'decode' ? [{
+        variant: 'w4a8-is-overlap', kernel: `${kernel} overlap`, bytes: w4Bytes + M * K + M * 4 + M * N * 4,
+        launch: (i: number) => w4a8Linear(ctx, w4a8Layer(w4, N, K, G, 'is', i), xq[i % RA]!, a[i % RA]!, y, M, { ...cfg, overlap: true }),
+      }] : []),
       ...(['is', 'fs'] as const).map((v): Variant => ({
         variant: `w8a8-${v}`, kernel: kernel8, bytes: w8Bytes + M * K + M * 4 + M * N * 4,
         launch: (i) => w8a8Linear(ctx, w8a8Layer(w8, N, K, G, v, i), xq[i % RA]!, a[i % RA]!, y, M, cfg8),
@@ -143,9 +151,11 @@ for (const [K, N] of SHAPES) {
     byVariant.get('w4a8-is-f16')!.is_over_fs = res['fs-f16'] / res['is-f16'];
     byVariant.get('w8a8-is')!.is_over_fs = res['w8-fs'] / res['w8-is'];
     const f = (v: number, d = 1): string => v.toFixed(d).padStart(8);
+    const overlap = byVariant.get('w4a8-is-overlap');
+    const overlapText = overlap ? ` | IS overlap ${f(overlap.us)} µs ${f(overlap.vs_fp16, 2)}x` : '';
     const w4a16Text = res.w4a16 !== undefined ? (fp16.us / res.w4a16).toFixed(2).padStart(8) : '       -';
     console.log(
-      `K=${K} N=${N} M=${String(M).padStart(4)} | fp16 ${f(fp16.us)} µs | IS ${f(res.is)} µs ${f(fp16.us / res.is, 2)}x (bytes ${byVariant.get('w4a8-is')!.byte_floor_us.toFixed(1)}) | IS-shift ${f(res['is-shift'])} | FS ${f(res.fs)} µs ${f(fp16.us / res.fs, 2)}x | IS/FS ${f(res.fs / res.is, 3)} | f16 out: IS ${f(res['is-f16'])} µs ${f(fp16.us / res['is-f16'], 2)}x FS ${f(res['fs-f16'])} IS/FS ${f(res['fs-f16'] / res['is-f16'], 3)} | ${(ops / res.is / 1e6).toFixed(0)} TOPS ${((w4Bytes + M * K) / res.is / 1e3).toFixed(0)} GB/s | ${kernel}` +
+      `K=${K} N=${N} M=${String(M).padStart(4)} | fp16 ${f(fp16.us)} µs | IS ${f(res.is)} µs ${f(fp16.us / res.is, 2)}x (bytes ${byVariant.get('w4a8-is')!.byte_floor_us.toFixed(1)}) | IS-shift ${f(res['is-shift'])} | FS ${f(res.fs)} µs ${f(fp16.us / res.fs, 2)}x | IS/FS ${f(res.fs / res.is, 3)} | f16 out: IS ${f(res['is-f16'])} µs ${f(fp16.us / res['is-f16'], 2)}x FS ${f(res['fs-f16'])} IS/FS ${f(res['fs-f16'] / res['is-f16'], 3)}${overlapText} | ${(ops / res.is / 1e6).toFixed(0)} TOPS ${((w4Bytes + M * K) / res.is / 1e3).toFixed(0)} GB/s | ${kernel}` +
         ` || INT8 cuBLAS ${f(res.int8)} µs ${f(fp16.us / res.int8, 2)}x ${(ops / res.int8 / 1e6).toFixed(0).padStart(5)} TOPS, W4A8 IS ${f(res.int8 / res.is, 2)}x it, W8A8 IS ${f(res.int8 / res['w8-is'], 2)}x it` +
         ` || W8A8 IS ${f(res['w8-is'])} µs ${f(fp16.us / res['w8-is'], 2)}x ${(ops / res['w8-is'] / 1e6).toFixed(0).padStart(5)} TOPS | W8A8 FS ${f(res['w8-fs'])} µs ${f(fp16.us / res['w8-fs'], 2)}x | W8 FS/IS ${f(res['w8-fs'] / res['w8-is'], 3)} | ${kernel8} || W4A16 ${res.w4a16 !== undefined ? f(res.w4a16) : '       -'} µs ${w4a16Text}x`,
     );

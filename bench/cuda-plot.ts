@@ -1,7 +1,7 @@
 /** A small SVG plot of a kernel bench: speedup over cuBLAS FP16 against M, one panel per shape. */
 interface PlotRow { K: number; N: number; M: number; variant: string; vs_fp16: number }
 
-const COLORS: Record<string, string> = { 'w4a8-is': '#d62728', 'w4a8-is-shift': '#ff9896', 'w4a8-fs': '#1f77b4', 'w4a8-is-f16': '#8c564b', 'w8a8-is': '#2ca02c', 'w8a8-fs': '#98df8a', 'w4a16': '#9467bd', 'int8-cublas': '#000000', 'fp16-cublas': '#7f7f7f' };
+const COLORS: Record<string, string> = { 'w4a8-is': '#d62728', 'w4a8-is-overlap': '#ff7f0e', 'w4a8-is-shift': '#ff9896', 'w4a8-fs': '#1f77b4', 'w4a8-is-f16': '#8c564b', 'w8a8-is': '#2ca02c', 'w8a8-fs': '#98df8a', 'w4a16': '#9467bd', 'int8-cublas': '#000000', 'fp16-cublas': '#7f7f7f' };
 
 export function renderBenchSvg(report: { gpu: string; date: string; rows: PlotRow[] }): string {
   const shapes = [...new Set(report.rows.map((r) => `${r.K}x${r.N}`))];
@@ -25,6 +25,6 @@ export function renderBenchSvg(report: { gpu: string; date: string; rows: PlotRo
     }
     parts.push(`<text x="${W / 2}" y="${H - 8}" text-anchor="middle" font-size="10">M (tokens)</text></g>`);
   });
-  const legend = Object.entries(COLORS).map(([v, c], i) => `<rect x="${10 + i * 110}" y="${H + 4}" width="12" height="4" fill="${c}"/><text x="${26 + i * 110}" y="${H + 10}" font-size="10">${v}</text>`).join('');
+  const legend = Object.entries(COLORS).map(([v, c], i) => `<rect x="${10 + i * 96}" y="${H + 4}" width="12" height="4" fill="${c}"/><text x="${26 + i * 96}" y="${H + 10}" font-size="10">${v}</text>`).join('');
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W * shapes.length}" height="${H + 40}" font-family="sans-serif"><text x="10" y="${H + 30}" font-size="10">speedup over cuBLAS FP16 (y) — ${report.gpu}, ${report.date.slice(0, 10)}</text>${legend}${parts.join('')}</svg>`;
 }

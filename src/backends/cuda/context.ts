@@ -3,7 +3,8 @@
  *
  * Kernel arguments are packed into one native buffer passed through cuLaunchKernel's `extra`
  * (CU_LAUNCH_PARAM_BUFFER_POINTER / _SIZE), with each argument at its natural alignment;
- * the driver copies them at launch, so the buffer is reused.
+ * the driver copies them at launch, so the buffer is reused. A launch that may overlap the kernel
+ * before it (programmatic dependent launch) goes through cuLaunchKernelEx with one attribute.
  *
  * Stream work (launches, device-to-device copies, and whatever a caller passes to onStream) can be
  * observed: while a StreamObserver is set (observeWith), each item is handed to it as a function
@@ -34,12 +35,27 @@ export interface StreamObserver {
   issuing(issue: () => void): void;
 }
 
+/** How a kernel is launched, beyond grid, block and shared memory. */
+export interface LaunchOptions {
+  /**
+   * Programmatic dependent launch: the kernel may start while the kernel before it on the stream
+   * still runs, once that one lets it (pdl_launch_dependents in common.cuh). Only for kernels that
+   * call pdl_wait before they read what earlier kernels wrote or write anything; a driver without
+   * cuLaunchKernelEx launches plainly, which those kernels also run correctly under.
+   */
+  readonly overlapPrevious?: boolean;
+}
+
 export interface CudaFunction {
   readonly handle: bigint;
   readonly name: string;
 }
 
 const ARG_BYTES = 4096;
+/** sizeof(CUlaunchConfig) and sizeof(CUlaunchAttribute) (cuda.h, 64-bit). */
+const LAUNCH_CONFIG_BYTES = 56;
+const LAUNCH_ATTRIBUTE_BYTES = 72;
+const CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6;
 type Dims = [number, number, number];
 
 export class CudaContext {
@@ -52,6 +68,9 @@ export class CudaContext {
   private readonly sizeView: DataView;
   private readonly extraPtr: bigint;
   private readonly sizePtr: bigint;
+  /** A CUlaunchConfig followed by its one CUlaunchAttribute (programmatic stream serialization). */
+  private readonly launchExPtr: bigint;
+  private readonly launchExView: DataView;
   private released = false;
   private observer: StreamObserver | null = null;
 
@@ -82,6 +101,15 @@ export class CudaContext {
     extra.setBigUint64(16, 2n, true); // CU_LAUNCH_PARAM_BUFFER_SIZE
     extra.setBigUint64(24, BigInt(this.sizePtr), true);
     extra.setBigUint64(32, 0n, true); // CU_LAUNCH_PARAM_END
+    const exBytes = LAUNCH_CONFIG_BYTES + LAUNCH_ATTRIBUTE_BYTES;
+    this.launchExPtr = koffi.alloc('uint64_t', exBytes / 8) as unknown as bigint;
+    this.launchExView = new DataView(koffi.view(this.launchExPtr as never, exBytes));
+    const ex = this.launchExView;
+    ex.setBigUint64(32, this.stream, true); // hStream
+    ex.setBigUint64(40, BigInt(this.launchExPtr) + BigInt(LAUNCH_CONFIG_BYTES), true); // attrs
+    ex.setUint32(48, 1, true); // numAttrs
+    ex.setUint32(LAUNCH_CONFIG_BYTES, CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION, true); // id
+    ex.setInt32(LAUNCH_CONFIG_BYTES + 8, 1, true); // value.programmaticStreamSerializationAllowed
   }
 
   private readInfo(ordinal: number): DeviceInfo {
@@ -187,18 +215,22 @@ export class CudaContext {
   }
 
   /** Launches `fn` on this context's stream; asynchronous. */
-  launch(fn: CudaFunction, grid: [number, number?, number?], block: [number, number?, number?], args: readonly KernelArg[], sharedBytes = 0): void {
+  launch(
+    fn: CudaFunction, grid: [number, number?, number?], block: [number, number?, number?], args: readonly KernelArg[], sharedBytes = 0,
+    options: LaunchOptions = {},
+  ): void {
     const bytes = this.packArguments(args);
     const g: Dims = [grid[0], grid[1] ?? 1, grid[2] ?? 1];
     const b: Dims = [block[0], block[1] ?? 1, block[2] ?? 1];
+    const overlap = options.overlapPrevious === true && this.api.fn.cuLaunchKernelEx !== undefined;
     if (this.observer) {
       const packed = new Uint8Array(this.argView.buffer, this.argView.byteOffset, bytes).slice();
       this.observer.issuing(() => {
         new Uint8Array(this.argView.buffer, this.argView.byteOffset, bytes).set(packed);
-        this.launchPacked(fn, g, b, sharedBytes, bytes);
+        this.launchPacked(fn, g, b, sharedBytes, bytes, overlap);
       });
     }
-    this.launchPacked(fn, g, b, sharedBytes, bytes);
+    this.launchPacked(fn, g, b, sharedBytes, bytes, overlap);
   }
 
   /** Packs args into the argument buffer, each at its natural alignment; returns the bytes used. */
@@ -227,11 +259,18 @@ export class CudaContext {
     return off;
   }
 
-  /** Launches with the first `bytes` of the argument buffer as the arguments. */
-  private launchPacked(fn: CudaFunction, grid: Dims, block: Dims, sharedBytes: number, bytes: number): void {
+  /** Launches with the first `bytes` of the argument buffer as the arguments (overlap: cuLaunchKernelEx, see LaunchOptions). */
+  private launchPacked(fn: CudaFunction, grid: Dims, block: Dims, sharedBytes: number, bytes: number, overlap: boolean): void {
     this.sizeView.setBigUint64(0, BigInt(bytes), true);
-    const code = this.api.fn.cuLaunchKernel!(fn.handle, ...grid, ...block, sharedBytes, this.stream, null, this.extraPtr) as number;
-    if (code !== 0) this.api.check(`cuLaunchKernel(${fn.name}, grid ${grid.join('x')}, block ${block.join('x')}, smem ${sharedBytes})`, code);
+    let code: number;
+    if (overlap) {
+      const ex = this.launchExView;
+      [...grid, ...block, sharedBytes].forEach((v, i) => ex.setUint32(4 * i, v, true));
+      code = this.api.fn.cuLaunchKernelEx!(this.launchExPtr, fn.handle, null, this.extraPtr) as number;
+    } else {
+      code = this.api.fn.cuLaunchKernel!(fn.handle, ...grid, ...block, sharedBytes, this.stream, null, this.extraPtr) as number;
+    }
+    if (code !== 0) this.api.check(`${overlap ? 'cuLaunchKernelEx' : 'cuLaunchKernel'}(${fn.name}, grid ${grid.join('x')}, block ${block.join('x')}, smem ${sharedBytes})`, code);
   }
 
   createEvent(): bigint {
@@ -273,5 +312,6 @@ export class CudaContext {
     koffi.free(this.argPtr as never);
     koffi.free(this.sizePtr as never);
     koffi.free(this.extraPtr as never);
+    koffi.free(this.launchExPtr as never);
   }
 }

@@ -55,6 +55,11 @@ export interface CudaBackendOptions {
   readonly ctx?: CudaContext;
   /** replay a pass that repeats the last one as a CUDA graph (default true). */
   readonly graphs?: boolean;
+  /**
+   * launch the W4A8 decode GEMMs (M ≤ 16) to overlap the kernel before them (programmatic dependent
+   * launch: they stream their first weights while it finishes; default true).
+   */
+  readonly overlap?: boolean;
 }
 
 /** A backend on `ctx` (default: a new context on GPU 0; throws CudaUnavailableError without a GPU). */
@@ -77,6 +82,7 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
   const constants = new Map<Float32Array, DeviceBuffer>();
   const wgmma = ctx.arch === 'sm_90a';
   const tma = wgmma && hasTensorMaps(ctx);
+  const overlap = options.overlap !== false;
 
   const residentOf = (w: LinearWeight): ResidentLinear => {
     let r = resident.get(w);
@@ -149,7 +155,8 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
       toF16Cuda(ctx, x, x16, m * k);
       w4a16Linear(ctx, r.layer, x16, y, m);
     } else if (r.kind === 'w4a8') {
-      const config = chooseW4A8Config(m, n, k, wgmma, tma, ctx.info.multiprocessors);
+      const chosen = chooseW4A8Config(m, n, k, wgmma, tma, ctx.info.multiprocessors);
+      const config = chosen.kind === 'decode' && overlap ? { ...chosen, overlap } : chosen;
       const [xq, a] = quantizedInput(x, m, k, activationOrder(config));
       w4a8Linear(ctx, r.layer, xq, a, y, m, config);
     } else {

@@ -49,6 +49,8 @@ const OPTIONAL_SIGNATURES: Record<string, [names: string[], signature: string]> 
     ['cuTensorMapEncodeTiled'],
     'int $NAME(void *map, int dtype, uint32_t rank, void *address, const uint64_t *dims, const uint64_t *strides, const uint32_t *box, const uint32_t *elementStrides, int interleave, int swizzle, int l2promotion, int oobFill)',
   ],
+  // CUDA 12+: launches with attributes (programmatic dependent launch, context.ts); config is a CUlaunchConfig
+  cuLaunchKernelEx: [['cuLaunchKernelEx'], 'int $NAME(void *config, void *f, void *params, void *extra)'],
   // CUDA 12+: stream capture into graphs (graphs.ts)
   cuStreamBeginCapture: [['cuStreamBeginCapture_v2'], 'int $NAME(void *stream, int mode)'],
   cuStreamEndCapture: [['cuStreamEndCapture'], 'int $NAME(void *stream, _Out_ uint64_t *graph)'],

@@ -1,4 +1,4 @@
-/** Device-side random fills and the stream-holding spin kernel (kernels/bench_util.cu). */
+/** Device-side random fills, the stream-holding spin kernel and a late writer for tests (kernels/bench_util.cu). */
 import type { DeviceBuffer } from './buffer.js';
 import type { CudaContext } from './context.js';
 import { getKernel } from './kernel-cache.js';
@@ -27,4 +27,12 @@ export function spin(ctx: CudaContext, us: number): void {
 /** Launches a kernel that does nothing: timed like any other, it gives the launch floor of a measurement. */
 export function launchEmpty(ctx: CudaContext): void {
   ctx.launch(getKernel(ctx, 'bench_util.cu', 'empty'), [1], [32], []);
+}
+/**
+ * Test support: a kernel that lets the next launch overlap it (programmatic dependent launch), waits
+ * `us` µs of GPU time, then copies the first `bytes` (a multiple of 4) of src to dst.
+ */
+export function delayedCopy(ctx: CudaContext, dst: DeviceBuffer, src: DeviceBuffer, bytes: number, us: number): void {
+  if (bytes % 4 !== 0 || bytes > dst.bytes || bytes > src.bytes) throw new RangeError(`delayedCopy: ${bytes} B must be a multiple of 4 that fits both buffers`);
+  ctx.launch(getKernel(ctx, 'bench_util.cu', 'delayed_copy_u32'), [8], [256], [dst, src, { u64: bytes / 4 }, { u64: Math.round(us * 1000) }]);
 }

@@ -46,7 +46,12 @@ export function freeW4A8(layer: W4A8Layer): void {
   layer.scales.free();
 }
 
-export interface DecodeConfig { readonly kind: 'decode'; readonly MT: number; readonly NTW: number; readonly WK: number }
+/**
+ * The weight-streaming decode kernel: MT token halves of 8, NTW 16-row tiles per block, WK k-warps.
+ * `overlap`: launch it with programmatic dependent launch (LaunchOptions.overlapPrevious), so it loads
+ * its first weights while the kernel before it finishes.
+ */
+export interface DecodeConfig { readonly kind: 'decode'; readonly MT: number; readonly NTW: number; readonly WK: number; readonly overlap?: boolean }
 export interface MmaConfig { readonly kind: 'mma'; readonly BM: number; readonly BN: number; readonly WM: number; readonly WN: number; readonly STAGES: number }
 /** The sm_90a warpgroup-MMA GEMM: tile (64·WGS) x 128, WGS warpgroups, STAGES cp.async stages. */
 export interface WgmmaConfig { readonly kind: 'wgmma'; readonly WGS: 1 | 2; readonly STAGES: number }
@@ -153,7 +158,7 @@ export function w4a8Linear(
     const fn = getKernel(ctx, 'w4a8_decode.cu', 'w4a8_decode', { ...common, MT: config.MT, NTW: config.NTW, WK: config.WK });
     const blocks = Math.ceil(Math.ceil(N / 16) / config.NTW);
     if (blocks * config.NTW * 16 > paddedRows(N)) throw new RangeError('decode tiles exceed the padded rows');
-    ctx.launch(fn, [blocks], [config.WK * 32], args);
+    ctx.launch(fn, [blocks], [config.WK * 32], args, 0, { overlapPrevious: config.overlap === true });
   } else if (config.kind === 'wgmma-tma') {
     const smem = wgmmaTmaSharedBytes(config.STAGES);
     if (smem > ctx.info.maxSharedPerBlockOptin) throw new RangeError(`wgmma-tma with ${config.STAGES} stages needs ${smem} B of shared memory, the device allows ${ctx.info.maxSharedPerBlockOptin}`);

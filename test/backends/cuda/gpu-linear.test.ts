@@ -9,12 +9,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tryCudaContext } from '../../../src/backends/cuda/index.js';
 import type { CudaContext } from '../../../src/backends/cuda/context.js';
-import { activationOrder, chooseW4A8Config, freeW4A8, quantizeActivationsCuda, uploadW4A8, w4a8Linear, type W4A8Config } from '../../../src/backends/cuda/w4a8.js';
+import { activationOrder, chooseW4A8Config, type DecodeConfig, freeW4A8, quantizeActivationsCuda, uploadW4A8, w4a8Linear, type W4A8Config } from '../../../src/backends/cuda/w4a8.js';
 import { toFragmentOrder } from '../../../src/backends/cuda/repack.js';
 import { referenceIntLinear } from '../../../src/backends/cpu/int-linear-reference.js';
 import { quantizeActivations } from '../../../src/quant/activation-quant.js';
 import type { QuantizedLinear } from '../../../src/quant/types.js';
 import { randomActivations, randomW4Layer, withFloatScales } from './helpers.js';
+import { delayedCopy } from '../../../src/backends/cuda/util.js';
 import { assertBitExact, assertCloseFS, roundedToF16, runPoisoned } from './gpu-checks.js';
 import type { OutputFormat } from '../../../src/backends/cuda/output.js';
 
@@ -213,5 +214,51 @@ test('activation quantization on the GPU is bit-exact with quantizeActivations (
       dxq.free();
       da.free();
     }
+  }
+});
+
+test('W4A8 decode launched to overlap the kernel before it reads what that kernel wrote (late writer; act_quant → decode → decode), bit-exact', { skip }, () => {
+  // An overlapped decode loads its first weights, then waits (pdl_wait) before it reads xq and a.
+  // Every round rewrites the same xq: (1) a writer that lets the decode launch at once but copies
+  // the round's xq only 200 µs later (more than the host takes to issue the decode) — a decode that
+  // read early computes on the previous round's xq; (2) the model's chain, act_quant then two
+  // decodes. With pdl_wait removed from common.cuh this test fails (checked on the H100).
+  const ctx = ctxOf();
+  const [N, K, G] = [1000, 4096, 128];
+  const w = randomW4Layer(N, K, G, 901);
+  const layer = uploadW4A8(ctx, w);
+  const Ms = [1, 16, 5, 8, 16, 1, 13, 2];
+  const xs = Ms.map((M, r) => randomActivations(M, K, 500 + r));
+  const acts = xs.map((x, r) => quantizeActivations(x, Ms[r]!, K));
+  const dxs = xs.map((x) => ctx.upload(x));
+  const sources = acts.map((q) => [ctx.upload(q.xq), ctx.upload(q.scales)] as const);
+  const ys = Ms.map((M) => [ctx.alloc(M * N * 4), ctx.alloc(M * N * 4), ctx.alloc(M * N * 4)] as const);
+  const dxq = ctx.alloc(16 * K);
+  const da = ctx.alloc(16 * 4);
+  try {
+    for (const y of ys.flat()) y.fill(0xff);
+    dxq.fill(0x35);
+    ctx.api.check('cuCtxSynchronize', ctx.api.fn.cuCtxSynchronize!() as number); // uploads and fills ran on the legacy stream
+    Ms.forEach((M, r) => {
+      const chosen = chooseW4A8Config(M, N, K);
+      assert.equal(chosen.kind, 'decode');
+      const config: W4A8Config = { ...(chosen as DecodeConfig), overlap: true };
+      const [sxq, sa] = sources[r]!;
+      ctx.copyOnStream(da, sa, M * 4);
+      delayedCopy(ctx, dxq, sxq, M * K, 200);
+      w4a8Linear(ctx, layer, dxq, da, ys[r]![0], M, config);
+      quantizeActivationsCuda(ctx, dxs[r]!, dxq, da, M, K);
+      w4a8Linear(ctx, layer, dxq, da, ys[r]![1], M, config);
+      w4a8Linear(ctx, layer, dxq, da, ys[r]![2], M, config);
+    });
+    ctx.synchronize();
+    const chain = ['after the late writer', 'after act_quant', 'after that decode'];
+    Ms.forEach((M, r) => {
+      const want = referenceIntLinear(acts[r]!, w);
+      ys[r]!.forEach((y, j) => assertBitExact(y.download(new Float32Array(M * N)), want, `round ${r} (M=${M}), decode ${chain[j]}`));
+    });
+  } finally {
+    freeW4A8(layer);
+    for (const b of [...dxs, ...sources.flat(), ...ys.flat(), dxq, da]) b.free();
   }
 });

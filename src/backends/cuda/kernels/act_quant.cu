@@ -6,9 +6,13 @@
 // Layout: x [M, K] float32 row-major, xq [M, K] int8 row-major, a [M] float32. K % 4 == 0.
 // permute = 1 writes xq in FRAGMENT ORDER for w4a8_wgmma_rs.cu (K % 64 == 0): inside each 64-k
 // block, 4-byte unit p = tig*4 + ks*2 + h (natural k = 4p..4p+3) goes to unit ks*8 + h*4 + tig.
-// One block of 256 threads per token; float4 loads, char4 stores.
+// One block of 256 threads per token; float4 loads, char4 stores. The kernel after it may launch at
+// once (pdl_launch_dependents): the GEMMs launched to overlap it wait for it before reading xq, a.
+#include "common.cuh"
+
 extern "C" __global__ void __launch_bounds__(256)
 act_quant(const float* __restrict__ x, signed char* __restrict__ xq, float* __restrict__ scales, int K, int permute) {
+  pdl_launch_dependents();
   const int row = blockIdx.x;
   const float4* xr = reinterpret_cast<const float4*>(x + (size_t)row * K);
   char4* qr = reinterpret_cast<char4*>(xq + (size_t)row * K);

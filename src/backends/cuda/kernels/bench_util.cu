@@ -1,6 +1,9 @@
-// Helpers for tests and benchmarks: device-side random fills (no host upload of large buffers)
-// and a spin kernel that holds the stream while the host enqueues the timed launches.
+// Helpers for tests and benchmarks: device-side random fills (no host upload of large buffers),
+// a spin kernel that holds the stream while the host enqueues the timed launches, and a late writer
+// for the tests of launches that overlap the kernel before them.
 // Random values come from a 32-bit integer hash of (seed, index) - deterministic, never all zero.
+#include "common.cuh"
+
 __device__ __forceinline__ unsigned int hash_u32(unsigned int x) {
   x ^= x >> 16; x *= 0x7feb352dU; x ^= x >> 15; x *= 0x846ca68bU; x ^= x >> 16;
   return x;
@@ -50,6 +53,19 @@ extern "C" __global__ void spin(unsigned long long ns) {
   do {
     asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
   } while (t - t0 < ns);
+}
+
+// Test support for programmatic dependent launch (common.cuh): lets the next kernel launch at once,
+// busy-waits `ns` nanoseconds, then copies n 32-bit words src -> dst (grid-stride). A kernel launched
+// to overlap it that read dst before its pdl_wait would see dst's old contents.
+extern "C" __global__ void delayed_copy_u32(unsigned int* dst, const unsigned int* src, unsigned long long n, unsigned long long ns) {
+  pdl_launch_dependents();
+  unsigned long long t0, t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t0));
+  do {
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  } while (t - t0 < ns);
+  for (unsigned long long i = blockIdx.x * (unsigned long long)blockDim.x + threadIdx.x; i < n; i += (unsigned long long)gridDim.x * blockDim.x) dst[i] = src[i];
 }
 
 // Does nothing: its event-timed duration is the launch floor of any kernel timed the same way.

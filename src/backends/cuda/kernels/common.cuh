@@ -26,6 +26,30 @@ __device__ __forceinline__ uint4 ld_stream(const uint4* p) {
   return r;
 }
 
+// 16-byte coherent load, for data an earlier kernel on the stream wrote (activations): unlike __ldg's
+// non-coherent path it stays correct when this kernel started before that one finished (pdl_wait).
+__device__ __forceinline__ uint4 ld_coherent(const uint4* p) {
+  uint4 r;
+  asm volatile("ld.global.v4.u32 {%0,%1,%2,%3}, [%4];\n" : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p) : "memory");
+  return r;
+}
+
+// Programmatic dependent launch (sm_90+; both are no-ops for a launch that did not ask for it, and
+// compile to nothing before sm_90). pdl_launch_dependents: the next kernel on the stream may start
+// launching (its blocks take SMs as ours leave). pdl_wait: wait until the kernels before this one
+// have completed and their writes are visible; nothing they write may be read, nor anything they
+// read be written, before it.
+__device__ __forceinline__ void pdl_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
 __device__ __forceinline__ u32 smem_u32(const void* p) { return (u32)__cvta_generic_to_shared(p); }
 
 __device__ __forceinline__ void cp_async16(u32 dst, const void* src, int src_bytes) {

@@ -80,13 +80,14 @@ __device__ __forceinline__ void decode_x_rows(const uint4* (&xp)[MTK], bool (&xv
 }
 
 // int8 activations of chunk c: the 16 bytes of each of its two 64-k steps; zeros for invalid rows.
+// Coherent loads: the kernel before this one wrote them (see decode_pipeline).
 template <int MTK>
 __device__ __forceinline__ void decode_load_x8(uint4 (&x)[MTK][2], const uint4* const (&xp)[MTK], const bool (&xv)[MTK], int c) {
 #pragma unroll
   for (int mt = 0; mt < MTK; ++mt) {
     if (xv[mt]) {
-      x[mt][0] = __ldg(xp[mt] + c * 8);
-      x[mt][1] = __ldg(xp[mt] + c * 8 + 4);
+      x[mt][0] = ld_coherent(xp[mt] + c * 8);
+      x[mt][1] = ld_coherent(xp[mt] + c * 8 + 4);
     } else {
       x[mt][0] = make_uint4(0, 0, 0, 0);
       x[mt][1] = make_uint4(0, 0, 0, 0);
@@ -109,16 +110,32 @@ template <int NT> __device__ __forceinline__ void decode_load_w4(uint4 (&w)[NT][
   }
 }
 
-// A warp's chunks [c0, c1), double-buffered in registers: load(buf, c) fills a buffer, compute(buf, c)
-// consumes it; the loads of chunk c+1 are issued before chunk c is computed.
-template <class Buf, class Load, class Compute>
-__device__ __forceinline__ void decode_pipeline(int c0, int c1, Buf& a, Buf& b, Load load, Compute compute) {
-  if (c0 < c1) load(a, c0);
+// A warp's chunks [c0, c1), double-buffered in registers: loadW(buf, c) loads chunk c's weights and
+// scales (constant), loadX(buf, c) its activations (written by the kernel before this one),
+// compute(buf, c) consumes the buffer; chunk c+1's loads are issued before chunk c is computed.
+// Programmatic dependent launch: the kernel lets the next one launch at once, and loads its first
+// chunk's weights before pdl_wait, so that with a launch that overlaps the previous kernel
+// (LaunchOptions.overlapPrevious) they stream while that kernel finishes; activations, and every
+// store, come after the wait. Without the overlap both calls are no-ops. (Two chunks' weights before
+// the wait, with the loop's first load moved, was 0.5-1 µs slower at M = 16 on the H100: same-run
+// A/B, docs/bench/cuda-decode-pdl-ab-H100-2026-11-23-s10-*.txt.)
+template <class Buf, class LoadW, class LoadX, class Compute>
+__device__ __forceinline__ void decode_pipeline(int c0, int c1, Buf& a, Buf& b, LoadW loadW, LoadX loadX, Compute compute) {
+  pdl_launch_dependents();
+  if (c0 < c1) loadW(a, c0);
+  pdl_wait();
+  if (c0 < c1) loadX(a, c0);
   for (int c = c0; c < c1; c += 2) {
-    if (c + 1 < c1) load(b, c + 1);
+    if (c + 1 < c1) {
+      loadW(b, c + 1);
+      loadX(b, c + 1);
+    }
     compute(a, c);
     if (c + 1 < c1) {
-      if (c + 2 < c1) load(a, c + 2);
+      if (c + 2 < c1) {
+        loadW(a, c + 2);
+        loadX(a, c + 2);
+      }
       compute(b, c + 1);
     }
   }

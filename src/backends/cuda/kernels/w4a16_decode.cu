@@ -62,15 +62,15 @@ struct Chunk {
   uint4 x[MT][2][2];
 };
 
-__device__ __forceinline__ void load_chunk(Chunk& b, const uint4* const (&wp)[NTW], const uint4* const (&xp)[MT], const bool (&xv)[MT], int c) {
-  decode_load_w4(b.w, wp, c);
+// fp16 activations of chunk c (coherent loads: the kernel before this one wrote them; decode_pipeline)
+__device__ __forceinline__ void load_x16(Chunk& b, const uint4* const (&xp)[MT], const bool (&xv)[MT], int c) {
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
     for (int s = 0; s < 2; ++s) {
       if (xv[mt]) {
-        b.x[mt][s][0] = __ldg(xp[mt] + c * 16 + s * 8);
-        b.x[mt][s][1] = __ldg(xp[mt] + c * 16 + s * 8 + 1);
+        b.x[mt][s][0] = ld_coherent(xp[mt] + c * 16 + s * 8);
+        b.x[mt][s][1] = ld_coherent(xp[mt] + c * 16 + s * 8 + 1);
       } else {
         b.x[mt][s][0] = make_uint4(0, 0, 0, 0);
         b.x[mt][s][1] = make_uint4(0, 0, 0, 0);
@@ -155,7 +155,7 @@ w4a16_decode(const uint4* __restrict__ wq, const unsigned short* __restrict__ sc
 
   Chunk ca, cb;
   decode_pipeline(
-      c0, c1, ca, cb, [&](Chunk& b, int c) { load_chunk(b, wp, xp, xv, c); },
+      c0, c1, ca, cb, [&](Chunk& b, int c) { decode_load_w4(b.w, wp, c); }, [&](Chunk& b, int c) { load_x16(b, xp, xv, c); },
       [&](const Chunk& b, int c) { compute_chunk(acc, s2, b, sc, tile0, NG, gid, c); });
 
   __shared__ float red[WK][NTW * MT * 4][32];

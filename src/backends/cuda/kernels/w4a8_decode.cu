@@ -96,9 +96,9 @@ w4a8_decode(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const 
       c0, c1, ca, cb,
       [&](Chunk& b, int c) {
         decode_load_w4(b.w, wp, c);
-        decode_load_x8(b.x, xp, xv, c);
         decode_load_scales<GROUP>(b.s, sc, tile0, NG, gid, c, c1);
       },
+      [&](Chunk& b, int c) { decode_load_x8(b.x, xp, xv, c); },
       [&](const Chunk& b, int c) {  // IS_SHIFT: T += (acc' >> 4) * S; else acc' * S (or the f32 FMA)
         decode_chunk<IS_SHIFT ? 4 : 0, GROUP>(st, b.s, c, c1, [&] { chunk_mma(st.acc, b); });
       });

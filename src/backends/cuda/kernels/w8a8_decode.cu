@@ -45,8 +45,7 @@ struct Chunk {
   scale_t s[NTW][2];
 };
 
-__device__ __forceinline__ void decode_load(Chunk& b, const uint4* const (&wp)[NTW], size_t row8, const uint4* const (&xp)[MT],
-                                            const bool (&xv)[MT], int c) {
+__device__ __forceinline__ void decode_load_w8(Chunk& b, const uint4* const (&wp)[NTW], size_t row8, int c) {
 #pragma unroll
   for (int nt = 0; nt < NTW; ++nt)
 #pragma unroll
@@ -54,7 +53,6 @@ __device__ __forceinline__ void decode_load(Chunk& b, const uint4* const (&wp)[N
       b.w[nt][s][0] = ld_stream(wp[nt] + c * 8 + s * 4);
       b.w[nt][s][1] = ld_stream(wp[nt] + row8 + c * 8 + s * 4);
     }
-  decode_load_x8(b.x, xp, xv, c);
 }
 
 // the chunk's 4 mma steps per tile and token half: A = the int8 weight rows gid, gid+8, B = tokens
@@ -94,9 +92,10 @@ w8a8_decode(const signed char* __restrict__ wq, const scale_t* __restrict__ sc, 
   decode_pipeline(
       c0, c1, ca, cb,
       [&](Chunk& b, int c) {
-        decode_load(b, wp, row8, xp, xv, c);
+        decode_load_w8(b, wp, row8, c);
         decode_load_scales<GROUP>(b.s, sc, tile0, NG, gid, c, c1);
       },
+      [&](Chunk& b, int c) { decode_load_x8(b.x, xp, xv, c); },
       [&](const Chunk& b, int c) {  // plain T += acc * S (no 16*q), or the f32 FMA
         decode_chunk<0, GROUP>(st, b.s, c, c1, [&] { chunk_mma(st.acc, b); });
       });
