@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # On the GPU machine, from the repo root (after `npm run build` and `bash ../shared/device/pack.sh`
-# here, carrying .device and dist): CUDA tests, then the kernel bench. Logs and JSON/SVG go to $OUT
-# (or docs/bench when OUT is unset). Extra arguments go to the bench (e.g. --quick --ms 1,16,4096).
+# here, carrying .device and dist): CUDA tests, then the kernel bench timed per launch, then its
+# decode rows (M <= 32) timed back to back (10 launches per event pair, where the overlapped decode
+# launch can act). Logs and JSON/SVG go to $OUT (or docs/bench when OUT is unset). Extra arguments go
+# to the per-launch bench (e.g. --quick --ms 1,16,4096).
 set -uo pipefail
 . .device/env.sh
 out=${OUT:-docs/bench}
@@ -16,3 +18,4 @@ if command -v cuobjdump >/dev/null; then
 fi
 node --test --test-reporter=spec dist/test/backends/cuda/ 2>&1 | tee "$out/test.log" | grep -vE '^\s*$' | tail -30
 node dist/bench/cuda-kernels.js --out "$out" "$@" 2>&1 | tee "$out/bench.log"
+node dist/bench/cuda-kernels.js --out "$out" --back-to-back 10 --ms 1,2,4,8,16,32 2>&1 | tee "$out/bench-b2b.log"
