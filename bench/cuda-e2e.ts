@@ -32,6 +32,7 @@ import { quantizeModel } from '../src/quant/quantize-model.js';
 import { DEFAULT_SPEC, describeSpec } from '../src/quant/recipe.js';
 import { machineLine, median } from './stats.js';
 import { syntheticModel } from './synthetic.js';
+import { needsGpu } from './cuda-timing.js';
 
 const { values } = parseArgs({
   options: {
@@ -74,7 +75,7 @@ function timed<T>(b: Backend<T>): { backend: Backend<T>; ms: Record<string, numb
   };
 }
 
-const cuda: CudaBackend = createCudaBackend();
+const cuda: CudaBackend = needsGpu('the CUDA end-to-end bench', () => createCudaBackend());
 const direct: CudaBackend = createCudaBackend({ ctx: cuda.ctx, graphs: false });
 const serial: CudaBackend = createCudaBackend({ ctx: cuda.ctx, overlap: false });
 console.log(`# ${cuda.ctx.info.name}, driver ${cuda.ctx.info.driverVersion}; ${machineLine(cpuPool().threads)}`);

@@ -21,6 +21,7 @@ import { activationOrder, chooseW4A8Config, freeW4A8, quantizeActivationsCuda, u
 import { hasTensorMaps } from '../src/backends/cuda/tensor-map.js';
 import { addCuda, attentionCuda, attentionSplits, kvWriteCuda, rmsnormCuda, ropeCuda, siluMulCuda } from '../src/backends/cuda/model-ops.js';
 import { median } from './stats.js';
+import { needsGpu } from './cuda-timing.js';
 import { randomW4A8 } from './synthetic.js';
 
 const { values } = parseArgs({
@@ -35,7 +36,7 @@ const R = Number(values.launches);
 const reps = Number(values.reps);
 const [D, F, H, HD, V, LAYERS] = [4096, 11008, 32, 128, 32000, 32];
 
-const ctx = new CudaContext(0);
+const ctx = needsGpu('the CUDA step-ops bench', () => new CudaContext(0));
 const blas = new Cublas(ctx.stream);
 const graphs = cudaGraphRuntime(ctx);
 if (!graphs) throw new Error('this driver has no CUDA graph calls');

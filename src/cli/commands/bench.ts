@@ -16,6 +16,12 @@ const BENCHES = {
     'GPU: cuBLAS FP16 and INT8 vs W4A8 integer / float scale (f32 and f16 output), W8A8, W4A16; K·N ∈ {4096·22016, 4096², 11008·4096}, M = 1…4096 ' +
       '(--ms 1,16,... --shapes KxN,... --quick --back-to-back L --out DIR)',
   ],
+  cuda: [
+    'cuda-e2e',
+    'GPU: prefill and decode tokens/s of a model on the CUDA backend, replayed as graphs / without overlapped launches / op by op ' +
+      '(--model DIR --synthetic LAYERS --backends graphs,serial,direct --cpu --reps N)',
+  ],
+  'cuda-step-ops': ['cuda-step-ops', 'GPU: the time of each op of a 7B-shaped decode step, each captured in a CUDA graph (--context N)'],
   cpu: ['cpu-e2e', 'CPU: prefill and decode tokens/s of a model in float32, W4A8 IS and W4A8 FS'],
   'cpu-matmul': ['cpu-matmul', 'CPU: f32 matmul, JS vs WASM SIMD, 1 vs all threads'],
   'cpu-int-linear': ['cpu-int-linear', 'CPU: integer linear kernels (W4A8 IS/FS, W4A16)'],
