@@ -25,7 +25,8 @@ import { DEFAULT_MODEL_DIR } from '../src/cli/default-model.js';
 import { cpuPool } from '../src/backends/cpu/pool/index.js';
 import type { Backend } from '../src/backends/backend.js';
 import { cpuBackend } from '../src/backends/cpu/cpu-backend.js';
-import { createCudaBackend, type CudaBackend } from '../src/backends/cuda/cuda-backend.js';
+import { createCudaBackend, type CudaBackend, type CudaBackendOptions } from '../src/backends/cuda/cuda-backend.js';
+import { CudaContext } from '../src/backends/cuda/context.js';
 import { generate } from '../src/model/generate.js';
 import type { Model } from '../src/model/forward.js';
 import { quantizeModel } from '../src/quant/quantize-model.js';
@@ -45,8 +46,13 @@ const { values } = parseArgs({
     cpu: { type: 'boolean', default: false },
   },
 });
+/** Each --backends kind: its label and the options of its CUDA backend. */
+const CUDA_KINDS: Record<string, [label: string, options: CudaBackendOptions]> = {
+  graphs: ['cuda (graphs)', {}],
+  direct: ['cuda (op by op)', { graphs: false }],
+  serial: ['cuda (graphs, no overlap)', { overlap: false }],
+};
 const cudaKinds = values.backends!.split(',');
-const CUDA_KINDS = { graphs: 'cuda (graphs)', direct: 'cuda (op by op)', serial: 'cuda (graphs, no overlap)' } as const;
 for (const kind of cudaKinds) if (!(kind in CUDA_KINDS)) throw new RangeError(`--backends takes graphs, direct and/or serial, got '${kind}'`);
 const promptTokens = Number(values['prompt-tokens']);
 const decodeTokens = Number(values['decode-tokens']);
@@ -75,10 +81,9 @@ function timed<T>(b: Backend<T>): { backend: Backend<T>; ms: Record<string, numb
   };
 }
 
-const cuda: CudaBackend = needsGpu('the CUDA end-to-end bench', () => createCudaBackend());
-const direct: CudaBackend = createCudaBackend({ ctx: cuda.ctx, graphs: false });
-const serial: CudaBackend = createCudaBackend({ ctx: cuda.ctx, overlap: false });
-console.log(`# ${cuda.ctx.info.name}, driver ${cuda.ctx.info.driverVersion}; ${machineLine(cpuPool().threads)}`);
+const ctx = needsGpu('the CUDA end-to-end bench', () => new CudaContext(0));
+const cudaBackends = cudaKinds.map((kind): [string, CudaBackend] => [CUDA_KINDS[kind]![0], createCudaBackend({ ctx, ...CUDA_KINDS[kind]![1] })]);
+console.log(`# ${ctx.info.name}, driver ${ctx.info.driverVersion}; ${machineLine(cpuPool().threads)}`);
 
 const synthetic = values.synthetic === undefined ? 0 : Number(values.synthetic);
 const models: [string, Model][] = synthetic > 0
@@ -93,9 +98,7 @@ console.log(`# prompt ${promptTokens} tokens (one batched prefill), then ${decod
 
 const rows = [];
 for (const [name, model] of models) {
-  const backends: [string, Backend<unknown>][] = [];
-  const byKind = { graphs: cuda, direct, serial };
-  for (const kind of cudaKinds) backends.push([CUDA_KINDS[kind as keyof typeof CUDA_KINDS], byKind[kind as keyof typeof byKind]]);
+  const backends: [string, Backend<unknown>][] = [...cudaBackends];
   if (values.cpu) backends.push(['cpu', cpuBackend as Backend<unknown>]);
   for (const [label, backend] of backends) {
     const t = timed(backend);
@@ -122,10 +125,10 @@ for (const [name, model] of models) {
   }
 }
 console.table(rows);
-const p = cuda.placements();
-console.log(`placements: GPU ${JSON.stringify(p.gpu)}, CPU ${JSON.stringify(p.cpu)}`);
-console.log(`pass replay (all runs of the graphs backend): ${JSON.stringify(cuda.replayStats())}`);
-direct.dispose();
-serial.dispose();
-cuda.dispose();
+for (const [label, backend] of cudaBackends) {
+  const p = backend.placements();
+  console.log(`${label}: placements GPU ${JSON.stringify(p.gpu)}, CPU ${JSON.stringify(p.cpu)}; pass replay (all its runs) ${JSON.stringify(backend.replayStats())}`);
+  backend.dispose();
+}
+ctx.release();
 process.exit(0);

@@ -223,14 +223,16 @@ export class CudaContext {
     const g: Dims = [grid[0], grid[1] ?? 1, grid[2] ?? 1];
     const b: Dims = [block[0], block[1] ?? 1, block[2] ?? 1];
     const overlap = options.overlapPrevious === true && this.api.fn.cuLaunchKernelEx !== undefined;
-    if (this.observer) {
-      const packed = new Uint8Array(this.argView.buffer, this.argView.byteOffset, bytes).slice();
-      this.observer.issuing(() => {
-        new Uint8Array(this.argView.buffer, this.argView.byteOffset, bytes).set(packed);
-        this.launchPacked(fn, g, b, sharedBytes, bytes, overlap);
-      });
+    if (!this.observer) {
+      this.launchPacked(fn, g, b, sharedBytes, bytes, overlap);
+      return;
     }
-    this.launchPacked(fn, g, b, sharedBytes, bytes, overlap);
+    // observed: the item must issue again later (graph capture), with its own copy of the arguments
+    const packed = new Uint8Array(this.argView.buffer, this.argView.byteOffset, bytes).slice();
+    this.onStream(() => {
+      new Uint8Array(this.argView.buffer, this.argView.byteOffset, bytes).set(packed);
+      this.launchPacked(fn, g, b, sharedBytes, bytes, overlap);
+    });
   }
 
   /** Packs args into the argument buffer, each at its natural alignment; returns the bytes used. */

@@ -47,7 +47,7 @@ extern "C" __global__ void fill_f32(float* p, unsigned long long n, unsigned int
 }
 
 // Busy-waits `ns` nanoseconds of GPU time (globaltimer).
-extern "C" __global__ void spin(unsigned long long ns) {
+__device__ __forceinline__ void spin_for(unsigned long long ns) {
   unsigned long long t0, t;
   asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t0));
   do {
@@ -55,16 +55,15 @@ extern "C" __global__ void spin(unsigned long long ns) {
   } while (t - t0 < ns);
 }
 
+// Holds the stream for `ns` nanoseconds of GPU time.
+extern "C" __global__ void spin(unsigned long long ns) { spin_for(ns); }
+
 // Test support for programmatic dependent launch (common.cuh): lets the next kernel launch at once,
 // busy-waits `ns` nanoseconds, then copies n 32-bit words src -> dst (grid-stride). A kernel launched
 // to overlap it that read dst before its pdl_wait would see dst's old contents.
 extern "C" __global__ void delayed_copy_u32(unsigned int* dst, const unsigned int* src, unsigned long long n, unsigned long long ns) {
   pdl_launch_dependents();
-  unsigned long long t0, t;
-  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t0));
-  do {
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-  } while (t - t0 < ns);
+  spin_for(ns);
   for (unsigned long long i = blockIdx.x * (unsigned long long)blockDim.x + threadIdx.x; i < n; i += (unsigned long long)gridDim.x * blockDim.x) dst[i] = src[i];
 }
 
