@@ -5,7 +5,7 @@
  */
 import { cpuBackend } from '../src/backends/cpu/cpu-backend.js';
 import type { Model } from '../src/model/forward.js';
-import type { ModelConfig } from '../src/model/config.js';
+import { NO_BIASES, type ModelConfig } from '../src/model/config.js';
 import { ropeInverseFrequencies } from '../src/model/rope.js';
 import type { LayerWeights } from '../src/model/weights.js';
 import type { QuantizedLinear } from '../src/quant/types.js';
@@ -36,7 +36,7 @@ export function syntheticModel(layers: number): Model {
   const config: ModelConfig = {
     architecture: 'llama', vocabSize: 32000, hiddenSize: 4096, intermediateSize: 11008, numLayers: layers,
     numHeads: 32, numKvHeads: 32, headDim: 128, rmsNormEps: 1e-5, ropeTheta: 10000, ropeScaling: { kind: 'none' },
-    maxPositionEmbeddings: 4096, tieWordEmbeddings: true, attentionBias: false, slidingWindow: null, bosTokenId: 1, eosTokenIds: [],
+    maxPositionEmbeddings: 4096, tieWordEmbeddings: true, bias: NO_BIASES, slidingWindow: null, bosTokenId: 1, eosTokenIds: [],
   };
   const d = 4096;
   const f = 11008;

@@ -14,6 +14,11 @@ Writes under OUT_DIR:
                              llama: bf16, sharded (index.json), Llama-3 rope scaling, GQA.
                              mistral: f16, sliding window 8 (shorter than T).
                              qwen2: f32, q/k/v biases, tied embeddings, a chat template.
+  fixtures/{llama-attention-bias,llama-mlp-bias}/
+                             llama with attention_bias (q/k/v/o biases; bf16, tied embeddings) and
+                             with mlp_bias (gate/up/down biases; f16, head_dim 24 != hidden/heads),
+                             every bias random. Only these: --bias-fixtures (reuses the tokenizer and
+                             input_ids of an existing fixture, --from DIR).
   models/tiny-wikitext/      the embedded default model: a small LLaMA trained here on
                              WikiText-2 valid (95% train / 5% held out for early stopping), bf16,
                              with reference.safetensors as above and train_log.json.
@@ -114,6 +119,32 @@ def make_random_fixture(kind, tok_dir, out_root, input_ids):
     print(kind, "fixture:", sorted(os.listdir(d)), flush=True)
 
 
+def make_bias_fixture(kind, tok_dir, out_root, input_ids):
+    """llama with the biases transformers builds for attention_bias (q, k, v, o) or mlp_bias (gate, up, down)."""
+    torch.manual_seed({"llama-attention-bias": 4, "llama-mlp-bias": 5}[kind])
+    common = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                  rms_norm_eps=1e-5, bos_token_id=0, eos_token_id=1, initializer_range=0.1,
+                  rope_theta=10000.0, tie_word_embeddings=True)
+    if kind == "llama-attention-bias":
+        cfg, dtype = LlamaConfig(**common, attention_bias=True), torch.bfloat16
+    else:
+        cfg, dtype = LlamaConfig(**common, mlp_bias=True, head_dim=24), torch.float16
+    model = LlamaForCausalLM(cfg)
+    with torch.no_grad():  # transformers zero-initialises biases: make them random so they matter
+        biases = [p for n, p in model.named_parameters() if n.endswith(".bias")]
+        assert len(biases) == (8 if kind == "llama-attention-bias" else 6), [n for n, _ in model.named_parameters()]
+        for p in biases:
+            p.normal_(0, 0.1)
+    round_weights(model, dtype)
+    d = os.path.join(out_root, kind)
+    os.makedirs(d, exist_ok=True)
+    model.to(dtype).save_pretrained(d)
+    copy_tokenizer(tok_dir, d)
+    save_reference(d, input_ids)
+    print(kind, "fixture:", sorted(os.listdir(d)), "biases:", len(biases), flush=True)
+
+
 def train_tiny_model(tok, data_dir, tok_dir, out_dir, seconds):
     text = open(os.path.join(data_dir, "valid.txt"), encoding="utf-8").read()
     ids = torch.tensor(tok.encode(text).ids, dtype=torch.long)
@@ -197,18 +228,29 @@ def reference_perplexity(model_dir, tok, data_dir, seq_len, max_windows):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", required=True)
+    ap.add_argument("--data")
     ap.add_argument("--out", required=True)
     ap.add_argument("--train-seconds", type=float, default=150)
     ap.add_argument("--refresh-references", nargs="*", default=None,
                     help="only rewrite reference.safetensors in these existing model directories")
+    ap.add_argument("--bias-fixtures", action="store_true",
+                    help="only write the llama bias fixtures, with the tokenizer and input_ids of --from")
+    ap.add_argument("--from", dest="from_dir", default="test/fixtures/llama")
     a = ap.parse_args()
+    if a.bias_fixtures:
+        print("torch", torch.__version__, "transformers", transformers.__version__, flush=True)
+        input_ids = load_file(os.path.join(a.from_dir, "reference.safetensors"))["input_ids"].tolist()
+        for kind in ("llama-attention-bias", "llama-mlp-bias"):
+            make_bias_fixture(kind, a.from_dir, os.path.join(a.out, "fixtures"), input_ids)
+        return
     if a.refresh_references is not None:
         for d in a.refresh_references:
             ref = load_file(os.path.join(d, "reference.safetensors"))
             save_reference(d, ref["input_ids"].tolist())
             print("refreshed", d, flush=True)
         return
+    if a.data is None:
+        ap.error("--data is required (except with --bias-fixtures)")
     print("torch", torch.__version__, "transformers", transformers.__version__, flush=True)
     tok_dir = os.path.join(a.out, "tokenizer")
     tok = train_tokenizer(os.path.join(a.data, "valid.txt"), tok_dir)

@@ -3,7 +3,7 @@
  * qwen2, and errors that name the field and what is wrong with it.
  */
 import { InputError } from '../errors.js';
-import type { Architecture, ModelConfig, RopeScaling } from '../model/config.js';
+import { NO_BIASES, type Architecture, type LinearBiases, type ModelConfig, type RopeScaling } from '../model/config.js';
 import { FieldReader, type Json } from './json-fields.js';
 
 export const SUPPORTED_ARCHITECTURES: readonly Architecture[] = ['llama', 'mistral', 'qwen2'];
@@ -29,6 +29,7 @@ export function parseHfConfig(json: unknown, file: string): ModelConfig {
   const c = json as Json;
   const architecture = detectArchitecture(c, file);
   const fields = new FieldReader(c, file);
+  refuseUnsupportedComputation(c, file);
 
   const hiddenSize = fields.positiveInt('hidden_size');
   const numHeads = fields.positiveInt('num_attention_heads');
@@ -62,8 +63,8 @@ export function parseHfConfig(json: unknown, file: string): ModelConfig {
     ropeScaling: parseRopeScaling(c['rope_scaling'] ?? ropeParams, file),
     maxPositionEmbeddings: fields.optionalPositiveInt('max_position_embeddings') ?? DEFAULT_MAX_POSITIONS[architecture],
     tieWordEmbeddings: fields.optionalBool('tie_word_embeddings') ?? false,
-    attentionBias: architecture === 'qwen2' ? true : architecture === 'llama' ? (fields.optionalBool('attention_bias') ?? false) : false,
-    slidingWindow: parseSlidingWindow(architecture, fields),
+    bias: parseBiases(architecture, fields),
+    slidingWindow: parseSlidingWindow(architecture, fields, c, file),
     bosTokenId: fields.optionalTokenId('bos_token_id') ?? null,
     eosTokenIds: fields.tokenIdList('eos_token_id'),
   };
@@ -95,10 +96,82 @@ function unsupported(what: string, file: string): InputError {
   );
 }
 
-function parseSlidingWindow(architecture: Architecture, fields: FieldReader): number | null {
+/** The biases transformers' modeling code builds: see LinearBiases. */
+function parseBiases(architecture: Architecture, fields: FieldReader): LinearBiases {
+  switch (architecture) {
+    case 'llama': {
+      const attention = fields.optionalBool('attention_bias') ?? false;
+      return { qkv: attention, o: attention, mlp: fields.optionalBool('mlp_bias') ?? false };
+    }
+    case 'qwen2': return { qkv: true, o: false, mlp: false };
+    case 'mistral': return NO_BIASES;
+  }
+}
+
+/** Activations transformers' ACT2FN maps to SiLU, the only one the SwiGLU MLP here computes. */
+const SILU_NAMES = ['silu', 'swish'];
+
+/**
+ * Config fields that would change the computation in ways this forward pass does not implement:
+ * an error naming the field, never a silent default.
+ */
+function refuseUnsupportedComputation(c: Json, file: string): void {
+  const act = c['hidden_act'];
+  if (act !== undefined && act !== null && !SILU_NAMES.includes(act as string)) {
+    throw new InputError(`${file}: "hidden_act" ${JSON.stringify(act)} is not supported; the MLP computes silu (SwiGLU)`, { file });
+  }
+  for (const key of ['attn_logit_softcapping', 'final_logit_softcapping']) {
+    if (c[key] !== undefined && c[key] !== null) {
+      throw new InputError(`${file}: "${key}" ${JSON.stringify(c[key])} is not supported (logit soft-capping is not implemented)`, { file });
+    }
+  }
+  const quant = c['quantization_config'];
+  if (quant !== undefined && quant !== null) {
+    const method = typeof quant === 'object' ? (quant as Json)['quant_method'] : undefined;
+    if (method !== 'intscale') {
+      throw new InputError(
+        `${file}: "quantization_config" says the weights are already quantized with ${JSON.stringify(method ?? quant)}; ` +
+          'only float checkpoints (f32/f16/bf16) and intscale checkpoints load: quantize the float original with `intscale quantize`',
+        { file },
+      );
+    }
+  }
+}
+
+/**
+ * mistral: one window for every layer. qwen2: layer_types (or, without it, use_sliding_window and
+ * max_window_layers as transformers derives them) says which layers slide; layers that differ are
+ * not supported.
+ */
+function parseSlidingWindow(architecture: Architecture, fields: FieldReader, c: Json, file: string): number | null {
   if (architecture === 'llama') return null;
-  if (architecture === 'qwen2' && fields.optionalBool('use_sliding_window') !== true) return null;
-  return fields.optionalPositiveInt('sliding_window') ?? null;
+  if (architecture === 'mistral') return fields.optionalPositiveInt('sliding_window') ?? null;
+  const window = fields.optionalBool('use_sliding_window') === true ? fields.optionalPositiveInt('sliding_window') ?? null : null;
+  const layers = fields.positiveInt('num_hidden_layers');
+  const types = c['layer_types'];
+  let sliding: boolean[];
+  if (types === undefined || types === null) {
+    const full = fields.optionalNumber('max_window_layers') ?? 28;
+    sliding = Array.from({ length: layers }, (_, i) => window !== null && i >= full);
+  } else {
+    if (!Array.isArray(types) || types.length !== layers || types.some((t) => t !== 'full_attention' && t !== 'sliding_attention')) {
+      throw new InputError(`${file}: "layer_types" must list "full_attention" or "sliding_attention" for each of the ${layers} layers`, { file });
+    }
+    sliding = types.map((t) => t === 'sliding_attention');
+  }
+  if (sliding.every((s) => !s)) return null;
+  if (window === null) {
+    throw new InputError(`${file}: "layer_types" has sliding_attention layers but no sliding window is set (use_sliding_window, sliding_window)`, { file });
+  }
+  if (!sliding.every((s) => s)) {
+    const first = sliding.indexOf(true);
+    throw new InputError(
+      `${file}: sliding-window attention on only some layers (from layer ${first} of ${layers}, max_window_layers) is not supported; ` +
+        'every layer must use the same attention',
+      { file },
+    );
+  }
+  return window;
 }
 
 function parseRopeScaling(value: unknown, file: string): RopeScaling {
@@ -108,6 +181,10 @@ function parseRopeScaling(value: unknown, file: string): RopeScaling {
   }
   const r = new FieldReader(value as Json, file, `${file} rope_scaling`);
   const type = (value as Json)['rope_type'] ?? (value as Json)['type'];
+  const partial = (value as Json)['partial_rotary_factor'];
+  if (partial !== undefined && partial !== null && partial !== 1) {
+    throw new InputError(`${file}: rope "partial_rotary_factor" ${JSON.stringify(partial)} is not supported (rotary embedding covers the whole head)`, { file });
+  }
   switch (type) {
     case undefined:
     case 'default':

@@ -6,7 +6,7 @@
  *                        nibble, two's complement); 8-bit: I8 [N, K]
  *   <module>.scales      F32 [N, K/G]  the scale actually used (S/α for integer scales)
  *   <module>.int_scales  I32 [N, K/G]  integer scales S (integer-scale layers only)
- *   <module>.bias        F32 [N]       when the layer has one (qwen2 q/k/v)
+ *   <module>.bias        F32 [N]       when the layer has one (qwen2 q/k/v; llama attention_bias, mlp_bias)
  *
  * and every other tensor (embeddings, norms, lm_head) in F32 under its Hugging Face name.
  * The safetensors metadata carries `intscale.layers`: a JSON object of per-layer settings
@@ -150,8 +150,9 @@ export function storedLayerSettings(src: WeightSource): Record<string, StoredLay
   }
 }
 
-/** Reads one quantized linear layer [n, k] stored under `module`, checking every shape. */
-export function readQuantizedLinear(src: WeightSource, module: string, n: number, k: number, s: StoredLayerSettings): QuantizedLinear {
+/** Reads one quantized linear layer [n, k] stored under `module` (with its bias when withBias), checking every shape. */
+export function readQuantizedLinear(src: WeightSource, module: string, n: number, k: number, s: StoredLayerSettings,
+  withBias: boolean): QuantizedLinear {
   const G = s.group_size;
   if (!(Number.isInteger(G) && G > 0 && k % G === 0) || (s.w_bits !== 4 && s.w_bits !== 8)) {
     throw new InputError(`${module}: stored settings ${JSON.stringify(s)} do not fit a [${n}, ${k}] layer`, { tensor: module });
@@ -175,7 +176,7 @@ export function readQuantizedLinear(src: WeightSource, module: string, n: number
     const b = src.bytes(`${module}.int_scales`);
     intScales = new Int32Array(b.buffer, b.byteOffset, n * groups);
   }
-  const bias = src.has(`${module}.bias`) ? src.float32(`${module}.bias`, [n]) : undefined;
+  const bias = withBias ? src.float32(`${module}.bias`, [n]) : undefined;
   return {
     kind: 'quantized', n, k, groupSize: G, wBits: s.w_bits, aBits: s.a_bits, q, scale: s.scale, scales,
     ...(intScales ? { intScales, alphaLog2: s.alpha_log2 ?? 0 } : {}),

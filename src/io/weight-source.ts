@@ -21,6 +21,8 @@ export interface WeightSource {
   float32(name: string, expectedShape?: readonly number[]): Float32Array;
   /** the raw bytes (I8/U8/I32 tensors of quantized checkpoints) in shared memory. */
   bytes(name: string): Uint8Array;
+  /** the tensors never read through float32() or bytes() so far, in checkpoint order. */
+  unread(): string[];
   close(): void;
 }
 
@@ -131,6 +133,12 @@ function fromFiles(paths: readonly string[], weightMap: Record<string, string> |
     if (!f) throw new InputError(`tensor "${name}" not found in ${searched}`, { file: opened[0]?.path, tensor: name });
     return f;
   };
+  const read = new Set<string>();
+  const reading = (name: string): SafetensorsFile => {
+    const f = find(name);
+    read.add(name);
+    return f;
+  };
   return {
     files,
     metadata,
@@ -139,7 +147,7 @@ function fromFiles(paths: readonly string[], weightMap: Record<string, string> |
     shapeOf: (name) => find(name).tensors.get(name)!.shape,
     dtypeOf: (name) => find(name).tensors.get(name)!.dtype,
     float32(name, expectedShape) {
-      const f = find(name);
+      const f = reading(name);
       const shape = f.tensors.get(name)!.shape;
       if (expectedShape && !sameShape(shape, expectedShape)) {
         throw new InputError(
@@ -149,7 +157,8 @@ function fromFiles(paths: readonly string[], weightMap: Record<string, string> |
       }
       return f.readFloat32(name);
     },
-    bytes: (name) => find(name).readBytes(name),
+    bytes: (name) => reading(name).readBytes(name),
+    unread: () => [...location.keys()].filter((name) => !read.has(name)),
     close() {
       for (const f of opened) f.close();
     },

@@ -18,6 +18,18 @@ export type RopeScaling =
       readonly originalMaxPositionEmbeddings: number;
     };
 
+/**
+ * Biases per group of linear layers: llama's attention_bias gives q, k, v and o one, its mlp_bias
+ * gate, up and down; qwen2 always has q/k/v biases (never o or the MLP); mistral has none.
+ */
+export interface LinearBiases {
+  readonly qkv: boolean;
+  readonly o: boolean;
+  readonly mlp: boolean;
+}
+
+export const NO_BIASES: LinearBiases = { qkv: false, o: false, mlp: false };
+
 export interface ModelConfig {
   readonly architecture: Architecture;
   readonly vocabSize: number;
@@ -32,9 +44,9 @@ export interface ModelConfig {
   readonly ropeScaling: RopeScaling;
   readonly maxPositionEmbeddings: number;
   readonly tieWordEmbeddings: boolean;
-  /** q/k/v projections carry a bias (qwen2). */
-  readonly attentionBias: boolean;
-  /** mistral's sliding window; null = full attention. */
+  /** which linear layers carry a bias, as transformers builds them for the architecture. */
+  readonly bias: LinearBiases;
+  /** the sliding window of every layer (mistral, qwen2 with use_sliding_window); null = full attention. */
   readonly slidingWindow: number | null;
   readonly bosTokenId: number | null;
   readonly eosTokenIds: readonly number[];

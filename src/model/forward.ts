@@ -4,9 +4,9 @@
  *
  *   h = embed(tokens)
  *   for each layer:
- *     x = rmsnorm(h);  q, k, v = x·Wqᵀ, x·Wkᵀ, x·Wvᵀ (+ biases, qwen2);  rope(q), rope(k)
- *     h += attention(q, k, v, cache) · Woᵀ
- *     x = rmsnorm(h);  h += (silu(x·Wgateᵀ) ⊙ x·Wupᵀ) · Wdownᵀ
+ *     x = rmsnorm(h);  q, k, v = x·Wqᵀ, x·Wkᵀ, x·Wvᵀ (+ biases: qwen2, llama attention_bias);  rope(q), rope(k)
+ *     h += attention(q, k, v, cache) · Woᵀ (+ bias: llama attention_bias)
+ *     x = rmsnorm(h);  h += (silu(x·Wgateᵀ) ⊙ x·Wupᵀ) · Wdownᵀ (+ biases: llama mlp_bias)
  *   return rmsnorm(h)            (the caller applies the lm_head to the rows it needs)
  *
  * The same code runs a batched prefill (m tokens at once) and token-by-token decode (m = 1);

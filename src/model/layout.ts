@@ -36,7 +36,16 @@ export function linearShape(config: ModelConfig, slot: LinearSlot): [number, num
   }
 }
 
+/** Whether transformers gives this linear layer a bias (see LinearBiases). */
 export function hasBias(config: ModelConfig, slot: LinearSlot): boolean {
-  return config.attentionBias && (slot === 'q' || slot === 'k' || slot === 'v');
+  switch (slot) {
+    case 'q':
+    case 'k':
+    case 'v': return config.bias.qkv;
+    case 'o': return config.bias.o;
+    case 'gate':
+    case 'up':
+    case 'down': return config.bias.mlp;
+  }
 }
 

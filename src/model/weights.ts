@@ -38,9 +38,10 @@ function readLinear(src: WeightSource, config: ModelConfig, layer: number, slot:
   const [n, k] = linearShape(config, slot);
   const name = layerPrefix(layer) + LINEAR_NAMES[slot];
   const settings = stored?.[name];
-  if (settings !== undefined) return readQuantizedLinear(src, name, n, k, settings);
+  const withBias = hasBias(config, slot);
+  if (settings !== undefined) return readQuantizedLinear(src, name, n, k, settings, withBias);
   const w = src.float32(`${name}.weight`, [n, k]);
-  const bias = hasBias(config, slot) ? src.float32(`${name}.bias`, [n]) : undefined;
+  const bias = withBias ? src.float32(`${name}.bias`, [n]) : undefined;
   return { kind: 'float', n, k, w, bias };
 }
 
@@ -78,5 +79,27 @@ export function readModelWeights(
   const finalNorm = src.float32('model.norm.weight', [d]);
   const tied = config.tieWordEmbeddings;
   const head = tied ? embedding : kept(() => src.float32('lm_head.weight', [config.vocabSize, d]));
+  refuseUnreadTensors(src, config);
   return { embedding, layers, finalNorm, lmHead: { kind: 'float', n: config.vocabSize, k: d, w: head } };
+}
+
+/**
+ * Tensors a checkpoint may hold that transformers does not use either: rotary tables older
+ * exports saved, and lm_head.weight beside tied embeddings (transformers ties it to the embedding).
+ */
+function legitimatelyUnused(name: string, config: ModelConfig): boolean {
+  return /(^|\.)rotary_emb\.inv_freq$/.test(name) || (config.tieWordEmbeddings && name === 'lm_head.weight');
+}
+
+/** Every tensor is accounted for: one the model did not read means config.json describes another model. */
+function refuseUnreadTensors(src: WeightSource, config: ModelConfig): void {
+  const unread = src.unread().filter((name) => !legitimatelyUnused(name, config));
+  if (unread.length === 0) return;
+  const shown = unread.slice(0, 5).join(', ') + (unread.length > 5 ? `, … (${unread.length} in all)` : '');
+  throw new InputError(
+    `${src.files.join(', ')}: the checkpoint holds tensors this ${config.architecture} model does not use: ${shown}. ` +
+      'config.json does not describe these weights (a bias its settings do not give, another architecture); ' +
+      'running without them would give wrong results',
+    { file: src.files[0], tensor: unread[0] },
+  );
 }

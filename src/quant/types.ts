@@ -60,7 +60,7 @@ export interface QuantizedLinear {
   readonly intScales?: Int32Array;
   /** log2 of the amplifier α; only for scale === 'int'. */
   readonly alphaLog2?: number;
-  /** optional bias [N], added in float after the integer product (qwen2 q/k/v). */
+  /** optional bias [N], added in float after the integer product (see ModelConfig.bias). */
   readonly bias?: Float32Array;
 }
 

@@ -18,7 +18,7 @@ test('Llama 3.2 1B: GQA, llama3 rope scaling, tied embeddings, eos list', () => 
     architecture: 'llama', vocabSize: 128256, hiddenSize: 2048, intermediateSize: 8192, numLayers: 16,
     numHeads: 32, numKvHeads: 8, headDim: 64, rmsNormEps: 1e-5, ropeTheta: 500000,
     ropeScaling: { kind: 'llama3', factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 },
-    maxPositionEmbeddings: 131072, tieWordEmbeddings: true, attentionBias: false, slidingWindow: null,
+    maxPositionEmbeddings: 131072, tieWordEmbeddings: true, bias: { qkv: false, o: false, mlp: false }, slidingWindow: null,
     bosTokenId: 128000, eosTokenIds: [128001, 128008, 128009],
   });
 });
@@ -37,18 +37,47 @@ test('defaults as transformers: kv heads, head_dim, eps, theta, untied, no scali
   assert.equal(c.maxPositionEmbeddings, 2048);
   assert.equal(c.bosTokenId, null);
   assert.deepEqual(c.eosTokenIds, [2]);
-  assert.equal(c.attentionBias, false);
+  assert.deepEqual(c.bias, { qkv: false, o: false, mlp: false });
 });
 
 const small = { vocab_size: 100, hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2 };
 
-test('qwen2: q/k/v bias always, sliding window only with use_sliding_window', () => {
+test('qwen2: q/k/v bias always (never o or the MLP), sliding window on the layers transformers gives it', () => {
   const q = parseHfConfig({ ...small, model_type: 'qwen2', sliding_window: 4096, use_sliding_window: false }, 'config.json');
   assert.equal(q.architecture, 'qwen2');
-  assert.equal(q.attentionBias, true);
+  assert.deepEqual(q.bias, { qkv: true, o: false, mlp: false });
   assert.equal(q.slidingWindow, null);
   assert.equal(q.maxPositionEmbeddings, 32768);
-  assert.equal(parseHfConfig({ ...small, model_type: 'qwen2', sliding_window: 4096, use_sliding_window: true }, 'c').slidingWindow, 4096);
+  const sliding = { ...small, model_type: 'qwen2', sliding_window: 4096, use_sliding_window: true };
+  // transformers slides only layers ≥ max_window_layers (default 28): none of these 2
+  assert.equal(parseHfConfig(sliding, 'c').slidingWindow, null);
+  assert.equal(parseHfConfig({ ...sliding, max_window_layers: 0 }, 'c').slidingWindow, 4096);
+  assert.equal(parseHfConfig({ ...sliding, layer_types: ['sliding_attention', 'sliding_attention'] }, 'c').slidingWindow, 4096);
+  throwsInput(() => parseHfConfig({ ...sliding, max_window_layers: 1 }, 'c.json'), /sliding-window attention on only some layers \(from layer 1 of 2/);
+  throwsInput(() => parseHfConfig({ ...sliding, layer_types: ['full_attention'] }, 'c.json'), /"layer_types" must list .* each of the 2 layers/);
+});
+
+test('llama biases as transformers builds them: attention_bias → q/k/v/o, mlp_bias → gate/up/down; mistral none', () => {
+  const llama = { ...small, model_type: 'llama' };
+  assert.deepEqual(parseHfConfig({ ...llama, attention_bias: true }, 'c').bias, { qkv: true, o: true, mlp: false });
+  assert.deepEqual(parseHfConfig({ ...llama, mlp_bias: true }, 'c').bias, { qkv: false, o: false, mlp: true });
+  assert.deepEqual(parseHfConfig({ ...small, model_type: 'mistral' }, 'c').bias, { qkv: false, o: false, mlp: false });
+  throwsInput(() => parseHfConfig({ ...llama, mlp_bias: 'yes' }, 'c.json'), /c\.json: "mlp_bias" must be true or false, got "yes"/);
+});
+
+test('config fields that change the computation and are not implemented are errors naming the field', () => {
+  const llama = { ...small, model_type: 'llama' };
+  assert.equal(parseHfConfig({ ...llama, hidden_act: 'silu' }, 'c').architecture, 'llama');
+  assert.equal(parseHfConfig({ ...llama, hidden_act: 'swish', attn_logit_softcapping: null }, 'c').architecture, 'llama');
+  throwsInput(() => parseHfConfig({ ...llama, hidden_act: 'gelu' }, 'c.json'), /c\.json: "hidden_act" "gelu" is not supported/);
+  throwsInput(() => parseHfConfig({ ...llama, attn_logit_softcapping: 50 }, 'c.json'), /"attn_logit_softcapping" 50 is not supported/);
+  throwsInput(() => parseHfConfig({ ...llama, final_logit_softcapping: 30 }, 'c.json'), /"final_logit_softcapping" 30 is not supported/);
+  throwsInput(() => parseHfConfig({ ...llama, rope_scaling: { rope_type: 'yarn', factor: 4 } }, 'c.json'), /rope_scaling type "yarn" is not supported/);
+  throwsInput(() => parseHfConfig({ ...llama, rope_parameters: { rope_type: 'default', partial_rotary_factor: 0.5 } }, 'c.json'),
+    /"partial_rotary_factor" 0\.5 is not supported/);
+  throwsInput(() => parseHfConfig({ ...llama, quantization_config: { quant_method: 'gptq', bits: 4 } }, 'c.json'),
+    /"quantization_config" says the weights are already quantized with "gptq"/);
+  assert.equal(parseHfConfig({ ...llama, quantization_config: { quant_method: 'intscale' } }, 'c').architecture, 'llama');
 });
 
 test('mistral sliding window (null when absent), explicit head_dim, architectures fallback', () => {
@@ -57,7 +86,6 @@ test('mistral sliding window (null when absent), explicit head_dim, architecture
   assert.equal(m.slidingWindow, 4096);
   assert.equal(m.headDim, 32);
   assert.equal(parseHfConfig({ ...small, model_type: 'mistral', sliding_window: null }, 'c').slidingWindow, null);
-  assert.equal(parseHfConfig({ ...small, model_type: 'llama', attention_bias: true }, 'c').attentionBias, true);
 });
 
 test('rope scaling: linear, default, transformers v5 rope_parameters', () => {

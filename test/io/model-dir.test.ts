@@ -20,7 +20,7 @@ test('openModelDir: config, weights, generation config, tokenizer path', () => {
   const m = openModelDir(dir);
   assert.equal(m.dir, dir);
   assert.equal(m.config.architecture, 'qwen2');
-  assert.equal(m.config.attentionBias, true);
+  assert.deepEqual(m.config.bias, { qkv: true, o: false, mlp: false });
   assert.equal(m.config.headDim, 4);
   assert.equal(m.rawConfig['model_type'], 'qwen2');
   assert.equal(m.generation, null);

@@ -24,7 +24,7 @@ function logits(model: Model, ids: number[]): Float32Array {
   return logitsOf(model, h, 0, ids.length);
 }
 
-for (const arch of ['llama', 'qwen2']) {
+for (const arch of ['llama', 'qwen2', 'llama-attention-bias', 'llama-mlp-bias']) {
   test(`${arch}: a written quantized checkpoint loads back to the same integer model, bit for bit`, () => {
     const dir = fixturePath(arch);
     const ids = readReference(dir).inputIds;

@@ -26,6 +26,8 @@ const cases = [
   ['llama (bf16, sharded, llama3 rope, GQA)', fixturePath('llama')],
   ['mistral (f16, sliding window 8)', fixturePath('mistral')],
   ['qwen2 (f32, q/k/v bias, tied embeddings)', fixturePath('qwen2')],
+  ['llama attention_bias (bf16, q/k/v/o biases, tied embeddings)', fixturePath('llama-attention-bias')],
+  ['llama mlp_bias (f16, gate/up/down biases, head_dim 24 ≠ hidden/heads)', fixturePath('llama-mlp-bias')],
   ['tiny-wikitext (the embedded trained model)', repoPath('models/tiny-wikitext')],
 ] as const;
 

@@ -6,7 +6,8 @@ import { sampleToken, seededRandom } from '../../src/model/sampling.js';
 import { fixturePath, repoPath } from '../helpers/paths.js';
 import { readReference } from '../helpers/reference.js';
 
-for (const dir of [fixturePath('llama'), fixturePath('mistral'), fixturePath('qwen2'), repoPath('models/tiny-wikitext')]) {
+const dirs = ['llama', 'mistral', 'qwen2', 'llama-attention-bias', 'llama-mlp-bias'].map(fixturePath);
+for (const dir of [...dirs, repoPath('models/tiny-wikitext')]) {
   test(`greedy generation equals transformers' generate() on ${dir.split('/').pop()}`, () => {
     const { model } = loadModel(dir);
     const ref = readReference(dir);

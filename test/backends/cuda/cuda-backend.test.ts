@@ -25,7 +25,9 @@ import { argmax } from '../../../src/model/sampling.js';
 import type { FloatLinear, LinearWeight, QuantizedLinear } from '../../../src/quant/types.js';
 import { randomActivations, randomW4Layer, randomW8Layer, rng } from './helpers.js';
 import { assertBitExact } from './gpu-checks.js';
-import { repoPath } from '../../helpers/paths.js';
+import { fixturePath, repoPath } from '../../helpers/paths.js';
+import { readReference } from '../../helpers/reference.js';
+import { loadModel } from '../../../src/model/load.js';
 
 const cuda = tryCudaContext();
 const skip = 'reason' in cuda ? `no CUDA driver/GPU: ${cuda.reason}` : false;
@@ -262,4 +264,27 @@ test('CUDA backend: decode steps replayed as one CUDA graph each give the logits
   t.diagnostic(`pass replay: ${JSON.stringify(stats)}`);
   assert.deepEqual(stats, { recorded: 2, replayed: steps - 1, diverged: 0, captureFailures: 0 }, 'the prefill and the first decode step recorded, every later step replayed');
   for (let s = 0; s <= steps; s++) assertBitExact(replayed.logits[s]!, direct.logits[s]!, s === 0 ? 'prefill logits' : `decode step ${s} logits`);
+});
+
+test('CUDA backend: llama with attention_bias (q/k/v/o) and mlp_bias (gate/up/down) gives transformers\' logits (float) and the CPU backend\'s (W4A8 IS)', { skip }, () => {
+  for (const name of ['llama-attention-bias', 'llama-mlp-bias']) {
+    const dir = fixturePath(name);
+    const ref = readReference(dir);
+    const ids = ref.inputIds;
+    const vocab = ref.logits.length / ids.length;
+    const float = loadModel(dir).model;
+    const { loaded } = quantizeModel(dir, { method: 'rtn', base: { ...DEFAULT_SPEC, groupSize: 32 }, overrides: {} });
+    withBackend((b) => {
+      for (const [label, cpuModel, tol] of [['float', float, 1e-4], ['W4A8 IS g32', loaded.model, 1e-5]] as const) {
+        const gpuModel: Model<DeviceBuffer> = { ...cpuModel, backend: b };
+        const cache = createKvCache(gpuModel.config, ids.length, b);
+        const got = logitsOf(gpuModel, forwardHidden(gpuModel, ids, cache), 0, ids.length);
+        cache.release();
+        const expected = label === 'float' ? ref.logits : logitsOf(cpuModel, forwardHidden(cpuModel, ids, createKvCache(cpuModel.config, ids.length)), 0, ids.length);
+        const scale = expected.reduce((s, v) => Math.max(s, Math.abs(v)), 0);
+        assert.equal(got.length, ids.length * vocab);
+        assertWithin(got, expected, () => tol * scale, `${name} ${label} logits`);
+      }
+    });
+  }
 });

@@ -73,7 +73,7 @@ test('folding o_proj scales into v_proj (multi-head attention) leaves the layer 
   const config: ModelConfig = {
     architecture: 'llama', vocabSize: 16, hiddenSize: 32, intermediateSize: 48, numLayers: 1, numHeads: 4, numKvHeads: 4,
     headDim: 8, rmsNormEps: 1e-5, ropeTheta: 10000, ropeScaling: { kind: 'none' }, maxPositionEmbeddings: 64,
-    tieWordEmbeddings: false, attentionBias: true, slidingWindow: null, bosTokenId: null, eosTokenIds: [],
+    tieWordEmbeddings: false, bias: { qkv: true, o: false, mlp: false }, slidingWindow: null, bosTokenId: null, eosTokenIds: [],
   };
   const layer: FloatLayerWeights = {
     inputNorm: Float32Array.from({ length: 32 }, () => 1 + 0.2 * rng.normal()),
