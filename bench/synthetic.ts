@@ -1,8 +1,14 @@
 /**
- * Synthetic models for speed benchmarks: LLaMA-2-7B's shape (hidden 4096, ffn 11008, 32 heads,
- * vocab 32000, tied fp32 lm_head) with RANDOM W4A8 integer-scale weights. Their text means
- * nothing; only their speed is measured.
+ * Synthetic models for speed and memory benchmarks: LLaMA-2-7B's shape (hidden 4096, ffn 11008,
+ * 32 heads, vocab 32000, tied fp32 lm_head; or another shape) with RANDOM W4A8 integer-scale
+ * weights, in memory or written as a quantized checkpoint. Their text means nothing; only their
+ * speed and size are measured.
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { writeQuantizedCheckpoint } from '../src/io/quantized-checkpoint.js';
+import { DEFAULT_SPEC, type QuantRecipe } from '../src/quant/recipe.js';
+import { sharedFloat32, sharedUint8 } from '../src/tensor/shared.js';
 import { cpuBackend } from '../src/backends/cpu/cpu-backend.js';
 import type { Model } from '../src/model/forward.js';
 import { NO_BIASES, type ModelConfig } from '../src/model/config.js';
@@ -10,17 +16,16 @@ import { ropeInverseFrequencies } from '../src/model/rope.js';
 import type { LayerWeights } from '../src/model/weights.js';
 import type { QuantizedLinear } from '../src/quant/types.js';
 
-/** xorshift32 words; 4 random int4 values in [-8, 7] per 32-bit word. */
-function randomInt4(count: number, seed: number): Int8Array {
-  const q = new Int8Array(count);
-  const words = new Uint32Array(q.buffer, 0, count >> 2);
+/** count random int4 values in the packed format (int4-pack.ts): xorshift32 words, 8 nibbles each (any byte is two valid values). */
+function randomPackedInt4(count: number, seed: number): Uint8Array {
+  const packed = sharedUint8(count / 2);
+  const words = new Uint32Array(packed.buffer, packed.byteOffset, count >> 3);
   let s = seed >>> 0 || 1;
   for (let i = 0; i < words.length; i++) {
     s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-    const nib = s & 0x0f0f0f0f;
-    words[i] = (nib | (((nib & 0x08080808) >>> 3) * 0xf0)) >>> 0;
+    words[i] = s;
   }
-  return q;
+  return packed;
 }
 
 export function randomW4A8(n: number, k: number, seed: number): QuantizedLinear {
@@ -28,19 +33,29 @@ export function randomW4A8(n: number, k: number, seed: number): QuantizedLinear 
   const intScales = new Int32Array(n * groups);
   for (let i = 0; i < intScales.length; i++) intScales[i] = 1 + ((i * 2654435761 + seed) >>> 29);
   const scales = Float32Array.from(intScales, (v) => v / 1024);
-  return { kind: 'quantized', n, k, groupSize: 128, wBits: 4, aBits: 8, q: randomInt4(n * k, seed), scale: 'int', scales, intScales, alphaLog2: 10 };
+  return { kind: 'quantized', n, k, groupSize: 128, wBits: 4, aBits: 8, packed: randomPackedInt4(n * k, seed), scale: 'int', scales, intScales, alphaLog2: 10 };
 }
 
-/** LLaMA-2-7B's shape with `layers` decoder layers of random W4A8 IS weights. */
-export function syntheticModel(layers: number): Model {
+/** The dimensions of a synthetic LLaMA; LLAMA2_7B_SHAPE is the default. */
+export interface SyntheticShape {
+  readonly hidden: number;
+  readonly ffn: number;
+  readonly heads: number;
+  readonly vocab: number;
+}
+
+export const LLAMA2_7B_SHAPE: SyntheticShape = { hidden: 4096, ffn: 11008, heads: 32, vocab: 32000 };
+
+/** A model of `shape` (LLaMA-2-7B's by default) with `layers` decoder layers of random W4A8 IS weights (tied lm_head in fp32). */
+export function syntheticModel(layers: number, shape: SyntheticShape = LLAMA2_7B_SHAPE): Model {
+  const { hidden: d, ffn: f, heads, vocab } = shape;
+  const headDim = d / heads;
   const config: ModelConfig = {
-    architecture: 'llama', vocabSize: 32000, hiddenSize: 4096, intermediateSize: 11008, numLayers: layers,
-    numHeads: 32, numKvHeads: 32, headDim: 128, rmsNormEps: 1e-5, ropeTheta: 10000, ropeScaling: { kind: 'none' },
+    architecture: 'llama', vocabSize: vocab, hiddenSize: d, intermediateSize: f, numLayers: layers,
+    numHeads: heads, numKvHeads: heads, headDim, rmsNormEps: 1e-5, ropeTheta: 10000, ropeScaling: { kind: 'none' },
     maxPositionEmbeddings: 4096, tieWordEmbeddings: true, bias: NO_BIASES, slidingWindow: null, bosTokenId: 1, eosTokenIds: [],
   };
-  const d = 4096;
-  const f = 11008;
-  const embedding = new Float32Array(32000 * d);
+  const embedding = sharedFloat32(vocab * d);
   for (let i = 0; i < embedding.length; i++) embedding[i] = ((Math.imul(i, 2654435761) >>> 16) / 65536 - 0.5) * 0.05;
   const ones = new Float32Array(d).fill(1);
   const built: LayerWeights[] = [];
@@ -53,7 +68,25 @@ export function syntheticModel(layers: number): Model {
     });
   }
   return {
-    config, backend: cpuBackend, invFreq: ropeInverseFrequencies(128, 10000, { kind: 'none' }),
-    weights: { embedding, layers: built, finalNorm: ones, lmHead: { kind: 'float', n: 32000, k: d, w: embedding } },
+    config, backend: cpuBackend, invFreq: ropeInverseFrequencies(headDim, 10000, { kind: 'none' }),
+    weights: { embedding, layers: built, finalNorm: ones, lmHead: { kind: 'float', n: vocab, k: d, w: embedding } },
   };
+}
+
+/** config.json of a synthetic model, as transformers writes a LlamaConfig. */
+function hfConfig(c: ModelConfig): Record<string, unknown> {
+  return {
+    architectures: ['LlamaForCausalLM'], model_type: 'llama', vocab_size: c.vocabSize, hidden_size: c.hiddenSize,
+    intermediate_size: c.intermediateSize, num_hidden_layers: c.numLayers, num_attention_heads: c.numHeads,
+    num_key_value_heads: c.numKvHeads, rms_norm_eps: c.rmsNormEps, rope_theta: c.ropeTheta,
+    max_position_embeddings: c.maxPositionEmbeddings, tie_word_embeddings: c.tieWordEmbeddings, bos_token_id: c.bosTokenId,
+    eos_token_id: 2, hidden_act: 'silu', torch_dtype: 'float32',
+  };
+}
+
+/** Writes `model` (a synthetic one) as an intscale quantized checkpoint in dir; returns its model.safetensors size in bytes. */
+export function writeSyntheticCheckpoint(dir: string, model: Model): number {
+  const recipe: QuantRecipe = { method: 'rtn', base: { ...DEFAULT_SPEC, alpha: { kind: 'fixed', log2: 10 } }, overrides: {} };
+  writeQuantizedCheckpoint(dir, { dir: 'synthetic (random weights)', rawConfig: hfConfig(model.config) }, model.weights, recipe);
+  return fs.statSync(path.join(dir, 'model.safetensors')).size;
 }

@@ -20,10 +20,8 @@ import * as path from 'node:path';
 import { InputError } from '../errors.js';
 import type { ModelWeights } from '../model/weights.js';
 import { LINEAR_NAMES, LINEAR_SLOTS, layerPrefix } from '../model/layout.js';
-import { packInt4, unpackInt4 } from '../quant/int4-pack.js';
 import type { QuantRecipe } from '../quant/recipe.js';
 import type { ActivationBits, QuantizedLinear, ScaleKind, WeightBits } from '../quant/types.js';
-import { sharedInt8 } from '../tensor/shared.js';
 import { TOOL_VERSION } from '../version.js';
 import { writeSafetensors, type TensorToWrite } from './safetensors.js';
 import type { WeightSource } from './weight-source.js';
@@ -61,8 +59,8 @@ function quantizedTensors(module: string, w: QuantizedLinear): TensorToWrite[] {
   const groups = w.k / w.groupSize;
   const out: TensorToWrite[] = [
     w.wBits === 4
-      ? { name: `${module}.qweight`, dtype: 'U8', shape: [w.n, w.k / 2], data: packInt4(w.q, w.n, w.k) }
-      : { name: `${module}.qweight`, dtype: 'I8', shape: [w.n, w.k], data: w.q },
+      ? { name: `${module}.qweight`, dtype: 'U8', shape: [w.n, w.k / 2], data: w.packed }
+      : { name: `${module}.qweight`, dtype: 'I8', shape: [w.n, w.k], data: w.packed },
     float32Tensor(`${module}.scales`, w.scales, [w.n, groups]),
   ];
   if (w.scale === 'int') out.push({ name: `${module}.int_scales`, dtype: 'I32', shape: [w.n, groups], data: w.intScales! });
@@ -164,8 +162,7 @@ export function readQuantizedLinear(src: WeightSource, module: string, n: number
   if (shape.length !== 2 || shape[0] !== expected[0] || shape[1] !== expected[1]) {
     throw new InputError(`${name}: shape [${shape.join(', ')}] but a ${s.w_bits}-bit [${n}, ${k}] layer needs [${expected.join(', ')}]`, { tensor: name });
   }
-  const bytes = src.bytes(name);
-  const q = s.w_bits === 4 ? unpackInt4(bytes, n, k, sharedInt8(n * k)) : new Int8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const packed = src.bytes(name); // held as stored: the packed format is the in-memory one
   const scales = src.float32(`${module}.scales`, [n, groups]);
   let intScales: Int32Array | undefined;
   if (s.scale === 'int') {
@@ -178,7 +175,7 @@ export function readQuantizedLinear(src: WeightSource, module: string, n: number
   }
   const bias = withBias ? src.float32(`${module}.bias`, [n]) : undefined;
   return {
-    kind: 'quantized', n, k, groupSize: G, wBits: s.w_bits, aBits: s.a_bits, q, scale: s.scale, scales,
+    kind: 'quantized', n, k, groupSize: G, wBits: s.w_bits, aBits: s.a_bits, packed, scale: s.scale, scales,
     ...(intScales ? { intScales, alphaLog2: s.alpha_log2 ?? 0 } : {}),
     ...(bias ? { bias } : {}),
   };

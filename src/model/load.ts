@@ -8,6 +8,7 @@ import { openModelDir, type ModelDir } from '../io/model-dir.js';
 import { loadTokenizer, type ModelTokenizer } from '../io/tokenizer.js';
 import type { FloatLinear, LinearWeight } from '../quant/types.js';
 import type { Model } from './forward.js';
+import { checkLoadFits } from './memory.js';
 import { ropeInverseFrequencies } from './rope.js';
 import { readModelWeights, type LinearSlot } from './weights.js';
 
@@ -20,6 +21,11 @@ export interface LoadedModel<T = Float32Array> {
 export interface LoadOptions<T = Float32Array> {
   /** where the model runs (default: the CPU backend). */
   readonly backend?: Backend<T>;
+  /**
+   * refuse up front (an InputError with the numbers) when the weights as held cannot fit in the
+   * memory available (default true; not applied with transformLayer, which holds one float layer at a time).
+   */
+  readonly checkMemory?: boolean;
   /** replace a layer's float linears as it is read (quantize), so one float layer is alive at a time. */
   readonly transformLayer?: (layer: number, linears: Record<LinearSlot, FloatLinear>) => Record<LinearSlot, LinearWeight>;
 }
@@ -30,6 +36,7 @@ export function loadModel<T>(dir: string, options: LoadOptions<T> = {}): LoadedM
   const source = openModelDir(dir);
   try {
     const { config } = source;
+    if (options.checkMemory !== false && options.transformLayer === undefined) checkLoadFits(source.weights, dir);
     const weights = readModelWeights(source.weights, config, options.transformLayer);
     const invFreq = ropeInverseFrequencies(config.headDim, config.ropeTheta, config.ropeScaling);
     const backend = options.backend ?? (cpuBackend as unknown as Backend<T>);

@@ -59,11 +59,14 @@ export function readModelWeights(
   if (stored !== null && onLayer !== undefined) {
     throw new InputError(`${src.files.join(', ')}: this checkpoint is already quantized; quantize the original float model instead`);
   }
-  // Weights that stay in float go to the WASM arena (the SIMD matmul reads them there; the arena
-  // is never freed). Float layers about to be quantized are read outside it, so they can be
-  // collected once quantized.
+  // Weights the kernels read go to the WASM arena (the SIMD kernels address them there, quantized
+  // layers in their packed form; the arena is never freed and holds at most 4 GiB). Float layers
+  // about to be quantized are read outside it, so they can be collected once quantized; so is the
+  // embedding table unless it is also the lm_head (tied), since it only gives rows to copy.
   const kept = withArenaAllocation;
-  const embedding = kept(() => src.float32('model.embed_tokens.weight', [config.vocabSize, d]));
+  const tied = config.tieWordEmbeddings;
+  const readEmbedding = () => src.float32('model.embed_tokens.weight', [config.vocabSize, d]);
+  const embedding = tied ? kept(readEmbedding) : readEmbedding();
   const layers: LayerWeights[] = [];
   for (let i = 0; i < config.numLayers; i++) {
     const p = layerPrefix(i);
@@ -77,7 +80,6 @@ export function readModelWeights(
     });
   }
   const finalNorm = src.float32('model.norm.weight', [d]);
-  const tied = config.tieWordEmbeddings;
   const head = tied ? embedding : kept(() => src.float32('lm_head.weight', [config.vocabSize, d]));
   refuseUnreadTensors(src, config);
   return { embedding, layers, finalNorm, lmHead: { kind: 'float', n: config.vocabSize, k: d, w: head } };

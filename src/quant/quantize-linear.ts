@@ -10,6 +10,7 @@
  *
  * dequantize(layer) gives the fake-quant weights W'[n,k] = fround(q[n,k] · scales[n,g]).
  */
+import { packWeights, unpackWeights } from './int4-pack.js';
 import { InputError } from '../errors.js';
 import { sharedFloat32, sharedInt32, sharedInt8 } from '../tensor/shared.js';
 import { type AlphaChoice, chooseAlpha } from './amplifier.js';
@@ -81,7 +82,7 @@ export function quantizeLinearReport(w: FloatLinear, spec: QuantSpec, name = 'la
     groupSize: G,
     wBits: spec.wBits,
     aBits: spec.aBits,
-    q,
+    packed: packWeights(q, n, k, spec.wBits),
     scale: spec.scale,
     scales,
     ...(intScales ? { intScales, alphaLog2: alpha!.alphaLog2 } : {}),
@@ -99,10 +100,11 @@ export function quantizeLinear(w: FloatLinear, spec: QuantSpec, name?: string): 
 export function dequantize(layer: QuantizedLinear): Float32Array {
   const { n, k, groupSize: G } = layer;
   const groupCount = k / G;
+  const q = unpackWeights(layer);
   const out = new Float32Array(n * k);
   for (let row = 0; row < n; row++) {
     for (let col = 0; col < k; col++) {
-      out[row * k + col] = layer.q[row * k + col]! * layer.scales[row * groupCount + Math.floor(col / G)]!;
+      out[row * k + col] = q[row * k + col]! * layer.scales[row * groupCount + Math.floor(col / G)]!;
     }
   }
   return out;

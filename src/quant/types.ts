@@ -5,8 +5,8 @@
  * symmetrically per group of G consecutive input channels (g = k / G, G divides K;
  * G = K is per-channel). See ../shared/DESIGN.md §1 for the formulas.
  *
- * In memory the integer weights are kept unpacked, one value per Int8Array element,
- * row-major [N, K]. On disk and on the GPU 4-bit weights are packed (see int4-pack.ts).
+ * The integer weights are held in one packed format, in memory and on disk (int4-pack.ts):
+ * half a byte per 4-bit weight; the GPU kernels repack them once at upload.
  */
 
 /** Weight bit widths we quantize to. */
@@ -48,8 +48,11 @@ export interface QuantizedLinear {
   readonly groupSize: number;
   readonly wBits: WeightBits;
   readonly aBits: ActivationBits;
-  /** integer weights, row-major [N, K], values in [-8, 7] (4-bit) or [-128, 127] (8-bit). */
-  readonly q: Int8Array;
+  /**
+   * integer weights in the packed format (int4-pack.ts): 4-bit [N, K/2] bytes, two values a byte,
+   * values in [-8, 7]; 8-bit [N, K] bytes, values in [-128, 127]. unpackWeights() gives int8 [N, K].
+   */
+  readonly packed: Uint8Array;
   readonly scale: ScaleKind;
   /**
    * Per-group float scales s[n, g], row-major [N, K/G]. For scale === 'int' this holds the scale

@@ -27,7 +27,7 @@ test('scale bit width is ceil(log2(S + 1))', () => {
 
 test('bit-width histogram counts every integer scale once, with contiguous bins', () => {
   const mk = (intScales: number[], scale: 'int' | 'float' = 'int'): QuantizedLinear => ({
-    kind: 'quantized', n: intScales.length, k: 8, groupSize: 8, wBits: 4, aBits: 8, q: new Int8Array(intScales.length * 8),
+    kind: 'quantized', n: intScales.length, k: 8, groupSize: 8, wBits: 4, aBits: 8, packed: new Uint8Array(intScales.length * 4),
     scale, scales: new Float32Array(intScales.length), ...(scale === 'int' ? { intScales: new Int32Array(intScales), alphaLog2: 10 } : {}),
   });
   const bins = scaleBitHistogram([mk([3, 4, 5, 100]), mk([7, 1]), mk([9, 9], 'float')]);

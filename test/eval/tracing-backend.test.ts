@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { packWeights, unpackWeights, weightAt } from '../../src/quant/int4-pack.js';
 import { test } from 'node:test';
 import type { Backend } from '../../src/backends/backend.js';
 import { cpuBackend } from '../../src/backends/cpu/cpu-backend.js';
@@ -29,7 +30,7 @@ function bruteForce(x: Float32Array, m: number, w: QuantizedLinear): { maxAcc: n
       let total = 0;
       for (let g = 0; g < groups; g++) {
         let acc = 0;
-        for (let j = 0; j < G; j++) acc += xq[r * w.k + g * G + j]! * w.q[n * w.k + g * G + j]!;
+        for (let j = 0; j < G; j++) acc += xq[r * w.k + g * G + j]! * weightAt(w, n, g * G + j);
         maxAcc = Math.max(maxAcc, Math.abs(acc));
         total += acc * (w.intScales ? w.intScales[n * groups + g]! : 0);
       }
@@ -134,7 +135,7 @@ test('an adversarial input (xq = -127 against q = qmin everywhere) reaches the p
   const intScales = new Int32Array([33026, 33026, 1, 2, 500, 7]);
   const layer: QuantizedLinear = {
     kind: 'quantized', n, k, groupSize: G, wBits: 4, aBits: 8,
-    q: new Int8Array(n * k).fill(-8),
+    packed: packWeights(new Int8Array(n * k).fill(-8), n, k, 4),
     scale: 'int',
     scales: Float32Array.from(intScales, (S) => S / 1024),
     intScales,
@@ -161,7 +162,7 @@ test('a layer whose kernel refuses an int32 overflow is still recorded, named in
   const k = 64;
   const intScales = new Int32Array([33027, 33027]); // bound 32512 · 66054 ≥ 2^31
   const layer: QuantizedLinear = {
-    kind: 'quantized', n, k, groupSize: 32, wBits: 4, aBits: 8, q: new Int8Array(n * k).fill(-8),
+    kind: 'quantized', n, k, groupSize: 32, wBits: 4, aBits: 8, packed: packWeights(new Int8Array(n * k).fill(-8), n, k, 4),
     scale: 'int', scales: Float32Array.from(intScales, (S) => S / 1024), intScales, alphaLog2: 10,
   };
   const t = tracingBackend(cpuBackend, new Map([[layer, 'bad.layer']]));

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { packWeights } from '../../src/quant/int4-pack.js';
 import { test } from 'node:test';
 import { channelBounds, groupAccumulatorBound, proveNoOverflow } from '../../src/quant/overflow.js';
 import type { QuantizedLinear } from '../../src/quant/types.js';
@@ -6,7 +7,7 @@ import type { QuantizedLinear } from '../../src/quant/types.js';
 function layerWith(intScales: number[], n: number, k: number, groupSize: number, wBits: 4 | 8): QuantizedLinear {
   return {
     kind: 'quantized', n, k, groupSize, wBits, aBits: 8,
-    q: new Int8Array(n * k).fill(wBits === 4 ? -8 : -128),
+    packed: packWeights(new Int8Array(n * k).fill(wBits === 4 ? -8 : -128), n, k, wBits),
     scale: 'int',
     scales: new Float32Array(intScales.map((s) => s / 1024)),
     intScales: new Int32Array(intScales),

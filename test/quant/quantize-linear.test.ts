@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { unpackWeights, weightAt } from '../../src/quant/int4-pack.js';
 import { test } from 'node:test';
 import { InputError } from '../../src/errors.js';
 import { asymmetricFakeQuant } from '../../src/quant/asymmetric.js';
@@ -31,7 +32,7 @@ test('integer-scale layer: S ≥ 1, scales = S/α, q within the clamp and equal 
     const s = Math.fround(groupAbsMax(w.w, i * 64, i * 64 + 64) / 7);
     assert.equal(S[i], Math.max(1, roundHalfEven(s * 1024)), `seed ${seed}`);
     for (let k = i * 64; k < i * 64 + 64; k++) {
-      const q = layer.q[k]!;
+      const q = weightAt(layer, 0, k);
       assert.ok(q >= -8 && q <= 7);
       assert.equal(q, Math.max(-8, Math.min(7, roundHalfEven(w.w[k]! / layer.scales[i]!))) | 0, `seed ${seed}`);
     }
@@ -74,7 +75,7 @@ test('dequantize is q·scale per group', () => {
   const seed = freshSeed();
   const layer = quantizeLinear(randomLayer(seed, 3, 64), { ...W4A8_IS, groupSize: 32 });
   const d = dequantize(layer);
-  for (let i = 0; i < d.length; i++) assert.equal(d[i], Math.fround(layer.q[i]! * layer.scales[Math.floor(i / 32)]!));
+  for (let i = 0; i < d.length; i++) assert.equal(d[i], Math.fround(weightAt(layer, Math.floor(i / layer.k), i % layer.k) * layer.scales[Math.floor(i / 32)]!));
 });
 
 test('asymmetric baseline: beats symmetric on shifted weights, values lie on the grid', () => {

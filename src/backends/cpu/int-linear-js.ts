@@ -30,6 +30,7 @@
  * (overflow.ts), and only a layer without that proof pays a per-group range check, throwing
  * exactly where the reference throws.
  */
+import { unpackRow, unpackWeights } from '../../quant/int4-pack.js';
 import type { QuantizedActivations } from '../../quant/activation-quant.js';
 import { proveNoOverflow } from '../../quant/overflow.js';
 import type { QuantizedLinear } from '../../quant/types.js';
@@ -69,8 +70,9 @@ function packWeightPairs(w: QuantizedLinear): PackedWeights | undefined {
   if (w.aBits !== 8 || w.wBits !== 4 || w.groupSize % 2 !== 0) return undefined;
   let chunk = Math.min(MAX_CHUNK, w.groupSize);
   while (w.groupSize % chunk !== 0 || chunk % 2 !== 0) chunk--;
+  const q = unpackWeights(w);
   const wp = new Float32Array((w.n * w.k) / 2);
-  for (let j = 0; j < wp.length; j++) wp[j] = w.q[2 * j]! + w.q[2 * j + 1]! * SHIFT;
+  for (let j = 0; j < wp.length; j++) wp[j] = q[2 * j]! + q[2 * j + 1]! * SHIFT;
   return { wp, chunkPairs: chunk / 2 };
 }
 
@@ -273,7 +275,7 @@ export function intLinearRows(act: QuantizedActivations, w: QuantizedLinear, out
   const M = act.m;
   checkRows(w, M, out, nStart, nEnd);
   const p = prepare(w);
-  const { k: K, n: N, groupSize: G, q } = w;
+  const { k: K, n: N, groupSize: G } = w;
   const { xq, scales: a } = act;
   const groupCount = p.groupCount;
   const acc = new Float64Array(TOKEN_BLOCK * groupCount);
@@ -300,8 +302,10 @@ export function intLinearRows(act: QuantizedActivations, w: QuantizedLinear, out
     }
     return;
   }
+  const q = new Int8Array(K); // one weight row, unpacked
+  const wRow = 0;
   for (let n = nStart; n < nEnd; n++) {
-    const wRow = n * K;
+    unpackRow(w, n, q);
     let m = 0;
     for (; m < mBlocked; m += TOKEN_BLOCK) {
       accumulate4(xq, m * K, K, q, wRow, G, groupCount, acc);
@@ -318,14 +322,16 @@ export function intLinearRows(act: QuantizedActivations, w: QuantizedLinear, out
 
 /** A16 (weight-only) kernel: out[m, n] for x [M, K] float32 and channels n in [nStart, nEnd). */
 export function weightOnlyLinearRows(x: Float32Array, M: number, w: QuantizedLinear, out: Float32Array, nStart: number, nEnd: number): void {
-  const { k: K, n: N, groupSize: G, q, scales } = w;
+  const { k: K, n: N, groupSize: G, scales } = w;
   if (x.length < M * K) throw new RangeError(`x holds ${x.length} values, need M·K = ${M}·${K}`);
   checkRows(w, M, out, nStart, nEnd);
   const groupCount = K / G;
   const bias = w.bias;
   const mBlocked = M - (M % TOKEN_BLOCK);
+  const q = new Int8Array(K); // one weight row, unpacked
+  const wRow = 0;
   for (let n = nStart; n < nEnd; n++) {
-    const wRow = n * K;
+    unpackRow(w, n, q);
     let m = 0;
     for (; m < mBlocked; m += TOKEN_BLOCK) {
       const x0 = m * K;

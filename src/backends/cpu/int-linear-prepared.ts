@@ -1,19 +1,21 @@
 /**
- * Per-layer data of the WASM integer kernels, computed once per QuantizedLinear object (on the main
- * thread, lazily on its first call or eagerly with prepareIntLinear at load time) and kept in the
- * shared arena (src/tensor/shared.ts). Workers never see the layer object: a job carries only the
- * arena byte addresses below, so nothing is rebuilt per call or per thread.
+ * Per-layer data of the WASM integer kernels, made once per QuantizedLinear object (on the main
+ * thread, lazily on its first call or eagerly with prepareIntLinear at load time). Workers never
+ * see the layer object: a job carries only the arena byte addresses below.
  *
- * Weight layout: see int-linear-wasm-module.ts (16-byte blocks of int16x8-ready nibbles / bytes,
- * each group padded to Gp = G rounded up to 32 (W4) or 16 (W8) inputs, padding q = 0).
- * W4 weights take N·gc·Gp/2 bytes, W8 N·gc·Gp bytes, next to the layer's own int8 q.
+ * The kernel reads the layer's packed weights (src/quant/int4-pack.ts) in place, with its scales
+ * and bias, when all of them are in the shared arena and G is a multiple of the kernel's block
+ * (32 inputs for W4, 16 for W8): then nothing is copied, and a loaded model holds each weight
+ * once. Otherwise (a layer built outside the arena, or a ragged G) the data is copied into the
+ * arena once, each group zero-padded to the block (see int-linear-wasm-module.ts).
  *
- * The layer must not be mutated after its first call (its cached preparation would be stale).
+ * The layer must not be mutated after its first call (its preparation would be stale).
  */
 import { proveNoOverflow } from '../../quant/overflow.js';
 import type { QuantizedLinear } from '../../quant/types.js';
+import { unpackRow } from '../../quant/int4-pack.js';
 import { arenaAddress, sharedFloat32, sharedInt32, sharedUint8, withArenaAllocation } from '../../tensor/shared.js';
-import { inputsPerBlock, type IntKernelBits, type IntKernelMode } from './int-linear-wasm-module.js';
+import { activationSlot, inputsPerBlock, type IntKernelBits, type IntKernelMode } from './int-linear-wasm-module.js';
 
 /** Everything the WASM A8 kernel needs of one layer, in the arena. */
 export interface PreparedIntLinear {
@@ -30,8 +32,12 @@ export interface PreparedIntLinear {
   readonly groupPadded: number;
   /** 16-byte weight blocks per group. */
   readonly blocksPerGroup: number;
-  /** the laid-out weights, [N, gc·Gp/2] (W4) or [N, gc·Gp] (W8) bytes. */
+  /** the packed weights, [N, gc·Gp/2] (W4) or [N, gc·Gp] (W8) bytes: the layer's own when Gp = G. */
   readonly weights: Uint8Array;
+  /** activation slot of each input of a group (activationSlot), [G]. */
+  readonly slots: Int32Array;
+  /** whether weights, scales and bias are the layer's own arrays (nothing copied). */
+  readonly inPlace: boolean;
   /** S [N, gc] (int32) for integer scale, s [N, gc] (f32) for float scale. */
   readonly scales: Int32Array | Float32Array;
   readonly bias: Float32Array | undefined;
@@ -68,21 +74,19 @@ function prepare(w: QuantizedLinear): PreparedIntLinear {
   const perBlock = inputsPerBlock(bits);
   const blocksPerGroup = Math.ceil(G / perBlock);
   const groupPadded = blocksPerGroup * perBlock;
-  const rowBytes = groupCount * blocksPerGroup * 16;
-  const weights = sharedUint8(n * rowBytes);
-  for (let row = 0; row < n; row++) layoutRow(w.q, row * k, G, groupCount, bits, weights, row * rowBytes, blocksPerGroup);
-  let scales: Int32Array | Float32Array;
-  if (w.scale === 'int') {
-    scales = sharedInt32(n * groupCount);
-    scales.set(w.intScales!.subarray(0, n * groupCount));
-  } else {
-    scales = sharedFloat32(n * groupCount);
-    scales.set(w.scales.subarray(0, n * groupCount));
-  }
-  let bias: Float32Array | undefined;
-  if (w.bias !== undefined) {
-    bias = sharedFloat32(n);
-    bias.set(w.bias.subarray(0, n));
+  const ownScales = w.scale === 'int' ? w.intScales!.subarray(0, n * groupCount) : w.scales.subarray(0, n * groupCount);
+  const own = [w.packed, ownScales, ...(w.bias ? [w.bias] : [])];
+  const inPlace = groupPadded === G && own.every((a) => arenaAddress(a) >= 0);
+  const weights = inPlace ? w.packed : paddedCopy(w, groupCount, blocksPerGroup);
+  let scales: Int32Array | Float32Array = ownScales;
+  let bias = w.bias;
+  if (!inPlace) {
+    scales = w.scale === 'int' ? sharedInt32(n * groupCount) : sharedFloat32(n * groupCount);
+    scales.set(ownScales);
+    if (w.bias !== undefined) {
+      bias = sharedFloat32(n);
+      bias.set(w.bias.subarray(0, n));
+    }
   }
   const mode: IntKernelMode = w.scale === 'float' ? 'fs' : proveNoOverflow(w).safe ? 'is' : 'is-checked';
   const addresses = [arenaAddress(weights), arenaAddress(scales), bias === undefined ? 0 : arenaAddress(bias)];
@@ -90,31 +94,32 @@ function prepare(w: QuantizedLinear): PreparedIntLinear {
   return {
     n, k, groupSize: G, groupCount, bits, mode,
     invAlpha: w.scale === 'int' ? 2 ** -w.alphaLog2! : 1,
-    groupPadded, blocksPerGroup, weights, scales, bias,
+    groupPadded, blocksPerGroup, weights, scales, bias, inPlace,
+    slots: Int32Array.from({ length: G }, (_, i) => activationSlot(bits, i)),
     wAddress: inArena ? addresses[0]! : -1,
     scAddress: inArena ? addresses[1]! : -1,
     biasAddress: inArena ? addresses[2]! : -1,
   };
 }
 
-/** Lays out one weight row (q[src .. src+K)) into 16-byte blocks at out[dst ..]. */
-function layoutRow(
-  q: Int8Array, src: number, G: number, groupCount: number, bits: IntKernelBits,
-  out: Uint8Array, dst: number, blocksPerGroup: number,
-): void {
-  const perBlock = inputsPerBlock(bits);
-  for (let g = 0; g < groupCount; g++) {
-    for (let b = 0; b < blocksPerGroup; b++) {
-      const k0 = b * perBlock; // within the group
-      const at = dst + (g * blocksPerGroup + b) * 16;
-      const get = (i: number): number => (k0 + i < G ? q[src + g * G + k0 + i]! : 0);
-      for (let l = 0; l < 8; l++) {
-        let lane: number;
-        if (bits === 4) lane = (get(l) & 15) | ((get(8 + l) & 15) << 4) | ((get(16 + l) & 15) << 8) | ((get(24 + l) & 15) << 12);
-        else lane = (get(l) & 255) | ((get(8 + l) & 255) << 8);
-        out[at + 2 * l] = lane & 255;
-        out[at + 2 * l + 1] = lane >>> 8;
+/** The packed weights with each group zero-padded to blocksPerGroup blocks, in the arena. */
+function paddedCopy(w: QuantizedLinear, groupCount: number, blocksPerGroup: number): Uint8Array {
+  const { n, k, groupSize: G, wBits: bits } = w;
+  const Gp = blocksPerGroup * inputsPerBlock(bits);
+  const rowBytes = bits === 4 ? (groupCount * Gp) / 2 : groupCount * Gp;
+  const out = sharedUint8(n * rowBytes);
+  const q = new Int8Array(k);
+  for (let row = 0; row < n; row++) {
+    unpackRow(w, row, q);
+    const at = row * rowBytes;
+    for (let g = 0; g < groupCount; g++) {
+      for (let i = 0; i < G; i++) {
+        const v = q[g * G + i]!;
+        const j = g * Gp + i; // input index in the padded row
+        if (bits === 8) out[at + j] = v & 0xff;
+        else out[at + (j >> 1)]! |= (v & 0x0f) << ((j & 1) * 4);
       }
     }
   }
+  return out;
 }

@@ -14,6 +14,7 @@
  *   A16 (weight-only): y = fround( Σ_k x[m,k] · (q[n,k] · s[n,g]) )   summed in float64 in k order
  *   bias, if any, last: y = fround(y + bias[n]).
  */
+import { unpackWeights } from '../../quant/int4-pack.js';
 import { quantizeActivations, type QuantizedActivations } from '../../quant/activation-quant.js';
 import type { QuantizedLinear } from '../../quant/types.js';
 
@@ -33,12 +34,13 @@ export function groupAccumulators(act: QuantizedActivations, w: QuantizedLinear)
   const { n: N, groupSize: G } = w;
   if (K !== w.k) throw new RangeError(`activations have K = ${K}, layer has K = ${w.k}`);
   const groupCount = K / G;
+  const q = unpackWeights(w);
   const out = new Int32Array(M * N * groupCount);
   for (let m = 0; m < M; m++) {
     for (let n = 0; n < N; n++) {
       for (let g = 0; g < groupCount; g++) {
         let acc = 0;
-        for (let k = g * G; k < (g + 1) * G; k++) acc += act.xq[m * K + k]! * w.q[n * K + k]!;
+        for (let k = g * G; k < (g + 1) * G; k++) acc += act.xq[m * K + k]! * q[n * K + k]!;
         out[(m * N + n) * groupCount + g] = acc;
       }
     }
@@ -84,12 +86,13 @@ export function referenceIntLinear(act: QuantizedActivations, w: QuantizedLinear
 export function referenceWeightOnlyLinear(x: Float32Array, M: number, w: QuantizedLinear): Float32Array {
   const { n: N, k: K, groupSize: G } = w;
   const groupCount = K / G;
+  const q = unpackWeights(w);
   const y = new Float32Array(M * N);
   for (let m = 0; m < M; m++) {
     for (let n = 0; n < N; n++) {
       let sum = 0;
       for (let k = 0; k < K; k++) {
-        sum += x[m * K + k]! * (w.q[n * K + k]! * w.scales[n * groupCount + Math.floor(k / G)]!);
+        sum += x[m * K + k]! * (q[n * K + k]! * w.scales[n * groupCount + Math.floor(k / G)]!);
       }
       const value = Math.fround(sum);
       y[m * N + n] = w.bias ? Math.fround(value + w.bias[n]!) : value;

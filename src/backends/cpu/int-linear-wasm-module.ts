@@ -3,16 +3,20 @@
  * int-linear-reference.ts. It imports the shared arena memory (src/tensor/shared.ts) as env.memory.
  *
  * Data layout (all byte addresses in the arena; Gp = G rounded up to the block, gc = K / G):
- *  - activations x16: int16 [M, gc·Gp], token rows contiguous; group g at [g·Gp, g·Gp + G),
- *    the padding lanes may hold anything (their weights are 0).
- *  - weights, one row of gc·Gp/2 (W4) or gc·Gp (W8) bytes per output channel, in blocks of 16 bytes
- *    read as 8 little-endian u16 lanes (l = 0..7):
- *      W4, block of 32 inputs k0..k0+31:  lane l = Σ_i (q[k0 + 8i + l] & 15) << 4i   (i = 0..3)
- *        → w_i = i16x8.shr_s(i16x8.shl(lane, 12 − 4i), 12) holds q[k0+8i .. k0+8i+7] sign-extended
- *      W8, block of 16 inputs k0..k0+15:  lane l = (q[k0 + l] & 255) | (q[k0 + 8 + l] & 255) << 8
- *        → w_0 = shr_s(shl(lane, 8), 8) holds q[k0 .. k0+7], w_1 = shr_s(lane, 8) holds q[k0+8 .. k0+15]
- *    so each w_i lines up with 8 consecutive int16 activations: pure shifts, no shuffles.
+ *  - weights: the packed format of src/quant/int4-pack.ts, read in place (Gp = G, the common case),
+ *    or a copy with each group zero-padded to Gp: one row of gc·Gp/2 (W4) or gc·Gp (W8) bytes per
+ *    output channel, read in blocks of 16 bytes as an i8x16 v:
+ *      W4, block of 32 inputs k0..k0+31, byte j = q[k0+2j] (low nibble) | q[k0+2j+1] (high):
+ *        lo = i8x16.shr_s(i8x16.shl(v, 4), 4) = q at even inputs, hi = i8x16.shr_s(v, 4) = odd;
+ *        w_0 = extend_low(lo) = q[k0+0,2,…,14], w_1 = extend_high(lo) = q[k0+16,…,30],
+ *        w_2 = extend_low(hi) = q[k0+1,3,…,15], w_3 = extend_high(hi) = q[k0+17,…,31]
+ *      W8, block of 16 inputs k0..k0+15, byte j = q[k0+j]:
+ *        w_0 = extend_low(v) = q[k0 .. k0+7], w_1 = extend_high(v) = q[k0+8 .. k0+15]
  *    Padded inputs have q = 0. (Gp = G rounded up to 32 for W4, 16 for W8.)
+ *  - activations x16: int16 [M, gc·Gp], token rows contiguous, group g at [g·Gp, (g+1)·Gp), each
+ *    block in the order of its weight vectors (activationSlot): W4 slot 8i + l holds the input
+ *    w_i lane l weighs, W8 the inputs in order; so each w_i meets 8 consecutive int16 activations.
+ *    Padding slots may hold anything (their weights are 0).
  *  - scales: int32 S [N, gc] (integer scale) or f32 s [N, gc] (float scale); bias f32 [N] or 0;
  *    a f32 [M]; out f32 [M, N]; ovf u8 [M, N] (checked mode only).
  *
@@ -54,6 +58,16 @@ export function inputsPerBlock(bits: IntKernelBits): number {
   return bits === 4 ? 32 : 16;
 }
 
+/**
+ * Where input i of a group (0 ≤ i < Gp) sits among the group's activation slots (see the layout
+ * above). W4: within a block of 32, offset o goes to vector ((o & 1) << 1 | o >> 4), lane (o & 15) >> 1.
+ */
+export function activationSlot(bits: IntKernelBits, i: number): number {
+  if (bits === 8) return i;
+  const o = i & 31;
+  return (i - o) + ((((o & 1) << 1) | (o >> 4)) << 3) + ((o & 15) >> 1);
+}
+
 export function intKernelName(bits: IntKernelBits, mode: IntKernelMode, c: number, t: number): string {
   return `k${bits}_${mode.replace('-', '_')}_c${c}t${t}`;
 }
@@ -70,7 +84,7 @@ function kernel(bits: IntKernelBits, mode: IntKernelMode, C: number, T: number):
   const cs = [...Array(C).keys()];
   const ts = [...Array(T).keys()];
   f.local('n', I32).local('g', I32).local('b', I32).local('xRow', I32).local('wRow', I32).local('s', I32);
-  for (const c of cs) f.local(`wp${c}`, I32).local(`sc${c}`, I32).local(`v${c}`, V128).local(`wi${c}`, V128);
+  for (const c of cs) f.local(`wp${c}`, I32).local(`sc${c}`, I32).local(`v${c}`, V128).local(`lo${c}`, V128).local(`wi${c}`, V128);
   for (const t of ts) f.local(`xp${t}`, I32);
   f.local('xv', V128).local('y', F32);
   for (const c of cs) for (const t of ts) {
@@ -113,7 +127,7 @@ function kernel(bits: IntKernelBits, mode: IntKernelMode, C: number, T: number):
       f.loop(() => f.get('b').get('bpg').emit(op.i32GeU), () => {
         for (const c of cs) f.get(`wp${c}`).v128Load().set(`v${c}`);
         for (let i = 0; i < vecs; i++) {
-          for (const c of cs) unpack(f, bits, i, `v${c}`, `wi${c}`);
+          for (const c of cs) unpack(f, bits, i, c);
           for (const t of ts) {
             f.get(`xp${t}`).v128Load(16 * i).set('xv');
             for (const c of cs) {
@@ -228,13 +242,21 @@ function lanesSums(f: FnBuilder, accs: readonly string[]): void {
   f.simd(simd.i32x4Add);
 }
 
-/** dst = weight vector i of the 16-byte block in local src, as int16x8 (see the layout above). */
-function unpack(f: FnBuilder, bits: IntKernelBits, i: number, src: string, dst: string): void {
-  const width = bits === 4 ? 4 : 8;
-  const up = 16 - width * (i + 1); // shift left so that field i becomes the top field
-  f.get(src);
-  if (up > 0) f.i32(up).simd(simd.i16x8Shl);
-  f.i32(16 - width).simd(simd.i16x8ShrS).set(dst);
+/**
+ * wi_c = weight vector i (int16x8) of channel c's 16-byte block v_c (see the layout above). Called
+ * for i = 0, 1, … in order: W4 keeps the even-input nibbles in lo_c (i = 0) and turns v_c into the
+ * odd ones in place (i = 2).
+ */
+function unpack(f: FnBuilder, bits: IntKernelBits, i: number, c: number): void {
+  const [v, lo, wi] = [`v${c}`, `lo${c}`, `wi${c}`];
+  const extend = i % 2 === 0 ? simd.i16x8ExtendLowI8x16S : simd.i16x8ExtendHighI8x16S;
+  if (bits === 8) {
+    f.get(v).simd(extend).set(wi);
+    return;
+  }
+  if (i === 0) f.get(v).i32(4).simd(simd.i8x16Shl).i32(4).simd(simd.i8x16ShrS).set(lo);
+  if (i === 2) f.get(v).i32(4).simd(simd.i8x16ShrS).set(v);
+  f.get(i < 2 ? lo : v).simd(extend).set(wi);
 }
 
 /** The module bytes; its memory import is shared, maxPages pages at most. */

@@ -15,6 +15,7 @@ import { KERNEL_INT_LINEAR_WASM } from './pool/kernels.js';
 import type { CpuPool } from './pool/index.js';
 import { roundHalfEven } from '../../tensor/round.js';
 import { arenaAddress, sharedUint8, withArenaAllocation } from '../../tensor/shared.js';
+import { unpackRow } from '../../quant/int4-pack.js';
 import type { QuantizedLinear } from '../../quant/types.js';
 
 /** Below this many multiply-adds per thread the integer kernel is not worth a dispatch. */
@@ -79,10 +80,11 @@ export function intLinearWasm(
 
 /**
  * quantizeActivations (activation-quant.ts) bit for bit, written as int16 rows of rowLength with
- * group g at [g·Gp, g·Gp + G) (padding left as it is: its weights are 0).
+ * input i of group g at g·Gp + slots[i] (the kernel's block order; padding left as it is: its
+ * weights are 0).
  */
 function quantizeToInt16(x: Float32Array, M: number, p: PreparedIntLinear, x16: Int16Array, rowLength: number, scales: Float32Array): void {
-  const { k: K, groupSize: G, groupCount, groupPadded: Gp } = p;
+  const { k: K, groupSize: G, groupCount, groupPadded: Gp, slots } = p;
   if (x.length < M * K) throw new RangeError(`x holds ${x.length} values, need M·K = ${M}·${K}`);
   for (let row = 0; row < M; row++) {
     const src = row * K;
@@ -103,7 +105,7 @@ function quantizeToInt16(x: Float32Array, M: number, p: PreparedIntLinear, x16: 
       const d = dst + g * Gp;
       for (let i = 0; i < G; i++) {
         const q = roundHalfEven(x[s + i]! / a);
-        x16[d + i] = q > 127 ? 127 : q < -127 ? -127 : q;
+        x16[d + slots[i]!] = q > 127 ? 127 : q < -127 ? -127 : q;
       }
     }
   }
@@ -115,12 +117,13 @@ function throwOnOverflow(ovf: Uint8Array, x16: Int16Array, rowLength: number, w:
   if (at < 0) return;
   const m = Math.floor(at / p.n);
   const n = at % p.n;
-  const { k: K, groupSize: G, groupCount, groupPadded: Gp } = p;
+  const { groupSize: G, groupCount, groupPadded: Gp, slots } = p;
   const S = w.intScales!;
+  const q = unpackRow(w, n, new Int8Array(w.k));
   let total = 0;
   for (let g = 0; g < groupCount; g++) {
     let acc = 0;
-    for (let i = 0; i < G; i++) acc += x16[m * rowLength + g * Gp + i]! * w.q[n * K + g * G + i]!;
+    for (let i = 0; i < G; i++) acc += x16[m * rowLength + g * Gp + slots[i]!]! * q[g * G + i]!;
     total += acc * S[n * groupCount + g]!;
     if (Math.abs(total) >= 2 ** 31) throw int32OverflowError(m, n, total);
   }

@@ -6,6 +6,7 @@
  *   scales:  sc[tile][g][16]; float scales are divided by 16 (the kernels see 16*q).
  * Rows are padded with zeros to a multiple of ROW_PAD (the largest block tile).
  */
+import { unpackWeights } from '../../quant/int4-pack.js';
 import type { QuantizedLinear } from '../../quant/types.js';
 
 export const ROW_PAD = 128;
@@ -95,7 +96,7 @@ export function repackW4A8(w: QuantizedLinear, scale: 'int' | 'float' = w.scale)
   if (w.wBits !== 4) throw new RangeError(`repackW4A8 needs 4-bit weights (got ${w.wBits})`);
   checkW4A8Shape(w.n, w.k, w.groupSize);
   const groups = w.k / w.groupSize;
-  const weights = repackW4(w.q, w.n, w.k);
+  const weights = repackW4(unpackWeights(w), w.n, w.k);
   if (scale === 'int') {
     if (!w.intScales || w.alphaLog2 === undefined) throw new RangeError('integer-scale epilogue needs intScales and alphaLog2');
     const isShift = 16 * intScaleBound(w.intScales, w.n, groups, w.groupSize) >= 2 ** 31;

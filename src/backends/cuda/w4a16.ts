@@ -4,6 +4,7 @@
  * with fp16 group scales, fp32 accumulation, y [M, N] f32 or f16. Kernel: kernels/w4a16_decode.cu.
  * No GEMM for large M (not built).
  */
+import { unpackWeights } from '../../quant/int4-pack.js';
 import type { DeviceBuffer } from './buffer.js';
 import type { CudaContext } from './context.js';
 import { getKernel } from './kernel-cache.js';
@@ -38,11 +39,11 @@ export function repackW4A16(w: QuantizedLinear): RepackedW4A16 {
   const sc = repackScales(w.scales, w.n, groups);
   const s16 = new Uint16Array(paddedRows(w.n) * groups);
   for (let i = 0; i < sc.length; i++) s16[i] = f32ToF16Bits(sc[i]!);
-  return { n: w.n, k: w.k, groupSize: w.groupSize, weights: repackW4(w.q, w.n, w.k), scales: s16 };
+  return { n: w.n, k: w.k, groupSize: w.groupSize, weights: repackW4(unpackWeights(w), w.n, w.k), scales: s16 };
 }
 
 export function uploadW4A16(ctx: CudaContext, w: QuantizedLinear | RepackedW4A16): W4A16Layer {
-  const r = 'q' in w ? repackW4A16(w) : w;
+  const r = 'packed' in w ? repackW4A16(w) : w;
   return { n: r.n, k: r.k, groupSize: r.groupSize, weights: ctx.upload(r.weights), scales: ctx.upload(r.scales) };
 }
 

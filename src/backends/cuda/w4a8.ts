@@ -33,7 +33,7 @@ export interface W4A8Layer {
 }
 
 export function uploadW4A8(ctx: CudaContext, w: QuantizedLinear | RepackedW4A8, scale?: 'int' | 'float'): W4A8Layer {
-  const r = 'q' in w ? repackW4A8(w, scale ?? w.scale) : w;
+  const r = 'packed' in w ? repackW4A8(w, scale ?? w.scale) : w;
   return {
     n: r.n, k: r.k, groupSize: r.groupSize, scale: r.scale, post: r.post, isShift: r.isShift,
     weights: ctx.upload(r.weights),

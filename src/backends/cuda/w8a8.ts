@@ -64,7 +64,7 @@ export function repackW8A8(w: QuantizedLinear, scale: 'int' | 'float' = w.scale)
   checkW8A8Shape(w.n, w.k, w.groupSize);
   const groups = w.k / w.groupSize;
   const weights = new Int8Array(paddedRows(w.n) * w.k);
-  weights.set(w.q.subarray(0, w.n * w.k));
+  weights.set(new Int8Array(w.packed.buffer, w.packed.byteOffset, w.n * w.k));
   if (scale === 'int') {
     if (!w.intScales || w.alphaLog2 === undefined) throw new RangeError('integer-scale epilogue needs intScales and alphaLog2');
     const bound = intScaleBoundW8(w.intScales, w.n, groups, w.groupSize);
@@ -77,7 +77,7 @@ export function repackW8A8(w: QuantizedLinear, scale: 'int' | 'float' = w.scale)
 }
 
 export function uploadW8A8(ctx: CudaContext, w: QuantizedLinear | RepackedW8A8, scale?: 'int' | 'float'): W8A8Layer {
-  const r = 'q' in w ? repackW8A8(w, scale ?? w.scale) : w;
+  const r = 'packed' in w ? repackW8A8(w, scale ?? w.scale) : w;
   return { n: r.n, k: r.k, groupSize: r.groupSize, scale: r.scale, post: r.post, weights: ctx.upload(r.weights), scales: ctx.upload(r.scales) };
 }
 

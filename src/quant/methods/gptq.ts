@@ -22,6 +22,7 @@
  *   overflow bound is re-proved on the result (GPTQ's updates can grow a group's max) and α is
  *   lowered and the layer redone if it fails.
  */
+import { packWeights } from '../int4-pack.js';
 import { InputError } from '../../errors.js';
 import { sharedFloat32, sharedInt32, sharedInt8 } from '../../tensor/shared.js';
 import { type AlphaChoice, chooseAlpha } from '../amplifier.js';
@@ -166,7 +167,7 @@ function run(w: FloatLinear, { perm, dead, u }: Factor, spec: QuantSpec, G: numb
     }
   }
   return {
-    kind: 'quantized', n, k, groupSize: G, wBits: bits, aBits: spec.aBits, q, scale: spec.scale, scales,
+    kind: 'quantized', n, k, groupSize: G, wBits: bits, aBits: spec.aBits, packed: packWeights(q, n, k, bits), scale: spec.scale, scales,
     ...(intScales && scaler.kind === 'int' ? { intScales, alphaLog2: scaler.alphaLog2 } : {}),
     ...(w.bias ? { bias: w.bias } : {}),
   };

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { packWeights } from '../../../src/quant/int4-pack.js';
 import { after, test } from 'node:test';
 import { intLinear, intLinearPreparationCount, prepareIntLinear, type IntLinearOptions } from '../../../src/backends/cpu/int-linear.js';
 import { preparedIntLinear } from '../../../src/backends/cpu/int-linear-prepared.js';
@@ -91,7 +92,7 @@ test('an unproven layer overflowing on several outputs throws the reference erro
   const k = 64;
   const S = Int32Array.from({ length: n * 2 }, (_, i) => (Math.floor(i / 2) % 3 === 1 ? 40000 : 3));
   const layer: QuantizedLinear = {
-    kind: 'quantized', n, k, groupSize: 32, wBits: 4, aBits: 8, q: new Int8Array(n * k).fill(-8), scale: 'int',
+    kind: 'quantized', n, k, groupSize: 32, wBits: 4, aBits: 8, packed: packWeights(new Int8Array(n * k).fill(-8), n, k, 4), scale: 'int',
     scales: Float32Array.from(S, (s) => s / 1024), intScales: S, alphaLog2: 10,
   };
   // token 0 is mild (no overflow), tokens 1 and 2 are extreme: the first overflow is (1, 1)

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { packWeights, unpackWeights, weightAt } from '../../../src/quant/int4-pack.js';
 import { after, test } from 'node:test';
 import { intLinear, intLinearRows, weightOnlyLinearRows, type IntLinearOptions } from '../../../src/backends/cpu/int-linear.js';
 import { wasmIntLinearAvailable } from '../../../src/backends/cpu/int-linear-wasm-kernel.js';
@@ -99,7 +100,7 @@ test('group accumulators are the exact integer dot products', () => {
   const acc = groupAccumulators(act, w);
   for (let m = 0; m < 2; m++) for (let n = 0; n < 3; n++) for (let g = 0; g < 2; g++) {
     let sum = 0;
-    for (let k = g * 32; k < g * 32 + 32; k++) sum += act.xq[m * 64 + k]! * w.q[n * 64 + k]!;
+    for (let k = g * 32; k < g * 32 + 32; k++) sum += act.xq[m * 64 + k]! * weightAt(w, n, k);
     assert.equal(acc[(m * 3 + n) * 2 + g], sum, `seed ${seed}`);
   }
 });
@@ -157,12 +158,12 @@ test('safe α on a large-scale layer: an adversarial input at the extreme stays 
   for (let target = 0; target < n; target++) {
     // x = -sign(q) drives every xq to ∓127: |acc| = 127·Σ|q| in every group of the target row.
     const x = new Float32Array(k);
-    for (let i = 0; i < k; i++) x[i] = layer.q[target * k + i]! < 0 ? -1 : 1;
+    for (let i = 0; i < k; i++) x[i] = weightAt(layer, target, i) < 0 ? -1 : 1;
     const act = quantizeActivations(x, 1, k);
     let total = 0n;
     for (let g = 0; g < k / 32; g++) {
       let acc = 0n;
-      for (let i = g * 32; i < g * 32 + 32; i++) acc += BigInt(act.xq[i]! * layer.q[target * k + i]!);
+      for (let i = g * 32; i < g * 32 + 32; i++) acc += BigInt(act.xq[i]! * weightAt(layer, target, i));
       total += acc * BigInt(layer.intScales![target * 8 + g]!);
     }
     assert.ok(total < 2n ** 31n);
@@ -177,7 +178,7 @@ test('the worst case of the bound is reached exactly; one more unit of S throws 
   // q = -8 everywhere, xq = -127 everywhere: acc = 127·8·32 = 32512 per group, total = bound.
   const make = (s1: number): QuantizedLinear => ({
     kind: 'quantized', n: 1, k: 64, groupSize: 32, wBits: 4, aBits: 8,
-    q: new Int8Array(64).fill(-8), scale: 'int',
+    packed: packWeights(new Int8Array(64).fill(-8), 1, 64, 4), scale: 'int',
     scales: new Float32Array([33026 / 1024, s1 / 1024]), intScales: new Int32Array([33026, s1]), alphaLog2: 10,
   });
   const x = new Float32Array(64).fill(-3);

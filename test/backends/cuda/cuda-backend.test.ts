@@ -8,6 +8,7 @@
  * decode steps replayed as CUDA graphs equal the same steps run op by op, bit for bit.
  * Fresh random inputs (never zeros). Skips without a GPU.
  */
+import { unpackWeights, weightAt } from '../../../src/quant/int4-pack.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tryCudaContext } from '../../../src/backends/cuda/index.js';
@@ -115,7 +116,7 @@ test('CUDA backend: float and W4A16 layers within float tolerance; layers no ker
       const absDot4 = (i: number) => {
         const [row, col] = [Math.floor(i / n), i % n];
         let s = 0;
-        for (let j = 0; j < 1024; j++) s += Math.abs(x16[row * 1024 + j]! * w4a16.q[col * 1024 + j]! * w4a16.scales[col * 8 + (j >> 7)]!);
+        for (let j = 0; j < 1024; j++) s += Math.abs(x16[row * 1024 + j]! * weightAt(w4a16, col, j) * w4a16.scales[col * 8 + (j >> 7)]!);
         return s;
       };
       assertCloseScaled(gpuLinear(b, x4, m, w4a16), cpuBackend.linear(x16, m, w4a16), absDot4, 2e-3, `W4A16, m=${m}`);

@@ -6,6 +6,7 @@
  *    and the activation byte_perm against the mma.m16n8k16 fragment layout, exact arithmetic;
  *  - repackW8A8's overflow refusal, and the binary16 conversion.
  */
+import { unpackWeights, weightAt } from '../../../src/quant/int4-pack.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { repackW4 } from '../../../src/backends/cuda/repack.js';
@@ -73,7 +74,7 @@ test('w4a16_decode pair extraction and activation permutation match the fragment
   const w = randomW4Layer(N, K, G, 9);
   const r = rng(10);
   const x = Array.from({ length: M * K }, () => Math.floor(r() * 200) - 100); // small integers: exact sums
-  const wrep = repackW4(w.q, N, K);
+  const wrep = repackW4(unpackWeights(w), N, K);
   const dv = new DataView(wrep.buffer, wrep.byteOffset, wrep.byteLength);
   const pair = (u: number, p: number): [number, number] => {
     const sh = [0, 8, 4, 12][p]!;
@@ -123,7 +124,7 @@ test('w4a16_decode pair extraction and activation permutation match the fragment
   for (let m = 0; m < M; m++) {
     for (let n = 0; n < N; n++) {
       let want = 0;
-      for (let k = 0; k < K; k++) want += x[m * K + k]! * w.q[n * K + k]!;
+      for (let k = 0; k < K; k++) want += x[m * K + k]! * weightAt(w, n, k);
       assert.equal(got[m * N + n], want, `y[${m},${n}]`);
     }
   }

@@ -9,6 +9,7 @@
  *   f16 outputs: bit for bit the f32 output (or the IS reference) rounded to nearest even.
  * Skips with the reason when no CUDA driver or GPU is present (CI).
  */
+import { unpackWeights, weightAt } from '../../../src/quant/int4-pack.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tryCudaContext } from '../../../src/backends/cuda/index.js';
@@ -149,7 +150,7 @@ test('W4A16 matches the CPU reference (fp16 tolerance) and an exact emulation of
       for (let n = 0; n < N; n++) {
         let mag = 0, emu = 0;
         for (let k = 0; k < K; k++) {
-          const q = w.q[n * K + k]!, g = n * groups + Math.floor(k / G);
+          const q = weightAt(w, n, k), g = n * groups + Math.floor(k / G);
           mag += Math.abs(x16[m * K + k]! * q * w.scales[g]!);
           emu += x16[m * K + k]! * halfBitsToNumber(f32ToF16Bits(q * s16[g]!));
         }

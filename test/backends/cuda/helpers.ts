@@ -1,4 +1,5 @@
 /** Random quantized layers and activations for the CUDA tests (never zeros). */
+import { packWeights } from '../../../src/quant/int4-pack.js';
 import type { QuantizedLinear } from '../../../src/quant/types.js';
 
 /** xorshift32, deterministic per seed. */
@@ -26,7 +27,7 @@ function randomIntScaleLayer(wBits: 4 | 8, n: number, k: number, g: number, seed
     intScales[i] = sLo + Math.floor(r() * (sHi - sLo + 1));
     scales[i] = intScales[i]! / 2 ** alphaLog2;
   }
-  return { kind: 'quantized', n, k, groupSize: g, wBits, aBits: 8, q, scale: 'int', scales, intScales, alphaLog2 };
+  return { kind: 'quantized', n, k, groupSize: g, wBits, aBits: 8, packed: packWeights(q, n, k, wBits), scale: 'int', scales, intScales, alphaLog2 };
 }
 
 /** A random 4-bit integer-scale layer: q in [-8, 7], S in [sLo, sHi], α = 2^alphaLog2, scales = S/α. */

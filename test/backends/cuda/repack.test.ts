@@ -3,6 +3,7 @@
  * fragments that w4a8_decode feeds to mma.m16n8k32 (PTX fragment layout for s8) and compare
  * the group sums with the reference's groupAccumulators. Runs everywhere (no GPU needed).
  */
+import { unpackWeights } from '../../../src/quant/int4-pack.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { repackW4, intScaleBound, repackScales, toFragmentOrder } from '../../../src/backends/cuda/repack.js';
@@ -81,7 +82,7 @@ test('repacked int4 fragments reproduce the reference group sums (CPU emulation 
   ] as const) {
     const w = randomW4Layer(N, K, G, 7 + N);
     const act = quantizeActivations(randomActivations(M, K, 3 + M), M, K);
-    const got = emulateFragments(repackW4(w.q, N, K), naturalB(act.xq, K), M, N, K, G);
+    const got = emulateFragments(repackW4(unpackWeights(w), N, K), naturalB(act.xq, K), M, N, K, G);
     assert.deepEqual(got, groupAccumulators(act, w), `M=${M} N=${N} K=${K} G=${G}`);
   }
 });
@@ -95,7 +96,7 @@ test('fragment-order activations against the same repacked weights reproduce the
     const w = randomW4Layer(N, K, G, 17 + N);
     const act = quantizeActivations(randomActivations(M, K, 5 + M), M, K);
     const xf = toFragmentOrder(act.xq, M, K);
-    const got = emulateFragments(repackW4(w.q, N, K), fragmentB(xf, K), M, N, K, G);
+    const got = emulateFragments(repackW4(unpackWeights(w), N, K), fragmentB(xf, K), M, N, K, G);
     assert.deepEqual(got, groupAccumulators(act, w), `M=${M} N=${N} K=${K} G=${G}`);
     // the permutation is a bijection inside each 64-k block: sorting each block gives back the natural bytes
     for (let i = 0; i < M * K; i += 64) {

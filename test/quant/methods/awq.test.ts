@@ -3,6 +3,7 @@
  * folding on a multi-head layer), the search never does worse than RTN on its objective, and
  * float / Integer Scale AWQ run the same code with only the scale step differing.
  */
+import { unpackWeights } from '../../../src/quant/int4-pack.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpuBackend } from '../../../src/backends/cpu/cpu-backend.js';
@@ -123,7 +124,7 @@ test('AWQ with float and Integer Scale: same path, only the scale step differs (
         const a = l[slot];
         const b = is.layers[i]![slot];
         assert.ok(a.kind === 'quantized' && b.kind === 'quantized' && a.scale === 'float' && b.scale === 'int');
-        assert.deepEqual(b.q, a.q, `layer ${i} ${slot} clip ${clip}`);
+        assert.deepEqual(unpackWeights(b), unpackWeights(a), `layer ${i} ${slot} clip ${clip}`);
         assert.deepEqual(b.scales, a.scales);
       }
       assert.deepEqual(is.layers[i]!.inputNorm, l.inputNorm);

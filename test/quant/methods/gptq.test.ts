@@ -3,6 +3,7 @@
  * Integer Scale; IS and FS differ only in the scale step (at a huge α they give the same
  * integers); a Hessian that is not positive definite is a clear error naming the layer.
  */
+import { unpackWeights, weightAt } from '../../../src/quant/int4-pack.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { InputError } from '../../../src/errors.js';
@@ -128,19 +129,19 @@ test('GPTQ with Integer Scale at a huge α gives exactly the float-scale integer
     const settings = { ...DEFAULT_GPTQ, actOrder, blockSize: 16 };
     const fs = gptqQuantizeLinear(w, h, FS, settings).layer;
     const is = gptqQuantizeLinear(w, h, { ...FS, scale: 'int', alpha: { kind: 'fixed', log2: 30 } }, settings).layer;
-    assert.deepEqual(is.q, fs.q, `seed ${seed}`);
+    assert.deepEqual(unpackWeights(is), unpackWeights(fs), `seed ${seed}`);
     assert.deepEqual(is.scales, fs.scales, `seed ${seed}`);
     // at a small α they differ: the scaler really is in the loop
     const coarse = gptqQuantizeLinear(w, h, { ...FS, scale: 'int', alpha: { kind: 'fixed', log2: 4 } }, settings).layer;
-    assert.notDeepEqual(coarse.q, fs.q);
+    assert.notDeepEqual(unpackWeights(coarse), unpackWeights(fs));
   }
 });
 
 test('GPTQ with a block size of 1, of K and of 128 gives the same result (lazy updates are exact)', () => {
   const { w, h } = setup(11, 8, 64, 128);
-  const results = [1, 7, 64, 128].map((blockSize) => gptqQuantizeLinear(w, h, FS, { ...DEFAULT_GPTQ, blockSize }).layer.q);
+  const results = [1, 7, 64, 128].map((blockSize) => unpackWeights(gptqQuantizeLinear(w, h, FS, { ...DEFAULT_GPTQ, blockSize }).layer));
   for (const q of results.slice(1)) assert.deepEqual(q, results[0]);
-  const act = [1, 13, 64].map((blockSize) => gptqQuantizeLinear(w, h, FS, { ...DEFAULT_GPTQ, blockSize, actOrder: true }).layer.q);
+  const act = [1, 13, 64].map((blockSize) => unpackWeights(gptqQuantizeLinear(w, h, FS, { ...DEFAULT_GPTQ, blockSize, actOrder: true }).layer));
   for (const q of act.slice(1)) assert.deepEqual(q, act[0]);
 });
 
@@ -148,7 +149,7 @@ test('GPTQ zeroes dead inputs (H[i,i] = 0) and quantizes the rest', () => {
   const { w, x, t } = setup(13, 8, 64, 128);
   for (let r = 0; r < t; r++) x[r * 64 + 5] = 0;
   const q = gptqQuantizeLinear(w, hessianOf(x, t, 64), FS).layer;
-  for (let r = 0; r < 8; r++) assert.equal(q.q[r * 64 + 5], 0);
+  for (let r = 0; r < 8; r++) assert.equal(weightAt(q, r, 5), 0);
 });
 
 test('a Hessian that is not positive definite is an InputError naming the layer and suggesting --damp', () => {
