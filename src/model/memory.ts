@@ -9,10 +9,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { InputError } from '../errors.js';
-import { FLOAT_DTYPES } from '../io/dtype.js';
+import { FLOAT_DTYPES, dtypeBytes } from '../io/dtype.js';
 import type { WeightSource } from '../io/weight-source.js';
-
-const DTYPE_BYTES: Readonly<Record<string, number>> = { F64: 8, F32: 4, F16: 2, BF16: 2, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
 
 export interface LoadMemory {
   /** bytes the loaded weights take in memory. */
@@ -32,7 +30,7 @@ export function loadMemory(src: WeightSource): LoadMemory {
       resident += 4 * count;
       if (dtype === 'F16' || dtype === 'BF16') widened += 4 * count;
     } else {
-      resident += (DTYPE_BYTES[dtype] ?? 4) * count;
+      resident += dtypeBytes(dtype) * count;
     }
   }
   return { resident, widened };
