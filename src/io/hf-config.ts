@@ -32,6 +32,7 @@ export function parseHfConfig(json: unknown, file: string): ModelConfig {
   refuseUnsupportedComputation(c, file);
 
   const hiddenSize = fields.positiveInt('hidden_size');
+  const numLayers = fields.positiveInt('num_hidden_layers');
   const numHeads = fields.positiveInt('num_attention_heads');
   const numKvHeads = fields.optionalPositiveInt('num_key_value_heads') ?? numHeads;
   const explicitHeadDim = fields.optionalPositiveInt('head_dim');
@@ -52,7 +53,7 @@ export function parseHfConfig(json: unknown, file: string): ModelConfig {
     vocabSize: fields.positiveInt('vocab_size'),
     hiddenSize,
     intermediateSize: fields.positiveInt('intermediate_size'),
-    numLayers: fields.positiveInt('num_hidden_layers'),
+    numLayers,
     numHeads,
     numKvHeads,
     headDim: explicitHeadDim ?? hiddenSize / numHeads,
@@ -64,7 +65,7 @@ export function parseHfConfig(json: unknown, file: string): ModelConfig {
     maxPositionEmbeddings: fields.optionalPositiveInt('max_position_embeddings') ?? DEFAULT_MAX_POSITIONS[architecture],
     tieWordEmbeddings: fields.optionalBool('tie_word_embeddings') ?? false,
     bias: parseBiases(architecture, fields),
-    slidingWindow: parseSlidingWindow(architecture, fields, c, file),
+    slidingWindow: parseSlidingWindow(architecture, fields, numLayers, c, file),
     bosTokenId: fields.optionalTokenId('bos_token_id') ?? null,
     eosTokenIds: fields.tokenIdList('eos_token_id'),
   };
@@ -143,11 +144,10 @@ function refuseUnsupportedComputation(c: Json, file: string): void {
  * max_window_layers as transformers derives them) says which layers slide; layers that differ are
  * not supported.
  */
-function parseSlidingWindow(architecture: Architecture, fields: FieldReader, c: Json, file: string): number | null {
+function parseSlidingWindow(architecture: Architecture, fields: FieldReader, layers: number, c: Json, file: string): number | null {
   if (architecture === 'llama') return null;
   if (architecture === 'mistral') return fields.optionalPositiveInt('sliding_window') ?? null;
   const window = fields.optionalBool('use_sliding_window') === true ? fields.optionalPositiveInt('sliding_window') ?? null : null;
-  const layers = fields.positiveInt('num_hidden_layers');
   const types = c['layer_types'];
   let sliding: boolean[];
   if (types === undefined || types === null) {

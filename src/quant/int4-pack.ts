@@ -79,16 +79,8 @@ export function unpackWeights(w: Pick<QuantizedLinear, 'packed' | 'n' | 'k' | 'w
 /** Row n of the layer's integer weights unpacked into out[0 .. K) (int8). */
 export function unpackRow(w: Pick<QuantizedLinear, 'packed' | 'k' | 'wBits'>, n: number, out: Int8Array): Int8Array {
   const K = w.k;
-  if (w.wBits === 8) {
-    out.set(new Int8Array(w.packed.buffer, w.packed.byteOffset + n * K, K));
-    return out;
-  }
-  const base = (n * K) >> 1;
-  for (let j = 0; j < K / 2; j++) {
-    const b = w.packed[base + j]!;
-    out[2 * j] = ((b & 0x0f) << 28) >> 28;
-    out[2 * j + 1] = (b << 24) >> 28;
-  }
+  if (w.wBits === 4) return unpackInt4(w.packed.subarray((n * K) / 2, ((n + 1) * K) / 2), 1, K, out.subarray(0, K));
+  out.set(new Int8Array(w.packed.buffer, w.packed.byteOffset + n * K, K));
   return out;
 }
 

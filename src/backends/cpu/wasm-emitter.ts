@@ -65,8 +65,6 @@ export const simd = {
   i8x16ShrS: 0x6c,
   i16x8ExtendLowI8x16S: 0x87,
   i16x8ExtendHighI8x16S: 0x88,
-  i16x8Shl: 0x8b,
-  i16x8ShrS: 0x8c,
   i32x4Add: 0xae,
   i32x4Mul: 0xb5,
   i32x4DotI16x8S: 0xba,

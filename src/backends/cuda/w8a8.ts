@@ -8,6 +8,7 @@
  * 127·128·G·max_n Σ_g S[n,g] < 2^31, which the CPU quantizer's 'safe' α policy guarantees;
  * upload refuses a layer that does not.
  */
+import { unpackWeights } from '../../quant/int4-pack.js';
 import type { DeviceBuffer } from './buffer.js';
 import type { CudaContext } from './context.js';
 import { getKernel } from './kernel-cache.js';
@@ -64,7 +65,7 @@ export function repackW8A8(w: QuantizedLinear, scale: 'int' | 'float' = w.scale)
   checkW8A8Shape(w.n, w.k, w.groupSize);
   const groups = w.k / w.groupSize;
   const weights = new Int8Array(paddedRows(w.n) * w.k);
-  weights.set(new Int8Array(w.packed.buffer, w.packed.byteOffset, w.n * w.k));
+  weights.set(unpackWeights(w));
   if (scale === 'int') {
     if (!w.intScales || w.alphaLog2 === undefined) throw new RangeError('integer-scale epilogue needs intScales and alphaLog2');
     const bound = intScaleBoundW8(w.intScales, w.n, groups, w.groupSize);
