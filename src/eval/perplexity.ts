@@ -30,9 +30,14 @@ const LOGIT_ROWS = 64;
 export function perplexity<T>(model: Model<T>, tokens: ArrayLike<number>, options: PerplexityOptions): PerplexityResult {
   const { seqLen } = options;
   if (!Number.isInteger(seqLen) || seqLen < 2) throw new RangeError(`seq-len must be an integer ≥ 2, got ${seqLen}`);
+  const context = model.config.maxPositionEmbeddings;
+  if (seqLen > context) {
+    throw new RangeError(`seq-len ${seqLen} is longer than the model's context of ${context} positions (max_position_embeddings); use a seq-len ≤ ${context}`);
+  }
   const available = Math.floor(tokens.length / seqLen);
   if (available === 0) {
-    throw new RangeError(`the text has ${tokens.length} tokens, fewer than one window of ${seqLen}; lower --seq-len`);
+    const count = `${tokens.length} token${tokens.length === 1 ? '' : 's'}`;
+    throw new RangeError(`the text has ${count}, fewer than one window of ${seqLen}: use a longer text or a smaller seq-len`);
   }
   const windows = Math.min(available, options.maxWindows ?? available);
   const vocab = model.config.vocabSize;

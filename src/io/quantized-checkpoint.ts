@@ -23,6 +23,7 @@ import { LINEAR_NAMES, LINEAR_SLOTS, layerPrefix } from '../model/layout.js';
 import type { QuantRecipe } from '../quant/recipe.js';
 import type { ActivationBits, QuantizedLinear, ScaleKind, WeightBits } from '../quant/types.js';
 import { TOOL_VERSION } from '../version.js';
+import { prepareOutputDir } from './output-dir.js';
 import { writeSafetensors, type TensorToWrite } from './safetensors.js';
 import type { WeightSource } from './weight-source.js';
 
@@ -69,19 +70,14 @@ function quantizedTensors(module: string, w: QuantizedLinear): TensorToWrite[] {
 }
 
 /**
- * Writes the checkpoint into outDir (created; must not hold files unless overwrite). The
+ * Writes the checkpoint into outDir (checked and created by prepareOutputDir; callers with long
+ * work before the write call prepareOutputDir first). The
  * safetensors file is written atomically (temp file + rename) and config.json last, so a
  * directory with a config.json is complete.
  */
 export function writeQuantizedCheckpoint(outDir: string, source: CheckpointSource, weights: ModelWeights,
   recipe: QuantRecipe, overwrite = false): void {
-  if (fs.existsSync(outDir) && fs.readdirSync(outDir).length > 0 && !overwrite) {
-    throw new InputError(`${outDir}: output directory is not empty (pass --overwrite to replace its checkpoint)`, { file: outDir });
-  }
-  if (path.resolve(outDir) === path.resolve(source.dir)) {
-    throw new InputError(`${outDir}: the output directory is the source model's directory`, { file: outDir });
-  }
-  fs.mkdirSync(outDir, { recursive: true });
+  prepareOutputDir(outDir, { sourceDir: source.dir, overwrite });
   const d = weights.finalNorm.length;
   const vocab = weights.embedding.length / d;
   const tensors: TensorToWrite[] = [float32Tensor('model.embed_tokens.weight', weights.embedding, [vocab, d])];
@@ -122,6 +118,8 @@ export function writeQuantizedCheckpoint(outDir: string, source: CheckpointSourc
   }
   const config = {
     ...source.rawConfig,
+    // embeddings, norms and lm_head are stored in F32 (transformers ≥ 4.56 reads dtype, older torch_dtype)
+    dtype: 'float32',
     torch_dtype: 'float32',
     quantization_config: {
       quant_method: QUANT_METHOD_NAME,

@@ -123,7 +123,19 @@ function readHeader(fd: number, file: string, name: string): ParsedHeader {
     }
     tensors.set(key, parseEntry(key, value, name, file, dataStart, dataSize));
   }
+  refuseOverlaps(tensors, name, file);
   return { metadata, tensors };
+}
+
+/** Two tensors sharing bytes of the data section: a corrupt or hostile header (the format lays them end to end). */
+function refuseOverlaps(tensors: Map<string, TensorInfo>, name: string, file: string): void {
+  const ranges = [...tensors.values()].filter((t) => t.byteLength > 0).sort((a, b) => a.byteOffset - b.byteOffset);
+  for (let i = 1; i < ranges.length; i++) {
+    const [prev, t] = [ranges[i - 1]!, ranges[i]!];
+    if (t.byteOffset < prev.byteOffset + prev.byteLength) {
+      throw new InputError(`${name}: tensors "${prev.name}" and "${t.name}" overlap in the data section (corrupt header)`, { file, tensor: t.name });
+    }
+  }
 }
 
 function parseEntry(

@@ -3,9 +3,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { fixturePath, repoPath } from '../helpers/paths.js';
+import { tempDir } from '../io/temp-dir.js';
 import { tryCudaContext } from '../../src/backends/cuda/index.js';
 
 const CLI = repoPath('dist/src/cli/main.js');
@@ -16,7 +16,7 @@ function run(...args: string[]): { code: number | null; stdout: string; stderr: 
 }
 
 function tempCopy(dir: string): string {
-  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'intscale-cli-'));
+  const out = tempDir();
   fs.cpSync(dir, out, { recursive: true });
   return out;
 }
@@ -39,7 +39,7 @@ test('generate applies the chat template when the model has one (and --no-chat t
 });
 
 test('quantize then eval the quantized checkpoint', () => {
-  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'intscale-cli-')), 'q');
+  const out = path.join(tempDir(), 'q');
   const q = run('quantize', '-m', fixturePath('qwen2'), '-o', out, '--group', '32', '--override', 'down_proj=w8a8,float');
   assert.equal(q.code, 0, q.stderr);
   assert.match(q.stdout, /quantized 14 linear layers/);
@@ -54,7 +54,7 @@ test('quantize then eval the quantized checkpoint', () => {
 });
 
 test('generate --backend cuda: on a GPU the CPU backend\'s greedy text, without one a clear line naming why', () => {
-  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'intscale-cli-')), 'q');
+  const out = path.join(tempDir(), 'q');
   const q = run('quantize', '-o', out);
   assert.equal(q.code, 0, q.stderr);
   const gpu = run('generate', '-m', out, '-p', 'The game', '-n', '12', '--backend', 'cuda');
@@ -70,7 +70,7 @@ test('generate --backend cuda: on a GPU the CPU backend\'s greedy text, without 
   assert.equal(gpu.stdout, cpu.stdout);
   assert.match(gpu.stderr, /linear layers on the GPU: 28 W4A8, 1 F32; on the CPU: none\n/);
   // groups of 32 on the fixture's layers (K = 64: q/k/v/o/gate/up; K = 128: down): no CUDA kernel takes them, they run on the CPU and the summary says why
-  const smallDir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'intscale-cli-')), 'q');
+  const smallDir = path.join(tempDir(), 'q');
   assert.equal(run('quantize', '-m', fixturePath('llama'), '-o', smallDir, '--group', '32').code, 0);
   const small = run('generate', '-m', smallDir, '-p', 'The game', '-n', '3', '--backend', 'cuda');
   assert.equal(small.code, 0, small.stderr);
@@ -119,4 +119,60 @@ test('the GPU benches exit 2 with one clear message where there is no GPU', { sk
     assert.equal(r.code, 2, `bench ${name}: ${r.stderr}`);
     assert.ok(r.stderr.startsWith(`${what} needs an NVIDIA GPU: `), `bench ${name}: ${r.stderr}`);
   }
+});
+
+test('file-system problems are one line naming the path, found before any work; exit codes as --help says', () => {
+  const help = run('--help');
+  assert.match(help.stdout, /Exit codes: 0 done; 1 bad arguments \(usage printed\); 2 bad input or a failed run/);
+
+  const dir = tempDir();
+  const asText = run('eval', '-t', dir);
+  assert.equal(asText.code, 2);
+  assert.equal(asText.stderr.trim(), `intscale: ${dir}: is a directory, expected a UTF-8 text file`);
+
+  const file = path.join(dir, 'a-file');
+  fs.writeFileSync(file, 'x');
+  const started = performance.now();
+  const onFile = run('quantize', '-m', fixturePath('qwen2'), '-o', file, '--method', 'gptq', '--calib', file);
+  assert.equal(onFile.code, 2);
+  assert.equal(onFile.stderr.trim(), `intscale: ${file}: exists and is not a directory; choose a directory for the checkpoint`);
+  assert.equal(onFile.stdout, '', 'refused before quantizing');
+  assert.ok(performance.now() - started < 30_000);
+
+  const nested = run('quantize', '-m', fixturePath('qwen2'), '-o', path.join(file, 'q'));
+  assert.equal(nested.code, 2);
+  assert.match(nested.stderr, /cannot create the output directory: .*a-file is a file/);
+
+  if (fs.existsSync('/proc/self')) {
+    const proc = run('quantize', '-m', fixturePath('qwen2'), '-o', '/proc/intscale-out');
+    assert.equal(proc.code, 2);
+    assert.match(proc.stderr, /^intscale: \/proc\/intscale-out: cannot (create|write into) the output directory \(/);
+  }
+
+  const seqLen = run('eval', '-t', file, '--seq-len', '1');
+  assert.equal(seqLen.code, 1, 'an argument error exits 1');
+  assert.match(seqLen.stderr, /option '--seq-len <n>' argument '1' is invalid\. expected an integer ≥ 2, got "1"/);
+});
+
+test('quantizing a model without tokenizer.json says the checkpoint will have none; config.json has one dtype', () => {
+  const noTokenizer = tempCopy(fixturePath('mistral'));
+  fs.rmSync(path.join(noTokenizer, 'tokenizer.json'));
+  const out = path.join(tempDir(), 'q');
+  const q = run('quantize', '-m', noTokenizer, '-o', out, '--group', '32');
+  assert.equal(q.code, 0, q.stderr);
+  assert.match(q.stderr, /warning: .* has no tokenizer\.json, so the checkpoint will have none: eval and generate need one/);
+  const cfg = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8')) as Record<string, unknown>;
+  assert.equal(cfg['dtype'], 'float32');
+  assert.equal(cfg['torch_dtype'], 'float32');
+});
+
+test('--version prints the package version; --threads sets the CPU pool size and is validated', () => {
+  const pkg = JSON.parse(fs.readFileSync(repoPath('package.json'), 'utf8')) as { version: string };
+  assert.equal(run('--version').stdout.trim(), pkg.version);
+  const one = run('--threads', '1', 'generate', '-m', fixturePath('llama'), '-p', 'The game', '-n', '3', '--no-stats');
+  assert.equal(one.code, 0, one.stderr);
+  assert.equal(one.stdout, run('generate', '-m', fixturePath('llama'), '-p', 'The game', '-n', '3', '--no-stats').stdout);
+  const zero = run('--threads', '0', 'generate', '-p', 'x');
+  assert.equal(zero.code, 1);
+  assert.match(zero.stderr, /option '--threads <n>' argument '0' is invalid\. expected a positive integer/);
 });

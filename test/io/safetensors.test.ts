@@ -138,6 +138,11 @@ test('reader errors name the file, the tensor and the problem', () => {
 
   writeRawSafetensors(p('meta.safetensors'), { __metadata__: { n: 3 } });
   throwsInput(() => openSafetensors(p('meta.safetensors')), '__metadata__', '"n"');
+  writeRawSafetensors(p('overlap.safetensors'), {
+    a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
+    b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] },
+  }, new Uint8Array(12));
+  throwsInput(() => openSafetensors(p('overlap.safetensors')), 'overlap.safetensors', 'tensors "a" and "b" overlap in the data section');
 });
 
 const python = spawnSync('python3', ['-c', 'import safetensors, numpy'], { encoding: 'utf8' });

@@ -11,7 +11,7 @@ import { loadModel, type LoadedModel } from '../../model/load.js';
 import { layerQuantizer, type LinearReport } from '../../quant/quantize-model.js';
 import { describeSpec, type QuantRecipe } from '../../quant/recipe.js';
 import { DEFAULT_MODEL_DIR, PACKAGE_ROOT } from '../default-model.js';
-import { positiveInt } from '../parse.js';
+import { intAtLeast, positiveInt } from '../parse.js';
 import { readTextFile } from './eval.js';
 import { addQuantOptions } from './quantize.js';
 import { recipeFromOptions, type QuantCliOptions } from '../quant-options.js';
@@ -32,7 +32,7 @@ export const demoCommand = addQuantOptions(
     .description('quantize the embedded model with Integer Scale; compare perplexities, prove overflow-safety, generate')
     .option('-m, --model <dir>', 'model directory', DEFAULT_MODEL_DIR)
     .option('-t, --text <file>', 'text to measure perplexity on', SAMPLE_TEXT)
-    .option('--seq-len <n>', 'tokens per window', positiveInt, 512)
+    .option('--seq-len <n>', 'tokens per window, ≥ 2 (capped at the model context)', intAtLeast(2), 512)
     .option('--windows <n>', 'windows to evaluate', positiveInt, 4)
     .option('-p, --prompt <text>', 'prompt for the generated sample', ' = Valkyria Chronicles = \n')
     .option('-n, --max-new-tokens <n>', 'tokens to generate', positiveInt, 40),

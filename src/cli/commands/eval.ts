@@ -6,12 +6,13 @@ import { InputError } from '../../errors.js';
 import { perplexity } from '../../eval/perplexity.js';
 import { loadModel } from '../../model/load.js';
 import { DEFAULT_MODEL_DIR } from '../default-model.js';
-import { positiveInt } from '../parse.js';
+import { intAtLeast, positiveInt } from '../parse.js';
 import { progressBar } from '../progress.js';
 import { backendOption, openBackend, type BackendName } from '../backend-option.js';
 
 export function readTextFile(file: string): string {
   if (!fs.existsSync(file)) throw new InputError(`${file}: text file not found`, { file });
+  if (fs.statSync(file).isDirectory()) throw new InputError(`${file}: is a directory, expected a UTF-8 text file`, { file });
   return fs.readFileSync(file, 'utf8');
 }
 
@@ -19,7 +20,7 @@ export const evalCommand = new Command('eval')
   .description('perplexity of a text file (GPTQ/AWQ protocol: non-overlapping windows of --seq-len tokens)')
   .option('-m, --model <dir>', 'model directory (Hugging Face or intscale-quantized)', DEFAULT_MODEL_DIR)
   .requiredOption('-t, --text <file>', 'UTF-8 text file, e.g. ../shared/data/wikitext-2/test.txt')
-  .option('--seq-len <n>', 'tokens per window (capped at the model context)', positiveInt, 2048)
+  .option('--seq-len <n>', 'tokens per window, ≥ 2 (capped at the model context)', intAtLeast(2), 2048)
   .option('--max-windows <n>', 'evaluate only the first n windows (quick runs)', positiveInt)
   .option('--json', 'print the result as JSON')
   .addOption(backendOption())

@@ -8,6 +8,7 @@ import { nonNegativeInt, nonNegativeNumber, positiveInt } from '../parse.js';
 import { progressBar } from '../progress.js';
 import { CALIB_DEFAULTS, DEFAULT_CALIB_FILE, parseAlpha, parseOverride, recipeFromOptions, type QuantCliOptions } from '../quant-options.js';
 import { openModelDir } from '../../io/model-dir.js';
+import { prepareOutputDir } from '../../io/output-dir.js';
 
 /** The quantization flags shared by `quantize` and `demo` (`demo` runs RTN only). */
 export function addQuantOptions(cmd: Command, methods: readonly string[] = ['rtn']): Command {
@@ -64,6 +65,11 @@ export const quantizeCommand = addMethodOptions(addQuantOptions(
   const layers = openModelDir(opts.model);
   const { numLayers, maxPositionEmbeddings: context } = layers.config;
   layers.weights.close();
+  // refuse a bad output directory before any work (the write at the end checks it again)
+  prepareOutputDir(opts.out, { sourceDir: opts.model, overwrite: opts.overwrite === true });
+  if (layers.tokenizerPath === null) {
+    process.stderr.write(`warning: ${opts.model} has no tokenizer.json, so the checkpoint will have none: eval and generate need one (copy it into ${opts.out})\n`);
+  }
   if (opts.method !== 'rtn' && (opts.calibSeqLen ?? 0) > context) {
     process.stderr.write(`note: --calib-seq-len ${opts.calibSeqLen} capped at the model's context, ${context}\n`);
     opts.calibSeqLen = context;
