@@ -7,6 +7,7 @@
  * Prints the machine (CPU model, cores, threads used, Node version), the model's shape, the
  * repetitions and the median of each figure.
  */
+import { printTable } from '../src/cli/table.js';
 import { parseArgs } from 'node:util';
 import { DEFAULT_MODEL_DIR } from '../src/cli/default-model.js';
 import { cpuPool } from '../src/backends/cpu/pool/index.js';
@@ -61,5 +62,5 @@ const rows = settings.map(([name, load]) => {
   }
   return { setting: name, 'prefill tok/s': Math.round(median(prefill)), 'decode tok/s': Math.round(median(decode)) };
 });
-console.table(rows);
+printTable(rows);
 process.exit(0);

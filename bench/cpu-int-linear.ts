@@ -9,6 +9,7 @@
  *   INTSCALE_THREADS=4 node dist/bench/cpu-int-linear.js
  * --quick: K = N = 2048 only, shorter budgets; --w8: W8A8 layers instead of W4A8.
  */
+import { printTable } from '../src/cli/table.js';
 import { intLinear, prepareIntLinear, type IntLinearOptions } from '../src/backends/cpu/int-linear.js';
 import { CpuPool, defaultThreadCount } from '../src/backends/cpu/pool/index.js';
 import { quantizeLinear } from '../src/quant/quantize-linear.js';
@@ -99,6 +100,6 @@ for (const size of SIZES) {
     }
   }
 }
-console.table(rows);
+printTable(rows);
 console.log(`median/best over all measurements: ${(median(medians.map((m, i) => m / bestTimes[i]!))).toFixed(2)} (1.00 = a quiet machine)`);
 pool.close();

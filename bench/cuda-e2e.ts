@@ -20,6 +20,7 @@
  *   means nothing.
  * Prints the GPU, the CPU, the shapes, the repetitions and the median of each figure.
  */
+import { printTable } from '../src/cli/table.js';
 import { parseArgs } from 'node:util';
 import { DEFAULT_MODEL_DIR } from '../src/cli/default-model.js';
 import { cpuPool } from '../src/backends/cpu/pool/index.js';
@@ -124,7 +125,7 @@ for (const [name, model] of models) {
     });
   }
 }
-console.table(rows);
+printTable(rows);
 for (const [label, backend] of cudaBackends) {
   const p = backend.placements();
   console.log(`${label}: placements GPU ${JSON.stringify(p.gpu)}, CPU ${JSON.stringify(p.cpu)}; pass replay (all its runs) ${JSON.stringify(backend.replayStats())}`);

@@ -11,6 +11,7 @@
  * (µs, including the gap between graph nodes). Inputs are random (never zeros). The sum over the
  * step is a prediction of the replayed step's GPU time, to compare with bench/cuda-e2e.
  */
+import { printTable } from '../src/cli/table.js';
 import { parseArgs } from 'node:util';
 import { CudaContext } from '../src/backends/cuda/context.js';
 import { Cublas } from '../src/backends/cuda/cublas.js';
@@ -120,7 +121,7 @@ for (const op of ops) {
   rows.push({ op: op.name, 'µs per launch': per.toFixed(2), 'per step': op.perStep, 'µs per step': (per * op.perStep).toFixed(0) });
 }
 for (const row of rows) Object.assign(row, { share: `${((Number(row['µs per step']) / total) * 100).toFixed(0)}%` });
-console.table(rows);
+printTable(rows);
 console.log(`predicted decode step: ${(total / 1000).toFixed(2)} ms (${(1e6 / total).toFixed(0)} tok/s)`);
 ctx.destroyEvent(start);
 ctx.destroyEvent(end);

@@ -2,7 +2,7 @@
  * Parsing the quantization flags of `intscale quantize` into a typed QuantRecipe:
  *   --alpha 1024 | heuristic | safe | safe:4096      (safe = the largest overflow-free α ≤ 2^10)
  *   --override down_proj=w8a8,g128,float             (any of wN, aN, gN / per-channel, int, float, alpha=…)
- *   --method rtn | gptq | awq, with --calib FILE --calib-samples N --calib-seq-len L --seed S
+ *   --method rtn | gptq | awq, with --calib FILE --calib-windows N --calib-seq-len L --seed S
  *   (calibration defaults to ../shared/data/wikitext-2/valid.txt beside the package when present:
  *   never the bundled test excerpt), --damp, --act-order (GPTQ), --awq-clip (AWQ).
  */
@@ -69,7 +69,7 @@ export function parseOverride(value: string, previous: Partial<Record<LinearSlot
 export interface QuantCliOptions {
   wBits: string; aBits: string; group: number; scale: string; alpha: AlphaPolicy; override: Partial<Record<LinearSlot, Partial<QuantSpec>>>;
   method?: string;
-  calib?: string; calibSamples?: number; calibSeqLen?: number; seed?: number;
+  calib?: string; calibWindows?: number; calibSeqLen?: number; seed?: number;
   damp?: number; actOrder?: boolean; trueSequential?: boolean; awqClip?: boolean;
 }
 
@@ -85,7 +85,7 @@ function calibrationFromOptions(o: QuantCliOptions, method: QuantMethod): Calibr
   }
   return {
     file,
-    samples: o.calibSamples ?? CALIB_DEFAULTS.samples,
+    samples: o.calibWindows ?? CALIB_DEFAULTS.samples,
     seqLen: o.calibSeqLen ?? CALIB_DEFAULTS.seqLen,
     seed: o.seed ?? CALIB_DEFAULTS.seed,
   };

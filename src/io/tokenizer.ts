@@ -69,7 +69,7 @@ export function loadTokenizer(dir: string): ModelTokenizer {
   const addBos = typeof config['add_bos_token'] === 'boolean' ? (config['add_bos_token'] as boolean) : null;
   const addEos = typeof config['add_eos_token'] === 'boolean' ? (config['add_eos_token'] as boolean) : null;
   const templateSource = chatTemplateSource(dir, config, configPath);
-  const template = templateSource === null ? null : compileTemplate(templateSource, configPath);
+  const template = templateSource === null ? null : compileTemplate(templateSource.text, templateSource.file);
   const specialTokens = Object.fromEntries(
     ['bos_token', 'eos_token', 'unk_token', 'pad_token'].map((k) => [k, tokenString(config[k]) ?? '']),
   );
@@ -104,7 +104,8 @@ export function loadTokenizer(dir: string): ModelTokenizer {
           ...specialTokens,
         });
       } catch (e) {
-        throw new InputError(`${configPath}: chat_template failed to render (${(e as Error).message})`, { file: configPath });
+        const file = templateSource!.file;
+        throw new InputError(`${file}: chat_template failed to render (${(e as Error).message})`, { file });
       }
     },
   };
@@ -131,16 +132,16 @@ function tokenString(v: unknown): string | null {
 }
 
 /** chat_template.jinja wins over tokenizer_config's chat_template (as in transformers); a list picks "default". */
-function chatTemplateSource(dir: string, config: Record<string, unknown>, configPath: string): string | null {
+function chatTemplateSource(dir: string, config: Record<string, unknown>, configPath: string): { text: string; file: string } | null {
   const jinjaPath = path.join(dir, CHAT_TEMPLATE_FILE);
-  if (fs.existsSync(jinjaPath)) return fs.readFileSync(jinjaPath, 'utf8');
+  if (fs.existsSync(jinjaPath)) return { text: fs.readFileSync(jinjaPath, 'utf8'), file: jinjaPath };
   const t = config['chat_template'];
   if (t === undefined || t === null) return null;
-  if (typeof t === 'string') return t;
+  if (typeof t === 'string') return { text: t, file: configPath };
   if (Array.isArray(t)) {
     const named = t.find((x) => x && typeof x === 'object' && (x as { name?: unknown }).name === 'default');
     const template = (named as { template?: unknown } | undefined)?.template;
-    if (typeof template === 'string') return template;
+    if (typeof template === 'string') return { text: template, file: configPath };
   }
   throw new InputError(`${configPath}: chat_template must be a string or a list with a "default" entry`, { file: configPath });
 }

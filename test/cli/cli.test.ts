@@ -176,3 +176,14 @@ test('--version prints the package version; --threads sets the CPU pool size and
   assert.equal(zero.code, 1);
   assert.match(zero.stderr, /option '--threads <n>' argument '0' is invalid\. expected a positive integer/);
 });
+
+test('the published package holds what its commands need: the CLI, the benches, the demo text and model', () => {
+  const r = spawnSync('npm', ['pack', '--dry-run', '--json'], { cwd: repoPath('.'), encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const files = new Set((JSON.parse(r.stdout) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path));
+  for (const f of ['dist/src/cli/main.js', 'dist/bench/cpu-e2e.js', 'dist/bench/cuda-e2e.js', 'data/wikitext-2-test-excerpt.txt',
+    'models/tiny-wikitext/model.safetensors', 'src/backends/cuda/kernels/attention.cu']) {
+    assert.ok(files.has(f), `${f} is in the package`);
+  }
+  assert.ok(![...files].some((f) => f.startsWith('dist/test/')), 'tests are not shipped');
+});

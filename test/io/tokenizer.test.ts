@@ -106,5 +106,10 @@ test('tokenizer errors: missing tokenizer.json, bad JSON, bos not in vocab, bad 
   writeJson(path.join(dir, 'tokenizer_config.json'), { chat_template: '{% for %}' });
   throwsInput(() => loadTokenizer(dir), 'tokenizer_config.json', 'chat_template');
   writeJson(path.join(dir, 'tokenizer_config.json'), { chat_template: "{{ raise_exception('roles must alternate') }}" });
-  throwsInput(() => loadTokenizer(dir).applyChatTemplate([], { addGenerationPrompt: true }), 'roles must alternate');
+  throwsInput(() => loadTokenizer(dir).applyChatTemplate([], { addGenerationPrompt: true }), 'tokenizer_config.json: chat_template failed to render', 'roles must alternate');
+  // a template in chat_template.jinja is named as that file, when it throws and when it does not parse
+  fs.writeFileSync(path.join(dir, 'chat_template.jinja'), "{{ raise_exception('no system role') }}");
+  throwsInput(() => loadTokenizer(dir).applyChatTemplate([], { addGenerationPrompt: true }), 'chat_template.jinja: chat_template failed to render', 'no system role');
+  fs.writeFileSync(path.join(dir, 'chat_template.jinja'), '{% if %}');
+  throwsInput(() => loadTokenizer(dir), 'chat_template.jinja: chat_template does not parse');
 });

@@ -1,5 +1,5 @@
 /** `intscale eval`: perplexity of a text file under a model (float or quantized checkpoint). */
-import * as fs from 'node:fs';
+import { printTable } from '../table.js';
 import { Command } from 'commander';
 import type { Backend } from '../../backends/backend.js';
 import { InputError } from '../../errors.js';
@@ -8,13 +8,8 @@ import { loadModel } from '../../model/load.js';
 import { DEFAULT_MODEL_DIR } from '../default-model.js';
 import { intAtLeast, positiveInt } from '../parse.js';
 import { progressBar } from '../progress.js';
+import { readTextFile } from '../text-file.js';
 import { backendOption, openBackend, type BackendName } from '../backend-option.js';
-
-export function readTextFile(file: string): string {
-  if (!fs.existsSync(file)) throw new InputError(`${file}: text file not found`, { file });
-  if (fs.statSync(file).isDirectory()) throw new InputError(`${file}: is a directory, expected a UTF-8 text file`, { file });
-  return fs.readFileSync(file, 'utf8');
-}
 
 export const evalCommand = new Command('eval')
   .description('perplexity of a text file (GPTQ/AWQ protocol: non-overlapping windows of --seq-len tokens)')
@@ -52,5 +47,5 @@ function evaluate(opts: EvalCliOptions, text: string, backend: Backend<unknown>)
     console.log(JSON.stringify(row));
     return;
   }
-  console.table([{ ...row, perplexity: Number(r.perplexity.toFixed(4)), seconds: Number(r.seconds.toFixed(1)) }]);
+  printTable([{ ...row, perplexity: Number(r.perplexity.toFixed(4)), seconds: Number(r.seconds.toFixed(1)) }]);
 }

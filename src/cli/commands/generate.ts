@@ -1,4 +1,5 @@
 /** `intscale generate`: stream a continuation (or a chat reply) and report tokens/s. */
+import * as fs from 'node:fs';
 import { Command } from 'commander';
 import type { Backend } from '../../backends/backend.js';
 import { InputError } from '../../errors.js';
@@ -7,21 +8,24 @@ import { loadModel } from '../../model/load.js';
 import { DEFAULT_MODEL_DIR } from '../default-model.js';
 import { nonNegativeInt, nonNegativeNumber, positiveInt, probability } from '../parse.js';
 import { backendOption, openBackend, type BackendName } from '../backend-option.js';
+import { readTextFile } from '../text-file.js';
 
 interface GenerateCliOptions {
-  model: string; prompt: string; maxNewTokens: number; temperature?: number; topP?: number; seed: number; chat: boolean; stats: boolean; backend: BackendName;
+  model: string; prompt?: string; promptFile?: string; json?: boolean; maxNewTokens: number; temperature?: number; topP?: number; seed: number; chat: boolean; stats: boolean; backend: BackendName;
 }
 
 export const generateCommand = new Command('generate')
   .description('generate text: greedy by default, or temperature/top-p sampling with a seed')
   .option('-m, --model <dir>', 'model directory (Hugging Face or intscale-quantized)', DEFAULT_MODEL_DIR)
-  .requiredOption('-p, --prompt <text>', 'the prompt (a user message when the model has a chat template)')
+  .option('-p, --prompt <text>', 'the prompt (a user message when the model has a chat template); - reads it from stdin')
+  .option('--prompt-file <file>', 'read the prompt from a UTF-8 file instead')
   .option('-n, --max-new-tokens <n>', 'tokens to generate at most', positiveInt, 64)
   .option('--temperature <t>', '0 = greedy (default: generation_config.json, else 0)', nonNegativeNumber)
   .option('--top-p <p>', 'nucleus sampling mass (default: generation_config.json, else 1)', probability)
   .option('--seed <n>', 'seed of the sampler', nonNegativeInt, 0)
   .option('--no-chat', 'do not apply the chat template even when the model has one')
   .option('--no-stats', 'do not print tokens/s at the end')
+  .option('--json', 'print the continuation and its timings as one JSON object at the end (no streaming)')
   .addOption(backendOption())
   .action(async (opts: GenerateCliOptions) => {
     const opened = await openBackend(opts.backend);
@@ -33,19 +37,31 @@ export const generateCommand = new Command('generate')
     }
   });
 
+/** The prompt from -p TEXT, -p - (stdin) or --prompt-file FILE: exactly one of them. */
+function readPrompt(opts: GenerateCliOptions): string {
+  if ((opts.prompt === undefined) === (opts.promptFile === undefined)) {
+    throw new InputError('give the prompt with exactly one of -p TEXT, -p - (read stdin) or --prompt-file FILE');
+  }
+  if (opts.promptFile !== undefined) return readTextFile(opts.promptFile);
+  if (opts.prompt === '-') return fs.readFileSync(0, 'utf8').replace(/\r?\n$/, ''); // the newline that ends a piped line
+  return opts.prompt!;
+}
+
 function generateText(opts: GenerateCliOptions, backend: Backend<unknown>): void {
+  const promptText = readPrompt(opts);
   const { model, tokenizer, source } = loadModel(opts.model, { backend });
   if (tokenizer === null) throw new InputError(`${opts.model}: no tokenizer.json, cannot tokenize the prompt`, { file: opts.model });
   const useChat = opts.chat && tokenizer.hasChatTemplate;
   const prompt = useChat
-    ? tokenizer.encode(tokenizer.applyChatTemplate([{ role: 'user', content: opts.prompt }], { addGenerationPrompt: true }), { addSpecialTokens: false })
-    : tokenizer.encode(opts.prompt);
+    ? tokenizer.encode(tokenizer.applyChatTemplate([{ role: 'user', content: promptText }], { addGenerationPrompt: true }), { addSpecialTokens: false })
+    : tokenizer.encode(promptText);
   const gen = source.generation;
   const sampleByDefault = gen?.doSample === true;
   const temperature = opts.temperature ?? (sampleByDefault ? gen?.temperature ?? 1 : 0);
   const topP = opts.topP ?? (sampleByDefault ? gen?.topP ?? 1 : 1);
   const stopTokens = [...new Set([...(gen?.eosTokenIds ?? []), ...model.config.eosTokenIds, ...(tokenizer.eosTokenId === null ? [] : [tokenizer.eosTokenId])])];
-  if (!useChat) process.stdout.write(opts.prompt);
+  const stream = opts.json !== true;
+  if (!useChat && stream) process.stdout.write(promptText);
   // decode the whole continuation each time and print what is new, so multi-byte characters split over tokens print whole
   const produced: number[] = [];
   let printed = '';
@@ -54,12 +70,19 @@ function generateText(opts: GenerateCliOptions, backend: Backend<unknown>): void
     onToken: (t) => {
       produced.push(t);
       const text = tokenizer.decode(produced, { skipSpecialTokens: true });
-      if (text.startsWith(printed) && !text.endsWith('\uFFFD')) {
+      if (stream && text.startsWith(printed) && !text.endsWith('\uFFFD')) {
         process.stdout.write(text.slice(printed.length));
         printed = text;
       }
     },
   });
+  if (!stream) {
+    console.log(JSON.stringify({
+      prompt: promptText, chat: useChat, text: tokenizer.decode(produced, { skipSpecialTokens: true }), tokens: produced,
+      prefillTokens: r.prefillTokens, prefillSeconds: r.prefillSeconds, decodeTokens: r.decodeTokens, decodeSeconds: r.decodeSeconds, stoppedBy: r.stoppedBy,
+    }));
+    return;
+  }
   process.stdout.write('\n');
   if (opts.stats) {
     const rate = (n: number, s: number) => (s > 0 ? (n / s).toFixed(1) : '-');

@@ -9,6 +9,7 @@
  *     (float models only: a checkpoint no longer has the float weights)
  * Tables go to stdout, SVG files to --plots.
  */
+import { printTable, type Row } from '../table.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command } from 'commander';
@@ -35,27 +36,27 @@ import { DEFAULT_MODEL_DIR, PACKAGE_ROOT } from '../default-model.js';
 import { positiveInt } from '../parse.js';
 import { progressBar } from '../progress.js';
 import { recipeFromOptions, type QuantCliOptions } from '../quant-options.js';
-import { readTextFile } from './eval.js';
+import { readTextFile } from '../text-file.js';
 import { addQuantOptions } from './quantize.js';
 
 const DEFAULT_CALIB = path.join(PACKAGE_ROOT, 'data', 'wikitext-2-test-excerpt.txt');
 const QUANT_FLAGS = ['wBits', 'aBits', 'group', 'scale', 'alpha', 'override'] as const;
 
 interface InspectOptions extends QuantCliOptions {
-  overflow?: boolean; model: string; calib: string; calibWindows: number; seqLen: number; plots: string;
+  overflow?: boolean; json?: boolean; model: string; calib: string; calibWindows: number; seqLen: number; plots: string;
 }
 
 const short = (name: string) => name.replace('model.layers.', '');
 const log2 = (v: number) => (v > 0 ? Math.log2(v) : Number.NaN);
 const sci = (v: number) => v.toExponential(3);
 
-function overflowTable(rows: readonly LayerOverflowRow[]): Record<string, string | number | boolean>[] {
+function overflowTable(rows: readonly LayerOverflowRow[]): Row[] {
   return rows.map((r) => ({
     layer: short(r.name),
     α: r.alphaLog2 === null ? '-' : `2^${r.alphaLog2}${r.alphaLowered === true ? ' (lowered)' : r.alphaLowered === null ? ' (?)' : ''}`,
     'bound': r.proof?.maxBound ?? '-',
     'bound/2^31': r.boundRatio === null ? '-' : Number(r.boundRatio.toFixed(5)),
-    proven: r.proof === null ? 'n/a (A16)' : r.proof.safe ? 'yes' : 'NO',
+    proven: r.proof === null ? 'n/a (A16)' : r.proof.safe,
     'max |acc| group': r.seen?.maxGroupAcc ?? '-',
     'max |Σ acc·S|': r.seen?.maxTotal ?? '-',
     'max seen/2^31': r.seen === null ? '-' : Number((largestInt32Seen(r.seen) / 2 ** 31).toExponential(2)),
@@ -115,6 +116,10 @@ function writePlot(dir: string, file: string, svg: string, written: string[]): v
 
 function runOverflow(o: InspectOptions, cmd: Command): void {
   const started = performance.now();
+  // --json: the tables' rows are collected into one object printed at the end; the prose is left out
+  const json: Record<string, unknown> = {};
+  const say = (line: string) => { if (!o.json) console.log(line); };
+  const table = (key: string, rows: Row[]) => { if (o.json) json[key] = rows; else printTable(rows); };
   const dir = openModelDir(o.model);
   const isCheckpoint = isQuantizedCheckpoint(dir.rawConfig);
   dir.weights.close();
@@ -127,7 +132,7 @@ function runOverflow(o: InspectOptions, cmd: Command): void {
     const given = QUANT_FLAGS.filter((f) => cmd.getOptionValueSource(f) === 'cli');
     if (given.length > 0) process.stderr.write(`note: ${o.model} is already quantized; ignoring quantization flags\n`);
     loaded = loadModel(o.model);
-    console.log(`model: ${o.model} (intscale checkpoint, as stored)`);
+    say(`model: ${o.model} (intscale checkpoint, as stored)`);
   } else {
     const recipe = recipeFromOptions(o);
     const { transform, reports: r } = layerQuantizer(recipe);
@@ -143,7 +148,7 @@ function runOverflow(o: InspectOptions, cmd: Command): void {
     bar.stop();
     reports = r;
     mse = sweep.rows();
-    console.log(`model: ${o.model}, quantized now: ${describeSpec(recipe.base)}${Object.keys(recipe.overrides).length ? ' (+ overrides)' : ''}`);
+    say(`model: ${o.model}, quantized now: ${describeSpec(recipe.base)}${Object.keys(recipe.overrides).length ? ' (+ overrides)' : ''}`);
   }
   const { model, tokenizer } = loaded;
   if (tokenizer === null) throw new InputError(`${o.model}: no tokenizer.json, cannot tokenize the calibration text`, { file: o.model });
@@ -162,22 +167,22 @@ function runOverflow(o: InspectOptions, cmd: Command): void {
 
   // 1. per layer
   const rows = overflowRows(model.weights, reports, trace.stats);
-  console.log(`\nOverflow per layer: bound = 127·|qmin|·G·max_n Σ_g S[n,g] (proven for every input); max seen on ${calibDesc}:`);
-  console.table(overflowTable(rows));
+  say(`\nOverflow per layer: bound = 127·|qmin|·G·max_n Σ_g S[n,g] (proven for every input); max seen on ${calibDesc}:`);
+  table('layers', overflowTable(rows));
   const a8 = rows.filter((r) => r.proof !== null);
   const proven = a8.filter((r) => r.proof!.safe).length;
   const worstSeen = Math.max(0, ...a8.map((r) => (r.seen ? largestInt32Seen(r.seen) : 0)));
   const worstBound = Math.max(0, ...a8.map((r) => r.proof!.maxBound));
-  console.log(`${proven} of ${a8.length} int32-accumulating layers proven overflow-free` +
+  say(`${proven} of ${a8.length} int32-accumulating layers proven overflow-free` +
     `${a8.length - proven > 0 ? ` — ${a8.length - proven} NOT proven (their bound reaches 2^31)` : ''}.`);
-  console.log(`largest |int32| seen: ${worstSeen} = 2^${log2(worstSeen).toFixed(2)} (${(worstSeen / 2 ** 31).toExponential(2)} of 2^31); ` +
+  say(`largest |int32| seen: ${worstSeen} = 2^${log2(worstSeen).toFixed(2)} (${(worstSeen / 2 ** 31).toExponential(2)} of 2^31); ` +
     `largest bound: 2^${log2(worstBound).toFixed(2)}.`);
   if (trace.stopped !== null) {
-    console.log(`INT32 OVERFLOW on real text: the integer kernel of ${trace.stopped.layer} refused window ${trace.stopped.window + 1}:\n  ${trace.stopped.message}\n` +
+    say(`INT32 OVERFLOW on real text: the integer kernel of ${trace.stopped.layer} refused window ${trace.stopped.window + 1}:\n  ${trace.stopped.message}\n` +
       `  the run stopped there; layers after it were not traced on that window (exit status 1).`);
   }
   if (rows.some((r) => r.alphaLowered === null && r.alphaLog2 !== null)) {
-    console.log('(?) = a checkpoint does not record whether the safe policy lowered α.');
+    say('(?) = a checkpoint does not record whether the safe policy lowered α.');
   }
 
   // 2. bit widths
@@ -185,16 +190,16 @@ function runOverflow(o: InspectOptions, cmd: Command): void {
   const bins = scaleBitHistogram(intLayers);
   const totalGroups = bins.reduce((s, b) => s + b.groups, 0);
   if (bins.length > 0) {
-    console.log(`\nBit widths of the amplified integer scales S (ceil(log2(S+1)), ${totalGroups} groups, at each layer's α):`);
-    console.table(bins.map((b) => ({ bits: b.bits, groups: b.groups, share: `${((100 * b.groups) / totalGroups).toFixed(1)}%` })));
+    say(`\nBit widths of the amplified integer scales S (ceil(log2(S+1)), ${totalGroups} groups, at each layer's α):`);
+    table('scaleBits', bins.map((b) => ({ bits: b.bits, groups: b.groups, share: `${((100 * b.groups) / totalGroups).toFixed(1)}%` })));
   } else {
-    console.log('\nNo integer-scale layers: no scale bit-width histogram.');
+    say('\nNo integer-scale layers: no scale bit-width histogram.');
   }
 
   // 3. weight MSE
   if (mse !== null) {
-    console.log(`\nWeight MSE over all ${rows.length} linear layers (pooled over every weight), float scale vs integer scale at fixed α:`);
-    console.table(mse.map((r) => ({
+    say(`\nWeight MSE over all ${rows.length} linear layers (pooled over every weight), float scale vs integer scale at fixed α:`);
+    table('weightMse', mse.map((r) => ({
       α: `2^${r.alphaLog2}`,
       'MSE float scale': sci(r.floatMse),
       'MSE integer scale': sci(r.intMse),
@@ -202,7 +207,7 @@ function runOverflow(o: InspectOptions, cmd: Command): void {
       'MSE int vs float scale': sci(r.intVsFloatMse),
     })));
   } else {
-    console.log('\nWeight MSE sweep skipped: a quantized checkpoint has no float weights (inspect the original model instead).');
+    say('\nWeight MSE sweep skipped: a quantized checkpoint has no float weights (inspect the original model instead).');
   }
 
   fs.mkdirSync(o.plots, { recursive: true });
@@ -210,8 +215,9 @@ function runOverflow(o: InspectOptions, cmd: Command): void {
   writePlot(o.plots, 'overflow.svg', overflowSvg(rows, `max seen on ${trace.tokens} tokens of ${path.basename(o.calib)} (${trace.windows}×${trace.seqLen}); bound = 127·|qmin|·G·max_n Σ_g S[n,g]`), written);
   if (bins.length > 0) writePlot(o.plots, 'scale-bits.svg', histogramSvg(bins), written);
   if (mse !== null) writePlot(o.plots, 'weight-mse.svg', mseSvg(mse), written);
-  console.log(`\nplots: ${written.join(', ')}`);
-  console.log(`inspect finished in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  say(`\nplots: ${written.join(', ')}`);
+  say(`inspect finished in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  if (o.json) console.log(JSON.stringify({ model: o.model, calibration: calibDesc, proven, layersWithInt32: a8.length, largestInt32Seen: worstSeen, ...json, plots: written }));
 }
 
 export const inspectCommand = addQuantOptions(
@@ -222,7 +228,8 @@ export const inspectCommand = addQuantOptions(
     .option('--calib <file>', 'calibration text for the values actually seen', DEFAULT_CALIB)
     .option('--calib-windows <n>', 'windows of calibration text to run', positiveInt, 2)
     .option('--seq-len <n>', 'tokens per calibration window (capped at the model context)', positiveInt, 256)
-    .option('--plots <dir>', 'directory for the SVG plots', 'intscale-plots'),
+    .option('--plots <dir>', 'directory for the SVG plots', 'intscale-plots')
+    .option('--json', 'print the tables as one JSON object (the plots are still written)'),
 ).action((o: InspectOptions, cmd: Command) => {
   if (!o.overflow) throw new InputError('choose what to inspect: --overflow');
   runOverflow(o, cmd);

@@ -1,4 +1,5 @@
 /** `intscale quantize`: a Hugging Face model → an intscale quantized checkpoint (RTN, GPTQ or AWQ). */
+import { printTable } from '../table.js';
 import { Command, Option } from 'commander';
 import { writeQuantizedCheckpoint } from '../../io/quantized-checkpoint.js';
 import { quantizeModel, type LinearReport } from '../../quant/quantize-model.js';
@@ -37,7 +38,7 @@ export function summarizeReports(reports: readonly LinearReport[]): Record<strin
     setting,
     layers: r.layers,
     'α lowered for safety': r.lowered,
-    'worst bound / 2^31': r.worst === 0 ? '-' : (r.worst / 2 ** 31).toFixed(4),
+    'worst bound / 2^31': r.worst === 0 ? '-' : Number((r.worst / 2 ** 31).toFixed(4)),
   }));
 }
 
@@ -45,7 +46,8 @@ export function summarizeReports(reports: readonly LinearReport[]): Record<strin
 function addMethodOptions(cmd: Command): Command {
   return cmd
     .option('--calib <file>', `calibration text for gptq/awq (default ${DEFAULT_CALIB_FILE} when present, else required; never use the test set)`)
-    .option('--calib-samples <n>', 'calibration windows', positiveInt, CALIB_DEFAULTS.samples)
+    .option('--calib-windows <n>', `calibration windows of --calib-seq-len tokens (default: ${CALIB_DEFAULTS.samples})`, positiveInt)
+    .addOption(new Option('--calib-samples <n>', 'the old name of --calib-windows').argParser(positiveInt).hideHelp())
     .option('--calib-seq-len <n>', 'tokens per calibration window', positiveInt, CALIB_DEFAULTS.seqLen)
     .option('--seed <n>', 'seed of the calibration window sampler', nonNegativeInt, CALIB_DEFAULTS.seed)
     .option('--damp <f>', 'GPTQ dampening, fraction of the mean Hessian diagonal', nonNegativeNumber, 0.01)
@@ -59,9 +61,11 @@ export const quantizeCommand = addMethodOptions(addQuantOptions(
     .description('quantize a Hugging Face model with Integer Scale (default RTN W4A8, g128, α = largest overflow-safe ≤ 2^10; --method gptq|awq calibrates)')
     .option('-m, --model <dir>', 'Hugging Face model directory', DEFAULT_MODEL_DIR)
     .requiredOption('-o, --out <dir>', 'output directory for the quantized checkpoint')
-    .option('--overwrite', 'replace a checkpoint already in --out'),
+    .option('--overwrite', 'replace a checkpoint already in --out')
+    .option('--json', 'print the result (settings per layer group, the overflow proof) as one JSON object'),
   ['rtn', 'gptq', 'awq'],
-)).action((opts: QuantCliOptions & { model: string; out: string; overwrite?: boolean }) => {
+)).action((opts: QuantCliOptions & { model: string; out: string; overwrite?: boolean; json?: boolean; calibSamples?: number }) => {
+  opts.calibWindows ??= opts.calibSamples;
   const layers = openModelDir(opts.model);
   const { numLayers, maxPositionEmbeddings: context } = layers.config;
   layers.weights.close();
@@ -75,15 +79,23 @@ export const quantizeCommand = addMethodOptions(addQuantOptions(
     opts.calibSeqLen = context;
   }
   const recipe = recipeFromOptions(opts);
-  console.log(`${describeMethod(recipe)}, ${describeSpec(recipe.base)}`);
+  if (!opts.json) console.log(`${describeMethod(recipe)}, ${describeSpec(recipe.base)}`);
   const t0 = performance.now();
   const bar = progressBar(`${recipe.method} layers`, numLayers);
   const { loaded, reports } = quantizeModel(opts.model, recipe, { onLayer: (l) => bar.update(l + 1) });
   bar.stop();
   const { model, source } = loaded;
   writeQuantizedCheckpoint(opts.out, source, model.weights, recipe, opts.overwrite === true);
-  console.log(`quantized ${reports.length} linear layers of ${opts.model} in ${((performance.now() - t0) / 1000).toFixed(1)} s → ${opts.out}`);
-  console.table(summarizeReports(reports));
+  const seconds = Number(((performance.now() - t0) / 1000).toFixed(1));
   const unsafe = reports.filter((r) => r.overflow !== null && !r.overflow.safe);
+  if (opts.json) {
+    console.log(JSON.stringify({
+      model: opts.model, out: opts.out, method: describeMethod(recipe), spec: describeSpec(recipe.base), linearLayers: reports.length, seconds,
+      settings: summarizeReports(reports), notProvenOverflowFree: unsafe.map((r) => r.name),
+    }));
+    return;
+  }
+  console.log(`quantized ${reports.length} linear layers of ${opts.model} in ${seconds} s → ${opts.out}`);
+  printTable(summarizeReports(reports));
   if (unsafe.length > 0) console.log(`warning: ${unsafe.length} integer-scale layers are NOT proven overflow-free (fixed α): ${unsafe.slice(0, 5).map((r) => r.name).join(', ')}…`);
 });
