@@ -187,3 +187,51 @@ test('the published package holds what its commands need: the CLI, the benches, 
   }
   assert.ok(![...files].some((f) => f.startsWith('dist/test/')), 'tests are not shipped');
 });
+
+test('--json on every command that prints figures; prompts from stdin and files; tables without an index column', () => {
+  const viaStdin = spawnSync(process.execPath, [CLI, 'generate', '-m', fixturePath('llama'), '-p', '-', '-n', '4', '--json'], { input: 'The game\n', encoding: 'utf8' });
+  assert.equal(viaStdin.status, 0, viaStdin.stderr);
+  const g = JSON.parse(viaStdin.stdout) as { prompt: string; tokens: number[]; decodeTokens: number; stoppedBy: string };
+  assert.equal(g.prompt, 'The game', 'the newline that ends the piped line is not part of the prompt');
+  assert.equal(g.tokens.length, 4);
+  const promptFile = path.join(tempDir(), 'prompt.txt');
+  fs.writeFileSync(promptFile, 'The game');
+  const viaFile = JSON.parse(run('generate', '-m', fixturePath('llama'), '--prompt-file', promptFile, '-n', '4', '--json').stdout) as { tokens: number[] };
+  assert.deepEqual(viaFile.tokens, g.tokens);
+  const neither = run('generate', '-m', fixturePath('llama'));
+  assert.equal(neither.code, 2);
+  assert.match(neither.stderr, /exactly one of -p TEXT, -p - \(read stdin\) or --prompt-file FILE/);
+
+  const out = path.join(tempDir(), 'q');
+  const q = run('quantize', '-m', fixturePath('qwen2'), '-o', out, '--group', '32', '--json');
+  assert.equal(q.code, 0, q.stderr);
+  const qj = JSON.parse(q.stdout) as { linearLayers: number; settings: { layers: number }[]; notProvenOverflowFree: string[] };
+  assert.equal(qj.linearLayers, 14);
+  assert.deepEqual(qj.notProvenOverflowFree, []);
+
+  const inspect = run('inspect', '--overflow', '-m', out, '--plots', path.join(tempDir(), 'plots'), '--json', '--calib-windows', '1', '--seq-len', '32');
+  assert.equal(inspect.code, 0, inspect.stderr);
+  const ij = JSON.parse(inspect.stdout) as { layers: { proven: boolean }[]; proven: number; plots: string[] };
+  assert.equal(ij.layers.length, 14);
+  assert.ok(ij.layers.every((l) => l.proven === true));
+  assert.equal(ij.plots.length, 2);
+
+  const demo = run('demo', '--json', '--max-windows', '1', '--seq-len', '64', '-n', '4');
+  assert.equal(demo.code, 0, demo.stderr);
+  const dj = JSON.parse(demo.stdout) as { perplexity: { setting: string; perplexity: number }[]; proven: number; layers: number };
+  assert.equal(dj.perplexity.length, 3);
+  assert.equal(dj.proven, dj.layers);
+
+  const table = run('quantize', '-m', fixturePath('qwen2'), '-o', path.join(tempDir(), 'q2'), '--group', '32');
+  assert.equal(table.code, 0, table.stderr);
+  assert.match(table.stdout, /│ setting +│ layers │/);
+  assert.doesNotMatch(table.stdout, /\(index\)|'/);
+});
+
+test('quantize still takes --calib-samples, the old name of --calib-windows', () => {
+  const calib = path.join(tempDir(), 'calib.txt');
+  fs.writeFileSync(calib, 'The game began development in 2010 , carrying over a large portion of the work . '.repeat(40));
+  const r = run('quantize', '-m', fixturePath('qwen2'), '-o', path.join(tempDir(), 'q'), '--group', '32', '--method', 'gptq', '--calib', calib, '--calib-samples', '2', '--calib-seq-len', '16');
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /GPTQ .* on 2×16 tokens of /);
+});
