@@ -18,12 +18,12 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DEFAULT_MODEL_DIR } from '../src/cli/default-model.js';
 import { perplexity } from '../src/eval/perplexity.js';
-import { loadModel, type LoadedModel } from '../src/model/load.js';
-import type { CalibrationSettings } from '../src/quant/calibration.js';
-import { DEFAULT_AWQ } from '../src/quant/methods/awq.js';
-import { DEFAULT_GPTQ_LAYER } from '../src/quant/methods/gptq-layer.js';
-import { quantizeModel, type LinearReport } from '../src/quant/quantize-model.js';
-import { DEFAULT_SPEC, describeMethod, describeSpec, type QuantMethod, type QuantRecipe } from '../src/quant/recipe.js';
+import { loadModel, type LoadedModel } from '../src/backends/load.js';
+import type { CalibrationSettings } from '../src/quantize/calibration.js';
+import { DEFAULT_AWQ } from '../src/quantize/awq.js';
+import { DEFAULT_GPTQ_LAYER } from '../src/quantize/gptq-layer.js';
+import { quantizeModel, type LinearReport } from '../src/quantize/quantize-model.js';
+import { DEFAULT_SPEC, describeMethod, describeSpec, type QuantMethod, type QuantRecipe } from '../src/quantize/recipe.js';
 import type { QuantSpec, ScaleKind } from '../src/quant/types.js';
 
 const { values } = parseArgs({

@@ -10,9 +10,9 @@ import { availableParallelism, cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { DEFAULT_MODEL_DIR } from '../src/cli/default-model.js';
 import { perplexity } from '../src/eval/perplexity.js';
-import { loadModel, type LoadedModel } from '../src/model/load.js';
-import { layerQuantizer, type LinearReport } from '../src/quant/quantize-model.js';
-import { describeSpec, type QuantRecipe } from '../src/quant/recipe.js';
+import { loadModel, type LoadedModel } from '../src/backends/load.js';
+import { layerQuantizer, type LinearReport } from '../src/quantize/quantize-model.js';
+import { describeSpec, type QuantRecipe } from '../src/quantize/recipe.js';
 import type { QuantSpec } from '../src/quant/types.js';
 
 const { values } = parseArgs({

@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { generate } from '../src/model/generate.js';
-import { loadModel } from '../src/model/load.js';
+import { loadModel } from '../src/backends/load.js';
 import { perplexity } from '../src/eval/perplexity.js';
 import { defaultThreadCount } from '../src/backends/cpu/pool/index.js';
 import { machineLine } from './stats.js';

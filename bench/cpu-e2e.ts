@@ -12,9 +12,9 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_MODEL_DIR } from '../src/cli/default-model.js';
 import { cpuPool } from '../src/backends/cpu/pool/index.js';
 import { generate } from '../src/model/generate.js';
-import { loadModel, type LoadedModel } from '../src/model/load.js';
-import { layerQuantizer } from '../src/quant/quantize-model.js';
-import { DEFAULT_SPEC, describeSpec, type QuantRecipe } from '../src/quant/recipe.js';
+import { loadModel, type LoadedModel } from '../src/backends/load.js';
+import { layerQuantizer } from '../src/quantize/quantize-model.js';
+import { DEFAULT_SPEC, describeSpec, type QuantRecipe } from '../src/quantize/recipe.js';
 import type { QuantSpec } from '../src/quant/types.js';
 import { machineLine, median } from './stats.js';
 

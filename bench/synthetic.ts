@@ -6,8 +6,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { writeQuantizedCheckpoint } from '../src/io/quantized-checkpoint.js';
-import { DEFAULT_SPEC, type QuantRecipe } from '../src/quant/recipe.js';
+import { writeQuantizedCheckpoint } from '../src/quantize/write-checkpoint.js';
+import { DEFAULT_SPEC, type QuantRecipe } from '../src/quantize/recipe.js';
 import { sharedFloat32, sharedUint8 } from '../src/tensor/shared.js';
 import { cpuBackend } from '../src/backends/cpu/cpu-backend.js';
 import type { Model } from '../src/model/forward.js';

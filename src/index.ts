@@ -1,5 +1,5 @@
 /** The public library API of intscale (the CUDA backend is the subpath `intscale/cuda`). */
-export { loadModel, type LoadedModel, type LoadOptions } from './model/load.js';
+export { loadModel, type LoadedModel, type LoadOptions } from './backends/load.js';
 export { forwardHidden, forwardLastLogits, logitsOf, type Model } from './model/forward.js';
 export { createKvCache, type KvCache } from './model/kv-cache.js';
 export { generate, type GenerateOptions, type GenerateResult } from './model/generate.js';
@@ -7,18 +7,19 @@ export { sampleToken, seededRandom, argmax, type SamplingOptions } from './model
 export type { ModelConfig, Architecture, RopeScaling } from './model/config.js';
 export { perplexity, type PerplexityOptions, type PerplexityResult } from './eval/perplexity.js';
 export { quantizeLinear, quantizeLinearReport, dequantize, weightMse } from './quant/quantize-linear.js';
-export { layerQuantizer, quantizeModel, type LinearReport, type QuantizeModelOptions, type QuantizedModel } from './quant/quantize-model.js';
-export { quantizeCalibrated, readCalibrationWindows, type CalibrationSettings, type LayerMethod } from './quant/calibration.js';
-export { DEFAULT_GPTQ_LAYER, type GptqLayerSettings } from './quant/methods/gptq-layer.js';
-export { DEFAULT_AWQ, type AwqSettings } from './quant/methods/awq.js';
-export { DEFAULT_SPEC, describeSpec, describeMethod, type QuantRecipe, type QuantMethod } from './quant/recipe.js';
+export { layerQuantizer, quantizeModel, type LinearReport, type QuantizeModelOptions, type QuantizedModel } from './quantize/quantize-model.js';
+export { quantizeCalibrated, readCalibrationWindows, type CalibrationSettings, type LayerMethod } from './quantize/calibration.js';
+export { DEFAULT_GPTQ_LAYER, type GptqLayerSettings } from './quantize/gptq-layer.js';
+export { DEFAULT_AWQ, type AwqSettings } from './quantize/awq.js';
+export { DEFAULT_SPEC, describeSpec, describeMethod, type QuantRecipe, type QuantMethod } from './quantize/recipe.js';
 export { chooseAlpha, type AlphaChoice } from './quant/amplifier.js';
 export { proveNoOverflow, type OverflowProof } from './quant/overflow.js';
 export { quantizeActivations, type QuantizedActivations } from './quant/activation-quant.js';
-export { packInt4, unpackInt4 } from './quant/int4-pack.js';
+export { packInt4, unpackInt4, packWeights, unpackWeights } from './quant/int4-pack.js';
 export type * from './quant/types.js';
-export { writeQuantizedCheckpoint } from './io/quantized-checkpoint.js';
-export { openModelDir, loadTokenizer, openSafetensors, writeSafetensors } from './io/index.js';
+export { writeQuantizedCheckpoint } from './quantize/write-checkpoint.js';
+export { loadTokenizer, openSafetensors, writeSafetensors } from './io/index.js';
+export { openModelDir } from './model/model-dir.js';
 export { cpuBackend } from './backends/cpu/cpu-backend.js';
-export type { Backend } from './backends/backend.js';
+export type { Backend } from './model/backend.js';
 export { InputError } from './errors.js';

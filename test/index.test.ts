@@ -19,7 +19,7 @@ const recipe: intscale.QuantRecipe = {
 };
 
 function lastLogits(model: intscale.Model, tokens: number[]): Float32Array {
-  return intscale.forwardLastLogits(model, tokens, intscale.createKvCache(model.config, tokens.length));
+  return intscale.forwardLastLogits(model, tokens, intscale.createKvCache(model.config, tokens.length, model.backend));
 }
 
 test('quantizeModel (RTN) gives the same model as layerQuantizer + loadModel, and one report per linear', () => {

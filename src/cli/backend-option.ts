@@ -3,7 +3,7 @@
  * imported only when asked for; no driver or GPU becomes an InputError naming the reason.
  */
 import { Option } from 'commander';
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../model/backend.js';
 import { cpuBackend } from '../backends/cpu/cpu-backend.js';
 import { InputError } from '../errors.js';
 

@@ -11,10 +11,10 @@ import * as path from 'node:path';
 import { InvalidArgumentError } from 'commander';
 import { InputError } from '../errors.js';
 import { LINEAR_NAMES, type LinearSlot } from '../model/layout.js';
-import type { CalibrationSettings } from '../quant/calibration.js';
-import { DEFAULT_AWQ } from '../quant/methods/awq.js';
-import { DEFAULT_GPTQ_LAYER } from '../quant/methods/gptq-layer.js';
-import { DEFAULT_SPEC, type QuantMethod, type QuantRecipe } from '../quant/recipe.js';
+import type { CalibrationSettings } from '../quantize/calibration.js';
+import { DEFAULT_AWQ } from '../quantize/awq.js';
+import { DEFAULT_GPTQ_LAYER } from '../quantize/gptq-layer.js';
+import { DEFAULT_SPEC, type QuantMethod, type QuantRecipe } from '../quantize/recipe.js';
 import type { AlphaPolicy, QuantSpec } from '../quant/types.js';
 import { PACKAGE_ROOT } from './default-model.js';
 

@@ -13,7 +13,7 @@ import { createKvCache } from '../model/kv-cache.js';
 import { LINEAR_NAMES, LINEAR_SLOTS, layerPrefix } from '../model/layout.js';
 import type { ModelWeights } from '../model/weights.js';
 import { INT32_LIMIT, proveNoOverflow, type OverflowProof } from '../quant/overflow.js';
-import type { LinearReport } from '../quant/quantize-model.js';
+import type { LinearReport } from '../quantize/quantize-model.js';
 import { dequantize, meanSquaredError, quantizeLinear } from '../quant/quantize-linear.js';
 import type { FloatLinear, LinearWeight, QuantizedLinear, QuantSpec } from '../quant/types.js';
 import { linearNames, tracingBackend, type AccumulatorStats } from './tracing-backend.js';
@@ -49,7 +49,7 @@ export function traceCalibration(model: Model, tokens: ArrayLike<number>, o: Cal
   if (windows < 1) throw new RangeError(`the calibration text has ${tokens.length} tokens, fewer than one window of ${o.seqLen}; lower --seq-len`);
   const tracer = tracingBackend(model.backend, linearNames(model.weights));
   const traced: Model = { ...model, backend: tracer };
-  const cache = createKvCache(model.config, o.seqLen);
+  const cache = createKvCache(model.config, o.seqLen, model.backend);
   for (let w = 0; w < windows; w++) {
     cache.length = 0;
     try {

@@ -14,7 +14,7 @@
  * Layers are named by identity of their LinearWeight object (see linearNames); unnamed ones
  * are recorded as "unnamed#i" in order of first sight.
  */
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../model/backend.js';
 import { groupAccumulators } from '../backends/cpu/int-linear-reference.js';
 import { quantizeActivations } from '../quant/activation-quant.js';
 import type { LinearWeight, QuantizedLinear } from '../quant/types.js';

@@ -5,7 +5,5 @@ export {
 } from './dtype.js';
 export { openSafetensors, writeSafetensors, type SafetensorsFile, type TensorInfo, type TensorToWrite } from './safetensors.js';
 export { openWeights, INDEX_FILE, SINGLE_FILE, type WeightSource } from './weight-source.js';
-export { parseHfConfig, SUPPORTED_ARCHITECTURES } from './hf-config.js';
 export { parseGenerationConfig, loadGenerationConfig, GENERATION_CONFIG_FILE, type GenerationConfig } from './generation-config.js';
 export { loadTokenizer, type ModelTokenizer, type ChatMessage } from './tokenizer.js';
-export { openModelDir, CONFIG_FILE, type ModelDir } from './model-dir.js';

@@ -13,7 +13,7 @@
  * the KV cache carries the positions in between. runDecoderLayer runs one layer alone (GPTQ/AWQ
  * calibration streams the model layer by layer through it, observing each linear's input).
  */
-import type { AttentionShape, Backend } from '../backends/backend.js';
+import type { AttentionShape, Backend } from './backend.js';
 import { sharedFloat32 } from '../tensor/shared.js';
 import type { ModelConfig } from './config.js';
 import type { KvCache } from './kv-cache.js';

@@ -1,6 +1,5 @@
 /** A per-layer key/value cache sized for `capacity` positions, in the memory of the backend that fills it. */
-import type { Backend, LayerKvCache } from '../backends/backend.js';
-import { cpuBackend } from '../backends/cpu/cpu-backend.js';
+import type { Backend, LayerKvCache } from './backend.js';
 import type { ModelConfig } from './config.js';
 
 export interface KvCache<T = Float32Array> {
@@ -12,17 +11,15 @@ export interface KvCache<T = Float32Array> {
   release(): void;
 }
 
-export function createKvCache(config: ModelConfig, capacity: number): KvCache;
-export function createKvCache<T>(config: ModelConfig, capacity: number, backend: Backend<T>): KvCache<T>;
-export function createKvCache<T>(config: ModelConfig, capacity: number, backend?: Backend<T>): KvCache<T> {
-  const b = backend ?? (cpuBackend as unknown as Backend<T>);
+/** An empty cache for `capacity` positions of every layer, in `backend`'s memory (usually the model's: model.backend). */
+export function createKvCache<T>(config: ModelConfig, capacity: number, backend: Backend<T>): KvCache<T> {
   const kvDim = config.numKvHeads * config.headDim;
   const layers: LayerKvCache<T>[] = [];
   try {
-    for (let l = 0; l < config.numLayers; l++) layers.push(b.layerCache(capacity, kvDim));
+    for (let l = 0; l < config.numLayers; l++) layers.push(backend.layerCache(capacity, kvDim));
   } catch (e) {
-    for (const layer of layers) b.releaseLayerCache(layer);
+    for (const layer of layers) backend.releaseLayerCache(layer);
     throw e;
   }
-  return { layers, capacity, length: 0, release: () => layers.splice(0).forEach((layer) => b.releaseLayerCache(layer)) };
+  return { layers, capacity, length: 0, release: () => layers.splice(0).forEach((layer) => backend.releaseLayerCache(layer)) };
 }

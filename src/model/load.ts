@@ -1,10 +1,10 @@
 /**
- * loadModel(dir): a Hugging Face model directory (or an intscale quantized checkpoint) read into
- * a runnable Model on a backend, with its tokenizer when it has one.
+ * loadModelOn(dir, backend): a Hugging Face model directory (or an intscale quantized checkpoint)
+ * read into a runnable Model on the backend given, with its tokenizer when it has one. The model
+ * layer never picks a backend: backends/load.ts's loadModel defaults to the CPU.
  */
-import { cpuBackend } from '../backends/cpu/cpu-backend.js';
-import type { Backend } from '../backends/backend.js';
-import { openModelDir, type ModelDir } from '../io/model-dir.js';
+import type { Backend } from './backend.js';
+import { openModelDir, type ModelDir } from './model-dir.js';
 import { loadTokenizer, type ModelTokenizer } from '../io/tokenizer.js';
 import type { FloatLinear, LinearWeight } from '../quant/types.js';
 import type { Model } from './forward.js';
@@ -18,9 +18,7 @@ export interface LoadedModel<T = Float32Array> {
   readonly source: ModelDir;
 }
 
-export interface LoadOptions<T = Float32Array> {
-  /** where the model runs (default: the CPU backend). */
-  readonly backend?: Backend<T>;
+export interface ModelLoadOptions {
   /**
    * refuse up front (an InputError with the numbers) when the weights as held cannot fit in the
    * memory available (default true; not applied with transformLayer, which holds one float layer at a time).
@@ -30,16 +28,13 @@ export interface LoadOptions<T = Float32Array> {
   readonly transformLayer?: (layer: number, linears: Record<LinearSlot, FloatLinear>) => Record<LinearSlot, LinearWeight>;
 }
 
-export function loadModel(dir: string, options?: LoadOptions): LoadedModel;
-export function loadModel<T>(dir: string, options: LoadOptions<T> & { readonly backend: Backend<T> }): LoadedModel<T>;
-export function loadModel<T>(dir: string, options: LoadOptions<T> = {}): LoadedModel<T> {
+export function loadModelOn<T>(dir: string, backend: Backend<T>, options: ModelLoadOptions = {}): LoadedModel<T> {
   const source = openModelDir(dir);
   try {
     const { config } = source;
     if (options.checkMemory !== false && options.transformLayer === undefined) checkLoadFits(source.weights, dir);
     const weights = readModelWeights(source.weights, config, options.transformLayer);
     const invFreq = ropeInverseFrequencies(config.headDim, config.ropeTheta, config.ropeScaling);
-    const backend = options.backend ?? (cpuBackend as unknown as Backend<T>);
     const model: Model<T> = { config, weights, backend, invFreq };
     const tokenizer = source.tokenizerPath === null ? null : loadTokenizer(dir);
     return { model, tokenizer, source };

@@ -5,7 +5,7 @@
 import { InputError } from '../errors.js';
 import type { WeightSource } from '../io/weight-source.js';
 import type { FloatLinear, LinearWeight } from '../quant/types.js';
-import { readQuantizedLinear, storedLayerSettings, type StoredLayerSettings } from '../io/quantized-checkpoint.js';
+import { readQuantizedLinear, storedLayerSettings, type StoredLayerSettings } from './quantized-checkpoint.js';
 import { withArenaAllocation } from '../tensor/shared.js';
 import type { ModelConfig } from './config.js';
 import { LINEAR_NAMES, LINEAR_SLOTS, hasBias, layerPrefix, linearShape, type LinearSlot } from './layout.js';

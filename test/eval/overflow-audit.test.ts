@@ -9,10 +9,10 @@ import {
   scaleBitWidth,
   traceCalibration,
 } from '../../src/eval/overflow-audit.js';
-import { loadModel } from '../../src/model/load.js';
+import { loadModel } from '../../src/backends/load.js';
 import { dequantize, meanSquaredError, quantizeLinear } from '../../src/quant/quantize-linear.js';
-import { layerQuantizer } from '../../src/quant/quantize-model.js';
-import { DEFAULT_SPEC, type QuantRecipe } from '../../src/quant/recipe.js';
+import { layerQuantizer } from '../../src/quantize/quantize-model.js';
+import { DEFAULT_SPEC, type QuantRecipe } from '../../src/quantize/recipe.js';
 import type { FloatLinear, QuantizedLinear, QuantSpec } from '../../src/quant/types.js';
 import { repoPath } from '../helpers/paths.js';
 import { freshSeed, makeRng, randomNormals } from '../helpers/random.js';

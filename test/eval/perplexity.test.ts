@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { negativeLogLikelihood, perplexity } from '../../src/eval/perplexity.js';
-import { loadModel } from '../../src/model/load.js';
+import { loadModel } from '../../src/backends/load.js';
 import { repoPath, sharedPath } from '../helpers/paths.js';
 
 test('negative log-likelihood is −log softmax, stable for large logits', () => {

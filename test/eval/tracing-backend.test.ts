@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { packWeights, unpackWeights, weightAt } from '../../src/quant/int4-pack.js';
 import { test } from 'node:test';
-import type { Backend } from '../../src/backends/backend.js';
+import type { Backend } from '../../src/model/backend.js';
 import { cpuBackend } from '../../src/backends/cpu/cpu-backend.js';
 import { tracingBackend } from '../../src/eval/tracing-backend.js';
 import { quantizeActivations } from '../../src/quant/activation-quant.js';

@@ -11,14 +11,14 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InputError } from '../../src/errors.js';
-import { writeQuantizedCheckpoint } from '../../src/io/quantized-checkpoint.js';
+import { writeQuantizedCheckpoint } from '../../src/quantize/write-checkpoint.js';
 import { openSafetensors, writeSafetensors, type TensorToWrite } from '../../src/io/safetensors.js';
 import { FLOAT_DTYPES, dtypeBytes } from '../../src/io/dtype.js';
 import { forwardLastLogits } from '../../src/model/forward.js';
 import { createKvCache } from '../../src/model/kv-cache.js';
-import { loadModel } from '../../src/model/load.js';
-import { layerQuantizer } from '../../src/quant/quantize-model.js';
-import type { QuantRecipe } from '../../src/quant/recipe.js';
+import { loadModel } from '../../src/backends/load.js';
+import { layerQuantizer } from '../../src/quantize/quantize-model.js';
+import type { QuantRecipe } from '../../src/quantize/recipe.js';
 import { fixturePath } from '../helpers/paths.js';
 import { freshSeed, makeRng, type Rng } from '../helpers/random.js';
 import { tempDir } from './temp-dir.js';
@@ -208,7 +208,7 @@ test('quantized checkpoint reader: mutated layer settings and tensor headers end
     fs.writeFileSync(file, join(JSON.stringify(h), data));
     try {
       const { model } = loadModel(dir);
-      const logits = forwardLastLogits(model, [0, 5, 9], createKvCache(model.config, 3));
+      const logits = forwardLastLogits(model, [0, 5, 9], createKvCache(model.config, 3, model.backend));
       assert.equal(logits.length, model.config.vocabSize);
       outcomes.ran++;
     } catch (e) {

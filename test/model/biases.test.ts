@@ -11,19 +11,19 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Backend } from '../../src/backends/backend.js';
+import type { Backend } from '../../src/model/backend.js';
 import { cpuBackend } from '../../src/backends/cpu/cpu-backend.js';
-import { writeQuantizedCheckpoint } from '../../src/io/quantized-checkpoint.js';
+import { writeQuantizedCheckpoint } from '../../src/quantize/write-checkpoint.js';
 import { openSafetensors, writeSafetensors, type TensorToWrite } from '../../src/io/safetensors.js';
 import { forwardHidden, logitsOf, type Model } from '../../src/model/forward.js';
 import { createKvCache } from '../../src/model/kv-cache.js';
 import { LINEAR_SLOTS, type LinearSlot } from '../../src/model/layout.js';
-import { loadModel } from '../../src/model/load.js';
+import { loadModel } from '../../src/backends/load.js';
 import { quantizeActivations } from '../../src/quant/activation-quant.js';
-import { calibrationWindows, quantizeCalibrated } from '../../src/quant/calibration.js';
-import { DEFAULT_AWQ, awqLayerMethod } from '../../src/quant/methods/awq.js';
-import { DEFAULT_GPTQ_LAYER, gptqLayerMethod } from '../../src/quant/methods/gptq-layer.js';
-import { layerQuantizer } from '../../src/quant/quantize-model.js';
+import { calibrationWindows, quantizeCalibrated } from '../../src/quantize/calibration.js';
+import { DEFAULT_AWQ, awqLayerMethod } from '../../src/quantize/awq.js';
+import { DEFAULT_GPTQ_LAYER, gptqLayerMethod } from '../../src/quantize/gptq-layer.js';
+import { layerQuantizer } from '../../src/quantize/quantize-model.js';
 import { dequantize } from '../../src/quant/quantize-linear.js';
 import type { LinearWeight, QuantSpec, QuantizedLinear } from '../../src/quant/types.js';
 import { sharedFloat32 } from '../../src/tensor/shared.js';
@@ -61,7 +61,7 @@ const fakeQuantBackend: Backend = {
 };
 
 function logits(model: Model, ids: readonly number[]): Float32Array {
-  const h = forwardHidden(model, ids, createKvCache(model.config, ids.length));
+  const h = forwardHidden(model, ids, createKvCache(model.config, ids.length, model.backend));
   return logitsOf(model, h, 0, ids.length);
 }
 

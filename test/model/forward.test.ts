@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { forwardHidden, logitsOf } from '../../src/model/forward.js';
 import { createKvCache } from '../../src/model/kv-cache.js';
-import { loadModel } from '../../src/model/load.js';
+import { loadModel } from '../../src/backends/load.js';
 import { fixturePath, repoPath } from '../helpers/paths.js';
 import { readReference } from '../helpers/reference.js';
 
@@ -39,13 +39,13 @@ for (const [label, dir] of cases) {
     const vocab = model.config.vocabSize;
     assert.equal(ref.logits.length, t * vocab);
 
-    const prefillCache = createKvCache(model.config, t);
+    const prefillCache = createKvCache(model.config, t, model.backend);
     const hidden = forwardHidden(model, ref.inputIds, prefillCache);
     const prefill = logitsOf(model, hidden, 0, t);
     const prefillErr = relativeError(prefill, ref.logits);
     assert.ok(prefillErr < 1e-4, `prefill relative error ${prefillErr}`);
 
-    const cache = createKvCache(model.config, t);
+    const cache = createKvCache(model.config, t, model.backend);
     for (let i = 0; i < t; i++) {
       const h = forwardHidden(model, [ref.inputIds[i]], cache);
       const row = logitsOf(model, h, 0, 1);

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generate } from '../../src/model/generate.js';
-import { loadModel } from '../../src/model/load.js';
+import { loadModel } from '../../src/backends/load.js';
 import { sampleToken, seededRandom } from '../../src/model/sampling.js';
 import { fixturePath, repoPath } from '../helpers/paths.js';
 import { readReference } from '../helpers/reference.js';

@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { syntheticModel, writeSyntheticCheckpoint } from '../../bench/synthetic.js';
 import { wasmIntLinearAvailable } from '../../src/backends/cpu/int-linear-wasm-kernel.js';
-import { openModelDir } from '../../src/io/model-dir.js';
+import { openModelDir } from '../../src/model/model-dir.js';
 import { checkLoadFits, loadMemory } from '../../src/model/memory.js';
 import { fixturePath, repoPath } from '../helpers/paths.js';
 import { tempDir, throwsInput } from '../io/temp-dir.js';
@@ -26,14 +26,14 @@ test('a loaded quantized checkpoint costs at most 1.3× its file size in residen
   const bytes = writeSyntheticCheckpoint(dir, syntheticModel(12, { hidden: 1024, ffn: 2816, heads: 8, vocab: 2048 }));
   const dist = (rel: string) => pathToFileURL(repoPath(path.join('dist', rel))).href;
   const child = `
-    const { loadModel } = await import(${JSON.stringify(dist('src/model/load.js'))});
+    const { loadModel } = await import(${JSON.stringify(dist('src/backends/load.js'))});
     const { forwardLastLogits } = await import(${JSON.stringify(dist('src/model/forward.js'))});
     const { createKvCache } = await import(${JSON.stringify(dist('src/model/kv-cache.js'))});
     const { preparedIntLinear } = await import(${JSON.stringify(dist('src/backends/cpu/int-linear-prepared.js'))});
     const rss = () => { globalThis.gc(); return process.memoryUsage().rss; };
     const before = rss();
     const { model } = loadModel(${JSON.stringify(dir)});
-    forwardLastLogits(model, [1, 2, 3], createKvCache(model.config, 3));
+    forwardLastLogits(model, [1, 2, 3], createKvCache(model.config, 3, model.backend));
     const after = rss();
     const slots = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'];
     const inPlace = model.weights.layers.every((l) => slots.every((s) => preparedIntLinear(l[s]).inPlace));

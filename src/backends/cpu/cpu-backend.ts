@@ -2,7 +2,7 @@
  * The CPU backend: float matmuls split over the worker pool, exact integer kernels for
  * quantized layers (the true integer path, not fake quantization), plain loops for the rest.
  */
-import type { Backend } from '../backend.js';
+import type { Backend } from '../../model/backend.js';
 import type { LinearWeight } from '../../quant/types.js';
 import { sharedFloat32 } from '../../tensor/shared.js';
 import { intLinear } from './int-linear.js';

@@ -2,7 +2,7 @@
  * The CPU backend's elementwise and attention kernels (plain loops; the matmuls, where the time
  * goes, live in matmul.ts and int-linear.ts). Row-major float32 throughout, float64 accumulation.
  */
-import type { AttentionShape, LayerKvCache } from '../backend.js';
+import type { AttentionShape, LayerKvCache } from '../../model/backend.js';
 import { sharedFloat32 } from '../../tensor/shared.js';
 
 /** y[i, :] = x[i, :] / sqrt(mean(x[i, :]²) + eps) · weight, for m rows of weight.length. */

@@ -18,7 +18,7 @@
  * The integer layers give the CPU backend's output bit for bit; the other ops match it except
  * where float64 rounding differs (tests bound both).
  */
-import type { AttentionShape, Backend, LayerKvCache } from '../backend.js';
+import type { AttentionShape, Backend, LayerKvCache } from '../../model/backend.js';
 import { cpuBackend } from '../cpu/cpu-backend.js';
 import type { LinearWeight } from '../../quant/types.js';
 import type { DeviceBuffer } from './buffer.js';

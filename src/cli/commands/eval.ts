@@ -1,10 +1,10 @@
 /** `intscale eval`: perplexity of a text file under a model (float or quantized checkpoint). */
 import { printTable } from '../table.js';
 import { Command } from 'commander';
-import type { Backend } from '../../backends/backend.js';
+import type { Backend } from '../../model/backend.js';
 import { InputError } from '../../errors.js';
 import { perplexity } from '../../eval/perplexity.js';
-import { loadModel } from '../../model/load.js';
+import { loadModel } from '../../backends/load.js';
 import { DEFAULT_MODEL_DIR } from '../default-model.js';
 import { intAtLeast, positiveInt } from '../parse.js';
 import { progressBar } from '../progress.js';

@@ -1,10 +1,10 @@
 /** `intscale generate`: stream a continuation (or a chat reply) and report tokens/s. */
 import * as fs from 'node:fs';
 import { Command } from 'commander';
-import type { Backend } from '../../backends/backend.js';
+import type { Backend } from '../../model/backend.js';
 import { InputError } from '../../errors.js';
 import { generate } from '../../model/generate.js';
-import { loadModel } from '../../model/load.js';
+import { loadModel } from '../../backends/load.js';
 import { DEFAULT_MODEL_DIR } from '../default-model.js';
 import { nonNegativeInt, nonNegativeNumber, positiveInt, probability } from '../parse.js';
 import { backendOption, openBackend, type BackendName } from '../backend-option.js';

@@ -25,12 +25,12 @@ import {
   type LayerOverflowRow,
   type MseRow,
 } from '../../eval/overflow-audit.js';
-import { isQuantizedCheckpoint } from '../../io/quantized-checkpoint.js';
-import { openModelDir } from '../../io/model-dir.js';
-import { loadModel, type LoadedModel } from '../../model/load.js';
+import { isQuantizedCheckpoint } from '../../model/quantized-checkpoint.js';
+import { openModelDir } from '../../model/model-dir.js';
+import { loadModel, type LoadedModel } from '../../backends/load.js';
 import { LINEAR_NAMES, LINEAR_SLOTS, layerPrefix } from '../../model/layout.js';
-import { layerQuantizer, type LinearReport } from '../../quant/quantize-model.js';
-import { describeSpec, specFor } from '../../quant/recipe.js';
+import { layerQuantizer, type LinearReport } from '../../quantize/quantize-model.js';
+import { describeSpec, specFor } from '../../quantize/recipe.js';
 import type { QuantizedLinear } from '../../quant/types.js';
 import { DEFAULT_MODEL_DIR, PACKAGE_ROOT } from '../default-model.js';
 import { positiveInt } from '../parse.js';

@@ -1,14 +1,14 @@
 /** `intscale quantize`: a Hugging Face model → an intscale quantized checkpoint (RTN, GPTQ or AWQ). */
 import { printTable } from '../table.js';
 import { Command, Option } from 'commander';
-import { writeQuantizedCheckpoint } from '../../io/quantized-checkpoint.js';
-import { quantizeModel, type LinearReport } from '../../quant/quantize-model.js';
-import { describeMethod, describeSpec } from '../../quant/recipe.js';
+import { writeQuantizedCheckpoint } from '../../quantize/write-checkpoint.js';
+import { quantizeModel, type LinearReport } from '../../quantize/quantize-model.js';
+import { describeMethod, describeSpec } from '../../quantize/recipe.js';
 import { DEFAULT_MODEL_DIR } from '../default-model.js';
 import { nonNegativeInt, nonNegativeNumber, positiveInt } from '../parse.js';
 import { progressBar } from '../progress.js';
 import { CALIB_DEFAULTS, DEFAULT_CALIB_FILE, parseAlpha, parseOverride, recipeFromOptions, type QuantCliOptions } from '../quant-options.js';
-import { openModelDir } from '../../io/model-dir.js';
+import { openModelDir } from '../../model/model-dir.js';
 import { prepareOutputDir } from '../../io/output-dir.js';
 
 /** The quantization flags shared by `quantize` and `demo` (`demo` runs RTN only). */

@@ -17,8 +17,8 @@ import type { CudaContext } from '../../../src/backends/cuda/context.js';
 import type { DeviceBuffer } from '../../../src/backends/cuda/buffer.js';
 import { cpuBackend } from '../../../src/backends/cpu/cpu-backend.js';
 import { f16ToF32, f32ToF16 } from '../../../src/io/dtype.js';
-import { quantizeModel } from '../../../src/quant/quantize-model.js';
-import { DEFAULT_SPEC } from '../../../src/quant/recipe.js';
+import { quantizeModel } from '../../../src/quantize/quantize-model.js';
+import { DEFAULT_SPEC } from '../../../src/quantize/recipe.js';
 import { forwardHidden, forwardLastLogits, logitsOf, type Model } from '../../../src/model/forward.js';
 import { createKvCache } from '../../../src/model/kv-cache.js';
 import { generate } from '../../../src/model/generate.js';
@@ -28,7 +28,7 @@ import { randomActivations, randomW4Layer, randomW8Layer, rng } from './helpers.
 import { assertBitExact } from './gpu-checks.js';
 import { fixturePath, repoPath } from '../../helpers/paths.js';
 import { readReference } from '../../helpers/reference.js';
-import { loadModel } from '../../../src/model/load.js';
+import { loadModel } from '../../../src/backends/load.js';
 
 const cuda = tryCudaContext();
 const skip = 'reason' in cuda ? `no CUDA driver/GPU: ${cuda.reason}` : false;
@@ -218,7 +218,7 @@ test('CUDA backend: the quantized embedded model gives the CPU backend\'s hidden
   const { model: cpuModel, prompt } = quantizedEmbedded();
   withBackend((b) => {
     const gpuModel: Model<DeviceBuffer> = { ...cpuModel, backend: b };
-    const hc = forwardHidden(cpuModel, prompt, createKvCache(cpuModel.config, prompt.length));
+    const hc = forwardHidden(cpuModel, prompt, createKvCache(cpuModel.config, prompt.length, cpuModel.backend));
     const gpuCache = createKvCache(gpuModel.config, prompt.length, b);
     const hg = forwardHidden(gpuModel, prompt, gpuCache);
     const hgHost = b.download(hg, 0, prompt.length, cpuModel.config.hiddenSize);
@@ -281,7 +281,7 @@ test('CUDA backend: llama with attention_bias (q/k/v/o) and mlp_bias (gate/up/do
         const cache = createKvCache(gpuModel.config, ids.length, b);
         const got = logitsOf(gpuModel, forwardHidden(gpuModel, ids, cache), 0, ids.length);
         cache.release();
-        const expected = label === 'float' ? ref.logits : logitsOf(cpuModel, forwardHidden(cpuModel, ids, createKvCache(cpuModel.config, ids.length)), 0, ids.length);
+        const expected = label === 'float' ? ref.logits : logitsOf(cpuModel, forwardHidden(cpuModel, ids, createKvCache(cpuModel.config, ids.length, cpuModel.backend)), 0, ids.length);
         const scale = expected.reduce((s, v) => Math.max(s, Math.abs(v)), 0);
         assert.equal(got.length, ids.length * vocab);
         assertWithin(got, expected, () => tol * scale, `${name} ${label} logits`);

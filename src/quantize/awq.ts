@@ -27,18 +27,18 @@
  *          from the layer's RTN float scales before clipping);
  *   then w ← clamp(w, −c*, c*). X_g here is the scaled input X·diag(s*)⁻¹.
  */
-import type { Backend } from '../../backends/backend.js';
-import { InputError } from '../../errors.js';
-import type { LinearInput } from '../../model/forward.js';
-import { LINEAR_NAMES, type LinearSlot } from '../../model/layout.js';
-import { sharedFloat32 } from '../../tensor/shared.js';
-import { chooseAlpha } from '../amplifier.js';
-import type { FloatLayerWeights, LayerCalibration, LayerMethod } from '../calibration.js';
-import { chooseGroupScale, floatGroupScale, floatScaler, groupAbsMax, integerScaler, quantizeValue, type GroupScaler } from '../group-quant.js';
-import { quantizeLinearReport, resolveGroupSize } from '../quantize-linear.js';
-import type { FloatLinear, QuantSpec } from '../types.js';
+import type { Backend } from '../model/backend.js';
+import { InputError } from '../errors.js';
+import type { LinearInput } from '../model/forward.js';
+import { LINEAR_NAMES, type LinearSlot } from '../model/layout.js';
+import { sharedFloat32 } from '../tensor/shared.js';
+import { chooseAlpha } from '../quant/amplifier.js';
+import type { FloatLayerWeights, LayerCalibration, LayerMethod } from './calibration.js';
+import { chooseGroupScale, floatGroupScale, floatScaler, groupAbsMax, integerScaler, quantizeValue, type GroupScaler } from '../quant/group-quant.js';
+import { quantizeLinearReport, resolveGroupSize } from '../quant/quantize-linear.js';
+import type { FloatLinear, QuantSpec } from '../quant/types.js';
 import { LINEARS_OF, inputWidth } from './layer-inputs.js';
-import { linearReport, type ReportSink } from './report.js';
+import { linearReport, type ReportSink } from '../quant/methods/report.js';
 
 export interface AwqSettings {
   /** grid points of the exponent ρ in [0, 1). */

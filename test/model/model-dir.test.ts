@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { openModelDir } from '../../src/io/model-dir.js';
+import { openModelDir } from '../../src/model/model-dir.js';
 import { writeSafetensors } from '../../src/io/safetensors.js';
-import { tempDir, throwsInput, writeJson } from './temp-dir.js';
+import { tempDir, throwsInput, writeJson } from '../io/temp-dir.js';
 
 const config = {
   architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2', vocab_size: 16, hidden_size: 8, intermediate_size: 16,

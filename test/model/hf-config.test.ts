@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseHfConfig } from '../../src/io/hf-config.js';
-import { throwsInput } from './temp-dir.js';
+import { parseHfConfig } from '../../src/model/hf-config.js';
+import { throwsInput } from '../io/temp-dir.js';
 
 const llama3 = {
   architectures: ['LlamaForCausalLM'], model_type: 'llama', vocab_size: 128256, hidden_size: 2048,

@@ -3,23 +3,23 @@
  * folding on a multi-head layer), the search never does worse than RTN on its objective, and
  * float / Integer Scale AWQ run the same code with only the scale step differing.
  */
-import { unpackWeights } from '../../../src/quant/int4-pack.js';
+import { unpackWeights } from '../../src/quant/int4-pack.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpuBackend } from '../../../src/backends/cpu/cpu-backend.js';
-import type { ModelConfig } from '../../../src/model/config.js';
-import { forwardHidden, logitsOf, runDecoderLayer, type Model } from '../../../src/model/forward.js';
-import { createKvCache } from '../../../src/model/kv-cache.js';
-import { loadModel } from '../../../src/model/load.js';
-import { ropeInverseFrequencies } from '../../../src/model/rope.js';
-import { calibrationWindows, quantizeCalibrated, type FloatLayerWeights } from '../../../src/quant/calibration.js';
-import { awqFoldLayer, awqLayerMethod, awqScales, foldAwqScales, DEFAULT_AWQ } from '../../../src/quant/methods/awq.js';
-import type { LinearReport } from '../../../src/quant/methods/report.js';
-import type { FloatLinear, QuantSpec } from '../../../src/quant/types.js';
-import { sharedFloat32 } from '../../../src/tensor/shared.js';
-import { fixturePath } from '../../helpers/paths.js';
-import { makeRng, randomNormals, type Rng } from '../../helpers/random.js';
-import { readReference } from '../../helpers/reference.js';
+import { cpuBackend } from '../../src/backends/cpu/cpu-backend.js';
+import type { ModelConfig } from '../../src/model/config.js';
+import { forwardHidden, logitsOf, runDecoderLayer, type Model } from '../../src/model/forward.js';
+import { createKvCache } from '../../src/model/kv-cache.js';
+import { loadModel } from '../../src/backends/load.js';
+import { ropeInverseFrequencies } from '../../src/model/rope.js';
+import { calibrationWindows, quantizeCalibrated, type FloatLayerWeights } from '../../src/quantize/calibration.js';
+import { awqFoldLayer, awqLayerMethod, awqScales, foldAwqScales, DEFAULT_AWQ } from '../../src/quantize/awq.js';
+import type { LinearReport } from '../../src/quant/methods/report.js';
+import type { FloatLinear, QuantSpec } from '../../src/quant/types.js';
+import { sharedFloat32 } from '../../src/tensor/shared.js';
+import { fixturePath } from '../helpers/paths.js';
+import { makeRng, randomNormals, type Rng } from '../helpers/random.js';
+import { readReference } from '../helpers/reference.js';
 
 const SPEC: QuantSpec = { wBits: 4, aBits: 8, groupSize: 32, scale: 'float', alpha: { kind: 'safe', maxLog2: 10 } };
 const tokens = Array.from({ length: 4000 }, (_, i) => (i * 7919 + 13) % 2048);
@@ -35,7 +35,7 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): { diff: number; scale: nu
 }
 
 function logits(model: Model, ids: number[]): Float32Array {
-  const hidden = forwardHidden(model, ids, createKvCache(model.config, ids.length));
+  const hidden = forwardHidden(model, ids, createKvCache(model.config, ids.length, model.backend));
   return logitsOf(model, hidden, 0, ids.length);
 }
 
@@ -90,7 +90,7 @@ test('folding o_proj scales into v_proj (multi-head attention) leaves the layer 
       weights: { embedding: new Float32Array(0), layers: [l], finalNorm: new Float32Array(0), lmHead: floatLinear(rng, 1, 32) } };
     const h = sharedFloat32(10 * 32);
     h.set(randomNormals(makeRng(5), 10 * 32));
-    runDecoderLayer(model, 0, h, 10, createKvCache(config, 10));
+    runDecoderLayer(model, 0, h, 10, createKvCache(config, 10, model.backend));
     return h;
   };
   const { diff, scale } = maxAbsDiff(run(folded), run(layer));

@@ -2,9 +2,9 @@
  * Which input each linear of a decoder layer reads (q/k/v share the normed hidden state, gate/up
  * share the post-attention normed state), and the input widths.
  */
-import type { ModelConfig } from '../../model/config.js';
-import type { LinearInput } from '../../model/forward.js';
-import type { LinearSlot } from '../../model/layout.js';
+import type { ModelConfig } from '../model/config.js';
+import type { LinearInput } from '../model/forward.js';
+import type { LinearSlot } from '../model/layout.js';
 
 export const INPUT_OF: Readonly<Record<LinearSlot, LinearInput>> = {
   q: 'qkv', k: 'qkv', v: 'qkv', o: 'o', gate: 'gateUp', up: 'gateUp', down: 'down',

@@ -3,15 +3,15 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { openSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
-import { writeQuantizedCheckpoint } from '../../src/io/quantized-checkpoint.js';
+import { writeQuantizedCheckpoint } from '../../src/quantize/write-checkpoint.js';
 import { forwardHidden, logitsOf, type Model } from '../../src/model/forward.js';
 import { createKvCache } from '../../src/model/kv-cache.js';
-import { loadModel } from '../../src/model/load.js';
-import { layerQuantizer } from '../../src/quant/quantize-model.js';
-import type { QuantRecipe } from '../../src/quant/recipe.js';
+import { loadModel } from '../../src/backends/load.js';
+import { layerQuantizer } from '../../src/quantize/quantize-model.js';
+import type { QuantRecipe } from '../../src/quantize/recipe.js';
 import { fixturePath } from '../helpers/paths.js';
 import { readReference } from '../helpers/reference.js';
-import { tempDir, throwsInput } from './temp-dir.js';
+import { tempDir, throwsInput } from '../io/temp-dir.js';
 
 const recipe: QuantRecipe = {
   method: 'rtn',
@@ -20,7 +20,7 @@ const recipe: QuantRecipe = {
 };
 
 function logits(model: Model, ids: number[]): Float32Array {
-  const h = forwardHidden(model, ids, createKvCache(model.config, ids.length));
+  const h = forwardHidden(model, ids, createKvCache(model.config, ids.length, model.backend));
   return logitsOf(model, h, 0, ids.length);
 }
 

@@ -17,20 +17,20 @@
  * layer's activations; the KV cache holds one layer (L positions), reused by every layer.
  */
 import * as fs from 'node:fs';
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../model/backend.js';
 import { cpuBackend } from '../backends/cpu/cpu-backend.js';
 import { InputError } from '../errors.js';
-import { openModelDir } from '../io/model-dir.js';
+import { openModelDir } from '../model/model-dir.js';
 import { loadTokenizer, type ModelTokenizer } from '../io/tokenizer.js';
 import type { ModelConfig } from '../model/config.js';
 import { embedTokens, runDecoderLayer, type LinearObserver, type Model } from '../model/forward.js';
 import type { KvCache } from '../model/kv-cache.js';
 import { layerPrefix, type LinearSlot } from '../model/layout.js';
-import type { LoadedModel } from '../model/load.js';
+import type { LoadedModel } from '../backends/load.js';
 import { ropeInverseFrequencies } from '../model/rope.js';
 import { readModelWeights, type LayerWeights, type ModelWeights } from '../model/weights.js';
 import { arenaAddress, arenaFloat32, sharedFloat32 } from '../tensor/shared.js';
-import type { FloatLinear, LinearWeight } from './types.js';
+import type { FloatLinear, LinearWeight } from '../quant/types.js';
 
 /** Where calibration tokens come from and how many. */
 export interface CalibrationSettings {

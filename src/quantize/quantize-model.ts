@@ -7,20 +7,20 @@
  *              calibration windows, the layer quantized by the method (methods/), the quantized
  *              layer run forward to produce the next layer's inputs.
  */
-import type { Backend } from '../backends/backend.js';
+import type { Backend } from '../model/backend.js';
 import type { LinearSlot } from '../model/layout.js';
 import { LINEAR_NAMES, LINEAR_SLOTS, layerPrefix } from '../model/layout.js';
-import { loadModel, type LoadedModel } from '../model/load.js';
+import { loadModel, type LoadedModel } from '../backends/load.js';
 import { loadTokenizer } from '../io/tokenizer.js';
 import { quantizeCalibrated, readCalibrationWindows } from './calibration.js';
-import { awqLayerMethod } from './methods/awq.js';
-import { gptqLayerMethod } from './methods/gptq-layer.js';
-import { linearReport, type LinearReport } from './methods/report.js';
-import { quantizeLinearReport } from './quantize-linear.js';
+import { awqLayerMethod } from './awq.js';
+import { gptqLayerMethod } from './gptq-layer.js';
+import { linearReport, type LinearReport } from '../quant/methods/report.js';
+import { quantizeLinearReport } from '../quant/quantize-linear.js';
 import { specFor, type QuantRecipe } from './recipe.js';
-import type { FloatLinear, LinearWeight, QuantizedLinear } from './types.js';
+import type { FloatLinear, LinearWeight, QuantizedLinear } from '../quant/types.js';
 
-export type { LinearReport } from './methods/report.js';
+export type { LinearReport } from '../quant/methods/report.js';
 
 /** Returns the per-layer RTN transform for loadModel plus the reports it fills in. */
 export function layerQuantizer(recipe: QuantRecipe, onLayer?: (layer: number) => void): {

@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { InputError } from '../../src/errors.js';
 import { forwardHidden } from '../../src/model/forward.js';
 import { createKvCache } from '../../src/model/kv-cache.js';
-import { loadModel } from '../../src/model/load.js';
-import { calibrationWindows, quantizeCalibrated } from '../../src/quant/calibration.js';
+import { loadModel } from '../../src/backends/load.js';
+import { calibrationWindows, quantizeCalibrated } from '../../src/quantize/calibration.js';
 import { fixturePath } from '../helpers/paths.js';
 import { readReference } from '../helpers/reference.js';
 
@@ -52,8 +52,8 @@ test('the calibration stream with an identity method gives the float model, and 
   assert.equal(seen.length, 2 * 3 * 4);
   const ref = loadModel(dir);
   const ids = readReference(dir).inputIds;
-  const a = forwardHidden(ref.model, ids, createKvCache(ref.model.config, ids.length));
-  const b = forwardHidden(streamed.model, ids, createKvCache(streamed.model.config, ids.length));
+  const a = forwardHidden(ref.model, ids, createKvCache(ref.model.config, ids.length, ref.model.backend));
+  const b = forwardHidden(streamed.model, ids, createKvCache(streamed.model.config, ids.length, streamed.model.backend));
   // equal up to float32 summation order (the streamed model's linears are outside the WASM arena)
   let diff = 0;
   let scale = 0;

@@ -3,8 +3,8 @@
  * qwen2, and errors that name the field and what is wrong with it.
  */
 import { InputError } from '../errors.js';
-import { NO_BIASES, type Architecture, type LinearBiases, type ModelConfig, type RopeScaling } from '../model/config.js';
-import { FieldReader, type Json } from './json-fields.js';
+import { NO_BIASES, type Architecture, type LinearBiases, type ModelConfig, type RopeScaling } from './config.js';
+import { FieldReader, type Json } from '../io/json-fields.js';
 
 export const SUPPORTED_ARCHITECTURES: readonly Architecture[] = ['llama', 'mistral', 'qwen2'];
 

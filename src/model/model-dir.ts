@@ -5,11 +5,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InputError } from '../errors.js';
-import type { ModelConfig } from '../model/config.js';
-import { loadGenerationConfig, type GenerationConfig } from './generation-config.js';
+import type { ModelConfig } from './config.js';
+import { loadGenerationConfig, type GenerationConfig } from '../io/generation-config.js';
 import { parseHfConfig } from './hf-config.js';
-import { TOKENIZER_FILE } from './tokenizer.js';
-import { INDEX_FILE, SINGLE_FILE, listSafetensors, noSafetensorsError, openWeights, type WeightSource } from './weight-source.js';
+import { TOKENIZER_FILE } from '../io/tokenizer.js';
+import { INDEX_FILE, SINGLE_FILE, listSafetensors, noSafetensorsError, openWeights, type WeightSource } from '../io/weight-source.js';
 
 export interface ModelDir {
   readonly dir: string;

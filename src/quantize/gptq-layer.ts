@@ -4,15 +4,15 @@
  * the layer with the groups before it already quantized (so later linears see the error of the
  * earlier ones), or, with trueSequential off, every Hessian from the float layer in one pass.
  */
-import type { LinearInput } from '../../model/forward.js';
-import { LINEAR_NAMES, type LinearSlot } from '../../model/layout.js';
-import type { LayerWeights } from '../../model/weights.js';
-import type { LayerMethod } from '../calibration.js';
-import type { QuantSpec } from '../types.js';
-import { DEFAULT_GPTQ, gptqQuantizeLinear, type GptqSettings } from './gptq.js';
-import { HessianAccumulator } from './hessian.js';
+import type { LinearInput } from '../model/forward.js';
+import { LINEAR_NAMES, type LinearSlot } from '../model/layout.js';
+import type { LayerWeights } from '../model/weights.js';
+import type { LayerMethod } from './calibration.js';
+import type { QuantSpec } from '../quant/types.js';
+import { DEFAULT_GPTQ, gptqQuantizeLinear, type GptqSettings } from '../quant/methods/gptq.js';
+import { HessianAccumulator } from '../quant/methods/hessian.js';
 import { LINEAR_INPUTS, LINEARS_OF, inputWidth } from './layer-inputs.js';
-import { linearReport, type ReportSink } from './report.js';
+import { linearReport, type ReportSink } from '../quant/methods/report.js';
 
 export interface GptqLayerSettings extends GptqSettings {
   /** re-observe the layer after each group of linears is quantized (GPTQ's --true-sequential). */

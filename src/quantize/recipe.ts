@@ -7,9 +7,9 @@
  */
 import type { LinearSlot } from '../model/layout.js';
 import type { CalibrationSettings } from './calibration.js';
-import type { AwqSettings } from './methods/awq.js';
-import type { GptqLayerSettings } from './methods/gptq-layer.js';
-import type { QuantSpec } from './types.js';
+import type { AwqSettings } from './awq.js';
+import type { GptqLayerSettings } from './gptq-layer.js';
+import type { QuantSpec } from '../quant/types.js';
 
 export type QuantMethod = 'rtn' | 'gptq' | 'awq';
 
