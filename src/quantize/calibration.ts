@@ -16,6 +16,7 @@
  * Memory: the hidden states N·L·hidden floats plus what one layer's method keeps, bounded by one
  * layer's activations; the KV cache holds one layer (L positions), reused by every layer.
  */
+import { seededRandom } from '../tensor/random.js';
 import * as fs from 'node:fs';
 import type { Backend } from '../model/backend.js';
 import { cpuBackend } from '../backends/cpu/cpu-backend.js';
@@ -43,18 +44,6 @@ export interface CalibrationSettings {
   readonly seed: number;
 }
 
-/** mulberry32: a small, well-mixed 32-bit PRNG; uniforms in [0, 1). */
-export function seededUniforms(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** N random windows of L tokens (deterministic for a seed); `file` names the text in errors. */
 export function calibrationWindows(tokens: ArrayLike<number>, samples: number, seqLen: number, seed: number,
   file = 'calibration text'): Int32Array[] {
@@ -63,7 +52,7 @@ export function calibrationWindows(tokens: ArrayLike<number>, samples: number, s
   if (tokens.length < seqLen) {
     throw new InputError(`${file}: ${tokens.length} tokens, fewer than one calibration window of ${seqLen}; lower --calib-seq-len or use a longer text`, { file });
   }
-  const next = seededUniforms(seed);
+  const next = seededRandom(seed);
   const starts = tokens.length - seqLen + 1;
   return Array.from({ length: samples }, () => {
     const start = Math.floor(next() * starts);
