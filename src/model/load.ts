@@ -8,7 +8,7 @@ import { openModelDir, type ModelDir } from './model-dir.js';
 import { loadTokenizer, type ModelTokenizer } from '../io/tokenizer.js';
 import type { FloatLinear, LinearWeight } from '../quant/types.js';
 import type { Model } from './forward.js';
-import { checkLoadFits } from './memory.js';
+import { checkLoadFits, kvCacheBytes } from './memory.js';
 import { ropeInverseFrequencies } from './rope.js';
 import { readModelWeights, type LinearSlot } from './weights.js';
 
@@ -24,6 +24,8 @@ export interface ModelLoadOptions {
    * memory available (default true; not applied with transformLayer, which holds one float layer at a time).
    */
   readonly checkMemory?: boolean;
+  /** positions the run will keep in its KV cache (a window, a prompt plus new tokens): counted in the memory check. */
+  readonly cachePositions?: number;
   /** replace a layer's float linears as it is read (quantize), so one float layer is alive at a time. */
   readonly transformLayer?: (layer: number, linears: Record<LinearSlot, FloatLinear>) => Record<LinearSlot, LinearWeight>;
 }
@@ -32,7 +34,9 @@ export function loadModelOn<T>(dir: string, backend: Backend<T>, options: ModelL
   const source = openModelDir(dir);
   try {
     const { config } = source;
-    if (options.checkMemory !== false && options.transformLayer === undefined) checkLoadFits(source.weights, dir);
+    if (options.checkMemory !== false && options.transformLayer === undefined) {
+      checkLoadFits(source.weights, dir, kvCacheBytes(config, options.cachePositions ?? 0));
+    }
     const weights = readModelWeights(source.weights, config, options.transformLayer);
     const invFreq = ropeInverseFrequencies(config.headDim, config.ropeTheta, config.ropeScaling);
     const model: Model<T> = { config, weights, backend, invFreq };

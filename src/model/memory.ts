@@ -11,6 +11,7 @@ import * as os from 'node:os';
 import { InputError } from '../errors.js';
 import { FLOAT_DTYPES, dtypeBytes } from '../io/dtype.js';
 import type { WeightSource } from '../io/weight-source.js';
+import type { ModelConfig } from './config.js';
 
 export interface LoadMemory {
   /** bytes the loaded weights take in memory. */
@@ -36,6 +37,11 @@ export function loadMemory(src: WeightSource): LoadMemory {
   return { resident, widened };
 }
 
+/** Bytes of a float32 KV cache holding `positions` positions (capped at the model's context) of every layer. */
+export function kvCacheBytes(config: ModelConfig, positions: number): number {
+  return 2 * 4 * config.numLayers * config.numKvHeads * config.headDim * Math.min(positions, config.maxPositionEmbeddings);
+}
+
 /** Memory the OS can give this process now, in bytes. */
 export function availableMemory(): number {
   try {
@@ -49,16 +55,21 @@ export function availableMemory(): number {
 
 const GB = 1e9;
 
-/** Throws an InputError naming the numbers when the weights cannot fit in `available` bytes. */
-export function checkLoadFits(src: WeightSource, dir: string, available = availableMemory()): void {
-  const { resident, widened } = loadMemory(src);
+/**
+ * Throws an InputError naming the numbers when the weights, plus `reserved` bytes the run needs
+ * beside them (its KV cache), cannot fit in `available` bytes.
+ */
+export function checkLoadFits(src: WeightSource, dir: string, reserved = 0, available = availableMemory()): void {
+  const { resident: weights, widened } = loadMemory(src);
+  const resident = weights + reserved;
   if (resident <= available) return;
+  const kv = reserved > 0 ? ` (${(weights / GB).toFixed(1)} GB of weights, ${(reserved / GB).toFixed(1)} GB of KV cache: a smaller --seq-len or -n shrinks it)` : '';
   const advice = widened > 0
     ? `its ${((widened / 2) / GB).toFixed(1)} GB of 16-bit float weights are held as float32 (${(widened / GB).toFixed(1)} GB): ` +
       'quantize it first (`intscale quantize -m DIR -o OUT`, which reads one layer at a time) and run the quantized checkpoint'
     : 'free memory, or use a machine with more';
   throw new InputError(
-    `${dir}: loading needs about ${(resident / GB).toFixed(1)} GB of memory but ${(available / GB).toFixed(1)} GB is available; ${advice}`,
+    `${dir}: loading needs about ${(resident / GB).toFixed(1)} GB of memory${kv} but ${(available / GB).toFixed(1)} GB is available; ${advice}`,
     { file: dir },
   );
 }

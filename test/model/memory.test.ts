@@ -15,7 +15,7 @@ import { pathToFileURL } from 'node:url';
 import { syntheticModel, writeSyntheticCheckpoint } from '../../bench/synthetic.js';
 import { wasmIntLinearAvailable } from '../../src/backends/cpu/int-linear-wasm-kernel.js';
 import { openModelDir } from '../../src/model/model-dir.js';
-import { checkLoadFits, loadMemory } from '../../src/model/memory.js';
+import { checkLoadFits, kvCacheBytes, loadMemory } from '../../src/model/memory.js';
 import { fixturePath, repoPath } from '../helpers/paths.js';
 import { tempDir, throwsInput } from '../io/temp-dir.js';
 
@@ -54,8 +54,8 @@ test('a load that cannot fit is refused up front with the numbers and what to do
     const values = f16.weights.names().reduce((n, t) => n + f16.weights.shapeOf(t).reduce((a, b) => a * b, 1), 0);
     assert.equal(resident, 4 * values, 'f16 weights are held as float32');
     assert.equal(widened, resident);
-    assert.doesNotThrow(() => checkLoadFits(f16.weights, 'm', resident));
-    throwsInput(() => checkLoadFits(f16.weights, 'models/m', resident - 1),
+    assert.doesNotThrow(() => checkLoadFits(f16.weights, 'm', 0, resident));
+    throwsInput(() => checkLoadFits(f16.weights, 'models/m', 0, resident - 1),
       /models\/m: loading needs about 0\.0 GB of memory but 0\.0 GB is available; its 0\.0 GB of 16-bit float weights are held as float32 .*quantize it first \(`intscale quantize/);
   } finally {
     f16.weights.close();
@@ -67,7 +67,12 @@ test('a load that cannot fit is refused up front with the numbers and what to do
     const { resident, widened } = loadMemory(q.weights);
     assert.equal(widened, 0);
     assert.ok(resident <= bytes && resident > 0.95 * bytes, `quantized: ${resident} resident for a ${bytes}-byte file`);
-    throwsInput(() => checkLoadFits(q.weights, dir, 1000), /GB is available; free memory, or use a machine with more/);
+    throwsInput(() => checkLoadFits(q.weights, dir, 0, 1000), /GB is available; free memory, or use a machine with more/);
+    // the KV cache the run will hold counts too, and the message says how to shrink it
+    const kv = kvCacheBytes(q.config, 1 << 20);
+    assert.equal(kv, 2 * 4 * q.config.numLayers * q.config.numKvHeads * q.config.headDim * q.config.maxPositionEmbeddings, 'capped at the context');
+    assert.doesNotThrow(() => checkLoadFits(q.weights, dir, 0, resident));
+    throwsInput(() => checkLoadFits(q.weights, dir, kv, resident), /GB of weights, .* GB of KV cache: a smaller --seq-len or -n shrinks it\) but/);
   } finally {
     q.weights.close();
   }

@@ -33,7 +33,7 @@ export const evalCommand = new Command('eval')
 interface EvalCliOptions { model: string; text: string; seqLen: number; maxWindows?: number; json?: boolean; backend: BackendName }
 
 function evaluate(opts: EvalCliOptions, text: string, backend: Backend<unknown>): void {
-  const { model, tokenizer } = loadModel(opts.model, { backend });
+  const { model, tokenizer } = loadModel(opts.model, { backend, cachePositions: opts.seqLen });
   if (tokenizer === null) throw new InputError(`${opts.model}: no tokenizer.json, cannot tokenize the text`, { file: opts.model });
   const seqLen = Math.min(opts.seqLen, model.config.maxPositionEmbeddings);
   if (seqLen < opts.seqLen) process.stderr.write(`note: --seq-len ${opts.seqLen} capped at the model's context, ${seqLen}\n`);

@@ -49,7 +49,7 @@ function readPrompt(opts: GenerateCliOptions): string {
 
 function generateText(opts: GenerateCliOptions, backend: Backend<unknown>): void {
   const promptText = readPrompt(opts);
-  const { model, tokenizer, source } = loadModel(opts.model, { backend });
+  const { model, tokenizer, source } = loadModel(opts.model, { backend, cachePositions: opts.maxNewTokens + Math.ceil(promptText.length / 2) }); // prompt tokens: at most about one per 2 characters
   if (tokenizer === null) throw new InputError(`${opts.model}: no tokenizer.json, cannot tokenize the prompt`, { file: opts.model });
   const useChat = opts.chat && tokenizer.hasChatTemplate;
   const prompt = useChat
