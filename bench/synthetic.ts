@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeQuantizedCheckpoint } from '../src/quantize/write-checkpoint.js';
 import { DEFAULT_SPEC, type QuantRecipe } from '../src/quantize/recipe.js';
-import { sharedFloat32, sharedUint8 } from '../src/tensor/shared.js';
+import { sharedFloat32, sharedUint8, withArenaAllocation } from '../src/tensor/shared.js';
 import { cpuBackend } from '../src/backends/cpu/cpu-backend.js';
 import type { Model } from '../src/model/forward.js';
 import { NO_BIASES, type ModelConfig } from '../src/model/config.js';
@@ -55,7 +55,8 @@ export function syntheticModel(layers: number, shape: SyntheticShape = LLAMA2_7B
     numHeads: heads, numKvHeads: heads, headDim, rmsNormEps: 1e-5, ropeTheta: 10000, ropeScaling: { kind: 'none' },
     maxPositionEmbeddings: 4096, tieWordEmbeddings: true, bias: NO_BIASES, slidingWindow: null, bosTokenId: 1, eosTokenIds: [],
   };
-  const embedding = sharedFloat32(vocab * d);
+  // tied, so in the arena where the loader puts a tied embedding (the WASM lm_head matmul reads it there)
+  const embedding = withArenaAllocation(() => sharedFloat32(vocab * d));
   for (let i = 0; i < embedding.length; i++) embedding[i] = ((Math.imul(i, 2654435761) >>> 16) / 65536 - 0.5) * 0.05;
   const ones = new Float32Array(d).fill(1);
   const built: LayerWeights[] = [];

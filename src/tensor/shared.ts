@@ -163,3 +163,9 @@ export function arenaAddress(view: ArrayBufferView): number {
   if (a === null || !(view.buffer instanceof SharedArrayBuffer) || !a.buffers.has(view.buffer)) return -1;
   return view.byteOffset;
 }
+
+/** Whether every array given lives in shared memory (so the worker pool sees it, not a copy). */
+export function allShared(...arrays: (ArrayBufferView | undefined)[]): boolean {
+  for (const a of arrays) if (a !== undefined && !(a.buffer instanceof SharedArrayBuffer)) return false;
+  return true;
+}

@@ -9,7 +9,7 @@
  *  - 'js': plain JS, float64 accumulation (./matmul-f32-kernel.ts), for everything else.
  * Small products run on the calling thread alone; so do inputs not in shared memory.
  */
-import { arenaAddress, arenaFloat32 } from '../../tensor/shared.js';
+import { allShared, arenaAddress, arenaFloat32 } from '../../tensor/shared.js';
 import { cpuPool, type CpuPool, type RunOptions } from './pool/index.js';
 import { KERNEL_MATMUL_F32, KERNEL_MATMUL_F32_WASM } from './pool/kernels.js';
 import { MATMUL_F32_BLOCK_N, matmulF32Rows, type MatmulF32Args } from './matmul-f32-kernel.js';
@@ -114,7 +114,3 @@ function checkShapes(
   if (bias !== undefined && bias.length < n) throw new RangeError(`matmulF32: bias has ${bias.length} elements, needs N = ${n}`);
 }
 
-function allShared(...arrays: (Float32Array | undefined)[]): boolean {
-  for (const a of arrays) if (a !== undefined && !(a.buffer instanceof SharedArrayBuffer)) return false;
-  return true;
-}

@@ -3,7 +3,10 @@
  * goes, live in matmul.ts and int-linear.ts). Row-major float32 throughout, float64 accumulation.
  */
 import type { AttentionShape, LayerKvCache } from '../../model/backend.js';
-import { sharedFloat32 } from '../../tensor/shared.js';
+import { allShared, sharedFloat32 } from '../../tensor/shared.js';
+import { attentionRows, type AttentionArgs } from './attention-kernel.js';
+import { cpuPool } from './pool/index.js';
+import { KERNEL_ATTENTION } from './pool/kernels.js';
 
 /** y[i, :] = x[i, :] / sqrt(mean(x[i, :]²) + eps) · weight, for m rows of weight.length. */
 export function rmsnorm(x: Float32Array, m: number, weight: Float32Array, eps: number): Float32Array {
@@ -43,7 +46,14 @@ export function rope(x: Float32Array, m: number, heads: number, headDim: number,
   }
 }
 
-/** Causal (optionally sliding-window) grouped-query attention with a KV cache; see Backend.attention. */
+/** Below this many multiply-adds per thread (2 per position per head dimension) attention runs inline. */
+const ATTENTION_MIN_WORK_PER_THREAD = 1 << 17;
+
+/**
+ * Causal (optionally sliding-window) grouped-query attention with a KV cache; see Backend.attention.
+ * The (token, head) rows are split across the CPU pool (attention-kernel.ts: each row's arithmetic
+ * is the same in any thread).
+ */
 export function attention(q: Float32Array, k: Float32Array, v: Float32Array, m: number, startPos: number,
   cache: LayerKvCache, shape: AttentionShape): Float32Array {
   const { numHeads, numKvHeads, headDim, slidingWindow } = shape;
@@ -54,40 +64,14 @@ export function attention(q: Float32Array, k: Float32Array, v: Float32Array, m: 
   cache.keys.set(k.subarray(0, m * kvDim), startPos * kvDim);
   cache.values.set(v.subarray(0, m * kvDim), startPos * kvDim);
   const out = sharedFloat32(m * numHeads * headDim);
-  const scale = 1 / Math.sqrt(headDim);
-  const group = numHeads / numKvHeads;
-  const scores = new Float64Array(startPos + m);
-  const acc = new Float64Array(headDim);
-  for (let r = 0; r < m; r++) {
-    const pos = startPos + r;
-    const first = slidingWindow === null ? 0 : Math.max(0, pos - slidingWindow + 1);
-    for (let h = 0; h < numHeads; h++) {
-      const qo = (r * numHeads + h) * headDim;
-      const kvo = Math.floor(h / group) * headDim;
-      let max = -Infinity;
-      for (let t = first; t <= pos; t++) {
-        const ko = t * kvDim + kvo;
-        let s = 0;
-        for (let i = 0; i < headDim; i++) s += q[qo + i] * cache.keys[ko + i];
-        s *= scale;
-        scores[t] = s;
-        if (s > max) max = s;
-      }
-      let sum = 0;
-      for (let t = first; t <= pos; t++) {
-        const e = Math.exp(scores[t] - max);
-        scores[t] = e;
-        sum += e;
-      }
-      acc.fill(0);
-      for (let t = first; t <= pos; t++) {
-        const p = scores[t] / sum;
-        const vo = t * kvDim + kvo;
-        for (let i = 0; i < headDim; i++) acc[i] += p * cache.values[vo + i];
-      }
-      for (let i = 0; i < headDim; i++) out[qo + i] = acc[i];
-    }
-  }
+  const args: AttentionArgs = {
+    q, keys: cache.keys, values: cache.values, out, startPos, numHeads, numKvHeads, headDim, window: slidingWindow ?? 0,
+  };
+  const rows = m * numHeads;
+  const positions = slidingWindow === null ? startPos + m : Math.min(startPos + m, slidingWindow);
+  const work = 2 * positions * headDim;
+  if (rows * work < 2 * ATTENTION_MIN_WORK_PER_THREAD || !allShared(q, cache.keys, cache.values)) attentionRows(args, 0, rows);
+  else cpuPool().run(KERNEL_ATTENTION, args, rows, { workPerRow: work, minWorkPerThread: ATTENTION_MIN_WORK_PER_THREAD });
   return out;
 }
 

@@ -1,0 +1,67 @@
+/**
+ * Where a CPU decode step goes: every backend op of the forward pass timed (the CPU backend is
+ * synchronous, so wall time per call is its cost) while a synthetic LLaMA of RANDOM W4A8 IS weights
+ * (speed only) decodes, split by op and by linear layer shape; the rest of the step (embedding,
+ * sampling, host glue) is the remainder of the step's wall time.
+ *
+ *   npx tsc -p . && node dist/bench/cpu-step-ops.js [--layers 16] [--hidden 2048] [--ffn 5632] [--heads 16]
+ *     [--vocab 32000] [--prompt 128] [--steps 32]
+ */
+import { parseArgs } from 'node:util';
+import { defaultThreadCount } from '../src/backends/cpu/pool/index.js';
+import type { Backend } from '../src/model/backend.js';
+import { forwardLastLogits, type Model } from '../src/model/forward.js';
+import { createKvCache } from '../src/model/kv-cache.js';
+import { argmax } from '../src/model/sampling.js';
+import { printTable } from '../src/cli/table.js';
+import type { LinearWeight } from '../src/quant/types.js';
+import { machineLine } from './stats.js';
+import { syntheticModel } from './synthetic.js';
+
+const { values } = parseArgs({
+  options: {
+    layers: { type: 'string', default: '16' }, hidden: { type: 'string', default: '2048' }, ffn: { type: 'string', default: '5632' },
+    heads: { type: 'string', default: '16' }, vocab: { type: 'string', default: '32000' },
+    prompt: { type: 'string', default: '128' }, steps: { type: 'string', default: '32' },
+  },
+});
+const n = (k: keyof typeof values) => Number(values[k]);
+
+/** The backend with every op's time added to `spent` under its name (linears by kind and shape). */
+function timed(b: Backend, spent: Map<string, number>): Backend {
+  const add = (name: string, t0: number) => spent.set(name, (spent.get(name) ?? 0) + performance.now() - t0);
+  const wrap = <A extends unknown[], R>(name: string | ((...a: A) => string), f: (...a: A) => R) => (...a: A): R => {
+    const t0 = performance.now();
+    const r = f(...a);
+    add(typeof name === 'string' ? name : name(...a), t0);
+    return r;
+  };
+  const linearName = (_x: Float32Array, m: number, w: LinearWeight) =>
+    `linear ${w.kind === 'float' ? 'f32' : `W${w.wBits}A${w.aBits}`} ${w.n}x${w.k}${m > 1 ? ` (m=${m})` : ''}`;
+  return {
+    ...b,
+    linear: wrap(linearName, b.linear), rmsnorm: wrap('rmsnorm', b.rmsnorm), rope: wrap('rope', b.rope),
+    attention: wrap('attention', b.attention), siluMul: wrap('silu_mul', b.siluMul), addInPlace: wrap('add', b.addInPlace),
+  };
+}
+
+const model0 = syntheticModel(n('layers'), { hidden: n('hidden'), ffn: n('ffn'), heads: n('heads'), vocab: n('vocab') });
+const spent = new Map<string, number>();
+const model: Model = { ...model0, backend: timed(model0.backend, spent) };
+const c = model.config;
+console.log(machineLine(defaultThreadCount()));
+console.log(`model: ${c.numLayers} layers, hidden ${c.hiddenSize}, ffn ${c.intermediateSize}, heads ${c.numHeads}, vocab ${c.vocabSize}; RANDOM W4A8 IS g128 weights, tied fp32 lm_head (speed only)`);
+const prompt = Array.from({ length: n('prompt') }, (_, i) => 1 + ((i * 7919) % (c.vocabSize - 1)));
+const cache = createKvCache(c, prompt.length + n('steps') + 1, model.backend); // + the warm-up step
+let token = argmax(forwardLastLogits(model, prompt, cache));
+forwardLastLogits(model, [token], cache); // one warm-up step
+spent.clear();
+const t0 = performance.now();
+for (let s = 0; s < n('steps'); s++) token = argmax(forwardLastLogits(model, [token], cache));
+const total = performance.now() - t0;
+const steps = n('steps');
+const rows = [...spent].sort((a, b) => b[1] - a[1]).map(([op, ms]) => ({ op, 'ms per step': Number((ms / steps).toFixed(2)), share: `${((100 * ms) / total).toFixed(1)}%` }));
+const opsMs = [...spent.values()].reduce((a, b) => a + b, 0);
+rows.push({ op: 'outside the ops (embedding, sampling, glue)', 'ms per step': Number(((total - opsMs) / steps).toFixed(2)), share: `${((100 * (total - opsMs)) / total).toFixed(1)}%` });
+console.log(`decode: ${steps} steps after a ${prompt.length}-token prompt, ${(total / steps).toFixed(1)} ms per step (${((1000 * steps) / total).toFixed(1)} tok/s)\n`);
+printTable(rows);
