@@ -7,7 +7,6 @@
  * Prints the machine (CPU model, cores, threads used, Node version), the model's shape, the
  * repetitions and the median of each figure.
  */
-import { printTable } from '../src/cli/table.js';
 import { parseArgs } from 'node:util';
 import { DEFAULT_MODEL_DIR } from '../src/cli/default-model.js';
 import { cpuPool } from '../src/backends/cpu/pool/index.js';
@@ -16,10 +15,11 @@ import { loadModel, type LoadedModel } from '../src/backends/load.js';
 import { layerQuantizer } from '../src/quantize/quantize-model.js';
 import { DEFAULT_SPEC, describeSpec, type QuantRecipe } from '../src/quantize/recipe.js';
 import type { QuantSpec } from '../src/quant/types.js';
-import { machineLine, median } from './stats.js';
+import { machineLine, median, benchOutput } from './stats.js';
 
 const { values } = parseArgs({
   options: {
+    json: { type: 'boolean', default: false },
     model: { type: 'string', default: DEFAULT_MODEL_DIR },
     'prompt-tokens': { type: 'string', default: '256' },
     'decode-tokens': { type: 'string', default: '64' },
@@ -42,11 +42,12 @@ const settings: [string, () => LoadedModel][] = [
   [describeSpec({ ...DEFAULT_SPEC, scale: 'float' }), () => quantized({ ...DEFAULT_SPEC, scale: 'float' })],
 ];
 
-console.log(machineLine(cpuPool().threads));
+const out = benchOutput(values.json === true);
+out.say(machineLine(cpuPool().threads));
 const first = settings[0][1]();
 const c = first.model.config;
-console.log(`model: ${values.model} (${c.architecture}, ${c.numLayers} layers, hidden ${c.hiddenSize}, ffn ${c.intermediateSize}, vocab ${c.vocabSize})`);
-console.log(`prompt ${promptTokens} tokens (one batched prefill), then ${decodeTokens} decode steps; median of ${reps} runs after one warm-up\n`);
+out.say(`model: ${values.model} (${c.architecture}, ${c.numLayers} layers, hidden ${c.hiddenSize}, ffn ${c.intermediateSize}, vocab ${c.vocabSize})`);
+out.say(`prompt ${promptTokens} tokens (one batched prefill), then ${decodeTokens} decode steps; median of ${reps} runs after one warm-up\n`);
 const prompt = Array.from({ length: promptTokens }, (_, i) => (i * 7919 + 13) % c.vocabSize);
 
 const rows = settings.map(([name, load]) => {
@@ -62,5 +63,5 @@ const rows = settings.map(([name, load]) => {
   }
   return { setting: name, 'prefill tok/s': Math.round(median(prefill)), 'decode tok/s': Math.round(median(decode)) };
 });
-printTable(rows);
+out.table(rows);
 process.exit(0);

@@ -9,13 +9,12 @@
  *   INTSCALE_THREADS=4 node dist/bench/cpu-int-linear.js
  * --quick: K = N = 2048 only, shorter budgets; --w8: W8A8 layers instead of W4A8.
  */
-import { printTable } from '../src/cli/table.js';
 import { intLinear, prepareIntLinear, type IntLinearOptions } from '../src/backends/cpu/int-linear.js';
 import { CpuPool, defaultThreadCount } from '../src/backends/cpu/pool/index.js';
 import { quantizeLinear } from '../src/quant/quantize-linear.js';
 import type { QuantizedLinear, QuantSpec } from '../src/quant/types.js';
 
-import { machineLine, median } from './stats.js';
+import { machineLine, median, benchOutput } from './stats.js';
 
 const quick = process.argv.includes('--quick');
 const wBits = process.argv.includes('--w8') ? 8 : 4;
@@ -61,8 +60,9 @@ const one: IntLinearOptions = { kernel: 'wasm', pool: null };
 const all: IntLinearOptions = { kernel: 'wasm', pool };
 const js: IntLinearOptions = { kernel: 'js', pool: null };
 
-console.log(machineLine(threads));
-console.log(`W${wBits}A8 g${G}, α ≤ 2^10 (safe); times are whole intLinear calls (activation quantization included), best ms of the repetitions\n`);
+const report = benchOutput(process.argv.includes('--json'));
+report.say(machineLine(threads));
+report.say(`W${wBits}A8 g${G}, α ≤ 2^10 (safe); times are whole intLinear calls (activation quantization included), best ms of the repetitions\n`);
 
 const rows: Record<string, string | number>[] = [];
 for (const size of SIZES) {
@@ -100,6 +100,6 @@ for (const size of SIZES) {
     }
   }
 }
-printTable(rows);
-console.log(`median/best over all measurements: ${(median(medians.map((m, i) => m / bestTimes[i]!))).toFixed(2)} (1.00 = a quiet machine)`);
+report.table(rows);
+report.say(`median/best over all measurements: ${(median(medians.map((m, i) => m / bestTimes[i]!))).toFixed(2)} (1.00 = a quiet machine)`);
 pool.close();

@@ -13,13 +13,13 @@ import type { Backend } from '../src/model/backend.js';
 import { forwardLastLogits, type Model } from '../src/model/forward.js';
 import { createKvCache } from '../src/model/kv-cache.js';
 import { argmax } from '../src/model/sampling.js';
-import { printTable } from '../src/cli/table.js';
 import type { LinearWeight } from '../src/quant/types.js';
-import { machineLine } from './stats.js';
+import { machineLine, benchOutput } from './stats.js';
 import { syntheticModel } from './synthetic.js';
 
 const { values } = parseArgs({
   options: {
+    json: { type: 'boolean', default: false },
     layers: { type: 'string', default: '16' }, hidden: { type: 'string', default: '2048' }, ffn: { type: 'string', default: '5632' },
     heads: { type: 'string', default: '16' }, vocab: { type: 'string', default: '32000' },
     prompt: { type: 'string', default: '128' }, steps: { type: 'string', default: '32' },
@@ -49,8 +49,9 @@ const model0 = syntheticModel(n('layers'), { hidden: n('hidden'), ffn: n('ffn'),
 const spent = new Map<string, number>();
 const model: Model = { ...model0, backend: timed(model0.backend, spent) };
 const c = model.config;
-console.log(machineLine(defaultThreadCount()));
-console.log(`model: ${c.numLayers} layers, hidden ${c.hiddenSize}, ffn ${c.intermediateSize}, heads ${c.numHeads}, vocab ${c.vocabSize}; RANDOM W4A8 IS g128 weights, tied fp32 lm_head (speed only)`);
+const out = benchOutput(values.json === true);
+out.say(machineLine(defaultThreadCount()));
+out.say(`model: ${c.numLayers} layers, hidden ${c.hiddenSize}, ffn ${c.intermediateSize}, heads ${c.numHeads}, vocab ${c.vocabSize}; RANDOM W4A8 IS g128 weights, tied fp32 lm_head (speed only)`);
 const prompt = Array.from({ length: n('prompt') }, (_, i) => 1 + ((i * 7919) % (c.vocabSize - 1)));
 const cache = createKvCache(c, prompt.length + n('steps') + 1, model.backend); // + the warm-up step
 let token = argmax(forwardLastLogits(model, prompt, cache));
@@ -63,5 +64,5 @@ const steps = n('steps');
 const rows = [...spent].sort((a, b) => b[1] - a[1]).map(([op, ms]) => ({ op, 'ms per step': Number((ms / steps).toFixed(2)), share: `${((100 * ms) / total).toFixed(1)}%` }));
 const opsMs = [...spent.values()].reduce((a, b) => a + b, 0);
 rows.push({ op: 'outside the ops (embedding, sampling, glue)', 'ms per step': Number(((total - opsMs) / steps).toFixed(2)), share: `${((100 * (total - opsMs)) / total).toFixed(1)}%` });
-console.log(`decode: ${steps} steps after a ${prompt.length}-token prompt, ${(total / steps).toFixed(1)} ms per step (${((1000 * steps) / total).toFixed(1)} tok/s)\n`);
-printTable(rows);
+out.say(`decode: ${steps} steps after a ${prompt.length}-token prompt, ${(total / steps).toFixed(1)} ms per step (${((1000 * steps) / total).toFixed(1)} tok/s)\n`);
+out.table(rows);

@@ -20,7 +20,6 @@
  *   means nothing.
  * Prints the GPU, the CPU, the shapes, the repetitions and the median of each figure.
  */
-import { printTable } from '../src/cli/table.js';
 import { parseArgs } from 'node:util';
 import { DEFAULT_MODEL_DIR } from '../src/cli/default-model.js';
 import { cpuPool } from '../src/backends/cpu/pool/index.js';
@@ -32,12 +31,13 @@ import { generate } from '../src/model/generate.js';
 import type { Model } from '../src/model/forward.js';
 import { quantizeModel } from '../src/quantize/quantize-model.js';
 import { DEFAULT_SPEC, describeSpec } from '../src/quantize/recipe.js';
-import { machineLine, median } from './stats.js';
+import { machineLine, median, benchOutput } from './stats.js';
 import { syntheticModel } from './synthetic.js';
 import { needsGpu } from './cuda-timing.js';
 
 const { values } = parseArgs({
   options: {
+    json: { type: 'boolean', default: false },
     model: { type: 'string', default: DEFAULT_MODEL_DIR },
     synthetic: { type: 'string' },
     'prompt-tokens': { type: 'string', default: '128' },
@@ -84,7 +84,8 @@ function timed<T>(b: Backend<T>): { backend: Backend<T>; ms: Record<string, numb
 
 const ctx = needsGpu('the CUDA end-to-end bench', () => new CudaContext(0));
 const cudaBackends = cudaKinds.map((kind): [string, CudaBackend] => [CUDA_KINDS[kind]![0], createCudaBackend({ ctx, ...CUDA_KINDS[kind]![1] })]);
-console.log(`# ${ctx.info.name}, driver ${ctx.info.driverVersion}; ${machineLine(cpuPool().threads)}`);
+const out = benchOutput(values.json === true);
+out.say(`# ${ctx.info.name}, driver ${ctx.info.driverVersion}; ${machineLine(cpuPool().threads)}`);
 
 const synthetic = values.synthetic === undefined ? 0 : Number(values.synthetic);
 const models: [string, Model][] = synthetic > 0
@@ -94,8 +95,8 @@ const models: [string, Model][] = synthetic > 0
     quantizeModel(values.model!, { method: 'rtn', base: spec, overrides: {} }).loaded.model,
   ]);
 const c = models[0]![1].config;
-console.log(`# shape: ${c.numLayers} layers, hidden ${c.hiddenSize}, ffn ${c.intermediateSize}, heads ${c.numHeads}/${c.numKvHeads}, vocab ${c.vocabSize}`);
-console.log(`# prompt ${promptTokens} tokens (one batched prefill), then ${decodeTokens} decode steps; median of ${reps} runs after one warm-up\n`);
+out.say(`# shape: ${c.numLayers} layers, hidden ${c.hiddenSize}, ffn ${c.intermediateSize}, heads ${c.numHeads}/${c.numKvHeads}, vocab ${c.vocabSize}`);
+out.say(`# prompt ${promptTokens} tokens (one batched prefill), then ${decodeTokens} decode steps; median of ${reps} runs after one warm-up\n`);
 
 const rows = [];
 for (const [name, model] of models) {
@@ -125,10 +126,10 @@ for (const [name, model] of models) {
     });
   }
 }
-printTable(rows);
+out.table(rows);
 for (const [label, backend] of cudaBackends) {
   const p = backend.placements();
-  console.log(`${label}: placements GPU ${JSON.stringify(p.gpu)}, CPU ${JSON.stringify(p.cpu)}; pass replay (all its runs) ${JSON.stringify(backend.replayStats())}`);
+  out.say(`${label}: placements GPU ${JSON.stringify(p.gpu)}, CPU ${JSON.stringify(p.cpu)}; pass replay (all its runs) ${JSON.stringify(backend.replayStats())}`);
   backend.dispose();
 }
 ctx.release();

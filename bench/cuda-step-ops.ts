@@ -11,7 +11,6 @@
  * (µs, including the gap between graph nodes). Inputs are random (never zeros). The sum over the
  * step is a prediction of the replayed step's GPU time, to compare with bench/cuda-e2e.
  */
-import { printTable } from '../src/cli/table.js';
 import { parseArgs } from 'node:util';
 import { CudaContext } from '../src/backends/cuda/context.js';
 import { Cublas } from '../src/backends/cuda/cublas.js';
@@ -21,12 +20,13 @@ import { fillRandomF32 } from '../src/backends/cuda/util.js';
 import { activationOrder, chooseW4A8Config, freeW4A8, quantizeActivationsCuda, uploadW4A8, w4a8Linear, type W4A8Layer } from '../src/backends/cuda/w4a8.js';
 import { hasTensorMaps } from '../src/backends/cuda/tensor-map.js';
 import { addCuda, attentionCuda, attentionSplits, kvWriteCuda, rmsnormCuda, ropeCuda, siluMulCuda } from '../src/backends/cuda/model-ops.js';
-import { median } from './stats.js';
+import { median, benchOutput } from './stats.js';
 import { needsGpu } from './cuda-timing.js';
 import { randomW4A8 } from './synthetic.js';
 
 const { values } = parseArgs({
   options: {
+    json: { type: 'boolean', default: false },
     context: { type: 'string', default: '128' },
     launches: { type: 'string', default: '64' },
     reps: { type: 'string', default: '7' },
@@ -41,8 +41,9 @@ const ctx = needsGpu('the CUDA step-ops bench', () => new CudaContext(0));
 const blas = new Cublas(ctx.stream);
 const graphs = cudaGraphRuntime(ctx);
 if (!graphs) throw new Error('this driver has no CUDA graph calls');
-console.log(`# ${ctx.info.name}, driver ${ctx.info.driverVersion}, L2 ${(ctx.info.l2Bytes / 2 ** 20).toFixed(0)} MiB`);
-console.log(`# LLaMA-2-7B decode step, m = 1, context ${L}; ${R} launches per graph, median of ${reps} graph launches\n`);
+const out = benchOutput(values.json === true);
+out.say(`# ${ctx.info.name}, driver ${ctx.info.driverVersion}, L2 ${(ctx.info.l2Bytes / 2 ** 20).toFixed(0)} MiB`);
+out.say(`# LLaMA-2-7B decode step, m = 1, context ${L}; ${R} launches per graph, median of ${reps} graph launches\n`);
 
 const owned: DeviceBuffer[] = [];
 const random = (floats: number, seed: number, lo = -1, hi = 1): DeviceBuffer => {
@@ -121,8 +122,8 @@ for (const op of ops) {
   rows.push({ op: op.name, 'µs per launch': per.toFixed(2), 'per step': op.perStep, 'µs per step': (per * op.perStep).toFixed(0) });
 }
 for (const row of rows) Object.assign(row, { share: `${((Number(row['µs per step']) / total) * 100).toFixed(0)}%` });
-printTable(rows);
-console.log(`predicted decode step: ${(total / 1000).toFixed(2)} ms (${(1e6 / total).toFixed(0)} tok/s)`);
+out.table(rows);
+out.say(`predicted decode step: ${(total / 1000).toFixed(2)} ms (${(1e6 / total).toFixed(0)} tok/s)`);
 ctx.destroyEvent(start);
 ctx.destroyEvent(end);
 for (const l of [...square, ...wide, ...tall]) freeW4A8(l);

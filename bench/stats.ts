@@ -1,5 +1,6 @@
 /** What every CPU benchmark shares: the median, and a line describing the machine it ran on. */
 import { availableParallelism, cpus, loadavg } from 'node:os';
+import { printTable, type Row } from '../src/cli/table.js';
 
 export function median(values: readonly number[]): number {
   const s = [...values].sort((a, b) => a - b);
@@ -11,4 +12,18 @@ export function median(values: readonly number[]): number {
 export function machineLine(threads: number): string {
   return `machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${availableParallelism()} cores; node ${process.version}; ` +
     `pool threads ${threads}; load average ${loadavg()[0]!.toFixed(2)}`;
+}
+
+/**
+ * A bench's output: its notes (machine, shapes, repetitions) and tables as text, or with --json
+ * (`json` true) one JSON object { notes, rows } printed as the process exits.
+ */
+export function benchOutput(json: boolean): { say(line: string): void; table(rows: readonly Row[]): void } {
+  const notes: string[] = [];
+  let rows: readonly Row[] = [];
+  if (json) process.once('exit', () => console.log(JSON.stringify({ notes: notes.filter((l) => l !== ''), rows })));
+  return {
+    say: (line) => (json ? notes.push(line.trim()) : console.log(line)),
+    table: (r) => (json ? (rows = r) : printTable(r)),
+  };
 }
