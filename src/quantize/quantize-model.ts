@@ -23,7 +23,7 @@ import type { FloatLinear, LinearWeight, QuantizedLinear } from '../quant/types.
 export type { LinearReport } from '../quant/methods/report.js';
 
 /** Returns the per-layer RTN transform for loadModel plus the reports it fills in. */
-export function layerQuantizer(recipe: QuantRecipe, onLayer?: (layer: number) => void): {
+export function layerQuantizer(recipe: QuantRecipe, onLayer?: (layer: number) => void, onLinear?: (report: LinearReport) => void): {
   transform: (layer: number, linears: Record<LinearSlot, FloatLinear>) => Record<LinearSlot, LinearWeight>;
   reports: LinearReport[];
 } {
@@ -35,7 +35,9 @@ export function layerQuantizer(recipe: QuantRecipe, onLayer?: (layer: number) =>
       const spec = specFor(recipe, slot);
       const { layer: q, alpha } = quantizeLinearReport(linears[slot], spec, name);
       out[slot] = q;
-      reports.push(linearReport(name, spec, q, alpha));
+      const report = linearReport(name, spec, q, alpha);
+      reports.push(report);
+      onLinear?.(report);
     }
     onLayer?.(layer);
     return out;
@@ -47,6 +49,8 @@ export interface QuantizeModelOptions {
   readonly backend?: Backend;
   /** called after each decoder layer is quantized. */
   readonly onLayer?: (layer: number) => void;
+  /** called after each linear layer is quantized (progress finer than per decoder layer: GPTQ/AWQ take long per layer). */
+  readonly onLinear?: (report: LinearReport) => void;
 }
 
 export interface QuantizedModel {
@@ -57,14 +61,17 @@ export interface QuantizedModel {
 /** Loads the float model in `dir` quantized by `recipe` (any method). */
 export function quantizeModel(dir: string, recipe: QuantRecipe, options: QuantizeModelOptions = {}): QuantizedModel {
   if (recipe.method === 'rtn') {
-    const { transform, reports } = layerQuantizer(recipe, options.onLayer);
+    const { transform, reports } = layerQuantizer(recipe, options.onLayer, options.onLinear);
     const loaded = loadModel(dir, { transformLayer: transform, ...(options.backend ? { backend: options.backend } : {}) });
     return { loaded, reports };
   }
   const windows = readCalibrationWindows(loadTokenizer(dir), recipe.calibration);
   const reports: LinearReport[] = [];
   const specOf = (slot: LinearSlot) => specFor(recipe, slot);
-  const sink = (r: LinearReport) => reports.push(r);
+  const sink = (r: LinearReport) => {
+    reports.push(r);
+    options.onLinear?.(r);
+  };
   const method = recipe.method === 'gptq' ? gptqLayerMethod(specOf, recipe.gptq, sink) : awqLayerMethod(specOf, recipe.awq, sink);
   return { loaded: quantizeCalibrated(dir, windows, method, options), reports };
 }

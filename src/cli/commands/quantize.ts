@@ -1,4 +1,5 @@
 /** `intscale quantize`: a Hugging Face model → an intscale quantized checkpoint (RTN, GPTQ or AWQ). */
+import { LINEAR_SLOTS } from '../../model/layout.js';
 import { printTable } from '../table.js';
 import { Command, Option } from 'commander';
 import { writeQuantizedCheckpoint } from '../../quantize/write-checkpoint.js';
@@ -81,8 +82,10 @@ export const quantizeCommand = addMethodOptions(addQuantOptions(
   const recipe = recipeFromOptions(opts);
   if (!opts.json) console.log(`${describeMethod(recipe)}, ${describeSpec(recipe.base)}`);
   const t0 = performance.now();
-  const bar = progressBar(`${recipe.method} layers`, numLayers);
-  const { loaded, reports } = quantizeModel(opts.model, recipe, { onLayer: (l) => bar.update(l + 1) });
+  // per linear layer: GPTQ and AWQ spend minutes on each decoder layer of a 7B
+  const bar = progressBar(`${recipe.method} linear layers`, numLayers * LINEAR_SLOTS.length);
+  let linears = 0;
+  const { loaded, reports } = quantizeModel(opts.model, recipe, { onLinear: () => bar.update(++linears) });
   bar.stop();
   const { model, source } = loaded;
   writeQuantizedCheckpoint(opts.out, source, model.weights, recipe, opts.overwrite === true);
