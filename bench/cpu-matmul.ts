@@ -7,13 +7,14 @@
  *   npx tsc -p . && node dist/bench/cpu-matmul.js [--quick]
  *   INTSCALE_THREADS=4 node dist/bench/cpu-matmul.js     # another thread count
  */
+import type { Row } from '../src/cli/table.js';
 import { matmulF32, type MatmulKernel } from '../src/backends/cpu/matmul.js';
 import { CpuPool, defaultThreadCount } from '../src/backends/cpu/pool/index.js';
 import { KERNEL_POOL_SELF_TEST } from '../src/backends/cpu/pool/kernels.js';
 import type { PoolSelfTestArgs } from '../src/backends/cpu/pool/self-test-kernel.js';
 import { sharedFloat32, withArenaAllocation } from '../src/tensor/shared.js';
 
-import { machineLine, median } from './stats.js';
+import { machineLine, median, benchOutput } from './stats.js';
 
 const quick = process.argv.includes('--quick');
 const SIZES = quick ? [2048] : [2048, 4096];
@@ -69,15 +70,14 @@ function dispatchRoundTripUs(pool: CpuPool): number {
 
 function main(): void {
   const threads = defaultThreadCount();
-  console.log(`${machineLine(threads)} (other processes skew the multi-thread numbers)`);
+  const out = benchOutput(process.argv.includes('--json'));
+  out.say(`${machineLine(threads)} (other processes skew the multi-thread numbers)`);
   const pool = new CpuPool({ threads });
   pool.waitUntilReady();
   const single = new CpuPool({ threads: 1 });
 
-  console.log(`dispatch round trip (post to ${pool.workerCount} worker(s), wake, run, wait), minus an inline call: ${dispatchRoundTripUs(pool).toFixed(1)} µs`);
-  console.log('');
-  console.log(`| kernel | K=N | M | reps (1T / ${threads}T) | 1 thread ms | 1 thread GFLOP/s | ${threads} threads ms | ${threads} threads GFLOP/s | speed-up |`);
-  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  out.say(`dispatch round trip (post to ${pool.workerCount} worker(s), wake, run, wait), minus an inline call: ${dispatchRoundTripUs(pool).toFixed(1)} µs\n`);
+  const rows: Row[] = [];
   const kernels: MatmulKernel[] = ['wasm', 'js'];
   for (const kernel of kernels) {
     for (const size of SIZES) {
@@ -86,17 +86,20 @@ function main(): void {
       const w = randomShared(n * k, size);
       for (const m of TOKENS) {
         const x = randomShared(m * k, m);
-        const out = randomShared(m * n, 0);
+        const y = randomShared(m * n, 0);
         const flop = 2 * m * n * k;
-        const one = timeIt(() => matmulF32(x, m, k, w, n, out, undefined, { pool: single, kernel }));
-        const all = timeIt(() => matmulF32(x, m, k, w, n, out, undefined, { pool, kernel }));
-        const gf = (ms: number) => (flop / ms / 1e6).toFixed(2);
-        console.log(
-          `| ${kernel} | ${size} | ${m} | ${one.reps} / ${all.reps} | ${one.ms.toFixed(2)} | ${gf(one.ms)} | ${all.ms.toFixed(2)} | ${gf(all.ms)} | ${(one.ms / all.ms).toFixed(2)}× |`,
-        );
+        const one = timeIt(() => matmulF32(x, m, k, w, n, y, undefined, { pool: single, kernel }));
+        const all = timeIt(() => matmulF32(x, m, k, w, n, y, undefined, { pool, kernel }));
+        const gf = (ms: number) => Number((flop / ms / 1e6).toFixed(2));
+        rows.push({
+          kernel, 'K=N': size, M: m, [`reps (1T / ${threads}T)`]: `${one.reps} / ${all.reps}`,
+          '1 thread ms': Number(one.ms.toFixed(2)), '1 thread GFLOP/s': gf(one.ms),
+          [`${threads} threads ms`]: Number(all.ms.toFixed(2)), [`${threads} threads GFLOP/s`]: gf(all.ms), 'speed-up': Number((one.ms / all.ms).toFixed(2)),
+        });
       }
     }
   }
+  out.table(rows);
   pool.close();
 }
 
