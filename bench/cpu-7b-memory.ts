@@ -18,6 +18,7 @@ import { generate } from '../src/model/generate.js';
 import { loadModel } from '../src/backends/load.js';
 import { perplexity } from '../src/eval/perplexity.js';
 import { defaultThreadCount } from '../src/backends/cpu/pool/index.js';
+import { printTable } from '../src/cli/table.js';
 import { machineLine } from './stats.js';
 import { LLAMA2_7B_SHAPE, syntheticModel, writeSyntheticCheckpoint } from './synthetic.js';
 
@@ -72,15 +73,17 @@ function main(): void {
   }
   const file = fs.statSync(`${dir}/model.safetensors`).size;
   console.log(`checkpoint: ${(file / 1e9).toFixed(2)} GB (model.safetensors)\n`);
-  console.log('| job | load s | run s | peak RSS GB | peak RSS / file | what ran |');
-  console.log('|---|---|---|---|---|---|');
   const self = fileURLToPath(import.meta.url);
-  for (const job of ['generate', 'eval']) {
+  const rows = ['generate', 'eval'].map((job) => {
     const args = [self, '--child', job, '--dir', dir, '--new-tokens', values['new-tokens']!, '--seq-len', values['seq-len']!];
     const line = execFileSync(process.execPath, args, { encoding: 'utf8' }).trim().split('\n').pop()!;
     const r = JSON.parse(line) as { loadS: number; runS: number; maxRssGB: number; detail: string };
-    console.log(`| ${job} | ${r.loadS.toFixed(1)} | ${r.runS.toFixed(1)} | ${r.maxRssGB.toFixed(2)} | ${(r.maxRssGB * 2 ** 30 / file).toFixed(2)} | ${r.detail} |`);
-  }
+    return {
+      job, 'load s': Number(r.loadS.toFixed(1)), 'run s': Number(r.runS.toFixed(1)), 'peak RSS GB': Number(r.maxRssGB.toFixed(2)),
+      'peak RSS / file': Number((r.maxRssGB * 2 ** 30 / file).toFixed(2)), 'what ran': r.detail,
+    };
+  });
+  printTable(rows);
 }
 
 if (values.child) runChild(values.child);
