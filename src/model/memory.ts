@@ -69,7 +69,8 @@ export function checkLoadFits(src: WeightSource, dir: string, reserved = 0, avai
       'quantize it first (`intscale quantize -m DIR -o OUT`, which reads one layer at a time) and run the quantized checkpoint'
     : 'free memory, or use a machine with more';
   throw new InputError(
-    `${dir}: loading needs about ${(resident / GB).toFixed(1)} GB of memory${kv} but ${(available / GB).toFixed(1)} GB is available; ${advice}`,
+    `${dir}: loading needs about ${(resident / GB).toFixed(1)} GB of memory${kv} but ${(available / GB).toFixed(1)} GB is available; ${advice} ` +
+      '(or --no-memory-check to try anyway)',
     { file: dir },
   );
 }

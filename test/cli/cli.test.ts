@@ -236,3 +236,25 @@ test('quantize still takes --calib-samples, the old name of --calib-windows', ()
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /GPTQ .* on 2×16 tokens of /);
 });
+
+test('a model too large for this machine is refused before a weight is read, with the numbers and the way out', () => {
+  // a sparse file: a header declaring 2^37 f16 values (256 GB), no data on disk
+  const dir = tempDir();
+  const [vocab, hidden] = [1 << 19, 1 << 18];
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({
+    model_type: 'llama', vocab_size: vocab, hidden_size: hidden, intermediate_size: 8, num_hidden_layers: 1,
+    num_attention_heads: 1, tie_word_embeddings: true,
+  }));
+  const header = Buffer.from(JSON.stringify({ 'model.embed_tokens.weight': { dtype: 'F16', shape: [vocab, hidden], data_offsets: [0, 2 * vocab * hidden] } }));
+  const prefix = Buffer.alloc(8);
+  prefix.writeBigUInt64LE(BigInt(header.length));
+  const file = path.join(dir, 'model.safetensors');
+  fs.writeFileSync(file, Buffer.concat([prefix, header]));
+  fs.truncateSync(file, 8 + header.length + 2 * vocab * hidden);
+  fs.copyFileSync(path.join(fixturePath('llama'), 'tokenizer.json'), path.join(dir, 'tokenizer.json'));
+  const text = path.join(dir, 'text.txt');
+  fs.writeFileSync(text, 'hello '.repeat(100));
+  const r = run('eval', '-m', dir, '-t', text, '--seq-len', '16');
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /loading needs about 549\.8 GB of memory \(549\.8 GB of weights, 0\.0 GB of KV cache.*\) but [\d.]+ GB is available; its 274\.9 GB of 16-bit float weights are held as float32 .* quantize it first .*\(or --no-memory-check to try anyway\)/);
+});

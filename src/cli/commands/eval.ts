@@ -18,6 +18,7 @@ export const evalCommand = new Command('eval')
   .option('--seq-len <n>', 'tokens per window, ≥ 2 (capped at the model context)', intAtLeast(2), 2048)
   .option('--max-windows <n>', 'evaluate only the first n windows (quick runs)', positiveInt)
   .option('--json', 'print the result as JSON')
+  .option('--no-memory-check', 'load even when the weights and KV cache look larger than the memory available')
   .addOption(backendOption())
   .action(async (opts: EvalCliOptions) => {
     const text = readTextFile(opts.text);
@@ -30,10 +31,10 @@ export const evalCommand = new Command('eval')
     }
   });
 
-interface EvalCliOptions { model: string; text: string; seqLen: number; maxWindows?: number; json?: boolean; backend: BackendName }
+interface EvalCliOptions { model: string; text: string; seqLen: number; maxWindows?: number; json?: boolean; memoryCheck: boolean; backend: BackendName }
 
 function evaluate(opts: EvalCliOptions, text: string, backend: Backend<unknown>): void {
-  const { model, tokenizer } = loadModel(opts.model, { backend, cachePositions: opts.seqLen });
+  const { model, tokenizer } = loadModel(opts.model, { backend, cachePositions: opts.seqLen, checkMemory: opts.memoryCheck });
   if (tokenizer === null) throw new InputError(`${opts.model}: no tokenizer.json, cannot tokenize the text`, { file: opts.model });
   const seqLen = Math.min(opts.seqLen, model.config.maxPositionEmbeddings);
   if (seqLen < opts.seqLen) process.stderr.write(`note: --seq-len ${opts.seqLen} capped at the model's context, ${seqLen}\n`);

@@ -11,7 +11,7 @@ import { backendOption, openBackend, type BackendName } from '../backend-option.
 import { readTextFile } from '../text-file.js';
 
 interface GenerateCliOptions {
-  model: string; prompt?: string; promptFile?: string; json?: boolean; maxNewTokens: number; temperature?: number; topP?: number; seed: number; chat: boolean; stats: boolean; backend: BackendName;
+  model: string; prompt?: string; promptFile?: string; json?: boolean; memoryCheck: boolean; maxNewTokens: number; temperature?: number; topP?: number; seed: number; chat: boolean; stats: boolean; backend: BackendName;
 }
 
 export const generateCommand = new Command('generate')
@@ -26,6 +26,7 @@ export const generateCommand = new Command('generate')
   .option('--no-chat', 'do not apply the chat template even when the model has one')
   .option('--no-stats', 'do not print tokens/s at the end')
   .option('--json', 'print the continuation and its timings as one JSON object at the end (no streaming)')
+  .option('--no-memory-check', 'load even when the weights and KV cache look larger than the memory available')
   .addOption(backendOption())
   .action(async (opts: GenerateCliOptions) => {
     const opened = await openBackend(opts.backend);
@@ -49,7 +50,9 @@ function readPrompt(opts: GenerateCliOptions): string {
 
 function generateText(opts: GenerateCliOptions, backend: Backend<unknown>): void {
   const promptText = readPrompt(opts);
-  const { model, tokenizer, source } = loadModel(opts.model, { backend, cachePositions: opts.maxNewTokens + Math.ceil(promptText.length / 2) }); // prompt tokens: at most about one per 2 characters
+  // prompt tokens for the KV estimate: at most about one per 2 characters
+  const cachePositions = opts.maxNewTokens + Math.ceil(promptText.length / 2);
+  const { model, tokenizer, source } = loadModel(opts.model, { backend, cachePositions, checkMemory: opts.memoryCheck });
   if (tokenizer === null) throw new InputError(`${opts.model}: no tokenizer.json, cannot tokenize the prompt`, { file: opts.model });
   const useChat = opts.chat && tokenizer.hasChatTemplate;
   const prompt = useChat
