@@ -15,11 +15,14 @@
  *
  * --model (default: the embedded model): the real model, RTN-quantized W4A8 with integer and with
  *   float scales, on the CUDA backend (and on the CPU backend with --cpu).
+ * --fp16: also the float model (the synthetic shape with random float weights, or --model as stored)
+ * run by the same engine with fp16 linear layers (cuBLAS, fp32 accumulation): the FP16 baseline.
  * --synthetic N: a LLaMA-2-7B-shaped model (hidden 4096, ffn 11008, 32 heads, vocab 32000, tied
  *   fp32 lm_head) with N decoder layers of RANDOM W4A8 integer-scale weights: speed only, its text
  *   means nothing.
  * Prints the GPU, the CPU, the shapes, the repetitions and the median of each figure.
  */
+import { loadModel } from '../src/backends/load.js';
 import { parseArgs } from 'node:util';
 import { DEFAULT_MODEL_DIR } from '../src/cli/default-model.js';
 import { cpuPool } from '../src/backends/cpu/pool/index.js';
@@ -32,7 +35,7 @@ import type { Model } from '../src/model/forward.js';
 import { quantizeModel } from '../src/quantize/quantize-model.js';
 import { DEFAULT_SPEC, describeSpec } from '../src/quantize/recipe.js';
 import { machineLine, median, benchOutput } from './stats.js';
-import { syntheticModel } from './synthetic.js';
+import { syntheticFloatModel, syntheticModel } from './synthetic.js';
 import { needsGpu } from './cuda-timing.js';
 
 const { values } = parseArgs({
@@ -45,6 +48,7 @@ const { values } = parseArgs({
     reps: { type: 'string', default: '3' },
     backends: { type: 'string', default: 'graphs,direct' },
     cpu: { type: 'boolean', default: false },
+    fp16: { type: 'boolean', default: false },
   },
 });
 /** Each --backends kind: its label and the options of its CUDA backend. */
@@ -98,9 +102,17 @@ const c = models[0]![1].config;
 out.say(`# shape: ${c.numLayers} layers, hidden ${c.hiddenSize}, ffn ${c.intermediateSize}, heads ${c.numHeads}/${c.numKvHeads}, vocab ${c.vocabSize}`);
 out.say(`# prompt ${promptTokens} tokens (one batched prefill), then ${decodeTokens} decode steps; median of ${reps} runs after one warm-up\n`);
 
+// --fp16: the same shape with float weights, run by the same engine with fp16 linears (cuBLAS, fp32 accumulation)
+const fp16Backend = values.fp16 ? createCudaBackend({ ctx, floatPrecision: 'f16' }) : null;
+if (fp16Backend) {
+  const label = synthetic > 0 ? `synthetic LLaMA-2-7B shape, ${synthetic} layers, RANDOM float weights, FP16 linears (speed only)` : `${values.model} float, FP16 linears`;
+  models.push([label, synthetic > 0 ? syntheticFloatModel(synthetic) : loadModel(values.model!).model]);
+}
+
 const rows = [];
 for (const [name, model] of models) {
-  const backends: [string, Backend<unknown>][] = [...cudaBackends];
+  const fp16Row = fp16Backend !== null && name.includes('FP16');
+  const backends: [string, Backend<unknown>][] = fp16Row ? [['cuda (graphs, fp16 linears)', fp16Backend as Backend<unknown>]] : [...cudaBackends];
   if (values.cpu) backends.push(['cpu', cpuBackend as Backend<unknown>]);
   for (const [label, backend] of backends) {
     const t = timed(backend);
@@ -127,7 +139,7 @@ for (const [name, model] of models) {
   }
 }
 out.table(rows);
-for (const [label, backend] of cudaBackends) {
+for (const [label, backend] of [...cudaBackends, ...(fp16Backend ? [['cuda (graphs, fp16 linears)', fp16Backend] as const] : [])]) {
   const p = backend.placements();
   out.say(`${label}: placements GPU ${JSON.stringify(p.gpu)}, CPU ${JSON.stringify(p.cpu)}; pass replay (all its runs) ${JSON.stringify(backend.replayStats())}`);
   backend.dispose();

@@ -74,6 +74,35 @@ export function syntheticModel(layers: number, shape: SyntheticShape = LLAMA2_7B
   };
 }
 
+/** n·k float weights ~ uniform(−0.05, 0.05) from a fast LCG (speed only; their values mean nothing). */
+function randomFloats(count: number, seed: number): Float32Array {
+  const w = new Float32Array(count);
+  let s = (seed * 2654435761) >>> 0 || 1;
+  for (let i = 0; i < count; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    w[i] = (s / 4294967296 - 0.5) * 0.1;
+  }
+  return w;
+}
+
+/** The same shape as syntheticModel with RANDOM float weights in every linear layer (the FP16 baseline runs these). */
+export function syntheticFloatModel(layers: number, shape: SyntheticShape = LLAMA2_7B_SHAPE): Model {
+  const q = syntheticModel(0, shape);
+  const { hidden: d, ffn: f } = shape;
+  const float = (n: number, k: number, seed: number) => ({ kind: 'float' as const, n, k, w: randomFloats(n * k, seed) });
+  const ones = new Float32Array(d).fill(1);
+  const built: LayerWeights[] = [];
+  for (let l = 0; l < layers; l++) {
+    const s = 1000 * (l + 1);
+    built.push({
+      inputNorm: ones, postAttentionNorm: ones,
+      q: float(d, d, s + 1), k: float(d, d, s + 2), v: float(d, d, s + 3), o: float(d, d, s + 4),
+      gate: float(f, d, s + 5), up: float(f, d, s + 6), down: float(d, f, s + 7),
+    });
+  }
+  return { ...q, config: { ...q.config, numLayers: layers }, weights: { ...q.weights, layers: built } };
+}
+
 /** config.json of a synthetic model, as transformers writes a LlamaConfig. */
 function hfConfig(c: ModelConfig): Record<string, unknown> {
   return {

@@ -92,6 +92,15 @@ export class Cublas {
     );
   }
 
+  /** Y[M,N] (fp32) = X[M,K] · W[N,K]ᵀ (both fp16), row-major, fp32 accumulation: the FP16 model path. */
+  gemmF16F32(y: number, x: number, w: number, M: number, N: number, K: number): void {
+    checkDims('gemmF16F32', M, N, K);
+    this.check(
+      `cublasGemmEx(fp16 → fp32, M=${M} N=${N} K=${K})`,
+      this.f.gemmEx!(this.handle, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, this.one, w, CUDA_R_16F, K, x, CUDA_R_16F, K, this.zero, y, CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT) as number,
+    );
+  }
+
   /** Y[M,N] = X[M,K] · W[N,K]ᵀ, all fp32 row-major, fp32 products and sums (pedantic: never TF32). */
   gemmF32(y: number, x: number, w: number, M: number, N: number, K: number): void {
     checkDims('gemmF32', M, N, K);

@@ -24,7 +24,7 @@ import type { LinearWeight } from '../../quant/types.js';
 import type { DeviceBuffer } from './buffer.js';
 import { CudaContext } from './context.js';
 import { Cublas } from './cublas.js';
-import { freeResident, makeResident, type ResidentLinear } from './resident-linear.js';
+import { freeResident, makeResident, type FloatPrecision, type ResidentLinear } from './resident-linear.js';
 import { activationOrder, chooseW4A8Config, quantizeActivationsCuda, w4a8Linear } from './w4a8.js';
 import { w8a8Linear } from './w8a8.js';
 import { W4A16_MAX_TOKENS, w4a16Linear } from './w4a16.js';
@@ -37,7 +37,7 @@ import { freedBufferCount } from './buffer.js';
 
 /** Where the linear layers a backend has seen run: GPU layers by kernel family, CPU layers with the reason. */
 export interface LinearPlacements {
-  readonly gpu: Readonly<Record<'w4a8' | 'w8a8' | 'w4a16' | 'f32', number>>;
+  readonly gpu: Readonly<Record<'w4a8' | 'w8a8' | 'w4a16' | 'f32' | 'f16', number>>;
   readonly cpu: readonly { readonly reason: string; readonly layers: number }[];
 }
 
@@ -60,6 +60,11 @@ export interface CudaBackendOptions {
    * launch: they stream their first weights while it finishes; default true).
    */
   readonly overlap?: boolean;
+  /**
+   * float linear layers (an unquantized model, the lm_head): 'f32' (default, cuBLAS SGEMM, never
+   * TF32) or 'f16' (fp16 weights and inputs, fp32 accumulation and output: the FP16 baseline).
+   */
+  readonly floatPrecision?: FloatPrecision;
 }
 
 /** A backend on `ctx` (default: a new context on GPU 0; throws CudaUnavailableError without a GPU). */
@@ -87,7 +92,7 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
   const residentOf = (w: LinearWeight): ResidentLinear => {
     let r = resident.get(w);
     if (!r) {
-      resident.set(w, (r = makeResident(ctx, w)));
+      resident.set(w, (r = makeResident(ctx, w, options.floatPrecision)));
       // weights went up with synchronous copies on the legacy stream: let them land before our stream reads them
       ctx.api.check('cuCtxSynchronize', ctx.api.fn.cuCtxSynchronize!() as number);
     }
@@ -150,6 +155,11 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
     if (r.kind === 'f32') {
       const [ya, xa, wa] = [y.address, x.address, r.w.address];
       ctx.onStream(() => blas.gemmF32(ya, xa, wa, m, n, k));
+    } else if (r.kind === 'f16') {
+      const x16 = arena.alloc(m * k * 2);
+      toF16Cuda(ctx, x, x16, m * k);
+      const [ya, xa, wa] = [y.address, x16.address, r.w.address];
+      ctx.onStream(() => blas.gemmF16F32(ya, xa, wa, m, n, k));
     } else if (r.kind === 'w4a16') {
       const x16 = arena.alloc(m * k * 2);
       toF16Cuda(ctx, x, x16, m * k);
@@ -190,7 +200,7 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
   };
 
   const placements = (): LinearPlacements => {
-    const gpu = { w4a8: 0, w8a8: 0, w4a16: 0, f32: 0 };
+    const gpu = { w4a8: 0, w8a8: 0, w4a16: 0, f32: 0, f16: 0 };
     const cpu = new Map<string, number>();
     for (const r of resident.values()) {
       if (r.kind === 'cpu') cpu.set(r.reason, (cpu.get(r.reason) ?? 0) + 1);

@@ -87,7 +87,7 @@ test('CUDA backend: W4A8 and W8A8 layers equal the CPU backend bit for bit, with
         assertBitExact(gpuLinear(b, x, m, w), cpuBackend.linear(x, m, w), `${name}, m=${m}`);
       }
     }
-    assert.deepEqual(b.placements(), { gpu: { w4a8: 2, w8a8: 2, w4a16: 0, f32: 0 }, cpu: [] });
+    assert.deepEqual(b.placements(), { gpu: { w4a8: 2, w8a8: 2, w4a16: 0, f32: 0, f16: 0 }, cpu: [] });
   });
 });
 
@@ -125,7 +125,7 @@ test('CUDA backend: float and W4A16 layers within float tolerance; layers no ker
       assertBitExact(gpuLinear(b, xr, m, ragged), cpuBackend.linear(xr, m, ragged), `K=192 on the CPU, m=${m}`);
     }
     const p = b.placements();
-    assert.deepEqual(p.gpu, { w4a8: 0, w8a8: 0, w4a16: 1, f32: 1 });
+    assert.deepEqual(p.gpu, { w4a8: 0, w8a8: 0, w4a16: 1, f32: 1, f16: 0 });
     assert.equal(p.cpu.length, 1);
     assert.equal(p.cpu[0]!.layers, 1);
     assert.match(p.cpu[0]!.reason, /K % 128 == 0 \(K = 192\)/);
@@ -235,7 +235,7 @@ test('CUDA backend: the quantized embedded model gives the CPU backend\'s hidden
     const options = { maxNewTokens: 24, temperature: 0, topP: 1, seed: 0, stopTokens: [] };
     assert.deepEqual(generate(gpuModel, prompt, options).tokens, generate(cpuModel, prompt, options).tokens);
     const linears = cpuModel.weights.layers.length * 7;
-    assert.deepEqual(b.placements(), { gpu: { w4a8: linears, w8a8: 0, w4a16: 0, f32: 1 }, cpu: [] });
+    assert.deepEqual(b.placements(), { gpu: { w4a8: linears, w8a8: 0, w4a16: 0, f32: 1, f16: 0 }, cpu: [] });
   });
 });
 
@@ -287,5 +287,25 @@ test('CUDA backend: llama with attention_bias (q/k/v/o) and mlp_bias (gate/up/do
         assertWithin(got, expected, () => tol * scale, `${name} ${label} logits`);
       }
     });
+  }
+});
+
+test('CUDA backend, fp16 linears (the FP16 baseline): a float model\'s logits within 2e-2 of transformers\' largest, every linear on the GPU in fp16', { skip }, () => {
+  const dir = fixturePath('llama-attention-bias');
+  const ref = readReference(dir);
+  const cpuModel = loadModel(dir).model;
+  const b = createCudaBackend({ ctx: ctxOf(), floatPrecision: 'f16' });
+  try {
+    const gpuModel: Model<DeviceBuffer> = { ...cpuModel, backend: b };
+    const cache = createKvCache(gpuModel.config, ref.inputIds.length, b);
+    const got = logitsOf(gpuModel, forwardHidden(gpuModel, ref.inputIds, cache), 0, ref.inputIds.length);
+    cache.release();
+    const scale = ref.logits.reduce((s, v) => Math.max(s, Math.abs(v)), 0);
+    assertWithin(got, ref.logits, () => 2e-2 * scale, 'fp16 logits');
+    const worst = got.reduce((w, v, i) => Math.max(w, Math.abs(v - ref.logits[i]!)), 0);
+    assert.ok(worst > 0, 'fp16 rounding shows: not the fp32 path');
+    assert.deepEqual(b.placements(), { gpu: { w4a8: 0, w8a8: 0, w4a16: 0, f32: 0, f16: 2 * 7 + 1 }, cpu: [] });
+  } finally {
+    b.dispose();
   }
 });
