@@ -92,27 +92,29 @@ const out = benchOutput(values.json === true);
 out.say(`# ${ctx.info.name}, driver ${ctx.info.driverVersion}; ${machineLine(cpuPool().threads)}`);
 
 const synthetic = values.synthetic === undefined ? 0 : Number(values.synthetic);
-const models: [string, Model][] = synthetic > 0
-  ? [[`synthetic LLaMA-2-7B shape, ${synthetic} layers, RANDOM ${describeSpec(DEFAULT_SPEC)} weights (speed only)`, syntheticModel(synthetic)]]
-  : [DEFAULT_SPEC, { ...DEFAULT_SPEC, scale: 'float' as const }].map((spec) => [
+/** Each model, and the CUDA backends it runs on (null: every --backends kind). */
+type ModelRow = [name: string, model: Model, backends: [string, CudaBackend][] | null];
+const models: ModelRow[] = synthetic > 0
+  ? [[`synthetic LLaMA-2-7B shape, ${synthetic} layers, RANDOM ${describeSpec(DEFAULT_SPEC)} weights (speed only)`, syntheticModel(synthetic), null]]
+  : [DEFAULT_SPEC, { ...DEFAULT_SPEC, scale: 'float' as const }].map((spec): ModelRow => [
     `${values.model} ${describeSpec(spec)} (RTN)`,
     quantizeModel(values.model!, { method: 'rtn', base: spec, overrides: {} }).loaded.model,
+    null,
   ]);
 const c = models[0]![1].config;
 out.say(`# shape: ${c.numLayers} layers, hidden ${c.hiddenSize}, ffn ${c.intermediateSize}, heads ${c.numHeads}/${c.numKvHeads}, vocab ${c.vocabSize}`);
 out.say(`# prompt ${promptTokens} tokens (one batched prefill), then ${decodeTokens} decode steps; median of ${reps} runs after one warm-up\n`);
 
 // --fp16: the same shape with float weights, run by the same engine with fp16 linears (cuBLAS, fp32 accumulation)
-const fp16Backend = values.fp16 ? createCudaBackend({ ctx, floatPrecision: 'f16' }) : null;
-if (fp16Backend) {
+const fp16Backends: [string, CudaBackend][] = values.fp16 ? [['cuda (graphs, fp16 linears)', createCudaBackend({ ctx, floatPrecision: 'f16' })]] : [];
+if (values.fp16) {
   const label = synthetic > 0 ? `synthetic LLaMA-2-7B shape, ${synthetic} layers, RANDOM float weights, FP16 linears (speed only)` : `${values.model} float, FP16 linears`;
-  models.push([label, synthetic > 0 ? syntheticFloatModel(synthetic) : loadModel(values.model!).model]);
+  models.push([label, synthetic > 0 ? syntheticFloatModel(synthetic) : loadModel(values.model!).model, fp16Backends]);
 }
 
 const rows = [];
-for (const [name, model] of models) {
-  const fp16Row = fp16Backend !== null && name.includes('FP16');
-  const backends: [string, Backend<unknown>][] = fp16Row ? [['cuda (graphs, fp16 linears)', fp16Backend as Backend<unknown>]] : [...cudaBackends];
+for (const [name, model, only] of models) {
+  const backends: [string, Backend<unknown>][] = [...(only ?? cudaBackends)];
   if (values.cpu) backends.push(['cpu', cpuBackend as Backend<unknown>]);
   for (const [label, backend] of backends) {
     const t = timed(backend);
@@ -139,7 +141,7 @@ for (const [name, model] of models) {
   }
 }
 out.table(rows);
-for (const [label, backend] of [...cudaBackends, ...(fp16Backend ? [['cuda (graphs, fp16 linears)', fp16Backend] as const] : [])]) {
+for (const [label, backend] of [...cudaBackends, ...fp16Backends]) {
   const p = backend.placements();
   out.say(`${label}: placements GPU ${JSON.stringify(p.gpu)}, CPU ${JSON.stringify(p.cpu)}; pass replay (all its runs) ${JSON.stringify(backend.replayStats())}`);
   backend.dispose();
