@@ -14,7 +14,7 @@ import type { Model } from '../src/model/forward.js';
 import { NO_BIASES, type ModelConfig } from '../src/model/config.js';
 import { ropeInverseFrequencies } from '../src/model/rope.js';
 import type { LayerWeights } from '../src/model/weights.js';
-import type { QuantizedLinear } from '../src/quant/types.js';
+import type { LinearWeight, QuantizedLinear } from '../src/quant/types.js';
 
 /** count random int4 values in the packed format (int4-pack.ts): xorshift32 words, 8 nibbles each (any byte is two valid values). */
 function randomPackedInt4(count: number, seed: number): Uint8Array {
@@ -46,8 +46,11 @@ export interface SyntheticShape {
 
 export const LLAMA2_7B_SHAPE: SyntheticShape = { hidden: 4096, ffn: 11008, heads: 32, vocab: 32000 };
 
-/** A model of `shape` (LLaMA-2-7B's by default) with `layers` decoder layers of random W4A8 IS weights (tied lm_head in fp32). */
-export function syntheticModel(layers: number, shape: SyntheticShape = LLAMA2_7B_SHAPE): Model {
+/** A random linear layer [n, k] (seeded): the weight format a synthetic model is built of. */
+type RandomLinear = (n: number, k: number, seed: number) => LinearWeight;
+
+/** A model of `shape` with `layers` decoder layers whose linears `linear` makes (tied fp32 lm_head). */
+function syntheticOf(layers: number, shape: SyntheticShape, linear: RandomLinear): Model {
   const { hidden: d, ffn: f, heads, vocab } = shape;
   const headDim = d / heads;
   const config: ModelConfig = {
@@ -64,14 +67,19 @@ export function syntheticModel(layers: number, shape: SyntheticShape = LLAMA2_7B
     const s = 1000 * (l + 1);
     built.push({
       inputNorm: ones, postAttentionNorm: ones,
-      q: randomW4A8(d, d, s + 1), k: randomW4A8(d, d, s + 2), v: randomW4A8(d, d, s + 3), o: randomW4A8(d, d, s + 4),
-      gate: randomW4A8(f, d, s + 5), up: randomW4A8(f, d, s + 6), down: randomW4A8(d, f, s + 7),
+      q: linear(d, d, s + 1), k: linear(d, d, s + 2), v: linear(d, d, s + 3), o: linear(d, d, s + 4),
+      gate: linear(f, d, s + 5), up: linear(f, d, s + 6), down: linear(d, f, s + 7),
     });
   }
   return {
     config, backend: cpuBackend, invFreq: ropeInverseFrequencies(headDim, 10000, { kind: 'none' }),
     weights: { embedding, layers: built, finalNorm: ones, lmHead: { kind: 'float', n: vocab, k: d, w: embedding } },
   };
+}
+
+/** A model of `shape` (LLaMA-2-7B's by default) with `layers` decoder layers of random W4A8 IS weights (tied lm_head in fp32). */
+export function syntheticModel(layers: number, shape: SyntheticShape = LLAMA2_7B_SHAPE): Model {
+  return syntheticOf(layers, shape, randomW4A8);
 }
 
 /** n·k float weights ~ uniform(−0.05, 0.05) from a fast LCG (speed only; their values mean nothing). */
@@ -87,20 +95,7 @@ function randomFloats(count: number, seed: number): Float32Array {
 
 /** The same shape as syntheticModel with RANDOM float weights in every linear layer (the FP16 baseline runs these). */
 export function syntheticFloatModel(layers: number, shape: SyntheticShape = LLAMA2_7B_SHAPE): Model {
-  const q = syntheticModel(0, shape);
-  const { hidden: d, ffn: f } = shape;
-  const float = (n: number, k: number, seed: number) => ({ kind: 'float' as const, n, k, w: randomFloats(n * k, seed) });
-  const ones = new Float32Array(d).fill(1);
-  const built: LayerWeights[] = [];
-  for (let l = 0; l < layers; l++) {
-    const s = 1000 * (l + 1);
-    built.push({
-      inputNorm: ones, postAttentionNorm: ones,
-      q: float(d, d, s + 1), k: float(d, d, s + 2), v: float(d, d, s + 3), o: float(d, d, s + 4),
-      gate: float(f, d, s + 5), up: float(f, d, s + 6), down: float(d, f, s + 7),
-    });
-  }
-  return { ...q, config: { ...q.config, numLayers: layers }, weights: { ...q.weights, layers: built } };
+  return syntheticOf(layers, shape, (n, k, seed) => ({ kind: 'float', n, k, w: randomFloats(n * k, seed) }));
 }
 
 /** config.json of a synthetic model, as transformers writes a LlamaConfig. */
