@@ -23,6 +23,7 @@ const BENCHES = {
   ],
   'cuda-step-ops': ['cuda-step-ops', 'GPU: the time of each op of a 7B-shaped decode step, each captured in a CUDA graph (--context N)'],
   cpu: ['cpu-e2e', 'CPU: prefill and decode tokens/s of a model in float32, W4A8 IS and W4A8 FS'],
+  'quantize-7b': ['quantize-7b', 'CPU: quantize a LLaMA-2-7B-shaped random f16 checkpoint (written first, 13.5 GB of disk), time and peak RSS (--methods rtn,gptq,awq --calib FILE)'],
   'cpu-step-ops': ['cpu-step-ops', 'CPU: the time of each op of a decode step of a synthetic LLaMA (--layers --hidden --ffn --heads --vocab)'],
   'cpu-matmul': ['cpu-matmul', 'CPU: f32 matmul, JS vs WASM SIMD, 1 vs all threads'],
   'cpu-int-linear': ['cpu-int-linear', 'CPU: integer linear kernels (W4A8 IS/FS, W4A16)'],
