@@ -7,7 +7,7 @@ export { sampleToken, seededRandom, argmax, type SamplingOptions } from './model
 export type { ModelConfig, Architecture, RopeScaling } from './model/config.js';
 export { perplexity, type PerplexityOptions, type PerplexityResult } from './eval/perplexity.js';
 export { quantizeLinear, quantizeLinearReport, dequantize, weightMse } from './quant/quantize-linear.js';
-export { layerQuantizer, quantizeModel, type LinearReport, type QuantizeModelOptions, type QuantizedModel } from './quantize/quantize-model.js';
+export { layerQuantizer, quantizeModel, quantizeToCheckpoint, type LinearReport, type QuantizeModelOptions, type QuantizeToCheckpointOptions, type QuantizedModel } from './quantize/quantize-model.js';
 export { quantizeCalibrated, readCalibrationWindows, type CalibrationSettings, type LayerMethod } from './quantize/calibration.js';
 export { DEFAULT_GPTQ_LAYER, type GptqLayerSettings } from './quantize/gptq-layer.js';
 export { DEFAULT_AWQ, type AwqSettings } from './quantize/awq.js';
@@ -17,7 +17,7 @@ export { proveNoOverflow, type OverflowProof } from './quant/overflow.js';
 export { quantizeActivations, type QuantizedActivations } from './quant/activation-quant.js';
 export { packInt4, unpackInt4, packWeights, unpackWeights } from './quant/int4-pack.js';
 export type * from './quant/types.js';
-export { writeQuantizedCheckpoint } from './quantize/write-checkpoint.js';
+export { createCheckpointWriter, writeQuantizedCheckpoint, type CheckpointWriter } from './quantize/write-checkpoint.js';
 export { loadTokenizer, openSafetensors, writeSafetensors } from './io/index.js';
 export { openModelDir } from './model/model-dir.js';
 export { cpuBackend } from './backends/cpu/cpu-backend.js';

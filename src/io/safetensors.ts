@@ -4,7 +4,8 @@
  * then the data section, offsets relative to its start.
  *
  * openSafetensors validates the header and reads single tensors with positioned reads straight
- * into shared memory (never the whole file). writeSafetensors writes atomically (temp + rename).
+ * into shared memory (never the whole file). writeSafetensors writes atomically (temp + rename);
+ * createSafetensorsWriter streams a file tensor by tensor (the header reserved, filled in at the end).
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -256,50 +257,104 @@ function readFully(fd: number, dest: Uint8Array, position: number, file: string)
 export function writeSafetensors(
   file: string, tensors: readonly TensorToWrite[], metadata: Readonly<Record<string, string>> = {},
 ): void {
-  const header: Record<string, unknown> = { __metadata__: { ...metadata } };
+  const entries: Record<string, unknown> = {};
   let offset = 0;
   for (const t of tensors) {
-    if (t.name === '__metadata__' || Object.hasOwn(header, t.name)) {
-      throw new InputError(`${file}: tensor name "${t.name}" is reserved or repeated`, { file, tensor: t.name });
-    }
-    if (!isDtype(t.dtype)) throw new InputError(`${file}: tensor "${t.name}" has unknown dtype ${String(t.dtype)}`, { file, tensor: t.name });
-    const expected = t.shape.reduce((a, b) => a * b, 1) * dtypeBytes(t.dtype);
-    if (expected !== t.data.byteLength) {
-      throw new InputError(
-        `${file}: tensor "${t.name}" has shape [${t.shape.join(', ')}] × ${t.dtype} = ${expected} bytes but its data is ${t.data.byteLength} bytes`,
-        { file, tensor: t.name },
-      );
-    }
-    header[t.name] = { dtype: t.dtype, shape: [...t.shape], data_offsets: [offset, offset + expected] };
-    offset += expected;
+    const bytes = checkedTensorBytes(file, t, entries);
+    entries[t.name] = { dtype: t.dtype, shape: [...t.shape], data_offsets: [offset, offset + bytes] };
+    offset += bytes;
   }
-  let json = Buffer.from(JSON.stringify(header), 'utf8');
-  const padded = Math.ceil(json.length / 8) * 8;
-  if (padded !== json.length) json = Buffer.concat([json, Buffer.alloc(padded - json.length, 0x20)]);
-  const prefix = Buffer.alloc(8);
-  prefix.writeBigUInt64LE(BigInt(json.length));
-
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fd = fs.openSync(tmp, 'w');
-  let fdOpen = true;
+  const writer = createSafetensorsWriter(file, headerJson(entries, metadata).length);
   try {
-    writeFully(fd, prefix);
-    writeFully(fd, json);
-    for (const t of tensors) writeFully(fd, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
-    fs.fsyncSync(fd);
-    fdOpen = false;
-    fs.closeSync(fd);
-    fs.renameSync(tmp, file);
+    for (const t of tensors) writer.write(t);
+    writer.finish(metadata);
   } catch (e) {
-    if (fdOpen) fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
+    writer.abort();
     throw e;
   }
 }
 
-function writeFully(fd: number, bytes: Uint8Array): void {
+/** A safetensors file written one tensor at a time, so a model larger than memory can be written. */
+export interface SafetensorsWriter {
+  /** appends one tensor to the data section (its bytes may be dropped once this returns). */
+  write(tensor: TensorToWrite): void;
+  /** writes the header (tensors in the order written, and metadata), syncs, and renames the file into place. */
+  finish(metadata?: Readonly<Record<string, string>>): void;
+  /** removes the temporary file (after an error). */
+  abort(): void;
+}
+
+/**
+ * Streams a safetensors file: the data section is written from byte 8 + reservedHeaderBytes as
+ * tensors come, and the header, known only at the end, goes into the reserved space padded with
+ * spaces (the format's own padding; every reader trims it as JSON whitespace). reservedHeaderBytes
+ * must bound the final header's JSON; finish() refuses one that does not fit. Atomic like
+ * writeSafetensors: `${file}.tmp-<pid>`, renamed when complete.
+ */
+export function createSafetensorsWriter(file: string, reservedHeaderBytes: number): SafetensorsWriter {
+  const reserved = Math.ceil(reservedHeaderBytes / 8) * 8;
+  if (reserved > MAX_HEADER_BYTES) throw new InputError(`${file}: a header of ${reserved} bytes is above the format's limit of ${MAX_HEADER_BYTES}`, { file });
+  const tmp = `${file}.tmp-${process.pid}`;
+  let fd: number | null = fs.openSync(tmp, 'w');
+  const entries: Record<string, unknown> = {};
+  let offset = 0;
+  const position = () => 8 + reserved + offset;
+  const close = () => {
+    if (fd !== null) fs.closeSync(fd);
+    fd = null;
+  };
+  return {
+    write(t) {
+      if (fd === null) throw new Error(`${file}: write after finish or abort`);
+      const bytes = checkedTensorBytes(file, t, entries);
+      writeFully(fd, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), position());
+      entries[t.name] = { dtype: t.dtype, shape: [...t.shape], data_offsets: [offset, offset + bytes] };
+      offset += bytes;
+    },
+    finish(metadata = {}) {
+      if (fd === null) throw new Error(`${file}: finish after finish or abort`);
+      const json = headerJson(entries, metadata);
+      if (json.length > reserved) {
+        throw new Error(`${file}: the header needs ${json.length} bytes but ${reserved} were reserved (a bug in the caller's bound)`);
+      }
+      const header = Buffer.alloc(8 + reserved, 0x20);
+      header.writeBigUInt64LE(BigInt(reserved), 0);
+      json.copy(header, 8);
+      writeFully(fd, header, 0);
+      fs.fsyncSync(fd);
+      close();
+      fs.renameSync(tmp, file);
+    },
+    abort() {
+      close();
+      fs.rmSync(tmp, { force: true });
+    },
+  };
+}
+
+function headerJson(entries: Readonly<Record<string, unknown>>, metadata: Readonly<Record<string, string>>): Buffer {
+  return Buffer.from(JSON.stringify({ __metadata__: { ...metadata }, ...entries }), 'utf8');
+}
+
+/** The tensor's byte size, after checking its name is new and its data matches shape × dtype. */
+function checkedTensorBytes(file: string, t: TensorToWrite, entries: Readonly<Record<string, unknown>>): number {
+  if (t.name === '__metadata__' || Object.hasOwn(entries, t.name)) {
+    throw new InputError(`${file}: tensor name "${t.name}" is reserved or repeated`, { file, tensor: t.name });
+  }
+  if (!isDtype(t.dtype)) throw new InputError(`${file}: tensor "${t.name}" has unknown dtype ${String(t.dtype)}`, { file, tensor: t.name });
+  const expected = t.shape.reduce((a, b) => a * b, 1) * dtypeBytes(t.dtype);
+  if (expected !== t.data.byteLength) {
+    throw new InputError(
+      `${file}: tensor "${t.name}" has shape [${t.shape.join(', ')}] × ${t.dtype} = ${expected} bytes but its data is ${t.data.byteLength} bytes`,
+      { file, tensor: t.name },
+    );
+  }
+  return expected;
+}
+
+function writeFully(fd: number, bytes: Uint8Array, position: number): void {
   let done = 0;
   while (done < bytes.byteLength) {
-    done += fs.writeSync(fd, bytes, done, Math.min(CHUNK_BYTES, bytes.byteLength - done));
+    done += fs.writeSync(fd, bytes, done, Math.min(CHUNK_BYTES, bytes.byteLength - done), position + done);
   }
 }

@@ -45,6 +45,28 @@ function readLinear(src: WeightSource, config: ModelConfig, layer: number, slot:
   return { kind: 'float', n, k, w, bias };
 }
 
+/** A decoder layer whose seven linears are float. */
+export type FloatLayerWeights = LayerWeights & Record<LinearSlot, FloatLinear>;
+
+/** Reads decoder layer `index` of a float checkpoint (to quantize it), outside the arena so it can be collected. */
+export function readFloatLayer(src: WeightSource, config: ModelConfig, index: number): FloatLayerWeights {
+  const p = layerPrefix(index);
+  const d = config.hiddenSize;
+  const linears = Object.fromEntries(LINEAR_SLOTS.map((s) => [s, readLinear(src, config, index, s, null)])) as Record<LinearSlot, FloatLinear>;
+  return {
+    inputNorm: src.float32(`${p}input_layernorm.weight`, [d]),
+    postAttentionNorm: src.float32(`${p}post_attention_layernorm.weight`, [d]),
+    ...linears,
+  };
+}
+
+/** Refuses a checkpoint intscale already quantized where a float one is needed (quantizing twice). */
+export function refuseQuantizedSource(src: WeightSource): void {
+  if (storedLayerSettings(src) !== null) {
+    throw new InputError(`${src.files.join(', ')}: this checkpoint is already quantized; quantize the original float model instead`);
+  }
+}
+
 /**
  * Reads every weight, layer by layer. `onLayer` may replace a layer's linears (quantizing them)
  * as soon as the layer is read, so the float copy of only one layer is alive at a time.
@@ -55,10 +77,8 @@ export function readModelWeights(
   onLayer?: (layer: number, linears: Record<LinearSlot, FloatLinear>) => Record<LinearSlot, LinearWeight>,
 ): ModelWeights {
   const d = config.hiddenSize;
+  if (onLayer !== undefined) refuseQuantizedSource(src);
   const stored = storedLayerSettings(src);
-  if (stored !== null && onLayer !== undefined) {
-    throw new InputError(`${src.files.join(', ')}: this checkpoint is already quantized; quantize the original float model instead`);
-  }
   // Weights the kernels read go to the WASM arena (the SIMD kernels address them there, quantized
   // layers in their packed form; the arena is never freed and holds at most 4 GiB). Float layers
   // about to be quantized are read outside it, so they can be collected once quantized; so is the
@@ -94,7 +114,7 @@ function legitimatelyUnused(name: string, config: ModelConfig): boolean {
 }
 
 /** Every tensor is accounted for: one the model did not read means config.json describes another model. */
-function refuseUnreadTensors(src: WeightSource, config: ModelConfig): void {
+export function refuseUnreadTensors(src: WeightSource, config: ModelConfig): void {
   const unread = src.unread().filter((name) => !legitimatelyUnused(name, config));
   if (unread.length === 0) return;
   const shown = unread.slice(0, 5).join(', ') + (unread.length > 5 ? `, … (${unread.length} in all)` : '');

@@ -21,7 +21,7 @@ import * as fs from 'node:fs';
 import type { Backend } from '../model/backend.js';
 import { cpuBackend } from '../backends/cpu/cpu-backend.js';
 import { InputError } from '../errors.js';
-import { openModelDir } from '../model/model-dir.js';
+import { openModelDir, type ModelDir } from '../model/model-dir.js';
 import { loadTokenizer, type ModelTokenizer } from '../io/tokenizer.js';
 import type { ModelConfig } from '../model/config.js';
 import { embedTokens, runDecoderLayer, type LinearObserver, type Model } from '../model/forward.js';
@@ -29,9 +29,9 @@ import type { KvCache } from '../model/kv-cache.js';
 import { layerPrefix, type LinearSlot } from '../model/layout.js';
 import type { LoadedModel } from '../backends/load.js';
 import { ropeInverseFrequencies } from '../model/rope.js';
-import { readModelWeights, type LayerWeights, type ModelWeights } from '../model/weights.js';
-import { arenaAddress, arenaFloat32, sharedFloat32 } from '../tensor/shared.js';
-import type { FloatLinear, LinearWeight } from '../quant/types.js';
+import { readFloatLayer, refuseQuantizedSource, refuseUnreadTensors, type FloatLayerWeights, type LayerWeights, type ModelWeights } from '../model/weights.js';
+import { arenaAddress, arenaFloat32, sharedFloat32, withArenaAllocation } from '../tensor/shared.js';
+import type { LinearWeight } from '../quant/types.js';
 
 /** Where calibration tokens come from and how many. */
 export interface CalibrationSettings {
@@ -66,8 +66,7 @@ export function readCalibrationWindows(tokenizer: ModelTokenizer, s: Calibration
   return calibrationWindows(tokenizer.encode(fs.readFileSync(s.file, 'utf8')), s.samples, s.seqLen, s.seed, s.file);
 }
 
-/** A decoder layer whose seven linears are float. */
-export type FloatLayerWeights = LayerWeights & Record<LinearSlot, FloatLinear>;
+export type { FloatLayerWeights } from '../model/weights.js';
 
 /** What a method sees of one decoder layer while the stream is at it. */
 export interface LayerCalibration {
@@ -144,67 +143,72 @@ export interface StreamOptions {
 }
 
 /**
+ * The calibration stream over the float model `source` (see the header): `embedding` is its
+ * embedding table (read by the caller, who may write or keep it); each decoder layer is read,
+ * quantized by `method` and handed to `emit` in order, then dropped here.
+ */
+export function calibrateLayers(source: ModelDir, embedding: Float32Array, windows: readonly Int32Array[],
+  method: LayerMethod, emit: (index: number, layer: LayerWeights) => void, options: StreamOptions = {}): void {
+  if (windows.length === 0) throw new InputError('calibration needs at least one window');
+  refuseQuantizedSource(source.weights);
+  const { config } = source;
+  const backend = options.backend ?? cpuBackend;
+  const invFreq = ropeInverseFrequencies(config.headDim, config.ropeTheta, config.ropeScaling);
+  const d = config.hiddenSize;
+  const seqLen = windows[0]!.length;
+  if (windows.some((w) => w.length !== seqLen)) throw new InputError('calibration windows must all have the same length');
+
+  // h⁰: the embeddings of every window
+  const hidden = windows.map((w) => embedTokens(oneLayerModel(config, backend, invFreq, embedding), w, 0));
+  const cache = oneLayerCache(config, seqLen);
+  const scratch = sharedFloat32(seqLen * d);
+  const empty = new Float32Array(0);
+  for (let index = 0; index < config.numLayers; index++) {
+    const layer = readFloatLayer(source.weights, config, index);
+    const run = (l: LayerWeights, h: Float32Array, observer?: LinearObserver) => {
+      cache.length = 0;
+      runDecoderLayer(oneLayerModel(config, backend, invFreq, empty, index, l), index, h, seqLen, cache, observer);
+    };
+    const calib: LayerCalibration = {
+      index, prefix: layerPrefix(index), config, backend, layer, samples: windows.length, seqLen,
+      observe: (l, observer) => {
+        const staged = stagedInArena(l);
+        for (const h of hidden) {
+          scratch.set(h);
+          run(staged, scratch, observer);
+        }
+      },
+    };
+    const quantized = method(calib);
+    const staged = stagedInArena(quantized);
+    for (const h of hidden) run(staged, h);
+    emit(index, quantized);
+    options.onLayer?.(index);
+  }
+}
+
+/**
  * Loads `dir` quantizing it layer by layer with `method`, calibrated on `windows` (see the header).
  * Returns the quantized model (lm_head and embeddings in float) ready to run.
  */
 export function quantizeCalibrated(dir: string, windows: readonly Int32Array[], method: LayerMethod,
   options: StreamOptions = {}): LoadedModel {
-  if (windows.length === 0) throw new InputError('calibration needs at least one window');
   const source = openModelDir(dir);
   try {
-    const { config } = source;
-    const backend = options.backend ?? cpuBackend;
-    const invFreq = ropeInverseFrequencies(config.headDim, config.ropeTheta, config.ropeScaling);
+    const { config, weights: src } = source;
     const d = config.hiddenSize;
-    const seqLen = windows[0]!.length;
-    if (windows.some((w) => w.length !== seqLen)) throw new InputError('calibration windows must all have the same length');
-
-    // h⁰: the embeddings of every window (the float embedding table is dropped afterwards).
-    let hidden: Float32Array[];
-    {
-      const embedding = source.weights.float32('model.embed_tokens.weight', [config.vocabSize, d]);
-      const model = oneLayerModel(config, backend, invFreq, embedding);
-      hidden = windows.map((w) => embedTokens(model, w, 0));
-    }
-    const cache = oneLayerCache(config, seqLen);
-    const scratch = sharedFloat32(seqLen * d);
-    const empty = new Float32Array(0);
-    const norms: { inputNorm: Float32Array; postAttentionNorm: Float32Array }[] = [];
-
-    const transform = (index: number, linears: Record<LinearSlot, FloatLinear>) => {
-      const prefix = layerPrefix(index);
-      const layer: FloatLayerWeights = {
-        inputNorm: source.weights.float32(`${prefix}input_layernorm.weight`, [d]),
-        postAttentionNorm: source.weights.float32(`${prefix}post_attention_layernorm.weight`, [d]),
-        ...linears,
-      };
-      const run = (l: LayerWeights, h: Float32Array, observer?: LinearObserver) => {
-        cache.length = 0;
-        runDecoderLayer(oneLayerModel(config, backend, invFreq, empty, index, l), index, h, seqLen, cache, observer);
-      };
-      const calib: LayerCalibration = {
-        index, prefix, config, backend, layer, samples: windows.length, seqLen,
-        observe: (l, observer) => {
-          const staged = stagedInArena(l);
-          for (const h of hidden) {
-            scratch.set(h);
-            run(staged, scratch, observer);
-          }
-        },
-      };
-      const quantized = method(calib);
-      const staged = stagedInArena(quantized);
-      for (const h of hidden) run(staged, h);
-      norms[index] = { inputNorm: quantized.inputNorm, postAttentionNorm: quantized.postAttentionNorm };
-      options.onLayer?.(index);
-      const { q, k, v, o, gate, up, down } = quantized;
-      return { q, k, v, o, gate, up, down };
-    };
-
-    const weights = readModelWeights(source.weights, config, transform);
-    hidden = [];
-    weights.layers.forEach((l, i) => { weights.layers[i] = { ...l, ...norms[i]! }; });
-    const model: Model = { config, weights, backend, invFreq };
+    const tied = config.tieWordEmbeddings;
+    // the table stays only when it is also the lm_head (then in the arena, for the kernels)
+    const readEmbedding = () => src.float32('model.embed_tokens.weight', [config.vocabSize, d]);
+    const embedding = tied ? withArenaAllocation(readEmbedding) : readEmbedding();
+    const layers: LayerWeights[] = [];
+    calibrateLayers(source, embedding, windows, method, (i, layer) => { layers[i] = layer; }, options);
+    const finalNorm = src.float32('model.norm.weight', [d]);
+    const head = tied ? embedding : withArenaAllocation(() => src.float32('lm_head.weight', [config.vocabSize, d]));
+    refuseUnreadTensors(src, config);
+    const weights: ModelWeights = { embedding, layers, finalNorm, lmHead: { kind: 'float', n: config.vocabSize, k: d, w: head } };
+    const backend = options.backend ?? cpuBackend;
+    const model: Model = { config, weights, backend, invFreq: ropeInverseFrequencies(config.headDim, config.ropeTheta, config.ropeScaling) };
     const tokenizer = source.tokenizerPath === null ? null : loadTokenizer(dir);
     return { model, tokenizer, source };
   } finally {

@@ -2,6 +2,9 @@
  * Quantizes a model layer by layer as it is read (so only one float layer is alive at a time),
  * recording for every linear layer the spec used, the α chosen and the overflow proof.
  *
+ * quantizeModel keeps the quantized model in memory, ready to run; quantizeToCheckpoint writes
+ * each layer to the checkpoint as it is made and keeps none (a 7B in about a layer's memory).
+ *
  *   rtn:       each layer's linears through the shared group quantizer as they are read;
  *   gptq, awq: the calibration stream (calibration.ts): each layer's inputs captured on the
  *              calibration windows, the layer quantized by the method (methods/), the quantized
@@ -12,7 +15,10 @@ import type { LinearSlot } from '../model/layout.js';
 import { LINEAR_NAMES, LINEAR_SLOTS, layerPrefix } from '../model/layout.js';
 import { loadModel, type LoadedModel } from '../backends/load.js';
 import { loadTokenizer } from '../io/tokenizer.js';
-import { quantizeCalibrated, readCalibrationWindows } from './calibration.js';
+import { calibrateLayers, quantizeCalibrated, readCalibrationWindows, type LayerMethod } from './calibration.js';
+import { openModelDir } from '../model/model-dir.js';
+import { readFloatLayer, refuseQuantizedSource, refuseUnreadTensors } from '../model/weights.js';
+import { createCheckpointWriter } from './write-checkpoint.js';
 import { awqLayerMethod } from './awq.js';
 import { gptqLayerMethod } from './gptq-layer.js';
 import { linearReport, type LinearReport } from '../quant/methods/report.js';
@@ -58,7 +64,22 @@ export interface QuantizedModel {
   readonly reports: LinearReport[];
 }
 
-/** Loads the float model in `dir` quantized by `recipe` (any method). */
+/** The GPTQ or AWQ layer method of `recipe`, with the reports it fills in. */
+function calibratedMethod(recipe: QuantRecipe & { method: 'gptq' | 'awq' }, onLinear?: (report: LinearReport) => void): {
+  method: LayerMethod;
+  reports: LinearReport[];
+} {
+  const reports: LinearReport[] = [];
+  const specOf = (slot: LinearSlot) => specFor(recipe, slot);
+  const sink = (r: LinearReport) => {
+    reports.push(r);
+    onLinear?.(r);
+  };
+  const method = recipe.method === 'gptq' ? gptqLayerMethod(specOf, recipe.gptq, sink) : awqLayerMethod(specOf, recipe.awq, sink);
+  return { method, reports };
+}
+
+/** Loads the float model in `dir` quantized by `recipe` (any method), all of it in memory. */
 export function quantizeModel(dir: string, recipe: QuantRecipe, options: QuantizeModelOptions = {}): QuantizedModel {
   if (recipe.method === 'rtn') {
     const { transform, reports } = layerQuantizer(recipe, options.onLayer, options.onLinear);
@@ -66,12 +87,56 @@ export function quantizeModel(dir: string, recipe: QuantRecipe, options: Quantiz
     return { loaded, reports };
   }
   const windows = readCalibrationWindows(loadTokenizer(dir), recipe.calibration);
-  const reports: LinearReport[] = [];
-  const specOf = (slot: LinearSlot) => specFor(recipe, slot);
-  const sink = (r: LinearReport) => {
-    reports.push(r);
-    options.onLinear?.(r);
-  };
-  const method = recipe.method === 'gptq' ? gptqLayerMethod(specOf, recipe.gptq, sink) : awqLayerMethod(specOf, recipe.awq, sink);
+  const { method, reports } = calibratedMethod(recipe, options.onLinear);
   return { loaded: quantizeCalibrated(dir, windows, method, options), reports };
+}
+
+export interface QuantizeToCheckpointOptions extends QuantizeModelOptions {
+  /** replace a checkpoint already in outDir. */
+  readonly overwrite?: boolean;
+}
+
+/**
+ * Quantizes the float model in `dir` by `recipe` straight into a checkpoint in outDir: each part is
+ * written as soon as it is made and dropped, so memory holds one float layer and its quantized
+ * form (plus, for GPTQ/AWQ, the calibration hidden states), whatever the model's size. The
+ * checkpoint is the one writeQuantizedCheckpoint writes from quantizeModel's result.
+ */
+export function quantizeToCheckpoint(dir: string, outDir: string, recipe: QuantRecipe,
+  options: QuantizeToCheckpointOptions = {}): LinearReport[] {
+  const windows = recipe.method === 'rtn' ? null : readCalibrationWindows(loadTokenizer(dir), recipe.calibration);
+  const source = openModelDir(dir);
+  try {
+    const { config, weights: src } = source;
+    refuseQuantizedSource(src);
+    const d = config.hiddenSize;
+    const writer = createCheckpointWriter(outDir, source, config, recipe, options.overwrite === true);
+    try {
+      const embedding = src.float32('model.embed_tokens.weight', [config.vocabSize, d]);
+      writer.embedding(embedding);
+      let reports: LinearReport[];
+      if (recipe.method === 'rtn') {
+        const rtn = layerQuantizer(recipe, options.onLayer, options.onLinear);
+        reports = rtn.reports;
+        for (let i = 0; i < config.numLayers; i++) {
+          const layer = readFloatLayer(src, config, i);
+          writer.layer(i, { ...layer, ...rtn.transform(i, layer) });
+        }
+      } else {
+        const calibrated = calibratedMethod(recipe, options.onLinear);
+        reports = calibrated.reports;
+        calibrateLayers(source, embedding, windows!, calibrated.method, (i, layer) => writer.layer(i, layer), options);
+      }
+      const finalNorm = src.float32('model.norm.weight', [d]);
+      const head = config.tieWordEmbeddings ? null : src.float32('lm_head.weight', [config.vocabSize, d]);
+      refuseUnreadTensors(src, config);
+      writer.finish(finalNorm, head);
+      return reports;
+    } catch (e) {
+      writer.abort();
+      throw e;
+    }
+  } finally {
+    source.weights.close();
+  }
 }

@@ -1,14 +1,16 @@
 /**
  * Writes intscale's quantized checkpoint (the format: src/model/quantized-checkpoint.ts) from a
- * quantized model's weights and the recipe that made them.
+ * quantized model's weights and the recipe that made them: streamed part by part (createCheckpointWriter)
+ * or all at once from a model in memory (writeQuantizedCheckpoint).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { prepareOutputDir } from '../io/output-dir.js';
-import { writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
+import { createSafetensorsWriter, type TensorToWrite } from '../io/safetensors.js';
 import { LINEAR_NAMES, LINEAR_SLOTS, layerPrefix } from '../model/layout.js';
 import { LAYERS_METADATA_KEY, QUANT_METHOD_NAME, type StoredLayerSettings } from '../model/quantized-checkpoint.js';
-import type { ModelWeights } from '../model/weights.js';
+import type { ModelConfig } from '../model/config.js';
+import type { LayerWeights, ModelWeights } from '../model/weights.js';
 import type { QuantizedLinear } from '../quant/types.js';
 import { TOOL_VERSION } from '../version.js';
 import type { QuantRecipe } from './recipe.js';
@@ -38,39 +40,47 @@ function quantizedTensors(module: string, w: QuantizedLinear): TensorToWrite[] {
   return out;
 }
 
+/** The sizes the writer checks what it is given against. */
+export type CheckpointShape = Pick<ModelConfig, 'numLayers' | 'hiddenSize' | 'vocabSize'>;
+
 /**
- * Writes the checkpoint into outDir (checked and created by prepareOutputDir; callers with long
- * work before the write call prepareOutputDir first). The
- * safetensors file is written atomically (temp file + rename) and config.json last, so a
- * directory with a config.json is complete.
+ * A checkpoint written as it is produced, part by part in file order (the embedding, each decoder
+ * layer in turn, then the final norm and lm_head), so a quantizer can drop each layer once written
+ * and hold one layer at a time however large the model.
  */
-export function writeQuantizedCheckpoint(outDir: string, source: CheckpointSource, weights: ModelWeights,
-  recipe: QuantRecipe, overwrite = false): void {
-  prepareOutputDir(outDir, { sourceDir: source.dir, overwrite });
-  const d = weights.finalNorm.length;
-  const vocab = weights.embedding.length / d;
-  const tensors: TensorToWrite[] = [float32Tensor('model.embed_tokens.weight', weights.embedding, [vocab, d])];
-  const layers: Record<string, StoredLayerSettings> = {};
-  weights.layers.forEach((layer, i) => {
+export interface CheckpointWriter {
+  embedding(table: Float32Array): void;
+  layer(index: number, layer: LayerWeights): void;
+  /** the final norm and the lm_head (null when tied to the embedding); then config.json and the tokenizer files. */
+  finish(finalNorm: Float32Array, lmHead: Float32Array | null): void;
+  /** removes what was written of model.safetensors (after an error). */
+  abort(): void;
+}
+
+/** Bytes of one tensor entry of the safetensors header, at most (name + dtype, a 2-d shape and two offsets in full). */
+const HEADER_ENTRY_BYTES = 120;
+const LAYER_TENSOR_SUFFIXES = ['input_layernorm.weight', 'post_attention_layernorm.weight'];
+const LINEAR_TENSOR_SUFFIXES = ['qweight', 'scales', 'int_scales', 'bias'];
+
+/** A bound on the header: every tensor a layer can have, and one settings entry per linear module. */
+function headerBound(shape: CheckpointShape, metadata: Readonly<Record<string, string>>): number {
+  let bytes = Buffer.byteLength(JSON.stringify({ __metadata__: { ...metadata, [LAYERS_METADATA_KEY]: '' } }), 'utf8') + 1024;
+  const entry = (name: string) => name.length + HEADER_ENTRY_BYTES;
+  bytes += entry('model.embed_tokens.weight') + entry('model.norm.weight') + entry('lm_head.weight');
+  for (let i = 0; i < shape.numLayers; i++) {
     const p = layerPrefix(i);
-    tensors.push(float32Tensor(`${p}input_layernorm.weight`, layer.inputNorm, [d]));
-    tensors.push(float32Tensor(`${p}post_attention_layernorm.weight`, layer.postAttentionNorm, [d]));
+    for (const s of LAYER_TENSOR_SUFFIXES) bytes += entry(p + s);
     for (const slot of LINEAR_SLOTS) {
       const module = p + LINEAR_NAMES[slot];
-      const w = layer[slot];
-      if (w.kind === 'float') {
-        tensors.push(float32Tensor(`${module}.weight`, w.w, [w.n, w.k]));
-        if (w.bias) tensors.push(float32Tensor(`${module}.bias`, w.bias, [w.n]));
-        continue;
-      }
-      tensors.push(...quantizedTensors(module, w));
-      layers[module] = { w_bits: w.wBits, a_bits: w.aBits, group_size: w.groupSize, scale: w.scale, alpha_log2: w.alphaLog2 ?? null };
+      for (const s of LINEAR_TENSOR_SUFFIXES) bytes += entry(`${module}.${s}`);
+      bytes += entry(module); // its settings in the metadata (escaped inside a JSON string)
     }
-  });
-  tensors.push(float32Tensor('model.norm.weight', weights.finalNorm, [d]));
-  if (weights.lmHead.w !== weights.embedding) tensors.push(float32Tensor('lm_head.weight', weights.lmHead.w, [vocab, d]));
+  }
+  return bytes;
+}
 
-  writeSafetensors(path.join(outDir, 'model.safetensors'), tensors, {
+function methodMetadata(source: CheckpointSource, recipe: QuantRecipe): Record<string, string> {
+  return {
     format: 'pt',
     'intscale.method': recipe.method,
     ...(recipe.method === 'rtn' ? {} : {
@@ -79,8 +89,79 @@ export function writeQuantizedCheckpoint(outDir: string, source: CheckpointSourc
     }),
     'intscale.source_model': path.resolve(source.dir),
     'intscale.tool_version': TOOL_VERSION,
-    [LAYERS_METADATA_KEY]: JSON.stringify(layers),
-  });
+  };
+}
+
+/**
+ * Opens a checkpoint in outDir (checked and created by prepareOutputDir; callers with long work
+ * before the first write call prepareOutputDir first). model.safetensors is streamed to a temp
+ * file and renamed when complete, and config.json is written last, so a directory with a
+ * config.json is complete.
+ */
+export function createCheckpointWriter(outDir: string, source: CheckpointSource, shape: CheckpointShape,
+  recipe: QuantRecipe, overwrite = false): CheckpointWriter {
+  prepareOutputDir(outDir, { sourceDir: source.dir, overwrite });
+  const d = shape.hiddenSize;
+  const metadata = methodMetadata(source, recipe);
+  const file = path.join(outDir, 'model.safetensors');
+  const out = createSafetensorsWriter(file, headerBound(shape, metadata));
+  const layers: Record<string, StoredLayerSettings> = {};
+  let next = -1; // -1: the embedding comes next; numLayers: finish
+  const expect = (what: string, at: number) => {
+    if (next !== at) throw new Error(`${file}: ${what} written out of order (expected part ${next}, got ${at})`);
+    next++;
+  };
+  const float = (name: string, data: Float32Array, dims: number[]) => out.write(float32Tensor(name, data, dims));
+  return {
+    embedding(table) {
+      expect('the embedding', -1);
+      float('model.embed_tokens.weight', table, [shape.vocabSize, d]);
+    },
+    layer(i, layer) {
+      expect(`layer ${i}`, i);
+      const p = layerPrefix(i);
+      float(`${p}input_layernorm.weight`, layer.inputNorm, [d]);
+      float(`${p}post_attention_layernorm.weight`, layer.postAttentionNorm, [d]);
+      for (const slot of LINEAR_SLOTS) {
+        const module = p + LINEAR_NAMES[slot];
+        const w = layer[slot];
+        if (w.kind === 'float') {
+          float(`${module}.weight`, w.w, [w.n, w.k]);
+          if (w.bias) float(`${module}.bias`, w.bias, [w.n]);
+          continue;
+        }
+        for (const t of quantizedTensors(module, w)) out.write(t);
+        layers[module] = { w_bits: w.wBits, a_bits: w.aBits, group_size: w.groupSize, scale: w.scale, alpha_log2: w.alphaLog2 ?? null };
+      }
+    },
+    finish(finalNorm, lmHead) {
+      expect('the final norm', shape.numLayers);
+      float('model.norm.weight', finalNorm, [d]);
+      if (lmHead !== null) float('lm_head.weight', lmHead, [shape.vocabSize, d]);
+      out.finish({ ...metadata, [LAYERS_METADATA_KEY]: JSON.stringify(layers) });
+      writeConfigAndTokenizer(outDir, source, recipe);
+    },
+    abort: () => out.abort(),
+  };
+}
+
+/** Writes a quantized model held in memory (every part at once) as a checkpoint in outDir. */
+export function writeQuantizedCheckpoint(outDir: string, source: CheckpointSource, weights: ModelWeights,
+  recipe: QuantRecipe, overwrite = false): void {
+  const hiddenSize = weights.finalNorm.length;
+  const shape = { numLayers: weights.layers.length, hiddenSize, vocabSize: weights.embedding.length / hiddenSize };
+  const writer = createCheckpointWriter(outDir, source, shape, recipe, overwrite);
+  try {
+    writer.embedding(weights.embedding);
+    weights.layers.forEach((layer, i) => writer.layer(i, layer));
+    writer.finish(weights.finalNorm, weights.lmHead.w === weights.embedding ? null : weights.lmHead.w);
+  } catch (e) {
+    writer.abort();
+    throw e;
+  }
+}
+
+function writeConfigAndTokenizer(outDir: string, source: CheckpointSource, recipe: QuantRecipe): void {
   for (const f of COPIED_FILES) {
     const from = path.join(source.dir, f);
     if (fs.existsSync(from)) fs.copyFileSync(from, path.join(outDir, f));

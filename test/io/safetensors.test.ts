@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { f32ToBf16, f32ToF16 } from '../../src/io/dtype.js';
-import { openSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
+import { createSafetensorsWriter, openSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
 import { asInt8, tempDir, throwsInput, writeRawSafetensors } from './temp-dir.js';
 
 const values = [0.5, -1.25, 3, 0, 1024, -0.0078125];
@@ -143,6 +143,41 @@ test('reader errors name the file, the tensor and the problem', () => {
     b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] },
   }, new Uint8Array(12));
   throwsInput(() => openSafetensors(p('overlap.safetensors')), 'overlap.safetensors', 'tensors "a" and "b" overlap in the data section');
+});
+
+test('a streamed file (header reserved, filled in at the end) reads back like one written at once', () => {
+  const dir = tempDir();
+  const tensors = [
+    { name: 'w', dtype: 'F32' as const, shape: [2, 3], data: new Float32Array([0.5, -1.25, 3, 0, 1024, -0.0078125]) },
+    { name: 'q', dtype: 'I8' as const, shape: [3], data: new Int8Array([-8, 0, 7]) },
+    { name: 'empty', dtype: 'F32' as const, shape: [0], data: new Float32Array(0) },
+  ];
+  writeSafetensors(path.join(dir, 'once.safetensors'), tensors, { format: 'pt' });
+  const streamed = path.join(dir, 'streamed.safetensors');
+  const writer = createSafetensorsWriter(streamed, 4001);
+  for (const t of tensors) writer.write(t);
+  assert.ok(!fs.existsSync(streamed), 'the file appears only when complete');
+  writer.finish({ format: 'pt', added: 'at the end' });
+  assert.deepEqual(fs.readdirSync(dir).sort(), ['once.safetensors', 'streamed.safetensors']);
+  const [a, b] = [openSafetensors(path.join(dir, 'once.safetensors')), openSafetensors(streamed)];
+  assert.deepEqual(b.metadata, { format: 'pt', added: 'at the end' });
+  assert.deepEqual([...b.tensors.keys()], [...a.tensors.keys()]);
+  for (const name of a.tensors.keys()) assert.deepEqual(b.readBytes(name), a.readBytes(name), name);
+  assert.equal(fs.statSync(streamed).size, 8 + 4008 + 27, 'the reserve rounded up to 8 bytes, then the data');
+  a.close();
+  b.close();
+
+  const small = path.join(dir, 'small.safetensors');
+  const tight = createSafetensorsWriter(small, 16);
+  tight.write(tensors[0]!);
+  assert.throws(() => tight.finish(), /header needs \d+ bytes but 16 were reserved/);
+  tight.abort();
+  const bad = createSafetensorsWriter(small, 1000);
+  assert.throws(() => bad.write({ ...tensors[0]!, shape: [4, 3] }), /shape \[4, 3\] × F32 = 48 bytes but its data is 24 bytes/);
+  bad.write(tensors[1]!);
+  assert.throws(() => bad.write(tensors[1]!), /"q" is reserved or repeated/);
+  bad.abort();
+  assert.deepEqual(fs.readdirSync(dir).sort(), ['once.safetensors', 'streamed.safetensors'], 'aborted writers leave no file');
 });
 
 const python = spawnSync('python3', ['-c', 'import safetensors, numpy'], { encoding: 'utf8' });

@@ -1,13 +1,20 @@
-/** quantizeModel reports progress per linear layer, in model order, for RTN and the calibrated methods. */
+/**
+ * quantizeModel reports progress per linear layer, in model order, for RTN and the calibrated
+ * methods; quantizeToCheckpoint streams the same checkpoint to disk, and cleans up after a failure.
+ */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { quantizeModel } from '../../src/quantize/quantize-model.js';
+import { quantizeModel, quantizeToCheckpoint } from '../../src/quantize/quantize-model.js';
+import { writeQuantizedCheckpoint } from '../../src/quantize/write-checkpoint.js';
+import { openSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
+import { DEFAULT_AWQ } from '../../src/quantize/awq.js';
+import type { QuantRecipe } from '../../src/quantize/recipe.js';
 import { DEFAULT_GPTQ_LAYER } from '../../src/quantize/gptq-layer.js';
 import type { QuantSpec } from '../../src/quant/types.js';
 import { fixturePath } from '../helpers/paths.js';
-import { tempDir } from '../io/temp-dir.js';
+import { tempDir, throwsInput } from '../io/temp-dir.js';
 
 const spec: QuantSpec = { wBits: 4, aBits: 8, groupSize: 32, scale: 'int', alpha: { kind: 'safe', maxLog2: 10 } };
 
@@ -26,4 +33,61 @@ test('onLinear is called once per linear layer, in order, for RTN and GPTQ', () 
     assert.equal(seen[0], 'model.layers.0.self_attn.q_proj');
     assert.equal(seen.at(-1), 'model.layers.1.mlp.down_proj');
   }
+});
+
+/** Every tensor of a safetensors file (name → dtype, shape, bytes) and its metadata. */
+function contents(file: string): { tensors: Record<string, { dtype: string; shape: readonly number[]; bytes: Buffer }>; metadata: Readonly<Record<string, string>> } {
+  const f = openSafetensors(file);
+  try {
+    const tensors = Object.fromEntries([...f.tensors.values()].map((t) => [t.name, { dtype: t.dtype, shape: t.shape, bytes: Buffer.from(f.readBytes(t.name)) }]));
+    return { tensors, metadata: f.metadata };
+  } finally {
+    f.close();
+  }
+}
+
+test('quantizeToCheckpoint streams the same checkpoint that quantizeModel + writeQuantizedCheckpoint write, for RTN, GPTQ and AWQ', () => {
+  const calib = path.join(tempDir(), 'calib.txt');
+  fs.writeFileSync(calib, 'The game began development in 2010 , carrying over a large portion of the work . '.repeat(40));
+  const calibration = { file: calib, samples: 2, seqLen: 16, seed: 0 };
+  const recipes: QuantRecipe[] = [
+    { method: 'rtn', base: spec, overrides: { down: { wBits: 8, scale: 'float' } } },
+    { method: 'gptq', base: spec, overrides: {}, calibration, gptq: DEFAULT_GPTQ_LAYER },
+    { method: 'awq', base: spec, overrides: {}, calibration, awq: { ...DEFAULT_AWQ, grid: 4 } },
+  ];
+  for (const [arch, recipe] of [['qwen2', recipes[0]!], ['llama', recipes[1]!], ['llama-mlp-bias', recipes[2]!]] as const) {
+    const dir = fixturePath(arch);
+    const inMemory = path.join(tempDir(), 'in-memory');
+    const { loaded, reports } = quantizeModel(dir, recipe);
+    writeQuantizedCheckpoint(inMemory, loaded.source, loaded.model.weights, recipe);
+    const streamed = path.join(tempDir(), 'streamed');
+    const seen: string[] = [];
+    const streamedReports = quantizeToCheckpoint(dir, streamed, recipe, { onLinear: (r) => seen.push(r.name) });
+    assert.deepEqual(streamedReports, reports, `${arch} ${recipe.method}: the same reports`);
+    assert.deepEqual(seen, reports.map((r) => r.name));
+    const [a, b] = [contents(path.join(inMemory, 'model.safetensors')), contents(path.join(streamed, 'model.safetensors'))];
+    assert.deepEqual(Object.keys(b.tensors), Object.keys(a.tensors), `${arch} ${recipe.method}: the same tensors in the same order`);
+    assert.deepEqual(b, a, `${arch} ${recipe.method}: every tensor and the metadata equal`);
+    assert.deepEqual(fs.readdirSync(streamed).sort(), fs.readdirSync(inMemory).sort());
+    assert.equal(fs.readFileSync(path.join(streamed, 'config.json'), 'utf8'), fs.readFileSync(path.join(inMemory, 'config.json'), 'utf8'));
+  }
+});
+
+test('quantizeToCheckpoint leaves nothing behind when the source fails part-way, and refuses a quantized source', () => {
+  const src = path.join(tempDir(), 'src');
+  fs.cpSync(fixturePath('llama'), src, { recursive: true });
+  // a tensor the model does not use, found only after every layer was written
+  writeSafetensors(path.join(src, 'extra.safetensors'), [{ name: 'model.layers.0.self_attn.rogue.weight', dtype: 'F32', shape: [2], data: new Float32Array([1, 2]) }]);
+  const indexFile = path.join(src, 'model.safetensors.index.json');
+  const index = JSON.parse(fs.readFileSync(indexFile, 'utf8')) as { weight_map: Record<string, string> };
+  index.weight_map['model.layers.0.self_attn.rogue.weight'] = 'extra.safetensors';
+  fs.writeFileSync(indexFile, JSON.stringify(index));
+  const out = path.join(tempDir(), 'out');
+  const recipe: QuantRecipe = { method: 'rtn', base: spec, overrides: {} };
+  throwsInput(() => quantizeToCheckpoint(src, out, recipe), /does not use: model\.layers\.0\.self_attn\.rogue\.weight/);
+  assert.deepEqual(fs.existsSync(out) ? fs.readdirSync(out) : [], [], 'no partial checkpoint, no temporary file');
+
+  const once = path.join(tempDir(), 'once');
+  quantizeToCheckpoint(fixturePath('llama'), once, recipe);
+  throwsInput(() => quantizeToCheckpoint(once, path.join(tempDir(), 'twice'), recipe), /already quantized; quantize the original float model/);
 });

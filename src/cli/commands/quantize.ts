@@ -2,8 +2,7 @@
 import { LINEAR_SLOTS } from '../../model/layout.js';
 import { printTable } from '../table.js';
 import { Command, Option } from 'commander';
-import { writeQuantizedCheckpoint } from '../../quantize/write-checkpoint.js';
-import { quantizeModel, type LinearReport } from '../../quantize/quantize-model.js';
+import { quantizeToCheckpoint, type LinearReport } from '../../quantize/quantize-model.js';
 import { describeMethod, describeSpec } from '../../quantize/recipe.js';
 import { DEFAULT_MODEL_DIR } from '../default-model.js';
 import { nonNegativeInt, nonNegativeNumber, positiveInt } from '../parse.js';
@@ -85,10 +84,9 @@ export const quantizeCommand = addMethodOptions(addQuantOptions(
   // per linear layer: GPTQ and AWQ spend minutes on each decoder layer of a 7B
   const bar = progressBar(`${recipe.method} linear layers`, numLayers * LINEAR_SLOTS.length);
   let linears = 0;
-  const { loaded, reports } = quantizeModel(opts.model, recipe, { onLinear: () => bar.update(++linears) });
+  // each layer goes to the checkpoint as it is made: memory holds about one layer, whatever the model
+  const reports = quantizeToCheckpoint(opts.model, opts.out, recipe, { overwrite: opts.overwrite === true, onLinear: () => bar.update(++linears) });
   bar.stop();
-  const { model, source } = loaded;
-  writeQuantizedCheckpoint(opts.out, source, model.weights, recipe, opts.overwrite === true);
   const seconds = Number(((performance.now() - t0) / 1000).toFixed(1));
   const unsafe = reports.filter((r) => r.overflow !== null && !r.overflow.safe);
   if (opts.json) {
