@@ -10,6 +10,8 @@
 import { parseArgs } from 'node:util';
 import { defaultThreadCount } from '../src/backends/cpu/pool/index.js';
 import type { Backend } from '../src/model/backend.js';
+import { cpuBackend } from '../src/backends/cpu/cpu-backend.js';
+import { createModel } from '../src/model/prepare.js';
 import { forwardLastLogits, type Model } from '../src/model/forward.js';
 import { createKvCache } from '../src/model/kv-cache.js';
 import { argmax } from '../src/model/sampling.js';
@@ -36,18 +38,22 @@ function timed(b: Backend, spent: Map<string, number>): Backend {
     add(typeof name === 'string' ? name : name(...a), t0);
     return r;
   };
-  const linearName = (_x: Float32Array, m: number, w: LinearWeight) =>
+  const linearName = (w: LinearWeight) => (_x: Float32Array, m: number) =>
     `linear ${w.kind === 'float' ? 'f32' : `W${w.wBits}A${w.aBits}`} ${w.n}x${w.k}${m > 1 ? ` (m=${m})` : ''}`;
   return {
     ...b,
-    linear: wrap(linearName, b.linear), rmsnorm: wrap('rmsnorm', b.rmsnorm), rope: wrap('rope', b.rope),
+    prepareLinear: (w) => {
+      const p = b.prepareLinear(w);
+      return { ...p, run: wrap(linearName(w), p.run) };
+    },
+    rmsnorm: wrap('rmsnorm', b.rmsnorm), rope: wrap('rope', b.rope),
     attention: wrap('attention', b.attention), siluMul: wrap('silu_mul', b.siluMul), addInPlace: wrap('add', b.addInPlace),
   };
 }
 
-const model0 = syntheticModel(n('layers'), { hidden: n('hidden'), ffn: n('ffn'), heads: n('heads'), vocab: n('vocab') });
+const synthetic = syntheticModel(n('layers'), { hidden: n('hidden'), ffn: n('ffn'), heads: n('heads'), vocab: n('vocab') });
 const spent = new Map<string, number>();
-const model: Model = { ...model0, backend: timed(model0.backend, spent) };
+const model: Model = createModel(synthetic.config, synthetic.weights, timed(cpuBackend, spent));
 const c = model.config;
 const out = benchOutput(values.json === true);
 out.say(machineLine(defaultThreadCount()));

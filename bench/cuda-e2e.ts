@@ -32,10 +32,11 @@ import { createCudaBackend, type CudaBackend, type CudaBackendOptions } from '..
 import { CudaContext } from '../src/backends/cuda/context.js';
 import { generate } from '../src/model/generate.js';
 import type { Model } from '../src/model/forward.js';
+import { createModel } from '../src/model/prepare.js';
 import { quantizeModel } from '../src/quantize/quantize-model.js';
 import { DEFAULT_SPEC, describeSpec } from '../src/quantize/recipe.js';
 import { machineLine, median, benchOutput } from './stats.js';
-import { syntheticFloatModel, syntheticModel } from './synthetic.js';
+import { syntheticFloatModel, syntheticModel, type SyntheticModel } from './synthetic.js';
 import { needsGpu } from './cuda-timing.js';
 
 const { values } = parseArgs({
@@ -80,7 +81,11 @@ function timed<T>(b: Backend<T>): { backend: Backend<T>; ms: Record<string, numb
       name: b.name,
       startPass: b.startPass, upload: wrap('upload', b.upload), download: wrap('download', b.download), rows: b.rows,
       layerCache: b.layerCache, releaseLayerCache: b.releaseLayerCache,
-      linear: wrap('linear', b.linear), rmsnorm: wrap('rmsnorm', b.rmsnorm), rope: wrap('rope', b.rope),
+      prepareLinear: (w) => {
+        const p = b.prepareLinear(w);
+        return { ...p, run: wrap('linear', p.run) };
+      },
+      rmsnorm: wrap('rmsnorm', b.rmsnorm), rope: wrap('rope', b.rope),
       attention: wrap('attention', b.attention), siluMul: wrap('siluMul', b.siluMul), addInPlace: wrap('add', b.addInPlace),
     },
   };
@@ -93,7 +98,7 @@ out.say(`# ${ctx.info.name}, driver ${ctx.info.driverVersion}; ${machineLine(cpu
 
 const synthetic = values.synthetic === undefined ? 0 : Number(values.synthetic);
 /** Each model, and the CUDA backends it runs on (null: every --backends kind). */
-type ModelRow = [name: string, model: Model, backends: [string, CudaBackend][] | null];
+type ModelRow = [name: string, model: SyntheticModel, backends: [string, CudaBackend][] | null];
 const models: ModelRow[] = synthetic > 0
   ? [[`synthetic LLaMA-2-7B shape, ${synthetic} layers, RANDOM ${describeSpec(DEFAULT_SPEC)} weights (speed only)`, syntheticModel(synthetic), null]]
   : [DEFAULT_SPEC, { ...DEFAULT_SPEC, scale: 'float' as const }].map((spec): ModelRow => [
@@ -118,7 +123,7 @@ for (const [name, model, only] of models) {
   if (values.cpu) backends.push(['cpu', cpuBackend as Backend<unknown>]);
   for (const [label, backend] of backends) {
     const t = timed(backend);
-    const m: Model<unknown> = { ...model, backend: t.backend };
+    const m: Model<unknown> = createModel(model.config, model.weights, t.backend);
     const prompt = Array.from({ length: promptTokens }, (_, i) => (i * 7919 + 13) % c.vocabSize);
     const run = () => generate(m, prompt, { maxNewTokens: decodeTokens + 1, temperature: 0, topP: 1, seed: 0, stopTokens: [] });
     run();

@@ -9,11 +9,8 @@ import * as path from 'node:path';
 import { writeQuantizedCheckpoint } from '../src/quantize/write-checkpoint.js';
 import { DEFAULT_SPEC, type QuantRecipe } from '../src/quantize/recipe.js';
 import { sharedFloat32, sharedUint8, withArenaAllocation } from '../src/tensor/shared.js';
-import { cpuBackend } from '../src/backends/cpu/cpu-backend.js';
-import type { Model } from '../src/model/forward.js';
 import { NO_BIASES, type ModelConfig } from '../src/model/config.js';
-import { ropeInverseFrequencies } from '../src/model/rope.js';
-import type { LayerWeights } from '../src/model/weights.js';
+import type { LayerWeights, ModelWeights } from '../src/model/weights.js';
 import type { LinearWeight, QuantizedLinear } from '../src/quant/types.js';
 
 /** count random int4 values in the packed format (int4-pack.ts): xorshift32 words, 8 nibbles each (any byte is two valid values). */
@@ -49,8 +46,14 @@ export const LLAMA2_7B_SHAPE: SyntheticShape = { hidden: 4096, ffn: 11008, heads
 /** A random linear layer [n, k] (seeded): the weight format a synthetic model is built of. */
 type RandomLinear = (n: number, k: number, seed: number) => LinearWeight;
 
+/** A synthetic model's config and weights (createModel puts them on a backend). */
+export interface SyntheticModel {
+  readonly config: ModelConfig;
+  readonly weights: ModelWeights;
+}
+
 /** A model of `shape` with `layers` decoder layers whose linears `linear` makes (tied fp32 lm_head). */
-function syntheticOf(layers: number, shape: SyntheticShape, linear: RandomLinear): Model {
+function syntheticOf(layers: number, shape: SyntheticShape, linear: RandomLinear): SyntheticModel {
   const { hidden: d, ffn: f, heads, vocab } = shape;
   const headDim = d / heads;
   const config: ModelConfig = {
@@ -71,14 +74,11 @@ function syntheticOf(layers: number, shape: SyntheticShape, linear: RandomLinear
       gate: linear(f, d, s + 5), up: linear(f, d, s + 6), down: linear(d, f, s + 7),
     });
   }
-  return {
-    config, backend: cpuBackend, invFreq: ropeInverseFrequencies(headDim, 10000, { kind: 'none' }),
-    weights: { embedding, layers: built, finalNorm: ones, lmHead: { kind: 'float', n: vocab, k: d, w: embedding } },
-  };
+  return { config, weights: { embedding, layers: built, finalNorm: ones, lmHead: { kind: 'float', n: vocab, k: d, w: embedding } } };
 }
 
 /** A model of `shape` (LLaMA-2-7B's by default) with `layers` decoder layers of random W4A8 IS weights (tied lm_head in fp32). */
-export function syntheticModel(layers: number, shape: SyntheticShape = LLAMA2_7B_SHAPE): Model {
+export function syntheticModel(layers: number, shape: SyntheticShape = LLAMA2_7B_SHAPE): SyntheticModel {
   return syntheticOf(layers, shape, randomW4A8);
 }
 
@@ -94,7 +94,7 @@ function randomFloats(count: number, seed: number): Float32Array {
 }
 
 /** The same shape as syntheticModel with RANDOM float weights in every linear layer (the FP16 baseline runs these). */
-export function syntheticFloatModel(layers: number, shape: SyntheticShape = LLAMA2_7B_SHAPE): Model {
+export function syntheticFloatModel(layers: number, shape: SyntheticShape = LLAMA2_7B_SHAPE): SyntheticModel {
   return syntheticOf(layers, shape, (n, k, seed) => ({ kind: 'float', n, k, w: randomFloats(n * k, seed) }));
 }
 
@@ -110,7 +110,7 @@ function hfConfig(c: ModelConfig): Record<string, unknown> {
 }
 
 /** Writes `model` (a synthetic one) as an intscale quantized checkpoint in dir; returns its model.safetensors size in bytes. */
-export function writeSyntheticCheckpoint(dir: string, model: Model): number {
+export function writeSyntheticCheckpoint(dir: string, model: SyntheticModel): number {
   const recipe: QuantRecipe = { method: 'rtn', base: { ...DEFAULT_SPEC, alpha: { kind: 'fixed', log2: 10 } }, overrides: {} };
   writeQuantizedCheckpoint(dir, { dir: 'synthetic (random weights)', rawConfig: hfConfig(model.config) }, model.weights, recipe);
   return fs.statSync(path.join(dir, 'model.safetensors')).size;

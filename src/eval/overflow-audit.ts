@@ -9,6 +9,7 @@
  *      linear layers, accumulated layer by layer as the float model streams in (MseSweep).
  */
 import { forwardHidden, type Model } from '../model/forward.js';
+import { createModel, releaseModel } from '../model/prepare.js';
 import { createKvCache } from '../model/kv-cache.js';
 import { LINEAR_NAMES, LINEAR_SLOTS, layerPrefix } from '../model/layout.js';
 import type { ModelWeights } from '../model/weights.js';
@@ -48,19 +49,24 @@ export function traceCalibration(model: Model, tokens: ArrayLike<number>, o: Cal
   const windows = Math.min(o.windows, Math.floor(tokens.length / o.seqLen));
   if (windows < 1) throw new RangeError(`the calibration text has ${tokens.length} tokens, fewer than one window of ${o.seqLen}; lower --seq-len`);
   const tracer = tracingBackend(model.backend, linearNames(model.weights));
-  const traced: Model = { ...model, backend: tracer };
+  const traced: Model = createModel(model.config, model.weights, tracer);
   const cache = createKvCache(model.config, o.seqLen, model.backend);
-  for (let w = 0; w < windows; w++) {
-    cache.length = 0;
-    try {
-      forwardHidden(traced, Array.prototype.slice.call(tokens, w * o.seqLen, (w + 1) * o.seqLen) as number[], cache);
-    } catch (error) {
-      const f = tracer.failure;
-      if (f === null || !(error instanceof RangeError)) throw error;
-      const stopped = { layer: f.name, window: w, message: error.message };
-      return { stats: tracer.stats, windows: w, seqLen: o.seqLen, tokens: w * o.seqLen, stopped };
+  try {
+    for (let w = 0; w < windows; w++) {
+      cache.length = 0;
+      try {
+        forwardHidden(traced, Array.prototype.slice.call(tokens, w * o.seqLen, (w + 1) * o.seqLen) as number[], cache);
+      } catch (error) {
+        const f = tracer.failure;
+        if (f === null || !(error instanceof RangeError)) throw error;
+        const stopped = { layer: f.name, window: w, message: error.message };
+        return { stats: tracer.stats, windows: w, seqLen: o.seqLen, tokens: w * o.seqLen, stopped };
+      }
+      o.onWindow?.(w + 1, windows);
     }
-    o.onWindow?.(w + 1, windows);
+  } finally {
+    cache.release();
+    releaseModel(traced);
   }
   return { stats: tracer.stats, windows, seqLen: o.seqLen, tokens: windows * o.seqLen, stopped: null };
 }

@@ -109,22 +109,32 @@ export function tracingBackend(inner: Backend, names: ReadonlyMap<LinearWeight, 
       stats.clear();
       failure = null;
     },
-    linear(x, m, w) {
-      // record before forwarding, so a layer whose kernel throws on overflow is still seen.
-      if (w.kind === 'quantized' && w.aBits === 8) {
-        let s = stats.get(w);
-        if (s === undefined) {
-          s = { name: names.get(w) ?? `unnamed#${stats.size}`, layer: w, maxGroupAcc: 0, maxTotal: null, maxRunning: null, tokens: 0, calls: 0 };
-          stats.set(w, s);
-        }
-        recordAccumulators(s, x, m);
-      }
-      try {
-        return inner.linear(x, m, w);
-      } catch (error) {
-        failure ??= { name: names.get(w) ?? stats.get(w as QuantizedLinear)?.name ?? 'unnamed', error };
-        throw error;
-      }
+    prepareLinear(w) {
+      const prepared = inner.prepareLinear(w);
+      return {
+        weight: w,
+        get copiedBytes() {
+          return prepared.copiedBytes;
+        },
+        run(x, m) {
+          // record before running, so a layer whose kernel throws on overflow is still seen.
+          if (w.kind === 'quantized' && w.aBits === 8) {
+            let s = stats.get(w);
+            if (s === undefined) {
+              s = { name: names.get(w) ?? `unnamed#${stats.size}`, layer: w, maxGroupAcc: 0, maxTotal: null, maxRunning: null, tokens: 0, calls: 0 };
+              stats.set(w, s);
+            }
+            recordAccumulators(s, x, m);
+          }
+          try {
+            return prepared.run(x, m);
+          } catch (error) {
+            failure ??= { name: names.get(w) ?? stats.get(w as QuantizedLinear)?.name ?? 'unnamed', error };
+            throw error;
+          }
+        },
+        release: () => prepared.release(),
+      };
     },
     startPass: () => inner.startPass(),
     upload: (x) => inner.upload(x),

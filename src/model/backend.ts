@@ -7,6 +7,11 @@
  * return tensors return fresh ones unless they say "in place". A forward pass begins with
  * startPass(), which lets a backend reclaim every tensor it returned before (host arrays from
  * download() and the KV cache are not tensors of a pass and stay).
+ *
+ * Linear layers are prepared once (prepareLinear, when the model is loaded): the backend puts the
+ * weights in its kernels' layout and memory, checks what it must once (the int32 overflow proof),
+ * and returns a handle that runs the layer. Nothing is cached by identity and a layer's arrays are
+ * not read again after preparation except through the handle.
  */
 import type { LinearWeight } from '../quant/types.js';
 
@@ -26,6 +31,18 @@ export interface AttentionShape {
   readonly slidingWindow: number | null;
 }
 
+/** A linear layer made ready to run on a backend (see the header); made by Backend.prepareLinear. */
+export interface PreparedLinear<T = Float32Array> {
+  /** the layer it was prepared from (sizes, precision, bias). */
+  readonly weight: LinearWeight;
+  /** y [m, N] = x [m, K] · Wᵀ (+ bias), in whatever precision the weight is stored in. */
+  run(x: T, m: number): T;
+  /** host bytes the preparation holds beside the layer's own arrays (0: they are read in place). */
+  readonly copiedBytes: number;
+  /** frees what preparation made (kernel copies, device memory); the handle must not run again. */
+  release(): void;
+}
+
 export interface Backend<T = Float32Array> {
   readonly name: string;
   /** Begins a forward pass: every tensor returned before may be reclaimed. */
@@ -39,8 +56,8 @@ export interface Backend<T = Float32Array> {
   /** An empty cache for one layer; release it with releaseLayerCache. */
   layerCache(capacity: number, kvDim: number): LayerKvCache<T>;
   releaseLayerCache(cache: LayerKvCache<T>): void;
-  /** y[m, N] = x[m, K] · Wᵀ (+ bias), in whatever precision the weight is stored in. */
-  linear(x: T, m: number, w: LinearWeight): T;
+  /** The layer in this backend's form, ready to run (see the header). */
+  prepareLinear(w: LinearWeight): PreparedLinear<T>;
   /** y[i, :] = x[i, :] / sqrt(mean(x[i, :]²) + eps) · weight. */
   rmsnorm(x: T, m: number, weight: Float32Array, eps: number): T;
   /**

@@ -12,19 +12,40 @@
  * The same code runs a batched prefill (m tokens at once) and token-by-token decode (m = 1);
  * the KV cache carries the positions in between. runDecoderLayer runs one layer alone (GPTQ/AWQ
  * calibration streams the model layer by layer through it, observing each linear's input).
+ * The linears run through the handles the backend prepared when the model was made (prepare.ts).
  */
-import type { AttentionShape, Backend } from './backend.js';
+import type { AttentionShape, Backend, LayerKvCache, PreparedLinear } from './backend.js';
 import { sharedFloat32 } from '../tensor/shared.js';
 import type { ModelConfig } from './config.js';
 import type { KvCache } from './kv-cache.js';
 import type { ModelWeights } from './weights.js';
 
-/** A model on a backend whose tensors are T (Float32Array on the CPU). */
-export interface Model<T = Float32Array> {
+/** A decoder layer's norms and its seven linears as the backend prepared them. */
+export interface PreparedLayer<T = Float32Array> {
+  readonly inputNorm: Float32Array;
+  readonly postAttentionNorm: Float32Array;
+  readonly q: PreparedLinear<T>;
+  readonly k: PreparedLinear<T>;
+  readonly v: PreparedLinear<T>;
+  readonly o: PreparedLinear<T>;
+  readonly gate: PreparedLinear<T>;
+  readonly up: PreparedLinear<T>;
+  readonly down: PreparedLinear<T>;
+}
+
+/** What running one decoder layer needs besides the layer itself. */
+export interface LayerContext<T = Float32Array> {
   readonly config: ModelConfig;
-  readonly weights: ModelWeights;
   readonly backend: Backend<T>;
   readonly invFreq: Float32Array;
+}
+
+/** A model on a backend whose tensors are T (Float32Array on the CPU); made by prepare.ts's createModel. */
+export interface Model<T = Float32Array> extends LayerContext<T> {
+  readonly weights: ModelWeights;
+  /** weights.layers as the backend prepared them. */
+  readonly layers: readonly PreparedLayer<T>[];
+  readonly lmHead: PreparedLinear<T>;
 }
 
 function attentionShape(c: ModelConfig): AttentionShape {
@@ -38,8 +59,7 @@ export type LinearInput = 'qkv' | 'o' | 'gateUp' | 'down';
 export type LinearObserver<T = Float32Array> = (input: LinearInput, x: T, m: number) => void;
 
 /** Embedding rows [tokens.length, hidden] (on the host) of tokens placed at position `start` onward. */
-export function embedTokens<T>(model: Model<T>, tokens: ArrayLike<number>, start: number): Float32Array {
-  const { config: c, weights: w } = model;
+export function embedTokens(c: ModelConfig, embedding: Float32Array, tokens: ArrayLike<number>, start: number): Float32Array {
   const d = c.hiddenSize;
   const h = sharedFloat32(tokens.length * d);
   for (let r = 0; r < tokens.length; r++) {
@@ -47,37 +67,34 @@ export function embedTokens<T>(model: Model<T>, tokens: ArrayLike<number>, start
     if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) {
       throw new RangeError(`token id ${id} at position ${start + r} is outside the vocabulary [0, ${c.vocabSize})`);
     }
-    h.set(w.embedding.subarray(id * d, (id + 1) * d), r * d);
+    h.set(embedding.subarray(id * d, (id + 1) * d), r * d);
   }
   return h;
 }
 
 /**
  * One decoder layer on the hidden states h [m, hidden] (updated in place) of tokens at positions
- * cache.length onward; writes their keys/values into cache.layers[layerIndex] (cache.length is
- * left for the caller to advance). `observe` sees the input of every linear.
+ * start onward; writes their keys/values into the layer's cache. `observe` sees the input of every linear.
  */
-export function runDecoderLayer<T>(model: Model<T>, layerIndex: number, h: T, m: number, cache: KvCache<T>,
-  observe?: LinearObserver<T>): void {
-  const { config: c, backend: b } = model;
-  const layer = model.weights.layers[layerIndex]!;
-  const start = cache.length;
+export function runDecoderLayer<T>(context: LayerContext<T>, layer: PreparedLayer<T>, h: T, m: number,
+  cache: LayerKvCache<T>, start: number, observe?: LinearObserver<T>): void {
+  const { config: c, backend: b } = context;
   const x = b.rmsnorm(h, m, layer.inputNorm, c.rmsNormEps);
   observe?.('qkv', x, m);
-  const q = b.linear(x, m, layer.q);
-  const k = b.linear(x, m, layer.k);
-  const v = b.linear(x, m, layer.v);
-  b.rope(q, m, c.numHeads, c.headDim, start, model.invFreq);
-  b.rope(k, m, c.numKvHeads, c.headDim, start, model.invFreq);
-  const attn = b.attention(q, k, v, m, start, cache.layers[layerIndex]!, attentionShape(c));
+  const q = layer.q.run(x, m);
+  const k = layer.k.run(x, m);
+  const v = layer.v.run(x, m);
+  b.rope(q, m, c.numHeads, c.headDim, start, context.invFreq);
+  b.rope(k, m, c.numKvHeads, c.headDim, start, context.invFreq);
+  const attn = b.attention(q, k, v, m, start, cache, attentionShape(c));
   observe?.('o', attn, m);
-  b.addInPlace(h, b.linear(attn, m, layer.o));
+  b.addInPlace(h, layer.o.run(attn, m));
   const x2 = b.rmsnorm(h, m, layer.postAttentionNorm, c.rmsNormEps);
   observe?.('gateUp', x2, m);
-  const gate = b.linear(x2, m, layer.gate);
-  b.siluMul(gate, b.linear(x2, m, layer.up));
+  const gate = layer.gate.run(x2, m);
+  b.siluMul(gate, layer.up.run(x2, m));
   observe?.('down', gate, m);
-  b.addInPlace(h, b.linear(gate, m, layer.down));
+  b.addInPlace(h, layer.down.run(gate, m));
 }
 
 /** Final-normed hidden states [tokens.length, hidden] of tokens placed at cache.length onward. */
@@ -85,8 +102,8 @@ export function forwardHidden<T>(model: Model<T>, tokens: ArrayLike<number>, cac
   const { config: c, weights: w, backend: b } = model;
   const m = tokens.length;
   b.startPass();
-  const h = b.upload(embedTokens(model, tokens, cache.length));
-  for (let l = 0; l < c.numLayers; l++) runDecoderLayer(model, l, h, m, cache);
+  const h = b.upload(embedTokens(c, w.embedding, tokens, cache.length));
+  for (let l = 0; l < c.numLayers; l++) runDecoderLayer(model, model.layers[l]!, h, m, cache.layers[l]!, cache.length);
   cache.length += m;
   return b.rmsnorm(h, m, w.finalNorm, c.rmsNormEps);
 }
@@ -95,7 +112,7 @@ export function forwardHidden<T>(model: Model<T>, tokens: ArrayLike<number>, cac
 export function logitsOf<T>(model: Model<T>, hidden: T, first: number, rows: number): Float32Array {
   const b = model.backend;
   const x = b.rows(hidden, first, rows, model.config.hiddenSize);
-  return b.download(b.linear(x, rows, model.weights.lmHead), 0, rows, model.config.vocabSize);
+  return b.download(model.lmHead.run(x, rows), 0, rows, model.config.vocabSize);
 }
 
 /** Logits of the last position after feeding tokens (decode step or end of prefill). */

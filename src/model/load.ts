@@ -9,7 +9,7 @@ import { loadTokenizer, type ModelTokenizer } from '../io/tokenizer.js';
 import type { FloatLinear, LinearWeight } from '../quant/types.js';
 import type { Model } from './forward.js';
 import { checkLoadFits, kvCacheBytes } from './memory.js';
-import { ropeInverseFrequencies } from './rope.js';
+import { createModel } from './prepare.js';
 import { readModelWeights, type LinearSlot } from './weights.js';
 
 export interface LoadedModel<T = Float32Array> {
@@ -38,8 +38,7 @@ export function loadModelOn<T>(dir: string, backend: Backend<T>, options: ModelL
       checkLoadFits(source.weights, dir, kvCacheBytes(config, options.cachePositions ?? 0));
     }
     const weights = readModelWeights(source.weights, config, options.transformLayer);
-    const invFreq = ropeInverseFrequencies(config.headDim, config.ropeTheta, config.ropeScaling);
-    const model: Model<T> = { config, weights, backend, invFreq };
+    const model: Model<T> = createModel(config, weights, backend);
     const tokenizer = source.tokenizerPath === null ? null : loadTokenizer(dir);
     return { model, tokenizer, source };
   } finally {

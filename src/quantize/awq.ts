@@ -31,6 +31,7 @@ import type { Backend } from '../model/backend.js';
 import { InputError } from '../errors.js';
 import type { LinearInput } from '../model/forward.js';
 import { LINEAR_NAMES, type LinearSlot } from '../model/layout.js';
+import { linearOnce } from '../model/prepare.js';
 import { sharedFloat32 } from '../tensor/shared.js';
 import { chooseAlpha } from '../quant/amplifier.js';
 import type { FloatLayerWeights, LayerCalibration, LayerMethod } from './calibration.js';
@@ -147,7 +148,7 @@ export interface ScaleSearch {
 export function searchScales(stats: InputStats, linears: readonly { w: FloatLinear; spec: QuantSpec; name: string }[],
   grid: number, backend: Backend): ScaleSearch {
   const { rows, t, k } = stats;
-  const refs = linears.map(({ w }) => backend.linear(rows, t, w));
+  const refs = linears.map(({ w }) => linearOnce(backend, w, rows, t));
   let best: ScaleSearch | null = null;
   let rtnLoss = NaN;
   for (let g = 0; g < grid; g++) {
@@ -157,7 +158,7 @@ export function searchScales(stats: InputStats, linears: readonly { w: FloatLine
     let loss = 0;
     linears.forEach(({ w, spec, name }, j) => {
       const q = quantizeLinearReport(scaleColumns(w, s), spec, name).layer;
-      loss += squaredError(backend.linear(x, t, q), refs[j]!);
+      loss += squaredError(linearOnce(backend, q, x, t), refs[j]!);
     });
     if (g === 0) rtnLoss = loss;
     if (best === null || loss < best.loss) best = { scales: s, ratio, loss, rtnLoss };

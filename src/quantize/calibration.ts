@@ -24,14 +24,13 @@ import { InputError } from '../errors.js';
 import { openModelDir, type ModelDir } from '../model/model-dir.js';
 import { loadTokenizer, type ModelTokenizer } from '../io/tokenizer.js';
 import type { ModelConfig } from '../model/config.js';
-import { embedTokens, runDecoderLayer, type LinearObserver, type Model } from '../model/forward.js';
-import type { KvCache } from '../model/kv-cache.js';
-import { layerPrefix, type LinearSlot } from '../model/layout.js';
+import { embedTokens, runDecoderLayer, type LayerContext, type LinearObserver, type Model } from '../model/forward.js';
+import { layerPrefix } from '../model/layout.js';
+import { createModel, prepareLayer, releaseLayer } from '../model/prepare.js';
 import type { LoadedModel } from '../backends/load.js';
 import { ropeInverseFrequencies } from '../model/rope.js';
 import { readFloatLayer, refuseQuantizedSource, refuseUnreadTensors, type FloatLayerWeights, type LayerWeights, type ModelWeights } from '../model/weights.js';
-import { arenaAddress, arenaFloat32, sharedFloat32, withArenaAllocation } from '../tensor/shared.js';
-import type { LinearWeight } from '../quant/types.js';
+import { sharedFloat32, withArenaAllocation } from '../tensor/shared.js';
 
 /** Where calibration tokens come from and how many. */
 export interface CalibrationSettings {
@@ -89,53 +88,6 @@ export interface LayerCalibration {
 /** A method turns one float layer into its quantized replacement (norms included). */
 export type LayerMethod = (calib: LayerCalibration) => LayerWeights;
 
-/** A KvCache of one layer's storage shared by every layer index (layers run one at a time). */
-function oneLayerCache(config: ModelConfig, capacity: number): KvCache {
-  const kvDim = config.numKvHeads * config.headDim;
-  const one = cpuBackend.layerCache(capacity, kvDim);
-  return { layers: Array.from({ length: config.numLayers }, () => one), capacity, length: 0, release: () => {} };
-}
-
-/** A Model whose only runnable layer is `layer` at `index` (for runDecoderLayer). */
-function oneLayerModel(config: ModelConfig, backend: Backend, invFreq: Float32Array, embedding: Float32Array,
-  index?: number, layer?: LayerWeights): Model {
-  const layers: LayerWeights[] = [];
-  if (index !== undefined && layer !== undefined) layers[index] = layer;
-  const weights: ModelWeights = {
-    embedding,
-    layers,
-    finalNorm: new Float32Array(0),
-    lmHead: { kind: 'float', n: 0, k: config.hiddenSize, w: new Float32Array(0) },
-  };
-  return { config, weights, backend, invFreq };
-}
-
-/**
- * The layer with its float linears copied into arena scratch (one reusable buffer per slot), so
- * the backend's WASM SIMD matmul runs them; float layers read for quantization live outside the
- * never-freed arena on purpose, and copies there would pile up layer after layer.
- */
-const staging = new Map<LinearSlot, Float32Array>();
-function stagedInArena(layer: LayerWeights): LayerWeights {
-  const stage = (slot: LinearSlot, w: LinearWeight): LinearWeight => {
-    if (w.kind !== 'float' || arenaAddress(w.w) >= 0) return w;
-    let buffer = staging.get(slot);
-    if (buffer === undefined || buffer.length < w.w.length) {
-      buffer = arenaFloat32(w.w.length);
-      staging.set(slot, buffer);
-    }
-    const view = buffer.subarray(0, w.w.length);
-    view.set(w.w);
-    return { ...w, w: view };
-  };
-  const { q, k, v, o, gate, up, down } = layer;
-  return {
-    ...layer,
-    q: stage('q', q), k: stage('k', k), v: stage('v', v), o: stage('o', o),
-    gate: stage('gate', gate), up: stage('up', up), down: stage('down', down),
-  };
-}
-
 export interface StreamOptions {
   readonly backend?: Backend;
   /** called after each layer is quantized, with the layer index. */
@@ -153,37 +105,49 @@ export function calibrateLayers(source: ModelDir, embedding: Float32Array, windo
   refuseQuantizedSource(source.weights);
   const { config } = source;
   const backend = options.backend ?? cpuBackend;
-  const invFreq = ropeInverseFrequencies(config.headDim, config.ropeTheta, config.ropeScaling);
+  const context: LayerContext = { config, backend, invFreq: ropeInverseFrequencies(config.headDim, config.ropeTheta, config.ropeScaling) };
   const d = config.hiddenSize;
   const seqLen = windows[0]!.length;
   if (windows.some((w) => w.length !== seqLen)) throw new InputError('calibration windows must all have the same length');
 
   // h⁰: the embeddings of every window
-  const hidden = windows.map((w) => embedTokens(oneLayerModel(config, backend, invFreq, embedding), w, 0));
-  const cache = oneLayerCache(config, seqLen);
+  const hidden = windows.map((w) => embedTokens(config, embedding, w, 0));
+  // one layer's KV cache, reused by every layer (layers run one at a time, each window from position 0)
+  const cache = backend.layerCache(seqLen, config.numKvHeads * config.headDim);
   const scratch = sharedFloat32(seqLen * d);
-  const empty = new Float32Array(0);
-  for (let index = 0; index < config.numLayers; index++) {
-    const layer = readFloatLayer(source.weights, config, index);
-    const run = (l: LayerWeights, h: Float32Array, observer?: LinearObserver) => {
-      cache.length = 0;
-      runDecoderLayer(oneLayerModel(config, backend, invFreq, empty, index, l), index, h, seqLen, cache, observer);
-    };
-    const calib: LayerCalibration = {
-      index, prefix: layerPrefix(index), config, backend, layer, samples: windows.length, seqLen,
-      observe: (l, observer) => {
-        const staged = stagedInArena(l);
-        for (const h of hidden) {
-          scratch.set(h);
-          run(staged, scratch, observer);
-        }
-      },
-    };
-    const quantized = method(calib);
-    const staged = stagedInArena(quantized);
-    for (const h of hidden) run(staged, h);
-    emit(index, quantized);
-    options.onLayer?.(index);
+  /** runs layer l on each of `states` (prepared for this call and released after). */
+  const runOn = (l: LayerWeights, states: readonly Float32Array[], observer?: LinearObserver) => {
+    const prepared = prepareLayer(backend, l);
+    try {
+      for (const h of states) runDecoderLayer(context, prepared, h, seqLen, cache, 0, observer);
+    } finally {
+      releaseLayer(prepared);
+    }
+  };
+  try {
+    for (let index = 0; index < config.numLayers; index++) {
+      const layer = readFloatLayer(source.weights, config, index);
+      const calib: LayerCalibration = {
+        index, prefix: layerPrefix(index), config, backend, layer, samples: windows.length, seqLen,
+        observe: (l, observer) => {
+          const prepared = prepareLayer(backend, l);
+          try {
+            for (const h of hidden) {
+              scratch.set(h);
+              runDecoderLayer(context, prepared, scratch, seqLen, cache, 0, observer);
+            }
+          } finally {
+            releaseLayer(prepared);
+          }
+        },
+      };
+      const quantized = method(calib);
+      runOn(quantized, hidden);
+      emit(index, quantized);
+      options.onLayer?.(index);
+    }
+  } finally {
+    backend.releaseLayerCache(cache);
   }
 }
 
@@ -207,8 +171,7 @@ export function quantizeCalibrated(dir: string, windows: readonly Int32Array[], 
     const head = tied ? embedding : withArenaAllocation(() => src.float32('lm_head.weight', [config.vocabSize, d]));
     refuseUnreadTensors(src, config);
     const weights: ModelWeights = { embedding, layers, finalNorm, lmHead: { kind: 'float', n: config.vocabSize, k: d, w: head } };
-    const backend = options.backend ?? cpuBackend;
-    const model: Model = { config, weights, backend, invFreq: ropeInverseFrequencies(config.headDim, config.ropeTheta, config.ropeScaling) };
+    const model: Model = createModel(config, weights, options.backend ?? cpuBackend);
     const tokenizer = source.tokenizerPath === null ? null : loadTokenizer(dir);
     return { model, tokenizer, source };
   } finally {

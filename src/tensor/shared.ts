@@ -9,7 +9,10 @@
  *  - inside withArenaAllocation(fn) (wrap model loading / quantization in it), arrays are carved
  *    from the arena: a bump allocator over one growable shared WebAssembly.Memory, whose buffer
  *    is a SharedArrayBuffer the WASM SIMD kernels address directly. Arena arrays are 16-byte
- *    aligned, zero-filled and never freed: use it for weights and long-lived buffers only.
+ *    aligned and zero-filled; the memory never shrinks, but a block given back with
+ *    releaseArenaBlock is reused by the next allocation of the same size (calibration prepares
+ *    and releases layers of the same shapes one after another): use it for weights and
+ *    long-lived buffers only.
  *    When the arena cannot grow (4 GiB, the wasm32 limit) or shared wasm memory is unavailable,
  *    arrays silently get their own SharedArrayBuffer instead (kernels then take their JS path).
  *
@@ -33,6 +36,8 @@ interface Arena {
   readonly buffers: WeakSet<SharedArrayBuffer>;
   /** false for an arena adopted from another thread: only its owner allocates */
   readonly allocates: boolean;
+  /** blocks given back, by their (aligned) size in bytes: offsets to reuse */
+  readonly released: Map<number, number[]>;
 }
 
 let arena: Arena | null | undefined;
@@ -52,7 +57,7 @@ function createArena(memory?: WebAssembly.Memory): Arena | null {
   const buffer = memory.buffer as unknown as SharedArrayBuffer;
   const buffers = new WeakSet<SharedArrayBuffer>([buffer]);
   // keep the first bytes unused so that address 0 never names an allocation
-  return { memory, top: ALIGN, buffer, buffers, allocates };
+  return { memory, top: ALIGN, buffer, buffers, allocates, released: new Map() };
 }
 
 function getArena(): Arena | null {
@@ -62,8 +67,14 @@ function getArena(): Arena | null {
 
 /** Byte address of a fresh 16-byte-aligned block in the arena, or -1 when it cannot grow. */
 function arenaAlloc(a: Arena, bytes: number): number {
+  const size = Math.ceil(bytes / ALIGN) * ALIGN;
+  const reused = a.released.get(size)?.pop();
+  if (reused !== undefined) {
+    new Uint8Array(a.buffer, reused, size).fill(0);
+    return reused;
+  }
   const start = a.top;
-  const end = start + Math.ceil(bytes / ALIGN) * ALIGN;
+  const end = start + size;
   if (end > a.buffer.byteLength) {
     const have = a.buffer.byteLength / PAGE_BYTES;
     const need = Math.ceil(end / PAGE_BYTES);
@@ -162,6 +173,19 @@ export function arenaAddress(view: ArrayBufferView): number {
   const a = getArena();
   if (a === null || !(view.buffer instanceof SharedArrayBuffer) || !a.buffers.has(view.buffer)) return -1;
   return view.byteOffset;
+}
+
+/**
+ * Gives an arena array's block back for reuse by a later allocation of the same size (the view
+ * must not be used after). Arrays outside the arena are left to the GC: nothing to do.
+ */
+export function releaseArenaBlock(view: ArrayBufferView): void {
+  const a = getArena();
+  if (a === null || !a.allocates || arenaAddress(view) < 0 || view.byteLength === 0) return;
+  const size = Math.ceil(view.byteLength / ALIGN) * ALIGN;
+  let list = a.released.get(size);
+  if (list === undefined) a.released.set(size, (list = []));
+  if (!list.includes(view.byteOffset)) list.push(view.byteOffset);
 }
 
 /** Whether every array given lives in shared memory (so the worker pool sees it, not a copy). */

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { packWeights, unpackWeights, weightAt } from '../../src/quant/int4-pack.js';
+import { packWeights, weightAt } from '../../src/quant/int4-pack.js';
 import { test } from 'node:test';
 import type { Backend } from '../../src/model/backend.js';
 import { cpuBackend } from '../../src/backends/cpu/cpu-backend.js';
 import { tracingBackend } from '../../src/eval/tracing-backend.js';
+import { linearOnce } from '../../src/model/prepare.js';
 import { quantizeActivations } from '../../src/quant/activation-quant.js';
 import { proveNoOverflow } from '../../src/quant/overflow.js';
 import { quantizeLinear } from '../../src/quant/quantize-linear.js';
@@ -51,7 +52,7 @@ test('returns exactly what the wrapped backend returns, and forwards every op', 
     rows: () => (calls.push('rows'), sentinel),
     layerCache: () => (calls.push('layerCache'), { keys: sentinel, values: sentinel, capacity: 1 }),
     releaseLayerCache: () => void calls.push('releaseLayerCache'),
-    linear: () => (calls.push('linear'), sentinel),
+    prepareLinear: (w) => ({ weight: w, run: () => (calls.push('linear'), sentinel), copiedBytes: 0, release: () => void calls.push('release') }),
     rmsnorm: () => (calls.push('rmsnorm'), sentinel),
     rope: () => void calls.push('rope'),
     attention: () => (calls.push('attention'), sentinel),
@@ -61,7 +62,7 @@ test('returns exactly what the wrapped backend returns, and forwards every op', 
   const t = tracingBackend(spy);
   const layer = randomLayer(1, 3, 32, W4A8_IS);
   const x = new Float32Array(2 * 32).fill(0.5);
-  assert.equal(t.linear(x, 2, layer), sentinel);
+  assert.equal(linearOnce(t, layer, x, 2), sentinel);
   assert.equal(t.rmsnorm(x, 2, new Float32Array(32), 1e-5), sentinel);
   t.rope(x, 2, 1, 32, 0, new Float32Array(16));
   assert.equal(t.attention(x, x, x, 2, 0, { keys: x, values: x, capacity: 2 }, { numHeads: 1, numKvHeads: 1, headDim: 32, slidingWindow: null }), sentinel);
@@ -74,7 +75,7 @@ test('returns exactly what the wrapped backend returns, and forwards every op', 
   const cache = t.layerCache(1, 32);
   assert.equal(cache.keys, sentinel);
   t.releaseLayerCache(cache);
-  assert.deepEqual(calls, ['linear', 'rmsnorm', 'rope', 'attention', 'siluMul', 'addInPlace', 'startPass', 'upload', 'download', 'rows', 'layerCache', 'releaseLayerCache']);
+  assert.deepEqual(calls, ['linear', 'release', 'rmsnorm', 'rope', 'attention', 'siluMul', 'addInPlace', 'startPass', 'upload', 'download', 'rows', 'layerCache', 'releaseLayerCache']);
   assert.equal(t.stats.size, 1);
 
   // and on the real CPU backend the outputs are bit-identical to calling it directly
@@ -84,7 +85,7 @@ test('returns exactly what the wrapped backend returns, and forwards every op', 
   for (const spec of [W4A8_IS, { ...W4A8_IS, scale: 'float' } as QuantSpec, { ...W4A8_IS, aBits: 16 } as QuantSpec]) {
     const w = randomLayer(seed + 1, 7, 48, spec);
     const xr = randomNormals(rng, 5 * 48);
-    assert.deepEqual(real.linear(xr, 5, w), cpuBackend.linear(xr, 5, w), `seed ${seed}, ${JSON.stringify(spec)}`);
+    assert.deepEqual(linearOnce(real, w, xr, 5), linearOnce(cpuBackend, w, xr, 5), `seed ${seed}, ${JSON.stringify(spec)}`);
   }
   // A16 layers have no integer accumulation and are not traced
   assert.equal(real.stats.size, 2);
@@ -98,8 +99,8 @@ test('recorded max |acc| and max |Σ acc·S| equal a brute-force max, and stay w
     const t = tracingBackend(cpuBackend, new Map([[w, 'my.layer']]));
     const x1 = randomNormals(rng, m * k);
     const x2 = randomNormals(rng, 1 * k, 3);
-    t.linear(x1, m, w);
-    t.linear(x2, 1, w);
+    linearOnce(t, w, x1, m);
+    linearOnce(t, w, x2, 1);
     const b1 = bruteForce(x1, m, w);
     const b2 = bruteForce(x2, 1, w);
     const s = t.stats.get(w)!;
@@ -119,7 +120,7 @@ test('float-scale layers record max |acc| only', () => {
   const w = randomLayer(3, 4, 32, { ...W4A8_IS, scale: 'float' });
   const t = tracingBackend(cpuBackend);
   const x = randomNormals(makeRng(4), 2 * 32);
-  t.linear(x, 2, w);
+  linearOnce(t, w, x, 2);
   const s = t.stats.get(w)!;
   assert.equal(s.name, 'unnamed#0');
   assert.equal(s.maxGroupAcc, bruteForce(x, 2, w).maxAcc);
@@ -147,7 +148,7 @@ test('an adversarial input (xq = -127 against q = qmin everywhere) reaches the p
   const m = 2;
   const x = new Float32Array(m * k).fill(-1); // a = 1/127, xq = -127: same sign as q = -8
   const t = tracingBackend(cpuBackend);
-  const y = t.linear(x, m, layer);
+  const y = linearOnce(t, layer, x, m);
   const s = t.stats.get(layer)!;
   assert.equal(s.maxGroupAcc, 127 * 8 * G);
   assert.equal(s.maxTotal, proof.maxBound);
@@ -168,7 +169,7 @@ test('a layer whose kernel refuses an int32 overflow is still recorded, named in
   const t = tracingBackend(cpuBackend, new Map([[layer, 'bad.layer']]));
   const failureName = () => t.failure?.name ?? null; // a function, so TS does not narrow t.failure
   assert.equal(failureName(), null);
-  assert.throws(() => t.linear(new Float32Array(k).fill(-1), 1, layer), RangeError);
+  assert.throws(() => linearOnce(t, layer, new Float32Array(k).fill(-1), 1), RangeError);
   assert.equal(failureName(), 'bad.layer');
   assert.equal(t.stats.get(layer)!.maxTotal, 32512 * 66054);
   t.reset();

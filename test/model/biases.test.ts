@@ -16,6 +16,7 @@ import { cpuBackend } from '../../src/backends/cpu/cpu-backend.js';
 import { writeQuantizedCheckpoint } from '../../src/quantize/write-checkpoint.js';
 import { openSafetensors, writeSafetensors, type TensorToWrite } from '../../src/io/safetensors.js';
 import { forwardHidden, logitsOf, type Model } from '../../src/model/forward.js';
+import { createModel } from '../../src/model/prepare.js';
 import { createKvCache } from '../../src/model/kv-cache.js';
 import { LINEAR_SLOTS, type LinearSlot } from '../../src/model/layout.js';
 import { loadModel } from '../../src/backends/load.js';
@@ -38,15 +39,18 @@ const BIASED: Record<string, readonly LinearSlot[]> = {
 };
 
 /** The CPU backend with every quantized linear computed as fake quantization in float64. */
-const dequantized = new WeakMap<QuantizedLinear, Float32Array>();
 const fakeQuantBackend: Backend = {
   ...cpuBackend,
   name: 'fake-quant',
-  linear(x: Float32Array, m: number, w: LinearWeight): Float32Array {
-    if (w.kind === 'float') return cpuBackend.linear(x, m, w);
+  prepareLinear(w: LinearWeight) {
+    if (w.kind === 'float') return cpuBackend.prepareLinear(w);
     assert.equal(w.aBits, 8);
-    let wq = dequantized.get(w);
-    if (wq === undefined) dequantized.set(w, (wq = dequantize(w)));
+    const wq = dequantize(w);
+    return { weight: w, run: (x, m) => fakeQuantLinear(x, m, w, wq), copiedBytes: wq.byteLength, release: () => {} };
+  },
+};
+
+function fakeQuantLinear(x: Float32Array, m: number, w: QuantizedLinear, wq: Float32Array): Float32Array {
     const { xq, scales } = quantizeActivations(x, m, w.k);
     const y = sharedFloat32(m * w.n);
     for (let r = 0; r < m; r++) {
@@ -57,8 +61,7 @@ const fakeQuantBackend: Backend = {
       }
     }
     return y;
-  },
-};
+}
 
 function logits(model: Model, ids: readonly number[]): Float32Array {
   const h = forwardHidden(model, ids, createKvCache(model.config, ids.length, model.backend));
@@ -96,13 +99,13 @@ for (const [name, slots] of Object.entries(BIASED)) {
       }
       const ids = readReference(dir).inputIds;
       const integer = logits(model, ids);
-      const fake = logits({ ...model, backend: fakeQuantBackend }, ids);
+      const fake = logits(createModel(model.config, model.weights, fakeQuantBackend), ids);
       const err = relativeError(integer, fake);
       assert.ok(err < 1e-4, `integer vs fake-quant relative error ${err}`);
       // the biases matter: the same model without them is far off
       const unbiased = { ...model.weights, layers: model.weights.layers.map((l) =>
         Object.fromEntries(Object.entries(l).map(([k, v]) => [k, typeof v === 'object' && 'kind' in v ? { ...v, bias: undefined } : v]))) };
-      const without = logits({ ...model, weights: unbiased as typeof model.weights }, ids);
+      const without = logits(createModel(model.config, unbiased as typeof model.weights, model.backend), ids);
       assert.ok(relativeError(without, integer) > 1e-2, 'dropping the biases changes the logits');
     });
   }

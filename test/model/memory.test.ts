@@ -29,14 +29,13 @@ test('a loaded quantized checkpoint costs at most 1.3× its file size in residen
     const { loadModel } = await import(${JSON.stringify(dist('src/backends/load.js'))});
     const { forwardLastLogits } = await import(${JSON.stringify(dist('src/model/forward.js'))});
     const { createKvCache } = await import(${JSON.stringify(dist('src/model/kv-cache.js'))});
-    const { preparedIntLinear } = await import(${JSON.stringify(dist('src/backends/cpu/int-linear-prepared.js'))});
     const rss = () => { globalThis.gc(); return process.memoryUsage().rss; };
     const before = rss();
     const { model } = loadModel(${JSON.stringify(dir)});
     forwardLastLogits(model, [1, 2, 3], createKvCache(model.config, 3, model.backend));
     const after = rss();
     const slots = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'];
-    const inPlace = model.weights.layers.every((l) => slots.every((s) => preparedIntLinear(l[s]).inPlace));
+    const inPlace = model.layers.every((l) => slots.every((s) => l[s].copiedBytes === 0));
     console.log(JSON.stringify({ before, after, inPlace }));`;
   const out = execFileSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', child], {
     env: { ...process.env, INTSCALE_THREADS: '1' }, encoding: 'utf8',

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { unpackWeights, weightAt } from '../../src/quant/int4-pack.js';
+import { weightAt } from '../../src/quant/int4-pack.js';
 import { test } from 'node:test';
 import { InputError } from '../../src/errors.js';
 import { asymmetricFakeQuant } from '../../src/quant/asymmetric.js';

@@ -10,8 +10,8 @@ import { cpuBackend } from '../../src/backends/cpu/cpu-backend.js';
 import type { ModelConfig } from '../../src/model/config.js';
 import { forwardHidden, logitsOf, runDecoderLayer, type Model } from '../../src/model/forward.js';
 import { createKvCache } from '../../src/model/kv-cache.js';
+import { createModel } from '../../src/model/prepare.js';
 import { loadModel } from '../../src/backends/load.js';
-import { ropeInverseFrequencies } from '../../src/model/rope.js';
 import { calibrationWindows, quantizeCalibrated, type FloatLayerWeights } from '../../src/quantize/calibration.js';
 import { awqFoldLayer, awqLayerMethod, awqScales, foldAwqScales, DEFAULT_AWQ } from '../../src/quantize/awq.js';
 import type { LinearReport } from '../../src/quant/methods/report.js';
@@ -86,11 +86,10 @@ test('folding o_proj scales into v_proj (multi-head attention) leaves the layer 
   const s = (k: number) => Float32Array.from({ length: k }, () => Math.exp(rng.normal()));
   const folded = foldAwqScales(layer, { qkv: s(32), o: s(32), gateUp: s(32), down: s(48) });
   const run = (l: FloatLayerWeights) => {
-    const model: Model = { config, backend: cpuBackend, invFreq: ropeInverseFrequencies(8, 10000, { kind: 'none' }),
-      weights: { embedding: new Float32Array(0), layers: [l], finalNorm: new Float32Array(0), lmHead: floatLinear(rng, 1, 32) } };
+    const model: Model = createModel(config, { embedding: new Float32Array(0), layers: [l], finalNorm: new Float32Array(0), lmHead: floatLinear(rng, 1, 32) }, cpuBackend);
     const h = sharedFloat32(10 * 32);
     h.set(randomNormals(makeRng(5), 10 * 32));
-    runDecoderLayer(model, 0, h, 10, createKvCache(config, 10, model.backend));
+    runDecoderLayer(model, model.layers[0]!, h, 10, createKvCache(config, 10, model.backend).layers[0]!, 0);
     return h;
   };
   const { diff, scale } = maxAbsDiff(run(folded), run(layer));

@@ -1,19 +1,57 @@
 /**
  * The CPU backend: float matmuls split over the worker pool, exact integer kernels for
  * quantized layers (the true integer path, not fake quantization), plain loops for the rest.
+ *
+ * prepareLinear: a quantized layer gets its kernel data once (int-linear.ts); a float layer runs
+ * from its own weights when they are in the WASM arena (a loaded model's are), else from an arena
+ * copy made here and given back by release() (calibration's layers, read outside the arena so
+ * they can be collected), so the SIMD matmul runs it either way.
  */
-import type { Backend } from '../../model/backend.js';
-import type { LinearWeight } from '../../quant/types.js';
-import { sharedFloat32 } from '../../tensor/shared.js';
-import { intLinear } from './int-linear.js';
+import type { Backend, PreparedLinear } from '../../model/backend.js';
+import type { FloatLinear, LinearWeight } from '../../quant/types.js';
+import { arenaAddress, arenaFloat32, releaseArenaBlock, sharedFloat32 } from '../../tensor/shared.js';
+import { prepareIntLinear } from './int-linear.js';
 import { matmulF32 } from './matmul.js';
 import { addInPlace, attention, rmsnorm, rope, siluMul } from './ops.js';
 
-function linear(x: Float32Array, m: number, w: LinearWeight): Float32Array {
-  if (w.kind === 'quantized') return intLinear(x, m, w, sharedFloat32(m * w.n));
-  const out = sharedFloat32(m * w.n);
-  matmulF32(x, m, w.k, w.w, w.n, out, w.bias);
-  return out;
+function prepareFloatLinear(w: FloatLinear): PreparedLinear {
+  const values = w.w.subarray(0, w.n * w.k);
+  let weights = values;
+  if (arenaAddress(values) < 0) {
+    const copy = arenaFloat32(values.length);
+    if (arenaAddress(copy) >= 0) {
+      copy.set(values);
+      weights = copy;
+    }
+  }
+  return {
+    weight: w,
+    get copiedBytes() {
+      return weights === values ? 0 : weights.byteLength;
+    },
+    run: (x, m) => {
+      const out = sharedFloat32(m * w.n);
+      matmulF32(x, m, w.k, weights, w.n, out, w.bias);
+      return out;
+    },
+    release: () => {
+      if (weights !== values) releaseArenaBlock(weights);
+      weights = values;
+    },
+  };
+}
+
+function prepareLinear(w: LinearWeight): PreparedLinear {
+  if (w.kind === 'float') return prepareFloatLinear(w);
+  const kernel = prepareIntLinear(w);
+  return {
+    weight: w,
+    run: (x, m) => kernel.run(x, m, sharedFloat32(m * w.n)),
+    get copiedBytes() {
+      return kernel.copiedBytes;
+    },
+    release: () => kernel.release(),
+  };
 }
 
 const rows = (x: Float32Array, first: number, count: number, dim: number): Float32Array => x.subarray(first * dim, (first + count) * dim);
@@ -26,5 +64,5 @@ export const cpuBackend: Backend = {
   rows,
   layerCache: (capacity, kvDim) => ({ keys: sharedFloat32(capacity * kvDim), values: sharedFloat32(capacity * kvDim), capacity }),
   releaseLayerCache: () => {},
-  linear, rmsnorm, rope, attention, siluMul, addInPlace,
+  prepareLinear, rmsnorm, rope, attention, siluMul, addInPlace,
 };

@@ -1,7 +1,7 @@
 /**
  * Plain-JS CPU kernels for quantized linear layers, bit for bit equal to int-linear-reference.ts:
  * the fallback of int-linear.ts when the WASM SIMD kernel cannot run (no shared arena), and the
- * A16 (weight-only) kernel. Main thread only (per-layer data in a WeakMap).
+ * A16 (weight-only) kernel. Main thread only; per-layer data made once by prepareIntLinearJs.
  *
  * Math (see the reference for the exact float op order, which is kept here):
  *   acc[m,n,g] = Σ_{k∈g} xq[m,k] · q[n,k]                                   (int, exact)
@@ -32,15 +32,14 @@
  */
 import { unpackRow, unpackWeights } from '../../quant/int4-pack.js';
 import type { QuantizedActivations } from '../../quant/activation-quant.js';
-import { proveNoOverflow } from '../../quant/overflow.js';
+import { INT32_LIMIT, proveNoOverflow } from '../../quant/overflow.js';
 import type { QuantizedLinear } from '../../quant/types.js';
 import { int32OverflowError } from './int-linear-reference.js';
 
-const INT32_LIMIT = 2 ** 31;
 const TOKEN_BLOCK = 4;
 
-/** What a layer needs beyond its arrays, computed once per layer object. */
-interface Prepared {
+/** What an A8 layer needs beyond its arrays, made once when the layer is prepared. */
+export interface JsIntLinear {
   readonly groupCount: number;
   /** 4-bit weight pairs packed for the SWAR kernel ([N, K/2]); absent where it does not apply. */
   readonly packed?: PackedWeights;
@@ -49,8 +48,6 @@ interface Prepared {
   /** 2^-alphaLog2 (1 for float scale). */
   readonly invAlpha: number;
 }
-
-const prepared = new WeakMap<QuantizedLinear, Prepared>();
 
 const SHIFT = 2 ** 18;
 const INV_SHIFT = 2 ** -18;
@@ -159,25 +156,18 @@ function accumulatePacked1(
   }
 }
 
-/** Builds (once per layer object) what the kernels need beyond the layer's arrays. Call it at
- *  load time to keep the one-off cost out of the first inference. */
-export function prepareIntLinearJs(w: QuantizedLinear): void {
-  prepare(w);
-}
-
-function prepare(w: QuantizedLinear): Prepared {
-  let p = prepared.get(w);
-  if (!p) {
-    const packed = packWeightPairs(w);
-    p = {
-      groupCount: w.k / w.groupSize,
-      ...(packed ? { packed } : {}),
-      provenSafe: w.scale === 'int' ? proveNoOverflow(w).safe : true,
-      invAlpha: w.scale === 'int' ? 2 ** -w.alphaLog2! : 1,
-    };
-    prepared.set(w, p);
-  }
-  return p;
+/**
+ * What the A8 kernel needs beyond the layer's arrays; provenSafe: the layer's int32 overflow proof
+ * (default: proved here; a backend passes the result it proved once).
+ */
+export function prepareIntLinearJs(w: QuantizedLinear, provenSafe = w.scale === 'int' ? proveNoOverflow(w).safe : true): JsIntLinear {
+  const packed = packWeightPairs(w);
+  return {
+    groupCount: w.k / w.groupSize,
+    ...(packed ? { packed } : {}),
+    provenSafe: w.scale === 'int' ? provenSafe : true,
+    invAlpha: w.scale === 'int' ? 2 ** -w.alphaLog2! : 1,
+  };
 }
 
 function checkRows(w: QuantizedLinear, M: number, out: Float32Array, nStart: number, nEnd: number): void {
@@ -243,7 +233,7 @@ function accumulate1(xq: Int8Array, x0: number, q: Int8Array, wRow: number, G: n
 }
 
 /** The epilogue of one output from its group accumulators acc[accBase .. accBase + groupCount). */
-function epilogue(w: QuantizedLinear, p: Prepared, acc: Float64Array, accBase: number, a: number, m: number, n: number): number {
+function epilogue(w: QuantizedLinear, p: JsIntLinear, acc: Float64Array, accBase: number, a: number, m: number, n: number): number {
   const groupCount = p.groupCount;
   const sBase = n * groupCount;
   let y: number;
@@ -268,13 +258,14 @@ function epilogue(w: QuantizedLinear, p: Prepared, acc: Float64Array, accBase: n
   return w.bias ? Math.fround(y + w.bias[n]!) : y;
 }
 
-/** A8 kernel: out[m, n] for all tokens m and channels n in [nStart, nEnd). */
-export function intLinearRows(act: QuantizedActivations, w: QuantizedLinear, out: Float32Array, nStart: number, nEnd: number): void {
+/** A8 kernel: out[m, n] for all tokens m and channels n in [nStart, nEnd); p: w's prepareIntLinearJs (made here when absent). */
+export function intLinearRows(act: QuantizedActivations, w: QuantizedLinear, out: Float32Array, nStart: number, nEnd: number,
+  p?: JsIntLinear): void {
   if (w.aBits !== 8) throw new RangeError('intLinearRows needs an 8-bit-activation layer; use weightOnlyLinearRows');
   if (act.k !== w.k) throw new RangeError(`activations have K = ${act.k}, layer has K = ${w.k}`);
   const M = act.m;
   checkRows(w, M, out, nStart, nEnd);
-  const p = prepare(w);
+  p ??= prepareIntLinearJs(w);
   const { k: K, n: N, groupSize: G } = w;
   const { xq, scales: a } = act;
   const groupCount = p.groupCount;

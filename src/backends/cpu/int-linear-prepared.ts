@@ -1,20 +1,18 @@
 /**
- * Per-layer data of the WASM integer kernels, made once per QuantizedLinear object (on the main
- * thread, lazily on its first call or eagerly with prepareIntLinear at load time). Workers never
- * see the layer object: a job carries only the arena byte addresses below.
+ * Per-layer data of the WASM integer kernels, made once when the backend prepares the layer (on
+ * the main thread; int-linear.ts's prepareIntLinear). Workers never see the layer object: a job
+ * carries only the arena byte addresses below.
  *
  * The kernel reads the layer's packed weights (src/quant/int4-pack.ts) in place, with its scales
  * and bias, when all of them are in the shared arena and G is a multiple of the kernel's block
  * (32 inputs for W4, 16 for W8): then nothing is copied, and a loaded model holds each weight
  * once. Otherwise (a layer built outside the arena, or a ragged G) the data is copied into the
- * arena once, each group zero-padded to the block (see int-linear-wasm-module.ts).
- *
- * The layer must not be mutated after its first call (its preparation would be stale).
+ * arena, each group zero-padded to the block (see int-linear-wasm-module.ts); releasing the
+ * preparation gives those blocks back to the arena.
  */
-import { proveNoOverflow } from '../../quant/overflow.js';
 import type { QuantizedLinear } from '../../quant/types.js';
 import { unpackRow } from '../../quant/int4-pack.js';
-import { arenaAddress, sharedFloat32, sharedInt32, sharedUint8, withArenaAllocation } from '../../tensor/shared.js';
+import { arenaAddress, releaseArenaBlock, sharedFloat32, sharedInt32, sharedUint8, withArenaAllocation } from '../../tensor/shared.js';
 import { activationSlot, inputsPerBlock, type IntKernelBits, type IntKernelMode } from './int-linear-wasm-module.js';
 
 /** Everything the WASM A8 kernel needs of one layer, in the arena. */
@@ -48,26 +46,23 @@ export interface PreparedIntLinear {
   readonly biasAddress: number;
 }
 
-const cache = new WeakMap<QuantizedLinear, PreparedIntLinear>();
-let preparations = 0;
-
-/** How many layers were prepared so far in this thread (tests check it does not grow per call). */
-export function intLinearPreparationCount(): number {
-  return preparations;
+/**
+ * The kernel data of an A8 layer; provenSafe: the layer's int32 overflow proof (quant/overflow.ts)
+ * holds, so the kernel skips the per-output check. wAddress is -1 when the arena had no room.
+ */
+export function prepareIntLinearWasm(w: QuantizedLinear, provenSafe: boolean): PreparedIntLinear {
+  return withArenaAllocation(() => prepare(w, provenSafe));
 }
 
-/** The prepared data of an A8 layer (built on the first call for this layer object). */
-export function preparedIntLinear(w: QuantizedLinear): PreparedIntLinear {
-  let p = cache.get(w);
-  if (p === undefined) {
-    p = withArenaAllocation(() => prepare(w));
-    cache.set(w, p);
-    preparations++;
-  }
-  return p;
+/** Gives back the arena copies a preparation made (none when it read the layer in place). */
+export function releaseIntLinearWasm(p: PreparedIntLinear): void {
+  if (p.inPlace) return;
+  releaseArenaBlock(p.weights);
+  releaseArenaBlock(p.scales);
+  if (p.bias !== undefined) releaseArenaBlock(p.bias);
 }
 
-function prepare(w: QuantizedLinear): PreparedIntLinear {
+function prepare(w: QuantizedLinear, provenSafe: boolean): PreparedIntLinear {
   if (w.aBits !== 8) throw new RangeError('the integer kernels need an 8-bit-activation layer');
   const { n, k, groupSize: G, wBits: bits } = w;
   const groupCount = k / G;
@@ -88,7 +83,7 @@ function prepare(w: QuantizedLinear): PreparedIntLinear {
       bias.set(w.bias.subarray(0, n));
     }
   }
-  const mode: IntKernelMode = w.scale === 'float' ? 'fs' : proveNoOverflow(w).safe ? 'is' : 'is-checked';
+  const mode: IntKernelMode = w.scale === 'float' ? 'fs' : provenSafe ? 'is' : 'is-checked';
   const addresses = [arenaAddress(weights), arenaAddress(scales), bias === undefined ? 0 : arenaAddress(bias)];
   const inArena = addresses.every((a) => a >= 0);
   return {

@@ -14,11 +14,11 @@
  *   A16 (weight-only): y = fround( Σ_k x[m,k] · (q[n,k] · s[n,g]) )   summed in float64 in k order
  *   bias, if any, last: y = fround(y + bias[n]).
  */
+import { INT32_LIMIT } from '../../quant/overflow.js';
 import { unpackWeights } from '../../quant/int4-pack.js';
 import { quantizeActivations, type QuantizedActivations } from '../../quant/activation-quant.js';
 import type { QuantizedLinear } from '../../quant/types.js';
 
-const INT32_LIMIT = 2 ** 31;
 
 /** Throws when an integer-scale partial sum leaves int32. */
 export function int32OverflowError(m: number, n: number, value: number): RangeError {

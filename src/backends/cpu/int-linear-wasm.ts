@@ -8,7 +8,7 @@
  * (calls are synchronous and come from one thread).
  */
 import { int32OverflowError } from './int-linear-reference.js';
-import { preparedIntLinear, type PreparedIntLinear } from './int-linear-prepared.js';
+import type { PreparedIntLinear } from './int-linear-prepared.js';
 import { intActivationRowBytes, intLinearWasmRows, wasmIntLinearAvailable, type IntLinearWasmArgs } from './int-linear-wasm-kernel.js';
 import { INT_WASM_MODES } from './int-linear-wasm-module.js';
 import { KERNEL_INT_LINEAR_WASM } from './pool/kernels.js';
@@ -35,21 +35,15 @@ function scratch(bytes: number): Uint8Array | undefined {
 
 const align16 = (v: number) => Math.ceil(v / 16) * 16;
 
-/** Whether the WASM path can run this layer (A8, arena-resident prepared data, SIMD). */
-export function wasmIntLinearUsable(w: QuantizedLinear): boolean {
-  return w.aBits === 8 && wasmIntLinearAvailable() && preparedIntLinear(w).wAddress >= 0;
-}
-
 /**
- * y = x · W'ᵀ (+ bias) for an A8 layer into out [M, N]; false (nothing written) when the WASM path
- * cannot run (no arena room). pool null: the calling thread only; threads get at least
- * minMacsPerThread multiply-adds each (fewer threads otherwise).
+ * y = x · W'ᵀ (+ bias) for the A8 layer w prepared as p into out [M, N]; false (nothing written)
+ * when the WASM path cannot run (no arena room). pool null: the calling thread only; threads get
+ * at least minMacsPerThread multiply-adds each (fewer threads otherwise).
  */
 export function intLinearWasm(
-  x: Float32Array, M: number, w: QuantizedLinear, out: Float32Array, pool: CpuPool | null,
+  x: Float32Array, M: number, w: QuantizedLinear, p: PreparedIntLinear, out: Float32Array, pool: CpuPool | null,
   minMacsPerThread = INT_MIN_MACS_PER_THREAD,
 ): boolean {
-  const p = preparedIntLinear(w);
   if (p.wAddress < 0 || !wasmIntLinearAvailable()) return false;
   const N = p.n;
   const xRow = intActivationRowBytes(p.bits, p.groupCount, p.blocksPerGroup);

@@ -3,7 +3,7 @@
  * per-pass arena, step-arena.ts); the host sees only the embedding rows going in (upload) and the
  * logits coming out (download). The KV cache lives in device memory.
  *
- *   linear      each layer uploaded at its first call in its kernel's layout (resident-linear.ts):
+ *   linear      each layer uploaded when prepared (prepareLinear) in its kernel's layout (resident-linear.ts):
  *               A8 layers: act_quant (per-token int8, the k order the chosen kernel reads) → the
  *               W4A8 / W8A8 kernel; W4A16: fp16 conversion → W4A16 kernel (M ≤ 64); float: cuBLAS
  *               fp32 GEMM; bias added on the device. Layers (or M) no kernel takes run on the CPU
@@ -18,7 +18,7 @@
  * The integer layers give the CPU backend's output bit for bit; the other ops match it except
  * where float64 rounding differs (tests bound both).
  */
-import type { AttentionShape, Backend, LayerKvCache } from '../../model/backend.js';
+import type { AttentionShape, Backend, LayerKvCache, PreparedLinear } from '../../model/backend.js';
 import { cpuBackend } from '../cpu/cpu-backend.js';
 import type { LinearWeight } from '../../quant/types.js';
 import type { DeviceBuffer } from './buffer.js';
@@ -46,7 +46,7 @@ export interface CudaBackend extends Backend<DeviceBuffer> {
   placements(): LinearPlacements;
   /** What pass replay did so far (null when graphs are off or the driver has none). */
   replayStats(): PassReplayStats | null;
-  /** Frees every uploaded layer, constant and arena chunk (and the context when the backend opened it). KV caches are freed by their release(). */
+  /** Frees every prepared layer, constant and arena chunk (and the context when the backend opened it). KV caches are freed by their release(). */
   dispose(): void;
 }
 
@@ -67,6 +67,21 @@ export interface CudaBackendOptions {
   readonly floatPrecision?: FloatPrecision;
 }
 
+/** A linear prepared on the GPU: its resident weights, its bias on the device, a CPU preparation where it runs on the host. */
+interface GpuLinear {
+  readonly weight: LinearWeight;
+  readonly resident: ResidentLinear;
+  readonly bias: DeviceBuffer | null;
+  onHost: PreparedLinear | null;
+}
+
+function freeGpuLinear(g: GpuLinear): void {
+  freeResident(g.resident);
+  g.bias?.free();
+  g.onHost?.release();
+  g.onHost = null;
+}
+
 /** A backend on `ctx` (default: a new context on GPU 0; throws CudaUnavailableError without a GPU). */
 export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend {
   const ownsContext = options.ctx === undefined;
@@ -83,21 +98,12 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
   let attentionPart: DeviceBuffer | null = null;
   /** Device copies of quantized activations: `${address}|${m}|${k}|${order}` → [xq, a]; cleared by any in-place op and each pass. */
   const quantized = new Map<string, [DeviceBuffer, DeviceBuffer]>();
-  const resident = new Map<LinearWeight, ResidentLinear>();
+  /** the layers prepared and not released (placements, dispose). */
+  const live = new Set<GpuLinear>();
   const constants = new Map<Float32Array, DeviceBuffer>();
   const wgmma = ctx.arch === 'sm_90a';
   const tma = wgmma && hasTensorMaps(ctx);
   const overlap = options.overlap !== false;
-
-  const residentOf = (w: LinearWeight): ResidentLinear => {
-    let r = resident.get(w);
-    if (!r) {
-      resident.set(w, (r = makeResident(ctx, w, options.floatPrecision)));
-      // weights went up with synchronous copies on the legacy stream: let them land before our stream reads them
-      ctx.api.check('cuCtxSynchronize', ctx.api.fn.cuCtxSynchronize!() as number);
-    }
-    return r;
-  };
 
   /** A device copy of a host array the model keeps (norm weights, rotary frequencies, biases), made once. */
   const constant = (a: Float32Array): DeviceBuffer => {
@@ -134,22 +140,50 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
     return q;
   };
 
-  const linearOnHost = (x: DeviceBuffer, m: number, w: LinearWeight, y: DeviceBuffer): void => {
+  const linearOnHost = (x: DeviceBuffer, m: number, g: GpuLinear, y: DeviceBuffer): void => {
     tape?.hostRoundTrip();
-    ctx.copyToDevice(y, cpuBackend.linear(download(x, 0, m, w.k), m, w));
+    g.onHost ??= cpuBackend.prepareLinear(g.weight);
+    ctx.copyToDevice(y, g.onHost.run(download(x, 0, m, g.weight.k), m));
   };
 
-  const linear = (x: DeviceBuffer, m: number, w: LinearWeight): DeviceBuffer => {
-    if (x.bytes < m * w.k * 4) throw new RangeError(`linear: x holds ${x.bytes / 4} values, need m·K = ${m}·${w.k}`);
-    return step(['linear', x.ptr, m, w], () => linearNow(x, m, w));
+  const prepareLinear = (w: LinearWeight): PreparedLinear<DeviceBuffer> => {
+    const resident = makeResident(ctx, w, options.floatPrecision);
+    let bias: DeviceBuffer | null = null;
+    try {
+      if (w.bias) bias = ctx.upload(w.bias.subarray(0, w.n));
+    } catch (e) {
+      freeResident(resident);
+      throw e;
+    }
+    // weights went up with synchronous copies on the legacy stream: let them land before our stream reads them
+    ctx.api.check('cuCtxSynchronize', ctx.api.fn.cuCtxSynchronize!() as number);
+    const g: GpuLinear = { weight: w, resident, bias, onHost: null };
+    live.add(g);
+    const handle: PreparedLinear<DeviceBuffer> = {
+      weight: w,
+      get copiedBytes() {
+        return g.onHost?.copiedBytes ?? 0; // the layer's GPU form lives in device memory
+      },
+      run: (x, m) => {
+        if (!live.has(g)) throw new Error('linear: this layer was released');
+        if (x.bytes < m * w.k * 4) throw new RangeError(`linear: x holds ${x.bytes / 4} values, need m·K = ${m}·${w.k}`);
+        return step(['linear', x.ptr, m, handle], () => linearNow(x, m, g));
+      },
+      release: () => {
+        if (!live.delete(g)) return;
+        ctx.synchronize(); // queued launches may still read the weights
+        freeGpuLinear(g);
+      },
+    };
+    return handle;
   };
 
-  const linearNow = (x: DeviceBuffer, m: number, w: LinearWeight): DeviceBuffer => {
-    const { n, k } = w;
-    const r = residentOf(w);
+  const linearNow = (x: DeviceBuffer, m: number, g: GpuLinear): DeviceBuffer => {
+    const { n, k } = g.weight;
+    const r = g.resident;
     const y = arena.alloc(m * n * 4);
     if (r.kind === 'cpu' || (r.kind === 'w4a16' && m > W4A16_MAX_TOKENS)) {
-      linearOnHost(x, m, w, y);
+      linearOnHost(x, m, g, y);
       return y;
     }
     if (r.kind === 'f32') {
@@ -173,7 +207,7 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
       const [xq, a] = quantizedInput(x, m, k, 'natural');
       w8a8Linear(ctx, r.layer, xq, a, y, m);
     }
-    if (w.bias) addBiasCuda(ctx, y, constant(w.bias), m, n);
+    if (g.bias) addBiasCuda(ctx, y, g.bias, m, n);
     return y;
   };
 
@@ -202,7 +236,7 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
   const placements = (): LinearPlacements => {
     const gpu = { w4a8: 0, w8a8: 0, w4a16: 0, f32: 0, f16: 0 };
     const cpu = new Map<string, number>();
-    for (const r of resident.values()) {
+    for (const { resident: r } of live) {
       if (r.kind === 'cpu') cpu.set(r.reason, (cpu.get(r.reason) ?? 0) + 1);
       else gpu[r.kind]++;
     }
@@ -215,8 +249,8 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
     ctx.synchronize();
     position.free();
     attentionPart?.free();
-    for (const r of resident.values()) freeResident(r);
-    resident.clear();
+    for (const g of live) freeGpuLinear(g);
+    live.clear();
     for (const d of constants.values()) d.free();
     constants.clear();
     arena.dispose();
@@ -261,7 +295,7 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
       cache.keys.free();
       cache.values.free();
     },
-    linear,
+    prepareLinear,
     rmsnorm: (x, m, weight, eps) => step(['rmsnorm', x.ptr, m, weight, eps], () => {
       const y = arena.alloc(m * weight.length * 4);
       rmsnormCuda(ctx, x, constant(weight), y, m, weight.length, eps);

@@ -6,6 +6,7 @@
  *   scales:  sc[tile][g][16]; float scales are divided by 16 (the kernels see 16*q).
  * Rows are padded with zeros to a multiple of ROW_PAD (the largest block tile).
  */
+import { INT32_LIMIT, maxChannelBound } from '../../quant/overflow.js';
 import { unpackWeights } from '../../quant/int4-pack.js';
 import type { QuantizedLinear } from '../../quant/types.js';
 
@@ -61,19 +62,6 @@ export function repackScales<T extends Int32Array | Float32Array>(scales: T, n: 
   return out;
 }
 
-/**
- * Largest |Σ_g acc·S| any input can produce on this layer: 127·8·G·max_n Σ_g S[n,g].
- * The kernels may skip the per-group shift (IS_SHIFT=0) when 16 times this stays below 2^31.
- */
-export function intScaleBound(intScales: Int32Array, n: number, groups: number, groupSize: number): number {
-  let worst = 0;
-  for (let r = 0; r < n; r++) {
-    let sum = 0;
-    for (let g = 0; g < groups; g++) sum += Math.abs(intScales[r * groups + g]!);
-    if (sum > worst) worst = sum;
-  }
-  return 127 * 8 * groupSize * worst;
-}
 
 /** Everything the host prepares for one W4A8 layer, before upload. */
 export interface RepackedW4A8 {
@@ -99,7 +87,8 @@ export function repackW4A8(w: QuantizedLinear, scale: 'int' | 'float' = w.scale)
   const weights = repackW4(unpackWeights(w), w.n, w.k);
   if (scale === 'int') {
     if (!w.intScales || w.alphaLog2 === undefined) throw new RangeError('integer-scale epilogue needs intScales and alphaLog2');
-    const isShift = 16 * intScaleBound(w.intScales, w.n, groups, w.groupSize) >= 2 ** 31;
+    // the kernel pre-multiplies by 16 unless that could overflow: the bound of quant/overflow.ts, 16 times
+    const isShift = 16 * maxChannelBound(w.intScales, w.n, groups, w.groupSize, 4).maxBound >= INT32_LIMIT;
     return {
       n: w.n, k: w.k, groupSize: w.groupSize, scale, weights,
       scales: repackScales(w.intScales, w.n, groups),

@@ -8,6 +8,7 @@
  * 127·128·G·max_n Σ_g S[n,g] < 2^31, which the CPU quantizer's 'safe' α policy guarantees;
  * upload refuses a layer that does not.
  */
+import { INT32_LIMIT, maxChannelBound } from '../../quant/overflow.js';
 import { unpackWeights } from '../../quant/int4-pack.js';
 import type { DeviceBuffer } from './buffer.js';
 import type { CudaContext } from './context.js';
@@ -48,16 +49,6 @@ export function checkW8A8Shape(n: number, k: number, groupSize: number): void {
   if (n <= 0) throw new RangeError(`bad N = ${n}`);
 }
 
-/** Largest |Σ_g acc·S| any input can produce on an 8-bit layer: 127·128·G·max_n Σ_g |S[n,g]|. */
-export function intScaleBoundW8(intScales: Int32Array, n: number, groups: number, groupSize: number): number {
-  let worst = 0;
-  for (let r = 0; r < n; r++) {
-    let sum = 0;
-    for (let g = 0; g < groups; g++) sum += Math.abs(intScales[r * groups + g]!);
-    if (sum > worst) worst = sum;
-  }
-  return 127 * 128 * groupSize * worst;
-}
 
 /** Repacks an 8-bit QuantizedLinear ('int' needs intScales and an overflow-safe layer). */
 export function repackW8A8(w: QuantizedLinear, scale: 'int' | 'float' = w.scale): RepackedW8A8 {
@@ -68,8 +59,8 @@ export function repackW8A8(w: QuantizedLinear, scale: 'int' | 'float' = w.scale)
   weights.set(unpackWeights(w));
   if (scale === 'int') {
     if (!w.intScales || w.alphaLog2 === undefined) throw new RangeError('integer-scale epilogue needs intScales and alphaLog2');
-    const bound = intScaleBoundW8(w.intScales, w.n, groups, w.groupSize);
-    if (bound >= 2 ** 31) {
+    const bound = maxChannelBound(w.intScales, w.n, groups, w.groupSize, 8).maxBound;
+    if (bound >= INT32_LIMIT) {
       throw new RangeError(`W8A8 integer-scale layer may overflow int32: 127·128·G·max Σ_g S = ${bound} ≥ 2^31 (quantize it with the 'safe' α policy)`);
     }
     return { n: w.n, k: w.k, groupSize: w.groupSize, scale, weights, scales: repackScales(w.intScales, w.n, groups), post: 2 ** -w.alphaLog2 };

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { packWeights } from '../../../src/quant/int4-pack.js';
 import { after, test } from 'node:test';
-import { intLinear, intLinearPreparationCount, prepareIntLinear, type IntLinearOptions } from '../../../src/backends/cpu/int-linear.js';
-import { preparedIntLinear } from '../../../src/backends/cpu/int-linear-prepared.js';
+import { intLinear, prepareIntLinear, type IntLinearOptions } from '../../../src/backends/cpu/int-linear.js';
+import { prepareIntLinearWasm, releaseIntLinearWasm } from '../../../src/backends/cpu/int-linear-prepared.js';
+import { arenaAddress, withArenaAllocation } from '../../../src/tensor/shared.js';
 import { referenceLinear } from '../../../src/backends/cpu/int-linear-reference.js';
 import { wasmIntLinearAvailable } from '../../../src/backends/cpu/int-linear-wasm-kernel.js';
 import { CpuPool } from '../../../src/backends/cpu/pool/index.js';
@@ -29,10 +30,11 @@ test('the WASM SIMD kernel is available (shared arena + SIMD) and layers are pre
   assert.ok(wasmIntLinearAvailable());
   const rng = makeRng(freshSeed());
   const w = quantizeLinear({ kind: 'float', n: 4, k: 64, w: randomNormals(rng, 256, 0.05) }, { wBits: 4, aBits: 8, groupSize: 32, scale: 'int', alpha: { kind: 'safe', maxLog2: 10 } });
-  const p = preparedIntLinear(w);
+  const p = prepareIntLinearWasm(w, true);
   assert.ok(p.wAddress > 0 && p.scAddress > 0);
   assert.equal(p.mode, 'is');
   assert.equal(p.weights.length, 4 * 64 / 2);
+  assert.equal(prepareIntLinearWasm(w, false).mode, 'is-checked', 'the mode follows the proof the backend passes');
 });
 
 test('WASM and threaded paths equal the reference on padded groups, odd shapes, both bit widths and scales, bias', { skip }, () => {
@@ -70,21 +72,32 @@ test('WASM and threaded paths equal the reference on padded groups, odd shapes, 
   assert.equal(cases, 2 * 2 * 6 * 4);
 });
 
-test('per-layer data is prepared once per layer, not per call or per thread', { skip }, () => {
+test('a prepared layer runs many times bit for bit; an arena layer is read in place; a released copy is reused, not leaked', { skip }, () => {
   const rng = makeRng(freshSeed());
-  const layers = ([4, 8] as const).map((wBits) =>
-    quantizeLinear({ kind: 'float', n: 64, k: 256, w: randomNormals(rng, 64 * 256, 0.05) }, { wBits, aBits: 8, groupSize: 64, scale: 'int', alpha: { kind: 'safe', maxLog2: 10 } }));
-  const before = intLinearPreparationCount();
-  prepareIntLinear(layers[0]!);
-  assert.equal(intLinearPreparationCount(), before + 1);
+  const spec: QuantSpec = { wBits: 4, aBits: 8, groupSize: 64, scale: 'int', alpha: { kind: 'safe', maxLog2: 10 } };
+  const make = () => quantizeLinear({ kind: 'float', n: 64, k: 256, w: randomNormals(rng, 64 * 256, 0.05) }, spec);
   const x = randomNormals(rng, 3 * 256, 1);
-  for (let call = 0; call < 5; call++) {
-    for (const layer of layers) {
-      for (const options of Object.values(PATHS)) intLinear(x, 3, layer, undefined, options);
-      intLinear(x, 3, layer);
-    }
-  }
-  assert.equal(intLinearPreparationCount(), before + 2);
+  const layer = make();
+  const prepared = prepareIntLinear(layer);
+  assert.equal(prepared.kernel, 'wasm');
+  const expected = referenceLinear(x, 3, layer);
+  for (let call = 0; call < 5; call++) assertBitEqual(prepared.run(x, 3, undefined, { pool, minMacsPerThread: 0 }), expected, `call ${call}`);
+  prepared.release();
+
+  // a layer outside the arena is copied in once; releasing the copy gives its blocks to the next layer of the same shape
+  const first = prepareIntLinearWasm(make(), true);
+  assert.ok(!first.inPlace && first.wAddress > 0);
+  releaseIntLinearWasm(first);
+  const second = prepareIntLinearWasm(make(), true);
+  assert.equal(second.wAddress, first.wAddress, 'the released weight block is reused');
+  assert.equal(second.scAddress, first.scAddress, 'the released scale block is reused');
+  releaseIntLinearWasm(second);
+
+  // a layer made in the arena (as the loader reads a checkpoint) is read where it is
+  const inArena = withArenaAllocation(make);
+  const p = prepareIntLinearWasm(inArena, true);
+  assert.ok(p.inPlace);
+  assert.equal(p.wAddress, arenaAddress(inArena.packed));
 });
 
 test('an unproven layer overflowing on several outputs throws the reference error (first token, then channel), also threaded', { skip }, () => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { packWeights, unpackWeights, weightAt } from '../../../src/quant/int4-pack.js';
+import { packWeights, weightAt } from '../../../src/quant/int4-pack.js';
 import { after, test } from 'node:test';
 import { intLinear, intLinearRows, weightOnlyLinearRows, type IntLinearOptions } from '../../../src/backends/cpu/int-linear.js';
 import { wasmIntLinearAvailable } from '../../../src/backends/cpu/int-linear-wasm-kernel.js';

@@ -8,7 +8,7 @@
  * decode steps replayed as CUDA graphs equal the same steps run op by op, bit for bit.
  * Fresh random inputs (never zeros). Skips without a GPU.
  */
-import { unpackWeights, weightAt } from '../../../src/quant/int4-pack.js';
+import { weightAt } from '../../../src/quant/int4-pack.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tryCudaContext } from '../../../src/backends/cuda/index.js';
@@ -21,6 +21,7 @@ import { quantizeModel } from '../../../src/quantize/quantize-model.js';
 import { DEFAULT_SPEC } from '../../../src/quantize/recipe.js';
 import { forwardHidden, forwardLastLogits, logitsOf, type Model } from '../../../src/model/forward.js';
 import { createKvCache } from '../../../src/model/kv-cache.js';
+import { createModel, linearOnce } from '../../../src/model/prepare.js';
 import { generate } from '../../../src/model/generate.js';
 import { argmax } from '../../../src/model/sampling.js';
 import type { FloatLinear, LinearWeight, QuantizedLinear } from '../../../src/quant/types.js';
@@ -45,8 +46,13 @@ function withBackend(run: (b: CudaBackend) => void): void {
 
 /** y = x·Wᵀ through the backend: upload, linear, download. */
 function gpuLinear(b: CudaBackend, x: Float32Array, m: number, w: LinearWeight): Float32Array {
-  b.startPass();
-  return b.download(b.linear(b.upload(x), m, w), 0, m, w.n);
+  const prepared = b.prepareLinear(w);
+  try {
+    b.startPass();
+    return b.download(prepared.run(b.upload(x), m), 0, m, w.n);
+  } finally {
+    prepared.release();
+  }
 }
 
 function randomBias(n: number, seed: number): Float32Array {
@@ -84,7 +90,7 @@ test('CUDA backend: W4A8 and W8A8 layers equal the CPU backend bit for bit, with
     for (const [name, w] of layers) {
       for (const m of TOKENS) {
         const x = randomActivations(m, w.k, 100 + m);
-        assertBitExact(gpuLinear(b, x, m, w), cpuBackend.linear(x, m, w), `${name}, m=${m}`);
+        assertBitExact(gpuLinear(b, x, m, w), linearOnce(cpuBackend, w, x, m), `${name}, m=${m}`);
       }
     }
     assert.deepEqual(b.placements(), { gpu: { w4a8: 2, w8a8: 2, w4a16: 0, f32: 0, f16: 0 }, cpu: [] });
@@ -107,7 +113,7 @@ test('CUDA backend: float and W4A16 layers within float tolerance; layers no ker
         for (let j = 0; j < k; j++) s += Math.abs(x[row * k + j]! * float.w[col * k + j]!);
         return s;
       };
-      assertCloseScaled(gpuLinear(b, x, m, float), cpuBackend.linear(x, m, float), absDot, 1e-6, `float, m=${m}`);
+      assertCloseScaled(gpuLinear(b, x, m, float), linearOnce(cpuBackend, float, x, m), absDot, 1e-6, `float, m=${m}`);
 
       const x4 = randomActivations(m, 1024, 300 + m);
       // the GPU kernel reads fp16 activations: compare with the CPU on the same fp16-rounded x
@@ -119,10 +125,10 @@ test('CUDA backend: float and W4A16 layers within float tolerance; layers no ker
         for (let j = 0; j < 1024; j++) s += Math.abs(x16[row * 1024 + j]! * weightAt(w4a16, col, j) * w4a16.scales[col * 8 + (j >> 7)]!);
         return s;
       };
-      assertCloseScaled(gpuLinear(b, x4, m, w4a16), cpuBackend.linear(x16, m, w4a16), absDot4, 2e-3, `W4A16, m=${m}`);
+      assertCloseScaled(gpuLinear(b, x4, m, w4a16), linearOnce(cpuBackend, w4a16, x16, m), absDot4, 2e-3, `W4A16, m=${m}`);
 
       const xr = randomActivations(m, 192, 400 + m);
-      assertBitExact(gpuLinear(b, xr, m, ragged), cpuBackend.linear(xr, m, ragged), `K=192 on the CPU, m=${m}`);
+      assertBitExact(gpuLinear(b, xr, m, ragged), linearOnce(cpuBackend, ragged, xr, m), `K=192 on the CPU, m=${m}`);
     }
     const p = b.placements();
     assert.deepEqual(p.gpu, { w4a8: 0, w8a8: 0, w4a16: 1, f32: 1, f16: 0 });
@@ -217,7 +223,7 @@ function quantizedEmbedded(): { model: Model; prompt: number[] } {
 test('CUDA backend: the quantized embedded model gives the CPU backend\'s hidden states (within 1e-5 of their largest) and its greedy tokens', { skip }, (t) => {
   const { model: cpuModel, prompt } = quantizedEmbedded();
   withBackend((b) => {
-    const gpuModel: Model<DeviceBuffer> = { ...cpuModel, backend: b };
+    const gpuModel: Model<DeviceBuffer> = createModel(cpuModel.config, cpuModel.weights, b);
     const hc = forwardHidden(cpuModel, prompt, createKvCache(cpuModel.config, prompt.length, cpuModel.backend));
     const gpuCache = createKvCache(gpuModel.config, prompt.length, b);
     const hg = forwardHidden(gpuModel, prompt, gpuCache);
@@ -245,7 +251,7 @@ test('CUDA backend: decode steps replayed as one CUDA graph each give the logits
   const run = (graphs: boolean) => {
     const b = createCudaBackend({ ctx: ctxOf(), graphs });
     try {
-      const model: Model<DeviceBuffer> = { ...cpuModel, backend: b };
+      const model: Model<DeviceBuffer> = createModel(cpuModel.config, cpuModel.weights, b);
       const cache = createKvCache(model.config, prompt.length + steps, b);
       try {
         const logits = [forwardLastLogits(model, prompt, cache)];
@@ -277,7 +283,7 @@ test('CUDA backend: llama with attention_bias (q/k/v/o) and mlp_bias (gate/up/do
     const { loaded } = quantizeModel(dir, { method: 'rtn', base: { ...DEFAULT_SPEC, groupSize: 32 }, overrides: {} });
     withBackend((b) => {
       for (const [label, cpuModel, tol] of [['float', float, 1e-4], ['W4A8 IS g32', loaded.model, 1e-5]] as const) {
-        const gpuModel: Model<DeviceBuffer> = { ...cpuModel, backend: b };
+        const gpuModel: Model<DeviceBuffer> = createModel(cpuModel.config, cpuModel.weights, b);
         const cache = createKvCache(gpuModel.config, ids.length, b);
         const got = logitsOf(gpuModel, forwardHidden(gpuModel, ids, cache), 0, ids.length);
         cache.release();
@@ -296,7 +302,7 @@ test('CUDA backend, fp16 linears (the FP16 baseline): a float model\'s logits wi
   const cpuModel = loadModel(dir).model;
   const b = createCudaBackend({ ctx: ctxOf(), floatPrecision: 'f16' });
   try {
-    const gpuModel: Model<DeviceBuffer> = { ...cpuModel, backend: b };
+    const gpuModel: Model<DeviceBuffer> = createModel(cpuModel.config, cpuModel.weights, b);
     const cache = createKvCache(gpuModel.config, ref.inputIds.length, b);
     const got = logitsOf(gpuModel, forwardHidden(gpuModel, ref.inputIds, cache), 0, ref.inputIds.length);
     cache.release();

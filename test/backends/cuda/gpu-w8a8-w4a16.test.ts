@@ -9,7 +9,7 @@
  *   f16 outputs: bit for bit the f32 output (or the IS reference) rounded to nearest even.
  * Skips with the reason when no CUDA driver or GPU is present (CI).
  */
-import { unpackWeights, weightAt } from '../../../src/quant/int4-pack.js';
+import { weightAt } from '../../../src/quant/int4-pack.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tryCudaContext } from '../../../src/backends/cuda/index.js';
