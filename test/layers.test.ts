@@ -1,6 +1,6 @@
 /**
  * The shape of src: modules import one way, down the layers
- *   errors/version → tensor → io → quant → model → backends → quantize → eval → cli   (index.ts: the public API, on top)
+ *   errors/version → tensor → io → quant → model → backends → quantize → eval → serve → cli   (index.ts: the public API, on top)
  * io reads and writes formats; quant is pure (weights in, quantized layers out); model is the
  * forward pass written against model/backend.ts; backends implement it; quantize streams a model
  * through it (calibration, GPTQ/AWQ per layer, the checkpoint writer). No import circle either.
@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { repoPath } from './helpers/paths.js';
 
-const LAYERS = ['', 'tensor', 'io', 'quant', 'model', 'backends', 'quantize', 'eval', 'cli'];
+const LAYERS = ['', 'tensor', 'io', 'quant', 'model', 'backends', 'quantize', 'eval', 'serve', 'cli'];
 const SRC = repoPath('src');
 
 function sources(dir: string): string[] {

@@ -13,6 +13,7 @@ import { quantizeCommand } from './commands/quantize.js';
 import { demoCommand } from './commands/demo.js';
 import { benchCommand } from './commands/bench.js';
 import { inspectCommand } from './commands/inspect.js';
+import { serveCommand } from './commands/serve.js';
 
 const program = new Command('intscale')
   .description('Integer Scale fine-grained quantization (W4A8, integer group scales) for LLaMA-family models')
@@ -28,6 +29,7 @@ const program = new Command('intscale')
   .addCommand(generateCommand)
   .addCommand(quantizeCommand)
   .addCommand(demoCommand)
+  .addCommand(serveCommand)
   .addCommand(inspectCommand)
   .addCommand(benchCommand);
 

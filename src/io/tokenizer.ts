@@ -23,7 +23,8 @@ export interface ModelTokenizer {
   readonly hasChatTemplate: boolean;
   /** addSpecialTokens (default true) = transformers' tokenizer(text); false for rendered chat templates. */
   encode(text: string, options?: { addSpecialTokens?: boolean }): number[];
-  decode(ids: readonly number[], options?: { skipSpecialTokens?: boolean }): string;
+  /** cleanUpSpaces: the tokenizer's clean-up of spaces before punctuation (default: as its config says; off for streaming, which needs each prefix's text to stay a prefix). */
+  decode(ids: readonly number[], options?: { skipSpecialTokens?: boolean; cleanUpSpaces?: boolean }): string;
   /**
    * The chat template rendered to text (encode it with addSpecialTokens: false: templates write
    * the BOS themselves). addGenerationPrompt appends the assistant header to answer after.
@@ -89,9 +90,9 @@ export function loadTokenizer(dir: string): ModelTokenizer {
       if (addEos && eosTokenId !== null) ids.push(eosTokenId);
       return ids;
     },
-    decode(ids, { skipSpecialTokens = false } = {}) {
+    decode(ids, { skipSpecialTokens = false, cleanUpSpaces } = {}) {
       if (ids.length === 0) return '';
-      return tokenizer.decode([...ids], { skip_special_tokens: skipSpecialTokens });
+      return tokenizer.decode([...ids], { skip_special_tokens: skipSpecialTokens, ...(cleanUpSpaces === undefined ? {} : { clean_up_tokenization_spaces: cleanUpSpaces }) });
     },
     applyChatTemplate(messages, { addGenerationPrompt }) {
       if (template === null) {

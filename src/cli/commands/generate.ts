@@ -1,4 +1,5 @@
 /** `intscale generate`: stream a continuation (or a chat reply) and report tokens/s. */
+import { incrementalDecoder } from '../../io/incremental-decode.js';
 import * as fs from 'node:fs';
 import { Command } from 'commander';
 import type { Backend } from '../../model/backend.js';
@@ -65,23 +66,19 @@ function generateText(opts: GenerateCliOptions, backend: Backend<unknown>): void
   const stopTokens = [...new Set([...(gen?.eosTokenIds ?? []), ...model.config.eosTokenIds, ...(tokenizer.eosTokenId === null ? [] : [tokenizer.eosTokenId])])];
   const stream = opts.json !== true;
   if (!useChat && stream) process.stdout.write(promptText);
-  // decode the whole continuation each time and print what is new, so multi-byte characters split over tokens print whole
-  const produced: number[] = [];
-  let printed = '';
+  const decoder = incrementalDecoder(tokenizer);
   const r = generate(model, prompt, {
     maxNewTokens: opts.maxNewTokens, temperature, topP, seed: opts.seed, stopTokens,
     onToken: (t) => {
-      produced.push(t);
-      const text = tokenizer.decode(produced, { skipSpecialTokens: true });
-      if (stream && text.startsWith(printed) && !text.endsWith('\uFFFD')) {
-        process.stdout.write(text.slice(printed.length));
-        printed = text;
-      }
+      const piece = decoder.push(t);
+      if (stream) process.stdout.write(piece);
     },
   });
+  const tail = decoder.finish();
+  if (stream) process.stdout.write(tail);
   if (!stream) {
     console.log(JSON.stringify({
-      prompt: promptText, chat: useChat, text: tokenizer.decode(produced, { skipSpecialTokens: true }), tokens: produced,
+      prompt: promptText, chat: useChat, text: decoder.text(), tokens: r.tokens,
       prefillTokens: r.prefillTokens, prefillSeconds: r.prefillSeconds, decodeTokens: r.decodeTokens, decodeSeconds: r.decodeSeconds, stoppedBy: r.stoppedBy,
     }));
     return;

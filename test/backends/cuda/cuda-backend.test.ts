@@ -15,6 +15,7 @@ import { tryCudaContext } from '../../../src/backends/cuda/index.js';
 import { createCudaBackend, type CudaBackend } from '../../../src/backends/cuda/cuda-backend.js';
 import type { CudaContext } from '../../../src/backends/cuda/context.js';
 import type { DeviceBuffer } from '../../../src/backends/cuda/buffer.js';
+import type { PreparedLinear } from '../../../src/model/backend.js';
 import { cpuBackend } from '../../../src/backends/cpu/cpu-backend.js';
 import { f16ToF32, f32ToF16 } from '../../../src/io/dtype.js';
 import { quantizeModel } from '../../../src/quantize/quantize-model.js';
@@ -24,7 +25,7 @@ import { createKvCache } from '../../../src/model/kv-cache.js';
 import { createModel, linearOnce } from '../../../src/model/prepare.js';
 import { generate } from '../../../src/model/generate.js';
 import { argmax } from '../../../src/model/sampling.js';
-import type { FloatLinear, LinearWeight, QuantizedLinear } from '../../../src/quant/types.js';
+import type { FloatLinear, QuantizedLinear } from '../../../src/quant/types.js';
 import { randomActivations, randomW4Layer, randomW8Layer, rng } from './helpers.js';
 import { assertBitExact } from './gpu-checks.js';
 import { fixturePath, repoPath } from '../../helpers/paths.js';
@@ -44,16 +45,13 @@ function withBackend(run: (b: CudaBackend) => void): void {
   }
 }
 
-/** y = x·Wᵀ through the backend: upload, linear, download. */
-function gpuLinear(b: CudaBackend, x: Float32Array, m: number, w: LinearWeight): Float32Array {
-  const prepared = b.prepareLinear(w);
-  try {
-    b.startPass();
-    return b.download(prepared.run(b.upload(x), m), 0, m, w.n);
-  } finally {
-    prepared.release();
-  }
+/** y = x·Wᵀ through the backend: upload, the prepared linear, download. */
+function gpuLinear(b: CudaBackend, x: Float32Array, m: number, prepared: PreparedLinear<DeviceBuffer>): Float32Array {
+  b.startPass();
+  return b.download(prepared.run(b.upload(x), m), 0, m, prepared.weight.n);
 }
+
+const NO_PLACEMENTS = { gpu: { w4a8: 0, w8a8: 0, w4a16: 0, f32: 0, f16: 0 }, cpu: [] };
 
 function randomBias(n: number, seed: number): Float32Array {
   const r = rng(seed);
@@ -87,13 +85,17 @@ test('CUDA backend: W4A8 and W8A8 layers equal the CPU backend bit for bit, with
       ['W8A8 200x1024 g128', randomW8Layer(200, 1024, 128, 14)],
       ['W8A8 136x512 g128 + bias', { ...randomW8Layer(136, 512, 128, 15), bias: randomBias(136, 16) }],
     ];
-    for (const [name, w] of layers) {
+    const prepared = layers.map(([, w]) => b.prepareLinear(w));
+    layers.forEach(([name, w], i) => {
       for (const m of TOKENS) {
         const x = randomActivations(m, w.k, 100 + m);
-        assertBitExact(gpuLinear(b, x, m, w), linearOnce(cpuBackend, w, x, m), `${name}, m=${m}`);
+        assertBitExact(gpuLinear(b, x, m, prepared[i]!), linearOnce(cpuBackend, w, x, m), `${name}, m=${m}`);
       }
-    }
+    });
     assert.deepEqual(b.placements(), { gpu: { w4a8: 2, w8a8: 2, w4a16: 0, f32: 0, f16: 0 }, cpu: [] });
+    for (const p of prepared) p.release();
+    assert.deepEqual(b.placements(), NO_PLACEMENTS, 'released layers are gone');
+    assert.throws(() => prepared[0]!.run(b.upload(randomActivations(1, 1024, 1)), 1), /released/);
   });
 });
 
@@ -105,6 +107,7 @@ test('CUDA backend: float and W4A16 layers within float tolerance; layers no ker
     const float: FloatLinear = { kind: 'float', n, k, w: Float32Array.from({ length: n * k }, () => r() * 2 - 1), bias: randomBias(n, 22) };
     const w4a16: QuantizedLinear = { ...randomW4Layer(n, 1024, 128, 23), aBits: 16 };
     const ragged = randomW4Layer(100, 192, 64, 24); // K % 128 != 0: no CUDA kernel
+    const [pf, p4, pr] = [float, w4a16, ragged].map((w) => b.prepareLinear(w)) as [PreparedLinear<DeviceBuffer>, PreparedLinear<DeviceBuffer>, PreparedLinear<DeviceBuffer>];
     for (const m of [1, 9, 40]) {
       const x = randomActivations(m, k, 200 + m);
       const absDot = (i: number) => {
@@ -113,7 +116,7 @@ test('CUDA backend: float and W4A16 layers within float tolerance; layers no ker
         for (let j = 0; j < k; j++) s += Math.abs(x[row * k + j]! * float.w[col * k + j]!);
         return s;
       };
-      assertCloseScaled(gpuLinear(b, x, m, float), linearOnce(cpuBackend, float, x, m), absDot, 1e-6, `float, m=${m}`);
+      assertCloseScaled(gpuLinear(b, x, m, pf), linearOnce(cpuBackend, float, x, m), absDot, 1e-6, `float, m=${m}`);
 
       const x4 = randomActivations(m, 1024, 300 + m);
       // the GPU kernel reads fp16 activations: compare with the CPU on the same fp16-rounded x
@@ -125,16 +128,18 @@ test('CUDA backend: float and W4A16 layers within float tolerance; layers no ker
         for (let j = 0; j < 1024; j++) s += Math.abs(x16[row * 1024 + j]! * weightAt(w4a16, col, j) * w4a16.scales[col * 8 + (j >> 7)]!);
         return s;
       };
-      assertCloseScaled(gpuLinear(b, x4, m, w4a16), linearOnce(cpuBackend, w4a16, x16, m), absDot4, 2e-3, `W4A16, m=${m}`);
+      assertCloseScaled(gpuLinear(b, x4, m, p4), linearOnce(cpuBackend, w4a16, x16, m), absDot4, 2e-3, `W4A16, m=${m}`);
 
       const xr = randomActivations(m, 192, 400 + m);
-      assertBitExact(gpuLinear(b, xr, m, ragged), linearOnce(cpuBackend, ragged, xr, m), `K=192 on the CPU, m=${m}`);
+      assertBitExact(gpuLinear(b, xr, m, pr), linearOnce(cpuBackend, ragged, xr, m), `K=192 on the CPU, m=${m}`);
     }
     const p = b.placements();
     assert.deepEqual(p.gpu, { w4a8: 0, w8a8: 0, w4a16: 1, f32: 1, f16: 0 });
     assert.equal(p.cpu.length, 1);
     assert.equal(p.cpu[0]!.layers, 1);
     assert.match(p.cpu[0]!.reason, /K % 128 == 0 \(K = 192\)/);
+    for (const prepared of [pf, p4, pr]) prepared.release();
+    assert.deepEqual(b.placements(), NO_PLACEMENTS);
   });
 });
 
