@@ -16,7 +16,8 @@
  * --model (default: the embedded model): the real model, RTN-quantized W4A8 with integer and with
  *   float scales, on the CUDA backend (and on the CPU backend with --cpu).
  * --fp16: also the float model (the synthetic shape with random float weights, or --model as stored)
- * run by the same engine with fp16 linear layers (cuBLAS, fp32 accumulation): the FP16 baseline.
+ * run by the same engine with fp16 linear layers (cuBLAS, fp32 accumulation): the FP16 baseline; and
+ * the quantized models on that backend too, where the only float linear is the lm_head (fp16 lm_head).
  * --synthetic N: a LLaMA-2-7B-shaped model (hidden 4096, ffn 11008, 32 heads, vocab 32000, tied
  *   fp32 lm_head) with N decoder layers of RANDOM W4A8 integer-scale weights: speed only, its text
  *   means nothing.
@@ -113,6 +114,7 @@ out.say(`# prompt ${promptTokens} tokens (one batched prefill), then ${decodeTok
 // --fp16: the same shape with float weights, run by the same engine with fp16 linears (cuBLAS, fp32 accumulation)
 const fp16Backends: [string, CudaBackend][] = values.fp16 ? [['cuda (graphs, fp16 linears)', createCudaBackend({ ctx, floatPrecision: 'f16' })]] : [];
 if (values.fp16) {
+  for (const row of models) row[2] = [...cudaBackends, ...fp16Backends]; // quantized models: their lm_head in fp16
   const label = synthetic > 0 ? `synthetic LLaMA-2-7B shape, ${synthetic} layers, RANDOM float weights, FP16 linears (speed only)` : `${values.model} float, FP16 linears`;
   models.push([label, synthetic > 0 ? syntheticFloatModel(synthetic) : loadModel(values.model!).model, fp16Backends]);
 }
