@@ -69,7 +69,14 @@ export async function runCompletion<T>(model: Model<T>, tokenizer: ModelTokenize
       sent = ready;
     }
   }
-  if (!stoppedByString) text += decoder.finish();
+  if (!stoppedByString) {
+    text += decoder.finish(); // a character the last token left incomplete
+    const at = firstStop(text, job.stopStrings, Math.max(0, sent - holdBack));
+    if (at >= 0) {
+      text = text.slice(0, at);
+      stoppedByString = true;
+    }
+  }
   if (sent < text.length) onText(text.slice(sent));
   const finishReason: FinishReason = stoppedByString || result?.stoppedBy === 'stop-token' ? 'stop' : 'length';
   return {
