@@ -115,11 +115,17 @@ export function calibrateLayers(source: ModelDir, embedding: Float32Array, windo
   // one layer's KV cache, reused by every layer (layers run one at a time, each window from position 0)
   const cache = backend.layerCache(seqLen, config.numKvHeads * config.headDim);
   const scratch = sharedFloat32(seqLen * d);
-  /** runs layer l on each of `states` (prepared for this call and released after). */
-  const runOn = (l: LayerWeights, states: readonly Float32Array[], observer?: LinearObserver) => {
+  /**
+   * Runs layer l (prepared for this call and released after) on every window's hidden states:
+   * in place to advance them to the next layer, else on a scratch copy (observing its inputs).
+   */
+  const runLayer = (l: LayerWeights, advance: boolean, observer?: LinearObserver) => {
     const prepared = prepareLayer(backend, l);
     try {
-      for (const h of states) runDecoderLayer(context, prepared, h, seqLen, cache, 0, observer);
+      for (const h of hidden) {
+        if (!advance) scratch.set(h);
+        runDecoderLayer(context, prepared, advance ? h : scratch, seqLen, cache, 0, observer);
+      }
     } finally {
       releaseLayer(prepared);
     }
@@ -129,20 +135,10 @@ export function calibrateLayers(source: ModelDir, embedding: Float32Array, windo
       const layer = readFloatLayer(source.weights, config, index);
       const calib: LayerCalibration = {
         index, prefix: layerPrefix(index), config, backend, layer, samples: windows.length, seqLen,
-        observe: (l, observer) => {
-          const prepared = prepareLayer(backend, l);
-          try {
-            for (const h of hidden) {
-              scratch.set(h);
-              runDecoderLayer(context, prepared, scratch, seqLen, cache, 0, observer);
-            }
-          } finally {
-            releaseLayer(prepared);
-          }
-        },
+        observe: (l, observer) => runLayer(l, false, observer),
       };
       const quantized = method(calib);
-      runOn(quantized, hidden);
+      runLayer(quantized, true);
       emit(index, quantized);
       options.onLayer?.(index);
     }

@@ -19,7 +19,6 @@ import { unpackWeights } from '../../quant/int4-pack.js';
 import { quantizeActivations, type QuantizedActivations } from '../../quant/activation-quant.js';
 import type { QuantizedLinear } from '../../quant/types.js';
 
-
 /** Throws when an integer-scale partial sum leaves int32. */
 export function int32OverflowError(m: number, n: number, value: number): RangeError {
   return new RangeError(

@@ -105,7 +105,7 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
   const tma = wgmma && hasTensorMaps(ctx);
   const overlap = options.overlap !== false;
 
-  /** A device copy of a host array the model keeps (norm weights, rotary frequencies, biases), made once. */
+  /** A device copy of a host array the model keeps (norm weights, rotary frequencies), made once. */
   const constant = (a: Float32Array): DeviceBuffer => {
     let d = constants.get(a);
     if (!d) {

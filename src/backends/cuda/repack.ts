@@ -62,7 +62,6 @@ export function repackScales<T extends Int32Array | Float32Array>(scales: T, n: 
   return out;
 }
 
-
 /** Everything the host prepares for one W4A8 layer, before upload. */
 export interface RepackedW4A8 {
   readonly n: number;

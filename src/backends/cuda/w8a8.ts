@@ -49,7 +49,6 @@ export function checkW8A8Shape(n: number, k: number, groupSize: number): void {
   if (n <= 0) throw new RangeError(`bad N = ${n}`);
 }
 
-
 /** Repacks an 8-bit QuantizedLinear ('int' needs intScales and an overflow-safe layer). */
 export function repackW8A8(w: QuantizedLinear, scale: 'int' | 'float' = w.scale): RepackedW8A8 {
   if (w.wBits !== 8) throw new RangeError(`repackW8A8 needs 8-bit weights (got ${w.wBits})`);

@@ -5,20 +5,20 @@ import type { Backend } from '../../model/backend.js';
 import { InputError } from '../../errors.js';
 import { perplexity } from '../../eval/perplexity.js';
 import { loadModel } from '../../backends/load.js';
-import { DEFAULT_MODEL_DIR } from '../default-model.js';
 import { intAtLeast, positiveInt } from '../parse.js';
 import { progressBar } from '../progress.js';
 import { readTextFile } from '../text-file.js';
 import { backendOption, openBackend, type BackendName } from '../backend-option.js';
+import { memoryCheckOption, modelDirOption } from '../model-options.js';
 
 export const evalCommand = new Command('eval')
   .description('perplexity of a text file (GPTQ/AWQ protocol: non-overlapping windows of --seq-len tokens)')
-  .option('-m, --model <dir>', 'model directory (Hugging Face or intscale-quantized)', DEFAULT_MODEL_DIR)
+  .addOption(modelDirOption())
   .requiredOption('-t, --text <file>', 'UTF-8 text file, e.g. ../shared/data/wikitext-2/test.txt')
   .option('--seq-len <n>', 'tokens per window, ≥ 2 (capped at the model context)', intAtLeast(2), 2048)
   .option('--max-windows <n>', 'evaluate only the first n windows (quick runs)', positiveInt)
   .option('--json', 'print the result as JSON')
-  .option('--no-memory-check', 'load even when the weights and KV cache look larger than the memory available')
+  .addOption(memoryCheckOption())
   .addOption(backendOption())
   .action(async (opts: EvalCliOptions) => {
     const text = readTextFile(opts.text);

@@ -6,9 +6,9 @@ import type { Backend } from '../../model/backend.js';
 import { InputError } from '../../errors.js';
 import { generate } from '../../model/generate.js';
 import { loadModel } from '../../backends/load.js';
-import { DEFAULT_MODEL_DIR } from '../default-model.js';
 import { nonNegativeInt, nonNegativeNumber, positiveInt, probability } from '../parse.js';
 import { backendOption, openBackend, type BackendName } from '../backend-option.js';
+import { memoryCheckOption, modelDirOption } from '../model-options.js';
 import { readTextFile } from '../text-file.js';
 
 interface GenerateCliOptions {
@@ -17,7 +17,7 @@ interface GenerateCliOptions {
 
 export const generateCommand = new Command('generate')
   .description('generate text: greedy by default, or temperature/top-p sampling with a seed')
-  .option('-m, --model <dir>', 'model directory (Hugging Face or intscale-quantized)', DEFAULT_MODEL_DIR)
+  .addOption(modelDirOption())
   .option('-p, --prompt <text>', 'the prompt (a user message when the model has a chat template); - reads it from stdin')
   .option('--prompt-file <file>', 'read the prompt from a UTF-8 file instead')
   .option('-n, --max-new-tokens <n>', 'tokens to generate at most', positiveInt, 64)
@@ -27,7 +27,7 @@ export const generateCommand = new Command('generate')
   .option('--no-chat', 'do not apply the chat template even when the model has one')
   .option('--no-stats', 'do not print tokens/s at the end')
   .option('--json', 'print the continuation and its timings as one JSON object at the end (no streaming)')
-  .option('--no-memory-check', 'load even when the weights and KV cache look larger than the memory available')
+  .addOption(memoryCheckOption())
   .addOption(backendOption())
   .action(async (opts: GenerateCliOptions) => {
     const opened = await openBackend(opts.backend);

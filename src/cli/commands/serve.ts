@@ -4,9 +4,9 @@ import { Command } from 'commander';
 import { InputError } from '../../errors.js';
 import { loadModel } from '../../backends/load.js';
 import { createServer } from '../../serve/server.js';
-import { DEFAULT_MODEL_DIR } from '../default-model.js';
 import { intAtLeast, nonNegativeInt } from '../parse.js';
 import { backendOption, openBackend, type BackendName } from '../backend-option.js';
+import { memoryCheckOption, modelDirOption } from '../model-options.js';
 
 interface ServeCliOptions {
   model: string; host: string; port: number; maxQueue: number; apiKey?: string; modelId?: string; memoryCheck: boolean; backend: BackendName;
@@ -14,13 +14,13 @@ interface ServeCliOptions {
 
 export const serveCommand = new Command('serve')
   .description('serve the model over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, /v1/models, /health); one sequence decodes at a time, others queue')
-  .option('-m, --model <dir>', 'model directory (Hugging Face or intscale-quantized)', DEFAULT_MODEL_DIR)
+  .addOption(modelDirOption())
   .option('--host <address>', 'address to listen on (0.0.0.0 exposes it to the network)', '127.0.0.1')
   .option('--port <n>', 'TCP port (0 = any free port)', nonNegativeInt, 8080)
   .option('--max-queue <n>', 'requests that may wait while one runs; more are refused with 429', intAtLeast(0), 16)
   .option('--api-key <key>', 'require Authorization: Bearer <key> on /v1 (default: $INTSCALE_API_KEY, else none)')
   .option('--model-id <name>', "the model's name in the API (default: the directory's base name)")
-  .option('--no-memory-check', 'load even when the weights and KV cache look larger than the memory available')
+  .addOption(memoryCheckOption())
   .addOption(backendOption())
   .action(async (opts: ServeCliOptions) => {
     const opened = await openBackend(opts.backend);
