@@ -258,3 +258,25 @@ test('a model too large for this machine is refused before a weight is read, wit
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /loading needs about 549\.8 GB of memory \(549\.8 GB of weights, 0\.0 GB of KV cache.*\) but [\d.]+ GB is available; its 274\.9 GB of 16-bit float weights are held as float32 .* quantize it first .*\(or --no-memory-check to try anyway\)/);
 });
+
+test('serve: a port in use, a model without a tokenizer and a bad --port are one clear line each', async () => {
+  const net = await import('node:net');
+  const blocker = net.createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+  try {
+    const port = String((blocker.address() as { port: number }).port);
+    const busy = run('serve', '-m', fixturePath('llama'), '--port', port);
+    assert.equal(busy.code, 2, busy.stderr);
+    assert.match(busy.stderr, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: the port is in use \\(choose another with --port\\)`));
+  } finally {
+    blocker.close();
+  }
+  const noTokenizer = tempCopy(fixturePath('llama'));
+  fs.rmSync(path.join(noTokenizer, 'tokenizer.json'));
+  const r = run('serve', '-m', noTokenizer, '--port', '0');
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /no tokenizer\.json, the server cannot read prompts/);
+  const badPort = run('serve', '--port', 'eighty');
+  assert.equal(badPort.code, 1);
+  assert.match(badPort.stderr, /--port/);
+});

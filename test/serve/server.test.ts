@@ -99,13 +99,19 @@ test('errors: a bad field is 400 naming it, an unknown model 404, a prompt past 
   await assert.rejects(client().completions.create({ model: MODEL_ID, prompt: long }),
     (e: unknown) => e instanceof OpenAI.BadRequestError && (e.error as { code?: string }).code === 'context_length_exceeded');
   await assert.rejects(new OpenAI({ apiKey: 'wrong', baseURL: base, maxRetries: 0 }).models.list(),
-    (e: unknown) => e instanceof OpenAI.AuthenticationError);
+    (e: unknown) => e instanceof OpenAI.AuthenticationError && /incorrect API key/.test(e.message));
+  const noKey = await fetch(`${base}/models`);
+  assert.equal(noKey.status, 401);
+  assert.match(((await noKey.json()) as { error: { message: string } }).error.message, /missing API key: send Authorization: Bearer <key>/);
   const malformed = await fetch(`${base}/completions`, { method: 'POST', headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' }, body: '{"model": ' });
   assert.equal(malformed.status, 400);
-  assert.ok(((await malformed.json()) as { error?: { message?: string } }).error?.message, 'OpenAI error JSON');
+  const malformedError = ((await malformed.json()) as { error: { message: string; type: string } }).error;
+  assert.equal(malformedError.type, 'invalid_request_error');
+  assert.match(malformedError.message, /JSON/i, 'the message says the body is not JSON');
   const chat = await fetch(`${base}/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
     body: JSON.stringify({ model: MODEL_ID, messages: [{ role: 'user', content: 'hi' }] }) });
   assert.equal(chat.status, 400, 'a model without a chat template');
+  assert.match(((await chat.json()) as { error: { message: string } }).error.message, /model "tiny" has no chat template; use \/v1\/completions/);
 });
 
 test('a full queue is refused with 429 and Retry-After; a client that leaves mid-stream frees the model', async () => {
