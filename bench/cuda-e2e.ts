@@ -7,17 +7,20 @@
  * share is its real cost.
  *
  *   node dist/bench/cuda-e2e.js [--model DIR] [--synthetic LAYERS] [--prompt-tokens 128] [--decode-tokens 32] [--reps 3]
- *                               [--backends graphs,direct,serial] [--cpu]
+ *                               [--backends engine,graphs,direct,serial] [--cpu]
  *
- * --backends: which CUDA backends run: graphs (a pass that repeats the last one replayed as one CUDA
- *   graph), direct (op by op), serial (graphs, but no launch overlaps the one before it:
- *   CudaBackendOptions.overlap false); --cpu adds the CPU backend.
+ * --backends: which CUDA paths run: engine (the decode engine, decode-engine.ts: the fast path with
+ *   fused float32 ops, fp16 KV cache and lm_head, one graph per step), graphs (the exact backend
+ *   replaying a pass that repeats the last one as one CUDA graph), direct (the exact backend op by
+ *   op), serial (graphs, but no launch overlaps the one before it: CudaBackendOptions.overlap
+ *   false); --cpu adds the CPU backend. The engine has no per-op shares (its steps are graphs).
  *
  * --model (default: the embedded model): the real model, RTN-quantized W4A8 with integer and with
  *   float scales, on the CUDA backend (and on the CPU backend with --cpu).
  * --fp16: also the float model (the synthetic shape with random float weights, or --model as stored)
- * run by the same engine with fp16 linear layers (cuBLAS, fp32 accumulation): the FP16 baseline; and
- * the quantized models on that backend too, where the only float linear is the lm_head (fp16 lm_head).
+ * run with fp16 linear layers (cuBLAS, fp32 accumulation) on the exact backend and, with engine in
+ * --backends, on the engine (the FP16 baseline of the same engine); and the quantized models on the
+ * fp16 exact backend too, where the only float linear is the lm_head (fp16 lm_head).
  * --synthetic N: a LLaMA-2-7B-shaped model (hidden 4096, ffn 11008, 32 heads, vocab 32000, tied
  *   fp32 lm_head) with N decoder layers of RANDOM W4A8 integer-scale weights: speed only, its text
  *   means nothing.
@@ -32,6 +35,8 @@ import { cpuBackend } from '../src/backends/cpu/cpu-backend.js';
 import { createCudaBackend, type CudaBackend, type CudaBackendOptions } from '../src/backends/cuda/cuda-backend.js';
 import { CudaContext } from '../src/backends/cuda/context.js';
 import { generate } from '../src/model/generate.js';
+import { createCudaEngine } from '../src/backends/cuda/decode-engine.js';
+import type { SequenceEngine } from '../src/model/engine.js';
 import type { Model } from '../src/model/forward.js';
 import { createModel } from '../src/model/prepare.js';
 import { quantizeModel } from '../src/quantize/quantize-model.js';
@@ -59,8 +64,11 @@ const CUDA_KINDS: Record<string, [label: string, options: CudaBackendOptions]> =
   direct: ['cuda (op by op)', { graphs: false }],
   serial: ['cuda (graphs, no overlap)', { overlap: false }],
 };
-const cudaKinds = values.backends!.split(',');
-for (const kind of cudaKinds) if (!(kind in CUDA_KINDS)) throw new RangeError(`--backends takes graphs, direct and/or serial, got '${kind}'`);
+const ENGINE_LABEL = 'cuda engine (fast path)';
+const kinds = values.backends!.split(',');
+for (const kind of kinds) if (!(kind in CUDA_KINDS) && kind !== 'engine') throw new RangeError(`--backends takes engine, graphs, direct and/or serial, got '${kind}'`);
+const withEngine = kinds.includes('engine');
+const cudaKinds = kinds.filter((k) => k !== 'engine');
 const promptTokens = Number(values['prompt-tokens']);
 const decodeTokens = Number(values['decode-tokens']);
 const reps = Number(values.reps);
@@ -112,37 +120,56 @@ out.say(`# shape: ${c.numLayers} layers, hidden ${c.hiddenSize}, ffn ${c.interme
 out.say(`# prompt ${promptTokens} tokens (one batched prefill), then ${decodeTokens} decode steps; median of ${reps} runs after one warm-up\n`);
 
 // --fp16: the same shape with float weights, run by the same engine with fp16 linears (cuBLAS, fp32 accumulation)
-const fp16Backends: [string, CudaBackend][] = values.fp16 ? [['cuda (graphs, fp16 linears)', createCudaBackend({ ctx, floatPrecision: 'f16' })]] : [];
+const fp16Backends: [string, CudaBackend][] = values.fp16 && cudaKinds.length > 0 ? [['cuda (graphs, fp16 linears)', createCudaBackend({ ctx, floatPrecision: 'f16' })]] : [];
 if (values.fp16) {
   for (const row of models) row[2] = [...cudaBackends, ...fp16Backends]; // quantized models: their lm_head in fp16
   const label = synthetic > 0 ? `synthetic LLaMA-2-7B shape, ${synthetic} layers, RANDOM float weights, FP16 linears (speed only)` : `${values.model} float, FP16 linears`;
   models.push([label, synthetic > 0 ? syntheticFloatModel(synthetic) : loadModel(values.model!).model, fp16Backends]);
 }
 
-const rows = [];
+const rows: Record<string, string | number>[] = [];
+/** Adds a row to the table and prints it at once (a run cut short still shows what it measured). */
+const addRow = (row: Record<string, string | number>): void => {
+  rows.push(row);
+  out.say(`# ${row.model} | ${row.backend}: prefill ${row['prefill tok/s']} tok/s, decode ${row['decode tok/s']} tok/s`);
+};
+const prompt = Array.from({ length: promptTokens }, (_, i) => (i * 7919 + 13) % c.vocabSize);
+/** Median prefill and decode tokens/s over the repetitions after one warm-up, and the total ms. */
+function timeRuns(runner: Model<unknown> | SequenceEngine, beforeReps: () => void = () => {}) {
+  const run = () => generate(runner, prompt, { maxNewTokens: decodeTokens + 1, temperature: 0, topP: 1, seed: 0, stopTokens: [] });
+  run();
+  beforeReps();
+  const prefill: number[] = [];
+  const decode: number[] = [];
+  let total = 0;
+  for (let r = 0; r < reps; r++) {
+    const g = run();
+    prefill.push(g.prefillTokens / g.prefillSeconds);
+    decode.push(g.decodeTokens / g.decodeSeconds);
+    total += (g.prefillSeconds + g.decodeSeconds) * 1000;
+  }
+  return { 'prefill tok/s': Math.round(median(prefill)), 'decode tok/s': Math.round(median(decode)), total };
+}
 for (const [name, model, only] of models) {
+  if (withEngine) {
+    const floatModel = only === fp16Backends;
+    const engine = createCudaEngine(model.config, model.weights, { ctx });
+    const { total: _total, ...speed } = timeRuns(engine);
+    addRow({ model: name, backend: floatModel ? `${ENGINE_LABEL}, fp16 linears` : ENGINE_LABEL, ...speed, linear: '-', attention: '-', download: '-', 'norm+rope+silu+add': '-' });
+    out.say(`${name}: ${engine.describe()}`);
+    engine.dispose();
+  }
   const backends: [string, Backend<unknown>][] = [...(only ?? cudaBackends)];
   if (values.cpu) backends.push(['cpu', cpuBackend as Backend<unknown>]);
   for (const [label, backend] of backends) {
     const t = timed(backend);
     const m: Model<unknown> = createModel(model.config, model.weights, t.backend);
-    const prompt = Array.from({ length: promptTokens }, (_, i) => (i * 7919 + 13) % c.vocabSize);
-    const run = () => generate(m, prompt, { maxNewTokens: decodeTokens + 1, temperature: 0, topP: 1, seed: 0, stopTokens: [] });
-    run();
-    for (const key of Object.keys(t.ms)) delete t.ms[key];
-    const prefill: number[] = [];
-    const decode: number[] = [];
-    let total = 0;
-    for (let r = 0; r < reps; r++) {
-      const g = run();
-      prefill.push(g.prefillTokens / g.prefillSeconds);
-      decode.push(g.decodeTokens / g.decodeSeconds);
-      total += (g.prefillSeconds + g.decodeSeconds) * 1000;
-    }
+    const { total, ...speed } = timeRuns(m, () => {
+      for (const key of Object.keys(t.ms)) delete t.ms[key];
+    });
     const share = (key: string) => `${(((t.ms[key] ?? 0) / total) * 100).toFixed(0)}%`;
-    rows.push({
-      model: name, backend: label,
-      'prefill tok/s': Math.round(median(prefill)), 'decode tok/s': Math.round(median(decode)),
+    addRow({
+      model: name, backend: label, ...speed,
       linear: share('linear'), attention: share('attention'), download: share('download'), 'norm+rope+silu+add': `${((((t.ms.rmsnorm ?? 0) + (t.ms.rope ?? 0) + (t.ms.siluMul ?? 0) + (t.ms.add ?? 0)) / total) * 100).toFixed(0)}%`,
     });
   }

@@ -2,7 +2,9 @@
 export { loadModel, type LoadedModel, type LoadOptions } from './backends/load.js';
 export { forwardHidden, forwardLastLogits, logitsOf, type Model } from './model/forward.js';
 export { createKvCache, type KvCache } from './model/kv-cache.js';
-export { generate, type GenerateOptions, type GenerateResult } from './model/generate.js';
+export { generate, generateStream, type GenerateOptions, type GenerateResult, type StreamOptions } from './model/generate.js';
+export { modelEngine, type Sequence, type SequenceEngine } from './model/engine.js';
+export { readModel, type ReadModel } from './model/load.js';
 export { sampleToken, seededRandom, argmax, type SamplingOptions } from './model/sampling.js';
 export type { ModelConfig, Architecture, RopeScaling } from './model/config.js';
 export { perplexity, type PerplexityOptions, type PerplexityResult } from './eval/perplexity.js';

@@ -6,6 +6,11 @@ import { Option } from 'commander';
 import type { Backend } from '../model/backend.js';
 import { cpuBackend } from '../backends/cpu/cpu-backend.js';
 import { InputError } from '../errors.js';
+import { loadModel } from '../backends/load.js';
+import { modelEngine, type SequenceEngine } from '../model/engine.js';
+import { readModel, type ModelLoadOptions } from '../model/load.js';
+import type { ModelDir } from '../model/model-dir.js';
+import type { ModelTokenizer } from '../io/tokenizer.js';
 
 export type BackendName = 'cpu' | 'cuda';
 
@@ -42,4 +47,51 @@ export async function openBackend(name: BackendName): Promise<OpenedBackend> {
     },
     close: () => backend.dispose(),
   };
+}
+
+/** A model ready to generate from: its engine (engine.ts), tokenizer and source directory. */
+export interface OpenedEngine {
+  readonly engine: SequenceEngine;
+  readonly tokenizer: ModelTokenizer | null;
+  readonly source: ModelDir;
+  /** One line on where the model runs (empty for the CPU). */
+  summary(): string;
+  close(): void;
+}
+
+/**
+ * The model of `dir` on the named backend for generation: the CPU runs the forward pass
+ * (modelEngine); cuda runs the CUDA decode engine (backends/cuda/decode-engine.ts: fused float32
+ * small ops, fp16 KV cache and lm_head, graphs), not the bit-exact CUDA backend that eval uses.
+ */
+export async function openEngine(name: BackendName, dir: string, options: ModelLoadOptions): Promise<OpenedEngine> {
+  if (name === 'cpu') {
+    const { model, tokenizer, source } = loadModel(dir, options);
+    return { engine: modelEngine(model), tokenizer, source, summary: () => '', close: () => {} };
+  }
+  const { createCudaEngine } = await import('../backends/cuda/decode-engine.js');
+  const { CudaContext } = await import('../backends/cuda/context.js');
+  const { CudaUnavailableError } = await import('../backends/cuda/libs.js');
+  let ctx: InstanceType<typeof CudaContext>;
+  try {
+    ctx = new CudaContext(0);
+  } catch (e) {
+    if (e instanceof CudaUnavailableError) throw new InputError(`--backend cuda: ${e.message}`);
+    throw e;
+  }
+  try {
+    const { config, weights, tokenizer, source } = readModel(dir, options);
+    const engine = createCudaEngine(config, weights, { ctx });
+    return {
+      engine, tokenizer, source,
+      summary: () => engine.describe(),
+      close: () => {
+        engine.dispose();
+        ctx.release();
+      },
+    };
+  } catch (e) {
+    ctx.release();
+    throw e;
+  }
 }

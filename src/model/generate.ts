@@ -3,8 +3,8 @@
  * KV cache, each new token handed to onToken as it is chosen (generate) or yielded by an async
  * stream that can be aborted (generateStream). Reports prefill and decode speed.
  */
-import { forwardLastLogits, type Model } from './forward.js';
-import { createKvCache, type KvCache } from './kv-cache.js';
+import type { Model } from './forward.js';
+import { asEngine, type Sequence, type SequenceEngine } from './engine.js';
 import { sampleToken, seededRandom, type SamplingOptions } from './sampling.js';
 
 export interface GenerateOptions extends SamplingOptions {
@@ -29,28 +29,30 @@ export interface StreamOptions extends Omit<GenerateOptions, 'onToken'> {
   readonly signal?: AbortSignal;
 }
 
-/** Checks the prompt against the context and returns the KV cache capacity the run needs. */
-function capacityFor<T>(model: Model<T>, prompt: readonly number[], maxNewTokens: number): number {
+/** Checks the prompt against the context and opens a sequence with the capacity the run needs. */
+function openFor(engine: SequenceEngine, prompt: readonly number[], maxNewTokens: number): Sequence {
   if (prompt.length === 0) throw new RangeError('the prompt is empty: give at least one token');
-  const capacity = Math.min(model.config.maxPositionEmbeddings, prompt.length + maxNewTokens);
+  const capacity = Math.min(engine.config.maxPositionEmbeddings, prompt.length + maxNewTokens);
   if (prompt.length >= capacity && maxNewTokens > 0) {
-    throw new RangeError(`the prompt has ${prompt.length} tokens; the model's context is ${model.config.maxPositionEmbeddings}`);
+    throw new RangeError(`the prompt has ${prompt.length} tokens; the model's context is ${engine.config.maxPositionEmbeddings}`);
   }
-  return capacity;
+  return engine.open(capacity);
 }
 
-/** Generates synchronously, calling onToken with each token as it is chosen. */
-export function generate<T>(model: Model<T>, prompt: readonly number[], options: GenerateOptions): GenerateResult {
-  const capacity = capacityFor(model, prompt, options.maxNewTokens);
-  const cache = createKvCache(model.config, capacity, model.backend);
+/**
+ * Generates synchronously, calling onToken with each token as it is chosen. `runner`: a Model (its
+ * forward pass on its backend) or a SequenceEngine (engine.ts).
+ */
+export function generate<T>(runner: Model<T> | SequenceEngine, prompt: readonly number[], options: GenerateOptions): GenerateResult {
+  const sequence = openFor(asEngine(runner), prompt, options.maxNewTokens);
   try {
-    const steps = generationSteps(model, prompt, options, cache, capacity);
+    const steps = generationSteps(prompt, options, sequence);
     for (let step = steps.next(); ; step = steps.next()) {
       if (step.done) return step.value;
       options.onToken?.(step.value);
     }
   } finally {
-    cache.release();
+    sequence.release();
   }
 }
 
@@ -59,11 +61,10 @@ export function generate<T>(model: Model<T>, prompt: readonly number[], options:
  * stream's return value (from `.next()` when done) is the GenerateResult. Between steps it yields
  * to the event loop, so a server keeps answering while a sequence decodes, and it checks `signal`.
  */
-export async function* generateStream<T>(model: Model<T>, prompt: readonly number[], options: StreamOptions): AsyncGenerator<number, GenerateResult> {
-  const capacity = capacityFor(model, prompt, options.maxNewTokens);
-  const cache = createKvCache(model.config, capacity, model.backend);
+export async function* generateStream<T>(runner: Model<T> | SequenceEngine, prompt: readonly number[], options: StreamOptions): AsyncGenerator<number, GenerateResult> {
+  const sequence = openFor(asEngine(runner), prompt, options.maxNewTokens);
   try {
-    const steps = generationSteps(model, prompt, options, cache, capacity, options.signal);
+    const steps = generationSteps(prompt, options, sequence, options.signal);
     for (;;) {
       await new Promise<void>((resolve) => setImmediate(resolve));
       const step = steps.next();
@@ -71,13 +72,13 @@ export async function* generateStream<T>(model: Model<T>, prompt: readonly numbe
       yield step.value;
     }
   } finally {
-    cache.release();
+    sequence.release();
   }
 }
 
 /** One prefill, then one decode step per pull: yields each token, returns the result. */
-function* generationSteps<T>(model: Model<T>, prompt: readonly number[], options: Omit<GenerateOptions, 'onToken'>, cache: KvCache<T>,
-  capacity: number, signal?: AbortSignal): Generator<number, GenerateResult> {
+function* generationSteps(prompt: readonly number[], options: Omit<GenerateOptions, 'onToken'>, sequence: Sequence,
+  signal?: AbortSignal): Generator<number, GenerateResult> {
   const random = seededRandom(options.seed);
   const t0 = performance.now();
   const tokens: number[] = [];
@@ -86,7 +87,7 @@ function* generationSteps<T>(model: Model<T>, prompt: readonly number[], options
     decodeSeconds: (performance.now() - t1) / 1000, stoppedBy,
   });
   if (signal?.aborted) return result('aborted', 0, t0);
-  let logits = forwardLastLogits(model, prompt, cache);
+  let logits = sequence.feed(prompt);
   const prefillSeconds = (performance.now() - t0) / 1000;
   const t1 = performance.now();
   while (tokens.length < options.maxNewTokens) {
@@ -95,9 +96,9 @@ function* generationSteps<T>(model: Model<T>, prompt: readonly number[], options
     yield next;
     if (options.stopTokens.includes(next)) return result('stop-token', prefillSeconds, t1);
     if (tokens.length === options.maxNewTokens) break;
-    if (cache.length >= capacity) return result('context-full', prefillSeconds, t1);
+    if (sequence.length >= sequence.capacity) return result('context-full', prefillSeconds, t1);
     if (signal?.aborted) return result('aborted', prefillSeconds, t1);
-    logits = forwardLastLogits(model, [next], cache);
+    logits = sequence.feed([next]);
   }
   return result('max-new-tokens', prefillSeconds, t1);
 }

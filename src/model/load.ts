@@ -10,7 +10,8 @@ import type { FloatLinear, LinearWeight } from '../quant/types.js';
 import type { Model } from './forward.js';
 import { checkLoadFits, kvCacheBytes } from './memory.js';
 import { createModel } from './prepare.js';
-import { readModelWeights, type LinearSlot } from './weights.js';
+import { readModelWeights, type LinearSlot, type ModelWeights } from './weights.js';
+import type { ModelConfig } from './config.js';
 
 export interface LoadedModel<T = Float32Array> {
   readonly model: Model<T>;
@@ -30,7 +31,16 @@ export interface ModelLoadOptions {
   readonly transformLayer?: (layer: number, linears: Record<LinearSlot, FloatLinear>) => Record<LinearSlot, LinearWeight>;
 }
 
-export function loadModelOn<T>(dir: string, backend: Backend<T>, options: ModelLoadOptions = {}): LoadedModel<T> {
+/** A model read from its directory but not yet prepared on a backend (an engine prepares it its own way). */
+export interface ReadModel {
+  readonly config: ModelConfig;
+  readonly weights: ModelWeights;
+  readonly tokenizer: ModelTokenizer | null;
+  readonly source: ModelDir;
+}
+
+/** Reads the weights, config and tokenizer of `dir` (with the memory check of ModelLoadOptions). */
+export function readModel(dir: string, options: ModelLoadOptions = {}): ReadModel {
   const source = openModelDir(dir);
   try {
     const { config } = source;
@@ -38,10 +48,14 @@ export function loadModelOn<T>(dir: string, backend: Backend<T>, options: ModelL
       checkLoadFits(source.weights, dir, kvCacheBytes(config, options.cachePositions ?? 0));
     }
     const weights = readModelWeights(source.weights, config, options.transformLayer);
-    const model: Model<T> = createModel(config, weights, backend);
     const tokenizer = source.tokenizerPath === null ? null : loadTokenizer(dir);
-    return { model, tokenizer, source };
+    return { config, weights, tokenizer, source };
   } finally {
     source.weights.close();
   }
+}
+
+export function loadModelOn<T>(dir: string, backend: Backend<T>, options: ModelLoadOptions = {}): LoadedModel<T> {
+  const { config, weights, tokenizer, source } = readModel(dir, options);
+  return { model: createModel(config, weights, backend), tokenizer, source };
 }

@@ -4,6 +4,7 @@
  * until it is known not to). Stop token ids end the sequence without adding text.
  */
 import type { Model } from '../model/forward.js';
+import type { SequenceEngine } from '../model/engine.js';
 import { generateStream, type GenerateResult } from '../model/generate.js';
 import { incrementalDecoder } from '../io/incremental-decode.js';
 import type { ModelTokenizer } from '../io/tokenizer.js';
@@ -34,7 +35,7 @@ export interface CompletionOutcome {
 }
 
 /** Runs job, calling onText with each piece of text as it becomes final; resolves with the outcome. */
-export async function runCompletion<T>(model: Model<T>, tokenizer: ModelTokenizer, job: CompletionJob,
+export async function runCompletion<T>(model: Model<T> | SequenceEngine, tokenizer: ModelTokenizer, job: CompletionJob,
   onText: (piece: string) => void): Promise<CompletionOutcome> {
   const t0 = performance.now();
   let firstToken = 0;

@@ -7,6 +7,8 @@
 import { randomUUID, timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { LoadedModel } from '../model/load.js';
+import type { Model } from '../model/forward.js';
+import type { SequenceEngine } from '../model/engine.js';
 import type { ModelTokenizer } from '../io/tokenizer.js';
 import { chatSchema, completionSchema, type ChatBody, type CompletionBody, type SamplingBody } from './request-schemas.js';
 import { OpenAiError, badRequest } from './openai-errors.js';
@@ -32,7 +34,10 @@ export interface IntscaleServer {
   readonly scheduler: Scheduler;
 }
 
-export function createServer<T>(loaded: LoadedModel<T>, options: ServerOptions): IntscaleServer {
+/** What the server runs: a loaded model (its forward pass) or an engine (engine.ts), with its tokenizer and source. */
+export type ServedModel<T = unknown> = Omit<LoadedModel<T>, 'model'> & { readonly model: Model<T> | SequenceEngine };
+
+export function createServer<T>(loaded: ServedModel<T>, options: ServerOptions): IntscaleServer {
   const { model, tokenizer } = loaded;
   if (tokenizer === null) throw new Error(`${loaded.source.dir}: no tokenizer.json, the server cannot read prompts`);
   const scheduler = createScheduler(options.maxQueue);

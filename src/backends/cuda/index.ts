@@ -1,6 +1,7 @@
 /**
  * The CUDA backend: bindings (driver, NVRTC, cuBLAS), device memory, kernels, W4A8 / W8A8 / W4A16
- * layers, and createCudaBackend (a model Backend with its linear layers on the GPU).
+ * layers, createCudaBackend (a model Backend with its linear layers on the GPU, bit-exact with the CPU)
+ * and createCudaEngine (the fast decode engine for generation).
  */
 export { CudaUnavailableError, cudaLibraryDirs } from './libs.js';
 export { CudaError } from './driver.js';
@@ -15,6 +16,7 @@ export { uploadW4A8, freeW4A8, w4a8Linear, chooseW4A8Config, activationOrder, qu
 export { uploadW8A8, freeW8A8, w8a8Linear, chooseW8A8Config, repackW8A8, type W8A8Layer, type W8A8Config } from './w8a8.js';
 export { createCudaBackend, type CudaBackend, type CudaBackendOptions, type LinearPlacements } from './cuda-backend.js';
 export type { PassReplayStats } from './pass-tape.js';
+export { createCudaEngine, type CudaEngine, type CudaEngineOptions } from './decode-engine.js';
 export { uploadW4A16, freeW4A16, w4a16Linear, chooseW4A16Config, repackW4A16, type W4A16Layer, type W4A16Config } from './w4a16.js';
 
 import { CudaContext } from './context.js';

@@ -51,7 +51,11 @@ export function freeW4A8(layer: W4A8Layer): void {
  * `overlap`: launch it with programmatic dependent launch (LaunchOptions.overlapPrevious), so it loads
  * its first weights while the kernel before it finishes.
  */
-export interface DecodeConfig { readonly kind: 'decode'; readonly MT: number; readonly NTW: number; readonly WK: number; readonly overlap?: boolean }
+export interface DecodeConfig {
+  readonly kind: 'decode'; readonly MT: number; readonly NTW: number; readonly WK: number; readonly overlap?: boolean;
+  /** add the product into y (y += x·Wᵀ, f32 output) instead of writing it: the decode engine's residual add. */
+  readonly accumulate?: boolean;
+}
 export interface MmaConfig { readonly kind: 'mma'; readonly BM: number; readonly BN: number; readonly WM: number; readonly WN: number; readonly STAGES: number }
 /** The sm_90a warpgroup-MMA GEMM: tile (64·WGS) x 128, WGS warpgroups, STAGES cp.async stages. */
 export interface WgmmaConfig { readonly kind: 'wgmma'; readonly WGS: 1 | 2; readonly STAGES: number }
@@ -155,7 +159,8 @@ export function w4a8Linear(
   if (config.kind.startsWith('wgmma') && !ctx.arch.startsWith('sm_90')) throw new RangeError(`the wgmma kernel needs sm_90a (device is ${ctx.arch})`);
   if (config.kind === 'decode') {
     if (M > 8 * config.MT) throw new RangeError(`decode config MT=${config.MT} serves M <= ${8 * config.MT}, got ${M}`);
-    const fn = getKernel(ctx, 'w4a8_decode.cu', 'w4a8_decode', { ...common, MT: config.MT, NTW: config.NTW, WK: config.WK });
+    if (config.accumulate && out !== 'f32') throw new RangeError('an accumulating decode GEMM writes f32');
+    const fn = getKernel(ctx, 'w4a8_decode.cu', 'w4a8_decode', { ...common, MT: config.MT, NTW: config.NTW, WK: config.WK, ...(config.accumulate ? { ACCUMULATE: 1 } : {}) });
     const blocks = Math.ceil(Math.ceil(N / 16) / config.NTW);
     if (blocks * config.NTW * 16 > paddedRows(N)) throw new RangeError('decode tiles exceed the padded rows');
     ctx.launch(fn, [blocks], [config.WK * 32], args, 0, { overlapPrevious: config.overlap === true });

@@ -18,9 +18,10 @@ const BENCHES = {
   ],
   cuda: [
     'cuda-e2e',
-    'GPU: prefill and decode tokens/s of a model on the CUDA backend, replayed as graphs / without overlapped launches / op by op ' +
-      '(--model DIR --synthetic LAYERS --backends graphs,serial,direct --cpu --reps N)',
+    'GPU: prefill and decode tokens/s of a model on the CUDA decode engine and the exact CUDA backend (replayed as graphs / without overlapped launches / op by op) ' +
+      '(--model DIR --synthetic LAYERS --backends engine,graphs,serial,direct --fp16 --cpu --reps N)',
   ],
+  'cuda-engine-step': ['cuda-engine-step', 'GPU: the decode engine\'s step time by layer count (7B shape, random weights): per-layer and fixed cost (--layers 1,8,32 --steps N --no-graphs)'],
   'cuda-step-ops': ['cuda-step-ops', 'GPU: the time of each op of a 7B-shaped decode step, each captured in a CUDA graph (--context N)'],
   cpu: ['cpu-e2e', 'CPU: prefill and decode tokens/s of a model in float32, W4A8 IS and W4A8 FS'],
   'quantize-7b': ['quantize-7b', 'CPU: quantize a LLaMA-2-7B-shaped random f16 checkpoint (written first, 13.5 GB of disk), time and peak RSS (--methods rtn,gptq,awq --calib FILE)'],

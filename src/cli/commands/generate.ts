@@ -2,12 +2,10 @@
 import { incrementalDecoder } from '../../io/incremental-decode.js';
 import * as fs from 'node:fs';
 import { Command } from 'commander';
-import type { Backend } from '../../model/backend.js';
 import { InputError } from '../../errors.js';
 import { generate } from '../../model/generate.js';
-import { loadModel } from '../../backends/load.js';
 import { nonNegativeInt, nonNegativeNumber, positiveInt, probability } from '../parse.js';
-import { backendOption, openBackend, type BackendName } from '../backend-option.js';
+import { backendOption, openEngine, type BackendName, type OpenedEngine } from '../backend-option.js';
 import { memoryCheckOption, modelDirOption } from '../model-options.js';
 import { readTextFile } from '../text-file.js';
 
@@ -30,9 +28,12 @@ export const generateCommand = new Command('generate')
   .addOption(memoryCheckOption())
   .addOption(backendOption())
   .action(async (opts: GenerateCliOptions) => {
-    const opened = await openBackend(opts.backend);
+    const promptText = readPrompt(opts);
+    // prompt tokens for the KV estimate: at most about one per 2 characters
+    const cachePositions = opts.maxNewTokens + Math.ceil(promptText.length / 2);
+    const opened = await openEngine(opts.backend, opts.model, { cachePositions, checkMemory: opts.memoryCheck });
     try {
-      generateText(opts, opened.backend);
+      generateText(opts, promptText, opened);
       if (opts.stats && opened.summary()) process.stderr.write(`${opened.summary()}\n`);
     } finally {
       opened.close();
@@ -49,11 +50,7 @@ function readPrompt(opts: GenerateCliOptions): string {
   return opts.prompt!;
 }
 
-function generateText(opts: GenerateCliOptions, backend: Backend<unknown>): void {
-  const promptText = readPrompt(opts);
-  // prompt tokens for the KV estimate: at most about one per 2 characters
-  const cachePositions = opts.maxNewTokens + Math.ceil(promptText.length / 2);
-  const { model, tokenizer, source } = loadModel(opts.model, { backend, cachePositions, checkMemory: opts.memoryCheck });
+function generateText(opts: GenerateCliOptions, promptText: string, { engine, tokenizer, source }: OpenedEngine): void {
   if (tokenizer === null) throw new InputError(`${opts.model}: no tokenizer.json, cannot tokenize the prompt`, { file: opts.model });
   const useChat = opts.chat && tokenizer.hasChatTemplate;
   const prompt = useChat
@@ -63,11 +60,11 @@ function generateText(opts: GenerateCliOptions, backend: Backend<unknown>): void
   const sampleByDefault = gen?.doSample === true;
   const temperature = opts.temperature ?? (sampleByDefault ? gen?.temperature ?? 1 : 0);
   const topP = opts.topP ?? (sampleByDefault ? gen?.topP ?? 1 : 1);
-  const stopTokens = [...new Set([...(gen?.eosTokenIds ?? []), ...model.config.eosTokenIds, ...(tokenizer.eosTokenId === null ? [] : [tokenizer.eosTokenId])])];
+  const stopTokens = [...new Set([...(gen?.eosTokenIds ?? []), ...engine.config.eosTokenIds, ...(tokenizer.eosTokenId === null ? [] : [tokenizer.eosTokenId])])];
   const stream = opts.json !== true;
   if (!useChat && stream) process.stdout.write(promptText);
   const decoder = incrementalDecoder(tokenizer);
-  const r = generate(model, prompt, {
+  const r = generate(engine, prompt, {
     maxNewTokens: opts.maxNewTokens, temperature, topP, seed: opts.seed, stopTokens,
     onToken: (t) => {
       const piece = decoder.push(t);

@@ -2,10 +2,9 @@
 import * as path from 'node:path';
 import { Command } from 'commander';
 import { InputError } from '../../errors.js';
-import { loadModel } from '../../backends/load.js';
 import { createServer } from '../../serve/server.js';
 import { intAtLeast, nonNegativeInt } from '../parse.js';
-import { backendOption, openBackend, type BackendName } from '../backend-option.js';
+import { backendOption, openEngine, type BackendName } from '../backend-option.js';
 import { memoryCheckOption, modelDirOption } from '../model-options.js';
 
 interface ServeCliOptions {
@@ -23,8 +22,8 @@ export const serveCommand = new Command('serve')
   .addOption(memoryCheckOption())
   .addOption(backendOption())
   .action(async (opts: ServeCliOptions) => {
-    const opened = await openBackend(opts.backend);
-    const loaded = loadModel(opts.model, { backend: opened.backend, checkMemory: opts.memoryCheck });
+    const opened = await openEngine(opts.backend, opts.model, { checkMemory: opts.memoryCheck });
+    const loaded = { model: opened.engine, tokenizer: opened.tokenizer, source: opened.source };
     if (loaded.tokenizer === null) throw new InputError(`${opts.model}: no tokenizer.json, the server cannot read prompts`, { file: opts.model });
     const modelId = opts.modelId ?? path.basename(path.resolve(opts.model));
     const apiKey = opts.apiKey ?? process.env['INTSCALE_API_KEY'];

@@ -28,9 +28,10 @@ import { argmax } from '../../../src/model/sampling.js';
 import type { FloatLinear, QuantizedLinear } from '../../../src/quant/types.js';
 import { randomActivations, randomW4Layer, randomW8Layer, rng } from './helpers.js';
 import { assertBitExact } from './gpu-checks.js';
-import { fixturePath, repoPath } from '../../helpers/paths.js';
+import { fixturePath } from '../../helpers/paths.js';
 import { readReference } from '../../helpers/reference.js';
 import { loadModel } from '../../../src/backends/load.js';
+import { quantizedEmbedded } from './embedded.js';
 
 const cuda = tryCudaContext();
 const skip = 'reason' in cuda ? `no CUDA driver/GPU: ${cuda.reason}` : false;
@@ -214,16 +215,6 @@ test('CUDA backend: attention (grouped-query, sliding window, a cache already ho
     }
   });
 });
-
-let embedded: { model: Model; prompt: number[] } | undefined;
-/** The embedded model, RTN-quantized with the default recipe (once), and a prompt. */
-function quantizedEmbedded(): { model: Model; prompt: number[] } {
-  if (!embedded) {
-    const { loaded } = quantizeModel(repoPath('models/tiny-wikitext'), { method: 'rtn', base: DEFAULT_SPEC, overrides: {} });
-    embedded = { model: loaded.model, prompt: loaded.tokenizer!.encode('The game began development in 2010 , carrying over a large portion of the work') };
-  }
-  return embedded;
-}
 
 test('CUDA backend: the quantized embedded model gives the CPU backend\'s hidden states (within 1e-5 of their largest) and its greedy tokens', { skip }, (t) => {
   const { model: cpuModel, prompt } = quantizedEmbedded();

@@ -33,7 +33,8 @@
 // sums are closed at group ends and at the end of a warp's range (integer sums are exact in any
 // split; float sums change only in rounding). Warps' partial totals are added in shared memory
 // (int32, or f32 in warp order) and the epilogue writes y [M, N] row-major as out_t
-// (f32, or f16 rounded from it with OUT_F16, common.cuh).
+// (f32, or f16 rounded from it with OUT_F16, common.cuh); ACCUMULATE=1 adds it into y instead
+// (y += x·W'ᵀ, f32 only: the residual add of the decode engine, decode-engine.ts).
 // Requires K % 128 == 0, GROUP % 128 == 0, GROUP | K, M <= 8*MT.
 #include "common.cuh"
 #include "group_scale.cuh"
@@ -50,6 +51,12 @@
 #endif
 #ifndef IS_SHIFT
 #define IS_SHIFT 1
+#endif
+#ifndef ACCUMULATE
+#define ACCUMULATE 0
+#endif
+#if ACCUMULATE && OUT_F16
+#error "ACCUMULATE adds into an f32 output"
 #endif
 
 // one 128-k chunk in registers: w[nt][s] = tile nt's 16 bytes of 64-k step s, x[mt][s] likewise,
@@ -105,5 +112,13 @@ w4a8_decode(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const 
 
   __shared__ scale_t red[WK][NTW * MT * 4][32];
   decode_reduce(red, st.tot, warp, lane, tile0, M, N,
-                [&](int token, int n, scale_t sum) { y[(size_t)token * N + n] = to_out(out_scale(sum, ascale[token], post)); });
+                [&](int token, int n, scale_t sum) {
+                  out_t* o = y + (size_t)token * N + n;
+                  const float v = out_scale(sum, ascale[token], post);
+#if ACCUMULATE
+                  *o += v;
+#else
+                  *o = to_out(v);
+#endif
+                });
 }

@@ -1,0 +1,53 @@
+/**
+ * Where a decode step of the CUDA engine goes, by layer count: the engine on synthetic LLaMA-2-7B-
+ * shaped models of 1, 8 and 32 RANDOM W4A8 layers (speed only), a 128-token prompt, then the host
+ * wall time per decode step (feed of one token: row upload, graph launch, logits download) over
+ * `--steps` steps after two warm-up steps. The slope between layer counts is a layer's cost, the
+ * intercept the fixed cost (embedding, final norm, lm_head, logits download, host).
+ *
+ *   node dist/bench/cuda-engine-step.js [--layers 1,8,32] [--steps 40] [--no-graphs]
+ *
+ * Per-kernel times: run it under Nsight Compute, e.g.
+ *   ncu --clock-control none --launch-skip 28 --launch-count 30 --metrics gpu__time_duration.sum --csv \
+ *     node dist/bench/cuda-engine-step.js --layers 1 --steps 3
+ */
+import { parseArgs } from 'node:util';
+import { CudaContext } from '../src/backends/cuda/context.js';
+import { createCudaEngine } from '../src/backends/cuda/decode-engine.js';
+import { cpuPool } from '../src/backends/cpu/pool/index.js';
+import { machineLine } from './stats.js';
+import { needsGpu } from './cuda-timing.js';
+import { syntheticModel } from './synthetic.js';
+
+const { values } = parseArgs({
+  options: {
+    layers: { type: 'string', default: '1,8,32' },
+    steps: { type: 'string', default: '40' },
+    'no-graphs': { type: 'boolean', default: false },
+  },
+});
+const steps = Number(values.steps);
+const ctx = needsGpu('the CUDA engine step bench', () => new CudaContext(0));
+console.log(`# ${ctx.info.name}, driver ${ctx.info.driverVersion}; ${machineLine(cpuPool().threads)}`);
+console.log(`# synthetic LLaMA-2-7B shape, RANDOM W4A8 weights (speed only); prompt 128, then ${steps} timed decode steps after 2 warm-up; graphs ${values['no-graphs'] ? 'off' : 'on'}`);
+const perLayers: [number, number][] = [];
+for (const layers of values.layers!.split(',').map(Number)) {
+  const m = syntheticModel(layers);
+  const engine = createCudaEngine(m.config, m.weights, { ctx, graphs: !values['no-graphs'] });
+  const seq = engine.open(256);
+  seq.feed(Array.from({ length: 128 }, (_, i) => (i * 7919 + 13) % m.config.vocabSize));
+  for (let i = 0; i < 2; i++) seq.feed([5]);
+  const t = performance.now();
+  for (let i = 0; i < steps; i++) seq.feed([5]);
+  const ms = (performance.now() - t) / steps;
+  perLayers.push([layers, ms]);
+  console.log(`layers ${layers}: ${ms.toFixed(3)} ms per decode step (${(1000 / ms).toFixed(0)} tok/s)`);
+  seq.release();
+  engine.dispose();
+}
+if (perLayers.length >= 2) {
+  const [[l0, t0], [l1, t1]] = [perLayers[0]!, perLayers[perLayers.length - 1]!];
+  const slope = (t1 - t0) / (l1 - l0);
+  console.log(`per layer ${(slope * 1000).toFixed(1)} µs; fixed ${((t0 - slope * l0) * 1000).toFixed(0)} µs`);
+}
+ctx.release();

@@ -1,0 +1,136 @@
+/**
+ * Launchers of the decode engine's small ops (kernels/engine_ops.cu; the math and layouts are in
+ * its header). All asynchronous on ctx's stream; sizes are checked against the buffers so a wrong
+ * shape is a RangeError naming it, not a stray write. Rows are described in device memory
+ * (`rows`: token, position, KV slot per row), the KV caches through the slot table `kv`.
+ */
+import type { DeviceBuffer } from './buffer.js';
+import type { CudaContext } from './context.js';
+import { getKernel } from './kernel-cache.js';
+
+const FILE = 'engine_ops.cu';
+
+/** How a row is written for the linear that reads it next (FORM in engine_ops.cu). */
+export type RowForm = 'int8' | 'int8-fragment' | 'f16' | 'f32';
+const FORM_CODE: Record<RowForm, number> = { 'int8': 0, 'int8-fragment': 1, 'f16': 2, 'f32': 3 };
+const FORM_BYTES: Record<RowForm, number> = { 'int8': 1, 'int8-fragment': 1, 'f16': 2, 'f32': 4 };
+
+/** Where a row form goes: the values, and the per-row scales of the int8 forms. */
+export interface RowOutput {
+  readonly form: RowForm;
+  readonly values: DeviceBuffer;
+  readonly scales: DeviceBuffer;
+}
+
+/** Largest head dimension the attention kernels take (D_MAX), most position splits (MAX_SPLITS). */
+export const ENGINE_MAX_HEAD_DIM = 256;
+export const ENGINE_MAX_SPLITS = 64;
+const TILE = 32;
+/** Bytes of one row descriptor (token, position, slot, unused: int32 each). */
+export const ROW_BYTES = 16;
+
+function need(what: string, buf: DeviceBuffer, bytes: number): void {
+  if (buf.bytes < bytes) throw new RangeError(`${what}: buffer of ${buf.bytes} B, the shape needs ${bytes} B`);
+}
+
+/** Threads of the row kernels, and the longest row they hold in registers (ROW_THREADS · 4 · ROW_VEC in engine_ops.cu). */
+const ROW_THREADS = 1024;
+export const ENGINE_MAX_ROW = ROW_THREADS * 4 * 8;
+
+function checkOutput(what: string, out: RowOutput, m: number, k: number): void {
+  if (k % 4 !== 0) throw new RangeError(`${what}: rows are written four values at a time; the length must be divisible by 4, got ${k}`);
+  if (out.form === 'int8-fragment' && k % 64 !== 0) throw new RangeError(`${what}: fragment-order rows need a length divisible by 64, got ${k}`);
+  need(`${what} output`, out.values, m * k * FORM_BYTES[out.form]);
+  need(`${what} scales`, out.scales, m * 4);
+}
+
+const outputArgs = (out: RowOutput) => [out.values, out.scales] as const;
+
+/** h [m, dim] = the embedding rows of the rows' tokens (E [vocab, dim] on the device). */
+export function embedRowsCuda(ctx: CudaContext, embedding: DeviceBuffer, rows: DeviceBuffer, h: DeviceBuffer, m: number, dim: number): void {
+  need('embed rows', rows, m * ROW_BYTES);
+  need('embed h', h, m * dim * 4);
+  if (dim % 4 !== 0) throw new RangeError(`embed rows: the hidden size must be divisible by 4, got ${dim}`);
+  ctx.launch(getKernel(ctx, FILE, 'embed_rows'), [m], [256], [embedding, rows, h, { i32: dim }]);
+}
+
+/** RMSNorm of x [m, dim] with weight, written as `out` (its form) for the next linear. */
+export function rmsnormToCuda(ctx: CudaContext, x: DeviceBuffer, weight: DeviceBuffer, out: RowOutput, m: number, dim: number, eps: number): void {
+  need('rmsnorm x', x, m * dim * 4);
+  need('rmsnorm weight', weight, dim * 4);
+  checkOutput('rmsnorm', out, m, dim);
+  if (dim > ENGINE_MAX_ROW) throw new RangeError(`rmsnorm: rows up to ${ENGINE_MAX_ROW} values, got ${dim}`);
+  ctx.launch(getKernel(ctx, FILE, 'rmsnorm_to'), [m], [ROW_THREADS], [x, weight, ...outputArgs(out), { i32: dim }, { f32: eps }, { i32: FORM_CODE[out.form] }]);
+}
+
+/** silu(g) · u for g, u [m, F] (row stride ld), written as `out`. */
+export function siluMulToCuda(ctx: CudaContext, g: DeviceBuffer, u: DeviceBuffer, ld: number, out: RowOutput, m: number, F: number): void {
+  need('silu g', g, ((m - 1) * ld + F) * 4);
+  need('silu u', u, ((m - 1) * ld + F) * 4);
+  checkOutput('silu', out, m, F);
+  if (F > ENGINE_MAX_ROW) throw new RangeError(`silu: rows up to ${ENGINE_MAX_ROW} values, got ${F}`);
+  if (ld % 4 !== 0 || ((u.ptr - g.ptr) / 4) % 4 !== 0) throw new RangeError('silu: g and u rows must start 16-byte aligned (ld and their offset divisible by 4)');
+  ctx.launch(getKernel(ctx, FILE, 'silu_mul_to'), [m], [ROW_THREADS], [g, u, { i32: ld }, { i32: F }, ...outputArgs(out), { i32: FORM_CODE[out.form] }]);
+}
+
+/** The attention shape and where a layer's KV caches are found. */
+export interface EngineAttention {
+  readonly numHeads: number;
+  readonly numKvHeads: number;
+  readonly headDim: number;
+  /** 0 = full causal attention. */
+  readonly window: number;
+  /** the slot table and this layer's index among numLayers. */
+  readonly kv: DeviceBuffer;
+  readonly layer: number;
+  readonly numLayers: number;
+}
+
+function checkHeads(a: EngineAttention): void {
+  const { numHeads: H, numKvHeads: KVH, headDim: D } = a;
+  if (D > ENGINE_MAX_HEAD_DIM || D % 2 !== 0) throw new RangeError(`the engine's attention takes even head dimensions up to ${ENGINE_MAX_HEAD_DIM}, got ${D}`);
+  if (H % KVH !== 0) throw new RangeError(`${H} query heads do not split evenly over ${KVH} kv heads`);
+}
+
+/** Rotary embedding of q (in place) and k, and k, v stored in the rows' KV caches at their positions. */
+export function ropeKvWriteCuda(ctx: CudaContext, q: DeviceBuffer, ldq: number, k: DeviceBuffer, v: DeviceBuffer, ldkv: number,
+  invFreq: DeviceBuffer, rows: DeviceBuffer, m: number, a: EngineAttention): void {
+  checkHeads(a);
+  const { numHeads: H, numKvHeads: KVH, headDim: D } = a;
+  need('rope q', q, ((m - 1) * ldq + H * D) * 4);
+  need('rope k', k, ((m - 1) * ldkv + KVH * D) * 4);
+  need('rope v', v, ((m - 1) * ldkv + KVH * D) * 4);
+  need('rope invFreq', invFreq, (D / 2) * 4);
+  need('rope rows', rows, m * ROW_BYTES);
+  ctx.launch(getKernel(ctx, FILE, 'rope_kv_write'), [m, H + KVH], [Math.max(32, D / 2)],
+    [q, { i32: ldq }, k, v, { i32: ldkv }, invFreq, rows, a.kv, { i32: a.layer }, { i32: a.numLayers }, { i32: H }, { i32: KVH }, { i32: D }]);
+}
+
+/**
+ * The split of attention over `positions` (the largest position + 1 any row may have; a bound, so
+ * that one split serves every step of a captured graph) for m rows within `budget` bytes of partials.
+ */
+export function engineSplits(positions: number, m: number, numHeads: number, headDim: number, budget = 32 << 20): { splits: number; chunk: number; partBytes: number } {
+  const perSplit = m * numHeads * (headDim + 2) * 4;
+  const splits = Math.max(1, Math.min(Math.ceil(positions / TILE), ENGINE_MAX_SPLITS, Math.floor(budget / perSplit)));
+  return { splits, chunk: Math.ceil(positions / splits), partBytes: splits * perSplit };
+}
+
+/** Attention of q [m, H·D] (row stride ldq, rotated) over the rows' KV caches, written as `out` for the o projection. */
+export function attentionToCuda(ctx: CudaContext, q: DeviceBuffer, ldq: number, rows: DeviceBuffer, m: number, a: EngineAttention,
+  split: { splits: number; chunk: number }, part: DeviceBuffer, out: RowOutput): void {
+  checkHeads(a);
+  const { numHeads: H, numKvHeads: KVH, headDim: D } = a;
+  const { splits: S, chunk } = split;
+  if (S > ENGINE_MAX_SPLITS) throw new RangeError(`attention: ${S} splits, the merge takes at most ${ENGINE_MAX_SPLITS}`);
+  need('attention q', q, ((m - 1) * ldq + H * D) * 4);
+  need('attention rows', rows, m * ROW_BYTES);
+  need('attention partials', part, m * H * S * (D + 2) * 4);
+  checkOutput('attention', out, m, H * D);
+  ctx.launch(getKernel(ctx, FILE, 'attention_split'), [m, H, S], [128],
+    [q, { i32: ldq }, part, rows, a.kv, { i32: a.layer }, { i32: a.numLayers }, { i32: H }, { i32: KVH }, { i32: D }, { i32: a.window }, { i32: chunk }]);
+  const shared = (H * S + H + H * D) * 4;
+  if (shared > ctx.info.maxSharedPerBlockOptin) throw new RangeError(`attention merge needs ${shared} B of shared memory, the device allows ${ctx.info.maxSharedPerBlockOptin}`);
+  ctx.launch(getKernel(ctx, FILE, 'attention_merge', {}, shared), [m], [1024],
+    [part, ...outputArgs(out), rows, { i32: H }, { i32: D }, { i32: S }, { i32: chunk }, { i32: a.window }, { i32: FORM_CODE[out.form] }], shared);
+}

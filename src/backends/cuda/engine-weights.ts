@@ -1,0 +1,105 @@
+/**
+ * A model's weights made resident once for the decode engine (decode-engine.ts): every linear in
+ * its kernel's layout (resident-linear.ts), q/k/v and gate/up stacked into one layer each where
+ * their formats allow (quant/concat.ts: one GEMM instead of three or two), biases and norms on the
+ * device, the embedding table on the device (float32), the lm_head in fp16 by default. A linear no
+ * CUDA kernel takes is an error here: the engine runs every layer on the GPU (the exact CUDA
+ * backend is the one that falls back to the CPU).
+ */
+import { InputError } from '../../errors.js';
+import type { ModelConfig } from '../../model/config.js';
+import type { ModelWeights } from '../../model/weights.js';
+import { stackLinears } from '../../quant/concat.js';
+import type { LinearWeight } from '../../quant/types.js';
+import type { DeviceBuffer } from './buffer.js';
+import type { CudaContext } from './context.js';
+import { freeResident, makeResident, type FloatPrecision, type ResidentLinear } from './resident-linear.js';
+
+/** One GEMM of the engine: a layer (or a stack of layers reading the same input), its bias, its output widths. */
+export interface EngineLinear {
+  readonly resident: Exclude<ResidentLinear, { kind: 'cpu' }>;
+  readonly bias: DeviceBuffer | null;
+  readonly n: number;
+  readonly k: number;
+}
+
+/** q/k/v (or gate/up) as one stacked GEMM, or one GEMM per part when their formats differ. */
+export interface LinearGroup {
+  readonly stacked: boolean;
+  readonly linears: readonly EngineLinear[];
+  /** the parts' output widths (q, k, v or gate, up). */
+  readonly widths: readonly number[];
+}
+
+export interface EngineLayer {
+  readonly inputNorm: DeviceBuffer;
+  readonly postAttentionNorm: DeviceBuffer;
+  readonly qkv: LinearGroup;
+  readonly o: EngineLinear;
+  readonly gateUp: LinearGroup;
+  readonly down: EngineLinear;
+}
+
+export interface EngineWeights {
+  readonly embedding: DeviceBuffer;
+  readonly layers: readonly EngineLayer[];
+  readonly finalNorm: DeviceBuffer;
+  readonly lmHead: EngineLinear;
+  readonly invFreq: DeviceBuffer;
+  /** every buffer and resident layer above, for freeEngineWeights. */
+  readonly owned: { buffers: DeviceBuffer[]; residents: ResidentLinear[] };
+}
+
+/** Uploads the model for the engine; on a failure what was uploaded is freed again. */
+export function uploadEngineWeights(ctx: CudaContext, config: ModelConfig, weights: ModelWeights, invFreq: Float32Array,
+  floatPrecision: FloatPrecision): EngineWeights {
+  const owned: EngineWeights['owned'] = { buffers: [], residents: [] };
+  const buffer = (a: Float32Array): DeviceBuffer => {
+    const b = ctx.upload(a);
+    owned.buffers.push(b);
+    return b;
+  };
+  const linear = (w: LinearWeight, name: string): EngineLinear => {
+    const resident = makeResident(ctx, w, floatPrecision);
+    if (resident.kind === 'cpu') throw new InputError(`the CUDA engine runs every linear layer on the GPU; ${name} cannot run there: ${resident.reason}`);
+    owned.residents.push(resident);
+    return { resident, bias: w.bias ? buffer(w.bias.subarray(0, w.n)) : null, n: w.n, k: w.k };
+  };
+  const group = (ws: readonly LinearWeight[], name: string): LinearGroup => {
+    const widths = ws.map((w) => w.n);
+    const s = stackLinears(ws);
+    if (s.ok) return { stacked: true, linears: [linear(s.weight, name)], widths };
+    return { stacked: false, linears: ws.map((w, i) => linear(w, `${name}[${i}]`)), widths };
+  };
+  try {
+    const layers = weights.layers.map((l, i): EngineLayer => ({
+      inputNorm: buffer(l.inputNorm),
+      postAttentionNorm: buffer(l.postAttentionNorm),
+      qkv: group([l.q, l.k, l.v], `layer ${i} q/k/v`),
+      o: linear(l.o, `layer ${i} o`),
+      gateUp: group([l.gate, l.up], `layer ${i} gate/up`),
+      down: linear(l.down, `layer ${i} down`),
+    }));
+    const embedding = buffer(weights.embedding.subarray(0, config.vocabSize * config.hiddenSize));
+    ctx.api.check('cuCtxSynchronize', ctx.api.fn.cuCtxSynchronize!() as number); // uploads went through the legacy stream
+    return { embedding, layers, finalNorm: buffer(weights.finalNorm), lmHead: linear(weights.lmHead, 'lm_head'), invFreq: buffer(invFreq), owned };
+  } catch (e) {
+    freeEngineWeights({ owned } as EngineWeights);
+    throw e;
+  }
+}
+
+export function freeEngineWeights(w: EngineWeights): void {
+  for (const r of w.owned.residents.splice(0)) freeResident(r);
+  for (const b of w.owned.buffers.splice(0)) b.free();
+}
+
+/** How the layers run, in a few words (the CLI's summary). */
+export function describeEngineWeights(w: EngineWeights): string {
+  const kinds = new Map<string, number>();
+  const count = (l: EngineLinear) => kinds.set(l.resident.kind, (kinds.get(l.resident.kind) ?? 0) + 1);
+  for (const layer of w.layers) [...layer.qkv.linears, layer.o, ...layer.gateUp.linears, layer.down].forEach(count);
+  const stacked = w.layers.filter((l) => l.qkv.stacked).length + w.layers.filter((l) => l.gateUp.stacked).length;
+  const gemms = [...kinds].map(([k, n]) => `${n} ${k.toUpperCase()}`).join(', ');
+  return `GEMMs: ${gemms} (${stacked} of ${2 * w.layers.length} q/k/v and gate/up groups stacked), lm_head ${w.lmHead.resident.kind.toUpperCase()}`;
+}

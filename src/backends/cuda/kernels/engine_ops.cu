@@ -1,0 +1,314 @@
+// The small ops of the CUDA decode engine (decode-engine.ts), in float32 arithmetic: the engine's
+// fast path (model_ops.cu and attention.cu keep the float64 reference). Each fuses what a step
+// repeats, so a LLaMA layer is 10 launches (4 GEMMs among them) instead of about 20:
+//
+//   embed_rows       h[r, :] = E[token(r), :]
+//   rmsnorm_to       y[r, :] = (x[r, :] ⊙ w) · inv_r,  inv_r = 1 / sqrt(Σ x[r, :]² / dim + eps),
+//                    written in the form the next linear reads (FORM below)
+//   silu_mul_to      y[r, j] = g[r, j] / (1 + e^(−g[r, j])) · u[r, j]  in FORM (g, u: column ranges of
+//                    one GEMM output, row stride ld)
+//   rope_kv_write    grid (m, H + KVH): q heads rotated in place; k heads rotated and, with v, stored
+//                    as fp16 in the row's KV cache at its position. Half-split pairs (i, i + D/2),
+//                    angle = pos · inv_freq[i]:  a' = a·cos − b·sin,  b' = b·cos + a·sin
+//   attention_split  grid (m, H, S), 128 threads: block s takes the positions [s·chunk, (s+1)·chunk)
+//                    ∩ [first, pos] of its row in tiles of 32 (scores: 4 warps × 8 positions, lanes
+//                    split d; then every thread updates the online softmax for its d = tid, tid+128)
+//                    and writes part[r][h][s] = { max, Σ e, Σ e·V[0..D) } (float32)
+//   attention_merge  grid (m), 1024 threads: out[r, h·D + d] = Σ_s w_s·acc_s[d] / Σ_s w_s·l_s,
+//                    w_s = e^(max_s − max), over the row's non-empty splits, all heads, in FORM
+//
+// rmsnorm_to and silu_mul_to run one block of 1024 threads per row, the row held in registers (read
+// once; rows of up to 32768 values, a multiple of 4); attention_merge one block of 1024 per row.
+// FORM of a row written for the next linear: 0 int8 per token + scale a[r] = max|y| / 127,
+//   q = clamp(rint(y / a), −127, 127) (act_quant.cu's definition, in float32); 1 the same int8 in
+//   FRAGMENT ORDER (w4a8_wgmma_rs/tma; act_quant.cu's permutation); 2 binary16; 3 float32.
+// Rows: rows[4r .. 4r+2] = { token, position, KV slot } of row r, in device memory (so one captured
+//   graph serves every step, and a batch's rows may belong to different sequences).
+//   kv[(slot·L + layer)·2 + 0|1] hold the addresses of the slot's key and value caches of a layer,
+//   each [capacity][KVH][D] fp16.
+// Layouts: float32 row-major; q, k/v and g/u are views into GEMM outputs with row strides (elements).
+#include "common.cuh"
+
+#define NEG_INF __int_as_float(0xff800000)
+#ifndef D_MAX
+#define D_MAX 256
+#endif
+#define TILE 32
+// most splits attention_merge takes (decode-engine.ts ENGINE_MAX_SPLITS)
+#define MAX_SPLITS 64
+
+typedef unsigned short half_t;
+__device__ __forceinline__ half_t f2h(float v) {
+  half_t h;
+  asm("cvt.rn.f16.f32 %0, %1;\n" : "=h"(h) : "f"(v));
+  return h;
+}
+__device__ __forceinline__ float h2f(half_t h) {
+  float v;
+  asm("cvt.f32.f16 %0, %1;\n" : "=f"(v) : "h"(h));
+  return v;
+}
+
+// Block-wide max / sum (every thread gets the result); blockDim.x a multiple of 32, at most 1024.
+__device__ __forceinline__ float block_max(float v) {
+  __shared__ float red[32];
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  __syncthreads();  // red may still be read by a previous call
+  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = v;
+  __syncthreads();
+  v = red[0];
+  for (int w = 1; w < (int)(blockDim.x >> 5); ++w) v = fmaxf(v, red[w]);
+  return v;
+}
+__device__ __forceinline__ float block_sum(float v) {
+  __shared__ float red[32];
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  __syncthreads();
+  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = v;
+  __syncthreads();
+  v = red[0];
+  for (int w = 1; w < (int)(blockDim.x >> 5); ++w) v += red[w];
+  return v;
+}
+
+__device__ __forceinline__ signed char quant1(float v, float a) {
+  return a == 0.f ? 0 : (signed char)max(-127, min(127, __float2int_rn(v / a)));
+}
+
+// Writes values i = 4·i4 .. 4·i4+3 of row r (length K) in FORM; `a` is the row's int8 scale (thread 0
+// stores it once per row: scales[r]).
+__device__ __forceinline__ void store4(void* out, int r, int K, int form, int i4, float4 y, float a) {
+  if (form == 3) {
+    reinterpret_cast<float4*>(reinterpret_cast<float*>(out) + (size_t)r * K)[i4] = y;
+  } else if (form == 2) {
+    const u32 lo = (u32)f2h(y.x) | (u32)f2h(y.y) << 16, hi = (u32)f2h(y.z) | (u32)f2h(y.w) << 16;
+    reinterpret_cast<uint2*>(reinterpret_cast<half_t*>(out) + (size_t)r * K)[i4] = make_uint2(lo, hi);
+  } else {
+    char4* q = reinterpret_cast<char4*>(reinterpret_cast<signed char*>(out) + (size_t)r * K);
+    q[form == 1 ? (i4 & ~15) | ((i4 >> 1) & 1) << 3 | (i4 & 1) << 2 | ((i4 >> 2) & 3) : i4] =
+        make_char4(quant1(y.x, a), quant1(y.y, a), quant1(y.z, a), quant1(y.w, a));
+  }
+}
+
+__device__ __forceinline__ float4 mul4(float4 a, float4 b) { return make_float4(a.x * b.x, a.y * b.y, a.z * b.z, a.w * b.w); }
+__device__ __forceinline__ float4 scale4(float4 a, float s) { return make_float4(a.x * s, a.y * s, a.z * s, a.w * s); }
+__device__ __forceinline__ float absmax4(float4 a) { return fmaxf(fmaxf(fabsf(a.x), fabsf(a.y)), fmaxf(fabsf(a.z), fabsf(a.w))); }
+__device__ __forceinline__ float silu_mul1(float g, float u) { return g / (1.f + expf(-g)) * u; }
+
+// Row kernels (rmsnorm_to, silu_mul_to): one block of ROW_THREADS per row; each thread holds up to
+// ROW_VEC float4 of the row in registers, so the row is read once (rows up to 4·ROW_THREADS·ROW_VEC).
+#define ROW_THREADS 1024
+#define ROW_VEC 8
+
+extern "C" __global__ void __launch_bounds__(256)
+embed_rows(const float* __restrict__ E, const int* __restrict__ rows, float* __restrict__ h, int dim) {
+  const float4* src = reinterpret_cast<const float4*>(E + (size_t)rows[4 * blockIdx.x] * dim);
+  float4* dst = reinterpret_cast<float4*>(h + (size_t)blockIdx.x * dim);
+  for (int i = threadIdx.x; i < (dim >> 2); i += blockDim.x) dst[i] = src[i];
+}
+
+extern "C" __global__ void __launch_bounds__(ROW_THREADS)
+rmsnorm_to(const float* __restrict__ x, const float* __restrict__ w, void* __restrict__ out, float* __restrict__ scales, int dim, float eps, int form) {
+  pdl_launch_dependents();
+  const int r = blockIdx.x, n4 = dim >> 2;
+  const float4* xr = reinterpret_cast<const float4*>(x + (size_t)r * dim);
+  const float4* wr = reinterpret_cast<const float4*>(w);
+  float4 v[ROW_VEC];
+  float ss = 0.f, mx = 0.f;
+#pragma unroll
+  for (int j = 0; j < ROW_VEC; ++j) {
+    const int i = threadIdx.x + j * ROW_THREADS;
+    if (i < n4) {
+      const float4 a = xr[i];
+      ss = fmaf(a.x, a.x, fmaf(a.y, a.y, fmaf(a.z, a.z, fmaf(a.w, a.w, ss))));
+      v[j] = mul4(a, wr[i]);
+      mx = fmaxf(mx, absmax4(v[j]));
+    }
+  }
+  ss = block_sum(ss);
+  mx = block_max(mx);
+  const float inv = 1.f / sqrtf(ss / (float)dim + eps);
+  const float a = mx * inv / 127.f;
+  if (threadIdx.x == 0 && form < 2) scales[r] = a;
+#pragma unroll
+  for (int j = 0; j < ROW_VEC; ++j) {
+    const int i = threadIdx.x + j * ROW_THREADS;
+    if (i < n4) store4(out, r, dim, form, i, scale4(v[j], inv), a);
+  }
+}
+
+extern "C" __global__ void __launch_bounds__(ROW_THREADS)
+silu_mul_to(const float* __restrict__ g, const float* __restrict__ u, int ld, int F, void* __restrict__ out, float* __restrict__ scales, int form) {
+  pdl_launch_dependents();
+  const int r = blockIdx.x, n4 = F >> 2;
+  const float4* gr = reinterpret_cast<const float4*>(g + (size_t)r * ld);
+  const float4* ur = reinterpret_cast<const float4*>(u + (size_t)r * ld);
+  float4 v[ROW_VEC];
+  float mx = 0.f;
+#pragma unroll
+  for (int j = 0; j < ROW_VEC; ++j) {
+    const int i = threadIdx.x + j * ROW_THREADS;
+    if (i < n4) {
+      const float4 a = gr[i], b = ur[i];
+      v[j] = make_float4(silu_mul1(a.x, b.x), silu_mul1(a.y, b.y), silu_mul1(a.z, b.z), silu_mul1(a.w, b.w));
+      mx = fmaxf(mx, absmax4(v[j]));
+    }
+  }
+  mx = block_max(mx);
+  const float a = mx / 127.f;
+  if (threadIdx.x == 0 && form < 2) scales[r] = a;
+#pragma unroll
+  for (int j = 0; j < ROW_VEC; ++j) {
+    const int i = threadIdx.x + j * ROW_THREADS;
+    if (i < n4) store4(out, r, F, form, i, v[j], a);
+  }
+}
+
+extern "C" __global__ void __launch_bounds__(128)
+rope_kv_write(float* __restrict__ q, int ldq, const float* __restrict__ k, const float* __restrict__ v, int ldkv,
+              const float* __restrict__ inv_freq, const int* __restrict__ rows, const unsigned long long* __restrict__ kv, int layer, int L,
+              int H, int KVH, int D) {
+  const int r = blockIdx.x, hh = blockIdx.y, i = threadIdx.x, half = D >> 1;
+  if (i >= half) return;
+  const int p = rows[4 * r + 1];
+  float s, c;
+  sincosf((float)p * inv_freq[i], &s, &c);
+  if (hh < H) {
+    float* x = q + (size_t)r * ldq + (size_t)hh * D;
+    const float a = x[i], b = x[i + half];
+    x[i] = a * c - b * s;
+    x[i + half] = b * c + a * s;
+    return;
+  }
+  const int g = hh - H;
+  const size_t at = ((size_t)p * KVH + g) * D;
+  const unsigned long long* cache = kv + ((size_t)rows[4 * r + 2] * L + layer) * 2;
+  half_t* keys = reinterpret_cast<half_t*>(cache[0]) + at;
+  half_t* values = reinterpret_cast<half_t*>(cache[1]) + at;
+  const float* kr = k + (size_t)r * ldkv + (size_t)g * D;
+  const float* vr = v + (size_t)r * ldkv + (size_t)g * D;
+  const float a = kr[i], b = kr[i + half];
+  keys[i] = f2h(a * c - b * s);
+  keys[i + half] = f2h(b * c + a * s);
+  values[i] = f2h(vr[i]);
+  values[i + half] = f2h(vr[i + half]);
+}
+
+extern "C" __global__ void __launch_bounds__(128)
+attention_split(const float* __restrict__ q, int ldq, float* __restrict__ part, const int* __restrict__ rows,
+                const unsigned long long* __restrict__ kv, int layer, int L, int H, int KVH, int D, int window, int chunk) {
+  const int r = blockIdx.x, h = blockIdx.y, s = blockIdx.z, S = gridDim.z;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int p = rows[4 * r + 1];
+  const int first = window > 0 ? max(0, p - window + 1) : 0;
+  const int lo = max(first, s * chunk), hi = min(p + 1, (s + 1) * chunk);  // positions [lo, hi)
+  float* out = part + (((size_t)r * H + h) * S + s) * (D + 2);
+  if (lo >= hi) return;  // attention_merge reads only the splits holding positions
+  const unsigned long long* cache = kv + ((size_t)rows[4 * r + 2] * L + layer) * 2;
+  const size_t row = (size_t)KVH * D, kvo = (size_t)(h / (H / KVH)) * D;
+  const half_t* keys = reinterpret_cast<const half_t*>(cache[0]) + kvo;
+  const half_t* values = reinterpret_cast<const half_t*>(cache[1]) + kvo;
+  __shared__ float qs[D_MAX], sc[TILE];
+  const float scale = 1.f / sqrtf((float)D);
+  for (int d = tid; d < D; d += 128) qs[d] = q[(size_t)r * ldq + (size_t)h * D + d] * scale;
+  float mx = NEG_INF, l = 0.f, acc[D_MAX / 128];
+#pragma unroll
+  for (int j = 0; j < D_MAX / 128; ++j) acc[j] = 0.f;
+  __syncthreads();
+  for (int t0 = lo; t0 < hi; t0 += TILE) {
+    float dot[8];
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const int t = t0 + warp * 8 + j;
+      dot[j] = 0.f;
+      if (t < hi) {
+        const unsigned* kr = reinterpret_cast<const unsigned*>(keys + (size_t)t * row);
+        for (int d = lane * 2; d < D; d += 64) {
+          const unsigned two = kr[d >> 1];
+          dot[j] = fmaf(qs[d], h2f((half_t)(two & 0xffff)), fmaf(qs[d + 1], h2f((half_t)(two >> 16)), dot[j]));
+        }
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      for (int o = 16; o > 0; o >>= 1) dot[j] += __shfl_xor_sync(0xffffffffu, dot[j], o);
+      if (lane == 0) sc[warp * 8 + j] = t0 + warp * 8 + j < hi ? dot[j] : NEG_INF;
+    }
+    __syncthreads();
+    float tile_max = NEG_INF;
+#pragma unroll 8
+    for (int j = 0; j < TILE; ++j) tile_max = fmaxf(tile_max, sc[j]);
+    const float nm = fmaxf(mx, tile_max);
+    const float c = expf(mx - nm);  // mx = −inf on the first tile: 0
+    l *= c;
+#pragma unroll
+    for (int i = 0; i < D_MAX / 128; ++i) acc[i] *= c;
+    const int n = min(TILE, hi - t0);
+#pragma unroll 8
+    for (int j = 0; j < n; ++j) {
+      const float e = expf(sc[j] - nm);
+      l += e;
+      const half_t* vr = values + (size_t)(t0 + j) * row;
+#pragma unroll
+      for (int i = 0; i < D_MAX / 128; ++i) {
+        const int d = tid + 128 * i;
+        if (d < D) acc[i] = fmaf(e, h2f(vr[d]), acc[i]);
+      }
+    }
+    mx = nm;
+    __syncthreads();  // sc is rewritten by the next tile
+  }
+  if (tid == 0) {
+    out[0] = mx;
+    out[1] = l;
+  }
+#pragma unroll
+  for (int i = 0; i < D_MAX / 128; ++i) {
+    const int d = tid + 128 * i;
+    if (d < D) out[2 + d] = acc[i];
+  }
+}
+
+// dynamic shared memory: H·D outputs, H·S weights, H inverse sums (floats)
+extern "C" __global__ void __launch_bounds__(1024)
+attention_merge(const float* __restrict__ part, void* __restrict__ out, float* __restrict__ scales, const int* __restrict__ rows,
+                int H, int D, int S, int chunk, int window, int form) {
+  pdl_launch_dependents();
+  extern __shared__ float smem[];
+  float* o = smem;              // [H·D]
+  float* w = o + H * D;         // [H][S]
+  float* inv_l = w + H * S;     // [H]
+  const int r = blockIdx.x, tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, warps = blockDim.x >> 5;
+  const int p = rows[4 * r + 1];
+  const int first = window > 0 ? max(0, p - window + 1) : 0;
+  const int s0 = first / chunk, s1 = p / chunk;  // the splits holding positions: [s0, s1]
+  const float* pr = part + (size_t)r * H * S * (D + 2);
+  for (int h = warp; h < H; h += warps) {
+    float M = NEG_INF;
+    for (int s = s0 + lane; s <= s1; s += 32) M = fmaxf(M, pr[((size_t)h * S + s) * (D + 2)]);
+    for (int off = 16; off > 0; off >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, off));
+    float sum = 0.f;
+    for (int s = s0 + lane; s <= s1; s += 32) {
+      const float* ps = pr + ((size_t)h * S + s) * (D + 2);
+      const float e = expf(ps[0] - M);
+      w[h * S + s] = e;
+      sum = fmaf(e, ps[1], sum);
+    }
+    for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+    if (lane == 0) inv_l[h] = 1.f / sum;
+  }
+  __syncthreads();
+  float amax = 0.f;
+  for (int e = tid; e < H * D; e += blockDim.x) {
+    const int h = e / D, d = e - h * D;
+    float acc = 0.f;
+    for (int s = s0; s <= s1; ++s) acc = fmaf(w[h * S + s], pr[((size_t)h * S + s) * (D + 2) + 2 + d], acc);
+    acc *= inv_l[h];
+    o[e] = acc;
+    amax = fmaxf(amax, fabsf(acc));
+  }
+  amax = block_max(amax);  // its barrier also publishes o
+  const float a = amax / 127.f;
+  if (tid == 0 && form < 2) scales[r] = a;
+  for (int i4 = tid; i4 < (H * D) >> 2; i4 += blockDim.x) store4(out, r, H * D, form, i4, reinterpret_cast<const float4*>(o)[i4], a);
+}

@@ -1,0 +1,64 @@
+/**
+ * Linear layers that read the same input stacked into one (q/k/v, gate/up): W = [W₀; W₁; …] with
+ * N = Σ Nᵢ output rows, so one GEMM does the work of several and y = [y₀ | y₁ | …] column-wise.
+ * Rows are independent in every format here (the packed weights, the per-group scales, the bias
+ * are row-major over N), so the stacked layer gives each part's output bit for bit. Layers stack
+ * only when they share K and their whole format (bits, group size, scale kind and amplifier α, which
+ * is one per layer); stackLinears says why not otherwise.
+ */
+import type { LinearWeight, QuantizedLinear } from './types.js';
+
+/** The stacked layer, or the reason these layers cannot be one. */
+export type Stacked = { readonly ok: true; readonly weight: LinearWeight } | { readonly ok: false; readonly reason: string };
+
+function formatOf(w: LinearWeight): string {
+  if (w.kind === 'float') return `float, K ${w.k}`;
+  const alpha = w.scale === 'int' ? `, α 2^${w.alphaLog2}` : '';
+  return `W${w.wBits}A${w.aBits} ${w.scale} scale, G ${w.groupSize}, K ${w.k}${alpha}`;
+}
+
+type RowArray = Uint8Array | Int32Array | Float32Array;
+
+/** The parts one after the other in a new array made by `make`. */
+function concat<A extends RowArray>(parts: readonly A[], make: (length: number) => A): A {
+  const out = make(parts.reduce((s, p) => s + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+const floats = (n: number): Float32Array => new Float32Array(n);
+
+/** The biases stacked ([N]; a part without one adds zeros), or undefined when no part has one. */
+function stackedBias(ws: readonly LinearWeight[]): Float32Array | undefined {
+  if (ws.every((w) => !w.bias)) return undefined;
+  return concat(ws.map((w) => (w.bias ? w.bias.subarray(0, w.n) : new Float32Array(w.n))), floats);
+}
+
+export function stackLinears(ws: readonly LinearWeight[]): Stacked {
+  if (ws.length === 0) return { ok: false, reason: 'no layers to stack' };
+  const first = formatOf(ws[0]!);
+  const other = ws.find((w) => formatOf(w) !== first);
+  if (other) return { ok: false, reason: `formats differ (${first} vs ${formatOf(other)})` };
+  const n = ws.reduce((s, w) => s + w.n, 0);
+  const bias = stackedBias(ws);
+  const w0 = ws[0]!;
+  if (w0.kind === 'float') {
+    const parts = ws.map((w) => (w as typeof w0).w.subarray(0, w.n * w.k));
+    return { ok: true, weight: { kind: 'float', n, k: w0.k, w: concat(parts, floats), ...(bias ? { bias } : {}) } };
+  }
+  const qs = ws as readonly QuantizedLinear[];
+  const groups = w0.k / w0.groupSize;
+  const rowBytes = w0.wBits === 4 ? w0.k / 2 : w0.k;
+  const weight: QuantizedLinear = {
+    kind: 'quantized', n, k: w0.k, groupSize: w0.groupSize, wBits: w0.wBits, aBits: w0.aBits, scale: w0.scale,
+    packed: concat(qs.map((w) => w.packed.subarray(0, w.n * rowBytes)), (l) => new Uint8Array(l)),
+    scales: concat(qs.map((w) => w.scales.subarray(0, w.n * groups)), floats),
+    ...(w0.scale === 'int' ? { intScales: concat(qs.map((w) => w.intScales!.subarray(0, w.n * groups)), (l) => new Int32Array(l)), alphaLog2: w0.alphaLog2! } : {}),
+    ...(bias ? { bias } : {}),
+  };
+  return { ok: true, weight };
+}

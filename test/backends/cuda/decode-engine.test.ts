@@ -1,0 +1,158 @@
+/**
+ * The CUDA decode engine (the fast path: fused float32 small ops, fp16 KV cache and lm_head, decode
+ * steps as CUDA graphs) against the references: the quantized embedded model's logits near the exact
+ * CPU path's at every step and its greedy tokens equal; float fixtures (GQA, sliding window, q/k/v and
+ * o biases, llama3 rope) near transformers' logits at every position, fed token by token and as one
+ * prefill; graph replay equal to eager steps bit for bit; a prompt fed in chunks near the one-shot
+ * prefill; two sequences interleaved equal to each alone; bad use refused with a message. Skips
+ * without a GPU. Tolerances are relative to the largest reference logit and are the fast path's
+ * stated accuracy (docs/cuda-notes.md).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { tryCudaContext } from '../../../src/backends/cuda/index.js';
+import type { CudaContext } from '../../../src/backends/cuda/context.js';
+import { createCudaEngine, type CudaEngine, type CudaEngineOptions } from '../../../src/backends/cuda/decode-engine.js';
+import { modelEngine, type SequenceEngine } from '../../../src/model/engine.js';
+import type { Model } from '../../../src/model/forward.js';
+import { generate } from '../../../src/model/generate.js';
+import { argmax } from '../../../src/model/sampling.js';
+import { loadModel } from '../../../src/backends/load.js';
+import { fixturePath } from '../../helpers/paths.js';
+import { readReference } from '../../helpers/reference.js';
+import { quantizedEmbedded } from './embedded.js';
+
+const cuda = tryCudaContext();
+const skip = 'reason' in cuda ? `no CUDA driver/GPU: ${cuda.reason}` : false;
+const ctxOf = (): CudaContext => (cuda as { ctx: CudaContext }).ctx;
+
+/** The fast path's accuracy: logits within this fraction of the largest reference logit. */
+const QUANTIZED_TOLERANCE = 5e-2;
+const FLOAT_TOLERANCE = 1e-2;
+
+function withEngine(model: Model, options: Omit<CudaEngineOptions, 'ctx'>, run: (e: CudaEngine) => void): void {
+  const engine = createCudaEngine(model.config, model.weights, { ctx: ctxOf(), ...options });
+  try {
+    run(engine);
+  } finally {
+    engine.dispose();
+  }
+}
+
+const largest = (a: Float32Array): number => a.reduce((s, v) => Math.max(s, Math.abs(v)), 0);
+/** The largest |got − want| as a fraction of the largest |want|. */
+const relativeError = (got: Float32Array, want: Float32Array): number => got.reduce((w, v, i) => Math.max(w, Math.abs(v - want[i]!)), 0) / largest(want);
+
+/** Logits of the prompt and of `steps` decode steps fed the reference's greedy tokens. */
+function stepLogits(engine: SequenceEngine, prompt: number[], tokens: number[]): Float32Array[] {
+  const seq = engine.open(prompt.length + tokens.length);
+  try {
+    return [seq.feed(prompt), ...tokens.map((t) => seq.feed([t]))];
+  } finally {
+    seq.release();
+  }
+}
+
+test('CUDA engine: the quantized embedded model\'s logits near the CPU\'s at the prompt and 16 decode steps, and its greedy tokens equal', { skip }, (t) => {
+  const { model, prompt } = quantizedEmbedded();
+  const options = { maxNewTokens: 24, temperature: 0, topP: 1, seed: 0, stopTokens: [] };
+  const cpuTokens = generate(model, prompt, options).tokens;
+  const reference = stepLogits(modelEngine(model), prompt, cpuTokens.slice(0, 16));
+  withEngine(model, {}, (engine) => {
+    t.diagnostic(engine.describe());
+    assert.match(engine.describe(), /GEMMs: 16 W4A8 \(8 of 8 q\/k\/v and gate\/up groups stacked\)/, '4 layers × (q/k/v, o, gate/up, down)');
+    const got = stepLogits(engine, prompt, cpuTokens.slice(0, 16));
+    const errors = got.map((g, i) => relativeError(g, reference[i]!));
+    t.diagnostic(`largest logit error per step (fraction of the largest logit): ${errors.map((e) => e.toExponential(1)).join(' ')}`);
+    for (const [i, e] of errors.entries()) assert.ok(e <= QUANTIZED_TOLERANCE, `step ${i}: logit error ${e} of the largest logit`);
+    assert.ok(errors.some((e) => e > 0), 'the fast path is not bit-exact: the comparison sees its rounding');
+    assert.deepEqual(generate(engine, prompt, options).tokens, cpuTokens, 'greedy tokens');
+  });
+});
+
+test('CUDA engine: decode steps replayed as a CUDA graph give the eager steps\' logits bit for bit', { skip }, () => {
+  const { model, prompt } = quantizedEmbedded();
+  const run = (graphs: boolean): Float32Array[] => {
+    let out: Float32Array[] = [];
+    withEngine(model, { graphs }, (engine) => {
+      const seq = engine.open(prompt.length + 12);
+      out = [seq.feed(prompt)];
+      for (let s = 0; s < 12; s++) out.push(seq.feed([argmax(out[out.length - 1]!)]));
+      seq.release();
+    });
+    return out;
+  };
+  const eager = run(false);
+  const replayed = run(true);
+  for (let s = 0; s < eager.length; s++) assert.deepEqual(replayed[s], eager[s], `step ${s}`);
+});
+
+test('CUDA engine: a prompt fed in chunks of 5 gives the one-shot prefill\'s logits within tolerance, and two interleaved sequences each their own', { skip }, () => {
+  const { model, prompt } = quantizedEmbedded();
+  withEngine(model, { maxChunk: 5 }, (chunked) => {
+    withEngine(model, {}, (whole) => {
+      const a = chunked.open(prompt.length + 1).feed(prompt);
+      const b = whole.open(prompt.length + 1).feed(prompt);
+      assert.ok(relativeError(a, b) <= QUANTIZED_TOLERANCE, `chunked prefill: ${relativeError(a, b)}`);
+      assert.equal(argmax(a), argmax(b));
+    });
+  });
+  withEngine(model, {}, (engine) => {
+    const other = prompt.slice(3).reverse();
+    const alone = (p: number[]) => stepLogits(engine, p, [5, 9, 17, 33]);
+    const [soloA, soloB] = [alone(prompt), alone(other)];
+    const [sa, sb] = [engine.open(prompt.length + 4), engine.open(other.length + 4)];
+    const together = [[sa.feed(prompt)], [sb.feed(other)]];
+    for (const tok of [5, 9, 17, 33]) {
+      together[0]!.push(sa.feed([tok]));
+      together[1]!.push(sb.feed([tok]));
+    }
+    sa.release();
+    sb.release();
+    for (let s = 0; s < 5; s++) {
+      assert.deepEqual(together[0]![s], soloA[s], `sequence A step ${s}`);
+      assert.deepEqual(together[1]![s], soloB[s], `sequence B step ${s}`);
+    }
+  });
+});
+
+test('CUDA engine: float fixtures (GQA, sliding window, biases, llama3 rope) give transformers\' logits at every position, token by token and as one prefill', { skip }, (t) => {
+  for (const name of ['llama', 'mistral', 'qwen2', 'llama-attention-bias', 'llama-mlp-bias']) {
+    const dir = fixturePath(name);
+    const ref = readReference(dir);
+    const ids = ref.inputIds;
+    const vocab = ref.logits.length / ids.length;
+    const model = loadModel(dir).model;
+    for (const floatPrecision of ['f32', 'f16'] as const) {
+      withEngine(model, { floatPrecision }, (engine) => {
+        const seq = engine.open(ids.length);
+        const rows = ids.map((id) => seq.feed([id]));
+        seq.release();
+        const want = ref.logits;
+        const got = new Float32Array(want.length);
+        rows.forEach((r, i) => got.set(r, i * vocab));
+        const e = relativeError(got, want);
+        const whole = engine.open(ids.length).feed(ids);
+        const eLast = relativeError(whole, want.subarray((ids.length - 1) * vocab));
+        t.diagnostic(`${name} ${floatPrecision}: token by token ${e.toExponential(1)}, prefill's last row ${eLast.toExponential(1)}`);
+        const tol = floatPrecision === 'f32' ? FLOAT_TOLERANCE : 2 * FLOAT_TOLERANCE;
+        assert.ok(e <= tol, `${name} ${floatPrecision}: logit error ${e} of the largest (token by token)`);
+        assert.ok(eLast <= tol, `${name} ${floatPrecision}: logit error ${eLast} of the largest (prefill)`);
+      });
+    }
+  }
+});
+
+test('CUDA engine: bad use is refused with a message', { skip }, () => {
+  const { model, prompt } = quantizedEmbedded();
+  withEngine(model, { maxSequences: 1 }, (engine) => {
+    const seq = engine.open(prompt.length);
+    assert.throws(() => engine.open(4), /holds 1 sequences at once/);
+    assert.throws(() => seq.feed([...prompt, 1]), /holds \d+ positions/);
+    assert.throws(() => seq.feed([model.config.vocabSize]), /outside the vocabulary/);
+    assert.throws(() => seq.feed([]), /no tokens/);
+    seq.release();
+    assert.throws(() => seq.feed([1]), /released/);
+    engine.open(4).release();
+  });
+});
