@@ -40,7 +40,7 @@ import { CudaUnavailableError } from '../src/backends/cuda/libs.js';
 import { fillRandomF16, fillRandomF32, fillRandomI32, fillRandomI8, fillRandomU32, spin } from '../src/backends/cuda/util.js';
 import type { W4A8Layer } from '../src/backends/cuda/w4a8.js';
 import type { W8A8Layer } from '../src/backends/cuda/w8a8.js';
-import { median } from './stats.js';
+import { median, percentile } from './stats.js';
 
 // ---------------------------------------------------------------------------------------------
 // Command line
@@ -148,11 +148,6 @@ export interface Timing {
 
 const WARMUPS = 3;
 const SPIN_US = 3000;
-
-/** `sorted[floor(q·n)]` of samples sorted ascending. */
-export function percentile(sorted: readonly number[], q: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))]!;
-}
 
 export function summarize(samples: readonly number[]): Timing {
   const s = [...samples].sort((a, b) => a - b);

@@ -9,6 +9,11 @@ export function median(values: readonly number[]): number {
 }
 
 /** CPU model, cores, Node version, threads used and the load average (other processes skew timings). */
+/** `sorted[floor(q·n)]` of samples sorted ascending. */
+export function percentile(sorted: readonly number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))]!;
+}
+
 export function machineLine(threads: number): string {
   return `machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${availableParallelism()} cores; node ${process.version}; ` +
     `pool threads ${threads}; load average ${loadavg()[0]!.toFixed(2)}`;

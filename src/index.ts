@@ -4,6 +4,8 @@ export { forwardHidden, forwardLastLogits, logitsOf, type Model } from './model/
 export { createKvCache, type KvCache } from './model/kv-cache.js';
 export { generate, generateStream, type GenerateOptions, type GenerateResult, type StreamOptions } from './model/generate.js';
 export { modelEngine, type Sequence, type SequenceEngine } from './model/engine.js';
+export { streamText, promptTokens, type StreamTextOptions } from './model/stream-text.js';
+export { createBatchGenerator, type BatchGenerator } from './model/batch.js';
 export { readModel, type ReadModel } from './model/load.js';
 export { sampleToken, seededRandom, argmax, type SamplingOptions } from './model/sampling.js';
 export type { ModelConfig, Architecture, RopeScaling } from './model/config.js';

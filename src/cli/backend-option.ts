@@ -64,7 +64,7 @@ export interface OpenedEngine {
  * (modelEngine); cuda runs the CUDA decode engine (backends/cuda/decode-engine.ts: fused float32
  * small ops, fp16 KV cache and lm_head, graphs), not the bit-exact CUDA backend that eval uses.
  */
-export async function openEngine(name: BackendName, dir: string, options: ModelLoadOptions): Promise<OpenedEngine> {
+export async function openEngine(name: BackendName, dir: string, options: ModelLoadOptions, engineOptions: { readonly maxSequences?: number } = {}): Promise<OpenedEngine> {
   if (name === 'cpu') {
     const { model, tokenizer, source } = loadModel(dir, options);
     return { engine: modelEngine(model), tokenizer, source, summary: () => '', close: () => {} };
@@ -81,7 +81,7 @@ export async function openEngine(name: BackendName, dir: string, options: ModelL
   }
   try {
     const { config, weights, tokenizer, source } = readModel(dir, options);
-    const engine = createCudaEngine(config, weights, { ctx });
+    const engine = createCudaEngine(config, weights, { ctx, ...engineOptions });
     return {
       engine, tokenizer, source,
       summary: () => engine.describe(),

@@ -14,6 +14,7 @@ import { demoCommand } from './commands/demo.js';
 import { benchCommand } from './commands/bench.js';
 import { inspectCommand } from './commands/inspect.js';
 import { serveCommand } from './commands/serve.js';
+import { chatCommand } from './commands/chat.js';
 
 const program = new Command('intscale')
   .description('Integer Scale fine-grained quantization (W4A8, integer group scales) for LLaMA-family models')
@@ -27,6 +28,7 @@ const program = new Command('intscale')
   .addHelpText('after', '\nExit codes: 0 done; 1 bad arguments (usage printed); 2 bad input or a failed run (one line on stderr).')
   .addCommand(evalCommand)
   .addCommand(generateCommand)
+  .addCommand(chatCommand)
   .addCommand(quantizeCommand)
   .addCommand(demoCommand)
   .addCommand(serveCommand)

@@ -73,6 +73,14 @@ export interface Backend<T = Float32Array> {
    * reads kv head floor(h / (numHeads / numKvHeads)).
    */
   attention(q: T, k: T, v: T, m: number, startPos: number, cache: LayerKvCache<T>, shape: AttentionShape): T;
+  /**
+   * Optional (a batched decode step; model/engine.ts uses it when present): row r of q [rows,
+   * numHeads · headDim] and k, v [rows, numKvHeads · headDim] is one new token at position
+   * positions[r] of its own sequence's cache caches[r]. Rotates row r of q and k by its position
+   * (as rope does), writes its k and v into caches[r] there, and returns every row's attention
+   * [rows, numHeads · headDim], each exactly what rope + attention give for that row alone.
+   */
+  decodeAttention?(q: T, k: T, v: T, positions: readonly number[], caches: readonly LayerKvCache<T>[], shape: AttentionShape, invFreq: Float32Array): T;
   /** gate[i] = silu(gate[i]) · up[i], in place. */
   siluMul(gate: T, up: T): void;
   /** a[i] += b[i], in place. */

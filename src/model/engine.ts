@@ -5,8 +5,8 @@
  * (the CUDA decode engine, backends/cuda/decode-engine.ts).
  */
 import type { ModelConfig } from './config.js';
-import { forwardLastLogits, type Model } from './forward.js';
-import { createKvCache } from './kv-cache.js';
+import { forwardDecodeBatch, forwardLastLogits, type Model } from './forward.js';
+import { createKvCache, type KvCache } from './kv-cache.js';
 
 /** One sequence's state (its KV cache): tokens go in at positions length, length + 1, … */
 export interface Sequence {
@@ -24,15 +24,41 @@ export interface SequenceEngine {
   readonly config: ModelConfig;
   /** A new, empty sequence with room for `capacity` positions. */
   open(capacity: number): Sequence;
+  /**
+   * One decode step of several of this engine's sequences: tokens[r] is fed to sequences[r]; returns
+   * each one's logits [vocab]. Each sequence gets exactly what feed([token]) would give it alone.
+   */
+  decodeBatch(sequences: readonly Sequence[], tokens: readonly number[]): Float32Array[];
 }
 
-/** The reference engine: the model's forward pass on its backend, one KV cache per sequence. */
+/** decodeBatch for an engine that steps its sequences one after the other. */
+export function decodeOneByOne(sequences: readonly Sequence[], tokens: readonly number[]): Float32Array[] {
+  if (sequences.length !== tokens.length) throw new RangeError(`decodeBatch: ${tokens.length} tokens for ${sequences.length} sequences`);
+  return sequences.map((s, r) => s.feed([tokens[r]!]));
+}
+
+/**
+ * The reference engine: the model's forward pass on its backend, one KV cache per sequence; a
+ * decode step of several sequences runs their linears as one batch where the backend has
+ * decodeAttention (the CPU), one after the other elsewhere.
+ */
 export function modelEngine<T>(model: Model<T>): SequenceEngine {
+  /** the open sequences' caches. */
+  const caches = new Map<Sequence, KvCache<T>>();
   return {
     config: model.config,
+    decodeBatch(sequences, tokens) {
+      if (!model.backend.decodeAttention || sequences.length === 1) return decodeOneByOne(sequences, tokens);
+      const own = sequences.map((s) => {
+        const cache = caches.get(s);
+        if (!cache) throw new Error('decodeBatch: a sequence this engine did not open, or one already released');
+        return cache;
+      });
+      return forwardDecodeBatch(model, tokens, own);
+    },
     open(capacity) {
       const cache = createKvCache(model.config, capacity, model.backend);
-      return {
+      const sequence: Sequence = {
         get length() {
           return cache.length;
         },
@@ -41,8 +67,12 @@ export function modelEngine<T>(model: Model<T>): SequenceEngine {
           if (cache.length + tokens.length > capacity) throw new RangeError(`the sequence holds ${capacity} positions; feeding ${tokens.length} more at ${cache.length} exceeds it`);
           return forwardLastLogits(model, tokens, cache);
         },
-        release: () => cache.release(),
+        release: () => {
+          if (caches.delete(sequence)) cache.release();
+        },
       };
+      caches.set(sequence, cache);
+      return sequence;
     },
   };
 }

@@ -9,7 +9,9 @@
  *     x = rmsnorm(h);  h += (silu(x·Wgateᵀ) ⊙ x·Wupᵀ) · Wdownᵀ (+ biases: llama mlp_bias)
  *   return rmsnorm(h)            (the caller applies the lm_head to the rows it needs)
  *
- * The same code runs a batched prefill (m tokens at once) and token-by-token decode (m = 1);
+ * The same code runs a batched prefill (m tokens at once), token-by-token decode (m = 1), and a
+ * decode step of several sequences at once (forwardDecodeBatch: the linears see one row per
+ * sequence, rope and attention run per row in each sequence's cache, Backend.decodeAttention);
  * the KV cache carries the positions in between. runDecoderLayer runs one layer alone (GPTQ/AWQ
  * calibration streams the model layer by layer through it, observing each linear's input).
  * The linears run through the handles the backend prepared when the model was made (prepare.ts).
@@ -52,6 +54,14 @@ function attentionShape(c: ModelConfig): AttentionShape {
   return { numHeads: c.numHeads, numKvHeads: c.numKvHeads, headDim: c.headDim, slidingWindow: c.slidingWindow };
 }
 
+/**
+ * Where the rows of a pass sit in one layer's KV cache: m consecutive positions of one sequence from
+ * `start`, or one new position per row, each in its own sequence's cache (a batched decode step).
+ */
+export type LayerRows<T = Float32Array> =
+  | { readonly cache: LayerKvCache<T>; readonly start: number }
+  | { readonly caches: readonly LayerKvCache<T>[]; readonly positions: readonly number[] };
+
 /** Where a linear layer's input is observed: q/k/v share one input, gate/up share one. */
 export type LinearInput = 'qkv' | 'o' | 'gateUp' | 'down';
 
@@ -72,21 +82,31 @@ export function embedTokens(c: ModelConfig, embedding: Float32Array, tokens: Arr
   return h;
 }
 
+/** Rotary embedding and attention of the rows (see LayerRows); writes their keys/values into the cache(s). */
+function attend<T>(context: LayerContext<T>, q: T, k: T, v: T, m: number, rows: LayerRows<T>): T {
+  const { config: c, backend: b, invFreq } = context;
+  if ('caches' in rows) {
+    if (!b.decodeAttention) throw new Error(`the ${b.name} backend cannot run a decode step of several sequences (no decodeAttention)`);
+    return b.decodeAttention(q, k, v, rows.positions, rows.caches, attentionShape(c), invFreq);
+  }
+  b.rope(q, m, c.numHeads, c.headDim, rows.start, invFreq);
+  b.rope(k, m, c.numKvHeads, c.headDim, rows.start, invFreq);
+  return b.attention(q, k, v, m, rows.start, rows.cache, attentionShape(c));
+}
+
 /**
- * One decoder layer on the hidden states h [m, hidden] (updated in place) of tokens at positions
- * start onward; writes their keys/values into the layer's cache. `observe` sees the input of every linear.
+ * One decoder layer on the hidden states h [m, hidden] (updated in place) of the rows placed as
+ * `rows` says; writes their keys/values into the cache(s). `observe` sees the input of every linear.
  */
 export function runDecoderLayer<T>(context: LayerContext<T>, layer: PreparedLayer<T>, h: T, m: number,
-  cache: LayerKvCache<T>, start: number, observe?: LinearObserver<T>): void {
+  rows: LayerRows<T>, observe?: LinearObserver<T>): void {
   const { config: c, backend: b } = context;
   const x = b.rmsnorm(h, m, layer.inputNorm, c.rmsNormEps);
   observe?.('qkv', x, m);
   const q = layer.q.run(x, m);
   const k = layer.k.run(x, m);
   const v = layer.v.run(x, m);
-  b.rope(q, m, c.numHeads, c.headDim, start, context.invFreq);
-  b.rope(k, m, c.numKvHeads, c.headDim, start, context.invFreq);
-  const attn = b.attention(q, k, v, m, start, cache, attentionShape(c));
+  const attn = attend(context, q, k, v, m, rows);
   observe?.('o', attn, m);
   b.addInPlace(h, layer.o.run(attn, m));
   const x2 = b.rmsnorm(h, m, layer.postAttentionNorm, c.rmsNormEps);
@@ -103,7 +123,7 @@ export function forwardHidden<T>(model: Model<T>, tokens: ArrayLike<number>, cac
   const m = tokens.length;
   b.startPass();
   const h = b.upload(embedTokens(c, w.embedding, tokens, cache.length));
-  for (let l = 0; l < c.numLayers; l++) runDecoderLayer(model, model.layers[l]!, h, m, cache.layers[l]!, cache.length);
+  for (let l = 0; l < c.numLayers; l++) runDecoderLayer(model, model.layers[l]!, h, m, { cache: cache.layers[l]!, start: cache.length });
   cache.length += m;
   return b.rmsnorm(h, m, w.finalNorm, c.rmsNormEps);
 }
@@ -119,4 +139,24 @@ export function logitsOf<T>(model: Model<T>, hidden: T, first: number, rows: num
 export function forwardLastLogits<T>(model: Model<T>, tokens: ArrayLike<number>, cache: KvCache<T>): Float32Array {
   const hidden = forwardHidden(model, tokens, cache);
   return logitsOf(model, hidden, tokens.length - 1, 1);
+}
+
+/**
+ * One decode step of several sequences at once: tokens[r] goes at position caches[r].length of
+ * caches[r]. The linears run once on all rows (M = rows), rope and attention per row
+ * (Backend.decodeAttention). Returns each sequence's logits [vocab] (on the host).
+ */
+export function forwardDecodeBatch<T>(model: Model<T>, tokens: readonly number[], caches: readonly KvCache<T>[]): Float32Array[] {
+  const { config: c, weights: w, backend: b } = model;
+  const m = tokens.length;
+  if (caches.length !== m) throw new RangeError(`forwardDecodeBatch: ${m} tokens for ${caches.length} sequences`);
+  if (new Set(caches).size !== m) throw new RangeError('forwardDecodeBatch: a sequence appears twice in one step');
+  for (const cache of caches) if (cache.length >= cache.capacity) throw new RangeError(`KV cache holds ${cache.capacity} positions; asked for ${cache.length + 1}`);
+  b.startPass();
+  const h = b.upload(embedTokens(c, w.embedding, tokens, 0));
+  const positions = caches.map((cache) => cache.length);
+  for (let l = 0; l < c.numLayers; l++) runDecoderLayer(model, model.layers[l]!, h, m, { caches: caches.map((cache) => cache.layers[l]!), positions });
+  for (const cache of caches) cache.length += 1;
+  const all = logitsOf(model, b.rmsnorm(h, m, w.finalNorm, c.rmsNormEps), 0, m);
+  return tokens.map((_, r) => all.slice(r * c.vocabSize, (r + 1) * c.vocabSize));
 }

@@ -124,7 +124,7 @@ export function calibrateLayers(source: ModelDir, embedding: Float32Array, windo
     try {
       for (const h of hidden) {
         if (!advance) scratch.set(h);
-        runDecoderLayer(context, prepared, advance ? h : scratch, seqLen, cache, 0, observer);
+        runDecoderLayer(context, prepared, advance ? h : scratch, seqLen, { cache, start: 0 }, observer);
       }
     } finally {
       releaseLayer(prepared);

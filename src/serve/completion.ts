@@ -3,9 +3,7 @@
  * of text pieces cut at the first stop string (text a stop string could still begin is held back
  * until it is known not to). Stop token ids end the sequence without adding text.
  */
-import type { Model } from '../model/forward.js';
-import type { SequenceEngine } from '../model/engine.js';
-import { generateStream, type GenerateResult } from '../model/generate.js';
+import type { GenerateResult, RunOptions } from '../model/generation-run.js';
 import { incrementalDecoder } from '../io/incremental-decode.js';
 import type { ModelTokenizer } from '../io/tokenizer.js';
 
@@ -34,8 +32,11 @@ export interface CompletionOutcome {
   readonly decodeSeconds: number;
 }
 
+/** Where a job's tokens come from: a generation stream (the server's batch generator, model/batch.ts). */
+export type TokenStream = (prompt: readonly number[], options: RunOptions) => AsyncGenerator<number, GenerateResult>;
+
 /** Runs job, calling onText with each piece of text as it becomes final; resolves with the outcome. */
-export async function runCompletion<T>(model: Model<T> | SequenceEngine, tokenizer: ModelTokenizer, job: CompletionJob,
+export async function runCompletion(generate: TokenStream, tokenizer: ModelTokenizer, job: CompletionJob,
   onText: (piece: string) => void): Promise<CompletionOutcome> {
   const t0 = performance.now();
   let firstToken = 0;
@@ -45,7 +46,7 @@ export async function runCompletion<T>(model: Model<T> | SequenceEngine, tokeniz
   let sent = 0;
   let stoppedByString = false;
   let generated = 0;
-  const stream = generateStream(model, job.prompt, {
+  const stream = generate(job.prompt, {
     maxNewTokens: job.maxTokens, temperature: job.temperature, topP: job.topP, seed: job.seed,
     stopTokens: job.stopTokens, signal: job.signal,
   });

@@ -8,7 +8,8 @@ import { randomUUID, timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { LoadedModel } from '../model/load.js';
 import type { Model } from '../model/forward.js';
-import type { SequenceEngine } from '../model/engine.js';
+import { asEngine, type SequenceEngine } from '../model/engine.js';
+import { createBatchGenerator } from '../model/batch.js';
 import type { ModelTokenizer } from '../io/tokenizer.js';
 import { chatSchema, completionSchema, type ChatBody, type CompletionBody, type SamplingBody } from './request-schemas.js';
 import { OpenAiError, badRequest } from './openai-errors.js';
@@ -20,8 +21,10 @@ export interface ServerOptions {
   readonly modelId: string;
   /** when set, every /v1 request needs `Authorization: Bearer <apiKey>`. */
   readonly apiKey?: string;
-  /** requests that may wait while one runs; more get 429. */
+  /** requests that may wait while maxBatch run; more get 429. */
   readonly maxQueue: number;
+  /** requests decoded together (continuous batching; default 8). */
+  readonly maxBatch?: number;
   /** one line per finished request (default: none). */
   readonly log?: (line: string) => void;
 }
@@ -40,7 +43,9 @@ export type ServedModel<T = unknown> = Omit<LoadedModel<T>, 'model'> & { readonl
 export function createServer<T>(loaded: ServedModel<T>, options: ServerOptions): IntscaleServer {
   const { model, tokenizer } = loaded;
   if (tokenizer === null) throw new Error(`${loaded.source.dir}: no tokenizer.json, the server cannot read prompts`);
-  const scheduler = createScheduler(options.maxQueue);
+  const scheduler = createScheduler(options.maxQueue, options.maxBatch ?? 8);
+  const batch = createBatchGenerator(asEngine(model));
+  const tokens = batch.stream.bind(batch);
   const app = Fastify({ logger: false, bodyLimit: 8 * 1024 * 1024 });
   const created = Math.floor(Date.now() / 1000);
   const context = model.config.maxPositionEmbeddings;
@@ -68,7 +73,7 @@ export function createServer<T>(loaded: ServedModel<T>, options: ServerOptions):
     }
   });
 
-  app.get('/health', async () => ({ status: 'ok', model: options.modelId, running: scheduler.running ? 1 : 0, waiting: scheduler.waiting }));
+  app.get('/health', async () => ({ status: 'ok', model: options.modelId, running: scheduler.running, waiting: scheduler.waiting }));
   app.get('/v1/models', async () => ({ object: 'list', data: [{ id: options.modelId, object: 'model', created, owned_by: 'intscale' }] }));
 
   /** Checks the request and turns it into a job (the prompt tokenized, the limits applied). */
@@ -111,7 +116,7 @@ export function createServer<T>(loaded: ServedModel<T>, options: ServerOptions):
 
     if (body.stream !== true) {
       reply.raw.on('close', () => { if (!reply.raw.writableFinished) abort.abort(); });
-      const o = await queued(() => runCompletion(model, tokenizer, job, () => {}));
+      const o = await queued(() => runCompletion(tokens, tokenizer, job, () => {}));
       logLine(o);
       const choice = kind === 'chat'
         ? { index: 0, message: { role: 'assistant', content: o.text }, finish_reason: o.finishReason }
@@ -119,14 +124,14 @@ export function createServer<T>(loaded: ServedModel<T>, options: ServerOptions):
       return { id, object: kind === 'chat' ? 'chat.completion' : 'text_completion', created: now(), model: options.modelId, choices: [choice], usage: usage(o) };
     }
     // streamed: refuse a full queue before the event stream starts, so it is an HTTP error
-    if (scheduler.running && scheduler.waiting >= options.maxQueue) await queued(async () => {});
+    if (scheduler.full) await queued(async () => {});
     reply.hijack();
     const raw = reply.raw;
     raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
     raw.on('close', () => { if (!raw.writableFinished) abort.abort(); });
     const send = (data: unknown) => { if (!raw.destroyed) raw.write(`data: ${JSON.stringify(data)}\n\n`); };
     try {
-      const o = await queued(() => runCompletion(model, tokenizer, job, (piece) => send(chunk(piece, null))));
+      const o = await queued(() => runCompletion(tokens, tokenizer, job, (piece) => send(chunk(piece, null))));
       logLine(o);
       send({ ...chunk(null, o.finishReason), usage: usage(o) });
       if (!raw.destroyed) raw.end('data: [DONE]\n\n');

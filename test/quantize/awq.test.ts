@@ -89,7 +89,7 @@ test('folding o_proj scales into v_proj (multi-head attention) leaves the layer 
     const model: Model = createModel(config, { embedding: new Float32Array(0), layers: [l], finalNorm: new Float32Array(0), lmHead: floatLinear(rng, 1, 32) }, cpuBackend);
     const h = sharedFloat32(10 * 32);
     h.set(randomNormals(makeRng(5), 10 * 32));
-    runDecoderLayer(model, model.layers[0]!, h, 10, createKvCache(config, 10, model.backend).layers[0]!, 0);
+    runDecoderLayer(model, model.layers[0]!, h, 10, { cache: createKvCache(config, 10, model.backend).layers[0]!, start: 0 });
     return h;
   };
   const { diff, scale } = maxAbsDiff(run(folded), run(layer));

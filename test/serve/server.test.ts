@@ -2,7 +2,8 @@
  * The OpenAI-compatible server, driven by the official `openai` npm client (and raw HTTP where a
  * client would hide the wire): greedy output equal to the library's generate(), streaming equal to
  * the whole answer, stop strings, usage, chat through the model's template, and every error with
- * its status and OpenAI error JSON (bad field, unknown model, long prompt, full queue, API key).
+ * its status and OpenAI error JSON (bad field, unknown model, long prompt, full queue, API key);
+ * 8 concurrent clients decoded in one batch get their solo answers.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -22,7 +23,7 @@ const logged: string[] = [];
 
 before(async () => {
   loaded = loadModel(repoPath('models/tiny-wikitext'));
-  server = createServer(loaded, { modelId: MODEL_ID, maxQueue: 1, apiKey: KEY, log: (l) => logged.push(l) });
+  server = createServer(loaded, { modelId: MODEL_ID, maxQueue: 1, maxBatch: 2, apiKey: KEY, log: (l) => logged.push(l) });
   base = `${await server.app.listen({ host: '127.0.0.1', port: 0 })}/v1`;
 });
 after(async () => {
@@ -114,11 +115,10 @@ test('errors: a bad field is 400 naming it, an unknown model 404, a prompt past 
   assert.match(((await chat.json()) as { error: { message: string } }).error.message, /model "tiny" has no chat template; use \/v1\/completions/);
 });
 
-test('a full queue is refused with 429 and Retry-After; a client that leaves mid-stream frees the model', async () => {
+test('a full queue is refused with 429 and Retry-After; a client that leaves mid-stream frees its place', async () => {
   const controller = new AbortController();
-  const long = await client().completions.create({ model: MODEL_ID, prompt: 'The', max_tokens: 400, temperature: 0, stream: true }, { signal: controller.signal });
-  const iterator = long[Symbol.asyncIterator]();
-  await iterator.next(); // the long request runs
+  const streams = await Promise.all([0, 1].map(() => client().completions.create({ model: MODEL_ID, prompt: 'The', max_tokens: 400, temperature: 0, stream: true }, { signal: controller.signal })));
+  for (const s of streams) await s[Symbol.asyncIterator]().next(); // both places of the batch run
   const waiting = client().completions.create({ model: MODEL_ID, prompt: 'A', max_tokens: 2, temperature: 0 }); // queue: 1 of 1
   while (server.scheduler.waiting < 1) await new Promise((resolve) => setTimeout(resolve, 5));
   const refused = await fetch(`${base}/completions`, { method: 'POST', headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
@@ -126,7 +126,7 @@ test('a full queue is refused with 429 and Retry-After; a client that leaves mid
   assert.equal(refused.status, 429);
   assert.ok(refused.headers.get('retry-after'));
   controller.abort();
-  const r = await waiting; // runs once the cancelled stream has freed the model
+  const r = await waiting; // runs once the cancelled streams have freed their places
   assert.equal(r.choices[0]!.text, greedyText('A', 2));
   await server.scheduler.idle();
   assert.ok(logged.some((l) => /cancelled by the client/.test(l)), 'the aborted stream stopped early');
@@ -148,6 +148,30 @@ test('chat completions apply the model\'s chat template (qwen2 fixture), streame
       streamed += chunk.choices[0]?.delta.content ?? '';
     }
     assert.equal(streamed, r.choices[0]!.message.content);
+  } finally {
+    await s.app.close();
+  }
+});
+
+test('8 concurrent clients decoded together (continuous batching) each get the answer they get alone', async () => {
+  const s = createServer(loaded, { modelId: MODEL_ID, maxQueue: 0, maxBatch: 8 });
+  const url = `${await s.app.listen({ host: '127.0.0.1', port: 0 })}/v1`;
+  try {
+    const c = new OpenAI({ apiKey: 'none', baseURL: url, maxRetries: 0 });
+    const prompts = ['The', 'A game', 'In 2010 ,', 'Valkyria', 'The music', 'It was', 'After the', 'During'];
+    const lengths = [12, 3, 20, 7, 16, 1, 9, 14];
+    let most = 0;
+    const answers = await Promise.all(prompts.map(async (prompt, i) => {
+      const stream = await c.completions.create({ model: MODEL_ID, prompt, max_tokens: lengths[i]!, temperature: 0, stream: true });
+      let text = '';
+      for await (const chunk of stream) {
+        text += chunk.choices[0]?.text ?? '';
+        most = Math.max(most, s.scheduler.running);
+      }
+      return text;
+    }));
+    assert.ok(most >= 4, `requests overlapped: at most ${most} ran at once`);
+    prompts.forEach((prompt, i) => assert.equal(answers[i], greedyText(prompt, lengths[i]!), `client ${i} (${JSON.stringify(prompt)})`));
   } finally {
     await s.app.close();
   }

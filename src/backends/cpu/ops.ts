@@ -75,6 +75,22 @@ export function attention(q: Float32Array, k: Float32Array, v: Float32Array, m: 
   return out;
 }
 
+/** One decode step of several sequences (Backend.decodeAttention): rope and attention row by row. */
+export function decodeAttention(q: Float32Array, k: Float32Array, v: Float32Array, positions: readonly number[], caches: readonly LayerKvCache[],
+  shape: AttentionShape, invFreq: Float32Array): Float32Array {
+  const { numHeads: H, numKvHeads: KVH, headDim: D } = shape;
+  if (caches.length !== positions.length) throw new RangeError(`decodeAttention: ${positions.length} positions for ${caches.length} caches`);
+  const out = sharedFloat32(positions.length * H * D);
+  for (let r = 0; r < positions.length; r++) {
+    const qr = q.subarray(r * H * D, (r + 1) * H * D);
+    const kr = k.subarray(r * KVH * D, (r + 1) * KVH * D);
+    rope(qr, 1, H, D, positions[r]!, invFreq);
+    rope(kr, 1, KVH, D, positions[r]!, invFreq);
+    out.set(attention(qr, kr, v.subarray(r * KVH * D, (r + 1) * KVH * D), 1, positions[r]!, caches[r]!, shape), r * H * D);
+  }
+  return out;
+}
+
 /** gate[i] = silu(gate[i]) · up[i], in place. */
 export function siluMul(gate: Float32Array, up: Float32Array): void {
   for (let i = 0; i < gate.length; i++) {

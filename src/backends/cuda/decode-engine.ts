@@ -20,7 +20,7 @@
  */
 import { InputError } from '../../errors.js';
 import type { ModelConfig } from '../../model/config.js';
-import type { Sequence, SequenceEngine } from '../../model/engine.js';
+import { decodeOneByOne, type Sequence, type SequenceEngine } from '../../model/engine.js';
 import { ropeInverseFrequencies } from '../../model/rope.js';
 import type { ModelWeights } from '../../model/weights.js';
 import type { DeviceBuffer } from './buffer.js';
@@ -284,6 +284,8 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
     config: c,
     ctx,
     open,
+    // one sequence at a time for now: the kernels already take rows of different sequences (rows, slot table); the batched step is issue 17's next item
+    decodeBatch: decodeOneByOne,
     describe: () => `cuda engine (${ctx.info.name}): ${describeEngineWeights(w)}; fp16 KV cache; ${runtime ? 'decode steps as CUDA graphs' : 'no graphs'}`,
     dispose: () => {
       ctx.synchronize();

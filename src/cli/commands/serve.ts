@@ -8,27 +8,28 @@ import { backendOption, openEngine, type BackendName } from '../backend-option.j
 import { memoryCheckOption, modelDirOption } from '../model-options.js';
 
 interface ServeCliOptions {
-  model: string; host: string; port: number; maxQueue: number; apiKey?: string; modelId?: string; memoryCheck: boolean; backend: BackendName;
+  model: string; host: string; port: number; maxQueue: number; maxBatch: number; apiKey?: string; modelId?: string; memoryCheck: boolean; backend: BackendName;
 }
 
 export const serveCommand = new Command('serve')
-  .description('serve the model over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, /v1/models, /health); one sequence decodes at a time, others queue')
+  .description('serve the model over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, /v1/models, /health); up to --max-batch requests decode together (continuous batching), others queue')
   .addOption(modelDirOption())
   .option('--host <address>', 'address to listen on (0.0.0.0 exposes it to the network)', '127.0.0.1')
   .option('--port <n>', 'TCP port (0 = any free port)', nonNegativeInt, 8080)
-  .option('--max-queue <n>', 'requests that may wait while one runs; more are refused with 429', intAtLeast(0), 16)
+  .option('--max-batch <n>', 'requests decoded together: each decode step feeds one token of each (continuous batching)', intAtLeast(1), 8)
+  .option('--max-queue <n>', 'requests that may wait while --max-batch run; more are refused with 429', intAtLeast(0), 16)
   .option('--api-key <key>', 'require Authorization: Bearer <key> on /v1 (default: $INTSCALE_API_KEY, else none)')
   .option('--model-id <name>', "the model's name in the API (default: the directory's base name)")
   .addOption(memoryCheckOption())
   .addOption(backendOption())
   .action(async (opts: ServeCliOptions) => {
-    const opened = await openEngine(opts.backend, opts.model, { checkMemory: opts.memoryCheck });
+    const opened = await openEngine(opts.backend, opts.model, { checkMemory: opts.memoryCheck }, { maxSequences: opts.maxBatch });
     const loaded = { model: opened.engine, tokenizer: opened.tokenizer, source: opened.source };
     if (loaded.tokenizer === null) throw new InputError(`${opts.model}: no tokenizer.json, the server cannot read prompts`, { file: opts.model });
     const modelId = opts.modelId ?? path.basename(path.resolve(opts.model));
     const apiKey = opts.apiKey ?? process.env['INTSCALE_API_KEY'];
     const { app } = createServer(loaded, {
-      modelId, maxQueue: opts.maxQueue, ...(apiKey ? { apiKey } : {}),
+      modelId, maxQueue: opts.maxQueue, maxBatch: opts.maxBatch, ...(apiKey ? { apiKey } : {}),
       log: (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`),
     });
     let address: string;

@@ -1,0 +1,126 @@
+/**
+ * Continuous batching: generations started at any time decode together. One loop owns every
+ * running sequence; each turn it prefills the runs that just joined (one at a time, each its own
+ * pass) and then feeds every other run's last token in one decode step of the engine
+ * (SequenceEngine.decodeBatch: on the CPU one M = rows matmul per linear). Runs leave when they
+ * stop, are aborted, or their consumer stops reading. Between turns the loop yields to the event
+ * loop, so a server keeps answering. A run's tokens are exactly those it gets alone (decodeBatch's
+ * contract; tested).
+ */
+import type { Sequence, SequenceEngine } from './engine.js';
+import { GenerationRun, openFor, type GenerateResult, type RunOptions } from './generation-run.js';
+
+export interface BatchGenerator {
+  /**
+   * One generation, decoded in the shared batch: `for await (const token of stream)`, its return
+   * value the GenerateResult. A consumer that stops early (break, return) ends the run at the next turn.
+   */
+  stream(prompt: readonly number[], options: RunOptions): AsyncGenerator<number, GenerateResult>;
+  /** generations running now. */
+  readonly running: number;
+}
+
+/** A run in the batch and its consumer's mailbox. */
+interface Entry {
+  readonly run: GenerationRun;
+  readonly sequence: Sequence;
+  readonly ready: number[];
+  wake: (() => void) | null;
+  /** set when the entry left the batch: its result, or why it failed. */
+  outcome: { result: GenerateResult } | { error: unknown } | null;
+  /** the consumer stopped reading. */
+  cancelled: boolean;
+}
+
+export function createBatchGenerator(engine: SequenceEngine): BatchGenerator {
+  const entries = new Set<Entry>();
+  let looping = false;
+
+  const notify = (e: Entry): void => {
+    const wake = e.wake;
+    e.wake = null;
+    wake?.();
+  };
+  const leave = (e: Entry, outcome: NonNullable<Entry['outcome']>): void => {
+    entries.delete(e);
+    e.sequence.release();
+    e.outcome = outcome;
+    notify(e);
+  };
+  const deliver = (e: Entry, token: number | null): void => {
+    if (token !== null) e.ready.push(token);
+    notify(e);
+  };
+
+  /** One turn: joiners prefilled, then one decode step of everyone else; finished runs leave. */
+  const turn = (): void => {
+    const decoding: Entry[] = [];
+    for (const e of [...entries]) {
+      const input = e.cancelled ? null : e.run.input();
+      if (input === null) {
+        leave(e, { result: e.run.result ?? cancelledResult(e.run) });
+        continue;
+      }
+      if (e.run.prefilled) {
+        decoding.push(e);
+        continue;
+      }
+      try {
+        deliver(e, e.run.accept(e.sequence.feed(input)));
+      } catch (error) {
+        leave(e, { error });
+      }
+    }
+    if (decoding.length === 0) return;
+    try {
+      const logits = engine.decodeBatch(decoding.map((e) => e.sequence), decoding.map((e) => e.run.input()![0]!));
+      decoding.forEach((e, r) => deliver(e, e.run.accept(logits[r]!)));
+    } catch (error) {
+      for (const e of decoding) leave(e, { error });
+    }
+  };
+
+  const loop = async (): Promise<void> => {
+    looping = true;
+    try {
+      while (entries.size > 0) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        turn();
+      }
+    } finally {
+      looping = false;
+    }
+  };
+
+  return {
+    get running() {
+      return entries.size;
+    },
+    async *stream(prompt, options) {
+      const sequence = openFor(engine, prompt, options.maxNewTokens);
+      const e: Entry = { run: new GenerationRun(sequence, prompt, options), sequence, ready: [], wake: null, outcome: null, cancelled: false };
+      entries.add(e);
+      if (!looping) void loop();
+      try {
+        for (;;) {
+          if (e.ready.length > 0) {
+            yield e.ready.shift()!;
+            continue;
+          }
+          if (e.outcome !== null) {
+            if ('error' in e.outcome) throw e.outcome.error;
+            return e.outcome.result;
+          }
+          await new Promise<void>((resolve) => (e.wake = resolve));
+        }
+      } finally {
+        if (e.outcome === null) e.cancelled = true; // the loop lets it leave (and frees its sequence) at the next turn
+      }
+    },
+  };
+}
+
+/** The result of a run whose consumer stopped reading before it ended. */
+function cancelledResult(run: GenerationRun): GenerateResult {
+  return { tokens: run.tokens, prefillTokens: run.prompt.length, prefillSeconds: 0, decodeTokens: Math.max(0, run.tokens.length - 1), decodeSeconds: 0, stoppedBy: 'aborted' };
+}

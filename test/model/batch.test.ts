@@ -1,0 +1,107 @@
+/**
+ * Continuous batching on the CPU: a decode step of several sequences gives each the logits it gets
+ * alone, bit for bit (the W4A8 integer path and the float path); generations that join and leave
+ * at different times give the tokens generate() gives each alone; a consumer that stops reading
+ * frees its sequence.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { loadModel } from '../../src/backends/load.js';
+import { createBatchGenerator } from '../../src/model/batch.js';
+import { modelEngine, type Sequence, type SequenceEngine } from '../../src/model/engine.js';
+import type { Model } from '../../src/model/forward.js';
+import { generate } from '../../src/model/generate.js';
+import { quantizeModel } from '../../src/quantize/quantize-model.js';
+import { DEFAULT_SPEC } from '../../src/quantize/recipe.js';
+import { repoPath } from '../helpers/paths.js';
+
+const dir = repoPath('models/tiny-wikitext');
+const float = loadModel(dir);
+const tokenizer = float.tokenizer!;
+let quantized: Model | undefined;
+const quantizedModel = (): Model => (quantized ??= quantizeModel(dir, { method: 'rtn', base: DEFAULT_SPEC, overrides: {} }).loaded.model);
+
+const prompts = ['The game began', 'In 2010 , the', 'Valkyria Chronicles', 'The music was composed by'].map((t) => tokenizer.encode(t));
+
+for (const [label, model] of [['float', () => float.model], ['W4A8 IS', quantizedModel]] as const) {
+  test(`decodeBatch (${label}): each sequence's logits are bit for bit those it gets alone, over 6 steps`, () => {
+    const engine = modelEngine(model());
+    const open = (): Sequence[] => prompts.map((p) => engine.open(p.length + 8));
+    const [alone, together] = [open(), open()];
+    prompts.forEach((p, i) => assert.deepEqual(together[i]!.feed(p), alone[i]!.feed(p)));
+    for (let step = 0; step < 6; step++) {
+      const tokens = prompts.map((_, i) => (17 * step + 31 * i + 5) % 2048);
+      const batched = engine.decodeBatch(together, tokens);
+      tokens.forEach((t, i) => assert.deepEqual(batched[i], alone[i]!.feed([t]), `step ${step}, sequence ${i}`));
+    }
+    assert.throws(() => engine.decodeBatch([together[0]!, together[0]!], [1, 2]), /appears twice/);
+    for (const s of [...alone, ...together]) s.release();
+    assert.throws(() => engine.decodeBatch(together.slice(0, 2), [1, 2]), /did not open, or one already released/);
+  });
+}
+
+test('createBatchGenerator: runs that join at different times and stop at different lengths get generate()\'s tokens alone', async () => {
+  const model = quantizedModel();
+  const batch = createBatchGenerator(modelEngine(model));
+  const options = (n: number, seed: number) => ({ maxNewTokens: n, temperature: seed === 0 ? 0 : 0.8, topP: 0.95, seed, stopTokens: [] });
+  const plans = prompts.map((prompt, i) => ({ prompt, options: options(3 + 5 * i, i), delay: 3 * i }));
+  let most = 0;
+  const results = await Promise.all(plans.map(async ({ prompt, options: o, delay }) => {
+    for (let i = 0; i < delay; i++) await new Promise((r) => setImmediate(r));
+    const stream = batch.stream(prompt, o);
+    const tokens: number[] = [];
+    for (let step = await stream.next(); ; step = await stream.next()) {
+      most = Math.max(most, batch.running);
+      if (step.done) return { tokens, result: step.value };
+      tokens.push(step.value);
+    }
+  }));
+  assert.ok(most >= 3, `runs overlapped: at most ${most} at once`);
+  plans.forEach(({ prompt, options: o }, i) => {
+    const alone = generate(model, prompt, o);
+    assert.deepEqual(results[i]!.tokens, alone.tokens, `run ${i}`);
+    assert.deepEqual(results[i]!.result.tokens, alone.tokens);
+    assert.equal(results[i]!.result.stoppedBy, 'max-new-tokens');
+  });
+  assert.equal(batch.running, 0);
+});
+
+test('createBatchGenerator: a consumer that stops reading, or an aborted signal, ends its run and frees its sequence', async () => {
+  const engine = modelEngine(quantizedModel());
+  let open = 0;
+  const inner = new Map<Sequence, Sequence>();
+  const counting: SequenceEngine = {
+    config: engine.config,
+    open: (capacity) => {
+      const s = engine.open(capacity);
+      open++;
+      const w: Sequence = {
+        get length() { return s.length; },
+        capacity: s.capacity,
+        feed: (t) => s.feed(t),
+        release: () => {
+          if (inner.delete(w)) {
+            open--;
+            s.release();
+          }
+        },
+      };
+      inner.set(w, s);
+      return w;
+    },
+    decodeBatch: (seqs, tokens) => engine.decodeBatch(seqs.map((w) => inner.get(w)!), tokens),
+  };
+  const batch = createBatchGenerator(counting);
+  const stream = batch.stream(prompts[0]!, { maxNewTokens: 50, temperature: 0, topP: 1, seed: 0, stopTokens: [] });
+  await stream.next();
+  await stream.return(undefined as never);
+  const controller = new AbortController();
+  const aborted = batch.stream(prompts[1]!, { maxNewTokens: 50, temperature: 0, topP: 1, seed: 0, stopTokens: [], signal: controller.signal });
+  await aborted.next();
+  controller.abort();
+  let last = await aborted.next();
+  while (!last.done) last = await aborted.next();
+  assert.equal(last.value.stoppedBy, 'aborted');
+  while (batch.running > 0) await new Promise((r) => setImmediate(r));
+  assert.equal(open, 0, 'every sequence released');
+});
