@@ -6,7 +6,7 @@ import { InputError } from '../errors.js';
 import type { WeightSource } from '../io/weight-source.js';
 import type { FloatLinear, LinearWeight } from '../quant/types.js';
 import { readQuantizedLinear, storedLayerSettings, type StoredLayerSettings } from './quantized-checkpoint.js';
-import { withArenaAllocation } from '../tensor/shared.js';
+import { releaseArenaBlock, withArenaAllocation } from '../tensor/shared.js';
 import type { ModelConfig } from './config.js';
 import { LINEAR_NAMES, LINEAR_SLOTS, hasBias, layerPrefix, linearShape, type LinearSlot } from './layout.js';
 
@@ -58,6 +58,21 @@ export function readFloatLayer(src: WeightSource, config: ModelConfig, index: nu
     postAttentionNorm: src.float32(`${p}post_attention_layernorm.weight`, [d]),
     ...linears,
   };
+}
+
+/**
+ * Gives a float layer's arrays back to the arena for reuse (tensor/shared.ts releaseArenaBlock) when
+ * it was read inside withArenaAllocation: the next layer, of the same sizes, is read into the same
+ * memory, so streaming a model layer by layer holds one float layer however the GC runs. Arrays
+ * outside the arena are left to the GC. The layer must not be read again.
+ */
+export function releaseFloatLayer(layer: FloatLayerWeights): void {
+  releaseArenaBlock(layer.inputNorm);
+  releaseArenaBlock(layer.postAttentionNorm);
+  for (const slot of LINEAR_SLOTS) {
+    releaseArenaBlock(layer[slot].w);
+    if (layer[slot].bias) releaseArenaBlock(layer[slot].bias!);
+  }
 }
 
 /** Refuses a checkpoint intscale already quantized where a float one is needed (quantizing twice). */

@@ -17,7 +17,8 @@ import { loadModel, type LoadedModel } from '../backends/load.js';
 import { loadTokenizer } from '../io/tokenizer.js';
 import { calibrateLayers, quantizeCalibrated, readCalibrationWindows, type LayerMethod } from './calibration.js';
 import { openModelDir } from '../model/model-dir.js';
-import { readFloatLayer, refuseQuantizedSource, refuseUnreadTensors } from '../model/weights.js';
+import { readFloatLayer, refuseQuantizedSource, refuseUnreadTensors, releaseFloatLayer } from '../model/weights.js';
+import { withArenaAllocation } from '../tensor/shared.js';
 import { createCheckpointWriter } from './write-checkpoint.js';
 import { awqLayerMethod } from './awq.js';
 import { gptqLayerMethod } from './gptq-layer.js';
@@ -119,8 +120,10 @@ export function quantizeToCheckpoint(dir: string, outDir: string, recipe: QuantR
         const rtn = layerQuantizer(recipe, options.onLayer, options.onLinear);
         reports = rtn.reports;
         for (let i = 0; i < config.numLayers; i++) {
-          const layer = readFloatLayer(src, config, i);
+          // read into the arena and given back once written: every layer reuses the first one's memory
+          const layer = withArenaAllocation(() => readFloatLayer(src, config, i));
           writer.layer(i, { ...layer, ...rtn.transform(i, layer) });
+          releaseFloatLayer(layer);
         }
       } else {
         const calibrated = calibratedMethod(recipe, options.onLinear);
