@@ -1,7 +1,8 @@
 /**
  * Parsing the quantization flags of `intscale quantize` into a typed QuantRecipe:
  *   --alpha 1024 | heuristic | safe | safe:4096      (safe = the largest overflow-free α ≤ 2^10)
- *   --override down_proj=w8a8,g128,float             (any of wN, aN, gN / per-channel, int, float, alpha=…)
+ *   --override down_proj=w8a8,g128,float             (any of wN, aN, gN / per-channel, int, float, alpha=…;
+ *                                                     lm_head=… quantizes the lm_head, else kept in float)
  *   --method rtn | gptq | awq, with --calib FILE --calib-windows N --calib-seq-len L --seed S
  *   (calibration defaults to ../shared/data/wikitext-2/valid.txt beside the package when present:
  *   never the bundled test excerpt), --damp, --act-order (GPTQ), --awq-clip (AWQ).
@@ -37,12 +38,15 @@ function powerOfTwoLog2(n: string, whole: string): number {
   return b;
 }
 
-/** Module short names (q_proj … down_proj) to their slots. */
-const SLOT_BY_SHORT_NAME = new Map<string, LinearSlot>(
-  (Object.entries(LINEAR_NAMES) as [LinearSlot, string][]).map(([slot, name]) => [name.split('.').pop()!, slot]),
-);
+type Overrides = QuantRecipe['overrides'];
 
-export function parseOverride(value: string, previous: Partial<Record<LinearSlot, Partial<QuantSpec>>> = {}): Partial<Record<LinearSlot, Partial<QuantSpec>>> {
+/** Module short names (q_proj … down_proj, lm_head) to their recipe keys. */
+const SLOT_BY_SHORT_NAME = new Map<string, keyof Overrides>([
+  ...(Object.entries(LINEAR_NAMES) as [LinearSlot, string][]).map(([slot, name]): [string, LinearSlot] => [name.split('.').pop()!, slot]),
+  ['lm_head', 'lmHead'],
+]);
+
+export function parseOverride(value: string, previous: Overrides = {}): Overrides {
   const eq = value.indexOf('=');
   const module = value.slice(0, eq);
   const slot = SLOT_BY_SHORT_NAME.get(module);
@@ -67,7 +71,7 @@ export function parseOverride(value: string, previous: Partial<Record<LinearSlot
 }
 
 export interface QuantCliOptions {
-  wBits: string; aBits: string; group: number; scale: string; alpha: AlphaPolicy; override: Partial<Record<LinearSlot, Partial<QuantSpec>>>;
+  wBits: string; aBits: string; group: number; scale: string; alpha: AlphaPolicy; override: Overrides;
   method?: string;
   calib?: string; calibWindows?: number; calibSeqLen?: number; seed?: number;
   damp?: number; actOrder?: boolean; trueSequential?: boolean; awqClip?: boolean;

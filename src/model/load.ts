@@ -29,6 +29,8 @@ export interface ModelLoadOptions {
   readonly cachePositions?: number;
   /** replace a layer's float linears as it is read (quantize), so one float layer is alive at a time. */
   readonly transformLayer?: (layer: number, linears: Record<LinearSlot, FloatLinear>) => Record<LinearSlot, LinearWeight>;
+  /** replace the float lm_head as it is read (quantize it). */
+  readonly transformLmHead?: (head: FloatLinear) => LinearWeight;
 }
 
 /** A model read from its directory but not yet prepared on a backend (an engine prepares it its own way). */
@@ -47,7 +49,7 @@ export function readModel(dir: string, options: ModelLoadOptions = {}): ReadMode
     if (options.checkMemory !== false && options.transformLayer === undefined) {
       checkLoadFits(source.weights, dir, kvCacheBytes(config, options.cachePositions ?? 0));
     }
-    const weights = readModelWeights(source.weights, config, options.transformLayer);
+    const weights = readModelWeights(source.weights, config, options.transformLayer, options.transformLmHead);
     const tokenizer = source.tokenizerPath === null ? null : loadTokenizer(dir);
     return { config, weights, tokenizer, source };
   } finally {

@@ -29,8 +29,11 @@ export interface ModelWeights {
   readonly embedding: Float32Array;
   readonly layers: LayerWeights[];
   readonly finalNorm: Float32Array;
-  /** kept in float (as GPTQ/AWQ/the paper do); the embedding itself when tied. */
-  readonly lmHead: FloatLinear;
+  /**
+   * float by default (as GPTQ/AWQ/the paper keep it; the embedding itself when tied), or quantized
+   * when the recipe says so (`--override lm_head=w8a8`; stored under lm_head.qweight like a layer's).
+   */
+  readonly lmHead: LinearWeight;
 }
 
 function readLinear(src: WeightSource, config: ModelConfig, layer: number, slot: LinearSlot,
@@ -75,6 +78,9 @@ export function releaseFloatLayer(layer: FloatLayerWeights): void {
   }
 }
 
+/** The lm_head's module name in checkpoints (its quantized tensors are lm_head.qweight, …). */
+export const LM_HEAD = 'lm_head';
+
 /** Refuses a checkpoint intscale already quantized where a float one is needed (quantizing twice). */
 export function refuseQuantizedSource(src: WeightSource): void {
   if (storedLayerSettings(src) !== null) {
@@ -90,6 +96,7 @@ export function readModelWeights(
   src: WeightSource,
   config: ModelConfig,
   onLayer?: (layer: number, linears: Record<LinearSlot, FloatLinear>) => Record<LinearSlot, LinearWeight>,
+  onLmHead?: (head: FloatLinear) => LinearWeight,
 ): ModelWeights {
   const d = config.hiddenSize;
   if (onLayer !== undefined) refuseQuantizedSource(src);
@@ -99,7 +106,8 @@ export function readModelWeights(
   // about to be quantized are read outside it, so they can be collected once quantized; so is the
   // embedding table unless it is also the lm_head (tied), since it only gives rows to copy.
   const kept = withArenaAllocation;
-  const tied = config.tieWordEmbeddings;
+  const headSettings = stored?.[LM_HEAD] ?? null;
+  const tied = config.tieWordEmbeddings && headSettings === null;
   const readEmbedding = () => src.float32('model.embed_tokens.weight', [config.vocabSize, d]);
   const embedding = tied ? kept(readEmbedding) : readEmbedding();
   const layers: LayerWeights[] = [];
@@ -115,9 +123,12 @@ export function readModelWeights(
     });
   }
   const finalNorm = src.float32('model.norm.weight', [d]);
-  const head = tied ? embedding : kept(() => src.float32('lm_head.weight', [config.vocabSize, d]));
+  const floatHead = (): FloatLinear => ({ kind: 'float', n: config.vocabSize, k: d, w: tied ? embedding : kept(() => src.float32('lm_head.weight', [config.vocabSize, d])) });
+  const lmHead: LinearWeight = headSettings !== null
+    ? kept(() => readQuantizedLinear(src, LM_HEAD, config.vocabSize, d, headSettings, false))
+    : onLmHead ? onLmHead(floatHead()) : floatHead();
   refuseUnreadTensors(src, config);
-  return { embedding, layers, finalNorm, lmHead: { kind: 'float', n: config.vocabSize, k: d, w: head } };
+  return { embedding, layers, finalNorm, lmHead };
 }
 
 /**

@@ -30,6 +30,7 @@ import { createModel, prepareLayer, releaseLayer } from '../model/prepare.js';
 import type { LoadedModel } from '../backends/load.js';
 import { ropeInverseFrequencies } from '../model/rope.js';
 import { readFloatLayer, refuseQuantizedSource, refuseUnreadTensors, type FloatLayerWeights, type LayerWeights, type ModelWeights } from '../model/weights.js';
+import type { FloatLinear, LinearWeight } from '../quant/types.js';
 import { sharedFloat32, withArenaAllocation } from '../tensor/shared.js';
 
 /** Where calibration tokens come from and how many. */
@@ -92,6 +93,8 @@ export interface StreamOptions {
   readonly backend?: Backend;
   /** called after each layer is quantized, with the layer index. */
   readonly onLayer?: (layer: number) => void;
+  /** replaces the float lm_head (quantizes it) once read (quantizeCalibrated). */
+  readonly transformLmHead?: (head: FloatLinear) => LinearWeight;
 }
 
 /**
@@ -149,7 +152,7 @@ export function calibrateLayers(source: ModelDir, embedding: Float32Array, windo
 
 /**
  * Loads `dir` quantizing it layer by layer with `method`, calibrated on `windows` (see the header).
- * Returns the quantized model (lm_head and embeddings in float) ready to run.
+ * Returns the quantized model (embeddings in float, the lm_head too unless transformLmHead) ready to run.
  */
 export function quantizeCalibrated(dir: string, windows: readonly Int32Array[], method: LayerMethod,
   options: StreamOptions = {}): LoadedModel {
@@ -166,7 +169,8 @@ export function quantizeCalibrated(dir: string, windows: readonly Int32Array[], 
     const finalNorm = src.float32('model.norm.weight', [d]);
     const head = tied ? embedding : withArenaAllocation(() => src.float32('lm_head.weight', [config.vocabSize, d]));
     refuseUnreadTensors(src, config);
-    const weights: ModelWeights = { embedding, layers, finalNorm, lmHead: { kind: 'float', n: config.vocabSize, k: d, w: head } };
+    const floatHead: FloatLinear = { kind: 'float', n: config.vocabSize, k: d, w: head };
+    const weights: ModelWeights = { embedding, layers, finalNorm, lmHead: options.transformLmHead?.(floatHead) ?? floatHead };
     const model: Model = createModel(config, weights, options.backend ?? cpuBackend);
     const tokenizer = source.tokenizerPath === null ? null : loadTokenizer(dir);
     return { model, tokenizer, source };

@@ -17,14 +17,14 @@ import { loadModel, type LoadedModel } from '../backends/load.js';
 import { loadTokenizer } from '../io/tokenizer.js';
 import { calibrateLayers, quantizeCalibrated, readCalibrationWindows, type LayerMethod } from './calibration.js';
 import { openModelDir } from '../model/model-dir.js';
-import { readFloatLayer, refuseQuantizedSource, refuseUnreadTensors, releaseFloatLayer } from '../model/weights.js';
+import { LM_HEAD, readFloatLayer, refuseQuantizedSource, refuseUnreadTensors, releaseFloatLayer } from '../model/weights.js';
 import { withArenaAllocation } from '../tensor/shared.js';
 import { createCheckpointWriter } from './write-checkpoint.js';
 import { awqLayerMethod } from './awq.js';
 import { gptqLayerMethod } from './gptq-layer.js';
 import { linearReport, type LinearReport } from '../quant/methods/report.js';
 import { quantizeLinearReport } from '../quant/quantize-linear.js';
-import { specFor, type QuantRecipe } from './recipe.js';
+import { lmHeadSpec, specFor, type QuantRecipe } from './recipe.js';
 import type { FloatLinear, LinearWeight, QuantizedLinear } from '../quant/types.js';
 
 export type { LinearReport } from '../quant/methods/report.js';
@@ -50,6 +50,22 @@ export function layerQuantizer(recipe: QuantRecipe, onLayer?: (layer: number) =>
     return out;
   };
   return { transform, reports };
+}
+
+/**
+ * The lm_head as the recipe wants it: RTN-quantized with lmHeadSpec (reported like a layer's
+ * linears; GPTQ/AWQ calibrate only the decoder layers), or null when it stays in float.
+ */
+function lmHeadQuantizer(recipe: QuantRecipe, reports: LinearReport[], onLinear?: (report: LinearReport) => void): ((head: FloatLinear) => LinearWeight) | undefined {
+  const spec = lmHeadSpec(recipe);
+  if (spec === null) return undefined;
+  return (head) => {
+    const { layer, alpha } = quantizeLinearReport(head, spec, LM_HEAD);
+    const report = linearReport(LM_HEAD, spec, layer, alpha);
+    reports.push(report);
+    onLinear?.(report);
+    return layer;
+  };
 }
 
 export interface QuantizeModelOptions {
@@ -84,12 +100,14 @@ function calibratedMethod(recipe: QuantRecipe & { method: 'gptq' | 'awq' }, onLi
 export function quantizeModel(dir: string, recipe: QuantRecipe, options: QuantizeModelOptions = {}): QuantizedModel {
   if (recipe.method === 'rtn') {
     const { transform, reports } = layerQuantizer(recipe, options.onLayer, options.onLinear);
-    const loaded = loadModel(dir, { transformLayer: transform, ...(options.backend ? { backend: options.backend } : {}) });
+    const transformLmHead = lmHeadQuantizer(recipe, reports, options.onLinear);
+    const loaded = loadModel(dir, { transformLayer: transform, ...(transformLmHead ? { transformLmHead } : {}), ...(options.backend ? { backend: options.backend } : {}) });
     return { loaded, reports };
   }
   const windows = readCalibrationWindows(loadTokenizer(dir), recipe.calibration);
   const { method, reports } = calibratedMethod(recipe, options.onLinear);
-  return { loaded: quantizeCalibrated(dir, windows, method, options), reports };
+  const transformLmHead = lmHeadQuantizer(recipe, reports, options.onLinear);
+  return { loaded: quantizeCalibrated(dir, windows, method, { ...options, ...(transformLmHead ? { transformLmHead } : {}) }), reports };
 }
 
 export interface QuantizeToCheckpointOptions extends QuantizeModelOptions {
@@ -131,9 +149,11 @@ export function quantizeToCheckpoint(dir: string, outDir: string, recipe: QuantR
         calibrateLayers(source, embedding, windows!, calibrated.method, (i, layer) => writer.layer(i, layer), options);
       }
       const finalNorm = src.float32('model.norm.weight', [d]);
-      const head = config.tieWordEmbeddings ? null : src.float32('lm_head.weight', [config.vocabSize, d]);
+      const quantizeHead = lmHeadQuantizer(recipe, reports, options.onLinear);
+      const tied = config.tieWordEmbeddings;
+      const floatHead: FloatLinear | null = tied && !quantizeHead ? null : { kind: 'float', n: config.vocabSize, k: d, w: tied ? embedding : src.float32('lm_head.weight', [config.vocabSize, d]) };
       refuseUnreadTensors(src, config);
-      writer.finish(finalNorm, head);
+      writer.finish(finalNorm, floatHead && quantizeHead ? quantizeHead(floatHead) : floatHead);
       return reports;
     } catch (e) {
       writer.abort();

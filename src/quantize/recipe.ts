@@ -15,8 +15,11 @@ export type QuantMethod = 'rtn' | 'gptq' | 'awq';
 
 interface RecipeBase {
   readonly base: QuantSpec;
-  /** specs replacing `base` for some of the seven linear slots of every layer. */
-  readonly overrides: Partial<Record<LinearSlot, Partial<QuantSpec>>>;
+  /**
+   * specs replacing `base` for some of the seven linear slots of every layer, and for the lm_head
+   * (`lmHead`: quantized only when given, with base's settings under it; else kept in float).
+   */
+  readonly overrides: Partial<Record<LinearSlot | 'lmHead', Partial<QuantSpec>>>;
 }
 
 export type QuantRecipe =
@@ -35,6 +38,12 @@ export const DEFAULT_SPEC: QuantSpec = {
 
 export function specFor(recipe: QuantRecipe, slot: LinearSlot): QuantSpec {
   return { ...recipe.base, ...recipe.overrides[slot] };
+}
+
+/** The lm_head's spec, or null when it stays in float (the default, as GPTQ, AWQ and the paper keep it). */
+export function lmHeadSpec(recipe: QuantRecipe): QuantSpec | null {
+  const o = recipe.overrides.lmHead;
+  return o === undefined ? null : { ...recipe.base, ...o };
 }
 
 /** A short human label: "W4A8 g128 IS α≤2^10 (safe)". */

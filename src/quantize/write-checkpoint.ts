@@ -10,8 +10,8 @@ import { createSafetensorsWriter, type TensorToWrite } from '../io/safetensors.j
 import { LINEAR_NAMES, LINEAR_SLOTS, layerPrefix } from '../model/layout.js';
 import { LAYERS_METADATA_KEY, QUANT_METHOD_NAME, type StoredLayerSettings } from '../model/quantized-checkpoint.js';
 import type { ModelConfig } from '../model/config.js';
-import type { LayerWeights, ModelWeights } from '../model/weights.js';
-import type { QuantizedLinear } from '../quant/types.js';
+import { LM_HEAD, type LayerWeights, type ModelWeights } from '../model/weights.js';
+import type { LinearWeight, QuantizedLinear } from '../quant/types.js';
 import { TOOL_VERSION } from '../version.js';
 import type { QuantRecipe } from './recipe.js';
 
@@ -51,8 +51,8 @@ export type CheckpointShape = Pick<ModelConfig, 'numLayers' | 'hiddenSize' | 'vo
 export interface CheckpointWriter {
   embedding(table: Float32Array): void;
   layer(index: number, layer: LayerWeights): void;
-  /** the final norm and the lm_head (null when tied to the embedding); then config.json and the tokenizer files. */
-  finish(finalNorm: Float32Array, lmHead: Float32Array | null): void;
+  /** the final norm and the lm_head (float, quantized, or null when tied to the embedding); then config.json and the tokenizer files. */
+  finish(finalNorm: Float32Array, lmHead: LinearWeight | null): void;
   /** removes what was written of model.safetensors (after an error). */
   abort(): void;
 }
@@ -67,6 +67,8 @@ function headerBound(shape: CheckpointShape, metadata: Readonly<Record<string, s
   let bytes = Buffer.byteLength(JSON.stringify({ __metadata__: { ...metadata, [LAYERS_METADATA_KEY]: '' } }), 'utf8') + 1024;
   const entry = (name: string) => name.length + HEADER_ENTRY_BYTES;
   bytes += entry('model.embed_tokens.weight') + entry('model.norm.weight') + entry('lm_head.weight');
+  for (const suffix of LINEAR_TENSOR_SUFFIXES) bytes += entry(`${LM_HEAD}.${suffix}`);
+  bytes += entry(LM_HEAD); // a quantized lm_head's settings
   for (let i = 0; i < shape.numLayers; i++) {
     const p = layerPrefix(i);
     for (const s of LAYER_TENSOR_SUFFIXES) bytes += entry(p + s);
@@ -131,18 +133,27 @@ export function createCheckpointWriter(outDir: string, source: CheckpointSource,
           continue;
         }
         for (const t of quantizedTensors(module, w)) out.write(t);
-        layers[module] = { w_bits: w.wBits, a_bits: w.aBits, group_size: w.groupSize, scale: w.scale, alpha_log2: w.alphaLog2 ?? null };
+        layers[module] = settingsOf(w);
       }
     },
     finish(finalNorm, lmHead) {
       expect('the final norm', shape.numLayers);
       float('model.norm.weight', finalNorm, [d]);
-      if (lmHead !== null) float('lm_head.weight', lmHead, [shape.vocabSize, d]);
+      if (lmHead?.kind === 'float') float('lm_head.weight', lmHead.w, [shape.vocabSize, d]);
+      else if (lmHead?.kind === 'quantized') {
+        for (const t of quantizedTensors(LM_HEAD, lmHead)) out.write(t);
+        layers[LM_HEAD] = settingsOf(lmHead);
+      }
       out.finish({ ...metadata, [LAYERS_METADATA_KEY]: JSON.stringify(layers) });
       writeConfigAndTokenizer(outDir, source, recipe);
     },
     abort: () => out.abort(),
   };
+}
+
+/** The stored settings of a quantized linear (the checkpoint's per-module metadata). */
+function settingsOf(w: QuantizedLinear): StoredLayerSettings {
+  return { w_bits: w.wBits, a_bits: w.aBits, group_size: w.groupSize, scale: w.scale, alpha_log2: w.alphaLog2 ?? null };
 }
 
 /** Writes a quantized model held in memory (every part at once) as a checkpoint in outDir. */
@@ -154,7 +165,8 @@ export function writeQuantizedCheckpoint(outDir: string, source: CheckpointSourc
   try {
     writer.embedding(weights.embedding);
     weights.layers.forEach((layer, i) => writer.layer(i, layer));
-    writer.finish(weights.finalNorm, weights.lmHead.w === weights.embedding ? null : weights.lmHead.w);
+    const head = weights.lmHead;
+    writer.finish(weights.finalNorm, head.kind === 'float' && head.w === weights.embedding ? null : head);
   } catch (e) {
     writer.abort();
     throw e;

@@ -51,9 +51,9 @@ test('quantizeToCheckpoint streams the same checkpoint that quantizeModel + writ
   fs.writeFileSync(calib, 'The game began development in 2010 , carrying over a large portion of the work . '.repeat(40));
   const calibration = { file: calib, samples: 2, seqLen: 16, seed: 0 };
   const recipes: QuantRecipe[] = [
-    { method: 'rtn', base: spec, overrides: { down: { wBits: 8, scale: 'float' } } },
+    { method: 'rtn', base: spec, overrides: { down: { wBits: 8, scale: 'float' }, lmHead: { wBits: 8 } } },
     { method: 'gptq', base: spec, overrides: {}, calibration, gptq: DEFAULT_GPTQ_LAYER },
-    { method: 'awq', base: spec, overrides: {}, calibration, awq: { ...DEFAULT_AWQ, grid: 4 } },
+    { method: 'awq', base: spec, overrides: { lmHead: { wBits: 8 } }, calibration, awq: { ...DEFAULT_AWQ, grid: 4 } },
   ];
   for (const [arch, recipe] of [['qwen2', recipes[0]!], ['llama', recipes[1]!], ['llama-mlp-bias', recipes[2]!]] as const) {
     const dir = fixturePath(arch);
@@ -65,6 +65,8 @@ test('quantizeToCheckpoint streams the same checkpoint that quantizeModel + writ
     const streamedReports = quantizeToCheckpoint(dir, streamed, recipe, { onLinear: (r) => seen.push(r.name) });
     assert.deepEqual(streamedReports, reports, `${arch} ${recipe.method}: the same reports`);
     assert.deepEqual(seen, reports.map((r) => r.name));
+    assert.equal(reports.at(-1)!.name === 'lm_head', recipe.overrides.lmHead !== undefined, `${arch} ${recipe.method}: the lm_head reported when quantized`);
+    assert.equal(loaded.model.weights.lmHead.kind, recipe.overrides.lmHead ? 'quantized' : 'float');
     const [a, b] = [contents(path.join(inMemory, 'model.safetensors')), contents(path.join(streamed, 'model.safetensors'))];
     assert.deepEqual(Object.keys(b.tensors), Object.keys(a.tensors), `${arch} ${recipe.method}: the same tensors in the same order`);
     assert.deepEqual(b, a, `${arch} ${recipe.method}: every tensor and the metadata equal`);

@@ -8,6 +8,7 @@ import { forwardHidden, logitsOf, type Model } from '../../src/model/forward.js'
 import { createKvCache } from '../../src/model/kv-cache.js';
 import { loadModel } from '../../src/backends/load.js';
 import { layerQuantizer } from '../../src/quantize/quantize-model.js';
+import { quantizeLinear } from '../../src/quant/quantize-linear.js';
 import type { QuantRecipe } from '../../src/quantize/recipe.js';
 import { fixturePath } from '../helpers/paths.js';
 import { readReference } from '../helpers/reference.js';
@@ -16,7 +17,7 @@ import { tempDir, throwsInput } from '../io/temp-dir.js';
 const recipe: QuantRecipe = {
   method: 'rtn',
   base: { wBits: 4, aBits: 8, groupSize: 32, scale: 'int', alpha: { kind: 'safe', maxLog2: 10 } },
-  overrides: { down: { wBits: 8, scale: 'float' } },
+  overrides: { down: { wBits: 8, scale: 'float' }, lmHead: { wBits: 8 } },
 };
 
 function logits(model: Model, ids: number[]): Float32Array {
@@ -29,7 +30,7 @@ for (const arch of ['llama', 'qwen2', 'llama-attention-bias', 'llama-mlp-bias'])
     const dir = fixturePath(arch);
     const ids = readReference(dir).inputIds;
     const { transform } = layerQuantizer(recipe);
-    const inMemory = loadModel(dir, { transformLayer: transform });
+    const inMemory = loadModel(dir, { transformLayer: transform, transformLmHead: (head) => quantizeLinear(head, { ...recipe.base, wBits: 8 }, 'lm_head') });
     const out = path.join(tempDir(), 'q');
     writeQuantizedCheckpoint(out, inMemory.source, inMemory.model.weights, recipe);
 
@@ -38,6 +39,8 @@ for (const arch of ['llama', 'qwen2', 'llama-attention-bias', 'llama-mlp-bias'])
     assert.equal(layer0.q.kind, 'quantized');
     assert.equal(layer0.down.kind === 'quantized' && layer0.down.wBits, 8);
     assert.equal(layer0.q.kind === 'quantized' && layer0.q.scale, 'int');
+    const head = loaded.model.weights.lmHead;
+    assert.equal(head.kind === 'quantized' && head.wBits, 8, 'the lm_head is stored and read back quantized (W8A8)');
     assert.deepEqual(logits(loaded.model, ids), logits(inMemory.model, ids));
     assert.ok(loaded.tokenizer !== null, 'tokenizer files are copied');
 
