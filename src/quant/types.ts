@@ -3,7 +3,7 @@
  *
  * A linear layer computes y = x · Wᵀ with x [M, K] and W [N, K]. Weights are quantized
  * symmetrically per group of G consecutive input channels (g = k / G, G divides K;
- * G = K is per-channel). See ../shared/DESIGN.md §1 for the formulas.
+ * G = K is per-channel). See docs/design.md §1 for the formulas (and its glossary for the names).
  *
  * The integer weights are held in one packed format, in memory and on disk (int4-pack.ts):
  * half a byte per 4-bit weight; the GPU kernels repack them once at upload.

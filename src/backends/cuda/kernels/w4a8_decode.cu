@@ -1,6 +1,6 @@
 // W4A8 decode-shaped GEMM (M <= 16 tokens): y[m,n] = x[m,:] . W'[n,:], streaming int4 weights.
 //
-// Math (DESIGN.md §1). acc[m,n,g] = sum_{k in g} xq[m,k]*q[n,k] (int32), then per output:
+// Math (docs/design.md §1). acc[m,n,g] = sum_{k in g} xq[m,k]*q[n,k] (int32), then per output:
 //   SCALE_INT=1 (integer scale): T = sum_g acc*S[n,g] (int32), y = fround(fround(float(T))*a[m]) * 2^-b
 //   SCALE_INT=0 (float scale):   t = sum_g float(acc)*s[n,g] (f32, FMA),  y = a[m]*t
 // Operands reach the tensor core as 16*q (see common.cuh), so each group sum is acc' = 16*acc:

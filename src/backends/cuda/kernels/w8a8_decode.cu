@@ -1,6 +1,6 @@
 // W8A8 decode-shaped GEMM (M <= 8*MT tokens): y[m,n] = x[m,:] . W'[n,:], streaming int8 weights.
 //
-// Math (DESIGN.md §1), 8-bit weights q in [-128, 127], int8 activations:
+// Math (docs/design.md §1), 8-bit weights q in [-128, 127], int8 activations:
 //   acc[m,n,g] = sum_{k in g} xq[m,k]*q[n,k] (int32), then per output:
 //   SCALE_INT=1 (integer scale): T = sum_g acc*S[n,g] (int32), y = fround(fround(float(T))*a[m]) * post
 //                (post = 2^-b; plain epilogue: the 16*q trick of the W4 kernels does not apply;
