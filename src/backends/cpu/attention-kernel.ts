@@ -3,6 +3,7 @@
  * the pool can split heads across threads. Per row, in float64 (the reference arithmetic, the same
  * in every thread, so a split changes no bit):
  *   s_t = (q[r,h,:] · K[t, g(h), :]) / sqrt(D)   for t = first .. p,  p = startPos + r
+ *         (the dot product as four partial sums over k mod 4, added pairwise)
  *   out[r,h,:] = Σ_t (e^(s_t − max s) / Σ e^(s − max s)) · V[t, g(h), :]
  * first = 0, or p − window + 1 with a sliding window; g(h) = h / (H / KVH) (grouped-query).
  * Layout: q, out [m][H][D]; keys, values [capacity][KVH][D] (row t = position t), float32.
@@ -31,6 +32,8 @@ export const attentionRows: RowKernel<AttentionArgs> = (a, rowStart, rowEnd) => 
   const lastPos = startPos + Math.floor((rowEnd - 1) / H);
   const scores = new Float64Array(lastPos + 1);
   const acc = new Float64Array(D);
+  const qd = new Float64Array(D);
+  const D4 = D & ~3;
   for (let row = rowStart; row < rowEnd; row++) {
     const r = Math.floor(row / H);
     const h = row - r * H;
@@ -38,14 +41,23 @@ export const attentionRows: RowKernel<AttentionArgs> = (a, rowStart, rowEnd) => 
     const first = window > 0 ? Math.max(0, pos - window + 1) : 0;
     const qo = row * D;
     const kvo = Math.floor(h / group) * D;
+    for (let i = 0; i < D; i++) qd[i] = q[qo + i]!;
     let max = -Infinity;
     for (let t = first; t <= pos; t++) {
       const ko = t * kvDim + kvo;
-      let s = 0;
-      for (let i = 0; i < D; i++) s += q[qo + i]! * keys[ko + i]!;
-      s *= scale;
-      scores[t] = s;
-      if (s > max) max = s;
+      // four partial sums (k ≡ 0, 1, 2, 3 mod 4), added pairwise: the same order in every thread
+      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      let i = 0;
+      for (; i < D4; i += 4) {
+        s0 += qd[i]! * keys[ko + i]!;
+        s1 += qd[i + 1]! * keys[ko + i + 1]!;
+        s2 += qd[i + 2]! * keys[ko + i + 2]!;
+        s3 += qd[i + 3]! * keys[ko + i + 3]!;
+      }
+      for (; i < D; i++) s0 += qd[i]! * keys[ko + i]!;
+      const sc = ((s0 + s1) + (s2 + s3)) * scale;
+      scores[t] = sc;
+      if (sc > max) max = sc;
     }
     let sum = 0;
     for (let t = first; t <= pos; t++) {
@@ -57,7 +69,14 @@ export const attentionRows: RowKernel<AttentionArgs> = (a, rowStart, rowEnd) => 
     for (let t = first; t <= pos; t++) {
       const p = scores[t]! / sum;
       const vo = t * kvDim + kvo;
-      for (let i = 0; i < D; i++) acc[i]! += p * values[vo + i]!;
+      let i = 0;
+      for (; i < D4; i += 4) {
+        acc[i] += p * values[vo + i]!;
+        acc[i + 1] += p * values[vo + i + 1]!;
+        acc[i + 2] += p * values[vo + i + 2]!;
+        acc[i + 3] += p * values[vo + i + 3]!;
+      }
+      for (; i < D; i++) acc[i] += p * values[vo + i]!;
     }
     for (let i = 0; i < D; i++) out[qo + i] = acc[i]!;
   }
