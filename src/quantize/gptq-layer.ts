@@ -13,6 +13,7 @@ import { DEFAULT_GPTQ, gptqQuantizeLinear, type GptqSettings } from '../quant/me
 import { HessianAccumulator } from '../quant/methods/hessian.js';
 import { LINEAR_INPUTS, LINEARS_OF, inputWidth } from './layer-inputs.js';
 import { linearReport, type ReportSink } from '../quant/methods/report.js';
+import { lazyUpdateMatmul } from './gptq-products.js';
 
 export interface GptqLayerSettings extends GptqSettings {
   /** re-observe the layer after each group of linears is quantized (GPTQ's --true-sequential). */
@@ -22,6 +23,7 @@ export interface GptqLayerSettings extends GptqSettings {
 export const DEFAULT_GPTQ_LAYER: GptqLayerSettings = { ...DEFAULT_GPTQ, trueSequential: true };
 
 export function gptqLayerMethod(specOf: (slot: LinearSlot) => QuantSpec, settings: GptqLayerSettings, report: ReportSink): LayerMethod {
+  const lazyUpdate = lazyUpdateMatmul();
   return (calib) => {
     const current: { -readonly [K in keyof LayerWeights]: LayerWeights[K] } = { ...calib.layer };
     const observeAll = (inputs: readonly LinearInput[]) => {
@@ -36,7 +38,7 @@ export function gptqLayerMethod(specOf: (slot: LinearSlot) => QuantSpec, setting
       for (const slot of LINEARS_OF[input]) {
         const name = calib.prefix + LINEAR_NAMES[slot];
         const spec = specOf(slot);
-        const { layer, alpha } = gptqQuantizeLinear(calib.layer[slot], h, spec, settings, name);
+        const { layer, alpha } = gptqQuantizeLinear(calib.layer[slot], h, spec, settings, name, lazyUpdate);
         current[slot] = layer;
         report(linearReport(name, spec, layer, alpha));
       }

@@ -43,9 +43,29 @@ export interface GptqSettings {
 
 export const DEFAULT_GPTQ: GptqSettings = { damp: 0.01, blockSize: 128, actOrder: false };
 
+/**
+ * The lazy block update W[:, i2:] −= E · U[i1:i2, i2:] with W [n, k] and E [n, i2 − i1] (row-major),
+ * GPTQ's O(n·k²) part. lazyUpdateF64 is the reference (float64 loops); quant/ stays free of
+ * backends, so a caller passes a faster one (quantize/gptq-products.ts: the CPU backend's matmul).
+ */
+export type LazyUpdate = (W: Float64Array, n: number, k: number, err: Float64Array, u: Float64Array, i1: number, i2: number) => void;
+
+export const lazyUpdateF64: LazyUpdate = (W, n, k, err, u, i1, i2) => {
+  const count = i2 - i1;
+  for (let r = 0; r < n; r++) {
+    const wr = r * k;
+    for (let c = 0; c < count; c++) {
+      const e = err[r * count + c]!;
+      if (e === 0) continue;
+      const uc = (i1 + c) * k;
+      for (let j = i2; j < k; j++) W[wr + j] -= e * u[uc + j]!;
+    }
+  }
+};
+
 /** GPTQ-quantizes one float layer given its Hessian H [K, K] (not modified). */
 export function gptqQuantizeLinear(w: FloatLinear, hessian: Float64Array, spec: QuantSpec,
-  settings: GptqSettings = DEFAULT_GPTQ, name = 'layer'): QuantizeReport {
+  settings: GptqSettings = DEFAULT_GPTQ, name = 'layer', lazyUpdate: LazyUpdate = lazyUpdateF64): QuantizeReport {
   const { n, k } = w;
   if (w.w.length !== n * k) throw new InputError(`${name}: ${w.w.length} weights for shape [${n}, ${k}]`, { tensor: name });
   if (hessian.length !== k * k) throw new InputError(`${name}: Hessian of ${hessian.length} values for ${k} inputs`, { tensor: name });
@@ -54,14 +74,14 @@ export function gptqQuantizeLinear(w: FloatLinear, hessian: Float64Array, spec: 
   }
   const G = resolveGroupSize(k, spec.groupSize, name);
   const factor = prepare(w, hessian, settings, name);
-  if (spec.scale === 'float') return { layer: run(w, factor, spec, G, floatScaler, settings, name) };
+  if (spec.scale === 'float') return { layer: run(w, factor, spec, G, floatScaler, settings, name, lazyUpdate) };
 
   const groupCount = k / G;
   const floatScales = new Float32Array(n * groupCount);
   for (let i = 0; i < floatScales.length; i++) floatScales[i] = floatGroupScale(groupAbsMax(w.w, i * G, i * G + G), spec.wBits);
   let alpha: AlphaChoice = chooseAlpha({ scales: floatScales, n, groupCount, groupSize: G, wBits: spec.wBits }, spec.alpha, name);
   for (;;) {
-    const layer = run(w, factor, spec, G, integerScaler(alpha.alphaLog2), settings, name);
+    const layer = run(w, factor, spec, G, integerScaler(alpha.alphaLog2), settings, name, lazyUpdate);
     if (spec.alpha.kind !== 'safe' || alpha.alphaLog2 === 0 || (spec.aBits === 8 ? proveNoOverflow(layer).safe : true)) return { layer, alpha };
     const b = alpha.alphaLog2 - 1;
     alpha = { ...alpha, alphaLog2: b, lowered: b < alpha.requestedLog2 };
@@ -112,7 +132,7 @@ function prepare(w: FloatLinear, hessian: Float64Array, settings: GptqSettings, 
 
 /** Step 5 with one scaler. */
 function run(w: FloatLinear, { perm, dead, u }: Factor, spec: QuantSpec, G: number, scaler: GroupScaler,
-  settings: GptqSettings, name: string): QuantizedLinear {
+  settings: GptqSettings, name: string, lazyUpdate: LazyUpdate): QuantizedLinear {
   const { n, k } = w;
   const bits = spec.wBits;
   const groupCount = k / G;
@@ -154,17 +174,7 @@ function run(w: FloatLinear, { perm, dead, u }: Factor, spec: QuantSpec, G: numb
       }
     }
     // lazy update of the columns after the block: W[:, i2:] −= E · U[i1:i2, i2:]
-    if (i2 < k) {
-      for (let r = 0; r < n; r++) {
-        const wr = r * k;
-        for (let c = 0; c < count; c++) {
-          const e = err[r * count + c]!;
-          if (e === 0) continue;
-          const uc = (i1 + c) * k;
-          for (let j = i2; j < k; j++) W[wr + j] -= e * u[uc + j]!;
-        }
-      }
-    }
+    if (i2 < k) lazyUpdate(W, n, k, err, u, i1, i2);
   }
   return {
     kind: 'quantized', n, k, groupSize: G, wBits: bits, aBits: spec.aBits, packed: packWeights(q, n, k, bits), scale: spec.scale, scales,
