@@ -9,7 +9,7 @@ import { LINEAR_NAMES, type LinearSlot } from '../model/layout.js';
 import type { LayerWeights } from '../model/weights.js';
 import type { LayerMethod } from './calibration.js';
 import type { QuantSpec } from '../quant/types.js';
-import { DEFAULT_GPTQ, gptqQuantizeLinear, type GptqSettings } from '../quant/methods/gptq.js';
+import { DEFAULT_GPTQ, gptqFactor, gptqQuantizeLinear, type GptqSettings } from '../quant/methods/gptq.js';
 import { HessianAccumulator } from '../quant/methods/hessian.js';
 import { LINEAR_INPUTS, LINEARS_OF, inputWidth } from './layer-inputs.js';
 import { linearReport, type ReportSink } from '../quant/methods/report.js';
@@ -35,10 +35,12 @@ export function gptqLayerMethod(specOf: (slot: LinearSlot) => QuantSpec, setting
     for (const input of LINEAR_INPUTS) {
       const acc = settings.trueSequential ? observeAll([input]) : hessians!;
       const h = acc.get(input)!.hessian(calib.prefix + input);
+      // one factorization (the O(K³) part) for every linear reading this input
+      const factor = gptqFactor(h, inputWidth(calib.config, input), settings, calib.prefix + LINEARS_OF[input].map((s) => LINEAR_NAMES[s]).join('/'));
       for (const slot of LINEARS_OF[input]) {
         const name = calib.prefix + LINEAR_NAMES[slot];
         const spec = specOf(slot);
-        const { layer, alpha } = gptqQuantizeLinear(calib.layer[slot], h, spec, settings, name, lazyUpdate);
+        const { layer, alpha } = gptqQuantizeLinear(calib.layer[slot], factor, spec, settings, name, lazyUpdate);
         current[slot] = layer;
         report(linearReport(name, spec, layer, alpha));
       }

@@ -63,17 +63,20 @@ export const lazyUpdateF64: LazyUpdate = (W, n, k, err, u, i1, i2) => {
   }
 };
 
-/** GPTQ-quantizes one float layer given its Hessian H [K, K] (not modified). */
-export function gptqQuantizeLinear(w: FloatLinear, hessian: Float64Array, spec: QuantSpec,
+/**
+ * GPTQ-quantizes one float layer given its Hessian H [K, K] (not modified), or the factor gptqFactor
+ * made of it (linears that read the same input share one: the O(K³) part runs once).
+ */
+export function gptqQuantizeLinear(w: FloatLinear, hessian: Float64Array | GptqFactor, spec: QuantSpec,
   settings: GptqSettings = DEFAULT_GPTQ, name = 'layer', lazyUpdate: LazyUpdate = lazyUpdateF64): QuantizeReport {
   const { n, k } = w;
   if (w.w.length !== n * k) throw new InputError(`${name}: ${w.w.length} weights for shape [${n}, ${k}]`, { tensor: name });
-  if (hessian.length !== k * k) throw new InputError(`${name}: Hessian of ${hessian.length} values for ${k} inputs`, { tensor: name });
-  if (!(settings.damp >= 0) || !Number.isInteger(settings.blockSize) || settings.blockSize < 1) {
-    throw new InputError(`${name}: GPTQ needs damp ≥ 0 and a positive integer block size, got ${settings.damp} and ${settings.blockSize}`, { tensor: name });
+  const factor = hessian instanceof Float64Array ? gptqFactor(hessian, k, settings, name) : hessian;
+  if (factor.k !== k) throw new InputError(`${name}: a GPTQ factor of ${factor.k} inputs for a layer of ${k}`, { tensor: name });
+  if (factor.settings.damp !== settings.damp || factor.settings.actOrder !== settings.actOrder) {
+    throw new Error(`${name}: the GPTQ factor was made with other settings (damp, act-order)`);
   }
   const G = resolveGroupSize(k, spec.groupSize, name);
-  const factor = prepare(w, hessian, settings, name);
   if (spec.scale === 'float') return { layer: run(w, factor, spec, G, floatScaler, settings, name, lazyUpdate) };
 
   const groupCount = k / G;
@@ -88,8 +91,11 @@ export function gptqQuantizeLinear(w: FloatLinear, hessian: Float64Array, spec: 
   }
 }
 
-/** Steps 1–4: the (permuted) column order, the dead columns and U. */
-interface Factor {
+/** Steps 1–4 (gptqFactor): the (permuted) column order, the dead columns and U; made once per Hessian. */
+export interface GptqFactor {
+  readonly k: number;
+  /** the settings it was made with (damp and act-order shape it). */
+  readonly settings: GptqSettings;
   /** perm[i] = original column quantized at position i. */
   readonly perm: Int32Array;
   readonly dead: Uint8Array;
@@ -97,8 +103,12 @@ interface Factor {
   readonly u: Float64Array;
 }
 
-function prepare(w: FloatLinear, hessian: Float64Array, settings: GptqSettings, name: string): Factor {
-  const { k } = w;
+/** The factor of H [K, K] (not modified); `name` names the layer or input group in errors. */
+export function gptqFactor(hessian: Float64Array, k: number, settings: GptqSettings, name: string): GptqFactor {
+  if (hessian.length !== k * k) throw new InputError(`${name}: Hessian of ${hessian.length} values for ${k} inputs`, { tensor: name });
+  if (!(settings.damp >= 0) || !Number.isInteger(settings.blockSize) || settings.blockSize < 1) {
+    throw new InputError(`${name}: GPTQ needs damp ≥ 0 and a positive integer block size, got ${settings.damp} and ${settings.blockSize}`, { tensor: name });
+  }
   const dead = new Uint8Array(k);
   const diag = new Float64Array(k);
   for (let i = 0; i < k; i++) {
@@ -127,11 +137,11 @@ function prepare(w: FloatLinear, hessian: Float64Array, settings: GptqSettings, 
       { tensor: name },
     );
   }
-  return { perm, dead, u: f.u };
+  return { k, settings, perm, dead, u: f.u };
 }
 
 /** Step 5 with one scaler. */
-function run(w: FloatLinear, { perm, dead, u }: Factor, spec: QuantSpec, G: number, scaler: GroupScaler,
+function run(w: FloatLinear, { perm, dead, u }: GptqFactor, spec: QuantSpec, G: number, scaler: GroupScaler,
   settings: GptqSettings, name: string, lazyUpdate: LazyUpdate): QuantizedLinear {
   const { n, k } = w;
   const bits = spec.wBits;

@@ -7,7 +7,7 @@ import { unpackWeights, weightAt } from '../../../src/quant/int4-pack.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { InputError } from '../../../src/errors.js';
-import { gptqQuantizeLinear, DEFAULT_GPTQ } from '../../../src/quant/methods/gptq.js';
+import { gptqFactor, gptqQuantizeLinear, DEFAULT_GPTQ } from '../../../src/quant/methods/gptq.js';
 import { HessianAccumulator } from '../../../src/quant/methods/hessian.js';
 import { upperCholeskyOfInverse } from '../../../src/quant/methods/cholesky.js';
 import { dequantize, quantizeLinear } from '../../../src/quant/quantize-linear.js';
@@ -168,4 +168,17 @@ test('a Hessian that is not positive definite is an InputError naming the layer 
   const x = randomNormals(rng, 64 * k);
   for (let r = 0; r < 64; r++) x[r * k + 1] = x[r * k]!;
   assert.throws(() => gptqQuantizeLinear(w, hessianOf(x, 64, k), FS, { ...DEFAULT_GPTQ, damp: 0 }, 'L'), InputError);
+});
+
+test('a GPTQ factor made once serves every linear of its input: the same layers as from the Hessian, bit for bit; a mismatched factor is refused', () => {
+  const seed = freshSeed();
+  const { w, h } = setup(seed);
+  const settings = { ...DEFAULT_GPTQ, actOrder: true, blockSize: 48 };
+  const factor = gptqFactor(h, w.k, settings, 'test.qkv');
+  const other: FloatLinear = { ...w, w: w.w.map((v) => -0.5 * v) };
+  for (const layer of [w, other]) {
+    assert.deepEqual(gptqQuantizeLinear(layer, factor, IS, settings, 'test.linear').layer, gptqQuantizeLinear(layer, h, IS, settings, 'test.linear').layer, `seed ${seed}`);
+  }
+  assert.throws(() => gptqQuantizeLinear({ kind: 'float', n: 2, k: 64, w: new Float32Array(128) }, factor, IS, settings, 'small'), /factor of 128 inputs for a layer of 64/);
+  assert.throws(() => gptqQuantizeLinear(w, factor, IS, { ...settings, damp: 0.1 }, 'test.linear'), /other settings/);
 });
