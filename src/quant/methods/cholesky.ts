@@ -40,18 +40,24 @@ export function cholesky(a: Float64Array, n: number): CholeskyResult {
   return { ok: true, l };
 }
 
-/** L⁻¹ of a lower-triangular [n, n] matrix with nonzero diagonal. */
+/**
+ * L⁻¹ of a lower-triangular [n, n] matrix with nonzero diagonal, row by row (contiguous reads):
+ * X[i, c] = −Σ_{c ≤ m < i} L[i,m]·X[m,c] / L[i,i] for c < i, X[i,i] = 1 / L[i,i]; the sum over m
+ * runs in increasing m, the order a column-by-column forward substitution uses.
+ */
 export function invertLower(l: Float64Array, n: number): Float64Array {
   const inv = new Float64Array(n * n);
-  for (let j = 0; j < n; j++) {
-    // column j of L⁻¹: solve L·x = e_j for rows i ≥ j
-    inv[j * n + j] = 1 / l[j * n + j]!;
-    for (let i = j + 1; i < n; i++) {
-      const ri = i * n;
-      let s = 0;
-      for (let m = j; m < i; m++) s -= l[ri + m]! * inv[m * n + j]!;
-      inv[ri + j] = s / l[ri + i]!;
+  for (let i = 0; i < n; i++) {
+    const ri = i * n;
+    for (let m = 0; m < i; m++) {
+      const lim = l[ri + m]!;
+      if (lim === 0) continue;
+      const rm = m * n;
+      for (let c = 0; c <= m; c++) inv[ri + c] -= lim * inv[rm + c]!;
     }
+    const d = l[ri + i]!;
+    for (let c = 0; c < i; c++) inv[ri + c] /= d;
+    inv[ri + i] = 1 / d;
   }
   return inv;
 }
