@@ -8,7 +8,9 @@ import { cpuBackend } from '../backends/cpu/cpu-backend.js';
 import { InputError } from '../errors.js';
 import { loadModel } from '../backends/load.js';
 import { modelEngine, type SequenceEngine } from '../model/engine.js';
-import { readModel, type ModelLoadOptions } from '../model/load.js';
+import { readModel, type ModelLoadOptions, type ReadModel } from '../model/load.js';
+import { createModel } from '../model/prepare.js';
+import type { CudaContext as CudaContextType } from '../backends/cuda/context.js';
 import type { ModelDir } from '../model/model-dir.js';
 import type { ModelTokenizer } from '../io/tokenizer.js';
 
@@ -81,7 +83,15 @@ export async function openEngine(name: BackendName, dir: string, options: ModelL
   }
   try {
     const { config, weights, tokenizer, source } = readModel(dir, options);
-    const engine = createCudaEngine(config, weights, { ctx, ...engineOptions });
+    let engine: ReturnType<typeof createCudaEngine>;
+    try {
+      engine = createCudaEngine(config, weights, { ctx, ...engineOptions });
+    } catch (e) {
+      if (!(e instanceof InputError) || !/cannot run there/.test(e.message)) throw e;
+      // a layer no CUDA kernel takes: the exact backend runs it on the CPU and the rest on the GPU
+      process.stderr.write(`note: ${e.message}; using the exact CUDA backend instead of the decode engine\n`);
+      return await exactOnCuda(ctx, config, weights, tokenizer, source);
+    }
     return {
       engine, tokenizer, source,
       summary: () => engine.describe(),
@@ -94,4 +104,20 @@ export async function openEngine(name: BackendName, dir: string, options: ModelL
     ctx.release();
     throw e;
   }
+}
+
+/** The model on the exact CUDA backend (layers no kernel takes run on the CPU), as an engine. */
+async function exactOnCuda(ctx: CudaContextType, config: ReadModel['config'], weights: ReadModel['weights'], tokenizer: ModelTokenizer | null,
+  source: ModelDir): Promise<OpenedEngine> {
+  const { createCudaBackend } = await import('../backends/cuda/cuda-backend.js');
+  const backend = createCudaBackend({ ctx });
+  const model = createModel(config, weights, backend);
+  return {
+    engine: modelEngine(model), tokenizer, source,
+    summary: () => `cuda exact backend (${ctx.info.name}): linear layers on the GPU: ${JSON.stringify(backend.placements().gpu)}, on the CPU: ${JSON.stringify(backend.placements().cpu)}`,
+    close: () => {
+      backend.dispose();
+      ctx.release();
+    },
+  };
 }
