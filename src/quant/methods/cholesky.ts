@@ -3,6 +3,7 @@
  *
  *   cholesky:  A = L·Lᵀ, L lower;  L[j,j] = sqrt(A[j,j] − Σ_{m<j} L[j,m]²),
  *              L[i,j] = (A[i,j] − Σ_{m<j} L[i,m]·L[j,m]) / L[j,j]   (i > j)
+ *              (each Σ over a row pair as four partial sums, rowDot)
  *              A is "numerically not positive definite" when a pivot A[j,j] − Σ L[j,m]² is
  *              ≤ n·ε·max_i A[i,i] (ε = 2⁻⁵²): the factor would be dominated by rounding.
  *   invertLower: L⁻¹ by forward substitution (lower triangular).
@@ -17,6 +18,20 @@ export type CholeskyResult =
   /** the first column whose pivot was not positive (beyond rounding), and that pivot. */
   | { readonly ok: false; readonly column: number; readonly pivot: number };
 
+/** Σ_{m<len} v[a+m]·v[b+m] as four partial sums (m mod 4) added pairwise: the rows of L are contiguous. */
+function rowDot(v: Float64Array, a: number, b: number, len: number): number {
+  let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  let m = 0;
+  for (; m + 4 <= len; m += 4) {
+    s0 += v[a + m]! * v[b + m]!;
+    s1 += v[a + m + 1]! * v[b + m + 1]!;
+    s2 += v[a + m + 2]! * v[b + m + 2]!;
+    s3 += v[a + m + 3]! * v[b + m + 3]!;
+  }
+  for (; m < len; m++) s0 += v[a + m]! * v[b + m]!;
+  return (s0 + s1) + (s2 + s3);
+}
+
 /** Lower Cholesky factor of a symmetric [n, n] matrix (only its lower triangle is read). */
 export function cholesky(a: Float64Array, n: number): CholeskyResult {
   let maxDiag = 0;
@@ -25,17 +40,11 @@ export function cholesky(a: Float64Array, n: number): CholeskyResult {
   const l = new Float64Array(n * n);
   for (let j = 0; j < n; j++) {
     const rj = j * n;
-    let pivot = a[rj + j]!;
-    for (let m = 0; m < j; m++) pivot -= l[rj + m]! * l[rj + m]!;
+    const pivot = a[rj + j]! - rowDot(l, rj, rj, j);
     if (!(pivot > tolerance)) return { ok: false, column: j, pivot };
     const ljj = Math.sqrt(pivot);
     l[rj + j] = ljj;
-    for (let i = j + 1; i < n; i++) {
-      const ri = i * n;
-      let s = a[ri + j]!;
-      for (let m = 0; m < j; m++) s -= l[ri + m]! * l[rj + m]!;
-      l[ri + j] = s / ljj;
-    }
+    for (let i = j + 1; i < n; i++) l[i * n + j] = (a[i * n + j]! - rowDot(l, i * n, rj, j)) / ljj;
   }
   return { ok: true, l };
 }
