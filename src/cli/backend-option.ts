@@ -11,6 +11,7 @@ import { modelEngine, type SequenceEngine } from '../model/engine.js';
 import { readModel, type ModelLoadOptions, type ReadModel } from '../model/load.js';
 import { createModel } from '../model/prepare.js';
 import type { CudaContext as CudaContextType } from '../backends/cuda/context.js';
+import type { CudaBackend } from '../backends/cuda/cuda-backend.js';
 import type { ModelDir } from '../model/model-dir.js';
 import type { ModelTokenizer } from '../io/tokenizer.js';
 
@@ -28,6 +29,14 @@ export interface OpenedBackend {
   close(): void;
 }
 
+/** One line on where the exact CUDA backend's linear layers run. */
+function placementsSummary(backend: CudaBackend): string {
+  const p = backend.placements();
+  const gpu = Object.entries(p.gpu).filter(([, n]) => n > 0).map(([kind, n]) => `${n} ${kind.toUpperCase()}`).join(', ');
+  const cpu = p.cpu.map((c) => `${c.layers} (${c.reason})`).join('; ');
+  return `cuda (${backend.ctx.info.name}): linear layers on the GPU: ${gpu || 'none'}; on the CPU: ${cpu || 'none'}`;
+}
+
 export async function openBackend(name: BackendName): Promise<OpenedBackend> {
   if (name === 'cpu') return { backend: cpuBackend as Backend<unknown>, summary: () => '', close: () => {} };
   const { createCudaBackend } = await import('../backends/cuda/cuda-backend.js');
@@ -41,12 +50,7 @@ export async function openBackend(name: BackendName): Promise<OpenedBackend> {
   }
   return {
     backend,
-    summary: () => {
-      const p = backend.placements();
-      const gpu = Object.entries(p.gpu).filter(([, n]) => n > 0).map(([kind, n]) => `${n} ${kind.toUpperCase()}`).join(', ');
-      const cpu = p.cpu.map((c) => `${c.layers} (${c.reason})`).join('; ');
-      return `cuda (${backend.ctx.info.name}): linear layers on the GPU: ${gpu || 'none'}; on the CPU: ${cpu || 'none'}`;
-    },
+    summary: () => placementsSummary(backend),
     close: () => backend.dispose(),
   };
 }
@@ -114,7 +118,7 @@ async function exactOnCuda(ctx: CudaContextType, config: ReadModel['config'], we
   const model = createModel(config, weights, backend);
   return {
     engine: modelEngine(model), tokenizer, source,
-    summary: () => `cuda exact backend (${ctx.info.name}): linear layers on the GPU: ${JSON.stringify(backend.placements().gpu)}, on the CPU: ${JSON.stringify(backend.placements().cpu)}`,
+    summary: () => placementsSummary(backend),
     close: () => {
       backend.dispose();
       ctx.release();

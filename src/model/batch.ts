@@ -56,9 +56,10 @@ export function createBatchGenerator(engine: SequenceEngine): BatchGenerator {
   const turn = (): void => {
     const decoding: Entry[] = [];
     for (const e of [...entries]) {
-      const input = e.cancelled ? null : e.run.input();
+      if (e.cancelled) e.run.abort();
+      const input = e.run.input();
       if (input === null) {
-        leave(e, { result: e.run.result ?? cancelledResult(e.run) });
+        leave(e, { result: e.run.result! });
         continue;
       }
       if (e.run.prefilled) {
@@ -120,7 +121,3 @@ export function createBatchGenerator(engine: SequenceEngine): BatchGenerator {
   };
 }
 
-/** The result of a run whose consumer stopped reading before it ended. */
-function cancelledResult(run: GenerationRun): GenerateResult {
-  return { tokens: run.tokens, prefillTokens: run.prompt.length, prefillSeconds: 0, decodeTokens: Math.max(0, run.tokens.length - 1), decodeSeconds: 0, stoppedBy: 'aborted' };
-}

@@ -81,6 +81,11 @@ export class GenerationRun {
     return next;
   }
 
+  /** Ends the run now as aborted (its consumer went away); no effect once it stopped. */
+  abort(): void {
+    if (this.stoppedBy === null) this.stop('aborted');
+  }
+
   private stop(reason: GenerateResult['stoppedBy']): void {
     this.stoppedBy = reason;
     this.stoppedAt = performance.now();

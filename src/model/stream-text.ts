@@ -6,6 +6,8 @@
  */
 import { incrementalDecoder } from '../io/incremental-decode.js';
 import type { ChatMessage, ModelTokenizer } from '../io/tokenizer.js';
+import type { GenerationConfig } from '../io/generation-config.js';
+import type { ModelConfig } from './config.js';
 import type { SequenceEngine } from './engine.js';
 import type { Model } from './forward.js';
 import { generateStream, type GenerateResult, type StreamOptions } from './generate.js';
@@ -13,6 +15,11 @@ import { generateStream, type GenerateResult, type StreamOptions } from './gener
 export interface StreamTextOptions extends Omit<StreamOptions, 'stopTokens'> {
   /** generation stops after these tokens (default: the model's and the tokenizer's end-of-sequence tokens); their text is not yielded. */
   readonly stopTokens?: readonly number[];
+}
+
+/** The tokens that end a generation: the model's, generation_config.json's (when given) and the tokenizer's end-of-sequence ids. */
+export function endOfSequenceTokens(config: ModelConfig, tokenizer: ModelTokenizer, generation: GenerationConfig | null = null): number[] {
+  return [...new Set([...config.eosTokenIds, ...(generation?.eosTokenIds ?? []), ...(tokenizer.eosTokenId === null ? [] : [tokenizer.eosTokenId])])];
 }
 
 /** The prompt's tokens: text as is, chat messages through the model's chat template (an Error when it has none). */
@@ -24,8 +31,7 @@ export function promptTokens(tokenizer: ModelTokenizer, prompt: string | readonl
 
 export async function* streamText<T>(runner: Model<T> | SequenceEngine, tokenizer: ModelTokenizer, prompt: string | readonly ChatMessage[],
   options: StreamTextOptions): AsyncGenerator<string, GenerateResult> {
-  const config = runner.config;
-  const stopTokens = options.stopTokens ?? [...new Set([...config.eosTokenIds, ...(tokenizer.eosTokenId === null ? [] : [tokenizer.eosTokenId])])];
+  const stopTokens = options.stopTokens ?? endOfSequenceTokens(runner.config, tokenizer);
   const decoder = incrementalDecoder(tokenizer);
   const tokens = generateStream(runner, promptTokens(tokenizer, prompt), { ...options, stopTokens });
   for (;;) {

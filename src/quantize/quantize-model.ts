@@ -25,9 +25,18 @@ import { gptqLayerMethod } from './gptq-layer.js';
 import { linearReport, type LinearReport } from '../quant/methods/report.js';
 import { quantizeLinearReport } from '../quant/quantize-linear.js';
 import { lmHeadSpec, specFor, type QuantRecipe } from './recipe.js';
-import type { FloatLinear, LinearWeight, QuantizedLinear } from '../quant/types.js';
+import type { FloatLinear, LinearWeight, QuantizedLinear, QuantSpec } from '../quant/types.js';
 
 export type { LinearReport } from '../quant/methods/report.js';
+
+/** RTN-quantizes one linear by `spec`, adding its report to `reports` (and telling onLinear). */
+function quantizeReported(w: FloatLinear, spec: QuantSpec, name: string, reports: LinearReport[], onLinear?: (report: LinearReport) => void): QuantizedLinear {
+  const { layer, alpha } = quantizeLinearReport(w, spec, name);
+  const report = linearReport(name, spec, layer, alpha);
+  reports.push(report);
+  onLinear?.(report);
+  return layer;
+}
 
 /** Returns the per-layer RTN transform for loadModel plus the reports it fills in. */
 export function layerQuantizer(recipe: QuantRecipe, onLayer?: (layer: number) => void, onLinear?: (report: LinearReport) => void): {
@@ -37,15 +46,7 @@ export function layerQuantizer(recipe: QuantRecipe, onLayer?: (layer: number) =>
   const reports: LinearReport[] = [];
   const transform = (layer: number, linears: Record<LinearSlot, FloatLinear>) => {
     const out = {} as Record<LinearSlot, QuantizedLinear>;
-    for (const slot of LINEAR_SLOTS) {
-      const name = layerPrefix(layer) + LINEAR_NAMES[slot];
-      const spec = specFor(recipe, slot);
-      const { layer: q, alpha } = quantizeLinearReport(linears[slot], spec, name);
-      out[slot] = q;
-      const report = linearReport(name, spec, q, alpha);
-      reports.push(report);
-      onLinear?.(report);
-    }
+    for (const slot of LINEAR_SLOTS) out[slot] = quantizeReported(linears[slot], specFor(recipe, slot), layerPrefix(layer) + LINEAR_NAMES[slot], reports, onLinear);
     onLayer?.(layer);
     return out;
   };
@@ -59,13 +60,7 @@ export function layerQuantizer(recipe: QuantRecipe, onLayer?: (layer: number) =>
 function lmHeadQuantizer(recipe: QuantRecipe, reports: LinearReport[], onLinear?: (report: LinearReport) => void): ((head: FloatLinear) => LinearWeight) | undefined {
   const spec = lmHeadSpec(recipe);
   if (spec === null) return undefined;
-  return (head) => {
-    const { layer, alpha } = quantizeLinearReport(head, spec, LM_HEAD);
-    const report = linearReport(LM_HEAD, spec, layer, alpha);
-    reports.push(report);
-    onLinear?.(report);
-    return layer;
-  };
+  return (head) => quantizeReported(head, spec, LM_HEAD, reports, onLinear);
 }
 
 export interface QuantizeModelOptions {

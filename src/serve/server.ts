@@ -10,6 +10,7 @@ import type { LoadedModel } from '../model/load.js';
 import type { Model } from '../model/forward.js';
 import { asEngine, type SequenceEngine } from '../model/engine.js';
 import { createBatchGenerator } from '../model/batch.js';
+import { endOfSequenceTokens } from '../model/stream-text.js';
 import type { ModelTokenizer } from '../io/tokenizer.js';
 import { chatSchema, completionSchema, type ChatBody, type CompletionBody, type SamplingBody } from './request-schemas.js';
 import { OpenAiError, badRequest } from './openai-errors.js';
@@ -49,7 +50,7 @@ export function createServer<T>(loaded: ServedModel<T>, options: ServerOptions):
   const app = Fastify({ logger: false, bodyLimit: 8 * 1024 * 1024 });
   const created = Math.floor(Date.now() / 1000);
   const context = model.config.maxPositionEmbeddings;
-  const eos = [...new Set([...model.config.eosTokenIds, ...(loaded.source.generation?.eosTokenIds ?? []), ...(tokenizer.eosTokenId === null ? [] : [tokenizer.eosTokenId])])];
+  const eos = endOfSequenceTokens(model.config, tokenizer, loaded.source.generation);
 
   app.setErrorHandler((error: FastifyError | OpenAiError, _request, reply) => {
     if (error instanceof OpenAiError) return sendError(reply, error);

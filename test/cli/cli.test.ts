@@ -92,7 +92,7 @@ test('bad input: one clear line on stderr, exit code 2', () => {
 
   const badOverride = run('quantize', '-o', '/tmp/never', '--override', 'mlp=w8');
   assert.notEqual(badOverride.code, 0);
-  assert.match(badOverride.stderr, /module one of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj/);
+  assert.match(badOverride.stderr, /module one of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, lm_head/);
 });
 
 test('a truncated safetensors file and an unsupported architecture are named', () => {

@@ -32,7 +32,7 @@ import { cudaGraphRuntime } from './graphs.js';
 import { addBiasCuda, addCuda } from './model-ops.js';
 import type { FloatPrecision } from './resident-linear.js';
 import { hasTensorMaps } from './tensor-map.js';
-import { activationOrder, chooseW4A8Config, w4a8Linear } from './w4a8.js';
+import { activationOrder, chooseW4A8Config, w4a8Linear, type W4A8Config, type W4A8Layer } from './w4a8.js';
 import { w8a8Linear } from './w8a8.js';
 import { W4A16_MAX_TOKENS, w4a16Linear } from './w4a16.js';
 
@@ -114,21 +114,27 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
     throw e;
   }
 
+  /** The W4A8 kernel configuration for a layer at m rows (the one chooser every launch here uses). */
+  const w4a8Config = (layer: W4A8Layer, m: number): W4A8Config => chooseW4A8Config(m, layer.n, layer.k, wgmma, tma, sms);
   /** The row form linear `l` reads at m rows. */
   const formFor = (l: EngineLinear, m: number): RowForm => {
     const r = l.resident;
-    if (r.kind === 'w4a8') return activationOrder(chooseW4A8Config(m, r.layer.n, r.layer.k, wgmma, tma, sms)) === 'fragment' ? 'int8-fragment' : 'int8';
+    if (r.kind === 'w4a8') return activationOrder(w4a8Config(r.layer, m)) === 'fragment' ? 'int8-fragment' : 'int8';
     if (r.kind === 'w8a8') return 'int8';
     return r.kind === 'f32' ? 'f32' : 'f16';
   };
   const act = (i: number, form: RowForm): RowOutput => ({ ...acts[i]!, form });
 
-  /** y [m, n] = input · Wᵀ (+ bias), or h += … when `into` is h and the GEMM can add in its epilogue. */
+  const checkForm = (l: EngineLinear, input: RowOutput, m: number): void => {
+    if (formFor(l, m) !== input.form) throw new Error(`engine: ${l.resident.kind} layer reads ${formFor(l, m)} rows, was given ${input.form}`);
+  };
+
+  /** y [m, n] = input · Wᵀ (+ bias). */
   const runLinear = (l: EngineLinear, input: RowOutput, y: DeviceBuffer, m: number): void => {
     const r = l.resident;
-    if (formFor(l, m) !== input.form) throw new Error(`engine: ${r.kind} layer reads ${formFor(l, m)} rows, was given ${input.form}`);
+    checkForm(l, input, m);
     if (r.kind === 'w4a8') {
-      const config = chooseW4A8Config(m, r.layer.n, r.layer.k, wgmma, tma, sms);
+      const config = w4a8Config(r.layer, m);
       w4a8Linear(ctx, r.layer, input.values, input.scales, y, m, config.kind === 'decode' ? { ...config, overlap: true } : config);
     } else if (r.kind === 'w8a8') {
       w8a8Linear(ctx, r.layer, input.values, input.scales, y, m);
@@ -145,9 +151,9 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
   /** h += input · Wᵀ (+ bias): in the W4A8 decode epilogue where it runs, else through tmp. */
   const addLinear = (l: EngineLinear, input: RowOutput, m: number): void => {
     const r = l.resident;
-    if (formFor(l, m) !== input.form) throw new Error(`engine: ${r.kind} layer reads ${formFor(l, m)} rows, was given ${input.form}`);
-    const config = r.kind === 'w4a8' ? chooseW4A8Config(m, r.layer.n, r.layer.k, wgmma, tma, sms) : null;
+    const config = r.kind === 'w4a8' ? w4a8Config(r.layer, m) : null;
     if (r.kind === 'w4a8' && config?.kind === 'decode') {
+      checkForm(l, input, m);
       w4a8Linear(ctx, r.layer, input.values, input.scales, h, m, { ...config, overlap: true, accumulate: true });
       if (l.bias) addBiasCuda(ctx, h, l.bias, m, l.n);
       return;

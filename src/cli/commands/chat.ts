@@ -8,10 +8,10 @@ import * as readline from 'node:readline';
 import { Command } from 'commander';
 import { InputError } from '../../errors.js';
 import type { ChatMessage } from '../../io/tokenizer.js';
-import { streamText } from '../../model/stream-text.js';
+import { endOfSequenceTokens, streamText } from '../../model/stream-text.js';
 import { nonNegativeInt, nonNegativeNumber, positiveInt, probability } from '../parse.js';
 import { backendOption, openEngine, type BackendName } from '../backend-option.js';
-import { memoryCheckOption, modelDirOption } from '../model-options.js';
+import { memoryCheckOption, modelDirOption, samplingSettings } from '../model-options.js';
 
 interface ChatCliOptions {
   model: string; system?: string; maxNewTokens: number; temperature?: number; topP?: number; seed: number; memoryCheck: boolean; backend: BackendName;
@@ -33,11 +33,8 @@ export const chatCommand = new Command('chat')
       const { engine, tokenizer, source } = opened;
       if (tokenizer === null) throw new InputError(`${opts.model}: no tokenizer.json, cannot chat`, { file: opts.model });
       if (!tokenizer.hasChatTemplate) throw new InputError(`${opts.model}: the model has no chat template; use intscale generate for plain text`, { file: opts.model });
-      const gen = source.generation;
-      const sample = gen?.doSample === true;
-      const temperature = opts.temperature ?? (sample ? gen?.temperature ?? 1 : 0);
-      const topP = opts.topP ?? (sample ? gen?.topP ?? 1 : 1);
-      const stopTokens = [...new Set([...(gen?.eosTokenIds ?? []), ...engine.config.eosTokenIds, ...(tokenizer.eosTokenId === null ? [] : [tokenizer.eosTokenId])])];
+      const { temperature, topP } = samplingSettings(opts, source.generation);
+      const stopTokens = endOfSequenceTokens(engine.config, tokenizer, source.generation);
       const start: ChatMessage[] = opts.system === undefined ? [] : [{ role: 'system', content: opts.system }];
       let history = [...start];
       const interactive = process.stdin.isTTY === true;

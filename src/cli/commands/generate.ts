@@ -6,7 +6,8 @@ import { InputError } from '../../errors.js';
 import { generate } from '../../model/generate.js';
 import { nonNegativeInt, nonNegativeNumber, positiveInt, probability } from '../parse.js';
 import { backendOption, openEngine, type BackendName, type OpenedEngine } from '../backend-option.js';
-import { memoryCheckOption, modelDirOption } from '../model-options.js';
+import { memoryCheckOption, modelDirOption, samplingSettings } from '../model-options.js';
+import { endOfSequenceTokens } from '../../model/stream-text.js';
 import { readTextFile } from '../text-file.js';
 
 interface GenerateCliOptions {
@@ -56,11 +57,8 @@ function generateText(opts: GenerateCliOptions, promptText: string, { engine, to
   const prompt = useChat
     ? tokenizer.encode(tokenizer.applyChatTemplate([{ role: 'user', content: promptText }], { addGenerationPrompt: true }), { addSpecialTokens: false })
     : tokenizer.encode(promptText);
-  const gen = source.generation;
-  const sampleByDefault = gen?.doSample === true;
-  const temperature = opts.temperature ?? (sampleByDefault ? gen?.temperature ?? 1 : 0);
-  const topP = opts.topP ?? (sampleByDefault ? gen?.topP ?? 1 : 1);
-  const stopTokens = [...new Set([...(gen?.eosTokenIds ?? []), ...engine.config.eosTokenIds, ...(tokenizer.eosTokenId === null ? [] : [tokenizer.eosTokenId])])];
+  const { temperature, topP } = samplingSettings(opts, source.generation);
+  const stopTokens = endOfSequenceTokens(engine.config, tokenizer, source.generation);
   const stream = opts.json !== true;
   if (!useChat && stream) process.stdout.write(promptText);
   const decoder = incrementalDecoder(tokenizer);
