@@ -98,6 +98,40 @@ export function syntheticFloatModel(layers: number, shape: SyntheticShape = LLAM
   return syntheticOf(layers, shape, (n, k, seed) => ({ kind: 'float', n, k, w: randomFloats(n * k, seed) }));
 }
 
+/** The precisions of the engine's end-to-end comparison (the paper's Table 7 columns, and FP16). */
+export const PRECISIONS = ['fp16', 'w8a8', 'w4a16', 'w4a8-fs', 'w4a8-is'] as const;
+export type Precision = (typeof PRECISIONS)[number];
+
+/** RANDOM 8-bit weights [n, k], per-channel float scales (SmoothQuant-style W8A8). */
+function randomW8A8(n: number, k: number, seed: number): QuantizedLinear {
+  const packed = randomPackedInt4(n * k * 2, seed); // any byte is a valid int8
+  const scales = Float32Array.from({ length: n }, (_, i) => (1 + ((i * 2654435761 + seed) >>> 28)) / 4096);
+  return { kind: 'quantized', n, k, groupSize: k, wBits: 8, aBits: 8, packed, scale: 'float', scales };
+}
+
+/**
+ * A LLaMA-2-7B-shaped model (or `shape`) of `layers` RANDOM layers in one precision, for speed only.
+ * fp16: one set of random float matrices shared by every layer on the host (each layer is uploaded
+ * to its own device memory all the same, so the GPU reads distinct bytes per layer); the engine
+ * rounds them to fp16. w4a16 and w4a8-fs: the int4 weights of w4a8-is with float group scales.
+ */
+export function syntheticModelIn(precision: Precision, layers: number, shape: SyntheticShape = LLAMA2_7B_SHAPE): SyntheticModel {
+  switch (precision) {
+    case 'w4a8-is': return syntheticModel(layers, shape);
+    case 'w4a8-fs': return syntheticOf(layers, shape, (n, k, seed) => ({ ...randomW4A8(n, k, seed), scale: 'float', intScales: undefined, alphaLog2: undefined }));
+    case 'w4a16': return syntheticOf(layers, shape, (n, k, seed) => ({ ...randomW4A8(n, k, seed), aBits: 16, scale: 'float', intScales: undefined, alphaLog2: undefined }));
+    case 'w8a8': return syntheticOf(layers, shape, randomW8A8);
+    case 'fp16': {
+      const shared = new Map<string, LinearWeight>();
+      return syntheticOf(layers, shape, (n, k, seed) => {
+        const key = `${n}x${k}:${seed % 1000}`;
+        if (!shared.has(key)) shared.set(key, { kind: 'float', n, k, w: randomFloats(n * k, seed % 1000) });
+        return shared.get(key)!;
+      });
+    }
+  }
+}
+
 /** config.json of a synthetic model, as transformers writes a LlamaConfig. */
 function hfConfig(c: ModelConfig): Record<string, unknown> {
   return {

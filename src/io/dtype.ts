@@ -103,10 +103,29 @@ export function f32ToBf16Bits(x: number): number {
   return ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff;
 }
 
-/** A whole float32 array as f16 bits. */
+/** |x| bits from the smallest normal binary16 (2^-14) up to 65520 (exclusive: it rounds to infinity). */
+const F16_NORMAL_LO = 0x38800000, F16_NORMAL_HI = 0x477ff000;
+
+/**
+ * A whole float32 array as f16 bits, as f32ToF16Bits rounds each value. Values that land on a
+ * normal binary16 (nearly all weights) take one integer expression: add the round-to-even bias
+ * below bit 13, shift, rebias the exponent (a carry out of the mantissa steps the exponent, as it
+ * should); the rest (zero, subnormals, overflow, NaN) go through f32ToF16Bits.
+ */
 export function f32ToF16(src: ArrayLike<number>): Uint16Array {
   const out = new Uint16Array(src.length);
-  for (let i = 0; i < src.length; i++) out[i] = f32ToF16Bits(src[i]!);
+  if (!(src instanceof Float32Array)) {
+    for (let i = 0; i < src.length; i++) out[i] = f32ToF16Bits(src[i]!);
+    return out;
+  }
+  const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
+  for (let i = 0; i < bits.length; i++) {
+    const b = bits[i]!;
+    const a = b & 0x7fffffff;
+    out[i] = a >= F16_NORMAL_LO && a < F16_NORMAL_HI
+      ? ((b >>> 16) & 0x8000) | (((a + 0xfff + ((a >>> 13) & 1)) >>> 13) - (112 << 10))
+      : f32ToF16Bits(src[i]!);
+  }
   return out;
 }
 

@@ -27,6 +27,27 @@ test('f32 → f16 rounds to nearest even and round-trips every half value', () =
   assert.equal(f32ToF16Bits(2 ** -26), 0); // underflow below half the smallest subnormal
 });
 
+test('f32 → f16 of a Float32Array (the fast path) gives f32ToF16Bits of every value: random bits, each rounding boundary, the edges', () => {
+  const bits = new Uint32Array(1 << 20);
+  let s = 0x9e3779b9;
+  for (let i = 0; i < bits.length; i++) {
+    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    bits[i] = s;
+  }
+  // around every half's rounding boundary (the tie, one ulp either side) and the normal range's ends
+  const edges: number[] = [0x38800000, 0x387fffff, 0x477ff000, 0x477fefff, 0x477fe000, 0x7f800000, 0x7fc00000, 0, 0x80000000];
+  for (let h = 0; h < 0x7c00; h += 7) {
+    const tie = ((h + (112 << 10)) << 13) + 0x1000;
+    edges.push(tie - 1, tie, tie + 1, (tie | 0x80000000) >>> 0);
+  }
+  const all = new Uint32Array([...bits, ...edges]);
+  const values = new Float32Array(all.buffer);
+  const fast = f32ToF16(values);
+  for (let i = 0; i < values.length; i++) {
+    if (fast[i] !== f32ToF16Bits(values[i]!)) assert.fail(`bits 0x${all[i]!.toString(16)}: 0x${fast[i]!.toString(16)} vs 0x${f32ToF16Bits(values[i]!).toString(16)}`);
+  }
+});
+
 test('bf16 keeps the top 16 bits of float32, writing at an offset', () => {
   const values = [1, -2.5, 3.140625, 1e30, -1e-30, 0];
   const bits = f32ToBf16(values);

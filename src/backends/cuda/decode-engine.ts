@@ -20,13 +20,13 @@
  */
 import { InputError } from '../../errors.js';
 import type { ModelConfig } from '../../model/config.js';
-import { decodeOneByOne, type Sequence, type SequenceEngine } from '../../model/engine.js';
+import type { Sequence, SequenceEngine } from '../../model/engine.js';
 import { ropeInverseFrequencies } from '../../model/rope.js';
 import type { ModelWeights } from '../../model/weights.js';
 import type { DeviceBuffer } from './buffer.js';
 import { CudaContext } from './context.js';
 import { Cublas } from './cublas.js';
-import { attentionToCuda, embedRowsCuda, engineSplits, ROW_BYTES, rmsnormToCuda, ropeKvWriteCuda, siluMulToCuda, type EngineAttention, type RowForm, type RowOutput } from './engine-ops.js';
+import { attentionToCuda, argmaxRowsCuda, embedRowsCuda, engineSplits, pickRowsCuda, ROW_BYTES, rmsnormToCuda, ropeKvWriteCuda, siluMulToCuda, type EngineAttention, type RowForm, type RowOutput } from './engine-ops.js';
 import { describeEngineWeights, freeEngineWeights, uploadEngineWeights, type EngineLinear, type LinearGroup } from './engine-weights.js';
 import { cudaGraphRuntime } from './graphs.js';
 import { addBiasCuda, addCuda } from './model-ops.js';
@@ -51,6 +51,17 @@ export interface CudaEngineOptions {
 
 export interface CudaEngine extends SequenceEngine {
   readonly ctx: CudaContext;
+  /**
+   * Feeds several of this engine's sequences at once, tokens[i] to sequences[i] (a batched prefill:
+   * their rows share each pass); returns each one's logits [vocab] after its last token.
+   */
+  feedBatch(sequences: readonly Sequence[], tokens: readonly ArrayLike<number>[]): Float32Array[];
+  /**
+   * A greedy decode step: decodeBatch with each sequence's next token chosen on the device (the
+   * argmax of its logits, the first index of the largest value, as the host's argmax); returns only
+   * the tokens (4 bytes a sequence back instead of its logits).
+   */
+  decodeGreedy(sequences: readonly Sequence[], tokens: readonly number[]): Int32Array;
   /** How the layers run, one line. */
   describe(): string;
   /** Frees the weights, state, sequences and graphs (and the context when the engine opened it). */
@@ -84,24 +95,27 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
   const sms = ctx.info.multiprocessors;
   const blas = new Cublas(ctx.stream);
   const runtime = options.graphs === false ? null : cudaGraphRuntime(ctx);
-  /** decode-step graphs by the position bound their attention split was planned for (null: seen once, not captured yet). */
-  const graphs = new Map<number, bigint | null>();
+  /** decode-step graphs by rows and the position bound their attention split was planned for (null: seen once, not captured yet). */
+  const graphs = new Map<string, bigint | null>();
   let kvTable: DeviceBuffer;
   const slots: (DeviceBuffer[] | null)[] = new Array(maxSequences).fill(null);
 
   // the run state, sized for T rows
   const qkvWidth = H * D + 2 * KVH * D;
   const maxK = Math.max(d, F, H * D);
-  let rows: DeviceBuffer, h: DeviceBuffer, tmp: DeviceBuffer, qkvOut: DeviceBuffer, guOut: DeviceBuffer, logits: DeviceBuffer, part: DeviceBuffer;
+  let rows: DeviceBuffer, picks: DeviceBuffer, nextTokens: DeviceBuffer, h: DeviceBuffer, tmp: DeviceBuffer, qkvOut: DeviceBuffer, guOut: DeviceBuffer, logits: DeviceBuffer, part: DeviceBuffer;
   let acts: RowOutput[];
   try {
     rows = alloc(T * ROW_BYTES);
+    picks = alloc(T * 4);
+    nextTokens = alloc(T * 4);
     h = alloc(T * d * 4);
     tmp = alloc(T * d * 4);
     qkvOut = alloc(T * qkvWidth * 4);
     guOut = alloc(T * 2 * F * 4);
-    logits = alloc(c.vocabSize * 4);
-    const worst = Math.max(engineSplits(positionBound(c.maxPositionEmbeddings), T, H, D).partBytes, engineSplits(positionBound(c.maxPositionEmbeddings), 1, H, D).partBytes);
+    logits = alloc(Math.min(T, maxSequences) * c.vocabSize * 4);
+    const bound = 1 << 30; // any capacity: the splits are capped (ENGINE_MAX_SPLITS, the byte budget)
+    const worst = Math.max(...Array.from({ length: T }, (_, i) => engineSplits(bound, i + 1, H, D).partBytes));
     part = alloc(worst);
     // two activation buffers: a group whose GEMMs read different forms gets one each
     acts = [0, 1].map(() => ({ form: 'int8' as RowForm, values: alloc(T * maxK * 4), scales: alloc(T * 4) }));
@@ -188,8 +202,12 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
 
   const attentionOf = (layer: number): EngineAttention => ({ numHeads: H, numKvHeads: KVH, headDim: D, window: c.slidingWindow ?? 0, kv: kvTable, layer, numLayers: L });
 
-  /** The forward pass of the m rows described in `rows`; the last row's logits land in `logits`. */
-  const forwardRows = (m: number, positions: number): void => {
+  /**
+   * The forward pass of the m rows described in `rows`. Logits [picked, vocab] land in `logits`:
+   * of every row (picked = m: a decode step), or of the rows listed in `picks` (a prefill: the last
+   * row of each sequence in it; none when no sequence ends in this pass).
+   */
+  const forwardRows = (m: number, positions: number, picked: number, greedy = false): void => {
     const split = engineSplits(positions, m, H, D);
     embedRowsCuda(ctx, w.embedding, rows, h, m, d);
     for (let i = 0; i < L; i++) {
@@ -204,28 +222,135 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
       siluMulToCuda(ctx, g!.part, u!.part, g!.ld, downIn, m, F);
       addLinear(layer.down, downIn, m);
     }
-    const headIn = act(0, formFor(w.lmHead, 1));
-    rmsnormToCuda(ctx, h.view((m - 1) * d * 4, d * 4), w.finalNorm, headIn, 1, d, c.rmsNormEps);
-    runLinear(w.lmHead, headIn, logits, 1);
+    if (picked === 0) return; // a prefill pass in which no sequence ends
+    const headIn = act(0, formFor(w.lmHead, picked));
+    if (picked === m) {
+      rmsnormToCuda(ctx, h, w.finalNorm, headIn, m, d, c.rmsNormEps);
+    } else {
+      pickRowsCuda(ctx, h, picks, tmp, picked, d);
+      rmsnormToCuda(ctx, tmp, w.finalNorm, headIn, picked, d, c.rmsNormEps);
+    }
+    runLinear(w.lmHead, headIn, logits, picked);
+    if (greedy) argmaxRowsCuda(ctx, logits, nextTokens, picked, c.vocabSize);
   };
 
   /**
-   * One decode step (its row already described): the first step of a split runs eagerly (kernels
-   * compile and load outside any capture), the second is captured as a graph, every later one replays it.
+   * A decode step of m rows (already described): the first step of a shape runs eagerly (kernels
+   * compile and load outside any capture), the second is captured as a graph, every later one
+   * replays it. Graphs are kept per (rows, position bound, greedy: the argmax of each row's logits
+   * on the device).
    */
-  const decodeStep = (positions: number): void => {
-    if (!runtime) return forwardRows(1, positions);
-    let exec = graphs.get(positions);
+  const decodeStep = (m: number, positions: number, greedy: boolean): void => {
+    if (!runtime) return forwardRows(m, positions, m, greedy);
+    const key = `${m}:${positions}:${greedy}`;
+    let exec = graphs.get(key);
     if (exec === undefined) {
-      forwardRows(1, positions);
-      graphs.set(positions, null);
+      forwardRows(m, positions, m, greedy);
+      graphs.set(key, null);
       return;
     }
     if (exec === null) {
-      exec = runtime.capture(() => forwardRows(1, positions));
-      graphs.set(positions, exec);
+      exec = runtime.capture(() => forwardRows(m, positions, m, greedy));
+      graphs.set(key, exec);
     }
     runtime.launch(exec);
+  };
+
+  /** An open sequence's place in the engine. */
+  interface SlotState {
+    readonly slot: number;
+    readonly capacity: number;
+    /** the position bound its attention split is planned for. */
+    readonly positions: number;
+    length: number;
+    released: boolean;
+  }
+  const states = new Map<Sequence, SlotState>();
+
+  /** Tokens for one sequence's next positions. */
+  interface Feed {
+    readonly state: SlotState;
+    readonly tokens: ArrayLike<number>;
+  }
+
+  /** Refuses a feed that cannot run (before anything runs, so a bad one changes nothing). */
+  const checkFeed = ({ state, tokens }: Feed, what: string): void => {
+    if (state.released) throw new Error(`${what}: this sequence was released`);
+    if (tokens.length === 0) throw new RangeError(`${what}: no tokens`);
+    if (state.length + tokens.length > state.capacity) throw new RangeError(`the sequence holds ${state.capacity} positions; feeding ${tokens.length} more at ${state.length} exceeds it`);
+    for (let r = 0; r < tokens.length; r++) {
+      const id = tokens[r]!;
+      if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) throw new RangeError(`token id ${id} at position ${state.length + r} is outside the vocabulary [0, ${c.vocabSize})`);
+    }
+  };
+
+  /** Downloads logits [count, vocab] as one array per row. */
+  const logitRows = (count: number): Float32Array[] => {
+    const all = ctx.copyToHost(new Float32Array(count * c.vocabSize), logits);
+    return Array.from({ length: count }, (_, r) => all.subarray(r * c.vocabSize, (r + 1) * c.vocabSize));
+  };
+
+  const checkFeeds = (feeds: readonly Feed[], what: string): void => {
+    if (new Set(feeds.map((f) => f.state)).size !== feeds.length) throw new RangeError(`${what}: a sequence appears twice in one step`);
+    for (const f of feeds) checkFeed(f, what);
+  };
+  const positionsOf = (feeds: readonly Feed[]): number => Math.max(...feeds.map((f) => f.state.positions));
+  /** A decode step of checked feeds of one token each (at most T): one row each, one graph. */
+  const decodeFeeds = (feeds: readonly Feed[], greedy: boolean): void => {
+    const host = new Int32Array(4 * feeds.length);
+    feeds.forEach(({ state, tokens }, r) => host.set([tokens[0]!, state.length, state.slot, 0], 4 * r));
+    ctx.copyToDevice(rows, host);
+    decodeStep(feeds.length, positionsOf(feeds), greedy);
+    for (const f of feeds) f.state.length += 1;
+  };
+
+  /**
+   * Runs the feeds (each its sequence's next tokens; sequences distinct) and returns the logits of
+   * each one's last token. One token each (a decode step) runs as one graph; otherwise the rows of
+   * all feeds are packed into passes of at most T rows (a batched prefill), the lm_head reading
+   * only each sequence's last row.
+   */
+  const run = (feeds: readonly Feed[], what: string): Float32Array[] => {
+    checkFeeds(feeds, what);
+    if (feeds.length <= T && feeds.every((f) => f.tokens.length === 1)) {
+      decodeFeeds(feeds, false);
+      return logitRows(feeds.length);
+    }
+    const positions = positionsOf(feeds);
+    const host = new Int32Array(4 * Math.min(T, feeds.reduce((s, f) => s + f.tokens.length, 0)));
+    const out: Float32Array[] = new Array(feeds.length);
+    let m = 0;
+    const picked: number[] = [];
+    const owners: number[] = [];
+    const pass = (): void => {
+      ctx.copyToDevice(rows, host.subarray(0, 4 * m));
+      if (picked.length > 0) ctx.copyToDevice(picks, Int32Array.from(picked));
+      forwardRows(m, positions, picked.length);
+      if (picked.length > 0) logitRows(picked.length).forEach((l, i) => (out[owners[i]!] = l));
+      m = 0;
+      picked.length = 0;
+      owners.length = 0;
+    };
+    feeds.forEach(({ state, tokens }, f) => {
+      for (let r = 0; r < tokens.length; r++) {
+        host.set([tokens[r]!, state.length + r, state.slot, 0], 4 * m);
+        if (r === tokens.length - 1) {
+          picked.push(m);
+          owners.push(f);
+        }
+        m += 1;
+        if (m === T) pass();
+      }
+    });
+    if (m > 0) pass();
+    for (const f of feeds) f.state.length += f.tokens.length;
+    return out;
+  };
+
+  const stateOf = (s: Sequence, what: string): SlotState => {
+    const state = states.get(s);
+    if (!state) throw new Error(`${what}: a sequence this engine did not open, or one already released`);
+    return state;
   };
 
   const open = (capacity: number): Sequence => {
@@ -241,57 +366,49 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
     }
     slots[slot] = caches;
     ctx.copyToDevice(kvTable.view(slot * L * 16, L * 16), BigUint64Array.from(caches, (b) => BigInt(b.address)));
-    const positions = positionBound(capacity);
-    let length = 0;
-    let released = false;
-    const describeRows = (tokens: ArrayLike<number>, from: number, m: number): void => {
-      const host = new Int32Array(4 * m);
-      for (let r = 0; r < m; r++) {
-        const id = tokens[from + r]!;
-        if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) throw new RangeError(`token id ${id} at position ${length + r} is outside the vocabulary [0, ${c.vocabSize})`);
-        host.set([id, length + r, slot, 0], 4 * r);
-      }
-      ctx.copyToDevice(rows, host);
-    };
-    return {
+    const state: SlotState = { slot, capacity, positions: positionBound(capacity), length: 0, released: false };
+    const sequence: Sequence = {
       get length() {
-        return length;
+        return state.length;
       },
       capacity,
-      feed(tokens) {
-        if (released) throw new Error('feed: this sequence was released');
-        if (tokens.length === 0) throw new RangeError('feed: no tokens');
-        if (length + tokens.length > capacity) throw new RangeError(`the sequence holds ${capacity} positions; feeding ${tokens.length} more at ${length} exceeds it`);
-        if (tokens.length === 1) {
-          describeRows(tokens, 0, 1);
-          decodeStep(positions);
-          length += 1;
-        } else {
-          for (let from = 0; from < tokens.length; from += T) {
-            const m = Math.min(T, tokens.length - from);
-            describeRows(tokens, from, m);
-            forwardRows(m, positions);
-            length += m;
-          }
-        }
-        return ctx.copyToHost(new Float32Array(c.vocabSize), logits);
-      },
+      feed: (tokens) => run([{ state, tokens }], 'feed')[0]!,
       release() {
-        if (released) return;
-        released = true;
+        if (state.released) return;
+        state.released = true;
+        states.delete(sequence);
         ctx.synchronize();
         for (const b of caches) b.free();
         slots[slot] = null;
       },
     };
+    states.set(sequence, state);
+    return sequence;
+  };
+
+  /** Feeds several sequences at once (a batched prefill: their rows share the passes); each one's last logits. */
+  const feedBatch = (sequences: readonly Sequence[], tokens: readonly ArrayLike<number>[]): Float32Array[] => {
+    if (sequences.length !== tokens.length) throw new RangeError(`feedBatch: ${tokens.length} token lists for ${sequences.length} sequences`);
+    return run(sequences.map((s, i) => ({ state: stateOf(s, 'feedBatch'), tokens: tokens[i]! })), 'feedBatch');
   };
 
   return {
     config: c,
     ctx,
     open,
-    // one sequence at a time for now: the kernels already take rows of different sequences (rows, slot table); the batched step is issue 17's next item
-    decodeBatch: decodeOneByOne,
+    decodeBatch(sequences, tokens) {
+      if (sequences.length !== tokens.length) throw new RangeError(`decodeBatch: ${tokens.length} tokens for ${sequences.length} sequences`);
+      return run(sequences.map((s, i) => ({ state: stateOf(s, 'decodeBatch'), tokens: [tokens[i]!] })), 'decodeBatch');
+    },
+    feedBatch,
+    decodeGreedy(sequences, tokens) {
+      if (sequences.length !== tokens.length) throw new RangeError(`decodeGreedy: ${tokens.length} tokens for ${sequences.length} sequences`);
+      if (sequences.length > T) throw new RangeError(`decodeGreedy: ${sequences.length} sequences in one step, the engine's passes hold ${T} rows (maxChunk)`);
+      const feeds = sequences.map((s, i) => ({ state: stateOf(s, 'decodeGreedy'), tokens: [tokens[i]!] }));
+      checkFeeds(feeds, 'decodeGreedy');
+      decodeFeeds(feeds, true);
+      return ctx.copyToHost(new Int32Array(feeds.length), nextTokens);
+    },
     describe: () => `cuda engine (${ctx.info.name}): ${describeEngineWeights(w)}; fp16 KV cache; ${runtime ? 'decode steps as CUDA graphs' : 'no graphs'}`,
     dispose: () => {
       ctx.synchronize();

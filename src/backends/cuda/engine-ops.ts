@@ -49,9 +49,19 @@ const outputArgs = (out: RowOutput) => [out.values, out.scales] as const;
 /** h [m, dim] = the embedding rows of the rows' tokens (E [vocab, dim] on the device). */
 export function embedRowsCuda(ctx: CudaContext, embedding: DeviceBuffer, rows: DeviceBuffer, h: DeviceBuffer, m: number, dim: number): void {
   need('embed rows', rows, m * ROW_BYTES);
-  need('embed h', h, m * dim * 4);
-  if (dim % 4 !== 0) throw new RangeError(`embed rows: the hidden size must be divisible by 4, got ${dim}`);
-  ctx.launch(getKernel(ctx, FILE, 'embed_rows'), [m], [256], [embedding, rows, h, { i32: dim }]);
+  gatherRows(ctx, 'embed', embedding, rows, ROW_BYTES / 4, h, m, dim);
+}
+
+/** out [m, dim] = the rows of x [·, dim] listed in `picks` (int32 [m]): the rows whose logits a prefill returns. */
+export function pickRowsCuda(ctx: CudaContext, x: DeviceBuffer, picks: DeviceBuffer, out: DeviceBuffer, m: number, dim: number): void {
+  need('pick rows', picks, m * 4);
+  gatherRows(ctx, 'pick', x, picks, 1, out, m, dim);
+}
+
+function gatherRows(ctx: CudaContext, what: string, table: DeviceBuffer, index: DeviceBuffer, stride: number, out: DeviceBuffer, m: number, dim: number): void {
+  need(`${what} output`, out, m * dim * 4);
+  if (dim % 4 !== 0) throw new RangeError(`${what} rows: the hidden size must be divisible by 4, got ${dim}`);
+  ctx.launch(getKernel(ctx, FILE, 'gather_rows'), [m], [256], [table, index, { i32: stride }, out, { i32: dim }]);
 }
 
 /** RMSNorm of x [m, dim] with weight, written as `out` (its form) for the next linear. */
@@ -133,4 +143,11 @@ export function attentionToCuda(ctx: CudaContext, q: DeviceBuffer, ldq: number, 
   if (shared > ctx.info.maxSharedPerBlockOptin) throw new RangeError(`attention merge needs ${shared} B of shared memory, the device allows ${ctx.info.maxSharedPerBlockOptin}`);
   ctx.launch(getKernel(ctx, FILE, 'attention_merge', {}, shared), [m], [1024],
     [part, ...outputArgs(out), rows, { i32: H }, { i32: D }, { i32: S }, { i32: chunk }, { i32: a.window }, { i32: FORM_CODE[out.form] }], shared);
+}
+
+/** out [m] (int32) = each row's argmax over x [m, n] (the first index of the largest value): greedy sampling on the device. */
+export function argmaxRowsCuda(ctx: CudaContext, x: DeviceBuffer, out: DeviceBuffer, m: number, n: number): void {
+  need('argmax x', x, m * n * 4);
+  need('argmax out', out, m * 4);
+  ctx.launch(getKernel(ctx, FILE, 'argmax_rows'), [m], [1024], [x, { i32: n }, out]);
 }

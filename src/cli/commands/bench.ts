@@ -21,6 +21,11 @@ const BENCHES = {
     'GPU: prefill and decode tokens/s of a model on the CUDA decode engine and the exact CUDA backend (replayed as graphs / without overlapped launches / op by op) ' +
       '(--model DIR --synthetic LAYERS --backends engine,graphs,serial,direct --fp16 --cpu --reps N)',
   ],
+  e2e: [
+    'cuda-batch-e2e',
+    'GPU: the paper\'s Table 7 on the decode engine: B sequences × 128 tokens in / 128 out, latency and tok/s for FP16, W8A8, W4A16, W4A8 FS and IS, ' +
+      'batch 1…64, and a PyTorch FP16 CUDA-graph reference where torch is installed (--batches 1,8,16,32,64 --precisions … --reps N --out DIR --no-torch)',
+  ],
   'cuda-engine-step': ['cuda-engine-step', 'GPU: the decode engine\'s step time by layer count (7B shape, random weights): per-layer and fixed cost (--layers 1,8,32 --steps N --no-graphs)'],
   'cuda-step-ops': ['cuda-step-ops', 'GPU: the time of each op of a 7B-shaped decode step, each captured in a CUDA graph (--context N)'],
   cpu: ['cpu-e2e', 'CPU: prefill and decode tokens/s of a model in float32, W4A8 IS and W4A8 FS'],

@@ -4,7 +4,10 @@
  * CPU path's at every step and its greedy tokens equal; float fixtures (GQA, sliding window, q/k/v and
  * o biases, llama3 rope) near transformers' logits at every position, fed token by token and as one
  * prefill; graph replay equal to eager steps bit for bit; a prompt fed in chunks near the one-shot
- * prefill; two sequences interleaved equal to each alone; bad use refused with a message. Skips
+ * prefill; two sequences interleaved equal to each alone; 20 sequences batched (a packed prefill,
+ * then decode steps of M = 20 rows at different positions) each near its own logits alone with the
+ * same greedy tokens, and decodeGreedy (the argmax on the device) the same tokens; bad use refused
+ * with a message. Skips
  * without a GPU. Tolerances are relative to the largest reference logit and are the fast path's
  * stated accuracy (docs/cuda-notes.md).
  */
@@ -29,6 +32,11 @@ const ctxOf = (): CudaContext => (cuda as { ctx: CudaContext }).ctx;
 /** The fast path's accuracy: logits within this fraction of the largest reference logit. */
 const QUANTIZED_TOLERANCE = 5e-2;
 const FLOAT_TOLERANCE = 1e-2;
+/**
+ * A sequence in a batch against the same sequence alone: the integer GEMMs are exact at any M, but
+ * the kernels chosen at M rows sum their float epilogues and cuBLAS its fp16 lm_head in other orders.
+ */
+const BATCH_TOLERANCE = 1e-3;
 
 function withEngine(model: Model, options: Omit<CudaEngineOptions, 'ctx'>, run: (e: CudaEngine) => void): void {
   const engine = createCudaEngine(model.config, model.weights, { ctx: ctxOf(), ...options });
@@ -143,6 +151,49 @@ test('CUDA engine: float fixtures (GQA, sliding window, biases, llama3 rope) giv
   }
 });
 
+test('CUDA engine: 20 sequences batched (prefill packed across passes, decode steps of 20 rows at different positions) each give their own logits alone within 1e-3 and the same greedy tokens; decodeGreedy picks them on the device', { skip }, (t) => {
+  const { model, prompt } = quantizedEmbedded();
+  const prompts = Array.from({ length: 20 }, (_, i) => [...prompt.slice(i % 5), ...prompt.slice(0, i % 5)].slice(0, prompt.length - (i % 7)));
+  const steps = 6;
+  withEngine(model, { maxSequences: 20, maxChunk: 64 }, (engine) => {
+    const alone = prompts.map((p) => {
+      const seq = engine.open(p.length + steps);
+      const out = [seq.feed(p)];
+      for (let s = 0; s < steps; s++) out.push(seq.feed([argmax(out[s]!)]));
+      seq.release();
+      return out;
+    });
+    const seqs = prompts.map((p) => engine.open(p.length + steps));
+    const together = engine.feedBatch(seqs, prompts).map((l) => [l]);
+    for (let s = 0; s < steps; s++) {
+      const step = engine.decodeBatch(seqs, together.map((ls) => argmax(ls[s]!)));
+      step.forEach((l, i) => together[i]!.push(l));
+    }
+    for (const q of seqs) q.release();
+    // the same run with the tokens chosen on the device: each step's tokens are the batched logits' argmax
+    const again = prompts.map((p) => engine.open(p.length + steps));
+    let next = engine.feedBatch(again, prompts).map(argmax);
+    for (let s = 0; s < steps; s++) {
+      assert.deepEqual(next, together.map((ls) => argmax(ls[s]!)), `decodeGreedy's input at step ${s}`);
+      next = [...engine.decodeGreedy(again, next)];
+    }
+    assert.deepEqual(next, together.map((ls) => argmax(ls[steps]!)), 'decodeGreedy\'s last tokens');
+    for (const q of again) q.release();
+    let worst = 0, identical = 0;
+    for (let i = 0; i < prompts.length; i++) {
+      for (let s = 0; s <= steps; s++) {
+        const [got, want] = [together[i]![s]!, alone[i]![s]!];
+        const e = relativeError(got, want);
+        worst = Math.max(worst, e);
+        if (e === 0) identical++;
+        assert.ok(e <= BATCH_TOLERANCE, `sequence ${i} step ${s}: logit error ${e} of the largest`);
+        assert.equal(argmax(got), argmax(want), `sequence ${i} step ${s}: greedy token`);
+      }
+    }
+    t.diagnostic(`batched vs alone: largest logit error ${worst.toExponential(1)}; ${identical} of ${prompts.length * (steps + 1)} rows bit-identical`);
+  });
+});
+
 test('CUDA engine: bad use is refused with a message', { skip }, () => {
   const { model, prompt } = quantizedEmbedded();
   withEngine(model, { maxSequences: 1 }, (engine) => {
@@ -154,5 +205,16 @@ test('CUDA engine: bad use is refused with a message', { skip }, () => {
     seq.release();
     assert.throws(() => seq.feed([1]), /released/);
     engine.open(4).release();
+  });
+  withEngine(model, { maxSequences: 2 }, (engine) => {
+    const [a, b] = [engine.open(8), engine.open(8)];
+    assert.throws(() => engine.decodeBatch([a, a], [1, 2]), /appears twice/);
+    assert.throws(() => engine.decodeBatch([a, b], [1]), /1 tokens for 2 sequences/);
+    assert.throws(() => engine.feedBatch([a, b], [[1, 2], [1, 2, 3, 4, 5, 6, 7, 8, 9]]), /holds 8 positions/);
+    assert.equal(a.length, 0, 'a refused batch changes no sequence');
+    b.release();
+    assert.throws(() => engine.decodeBatch([a, b], [1, 2]), /did not open, or one already released/);
+    assert.throws(() => engine.decodeBatch([modelEngine(model).open(4)], [1]), /did not open/);
+    a.release();
   });
 });

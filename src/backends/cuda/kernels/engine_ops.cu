@@ -2,7 +2,8 @@
 // fast path (model_ops.cu and attention.cu keep the float64 reference). Each fuses what a step
 // repeats, so a LLaMA layer is 10 launches (4 GEMMs among them) instead of about 20:
 //
-//   embed_rows       h[r, :] = E[token(r), :]
+//   gather_rows      out[r, :] = table[index[stride·r], :]  (the embedding: table E, index the rows'
+//                    tokens, stride 4; the lm_head's rows of a prefill: table h, index the picked rows)
 //   rmsnorm_to       y[r, :] = (x[r, :] ⊙ w) · inv_r,  inv_r = 1 / sqrt(Σ x[r, :]² / dim + eps),
 //                    written in the form the next linear reads (FORM below)
 //   silu_mul_to      y[r, j] = g[r, j] / (1 + e^(−g[r, j])) · u[r, j]  in FORM (g, u: column ranges of
@@ -16,6 +17,8 @@
 //                    and writes part[r][h][s] = { max, Σ e, Σ e·V[0..D) } (float32)
 //   attention_merge  grid (m), 1024 threads: out[r, h·D + d] = Σ_s w_s·acc_s[d] / Σ_s w_s·l_s,
 //                    w_s = e^(max_s − max), over the row's non-empty splits, all heads, in FORM
+//   argmax_rows      grid (m), 1024 threads: out[r] = the smallest j with x[r, j] = max_j x[r, j] (greedy
+//                    sampling on the device, the host's tie rule; a row of NaN or −inf gives 0)
 //
 // rmsnorm_to and silu_mul_to run one block of 1024 threads per row, the row held in registers (read
 // once; rows of up to 32768 values, a multiple of 4); attention_merge one block of 1024 per row.
@@ -101,9 +104,9 @@ __device__ __forceinline__ float silu_mul1(float g, float u) { return g / (1.f +
 #define ROW_VEC 8
 
 extern "C" __global__ void __launch_bounds__(256)
-embed_rows(const float* __restrict__ E, const int* __restrict__ rows, float* __restrict__ h, int dim) {
-  const float4* src = reinterpret_cast<const float4*>(E + (size_t)rows[4 * blockIdx.x] * dim);
-  float4* dst = reinterpret_cast<float4*>(h + (size_t)blockIdx.x * dim);
+gather_rows(const float* __restrict__ table, const int* __restrict__ index, int stride, float* __restrict__ out, int dim) {
+  const float4* src = reinterpret_cast<const float4*>(table + (size_t)index[stride * blockIdx.x] * dim);
+  float4* dst = reinterpret_cast<float4*>(out + (size_t)blockIdx.x * dim);
   for (int i = threadIdx.x; i < (dim >> 2); i += blockDim.x) dst[i] = src[i];
 }
 
@@ -311,4 +314,43 @@ attention_merge(const float* __restrict__ part, void* __restrict__ out, float* _
   const float a = amax / 127.f;
   if (tid == 0 && form < 2) scales[r] = a;
   for (int i4 = tid; i4 < (H * D) >> 2; i4 += blockDim.x) store4(out, r, H * D, form, i4, reinterpret_cast<const float4*>(o)[i4], a);
+}
+
+extern "C" __global__ void __launch_bounds__(1024)
+argmax_rows(const float* __restrict__ x, int n, int* __restrict__ out) {
+  __shared__ float best_of[32];
+  __shared__ int at_of[32];
+  const float* xr = x + (size_t)blockIdx.x * n;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  float best = NEG_INF;
+  int at = 0x7fffffff;
+  for (int j = threadIdx.x; j < n; j += blockDim.x) {  // increasing j, strict >: each thread keeps its first maximum
+    const float v = xr[j];
+    if (v > best) {
+      best = v;
+      at = j;
+    }
+  }
+  for (int o = 16; o > 0; o >>= 1) {
+    const float ob = __shfl_xor_sync(0xffffffffu, best, o);
+    const int oa = __shfl_xor_sync(0xffffffffu, at, o);
+    if (ob > best || (ob == best && oa < at)) {
+      best = ob;
+      at = oa;
+    }
+  }
+  if (lane == 0) {
+    best_of[warp] = best;
+    at_of[warp] = at;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (int w = 1; w < (int)(blockDim.x >> 5); ++w) {
+      if (best_of[w] > best || (best_of[w] == best && at_of[w] < at)) {
+        best = best_of[w];
+        at = at_of[w];
+      }
+    }
+    out[blockIdx.x] = at == 0x7fffffff ? 0 : at;
+  }
 }

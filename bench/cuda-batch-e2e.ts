@@ -1,0 +1,163 @@
+/**
+ * The paper's Table 7 on our engine: end-to-end latency of B sequences, each `--prompt-tokens` in
+ * (one batched prefill) and `--out-tokens` out (the first from the prefill's logits, the rest from
+ * greedy decode steps of B rows, the argmax on the device), for every precision the CUDA decode
+ * engine runs (FP16, W8A8, W4A16, W4A8 float scale, W4A8 integer scale) at each batch size, all in
+ * one run; and, where PyTorch is installed, the same protocol on a PyTorch FP16 model with a static
+ * KV cache and each decode step one CUDA graph (bench/torch_llama_e2e.py: the cross-check of our
+ * FP16 row). LLaMA-2-7B's shape with RANDOM weights: speed only, the text means nothing.
+ *
+ *   node dist/bench/cuda-batch-e2e.js [--layers 32] [--batches 1,8,16,32,64] [--prompt-tokens 128] [--out-tokens 128]
+ *        [--precisions fp16,w8a8,w4a16,w4a8-fs,w4a8-is] [--reps 3] [--no-torch] [--out DIR] [--json]
+ *
+ * Latency is the host's wall time from the prefill's start to the last token (median of --reps after
+ * a warm-up run that also captures each batch size's graph). Decode tok/s = B · (out − 1) / decode
+ * time. The floor: the decode step's weight bytes (every linear and the fp16 lm_head) over the copy
+ * bandwidth measured here (a device-to-device copy, read + write), i.e. the most tokens/s a batch-1
+ * decode could reach. --out writes batch-e2e.json and batch-e2e.svg (latency by batch size, one bar
+ * per precision, the speedup over FP16 on each bar).
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { CudaContext } from '../src/backends/cuda/context.js';
+import { createCudaEngine } from '../src/backends/cuda/decode-engine.js';
+import { cpuPool } from '../src/backends/cpu/pool/index.js';
+import { argmax } from '../src/model/sampling.js';
+import { needsGpu } from './cuda-timing.js';
+import { benchOutput, machineLine, median } from './stats.js';
+import { LLAMA2_7B_SHAPE, PRECISIONS, syntheticModelIn, type Precision } from './synthetic.js';
+import { renderLatencySvg, type LatencyRow } from './batch-e2e-plot.js';
+
+const { values } = parseArgs({
+  options: {
+    layers: { type: 'string', default: '32' },
+    batches: { type: 'string', default: '1,8,16,32,64' },
+    'prompt-tokens': { type: 'string', default: '128' },
+    'out-tokens': { type: 'string', default: '128' },
+    precisions: { type: 'string', default: PRECISIONS.join(',') },
+    reps: { type: 'string', default: '3' },
+    'no-torch': { type: 'boolean', default: false },
+    out: { type: 'string' },
+    json: { type: 'boolean', default: false },
+  },
+});
+const layers = Number(values.layers);
+const batches = values.batches!.split(',').map(Number);
+const promptTokens = Number(values['prompt-tokens']);
+const outTokens = Number(values['out-tokens']);
+const reps = Number(values.reps);
+const precisions = values.precisions!.split(',') as Precision[];
+for (const p of precisions) if (!PRECISIONS.includes(p)) throw new RangeError(`--precisions takes ${PRECISIONS.join(', ')}; got '${p}'`);
+for (const b of batches) if (!Number.isInteger(b) || b < 1) throw new RangeError(`--batches takes positive integers, got '${values.batches}'`);
+if (!(outTokens >= 2)) throw new RangeError('--out-tokens must be at least 2 (one from the prefill, one decode step)');
+
+const ctx = needsGpu('the batched end-to-end bench', () => new CudaContext(0));
+const out = benchOutput(values.json === true);
+const shape = LLAMA2_7B_SHAPE;
+
+/** Device-to-device copy bandwidth (read + write bytes per second), best of 5 copies of 1 GiB. */
+function copyBandwidth(): number {
+  const bytes = 1 << 30;
+  const [a, b] = [ctx.alloc(bytes), ctx.alloc(bytes)];
+  let best = Infinity;
+  for (let i = 0; i < 6; i++) {
+    ctx.synchronize();
+    const t = performance.now();
+    ctx.copyOnStream(b, a, bytes);
+    ctx.synchronize();
+    if (i > 0) best = Math.min(best, (performance.now() - t) / 1000);
+  }
+  a.free();
+  b.free();
+  return (2 * bytes) / best;
+}
+const bandwidth = copyBandwidth();
+out.say(`# ${ctx.info.name}, driver ${ctx.info.driverVersion}; measured device copy ${(bandwidth / 1e12).toFixed(2)} TB/s (read + write); ${machineLine(cpuPool().threads)}`);
+out.say(`# LLaMA-2-7B shape (hidden ${shape.hidden}, ffn ${shape.ffn}, ${shape.heads} heads, vocab ${shape.vocab}), ${layers} layers, RANDOM weights (speed only)`);
+out.say(`# each of B sequences: ${promptTokens} tokens in (one batched prefill), ${outTokens} out (greedy, argmax on the device); median of ${reps} runs after a warm-up; fp16 lm_head and KV cache in every precision\n`);
+
+/** Bytes a batch-1 decode step reads for its weights: every linear in its format and the fp16 lm_head. */
+function weightBytes(p: Precision): number {
+  const { hidden: d, ffn: f, vocab } = shape;
+  const perLayer = 4 * d * d + 3 * d * f;
+  const perWeight: Record<Precision, number> = { 'fp16': 2, 'w8a8': 1 + 4 / d, 'w4a16': 0.5 + 2 / 128, 'w4a8-fs': 0.5 + 4 / 128, 'w4a8-is': 0.5 + 4 / 128 };
+  return layers * perLayer * perWeight[p] + 2 * vocab * d;
+}
+
+const prompts = (b: number): number[][] =>
+  Array.from({ length: b }, (_, s) => Array.from({ length: promptTokens }, (_, i) => (i * 7919 + s * 104729 + 13) % shape.vocab));
+
+const rows: LatencyRow[] = [];
+for (const precision of precisions) {
+  let t = performance.now();
+  const model = syntheticModelIn(precision, layers);
+  const built = performance.now() - t;
+  t = performance.now();
+  const engine = createCudaEngine(model.config, model.weights, { ctx, maxSequences: Math.max(...batches), maxChunk: 1024 });
+  out.say(`${precision}: built in ${(built / 1000).toFixed(1)} s, uploaded in ${((performance.now() - t) / 1000).toFixed(1)} s; ${engine.describe()}`);
+  /** One run of B sequences with `steps` decode steps: prefill and decode wall ms. */
+  const runOnce = (b: number, steps: number): { prefill: number; decode: number } => {
+    const seqs = Array.from({ length: b }, () => engine.open(promptTokens + outTokens));
+    try {
+      ctx.synchronize();
+      const t0 = performance.now();
+      let next = engine.feedBatch(seqs, prompts(b)).map(argmax);
+      const t1 = performance.now();
+      for (let s = 0; s < steps; s++) next = [...engine.decodeGreedy(seqs, next)];
+      return { prefill: t1 - t0, decode: performance.now() - t1 };
+    } finally {
+      for (const s of seqs) s.release();
+    }
+  };
+  for (const b of batches) {
+    runOnce(b, 3); // kernels loaded, the decode graph of b rows captured
+    const runs = Array.from({ length: reps }, () => runOnce(b, outTokens - 1));
+    const prefill = median(runs.map((r) => r.prefill)), decode = median(runs.map((r) => r.decode));
+    const latency = median(runs.map((r) => r.prefill + r.decode));
+    const row: LatencyRow = {
+      system: `intscale ${precision}`, batch: b, 'latency ms': Number(latency.toFixed(1)), 'prefill ms': Number(prefill.toFixed(1)),
+      'decode tok/s': Math.round((b * (outTokens - 1)) / (decode / 1000)),
+      'floor tok/s (batch 1)': Math.round(bandwidth / weightBytes(precision)),
+    };
+    rows.push(row);
+    out.say(`# ${row.system} batch ${b}: ${row['latency ms']} ms (prefill ${row['prefill ms']} ms), decode ${row['decode tok/s']} tok/s`);
+  }
+  engine.dispose();
+}
+ctx.release();
+
+// the PyTorch FP16 reference (a separate process: its own CUDA context and memory)
+if (!values['no-torch']) {
+  const script = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'torch_llama_e2e.py');
+  const r = spawnSync('python3', [script, '--layers', String(layers), '--batches', batches.join(','), '--prompt-tokens', String(promptTokens),
+    '--out-tokens', String(outTokens), '--reps', String(reps)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines = (r.stdout ?? '').split('\n').filter((l) => l.startsWith('{'));
+  if (r.status !== 0 || lines.length === 0) {
+    out.say(`# PyTorch FP16 reference not run: ${r.error?.message ?? (r.stderr || 'no output').trim().split('\n').slice(-3).join(' | ')}`);
+  } else {
+    for (const line of lines) {
+      const j = JSON.parse(line) as { info?: string; batch?: number; latency_ms?: number; prefill_ms?: number; decode_tok_s?: number };
+      if (j.info) {
+        out.say(`# PyTorch reference: ${j.info}`);
+        continue;
+      }
+      rows.push({ system: 'PyTorch fp16 (CUDA graphs)', batch: j.batch!, 'latency ms': j.latency_ms!, 'prefill ms': j.prefill_ms!, 'decode tok/s': j.decode_tok_s!, 'floor tok/s (batch 1)': Math.round(bandwidth / weightBytes('fp16')) });
+    }
+  }
+}
+
+// speedup of every row over our FP16 row at the same batch size
+const fp16 = new Map(rows.filter((r) => r.system === 'intscale fp16').map((r) => [r.batch, r['latency ms']]));
+const table = rows.map((r) => ({ ...r, 'vs intscale fp16': fp16.has(r.batch) ? `${(fp16.get(r.batch)! / r['latency ms']).toFixed(2)}×` : '-' }));
+out.table(table);
+if (values.out) {
+  fs.mkdirSync(values.out, { recursive: true });
+  const report = { gpu: ctx.info.name, driver: ctx.info.driverVersion, date: new Date().toISOString().slice(0, 10), bandwidthTBs: bandwidth / 1e12, layers, promptTokens, outTokens, reps, weights: 'random (speed only)', rows: table };
+  fs.writeFileSync(path.join(values.out, 'batch-e2e.json'), JSON.stringify(report, null, 1) + '\n');
+  fs.writeFileSync(path.join(values.out, 'batch-e2e.svg'), renderLatencySvg(report));
+  out.say(`wrote ${path.join(values.out, 'batch-e2e.json')} and batch-e2e.svg`);
+}
+process.exit(0);
