@@ -1,11 +1,12 @@
 /**
  * Where a decode step of the CUDA engine goes, by layer count: the engine on synthetic LLaMA-2-7B-
- * shaped models of 1, 8 and 32 RANDOM W4A8 layers (speed only), a 128-token prompt, then the host
- * wall time per decode step (feed of one token: row upload, graph launch, logits download) over
- * `--steps` steps after two warm-up steps. The slope between layer counts is a layer's cost, the
- * intercept the fixed cost (embedding, final norm, lm_head, logits download, host).
+ * shaped models of 1, 8 and 32 RANDOM W4A8 layers (speed only), `--batch` sequences of a 128-token
+ * prompt (one batched prefill), then the host wall time per greedy decode step of all of them
+ * (decodeGreedy: row upload, graph launch, the argmax on the device, B tokens back) over `--steps`
+ * steps after two warm-up steps. The slope between layer counts is a layer's cost, the intercept
+ * the fixed cost (embedding, final norm, lm_head, argmax, host).
  *
- *   node dist/bench/cuda-engine-step.js [--layers 1,8,32] [--steps 40] [--no-graphs]
+ *   node dist/bench/cuda-engine-step.js [--layers 1,8,32] [--batch 1] [--steps 40] [--no-graphs]
  *
  * Per-kernel times: run it under Nsight Compute, e.g.
  *   ncu --clock-control none --launch-skip 28 --launch-count 30 --metrics gpu__time_duration.sum --csv \
@@ -23,26 +24,30 @@ const { values } = parseArgs({
   options: {
     layers: { type: 'string', default: '1,8,32' },
     steps: { type: 'string', default: '40' },
+    batch: { type: 'string', default: '1' },
     'no-graphs': { type: 'boolean', default: false },
   },
 });
 const steps = Number(values.steps);
+const batch = Number(values.batch);
 const ctx = needsGpu('the CUDA engine step bench', () => new CudaContext(0));
 console.log(`# ${ctx.info.name}, driver ${ctx.info.driverVersion}; ${machineLine(cpuPool().threads)}`);
-console.log(`# synthetic LLaMA-2-7B shape, RANDOM W4A8 weights (speed only); prompt 128, then ${steps} timed decode steps after 2 warm-up; graphs ${values['no-graphs'] ? 'off' : 'on'}`);
+console.log(`# synthetic LLaMA-2-7B shape, RANDOM W4A8 weights (speed only); ${batch} sequence(s), prompt 128 each, then ${steps} timed greedy decode steps after 2 warm-up; graphs ${values['no-graphs'] ? 'off' : 'on'}`);
 const perLayers: [number, number][] = [];
 for (const layers of values.layers!.split(',').map(Number)) {
   const m = syntheticModel(layers);
-  const engine = createCudaEngine(m.config, m.weights, { ctx, graphs: !values['no-graphs'] });
-  const seq = engine.open(256);
-  seq.feed(Array.from({ length: 128 }, (_, i) => (i * 7919 + 13) % m.config.vocabSize));
-  for (let i = 0; i < 2; i++) seq.feed([5]);
+  const engine = createCudaEngine(m.config, m.weights, { ctx, graphs: !values['no-graphs'], maxSequences: batch });
+  const seqs = Array.from({ length: batch }, () => engine.open(128 + steps + 2));
+  const prompt = (s: number) => Array.from({ length: 128 }, (_, i) => (i * 7919 + s * 104729 + 13) % m.config.vocabSize);
+  engine.feedBatch(seqs, seqs.map((_, s) => prompt(s)));
+  const tokens = seqs.map(() => 5);
+  for (let i = 0; i < 2; i++) engine.decodeGreedy(seqs, tokens);
   const t = performance.now();
-  for (let i = 0; i < steps; i++) seq.feed([5]);
+  for (let i = 0; i < steps; i++) engine.decodeGreedy(seqs, tokens);
   const ms = (performance.now() - t) / steps;
   perLayers.push([layers, ms]);
-  console.log(`layers ${layers}: ${ms.toFixed(3)} ms per decode step (${(1000 / ms).toFixed(0)} tok/s)`);
-  seq.release();
+  console.log(`layers ${layers}: ${ms.toFixed(3)} ms per decode step of ${batch} (${((1000 * batch) / ms).toFixed(0)} tok/s)`);
+  for (const s of seqs) s.release();
   engine.dispose();
 }
 if (perLayers.length >= 2) {

@@ -12,9 +12,9 @@
 //                    as fp16 in the row's KV cache at its position. Half-split pairs (i, i + D/2),
 //                    angle = pos · inv_freq[i]:  a' = a·cos − b·sin,  b' = b·cos + a·sin
 //   attention_split  grid (m, H, S), 128 threads: block s takes the positions [s·chunk, (s+1)·chunk)
-//                    ∩ [first, pos] of its row in tiles of 32 (scores: 4 warps × 8 positions, lanes
-//                    split d; then every thread updates the online softmax for its d = tid, tid+128)
-//                    and writes part[r][h][s] = { max, Σ e, Σ e·V[0..D) } (float32)
+//                    ∩ [first, pos] of its row, warp w every 4th of them from the w-th (an online
+//                    softmax per warp, lanes split d, scores summed by shuffles), and writes
+//                    part[r][h][s] = { max, Σ e, Σ e·V[0..D) } (float32) for the warps combined
 //   attention_merge  grid (m), 1024 threads: out[r, h·D + d] = Σ_s w_s·acc_s[d] / Σ_s w_s·l_s,
 //                    w_s = e^(max_s − max), over the row's non-empty splits, all heads, in FORM
 //   argmax_rows      grid (m), 1024 threads: out[r] = the smallest j with x[r, j] = max_j x[r, j] (greedy
@@ -36,7 +36,6 @@
 #ifndef D_MAX
 #define D_MAX 256
 #endif
-#define TILE 32
 // most splits attention_merge takes (decode-engine.ts ENGINE_MAX_SPLITS)
 #define MAX_SPLITS 64
 
@@ -197,11 +196,18 @@ rope_kv_write(float* __restrict__ q, int ldq, const float* __restrict__ k, const
   values[i + half] = f2h(vr[i + half]);
 }
 
+// Each warp owns every 4th position of the block's range and the lane owns the head dimensions
+// d = 2·lane + 64·j (pairs of halves, j < PAIRS): a score is the lane's partial dot summed over the
+// warp by shuffles, so a warp runs its own online softmax with no barrier per position; UNROLL
+// positions at a time keep that many K and V rows in flight. The four warps' (max, sum, acc) are
+// combined through shared memory at the end.
+#define PAIRS (D_MAX / 64)
+#define UNROLL 4
 extern "C" __global__ void __launch_bounds__(128)
 attention_split(const float* __restrict__ q, int ldq, float* __restrict__ part, const int* __restrict__ rows,
                 const unsigned long long* __restrict__ kv, int layer, int L, int H, int KVH, int D, int window, int chunk) {
   const int r = blockIdx.x, h = blockIdx.y, s = blockIdx.z, S = gridDim.z;
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int p = rows[4 * r + 1];
   const int first = window > 0 ? max(0, p - window + 1) : 0;
   const int lo = max(first, s * chunk), hi = min(p + 1, (s + 1) * chunk);  // positions [lo, hi)
@@ -211,65 +217,88 @@ attention_split(const float* __restrict__ q, int ldq, float* __restrict__ part, 
   const size_t row = (size_t)KVH * D, kvo = (size_t)(h / (H / KVH)) * D;
   const half_t* keys = reinterpret_cast<const half_t*>(cache[0]) + kvo;
   const half_t* values = reinterpret_cast<const half_t*>(cache[1]) + kvo;
-  __shared__ float qs[D_MAX], sc[TILE];
   const float scale = 1.f / sqrtf((float)D);
-  for (int d = tid; d < D; d += 128) qs[d] = q[(size_t)r * ldq + (size_t)h * D + d] * scale;
-  float mx = NEG_INF, l = 0.f, acc[D_MAX / 128];
+  float2 qv[PAIRS], acc[PAIRS];
 #pragma unroll
-  for (int j = 0; j < D_MAX / 128; ++j) acc[j] = 0.f;
-  __syncthreads();
-  for (int t0 = lo; t0 < hi; t0 += TILE) {
-    float dot[8];
+  for (int j = 0; j < PAIRS; ++j) {
+    const int d = 2 * lane + 64 * j;
+    qv[j] = d < D ? make_float2(q[(size_t)r * ldq + (size_t)h * D + d] * scale, q[(size_t)r * ldq + (size_t)h * D + d + 1] * scale) : make_float2(0.f, 0.f);
+    acc[j] = make_float2(0.f, 0.f);
+  }
+  float mx = NEG_INF, l = 0.f;
+  for (int t0 = lo + warp; t0 < hi; t0 += 4 * UNROLL) {
+    // the K and V words of UNROLL positions loaded first, so both kinds of load are in flight together
+    unsigned kw[UNROLL][PAIRS], vw[UNROLL][PAIRS];
 #pragma unroll
-    for (int j = 0; j < 8; ++j) {
-      const int t = t0 + warp * 8 + j;
-      dot[j] = 0.f;
-      if (t < hi) {
-        const unsigned* kr = reinterpret_cast<const unsigned*>(keys + (size_t)t * row);
-        for (int d = lane * 2; d < D; d += 64) {
-          const unsigned two = kr[d >> 1];
-          dot[j] = fmaf(qs[d], h2f((half_t)(two & 0xffff)), fmaf(qs[d + 1], h2f((half_t)(two >> 16)), dot[j]));
-        }
+    for (int u = 0; u < UNROLL; ++u) {
+      const int t = t0 + 4 * u;
+      const unsigned* kr = reinterpret_cast<const unsigned*>(keys + (size_t)t * row);
+      const unsigned* vr = reinterpret_cast<const unsigned*>(values + (size_t)t * row);
+#pragma unroll
+      for (int j = 0; j < PAIRS; ++j) {
+        const int d = 2 * lane + 64 * j;
+        const bool in = t < hi && d < D;
+        kw[u][j] = in ? kr[d >> 1] : 0u;
+        vw[u][j] = in ? vr[d >> 1] : 0u;
       }
     }
+    float sc[UNROLL];
 #pragma unroll
-    for (int j = 0; j < 8; ++j) {
-      for (int o = 16; o > 0; o >>= 1) dot[j] += __shfl_xor_sync(0xffffffffu, dot[j], o);
-      if (lane == 0) sc[warp * 8 + j] = t0 + warp * 8 + j < hi ? dot[j] : NEG_INF;
+    for (int u = 0; u < UNROLL; ++u) {
+      float dot = 0.f;
+#pragma unroll
+      for (int j = 0; j < PAIRS; ++j)
+        dot = fmaf(qv[j].x, h2f((half_t)(kw[u][j] & 0xffff)), fmaf(qv[j].y, h2f((half_t)(kw[u][j] >> 16)), dot));
+      sc[u] = dot;
     }
-    __syncthreads();
-    float tile_max = NEG_INF;
-#pragma unroll 8
-    for (int j = 0; j < TILE; ++j) tile_max = fmaxf(tile_max, sc[j]);
-    const float nm = fmaxf(mx, tile_max);
-    const float c = expf(mx - nm);  // mx = −inf on the first tile: 0
+#pragma unroll
+    for (int u = 0; u < UNROLL; ++u) {
+      for (int o = 16; o > 0; o >>= 1) sc[u] += __shfl_xor_sync(0xffffffffu, sc[u], o);
+      if (t0 + 4 * u >= hi) sc[u] = NEG_INF;
+    }
+    float nm = mx;
+#pragma unroll
+    for (int u = 0; u < UNROLL; ++u) nm = fmaxf(nm, sc[u]);
+    const float c = expf(mx - nm);  // mx = −inf on the first positions: 0
     l *= c;
 #pragma unroll
-    for (int i = 0; i < D_MAX / 128; ++i) acc[i] *= c;
-    const int n = min(TILE, hi - t0);
-#pragma unroll 8
-    for (int j = 0; j < n; ++j) {
-      const float e = expf(sc[j] - nm);
-      l += e;
-      const half_t* vr = values + (size_t)(t0 + j) * row;
+    for (int j = 0; j < PAIRS; ++j) acc[j] = make_float2(acc[j].x * c, acc[j].y * c);
 #pragma unroll
-      for (int i = 0; i < D_MAX / 128; ++i) {
-        const int d = tid + 128 * i;
-        if (d < D) acc[i] = fmaf(e, h2f(vr[d]), acc[i]);
+    for (int u = 0; u < UNROLL; ++u) {
+      const float e = expf(sc[u] - nm);  // 0 past hi (sc = −inf), where vw is 0 too
+      l += e;
+#pragma unroll
+      for (int j = 0; j < PAIRS; ++j) {
+        acc[j].x = fmaf(e, h2f((half_t)(vw[u][j] & 0xffff)), acc[j].x);
+        acc[j].y = fmaf(e, h2f((half_t)(vw[u][j] >> 16)), acc[j].y);
       }
     }
     mx = nm;
-    __syncthreads();  // sc is rewritten by the next tile
   }
-  if (tid == 0) {
-    out[0] = mx;
-    out[1] = l;
+  // combine the warps: M = max of theirs, each rescaled by e^(m_w − M) (a warp without positions: m_w = −inf, weight 0)
+  __shared__ float m_of[4], l_of[4], acc_of[4][D_MAX];
+  if (lane == 0) {
+    m_of[warp] = mx;
+    l_of[warp] = l;
   }
 #pragma unroll
-  for (int i = 0; i < D_MAX / 128; ++i) {
-    const int d = tid + 128 * i;
-    if (d < D) out[2 + d] = acc[i];
+  for (int j = 0; j < PAIRS; ++j) {
+    const int d = 2 * lane + 64 * j;
+    if (d < D) {
+      acc_of[warp][d] = acc[j].x;
+      acc_of[warp][d + 1] = acc[j].y;
+    }
   }
+  __syncthreads();
+  const float M = fmaxf(fmaxf(m_of[0], m_of[1]), fmaxf(m_of[2], m_of[3]));
+  float w[4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) w[i] = m_of[i] == NEG_INF ? 0.f : expf(m_of[i] - M);
+  if (threadIdx.x == 0) {
+    out[0] = M;
+    out[1] = w[0] * l_of[0] + w[1] * l_of[1] + w[2] * l_of[2] + w[3] * l_of[3];
+  }
+  for (int d = threadIdx.x; d < D; d += 128) out[2 + d] = w[0] * acc_of[0][d] + w[1] * acc_of[1][d] + w[2] * acc_of[2][d] + w[3] * acc_of[3][d];
 }
 
 // dynamic shared memory: H·D outputs, H·S weights, H inverse sums (floats)
@@ -305,6 +334,7 @@ attention_merge(const float* __restrict__ part, void* __restrict__ out, float* _
   for (int e = tid; e < H * D; e += blockDim.x) {
     const int h = e / D, d = e - h * D;
     float acc = 0.f;
+#pragma unroll 4
     for (int s = s0; s <= s1; ++s) acc = fmaf(w[h * S + s], pr[((size_t)h * S + s) * (D + 2) + 2 + d], acc);
     acc *= inv_l[h];
     o[e] = acc;
@@ -324,11 +354,20 @@ argmax_rows(const float* __restrict__ x, int n, int* __restrict__ out) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   float best = NEG_INF;
   int at = 0x7fffffff;
-  for (int j = threadIdx.x; j < n; j += blockDim.x) {  // increasing j, strict >: each thread keeps its first maximum
-    const float v = xr[j];
-    if (v > best) {
-      best = v;
-      at = j;
+  // increasing j, strict >: each thread keeps its first maximum; 4 loads in flight per round
+  for (int j0 = threadIdx.x; j0 < n; j0 += 4 * blockDim.x) {
+    float v[4];
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      const int j = j0 + u * (int)blockDim.x;
+      v[u] = j < n ? xr[j] : NEG_INF;
+    }
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      if (v[u] > best) {
+        best = v[u];
+        at = j0 + u * (int)blockDim.x;
+      }
     }
   }
   for (int o = 16; o > 0; o >>= 1) {
