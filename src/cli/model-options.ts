@@ -1,13 +1,13 @@
 /**
- * The options every command that loads a model to run it takes the same way: `-m, --model <dir>`
- * and `--no-memory-check` (eval, generate, serve).
+ * The options every command that loads a model to run it takes the same way: `-m, --model <dir|id>`
+ * and `--no-memory-check` (eval, generate, serve, chat).
  */
 import { Option } from 'commander';
 import type { GenerationConfig } from '../io/generation-config.js';
 import { DEFAULT_MODEL_DIR } from './default-model.js';
 
 export const modelDirOption = (): Option =>
-  new Option('-m, --model <dir>', 'model directory (Hugging Face or intscale-quantized)').default(DEFAULT_MODEL_DIR);
+  new Option('-m, --model <dir|id>', 'model directory (Hugging Face or intscale-quantized), or a Hub id org/name[@revision] (downloaded into the Hugging Face cache)').default(DEFAULT_MODEL_DIR);
 
 export const memoryCheckOption = (): Option =>
   new Option('--no-memory-check', 'load even when the weights and KV cache look larger than the memory available');

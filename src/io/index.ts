@@ -7,3 +7,4 @@ export { createSafetensorsWriter, openSafetensors, writeSafetensors, type Safete
 export { openWeights, INDEX_FILE, SINGLE_FILE, type WeightSource } from './weight-source.js';
 export { parseGenerationConfig, loadGenerationConfig, GENERATION_CONFIG_FILE, type GenerationConfig } from './generation-config.js';
 export { loadTokenizer, type ModelTokenizer, type ChatMessage } from './tokenizer.js';
+export { parseHubId, resolveHubModel, type HubId, type HubOptions, type HubProgress } from './hub.js';

@@ -7,6 +7,7 @@ import { describeMethod, describeSpec } from '../../quantize/recipe.js';
 import { DEFAULT_MODEL_DIR } from '../default-model.js';
 import { nonNegativeInt, nonNegativeNumber, positiveInt } from '../parse.js';
 import { progressBar } from '../progress.js';
+import { offlineOption, resolveModelArg } from '../model-source.js';
 import { CALIB_DEFAULTS, DEFAULT_CALIB_FILE, parseAlpha, parseOverride, recipeFromOptions, type QuantCliOptions } from '../quant-options.js';
 import { openModelDir } from '../../model/model-dir.js';
 import { prepareOutputDir } from '../../io/output-dir.js';
@@ -59,12 +60,14 @@ function addMethodOptions(cmd: Command): Command {
 export const quantizeCommand = addMethodOptions(addQuantOptions(
   new Command('quantize')
     .description('quantize a Hugging Face model with Integer Scale (default RTN W4A8, g128, α = largest overflow-safe ≤ 2^10; --method gptq|awq calibrates)')
-    .option('-m, --model <dir>', 'Hugging Face model directory', DEFAULT_MODEL_DIR)
+    .option('-m, --model <dir|id>', 'Hugging Face model directory, or a Hub id org/name[@revision] (downloaded into the Hugging Face cache)', DEFAULT_MODEL_DIR)
+    .addOption(offlineOption())
     .requiredOption('-o, --out <dir>', 'output directory for the quantized checkpoint')
     .option('--overwrite', 'replace a checkpoint already in --out')
     .option('--json', 'print the result (settings per layer group, the overflow proof) as one JSON object'),
   ['rtn', 'gptq', 'awq'],
-)).action((opts: QuantCliOptions & { model: string; out: string; overwrite?: boolean; json?: boolean; calibSamples?: number }) => {
+)).action(async (opts: QuantCliOptions & { model: string; offline?: boolean; out: string; overwrite?: boolean; json?: boolean; calibSamples?: number }) => {
+  opts.model = (await resolveModelArg(opts.model, opts)).dir;
   opts.calibWindows ??= opts.calibSamples;
   const layers = openModelDir(opts.model);
   const { numLayers, maxPositionEmbeddings: context } = layers.config;

@@ -1,0 +1,50 @@
+/**
+ * Where `-m` points: a local model directory, or a Hugging Face Hub id (`org/name[@revision]`)
+ * fetched into the Hugging Face cache first (io/hub.ts), with a progress bar per large file on
+ * stderr. A local path that exists wins over a Hub id of the same spelling, as in transformers.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Option } from 'commander';
+import { parseHubId, resolveHubModel, type HubProgress } from '../io/hub.js';
+import { progressBar, type Progress } from './progress.js';
+
+export const offlineOption = (): Option =>
+  new Option('--offline', 'read a Hub id (org/name[@revision]) from the Hugging Face cache only, downloading nothing (also HF_HUB_OFFLINE=1)');
+
+/** Files smaller than this download without a bar. */
+const BAR_BYTES = 8 << 20;
+
+/** A bar per large file, in MB: the callback for resolveHubModel's onProgress. */
+function downloadBars(): { onProgress: (p: HubProgress) => void; stop: () => void } {
+  let file = '';
+  let bar: Progress | null = null;
+  const stop = () => {
+    bar?.stop();
+    bar = null;
+  };
+  return {
+    onProgress(p) {
+      if (p.file !== file) {
+        stop();
+        file = p.file;
+        if (p.totalBytes >= BAR_BYTES) bar = progressBar(`${p.file} (MB)`, Math.ceil(p.totalBytes / 1e6));
+      }
+      bar?.update(Math.floor(p.bytes / 1e6));
+    },
+    stop,
+  };
+}
+
+/** The model directory `-m` names, fetching a Hub id first; `name` is what to call the model (the Hub id, or the directory's name). */
+export async function resolveModelArg(arg: string, opts: { readonly offline?: boolean } = {}): Promise<{ dir: string; name: string }> {
+  const id = fs.existsSync(arg) ? null : parseHubId(arg);
+  if (id === null) return { dir: arg, name: path.basename(path.resolve(arg)) };
+  const bars = downloadBars();
+  try {
+    const dir = await resolveHubModel(id, { ...(opts.offline ? { offline: true } : {}), onProgress: bars.onProgress });
+    return { dir, name: id.repo };
+  } finally {
+    bars.stop();
+  }
+}
