@@ -1,11 +1,13 @@
 /**
- * Where `-m` points: a local model directory, or a Hugging Face Hub id (`org/name[@revision]`)
- * fetched into the Hugging Face cache first (io/hub.ts), with a progress bar per large file on
- * stderr. A local path that exists wins over a Hub id of the same spelling, as in transformers.
+ * Where `-m` points: a local model directory, a GGUF file (converted once into intscale's cache,
+ * io/gguf.ts), or a Hugging Face Hub id (`org/name[@revision]`) fetched into the Hugging Face cache
+ * first (io/hub.ts), with a progress bar per large file on stderr. A local path that exists wins
+ * over a Hub id of the same spelling, as in transformers.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Option } from 'commander';
+import { ggufModelDir } from '../io/gguf.js';
 import { parseHubId, resolveHubModel, type HubProgress } from '../io/hub.js';
 import { progressBar, type Progress } from './progress.js';
 
@@ -38,6 +40,7 @@ function downloadBars(): { onProgress: (p: HubProgress) => void; stop: () => voi
 
 /** The model directory `-m` names, fetching a Hub id first; `name` is what to call the model (the Hub id, or the directory's name). */
 export async function resolveModelArg(arg: string, opts: { readonly offline?: boolean } = {}): Promise<{ dir: string; name: string }> {
+  if (arg.endsWith('.gguf')) return { dir: await ggufModelDir(arg, { onNote: (line) => process.stderr.write(`${line}\n`) }), name: path.basename(arg, '.gguf') };
   const id = fs.existsSync(arg) ? null : parseHubId(arg);
   if (id === null) return { dir: arg, name: path.basename(path.resolve(arg)) };
   const bars = downloadBars();

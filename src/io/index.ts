@@ -8,3 +8,4 @@ export { openWeights, INDEX_FILE, SINGLE_FILE, type WeightSource } from './weigh
 export { parseGenerationConfig, loadGenerationConfig, GENERATION_CONFIG_FILE, type GenerationConfig } from './generation-config.js';
 export { loadTokenizer, type ModelTokenizer, type ChatMessage } from './tokenizer.js';
 export { parseHubId, resolveHubModel, type HubId, type HubOptions, type HubProgress } from './hub.js';
+export { ggufModelDir, intscaleCacheDir, type GgufOptions } from './gguf.js';

@@ -280,3 +280,19 @@ test('serve: a port in use, a model without a tokenizer and a bad --port are one
   assert.equal(badPort.code, 1);
   assert.match(badPort.stderr, /--port/);
 });
+
+test('generate -m model.gguf converts the file once (saying so) and continues as the original directory does', async () => {
+  const { writeGgufFrom } = await import('../io/gguf-writer.js');
+  const file = path.join(tempDir(), 'tiny.gguf');
+  writeGgufFrom(repoPath('models/tiny-wikitext'), file, 'Q8_0');
+  const env = { ...process.env, INTSCALE_CACHE: tempDir() };
+  const gen = (m: string) => spawnSync(process.execPath, [CLI, 'generate', '-m', m, '-p', 'The game', '-n', '6', '--no-stats'], { encoding: 'utf8', env });
+  const first = gen(file);
+  assert.equal(first.status, 0, first.stderr);
+  assert.match(first.stderr, /tiny\.gguf holds Q8_0 tensors: they are dequantized to float32/);
+  assert.match(first.stderr, /converted .*tiny\.gguf \(Q8_0, F32\) into /);
+  assert.ok(first.stdout.startsWith('The game'));
+  const again = gen(file);
+  assert.equal(again.stdout, first.stdout);
+  assert.equal(again.stderr, '', 'the second run reuses the conversion silently');
+});
