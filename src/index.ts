@@ -22,7 +22,7 @@ export { quantizeActivations, type QuantizedActivations } from './quant/activati
 export { packInt4, unpackInt4, packWeights, unpackWeights } from './quant/int4-pack.js';
 export type * from './quant/types.js';
 export { createCheckpointWriter, writeQuantizedCheckpoint, type CheckpointWriter } from './quantize/write-checkpoint.js';
-export { loadTokenizer, openSafetensors, writeSafetensors, parseHubId, resolveHubModel, type HubId, type HubOptions, type HubProgress, ggufModelDir, type GgufOptions } from './io/index.js';
+export { loadTokenizer, openSafetensors, writeSafetensors, parseHubId, resolveHubModel, type HubId, type HubOptions, type HubProgress, ggufModelDir, type GgufOptions, llama2cModelDir, type Llama2cOptions } from './io/index.js';
 export { openModelDir } from './model/model-dir.js';
 export { cpuBackend } from './backends/cpu/cpu-backend.js';
 export type { Backend } from './model/backend.js';

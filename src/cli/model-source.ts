@@ -1,6 +1,7 @@
 /**
- * Where `-m` points: a local model directory, a GGUF file (converted once into intscale's cache,
- * io/gguf.ts), or a Hugging Face Hub id (`org/name[@revision]`) fetched into the Hugging Face cache
+ * Where `-m` points: a local model directory, a GGUF file or a llama2.c checkpoint (`.bin`, with
+ * --tokenizer or the tokenizer.bin beside it), each converted once into intscale's cache (io/gguf.ts,
+ * io/llama2c.ts), or a Hugging Face Hub id (`org/name[@revision]`) fetched into the Hugging Face cache
  * first (io/hub.ts), with a progress bar per large file on stderr. A local path that exists wins
  * over a Hub id of the same spelling, as in transformers.
  */
@@ -8,8 +9,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Option } from 'commander';
 import { ggufModelDir } from '../io/gguf.js';
+import { llama2cModelDir } from '../io/llama2c.js';
 import { parseHubId, resolveHubModel, type HubProgress } from '../io/hub.js';
 import { progressBar, type Progress } from './progress.js';
+
+export const tokenizerFileOption = (): Option =>
+  new Option('--tokenizer <file>', "a llama2.c checkpoint's tokenizer.bin (default: tokenizer.bin beside it)");
 
 export const offlineOption = (): Option =>
   new Option('--offline', 'read a Hub id (org/name[@revision]) from the Hugging Face cache only, downloading nothing (also HF_HUB_OFFLINE=1)');
@@ -39,8 +44,13 @@ function downloadBars(): { onProgress: (p: HubProgress) => void; stop: () => voi
 }
 
 /** The model directory `-m` names, fetching a Hub id first; `name` is what to call the model (the Hub id, or the directory's name). */
-export async function resolveModelArg(arg: string, opts: { readonly offline?: boolean } = {}): Promise<{ dir: string; name: string }> {
-  if (arg.endsWith('.gguf')) return { dir: await ggufModelDir(arg, { onNote: (line) => process.stderr.write(`${line}\n`) }), name: path.basename(arg, '.gguf') };
+export async function resolveModelArg(arg: string, opts: { readonly offline?: boolean; readonly tokenizer?: string } = {}): Promise<{ dir: string; name: string }> {
+  const onNote = (line: string) => process.stderr.write(`${line}\n`);
+  if (arg.endsWith('.gguf')) return { dir: await ggufModelDir(arg, { onNote }), name: path.basename(arg, '.gguf') };
+  if (arg.endsWith('.bin')) {
+    const tokenizer = opts.tokenizer ?? path.join(path.dirname(arg), 'tokenizer.bin');
+    return { dir: await llama2cModelDir(arg, tokenizer, { onNote }), name: path.basename(arg, '.bin') };
+  }
   const id = fs.existsSync(arg) ? null : parseHubId(arg);
   if (id === null) return { dir: arg, name: path.basename(path.resolve(arg)) };
   const bars = downloadBars();

@@ -14,16 +14,17 @@
  * GGUF stores a weight [out, in] with ne = [in, out] (rows contiguous, as safetensors), and
  * llama.cpp's converter permutes the rows of q and k within each head, (2, D/2) → (D/2, 2), for
  * its rotary layout; that is undone here (HF row h·D + s·D/2 + j = GGUF row h·D + 2j + s).
- * Tokenizers: `gpt2` (byte-level BPE: tokens and merges) with the split regex its `pre` names.
+ * Tokenizers: `gpt2` (byte-level BPE: tokens and merges) with the split regex its `pre` names;
+ * `llama` (SentencePiece: tokens and scores) as the BPE with byte fallback transformers makes of it.
  */
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { gguf } from '@huggingface/gguf';
 import { InputError } from '../errors.js';
 import { f16ToF32, type Dtype } from './dtype.js';
-import { createSafetensorsWriter } from './safetensors.js';
+import { convertOnce, convertTensors, writeModelFiles } from './converted-cache.js';
+import { halfSplitRows } from './rotary-rows.js';
+import { sentencePieceParts } from './sentencepiece.js';
 
 /** GGML tensor types this reader takes (ggml.h numbering). */
 const GGML = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8, BF16: 30 } as const;
@@ -99,40 +100,52 @@ function llamaConfig(meta: Metadata, vocab: number, tied: boolean, file: string)
   };
 }
 
+/** GGUF token types (llama.cpp's llama_token_type). */
+const TOKEN_TYPE = { normal: 1, unknown: 2, control: 3, userDefined: 4, byte: 6 } as const;
+
 /** tokenizer.json and tokenizer_config.json from the GGUF tokenizer metadata. */
 function tokenizerFiles(meta: Metadata, file: string): { tokenizer: unknown; config: Record<string, unknown> } {
   const model = meta['tokenizer.ggml.model'];
   const tokens = meta['tokenizer.ggml.tokens'] as string[] | undefined;
   if (!Array.isArray(tokens)) throw new InputError(`${file}: no tokenizer (tokenizer.ggml.tokens) in the metadata`, { file });
-  if (model !== 'gpt2') {
-    throw new InputError(`${file}: tokenizer "${String(model)}" is not supported yet (byte-level BPE, "gpt2", is); SentencePiece GGUF tokenizers ("llama") come next`, { file });
+  if (model !== 'gpt2' && model !== 'llama') {
+    throw new InputError(`${file}: tokenizer "${String(model)}" is not supported (byte-level BPE "gpt2" and SentencePiece "llama" are)`, { file });
   }
-  const pre = String(meta['tokenizer.ggml.pre'] ?? 'default');
-  if (!(pre in PRE_SPLITS)) throw new InputError(`${file}: pre-tokenizer "${pre}" is not known (known: ${Object.keys(PRE_SPLITS).join(', ')})`, { file });
-  const split = PRE_SPLITS[pre]!;
   const types = (meta['tokenizer.ggml.token_type'] as number[] | undefined) ?? [];
-  const merges = (meta['tokenizer.ggml.merges'] as string[] | undefined) ?? [];
-  // control (3) and user-defined (4) tokens match whole, before the model splits the text
-  const added = tokens.flatMap((content, id) => (types[id] === 3 || types[id] === 4
-    ? [{ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: types[id] === 3 }] : []));
-  const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: split === null };
-  const tokenizer = {
-    version: '1.0', truncation: null, padding: null, added_tokens: added, normalizer: null,
-    pre_tokenizer: split === null ? byteLevel : { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: split }, behavior: 'Isolated', invert: false }, byteLevel] },
-    post_processor: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: false, use_regex: true },
-    decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: {
-      type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false,
-      byte_fallback: false, ignore_merges: false, vocab: Object.fromEntries(tokens.map((t, i) => [t, i])), merges,
-    },
-  };
+  // control and user-defined tokens match whole, before the model splits the text
+  const added = tokens.flatMap((content, id) => (types[id] === TOKEN_TYPE.control || types[id] === TOKEN_TYPE.userDefined
+    ? [{ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: types[id] === TOKEN_TYPE.control }] : []));
+  const vocab = Object.fromEntries(tokens.map((t, i) => [t, i]));
+  let parts: Record<string, unknown>;
+  if (model === 'gpt2') {
+    const pre = String(meta['tokenizer.ggml.pre'] ?? 'default');
+    if (!(pre in PRE_SPLITS)) throw new InputError(`${file}: pre-tokenizer "${pre}" is not known (known: ${Object.keys(PRE_SPLITS).join(', ')})`, { file });
+    const split = PRE_SPLITS[pre]!;
+    const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: split === null };
+    parts = {
+      normalizer: null,
+      pre_tokenizer: split === null ? byteLevel : { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: split }, behavior: 'Isolated', invert: false }, byteLevel] },
+      post_processor: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: false, use_regex: true },
+      decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
+      model: {
+        type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false,
+        byte_fallback: false, ignore_merges: false, vocab, merges: (meta['tokenizer.ggml.merges'] as string[] | undefined) ?? [],
+      },
+    };
+  } else {
+    const scores = (meta['tokenizer.ggml.scores'] as number[] | undefined) ?? [];
+    parts = sentencePieceParts(tokens, scores, tokens[num(meta['tokenizer.ggml.unknown_token_id']) ?? types.indexOf(TOKEN_TYPE.unknown)] ?? null);
+  }
+  const tokenizer = { version: '1.0', truncation: null, padding: null, added_tokens: added, ...parts };
   const tokenOf = (key: string): string | null => {
     const id = num(meta[key]);
     return id === undefined ? null : tokens[id] ?? null;
   };
+  // llama.cpp adds BOS by default for SentencePiece vocabularies, not for byte-level BPE ones
+  const addBos = typeof meta['tokenizer.ggml.add_bos_token'] === 'boolean' ? meta['tokenizer.ggml.add_bos_token'] : model === 'llama';
   const config: Record<string, unknown> = {
     bos_token: tokenOf('tokenizer.ggml.bos_token_id'), eos_token: tokenOf('tokenizer.ggml.eos_token_id'),
-    add_bos_token: meta['tokenizer.ggml.add_bos_token'] === true, add_eos_token: meta['tokenizer.ggml.add_eos_token'] === true,
+    add_bos_token: addBos, add_eos_token: meta['tokenizer.ggml.add_eos_token'] === true,
     ...(typeof meta['tokenizer.chat_template'] === 'string' ? { chat_template: meta['tokenizer.chat_template'] } : {}),
   };
   return { tokenizer, config };
@@ -177,26 +190,6 @@ function tensorBytes(type: number, count: number, name: string, file: string): n
   throw new InputError(`${file}: tensor ${name} is ${typeName(type)}; intscale reads F32, F16, BF16, Q8_0 and Q4_0 GGUF tensors`, { file, tensor: name });
 }
 
-/** Rows of q / k back from llama.cpp's rotary permutation: out row h·D + s·D/2 + j ← in row h·D + 2j + s. */
-function unpermuteRows<T extends Float32Array | Uint16Array>(w: T, heads: number, rowLength: number): T {
-  const rows = w.length / rowLength, D = rows / heads, half = D / 2;
-  const out = new (w.constructor as new (n: number) => T)(w.length);
-  for (let h = 0; h < heads; h++) {
-    for (let s = 0; s < 2; s++) {
-      for (let j = 0; j < half; j++) {
-        const to = h * D + s * half + j, from = h * D + 2 * j + s;
-        out.set(w.subarray(from * rowLength, (from + 1) * rowLength), to * rowLength);
-      }
-    }
-  }
-  return out;
-}
-
-/** Where converted GGUF models are kept: $INTSCALE_CACHE, else $XDG_CACHE_HOME/intscale, else ~/.cache/intscale. */
-export function intscaleCacheDir(): string {
-  return process.env.INTSCALE_CACHE ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'intscale');
-}
-
 export interface GgufOptions {
   /** where the converted directory goes (default intscaleCacheDir()/gguf). */
   readonly cacheDir?: string;
@@ -209,11 +202,12 @@ export interface GgufOptions {
  * directory renamed when complete), reused while the file's size and modification time are the same.
  */
 export async function ggufModelDir(file: string, options: GgufOptions = {}): Promise<string> {
-  if (!fs.existsSync(file)) throw new InputError(`${file}: file not found`, { file });
+  return convertOnce([file], 'gguf', (dir) => convertGguf(file, dir, options), options.cacheDir);
+}
+
+/** Writes the Hugging Face directory of a GGUF file into `out`. */
+async function convertGguf(file: string, out: string, options: GgufOptions): Promise<void> {
   const stat = fs.statSync(file);
-  const key = createHash('sha256').update(`${path.resolve(file)}\0${stat.size}\0${stat.mtimeMs}`).digest('hex').slice(0, 16);
-  const dir = path.join(options.cacheDir ?? path.join(intscaleCacheDir(), 'gguf'), `${path.basename(file, '.gguf')}-${key}`);
-  if (fs.existsSync(path.join(dir, 'model.safetensors'))) return dir;
   let parsed: Awaited<ReturnType<typeof gguf>>;
   try {
     parsed = await gguf(path.resolve(file), { allowLocalFile: true });
@@ -237,12 +231,7 @@ export async function ggufModelDir(file: string, options: GgufOptions = {}): Pro
     options.onNote?.(`${path.basename(file)} holds ${dequantized.join(' and ')} tensors: they are dequantized to float32; quantizing them again adds intscale's rounding to llama.cpp's`);
   }
 
-  const tmp = `${dir}.tmp-${process.pid}`;
-  fs.rmSync(tmp, { recursive: true, force: true });
-  fs.mkdirSync(tmp, { recursive: true });
-  const fd = fs.openSync(file, 'r');
-  const writer = createSafetensorsWriter(path.join(tmp, 'model.safetensors'), 128 * (infos.length + 8));
-  try {
+  convertTensors(file, out, infos.length, (fd, write) => {
     for (const info of infos) {
       const name = hfName(info.name, file);
       const type = Number(info.dtype);
@@ -259,24 +248,11 @@ export async function ggufModelDir(file: string, options: GgufOptions = {}): Pro
       if (type === GGML.F32) [data, dtype] = [new Float32Array(bytes.buffer, 0, count), 'F32'];
       else if (type === GGML.F16 || type === GGML.BF16) [data, dtype] = [new Uint16Array(bytes.buffer, 0, count), type === GGML.F16 ? 'F16' : 'BF16'];
       else [data, dtype] = [dequantizeBlocks(type, bytes, count), 'F32'];
-      if (name.endsWith('q_proj.weight')) data = unpermuteRows(data, heads, shape[shape.length - 1]!);
-      if (name.endsWith('k_proj.weight')) data = unpermuteRows(data, kvHeads, shape[shape.length - 1]!);
-      writer.write({ name, dtype, shape, data });
+      if (name.endsWith('q_proj.weight')) data = halfSplitRows(data, heads, shape[shape.length - 1]!);
+      if (name.endsWith('k_proj.weight')) data = halfSplitRows(data, kvHeads, shape[shape.length - 1]!);
+      write({ name, dtype, shape, data });
     }
-    writer.finish({ format: 'pt', source: `converted by intscale from ${path.basename(file)}` });
-  } catch (e) {
-    writer.abort();
-    fs.rmSync(tmp, { recursive: true, force: true });
-    throw e;
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.writeFileSync(path.join(tmp, 'config.json'), JSON.stringify(config, null, 2) + '\n');
-  fs.writeFileSync(path.join(tmp, 'tokenizer.json'), JSON.stringify(tokenizer));
-  fs.writeFileSync(path.join(tmp, 'tokenizer_config.json'), JSON.stringify(tokenizerConfig, null, 2) + '\n');
-  fs.writeFileSync(path.join(tmp, 'generation_config.json'), JSON.stringify({ bos_token_id: config.bos_token_id, eos_token_id: config.eos_token_id }, null, 2) + '\n');
-  fs.rmSync(dir, { recursive: true, force: true });
-  fs.renameSync(tmp, dir);
-  options.onNote?.(`converted ${file} (${[...types].join(', ')}) into ${dir}`);
-  return dir;
+  });
+  writeModelFiles(out, config, tokenizer, tokenizerConfig);
+  options.onNote?.(`converted ${file} (${[...types].join(', ')}) for intscale (once; kept in ${path.dirname(out)})`);
 }

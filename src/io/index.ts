@@ -8,4 +8,6 @@ export { openWeights, INDEX_FILE, SINGLE_FILE, type WeightSource } from './weigh
 export { parseGenerationConfig, loadGenerationConfig, GENERATION_CONFIG_FILE, type GenerationConfig } from './generation-config.js';
 export { loadTokenizer, type ModelTokenizer, type ChatMessage } from './tokenizer.js';
 export { parseHubId, resolveHubModel, type HubId, type HubOptions, type HubProgress } from './hub.js';
-export { ggufModelDir, intscaleCacheDir, type GgufOptions } from './gguf.js';
+export { ggufModelDir, type GgufOptions } from './gguf.js';
+export { intscaleCacheDir } from './converted-cache.js';
+export { llama2cModelDir, readLlama2cHeader, type Llama2cHeader, type Llama2cOptions } from './llama2c.js';

@@ -290,9 +290,31 @@ test('generate -m model.gguf converts the file once (saying so) and continues as
   const first = gen(file);
   assert.equal(first.status, 0, first.stderr);
   assert.match(first.stderr, /tiny\.gguf holds Q8_0 tensors: they are dequantized to float32/);
-  assert.match(first.stderr, /converted .*tiny\.gguf \(Q8_0, F32\) into /);
+  assert.match(first.stderr, /converted .*tiny\.gguf \(Q8_0, F32\) for intscale \(once; kept in /);
   assert.ok(first.stdout.startsWith('The game'));
   const again = gen(file);
   assert.equal(again.stdout, first.stdout);
   assert.equal(again.stderr, '', 'the second run reuses the conversion silently');
+});
+
+test('generate -m model.bin (llama2.c) finds tokenizer.bin beside it, or takes --tokenizer; a missing one is named', async () => {
+  const { writeLlama2cCheckpoint, writeLlama2cTokenizer } = await import('../io/llama2c-writer.js');
+  const d = tempDir();
+  writeLlama2cCheckpoint(repoPath('models/tiny-wikitext'), path.join(d, 'model.bin'));
+  const pieces = ['<unk>', '<s>', '</s>', ...Array.from({ length: 256 }, (_, i) => `<0x${i.toString(16).toUpperCase().padStart(2, '0')}>`), '▁', 'a', 'b'];
+  while (pieces.length < 2048) pieces.push(`⟨${pieces.length}⟩`);
+  const env = { ...process.env, INTSCALE_CACHE: tempDir() };
+  const gen = (...extra: string[]) => spawnSync(process.execPath, [CLI, 'generate', '-m', path.join(d, 'model.bin'), '-p', 'ab', '-n', '4', '--no-stats', ...extra], { encoding: 'utf8', env });
+  const missing = gen();
+  assert.equal(missing.status, 2);
+  assert.match(missing.stderr, /tokenizer\.bin: file not found/);
+  writeLlama2cTokenizer(path.join(d, 'tok.bin'), pieces, pieces.map((_, i) => -i));
+  const r = gen('--tokenizer', path.join(d, 'tok.bin'));
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /converted the llama2\.c checkpoint .*model\.bin with .*tok\.bin for intscale/);
+  assert.ok(r.stdout.startsWith('ab'), r.stdout);
+  fs.copyFileSync(path.join(d, 'tok.bin'), path.join(d, 'tokenizer.bin'));
+  const beside = gen();
+  assert.equal(beside.status, 0, beside.stderr);
+  assert.equal(beside.stdout, r.stdout, 'the same tokenizer found beside the checkpoint');
 });

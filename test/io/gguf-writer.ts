@@ -16,7 +16,7 @@ const TYPE_IDS: Record<GgufWeightType, number> = { F32: 0, F16: 1, Q4_0: 2, Q8_0
 
 // metadata value types (gguf.h)
 const U32 = 4, I32 = 5, F32V = 6, BOOL = 7, STR = 8, ARR = 9;
-type Value = { t: typeof U32 | typeof I32 | typeof F32V | typeof BOOL; v: number | boolean } | { t: typeof STR; v: string } | { t: typeof ARR; of: typeof STR | typeof I32; v: (string | number)[] };
+type Value = { t: typeof U32 | typeof I32 | typeof F32V | typeof BOOL; v: number | boolean } | { t: typeof STR; v: string } | { t: typeof ARR; of: typeof STR | typeof I32 | typeof F32V; v: (string | number)[] };
 
 class Bytes {
   private parts: Buffer[] = [];
@@ -60,7 +60,15 @@ function writeValue(out: Bytes, value: Value): void {
   else if (value.t === ARR) {
     out.u32(value.of);
     out.u64(value.v.length);
-    for (const x of value.v) (value.of === STR ? out.str(x as string) : out.i32(x as number));
+    for (const x of value.v) {
+      if (value.of === STR) out.str(x as string);
+      else if (value.of === I32) out.i32(x as number);
+      else {
+        const b = Buffer.alloc(4);
+        b.writeFloatLE(x as number);
+        out.push(b);
+      }
+    }
   } else if (value.t === F32V) {
     const b = Buffer.alloc(4);
     b.writeFloatLE(value.v as number);

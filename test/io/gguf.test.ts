@@ -12,13 +12,12 @@ import * as path from 'node:path';
 import { ggufModelDir } from '../../src/io/gguf.js';
 import { openWeights } from '../../src/io/weight-source.js';
 import { loadTokenizer } from '../../src/io/tokenizer.js';
-import { InputError } from '../../src/errors.js';
 import { loadModel } from '../../src/backends/load.js';
 import { modelEngine } from '../../src/model/engine.js';
 import { f16ToF32, f32ToF16 } from '../../src/io/dtype.js';
 import { repoPath } from '../helpers/paths.js';
 import { GGUF_VALUE, writeGgufFrom, type GgufWeightType } from './gguf-writer.js';
-import { tempDir } from './temp-dir.js';
+import { rejectsInput, tempDir } from './temp-dir.js';
 
 const EMBEDDED = repoPath('models/tiny-wikitext');
 const PROMPT = [0, 5, 200, 17, 1033, 9, 44];
@@ -32,13 +31,6 @@ async function converted(type: GgufWeightType, notes: string[] = []) {
   return { file, written, dir: await ggufModelDir(file, { cacheDir: tempDir(), onNote: (l) => notes.push(l) }) };
 }
 
-async function rejectsInput(p: Promise<unknown>, pattern: RegExp): Promise<void> {
-  await assert.rejects(p, (e: unknown) => {
-    assert.ok(e instanceof InputError, `expected InputError, got ${String(e)}`);
-    assert.match(e.message, pattern);
-    return true;
-  });
-}
 
 test('GGUF F32 and BF16: the original\'s logits bit for bit; the tokenizer encodes and decodes as the original', async () => {
   for (const type of ['F32', 'BF16'] as const) {
@@ -112,8 +104,39 @@ test('GGUF: a missing, truncated or foreign file, another architecture, an unkno
   const rope = path.join(d, 'rope.gguf');
   writeGgufFrom(EMBEDDED, rope, 'F32', { extraTensors: { 'rope_freqs.weight': new Float32Array(16).fill(1) } });
   await rejectsInput(ggufModelDir(rope, { cacheDir }), /tensor "rope_freqs\.weight" has no place in a llama model \(Llama 3\.1 rope scaling/);
-  const spm = path.join(d, 'spm.gguf');
-  writeGgufFrom(EMBEDDED, spm, 'F32', { extra: { 'tokenizer.ggml.model': { t: GGUF_VALUE.STR, v: 'llama' } } });
-  await rejectsInput(ggufModelDir(spm, { cacheDir }), /tokenizer "llama" is not supported yet/);
+  const rwkv = path.join(d, 'rwkv.gguf');
+  writeGgufFrom(EMBEDDED, rwkv, 'F32', { extra: { 'tokenizer.ggml.model': { t: GGUF_VALUE.STR, v: 'rwkv' } } });
+  await rejectsInput(ggufModelDir(rwkv, { cacheDir }), /tokenizer "rwkv" is not supported \(byte-level BPE "gpt2" and SentencePiece "llama" are\)/);
   assert.deepEqual(fs.readdirSync(cacheDir), [], 'nothing half-converted is left in the cache');
+});
+
+test('GGUF SentencePiece tokenizer ("llama"): merges by score as transformers derives them, "▁" for spaces, byte fallback, BOS added', async () => {
+  // a toy vocabulary padded to the model's 2048 rows: specials, the 256 byte tokens, scored pieces, fillers no merge can reach
+  const pieces: [string, number][] = [['▁', -1], ['a', -2], ['b', -3], ['c', -4], ['ab', -5], ['▁a', -6], ['▁ab', -7], ['abc', -8], ['▁abc', -9]];
+  const tokens = ['<unk>', '<s>', '</s>', ...Array.from({ length: 256 }, (_, i) => `<0x${i.toString(16).toUpperCase().padStart(2, '0')}>`), ...pieces.map((p) => p[0])];
+  const types = [2, 3, 3, ...new Array(256).fill(6), ...pieces.map(() => 1)];
+  const scores = [0, 0, 0, ...new Array(256).fill(0), ...pieces.map((p) => p[1])];
+  while (tokens.length < 2048) {
+    tokens.push(`⟨filler ${tokens.length}⟩`);
+    types.push(1);
+    scores.push(-1000);
+  }
+  const { STR, ARR, I32, F32, U32 } = GGUF_VALUE;
+  const file = path.join(tempDir(), 'spm.gguf');
+  writeGgufFrom(EMBEDDED, file, 'F32', {
+    extra: {
+      'tokenizer.ggml.model': { t: STR, v: 'llama' }, 'tokenizer.ggml.tokens': { t: ARR, of: STR, v: tokens },
+      'tokenizer.ggml.token_type': { t: ARR, of: I32, v: types }, 'tokenizer.ggml.scores': { t: ARR, of: F32, v: scores },
+      'tokenizer.ggml.bos_token_id': { t: U32, v: 1 }, 'tokenizer.ggml.eos_token_id': { t: U32, v: 2 },
+      'tokenizer.ggml.merges': { t: ARR, of: STR, v: [] },
+    },
+  });
+  const tok = loadTokenizer(await ggufModelDir(file, { cacheDir: tempDir() }))!;
+  const id = (p: string) => tokens.indexOf(p);
+  // "▁abc": (a,b) first (best score), then (▁,ab), then (▁ab,c); "é" has no piece: its UTF-8 bytes
+  assert.deepEqual(tok.encode('abc é'), [1, id('▁abc'), id('▁'), id('<0xC3>'), id('<0xA9>')]);
+  assert.deepEqual(tok.encode('ca ab'), [1, id('▁'), id('c'), id('a'), id('▁ab')]);
+  assert.equal(tok.decode(tok.encode('abc é ca'), { skipSpecialTokens: true }), 'abc é ca');
+  assert.equal(tok.bosTokenId, 1);
+  assert.equal(tok.eosTokenId, 2);
 });

@@ -15,7 +15,7 @@ import { loadModel } from '../../src/backends/load.js';
 import { modelEngine } from '../../src/model/engine.js';
 import { fixturePath } from '../helpers/paths.js';
 import { startFakeHub } from './hub-server.js';
-import { tempDir } from './temp-dir.js';
+import { rejectsInput, tempDir } from './temp-dir.js';
 
 // nothing from the environment of the machine the tests run on
 for (const v of ['HF_TOKEN', 'HUGGING_FACE_HUB_TOKEN', 'HF_HUB_OFFLINE', 'HF_ENDPOINT', 'HF_HUB_CACHE', 'HF_TOKEN_PATH']) delete process.env[v];
@@ -36,13 +36,6 @@ const LLAMA = { repo: 'tiny-org/llama', revision: 'main' };
 const NEEDED = ['config.json', 'generation_config.json', 'model-00001-of-00003.safetensors', 'model-00002-of-00003.safetensors',
   'model-00003-of-00003.safetensors', 'model.safetensors.index.json', 'tokenizer.json', 'tokenizer_config.json'];
 
-async function rejectsInput(p: Promise<unknown>, pattern: RegExp): Promise<void> {
-  await assert.rejects(p, (e: unknown) => {
-    assert.ok(e instanceof InputError, `expected InputError, got ${String(e)}`);
-    assert.match(e.message, pattern);
-    return true;
-  });
-}
 
 test('hub ids: org/name[@revision] parse; paths and other text do not', () => {
   assert.deepEqual(parseHubId('TinyLlama/TinyLlama-1.1B-Chat-v1.0'), { repo: 'TinyLlama/TinyLlama-1.1B-Chat-v1.0', revision: 'main' });

@@ -41,6 +41,15 @@ export function throwsInput(fn: () => unknown, ...parts: (string | RegExp)[]): v
   });
 }
 
+/** p rejects with an InputError whose message matches pattern. */
+export async function rejectsInput(p: Promise<unknown>, pattern: RegExp): Promise<void> {
+  await assert.rejects(p, (e: unknown) => {
+    assert.ok(e instanceof InputError, `expected InputError, got ${String(e)}`);
+    assert.match(e.message, pattern);
+    return true;
+  });
+}
+
 /** The same bytes viewed as Int8 (arena arrays share one buffer: always use byteOffset). */
 export function asInt8(u: Uint8Array): Int8Array {
   return new Int8Array(u.buffer, u.byteOffset, u.byteLength);

@@ -12,10 +12,10 @@ import { endOfSequenceTokens, streamText } from '../../model/stream-text.js';
 import { nonNegativeInt, nonNegativeNumber, positiveInt, probability } from '../parse.js';
 import { backendOption, openEngine, type BackendName } from '../backend-option.js';
 import { memoryCheckOption, modelDirOption, samplingSettings } from '../model-options.js';
-import { offlineOption, resolveModelArg } from '../model-source.js';
+import { offlineOption, resolveModelArg, tokenizerFileOption } from '../model-source.js';
 
 interface ChatCliOptions {
-  offline?: boolean;
+  offline?: boolean; tokenizer?: string;
   model: string; system?: string; maxNewTokens: number; temperature?: number; topP?: number; seed: number; memoryCheck: boolean; backend: BackendName;
 }
 
@@ -23,6 +23,7 @@ export const chatCommand = new Command('chat')
   .description('chat with the model in the terminal (its chat template; history kept; Ctrl-C stops an answer, /reset clears, /exit or Ctrl-D leaves)')
   .addOption(modelDirOption())
   .addOption(offlineOption())
+  .addOption(tokenizerFileOption())
   .option('--system <text>', 'a system message that starts the conversation')
   .option('-n, --max-new-tokens <n>', 'tokens per answer at most', positiveInt, 256)
   .option('--temperature <t>', '0 = greedy (default: generation_config.json, else 0)', nonNegativeNumber)

@@ -10,12 +10,13 @@ import { progressBar } from '../progress.js';
 import { readTextFile } from '../text-file.js';
 import { backendOption, openBackend, type BackendName } from '../backend-option.js';
 import { memoryCheckOption, modelDirOption } from '../model-options.js';
-import { offlineOption, resolveModelArg } from '../model-source.js';
+import { offlineOption, resolveModelArg, tokenizerFileOption } from '../model-source.js';
 
 export const evalCommand = new Command('eval')
   .description('perplexity of a text file (GPTQ/AWQ protocol: non-overlapping windows of --seq-len tokens)')
   .addOption(modelDirOption())
   .addOption(offlineOption())
+  .addOption(tokenizerFileOption())
   .requiredOption('-t, --text <file>', 'UTF-8 text file, e.g. ../shared/data/wikitext-2/test.txt')
   .option('--seq-len <n>', 'tokens per window, ≥ 2 (capped at the model context)', intAtLeast(2), 2048)
   .option('--max-windows <n>', 'evaluate only the first n windows (quick runs)', positiveInt)
@@ -34,7 +35,7 @@ export const evalCommand = new Command('eval')
     }
   });
 
-interface EvalCliOptions { model: string; offline?: boolean; text: string; seqLen: number; maxWindows?: number; json?: boolean; memoryCheck: boolean; backend: BackendName }
+interface EvalCliOptions { model: string; offline?: boolean; tokenizer?: string; text: string; seqLen: number; maxWindows?: number; json?: boolean; memoryCheck: boolean; backend: BackendName }
 
 function evaluate(opts: EvalCliOptions, text: string, backend: Backend<unknown>): void {
   const { model, tokenizer } = loadModel(opts.model, { backend, cachePositions: opts.seqLen, checkMemory: opts.memoryCheck });

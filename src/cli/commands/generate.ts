@@ -7,12 +7,12 @@ import { generate } from '../../model/generate.js';
 import { nonNegativeInt, nonNegativeNumber, positiveInt, probability } from '../parse.js';
 import { backendOption, openEngine, type BackendName, type OpenedEngine } from '../backend-option.js';
 import { memoryCheckOption, modelDirOption, samplingSettings } from '../model-options.js';
-import { offlineOption, resolveModelArg } from '../model-source.js';
+import { offlineOption, resolveModelArg, tokenizerFileOption } from '../model-source.js';
 import { endOfSequenceTokens } from '../../model/stream-text.js';
 import { readTextFile } from '../text-file.js';
 
 interface GenerateCliOptions {
-  offline?: boolean;
+  offline?: boolean; tokenizer?: string;
   model: string; prompt?: string; promptFile?: string; json?: boolean; memoryCheck: boolean; maxNewTokens: number; temperature?: number; topP?: number; seed: number; chat: boolean; stats: boolean; backend: BackendName;
 }
 
@@ -20,6 +20,7 @@ export const generateCommand = new Command('generate')
   .description('generate text: greedy by default, or temperature/top-p sampling with a seed')
   .addOption(modelDirOption())
   .addOption(offlineOption())
+  .addOption(tokenizerFileOption())
   .option('-p, --prompt <text>', 'the prompt (a user message when the model has a chat template); - reads it from stdin')
   .option('--prompt-file <file>', 'read the prompt from a UTF-8 file instead')
   .option('-n, --max-new-tokens <n>', 'tokens to generate at most', positiveInt, 64)

@@ -35,7 +35,7 @@ import type { QuantizedLinear } from '../../quant/types.js';
 import { DEFAULT_MODEL_DIR, PACKAGE_ROOT } from '../default-model.js';
 import { positiveInt } from '../parse.js';
 import { progressBar } from '../progress.js';
-import { offlineOption, resolveModelArg } from '../model-source.js';
+import { offlineOption, resolveModelArg, tokenizerFileOption } from '../model-source.js';
 import { recipeFromOptions, type QuantCliOptions } from '../quant-options.js';
 import { readTextFile } from '../text-file.js';
 import { addQuantOptions } from './quantize.js';
@@ -227,12 +227,13 @@ export const inspectCommand = addQuantOptions(
     .option('--overflow', 'the int32 overflow audit (the paper\'s Figures 4 and 8)')
     .option('-m, --model <dir|id>', 'model directory (Hugging Face, quantized now with the flags below, or an intscale checkpoint), or a Hub id org/name[@revision]', DEFAULT_MODEL_DIR)
     .addOption(offlineOption())
+    .addOption(tokenizerFileOption())
     .option('--calib <file>', 'calibration text for the values actually seen', DEFAULT_CALIB)
     .option('--calib-windows <n>', 'windows of calibration text to run', positiveInt, 2)
     .option('--seq-len <n>', 'tokens per calibration window (capped at the model context)', positiveInt, 256)
     .option('--plots <dir>', 'directory for the SVG plots', 'intscale-plots')
     .option('--json', 'print the tables as one JSON object (the plots are still written)'),
-).action(async (o: InspectOptions & { offline?: boolean }, cmd: Command) => {
+).action(async (o: InspectOptions & { offline?: boolean; tokenizer?: string }, cmd: Command) => {
   if (!o.overflow) throw new InputError('choose what to inspect: --overflow');
   o.model = (await resolveModelArg(o.model, o)).dir;
   runOverflow(o, cmd);

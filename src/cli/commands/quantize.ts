@@ -7,7 +7,7 @@ import { describeMethod, describeSpec } from '../../quantize/recipe.js';
 import { DEFAULT_MODEL_DIR } from '../default-model.js';
 import { nonNegativeInt, nonNegativeNumber, positiveInt } from '../parse.js';
 import { progressBar } from '../progress.js';
-import { offlineOption, resolveModelArg } from '../model-source.js';
+import { offlineOption, resolveModelArg, tokenizerFileOption } from '../model-source.js';
 import { CALIB_DEFAULTS, DEFAULT_CALIB_FILE, parseAlpha, parseOverride, recipeFromOptions, type QuantCliOptions } from '../quant-options.js';
 import { openModelDir } from '../../model/model-dir.js';
 import { prepareOutputDir } from '../../io/output-dir.js';
@@ -62,11 +62,12 @@ export const quantizeCommand = addMethodOptions(addQuantOptions(
     .description('quantize a Hugging Face model with Integer Scale (default RTN W4A8, g128, α = largest overflow-safe ≤ 2^10; --method gptq|awq calibrates)')
     .option('-m, --model <dir|id>', 'Hugging Face model directory, or a Hub id org/name[@revision] (downloaded into the Hugging Face cache)', DEFAULT_MODEL_DIR)
     .addOption(offlineOption())
+    .addOption(tokenizerFileOption())
     .requiredOption('-o, --out <dir>', 'output directory for the quantized checkpoint')
     .option('--overwrite', 'replace a checkpoint already in --out')
     .option('--json', 'print the result (settings per layer group, the overflow proof) as one JSON object'),
   ['rtn', 'gptq', 'awq'],
-)).action(async (opts: QuantCliOptions & { model: string; offline?: boolean; out: string; overwrite?: boolean; json?: boolean; calibSamples?: number }) => {
+)).action(async (opts: QuantCliOptions & { model: string; offline?: boolean; tokenizer?: string; out: string; overwrite?: boolean; json?: boolean; calibSamples?: number }) => {
   opts.model = (await resolveModelArg(opts.model, opts)).dir;
   opts.calibWindows ??= opts.calibSamples;
   const layers = openModelDir(opts.model);

@@ -5,10 +5,10 @@ import { createServer } from '../../serve/server.js';
 import { intAtLeast, nonNegativeInt } from '../parse.js';
 import { backendOption, openEngine, type BackendName } from '../backend-option.js';
 import { memoryCheckOption, modelDirOption } from '../model-options.js';
-import { offlineOption, resolveModelArg } from '../model-source.js';
+import { offlineOption, resolveModelArg, tokenizerFileOption } from '../model-source.js';
 
 interface ServeCliOptions {
-  offline?: boolean;
+  offline?: boolean; tokenizer?: string;
   model: string; host: string; port: number; maxQueue: number; maxBatch: number; apiKey?: string; modelId?: string; memoryCheck: boolean; backend: BackendName;
 }
 
@@ -16,6 +16,7 @@ export const serveCommand = new Command('serve')
   .description('serve the model over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, /v1/models, /health); up to --max-batch requests decode together (continuous batching), others queue')
   .addOption(modelDirOption())
   .addOption(offlineOption())
+  .addOption(tokenizerFileOption())
   .option('--host <address>', 'address to listen on (0.0.0.0 exposes it to the network)', '127.0.0.1')
   .option('--port <n>', 'TCP port (0 = any free port)', nonNegativeInt, 8080)
   .option('--max-batch <n>', 'requests decoded together: each decode step feeds one token of each (continuous batching)', intAtLeast(1), 8)
