@@ -318,3 +318,16 @@ test('generate -m model.bin (llama2.c) finds tokenizer.bin beside it, or takes -
   assert.equal(beside.status, 0, beside.stderr);
   assert.equal(beside.stdout, r.stdout, 'the same tokenizer found beside the checkpoint');
 });
+
+test('quantize -m model.gguf writes a checkpoint that eval reads', async () => {
+  const { writeGgufFrom } = await import('../io/gguf-writer.js');
+  const file = path.join(tempDir(), 'tiny.gguf');
+  writeGgufFrom(repoPath('models/tiny-wikitext'), file, 'F16');
+  const out = path.join(tempDir(), 'q');
+  const env = { ...process.env, INTSCALE_CACHE: tempDir() };
+  const q = spawnSync(process.execPath, [CLI, 'quantize', '-m', file, '-o', out], { encoding: 'utf8', env });
+  assert.equal(q.status, 0, q.stderr);
+  const e = spawnSync(process.execPath, [CLI, 'eval', '-m', out, '-t', repoPath('data/wikitext-2-test-excerpt.txt'), '--seq-len', '64', '--max-windows', '1', '--json'], { encoding: 'utf8', env });
+  assert.equal(e.status, 0, e.stderr);
+  assert.ok(Number.isFinite(JSON.parse(e.stdout).perplexity));
+});
