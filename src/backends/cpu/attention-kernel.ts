@@ -7,6 +7,7 @@
  *   out[r,h,:] = Σ_t (e^(s_t − max s) / Σ e^(s − max s)) · V[t, g(h), :]
  * first = 0, or p − window + 1 with a sliding window; g(h) = h / (H / KVH) (grouped-query).
  * Layout: q, out [m][H][D]; keys, values [capacity][KVH][D] (row t = position t), float32.
+ * decodeAttentionRows: the same rows for one new token of each of B sequences, each with its own cache.
  */
 import type { RowKernel } from './pool/types.js';
 
@@ -24,60 +25,103 @@ export interface AttentionArgs {
   readonly window: number;
 }
 
+/** Scratch of one kernel call: scores over positions, the output and the query row in float64. */
+interface RowScratch {
+  scores: Float64Array;
+  readonly acc: Float64Array;
+  readonly qd: Float64Array;
+}
+const scratchFor = (positions: number, D: number): RowScratch => ({ scores: new Float64Array(positions), acc: new Float64Array(D), qd: new Float64Array(D) });
+
+/**
+ * One row: out[qo .. qo+D) = softmax over t ∈ [first, pos] of (q·K[t]) / sqrt(D), times V[t], with
+ * q = q[qo ..], K[t] = keys[t·kvDim + kvo ..], V[t] likewise (the arithmetic in the header).
+ */
+function attendRow(q: Float32Array, qo: number, keys: Float32Array, values: Float32Array, kvo: number, kvDim: number,
+  first: number, pos: number, D: number, out: Float32Array, s: RowScratch): void {
+  const { scores, acc, qd } = s;
+  const scale = 1 / Math.sqrt(D);
+  const D4 = D & ~3;
+  for (let i = 0; i < D; i++) qd[i] = q[qo + i]!;
+  let max = -Infinity;
+  for (let t = first; t <= pos; t++) {
+    const ko = t * kvDim + kvo;
+    // four partial sums (k ≡ 0, 1, 2, 3 mod 4), added pairwise: the same order in every thread
+    let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    let i = 0;
+    for (; i < D4; i += 4) {
+      s0 += qd[i]! * keys[ko + i]!;
+      s1 += qd[i + 1]! * keys[ko + i + 1]!;
+      s2 += qd[i + 2]! * keys[ko + i + 2]!;
+      s3 += qd[i + 3]! * keys[ko + i + 3]!;
+    }
+    for (; i < D; i++) s0 += qd[i]! * keys[ko + i]!;
+    const sc = ((s0 + s1) + (s2 + s3)) * scale;
+    scores[t] = sc;
+    if (sc > max) max = sc;
+  }
+  let sum = 0;
+  for (let t = first; t <= pos; t++) {
+    const e = Math.exp(scores[t]! - max);
+    scores[t] = e;
+    sum += e;
+  }
+  acc.fill(0);
+  for (let t = first; t <= pos; t++) {
+    const p = scores[t]! / sum;
+    const vo = t * kvDim + kvo;
+    let i = 0;
+    for (; i < D4; i += 4) {
+      acc[i] += p * values[vo + i]!;
+      acc[i + 1] += p * values[vo + i + 1]!;
+      acc[i + 2] += p * values[vo + i + 2]!;
+      acc[i + 3] += p * values[vo + i + 3]!;
+    }
+    for (; i < D; i++) acc[i] += p * values[vo + i]!;
+  }
+  for (let i = 0; i < D; i++) out[qo + i] = acc[i]!;
+}
+
 export const attentionRows: RowKernel<AttentionArgs> = (a, rowStart, rowEnd) => {
   const { q, keys, values, out, startPos, numHeads: H, numKvHeads: KVH, headDim: D, window } = a;
-  const kvDim = KVH * D;
   const group = H / KVH;
-  const scale = 1 / Math.sqrt(D);
-  const lastPos = startPos + Math.floor((rowEnd - 1) / H);
-  const scores = new Float64Array(lastPos + 1);
-  const acc = new Float64Array(D);
-  const qd = new Float64Array(D);
-  const D4 = D & ~3;
+  const scratch = scratchFor(startPos + Math.floor((rowEnd - 1) / H) + 1, D);
   for (let row = rowStart; row < rowEnd; row++) {
     const r = Math.floor(row / H);
     const h = row - r * H;
     const pos = startPos + r;
     const first = window > 0 ? Math.max(0, pos - window + 1) : 0;
-    const qo = row * D;
-    const kvo = Math.floor(h / group) * D;
-    for (let i = 0; i < D; i++) qd[i] = q[qo + i]!;
-    let max = -Infinity;
-    for (let t = first; t <= pos; t++) {
-      const ko = t * kvDim + kvo;
-      // four partial sums (k ≡ 0, 1, 2, 3 mod 4), added pairwise: the same order in every thread
-      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-      let i = 0;
-      for (; i < D4; i += 4) {
-        s0 += qd[i]! * keys[ko + i]!;
-        s1 += qd[i + 1]! * keys[ko + i + 1]!;
-        s2 += qd[i + 2]! * keys[ko + i + 2]!;
-        s3 += qd[i + 3]! * keys[ko + i + 3]!;
-      }
-      for (; i < D; i++) s0 += qd[i]! * keys[ko + i]!;
-      const sc = ((s0 + s1) + (s2 + s3)) * scale;
-      scores[t] = sc;
-      if (sc > max) max = sc;
-    }
-    let sum = 0;
-    for (let t = first; t <= pos; t++) {
-      const e = Math.exp(scores[t]! - max);
-      scores[t] = e;
-      sum += e;
-    }
-    acc.fill(0);
-    for (let t = first; t <= pos; t++) {
-      const p = scores[t]! / sum;
-      const vo = t * kvDim + kvo;
-      let i = 0;
-      for (; i < D4; i += 4) {
-        acc[i] += p * values[vo + i]!;
-        acc[i + 1] += p * values[vo + i + 1]!;
-        acc[i + 2] += p * values[vo + i + 2]!;
-        acc[i + 3] += p * values[vo + i + 3]!;
-      }
-      for (; i < D; i++) acc[i] += p * values[vo + i]!;
-    }
-    for (let i = 0; i < D; i++) out[qo + i] = acc[i]!;
+    attendRow(q, row * D, keys, values, Math.floor(h / group) * D, KVH * D, first, pos, D, out, scratch);
+  }
+};
+
+/**
+ * A decode step of B sequences at once (Backend.decodeAttention): row = (sequence b, head h), one
+ * new token per sequence at positions[b], its caches keys${b} / values${b}. Each row's arithmetic is
+ * attendRow's, so a sequence's output is bit for bit what attentionRows gives it alone.
+ */
+export interface DecodeAttentionArgs {
+  readonly [name: string]: Float32Array | Int32Array | number;
+  readonly q: Float32Array;
+  readonly out: Float32Array;
+  readonly positions: Int32Array;
+  readonly numHeads: number;
+  readonly numKvHeads: number;
+  readonly headDim: number;
+  readonly window: number;
+}
+
+export const decodeAttentionRows: RowKernel<DecodeAttentionArgs> = (a, rowStart, rowEnd) => {
+  const { q, out, positions, numHeads: H, numKvHeads: KVH, headDim: D, window } = a;
+  const group = H / KVH;
+  let longest = 0;
+  for (let b = Math.floor(rowStart / H); b <= Math.floor((rowEnd - 1) / H); b++) longest = Math.max(longest, positions[b]! + 1);
+  const scratch = scratchFor(longest, D);
+  for (let row = rowStart; row < rowEnd; row++) {
+    const b = Math.floor(row / H);
+    const h = row - b * H;
+    const pos = positions[b]!;
+    const first = window > 0 ? Math.max(0, pos - window + 1) : 0;
+    attendRow(q, row * D, a[`keys${b}`] as Float32Array, a[`values${b}`] as Float32Array, Math.floor(h / group) * D, KVH * D, first, pos, D, out, scratch);
   }
 };

@@ -3,10 +3,10 @@
  * goes, live in matmul.ts and int-linear.ts). Row-major float32 throughout, float64 accumulation.
  */
 import type { AttentionShape, LayerKvCache } from '../../model/backend.js';
-import { allShared, sharedFloat32 } from '../../tensor/shared.js';
-import { attentionRows, type AttentionArgs } from './attention-kernel.js';
+import { allShared, sharedFloat32, sharedInt32 } from '../../tensor/shared.js';
+import { attentionRows, decodeAttentionRows, type AttentionArgs, type DecodeAttentionArgs } from './attention-kernel.js';
 import { cpuPool } from './pool/index.js';
-import { KERNEL_ATTENTION } from './pool/kernels.js';
+import { KERNEL_ATTENTION, KERNEL_DECODE_ATTENTION } from './pool/kernels.js';
 
 /** y[i, :] = x[i, :] / sqrt(mean(x[i, :]²) + eps) · weight, for m rows of weight.length. */
 export function rmsnorm(x: Float32Array, m: number, weight: Float32Array, eps: number): Float32Array {
@@ -75,20 +75,36 @@ export function attention(q: Float32Array, k: Float32Array, v: Float32Array, m: 
   return out;
 }
 
-/** One decode step of several sequences (Backend.decodeAttention): rope and attention row by row. */
+/**
+ * One decode step of several sequences (Backend.decodeAttention): rope of each row at its position,
+ * its k and v stored in its cache, then every (sequence, head) row in one pool run (attention-
+ * kernel.ts decodeAttentionRows: each row's arithmetic is the single-sequence kernel's).
+ */
 export function decodeAttention(q: Float32Array, k: Float32Array, v: Float32Array, positions: readonly number[], caches: readonly LayerKvCache[],
   shape: AttentionShape, invFreq: Float32Array): Float32Array {
-  const { numHeads: H, numKvHeads: KVH, headDim: D } = shape;
-  if (caches.length !== positions.length) throw new RangeError(`decodeAttention: ${positions.length} positions for ${caches.length} caches`);
-  const out = sharedFloat32(positions.length * H * D);
-  for (let r = 0; r < positions.length; r++) {
-    const qr = q.subarray(r * H * D, (r + 1) * H * D);
-    const kr = k.subarray(r * KVH * D, (r + 1) * KVH * D);
-    rope(qr, 1, H, D, positions[r]!, invFreq);
-    rope(kr, 1, KVH, D, positions[r]!, invFreq);
-    out.set(attention(qr, kr, v.subarray(r * KVH * D, (r + 1) * KVH * D), 1, positions[r]!, caches[r]!, shape), r * H * D);
+  const { numHeads: H, numKvHeads: KVH, headDim: D, slidingWindow } = shape;
+  const B = positions.length, kvDim = KVH * D;
+  if (caches.length !== B) throw new RangeError(`decodeAttention: ${B} positions for ${caches.length} caches`);
+  const args: Record<string, Float32Array | Int32Array | number> = {
+    q, out: sharedFloat32(B * H * D), positions: sharedInt32(B), numHeads: H, numKvHeads: KVH, headDim: D, window: slidingWindow ?? 0,
+  };
+  let work = 0;
+  for (let b = 0; b < B; b++) {
+    const pos = positions[b]!, cache = caches[b]!;
+    if (pos + 1 > cache.capacity) throw new RangeError(`KV cache holds ${cache.capacity} positions; asked for ${pos + 1}`);
+    rope(q.subarray(b * H * D, (b + 1) * H * D), 1, H, D, pos, invFreq);
+    rope(k.subarray(b * kvDim, (b + 1) * kvDim), 1, KVH, D, pos, invFreq);
+    cache.keys.set(k.subarray(b * kvDim, (b + 1) * kvDim), pos * kvDim);
+    cache.values.set(v.subarray(b * kvDim, (b + 1) * kvDim), pos * kvDim);
+    (args.positions as Int32Array)[b] = pos;
+    args[`keys${b}`] = cache.keys;
+    args[`values${b}`] = cache.values;
+    work += 2 * (slidingWindow === null ? pos + 1 : Math.min(pos + 1, slidingWindow)) * D * H;
   }
-  return out;
+  const a = args as DecodeAttentionArgs;
+  if (work < 2 * ATTENTION_MIN_WORK_PER_THREAD || !allShared(q, ...caches.flatMap((c) => [c.keys, c.values]))) decodeAttentionRows(a, 0, B * H);
+  else cpuPool().run(KERNEL_DECODE_ATTENTION, a, B * H, { workPerRow: work / (B * H), minWorkPerThread: ATTENTION_MIN_WORK_PER_THREAD });
+  return a.out;
 }
 
 /** gate[i] = silu(gate[i]) · up[i], in place. */
