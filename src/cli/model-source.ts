@@ -8,6 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Option } from 'commander';
+import { InputError } from '../errors.js';
 import { ggufModelDir } from '../io/gguf.js';
 import { llama2cModelDir } from '../io/llama2c.js';
 import { parseHubId, resolveHubModel, type HubProgress } from '../io/hub.js';
@@ -44,12 +45,29 @@ function downloadBars(): { onProgress: (p: HubProgress) => void; stop: () => voi
 }
 
 /** The model directory `-m` names, fetching a Hub id first; `name` is what to call the model (the Hub id, or the directory's name). */
+/** A bar over a conversion's tensors (a GGUF or llama2.c file into intscale's cache). */
+function conversionBar(label: string): { onProgress: (done: number, total: number) => void; stop: () => void } {
+  let bar: Progress | null = null;
+  return {
+    onProgress(done, total) {
+      bar ??= progressBar(label, total);
+      bar.update(done);
+    },
+    stop: () => bar?.stop(),
+  };
+}
+
 export async function resolveModelArg(arg: string, opts: { readonly offline?: boolean; readonly tokenizer?: string } = {}): Promise<{ dir: string; name: string }> {
   const onNote = (line: string) => process.stderr.write(`${line}\n`);
-  if (arg.endsWith('.gguf')) return { dir: await ggufModelDir(arg, { onNote }), name: path.basename(arg, '.gguf') };
-  if (arg.endsWith('.bin')) {
-    const tokenizer = opts.tokenizer ?? path.join(path.dirname(arg), 'tokenizer.bin');
-    return { dir: await llama2cModelDir(arg, tokenizer, { onNote }), name: path.basename(arg, '.bin') };
+  if (arg.endsWith('.gguf') || arg.endsWith('.bin')) {
+    const bar = conversionBar(`converting ${path.basename(arg)} (tensors)`);
+    try {
+      if (arg.endsWith('.gguf')) return { dir: await ggufModelDir(arg, { onNote, onProgress: bar.onProgress }), name: path.basename(arg, '.gguf') };
+      const tokenizer = opts.tokenizer ?? path.join(path.dirname(arg), 'tokenizer.bin');
+      return { dir: await llama2cModelDir(arg, tokenizer, { onNote, onProgress: bar.onProgress }), name: path.basename(arg, '.bin') };
+    } finally {
+      bar.stop();
+    }
   }
   const id = fs.existsSync(arg) ? null : parseHubId(arg);
   if (id === null) return { dir: arg, name: path.basename(path.resolve(arg)) };
@@ -57,6 +75,10 @@ export async function resolveModelArg(arg: string, opts: { readonly offline?: bo
   try {
     const dir = await resolveHubModel(id, { ...(opts.offline ? { offline: true } : {}), onProgress: bars.onProgress });
     return { dir, name: id.repo };
+  } catch (e) {
+    // a mistyped local path reads as a Hub id too: say that it was looked for on disk first
+    if (e instanceof InputError) throw new InputError(`${arg}: no such local directory, and as a Hugging Face Hub id: ${e.message}`, { file: arg });
+    throw e;
   } finally {
     bars.stop();
   }

@@ -51,13 +51,18 @@ export function writeModelFiles(dir: string, config: Record<string, unknown>, to
 
 /**
  * Writes `out`/model.safetensors from tensors that `body` reads from the open source file (its fd)
- * and passes to `write`, one at a time; the file appears only when all were written.
+ * and passes to `write`, one at a time (`onProgress` after each); the file appears only when all were written.
  */
-export function convertTensors(source: string, out: string, tensorCount: number, body: (fd: number, write: (t: TensorToWrite) => void) => void): void {
+export function convertTensors(source: string, out: string, tensorCount: number, body: (fd: number, write: (t: TensorToWrite) => void) => void,
+  onProgress?: (done: number, total: number) => void): void {
   const fd = fs.openSync(source, 'r');
   const writer = createSafetensorsWriter(path.join(out, 'model.safetensors'), 128 * (tensorCount + 8));
+  let done = 0;
   try {
-    body(fd, (t) => writer.write(t));
+    body(fd, (t) => {
+      writer.write(t);
+      onProgress?.(++done, tensorCount);
+    });
     writer.finish({ format: 'pt', source: `converted by intscale from ${path.basename(source)}` });
   } catch (e) {
     writer.abort();

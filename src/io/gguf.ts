@@ -195,6 +195,8 @@ export interface GgufOptions {
   readonly cacheDir?: string;
   /** a line for the user (what was converted, and what that means). */
   readonly onNote?: (line: string) => void;
+  /** tensors converted so far, of the total. */
+  readonly onProgress?: (done: number, total: number) => void;
 }
 
 /**
@@ -252,7 +254,7 @@ async function convertGguf(file: string, out: string, options: GgufOptions): Pro
       if (name.endsWith('k_proj.weight')) data = halfSplitRows(data, kvHeads, shape[shape.length - 1]!);
       write({ name, dtype, shape, data });
     }
-  });
+  }, options.onProgress);
   writeModelFiles(out, config, tokenizer, tokenizerConfig);
   options.onNote?.(`converted ${file} (${[...types].join(', ')}) for intscale (once; kept in ${path.dirname(out)})`);
 }

@@ -99,6 +99,7 @@ export function readLlama2cTokenizer(file: string, vocab: number): { tokens: str
 export interface Llama2cOptions {
   readonly cacheDir?: string;
   readonly onNote?: (line: string) => void;
+  readonly onProgress?: (done: number, total: number) => void;
 }
 
 /** The Hugging Face model directory of a llama2.c checkpoint and its tokenizer.bin (converted on first use). */
@@ -128,7 +129,7 @@ function convert(file: string, tokenizerFile: string, out: string, options: Llam
       }
       at += 4 * count;
     }
-  });
+  }, options.onProgress);
   const config = {
     architectures: ['LlamaForCausalLM'], model_type: 'llama', hidden_act: 'silu', vocab_size: h.vocab, hidden_size: h.dim,
     intermediate_size: h.hiddenDim, num_hidden_layers: h.layers, num_attention_heads: h.heads, num_key_value_heads: h.kvHeads,
