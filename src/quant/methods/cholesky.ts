@@ -7,9 +7,9 @@
  *              A is "numerically not positive definite" when a pivot A[j,j] − Σ L[j,m]² is
  *              ≤ n·ε·max_i A[i,i] (ε = 2⁻⁵²): the factor would be dominated by rounding.
  *   invertLower: L⁻¹ by forward substitution (lower triangular).
- *   upperCholeskyOfInverse(H) = U, upper, with H⁻¹ = Uᵀ·U:
- *              H = L·Lᵀ → H⁻¹ = L⁻ᵀ·L⁻¹ → H⁻¹ = C·Cᵀ (Cholesky again) → U = Cᵀ
- *              (torch: cholesky(cholesky_inverse(cholesky(H)), upper=True), as GPTQ does).
+ *   upperCholeskyOfInverse(H) = U, upper, with H⁻¹ = Uᵀ·U (what GPTQ's torch code gets as
+ *              cholesky(cholesky_inverse(cholesky(H)), upper=True)), from one Cholesky of H in
+ *              reversed order and one triangular inverse (see the function).
  * Each step is n³/6 multiply-adds.
  */
 
@@ -71,36 +71,29 @@ export function invertLower(l: Float64Array, n: number): Float64Array {
   return inv;
 }
 
-/** Lᵀ·L for a lower-triangular L (symmetric result, full matrix). */
-function lowerTransposeTimesLower(l: Float64Array, n: number): Float64Array {
-  const out = new Float64Array(n * n);
-  // out[i,j] = Σ_{m ≥ max(i,j)} L[m,i]·L[m,j]; accumulate row by row of L (rank-1 updates)
-  for (let m = 0; m < n; m++) {
-    const rm = m * n;
-    for (let i = 0; i <= m; i++) {
-      const lmi = l[rm + i]!;
-      if (lmi === 0) continue;
-      const ri = i * n;
-      for (let j = 0; j <= i; j++) out[ri + j] += lmi * l[rm + j]!;
-    }
-  }
-  for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) out[j * n + i] = out[i * n + j]!;
-  return out;
-}
-
 export type InverseFactorResult =
   | { readonly ok: true; readonly u: Float64Array }
-  | { readonly ok: false; readonly column: number; readonly pivot: number; readonly stage: 'H' | 'H⁻¹' };
+  | { readonly ok: false; readonly column: number; readonly pivot: number };
 
-/** U upper with H⁻¹ = Uᵀ·U (row-major [n, n]), or where H (or H⁻¹) failed to factor. */
+/**
+ * U upper with H⁻¹ = Uᵀ·U (row-major [n, n]), or the column of H whose pivot failed. With J the
+ * reversal of order: Cholesky of J·H·J = M·Mᵀ (M lower) gives H = R·Rᵀ with R = J·M·J upper, so
+ * H⁻¹ = R⁻ᵀ·R⁻¹ and U = R⁻¹ = J·M⁻¹·J (upper, positive diagonal: the factor is unique). Two n³/6
+ * steps instead of the four of cholesky(cholesky_inverse(cholesky(H))), and H⁻¹ is never formed.
+ */
 export function upperCholeskyOfInverse(h: Float64Array, n: number): InverseFactorResult {
-  const first = cholesky(h, n);
-  if (!first.ok) return { ...first, stage: 'H' };
-  const hinv = lowerTransposeTimesLower(invertLower(first.l, n), n);
-  const second = cholesky(hinv, n);
-  if (!second.ok) return { ...second, stage: 'H⁻¹' };
-  const c = second.l;
+  const reversed = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    const from = (n - 1 - i) * n + (n - 1), to = i * n;
+    for (let j = 0; j <= i; j++) reversed[to + j] = h[from - j]!;
+  }
+  const f = cholesky(reversed, n);
+  if (!f.ok) return { ok: false, column: n - 1 - f.column, pivot: f.pivot };
+  const minv = invertLower(f.l, n);
   const u = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) u[j * n + i] = c[i * n + j]!;
+  for (let i = 0; i < n; i++) {
+    const row = (n - 1 - i) * n + (n - 1), from = i * n;
+    for (let j = 0; j <= i; j++) u[row - j] = minv[from + j]!;
+  }
   return { ok: true, u };
 }

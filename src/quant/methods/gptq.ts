@@ -132,7 +132,7 @@ export function gptqFactor(hessian: Float64Array, k: number, settings: GptqSetti
   if (!f.ok) {
     throw new InputError(
       `${name}: the GPTQ Hessian is not positive definite after dampening by ${settings.damp} of its mean diagonal ` +
-        `(Cholesky of ${f.stage} failed at input column ${perm[f.column]} with pivot ${f.pivot.toExponential(3)}); ` +
+        `(Cholesky failed at input column ${perm[f.column]} with pivot ${f.pivot.toExponential(3)}); ` +
         `pass a larger --damp (e.g. --damp ${settings.damp > 0 ? settings.damp * 10 : 0.01}) or more calibration data`,
       { tensor: name },
     );
