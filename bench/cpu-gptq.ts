@@ -1,15 +1,17 @@
 /**
  * GPTQ's CPU cost (#25): the factor of H⁻¹ (upperCholeskyOfInverse: one reversed Cholesky and one
  * triangular inverse, n³/3 multiply-adds in float64) at each --sizes n, on a random SPD H (n + 64
- * random rows), with a sampled check of UᵀUH = I; and one whole GPTQ layer [--layer N,K] (W4A8 g128
- * IS, 256 random calibration tokens, the CPU matmul lazy update). Random data: speed only.
+ * random rows), serial and split over the CPU pool (same bits, checked), with a sampled check of
+ * UᵀUH = I; and one whole GPTQ layer [--layer N,K] (W4A8 g128 IS, 256 random calibration tokens,
+ * the pool's factor, the CPU matmul lazy update). Random data: speed only.
  *
  *   node dist/bench/cpu-gptq.js [--sizes 1024,2048] [--layer 2048,2048]
  */
 import { parseArgs } from 'node:util';
 import { cpuPool } from '../src/backends/cpu/pool/index.js';
-import { upperCholeskyOfInverse } from '../src/quant/methods/cholesky.js';
-import { DEFAULT_GPTQ, gptqQuantizeLinear } from '../src/quant/methods/gptq.js';
+import { SERIAL_KERNELS, upperCholeskyOfInverse, type TriangularKernels } from '../src/quant/methods/cholesky.js';
+import { poolTriangularKernels } from '../src/backends/cpu/triangular.js';
+import { DEFAULT_GPTQ, gptqFactor, gptqQuantizeLinear } from '../src/quant/methods/gptq.js';
 import { HessianAccumulator } from '../src/quant/methods/hessian.js';
 import { lazyUpdateMatmul } from '../src/quantize/gptq-products.js';
 import { DEFAULT_SPEC } from '../src/quantize/recipe.js';
@@ -28,10 +30,15 @@ for (const n of values.sizes!.split(',').map(Number)) {
     for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) h[i * n + j] += x[o + i]! * x[o + j]!;
   }
   for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) h[j * n + i] = h[i * n + j]!;
-  const t0 = performance.now();
-  const f = upperCholeskyOfInverse(h, n);
-  const seconds = (performance.now() - t0) / 1000;
-  if (!f.ok) throw new Error(`n ${n}: not positive definite`);
+  const timed = (kernels: TriangularKernels) => {
+    const t0 = performance.now();
+    const f = upperCholeskyOfInverse(h, n, kernels);
+    if (!f.ok) throw new Error(`n ${n}: not positive definite`);
+    return { u: f.u, seconds: (performance.now() - t0) / 1000 };
+  };
+  const serial = timed(SERIAL_KERNELS), pooled = timed(poolTriangularKernels());
+  const same = serial.u.every((v, i) => v === pooled.u[i]);
+  const f = pooled;
   let worst = 0;
   for (const i of [0, 1, n >> 1, n - 1]) {
     for (const j of [0, n >> 2, n - 1]) {
@@ -44,7 +51,7 @@ for (const n of values.sizes!.split(',').map(Number)) {
       worst = Math.max(worst, Math.abs(v - (i === j ? 1 : 0)));
     }
   }
-  console.log(`factor of H⁻¹, n ${n}: ${seconds.toFixed(2)} s; sampled |UᵀUH − I| max ${worst.toExponential(2)}`);
+  console.log(`factor of H⁻¹, n ${n}: ${serial.seconds.toFixed(2)} s serial, ${pooled.seconds.toFixed(2)} s on the pool (${cpuPool().threads} threads; ${same ? 'same bits' : 'DIFFERENT BITS'}); sampled |UᵀUH − I| max ${worst.toExponential(2)}`);
 }
 
 const [n, k] = values.layer!.split(',').map(Number) as [number, number];
@@ -53,6 +60,6 @@ const acc = new HessianAccumulator(k);
 acc.add(Float32Array.from({ length: 256 * k }, rnd), 256);
 const h = acc.hessian();
 const t0 = performance.now();
-const r = gptqQuantizeLinear(w, h, DEFAULT_SPEC, DEFAULT_GPTQ, 'bench', lazyUpdateMatmul());
+const r = gptqQuantizeLinear(w, gptqFactor(h, k, DEFAULT_GPTQ, 'bench', poolTriangularKernels()), DEFAULT_SPEC, DEFAULT_GPTQ, 'bench', lazyUpdateMatmul());
 console.log(`GPTQ layer ${n}x${k} (W4A8 g128 IS, 256 tokens, matmul lazy update): ${((performance.now() - t0) / 1000).toFixed(1)} s (α 2^${r.layer.alphaLog2})`);
 process.exit(0);

@@ -14,6 +14,7 @@ import { HessianAccumulator } from '../quant/methods/hessian.js';
 import { LINEAR_INPUTS, LINEARS_OF, inputWidth } from './layer-inputs.js';
 import { linearReport, type ReportSink } from '../quant/methods/report.js';
 import { lazyUpdateMatmul } from './gptq-products.js';
+import { poolTriangularKernels } from '../backends/cpu/triangular.js';
 
 export interface GptqLayerSettings extends GptqSettings {
   /** re-observe the layer after each group of linears is quantized (GPTQ's --true-sequential). */
@@ -24,6 +25,7 @@ export const DEFAULT_GPTQ_LAYER: GptqLayerSettings = { ...DEFAULT_GPTQ, trueSequ
 
 export function gptqLayerMethod(specOf: (slot: LinearSlot) => QuantSpec, settings: GptqLayerSettings, report: ReportSink): LayerMethod {
   const lazyUpdate = lazyUpdateMatmul();
+  const triangular = poolTriangularKernels();
   return (calib) => {
     const current: { -readonly [K in keyof LayerWeights]: LayerWeights[K] } = { ...calib.layer };
     const observeAll = (inputs: readonly LinearInput[]) => {
@@ -36,7 +38,7 @@ export function gptqLayerMethod(specOf: (slot: LinearSlot) => QuantSpec, setting
       const acc = settings.trueSequential ? observeAll([input]) : hessians!;
       const h = acc.get(input)!.hessian(calib.prefix + input);
       // one factorization (the O(K³) part) for every linear reading this input
-      const factor = gptqFactor(h, inputWidth(calib.config, input), settings, calib.prefix + LINEARS_OF[input].map((s) => LINEAR_NAMES[s]).join('/'));
+      const factor = gptqFactor(h, inputWidth(calib.config, input), settings, calib.prefix + LINEARS_OF[input].map((s) => LINEAR_NAMES[s]).join('/'), triangular);
       for (const slot of LINEARS_OF[input]) {
         const name = calib.prefix + LINEAR_NAMES[slot];
         const spec = specOf(slot);

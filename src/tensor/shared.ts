@@ -114,6 +114,10 @@ export function sharedFloat32(length: number): Float32Array {
   return allocate(Float32Array, length);
 }
 
+export function sharedFloat64(length: number): Float64Array {
+  return allocate(Float64Array, length);
+}
+
 export function sharedInt8(length: number): Int8Array {
   return allocate(Int8Array, length);
 }

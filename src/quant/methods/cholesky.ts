@@ -10,8 +10,9 @@
  *   upperCholeskyOfInverse(H) = U, upper, with H⁻¹ = Uᵀ·U (what GPTQ's torch code gets as
  *              cholesky(cholesky_inverse(cholesky(H)), upper=True)), from one Cholesky of H in
  *              reversed order and one triangular inverse (see the function).
- * Each step is n³/6 multiply-adds.
+ * Each step is n³/6 multiply-adds; TriangularKernels lets a caller split them over threads.
  */
+import { sharedFloat64 } from '../../tensor/shared.js';
 
 export type CholeskyResult =
   | { readonly ok: true; readonly l: Float64Array }
@@ -19,7 +20,7 @@ export type CholeskyResult =
   | { readonly ok: false; readonly column: number; readonly pivot: number };
 
 /** Σ_{m<len} v[a+m]·v[b+m] as four partial sums (m mod 4) added pairwise: the rows of L are contiguous. */
-function rowDot(v: Float64Array, a: number, b: number, len: number): number {
+export function rowDot(v: Float64Array, a: number, b: number, len: number): number {
   let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
   let m = 0;
   for (; m + 4 <= len; m += 4) {
@@ -32,19 +33,40 @@ function rowDot(v: Float64Array, a: number, b: number, len: number): number {
   return (s0 + s1) + (s2 + s3);
 }
 
+/** L[i, j] for i in [i0, i1) once L[j, j] = ljj is known: column j below the diagonal (each row independent). */
+export function choleskyColumn(a: Float64Array, l: Float64Array, n: number, j: number, ljj: number, i0: number, i1: number): void {
+  const rj = j * n;
+  for (let i = i0; i < i1; i++) l[i * n + j] = (a[i * n + j]! - rowDot(l, i * n, rj, j)) / ljj;
+}
+
+/**
+ * The two O(n³) steps, swappable for versions that split them over threads (the CPU pool's,
+ * backends/cpu/triangular.ts) and must give the same bits. `column` computes column j below the
+ * diagonal (choleskyColumn); `invertLower` is L⁻¹.
+ */
+export interface TriangularKernels {
+  column(a: Float64Array, l: Float64Array, n: number, j: number, ljj: number): void;
+  invertLower(l: Float64Array, n: number): Float64Array;
+}
+
+export const SERIAL_KERNELS: TriangularKernels = {
+  column: (a, l, n, j, ljj) => choleskyColumn(a, l, n, j, ljj, j + 1, n),
+  invertLower: (l, n) => invertLower(l, n),
+};
+
 /** Lower Cholesky factor of a symmetric [n, n] matrix (only its lower triangle is read). */
-export function cholesky(a: Float64Array, n: number): CholeskyResult {
+export function cholesky(a: Float64Array, n: number, kernels: TriangularKernels = SERIAL_KERNELS): CholeskyResult {
   let maxDiag = 0;
   for (let i = 0; i < n; i++) maxDiag = Math.max(maxDiag, Math.abs(a[i * n + i]!));
   const tolerance = n * 2 ** -52 * maxDiag;
-  const l = new Float64Array(n * n);
+  const l = sharedFloat64(n * n);
   for (let j = 0; j < n; j++) {
     const rj = j * n;
     const pivot = a[rj + j]! - rowDot(l, rj, rj, j);
     if (!(pivot > tolerance)) return { ok: false, column: j, pivot };
     const ljj = Math.sqrt(pivot);
     l[rj + j] = ljj;
-    for (let i = j + 1; i < n; i++) l[i * n + j] = (a[i * n + j]! - rowDot(l, i * n, rj, j)) / ljj;
+    kernels.column(a, l, n, j, ljj);
   }
   return { ok: true, l };
 }
@@ -55,20 +77,29 @@ export function cholesky(a: Float64Array, n: number): CholeskyResult {
  * runs in increasing m, the order a column-by-column forward substitution uses.
  */
 export function invertLower(l: Float64Array, n: number): Float64Array {
-  const inv = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) {
+  const inv = sharedFloat64(n * n);
+  invertLowerColumns(l, inv, n, 0, n);
+  return inv;
+}
+
+/**
+ * Columns [c0, c1) of L⁻¹ into inv (zeros there before): a column of the inverse depends only on
+ * itself (forward substitution), and each X[i, c] sums over m in increasing order, as invertLower
+ * does for all columns at once, so any split of the columns gives the same bits.
+ */
+export function invertLowerColumns(l: Float64Array, inv: Float64Array, n: number, c0: number, c1: number): void {
+  for (let i = c0; i < n; i++) {
     const ri = i * n;
-    for (let m = 0; m < i; m++) {
+    for (let m = c0; m < i; m++) {
       const lim = l[ri + m]!;
       if (lim === 0) continue;
-      const rm = m * n;
-      for (let c = 0; c <= m; c++) inv[ri + c] -= lim * inv[rm + c]!;
+      const rm = m * n, end = Math.min(c1, m + 1);
+      for (let c = c0; c < end; c++) inv[ri + c] -= lim * inv[rm + c]!;
     }
     const d = l[ri + i]!;
-    for (let c = 0; c < i; c++) inv[ri + c] /= d;
-    inv[ri + i] = 1 / d;
+    for (let c = c0, end = Math.min(c1, i); c < end; c++) inv[ri + c] /= d;
+    if (i < c1) inv[ri + i] = 1 / d;
   }
-  return inv;
 }
 
 export type InverseFactorResult =
@@ -81,15 +112,15 @@ export type InverseFactorResult =
  * H⁻¹ = R⁻ᵀ·R⁻¹ and U = R⁻¹ = J·M⁻¹·J (upper, positive diagonal: the factor is unique). Two n³/6
  * steps instead of the four of cholesky(cholesky_inverse(cholesky(H))), and H⁻¹ is never formed.
  */
-export function upperCholeskyOfInverse(h: Float64Array, n: number): InverseFactorResult {
-  const reversed = new Float64Array(n * n);
+export function upperCholeskyOfInverse(h: Float64Array, n: number, kernels: TriangularKernels = SERIAL_KERNELS): InverseFactorResult {
+  const reversed = sharedFloat64(n * n);
   for (let i = 0; i < n; i++) {
     const from = (n - 1 - i) * n + (n - 1), to = i * n;
     for (let j = 0; j <= i; j++) reversed[to + j] = h[from - j]!;
   }
-  const f = cholesky(reversed, n);
+  const f = cholesky(reversed, n, kernels);
   if (!f.ok) return { ok: false, column: n - 1 - f.column, pivot: f.pivot };
-  const minv = invertLower(f.l, n);
+  const minv = kernels.invertLower(f.l, n);
   const u = new Float64Array(n * n);
   for (let i = 0; i < n; i++) {
     const row = (n - 1 - i) * n + (n - 1), from = i * n;

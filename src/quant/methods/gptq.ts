@@ -30,7 +30,7 @@ import { chooseGroupScale, floatGroupScale, floatScaler, groupAbsMax, integerSca
 import { proveNoOverflow } from '../overflow.js';
 import { resolveGroupSize, type QuantizeReport } from '../quantize-linear.js';
 import type { FloatLinear, QuantizedLinear, QuantSpec } from '../types.js';
-import { upperCholeskyOfInverse } from './cholesky.js';
+import { SERIAL_KERNELS, upperCholeskyOfInverse, type TriangularKernels } from './cholesky.js';
 
 export interface GptqSettings {
   /** dampening λ as a fraction of the mean diagonal of H (GPTQ's percdamp). */
@@ -103,8 +103,11 @@ export interface GptqFactor {
   readonly u: Float64Array;
 }
 
-/** The factor of H [K, K] (not modified); `name` names the layer or input group in errors. */
-export function gptqFactor(hessian: Float64Array, k: number, settings: GptqSettings, name: string): GptqFactor {
+/**
+ * The factor of H [K, K] (not modified); `name` names the layer or input group in errors; `kernels`
+ * run its two O(K³) steps (the CPU pool's split them over threads, with the same bits).
+ */
+export function gptqFactor(hessian: Float64Array, k: number, settings: GptqSettings, name: string, kernels: TriangularKernels = SERIAL_KERNELS): GptqFactor {
   if (hessian.length !== k * k) throw new InputError(`${name}: Hessian of ${hessian.length} values for ${k} inputs`, { tensor: name });
   if (!(settings.damp >= 0) || !Number.isInteger(settings.blockSize) || settings.blockSize < 1) {
     throw new InputError(`${name}: GPTQ needs damp ≥ 0 and a positive integer block size, got ${settings.damp} and ${settings.blockSize}`, { tensor: name });
@@ -128,7 +131,7 @@ export function gptqFactor(hessian: Float64Array, k: number, settings: GptqSetti
     const pi = perm[i]!;
     for (let j = 0; j < k; j++) h[i * k + j] = i === j ? diag[pi]! + lambda : hessian[pi * k + perm[j]!]!;
   }
-  const f = upperCholeskyOfInverse(h, k);
+  const f = upperCholeskyOfInverse(h, k, kernels);
   if (!f.ok) {
     throw new InputError(
       `${name}: the GPTQ Hessian is not positive definite after dampening by ${settings.damp} of its mean diagonal ` +
