@@ -67,7 +67,6 @@ const rows: Row[] = [];
 function w4a8Label(cfg: W4A8Config): string {
   switch (cfg.kind) {
     case 'decode': return `decode MT${cfg.MT} NTW${cfg.NTW} WK${cfg.WK}`;
-    case 'wgmma': return `wgmma ${64 * cfg.WGS}x128 s${cfg.STAGES}`;
     case 'wgmma-rs': return `wgmma-rs ${64 * cfg.WGS}x128 s${cfg.STAGES}`;
     case 'wgmma-tma': return `wgmma-tma 128x128 s${cfg.STAGES}${cfg.blocks === 'sms' ? ' persistent' : ''}${(cfg.KS ?? 1) > 1 ? ` split-K ${cfg.KS}` : ''}`;
     case 'mma': return `mma ${cfg.BM}x${cfg.BN} ${cfg.WM * cfg.WN}w s${cfg.STAGES}`;

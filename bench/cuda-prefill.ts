@@ -23,7 +23,6 @@ const outDir = o.value('out') ?? 'docs/bench';
 const MS = o.numbers('ms', '128,256,512,1024,2048,4096');
 const SHAPES = o.shapes('shapes', DEFAULT_SHAPES);
 const pairs = (v: string): [1 | 2, number][] => v.split(',').filter(Boolean).map((s) => s.split(':').map(Number) as [1 | 2, number]);
-const WG = pairs(o.value('wgmma') ?? '2:4,1:3,1:4');
 const RS = pairs(o.value('rs') ?? '2:4');
 const TMA = (o.value('tma') ?? '4p').split(',').filter(Boolean);
 const OUTS: OutputFormat[] = o.flag('f16') ? ['f32', 'f16'] : ['f32'];
@@ -32,7 +31,6 @@ const { ctx, cublas, timer } = bench;
 const SAMPLES = 20;
 const cfgs: [string, W4A8Config][] = [
   ...(o.flag('no-mma') ? [] : [['mma128x128s4', { kind: 'mma', BM: 128, BN: 128, WM: 2, WN: 4, STAGES: 4 }] as [string, W4A8Config]]),
-  ...WG.map(([w, s]): [string, W4A8Config] => [`wgmma ${64 * w}x128 s${s}`, { kind: 'wgmma', WGS: w, STAGES: s }]),
   ...RS.map(([w, s]): [string, W4A8Config] => [`wgmma-rs ${64 * w}x128 s${s}`, { kind: 'wgmma-rs', WGS: w, STAGES: s, MINB: w === 1 ? 2 : 1 }]),
   ...TMA.map((s): [string, W4A8Config] => [`wgmma-tma 128x128 s${s}`, { kind: 'wgmma-tma', STAGES: parseInt(s, 10), blocks: s.endsWith('p') ? 'sms' : 'tiles' }]),
 ];

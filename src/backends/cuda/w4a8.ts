@@ -4,9 +4,10 @@
  *   M  > 16: w4a8_mma (cp.async-pipelined mma.sync GEMM)
  *   large M on sm_90a: w4a8_wgmma_tma (warpgroup MMA, weights from registers, every operand
  *                      loaded by TMA from a producer warpgroup; the default when the driver encodes
- *                      tensor maps), w4a8_wgmma_rs (the same MMA with cp.async and register loads)
- *                      or w4a8_wgmma (s8 operands from swizzled shared memory); the first two
- *                      read the activations in fragment order (see activationOrder)
+ *                      tensor maps) or w4a8_wgmma_rs (the same MMA with cp.async and register
+ *                      loads); both read the activations in fragment order (see activationOrder).
+ *                      (A third, w4a8_wgmma with both operands from shared memory, lost to them at
+ *                      every M and was removed: docs/cuda-notes.md.)
  * All take int8 activations xq [M, K] with per-token scales a [M] and write y [M, N] as f32 or f16
  * (OutputFormat).
  */
@@ -57,8 +58,6 @@ export interface DecodeConfig {
   readonly accumulate?: boolean;
 }
 export interface MmaConfig { readonly kind: 'mma'; readonly BM: number; readonly BN: number; readonly WM: number; readonly WN: number; readonly STAGES: number }
-/** The sm_90a warpgroup-MMA GEMM: tile (64·WGS) x 128, WGS warpgroups, STAGES cp.async stages. */
-export interface WgmmaConfig { readonly kind: 'wgmma'; readonly WGS: 1 | 2; readonly STAGES: number }
 /**
  * The sm_90a warpgroup-MMA GEMM with the weights as the register A operand: tile (64·WGS) weight
  * rows x 128 tokens, STAGES cp.async stages of activations, MINB blocks per SM for the register cap.
@@ -76,7 +75,7 @@ export interface WgmmaRsConfig { readonly kind: 'wgmma-rs'; readonly WGS: 1 | 2;
  * (workspace.ts) and the last warp to arrive adds them in a fixed order, so integer totals stay exact.
  */
 export interface WgmmaTmaConfig { readonly kind: 'wgmma-tma'; readonly STAGES: number; readonly blocks?: 'tiles' | 'sms' | number; readonly KS?: number }
-export type W4A8Config = DecodeConfig | MmaConfig | WgmmaConfig | WgmmaRsConfig | WgmmaTmaConfig;
+export type W4A8Config = DecodeConfig | MmaConfig | WgmmaRsConfig | WgmmaTmaConfig;
 
 /** Order of k inside each 64-k block in which a kernel reads the activations xq. */
 export type ActivationOrder = 'natural' | 'fragment';
@@ -95,10 +94,6 @@ export function wgmmaTmaSharedBytes(stages: number): number {
   return 1024 + stages * (stage + 16) + 8 * 8192;
 }
 
-/** Dynamic shared memory of the wgmma kernel (mirrors SMEM_BYTES in w4a8_wgmma.cu). */
-export function wgmmaSharedBytes(wgs: number, stages: number): number {
-  return 1024 + 128 * 128 + stages * (wgs * 64 * 128 + 128 * 64 + 128 * 4);
-}
 
 /**
  * The default kernel and tile configuration for M tokens on an [N, K] layer, picked from the
@@ -180,10 +175,6 @@ export function w4a8Linear(
     const smem = wgmmaRsSharedBytes(config.STAGES);
     const fn = getKernel(ctx, 'w4a8_wgmma_rs.cu', 'w4a8_wgmma_rs', { ...common, WGS: config.WGS, STAGES: config.STAGES, MINB: config.MINB }, smem);
     ctx.launch(fn, [Math.ceil(M / 128), Math.ceil(N / (64 * config.WGS))], [128 * config.WGS], args, smem);
-  } else if (config.kind === 'wgmma') {
-    const smem = wgmmaSharedBytes(config.WGS, config.STAGES);
-    const fn = getKernel(ctx, 'w4a8_wgmma.cu', 'w4a8_wgmma', { ...common, WGS: config.WGS, STAGES: config.STAGES }, smem);
-    ctx.launch(fn, [Math.ceil(M / (64 * config.WGS)), Math.ceil(N / 128)], [128 * config.WGS], args, smem);
   } else {
     if (paddedRows(N) % config.BN !== 0) throw new RangeError(`BN=${config.BN} does not divide the padded rows`);
     const smem = config.STAGES * (config.BM * 128 + (config.BN / 16) * 1024);

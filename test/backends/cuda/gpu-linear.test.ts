@@ -73,14 +73,6 @@ const SHAPES: [M: number, N: number, K: number, G: number, config?: W4A8Config][
   [70, 300, 1024, 128, { kind: 'mma', BM: 32, BN: 128, WM: 2, WN: 4, STAGES: 4 }],
   [300, 400, 2048, 128],
   [300, 400, 2048, 128, { kind: 'mma', BM: 128, BN: 128, WM: 2, WN: 4, STAGES: 4 }],
-  // wgmma (sm_90a) prefill kernel: ragged M and N, odd N, G = 256, 1 chunk, odd/even chunk counts
-  [1, 130, 128, 128, { kind: 'wgmma', WGS: 2, STAGES: 4 }],
-  [129, 200, 1024, 128, { kind: 'wgmma', WGS: 2, STAGES: 4 }],
-  [300, 333, 1280, 128, { kind: 'wgmma', WGS: 1, STAGES: 4 }],
-  [257, 260, 2048, 256, { kind: 'wgmma', WGS: 2, STAGES: 6 }],
-  [520, 1000, 512, 128, { kind: 'wgmma', WGS: 1, STAGES: 3 }],
-  [64, 127, 384, 128, { kind: 'wgmma', WGS: 2, STAGES: 3 }],
-  [200, 300, 1024, 128, { kind: 'wgmma', WGS: 1, STAGES: 5 }],
   // register-A wgmma kernel (weights from registers, fragment-order activations)
   [1, 130, 128, 128, { kind: 'wgmma-rs', WGS: 2, STAGES: 4, MINB: 1 }],
   [129, 260, 1024, 128, { kind: 'wgmma-rs', WGS: 2, STAGES: 6, MINB: 1 }],
@@ -163,7 +155,6 @@ const F16_SHAPES: [M: number, N: number, K: number, G: number, config?: W4A8Conf
   [13, 333, 1280, 128, { kind: 'decode', MT: 2, NTW: 2, WK: 8 }],
   [100, 333, 1024, 128],
   [70, 300, 1024, 128, { kind: 'mma', BM: 32, BN: 128, WM: 2, WN: 4, STAGES: 4 }],
-  [129, 200, 1024, 128, { kind: 'wgmma', WGS: 2, STAGES: 4 }],
   [300, 333, 1280, 128, { kind: 'wgmma-rs', WGS: 1, STAGES: 4, MINB: 2 }],
   [520, 1000, 512, 128, { kind: 'wgmma-tma', STAGES: 4 }],
   [70, 200, 2048, 128, { kind: 'wgmma-tma', STAGES: 3 }],
