@@ -301,14 +301,14 @@ test('generate -m model.bin (llama2.c) finds tokenizer.bin beside it, or takes -
   const { writeLlama2cCheckpoint, writeLlama2cTokenizer } = await import('../io/llama2c-writer.js');
   const d = tempDir();
   writeLlama2cCheckpoint(repoPath('models/tiny-wikitext'), path.join(d, 'model.bin'));
-  const pieces = ['<unk>', '<s>', '</s>', ...Array.from({ length: 256 }, (_, i) => `<0x${i.toString(16).toUpperCase().padStart(2, '0')}>`), '▁', 'a', 'b'];
-  while (pieces.length < 2048) pieces.push(`⟨${pieces.length}⟩`);
+  const { toySentencePiece } = await import('../io/toy-sentencepiece.js');
+  const { pieces, scores } = toySentencePiece();
   const env = { ...process.env, INTSCALE_CACHE: tempDir() };
   const gen = (...extra: string[]) => spawnSync(process.execPath, [CLI, 'generate', '-m', path.join(d, 'model.bin'), '-p', 'ab', '-n', '4', '--no-stats', ...extra], { encoding: 'utf8', env });
   const missing = gen();
   assert.equal(missing.status, 2);
   assert.match(missing.stderr, /tokenizer\.bin: file not found/);
-  writeLlama2cTokenizer(path.join(d, 'tok.bin'), pieces, pieces.map((_, i) => -i));
+  writeLlama2cTokenizer(path.join(d, 'tok.bin'), pieces, scores);
   const r = gen('--tokenizer', path.join(d, 'tok.bin'));
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /converted the llama2\.c checkpoint .*model\.bin with .*tok\.bin for intscale/);

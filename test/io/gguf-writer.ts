@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { f32ToBf16, f32ToF16, f16ToF32 } from '../../src/io/dtype.js';
 import { openWeights } from '../../src/io/weight-source.js';
+import { interleavedRows } from './rotary-order.js';
 
 export type GgufWeightType = 'F32' | 'F16' | 'BF16' | 'Q8_0' | 'Q4_0';
 const TYPE_IDS: Record<GgufWeightType, number> = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8, BF16: 30 };
@@ -121,18 +122,6 @@ function quantizeBlocks(type: 'Q8_0' | 'Q4_0', w: Float32Array): { bytes: Buffer
   return { bytes, values };
 }
 
-/** Rows permuted as llama.cpp's converter does for q and k: out row h·D + 2j + s ← in row h·D + s·D/2 + j. */
-function permuteRows(w: Float32Array, heads: number, rowLength: number): Float32Array {
-  const rows = w.length / rowLength, D = rows / heads, halfD = D / 2;
-  const out = new Float32Array(w.length);
-  for (let h = 0; h < heads; h++) {
-    for (let s = 0; s < 2; s++) {
-      for (let j = 0; j < halfD; j++) out.set(w.subarray((h * D + s * halfD + j) * rowLength, (h * D + s * halfD + j + 1) * rowLength), (h * D + 2 * j + s) * rowLength);
-    }
-  }
-  return out;
-}
-
 const GGUF_NAMES: [RegExp, string][] = [
   [/^model\.embed_tokens\.weight$/, 'token_embd.weight'], [/^model\.norm\.weight$/, 'output_norm.weight'], [/^lm_head\.weight$/, 'output.weight'],
   [/^model\.layers\.(\d+)\.input_layernorm\.weight$/, 'blk.$1.attn_norm.weight'], [/^model\.layers\.(\d+)\.post_attention_layernorm\.weight$/, 'blk.$1.ffn_norm.weight'],
@@ -179,9 +168,10 @@ export function writeGgufFrom(dir: string, file: string, type: GgufWeightType, o
     const rule = GGUF_NAMES.find(([re]) => re.test(name));
     if (!rule) throw new Error(`no GGUF name for ${name}`);
     const shape = weights.shapeOf(name);
-    let w = weights.float32(name);
-    if (name.endsWith('q_proj.weight')) w = permuteRows(w, heads, shape[1]!);
-    if (name.endsWith('k_proj.weight')) w = permuteRows(w, kvHeads, shape[1]!);
+    const hf = weights.float32(name);
+    let w = hf;
+    if (name.endsWith('q_proj.weight')) w = interleavedRows(w, heads, shape[1]!);
+    if (name.endsWith('k_proj.weight')) w = interleavedRows(w, kvHeads, shape[1]!);
     const t: GgufWeightType = shape.length === 2 ? type : 'F32';
     let data: Buffer;
     if (t === 'F32') data = Buffer.from(w.buffer, w.byteOffset, w.byteLength);
@@ -189,20 +179,9 @@ export function writeGgufFrom(dir: string, file: string, type: GgufWeightType, o
       const h = t === 'F16' ? f32ToF16(w) : f32ToBf16(w);
       data = Buffer.from(h.buffer, h.byteOffset, h.byteLength);
     } else {
-      const q = quantizeBlocks(t, w);
-      data = q.bytes;
-      const rows = name.endsWith('q_proj.weight') || name.endsWith('k_proj.weight');
-      if (!rows) dequantized.set(name, q.values);
-      else {
-        // the dequantized rows back in HF order (the reader's map: HF row h·D + s·D/2 + j ← row h·D + 2j + s)
-        const D = shape[0]! / (name.endsWith('q_proj.weight') ? heads : kvHeads), halfD = D / 2, k = shape[1]!;
-        const hf = new Float32Array(q.values.length);
-        for (let r = 0; r < shape[0]!; r++) {
-          const h = Math.floor(r / D), s = Math.floor((r % D) / halfD), j = r % halfD;
-          hf.set(q.values.subarray((h * D + 2 * j + s) * k, (h * D + 2 * j + s + 1) * k), r * k);
-        }
-        dequantized.set(name, hf);
-      }
+      data = quantizeBlocks(t, w).bytes;
+      // blocks of 32 lie within rows, so quantizing commutes with the row order: the HF-order weight gives the expected values
+      dequantized.set(name, quantizeBlocks(t, hf).values);
     }
     tensors.push({ name: name.replace(rule[0], rule[1]), ne: [...shape].reverse(), type: TYPE_IDS[t], data });
   }

@@ -18,6 +18,7 @@ import { f16ToF32, f32ToF16 } from '../../src/io/dtype.js';
 import { repoPath } from '../helpers/paths.js';
 import { GGUF_VALUE, writeGgufFrom, type GgufWeightType } from './gguf-writer.js';
 import { rejectsInput, tempDir } from './temp-dir.js';
+import { toySentencePiece } from './toy-sentencepiece.js';
 
 const EMBEDDED = repoPath('models/tiny-wikitext');
 const PROMPT = [0, 5, 200, 17, 1033, 9, 44];
@@ -111,16 +112,7 @@ test('GGUF: a missing, truncated or foreign file, another architecture, an unkno
 });
 
 test('GGUF SentencePiece tokenizer ("llama"): merges by score as transformers derives them, "▁" for spaces, byte fallback, BOS added', async () => {
-  // a toy vocabulary padded to the model's 2048 rows: specials, the 256 byte tokens, scored pieces, fillers no merge can reach
-  const pieces: [string, number][] = [['▁', -1], ['a', -2], ['b', -3], ['c', -4], ['ab', -5], ['▁a', -6], ['▁ab', -7], ['abc', -8], ['▁abc', -9]];
-  const tokens = ['<unk>', '<s>', '</s>', ...Array.from({ length: 256 }, (_, i) => `<0x${i.toString(16).toUpperCase().padStart(2, '0')}>`), ...pieces.map((p) => p[0])];
-  const types = [2, 3, 3, ...new Array(256).fill(6), ...pieces.map(() => 1)];
-  const scores = [0, 0, 0, ...new Array(256).fill(0), ...pieces.map((p) => p[1])];
-  while (tokens.length < 2048) {
-    tokens.push(`⟨filler ${tokens.length}⟩`);
-    types.push(1);
-    scores.push(-1000);
-  }
+  const { pieces: tokens, scores, types } = toySentencePiece();
   const { STR, ARR, I32, F32, U32 } = GGUF_VALUE;
   const file = path.join(tempDir(), 'spm.gguf');
   writeGgufFrom(EMBEDDED, file, 'F32', {

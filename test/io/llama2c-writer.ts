@@ -7,13 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { openWeights } from '../../src/io/weight-source.js';
-
-/** Interleaved rotary order from half-split: row h·D + 2j + s ← row h·D + s·D/2 + j. */
-function interleavedRows(w: Float32Array, heads: number, rowLength: number): Float32Array {
-  const D = w.length / rowLength / heads, half = D / 2, out = new Float32Array(w.length);
-  for (let h = 0; h < heads; h++) for (let s = 0; s < 2; s++) for (let j = 0; j < half; j++) out.set(w.subarray((h * D + s * half + j) * rowLength, (h * D + s * half + j + 1) * rowLength), (h * D + 2 * j + s) * rowLength);
-  return out;
-}
+import { interleavedRows } from './rotary-order.js';
 
 export function writeLlama2cCheckpoint(dir: string, file: string, options: { shared?: boolean } = {}): void {
   const c = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));

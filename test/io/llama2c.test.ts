@@ -15,19 +15,13 @@ import { modelEngine } from '../../src/model/engine.js';
 import { repoPath } from '../helpers/paths.js';
 import { writeLlama2cCheckpoint, writeLlama2cTokenizer } from './llama2c-writer.js';
 import { rejectsInput, tempDir } from './temp-dir.js';
+import { toySentencePiece } from './toy-sentencepiece.js';
 
 const EMBEDDED = repoPath('models/tiny-wikitext');
 const PROMPT = [1, 5, 200, 17, 1033, 9, 44];
 const logitsOf = (dir: string) => modelEngine(loadModel(dir).model).open(16).feed(PROMPT);
 
-// a toy SentencePiece vocabulary padded to the model's 2048 rows
-const SCORED: [string, number][] = [['▁', -1], ['a', -2], ['b', -3], ['c', -4], ['ab', -5], ['▁a', -6], ['▁ab', -7], ['abc', -8], ['▁abc', -9]];
-const PIECES = ['<unk>', '<s>', '</s>', ...Array.from({ length: 256 }, (_, i) => `<0x${i.toString(16).toUpperCase().padStart(2, '0')}>`), ...SCORED.map((p) => p[0])];
-const SCORES = [0, 0, 0, ...new Array(256).fill(0), ...SCORED.map((p) => p[1])];
-while (PIECES.length < 2048) {
-  PIECES.push(`⟨filler ${PIECES.length}⟩`);
-  SCORES.push(-1000);
-}
+const { pieces: PIECES, scores: SCORES } = toySentencePiece();
 
 function exported(options: { shared?: boolean } = {}): { bin: string; tok: string } {
   const d = tempDir();
