@@ -12,6 +12,16 @@ import * as path from 'node:path';
 import { InputError } from '../errors.js';
 import { createSafetensorsWriter, type TensorToWrite } from './safetensors.js';
 
+/** How a conversion reports and where it goes. */
+export interface ConversionOptions {
+  /** where the converted directory goes (default intscaleCacheDir()/<kind>). */
+  readonly cacheDir?: string;
+  /** a line for the user (what was converted, and what that means). */
+  readonly onNote?: (line: string) => void;
+  /** tensors converted so far, of the total. */
+  readonly onProgress?: (done: number, total: number) => void;
+}
+
 export function intscaleCacheDir(): string {
   return process.env.INTSCALE_CACHE ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'intscale');
 }

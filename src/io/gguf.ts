@@ -22,9 +22,9 @@ import * as path from 'node:path';
 import { gguf } from '@huggingface/gguf';
 import { InputError } from '../errors.js';
 import { f16ToF32, type Dtype } from './dtype.js';
-import { convertOnce, convertTensors, writeModelFiles } from './converted-cache.js';
+import { convertOnce, convertTensors, writeModelFiles, type ConversionOptions } from './converted-cache.js';
 import { halfSplitRows } from './rotary-rows.js';
-import { sentencePieceParts } from './sentencepiece.js';
+import { addedToken, sentencePieceParts } from './sentencepiece.js';
 
 /** GGML tensor types this reader takes (ggml.h numbering). */
 const GGML = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8, BF16: 30 } as const;
@@ -114,8 +114,7 @@ function tokenizerFiles(meta: Metadata, file: string): { tokenizer: unknown; con
   const types = (meta['tokenizer.ggml.token_type'] as number[] | undefined) ?? [];
   // control and user-defined tokens match whole, before the model splits the text
   const added = tokens.flatMap((content, id) => (types[id] === TOKEN_TYPE.control || types[id] === TOKEN_TYPE.userDefined
-    ? [{ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: types[id] === TOKEN_TYPE.control }] : []));
-  const vocab = Object.fromEntries(tokens.map((t, i) => [t, i]));
+    ? [addedToken(id, content, types[id] === TOKEN_TYPE.control)] : []));
   let parts: Record<string, unknown>;
   if (model === 'gpt2') {
     const pre = String(meta['tokenizer.ggml.pre'] ?? 'default');
@@ -129,7 +128,7 @@ function tokenizerFiles(meta: Metadata, file: string): { tokenizer: unknown; con
       decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
       model: {
         type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false,
-        byte_fallback: false, ignore_merges: false, vocab, merges: (meta['tokenizer.ggml.merges'] as string[] | undefined) ?? [],
+        byte_fallback: false, ignore_merges: false, vocab: Object.fromEntries(tokens.map((t, i) => [t, i])), merges: (meta['tokenizer.ggml.merges'] as string[] | undefined) ?? [],
       },
     };
   } else {
@@ -190,14 +189,7 @@ function tensorBytes(type: number, count: number, name: string, file: string): n
   throw new InputError(`${file}: tensor ${name} is ${typeName(type)}; intscale reads F32, F16, BF16, Q8_0 and Q4_0 GGUF tensors`, { file, tensor: name });
 }
 
-export interface GgufOptions {
-  /** where the converted directory goes (default intscaleCacheDir()/gguf). */
-  readonly cacheDir?: string;
-  /** a line for the user (what was converted, and what that means). */
-  readonly onNote?: (line: string) => void;
-  /** tensors converted so far, of the total. */
-  readonly onProgress?: (done: number, total: number) => void;
-}
+export type GgufOptions = ConversionOptions;
 
 /**
  * The Hugging Face model directory of a GGUF file: converted on first use (into a temporary

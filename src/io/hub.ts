@@ -90,15 +90,15 @@ function weightFiles(names: ReadonlySet<string>, readIndex: () => string): strin
 /** The message for a failed Hub request (network, token, not found). */
 function hubError(e: unknown, id: HubId, endpoint: string, token: string | undefined): Error {
   const what = `${id.repo}@${id.revision}`;
-  if (e instanceof HubApiError || (e instanceof InputError && 'status' in e)) {
-    const status = e instanceof HubApiError ? e.statusCode : (e as InputError & { status: number }).status;
+  if (e instanceof HubApiError) {
+    const status = e.statusCode;
     if (status === 401 || status === 403) {
       return new InputError(token
         ? `${what}: the Hub refused the token (HTTP ${status}): the repository is gated or private and this token has no access; accept its terms at ${endpoint}/${id.repo} or use another token`
         : `${what}: the Hub answered HTTP ${status}: no such repository, or a gated or private one; for a gated model pass a token: HF_TOKEN=hf_... (or run \`huggingface-cli login\`)`);
     }
     if (status === 404) return new InputError(`${what}: no such model repository or revision at ${endpoint} (HTTP 404)`);
-    return new InputError(`${what}: the Hub answered HTTP ${status} (${(e as Error).message})`);
+    return new InputError(`${what}: the Hub answered HTTP ${status} (${e.message})`);
   }
   const cause = e instanceof Error ? `${e.message}${e.cause instanceof Error ? `: ${e.cause.message}` : ''}` : String(e);
   return new InputError(`cannot reach ${endpoint} to fetch ${what} (${cause}); with the model already in the cache, pass --offline (or set HF_HUB_OFFLINE=1)`);
@@ -118,7 +118,7 @@ async function fetchBlob(url: string, blob: string, size: number, token: string 
     if (have > 0) headers.Range = `bytes=${have}-`;
     const res = await fetch(url, { headers, redirect: 'follow' });
     if (res.status !== 200 && res.status !== 206 && !(res.status === 416 && have === size)) {
-      throw Object.assign(new InputError(`${url}: HTTP ${res.status}`), { status: res.status });
+      throw new HubApiError(url, res.status, undefined, `${url}: HTTP ${res.status}`);
     }
     if (res.status === 200) have = 0; // the server sent the whole file
     onBytes(have);
@@ -188,7 +188,7 @@ export async function resolveHubModel(id: HubId, options: HubOptions = {}): Prom
       if (e.type === 'file') entries.set(e.path, e);
     }
   } catch (e) {
-    if (e instanceof InputError && !('status' in e)) throw e;
+    if (e instanceof InputError) throw e;
     throw hubError(e, id, endpoint, token);
   }
   const snapshot = path.join(storage, 'snapshots', commit);
@@ -205,7 +205,7 @@ export async function resolveHubModel(id: HubId, options: HubOptions = {}): Prom
       try {
         await fetchBlob(url, blob, entry.size, token, report);
       } catch (e) {
-        throw e instanceof InputError && !('status' in e) ? e : hubError(e, id, endpoint, token);
+        throw e instanceof InputError ? e : hubError(e, id, endpoint, token);
       }
     } else {
       report(entry.size);

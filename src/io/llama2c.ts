@@ -19,9 +19,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InputError } from '../errors.js';
-import { convertOnce, convertTensors, writeModelFiles } from './converted-cache.js';
+import { convertOnce, convertTensors, writeModelFiles, type ConversionOptions } from './converted-cache.js';
 import { halfSplitRows } from './rotary-rows.js';
-import { sentencePieceParts } from './sentencepiece.js';
+import { addedToken, sentencePieceParts } from './sentencepiece.js';
 
 /** The first int32 of the newer llama2.c exports ("ak42"), which carry a version after it. */
 const VERSIONED_MAGIC = 0x616b3432;
@@ -96,11 +96,7 @@ export function readLlama2cTokenizer(file: string, vocab: number): { tokens: str
   return { tokens, scores };
 }
 
-export interface Llama2cOptions {
-  readonly cacheDir?: string;
-  readonly onNote?: (line: string) => void;
-  readonly onProgress?: (done: number, total: number) => void;
-}
+export type Llama2cOptions = ConversionOptions;
 
 /** The Hugging Face model directory of a llama2.c checkpoint and its tokenizer.bin (converted on first use). */
 export async function llama2cModelDir(checkpoint: string, tokenizerFile: string, options: Llama2cOptions = {}): Promise<string> {
@@ -136,10 +132,9 @@ function convert(file: string, tokenizerFile: string, out: string, options: Llam
     rms_norm_eps: 1e-5, rope_theta: 10000, max_position_embeddings: h.seqLen, tie_word_embeddings: h.shared,
     bos_token_id: 1, eos_token_id: 2, torch_dtype: 'float32',
   };
-  const special = new Set([1, 2]);
   const tokenizer = {
     version: '1.0', truncation: null, padding: null,
-    added_tokens: [...special].map((id) => ({ id, content: tokens[id], single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+    added_tokens: [1, 2].map((id) => addedToken(id, tokens[id]!, true)), // BOS, EOS
     ...sentencePieceParts(tokens, scores, tokens[0] ?? null),
   };
   writeModelFiles(out, config, tokenizer, { bos_token: tokens[1], eos_token: tokens[2], add_bos_token: true, add_eos_token: false });

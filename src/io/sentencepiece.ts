@@ -28,6 +28,11 @@ export function sentencePieceMerges(tokens: readonly string[], scores: readonly 
   return merges.map((m) => `${m.l} ${m.r}`);
 }
 
+/** A tokenizer.json added token: matched whole before the model splits the text (`special`: a control token). */
+export function addedToken(id: number, content: string, special: boolean): Record<string, unknown> {
+  return { id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special };
+}
+
 /** The normalizer, decoder and model of a SentencePiece tokenizer.json (`unk`: the unknown piece, if any). */
 export function sentencePieceParts(tokens: readonly string[], scores: readonly number[], unk: string | null): Record<string, unknown> {
   return {

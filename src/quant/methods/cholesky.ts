@@ -51,7 +51,7 @@ export interface TriangularKernels {
 
 export const SERIAL_KERNELS: TriangularKernels = {
   column: (a, l, n, j, ljj) => choleskyColumn(a, l, n, j, ljj, j + 1, n),
-  invertLower: (l, n) => invertLower(l, n),
+  invertLower,
 };
 
 /** Lower Cholesky factor of a symmetric [n, n] matrix (only its lower triangle is read). */
