@@ -41,9 +41,9 @@ test('generate -m org/name downloads into the Hugging Face cache and continues a
   assert.equal(offline.stdout, local.stdout);
 });
 
-test('a Hub id that does not exist exits 2 with one line naming it', async () => {
+test('a Hub id that does not exist (or a mistyped local path) exits 2 with one line naming it, locally and on the Hub', async () => {
   const r = await run({ HF_ENDPOINT: hub.url }, 'eval', '-m', 'tiny-org/nope', '-t', fixturePath('llama') + '/config.json');
   assert.equal(r.code, 2);
-  assert.match(r.stderr, /tiny-org\/nope@main: the Hub answered HTTP 401: no such repository/);
+  assert.match(r.stderr, /tiny-org\/nope: no such local directory, and as a Hugging Face Hub id: tiny-org\/nope@main: the Hub answered HTTP 401: no such repository/);
   assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
 });
