@@ -19,6 +19,14 @@ Writes under OUT_DIR:
                              with mlp_bias (gate/up/down biases; f16, head_dim 24 != hidden/heads),
                              every bias random. Only these: --bias-fixtures (reuses the tokenizer and
                              input_ids of an existing fixture, --from DIR).
+  fixtures/{mixtral,mixtral-window}/
+                             tiny random Mixtral (MoE) checkpoints in the Hub's layout
+                             (block_sparse_moe.gate, block_sparse_moe.experts.E.w1/w2/w3), checked to
+                             load back into transformers with the same logits. mixtral: top-2 of 4
+                             experts, GQA, bf16, sharded; mixtral-window: top-2 of 8 experts, sliding
+                             window 8, f16. Only these: --moe-fixtures (tokenizer and input_ids of --from).
+  models/tiny-wikitext-moe/  with --train-moe: a small Mixtral (4 experts, top 2) trained like the
+                             embedded model, for accuracy (tokenizer of --from-model).
   models/tiny-wikitext/      the embedded default model: a small LLaMA trained here on
                              WikiText-2 valid (95% train / 5% held out for early stopping), bf16,
                              with reference.safetensors as above and train_log.json.
@@ -30,7 +38,8 @@ from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 import transformers
 from transformers import (AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, MistralConfig,
-                          MistralForCausalLM, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM)
+                          MistralForCausalLM, MixtralConfig, MixtralForCausalLM, PreTrainedTokenizerFast,
+                          Qwen2Config, Qwen2ForCausalLM)
 
 VOCAB = 2048
 CHAT_TEMPLATE = (
@@ -145,19 +154,99 @@ def make_bias_fixture(kind, tok_dir, out_root, input_ids):
     print(kind, "fixture:", sorted(os.listdir(d)), "biases:", len(biases), flush=True)
 
 
-def train_tiny_model(tok, data_dir, tok_dir, out_dir, seconds):
+def hub_mixtral_state(model, cfg):
+    """The model's weights under the Hub's Mixtral names (block_sparse_moe.experts.E.w1/w2/w3, gate),
+    whatever layout this transformers version keeps them in (per-expert modules or fused tensors)."""
+    E, I, H = cfg.num_local_experts, cfg.intermediate_size, cfg.hidden_size
+    out = {}
+    for name, t in model.state_dict().items():
+        t = t.detach().contiguous()
+        name = name.replace(".mlp.", ".block_sparse_moe.")
+        if name.endswith("experts.gate_up_proj") or name.endswith("experts.gate_up_proj.weight"):
+            base = name[: name.index("experts.")]
+            t = t if t.shape[1:] == (2 * I, H) else t.transpose(1, 2)
+            for e in range(E):
+                out[f"{base}experts.{e}.w1.weight"] = t[e, :I].contiguous()
+                out[f"{base}experts.{e}.w3.weight"] = t[e, I:].contiguous()
+        elif name.endswith("experts.down_proj") or name.endswith("experts.down_proj.weight"):
+            base = name[: name.index("experts.")]
+            t = t if t.shape[1:] == (H, I) else t.transpose(1, 2)
+            for e in range(E):
+                out[f"{base}experts.{e}.w2.weight"] = t[e].contiguous()
+        else:
+            out[name] = t
+    if cfg.tie_word_embeddings:
+        out.pop("lm_head.weight", None)
+    return out
+
+
+def save_hub_mixtral(model, cfg, d, dtype, shards=1):
+    """Writes a Mixtral in the Hub's layout (sharded with an index when shards > 1), then loads it back
+    with transformers and checks the logits equal the model's own: the names are the ones it reads."""
+    state = {k: v.to(dtype) for k, v in hub_mixtral_state(model, cfg).items()}
+    os.makedirs(d, exist_ok=True)
+    cfg.save_pretrained(d)
+    model.generation_config.save_pretrained(d)
+    names = sorted(state)
+    if shards == 1:
+        save_file(state, os.path.join(d, "model.safetensors"), metadata={"format": "pt"})
+    else:
+        per = math.ceil(len(names) / shards)
+        weight_map = {}
+        for i in range(shards):
+            file = f"model-{i + 1:05d}-of-{shards:05d}.safetensors"
+            part = {k: state[k] for k in names[i * per:(i + 1) * per]}
+            save_file(part, os.path.join(d, file), metadata={"format": "pt"})
+            weight_map.update({k: file for k in part})
+        json.dump({"metadata": {}, "weight_map": weight_map}, open(os.path.join(d, "model.safetensors.index.json"), "w"), indent=2)
+    back = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32, attn_implementation="eager").eval()
+    ids = torch.arange(2, 14).unsqueeze(0)
+    with torch.no_grad():
+        a = model.to(dtype).float()(ids).logits
+        b = back(ids).logits
+    err = (a - b).abs().max().item()
+    assert err < 1e-4, f"{d}: logits after reloading the Hub layout differ by {err}"
+    print(d, "hub layout reloads: max |logit diff|", err, "tensors", len(names), flush=True)
+
+
+def make_moe_fixture(kind, tok_dir, out_root, input_ids):
+    torch.manual_seed({"mixtral": 6, "mixtral-window": 7}[kind])
+    common = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                  num_attention_heads=4, max_position_embeddings=256, rms_norm_eps=1e-5,
+                  bos_token_id=0, eos_token_id=1, initializer_range=0.1, rope_theta=1000000.0,
+                  tie_word_embeddings=False, num_experts_per_tok=2, router_jitter_noise=0.0)
+    if kind == "mixtral":
+        cfg, dtype, shards = MixtralConfig(**common, num_key_value_heads=2, num_local_experts=4, sliding_window=None), torch.bfloat16, 3
+    else:
+        cfg, dtype, shards = MixtralConfig(**common, num_key_value_heads=4, num_local_experts=8, sliding_window=8), torch.float16, 1
+    model = MixtralForCausalLM(cfg).eval()
+    round_weights(model, dtype)
+    d = os.path.join(out_root, kind)
+    save_hub_mixtral(model, cfg, d, dtype, shards)
+    copy_tokenizer(tok_dir, d)
+    save_reference(d, input_ids)
+    print(kind, "fixture:", sorted(os.listdir(d)), flush=True)
+
+
+def train_tiny_model(tok, data_dir, tok_dir, out_dir, seconds, moe=False):
     text = open(os.path.join(data_dir, "valid.txt"), encoding="utf-8").read()
     ids = torch.tensor(tok.encode(text).ids, dtype=torch.long)
     split = int(len(ids) * 0.95)
     train, held = ids[:split], ids[split:]
     print(f"train tokens {len(train)}, held-out tokens {len(held)}", flush=True)
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=256, intermediate_size=768, num_hidden_layers=4,
-                      num_attention_heads=8, num_key_value_heads=4, max_position_embeddings=512,
-                      rms_norm_eps=1e-5, rope_theta=10000.0, bos_token_id=0, eos_token_id=1,
-                      tie_word_embeddings=False, initializer_range=0.02)
+    common = dict(vocab_size=VOCAB, hidden_size=256, num_hidden_layers=4,
+                  num_attention_heads=8, num_key_value_heads=4, max_position_embeddings=512,
+                  rms_norm_eps=1e-5, rope_theta=10000.0, bos_token_id=0, eos_token_id=1,
+                  tie_word_embeddings=False, initializer_range=0.02)
+    if moe:  # 4 experts of 384, top 2: the dense model's 768 active ffn width per token
+        cfg = MixtralConfig(**common, intermediate_size=384, num_local_experts=4, num_experts_per_tok=2,
+                            sliding_window=None, router_jitter_noise=0.0, output_router_logits=True,
+                            router_aux_loss_coef=0.01)
+    else:
+        cfg = LlamaConfig(**common, intermediate_size=768)
     dev = "cuda"
-    model = LlamaForCausalLM(cfg).to(dev)
+    model = (MixtralForCausalLM(cfg) if moe else LlamaForCausalLM(cfg)).to(dev)
     seq, batch, lr, wd = 512, 32, 2e-3, 0.1
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd, betas=(0.9, 0.95))
     train_d = train.to(dev)
@@ -196,7 +285,11 @@ def train_tiny_model(tok, data_dir, tok_dir, out_dir, seconds):
     model = model.float().cpu()
     round_weights(model, torch.bfloat16)
     os.makedirs(out_dir, exist_ok=True)
-    model.to(torch.bfloat16).save_pretrained(out_dir)
+    if moe:
+        model.config.output_router_logits = False
+        save_hub_mixtral(model, model.config, out_dir, torch.bfloat16)
+    else:
+        model.to(torch.bfloat16).save_pretrained(out_dir)
     copy_tokenizer(tok_dir, out_dir)
     with open(os.path.join(out_dir, "train_log.json"), "w") as f:
         json.dump({"data": "WikiText-2 valid.txt: first 95% of tokens trained on, last 5% held out",
@@ -235,8 +328,33 @@ def main():
                     help="only rewrite reference.safetensors in these existing model directories")
     ap.add_argument("--bias-fixtures", action="store_true",
                     help="only write the llama bias fixtures, with the tokenizer and input_ids of --from")
+    ap.add_argument("--moe-fixtures", action="store_true",
+                    help="only write the Mixtral fixtures, with the tokenizer and input_ids of --from")
+    ap.add_argument("--train-moe", action="store_true",
+                    help="only train models/tiny-wikitext-moe (needs --data), with the tokenizer of --from-model")
     ap.add_argument("--from", dest="from_dir", default="test/fixtures/llama")
+    ap.add_argument("--from-model", default="models/tiny-wikitext")
     a = ap.parse_args()
+    if a.moe_fixtures:
+        print("torch", torch.__version__, "transformers", transformers.__version__, flush=True)
+        input_ids = load_file(os.path.join(a.from_dir, "reference.safetensors"))["input_ids"].tolist()
+        for kind in ("mixtral", "mixtral-window"):
+            make_moe_fixture(kind, a.from_dir, os.path.join(a.out, "fixtures"), input_ids)
+        return
+    if a.train_moe:
+        if a.data is None:
+            ap.error("--train-moe needs --data")
+        print("torch", torch.__version__, "transformers", transformers.__version__, flush=True)
+        tok = Tokenizer.from_file(os.path.join(a.from_model, "tokenizer.json"))
+        model_dir = os.path.join(a.out, "models", "tiny-wikitext-moe")
+        train_tiny_model(tok, a.data, a.from_model, model_dir, a.train_seconds, moe=True)
+        save_reference(model_dir, tok.encode(" = Robert Boulter = \n Robert Boulter is an English film").ids)
+        ppl = {"full": reference_perplexity(model_dir, tok, a.data, 512, 10 ** 9),
+               "first8": reference_perplexity(model_dir, tok, a.data, 512, 8),
+               "seq128_first16": reference_perplexity(model_dir, tok, a.data, 128, 16)}
+        json.dump(ppl, open(os.path.join(model_dir, "reference_perplexity.json"), "w"), indent=1)
+        print("reference perplexity", ppl, flush=True)
+        return
     if a.bias_fixtures:
         print("torch", torch.__version__, "transformers", transformers.__version__, flush=True)
         input_ids = load_file(os.path.join(a.from_dir, "reference.safetensors"))["input_ids"].tolist()
