@@ -5,13 +5,14 @@
  *                                                     lm_head=… quantizes the lm_head, else kept in float)
  *   --method rtn | gptq | awq, with --calib FILE --calib-windows N --calib-seq-len L --seed S
  *   (calibration defaults to ../shared/data/wikitext-2/valid.txt beside the package when present:
- *   never the bundled test excerpt), --damp, --act-order (GPTQ), --awq-clip (AWQ).
+ *   never the bundled test excerpt), --damp, --act-order (GPTQ), --awq-clip (AWQ), --min-expert-tokens (mixtral:
+ *   an expert routed fewer calibration tokens is quantized with RTN).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InvalidArgumentError } from 'commander';
 import { InputError } from '../errors.js';
-import { LINEAR_NAMES, type LinearSlot } from '../model/layout.js';
+import { EXPERT_NAMES, LINEAR_NAMES, type LinearSlot } from '../model/layout.js';
 import type { CalibrationSettings } from '../quantize/calibration.js';
 import { DEFAULT_AWQ } from '../quantize/awq.js';
 import { DEFAULT_GPTQ_LAYER } from '../quantize/gptq-layer.js';
@@ -40,9 +41,10 @@ function powerOfTwoLog2(n: string, whole: string): number {
 
 type Overrides = QuantRecipe['overrides'];
 
-/** Module short names (q_proj … down_proj, lm_head) to their recipe keys. */
+/** Module short names (q_proj … down_proj, mixtral's expert w1 / w3 / w2 = gate / up / down, lm_head) to their recipe keys. */
 const SLOT_BY_SHORT_NAME = new Map<string, keyof Overrides>([
   ...(Object.entries(LINEAR_NAMES) as [LinearSlot, string][]).map(([slot, name]): [string, LinearSlot] => [name.split('.').pop()!, slot]),
+  ...(Object.entries(EXPERT_NAMES) as [LinearSlot, string][]).map(([slot, name]): [string, LinearSlot] => [name, slot]),
   ['lm_head', 'lmHead'],
 ]);
 
@@ -74,7 +76,7 @@ export interface QuantCliOptions {
   wBits: string; aBits: string; group: number; scale: string; alpha: AlphaPolicy; override: Overrides;
   method?: string;
   calib?: string; calibWindows?: number; calibSeqLen?: number; seed?: number;
-  damp?: number; actOrder?: boolean; trueSequential?: boolean; awqClip?: boolean;
+  damp?: number; actOrder?: boolean; trueSequential?: boolean; awqClip?: boolean; minExpertTokens?: number;
 }
 
 export const CALIB_DEFAULTS = { samples: 128, seqLen: 2048, seed: 0 } as const;
@@ -111,10 +113,16 @@ export function recipeFromOptions(o: QuantCliOptions): QuantRecipe {
     case 'gptq':
       return {
         method, ...common, calibration: calibrationFromOptions(o, method),
-        gptq: { ...DEFAULT_GPTQ_LAYER, damp: o.damp ?? DEFAULT_GPTQ_LAYER.damp, actOrder: o.actOrder === true, trueSequential: o.trueSequential !== false },
+        gptq: {
+          ...DEFAULT_GPTQ_LAYER, damp: o.damp ?? DEFAULT_GPTQ_LAYER.damp, actOrder: o.actOrder === true, trueSequential: o.trueSequential !== false,
+          minExpertTokens: o.minExpertTokens ?? DEFAULT_GPTQ_LAYER.minExpertTokens,
+        },
       };
     case 'awq':
-      return { method, ...common, calibration: calibrationFromOptions(o, method), awq: { ...DEFAULT_AWQ, clip: o.awqClip === true } };
+      return {
+        method, ...common, calibration: calibrationFromOptions(o, method),
+        awq: { ...DEFAULT_AWQ, clip: o.awqClip === true, minExpertTokens: o.minExpertTokens ?? DEFAULT_AWQ.minExpertTokens },
+      };
     default:
       throw new InputError(`unknown --method ${String(method)} (rtn, gptq or awq)`);
   }

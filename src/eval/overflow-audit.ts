@@ -11,7 +11,8 @@
 import { forwardHidden, type Model } from '../model/forward.js';
 import { createModel, releaseModel } from '../model/prepare.js';
 import { createKvCache } from '../model/kv-cache.js';
-import { LINEAR_NAMES, LINEAR_SLOTS, layerPrefix } from '../model/layout.js';
+import { layerPrefix } from '../model/layout.js';
+import { linearEntries } from '../model/layer-linears.js';
 import type { ModelWeights } from '../model/weights.js';
 import { INT32_LIMIT, proveNoOverflow, type OverflowProof } from '../quant/overflow.js';
 import type { LinearReport } from '../quantize/quantize-model.js';
@@ -98,7 +99,8 @@ export interface LayerOverflowRow {
 }
 
 /**
- * One row per decoder linear (layer order, then q k v o gate up down); float layers are skipped.
+ * One row per decoder linear (layer order, then q k v o gate up down, of each expert in turn for
+ * mixtral: the overflow proof per expert); float layers (the router) are skipped.
  * `reports` (from quantizing now) supply the "α lowered" flag, looked up by module name.
  */
 export function overflowRows(
@@ -109,10 +111,9 @@ export function overflowRows(
   const byName = new Map((reports ?? []).map((r) => [r.name, r]));
   const rows: LayerOverflowRow[] = [];
   weights.layers.forEach((lw, i) => {
-    for (const slot of LINEAR_SLOTS) {
-      const w: LinearWeight = lw[slot];
+    for (const { module, weight: w } of linearEntries(lw)) {
       if (w.kind !== 'quantized') continue;
-      const name = layerPrefix(i) + LINEAR_NAMES[slot];
+      const name = layerPrefix(i) + module;
       const report = byName.get(name);
       const proof = w.aBits === 8 ? proveNoOverflow(w) : null;
       const s = stats?.get(w);

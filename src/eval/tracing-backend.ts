@@ -18,7 +18,8 @@ import type { Backend } from '../model/backend.js';
 import { groupAccumulators } from '../backends/cpu/int-linear-reference.js';
 import { quantizeActivations } from '../quant/activation-quant.js';
 import type { LinearWeight, QuantizedLinear } from '../quant/types.js';
-import { LINEAR_NAMES, LINEAR_SLOTS, layerPrefix } from '../model/layout.js';
+import { layerPrefix } from '../model/layout.js';
+import { linearEntries } from '../model/layer-linears.js';
 import type { ModelWeights } from '../model/weights.js';
 
 /** What was seen on one layer's integer path. */
@@ -55,7 +56,7 @@ export interface TracingBackend extends Backend {
 export function linearNames(weights: ModelWeights): Map<LinearWeight, string> {
   const names = new Map<LinearWeight, string>();
   weights.layers.forEach((layer, i) => {
-    for (const slot of LINEAR_SLOTS) names.set(layer[slot], layerPrefix(i) + LINEAR_NAMES[slot]);
+    for (const { module, weight } of linearEntries(layer)) names.set(weight, layerPrefix(i) + module);
   });
   names.set(weights.lmHead, 'lm_head');
   return names;
@@ -145,6 +146,10 @@ export function tracingBackend(inner: Backend, names: ReadonlyMap<LinearWeight, 
     rmsnorm: (x, m, weight, eps) => inner.rmsnorm(x, m, weight, eps),
     rope: (x, m, heads, headDim, startPos, invFreq) => inner.rope(x, m, heads, headDim, startPos, invFreq),
     attention: (q, k, v, m, startPos, cache, shape) => inner.attention(q, k, v, m, startPos, cache, shape),
+    ...(inner.gatherRows && inner.addScaledRows ? {
+      gatherRows: inner.gatherRows.bind(inner),
+      addScaledRows: inner.addScaledRows.bind(inner),
+    } : {}),
     siluMul: (gate, up) => inner.siluMul(gate, up),
     addInPlace: (a, b) => inner.addInPlace(a, b),
   };

@@ -81,6 +81,13 @@ export interface Backend<T = Float32Array> {
    * [rows, numHeads · headDim], each exactly what rope + attention give for that row alone.
    */
   decodeAttention?(q: T, k: T, v: T, positions: readonly number[], caches: readonly LayerKvCache<T>[], shape: AttentionShape, invFreq: Float32Array): T;
+  /**
+   * Optional (mixture-of-experts layers: model/moe.ts; a model with experts is refused on a backend
+   * without both): rows[i] of x [*, dim] as row i of a fresh tensor [rows.length, dim].
+   */
+  gatherRows?(x: T, rows: readonly number[], dim: number): T;
+  /** Optional (with gatherRows): out[rows[i], :] += weights[i] · y[i, :] for each i, in place (rows distinct). */
+  addScaledRows?(out: T, y: T, rows: readonly number[], weights: Float32Array, dim: number): void;
   /** gate[i] = silu(gate[i]) · up[i], in place. */
   siluMul(gate: T, up: T): void;
   /** a[i] += b[i], in place. */

@@ -2,7 +2,7 @@
  * The model hyper-parameters the forward pass needs, parsed from a Hugging Face config.json
  * (see src/io/hf-config.ts). One shape for every supported architecture.
  */
-export type Architecture = 'llama' | 'mistral' | 'qwen2';
+export type Architecture = 'llama' | 'mistral' | 'qwen2' | 'mixtral';
 
 /** How rotary frequencies are rescaled for long context, as config.json's rope_scaling says. */
 export type RopeScaling =
@@ -30,10 +30,20 @@ export interface LinearBiases {
 
 export const NO_BIASES: LinearBiases = { qkv: false, o: false, mlp: false };
 
+/**
+ * A sparse mixture-of-experts MLP (mixtral): each token's MLP is the weighted sum of the topK of
+ * numExperts SwiGLU experts its router picks (model/moe.ts).
+ */
+export interface MoeConfig {
+  readonly numExperts: number;
+  readonly topK: number;
+}
+
 export interface ModelConfig {
   readonly architecture: Architecture;
   readonly vocabSize: number;
   readonly hiddenSize: number;
+  /** the MLP's width (of each expert for a mixture of experts). */
   readonly intermediateSize: number;
   readonly numLayers: number;
   readonly numHeads: number;
@@ -48,6 +58,8 @@ export interface ModelConfig {
   readonly bias: LinearBiases;
   /** the sliding window of every layer (mistral, qwen2 with use_sliding_window); null = full attention. */
   readonly slidingWindow: number | null;
+  /** the mixture of experts every layer's MLP is (mixtral); absent: a dense MLP. */
+  readonly moe?: MoeConfig;
   readonly bosTokenId: number | null;
   readonly eosTokenIds: readonly number[];
 }

@@ -1,5 +1,5 @@
 /**
- * The LLaMA-family forward pass (llama, mistral, qwen2), written once against the Backend
+ * The LLaMA-family forward pass (llama, mistral, qwen2, mixtral), written once against the Backend
  * interface, in the spirit of llama2.c's single readable function:
  *
  *   h = embed(tokens)
@@ -7,6 +7,7 @@
  *     x = rmsnorm(h);  q, k, v = x·Wqᵀ, x·Wkᵀ, x·Wvᵀ (+ biases: qwen2, llama attention_bias);  rope(q), rope(k)
  *     h += attention(q, k, v, cache) · Woᵀ (+ bias: llama attention_bias)
  *     x = rmsnorm(h);  h += (silu(x·Wgateᵀ) ⊙ x·Wupᵀ) · Wdownᵀ (+ biases: llama mlp_bias)
+ *                      or, mixtral, h += the mixture of experts of x (moe.ts)
  *   return rmsnorm(h)            (the caller applies the lm_head to the rows it needs)
  *
  * The same code runs a batched prefill (m tokens at once), token-by-token decode (m = 1), and a
@@ -20,20 +21,13 @@ import type { AttentionShape, Backend, LayerKvCache, PreparedLinear } from './ba
 import { sharedFloat32 } from '../tensor/shared.js';
 import type { ModelConfig } from './config.js';
 import type { KvCache } from './kv-cache.js';
-import type { ModelWeights } from './weights.js';
+import type { LayerLinears } from './layer-linears.js';
+import { runMoe } from './moe.js';
+import type { LinearObserver } from './observer.js';
+import type { LayerNorms, ModelWeights } from './weights.js';
 
-/** A decoder layer's norms and its seven linears as the backend prepared them. */
-export interface PreparedLayer<T = Float32Array> {
-  readonly inputNorm: Float32Array;
-  readonly postAttentionNorm: Float32Array;
-  readonly q: PreparedLinear<T>;
-  readonly k: PreparedLinear<T>;
-  readonly v: PreparedLinear<T>;
-  readonly o: PreparedLinear<T>;
-  readonly gate: PreparedLinear<T>;
-  readonly up: PreparedLinear<T>;
-  readonly down: PreparedLinear<T>;
-}
+/** A decoder layer's norms and its linears (the router too, for mixtral) as the backend prepared them. */
+export type PreparedLayer<T = Float32Array> = LayerNorms & LayerLinears<PreparedLinear<T>, PreparedLinear<T>>;
 
 /** What running one decoder layer needs besides the layer itself. */
 export interface LayerContext<T = Float32Array> {
@@ -62,11 +56,7 @@ export type LayerRows<T = Float32Array> =
   | { readonly cache: LayerKvCache<T>; readonly start: number }
   | { readonly caches: readonly LayerKvCache<T>[]; readonly positions: readonly number[] };
 
-/** Where a linear layer's input is observed: q/k/v share one input, gate/up share one. */
-export type LinearInput = 'qkv' | 'o' | 'gateUp' | 'down';
-
-/** Receives the input x [m, K] of each linear (group) of a layer as the layer runs; must not modify x. */
-export type LinearObserver<T = Float32Array> = (input: LinearInput, x: T, m: number) => void;
+export type { LinearInput, LinearObserver } from './observer.js';
 
 /** Embedding rows [tokens.length, hidden] (on the host) of tokens placed at position `start` onward. */
 export function embedTokens(c: ModelConfig, embedding: Float32Array, tokens: ArrayLike<number>, start: number): Float32Array {
@@ -102,18 +92,22 @@ export function runDecoderLayer<T>(context: LayerContext<T>, layer: PreparedLaye
   rows: LayerRows<T>, observe?: LinearObserver<T>): void {
   const { config: c, backend: b } = context;
   const x = b.rmsnorm(h, m, layer.inputNorm, c.rmsNormEps);
-  observe?.('qkv', x, m);
+  observe?.('qkv', x, m, null);
   const q = layer.q.run(x, m);
   const k = layer.k.run(x, m);
   const v = layer.v.run(x, m);
   const attn = attend(context, q, k, v, m, rows);
-  observe?.('o', attn, m);
+  observe?.('o', attn, m, null);
   b.addInPlace(h, layer.o.run(attn, m));
   const x2 = b.rmsnorm(h, m, layer.postAttentionNorm, c.rmsNormEps);
-  observe?.('gateUp', x2, m);
+  if (layer.moe !== undefined) {
+    b.addInPlace(h, runMoe(b, layer.moe, c.moe!.topK, x2, m, c.hiddenSize, observe));
+    return;
+  }
+  observe?.('gateUp', x2, m, null);
   const gate = layer.gate.run(x2, m);
   b.siluMul(gate, layer.up.run(x2, m));
-  observe?.('down', gate, m);
+  observe?.('down', gate, m, null);
   b.addInPlace(h, layer.down.run(gate, m));
 }
 

@@ -1,17 +1,18 @@
 /**
- * Hugging Face config.json → ModelConfig, with transformers' defaults for llama, mistral and
- * qwen2, and errors that name the field and what is wrong with it.
+ * Hugging Face config.json → ModelConfig, with transformers' defaults for llama, mistral, qwen2
+ * and mixtral, and errors that name the field and what is wrong with it.
  */
 import { InputError } from '../errors.js';
-import { NO_BIASES, type Architecture, type LinearBiases, type ModelConfig, type RopeScaling } from './config.js';
+import { NO_BIASES, type Architecture, type LinearBiases, type ModelConfig, type MoeConfig, type RopeScaling } from './config.js';
 import { FieldReader, type Json } from '../io/json-fields.js';
 
-export const SUPPORTED_ARCHITECTURES: readonly Architecture[] = ['llama', 'mistral', 'qwen2'];
+export const SUPPORTED_ARCHITECTURES: readonly Architecture[] = ['llama', 'mistral', 'qwen2', 'mixtral'];
 
 const ARCHITECTURE_CLASSES: Readonly<Record<string, Architecture>> = {
   LlamaForCausalLM: 'llama',
   MistralForCausalLM: 'mistral',
   Qwen2ForCausalLM: 'qwen2',
+  MixtralForCausalLM: 'mixtral',
 };
 
 /** transformers' default max_position_embeddings per architecture. */
@@ -19,7 +20,21 @@ const DEFAULT_MAX_POSITIONS: Readonly<Record<Architecture, number>> = {
   llama: 2048,
   mistral: 4096 * 32,
   qwen2: 32768,
+  mixtral: 4096 * 32,
 };
+
+/** transformers' defaults that differ for mixtral (MixtralConfig): rms_norm_eps 1e-5, rope_theta 1e6. */
+const DEFAULT_RMS_NORM_EPS = (a: Architecture): number => (a === 'mixtral' ? 1e-5 : 1e-6);
+const DEFAULT_ROPE_THETA = (a: Architecture): number => (a === 'mixtral' ? 1e6 : 10000);
+
+/** Mixture-of-experts model types with parts mixtral does not have (shared experts, other routers). */
+const OTHER_MOE_TYPES = ['qwen2_moe', 'qwen3_moe', 'deepseek_v2', 'deepseek_v3', 'dbrx', 'olmoe', 'phimoe', 'granitemoe', 'jamba', 'arctic'];
+
+/** Fields of mixture-of-experts variants this forward pass does not implement (shared experts, dense layers between). */
+const UNSUPPORTED_MOE_FIELDS = [
+  'shared_expert_intermediate_size', 'n_shared_experts', 'moe_intermediate_size', 'num_experts', 'n_routed_experts',
+  'decoder_sparse_step', 'mlp_only_layers', 'first_k_dense_replace', 'moe_layer_freq',
+];
 
 /** Parse a config.json already read as JSON; file is used in error messages. */
 export function parseHfConfig(json: unknown, file: string): ModelConfig {
@@ -30,6 +45,7 @@ export function parseHfConfig(json: unknown, file: string): ModelConfig {
   const architecture = detectArchitecture(c, file);
   const fields = new FieldReader(c, file);
   refuseUnsupportedComputation(c, file);
+  refuseOtherMoe(architecture, c, file);
 
   const hiddenSize = fields.positiveInt('hidden_size');
   const numLayers = fields.positiveInt('num_hidden_layers');
@@ -57,15 +73,16 @@ export function parseHfConfig(json: unknown, file: string): ModelConfig {
     numHeads,
     numKvHeads,
     headDim: explicitHeadDim ?? hiddenSize / numHeads,
-    rmsNormEps: fields.optionalPositiveNumber('rms_norm_eps') ?? 1e-6,
+    rmsNormEps: fields.optionalPositiveNumber('rms_norm_eps') ?? DEFAULT_RMS_NORM_EPS(architecture),
     ropeTheta: fields.optionalPositiveNumber('rope_theta') ??
       (ropeParams ? new FieldReader(ropeParams, file, `${file} rope_parameters`).optionalPositiveNumber('rope_theta') : undefined) ??
-      10000,
+      DEFAULT_ROPE_THETA(architecture),
     ropeScaling: parseRopeScaling(c['rope_scaling'] ?? ropeParams, file),
     maxPositionEmbeddings: fields.optionalPositiveInt('max_position_embeddings') ?? DEFAULT_MAX_POSITIONS[architecture],
     tieWordEmbeddings: fields.optionalBool('tie_word_embeddings') ?? false,
     bias: parseBiases(architecture, fields),
     slidingWindow: parseSlidingWindow(architecture, fields, numLayers, c, file),
+    ...(architecture === 'mixtral' ? { moe: parseMoe(fields, file) } : {}),
     bosTokenId: fields.optionalTokenId('bos_token_id') ?? null,
     eosTokenIds: fields.tokenIdList('eos_token_id'),
   };
@@ -75,13 +92,13 @@ function detectArchitecture(c: Json, file: string): Architecture {
   const modelType = c['model_type'];
   if (typeof modelType === 'string') {
     if ((SUPPORTED_ARCHITECTURES as readonly string[]).includes(modelType)) return modelType as Architecture;
-    throw unsupported(`model_type "${modelType}"`, file);
+    throw unsupported(`model_type "${modelType}"`, file, OTHER_MOE_TYPES.includes(modelType));
   }
   const archs = c['architectures'];
   if (Array.isArray(archs) && typeof archs[0] === 'string') {
     const arch = ARCHITECTURE_CLASSES[archs[0]];
     if (arch) return arch;
-    throw unsupported(`architecture "${archs[0]}"`, file);
+    throw unsupported(`architecture "${archs[0]}"`, file, /moe/i.test(archs[0]));
   }
   throw new InputError(
     `${file}: has neither "model_type" nor "architectures"; supported model types: ${SUPPORTED_ARCHITECTURES.join(', ')}`,
@@ -89,12 +106,43 @@ function detectArchitecture(c: Json, file: string): Architecture {
   );
 }
 
-function unsupported(what: string, file: string): InputError {
+function unsupported(what: string, file: string, otherMoe: boolean): InputError {
+  const moe = otherMoe
+    ? ' It is a mixture-of-experts variant (shared experts or another router) intscale does not implement; the mixture of experts supported is mixtral\'s.'
+    : '';
   return new InputError(
     `${file}: ${what} is not supported; supported: ${SUPPORTED_ARCHITECTURES.join(', ')} ` +
-      `(${Object.keys(ARCHITECTURE_CLASSES).join(', ')}). Mixtral/MoE is planned but not yet supported.`,
+      `(${Object.keys(ARCHITECTURE_CLASSES).join(', ')}).${moe}`,
     { file },
   );
+}
+
+/**
+ * mixtral: num_local_experts experts (default 8), num_experts_per_tok of them per token (default 2,
+ * at most the number of experts). router_jitter_noise is ignored, as transformers does outside training.
+ */
+function parseMoe(fields: FieldReader, file: string): MoeConfig {
+  const numExperts = fields.optionalPositiveInt('num_local_experts') ?? 8;
+  const topK = fields.optionalPositiveInt('num_experts_per_tok') ?? 2;
+  if (topK > numExperts) {
+    throw new InputError(`${file}: "num_experts_per_tok" ${topK} is more than "num_local_experts" ${numExperts}`, { file });
+  }
+  return { numExperts, topK };
+}
+
+/** A field of a mixture-of-experts variant this forward pass does not implement: an error naming it. */
+function refuseOtherMoe(architecture: Architecture, c: Json, file: string): void {
+  const fields = architecture === 'mixtral' ? UNSUPPORTED_MOE_FIELDS : [...UNSUPPORTED_MOE_FIELDS, 'num_local_experts', 'num_experts_per_tok'];
+  for (const key of fields) {
+    const v = c[key];
+    if (v === undefined || v === null || (Array.isArray(v) && v.length === 0)) continue;
+    throw new InputError(
+      `${file}: "${key}" ${JSON.stringify(v)} belongs to a mixture-of-experts variant intscale does not implement ` +
+        `(${architecture === 'mixtral' ? 'shared experts or dense layers between the sparse ones' : `experts on a ${architecture} model`}); ` +
+        'the mixture of experts supported is mixtral\'s (model_type "mixtral": num_local_experts, num_experts_per_tok)',
+      { file },
+    );
+  }
 }
 
 /** The biases transformers' modeling code builds: see LinearBiases. */
@@ -105,7 +153,8 @@ function parseBiases(architecture: Architecture, fields: FieldReader): LinearBia
       return { qkv: attention, o: attention, mlp: fields.optionalBool('mlp_bias') ?? false };
     }
     case 'qwen2': return { qkv: true, o: false, mlp: false };
-    case 'mistral': return NO_BIASES;
+    case 'mistral':
+    case 'mixtral': return NO_BIASES;
   }
 }
 
@@ -146,7 +195,7 @@ function refuseUnsupportedComputation(c: Json, file: string): void {
  */
 function parseSlidingWindow(architecture: Architecture, fields: FieldReader, layers: number, c: Json, file: string): number | null {
   if (architecture === 'llama') return null;
-  if (architecture === 'mistral') return fields.optionalPositiveInt('sliding_window') ?? null;
+  if (architecture === 'mistral' || architecture === 'mixtral') return fields.optionalPositiveInt('sliding_window') ?? null;
   const window = fields.optionalBool('use_sliding_window') === true ? fields.optionalPositiveInt('sliding_window') ?? null : null;
   const types = c['layer_types'];
   let sliding: boolean[];

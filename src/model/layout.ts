@@ -1,6 +1,7 @@
 /**
  * Where the weights of a LLaMA-family decoder live: the Hugging Face module names of the seven
- * linear layers of each decoder layer, and the shapes config.json implies for them.
+ * linear layers of each decoder layer (a mixtral layer: q/k/v/o, the router and each expert's three),
+ * and the shapes config.json implies for them.
  */
 import type { ModelConfig } from './config.js';
 
@@ -17,6 +18,28 @@ export const LINEAR_NAMES = {
 
 export type LinearSlot = keyof typeof LINEAR_NAMES;
 export const LINEAR_SLOTS = Object.keys(LINEAR_NAMES) as LinearSlot[];
+
+/** The MLP's three slots: a dense layer's mlp, and each expert of a mixture of experts. */
+export const MLP_SLOTS = ['gate', 'up', 'down'] as const;
+export type MlpSlot = (typeof MLP_SLOTS)[number];
+export const ATTENTION_SLOTS = ['q', 'k', 'v', 'o'] as const;
+
+/** mixtral's router [numExperts, hidden] (kept in float) and its experts' names for gate, up, down. */
+export const ROUTER_NAME = 'block_sparse_moe.gate';
+export const EXPERT_NAMES: Readonly<Record<MlpSlot, string>> = { gate: 'w1', up: 'w3', down: 'w2' };
+
+/** The module name (after the layer prefix) of a linear: a dense slot, or slot `slot` of expert `expert`. */
+export function linearModule(slot: LinearSlot, expert: number | null): string {
+  if (expert === null || slot === 'q' || slot === 'k' || slot === 'v' || slot === 'o') return LINEAR_NAMES[slot];
+  return `block_sparse_moe.experts.${expert}.${EXPERT_NAMES[slot]}`;
+}
+
+/** Module names (after the layer prefix) of a layer's linears but the router: 7 when dense, 4 + 3 per expert. */
+export function linearModules(numExperts: number | undefined): string[] {
+  if (numExperts === undefined) return LINEAR_SLOTS.map((s) => LINEAR_NAMES[s]);
+  const experts = Array.from({ length: numExperts }, (_, e) => MLP_SLOTS.map((s) => linearModule(s, e)));
+  return [...ATTENTION_SLOTS.map((s) => LINEAR_NAMES[s]), ...experts.flat()];
+}
 
 export function layerPrefix(layer: number): string {
   return `model.layers.${layer}.`;

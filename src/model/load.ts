@@ -10,7 +10,8 @@ import type { FloatLinear, LinearWeight } from '../quant/types.js';
 import type { Model } from './forward.js';
 import { checkLoadFits, kvCacheBytes } from './memory.js';
 import { createModel } from './prepare.js';
-import { readModelWeights, type LinearSlot, type ModelWeights } from './weights.js';
+import { readModelWeights, type ModelWeights } from './weights.js';
+import type { LayerLinears } from './layer-linears.js';
 import type { ModelConfig } from './config.js';
 
 export interface LoadedModel<T = Float32Array> {
@@ -28,7 +29,7 @@ export interface ModelLoadOptions {
   /** positions the run will keep in its KV cache (a window, a prompt plus new tokens): counted in the memory check. */
   readonly cachePositions?: number;
   /** replace a layer's float linears as it is read (quantize), so one float layer is alive at a time. */
-  readonly transformLayer?: (layer: number, linears: Record<LinearSlot, FloatLinear>) => Record<LinearSlot, LinearWeight>;
+  readonly transformLayer?: (layer: number, linears: LayerLinears<FloatLinear>) => LayerLinears;
   /** replace the float lm_head as it is read (quantize it). */
   readonly transformLmHead?: (head: FloatLinear) => LinearWeight;
 }

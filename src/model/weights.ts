@@ -1,6 +1,6 @@
 /**
- * The weights of a LLaMA-family decoder, named as Hugging Face names them, read from a
- * checkpoint with every shape checked against config.json.
+ * The weights of a LLaMA-family decoder (mixtral's experts included), named as Hugging Face names
+ * them, read from a checkpoint with every shape checked against config.json.
  */
 import { InputError } from '../errors.js';
 import type { WeightSource } from '../io/weight-source.js';
@@ -8,21 +8,18 @@ import type { FloatLinear, LinearWeight } from '../quant/types.js';
 import { readQuantizedLinear, storedLayerSettings, type StoredLayerSettings } from './quantized-checkpoint.js';
 import { releaseArenaBlock, withArenaAllocation } from '../tensor/shared.js';
 import type { ModelConfig } from './config.js';
-import { LINEAR_NAMES, LINEAR_SLOTS, hasBias, layerPrefix, linearShape, type LinearSlot } from './layout.js';
+import { ATTENTION_SLOTS, ROUTER_NAME, hasBias, layerPrefix, linearModule, linearShape, type LinearSlot } from './layout.js';
+import { linearEntries, type LayerLinears, type MlpLinears } from './layer-linears.js';
 
 export { LINEAR_NAMES, LINEAR_SLOTS, layerPrefix, linearShape, type LinearSlot } from './layout.js';
 
-export interface LayerWeights {
+export interface LayerNorms {
   readonly inputNorm: Float32Array;
   readonly postAttentionNorm: Float32Array;
-  readonly q: LinearWeight;
-  readonly k: LinearWeight;
-  readonly v: LinearWeight;
-  readonly o: LinearWeight;
-  readonly gate: LinearWeight;
-  readonly up: LinearWeight;
-  readonly down: LinearWeight;
 }
+
+/** A decoder layer: its norms and linears (dense, or a router and experts: layer-linears.ts). */
+export type LayerWeights = LayerNorms & LayerLinears<LinearWeight>;
 
 export interface ModelWeights {
   /** [vocab, hidden] */
@@ -36,10 +33,10 @@ export interface ModelWeights {
   readonly lmHead: LinearWeight;
 }
 
-function readLinear(src: WeightSource, config: ModelConfig, layer: number, slot: LinearSlot,
+function readLinear(src: WeightSource, config: ModelConfig, layer: number, slot: LinearSlot, expert: number | null,
   stored: Record<string, StoredLayerSettings> | null): LinearWeight {
   const [n, k] = linearShape(config, slot);
-  const name = layerPrefix(layer) + LINEAR_NAMES[slot];
+  const name = layerPrefix(layer) + linearModule(slot, expert);
   const settings = stored?.[name];
   const withBias = hasBias(config, slot);
   if (settings !== undefined) return readQuantizedLinear(src, name, n, k, settings, withBias);
@@ -48,19 +45,30 @@ function readLinear(src: WeightSource, config: ModelConfig, layer: number, slot:
   return { kind: 'float', n, k, w, bias };
 }
 
-/** A decoder layer whose seven linears are float. */
-export type FloatLayerWeights = LayerWeights & Record<LinearSlot, FloatLinear>;
+/** The linears of decoder layer `index` (quantized where the checkpoint's settings say so; the router always float). */
+function readLayerLinears(src: WeightSource, config: ModelConfig, index: number, stored: Record<string, StoredLayerSettings> | null): LayerLinears {
+  const read = (slot: LinearSlot, expert: number | null) => readLinear(src, config, index, slot, expert, stored);
+  const attention = Object.fromEntries(ATTENTION_SLOTS.map((s) => [s, read(s, null)])) as Record<(typeof ATTENTION_SLOTS)[number], LinearWeight>;
+  const moe = config.moe;
+  if (moe === undefined) return { ...attention, gate: read('gate', null), up: read('up', null), down: read('down', null) };
+  const d = config.hiddenSize;
+  const router: FloatLinear = { kind: 'float', n: moe.numExperts, k: d, w: src.float32(`${layerPrefix(index)}${ROUTER_NAME}.weight`, [moe.numExperts, d]) };
+  const experts: MlpLinears<LinearWeight>[] = Array.from({ length: moe.numExperts }, (_, e) => ({ gate: read('gate', e), up: read('up', e), down: read('down', e) }));
+  return { ...attention, moe: { router, experts } };
+}
+
+function readNorms(src: WeightSource, config: ModelConfig, index: number): LayerNorms {
+  const p = layerPrefix(index);
+  const d = config.hiddenSize;
+  return { inputNorm: src.float32(`${p}input_layernorm.weight`, [d]), postAttentionNorm: src.float32(`${p}post_attention_layernorm.weight`, [d]) };
+}
+
+/** A decoder layer whose linears are float. */
+export type FloatLayerWeights = LayerNorms & LayerLinears<FloatLinear>;
 
 /** Reads decoder layer `index` of a float checkpoint (to quantize it), outside the arena so it can be collected. */
 export function readFloatLayer(src: WeightSource, config: ModelConfig, index: number): FloatLayerWeights {
-  const p = layerPrefix(index);
-  const d = config.hiddenSize;
-  const linears = Object.fromEntries(LINEAR_SLOTS.map((s) => [s, readLinear(src, config, index, s, null)])) as Record<LinearSlot, FloatLinear>;
-  return {
-    inputNorm: src.float32(`${p}input_layernorm.weight`, [d]),
-    postAttentionNorm: src.float32(`${p}post_attention_layernorm.weight`, [d]),
-    ...linears,
-  };
+  return { ...readNorms(src, config, index), ...(readLayerLinears(src, config, index, null) as LayerLinears<FloatLinear>) };
 }
 
 /**
@@ -72,9 +80,11 @@ export function readFloatLayer(src: WeightSource, config: ModelConfig, index: nu
 export function releaseFloatLayer(layer: FloatLayerWeights): void {
   releaseArenaBlock(layer.inputNorm);
   releaseArenaBlock(layer.postAttentionNorm);
-  for (const slot of LINEAR_SLOTS) {
-    releaseArenaBlock(layer[slot].w);
-    if (layer[slot].bias) releaseArenaBlock(layer[slot].bias!);
+  const linears = linearEntries(layer).map((e) => e.weight);
+  if (layer.moe !== undefined) linears.push(layer.moe.router);
+  for (const w of linears) {
+    releaseArenaBlock(w.w);
+    if (w.bias) releaseArenaBlock(w.bias);
   }
 }
 
@@ -95,7 +105,7 @@ export function refuseQuantizedSource(src: WeightSource): void {
 export function readModelWeights(
   src: WeightSource,
   config: ModelConfig,
-  onLayer?: (layer: number, linears: Record<LinearSlot, FloatLinear>) => Record<LinearSlot, LinearWeight>,
+  onLayer?: (layer: number, linears: LayerLinears<FloatLinear>) => LayerLinears,
   onLmHead?: (head: FloatLinear) => LinearWeight,
 ): ModelWeights {
   const d = config.hiddenSize;
@@ -112,15 +122,10 @@ export function readModelWeights(
   const embedding = tied ? kept(readEmbedding) : readEmbedding();
   const layers: LayerWeights[] = [];
   for (let i = 0; i < config.numLayers; i++) {
-    const p = layerPrefix(i);
-    const readAll = () => Object.fromEntries(LINEAR_SLOTS.map((s) => [s, readLinear(src, config, i, s, stored)])) as Record<LinearSlot, LinearWeight>;
+    const readAll = () => readLayerLinears(src, config, i, stored);
     const read = onLayer === undefined ? kept(readAll) : readAll();
-    const linears = onLayer === undefined ? read : onLayer(i, read as Record<LinearSlot, FloatLinear>);
-    layers.push({
-      inputNorm: src.float32(`${p}input_layernorm.weight`, [d]),
-      postAttentionNorm: src.float32(`${p}post_attention_layernorm.weight`, [d]),
-      ...linears,
-    });
+    const linears = onLayer === undefined ? read : onLayer(i, read as LayerLinears<FloatLinear>);
+    layers.push({ ...readNorms(src, config, i), ...linears });
   }
   const finalNorm = src.float32('model.norm.weight', [d]);
   const floatHead = (): FloatLinear => ({ kind: 'float', n: config.vocabSize, k: d, w: tied ? embedding : kept(() => src.float32('lm_head.weight', [config.vocabSize, d])) });

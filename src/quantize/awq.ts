@@ -15,6 +15,11 @@
  *             down    ← up_proj rows / s*   (silu(gate) ⊙ up is linear in up)
  *             o       ← v_proj rows (and bias) / s*, only when v's outputs are o's inputs
  *                       one to one (no grouped-query sharing: v.n = o.k)
+ * Mixture of experts (mixtral, as AutoAWQ does it): one gate/up scale shared by every expert (they
+ * and the router read the same normed state: the router's columns are scaled too, it stays float),
+ * searched on the block's input statistics with each expert's loss taken on the rows routed to it;
+ * each expert's down scale folds into its own up rows. An expert routed fewer than minExpertTokens
+ * tokens is left out of the searches and quantized with plain RTN (expert-fallback.ts).
  * All four searches use the float layer as read (as AWQ does); ρ = 0 gives s = 1, plain RTN, so
  * the chosen scales never do worse than RTN on the sampled tokens. The loss is taken on the
  * outputs of the linears themselves (AWQ inspects the whole attention / MLP block for q/k/v and
@@ -30,7 +35,8 @@
 import type { Backend } from '../model/backend.js';
 import { InputError } from '../errors.js';
 import type { LinearInput } from '../model/forward.js';
-import { LINEAR_NAMES, type LinearSlot } from '../model/layout.js';
+import { linearModule, type LinearSlot } from '../model/layout.js';
+import { linearAt, mapLinears, type MlpLinears } from '../model/layer-linears.js';
 import { linearOnce } from '../model/prepare.js';
 import { sharedFloat32 } from '../tensor/shared.js';
 import { chooseAlpha } from '../quant/amplifier.js';
@@ -38,7 +44,8 @@ import type { FloatLayerWeights, LayerCalibration, LayerMethod } from './calibra
 import { chooseGroupScale, floatGroupScale, floatScaler, groupAbsMax, integerScaler, quantizeValue, type GroupScaler } from '../quant/group-quant.js';
 import { quantizeLinearReport, resolveGroupSize } from '../quant/quantize-linear.js';
 import type { FloatLinear, QuantSpec } from '../quant/types.js';
-import { LINEARS_OF, inputWidth } from './layer-inputs.js';
+import { INPUT_OF, LINEARS_OF, groupKey, groupsOf, inputWidth } from './layer-inputs.js';
+import { DEFAULT_MIN_EXPERT_TOKENS, expertFallback, quantizeFallback } from './expert-fallback.js';
 import { linearReport, type ReportSink } from '../quant/methods/report.js';
 
 export interface AwqSettings {
@@ -48,9 +55,11 @@ export interface AwqSettings {
   readonly clip: boolean;
   /** calibration tokens (spread evenly over the samples) the searches run on. */
   readonly searchTokens: number;
+  /** an expert (mixtral) routed fewer calibration tokens than this is left out of the searches and quantized with RTN. */
+  readonly minExpertTokens: number;
 }
 
-export const DEFAULT_AWQ: AwqSettings = { grid: 20, clip: false, searchTokens: 2048 };
+export const DEFAULT_AWQ: AwqSettings = { grid: 20, clip: false, searchTokens: 2048, minExpertTokens: DEFAULT_MIN_EXPERT_TOKENS };
 
 const CLIP_GRID = 20;
 const CLIP_MAX_SHRINK = 0.5;
@@ -63,33 +72,37 @@ export interface InputStats {
   /** sampled rows [t, k] (shared memory, for the backend's matmuls). */
   readonly rows: Float32Array;
   readonly t: number;
+  /** calibration tokens seen (for an expert: routed to it). */
+  readonly tokens: number;
 }
 
-/** Gathers mean |x| and up to `searchTokens` evenly spread rows of every linear input of the layer. */
-export function gatherInputStats(calib: LayerCalibration, searchTokens: number): Record<LinearInput, InputStats> {
+/**
+ * Gathers mean |x| and up to `searchTokens` evenly spread rows of every linear input of the layer,
+ * keyed by groupKey (an expert's inputs apart; a mixture of experts' block input under 'gateUp').
+ */
+export function gatherInputStats(calib: LayerCalibration, searchTokens: number): Map<string, InputStats> {
   const perSample = Math.max(1, Math.min(calib.seqLen, Math.ceil(searchTokens / calib.samples)));
   const t = perSample * calib.samples;
-  const make = (input: LinearInput) => {
-    const k = inputWidth(calib.config, input);
-    return { k, sum: new Float64Array(k), tokens: 0, rows: sharedFloat32(t * k), filled: 0 };
-  };
-  const acc = { qkv: make('qkv'), o: make('o'), gateUp: make('gateUp'), down: make('down') };
-  calib.observe(calib.layer, (input, x, m) => {
-    const a = acc[input];
+  const acc = new Map<string, { k: number; sum: Float64Array; tokens: number; rows: Float32Array; filled: number }>();
+  calib.observe(calib.layer, (input, x, m, expert) => {
+    const key = groupKey(input, expert);
+    let a = acc.get(key);
+    if (a === undefined) {
+      const k = inputWidth(calib.config, input);
+      a = { k, sum: new Float64Array(k), tokens: 0, rows: sharedFloat32(t * k), filled: 0 };
+      acc.set(key, a);
+    }
     const { k } = a;
     for (let r = 0; r < m; r++) for (let c = 0; c < k; c++) a.sum[c] += Math.abs(x[r * k + c]!);
     a.tokens += m;
-    for (let r = 0; r < perSample; r++) {
-      const row = Math.floor(((r + 0.5) * m) / perSample);
+    const picks = Math.min(perSample, m); // an expert's call may bring fewer rows than a window's share
+    for (let r = 0; r < picks; r++) {
+      const row = Math.floor(((r + 0.5) * m) / picks);
       a.rows.set(x.subarray(row * k, (row + 1) * k), a.filled * k);
       a.filled++;
     }
   });
-  const finish = (a: ReturnType<typeof make>): InputStats => {
-    const meanAbs = a.sum.map((v) => v / a.tokens);
-    return { k: a.k, meanAbs, rows: a.rows, t: a.filled };
-  };
-  return { qkv: finish(acc.qkv), o: finish(acc.o), gateUp: finish(acc.gateUp), down: finish(acc.down) };
+  return new Map([...acc].map(([key, a]) => [key, { k: a.k, meanAbs: a.sum.map((v) => v / a.tokens), rows: a.rows, t: a.filled, tokens: a.tokens }]));
 }
 
 /** s(ρ) = x̄^ρ / sqrt(max·min) (x̄ clamped at 1e-4), as float32. */
@@ -144,21 +157,32 @@ export interface ScaleSearch {
   readonly rtnLoss: number;
 }
 
+/** A linear in a scale search: its weights, spec and name, and the inputs its loss is taken on when not the searched input's own. */
+export interface SearchedLinear {
+  readonly w: FloatLinear;
+  readonly spec: QuantSpec;
+  readonly name: string;
+  readonly rows?: InputStats;
+}
+
 /** The grid search of ρ for linears reading one input (see the header). */
-export function searchScales(stats: InputStats, linears: readonly { w: FloatLinear; spec: QuantSpec; name: string }[],
-  grid: number, backend: Backend): ScaleSearch {
-  const { rows, t, k } = stats;
-  const refs = linears.map(({ w }) => linearOnce(backend, w, rows, t));
+export function searchScales(stats: InputStats, linears: readonly SearchedLinear[], grid: number, backend: Backend): ScaleSearch {
+  const { k } = stats;
+  const inputs = linears.map((l) => l.rows ?? stats);
+  const refs = linears.map(({ w }, j) => linearOnce(backend, w, inputs[j]!.rows, inputs[j]!.t));
   let best: ScaleSearch | null = null;
   let rtnLoss = NaN;
   for (let g = 0; g < grid; g++) {
     const ratio = g / grid;
     const s = awqScales(stats.meanAbs, ratio);
-    const x = divideInputs(rows, t, k, s);
+    const scaled = new Map<InputStats, Float32Array>();
     let loss = 0;
     linears.forEach(({ w, spec, name }, j) => {
+      const input = inputs[j]!;
+      let x = scaled.get(input);
+      if (x === undefined) scaled.set(input, x = divideInputs(input.rows, input.t, k, s));
       const q = quantizeLinearReport(scaleColumns(w, s), spec, name).layer;
-      loss += squaredError(linearOnce(backend, q, x, t), refs[j]!);
+      loss += squaredError(linearOnce(backend, q, x, input.t), refs[j]!);
     });
     if (g === 0) rtnLoss = loss;
     if (best === null || loss < best.loss) best = { scales: s, ratio, loss, rtnLoss };
@@ -228,8 +252,16 @@ export function clipLinear(w: FloatLinear, rows: Float32Array, t: number, spec: 
 export interface AwqScales {
   readonly qkv: Float32Array;
   readonly o: Float32Array | null;
+  /** a dense MLP's gate/up, or every expert's (and the router's) for a mixture of experts. */
   readonly gateUp: Float32Array;
-  readonly down: Float32Array;
+  /** a dense MLP's down; for a mixture of experts, each expert's (null: not scaled). */
+  readonly down: Float32Array | readonly (Float32Array | null)[];
+}
+
+/** gate/up scaled by the block's scales, down's scales folded into up rows (s.down null: down unscaled). */
+function foldMlp(mlp: MlpLinears<FloatLinear>, gateUp: Float32Array, down: Float32Array | null): MlpLinears<FloatLinear> {
+  const up = scaleColumns(mlp.up, gateUp);
+  return { gate: scaleColumns(mlp.gate, gateUp), up: down ? divideRows(up, down) : up, down: down ? scaleColumns(mlp.down, down) : mlp.down };
 }
 
 /** Folds scales into a float layer (see the header); the result computes the same function in float. */
@@ -237,25 +269,33 @@ export function foldAwqScales(layer: FloatLayerWeights, s: AwqScales): FloatLaye
   const divide = (norm: Float32Array, by: Float32Array) => norm.map((v, i) => v / by[i]!);
   if (s.o !== null && layer.v.n !== layer.o.k) throw new InputError(`AWQ: o_proj scales need v_proj outputs = o_proj inputs (${layer.v.n} ≠ ${layer.o.k})`);
   const v = scaleColumns(layer.v, s.qkv);
-  return {
-    ...layer,
+  const attention = {
     inputNorm: divide(layer.inputNorm, s.qkv),
     q: scaleColumns(layer.q, s.qkv),
     k: scaleColumns(layer.k, s.qkv),
     v: s.o ? divideRows(v, s.o) : v,
     o: s.o ? scaleColumns(layer.o, s.o) : layer.o,
     postAttentionNorm: divide(layer.postAttentionNorm, s.gateUp),
-    gate: scaleColumns(layer.gate, s.gateUp),
-    up: divideRows(scaleColumns(layer.up, s.gateUp), s.down),
-    down: scaleColumns(layer.down, s.down),
   };
+  const perExpert = s.down instanceof Float32Array ? null : s.down;
+  if (layer.moe === undefined) {
+    if (perExpert !== null) throw new InputError('AWQ: per-expert down scales given for a dense layer');
+    return { ...attention, ...foldMlp(layer, s.gateUp, s.down as Float32Array) };
+  }
+  if (perExpert === null || perExpert.length !== layer.moe.experts.length) {
+    throw new InputError(`AWQ: a mixture of ${layer.moe.experts.length} experts needs one down scale (or null) per expert`);
+  }
+  const router = scaleColumns(layer.moe.router, s.gateUp);
+  return { ...attention, moe: { router, experts: layer.moe.experts.map((e, i) => foldMlp(e, s.gateUp, perExpert[i]!)) } };
 }
 
 export interface AwqFold {
   /** the layer with the scales folded in (and clipped when asked): equal to the input in float, unclipped. */
   readonly layer: FloatLayerWeights;
-  /** the scales per input (null: not scaled, o_proj under grouped-query attention). */
-  readonly scales: Record<LinearInput, ScaleSearch | null>;
+  /** the scales per input group (groupKey; null: not scaled, o_proj under grouped-query attention, an expert's down below minExpertTokens). */
+  readonly scales: ReadonlyMap<string, ScaleSearch | null>;
+  /** why an expert falls back to RTN, by expert (mixtral). */
+  readonly fallbacks: ReadonlyMap<number, string>;
 }
 
 /** Searches and folds the AWQ scales of one layer (and clips, with settings.clip). */
@@ -263,46 +303,56 @@ export function awqFoldLayer(calib: LayerCalibration, specOf: (slot: LinearSlot)
   if (!Number.isInteger(settings.grid) || settings.grid < 1) throw new InputError(`AWQ grid must be a positive integer, got ${settings.grid}`);
   const stats = gatherInputStats(calib, settings.searchTokens);
   const original = calib.layer;
-  const linearsOf = (input: LinearInput) =>
-    LINEARS_OF[input].map((slot) => ({ w: original[slot], spec: specOf(slot), name: calib.prefix + LINEAR_NAMES[slot] }));
-  const search = (input: LinearInput) => searchScales(stats[input], linearsOf(input), settings.grid, calib.backend);
-  const scales: Record<LinearInput, ScaleSearch | null> = {
-    qkv: search('qkv'),
-    o: original.v.n === original.o.k ? search('o') : null,
-    gateUp: search('gateUp'),
-    down: search('down'),
-  };
-  const l: { -readonly [K in keyof FloatLayerWeights]: FloatLayerWeights[K] } = { ...foldAwqScales(original, {
-    qkv: scales.qkv!.scales, o: scales.o?.scales ?? null, gateUp: scales.gateUp!.scales, down: scales.down!.scales,
-  }) };
-
-  if (settings.clip) {
-    for (const slot of ['v', 'o', 'gate', 'up', 'down'] as const) {
-      const input: LinearInput = slot === 'v' ? 'qkv' : slot === 'gate' || slot === 'up' ? 'gateUp' : slot;
-      const st = stats[input];
-      const s = scales[input]?.scales;
-      const rows = s ? divideInputs(st.rows, st.t, st.k, s) : st.rows;
-      l[slot] = clipLinear(l[slot], rows, st.t, specOf(slot), calib.prefix + LINEAR_NAMES[slot]);
+  const experts = original.moe?.experts.length ?? 0;
+  const fallbacks = new Map<number, string>();
+  for (let e = 0; e < experts; e++) {
+    const reason = expertFallback(e, stats.get(groupKey('gateUp', e))?.tokens ?? 0, settings.minExpertTokens);
+    if (reason !== null) fallbacks.set(e, reason);
+  }
+  const searched = (slot: LinearSlot, expert: number | null, rows?: InputStats): SearchedLinear =>
+    ({ w: linearAt(original, slot, expert), spec: specOf(slot), name: calib.prefix + linearModule(slot, expert), ...(rows ? { rows } : {}) });
+  const search = (key: string, linears: SearchedLinear[]) => searchScales(stats.get(key)!, linears, settings.grid, calib.backend);
+  const scales = new Map<string, ScaleSearch | null>();
+  scales.set('qkv', search('qkv', LINEARS_OF.qkv.map((s) => searched(s, null))));
+  scales.set('o', original.v.n === original.o.k ? search('o', [searched('o', null)]) : null);
+  if (experts === 0) {
+    scales.set('gateUp', search('gateUp', LINEARS_OF.gateUp.map((s) => searched(s, null))));
+    scales.set('down', search('down', [searched('down', null)]));
+  } else {
+    const used = groupsOf(calib.config, 'gateUp').filter((g) => !fallbacks.has(g.expert!));
+    scales.set('gateUp', search('gateUp', used.flatMap((g) => LINEARS_OF.gateUp.map((s) => searched(s, g.expert, stats.get(g.key))))));
+    for (const g of groupsOf(calib.config, 'down')) {
+      scales.set(g.key, fallbacks.has(g.expert!) ? null : search(g.key, [searched('down', g.expert)]));
     }
   }
-  return { layer: l, scales };
+  const down = experts === 0 ? scales.get('down')!.scales : groupsOf(calib.config, 'down').map((g) => scales.get(g.key)?.scales ?? null);
+  const folded = foldAwqScales(original, { qkv: scales.get('qkv')!.scales, o: scales.get('o')?.scales ?? null, gateUp: scales.get('gateUp')!.scales, down });
+  if (!settings.clip) return { layer: folded, scales, fallbacks };
+
+  const clip = (w: FloatLinear, slot: LinearSlot, expert: number | null): FloatLinear => {
+    if (slot === 'q' || slot === 'k' || (expert !== null && fallbacks.has(expert))) return w;
+    const key = groupKey(INPUT_OF[slot], expert);
+    const st = stats.get(key)!;
+    const s = scales.get(slot === 'gate' || slot === 'up' ? 'gateUp' : key)?.scales; // gate/up: one scale for every expert
+    const rows = s ? divideInputs(st.rows, st.t, st.k, s) : st.rows;
+    return clipLinear(w, rows, st.t, specOf(slot), calib.prefix + linearModule(slot, expert));
+  };
+  return { layer: { inputNorm: folded.inputNorm, postAttentionNorm: folded.postAttentionNorm, ...mapLinears(folded, clip, (r) => r) }, scales, fallbacks };
 }
 
 /** AWQ as a calibration-stream method: fold (and clip), then RTN every linear through the shared quantizer. */
 export function awqLayerMethod(specOf: (slot: LinearSlot) => QuantSpec, settings: AwqSettings, report: ReportSink): LayerMethod {
   return (calib) => {
-    const { layer } = awqFoldLayer(calib, specOf, settings);
-    const quantize = (slot: LinearSlot) => {
-      const name = calib.prefix + LINEAR_NAMES[slot];
+    const { layer, fallbacks } = awqFoldLayer(calib, specOf, settings);
+    const quantize = (w: FloatLinear, slot: LinearSlot, expert: number | null) => {
+      const name = calib.prefix + linearModule(slot, expert);
       const spec = specOf(slot);
-      const { layer: q, alpha } = quantizeLinearReport(layer[slot], spec, name);
+      const reason = expert === null ? undefined : fallbacks.get(expert);
+      if (reason !== undefined) return quantizeFallback(w, spec, name, reason, report);
+      const { layer: q, alpha } = quantizeLinearReport(w, spec, name);
       report(linearReport(name, spec, q, alpha));
       return q;
     };
-    return {
-      inputNorm: layer.inputNorm, postAttentionNorm: layer.postAttentionNorm,
-      q: quantize('q'), k: quantize('k'), v: quantize('v'), o: quantize('o'),
-      gate: quantize('gate'), up: quantize('up'), down: quantize('down'),
-    };
+    return { inputNorm: layer.inputNorm, postAttentionNorm: layer.postAttentionNorm, ...mapLinears(layer, quantize, (r) => r) };
   };
 }

@@ -3,51 +3,72 @@
  * GPTQ's LLaMA script — q/k/v, then o, then gate/up, then down, each group's Hessian taken from
  * the layer with the groups before it already quantized (so later linears see the error of the
  * earlier ones), or, with trueSequential off, every Hessian from the float layer in one pass.
+ * A mixture of experts (mixtral): each expert's gate/up and down get their own Hessian from the rows
+ * the router sends it (one pass observes every expert); an expert reached by fewer than
+ * minExpertTokens tokens is quantized with RTN (expert-fallback.ts). The router stays float.
  */
 import type { LinearInput } from '../model/forward.js';
-import { LINEAR_NAMES, type LinearSlot } from '../model/layout.js';
+import { linearModule, type LinearSlot } from '../model/layout.js';
+import { linearAt } from '../model/layer-linears.js';
 import type { LayerWeights } from '../model/weights.js';
 import type { LayerMethod } from './calibration.js';
-import type { QuantSpec } from '../quant/types.js';
+import type { LinearWeight, QuantSpec } from '../quant/types.js';
 import { DEFAULT_GPTQ, gptqFactor, gptqQuantizeLinear, type GptqSettings } from '../quant/methods/gptq.js';
 import { HessianAccumulator } from '../quant/methods/hessian.js';
-import { LINEAR_INPUTS, LINEARS_OF, inputWidth } from './layer-inputs.js';
+import { LINEAR_INPUTS, groupKey, groupsOf, inputWidth, withReplaced, type LinearGroup } from './layer-inputs.js';
 import { linearReport, type ReportSink } from '../quant/methods/report.js';
 import { lazyUpdateMatmul } from './gptq-products.js';
 import { poolTriangularKernels } from '../backends/cpu/triangular.js';
+import { DEFAULT_MIN_EXPERT_TOKENS, expertFallback, quantizeFallback } from './expert-fallback.js';
 
 export interface GptqLayerSettings extends GptqSettings {
   /** re-observe the layer after each group of linears is quantized (GPTQ's --true-sequential). */
   readonly trueSequential: boolean;
+  /** an expert (mixtral) routed fewer calibration tokens than this is quantized with RTN instead. */
+  readonly minExpertTokens: number;
 }
 
-export const DEFAULT_GPTQ_LAYER: GptqLayerSettings = { ...DEFAULT_GPTQ, trueSequential: true };
+export const DEFAULT_GPTQ_LAYER: GptqLayerSettings = { ...DEFAULT_GPTQ, trueSequential: true, minExpertTokens: DEFAULT_MIN_EXPERT_TOKENS };
 
 export function gptqLayerMethod(specOf: (slot: LinearSlot) => QuantSpec, settings: GptqLayerSettings, report: ReportSink): LayerMethod {
   const lazyUpdate = lazyUpdateMatmul();
   const triangular = poolTriangularKernels();
   return (calib) => {
-    const current: { -readonly [K in keyof LayerWeights]: LayerWeights[K] } = { ...calib.layer };
-    const observeAll = (inputs: readonly LinearInput[]) => {
-      const acc = new Map(inputs.map((i) => [i, new HessianAccumulator(inputWidth(calib.config, i))]));
-      calib.observe(current, (input, x, m) => acc.get(input)?.add(x, m));
+    const replaced = new Map<string, LinearWeight>();
+    const current = (): LayerWeights => withReplaced<LinearWeight, LayerWeights>(calib.layer, replaced);
+    const observeGroups = (groups: readonly LinearGroup[]) => {
+      const acc = new Map(groups.map((g) => [g.key, new HessianAccumulator(inputWidth(calib.config, g.input))]));
+      calib.observe(current(), (input, x, m, expert) => acc.get(groupKey(input, expert))?.add(x, m));
       return acc;
     };
-    let hessians = settings.trueSequential ? null : observeAll(LINEAR_INPUTS);
+    const groupsOfInput = (input: LinearInput) => groupsOf(calib.config, input);
+    let hessians = settings.trueSequential ? null : observeGroups(LINEAR_INPUTS.flatMap(groupsOfInput));
     for (const input of LINEAR_INPUTS) {
-      const acc = settings.trueSequential ? observeAll([input]) : hessians!;
-      const h = acc.get(input)!.hessian(calib.prefix + input);
-      // one factorization (the O(K³) part) for every linear reading this input
-      const factor = gptqFactor(h, inputWidth(calib.config, input), settings, calib.prefix + LINEARS_OF[input].map((s) => LINEAR_NAMES[s]).join('/'), triangular);
-      for (const slot of LINEARS_OF[input]) {
-        const name = calib.prefix + LINEAR_NAMES[slot];
-        const spec = specOf(slot);
-        const { layer, alpha } = gptqQuantizeLinear(calib.layer[slot], factor, spec, settings, name, lazyUpdate);
-        current[slot] = layer;
-        report(linearReport(name, spec, layer, alpha));
+      const groups = groupsOfInput(input);
+      const acc = settings.trueSequential ? observeGroups(groups) : hessians!;
+      for (const group of groups) {
+        const hessian = acc.get(group.key)!;
+        const modules = group.slots.map((slot) => linearModule(slot, group.expert));
+        const fallback = expertFallback(group.expert, hessian.tokens, settings.minExpertTokens);
+        if (fallback !== null) {
+          group.slots.forEach((slot, i) => {
+            replaced.set(modules[i]!, quantizeFallback(linearAt(calib.layer, slot, group.expert), specOf(slot), calib.prefix + modules[i]!, fallback, report));
+          });
+          continue;
+        }
+        const h = hessian.hessian(calib.prefix + group.key);
+        // one factorization (the O(K³) part) for every linear reading this input
+        const factor = gptqFactor(h, inputWidth(calib.config, input), settings, calib.prefix + modules.join('/'), triangular);
+        group.slots.forEach((slot, i) => {
+          const name = calib.prefix + modules[i]!;
+          const spec = specOf(slot);
+          const { layer, alpha } = gptqQuantizeLinear(linearAt(calib.layer, slot, group.expert), factor, spec, settings, name, lazyUpdate);
+          replaced.set(modules[i]!, layer);
+          report(linearReport(name, spec, layer, alpha));
+        });
       }
     }
     hessians = null;
-    return current;
+    return current();
   };
 }

@@ -12,7 +12,8 @@
  */
 import type { Backend } from '../model/backend.js';
 import type { LinearSlot } from '../model/layout.js';
-import { LINEAR_NAMES, LINEAR_SLOTS, layerPrefix } from '../model/layout.js';
+import { layerPrefix, linearModule } from '../model/layout.js';
+import { linearsOf, mapLinears, type LayerLinears } from '../model/layer-linears.js';
 import { loadModel, type LoadedModel } from '../backends/load.js';
 import { loadTokenizer } from '../io/tokenizer.js';
 import { calibrateLayers, quantizeCalibrated, readCalibrationWindows, type LayerMethod } from './calibration.js';
@@ -40,13 +41,13 @@ function quantizeReported(w: FloatLinear, spec: QuantSpec, name: string, reports
 
 /** Returns the per-layer RTN transform for loadModel plus the reports it fills in. */
 export function layerQuantizer(recipe: QuantRecipe, onLayer?: (layer: number) => void, onLinear?: (report: LinearReport) => void): {
-  transform: (layer: number, linears: Record<LinearSlot, FloatLinear>) => Record<LinearSlot, LinearWeight>;
+  transform: (layer: number, linears: LayerLinears<FloatLinear>) => LayerLinears;
   reports: LinearReport[];
 } {
   const reports: LinearReport[] = [];
-  const transform = (layer: number, linears: Record<LinearSlot, FloatLinear>) => {
-    const out = {} as Record<LinearSlot, QuantizedLinear>;
-    for (const slot of LINEAR_SLOTS) out[slot] = quantizeReported(linears[slot], specFor(recipe, slot), layerPrefix(layer) + LINEAR_NAMES[slot], reports, onLinear);
+  const transform = (layer: number, linears: LayerLinears<FloatLinear>) => {
+    const out = mapLinears(linears, (w, slot, expert) =>
+      quantizeReported(w, specFor(recipe, slot), layerPrefix(layer) + linearModule(slot, expert), reports, onLinear), (router) => router);
     onLayer?.(layer);
     return out;
   };
@@ -124,7 +125,7 @@ export function quantizeToCheckpoint(dir: string, outDir: string, recipe: QuantR
     const { config, weights: src } = source;
     refuseQuantizedSource(src);
     const d = config.hiddenSize;
-    const writer = createCheckpointWriter(outDir, source, config, recipe, options.overwrite === true);
+    const writer = createCheckpointWriter(outDir, source, { ...config, numExperts: config.moe?.numExperts }, recipe, options.overwrite === true);
     try {
       const embedding = src.float32('model.embed_tokens.weight', [config.vocabSize, d]);
       writer.embedding(embedding);
@@ -135,7 +136,7 @@ export function quantizeToCheckpoint(dir: string, outDir: string, recipe: QuantR
         for (let i = 0; i < config.numLayers; i++) {
           // read into the arena and given back once written: every layer reuses the first one's memory
           const layer = withArenaAllocation(() => readFloatLayer(src, config, i));
-          writer.layer(i, { ...layer, ...rtn.transform(i, layer) });
+          writer.layer(i, { inputNorm: layer.inputNorm, postAttentionNorm: layer.postAttentionNorm, ...rtn.transform(i, linearsOf(layer)) });
           releaseFloatLayer(layer);
         }
       } else {

@@ -7,7 +7,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { prepareOutputDir } from '../io/output-dir.js';
 import { createSafetensorsWriter, type TensorToWrite } from '../io/safetensors.js';
-import { LINEAR_NAMES, LINEAR_SLOTS, layerPrefix } from '../model/layout.js';
+import { ROUTER_NAME, layerPrefix, linearModules } from '../model/layout.js';
+import { linearEntries } from '../model/layer-linears.js';
 import { LAYERS_METADATA_KEY, QUANT_METHOD_NAME, type StoredLayerSettings } from '../model/quantized-checkpoint.js';
 import type { ModelConfig } from '../model/config.js';
 import { LM_HEAD, type LayerWeights, type ModelWeights } from '../model/weights.js';
@@ -40,8 +41,8 @@ function quantizedTensors(module: string, w: QuantizedLinear): TensorToWrite[] {
   return out;
 }
 
-/** The sizes the writer checks what it is given against. */
-export type CheckpointShape = Pick<ModelConfig, 'numLayers' | 'hiddenSize' | 'vocabSize'>;
+/** The sizes the writer checks what it is given against (numExperts: mixtral's experts per layer; absent when dense). */
+export type CheckpointShape = Pick<ModelConfig, 'numLayers' | 'hiddenSize' | 'vocabSize'> & { readonly numExperts?: number | undefined };
 
 /**
  * A checkpoint written as it is produced, part by part in file order (the embedding, each decoder
@@ -72,8 +73,9 @@ function headerBound(shape: CheckpointShape, metadata: Readonly<Record<string, s
   for (let i = 0; i < shape.numLayers; i++) {
     const p = layerPrefix(i);
     for (const s of LAYER_TENSOR_SUFFIXES) bytes += entry(p + s);
-    for (const slot of LINEAR_SLOTS) {
-      const module = p + LINEAR_NAMES[slot];
+    if (shape.numExperts !== undefined) bytes += entry(`${p}${ROUTER_NAME}.weight`);
+    for (const name of linearModules(shape.numExperts)) {
+      const module = p + name;
       for (const s of LINEAR_TENSOR_SUFFIXES) bytes += entry(`${module}.${s}`);
       bytes += entry(module); // its settings in the metadata (escaped inside a JSON string)
     }
@@ -124,9 +126,12 @@ export function createCheckpointWriter(outDir: string, source: CheckpointSource,
       const p = layerPrefix(i);
       float(`${p}input_layernorm.weight`, layer.inputNorm, [d]);
       float(`${p}post_attention_layernorm.weight`, layer.postAttentionNorm, [d]);
-      for (const slot of LINEAR_SLOTS) {
-        const module = p + LINEAR_NAMES[slot];
-        const w = layer[slot];
+      if ((layer.moe?.experts.length) !== shape.numExperts) {
+        throw new Error(`${file}: layer ${i} has ${layer.moe?.experts.length ?? 'no'} experts, the checkpoint ${shape.numExperts ?? 'none'}`);
+      }
+      if (layer.moe !== undefined) float(`${p}${ROUTER_NAME}.weight`, layer.moe.router.w, [layer.moe.router.n, d]);
+      for (const { module: name, weight: w } of linearEntries(layer)) {
+        const module = p + name;
         if (w.kind === 'float') {
           float(`${module}.weight`, w.w, [w.n, w.k]);
           if (w.bias) float(`${module}.bias`, w.bias, [w.n]);
@@ -160,7 +165,7 @@ function settingsOf(w: QuantizedLinear): StoredLayerSettings {
 export function writeQuantizedCheckpoint(outDir: string, source: CheckpointSource, weights: ModelWeights,
   recipe: QuantRecipe, overwrite = false): void {
   const hiddenSize = weights.finalNorm.length;
-  const shape = { numLayers: weights.layers.length, hiddenSize, vocabSize: weights.embedding.length / hiddenSize };
+  const shape = { numLayers: weights.layers.length, hiddenSize, vocabSize: weights.embedding.length / hiddenSize, numExperts: weights.layers[0]?.moe?.experts.length };
   const writer = createCheckpointWriter(outDir, source, shape, recipe, overwrite);
   try {
     writer.embedding(weights.embedding);

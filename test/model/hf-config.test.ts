@@ -97,7 +97,7 @@ test('rope scaling: linear, default, transformers v5 rope_parameters', () => {
 });
 
 test('errors name the file, the field and the problem', () => {
-  throwsInput(() => parseHfConfig({ ...small, model_type: 'mixtral' }, 'm/config.json'), 'm/config.json', 'mixtral', 'llama, mistral, qwen2', 'planned');
+  throwsInput(() => parseHfConfig({ ...small, model_type: 'qwen2_moe' }, 'm/config.json'), 'm/config.json', 'qwen2_moe', 'llama, mistral, qwen2, mixtral', 'mixture-of-experts variant');
   throwsInput(() => parseHfConfig({ ...small, model_type: 'gpt2' }, 'config.json'), '"gpt2"', 'not supported');
   throwsInput(() => parseHfConfig({ ...small, architectures: ['Phi3ForCausalLM'] }, 'config.json'), 'Phi3ForCausalLM');
   throwsInput(() => parseHfConfig(small, 'config.json'), 'neither "model_type" nor "architectures"');
@@ -116,4 +116,34 @@ test('errors name the file, the field and the problem', () => {
   );
   throwsInput(() => parseHfConfig({ ...small, model_type: 'llama', eos_token_id: ['x'] }, 'config.json'), '"eos_token_id"');
   throwsInput(() => parseHfConfig({ ...small, model_type: 'llama', tie_word_embeddings: 'yes' }, 'config.json'), '"tie_word_embeddings"');
+});
+
+const mixtral = {
+  architectures: ['MixtralForCausalLM'], model_type: 'mixtral', vocab_size: 32000, hidden_size: 4096, intermediate_size: 14336,
+  num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 8, num_local_experts: 8, num_experts_per_tok: 2,
+  max_position_embeddings: 32768, rms_norm_eps: 1e-5, rope_theta: 1e6, sliding_window: null, router_jitter_noise: 0,
+  output_router_logits: false, router_aux_loss_coef: 0.02, bos_token_id: 1, eos_token_id: 2, tie_word_embeddings: false,
+};
+
+test('mixtral (Mixtral-8x7B config): experts and top-k, no biases, sliding window when set, MixtralConfig defaults', () => {
+  const c = parseHfConfig(mixtral, 'config.json');
+  assert.equal(c.architecture, 'mixtral');
+  assert.deepEqual(c.moe, { numExperts: 8, topK: 2 });
+  assert.deepEqual(c.bias, { qkv: false, o: false, mlp: false });
+  assert.equal(c.slidingWindow, null);
+  assert.equal(c.intermediateSize, 14336);
+  assert.equal(parseHfConfig({ ...mixtral, sliding_window: 4096 }, 'config.json').slidingWindow, 4096);
+  const bare = parseHfConfig({ model_type: 'mixtral', vocab_size: 100, hidden_size: 64, intermediate_size: 96, num_hidden_layers: 2, num_attention_heads: 4 }, 'c.json');
+  assert.deepEqual([bare.moe, bare.rmsNormEps, bare.ropeTheta, bare.maxPositionEmbeddings], [{ numExperts: 8, topK: 2 }, 1e-5, 1e6, 131072]);
+  assert.equal(parseHfConfig(llama3, 'config.json').moe, undefined, 'dense models have no experts');
+});
+
+test('mixture-of-experts configs intscale does not run are errors naming the field or the model type', () => {
+  throwsInput(() => parseHfConfig({ ...mixtral, num_experts_per_tok: 9 }, 'config.json'), 'config.json', '"num_experts_per_tok" 9 is more than "num_local_experts" 8');
+  throwsInput(() => parseHfConfig({ ...mixtral, num_local_experts: 0 }, 'config.json'), 'num_local_experts');
+  throwsInput(() => parseHfConfig({ ...mixtral, shared_expert_intermediate_size: 5632 }, 'config.json'), '"shared_expert_intermediate_size" 5632', 'shared experts');
+  throwsInput(() => parseHfConfig({ ...mixtral, model_type: 'qwen2_moe' }, 'config.json'), 'model_type "qwen2_moe" is not supported', 'mixture-of-experts variant');
+  throwsInput(() => parseHfConfig({ ...mixtral, model_type: undefined, architectures: ['Qwen3MoeForCausalLM'] }, 'config.json'), 'Qwen3MoeForCausalLM', 'mixture-of-experts variant');
+  throwsInput(() => parseHfConfig({ ...llama3, num_local_experts: 4 }, 'config.json'), '"num_local_experts" 4', 'experts on a llama model');
+  throwsInput(() => parseHfConfig({ ...llama3, model_type: 'gemma' }, 'config.json'), 'model_type "gemma" is not supported');
 });

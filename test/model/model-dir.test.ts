@@ -47,8 +47,8 @@ test('openModelDir errors: missing, not a directory, no config, bad JSON, bad co
   throwsInput(() => openModelDir(dir), 'no config.json');
   fs.writeFileSync(path.join(dir, 'config.json'), '{"model_type": "llama",');
   throwsInput(() => openModelDir(dir), 'config.json', 'not valid JSON');
-  writeJson(path.join(dir, 'config.json'), { ...config, model_type: 'mixtral' });
-  throwsInput(() => openModelDir(dir), 'config.json', 'mixtral');
+  writeJson(path.join(dir, 'config.json'), { ...config, model_type: 'qwen2_moe' });
+  throwsInput(() => openModelDir(dir), 'config.json', 'qwen2_moe');
   writeJson(path.join(dir, 'config.json'), config);
   fs.writeFileSync(path.join(dir, 'pytorch_model.bin'), '');
   throwsInput(() => openModelDir(dir), 'no .safetensors', 'pytorch_model.bin', 'not supported', 'save_pretrained');

@@ -3,6 +3,7 @@
  * folding on a multi-head layer), the search never does worse than RTN on its objective, and
  * float / Integer Scale AWQ run the same code with only the scale step differing.
  */
+import { denseLayers } from '../../src/model/layer-linears.js';
 import { unpackWeights } from '../../src/quant/int4-pack.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -47,7 +48,7 @@ test('AWQ-folded fixture model equals the original in float (logits within 1e-5)
   const ratios: number[] = [];
   const searched = quantizeCalibrated(dir, windows, (calib) => {
     const fold = awqFoldLayer(calib, () => SPEC, DEFAULT_AWQ);
-    for (const s of Object.values(fold.scales)) if (s) ratios.push(s.ratio);
+    for (const s of fold.scales.values()) if (s) ratios.push(s.ratio);
     return fold.layer;
   });
   const a = maxAbsDiff(logits(searched.model, ids), original);
@@ -118,10 +119,11 @@ test('AWQ with float and Integer Scale: same path, only the scale step differs (
     const is = run({ ...SPEC, aBits: 16, scale: 'int', alpha: { kind: 'fixed', log2: 30 } }, clip);
     assert.equal(is.reports.length, 14);
     assert.ok(is.reports.every((r) => r.alphaLog2 === 30));
-    fs.layers.forEach((l, i) => {
+    const isLayers = denseLayers(is.layers, 'the test');
+    denseLayers(fs.layers, 'the test').forEach((l, i) => {
       for (const slot of ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const) {
         const a = l[slot];
-        const b = is.layers[i]![slot];
+        const b = isLayers[i]![slot];
         assert.ok(a.kind === 'quantized' && b.kind === 'quantized' && a.scale === 'float' && b.scale === 'int');
         assert.deepEqual(unpackWeights(b), unpackWeights(a), `layer ${i} ${slot} clip ${clip}`);
         assert.deepEqual(b.scales, a.scales);

@@ -12,7 +12,7 @@ import type { FloatLinear, LinearWeight } from '../../quant/types.js';
 import { arenaAddress, arenaFloat32, releaseArenaBlock, sharedFloat32 } from '../../tensor/shared.js';
 import { prepareIntLinear } from './int-linear.js';
 import { matmulF32 } from './matmul.js';
-import { addInPlace, attention, decodeAttention, rmsnorm, rope, siluMul } from './ops.js';
+import { addInPlace, addScaledRows, attention, decodeAttention, gatherRows, rmsnorm, rope, siluMul } from './ops.js';
 
 function prepareFloatLinear(w: FloatLinear): PreparedLinear {
   const values = w.w.subarray(0, w.n * w.k);
@@ -64,5 +64,5 @@ export const cpuBackend: Backend = {
   rows,
   layerCache: (capacity, kvDim) => ({ keys: sharedFloat32(capacity * kvDim), values: sharedFloat32(capacity * kvDim), capacity }),
   releaseLayerCache: () => {},
-  prepareLinear, rmsnorm, rope, attention, decodeAttention, siluMul, addInPlace,
+  prepareLinear, rmsnorm, rope, attention, decodeAttention, gatherRows, addScaledRows, siluMul, addInPlace,
 };

@@ -118,3 +118,19 @@ export function siluMul(gate: Float32Array, up: Float32Array): void {
 export function addInPlace(a: Float32Array, b: Float32Array): void {
   for (let i = 0; i < a.length; i++) a[i] += b[i];
 }
+
+/** Rows rows[i] of x [*, dim] gathered into a fresh [rows.length, dim]; see Backend.gatherRows. */
+export function gatherRows(x: Float32Array, rows: readonly number[], dim: number): Float32Array {
+  const out = sharedFloat32(rows.length * dim);
+  rows.forEach((r, i) => out.set(x.subarray(r * dim, (r + 1) * dim), i * dim));
+  return out;
+}
+
+/** out[rows[i], :] += weights[i] · y[i, :] (the product rounded to float32 first, as torch does); see Backend.addScaledRows. */
+export function addScaledRows(out: Float32Array, y: Float32Array, rows: readonly number[], weights: Float32Array, dim: number): void {
+  rows.forEach((r, i) => {
+    const w = weights[i]!;
+    const o = r * dim;
+    for (let c = 0; c < dim; c++) out[o + c] += Math.fround(w * y[i * dim + c]!);
+  });
+}

@@ -9,6 +9,7 @@
 import { InputError } from '../../errors.js';
 import type { ModelConfig } from '../../model/config.js';
 import type { ModelWeights } from '../../model/weights.js';
+import { denseLayers } from '../../model/layer-linears.js';
 import { stackLinears } from '../../quant/concat.js';
 import type { LinearWeight } from '../../quant/types.js';
 import type { DeviceBuffer } from './buffer.js';
@@ -72,7 +73,7 @@ export function uploadEngineWeights(ctx: CudaContext, config: ModelConfig, weigh
     return { stacked: false, linears: ws.map((w, i) => linear(w, `${name}[${i}]`)), widths };
   };
   try {
-    const layers = weights.layers.map((l, i): EngineLayer => ({
+    const layers = denseLayers(weights.layers, 'the CUDA decode engine').map((l, i): EngineLayer => ({
       inputNorm: buffer(l.inputNorm),
       postAttentionNorm: buffer(l.postAttentionNorm),
       qkv: group([l.q, l.k, l.v], `layer ${i} q/k/v`),

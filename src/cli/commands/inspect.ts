@@ -28,7 +28,8 @@ import {
 import { isQuantizedCheckpoint } from '../../model/quantized-checkpoint.js';
 import { openModelDir } from '../../model/model-dir.js';
 import { loadModel, type LoadedModel } from '../../backends/load.js';
-import { LINEAR_NAMES, LINEAR_SLOTS, layerPrefix } from '../../model/layout.js';
+import { layerPrefix } from '../../model/layout.js';
+import { linearEntries } from '../../model/layer-linears.js';
 import { layerQuantizer, type LinearReport } from '../../quantize/quantize-model.js';
 import { describeSpec, specFor } from '../../quantize/recipe.js';
 import type { QuantizedLinear } from '../../quant/types.js';
@@ -141,7 +142,7 @@ function runOverflow(o: InspectOptions, cmd: Command): void {
     const bar = progressBar('quantize + MSE sweep', dir.config.numLayers);
     loaded = loadModel(o.model, {
       transformLayer: (l, linears) => {
-        for (const slot of LINEAR_SLOTS) sweep.add(linears[slot], specFor(recipe, slot), layerPrefix(l) + LINEAR_NAMES[slot]);
+        for (const { slot, module, weight } of linearEntries(linears)) sweep.add(weight, specFor(recipe, slot), layerPrefix(l) + module);
         bar.update(l + 1);
         return transform(l, linears);
       },

@@ -1,5 +1,6 @@
 /** `intscale quantize`: a Hugging Face model → an intscale quantized checkpoint (RTN, GPTQ or AWQ). */
-import { LINEAR_SLOTS } from '../../model/layout.js';
+import { linearModules } from '../../model/layout.js';
+import { DEFAULT_MIN_EXPERT_TOKENS } from '../../quantize/expert-fallback.js';
 import { printTable } from '../table.js';
 import { Command, Option } from 'commander';
 import { quantizeToCheckpoint, type LinearReport } from '../../quantize/quantize-model.js';
@@ -54,7 +55,8 @@ function addMethodOptions(cmd: Command): Command {
     .option('--damp <f>', 'GPTQ dampening, fraction of the mean Hessian diagonal', nonNegativeNumber, 0.01)
     .option('--act-order', 'GPTQ: quantize columns in order of decreasing Hessian diagonal (groups stay static)')
     .option('--no-true-sequential', 'GPTQ: take every Hessian of a layer from the float layer in one pass')
-    .option('--awq-clip', 'AWQ: also search a per-group weight clipping');
+    .option('--awq-clip', 'AWQ: also search a per-group weight clipping')
+    .option('--min-expert-tokens <n>', `mixtral, GPTQ/AWQ: an expert routed fewer calibration tokens is quantized with RTN (default ${DEFAULT_MIN_EXPERT_TOKENS})`, nonNegativeInt);
 }
 
 export const quantizeCommand = addMethodOptions(addQuantOptions(
@@ -71,7 +73,7 @@ export const quantizeCommand = addMethodOptions(addQuantOptions(
   opts.model = (await resolveModelArg(opts.model, opts)).dir;
   opts.calibWindows ??= opts.calibSamples;
   const layers = openModelDir(opts.model);
-  const { numLayers, maxPositionEmbeddings: context } = layers.config;
+  const { numLayers, maxPositionEmbeddings: context, moe } = layers.config;
   layers.weights.close();
   // refuse a bad output directory before any work (the write at the end checks it again)
   prepareOutputDir(opts.out, { sourceDir: opts.model, overwrite: opts.overwrite === true });
@@ -86,21 +88,26 @@ export const quantizeCommand = addMethodOptions(addQuantOptions(
   if (!opts.json) console.log(`${describeMethod(recipe)}, ${describeSpec(recipe.base)}`);
   const t0 = performance.now();
   // per linear layer: GPTQ and AWQ spend minutes on each decoder layer of a 7B
-  const bar = progressBar(`${recipe.method} linear layers`, numLayers * LINEAR_SLOTS.length);
+  const bar = progressBar(`${recipe.method} linear layers`, numLayers * linearModules(moe?.numExperts).length);
   let linears = 0;
   // each layer goes to the checkpoint as it is made: memory holds about one layer, whatever the model
   const reports = quantizeToCheckpoint(opts.model, opts.out, recipe, { overwrite: opts.overwrite === true, onLinear: () => bar.update(++linears) });
   bar.stop();
   const seconds = Number(((performance.now() - t0) / 1000).toFixed(1));
   const unsafe = reports.filter((r) => r.overflow !== null && !r.overflow.safe);
+  const fallbacks = reports.filter((r) => r.fallback !== undefined).map((r) => ({ name: r.name, reason: r.fallback! }));
   if (opts.json) {
     console.log(JSON.stringify({
       model: opts.model, out: opts.out, method: describeMethod(recipe), spec: describeSpec(recipe.base), linearLayers: reports.length, seconds,
-      settings: summarizeReports(reports), notProvenOverflowFree: unsafe.map((r) => r.name),
+      settings: summarizeReports(reports), notProvenOverflowFree: unsafe.map((r) => r.name), fallbacks,
     }));
     return;
   }
   console.log(`quantized ${reports.length} linear layers of ${opts.model} in ${seconds} s → ${opts.out}`);
   printTable(summarizeReports(reports));
+  if (fallbacks.length > 0) {
+    console.log(`${fallbacks.length} expert linear layers fell back to RTN (too few calibration tokens routed to their expert):`);
+    for (const f of fallbacks) console.log(`  ${f.name}: ${f.reason}`);
+  }
   if (unsafe.length > 0) console.log(`warning: ${unsafe.length} integer-scale layers are NOT proven overflow-free (fixed α): ${unsafe.slice(0, 5).map((r) => r.name).join(', ')}…`);
 });

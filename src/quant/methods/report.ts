@@ -11,6 +11,8 @@ export interface LinearReport {
   /** the safe policy chose a smaller α than asked, to rule out int32 overflow. */
   readonly alphaLowered: boolean;
   readonly overflow: OverflowProof | null;
+  /** why the method fell back to plain RTN for this layer (a mixture-of-experts expert that too few calibration tokens reached). */
+  readonly fallback?: string;
 }
 
 export type ReportSink = (report: LinearReport) => void;
