@@ -13,9 +13,9 @@ import type { FloatLinear, QuantizedLinear, QuantSpec } from '../quant/types.js'
  */
 export const DEFAULT_MIN_EXPERT_TOKENS = 64;
 
-/** Why an expert that saw `tokens` calibration tokens falls back to RTN, or null when it does not. */
+/** Why an expert that saw `tokens` calibration tokens falls back to RTN (always when none), or null when it does not. */
 export function expertFallback(expert: number | null, tokens: number, minTokens: number): string | null {
-  if (expert === null || tokens >= minTokens) return null;
+  if (expert === null || (tokens >= minTokens && tokens > 0)) return null;
   return `RTN: expert ${expert} was routed ${tokens} calibration tokens, fewer than ${minTokens}`;
 }
 

@@ -6,6 +6,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fixturePath, repoPath } from '../helpers/paths.js';
 import { tempDir } from '../io/temp-dir.js';
+import { mixtralFromDense } from '../helpers/mixtral-dir.js';
+import { freshSeed } from '../helpers/random.js';
 import { tryCudaContext } from '../../src/backends/cuda/index.js';
 
 const CLI = repoPath('dist/src/cli/main.js');
@@ -51,6 +53,32 @@ test('quantize then eval the quantized checkpoint', () => {
   const row = JSON.parse(e.stdout.trim()) as { perplexity: number; windows: number };
   assert.ok(Number.isFinite(row.perplexity) && row.perplexity > 1);
   assert.ok(row.windows >= 1);
+});
+
+test('a mixtral directory: quantize (GPTQ, experts below --min-expert-tokens reported as RTN), then eval, generate and inspect the checkpoint on the CPU', () => {
+  const dir = mixtralFromDense('mistral', { experts: 4, topK: 2, seed: freshSeed(), noise: 0.5, routerStd: 1 });
+  const out = path.join(tempDir(), 'q');
+  const text = path.join(tempDir(), 'text.txt');
+  fs.writeFileSync(text, 'The game began development in 2010 , carrying over a large portion of the work . '.repeat(8));
+  const q = run('quantize', '-m', dir, '-o', out, '--group', '32', '--method', 'gptq', '--calib', text, '--calib-windows', '2',
+    '--calib-seq-len', '32', '--min-expert-tokens', '1000', '--json');
+  assert.equal(q.code, 0, q.stderr);
+  const result = JSON.parse(q.stdout.trim()) as { linearLayers: number; fallbacks: { name: string; reason: string }[]; notProvenOverflowFree: string[] };
+  assert.equal(result.linearLayers, 2 * (4 + 4 * 3));
+  assert.equal(result.fallbacks.length, 2 * 4 * 3, 'every expert saw fewer than 1000 tokens');
+  assert.match(result.fallbacks[0]!.reason, /^RTN: expert \d was routed \d+ calibration tokens, fewer than 1000$/);
+  assert.deepEqual(result.notProvenOverflowFree, []);
+  const e = run('eval', '-m', out, '-t', text, '--seq-len', '32', '--json', '--backend', 'cpu');
+  assert.equal(e.code, 0, e.stderr);
+  assert.ok(Number.isFinite((JSON.parse(e.stdout.trim()) as { perplexity: number }).perplexity));
+  const g = run('generate', '-m', out, '-p', 'The game', '-n', '4', '--backend', 'cpu', '--no-stats');
+  assert.equal(g.code, 0, g.stderr);
+  assert.ok(g.stdout.startsWith('The game'));
+  const i = run('inspect', '--overflow', '-m', out, '--calib', text, '--seq-len', '32', '--plots', path.join(tempDir(), 'plots'), '--json');
+  assert.equal(i.code, 0, i.stderr);
+  const audit = JSON.parse(i.stdout.trim()) as { proven: number; layers: { layer: string }[] };
+  assert.equal(audit.proven, 32, 'every expert linear proven overflow-free');
+  assert.ok(audit.layers.some((l) => l.layer === '1.block_sparse_moe.experts.3.w2'));
 });
 
 test('generate --backend cuda: on a GPU the CPU backend\'s greedy text, without one a clear line naming why', () => {

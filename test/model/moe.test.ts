@@ -161,6 +161,12 @@ test('mixtral decodeBatch: each sequence\'s logits are bit for bit those it gets
   for (const s of [...alone, ...together]) s.release();
 });
 
+test('a backend without the mixture-of-experts operations refuses a mixtral when the model is made, naming itself', () => {
+  const dir = mixtralFromDense('mistral', { experts: 2, topK: 1, seed: freshSeed(), noise: 0.1 });
+  const { gatherRows: _g, addScaledRows: _a, ...rest } = cpuBackend;
+  throwsInput(() => loadModel(dir, { backend: { ...rest, name: 'dense-only' } }), 'the dense-only backend does not run mixture-of-experts (mixtral) layers yet');
+});
+
 /** Rewrites dir/model.safetensors through `edit` (name → tensor or null to drop it). */
 function editTensors(dir: string, edit: (name: string, shape: number[], data: Float32Array) => { shape: number[]; data: Float32Array } | null): void {
   const file = path.join(dir, 'model.safetensors');

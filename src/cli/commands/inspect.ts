@@ -153,6 +153,8 @@ function runOverflow(o: InspectOptions, cmd: Command): void {
     say(`model: ${o.model}, quantized now: ${describeSpec(recipe.base)}${Object.keys(recipe.overrides).length ? ' (+ overrides)' : ''}`);
   }
   const { model, tokenizer } = loaded;
+  const moe = model.config.moe;
+  if (moe !== undefined) say(`mixture of experts: ${moe.numExperts} experts a layer, ${moe.topK} per token; each expert's linears below, the router stays float`);
   if (tokenizer === null) throw new InputError(`${o.model}: no tokenizer.json, cannot tokenize the calibration text`, { file: o.model });
 
   const seqLen = Math.min(o.seqLen, model.config.maxPositionEmbeddings);
