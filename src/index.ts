@@ -8,7 +8,9 @@ export { streamText, promptTokens, type StreamTextOptions } from './model/stream
 export { createBatchGenerator, type BatchGenerator } from './model/batch.js';
 export { readModel, type ReadModel } from './model/load.js';
 export { sampleToken, seededRandom, argmax, type SamplingOptions } from './model/sampling.js';
-export type { ModelConfig, Architecture, RopeScaling } from './model/config.js';
+export type { ModelConfig, Architecture, MoeConfig, RopeScaling } from './model/config.js';
+export { linearEntries, mapLinears, type LayerLinears, type LinearEntry } from './model/layer-linears.js';
+export { routeTokens, type ExpertRoute } from './model/moe.js';
 export { perplexity, type PerplexityOptions, type PerplexityResult } from './eval/perplexity.js';
 export { quantizeLinear, quantizeLinearReport, dequantize, weightMse } from './quant/quantize-linear.js';
 export { layerQuantizer, quantizeModel, quantizeToCheckpoint, type LinearReport, type QuantizeModelOptions, type QuantizeToCheckpointOptions, type QuantizedModel } from './quantize/quantize-model.js';

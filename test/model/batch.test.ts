@@ -1,6 +1,6 @@
 /**
  * Continuous batching on the CPU: a decode step of several sequences gives each the logits it gets
- * alone, bit for bit (the W4A8 integer path and the float path); generations that join and leave
+ * alone, bit for bit (the W4A8 integer path, the float path, a mixtral's experts); generations that join and leave
  * at different times give the tokens generate() gives each alone; a consumer that stops reading
  * frees its sequence.
  */
@@ -14,6 +14,8 @@ import { generate } from '../../src/model/generate.js';
 import { quantizeModel } from '../../src/quantize/quantize-model.js';
 import { DEFAULT_SPEC } from '../../src/quantize/recipe.js';
 import { repoPath } from '../helpers/paths.js';
+import { mixtralFromDense } from '../helpers/mixtral-dir.js';
+import { freshSeed } from '../helpers/random.js';
 
 const dir = repoPath('models/tiny-wikitext');
 const float = loadModel(dir);
@@ -23,7 +25,9 @@ const quantizedModel = (): Model => (quantized ??= quantizeModel(dir, { method: 
 
 const prompts = ['The game began', 'In 2010 , the', 'Valkyria Chronicles', 'The music was composed by'].map((t) => tokenizer.encode(t));
 
-for (const [label, model] of [['float', () => float.model], ['W4A8 IS', quantizedModel]] as const) {
+const mixtral = (): Model => loadModel(mixtralFromDense('mistral', { experts: 4, topK: 2, seed: freshSeed(), noise: 0.5 })).model;
+
+for (const [label, model] of [['float', () => float.model], ['W4A8 IS', quantizedModel], ['mixtral, 4 experts top 2', mixtral]] as const) {
   test(`decodeBatch (${label}): each sequence's logits are bit for bit those it gets alone, over 6 steps`, () => {
     const engine = modelEngine(model());
     const open = (): Sequence[] => prompts.map((p) => engine.open(p.length + 8));

@@ -31,6 +31,7 @@ import type { LinearWeight, QuantSpec, QuantizedLinear } from '../../src/quant/t
 import { sharedFloat32 } from '../../src/tensor/shared.js';
 import { fixturePath } from '../helpers/paths.js';
 import { readReference } from '../helpers/reference.js';
+import { relativeError } from '../helpers/compare.js';
 import { tempDir, throwsInput, writeJson } from '../io/temp-dir.js';
 
 const SPEC: QuantSpec = { wBits: 4, aBits: 8, groupSize: 32, scale: 'int', alpha: { kind: 'safe', maxLog2: 10 } };
@@ -67,16 +68,6 @@ function fakeQuantLinear(x: Float32Array, m: number, w: QuantizedLinear, wq: Flo
 function logits(model: Model, ids: readonly number[]): Float32Array {
   const h = forwardHidden(model, ids, createKvCache(model.config, ids.length, model.backend));
   return logitsOf(model, h, 0, ids.length);
-}
-
-function relativeError(a: Float32Array, b: Float32Array): number {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < b.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
-    scale = Math.max(scale, Math.abs(b[i]!));
-  }
-  return diff / scale;
 }
 
 const calibrationTokens = Array.from({ length: 4000 }, (_, i) => (i * 7919 + 13) % 2048);

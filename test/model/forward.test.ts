@@ -11,17 +11,8 @@ import { createKvCache } from '../../src/model/kv-cache.js';
 import { loadModel } from '../../src/backends/load.js';
 import { fixturePath, repoPath } from '../helpers/paths.js';
 import { readReference } from '../helpers/reference.js';
+import { relativeError } from '../helpers/compare.js';
 
-/** max |a − b| / max |b| over a row block: relative to the logits' scale. */
-function relativeError(a: Float32Array, b: Float32Array): number {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < b.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return diff / scale;
-}
 
 const cases = [
   ['llama (bf16, sharded, llama3 rope, GQA)', fixturePath('llama')],

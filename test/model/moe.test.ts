@@ -2,9 +2,9 @@
  * mixtral's mixture of experts on the CPU: the routing against a direct float64 reading of
  * transformers' rule (fresh random logits), the block against every expert run on every token
  * and masked, a mixtral of identical experts against the dense fixture's transformers logits
- * (whatever the router picks, the k weights sum to 1), the batched decode step, and the checks
+ * (whatever the router picks, the k weights sum to 1), and the checks
  * on bad checkpoints. The mixtral fixtures made by transformers are checked in forward.test.ts
- * and generate.test.ts.
+ * and generate.test.ts, the batched decode step in batch.test.ts.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -15,8 +15,9 @@ import { loadModel } from '../../src/backends/load.js';
 import type { PreparedLinear } from '../../src/model/backend.js';
 import { forwardHidden, logitsOf } from '../../src/model/forward.js';
 import { createKvCache } from '../../src/model/kv-cache.js';
-import { modelEngine, type Sequence } from '../../src/model/engine.js';
 import { routeTokens, runMoe } from '../../src/model/moe.js';
+import { loadMemory } from '../../src/model/memory.js';
+import { openModelDir } from '../../src/model/model-dir.js';
 import type { MoeLinears } from '../../src/model/layer-linears.js';
 import { openSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
 import type { FloatLinear } from '../../src/quant/types.js';
@@ -25,6 +26,7 @@ import { mixtralFromDense } from '../helpers/mixtral-dir.js';
 import { fixturePath } from '../helpers/paths.js';
 import { freshSeed, makeRng, randomNormals, type Rng } from '../helpers/random.js';
 import { readReference } from '../helpers/reference.js';
+import { relativeError } from '../helpers/compare.js';
 import { throwsInput } from '../io/temp-dir.js';
 
 /** The routing rule read directly: float64 softmax, sort by probability (stable), first k, renormalised. */
@@ -112,17 +114,6 @@ test('runMoe equals every expert run on every token, weighted by the routing and
   assert.equal(routed, m * k, 'each token reaches k experts');
 });
 
-/** max |a − b| / max |b| over a row block: relative to the logits' scale (as forward.test.ts). */
-function relativeError(a: Float32Array, b: Float32Array): number {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < b.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
-    scale = Math.max(scale, Math.abs(b[i]!));
-  }
-  return diff / scale;
-}
-
 test('a mixtral of 4 identical experts (top 2, random router) gives the dense mistral fixture\'s transformers logits within 1e-4, prefill and decode', () => {
   const dir = mixtralFromDense('mistral', { experts: 4, topK: 2, seed: freshSeed(), noise: 0 });
   const { model } = loadModel(dir);
@@ -146,19 +137,17 @@ test('a mixtral of 4 identical experts (top 2, random router) gives the dense mi
   assert.ok(relativeError(other, ref.logits) > 1e-3);
 });
 
-test('mixtral decodeBatch: each sequence\'s logits are bit for bit those it gets alone', () => {
-  const { model } = loadModel(mixtralFromDense('mistral', { experts: 4, topK: 2, seed: freshSeed(), noise: 0.5 }));
-  const engine = modelEngine(model);
-  const prompts = [[0, 5, 9, 33], [0, 100], [0, 7, 7, 7, 7, 7], [0, 1500, 3]];
-  const open = (): Sequence[] => prompts.map((p) => engine.open(p.length + 6));
-  const [alone, together] = [open(), open()];
-  prompts.forEach((p, i) => assert.deepEqual(together[i]!.feed(p), alone[i]!.feed(p)));
-  for (let step = 0; step < 4; step++) {
-    const tokens = prompts.map((_, i) => (17 * step + 31 * i + 5) % 2048);
-    const batched = engine.decodeBatch(together, tokens);
-    tokens.forEach((tok, i) => assert.deepEqual(batched[i], alone[i]!.feed([tok]), `step ${step}, sequence ${i}`));
+test('the memory estimate counts every expert and the router', () => {
+  const dir = mixtralFromDense('mistral', { experts: 5, topK: 2, seed: freshSeed(), noise: 0.1 });
+  const source = openModelDir(dir);
+  try {
+    const { hiddenSize: d, intermediateSize: f, numLayers, vocabSize: v, numHeads, numKvHeads, headDim } = source.config;
+    const attention = 2 * d * numHeads * headDim + 2 * d * numKvHeads * headDim;
+    const perLayer = 2 * d + attention + 5 * d + 5 * 3 * d * f;
+    assert.equal(loadMemory(source.weights).resident, 4 * (2 * v * d + d + numLayers * perLayer));
+  } finally {
+    source.weights.close();
   }
-  for (const s of [...alone, ...together]) s.release();
 });
 
 test('a backend without the mixture-of-experts operations refuses a mixtral when the model is made, naming itself', () => {
