@@ -32,9 +32,11 @@ const OTHER_MOE_TYPES = ['qwen2_moe', 'qwen3_moe', 'deepseek_v2', 'deepseek_v3',
 
 /** Fields of mixture-of-experts variants this forward pass does not implement (shared experts, dense layers between). */
 const UNSUPPORTED_MOE_FIELDS = [
-  'shared_expert_intermediate_size', 'n_shared_experts', 'moe_intermediate_size', 'num_experts', 'n_routed_experts',
+  'shared_expert_intermediate_size', 'n_shared_experts', 'moe_intermediate_size', 'n_routed_experts',
   'decoder_sparse_step', 'mlp_only_layers', 'first_k_dense_replace', 'moe_layer_freq',
 ];
+/** Fields that give a dense architecture experts. */
+const EXPERT_FIELDS = ['num_local_experts', 'num_experts', 'num_experts_per_tok'];
 
 /** Parse a config.json already read as JSON; file is used in error messages. */
 export function parseHfConfig(json: unknown, file: string): ModelConfig {
@@ -118,11 +120,17 @@ function unsupported(what: string, file: string, otherMoe: boolean): InputError 
 }
 
 /**
- * mixtral: num_local_experts experts (default 8), num_experts_per_tok of them per token (default 2,
- * at most the number of experts). router_jitter_noise is ignored, as transformers does outside training.
+ * mixtral: num_local_experts experts (default 8; num_experts is read as its other name), num_experts_per_tok
+ * of them per token (default 2, at most the number of experts). router_jitter_noise is ignored, as
+ * transformers does outside training.
  */
 function parseMoe(fields: FieldReader, file: string): MoeConfig {
-  const numExperts = fields.optionalPositiveInt('num_local_experts') ?? 8;
+  const local = fields.optionalPositiveInt('num_local_experts');
+  const alias = fields.optionalPositiveInt('num_experts');
+  if (local !== undefined && alias !== undefined && local !== alias) {
+    throw new InputError(`${file}: "num_local_experts" ${local} and "num_experts" ${alias} disagree`, { file });
+  }
+  const numExperts = local ?? alias ?? 8;
   const topK = fields.optionalPositiveInt('num_experts_per_tok') ?? 2;
   if (topK > numExperts) {
     throw new InputError(`${file}: "num_experts_per_tok" ${topK} is more than "num_local_experts" ${numExperts}`, { file });
@@ -132,7 +140,7 @@ function parseMoe(fields: FieldReader, file: string): MoeConfig {
 
 /** A field of a mixture-of-experts variant this forward pass does not implement: an error naming it. */
 function refuseOtherMoe(architecture: Architecture, c: Json, file: string): void {
-  const fields = architecture === 'mixtral' ? UNSUPPORTED_MOE_FIELDS : [...UNSUPPORTED_MOE_FIELDS, 'num_local_experts', 'num_experts_per_tok'];
+  const fields = architecture === 'mixtral' ? UNSUPPORTED_MOE_FIELDS : [...UNSUPPORTED_MOE_FIELDS, ...EXPERT_FIELDS];
   for (const key of fields) {
     const v = c[key];
     if (v === undefined || v === null || (Array.isArray(v) && v.length === 0)) continue;

@@ -141,6 +141,8 @@ test('mixtral (Mixtral-8x7B config): experts and top-k, no biases, sliding windo
 test('mixture-of-experts configs intscale does not run are errors naming the field or the model type', () => {
   throwsInput(() => parseHfConfig({ ...mixtral, num_experts_per_tok: 9 }, 'config.json'), 'config.json', '"num_experts_per_tok" 9 is more than "num_local_experts" 8');
   throwsInput(() => parseHfConfig({ ...mixtral, num_local_experts: 0 }, 'config.json'), 'num_local_experts');
+  throwsInput(() => parseHfConfig({ ...mixtral, num_experts: 4 }, 'config.json'), '"num_local_experts" 8 and "num_experts" 4 disagree');
+  assert.deepEqual(parseHfConfig({ ...mixtral, num_local_experts: undefined, num_experts: 4 }, 'config.json').moe, { numExperts: 4, topK: 2 }, 'num_experts: the other name');
   throwsInput(() => parseHfConfig({ ...mixtral, shared_expert_intermediate_size: 5632 }, 'config.json'), '"shared_expert_intermediate_size" 5632', 'shared experts');
   throwsInput(() => parseHfConfig({ ...mixtral, model_type: 'qwen2_moe' }, 'config.json'), 'model_type "qwen2_moe" is not supported', 'mixture-of-experts variant');
   throwsInput(() => parseHfConfig({ ...mixtral, model_type: undefined, architectures: ['Qwen3MoeForCausalLM'] }, 'config.json'), 'Qwen3MoeForCausalLM', 'mixture-of-experts variant');
