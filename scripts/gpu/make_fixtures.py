@@ -185,6 +185,7 @@ def save_hub_mixtral(model, cfg, d, dtype, shards=1):
     with transformers and checks the logits equal the model's own: the names are the ones it reads."""
     state = {k: v.to(dtype) for k, v in hub_mixtral_state(model, cfg).items()}
     os.makedirs(d, exist_ok=True)
+    cfg.architectures = ["MixtralForCausalLM"]
     cfg.save_pretrained(d)
     model.generation_config.save_pretrained(d)
     names = sorted(state)
@@ -204,9 +205,11 @@ def save_hub_mixtral(model, cfg, d, dtype, shards=1):
     with torch.no_grad():
         a = model.to(dtype).float()(ids).logits
         b = back(ids).logits
-    err = (a - b).abs().max().item()
-    assert err < 1e-4, f"{d}: logits after reloading the Hub layout differ by {err}"
-    print(d, "hub layout reloads: max |logit diff|", err, "tensors", len(names), flush=True)
+    # a wrong name or layout changes logits by O(1); float32 reordering (the model's own attention and
+    # expert kernels vs the reloaded eager ones) by ~1e-4 of their size
+    err, rel = (a - b).abs().max().item(), ((a - b).abs().max() / a.abs().max()).item()
+    assert rel < 1e-3 and torch.equal(a.argmax(-1), b.argmax(-1)), f"{d}: logits after reloading the Hub layout differ by {err} ({rel} relative)"
+    print(d, "hub layout reloads: max |logit diff|", err, "relative", rel, "tensors", len(names), flush=True)
 
 
 def make_moe_fixture(kind, tok_dir, out_root, input_ids):

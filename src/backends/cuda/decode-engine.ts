@@ -26,12 +26,11 @@ import type { ModelWeights } from '../../model/weights.js';
 import type { DeviceBuffer } from './buffer.js';
 import { CudaContext } from './context.js';
 import { Cublas } from './cublas.js';
-import { attentionToCuda, argmaxRowsCuda, embedRowsCuda, engineSplits, l2PrefetchCuda, pickRowsCuda, ROW_BYTES, rmsnormToCuda, ropeKvWriteCuda, siluMulToCuda, type EngineAttention, type RowForm, type RowOutput } from './engine-ops.js';
+import { attentionToCuda, argmaxRowsCuda, embedRowsCuda, engineSplits, pickRowsCuda, ROW_BYTES, rmsnormToCuda, ropeKvWriteCuda, siluMulToCuda, type EngineAttention, type RowForm, type RowOutput } from './engine-ops.js';
 import { describeEngineWeights, freeEngineWeights, uploadEngineWeights, type EngineLinear, type LinearGroup } from './engine-weights.js';
 import { cudaGraphRuntime } from './graphs.js';
 import { addBiasCuda, addCuda } from './model-ops.js';
-import { planL2Prefetch } from './l2-prefetch.js';
-import { residentBuffers, type FloatPrecision } from './resident-linear.js';
+import type { FloatPrecision } from './resident-linear.js';
 import { hasTensorMaps } from './tensor-map.js';
 import { activationOrder, chooseW4A8Config, w4a8Linear, type W4A8Config, type W4A8Layer } from './w4a8.js';
 import { w8a8Linear } from './w8a8.js';
@@ -48,11 +47,6 @@ export interface CudaEngineOptions {
   readonly graphs?: boolean;
   /** float layers (the lm_head, an unquantized model): 'f16' (default) or 'f32' (cuBLAS SGEMM). */
   readonly floatPrecision?: FloatPrecision;
-  /**
-   * L2 prefetch in decode steps (l2-prefetch.ts): after each GEMM the next one's weights and this many
-   * bytes beyond are asked of the L2 while the small ops run; false: none.
-   */
-  readonly l2Prefetch?: number | false;
 }
 
 export interface CudaEngine extends SequenceEngine {
@@ -111,7 +105,6 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
   const maxK = Math.max(d, F, H * D);
   let rows: DeviceBuffer, picks: DeviceBuffer, nextTokens: DeviceBuffer, h: DeviceBuffer, tmp: DeviceBuffer, qkvOut: DeviceBuffer, guOut: DeviceBuffer, logits: DeviceBuffer, part: DeviceBuffer;
   let acts: RowOutput[];
-  let prefetch: { table: DeviceBuffer; after: readonly (readonly [number, number])[] } | null = null;
   try {
     rows = alloc(T * ROW_BYTES);
     picks = alloc(T * 4);
@@ -127,14 +120,6 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
     // two activation buffers: a group whose GEMMs read different forms gets one each
     acts = [0, 1].map(() => ({ form: 'int8' as RowForm, values: alloc(T * maxK * 4), scales: alloc(T * 4) }));
     kvTable = alloc(maxSequences * L * 2 * 8);
-    if (options.l2Prefetch !== undefined && options.l2Prefetch !== false) {
-      // a decode step's GEMM stages in launch order: per layer q/k/v, o, gate/up, down; then the lm_head
-      const stage = (ls: readonly EngineLinear[]) => ls.flatMap((l) => residentBuffers(l.resident)).map((b) => ({ address: b.address, bytes: b.bytes }));
-      const stages = w.layers.flatMap((l) => [stage(l.qkv.linears), stage([l.o]), stage(l.gateUp.linears), stage([l.down])]).concat([stage([w.lmHead])]);
-      const plan = planL2Prefetch(stages, options.l2Prefetch);
-      prefetch = { table: alloc(Math.max(16, plan.table.byteLength)), after: plan.after };
-      prefetch.table.upload(plan.table);
-    }
   } catch (e) {
     for (const b of owned) b.free();
     freeEngineWeights(w);
@@ -224,27 +209,18 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
    */
   const forwardRows = (m: number, positions: number, picked: number, greedy = false): void => {
     const split = engineSplits(positions, m, H, D);
-    /** after GEMM stage s of a decode step (4·layer + 0 q/k/v, 1 o, 2 gate/up, 3 down; 4·L the lm_head): the L2 prefetch. */
-    const pf = prefetch !== null && picked === m ? prefetch : null;
-    const stageDone = (s: number): void => {
-      if (pf) l2PrefetchCuda(ctx, pf.table, pf.after[s]![0], pf.after[s]![1], sms);
-    };
     embedRowsCuda(ctx, w.embedding, rows, h, m, d);
     for (let i = 0; i < L; i++) {
       const layer = w.layers[i]!;
       const [q, k, v] = normAndGroup(layer.inputNorm, layer.qkv, qkvOut, m);
-      stageDone(4 * i);
       ropeKvWriteCuda(ctx, q!.part, q!.ld, k!.part, v!.part, k!.ld, w.invFreq, rows, m, attentionOf(i));
       const oIn = act(0, formFor(layer.o, m));
       attentionToCuda(ctx, q!.part, q!.ld, rows, m, attentionOf(i), split, part, oIn);
       addLinear(layer.o, oIn, m);
-      stageDone(4 * i + 1);
       const [g, u] = normAndGroup(layer.postAttentionNorm, layer.gateUp, guOut, m);
-      stageDone(4 * i + 2);
       const downIn = act(0, formFor(layer.down, m));
       siluMulToCuda(ctx, g!.part, u!.part, g!.ld, downIn, m, F);
       addLinear(layer.down, downIn, m);
-      stageDone(4 * i + 3);
     }
     if (picked === 0) return; // a prefill pass in which no sequence ends
     const headIn = act(0, formFor(w.lmHead, picked));
@@ -255,7 +231,6 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
       rmsnormToCuda(ctx, tmp, w.finalNorm, headIn, picked, d, c.rmsNormEps);
     }
     runLinear(w.lmHead, headIn, logits, picked);
-    stageDone(4 * L);
     if (greedy) argmaxRowsCuda(ctx, logits, nextTokens, picked, c.vocabSize);
   };
 

@@ -151,13 +151,3 @@ export function argmaxRowsCuda(ctx: CudaContext, x: DeviceBuffer, out: DeviceBuf
   need('argmax out', out, m * 4);
   ctx.launch(getKernel(ctx, FILE, 'argmax_rows'), [m], [1024], [x, { i32: n }, out]);
 }
-
-/**
- * Asks the L2 for pieces [first, end) of `table` (device [address, bytes] pairs, l2-prefetch.ts), launched to
- * overlap the kernel before it; it finishes only after that kernel, so stream order holds for what follows.
- */
-export function l2PrefetchCuda(ctx: CudaContext, table: DeviceBuffer, first: number, end: number, sms: number): void {
-  need('prefetch table', table, end * 16);
-  if (end <= first) return;
-  ctx.launch(getKernel(ctx, FILE, 'l2_prefetch'), [sms], [64], [table, { i32: first }, { i32: end }], 0, { overlapPrevious: true });
-}

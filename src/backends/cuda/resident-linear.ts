@@ -62,13 +62,6 @@ export function makeResident(ctx: CudaContext, w: LinearWeight, floatPrecision: 
   }
 }
 
-/** The device buffers a resident layer's kernel reads, in the order it reads them (weights, then scales). */
-export function residentBuffers(r: ResidentLinear): DeviceBuffer[] {
-  if (r.kind === 'w4a8' || r.kind === 'w8a8' || r.kind === 'w4a16') return [r.layer.weights, r.layer.scales];
-  if (r.kind === 'f32' || r.kind === 'f16') return [r.w];
-  return [];
-}
-
 export function freeResident(r: ResidentLinear): void {
   if (r.kind === 'w4a8') freeW4A8(r.layer);
   else if (r.kind === 'w8a8') freeW8A8(r.layer);

@@ -19,10 +19,6 @@
 //                    w_s = e^(max_s − max), over the row's non-empty splits, all heads, in FORM
 //   argmax_rows      grid (m), 1024 threads: out[r] = the smallest j with x[r, j] = max_j x[r, j] (greedy
 //                    sampling on the device, the host's tie rule; a row of NaN or −inf gives 0)
-//   l2_prefetch      pieces[i0 .. i1) = { address, bytes } (16-byte aligned and sized) asked of the L2
-//                    (cp.async.bulk.prefetch.L2: no registers held, no completion), PF_UNIT bytes per
-//                    instruction over all threads: the next GEMMs' weights stream in while latency-
-//                    bound ops run (l2-prefetch.ts plans the ranges)
 //
 // rmsnorm_to and silu_mul_to run one block of 1024 threads per row, the row held in registers (read
 // once; rows of up to 32768 values, a multiple of 4); attention_merge one block of 1024 per row.
@@ -396,23 +392,4 @@ argmax_rows(const float* __restrict__ x, int n, int* __restrict__ out) {
     }
     out[blockIdx.x] = at == 0x7fffffff ? 0 : at;
   }
-}
-
-#define PF_UNIT 16384
-extern "C" __global__ void __launch_bounds__(64)
-l2_prefetch(const unsigned long long* __restrict__ pieces, int i0, int i1) {
-  pdl_launch_dependents();
-  const unsigned long long t = blockIdx.x * blockDim.x + threadIdx.x, threads = (unsigned long long)gridDim.x * blockDim.x;
-  for (int i = i0; i < i1; ++i) {
-    const unsigned long long base = pieces[2 * i], bytes = pieces[2 * i + 1];
-    for (unsigned long long off = t * PF_UNIT; off < bytes; off += threads * PF_UNIT) {
-      const unsigned size = (unsigned)min((unsigned long long)PF_UNIT, bytes - off);
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-      asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(base + off), "r"(size) : "memory");
-#else
-      for (unsigned b = 0; b < size; b += 128) asm volatile("prefetch.global.L2 [%0];\n" ::"l"(base + off + b));
-#endif
-    }
-  }
-  pdl_wait();  // completes after the kernels before it, so a plain launch after this one waits for them too
 }
