@@ -5,7 +5,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import { forwardHidden, logitsOf } from '../../src/model/forward.js';
 import { createKvCache } from '../../src/model/kv-cache.js';
 import { loadModel } from '../../src/backends/load.js';
@@ -25,13 +24,8 @@ const cases = [
   ['mixtral-window (top-2 of 8 experts, sliding window 8, f16)', fixturePath('mixtral-window')],
 ] as const;
 
-/** Why a fixture's test is skipped: the mixtral fixtures come from make_fixtures.py --moe-fixtures (GPU machine). */
-function missingFixture(dir: string): string | false {
-  return fs.existsSync(dir) ? false : `${dir} is absent (scripts/gpu/make_fixtures.py --moe-fixtures makes it)`;
-}
-
 for (const [label, dir] of cases) {
-  test(`${label}: prefill and decode logits match transformers within 1e-4`, { skip: missingFixture(dir) }, () => {
+  test(`${label}: prefill and decode logits match transformers within 1e-4`, () => {
     const { model } = loadModel(dir);
     const ref = readReference(dir);
     const t = ref.inputIds.length;

@@ -26,6 +26,7 @@ import type { LinearWeight, QuantSpec } from '../../src/quant/types.js';
 import { mixtralFromDense } from '../helpers/mixtral-dir.js';
 import { freshSeed } from '../helpers/random.js';
 import { tempDir } from '../io/temp-dir.js';
+import { fixturePath } from '../helpers/paths.js';
 
 const SPEC: QuantSpec = { wBits: 4, aBits: 8, groupSize: 32, scale: 'int', alpha: { kind: 'safe', maxLog2: 10 } };
 const seed = freshSeed();
@@ -73,6 +74,23 @@ test(`RTN per expert: every expert linear quantized with its overflow proof, the
   back.model.weights.layers.forEach((l, i) => assert.deepEqual(l.moe!.router.w, q.model.weights.layers[i]!.moe!.router.w));
   assert.deepEqual(logits(back.model, IDS), logits(q.model, IDS), 'the checkpoint runs bit for bit as the model it was written from');
 });
+
+for (const fixture of ['mixtral', 'mixtral-window']) {
+  test(`the ${fixture} fixture (transformers-made): GPTQ W4A8 IS per expert, written and read back, runs bit for bit as in memory`, () => {
+    const fdir = fixturePath(fixture);
+    const reports: LinearReport[] = [];
+    const recipe = { method: 'rtn' as const, base: SPEC, overrides: {} };
+    const q = quantizeCalibrated(fdir, windowsOf(4, 32), gptqLayerMethod(() => SPEC, { ...DEFAULT_GPTQ_LAYER, minExpertTokens: 16 }, (r) => reports.push(r)));
+    const experts = q.model.config.moe!.numExperts;
+    assert.equal(reports.length, 2 * (4 + 3 * experts));
+    assert.ok(reports.every((r) => r.overflow?.safe));
+    const out = path.join(tempDir(), fixture);
+    writeQuantizedCheckpoint(out, q.source, q.model.weights, recipe);
+    const back = loadModel(out).model;
+    assert.deepEqual(logits(back, IDS), logits(q.model, IDS));
+    for (const [name, w] of linearsByName(back)) assert.deepEqual((w as { packed: Uint8Array }).packed, (linearsByName(q.model).get(name) as { packed: Uint8Array }).packed, name);
+  });
+}
 
 test(`GPTQ per expert: below --min-expert-tokens an expert is RTN, bit for bit, and reported; above it GPTQ on its routed tokens (seed ${seed})`, () => {
   const rtn = linearsByName(loadModel(dir, { transformLayer: layerQuantizer({ method: 'rtn', base: SPEC, overrides: {} }).transform }).model);
