@@ -1,13 +1,23 @@
 /**
- * Perplexity of a token stream as GPTQ and AWQ evaluate it: the stream cut into consecutive,
- * non-overlapping windows of seqLen tokens; in each window every position but the last predicts
- * the next token; ppl = exp(total negative log-likelihood / tokens predicted). Deterministic.
+ * Perplexity of a token stream, the stream cut into consecutive, non-overlapping windows of seqLen
+ * tokens; ppl = exp(total negative log-likelihood / tokens predicted). Deterministic. Two protocols:
+ *  - 'gptq' (GPTQ's and AWQ's): in each window every position but the last predicts the next token.
+ *  - 'llama.cpp' (llama-perplexity's): each window's first token replaced by BOS, and only the
+ *    positions j ∈ [seqLen/2, seqLen − 1) scored (each predicting token j + 1): every scored token
+ *    sees at least half a window of context.
  */
 import { forwardHidden, logitsOf, type Model } from '../model/forward.js';
 import { createKvCache } from '../model/kv-cache.js';
 
+export type PerplexityProtocol = 'gptq' | 'llama.cpp';
+export const PERPLEXITY_PROTOCOLS: readonly PerplexityProtocol[] = ['gptq', 'llama.cpp'];
+
 export interface PerplexityOptions {
   readonly seqLen: number;
+  /** default 'gptq'; 'llama.cpp' needs `bos`. */
+  readonly protocol?: PerplexityProtocol;
+  /** the BOS token id (the llama.cpp protocol puts it first in every window). */
+  readonly bos?: number | null;
   /** evaluate at most this many windows (quick runs); undefined = all. */
   readonly maxWindows?: number;
   /** called after each window with (windows done, windows total). */
@@ -40,6 +50,10 @@ export function perplexity<T>(model: Model<T>, tokens: ArrayLike<number>, option
     throw new RangeError(`the text has ${count}, fewer than one window of ${seqLen}: use a longer text or a smaller seq-len`);
   }
   const windows = Math.min(available, options.maxWindows ?? available);
+  const llama = options.protocol === 'llama.cpp';
+  if (llama && (options.bos === undefined || options.bos === null)) throw new RangeError('the llama.cpp perplexity protocol puts BOS first in each window: the model\'s tokenizer names no BOS token');
+  /** the first position scored in a window. */
+  const scoreFrom = llama ? seqLen >> 1 : 0;
   const vocab = model.config.vocabSize;
   const cache = createKvCache(model.config, seqLen, model.backend);
   const started = performance.now();
@@ -47,9 +61,10 @@ export function perplexity<T>(model: Model<T>, tokens: ArrayLike<number>, option
   try {
     for (let w = 0; w < windows; w++) {
       const window = Array.prototype.slice.call(tokens, w * seqLen, (w + 1) * seqLen) as number[];
+      if (llama) window[0] = options.bos!;
       cache.length = 0;
       const hidden = forwardHidden(model, window, cache);
-      for (let first = 0; first < seqLen - 1; first += LOGIT_ROWS) {
+      for (let first = scoreFrom; first < seqLen - 1; first += LOGIT_ROWS) {
         const rows = Math.min(LOGIT_ROWS, seqLen - 1 - first);
         const logits = logitsOf(model, hidden, first, rows);
         for (let r = 0; r < rows; r++) {
@@ -61,7 +76,7 @@ export function perplexity<T>(model: Model<T>, tokens: ArrayLike<number>, option
   } finally {
     cache.release();
   }
-  const tokensPredicted = windows * (seqLen - 1);
+  const tokensPredicted = windows * (seqLen - 1 - scoreFrom);
   const meanNll = nll / tokensPredicted;
   return {
     perplexity: Math.exp(meanNll),

@@ -4,6 +4,8 @@ import * as fs from 'node:fs';
 import { negativeLogLikelihood, perplexity } from '../../src/eval/perplexity.js';
 import { loadModel } from '../../src/backends/load.js';
 import { repoPath, sharedPath } from '../helpers/paths.js';
+import { freshSeed, makeRng } from '../helpers/random.js';
+import { modelEngine } from '../../src/model/engine.js';
 
 test('negative log-likelihood is −log softmax, stable for large logits', () => {
   const logits = new Float32Array([1000, 1001, 999]);
@@ -35,4 +37,31 @@ test('WikiText-2 perplexity of the embedded model equals transformers\' (16 wind
   assert.equal(calls, 16);
   assert.equal(r.tokensPredicted, expected.tokens_scored);
   assert.ok(Math.abs(r.perplexity - expected.ppl) / expected.ppl < 1e-4, `ours ${r.perplexity} vs transformers ${expected.ppl}`);
+});
+
+test('llama.cpp protocol: BOS first in each window, only its second half scored (checked against logits fed token by token)', () => {
+  const { model } = loadModel(repoPath('models/tiny-wikitext'));
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  const seqLen = 16, windows = 2, bos = 0, vocab = model.config.vocabSize;
+  const tokens = Array.from({ length: windows * seqLen + 5 }, () => rng.int(2, vocab - 1));
+  const r = perplexity(model, tokens, { seqLen, protocol: 'llama.cpp', bos });
+  assert.equal(r.windows, windows);
+  assert.equal(r.tokensPredicted, windows * (seqLen - 1 - seqLen / 2));
+  let nll = 0;
+  for (let w = 0; w < windows; w++) {
+    const window = tokens.slice(w * seqLen, (w + 1) * seqLen);
+    window[0] = bos;
+    const seq = modelEngine(model).open(seqLen);
+    for (let j = 0; j < seqLen - 1; j++) {
+      const logits = seq.feed([window[j]!]);
+      if (j >= seqLen / 2) nll += negativeLogLikelihood(logits, 0, vocab, window[j + 1]!);
+    }
+    seq.release();
+  }
+  const want = nll / r.tokensPredicted;
+  assert.ok(Math.abs(r.meanNll - want) <= 1e-5 * want, `seed ${seed}: ${r.meanNll} vs ${want}`);
+  const gptq = perplexity(model, tokens, { seqLen });
+  assert.notEqual(gptq.meanNll, r.meanNll, 'the protocols score different tokens');
+  assert.throws(() => perplexity(model, tokens, { seqLen, protocol: 'llama.cpp', bos: null }), /names no BOS token/);
 });

@@ -29,6 +29,7 @@ const BENCHES = {
   'cuda-engine-step': ['cuda-engine-step', 'GPU: the decode engine\'s step time by layer count (7B shape, random weights): per-layer and fixed cost (--layers 1,8,32 --steps N --no-graphs)'],
   'cuda-step-ops': ['cuda-step-ops', 'GPU: the time of each op of a 7B-shaped decode step, each captured in a CUDA graph (--context N)'],
   cpu: ['cpu-e2e', 'CPU: prefill and decode tokens/s of a model in float32, W4A8 IS and W4A8 FS'],
+  'cpu-vs-llamacpp': ['cpu-vs-llamacpp', 'CPU: intscale vs llama.cpp on the same cores, interleaved rounds: W4A8 IS vs Q4_0 and f32 vs F32 tokens/s, and the embedded model\'s perplexity under llama.cpp\'s protocol on both (--anchors DIR --threads N --rounds N --shape h,L,ffn,H,KVH,V --no-perplexity)'],
   'quantize-7b': ['quantize-7b', 'CPU: quantize a LLaMA-2-7B-shaped random f16 checkpoint (written first, 13.5 GB of disk), time and peak RSS (--methods rtn,gptq,awq --calib FILE)'],
   'cpu-step-ops': ['cpu-step-ops', 'CPU: the time of each op of a decode step of a synthetic LLaMA (--layers --hidden --ffn --heads --vocab)'],
   'cpu-batch-decode': ['cpu-batch-decode', 'CPU: a decode step of B sequences at once (continuous batching), ms and tok/s per batch size (--embedded --layers N --batches 1,4,8)'],

@@ -1,9 +1,9 @@
 /** `intscale eval`: perplexity of a text file under a model (float or quantized checkpoint). */
 import { printTable } from '../table.js';
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import type { Backend } from '../../model/backend.js';
 import { InputError } from '../../errors.js';
-import { perplexity } from '../../eval/perplexity.js';
+import { PERPLEXITY_PROTOCOLS, perplexity, type PerplexityProtocol } from '../../eval/perplexity.js';
 import { loadModel } from '../../backends/load.js';
 import { intAtLeast, positiveInt } from '../parse.js';
 import { progressBar } from '../progress.js';
@@ -13,13 +13,15 @@ import { memoryCheckOption, modelDirOption } from '../model-options.js';
 import { offlineOption, resolveModelArg, tokenizerFileOption } from '../model-source.js';
 
 export const evalCommand = new Command('eval')
-  .description('perplexity of a text file (GPTQ/AWQ protocol: non-overlapping windows of --seq-len tokens)')
+  .description('perplexity of a text file: non-overlapping windows of --seq-len tokens, scored as GPTQ/AWQ do (default) or as llama-perplexity does')
   .addOption(modelDirOption())
   .addOption(offlineOption())
   .addOption(tokenizerFileOption())
   .requiredOption('-t, --text <file>', 'UTF-8 text file, e.g. ../shared/data/wikitext-2/test.txt')
   .option('--seq-len <n>', 'tokens per window, ≥ 2 (capped at the model context)', intAtLeast(2), 2048)
   .option('--max-windows <n>', 'evaluate only the first n windows (quick runs)', positiveInt)
+  .addOption(new Option('--protocol <name>', 'gptq: every position but the last scored; llama.cpp: BOS first in each window, its second half scored (llama-perplexity -c SEQ_LEN)')
+    .choices([...PERPLEXITY_PROTOCOLS]).default('gptq'))
   .option('--json', 'print the result as JSON')
   .addOption(memoryCheckOption())
   .addOption(backendOption())
@@ -35,7 +37,7 @@ export const evalCommand = new Command('eval')
     }
   });
 
-interface EvalCliOptions { model: string; offline?: boolean; tokenizer?: string; text: string; seqLen: number; maxWindows?: number; json?: boolean; memoryCheck: boolean; backend: BackendName }
+interface EvalCliOptions { model: string; offline?: boolean; tokenizer?: string; text: string; seqLen: number; maxWindows?: number; protocol: PerplexityProtocol; json?: boolean; memoryCheck: boolean; backend: BackendName }
 
 function evaluate(opts: EvalCliOptions, text: string, backend: Backend<unknown>): void {
   const { model, tokenizer } = loadModel(opts.model, { backend, cachePositions: opts.seqLen, checkMemory: opts.memoryCheck });
@@ -45,9 +47,9 @@ function evaluate(opts: EvalCliOptions, text: string, backend: Backend<unknown>)
   const tokens = tokenizer.encode(text);
   const windows = Math.min(Math.floor(tokens.length / seqLen), opts.maxWindows ?? Infinity);
   const bar = progressBar('windows', windows);
-  const r = perplexity(model, tokens, { seqLen, maxWindows: opts.maxWindows, onWindow: (d) => bar.update(d) });
+  const r = perplexity(model, tokens, { seqLen, protocol: opts.protocol, bos: tokenizer.bosTokenId, maxWindows: opts.maxWindows, onWindow: (d) => bar.update(d) });
   bar.stop();
-  const row = { model: opts.model, text: opts.text, seqLen, windows: r.windows, tokens: r.tokensPredicted, perplexity: r.perplexity, seconds: r.seconds };
+  const row = { model: opts.model, text: opts.text, protocol: opts.protocol, seqLen, windows: r.windows, tokens: r.tokensPredicted, perplexity: r.perplexity, seconds: r.seconds };
   if (opts.json) {
     console.log(JSON.stringify(row));
     return;
