@@ -1,6 +1,6 @@
 /**
- * CPU quantized linear bench: y[M, N] = x[M, K] · W'[N, K]ᵀ through intLinear (activation
- * quantization included), W4A8 g128 with integer scale (IS) and float scale (FS), K = N ∈ {2048,
+ * CPU quantized linear bench: y[M, N] = x[M, K] · W'[N, K]ᵀ through a layer prepared once
+ * (prepareIntLinear, as a backend holds it; activation quantization included), W4A8 g128 with integer scale (IS) and float scale (FS), K = N ∈ {2048,
  * 4096}, M ∈ {1, 8, 64}: the plain-JS kernel (1 thread) vs the WASM SIMD kernel on 1 thread and on
  * the whole pool, all in one run on the same layers and inputs. Ratios: WASM 1 thread over JS,
  * WASM all threads over WASM 1 thread, and FS time over IS time (WASM, all threads).
@@ -9,7 +9,7 @@
  *   INTSCALE_THREADS=4 node dist/bench/cpu-int-linear.js
  * --quick: K = N = 2048 only, shorter budgets; --w8: W8A8 layers instead of W4A8.
  */
-import { intLinear, prepareIntLinear, type IntLinearOptions } from '../src/backends/cpu/int-linear.js';
+import { prepareIntLinear, type IntLinearOptions } from '../src/backends/cpu/int-linear.js';
 import { CpuPool, defaultThreadCount } from '../src/backends/cpu/pool/index.js';
 import { quantizeLinear } from '../src/quant/quantize-linear.js';
 import type { QuantizedLinear, QuantSpec } from '../src/quant/types.js';
@@ -62,7 +62,7 @@ const js: IntLinearOptions = { kernel: 'js', pool: null };
 
 const report = benchOutput(process.argv.includes('--json'));
 report.say(machineLine(threads));
-report.say(`W${wBits}A8 g${G}, α ≤ 2^10 (safe); times are whole intLinear calls (activation quantization included), best ms of the repetitions\n`);
+report.say(`W${wBits}A8 g${G}, α ≤ 2^10 (safe); times are calls of a layer prepared once (activation quantization included), best ms of the repetitions\n`);
 
 const rows: Record<string, string | number>[] = [];
 for (const size of SIZES) {
@@ -73,15 +73,17 @@ for (const size of SIZES) {
     IS: quantizeLinear({ kind: 'float', n: N, k: K, w }, spec('int')),
     FS: quantizeLinear({ kind: 'float', n: N, k: K, w }, spec('float')),
   };
-  for (const layer of Object.values(layers)) prepareIntLinear(layer);
+  // prepared once, as a backend holds them (intLinear alone would lay the weights out on every call)
+  const prepared = Object.fromEntries(Object.entries(layers).map(([name, layer]) =>
+    [name, { js: prepareIntLinear(layer, { kernel: 'js' }), wasm: prepareIntLinear(layer, { kernel: 'wasm' }) }]));
   for (const M of TOKENS) {
     const x = new Float32Array(M * K).map(() => random() * 4);
     const out = new Float32Array(M * N);
     const t: Record<string, number> = {};
-    for (const [name, layer] of Object.entries(layers)) {
-      t[`${name} js`] = timeIt(() => intLinear(x, M, layer, out, js));
-      t[`${name} wasm1`] = timeIt(() => intLinear(x, M, layer, out, one));
-      t[`${name} wasm${threads}`] = timeIt(() => intLinear(x, M, layer, out, all));
+    for (const [name, p] of Object.entries(prepared)) {
+      t[`${name} js`] = timeIt(() => p.js.run(x, M, out, js));
+      t[`${name} wasm1`] = timeIt(() => p.wasm.run(x, M, out, one));
+      t[`${name} wasm${threads}`] = timeIt(() => p.wasm.run(x, M, out, all));
     }
     const fix = (v: number) => Number(v.toFixed(3));
     for (const name of Object.keys(layers)) {
@@ -98,6 +100,10 @@ for (const size of SIZES) {
         [`FS/IS ${threads}T`]: name === 'FS' ? fix(wasmAll / t[`IS wasm${threads}`]!) : '',
       });
     }
+  }
+  for (const p of Object.values(prepared)) {
+    p.js.release();
+    p.wasm.release();
   }
 }
 report.table(rows);

@@ -5,17 +5,18 @@
  * Data layout (all byte addresses in the arena; Gp = G rounded up to the block, gc = K / G):
  *  - weights: the packed format of src/quant/int4-pack.ts, read in place (Gp = G, the common case),
  *    or a copy with each group zero-padded to Gp: one row of gc·Gp/2 (W4) or gc·Gp (W8) bytes per
- *    output channel, read in blocks of 16 bytes as an i8x16 v:
- *      W4, block of 32 inputs k0..k0+31, byte j = q[k0+2j] (low nibble) | q[k0+2j+1] (high):
- *        lo = i8x16.shr_s(i8x16.shl(v, 4), 4) = q at even inputs, hi = i8x16.shr_s(v, 4) = odd;
- *        w_0 = extend_low(lo) = q[k0+0,2,…,14], w_1 = extend_high(lo) = q[k0+16,…,30],
- *        w_2 = extend_low(hi) = q[k0+1,3,…,15], w_3 = extend_high(hi) = q[k0+17,…,31]
+ *    output channel, read in blocks of 16 bytes v:
+ *      W4, block of 32 inputs k0..k0+31, byte j = q[k0+2j] (low nibble) | q[k0+2j+1] (high), so the
+ *        16-bit lane l of v holds q[k0+4l], q[k0+4l+1], q[k0+4l+2], q[k0+4l+3] in bits 0, 4, 8, 12;
+ *        two 16-bit shifts (native on x86, unlike 8-bit ones) sign-extend each:
+ *        w_i = i16x8.shr_s(i16x8.shl(v, 12 − 4i), 12) (w_3 = i16x8.shr_s(v, 12)), lane l = q[k0+4l+i]
  *      W8, block of 16 inputs k0..k0+15, byte j = q[k0+j]:
  *        w_0 = extend_low(v) = q[k0 .. k0+7], w_1 = extend_high(v) = q[k0+8 .. k0+15]
  *    Padded inputs have q = 0. (Gp = G rounded up to 32 for W4, 16 for W8.)
  *  - activations x16: int16 [M, gc·Gp], token rows contiguous, group g at [g·Gp, (g+1)·Gp), each
  *    block in the order of its weight vectors (activationSlot): W4 slot 8i + l holds the input
- *    w_i lane l weighs, W8 the inputs in order; so each w_i meets 8 consecutive int16 activations.
+ *    w_i lane l weighs (k0 + 4l + i), W8 the inputs in order; so each w_i meets 8 consecutive int16
+ *    activations.
  *    Padding slots may hold anything (their weights are 0).
  *  - scales: int32 S [N, gc] (integer scale) or f32 s [N, gc] (float scale); bias f32 [N] or 0;
  *    a f32 [M]; out f32 [M, N]; ovf u8 [M, N] (checked mode only).
@@ -60,12 +61,12 @@ export function inputsPerBlock(bits: IntKernelBits): number {
 
 /**
  * Where input i of a group (0 ≤ i < Gp) sits among the group's activation slots (see the layout
- * above). W4: within a block of 32, offset o goes to vector ((o & 1) << 1 | o >> 4), lane (o & 15) >> 1.
+ * above). W4: within a block of 32, offset o goes to vector o & 3, lane o >> 2.
  */
 export function activationSlot(bits: IntKernelBits, i: number): number {
   if (bits === 8) return i;
   const o = i & 31;
-  return (i - o) + ((((o & 1) << 1) | (o >> 4)) << 3) + ((o & 15) >> 1);
+  return (i - o) + ((o & 3) << 3) + (o >> 2);
 }
 
 export function intKernelName(bits: IntKernelBits, mode: IntKernelMode, c: number, t: number): string {
@@ -84,7 +85,7 @@ function kernel(bits: IntKernelBits, mode: IntKernelMode, C: number, T: number):
   const cs = [...Array(C).keys()];
   const ts = [...Array(T).keys()];
   f.local('n', I32).local('g', I32).local('b', I32).local('xRow', I32).local('wRow', I32).local('s', I32);
-  for (const c of cs) f.local(`wp${c}`, I32).local(`sc${c}`, I32).local(`v${c}`, V128).local(`lo${c}`, V128).local(`wi${c}`, V128);
+  for (const c of cs) f.local(`wp${c}`, I32).local(`sc${c}`, I32).local(`v${c}`, V128).local(`wi${c}`, V128);
   for (const t of ts) f.local(`xp${t}`, I32);
   f.local('xv', V128).local('y', F32);
   for (const c of cs) for (const t of ts) {
@@ -242,21 +243,16 @@ function lanesSums(f: FnBuilder, accs: readonly string[]): void {
   f.simd(simd.i32x4Add);
 }
 
-/**
- * wi_c = weight vector i (int16x8) of channel c's 16-byte block v_c (see the layout above). Called
- * for i = 0, 1, … in order: W4 keeps the even-input nibbles in lo_c (i = 0) and turns v_c into the
- * odd ones in place (i = 2).
- */
+/** wi_c = weight vector i (int16x8) of channel c's 16-byte block v_c (see the layout above). */
 function unpack(f: FnBuilder, bits: IntKernelBits, i: number, c: number): void {
-  const [v, lo, wi] = [`v${c}`, `lo${c}`, `wi${c}`];
-  const extend = i % 2 === 0 ? simd.i16x8ExtendLowI8x16S : simd.i16x8ExtendHighI8x16S;
+  const [v, wi] = [`v${c}`, `wi${c}`];
   if (bits === 8) {
-    f.get(v).simd(extend).set(wi);
+    f.get(v).simd(i % 2 === 0 ? simd.i16x8ExtendLowI8x16S : simd.i16x8ExtendHighI8x16S).set(wi);
     return;
   }
-  if (i === 0) f.get(v).i32(4).simd(simd.i8x16Shl).i32(4).simd(simd.i8x16ShrS).set(lo);
-  if (i === 2) f.get(v).i32(4).simd(simd.i8x16ShrS).set(v);
-  f.get(i < 2 ? lo : v).simd(extend).set(wi);
+  f.get(v);
+  if (i < 3) f.i32(12 - 4 * i).simd(simd.i16x8Shl);
+  f.i32(12).simd(simd.i16x8ShrS).set(wi);
 }
 
 /** The module bytes; its memory import is shared, maxPages pages at most. */
