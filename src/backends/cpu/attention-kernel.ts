@@ -44,9 +44,36 @@ function attendRow(q: Float32Array, qo: number, keys: Float32Array, values: Floa
   const D4 = D & ~3;
   for (let i = 0; i < D; i++) qd[i] = q[qo + i]!;
   let max = -Infinity;
-  for (let t = first; t <= pos; t++) {
+  // two positions a pass (twice the independent sums in flight, each q element loaded once for both);
+  // each position's four partial sums (k ≡ 0, 1, 2, 3 mod 4, added pairwise) are the one-position order
+  let t = first;
+  for (; t < pos; t += 2) {
+    const ka = t * kvDim + kvo, kb = ka + kvDim;
+    let a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;
+    let i = 0;
+    for (; i < D4; i += 4) {
+      const q0 = qd[i]!, q1 = qd[i + 1]!, q2 = qd[i + 2]!, q3 = qd[i + 3]!;
+      a0 += q0 * keys[ka + i]!;
+      a1 += q1 * keys[ka + i + 1]!;
+      a2 += q2 * keys[ka + i + 2]!;
+      a3 += q3 * keys[ka + i + 3]!;
+      b0 += q0 * keys[kb + i]!;
+      b1 += q1 * keys[kb + i + 1]!;
+      b2 += q2 * keys[kb + i + 2]!;
+      b3 += q3 * keys[kb + i + 3]!;
+    }
+    for (; i < D; i++) {
+      a0 += qd[i]! * keys[ka + i]!;
+      b0 += qd[i]! * keys[kb + i]!;
+    }
+    const sa = ((a0 + a1) + (a2 + a3)) * scale, sb = ((b0 + b1) + (b2 + b3)) * scale;
+    scores[t] = sa;
+    scores[t + 1] = sb;
+    if (sa > max) max = sa;
+    if (sb > max) max = sb;
+  }
+  if (t === pos) {
     const ko = t * kvDim + kvo;
-    // four partial sums (k ≡ 0, 1, 2, 3 mod 4), added pairwise: the same order in every thread
     let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
     let i = 0;
     for (; i < D4; i += 4) {
@@ -61,23 +88,22 @@ function attendRow(q: Float32Array, qo: number, keys: Float32Array, values: Floa
     if (sc > max) max = sc;
   }
   let sum = 0;
-  for (let t = first; t <= pos; t++) {
-    const e = Math.exp(scores[t]! - max);
-    scores[t] = e;
+  for (let u = first; u <= pos; u++) {
+    const e = Math.exp(scores[u]! - max);
+    scores[u] = e;
     sum += e;
   }
   acc.fill(0);
-  for (let t = first; t <= pos; t++) {
+  // acc[i] += p_t · V[t][i] in increasing t, two positions a pass: acc[i] = (acc[i] + p_a·V_a[i]) + p_b·V_b[i]
+  for (t = first; t < pos; t += 2) {
+    const pa = scores[t]! / sum, pb = scores[t + 1]! / sum;
+    const va = t * kvDim + kvo, vb = va + kvDim;
+    for (let i = 0; i < D; i++) acc[i] = acc[i]! + pa * values[va + i]! + pb * values[vb + i]!;
+  }
+  if (t === pos) {
     const p = scores[t]! / sum;
     const vo = t * kvDim + kvo;
-    let i = 0;
-    for (; i < D4; i += 4) {
-      acc[i] += p * values[vo + i]!;
-      acc[i + 1] += p * values[vo + i + 1]!;
-      acc[i + 2] += p * values[vo + i + 2]!;
-      acc[i + 3] += p * values[vo + i + 3]!;
-    }
-    for (; i < D; i++) acc[i] += p * values[vo + i]!;
+    for (let i = 0; i < D; i++) acc[i] += p * values[vo + i]!;
   }
   for (let i = 0; i < D; i++) out[qo + i] = acc[i]!;
 }

@@ -43,8 +43,8 @@ type BlockFn = (
   sc: number, gc: number, bpg: number, bias: number, invAlpha: number, ovf: number,
 ) => void;
 
-/** [C2T4, C2T2, C2T1, C1T4, C1T2, C1T1] of one (bits, mode). */
-type BlockTable = readonly [BlockFn, BlockFn, BlockFn, BlockFn, BlockFn, BlockFn];
+/** [C2T4, C2T2, C2T1, C1T4, C1T2, C1T1, C4T1] of one (bits, mode). */
+type BlockTable = readonly [BlockFn, BlockFn, BlockFn, BlockFn, BlockFn, BlockFn, BlockFn];
 
 let tables: Map<string, BlockTable> | null | undefined;
 
@@ -58,7 +58,7 @@ function instantiate(): Map<string, BlockTable> | null {
     for (const bits of [4, 8] as const) {
       for (const mode of INT_WASM_MODES) {
         const fn = (c: number, t: number) => exports[intKernelName(bits, mode, c, t)]!;
-        map.set(`${bits}${mode}`, [fn(2, 4), fn(2, 2), fn(2, 1), fn(1, 4), fn(1, 2), fn(1, 1)]);
+        map.set(`${bits}${mode}`, [fn(2, 4), fn(2, 2), fn(2, 1), fn(1, 4), fn(1, 2), fn(1, 1), fn(4, 1)]);
       }
     }
     return map;
@@ -97,6 +97,7 @@ export function intLinearWasmRows(args: IntLinearWasmArgs, nStart: number, nEnd:
   for (let n0 = nStart; n0 < nEnd; n0 += tile) {
     const n1 = Math.min(nEnd, n0 + tile);
     const nPairs = n0 + ((n1 - n0) & ~1);
+    const nQuads = n0 + ((n1 - n0) & ~3);
     let m = 0;
     for (let block = 0; block < 3; block++) {
       const T = 4 >> block;
@@ -107,7 +108,10 @@ export function intLinearWasmRows(args: IntLinearWasmArgs, nStart: number, nEnd:
         const am = a + 4 * m;
         const om = out + m * outRow;
         const vm = ovf + m * N;
-        if (nPairs > n0) pairFn(n0, nPairs, xm, am, om, outRow, w, sc, gc, bpg, bias, invAlpha, vm);
+        // one token at a time (decode): four channels a pass, four weight streams from memory at once
+        const nq = T === 1 ? nQuads : n0;
+        if (nq > n0) fns[6](n0, nq, xm, am, om, outRow, w, sc, gc, bpg, bias, invAlpha, vm);
+        if (nPairs > nq) pairFn(nq, nPairs, xm, am, om, outRow, w, sc, gc, bpg, bias, invAlpha, vm);
         if (n1 > nPairs) singleFn(nPairs, n1, xm, am, om, outRow, w, sc, gc, bpg, bias, invAlpha, vm);
       }
     }

@@ -51,6 +51,7 @@ export type IntKernelBits = 4 | 8;
 export const INT_WASM_BLOCKS: readonly (readonly [number, number])[] = [
   [2, 4], [2, 2], [2, 1],
   [1, 4], [1, 2], [1, 1],
+  [4, 1],
 ];
 export const INT_WASM_MODES: readonly IntKernelMode[] = ['is', 'is-checked', 'fs'];
 

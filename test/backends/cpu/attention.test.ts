@@ -35,3 +35,49 @@ for (const window of [null, 37]) {
     assert.ok(want.some((x) => x !== 0));
   });
 }
+
+/**
+ * The header's arithmetic written plainly, one position at a time (float64, the kernel's order). The
+ * outputs are float32, so this checks the result, not the float64 order (a reordering changes only
+ * float64 last bits, which the rounding to float32 almost always hides).
+ */
+function plainAttentionRow(q: Float32Array, qo: number, keys: Float32Array, values: Float32Array, kvo: number, kvDim: number, first: number, pos: number, D: number): Float64Array {
+  const scores: number[] = [];
+  for (let t = first; t <= pos; t++) {
+    const part = [0, 0, 0, 0];
+    const D4 = D & ~3;
+    for (let i = 0; i < D4; i++) part[i & 3] += q[qo + i]! * keys[t * kvDim + kvo + i]!;
+    for (let i = D4; i < D; i++) part[0] += q[qo + i]! * keys[t * kvDim + kvo + i]!;
+    scores.push(((part[0]! + part[1]!) + (part[2]! + part[3]!)) * (1 / Math.sqrt(D)));
+  }
+  const max = Math.max(...scores);
+  let sum = 0;
+  const e = scores.map((s) => Math.exp(s - max));
+  for (const x of e) sum += x;
+  const acc = new Float64Array(D);
+  e.forEach((x, j) => {
+    const p = x / sum;
+    for (let i = 0; i < D; i++) acc[i] += p * values[(first + j) * kvDim + kvo + i]!;
+  });
+  return acc;
+}
+
+test('the attention row kernel equals the header\'s arithmetic done one position at a time: the same float32 outputs (odd head dims, odd and even position counts, GQA, windows)', () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  for (let trial = 0; trial < 24; trial++) {
+    const KVH = rng.int(1, 3), H = KVH * rng.int(1, 3), D = rng.int(1, 70), m = rng.int(1, 3), start = rng.int(0, 40);
+    const window = rng.int(0, 1) === 0 ? 0 : rng.int(1, 12);
+    const capacity = start + m;
+    const random = (n: number) => Float32Array.from({ length: n }, () => rng.normal());
+    const keys = random(capacity * KVH * D), values = random(capacity * KVH * D), q = random(m * H * D);
+    const out = new Float32Array(m * H * D);
+    attentionRows({ q, keys, values, out, startPos: start, numHeads: H, numKvHeads: KVH, headDim: D, window }, 0, m * H);
+    for (let r = 0; r < m; r++) for (let h = 0; h < H; h++) {
+      const pos = start + r, first = window > 0 ? Math.max(0, pos - window + 1) : 0;
+      const want = plainAttentionRow(q, (r * H + h) * D, keys, values, Math.floor(h / (H / KVH)) * D, KVH * D, first, pos, D);
+      const got = out.subarray((r * H + h) * D, (r * H + h + 1) * D);
+      assert.deepEqual(got, Float32Array.from(want), `seed ${seed}, trial ${trial}: H ${H}/${KVH}, D ${D}, row ${r}, head ${h}, positions ${first}..${pos}`);
+    }
+  }
+});
