@@ -17,7 +17,7 @@ import type { ModelWeights } from '../model/weights.js';
 import { INT32_LIMIT, proveNoOverflow, type OverflowProof } from '../quant/overflow.js';
 import type { LinearReport } from '../quantize/quantize-model.js';
 import { dequantize, meanSquaredError, quantizeLinear } from '../quant/quantize-linear.js';
-import type { FloatLinear, LinearWeight, QuantizedLinear, QuantSpec } from '../quant/types.js';
+import type { FloatLinear, QuantizedLinear, QuantSpec } from '../quant/types.js';
 import { linearNames, tracingBackend, type AccumulatorStats } from './tracing-backend.js';
 
 // ---------------------------------------------------------------- 1. calibration trace

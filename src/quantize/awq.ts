@@ -34,7 +34,6 @@
  */
 import type { Backend } from '../model/backend.js';
 import { InputError } from '../errors.js';
-import type { LinearInput } from '../model/forward.js';
 import { linearModule, type LinearSlot } from '../model/layout.js';
 import { linearAt, mapLinears, type MlpLinears } from '../model/layer-linears.js';
 import { linearOnce } from '../model/prepare.js';

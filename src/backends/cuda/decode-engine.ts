@@ -78,7 +78,13 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
   const d = c.hiddenSize, F = c.intermediateSize, H = c.numHeads, KVH = c.numKvHeads, D = c.headDim, L = c.numLayers;
   const maxSequences = options.maxSequences ?? 8;
   const invFreq = ropeInverseFrequencies(D, c.ropeTheta, c.ropeScaling);
-  const w = uploadEngineWeights(ctx, c, weights, invFreq, options.floatPrecision ?? 'f16');
+  let w: ReturnType<typeof uploadEngineWeights>;
+  try {
+    w = uploadEngineWeights(ctx, c, weights, invFreq, options.floatPrecision ?? 'f16');
+  } catch (e) {
+    if (ownsContext) ctx.release(); // a model the engine refuses (or cannot hold) leaves no context behind
+    throw e;
+  }
   const allLinears = w.layers.flatMap((l) => [...l.qkv.linears, l.o, ...l.gateUp.linears, l.down]).concat(w.lmHead);
   const hasW4A16 = allLinears.some((l) => l.resident.kind === 'w4a16');
   const T = Math.min(options.maxChunk ?? 256, hasW4A16 ? W4A16_MAX_TOKENS : Infinity);
