@@ -4,12 +4,15 @@
  * level C, C clients (the official openai client, streamed completions, greedy) each send requests
  * back to back until `--requests` have completed or `--seconds` have passed. Per level: requests/s,
  * output tokens/s (all clients), time to first token and the time between a client's tokens (p50 /
- * p99), and the batch the server reached; the RSS at the start and end of the run. Every answer is
+ * p99), and the batch the server reached; the RSS at the start and end of the run and the JS heap
+ * still reachable after a full collection (a leak grows it, GC slack does not). Every answer is
  * checked against the answer the same prompt gets alone (first level) — a mismatch is reported.
  *
  *   node dist/bench/serve-load.js [--model DIR] [--float] [--backend cpu|cuda] [--levels 1,4,16,64]
  *                                 [--requests 64] [--seconds 60] [--max-tokens 32] [--max-batch 64]
  */
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { parseArgs } from 'node:util';
 import OpenAI from 'openai';
 import { DEFAULT_MODEL_DIR } from '../src/cli/default-model.js';
@@ -88,7 +91,15 @@ async function one(prompt: string): Promise<Sample> {
 
 /** the most requests the server ran at once during a level (read at every streamed chunk). */
 let mostRunning = 0;
-const rssStart = process.memoryUsage().rss;
+/** RSS, and the JS heap in use after a full collection (what stays reachable: a leak grows it, GC slack does not). */
+v8.setFlagsFromString('--expose-gc'); // not as a node flag: the worker pool refuses it in execArgv
+const gc = runInNewContext('gc') as () => void;
+const memory = (): { rss: number; heap: number } => {
+  gc();
+  const m = process.memoryUsage();
+  return { rss: m.rss, heap: m.heapUsed };
+};
+const memStart = memory();
 const rows = [];
 for (const c of levels) {
   const samples: Sample[] = [];
@@ -120,7 +131,9 @@ for (const c of levels) {
   });
 }
 out.table(rows);
-out.say(`RSS: ${(rssStart / 2 ** 20).toFixed(0)} MiB at the start of the load, ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB at the end`);
+const memEnd = memory();
+const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
+out.say(`RSS: ${mib(memStart.rss)} at the start of the load, ${mib(memEnd.rss)} at the end; JS heap after a full collection: ${mib(memStart.heap)} → ${mib(memEnd.heap)}`);
 await server.app.close();
 close();
 process.exit(0);
