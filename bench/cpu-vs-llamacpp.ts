@@ -18,7 +18,7 @@
  * llama.cpp tools (or python3 with numpy) are absent.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -96,7 +96,7 @@ function once(path: string, what: string, make: () => void): string {
 }
 once(join(hf, 'model.safetensors'), 'the random-weight speed model', () => {
   sh('python3', [join(anchors, 'make_speed_model.py'), hf, ...[hidden, layers, ffn, heads, kvHeads, vocab].map(String)]);
-  for (const f of ['tokenizer.json', 'tokenizer_config.json']) sh('cp', [join(DEFAULT_MODEL_DIR, f), join(hf, f)]);
+  for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(DEFAULT_MODEL_DIR, f), join(hf, f));
 });
 const f32Gguf = once(join(work, 'speed-f32.gguf'), 'its F32 GGUF', () => sh('python3', [join(anchors, 'hf2gguf.py'), hf, join(work, 'speed-f32.gguf'), 'f32'], pyEnv));
 const q4Gguf = once(join(work, 'speed-q4_0.gguf'), 'its Q4_0 GGUF (lm_head and embeddings f32)', () =>
@@ -104,7 +104,8 @@ const q4Gguf = once(join(work, 'speed-q4_0.gguf'), 'its Q4_0 GGUF (lm_head and e
 const isDir = once(join(work, 'speed-w4a8-is'), 'the intscale W4A8 IS g128 checkpoint', () =>
   sh(process.execPath, [CLI, 'quantize', '-m', hf, '-o', join(work, 'speed-w4a8-is')], { INTSCALE_THREADS: String(threads) }));
 
-interface System { readonly name: string; measure(): { prefill: number; decode: number } }
+/** A system timed; `baseline`: the llama.cpp system its ratios are taken against (none for llama.cpp's own rows). */
+interface System { readonly name: string; readonly baseline?: System; measure(): { prefill: number; decode: number } }
 const llamaBench = (name: string, gguf: string): System => ({
   name,
   measure() {
@@ -113,17 +114,19 @@ const llamaBench = (name: string, gguf: string): System => ({
     return { prefill: rows.find((r) => r.n_prompt > 0)!.avg_ts, decode: rows.find((r) => r.n_gen > 0)!.avg_ts };
   },
 });
-const intscale = (name: string, dir: string): System => ({
+const intscale = (name: string, dir: string, baseline: System): System => ({
   name,
+  baseline,
   measure() {
     const raw = sh(process.execPath, [join(PACKAGE_ROOT, 'dist', 'bench', 'cpu-vs-llamacpp.js'), '--child', dir, '--prompt', String(prompt), '--decode', String(decode)],
       { INTSCALE_THREADS: String(threads) });
     return JSON.parse(raw.trim().split('\n').pop()!) as { prefill: number; decode: number };
   },
 });
+const q4 = llamaBench('llama.cpp Q4_0', q4Gguf), f32 = llamaBench('llama.cpp F32', f32Gguf);
 const systems: System[] = [
-  llamaBench('llama.cpp Q4_0', q4Gguf), intscale('intscale W4A8 IS g128', isDir),
-  llamaBench('llama.cpp F32', f32Gguf), intscale('intscale float32', hf),
+  q4, intscale('intscale W4A8 IS g128', isDir, q4),
+  f32, intscale('intscale float32', hf, f32),
 ];
 
 out.say(machineLine(threads));
@@ -140,14 +143,16 @@ for (let r = 0; r < Number(values.rounds); r++) {
   });
 }
 const med = samples.map((s) => ({ prefill: median(s.prefill), decode: median(s.decode) }));
-/** the llama.cpp row a system is compared with: Q4_0 for the 4-bit rows, F32 for the float rows. */
-const against = [0, 0, 2, 2];
+const ratio = (i: number, what: 'prefill' | 'decode'): string => {
+  const b = systems[i]!.baseline;
+  return b === undefined ? '' : `${(med[i]![what] / med[systems.indexOf(b)]![what]).toFixed(2)}×`;
+};
 out.table(systems.map((s, i) => ({
   system: s.name,
   'prefill tok/s': Number(med[i]!.prefill.toFixed(1)),
   'decode tok/s': Number(med[i]!.decode.toFixed(1)),
-  'prefill vs llama.cpp': i === against[i] ? '' : `${(med[i]!.prefill / med[against[i]!]!.prefill).toFixed(2)}×`,
-  'decode vs llama.cpp': i === against[i] ? '' : `${(med[i]!.decode / med[against[i]!]!.decode).toFixed(2)}×`,
+  'prefill vs llama.cpp': ratio(i, 'prefill'),
+  'decode vs llama.cpp': ratio(i, 'decode'),
   'decode tok/s by round': samples[i]!.decode.map((v) => v.toFixed(1)).join(' '),
 })));
 

@@ -322,6 +322,23 @@ def reference_perplexity(model_dir, tok, data_dir, seq_len, max_windows):
             "ppl": math.exp(nll / count)}
 
 
+def save_model_references(model_dir, tok, data_dir):
+    """A trained model's reference logits and greedy tokens, and its WikiText-2 test perplexities."""
+    save_reference(model_dir, tok.encode(" = Robert Boulter = \n Robert Boulter is an English film").ids)
+    ppl = {"full": reference_perplexity(model_dir, tok, data_dir, 512, 10 ** 9),
+           "first8": reference_perplexity(model_dir, tok, data_dir, 512, 8),
+           "seq128_first16": reference_perplexity(model_dir, tok, data_dir, 128, 16)}
+    json.dump(ppl, open(os.path.join(model_dir, "reference_perplexity.json"), "w"), indent=1)
+    print("reference perplexity", ppl, flush=True)
+
+
+def fixtures_like(make, kinds, from_dir, out):
+    """Fixtures made with the tokenizer and input_ids of an existing fixture (from_dir)."""
+    input_ids = load_file(os.path.join(from_dir, "reference.safetensors"))["input_ids"].tolist()
+    for kind in kinds:
+        make(kind, from_dir, os.path.join(out, "fixtures"), input_ids)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data")
@@ -338,31 +355,21 @@ def main():
     ap.add_argument("--from", dest="from_dir", default="test/fixtures/llama")
     ap.add_argument("--from-model", default="models/tiny-wikitext")
     a = ap.parse_args()
-    if a.moe_fixtures:
+    if a.moe_fixtures or a.train_moe or a.bias_fixtures:
         print("torch", torch.__version__, "transformers", transformers.__version__, flush=True)
-        input_ids = load_file(os.path.join(a.from_dir, "reference.safetensors"))["input_ids"].tolist()
-        for kind in ("mixtral", "mixtral-window"):
-            make_moe_fixture(kind, a.from_dir, os.path.join(a.out, "fixtures"), input_ids)
+    if a.moe_fixtures:
+        fixtures_like(make_moe_fixture, ("mixtral", "mixtral-window"), a.from_dir, a.out)
         return
     if a.train_moe:
         if a.data is None:
             ap.error("--train-moe needs --data")
-        print("torch", torch.__version__, "transformers", transformers.__version__, flush=True)
         tok = Tokenizer.from_file(os.path.join(a.from_model, "tokenizer.json"))
         model_dir = os.path.join(a.out, "models", "tiny-wikitext-moe")
         train_tiny_model(tok, a.data, a.from_model, model_dir, a.train_seconds, moe=True)
-        save_reference(model_dir, tok.encode(" = Robert Boulter = \n Robert Boulter is an English film").ids)
-        ppl = {"full": reference_perplexity(model_dir, tok, a.data, 512, 10 ** 9),
-               "first8": reference_perplexity(model_dir, tok, a.data, 512, 8),
-               "seq128_first16": reference_perplexity(model_dir, tok, a.data, 128, 16)}
-        json.dump(ppl, open(os.path.join(model_dir, "reference_perplexity.json"), "w"), indent=1)
-        print("reference perplexity", ppl, flush=True)
+        save_model_references(model_dir, tok, a.data)
         return
     if a.bias_fixtures:
-        print("torch", torch.__version__, "transformers", transformers.__version__, flush=True)
-        input_ids = load_file(os.path.join(a.from_dir, "reference.safetensors"))["input_ids"].tolist()
-        for kind in ("llama-attention-bias", "llama-mlp-bias"):
-            make_bias_fixture(kind, a.from_dir, os.path.join(a.out, "fixtures"), input_ids)
+        fixtures_like(make_bias_fixture, ("llama-attention-bias", "llama-mlp-bias"), a.from_dir, a.out)
         return
     if a.refresh_references is not None:
         for d in a.refresh_references:
@@ -385,12 +392,7 @@ def main():
         make_random_fixture(kind, tok_dir, os.path.join(a.out, "fixtures"), input_ids)
     model_dir = os.path.join(a.out, "models", "tiny-wikitext")
     train_tiny_model(tok, a.data, tok_dir, model_dir, a.train_seconds)
-    save_reference(model_dir, tok.encode(" = Robert Boulter = \n Robert Boulter is an English film").ids)
-    ppl = {"full": reference_perplexity(model_dir, tok, a.data, 512, 10 ** 9),
-           "first8": reference_perplexity(model_dir, tok, a.data, 512, 8),
-           "seq128_first16": reference_perplexity(model_dir, tok, a.data, 128, 16)}
-    json.dump(ppl, open(os.path.join(model_dir, "reference_perplexity.json"), "w"), indent=1)
-    print("reference perplexity", ppl, flush=True)
+    save_model_references(model_dir, tok, a.data)
 
 
 if __name__ == "__main__":
