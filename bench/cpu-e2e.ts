@@ -33,7 +33,7 @@ const reps = Number(values.reps);
 
 function quantized(spec: QuantSpec): LoadedModel {
   const recipe: QuantRecipe = { method: 'rtn', base: spec, overrides: {} };
-  return loadModel(values.model!, { transformLayer: layerQuantizer(recipe).transform });
+  return loadModel(values.model!, layerQuantizer(recipe).loadOptions);
 }
 
 const settings: [string, () => LoadedModel][] = [

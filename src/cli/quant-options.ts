@@ -2,7 +2,9 @@
  * Parsing the quantization flags of `intscale quantize` into a typed QuantRecipe:
  *   --alpha 1024 | heuristic | safe | safe:4096      (safe = the largest overflow-free α ≤ 2^10)
  *   --override down_proj=w8a8,g128,float             (any of wN, aN, gN / per-channel, int, float, alpha=…;
- *                                                     lm_head=… quantizes the lm_head, else kept in float)
+ *                                                     lm_head=… sets the lm_head's settings)
+ *   --lm-head w8a8 | float                           (the lm_head: W8A8 with the base's group, scale and α
+ *                                                     policy by default when activations are 8-bit)
  *   --method rtn | gptq | awq, with --calib FILE --calib-windows N --calib-seq-len L --seed S
  *   (calibration defaults to ../shared/data/wikitext-2/valid.txt beside the package when present:
  *   never the bundled test excerpt), --damp, --act-order (GPTQ), --awq-clip (AWQ), --min-expert-tokens (mixtral:
@@ -74,6 +76,8 @@ export function parseOverride(value: string, previous: Overrides = {}): Override
 
 export interface QuantCliOptions {
   wBits: string; aBits: string; group: number; scale: string; alpha: AlphaPolicy; override: Overrides;
+  /** 'w8a8' (the default) or 'float'. */
+  lmHead?: string;
   method?: string;
   calib?: string; calibWindows?: number; calibSeqLen?: number; seed?: number;
   damp?: number; actOrder?: boolean; trueSequential?: boolean; awqClip?: boolean; minExpertTokens?: number;
@@ -97,6 +101,22 @@ function calibrationFromOptions(o: QuantCliOptions, method: QuantMethod): Calibr
   };
 }
 
+/**
+ * The overrides with the lm_head's default added: W8A8 (base's group, scale and α policy) when the
+ * base quantizes activations to 8 bits; kept in float with `--lm-head float` or a weight-only base.
+ * An explicit `--override lm_head=…` wins over the default.
+ */
+function withLmHead(o: QuantCliOptions, base: QuantSpec): Overrides {
+  const kind = o.lmHead ?? 'w8a8';
+  if (kind !== 'w8a8' && kind !== 'float') throw new InputError(`--lm-head must be w8a8 or float; got "${kind}"`);
+  if (o.override.lmHead !== undefined) {
+    if (kind === 'float' && o.lmHead !== undefined) throw new InputError('--lm-head float and --override lm_head=… contradict each other: give one');
+    return o.override;
+  }
+  if (kind === 'float' || base.aBits !== 8) return o.override;
+  return { ...o.override, lmHead: { wBits: 8, aBits: 8 } };
+}
+
 export function recipeFromOptions(o: QuantCliOptions): QuantRecipe {
   const base: QuantSpec = {
     wBits: o.wBits === '8' ? 8 : 4,
@@ -105,7 +125,7 @@ export function recipeFromOptions(o: QuantCliOptions): QuantRecipe {
     scale: o.scale === 'float' ? 'float' : 'int',
     alpha: o.alpha,
   };
-  const common = { base, overrides: o.override };
+  const common = { base, overrides: withLmHead(o, base) };
   const method = (o.method ?? 'rtn') as QuantMethod;
   switch (method) {
     case 'rtn':

@@ -13,7 +13,7 @@ import { createModel, releaseModel } from '../model/prepare.js';
 import { createKvCache } from '../model/kv-cache.js';
 import { layerPrefix } from '../model/layout.js';
 import { linearEntries } from '../model/layer-linears.js';
-import type { ModelWeights } from '../model/weights.js';
+import { LM_HEAD, type ModelWeights } from '../model/weights.js';
 import { INT32_LIMIT, proveNoOverflow, type OverflowProof } from '../quant/overflow.js';
 import type { LinearReport } from '../quantize/quantize-model.js';
 import { dequantize, meanSquaredError, quantizeLinear } from '../quant/quantize-linear.js';
@@ -100,7 +100,8 @@ export interface LayerOverflowRow {
 
 /**
  * One row per decoder linear (layer order, then q k v o gate up down, of each expert in turn for
- * mixtral: the overflow proof per expert); float layers (the router) are skipped.
+ * mixtral: the overflow proof per expert), then the lm_head when it is quantized; float layers
+ * (the router, a float lm_head) are skipped.
  * `reports` (from quantizing now) supply the "α lowered" flag, looked up by module name.
  */
 export function overflowRows(
@@ -110,24 +111,23 @@ export function overflowRows(
 ): LayerOverflowRow[] {
   const byName = new Map((reports ?? []).map((r) => [r.name, r]));
   const rows: LayerOverflowRow[] = [];
-  weights.layers.forEach((lw, i) => {
-    for (const { module, weight: w } of linearEntries(lw)) {
-      if (w.kind !== 'quantized') continue;
-      const name = layerPrefix(i) + module;
-      const report = byName.get(name);
-      const proof = w.aBits === 8 ? proveNoOverflow(w) : null;
-      const s = stats?.get(w);
-      rows.push({
-        name,
-        layer: w,
-        alphaLog2: w.scale === 'int' ? w.alphaLog2 ?? null : null,
-        alphaLowered: report === undefined ? null : report.alphaLowered,
-        proof,
-        boundRatio: proof === null ? null : proof.maxBound / INT32_LIMIT,
-        seen: s === undefined ? null : { maxGroupAcc: s.maxGroupAcc, maxTotal: s.maxTotal, maxRunning: s.maxRunning, tokens: s.tokens },
-      });
-    }
-  });
+  const named = weights.layers.flatMap((lw, i) => linearEntries(lw).map(({ module, weight }) => ({ name: layerPrefix(i) + module, weight })));
+  named.push({ name: LM_HEAD, weight: weights.lmHead });
+  for (const { name, weight: w } of named) {
+    if (w.kind !== 'quantized') continue;
+    const report = byName.get(name);
+    const proof = w.aBits === 8 ? proveNoOverflow(w) : null;
+    const s = stats?.get(w);
+    rows.push({
+      name,
+      layer: w,
+      alphaLog2: w.scale === 'int' ? w.alphaLog2 ?? null : null,
+      alphaLowered: report === undefined ? null : report.alphaLowered,
+      proof,
+      boundRatio: proof === null ? null : proof.maxBound / INT32_LIMIT,
+      seen: s === undefined ? null : { maxGroupAcc: s.maxGroupAcc, maxTotal: s.maxTotal, maxRunning: s.maxRunning, tokens: s.tokens },
+    });
+  }
   return rows;
 }
 

@@ -39,9 +39,15 @@ function quantizeReported(w: FloatLinear, spec: QuantSpec, name: string, reports
   return layer;
 }
 
-/** Returns the per-layer RTN transform for loadModel plus the reports it fills in. */
+/**
+ * Returns the per-layer RTN transform for loadModel, the lm_head's (undefined when the recipe keeps
+ * it in float), and the reports both fill in. Pass both to loadModel: `loadOptions` does.
+ */
 export function layerQuantizer(recipe: QuantRecipe, onLayer?: (layer: number) => void, onLinear?: (report: LinearReport) => void): {
   transform: (layer: number, linears: LayerLinears<FloatLinear>) => LayerLinears;
+  transformLmHead: ((head: FloatLinear) => LinearWeight) | undefined;
+  /** { transformLayer, transformLmHead? } for loadModel. */
+  loadOptions: { transformLayer: (layer: number, linears: LayerLinears<FloatLinear>) => LayerLinears; transformLmHead?: (head: FloatLinear) => LinearWeight };
   reports: LinearReport[];
 } {
   const reports: LinearReport[] = [];
@@ -51,7 +57,8 @@ export function layerQuantizer(recipe: QuantRecipe, onLayer?: (layer: number) =>
     onLayer?.(layer);
     return out;
   };
-  return { transform, reports };
+  const transformLmHead = lmHeadQuantizer(recipe, reports, onLinear);
+  return { transform, transformLmHead, loadOptions: { transformLayer: transform, ...(transformLmHead ? { transformLmHead } : {}) }, reports };
 }
 
 /**
@@ -95,9 +102,8 @@ function calibratedMethod(recipe: QuantRecipe & { method: 'gptq' | 'awq' }, onLi
 /** Loads the float model in `dir` quantized by `recipe` (any method), all of it in memory. */
 export function quantizeModel(dir: string, recipe: QuantRecipe, options: QuantizeModelOptions = {}): QuantizedModel {
   if (recipe.method === 'rtn') {
-    const { transform, reports } = layerQuantizer(recipe, options.onLayer, options.onLinear);
-    const transformLmHead = lmHeadQuantizer(recipe, reports, options.onLinear);
-    const loaded = loadModel(dir, { transformLayer: transform, ...(transformLmHead ? { transformLmHead } : {}), ...(options.backend ? { backend: options.backend } : {}) });
+    const { loadOptions, reports } = layerQuantizer(recipe, options.onLayer, options.onLinear);
+    const loaded = loadModel(dir, { ...loadOptions, ...(options.backend ? { backend: options.backend } : {}) });
     return { loaded, reports };
   }
   const windows = readCalibrationWindows(loadTokenizer(dir), recipe.calibration);

@@ -44,8 +44,9 @@ test('quantize then eval the quantized checkpoint', () => {
   const out = path.join(tempDir(), 'q');
   const q = run('quantize', '-m', fixturePath('qwen2'), '-o', out, '--group', '32', '--override', 'down_proj=w8a8,float');
   assert.equal(q.code, 0, q.stderr);
-  assert.match(q.stdout, /quantized 14 linear layers/);
+  assert.match(q.stdout, /quantized 15 linear layers/, '14 decoder linears and the lm_head (W8A8 by default)');
   assert.match(q.stdout, /W4A8 g32 IS α≤2\^10 \(safe\) → α=2\^10/);
+  assert.match(q.stdout, /│ W8A8 g32 IS α≤2\^10 \(safe\) → α=2\^10 │ +1 │/, 'the lm_head W8A8 with the base\'s group and α');
   const text = path.join(out, 'text.txt');
   fs.writeFileSync(text, 'The game began development in 2010 , carrying over a large portion of the work . '.repeat(8));
   const e = run('eval', '-m', out, '-t', text, '--seq-len', '32', '--json');
@@ -53,6 +54,22 @@ test('quantize then eval the quantized checkpoint', () => {
   const row = JSON.parse(e.stdout.trim()) as { perplexity: number; windows: number };
   assert.ok(Number.isFinite(row.perplexity) && row.perplexity > 1);
   assert.ok(row.windows >= 1);
+});
+
+test('quantize --lm-head float keeps the lm_head in float; --lm-head float with --override lm_head=… is refused by name', () => {
+  const out = path.join(tempDir(), 'q');
+  const q = run('quantize', '-m', fixturePath('qwen2'), '-o', out, '--group', '32', '--lm-head', 'float', '--json');
+  assert.equal(q.code, 0, q.stderr);
+  assert.equal((JSON.parse(q.stdout) as { linearLayers: number }).linearLayers, 14);
+  const file = fs.readFileSync(path.join(out, 'model.safetensors'));
+  const names = Object.keys(JSON.parse(file.subarray(8, 8 + Number(file.readBigUInt64LE(0))).toString()) as object);
+  assert.ok(!names.some((n) => n.startsWith('lm_head.q')), 'no quantized lm_head tensors');
+  const both = run('quantize', '-m', fixturePath('qwen2'), '-o', path.join(tempDir(), 'q2'), '--lm-head', 'float', '--override', 'lm_head=w8a8');
+  assert.equal(both.code, 2);
+  assert.match(both.stderr, /--lm-head float and --override lm_head=… contradict each other/);
+  const bad = run('quantize', '-m', fixturePath('qwen2'), '-o', path.join(tempDir(), 'q3'), '--lm-head', 'int4');
+  assert.equal(bad.code, 1, 'a usage error');
+  assert.match(bad.stderr, /'--lm-head <kind>' argument 'int4' is invalid\. Allowed choices are w8a8, float/);
 });
 
 test('a mixtral directory: quantize (GPTQ, experts below --min-expert-tokens reported as RTN), then eval, generate and inspect the checkpoint on the CPU', () => {
@@ -64,7 +81,7 @@ test('a mixtral directory: quantize (GPTQ, experts below --min-expert-tokens rep
     '--calib-seq-len', '32', '--min-expert-tokens', '1000', '--json');
   assert.equal(q.code, 0, q.stderr);
   const result = JSON.parse(q.stdout.trim()) as { linearLayers: number; fallbacks: { name: string; reason: string }[]; notProvenOverflowFree: string[] };
-  assert.equal(result.linearLayers, 2 * (4 + 4 * 3));
+  assert.equal(result.linearLayers, 2 * (4 + 4 * 3) + 1, 'the decoder linears and the lm_head');
   assert.equal(result.fallbacks.length, 2 * 4 * 3, 'every expert saw fewer than 1000 tokens');
   assert.match(result.fallbacks[0]!.reason, /^RTN: expert \d was routed \d+ calibration tokens, fewer than 1000$/);
   assert.deepEqual(result.notProvenOverflowFree, []);
@@ -77,7 +94,7 @@ test('a mixtral directory: quantize (GPTQ, experts below --min-expert-tokens rep
   const i = run('inspect', '--overflow', '-m', out, '--calib', text, '--seq-len', '32', '--plots', path.join(tempDir(), 'plots'), '--json');
   assert.equal(i.code, 0, i.stderr);
   const audit = JSON.parse(i.stdout.trim()) as { proven: number; layers: { layer: string }[] };
-  assert.equal(audit.proven, 32, 'every expert linear proven overflow-free');
+  assert.equal(audit.proven, 33, 'every expert linear and the lm_head proven overflow-free');
   assert.ok(audit.layers.some((l) => l.layer === '1.block_sparse_moe.experts.3.w2'));
 });
 
@@ -235,13 +252,13 @@ test('--json on every command that prints figures; prompts from stdin and files;
   const q = run('quantize', '-m', fixturePath('qwen2'), '-o', out, '--group', '32', '--json');
   assert.equal(q.code, 0, q.stderr);
   const qj = JSON.parse(q.stdout) as { linearLayers: number; settings: { layers: number }[]; notProvenOverflowFree: string[] };
-  assert.equal(qj.linearLayers, 14);
+  assert.equal(qj.linearLayers, 15);
   assert.deepEqual(qj.notProvenOverflowFree, []);
 
   const inspect = run('inspect', '--overflow', '-m', out, '--plots', path.join(tempDir(), 'plots'), '--json', '--calib-windows', '1', '--seq-len', '32');
   assert.equal(inspect.code, 0, inspect.stderr);
   const ij = JSON.parse(inspect.stdout) as { layers: { proven: boolean }[]; proven: number; plots: string[] };
-  assert.equal(ij.layers.length, 14);
+  assert.equal(ij.layers.length, 15);
   assert.ok(ij.layers.every((l) => l.proven === true));
   assert.equal(ij.plots.length, 2);
 

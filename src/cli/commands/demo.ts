@@ -24,8 +24,8 @@ interface DemoOptions extends QuantCliOptions {
 }
 
 function quantized(dir: string, recipe: QuantRecipe): { loaded: LoadedModel; reports: LinearReport[] } {
-  const { transform, reports } = layerQuantizer(recipe);
-  return { loaded: loadModel(dir, { transformLayer: transform }), reports };
+  const { loadOptions, reports } = layerQuantizer(recipe);
+  return { loaded: loadModel(dir, loadOptions), reports };
 }
 
 export const demoCommand = addQuantOptions(

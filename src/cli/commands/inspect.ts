@@ -42,7 +42,7 @@ import { readTextFile } from '../text-file.js';
 import { addQuantOptions } from './quantize.js';
 
 const DEFAULT_CALIB = path.join(PACKAGE_ROOT, 'data', 'wikitext-2-test-excerpt.txt');
-const QUANT_FLAGS = ['wBits', 'aBits', 'group', 'scale', 'alpha', 'override'] as const;
+const QUANT_FLAGS = ['wBits', 'aBits', 'group', 'scale', 'alpha', 'override', 'lmHead'] as const;
 
 interface InspectOptions extends QuantCliOptions {
   overflow?: boolean; json?: boolean; model: string; calib: string; calibWindows: number; seqLen: number; plots: string;
@@ -137,7 +137,7 @@ function runOverflow(o: InspectOptions, cmd: Command): void {
     say(`model: ${o.model} (intscale checkpoint, as stored)`);
   } else {
     const recipe = recipeFromOptions(o);
-    const { transform, reports: r } = layerQuantizer(recipe);
+    const { transform, transformLmHead, reports: r } = layerQuantizer(recipe);
     const sweep = createMseSweep();
     const bar = progressBar('quantize + MSE sweep', dir.config.numLayers);
     loaded = loadModel(o.model, {
@@ -146,6 +146,7 @@ function runOverflow(o: InspectOptions, cmd: Command): void {
         bar.update(l + 1);
         return transform(l, linears);
       },
+      ...(transformLmHead ? { transformLmHead } : {}),
     });
     bar.stop();
     reports = r;
