@@ -12,7 +12,7 @@ import { DEFAULT_MODEL_DIR } from '../src/cli/default-model.js';
 import { perplexity } from '../src/eval/perplexity.js';
 import { loadModel, type LoadedModel } from '../src/backends/load.js';
 import { layerQuantizer, type LinearReport } from '../src/quantize/quantize-model.js';
-import { describeSpec, type QuantRecipe } from '../src/quantize/recipe.js';
+import { DEFAULT_LM_HEAD, describeSpec, type QuantRecipe } from '../src/quantize/recipe.js';
 import type { QuantSpec } from '../src/quant/types.js';
 
 const { values } = parseArgs({
@@ -39,7 +39,9 @@ const settings: Setting[] = [
   ...[7, 9, 10, 12, 13].map((b) => ({ table: 'W4A8 g128 (Table 1)', label: describeSpec(intScale({ kind: 'fixed', log2: b })), recipe: rtn(intScale({ kind: 'fixed', log2: b })) })),
   { table: 'W4A8 g128 (Table 1)', label: describeSpec(intScale({ kind: 'heuristic' })), recipe: rtn(intScale({ kind: 'heuristic' })) },
   { table: 'W4A8 g128 (Table 1)', label: describeSpec(intScale({ kind: 'safe', maxLog2: 10 })), recipe: rtn(intScale({ kind: 'safe', maxLog2: 10 })) },
-  { table: 'W4A8 g128 (Table 1)', label: describeSpec(intScale({ kind: 'safe', maxLog2: 10 })) + ', lm_head W8A8 [default]', recipe: rtn(intScale({ kind: 'safe', maxLog2: 10 }), { lmHead: { wBits: 8 } }) },
+  { table: 'W4A8 g128 (Table 1)', label: describeSpec(intScale({ kind: 'safe', maxLog2: 10 })) + ', lm_head W8A8 IS α≤2^16 (safe) [default]', recipe: rtn(intScale({ kind: 'safe', maxLog2: 10 }), { lmHead: DEFAULT_LM_HEAD }) },
+  { table: 'W4A8 g128 (Table 1)', label: describeSpec(intScale({ kind: 'safe', maxLog2: 10 })) + ', lm_head W8A8 IS α≤2^10 (safe)', recipe: rtn(intScale({ kind: 'safe', maxLog2: 10 }), { lmHead: { wBits: 8 } }) },
+  { table: 'W4A8 g128 (Table 1)', label: describeSpec(intScale({ kind: 'safe', maxLog2: 10 })) + ', lm_head W8A8 FS', recipe: rtn(intScale({ kind: 'safe', maxLog2: 10 }), { lmHead: { wBits: 8, scale: 'float' } }) },
   { table: 'W4A8 g128 (Table 1)', label: describeSpec(intScale({ kind: 'safe', maxLog2: 16 })), recipe: rtn(intScale({ kind: 'safe', maxLog2: 16 })) },
   { table: 'W4A8 per-channel', label: describeSpec({ ...W4A8, groupSize: 0 }), recipe: rtn({ ...W4A8, groupSize: 0 }) },
   { table: 'W4A8 per-channel', label: describeSpec(intScale({ kind: 'safe', maxLog2: 10 }, { ...W4A8, groupSize: 0 })), recipe: rtn(intScale({ kind: 'safe', maxLog2: 10 }, { ...W4A8, groupSize: 0 })) },

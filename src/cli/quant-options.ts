@@ -3,8 +3,8 @@
  *   --alpha 1024 | heuristic | safe | safe:4096      (safe = the largest overflow-free α ≤ 2^10)
  *   --override down_proj=w8a8,g128,float             (any of wN, aN, gN / per-channel, int, float, alpha=…;
  *                                                     lm_head=… sets the lm_head's settings)
- *   --lm-head w8a8 | float                           (the lm_head: W8A8 with the base's group, scale and α
- *                                                     policy by default when activations are 8-bit)
+ *   --lm-head w8a8 | float                           (the lm_head: W8A8, the base's group and scale kind,
+ *                                                     α ≤ 2^16 (safe), by default when activations are 8-bit)
  *   --method rtn | gptq | awq, with --calib FILE --calib-windows N --calib-seq-len L --seed S
  *   (calibration defaults to ../shared/data/wikitext-2/valid.txt beside the package when present:
  *   never the bundled test excerpt), --damp, --act-order (GPTQ), --awq-clip (AWQ), --min-expert-tokens (mixtral:
@@ -18,7 +18,7 @@ import { EXPERT_NAMES, LINEAR_NAMES, type LinearSlot } from '../model/layout.js'
 import type { CalibrationSettings } from '../quantize/calibration.js';
 import { DEFAULT_AWQ } from '../quantize/awq.js';
 import { DEFAULT_GPTQ_LAYER } from '../quantize/gptq-layer.js';
-import { DEFAULT_SPEC, type QuantMethod, type QuantRecipe } from '../quantize/recipe.js';
+import { DEFAULT_LM_HEAD, DEFAULT_SPEC, type QuantMethod, type QuantRecipe } from '../quantize/recipe.js';
 import type { AlphaPolicy, QuantSpec } from '../quant/types.js';
 import { PACKAGE_ROOT } from './default-model.js';
 
@@ -102,7 +102,7 @@ function calibrationFromOptions(o: QuantCliOptions, method: QuantMethod): Calibr
 }
 
 /**
- * The overrides with the lm_head's default added: W8A8 (base's group, scale and α policy) when the
+ * The overrides with the lm_head's default added: DEFAULT_LM_HEAD (W8A8, α ≤ 2^16) when the
  * base quantizes activations to 8 bits; kept in float with `--lm-head float` or a weight-only base.
  * An explicit `--override lm_head=…` wins over the default.
  */
@@ -114,7 +114,7 @@ function withLmHead(o: QuantCliOptions, base: QuantSpec): Overrides {
     return o.override;
   }
   if (kind === 'float' || base.aBits !== 8) return o.override;
-  return { ...o.override, lmHead: { wBits: 8, aBits: 8 } };
+  return { ...o.override, lmHead: DEFAULT_LM_HEAD };
 }
 
 export function recipeFromOptions(o: QuantCliOptions): QuantRecipe {

@@ -36,6 +36,15 @@ export const DEFAULT_SPEC: QuantSpec = {
   alpha: { kind: 'safe', maxLog2: 10 },
 };
 
+/**
+ * The lm_head's settings when `intscale quantize` puts it in 8 bits (its default): W8A8 with the
+ * base's group and scale kind, α the largest overflow-safe ≤ 2^16. Not the body's 2^10: 8-bit weight
+ * scales are ~16× smaller than 4-bit ones, and s·2^10 rounded to an integer then keeps only a few
+ * bits (embedded model, WikiText-2 24×512: α ≤ 2^10 moves perplexity 59.083 → 58.331, α ≤ 2^16 to
+ * 59.099 beside float scales' 59.101; docs/accuracy.md).
+ */
+export const DEFAULT_LM_HEAD: Partial<QuantSpec> = { wBits: 8, aBits: 8, alpha: { kind: 'safe', maxLog2: 16 } };
+
 export function specFor(recipe: QuantRecipe, slot: LinearSlot): QuantSpec {
   return { ...recipe.base, ...recipe.overrides[slot] };
 }

@@ -61,22 +61,25 @@ function stepLogits(engine: SequenceEngine, prompt: number[], tokens: number[]):
   }
 }
 
-test('CUDA engine: the quantized embedded model\'s logits near the CPU\'s at the prompt and 16 decode steps, and its greedy tokens equal', { skip }, (t) => {
-  const { model, prompt } = quantizedEmbedded();
-  const options = { maxNewTokens: 24, temperature: 0, topP: 1, seed: 0, stopTokens: [] };
-  const cpuTokens = generate(model, prompt, options).tokens;
-  const reference = stepLogits(modelEngine(model), prompt, cpuTokens.slice(0, 16));
-  withEngine(model, {}, (engine) => {
-    t.diagnostic(engine.describe());
-    assert.match(engine.describe(), /GEMMs: 16 W4A8 \(8 of 8 q\/k\/v and gate\/up groups stacked\)/, '4 layers × (q/k/v, o, gate/up, down)');
-    const got = stepLogits(engine, prompt, cpuTokens.slice(0, 16));
-    const errors = got.map((g, i) => relativeError(g, reference[i]!));
-    t.diagnostic(`largest logit error per step (fraction of the largest logit): ${errors.map((e) => e.toExponential(1)).join(' ')}`);
-    for (const [i, e] of errors.entries()) assert.ok(e <= QUANTIZED_TOLERANCE, `step ${i}: logit error ${e} of the largest logit`);
-    assert.ok(errors.some((e) => e > 0), 'the fast path is not bit-exact: the comparison sees its rounding');
-    assert.deepEqual(generate(engine, prompt, options).tokens, cpuTokens, 'greedy tokens');
+for (const lmHead of ['float', 'w8a8'] as const) {
+  test(`CUDA engine: the quantized embedded model's logits (lm_head ${lmHead}) near the CPU's at the prompt and 16 decode steps, and its greedy tokens equal`, { skip }, (t) => {
+    const { model, prompt } = quantizedEmbedded(lmHead);
+    const options = { maxNewTokens: 24, temperature: 0, topP: 1, seed: 0, stopTokens: [] };
+    const cpuTokens = generate(model, prompt, options).tokens;
+    const reference = stepLogits(modelEngine(model), prompt, cpuTokens.slice(0, 16));
+    withEngine(model, {}, (engine) => {
+      t.diagnostic(engine.describe());
+      assert.match(engine.describe(), /GEMMs: 16 W4A8 \(8 of 8 q\/k\/v and gate\/up groups stacked\)/, '4 layers × (q/k/v, o, gate/up, down)');
+      assert.match(engine.describe(), lmHead === 'w8a8' ? /lm_head W8A8/ : /lm_head F16/);
+      const got = stepLogits(engine, prompt, cpuTokens.slice(0, 16));
+      const errors = got.map((g, i) => relativeError(g, reference[i]!));
+      t.diagnostic(`largest logit error per step (fraction of the largest logit): ${errors.map((e) => e.toExponential(1)).join(' ')}`);
+      for (const [i, e] of errors.entries()) assert.ok(e <= QUANTIZED_TOLERANCE, `step ${i}: logit error ${e} of the largest logit`);
+      assert.ok(errors.some((e) => e > 0), 'the fast path is not bit-exact: the comparison sees its rounding');
+      assert.deepEqual(generate(engine, prompt, options).tokens, cpuTokens, 'greedy tokens');
+    });
   });
-});
+}
 
 test('CUDA engine: decode steps replayed as a CUDA graph give the eager steps\' logits bit for bit', { skip }, () => {
   const { model, prompt } = quantizedEmbedded();
