@@ -8,11 +8,14 @@
  * FP16 row). LLaMA-2-7B's shape with RANDOM weights: speed only, the text means nothing.
  *
  *   node dist/bench/cuda-batch-e2e.js [--layers 32] [--batches 1,8,16,32,64] [--prompt-tokens 128] [--out-tokens 128]
- *        [--precisions fp16,w8a8,w4a16,w4a8-fs,w4a8-is] [--reps 3] [--no-torch] [--out DIR] [--json]
+ *        [--precisions fp16,w8a8,w4a16,w4a8-fs,w4a8-is] [--lm-head w8a8|f16] [--reps 3] [--no-torch] [--out DIR] [--json]
+ *
+ * --lm-head: the lm_head of the precisions with 8-bit activations (w8a8, w4a8-fs, w4a8-is): w8a8
+ * (the default, as `intscale quantize` writes it) or f16; fp16 and w4a16 run an fp16 lm_head.
  *
  * Latency is the host's wall time from the prefill's start to the last token (median of --reps after
  * a warm-up run that also captures each batch size's graph). Decode tok/s = B · (out − 1) / decode
- * time. The floor: the decode step's weight bytes (every linear and the fp16 lm_head) over the copy
+ * time. The floor: the decode step's weight bytes (every linear and the lm_head) over the copy
  * bandwidth measured here (a device-to-device copy, read + write), i.e. the most tokens/s a batch-1
  * decode could reach. --out writes batch-e2e.json and batch-e2e.svg (latency by batch size, one bar
  * per precision, the speedup over FP16 on each bar).
@@ -38,6 +41,7 @@ const { values } = parseArgs({
     'prompt-tokens': { type: 'string', default: '128' },
     'out-tokens': { type: 'string', default: '128' },
     precisions: { type: 'string', default: PRECISIONS.join(',') },
+    'lm-head': { type: 'string', default: 'w8a8' },
     reps: { type: 'string', default: '3' },
     'no-torch': { type: 'boolean', default: false },
     out: { type: 'string' },
@@ -52,6 +56,10 @@ const reps = Number(values.reps);
 const precisions = values.precisions!.split(',') as Precision[];
 for (const p of precisions) if (!PRECISIONS.includes(p)) throw new RangeError(`--precisions takes ${PRECISIONS.join(', ')}; got '${p}'`);
 for (const b of batches) if (!Number.isInteger(b) || b < 1) throw new RangeError(`--batches takes positive integers, got '${values.batches}'`);
+const lmHead = values['lm-head'] === 'f16' ? 'float' : values['lm-head'] === 'w8a8' ? 'w8a8' : null;
+if (lmHead === null) throw new RangeError(`--lm-head takes w8a8 or f16; got '${values['lm-head']}'`);
+/** Whether `p` runs the 8-bit lm_head (8-bit activations and --lm-head w8a8). */
+const int8Head = (p: Precision): boolean => lmHead === 'w8a8' && p !== 'fp16' && p !== 'w4a16';
 if (!(outTokens >= 2)) throw new RangeError('--out-tokens must be at least 2 (one from the prefill, one decode step)');
 
 const ctx = needsGpu('the batched end-to-end bench', () => new CudaContext(0));
@@ -77,14 +85,14 @@ function copyBandwidth(): number {
 const bandwidth = copyBandwidth();
 out.say(`# ${ctx.info.name}, driver ${ctx.info.driverVersion}; measured device copy ${(bandwidth / 1e12).toFixed(2)} TB/s (read + write); ${machineLine(cpuPool().threads)}`);
 out.say(`# LLaMA-2-7B shape (hidden ${shape.hidden}, ffn ${shape.ffn}, ${shape.heads} heads, vocab ${shape.vocab}), ${layers} layers, RANDOM weights (speed only)`);
-out.say(`# each of B sequences: ${promptTokens} tokens in (one batched prefill), ${outTokens} out (greedy, argmax on the device); median of ${reps} runs after a warm-up; fp16 lm_head and KV cache in every precision\n`);
+out.say(`# each of B sequences: ${promptTokens} tokens in (one batched prefill), ${outTokens} out (greedy, argmax on the device); median of ${reps} runs after a warm-up; fp16 KV cache; lm_head ${lmHead === 'w8a8' ? 'W8A8 g128 IS in w8a8 / w4a8-fs / w4a8-is, fp16 in fp16 / w4a16' : 'fp16 in every precision'}\n`);
 
-/** Bytes a batch-1 decode step reads for its weights: every linear in its format and the fp16 lm_head. */
+/** Bytes a batch-1 decode step reads for its weights: every linear and the lm_head in their formats. */
 function weightBytes(p: Precision): number {
   const { hidden: d, ffn: f, vocab } = shape;
   const perLayer = 4 * d * d + 3 * d * f;
   const perWeight: Record<Precision, number> = { 'fp16': 2, 'w8a8': 1 + 4 / d, 'w4a16': 0.5 + 2 / 128, 'w4a8-fs': 0.5 + 4 / 128, 'w4a8-is': 0.5 + 4 / 128 };
-  return layers * perLayer * perWeight[p] + 2 * vocab * d;
+  return layers * perLayer * perWeight[p] + vocab * d * (int8Head(p) ? 1 + 4 / 128 : 2);
 }
 
 const prompts = (b: number): number[][] =>
@@ -93,7 +101,7 @@ const prompts = (b: number): number[][] =>
 const rows: LatencyRow[] = [];
 for (const precision of precisions) {
   let t = performance.now();
-  const model = syntheticModelIn(precision, layers);
+  const model = syntheticModelIn(precision, layers, shape, lmHead);
   const built = performance.now() - t;
   t = performance.now();
   const engine = createCudaEngine(model.config, model.weights, { ctx, maxSequences: Math.max(...batches), maxChunk: 1024 });

@@ -52,8 +52,23 @@ export interface SyntheticModel {
   readonly weights: ModelWeights;
 }
 
-/** A model of `shape` with `layers` decoder layers whose linears `linear` makes (tied fp32 lm_head). */
-function syntheticOf(layers: number, shape: SyntheticShape, linear: RandomLinear): SyntheticModel {
+/**
+ * The lm_head of a synthetic model: 'float' (tied to the fp32 embedding) or 'w8a8' (RANDOM W8A8
+ * g128 integer-scale weights, α = 2^16: the format `intscale quantize` writes by default).
+ */
+export type SyntheticLmHead = 'float' | 'w8a8';
+
+/** RANDOM 8-bit weights [n, k], groups of 128 with integer scales 1…16 at α = 2^16 (overflow-safe for any int8 input). */
+function randomW8A8IntScale(n: number, k: number, seed: number): QuantizedLinear {
+  const groups = k / 128;
+  const intScales = new Int32Array(n * groups);
+  for (let i = 0; i < intScales.length; i++) intScales[i] = 1 + ((i * 2654435761 + seed) >>> 28);
+  const scales = Float32Array.from(intScales, (v) => v / 65536);
+  return { kind: 'quantized', n, k, groupSize: 128, wBits: 8, aBits: 8, packed: randomPackedInt4(n * k * 2, seed), scale: 'int', scales, intScales, alphaLog2: 16 };
+}
+
+/** A model of `shape` with `layers` decoder layers whose linears `linear` makes (lm_head: tied fp32, or W8A8). */
+function syntheticOf(layers: number, shape: SyntheticShape, linear: RandomLinear, lmHead: SyntheticLmHead = 'float'): SyntheticModel {
   const { hidden: d, ffn: f, heads, vocab } = shape;
   const headDim = d / heads;
   const config: ModelConfig = {
@@ -74,12 +89,13 @@ function syntheticOf(layers: number, shape: SyntheticShape, linear: RandomLinear
       gate: linear(f, d, s + 5), up: linear(f, d, s + 6), down: linear(d, f, s + 7),
     });
   }
-  return { config, weights: { embedding, layers: built, finalNorm: ones, lmHead: { kind: 'float', n: vocab, k: d, w: embedding } } };
+  const head: LinearWeight = lmHead === 'w8a8' ? randomW8A8IntScale(vocab, d, 7) : { kind: 'float', n: vocab, k: d, w: embedding };
+  return { config, weights: { embedding, layers: built, finalNorm: ones, lmHead: head } };
 }
 
-/** A model of `shape` (LLaMA-2-7B's by default) with `layers` decoder layers of random W4A8 IS weights (tied lm_head in fp32). */
-export function syntheticModel(layers: number, shape: SyntheticShape = LLAMA2_7B_SHAPE): SyntheticModel {
-  return syntheticOf(layers, shape, randomW4A8);
+/** A model of `shape` (LLaMA-2-7B's by default) with `layers` decoder layers of random W4A8 IS weights (tied lm_head in fp32 unless lmHead says w8a8). */
+export function syntheticModel(layers: number, shape: SyntheticShape = LLAMA2_7B_SHAPE, lmHead: SyntheticLmHead = 'float'): SyntheticModel {
+  return syntheticOf(layers, shape, randomW4A8, lmHead);
 }
 
 /** n·k float weights ~ uniform(−0.05, 0.05) from a fast LCG (speed only; their values mean nothing). */
@@ -114,13 +130,15 @@ function randomW8A8(n: number, k: number, seed: number): QuantizedLinear {
  * fp16: one set of random float matrices shared by every layer on the host (each layer is uploaded
  * to its own device memory all the same, so the GPU reads distinct bytes per layer); the engine
  * rounds them to fp16. w4a16 and w4a8-fs: the int4 weights of w4a8-is with float group scales.
+ * `lmHead` applies to the precisions with 8-bit activations (w8a8, w4a8-fs, w4a8-is); fp16 and
+ * w4a16 keep the float lm_head (as `intscale quantize` does for a weight-only base).
  */
-export function syntheticModelIn(precision: Precision, layers: number, shape: SyntheticShape = LLAMA2_7B_SHAPE): SyntheticModel {
+export function syntheticModelIn(precision: Precision, layers: number, shape: SyntheticShape = LLAMA2_7B_SHAPE, lmHead: SyntheticLmHead = 'float'): SyntheticModel {
   switch (precision) {
-    case 'w4a8-is': return syntheticModel(layers, shape);
-    case 'w4a8-fs': return syntheticOf(layers, shape, (n, k, seed) => ({ ...randomW4A8(n, k, seed), scale: 'float', intScales: undefined, alphaLog2: undefined }));
+    case 'w4a8-is': return syntheticModel(layers, shape, lmHead);
+    case 'w4a8-fs': return syntheticOf(layers, shape, (n, k, seed) => ({ ...randomW4A8(n, k, seed), scale: 'float', intScales: undefined, alphaLog2: undefined }), lmHead);
     case 'w4a16': return syntheticOf(layers, shape, (n, k, seed) => ({ ...randomW4A8(n, k, seed), aBits: 16, scale: 'float', intScales: undefined, alphaLog2: undefined }));
-    case 'w8a8': return syntheticOf(layers, shape, randomW8A8);
+    case 'w8a8': return syntheticOf(layers, shape, randomW8A8, lmHead);
     case 'fp16': {
       const shared = new Map<string, LinearWeight>();
       return syntheticOf(layers, shape, (n, k, seed) => {
