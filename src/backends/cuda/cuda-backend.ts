@@ -244,7 +244,7 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
   };
 
   const dispose = (): void => {
-    ctx.observeWith(null);
+    ctx.queue.observeWith(null);
     tape?.dispose();
     ctx.synchronize();
     position.free();
@@ -266,7 +266,7 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
       quantized.clear();
       if (tape) {
         tape.startPass(freedBufferCount(), arena.mark());
-        ctx.observeWith(tape);
+        ctx.queue.observeWith(tape);
       }
     },
     upload: (x) => {
@@ -277,7 +277,7 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
     download: (x, first, rows, dim) => {
       tape?.endPass(['download', x.ptr, first, rows, dim], freedBufferCount());
       const host = download(x, first, rows, dim);
-      ctx.observeWith(null); // the pass is over: work outside passes is not recorded
+      ctx.queue.observeWith(null); // the pass is over: work outside passes is not recorded
       return host;
     },
     rows: (x, first, rows, dim) => x.view(first * dim * 4, rows * dim * 4),

@@ -3,14 +3,15 @@
  * source, the compile options, the architecture and the NVRTC version. The cache folder is
  * $INTSCALE_CUDA_CACHE, else $XDG_CACHE_HOME/intscale/cuda, else ~/.cache/intscale/cuda.
  * INTSCALE_NVRTC_LINEINFO=1 compiles with -lineinfo (for Nsight Compute source views).
- * Loaded modules are also kept per context in memory.
+ * Loaded modules and their functions are kept per context in memory (CudaPrograms, program.ts).
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { CudaContext, CudaFunction } from './context.js';
+import type { CudaContext } from './context.js';
+import type { CudaFunction } from './program.js';
 import { compileToCubin, nvrtcVersion } from './nvrtc.js';
 
 /** The folder holding kernels/*.cu: next to this module when shipped, else in the source tree. */
@@ -78,9 +79,7 @@ export function cubinFor(file: string, defines: Record<string, number | string>,
   return cubin;
 }
 
-const modules = new WeakMap<CudaContext, Map<string, bigint>>();
-
-/** Loads (compiling if needed) `kernel` from `file` built with `defines`, on `ctx`. */
+/** Loads (compiling if needed) `kernel` from `file` built with `defines`, on `ctx` (module and function kept by ctx.programs). */
 export function getKernel(
   ctx: CudaContext,
   file: string,
@@ -88,25 +87,6 @@ export function getKernel(
   defines: Record<string, number | string> = {},
   dynamicShared = 0,
 ): CudaFunction {
-  let perCtx = modules.get(ctx);
-  if (!perCtx) {
-    perCtx = new Map();
-    modules.set(ctx, perCtx);
-  }
-  const modKey = `${file}|${JSON.stringify(defines)}`;
-  let mod = perCtx.get(modKey);
-  if (mod === undefined) {
-    mod = ctx.loadModule(cubinFor(file, defines, ctx.arch));
-    perCtx.set(modKey, mod);
-  }
-  const fnKey = `${modKey}|${kernel}|${dynamicShared}`;
-  let fn = functions.get(ctx)?.get(fnKey);
-  if (!fn) {
-    fn = ctx.getFunction(mod, kernel, dynamicShared);
-    if (!functions.has(ctx)) functions.set(ctx, new Map());
-    functions.get(ctx)!.set(fnKey, fn);
-  }
-  return fn;
+  const mod = ctx.programs.module(`${file}|${JSON.stringify(defines)}`, () => cubinFor(file, defines, ctx.arch));
+  return ctx.programs.function(mod, kernel, dynamicShared);
 }
-
-const functions = new WeakMap<CudaContext, Map<string, CudaFunction>>();

@@ -12,7 +12,8 @@
  * (OutputFormat).
  */
 import type { DeviceBuffer } from './buffer.js';
-import type { CudaContext, KernelArg } from './context.js';
+import type { CudaContext } from './context.js';
+import type { KernelArg } from './program.js';
 import { splitKWorkspace } from './workspace.js';
 import { getKernel } from './kernel-cache.js';
 import { paddedRows, repackW4A8, type RepackedW4A8 } from './repack.js';
