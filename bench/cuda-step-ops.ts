@@ -16,7 +16,7 @@ import { CudaContext } from '../src/backends/cuda/context.js';
 import { Cublas } from '../src/backends/cuda/cublas.js';
 import type { DeviceBuffer } from '../src/backends/cuda/buffer.js';
 import { cudaGraphRuntime } from '../src/backends/cuda/graphs.js';
-import { fillRandomF32 } from '../src/backends/cuda/util.js';
+import { fillRandomF32 } from './cuda-util.js';
 import { activationOrder, chooseW4A8Config, freeW4A8, quantizeActivationsCuda, uploadW4A8, w4a8Linear, type W4A8Layer } from '../src/backends/cuda/w4a8.js';
 import { hasTensorMaps } from '../src/backends/cuda/tensor-map.js';
 import { addCuda, attentionCuda, attentionSplits, kvWriteCuda, rmsnormCuda, ropeCuda, siluMulCuda } from '../src/backends/cuda/model-ops.js';

@@ -37,7 +37,7 @@ import type { DeviceBuffer } from '../src/backends/cuda/buffer.js';
 import { CudaContext } from '../src/backends/cuda/context.js';
 import { Cublas } from '../src/backends/cuda/cublas.js';
 import { CudaUnavailableError } from '../src/backends/cuda/libs.js';
-import { fillRandomF16, fillRandomF32, fillRandomI32, fillRandomI8, fillRandomU32, spin } from '../src/backends/cuda/util.js';
+import { fillRandomF16, fillRandomF32, fillRandomI32, fillRandomI8, fillRandomU32, spin } from './cuda-util.js';
 import type { W4A8Layer } from '../src/backends/cuda/w4a8.js';
 import type { W8A8Layer } from '../src/backends/cuda/w8a8.js';
 import { median, percentile } from './stats.js';

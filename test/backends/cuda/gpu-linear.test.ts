@@ -15,7 +15,7 @@ import { referenceIntLinear } from '../../../src/backends/cpu/int-linear-referen
 import { quantizeActivations } from '../../../src/quant/activation-quant.js';
 import type { QuantizedLinear } from '../../../src/quant/types.js';
 import { randomActivations, randomW4Layer, withFloatScales } from './helpers.js';
-import { delayedCopy } from '../../../src/backends/cuda/util.js';
+import { delayedCopy } from '../../../bench/cuda-util.js';
 import { assertBitExact, assertCloseFS, roundedToF16, runPoisoned } from './gpu-checks.js';
 import type { OutputFormat } from '../../../src/backends/cuda/output.js';
 
