@@ -97,16 +97,15 @@ export function wgmmaTmaSharedBytes(stages: number): number {
 
 
 /**
- * The default kernel and tile configuration for M tokens on an [N, K] layer, picked from the
- * H100 sweeps in docs/bench/cuda-sweep-H100-2026-11-23.txt (bench/cuda-sweep.ts) and
- * docs/bench/cuda-prefill-H100-2026-11-23-v5-rs.txt (M <= 8: one tile and 16 k-warps per block on
- * every shape since the decode kernel loads scales with the weights, docs/bench/cuda-decode-scales-H100-2026-11-23.txt):
- * the weight-streaming decode kernel wins up to
+ * The default kernel and tile configuration for M tokens on an [N, K] layer, picked from H100
+ * sweeps (bench/cuda-sweep.ts; docs/cuda-notes.md, "Register-A wgmma kernel"; M <= 8: one tile and
+ * 16 k-warps per block on every shape since the decode kernel loads scales with the weights,
+ * "Third session"): the weight-streaming decode kernel wins up to
  * M = 32 everywhere and up to M = 64 when N is small; above M = 64 the register-A wgmma GEMM
  * (sm_90a only, fragment-order activations; `wgmma` = false falls back to the mma.sync GEMM).
  * With TMA, from M = 33 the TMA-fed kernel (from M = 65 on non-wide layers with K <= 4096, where the
  * decode kernel is level at M = 64), its K split KS times when its tiles do not fill the `sms` SMs
- * (KS = min(4, sms / tiles)): same-run A/B on the H100, docs/bench/cuda-splitk-ab-H100-2026-11-23-s7.txt.
+ * (KS = min(4, sms / tiles)): same-run A/B on the H100, "Seventh session, continued".
  */
 export function chooseW4A8Config(M: number, n: number, k: number, wgmma = true, tma = wgmma, sms = 132): W4A8Config {
   const wide = n >= 16384;
@@ -120,16 +119,16 @@ export function chooseW4A8Config(M: number, n: number, k: number, wgmma = true, 
     // M = 256 43.1 -> 30.8 µs (KS 2); KS past sms / tiles was slower everywhere; at M = 64 the TMA kernel
     // beat the mma 64x64 GEMM on 4096·22016 (52.1 -> 40.5 µs) and the decode kernel on 11008·4096 (30.5 -> 23.7)
     // One block per SM looping over the tiles beat one block per tile by 1-12% at M = 2048-4096, IS and
-    // FS, f32 and f16 output (docs/bench/cuda-prefill-ab-H100-2026-11-23-s6.txt); below 132 tiles the two are the same.
+    // FS, f32 and f16 output (H100, docs/cuda-notes.md "Sixth session"); below 132 tiles the two are the same.
     const tiles = Math.ceil(M / 128) * Math.ceil(n / 128);
     const KS = Math.max(1, Math.min(4, k / 128, Math.floor(sms / tiles)));
     return { kind: 'wgmma-tma', STAGES: 4, blocks: 'sms', ...(KS > 1 ? { KS } : {}) };
   }
   if (M <= 64) return wide ? { kind: 'mma', BM: 64, BN: 64, WM: 2, WN: 2, STAGES: 4 } : { kind: 'decode', MT: 8, NTW: 1, WK: 8 };
   if (!wgmma) return { kind: 'mma', BM: 128, BN: 128, WM: 2, WN: 4, STAGES: 4 };
-  // register-A wgmma (docs/bench/cuda-prefill-H100-2026-11-23-v5-rs.txt): beat the shared-memory-operand
+  // register-A wgmma (H100, docs/cuda-notes.md "Register-A wgmma kernel"): beat the shared-memory-operand
   // wgmma kernel at every M >= 128 on all three shapes (1.10-1.18x cuBLAS FP16 at M = 4096); fed by
-  // TMA it is faster again at every M >= 256 and level at M = 128 (docs/bench/cuda-prefill-tma-H100-2026-11-23.txt).
+  // TMA it is faster again at every M >= 256 and level at M = 128 ("Fifth session").
   return { kind: 'wgmma-rs', WGS: 2, STAGES: 4, MINB: 1 };
 }
 

@@ -88,8 +88,8 @@ export function w8a8WgmmaSharedBytes(wgs: number, stages: number): number {
 }
 
 /**
- * Default kernel for M tokens on an [N, K] 8-bit layer, from the H100 sweep
- * (docs/bench/cuda-w8-sweep-H100-2026-11-23.txt): decode MT1 NTW1 WK8 up to M = 8 and MT2 NTW1
+ * Default kernel for M tokens on an [N, K] 8-bit layer, from the H100 sweep (bench/cuda-w8-sweep.ts;
+ * docs/cuda-notes.md "W8A8 and W4A16 kernels"): decode MT1 NTW1 WK8 up to M = 8 and MT2 NTW1
  * WK8 up to 16 (best or within 1% on all three shapes), decode MT4 up to 32 (not swept), the
  * wgmma GEMM above (64x128 tiles, 3 stages, 3 blocks per SM: best or within 3% at M >= 128).
  */
