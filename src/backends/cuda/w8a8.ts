@@ -82,9 +82,17 @@ export interface W8DecodeConfig { readonly kind: 'decode'; readonly MT: number; 
 export interface W8WgmmaConfig { readonly kind: 'wgmma'; readonly WGS: 1 | 2; readonly STAGES: number; readonly PIPE?: boolean }
 export type W8A8Config = W8DecodeConfig | W8WgmmaConfig;
 
-/** Dynamic shared memory of w8a8_wgmma (mirrors SMEM_BYTES in w8a8_wgmma.cu). */
+/**
+ * Launch facts of w8a8_wgmma.cu, written once here from its #defines (names as there;
+ * test/backends/cuda/launch-facts.test.ts compares): BM = 64·WGS tokens x BN weight rows per block,
+ * THREADS = 128·WGS.
+ */
+export const W8_WGMMA = { BN: 128, BM: (wgs: number): number => 64 * wgs, THREADS: (wgs: number): number => 128 * wgs } as const;
+
+/** Dynamic shared memory of w8a8_wgmma (SMEM_BYTES in w8a8_wgmma.cu: per stage A, B and the scales). */
 export function w8a8WgmmaSharedBytes(wgs: number, stages: number): number {
-  return 1024 + stages * (wgs * 64 * 128 + 128 * 128 + 128 * 4);
+  const A_BYTES = W8_WGMMA.BM(wgs) * 128, B_BYTES = W8_WGMMA.BN * 128, SC_BYTES = W8_WGMMA.BN * 4;
+  return 1024 + stages * (A_BYTES + B_BYTES + SC_BYTES);
 }
 
 /**
@@ -127,6 +135,6 @@ export function w8a8Linear(
     const smem = w8a8WgmmaSharedBytes(config.WGS, config.STAGES);
     if (config.PIPE && config.STAGES < 3) throw new RangeError('the PIPE variant needs STAGES >= 3');
     const fn = getKernel(ctx, 'w8a8_wgmma.cu', 'w8a8_wgmma', { ...common, WGS: config.WGS, STAGES: config.STAGES, PIPE: config.PIPE ? 1 : 0 }, smem);
-    ctx.launch(fn, [Math.ceil(M / (64 * config.WGS)), Math.ceil(N / 128)], [128 * config.WGS], args, smem);
+    ctx.launch(fn, [Math.ceil(M / W8_WGMMA.BM(config.WGS)), Math.ceil(N / W8_WGMMA.BN)], [W8_WGMMA.THREADS(config.WGS)], args, smem);
   }
 }
