@@ -74,7 +74,7 @@ function copyBandwidth(): number {
   for (let i = 0; i < 6; i++) {
     ctx.synchronize();
     const t = performance.now();
-    ctx.copyOnStream(b, a, bytes);
+    ctx.memory.copyOnStream(b, a, bytes);
     ctx.synchronize();
     if (i > 0) best = Math.min(best, (performance.now() - t) / 1000);
   }

@@ -26,7 +26,7 @@ import { chooseW4A8Config, w4a8Linear, type W4A8Config } from '../src/backends/c
 import { chooseW8A8Config, w8a8Linear, type W8A8Config } from '../src/backends/cuda/w8a8.js';
 import { chooseW4A16Config, w4a16Linear, type W4A16Layer } from '../src/backends/cuda/w4a16.js';
 import { compileStats } from '../src/backends/cuda/kernel-cache.js';
-import { launchEmpty } from '../src/backends/cuda/util.js';
+import { launchEmpty } from './cuda-util.js';
 import { renderBenchSvg } from './cuda-plot.js';
 import {
   CudaBench, DEFAULT_SHAPES, DeviceInputs, Seeds, activations, benchOptions, copiesFor, fill, fp16Copies, fp16Gemm, quantCopies,

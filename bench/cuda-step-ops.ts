@@ -16,7 +16,7 @@ import { CudaContext } from '../src/backends/cuda/context.js';
 import { Cublas } from '../src/backends/cuda/cublas.js';
 import type { DeviceBuffer } from '../src/backends/cuda/buffer.js';
 import { cudaGraphRuntime } from '../src/backends/cuda/graphs.js';
-import { fillRandomF32 } from '../src/backends/cuda/util.js';
+import { fillRandomF32 } from './cuda-util.js';
 import { activationOrder, chooseW4A8Config, freeW4A8, quantizeActivationsCuda, uploadW4A8, w4a8Linear, type W4A8Layer } from '../src/backends/cuda/w4a8.js';
 import { hasTensorMaps } from '../src/backends/cuda/tensor-map.js';
 import { addCuda, attentionCuda, attentionSplits, kvWriteCuda, rmsnormCuda, ropeCuda, siluMulCuda } from '../src/backends/cuda/model-ops.js';
@@ -99,7 +99,7 @@ const ops: Op[] = [
   { name: 'lm_head fp32 cuBLAS 32000x4096', perStep: 1, launch: () => blas.gemmF32(y.address, x.address, lmHead.address, 1, V, D) },
 ];
 
-const [start, end] = [ctx.createEvent(), ctx.createEvent()];
+const [start, end] = [ctx.queue.createEvent(), ctx.queue.createEvent()];
 const rows = [];
 let total = 0;
 for (const op of ops) {
@@ -111,10 +111,10 @@ for (const op of ops) {
   graphs.launch(graph);
   const us: number[] = [];
   for (let r = 0; r < reps; r++) {
-    ctx.record(start);
+    ctx.queue.record(start);
     graphs.launch(graph);
-    ctx.record(end);
-    us.push((ctx.elapsedMs(start, end) * 1000) / R);
+    ctx.queue.record(end);
+    us.push((ctx.queue.elapsedMs(start, end) * 1000) / R);
   }
   graphs.destroy(graph);
   const per = median(us);
@@ -124,8 +124,8 @@ for (const op of ops) {
 for (const row of rows) Object.assign(row, { share: `${((Number(row['µs per step']) / total) * 100).toFixed(0)}%` });
 out.table(rows);
 out.say(`predicted decode step: ${(total / 1000).toFixed(2)} ms (${(1e6 / total).toFixed(0)} tok/s)`);
-ctx.destroyEvent(start);
-ctx.destroyEvent(end);
+ctx.queue.destroyEvent(start);
+ctx.queue.destroyEvent(end);
 for (const l of [...square, ...wide, ...tall]) freeW4A8(l);
 for (const b of owned) b.free();
 blas.destroy();

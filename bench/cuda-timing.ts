@@ -37,7 +37,7 @@ import type { DeviceBuffer } from '../src/backends/cuda/buffer.js';
 import { CudaContext } from '../src/backends/cuda/context.js';
 import { Cublas } from '../src/backends/cuda/cublas.js';
 import { CudaUnavailableError } from '../src/backends/cuda/libs.js';
-import { fillRandomF16, fillRandomF32, fillRandomI32, fillRandomI8, fillRandomU32, spin } from '../src/backends/cuda/util.js';
+import { fillRandomF16, fillRandomF32, fillRandomI32, fillRandomI8, fillRandomU32, spin } from './cuda-util.js';
 import type { W4A8Layer } from '../src/backends/cuda/w4a8.js';
 import type { W8A8Layer } from '../src/backends/cuda/w8a8.js';
 import { median, percentile } from './stats.js';
@@ -188,7 +188,7 @@ export class CudaTimer {
   }
 
   destroy(): void {
-    for (const e of this.events.splice(0)) this.ctx.destroyEvent(e);
+    for (const e of this.events.splice(0)) this.ctx.queue.destroyEvent(e);
   }
 
   private warmUp(launches: readonly Launch[]): void {
@@ -201,15 +201,15 @@ export class CudaTimer {
     if (!Number.isInteger(n) || n < 1) throw new RangeError(`samples per block must be a positive integer, got ${n}`);
     const { ctx, events } = this;
     const L = this.launchesPerSample;
-    while (events.length < n + 1) events.push(ctx.createEvent());
+    while (events.length < n + 1) events.push(ctx.queue.createEvent());
     spin(ctx, SPIN_US);
     for (let i = 0; i < n; i++) {
-      ctx.record(events[i]!);
+      ctx.queue.record(events[i]!);
       for (let j = 0; j < L; j++) launch(this.next++);
     }
-    ctx.record(events[n]!);
+    ctx.queue.record(events[n]!);
     ctx.synchronize();
-    return Array.from({ length: n }, (_, i) => (ctx.elapsedMs(events[i]!, events[i + 1]!) * 1000) / L);
+    return Array.from({ length: n }, (_, i) => (ctx.queue.elapsedMs(events[i]!, events[i + 1]!) * 1000) / L);
   }
 }
 

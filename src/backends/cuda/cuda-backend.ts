@@ -17,6 +17,9 @@
  *
  * The integer layers give the CPU backend's output bit for bit; the other ops match it except
  * where float64 rounding differs (tests bound both).
+ *
+ * Assembled from named parts: openParts (context, cuBLAS, arena, tape, and the state kept between
+ * ops, backend-state.ts), prepareLinear / runLinear / linearOnHost, attention, placements, disposeParts.
  */
 import type { AttentionShape, Backend, LayerKvCache, PreparedLinear } from '../../model/backend.js';
 import { cpuBackend } from '../cpu/cpu-backend.js';
@@ -25,13 +28,14 @@ import type { DeviceBuffer } from './buffer.js';
 import { CudaContext } from './context.js';
 import { Cublas } from './cublas.js';
 import { freeResident, makeResident, type FloatPrecision, type ResidentLinear } from './resident-linear.js';
-import { activationOrder, chooseW4A8Config, quantizeActivationsCuda, w4a8Linear } from './w4a8.js';
+import { activationOrder, chooseW4A8Config, w4a8Linear } from './w4a8.js';
+import { deviceConstants, devicePosition, quantizedInputs, scratch, type DeviceConstants, type DevicePosition, type QuantizedInputs, type Scratch } from './backend-state.js';
 import { w8a8Linear } from './w8a8.js';
 import { W4A16_MAX_TOKENS, w4a16Linear } from './w4a16.js';
 import { hasTensorMaps } from './tensor-map.js';
-import { createStepArena } from './step-arena.js';
+import { createStepArena, type ArenaMark, type StepArena } from './step-arena.js';
 import { addBiasCuda, addCuda, attentionCuda, attentionSplits, kvWriteCuda, rmsnormCuda, ropeCuda, siluMulCuda, toF16Cuda } from './model-ops.js';
-import { createPassTape, type PassReplayStats } from './pass-tape.js';
+import { createPassTape, type PassReplayStats, type PassTape } from './pass-tape.js';
 import { cudaGraphRuntime } from './graphs.js';
 import { freedBufferCount } from './buffer.js';
 
@@ -75,6 +79,174 @@ interface GpuLinear {
   onHost: PreparedLinear | null;
 }
 
+/** What a backend holds beside its context; each part frees what it allocated. */
+interface BackendParts {
+  readonly ctx: CudaContext;
+  readonly ownsContext: boolean;
+  readonly blas: Cublas;
+  readonly arena: StepArena;
+  /** records a pass's ops for replay as a CUDA graph (null: graphs off or no graph calls in the driver). */
+  readonly tape: PassTape<ArenaMark> | null;
+  readonly position: DevicePosition;
+  readonly constants: DeviceConstants;
+  readonly quantized: QuantizedInputs;
+  readonly attentionScratch: Scratch;
+  /** the layers prepared and not released (placements, dispose). */
+  readonly live: Set<GpuLinear>;
+  readonly kernels: KernelChoice;
+}
+
+/** What decides the kernels of a linear: the device's (wgmma, TMA) and the options' (overlap, float precision). */
+interface KernelChoice {
+  readonly wgmma: boolean;
+  readonly tma: boolean;
+  readonly overlap: boolean;
+  readonly floatPrecision: FloatPrecision | undefined;
+}
+
+/** A backend on `ctx` (default: a new context on GPU 0; throws CudaUnavailableError without a GPU). */
+export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend {
+  const p = openParts(options);
+  const { ctx, arena, quantized, tape } = p;
+  return {
+    name: 'cuda',
+    ctx,
+    startPass: () => startPass(p),
+    upload: (x) => {
+      const t = step(tape, ['upload', x.byteLength], () => arena.alloc(x.byteLength));
+      ctx.copyToDevice(t, x);
+      return t;
+    },
+    download: (x, first, rows, dim) => {
+      tape?.endPass(['download', x.ptr, first, rows, dim], freedBufferCount());
+      const host = downloadRows(ctx, x, first, rows, dim);
+      ctx.queue.observeWith(null); // the pass is over: work outside passes is not recorded
+      return host;
+    },
+    rows: (x, first, rows, dim) => x.view(first * dim * 4, rows * dim * 4),
+    layerCache: (capacity, kvDim) => allocLayerCache(ctx, capacity, kvDim),
+    releaseLayerCache: (cache) => {
+      ctx.synchronize();
+      cache.keys.free();
+      cache.values.free();
+    },
+    prepareLinear: (w) => prepareLinear(p, w),
+    rmsnorm: (x, m, weight, eps) => step(tape, ['rmsnorm', x.ptr, m, weight, eps], () => {
+      const y = arena.alloc(m * weight.length * 4);
+      rmsnormCuda(ctx, x, p.constants.of(weight), y, m, weight.length, eps);
+      return y;
+    }),
+    rope: (x, m, heads, headDim, startPos, invFreq) => {
+      const at = p.position.at(startPos);
+      step(tape, ['rope', x.ptr, m, heads, headDim, invFreq], () => {
+        quantized.clear();
+        ropeCuda(ctx, x, p.constants.of(invFreq), m, heads, headDim, at);
+      });
+    },
+    attention: (q, k, v, m, startPos, cache, shape) => attention(p, q, k, v, m, startPos, cache, shape),
+    siluMul: (gate, up) => step(tape, ['siluMul', gate.ptr, gate.bytes, up.ptr], () => {
+      quantized.clear();
+      siluMulCuda(ctx, gate, up, gate.bytes / 4);
+    }),
+    addInPlace: (a, b) => step(tape, ['add', a.ptr, a.bytes, b.ptr], () => {
+      quantized.clear();
+      addCuda(ctx, a, b, a.bytes / 4);
+    }),
+    placements: () => placements(p.live),
+    replayStats: () => tape?.stats() ?? null,
+    dispose: () => disposeParts(p),
+  };
+}
+
+/** The context (opened when not given), cuBLAS, the pass arena and tape, and the scratch and caches of the ops. */
+function openParts(options: CudaBackendOptions): BackendParts {
+  const ownsContext = options.ctx === undefined;
+  const ctx = options.ctx ?? new CudaContext(0);
+  const blas = new Cublas(ctx.stream);
+  const arena = createStepArena(ctx);
+  const runtime = options.graphs === false ? null : cudaGraphRuntime(ctx);
+  const tape = runtime ? createPassTape(runtime, arena) : null;
+  const wgmma = ctx.arch === 'sm_90a';
+  return {
+    ctx, ownsContext, blas, arena, tape,
+    position: devicePosition(ctx),
+    constants: deviceConstants(ctx),
+    quantized: quantizedInputs(ctx, arena),
+    attentionScratch: scratch(ctx),
+    live: new Set(),
+    kernels: { wgmma, tma: wgmma && hasTensorMaps(ctx), overlap: options.overlap !== false, floatPrecision: options.floatPrecision },
+  };
+}
+
+/** One op of a pass: recorded, or replayed when it repeats the last pass's (see pass-tape.ts); run at once without a tape. */
+function step<R>(tape: PassTape<ArenaMark> | null, args: readonly unknown[], run: () => R): R {
+  return tape ? tape.step(args, run) : run();
+}
+
+/** A pass begins: the arena and the quantized inputs are reclaimed, the tape observes the stream. */
+function startPass(p: BackendParts): void {
+  p.arena.reset();
+  p.quantized.clear();
+  if (p.tape) {
+    p.tape.startPass(freedBufferCount(), p.arena.mark());
+    p.ctx.queue.observeWith(p.tape);
+  }
+}
+
+/** Rows [first, first + rows) of x [*, dim] on the host (waits for the stream). */
+function downloadRows(ctx: CudaContext, x: DeviceBuffer, first: number, rows: number, dim: number): Float32Array {
+  return ctx.copyToHost(new Float32Array(rows * dim), x.view(first * dim * 4, rows * dim * 4));
+}
+
+/** Keys and values of one layer's KV cache in device memory. */
+function allocLayerCache(ctx: CudaContext, capacity: number, kvDim: number): LayerKvCache<DeviceBuffer> {
+  const keys = ctx.alloc(capacity * kvDim * 4);
+  try {
+    return { keys, values: ctx.alloc(capacity * kvDim * 4), capacity };
+  } catch (e) {
+    keys.free();
+    throw e;
+  }
+}
+
+/** Uploads w in its kernel's layout (and its bias) and returns the handle that runs and releases it. */
+function prepareLinear(p: BackendParts, w: LinearWeight): PreparedLinear<DeviceBuffer> {
+  const g = uploadLinear(p.ctx, w, p.kernels.floatPrecision);
+  p.live.add(g);
+  const handle: PreparedLinear<DeviceBuffer> = {
+    weight: w,
+    get copiedBytes() {
+      return g.onHost?.copiedBytes ?? 0; // the layer's GPU form lives in device memory
+    },
+    run: (x, m) => {
+      if (!p.live.has(g)) throw new Error('linear: this layer was released');
+      if (x.bytes < m * w.k * 4) throw new RangeError(`linear: x holds ${x.bytes / 4} values, need m·K = ${m}·${w.k}`);
+      return step(p.tape, ['linear', x.ptr, m, handle], () => runLinear(p, x, m, g));
+    },
+    release: () => {
+      if (!p.live.delete(g)) return;
+      p.ctx.synchronize(); // queued launches may still read the weights
+      freeGpuLinear(g);
+    },
+  };
+  return handle;
+}
+
+/** w resident on the GPU (or the reason it is not) and its bias on the device. */
+function uploadLinear(ctx: CudaContext, w: LinearWeight, floatPrecision: FloatPrecision | undefined): GpuLinear {
+  const resident = makeResident(ctx, w, floatPrecision);
+  let bias: DeviceBuffer | null = null;
+  try {
+    if (w.bias) bias = ctx.upload(w.bias.subarray(0, w.n));
+  } catch (e) {
+    freeResident(resident);
+    throw e;
+  }
+  // weights went up with synchronous copies on the legacy stream: let them land before our stream reads them
+  ctx.api.check('cuCtxSynchronize', ctx.api.fn.cuCtxSynchronize!() as number);
+  return { weight: w, resident, bias, onHost: null };
+}
+
 function freeGpuLinear(g: GpuLinear): void {
   freeResident(g.resident);
   g.bias?.free();
@@ -82,243 +254,90 @@ function freeGpuLinear(g: GpuLinear): void {
   g.onHost = null;
 }
 
-/** A backend on `ctx` (default: a new context on GPU 0; throws CudaUnavailableError without a GPU). */
-export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend {
-  const ownsContext = options.ctx === undefined;
-  const ctx = options.ctx ?? new CudaContext(0);
-  const blas = new Cublas(ctx.stream);
-  const arena = createStepArena(ctx);
-  const runtime = options.graphs === false ? null : cudaGraphRuntime(ctx);
-  const tape = runtime ? createPassTape(runtime, arena) : null;
-  /** One op of a pass: recorded, or replayed when it repeats the last pass's (see pass-tape.ts). */
-  const step = <R>(args: readonly unknown[], run: () => R): R => (tape ? tape.step(args, run) : run());
-  const position = ctx.alloc(4);
-  let positionValue = -1;
-  /** Scratch for attention's partials (float64), reused by every layer, grown on demand. */
-  let attentionPart: DeviceBuffer | null = null;
-  /** Device copies of quantized activations: `${address}|${m}|${k}|${order}` → [xq, a]; cleared by any in-place op and each pass. */
-  const quantized = new Map<string, [DeviceBuffer, DeviceBuffer]>();
-  /** the layers prepared and not released (placements, dispose). */
-  const live = new Set<GpuLinear>();
-  const constants = new Map<Float32Array, DeviceBuffer>();
-  const wgmma = ctx.arch === 'sm_90a';
-  const tma = wgmma && hasTensorMaps(ctx);
-  const overlap = options.overlap !== false;
-
-  /** A device copy of a host array the model keeps (norm weights, rotary frequencies), made once. */
-  const constant = (a: Float32Array): DeviceBuffer => {
-    let d = constants.get(a);
-    if (!d) {
-      d = ctx.alloc(a.byteLength);
-      ctx.copyToDevice(d, a);
-      constants.set(a, d);
-    }
-    return d;
-  };
-
-  const download = (x: DeviceBuffer, first: number, rows: number, dim: number): Float32Array =>
-    ctx.copyToHost(new Float32Array(rows * dim), x.view(first * dim * 4, rows * dim * 4));
-
-  /** The start position the kernels read, written (in stream order) when it changes. */
-  const positionAt = (startPos: number): DeviceBuffer => {
-    if (startPos !== positionValue) {
-      ctx.copyToDevice(position, Int32Array.of(startPos));
-      positionValue = startPos;
-    }
-    return position;
-  };
-
-  /** x [m, k] quantized per token (int8 in `order`, scales a), once per tensor until it changes. */
-  const quantizedInput = (x: DeviceBuffer, m: number, k: number, order: 'natural' | 'fragment'): [DeviceBuffer, DeviceBuffer] => {
-    const key = `${x.address}|${m}|${k}|${order}`;
-    let q = quantized.get(key);
-    if (!q) {
-      q = [arena.alloc(m * k), arena.alloc(m * 4)];
-      quantizeActivationsCuda(ctx, x, q[0], q[1], m, k, order);
-      quantized.set(key, q);
-    }
-    return q;
-  };
-
-  const linearOnHost = (x: DeviceBuffer, m: number, g: GpuLinear, y: DeviceBuffer): void => {
-    tape?.hostRoundTrip();
-    g.onHost ??= cpuBackend.prepareLinear(g.weight);
-    ctx.copyToDevice(y, g.onHost.run(download(x, 0, m, g.weight.k), m));
-  };
-
-  const prepareLinear = (w: LinearWeight): PreparedLinear<DeviceBuffer> => {
-    const resident = makeResident(ctx, w, options.floatPrecision);
-    let bias: DeviceBuffer | null = null;
-    try {
-      if (w.bias) bias = ctx.upload(w.bias.subarray(0, w.n));
-    } catch (e) {
-      freeResident(resident);
-      throw e;
-    }
-    // weights went up with synchronous copies on the legacy stream: let them land before our stream reads them
-    ctx.api.check('cuCtxSynchronize', ctx.api.fn.cuCtxSynchronize!() as number);
-    const g: GpuLinear = { weight: w, resident, bias, onHost: null };
-    live.add(g);
-    const handle: PreparedLinear<DeviceBuffer> = {
-      weight: w,
-      get copiedBytes() {
-        return g.onHost?.copiedBytes ?? 0; // the layer's GPU form lives in device memory
-      },
-      run: (x, m) => {
-        if (!live.has(g)) throw new Error('linear: this layer was released');
-        if (x.bytes < m * w.k * 4) throw new RangeError(`linear: x holds ${x.bytes / 4} values, need m·K = ${m}·${w.k}`);
-        return step(['linear', x.ptr, m, handle], () => linearNow(x, m, g));
-      },
-      release: () => {
-        if (!live.delete(g)) return;
-        ctx.synchronize(); // queued launches may still read the weights
-        freeGpuLinear(g);
-      },
-    };
-    return handle;
-  };
-
-  const linearNow = (x: DeviceBuffer, m: number, g: GpuLinear): DeviceBuffer => {
-    const { n, k } = g.weight;
-    const r = g.resident;
-    const y = arena.alloc(m * n * 4);
-    if (r.kind === 'cpu' || (r.kind === 'w4a16' && m > W4A16_MAX_TOKENS)) {
-      linearOnHost(x, m, g, y);
-      return y;
-    }
-    if (r.kind === 'f32') {
-      const [ya, xa, wa] = [y.address, x.address, r.w.address];
-      ctx.onStream(() => blas.gemmF32(ya, xa, wa, m, n, k));
-    } else if (r.kind === 'f16') {
-      const x16 = arena.alloc(m * k * 2);
-      toF16Cuda(ctx, x, x16, m * k);
-      const [ya, xa, wa] = [y.address, x16.address, r.w.address];
-      ctx.onStream(() => blas.gemmF16F32(ya, xa, wa, m, n, k));
-    } else if (r.kind === 'w4a16') {
-      const x16 = arena.alloc(m * k * 2);
-      toF16Cuda(ctx, x, x16, m * k);
-      w4a16Linear(ctx, r.layer, x16, y, m);
-    } else if (r.kind === 'w4a8') {
-      const chosen = chooseW4A8Config(m, n, k, wgmma, tma, ctx.info.multiprocessors);
-      const config = chosen.kind === 'decode' && overlap ? { ...chosen, overlap } : chosen;
-      const [xq, a] = quantizedInput(x, m, k, activationOrder(config));
-      w4a8Linear(ctx, r.layer, xq, a, y, m, config);
-    } else {
-      const [xq, a] = quantizedInput(x, m, k, 'natural');
-      w8a8Linear(ctx, r.layer, xq, a, y, m);
-    }
-    if (g.bias) addBiasCuda(ctx, y, g.bias, m, n);
+/** y [m, N] = x [m, K] · Wᵀ (+ bias) with the layer's kernel, or on the CPU where no kernel takes it. */
+function runLinear(p: BackendParts, x: DeviceBuffer, m: number, g: GpuLinear): DeviceBuffer {
+  const { ctx, arena, blas } = p;
+  const { n, k } = g.weight;
+  const r = g.resident;
+  const y = arena.alloc(m * n * 4);
+  if (r.kind === 'cpu' || (r.kind === 'w4a16' && m > W4A16_MAX_TOKENS)) {
+    linearOnHost(p, x, m, g, y);
     return y;
-  };
+  }
+  if (r.kind === 'f32') {
+    const [ya, xa, wa] = [y.address, x.address, r.w.address];
+    ctx.onStream(() => blas.gemmF32(ya, xa, wa, m, n, k));
+  } else if (r.kind === 'f16') {
+    const x16 = arena.alloc(m * k * 2);
+    toF16Cuda(ctx, x, x16, m * k);
+    const [ya, xa, wa] = [y.address, x16.address, r.w.address];
+    ctx.onStream(() => blas.gemmF16F32(ya, xa, wa, m, n, k));
+  } else if (r.kind === 'w4a16') {
+    const x16 = arena.alloc(m * k * 2);
+    toF16Cuda(ctx, x, x16, m * k);
+    w4a16Linear(ctx, r.layer, x16, y, m);
+  } else if (r.kind === 'w4a8') {
+    const { wgmma, tma, overlap } = p.kernels;
+    const chosen = chooseW4A8Config(m, n, k, wgmma, tma, ctx.info.multiprocessors);
+    const config = chosen.kind === 'decode' && overlap ? { ...chosen, overlap } : chosen;
+    const [xq, a] = p.quantized.of(x, m, k, activationOrder(config));
+    w4a8Linear(ctx, r.layer, xq, a, y, m, config);
+  } else {
+    const [xq, a] = p.quantized.of(x, m, k, 'natural');
+    w8a8Linear(ctx, r.layer, xq, a, y, m);
+  }
+  if (g.bias) addBiasCuda(ctx, y, g.bias, m, n);
+  return y;
+}
 
-  const attention = (q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, m: number, startPos: number,
-    cache: LayerKvCache<DeviceBuffer>, shape: AttentionShape): DeviceBuffer => {
-    const { numHeads, numKvHeads, headDim, slidingWindow } = shape;
-    if (startPos + m > cache.capacity) throw new RangeError(`KV cache holds ${cache.capacity} positions; asked for ${startPos + m}`);
-    const at = positionAt(startPos);
-    return step(['attention', q.ptr, k.ptr, v.ptr, m, cache, numHeads, numKvHeads, headDim, slidingWindow], () => {
-      kvWriteCuda(ctx, k, v, cache.keys, cache.values, at, startPos, m, numKvHeads * headDim);
-      const out = arena.alloc(m * numHeads * headDim * 4);
-      const { partBytes } = attentionSplits(cache.capacity, m, numHeads, headDim);
-      if (!attentionPart || attentionPart.bytes < partBytes) {
-        if (attentionPart) {
-          ctx.synchronize(); // queued launches may still read the old scratch
-          attentionPart.free();
-        }
-        attentionPart = ctx.alloc(partBytes);
-      }
-      const launch = { m, startPos, position: at, capacity: cache.capacity, numHeads, numKvHeads, headDim, window: slidingWindow ?? 0 };
-      attentionCuda(ctx, q, cache.keys, cache.values, out, launch, attentionPart);
-      return out;
-    });
-  };
+/** The layer on the CPU: x copied to the host, y copied back in stream order (the pass will not replay). */
+function linearOnHost(p: BackendParts, x: DeviceBuffer, m: number, g: GpuLinear, y: DeviceBuffer): void {
+  p.tape?.hostRoundTrip();
+  g.onHost ??= cpuBackend.prepareLinear(g.weight);
+  p.ctx.copyToDevice(y, g.onHost.run(downloadRows(p.ctx, x, 0, m, g.weight.k), m));
+}
 
-  const placements = (): LinearPlacements => {
-    const gpu = { w4a8: 0, w8a8: 0, w4a16: 0, f32: 0, f16: 0 };
-    const cpu = new Map<string, number>();
-    for (const { resident: r } of live) {
-      if (r.kind === 'cpu') cpu.set(r.reason, (cpu.get(r.reason) ?? 0) + 1);
-      else gpu[r.kind]++;
-    }
-    return { gpu, cpu: [...cpu].map(([reason, layers]) => ({ reason, layers })) };
-  };
+/** Writes k, v into the cache at startPos, then attends q over it (split over positions, partials in the scratch). */
+function attention(p: BackendParts, q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, m: number, startPos: number,
+  cache: LayerKvCache<DeviceBuffer>, shape: AttentionShape): DeviceBuffer {
+  const { ctx, arena } = p;
+  const { numHeads, numKvHeads, headDim, slidingWindow } = shape;
+  if (startPos + m > cache.capacity) throw new RangeError(`KV cache holds ${cache.capacity} positions; asked for ${startPos + m}`);
+  const at = p.position.at(startPos);
+  return step(p.tape, ['attention', q.ptr, k.ptr, v.ptr, m, cache, numHeads, numKvHeads, headDim, slidingWindow], () => {
+    kvWriteCuda(ctx, k, v, cache.keys, cache.values, at, startPos, m, numKvHeads * headDim);
+    const out = arena.alloc(m * numHeads * headDim * 4);
+    const { partBytes } = attentionSplits(cache.capacity, m, numHeads, headDim);
+    const part = p.attentionScratch.atLeast(partBytes);
+    const launch = { m, startPos, position: at, capacity: cache.capacity, numHeads, numKvHeads, headDim, window: slidingWindow ?? 0 };
+    attentionCuda(ctx, q, cache.keys, cache.values, out, launch, part);
+    return out;
+  });
+}
 
-  const dispose = (): void => {
-    ctx.observeWith(null);
-    tape?.dispose();
-    ctx.synchronize();
-    position.free();
-    attentionPart?.free();
-    for (const g of live) freeGpuLinear(g);
-    live.clear();
-    for (const d of constants.values()) d.free();
-    constants.clear();
-    arena.dispose();
-    blas.destroy();
-    if (ownsContext) ctx.release();
-  };
+/** GPU layers by kernel family, CPU layers by reason. */
+function placements(live: ReadonlySet<GpuLinear>): LinearPlacements {
+  const gpu = { w4a8: 0, w8a8: 0, w4a16: 0, f32: 0, f16: 0 };
+  const cpu = new Map<string, number>();
+  for (const { resident: r } of live) {
+    if (r.kind === 'cpu') cpu.set(r.reason, (cpu.get(r.reason) ?? 0) + 1);
+    else gpu[r.kind]++;
+  }
+  return { gpu, cpu: [...cpu].map(([reason, layers]) => ({ reason, layers })) };
+}
 
-  return {
-    name: 'cuda',
-    ctx,
-    startPass: () => {
-      arena.reset();
-      quantized.clear();
-      if (tape) {
-        tape.startPass(freedBufferCount(), arena.mark());
-        ctx.observeWith(tape);
-      }
-    },
-    upload: (x) => {
-      const t = step(['upload', x.byteLength], () => arena.alloc(x.byteLength));
-      ctx.copyToDevice(t, x);
-      return t;
-    },
-    download: (x, first, rows, dim) => {
-      tape?.endPass(['download', x.ptr, first, rows, dim], freedBufferCount());
-      const host = download(x, first, rows, dim);
-      ctx.observeWith(null); // the pass is over: work outside passes is not recorded
-      return host;
-    },
-    rows: (x, first, rows, dim) => x.view(first * dim * 4, rows * dim * 4),
-    layerCache: (capacity, kvDim) => {
-      const keys = ctx.alloc(capacity * kvDim * 4);
-      try {
-        return { keys, values: ctx.alloc(capacity * kvDim * 4), capacity };
-      } catch (e) {
-        keys.free();
-        throw e;
-      }
-    },
-    releaseLayerCache: (cache) => {
-      ctx.synchronize();
-      cache.keys.free();
-      cache.values.free();
-    },
-    prepareLinear,
-    rmsnorm: (x, m, weight, eps) => step(['rmsnorm', x.ptr, m, weight, eps], () => {
-      const y = arena.alloc(m * weight.length * 4);
-      rmsnormCuda(ctx, x, constant(weight), y, m, weight.length, eps);
-      return y;
-    }),
-    rope: (x, m, heads, headDim, startPos, invFreq) => {
-      const at = positionAt(startPos);
-      step(['rope', x.ptr, m, heads, headDim, invFreq], () => {
-        quantized.clear();
-        ropeCuda(ctx, x, constant(invFreq), m, heads, headDim, at);
-      });
-    },
-    attention,
-    siluMul: (gate, up) => step(['siluMul', gate.ptr, gate.bytes, up.ptr], () => {
-      quantized.clear();
-      siluMulCuda(ctx, gate, up, gate.bytes / 4);
-    }),
-    addInPlace: (a, b) => step(['add', a.ptr, a.bytes, b.ptr], () => {
-      quantized.clear();
-      addCuda(ctx, a, b, a.bytes / 4);
-    }),
-    placements,
-    replayStats: () => tape?.stats() ?? null,
-    dispose,
-  };
+/** Frees every part (prepared layers, constants, scratch, arena, cuBLAS) and the context when the backend opened it. */
+function disposeParts(p: BackendParts): void {
+  const { ctx } = p;
+  ctx.queue.observeWith(null);
+  p.tape?.dispose();
+  ctx.synchronize();
+  p.position.free();
+  p.attentionScratch.free();
+  for (const g of p.live) freeGpuLinear(g);
+  p.live.clear();
+  p.constants.free();
+  p.arena.dispose();
+  p.blas.destroy();
+  if (p.ownsContext) ctx.release();
 }

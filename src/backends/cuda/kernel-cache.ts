@@ -3,14 +3,15 @@
  * source, the compile options, the architecture and the NVRTC version. The cache folder is
  * $INTSCALE_CUDA_CACHE, else $XDG_CACHE_HOME/intscale/cuda, else ~/.cache/intscale/cuda.
  * INTSCALE_NVRTC_LINEINFO=1 compiles with -lineinfo (for Nsight Compute source views).
- * Loaded modules are also kept per context in memory.
+ * Loaded modules and their functions are kept per context in memory (CudaPrograms, program.ts).
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { CudaContext, CudaFunction } from './context.js';
+import type { CudaContext } from './context.js';
+import type { CudaFunction } from './program.js';
 import { compileToCubin, nvrtcVersion } from './nvrtc.js';
 
 /** The folder holding kernels/*.cu: next to this module when shipped, else in the source tree. */
@@ -21,11 +22,17 @@ export function kernelsDir(): string {
   throw new Error(`CUDA kernel sources not found (looked in ${candidates.join(', ')})`);
 }
 
-/** A kernel's source with its `#include "x.cuh"` lines inlined from the same folder (NVRTC has no -I here). */
+/**
+ * A kernel's source with its `#include "x.cuh"` lines inlined (NVRTC has no -I here). `file` names a
+ * file in kernels/, or is an absolute path to a kernel kept elsewhere (bench/kernels); includes come
+ * from the file's own folder when there, else from kernels/.
+ */
 export function readKernelSource(file: string): string {
   const dir = kernelsDir();
-  return readFileSync(join(dir, file), 'utf8').replace(/^#include "([\w.]+)"$/gm, (_m, inc: string) =>
-    readFileSync(join(dir, inc), 'utf8').replace(/^#pragma once$/m, ''),
+  const path = isAbsolute(file) ? file : join(dir, file);
+  const include = (inc: string): string => (existsSync(join(dirname(path), inc)) ? join(dirname(path), inc) : join(dir, inc));
+  return readFileSync(path, 'utf8').replace(/^#include "([\w.]+)"$/gm, (_m, inc: string) =>
+    readFileSync(include(inc), 'utf8').replace(/^#pragma once$/m, ''),
   );
 }
 
@@ -38,9 +45,10 @@ function cacheDir(): string {
 /** Compile statistics, for reports. */
 export const compileStats = { compiled: 0, fromDisk: 0, compileMs: 0 };
 
-/** The cubin for (source, defines, arch), from the disk cache or freshly compiled. */
+/** The cubin for (source, defines, arch), from the disk cache or freshly compiled; `file` as readKernelSource takes it. */
 export function cubinFor(file: string, defines: Record<string, number | string>, arch: string): Uint8Array {
   const source = readKernelSource(file);
+  const name = basename(file);
   const options = [
     `--gpu-architecture=${arch}`,
     '--std=c++17',
@@ -58,13 +66,13 @@ export function cubinFor(file: string, defines: Record<string, number | string>,
     .digest('hex')
     .slice(0, 32);
   const dir = cacheDir();
-  const path = join(dir, `${file.replace(/\W/g, '_')}-${arch}-${key}.cubin`);
+  const path = join(dir, `${name.replace(/\W/g, '_')}-${arch}-${key}.cubin`);
   if (existsSync(path)) {
     compileStats.fromDisk++;
     return new Uint8Array(readFileSync(path));
   }
   const t0 = performance.now();
-  const { cubin } = compileToCubin(source, file, options);
+  const { cubin } = compileToCubin(source, name, options);
   compileStats.compiled++;
   compileStats.compileMs += performance.now() - t0;
   try {
@@ -78,9 +86,7 @@ export function cubinFor(file: string, defines: Record<string, number | string>,
   return cubin;
 }
 
-const modules = new WeakMap<CudaContext, Map<string, bigint>>();
-
-/** Loads (compiling if needed) `kernel` from `file` built with `defines`, on `ctx`. */
+/** Loads (compiling if needed) `kernel` from `file` built with `defines`, on `ctx` (module and function kept by ctx.programs). */
 export function getKernel(
   ctx: CudaContext,
   file: string,
@@ -88,25 +94,6 @@ export function getKernel(
   defines: Record<string, number | string> = {},
   dynamicShared = 0,
 ): CudaFunction {
-  let perCtx = modules.get(ctx);
-  if (!perCtx) {
-    perCtx = new Map();
-    modules.set(ctx, perCtx);
-  }
-  const modKey = `${file}|${JSON.stringify(defines)}`;
-  let mod = perCtx.get(modKey);
-  if (mod === undefined) {
-    mod = ctx.loadModule(cubinFor(file, defines, ctx.arch));
-    perCtx.set(modKey, mod);
-  }
-  const fnKey = `${modKey}|${kernel}|${dynamicShared}`;
-  let fn = functions.get(ctx)?.get(fnKey);
-  if (!fn) {
-    fn = ctx.getFunction(mod, kernel, dynamicShared);
-    if (!functions.has(ctx)) functions.set(ctx, new Map());
-    functions.get(ctx)!.set(fnKey, fn);
-  }
-  return fn;
+  const mod = ctx.programs.module(`${file}|${JSON.stringify(defines)}`, () => cubinFor(file, defines, ctx.arch));
+  return ctx.programs.function(mod, kernel, dynamicShared);
 }
-
-const functions = new WeakMap<CudaContext, Map<string, CudaFunction>>();

@@ -12,7 +12,8 @@ import type { DeviceBuffer } from './buffer.js';
 import type { CudaContext } from './context.js';
 import { getKernel } from './kernel-cache.js';
 
-const THREADS = 256;
+/** Threads per block of the model_ops.cu kernels and kv_write in attention.cu (their __launch_bounds__). */
+export const MODEL_OPS_THREADS = 256;
 const OPS = 'model_ops.cu';
 
 function need(what: string, buf: DeviceBuffer, bytes: number): void {
@@ -20,13 +21,13 @@ function need(what: string, buf: DeviceBuffer, bytes: number): void {
 }
 
 /** Grid of one thread per element for n elements. */
-const blocksFor = (n: number): [number] => [Math.max(1, Math.ceil(n / THREADS))];
+const blocksFor = (n: number): [number] => [Math.max(1, Math.ceil(n / MODEL_OPS_THREADS))];
 
 export function rmsnormCuda(ctx: CudaContext, x: DeviceBuffer, weight: DeviceBuffer, y: DeviceBuffer, m: number, dim: number, eps: number): void {
   need('rmsnorm x', x, m * dim * 4);
   need('rmsnorm y', y, m * dim * 4);
   need('rmsnorm weight', weight, dim * 4);
-  ctx.launch(getKernel(ctx, OPS, 'rmsnorm'), [m], [THREADS], [x, weight, y, { i32: dim }, { f64: eps }]);
+  ctx.launch(getKernel(ctx, OPS, 'rmsnorm'), [m], [MODEL_OPS_THREADS], [x, weight, y, { i32: dim }, { f64: eps }]);
 }
 
 /** Rotary embedding in place on x [m][heads][headDim], row r at position *position + r. */
@@ -36,7 +37,7 @@ export function ropeCuda(ctx: CudaContext, x: DeviceBuffer, invFreq: DeviceBuffe
   need('rope invFreq', invFreq, (headDim / 2) * 4);
   need('rope position', position, 4);
   const n = (m * heads * headDim) / 2;
-  ctx.launch(getKernel(ctx, OPS, 'rope'), blocksFor(n), [THREADS], [x, invFreq, { i32: m }, { i32: heads }, { i32: headDim }, position]);
+  ctx.launch(getKernel(ctx, OPS, 'rope'), blocksFor(n), [MODEL_OPS_THREADS], [x, invFreq, { i32: m }, { i32: heads }, { i32: headDim }, position]);
 }
 
 /** keys/values rows [startPos, startPos + m) = k, v [m][kvDim] (startPos = *position). */
@@ -47,14 +48,18 @@ export function kvWriteCuda(ctx: CudaContext, k: DeviceBuffer, v: DeviceBuffer, 
   need('kv_write keys', keys, (startPos + m) * kvDim * 4);
   need('kv_write values', values, (startPos + m) * kvDim * 4);
   need('kv_write position', position, 4);
-  ctx.launch(getKernel(ctx, 'attention.cu', 'kv_write'), blocksFor(m * kvDim), [THREADS], [k, v, keys, values, position, { u64: kvDim }, { u64: m * kvDim }]);
+  ctx.launch(getKernel(ctx, 'attention.cu', 'kv_write'), blocksFor(m * kvDim), [MODEL_OPS_THREADS], [k, v, keys, values, position, { u64: kvDim }, { u64: m * kvDim }]);
 }
 
-/** Largest head dimension the attention kernels take (D_MAX in attention.cu). */
+/*
+ * Launch facts of attention.cu, written once here from its #defines (test/backends/cuda/launch-facts.test.ts
+ * compares): the largest head dimension (D_MAX), most position splits (MAX_SPLITS), positions per
+ * split at least (one TILE), threads per block (THREADS).
+ */
 export const ATTENTION_MAX_HEAD_DIM = 256;
-/** Most position splits (MAX_SPLITS in attention.cu) and positions per split at least (one tile). */
-const ATTENTION_MAX_SPLITS = 256;
-const ATTENTION_TILE = 32;
+export const ATTENTION_MAX_SPLITS = 256;
+export const ATTENTION_TILE = 32;
+export const ATTENTION_THREADS = 128;
 /** Most bytes of float64 partials one attention call may use (prefill over a long cache splits less). */
 const ATTENTION_PART_BUDGET = 64 << 20;
 
@@ -95,35 +100,35 @@ export function attentionCuda(ctx: CudaContext, q: DeviceBuffer, keys: DeviceBuf
   need('attention position', a.position, 4);
   const { splits, chunk, partBytes } = attentionSplits(capacity, m, H, D);
   need('attention partials', part, partBytes);
-  ctx.launch(getKernel(ctx, 'attention.cu', 'attention_part'), [m, H, splits], [128],
+  ctx.launch(getKernel(ctx, 'attention.cu', 'attention_part'), [m, H, splits], [ATTENTION_THREADS],
     [q, keys, values, part, a.position, { i32: H }, { i32: KVH }, { i32: D }, { i32: a.window }, { i32: chunk }]);
-  ctx.launch(getKernel(ctx, 'attention.cu', 'attention_combine'), [m, H], [128], [part, out, { i32: H }, { i32: D }, { i32: splits }]);
+  ctx.launch(getKernel(ctx, 'attention.cu', 'attention_combine'), [m, H], [ATTENTION_THREADS], [part, out, { i32: H }, { i32: D }, { i32: splits }]);
 }
 
 /** gate = silu(gate) · up over n elements, in place. */
 export function siluMulCuda(ctx: CudaContext, gate: DeviceBuffer, up: DeviceBuffer, n: number): void {
   need('siluMul gate', gate, n * 4);
   need('siluMul up', up, n * 4);
-  ctx.launch(getKernel(ctx, OPS, 'silu_mul'), blocksFor(n), [THREADS], [gate, up, { u64: n }]);
+  ctx.launch(getKernel(ctx, OPS, 'silu_mul'), blocksFor(n), [MODEL_OPS_THREADS], [gate, up, { u64: n }]);
 }
 
 /** a += b over n elements. */
 export function addCuda(ctx: CudaContext, a: DeviceBuffer, b: DeviceBuffer, n: number): void {
   need('add a', a, n * 4);
   need('add b', b, n * 4);
-  ctx.launch(getKernel(ctx, OPS, 'add'), blocksFor(n), [THREADS], [a, b, { u64: n }]);
+  ctx.launch(getKernel(ctx, OPS, 'add'), blocksFor(n), [MODEL_OPS_THREADS], [a, b, { u64: n }]);
 }
 
 /** y[r, j] += bias[j] for y [m, N]. */
 export function addBiasCuda(ctx: CudaContext, y: DeviceBuffer, bias: DeviceBuffer, m: number, N: number): void {
   need('bias y', y, m * N * 4);
   need('bias', bias, N * 4);
-  ctx.launch(getKernel(ctx, OPS, 'add_bias'), blocksFor(m * N), [THREADS], [y, bias, { i32: N }, { u64: m * N }]);
+  ctx.launch(getKernel(ctx, OPS, 'add_bias'), blocksFor(m * N), [MODEL_OPS_THREADS], [y, bias, { i32: N }, { u64: m * N }]);
 }
 
 /** x16 = binary16(x) (round to nearest even) over n elements. */
 export function toF16Cuda(ctx: CudaContext, x: DeviceBuffer, x16: DeviceBuffer, n: number): void {
   need('to_f16 x', x, n * 4);
   need('to_f16 out', x16, n * 2);
-  ctx.launch(getKernel(ctx, OPS, 'to_f16'), blocksFor(n), [THREADS], [x, x16, { u64: n }]);
+  ctx.launch(getKernel(ctx, OPS, 'to_f16'), blocksFor(n), [MODEL_OPS_THREADS], [x, x16, { u64: n }]);
 }

@@ -19,7 +19,7 @@
  * pass replays only in the memory generation it was recorded in (no device buffer freed since its
  * start), and never when it computed on the host between ops. Outside passes ops run directly.
  */
-import type { StreamObserver } from './context.js';
+import type { StreamObserver } from './stream.js';
 
 /** What replay needs from the GPU; cudaGraphRuntime (graphs.ts) is the real one. */
 export interface GraphRuntime<G = bigint> {

@@ -55,7 +55,7 @@ export function freeW4A16(layer: W4A16Layer): void {
 export interface W4A16Config { readonly MT: number; readonly NTW: number; readonly WK: number }
 
 /**
- * Default decode configuration, from the H100 sweep (docs/bench/cuda-w8-sweep-H100-2026-11-23.txt):
+ * Default decode configuration, from the H100 sweep (bench/cuda-w8-sweep.ts; docs/cuda-notes.md "W8A8 and W4A16 kernels"):
  * M <= 8: NTW4 WK4 on wide layers, NTW1 WK8 otherwise; M <= 16: MT2 NTW1 WK8; MT4 / MT8 above (not swept).
  */
 /** Largest M the W4A16 kernel serves (no large-M GEMM is built). */

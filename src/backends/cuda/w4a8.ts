@@ -12,7 +12,8 @@
  * (OutputFormat).
  */
 import type { DeviceBuffer } from './buffer.js';
-import type { CudaContext, KernelArg } from './context.js';
+import type { CudaContext } from './context.js';
+import type { KernelArg } from './program.js';
 import { splitKWorkspace } from './workspace.js';
 import { getKernel } from './kernel-cache.js';
 import { paddedRows, repackW4A8, type RepackedW4A8 } from './repack.js';
@@ -83,29 +84,56 @@ export function activationOrder(config: W4A8Config): ActivationOrder {
   return config.kind === 'wgmma-rs' || config.kind === 'wgmma-tma' ? 'fragment' : 'natural';
 }
 
-/** Dynamic shared memory of the register-A wgmma kernel (mirrors SMEM_BYTES in w4a8_wgmma_rs.cu). */
-export function wgmmaRsSharedBytes(stages: number): number {
-  return 1024 + stages * (128 * 128 + 16);
+/*
+ * Launch facts of the W4A8 kernels, written once here from the #defines of their .cu files (names as
+ * there); test/backends/cuda/launch-facts.test.ts evaluates the .cu's #defines and compares.
+ */
+
+/** act_quant.cu: one block of THREADS per token row (__launch_bounds__). */
+export const ACT_QUANT = { THREADS: 256 } as const;
+
+/** w4a8_mma.cu: BM x BN blocks of WM·WN warps; dynamic shared memory SMEM_BYTES. */
+export function mmaLaunch(c: MmaConfig): { threads: number; sharedBytes: number } {
+  const A_U4 = c.BM * 8, B_U4 = (c.BN / 16) * 64; // uint4 per stage
+  return { threads: c.WM * c.WN * 32, sharedBytes: c.STAGES * (A_U4 + B_U4) * 16 };
 }
 
-/** Dynamic shared memory of the TMA-fed kernel (mirrors SMEM_BYTES in w4a8_wgmma_tma.cu). */
+/** w4a8_wgmma_rs.cu: BT tokens x BW = 64·WGS weight rows per block, THREADS = 128·WGS. */
+export const WGMMA_RS = { BT: 128, X_BYTES: 128 * 128, BW: (wgs: number): number => 64 * wgs, THREADS: (wgs: number): number => 128 * wgs } as const;
+
+/** Dynamic shared memory of the register-A wgmma kernel (SMEM_BYTES in w4a8_wgmma_rs.cu). */
+export function wgmmaRsSharedBytes(stages: number): number {
+  return 1024 + stages * WGMMA_RS.X_BYTES + stages * 16;
+}
+
+/**
+ * w4a8_wgmma_tma.cu: BT tokens x BW weight rows per work item, CONSUMERS threads in 8 consumer warps
+ * plus a producer warpgroup (THREADS), stages of X_BYTES + W_BYTES + S_BYTES rounded up to 1 KiB
+ * (STAGE_BYTES), 8 output slots of OUT_SLOT; a split-K partial is 64 x 32 4-byte totals per warp.
+ */
+export const WGMMA_TMA = {
+  BT: 128, BW: 128, CONSUMERS: 256, THREADS: 384, X_BYTES: 128 * 128, W_BYTES: 8 * 1024, S_BYTES: 8 * 64, OUT_SLOT: 8192,
+  CONSUMER_WARPS: 8, PARTIAL_BYTES: 64 * 32 * 4,
+} as const;
+
+/** Dynamic shared memory of the TMA-fed kernel (SMEM_BYTES in w4a8_wgmma_tma.cu). */
 export function wgmmaTmaSharedBytes(stages: number): number {
-  const stage = Math.ceil((128 * 128 + 8 * 1024 + 8 * 64) / 1024) * 1024;
-  return 1024 + stages * (stage + 16) + 8 * 8192;
+  const { X_BYTES, W_BYTES, S_BYTES, OUT_SLOT } = WGMMA_TMA;
+  const STAGE_BYTES = Math.ceil((X_BYTES + W_BYTES + S_BYTES) / 1024) * 1024;
+  return 1024 + stages * STAGE_BYTES + 8 * OUT_SLOT + stages * 16;
 }
 
 
 /**
- * The default kernel and tile configuration for M tokens on an [N, K] layer, picked from the
- * H100 sweeps in docs/bench/cuda-sweep-H100-2026-11-23.txt (bench/cuda-sweep.ts) and
- * docs/bench/cuda-prefill-H100-2026-11-23-v5-rs.txt (M <= 8: one tile and 16 k-warps per block on
- * every shape since the decode kernel loads scales with the weights, docs/bench/cuda-decode-scales-H100-2026-11-23.txt):
- * the weight-streaming decode kernel wins up to
+ * The default kernel and tile configuration for M tokens on an [N, K] layer, picked from H100
+ * sweeps (bench/cuda-sweep.ts; docs/cuda-notes.md, "Register-A wgmma kernel"; M <= 8: one tile and
+ * 16 k-warps per block on every shape since the decode kernel loads scales with the weights,
+ * "Third session"): the weight-streaming decode kernel wins up to
  * M = 32 everywhere and up to M = 64 when N is small; above M = 64 the register-A wgmma GEMM
  * (sm_90a only, fragment-order activations; `wgmma` = false falls back to the mma.sync GEMM).
  * With TMA, from M = 33 the TMA-fed kernel (from M = 65 on non-wide layers with K <= 4096, where the
  * decode kernel is level at M = 64), its K split KS times when its tiles do not fill the `sms` SMs
- * (KS = min(4, sms / tiles)): same-run A/B on the H100, docs/bench/cuda-splitk-ab-H100-2026-11-23-s7.txt.
+ * (KS = min(4, sms / tiles)): same-run A/B on the H100, "Seventh session, continued".
  */
 export function chooseW4A8Config(M: number, n: number, k: number, wgmma = true, tma = wgmma, sms = 132): W4A8Config {
   const wide = n >= 16384;
@@ -119,16 +147,16 @@ export function chooseW4A8Config(M: number, n: number, k: number, wgmma = true, 
     // M = 256 43.1 -> 30.8 µs (KS 2); KS past sms / tiles was slower everywhere; at M = 64 the TMA kernel
     // beat the mma 64x64 GEMM on 4096·22016 (52.1 -> 40.5 µs) and the decode kernel on 11008·4096 (30.5 -> 23.7)
     // One block per SM looping over the tiles beat one block per tile by 1-12% at M = 2048-4096, IS and
-    // FS, f32 and f16 output (docs/bench/cuda-prefill-ab-H100-2026-11-23-s6.txt); below 132 tiles the two are the same.
-    const tiles = Math.ceil(M / 128) * Math.ceil(n / 128);
+    // FS, f32 and f16 output (H100, docs/cuda-notes.md "Sixth session"); below 132 tiles the two are the same.
+    const tiles = Math.ceil(M / WGMMA_TMA.BT) * Math.ceil(n / WGMMA_TMA.BW);
     const KS = Math.max(1, Math.min(4, k / 128, Math.floor(sms / tiles)));
     return { kind: 'wgmma-tma', STAGES: 4, blocks: 'sms', ...(KS > 1 ? { KS } : {}) };
   }
   if (M <= 64) return wide ? { kind: 'mma', BM: 64, BN: 64, WM: 2, WN: 2, STAGES: 4 } : { kind: 'decode', MT: 8, NTW: 1, WK: 8 };
   if (!wgmma) return { kind: 'mma', BM: 128, BN: 128, WM: 2, WN: 4, STAGES: 4 };
-  // register-A wgmma (docs/bench/cuda-prefill-H100-2026-11-23-v5-rs.txt): beat the shared-memory-operand
+  // register-A wgmma (H100, docs/cuda-notes.md "Register-A wgmma kernel"): beat the shared-memory-operand
   // wgmma kernel at every M >= 128 on all three shapes (1.10-1.18x cuBLAS FP16 at M = 4096); fed by
-  // TMA it is faster again at every M >= 256 and level at M = 128 (docs/bench/cuda-prefill-tma-H100-2026-11-23.txt).
+  // TMA it is faster again at every M >= 256 and level at M = 128 ("Fifth session").
   return { kind: 'wgmma-rs', WGS: 2, STAGES: 4, MINB: 1 };
 }
 
@@ -164,22 +192,23 @@ export function w4a8Linear(
     if (smem > ctx.info.maxSharedPerBlockOptin) throw new RangeError(`wgmma-tma with ${config.STAGES} stages needs ${smem} B of shared memory, the device allows ${ctx.info.maxSharedPerBlockOptin}`);
     const ks = config.KS ?? 1;
     if (!Number.isInteger(ks) || ks < 1 || ks > K / 128) throw new RangeError(`wgmma-tma KS (K splits) must be an integer in 1..${K / 128} for K=${K}, got ${ks}`);
-    const tiles = Math.ceil(M / 128) * Math.ceil(N / 128);
+    const tiles = Math.ceil(M / WGMMA_TMA.BT) * Math.ceil(N / WGMMA_TMA.BW);
     const blocks = tmaBlocks(ctx, config, tiles * ks);
     const fn = getKernel(ctx, 'w4a8_wgmma_tma.cu', 'w4a8_wgmma_tma', { ...common, STAGES: config.STAGES, ...(ks > 1 ? { KS: ks } : {}) }, smem);
     const [xmap, wmap, smap, ymap] = w4a8TensorMaps(ctx, layer, xq, y, M, outputBytes(out));
     // split-K: per tile and consumer warp one counter and a 64 x 32 partial of 4-byte totals per split
-    const [ws, cnt] = ks > 1 ? splitKWorkspace(ctx, tiles * 8, ks * tiles * 8 * 64 * 32 * 4) : [{ u64: 0 }, { u64: 0 }];
-    ctx.launch(fn, [blocks], [384], [xmap, wmap, smap, a, y, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }, ymap, ws, cnt], smem);
+    const warps = tiles * WGMMA_TMA.CONSUMER_WARPS;
+    const [ws, cnt] = ks > 1 ? splitKWorkspace(ctx, warps, ks * warps * WGMMA_TMA.PARTIAL_BYTES) : [{ u64: 0 }, { u64: 0 }];
+    ctx.launch(fn, [blocks], [WGMMA_TMA.THREADS], [xmap, wmap, smap, a, y, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }, ymap, ws, cnt], smem);
   } else if (config.kind === 'wgmma-rs') {
     const smem = wgmmaRsSharedBytes(config.STAGES);
     const fn = getKernel(ctx, 'w4a8_wgmma_rs.cu', 'w4a8_wgmma_rs', { ...common, WGS: config.WGS, STAGES: config.STAGES, MINB: config.MINB }, smem);
-    ctx.launch(fn, [Math.ceil(M / 128), Math.ceil(N / (64 * config.WGS))], [128 * config.WGS], args, smem);
+    ctx.launch(fn, [Math.ceil(M / WGMMA_RS.BT), Math.ceil(N / WGMMA_RS.BW(config.WGS))], [WGMMA_RS.THREADS(config.WGS)], args, smem);
   } else {
     if (paddedRows(N) % config.BN !== 0) throw new RangeError(`BN=${config.BN} does not divide the padded rows`);
-    const smem = config.STAGES * (config.BM * 128 + (config.BN / 16) * 1024);
+    const { threads, sharedBytes: smem } = mmaLaunch(config);
     const fn = getKernel(ctx, 'w4a8_mma.cu', 'w4a8_mma', { ...common, BM: config.BM, BN: config.BN, WM: config.WM, WN: config.WN, STAGES: config.STAGES }, smem);
-    ctx.launch(fn, [Math.ceil(M / config.BM), Math.ceil(N / config.BN)], [config.WM * config.WN * 32], args, smem);
+    ctx.launch(fn, [Math.ceil(M / config.BM), Math.ceil(N / config.BN)], [threads], args, smem);
   }
 }
 
@@ -216,5 +245,5 @@ export function quantizeActivationsCuda(ctx: CudaContext, x: DeviceBuffer, xq: D
   if (K % 4 !== 0) throw new RangeError(`act_quant needs K % 4 == 0 (K = ${K})`);
   if (order === 'fragment' && K % 64 !== 0) throw new RangeError(`fragment-order activations need K % 64 == 0 (K = ${K})`);
   const fn = getKernel(ctx, 'act_quant.cu', 'act_quant');
-  ctx.launch(fn, [M], [256], [x, xq, a, { i32: K }, { i32: order === 'fragment' ? 1 : 0 }]);
+  ctx.launch(fn, [M], [ACT_QUANT.THREADS], [x, xq, a, { i32: K }, { i32: order === 'fragment' ? 1 : 0 }]);
 }

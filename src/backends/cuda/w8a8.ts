@@ -82,14 +82,22 @@ export interface W8DecodeConfig { readonly kind: 'decode'; readonly MT: number; 
 export interface W8WgmmaConfig { readonly kind: 'wgmma'; readonly WGS: 1 | 2; readonly STAGES: number; readonly PIPE?: boolean }
 export type W8A8Config = W8DecodeConfig | W8WgmmaConfig;
 
-/** Dynamic shared memory of w8a8_wgmma (mirrors SMEM_BYTES in w8a8_wgmma.cu). */
+/**
+ * Launch facts of w8a8_wgmma.cu, written once here from its #defines (names as there;
+ * test/backends/cuda/launch-facts.test.ts compares): BM = 64·WGS tokens x BN weight rows per block,
+ * THREADS = 128·WGS.
+ */
+export const W8_WGMMA = { BN: 128, BM: (wgs: number): number => 64 * wgs, THREADS: (wgs: number): number => 128 * wgs } as const;
+
+/** Dynamic shared memory of w8a8_wgmma (SMEM_BYTES in w8a8_wgmma.cu: per stage A, B and the scales). */
 export function w8a8WgmmaSharedBytes(wgs: number, stages: number): number {
-  return 1024 + stages * (wgs * 64 * 128 + 128 * 128 + 128 * 4);
+  const A_BYTES = W8_WGMMA.BM(wgs) * 128, B_BYTES = W8_WGMMA.BN * 128, SC_BYTES = W8_WGMMA.BN * 4;
+  return 1024 + stages * (A_BYTES + B_BYTES + SC_BYTES);
 }
 
 /**
- * Default kernel for M tokens on an [N, K] 8-bit layer, from the H100 sweep
- * (docs/bench/cuda-w8-sweep-H100-2026-11-23.txt): decode MT1 NTW1 WK8 up to M = 8 and MT2 NTW1
+ * Default kernel for M tokens on an [N, K] 8-bit layer, from the H100 sweep (bench/cuda-w8-sweep.ts;
+ * docs/cuda-notes.md "W8A8 and W4A16 kernels"): decode MT1 NTW1 WK8 up to M = 8 and MT2 NTW1
  * WK8 up to 16 (best or within 1% on all three shapes), decode MT4 up to 32 (not swept), the
  * wgmma GEMM above (64x128 tiles, 3 stages, 3 blocks per SM: best or within 3% at M >= 128).
  */
@@ -127,6 +135,6 @@ export function w8a8Linear(
     const smem = w8a8WgmmaSharedBytes(config.WGS, config.STAGES);
     if (config.PIPE && config.STAGES < 3) throw new RangeError('the PIPE variant needs STAGES >= 3');
     const fn = getKernel(ctx, 'w8a8_wgmma.cu', 'w8a8_wgmma', { ...common, WGS: config.WGS, STAGES: config.STAGES, PIPE: config.PIPE ? 1 : 0 }, smem);
-    ctx.launch(fn, [Math.ceil(M / (64 * config.WGS)), Math.ceil(N / 128)], [128 * config.WGS], args, smem);
+    ctx.launch(fn, [Math.ceil(M / W8_WGMMA.BM(config.WGS)), Math.ceil(N / W8_WGMMA.BN)], [W8_WGMMA.THREADS(config.WGS)], args, smem);
   }
 }

@@ -8,7 +8,8 @@
  * live as long as the context.
  */
 import type { DeviceBuffer } from './buffer.js';
-import type { CudaContext, KernelArg } from './context.js';
+import type { CudaContext } from './context.js';
+import type { KernelArg } from './program.js';
 
 interface Workspace { counters?: DeviceBuffer; partials?: DeviceBuffer }
 const spaces = new WeakMap<CudaContext, Workspace>();

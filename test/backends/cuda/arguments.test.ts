@@ -26,7 +26,7 @@ function stubContext(arch: string, maxSharedPerBlockOptin = 232448): CudaContext
     api: { fn: { cuTensorMapEncodeTiled: unreachable } },
     launch: unreachable,
     upload: unreachable,
-    loadModule: unreachable,
+    programs: { module: unreachable, function: unreachable },
   } as unknown as CudaContext;
 }
 const buffer = (bytes: number): DeviceBuffer => ({ bytes, address: 4096, ptr: 4096 }) as unknown as DeviceBuffer;

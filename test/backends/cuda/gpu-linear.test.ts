@@ -15,7 +15,7 @@ import { referenceIntLinear } from '../../../src/backends/cpu/int-linear-referen
 import { quantizeActivations } from '../../../src/quant/activation-quant.js';
 import type { QuantizedLinear } from '../../../src/quant/types.js';
 import { randomActivations, randomW4Layer, withFloatScales } from './helpers.js';
-import { delayedCopy } from '../../../src/backends/cuda/util.js';
+import { delayedCopy } from '../../../bench/cuda-util.js';
 import { assertBitExact, assertCloseFS, roundedToF16, runPoisoned } from './gpu-checks.js';
 import type { OutputFormat } from '../../../src/backends/cuda/output.js';
 
@@ -235,7 +235,7 @@ test('W4A8 decode launched to overlap the kernel before it reads what that kerne
       assert.equal(chosen.kind, 'decode');
       const config: W4A8Config = { ...(chosen as DecodeConfig), overlap: true };
       const [sxq, sa] = sources[r]!;
-      ctx.copyOnStream(da, sa, M * 4);
+      ctx.memory.copyOnStream(da, sa, M * 4);
       delayedCopy(ctx, dxq, sxq, M * K, 200);
       w4a8Linear(ctx, layer, dxq, da, ys[r]![0], M, config);
       quantizeActivationsCuda(ctx, dxs[r]!, dxq, da, M, K);

@@ -1,14 +1,16 @@
 /**
  * Every kernels/*.cu compiles with nvcc for sm_90a (each parameterized kernel in the variants the
- * backend uses, f32 and f16 output). Needs only nvcc, no GPU; skips with the reason when nvcc is absent.
+ * backend uses, f32 and f16 output), and so does every bench/kernels/*.cu (against the backend's
+ * headers). Needs only nvcc, no GPU; skips with the reason when nvcc is absent.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { kernelsDir } from '../../../src/backends/cuda/kernel-cache.js';
+import { basename, join } from 'node:path';
+import { kernelsDir, readKernelSource } from '../../../src/backends/cuda/kernel-cache.js';
+import { benchKernelsDir } from '../../../bench/cuda-util.js';
 
 function nvccPath(): string | undefined {
   try {
@@ -35,12 +37,15 @@ test('every CUDA kernel compiles with nvcc for sm_90a', { skip: nvcc ? false : '
   const dir = kernelsDir();
   const out = mkdtempSync(join(tmpdir(), 'intscale-nvcc-'));
   try {
-    const files = readdirSync(dir).filter((f) => f.endsWith('.cu'));
+    const files = readdirSync(dir).filter((f) => f.endsWith('.cu')).map((f) => join(dir, f));
     assert.ok(files.length >= 3, `expected kernels in ${dir}`);
-    for (const f of files) {
+    const bench = readdirSync(benchKernelsDir()).filter((f) => f.endsWith('.cu')).map((f) => join(benchKernelsDir(), f));
+    assert.ok(bench.length >= 1, 'expected bench kernels');
+    for (const path of [...files, ...bench]) {
+      const f = basename(path);
       for (const defs of VARIANTS[f] ?? [[]]) {
         try {
-          execFileSync(nvcc!, ['-cubin', '-gencode=arch=compute_90a,code=sm_90a', '-std=c++17', `-I${dir}`, ...defs, '-o', join(out, 'k.cubin'), join(dir, f)], {
+          execFileSync(nvcc!, ['-cubin', '-gencode=arch=compute_90a,code=sm_90a', '-std=c++17', `-I${dir}`, ...defs, '-o', join(out, 'k.cubin'), path], {
             encoding: 'utf8',
             stdio: ['ignore', 'pipe', 'pipe'],
           });
@@ -52,5 +57,14 @@ test('every CUDA kernel compiles with nvcc for sm_90a', { skip: nvcc ? false : '
     }
   } finally {
     rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test('NVRTC sources: a bench kernel (an absolute path) gets the backend headers inlined, as a backend kernel does', () => {
+  const bench = readKernelSource(join(benchKernelsDir(), 'bench_util.cu'));
+  const backend = readKernelSource('act_quant.cu');
+  for (const src of [bench, backend]) {
+    assert.doesNotMatch(src, /^#include "/m, 'every local include is inlined');
+    assert.match(src, /void pdl_launch_dependents\(\)/, 'common.cuh is inlined');
   }
 });

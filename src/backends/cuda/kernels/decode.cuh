@@ -118,7 +118,7 @@ template <int NT> __device__ __forceinline__ void decode_load_w4(uint4 (&w)[NT][
 // (LaunchOptions.overlapPrevious) they stream while that kernel finishes; activations, and every
 // store, come after the wait. Without the overlap both calls are no-ops. (Two chunks' weights before
 // the wait, with the loop's first load moved, was 0.5-1 µs slower at M = 16 on the H100: same-run
-// A/B, docs/bench/cuda-decode-pdl-ab-H100-2026-11-23-s10-*.txt.)
+// A/B, docs/cuda-notes.md "Tenth session".)
 template <class Buf, class LoadW, class LoadX, class Compute>
 __device__ __forceinline__ void decode_pipeline(int c0, int c1, Buf& a, Buf& b, LoadW loadW, LoadX loadX, Compute compute) {
   pdl_launch_dependents();

@@ -44,6 +44,7 @@
 #define NI (BN / WN / 16)
 #define A_U4 (BM * 8)          // uint4 per A stage
 #define B_U4 ((BN / 16) * 64)  // uint4 per B stage
+#define SMEM_BYTES (STAGES * (A_U4 + B_U4) * 16)  // dynamic shared bytes the host passes (w4a8.ts mmaLaunch)
 
 extern "C" __global__ void __launch_bounds__(THREADS)
 w4a8_mma(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const signed char* __restrict__ xq,

@@ -139,7 +139,7 @@ w4a8_wgmma_rs(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, cons
     mbar_wait(bars + 16 * s_cur, (c / STAGES) & 1);
     fence_proxy_async();
     // the same build as w4_a_fragments (wgmma.cuh), kept inline: the helper made ptxas schedule this
-    // kernel 3% slower (IS, same-run A/B, docs/bench/cuda-prefill-ab-H100-2026-11-23-s6.txt)
+    // kernel 3% slower (IS, same-run A/B on the H100, docs/cuda-notes.md "Sixth session")
     u32 a[4][4];
 #pragma unroll
     for (int ks = 0; ks < 4; ++ks) {
