@@ -19,4 +19,8 @@ rm -rf "$out"
 (cd "$work" && npx tsc -p . --outDir "$out")
 mkdir -p "$out/src/backends/cuda/kernels"
 cp "$work"/src/backends/cuda/kernels/* "$out/src/backends/cuda/kernels/"
+if [ -d "$work/bench/kernels" ]; then   # bench-only kernels (bench/cuda-util.ts looks beside the module)
+  mkdir -p "$out/bench/kernels"
+  cp "$work"/bench/kernels/* "$out/bench/kernels/"
+fi
 echo "built $ref ($(git -C "$root" rev-parse --short "$ref")) into ${out#$root/}"
