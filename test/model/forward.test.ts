@@ -20,6 +20,7 @@ const cases = [
   ['llama attention_bias (bf16, q/k/v/o biases, tied embeddings)', fixturePath('llama-attention-bias')],
   ['llama mlp_bias (f16, gate/up/down biases, head_dim 24 ≠ hidden/heads)', fixturePath('llama-mlp-bias')],
   ['tiny-wikitext (the embedded trained model)', repoPath('models/tiny-wikitext')],
+  ['tiny-wikitext-moe (a small Mixtral trained the same way: top-2 of 4 experts, GQA 8/4)', repoPath('models/tiny-wikitext-moe')],
   ['mixtral (top-2 of 4 experts, GQA 4/2, bf16, 3 shards with index)', fixturePath('mixtral')],
   ['mixtral-window (top-2 of 8 experts, sliding window 8, f16)', fixturePath('mixtral-window')],
 ] as const;
