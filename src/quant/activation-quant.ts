@@ -19,6 +19,22 @@ export interface QuantizedActivations {
   readonly scales: Float32Array;
 }
 
+/** A row's scale a = fround(max |x[start .. start+k)| / 127) (0 for an all-zero row). */
+export function activationScale(x: Float32Array, start: number, k: number): number {
+  let absMax = 0;
+  for (let i = start; i < start + k; i++) {
+    const v = Math.abs(x[i]!);
+    if (v > absMax) absMax = v;
+  }
+  return Math.fround(absMax / 127);
+}
+
+/** One value's int8 code at scale a > 0: clamp(roundHalfEven(v / a), −127, 127). */
+export function quantizeActivation(v: number, a: number): number {
+  const q = roundHalfEven(v / a);
+  return q > 127 ? 127 : q < -127 ? -127 : q;
+}
+
 /** Quantizes x [m, k]; writes into out when given (its arrays must have the right sizes). */
 export function quantizeActivations(
   x: Float32Array,
@@ -32,21 +48,13 @@ export function quantizeActivations(
   if (xq.length < m * k || scales.length < m) throw new InputError('activation output buffers are too small');
   for (let row = 0; row < m; row++) {
     const base = row * k;
-    let absMax = 0;
-    for (let i = 0; i < k; i++) {
-      const v = Math.abs(x[base + i]!);
-      if (v > absMax) absMax = v;
-    }
-    const a = Math.fround(absMax / 127);
+    const a = activationScale(x, base, k);
     scales[row] = a;
     if (a === 0) {
       xq.fill(0, base, base + k);
       continue;
     }
-    for (let i = 0; i < k; i++) {
-      const q = roundHalfEven(x[base + i]! / a);
-      xq[base + i] = q > 127 ? 127 : q < -127 ? -127 : q;
-    }
+    for (let i = 0; i < k; i++) xq[base + i] = quantizeActivation(x[base + i]!, a);
   }
   return { m, k, xq, scales };
 }

@@ -13,7 +13,7 @@ import { intActivationRowBytes, intLinearWasmRows, wasmIntLinearAvailable, type 
 import { INT_WASM_MODES } from './int-linear-wasm-module.js';
 import { KERNEL_INT_LINEAR_WASM } from './pool/kernels.js';
 import type { CpuPool } from './pool/index.js';
-import { roundHalfEven } from '../../tensor/round.js';
+import { activationScale, quantizeActivation } from '../../quant/activation-quant.js';
 import { arenaAddress, sharedUint8, withArenaAllocation } from '../../tensor/shared.js';
 import { unpackRow } from '../../quant/int4-pack.js';
 import type { QuantizedLinear } from '../../quant/types.js';
@@ -82,12 +82,7 @@ function quantizeToInt16(x: Float32Array, M: number, p: PreparedIntLinear, x16: 
   if (x.length < M * K) throw new RangeError(`x holds ${x.length} values, need M·K = ${M}·${K}`);
   for (let row = 0; row < M; row++) {
     const src = row * K;
-    let absMax = 0;
-    for (let i = 0; i < K; i++) {
-      const v = Math.abs(x[src + i]!);
-      if (v > absMax) absMax = v;
-    }
-    const a = Math.fround(absMax / 127);
+    const a = activationScale(x, src, K);
     scales[row] = a;
     const dst = row * rowLength;
     if (a === 0) {
@@ -97,10 +92,7 @@ function quantizeToInt16(x: Float32Array, M: number, p: PreparedIntLinear, x16: 
     for (let g = 0; g < groupCount; g++) {
       const s = src + g * G;
       const d = dst + g * Gp;
-      for (let i = 0; i < G; i++) {
-        const q = roundHalfEven(x[s + i]! / a);
-        x16[d + slots[i]!] = q > 127 ? 127 : q < -127 ? -127 : q;
-      }
+      for (let i = 0; i < G; i++) x16[d + slots[i]!] = quantizeActivation(x[s + i]!, a);
     }
   }
 }
