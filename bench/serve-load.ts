@@ -153,8 +153,12 @@ async function inProcess(): Promise<Target> {
 async function serverProcess(): Promise<Target> {
   const child = fork(fileURLToPath(import.meta.url), [...process.argv.slice(2), '--serve-child'], { stdio: 'inherit' });
   const next = () => new Promise<FromServer>((resolve, reject) => {
-    child.once('message', resolve);
-    child.once('exit', (code) => reject(new Error(`the server process exited (${code})`)));
+    const exited = (code: number | null) => reject(new Error(`the server process exited (${code})`));
+    child.once('exit', exited);
+    child.once('message', (m: FromServer) => {
+      child.off('exit', exited);
+      resolve(m);
+    });
   });
   const ask = async (m: ToServer) => {
     const reply = next();
