@@ -32,3 +32,40 @@ export function benchOutput(json: boolean): { say(line: string): void; table(row
     table: (r) => (json ? (rows = r) : printTable(r)),
   };
 }
+
+/**
+ * Latencies (ms) counted in logarithmic buckets 1% wide, so that a long run keeps a fixed few KB
+ * whatever the number of samples (a soak that kept every sample would grow its own heap):
+ * percentile(q) is the sample at rank floor(q·n), as `percentile` over the sorted samples gives it,
+ * within 1%.
+ */
+export class LatencyHistogram {
+  /** bucket b holds samples in [MIN·RATIO^b, MIN·RATIO^(b+1)); the first also holds everything below MIN, the last everything above. */
+  private static readonly MIN = 0.01;
+  private static readonly RATIO = 1.01;
+  private readonly counts = new Uint32Array(Math.ceil(Math.log(1e7) / Math.log(LatencyHistogram.RATIO)));
+  count = 0;
+
+  add(ms: number): void {
+    const b = Math.floor(Math.log(Math.max(ms, LatencyHistogram.MIN) / LatencyHistogram.MIN) / Math.log(LatencyHistogram.RATIO));
+    this.counts[Math.min(b, this.counts.length - 1)]!++;
+    this.count++;
+  }
+
+  /** the bucket's midpoint (geometric) of the sample at rank floor(q·n); NaN when empty. */
+  percentile(q: number): number {
+    if (this.count === 0) return NaN;
+    const rank = Math.min(this.count - 1, Math.floor(this.count * q));
+    let seen = 0;
+    for (let b = 0; b < this.counts.length; b++) {
+      seen += this.counts[b]!;
+      if (seen > rank) return LatencyHistogram.MIN * LatencyHistogram.RATIO ** (b + 0.5);
+    }
+    return NaN;
+  }
+
+  /** bytes the counts take (fixed: the histogram does not grow with its samples). */
+  get bytes(): number {
+    return this.counts.byteLength;
+  }
+}

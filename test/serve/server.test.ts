@@ -10,6 +10,7 @@ import { after, before, test } from 'node:test';
 import OpenAI from 'openai';
 import { loadModel } from '../../src/backends/load.js';
 import { generate } from '../../src/model/generate.js';
+import { modelEngine, type SequenceEngine } from '../../src/model/engine.js';
 import type { LoadedModel } from '../../src/model/load.js';
 import { createServer, type IntscaleServer } from '../../src/serve/server.js';
 import { fixturePath, repoPath } from '../helpers/paths.js';
@@ -172,6 +173,66 @@ test('8 concurrent clients decoded together (continuous batching) each get the a
     }));
     assert.ok(most >= 4, `requests overlapped: at most ${most} ran at once`);
     prompts.forEach((prompt, i) => assert.equal(answers[i], greedyText(prompt, lengths[i]!), `client ${i} (${JSON.stringify(prompt)})`));
+  } finally {
+    await s.app.close();
+  }
+});
+
+test('every request gives back what it took: after plain, streamed, stopped, cancelled and refused requests no sequence stays open', async () => {
+  // the engine counts the sequences (KV caches) it opened and those released
+  const engine = modelEngine(loaded.model);
+  let opened = 0;
+  let open = 0;
+  const counting: SequenceEngine = {
+    config: engine.config,
+    decodeBatch: (sequences, tokens) => engine.decodeBatch(sequences, tokens),
+    open(capacity) {
+      const sequence = engine.open(capacity);
+      opened++;
+      open++;
+      let released = false;
+      return new Proxy(sequence, {
+        get: (target, key) => key === 'release'
+          ? () => {
+            if (!released) open--;
+            released = true;
+            target.release();
+          }
+          : Reflect.get(target, key, target),
+      });
+    },
+  };
+  const s = createServer({ model: counting, tokenizer: loaded.tokenizer, source: loaded.source }, { modelId: MODEL_ID, maxQueue: 4, maxBatch: 2 });
+  const url = `${await s.app.listen({ host: '127.0.0.1', port: 0 })}/v1`;
+  try {
+    const c = new OpenAI({ apiKey: 'none', baseURL: url, maxRetries: 0 });
+    const kinds = ['plain', 'stream', 'stop', 'cancel', 'unknown-model'] as const;
+    let refused = 0;
+    const outcomes = await Promise.all(Array.from({ length: 20 }, async (_, i) => {
+      const kind = kinds[i % kinds.length]!;
+      const body = { model: kind === 'unknown-model' ? 'other' : MODEL_ID, prompt: ['The', 'A game', 'In 2010 ,'][i % 3]!, max_tokens: 8, temperature: 0 };
+      try {
+        if (kind === 'plain') return (await c.completions.create(body)).choices[0]!.finish_reason;
+        const controller = new AbortController();
+        const stream = await c.completions.create({ ...body, stream: true, ...(kind === 'stop' ? { stop: [' '] } : {}) }, { signal: controller.signal });
+        let chunks = 0;
+        for await (const _ of stream) if (kind === 'cancel' && ++chunks === 2) controller.abort();
+        return kind;
+      } catch (e) {
+        if (e instanceof OpenAI.RateLimitError) refused++;
+        return (e as Error).name;
+      }
+    }));
+    assert.equal(outcomes.length, 20);
+    await s.scheduler.idle();
+    // a cancelled or stopped run leaves the batch at its next turn, which may come after its request answered
+    for (let turn = 0; turn < 10_000 && open > 0; turn++) await new Promise((resolve) => setImmediate(resolve));
+    assert.ok(opened >= 12 - refused, `${opened} sequences opened (${refused} requests refused)`);
+    assert.equal(open, 0, `${open} of ${opened} sequences still open`);
+    assert.equal(s.scheduler.running + s.scheduler.waiting, 0);
+    // and the server still answers
+    assert.equal((await c.completions.create({ model: MODEL_ID, prompt: 'The', max_tokens: 3, temperature: 0 })).choices[0]!.text, greedyText('The', 3));
+    assert.equal(open, 0);
   } finally {
     await s.app.close();
   }

@@ -33,7 +33,7 @@ const BENCHES = {
   'quantize-7b': ['quantize-7b', 'CPU: quantize a LLaMA-2-7B-shaped random f16 checkpoint (written first, 13.5 GB of disk), time and peak RSS (--methods rtn,gptq,awq --calib FILE)'],
   'cpu-step-ops': ['cpu-step-ops', 'CPU: the time of each op of a decode step of a synthetic LLaMA (--layers --hidden --ffn --heads --vocab)'],
   'cpu-batch-decode': ['cpu-batch-decode', 'CPU: a decode step of B sequences at once (continuous batching), ms and tok/s per batch size (--embedded --layers N --batches 1,4,8)'],
-  'serve-load': ['serve-load', 'the server under load: N concurrent streaming clients, req/s, tok/s, first-token and token-gap p50/p99, answers checked against solo (--levels 1,4,16,64 --requests N --backend cpu|cuda)'],
+  'serve-load': ['serve-load', 'the server under load: N concurrent streaming clients, req/s, tok/s, first-token and token-gap p50/p99, answers checked against solo, the server\'s RSS and reachable JS heap after a warm-up and as it runs (--levels 1,4,16,64 --requests N --seconds N --backend cpu|cuda --server-process)'],
   'cpu-gptq': ['cpu-gptq', 'CPU: GPTQ\'s factor of H⁻¹ by size and one whole GPTQ layer, random data (--sizes 1024,2048 --layer N,K)'],
   'cpu-matmul': ['cpu-matmul', 'CPU: f32 matmul, JS vs WASM SIMD, 1 vs all threads'],
   'cpu-int-linear': ['cpu-int-linear', 'CPU: integer linear kernels (W4A8 IS/FS, W4A16)'],
