@@ -13,11 +13,14 @@
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { availableParallelism, cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DEFAULT_MODEL_DIR } from '../src/cli/default-model.js';
 import { perplexity } from '../src/eval/perplexity.js';
+import type { ModelConfig } from '../src/model/config.js';
+import { parseHfConfig } from '../src/model/hf-config.js';
 import { loadModel, type LoadedModel } from '../src/backends/load.js';
 import type { CalibrationSettings } from '../src/quantize/calibration.js';
 import { DEFAULT_AWQ } from '../src/quantize/awq.js';
@@ -121,6 +124,8 @@ function main(): void {
     return row;
   });
   const fp = rows[0]!;
+  const configFile = path.join(values.model!, 'config.json');
+  const config = parseHfConfig(JSON.parse(fs.readFileSync(configFile, 'utf8')), configFile);
   const find = (m: QuantMethod, s: 'float') => rows.find((r) => r.method === m && r.scale === s)!;
   const cmd = `node dist/bench/accuracy-methods.js --model ${values.model} --text ${values.text} --calib ${values.calib} ` +
     `--calib-samples ${calibration.samples} --calib-seq-len ${calibration.seqLen} --seed ${calibration.seed} --seq-len ${seqLen} --max-windows ${maxWindows} --is-alphas ${isAlphas.join(',')}`;
@@ -130,7 +135,7 @@ function main(): void {
     `Made by \`${cmd}\``,
     `on ${new Date().toISOString().slice(0, 10)}, ${cpus()[0]?.model ?? 'CPU'} (${availableParallelism()} cores, shared with other jobs), Node ${process.version}; ${((Date.now() - started) / 1000).toFixed(0)} s in all.`,
     '',
-    `Model: \`${values.model}\`. Evaluation: WikiText-2 test, the first ${maxWindows} windows of ${seqLen} tokens. ` +
+    `Model: \`${values.model}\` (${describeModel(config)}). Evaluation: WikiText-2 test, the first ${maxWindows} windows of ${seqLen} tokens. ` +
       `Calibration (GPTQ, AWQ): ${calibration.samples} random windows of ${calibration.seqLen} tokens from \`${calibration.file}\`, seed ${calibration.seed}. ` +
       `All quantized rows: W4A8 g128, float scale (FS) or Integer Scale (IS, α the largest overflow-safe ≤ 2^b; 2^10 is \`intscale quantize\`'s default), run on the true integer path ` +
       '(int8 per-token activations × int4 weights, int32 accumulation); embeddings and lm_head in float. ' +
@@ -158,7 +163,8 @@ function main(): void {
     '',
     '## Caveats',
     '',
-    '- The embedded model is tiny (4 layers, hidden 256, K = 256 or 768 inputs per linear, so 2–6 groups of 128 per row):',
+    `- The model is tiny (${describeModel(config)}; K = ${[...new Set([config.hiddenSize, config.intermediateSize])].join(' or ')} inputs per linear, so ` +
+      `${[...new Set([config.hiddenSize, config.intermediateSize])].map((k) => Math.ceil(k / 128)).join('–')} groups of 128 per row):`,
     '  4-bit g128 RTN already costs little perplexity, which leaves GPTQ/AWQ little to recover; differences of a few',
     '  hundredths to tenths may be calibration noise (the spread over seeds was not measured).',
     '- It was trained on the first 95 % of WikiText-2 *valid*, the default calibration text: GPTQ/AWQ calibrate on',
@@ -170,6 +176,12 @@ function main(): void {
   fs.mkdirSync('docs', { recursive: true });
   fs.writeFileSync(values.out!, lines.join('\n'));
   console.log(`wrote ${values.out}`);
+}
+
+/** "llama, 4 layers, hidden 256" (+ the experts of a mixture of experts, each quantized on its own, the router in float). */
+function describeModel(c: ModelConfig): string {
+  const moe = c.moe ? `, ${c.moe.numExperts} experts of ffn ${c.intermediateSize} (top ${c.moe.topK}; each expert quantized on its own, the router in float)` : `, ffn ${c.intermediateSize}`;
+  return `${c.architecture}, ${c.numLayers} layers, hidden ${c.hiddenSize}${moe}`;
 }
 
 function signed(v: number): string {
