@@ -90,7 +90,7 @@ function syntheticOf(layers: number, shape: SyntheticShape, linear: RandomLinear
     });
   }
   const head: LinearWeight = lmHead === 'w8a8' ? randomW8A8IntScale(vocab, d, 7) : { kind: 'float', n: vocab, k: d, w: embedding };
-  return { config, weights: { embedding, layers: built, finalNorm: ones, lmHead: head } };
+  return { config, weights: { embedding: { kind: 'float', n: vocab, k: d, w: embedding }, layers: built, finalNorm: ones, lmHead: head } };
 }
 
 /** A model of `shape` (LLaMA-2-7B's by default) with `layers` decoder layers of random W4A8 IS weights (tied lm_head in fp32 unless lmHead says w8a8). */

@@ -3,6 +3,7 @@
  *   --alpha 1024 | heuristic | safe | safe:4096      (safe = the largest overflow-free α ≤ 2^10)
  *   --override down_proj=w8a8,g128,float             (any of wN, aN, gN / per-channel, int, float, alpha=…;
  *                                                     lm_head=… sets the lm_head's settings)
+ *   --embedding int8 | float                         (the token embedding: int8 per row by default)
  *   --lm-head w8a8 | float                           (the lm_head: W8A8, the base's group and scale kind,
  *                                                     α ≤ 2^16 (safe), by default when activations are 8-bit)
  *   --method rtn | gptq | awq, with --calib FILE --calib-windows N --calib-seq-len L --seed S
@@ -78,6 +79,8 @@ export interface QuantCliOptions {
   wBits: string; aBits: string; group: number; scale: string; alpha: AlphaPolicy; override: Overrides;
   /** 'w8a8' (the default) or 'float'. */
   lmHead?: string;
+  /** 'int8' (the default: 8 bits per row) or 'float'. */
+  embedding?: string;
   method?: string;
   calib?: string; calibWindows?: number; calibSeqLen?: number; seed?: number;
   damp?: number; actOrder?: boolean; trueSequential?: boolean; awqClip?: boolean; minExpertTokens?: number;
@@ -125,7 +128,9 @@ export function recipeFromOptions(o: QuantCliOptions): QuantRecipe {
     scale: o.scale === 'float' ? 'float' : 'int',
     alpha: o.alpha,
   };
-  const common = { base, overrides: withLmHead(o, base) };
+  const embedding = o.embedding ?? 'int8';
+  if (embedding !== 'int8' && embedding !== 'float') throw new InputError(`--embedding must be int8 or float; got "${embedding}"`);
+  const common = { base, overrides: withLmHead(o, base), embedding } as const;
   const method = (o.method ?? 'rtn') as QuantMethod;
   switch (method) {
     case 'rtn':

@@ -25,6 +25,8 @@ import type { LayerLinears } from './layer-linears.js';
 import { runMoe } from './moe.js';
 import type { LinearObserver } from './observer.js';
 import type { LayerNorms, ModelWeights } from './weights.js';
+import { dequantizeRow } from '../quant/quantize-linear.js';
+import type { LinearWeight } from '../quant/types.js';
 
 /** A decoder layer's norms and its linears (the router too, for mixtral) as the backend prepared them. */
 export type PreparedLayer<T = Float32Array> = LayerNorms & LayerLinears<PreparedLinear<T>, PreparedLinear<T>>;
@@ -59,7 +61,7 @@ export type LayerRows<T = Float32Array> =
 export type { LinearInput, LinearObserver } from './observer.js';
 
 /** Embedding rows [tokens.length, hidden] (on the host) of tokens placed at position `start` onward. */
-export function embedTokens(c: ModelConfig, embedding: Float32Array, tokens: ArrayLike<number>, start: number): Float32Array {
+export function embedTokens(c: ModelConfig, embedding: LinearWeight, tokens: ArrayLike<number>, start: number): Float32Array {
   const d = c.hiddenSize;
   const h = sharedFloat32(tokens.length * d);
   for (let r = 0; r < tokens.length; r++) {
@@ -67,7 +69,8 @@ export function embedTokens(c: ModelConfig, embedding: Float32Array, tokens: Arr
     if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) {
       throw new RangeError(`token id ${id} at position ${start + r} is outside the vocabulary [0, ${c.vocabSize})`);
     }
-    h.set(embedding.subarray(id * d, (id + 1) * d), r * d);
+    if (embedding.kind === 'float') h.set(embedding.w.subarray(id * d, (id + 1) * d), r * d);
+    else dequantizeRow(embedding, id, h.subarray(r * d, (r + 1) * d));
   }
   return h;
 }

@@ -32,6 +32,8 @@ export interface ModelLoadOptions {
   readonly transformLayer?: (layer: number, linears: LayerLinears<FloatLinear>) => LayerLinears;
   /** replace the float lm_head as it is read (quantize it). */
   readonly transformLmHead?: (head: FloatLinear) => LinearWeight;
+  /** replace the float embedding table once read (quantize it; not applied while the float lm_head is tied to it). */
+  readonly transformEmbedding?: (table: FloatLinear) => LinearWeight;
 }
 
 /** A model read from its directory but not yet prepared on a backend (an engine prepares it its own way). */
@@ -50,7 +52,7 @@ export function readModel(dir: string, options: ModelLoadOptions = {}): ReadMode
     if (options.checkMemory !== false && options.transformLayer === undefined) {
       checkLoadFits(source.weights, dir, kvCacheBytes(config, options.cachePositions ?? 0));
     }
-    const weights = readModelWeights(source.weights, config, options.transformLayer, options.transformLmHead);
+    const weights = readModelWeights(source.weights, config, options.transformLayer, options.transformLmHead, options.transformEmbedding);
     const tokenizer = source.tokenizerPath === null ? null : loadTokenizer(dir);
     return { config, weights, tokenizer, source };
   } finally {

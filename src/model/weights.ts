@@ -22,8 +22,11 @@ export interface LayerNorms {
 export type LayerWeights = LayerNorms & LayerLinears<LinearWeight>;
 
 export interface ModelWeights {
-  /** [vocab, hidden] */
-  readonly embedding: Float32Array;
+  /**
+   * The token embedding [vocab, hidden] (n = vocab, k = hidden): float32, or 8-bit per row
+   * (`intscale quantize`'s default; stored under model.embed_tokens.qweight, a row is q·s).
+   */
+  readonly embedding: LinearWeight;
   readonly layers: LayerWeights[];
   readonly finalNorm: Float32Array;
   /**
@@ -90,6 +93,8 @@ export function releaseFloatLayer(layer: FloatLayerWeights): void {
 
 /** The lm_head's module name in checkpoints (its quantized tensors are lm_head.qweight, …). */
 export const LM_HEAD = 'lm_head';
+/** The token embedding's module name (its settings key when stored quantized). */
+export const EMBEDDING = 'model.embed_tokens';
 
 /** Refuses a checkpoint intscale already quantized where a float one is needed (quantizing twice). */
 export function refuseQuantizedSource(src: WeightSource): void {
@@ -107,6 +112,7 @@ export function readModelWeights(
   config: ModelConfig,
   onLayer?: (layer: number, linears: LayerLinears<FloatLinear>) => LayerLinears,
   onLmHead?: (head: FloatLinear) => LinearWeight,
+  onEmbedding?: (table: FloatLinear) => LinearWeight,
 ): ModelWeights {
   const d = config.hiddenSize;
   if (onLayer !== undefined) refuseQuantizedSource(src);
@@ -118,7 +124,13 @@ export function readModelWeights(
   const kept = withArenaAllocation;
   const headSettings = stored?.[LM_HEAD] ?? null;
   const tied = config.tieWordEmbeddings && headSettings === null;
-  const readEmbedding = () => src.float32('model.embed_tokens.weight', [config.vocabSize, d]);
+  const embedSettings = stored?.[EMBEDDING] ?? null;
+  if (tied && embedSettings !== null) {
+    throw new InputError(`${src.files.join(', ')}: the embedding is stored quantized but the float lm_head is tied to it; the checkpoint is inconsistent`, { file: src.files[0] });
+  }
+  const readEmbedding = (): LinearWeight => embedSettings !== null
+    ? readQuantizedLinear(src, EMBEDDING, config.vocabSize, d, embedSettings, false)
+    : { kind: 'float', n: config.vocabSize, k: d, w: src.float32(`${EMBEDDING}.weight`, [config.vocabSize, d]) };
   const embedding = tied ? kept(readEmbedding) : readEmbedding();
   const layers: LayerWeights[] = [];
   for (let i = 0; i < config.numLayers; i++) {
@@ -128,12 +140,14 @@ export function readModelWeights(
     layers.push({ ...readNorms(src, config, i), ...linears });
   }
   const finalNorm = src.float32('model.norm.weight', [d]);
-  const floatHead = (): FloatLinear => ({ kind: 'float', n: config.vocabSize, k: d, w: tied ? embedding : kept(() => src.float32('lm_head.weight', [config.vocabSize, d])) });
+  const floatHead = (): FloatLinear => ({ kind: 'float', n: config.vocabSize, k: d, w: tied ? (embedding as FloatLinear).w : kept(() => src.float32('lm_head.weight', [config.vocabSize, d])) });
   const lmHead: LinearWeight = headSettings !== null
     ? kept(() => readQuantizedLinear(src, LM_HEAD, config.vocabSize, d, headSettings, false))
     : onLmHead ? onLmHead(floatHead()) : floatHead();
   refuseUnreadTensors(src, config);
-  return { embedding, layers, finalNorm, lmHead };
+  const headIsTable = lmHead.kind === 'float' && embedding.kind === 'float' && lmHead.w === embedding.w;
+  const table = onEmbedding && embedding.kind === 'float' && !headIsTable ? onEmbedding(embedding) : embedding;
+  return { embedding: table, layers, finalNorm, lmHead };
 }
 
 /**

@@ -10,7 +10,7 @@
  *
  * dequantize(layer) gives the fake-quant weights W'[n,k] = fround(q[n,k] · scales[n,g]).
  */
-import { packWeights, unpackWeights } from './int4-pack.js';
+import { packWeights, unpackRow, unpackWeights } from './int4-pack.js';
 import { InputError } from '../errors.js';
 import { sharedFloat32, sharedInt32, sharedInt8 } from '../tensor/shared.js';
 import { type AlphaChoice, chooseAlpha } from './amplifier.js';
@@ -107,6 +107,15 @@ export function dequantize(layer: QuantizedLinear): Float32Array {
       out[row * k + col] = q[row * k + col]! * layer.scales[row * groupCount + Math.floor(col / G)]!;
     }
   }
+  return out;
+}
+
+/** Row `row` of a quantized layer in float (q · its group's scale), written into out[0, k). */
+export function dequantizeRow(layer: QuantizedLinear, row: number, out: Float32Array): Float32Array {
+  const { k, groupSize: G } = layer;
+  const groupCount = k / G;
+  const q = unpackRow(layer, row, new Int8Array(k));
+  for (let col = 0; col < k; col++) out[col] = q[col]! * layer.scales[row * groupCount + Math.floor(col / G)]!;
   return out;
 }
 

@@ -29,7 +29,7 @@ import { layerPrefix } from '../model/layout.js';
 import { createModel, prepareLayer, releaseLayer } from '../model/prepare.js';
 import type { LoadedModel } from '../backends/load.js';
 import { ropeInverseFrequencies } from '../model/rope.js';
-import { readFloatLayer, refuseQuantizedSource, refuseUnreadTensors, type FloatLayerWeights, type LayerWeights, type ModelWeights } from '../model/weights.js';
+import { EMBEDDING, readFloatLayer, refuseQuantizedSource, refuseUnreadTensors, type FloatLayerWeights, type LayerWeights, type ModelWeights } from '../model/weights.js';
 import type { FloatLinear, LinearWeight } from '../quant/types.js';
 import { sharedFloat32, withArenaAllocation } from '../tensor/shared.js';
 
@@ -95,6 +95,8 @@ export interface StreamOptions {
   readonly onLayer?: (layer: number) => void;
   /** replaces the float lm_head (quantizes it) once read (quantizeCalibrated). */
   readonly transformLmHead?: (head: FloatLinear) => LinearWeight;
+  /** replaces the float embedding table (quantizes it) unless the float lm_head is tied to it (quantizeCalibrated). */
+  readonly transformEmbedding?: (table: FloatLinear) => LinearWeight;
 }
 
 /**
@@ -114,7 +116,8 @@ export function calibrateLayers(source: ModelDir, embedding: Float32Array, windo
   if (windows.some((w) => w.length !== seqLen)) throw new InputError('calibration windows must all have the same length');
 
   // h⁰: the embeddings of every window
-  const hidden = windows.map((w) => embedTokens(config, embedding, w, 0));
+  const table: FloatLinear = { kind: 'float', n: config.vocabSize, k: d, w: embedding };
+  const hidden = windows.map((w) => embedTokens(config, table, w, 0));
   // one layer's KV cache, reused by every layer (layers run one at a time, each window from position 0)
   const cache = backend.layerCache(seqLen, config.numKvHeads * config.headDim);
   const scratch = sharedFloat32(seqLen * d);
@@ -162,7 +165,7 @@ export function quantizeCalibrated(dir: string, windows: readonly Int32Array[], 
     const d = config.hiddenSize;
     const tied = config.tieWordEmbeddings;
     // the table stays only when it is also the lm_head (then in the arena, for the kernels)
-    const readEmbedding = () => src.float32('model.embed_tokens.weight', [config.vocabSize, d]);
+    const readEmbedding = () => src.float32(`${EMBEDDING}.weight`, [config.vocabSize, d]);
     const embedding = tied ? withArenaAllocation(readEmbedding) : readEmbedding();
     const layers: LayerWeights[] = [];
     calibrateLayers(source, embedding, windows, method, (i, layer) => { layers[i] = layer; }, options);
@@ -170,7 +173,10 @@ export function quantizeCalibrated(dir: string, windows: readonly Int32Array[], 
     const head = tied ? embedding : withArenaAllocation(() => src.float32('lm_head.weight', [config.vocabSize, d]));
     refuseUnreadTensors(src, config);
     const floatHead: FloatLinear = { kind: 'float', n: config.vocabSize, k: d, w: head };
-    const weights: ModelWeights = { embedding, layers, finalNorm, lmHead: options.transformLmHead?.(floatHead) ?? floatHead };
+    const lmHead = options.transformLmHead?.(floatHead) ?? floatHead;
+    const table: FloatLinear = { kind: 'float', n: config.vocabSize, k: d, w: embedding };
+    const headIsTable = lmHead === floatHead && tied;
+    const weights: ModelWeights = { embedding: options.transformEmbedding && !headIsTable ? options.transformEmbedding(table) : table, layers, finalNorm, lmHead };
     const model: Model = createModel(config, weights, options.backend ?? cpuBackend);
     const tokenizer = source.tokenizerPath === null ? null : loadTokenizer(dir);
     return { model, tokenizer, source };

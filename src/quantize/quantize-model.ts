@@ -18,14 +18,14 @@ import { loadModel, type LoadedModel } from '../backends/load.js';
 import { loadTokenizer } from '../io/tokenizer.js';
 import { calibrateLayers, quantizeCalibrated, readCalibrationWindows, type LayerMethod } from './calibration.js';
 import { openModelDir } from '../model/model-dir.js';
-import { LM_HEAD, readFloatLayer, refuseQuantizedSource, refuseUnreadTensors, releaseFloatLayer } from '../model/weights.js';
+import { EMBEDDING, LM_HEAD, readFloatLayer, refuseQuantizedSource, refuseUnreadTensors, releaseFloatLayer } from '../model/weights.js';
 import { withArenaAllocation } from '../tensor/shared.js';
 import { createCheckpointWriter } from './write-checkpoint.js';
 import { awqLayerMethod } from './awq.js';
 import { gptqLayerMethod } from './gptq-layer.js';
 import { linearReport, type LinearReport } from '../quant/methods/report.js';
-import { quantizeLinearReport } from '../quant/quantize-linear.js';
-import { lmHeadSpec, specFor, type QuantRecipe } from './recipe.js';
+import { quantizeLinear, quantizeLinearReport } from '../quant/quantize-linear.js';
+import { EMBEDDING_SPEC, lmHeadSpec, specFor, type QuantRecipe } from './recipe.js';
 import type { FloatLinear, LinearWeight, QuantizedLinear, QuantSpec } from '../quant/types.js';
 
 export type { LinearReport } from '../quant/methods/report.js';
@@ -46,8 +46,12 @@ function quantizeReported(w: FloatLinear, spec: QuantSpec, name: string, reports
 export function layerQuantizer(recipe: QuantRecipe, onLayer?: (layer: number) => void, onLinear?: (report: LinearReport) => void): {
   transform: (layer: number, linears: LayerLinears<FloatLinear>) => LayerLinears;
   transformLmHead: ((head: FloatLinear) => LinearWeight) | undefined;
-  /** { transformLayer, transformLmHead? } for loadModel. */
-  loadOptions: { transformLayer: (layer: number, linears: LayerLinears<FloatLinear>) => LayerLinears; transformLmHead?: (head: FloatLinear) => LinearWeight };
+  /** { transformLayer, transformLmHead?, transformEmbedding? } for loadModel. */
+  loadOptions: {
+    transformLayer: (layer: number, linears: LayerLinears<FloatLinear>) => LayerLinears;
+    transformLmHead?: (head: FloatLinear) => LinearWeight;
+    transformEmbedding?: (table: FloatLinear) => LinearWeight;
+  };
   reports: LinearReport[];
 } {
   const reports: LinearReport[] = [];
@@ -58,7 +62,8 @@ export function layerQuantizer(recipe: QuantRecipe, onLayer?: (layer: number) =>
     return out;
   };
   const transformLmHead = lmHeadQuantizer(recipe, reports, onLinear);
-  return { transform, transformLmHead, loadOptions: { transformLayer: transform, ...(transformLmHead ? { transformLmHead } : {}) }, reports };
+  const loadOptions = { transformLayer: transform, ...(transformLmHead ? { transformLmHead } : {}), ...embeddingOption(recipe) };
+  return { transform, transformLmHead, loadOptions, reports };
 }
 
 /**
@@ -69,6 +74,16 @@ function lmHeadQuantizer(recipe: QuantRecipe, reports: LinearReport[], onLinear?
   const spec = lmHeadSpec(recipe);
   if (spec === null) return undefined;
   return (head) => quantizeReported(head, spec, LM_HEAD, reports, onLinear);
+}
+
+/** The 8-bit embedding table of a float one (EMBEDDING_SPEC: int8 per row, one float scale a row). */
+export function quantizeEmbedding(table: FloatLinear): QuantizedLinear {
+  return quantizeLinear(table, EMBEDDING_SPEC, EMBEDDING);
+}
+
+/** { transformEmbedding } when the recipe stores the embedding in 8 bits, else nothing. */
+function embeddingOption(recipe: QuantRecipe): { transformEmbedding?: (table: FloatLinear) => LinearWeight } {
+  return recipe.embedding === 'int8' ? { transformEmbedding: quantizeEmbedding } : {};
 }
 
 export interface QuantizeModelOptions {
@@ -109,7 +124,7 @@ export function quantizeModel(dir: string, recipe: QuantRecipe, options: Quantiz
   const windows = readCalibrationWindows(loadTokenizer(dir), recipe.calibration);
   const { method, reports } = calibratedMethod(recipe, options.onLinear);
   const transformLmHead = lmHeadQuantizer(recipe, reports, options.onLinear);
-  return { loaded: quantizeCalibrated(dir, windows, method, { ...options, ...(transformLmHead ? { transformLmHead } : {}) }), reports };
+  return { loaded: quantizeCalibrated(dir, windows, method, { ...options, ...(transformLmHead ? { transformLmHead } : {}), ...embeddingOption(recipe) }), reports };
 }
 
 export interface QuantizeToCheckpointOptions extends QuantizeModelOptions {
@@ -133,8 +148,12 @@ export function quantizeToCheckpoint(dir: string, outDir: string, recipe: QuantR
     const d = config.hiddenSize;
     const writer = createCheckpointWriter(outDir, source, { ...config, numExperts: config.moe?.numExperts }, recipe, options.overwrite === true);
     try {
-      const embedding = src.float32('model.embed_tokens.weight', [config.vocabSize, d]);
-      writer.embedding(embedding);
+      const embedding = src.float32(`${EMBEDDING}.weight`, [config.vocabSize, d]);
+      const headQuantized = lmHeadSpec(recipe) !== null;
+      // the float lm_head tied to the table keeps it float (the head is the table)
+      const table: FloatLinear = { kind: 'float', n: config.vocabSize, k: d, w: embedding };
+      const headIsTable = config.tieWordEmbeddings && !headQuantized;
+      writer.embedding(recipe.embedding === 'int8' && !headIsTable ? quantizeEmbedding(table) : table);
       let reports: LinearReport[];
       if (recipe.method === 'rtn') {
         const rtn = layerQuantizer(recipe, options.onLayer, options.onLinear);

@@ -2,7 +2,8 @@
  * A quantization recipe for a whole model: the method (RTN, or GPTQ / AWQ with their calibration
  * and settings), one QuantSpec for every decoder linear layer, with per-layer overrides by module
  * name (e.g. the paper's LLaMA-3 recipe keeps down_proj at W8A8).
- * The lm_head and the embeddings stay in float, as GPTQ, AWQ and the paper keep them.
+ * The lm_head and the embedding stay in float unless the recipe says otherwise (`intscale quantize`
+ * puts both in 8 bits by default).
  * Every method ends in the same group quantizer (group-quant.ts); `scale` picks float or Integer Scale.
  */
 import type { LinearSlot } from '../model/layout.js';
@@ -20,6 +21,11 @@ interface RecipeBase {
    * (`lmHead`: quantized only when given, with base's settings under it; else kept in float).
    */
   readonly overrides: Partial<Record<LinearSlot | 'lmHead', Partial<QuantSpec>>>;
+  /**
+   * 'int8': the token embedding stored in 8 bits per row (EMBEDDING_SPEC; a row lookup, no matmul),
+   * unless the float lm_head is tied to it; absent or 'float': kept in float.
+   */
+  readonly embedding?: 'int8' | 'float';
 }
 
 export type QuantRecipe =
@@ -44,6 +50,9 @@ export const DEFAULT_SPEC: QuantSpec = {
  * 59.099 beside float scales' 59.101; docs/accuracy.md).
  */
 export const DEFAULT_LM_HEAD: Partial<QuantSpec> = { wBits: 8, aBits: 8, alpha: { kind: 'safe', maxLog2: 16 } };
+
+/** The 8-bit embedding: int8 per row with one float scale a row (max|row| / 127); weight-only. */
+export const EMBEDDING_SPEC: QuantSpec = { wBits: 8, aBits: 16, groupSize: 0, scale: 'float', alpha: { kind: 'fixed', log2: 0 } };
 
 export function specFor(recipe: QuantRecipe, slot: LinearSlot): QuantSpec {
   return { ...recipe.base, ...recipe.overrides[slot] };

@@ -11,7 +11,7 @@ import { ROUTER_NAME, layerPrefix, linearModules } from '../model/layout.js';
 import { linearEntries } from '../model/layer-linears.js';
 import { LAYERS_METADATA_KEY, QUANT_METHOD_NAME, type StoredLayerSettings } from '../model/quantized-checkpoint.js';
 import type { ModelConfig } from '../model/config.js';
-import { LM_HEAD, type LayerWeights, type ModelWeights } from '../model/weights.js';
+import { EMBEDDING, LM_HEAD, type LayerWeights, type ModelWeights } from '../model/weights.js';
 import type { LinearWeight, QuantizedLinear } from '../quant/types.js';
 import { TOOL_VERSION } from '../version.js';
 import type { QuantRecipe } from './recipe.js';
@@ -50,7 +50,8 @@ export type CheckpointShape = Pick<ModelConfig, 'numLayers' | 'hiddenSize' | 'vo
  * and hold one layer at a time however large the model.
  */
 export interface CheckpointWriter {
-  embedding(table: Float32Array): void;
+  /** the token embedding: float, or 8-bit per row (stored under model.embed_tokens.qweight with its settings). */
+  embedding(table: LinearWeight): void;
   layer(index: number, layer: LayerWeights): void;
   /** the final norm and the lm_head (float, quantized, or null when tied to the embedding); then config.json and the tokenizer files. */
   finish(finalNorm: Float32Array, lmHead: LinearWeight | null): void;
@@ -119,7 +120,11 @@ export function createCheckpointWriter(outDir: string, source: CheckpointSource,
   return {
     embedding(table) {
       expect('the embedding', -1);
-      float('model.embed_tokens.weight', table, [shape.vocabSize, d]);
+      if (table.kind === 'float') float(`${EMBEDDING}.weight`, table.w, [shape.vocabSize, d]);
+      else {
+        for (const t of quantizedTensors(EMBEDDING, table)) out.write(t);
+        layers[EMBEDDING] = settingsOf(table);
+      }
     },
     layer(i, layer) {
       expect(`layer ${i}`, i);
@@ -165,13 +170,14 @@ function settingsOf(w: QuantizedLinear): StoredLayerSettings {
 export function writeQuantizedCheckpoint(outDir: string, source: CheckpointSource, weights: ModelWeights,
   recipe: QuantRecipe, overwrite = false): void {
   const hiddenSize = weights.finalNorm.length;
-  const shape = { numLayers: weights.layers.length, hiddenSize, vocabSize: weights.embedding.length / hiddenSize, numExperts: weights.layers[0]?.moe?.experts.length };
+  const shape = { numLayers: weights.layers.length, hiddenSize, vocabSize: weights.embedding.n, numExperts: weights.layers[0]?.moe?.experts.length };
   const writer = createCheckpointWriter(outDir, source, shape, recipe, overwrite);
   try {
     writer.embedding(weights.embedding);
     weights.layers.forEach((layer, i) => writer.layer(i, layer));
     const head = weights.lmHead;
-    writer.finish(weights.finalNorm, head.kind === 'float' && head.w === weights.embedding ? null : head);
+    const e = weights.embedding;
+    writer.finish(weights.finalNorm, head.kind === 'float' && e.kind === 'float' && head.w === e.w ? null : head);
   } catch (e) {
     writer.abort();
     throw e;

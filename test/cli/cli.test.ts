@@ -56,7 +56,7 @@ test('quantize then eval the quantized checkpoint', () => {
   assert.ok(row.windows >= 1);
 });
 
-test('quantize --lm-head float keeps the lm_head in float; --lm-head float with --override lm_head=… is refused by name', () => {
+test('quantize --lm-head float keeps the lm_head (and the embedding tied to it) in float; by default both are 8-bit; --embedding float; contradictions refused by name', () => {
   const out = path.join(tempDir(), 'q');
   const q = run('quantize', '-m', fixturePath('qwen2'), '-o', out, '--group', '32', '--lm-head', 'float', '--json');
   assert.equal(q.code, 0, q.stderr);
@@ -64,6 +64,16 @@ test('quantize --lm-head float keeps the lm_head in float; --lm-head float with 
   const file = fs.readFileSync(path.join(out, 'model.safetensors'));
   const names = Object.keys(JSON.parse(file.subarray(8, 8 + Number(file.readBigUInt64LE(0))).toString()) as object);
   assert.ok(!names.some((n) => n.startsWith('lm_head.q')), 'no quantized lm_head tensors');
+  assert.ok(names.includes('model.embed_tokens.weight'), 'the embedding stays float: the float lm_head is tied to it');
+  const dflt = path.join(tempDir(), 'q-default');
+  assert.equal(run('quantize', '-m', fixturePath('qwen2'), '-o', dflt, '--group', '32').code, 0);
+  const dfile = fs.readFileSync(path.join(dflt, 'model.safetensors'));
+  const dnames = Object.keys(JSON.parse(dfile.subarray(8, 8 + Number(dfile.readBigUInt64LE(0))).toString()) as object);
+  assert.ok(dnames.includes('model.embed_tokens.qweight') && dnames.includes('lm_head.qweight'), 'by default the lm_head in W8A8 and the embedding in 8 bits a row');
+  const flt = path.join(tempDir(), 'q-float-embedding');
+  assert.equal(run('quantize', '-m', fixturePath('qwen2'), '-o', flt, '--group', '32', '--embedding', 'float').code, 0);
+  const ffile = fs.readFileSync(path.join(flt, 'model.safetensors'));
+  assert.ok(Object.keys(JSON.parse(ffile.subarray(8, 8 + Number(ffile.readBigUInt64LE(0))).toString()) as object).includes('model.embed_tokens.weight'), '--embedding float');
   const both = run('quantize', '-m', fixturePath('qwen2'), '-o', path.join(tempDir(), 'q2'), '--lm-head', 'float', '--override', 'lm_head=w8a8');
   assert.equal(both.code, 2);
   assert.match(both.stderr, /--lm-head float and --override lm_head=… contradict each other/);

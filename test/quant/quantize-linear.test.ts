@@ -4,7 +4,8 @@ import { test } from 'node:test';
 import { InputError } from '../../src/errors.js';
 import { asymmetricFakeQuant } from '../../src/quant/asymmetric.js';
 import { groupAbsMax } from '../../src/quant/group-quant.js';
-import { dequantize, meanSquaredError, quantizeLinear, quantizeLinearReport, weightMse } from '../../src/quant/quantize-linear.js';
+import { dequantize, dequantizeRow, meanSquaredError, quantizeLinear, quantizeLinearReport, weightMse } from '../../src/quant/quantize-linear.js';
+import { EMBEDDING_SPEC } from '../../src/quantize/recipe.js';
 import type { FloatLinear, QuantSpec } from '../../src/quant/types.js';
 import { roundHalfEven } from '../../src/tensor/round.js';
 import { freshSeed, makeRng, randomNormals } from '../helpers/random.js';
@@ -93,4 +94,28 @@ test('asymmetric baseline: beats symmetric on shifted weights, values lie on the
     assert.ok(new Set(asym.dequantized.subarray(g * 32, g * 32 + 32)).size <= 16);
   }
   assert.throws(() => asymmetricFakeQuant(w, 4, 48), InputError);
+});
+
+test('dequantizeRow gives the rows of dequantize (W4 g32 IS, W8 per-channel FS: the 8-bit embedding), fresh random weights', () => {
+  const rng = makeRng(freshSeed());
+  for (const spec of [
+    { wBits: 4, aBits: 8, groupSize: 32, scale: 'int', alpha: { kind: 'fixed', log2: 10 } },
+    EMBEDDING_SPEC,
+  ] as QuantSpec[]) {
+    const [n, k] = [7, 96];
+    const w: FloatLinear = { kind: 'float', n, k, w: Float32Array.from(randomNormals(rng, n * k)) };
+    const layer = quantizeLinear(w, spec);
+    const all = dequantize(layer);
+    for (const row of [0, 3, n - 1]) {
+      assert.deepEqual(dequantizeRow(layer, row, new Float32Array(k)), all.subarray(row * k, (row + 1) * k), `row ${row} W${spec.wBits}`);
+    }
+    if (spec === EMBEDDING_SPEC) {
+      // int8 per row: every value within half a step (max|row| / 254) of the float one
+      for (let row = 0; row < n; row++) {
+        const orig = w.w.subarray(row * k, (row + 1) * k);
+        const step = orig.reduce((m, v) => Math.max(m, Math.abs(v)), 0) / 127;
+        orig.forEach((v, i) => assert.ok(Math.abs(all[row * k + i]! - v) <= step / 2 * (1 + 1e-6), `row ${row} col ${i}`));
+      }
+    }
+  }
 });

@@ -87,7 +87,7 @@ test('folding o_proj scales into v_proj (multi-head attention) leaves the layer 
   const s = (k: number) => Float32Array.from({ length: k }, () => Math.exp(rng.normal()));
   const folded = foldAwqScales(layer, { qkv: s(32), o: s(32), gateUp: s(32), down: s(48) });
   const run = (l: FloatLayerWeights) => {
-    const model: Model = createModel(config, { embedding: new Float32Array(0), layers: [l], finalNorm: new Float32Array(0), lmHead: floatLinear(rng, 1, 32) }, cpuBackend);
+    const model: Model = createModel(config, { embedding: { kind: 'float', n: 0, k: 32, w: new Float32Array(0) }, layers: [l], finalNorm: new Float32Array(0), lmHead: floatLinear(rng, 1, 32) }, cpuBackend);
     const h = sharedFloat32(10 * 32);
     h.set(randomNormals(makeRng(5), 10 * 32));
     runDecoderLayer(model, model.layers[0]!, h, 10, { cache: createKvCache(config, 10, model.backend).layers[0]!, start: 0 });

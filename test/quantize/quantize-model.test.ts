@@ -14,6 +14,9 @@ import type { QuantRecipe } from '../../src/quantize/recipe.js';
 import { DEFAULT_GPTQ_LAYER } from '../../src/quantize/gptq-layer.js';
 import type { QuantSpec } from '../../src/quant/types.js';
 import { fixturePath } from '../helpers/paths.js';
+import { loadModel } from '../../src/backends/load.js';
+import { forwardLastLogits, type Model } from '../../src/model/forward.js';
+import { createKvCache } from '../../src/model/kv-cache.js';
 import { tempDir, throwsInput } from '../io/temp-dir.js';
 
 const spec: QuantSpec = { wBits: 4, aBits: 8, groupSize: 32, scale: 'int', alpha: { kind: 'safe', maxLog2: 10 } };
@@ -46,16 +49,20 @@ function contents(file: string): { tensors: Record<string, { dtype: string; shap
   }
 }
 
-test('quantizeToCheckpoint streams the same checkpoint that quantizeModel + writeQuantizedCheckpoint write, for RTN, GPTQ and AWQ', () => {
+/** The last position's logits of `ids` fed as one prefill. */
+const forward = (model: Model, ids: number[]): Float32Array => forwardLastLogits(model, ids, createKvCache(model.config, ids.length, model.backend));
+
+test('quantizeToCheckpoint streams the same checkpoint that quantizeModel + writeQuantizedCheckpoint write, for RTN, GPTQ and AWQ (8-bit embeddings where asked and not tied to a float lm_head)', () => {
   const calib = path.join(tempDir(), 'calib.txt');
   fs.writeFileSync(calib, 'The game began development in 2010 , carrying over a large portion of the work . '.repeat(40));
   const calibration = { file: calib, samples: 2, seqLen: 16, seed: 0 };
   const recipes: QuantRecipe[] = [
-    { method: 'rtn', base: spec, overrides: { down: { wBits: 8, scale: 'float' }, lmHead: { wBits: 8 } } },
-    { method: 'gptq', base: spec, overrides: {}, calibration, gptq: DEFAULT_GPTQ_LAYER },
-    { method: 'awq', base: spec, overrides: { lmHead: { wBits: 8 } }, calibration, awq: { ...DEFAULT_AWQ, grid: 4 } },
+    { method: 'rtn', base: spec, overrides: { down: { wBits: 8, scale: 'float' }, lmHead: { wBits: 8 } }, embedding: 'int8' },
+    { method: 'gptq', base: spec, overrides: {}, calibration, gptq: DEFAULT_GPTQ_LAYER, embedding: 'int8' },
+    { method: 'awq', base: spec, overrides: {}, calibration, awq: { ...DEFAULT_AWQ, grid: 4 }, embedding: 'int8' },
   ];
-  for (const [arch, recipe] of [['qwen2', recipes[0]!], ['llama', recipes[1]!], ['llama-mlp-bias', recipes[2]!]] as const) {
+  // qwen2: tied, its lm_head quantized: an 8-bit table; llama: untied: 8-bit; llama-mlp-bias: tied to a float lm_head: float
+  for (const [arch, recipe, table] of [['qwen2', recipes[0]!, 'quantized'], ['llama', recipes[1]!, 'quantized'], ['llama-mlp-bias', recipes[2]!, 'float']] as const) {
     const dir = fixturePath(arch);
     const inMemory = path.join(tempDir(), 'in-memory');
     const { loaded, reports } = quantizeModel(dir, recipe);
@@ -67,11 +74,18 @@ test('quantizeToCheckpoint streams the same checkpoint that quantizeModel + writ
     assert.deepEqual(seen, reports.map((r) => r.name));
     assert.equal(reports.at(-1)!.name === 'lm_head', recipe.overrides.lmHead !== undefined, `${arch} ${recipe.method}: the lm_head reported when quantized`);
     assert.equal(loaded.model.weights.lmHead.kind, recipe.overrides.lmHead ? 'quantized' : 'float');
+    assert.equal(loaded.model.weights.embedding.kind, table, `${arch} ${recipe.method}: the embedding table`);
     const [a, b] = [contents(path.join(inMemory, 'model.safetensors')), contents(path.join(streamed, 'model.safetensors'))];
     assert.deepEqual(Object.keys(b.tensors), Object.keys(a.tensors), `${arch} ${recipe.method}: the same tensors in the same order`);
     assert.deepEqual(b, a, `${arch} ${recipe.method}: every tensor and the metadata equal`);
     assert.deepEqual(fs.readdirSync(streamed).sort(), fs.readdirSync(inMemory).sort());
     assert.equal(fs.readFileSync(path.join(streamed, 'config.json'), 'utf8'), fs.readFileSync(path.join(inMemory, 'config.json'), 'utf8'));
+    assert.equal('model.embed_tokens.qweight' in b.tensors, table === 'quantized');
+    // read back: the table as written, and the model's logits those of the in-memory model bit for bit
+    const reread = loadModel(streamed);
+    assert.equal(reread.model.weights.embedding.kind, table);
+    const ids = [3, 1, 4, 1, 5, 9, 2, 6];
+    assert.deepEqual(forward(reread.model, ids), forward(loaded.model, ids), `${arch} ${recipe.method}: reloaded logits equal`);
   }
 });
 

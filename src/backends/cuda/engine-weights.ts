@@ -6,6 +6,7 @@
  * CUDA kernel takes is an error here: the engine runs every layer on the GPU (the exact CUDA
  * backend is the one that falls back to the CPU).
  */
+import { dequantize } from '../../quant/quantize-linear.js';
 import { InputError } from '../../errors.js';
 import type { ModelConfig } from '../../model/config.js';
 import type { ModelWeights } from '../../model/weights.js';
@@ -81,7 +82,9 @@ export function uploadEngineWeights(ctx: CudaContext, config: ModelConfig, weigh
       gateUp: group([l.gate, l.up], `layer ${i} gate/up`),
       down: linear(l.down, `layer ${i} down`),
     }));
-    const embedding = buffer(weights.embedding.subarray(0, config.vocabSize * config.hiddenSize));
+    // the table in float32 on the device (an 8-bit table widened once here; the engine gathers rows)
+    const e = weights.embedding;
+    const embedding = buffer(e.kind === 'float' ? e.w.subarray(0, config.vocabSize * config.hiddenSize) : dequantize(e));
     ctx.api.check('cuCtxSynchronize', ctx.api.fn.cuCtxSynchronize!() as number); // uploads went through the legacy stream
     return { embedding, layers, finalNorm: buffer(weights.finalNorm), lmHead: linear(weights.lmHead, 'lm_head'), invFreq: buffer(invFreq), owned };
   } catch (e) {

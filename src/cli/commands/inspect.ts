@@ -42,7 +42,7 @@ import { readTextFile } from '../text-file.js';
 import { addQuantOptions } from './quantize.js';
 
 const DEFAULT_CALIB = path.join(PACKAGE_ROOT, 'data', 'wikitext-2-test-excerpt.txt');
-const QUANT_FLAGS = ['wBits', 'aBits', 'group', 'scale', 'alpha', 'override', 'lmHead'] as const;
+const QUANT_FLAGS = ['wBits', 'aBits', 'group', 'scale', 'alpha', 'override', 'lmHead', 'embedding'] as const;
 
 interface InspectOptions extends QuantCliOptions {
   overflow?: boolean; json?: boolean; model: string; calib: string; calibWindows: number; seqLen: number; plots: string;
@@ -137,16 +137,16 @@ function runOverflow(o: InspectOptions, cmd: Command): void {
     say(`model: ${o.model} (intscale checkpoint, as stored)`);
   } else {
     const recipe = recipeFromOptions(o);
-    const { transform, transformLmHead, reports: r } = layerQuantizer(recipe);
+    const { transform, loadOptions, reports: r } = layerQuantizer(recipe);
     const sweep = createMseSweep();
     const bar = progressBar('quantize + MSE sweep', dir.config.numLayers);
     loaded = loadModel(o.model, {
+      ...loadOptions,
       transformLayer: (l, linears) => {
         for (const { slot, module, weight } of linearEntries(linears)) sweep.add(weight, specFor(recipe, slot), layerPrefix(l) + module);
         bar.update(l + 1);
         return transform(l, linears);
       },
-      ...(transformLmHead ? { transformLmHead } : {}),
     });
     bar.stop();
     reports = r;

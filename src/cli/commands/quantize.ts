@@ -23,7 +23,8 @@ export function addQuantOptions(cmd: Command, methods: readonly string[] = ['rtn
     .addOption(new Option('--scale <kind>', 'group scales: int (Integer Scale) or float').choices(['int', 'float']).default('int'))
     .option('--alpha <a>', 'amplifier: a power of two, heuristic, safe or safe:<max>', parseAlpha, parseAlpha('safe'))
     .option('--override <module=settings>', 'per-module settings, repeatable, e.g. down_proj=w8a8 or lm_head=w8a8,g64', parseOverride, {})
-    .addOption(new Option('--lm-head <kind>', 'the lm_head: w8a8 (integer path, the base\'s group and scale kind, α the largest overflow-safe ≤ 2^16; with --a-bits 8) or float').choices(['w8a8', 'float']).default('w8a8'));
+    .addOption(new Option('--lm-head <kind>', 'the lm_head: w8a8 (integer path, the base\'s group and scale kind, α the largest overflow-safe ≤ 2^16; with --a-bits 8) or float').choices(['w8a8', 'float']).default('w8a8'))
+    .addOption(new Option('--embedding <kind>', 'the token embedding: int8 (8 bits per row, one float scale a row; kept float while a float lm_head is tied to it) or float').choices(['int8', 'float']).default('int8'));
 }
 
 /** One line per distinct (spec, α) with how many layers use it and the worst overflow margin. */
