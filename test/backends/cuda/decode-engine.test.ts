@@ -62,8 +62,9 @@ function stepLogits(engine: SequenceEngine, prompt: number[], tokens: number[]):
 }
 
 for (const lmHead of ['float', 'w8a8'] as const) {
-  test(`CUDA engine: the quantized embedded model's logits (lm_head ${lmHead}) near the CPU's at the prompt and 16 decode steps, and its greedy tokens equal`, { skip }, (t) => {
+  test(`CUDA engine: the quantized embedded model's logits (${lmHead === 'w8a8' ? 'W8A8 lm_head, 8-bit embedding: quantize\'s defaults' : 'float lm_head and embedding'}) near the CPU's at the prompt and 16 decode steps, and its greedy tokens equal`, { skip }, (t) => {
     const { model, prompt } = quantizedEmbedded(lmHead);
+    assert.equal(model.weights.embedding.kind, lmHead === 'w8a8' ? 'quantized' : 'float');
     const options = { maxNewTokens: 24, temperature: 0, topP: 1, seed: 0, stopTokens: [] };
     const cpuTokens = generate(model, prompt, options).tokens;
     const reference = stepLogits(modelEngine(model), prompt, cpuTokens.slice(0, 16));
