@@ -131,7 +131,8 @@ export function readModelWeights(
   const readEmbedding = (): LinearWeight => embedSettings !== null
     ? readQuantizedLinear(src, EMBEDDING, config.vocabSize, d, embedSettings, false)
     : { kind: 'float', n: config.vocabSize, k: d, w: src.float32(`${EMBEDDING}.weight`, [config.vocabSize, d]) };
-  const embedding = tied ? kept(readEmbedding) : readEmbedding();
+  // in the arena only while it will be the float lm_head the kernels read (not when onLmHead quantizes the head)
+  const embedding = tied && onLmHead === undefined ? kept(readEmbedding) : readEmbedding();
   const layers: LayerWeights[] = [];
   for (let i = 0; i < config.numLayers; i++) {
     const readAll = () => readLayerLinears(src, config, i, stored);
