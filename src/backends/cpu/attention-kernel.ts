@@ -108,17 +108,36 @@ function attendRow(q: Float32Array, qo: number, keys: Float32Array, values: Floa
   for (let i = 0; i < D; i++) out[qo + i] = acc[i]!;
 }
 
-export const attentionRows: RowKernel<AttentionArgs> = (a, rowStart, rowEnd) => {
-  const { q, keys, values, out, startPos, numHeads: H, numKvHeads: KVH, headDim: D, window } = a;
+/** The part of a kernel's args that places its rows. */
+export interface AttentionRowShape {
+  readonly numHeads: number;
+  readonly numKvHeads: number;
+  readonly headDim: number;
+  readonly window: number;
+}
+
+/**
+ * Rows [rowStart, rowEnd), row = (i, h) with i = ⌊row / H⌋ (a token, or a sequence) at position
+ * posOf(i): visit(row, i, kvo, first, pos) with kvo = g(h)·D, the KV head's offset in a cache row,
+ * and first the window's first position. Shared by the JS and the WASM kernels.
+ */
+export function visitAttentionRows(a: AttentionRowShape, rowStart: number, rowEnd: number, posOf: (i: number) => number,
+  visit: (row: number, i: number, kvo: number, first: number, pos: number) => void): void {
+  const { numHeads: H, numKvHeads: KVH, headDim: D, window } = a;
   const group = H / KVH;
-  const scratch = scratchFor(startPos + Math.floor((rowEnd - 1) / H) + 1, D);
   for (let row = rowStart; row < rowEnd; row++) {
-    const r = Math.floor(row / H);
-    const h = row - r * H;
-    const pos = startPos + r;
-    const first = window > 0 ? Math.max(0, pos - window + 1) : 0;
-    attendRow(q, row * D, keys, values, Math.floor(h / group) * D, KVH * D, first, pos, D, out, scratch);
+    const i = Math.floor(row / H);
+    const h = row - i * H;
+    const pos = posOf(i);
+    visit(row, i, Math.floor(h / group) * D, window > 0 ? Math.max(0, pos - window + 1) : 0, pos);
   }
+}
+
+export const attentionRows: RowKernel<AttentionArgs> = (a, rowStart, rowEnd) => {
+  const { q, keys, values, out, startPos, numHeads: H, numKvHeads: KVH, headDim: D } = a;
+  const scratch = scratchFor(startPos + Math.floor((rowEnd - 1) / H) + 1, D);
+  visitAttentionRows(a, rowStart, rowEnd, (r) => startPos + r,
+    (row, _r, kvo, first, pos) => attendRow(q, row * D, keys, values, kvo, KVH * D, first, pos, D, out, scratch));
 };
 
 /**
@@ -138,16 +157,10 @@ export interface DecodeAttentionArgs {
 }
 
 export const decodeAttentionRows: RowKernel<DecodeAttentionArgs> = (a, rowStart, rowEnd) => {
-  const { q, out, positions, numHeads: H, numKvHeads: KVH, headDim: D, window } = a;
-  const group = H / KVH;
+  const { q, out, positions, numHeads: H, numKvHeads: KVH, headDim: D } = a;
   let longest = 0;
   for (let b = Math.floor(rowStart / H); b <= Math.floor((rowEnd - 1) / H); b++) longest = Math.max(longest, positions[b]! + 1);
   const scratch = scratchFor(longest, D);
-  for (let row = rowStart; row < rowEnd; row++) {
-    const b = Math.floor(row / H);
-    const h = row - b * H;
-    const pos = positions[b]!;
-    const first = window > 0 ? Math.max(0, pos - window + 1) : 0;
-    attendRow(q, row * D, a[`keys${b}`] as Float32Array, a[`values${b}`] as Float32Array, Math.floor(h / group) * D, KVH * D, first, pos, D, out, scratch);
-  }
+  visitAttentionRows(a, rowStart, rowEnd, (b) => positions[b]!, (row, b, kvo, first, pos) =>
+    attendRow(q, row * D, a[`keys${b}`] as Float32Array, a[`values${b}`] as Float32Array, kvo, KVH * D, first, pos, D, out, scratch));
 };

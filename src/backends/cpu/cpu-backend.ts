@@ -62,7 +62,11 @@ export const cpuBackend: Backend = {
   upload: (x) => x,
   download: rows,
   rows,
-  layerCache: (capacity, kvDim) => ({ keys: sharedFloat32(capacity * kvDim), values: sharedFloat32(capacity * kvDim), capacity }),
-  releaseLayerCache: () => {},
+  // in the arena, where the WASM attention kernel reads them (ops.ts); given back for reuse on release
+  layerCache: (capacity, kvDim) => ({ keys: arenaFloat32(capacity * kvDim), values: arenaFloat32(capacity * kvDim), capacity }),
+  releaseLayerCache: (cache) => {
+    releaseArenaBlock(cache.keys);
+    releaseArenaBlock(cache.values);
+  },
   prepareLinear, rmsnorm, rope, attention, decodeAttention, gatherRows, addScaledRows, siluMul, addInPlace,
 };

@@ -7,9 +7,9 @@
  * an odd last token, then 1 × 1 for the last N mod 4 channels. f32 accumulation (4 lanes), no bias.
  * Each thread instantiates the module once, on the arena memory it shares with the others.
  */
-import { arenaMemory, ARENA_MAX_PAGES } from '../../tensor/shared.js';
 import { buildMatmulF32WasmModule } from './matmul-f32-wasm-module.js';
 import type { KernelArgs } from './pool/types.js';
+import { instantiateOnArena } from './wasm-instance.js';
 
 export interface MatmulF32WasmArgs extends KernelArgs {
   /** byte addresses in the arena */
@@ -34,17 +34,7 @@ let blocks: DotBlocks | null | undefined;
 
 /** This thread's instance of the dot-block module, or null without WASM SIMD / shared arena. */
 function dotBlocks(): DotBlocks | null {
-  if (blocks !== undefined) return blocks;
-  blocks = null;
-  const memory = arenaMemory();
-  if (memory === null) return blocks;
-  try {
-    const module = new WebAssembly.Module(buildMatmulF32WasmModule(ARENA_MAX_PAGES));
-    const instance = new WebAssembly.Instance(module, { env: { memory } });
-    blocks = instance.exports as unknown as DotBlocks;
-  } catch {
-    blocks = null;
-  }
+  if (blocks === undefined) blocks = instantiateOnArena<DotBlocks>((maxPages) => buildMatmulF32WasmModule(maxPages));
   return blocks;
 }
 

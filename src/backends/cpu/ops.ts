@@ -3,10 +3,15 @@
  * goes, live in matmul.ts and int-linear.ts). Row-major float32 throughout, float64 accumulation.
  */
 import type { AttentionShape, LayerKvCache } from '../../model/backend.js';
-import { allShared, sharedFloat32, sharedInt32 } from '../../tensor/shared.js';
+import { allShared, arenaAddress, sharedFloat32, sharedInt32 } from '../../tensor/shared.js';
 import { attentionRows, decodeAttentionRows, type AttentionArgs, type DecodeAttentionArgs } from './attention-kernel.js';
+import {
+  attentionScratch, attentionSlotBytes, attentionWasmRows, decodeAttentionWasmRows, wasmAttentionAvailable,
+  type AttentionWasmArgs, type DecodeAttentionWasmArgs,
+} from './attention-wasm-kernel.js';
 import { cpuPool } from './pool/index.js';
-import { KERNEL_ATTENTION, KERNEL_DECODE_ATTENTION } from './pool/kernels.js';
+import type { KernelArgs, RowKernel } from './pool/types.js';
+import { KERNEL_ATTENTION, KERNEL_ATTENTION_WASM, KERNEL_DECODE_ATTENTION, KERNEL_DECODE_ATTENTION_WASM } from './pool/kernels.js';
 
 /** y[i, :] = x[i, :] / sqrt(mean(x[i, :]²) + eps) · weight, for m rows of weight.length. */
 export function rmsnorm(x: Float32Array, m: number, weight: Float32Array, eps: number): Float32Array {
@@ -49,10 +54,30 @@ export function rope(x: Float32Array, m: number, heads: number, headDim: number,
 /** Below this many multiply-adds per thread (2 per position per head dimension) attention runs inline. */
 const ATTENTION_MIN_WORK_PER_THREAD = 1 << 17;
 
+/** Rows [0, rows) of an attention kernel: inline when small or when an operand is not shared, else split over the pool. */
+function runAttentionRows<A extends KernelArgs>(id: string, kernel: RowKernel<A>, args: A, rows: number, workPerRow: number, shared: boolean): void {
+  if (rows * workPerRow < 2 * ATTENTION_MIN_WORK_PER_THREAD || !shared) kernel(args, 0, rows);
+  else cpuPool().run(id, args, rows, { workPerRow, minWorkPerThread: ATTENTION_MIN_WORK_PER_THREAD });
+}
+
+/**
+ * The WASM kernel's operands when every cache lives in the arena (the CPU backend puts them there)
+ * and the kernel runs here: each cache's [keys, values] byte addresses and the scratch address for
+ * rows of up to `positions` positions; null otherwise (the JS kernel then runs, with the same results).
+ */
+function wasmOperands(caches: readonly LayerKvCache[], headDim: number, positions: number): { addresses: number[]; scratch: number; slotBytes: number } | null {
+  const addresses = caches.flatMap((c) => [arenaAddress(c.keys), arenaAddress(c.values)]);
+  if (addresses.some((a) => a < 0) || !wasmAttentionAvailable()) return null;
+  const slotBytes = attentionSlotBytes(headDim, positions);
+  const scratch = attentionScratch(cpuPool().threads, slotBytes);
+  return scratch < 0 ? null : { addresses, scratch, slotBytes };
+}
+
 /**
  * Causal (optionally sliding-window) grouped-query attention with a KV cache; see Backend.attention.
  * The (token, head) rows are split across the CPU pool (attention-kernel.ts: each row's arithmetic
- * is the same in any thread).
+ * is the same in any thread), on WASM SIMD when the cache is in the arena (attention-wasm-kernel.ts,
+ * bit for bit the JS kernel).
  */
 export function attention(q: Float32Array, k: Float32Array, v: Float32Array, m: number, startPos: number,
   cache: LayerKvCache, shape: AttentionShape): Float32Array {
@@ -64,21 +89,27 @@ export function attention(q: Float32Array, k: Float32Array, v: Float32Array, m: 
   cache.keys.set(k.subarray(0, m * kvDim), startPos * kvDim);
   cache.values.set(v.subarray(0, m * kvDim), startPos * kvDim);
   const out = sharedFloat32(m * numHeads * headDim);
-  const args: AttentionArgs = {
-    q, keys: cache.keys, values: cache.values, out, startPos, numHeads, numKvHeads, headDim, window: slidingWindow ?? 0,
-  };
   const rows = m * numHeads;
   const positions = slidingWindow === null ? startPos + m : Math.min(startPos + m, slidingWindow);
   const work = 2 * positions * headDim;
-  if (rows * work < 2 * ATTENTION_MIN_WORK_PER_THREAD || !allShared(q, cache.keys, cache.values)) attentionRows(args, 0, rows);
-  else cpuPool().run(KERNEL_ATTENTION, args, rows, { workPerRow: work, minWorkPerThread: ATTENTION_MIN_WORK_PER_THREAD });
+  const shared = allShared(q, out, cache.keys, cache.values);
+  const common = { q, out, startPos, numHeads, numKvHeads, headDim, window: slidingWindow ?? 0 };
+  const wasm = shared ? wasmOperands([cache], headDim, positions) : null;
+  if (wasm !== null) {
+    const args: AttentionWasmArgs = { ...common, keys: wasm.addresses[0]!, values: wasm.addresses[1]!, scratch: wasm.scratch, slotBytes: wasm.slotBytes };
+    runAttentionRows(KERNEL_ATTENTION_WASM, attentionWasmRows, args, rows, work, true);
+  } else {
+    const args: AttentionArgs = { ...common, keys: cache.keys, values: cache.values };
+    runAttentionRows(KERNEL_ATTENTION, attentionRows, args, rows, work, shared);
+  }
   return out;
 }
 
 /**
  * One decode step of several sequences (Backend.decodeAttention): rope of each row at its position,
  * its k and v stored in its cache, then every (sequence, head) row in one pool run (attention-
- * kernel.ts decodeAttentionRows: each row's arithmetic is the single-sequence kernel's).
+ * kernel.ts decodeAttentionRows, or its WASM twin when the caches are in the arena: each row's
+ * arithmetic is the single-sequence kernel's).
  */
 export function decodeAttention(q: Float32Array, k: Float32Array, v: Float32Array, positions: readonly number[], caches: readonly LayerKvCache[],
   shape: AttentionShape, invFreq: Float32Array): Float32Array {
@@ -88,7 +119,7 @@ export function decodeAttention(q: Float32Array, k: Float32Array, v: Float32Arra
   const args: Record<string, Float32Array | Int32Array | number> = {
     q, out: sharedFloat32(B * H * D), positions: sharedInt32(B), numHeads: H, numKvHeads: KVH, headDim: D, window: slidingWindow ?? 0,
   };
-  let work = 0;
+  let work = 0, longest = 0;
   for (let b = 0; b < B; b++) {
     const pos = positions[b]!, cache = caches[b]!;
     if (pos + 1 > cache.capacity) throw new RangeError(`KV cache holds ${cache.capacity} positions; asked for ${pos + 1}`);
@@ -97,14 +128,28 @@ export function decodeAttention(q: Float32Array, k: Float32Array, v: Float32Arra
     cache.keys.set(k.subarray(b * kvDim, (b + 1) * kvDim), pos * kvDim);
     cache.values.set(v.subarray(b * kvDim, (b + 1) * kvDim), pos * kvDim);
     (args.positions as Int32Array)[b] = pos;
-    args[`keys${b}`] = cache.keys;
-    args[`values${b}`] = cache.values;
-    work += 2 * (slidingWindow === null ? pos + 1 : Math.min(pos + 1, slidingWindow)) * D * H;
+    const count = slidingWindow === null ? pos + 1 : Math.min(pos + 1, slidingWindow);
+    longest = Math.max(longest, count);
+    work += 2 * count * D * H;
   }
-  const a = args as DecodeAttentionArgs;
-  if (work < 2 * ATTENTION_MIN_WORK_PER_THREAD || !allShared(q, ...caches.flatMap((c) => [c.keys, c.values]))) decodeAttentionRows(a, 0, B * H);
-  else cpuPool().run(KERNEL_DECODE_ATTENTION, a, B * H, { workPerRow: work / (B * H), minWorkPerThread: ATTENTION_MIN_WORK_PER_THREAD });
-  return a.out;
+  const shared = allShared(q, ...caches.flatMap((c) => [c.keys, c.values]));
+  const wasm = shared ? wasmOperands(caches, D, longest) : null;
+  if (wasm !== null) {
+    for (let b = 0; b < B; b++) {
+      args[`keys${b}`] = wasm.addresses[2 * b]!;
+      args[`values${b}`] = wasm.addresses[2 * b + 1]!;
+    }
+    args.scratch = wasm.scratch;
+    args.slotBytes = wasm.slotBytes;
+    runAttentionRows(KERNEL_DECODE_ATTENTION_WASM, decodeAttentionWasmRows, args as DecodeAttentionWasmArgs, B * H, work / (B * H), true);
+  } else {
+    for (let b = 0; b < B; b++) {
+      args[`keys${b}`] = caches[b]!.keys;
+      args[`values${b}`] = caches[b]!.values;
+    }
+    runAttentionRows(KERNEL_DECODE_ATTENTION, decodeAttentionRows, args as DecodeAttentionArgs, B * H, work / (B * H), shared);
+  }
+  return args.out as Float32Array;
 }
 
 /** gate[i] = silu(gate[i]) · up[i], in place. */

@@ -10,8 +10,9 @@
 export const I32 = 0x7f;
 export const I64 = 0x7e;
 export const F32 = 0x7d;
+export const F64 = 0x7c;
 export const V128 = 0x7b;
-export type ValType = typeof I32 | typeof I64 | typeof F32 | typeof V128;
+export type ValType = typeof I32 | typeof I64 | typeof F32 | typeof F64 | typeof V128;
 
 export const op = {
   block: 0x02,
@@ -25,12 +26,16 @@ export const op = {
   localTee: 0x22,
   i32Load: 0x28,
   f32Load: 0x2a,
+  f64Load: 0x2b,
   i32Store: 0x36,
   f32Store: 0x38,
+  f64Store: 0x39,
   i32Store8: 0x3a,
   i32Const: 0x41,
   f32Const: 0x43,
   i64Const: 0x42,
+  i32Ne: 0x47,
+  i32GtU: 0x4b,
   i32GeU: 0x4f,
   i64LeS: 0x57,
   i64GeS: 0x59,
@@ -45,22 +50,31 @@ export const op = {
   i64Mul: 0x7e,
   f32Add: 0x92,
   f32Mul: 0x94,
+  f64Add: 0xa0,
+  f64Mul: 0xa2,
   i64ExtendI32S: 0xac,
   f32ConvertI32S: 0xb2,
   f32ConvertI64S: 0xb4,
+  f64PromoteF32: 0xbb,
   empty: 0x40,
   simd: 0xfd,
 } as const;
 
 export const simd = {
   v128Load: 0x00,
+  v128Load64Splat: 0x0a,
+  v128Store: 0x0b,
   v128Const: 0x0c,
   i8x16Shuffle: 0x0d,
   i32x4Splat: 0x11,
   f32x4Splat: 0x13,
+  f64x2Splat: 0x14,
   i32x4ExtractLane: 0x1b,
   f32x4ExtractLane: 0x1f,
   f32x4ReplaceLane: 0x20,
+  f64x2ExtractLane: 0x21,
+  v128Load64Zero: 0x5d,
+  f64x2PromoteLowF32x4: 0x5f,
   i16x8ExtendLowI8x16S: 0x87,
   i16x8ExtendHighI8x16S: 0x88,
   i16x8Shl: 0x8b,
@@ -70,6 +84,8 @@ export const simd = {
   i32x4DotI16x8S: 0xba,
   f32x4Add: 0xe4,
   f32x4Mul: 0xe6,
+  f64x2Add: 0xf0,
+  f64x2Mul: 0xf2,
   f32x4ConvertI32x4S: 0xfa,
 } as const;
 

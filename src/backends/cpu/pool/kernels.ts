@@ -9,6 +9,7 @@ import { matmulF32WasmRows } from '../matmul-f32-wasm-kernel.js';
 import { poolSelfTestRows } from './self-test-kernel.js';
 import { intLinearWasmRows } from '../int-linear-wasm-kernel.js';
 import { attentionRows, decodeAttentionRows } from '../attention-kernel.js';
+import { attentionWasmRows, decodeAttentionWasmRows } from '../attention-wasm-kernel.js';
 import { choleskyColumnRows, invertLowerBlockRows } from '../triangular-kernel.js';
 
 export const KERNEL_MATMUL_F32 = 'matmul.f32';
@@ -17,6 +18,8 @@ export const KERNEL_POOL_SELF_TEST = 'pool.self-test';
 export const KERNEL_INT_LINEAR_WASM = 'int-linear.wasm';
 export const KERNEL_ATTENTION = 'attention';
 export const KERNEL_DECODE_ATTENTION = 'attention.decode';
+export const KERNEL_ATTENTION_WASM = 'attention.wasm';
+export const KERNEL_DECODE_ATTENTION_WASM = 'attention.decode.wasm';
 export const KERNEL_CHOLESKY_COLUMN = 'cholesky.column';
 export const KERNEL_INVERT_LOWER = 'invert-lower.columns';
 
@@ -26,5 +29,7 @@ registerKernel(KERNEL_POOL_SELF_TEST, poolSelfTestRows);
 registerKernel(KERNEL_INT_LINEAR_WASM, intLinearWasmRows);
 registerKernel(KERNEL_ATTENTION, attentionRows);
 registerKernel(KERNEL_DECODE_ATTENTION, decodeAttentionRows);
+registerKernel(KERNEL_ATTENTION_WASM, attentionWasmRows);
+registerKernel(KERNEL_DECODE_ATTENTION_WASM, decodeAttentionWasmRows);
 registerKernel(KERNEL_CHOLESKY_COLUMN, choleskyColumnRows);
 registerKernel(KERNEL_INVERT_LOWER, invertLowerBlockRows);

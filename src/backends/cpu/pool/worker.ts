@@ -7,6 +7,7 @@
 import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { adoptArenaMemory } from '../../../tensor/shared.js';
 import { getKernel } from './registry.js';
+import { setThreadSlot } from './thread-slot.js';
 import './kernels.js';
 import {
   IDLE,
@@ -25,6 +26,7 @@ import {
 const init = workerData as WorkerInit;
 const { control, index, workers, port, spinIterations, memory } = init;
 if (memory !== null) adoptArenaMemory(memory);
+setThreadSlot(index + 1);
 const stateAt = stateIndex(index);
 const seqAt = seqIndex(workers, index);
 const errorAt = errorIndex(workers, index);
