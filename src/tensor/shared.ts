@@ -10,9 +10,9 @@
  *    from the arena: a bump allocator over one growable shared WebAssembly.Memory, whose buffer
  *    is a SharedArrayBuffer the WASM SIMD kernels address directly. Arena arrays are 16-byte
  *    aligned and zero-filled; the memory never shrinks, but a block given back with
- *    releaseArenaBlock is reused by the next allocation of the same size (calibration prepares
- *    and releases layers of the same shapes one after another): use it for weights and
- *    long-lived buffers only.
+ *    releaseArenaBlock is reused by the next allocation of its size or up to 1.5× smaller (calibration
+ *    prepares and releases layers of the same shapes one after another; KV caches come in varying
+ *    sizes): use it for weights and long-lived buffers only.
  *    When the arena cannot grow (4 GiB, the wasm32 limit) or shared wasm memory is unavailable,
  *    arrays silently get their own SharedArrayBuffer instead (kernels then take their JS path).
  *
@@ -38,6 +38,8 @@ interface Arena {
   readonly allocates: boolean;
   /** blocks given back, by their (aligned) size in bytes: offsets to reuse */
   readonly released: Map<number, number[]>;
+  /** the size of every block reused from `released` that is larger than the view made of it (offset → bytes) */
+  readonly reusedSizes: Map<number, number>;
 }
 
 let arena: Arena | null | undefined;
@@ -57,7 +59,7 @@ function createArena(memory?: WebAssembly.Memory): Arena | null {
   const buffer = memory.buffer as unknown as SharedArrayBuffer;
   const buffers = new WeakSet<SharedArrayBuffer>([buffer]);
   // keep the first bytes unused so that address 0 never names an allocation
-  return { memory, top: ALIGN, buffer, buffers, allocates, released: new Map() };
+  return { memory, top: ALIGN, buffer, buffers, allocates, released: new Map(), reusedSizes: new Map() };
 }
 
 function getArena(): Arena | null {
@@ -68,8 +70,10 @@ function getArena(): Arena | null {
 /** Byte address of a fresh 16-byte-aligned block in the arena, or -1 when it cannot grow. */
 function arenaAlloc(a: Arena, bytes: number): number {
   const size = Math.ceil(bytes / ALIGN) * ALIGN;
-  const reused = a.released.get(size)?.pop();
-  if (reused !== undefined) {
+  const block = reusableBlock(a, size);
+  if (block >= 0) {
+    const reused = a.released.get(block)!.pop()!;
+    if (block > size) a.reusedSizes.set(reused, block);
     new Uint8Array(a.buffer, reused, size).fill(0);
     return reused;
   }
@@ -95,6 +99,22 @@ function arenaAlloc(a: Arena, bytes: number): number {
   }
   a.top = end;
   return start;
+}
+
+/**
+ * The size of the released block to reuse for `size` bytes, or -1: the same size, else the smallest
+ * released block up to REUSE_SLACK times larger (its tail goes unused until it is released again
+ * whole), so blocks of varying sizes (KV caches of requests of different lengths) are reused
+ * instead of growing the arena by one block per size.
+ */
+const REUSE_SLACK = 1.5;
+function reusableBlock(a: Arena, size: number): number {
+  if (a.released.get(size)?.length) return size;
+  let best = -1;
+  for (const [s, offsets] of a.released) {
+    if (offsets.length > 0 && s > size && s <= size * REUSE_SLACK && (best < 0 || s < best)) best = s;
+  }
+  return best;
 }
 
 type SharedView<T> = new (buffer: SharedArrayBuffer, byteOffset: number, length: number) => T;
@@ -186,7 +206,8 @@ export function arenaAddress(view: ArrayBufferView): number {
 export function releaseArenaBlock(view: ArrayBufferView): void {
   const a = getArena();
   if (a === null || !a.allocates || arenaAddress(view) < 0 || view.byteLength === 0) return;
-  const size = Math.ceil(view.byteLength / ALIGN) * ALIGN;
+  const size = a.reusedSizes.get(view.byteOffset) ?? Math.ceil(view.byteLength / ALIGN) * ALIGN;
+  a.reusedSizes.delete(view.byteOffset);
   let list = a.released.get(size);
   if (list === undefined) a.released.set(size, (list = []));
   if (!list.includes(view.byteOffset)) list.push(view.byteOffset);

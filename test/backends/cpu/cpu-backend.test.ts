@@ -49,6 +49,34 @@ test('a block given back to the arena is the next allocation of its size, zero-f
   assert.notEqual(arenaFloat32(1000).byteOffset, b.byteOffset, 'a block is handed out once');
 });
 
+test('a released block serves a smaller allocation up to 1.5x smaller and comes back whole; KV caches of varying lengths reuse the arena instead of growing it', { skip }, () => {
+  const big = arenaFloat32(1200);
+  releaseArenaBlock(big);
+  const small = arenaFloat32(1000); // 1.2x smaller: reuses the 1200 block
+  assert.equal(small.byteOffset, big.byteOffset);
+  assert.ok(small.every((v) => v === 0));
+  assert.notEqual(arenaFloat32(1200).byteOffset, big.byteOffset, 'taken: a new 1200 block');
+  releaseArenaBlock(small);
+  assert.equal(arenaFloat32(1200).byteOffset, big.byteOffset, 'given back with its whole size');
+  const tiny = arenaFloat32(100);
+  releaseArenaBlock(tiny);
+  const bigger = arenaFloat32(500);
+  assert.notEqual(bigger.byteOffset, tiny.byteOffset, 'a block too small is never handed out');
+  // a server's sequences: caches of 20 different lengths opened and released in turn
+  const kvDim = 64;
+  const lengths = Array.from({ length: 40 }, (_, i) => 300 + ((i * 37) % 20) * 10);
+  const first = cpuBackend.layerCache(lengths[0]!, kvDim);
+  cpuBackend.releaseLayerCache!(first);
+  const offsets = new Set<number>();
+  for (const n of lengths) {
+    const c = cpuBackend.layerCache(n, kvDim);
+    offsets.add((c.keys as Float32Array).byteOffset);
+    cpuBackend.releaseLayerCache!(c);
+  }
+  // exact-size reuse alone gives each of the 20 lengths its own key block (20 offsets); with the slack a few pairs serve all
+  assert.ok(offsets.size <= 8, `${offsets.size} distinct key blocks for 40 caches of 20 lengths (300-490 positions)`);
+});
+
 test('a quantized layer outside the arena is copied once; the prepared run equals the reference on every call', { skip }, () => {
   const seed = freshSeed();
   const rng = makeRng(seed);
