@@ -101,8 +101,9 @@ once(join(hf, 'model.safetensors'), 'the random-weight speed model', () => {
 const f32Gguf = once(join(work, 'speed-f32.gguf'), 'its F32 GGUF', () => sh('python3', [join(anchors, 'hf2gguf.py'), hf, join(work, 'speed-f32.gguf'), 'f32'], pyEnv));
 const q4Gguf = once(join(work, 'speed-q4_0.gguf'), 'its Q4_0 GGUF (lm_head and embeddings f32)', () =>
   sh(tool('llama-quantize'), ['--output-tensor-type', 'f32', '--token-embedding-type', 'f32', f32Gguf, join(work, 'speed-q4_0.gguf'), 'Q4_0', String(threads)]));
-const isDir = once(join(work, 'speed-w4a8-is'), 'the intscale W4A8 IS g128 checkpoint', () =>
-  sh(process.execPath, [CLI, 'quantize', '-m', hf, '-o', join(work, 'speed-w4a8-is')], { INTSCALE_THREADS: String(threads) }));
+// lm_head and embedding kept f32 like the Q4_0 GGUF's (quantize's defaults would make them 8-bit)
+const isDir = once(join(work, 'speed-w4a8-is-f32-head'), 'the intscale W4A8 IS g128 checkpoint (lm_head and embedding f32)', () =>
+  sh(process.execPath, [CLI, 'quantize', '-m', hf, '-o', join(work, 'speed-w4a8-is-f32-head'), '--lm-head', 'float', '--embedding', 'float'], { INTSCALE_THREADS: String(threads) }));
 
 /** A system timed; `baseline`: the llama.cpp system its ratios are taken against (none for llama.cpp's own rows). */
 interface System { readonly name: string; readonly baseline?: System; measure(): { prefill: number; decode: number } }
