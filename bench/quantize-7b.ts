@@ -6,7 +6,10 @@
  * (GNU time's maximum resident set size).
  *
  *   npx tsc -p . && node dist/bench/quantize-7b.js [--dir /tmp/intscale-7b-f16] [--methods rtn]
- *     [--calib FILE --calib-windows 16 --calib-seq-len 512]   (for gptq / awq)
+ *     [--calib FILE --calib-windows 16 --calib-seq-len 512]   (for gptq / awq)   [--no-jobs]
+ *
+ * Then, unless --no-jobs, generate and eval on each checkpoint made, each in a fresh process with its
+ * peak RSS (bench/cpu-7b-memory.ts's jobs on that checkpoint).
  *
  * The f16 checkpoint is kept in --dir and reused. Skips (exit 0, with the reason) when the disk or
  * /usr/bin/time is missing.
@@ -29,6 +32,7 @@ const { values } = parseArgs({
     calib: { type: 'string' },
     'calib-windows': { type: 'string', default: '16' },
     'calib-seq-len': { type: 'string', default: '512' },
+    'no-jobs': { type: 'boolean', default: false },
   },
 });
 const dir = values.dir!;
@@ -119,6 +123,13 @@ function main(): void {
     };
   });
   printTable(rows);
+  if (values['no-jobs']) return;
+  const jobs = path.join(path.dirname(fileURLToPath(import.meta.url)), 'cpu-7b-memory.js');
+  for (const row of rows) {
+    if (row.result !== 'ok') continue;
+    console.log(`\ngenerate and eval on the ${row.method} checkpoint (${dir}-${row.method}), each in a fresh process:`);
+    spawnSync(process.execPath, [jobs, '--dir', `${dir}-${row.method}`], { stdio: 'inherit' });
+  }
 }
 
 main();
