@@ -96,6 +96,11 @@ export const LM_HEAD = 'lm_head';
 /** The token embedding's module name (its settings key when stored quantized). */
 export const EMBEDDING = 'model.embed_tokens';
 
+/** Whether the lm_head is the float embedding table itself (tied, neither quantized): the table then stays float. */
+export function headIsTable(head: LinearWeight, table: LinearWeight): boolean {
+  return head.kind === 'float' && table.kind === 'float' && head.w === table.w;
+}
+
 /** Refuses a checkpoint intscale already quantized where a float one is needed (quantizing twice). */
 export function refuseQuantizedSource(src: WeightSource): void {
   if (storedLayerSettings(src) !== null) {
@@ -146,8 +151,7 @@ export function readModelWeights(
     ? kept(() => readQuantizedLinear(src, LM_HEAD, config.vocabSize, d, headSettings, false))
     : onLmHead ? onLmHead(floatHead()) : floatHead();
   refuseUnreadTensors(src, config);
-  const headIsTable = lmHead.kind === 'float' && embedding.kind === 'float' && lmHead.w === embedding.w;
-  const table = onEmbedding && embedding.kind === 'float' && !headIsTable ? onEmbedding(embedding) : embedding;
+  const table = onEmbedding && embedding.kind === 'float' && !headIsTable(lmHead, embedding) ? onEmbedding(embedding) : embedding;
   return { embedding: table, layers, finalNorm, lmHead };
 }
 

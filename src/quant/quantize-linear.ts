@@ -10,7 +10,7 @@
  *
  * dequantize(layer) gives the fake-quant weights W'[n,k] = fround(q[n,k] · scales[n,g]).
  */
-import { packWeights, unpackRow, unpackWeights } from './int4-pack.js';
+import { packWeights, unpackRow } from './int4-pack.js';
 import { InputError } from '../errors.js';
 import { sharedFloat32, sharedInt32, sharedInt8 } from '../tensor/shared.js';
 import { type AlphaChoice, chooseAlpha } from './amplifier.js';
@@ -98,23 +98,18 @@ export function quantizeLinear(w: FloatLinear, spec: QuantSpec, name?: string): 
 
 /** Fake-quant weights W'[n,k] = fround(q[n,k] · scales[n, k/G]), row-major [N, K]. */
 export function dequantize(layer: QuantizedLinear): Float32Array {
-  const { n, k, groupSize: G } = layer;
-  const groupCount = k / G;
-  const q = unpackWeights(layer);
+  const { n, k } = layer;
   const out = new Float32Array(n * k);
-  for (let row = 0; row < n; row++) {
-    for (let col = 0; col < k; col++) {
-      out[row * k + col] = q[row * k + col]! * layer.scales[row * groupCount + Math.floor(col / G)]!;
-    }
-  }
+  const scratch = new Int8Array(k);
+  for (let row = 0; row < n; row++) dequantizeRow(layer, row, out.subarray(row * k, (row + 1) * k), scratch);
   return out;
 }
 
-/** Row `row` of a quantized layer in float (q · its group's scale), written into out[0, k). */
-export function dequantizeRow(layer: QuantizedLinear, row: number, out: Float32Array): Float32Array {
+/** Row `row` of a quantized layer in float (q · its group's scale), written into out[0, k); `scratch` holds k int8 codes. */
+export function dequantizeRow(layer: QuantizedLinear, row: number, out: Float32Array, scratch = new Int8Array(layer.k)): Float32Array {
   const { k, groupSize: G } = layer;
   const groupCount = k / G;
-  const q = unpackRow(layer, row, new Int8Array(k));
+  const q = unpackRow(layer, row, scratch);
   for (let col = 0; col < k; col++) out[col] = q[col]! * layer.scales[row * groupCount + Math.floor(col / G)]!;
   return out;
 }

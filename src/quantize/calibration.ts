@@ -29,7 +29,7 @@ import { layerPrefix } from '../model/layout.js';
 import { createModel, prepareLayer, releaseLayer } from '../model/prepare.js';
 import type { LoadedModel } from '../backends/load.js';
 import { ropeInverseFrequencies } from '../model/rope.js';
-import { EMBEDDING, readFloatLayer, refuseQuantizedSource, refuseUnreadTensors, type FloatLayerWeights, type LayerWeights, type ModelWeights } from '../model/weights.js';
+import { EMBEDDING, headIsTable, readFloatLayer, refuseQuantizedSource, refuseUnreadTensors, type FloatLayerWeights, type LayerWeights, type ModelWeights } from '../model/weights.js';
 import type { FloatLinear, LinearWeight } from '../quant/types.js';
 import { sharedFloat32, withArenaAllocation } from '../tensor/shared.js';
 
@@ -175,8 +175,7 @@ export function quantizeCalibrated(dir: string, windows: readonly Int32Array[], 
     const floatHead: FloatLinear = { kind: 'float', n: config.vocabSize, k: d, w: head };
     const lmHead = options.transformLmHead?.(floatHead) ?? floatHead;
     const table: FloatLinear = { kind: 'float', n: config.vocabSize, k: d, w: embedding };
-    const headIsTable = lmHead === floatHead && tied;
-    const weights: ModelWeights = { embedding: options.transformEmbedding && !headIsTable ? options.transformEmbedding(table) : table, layers, finalNorm, lmHead };
+    const weights: ModelWeights = { embedding: options.transformEmbedding && !headIsTable(lmHead, table) ? options.transformEmbedding(table) : table, layers, finalNorm, lmHead };
     const model: Model = createModel(config, weights, options.backend ?? cpuBackend);
     const tokenizer = source.tokenizerPath === null ? null : loadTokenizer(dir);
     return { model, tokenizer, source };

@@ -39,19 +39,20 @@ function quantizeReported(w: FloatLinear, spec: QuantSpec, name: string, reports
   return layer;
 }
 
+/** The lm_head's and the embedding table's transforms as the recipe wants them (absent: kept in float). */
+interface HeadAndTable {
+  transformLmHead?: (head: FloatLinear) => LinearWeight;
+  transformEmbedding?: (table: FloatLinear) => LinearWeight;
+}
+
 /**
- * Returns the per-layer RTN transform for loadModel, the lm_head's (undefined when the recipe keeps
- * it in float), and the reports both fill in. Pass both to loadModel: `loadOptions` does.
+ * Returns the per-layer RTN transform for loadModel and the reports it fills in (the lm_head's too,
+ * when the recipe quantizes it); `loadOptions` passes loadModel the layers', the lm_head's and the
+ * embedding's transforms together.
  */
 export function layerQuantizer(recipe: QuantRecipe, onLayer?: (layer: number) => void, onLinear?: (report: LinearReport) => void): {
   transform: (layer: number, linears: LayerLinears<FloatLinear>) => LayerLinears;
-  transformLmHead: ((head: FloatLinear) => LinearWeight) | undefined;
-  /** { transformLayer, transformLmHead?, transformEmbedding? } for loadModel. */
-  loadOptions: {
-    transformLayer: (layer: number, linears: LayerLinears<FloatLinear>) => LayerLinears;
-    transformLmHead?: (head: FloatLinear) => LinearWeight;
-    transformEmbedding?: (table: FloatLinear) => LinearWeight;
-  };
+  loadOptions: HeadAndTable & { transformLayer: (layer: number, linears: LayerLinears<FloatLinear>) => LayerLinears };
   reports: LinearReport[];
 } {
   const reports: LinearReport[] = [];
@@ -61,9 +62,7 @@ export function layerQuantizer(recipe: QuantRecipe, onLayer?: (layer: number) =>
     onLayer?.(layer);
     return out;
   };
-  const transformLmHead = lmHeadQuantizer(recipe, reports, onLinear);
-  const loadOptions = { transformLayer: transform, ...(transformLmHead ? { transformLmHead } : {}), ...embeddingOption(recipe) };
-  return { transform, transformLmHead, loadOptions, reports };
+  return { transform, loadOptions: { transformLayer: transform, ...headAndTable(recipe, reports, onLinear) }, reports };
 }
 
 /**
@@ -81,9 +80,10 @@ export function quantizeEmbedding(table: FloatLinear): QuantizedLinear {
   return quantizeLinear(table, EMBEDDING_SPEC, EMBEDDING);
 }
 
-/** { transformEmbedding } when the recipe stores the embedding in 8 bits, else nothing. */
-function embeddingOption(recipe: QuantRecipe): { transformEmbedding?: (table: FloatLinear) => LinearWeight } {
-  return recipe.embedding === 'int8' ? { transformEmbedding: quantizeEmbedding } : {};
+/** The lm_head's transform (its report added to `reports`) and the embedding's, each only when the recipe asks for it. */
+function headAndTable(recipe: QuantRecipe, reports: LinearReport[], onLinear?: (report: LinearReport) => void): HeadAndTable {
+  const transformLmHead = lmHeadQuantizer(recipe, reports, onLinear);
+  return { ...(transformLmHead ? { transformLmHead } : {}), ...(recipe.embedding === 'int8' ? { transformEmbedding: quantizeEmbedding } : {}) };
 }
 
 export interface QuantizeModelOptions {
@@ -123,8 +123,7 @@ export function quantizeModel(dir: string, recipe: QuantRecipe, options: Quantiz
   }
   const windows = readCalibrationWindows(loadTokenizer(dir), recipe.calibration);
   const { method, reports } = calibratedMethod(recipe, options.onLinear);
-  const transformLmHead = lmHeadQuantizer(recipe, reports, options.onLinear);
-  return { loaded: quantizeCalibrated(dir, windows, method, { ...options, ...(transformLmHead ? { transformLmHead } : {}), ...embeddingOption(recipe) }), reports };
+  return { loaded: quantizeCalibrated(dir, windows, method, { ...options, ...headAndTable(recipe, reports, options.onLinear) }), reports };
 }
 
 export interface QuantizeToCheckpointOptions extends QuantizeModelOptions {

@@ -11,7 +11,7 @@ import { ROUTER_NAME, layerPrefix, linearModules } from '../model/layout.js';
 import { linearEntries } from '../model/layer-linears.js';
 import { LAYERS_METADATA_KEY, QUANT_METHOD_NAME, type StoredLayerSettings } from '../model/quantized-checkpoint.js';
 import type { ModelConfig } from '../model/config.js';
-import { EMBEDDING, LM_HEAD, type LayerWeights, type ModelWeights } from '../model/weights.js';
+import { EMBEDDING, LM_HEAD, headIsTable, type LayerWeights, type ModelWeights } from '../model/weights.js';
 import type { LinearWeight, QuantizedLinear } from '../quant/types.js';
 import { TOOL_VERSION } from '../version.js';
 import type { QuantRecipe } from './recipe.js';
@@ -68,9 +68,11 @@ const LINEAR_TENSOR_SUFFIXES = ['qweight', 'scales', 'int_scales', 'bias'];
 function headerBound(shape: CheckpointShape, metadata: Readonly<Record<string, string>>): number {
   let bytes = Buffer.byteLength(JSON.stringify({ __metadata__: { ...metadata, [LAYERS_METADATA_KEY]: '' } }), 'utf8') + 1024;
   const entry = (name: string) => name.length + HEADER_ENTRY_BYTES;
-  bytes += entry('model.embed_tokens.weight') + entry('model.norm.weight') + entry('lm_head.weight');
-  for (const suffix of LINEAR_TENSOR_SUFFIXES) bytes += entry(`${LM_HEAD}.${suffix}`);
-  bytes += entry(LM_HEAD); // a quantized lm_head's settings
+  bytes += entry(`${EMBEDDING}.weight`) + entry('model.norm.weight') + entry(`${LM_HEAD}.weight`);
+  for (const module of [EMBEDDING, LM_HEAD]) { // stored quantized: their tensors and settings
+    for (const suffix of LINEAR_TENSOR_SUFFIXES) bytes += entry(`${module}.${suffix}`);
+    bytes += entry(module);
+  }
   for (let i = 0; i < shape.numLayers; i++) {
     const p = layerPrefix(i);
     for (const s of LAYER_TENSOR_SUFFIXES) bytes += entry(p + s);
@@ -176,8 +178,7 @@ export function writeQuantizedCheckpoint(outDir: string, source: CheckpointSourc
     writer.embedding(weights.embedding);
     weights.layers.forEach((layer, i) => writer.layer(i, layer));
     const head = weights.lmHead;
-    const e = weights.embedding;
-    writer.finish(weights.finalNorm, head.kind === 'float' && e.kind === 'float' && head.w === e.w ? null : head);
+    writer.finish(weights.finalNorm, headIsTable(head, weights.embedding) ? null : head);
   } catch (e) {
     writer.abort();
     throw e;

@@ -102,17 +102,16 @@ function arenaAlloc(a: Arena, bytes: number): number {
 }
 
 /**
- * The size of the released block to reuse for `size` bytes, or -1: the same size, else the smallest
- * released block up to REUSE_SLACK times larger (its tail goes unused until it is released again
- * whole), so blocks of varying sizes (KV caches of requests of different lengths) are reused
- * instead of growing the arena by one block per size.
+ * The size of the released block to reuse for `size` bytes, or -1: the smallest released block of at
+ * least `size` and at most REUSE_SLACK times it (the same size when there is one; a larger block's
+ * tail goes unused until it is released again whole), so blocks of varying sizes (KV caches of
+ * requests of different lengths) are reused instead of growing the arena by one block per size.
  */
 const REUSE_SLACK = 1.5;
 function reusableBlock(a: Arena, size: number): number {
-  if (a.released.get(size)?.length) return size;
   let best = -1;
   for (const [s, offsets] of a.released) {
-    if (offsets.length > 0 && s > size && s <= size * REUSE_SLACK && (best < 0 || s < best)) best = s;
+    if (offsets.length > 0 && s >= size && s <= size * REUSE_SLACK && (best < 0 || s < best)) best = s;
   }
   return best;
 }
