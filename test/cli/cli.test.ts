@@ -80,6 +80,9 @@ test('quantize --lm-head float keeps the lm_head (and the embedding tied to it) 
   const bad = run('quantize', '-m', fixturePath('qwen2'), '-o', path.join(tempDir(), 'q3'), '--lm-head', 'int4');
   assert.equal(bad.code, 1, 'a usage error');
   assert.match(bad.stderr, /'--lm-head <kind>' argument 'int4' is invalid\. Allowed choices are w8a8, float/);
+  const badTable = run('quantize', '-m', fixturePath('qwen2'), '-o', path.join(tempDir(), 'q4'), '--embedding', 'int4');
+  assert.equal(badTable.code, 1, 'a usage error');
+  assert.match(badTable.stderr, /'--embedding <kind>' argument 'int4' is invalid\. Allowed choices are int8, float/);
 });
 
 test('a mixtral directory: quantize (GPTQ, experts below --min-expert-tokens reported as RTN), then eval, generate and inspect the checkpoint on the CPU', () => {

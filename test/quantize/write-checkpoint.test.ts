@@ -84,3 +84,15 @@ test('a quantized tensor with the wrong shape is named in the error', () => {
   writeSafetensors(file, tensors, meta);
   throwsInput(() => loadModel(out), /model\.layers\.1\.self_attn\.k_proj\.qweight: shape \[16, 32\] but a 4-bit \[32, 64\] layer needs \[32, 32\]/);
 });
+
+test('a checkpoint with an 8-bit embedding but a float lm_head tied to it (config tie_word_embeddings) is refused by name', () => {
+  const dir = fixturePath('qwen2'); // tied
+  const q = loadModel(dir, layerQuantizer({ ...recipe, embedding: 'int8' }).loadOptions);
+  const w = q.model.weights;
+  assert.equal(w.embedding.kind, 'quantized');
+  // a float head that is not the table: written as lm_head.weight beside the 8-bit table
+  const head = { kind: 'float' as const, n: w.lmHead.n, k: w.lmHead.k, w: new Float32Array(w.lmHead.n * w.lmHead.k).fill(0.01) };
+  const out = path.join(tempDir(), 'q');
+  writeQuantizedCheckpoint(out, q.source, { ...w, lmHead: head }, recipe);
+  throwsInput(() => loadModel(out), /the embedding is stored quantized but the float lm_head is tied to it; the checkpoint is inconsistent/);
+});
