@@ -18,7 +18,7 @@ import { compileToCubin, nvrtcVersion } from './nvrtc.js';
 export function kernelsDir(): string {
   const here = dirname(fileURLToPath(import.meta.url));
   const candidates = [join(here, 'kernels'), join(here, '..', '..', '..', '..', 'src', 'backends', 'cuda', 'kernels')];
-  for (const c of candidates) if (existsSync(join(c, 'w4a8_decode.cu'))) return c;
+  for (const c of candidates) if (existsSync(join(c, 'w4a8-decode.cu'))) return c;
   throw new Error(`CUDA kernel sources not found (looked in ${candidates.join(', ')})`);
 }
 
