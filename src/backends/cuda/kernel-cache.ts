@@ -31,7 +31,7 @@ export function readKernelSource(file: string): string {
   const dir = kernelsDir();
   const path = isAbsolute(file) ? file : join(dir, file);
   const include = (inc: string): string => (existsSync(join(dirname(path), inc)) ? join(dirname(path), inc) : join(dir, inc));
-  return readFileSync(path, 'utf8').replace(/^#include "([\w.]+)"$/gm, (_m, inc: string) =>
+  return readFileSync(path, 'utf8').replace(/^#include "([\w.-]+)"$/gm, (_m, inc: string) =>
     readFileSync(include(inc), 'utf8').replace(/^#pragma once$/m, ''),
   );
 }

@@ -60,11 +60,13 @@ test('every CUDA kernel compiles with nvcc for sm_90a', { skip: nvcc ? false : '
   }
 });
 
-test('NVRTC sources: a bench kernel (an absolute path) gets the backend headers inlined, as a backend kernel does', () => {
+test('NVRTC sources: every backend kernel and a bench kernel (an absolute path) get their headers inlined (NVRTC has no include path)', () => {
   const bench = readKernelSource(join(benchKernelsDir(), 'bench-util.cu'));
-  const backend = readKernelSource('act-quant.cu');
-  for (const src of [bench, backend]) {
-    assert.doesNotMatch(src, /^#include "/m, 'every local include is inlined');
+  const backend = readdirSync(kernelsDir()).filter((f) => f.endsWith('.cu')).map((f) => readKernelSource(f));
+  assert.ok(backend.length >= 10);
+  for (const src of [bench, ...backend]) assert.doesNotMatch(src, /^#include "/m, 'every local include is inlined');
+  for (const src of [bench, readKernelSource('act-quant.cu'), readKernelSource('w4a8-decode.cu')]) {
     assert.match(src, /void pdl_launch_dependents\(\)/, 'common.cuh is inlined');
   }
+  assert.match(readKernelSource('w4a8-decode.cu'), /typedef int scale_t;/, 'group-scale.cuh (a hyphenated name) is inlined');
 });
