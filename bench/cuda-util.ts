@@ -1,5 +1,5 @@
 /**
- * Benchmark and test helpers on the GPU (bench/kernels/bench_util.cu, compiled like the backend's
+ * Benchmark and test helpers on the GPU (bench/kernels/bench-util.cu, compiled like the backend's
  * kernels by kernel-cache.ts): device-side random fills, the stream-holding spin kernel, the empty
  * kernel of the launch floor, and a late writer for the tests of overlapped launches.
  */
@@ -14,14 +14,14 @@ import { getKernel } from '../src/backends/cuda/kernel-cache.js';
 export function benchKernelsDir(): string {
   const here = dirname(fileURLToPath(import.meta.url));
   const candidates = [join(here, 'kernels'), join(here, '..', '..', 'bench', 'kernels')];
-  for (const c of candidates) if (existsSync(join(c, 'bench_util.cu'))) return c;
+  for (const c of candidates) if (existsSync(join(c, 'bench-util.cu'))) return c;
   throw new Error(`bench CUDA kernel sources not found (looked in ${candidates.join(', ')})`);
 }
 
 const GRID = 1024;
 let benchUtil: string | undefined;
-/** The path of bench_util.cu (found once). */
-const BENCH_UTIL = (): string => (benchUtil ??= join(benchKernelsDir(), 'bench_util.cu'));
+/** The path of bench-util.cu (found once). */
+const BENCH_UTIL = (): string => (benchUtil ??= join(benchKernelsDir(), 'bench-util.cu'));
 
 export function fillRandomU32(ctx: CudaContext, b: DeviceBuffer, seed: number): void {
   ctx.launch(getKernel(ctx, BENCH_UTIL(), 'fill_u32'), [GRID], [256], [b, { u64: Math.floor(b.bytes / 4) }, { i32: seed | 0 }]);

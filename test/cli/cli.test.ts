@@ -241,7 +241,7 @@ test('the published package holds what its commands need: the CLI, the benches, 
   assert.equal(r.status, 0, r.stderr);
   const files = new Set((JSON.parse(r.stdout) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path));
   for (const f of ['dist/src/cli/main.js', 'dist/bench/cpu-e2e.js', 'dist/bench/cuda-e2e.js', 'data/wikitext-2-test-excerpt.txt',
-    'models/tiny-wikitext/model.safetensors', 'src/backends/cuda/kernels/attention.cu', 'bench/kernels/bench_util.cu']) {
+    'models/tiny-wikitext/model.safetensors', 'src/backends/cuda/kernels/attention.cu', 'bench/kernels/bench-util.cu']) {
     assert.ok(files.has(f), `${f} is in the package`);
   }
   assert.ok(![...files].some((f) => f.startsWith('dist/test/')), 'tests are not shipped');

@@ -1,5 +1,5 @@
 /**
- * Launchers of the decode engine's small ops (kernels/engine_ops.cu; the math and layouts are in
+ * Launchers of the decode engine's small ops (kernels/engine-ops.cu; the math and layouts are in
  * its header). All asynchronous on ctx's stream; sizes are checked against the buffers so a wrong
  * shape is a RangeError naming it, not a stray write. Rows are described in device memory
  * (`rows`: token, position, KV slot per row), the KV caches through the slot table `kv`.
@@ -8,9 +8,9 @@ import type { DeviceBuffer } from './buffer.js';
 import type { CudaContext } from './context.js';
 import { getKernel } from './kernel-cache.js';
 
-const FILE = 'engine_ops.cu';
+const FILE = 'engine-ops.cu';
 
-/** How a row is written for the linear that reads it next (FORM in engine_ops.cu). */
+/** How a row is written for the linear that reads it next (FORM in engine-ops.cu). */
 export type RowForm = 'int8' | 'int8-fragment' | 'f16' | 'f32';
 const FORM_CODE: Record<RowForm, number> = { 'int8': 0, 'int8-fragment': 1, 'f16': 2, 'f32': 3 };
 const FORM_BYTES: Record<RowForm, number> = { 'int8': 1, 'int8-fragment': 1, 'f16': 2, 'f32': 4 };
@@ -33,7 +33,7 @@ function need(what: string, buf: DeviceBuffer, bytes: number): void {
   if (buf.bytes < bytes) throw new RangeError(`${what}: buffer of ${buf.bytes} B, the shape needs ${bytes} B`);
 }
 
-/** Threads of the row kernels, and the longest row they hold in registers (ROW_THREADS · 4 · ROW_VEC in engine_ops.cu). */
+/** Threads of the row kernels, and the longest row they hold in registers (ROW_THREADS · 4 · ROW_VEC in engine-ops.cu). */
 const ROW_THREADS = 1024;
 export const ENGINE_MAX_ROW = ROW_THREADS * 4 * 8;
 

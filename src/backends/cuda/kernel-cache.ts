@@ -18,7 +18,7 @@ import { compileToCubin, nvrtcVersion } from './nvrtc.js';
 export function kernelsDir(): string {
   const here = dirname(fileURLToPath(import.meta.url));
   const candidates = [join(here, 'kernels'), join(here, '..', '..', '..', '..', 'src', 'backends', 'cuda', 'kernels')];
-  for (const c of candidates) if (existsSync(join(c, 'w4a8_decode.cu'))) return c;
+  for (const c of candidates) if (existsSync(join(c, 'w4a8-decode.cu'))) return c;
   throw new Error(`CUDA kernel sources not found (looked in ${candidates.join(', ')})`);
 }
 
@@ -31,7 +31,7 @@ export function readKernelSource(file: string): string {
   const dir = kernelsDir();
   const path = isAbsolute(file) ? file : join(dir, file);
   const include = (inc: string): string => (existsSync(join(dirname(path), inc)) ? join(dirname(path), inc) : join(dir, inc));
-  return readFileSync(path, 'utf8').replace(/^#include "([\w.]+)"$/gm, (_m, inc: string) =>
+  return readFileSync(path, 'utf8').replace(/^#include "([\w.-]+)"$/gm, (_m, inc: string) =>
     readFileSync(include(inc), 'utf8').replace(/^#pragma once$/m, ''),
   );
 }

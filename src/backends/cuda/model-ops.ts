@@ -1,5 +1,5 @@
 /**
- * Launchers of the model's small GPU ops (kernels/model_ops.cu, kernels/attention.cu): RMSNorm,
+ * Launchers of the model's small GPU ops (kernels/model-ops.cu, kernels/attention.cu): RMSNorm,
  * rotary embedding, attention over a KV cache, SwiGLU, residual add, bias add and the fp16
  * conversion of W4A16 activations. All asynchronous on ctx's stream; sizes are checked against the
  * buffers so a wrong shape is a RangeError naming it, not a stray write.
@@ -12,9 +12,9 @@ import type { DeviceBuffer } from './buffer.js';
 import type { CudaContext } from './context.js';
 import { getKernel } from './kernel-cache.js';
 
-/** Threads per block of the model_ops.cu kernels and kv_write in attention.cu (their __launch_bounds__). */
+/** Threads per block of the model-ops.cu kernels and kv_write in attention.cu (their __launch_bounds__). */
 export const MODEL_OPS_THREADS = 256;
-const OPS = 'model_ops.cu';
+const OPS = 'model-ops.cu';
 
 function need(what: string, buf: DeviceBuffer, bytes: number): void {
   if (buf.bytes < bytes) throw new RangeError(`${what}: buffer of ${buf.bytes} B, the shape needs ${bytes} B`);

@@ -1,6 +1,6 @@
 /**
  * Offline repacking of quantized weights and scales into the layouts the CUDA kernels read
- * (documented in kernels/w4a8_decode.cu):
+ * (documented in kernels/w4a8-decode.cu):
  *   weights: wq[tile][step][lane] 16 bytes, tile = n/16, step = k/64; word w of a lane holds
  *            row gid + (w&1)*8, mma step ks = w>>1, byte j = q[k0+tig*16+ks*8+j] | q[...+4] << 4
  *   scales:  sc[tile][g][16]; float scales are divided by 16 (the kernels see 16*q).
@@ -99,7 +99,7 @@ export function repackW4A8(w: QuantizedLinear, scale: 'int' | 'float' = w.scale)
 }
 
 /**
- * Host copy of act_quant's fragment order (w4a8_wgmma_rs.cu): inside each 64-k block, the 4-byte
+ * Host copy of act_quant's fragment order (w4a8-wgmma-rs.cu): inside each 64-k block, the 4-byte
  * unit p = tig·4 + ks·2 + h of natural order moves to unit ks·8 + h·4 + tig. K % 64 == 0.
  */
 export function toFragmentOrder(xq: Int8Array, m: number, k: number): Int8Array {

@@ -1,7 +1,7 @@
 /**
  * W4A16 (weight-only, Marlin-like) linear layers on the GPU, decode shapes (M <= 64): fp16
  * activations x [M, K], int4 weights (the same repacked buffer as W4A8) dequantized in registers
- * with fp16 group scales, fp32 accumulation, y [M, N] f32 or f16. Kernel: kernels/w4a16_decode.cu.
+ * with fp16 group scales, fp32 accumulation, y [M, N] f32 or f16. Kernel: kernels/w4a16-decode.cu.
  * No GEMM for large M (not built).
  */
 import { unpackWeights } from '../../quant/int4-pack.js';
@@ -82,7 +82,7 @@ export function w4a16Linear(
   const { n: N, k: K } = layer;
   if (x16.bytes < M * K * 2 || y.bytes < M * N * outputBytes(out)) throw new RangeError(`w4a16Linear: buffers too small for M=${M}, N=${N}, K=${K} (${out} output)`);
   if (M > 8 * config.MT) throw new RangeError(`W4A16 config MT=${config.MT} serves M <= ${8 * config.MT}, got ${M}`);
-  const fn = getKernel(ctx, 'w4a16_decode.cu', 'w4a16_decode', { GROUP: layer.groupSize, MT: config.MT, NTW: config.NTW, WK: config.WK, ...outputDefines(out) });
+  const fn = getKernel(ctx, 'w4a16-decode.cu', 'w4a16_decode', { GROUP: layer.groupSize, MT: config.MT, NTW: config.NTW, WK: config.WK, ...outputDefines(out) });
   const blocks = Math.ceil(Math.ceil(N / 16) / config.NTW);
   if (blocks * config.NTW * 16 > paddedRows(N)) throw new RangeError('decode tiles exceed the padded rows');
   ctx.launch(fn, [blocks], [config.WK * 32], [layer.weights, layer.scales, x16, y, { i32: M }, { i32: N }, { i32: K }]);

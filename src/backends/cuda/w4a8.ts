@@ -66,7 +66,7 @@ export interface MmaConfig { readonly kind: 'mma'; readonly BM: number; readonly
  */
 export interface WgmmaRsConfig { readonly kind: 'wgmma-rs'; readonly WGS: 1 | 2; readonly STAGES: number; readonly MINB: number }
 /**
- * The register-A warpgroup-MMA GEMM fed by TMA from a producer warpgroup (w4a8_wgmma_tma.cu): tile 128
+ * The register-A warpgroup-MMA GEMM fed by TMA from a producer warpgroup (w4a8-wgmma-tma.cu): tile 128
  * weight rows x 128 tokens, STAGES stages of activations + weights + scales. Needs sm_90a and a
  * driver with cuTensorMapEncodeTiled; reads xq in fragment order (activationOrder). `blocks`: how
  * many blocks share the tiles — 'tiles' (the default) one per tile, 'sms' one per SM (persistent:
@@ -89,25 +89,25 @@ export function activationOrder(config: W4A8Config): ActivationOrder {
  * there); test/backends/cuda/launch-facts.test.ts evaluates the .cu's #defines and compares.
  */
 
-/** act_quant.cu: one block of THREADS per token row (__launch_bounds__). */
+/** act-quant.cu: one block of THREADS per token row (__launch_bounds__). */
 export const ACT_QUANT = { THREADS: 256 } as const;
 
-/** w4a8_mma.cu: BM x BN blocks of WM·WN warps; dynamic shared memory SMEM_BYTES. */
+/** w4a8-mma.cu: BM x BN blocks of WM·WN warps; dynamic shared memory SMEM_BYTES. */
 export function mmaLaunch(c: MmaConfig): { threads: number; sharedBytes: number } {
   const A_U4 = c.BM * 8, B_U4 = (c.BN / 16) * 64; // uint4 per stage
   return { threads: c.WM * c.WN * 32, sharedBytes: c.STAGES * (A_U4 + B_U4) * 16 };
 }
 
-/** w4a8_wgmma_rs.cu: BT tokens x BW = 64·WGS weight rows per block, THREADS = 128·WGS. */
+/** w4a8-wgmma-rs.cu: BT tokens x BW = 64·WGS weight rows per block, THREADS = 128·WGS. */
 export const WGMMA_RS = { BT: 128, X_BYTES: 128 * 128, BW: (wgs: number): number => 64 * wgs, THREADS: (wgs: number): number => 128 * wgs } as const;
 
-/** Dynamic shared memory of the register-A wgmma kernel (SMEM_BYTES in w4a8_wgmma_rs.cu). */
+/** Dynamic shared memory of the register-A wgmma kernel (SMEM_BYTES in w4a8-wgmma-rs.cu). */
 export function wgmmaRsSharedBytes(stages: number): number {
   return 1024 + stages * WGMMA_RS.X_BYTES + stages * 16;
 }
 
 /**
- * w4a8_wgmma_tma.cu: BT tokens x BW weight rows per work item, CONSUMERS threads in 8 consumer warps
+ * w4a8-wgmma-tma.cu: BT tokens x BW weight rows per work item, CONSUMERS threads in 8 consumer warps
  * plus a producer warpgroup (THREADS), stages of X_BYTES + W_BYTES + S_BYTES rounded up to 1 KiB
  * (STAGE_BYTES), 8 output slots of OUT_SLOT; a split-K partial is 64 x 32 4-byte totals per warp.
  */
@@ -116,7 +116,7 @@ export const WGMMA_TMA = {
   CONSUMER_WARPS: 8, PARTIAL_BYTES: 64 * 32 * 4,
 } as const;
 
-/** Dynamic shared memory of the TMA-fed kernel (SMEM_BYTES in w4a8_wgmma_tma.cu). */
+/** Dynamic shared memory of the TMA-fed kernel (SMEM_BYTES in w4a8-wgmma-tma.cu). */
 export function wgmmaTmaSharedBytes(stages: number): number {
   const { X_BYTES, W_BYTES, S_BYTES, OUT_SLOT } = WGMMA_TMA;
   const STAGE_BYTES = Math.ceil((X_BYTES + W_BYTES + S_BYTES) / 1024) * 1024;
@@ -183,7 +183,7 @@ export function w4a8Linear(
   if (config.kind === 'decode') {
     if (M > 8 * config.MT) throw new RangeError(`decode config MT=${config.MT} serves M <= ${8 * config.MT}, got ${M}`);
     if (config.accumulate && out !== 'f32') throw new RangeError('an accumulating decode GEMM writes f32');
-    const fn = getKernel(ctx, 'w4a8_decode.cu', 'w4a8_decode', { ...common, MT: config.MT, NTW: config.NTW, WK: config.WK, ...(config.accumulate ? { ACCUMULATE: 1 } : {}) });
+    const fn = getKernel(ctx, 'w4a8-decode.cu', 'w4a8_decode', { ...common, MT: config.MT, NTW: config.NTW, WK: config.WK, ...(config.accumulate ? { ACCUMULATE: 1 } : {}) });
     const blocks = Math.ceil(Math.ceil(N / 16) / config.NTW);
     if (blocks * config.NTW * 16 > paddedRows(N)) throw new RangeError('decode tiles exceed the padded rows');
     ctx.launch(fn, [blocks], [config.WK * 32], args, 0, { overlapPrevious: config.overlap === true });
@@ -194,7 +194,7 @@ export function w4a8Linear(
     if (!Number.isInteger(ks) || ks < 1 || ks > K / 128) throw new RangeError(`wgmma-tma KS (K splits) must be an integer in 1..${K / 128} for K=${K}, got ${ks}`);
     const tiles = Math.ceil(M / WGMMA_TMA.BT) * Math.ceil(N / WGMMA_TMA.BW);
     const blocks = tmaBlocks(ctx, config, tiles * ks);
-    const fn = getKernel(ctx, 'w4a8_wgmma_tma.cu', 'w4a8_wgmma_tma', { ...common, STAGES: config.STAGES, ...(ks > 1 ? { KS: ks } : {}) }, smem);
+    const fn = getKernel(ctx, 'w4a8-wgmma-tma.cu', 'w4a8_wgmma_tma', { ...common, STAGES: config.STAGES, ...(ks > 1 ? { KS: ks } : {}) }, smem);
     const [xmap, wmap, smap, ymap] = w4a8TensorMaps(ctx, layer, xq, y, M, outputBytes(out));
     // split-K: per tile and consumer warp one counter and a 64 x 32 partial of 4-byte totals per split
     const warps = tiles * WGMMA_TMA.CONSUMER_WARPS;
@@ -202,12 +202,12 @@ export function w4a8Linear(
     ctx.launch(fn, [blocks], [WGMMA_TMA.THREADS], [xmap, wmap, smap, a, y, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }, ymap, ws, cnt], smem);
   } else if (config.kind === 'wgmma-rs') {
     const smem = wgmmaRsSharedBytes(config.STAGES);
-    const fn = getKernel(ctx, 'w4a8_wgmma_rs.cu', 'w4a8_wgmma_rs', { ...common, WGS: config.WGS, STAGES: config.STAGES, MINB: config.MINB }, smem);
+    const fn = getKernel(ctx, 'w4a8-wgmma-rs.cu', 'w4a8_wgmma_rs', { ...common, WGS: config.WGS, STAGES: config.STAGES, MINB: config.MINB }, smem);
     ctx.launch(fn, [Math.ceil(M / WGMMA_RS.BT), Math.ceil(N / WGMMA_RS.BW(config.WGS))], [WGMMA_RS.THREADS(config.WGS)], args, smem);
   } else {
     if (paddedRows(N) % config.BN !== 0) throw new RangeError(`BN=${config.BN} does not divide the padded rows`);
     const { threads, sharedBytes: smem } = mmaLaunch(config);
-    const fn = getKernel(ctx, 'w4a8_mma.cu', 'w4a8_mma', { ...common, BM: config.BM, BN: config.BN, WM: config.WM, WN: config.WN, STAGES: config.STAGES }, smem);
+    const fn = getKernel(ctx, 'w4a8-mma.cu', 'w4a8_mma', { ...common, BM: config.BM, BN: config.BN, WM: config.WM, WN: config.WN, STAGES: config.STAGES }, smem);
     ctx.launch(fn, [Math.ceil(M / config.BM), Math.ceil(N / config.BN)], [threads], args, smem);
   }
 }
@@ -244,6 +244,6 @@ function w4a8TensorMaps(ctx: CudaContext, layer: W4A8Layer, xq: DeviceBuffer, y:
 export function quantizeActivationsCuda(ctx: CudaContext, x: DeviceBuffer, xq: DeviceBuffer, a: DeviceBuffer, M: number, K: number, order: ActivationOrder = 'natural'): void {
   if (K % 4 !== 0) throw new RangeError(`act_quant needs K % 4 == 0 (K = ${K})`);
   if (order === 'fragment' && K % 64 !== 0) throw new RangeError(`fragment-order activations need K % 64 == 0 (K = ${K})`);
-  const fn = getKernel(ctx, 'act_quant.cu', 'act_quant');
+  const fn = getKernel(ctx, 'act-quant.cu', 'act_quant');
   ctx.launch(fn, [M], [ACT_QUANT.THREADS], [x, xq, a, { i32: K }, { i32: order === 'fragment' ? 1 : 0 }]);
 }

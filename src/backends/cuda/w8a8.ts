@@ -78,18 +78,18 @@ export function freeW8A8(layer: W8A8Layer): void {
 }
 
 export interface W8DecodeConfig { readonly kind: 'decode'; readonly MT: number; readonly NTW: number; readonly WK: number }
-/** Tile (64·WGS) x 128, WGS warpgroups, STAGES cp.async stages; PIPE: two accumulators (w8a8_wgmma.cu). */
+/** Tile (64·WGS) x 128, WGS warpgroups, STAGES cp.async stages; PIPE: two accumulators (w8a8-wgmma.cu). */
 export interface W8WgmmaConfig { readonly kind: 'wgmma'; readonly WGS: 1 | 2; readonly STAGES: number; readonly PIPE?: boolean }
 export type W8A8Config = W8DecodeConfig | W8WgmmaConfig;
 
 /**
- * Launch facts of w8a8_wgmma.cu, written once here from its #defines (names as there;
+ * Launch facts of w8a8-wgmma.cu, written once here from its #defines (names as there;
  * test/backends/cuda/launch-facts.test.ts compares): BM = 64·WGS tokens x BN weight rows per block,
  * THREADS = 128·WGS.
  */
 export const W8_WGMMA = { BN: 128, BM: (wgs: number): number => 64 * wgs, THREADS: (wgs: number): number => 128 * wgs } as const;
 
-/** Dynamic shared memory of w8a8_wgmma (SMEM_BYTES in w8a8_wgmma.cu: per stage A, B and the scales). */
+/** Dynamic shared memory of w8a8_wgmma (SMEM_BYTES in w8a8-wgmma.cu: per stage A, B and the scales). */
 export function w8a8WgmmaSharedBytes(wgs: number, stages: number): number {
   const A_BYTES = W8_WGMMA.BM(wgs) * 128, B_BYTES = W8_WGMMA.BN * 128, SC_BYTES = W8_WGMMA.BN * 4;
   return 1024 + stages * (A_BYTES + B_BYTES + SC_BYTES);
@@ -126,7 +126,7 @@ export function w8a8Linear(
   const args = [layer.weights, layer.scales, xq, a, y, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }] as const;
   if (config.kind === 'decode') {
     if (M > 8 * config.MT) throw new RangeError(`decode config MT=${config.MT} serves M <= ${8 * config.MT}, got ${M}`);
-    const fn = getKernel(ctx, 'w8a8_decode.cu', 'w8a8_decode', { ...common, MT: config.MT, NTW: config.NTW, WK: config.WK });
+    const fn = getKernel(ctx, 'w8a8-decode.cu', 'w8a8_decode', { ...common, MT: config.MT, NTW: config.NTW, WK: config.WK });
     const blocks = Math.ceil(Math.ceil(N / 16) / config.NTW);
     if (blocks * config.NTW * 16 > paddedRows(N)) throw new RangeError('decode tiles exceed the padded rows');
     ctx.launch(fn, [blocks], [config.WK * 32], args);
@@ -134,7 +134,7 @@ export function w8a8Linear(
     if (!ctx.arch.startsWith('sm_90')) throw new RangeError(`the wgmma kernel needs sm_90a (device is ${ctx.arch})`);
     const smem = w8a8WgmmaSharedBytes(config.WGS, config.STAGES);
     if (config.PIPE && config.STAGES < 3) throw new RangeError('the PIPE variant needs STAGES >= 3');
-    const fn = getKernel(ctx, 'w8a8_wgmma.cu', 'w8a8_wgmma', { ...common, WGS: config.WGS, STAGES: config.STAGES, PIPE: config.PIPE ? 1 : 0 }, smem);
+    const fn = getKernel(ctx, 'w8a8-wgmma.cu', 'w8a8_wgmma', { ...common, WGS: config.WGS, STAGES: config.STAGES, PIPE: config.PIPE ? 1 : 0 }, smem);
     ctx.launch(fn, [Math.ceil(M / W8_WGMMA.BM(config.WGS)), Math.ceil(N / W8_WGMMA.BN)], [W8_WGMMA.THREADS(config.WGS)], args, smem);
   }
 }

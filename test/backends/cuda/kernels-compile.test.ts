@@ -21,14 +21,14 @@ function nvccPath(): string | undefined {
 }
 
 const VARIANTS: Record<string, string[][]> = {
-  'w4a8_decode.cu': [[], ['-DSCALE_INT=0'], ['-DIS_SHIFT=0'], ['-DMT=2', '-DNTW=2', '-DWK=4'], ['-DMT=2', '-DNTW=2', '-DSCALE_INT=0', '-DGROUP=256'], ['-DMT=4', '-DWK=8'], ['-DMT=8', '-DWK=8'], ['-DNTW=4', '-DWK=4'], ['-DOUT_F16=1', '-DMT=2'], ['-DACCUMULATE=1', '-DMT=2', '-DNTW=2']],
-  'w4a8_wgmma_rs.cu': [[], ['-DSCALE_INT=0', '-DWGS=1', '-DMINB=2', '-DSTAGES=5'], ['-DIS_SHIFT=0', '-DGROUP=256', '-DSTAGES=3', '-DOUT_F16=1']],
-  'w4a8_wgmma_tma.cu': [[], ['-DSCALE_INT=0', '-DSTAGES=6'], ['-DIS_SHIFT=0', '-DGROUP=256', '-DSTAGES=3'], ['-DOUT_F16=1'], ['-DSCALE_INT=0', '-DOUT_F16=1'], ['-DKS=3'], ['-DKS=2', '-DSCALE_INT=0', '-DOUT_F16=1']],
-  'w8a8_wgmma.cu': [[], ['-DSCALE_INT=0', '-DWGS=2', '-DSTAGES=4'], ['-DPIPE=1', '-DSTAGES=4', '-DOUT_F16=1']],
-  'w8a8_decode.cu': [[], ['-DSCALE_INT=0', '-DMT=2', '-DNTW=2', '-DGROUP=256', '-DOUT_F16=1']],
-  'w4a16_decode.cu': [[], ['-DMT=2', '-DNTW=2', '-DWK=16', '-DGROUP=256'], ['-DOUT_F16=1']],
-  'engine_ops.cu': [[], ['-DD_MAX=128']],
-  'w4a8_mma.cu': [[], ['-DSCALE_INT=0'], ['-DIS_SHIFT=0'], ['-DBM=64', '-DBN=64', '-DWM=2', '-DWN=2', '-DSTAGES=4'], ['-DSTAGES=4', '-DOUT_F16=1']],
+  'w4a8-decode.cu': [[], ['-DSCALE_INT=0'], ['-DIS_SHIFT=0'], ['-DMT=2', '-DNTW=2', '-DWK=4'], ['-DMT=2', '-DNTW=2', '-DSCALE_INT=0', '-DGROUP=256'], ['-DMT=4', '-DWK=8'], ['-DMT=8', '-DWK=8'], ['-DNTW=4', '-DWK=4'], ['-DOUT_F16=1', '-DMT=2'], ['-DACCUMULATE=1', '-DMT=2', '-DNTW=2']],
+  'w4a8-wgmma-rs.cu': [[], ['-DSCALE_INT=0', '-DWGS=1', '-DMINB=2', '-DSTAGES=5'], ['-DIS_SHIFT=0', '-DGROUP=256', '-DSTAGES=3', '-DOUT_F16=1']],
+  'w4a8-wgmma-tma.cu': [[], ['-DSCALE_INT=0', '-DSTAGES=6'], ['-DIS_SHIFT=0', '-DGROUP=256', '-DSTAGES=3'], ['-DOUT_F16=1'], ['-DSCALE_INT=0', '-DOUT_F16=1'], ['-DKS=3'], ['-DKS=2', '-DSCALE_INT=0', '-DOUT_F16=1']],
+  'w8a8-wgmma.cu': [[], ['-DSCALE_INT=0', '-DWGS=2', '-DSTAGES=4'], ['-DPIPE=1', '-DSTAGES=4', '-DOUT_F16=1']],
+  'w8a8-decode.cu': [[], ['-DSCALE_INT=0', '-DMT=2', '-DNTW=2', '-DGROUP=256', '-DOUT_F16=1']],
+  'w4a16-decode.cu': [[], ['-DMT=2', '-DNTW=2', '-DWK=16', '-DGROUP=256'], ['-DOUT_F16=1']],
+  'engine-ops.cu': [[], ['-DD_MAX=128']],
+  'w4a8-mma.cu': [[], ['-DSCALE_INT=0'], ['-DIS_SHIFT=0'], ['-DBM=64', '-DBN=64', '-DWM=2', '-DWN=2', '-DSTAGES=4'], ['-DSTAGES=4', '-DOUT_F16=1']],
 };
 
 const nvcc = nvccPath();
@@ -60,11 +60,13 @@ test('every CUDA kernel compiles with nvcc for sm_90a', { skip: nvcc ? false : '
   }
 });
 
-test('NVRTC sources: a bench kernel (an absolute path) gets the backend headers inlined, as a backend kernel does', () => {
-  const bench = readKernelSource(join(benchKernelsDir(), 'bench_util.cu'));
-  const backend = readKernelSource('act_quant.cu');
-  for (const src of [bench, backend]) {
-    assert.doesNotMatch(src, /^#include "/m, 'every local include is inlined');
+test('NVRTC sources: every backend kernel and a bench kernel (an absolute path) get their headers inlined (NVRTC has no include path)', () => {
+  const bench = readKernelSource(join(benchKernelsDir(), 'bench-util.cu'));
+  const backend = readdirSync(kernelsDir()).filter((f) => f.endsWith('.cu')).map((f) => readKernelSource(f));
+  assert.ok(backend.length >= 10);
+  for (const src of [bench, ...backend]) assert.doesNotMatch(src, /^#include "/m, 'every local include is inlined');
+  for (const src of [bench, readKernelSource('act-quant.cu'), readKernelSource('w4a8-decode.cu')]) {
     assert.match(src, /void pdl_launch_dependents\(\)/, 'common.cuh is inlined');
   }
+  assert.match(readKernelSource('w4a8-decode.cu'), /typedef int scale_t;/, 'group-scale.cuh (a hyphenated name) is inlined');
 });

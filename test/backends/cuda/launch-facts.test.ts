@@ -44,7 +44,7 @@ function literalLaunchBounds(file: string): number[] {
 
 test('w4a8_mma: threads and dynamic shared memory of the launcher equal THREADS and SMEM_BYTES', () => {
   for (const c of [{ BM: 128, BN: 128, WM: 2, WN: 4, STAGES: 4 }, { BM: 64, BN: 64, WM: 2, WN: 2, STAGES: 4 }, { BM: 128, BN: 128, WM: 2, WN: 4, STAGES: 3 }]) {
-    const cu = macros('w4a8_mma.cu', c);
+    const cu = macros('w4a8-mma.cu', c);
     const ts = mmaLaunch({ kind: 'mma', ...c });
     assert.deepEqual([ts.threads, ts.sharedBytes], [cu('THREADS'), cu('SMEM_BYTES')], JSON.stringify(c));
   }
@@ -53,7 +53,7 @@ test('w4a8_mma: threads and dynamic shared memory of the launcher equal THREADS 
 test('w4a8_wgmma_rs: BT, BW, THREADS and SMEM_BYTES', () => {
   for (const WGS of [1, 2]) {
     for (const STAGES of [3, 4, 5]) {
-      const cu = macros('w4a8_wgmma_rs.cu', { WGS, STAGES });
+      const cu = macros('w4a8-wgmma-rs.cu', { WGS, STAGES });
       assert.deepEqual([WGMMA_RS.BT, WGMMA_RS.BW(WGS), WGMMA_RS.THREADS(WGS), WGMMA_RS.X_BYTES, wgmmaRsSharedBytes(STAGES)],
         [cu('BT'), cu('BW'), cu('THREADS'), cu('X_BYTES'), cu('SMEM_BYTES')], `WGS ${WGS} STAGES ${STAGES}`);
     }
@@ -62,10 +62,10 @@ test('w4a8_wgmma_rs: BT, BW, THREADS and SMEM_BYTES', () => {
 
 test('w4a8_wgmma_tma: tile, threads, stage layout and SMEM_BYTES', () => {
   for (const STAGES of [3, 4, 5, 6]) {
-    const cu = macros('w4a8_wgmma_tma.cu', { STAGES });
+    const cu = macros('w4a8-wgmma-tma.cu', { STAGES });
     assert.equal(wgmmaTmaSharedBytes(STAGES), cu('SMEM_BYTES'), `STAGES ${STAGES}`);
   }
-  const cu = macros('w4a8_wgmma_tma.cu');
+  const cu = macros('w4a8-wgmma-tma.cu');
   const { BT, BW, CONSUMERS, THREADS, X_BYTES, W_BYTES, S_BYTES, OUT_SLOT, CONSUMER_WARPS } = WGMMA_TMA;
   assert.deepEqual({ BT, BW, CONSUMERS, THREADS, X_BYTES, W_BYTES, S_BYTES, OUT_SLOT },
     Object.fromEntries(['BT', 'BW', 'CONSUMERS', 'THREADS', 'X_BYTES', 'W_BYTES', 'S_BYTES', 'OUT_SLOT'].map((k) => [k, cu(k)])));
@@ -76,7 +76,7 @@ test('w4a8_wgmma_tma: tile, threads, stage layout and SMEM_BYTES', () => {
 test('w8a8_wgmma: BM, BN, THREADS and SMEM_BYTES', () => {
   for (const WGS of [1, 2]) {
     for (const STAGES of [3, 4]) {
-      const cu = macros('w8a8_wgmma.cu', { WGS, STAGES });
+      const cu = macros('w8a8-wgmma.cu', { WGS, STAGES });
       assert.deepEqual([W8_WGMMA.BM(WGS), W8_WGMMA.BN, W8_WGMMA.THREADS(WGS), w8a8WgmmaSharedBytes(WGS, STAGES)],
         [cu('BM'), cu('BN'), cu('THREADS'), cu('SMEM_BYTES')], `WGS ${WGS} STAGES ${STAGES}`);
     }
@@ -86,7 +86,7 @@ test('w8a8_wgmma: BM, BN, THREADS and SMEM_BYTES', () => {
 test('attention, model ops and act_quant: head dimension, splits, tile and threads per block', () => {
   const cu = macros('attention.cu');
   assert.deepEqual([ATTENTION_MAX_HEAD_DIM, ATTENTION_MAX_SPLITS, ATTENTION_TILE, ATTENTION_THREADS], [cu('D_MAX'), cu('MAX_SPLITS'), cu('TILE'), cu('THREADS')]);
-  for (const [file, threads] of [['model_ops.cu', MODEL_OPS_THREADS], ['attention.cu', MODEL_OPS_THREADS], ['act_quant.cu', ACT_QUANT.THREADS]] as const) {
+  for (const [file, threads] of [['model-ops.cu', MODEL_OPS_THREADS], ['attention.cu', MODEL_OPS_THREADS], ['act-quant.cu', ACT_QUANT.THREADS]] as const) {
     const bounds = literalLaunchBounds(file);
     assert.ok(bounds.length > 0, `${file} has literal launch bounds`);
     for (const b of bounds) assert.equal(b, threads, `${file}: __launch_bounds__(${b})`);

@@ -1,4 +1,4 @@
-// Helpers shared by the decode-shaped split-K kernels (w4a8_decode.cu, w8a8_decode.cu, w4a16_decode.cu):
+// Helpers shared by the decode-shaped split-K kernels (w4a8-decode.cu, w8a8-decode.cu, w4a16-decode.cu):
 // per-thread accumulators and group closing, token-row and int4 weight-row pointers and loads, the
 // register double-buffered loop over a warp's 128-k chunks, and the cross-warp reduction with its
 // epilogue. Sizes (NTW tiles, MT token halves, WK warps) come in as template parameters, deduced

@@ -1,4 +1,4 @@
-// Hopper warpgroup-MMA (sm_90a) helpers shared by the wgmma kernels (w4a8_wgmma[_rs].cu, w8a8_wgmma.cu):
+// Hopper warpgroup-MMA (sm_90a) helpers shared by the wgmma kernels (w4a8_wgmma[_rs].cu, w8a8-wgmma.cu):
 // SW128 descriptors, wgmma fences / commit / wait, the m64n128k32 s8 instruction (A from shared memory
 // or registers) and one 128-k chunk of it, shared-memory vector loads and stores, the A-operand (activation rows) cp.async copies, and
 // the group and output epilogues of the m64n128 accumulator fragment. Include after common.cuh.

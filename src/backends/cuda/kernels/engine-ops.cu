@@ -1,5 +1,5 @@
 // The small ops of the CUDA decode engine (decode-engine.ts), in float32 arithmetic: the engine's
-// fast path (model_ops.cu and attention.cu keep the float64 reference). Each fuses what a step
+// fast path (model-ops.cu and attention.cu keep the float64 reference). Each fuses what a step
 // repeats, so a LLaMA layer is 10 launches (4 GEMMs among them) instead of about 20:
 //
 //   gather_rows      out[r, :] = table[index[stride·r], :]  (the embedding: table E, index the rows'
@@ -23,8 +23,8 @@
 // rmsnorm_to and silu_mul_to run one block of 1024 threads per row, the row held in registers (read
 // once; rows of up to 32768 values, a multiple of 4); attention_merge one block of 1024 per row.
 // FORM of a row written for the next linear: 0 int8 per token + scale a[r] = max|y| / 127,
-//   q = clamp(rint(y / a), −127, 127) (act_quant.cu's definition, in float32); 1 the same int8 in
-//   FRAGMENT ORDER (w4a8_wgmma_rs/tma; act_quant.cu's permutation); 2 binary16; 3 float32.
+//   q = clamp(rint(y / a), −127, 127) (act-quant.cu's definition, in float32); 1 the same int8 in
+//   FRAGMENT ORDER (w4a8_wgmma_rs/tma; act-quant.cu's permutation); 2 binary16; 3 float32.
 // Rows: rows[4r .. 4r+2] = { token, position, KV slot } of row r, in device memory (so one captured
 //   graph serves every step, and a batch's rows may belong to different sequences).
 //   kv[(slot·L + layer)·2 + 0|1] hold the addresses of the slot's key and value caches of a layer,

@@ -1,6 +1,6 @@
 // W4A8 GEMM for large M (prefill) on Hopper: register-A warpgroup MMA fed by TMA (sm_90a).
 //   wgmma.mma_async.sync.aligned.m64n128k32.s32.s8.s8  d, {a0,a1,a2,a3}, b-desc, scale-d
-// Same math, layouts, epilogues and defines as w4a8_wgmma_rs.cu (read its header):
+// Same math, layouts, epilogues and defines as w4a8-wgmma-rs.cu (read its header):
 //   SCALE_INT=1: T = sum_c acc'_c*S (int32; IS_SHIFT: (acc'>>4)*S), y = fround(fround(float(T))*a[m]) * post
 //   SCALE_INT=0: t = sum_c float(acc'_c)*(s/16) (f32 FMA per 128-k chunk), y = a[m]*t
 // with acc' = 16*acc (the tensor cores see 16*q). Weights are the 64-row A operand of each
@@ -45,7 +45,7 @@
 // the same order every run) and writes y as above, then resets the counter for the next launch.
 // Requires K % 128 == 0, GROUP % 128 == 0, GROUP | K, rows padded to 128 (paddedRows), KS <= K/128.
 #include "common.cuh"
-#include "group_scale.cuh"
+#include "group-scale.cuh"
 #include "wgmma.cuh"
 #include "mbarrier.cuh"
 

@@ -4,7 +4,7 @@
 //   xq[m,k] = clamp( rint_half_even( x[m,k] / a[m] ), -127, 127 )   (float64 division)
 //   a row of zeros gives a = 0 and xq = 0.
 // Layout: x [M, K] float32 row-major, xq [M, K] int8 row-major, a [M] float32. K % 4 == 0.
-// permute = 1 writes xq in FRAGMENT ORDER for w4a8_wgmma_rs.cu (K % 64 == 0): inside each 64-k
+// permute = 1 writes xq in FRAGMENT ORDER for w4a8-wgmma-rs.cu (K % 64 == 0): inside each 64-k
 // block, 4-byte unit p = tig*4 + ks*2 + h (natural k = 4p..4p+3) goes to unit ks*8 + h*4 + tig.
 // One block of 256 threads per token; float4 loads, char4 stores. The kernel after it may launch at
 // once (pdl_launch_dependents): the GEMMs launched to overlap it wait for it before reading xq, a.

@@ -13,7 +13,7 @@
 // Inputs: weights wq [Npad, K] int8 row-major (natural layout, rows zero-padded to a multiple of
 // 128), scales sc[tile][g][16] (repack.ts repackScales: the 16 rows of a 16-row tile contiguous
 // per group; int32 S or f32 s), activations xq [M, K] int8 row-major, a [M] f32, y [M, N] out_t (f32 or f16).
-// The decode kernel (w8a8_decode.cu) reads the same weight and scale buffers.
+// The decode kernel (w8a8-decode.cu) reads the same weight and scale buffers.
 //
 // Block: WGS warpgroups (128*WGS threads), tile BM = 64*WGS tokens x BN = 128 weight rows, k chunk
 // 128 per pipeline stage. No expansion: both operands go global -> shared by cp.async (16 B per
@@ -34,7 +34,7 @@
 // col 8j+2tig+(e&1)), j = 0..15.
 // Requires K % 128 == 0, GROUP % 128 == 0, GROUP | K, weights padded to 128 rows.
 #include "common.cuh"
-#include "group_scale.cuh"
+#include "group-scale.cuh"
 #include "wgmma.cuh"
 
 #ifndef STAGES

@@ -1,6 +1,6 @@
 // W4A8 GEMM for larger M (prefill) on mma.sync.m16n8k32.s8: y[m,n] = x[m,:] . W'[n,:].
 //
-// Math and epilogues: exactly those of w4a8_decode.cu (SCALE_INT / IS_SHIFT, operands 16*q, FS
+// Math and epilogues: exactly those of w4a8-decode.cu (SCALE_INT / IS_SHIFT, operands 16*q, FS
 // scales uploaded as s/16, post = 2^-b or 2^-(b+4)). Same weight layout (wq[tile][step][lane],
 // 16 bytes per lane per 64-k step) and scale layout (sc[tile][g][16]), same k permutation.
 //
@@ -18,7 +18,7 @@
 // global layout, copied verbatim. Rows >= M are zero-filled (cp.async src-size 0) and not stored.
 // Output y [M, N] row-major, out_t (f32, or f16 with OUT_F16). Requires K % 128 == 0, GROUP % 128 == 0, weights padded to BN rows.
 #include "common.cuh"
-#include "group_scale.cuh"
+#include "group-scale.cuh"
 
 #ifndef BM
 #define BM 128

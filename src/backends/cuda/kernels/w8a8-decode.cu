@@ -7,7 +7,7 @@
 //                exact when 127*128*G*sum_g S < 2^31, checked by the host)
 //   SCALE_INT=0 (float scale):   t = sum_g float(acc)*s[n,g] (f32, FMA),  y = a[m]*t
 //
-// Tensor-core mapping ("swap AB", as w4a8_decode.cu): mma.m16n8k32 with the weights as the
+// Tensor-core mapping ("swap AB", as w4a8-decode.cu): mma.m16n8k32 with the weights as the
 // 16-row A operand and the tokens as the 8-column B operand; MT token halves of 8.
 // k permutation: inside each 64-k block lane (gid = lane/4, tig = lane%4) owns natural
 // k = tig*16 .. tig*16+15 of its rows and tokens; for mma step ks (0,1) fragment position p
@@ -15,15 +15,15 @@
 // load of natural order: word 2ks of a row's 16 bytes is a0/a1 (rows gid, gid+8), word 2ks+1 is
 // a2/a3, and the activations' words 2ks, 2ks+1 are b0, b1.
 //
-// Inputs: the same buffers as w8a8_wgmma.cu: weights wq [Npad, K] int8 row-major (rows padded to
+// Inputs: the same buffers as w8a8-wgmma.cu: weights wq [Npad, K] int8 row-major (rows padded to
 // 128 with zeros; a warp's load of one 64-k block covers 16 rows x 64 B), scales sc[tile][g][16]
 // (int32 S or f32 s), xq [M, K] int8, a [M], y [M, N] out_t (f32 or f16).
-// Work split as w4a8_decode.cu: a block of WK warps owns NTW 16-row tiles over all of K; warp w
+// Work split as w4a8-decode.cu: a block of WK warps owns NTW 16-row tiles over all of K; warp w
 // takes the 128-k chunks [w*C/WK, (w+1)*C/WK), double-buffering its loads in registers; group sums
 // close at group ends and at the end of a warp's range; warps' totals are added in shared memory.
 // Requires K % 128 == 0, GROUP % 128 == 0, GROUP | K, M <= 8*MT.
 #include "common.cuh"
-#include "group_scale.cuh"
+#include "group-scale.cuh"
 #include "decode.cuh"
 
 #ifndef MT

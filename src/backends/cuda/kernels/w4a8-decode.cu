@@ -37,7 +37,7 @@
 // (y += x·W'ᵀ, f32 only: the residual add of the decode engine, decode-engine.ts).
 // Requires K % 128 == 0, GROUP % 128 == 0, GROUP | K, M <= 8*MT.
 #include "common.cuh"
-#include "group_scale.cuh"
+#include "group-scale.cuh"
 #include "decode.cuh"
 
 #ifndef MT

@@ -8,19 +8,19 @@
 // differs from the exact sum of x*q*s (CPU reference) by the fp16 rounding of s and of q*s (each
 // <= 2^-11 relative per term) plus f32 accumulation rounding.
 //
-// Weights: the SAME repacked int4 buffer as the W4A8 kernels (repack.ts, w4a8_decode.cu):
+// Weights: the SAME repacked int4 buffer as the W4A8 kernels (repack.ts, w4a8-decode.cu):
 //   wq[tile][step][lane] 16 B, words w0 = (row gid, ks 0), w1 = (row gid+8, ks 0), w2 = (gid, ks 1),
 //   w3 = (gid+8, ks 1); byte j of word (r, ks) = q[r][k0+tig*16+ks*8+j] | q[...+4+j] << 4.
 // Scales: s16[tile][g][16] fp16 (the rows of a 16-row tile contiguous per group).
 // k mapping: lane (gid, tig) owns natural k = tig*16 .. +15 of every 64-k block (as in
-// w4a8_decode.cu). With u = word ^ 0x88888888 (nibble = q+8), the four fp16 pairs of a word are
+// w4a8-decode.cu). With u = word ^ 0x88888888 (nibble = q+8), the four fp16 pairs of a word are
 //   P0 = (k0,k2) = (u & 0x000F000F) | 0x64006400,  P1 = (k1,k3) from u >> 8,
 //   P2 = (k4,k6) from u >> 4,                       P3 = (k5,k7) from u >> 12   (k relative to ks*8)
 // each = 1024 + q + 8 exactly; minus 1032 gives q. m16n8k16 step t (0,1) of half ks uses
 // a0/a1 = P(2t) of rows gid/gid+8 (fragment k 2tig, 2tig+1) and a2/a3 = P(2t+1) (fragment k
 // 8+2tig, +1); the activations' halves are permuted the same way: b0 = (x[k0+4t], x[k2+4t]),
 // b1 = (x[k1+4t], x[k3+4t]) by byte_perm of the natural 16-byte load.
-// Work split as w4a8_decode.cu: WK warps per block split K, NTW 16-row tiles per block, f32
+// Work split as w4a8-decode.cu: WK warps per block split K, NTW 16-row tiles per block, f32
 // partial sums added in shared memory in warp order.
 // Requires K % 128 == 0, GROUP % 128 == 0, GROUP | K, M <= 8*MT, x rows 16-byte aligned.
 #include "common.cuh"

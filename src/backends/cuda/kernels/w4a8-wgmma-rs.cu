@@ -1,6 +1,6 @@
 // W4A8 GEMM for large M (prefill) on Hopper warpgroup MMA (sm_90a), weights from REGISTERS:
 //   wgmma.mma_async.sync.aligned.m64n128k32.s32.s8.s8  d, {a0,a1,a2,a3}, b-desc, scale-d
-// y[m,n] = x[m,:] . W'[n,:], same math, epilogues and defines as w4a8_decode.cu / w4a8_wgmma.cu:
+// y[m,n] = x[m,:] . W'[n,:], same math, epilogues and defines as w4a8-decode.cu:
 //   SCALE_INT=1: T = sum_g acc*S (int32, IS_SHIFT: (acc'>>4)*S, else acc'*S = 16*T), one
 //                conversion per output: y = fround(fround(float(T))*a[m]) * post
 //   SCALE_INT=0: t = sum_c float(acc'_c)*(s/16) (f32 FMA per 128-k chunk), y = a[m]*t
@@ -15,7 +15,7 @@
 //     each: a0 = lo16(w(gid)), a1 = lo16(w(gid+8)), a2 = hi16(w(gid)), a3 = hi16(w(gid+8)) (16*q,
 //     the mma.m16n8k32 A layout, which the wgmma A register fragment shares per warp).
 //     No shared memory and no expansion pass for the weights.
-//   - B (activations): xq in FRAGMENT ORDER (act_quant.cu with permute = 1): inside each 64-k
+//   - B (activations): xq in FRAGMENT ORDER (act-quant.cu with permute = 1): inside each 64-k
 //     block, logical position L = ks*32 + h*16 + tig*4 + j holds natural k = tig*16 + ks*8 + h*4 + j
 //     (the decode kernel's k permutation, here applied to the data because the tensor core reads B
 //     from shared memory in logical order). cp.async 16 B into [BT][128 B] with the 128-byte swizzle
@@ -41,7 +41,7 @@
 // grid.x = token tiles (fastest, so consecutive blocks reuse one weight tile from L2),
 // grid.y = weight tiles. Requires K % 128 == 0, GROUP % 128 == 0, GROUP | K, rows padded to 128.
 #include "common.cuh"
-#include "group_scale.cuh"
+#include "group-scale.cuh"
 #include "wgmma.cuh"
 #include "mbarrier.cuh"
 
