@@ -16,6 +16,12 @@
  *   node dist/bench/serve-load.js [--model DIR] [--float] [--backend cpu|cuda] [--levels 1,4,16,64]
  *                                 [--requests 64] [--seconds 60] [--max-tokens 32] [--max-batch 64]
  *                                 [--warmup 200] [--memory-every 60] [--server-process]
+ *                                 [--synthetic-layers N]
+ *
+ * --synthetic-layers N (with --backend cuda): instead of the model's weights, N decoder layers of the
+ * LLaMA-2-7B shape (hidden 4096, ffn 11008, 32 heads) with RANDOM W4A8 IS weights and a RANDOM W8A8
+ * lm_head (speed only; their answers mean nothing, but greedy batching must still not change them),
+ * with --model's tokenizer and vocabulary, and no end-of-sequence token (every answer --max-tokens long).
  */
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -30,7 +36,9 @@ import { quantizeModel } from '../src/quantize/quantize-model.js';
 import { DEFAULT_SPEC, describeSpec } from '../src/quantize/recipe.js';
 import { modelEngine } from '../src/model/engine.js';
 import { createServer, type ServedModel } from '../src/serve/server.js';
+import { readModel } from '../src/model/load.js';
 import { machineLine, benchOutput, LatencyHistogram } from './stats.js';
+import { LLAMA2_7B_SHAPE, syntheticModel } from './synthetic.js';
 
 const { values } = parseArgs({
   options: {
@@ -46,6 +54,7 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '200' },
     'memory-every': { type: 'string', default: '60' },
     'server-process': { type: 'boolean', default: false },
+    'synthetic-layers': { type: 'string' },
     /** internal: this process is the server of a --server-process run */
     'serve-child': { type: 'boolean', default: false },
   },
@@ -56,6 +65,9 @@ const seconds = Number(values.seconds);
 const maxTokens = Number(values['max-tokens']);
 const maxBatch = Number(values['max-batch']);
 const warmup = Number(values.warmup);
+const syntheticLayers = values['synthetic-layers'] === undefined ? null : Number(values['synthetic-layers']);
+if (syntheticLayers !== null && !(Number.isInteger(syntheticLayers) && syntheticLayers >= 1)) throw new RangeError(`--synthetic-layers takes a positive integer, got '${values['synthetic-layers']}'`);
+if (syntheticLayers !== null && values.backend !== 'cuda') throw new RangeError('--synthetic-layers runs the CUDA decode engine: add --backend cuda');
 const memoryEvery = Number(values['memory-every']);
 const out = benchOutput(values.json === true);
 
@@ -74,7 +86,20 @@ async function startServer() {
   let served: ServedModel;
   let closeEngine = () => {};
   let what: string;
-  if (values.backend === 'cpu' && !values.float) {
+  if (syntheticLayers !== null) {
+    const { config, tokenizer, source } = readModel(values.model!);
+    const m = syntheticModel(syntheticLayers, { ...LLAMA2_7B_SHAPE, vocab: config.vocabSize }, 'w8a8');
+    const { createCudaEngine } = await import('../src/backends/cuda/decode-engine.js');
+    const { CudaContext } = await import('../src/backends/cuda/context.js');
+    const ctx = new CudaContext(0);
+    const engine = createCudaEngine(m.config, m.weights, { ctx, maxSequences: maxBatch });
+    served = { model: engine, tokenizer, source };
+    closeEngine = () => {
+      engine.dispose();
+      ctx.release();
+    };
+    what = `${syntheticLayers} RANDOM W4A8 IS layers of the LLaMA-2-7B shape, W8A8 lm_head, vocabulary ${config.vocabSize} (${values.model}'s tokenizer); ${engine.describe()}`;
+  } else if (values.backend === 'cpu' && !values.float) {
     const { loaded } = quantizeModel(values.model!, { method: 'rtn', base: DEFAULT_SPEC, overrides: {} });
     served = { model: modelEngine(loaded.model), tokenizer: loaded.tokenizer, source: loaded.source };
     what = `${values.model} ${describeSpec(DEFAULT_SPEC)} (RTN)`;

@@ -4,40 +4,55 @@
  * the whole answer, stop strings, usage, chat through the model's template, and every error with
  * its status and OpenAI error JSON (bad field, unknown model, long prompt, full queue, API key);
  * 8 concurrent clients decoded in one batch get their solo answers.
+ * INTSCALE_SERVE_BACKEND=cuda (the GPU machine) serves the embedded model from the CUDA decode engine
+ * instead of the CPU model, and the answers compared are that engine's own solo generations; it
+ * fails, not skips, when CUDA is missing, since it was asked for.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import OpenAI from 'openai';
 import { loadModel } from '../../src/backends/load.js';
 import { generate } from '../../src/model/generate.js';
-import { modelEngine, type SequenceEngine } from '../../src/model/engine.js';
+import { asEngine, type SequenceEngine } from '../../src/model/engine.js';
 import type { LoadedModel } from '../../src/model/load.js';
-import { createServer, type IntscaleServer } from '../../src/serve/server.js';
+import { createServer, type IntscaleServer, type ServedModel } from '../../src/serve/server.js';
+import { openEngine } from '../../src/cli/backend-option.js';
 import { fixturePath, repoPath } from '../helpers/paths.js';
 
 const MODEL_ID = 'tiny';
 const KEY = 'sk-test-key';
+const BACKEND = process.env.INTSCALE_SERVE_BACKEND === 'cuda' ? 'cuda' : 'cpu';
 let loaded: LoadedModel;
+/** what the servers run: the CPU model, or the CUDA decode engine of the same directory. */
+let served: ServedModel;
+let closeServed = (): void => {};
 let server: IntscaleServer;
 let base: string;
 const logged: string[] = [];
 
 before(async () => {
   loaded = loadModel(repoPath('models/tiny-wikitext'));
-  server = createServer(loaded, { modelId: MODEL_ID, maxQueue: 1, maxBatch: 2, apiKey: KEY, log: (l) => logged.push(l) });
+  served = loaded;
+  if (BACKEND === 'cuda') {
+    const opened = await openEngine('cuda', repoPath('models/tiny-wikitext'), {}, { maxSequences: 16 });
+    served = { model: opened.engine, tokenizer: opened.tokenizer, source: opened.source };
+    closeServed = opened.close;
+  }
+  server = createServer(served, { modelId: MODEL_ID, maxQueue: 1, maxBatch: 2, apiKey: KEY, log: (l) => logged.push(l) });
   base = `${await server.app.listen({ host: '127.0.0.1', port: 0 })}/v1`;
 });
 after(async () => {
   await server.app.close();
+  closeServed();
 });
 
 const client = () => new OpenAI({ apiKey: KEY, baseURL: base, maxRetries: 0 });
 
-/** the greedy continuation the library gives for `prompt`. */
+/** the greedy continuation the library gives for `prompt` alone, on what the server runs. */
 function greedyText(prompt: string, maxTokens: number): string {
   const tokenizer = loaded.tokenizer!;
   const eos = [...loaded.model.config.eosTokenIds, ...(tokenizer.eosTokenId === null ? [] : [tokenizer.eosTokenId])];
-  const r = generate(loaded.model, tokenizer.encode(prompt), { maxNewTokens: maxTokens, temperature: 0, topP: 1, seed: 0, stopTokens: eos });
+  const r = generate(served.model, tokenizer.encode(prompt), { maxNewTokens: maxTokens, temperature: 0, topP: 1, seed: 0, stopTokens: eos });
   return tokenizer.decode(r.tokens.filter((t) => !eos.includes(t)), { skipSpecialTokens: true, cleanUpSpaces: false });
 }
 
@@ -155,7 +170,7 @@ test('chat completions apply the model\'s chat template (qwen2 fixture), streame
 });
 
 test('8 concurrent clients decoded together (continuous batching) each get the answer they get alone', async () => {
-  const s = createServer(loaded, { modelId: MODEL_ID, maxQueue: 0, maxBatch: 8 });
+  const s = createServer(served, { modelId: MODEL_ID, maxQueue: 0, maxBatch: 8 });
   const url = `${await s.app.listen({ host: '127.0.0.1', port: 0 })}/v1`;
   try {
     const c = new OpenAI({ apiKey: 'none', baseURL: url, maxRetries: 0 });
@@ -180,7 +195,7 @@ test('8 concurrent clients decoded together (continuous batching) each get the a
 
 test('every request gives back what it took: after plain, streamed, stopped, cancelled and refused requests no sequence stays open', async () => {
   // the engine counts the sequences (KV caches) it opened and those released
-  const engine = modelEngine(loaded.model);
+  const engine = asEngine(served.model);
   let opened = 0;
   let open = 0;
   const counting: SequenceEngine = {
