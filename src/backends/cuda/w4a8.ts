@@ -15,7 +15,6 @@ import type { DeviceBuffer } from './buffer.js';
 import type { CudaContext } from './context.js';
 import type { KernelArg } from './program.js';
 import { splitKWorkspace } from './workspace.js';
-import { decodeGrid } from './decode-grid.js';
 import { getKernel } from './kernel-cache.js';
 import { paddedRows, repackW4A8, type RepackedW4A8 } from './repack.js';
 import { cachedTensorMapU8, hasTensorMaps } from './tensor-map.js';
@@ -52,12 +51,10 @@ export function freeW4A8(layer: W4A8Layer): void {
 /**
  * The weight-streaming decode kernel: MT token halves of 8, NTW 16-row tiles per block, WK k-warps.
  * `overlap`: launch it with programmatic dependent launch (LaunchOptions.overlapPrevious), so it loads
- * its first weights while the kernel before it finishes. `blocksPerSm`: the persistent form (PERSIST=1,
- * decode-grid.ts): blocks walking units of NTW tiles with one register pipeline across them.
+ * its first weights while the kernel before it finishes.
  */
 export interface DecodeConfig {
   readonly kind: 'decode'; readonly MT: number; readonly NTW: number; readonly WK: number; readonly overlap?: boolean;
-  readonly blocksPerSm?: number;
   /** add the product into y (y += x·Wᵀ, f32 output) instead of writing it: the decode engine's residual add. */
   readonly accumulate?: boolean;
 }
@@ -140,11 +137,7 @@ export function wgmmaTmaSharedBytes(stages: number): number {
  */
 export function chooseW4A8Config(M: number, n: number, k: number, wgmma = true, tma = wgmma, sms = 132): W4A8Config {
   const wide = n >= 16384;
-  if (M <= 8) {
-    // the persistent grid, 2 blocks a SM (all the registers of 2 x 512 threads at 64 a thread), where every warp has a chunk
-    const WK = k >= 2048 ? 16 : 8;
-    return { kind: 'decode', MT: 1, NTW: 1, WK, ...(k / 128 >= WK ? { blocksPerSm: 2 } : {}) };
-  }
+  if (M <= 8) return { kind: 'decode', MT: 1, NTW: 1, WK: k >= 2048 ? 16 : 8 };
   if (M <= 16) return wide ? { kind: 'decode', MT: 2, NTW: 2, WK: 8 } : { kind: 'decode', MT: 2, NTW: 2, WK: k >= 2048 ? 16 : 8 };
   if (M <= 32) return { kind: 'decode', MT: 4, NTW: 1, WK: 8 };
   // M = 64 on 4096²: decode 15.9-16.2 µs vs TMA split-K 4 16.4-16.5 µs (two same-run measurements)
@@ -190,10 +183,10 @@ export function w4a8Linear(
   if (config.kind === 'decode') {
     if (M > 8 * config.MT) throw new RangeError(`decode config MT=${config.MT} serves M <= ${8 * config.MT}, got ${M}`);
     if (config.accumulate && out !== 'f32') throw new RangeError('an accumulating decode GEMM writes f32');
-    const grid = decodeGrid(config, N, K, ctx.info.multiprocessors);
-    const fn = getKernel(ctx, 'w4a8-decode.cu', 'w4a8_decode', { ...common, MT: config.MT, NTW: config.NTW, WK: config.WK, ...(config.accumulate ? { ACCUMULATE: 1 } : {}), ...(grid.persistent ? { PERSIST: 1 } : {}) });
-    if (grid.units * config.NTW * 16 > paddedRows(N)) throw new RangeError('decode tiles exceed the padded rows');
-    ctx.launch(fn, [grid.blocks], [config.WK * 32], args, 0, { overlapPrevious: config.overlap === true });
+    const fn = getKernel(ctx, 'w4a8-decode.cu', 'w4a8_decode', { ...common, MT: config.MT, NTW: config.NTW, WK: config.WK, ...(config.accumulate ? { ACCUMULATE: 1 } : {}) });
+    const blocks = Math.ceil(Math.ceil(N / 16) / config.NTW);
+    if (blocks * config.NTW * 16 > paddedRows(N)) throw new RangeError('decode tiles exceed the padded rows');
+    ctx.launch(fn, [blocks], [config.WK * 32], args, 0, { overlapPrevious: config.overlap === true });
   } else if (config.kind === 'wgmma-tma') {
     const smem = wgmmaTmaSharedBytes(config.STAGES);
     if (smem > ctx.info.maxSharedPerBlockOptin) throw new RangeError(`wgmma-tma with ${config.STAGES} stages needs ${smem} B of shared memory, the device allows ${ctx.info.maxSharedPerBlockOptin}`);

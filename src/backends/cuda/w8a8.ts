@@ -12,7 +12,6 @@ import { INT32_LIMIT, maxChannelBound } from '../../quant/overflow.js';
 import { unpackWeights } from '../../quant/int4-pack.js';
 import type { DeviceBuffer } from './buffer.js';
 import type { CudaContext } from './context.js';
-import { decodeGrid } from './decode-grid.js';
 import { getKernel } from './kernel-cache.js';
 import { outputBytes, outputDefines, type OutputFormat } from './output.js';
 import { paddedRows, repackScales } from './repack.js';
@@ -78,8 +77,7 @@ export function freeW8A8(layer: W8A8Layer): void {
   layer.scales.free();
 }
 
-/** The int8 weight-streaming decode kernel (w8a8-decode.cu); `blocksPerSm` its persistent form (decode-grid.ts). */
-export interface W8DecodeConfig { readonly kind: 'decode'; readonly MT: number; readonly NTW: number; readonly WK: number; readonly blocksPerSm?: number }
+export interface W8DecodeConfig { readonly kind: 'decode'; readonly MT: number; readonly NTW: number; readonly WK: number }
 /** Tile (64·WGS) x 128, WGS warpgroups, STAGES cp.async stages; PIPE: two accumulators (w8a8-wgmma.cu). */
 export interface W8WgmmaConfig { readonly kind: 'wgmma'; readonly WGS: 1 | 2; readonly STAGES: number; readonly PIPE?: boolean }
 export type W8A8Config = W8DecodeConfig | W8WgmmaConfig;
@@ -101,11 +99,10 @@ export function w8a8WgmmaSharedBytes(wgs: number, stages: number): number {
  * Default kernel for M tokens on an [N, K] 8-bit layer, from the H100 sweep (bench/cuda-w8-sweep.ts;
  * docs/cuda-notes.md "W8A8 and W4A16 kernels"): decode MT1 NTW1 WK8 up to M = 8 and MT2 NTW1
  * WK8 up to 16 (best or within 1% on all three shapes), decode MT4 up to 32 (not swept), the
- * wgmma GEMM above (64x128 tiles, 3 stages, 3 blocks per SM: best or within 3% at M >= 128). Up to
- * M = 8 the decode kernel runs as the persistent grid (decode-grid.ts) where K/128 >= WK.
+ * wgmma GEMM above (64x128 tiles, 3 stages, 3 blocks per SM: best or within 3% at M >= 128).
  */
-export function chooseW8A8Config(M: number, _n: number, k: number, wgmma = true): W8A8Config {
-  if (M <= 8) return { kind: 'decode', MT: 1, NTW: 1, WK: 8, ...(k / 128 >= 8 ? { blocksPerSm: 2 } : {}) };
+export function chooseW8A8Config(M: number, _n: number, _k: number, wgmma = true): W8A8Config {
+  if (M <= 8) return { kind: 'decode', MT: 1, NTW: 1, WK: 8 };
   if (M <= 16) return { kind: 'decode', MT: 2, NTW: 1, WK: 8 };
   if (M <= 32 || (!wgmma && M <= 64)) return { kind: 'decode', MT: M <= 32 ? 4 : 8, NTW: 1, WK: 8 };
   if (!wgmma) throw new RangeError(`W8A8 for M = ${M} > 64 needs the sm_90a wgmma kernel`);
@@ -129,10 +126,10 @@ export function w8a8Linear(
   const args = [layer.weights, layer.scales, xq, a, y, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }] as const;
   if (config.kind === 'decode') {
     if (M > 8 * config.MT) throw new RangeError(`decode config MT=${config.MT} serves M <= ${8 * config.MT}, got ${M}`);
-    const grid = decodeGrid(config, N, K, ctx.info.multiprocessors);
-    const fn = getKernel(ctx, 'w8a8-decode.cu', 'w8a8_decode', { ...common, MT: config.MT, NTW: config.NTW, WK: config.WK, ...(grid.persistent ? { PERSIST: 1 } : {}) });
-    if (grid.units * config.NTW * 16 > paddedRows(N)) throw new RangeError('decode tiles exceed the padded rows');
-    ctx.launch(fn, [grid.blocks], [config.WK * 32], args);
+    const fn = getKernel(ctx, 'w8a8-decode.cu', 'w8a8_decode', { ...common, MT: config.MT, NTW: config.NTW, WK: config.WK });
+    const blocks = Math.ceil(Math.ceil(N / 16) / config.NTW);
+    if (blocks * config.NTW * 16 > paddedRows(N)) throw new RangeError('decode tiles exceed the padded rows');
+    ctx.launch(fn, [blocks], [config.WK * 32], args);
   } else {
     if (!ctx.arch.startsWith('sm_90')) throw new RangeError(`the wgmma kernel needs sm_90a (device is ${ctx.arch})`);
     const smem = w8a8WgmmaSharedBytes(config.WGS, config.STAGES);

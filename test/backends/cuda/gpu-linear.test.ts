@@ -106,11 +106,6 @@ const SHAPES: [M: number, N: number, K: number, G: number, config?: W4A8Config][
   [64, 127, 384, 128, { kind: 'wgmma-tma', STAGES: 2, KS: 3 }],
   [300, 333, 1280, 256, { kind: 'wgmma-tma', STAGES: 4, KS: 4, blocks: 5 }],
   [130, 16500, 256, 128, { kind: 'wgmma-tma', STAGES: 4, KS: 2, blocks: 'sms' }],
-  // the persistent decode grid: more units than blocks (each block walks several, the last ones fewer),
-  // warps with unequal chunk counts (10 over 4, 11 over 8)
-  [1, 5000, 1280, 128, { kind: 'decode', MT: 1, NTW: 1, WK: 4, blocksPerSm: 1 }],
-  [13, 16500, 1408, 128, { kind: 'decode', MT: 2, NTW: 2, WK: 8, blocksPerSm: 2 }],
-  [6, 4500, 1024, 256, { kind: 'decode', MT: 1, NTW: 4, WK: 8, blocksPerSm: 1 }],
 ];
 
 test('W4A8 integer scale is bit-exact against the CPU reference (no-shift and shift epilogues)', { skip }, () => {
@@ -143,22 +138,6 @@ test('W4A8 float scale matches the CPU reference within 1e-6 of the term magnitu
   }
 });
 
-test('the persistent decode grid gives the same bits as one block per unit (float scale: the same per-warp ranges and reduction order)', { skip }, () => {
-  let seed = 8100;
-  for (const [M, N, K, base] of [[1, 5000, 1408, { kind: 'decode', MT: 1, NTW: 1, WK: 16 }], [9, 7000, 1280, { kind: 'decode', MT: 2, NTW: 2, WK: 8 }]] as const) {
-    for (const scale of ['int', 'float'] as const) {
-      const w4 = randomW4Layer(N, K, 128, seed++);
-      const w = scale === 'float' ? withFloatScales(w4, seed++) : w4;
-      const act = quantizeActivations(randomActivations(M, K, seed++), M, K);
-      const one = runGpu(w, act.xq, act.scales, M, base);
-      for (const blocksPerSm of [1, 2]) {
-        const walked = runGpu(w, act.xq, act.scales, M, { ...base, blocksPerSm });
-        assertBitExact(walked, one, `${scale} scale M=${M} N=${N} K=${K} blocksPerSm=${blocksPerSm}`);
-      }
-    }
-  }
-});
-
 test('W4A8 split-K launches leave the workspace ready for the next: tile counts growing and shrinking, each bit-exact', { skip: skip || (ctxOf().arch.startsWith('sm_90') ? false : 'the TMA kernel needs sm_90a') }, () => {
   // 1, 9, 40, 9 and 1 tiles: the counters and partials of one launch must not leave anything the next one reads
   let seed = 7001;
@@ -185,7 +164,6 @@ const F16_SHAPES: [M: number, N: number, K: number, G: number, config?: W4A8Conf
   [300, 300, 1024, 128, { kind: 'wgmma-tma', STAGES: 3, blocks: 4 }],
   [129, 264, 1280, 128, { kind: 'wgmma-tma', STAGES: 4, KS: 3 }],
   [70, 333, 1024, 256, { kind: 'wgmma-tma', STAGES: 4, KS: 2, blocks: 3 }],
-  [3, 4999, 1280, 128, { kind: 'decode', MT: 1, NTW: 1, WK: 8, blocksPerSm: 1 }],
 ];
 
 test('W4A8 f16 output is the f32 output rounded to nearest even (IS: the CPU reference rounded; FS: the f32 kernel rounded)', { skip }, () => {

@@ -102,15 +102,6 @@ __device__ __forceinline__ void decode_w4_rows(const uint4* (&wp)[NT], const uin
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) wp[nt] = wq + (size_t)(tile0 + nt) * steps * 32 + lane;
 }
-// The same loads for the tiles from tile0 (persistent kernels, whose tiles change per unit).
-template <int NT> __device__ __forceinline__ void decode_load_w4_at(uint4 (&w)[NT][2], const uint4* wq, int tile0, int steps, int lane, int c) {
-#pragma unroll
-  for (int nt = 0; nt < NT; ++nt) {
-    const uint4* p = wq + ((size_t)(tile0 + nt) * steps + c * 2) * 32 + lane;
-    w[nt][0] = ld_stream(p);
-    w[nt][1] = ld_stream(p + 32);
-  }
-}
 template <int NT> __device__ __forceinline__ void decode_load_w4(uint4 (&w)[NT][2], const uint4* const (&wp)[NT], int c) {
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) {
@@ -146,42 +137,6 @@ __device__ __forceinline__ void decode_pipeline(int c0, int c1, Buf& a, Buf& b, 
         loadX(a, c + 2);
       }
       compute(b, c + 1);
-    }
-  }
-}
-
-// The persistent form of decode_pipeline: a block walks its units i = 0 .. nu-1 (the caller maps i to
-// its rows: unit blockIdx.x + i*gridDim.x), each the warp's chunks [c0, c0 + cpw) (cpw >= 1), as one
-// flattened sequence of items j = i*cpw + (c - c0) double-buffered in registers across unit
-// boundaries: the next unit's first chunk is loaded before this unit's last one is computed, so the
-// block's loads stay in flight through finish(i), the unit's cross-warp reduction and epilogue, which
-// every warp calls once per unit (it may hold a barrier). loadW / loadX / compute take (buf, i, c).
-template <class Buf, class LoadW, class LoadX, class Compute, class Finish>
-__device__ __forceinline__ void decode_pipeline_units(int nu, int c0, int cpw, Buf& a, Buf& b, LoadW loadW, LoadX loadX, Compute compute,
-                                                      Finish finish) {
-  const int J = nu * cpw;
-  const auto unit = [&](int j) { return j / cpw; };
-  const auto chunk = [&](int j) { return c0 + j % cpw; };
-  const auto run = [&](Buf& buf, int j) {
-    compute(buf, unit(j), chunk(j));
-    if (chunk(j) + 1 == c0 + cpw) finish(unit(j));
-  };
-  pdl_launch_dependents();
-  loadW(a, 0, c0);
-  pdl_wait();
-  loadX(a, 0, c0);
-  for (int j = 0; j < J; j += 2) {
-    if (j + 1 < J) {
-      loadW(b, unit(j + 1), chunk(j + 1));
-      loadX(b, unit(j + 1), chunk(j + 1));
-    }
-    run(a, j);
-    if (j + 1 < J) {
-      if (j + 2 < J) {
-        loadW(a, unit(j + 2), chunk(j + 2));
-        loadX(a, unit(j + 2), chunk(j + 2));
-      }
-      run(b, j + 1);
     }
   }
 }

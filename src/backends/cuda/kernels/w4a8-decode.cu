@@ -35,11 +35,6 @@
 // (int32, or f32 in warp order) and the epilogue writes y [M, N] row-major as out_t
 // (f32, or f16 rounded from it with OUT_F16, common.cuh); ACCUMULATE=1 adds it into y instead
 // (y += x·W'ᵀ, f32 only: the residual add of the decode engine, decode-engine.ts).
-// PERSIST=1: a grid of fewer blocks than units (a unit = NTW tiles) whose block b walks units
-// b, b + gridDim.x, ...; each warp's chunks of consecutive units are one register pipeline
-// (decode_pipeline_units), so the next unit's weights stream while a unit is reduced and written,
-// and no block ends and relaunches between units; the reduction alternates two shared buffers.
-// Same per-warp k ranges and reduction order, so the same bits as PERSIST=0. Needs K/128 >= WK.
 // Requires K % 128 == 0, GROUP % 128 == 0, GROUP | K, M <= 8*MT.
 #include "common.cuh"
 #include "group-scale.cuh"
@@ -59,9 +54,6 @@
 #endif
 #ifndef ACCUMULATE
 #define ACCUMULATE 0
-#endif
-#ifndef PERSIST
-#define PERSIST 0
 #endif
 #if ACCUMULATE && OUT_F16
 #error "ACCUMULATE adds into an f32 output"
@@ -90,56 +82,23 @@ __device__ __forceinline__ void chunk_mma(int (&acc)[NTW][MT][4], const Chunk& b
   }
 }
 
-// the epilogue of output (token, n): y = or += the scaled total
-__device__ __forceinline__ void store_output(out_t* __restrict__ y, const float* __restrict__ ascale, int token, int n, int N, scale_t sum,
-                                             float post) {
-  out_t* o = y + (size_t)token * N + n;
-  const float v = out_scale(sum, ascale[token], post);
-#if ACCUMULATE
-  *o += v;
-#else
-  *o = to_out(v);
-#endif
-}
-
 extern "C" __global__ void __launch_bounds__(WK * 32)
 w4a8_decode(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const signed char* __restrict__ xq,
             const float* __restrict__ ascale, out_t* __restrict__ y, int M, int N, int K, float post) {
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
+  const int tile0 = blockIdx.x * NTW;
   const int steps = K >> 6, chunks = K >> 7, NG = K / GROUP;
   const int c0 = (int)((long long)warp * chunks / WK), c1 = (int)((long long)(warp + 1) * chunks / WK);
 
   DecodeAcc<NTW, MT, scale_t> st;
   decode_zero(st);
+  const uint4* wp[NTW];
+  decode_w4_rows(wp, wq, tile0, steps, lane);
   const uint4* xp[MT];
   bool xv[MT];
   decode_x_rows(xp, xv, xq, M, K, gid, tig);
-  const auto mma_chunk = [&](const Chunk& b, int c) {  // IS_SHIFT: T += (acc' >> 4) * S; else acc' * S (or the f32 FMA)
-    decode_chunk<IS_SHIFT ? 4 : 0, GROUP>(st, b.s, c, c1, [&] { chunk_mma(st.acc, b); });
-  };
-  const auto out = [&](int token, int n, scale_t sum) { store_output(y, ascale, token, n, N, sum, post); };
+
   Chunk ca, cb;
-#if PERSIST
-  const int units = (((N + 15) >> 4) + NTW - 1) / NTW;
-  const int nu = (units - (int)blockIdx.x + (int)gridDim.x - 1) / (int)gridDim.x;
-  const auto tile_of = [&](int i) { return ((int)blockIdx.x + i * (int)gridDim.x) * NTW; };
-  __shared__ scale_t red[2][WK][NTW * MT * 4][32];
-  decode_pipeline_units(
-      nu, c0, c1 - c0, ca, cb,
-      [&](Chunk& b, int i, int c) {
-        decode_load_w4_at(b.w, wq, tile_of(i), steps, lane, c);
-        decode_load_scales<GROUP>(b.s, sc, tile_of(i), NG, gid, c, c1);
-      },
-      [&](Chunk& b, int, int c) { decode_load_x8(b.x, xp, xv, c); },
-      [&](const Chunk& b, int, int c) { mma_chunk(b, c); },
-      [&](int i) {
-        decode_reduce(red[i & 1], st.tot, warp, lane, tile_of(i), M, N, out);
-        decode_zero(st);
-      });
-#else
-  const int tile0 = blockIdx.x * NTW;
-  const uint4* wp[NTW];
-  decode_w4_rows(wp, wq, tile0, steps, lane);
   decode_pipeline(
       c0, c1, ca, cb,
       [&](Chunk& b, int c) {
@@ -147,8 +106,19 @@ w4a8_decode(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const 
         decode_load_scales<GROUP>(b.s, sc, tile0, NG, gid, c, c1);
       },
       [&](Chunk& b, int c) { decode_load_x8(b.x, xp, xv, c); },
-      [&](const Chunk& b, int c) { mma_chunk(b, c); });
+      [&](const Chunk& b, int c) {  // IS_SHIFT: T += (acc' >> 4) * S; else acc' * S (or the f32 FMA)
+        decode_chunk<IS_SHIFT ? 4 : 0, GROUP>(st, b.s, c, c1, [&] { chunk_mma(st.acc, b); });
+      });
+
   __shared__ scale_t red[WK][NTW * MT * 4][32];
-  decode_reduce(red, st.tot, warp, lane, tile0, M, N, out);
+  decode_reduce(red, st.tot, warp, lane, tile0, M, N,
+                [&](int token, int n, scale_t sum) {
+                  out_t* o = y + (size_t)token * N + n;
+                  const float v = out_scale(sum, ascale[token], post);
+#if ACCUMULATE
+                  *o += v;
+#else
+                  *o = to_out(v);
 #endif
+                });
 }

@@ -21,7 +21,6 @@
 // Work split as w4a8-decode.cu: a block of WK warps owns NTW 16-row tiles over all of K; warp w
 // takes the 128-k chunks [w*C/WK, (w+1)*C/WK), double-buffering its loads in registers; group sums
 // close at group ends and at the end of a warp's range; warps' totals are added in shared memory.
-// PERSIST=1: the persistent grid of w4a8-decode.cu (blocks walk units of NTW tiles; same bits).
 // Requires K % 128 == 0, GROUP % 128 == 0, GROUP | K, M <= 8*MT.
 #include "common.cuh"
 #include "group-scale.cuh"
@@ -36,9 +35,6 @@
 #ifndef WK
 #define WK 8
 #endif
-#ifndef PERSIST
-#define PERSIST 0
-#endif
 
 // one 128-k chunk in registers: w[nt][s][h] = tile nt, 64-k step s, row gid (h=0) or gid+8 (h=1);
 // x[mt][s] = token half mt's 16 bytes of step s; s[nt] = the scales of rows gid, gid+8 of the group
@@ -49,17 +45,14 @@ struct Chunk {
   scale_t s[NTW][2];
 };
 
-// chunk c's weights of the tiles from tile0: rows (tile0+nt)*16 + gid and + 8, the lane's 16 bytes of each 64-k step
-__device__ __forceinline__ void decode_load_w8(Chunk& b, const signed char* wq, int tile0, int K, int gid, int tig, int c) {
+__device__ __forceinline__ void decode_load_w8(Chunk& b, const uint4* const (&wp)[NTW], size_t row8, int c) {
 #pragma unroll
-  for (int nt = 0; nt < NTW; ++nt) {
-    const uint4* wp = reinterpret_cast<const uint4*>(wq + (size_t)((tile0 + nt) * 16 + gid) * K + tig * 16);
+  for (int nt = 0; nt < NTW; ++nt)
 #pragma unroll
     for (int s = 0; s < 2; ++s) {
-      b.w[nt][s][0] = ld_stream(wp + c * 8 + s * 4);
-      b.w[nt][s][1] = ld_stream(wp + (size_t)K / 2 + c * 8 + s * 4);  // 8 rows on, in uint4
+      b.w[nt][s][0] = ld_stream(wp[nt] + c * 8 + s * 4);
+      b.w[nt][s][1] = ld_stream(wp[nt] + row8 + c * 8 + s * 4);
     }
-  }
 }
 
 // the chunk's 4 mma steps per tile and token half: A = the int8 weight rows gid, gid+8, B = tokens
@@ -81,47 +74,33 @@ extern "C" __global__ void __launch_bounds__(WK * 32)
 w8a8_decode(const signed char* __restrict__ wq, const scale_t* __restrict__ sc, const signed char* __restrict__ xq,
             const float* __restrict__ ascale, out_t* __restrict__ y, int M, int N, int K, float post) {
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
+  const int tile0 = blockIdx.x * NTW;
   const int chunks = K >> 7, NG = K / GROUP;
   const int c0 = (int)((long long)warp * chunks / WK), c1 = (int)((long long)(warp + 1) * chunks / WK);
 
   DecodeAcc<NTW, MT, scale_t> st;
   decode_zero(st);
+  const uint4* wp[NTW];
+#pragma unroll
+  for (int nt = 0; nt < NTW; ++nt) wp[nt] = reinterpret_cast<const uint4*>(wq + (size_t)((tile0 + nt) * 16 + gid) * K + tig * 16);
+  const size_t row8 = (size_t)K / 2;  // 8 rows, in uint4
   const uint4* xp[MT];
   bool xv[MT];
   decode_x_rows(xp, xv, xq, M, K, gid, tig);
-  const auto mma_chunk = [&](const Chunk& b, int c) {  // plain T += acc * S (no 16*q), or the f32 FMA
-    decode_chunk<0, GROUP>(st, b.s, c, c1, [&] { chunk_mma(st.acc, b); });
-  };
-  const auto out = [&](int token, int n, scale_t sum) { y[(size_t)token * N + n] = to_out(out_scale(sum, ascale[token], post)); };
+
   Chunk ca, cb;
-#if PERSIST  // as in w4a8-decode.cu: blocks walk units of NTW tiles, one register pipeline across them
-  const int units = (((N + 15) >> 4) + NTW - 1) / NTW;
-  const int nu = (units - (int)blockIdx.x + (int)gridDim.x - 1) / (int)gridDim.x;
-  const auto tile_of = [&](int i) { return ((int)blockIdx.x + i * (int)gridDim.x) * NTW; };
-  __shared__ scale_t red[2][WK][NTW * MT * 4][32];
-  decode_pipeline_units(
-      nu, c0, c1 - c0, ca, cb,
-      [&](Chunk& b, int i, int c) {
-        decode_load_w8(b, wq, tile_of(i), K, gid, tig, c);
-        decode_load_scales<GROUP>(b.s, sc, tile_of(i), NG, gid, c, c1);
-      },
-      [&](Chunk& b, int, int c) { decode_load_x8(b.x, xp, xv, c); },
-      [&](const Chunk& b, int, int c) { mma_chunk(b, c); },
-      [&](int i) {
-        decode_reduce(red[i & 1], st.tot, warp, lane, tile_of(i), M, N, out);
-        decode_zero(st);
-      });
-#else
-  const int tile0 = blockIdx.x * NTW;
   decode_pipeline(
       c0, c1, ca, cb,
       [&](Chunk& b, int c) {
-        decode_load_w8(b, wq, tile0, K, gid, tig, c);
+        decode_load_w8(b, wp, row8, c);
         decode_load_scales<GROUP>(b.s, sc, tile0, NG, gid, c, c1);
       },
       [&](Chunk& b, int c) { decode_load_x8(b.x, xp, xv, c); },
-      [&](const Chunk& b, int c) { mma_chunk(b, c); });
+      [&](const Chunk& b, int c) {  // plain T += acc * S (no 16*q), or the f32 FMA
+        decode_chunk<0, GROUP>(st, b.s, c, c1, [&] { chunk_mma(st.acc, b); });
+      });
+
   __shared__ scale_t red[WK][NTW * MT * 4][32];
-  decode_reduce(red, st.tot, warp, lane, tile0, M, N, out);
-#endif
+  decode_reduce(red, st.tot, warp, lane, tile0, M, N,
+                [&](int token, int n, scale_t sum) { y[(size_t)token * N + n] = to_out(out_scale(sum, ascale[token], post)); });
 }
