@@ -3,21 +3,23 @@
  * triangular inverse, n³/3 multiply-adds in float64) at each --sizes n, on a random SPD H (n + 64
  * random rows), serial and split over the CPU pool (same bits, checked), with a sampled check of
  * UᵀUH = I; and one whole GPTQ layer [--layer N,K] (W4A8 g128 IS, 256 random calibration tokens,
- * the pool's factor, the CPU matmul lazy update). Random data: speed only.
+ * the pool's factor, the CPU matmul lazy update); and the Hessian's accumulation [--hessian K,TOKENS]
+ * in batches of 512 tokens, float64 JS against the CPU matmul (hessianProductMatmul). Random data:
+ * speed only.
  *
- *   node dist/bench/cpu-gptq.js [--sizes 1024,2048] [--layer 2048,2048]
+ *   node dist/bench/cpu-gptq.js [--sizes 1024,2048] [--layer 2048,2048] [--hessian 4096,1024]
  */
 import { parseArgs } from 'node:util';
 import { cpuPool } from '../src/backends/cpu/pool/index.js';
 import { SERIAL_KERNELS, upperCholeskyOfInverse, type TriangularKernels } from '../src/quant/methods/cholesky.js';
 import { poolTriangularKernels } from '../src/backends/cpu/triangular.js';
 import { DEFAULT_GPTQ, gptqFactor, gptqQuantizeLinear } from '../src/quant/methods/gptq.js';
-import { HessianAccumulator } from '../src/quant/methods/hessian.js';
-import { lazyUpdateMatmul } from '../src/quantize/gptq-products.js';
+import { HessianAccumulator, JS_HESSIAN_PRODUCT, type HessianProduct } from '../src/quant/methods/hessian.js';
+import { hessianProductMatmul, lazyUpdateMatmul } from '../src/quantize/gptq-products.js';
 import { DEFAULT_SPEC } from '../src/quantize/recipe.js';
 import { machineLine } from './stats.js';
 
-const { values } = parseArgs({ options: { sizes: { type: 'string', default: '1024,2048' }, layer: { type: 'string', default: '2048,2048' } } });
+const { values } = parseArgs({ options: { sizes: { type: 'string', default: '1024,2048' }, layer: { type: 'string', default: '2048,2048' }, hessian: { type: 'string', default: '4096,1024' } } });
 console.log(`# ${machineLine(cpuPool().threads)}; random data (speed only)`);
 
 let seed = 7;
@@ -62,4 +64,16 @@ const h = acc.hessian();
 const t0 = performance.now();
 const r = gptqQuantizeLinear(w, gptqFactor(h, k, DEFAULT_GPTQ, 'bench', poolTriangularKernels()), DEFAULT_SPEC, DEFAULT_GPTQ, 'bench', lazyUpdateMatmul());
 console.log(`GPTQ layer ${n}x${k} (W4A8 g128 IS, 256 tokens, matmul lazy update): ${((performance.now() - t0) / 1000).toFixed(1)} s (α 2^${r.layer.alphaLog2})`);
+
+const [hk, tokens] = values.hessian!.split(',').map(Number) as [number, number];
+const batch = Float32Array.from({ length: 512 * hk }, rnd);
+const accumulate = (product: HessianProduct): number => {
+  const a = new HessianAccumulator(hk, product);
+  const t = performance.now();
+  for (let done = 0; done < tokens; done += 512) a.add(batch, Math.min(512, tokens - done));
+  return (performance.now() - t) / 1000;
+};
+const macs = (hk * hk * tokens) / 2;
+const [js, fast] = [accumulate(JS_HESSIAN_PRODUCT), accumulate(hessianProductMatmul())];
+console.log(`Hessian of ${hk} inputs over ${tokens} tokens (batches of 512): float64 JS ${js.toFixed(1)} s (${(macs / js / 1e9).toFixed(2)} GMAC/s), CPU matmul ${fast.toFixed(1)} s (${(macs / fast / 1e9).toFixed(1)} GMAC/s, ${(js / fast).toFixed(1)}x)`);
 process.exit(0);

@@ -17,7 +17,7 @@ import { DEFAULT_GPTQ, gptqFactor, gptqQuantizeLinear, type GptqSettings } from 
 import { HessianAccumulator } from '../quant/methods/hessian.js';
 import { LINEAR_INPUTS, groupKey, groupsOf, inputWidth, withReplaced, type LinearGroup } from './layer-inputs.js';
 import { linearReport, type ReportSink } from '../quant/methods/report.js';
-import { lazyUpdateMatmul } from './gptq-products.js';
+import { hessianProductMatmul, lazyUpdateMatmul } from './gptq-products.js';
 import { poolTriangularKernels } from '../backends/cpu/triangular.js';
 import { DEFAULT_MIN_EXPERT_TOKENS, expertFallback, quantizeFallback } from './expert-fallback.js';
 
@@ -32,12 +32,13 @@ export const DEFAULT_GPTQ_LAYER: GptqLayerSettings = { ...DEFAULT_GPTQ, trueSequ
 
 export function gptqLayerMethod(specOf: (slot: LinearSlot) => QuantSpec, settings: GptqLayerSettings, report: ReportSink): LayerMethod {
   const lazyUpdate = lazyUpdateMatmul();
+  const hessianProduct = hessianProductMatmul();
   const triangular = poolTriangularKernels();
   return (calib) => {
     const replaced = new Map<string, LinearWeight>();
     const current = (): LayerWeights => withReplaced<LinearWeight, LayerWeights>(calib.layer, replaced);
     const observeGroups = (groups: readonly LinearGroup[]) => {
-      const acc = new Map(groups.map((g) => [g.key, new HessianAccumulator(inputWidth(calib.config, g.input))]));
+      const acc = new Map(groups.map((g) => [g.key, new HessianAccumulator(inputWidth(calib.config, g.input), hessianProduct)]));
       calib.observe(current(), (input, x, m, expert) => acc.get(groupKey(input, expert))?.add(x, m));
       return acc;
     };

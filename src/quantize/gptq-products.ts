@@ -1,5 +1,7 @@
 /**
- * GPTQ's lazy block update (quant/methods/gptq.ts LazyUpdate) on the CPU backend's matmul: the
+ * GPTQ's float64 products on the CPU backend's float32 matmul (WASM SIMD, split over the worker pool).
+ *
+ * The lazy block update (quant/methods/gptq.ts LazyUpdate): the
  * block's errors E [n, count] and U[i1:i2, i2:] transposed go to float32 and through matmulF32
  * (WASM SIMD, split over the worker pool), and the product is subtracted from W in float64. The
  * float32 product is what GPTQ's PyTorch code computes too; against the float64 loop it moves W by
@@ -7,7 +9,8 @@
  */
 import { matmulF32 } from '../backends/cpu/matmul.js';
 import type { LazyUpdate } from '../quant/methods/gptq.js';
-import { sharedFloat32 } from '../tensor/shared.js';
+import type { HessianProduct } from '../quant/methods/hessian.js';
+import { arenaFloat32, releaseArenaBlock, sharedFloat32 } from '../tensor/shared.js';
 
 export function lazyUpdateMatmul(): LazyUpdate {
   let e = sharedFloat32(0), ut = sharedFloat32(0), out = sharedFloat32(0);
@@ -26,6 +29,44 @@ export function lazyUpdateMatmul(): LazyUpdate {
     for (let r = 0; r < n; r++) {
       const wr = r * k + i2, o = r * rest;
       for (let j = 0; j < rest; j++) W[wr + j] -= out[o + j]!;
+    }
+  };
+}
+
+/** Floats of the Hessian product's output block (rows of xᵀx computed per matmul): 16 MB. */
+const HESSIAN_BLOCK_FLOATS = 1 << 22;
+
+/**
+ * The Hessian's batch product (quant/methods/hessian.ts HessianProduct) on the matmul: x [m, k] is
+ * transposed into arena scratch xt [k, m], and for each block of rows [r0, r0 + R) the product
+ * xt[r0:r0+R] · xt[r0:]ᵀ (the upper part of those rows, in float32 over the batch's m tokens) is added
+ * into the float64 sum. Float32 within a batch is what GPTQ's PyTorch code accumulates in throughout;
+ * the float64 sum across batches keeps long calibrations from drifting. Scratch stays in the arena
+ * between batches (a larger layer releases it and takes a larger block).
+ */
+export function hessianProductMatmul(): HessianProduct {
+  let xt = arenaFloat32(0), out = arenaFloat32(0);
+  const room = (a: Float32Array, length: number): Float32Array => {
+    if (a.length >= length) return a;
+    releaseArenaBlock(a);
+    return arenaFloat32(length);
+  };
+  return (x, m, k, sum) => {
+    xt = room(xt, k * m);
+    for (let t = 0; t < m; t++) {
+      const xr = t * k;
+      for (let i = 0; i < k; i++) xt[i * m + t] = x[xr + i]!;
+    }
+    const R = Math.max(1, Math.min(k, Math.floor(HESSIAN_BLOCK_FLOATS / k)));
+    out = room(out, R * k);
+    for (let r0 = 0; r0 < k; r0 += R) {
+      const rows = Math.min(R, k - r0), width = k - r0;
+      // out[i, j'] = Σ_t x[t, r0 + i] · x[t, r0 + j'] for i < rows, j' < width (column j = r0 + j')
+      matmulF32(xt.subarray(r0 * m, (r0 + rows) * m), rows, m, xt.subarray(r0 * m, k * m), width, out);
+      for (let i = 0; i < rows; i++) {
+        const si = (r0 + i) * k + r0, oi = i * width;
+        for (let j = i; j < width; j++) sum[si + j] += out[oi + j]!;
+      }
     }
   };
 }

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { lazyUpdateF64 } from '../../src/quant/methods/gptq.js';
-import { lazyUpdateMatmul } from '../../src/quantize/gptq-products.js';
+import { HessianAccumulator, JS_HESSIAN_PRODUCT } from '../../src/quant/methods/hessian.js';
+import { hessianProductMatmul, lazyUpdateMatmul } from '../../src/quantize/gptq-products.js';
 import { freshSeed, makeRng, randomNormals } from '../helpers/random.js';
 
 test('the lazy block update on the CPU matmul equals the float64 reference within float32 rounding, block after block (ragged sizes)', () => {
@@ -22,4 +23,45 @@ test('the lazy block update on the CPU matmul equals the float64 reference withi
     }
   }
   assert.ok(a.some((v, i) => v !== start[i]), 'the update changed W');
+});
+
+test('the Hessian on the CPU matmul equals the float64 one within float32 rounding (ragged k and batches, one row, row blocks)', () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  for (const [k, batches] of [[37, [5, 1, 130]], [203, [64, 3]], [9, [1]]] as const) {
+    const exact = new HessianAccumulator(k);
+    const fast = new HessianAccumulator(k, hessianProductMatmul());
+    let bound = 0;
+    for (const m of batches) {
+      const x = Float32Array.from(randomNormals(rng, m * k));
+      exact.add(x, m);
+      fast.add(x, m);
+      for (const v of x) bound = Math.max(bound, v * v);
+    }
+    const [a, b] = [exact.hessian(), fast.hessian()];
+    const tokens = batches.reduce((s, m) => s + m, 0);
+    assert.equal(fast.tokens, tokens);
+    for (let i = 0; i < k * k; i++) {
+      // each entry is (2/T)·Σ_t x_ti·x_tj: float32 sums of at most T terms of size ≤ bound
+      assert.ok(Math.abs(a[i]! - b[i]!) <= 1e-6 * 2 * bound + 1e-6 * Math.abs(a[i]!), `seed ${seed}, k ${k}: H[${i}] = ${b[i]} vs ${a[i]}`);
+      assert.equal(b[i], b[(i % k) * k + Math.floor(i / k)], 'symmetric');
+    }
+  }
+});
+
+test('the matmul Hessian product reuses its scratch when a larger layer comes and goes (blocks of rows past 16 MB)', () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  const product = hessianProductMatmul();
+  for (const k of [64, 4100, 64]) {
+    const m = 2;
+    const x = Float32Array.from(randomNormals(rng, m * k));
+    const fast = new Float64Array(k * k), exact = new Float64Array(k * k);
+    product(x, m, k, fast);
+    JS_HESSIAN_PRODUCT(x, m, k, exact);
+    for (let i = 0; i < k; i++) {
+      for (let j = i; j < k; j += 97) assert.ok(Math.abs(fast[i * k + j]! - exact[i * k + j]!) <= 1e-5 * (1 + Math.abs(exact[i * k + j]!)), `seed ${seed}, k ${k}: (${i}, ${j})`);
+      for (let j = 0; j < i; j += 97) assert.equal(fast[i * k + j], 0, 'nothing below the diagonal');
+    }
+  }
 });

@@ -2,9 +2,14 @@
  * GPTQ's Hessian of the layer-wise objective ‖X·Wᵀ − X·Ŵᵀ‖²: H = (2/T)·XᵀX, [K, K], accumulated
  * in float64 over the T calibration tokens (rows of X) as they stream by. (GPTQ keeps the same
  * running average; the 2/T factor does not change the solution, only the scale dampening is
- * relative to.) Rank-4 updates of the upper triangle, mirrored at the end.
+ * relative to.) The upper triangle is accumulated and mirrored at the end; the product that adds a
+ * batch of rows is swappable (HessianProduct): JS_HESSIAN_PRODUCT here (float64, rank-4 updates), or
+ * the CPU backend's float32 matmul (quantize/gptq-products.ts), which GPTQ's PyTorch code matches.
  */
 import { InputError } from '../../errors.js';
+
+/** Adds the upper triangle (j ≥ i) of xᵀx for the m rows of x [m, k] into sum [k, k] (row-major). */
+export type HessianProduct = (x: Float32Array, m: number, k: number, sum: Float64Array) => void;
 
 export class HessianAccumulator {
   readonly k: number;
@@ -12,7 +17,7 @@ export class HessianAccumulator {
   tokens = 0;
   private readonly sum: Float64Array;
 
-  constructor(k: number) {
+  constructor(k: number, private readonly product: HessianProduct = JS_HESSIAN_PRODUCT) {
     this.k = k;
     this.sum = new Float64Array(k * k);
   }
@@ -21,24 +26,7 @@ export class HessianAccumulator {
   add(x: Float32Array, m: number): void {
     const { k, sum } = this;
     if (x.length < m * k) throw new RangeError(`Hessian of ${k} inputs: ${x.length} values for ${m} rows`);
-    let r = 0;
-    for (; r + 4 <= m; r += 4) {
-      const a = r * k, b = a + k, c = b + k, d = c + k;
-      for (let i = 0; i < k; i++) {
-        const xa = x[a + i]!, xb = x[b + i]!, xc = x[c + i]!, xd = x[d + i]!;
-        const ri = i * k;
-        for (let j = i; j < k; j++) sum[ri + j] += xa * x[a + j]! + xb * x[b + j]! + xc * x[c + j]! + xd * x[d + j]!;
-      }
-    }
-    for (; r < m; r++) {
-      const a = r * k;
-      for (let i = 0; i < k; i++) {
-        const xa = x[a + i]!;
-        if (xa === 0) continue;
-        const ri = i * k;
-        for (let j = i; j < k; j++) sum[ri + j] += xa * x[a + j]!;
-      }
-    }
+    this.product(x, m, k, sum);
     this.tokens += m;
   }
 
@@ -58,3 +46,25 @@ export class HessianAccumulator {
     return h;
   }
 }
+
+/** The float64 product in plain JS: rank-4 updates of the upper triangle (rows with x = 0 skipped in the tail). */
+export const JS_HESSIAN_PRODUCT: HessianProduct = (x, m, k, sum) => {
+  let r = 0;
+  for (; r + 4 <= m; r += 4) {
+    const a = r * k, b = a + k, c = b + k, d = c + k;
+    for (let i = 0; i < k; i++) {
+      const xa = x[a + i]!, xb = x[b + i]!, xc = x[c + i]!, xd = x[d + i]!;
+      const ri = i * k;
+      for (let j = i; j < k; j++) sum[ri + j] += xa * x[a + j]! + xb * x[b + j]! + xc * x[c + j]! + xd * x[d + j]!;
+    }
+  }
+  for (; r < m; r++) {
+    const a = r * k;
+    for (let i = 0; i < k; i++) {
+      const xa = x[a + i]!;
+      if (xa === 0) continue;
+      const ri = i * k;
+      for (let j = i; j < k; j++) sum[ri + j] += xa * x[a + j]!;
+    }
+  }
+};
