@@ -1,9 +1,10 @@
 /**
  * GPTQ's CPU cost (#25): the factor of H⁻¹ (upperCholeskyOfInverse: one reversed Cholesky and one
  * triangular inverse, n³/3 multiply-adds in float64) at each --sizes n, on a random SPD H (n + 64
- * random rows), serial and split over the CPU pool (same bits, checked), with a sampled check of
+ * random rows), serial, split over the CPU pool (same bits, checked) and blocked on the float32 matmul
+ * (its largest difference from the serial factor), with a sampled check of
  * UᵀUH = I; and one whole GPTQ layer [--layer N,K] (W4A8 g128 IS, 256 random calibration tokens,
- * the pool's factor, the CPU matmul lazy update); and the Hessian's accumulation [--hessian K,TOKENS]
+ * the blocked factor, the CPU matmul lazy update); and the Hessian's accumulation [--hessian K,TOKENS]
  * in batches of 512 tokens, float64 JS against the CPU matmul (hessianProductMatmul). Random data:
  * speed only.
  *
@@ -12,7 +13,7 @@
 import { parseArgs } from 'node:util';
 import { cpuPool } from '../src/backends/cpu/pool/index.js';
 import { SERIAL_KERNELS, upperCholeskyOfInverse, type TriangularKernels } from '../src/quant/methods/cholesky.js';
-import { poolTriangularKernels } from '../src/backends/cpu/triangular.js';
+import { blockedTriangularKernels, poolTriangularKernels } from '../src/backends/cpu/triangular.js';
 import { DEFAULT_GPTQ, gptqFactor, gptqQuantizeLinear } from '../src/quant/methods/gptq.js';
 import { HessianAccumulator, JS_HESSIAN_PRODUCT, type HessianProduct } from '../src/quant/methods/hessian.js';
 import { hessianProductMatmul, lazyUpdateMatmul } from '../src/quantize/gptq-products.js';
@@ -38,7 +39,12 @@ for (const n of values.sizes!.split(',').map(Number)) {
     if (!f.ok) throw new Error(`n ${n}: not positive definite`);
     return { u: f.u, seconds: (performance.now() - t0) / 1000 };
   };
-  const serial = timed(SERIAL_KERNELS), pooled = timed(poolTriangularKernels());
+  const serial = timed(SERIAL_KERNELS), pooled = timed(poolTriangularKernels()), blocked = timed(blockedTriangularKernels());
+  let off = 0, scale = 0;
+  for (let i = 0; i < n * n; i++) {
+    off = Math.max(off, Math.abs(blocked.u[i]! - serial.u[i]!));
+    scale = Math.max(scale, Math.abs(serial.u[i]!));
+  }
   const same = serial.u.every((v, i) => v === pooled.u[i]);
   const f = pooled;
   let worst = 0;
@@ -53,7 +59,7 @@ for (const n of values.sizes!.split(',').map(Number)) {
       worst = Math.max(worst, Math.abs(v - (i === j ? 1 : 0)));
     }
   }
-  console.log(`factor of H⁻¹, n ${n}: ${serial.seconds.toFixed(2)} s serial, ${pooled.seconds.toFixed(2)} s on the pool (${cpuPool().threads} threads; ${same ? 'same bits' : 'DIFFERENT BITS'}); sampled |UᵀUH − I| max ${worst.toExponential(2)}`);
+  console.log(`factor of H⁻¹, n ${n}: ${serial.seconds.toFixed(2)} s serial, ${pooled.seconds.toFixed(2)} s on the pool (${cpuPool().threads} threads; ${same ? 'same bits' : 'DIFFERENT BITS'}); sampled |UᵀUH − I| max ${worst.toExponential(2)}; blocked on the float32 matmul ${blocked.seconds.toFixed(2)} s (${(pooled.seconds / blocked.seconds).toFixed(1)}x the pool; max |ΔU| ${(off / scale).toExponential(2)} of max |U|)`);
 }
 
 const [n, k] = values.layer!.split(',').map(Number) as [number, number];
@@ -62,7 +68,7 @@ const acc = new HessianAccumulator(k);
 acc.add(Float32Array.from({ length: 256 * k }, rnd), 256);
 const h = acc.hessian();
 const t0 = performance.now();
-const r = gptqQuantizeLinear(w, gptqFactor(h, k, DEFAULT_GPTQ, 'bench', poolTriangularKernels()), DEFAULT_SPEC, DEFAULT_GPTQ, 'bench', lazyUpdateMatmul());
+const r = gptqQuantizeLinear(w, gptqFactor(h, k, DEFAULT_GPTQ, 'bench', blockedTriangularKernels()), DEFAULT_SPEC, DEFAULT_GPTQ, 'bench', lazyUpdateMatmul());
 console.log(`GPTQ layer ${n}x${k} (W4A8 g128 IS, 256 tokens, matmul lazy update): ${((performance.now() - t0) / 1000).toFixed(1)} s (α 2^${r.layer.alphaLog2})`);
 
 const [hk, tokens] = values.hessian!.split(',').map(Number) as [number, number];

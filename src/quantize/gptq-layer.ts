@@ -18,7 +18,7 @@ import { HessianAccumulator } from '../quant/methods/hessian.js';
 import { LINEAR_INPUTS, groupKey, groupsOf, inputWidth, withReplaced, type LinearGroup } from './layer-inputs.js';
 import { linearReport, type ReportSink } from '../quant/methods/report.js';
 import { hessianProductMatmul, lazyUpdateMatmul } from './gptq-products.js';
-import { poolTriangularKernels } from '../backends/cpu/triangular.js';
+import { blockedTriangularKernels } from '../backends/cpu/triangular.js';
 import { DEFAULT_MIN_EXPERT_TOKENS, expertFallback, quantizeFallback } from './expert-fallback.js';
 
 export interface GptqLayerSettings extends GptqSettings {
@@ -33,7 +33,7 @@ export const DEFAULT_GPTQ_LAYER: GptqLayerSettings = { ...DEFAULT_GPTQ, trueSequ
 export function gptqLayerMethod(specOf: (slot: LinearSlot) => QuantSpec, settings: GptqLayerSettings, report: ReportSink): LayerMethod {
   const lazyUpdate = lazyUpdateMatmul();
   const hessianProduct = hessianProductMatmul();
-  const triangular = poolTriangularKernels();
+  const triangular = blockedTriangularKernels();
   return (calib) => {
     const replaced = new Map<string, LinearWeight>();
     const current = (): LayerWeights => withReplaced<LinearWeight, LayerWeights>(calib.layer, replaced);

@@ -1,12 +1,15 @@
 /**
- * GPTQ's two O(n³) triangular steps (quant/methods/cholesky.ts TriangularKernels) split over the CPU
- * pool, with the same bits as the serial loops: Cholesky's column j below the diagonal is split by
+ * GPTQ's two O(n³) triangular steps (quant/methods/cholesky.ts TriangularKernels) on the CPU: blocked
+ * with float32 trailing updates on the matmul (blockedTriangularKernels, what GPTQ runs), or split over
+ * the pool with the same bits as the serial loops (poolTriangularKernels): Cholesky's column j below the diagonal is split by
  * rows (each L[i, j] is one rowDot), and L⁻¹ by blocks of columns (a column of the inverse depends
  * only on itself). The column loop of the Cholesky stays on the calling thread: each column needs
  * the ones before it.
  */
-import type { TriangularKernels } from '../../quant/methods/cholesky.js';
-import { sharedFloat64 } from '../../tensor/shared.js';
+import { choleskyByColumns, type TriangularKernels } from '../../quant/methods/cholesky.js';
+import { blockedCholesky, blockedInvertLower, type BlockProducts } from '../../quant/methods/cholesky-blocked.js';
+import { arenaFloat32, releaseArenaBlock, sharedFloat64 } from '../../tensor/shared.js';
+import { matmulF32 } from './matmul.js';
 import { cpuPool } from './pool/index.js';
 import { KERNEL_CHOLESKY_COLUMN, KERNEL_INVERT_LOWER } from './pool/kernels.js';
 import type { CholeskyColumnArgs, InvertLowerArgs } from './triangular-kernel.js';
@@ -18,9 +21,9 @@ const MIN_WORK_PER_THREAD = 1 << 15;
 
 export function poolTriangularKernels(): TriangularKernels {
   return {
-    column(a, l, n, j, ljj) {
-      cpuPool().run(KERNEL_CHOLESKY_COLUMN, { a, l, n, j, ljj } satisfies CholeskyColumnArgs, n - j - 1, { workPerRow: j + 1, minWorkPerThread: MIN_WORK_PER_THREAD });
-    },
+    cholesky: (a, n) => choleskyByColumns(a, n, (a2, l, n2, j, ljj) => {
+      cpuPool().run(KERNEL_CHOLESKY_COLUMN, { a: a2, l, n: n2, j, ljj } satisfies CholeskyColumnArgs, n2 - j - 1, { workPerRow: j + 1, minWorkPerThread: MIN_WORK_PER_THREAD });
+    }),
     invertLower(l, n) {
       const inv = sharedFloat64(n * n);
       const blocks = Math.ceil(n / INVERSE_BLOCK);
@@ -30,4 +33,28 @@ export function poolTriangularKernels(): TriangularKernels {
       return inv;
     },
   };
+}
+
+/** Columns (rows) per block of the blocked factorization: the float64 part grows with it, the product's efficiency too. */
+const FACTOR_BLOCK = 128;
+
+/**
+ * The blocked Cholesky and triangular inverse (quant/methods/cholesky-blocked.ts) with their trailing
+ * updates on matmulF32 (WASM SIMD on the pool; scratch in the arena, kept between calls and grown
+ * when a larger matrix comes). Not the serial bits: float32 products, as GPTQ's PyTorch code.
+ */
+export function blockedTriangularKernels(nb = FACTOR_BLOCK): TriangularKernels {
+  const scratch = new Map<string, Float32Array>();
+  const products: BlockProducts = {
+    matmul: (x, m, k, w, n, out) => matmulF32(x, m, k, w, n, out),
+    scratch(slot, floats) {
+      const have = scratch.get(slot);
+      if (have !== undefined && have.length >= floats) return have;
+      if (have !== undefined) releaseArenaBlock(have);
+      const made = arenaFloat32(floats);
+      scratch.set(slot, made);
+      return made;
+    },
+  };
+  return { cholesky: (a, n) => blockedCholesky(a, n, nb, products), invertLower: (l, n) => blockedInvertLower(l, n, nb, products) };
 }

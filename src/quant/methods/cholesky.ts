@@ -10,7 +10,8 @@
  *   upperCholeskyOfInverse(H) = U, upper, with H⁻¹ = Uᵀ·U (what GPTQ's torch code gets as
  *              cholesky(cholesky_inverse(cholesky(H)), upper=True)), from one Cholesky of H in
  *              reversed order and one triangular inverse (see the function).
- * Each step is n³/6 multiply-adds; TriangularKernels lets a caller split them over threads.
+ * Each step is n³/6 multiply-adds; TriangularKernels lets a caller split them over threads, or block
+ * them (cholesky-blocked.ts).
  */
 import { sharedFloat64 } from '../../tensor/shared.js';
 
@@ -40,25 +41,40 @@ export function choleskyColumn(a: Float64Array, l: Float64Array, n: number, j: n
 }
 
 /**
- * The two O(n³) steps, swappable for versions that split them over threads (the CPU pool's,
- * backends/cpu/triangular.ts) and must give the same bits. `column` computes column j below the
- * diagonal (choleskyColumn); `invertLower` is L⁻¹.
+ * The two O(n³) steps, swappable: SERIAL_KERNELS here (float64, column by column), the CPU pool's
+ * split of the same loops with the same bits, or the blocked factorization whose trailing updates
+ * run through a float32 matmul (backends/cpu/triangular.ts, cholesky-blocked.ts).
  */
 export interface TriangularKernels {
-  column(a: Float64Array, l: Float64Array, n: number, j: number, ljj: number): void;
+  /** Lower Cholesky factor of a symmetric [n, n] matrix (only its lower triangle is read). */
+  cholesky(a: Float64Array, n: number): CholeskyResult;
+  /** L⁻¹ of a lower-triangular [n, n] matrix. */
   invertLower(l: Float64Array, n: number): Float64Array;
 }
 
+/** Computes column j of L below the diagonal once L[j, j] = ljj is known (choleskyColumn over its rows, or a split of them). */
+export type CholeskyColumn = (a: Float64Array, l: Float64Array, n: number, j: number, ljj: number) => void;
+
 export const SERIAL_KERNELS: TriangularKernels = {
-  column: (a, l, n, j, ljj) => choleskyColumn(a, l, n, j, ljj, j + 1, n),
+  cholesky: (a, n) => choleskyByColumns(a, n, (a2, l, n2, j, ljj) => choleskyColumn(a2, l, n2, j, ljj, j + 1, n2)),
   invertLower,
 };
 
-/** Lower Cholesky factor of a symmetric [n, n] matrix (only its lower triangle is read). */
-export function cholesky(a: Float64Array, n: number, kernels: TriangularKernels = SERIAL_KERNELS): CholeskyResult {
+/** The pivot below which a symmetric matrix is "numerically not positive definite": n·ε·max_i |A[i,i]|. */
+export function pivotTolerance(a: Float64Array, n: number): number {
   let maxDiag = 0;
   for (let i = 0; i < n; i++) maxDiag = Math.max(maxDiag, Math.abs(a[i * n + i]!));
-  const tolerance = n * 2 ** -52 * maxDiag;
+  return n * 2 ** -52 * maxDiag;
+}
+
+/** Lower Cholesky factor of a symmetric [n, n] matrix (only its lower triangle is read). */
+export function cholesky(a: Float64Array, n: number, kernels: TriangularKernels = SERIAL_KERNELS): CholeskyResult {
+  return kernels.cholesky(a, n);
+}
+
+/** The column-by-column Cholesky (header), each column below the diagonal by `column`. */
+export function choleskyByColumns(a: Float64Array, n: number, column: CholeskyColumn): CholeskyResult {
+  const tolerance = pivotTolerance(a, n);
   const l = sharedFloat64(n * n);
   for (let j = 0; j < n; j++) {
     const rj = j * n;
@@ -66,7 +82,7 @@ export function cholesky(a: Float64Array, n: number, kernels: TriangularKernels 
     if (!(pivot > tolerance)) return { ok: false, column: j, pivot };
     const ljj = Math.sqrt(pivot);
     l[rj + j] = ljj;
-    kernels.column(a, l, n, j, ljj);
+    column(a, l, n, j, ljj);
   }
   return { ok: true, l };
 }

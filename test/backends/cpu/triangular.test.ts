@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cholesky, invertLower, upperCholeskyOfInverse } from '../../../src/quant/methods/cholesky.js';
-import { poolTriangularKernels } from '../../../src/backends/cpu/triangular.js';
+import { blockedTriangularKernels, poolTriangularKernels } from '../../../src/backends/cpu/triangular.js';
 import { cpuPool } from '../../../src/backends/cpu/pool/index.js';
 import { sharedFloat64 } from '../../../src/tensor/shared.js';
 
@@ -32,5 +32,31 @@ test('pool triangular kernels: Cholesky, L⁻¹ and the factor of H⁻¹ equal t
     const a = upperCholeskyOfInverse(h, n), b = upperCholeskyOfInverse(h, n, pool);
     assert.ok(a.ok && b.ok);
     assert.deepEqual(b.u, a.u, `n ${n} seed ${seed}: factor of H⁻¹`);
+  }
+});
+
+test('the blocked kernels on the matmul: Cholesky, L⁻¹ and the factor of H⁻¹ within float32 rounding of the serial ones (dampened SPD, ragged)', () => {
+  const blocked = blockedTriangularKernels();
+  for (const n of [5, 300, 517]) {
+    const seed = (Date.now() + 3 * n) >>> 0;
+    const h = randomSpd(n, seed);
+    let mean = 0;
+    for (let i = 0; i < n; i++) mean += h[i * n + i]! / n;
+    for (let i = 0; i < n; i++) h[i * n + i] += 0.01 * mean; // GPTQ's dampening
+    const close = (a: Float64Array, b: Float64Array, tol: number, what: string) => {
+      let err = 0, scale = 0;
+      for (let i = 0; i < a.length; i++) {
+        err = Math.max(err, Math.abs(a[i]! - b[i]!));
+        scale = Math.max(scale, Math.abs(b[i]!));
+      }
+      assert.ok(err <= tol * scale, `n ${n} seed ${seed}: ${what} off by ${err / scale} of its largest entry`);
+    };
+    const serial = cholesky(h, n), fast = cholesky(h, n, blocked);
+    assert.ok(serial.ok && fast.ok, `n ${n}`);
+    close(fast.l, serial.l, 1e-5, 'Cholesky');
+    close(blocked.invertLower(serial.l, n), invertLower(serial.l, n), 1e-5, 'L⁻¹');
+    const a = upperCholeskyOfInverse(h, n), b = upperCholeskyOfInverse(h, n, blocked);
+    assert.ok(a.ok && b.ok);
+    close(b.u, a.u, 1e-4, 'factor of H⁻¹');
   }
 });
