@@ -1,10 +1,10 @@
 /**
- * GPTQ's two O(n³) triangular steps (quant/methods/cholesky.ts TriangularKernels) on the CPU: blocked
- * with float32 trailing updates on the matmul (blockedTriangularKernels, what GPTQ runs), or split over
- * the pool with the same bits as the serial loops (poolTriangularKernels): Cholesky's column j below the diagonal is split by
- * rows (each L[i, j] is one rowDot), and L⁻¹ by blocks of columns (a column of the inverse depends
- * only on itself). The column loop of the Cholesky stays on the calling thread: each column needs
- * the ones before it.
+ * GPTQ's two O(n³) triangular steps (quant/methods/cholesky.ts TriangularKernels) on the CPU:
+ *  - blockedTriangularKernels (what GPTQ runs): blocked, the trailing updates in float32 on the matmul;
+ *  - poolTriangularKernels: the serial loops split over the pool with their bits: Cholesky's column j
+ *    below the diagonal by rows (each L[i, j] is one rowDot), L⁻¹ by blocks of columns (a column of
+ *    the inverse depends only on itself). The column loop stays on the calling thread: each column
+ *    needs the ones before it.
  */
 import { choleskyByColumns, type TriangularKernels } from '../../quant/methods/cholesky.js';
 import { blockedCholesky, blockedInvertLower, type BlockProducts } from '../../quant/methods/cholesky-blocked.js';
