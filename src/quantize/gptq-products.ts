@@ -5,16 +5,23 @@
  * block's errors E [n, count] and U[i1:i2, i2:] transposed go to float32 and through matmulF32
  * (WASM SIMD, split over the worker pool), and the product is subtracted from W in float64. The
  * float32 product is what GPTQ's PyTorch code computes too; against the float64 loop it moves W by
- * float32 rounding, not the method. Scratch is kept between blocks and grown when a layer needs more.
+ * float32 rounding, not the method. Scratch is kept between blocks and grown when a layer needs more,
+ * in the arena (where matmulF32 runs its WASM kernel; elsewhere it would take its plain JS one).
  */
 import { matmulF32 } from '../backends/cpu/matmul.js';
 import type { LazyUpdate } from '../quant/methods/gptq.js';
 import type { HessianProduct } from '../quant/methods/hessian.js';
-import { arenaFloat32, releaseArenaBlock, sharedFloat32 } from '../tensor/shared.js';
+import { arenaFloat32, releaseArenaBlock } from '../tensor/shared.js';
+
+/** `a` when it holds `length` floats, else a larger arena block (a given back for reuse): the scratch of the products below. */
+function room(a: Float32Array, length: number): Float32Array {
+  if (a.length >= length) return a;
+  releaseArenaBlock(a);
+  return arenaFloat32(length);
+}
 
 export function lazyUpdateMatmul(): LazyUpdate {
-  let e = sharedFloat32(0), ut = sharedFloat32(0), out = sharedFloat32(0);
-  const room = (a: Float32Array, length: number): Float32Array => (a.length >= length ? a : sharedFloat32(length));
+  let e = arenaFloat32(0), ut = arenaFloat32(0), out = arenaFloat32(0);
   return (W, n, k, err, u, i1, i2) => {
     const count = i2 - i1, rest = k - i2;
     e = room(e, n * count);
@@ -46,11 +53,6 @@ const HESSIAN_BLOCK_FLOATS = 1 << 22;
  */
 export function hessianProductMatmul(): HessianProduct {
   let xt = arenaFloat32(0), out = arenaFloat32(0);
-  const room = (a: Float32Array, length: number): Float32Array => {
-    if (a.length >= length) return a;
-    releaseArenaBlock(a);
-    return arenaFloat32(length);
-  };
   return (x, m, k, sum) => {
     xt = room(xt, k * m);
     for (let t = 0; t < m; t++) {
