@@ -12,7 +12,7 @@ import { matmulF32, type MatmulOptions } from '../backends/cpu/matmul.js';
 import { wasmMatmulAvailable } from '../backends/cpu/matmul-f32-wasm-kernel.js';
 import type { LazyUpdate } from '../quant/methods/gptq.js';
 import type { HessianProduct } from '../quant/methods/hessian.js';
-import { arenaFloat32, releaseArenaBlock } from '../tensor/shared.js';
+import { arenaFloat32, arenaScratchFloat32 } from '../tensor/shared.js';
 
 /**
  * The products ask for the WASM kernel by name where the runtime has it: scratch outside the arena
@@ -20,20 +20,13 @@ import { arenaFloat32, releaseArenaBlock } from '../tensor/shared.js';
  */
 const wasm = (): MatmulOptions => (wasmMatmulAvailable() ? { kernel: 'wasm' } : {});
 
-/** `a` when it holds `length` floats, else a larger arena block (a given back for reuse): the scratch of the products below. */
-function room(a: Float32Array, length: number): Float32Array {
-  if (a.length >= length) return a;
-  releaseArenaBlock(a);
-  return arenaFloat32(length);
-}
-
 export function lazyUpdateMatmul(): LazyUpdate {
   let e = arenaFloat32(0), ut = arenaFloat32(0), out = arenaFloat32(0);
   return (W, n, k, err, u, i1, i2) => {
     const count = i2 - i1, rest = k - i2;
-    e = room(e, n * count);
-    ut = room(ut, rest * count);
-    out = room(out, n * rest);
+    e = arenaScratchFloat32(e, n * count);
+    ut = arenaScratchFloat32(ut, rest * count);
+    out = arenaScratchFloat32(out, n * rest);
     for (let i = 0; i < n * count; i++) e[i] = err[i]!;
     for (let c = 0; c < count; c++) {
       const uc = (i1 + c) * k + i2;
@@ -61,13 +54,13 @@ const HESSIAN_BLOCK_FLOATS = 1 << 22;
 export function hessianProductMatmul(): HessianProduct {
   let xt = arenaFloat32(0), out = arenaFloat32(0);
   return (x, m, k, sum) => {
-    xt = room(xt, k * m);
+    xt = arenaScratchFloat32(xt, k * m);
     for (let t = 0; t < m; t++) {
       const xr = t * k;
       for (let i = 0; i < k; i++) xt[i * m + t] = x[xr + i]!;
     }
     const R = Math.max(1, Math.min(k, Math.floor(HESSIAN_BLOCK_FLOATS / k)));
-    out = room(out, R * k);
+    out = arenaScratchFloat32(out, R * k);
     for (let r0 = 0; r0 < k; r0 += R) {
       const rows = Math.min(R, k - r0), width = k - r0;
       // out[i, j'] = Σ_t x[t, r0 + i] · x[t, r0 + j'] for i < rows, j' < width (column j = r0 + j')

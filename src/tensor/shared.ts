@@ -175,6 +175,16 @@ export function arenaFloat32(length: number): Float32Array {
   return allocate(Float32Array, length, true);
 }
 
+/**
+ * Scratch of at least `length` floats in the arena: `current` when it is large enough, else a new
+ * block, `current` given back for reuse (releaseArenaBlock). For kernels' scratch kept between calls.
+ */
+export function arenaScratchFloat32(current: Float32Array, length: number): Float32Array {
+  if (current.length >= length) return current;
+  releaseArenaBlock(current);
+  return arenaFloat32(length);
+}
+
 /** The arena's shared WebAssembly.Memory (created on first use), or null when there is none. */
 export function arenaMemory(): WebAssembly.Memory | null {
   return getArena()?.memory ?? null;

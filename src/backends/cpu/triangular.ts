@@ -8,7 +8,7 @@
  */
 import { choleskyByColumns, type TriangularKernels } from '../../quant/methods/cholesky.js';
 import { blockedCholesky, blockedInvertLower, type BlockProducts } from '../../quant/methods/cholesky-blocked.js';
-import { arenaFloat32, releaseArenaBlock, sharedFloat64 } from '../../tensor/shared.js';
+import { arenaFloat32, arenaScratchFloat32, sharedFloat64 } from '../../tensor/shared.js';
 import { matmulF32, type MatmulOptions } from './matmul.js';
 import { wasmMatmulAvailable } from './matmul-f32-wasm-kernel.js';
 import { cpuPool } from './pool/index.js';
@@ -52,11 +52,9 @@ export function blockedTriangularKernels(nb = FACTOR_BLOCK): TriangularKernels {
     matmul: (x, m, k, w, n, out) => matmulF32(x, m, k, w, n, out, undefined, wasm),
     scratch(slot, floats) {
       const have = scratch.get(slot);
-      if (have !== undefined && have.length >= floats) return have;
-      if (have !== undefined) releaseArenaBlock(have);
-      const made = arenaFloat32(floats);
-      scratch.set(slot, made);
-      return made;
+      const block = have === undefined ? arenaFloat32(floats) : arenaScratchFloat32(have, floats);
+      scratch.set(slot, block);
+      return block;
     },
   };
   return { cholesky: (a, n) => blockedCholesky(a, n, nb, products), invertLower: (l, n) => blockedInvertLower(l, n, nb, products) };
