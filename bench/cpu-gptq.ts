@@ -16,7 +16,7 @@ import { SERIAL_KERNELS, upperCholeskyOfInverse, type TriangularKernels } from '
 import { blockedTriangularKernels, poolTriangularKernels } from '../src/backends/cpu/triangular.js';
 import { DEFAULT_GPTQ, gptqFactor, gptqQuantizeLinear } from '../src/quant/methods/gptq.js';
 import { HessianAccumulator, JS_HESSIAN_PRODUCT, type HessianProduct } from '../src/quant/methods/hessian.js';
-import { hessianProductMatmul, lazyUpdateMatmul } from '../src/quantize/gptq-products.js';
+import { gptqKernelsCpu, hessianProductMatmul } from '../src/quantize/gptq-products.js';
 import { DEFAULT_SPEC } from '../src/quantize/recipe.js';
 import { machineLine } from './stats.js';
 
@@ -68,7 +68,7 @@ const acc = new HessianAccumulator(k);
 acc.add(Float32Array.from({ length: 256 * k }, rnd), 256);
 const h = acc.hessian();
 const t0 = performance.now();
-const r = gptqQuantizeLinear(w, gptqFactor(h, k, DEFAULT_GPTQ, 'bench', blockedTriangularKernels()), DEFAULT_SPEC, DEFAULT_GPTQ, 'bench', lazyUpdateMatmul());
+const r = gptqQuantizeLinear(w, gptqFactor(h, k, DEFAULT_GPTQ, 'bench', blockedTriangularKernels()), DEFAULT_SPEC, DEFAULT_GPTQ, 'bench', gptqKernelsCpu());
 console.log(`GPTQ layer ${n}x${k} (W4A8 g128 IS, 256 tokens, matmul lazy update): ${((performance.now() - t0) / 1000).toFixed(1)} s (α 2^${r.layer.alphaLog2})`);
 
 const [hk, tokens] = values.hessian!.split(',').map(Number) as [number, number];

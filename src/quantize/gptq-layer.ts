@@ -17,7 +17,7 @@ import { DEFAULT_GPTQ, gptqFactor, gptqQuantizeLinear, type GptqSettings } from 
 import { HessianAccumulator } from '../quant/methods/hessian.js';
 import { LINEAR_INPUTS, groupKey, groupsOf, inputWidth, withReplaced, type LinearGroup } from './layer-inputs.js';
 import { linearReport, type ReportSink } from '../quant/methods/report.js';
-import { hessianProductMatmul, lazyUpdateMatmul } from './gptq-products.js';
+import { gptqKernelsCpu, hessianProductMatmul } from './gptq-products.js';
 import { blockedTriangularKernels } from '../backends/cpu/triangular.js';
 import { DEFAULT_MIN_EXPERT_TOKENS, expertFallback, quantizeFallback } from './expert-fallback.js';
 
@@ -31,7 +31,7 @@ export interface GptqLayerSettings extends GptqSettings {
 export const DEFAULT_GPTQ_LAYER: GptqLayerSettings = { ...DEFAULT_GPTQ, trueSequential: true, minExpertTokens: DEFAULT_MIN_EXPERT_TOKENS };
 
 export function gptqLayerMethod(specOf: (slot: LinearSlot) => QuantSpec, settings: GptqLayerSettings, report: ReportSink): LayerMethod {
-  const lazyUpdate = lazyUpdateMatmul();
+  const kernels = gptqKernelsCpu();
   const hessianProduct = hessianProductMatmul();
   const triangular = blockedTriangularKernels();
   return (calib) => {
@@ -63,7 +63,7 @@ export function gptqLayerMethod(specOf: (slot: LinearSlot) => QuantSpec, setting
         group.slots.forEach((slot, i) => {
           const name = calib.prefix + modules[i]!;
           const spec = specOf(slot);
-          const { layer, alpha } = gptqQuantizeLinear(linearAt(calib.layer, slot, group.expert), factor, spec, settings, name, lazyUpdate);
+          const { layer, alpha } = gptqQuantizeLinear(linearAt(calib.layer, slot, group.expert), factor, spec, settings, name, kernels);
           replaced.set(modules[i]!, layer);
           report(linearReport(name, spec, layer, alpha));
         });

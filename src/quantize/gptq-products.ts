@@ -1,5 +1,6 @@
 /**
- * GPTQ's float64 products on the CPU backend's float32 matmul (WASM SIMD, split over the worker pool).
+ * GPTQ's float64 products on the CPU backend's float32 matmul (WASM SIMD, split over the worker pool),
+ * and its in-block column loop split over the pool by rows (gptqKernelsCpu).
  *
  * The lazy block update (quant/methods/gptq.ts LazyUpdate): the
  * block's errors E [n, count] and U[i1:i2, i2:] transposed go to float32 and through matmulF32
@@ -10,7 +11,9 @@
  */
 import { matmulF32, type MatmulOptions } from '../backends/cpu/matmul.js';
 import { wasmMatmulAvailable } from '../backends/cpu/matmul-f32-wasm-kernel.js';
-import type { LazyUpdate } from '../quant/methods/gptq.js';
+import type { GptqKernels, LazyUpdate } from '../quant/methods/gptq.js';
+import { cpuPool } from '../backends/cpu/pool/index.js';
+import { KERNEL_GPTQ_BLOCK } from '../backends/cpu/pool/kernels.js';
 import type { HessianProduct } from '../quant/methods/hessian.js';
 import { arenaFloat32, arenaScratchFloat32 } from '../tensor/shared.js';
 
@@ -19,6 +22,24 @@ import { arenaFloat32, arenaScratchFloat32 } from '../tensor/shared.js';
  * then throws instead of quietly taking the plain JS kernel (as the lazy update once did).
  */
 const wasm = (): MatmulOptions => (wasmMatmulAvailable() ? { kernel: 'wasm' } : {});
+
+/** Multiply-adds below which a share of the block's rows is not worth a thread. */
+const MIN_WORK_PER_THREAD = 1 << 15;
+
+/**
+ * Step 5 of GPTQ on the CPU: the block's column loop split over the pool by rows (same bits as the
+ * serial loop: each row's arithmetic is unchanged), the lazy update on the matmul (lazyUpdateMatmul).
+ */
+export function gptqKernelsCpu(): GptqKernels {
+  return {
+    blockRows: (args, rows) => {
+      const count = args.i2 - args.i1;
+      // per row: the in-block triangle (count² / 2) and fixing a group's scales (~G · count / 2 when pending updates apply)
+      cpuPool().run(KERNEL_GPTQ_BLOCK, args, rows, { workPerRow: count * count, minWorkPerThread: MIN_WORK_PER_THREAD });
+    },
+    lazyUpdate: lazyUpdateMatmul(),
+  };
+}
 
 export function lazyUpdateMatmul(): LazyUpdate {
   let e = arenaFloat32(0), ut = arenaFloat32(0), out = arenaFloat32(0);

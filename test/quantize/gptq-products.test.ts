@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { lazyUpdateF64 } from '../../src/quant/methods/gptq.js';
+import { DEFAULT_GPTQ, gptqQuantizeLinear, lazyUpdateF64, SERIAL_GPTQ } from '../../src/quant/methods/gptq.js';
+import { cpuPool } from '../../src/backends/cpu/pool/index.js';
+import type { FloatLinear, QuantSpec } from '../../src/quant/types.js';
 import { HessianAccumulator, JS_HESSIAN_PRODUCT } from '../../src/quant/methods/hessian.js';
-import { hessianProductMatmul, lazyUpdateMatmul } from '../../src/quantize/gptq-products.js';
+import { gptqKernelsCpu, hessianProductMatmul, lazyUpdateMatmul } from '../../src/quantize/gptq-products.js';
 import { freshSeed, makeRng, randomNormals } from '../helpers/random.js';
 
 test('the lazy block update on the CPU matmul equals the float64 reference within float32 rounding, block after block (ragged sizes)', () => {
@@ -63,5 +65,22 @@ test('the matmul Hessian product reuses its scratch when a larger layer comes an
       for (let j = i; j < k; j += 97) assert.ok(Math.abs(fast[i * k + j]! - exact[i * k + j]!) <= 1e-5 * (1 + Math.abs(exact[i * k + j]!)), `seed ${seed}, k ${k}: (${i}, ${j})`);
       for (let j = 0; j < i; j += 97) assert.equal(fast[i * k + j], 0, 'nothing below the diagonal');
     }
+  }
+});
+
+test("GPTQ's block rows split over the CPU pool give the serial loop's layer bit for bit (ragged rows and columns, act-order, IS)", (t) => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  const [n, k] = [133, 174];
+  t.diagnostic(`pool threads: ${cpuPool().threads}`);
+  const w: FloatLinear = { kind: 'float', n, k, w: randomNormals(rng, n * k, 0.05) };
+  const acc = new HessianAccumulator(k);
+  acc.add(Float32Array.from(randomNormals(rng, 300 * k)), 300);
+  const h = acc.hessian();
+  const spec: QuantSpec = { wBits: 4, aBits: 8, groupSize: 29, scale: 'int', alpha: { kind: 'safe', maxLog2: 10 } };
+  const pooled = { ...SERIAL_GPTQ, blockRows: gptqKernelsCpu().blockRows };
+  for (const actOrder of [false, true]) {
+    const settings = { ...DEFAULT_GPTQ, actOrder, blockSize: 48 };
+    assert.deepEqual(gptqQuantizeLinear(w, h, spec, settings, 'x', pooled).layer, gptqQuantizeLinear(w, h, spec, settings, 'x').layer, `seed ${seed}`);
   }
 });

@@ -24,9 +24,10 @@
  */
 import { packWeights } from '../int4-pack.js';
 import { InputError } from '../../errors.js';
-import { sharedFloat32, sharedInt32, sharedInt8 } from '../../tensor/shared.js';
+import { sharedFloat32, sharedFloat64, sharedInt32, sharedInt8, toSharedFloat64 } from '../../tensor/shared.js';
 import { type AlphaChoice, chooseAlpha } from '../amplifier.js';
-import { chooseGroupScale, floatGroupScale, floatScaler, groupAbsMax, integerScaler, quantizeValue, type GroupScaler } from '../group-quant.js';
+import { floatGroupScale, floatScaler, groupAbsMax, integerScaler, type GroupScaler } from '../group-quant.js';
+import { gptqBlockRows, type GptqBlockArgs } from './gptq-block.js';
 import { proveNoOverflow } from '../overflow.js';
 import { resolveGroupSize, type QuantizeReport } from '../quantize-linear.js';
 import type { FloatLinear, QuantizedLinear, QuantSpec } from '../types.js';
@@ -64,11 +65,25 @@ export const lazyUpdateF64: LazyUpdate = (W, n, k, err, u, i1, i2) => {
 };
 
 /**
+ * Runs gptqBlockRows over rows [0, rows) (the CPU backend splits them over its pool: quantize/gptq-products.ts).
+ * The args' arrays are shared memory.
+ */
+export type BlockRows = (args: GptqBlockArgs, rows: number) => void;
+
+/** The two parts of step 5 a caller may run faster; SERIAL_GPTQ is the reference (this thread, float64 loops). */
+export interface GptqKernels {
+  readonly blockRows: BlockRows;
+  readonly lazyUpdate: LazyUpdate;
+}
+
+export const SERIAL_GPTQ: GptqKernels = { blockRows: (args, rows) => gptqBlockRows(args, 0, rows), lazyUpdate: lazyUpdateF64 };
+
+/**
  * GPTQ-quantizes one float layer given its Hessian H [K, K] (not modified), or the factor gptqFactor
  * made of it (linears that read the same input share one: the O(K³) part runs once).
  */
 export function gptqQuantizeLinear(w: FloatLinear, hessian: Float64Array | GptqFactor, spec: QuantSpec,
-  settings: GptqSettings = DEFAULT_GPTQ, name = 'layer', lazyUpdate: LazyUpdate = lazyUpdateF64): QuantizeReport {
+  settings: GptqSettings = DEFAULT_GPTQ, name = 'layer', kernels: GptqKernels = SERIAL_GPTQ): QuantizeReport {
   const { n, k } = w;
   if (w.w.length !== n * k) throw new InputError(`${name}: ${w.w.length} weights for shape [${n}, ${k}]`, { tensor: name });
   const factor = hessian instanceof Float64Array ? gptqFactor(hessian, k, settings, name) : hessian;
@@ -77,14 +92,14 @@ export function gptqQuantizeLinear(w: FloatLinear, hessian: Float64Array | GptqF
     throw new Error(`${name}: the GPTQ factor was made with other settings (damp, act-order)`);
   }
   const G = resolveGroupSize(k, spec.groupSize, name);
-  if (spec.scale === 'float') return { layer: run(w, factor, spec, G, floatScaler, settings, name, lazyUpdate) };
+  if (spec.scale === 'float') return { layer: run(w, factor, spec, G, floatScaler, settings, name, kernels) };
 
   const groupCount = k / G;
   const floatScales = new Float32Array(n * groupCount);
   for (let i = 0; i < floatScales.length; i++) floatScales[i] = floatGroupScale(groupAbsMax(w.w, i * G, i * G + G), spec.wBits);
   let alpha: AlphaChoice = chooseAlpha({ scales: floatScales, n, groupCount, groupSize: G, wBits: spec.wBits }, spec.alpha, name);
   for (;;) {
-    const layer = run(w, factor, spec, G, integerScaler(alpha.alphaLog2), settings, name, lazyUpdate);
+    const layer = run(w, factor, spec, G, integerScaler(alpha.alphaLog2), settings, name, kernels);
     if (spec.alpha.kind !== 'safe' || alpha.alphaLog2 === 0 || (spec.aBits === 8 ? proveNoOverflow(layer).safe : true)) return { layer, alpha };
     const b = alpha.alphaLog2 - 1;
     alpha = { ...alpha, alphaLog2: b, lowered: b < alpha.requestedLog2 };
@@ -121,7 +136,8 @@ export function gptqFactor(hessian: Float64Array, k: number, settings: GptqSetti
       diag[i] = 1;
     }
   }
-  const perm = Int32Array.from({ length: k }, (_, i) => i);
+  const perm = sharedInt32(k);
+  for (let i = 0; i < k; i++) perm[i] = i;
   if (settings.actOrder) perm.sort((a, b) => diag[b]! - diag[a]! || a - b);
   let mean = 0;
   for (let i = 0; i < k; i++) mean += diag[i]!;
@@ -140,85 +156,54 @@ export function gptqFactor(hessian: Float64Array, k: number, settings: GptqSetti
       { tensor: name },
     );
   }
-  return { k, settings, perm, dead, u: f.u };
+  return { k, settings, perm, dead, u: toSharedFloat64(f.u) };
 }
 
 /** Step 5 with one scaler. */
 function run(w: FloatLinear, { perm, dead, u }: GptqFactor, spec: QuantSpec, G: number, scaler: GroupScaler,
-  settings: GptqSettings, name: string, lazyUpdate: LazyUpdate): QuantizedLinear {
+  settings: GptqSettings, name: string, kernels: GptqKernels): QuantizedLinear {
   const { n, k } = w;
   const bits = spec.wBits;
   const groupCount = k / G;
   // W in the permuted column order, float64, dead columns zeroed.
-  const W = new Float64Array(n * k);
+  const W = sharedFloat64(n * k);
   for (let r = 0; r < n; r++) {
     for (let i = 0; i < k; i++) W[r * k + i] = dead[perm[i]!] ? 0 : w.w[r * k + perm[i]!]!;
   }
-  const position = new Int32Array(k);
+  const position = sharedInt32(k);
   for (let i = 0; i < k; i++) position[perm[i]!] = i;
 
   const q = sharedInt8(n * k);
   const scales = sharedFloat32(n * groupCount);
   const intScales = scaler.kind === 'int' ? sharedInt32(n * groupCount) : undefined;
+  // groupAt[i] = g where position i is the first of group g to come up (its scales are fixed there), else −1
+  const groupAt = sharedInt32(k).fill(-1);
   const fixed = new Uint8Array(groupCount);
+  for (let i = 0; i < k; i++) {
+    const g = Math.floor(perm[i]! / G);
+    if (!fixed[g]) {
+      fixed[g] = 1;
+      groupAt[i] = g;
+    }
+  }
   const B = settings.blockSize;
-
+  const err = sharedFloat64(n * Math.min(B, k)); // E[r, c] for the block's columns
+  const overflow = sharedInt32(1);
+  const block = { W, u, err, q, scales, intScales, perm, position, groupAt, k, i1: 0, i2: 0, groupSize: G, bits,
+    alphaLog2: scaler.kind === 'int' ? scaler.alphaLog2 : -1, overflow };
   for (let i1 = 0; i1 < k; i1 += B) {
     const i2 = Math.min(i1 + B, k);
-    const count = i2 - i1;
-    const err = new Float64Array(n * count); // E[r, c] for the block's columns
-    for (let i = i1; i < i2; i++) {
-      const g = Math.floor(perm[i]! / G);
-      if (!fixed[g]) {
-        fixGroupScales(W, u, err, n, k, i1, i, i2, g, G, position, scaler, bits, scales, intScales, name);
-        fixed[g] = 1;
-      }
-      const d = u[i * k + i]!;
-      const ui = i * k;
-      for (let r = 0; r < n; r++) {
-        const wr = r * k;
-        const s = scales[r * groupCount + g]!;
-        const value = W[wr + i]!;
-        const qv = quantizeValue(value, s, bits);
-        q[wr + perm[i]!] = qv;
-        const e = (value - Math.fround(qv * s)) / d;
-        err[r * count + (i - i1)] = e;
-        if (e !== 0) for (let j = i + 1; j < i2; j++) W[wr + j] -= e * u[ui + j]!;
-      }
+    kernels.blockRows({ ...block, i1, i2 }, n);
+    if (overflow[0] !== 0) {
+      const r = overflow[0]! - 1;
+      throw new InputError(`${name}: an integer scale of row ${r} does not fit int32; lower α`, { tensor: name });
     }
     // lazy update of the columns after the block: W[:, i2:] −= E · U[i1:i2, i2:]
-    if (i2 < k) lazyUpdate(W, n, k, err, u, i1, i2);
+    if (i2 < k) kernels.lazyUpdate(W, n, k, err, u, i1, i2);
   }
   return {
     kind: 'quantized', n, k, groupSize: G, wBits: bits, aBits: spec.aBits, packed: packWeights(q, n, k, bits), scale: spec.scale, scales,
     ...(intScales && scaler.kind === 'int' ? { intScales, alphaLog2: scaler.alphaLog2 } : {}),
     ...(w.bias ? { bias: w.bias } : {}),
   };
-}
-
-/**
- * The scales of group g for every row, from the current values of its columns: W as updated so
- * far, plus (for columns past the block) the pending updates of the block's quantized columns.
- */
-function fixGroupScales(W: Float64Array, u: Float64Array, err: Float64Array, n: number, k: number,
-  i1: number, i: number, i2: number, g: number, G: number, position: Int32Array, scaler: GroupScaler,
-  bits: QuantSpec['wBits'], scales: Float32Array, intScales: Int32Array | undefined, name: string): void {
-  const groupCount = k / G;
-  const count = i2 - i1;
-  for (let r = 0; r < n; r++) {
-    let absMax = 0;
-    for (let t = 0; t < G; t++) {
-      const p = position[g * G + t]!;
-      let v = W[r * k + p]!;
-      if (p >= i2) for (let c = i1; c < i; c++) v -= err[r * count + (c - i1)]! * u[c * k + p]!;
-      absMax = Math.max(absMax, Math.abs(v));
-    }
-    const chosen = chooseGroupScale(scaler, absMax, bits);
-    scales[r * groupCount + g] = chosen.scale;
-    if (intScales) {
-      const S = chosen.intScale!;
-      if (S > 2 ** 31 - 1) throw new InputError(`${name}: integer scale ${S} of row ${r} does not fit int32; lower α`, { tensor: name });
-      intScales[r * groupCount + g] = S;
-    }
-  }
 }

@@ -7,7 +7,8 @@ import { unpackWeights, weightAt } from '../../../src/quant/int4-pack.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { InputError } from '../../../src/errors.js';
-import { gptqFactor, gptqQuantizeLinear, DEFAULT_GPTQ } from '../../../src/quant/methods/gptq.js';
+import { gptqFactor, gptqQuantizeLinear, DEFAULT_GPTQ, SERIAL_GPTQ, type BlockRows } from '../../../src/quant/methods/gptq.js';
+import { gptqBlockRows } from '../../../src/quant/methods/gptq-block.js';
 import { HessianAccumulator } from '../../../src/quant/methods/hessian.js';
 import { upperCholeskyOfInverse } from '../../../src/quant/methods/cholesky.js';
 import { dequantize, quantizeLinear } from '../../../src/quant/quantize-linear.js';
@@ -181,4 +182,28 @@ test('a GPTQ factor made once serves every linear of its input: the same layers 
   }
   assert.throws(() => gptqQuantizeLinear({ kind: 'float', n: 2, k: 64, w: new Float32Array(128) }, factor, IS, settings, 'small'), /factor of 128 inputs for a layer of 64/);
   assert.throws(() => gptqQuantizeLinear(w, factor, IS, { ...settings, damp: 0.1 }, 'test.linear'), /other settings/);
+});
+
+test('GPTQ rows are independent given U: block rows run in uneven pieces, last rows first, give the same layer bit for bit', () => {
+  const seed = freshSeed();
+  const { w, h } = setup(seed, 37, 128, 256);
+  const pieces: BlockRows = (args, rows) => {
+    const cuts = [rows, 29, 12, 11, 0];
+    for (let c = 0; c + 1 < cuts.length; c++) gptqBlockRows(args, cuts[c + 1]!, cuts[c]!);
+  };
+  for (const [spec, actOrder] of [[FS, false], [IS, true]] as const) {
+    const settings = { ...DEFAULT_GPTQ, actOrder, blockSize: 48 };
+    const serial = gptqQuantizeLinear(w, h, spec, settings, 'test.linear').layer;
+    const split = gptqQuantizeLinear(w, h, spec, settings, 'test.linear', { ...SERIAL_GPTQ, blockRows: pieces }).layer;
+    assert.deepEqual(split, serial, `seed ${seed}`);
+  }
+});
+
+test('an integer scale past int32 is an InputError naming the layer and row', () => {
+  const { w, h } = setup(17, 6, 64, 128);
+  const loud: FloatLinear = { ...w, w: w.w.map((v, i) => (i === 3 * 64 + 5 ? 1000 : v)) };
+  assert.throws(
+    () => gptqQuantizeLinear(loud, h, { ...FS, scale: 'int', alpha: { kind: 'fixed', log2: 30 } }, DEFAULT_GPTQ, 'model.layers.0.mlp.down_proj'),
+    (e: unknown) => e instanceof InputError && /model\.layers\.0\.mlp\.down_proj/.test(e.message) && /row 3 does not fit int32/.test(e.message),
+  );
 });

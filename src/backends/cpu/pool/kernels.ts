@@ -11,6 +11,7 @@ import { intLinearWasmRows } from '../int-linear-wasm-kernel.js';
 import { attentionRows, decodeAttentionRows } from '../attention-kernel.js';
 import { attentionWasmRows, decodeAttentionWasmRows } from '../attention-wasm-kernel.js';
 import { choleskyColumnRows, invertLowerBlockRows } from '../triangular-kernel.js';
+import { gptqBlockRows } from '../../../quant/methods/gptq-block.js';
 
 export const KERNEL_MATMUL_F32 = 'matmul.f32';
 export const KERNEL_MATMUL_F32_WASM = 'matmul.f32.wasm';
@@ -22,6 +23,7 @@ export const KERNEL_ATTENTION_WASM = 'attention.wasm';
 export const KERNEL_DECODE_ATTENTION_WASM = 'attention.decode.wasm';
 export const KERNEL_CHOLESKY_COLUMN = 'cholesky.column';
 export const KERNEL_INVERT_LOWER = 'invert-lower.columns';
+export const KERNEL_GPTQ_BLOCK = 'gptq.block';
 
 registerKernel(KERNEL_MATMUL_F32, matmulF32Rows);
 registerKernel(KERNEL_MATMUL_F32_WASM, matmulF32WasmRows);
@@ -33,3 +35,4 @@ registerKernel(KERNEL_ATTENTION_WASM, attentionWasmRows);
 registerKernel(KERNEL_DECODE_ATTENTION_WASM, decodeAttentionWasmRows);
 registerKernel(KERNEL_CHOLESKY_COLUMN, choleskyColumnRows);
 registerKernel(KERNEL_INVERT_LOWER, invertLowerBlockRows);
+registerKernel(KERNEL_GPTQ_BLOCK, gptqBlockRows);
