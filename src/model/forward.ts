@@ -23,7 +23,7 @@ import type { ModelConfig } from './config.js';
 import type { KvCache } from './kv-cache.js';
 import type { LayerLinears } from './layer-linears.js';
 import { runMoe } from './moe.js';
-import type { LinearObserver } from './observer.js';
+import type { LinearInput, LinearObserver } from './observer.js';
 import type { LayerNorms, ModelWeights } from './weights.js';
 import { dequantizeRow } from '../quant/quantize-linear.js';
 import type { LinearWeight } from '../quant/types.js';
@@ -89,18 +89,23 @@ function attend<T>(context: LayerContext<T>, q: T, k: T, v: T, m: number, rows: 
 
 /**
  * One decoder layer on the hidden states h [m, hidden] (updated in place) of the rows placed as
- * `rows` says; writes their keys/values into the cache(s). `observe` sees the input of every linear.
+ * `rows` says; writes their keys/values into the cache(s). `observe` sees the input of every linear;
+ * with `stopAfter` the layer returns once that input has been observed (calibration: h and the cache
+ * are then left part-way, what comes after is not computed; a mixture of experts stops only before
+ * its block, at 'qkv' or 'o').
  */
 export function runDecoderLayer<T>(context: LayerContext<T>, layer: PreparedLayer<T>, h: T, m: number,
-  rows: LayerRows<T>, observe?: LinearObserver<T>): void {
+  rows: LayerRows<T>, observe?: LinearObserver<T>, stopAfter?: LinearInput): void {
   const { config: c, backend: b } = context;
   const x = b.rmsnorm(h, m, layer.inputNorm, c.rmsNormEps);
   observe?.('qkv', x, m, null);
+  if (stopAfter === 'qkv') return;
   const q = layer.q.run(x, m);
   const k = layer.k.run(x, m);
   const v = layer.v.run(x, m);
   const attn = attend(context, q, k, v, m, rows);
   observe?.('o', attn, m, null);
+  if (stopAfter === 'o') return;
   b.addInPlace(h, layer.o.run(attn, m));
   const x2 = b.rmsnorm(h, m, layer.postAttentionNorm, c.rmsNormEps);
   if (layer.moe !== undefined) {
@@ -108,9 +113,11 @@ export function runDecoderLayer<T>(context: LayerContext<T>, layer: PreparedLaye
     return;
   }
   observe?.('gateUp', x2, m, null);
+  if (stopAfter === 'gateUp') return;
   const gate = layer.gate.run(x2, m);
   b.siluMul(gate, layer.up.run(x2, m));
   observe?.('down', gate, m, null);
+  if (stopAfter === 'down') return;
   b.addInPlace(h, layer.down.run(gate, m));
 }
 

@@ -24,7 +24,7 @@ import { InputError } from '../errors.js';
 import { openModelDir, type ModelDir } from '../model/model-dir.js';
 import { loadTokenizer, type ModelTokenizer } from '../io/tokenizer.js';
 import type { ModelConfig } from '../model/config.js';
-import { embedTokens, runDecoderLayer, type LayerContext, type LinearObserver, type Model } from '../model/forward.js';
+import { embedTokens, runDecoderLayer, type LayerContext, type LinearInput, type LinearObserver, type Model } from '../model/forward.js';
 import { layerPrefix } from '../model/layout.js';
 import { createModel, prepareLayer, releaseLayer } from '../model/prepare.js';
 import type { LoadedModel } from '../backends/load.js';
@@ -81,9 +81,10 @@ export interface LayerCalibration {
   readonly seqLen: number;
   /**
    * Runs `layer` (the float layer or a transformed one) on every sample's current hidden states,
-   * calling `observer` with each linear's input; the hidden states are left unchanged.
+   * calling `observer` with each linear's input; the hidden states are left unchanged. With
+   * `stopAfter` each run ends once that input is observed (nothing after it is computed).
    */
-  observe(layer: LayerWeights, observer: LinearObserver): void;
+  observe(layer: LayerWeights, observer: LinearObserver, stopAfter?: LinearInput): void;
 }
 
 /** A method turns one float layer into its quantized replacement (norms included). */
@@ -125,12 +126,12 @@ export function calibrateLayers(source: ModelDir, embedding: Float32Array, windo
    * Runs layer l (prepared for this call and released after) on every window's hidden states:
    * in place to advance them to the next layer, else on a scratch copy (observing its inputs).
    */
-  const runLayer = (l: LayerWeights, advance: boolean, observer?: LinearObserver) => {
+  const runLayer = (l: LayerWeights, advance: boolean, observer?: LinearObserver, stopAfter?: LinearInput) => {
     const prepared = prepareLayer(backend, l);
     try {
       for (const h of hidden) {
         if (!advance) scratch.set(h);
-        runDecoderLayer(context, prepared, advance ? h : scratch, seqLen, { cache, start: 0 }, observer);
+        runDecoderLayer(context, prepared, advance ? h : scratch, seqLen, { cache, start: 0 }, observer, stopAfter);
       }
     } finally {
       releaseLayer(prepared);
@@ -141,7 +142,7 @@ export function calibrateLayers(source: ModelDir, embedding: Float32Array, windo
       const layer = readFloatLayer(source.weights, config, index);
       const calib: LayerCalibration = {
         index, prefix: layerPrefix(index), config, backend, layer, samples: windows.length, seqLen,
-        observe: (l, observer) => runLayer(l, false, observer),
+        observe: (l, observer, stopAfter) => runLayer(l, false, observer, stopAfter),
       };
       const quantized = method(calib);
       runLayer(quantized, true);

@@ -37,16 +37,17 @@ export function gptqLayerMethod(specOf: (slot: LinearSlot) => QuantSpec, setting
   return (calib) => {
     const replaced = new Map<string, LinearWeight>();
     const current = (): LayerWeights => withReplaced<LinearWeight, LayerWeights>(calib.layer, replaced);
-    const observeGroups = (groups: readonly LinearGroup[]) => {
+    // stopAfter: true-sequential observes one input at a time, and the layer need not run past it
+    const observeGroups = (groups: readonly LinearGroup[], stopAfter?: LinearInput) => {
       const acc = new Map(groups.map((g) => [g.key, new HessianAccumulator(inputWidth(calib.config, g.input), hessianProduct)]));
-      calib.observe(current(), (input, x, m, expert) => acc.get(groupKey(input, expert))?.add(x, m));
+      calib.observe(current(), (input, x, m, expert) => acc.get(groupKey(input, expert))?.add(x, m), stopAfter);
       return acc;
     };
     const groupsOfInput = (input: LinearInput) => groupsOf(calib.config, input);
     let hessians = settings.trueSequential ? null : observeGroups(LINEAR_INPUTS.flatMap(groupsOfInput));
     for (const input of LINEAR_INPUTS) {
       const groups = groupsOfInput(input);
-      const acc = settings.trueSequential ? observeGroups(groups) : hessians!;
+      const acc = settings.trueSequential ? observeGroups(groups, input) : hessians!;
       for (const group of groups) {
         const hessian = acc.get(group.key)!;
         const modules = group.slots.map((slot) => linearModule(slot, group.expert));

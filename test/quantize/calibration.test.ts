@@ -63,3 +63,34 @@ test('the calibration stream with an identity method gives the float model, and 
   }
   assert.ok(diff < 1e-5 * scale, `max |Δ| ${diff} of ${scale}`);
 });
+
+test('observing with stopAfter sees the same inputs, bit for bit, up to that one and none after; the stream goes on unchanged', () => {
+  const dir = fixturePath('llama');
+  const windows = calibrationWindows(tokens, 2, 16, 11);
+  const order = ['qkv', 'o', 'gateUp', 'down'] as const;
+  const streamed = quantizeCalibrated(dir, windows, (calib) => {
+    const whole = new Map<string, Float32Array[]>();
+    calib.observe(calib.layer, (input, x, m) => {
+      const width = m * (input === 'down' ? calib.config.intermediateSize : calib.config.hiddenSize);
+      whole.set(input, [...(whole.get(input) ?? []), x.slice(0, width)]);
+    });
+    for (const [i, stopAfter] of order.entries()) {
+      const seen: string[] = [];
+      calib.observe(calib.layer, (input, x, m) => {
+        seen.push(input);
+        const width = m * (input === 'down' ? calib.config.intermediateSize : calib.config.hiddenSize);
+        const sample = seen.filter((s) => s === input).length - 1;
+        assert.deepEqual(x.slice(0, width), whole.get(input)![sample], `layer ${calib.index} ${input} (stop after ${stopAfter})`);
+      }, stopAfter);
+      // every window observes the inputs up to stopAfter, in order, and nothing after
+      assert.deepEqual(seen, windows.flatMap(() => order.slice(0, i + 1)));
+    }
+    return calib.layer;
+  });
+  const plain = quantizeCalibrated(dir, windows, (calib) => calib.layer);
+  assert.deepEqual(streamed.model.layers.length, plain.model.layers.length);
+  const ids = readReference(dir).inputIds;
+  const a = forwardHidden(plain.model, ids, createKvCache(plain.model.config, ids.length, plain.model.backend));
+  const b = forwardHidden(streamed.model, ids, createKvCache(streamed.model.config, ids.length, streamed.model.backend));
+  assert.deepEqual(b, a);
+});
