@@ -87,6 +87,11 @@ export async function openEngine(name: BackendName, dir: string, options: ModelL
   }
   try {
     const { config, weights, tokenizer, source } = readModel(dir, options);
+    if (config.moe !== undefined) {
+      // the decode engine runs dense layers only; the exact backend gathers each expert's tokens on the GPU
+      process.stderr.write(`note: the CUDA decode engine runs dense models only; this ${config.architecture} model runs on the exact CUDA backend\n`);
+      return await exactOnCuda(ctx, config, weights, tokenizer, source);
+    }
     let engine: ReturnType<typeof createCudaEngine>;
     try {
       engine = createCudaEngine(config, weights, { ctx, ...engineOptions });

@@ -11,6 +11,9 @@
  *               A layer's input quantized for one A8 linear is reused by the next one reading the
  *               same tensor (q/k/v, gate/up) until an in-place op or the next pass.
  *   rmsnorm, rope, attention, siluMul, addInPlace: model-ops.ts (float64 arithmetic like the CPU);
+ *   gatherRows, addScaledRows (a mixture of experts): the routed rows' indices and weights uploaded
+ *               (computed on the host from the router's logits: such a pass is not replayed), then
+ *               model-ops.ts kernels; the same bits as the CPU.
  *               the start position lives in device memory, written when a pass's differs.
  *   graphs      a pass that repeats the last one (a decode step) is replayed as one CUDA graph
  *               without running its ops' host code (pass-tape.ts); `graphs: false` runs every op.
@@ -34,7 +37,7 @@ import { w8a8Linear } from './w8a8.js';
 import { W4A16_MAX_TOKENS, w4a16Linear } from './w4a16.js';
 import { hasTensorMaps } from './tensor-map.js';
 import { createStepArena, type ArenaMark, type StepArena } from './step-arena.js';
-import { addBiasCuda, addCuda, attentionCuda, attentionSplits, kvWriteCuda, rmsnormCuda, ropeCuda, siluMulCuda, toF16Cuda } from './model-ops.js';
+import { addBiasCuda, addCuda, addScaledRowsCuda, attentionCuda, attentionSplits, gatherRowsCuda, kvWriteCuda, rmsnormCuda, ropeCuda, siluMulCuda, toF16Cuda } from './model-ops.js';
 import { createPassTape, type PassReplayStats, type PassTape } from './pass-tape.js';
 import { cudaGraphRuntime } from './graphs.js';
 import { freedBufferCount } from './buffer.js';
@@ -152,6 +155,22 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
       quantized.clear();
       addCuda(ctx, a, b, a.bytes / 4);
     }),
+    gatherRows: (x, rows, dim) => {
+      const xRows = Math.floor(x.bytes / (dim * 4));
+      const index = uploadRowIndex(p, 'gatherRows', rows, xRows, false);
+      const y = arena.alloc(Math.max(1, rows.length) * dim * 4);
+      if (rows.length > 0) gatherRowsCuda(ctx, x, xRows, index, rows.length, y, dim);
+      return y;
+    },
+    addScaledRows: (out, y, rows, weights, dim) => {
+      if (weights.length < rows.length) throw new RangeError(`addScaledRows: ${weights.length} weights for ${rows.length} rows`);
+      const outRows = Math.floor(out.bytes / (dim * 4));
+      const index = uploadRowIndex(p, 'addScaledRows', rows, outRows, true);
+      const w = arena.alloc(Math.max(1, rows.length) * 4);
+      ctx.copyToDevice(w, weights.subarray(0, rows.length));
+      quantized.clear();
+      if (rows.length > 0) addScaledRowsCuda(ctx, out, outRows, y, index, w, rows.length, dim);
+    },
     placements: () => placements(p.live),
     replayStats: () => tape?.stats() ?? null,
     dispose: () => disposeParts(p),
@@ -191,6 +210,22 @@ function startPass(p: BackendParts): void {
     p.tape.startPass(freedBufferCount(), p.arena.mark());
     p.ctx.queue.observeWith(p.tape);
   }
+}
+
+/**
+ * rows as an int32 buffer on the device, each checked to lie in [0, limit) (and distinct when a
+ * scatter writes them): the kernels index with them unchecked. Host data in the pass: it will not replay.
+ */
+function uploadRowIndex(p: BackendParts, op: string, rows: readonly number[], limit: number, distinct: boolean): DeviceBuffer {
+  p.tape?.hostRoundTrip();
+  const index = Int32Array.from(rows);
+  index.forEach((r, i) => {
+    if (!(r >= 0 && r < limit) || r !== rows[i]) throw new RangeError(`${op}: row ${rows[i]} outside [0, ${limit})`);
+  });
+  if (distinct && new Set(index).size !== index.length) throw new RangeError(`${op}: a row appears twice`);
+  const buf = p.arena.alloc(Math.max(1, index.length) * 4);
+  p.ctx.copyToDevice(buf, index);
+  return buf;
 }
 
 /** Rows [first, first + rows) of x [*, dim] on the host (waits for the stream). */

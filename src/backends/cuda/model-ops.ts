@@ -1,7 +1,7 @@
 /**
  * Launchers of the model's small GPU ops (kernels/model-ops.cu, kernels/attention.cu): RMSNorm,
- * rotary embedding, attention over a KV cache, SwiGLU, residual add, bias add and the fp16
- * conversion of W4A16 activations. All asynchronous on ctx's stream; sizes are checked against the
+ * rotary embedding, attention over a KV cache, SwiGLU, residual add, bias add, the fp16
+ * conversion of W4A16 activations, and a mixture of experts' gather and weighted scatter of rows. All asynchronous on ctx's stream; sizes are checked against the
  * buffers so a wrong shape is a RangeError naming it, not a stray write.
  *
  * Rope, attention and the KV-cache write read the start position from `position`, a device int32
@@ -131,4 +131,22 @@ export function toF16Cuda(ctx: CudaContext, x: DeviceBuffer, x16: DeviceBuffer, 
   need('to_f16 x', x, n * 4);
   need('to_f16 out', x16, n * 2);
   ctx.launch(getKernel(ctx, OPS, 'to_f16'), blocksFor(n), [MODEL_OPS_THREADS], [x, x16, { u64: n }]);
+}
+
+/** y [count, dim] = rows rows[i] of x [*, dim]; `rows` an int32 [count] on the device, each < xRows. */
+export function gatherRowsCuda(ctx: CudaContext, x: DeviceBuffer, xRows: number, rows: DeviceBuffer, count: number, y: DeviceBuffer, dim: number): void {
+  need('gather x', x, xRows * dim * 4);
+  need('gather rows', rows, count * 4);
+  need('gather y', y, count * dim * 4);
+  ctx.launch(getKernel(ctx, OPS, 'gather_rows'), blocksFor(count * dim), [MODEL_OPS_THREADS], [x, rows, y, { i32: dim }, { u64: count * dim }]);
+}
+
+/** out[rows[i], :] += f32(weights[i] · y[i, :]) for i < count (rows distinct, each < outRows); rows int32, weights f32 on the device. */
+export function addScaledRowsCuda(ctx: CudaContext, out: DeviceBuffer, outRows: number, y: DeviceBuffer, rows: DeviceBuffer, weights: DeviceBuffer,
+  count: number, dim: number): void {
+  need('scatter out', out, outRows * dim * 4);
+  need('scatter y', y, count * dim * 4);
+  need('scatter rows', rows, count * 4);
+  need('scatter weights', weights, count * 4);
+  ctx.launch(getKernel(ctx, OPS, 'add_scaled_rows'), blocksFor(count * dim), [MODEL_OPS_THREADS], [out, y, rows, weights, { i32: dim }, { u64: count * dim }]);
 }

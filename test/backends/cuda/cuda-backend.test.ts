@@ -32,6 +32,7 @@ import { fixturePath } from '../../helpers/paths.js';
 import { readReference } from '../../helpers/reference.js';
 import { loadModel } from '../../../src/backends/load.js';
 import { quantizedEmbedded } from './embedded.js';
+import { relativeError } from '../../helpers/compare.js';
 
 const cuda = tryCudaContext();
 const skip = 'reason' in cuda ? `no CUDA driver/GPU: ${cuda.reason}` : false;
@@ -309,5 +310,54 @@ test('CUDA backend, fp16 linears (the FP16 baseline): a float model\'s logits wi
     assert.deepEqual(b.placements(), { gpu: { w4a8: 0, w8a8: 0, w4a16: 0, f32: 0, f16: 2 * 7 + 1 }, cpu: [] });
   } finally {
     b.dispose();
+  }
+});
+
+test('CUDA backend: gatherRows and addScaledRows (a mixture of experts) equal the CPU ops bit for bit; bad rows are RangeErrors', { skip }, () => {
+  withBackend((b) => {
+    const r = rng(47);
+    for (const [m, dim, count] of [[7, 96, 3], [33, 130, 33], [5, 1, 1]] as const) {
+      const x = Float32Array.from({ length: m * dim }, () => (r() * 2 - 1) * 4);
+      // count distinct rows in a shuffled order
+      const rows = Array.from({ length: m }, (_, i) => i).sort(() => r() - 0.5).slice(0, count);
+      const weights = Float32Array.from({ length: count }, () => r());
+      b.startPass();
+      const gx = b.upload(x);
+      const gathered = b.gatherRows!(gx, rows, dim);
+      const want = cpuBackend.gatherRows!(x, rows, dim);
+      assertBitExact(b.download(gathered, 0, count, dim), want, `gatherRows m ${m} dim ${dim}`);
+      const y = Float32Array.from({ length: count * dim }, () => (r() * 2 - 1) * 3);
+      const out = Float32Array.from({ length: m * dim }, () => r() * 2 - 1);
+      const gout = b.upload(out);
+      b.addScaledRows!(gout, b.upload(y), rows, weights, dim);
+      cpuBackend.addScaledRows!(out, y, rows, weights, dim);
+      assertBitExact(b.download(gout, 0, m, dim), out, `addScaledRows m ${m} dim ${dim}`);
+    }
+    b.startPass();
+    const x = b.upload(new Float32Array(4 * 8).fill(1));
+    assert.throws(() => b.gatherRows!(x, [0, 4], 8), /row 4 outside \[0, 4\)/);
+    assert.throws(() => b.addScaledRows!(x, x, [1, 1], new Float32Array(2), 8), /appears twice/);
+  });
+});
+
+test('CUDA backend: mixtral fixtures (experts gathered and scattered on the GPU) give transformers\' logits within 1e-4, prefill and decode', { skip }, () => {
+  for (const dir of [fixturePath('mixtral'), fixturePath('mixtral-window')]) {
+    withBackend((b) => {
+      const { model: cpuModel } = loadModel(dir);
+      const model = createModel(cpuModel.config, cpuModel.weights, b);
+      const ref = readReference(dir);
+      const t = ref.inputIds.length, vocab = model.config.vocabSize;
+      const prefillCache = createKvCache(model.config, t, b);
+      const prefill = logitsOf(model, forwardHidden(model, ref.inputIds, prefillCache), 0, t);
+      prefillCache.release();
+      assert.ok(relativeError(prefill, ref.logits) < 1e-4, `${dir}: prefill relative error ${relativeError(prefill, ref.logits)}`);
+      const cache = createKvCache(model.config, t, b);
+      for (let i = 0; i < t; i++) {
+        const row = forwardLastLogits(model, [ref.inputIds[i]!], cache);
+        const err = relativeError(row, ref.logits.subarray(i * vocab, (i + 1) * vocab));
+        assert.ok(err < 1e-4, `${dir}: decode step ${i} relative error ${err}`);
+      }
+      cache.release();
+    });
   }
 });

@@ -9,6 +9,9 @@
 //             c = f32(cos angle), s = f32(sin angle) in float64:  a' = f32(a·c − b·s),  b' = f32(b·c + a·s)
 //   silu_mul: g = f32(g / (1 + exp(−g)) · u)            add: a = a + b            add_bias: y[r,n] += bias[n]
 //   to_f16:   binary16 of x, round to nearest even (the W4A16 kernel's activations)
+//   gather_rows:     y[i, j] = x[rows[i], j]  (a mixture of experts: the tokens routed to one expert)
+//   add_scaled_rows: out[rows[i], j] = f32(out[rows[i], j] + f32(w[i] · y[i, j]))  (rows distinct;
+//             the product rounded first, as the CPU and torch do: no fused multiply-add)
 // Layouts: row-major float32; one block per row for rmsnorm, one thread per element (or pair) elsewhere.
 
 extern "C" __global__ void __launch_bounds__(256)
@@ -72,4 +75,24 @@ to_f16(const float* __restrict__ x, unsigned short* __restrict__ y, long long n)
   unsigned short h;
   asm("cvt.rn.f16.f32 %0, %1;\n" : "=h"(h) : "f"(x[i]));
   y[i] = h;
+}
+
+// one thread per (i, j) of y [count][dim]
+extern "C" __global__ void __launch_bounds__(256)
+gather_rows(const float* __restrict__ x, const int* __restrict__ rows, float* __restrict__ y, int dim, long long n) {
+  const long long t = (long long)blockIdx.x * 256 + threadIdx.x;
+  if (t >= n) return;
+  const long long i = t / dim;
+  y[t] = x[(long long)rows[i] * dim + (t - i * dim)];
+}
+
+// one thread per (i, j) of y [count][dim]; rows are distinct, so no two threads write one output
+extern "C" __global__ void __launch_bounds__(256)
+add_scaled_rows(float* __restrict__ out, const float* __restrict__ y, const int* __restrict__ rows,
+                const float* __restrict__ w, int dim, long long n) {
+  const long long t = (long long)blockIdx.x * 256 + threadIdx.x;
+  if (t >= n) return;
+  const long long i = t / dim;
+  float* o = out + (long long)rows[i] * dim + (t - i * dim);
+  *o = __fadd_rn(*o, __fmul_rn(w[i], y[t]));
 }
