@@ -17,7 +17,8 @@
  *
  * Ops compare their arguments by identity (tensors by address, weights and caches as objects). A
  * pass replays only in the memory generation it was recorded in (no device buffer freed since its
- * start), and never when it computed on the host between ops. Outside passes ops run directly.
+ * start), and never when it computed on the host between ops. Outside passes ops run directly,
+ * allocating after the pass's tensors (replayed or not: the arena stands where the recorded pass left it).
  */
 import type { StreamObserver } from './stream.js';
 
@@ -158,6 +159,9 @@ export function createPassTape<M, G>(runtime: GraphRuntime<G>, arena: { mark(): 
         const t = last!;
         if (replayAt === t.ops.length && sameArgs(t.end!, args)) {
           launch(t);
+          // ops after the read (outside any pass: a mixture of experts routes on the host mid-layer) allocate
+          // past the replayed pass's tensors, as they did after the recorded one
+          arena.restore(t.ops.length > 0 ? t.ops[t.ops.length - 1]!.mark : passMark!);
           stats.replayed++;
           mode = 'idle';
           return;

@@ -153,3 +153,13 @@ test('pass tape: a graph that cannot be captured is issued item by item; an erro
   d.tape.dispose();
   assert.deepEqual(d.destroyed, [1]);
 });
+
+test('pass tape: ops after a replayed pass (outside it: a mixture of experts reads its routing mid-layer) allocate after its tensors, as after the recorded one', () => {
+  const g = fakeGpu();
+  pass(g);
+  const afterRecorded = g.op('gather', [1]);
+  assert.equal(afterRecorded, 3, 'after the recorded pass: the next slot');
+  pass(g);
+  assert.equal(g.tape.stats().replayed, 1);
+  assert.equal(g.op('gather', [1]), 3, 'after the replayed pass: the same slot, not one of the pass\'s own');
+});
