@@ -13,7 +13,7 @@ import { after, before, test } from 'node:test';
 import OpenAI from 'openai';
 import { loadModel } from '../../src/backends/load.js';
 import { generate } from '../../src/model/generate.js';
-import { asEngine, type SequenceEngine } from '../../src/model/engine.js';
+import { asEngine, type Sequence, type SequenceEngine } from '../../src/model/engine.js';
 import type { LoadedModel } from '../../src/model/load.js';
 import { createServer, type IntscaleServer, type ServedModel } from '../../src/serve/server.js';
 import { openEngine } from '../../src/cli/backend-option.js';
@@ -198,15 +198,17 @@ test('every request gives back what it took: after plain, streamed, stopped, can
   const engine = asEngine(served.model);
   let opened = 0;
   let open = 0;
+  // the engine knows its own sequences (decodeBatch refuses others): hand it those behind the counting proxies
+  const inner = new Map<Sequence, Sequence>();
   const counting: SequenceEngine = {
     config: engine.config,
-    decodeBatch: (sequences, tokens) => engine.decodeBatch(sequences, tokens),
+    decodeBatch: (sequences, tokens) => engine.decodeBatch(sequences.map((s) => inner.get(s) ?? s), tokens),
     open(capacity) {
       const sequence = engine.open(capacity);
       opened++;
       open++;
       let released = false;
-      return new Proxy(sequence, {
+      const counted = new Proxy(sequence, {
         get: (target, key) => key === 'release'
           ? () => {
             if (!released) open--;
@@ -215,6 +217,8 @@ test('every request gives back what it took: after plain, streamed, stopped, can
           }
           : Reflect.get(target, key, target),
       });
+      inner.set(counted, sequence);
+      return counted;
     },
   };
   const s = createServer({ model: counting, tokenizer: loaded.tokenizer, source: loaded.source }, { modelId: MODEL_ID, maxQueue: 4, maxBatch: 2 });
