@@ -88,6 +88,75 @@ function attend<T>(context: LayerContext<T>, q: T, k: T, v: T, m: number, rows: 
 }
 
 /**
+ * Where a decoder layer stands between its linears: the residual stream h (updated in place) and
+ * the input of the linears at `at` (null at the start and the end). The layer in the order its
+ * linears read their inputs:
+ *   start  → qkv     x = rmsnorm(h)
+ *   qkv    → o       attn = attention(rope(q(x)), rope(k(x)), v(x))   (keys/values into the cache)
+ *   o      → gateUp  h += o(attn);  x2 = rmsnorm(h)
+ *   gateUp → down    g = silu(gate(x2)) · up(x2)
+ *   down   → end     h += down(g)
+ * A mixture of experts goes o → end: h += moe(rmsnorm(h)) (observing its router's and experts' inputs).
+ */
+export interface LayerState<T> {
+  readonly h: T;
+  at: 'start' | LinearInput | 'end';
+  input: T | null;
+}
+
+/**
+ * Runs `layer` from state.at onward on the rows placed as `rows` says, `observe` seeing each
+ * linear's input as it comes, until the input `until` has been observed (or to the end). Calibration
+ * walks a layer this way, input by input, with the linears of each input quantized before the next step.
+ */
+export function advanceLayer<T>(context: LayerContext<T>, layer: PreparedLayer<T>, state: LayerState<T>, m: number,
+  rows: LayerRows<T>, observe?: LinearObserver<T>, until?: LinearInput): void {
+  const { config: c, backend: b } = context;
+  const { h } = state;
+  while (state.at !== 'end' && state.at !== until) {
+    const x = state.input!;
+    switch (state.at) {
+      case 'start':
+        state.input = b.rmsnorm(h, m, layer.inputNorm, c.rmsNormEps);
+        state.at = 'qkv';
+        break;
+      case 'qkv':
+        state.input = attend(context, layer.q.run(x, m), layer.k.run(x, m), layer.v.run(x, m), m, rows);
+        state.at = 'o';
+        break;
+      case 'o': {
+        b.addInPlace(h, layer.o.run(x, m));
+        const x2 = b.rmsnorm(h, m, layer.postAttentionNorm, c.rmsNormEps);
+        if (layer.moe !== undefined) {
+          b.addInPlace(h, runMoe(b, layer.moe, c.moe!.topK, x2, m, c.hiddenSize, observe));
+          state.input = null;
+          state.at = 'end';
+          return;
+        }
+        state.input = x2;
+        state.at = 'gateUp';
+        break;
+      }
+      case 'gateUp': {
+        if (layer.moe !== undefined) throw new Error('a mixture-of-experts layer has no dense gate/up step');
+        const gate = layer.gate.run(x, m);
+        b.siluMul(gate, layer.up.run(x, m));
+        state.input = gate;
+        state.at = 'down';
+        break;
+      }
+      case 'down':
+        if (layer.moe !== undefined) throw new Error('a mixture-of-experts layer has no dense down step');
+        b.addInPlace(h, layer.down.run(x, m));
+        state.input = null;
+        state.at = 'end';
+        return;
+    }
+    observe?.(state.at, state.input!, m, null);
+  }
+}
+
+/**
  * One decoder layer on the hidden states h [m, hidden] (updated in place) of the rows placed as
  * `rows` says; writes their keys/values into the cache(s). `observe` sees the input of every linear;
  * with `stopAfter` the layer returns once that input has been observed (calibration: h and the cache
@@ -96,29 +165,7 @@ function attend<T>(context: LayerContext<T>, q: T, k: T, v: T, m: number, rows: 
  */
 export function runDecoderLayer<T>(context: LayerContext<T>, layer: PreparedLayer<T>, h: T, m: number,
   rows: LayerRows<T>, observe?: LinearObserver<T>, stopAfter?: LinearInput): void {
-  const { config: c, backend: b } = context;
-  const x = b.rmsnorm(h, m, layer.inputNorm, c.rmsNormEps);
-  observe?.('qkv', x, m, null);
-  if (stopAfter === 'qkv') return;
-  const q = layer.q.run(x, m);
-  const k = layer.k.run(x, m);
-  const v = layer.v.run(x, m);
-  const attn = attend(context, q, k, v, m, rows);
-  observe?.('o', attn, m, null);
-  if (stopAfter === 'o') return;
-  b.addInPlace(h, layer.o.run(attn, m));
-  const x2 = b.rmsnorm(h, m, layer.postAttentionNorm, c.rmsNormEps);
-  if (layer.moe !== undefined) {
-    b.addInPlace(h, runMoe(b, layer.moe, c.moe!.topK, x2, m, c.hiddenSize, observe));
-    return;
-  }
-  observe?.('gateUp', x2, m, null);
-  if (stopAfter === 'gateUp') return;
-  const gate = layer.gate.run(x2, m);
-  b.siluMul(gate, layer.up.run(x2, m));
-  observe?.('down', gate, m, null);
-  if (stopAfter === 'down') return;
-  b.addInPlace(h, layer.down.run(gate, m));
+  advanceLayer(context, layer, { h, at: 'start', input: null }, m, rows, observe, stopAfter);
 }
 
 /** Final-normed hidden states [tokens.length, hidden] of tokens placed at cache.length onward. */

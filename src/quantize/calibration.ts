@@ -24,7 +24,7 @@ import { InputError } from '../errors.js';
 import { openModelDir, type ModelDir } from '../model/model-dir.js';
 import { loadTokenizer, type ModelTokenizer } from '../io/tokenizer.js';
 import type { ModelConfig } from '../model/config.js';
-import { embedTokens, runDecoderLayer, type LayerContext, type LinearInput, type LinearObserver, type Model } from '../model/forward.js';
+import { advanceLayer, embedTokens, runDecoderLayer, type LayerContext, type LayerState, type LinearInput, type LinearObserver, type Model } from '../model/forward.js';
 import { layerPrefix } from '../model/layout.js';
 import { createModel, prepareLayer, releaseLayer } from '../model/prepare.js';
 import type { LoadedModel } from '../backends/load.js';
@@ -85,6 +85,15 @@ export interface LayerCalibration {
    * `stopAfter` each run ends once that input is observed (nothing after it is computed).
    */
   observe(layer: LayerWeights, observer: LinearObserver, stopAfter?: LinearInput): void;
+  /**
+   * Walks the layer on every sample for real, from where the last walk stopped (the start) up to
+   * the input `until` (observed; to the end of the layer when absent), running `layer` as the method
+   * has it now, `observer` seeing the inputs on the way. A method that walks must walk to the end
+   * with the layer it returns: the stream then keeps these hidden states and skips its own pass.
+   * True-sequential GPTQ walks input by input, each input's linears quantized before the next step:
+   * every linear runs once per sample (observe re-runs the layer from its start each time).
+   */
+  walk(layer: LayerWeights, observer?: LinearObserver, until?: LinearInput): void;
 }
 
 /** A method turns one float layer into its quantized replacement (norms included). */
@@ -137,15 +146,32 @@ export function calibrateLayers(source: ModelDir, embedding: Float32Array, windo
       releaseLayer(prepared);
     }
   };
+  /** Walks l on every window's hidden states from where `states` stand (see LayerCalibration.walk). */
+  const walkLayer = (states: LayerState<Float32Array>[], l: LayerWeights, observer?: LinearObserver, until?: LinearInput) => {
+    const prepared = prepareLayer(backend, l);
+    try {
+      for (const state of states) advanceLayer(context, prepared, state, seqLen, { cache, start: 0 }, observer, until);
+    } finally {
+      releaseLayer(prepared);
+    }
+  };
   try {
     for (let index = 0; index < config.numLayers; index++) {
       const layer = readFloatLayer(source.weights, config, index);
+      let walked: LayerState<Float32Array>[] | null = null;
       const calib: LayerCalibration = {
         index, prefix: layerPrefix(index), config, backend, layer, samples: windows.length, seqLen,
         observe: (l, observer, stopAfter) => runLayer(l, false, observer, stopAfter),
+        walk: (l, observer, until) => {
+          walked ??= hidden.map((h): LayerState<Float32Array> => ({ h, at: 'start', input: null }));
+          walkLayer(walked, l, observer, until);
+        },
       };
       const quantized = method(calib);
-      runLayer(quantized, true);
+      if (walked === null) runLayer(quantized, true);
+      else if ((walked as LayerState<Float32Array>[]).some((s) => s.at !== 'end')) {
+        throw new Error(`${calib.prefix}: the calibration method walked the layer part-way (it must walk to the end with the layer it returns)`);
+      }
       emit(index, quantized);
       options.onLayer?.(index);
     }

@@ -7,7 +7,7 @@
  * the router sends it (one pass observes every expert); an expert reached by fewer than
  * minExpertTokens tokens is quantized with RTN (expert-fallback.ts). The router stays float.
  */
-import type { LinearInput } from '../model/forward.js';
+import type { LinearInput, LinearObserver } from '../model/forward.js';
 import { linearModule, type LinearSlot } from '../model/layout.js';
 import { linearAt } from '../model/layer-linears.js';
 import type { LayerWeights } from '../model/weights.js';
@@ -37,10 +37,15 @@ export function gptqLayerMethod(specOf: (slot: LinearSlot) => QuantSpec, setting
   return (calib) => {
     const replaced = new Map<string, LinearWeight>();
     const current = (): LayerWeights => withReplaced<LinearWeight, LayerWeights>(calib.layer, replaced);
-    // stopAfter: true-sequential observes one input at a time, and the layer need not run past it
+    // true-sequential on a dense layer walks it input by input (each linear runs once a sample); a
+    // mixture of experts re-observes from the start, stopping at the input (its experts' gate/up must be
+    // quantized before their down inputs are seen, and the block runs as one)
+    const walk = settings.trueSequential && calib.layer.moe === undefined;
     const observeGroups = (groups: readonly LinearGroup[], stopAfter?: LinearInput) => {
       const acc = new Map(groups.map((g) => [g.key, new HessianAccumulator(inputWidth(calib.config, g.input), hessianProduct)]));
-      calib.observe(current(), (input, x, m, expert) => acc.get(groupKey(input, expert))?.add(x, m), stopAfter);
+      const observer: LinearObserver = (input, x, m, expert) => acc.get(groupKey(input, expert))?.add(x, m);
+      if (walk) calib.walk(current(), observer, stopAfter);
+      else calib.observe(current(), observer, stopAfter);
       return acc;
     };
     const groupsOfInput = (input: LinearInput) => groupsOf(calib.config, input);
@@ -71,6 +76,7 @@ export function gptqLayerMethod(specOf: (slot: LinearSlot) => QuantSpec, setting
       }
     }
     hessians = null;
+    if (walk) calib.walk(current()); // the last step (down) with the layer as quantized: the stream's hidden states
     return current();
   };
 }

@@ -8,7 +8,12 @@ import { InputError } from '../../src/errors.js';
 import { forwardHidden } from '../../src/model/forward.js';
 import { createKvCache } from '../../src/model/kv-cache.js';
 import { loadModel } from '../../src/backends/load.js';
-import { calibrationWindows, quantizeCalibrated } from '../../src/quantize/calibration.js';
+import { calibrationWindows, quantizeCalibrated, type FloatLayerWeights } from '../../src/quantize/calibration.js';
+import type { LinearObserver } from '../../src/model/forward.js';
+import type { LayerWeights } from '../../src/model/weights.js';
+import type { FloatLinear } from '../../src/quant/types.js';
+import { quantizeLinear } from '../../src/quant/quantize-linear.js';
+import { DEFAULT_SPEC } from '../../src/quantize/recipe.js';
 import { fixturePath } from '../helpers/paths.js';
 import { readReference } from '../helpers/reference.js';
 
@@ -93,4 +98,49 @@ test('observing with stopAfter sees the same inputs, bit for bit, up to that one
   const a = forwardHidden(plain.model, ids, createKvCache(plain.model.config, ids.length, plain.model.backend));
   const b = forwardHidden(streamed.model, ids, createKvCache(streamed.model.config, ids.length, streamed.model.backend));
   assert.deepEqual(b, a);
+});
+
+test('walking a layer input by input (its linears replaced between steps) observes what re-observing from the start does, and leaves the same hidden states', () => {
+  const dir = fixturePath('llama');
+  const windows = calibrationWindows(tokens, 3, 16, 5);
+  const order = ['qkv', 'o', 'gateUp', 'down'] as const;
+  const replacedUpTo = (layer: FloatLayerWeights, step: number): LayerWeights => {
+    const q = (w: FloatLinear) => quantizeLinear(w, { ...DEFAULT_SPEC, groupSize: 32 });
+    const l = layer as FloatLayerWeights & { q: FloatLinear; k: FloatLinear; v: FloatLinear; o: FloatLinear; gate: FloatLinear; up: FloatLinear; down: FloatLinear };
+    return {
+      ...l,
+      ...(step >= 1 ? { q: q(l.q), k: q(l.k), v: q(l.v) } : {}),
+      ...(step >= 2 ? { o: q(l.o) } : {}),
+      ...(step >= 3 ? { gate: q(l.gate), up: q(l.up) } : {}),
+      ...(step >= 4 ? { down: q(l.down) } : {}),
+    } as LayerWeights;
+  };
+  const run = (walk: boolean) => {
+    const seen: Float32Array[] = [];
+    const result = quantizeCalibrated(dir, windows, (calib) => {
+      order.forEach((input, step) => {
+        const layer = replacedUpTo(calib.layer, step);
+        const observer: LinearObserver = (at, x, m) => {
+          if (at === input) seen.push(x.slice(0, m * (at === 'down' ? calib.config.intermediateSize : calib.config.hiddenSize)));
+        };
+        if (walk) calib.walk(layer, observer, input);
+        else calib.observe(layer, observer, input);
+      });
+      const final = replacedUpTo(calib.layer, 4);
+      if (walk) calib.walk(final);
+      return final;
+    });
+    return { seen, result };
+  };
+  const [walked, observed] = [run(true), run(false)];
+  assert.equal(walked.seen.length, 2 * 4 * 3);
+  assert.deepEqual(walked.seen, observed.seen);
+  const ids = readReference(dir).inputIds;
+  const hidden = (m: typeof walked.result) => forwardHidden(m.model, ids, createKvCache(m.model.config, ids.length, m.model.backend));
+  assert.deepEqual(hidden(walked.result), hidden(observed.result));
+  // a walk left part-way is an error naming the layer
+  assert.throws(() => quantizeCalibrated(dir, windows, (calib) => {
+    calib.walk(calib.layer, undefined, 'o');
+    return calib.layer;
+  }), /model\.layers\.0\..*part-way/);
 });
