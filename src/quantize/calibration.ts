@@ -91,7 +91,8 @@ export interface LayerCalibration {
    * has it now, `observer` seeing the inputs on the way. A method that walks must walk to the end
    * with the layer it returns: the stream then keeps these hidden states and skips its own pass.
    * True-sequential GPTQ walks input by input, each input's linears quantized before the next step:
-   * every linear runs once per sample (observe re-runs the layer from its start each time).
+   * every linear runs once per sample (observe re-runs the layer from its start each time). Once a
+   * method walks, it may not observe the layer again.
    */
   walk(layer: LayerWeights, observer?: LinearObserver, until?: LinearInput): void;
 }
@@ -161,7 +162,10 @@ export function calibrateLayers(source: ModelDir, embedding: Float32Array, windo
       let walked: LayerState<Float32Array>[] | null = null;
       const calib: LayerCalibration = {
         index, prefix: layerPrefix(index), config, backend, layer, samples: windows.length, seqLen,
-        observe: (l, observer, stopAfter) => runLayer(l, false, observer, stopAfter),
+        observe: (l, observer, stopAfter) => {
+          if (walked !== null) throw new Error(`${layerPrefix(index)}: observe after walk (the walk has moved the hidden states on)`);
+          runLayer(l, false, observer, stopAfter);
+        },
         walk: (l, observer, until) => {
           walked ??= hidden.map((h): LayerState<Float32Array> => ({ h, at: 'start', input: null }));
           walkLayer(walked, l, observer, until);

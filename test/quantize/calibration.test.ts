@@ -143,4 +143,10 @@ test('walking a layer input by input (its linears replaced between steps) observ
     calib.walk(calib.layer, undefined, 'o');
     return calib.layer;
   }), /model\.layers\.0\..*part-way/);
+  // and observing once the walk has begun is refused
+  assert.throws(() => quantizeCalibrated(dir, windows, (calib) => {
+    calib.walk(calib.layer, undefined, 'qkv');
+    calib.observe(calib.layer, () => {});
+    return calib.layer;
+  }), /observe after walk/);
 });
