@@ -4,6 +4,10 @@ import { spawnSync } from 'node:child_process';
 import { threadId } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { CpuPool, defaultThreadCount } from '../../../src/backends/cpu/pool/index.js';
+import { workerExecArgv } from '../../../src/backends/cpu/pool/pool.js';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { KERNEL_POOL_SELF_TEST } from '../../../src/backends/cpu/pool/kernels.js';
 import type { PoolSelfTestArgs } from '../../../src/backends/cpu/pool/self-test-kernel.js';
 
@@ -111,6 +115,35 @@ describe('CpuPool', () => {
     assert.equal(result.signal, null, 'child was killed by the timeout');
     assert.equal(result.status, 0, result.stderr);
     assert.equal(result.stdout.trim(), 'done');
+  });
+});
+
+describe('workerExecArgv', () => {
+  it('passes the process flags a worker takes and drops those it refuses (node -e, the tick profiler)', () => {
+    assert.deepEqual(workerExecArgv(['--input-type=module', '--prof', '--logfile=x.log', '--no-logfile-per-isolate', '--max-old-space-size=4096', '--enable-source-maps']),
+      ['--max-old-space-size=4096', '--enable-source-maps']);
+  });
+
+  it('lets a pool start and run under node --prof (the main thread profiled)', () => {
+    const poolUrl = new URL('../../../src/backends/cpu/pool/index.js', import.meta.url).href;
+    const script = `
+      import { CpuPool } from ${JSON.stringify(poolUrl)};
+      const pool = new CpuPool({ threads: 2 });
+      pool.waitUntilReady();
+      const rows = 64, sab = (b) => new SharedArrayBuffer(b);
+      const args = { input: new Float64Array(sab(rows * 8)), out: new Float64Array(sab(rows * 8)),
+        who: new Int32Array(sab(rows * 4)), sleepMs: 1, throwInWorker: false, throwAtRow: -1 };
+      pool.run('pool.self-test', args, rows);
+      console.log('done');`;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'intscale-prof-'));
+    try {
+      const result = spawnSync(process.execPath, ['--prof', '--input-type=module', '-e', script], { timeout: 20_000, encoding: 'utf8', cwd: dir });
+      assert.equal(result.status, 0, result.stderr);
+      assert.equal(result.stdout.trim(), 'done');
+      assert.ok(fs.readdirSync(dir).some((f) => f.endsWith('-v8.log')), 'the tick log was written');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

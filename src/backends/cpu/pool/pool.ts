@@ -53,6 +53,16 @@ export interface RunOptions {
 
 const DEFAULT_SPIN = 20_000;
 
+/**
+ * The process's Node flags a worker may take: --input-type (node -e scripts) is refused by workers
+ * started from a file, and V8's tick profiler (--prof, its log options) by any worker; the main
+ * thread still profiles (`node --prof`, then `node --prof-process`).
+ */
+export function workerExecArgv(argv: readonly string[]): string[] {
+  const refused = ['--input-type', '--prof', '--logfile', '--no-logfile-per-isolate', '--log-internal-timer-events'];
+  return argv.filter((a) => !refused.some((flag) => a === flag || a.startsWith(`${flag}=`)));
+}
+
 export class CpuPool {
   /** Threads including the main thread. */
   readonly threads: number;
@@ -88,8 +98,7 @@ export class CpuPool {
       const worker = new Worker(url, {
         workerData: init,
         transferList: [port2],
-        // --input-type (node -e scripts) is refused by workers started from a file
-        execArgv: process.execArgv.filter((a) => !a.startsWith('--input-type')),
+        execArgv: workerExecArgv(process.execArgv),
       });
       worker.on('error', (e: Error) => {
         this.startupError ??= e;
