@@ -8,6 +8,10 @@
  *   npx tsc -p . && node dist/bench/quantize-7b.js [--dir /tmp/intscale-7b-f16] [--methods rtn]
  *     [--calib FILE --calib-windows 16 --calib-seq-len 512]   (for gptq / awq)   [--no-jobs]
  *
+ * The random checkpoint gets the embedded model's tokenizer (its ids lie inside the 32000 of the
+ * vocabulary; with random weights the text means nothing), so that gptq / awq can tokenize their
+ * calibration text: by default data/wikitext-2-test-excerpt.txt.
+ *
  * Then, unless --no-jobs, generate and eval on each checkpoint made, each in a fresh process with its
  * peak RSS (bench/cpu-7b-memory.ts's jobs on that checkpoint).
  *
@@ -24,12 +28,13 @@ import { printTable } from '../src/cli/table.js';
 import { defaultThreadCount } from '../src/backends/cpu/pool/index.js';
 import { machineLine } from './stats.js';
 import { LLAMA2_7B_SHAPE } from './synthetic.js';
+import { DEFAULT_MODEL_DIR, PACKAGE_ROOT } from '../src/cli/default-model.js';
 
 const { values } = parseArgs({
   options: {
     dir: { type: 'string', default: '/tmp/intscale-7b-f16' },
     methods: { type: 'string', default: 'rtn' },
-    calib: { type: 'string' },
+    calib: { type: 'string', default: path.join(PACKAGE_ROOT, 'data', 'wikitext-2-test-excerpt.txt') },
     'calib-windows': { type: 'string', default: '16' },
     'calib-seq-len': { type: 'string', default: '512' },
     'no-jobs': { type: 'boolean', default: false },
@@ -106,10 +111,13 @@ function main(): void {
     writeCheckpoint();
     console.log(`wrote ${dir} in ${((performance.now() - t) / 1000).toFixed(0)} s`);
   }
+  for (const file of ['tokenizer.json', 'tokenizer_config.json']) {
+    if (!fs.existsSync(path.join(dir, file))) fs.copyFileSync(path.join(DEFAULT_MODEL_DIR, file), path.join(dir, file));
+  }
   const cli = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
   const rows = values.methods!.split(',').map((method) => {
     const out = `${dir}-${method}`;
-    const calib = method === 'rtn' ? [] : ['--calib', values.calib ?? '', '--calib-windows', values['calib-windows']!, '--calib-seq-len', values['calib-seq-len']!];
+    const calib = method === 'rtn' ? [] : ['--calib', values.calib!, '--calib-windows', values['calib-windows']!, '--calib-seq-len', values['calib-seq-len']!];
     const t = performance.now();
     const r = spawnSync('/usr/bin/time', ['-v', process.execPath, cli, 'quantize', '-m', dir, '-o', out, '--overwrite', '--method', method, ...calib], { encoding: 'utf8' });
     const seconds = (performance.now() - t) / 1000;
