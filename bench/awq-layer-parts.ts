@@ -1,7 +1,8 @@
 /**
  * Where AWQ's time goes on one decoder layer (#25): the statistics pass (gatherInputStats: the float
  * layer over every calibration token), then for each input group the search's float reference
- * (once a search) and one grid point's three parts: the column scaling (awqScales + scaleColumns),
+ * (once a search) and one grid point's three parts: the column scaling (awqScales + scaleColumns into
+ * the buffer the search reuses),
  * the RTN quantization (quantizeLinearReport) and the W4A8 product on the sampled rows (linearOnce).
  * A search is 20 grid points (DEFAULT_AWQ.grid). One run, the parts timed in turn; on the random
  * 7B checkpoint of bench/quantize-7b (speed only). Usage:
@@ -55,7 +56,9 @@ try {
       for (const slot of slots) {
         const w = linearAt(calib.layer, slot, null);
         t = performance.now(); linearOnce(calib.backend, w, st.rows, st.t); ref += since(t);
-        t = performance.now(); const scaled = scaleColumns(w, awqScales(st.meanAbs, 0.5)); scale += since(t);
+        // the search scales into one buffer a linear for all its grid points: time a point after the first
+        const room = scaleColumns(w, awqScales(st.meanAbs, 0.45)).w;
+        t = performance.now(); const scaled = scaleColumns(w, awqScales(st.meanAbs, 0.5), room); scale += since(t);
         t = performance.now(); const q = quantizeLinearReport(scaled, DEFAULT_SPEC, slot).layer; rtn += since(t);
         t = performance.now(); linearOnce(calib.backend, q, st.rows, st.t); product += since(t);
       }

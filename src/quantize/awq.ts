@@ -118,11 +118,19 @@ export function awqScales(meanAbs: Float64Array, ratio: number): Float32Array {
   return Float32Array.from(s, (v) => v / norm);
 }
 
-/** W·diag(s): every column k multiplied by s[k] (a fresh float layer in shared memory). */
-export function scaleColumns(w: FloatLinear, s: Float32Array): FloatLinear {
-  const out = sharedFloat32(w.n * w.k);
-  for (let r = 0; r < w.n; r++) for (let c = 0; c < w.k; c++) out[r * w.k + c] = w.w[r * w.k + c]! * s[c]!;
-  return { ...w, w: out };
+/**
+ * W·diag(s): every column k multiplied by s[k], into `into` when given (a search reuses one buffer:
+ * a fresh one costs more in first-touch page faults than the multiplications), else a fresh shared array.
+ */
+export function scaleColumns(w: FloatLinear, s: Float32Array, into?: Float32Array): FloatLinear {
+  const { n, k } = w;
+  const src = w.w;
+  const out = into ?? sharedFloat32(n * k);
+  for (let r = 0; r < n; r++) {
+    const o = r * k;
+    for (let c = 0; c < k; c++) out[o + c] = src[o + c]! * s[c]!;
+  }
+  return { ...w, w: out.subarray(0, n * k) };
 }
 
 /** diag(s)⁻¹·W: every output row n (and its bias) divided by s[n]. */
@@ -132,9 +140,9 @@ export function divideRows(w: FloatLinear, s: Float32Array): FloatLinear {
   return { ...w, w: out, ...(w.bias ? { bias: w.bias.map((b, r) => b / s[r]!) } : {}) };
 }
 
-/** X·diag(s)⁻¹ for rows [t, k]. */
-function divideInputs(rows: Float32Array, t: number, k: number, s: Float32Array): Float32Array {
-  const out = sharedFloat32(t * k);
+/** X·diag(s)⁻¹ for rows [t, k], into `into` when given (see scaleColumns). */
+function divideInputs(rows: Float32Array, t: number, k: number, s: Float32Array, into?: Float32Array): Float32Array {
+  const out = into ?? sharedFloat32(t * k);
   for (let r = 0; r < t; r++) for (let c = 0; c < k; c++) out[r * k + c] = rows[r * k + c]! / s[c]!;
   return out;
 }
@@ -171,6 +179,9 @@ export function searchScales(stats: InputStats, linears: readonly SearchedLinear
   const refs = linears.map(({ w }, j) => linearOnce(backend, w, inputs[j]!.rows, inputs[j]!.t));
   let best: ScaleSearch | null = null;
   let rtnLoss = NaN;
+  // one buffer a linear's scaled weights and one an input's scaled rows, reused by every grid point
+  const weightRoom = linears.map(({ w }) => sharedFloat32(w.n * w.k));
+  const inputRoom = new Map([...new Set(inputs)].map((input) => [input, sharedFloat32(input.t * k)]));
   for (let g = 0; g < grid; g++) {
     const ratio = g / grid;
     const s = awqScales(stats.meanAbs, ratio);
@@ -179,8 +190,8 @@ export function searchScales(stats: InputStats, linears: readonly SearchedLinear
     linears.forEach(({ w, spec, name }, j) => {
       const input = inputs[j]!;
       let x = scaled.get(input);
-      if (x === undefined) scaled.set(input, x = divideInputs(input.rows, input.t, k, s));
-      const q = quantizeLinearReport(scaleColumns(w, s), spec, name).layer;
+      if (x === undefined) scaled.set(input, x = divideInputs(input.rows, input.t, k, s, inputRoom.get(input)));
+      const q = quantizeLinearReport(scaleColumns(w, s, weightRoom[j]), spec, name).layer;
       loss += squaredError(linearOnce(backend, q, x, input.t), refs[j]!);
     });
     if (g === 0) rtnLoss = loss;
