@@ -157,14 +157,6 @@ export function toSharedFloat32(a: Float32Array): Float32Array {
   return s;
 }
 
-/** The same values in shared memory (returns the input when it already is shared). */
-export function toSharedFloat64(a: Float64Array): Float64Array {
-  if (a.buffer instanceof SharedArrayBuffer) return a;
-  const s = sharedFloat64(a.length);
-  s.set(a);
-  return s;
-}
-
 /**
  * Runs fn with the allocators above carving their arrays from the arena (permanently), e.g.
  * `const model = withArenaAllocation(() => loadModel(dir))`. Nests; returns fn's result.

@@ -137,7 +137,7 @@ export function upperCholeskyOfInverse(h: Float64Array, n: number, kernels: Tria
   const f = cholesky(reversed, n, kernels);
   if (!f.ok) return { ok: false, column: n - 1 - f.column, pivot: f.pivot };
   const minv = kernels.invertLower(f.l, n);
-  const u = new Float64Array(n * n);
+  const u = sharedFloat64(n * n); // shared: GPTQ's row kernels read it from the CPU pool's workers
   for (let i = 0; i < n; i++) {
     const row = (n - 1 - i) * n + (n - 1), from = i * n;
     for (let j = 0; j <= i; j++) u[row - j] = minv[from + j]!;

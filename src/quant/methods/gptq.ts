@@ -24,7 +24,7 @@
  */
 import { packWeights } from '../int4-pack.js';
 import { InputError } from '../../errors.js';
-import { sharedFloat32, sharedFloat64, sharedInt32, sharedInt8, toSharedFloat64 } from '../../tensor/shared.js';
+import { sharedFloat32, sharedFloat64, sharedInt32, sharedInt8 } from '../../tensor/shared.js';
 import { type AlphaChoice, chooseAlpha } from '../amplifier.js';
 import { floatGroupScale, floatScaler, groupAbsMax, integerScaler, type GroupScaler } from '../group-quant.js';
 import { gptqBlockRows, type GptqBlockArgs } from './gptq-block.js';
@@ -114,7 +114,7 @@ export interface GptqFactor {
   /** perm[i] = original column quantized at position i. */
   readonly perm: Int32Array;
   readonly dead: Uint8Array;
-  /** upper Cholesky factor of the dampened, permuted H⁻¹, [K, K]. */
+  /** upper Cholesky factor of the dampened, permuted H⁻¹, [K, K], in shared memory (the CPU pool's workers read it). */
   readonly u: Float64Array;
 }
 
@@ -156,7 +156,7 @@ export function gptqFactor(hessian: Float64Array, k: number, settings: GptqSetti
       { tensor: name },
     );
   }
-  return { k, settings, perm, dead, u: toSharedFloat64(f.u) };
+  return { k, settings, perm, dead, u: f.u };
 }
 
 /** Step 5 with one scaler. */
