@@ -9,19 +9,12 @@
  * float32 rounding, not the method. Scratch is kept between blocks and grown when a layer needs more,
  * in the arena (where matmulF32 runs its WASM kernel; elsewhere it would take its plain JS one).
  */
-import { matmulF32, type MatmulOptions } from '../backends/cpu/matmul.js';
-import { wasmMatmulAvailable } from '../backends/cpu/matmul-f32-wasm-kernel.js';
+import { matmulF32, wasmKernelWhereAvailable } from '../backends/cpu/matmul.js';
 import type { GptqKernels, LazyUpdate } from '../quant/methods/gptq.js';
 import { cpuPool } from '../backends/cpu/pool/index.js';
 import { KERNEL_GPTQ_BLOCK } from '../backends/cpu/pool/kernels.js';
 import type { HessianProduct } from '../quant/methods/hessian.js';
 import { arenaFloat32, arenaScratchFloat32 } from '../tensor/shared.js';
-
-/**
- * The products ask for the WASM kernel by name where the runtime has it: scratch outside the arena
- * then throws instead of quietly taking the plain JS kernel (as the lazy update once did).
- */
-const wasm = (): MatmulOptions => (wasmMatmulAvailable() ? { kernel: 'wasm' } : {});
 
 /** Multiply-adds below which a share of the block's rows is not worth a thread. */
 const MIN_WORK_PER_THREAD = 1 << 15;
@@ -53,7 +46,7 @@ export function lazyUpdateMatmul(): LazyUpdate {
       const uc = (i1 + c) * k + i2;
       for (let j = 0; j < rest; j++) ut[j * count + c] = u[uc + j]!;
     }
-    matmulF32(e, n, count, ut, rest, out, undefined, wasm());
+    matmulF32(e, n, count, ut, rest, out, undefined, wasmKernelWhereAvailable());
     for (let r = 0; r < n; r++) {
       const wr = r * k + i2, o = r * rest;
       for (let j = 0; j < rest; j++) W[wr + j] -= out[o + j]!;
@@ -85,7 +78,7 @@ export function hessianProductMatmul(): HessianProduct {
     for (let r0 = 0; r0 < k; r0 += R) {
       const rows = Math.min(R, k - r0), width = k - r0;
       // out[i, j'] = Σ_t x[t, r0 + i] · x[t, r0 + j'] for i < rows, j' < width (column j = r0 + j')
-      matmulF32(xt.subarray(r0 * m, (r0 + rows) * m), rows, m, xt.subarray(r0 * m, k * m), width, out, undefined, wasm());
+      matmulF32(xt.subarray(r0 * m, (r0 + rows) * m), rows, m, xt.subarray(r0 * m, k * m), width, out, undefined, wasmKernelWhereAvailable());
       for (let i = 0; i < rows; i++) {
         const si = (r0 + i) * k + r0, oi = i * width;
         for (let j = i; j < width; j++) sum[si + j] += out[oi + j]!;

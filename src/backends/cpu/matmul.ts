@@ -27,6 +27,14 @@ export interface MatmulOptions {
   readonly kernel?: MatmulKernel;
 }
 
+/**
+ * The WASM kernel by name where the runtime has one, else the default choice: for callers whose
+ * scratch must be in the arena, so that scratch outside it throws instead of quietly running the JS kernel.
+ */
+export function wasmKernelWhereAvailable(): MatmulOptions {
+  return wasmMatmulAvailable() ? { kernel: 'wasm' } : {};
+}
+
 export function matmulF32(
   x: Float32Array,
   m: number,

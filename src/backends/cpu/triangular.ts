@@ -9,8 +9,7 @@
 import { choleskyByColumns, type TriangularKernels } from '../../quant/methods/cholesky.js';
 import { blockedCholesky, blockedInvertLower, type BlockProducts } from '../../quant/methods/cholesky-blocked.js';
 import { arenaFloat32, arenaScratchFloat32, sharedFloat64 } from '../../tensor/shared.js';
-import { matmulF32, type MatmulOptions } from './matmul.js';
-import { wasmMatmulAvailable } from './matmul-f32-wasm-kernel.js';
+import { matmulF32, wasmKernelWhereAvailable } from './matmul.js';
 import { cpuPool } from './pool/index.js';
 import { KERNEL_CHOLESKY_COLUMN, KERNEL_INVERT_LOWER } from './pool/kernels.js';
 import type { CholeskyColumnArgs, InvertLowerArgs } from './triangular-kernel.js';
@@ -46,8 +45,7 @@ const FACTOR_BLOCK = 128;
  */
 export function blockedTriangularKernels(nb = FACTOR_BLOCK): TriangularKernels {
   const scratch = new Map<string, Float32Array>();
-  // the WASM kernel by name where there is one: scratch outside the arena throws rather than running the JS kernel
-  const wasm: MatmulOptions = wasmMatmulAvailable() ? { kernel: 'wasm' } : {};
+  const wasm = wasmKernelWhereAvailable();
   const products: BlockProducts = {
     matmul: (x, m, k, w, n, out) => matmulF32(x, m, k, w, n, out, undefined, wasm),
     scratch(slot, floats) {
