@@ -179,8 +179,10 @@ export function searchScales(stats: InputStats, linears: readonly SearchedLinear
   const refs = linears.map(({ w }, j) => linearOnce(backend, w, inputs[j]!.rows, inputs[j]!.t));
   let best: ScaleSearch | null = null;
   let rtnLoss = NaN;
-  // one buffer a linear's scaled weights and one an input's scaled rows, reused by every grid point
-  const weightRoom = linears.map(({ w }) => sharedFloat32(w.n * w.k));
+  // reused by every grid point: one buffer for the scaled weights (each linear's are quantized before
+  // the next is scaled, so the largest linear's size serves all: a mixture of experts searches 2 × experts
+  // of them at once) and one an input for its scaled rows
+  const weightRoom = sharedFloat32(Math.max(...linears.map(({ w }) => w.n * w.k)));
   const inputRoom = new Map([...new Set(inputs)].map((input) => [input, sharedFloat32(input.t * k)]));
   for (let g = 0; g < grid; g++) {
     const ratio = g / grid;
@@ -191,7 +193,7 @@ export function searchScales(stats: InputStats, linears: readonly SearchedLinear
       const input = inputs[j]!;
       let x = scaled.get(input);
       if (x === undefined) scaled.set(input, x = divideInputs(input.rows, input.t, k, s, inputRoom.get(input)));
-      const q = quantizeLinearReport(scaleColumns(w, s, weightRoom[j]), spec, name).layer;
+      const q = quantizeLinearReport(scaleColumns(w, s, weightRoom), spec, name).layer;
       loss += squaredError(linearOnce(backend, q, x, input.t), refs[j]!);
     });
     if (g === 0) rtnLoss = loss;
