@@ -182,7 +182,7 @@ export function searchScales(stats: InputStats, linears: readonly SearchedLinear
   // reused by every grid point: one buffer for the scaled weights (each linear's are quantized before
   // the next is scaled, so the largest linear's size serves all: a mixture of experts searches 2 × experts
   // of them at once) and one an input for its scaled rows
-  const weightRoom = sharedFloat32(Math.max(...linears.map(({ w }) => w.n * w.k)));
+  const weightRoom = sharedFloat32(Math.max(0, ...linears.map(({ w }) => w.n * w.k)));
   const inputRoom = new Map([...new Set(inputs)].map((input) => [input, sharedFloat32(input.t * k)]));
   for (let g = 0; g < grid; g++) {
     const ratio = g / grid;
