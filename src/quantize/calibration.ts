@@ -24,7 +24,7 @@ import { InputError } from '../errors.js';
 import { openModelDir, type ModelDir } from '../model/model-dir.js';
 import { loadTokenizer, type ModelTokenizer } from '../io/tokenizer.js';
 import type { ModelConfig } from '../model/config.js';
-import { advanceLayer, embedTokens, runDecoderLayer, type LayerContext, type LayerState, type LinearInput, type LinearObserver, type Model } from '../model/forward.js';
+import { advanceLayer, embedTokens, runDecoderLayer, type LayerContext, type LayerState, type LinearInput, type LinearObserver, type Model, type PreparedLayer } from '../model/forward.js';
 import { layerPrefix } from '../model/layout.js';
 import { createModel, prepareLayer, releaseLayer } from '../model/prepare.js';
 import type { LoadedModel } from '../backends/load.js';
@@ -132,30 +132,29 @@ export function calibrateLayers(source: ModelDir, embedding: Float32Array, windo
   // one layer's KV cache, reused by every layer (layers run one at a time, each window from position 0)
   const cache = backend.layerCache(seqLen, config.numKvHeads * config.headDim);
   const scratch = sharedFloat32(seqLen * d);
+  /** run(l prepared on the backend), the preparation released after. */
+  const withPrepared = (l: LayerWeights, run: (prepared: PreparedLayer) => void) => {
+    const prepared = prepareLayer(backend, l);
+    try {
+      run(prepared);
+    } finally {
+      releaseLayer(prepared);
+    }
+  };
   /**
    * Runs layer l (prepared for this call and released after) on every window's hidden states:
    * in place to advance them to the next layer, else on a scratch copy (observing its inputs).
    */
-  const runLayer = (l: LayerWeights, advance: boolean, observer?: LinearObserver, stopAfter?: LinearInput) => {
-    const prepared = prepareLayer(backend, l);
-    try {
-      for (const h of hidden) {
-        if (!advance) scratch.set(h);
-        runDecoderLayer(context, prepared, advance ? h : scratch, seqLen, { cache, start: 0 }, observer, stopAfter);
-      }
-    } finally {
-      releaseLayer(prepared);
+  const runLayer = (l: LayerWeights, advance: boolean, observer?: LinearObserver, stopAfter?: LinearInput) => withPrepared(l, (prepared) => {
+    for (const h of hidden) {
+      if (!advance) scratch.set(h);
+      runDecoderLayer(context, prepared, advance ? h : scratch, seqLen, { cache, start: 0 }, observer, stopAfter);
     }
-  };
+  });
   /** Walks l on every window's hidden states from where `states` stand (see LayerCalibration.walk). */
-  const walkLayer = (states: LayerState<Float32Array>[], l: LayerWeights, observer?: LinearObserver, until?: LinearInput) => {
-    const prepared = prepareLayer(backend, l);
-    try {
-      for (const state of states) advanceLayer(context, prepared, state, seqLen, { cache, start: 0 }, observer, until);
-    } finally {
-      releaseLayer(prepared);
-    }
-  };
+  const walkLayer = (states: LayerState<Float32Array>[], l: LayerWeights, observer?: LinearObserver, until?: LinearInput) => withPrepared(l, (prepared) => {
+    for (const state of states) advanceLayer(context, prepared, state, seqLen, { cache, start: 0 }, observer, until);
+  });
   try {
     for (let index = 0; index < config.numLayers; index++) {
       const layer = readFloatLayer(source.weights, config, index);

@@ -29,6 +29,20 @@ function selfTestArgs(rows: number, seed: number, extra: Partial<PoolSelfTestArg
   };
 }
 
+/** A node -e module script that starts a pool of `threads`, runs the self-test kernel on `rows` rows and prints 'done'. */
+function poolScript(threads: number, rows: number): string {
+  const poolUrl = new URL('../../../src/backends/cpu/pool/index.js', import.meta.url).href;
+  return `
+    import { CpuPool } from ${JSON.stringify(poolUrl)};
+    const pool = new CpuPool({ threads: ${threads} });
+    pool.waitUntilReady();
+    const rows = ${rows}, sab = (b) => new SharedArrayBuffer(b);
+    const args = { input: new Float64Array(sab(rows * 8)), out: new Float64Array(sab(rows * 8)),
+      who: new Int32Array(sab(rows * 4)), sleepMs: 1, throwInWorker: false, throwAtRow: -1 };
+    pool.run('pool.self-test', args, rows);
+    console.log('done');`;
+}
+
 function assertAllRowsDone(args: PoolSelfTestArgs): void {
   for (let r = 0; r < args.input.length; r++) {
     assert.equal(args.out[r], 2 * args.input[r]! + 1, `row ${r}`);
@@ -97,17 +111,7 @@ describe('CpuPool', () => {
   });
 
   it('does not keep the process alive', () => {
-    const poolUrl = new URL('../../../src/backends/cpu/pool/index.js', import.meta.url).href;
-    const script = `
-      import { CpuPool } from ${JSON.stringify(poolUrl)};
-      const pool = new CpuPool({ threads: 3 });
-      pool.waitUntilReady();
-      const rows = 32, sab = (b) => new SharedArrayBuffer(b);
-      const args = { input: new Float64Array(sab(rows * 8)), out: new Float64Array(sab(rows * 8)),
-        who: new Int32Array(sab(rows * 4)), sleepMs: 1, throwInWorker: false, throwAtRow: -1 };
-      pool.run('pool.self-test', args, rows);
-      console.log('done');`;
-    const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+    const result = spawnSync(process.execPath, ['--input-type=module', '-e', poolScript(3, 32)], {
       timeout: 20_000,
       encoding: 'utf8',
       cwd: fileURLToPath(new URL('.', import.meta.url)),
@@ -125,16 +129,7 @@ describe('workerExecArgv', () => {
   });
 
   it('lets a pool start and run under node --prof (the main thread profiled)', () => {
-    const poolUrl = new URL('../../../src/backends/cpu/pool/index.js', import.meta.url).href;
-    const script = `
-      import { CpuPool } from ${JSON.stringify(poolUrl)};
-      const pool = new CpuPool({ threads: 2 });
-      pool.waitUntilReady();
-      const rows = 64, sab = (b) => new SharedArrayBuffer(b);
-      const args = { input: new Float64Array(sab(rows * 8)), out: new Float64Array(sab(rows * 8)),
-        who: new Int32Array(sab(rows * 4)), sleepMs: 1, throwInWorker: false, throwAtRow: -1 };
-      pool.run('pool.self-test', args, rows);
-      console.log('done');`;
+    const script = poolScript(2, 64);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'intscale-prof-'));
     try {
       const result = spawnSync(process.execPath, ['--prof', '--input-type=module', '-e', script], { timeout: 20_000, encoding: 'utf8', cwd: dir });
