@@ -34,7 +34,7 @@ import { freeResident, makeResident, type FloatPrecision, type ResidentLinear } 
 import { activationOrder, chooseW4A8Config, w4a8Linear } from './w4a8.js';
 import { deviceConstants, devicePosition, quantizedInputs, scratch, type DeviceConstants, type DevicePosition, type QuantizedInputs, type Scratch } from './backend-state.js';
 import { w8a8Linear } from './w8a8.js';
-import { W4A16_MAX_TOKENS, w4a16Linear } from './w4a16.js';
+import { w4a16ExpandedBytes, w4a16Gemm } from './w4a16.js';
 import { hasTensorMaps } from './tensor-map.js';
 import { createStepArena, type ArenaMark, type StepArena } from './step-arena.js';
 import { addBiasCuda, addCuda, addScaledRowsCuda, attentionCuda, attentionSplits, gatherRowsCuda, kvWriteCuda, rmsnormCuda, ropeCuda, siluMulCuda, toF16Cuda } from './model-ops.js';
@@ -295,7 +295,7 @@ function runLinear(p: BackendParts, x: DeviceBuffer, m: number, g: GpuLinear): D
   const { n, k } = g.weight;
   const r = g.resident;
   const y = arena.alloc(m * n * 4);
-  if (r.kind === 'cpu' || (r.kind === 'w4a16' && m > W4A16_MAX_TOKENS)) {
+  if (r.kind === 'cpu') {
     linearOnHost(p, x, m, g, y);
     return y;
   }
@@ -310,7 +310,7 @@ function runLinear(p: BackendParts, x: DeviceBuffer, m: number, g: GpuLinear): D
   } else if (r.kind === 'w4a16') {
     const x16 = arena.alloc(m * k * 2);
     toF16Cuda(ctx, x, x16, m * k);
-    w4a16Linear(ctx, r.layer, x16, y, m);
+    w4a16Gemm(ctx, blas, r.layer, x16, y, m, () => arena.alloc(w4a16ExpandedBytes(r.layer)));
   } else if (r.kind === 'w4a8') {
     const { wgmma, tma, overlap } = p.kernels;
     const chosen = chooseW4A8Config(m, n, k, wgmma, tma, ctx.info.multiprocessors);

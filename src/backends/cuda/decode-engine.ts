@@ -34,12 +34,12 @@ import type { FloatPrecision } from './resident-linear.js';
 import { hasTensorMaps } from './tensor-map.js';
 import { activationOrder, chooseW4A8Config, w4a8Linear, type W4A8Config, type W4A8Layer } from './w4a8.js';
 import { w8a8Linear } from './w8a8.js';
-import { W4A16_MAX_TOKENS, w4a16Linear } from './w4a16.js';
+import { W4A16_MAX_TOKENS, w4a16ExpandedBytes, w4a16Gemm } from './w4a16.js';
 
 export interface CudaEngineOptions {
   /** default: a new context on GPU 0 (released by dispose). */
   readonly ctx?: CudaContext;
-  /** most tokens one forward pass runs: a longer prompt is fed in chunks (default 256; at most 64 with W4A16 layers). */
+  /** most tokens one forward pass runs: a longer prompt is fed in chunks (default 256). */
   readonly maxChunk?: number;
   /** most sequences open at once (KV slots; default 8). */
   readonly maxSequences?: number;
@@ -86,8 +86,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
     throw e;
   }
   const allLinears = w.layers.flatMap((l) => [...l.qkv.linears, l.o, ...l.gateUp.linears, l.down]).concat(w.lmHead);
-  const hasW4A16 = allLinears.some((l) => l.resident.kind === 'w4a16');
-  const T = Math.min(options.maxChunk ?? 256, hasW4A16 ? W4A16_MAX_TOKENS : Infinity);
+  const T = options.maxChunk ?? 256;
   if (!Number.isInteger(T) || T < 1) throw new RangeError(`maxChunk must be a positive integer, got ${options.maxChunk}`);
 
   const owned: DeviceBuffer[] = [];
@@ -111,6 +110,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
   const maxK = Math.max(d, F, H * D);
   let rows: DeviceBuffer, picks: DeviceBuffer, nextTokens: DeviceBuffer, h: DeviceBuffer, tmp: DeviceBuffer, qkvOut: DeviceBuffer, guOut: DeviceBuffer, logits: DeviceBuffer, part: DeviceBuffer;
   let acts: RowOutput[];
+  let w4a16Scratch: DeviceBuffer | null;
   try {
     rows = alloc(T * ROW_BYTES);
     picks = alloc(T * 4);
@@ -126,6 +126,9 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
     // two activation buffers: a group whose GEMMs read different forms gets one each
     acts = [0, 1].map(() => ({ form: 'int8' as RowForm, values: alloc(T * maxK * 4), scales: alloc(T * 4) }));
     kvTable = alloc(maxSequences * L * 2 * 8);
+    // W4A16 layers above the decode kernel's rows are expanded to fp16 here for cuBLAS (w4a16Gemm)
+    const expanded = T > W4A16_MAX_TOKENS ? Math.max(0, ...allLinears.map((l) => (l.resident.kind === 'w4a16' ? w4a16ExpandedBytes(l.resident.layer) : 0))) : 0;
+    w4a16Scratch = expanded > 0 ? alloc(expanded) : null;
   } catch (e) {
     for (const b of owned) b.free();
     freeEngineWeights(w);
@@ -159,7 +162,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
     } else if (r.kind === 'w8a8') {
       w8a8Linear(ctx, r.layer, input.values, input.scales, y, m);
     } else if (r.kind === 'w4a16') {
-      w4a16Linear(ctx, r.layer, input.values, y, m);
+      w4a16Gemm(ctx, blas, r.layer, input.values, y, m, () => w4a16Scratch!);
     } else {
       const [ya, xa, wa] = [y.address, input.values.address, r.w.address];
       if (r.kind === 'f16') ctx.onStream(() => blas.gemmF16F32(ya, xa, wa, m, l.n, l.k));

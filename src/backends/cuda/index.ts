@@ -21,7 +21,7 @@ export { uploadW8A8, freeW8A8, w8a8Linear, chooseW8A8Config, repackW8A8, type W8
 export { createCudaBackend, type CudaBackend, type CudaBackendOptions, type LinearPlacements } from './cuda-backend.js';
 export type { PassReplayStats } from './pass-tape.js';
 export { createCudaEngine, type CudaEngine, type CudaEngineOptions } from './decode-engine.js';
-export { uploadW4A16, freeW4A16, w4a16Linear, chooseW4A16Config, repackW4A16, type W4A16Layer, type W4A16Config } from './w4a16.js';
+export { uploadW4A16, freeW4A16, w4a16Linear, w4a16Gemm, w4a16Expand, w4a16ExpandedBytes, chooseW4A16Config, repackW4A16, type W4A16Layer, type W4A16Config } from './w4a16.js';
 
 import { CudaContext } from './context.js';
 import { CudaUnavailableError } from './libs.js';

@@ -3,7 +3,7 @@
  * kernel that will run it, or the reason it has to stay on the CPU (a shape the CUDA kernels do not
  * take, a W8A8 integer-scale layer whose int32 sum could overflow in the plain epilogue).
  *   W4A8  → w4a8Linear (decode / TMA wgmma kernels)    W8A8 → w8a8Linear
- *   W4A16 → w4a16Linear (M ≤ W4A16_MAX_TOKENS)         float → cuBLAS fp32 GEMM (never TF32), or
+ *   W4A16 → w4a16Gemm (decode kernel, or fp16 + cuBLAS) float → cuBLAS fp32 GEMM (never TF32), or
  *                                                         with floatPrecision 'f16' an fp16 GEMM (fp32 out)
  * Biases stay on the host: the backend adds them after the copy back, as the CPU reference does.
  */

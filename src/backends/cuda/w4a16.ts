@@ -2,11 +2,14 @@
  * W4A16 (weight-only, Marlin-like) linear layers on the GPU, decode shapes (M <= 64): fp16
  * activations x [M, K], int4 weights (the same repacked buffer as W4A8) dequantized in registers
  * with fp16 group scales, fp32 accumulation, y [M, N] f32 or f16. Kernel: kernels/w4a16-decode.cu.
- * No GEMM for large M (not built).
+ * Above W4A16_MAX_TOKENS rows (prefill) w4a16Gemm expands the layer to fp16 into a scratch buffer
+ * (kernels/w4a16-dequant.cu: the decode kernel's weight values bit for bit) and runs cuBLAS's fp16
+ * GEMM on it, as weight-only stacks do for large batches.
  */
 import { unpackWeights } from '../../quant/int4-pack.js';
 import type { DeviceBuffer } from './buffer.js';
 import type { CudaContext } from './context.js';
+import type { Cublas } from './cublas.js';
 import { getKernel } from './kernel-cache.js';
 import { outputBytes, outputDefines, type OutputFormat } from './output.js';
 import { checkW4A8Shape, paddedRows, repackScales, repackW4 } from './repack.js';
@@ -58,11 +61,11 @@ export interface W4A16Config { readonly MT: number; readonly NTW: number; readon
  * Default decode configuration, from the H100 sweep (bench/cuda-w8-sweep.ts; docs/cuda-notes.md "W8A8 and W4A16 kernels"):
  * M <= 8: NTW4 WK4 on wide layers, NTW1 WK8 otherwise; M <= 16: MT2 NTW1 WK8; MT4 / MT8 above (not swept).
  */
-/** Largest M the W4A16 kernel serves (no large-M GEMM is built). */
+/** Largest M the W4A16 decode kernel serves; above it w4a16Gemm expands the weights and runs cuBLAS. */
 export const W4A16_MAX_TOKENS = 64;
 
 export function chooseW4A16Config(M: number, n: number, _k: number): W4A16Config {
-  if (M > W4A16_MAX_TOKENS) throw new RangeError(`the W4A16 kernel serves M <= ${W4A16_MAX_TOKENS} (got ${M}); no large-M GEMM is built`);
+  if (M > W4A16_MAX_TOKENS) throw new RangeError(`the W4A16 decode kernel serves M <= ${W4A16_MAX_TOKENS} (got ${M}); larger M goes through w4a16Gemm`);
   const wide = n >= 16384;
   if (M <= 8) return wide ? { MT: 1, NTW: 4, WK: 4 } : { MT: 1, NTW: 1, WK: 8 };
   if (M <= 16) return { MT: 2, NTW: 1, WK: 8 };
@@ -86,4 +89,32 @@ export function w4a16Linear(
   const blocks = Math.ceil(Math.ceil(N / 16) / config.NTW);
   if (blocks * config.NTW * 16 > paddedRows(N)) throw new RangeError('decode tiles exceed the padded rows');
   ctx.launch(fn, [blocks], [config.WK * 32], [layer.weights, layer.scales, x16, y, { i32: M }, { i32: N }, { i32: K }]);
+}
+
+/** Bytes of the fp16 scratch w4a16Gemm expands a layer into ([n, k] binary16). */
+export const w4a16ExpandedBytes = (layer: W4A16Layer): number => layer.n * layer.k * 2;
+
+/** w16 [n, k] (binary16, row-major) = fp16(q · s16) of every weight, on ctx's stream (w4a16-dequant.cu). */
+export function w4a16Expand(ctx: CudaContext, layer: W4A16Layer, w16: DeviceBuffer): void {
+  if (w16.bytes < w4a16ExpandedBytes(layer)) throw new RangeError(`w4a16Expand: a scratch of ${w16.bytes} bytes for a [${layer.n}, ${layer.k}] fp16 layer (${w4a16ExpandedBytes(layer)} bytes)`);
+  const fn = getKernel(ctx, 'w4a16-dequant.cu', 'w4a16_dequant', { GROUP: layer.groupSize });
+  const units = (paddedRows(layer.n) / 16) * (layer.k / 64) * 32;
+  ctx.launch(fn, [Math.ceil(units / 256)], [256], [layer.weights, layer.scales, w16, { i32: layer.n }, { i32: layer.k }, { u64: units }]);
+}
+
+/**
+ * y [M, N] f32 = x16 [M, K] · (q·s16)ᵀ for any M: the decode kernel up to W4A16_MAX_TOKENS rows, above
+ * it the layer expanded into `scratch` (w4a16ExpandedBytes) and cuBLAS's fp16 GEMM with f32 sums.
+ */
+export function w4a16Gemm(ctx: CudaContext, blas: Cublas, layer: W4A16Layer, x16: DeviceBuffer, y: DeviceBuffer, M: number, scratch: () => DeviceBuffer): void {
+  if (M <= W4A16_MAX_TOKENS) {
+    w4a16Linear(ctx, layer, x16, y, M);
+    return;
+  }
+  const { n: N, k: K } = layer;
+  if (x16.bytes < M * K * 2 || y.bytes < M * N * 4) throw new RangeError(`w4a16Gemm: buffers too small for M=${M}, N=${N}, K=${K}`);
+  const w16 = scratch();
+  w4a16Expand(ctx, layer, w16);
+  const [ya, xa, wa] = [y.address, x16.address, w16.address];
+  ctx.onStream(() => blas.gemmF16F32(ya, xa, wa, M, N, K));
 }

@@ -4,7 +4,8 @@
  * CPU path's at every step and its greedy tokens equal; float fixtures (GQA, sliding window, q/k/v and
  * o biases, llama3 rope) near transformers' logits at every position, fed token by token and as one
  * prefill; graph replay equal to eager steps bit for bit; a prompt fed in chunks near the one-shot
- * prefill; two sequences interleaved equal to each alone; 20 sequences batched (a packed prefill,
+ * prefill; a W4A16 prompt past the decode kernel's rows (fp16 expansion + cuBLAS) near the same prompt in
+ * short passes; two sequences interleaved equal to each alone; 20 sequences batched (a packed prefill,
  * then decode steps of M = 20 rows at different positions) each near its own logits alone with the
  * same greedy tokens, and decodeGreedy (the argmax on the device) the same tokens; bad use refused
  * with a message. Skips
@@ -24,6 +25,7 @@ import { loadModel } from '../../../src/backends/load.js';
 import { fixturePath } from '../../helpers/paths.js';
 import { readReference } from '../../helpers/reference.js';
 import { quantizedEmbedded } from './embedded.js';
+import { W4A16_MAX_TOKENS } from '../../../src/backends/cuda/w4a16.js';
 
 const cuda = tryCudaContext();
 const skip = 'reason' in cuda ? `no CUDA driver/GPU: ${cuda.reason}` : false;
@@ -125,6 +127,24 @@ test('CUDA engine: a prompt fed in chunks of 5 gives the one-shot prefill\'s log
       assert.deepEqual(together[0]![s], soloA[s], `sequence A step ${s}`);
       assert.deepEqual(together[1]![s], soloB[s], `sequence B step ${s}`);
     }
+  });
+});
+
+test('CUDA engine: a W4A16 prompt longer than the decode kernel\'s rows (one pass: layers expanded to fp16 for cuBLAS) gives its logits fed in passes of 32 (the decode kernel), and near the CPU\'s', { skip }, () => {
+  const { model } = quantizedEmbedded('w4a16');
+  const { prompt } = quantizedEmbedded();
+  const long = Array.from({ length: Math.ceil((W4A16_MAX_TOKENS + 20) / prompt.length) }, () => prompt).flat().slice(0, W4A16_MAX_TOKENS + 20);
+  assert.ok(long.length > W4A16_MAX_TOKENS);
+  const cpu = modelEngine(model).open(long.length).feed(long);
+  withEngine(model, {}, (whole) => {
+    assert.match(whole.describe(), /W4A16/);
+    withEngine(model, { maxChunk: 32 }, (chunked) => {
+      const a = whole.open(long.length).feed(long);
+      const b = chunked.open(long.length).feed(long);
+      assert.ok(relativeError(a, b) <= BATCH_TOLERANCE, `one pass vs passes of 32: ${relativeError(a, b)}`);
+      assert.ok(relativeError(a, cpu) <= QUANTIZED_TOLERANCE, `one pass vs the CPU: ${relativeError(a, cpu)}`);
+      assert.equal(argmax(a), argmax(cpu));
+    });
   });
 });
 

@@ -3,7 +3,8 @@
  * reference on fresh random inputs, ragged M and N, every output poisoned (NaN) before the run:
  *   W8A8 integer scale: bit-exact (referenceIntLinear);
  *   W8A8 float scale: within 1e-6 of the sum of |chunk terms| (chunk-split FMA order);
- *   W4A16: within 2e-3 of Σ|x·q·s| of referenceWeightOnlyLinear on the fp16-rounded x (fp16 scale
+ *   W4A16 (the decode kernel, and w4a16Gemm above its rows: weights expanded to fp16, checked bit for
+ *   bit, then cuBLAS): within 2e-3 of Σ|x·q·s| of referenceWeightOnlyLinear on the fp16-rounded x (fp16 scale
  *   and product rounding, 2^-11 each), and within 1e-4 of the same magnitude of an exact
  *   float64 emulation of the kernel's fp16 arithmetic (s16 = fp16(s), w = fp16(q·s16));
  *   f16 outputs: bit for bit the f32 output (or the IS reference) rounded to nearest even.
@@ -15,7 +16,8 @@ import assert from 'node:assert/strict';
 import { tryCudaContext } from '../../../src/backends/cuda/index.js';
 import type { CudaContext } from '../../../src/backends/cuda/context.js';
 import { freeW8A8, uploadW8A8, w8a8Linear, type W8A8Config } from '../../../src/backends/cuda/w8a8.js';
-import { freeW4A16, uploadW4A16, w4a16Linear, type W4A16Config } from '../../../src/backends/cuda/w4a16.js';
+import { freeW4A16, uploadW4A16, W4A16_MAX_TOKENS, w4a16Expand, w4a16ExpandedBytes, w4a16Gemm, w4a16Linear, type W4A16Config } from '../../../src/backends/cuda/w4a16.js';
+import { Cublas } from '../../../src/backends/cuda/cublas.js';
 import { f32ToF16, f32ToF16Bits, halfBitsToNumber } from '../../../src/io/dtype.js';
 import { referenceIntLinear, referenceWeightOnlyLinear } from '../../../src/backends/cpu/int-linear-reference.js';
 import { quantizeActivations } from '../../../src/quant/activation-quant.js';
@@ -134,7 +136,6 @@ test('W4A16 matches the CPU reference (fp16 tolerance) and an exact emulation of
     const x = randomActivations(M, K, seed++);
     const xh = f32ToF16(x);
     const x16 = Float32Array.from(xh, (h) => halfBitsToNumber(h));
-    const want = referenceWeightOnlyLinear(x16, M, w);
     const layer = uploadW4A16(ctx, w);
     const dx = ctx.upload(xh);
     let got: Float32Array;
@@ -144,21 +145,84 @@ test('W4A16 matches the CPU reference (fp16 tolerance) and an exact emulation of
       freeW4A16(layer);
       dx.free();
     }
-    const groups = K / G;
-    const s16 = Float64Array.from(w.scales, (s) => halfBitsToNumber(f32ToF16Bits(s)));
-    for (let m = 0; m < M; m++) {
-      for (let n = 0; n < N; n++) {
-        let mag = 0, emu = 0;
-        for (let k = 0; k < K; k++) {
-          const q = weightAt(w, n, k), g = n * groups + Math.floor(k / G);
-          mag += Math.abs(x16[m * K + k]! * q * w.scales[g]!);
-          emu += x16[m * K + k]! * halfBitsToNumber(f32ToF16Bits(q * s16[g]!));
-        }
-        const i = m * N + n, what = `W4A16 M=${M} N=${N} K=${K} G=${G}: y[${m},${n}] = ${got[i]}`;
-        if (!(Math.abs(got[i]! - want[i]!) <= 2e-3 * mag + 1e-30)) assert.fail(`${what}, reference ${want[i]} (tol ${2e-3 * mag})`);
-        if (!(Math.abs(got[i]! - emu) <= 1e-4 * mag + 1e-30)) assert.fail(`${what}, fp16 emulation ${emu} (tol ${1e-4 * mag})`);
+    checkW4A16(got, x16, w, M, `W4A16 M=${M} N=${N} K=${K} G=${G}`);
+  }
+});
+
+/** fp16(q·fp16(s)) of every weight of w, [n, k] binary16 bits: what the kernels dequantize to. */
+function expandedBits(w: QuantizedLinear): Uint16Array {
+  const { n, k, groupSize: G } = w, groups = k / G;
+  const out = new Uint16Array(n * k);
+  for (let r = 0; r < n; r++) {
+    for (let c = 0; c < k; c++) out[r * k + c] = f32ToF16Bits(weightAt(w, r, c) * halfBitsToNumber(f32ToF16Bits(w.scales[r * groups + Math.floor(c / G)]!)));
+  }
+  return out;
+}
+
+/** y against the CPU reference on the fp16-rounded x (2e-3 of Σ|x·q·s|) and the exact fp16-weight emulation (1e-4). */
+function checkW4A16(got: Float32Array, x16: Float32Array, w: QuantizedLinear, M: number, label: string): void {
+  const { n: N, k: K } = w;
+  const want = referenceWeightOnlyLinear(x16, M, w);
+  const w16 = Float64Array.from(expandedBits(w), (h) => halfBitsToNumber(h));
+  const groups = K / w.groupSize;
+  for (let m = 0; m < M; m++) {
+    for (let n = 0; n < N; n++) {
+      let mag = 0, emu = 0;
+      for (let k = 0; k < K; k++) {
+        mag += Math.abs(x16[m * K + k]! * weightAt(w, n, k) * w.scales[n * groups + Math.floor(k / w.groupSize)]!);
+        emu += x16[m * K + k]! * w16[n * K + k]!;
+      }
+      const i = m * N + n, what = `${label}: y[${m},${n}] = ${got[i]}`;
+      if (!(Math.abs(got[i]! - want[i]!) <= 2e-3 * mag + 1e-30)) assert.fail(`${what}, reference ${want[i]} (tol ${2e-3 * mag})`);
+      if (!(Math.abs(got[i]! - emu) <= 1e-4 * mag + 1e-30)) assert.fail(`${what}, fp16 emulation ${emu} (tol ${1e-4 * mag})`);
+    }
+  }
+}
+
+test('w4a16Expand writes fp16(q·fp16(s)) of every weight bit for bit (ragged N, both group sizes)', { skip }, () => {
+  const ctx = ctxOf();
+  let seed = 7301;
+  for (const [N, K, G] of [[300, 1280, 256], [17, 512, 128], [4099, 384, 128]] as const) {
+    const w = withFloatScales(randomW4Layer(N, K, G, seed++), seed++);
+    const layer = uploadW4A16(ctx, w);
+    const w16 = ctx.alloc(w4a16ExpandedBytes(layer));
+    try {
+      w16.fill(0xff); // NaN: a weight left unwritten shows
+      w4a16Expand(ctx, layer, w16);
+      ctx.synchronize();
+      const got = w16.download(new Uint16Array(N * K)), want = expandedBits(w);
+      for (let i = 0; i < got.length; i++) {
+        if (got[i] !== want[i]) assert.fail(`w4a16Expand N=${N} K=${K} G=${G}: weight [${Math.floor(i / K)}, ${i % K}] = 0x${got[i]!.toString(16)}, want 0x${want[i]!.toString(16)}`);
+      }
+    } finally {
+      freeW4A16(layer);
+      w16.free();
+    }
+  }
+});
+
+test('w4a16Gemm above the decode kernel\'s rows (fp16 weights + cuBLAS) matches the reference and the fp16 emulation', { skip }, () => {
+  const ctx = ctxOf();
+  const blas = new Cublas(ctx.stream);
+  let seed = 7401;
+  try {
+    for (const [M, N, K, G] of [[W4A16_MAX_TOKENS + 1, 300, 1280, 256], [130, 250, 1024, 128], [W4A16_MAX_TOKENS, 96, 512, 128]] as const) {
+      const w = withFloatScales(randomW4Layer(N, K, G, seed++), seed++);
+      const xh = f32ToF16(randomActivations(M, K, seed++));
+      const layer = uploadW4A16(ctx, w);
+      const dx = ctx.upload(xh);
+      const scratch = ctx.alloc(w4a16ExpandedBytes(layer));
+      try {
+        const got = runPoisoned(ctx, M * N, (dy) => w4a16Gemm(ctx, blas, layer, dx, dy, M, () => scratch));
+        checkW4A16(got, Float32Array.from(xh, (h) => halfBitsToNumber(h)), w, M, `w4a16Gemm M=${M} N=${N} K=${K} G=${G}`);
+      } finally {
+        freeW4A16(layer);
+        dx.free();
+        scratch.free();
       }
     }
+  } finally {
+    blas.destroy();
   }
 });
 
