@@ -4,6 +4,7 @@
  */
 import { Option } from 'commander';
 import type { Backend } from '../model/backend.js';
+import type { GptqEngine } from '../quant/methods/gptq.js';
 import { cpuBackend } from '../backends/cpu/cpu-backend.js';
 import { InputError } from '../errors.js';
 import { loadModel } from '../backends/load.js';
@@ -53,6 +54,29 @@ export async function openBackend(name: BackendName): Promise<OpenedBackend> {
     summary: () => placementsSummary(backend),
     close: () => backend.dispose(),
   };
+}
+
+/** GPTQ's engine on the named backend: the CPU pool, or the GPU (Hessians, factors and column loops; backends/cuda/gptq-cuda.ts). */
+export async function openGptqEngine(name: BackendName): Promise<{ engine: GptqEngine | undefined; close(): void }> {
+  if (name === 'cpu') return { engine: undefined, close: () => {} };
+  const { cudaGptq } = await import('../backends/cuda/gptq-cuda.js');
+  const { CudaContext } = await import('../backends/cuda/context.js');
+  const { CudaUnavailableError } = await import('../backends/cuda/libs.js');
+  let ctx: CudaContextType;
+  try {
+    ctx = new CudaContext(0);
+  } catch (e) {
+    if (e instanceof CudaUnavailableError) throw new InputError(`--backend cuda: ${e.message}`);
+    throw e;
+  }
+  try {
+    const engine = cudaGptq(ctx);
+    return { engine, close: () => { engine.dispose(); ctx.release(); } };
+  } catch (e) {
+    ctx.release();
+    if (e instanceof CudaUnavailableError) throw new InputError(`--backend cuda: ${e.message}`);
+    throw e;
+  }
 }
 
 /** A model ready to generate from: its engine (engine.ts), tokenizer and source directory. */

@@ -13,12 +13,10 @@ import { linearAt } from '../model/layer-linears.js';
 import type { LayerWeights } from '../model/weights.js';
 import type { LayerMethod } from './calibration.js';
 import type { LinearWeight, QuantSpec } from '../quant/types.js';
-import { DEFAULT_GPTQ, gptqFactor, gptqQuantizeLinear, type GptqSettings } from '../quant/methods/gptq.js';
-import { HessianAccumulator } from '../quant/methods/hessian.js';
+import { DEFAULT_GPTQ, gptqQuantizeLinear, type GptqAccumulator, type GptqEngine, type GptqSettings } from '../quant/methods/gptq.js';
 import { LINEAR_INPUTS, groupKey, groupsOf, inputWidth, withReplaced, type LinearGroup } from './layer-inputs.js';
 import { linearReport, type ReportSink } from '../quant/methods/report.js';
-import { gptqKernelsCpu, hessianProductMatmul } from './gptq-products.js';
-import { blockedTriangularKernels } from '../backends/cpu/triangular.js';
+import { cpuGptqEngine } from './gptq-products.js';
 import { DEFAULT_MIN_EXPERT_TOKENS, expertFallback, quantizeFallback } from './expert-fallback.js';
 
 export interface GptqLayerSettings extends GptqSettings {
@@ -30,10 +28,9 @@ export interface GptqLayerSettings extends GptqSettings {
 
 export const DEFAULT_GPTQ_LAYER: GptqLayerSettings = { ...DEFAULT_GPTQ, trueSequential: true, minExpertTokens: DEFAULT_MIN_EXPERT_TOKENS };
 
-export function gptqLayerMethod(specOf: (slot: LinearSlot) => QuantSpec, settings: GptqLayerSettings, report: ReportSink): LayerMethod {
-  const kernels = gptqKernelsCpu();
-  const hessianProduct = hessianProductMatmul();
-  const triangular = blockedTriangularKernels();
+/** `engine`: where the Hessians, factors and column loops run (the CPU's pool by default, or a GPU: backends/cuda/gptq-cuda.ts). */
+export function gptqLayerMethod(specOf: (slot: LinearSlot) => QuantSpec, settings: GptqLayerSettings, report: ReportSink,
+  engine: GptqEngine = cpuGptqEngine()): LayerMethod {
   return (calib) => {
     const replaced = new Map<string, LinearWeight>();
     const current = (): LayerWeights => withReplaced<LinearWeight, LayerWeights>(calib.layer, replaced);
@@ -41,41 +38,47 @@ export function gptqLayerMethod(specOf: (slot: LinearSlot) => QuantSpec, setting
     // mixture of experts re-observes from the start, stopping at the input (its experts' gate/up must be
     // quantized before their down inputs are seen, and the block runs as one)
     const walk = settings.trueSequential && calib.layer.moe === undefined;
+    /** every accumulator of this layer, released at its end whatever happens (a GPU's hold device memory) */
+    const made: GptqAccumulator[] = [];
     const observeGroups = (groups: readonly LinearGroup[], stopAfter?: LinearInput) => {
-      const acc = new Map(groups.map((g) => [g.key, new HessianAccumulator(inputWidth(calib.config, g.input), hessianProduct)]));
+      const acc = new Map(groups.map((g) => [g.key, engine.accumulator(inputWidth(calib.config, g.input))]));
+      made.push(...acc.values());
       const observer: LinearObserver = (input, x, m, expert) => acc.get(groupKey(input, expert))?.add(x, m);
       if (walk) calib.walk(current(), observer, stopAfter);
       else calib.observe(current(), observer, stopAfter);
       return acc;
     };
     const groupsOfInput = (input: LinearInput) => groupsOf(calib.config, input);
-    let hessians = settings.trueSequential ? null : observeGroups(LINEAR_INPUTS.flatMap(groupsOfInput));
-    for (const input of LINEAR_INPUTS) {
-      const groups = groupsOfInput(input);
-      const acc = settings.trueSequential ? observeGroups(groups, input) : hessians!;
-      for (const group of groups) {
-        const hessian = acc.get(group.key)!;
-        const modules = group.slots.map((slot) => linearModule(slot, group.expert));
-        const fallback = expertFallback(group.expert, hessian.tokens, settings.minExpertTokens);
-        if (fallback !== null) {
+    try {
+      const hessians = settings.trueSequential ? null : observeGroups(LINEAR_INPUTS.flatMap(groupsOfInput));
+      for (const input of LINEAR_INPUTS) {
+        const groups = groupsOfInput(input);
+        const acc = hessians ?? observeGroups(groups, input);
+        for (const group of groups) {
+          const hessian = acc.get(group.key)!;
+          const modules = group.slots.map((slot) => linearModule(slot, group.expert));
+          const fallback = expertFallback(group.expert, hessian.tokens, settings.minExpertTokens);
+          if (fallback !== null) {
+            hessian.release();
+            group.slots.forEach((slot, i) => {
+              replaced.set(modules[i]!, quantizeFallback(linearAt(calib.layer, slot, group.expert), specOf(slot), calib.prefix + modules[i]!, fallback, report));
+            });
+            continue;
+          }
+          // one factorization (the O(K³) part) for every linear reading this input; the accumulator is spent
+          const factor = hessian.factor(settings, calib.prefix + modules.join('/'));
           group.slots.forEach((slot, i) => {
-            replaced.set(modules[i]!, quantizeFallback(linearAt(calib.layer, slot, group.expert), specOf(slot), calib.prefix + modules[i]!, fallback, report));
+            const name = calib.prefix + modules[i]!;
+            const spec = specOf(slot);
+            const { layer, alpha } = gptqQuantizeLinear(linearAt(calib.layer, slot, group.expert), factor, spec, settings, name, engine.columns);
+            replaced.set(modules[i]!, layer);
+            report(linearReport(name, spec, layer, alpha));
           });
-          continue;
         }
-        const h = hessian.hessian(calib.prefix + group.key);
-        // one factorization (the O(K³) part) for every linear reading this input
-        const factor = gptqFactor(h, inputWidth(calib.config, input), settings, calib.prefix + modules.join('/'), triangular);
-        group.slots.forEach((slot, i) => {
-          const name = calib.prefix + modules[i]!;
-          const spec = specOf(slot);
-          const { layer, alpha } = gptqQuantizeLinear(linearAt(calib.layer, slot, group.expert), factor, spec, settings, name, kernels);
-          replaced.set(modules[i]!, layer);
-          report(linearReport(name, spec, layer, alpha));
-        });
       }
+    } finally {
+      for (const a of made) a.release();
     }
-    hessians = null;
     if (walk) calib.walk(current()); // the last step (down) with the layer as quantized: the stream's hidden states
     return current();
   };

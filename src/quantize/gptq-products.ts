@@ -1,6 +1,7 @@
 /**
  * GPTQ's float64 products on the CPU backend's float32 matmul (WASM SIMD, split over the worker pool),
- * and its in-block column loop split over the pool by rows (gptqKernelsCpu).
+ * and its in-block column loop split over the pool by rows (gptqKernelsCpu); cpuGptqEngine puts them
+ * together for the calibration's GPTQ method.
  *
  * The lazy block update (quant/methods/gptq.ts LazyUpdate): the
  * block's errors E [n, count] and U[i1:i2, i2:] transposed go to float32 and through matmulF32
@@ -10,11 +11,35 @@
  * in the arena (where matmulF32 runs its WASM kernel; elsewhere it would take its plain JS one).
  */
 import { matmulF32, wasmKernelWhereAvailable } from '../backends/cpu/matmul.js';
-import type { GptqKernels, LazyUpdate } from '../quant/methods/gptq.js';
+import { gptqFactor, hostColumns, type GptqEngine, type GptqKernels, type LazyUpdate } from '../quant/methods/gptq.js';
+import { HessianAccumulator } from '../quant/methods/hessian.js';
+import { blockedTriangularKernels } from '../backends/cpu/triangular.js';
 import { cpuPool } from '../backends/cpu/pool/index.js';
 import { KERNEL_GPTQ_BLOCK } from '../backends/cpu/pool/kernels.js';
 import type { HessianProduct } from '../quant/methods/hessian.js';
 import { arenaFloat32, arenaScratchFloat32 } from '../tensor/shared.js';
+
+/**
+ * GPTQ on the CPU: Hessians summed through the matmul (hessianProductMatmul), factors by the blocked
+ * triangular kernels, the column loop and lazy update by gptqKernelsCpu — all split over the pool.
+ */
+export function cpuGptqEngine(): GptqEngine {
+  const product = hessianProductMatmul();
+  const triangular = blockedTriangularKernels();
+  return {
+    name: 'cpu',
+    accumulator: (k) => {
+      const acc = new HessianAccumulator(k, product);
+      return {
+        add: (x, m) => acc.add(x, m),
+        get tokens() { return acc.tokens; },
+        factor: (settings, name) => gptqFactor(acc.hessian(name), k, settings, name, triangular),
+        release: () => {},
+      };
+    },
+    columns: hostColumns(gptqKernelsCpu()),
+  };
+}
 
 /** Multiply-adds below which a share of the block's rows is not worth a thread. */
 const MIN_WORK_PER_THREAD = 1 << 15;

@@ -23,6 +23,7 @@ import { withArenaAllocation } from '../tensor/shared.js';
 import { createCheckpointWriter } from './write-checkpoint.js';
 import { awqLayerMethod } from './awq.js';
 import { gptqLayerMethod } from './gptq-layer.js';
+import type { GptqEngine } from '../quant/methods/gptq.js';
 import { linearReport, type LinearReport } from '../quant/methods/report.js';
 import { quantizeLinear, quantizeLinearReport } from '../quant/quantize-linear.js';
 import { EMBEDDING_SPEC, lmHeadSpec, specFor, type QuantRecipe } from './recipe.js';
@@ -92,6 +93,8 @@ export interface QuantizeModelOptions {
   readonly onLayer?: (layer: number) => void;
   /** called after each linear layer is quantized (progress finer than per decoder layer: GPTQ/AWQ take long per layer). */
   readonly onLinear?: (report: LinearReport) => void;
+  /** where GPTQ's Hessians, factors and column loops run (default: the CPU pool; backends/cuda/gptq-cuda.ts for a GPU). */
+  readonly gptqEngine?: GptqEngine;
 }
 
 export interface QuantizedModel {
@@ -100,7 +103,7 @@ export interface QuantizedModel {
 }
 
 /** The GPTQ or AWQ layer method of `recipe`, with the reports it fills in. */
-function calibratedMethod(recipe: QuantRecipe & { method: 'gptq' | 'awq' }, onLinear?: (report: LinearReport) => void): {
+function calibratedMethod(recipe: QuantRecipe & { method: 'gptq' | 'awq' }, onLinear?: (report: LinearReport) => void, gptqEngine?: GptqEngine): {
   method: LayerMethod;
   reports: LinearReport[];
 } {
@@ -110,7 +113,7 @@ function calibratedMethod(recipe: QuantRecipe & { method: 'gptq' | 'awq' }, onLi
     reports.push(r);
     onLinear?.(r);
   };
-  const method = recipe.method === 'gptq' ? gptqLayerMethod(specOf, recipe.gptq, sink) : awqLayerMethod(specOf, recipe.awq, sink);
+  const method = recipe.method === 'gptq' ? gptqLayerMethod(specOf, recipe.gptq, sink, gptqEngine) : awqLayerMethod(specOf, recipe.awq, sink);
   return { method, reports };
 }
 
@@ -122,7 +125,7 @@ export function quantizeModel(dir: string, recipe: QuantRecipe, options: Quantiz
     return { loaded, reports };
   }
   const windows = readCalibrationWindows(loadTokenizer(dir), recipe.calibration);
-  const { method, reports } = calibratedMethod(recipe, options.onLinear);
+  const { method, reports } = calibratedMethod(recipe, options.onLinear, options.gptqEngine);
   return { loaded: quantizeCalibrated(dir, windows, method, { ...options, ...headAndTable(recipe, reports, options.onLinear) }), reports };
 }
 
@@ -164,7 +167,7 @@ export function quantizeToCheckpoint(dir: string, outDir: string, recipe: QuantR
           releaseFloatLayer(layer);
         }
       } else {
-        const calibrated = calibratedMethod(recipe, options.onLinear);
+        const calibrated = calibratedMethod(recipe, options.onLinear, options.gptqEngine);
         reports = calibrated.reports;
         calibrateLayers(source, embedding, windows!, calibrated.method, (i, layer) => writer.layer(i, layer), options);
       }

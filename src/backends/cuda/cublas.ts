@@ -2,7 +2,8 @@
  * cuBLAS through koffi: only what the baselines and the model's float layers need, a handle bound
  * to a stream and cublasGemmEx with fp16 inputs/outputs and fp32 accumulation (as PyTorch's fp16
  * matmul does), int8 inputs and int32 outputs with int32 accumulation (the dense INT8 GEMM, through
- * cuBLASLt's IMMA kernels), or fp32 throughout (no TF32: the float layers of a quantized model).
+ * cuBLASLt's IMMA kernels), or fp32 throughout (no TF32: the float layers of a quantized model);
+ * and float64 DSYRK / DGEMM for GPTQ on the GPU (gptq-cuda.ts).
  */
 import { loadCudaLibrary, optionalFunc, CudaUnavailableError, type NativeFunction } from './libs.js';
 
@@ -34,6 +35,8 @@ const CUBLAS_COMPUTE_32F = 68;
 const CUBLAS_COMPUTE_32F_PEDANTIC = 69;
 const CUBLAS_COMPUTE_32I = 72;
 const CUBLAS_GEMM_DEFAULT = -1;
+/** cublasFillMode_t; column-major LOWER is the row-major upper triangle. */
+const CUBLAS_FILL_MODE_LOWER = 0;
 
 const SIGS: Record<string, [string[], string]> = {
   create: [['cublasCreate_v2'], 'int $NAME(_Out_ uint64_t *handle)'],
@@ -43,6 +46,11 @@ const SIGS: Record<string, [string[], string]> = {
   gemmEx: [
     ['cublasGemmEx'],
     'int $NAME(void *h, int transa, int transb, int m, int n, int k, const void *alpha, uint64_t A, int atype, int lda, uint64_t B, int btype, int ldb, const void *beta, uint64_t C, int ctype, int ldc, int computeType, int algo)',
+  ],
+  dsyrk: [['cublasDsyrk_v2'], 'int $NAME(void *h, int uplo, int trans, int n, int k, const double *alpha, uint64_t A, int lda, const double *beta, uint64_t C, int ldc)'],
+  dgemm: [
+    ['cublasDgemm_v2'],
+    'int $NAME(void *h, int transa, int transb, int m, int n, int k, const double *alpha, uint64_t A, int lda, uint64_t B, int ldb, const double *beta, uint64_t C, int ldc)',
   ],
 };
 
@@ -54,6 +62,8 @@ export class Cublas {
   private readonly zero = new Float32Array([0]);
   private readonly oneI = new Int32Array([1]);
   private readonly zeroI = new Int32Array([0]);
+  private readonly oneF64 = new Float64Array([1]);
+  private readonly minusOneF64 = new Float64Array([-1]);
 
   constructor(stream: bigint) {
     const lib = loadCudaLibrary('cublas');
@@ -120,6 +130,29 @@ export class Cublas {
     this.check(
       `cublasGemmEx(int8, M=${M} N=${N} K=${K})`,
       this.f.gemmEx!(this.handle, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, this.oneI, w, CUDA_R_8I, K, x, CUDA_R_8I, K, this.zeroI, y, CUDA_R_32I, N, CUBLAS_COMPUTE_32I, CUBLAS_GEMM_DEFAULT) as number,
+    );
+  }
+
+  /**
+   * S[k, k] += Xᵀ·X for X [m, k] float64 row-major, S's upper triangle (row-major; the lower is not
+   * touched): one DSYRK. Float64 products and sums (GPTQ's Hessian, gptq-cuda.ts).
+   */
+  gramAddF64(s: number, x: number, m: number, k: number): void {
+    checkDims('gramAddF64', m, k, k);
+    // column-major: X is k × m (ld k); C = X·Xᵀ (k × k), its lower triangle = the row-major upper
+    this.check(`cublasDsyrk(m=${m} k=${k})`, this.f.dsyrk!(this.handle, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, k, m, this.oneF64, x, k, this.oneF64, s, k) as number);
+  }
+
+  /**
+   * GPTQ's lazy block update in float64 (row-major): W[:, i2:] −= E · U[i1:i2, i2:], W [n, k], E [n, i2 − i1],
+   * U [k, k]. One DGEMM: column-major, W[:, i2:]ᵀ (rest × n, ld k) −= U[i1:i2, i2:]ᵀ (rest × count, ld k) · Eᵀ.
+   */
+  lazyUpdateF64(w: number, n: number, k: number, e: number, u: number, i1: number, i2: number): void {
+    const count = i2 - i1, rest = k - i2;
+    checkDims('lazyUpdateF64', n, count, rest);
+    this.check(
+      `cublasDgemm(GPTQ lazy update n=${n} k=${k} block ${i1}..${i2})`,
+      this.f.dgemm!(this.handle, CUBLAS_OP_N, CUBLAS_OP_N, rest, n, count, this.minusOneF64, u + (i1 * k + i2) * 8, k, e, count, this.oneF64, w + i2 * 8, k) as number,
     );
   }
 

@@ -1,5 +1,5 @@
 /**
- * Finds the CUDA shared libraries (driver, NVRTC, cuBLAS) and loads them through koffi.
+ * Finds the CUDA shared libraries (driver, NVRTC, cuBLAS, cuSOLVER) and loads them through koffi.
  *
  * Search order for the toolkit libraries: $CUDA_HOME/lib64, $CUDA_PATH/lib64, /usr/local/cuda/lib64,
  * /usr/local/cuda-*\/lib64 (newest first), then the bare sonames (the dynamic loader's own path).
@@ -18,12 +18,13 @@ export class CudaUnavailableError extends Error {
   }
 }
 
-export type CudaLibrary = 'cuda' | 'nvrtc' | 'cublas';
+export type CudaLibrary = 'cuda' | 'nvrtc' | 'cublas' | 'cusolver';
 
 const SONAMES: Record<CudaLibrary, readonly string[]> = {
   cuda: ['libcuda.so.1', 'libcuda.so'],
   nvrtc: ['libnvrtc.so', 'libnvrtc.so.13', 'libnvrtc.so.12'],
   cublas: ['libcublas.so', 'libcublas.so.13', 'libcublas.so.12'],
+  cusolver: ['libcusolver.so', 'libcusolver.so.12', 'libcusolver.so.11'],
 };
 
 /** Toolkit library folders to search, most specific first. */

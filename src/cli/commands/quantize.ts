@@ -10,8 +10,10 @@ import { nonNegativeInt, nonNegativeNumber, positiveInt } from '../parse.js';
 import { progressBar } from '../progress.js';
 import { offlineOption, resolveModelArg, tokenizerFileOption } from '../model-source.js';
 import { CALIB_DEFAULTS, DEFAULT_CALIB_FILE, parseAlpha, parseOverride, recipeFromOptions, type QuantCliOptions } from '../quant-options.js';
-import { openModelDir } from '../../model/model-dir.js';
+import { openModelDir, type ModelDir } from '../../model/model-dir.js';
 import { prepareOutputDir } from '../../io/output-dir.js';
+import { openGptqEngine, type BackendName } from '../backend-option.js';
+import type { GptqEngine } from '../../quant/methods/gptq.js';
 
 /** The quantization flags shared by `quantize` and `demo` (`demo` runs RTN only). */
 export function addQuantOptions(cmd: Command, methods: readonly string[] = ['rtn']): Command {
@@ -69,14 +71,28 @@ export const quantizeCommand = addMethodOptions(addQuantOptions(
     .addOption(tokenizerFileOption())
     .requiredOption('-o, --out <dir>', 'output directory for the quantized checkpoint')
     .option('--overwrite', 'replace a checkpoint already in --out')
+    .addOption(new Option('--backend <name>', 'where GPTQ\'s Hessians, factors and column updates run: cpu, or cuda (an NVIDIA GPU; the calibration forward stays on the CPU; rtn and awq run on the CPU)').choices(['cpu', 'cuda']).default('cpu'))
     .option('--json', 'print the result (settings per layer group, the overflow proof) as one JSON object'),
   ['rtn', 'gptq', 'awq'],
-)).action(async (opts: QuantCliOptions & { model: string; offline?: boolean; tokenizer?: string; out: string; overwrite?: boolean; json?: boolean; calibSamples?: number }) => {
+)).action(async (opts: QuantCliOptions & { model: string; offline?: boolean; tokenizer?: string; out: string; overwrite?: boolean; json?: boolean; calibSamples?: number; backend: BackendName }) => {
   opts.model = (await resolveModelArg(opts.model, opts)).dir;
   opts.calibWindows ??= opts.calibSamples;
   const layers = openModelDir(opts.model);
-  const { numLayers, maxPositionEmbeddings: context, moe } = layers.config;
   layers.weights.close();
+  if (opts.backend === 'cuda' && opts.method !== 'gptq') process.stderr.write(`note: --backend cuda runs GPTQ's matrices on the GPU; --method ${opts.method} runs on the CPU\n`);
+  // the GPU first: a machine without one is told so before the output directory is made
+  const gptq = await openGptqEngine(opts.method === 'gptq' ? opts.backend : 'cpu');
+  try {
+    quantizeWith(opts, gptq.engine, layers);
+  } finally {
+    gptq.close();
+  }
+});
+
+/** The rest of `quantize` once the GPU (if asked) is open. */
+function quantizeWith(opts: QuantCliOptions & { model: string; out: string; overwrite?: boolean; json?: boolean }, engine: GptqEngine | undefined,
+  layers: ModelDir): void {
+  const { numLayers, maxPositionEmbeddings: context, moe } = layers.config;
   // refuse a bad output directory before any work (the write at the end checks it again)
   prepareOutputDir(opts.out, { sourceDir: opts.model, overwrite: opts.overwrite === true });
   if (layers.tokenizerPath === null) {
@@ -87,14 +103,18 @@ export const quantizeCommand = addMethodOptions(addQuantOptions(
     opts.calibSeqLen = context;
   }
   const recipe = recipeFromOptions(opts);
-  if (!opts.json) console.log(`${describeMethod(recipe)}, ${describeSpec(recipe.base)}`);
+  if (!opts.json) console.log(`${describeMethod(recipe)}, ${describeSpec(recipe.base)}${engine ? `; GPTQ on ${engine.name}` : ''}`);
   const t0 = performance.now();
   // per linear layer: GPTQ and AWQ spend minutes on each decoder layer of a 7B
   const bar = progressBar(`${recipe.method} linear layers`, numLayers * linearModules(moe?.numExperts).length);
   let linears = 0;
   // each layer goes to the checkpoint as it is made: memory holds about one layer, whatever the model
-  const reports = quantizeToCheckpoint(opts.model, opts.out, recipe, { overwrite: opts.overwrite === true, onLinear: () => bar.update(++linears) });
-  bar.stop();
+  let reports: LinearReport[];
+  try {
+    reports = quantizeToCheckpoint(opts.model, opts.out, recipe, { overwrite: opts.overwrite === true, onLinear: () => bar.update(++linears), ...(engine ? { gptqEngine: engine } : {}) });
+  } finally {
+    bar.stop();
+  }
   const seconds = Number(((performance.now() - t0) / 1000).toFixed(1));
   const unsafe = reports.filter((r) => r.overflow !== null && !r.overflow.safe);
   const fallbacks = reports.filter((r) => r.fallback !== undefined).map((r) => ({ name: r.name, reason: r.fallback! }));
@@ -112,4 +132,4 @@ export const quantizeCommand = addMethodOptions(addQuantOptions(
     for (const f of fallbacks) console.log(`  ${f.name}: ${f.reason}`);
   }
   if (unsafe.length > 0) console.log(`warning: ${unsafe.length} integer-scale layers are NOT proven overflow-free (fixed α): ${unsafe.slice(0, 5).map((r) => r.name).join(', ')}…`);
-});
+}

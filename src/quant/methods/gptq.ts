@@ -79,11 +79,38 @@ export interface GptqKernels {
 export const SERIAL_GPTQ: GptqKernels = { blockRows: (args, rows) => gptqBlockRows(args, 0, rows), lazyUpdate: lazyUpdateF64 };
 
 /**
+ * Step 5 with one scaler: w's columns quantized with the factor's U, G the group size. hostColumns runs
+ * it on host arrays through GptqKernels; a GPU keeps W on the device (backends/cuda/gptq-cuda.ts).
+ */
+export type GptqColumns = (w: FloatLinear, factor: GptqFactor, spec: QuantSpec, G: number, scaler: GroupScaler, settings: GptqSettings, name: string) => QuantizedLinear;
+
+/** One input's Hessian as it is accumulated, and the factor made of it (steps 1–4). */
+export interface GptqAccumulator {
+  /** Adds the m rows of x [m, K]. */
+  add(x: Float32Array, m: number): void;
+  /** tokens seen. */
+  readonly tokens: number;
+  /** The factor of H = (2/T)·XᵀX (the accumulator is spent after it); `name` names the input in errors. */
+  factor(settings: GptqSettings, name: string): GptqFactor;
+  /** Frees what the accumulator holds (device memory); idempotent. */
+  release(): void;
+}
+
+/** Where GPTQ's Hessians, factors and column loops run: the CPU (quantize/gptq-products.ts) or a GPU. */
+export interface GptqEngine {
+  accumulator(k: number): GptqAccumulator;
+  readonly columns: GptqColumns;
+  /** One line naming where it runs (progress output). */
+  readonly name: string;
+}
+
+/**
  * GPTQ-quantizes one float layer given its Hessian H [K, K] (not modified), or the factor gptqFactor
  * made of it (linears that read the same input share one: the O(K³) part runs once).
  */
 export function gptqQuantizeLinear(w: FloatLinear, hessian: Float64Array | GptqFactor, spec: QuantSpec,
-  settings: GptqSettings = DEFAULT_GPTQ, name = 'layer', kernels: GptqKernels = SERIAL_GPTQ): QuantizeReport {
+  settings: GptqSettings = DEFAULT_GPTQ, name = 'layer', kernels: GptqKernels | GptqColumns = SERIAL_GPTQ): QuantizeReport {
+  const run = typeof kernels === 'function' ? kernels : hostColumns(kernels);
   const { n, k } = w;
   if (w.w.length !== n * k) throw new InputError(`${name}: ${w.w.length} weights for shape [${n}, ${k}]`, { tensor: name });
   const factor = hessian instanceof Float64Array ? gptqFactor(hessian, k, settings, name) : hessian;
@@ -92,14 +119,14 @@ export function gptqQuantizeLinear(w: FloatLinear, hessian: Float64Array | GptqF
     throw new Error(`${name}: the GPTQ factor was made with other settings (damp, act-order)`);
   }
   const G = resolveGroupSize(k, spec.groupSize, name);
-  if (spec.scale === 'float') return { layer: run(w, factor, spec, G, floatScaler, settings, name, kernels) };
+  if (spec.scale === 'float') return { layer: run(w, factor, spec, G, floatScaler, settings, name) };
 
   const groupCount = k / G;
   const floatScales = new Float32Array(n * groupCount);
   for (let i = 0; i < floatScales.length; i++) floatScales[i] = floatGroupScale(groupAbsMax(w.w, i * G, i * G + G), spec.wBits);
   let alpha: AlphaChoice = chooseAlpha({ scales: floatScales, n, groupCount, groupSize: G, wBits: spec.wBits }, spec.alpha, name);
   for (;;) {
-    const layer = run(w, factor, spec, G, integerScaler(alpha.alphaLog2), settings, name, kernels);
+    const layer = run(w, factor, spec, G, integerScaler(alpha.alphaLog2), settings, name);
     if (spec.alpha.kind !== 'safe' || alpha.alphaLog2 === 0 || (spec.aBits === 8 ? proveNoOverflow(layer).safe : true)) return { layer, alpha };
     const b = alpha.alphaLog2 - 1;
     alpha = { ...alpha, alphaLog2: b, lowered: b < alpha.requestedLog2 };
@@ -124,13 +151,32 @@ export interface GptqFactor {
  */
 export function gptqFactor(hessian: Float64Array, k: number, settings: GptqSettings, name: string, kernels: TriangularKernels = SERIAL_KERNELS): GptqFactor {
   if (hessian.length !== k * k) throw new InputError(`${name}: Hessian of ${hessian.length} values for ${k} inputs`, { tensor: name });
+  const diagonal = new Float64Array(k);
+  for (let i = 0; i < k; i++) diagonal[i] = hessian[i * k + i]!;
+  const { perm, dead, diag, lambda } = factorPlan(diagonal, settings, name);
+  const h = new Float64Array(k * k);
+  for (let i = 0; i < k; i++) {
+    const pi = perm[i]!;
+    for (let j = 0; j < k; j++) h[i * k + j] = i === j ? diag[pi]! + lambda : hessian[pi * k + perm[j]!]!;
+  }
+  const f = upperCholeskyOfInverse(h, k, kernels);
+  if (!f.ok) throw notPositiveDefinite(name, settings, perm[f.column]!, `with pivot ${f.pivot.toExponential(3)}`);
+  return { k, settings, perm, dead, u: f.u };
+}
+
+/**
+ * Steps 1–3 from H's diagonal: the dead inputs (H[i,i] = 0; their diagonal taken as 1), the column
+ * order (act-order: decreasing H[i,i], ties by index) and λ. The dampened, permuted matrix is then
+ * h[i, j] = i = j ? diag[perm[i]] + λ : H[perm[i], perm[j]].
+ */
+export function factorPlan(diagonal: Float64Array, settings: GptqSettings, name: string): { perm: Int32Array; dead: Uint8Array; diag: Float64Array; lambda: number } {
   if (!(settings.damp >= 0) || !Number.isInteger(settings.blockSize) || settings.blockSize < 1) {
     throw new InputError(`${name}: GPTQ needs damp ≥ 0 and a positive integer block size, got ${settings.damp} and ${settings.blockSize}`, { tensor: name });
   }
+  const k = diagonal.length;
   const dead = new Uint8Array(k);
-  const diag = new Float64Array(k);
+  const diag = Float64Array.from(diagonal);
   for (let i = 0; i < k; i++) {
-    diag[i] = hessian[i * k + i]!;
     if (diag[i] === 0) {
       dead[i] = 1;
       diag[i] = 1;
@@ -141,27 +187,45 @@ export function gptqFactor(hessian: Float64Array, k: number, settings: GptqSetti
   if (settings.actOrder) perm.sort((a, b) => diag[b]! - diag[a]! || a - b);
   let mean = 0;
   for (let i = 0; i < k; i++) mean += diag[i]!;
-  const lambda = (settings.damp * mean) / k;
-  const h = new Float64Array(k * k);
-  for (let i = 0; i < k; i++) {
-    const pi = perm[i]!;
-    for (let j = 0; j < k; j++) h[i * k + j] = i === j ? diag[pi]! + lambda : hessian[pi * k + perm[j]!]!;
-  }
-  const f = upperCholeskyOfInverse(h, k, kernels);
-  if (!f.ok) {
-    throw new InputError(
-      `${name}: the GPTQ Hessian is not positive definite after dampening by ${settings.damp} of its mean diagonal ` +
-        `(Cholesky failed at input column ${perm[f.column]} with pivot ${f.pivot.toExponential(3)}); ` +
-        `pass a larger --damp (e.g. --damp ${settings.damp > 0 ? settings.damp * 10 : 0.01}) or more calibration data`,
-      { tensor: name },
-    );
-  }
-  return { k, settings, perm, dead, u: f.u };
+  return { perm, dead, diag, lambda: (settings.damp * mean) / k };
 }
 
-/** Step 5 with one scaler. */
-function run(w: FloatLinear, { perm, dead, u }: GptqFactor, spec: QuantSpec, G: number, scaler: GroupScaler,
-  settings: GptqSettings, name: string, kernels: GptqKernels): QuantizedLinear {
+/** The error for a Hessian whose dampened Cholesky fails at (original) input `column`. */
+export function notPositiveDefinite(name: string, settings: GptqSettings, column: number, detail: string): InputError {
+  return new InputError(
+    `${name}: the GPTQ Hessian is not positive definite after dampening by ${settings.damp} of its mean diagonal ` +
+      `(Cholesky failed at input column ${column}${detail ? ` ${detail}` : ''}); ` +
+      `pass a larger --damp (e.g. --damp ${settings.damp > 0 ? settings.damp * 10 : 0.01}) or more calibration data`,
+    { tensor: name },
+  );
+}
+
+/**
+ * The column plan of step 5: position = perm's inverse, and groupAt[i] = g where position i is the first
+ * of group g (G consecutive original inputs) to come up — its scales are fixed there — else −1.
+ */
+export function columnPlan(perm: Int32Array, G: number): { position: Int32Array; groupAt: Int32Array } {
+  const k = perm.length;
+  const position = sharedInt32(k);
+  for (let i = 0; i < k; i++) position[perm[i]!] = i;
+  const groupAt = sharedInt32(k).fill(-1);
+  const fixed = new Uint8Array(k / G);
+  for (let i = 0; i < k; i++) {
+    const g = Math.floor(perm[i]! / G);
+    if (!fixed[g]) {
+      fixed[g] = 1;
+      groupAt[i] = g;
+    }
+  }
+  return { position, groupAt };
+}
+
+/** The error for a row whose integer scale does not fit int32. */
+export const intScaleOverflow = (name: string, row: number): InputError =>
+  new InputError(`${name}: an integer scale of row ${row} does not fit int32; lower α`, { tensor: name });
+
+/** Step 5 on host arrays, its two hot parts run by `kernels`. */
+export const hostColumns = (kernels: GptqKernels): GptqColumns => (w, { perm, dead, u }, spec, G, scaler, settings, name) => {
   const { n, k } = w;
   const bits = spec.wBits;
   const groupCount = k / G;
@@ -170,22 +234,10 @@ function run(w: FloatLinear, { perm, dead, u }: GptqFactor, spec: QuantSpec, G: 
   for (let r = 0; r < n; r++) {
     for (let i = 0; i < k; i++) W[r * k + i] = dead[perm[i]!] ? 0 : w.w[r * k + perm[i]!]!;
   }
-  const position = sharedInt32(k);
-  for (let i = 0; i < k; i++) position[perm[i]!] = i;
-
+  const { position, groupAt } = columnPlan(perm, G);
   const q = sharedInt8(n * k);
   const scales = sharedFloat32(n * groupCount);
   const intScales = scaler.kind === 'int' ? sharedInt32(n * groupCount) : undefined;
-  // groupAt[i] = g where position i is the first of group g to come up (its scales are fixed there), else −1
-  const groupAt = sharedInt32(k).fill(-1);
-  const fixed = new Uint8Array(groupCount);
-  for (let i = 0; i < k; i++) {
-    const g = Math.floor(perm[i]! / G);
-    if (!fixed[g]) {
-      fixed[g] = 1;
-      groupAt[i] = g;
-    }
-  }
   const B = settings.blockSize;
   const err = sharedFloat64(n * Math.min(B, k)); // E[r, c] for the block's columns
   const overflow = sharedInt32(1);
@@ -194,15 +246,19 @@ function run(w: FloatLinear, { perm, dead, u }: GptqFactor, spec: QuantSpec, G: 
   for (let i1 = 0; i1 < k; i1 += B) {
     const i2 = Math.min(i1 + B, k);
     kernels.blockRows({ ...block, i1, i2 }, n);
-    if (overflow[0] !== 0) {
-      const r = overflow[0]! - 1;
-      throw new InputError(`${name}: an integer scale of row ${r} does not fit int32; lower α`, { tensor: name });
-    }
+    if (overflow[0] !== 0) throw intScaleOverflow(name, overflow[0]! - 1);
     // lazy update of the columns after the block: W[:, i2:] −= E · U[i1:i2, i2:]
     if (i2 < k) kernels.lazyUpdate(W, n, k, err, u, i1, i2);
   }
+  return columnsResult(w, spec, G, scaler, q, scales, intScales);
+};
+
+/** The quantized layer step 5 made: codes q [n, k] (original column order), scales [n, k/G], S when integer. */
+export function columnsResult(w: FloatLinear, spec: QuantSpec, G: number, scaler: GroupScaler, q: Int8Array, scales: Float32Array,
+  intScales: Int32Array | undefined): QuantizedLinear {
+  const { n, k } = w;
   return {
-    kind: 'quantized', n, k, groupSize: G, wBits: bits, aBits: spec.aBits, packed: packWeights(q, n, k, bits), scale: spec.scale, scales,
+    kind: 'quantized', n, k, groupSize: G, wBits: spec.wBits, aBits: spec.aBits, packed: packWeights(q, n, k, spec.wBits), scale: spec.scale, scales,
     ...(intScales && scaler.kind === 'int' ? { intScales, alphaLog2: scaler.alphaLog2 } : {}),
     ...(w.bias ? { bias: w.bias } : {}),
   };

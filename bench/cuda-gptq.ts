@@ -1,0 +1,95 @@
+/**
+ * GPTQ's matrices on the GPU (issue 25; backends/cuda/gptq-cuda.ts) for one LLaMA-2-7B-shaped decoder
+ * layer: per input (q/k/v, o, gate/up, down) the Hessian summed from --windows windows of --seq-len
+ * tokens, its factor, and the column loop of each linear reading it (W4A8 g128 Integer Scale, α by the
+ * safe policy with its overflow proof), with wall times per phase, the layer's total and that total
+ * times --layers. RANDOM data, speed only: one random window of float32 rows is uploaded and added
+ * --windows times (the cost of the calibration's rows, not their values), and the weights are random.
+ * Not in it: the calibration forward (running the layers on the windows), which `intscale quantize
+ * --backend cuda` still runs on the CPU.
+ *
+ *   node dist/bench/cuda-gptq.js [--windows 128] [--seq-len 2048] [--layers 32] [--json]
+ */
+import { parseArgs } from 'node:util';
+import { CudaContext } from '../src/backends/cuda/context.js';
+import { cudaGptq } from '../src/backends/cuda/gptq-cuda.js';
+import { DEFAULT_GPTQ, gptqQuantizeLinear } from '../src/quant/methods/gptq.js';
+import { DEFAULT_SPEC } from '../src/quantize/recipe.js';
+import type { FloatLinear } from '../src/quant/types.js';
+import { printTable } from '../src/cli/table.js';
+import { cpuPool } from '../src/backends/cpu/pool/index.js';
+import { LLAMA2_7B_SHAPE } from './synthetic.js';
+import { machineLine } from './stats.js';
+import { needsGpu } from './cuda-timing.js';
+
+const { values } = parseArgs({
+  options: {
+    windows: { type: 'string', default: '128' },
+    'seq-len': { type: 'string', default: '2048' },
+    layers: { type: 'string', default: '32' },
+    json: { type: 'boolean', default: false },
+  },
+});
+const windows = Number(values.windows), seqLen = Number(values['seq-len']), layers = Number(values.layers);
+for (const [name, v] of [['--windows', windows], ['--seq-len', seqLen], ['--layers', layers]] as const) {
+  if (!Number.isInteger(v) || v < 1) throw new RangeError(`${name} must be a positive integer, got ${v}`);
+}
+
+const ctx = needsGpu('the GPU GPTQ bench', () => new CudaContext(0));
+const gptq = cudaGptq(ctx);
+const { hidden: d, ffn: F } = LLAMA2_7B_SHAPE;
+const inputs = [
+  { input: 'q/k/v', k: d, linears: [['q_proj', d], ['k_proj', d], ['v_proj', d]] },
+  { input: 'o', k: d, linears: [['o_proj', d]] },
+  { input: 'gate/up', k: d, linears: [['gate_proj', F], ['up_proj', F]] },
+  { input: 'down', k: F, linears: [['down_proj', d]] },
+] as const;
+
+let seed = 12345;
+const random = (n: number, scale: number): Float32Array => {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    a[i] = (seed / 2 ** 32 - 0.5) * scale;
+  }
+  return a;
+};
+const weights = random(d * F, 0.1); // every linear reads a view of it (speed only)
+
+console.log(`# GPTQ on the GPU, one LLaMA-2-7B-shaped layer (hidden ${d}, ffn ${F}); ${ctx.info.name}; ${gptq.name}`);
+console.log(`# ${machineLine(cpuPool().threads)}`);
+console.log(`# Hessians from ${windows} windows × ${seqLen} tokens (one RANDOM window added ${windows} times); RANDOM weights; W4A8 g128 IS, α safe; speed only`);
+
+interface Row { readonly phase: string; readonly seconds: number }
+const rows: Row[] = [];
+const timed = <T>(phase: string, run: () => T): T => {
+  const t0 = performance.now();
+  const r = run();
+  ctx.synchronize();
+  rows.push({ phase, seconds: (performance.now() - t0) / 1000 });
+  return r;
+};
+
+const started = performance.now();
+for (const { input, k, linears } of inputs) {
+  const x = random(seqLen * k, 2);
+  const acc = gptq.accumulator(k);
+  timed(`${input}: Hessian (${windows} × ${seqLen} rows of ${k})`, () => {
+    for (let w = 0; w < windows; w++) acc.add(x, seqLen);
+  });
+  const factor = timed(`${input}: factor (${k}²)`, () => acc.factor(DEFAULT_GPTQ, input));
+  for (const [name, n] of linears) {
+    const w: FloatLinear = { kind: 'float', n, k, w: weights.subarray(0, n * k) };
+    timed(`${input}: ${name} columns (${n} × ${k})`, () => gptqQuantizeLinear(w, factor, DEFAULT_SPEC, DEFAULT_GPTQ, name, gptq.columns));
+  }
+}
+const layerSeconds = (performance.now() - started) / 1000;
+gptq.dispose();
+ctx.release();
+
+if (values.json) {
+  console.log(JSON.stringify({ gpu: ctx.info.name, windows, seqLen, rows, layerSeconds, modelSeconds: layerSeconds * layers }));
+} else {
+  printTable(rows.map((r) => ({ phase: r.phase, seconds: r.seconds.toFixed(2) })));
+  console.log(`one layer: ${layerSeconds.toFixed(1)} s (including the random data made on the host); × ${layers} layers: ${(layerSeconds * layers / 60).toFixed(1)} min of GPTQ matrices`);
+}
