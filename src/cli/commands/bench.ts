@@ -27,6 +27,7 @@ const BENCHES = {
       'batch 1…64, and a PyTorch FP16 CUDA-graph reference where torch is installed (--batches 1,8,16,32,64 --precisions … --reps N --out DIR --no-torch)',
   ],
   'cuda-engine-step': ['cuda-engine-step', 'GPU: the decode engine\'s step time by layer count (7B shape, random weights): per-layer and fixed cost (--layers 1,8,32 --steps N --no-graphs)'],
+  'cuda-gptq': ['cuda-gptq', 'GPU: GPTQ\'s matrices for one LLaMA-2-7B-shaped layer (Hessians, factors, column loops), random data (--windows 128 --seq-len 2048 --layers 32)'],
   'cuda-step-ops': ['cuda-step-ops', 'GPU: the time of each op of a 7B-shaped decode step, each captured in a CUDA graph (--context N)'],
   cpu: ['cpu-e2e', 'CPU: prefill and decode tokens/s of a model in float32, W4A8 IS and W4A8 FS'],
   'cpu-vs-llamacpp': ['cpu-vs-llamacpp', 'CPU: intscale vs llama.cpp on the same cores, interleaved rounds: W4A8 IS vs Q4_0 and f32 vs F32 tokens/s, and the embedded model\'s perplexity under llama.cpp\'s protocol on both (--anchors DIR --threads N --rounds N --shape h,L,ffn,H,KVH,V --no-perplexity)'],
