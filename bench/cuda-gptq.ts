@@ -5,10 +5,16 @@
  * safe policy with its overflow proof), with wall times per phase, the layer's total and that total
  * times --layers. RANDOM data, speed only: one random window of float32 rows is uploaded and added
  * --windows times (the cost of the calibration's rows, not their values), and the weights are random.
- * Not in it: the calibration forward (running the layers on the windows), which `intscale quantize
- * --backend cuda` still runs on the CPU.
+ * Not in it: the calibration forward (running the layers on the windows).
+ *
+ * With --model-layers N, end to end instead: writes a LLaMA-2-7B-shaped checkpoint of N RANDOM f16 layers
+ * into --dir (kept and reused), then quantizes it as `intscale quantize --method gptq --backend cuda` does
+ * (quantizeToCheckpoint; the calibration stream on the exact CUDA backend, GPTQ's matrices on the GPU;
+ * --windows × --seq-len tokens of --calib), timing each decoder layer; the whole 32-layer model's time is
+ * the mean layer times 32 plus the fixed part (reading the embedding, the lm_head, writing).
  *
  *   node dist/bench/cuda-gptq.js [--windows 128] [--seq-len 2048] [--layers 32] [--json]
+ *   node dist/bench/cuda-gptq.js --model-layers 2 [--dir /tmp/intscale-7b-2l] [--calib FILE] [--windows 128] [--seq-len 2048]
  */
 import { parseArgs } from 'node:util';
 import { CudaContext } from '../src/backends/cuda/context.js';
@@ -19,6 +25,14 @@ import type { FloatLinear } from '../src/quant/types.js';
 import { printTable } from '../src/cli/table.js';
 import { cpuPool } from '../src/backends/cpu/pool/index.js';
 import { LLAMA2_7B_SHAPE } from './synthetic.js';
+import { writeSynthetic7B } from './synthetic-checkpoint.js';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { PACKAGE_ROOT, DEFAULT_MODEL_DIR } from '../src/cli/default-model.js';
+import { createCudaBackend } from '../src/backends/cuda/cuda-backend.js';
+import { quantizeToCheckpoint, type GptqPlacement } from '../src/quantize/quantize-model.js';
+import { DEFAULT_GPTQ_LAYER } from '../src/quantize/gptq-layer.js';
+import { DEFAULT_LM_HEAD } from '../src/quantize/recipe.js';
 import { machineLine } from './stats.js';
 import { needsGpu } from './cuda-timing.js';
 
@@ -28,6 +42,9 @@ const { values } = parseArgs({
     'seq-len': { type: 'string', default: '2048' },
     layers: { type: 'string', default: '32' },
     json: { type: 'boolean', default: false },
+    'model-layers': { type: 'string' },
+    dir: { type: 'string' },
+    calib: { type: 'string', default: path.join(PACKAGE_ROOT, 'data', 'wikitext-2-test-excerpt.txt') },
   },
 });
 const windows = Number(values.windows), seqLen = Number(values['seq-len']), layers = Number(values.layers);
@@ -37,6 +54,10 @@ for (const [name, v] of [['--windows', windows], ['--seq-len', seqLen], ['--laye
 
 const ctx = needsGpu('the GPU GPTQ bench', () => new CudaContext(0));
 const gptq = cudaGptq(ctx);
+if (values['model-layers'] !== undefined) {
+  endToEnd(Number(values['model-layers']));
+  process.exit(0);
+}
 const { hidden: d, ffn: F } = LLAMA2_7B_SHAPE;
 const inputs = [
   { input: 'q/k/v', k: d, linears: [['q_proj', d], ['k_proj', d], ['v_proj', d]] },
@@ -92,4 +113,50 @@ if (values.json) {
 } else {
   printTable(rows.map((r) => ({ phase: r.phase, seconds: r.seconds.toFixed(2) })));
   console.log(`one layer: ${layerSeconds.toFixed(1)} s (including the random data made on the host); × ${layers} layers: ${(layerSeconds * layers / 60).toFixed(1)} min of GPTQ matrices`);
+}
+
+/** --model-layers: the whole quantize path on a written N-layer checkpoint (see the header). */
+function endToEnd(layerCount: number): void {
+  if (!Number.isInteger(layerCount) || layerCount < 1) throw new RangeError(`--model-layers must be a positive integer, got ${layerCount}`);
+  const dir = values.dir ?? `/tmp/intscale-7b-${layerCount}l-f16`;
+  console.log(`# GPTQ end to end on the GPU: a LLaMA-2-7B-shaped checkpoint of ${layerCount} RANDOM f16 layers (${dir}); ${ctx.info.name}; ${gptq.name}`);
+  console.log(`# ${machineLine(cpuPool().threads)}`);
+  if (!fs.existsSync(path.join(dir, 'config.json'))) {
+    const t = performance.now();
+    writeSynthetic7B(dir, layerCount);
+    for (const file of ['tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(DEFAULT_MODEL_DIR, file), path.join(dir, file));
+    console.log(`# wrote it in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+  }
+  const out = `${dir}-gptq`;
+  const calibrationBackend = createCudaBackend({ ctx, graphs: false });
+  const recipe = {
+    method: 'gptq' as const, base: DEFAULT_SPEC, overrides: { lmHead: DEFAULT_LM_HEAD }, embedding: 'int8' as const,
+    calibration: { file: values.calib!, samples: windows, seqLen, seed: 0 }, gptq: DEFAULT_GPTQ_LAYER,
+  };
+  console.log(`# W4A8 g128 IS (α safe ≤ 2^10), true-sequential, ${windows} windows × ${seqLen} tokens of ${values.calib}; W8A8 lm_head, 8-bit embedding`);
+  const started = performance.now();
+  const layerEnds: number[] = [];
+  let linears = 0;
+  try {
+    quantizeToCheckpoint(dir, out, recipe, {
+      overwrite: true,
+      gptqOn: { engine: gptq, calibrationBackend } as GptqPlacement<unknown>,
+      onLinear: () => { linears++; },
+      onLayer: (i) => {
+        layerEnds[i] = performance.now();
+        const from = i === 0 ? started : layerEnds[i - 1]!;
+        console.log(`layer ${i}: ${((layerEnds[i]! - from) / 1000).toFixed(1)} s (${linears} linears so far)`);
+      },
+    });
+  } finally {
+    calibrationBackend.dispose();
+    gptq.dispose();
+  }
+  const total = (performance.now() - started) / 1000;
+  const perLayer = layerEnds.map((t, i) => (t - (i === 0 ? started : layerEnds[i - 1]!)) / 1000);
+  const later = perLayer.length > 1 ? perLayer.slice(1) : perLayer; // layer 0 also pays the embedding and the windows
+  const mean = later.reduce((a, b) => a + b, 0) / later.length;
+  const fixed = total - perLayer.reduce((a, b) => a + b, 0) + (perLayer[0]! - mean);
+  console.log(`total ${total.toFixed(1)} s for ${layerCount} layers (${linears} linears); a layer ${mean.toFixed(1)} s (layers after the first), fixed ${fixed.toFixed(1)} s`);
+  console.log(`projected for the 32-layer 7B: ${((32 * mean + fixed) / 60).toFixed(1)} min (32 × the layer time + the fixed part)`);
 }

@@ -4,7 +4,7 @@
  */
 import { Option } from 'commander';
 import type { Backend } from '../model/backend.js';
-import type { GptqEngine } from '../quant/methods/gptq.js';
+import type { GptqPlacement } from '../quantize/quantize-model.js';
 import { cpuBackend } from '../backends/cpu/cpu-backend.js';
 import { InputError } from '../errors.js';
 import { loadModel } from '../backends/load.js';
@@ -56,10 +56,15 @@ export async function openBackend(name: BackendName): Promise<OpenedBackend> {
   };
 }
 
-/** GPTQ's engine on the named backend: the CPU pool, or the GPU (Hessians, factors and column loops; backends/cuda/gptq-cuda.ts). */
-export async function openGptqEngine(name: BackendName): Promise<{ engine: GptqEngine | undefined; close(): void }> {
-  if (name === 'cpu') return { engine: undefined, close: () => {} };
+/**
+ * GPTQ placed on the named backend: on the CPU nothing to open; on cuda the GPU's engine (Hessians, factors,
+ * column loops; backends/cuda/gptq-cuda.ts) and the exact CUDA backend, without graph replay, for the
+ * calibration stream, both on one context.
+ */
+export async function openGptqPlacement(name: BackendName): Promise<{ placement: GptqPlacement<unknown> | undefined; name: string; close(): void }> {
+  if (name === 'cpu') return { placement: undefined, name: 'cpu', close: () => {} };
   const { cudaGptq } = await import('../backends/cuda/gptq-cuda.js');
+  const { createCudaBackend } = await import('../backends/cuda/cuda-backend.js');
   const { CudaContext } = await import('../backends/cuda/context.js');
   const { CudaUnavailableError } = await import('../backends/cuda/libs.js');
   let ctx: CudaContextType;
@@ -69,10 +74,22 @@ export async function openGptqEngine(name: BackendName): Promise<{ engine: GptqE
     if (e instanceof CudaUnavailableError) throw new InputError(`--backend cuda: ${e.message}`);
     throw e;
   }
+  const opened: { dispose(): void }[] = [];
   try {
     const engine = cudaGptq(ctx);
-    return { engine, close: () => { engine.dispose(); ctx.release(); } };
+    opened.push(engine);
+    const calibrationBackend = createCudaBackend({ ctx, graphs: false });
+    opened.push(calibrationBackend);
+    return {
+      placement: { engine, calibrationBackend } as GptqPlacement<unknown>,
+      name: `${engine.name}; calibration forward on the GPU`,
+      close: () => {
+        for (const o of opened.reverse()) o.dispose();
+        ctx.release();
+      },
+    };
   } catch (e) {
+    for (const o of opened.reverse()) o.dispose();
     ctx.release();
     if (e instanceof CudaUnavailableError) throw new InputError(`--backend cuda: ${e.message}`);
     throw e;

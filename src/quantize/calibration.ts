@@ -68,13 +68,16 @@ export function readCalibrationWindows(tokenizer: ModelTokenizer, s: Calibration
 
 export type { FloatLayerWeights } from '../model/weights.js';
 
-/** What a method sees of one decoder layer while the stream is at it. */
-export interface LayerCalibration {
+/**
+ * What a method sees of one decoder layer while the stream is at it. T is the stream's tensor type: the
+ * CPU backend's Float32Array, or a GPU's device buffers when the stream runs on one (StreamOptions.calibrationBackend).
+ */
+export interface LayerCalibration<T = Float32Array> {
   readonly index: number;
   /** "model.layers.<index>." */
   readonly prefix: string;
   readonly config: ModelConfig;
-  readonly backend: Backend;
+  readonly backend: Backend<T>;
   /** the layer in float, as read. */
   readonly layer: FloatLayerWeights;
   readonly samples: number;
@@ -84,7 +87,12 @@ export interface LayerCalibration {
    * calling `observer` with each linear's input; the hidden states are left unchanged. With
    * `stopAfter` each run ends once that input is observed (nothing after it is computed).
    */
-  observe(layer: LayerWeights, observer: LinearObserver, stopAfter?: LinearInput): void;
+  observe(layer: LayerWeights, observer: LinearObserver<T>, stopAfter?: LinearInput): void;
+  /**
+   * Whether `walk` is available: on the CPU, where every sample's state stays in host memory between
+   * steps. A stream on a GPU re-runs the layer from its start for each input (observe) instead.
+   */
+  readonly walks: boolean;
   /**
    * Walks the layer on every sample for real, from where the last walk stopped (the start) up to
    * the input `until` (observed; to the end of the layer when absent), running `layer` as the method
@@ -92,16 +100,22 @@ export interface LayerCalibration {
    * with the layer it returns: the stream then keeps these hidden states and skips its own pass.
    * True-sequential GPTQ walks input by input, each input's linears quantized before the next step:
    * every linear runs once per sample (observe re-runs the layer from its start each time). Once a
-   * method walks, it may not observe the layer again.
+   * method walks, it may not observe the layer again. Throws where `walks` is false.
    */
-  walk(layer: LayerWeights, observer?: LinearObserver, until?: LinearInput): void;
+  walk(layer: LayerWeights, observer?: LinearObserver<T>, until?: LinearInput): void;
 }
 
 /** A method turns one float layer into its quantized replacement (norms included). */
-export type LayerMethod = (calib: LayerCalibration) => LayerWeights;
+export type LayerMethod<T = Float32Array> = (calib: LayerCalibration<T>) => LayerWeights;
 
-export interface StreamOptions {
+export interface StreamOptions<T = Float32Array> {
+  /** the backend of the model quantizeCalibrated returns (default: the CPU's). */
   readonly backend?: Backend;
+  /**
+   * where the stream runs the layers on the calibration windows (default: the CPU backend). A GPU
+   * backend must not replay passes as graphs (the observers are host code): createCudaBackend({ graphs: false }).
+   */
+  readonly calibrationBackend?: Backend<T>;
   /** called after each layer is quantized, with the layer index. */
   readonly onLayer?: (layer: number) => void;
   /** replaces the float lm_head (quantizes it) once read (quantizeCalibrated). */
@@ -115,13 +129,15 @@ export interface StreamOptions {
  * embedding table (read by the caller, who may write or keep it); each decoder layer is read,
  * quantized by `method` and handed to `emit` in order, then dropped here.
  */
-export function calibrateLayers(source: ModelDir, embedding: Float32Array, windows: readonly Int32Array[],
-  method: LayerMethod, emit: (index: number, layer: LayerWeights) => void, options: StreamOptions = {}): void {
+export function calibrateLayers<T = Float32Array>(source: ModelDir, embedding: Float32Array, windows: readonly Int32Array[],
+  method: LayerMethod<T>, emit: (index: number, layer: LayerWeights) => void, options: StreamOptions<T> = {}): void {
   if (windows.length === 0) throw new InputError('calibration needs at least one window');
   refuseQuantizedSource(source.weights);
   const { config } = source;
-  const backend = options.backend ?? cpuBackend;
-  const context: LayerContext = { config, backend, invFreq: ropeInverseFrequencies(config.headDim, config.ropeTheta, config.ropeScaling) };
+  const backend = options.calibrationBackend ?? (cpuBackend as unknown as Backend<T>);
+  // host tensors (the CPU backend's) persist between steps, so a layer can be walked input by input
+  const walks = (backend as unknown) === cpuBackend;
+  const context: LayerContext<T> = { config, backend, invFreq: ropeInverseFrequencies(config.headDim, config.ropeTheta, config.ropeScaling) };
   const d = config.hiddenSize;
   const seqLen = windows[0]!.length;
   if (windows.some((w) => w.length !== seqLen)) throw new InputError('calibration windows must all have the same length');
@@ -133,7 +149,7 @@ export function calibrateLayers(source: ModelDir, embedding: Float32Array, windo
   const cache = backend.layerCache(seqLen, config.numKvHeads * config.headDim);
   const scratch = sharedFloat32(seqLen * d);
   /** run(l prepared on the backend), the preparation released after. */
-  const withPrepared = (l: LayerWeights, run: (prepared: PreparedLayer) => void) => {
+  const withPrepared = (l: LayerWeights, run: (prepared: PreparedLayer<T>) => void) => {
     const prepared = prepareLayer(backend, l);
     try {
       run(prepared);
@@ -145,34 +161,41 @@ export function calibrateLayers(source: ModelDir, embedding: Float32Array, windo
    * Runs layer l (prepared for this call and released after) on every window's hidden states:
    * in place to advance them to the next layer, else on a scratch copy (observing its inputs).
    */
-  const runLayer = (l: LayerWeights, advance: boolean, observer?: LinearObserver, stopAfter?: LinearInput) => withPrepared(l, (prepared) => {
+  const runLayer = (l: LayerWeights, advance: boolean, observer?: LinearObserver<T>, stopAfter?: LinearInput) => withPrepared(l, (prepared) => {
     for (const h of hidden) {
+      backend.startPass(); // a GPU's tensors of the last window go back to its arena
       if (!advance) scratch.set(h);
-      runDecoderLayer(context, prepared, advance ? h : scratch, seqLen, { cache, start: 0 }, observer, stopAfter);
+      const x = backend.upload(advance ? h : scratch); // on the CPU the array itself
+      runDecoderLayer(context, prepared, x, seqLen, { cache, start: 0 }, observer, stopAfter);
+      if (advance) {
+        const out = backend.download(x, 0, seqLen, d);
+        if (out.buffer !== h.buffer || out.byteOffset !== h.byteOffset) h.set(out);
+      }
     }
   });
-  /** Walks l on every window's hidden states from where `states` stand (see LayerCalibration.walk). */
-  const walkLayer = (states: LayerState<Float32Array>[], l: LayerWeights, observer?: LinearObserver, until?: LinearInput) => withPrepared(l, (prepared) => {
+  /** Walks l on every window's hidden states from where `states` stand (see LayerCalibration.walk); host tensors only. */
+  const walkLayer = (states: LayerState<T>[], l: LayerWeights, observer?: LinearObserver<T>, until?: LinearInput) => withPrepared(l, (prepared) => {
     for (const state of states) advanceLayer(context, prepared, state, seqLen, { cache, start: 0 }, observer, until);
   });
   try {
     for (let index = 0; index < config.numLayers; index++) {
       const layer = readFloatLayer(source.weights, config, index);
-      let walked: LayerState<Float32Array>[] | null = null;
-      const calib: LayerCalibration = {
-        index, prefix: layerPrefix(index), config, backend, layer, samples: windows.length, seqLen,
+      let walked: LayerState<T>[] | null = null;
+      const calib: LayerCalibration<T> = {
+        index, prefix: layerPrefix(index), config, backend, layer, samples: windows.length, seqLen, walks,
         observe: (l, observer, stopAfter) => {
           if (walked !== null) throw new Error(`${layerPrefix(index)}: observe after walk (the walk has moved the hidden states on)`);
           runLayer(l, false, observer, stopAfter);
         },
         walk: (l, observer, until) => {
-          walked ??= hidden.map((h): LayerState<Float32Array> => ({ h, at: 'start', input: null }));
+          if (!walks) throw new Error(`${layerPrefix(index)}: the calibration stream on ${backend.name} does not walk a layer (observe it instead)`);
+          walked ??= hidden.map((h): LayerState<T> => ({ h: h as unknown as T, at: 'start', input: null }));
           walkLayer(walked, l, observer, until);
         },
       };
       const quantized = method(calib);
       if (walked === null) runLayer(quantized, true);
-      else if ((walked as LayerState<Float32Array>[]).some((s) => s.at !== 'end')) {
+      else if ((walked as LayerState<T>[]).some((s) => s.at !== 'end')) {
         throw new Error(`${calib.prefix}: the calibration method walked the layer part-way (it must walk to the end with the layer it returns)`);
       }
       emit(index, quantized);
@@ -187,8 +210,8 @@ export function calibrateLayers(source: ModelDir, embedding: Float32Array, windo
  * Loads `dir` quantizing it layer by layer with `method`, calibrated on `windows` (see the header).
  * Returns the quantized model (embeddings in float, the lm_head too unless transformLmHead) ready to run.
  */
-export function quantizeCalibrated(dir: string, windows: readonly Int32Array[], method: LayerMethod,
-  options: StreamOptions = {}): LoadedModel {
+export function quantizeCalibrated<T = Float32Array>(dir: string, windows: readonly Int32Array[], method: LayerMethod<T>,
+  options: StreamOptions<T> = {}): LoadedModel {
   const source = openModelDir(dir);
   try {
     const { config, weights: src } = source;

@@ -29,21 +29,22 @@ export interface GptqLayerSettings extends GptqSettings {
 export const DEFAULT_GPTQ_LAYER: GptqLayerSettings = { ...DEFAULT_GPTQ, trueSequential: true, minExpertTokens: DEFAULT_MIN_EXPERT_TOKENS };
 
 /** `engine`: where the Hessians, factors and column loops run (the CPU's pool by default, or a GPU: backends/cuda/gptq-cuda.ts). */
-export function gptqLayerMethod(specOf: (slot: LinearSlot) => QuantSpec, settings: GptqLayerSettings, report: ReportSink,
-  engine: GptqEngine = cpuGptqEngine()): LayerMethod {
+export function gptqLayerMethod<T = Float32Array>(specOf: (slot: LinearSlot) => QuantSpec, settings: GptqLayerSettings, report: ReportSink,
+  engine?: GptqEngine<T>): LayerMethod<T> {
+  const gptq = engine ?? (cpuGptqEngine() as unknown as GptqEngine<T>);
   return (calib) => {
     const replaced = new Map<string, LinearWeight>();
     const current = (): LayerWeights => withReplaced<LinearWeight, LayerWeights>(calib.layer, replaced);
     // true-sequential on a dense layer walks it input by input (each linear runs once a sample); a
     // mixture of experts re-observes from the start, stopping at the input (its experts' gate/up must be
-    // quantized before their down inputs are seen, and the block runs as one)
-    const walk = settings.trueSequential && calib.layer.moe === undefined;
+    // quantized before their down inputs are seen, and the block runs as one), as does a stream on a GPU
+    const walk = settings.trueSequential && calib.layer.moe === undefined && calib.walks;
     /** every accumulator of this layer, released at its end whatever happens (a GPU's hold device memory) */
-    const made: GptqAccumulator[] = [];
+    const made: GptqAccumulator<T>[] = [];
     const observeGroups = (groups: readonly LinearGroup[], stopAfter?: LinearInput) => {
-      const acc = new Map(groups.map((g) => [g.key, engine.accumulator(inputWidth(calib.config, g.input))]));
+      const acc = new Map(groups.map((g) => [g.key, gptq.accumulator(inputWidth(calib.config, g.input))]));
       made.push(...acc.values());
-      const observer: LinearObserver = (input, x, m, expert) => acc.get(groupKey(input, expert))?.add(x, m);
+      const observer: LinearObserver<T> = (input, x, m, expert) => acc.get(groupKey(input, expert))?.add(x, m);
       if (walk) calib.walk(current(), observer, stopAfter);
       else calib.observe(current(), observer, stopAfter);
       return acc;
@@ -70,7 +71,7 @@ export function gptqLayerMethod(specOf: (slot: LinearSlot) => QuantSpec, setting
           group.slots.forEach((slot, i) => {
             const name = calib.prefix + modules[i]!;
             const spec = specOf(slot);
-            const { layer, alpha } = gptqQuantizeLinear(linearAt(calib.layer, slot, group.expert), factor, spec, settings, name, engine.columns);
+            const { layer, alpha } = gptqQuantizeLinear(linearAt(calib.layer, slot, group.expert), factor, spec, settings, name, gptq.columns);
             replaced.set(modules[i]!, layer);
             report(linearReport(name, spec, layer, alpha));
           });

@@ -16,7 +16,7 @@ import { layerPrefix, linearModule } from '../model/layout.js';
 import { linearsOf, mapLinears, type LayerLinears } from '../model/layer-linears.js';
 import { loadModel, type LoadedModel } from '../backends/load.js';
 import { loadTokenizer } from '../io/tokenizer.js';
-import { calibrateLayers, quantizeCalibrated, readCalibrationWindows, type LayerMethod } from './calibration.js';
+import { calibrateLayers, quantizeCalibrated, readCalibrationWindows, type LayerMethod, type StreamOptions } from './calibration.js';
 import { openModelDir } from '../model/model-dir.js';
 import { EMBEDDING, LM_HEAD, readFloatLayer, refuseQuantizedSource, refuseUnreadTensors, releaseFloatLayer } from '../model/weights.js';
 import { withArenaAllocation } from '../tensor/shared.js';
@@ -93,8 +93,18 @@ export interface QuantizeModelOptions {
   readonly onLayer?: (layer: number) => void;
   /** called after each linear layer is quantized (progress finer than per decoder layer: GPTQ/AWQ take long per layer). */
   readonly onLinear?: (report: LinearReport) => void;
-  /** where GPTQ's Hessians, factors and column loops run (default: the CPU pool; backends/cuda/gptq-cuda.ts for a GPU). */
-  readonly gptqEngine?: GptqEngine;
+  /** GPTQ on another device (default: the CPU, its pool for the matrices): see GptqPlacement. */
+  readonly gptqOn?: GptqPlacement<unknown>;
+}
+
+/**
+ * GPTQ off the CPU: the engine of its Hessians, factors and column loops (backends/cuda/gptq-cuda.ts), and
+ * the backend the calibration stream runs the layers on (default: the CPU's); both use one tensor type, so
+ * the stream hands the engine each linear's input where it already is.
+ */
+export interface GptqPlacement<T> {
+  readonly engine: GptqEngine<T>;
+  readonly calibrationBackend?: Backend<T>;
 }
 
 export interface QuantizedModel {
@@ -103,8 +113,10 @@ export interface QuantizedModel {
 }
 
 /** The GPTQ or AWQ layer method of `recipe`, with the reports it fills in. */
-function calibratedMethod(recipe: QuantRecipe & { method: 'gptq' | 'awq' }, onLinear?: (report: LinearReport) => void, gptqEngine?: GptqEngine): {
-  method: LayerMethod;
+function calibratedMethod(recipe: QuantRecipe & { method: 'gptq' | 'awq' }, onLinear?: (report: LinearReport) => void, gptqOn?: GptqPlacement<unknown>): {
+  method: LayerMethod<unknown>;
+  /** where the stream runs (GPTQ placed off the CPU), else the CPU */
+  stream: Pick<StreamOptions<unknown>, 'calibrationBackend'>;
   reports: LinearReport[];
 } {
   const reports: LinearReport[] = [];
@@ -113,8 +125,12 @@ function calibratedMethod(recipe: QuantRecipe & { method: 'gptq' | 'awq' }, onLi
     reports.push(r);
     onLinear?.(r);
   };
-  const method = recipe.method === 'gptq' ? gptqLayerMethod(specOf, recipe.gptq, sink, gptqEngine) : awqLayerMethod(specOf, recipe.awq, sink);
-  return { method, reports };
+  if (recipe.method === 'gptq' && gptqOn) {
+    const method = gptqLayerMethod(specOf, recipe.gptq, sink, gptqOn.engine);
+    return { method, reports, stream: gptqOn.calibrationBackend ? { calibrationBackend: gptqOn.calibrationBackend } : {} };
+  }
+  const method = recipe.method === 'gptq' ? gptqLayerMethod(specOf, recipe.gptq, sink) : awqLayerMethod(specOf, recipe.awq, sink);
+  return { method: method as LayerMethod<unknown>, reports, stream: {} };
 }
 
 /** Loads the float model in `dir` quantized by `recipe` (any method), all of it in memory. */
@@ -125,8 +141,8 @@ export function quantizeModel(dir: string, recipe: QuantRecipe, options: Quantiz
     return { loaded, reports };
   }
   const windows = readCalibrationWindows(loadTokenizer(dir), recipe.calibration);
-  const { method, reports } = calibratedMethod(recipe, options.onLinear, options.gptqEngine);
-  return { loaded: quantizeCalibrated(dir, windows, method, { ...options, ...headAndTable(recipe, reports, options.onLinear) }), reports };
+  const { method, reports, stream } = calibratedMethod(recipe, options.onLinear, options.gptqOn);
+  return { loaded: quantizeCalibrated(dir, windows, method, { ...options, ...stream, ...headAndTable(recipe, reports, options.onLinear) }), reports };
 }
 
 export interface QuantizeToCheckpointOptions extends QuantizeModelOptions {
@@ -167,9 +183,9 @@ export function quantizeToCheckpoint(dir: string, outDir: string, recipe: QuantR
           releaseFloatLayer(layer);
         }
       } else {
-        const calibrated = calibratedMethod(recipe, options.onLinear, options.gptqEngine);
+        const calibrated = calibratedMethod(recipe, options.onLinear, options.gptqOn);
         reports = calibrated.reports;
-        calibrateLayers(source, embedding, windows!, calibrated.method, (i, layer) => writer.layer(i, layer), options);
+        calibrateLayers(source, embedding, windows!, calibrated.method, (i, layer) => writer.layer(i, layer), { ...options, ...calibrated.stream });
       }
       const finalNorm = src.float32('model.norm.weight', [d]);
       const quantizeHead = lmHeadQuantizer(recipe, reports, options.onLinear);

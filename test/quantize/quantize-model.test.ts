@@ -6,6 +6,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { cpuGptqEngine } from '../../src/quantize/gptq-products.js';
+import type { GptqEngine } from '../../src/quant/methods/gptq.js';
+import type { Backend } from '../../src/model/backend.js';
+import { cpuBackend } from '../../src/backends/cpu/cpu-backend.js';
 import { quantizeModel, quantizeToCheckpoint } from '../../src/quantize/quantize-model.js';
 import { writeQuantizedCheckpoint } from '../../src/quantize/write-checkpoint.js';
 import { openSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
@@ -106,4 +110,30 @@ test('quantizeToCheckpoint leaves nothing behind when the source fails part-way,
   const once = path.join(tempDir(), 'once');
   quantizeToCheckpoint(fixturePath('llama'), once, recipe);
   throwsInput(() => quantizeToCheckpoint(once, path.join(tempDir(), 'twice'), recipe), /already quantized; quantize the original float model/);
+});
+
+test('GPTQ placed on another backend (the stream observes each input from the layer\'s start, the engine takes the stream\'s tensors) gives the CPU\'s walked checkpoint bit for bit', () => {
+  const calib = path.join(tempDir(), 'calib.txt');
+  fs.writeFileSync(calib, 'The game began development in 2010 , carrying over a large portion of the work . '.repeat(40));
+  const recipe = { method: 'gptq' as const, base: spec, overrides: {}, calibration: { file: calib, samples: 2, seqLen: 16, seed: 0 }, gptq: DEFAULT_GPTQ_LAYER };
+  // a backend that is not the CPU backend object but computes with it: host arrays, copied on upload and download as a GPU's are
+  const uploads: number[] = [];
+  const elsewhere: Backend = {
+    ...cpuBackend,
+    name: 'cpu-elsewhere',
+    upload: (x) => { uploads.push(x.length); return Float32Array.from(x); },
+    download: (x, first, rows, dim) => Float32Array.from(x.subarray(first * dim, (first + rows) * dim)),
+  };
+  const seenRows: number[] = [];
+  const engine = cpuGptqEngine();
+  const counting: GptqEngine = { ...engine, accumulator: (k) => { const a = engine.accumulator(k); return { ...a, get tokens() { return a.tokens; }, add: (x, m) => { seenRows.push(m); a.add(x, m); } }; } };
+  const dir = fixturePath('llama');
+  const want = quantizeModel(dir, recipe);
+  const got = quantizeModel(dir, recipe, { gptqOn: { engine: counting, calibrationBackend: elsewhere } });
+  assert.deepEqual(got.reports, want.reports);
+  assert.deepEqual(got.loaded.model.weights.layers, want.loaded.model.weights.layers);
+  // per layer: 4 inputs × 2 windows observed (each run from the layer's start), then the advance of 2 windows
+  assert.equal(seenRows.length, 2 * 4 * 2);
+  assert.ok(seenRows.every((m) => m === 16));
+  assert.equal(uploads.length, 2 * (4 * 2 + 2), 'each window uploaded once a run: 4 observing runs and the advance, per layer');
 });

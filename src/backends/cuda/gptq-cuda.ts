@@ -2,8 +2,9 @@
  * GPTQ with its matrices on the GPU (issue 25): the method of quant/methods/gptq.ts, float64 throughout,
  * as a GptqEngine the calibration's GPTQ layer method (quantize/gptq-layer.ts) runs on.
  *
- *   Hessian   S += Xᵀ·X per batch of calibration rows: the rows go up as float32, widen to float64
- *             (to_f64) and one DSYRK adds them (the CPU sums float32 batch products into float64:
+ *   Hessian   S += Xᵀ·X per batch of calibration rows: the rows (on the device already when the
+ *             calibration stream runs on the CUDA backend, else uploaded) widen to float64 (to_f64)
+ *             and one DSYRK adds them (the CPU sums float32 batch products into float64:
  *             here the products are exact, so the two differ by the CPU's float32 rounding only).
  *   factor    H = (2/T)·S mirrored (hessian_finish), its diagonal to the host for the plan (dead inputs,
  *             act-order, λ: factorPlan, shared with the CPU), the dampened permuted matrix (permute_damp),
@@ -35,7 +36,8 @@ import { InputError } from '../../errors.js';
 const THREADS = 256;
 const BLOCK_ROWS = 8;
 
-export interface CudaGptq extends GptqEngine {
+/** Its accumulators take host rows (uploaded) or device rows (a calibration stream on the CUDA backend: no copy). */
+export interface CudaGptq extends GptqEngine<Float32Array | DeviceBuffer> {
   /** whether the factor runs on cuSOLVER (else on the host). */
   readonly deviceFactor: boolean;
   dispose(): void;
@@ -60,7 +62,7 @@ export function cudaGptq(ctx: CudaContext): CudaGptq {
   /** Uploads and memsets go on the legacy stream, not ordered with ours: wait for them before our stream reads. */
   const landed = (): void => ctx.api.check('cuCtxSynchronize', ctx.api.fn.cuCtxSynchronize!() as number);
 
-  const accumulator = (k: number): GptqAccumulator => {
+  const accumulator = (k: number): GptqAccumulator<Float32Array | DeviceBuffer> => {
     let sum: DeviceBuffer | null = ctx.alloc(k * k * 8);
     sum.fill(0);
     landed();
@@ -74,8 +76,10 @@ export function cudaGptq(ctx: CudaContext): CudaGptq {
       get tokens() { return tokens; },
       add(x, m) {
         if (sum === null) throw new Error('GPTQ accumulator used after its factor was made');
-        if (x.length < m * k) throw new RangeError(`Hessian of ${k} inputs: ${x.length} values for ${m} rows`);
-        ctx.synchronize(); // the staging rows may still be read by the previous batch's DSYRK
+        const have = x instanceof Float32Array ? x.length : x.bytes / 4;
+        if (have < m * k) throw new RangeError(`Hessian of ${k} inputs: ${have} values for ${m} rows`);
+        // staging about to be rewritten by a host copy, or freed, may still be read by the previous batch's kernels
+        if (x instanceof Float32Array || m > capacity) ctx.synchronize();
         if (m > capacity) {
           rows32?.free();
           rows64?.free();
@@ -83,9 +87,13 @@ export function cudaGptq(ctx: CudaContext): CudaGptq {
           rows64 = ctx.alloc(m * k * 8);
           capacity = m;
         }
-        rows32!.upload(x.subarray(0, m * k));
-        landed();
-        launch('to_f64', elementsGrid(m * k), [rows32!, rows64!, { u64: m * k }]);
+        let rows = x as DeviceBuffer;
+        if (x instanceof Float32Array) {
+          rows32!.upload(x.subarray(0, m * k));
+          landed();
+          rows = rows32!;
+        }
+        launch('to_f64', elementsGrid(m * k), [rows, rows64!, { u64: m * k }]);
         const [s, r] = [sum.address, rows64!.address];
         ctx.onStream(() => blas.gramAddF64(s, r, m, k));
         tokens += m;

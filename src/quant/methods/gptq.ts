@@ -84,10 +84,10 @@ export const SERIAL_GPTQ: GptqKernels = { blockRows: (args, rows) => gptqBlockRo
  */
 export type GptqColumns = (w: FloatLinear, factor: GptqFactor, spec: QuantSpec, G: number, scaler: GroupScaler, settings: GptqSettings, name: string) => QuantizedLinear;
 
-/** One input's Hessian as it is accumulated, and the factor made of it (steps 1–4). */
-export interface GptqAccumulator {
+/** One input's Hessian as it is accumulated, and the factor made of it (steps 1–4); X the rows' tensor type. */
+export interface GptqAccumulator<X = Float32Array> {
   /** Adds the m rows of x [m, K]. */
-  add(x: Float32Array, m: number): void;
+  add(x: X, m: number): void;
   /** tokens seen. */
   readonly tokens: number;
   /** The factor of H = (2/T)·XᵀX (the accumulator is spent after it); `name` names the input in errors. */
@@ -96,9 +96,12 @@ export interface GptqAccumulator {
   release(): void;
 }
 
-/** Where GPTQ's Hessians, factors and column loops run: the CPU (quantize/gptq-products.ts) or a GPU. */
-export interface GptqEngine {
-  accumulator(k: number): GptqAccumulator;
+/**
+ * Where GPTQ's Hessians, factors and column loops run: the CPU (quantize/gptq-products.ts) or a GPU; X is the
+ * tensor type its accumulators take (the calibration stream's: host arrays, or a GPU's device buffers).
+ */
+export interface GptqEngine<X = Float32Array> {
+  accumulator(k: number): GptqAccumulator<X>;
   readonly columns: GptqColumns;
   /** One line naming where it runs (progress output). */
   readonly name: string;

@@ -6,8 +6,10 @@
  *   the Hessian and factor (DSYRK, cuSOLVER): U within 1e-9 of the CPU's float64 factor (largest entry),
  *   the same column order and dead inputs; a Hessian that is not positive definite is the CPU's InputError;
  *   an integer scale past int32 is refused naming the layer;
- *   a GPTQ quantization of the llama fixture with the GPU engine against the CPU's: ≥ 95% of codes equal
- *   (the CPU rounds its Hessian's batch products and its lazy update in float32).
+ *   a GPTQ quantization of the llama fixture with the GPU engine, the calibration forward on the CPU and
+ *   then on the exact CUDA backend (device activations straight to the accumulators), against the CPU's:
+ *   ≥ 95% of codes equal (the CPU rounds its Hessian's batch products and its lazy update in float32, and
+ *   cuBLAS sums the float layers in another order).
  * Skips without a GPU.
  */
 import { test } from 'node:test';
@@ -17,6 +19,7 @@ import * as path from 'node:path';
 import { tryCudaContext } from '../../../src/backends/cuda/index.js';
 import type { CudaContext } from '../../../src/backends/cuda/context.js';
 import { cudaGptq, type CudaGptq } from '../../../src/backends/cuda/gptq-cuda.js';
+import { createCudaBackend } from '../../../src/backends/cuda/cuda-backend.js';
 import { DEFAULT_GPTQ, gptqFactor, gptqQuantizeLinear, SERIAL_GPTQ, type GptqSettings } from '../../../src/quant/methods/gptq.js';
 import { HessianAccumulator } from '../../../src/quant/methods/hessian.js';
 import { unpackWeights } from '../../../src/quant/int4-pack.js';
@@ -156,14 +159,21 @@ test('GPTQ on the GPU refuses what the CPU refuses: a Hessian not positive defin
   });
 });
 
-test('GPTQ of the llama fixture with the GPU engine: the CPU\'s layers with at least 95% of the codes equal', { skip }, (t) => {
+test('GPTQ of the llama fixture with the GPU engine, the calibration forward on the CPU and then on the GPU: the CPU\'s layers with at least 95% of the codes equal', { skip }, (t) => {
   const calib = path.join(tempDir(), 'calib.txt');
   fs.writeFileSync(calib, 'The game began development in 2010 , carrying over a large portion of the work . '.repeat(40));
   const recipe = { method: 'gptq' as const, base: IS, overrides: {}, calibration: { file: calib, samples: 3, seqLen: 24, seed: 0 }, gptq: DEFAULT_GPTQ_LAYER };
   const dir = fixturePath('llama');
   const cpu = quantizeModel(dir, recipe);
-  withGptq((gpu) => {
-    const got = quantizeModel(dir, recipe, { gptqEngine: gpu });
+  for (const stream of ['cpu', 'cuda'] as const) withGptq((gpu) => {
+    const calibrationBackend = stream === 'cuda' ? createCudaBackend({ ctx: ctxOf(), graphs: false }) : undefined;
+    let got: ReturnType<typeof quantizeModel>;
+    try {
+      got = quantizeModel(dir, recipe, { gptqOn: { engine: gpu, ...(calibrationBackend ? { calibrationBackend } : {}) } });
+    } finally {
+      calibrationBackend?.dispose();
+    }
+    t.diagnostic(`calibration forward on ${stream}:`);
     assert.deepEqual(got.reports.map((r) => r.name), cpu.reports.map((r) => r.name));
     got.loaded.model.weights.layers.forEach((layer, i) => {
       const want = cpu.loaded.model.weights.layers[i]!;
