@@ -2,7 +2,7 @@
  * A batched decode step on the CPU (SequenceEngine.decodeBatch: the linears run once on B rows,
  * attention per row): ms per step and tokens/s at each batch size B, on a synthetic LLaMA of RANDOM
  * W4A8 IS weights (speed only; default 8 layers, hidden 2048, ffn 5632, 16 heads, vocab 32000,
- * f32 lm_head) or on the embedded model RTN-quantized (--embedded). Each sequence holds a 3-token
+ * f32 lm_head) or on the embedded model quantized with `intscale quantize`'s defaults (--embedded: RTN, W8A8 lm_head). Each sequence holds a 3-token
  * prompt; 2 warm-up steps, then --steps timed steps per B.
  *
  *   node dist/bench/cpu-batch-decode.js [--embedded] [--layers 8] [--batches 1,4,8] [--steps 8]
@@ -15,7 +15,7 @@ import { modelEngine } from '../src/model/engine.js';
 import type { Model } from '../src/model/forward.js';
 import { createModel } from '../src/model/prepare.js';
 import { quantizeModel } from '../src/quantize/quantize-model.js';
-import { DEFAULT_SPEC, describeSpec } from '../src/quantize/recipe.js';
+import { DEFAULT_RTN_RECIPE, DEFAULT_SPEC, describeSpec } from '../src/quantize/recipe.js';
 import { benchOutput, machineLine } from './stats.js';
 import { syntheticModel } from './synthetic.js';
 
@@ -31,8 +31,8 @@ const { values } = parseArgs({
 const out = benchOutput(values.json === true);
 let model: Model;
 if (values.embedded) {
-  model = quantizeModel(DEFAULT_MODEL_DIR, { method: 'rtn', base: DEFAULT_SPEC, overrides: {} }).loaded.model;
-  out.say(`# ${machineLine(cpuPool().threads)}; the embedded model, ${describeSpec(DEFAULT_SPEC)} (RTN)`);
+  model = quantizeModel(DEFAULT_MODEL_DIR, DEFAULT_RTN_RECIPE).loaded.model;
+  out.say(`# ${machineLine(cpuPool().threads)}; the embedded model, ${describeSpec(DEFAULT_SPEC)}, W8A8 lm_head, 8-bit embedding (RTN: intscale quantize's defaults)`);
 } else {
   const s = syntheticModel(Number(values.layers), { hidden: 2048, ffn: 5632, heads: 16, vocab: 32000 });
   model = createModel(s.config, s.weights, cpuBackend);

@@ -1,6 +1,6 @@
 /**
  * Load on `intscale serve` (continuous batching): the server started on loopback with the model
- * (default: the embedded model, RTN-quantized W4A8 IS), in this process or, with --server-process,
+ * (default: the embedded model quantized as `intscale quantize` does by default: RTN W4A8 IS, a W8A8 lm_head), in this process or, with --server-process,
  * in a child process of its own (so that its memory is measured apart from the clients'); each
  * prompt is first sent alone once (its solo answer), then `--warmup` requests run at the first
  * level's concurrency (compiled code, sockets, the clients' buffers) before the memory baseline.
@@ -33,7 +33,7 @@ import { DEFAULT_MODEL_DIR } from '../src/cli/default-model.js';
 import { cpuPool } from '../src/backends/cpu/pool/index.js';
 import { openEngine } from '../src/cli/backend-option.js';
 import { quantizeModel } from '../src/quantize/quantize-model.js';
-import { DEFAULT_SPEC, describeSpec } from '../src/quantize/recipe.js';
+import { DEFAULT_RTN_RECIPE, DEFAULT_SPEC, describeSpec } from '../src/quantize/recipe.js';
 import { modelEngine } from '../src/model/engine.js';
 import { createServer, type ServedModel } from '../src/serve/server.js';
 import { readModel } from '../src/model/load.js';
@@ -100,9 +100,9 @@ async function startServer() {
     };
     what = `${syntheticLayers} RANDOM W4A8 IS layers of the LLaMA-2-7B shape, W8A8 lm_head, vocabulary ${config.vocabSize} (${values.model}'s tokenizer); ${engine.describe()}`;
   } else if (values.backend === 'cpu' && !values.float) {
-    const { loaded } = quantizeModel(values.model!, { method: 'rtn', base: DEFAULT_SPEC, overrides: {} });
+    const { loaded } = quantizeModel(values.model!, DEFAULT_RTN_RECIPE);
     served = { model: modelEngine(loaded.model), tokenizer: loaded.tokenizer, source: loaded.source };
-    what = `${values.model} ${describeSpec(DEFAULT_SPEC)} (RTN)`;
+    what = `${values.model} ${describeSpec(DEFAULT_SPEC)}, W8A8 lm_head, 8-bit embedding (RTN: intscale quantize's defaults)`;
   } else {
     const opened = await openEngine(values.backend === 'cuda' ? 'cuda' : 'cpu', values.model!, {}, { maxSequences: maxBatch });
     served = { model: opened.engine, tokenizer: opened.tokenizer, source: opened.source };

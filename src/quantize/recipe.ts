@@ -51,6 +51,9 @@ export const DEFAULT_SPEC: QuantSpec = {
  */
 export const DEFAULT_LM_HEAD: Partial<QuantSpec> = { wBits: 8, aBits: 8, alpha: { kind: 'safe', maxLog2: 16 } };
 
+/** What `intscale quantize` writes with no flags: RTN of DEFAULT_SPEC, a W8A8 lm_head, an 8-bit embedding table. */
+export const DEFAULT_RTN_RECIPE: QuantRecipe = { method: 'rtn', base: DEFAULT_SPEC, overrides: { lmHead: DEFAULT_LM_HEAD }, embedding: 'int8' };
+
 /** The 8-bit embedding: int8 per row with one float scale a row (max|row| / 127); weight-only. */
 export const EMBEDDING_SPEC: QuantSpec = { wBits: 8, aBits: 16, groupSize: 0, scale: 'float', alpha: { kind: 'fixed', log2: 0 } };
 

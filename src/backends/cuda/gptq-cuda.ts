@@ -69,6 +69,8 @@ export function cudaGptq(ctx: CudaContext): CudaGptq {
     let rows32: DeviceBuffer | null = null, rows64: DeviceBuffer | null = null, capacity = 0;
     let tokens = 0;
     const release = () => {
+      if (sum === null) return;
+      ctx.synchronize(); // a DSYRK may still read them
       for (const b of [sum, rows32, rows64]) b?.free();
       sum = rows32 = rows64 = null;
     };
