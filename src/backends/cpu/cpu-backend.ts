@@ -9,8 +9,27 @@
  */
 import type { Backend, PreparedLinear } from '../../model/backend.js';
 import type { FloatLinear, LinearWeight } from '../../quant/types.js';
-import { arenaAddress, arenaFloat32, releaseArenaBlock, sharedFloat32 } from '../../tensor/shared.js';
+import { ARENA_MAX_PAGES, arenaAddress, arenaFloat32, releaseArenaBlock, sharedFloat32 } from '../../tensor/shared.js';
 import { prepareIntLinear } from './int-linear.js';
+import { wasmIntLinearAvailable } from './int-linear-wasm-kernel.js';
+
+let warnedArenaFull = false;
+
+/**
+ * Once a process, a warning (process.emitWarning, code INTSCALE_ARENA_FULL) that the WASM arena had no
+ * room for a layer's kernel data: that layer, and others after it, run on the plain JS kernels, several
+ * times slower. It is otherwise silent: the results are the same bits.
+ */
+function warnArenaFull(layer: LinearWeight): void {
+  if (warnedArenaFull) return;
+  warnedArenaFull = true;
+  const gib = (ARENA_MAX_PAGES * 65536) / 2 ** 30;
+  process.emitWarning(
+    `the WASM arena (at most ${gib} GiB, shared by every model and KV cache in this process) is full: a ${layer.n}×${layer.k} ` +
+      `${layer.kind} layer, and any prepared after it without room, run on the plain JS kernels, several times slower; load fewer or smaller models in one process`,
+    { code: 'INTSCALE_ARENA_FULL' },
+  );
+}
 import { matmulF32 } from './matmul.js';
 import { addInPlace, addScaledRows, attention, decodeAttention, gatherRows, rmsnorm, rope, siluMul } from './ops.js';
 
@@ -22,6 +41,8 @@ function prepareFloatLinear(w: FloatLinear): PreparedLinear {
     if (arenaAddress(copy) >= 0) {
       copy.set(values);
       weights = copy;
+    } else {
+      warnArenaFull(w);
     }
   }
   return {
@@ -44,6 +65,7 @@ function prepareFloatLinear(w: FloatLinear): PreparedLinear {
 function prepareLinear(w: LinearWeight): PreparedLinear {
   if (w.kind === 'float') return prepareFloatLinear(w);
   const kernel = prepareIntLinear(w);
+  if (kernel.kernel === 'js' && w.aBits === 8 && wasmIntLinearAvailable()) warnArenaFull(w); // WASM can run: no arena room
   return {
     weight: w,
     run: (x, m) => kernel.run(x, m, sharedFloat32(m * w.n)),

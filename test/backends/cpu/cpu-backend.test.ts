@@ -1,8 +1,10 @@
 /**
  * cpuBackend.prepareLinear: a layer is prepared once into the kernels' form; arrays in the arena
  * are read in place, others copied into it once and given back on release; runs are the kernels'.
+ * A full arena leaves layers on the JS kernels (same results) with one warning a process.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { cpuBackend } from '../../../src/backends/cpu/cpu-backend.js';
 import { referenceLinear } from '../../../src/backends/cpu/int-linear-reference.js';
@@ -93,4 +95,33 @@ test('a quantized layer outside the arena is copied once; the prepared run equal
   const inArena = withArenaAllocation(() => quantizeLinear({ kind: 'float', n, k, w: randomNormals(rng, n * k, 0.05) }, SPEC));
   const own = cpuBackend.prepareLinear(inArena);
   assert.equal(own.copiedBytes, 0, 'a layer made in the arena (as the loader reads one) is read in place');
+});
+
+test('a full arena: layers prepared without room run on the JS kernels, the same results, with one INTSCALE_ARENA_FULL warning a process', { skip }, () => {
+  // in a child process: filling the arena (virtual memory, never touched) would starve this one's tests
+  const src = (file: string) => JSON.stringify(new URL(`../../../src/${file}`, import.meta.url).href);
+  const script = `
+    import { cpuBackend } from ${src('backends/cpu/cpu-backend.js')};
+    import { quantizeLinear } from ${src('quant/quantize-linear.js')};
+    import { arenaFloat32, arenaAddress, sharedFloat32 } from ${src('tensor/shared.js')};
+    const warnings = [];
+    process.on('warning', (w) => warnings.push(w.code + ': ' + w.message));
+    const k = 64, n = 48, m = 2;
+    const w = sharedFloat32(n * k).map((_, i) => Math.sin(i));
+    const x = sharedFloat32(m * k).map((_, i) => Math.cos(i));
+    const spec = { wBits: 4, aBits: 8, groupSize: 32, scale: 'int', alpha: { kind: 'safe', maxLog2: 10 } };
+    const q = quantizeLinear({ kind: 'float', n, k, w }, spec);
+    const before = [cpuBackend.prepareLinear({ kind: 'float', n, k, w }).run(x, m), cpuBackend.prepareLinear(q).run(x, m)];
+    for (let size = 2 ** 28; size >= 2 ** 12; size /= 2) while (arenaAddress(arenaFloat32(size)) >= 0);
+    const after = [cpuBackend.prepareLinear({ kind: 'float', n, k, w }), cpuBackend.prepareLinear(q)];
+    const runs = after.map((p) => p.run(x, m));
+    setImmediate(() => console.log(JSON.stringify({ warnings, copied: after.map((p) => p.copiedBytes), same: runs.map((r, i) => r.every((v, j) => Math.abs(v - before[i][j]) <= 1e-5 * (1 + Math.abs(v)))) })));
+  `;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { warnings: string[]; copied: number[]; same: boolean[] };
+  assert.deepEqual(out.same, [true, true], 'the JS kernels give the WASM kernels\' results');
+  assert.equal(out.copied[0], 0, 'the float layer found no room for its arena copy');
+  assert.equal(out.warnings.length, 1, out.warnings.join('\n'));
+  assert.match(out.warnings[0]!, /^INTSCALE_ARENA_FULL: the WASM arena \(at most 4 GiB, shared by every model and KV cache in this process\) is full: a 48×64 float layer/);
 });
