@@ -15,6 +15,9 @@
  *      model really feeds it.
  * Memory: the hidden states N·L·hidden floats plus what one layer's method keeps, bounded by one
  * layer's activations; the KV cache holds one layer (L positions), reused by every layer.
+ * Backend: the layers run on the CPU backend, or on any other (StreamOptions.calibrationBackend: a GPU's),
+ * each window's hidden states uploaded for a run and downloaded when the stream advances; the methods'
+ * observers then see that backend's tensors (GPTQ on a GPU reads them where they are).
  */
 import { seededRandom } from '../tensor/random.js';
 import * as fs from 'node:fs';
