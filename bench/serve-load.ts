@@ -21,7 +21,9 @@
  * --synthetic-layers N (with --backend cuda): instead of the model's weights, N decoder layers of the
  * LLaMA-2-7B shape (hidden 4096, ffn 11008, 32 heads) with RANDOM W4A8 IS weights and a RANDOM W8A8
  * lm_head (speed only; their answers mean nothing, but greedy batching must still not change them),
- * with --model's tokenizer and vocabulary, and no end-of-sequence token (every answer --max-tokens long).
+ * with --model's tokenizer and vocabulary, and no end-of-sequence token (every answer --max-tokens long);
+ * the tokens that stream no text of their own are masked out of the lm_head (textlessTokens), so that
+ * the gaps between streamed chunks are gaps between tokens.
  */
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -37,6 +39,7 @@ import { DEFAULT_RTN_RECIPE, DEFAULT_SPEC, describeSpec } from '../src/quantize/
 import { modelEngine } from '../src/model/engine.js';
 import { createServer, type ServedModel } from '../src/serve/server.js';
 import { readModel } from '../src/model/load.js';
+import type { ModelTokenizer } from '../src/io/tokenizer.js';
 import { machineLine, benchOutput, LatencyHistogram } from './stats.js';
 import { LLAMA2_7B_SHAPE, syntheticModel } from './synthetic.js';
 
@@ -81,6 +84,28 @@ const memory = (): Memory => {
   return { rss: m.rss, heap: m.heapUsed };
 };
 
+/**
+ * Tokens whose text alone is empty or an incomplete character (special tokens, byte pieces). Random weights
+ * tend to repeat one or two tokens; when they are such tokens no text streams for tens of steps (the
+ * 32-layer synthetic model repeats byte piece 115 of the embedded tokenizer: 135 of 200 tokens without
+ * text, 83 in a row), and the client's gaps between text chunks measure the model's babble, not the server.
+ */
+function textlessTokens(tokenizer: ModelTokenizer, vocab: number): number[] {
+  const ids: number[] = [];
+  for (let id = 0; id < vocab; id++) {
+    const text = tokenizer.decode([id], { skipSpecialTokens: true, cleanUpSpaces: false });
+    if (text === '' || text.includes('\uFFFD')) ids.push(id);
+  }
+  return ids;
+}
+
+/** An lm_head bias of −10⁴ on `ids` (never the argmax), 0 elsewhere. */
+function maskBias(vocab: number, ids: readonly number[]): Float32Array {
+  const bias = new Float32Array(vocab);
+  for (const id of ids) bias[id] = -1e4;
+  return bias;
+}
+
 /** The model loaded and the server listening on a free loopback port. */
 async function startServer() {
   let served: ServedModel;
@@ -88,7 +113,10 @@ async function startServer() {
   let what: string;
   if (syntheticLayers !== null) {
     const { config, tokenizer, source } = readModel(values.model!);
-    const m = syntheticModel(syntheticLayers, { ...LLAMA2_7B_SHAPE, vocab: config.vocabSize }, 'w8a8');
+    if (tokenizer === null) throw new Error(`${values.model} has no tokenizer: the synthetic model borrows it`);
+    const random = syntheticModel(syntheticLayers, { ...LLAMA2_7B_SHAPE, vocab: config.vocabSize }, 'w8a8');
+    const masked = textlessTokens(tokenizer, config.vocabSize);
+    const m = { ...random, weights: { ...random.weights, lmHead: { ...random.weights.lmHead, bias: maskBias(config.vocabSize, masked) } } };
     const { createCudaEngine } = await import('../src/backends/cuda/decode-engine.js');
     const { CudaContext } = await import('../src/backends/cuda/context.js');
     const ctx = new CudaContext(0);
@@ -98,7 +126,8 @@ async function startServer() {
       engine.dispose();
       ctx.release();
     };
-    what = `${syntheticLayers} RANDOM W4A8 IS layers of the LLaMA-2-7B shape, W8A8 lm_head, vocabulary ${config.vocabSize} (${values.model}'s tokenizer); ${engine.describe()}`;
+    what = `${syntheticLayers} RANDOM W4A8 IS layers of the LLaMA-2-7B shape, W8A8 lm_head, vocabulary ${config.vocabSize} (${values.model}'s tokenizer; ` +
+      `its ${masked.length} tokens without text of their own masked by a −10⁴ bias, so every token streams text); ${engine.describe()}`;
   } else if (values.backend === 'cpu' && !values.float) {
     const { loaded } = quantizeModel(values.model!, DEFAULT_RTN_RECIPE);
     served = { model: modelEngine(loaded.model), tokenizer: loaded.tokenizer, source: loaded.source };
