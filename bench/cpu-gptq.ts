@@ -9,6 +9,7 @@
  * speed only.
  *
  *   node dist/bench/cpu-gptq.js [--sizes 1024,2048] [--layer 2048,2048] [--hessian 4096,1024]
+ *   node dist/bench/cpu-gptq.js --blocked-sizes 4096,11008   (only the blocked factor, at a 7B's sizes)
  */
 import { parseArgs } from 'node:util';
 import { cpuPool } from '../src/backends/cpu/pool/index.js';
@@ -20,11 +21,27 @@ import { gptqKernelsCpu, hessianProductMatmul } from '../src/quantize/gptq-produ
 import { DEFAULT_SPEC } from '../src/quantize/recipe.js';
 import { machineLine } from './stats.js';
 
-const { values } = parseArgs({ options: { sizes: { type: 'string', default: '1024,2048' }, layer: { type: 'string', default: '2048,2048' }, hessian: { type: 'string', default: '4096,1024' } } });
+const { values } = parseArgs({ options: {
+  sizes: { type: 'string', default: '1024,2048' }, layer: { type: 'string', default: '2048,2048' }, hessian: { type: 'string', default: '4096,1024' },
+  'blocked-sizes': { type: 'string' },
+} });
 console.log(`# ${machineLine(cpuPool().threads)}; random data (speed only)`);
 
 let seed = 7;
 const rnd = (): number => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1;
+
+// --blocked-sizes: only the blocked factor (what GPTQ runs), up to 7B sizes, on a diagonally dominant random H
+if (values['blocked-sizes'] !== undefined) {
+  for (const n of values['blocked-sizes'].split(',').map(Number)) {
+    const h = new Float64Array(n * n);
+    for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) h[i * n + j] = h[j * n + i] = rnd() * 0.01;
+    for (let i = 0; i < n; i++) h[i * n + i] = n * 0.01 + 1;
+    const t0 = performance.now();
+    if (!upperCholeskyOfInverse(h, n, blockedTriangularKernels()).ok) throw new Error(`n ${n}: not positive definite`);
+    console.log(`blocked factor of H⁻¹, n ${n}: ${((performance.now() - t0) / 1000).toFixed(2)} s`);
+  }
+  process.exit(0);
+}
 
 for (const n of values.sizes!.split(',').map(Number)) {
   const t = n + 64, x = Float64Array.from({ length: t * n }, rnd), h = new Float64Array(n * n);

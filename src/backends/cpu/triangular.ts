@@ -7,11 +7,11 @@
  *    needs the ones before it.
  */
 import { choleskyByColumns, type TriangularKernels } from '../../quant/methods/cholesky.js';
-import { blockedCholesky, blockedInvertLower, type BlockProducts } from '../../quant/methods/cholesky-blocked.js';
+import { blockedCholesky, blockedInvertLower, type BlockProducts, type PanelStep } from '../../quant/methods/cholesky-blocked.js';
 import { arenaFloat32, arenaScratchFloat32, sharedFloat64 } from '../../tensor/shared.js';
 import { matmulF32, wasmKernelWhereAvailable } from './matmul.js';
 import { cpuPool } from './pool/index.js';
-import { KERNEL_CHOLESKY_COLUMN, KERNEL_INVERT_LOWER } from './pool/kernels.js';
+import { KERNEL_CHOLESKY_COLUMN, KERNEL_CHOLESKY_PANEL, KERNEL_INVERSE_BLOCK, KERNEL_INVERT_LOWER, KERNEL_SUBTRACT_ROWS } from './pool/kernels.js';
 import type { CholeskyColumnArgs, InvertLowerArgs } from './triangular-kernel.js';
 
 /** Columns of L⁻¹ per pool row: wide enough for contiguous inner loops, narrow enough to balance the threads. */
@@ -35,13 +35,15 @@ export function poolTriangularKernels(): TriangularKernels {
   };
 }
 
+const PANEL_KERNELS: Record<PanelStep, string> = { 'cholesky-panel': KERNEL_CHOLESKY_PANEL, 'inverse-block': KERNEL_INVERSE_BLOCK, 'subtract-rows': KERNEL_SUBTRACT_ROWS };
+
 /** Columns (rows) per block of the blocked factorization: the float64 part grows with it, the product's efficiency too. */
 const FACTOR_BLOCK = 128;
 
 /**
  * The blocked Cholesky and triangular inverse (quant/methods/cholesky-blocked.ts) with their trailing
  * updates on matmulF32 (WASM SIMD on the pool; scratch in the arena, kept between calls and grown
- * when a larger matrix comes). Not the serial bits: float32 products, as GPTQ's PyTorch code.
+ * when a larger matrix comes) and their float64 steps (panels, the products' subtraction) split over the pool (the same bits). Not the serial bits: float32 products, as GPTQ's PyTorch code.
  */
 export function blockedTriangularKernels(nb = FACTOR_BLOCK): TriangularKernels {
   const scratch = new Map<string, Float32Array>();
@@ -54,6 +56,9 @@ export function blockedTriangularKernels(nb = FACTOR_BLOCK): TriangularKernels {
       scratch.set(slot, block);
       return block;
     },
+    // the panel steps over the pool: the inverse's columns cost unevenly (the first ones most), so many chunks
+    split: (step, args, count, workPerItem) => cpuPool().run(PANEL_KERNELS[step], args, count,
+      { workPerRow: workPerItem, minWorkPerThread: MIN_WORK_PER_THREAD, chunksPerThread: step === 'inverse-block' ? 16 : 4 }),
   };
   return { cholesky: (a, n) => blockedCholesky(a, n, nb, products), invertLower: (l, n) => blockedInvertLower(l, n, nb, products) };
 }

@@ -14,18 +14,104 @@
  *   1. rows k0..k1−1 of X: X[i, c] = (δ_ic + B[i, c] − Σ_{s∈[k0,i)} L[i,s]·X[s,c]) / L[i,i], c ≤ i,
  *      where B[i, c] = −Σ_{s<k0} L[i,s]·X[s,c] was accumulated by the earlier blocks' updates;
  *   2. B[k1:, 0:k1] −= L[k1:, K] · X[K, 0:k1] (float32 product; X[K, 0:k1] transposed, k1 × nb).
- * Work: n³/6 multiply-adds each in the product (plus the tile of each diagonal block), n²·nb/2 in float64.
+ * Work: n³/6 multiply-adds each in the product (plus the tile of each diagonal block), n²·nb/2 in float64,
+ * most of it in the two panel steps, which BlockProducts.split may run over threads (rows of the
+ * Cholesky's panel, columns of the inverse's block: each item's arithmetic unchanged, the same bits).
  */
 import { sharedFloat64 } from '../../tensor/shared.js';
 import { pivotTolerance, rowDot, type CholeskyResult } from './cholesky.js';
 
-/** The float32 product the blocked steps hand their bulk to. */
+/** The float32 product the blocked steps hand their bulk to, and who runs their float64 panel steps. */
 export interface BlockProducts {
   /** out[m, n] = x[m, k] · w[n, k]ᵀ (float32, row-major, contiguous). */
   matmul(x: Float32Array, m: number, k: number, w: Float32Array, n: number, out: Float32Array): void;
   /** Scratch of at least `floats` float32s where `matmul` runs fastest (reused between calls: `slot` names it). */
   scratch(slot: 'panel' | 'right' | 'out', floats: number): Float32Array;
+  /**
+   * Runs a panel step over items [0, count) (choleskyPanelRows: rows; inverseBlockColumns: columns), in
+   * pieces on several threads where it pays; each item's arithmetic is the same in any split. Absent:
+   * the calling thread runs them all.
+   */
+  split?(step: PanelStep, args: PanelArgs | SubtractArgs, count: number, workPerItem: number): void;
 }
+
+/** A trailing update's float32 product subtracted from its float64 rows (subtractRows). */
+export interface SubtractArgs {
+  readonly [name: string]: Float64Array | Float32Array | number;
+  readonly dst: Float64Array;
+  readonly src: Float32Array;
+  /** dst index of item 0's first value; items are dstStride apart in dst, srcStride in src. */
+  readonly dstStart: number;
+  readonly dstStride: number;
+  readonly srcStride: number;
+  readonly cols: number;
+  /** ≥ 0: item i takes only its first min(cols, i + diagonal + 1) values (a lower-triangular block); −1: all. */
+  readonly diagonal: number;
+}
+
+/** dst[dstStart + i·dstStride + j] −= src[i·srcStride + j] for items i ∈ [start, end) (the trailing updates' float64 side). */
+export function subtractRows(a: SubtractArgs, start: number, end: number): void {
+  const { dst, src, dstStart, dstStride, srcStride, cols, diagonal } = a;
+  for (let i = start; i < end; i++) {
+    const d = dstStart + i * dstStride, o = i * srcStride;
+    const width = diagonal < 0 ? cols : Math.min(cols, i + diagonal + 1);
+    for (let j = 0; j < width; j++) dst[d + j] -= src[o + j]!;
+  }
+}
+
+/** The float64 steps that can be split (see BlockProducts.split). */
+export type PanelStep = 'cholesky-panel' | 'inverse-block' | 'subtract-rows';
+
+/** A panel step's matrices (shared memory when split over threads) and block. */
+export interface PanelArgs {
+  readonly [name: string]: Float64Array | number;
+  /** the factor L [n, n] (being made, for the Cholesky). */
+  readonly l: Float64Array;
+  /** X = L⁻¹ being made (the inverse's step; the Cholesky's is unused: pass l). */
+  readonly x: Float64Array;
+  readonly n: number;
+  readonly k0: number;
+  readonly k1: number;
+}
+
+/**
+ * Cholesky step 1 below a factored diagonal block: rows k1 + [start, end) of columns k0..k1−1,
+ * L[i, j] = (L[i, j] − Σ_{m∈[k0,j)} L[i,m]·L[j,m]) / L[j, j] — a row needs only itself and the block.
+ */
+export function choleskyPanelRows(a: PanelArgs, start: number, end: number): void {
+  const { l, n, k0, k1 } = a;
+  for (let i = k1 + start; i < k1 + end; i++) {
+    const ri = i * n;
+    for (let j = k0; j < k1; j++) l[ri + j] = (l[ri + j]! - rowDot(l, ri + k0, j * n + k0, j - k0)) / l[j * n + j]!;
+  }
+}
+
+/**
+ * Inverse step 1 for columns [start, end) of rows k0..k1−1 of X (see blockedInvertLower): a column
+ * needs only its own entries of the block's earlier rows.
+ */
+export function inverseBlockColumns(a: PanelArgs, start: number, end: number): void {
+  const { l, x, n, k0, k1 } = a;
+  for (let i = k0; i < k1; i++) {
+    const ri = i * n, d = l[ri + i]!;
+    for (let s = k0; s < i; s++) {
+      const lis = l[ri + s]!;
+      if (lis === 0) continue;
+      const rs = s * n, hi = Math.min(s + 1, end);
+      for (let c = start; c < hi; c++) x[ri + c] -= lis * x[rs + c]!;
+    }
+    for (let c = start, hi = Math.min(i, end); c < hi; c++) x[ri + c] /= d;
+    if (i >= start && i < end) x[ri + i] = 1 / d;
+  }
+}
+
+const runSplit = (products: BlockProducts, step: PanelStep, args: PanelArgs | SubtractArgs, count: number, workPerItem: number): void => {
+  if (count <= 0) return;
+  if (products.split) products.split(step, args, count, workPerItem);
+  else if (step === 'cholesky-panel') choleskyPanelRows(args as PanelArgs, 0, count);
+  else if (step === 'inverse-block') inverseBlockColumns(args as PanelArgs, 0, count);
+  else subtractRows(args as SubtractArgs, 0, count);
+};
 
 /** Rows of A's trailing update per product call (bounds the float32 output block). */
 const UPDATE_ROWS = 512;
@@ -47,24 +133,24 @@ export function blockedCholesky(a: Float64Array, n: number, nb: number, products
   for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) l[i * n + j] = a[i * n + j]!;
   for (let k0 = 0; k0 < n; k0 += nb) {
     const k1 = Math.min(n, k0 + nb);
+    // the diagonal block, column by column; then the rows below it, each on its own (the same arithmetic)
     for (let j = k0; j < k1; j++) {
       const rj = j * n;
       const pivot = l[rj + j]! - rowDot(l, rj + k0, rj + k0, j - k0);
       if (!(pivot > tolerance)) return { ok: false, column: j, pivot };
       const ljj = Math.sqrt(pivot);
       l[rj + j] = ljj;
-      for (let i = j + 1; i < n; i++) l[i * n + j] = (l[i * n + j]! - rowDot(l, i * n + k0, rj + k0, j - k0)) / ljj;
+      for (let i = j + 1; i < k1; i++) l[i * n + j] = (l[i * n + j]! - rowDot(l, i * n + k0, rj + k0, j - k0)) / ljj;
     }
+    runSplit(products, 'cholesky-panel', { l, x: l, n, k0, k1 }, n - k1, ((k1 - k0) * (k1 - k0)) / 2);
     if (k1 === n) break;
     const depth = k1 - k0, p = panelOf(l, n, k1, k0, k1, products);
     for (let r0 = k1; r0 < n; r0 += UPDATE_ROWS) {
       const r1 = Math.min(n, r0 + UPDATE_ROWS), rows = r1 - r0, cols = r1 - k1;
       const out = products.scratch('out', rows * cols);
       products.matmul(p.subarray((r0 - k1) * depth, (r1 - k1) * depth), rows, depth, p.subarray(0, cols * depth), cols, out);
-      for (let i = 0; i < rows; i++) {
-        const li = (r0 + i) * n + k1, oi = i * cols;
-        for (let j = 0, end = r0 + i - k1; j <= end; j++) l[li + j] -= out[oi + j]!;
-      }
+      // row r0 + i takes columns k1 … r0 + i
+      runSplit(products, 'subtract-rows', { dst: l, src: out, dstStart: r0 * n + k1, dstStride: n, srcStride: cols, cols, diagonal: r0 - k1 }, rows, cols);
     }
   }
   return { ok: true, l };
@@ -75,17 +161,7 @@ export function blockedInvertLower(l: Float64Array, n: number, nb: number, produ
   const x = sharedFloat64(n * n); // rows < k0: X; rows ≥ k0: B, the accumulated −Σ L·X of the blocks before
   for (let k0 = 0; k0 < n; k0 += nb) {
     const k1 = Math.min(n, k0 + nb);
-    for (let i = k0; i < k1; i++) {
-      const ri = i * n, d = l[ri + i]!;
-      for (let s = k0; s < i; s++) {
-        const lis = l[ri + s]!;
-        if (lis === 0) continue;
-        const rs = s * n;
-        for (let c = 0; c <= s; c++) x[ri + c] -= lis * x[rs + c]!;
-      }
-      for (let c = 0; c < i; c++) x[ri + c] /= d;
-      x[ri + i] = 1 / d;
-    }
+    runSplit(products, 'inverse-block', { l, x, n, k0, k1 }, k1, ((k1 - k0) * (k1 - k0)) / 2);
     if (k1 === n) break;
     const depth = k1 - k0, p = panelOf(l, n, k1, k0, k1, products);
     // w[c, s] = X[k0 + s, c] for c < k1 (zero where c > k0 + s)
@@ -99,10 +175,7 @@ export function blockedInvertLower(l: Float64Array, n: number, nb: number, produ
       const r1 = Math.min(n, r0 + UPDATE_ROWS), rows = r1 - r0;
       const out = products.scratch('out', rows * k1);
       products.matmul(p.subarray((r0 - k1) * depth, (r1 - k1) * depth), rows, depth, w.subarray(0, k1 * depth), k1, out);
-      for (let i = 0; i < rows; i++) {
-        const xi = (r0 + i) * n, oi = i * k1;
-        for (let c = 0; c < k1; c++) x[xi + c] -= out[oi + c]!;
-      }
+      runSplit(products, 'subtract-rows', { dst: x, src: out, dstStart: r0 * n, dstStride: n, srcStride: k1, cols: k1, diagonal: -1 }, rows, k1);
     }
   }
   return x;

@@ -1,14 +1,17 @@
 /**
  * GPTQ's triangular steps split over the CPU pool (backends/cpu/triangular.ts) give the serial
  * loops' bits: a Cholesky factor, a triangular inverse, and the factor of H⁻¹, on fresh random
- * SPD matrices of ragged sizes (large enough that the pool splits the work over its threads).
+ * SPD matrices of ragged sizes (large enough that the pool splits the work over its threads); the
+ * blocked kernels within float32 rounding of them, their panel steps split over the pool bit for bit.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cholesky, invertLower, upperCholeskyOfInverse } from '../../../src/quant/methods/cholesky.js';
 import { blockedTriangularKernels, poolTriangularKernels } from '../../../src/backends/cpu/triangular.js';
 import { cpuPool } from '../../../src/backends/cpu/pool/index.js';
-import { sharedFloat64 } from '../../../src/tensor/shared.js';
+import { arenaFloat32, sharedFloat64 } from '../../../src/tensor/shared.js';
+import { blockedCholesky, blockedInvertLower, type BlockProducts } from '../../../src/quant/methods/cholesky-blocked.js';
+import { matmulF32 } from '../../../src/backends/cpu/matmul.js';
 
 function randomSpd(n: number, seed: number): Float64Array {
   let s = seed >>> 0 || 1;
@@ -58,5 +61,29 @@ test('the blocked kernels on the matmul: Cholesky, L⁻¹ and the factor of H⁻
     const a = upperCholeskyOfInverse(h, n), b = upperCholeskyOfInverse(h, n, blocked);
     assert.ok(a.ok && b.ok);
     close(b.u, a.u, 1e-4, 'factor of H⁻¹');
+  }
+});
+
+test('the blocked kernels\' float64 panel steps split over the pool give their one-thread bits (ragged sizes and blocks)', () => {
+  // the same float32 products on one thread, the panel steps unsplit (no BlockProducts.split)
+  const scratch = new Map<string, Float32Array>();
+  const oneThread: BlockProducts = {
+    matmul: (x, m, k, w, n, out) => matmulF32(x, m, k, w, n, out, undefined, { pool: null }),
+    scratch: (slot, floats) => {
+      const have = scratch.get(slot);
+      const block = have === undefined || have.length < floats ? arenaFloat32(floats) : have;
+      scratch.set(slot, block);
+      return block;
+    },
+  };
+  for (const [n, nb] of [[300, 128], [517, 64], [130, 200]] as const) {
+    const seed = (Date.now() + 5 * n) >>> 0;
+    const h = randomSpd(n, seed);
+    for (let i = 0; i < n; i++) h[i * n + i] += n; // well conditioned
+    const split = blockedTriangularKernels(nb);
+    const want = blockedCholesky(h, n, nb, oneThread), got = split.cholesky(h, n);
+    assert.ok(want.ok && got.ok, `n ${n}`);
+    assert.deepEqual(got.l, want.l, `n ${n} nb ${nb} seed ${seed}: Cholesky`);
+    assert.deepEqual(split.invertLower(want.l, n), blockedInvertLower(want.l, n, nb, oneThread), `n ${n} nb ${nb} seed ${seed}: L⁻¹`);
   }
 });

@@ -12,6 +12,7 @@ import { attentionRows, decodeAttentionRows } from '../attention-kernel.js';
 import { attentionWasmRows, decodeAttentionWasmRows } from '../attention-wasm-kernel.js';
 import { choleskyColumnRows, invertLowerBlockRows } from '../triangular-kernel.js';
 import { gptqBlockRows } from '../../../quant/methods/gptq-block.js';
+import { choleskyPanelRows, inverseBlockColumns, subtractRows } from '../../../quant/methods/cholesky-blocked.js';
 
 export const KERNEL_MATMUL_F32 = 'matmul.f32';
 export const KERNEL_MATMUL_F32_WASM = 'matmul.f32.wasm';
@@ -24,6 +25,9 @@ export const KERNEL_DECODE_ATTENTION_WASM = 'attention.decode.wasm';
 export const KERNEL_CHOLESKY_COLUMN = 'cholesky.column';
 export const KERNEL_INVERT_LOWER = 'invert-lower.columns';
 export const KERNEL_GPTQ_BLOCK = 'gptq.block';
+export const KERNEL_CHOLESKY_PANEL = 'cholesky.panel';
+export const KERNEL_INVERSE_BLOCK = 'inverse.block';
+export const KERNEL_SUBTRACT_ROWS = 'subtract.rows';
 
 registerKernel(KERNEL_MATMUL_F32, matmulF32Rows);
 registerKernel(KERNEL_MATMUL_F32_WASM, matmulF32WasmRows);
@@ -36,3 +40,6 @@ registerKernel(KERNEL_DECODE_ATTENTION_WASM, decodeAttentionWasmRows);
 registerKernel(KERNEL_CHOLESKY_COLUMN, choleskyColumnRows);
 registerKernel(KERNEL_INVERT_LOWER, invertLowerBlockRows);
 registerKernel(KERNEL_GPTQ_BLOCK, gptqBlockRows);
+registerKernel(KERNEL_CHOLESKY_PANEL, choleskyPanelRows);
+registerKernel(KERNEL_INVERSE_BLOCK, inverseBlockColumns);
+registerKernel(KERNEL_SUBTRACT_ROWS, subtractRows);
