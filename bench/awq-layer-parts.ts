@@ -18,6 +18,7 @@ import { linearOnce } from '../src/model/prepare.js';
 import { linearAt } from '../src/model/layer-linears.js';
 import type { LinearSlot } from '../src/model/layout.js';
 import { quantizeLinearReport } from '../src/quant/quantize-linear.js';
+import { rtnRowsOnPool } from '../src/backends/cpu/rtn-pool.js';
 import { DEFAULT_SPEC } from '../src/quantize/recipe.js';
 import { PACKAGE_ROOT } from '../src/cli/default-model.js';
 import { defaultThreadCount } from '../src/backends/cpu/pool/index.js';
@@ -59,7 +60,7 @@ try {
         // the search scales into one buffer a linear for all its grid points: time a point after the first
         const room = scaleColumns(w, awqScales(st.meanAbs, 0.45)).w;
         t = performance.now(); const scaled = scaleColumns(w, awqScales(st.meanAbs, 0.5), room); scale += since(t);
-        t = performance.now(); const q = quantizeLinearReport(scaled, DEFAULT_SPEC, slot).layer; rtn += since(t);
+        t = performance.now(); const q = quantizeLinearReport(scaled, DEFAULT_SPEC, slot, rtnRowsOnPool).layer; rtn += since(t); // as searchScales runs it
         t = performance.now(); linearOnce(calib.backend, q, st.rows, st.t); product += since(t);
       }
       perPoint += scale + rtn + product;

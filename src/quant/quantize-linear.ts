@@ -10,11 +10,12 @@
  *
  * dequantize(layer) gives the fake-quant weights W'[n,k] = fround(q[n,k] · scales[n,g]).
  */
-import { packWeights, unpackRow } from './int4-pack.js';
+import { packedBytes, unpackRow } from './int4-pack.js';
 import { InputError } from '../errors.js';
-import { sharedFloat32, sharedInt32, sharedInt8 } from '../tensor/shared.js';
+import { sharedFloat32, sharedFloat64, sharedInt32, sharedUint8 } from '../tensor/shared.js';
 import { type AlphaChoice, chooseAlpha } from './amplifier.js';
-import { chooseGroupScale, floatGroupScale, groupAbsMax, type GroupScaler, quantizeWithScale } from './group-quant.js';
+import { chooseGroupScale } from './group-quant.js';
+import { rtnCodeRows, rtnScaleRows, type RtnRowArgs } from './rtn-rows.js';
 import type { FloatLinear, QuantizedLinear, QuantSpec } from './types.js';
 
 export interface QuantizeReport {
@@ -35,44 +36,41 @@ export function resolveGroupSize(k: number, groupSize: number, name = 'layer'): 
   return G;
 }
 
-/** RTN-quantizes a float linear layer; the α decision is returned alongside. */
-export function quantizeLinearReport(w: FloatLinear, spec: QuantSpec, name = 'layer'): QuantizeReport {
+/**
+ * Runs an RTN pass over rows [0, n) of a layer (rtn-rows.ts); RTN_ON_THIS_THREAD is the reference. A caller
+ * may split the rows over threads (the CPU pool, quantize/rtn-pool.ts): each row's arithmetic is the same.
+ */
+export type RtnRows = (pass: 'scales' | 'codes', args: RtnRowArgs, rows: number) => void;
+
+export const RTN_ON_THIS_THREAD: RtnRows = (pass, args, rows) => (pass === 'scales' ? rtnScaleRows(args, 0, rows) : rtnCodeRows(args, 0, rows));
+
+/** RTN-quantizes a float linear layer; the α decision is returned alongside. `rows` runs its two passes. */
+export function quantizeLinearReport(w: FloatLinear, spec: QuantSpec, name = 'layer', rows: RtnRows = RTN_ON_THIS_THREAD): QuantizeReport {
   const { n, k } = w;
   if (w.w.length !== n * k) throw new InputError(`${name}: ${w.w.length} weights for shape [${n}, ${k}]`, { tensor: name });
   if (k === 0 || n === 0) throw new InputError(`${name}: empty layer [${n}, ${k}]`, { tensor: name });
   const G = resolveGroupSize(k, spec.groupSize, name);
+  if (spec.wBits === 4 && k % 2 !== 0) throw new InputError(`${name}: K = ${k} is odd; 4-bit packing needs an even K`, { tensor: name });
   const groupCount = k / G;
+  const args: RtnRowArgs = {
+    w: w.w, k, groupSize: G, bits: spec.wBits,
+    absMax: sharedFloat64(n * groupCount), floatScales: sharedFloat32(n * groupCount), scales: sharedFloat32(n * groupCount),
+    intScales: sharedInt32(spec.scale === 'int' ? n * groupCount : 0), alphaLog2: -1,
+    packed: sharedUint8(packedBytes(n, k, spec.wBits)), overflow: sharedInt32(1),
+  };
 
   // Pass 1: float scales (the amplifier needs the whole layer's scales before choosing α).
-  const absMax = new Float64Array(n * groupCount);
-  const floatScales = new Float32Array(n * groupCount);
-  for (let i = 0; i < absMax.length; i++) {
-    absMax[i] = groupAbsMax(w.w, i * G, i * G + G);
-    floatScales[i] = floatGroupScale(absMax[i]!, spec.wBits);
-  }
-
+  rows('scales', args, n);
   let alpha: AlphaChoice | undefined;
-  let scaler: GroupScaler = { kind: 'float' };
-  if (spec.scale === 'int') {
-    alpha = chooseAlpha({ scales: floatScales, n, groupCount, groupSize: G, wBits: spec.wBits }, spec.alpha, name);
-    scaler = { kind: 'int', alphaLog2: alpha.alphaLog2 };
-  }
+  if (spec.scale === 'int') alpha = chooseAlpha({ scales: args.floatScales, n, groupCount, groupSize: G, wBits: spec.wBits }, spec.alpha, name);
 
-  // Pass 2: each group through the plug-in point.
-  const q = sharedInt8(n * k);
-  const scales = sharedFloat32(n * groupCount);
-  const intScales = spec.scale === 'int' ? sharedInt32(n * groupCount) : undefined;
-  for (let i = 0; i < absMax.length; i++) {
-    const chosen = chooseGroupScale(scaler, absMax[i]!, spec.wBits);
-    scales[i] = chosen.scale;
-    if (intScales) {
-      const S = chosen.intScale!;
-      if (S > 2 ** 31 - 1) {
-        throw new InputError(`${name}: integer scale ${S} of row ${Math.floor(i / groupCount)} does not fit int32; lower α`, { tensor: name });
-      }
-      intScales[i] = S;
-    }
-    quantizeWithScale(w.w, chosen.scale, spec.wBits, q, i * G, i * G + G, i * G);
+  // Pass 2: each group through the plug-in point, its codes packed as they come.
+  const codes: RtnRowArgs = { ...args, alphaLog2: alpha?.alphaLog2 ?? -1 };
+  rows('codes', codes, n);
+  if (args.overflow[0] !== 0) {
+    const i = args.overflow[0]! - 1;
+    const S = chooseGroupScale({ kind: 'int', alphaLog2: alpha!.alphaLog2 }, args.absMax[i]!, spec.wBits).intScale!;
+    throw new InputError(`${name}: integer scale ${S} of row ${Math.floor(i / groupCount)} does not fit int32; lower α`, { tensor: name });
   }
 
   const layer: QuantizedLinear = {
@@ -82,10 +80,10 @@ export function quantizeLinearReport(w: FloatLinear, spec: QuantSpec, name = 'la
     groupSize: G,
     wBits: spec.wBits,
     aBits: spec.aBits,
-    packed: packWeights(q, n, k, spec.wBits),
+    packed: args.packed,
     scale: spec.scale,
-    scales,
-    ...(intScales ? { intScales, alphaLog2: alpha!.alphaLog2 } : {}),
+    scales: args.scales,
+    ...(spec.scale === 'int' ? { intScales: args.intScales, alphaLog2: alpha!.alphaLog2 } : {}),
     ...(w.bias ? { bias: w.bias } : {}),
   };
   return alpha ? { layer, alpha } : { layer };

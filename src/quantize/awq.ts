@@ -42,6 +42,7 @@ import { chooseAlpha } from '../quant/amplifier.js';
 import type { FloatLayerWeights, LayerCalibration, LayerMethod } from './calibration.js';
 import { chooseGroupScale, floatGroupScale, floatScaler, groupAbsMax, integerScaler, quantizeValue, type GroupScaler } from '../quant/group-quant.js';
 import { quantizeLinearReport, resolveGroupSize } from '../quant/quantize-linear.js';
+import { rtnRowsOnPool } from '../backends/cpu/rtn-pool.js';
 import type { FloatLinear, QuantSpec } from '../quant/types.js';
 import { INPUT_OF, LINEARS_OF, groupKey, groupsOf, inputWidth } from './layer-inputs.js';
 import { DEFAULT_MIN_EXPERT_TOKENS, expertFallback, quantizeFallback } from './expert-fallback.js';
@@ -193,7 +194,7 @@ export function searchScales(stats: InputStats, linears: readonly SearchedLinear
       const input = inputs[j]!;
       let x = scaled.get(input);
       if (x === undefined) scaled.set(input, x = divideInputs(input.rows, input.t, k, s, inputRoom.get(input)));
-      const q = quantizeLinearReport(scaleColumns(w, s, weightRoom), spec, name).layer;
+      const q = quantizeLinearReport(scaleColumns(w, s, weightRoom), spec, name, rtnRowsOnPool).layer;
       loss += squaredError(linearOnce(backend, q, x, input.t), refs[j]!);
     });
     if (g === 0) rtnLoss = loss;

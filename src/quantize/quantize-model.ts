@@ -26,6 +26,7 @@ import { gptqLayerMethod } from './gptq-layer.js';
 import type { GptqEngine } from '../quant/methods/gptq.js';
 import { linearReport, type LinearReport } from '../quant/methods/report.js';
 import { quantizeLinear, quantizeLinearReport } from '../quant/quantize-linear.js';
+import { rtnRowsOnPool } from '../backends/cpu/rtn-pool.js';
 import { EMBEDDING_SPEC, lmHeadSpec, specFor, type QuantRecipe } from './recipe.js';
 import type { FloatLinear, LinearWeight, QuantizedLinear, QuantSpec } from '../quant/types.js';
 
@@ -33,7 +34,7 @@ export type { LinearReport } from '../quant/methods/report.js';
 
 /** RTN-quantizes one linear by `spec`, adding its report to `reports` (and telling onLinear). */
 function quantizeReported(w: FloatLinear, spec: QuantSpec, name: string, reports: LinearReport[], onLinear?: (report: LinearReport) => void): QuantizedLinear {
-  const { layer, alpha } = quantizeLinearReport(w, spec, name);
+  const { layer, alpha } = quantizeLinearReport(w, spec, name, rtnRowsOnPool);
   const report = linearReport(name, spec, layer, alpha);
   reports.push(report);
   onLinear?.(report);

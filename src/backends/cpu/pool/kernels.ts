@@ -13,6 +13,7 @@ import { attentionWasmRows, decodeAttentionWasmRows } from '../attention-wasm-ke
 import { choleskyColumnRows, invertLowerBlockRows } from '../triangular-kernel.js';
 import { gptqBlockRows } from '../../../quant/methods/gptq-block.js';
 import { choleskyPanelRows, inverseBlockColumns, subtractRows } from '../../../quant/methods/cholesky-blocked.js';
+import { rtnCodeRows, rtnScaleRows } from '../../../quant/rtn-rows.js';
 
 export const KERNEL_MATMUL_F32 = 'matmul.f32';
 export const KERNEL_MATMUL_F32_WASM = 'matmul.f32.wasm';
@@ -28,6 +29,8 @@ export const KERNEL_GPTQ_BLOCK = 'gptq.block';
 export const KERNEL_CHOLESKY_PANEL = 'cholesky.panel';
 export const KERNEL_INVERSE_BLOCK = 'inverse.block';
 export const KERNEL_SUBTRACT_ROWS = 'subtract.rows';
+export const KERNEL_RTN_SCALES = 'rtn.scales';
+export const KERNEL_RTN_CODES = 'rtn.codes';
 
 registerKernel(KERNEL_MATMUL_F32, matmulF32Rows);
 registerKernel(KERNEL_MATMUL_F32_WASM, matmulF32WasmRows);
@@ -43,3 +46,5 @@ registerKernel(KERNEL_GPTQ_BLOCK, gptqBlockRows);
 registerKernel(KERNEL_CHOLESKY_PANEL, choleskyPanelRows);
 registerKernel(KERNEL_INVERSE_BLOCK, inverseBlockColumns);
 registerKernel(KERNEL_SUBTRACT_ROWS, subtractRows);
+registerKernel(KERNEL_RTN_SCALES, rtnScaleRows);
+registerKernel(KERNEL_RTN_CODES, rtnCodeRows);
