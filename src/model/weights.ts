@@ -91,6 +91,20 @@ export function releaseFloatLayer(layer: FloatLayerWeights): void {
   }
 }
 
+/**
+ * Gives a layer's quantized linears' arrays (codes, scales, integer scales) back to the arena once they are
+ * written (quantizeToCheckpoint); biases belong to the float layer they came from (releaseFloatLayer). Arrays
+ * outside the arena are left to the GC. The linears must not be used after.
+ */
+export function releaseQuantizedLinears(linears: LayerLinears<LinearWeight>): void {
+  for (const { weight: w } of linearEntries(linears)) {
+    if (w.kind !== 'quantized') continue;
+    releaseArenaBlock(w.packed);
+    releaseArenaBlock(w.scales);
+    if (w.intScales) releaseArenaBlock(w.intScales);
+  }
+}
+
 /** The lm_head's module name in checkpoints (its quantized tensors are lm_head.qweight, …). */
 export const LM_HEAD = 'lm_head';
 /** The token embedding's module name (its settings key when stored quantized). */

@@ -12,7 +12,7 @@
  */
 import { packedBytes, unpackRow } from './int4-pack.js';
 import { InputError } from '../errors.js';
-import { sharedFloat32, sharedFloat64, sharedInt32, sharedUint8 } from '../tensor/shared.js';
+import { releaseArenaBlock, sharedFloat32, sharedFloat64, sharedInt32, sharedUint8 } from '../tensor/shared.js';
 import { type AlphaChoice, chooseAlpha } from './amplifier.js';
 import { chooseGroupScale } from './group-quant.js';
 import { rtnCodeRows, rtnScaleRows, type RtnRowArgs } from './rtn-rows.js';
@@ -59,18 +59,22 @@ export function quantizeLinearReport(w: FloatLinear, spec: QuantSpec, name = 'la
     packed: sharedUint8(packedBytes(n, k, spec.wBits)), overflow: sharedInt32(1),
   };
 
-  // Pass 1: float scales (the amplifier needs the whole layer's scales before choosing α).
-  rows('scales', args, n);
   let alpha: AlphaChoice | undefined;
-  if (spec.scale === 'int') alpha = chooseAlpha({ scales: args.floatScales, n, groupCount, groupSize: G, wBits: spec.wBits }, spec.alpha, name);
+  try {
+    // Pass 1: float scales (the amplifier needs the whole layer's scales before choosing α).
+    rows('scales', args, n);
+    if (spec.scale === 'int') alpha = chooseAlpha({ scales: args.floatScales, n, groupCount, groupSize: G, wBits: spec.wBits }, spec.alpha, name);
 
-  // Pass 2: each group through the plug-in point, its codes packed as they come.
-  const codes: RtnRowArgs = { ...args, alphaLog2: alpha?.alphaLog2 ?? -1 };
-  rows('codes', codes, n);
-  if (args.overflow[0] !== 0) {
-    const i = args.overflow[0]! - 1;
-    const S = chooseGroupScale({ kind: 'int', alphaLog2: alpha!.alphaLog2 }, args.absMax[i]!, spec.wBits).intScale!;
-    throw new InputError(`${name}: integer scale ${S} of row ${Math.floor(i / groupCount)} does not fit int32; lower α`, { tensor: name });
+    // Pass 2: each group through the plug-in point, its codes packed as they come.
+    rows('codes', { ...args, alphaLog2: alpha?.alphaLog2 ?? -1 }, n);
+    if (args.overflow[0] !== 0) {
+      const i = args.overflow[0]! - 1;
+      const S = chooseGroupScale({ kind: 'int', alphaLog2: alpha!.alphaLog2 }, args.absMax[i]!, spec.wBits).intScale!;
+      throw new InputError(`${name}: integer scale ${S} of row ${Math.floor(i / groupCount)} does not fit int32; lower α`, { tensor: name });
+    }
+  } finally {
+    // the passes' own arrays go back when they came from the arena (a caller quantizing in its scope)
+    for (const a of [args.absMax, args.floatScales, args.overflow]) releaseArenaBlock(a);
   }
 
   const layer: QuantizedLinear = {
