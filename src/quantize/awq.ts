@@ -362,7 +362,7 @@ export function awqLayerMethod(specOf: (slot: LinearSlot) => QuantSpec, settings
       const spec = specOf(slot);
       const reason = expert === null ? undefined : fallbacks.get(expert);
       if (reason !== undefined) return quantizeFallback(w, spec, name, reason, report);
-      const { layer: q, alpha } = quantizeLinearReport(w, spec, name);
+      const { layer: q, alpha } = quantizeLinearReport(w, spec, name, rtnRowsOnPool);
       report(linearReport(name, spec, q, alpha));
       return q;
     };

@@ -4,6 +4,7 @@
  * with plain RTN through the same group quantizer instead, and its report says so.
  */
 import { quantizeLinearReport } from '../quant/quantize-linear.js';
+import { rtnRowsOnPool } from '../backends/cpu/rtn-pool.js';
 import { linearReport, type ReportSink } from '../quant/methods/report.js';
 import type { FloatLinear, QuantizedLinear, QuantSpec } from '../quant/types.js';
 
@@ -21,7 +22,7 @@ export function expertFallback(expert: number | null, tokens: number, minTokens:
 
 /** RTN of one linear, reported with the reason it fell back. */
 export function quantizeFallback(w: FloatLinear, spec: QuantSpec, name: string, reason: string, report: ReportSink): QuantizedLinear {
-  const { layer, alpha } = quantizeLinearReport(w, spec, name);
+  const { layer, alpha } = quantizeLinearReport(w, spec, name, rtnRowsOnPool);
   report({ ...linearReport(name, spec, layer, alpha), fallback: reason });
   return layer;
 }
