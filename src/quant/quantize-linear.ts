@@ -5,8 +5,9 @@
  *   float scale:   s[n,g] = fround(max|W| / qmax),            q = clamp(rhe(W / s), qmin, qmax)
  *   integer scale: α = 2^b from the layer's float scales (amplifier.ts),
  *                  S[n,g] = max(1, rhe(s·α)), scales = S/α,    q = clamp(rhe(W / (S/α)), qmin, qmax)
- * Every group goes through group-quant.ts (chooseGroupScale + quantizeWithScale), the same
- * plug-in point GPTQ/AWQ use. Arrays are allocated in shared memory for the CPU worker pool.
+ * Every group goes through group-quant.ts (chooseGroupScale + quantizeValue), the same plug-in point
+ * GPTQ/AWQ use, in two row passes (rtn-rows.ts) a caller may split over threads; the codes are packed
+ * (int4-pack.ts) as they come. Arrays are allocated in shared memory for the CPU worker pool.
  *
  * dequantize(layer) gives the fake-quant weights W'[n,k] = fround(q[n,k] · scales[n,g]).
  */
@@ -38,7 +39,7 @@ export function resolveGroupSize(k: number, groupSize: number, name = 'layer'): 
 
 /**
  * Runs an RTN pass over rows [0, n) of a layer (rtn-rows.ts); RTN_ON_THIS_THREAD is the reference. A caller
- * may split the rows over threads (the CPU pool, quantize/rtn-pool.ts): each row's arithmetic is the same.
+ * may split the rows over threads (the CPU pool, backends/cpu/rtn-pool.ts): each row's arithmetic is the same.
  */
 export type RtnRows = (pass: 'scales' | 'codes', args: RtnRowArgs, rows: number) => void;
 
