@@ -5,7 +5,7 @@
  * cuBLASLt's IMMA kernels), or fp32 throughout (no TF32: the float layers of a quantized model);
  * and float64 DSYRK / DGEMM for GPTQ on the GPU (gptq-cuda.ts).
  */
-import { loadCudaLibrary, optionalFunc, CudaUnavailableError, type NativeFunction } from './libs.js';
+import { loadCudaLibrary, requiredFunctions, type NativeFunction } from './libs.js';
 
 export class CublasError extends Error {
   constructor(call: string, code: number) {
@@ -66,13 +66,7 @@ export class Cublas {
   private readonly minusOneF64 = new Float64Array([-1]);
 
   constructor(stream: bigint) {
-    const lib = loadCudaLibrary('cublas');
-    const f: Record<string, NativeFunction> = {};
-    for (const [key, [names, sig]] of Object.entries(SIGS)) {
-      const fn = optionalFunc(lib, names, sig);
-      if (!fn) throw new CudaUnavailableError(`libcublas exports none of ${names.join(', ')}`);
-      f[key] = fn;
-    }
+    const f = requiredFunctions(loadCudaLibrary('cublas'), SIGS, (names) => `libcublas exports none of ${names.join(', ')}`);
     this.f = f;
     const h = new BigUint64Array(1);
     this.check('cublasCreate', f.create!(h) as number);

@@ -7,7 +7,7 @@
  * LOWER triangle is the row-major upper one, so `potrf` leaves L with A = L·Lᵀ in column-major terms,
  * i.e. Lᵀ — an upper factor U with A = Uᵀ·U — in the row-major upper triangle.
  */
-import { loadCudaLibrary, optionalFunc, CudaUnavailableError, type NativeFunction } from './libs.js';
+import { loadCudaLibrary, requiredFunctions, type NativeFunction } from './libs.js';
 import type { CudaContext } from './context.js';
 import type { DeviceBuffer } from './buffer.js';
 
@@ -38,13 +38,7 @@ export class Cusolver {
   private readonly info: DeviceBuffer;
 
   constructor(private readonly ctx: CudaContext) {
-    const lib = loadCudaLibrary('cusolver');
-    const f: Record<string, NativeFunction> = {};
-    for (const [key, [names, sig]] of Object.entries(SIGS)) {
-      const fn = optionalFunc(lib, names, sig);
-      if (!fn) throw new CudaUnavailableError(`libcusolver exports none of ${names.join(', ')}`);
-      f[key] = fn;
-    }
+    const f = requiredFunctions(loadCudaLibrary('cusolver'), SIGS, (names) => `libcusolver exports none of ${names.join(', ')}`);
     this.f = f;
     const h = new BigUint64Array(1);
     this.check('cusolverDnCreate', f.create!(h) as number);

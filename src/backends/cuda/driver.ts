@@ -6,7 +6,7 @@
  * through one-element typed arrays. Every call goes through check(), which turns a nonzero
  * CUresult into a CudaError naming the call and the driver's own error name and text.
  */
-import { CudaUnavailableError, loadCudaLibrary, optionalFunc, type NativeFunction } from './libs.js';
+import { CudaUnavailableError, loadCudaLibrary, optionalFunc, requiredFunctions, type NativeFunction } from './libs.js';
 
 /** A CUDA driver call returned an error. */
 export class CudaError extends Error {
@@ -107,12 +107,7 @@ let cached: DriverApi | undefined;
 export function driverApi(): DriverApi {
   if (cached) return cached;
   const lib = loadCudaLibrary('cuda');
-  const fn: Record<string, NativeFunction> = {};
-  for (const [key, [names, sig]] of Object.entries(SIGNATURES)) {
-    const f = optionalFunc(lib, names, sig);
-    if (!f) throw new CudaUnavailableError(`the CUDA driver exports none of ${names.join(', ')}: driver too old?`);
-    fn[key] = f;
-  }
+  const fn = requiredFunctions(lib, SIGNATURES, (names) => `the CUDA driver exports none of ${names.join(', ')}: driver too old?`);
   for (const [key, [names, sig]] of Object.entries(OPTIONAL_SIGNATURES)) {
     const f = optionalFunc(lib, names, sig);
     if (f) fn[key] = f;

@@ -91,3 +91,18 @@ export function optionalFunc(lib: LibraryHandle, names: readonly string[], signa
   }
   return undefined;
 }
+
+/**
+ * Declares every function of `sigs` (key → [names to try, signature with $NAME]); a function the library
+ * lacks under all its names is a CudaUnavailableError with `missing(names)` as its message.
+ */
+export function requiredFunctions(lib: LibraryHandle, sigs: Readonly<Record<string, readonly [readonly string[], string]>>,
+  missing: (names: readonly string[]) => string): Record<string, NativeFunction> {
+  const out: Record<string, NativeFunction> = {};
+  for (const [key, [names, sig]] of Object.entries(sigs)) {
+    const fn = optionalFunc(lib, names, sig);
+    if (!fn) throw new CudaUnavailableError(missing(names));
+    out[key] = fn;
+  }
+  return out;
+}

@@ -2,7 +2,7 @@
  * NVRTC through koffi: compiles CUDA C++ source to a cubin for one architecture (sm_90a here).
  * A failed compile throws NvrtcError with the compiler's full log; every NVRTC call is checked.
  */
-import { loadCudaLibrary, optionalFunc, CudaUnavailableError, type NativeFunction } from './libs.js';
+import { loadCudaLibrary, requiredFunctions, type NativeFunction } from './libs.js';
 
 export class NvrtcError extends Error {
   constructor(
@@ -31,15 +31,9 @@ let fns: Record<string, NativeFunction> | undefined;
 
 function nvrtc(): Record<string, NativeFunction> {
   if (fns) return fns;
-  const lib = loadCudaLibrary('nvrtc');
-  const out: Record<string, NativeFunction> = {};
-  for (const [name, sig] of Object.entries(SIGS)) {
-    const f = optionalFunc(lib, [name], sig);
-    if (!f) throw new CudaUnavailableError(`libnvrtc does not export ${name}`);
-    out[name] = f;
-  }
-  fns = out;
-  return out;
+  const sigs = Object.fromEntries(Object.entries(SIGS).map(([name, sig]) => [name, [[name], sig] as const]));
+  fns = requiredFunctions(loadCudaLibrary('nvrtc'), sigs, ([name]) => `libnvrtc does not export ${name}`);
+  return fns;
 }
 
 /** "major.minor" of the loaded NVRTC. */
