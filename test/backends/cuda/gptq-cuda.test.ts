@@ -21,13 +21,13 @@ import type { CudaContext } from '../../../src/backends/cuda/context.js';
 import { cudaGptq, type CudaGptq } from '../../../src/backends/cuda/gptq-cuda.js';
 import { createCudaBackend } from '../../../src/backends/cuda/cuda-backend.js';
 import { DEFAULT_GPTQ, gptqFactor, gptqQuantizeLinear, SERIAL_GPTQ, type GptqSettings } from '../../../src/quant/methods/gptq.js';
-import { HessianAccumulator } from '../../../src/quant/methods/hessian.js';
 import { unpackWeights } from '../../../src/quant/int4-pack.js';
 import { InputError } from '../../../src/errors.js';
 import type { FloatLinear, QuantizedLinear, QuantSpec } from '../../../src/quant/types.js';
 import { quantizeModel } from '../../../src/quantize/quantize-model.js';
 import { DEFAULT_GPTQ_LAYER } from '../../../src/quantize/gptq-layer.js';
 import { makeRng, randomNormals, type Rng } from '../../helpers/random.js';
+import { correlatedInputs, hessianOf } from '../../helpers/gptq-data.js';
 import { fixturePath } from '../../helpers/paths.js';
 import { tempDir } from '../../io/temp-dir.js';
 
@@ -46,28 +46,6 @@ function withGptq(run: (g: CudaGptq) => void): void {
     g.dispose();
   }
 }
-
-/** x [t, k]: correlated channels (rank k/4 mixing) and one loud channel in 8, so GPTQ's updates matter. */
-function inputs(rng: Rng, t: number, k: number): Float32Array {
-  const rank = Math.max(4, k >> 2);
-  const a = randomNormals(rng, rank * k);
-  const x = new Float32Array(t * k);
-  for (let r = 0; r < t; r++) {
-    const z = randomNormals(rng, rank);
-    for (let c = 0; c < k; c++) {
-      let v = 0.1 * rng.normal();
-      for (let i = 0; i < rank; i++) v += z[i]! * a[i * k + c]!;
-      x[r * k + c] = (v * (c % 8 === 3 ? 6 : 1)) / Math.sqrt(rank);
-    }
-  }
-  return x;
-}
-
-const cpuHessian = (x: Float32Array, t: number, k: number): Float64Array => {
-  const acc = new HessianAccumulator(k);
-  acc.add(x, t);
-  return acc.hessian();
-};
 
 const layerOf = (rng: Rng, n: number, k: number): FloatLinear => ({ kind: 'float', n, k, w: randomNormals(rng, n * k, 0.05) });
 
@@ -88,8 +66,8 @@ test('GPTQ column loop on the GPU: one block gives the CPU\'s codes and scales b
     ] as const) {
       const settings: GptqSettings = { ...DEFAULT_GPTQ, actOrder, blockSize };
       const w = layerOf(rng, n, k);
-      const x = inputs(rng, 3 * k, k);
-      const factor = gptqFactor(cpuHessian(x, 3 * k, k), k, settings, 'test');
+      const x = correlatedInputs(rng, 3 * k, k);
+      const factor = gptqFactor(hessianOf(x, 3 * k, k), k, settings, 'test');
       const cpu = gptqQuantizeLinear(w, factor, spec, settings, 'test', SERIAL_GPTQ);
       const got = gptqQuantizeLinear(w, factor, spec, settings, 'test', gpu.columns);
       const label = `n=${n} k=${k} ${spec.scale} act-order ${actOrder} block ${blockSize}`;
@@ -116,13 +94,13 @@ test('GPTQ Hessian and factor on the GPU (DSYRK, cuSOLVER) give the CPU\'s facto
     for (const [k, actOrder] of [[96, false], [200, true], [1024, true]] as const) {
       const settings: GptqSettings = { ...DEFAULT_GPTQ, actOrder };
       const total = 2 * k + 37;
-      const x = inputs(rng, total, k);
+      const x = correlatedInputs(rng, total, k);
       for (let r = 0; r < total; r++) x[r * k + 5] = 0; // a dead input
       const acc = gpu.accumulator(k);
       for (const [from, to] of [[0, 50], [50, 50 + k], [50 + k, total]] as const) acc.add(x.subarray(from * k, to * k), to - from);
       assert.equal(acc.tokens, total);
       const got = acc.factor(settings, 'test');
-      const want = gptqFactor(cpuHessian(x, total, k), k, settings, 'test');
+      const want = gptqFactor(hessianOf(x, total, k), k, settings, 'test');
       assert.deepEqual([...got.perm], [...want.perm], `k=${k}: column order`);
       assert.deepEqual([...got.dead], [...want.dead], `k=${k}: dead inputs`);
       assert.equal(got.dead[5], 1);
@@ -146,14 +124,14 @@ test('GPTQ on the GPU refuses what the CPU refuses: a Hessian not positive defin
     const rng = makeRng(9301);
     const k = 64;
     const acc = gpu.accumulator(k);
-    acc.add(inputs(rng, 16, k), 16); // rank 16 < 64, no dampening
+    acc.add(correlatedInputs(rng, 16, k), 16); // rank 16 < 64, no dampening
     assert.throws(() => acc.factor({ ...DEFAULT_GPTQ, damp: 0 }, 'model.layers.3.mlp.up_proj'),
       (e: Error) => e instanceof InputError && /model\.layers\.3\.mlp\.up_proj: the GPTQ Hessian is not positive definite .*--damp/.test(e.message));
     assert.throws(() => acc.add(new Float32Array(k), 1), /after its factor was made/);
     assert.throws(() => gpu.accumulator(k).factor(DEFAULT_GPTQ, 'empty'), /empty: no calibration tokens/);
     const loud: FloatLinear = { kind: 'float', n: 4, k, w: new Float32Array(4 * k).fill(3e4) };
-    const x = inputs(rng, 2 * k, k);
-    const factor = gptqFactor(cpuHessian(x, 2 * k, k), k, DEFAULT_GPTQ, 'test');
+    const x = correlatedInputs(rng, 2 * k, k);
+    const factor = gptqFactor(hessianOf(x, 2 * k, k), k, DEFAULT_GPTQ, 'test');
     assert.throws(() => gptqQuantizeLinear(loud, factor, { ...FS, scale: 'int', alpha: { kind: 'fixed', log2: 30 } }, DEFAULT_GPTQ, 'model.layers.0.mlp.down_proj', gpu.columns),
       /model\.layers\.0\.mlp\.down_proj: an integer scale of row \d+ does not fit int32/);
   });

@@ -13,33 +13,11 @@ import { HessianAccumulator } from '../../../src/quant/methods/hessian.js';
 import { upperCholeskyOfInverse } from '../../../src/quant/methods/cholesky.js';
 import { dequantize, quantizeLinear } from '../../../src/quant/quantize-linear.js';
 import type { FloatLinear, QuantizedLinear, QuantSpec } from '../../../src/quant/types.js';
-import { freshSeed, makeRng, randomNormals, type Rng } from '../../helpers/random.js';
+import { freshSeed, makeRng, randomNormals } from '../../helpers/random.js';
+import { correlatedInputs, hessianOf } from '../../helpers/gptq-data.js';
 
 const FS: QuantSpec = { wBits: 4, aBits: 16, groupSize: 32, scale: 'float', alpha: { kind: 'fixed', log2: 10 } };
 const IS: QuantSpec = { ...FS, scale: 'int', alpha: { kind: 'safe', maxLog2: 10 } };
-
-/** X [t, k] = Z·A with A mixing channels (strong correlations) and a few loud channels. */
-function correlatedInputs(rng: Rng, t: number, k: number): Float32Array {
-  const rank = Math.max(4, k / 4);
-  const a = randomNormals(rng, rank * k);
-  const loud = new Float32Array(k).map(() => (rng.uniform() < 0.05 ? 8 : 1));
-  const x = new Float32Array(t * k);
-  for (let r = 0; r < t; r++) {
-    const z = randomNormals(rng, rank);
-    for (let c = 0; c < k; c++) {
-      let v = 0.1 * rng.normal();
-      for (let i = 0; i < rank; i++) v += z[i]! * a[i * k + c]!;
-      x[r * k + c] = v * loud[c]! / Math.sqrt(rank);
-    }
-  }
-  return x;
-}
-
-function hessianOf(x: Float32Array, t: number, k: number): Float64Array {
-  const acc = new HessianAccumulator(k);
-  acc.add(x, t);
-  return acc.hessian();
-}
 
 /** ‖X·Wᵀ − X·Ŵᵀ‖² in float64. */
 function outputError(x: Float32Array, t: number, w: FloatLinear, q: QuantizedLinear): number {
