@@ -67,15 +67,10 @@ export async function openGptqPlacement(name: BackendName): Promise<{ placement:
   const { createCudaBackend } = await import('../backends/cuda/cuda-backend.js');
   const { CudaContext } = await import('../backends/cuda/context.js');
   const { CudaUnavailableError } = await import('../backends/cuda/libs.js');
-  let ctx: CudaContextType;
-  try {
-    ctx = new CudaContext(0);
-  } catch (e) {
-    if (e instanceof CudaUnavailableError) throw new InputError(`--backend cuda: ${e.message}`);
-    throw e;
-  }
+  let ctx: CudaContextType | undefined;
   const opened: { dispose(): void }[] = [];
   try {
+    ctx = new CudaContext(0);
     const engine = cudaGptq(ctx);
     opened.push(engine);
     const calibrationBackend = createCudaBackend({ ctx, graphs: false });
@@ -85,12 +80,12 @@ export async function openGptqPlacement(name: BackendName): Promise<{ placement:
       name: `${engine.name}; calibration forward on the GPU`,
       close: () => {
         for (const o of opened.reverse()) o.dispose();
-        ctx.release();
+        ctx!.release();
       },
     };
   } catch (e) {
     for (const o of opened.reverse()) o.dispose();
-    ctx.release();
+    ctx?.release();
     if (e instanceof CudaUnavailableError) throw new InputError(`--backend cuda: ${e.message}`);
     throw e;
   }

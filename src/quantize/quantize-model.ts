@@ -126,12 +126,9 @@ function calibratedMethod(recipe: QuantRecipe & { method: 'gptq' | 'awq' }, onLi
     reports.push(r);
     onLinear?.(r);
   };
-  if (recipe.method === 'gptq' && gptqOn) {
-    const method = gptqLayerMethod(specOf, recipe.gptq, sink, gptqOn.engine);
-    return { method, reports, stream: gptqOn.calibrationBackend ? { calibrationBackend: gptqOn.calibrationBackend } : {} };
-  }
-  const method = recipe.method === 'gptq' ? gptqLayerMethod(specOf, recipe.gptq, sink) : awqLayerMethod(specOf, recipe.awq, sink);
-  return { method: method as LayerMethod<unknown>, reports, stream: {} };
+  if (recipe.method === 'awq') return { method: awqLayerMethod(specOf, recipe.awq, sink) as LayerMethod<unknown>, reports, stream: {} };
+  const method = gptqLayerMethod(specOf, recipe.gptq, sink, gptqOn?.engine);
+  return { method, reports, stream: gptqOn?.calibrationBackend ? { calibrationBackend: gptqOn.calibrationBackend } : {} };
 }
 
 /** Loads the float model in `dir` quantized by `recipe` (any method), all of it in memory. */
