@@ -12,6 +12,8 @@ import type { FloatLinear, LinearWeight } from '../../quant/types.js';
 import { ARENA_MAX_PAGES, arenaAddress, arenaFloat32, releaseArenaBlock, sharedFloat32 } from '../../tensor/shared.js';
 import { prepareIntLinear } from './int-linear.js';
 import { wasmIntLinearAvailable } from './int-linear-wasm-kernel.js';
+import { matmulF32 } from './matmul.js';
+import { addInPlace, addScaledRows, attention, decodeAttention, gatherRows, rmsnorm, rope, siluMul } from './ops.js';
 
 let warnedArenaFull = false;
 
@@ -30,8 +32,6 @@ function warnArenaFull(layer: LinearWeight): void {
     { code: 'INTSCALE_ARENA_FULL' },
   );
 }
-import { matmulF32 } from './matmul.js';
-import { addInPlace, addScaledRows, attention, decodeAttention, gatherRows, rmsnorm, rope, siluMul } from './ops.js';
 
 function prepareFloatLinear(w: FloatLinear): PreparedLinear {
   const values = w.w.subarray(0, w.n * w.k);
