@@ -11,7 +11,7 @@ export interface LatencyRow {
 
 const COLORS = ['#7f7f7f', '#2ca02c', '#9467bd', '#1f77b4', '#d62728', '#000000', '#ff7f0e'];
 
-export function renderLatencySvg(report: { gpu: string; date: string; layers: number; promptTokens: number; outTokens: number; rows: readonly (LatencyRow & { 'vs intscale fp16': string })[] }): string {
+export function renderLatencySvg(report: { gpu: string; date: string; shape?: string; layers: number; promptTokens: number; outTokens: number; rows: readonly (LatencyRow & { 'vs intscale fp16': string })[] }): string {
   const systems = [...new Set(report.rows.map((r) => r.system))];
   const batches = [...new Set(report.rows.map((r) => r.batch))].sort((a, b) => a - b);
   const W = 160 * batches.length + 80, H = 320, pad = 50;
@@ -19,7 +19,7 @@ export function renderLatencySvg(report: { gpu: string; date: string; layers: nu
   const y = (v: number): number => H - pad - (v / ymax) * (H - 2 * pad);
   const groupW = (W - 2 * pad) / batches.length, barW = (groupW * 0.8) / systems.length;
   const parts: string[] = [];
-  parts.push(`<text x="${W / 2}" y="16" text-anchor="middle" font-size="12">${report.gpu}, LLaMA-2-7B shape (${report.layers} layers, RANDOM weights), ${report.promptTokens} in / ${report.outTokens} out, ${report.date}</text>`);
+  parts.push(`<text x="${W / 2}" y="16" text-anchor="middle" font-size="12">${report.gpu}, ${report.shape ?? 'llama2-7b'} shape (${report.layers} layers, RANDOM weights), ${report.promptTokens} in / ${report.outTokens} out, ${report.date}</text>`);
   parts.push(`<line x1="${pad}" y1="${H - pad}" x2="${W - pad}" y2="${H - pad}" stroke="#000"/><line x1="${pad}" y1="${pad}" x2="${pad}" y2="${H - pad}" stroke="#000"/>`);
   const step = 10 ** Math.floor(Math.log10(ymax / 2));
   for (let v = 0; v <= ymax; v += step * (ymax / step > 8 ? 2 : 1)) parts.push(`<text x="${pad - 4}" y="${y(v) + 3}" text-anchor="end" font-size="9">${v}</text><line x1="${pad}" x2="${W - pad}" y1="${y(v)}" y2="${y(v)}" stroke="#eee"/>`);

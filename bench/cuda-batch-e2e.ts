@@ -5,9 +5,10 @@
  * engine runs (FP16, W8A8, W4A16, W4A8 float scale, W4A8 integer scale) at each batch size, all in
  * one run; and, where PyTorch is installed, the same protocol on a PyTorch FP16 model with a static
  * KV cache and each decode step one CUDA graph (bench/torch_llama_e2e.py: the cross-check of our
- * FP16 row). LLaMA-2-7B's shape with RANDOM weights: speed only, the text means nothing.
+ * FP16 row). LLaMA-2-7B's shape (or --shape mixtral-8x7b: the paper's Figure 5c, 8 experts top 2;
+ * no PyTorch reference there) with RANDOM weights: speed only, the text means nothing.
  *
- *   node dist/bench/cuda-batch-e2e.js [--layers 32] [--batches 1,8,16,32,64] [--prompt-tokens 128] [--out-tokens 128]
+ *   node dist/bench/cuda-batch-e2e.js [--shape llama2-7b|mixtral-8x7b] [--layers 32] [--batches 1,8,16,32,64] [--prompt-tokens 128] [--out-tokens 128]
  *        [--precisions fp16,w8a8,w4a16,w4a8-fs,w4a8-is] [--lm-head w8a8|f16] [--reps 3] [--no-torch] [--out DIR] [--json]
  *
  * --lm-head: the lm_head of the precisions with 8-bit activations (w8a8, w4a8-fs, w4a8-is): w8a8
@@ -15,7 +16,7 @@
  *
  * Latency is the host's wall time from the prefill's start to the last token (median of --reps after
  * a warm-up run that also captures each batch size's graph). Decode tok/s = B · (out − 1) / decode
- * time. The floor: the decode step's weight bytes (every linear and the lm_head) over the copy
+ * time. The floor: the decode step's weight bytes (every linear, a mixture's router and topK experts, and the lm_head) over the copy
  * bandwidth measured here (a device-to-device copy, read + write), i.e. the most tokens/s a batch-1
  * decode could reach. --out writes batch-e2e.json and batch-e2e.svg (latency by batch size, one bar
  * per precision, the speedup over FP16 on each bar).
@@ -31,11 +32,12 @@ import { cpuPool } from '../src/backends/cpu/pool/index.js';
 import { argmax } from '../src/model/sampling.js';
 import { needsGpu } from './cuda-timing.js';
 import { benchOutput, machineLine, median } from './stats.js';
-import { LLAMA2_7B_SHAPE, PRECISIONS, syntheticModelIn, type Precision } from './synthetic.js';
+import { PRECISIONS, SHAPES, syntheticModelIn, type Precision } from './synthetic.js';
 import { renderLatencySvg, type LatencyRow } from './batch-e2e-plot.js';
 
 const { values } = parseArgs({
   options: {
+    shape: { type: 'string', default: 'llama2-7b' },
     layers: { type: 'string', default: '32' },
     batches: { type: 'string', default: '1,8,16,32,64' },
     'prompt-tokens': { type: 'string', default: '128' },
@@ -64,7 +66,9 @@ if (!(outTokens >= 2)) throw new RangeError('--out-tokens must be at least 2 (on
 
 const ctx = needsGpu('the batched end-to-end bench', () => new CudaContext(0));
 const out = benchOutput(values.json === true);
-const shape = LLAMA2_7B_SHAPE;
+if (!(values.shape! in SHAPES)) throw new RangeError(`--shape takes ${Object.keys(SHAPES).join(', ')}; got '${values.shape}'`);
+const shapeName = values.shape as keyof typeof SHAPES;
+const shape = SHAPES[shapeName];
 
 /** Device-to-device copy bandwidth (read + write bytes per second), best of 5 copies of 1 GiB. */
 function copyBandwidth(): number {
@@ -84,13 +88,16 @@ function copyBandwidth(): number {
 }
 const bandwidth = copyBandwidth();
 out.say(`# ${ctx.info.name}, driver ${ctx.info.driverVersion}; measured device copy ${(bandwidth / 1e12).toFixed(2)} TB/s (read + write); ${machineLine(cpuPool().threads)}`);
-out.say(`# LLaMA-2-7B shape (hidden ${shape.hidden}, ffn ${shape.ffn}, ${shape.heads} heads, vocab ${shape.vocab}), ${layers} layers, RANDOM weights (speed only)`);
+const experts = shape.moe ? `, ${shape.moe.numExperts} experts top ${shape.moe.topK}` : '';
+out.say(`# ${shapeName} shape (hidden ${shape.hidden}, ffn ${shape.ffn}${experts}, ${shape.heads}/${shape.kvHeads ?? shape.heads} heads, vocab ${shape.vocab}), ${layers} layers, RANDOM weights (speed only)`);
 out.say(`# each of B sequences: ${promptTokens} tokens in (one batched prefill), ${outTokens} out (greedy, argmax on the device); median of ${reps} runs after a warm-up; fp16 KV cache; lm_head ${lmHead === 'w8a8' ? 'W8A8 g128 IS in w8a8 / w4a8-fs / w4a8-is, fp16 in fp16 / w4a16' : 'fp16 in every precision'}\n`);
 
 /** Bytes a batch-1 decode step reads for its weights: every linear and the lm_head in their formats. */
 function weightBytes(p: Precision): number {
-  const { hidden: d, ffn: f, vocab } = shape;
-  const perLayer = 4 * d * d + 3 * d * f;
+  const { hidden: d, ffn: f, vocab, moe } = shape;
+  const kv = (shape.kvHeads ?? shape.heads) * (d / shape.heads);
+  // attention, then the dense MLP or the topK experts a batch-1 token reads (the float32 router's bytes are negligible)
+  const perLayer = 2 * d * d + 2 * d * kv + 3 * d * f * (moe ? moe.topK : 1);
   const perWeight: Record<Precision, number> = { 'fp16': 2, 'w8a8': 1 + 4 / d, 'w4a16': 0.5 + 2 / 128, 'w4a8-fs': 0.5 + 4 / 128, 'w4a8-is': 0.5 + 4 / 128 };
   return layers * perLayer * perWeight[p] + vocab * d * (int8Head(p) ? 1 + 4 / 128 : 2);
 }
@@ -138,7 +145,8 @@ for (const precision of precisions) {
 ctx.release();
 
 // the PyTorch FP16 reference (a separate process: its own CUDA context and memory)
-if (!values['no-torch']) {
+if (shape.moe && !values['no-torch']) out.say('# PyTorch FP16 reference not run: bench/torch_llama_e2e.py builds dense LLaMA models only');
+if (!values['no-torch'] && !shape.moe) {
   const script = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'torch_llama_e2e.py');
   const r = spawnSync('python3', [script, '--layers', String(layers), '--batches', batches.join(','), '--prompt-tokens', String(promptTokens),
     '--out-tokens', String(outTokens), '--reps', String(reps)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -163,7 +171,7 @@ const table = rows.map((r) => ({ ...r, 'vs intscale fp16': fp16.has(r.batch) ? `
 out.table(table);
 if (values.out) {
   fs.mkdirSync(values.out, { recursive: true });
-  const report = { gpu: ctx.info.name, driver: ctx.info.driverVersion, date: new Date().toISOString().slice(0, 10), bandwidthTBs: bandwidth / 1e12, layers, promptTokens, outTokens, reps, weights: 'random (speed only)', rows: table };
+  const report = { gpu: ctx.info.name, driver: ctx.info.driverVersion, date: new Date().toISOString().slice(0, 10), bandwidthTBs: bandwidth / 1e12, shape: shapeName, layers, promptTokens, outTokens, reps, weights: 'random (speed only)', rows: table };
   fs.writeFileSync(path.join(values.out, 'batch-e2e.json'), JSON.stringify(report, null, 1) + '\n');
   fs.writeFileSync(path.join(values.out, 'batch-e2e.svg'), renderLatencySvg(report));
   out.say(`wrote ${path.join(values.out, 'batch-e2e.json')} and batch-e2e.svg`);

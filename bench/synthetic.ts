@@ -1,7 +1,7 @@
 /**
  * Synthetic models for speed and memory benchmarks: LLaMA-2-7B's shape (hidden 4096, ffn 11008,
- * 32 heads, vocab 32000, tied fp32 lm_head; or another shape) with RANDOM W4A8 integer-scale
- * weights, in memory or written as a quantized checkpoint. Their text means nothing; only their
+ * 32 heads, vocab 32000, tied fp32 lm_head; or another shape, Mixtral-8x7B's mixture of experts
+ * included) with RANDOM W4A8 integer-scale weights, in memory or written as a quantized checkpoint. Their text means nothing; only their
  * speed and size are measured.
  */
 import * as fs from 'node:fs';
@@ -11,7 +11,7 @@ import { DEFAULT_SPEC, type QuantRecipe } from '../src/quantize/recipe.js';
 import { sharedFloat32, sharedUint8, withArenaAllocation } from '../src/tensor/shared.js';
 import { NO_BIASES, type ModelConfig } from '../src/model/config.js';
 import type { LayerWeights, ModelWeights } from '../src/model/weights.js';
-import type { LinearWeight, QuantizedLinear } from '../src/quant/types.js';
+import type { FloatLinear, LinearWeight, QuantizedLinear } from '../src/quant/types.js';
 
 /** count random int4 values in the packed format (int4-pack.ts): xorshift32 words, 8 nibbles each (any byte is two valid values). */
 function randomPackedInt4(count: number, seed: number): Uint8Array {
@@ -33,15 +33,25 @@ export function randomW4A8(n: number, k: number, seed: number): QuantizedLinear 
   return { kind: 'quantized', n, k, groupSize: 128, wBits: 4, aBits: 8, packed: randomPackedInt4(n * k, seed), scale: 'int', scales, intScales, alphaLog2: 10 };
 }
 
-/** The dimensions of a synthetic LLaMA; LLAMA2_7B_SHAPE is the default. */
+/** The dimensions of a synthetic LLaMA (LLAMA2_7B_SHAPE is the default), or a Mixtral with `moe`. */
 export interface SyntheticShape {
   readonly hidden: number;
+  /** the MLP's width (each expert's for a mixture of experts). */
   readonly ffn: number;
   readonly heads: number;
+  /** key/value heads (default: heads). */
+  readonly kvHeads?: number;
   readonly vocab: number;
+  /** a mixture of experts in every layer (a float router and numExperts SwiGLU experts, topK per token). */
+  readonly moe?: { readonly numExperts: number; readonly topK: number };
 }
 
 export const LLAMA2_7B_SHAPE: SyntheticShape = { hidden: 4096, ffn: 11008, heads: 32, vocab: 32000 };
+/** Mixtral-8x7B: 8 experts of ffn 14336, top 2, GQA 32/8 (the paper's Figure 5c model). */
+export const MIXTRAL_8X7B_SHAPE: SyntheticShape = { hidden: 4096, ffn: 14336, heads: 32, kvHeads: 8, vocab: 32000, moe: { numExperts: 8, topK: 2 } };
+
+/** The shapes the benches take by name (--shape). */
+export const SHAPES = { 'llama2-7b': LLAMA2_7B_SHAPE, 'mixtral-8x7b': MIXTRAL_8X7B_SHAPE } as const;
 
 /** A random linear layer [n, k] (seeded): the weight format a synthetic model is built of. */
 type RandomLinear = (n: number, k: number, seed: number) => LinearWeight;
@@ -69,12 +79,13 @@ function randomW8A8IntScale(n: number, k: number, seed: number): QuantizedLinear
 
 /** A model of `shape` with `layers` decoder layers whose linears `linear` makes (lm_head: tied fp32, or W8A8). */
 function syntheticOf(layers: number, shape: SyntheticShape, linear: RandomLinear, lmHead: SyntheticLmHead = 'float'): SyntheticModel {
-  const { hidden: d, ffn: f, heads, vocab } = shape;
-  const headDim = d / heads;
+  const { hidden: d, ffn: f, heads, vocab, moe } = shape;
+  const headDim = d / heads, kvHeads = shape.kvHeads ?? heads;
   const config: ModelConfig = {
-    architecture: 'llama', vocabSize: vocab, hiddenSize: d, intermediateSize: f, numLayers: layers,
-    numHeads: heads, numKvHeads: heads, headDim, rmsNormEps: 1e-5, ropeTheta: 10000, ropeScaling: { kind: 'none' },
+    architecture: moe ? 'mixtral' : 'llama', vocabSize: vocab, hiddenSize: d, intermediateSize: f, numLayers: layers,
+    numHeads: heads, numKvHeads: kvHeads, headDim, rmsNormEps: 1e-5, ropeTheta: 10000, ropeScaling: { kind: 'none' },
     maxPositionEmbeddings: 4096, tieWordEmbeddings: true, bias: NO_BIASES, slidingWindow: null, bosTokenId: 1, eosTokenIds: [],
+    ...(moe ? { moe } : {}),
   };
   // tied, so in the arena where the loader puts a tied embedding (the WASM lm_head matmul reads it there)
   const embedding = withArenaAllocation(() => sharedFloat32(vocab * d));
@@ -83,11 +94,15 @@ function syntheticOf(layers: number, shape: SyntheticShape, linear: RandomLinear
   const built: LayerWeights[] = [];
   for (let l = 0; l < layers; l++) {
     const s = 1000 * (l + 1);
-    built.push({
-      inputNorm: ones, postAttentionNorm: ones,
-      q: linear(d, d, s + 1), k: linear(d, d, s + 2), v: linear(d, d, s + 3), o: linear(d, d, s + 4),
-      gate: linear(f, d, s + 5), up: linear(f, d, s + 6), down: linear(d, f, s + 7),
-    });
+    const kv = kvHeads * headDim;
+    const attention = { inputNorm: ones, postAttentionNorm: ones, q: linear(d, d, s + 1), k: linear(kv, d, s + 2), v: linear(kv, d, s + 3), o: linear(d, d, s + 4) };
+    if (!moe) {
+      built.push({ ...attention, gate: linear(f, d, s + 5), up: linear(f, d, s + 6), down: linear(d, f, s + 7) });
+      continue;
+    }
+    const router: FloatLinear = { kind: 'float', n: moe.numExperts, k: d, w: randomFloats(moe.numExperts * d, s + 8) };
+    const experts = Array.from({ length: moe.numExperts }, (_, e) => ({ gate: linear(f, d, s + 10 + 3 * e), up: linear(f, d, s + 11 + 3 * e), down: linear(d, f, s + 12 + 3 * e) }));
+    built.push({ ...attention, moe: { router, experts } });
   }
   const head: LinearWeight = lmHead === 'w8a8' ? randomW8A8IntScale(vocab, d, 7) : { kind: 'float', n: vocab, k: d, w: embedding };
   return { config, weights: { embedding: { kind: 'float', n: vocab, k: d, w: embedding }, layers: built, finalNorm: ones, lmHead: head } };
@@ -150,10 +165,11 @@ export function syntheticModelIn(precision: Precision, layers: number, shape: Sy
   }
 }
 
-/** config.json of a synthetic model, as transformers writes a LlamaConfig. */
+/** config.json of a synthetic model, as transformers writes a LlamaConfig (a MixtralConfig with experts). */
 function hfConfig(c: ModelConfig): Record<string, unknown> {
   return {
-    architectures: ['LlamaForCausalLM'], model_type: 'llama', vocab_size: c.vocabSize, hidden_size: c.hiddenSize,
+    architectures: [c.moe ? 'MixtralForCausalLM' : 'LlamaForCausalLM'], model_type: c.moe ? 'mixtral' : 'llama', vocab_size: c.vocabSize, hidden_size: c.hiddenSize,
+    ...(c.moe ? { num_local_experts: c.moe.numExperts, num_experts_per_tok: c.moe.topK } : {}),
     intermediate_size: c.intermediateSize, num_hidden_layers: c.numLayers, num_attention_heads: c.numHeads,
     num_key_value_heads: c.numKvHeads, rms_norm_eps: c.rmsNormEps, rope_theta: c.ropeTheta,
     max_position_embeddings: c.maxPositionEmbeddings, tie_word_embeddings: c.tieWordEmbeddings, bos_token_id: c.bosTokenId,

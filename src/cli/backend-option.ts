@@ -123,17 +123,13 @@ export async function openEngine(name: BackendName, dir: string, options: ModelL
   }
   try {
     const { config, weights, tokenizer, source } = readModel(dir, options);
-    if (config.moe !== undefined) {
-      // the decode engine runs dense layers only; the exact backend gathers each expert's tokens on the GPU
-      process.stderr.write(`note: the CUDA decode engine runs dense models only; this ${config.architecture} model runs on the exact CUDA backend\n`);
-      return await exactOnCuda(ctx, config, weights, tokenizer, source);
-    }
     let engine: ReturnType<typeof createCudaEngine>;
     try {
       engine = createCudaEngine(config, weights, { ctx, ...engineOptions });
     } catch (e) {
-      if (!(e instanceof InputError) || !/cannot run there/.test(e.message)) throw e;
-      // a layer no CUDA kernel takes: the exact backend runs it on the CPU and the rest on the GPU
+      if (!(e instanceof InputError)) throw e;
+      // a layer no CUDA kernel takes, or experts of a format the grouped launches do not run: the exact
+      // backend runs such a layer on the CPU (or each expert on its own) and the rest on the GPU
       process.stderr.write(`note: ${e.message}; using the exact CUDA backend instead of the decode engine\n`);
       return await exactOnCuda(ctx, config, weights, tokenizer, source);
     }

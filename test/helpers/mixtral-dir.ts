@@ -27,9 +27,8 @@ export interface MixtralOptions {
 
 const EXPERT_NAMES = { gate_proj: 'w1', up_proj: 'w3', down_proj: 'w2' } as const;
 
-/** Writes the mixtral directory (see the header) and returns its path; the dense fixture's tokenizer comes along. */
-export function mixtralFromDense(dense: string, o: MixtralOptions): string {
-  const from = fixturePath(dense);
+/** Writes the mixtral directory (see the header) and returns its path; the dense model's tokenizer comes along. `from`: the dense model's directory (default: the fixture named `dense`). */
+export function mixtralFromDense(dense: string, o: MixtralOptions, from = fixturePath(dense)): string {
   const dir = path.join(tempDir(), `${dense}-moe`);
   fs.mkdirSync(dir);
   for (const f of ['tokenizer.json', 'tokenizer_config.json', 'generation_config.json', 'reference.safetensors']) {

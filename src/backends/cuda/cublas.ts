@@ -47,6 +47,10 @@ const SIGS: Record<string, [string[], string]> = {
     ['cublasGemmEx'],
     'int $NAME(void *h, int transa, int transb, int m, int n, int k, const void *alpha, uint64_t A, int atype, int lda, uint64_t B, int btype, int ldb, const void *beta, uint64_t C, int ctype, int ldc, int computeType, int algo)',
   ],
+  gemmBatchedEx: [
+    ['cublasGemmBatchedEx'],
+    'int $NAME(void *h, int transa, int transb, int m, int n, int k, const void *alpha, uint64_t A, int atype, int lda, uint64_t B, int btype, int ldb, const void *beta, uint64_t C, int ctype, int ldc, int batchCount, int computeType, int algo)',
+  ],
   dsyrk: [['cublasDsyrk_v2'], 'int $NAME(void *h, int uplo, int trans, int n, int k, const double *alpha, uint64_t A, int lda, const double *beta, uint64_t C, int ldc)'],
   dgemm: [
     ['cublasDgemm_v2'],
@@ -102,6 +106,20 @@ export class Cublas {
     this.check(
       `cublasGemmEx(fp16 → fp32, M=${M} N=${N} K=${K})`,
       this.f.gemmEx!(this.handle, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, this.one, w, CUDA_R_16F, K, x, CUDA_R_16F, K, this.zero, y, CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT) as number,
+    );
+  }
+
+  /**
+   * `batch` products Y_i[M,N] (fp32) = X_i[M,K] · W_i[N,K]ᵀ, row-major, their addresses in the device
+   * arrays ys, xs, ws (one 64-bit address per product): fp16 inputs with fp32 sums (gemmF16F32's call),
+   * or fp32 throughout (gemmF32's). The mixture-of-experts' float experts in a decode step (engine-moe.ts).
+   */
+  gemmBatchedF32Out(ys: number, xs: number, ws: number, M: number, N: number, K: number, batch: number, inputs: 'f16' | 'f32'): void {
+    checkDims('gemmBatchedF32Out', M, N, K);
+    const [type, compute] = inputs === 'f16' ? [CUDA_R_16F, CUBLAS_COMPUTE_32F] : [CUDA_R_32F, CUBLAS_COMPUTE_32F_PEDANTIC];
+    this.check(
+      `cublasGemmBatchedEx(${inputs} → fp32, M=${M} N=${N} K=${K}, batch ${batch})`,
+      this.f.gemmBatchedEx!(this.handle, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, this.one, ws, type, K, xs, type, K, this.zero, ys, CUDA_R_32F, N, batch, compute, CUBLAS_GEMM_DEFAULT) as number,
     );
   }
 

@@ -11,6 +11,9 @@
  *              → down GEMM adding into h (+bias)
  *   last row   rmsnorm_to → lm_head GEMM (fp16 by default)
  *
+ * A mixture-of-experts layer (mixtral) runs its MLP as engine-moe.ts says: routed on the device, the
+ * experts grouped into one launch per GEMM in a decode step, one GEMM per picked expert in a prefill.
+ *
  * Each producer (rmsnorm_to, attention_merge, silu_mul_to) writes its row in the form the next GEMM
  * reads (int8 + per-token scale for W4A8/W8A8, fp16 for W4A16 and fp16 layers), so the activation
  * quantization costs no launch of its own; W4A8 decode GEMMs (M ≤ 16) add into h in their
@@ -27,7 +30,8 @@ import type { DeviceBuffer } from './buffer.js';
 import { CudaContext } from './context.js';
 import { Cublas } from './cublas.js';
 import { attentionToCuda, argmaxRowsCuda, embedRowsCuda, engineSplits, pickRowsCuda, ROW_BYTES, rmsnormToCuda, ropeKvWriteCuda, siluMulToCuda, type EngineAttention, type RowForm, type RowOutput } from './engine-ops.js';
-import { describeEngineWeights, freeEngineWeights, uploadEngineWeights, type EngineLinear, type LinearGroup } from './engine-weights.js';
+import { describeEngineWeights, freeEngineWeights, layerLinears, uploadEngineWeights, type EngineLinear, type LinearGroup } from './engine-weights.js';
+import { createMoeRunner, type MoeRunner } from './engine-moe.js';
 import { cudaGraphRuntime } from './graphs.js';
 import { addBiasCuda, addCuda } from './model-ops.js';
 import type { FloatPrecision } from './resident-linear.js';
@@ -85,7 +89,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
     if (ownsContext) ctx.release(); // a model the engine refuses (or cannot hold) leaves no context behind
     throw e;
   }
-  const allLinears = w.layers.flatMap((l) => [...l.qkv.linears, l.o, ...l.gateUp.linears, l.down]).concat(w.lmHead);
+  const allLinears = w.layers.flatMap(layerLinears).concat(w.lmHead);
   const T = options.maxChunk ?? 256;
   if (!Number.isInteger(T) || T < 1) throw new RangeError(`maxChunk must be a positive integer, got ${options.maxChunk}`);
 
@@ -99,6 +103,14 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
   const tma = wgmma && hasTensorMaps(ctx);
   const sms = ctx.info.multiprocessors;
   const blas = new Cublas(ctx.stream);
+  /** Frees what the engine made so far and rethrows: a failure while it is made leaves nothing behind. */
+  const abandon = (e: unknown): never => {
+    for (const b of owned) b.free();
+    freeEngineWeights(w);
+    blas.destroy();
+    if (ownsContext) ctx.release();
+    throw e;
+  };
   const runtime = options.graphs === false ? null : cudaGraphRuntime(ctx);
   /** decode-step graphs by rows and the position bound their attention split was planned for (null: seen once, not captured yet). */
   const graphs = new Map<string, bigint | null>();
@@ -130,11 +142,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
     const expanded = T > W4A16_MAX_TOKENS ? Math.max(0, ...allLinears.map((l) => (l.resident.kind === 'w4a16' ? w4a16ExpandedBytes(l.resident.layer) : 0))) : 0;
     w4a16Scratch = expanded > 0 ? alloc(expanded) : null;
   } catch (e) {
-    for (const b of owned) b.free();
-    freeEngineWeights(w);
-    blas.destroy();
-    if (ownsContext) ctx.release();
-    throw e;
+    abandon(e);
   }
 
   /** The W4A8 kernel configuration for a layer at m rows (the one chooser every launch here uses). */
@@ -209,14 +217,25 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
     });
   };
 
+  // a mixture of experts' buffers (engine-moe.ts), shared by its layers
+  let moeRunner: MoeRunner | null = null;
+  if (c.moe) {
+    try {
+      moeRunner = createMoeRunner(ctx, blas, c, T, maxSequences, { runLinear, formFor });
+    } catch (e) {
+      abandon(e);
+    }
+  }
+
   const attentionOf = (layer: number): EngineAttention => ({ numHeads: H, numKvHeads: KVH, headDim: D, window: c.slidingWindow ?? 0, kv: kvTable, layer, numLayers: L });
 
   /**
    * The forward pass of the m rows described in `rows`. Logits [picked, vocab] land in `logits`:
    * of every row (picked = m: a decode step), or of the rows listed in `picks` (a prefill: the last
-   * row of each sequence in it; none when no sequence ends in this pass).
+   * row of each sequence in it; none when no sequence ends in this pass). `decode`: a decode step
+   * (its mixture-of-experts layers route on the device without a host wait, engine-moe.ts).
    */
-  const forwardRows = (m: number, positions: number, picked: number, greedy = false): void => {
+  const forwardRows = (m: number, positions: number, picked: number, greedy: boolean, decode: boolean): void => {
     const split = engineSplits(positions, m, H, D);
     embedRowsCuda(ctx, w.embedding, rows, h, m, d);
     for (let i = 0; i < L; i++) {
@@ -226,6 +245,10 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
       const oIn = act(0, formFor(layer.o, m));
       attentionToCuda(ctx, q!.part, q!.ld, rows, m, attentionOf(i), split, part, oIn);
       addLinear(layer.o, oIn, m);
+      if (layer.moe !== undefined) {
+        moeRunner!.run(layer.moe, layer.postAttentionNorm, h, m, decode);
+        continue;
+      }
       const [g, u] = normAndGroup(layer.postAttentionNorm, layer.gateUp, guOut, m);
       const downIn = act(0, formFor(layer.down, m));
       siluMulToCuda(ctx, g!.part, u!.part, g!.ld, downIn, m, F);
@@ -250,16 +273,16 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
    * on the device).
    */
   const decodeStep = (m: number, positions: number, greedy: boolean): void => {
-    if (!runtime) return forwardRows(m, positions, m, greedy);
+    if (!runtime) return forwardRows(m, positions, m, greedy, true);
     const key = `${m}:${positions}:${greedy}`;
     let exec = graphs.get(key);
     if (exec === undefined) {
-      forwardRows(m, positions, m, greedy);
+      forwardRows(m, positions, m, greedy, true);
       graphs.set(key, null);
       return;
     }
     if (exec === null) {
-      exec = runtime.capture(() => forwardRows(m, positions, m, greedy));
+      exec = runtime.capture(() => forwardRows(m, positions, m, greedy, true));
       graphs.set(key, exec);
     }
     runtime.launch(exec);
@@ -334,7 +357,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
     const pass = (): void => {
       ctx.copyToDevice(rows, host.subarray(0, 4 * m));
       if (picked.length > 0) ctx.copyToDevice(picks, Int32Array.from(picked));
-      forwardRows(m, positions, picked.length);
+      forwardRows(m, positions, picked.length, false, false);
       if (picked.length > 0) logitRows(picked.length).forEach((l, i) => (out[owners[i]!] = l));
       m = 0;
       picked.length = 0;
@@ -426,6 +449,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
       for (const s of slots) for (const b of s ?? []) b.free();
       slots.fill(null);
       for (const b of owned.splice(0)) b.free();
+      moeRunner?.free();
       freeEngineWeights(w);
       blas.destroy();
       if (ownsContext) ctx.release();

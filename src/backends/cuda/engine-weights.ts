@@ -1,6 +1,7 @@
 /**
  * A model's weights made resident once for the decode engine (decode-engine.ts): every linear in
- * its kernel's layout (resident-linear.ts), q/k/v and gate/up stacked into one layer each where
+ * its kernel's layout (resident-linear.ts), a mixture of experts' router and experts with the
+ * grouped launches' tables (engine-moe.ts), q/k/v and gate/up stacked into one layer each where
  * their formats allow (quant/concat.ts: one GEMM instead of three or two), biases and norms on the
  * device, the embedding table on the device (float32), the lm_head in fp16 by default. A linear no
  * CUDA kernel takes is an error here: the engine runs every layer on the GPU (the exact CUDA
@@ -10,36 +11,31 @@ import { dequantize } from '../../quant/quantize-linear.js';
 import { InputError } from '../../errors.js';
 import type { ModelConfig } from '../../model/config.js';
 import type { ModelWeights } from '../../model/weights.js';
-import { denseLayers } from '../../model/layer-linears.js';
 import { stackLinears } from '../../quant/concat.js';
 import type { LinearWeight } from '../../quant/types.js';
 import type { DeviceBuffer } from './buffer.js';
 import type { CudaContext } from './context.js';
 import { freeResident, makeResident, type FloatPrecision, type ResidentLinear } from './resident-linear.js';
+import type { EngineLinear, LinearGroup } from './engine-linear.js';
+import { freeExpertTables, uploadEngineMoe, type EngineMoe, type ExpertTables, type LinearUploader } from './engine-moe.js';
 
-/** One GEMM of the engine: a layer (or a stack of layers reading the same input), its bias, its output widths. */
-export interface EngineLinear {
-  readonly resident: Exclude<ResidentLinear, { kind: 'cpu' }>;
-  readonly bias: DeviceBuffer | null;
-  readonly n: number;
-  readonly k: number;
-}
-
-/** q/k/v (or gate/up) as one stacked GEMM, or one GEMM per part when their formats differ. */
-export interface LinearGroup {
-  readonly stacked: boolean;
-  readonly linears: readonly EngineLinear[];
-  /** the parts' output widths (q, k, v or gate, up). */
-  readonly widths: readonly number[];
-}
-
-export interface EngineLayer {
+interface EngineAttentionPart {
   readonly inputNorm: DeviceBuffer;
   readonly postAttentionNorm: DeviceBuffer;
   readonly qkv: LinearGroup;
   readonly o: EngineLinear;
-  readonly gateUp: LinearGroup;
-  readonly down: EngineLinear;
+}
+
+/** A decoder layer: attention, then a dense MLP (gate/up, down) or a mixture of experts (engine-moe.ts). */
+export type EngineLayer = EngineAttentionPart & (
+  | { readonly gateUp: LinearGroup; readonly down: EngineLinear; readonly moe?: undefined }
+  | { readonly moe: EngineMoe }
+);
+
+/** Every GEMM of a layer (the experts' included; a mixture's router is not one: moe_router, engine-moe.ts). */
+export function layerLinears(l: EngineLayer): EngineLinear[] {
+  const mlp = l.moe === undefined ? [...l.gateUp.linears, l.down] : l.moe.experts.flatMap((e) => [e.gateUp, e.down]);
+  return [...l.qkv.linears, l.o, ...mlp];
 }
 
 export interface EngineWeights {
@@ -49,20 +45,20 @@ export interface EngineWeights {
   readonly lmHead: EngineLinear;
   readonly invFreq: DeviceBuffer;
   /** every buffer and resident layer above, for freeEngineWeights. */
-  readonly owned: { buffers: DeviceBuffer[]; residents: ResidentLinear[] };
+  readonly owned: { buffers: DeviceBuffer[]; residents: ResidentLinear[]; experts: ExpertTables[] };
 }
 
 /** Uploads the model for the engine; on a failure what was uploaded is freed again. */
 export function uploadEngineWeights(ctx: CudaContext, config: ModelConfig, weights: ModelWeights, invFreq: Float32Array,
   floatPrecision: FloatPrecision): EngineWeights {
-  const owned: EngineWeights['owned'] = { buffers: [], residents: [] };
+  const owned: EngineWeights['owned'] = { buffers: [], residents: [], experts: [] };
   const buffer = (a: Float32Array): DeviceBuffer => {
     const b = ctx.upload(a);
     owned.buffers.push(b);
     return b;
   };
-  const linear = (w: LinearWeight, name: string): EngineLinear => {
-    const resident = makeResident(ctx, w, floatPrecision);
+  const linear = (w: LinearWeight, name: string, precision: FloatPrecision = floatPrecision): EngineLinear => {
+    const resident = makeResident(ctx, w, precision);
     if (resident.kind === 'cpu') throw new InputError(`the CUDA engine runs every linear layer on the GPU; ${name} cannot run there: ${resident.reason}`);
     owned.residents.push(resident);
     return { resident, bias: w.bias ? buffer(w.bias.subarray(0, w.n)) : null, n: w.n, k: w.k };
@@ -73,15 +69,20 @@ export function uploadEngineWeights(ctx: CudaContext, config: ModelConfig, weigh
     if (s.ok) return { stacked: true, linears: [linear(s.weight, name)], widths };
     return { stacked: false, linears: ws.map((w, i) => linear(w, `${name}[${i}]`)), widths };
   };
+  const uploader: LinearUploader = { linear, group, track: (b) => (owned.buffers.push(b), b) };
   try {
-    const layers = denseLayers(weights.layers, 'the CUDA decode engine').map((l, i): EngineLayer => ({
-      inputNorm: buffer(l.inputNorm),
-      postAttentionNorm: buffer(l.postAttentionNorm),
-      qkv: group([l.q, l.k, l.v], `layer ${i} q/k/v`),
-      o: linear(l.o, `layer ${i} o`),
-      gateUp: group([l.gate, l.up], `layer ${i} gate/up`),
-      down: linear(l.down, `layer ${i} down`),
-    }));
+    const layers = weights.layers.map((l, i): EngineLayer => {
+      const attention = {
+        inputNorm: buffer(l.inputNorm),
+        postAttentionNorm: buffer(l.postAttentionNorm),
+        qkv: group([l.q, l.k, l.v], `layer ${i} q/k/v`),
+        o: linear(l.o, `layer ${i} o`),
+      };
+      if (l.moe === undefined) return { ...attention, gateUp: group([l.gate, l.up], `layer ${i} gate/up`), down: linear(l.down, `layer ${i} down`) };
+      const moe = uploadEngineMoe(ctx, l.moe, `layer ${i}`, uploader);
+      owned.experts.push(moe.tables);
+      return { ...attention, moe };
+    });
     // the table in float32 on the device (an 8-bit table widened once here; the engine gathers rows)
     const e = weights.embedding;
     const embedding = buffer(e.kind === 'float' ? e.w.subarray(0, config.vocabSize * config.hiddenSize) : dequantize(e));
@@ -94,6 +95,7 @@ export function uploadEngineWeights(ctx: CudaContext, config: ModelConfig, weigh
 }
 
 export function freeEngineWeights(w: EngineWeights): void {
+  for (const t of w.owned.experts.splice(0)) freeExpertTables(t);
   for (const r of w.owned.residents.splice(0)) freeResident(r);
   for (const b of w.owned.buffers.splice(0)) b.free();
 }
@@ -102,8 +104,12 @@ export function freeEngineWeights(w: EngineWeights): void {
 export function describeEngineWeights(w: EngineWeights): string {
   const kinds = new Map<string, number>();
   const count = (l: EngineLinear) => kinds.set(l.resident.kind, (kinds.get(l.resident.kind) ?? 0) + 1);
-  for (const layer of w.layers) [...layer.qkv.linears, layer.o, ...layer.gateUp.linears, layer.down].forEach(count);
-  const stacked = w.layers.filter((l) => l.qkv.stacked).length + w.layers.filter((l) => l.gateUp.stacked).length;
+  for (const layer of w.layers) layerLinears(layer).forEach(count);
+  const groups = w.layers.flatMap((l) => (l.moe === undefined ? [l.qkv, l.gateUp] : [l.qkv]));
   const gemms = [...kinds].map(([k, n]) => `${n} ${k.toUpperCase()}`).join(', ');
-  return `GEMMs: ${gemms} (${stacked} of ${2 * w.layers.length} q/k/v and gate/up groups stacked), lm_head ${w.lmHead.resident.kind.toUpperCase()}`;
+  const moe = w.layers.find((l) => l.moe !== undefined)?.moe;
+  const experts = moe ? `; ${w.layers.filter((l) => l.moe).length} mixture-of-experts layers of ${moe.experts.length} ${moe.tables.kind.toUpperCase()} experts (gate/up stacked, grouped launches in decode steps), routers F32` : '';
+  return `GEMMs: ${gemms} (${groups.filter((g) => g.stacked).length} of ${groups.length} q/k/v and gate/up groups stacked)${experts}, lm_head ${w.lmHead.resident.kind.toUpperCase()}`;
 }
+
+export type { EngineLinear, LinearGroup };

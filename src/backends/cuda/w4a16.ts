@@ -118,3 +118,41 @@ export function w4a16Gemm(ctx: CudaContext, blas: Cublas, layer: W4A16Layer, x16
   const [ya, xa, wa] = [y.address, x16.address, w16.address];
   ctx.onStream(() => blas.gemmF16F32(ya, xa, wa, M, N, K));
 }
+
+/** Device tables of a mixture of experts' W4A16 layers (one per expert, equal shapes): their weights' and scales' addresses. */
+export interface W4A16ExpertTable {
+  readonly n: number;
+  readonly k: number;
+  readonly groupSize: number;
+  readonly experts: number;
+  readonly weights: DeviceBuffer;
+  readonly scales: DeviceBuffer;
+}
+
+export function w4a16ExpertTable(ctx: CudaContext, layers: readonly W4A16Layer[]): W4A16ExpertTable {
+  const l0 = layers[0]!;
+  const other = layers.find((l) => l.n !== l0.n || l.k !== l0.k || l.groupSize !== l0.groupSize);
+  if (other) throw new RangeError(`grouped W4A16 experts must share shape and group size: [${l0.n}, ${l0.k}] G ${l0.groupSize} vs [${other.n}, ${other.k}] G ${other.groupSize}`);
+  return {
+    n: l0.n, k: l0.k, groupSize: l0.groupSize, experts: layers.length,
+    weights: ctx.upload(BigUint64Array.from(layers, (l) => BigInt(l.weights.address))),
+    scales: ctx.upload(BigUint64Array.from(layers, (l) => BigInt(l.scales.address))),
+  };
+}
+
+export function freeW4A16ExpertTable(t: W4A16ExpertTable): void {
+  t.weights.free();
+  t.scales.free();
+}
+
+/** Grouped experts (w4a16_decode_experts), as w4a8ExpertsLinear (`typical` included): x16 rows (binary16) by expert, y f32. */
+export function w4a16ExpertsLinear(ctx: CudaContext, t: W4A16ExpertTable, route: { offsets: DeviceBuffer; active: DeviceBuffer }, x16: DeviceBuffer,
+  y: DeviceBuffer, rows: number, m: number, typical = m): void {
+  const { n: N, k: K } = t;
+  if (x16.bytes < rows * K * 2 || y.bytes < rows * N * 4) throw new RangeError(`w4a16ExpertsLinear: buffers too small for ${rows} rows, N=${N}, K=${K}`);
+  if (route.offsets.bytes < (t.experts + 1) * 4 || route.active.bytes < t.experts * 4) throw new RangeError(`w4a16ExpertsLinear: routing tables too small for ${t.experts} experts`);
+  const c = chooseW4A16Config(Math.min(typical, m, W4A16_MAX_TOKENS), N, K);
+  const fn = getKernel(ctx, 'w4a16-decode.cu', 'w4a16_decode_experts', { GROUP: t.groupSize, MT: c.MT, NTW: c.NTW, WK: c.WK, ...outputDefines('f32') });
+  const chunks = Math.ceil(m / (8 * c.MT));
+  ctx.launch(fn, [Math.ceil(Math.ceil(N / 16) / c.NTW), Math.min(rows, t.experts), chunks], [c.WK * 32], [t.weights, t.scales, route.offsets, route.active, x16, y, { i32: N }, { i32: K }]);
+}

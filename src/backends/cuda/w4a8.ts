@@ -247,3 +247,61 @@ export function quantizeActivationsCuda(ctx: CudaContext, x: DeviceBuffer, xq: D
   const fn = getKernel(ctx, 'act-quant.cu', 'act_quant');
   ctx.launch(fn, [M], [ACT_QUANT.THREADS], [x, xq, a, { i32: K }, { i32: order === 'fragment' ? 1 : 0 }]);
 }
+
+/** Device tables of a mixture of experts' W4A8 layers (one per expert, equal shapes): their weights', scales' addresses and output factors. */
+export interface W4A8ExpertTable {
+  readonly n: number;
+  readonly k: number;
+  readonly groupSize: number;
+  readonly scale: 'int' | 'float';
+  readonly experts: number;
+  /** u64 [experts] weight addresses, u64 [experts] scale addresses, f32 [experts] output factors 2^-b (for IS_SHIFT = 1). */
+  readonly weights: DeviceBuffer;
+  readonly scales: DeviceBuffer;
+  readonly posts: DeviceBuffer;
+}
+
+/** The tables of `layers` (a mixture's experts, one linear each); a RangeError when their shapes or formats differ. */
+export function w4a8ExpertTable(ctx: CudaContext, layers: readonly W4A8Layer[]): W4A8ExpertTable {
+  const l0 = layers[0]!;
+  const other = layers.find((l) => l.n !== l0.n || l.k !== l0.k || l.groupSize !== l0.groupSize || l.scale !== l0.scale);
+  if (other) throw new RangeError(`grouped W4A8 experts must share shape and format: [${l0.n}, ${l0.k}] G ${l0.groupSize} ${l0.scale} vs [${other.n}, ${other.k}] G ${other.groupSize} ${other.scale}`);
+  return {
+    n: l0.n, k: l0.k, groupSize: l0.groupSize, scale: l0.scale, experts: layers.length,
+    weights: ctx.upload(BigUint64Array.from(layers, (l) => BigInt(l.weights.address))),
+    scales: ctx.upload(BigUint64Array.from(layers, (l) => BigInt(l.scales.address))),
+    // the experts kernel always shifts (exact for every layer that does not overflow), so a layer whose post assumed no shift gets 16× it
+    posts: ctx.upload(Float32Array.from(layers, (l) => (l.isShift ? l.post : l.post * 16))),
+  };
+}
+
+export function freeW4A8ExpertTable(t: W4A8ExpertTable): void {
+  t.weights.free();
+  t.scales.free();
+  t.posts.free();
+}
+
+/** The decode kernel's configuration for experts' rows when at most `m` rows reach one expert. */
+export function expertDecodeConfig(m: number, k: number): DecodeConfig {
+  const MT = m <= 8 ? 1 : m <= 16 ? 2 : m <= 32 ? 4 : 8;
+  return { kind: 'decode', MT, NTW: 1, WK: MT <= 2 && k >= 2048 ? 16 : 8 };
+}
+
+/**
+ * Grouped experts (w4a8_decode_experts): for each expert e, y rows [offsets[e], offsets[e+1]) =
+ * its rows of xq (int8, natural order) · W_eᵀ, f32. `rows` rows in all (m tokens' picks), at most m
+ * of them one expert's; blocks for min(E, rows) experts, the list `active` (moe_route) naming them.
+ * A block takes the rows of `typical` (the kernel's MT), so an expert with more rows takes several
+ * blocks per tile (its weights then come again from L2) and one with fewer computes fewer empty rows.
+ */
+export function w4a8ExpertsLinear(ctx: CudaContext, t: W4A8ExpertTable, route: { offsets: DeviceBuffer; active: DeviceBuffer }, xq: DeviceBuffer, a: DeviceBuffer,
+  y: DeviceBuffer, rows: number, m: number, typical = m): void {
+  const { n: N, k: K } = t;
+  if (xq.bytes < rows * K || a.bytes < rows * 4 || y.bytes < rows * N * 4) throw new RangeError(`w4a8ExpertsLinear: buffers too small for ${rows} rows, N=${N}, K=${K}`);
+  if (route.offsets.bytes < (t.experts + 1) * 4 || route.active.bytes < t.experts * 4) throw new RangeError(`w4a8ExpertsLinear: routing tables too small for ${t.experts} experts`);
+  const c = expertDecodeConfig(Math.min(typical, m), K);
+  const fn = getKernel(ctx, 'w4a8-decode.cu', 'w4a8_decode_experts', { GROUP: t.groupSize, SCALE_INT: t.scale === 'int' ? 1 : 0, IS_SHIFT: 1, ...outputDefines('f32'), MT: c.MT, NTW: c.NTW, WK: c.WK });
+  const chunks = Math.ceil(m / (8 * c.MT));
+  ctx.launch(fn, [Math.ceil(N / 16 / c.NTW), Math.min(rows, t.experts), chunks], [c.WK * 32],
+    [t.weights, t.scales, t.posts, route.offsets, route.active, xq, a, y, { i32: N }, { i32: K }]);
+}

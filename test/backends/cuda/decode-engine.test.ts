@@ -13,12 +13,9 @@
  * stated accuracy (docs/cuda-notes.md).
  */
 import { test } from 'node:test';
+import { BATCH_TOLERANCE, FLOAT_TOLERANCE, QUANTIZED_TOLERANCE, relativeError, skip, withEngine } from './engine-checks.js';
 import assert from 'node:assert/strict';
-import { tryCudaContext } from '../../../src/backends/cuda/index.js';
-import type { CudaContext } from '../../../src/backends/cuda/context.js';
-import { createCudaEngine, type CudaEngine, type CudaEngineOptions } from '../../../src/backends/cuda/decode-engine.js';
 import { modelEngine, type SequenceEngine } from '../../../src/model/engine.js';
-import type { Model } from '../../../src/model/forward.js';
 import { generate } from '../../../src/model/generate.js';
 import { argmax } from '../../../src/model/sampling.js';
 import { loadModel } from '../../../src/backends/load.js';
@@ -27,31 +24,6 @@ import { readReference } from '../../helpers/reference.js';
 import { quantizedEmbedded } from './embedded.js';
 import { W4A16_MAX_TOKENS } from '../../../src/backends/cuda/w4a16.js';
 
-const cuda = tryCudaContext();
-const skip = 'reason' in cuda ? `no CUDA driver/GPU: ${cuda.reason}` : false;
-const ctxOf = (): CudaContext => (cuda as { ctx: CudaContext }).ctx;
-
-/** The fast path's accuracy: logits within this fraction of the largest reference logit. */
-const QUANTIZED_TOLERANCE = 5e-2;
-const FLOAT_TOLERANCE = 1e-2;
-/**
- * A sequence in a batch against the same sequence alone: the integer GEMMs are exact at any M, but
- * the kernels chosen at M rows sum their float epilogues and cuBLAS its fp16 lm_head in other orders.
- */
-const BATCH_TOLERANCE = 1e-3;
-
-function withEngine(model: Model, options: Omit<CudaEngineOptions, 'ctx'>, run: (e: CudaEngine) => void): void {
-  const engine = createCudaEngine(model.config, model.weights, { ctx: ctxOf(), ...options });
-  try {
-    run(engine);
-  } finally {
-    engine.dispose();
-  }
-}
-
-const largest = (a: Float32Array): number => a.reduce((s, v) => Math.max(s, Math.abs(v)), 0);
-/** The largest |got − want| as a fraction of the largest |want|. */
-const relativeError = (got: Float32Array, want: Float32Array): number => got.reduce((w, v, i) => Math.max(w, Math.abs(v - want[i]!)), 0) / largest(want);
 
 /** Logits of the prompt and of `steps` decode steps fed the reference's greedy tokens. */
 function stepLogits(engine: SequenceEngine, prompt: number[], tokens: number[]): Float32Array[] {

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { kernelsDir } from '../../../src/backends/cuda/kernel-cache.js';
+import { MOE_MAX_EXPERTS } from '../../../src/backends/cuda/moe-ops.js';
 import { ACT_QUANT, mmaLaunch, WGMMA_RS, WGMMA_TMA, wgmmaRsSharedBytes, wgmmaTmaSharedBytes } from '../../../src/backends/cuda/w4a8.js';
 import { W8_WGMMA, w8a8WgmmaSharedBytes } from '../../../src/backends/cuda/w8a8.js';
 import { ATTENTION_MAX_HEAD_DIM, ATTENTION_MAX_SPLITS, ATTENTION_THREADS, ATTENTION_TILE, MODEL_OPS_THREADS } from '../../../src/backends/cuda/model-ops.js';
@@ -91,4 +92,8 @@ test('attention, model ops and act_quant: head dimension, splits, tile and threa
     assert.ok(bounds.length > 0, `${file} has literal launch bounds`);
     for (const b of bounds) assert.equal(b, threads, `${file}: __launch_bounds__(${b})`);
   }
+});
+
+test('moe kernels: the most experts they take', () => {
+  assert.equal(MOE_MAX_EXPERTS, macros('moe.cu')('MAX_EXPERTS'));
 });

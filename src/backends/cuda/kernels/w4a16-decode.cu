@@ -119,11 +119,10 @@ __device__ __forceinline__ void compute_chunk(float (&acc)[NTW][MT][4], u32 (&s2
   }
 }
 
-extern "C" __global__ void __launch_bounds__(WK * 32)
-w4a16_decode(const uint4* __restrict__ wq, const unsigned short* __restrict__ sc, const unsigned short* __restrict__ x, out_t* __restrict__ y,
-             int M, int N, int K) {
+// The tiles [tile0, tile0 + NTW) of y [M, N] (one block's work; both kernels below).
+__device__ __forceinline__ void decode_tiles(const uint4* __restrict__ wq, const unsigned short* __restrict__ sc, const unsigned short* __restrict__ x,
+                                             out_t* __restrict__ y, int M, int N, int K, int tile0) {
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
-  const int tile0 = blockIdx.x * NTW;
   const int steps = K >> 6, chunks = K >> 7, NG = K / GROUP;
   const int c0 = (int)((long long)warp * chunks / WK), c1 = (int)((long long)(warp + 1) * chunks / WK);
 
@@ -160,4 +159,24 @@ w4a16_decode(const uint4* __restrict__ wq, const unsigned short* __restrict__ sc
 
   __shared__ float red[WK][NTW * MT * 4][32];
   decode_reduce(red, acc, warp, lane, tile0, M, N, [&](int token, int n, float sum) { y[(size_t)token * N + n] = to_out(sum); });
+}
+
+extern "C" __global__ void __launch_bounds__(WK * 32)
+w4a16_decode(const uint4* __restrict__ wq, const unsigned short* __restrict__ sc, const unsigned short* __restrict__ x, out_t* __restrict__ y,
+             int M, int N, int K) {
+  decode_tiles(wq, sc, x, y, M, N, K, blockIdx.x * NTW);
+}
+
+// Grouped experts, as w4a8_decode_experts (w4a8-decode.cu): expert e's rows [offsets[e], offsets[e+1])
+// of x / y, its weights wqs[e] and scales scs[e]; grid (tiles / NTW, A, row chunks of 8*MT), block y
+// serving expert active[y] (-1: none).
+extern "C" __global__ void __launch_bounds__(WK * 32)
+w4a16_decode_experts(const uint4* const* __restrict__ wqs, const unsigned short* const* __restrict__ scs, const int* __restrict__ offsets,
+                     const int* __restrict__ active, const unsigned short* __restrict__ x, out_t* __restrict__ y, int N, int K) {
+  const int e = active[blockIdx.y];
+  if (e < 0) return;
+  const int r0 = offsets[e] + blockIdx.z * (8 * MT);
+  const int M = min(8 * MT, offsets[e + 1] - r0);
+  if (M <= 0) return;
+  decode_tiles(wqs[e], scs[e], x + (size_t)r0 * K, y + (size_t)r0 * N, M, N, K, blockIdx.x * NTW);
 }

@@ -82,11 +82,10 @@ __device__ __forceinline__ void chunk_mma(int (&acc)[NTW][MT][4], const Chunk& b
   }
 }
 
-extern "C" __global__ void __launch_bounds__(WK * 32)
-w4a8_decode(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const signed char* __restrict__ xq,
-            const float* __restrict__ ascale, out_t* __restrict__ y, int M, int N, int K, float post) {
+// The tiles [tile0, tile0 + NTW) of y [M, N] (one block's work; both kernels below).
+__device__ __forceinline__ void decode_tiles(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const signed char* __restrict__ xq,
+                                             const float* __restrict__ ascale, out_t* __restrict__ y, int M, int N, int K, float post, int tile0) {
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
-  const int tile0 = blockIdx.x * NTW;
   const int steps = K >> 6, chunks = K >> 7, NG = K / GROUP;
   const int c0 = (int)((long long)warp * chunks / WK), c1 = (int)((long long)(warp + 1) * chunks / WK);
 
@@ -122,3 +121,28 @@ w4a8_decode(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const 
 #endif
                 });
 }
+
+extern "C" __global__ void __launch_bounds__(WK * 32)
+w4a8_decode(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const signed char* __restrict__ xq,
+            const float* __restrict__ ascale, out_t* __restrict__ y, int M, int N, int K, float post) {
+  decode_tiles(wq, sc, xq, ascale, y, M, N, K, post, blockIdx.x * NTW);
+}
+
+#if !ACCUMULATE
+// Grouped experts (a mixture of experts' decode step, kernels/moe.cu): expert e's rows are
+// [offsets[e], offsets[e+1]) of xq / ascale / y (compact, expert by expert), its weights wqs[e],
+// scales scs[e] and output factor posts[e]. Grid (tiles / NTW, A, row chunks of 8*MT): block y
+// serves expert active[y] (the experts with rows, in index order, then -1: moe.cu's moe_route), so
+// an expert no row picked launches no block; a chunk past its expert's rows returns at once.
+extern "C" __global__ void __launch_bounds__(WK * 32)
+w4a8_decode_experts(const uint4* const* __restrict__ wqs, const scale_t* const* __restrict__ scs, const float* __restrict__ posts,
+                    const int* __restrict__ offsets, const int* __restrict__ active, const signed char* __restrict__ xq,
+                    const float* __restrict__ ascale, out_t* __restrict__ y, int N, int K) {
+  const int e = active[blockIdx.y];
+  if (e < 0) return;
+  const int r0 = offsets[e] + blockIdx.z * (8 * MT);
+  const int M = min(8 * MT, offsets[e + 1] - r0);
+  if (M <= 0) return;
+  decode_tiles(wqs[e], scs[e], xq + (size_t)r0 * K, ascale + r0, y + (size_t)r0 * N, M, N, K, posts[e], blockIdx.x * NTW);
+}
+#endif

@@ -1,0 +1,34 @@
+/**
+ * What the CUDA decode engine's GPU tests share: the context (or the reason to skip), an engine made
+ * and disposed around a check, the fast path's stated tolerances and its error measure.
+ */
+import { tryCudaContext } from '../../../src/backends/cuda/index.js';
+import type { CudaContext } from '../../../src/backends/cuda/context.js';
+import { createCudaEngine, type CudaEngine, type CudaEngineOptions } from '../../../src/backends/cuda/decode-engine.js';
+import type { Model } from '../../../src/model/forward.js';
+
+const cuda = tryCudaContext();
+export const skip = 'reason' in cuda ? `no CUDA driver/GPU: ${cuda.reason}` : false;
+const ctxOf = (): CudaContext => (cuda as { ctx: CudaContext }).ctx;
+
+/** The fast path's accuracy: logits within this fraction of the largest reference logit. */
+export const QUANTIZED_TOLERANCE = 5e-2;
+export const FLOAT_TOLERANCE = 1e-2;
+/**
+ * A sequence in a batch against the same sequence alone: the integer GEMMs are exact at any M, but
+ * the kernels chosen at M rows sum their float epilogues and cuBLAS its fp16 lm_head in other orders.
+ */
+export const BATCH_TOLERANCE = 1e-3;
+
+export function withEngine(model: Model, options: Omit<CudaEngineOptions, 'ctx'>, run: (e: CudaEngine) => void): void {
+  const engine = createCudaEngine(model.config, model.weights, { ctx: ctxOf(), ...options });
+  try {
+    run(engine);
+  } finally {
+    engine.dispose();
+  }
+}
+
+const largest = (a: Float32Array): number => a.reduce((s, v) => Math.max(s, Math.abs(v)), 0);
+/** The largest |got − want| as a fraction of the largest |want|. */
+export const relativeError = (got: Float32Array, want: Float32Array): number => got.reduce((w, v, i) => Math.max(w, Math.abs(v - want[i]!)), 0) / largest(want);
