@@ -281,10 +281,10 @@ export function freeW4A8ExpertTable(t: W4A8ExpertTable): void {
   t.posts.free();
 }
 
-/** The decode kernel's configuration for experts' rows when at most `m` rows reach one expert. */
-export function expertDecodeConfig(m: number, k: number): DecodeConfig {
-  const MT = m <= 8 ? 1 : m <= 16 ? 2 : m <= 32 ? 4 : 8;
-  return { kind: 'decode', MT, NTW: 1, WK: MT <= 2 && k >= 2048 ? 16 : 8 };
+/** The decode kernel's configuration for blocks of up to `m` rows of one expert [n, k]: the dense chooser's where it picks the decode kernel. */
+export function expertDecodeConfig(m: number, n: number, k: number): DecodeConfig {
+  const c = chooseW4A8Config(Math.min(m, 64), n, k, false, false);
+  return c.kind === 'decode' ? c : { kind: 'decode', MT: 8, NTW: 1, WK: 8 };
 }
 
 /**
@@ -299,7 +299,7 @@ export function w4a8ExpertsLinear(ctx: CudaContext, t: W4A8ExpertTable, route: {
   const { n: N, k: K } = t;
   if (xq.bytes < rows * K || a.bytes < rows * 4 || y.bytes < rows * N * 4) throw new RangeError(`w4a8ExpertsLinear: buffers too small for ${rows} rows, N=${N}, K=${K}`);
   if (route.offsets.bytes < (t.experts + 1) * 4 || route.active.bytes < t.experts * 4) throw new RangeError(`w4a8ExpertsLinear: routing tables too small for ${t.experts} experts`);
-  const c = expertDecodeConfig(Math.min(typical, m), K);
+  const c = expertDecodeConfig(Math.min(typical, m), N, K);
   const fn = getKernel(ctx, 'w4a8-decode.cu', 'w4a8_decode_experts', { GROUP: t.groupSize, SCALE_INT: t.scale === 'int' ? 1 : 0, IS_SHIFT: 1, ...outputDefines('f32'), MT: c.MT, NTW: c.NTW, WK: c.WK });
   const chunks = Math.ceil(m / (8 * c.MT));
   ctx.launch(fn, [Math.ceil(N / 16 / c.NTW), Math.min(rows, t.experts), chunks], [c.WK * 32],

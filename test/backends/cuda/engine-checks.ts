@@ -6,6 +6,7 @@ import { tryCudaContext } from '../../../src/backends/cuda/index.js';
 import type { CudaContext } from '../../../src/backends/cuda/context.js';
 import { createCudaEngine, type CudaEngine, type CudaEngineOptions } from '../../../src/backends/cuda/decode-engine.js';
 import type { Model } from '../../../src/model/forward.js';
+import { argmax } from '../../../src/model/sampling.js';
 
 const cuda = tryCudaContext();
 export const skip = 'reason' in cuda ? `no CUDA driver/GPU: ${cuda.reason}` : false;
@@ -29,6 +30,15 @@ export function withEngine(model: Model, options: Omit<CudaEngineOptions, 'ctx'>
   }
 }
 
-const largest = (a: Float32Array): number => a.reduce((s, v) => Math.max(s, Math.abs(v)), 0);
+export const largest = (a: Float32Array): number => a.reduce((s, v) => Math.max(s, Math.abs(v)), 0);
 /** The largest |got − want| as a fraction of the largest |want|. */
 export const relativeError = (got: Float32Array, want: Float32Array): number => got.reduce((w, v, i) => Math.max(w, Math.abs(v - want[i]!)), 0) / largest(want);
+
+/**
+ * Whether greedy decoding from `got` may pick another token than from `want` within the tolerance:
+ * the same argmax, or want's logit of got's pick within `tolerance` of the largest |want| below its best.
+ */
+export function sameGreedyWithin(got: Float32Array, want: Float32Array, tolerance: number): boolean {
+  const [g, w] = [argmax(got), argmax(want)];
+  return g === w || want[w]! - want[g]! <= tolerance * largest(want);
+}

@@ -2,13 +2,14 @@
  * The CUDA decode engine on mixture-of-experts (mixtral) models: float fixtures near transformers'
  * logits token by token (decode steps: routed on the device, float experts as one batched cuBLAS GEMM)
  * and as one prefill (one GEMM per picked expert), the f32 greedy tokens equal to transformers'; a
- * mixtral made from the embedded model, RTN-quantized (W4A8 integer and float scale, W4A16: the grouped
- * expert kernels), near the exact CPU path's logits with its greedy tokens; sequences batched (decode
+ * mixtral made from the embedded model (a fresh seed per run), RTN-quantized (W4A8 integer and float
+ * scale, W4A16: the grouped expert kernels), near the exact CPU path's logits fed the CPU's greedy
+ * tokens, its greedy picks the CPU's but where the CPU's two best logits are within the tolerance; sequences batched (decode
  * steps whose experts get several rows each) near each alone with the same greedy tokens; graph replay
  * equal to eager steps bit for bit. Skips without a GPU. Tolerances as decode-engine.test.ts.
  */
 import { test } from 'node:test';
-import { BATCH_TOLERANCE, FLOAT_TOLERANCE, QUANTIZED_TOLERANCE, relativeError, skip, withEngine } from './engine-checks.js';
+import { BATCH_TOLERANCE, FLOAT_TOLERANCE, QUANTIZED_TOLERANCE, relativeError, sameGreedyWithin, skip, withEngine } from './engine-checks.js';
 import assert from 'node:assert/strict';
 import { modelEngine, type SequenceEngine } from '../../../src/model/engine.js';
 import type { Model } from '../../../src/model/forward.js';
@@ -86,17 +87,21 @@ const QUANTIZED: [string, QuantSpec, string][] = [
 ];
 
 for (const [label, spec, kind] of QUANTIZED) {
-  test(`CUDA engine, mixture of experts: a quantized mixtral (${label}, grouped expert kernels) near the CPU's logits at the prompt and 12 decode steps, its greedy tokens equal (seed ${seed})`, { skip }, (t) => {
+  test(`CUDA engine, mixture of experts: a quantized mixtral (${label}, grouped expert kernels) near the CPU's logits at the prompt and 12 decode steps fed the CPU's greedy tokens, and the same greedy picks but at near-ties within the tolerance (seed ${seed})`, { skip }, (t) => {
     const { model, prompt } = quantizedMixtral(spec);
     const reference = greedyLogits(modelEngine(model), prompt, 12);
+    const tokens = reference.slice(0, 12).map(argmax);
     withEngine(model, {}, (engine) => {
       t.diagnostic(engine.describe());
       assert.match(engine.describe(), new RegExp(`4 mixture-of-experts layers of 4 ${kind} experts`));
-      const got = greedyLogits(engine, prompt, 12);
+      const seq = engine.open(prompt.length + tokens.length);
+      const got = [seq.feed(prompt), ...tokens.map((id) => seq.feed([id]))];
+      seq.release();
       const errors = got.map((g, i) => relativeError(g, reference[i]!));
-      t.diagnostic(`largest logit error per step: ${errors.map((e) => e.toExponential(1)).join(' ')}`);
+      const flips = got.filter((g, i) => argmax(g) !== argmax(reference[i]!)).length;
+      t.diagnostic(`largest logit error per step: ${errors.map((e) => e.toExponential(1)).join(' ')}; greedy picks different from the CPU's: ${flips} of ${got.length}`);
       for (const [i, e] of errors.entries()) assert.ok(e <= QUANTIZED_TOLERANCE, `step ${i}: logit error ${e} of the largest`);
-      assert.deepEqual(got.map(argmax), reference.map(argmax), 'greedy tokens');
+      for (const [i, g] of got.entries()) assert.ok(sameGreedyWithin(g, reference[i]!, QUANTIZED_TOLERANCE), `step ${i}: greedy pick ${argmax(g)} vs the CPU's ${argmax(reference[i]!)}, not a near-tie`);
     });
   });
 }
