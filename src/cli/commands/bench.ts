@@ -24,8 +24,10 @@ const BENCHES = {
   e2e: [
     'cuda-batch-e2e',
     'GPU: the paper\'s Table 7 on the decode engine: B sequences × 128 tokens in / 128 out, latency and tok/s for FP16, W8A8, W4A16, W4A8 FS and IS, ' +
-      'batch 1…64, and a PyTorch FP16 CUDA-graph reference where torch is installed (--batches 1,8,16,32,64 --precisions … --reps N --out DIR --no-torch)',
+      'batch 1…64, and a PyTorch FP16 CUDA-graph reference where torch is installed; --shape mixtral-8x7b for the Mixtral analogue (Figure 5c) ' +
+      '(--shape llama2-7b|mixtral-8x7b --layers N --batches 1,8,16,32,64 --precisions … --reps N --out DIR --no-torch)',
   ],
+  'cuda-moe-kernels': ['cuda-moe-kernels', 'GPU: the grouped expert GEMM (one launch for all experts) vs the dense decode kernel on the same weight bytes, Mixtral-8x7B expert shapes, random routing (--tokens 1,8,16,32,64)'],
   'cuda-engine-step': ['cuda-engine-step', 'GPU: the decode engine\'s step time by layer count (7B shape, random weights): per-layer and fixed cost (--layers 1,8,32 --steps N --no-graphs)'],
   'cuda-gptq': ['cuda-gptq', 'GPU: GPTQ\'s matrices for one LLaMA-2-7B-shaped layer (Hessians, factors, column loops), random data (--windows 128 --seq-len 2048 --layers 32)'],
   'cuda-step-ops': ['cuda-step-ops', 'GPU: the time of each op of a 7B-shaped decode step, each captured in a CUDA graph (--context N)'],
