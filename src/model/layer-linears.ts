@@ -6,7 +6,6 @@
  * with its module name, mapLinears replaces each one, so code that treats linears one by one (RTN,
  * the checkpoint writer, the overflow audit, preparation) needs no case for experts.
  */
-import { InputError } from '../errors.js';
 import type { FloatLinear, LinearWeight } from '../quant/types.js';
 import { ATTENTION_SLOTS, MLP_SLOTS, linearModule, type LinearSlot, type MlpSlot } from './layout.js';
 
@@ -69,12 +68,4 @@ export function mapLinears<A, B, R1, R2>(layer: LayerLinears<A, R1>, f: (w: A, s
 /** The layer's linears (norms and other fields dropped). */
 export function linearsOf<W, R>(layer: LayerLinears<W, R>): LayerLinears<W, R> {
   return mapLinears(layer, (w) => w, (r) => r);
-}
-
-/** The layers as dense ones, or an InputError naming `who` when they are mixtures of experts (not run there yet). */
-export function denseLayers<L extends LayerLinears<unknown, unknown>>(layers: readonly L[], who: string): (L & DenseLinears<unknown>)[] {
-  if (layers.some((l) => l.moe !== undefined)) {
-    throw new InputError(`${who} does not run mixture-of-experts (mixtral) layers yet; run the model with --backend cpu (the CPU backend runs them)`);
-  }
-  return layers as (L & DenseLinears<unknown>)[];
 }

@@ -19,7 +19,7 @@ import { forwardHidden, logitsOf, type Model } from '../../src/model/forward.js'
 import { createModel } from '../../src/model/prepare.js';
 import { createKvCache } from '../../src/model/kv-cache.js';
 import { LINEAR_SLOTS, type LinearSlot } from '../../src/model/layout.js';
-import { denseLayers } from '../../src/model/layer-linears.js';
+import { denseLayers } from '../helpers/dense-layers.js';
 import { loadModel } from '../../src/backends/load.js';
 import { quantizeActivations } from '../../src/quant/activation-quant.js';
 import { calibrationWindows, quantizeCalibrated } from '../../src/quantize/calibration.js';
@@ -82,7 +82,7 @@ for (const [name, slots] of Object.entries(BIASED)) {
   for (const [method, quantize] of quantizers) {
     test(`${name}, ${method} W4A8 IS: every bias kept; the integer path equals its fake-quant cross-check`, () => {
       const model = quantize();
-      for (const layer of denseLayers(model.weights.layers, 'the test')) {
+      for (const layer of denseLayers(model.weights.layers)) {
         for (const slot of LINEAR_SLOTS) {
           const w = layer[slot];
           assert.equal(w.kind, 'quantized');

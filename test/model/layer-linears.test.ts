@@ -4,9 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { denseLayers, linearAt, linearEntries, mapLinears, type LayerLinears } from '../../src/model/layer-linears.js';
+import { linearAt, linearEntries, mapLinears, type LayerLinears } from '../../src/model/layer-linears.js';
 import { linearModules } from '../../src/model/layout.js';
-import { throwsInput } from '../io/temp-dir.js';
 
 const dense: LayerLinears<string, string> = { q: 'q', k: 'k', v: 'v', o: 'o', gate: 'g', up: 'u', down: 'd' };
 const sparse: LayerLinears<string, string> = {
@@ -38,9 +37,4 @@ test('mapLinears keeps the shape (router mapped apart); linearAt finds a linear 
   assert.throws(() => linearAt(sparse, 'up', null), /the layer is a mixture of experts/);
   assert.throws(() => linearAt(dense, 'up', 0), /the layer is dense/);
   assert.throws(() => linearAt(sparse, 'up', 3), /expert 3: the layer has 3/);
-});
-
-test('denseLayers: dense layers pass through; a mixture of experts is an InputError naming who cannot run it', () => {
-  assert.deepEqual(denseLayers([dense, dense], 'x'), [dense, dense]);
-  throwsInput(() => denseLayers([dense, sparse], 'the CUDA decode engine'), 'the CUDA decode engine does not run mixture-of-experts (mixtral) layers yet', '--backend cpu');
 });

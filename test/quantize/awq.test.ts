@@ -3,7 +3,7 @@
  * folding on a multi-head layer), the search never does worse than RTN on its objective, and
  * float / Integer Scale AWQ run the same code with only the scale step differing.
  */
-import { denseLayers } from '../../src/model/layer-linears.js';
+import { denseLayers } from '../helpers/dense-layers.js';
 import { unpackWeights } from '../../src/quant/int4-pack.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -119,8 +119,8 @@ test('AWQ with float and Integer Scale: same path, only the scale step differs (
     const is = run({ ...SPEC, aBits: 16, scale: 'int', alpha: { kind: 'fixed', log2: 30 } }, clip);
     assert.equal(is.reports.length, 14);
     assert.ok(is.reports.every((r) => r.alphaLog2 === 30));
-    const isLayers = denseLayers(is.layers, 'the test');
-    denseLayers(fs.layers, 'the test').forEach((l, i) => {
+    const isLayers = denseLayers(is.layers);
+    denseLayers(fs.layers).forEach((l, i) => {
       for (const slot of ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const) {
         const a = l[slot];
         const b = isLayers[i]![slot];

@@ -1,4 +1,4 @@
-import { denseLayers } from '../../src/model/layer-linears.js';
+import { denseLayers } from '../helpers/dense-layers.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -36,7 +36,7 @@ for (const arch of ['llama', 'qwen2', 'llama-attention-bias', 'llama-mlp-bias'])
     writeQuantizedCheckpoint(out, inMemory.source, inMemory.model.weights, recipe);
 
     const loaded = loadModel(out);
-    const [layer0] = denseLayers(loaded.model.weights.layers, 'the test');
+    const [layer0] = denseLayers(loaded.model.weights.layers);
     assert.equal(layer0.q.kind, 'quantized');
     assert.equal(layer0.down.kind === 'quantized' && layer0.down.wBits, 8);
     assert.equal(layer0.q.kind === 'quantized' && layer0.q.scale, 'int');
