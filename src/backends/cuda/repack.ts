@@ -7,7 +7,6 @@
  * Rows are padded with zeros to a multiple of ROW_PAD (the largest block tile).
  */
 import { INT32_LIMIT, maxChannelBound } from '../../quant/overflow.js';
-import { unpackWeights } from '../../quant/int4-pack.js';
 import type { QuantizedLinear } from '../../quant/types.js';
 
 export const ROW_PAD = 128;
@@ -51,6 +50,42 @@ export function repackW4(q: Int8Array, n: number, k: number): Uint8Array {
   return out;
 }
 
+/** The byte pair (q[i], q[i+4]) for i = 0..3 of 8 consecutive int4 values held as nibbles 0..7 of `src`: nibble 2i ← i, 2i+1 ← 4+i. */
+function interleaveNibbles(src: number): number {
+  let lo = src & 0xffff, hi = src >>> 16; // spread each half's 4 nibbles to every other nibble
+  lo = (lo | (lo << 8)) & 0x00ff00ff;
+  hi = (hi | (hi << 8)) & 0x00ff00ff;
+  return ((lo | (lo << 4)) & 0x0f0f0f0f) | (((hi | (hi << 4)) & 0x0f0f0f0f) << 4);
+}
+
+/**
+ * repackW4 from the packed int4 format (quant/int4-pack.ts: [N, K] row-major, two values a byte,
+ * the even index in the low nibble) without unpacking: each 4-byte word of the layout is the word
+ * of 8 consecutive values at its k0 with its nibbles interleaved, so this moves words, not values.
+ * The same bytes as repackW4(unpackWeights(...)) (test/backends/cuda/repack.test.ts).
+ */
+export function repackPackedW4(packed: Uint8Array, n: number, k: number): Uint8Array {
+  if (k % 64 !== 0) throw new RangeError(`repackPackedW4 needs K % 64 == 0 (K = ${k})`);
+  if (packed.length < (n * k) / 2) throw new RangeError(`repackPackedW4: ${packed.length} packed bytes for [${n}, ${k}]`);
+  // words of the source (copied once when its offset is not 4-aligned) and of the output
+  const src = packed.byteOffset % 4 === 0 ? new Uint32Array(packed.buffer, packed.byteOffset, (n * k) / 8) : new Uint32Array(packed.slice(0, (n * k) / 2).buffer);
+  const out = new Uint32Array((paddedRows(n) * k) / 8);
+  const steps = k / 64, rowWords = k / 8;
+  for (let r = 0; r < n; r++) {
+    // row r is word w&1 (r%16 ≥ 8) of lanes gid = r%8 in tile r/16
+    const t = r >> 4, gid = r & 7, half = (r >> 3) & 1;
+    for (let s = 0; s < steps; s++) {
+      const at = r * rowWords + s * 8;
+      for (let tig = 0; tig < 4; tig++) {
+        const base = ((t * steps + s) * 32 + gid * 4 + tig) * 4;
+        out[base + half] = interleaveNibbles(src[at + tig * 2]!); // ks 0: k0 = s·64 + tig·16
+        out[base + 2 + half] = interleaveNibbles(src[at + tig * 2 + 1]!); // ks 1: k0 + 8
+      }
+    }
+  }
+  return new Uint8Array(out.buffer);
+}
+
 /** Repacks per-group scales [N, NG] into [tile][g][16]; `divide` (16 for float scales) is applied exactly. */
 export function repackScales<T extends Int32Array | Float32Array>(scales: T, n: number, groups: number, divide = 1): T {
   const nPad = paddedRows(n);
@@ -83,7 +118,7 @@ export function repackW4A8(w: QuantizedLinear, scale: 'int' | 'float' = w.scale)
   if (w.wBits !== 4) throw new RangeError(`repackW4A8 needs 4-bit weights (got ${w.wBits})`);
   checkW4A8Shape(w.n, w.k, w.groupSize);
   const groups = w.k / w.groupSize;
-  const weights = repackW4(unpackWeights(w), w.n, w.k);
+  const weights = repackPackedW4(w.packed, w.n, w.k);
   if (scale === 'int') {
     if (!w.intScales || w.alphaLog2 === undefined) throw new RangeError('integer-scale epilogue needs intScales and alphaLog2');
     // the kernel pre-multiplies by 16 unless that could overflow: the bound of quant/overflow.ts, 16 times

@@ -6,13 +6,12 @@
  * (kernels/w4a16-dequant.cu: the decode kernel's weight values bit for bit) and runs cuBLAS's fp16
  * GEMM on it, as weight-only stacks do for large batches.
  */
-import { unpackWeights } from '../../quant/int4-pack.js';
 import type { DeviceBuffer } from './buffer.js';
 import type { CudaContext } from './context.js';
 import type { Cublas } from './cublas.js';
 import { getKernel } from './kernel-cache.js';
 import { outputBytes, outputDefines, type OutputFormat } from './output.js';
-import { checkW4A8Shape, paddedRows, repackScales, repackW4 } from './repack.js';
+import { checkW4A8Shape, paddedRows, repackPackedW4, repackScales } from './repack.js';
 import type { QuantizedLinear } from '../../quant/types.js';
 import { f32ToF16Bits } from '../../io/dtype.js';
 
@@ -42,7 +41,7 @@ export function repackW4A16(w: QuantizedLinear): RepackedW4A16 {
   const sc = repackScales(w.scales, w.n, groups);
   const s16 = new Uint16Array(paddedRows(w.n) * groups);
   for (let i = 0; i < sc.length; i++) s16[i] = f32ToF16Bits(sc[i]!);
-  return { n: w.n, k: w.k, groupSize: w.groupSize, weights: repackW4(unpackWeights(w), w.n, w.k), scales: s16 };
+  return { n: w.n, k: w.k, groupSize: w.groupSize, weights: repackPackedW4(w.packed, w.n, w.k), scales: s16 };
 }
 
 export function uploadW4A16(ctx: CudaContext, w: QuantizedLinear | RepackedW4A16): W4A16Layer {

@@ -3,13 +3,14 @@
  * fragments that w4a8_decode feeds to mma.m16n8k32 (PTX fragment layout for s8) and compare
  * the group sums with the reference's groupAccumulators. Runs everywhere (no GPU needed).
  */
-import { unpackWeights } from '../../../src/quant/int4-pack.js';
+import { packInt4, unpackWeights } from '../../../src/quant/int4-pack.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { repackW4, repackScales, toFragmentOrder } from '../../../src/backends/cuda/repack.js';
+import { repackPackedW4, repackW4, repackScales, toFragmentOrder } from '../../../src/backends/cuda/repack.js';
 import { groupAccumulators } from '../../../src/backends/cpu/int-linear-reference.js';
 import { quantizeActivations } from '../../../src/quant/activation-quant.js';
 import { randomActivations, randomW4Layer } from './helpers.js';
+import { freshSeed, makeRng } from '../../helpers/random.js';
 
 const lo16 = (w: number): number => (w << 4) & 0xf0f0f0f0;
 const hi16 = (w: number): number => w & 0xf0f0f0f0;
@@ -111,4 +112,17 @@ test('scale repack puts the 16 rows of a tile together per group, float scales d
   const r = repackScales(s, 3, 2, 16);
   assert.equal(r.length, 128 * 2);
   assert.deepEqual([r[0], r[1], r[2], r[16], r[17], r[18]], [1 / 16, 3 / 16, 5 / 16, 2 / 16, 4 / 16, 6 / 16]);
+});
+
+test('repackPackedW4 (from the packed format, words moved) gives repackW4\'s bytes, ragged N, at any byte offset', () => {
+  const rng = makeRng(freshSeed());
+  for (const [n, k] of [[1, 64], [17, 128], [130, 384], [300, 256]] as const) {
+    const q = Int8Array.from({ length: n * k }, () => rng.int(-8, 7));
+    const want = repackW4(q, n, k);
+    const packed = packInt4(q, n, k);
+    assert.deepEqual(repackPackedW4(packed, n, k), want, `[${n}, ${k}]`);
+    const shifted = new Uint8Array(packed.length + 3);
+    shifted.set(packed, 3);
+    assert.deepEqual(repackPackedW4(shifted.subarray(3), n, k), want, `[${n}, ${k}] at byte offset 3`);
+  }
 });
