@@ -11,10 +11,12 @@
  * into --dir (kept and reused), then quantizes it as `intscale quantize --method gptq --backend cuda` does
  * (quantizeToCheckpoint; the calibration stream on the exact CUDA backend, GPTQ's matrices on the GPU;
  * --windows × --seq-len tokens of --calib), timing each decoder layer; the whole 32-layer model's time is
- * the mean layer times 32 plus the fixed part (reading the embedding, the lm_head, writing).
+ * the mean layer times 32 plus the fixed part (reading the embedding, the lm_head, writing). With --method
+ * awq, AWQ instead (`intscale quantize --method awq --backend cuda`: the stream, the column statistics and
+ * the grid search's products on the GPU; RTN of each grid point and the search on the host).
  *
  *   node dist/bench/cuda-gptq.js [--windows 128] [--seq-len 2048] [--layers 32] [--json]
- *   node dist/bench/cuda-gptq.js --model-layers 2 [--dir /tmp/intscale-7b-2l] [--calib FILE] [--windows 128] [--seq-len 2048]
+ *   node dist/bench/cuda-gptq.js --model-layers 2 [--method gptq|awq] [--dir /tmp/intscale-7b-2l] [--calib FILE] [--windows 128] [--seq-len 2048]
  */
 import { parseArgs } from 'node:util';
 import { CudaContext } from '../src/backends/cuda/context.js';
@@ -30,9 +32,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PACKAGE_ROOT, DEFAULT_MODEL_DIR } from '../src/cli/default-model.js';
 import { createCudaBackend } from '../src/backends/cuda/cuda-backend.js';
-import { quantizeToCheckpoint, type GptqPlacement } from '../src/quantize/quantize-model.js';
+import { quantizeToCheckpoint, type CalibrationPlacement } from '../src/quantize/quantize-model.js';
 import { DEFAULT_GPTQ_LAYER } from '../src/quantize/gptq-layer.js';
-import { DEFAULT_LM_HEAD } from '../src/quantize/recipe.js';
+import { DEFAULT_AWQ } from '../src/quantize/awq.js';
+import { DEFAULT_LM_HEAD, type QuantRecipe } from '../src/quantize/recipe.js';
 import { machineLine } from './stats.js';
 import { needsGpu } from './cuda-timing.js';
 
@@ -43,6 +46,7 @@ const { values } = parseArgs({
     layers: { type: 'string', default: '32' },
     json: { type: 'boolean', default: false },
     'model-layers': { type: 'string' },
+    method: { type: 'string', default: 'gptq' },
     dir: { type: 'string' },
     calib: { type: 'string', default: path.join(PACKAGE_ROOT, 'data', 'wikitext-2-test-excerpt.txt') },
   },
@@ -118,8 +122,10 @@ if (values.json) {
 /** --model-layers: the whole quantize path on a written N-layer checkpoint (see the header). */
 function endToEnd(layerCount: number): void {
   if (!Number.isInteger(layerCount) || layerCount < 1) throw new RangeError(`--model-layers must be a positive integer, got ${layerCount}`);
+  const method = values.method;
+  if (method !== 'gptq' && method !== 'awq') throw new RangeError(`--method takes gptq or awq, got '${method}'`);
   const dir = values.dir ?? `/tmp/intscale-7b-${layerCount}l-f16`;
-  console.log(`# GPTQ end to end on the GPU: a LLaMA-2-7B-shaped checkpoint of ${layerCount} RANDOM f16 layers (${dir}); ${ctx.info.name}; ${gptq.name}`);
+  console.log(`# ${method.toUpperCase()} end to end on the GPU: a LLaMA-2-7B-shaped checkpoint of ${layerCount} RANDOM f16 layers (${dir}); ${ctx.info.name}${method === 'gptq' ? `; ${gptq.name}` : ''}`);
   console.log(`# ${machineLine(cpuPool().threads)}`);
   if (!fs.existsSync(path.join(dir, 'config.json'))) {
     const t = performance.now();
@@ -127,20 +133,21 @@ function endToEnd(layerCount: number): void {
     for (const file of ['tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(DEFAULT_MODEL_DIR, file), path.join(dir, file));
     console.log(`# wrote it in ${((performance.now() - t) / 1000).toFixed(1)} s`);
   }
-  const out = `${dir}-gptq`;
+  const out = `${dir}-${method}`;
   const calibrationBackend = createCudaBackend({ ctx, graphs: false });
-  const recipe = {
-    method: 'gptq' as const, base: DEFAULT_SPEC, overrides: { lmHead: DEFAULT_LM_HEAD }, embedding: 'int8' as const,
-    calibration: { file: values.calib!, samples: windows, seqLen, seed: 0 }, gptq: DEFAULT_GPTQ_LAYER,
+  const common = {
+    base: DEFAULT_SPEC, overrides: { lmHead: DEFAULT_LM_HEAD }, embedding: 'int8' as const,
+    calibration: { file: values.calib!, samples: windows, seqLen, seed: 0 },
   };
-  console.log(`# W4A8 g128 IS (α safe ≤ 2^10), true-sequential, ${windows} windows × ${seqLen} tokens of ${values.calib}; W8A8 lm_head, 8-bit embedding`);
+  const recipe: QuantRecipe = method === 'gptq' ? { ...common, method: 'gptq', gptq: DEFAULT_GPTQ_LAYER } : { ...common, method: 'awq', awq: DEFAULT_AWQ };
+  console.log(`# W4A8 g128 IS (α safe ≤ 2^10), ${method === 'gptq' ? 'true-sequential' : `grid ${DEFAULT_AWQ.grid}, ${DEFAULT_AWQ.searchTokens} search tokens`}, ${windows} windows × ${seqLen} tokens of ${values.calib}; W8A8 lm_head, 8-bit embedding`);
   const started = performance.now();
   const layerEnds: number[] = [];
   let linears = 0;
   try {
     quantizeToCheckpoint(dir, out, recipe, {
       overwrite: true,
-      gptqOn: { engine: gptq, calibrationBackend } as GptqPlacement<unknown>,
+      calibrateOn: { backend: calibrationBackend, ...(method === 'gptq' ? { gptqEngine: gptq } : {}) } as CalibrationPlacement<unknown>,
       onLinear: () => { linears++; },
       onLayer: (i) => {
         layerEnds[i] = performance.now();

@@ -4,7 +4,7 @@
  */
 import { Option } from 'commander';
 import type { Backend } from '../model/backend.js';
-import type { GptqPlacement } from '../quantize/quantize-model.js';
+import type { CalibrationPlacement } from '../quantize/quantize-model.js';
 import { cpuBackend } from '../backends/cpu/cpu-backend.js';
 import { InputError } from '../errors.js';
 import { loadModel } from '../backends/load.js';
@@ -57,11 +57,11 @@ export async function openBackend(name: BackendName): Promise<OpenedBackend> {
 }
 
 /**
- * GPTQ placed on the named backend: on the CPU nothing to open; on cuda the GPU's engine (Hessians, factors,
- * column loops; backends/cuda/gptq-cuda.ts) and the exact CUDA backend, without graph replay, for the
- * calibration stream, both on one context.
+ * GPTQ / AWQ placed on the named backend: on the CPU nothing to open; on cuda the exact CUDA backend,
+ * without graph replay, for the calibration stream (and AWQ's products), and GPTQ's engine (Hessians,
+ * factors, column loops; backends/cuda/gptq-cuda.ts), both on one context.
  */
-export async function openGptqPlacement(name: BackendName): Promise<{ placement: GptqPlacement<unknown> | undefined; name: string; close(): void }> {
+export async function openCalibrationPlacement(name: BackendName): Promise<{ placement: CalibrationPlacement<unknown> | undefined; name: string; close(): void }> {
   if (name === 'cpu') return { placement: undefined, name: 'cpu', close: () => {} };
   const { cudaGptq } = await import('../backends/cuda/gptq-cuda.js');
   const { createCudaBackend } = await import('../backends/cuda/cuda-backend.js');
@@ -76,7 +76,7 @@ export async function openGptqPlacement(name: BackendName): Promise<{ placement:
     const calibrationBackend = createCudaBackend({ ctx, graphs: false });
     opened.push(calibrationBackend);
     return {
-      placement: { engine, calibrationBackend } as GptqPlacement<unknown>,
+      placement: { backend: calibrationBackend, gptqEngine: engine } as CalibrationPlacement<unknown>,
       name: `${engine.name}; calibration forward on the GPU`,
       close: () => {
         for (const o of opened.reverse()) o.dispose();

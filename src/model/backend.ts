@@ -88,6 +88,11 @@ export interface Backend<T = Float32Array> {
   gatherRows?(x: T, rows: readonly number[], dim: number): T;
   /** Optional (with gatherRows): out[rows[i], :] += weights[i] · y[i, :] for each i, in place (rows distinct). */
   addScaledRows?(out: T, y: T, rows: readonly number[], weights: Float32Array, dim: number): void;
+  /**
+   * Optional (AWQ's statistics on a stream off the CPU, quantize/awq.ts): sums[j] += |x[i, j]| for the
+   * rows i of x [m, k] in order, in float64 (the host loop's sums bit for bit), without x leaving the device.
+   */
+  addAbsColumns?(x: T, m: number, k: number, sums: Float64Array): void;
   /** gate[i] = silu(gate[i]) · up[i], in place. */
   siluMul(gate: T, up: T): void;
   /** a[i] += b[i], in place. */

@@ -43,7 +43,7 @@ import type { FloatLayerWeights, LayerCalibration, LayerMethod } from './calibra
 import { chooseGroupScale, floatGroupScale, floatScaler, groupAbsMax, integerScaler, quantizeValue, type GroupScaler } from '../quant/group-quant.js';
 import { quantizeLinearReport, resolveGroupSize } from '../quant/quantize-linear.js';
 import { rtnRowsOnPool } from '../backends/cpu/rtn-pool.js';
-import type { FloatLinear, QuantSpec } from '../quant/types.js';
+import type { FloatLinear, LinearWeight, QuantSpec } from '../quant/types.js';
 import { INPUT_OF, LINEARS_OF, groupKey, groupsOf, inputWidth } from './layer-inputs.js';
 import { DEFAULT_MIN_EXPERT_TOKENS, expertFallback, quantizeFallback } from './expert-fallback.js';
 import { linearReport, type ReportSink } from '../quant/methods/report.js';
@@ -79,10 +79,13 @@ export interface InputStats {
 /**
  * Gathers mean |x| and up to `searchTokens` evenly spread rows of every linear input of the layer,
  * keyed by groupKey (an expert's inputs apart; a mixture of experts' block input under 'gateUp').
+ * On a stream off the CPU the sums stay on the device where the backend can add them there
+ * (Backend.addAbsColumns, the same float64 sums in the same order) and only the sampled rows come back.
  */
-export function gatherInputStats(calib: LayerCalibration, searchTokens: number): Map<string, InputStats> {
+export function gatherInputStats<T>(calib: LayerCalibration<T>, searchTokens: number): Map<string, InputStats> {
   const perSample = Math.max(1, Math.min(calib.seqLen, Math.ceil(searchTokens / calib.samples)));
   const t = perSample * calib.samples;
+  const { backend } = calib;
   const acc = new Map<string, { k: number; sum: Float64Array; tokens: number; rows: Float32Array; filled: number }>();
   calib.observe(calib.layer, (input, x, m, expert) => {
     const key = groupKey(input, expert);
@@ -93,12 +96,17 @@ export function gatherInputStats(calib: LayerCalibration, searchTokens: number):
       acc.set(key, a);
     }
     const { k } = a;
-    for (let r = 0; r < m; r++) for (let c = 0; c < k; c++) a.sum[c] += Math.abs(x[r * k + c]!);
+    if (backend.addAbsColumns) {
+      backend.addAbsColumns(x, m, k, a.sum);
+    } else {
+      const h = backend.download(x, 0, m, k);
+      for (let r = 0; r < m; r++) for (let c = 0; c < k; c++) a.sum[c] += Math.abs(h[r * k + c]!);
+    }
     a.tokens += m;
     const picks = Math.min(perSample, m); // an expert's call may bring fewer rows than a window's share
     for (let r = 0; r < picks; r++) {
       const row = Math.floor(((r + 0.5) * m) / picks);
-      a.rows.set(x.subarray(row * k, (row + 1) * k), a.filled * k);
+      a.rows.set(backend.download(x, row, 1, k), a.filled * k);
       a.filled++;
     }
   });
@@ -173,11 +181,16 @@ export interface SearchedLinear {
   readonly rows?: InputStats;
 }
 
-/** The grid search of ρ for linears reading one input (see the header). */
-export function searchScales(stats: InputStats, linears: readonly SearchedLinear[], grid: number, backend: Backend): ScaleSearch {
+/**
+ * The grid search of ρ for linears reading one input (see the header), its products on `backend`
+ * (host rows uploaded, outputs read back; on a GPU each grid point starts a pass, reclaiming the last one's tensors).
+ */
+export function searchScales<T>(stats: InputStats, linears: readonly SearchedLinear[], grid: number, backend: Backend<T>): ScaleSearch {
   const { k } = stats;
   const inputs = linears.map((l) => l.rows ?? stats);
-  const refs = linears.map(({ w }, j) => linearOnce(backend, w, inputs[j]!.rows, inputs[j]!.t));
+  const product = (w: LinearWeight, x: Float32Array, t: number): Float32Array => backend.download(linearOnce(backend, w, backend.upload(x), t), 0, t, w.n);
+  backend.startPass();
+  const refs = linears.map(({ w }, j) => Float32Array.from(product(w, inputs[j]!.rows, inputs[j]!.t)));
   let best: ScaleSearch | null = null;
   let rtnLoss = NaN;
   // reused by every grid point: one buffer for the scaled weights (each linear's are quantized before
@@ -186,6 +199,7 @@ export function searchScales(stats: InputStats, linears: readonly SearchedLinear
   const weightRoom = sharedFloat32(Math.max(0, ...linears.map(({ w }) => w.n * w.k)));
   const inputRoom = new Map([...new Set(inputs)].map((input) => [input, sharedFloat32(input.t * k)]));
   for (let g = 0; g < grid; g++) {
+    backend.startPass();
     const ratio = g / grid;
     const s = awqScales(stats.meanAbs, ratio);
     const scaled = new Map<InputStats, Float32Array>();
@@ -195,7 +209,7 @@ export function searchScales(stats: InputStats, linears: readonly SearchedLinear
       let x = scaled.get(input);
       if (x === undefined) scaled.set(input, x = divideInputs(input.rows, input.t, k, s, inputRoom.get(input)));
       const q = quantizeLinearReport(scaleColumns(w, s, weightRoom), spec, name, rtnRowsOnPool).layer;
-      loss += squaredError(linearOnce(backend, q, x, input.t), refs[j]!);
+      loss += squaredError(product(q, x, input.t), refs[j]!);
     });
     if (g === 0) rtnLoss = loss;
     if (best === null || loss < best.loss) best = { scales: s, ratio, loss, rtnLoss };
@@ -312,7 +326,7 @@ export interface AwqFold {
 }
 
 /** Searches and folds the AWQ scales of one layer (and clips, with settings.clip). */
-export function awqFoldLayer(calib: LayerCalibration, specOf: (slot: LinearSlot) => QuantSpec, settings: AwqSettings): AwqFold {
+export function awqFoldLayer<T>(calib: LayerCalibration<T>, specOf: (slot: LinearSlot) => QuantSpec, settings: AwqSettings): AwqFold {
   if (!Number.isInteger(settings.grid) || settings.grid < 1) throw new InputError(`AWQ grid must be a positive integer, got ${settings.grid}`);
   const stats = gatherInputStats(calib, settings.searchTokens);
   const original = calib.layer;
@@ -354,7 +368,7 @@ export function awqFoldLayer(calib: LayerCalibration, specOf: (slot: LinearSlot)
 }
 
 /** AWQ as a calibration-stream method: fold (and clip), then RTN every linear through the shared quantizer. */
-export function awqLayerMethod(specOf: (slot: LinearSlot) => QuantSpec, settings: AwqSettings, report: ReportSink): LayerMethod {
+export function awqLayerMethod<T = Float32Array>(specOf: (slot: LinearSlot) => QuantSpec, settings: AwqSettings, report: ReportSink): LayerMethod<T> {
   return (calib) => {
     const { layer, fallbacks } = awqFoldLayer(calib, specOf, settings);
     const quantize = (w: FloatLinear, slot: LinearSlot, expert: number | null) => {

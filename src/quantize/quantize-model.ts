@@ -94,18 +94,19 @@ export interface QuantizeModelOptions {
   readonly onLayer?: (layer: number) => void;
   /** called after each linear layer is quantized (progress finer than per decoder layer: GPTQ/AWQ take long per layer). */
   readonly onLinear?: (report: LinearReport) => void;
-  /** GPTQ on another device (default: the CPU, its pool for the matrices): see GptqPlacement. */
-  readonly gptqOn?: GptqPlacement<unknown>;
+  /** GPTQ / AWQ on another device (default: the CPU, its pool for the matrices): see CalibrationPlacement. */
+  readonly calibrateOn?: CalibrationPlacement<unknown>;
 }
 
 /**
- * GPTQ off the CPU: the engine of its Hessians, factors and column loops (backends/cuda/gptq-cuda.ts), and
- * the backend the calibration stream runs the layers on (default: the CPU's); both use one tensor type, so
- * the stream hands the engine each linear's input where it already is.
+ * GPTQ / AWQ off the CPU: the backend the calibration stream runs the layers on (default: the CPU's;
+ * AWQ's statistics and its grid search's products run there too), and the engine of GPTQ's Hessians,
+ * factors and column loops (backends/cuda/gptq-cuda.ts; needed by GPTQ with a backend off the CPU). Both
+ * use one tensor type, so the stream hands the engine each linear's input where it already is.
  */
-export interface GptqPlacement<T> {
-  readonly engine: GptqEngine<T>;
-  readonly calibrationBackend?: Backend<T>;
+export interface CalibrationPlacement<T> {
+  readonly backend?: Backend<T>;
+  readonly gptqEngine?: GptqEngine<T>;
 }
 
 export interface QuantizedModel {
@@ -114,9 +115,9 @@ export interface QuantizedModel {
 }
 
 /** The GPTQ or AWQ layer method of `recipe`, with the reports it fills in. */
-function calibratedMethod(recipe: QuantRecipe & { method: 'gptq' | 'awq' }, onLinear?: (report: LinearReport) => void, gptqOn?: GptqPlacement<unknown>): {
+function calibratedMethod(recipe: QuantRecipe & { method: 'gptq' | 'awq' }, onLinear?: (report: LinearReport) => void, placement?: CalibrationPlacement<unknown>): {
   method: LayerMethod<unknown>;
-  /** where the stream runs (GPTQ placed off the CPU), else the CPU */
+  /** where the stream runs (placed off the CPU), else the CPU */
   stream: Pick<StreamOptions<unknown>, 'calibrationBackend'>;
   reports: LinearReport[];
 } {
@@ -126,9 +127,10 @@ function calibratedMethod(recipe: QuantRecipe & { method: 'gptq' | 'awq' }, onLi
     reports.push(r);
     onLinear?.(r);
   };
-  if (recipe.method === 'awq') return { method: awqLayerMethod(specOf, recipe.awq, sink) as LayerMethod<unknown>, reports, stream: {} };
-  const method = gptqLayerMethod(specOf, recipe.gptq, sink, gptqOn?.engine);
-  return { method, reports, stream: gptqOn?.calibrationBackend ? { calibrationBackend: gptqOn.calibrationBackend } : {} };
+  const stream = placement?.backend ? { calibrationBackend: placement.backend } : {};
+  if (recipe.method === 'awq') return { method: awqLayerMethod<unknown>(specOf, recipe.awq, sink), reports, stream };
+  if (placement?.backend && !placement.gptqEngine) throw new Error(`GPTQ with the calibration stream on ${placement.backend.name} needs a GPTQ engine there (CalibrationPlacement.gptqEngine)`);
+  return { method: gptqLayerMethod(specOf, recipe.gptq, sink, placement?.gptqEngine), reports, stream };
 }
 
 /** Loads the float model in `dir` quantized by `recipe` (any method), all of it in memory. */
@@ -139,7 +141,7 @@ export function quantizeModel(dir: string, recipe: QuantRecipe, options: Quantiz
     return { loaded, reports };
   }
   const windows = readCalibrationWindows(loadTokenizer(dir), recipe.calibration);
-  const { method, reports, stream } = calibratedMethod(recipe, options.onLinear, options.gptqOn);
+  const { method, reports, stream } = calibratedMethod(recipe, options.onLinear, options.calibrateOn);
   return { loaded: quantizeCalibrated(dir, windows, method, { ...options, ...stream, ...headAndTable(recipe, reports, options.onLinear) }), reports };
 }
 
@@ -185,7 +187,7 @@ export function quantizeToCheckpoint(dir: string, outDir: string, recipe: QuantR
           releaseFloatLayer(layer);
         }
       } else {
-        const calibrated = calibratedMethod(recipe, options.onLinear, options.gptqOn);
+        const calibrated = calibratedMethod(recipe, options.onLinear, options.calibrateOn);
         reports = calibrated.reports;
         calibrateLayers(source, embedding, windows!, calibrated.method, (i, layer) => writer.layer(i, layer), { ...options, ...calibrated.stream });
       }

@@ -135,23 +135,25 @@ test('generate --backend cuda: on a GPU the CPU backend\'s greedy text, without 
   assert.match(small.stderr, /on the GPU: 1 F32; on the CPU: 12 \(CUDA W4A8 kernels need K % 128 == 0 \(K = 64\)\); 2 \(CUDA W4A8 kernels need a group size/);
 });
 
-test('quantize --method gptq --backend cuda: without a GPU a clear line naming why and no output directory made; with one, GPTQ on it', () => {
-  const text = path.join(tempDir(), 'calib.txt');
-  fs.writeFileSync(text, 'The game began development in 2010 , carrying over a large portion of the work . '.repeat(40));
-  const out = path.join(tempDir(), 'q');
-  const q = run('quantize', '-m', fixturePath('llama'), '-o', out, '--group', '32', '--method', 'gptq', '--calib', text, '--calib-windows', '2', '--calib-seq-len', '16', '--backend', 'cuda');
-  const cuda = tryCudaContext();
-  if ('reason' in cuda) {
-    assert.equal(q.code, 2, q.stderr);
-    assert.match(q.stderr, /^intscale: --backend cuda: \S.+\n/);
-    assert.ok(!fs.existsSync(out), 'no output directory before the GPU is known to be there');
-    return;
-  }
-  cuda.ctx.release();
-  assert.equal(q.code, 0, q.stderr);
-  assert.match(q.stdout, /; GPTQ on cuda \(/);
-  assert.match(q.stdout, /quantized 15 linear layers/);
-});
+for (const method of ['gptq', 'awq']) {
+  test(`quantize --method ${method} --backend cuda: without a GPU a clear line naming why and no output directory made; with one, calibrated on it`, () => {
+    const text = path.join(tempDir(), 'calib.txt');
+    fs.writeFileSync(text, 'The game began development in 2010 , carrying over a large portion of the work . '.repeat(40));
+    const out = path.join(tempDir(), 'q');
+    const q = run('quantize', '-m', fixturePath('llama'), '-o', out, '--group', '32', '--method', method, '--calib', text, '--calib-windows', '2', '--calib-seq-len', '16', '--backend', 'cuda');
+    const cuda = tryCudaContext();
+    if ('reason' in cuda) {
+      assert.equal(q.code, 2, q.stderr);
+      assert.match(q.stderr, /^intscale: --backend cuda: \S.+\n/);
+      assert.ok(!fs.existsSync(out), 'no output directory before the GPU is known to be there');
+      return;
+    }
+    cuda.ctx.release();
+    assert.equal(q.code, 0, q.stderr);
+    assert.match(q.stdout, /; on cuda \(/);
+    assert.match(q.stdout, /quantized 15 linear layers/);
+  });
+}
 
 test('bad input: one clear line on stderr, exit code 2', () => {
   const missing = run('eval', '-m', '/nonexistent/model', '-t', 'x.txt');

@@ -1,4 +1,6 @@
-/** Comparing logits in tests. */
+/** Comparing logits and quantized codes in tests. */
+import { unpackWeights } from '../../src/quant/int4-pack.js';
+import type { QuantizedLinear } from '../../src/quant/types.js';
 
 /** max |a − b| / max |b| over a row block: relative to the logits' scale. */
 export function relativeError(a: Float32Array, b: Float32Array): number {
@@ -9,4 +11,12 @@ export function relativeError(a: Float32Array, b: Float32Array): number {
     scale = Math.max(scale, Math.abs(b[i]!));
   }
   return diff / scale;
+}
+
+/** Fraction of codes that differ between two quantizations of one layer. */
+export function codeMismatch(a: QuantizedLinear, b: QuantizedLinear): number {
+  const [qa, qb] = [unpackWeights(a), unpackWeights(b)];
+  let d = 0;
+  for (let i = 0; i < qa.length; i++) if (qa[i] !== qb[i]) d++;
+  return d / qa.length;
 }

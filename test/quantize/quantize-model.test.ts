@@ -112,11 +112,8 @@ test('quantizeToCheckpoint leaves nothing behind when the source fails part-way,
   throwsInput(() => quantizeToCheckpoint(once, path.join(tempDir(), 'twice'), recipe), /already quantized; quantize the original float model/);
 });
 
-test('GPTQ placed on another backend (the stream observes each input from the layer\'s start, the engine takes the stream\'s tensors) gives the CPU\'s walked checkpoint bit for bit', () => {
-  const calib = path.join(tempDir(), 'calib.txt');
-  fs.writeFileSync(calib, 'The game began development in 2010 , carrying over a large portion of the work . '.repeat(40));
-  const recipe = { method: 'gptq' as const, base: spec, overrides: {}, calibration: { file: calib, samples: 2, seqLen: 16, seed: 0 }, gptq: DEFAULT_GPTQ_LAYER };
-  // a backend that is not the CPU backend object but computes with it: host arrays, copied on upload and download as a GPU's are
+/** A backend that is not the CPU backend object but computes with it: host arrays, copied on upload and download as a GPU's are. */
+function elsewhereBackend(): { elsewhere: Backend; uploads: number[] } {
   const uploads: number[] = [];
   const elsewhere: Backend = {
     ...cpuBackend,
@@ -124,16 +121,37 @@ test('GPTQ placed on another backend (the stream observes each input from the la
     upload: (x) => { uploads.push(x.length); return Float32Array.from(x); },
     download: (x, first, rows, dim) => Float32Array.from(x.subarray(first * dim, (first + rows) * dim)),
   };
+  return { elsewhere, uploads };
+}
+
+test('GPTQ placed on another backend (the stream observes each input from the layer\'s start, the engine takes the stream\'s tensors) gives the CPU\'s walked checkpoint bit for bit', () => {
+  const calib = path.join(tempDir(), 'calib.txt');
+  fs.writeFileSync(calib, 'The game began development in 2010 , carrying over a large portion of the work . '.repeat(40));
+  const recipe = { method: 'gptq' as const, base: spec, overrides: {}, calibration: { file: calib, samples: 2, seqLen: 16, seed: 0 }, gptq: DEFAULT_GPTQ_LAYER };
+  const { elsewhere, uploads } = elsewhereBackend();
   const seenRows: number[] = [];
   const engine = cpuGptqEngine();
   const counting: GptqEngine = { ...engine, accumulator: (k) => { const a = engine.accumulator(k); return { ...a, get tokens() { return a.tokens; }, add: (x, m) => { seenRows.push(m); a.add(x, m); } }; } };
   const dir = fixturePath('llama');
   const want = quantizeModel(dir, recipe);
-  const got = quantizeModel(dir, recipe, { gptqOn: { engine: counting, calibrationBackend: elsewhere } });
+  const got = quantizeModel(dir, recipe, { calibrateOn: { backend: elsewhere, gptqEngine: counting } });
   assert.deepEqual(got.reports, want.reports);
   assert.deepEqual(got.loaded.model.weights.layers, want.loaded.model.weights.layers);
   // per layer: 4 inputs × 2 windows observed (each run from the layer's start), then the advance of 2 windows
   assert.equal(seenRows.length, 2 * 4 * 2);
   assert.ok(seenRows.every((m) => m === 16));
   assert.equal(uploads.length, 2 * (4 * 2 + 2), 'each window uploaded once a run: 4 observing runs and the advance, per layer');
+});
+
+test('AWQ placed on another backend (statistics and the grid search\'s products through its uploads and downloads) gives the CPU\'s checkpoint bit for bit', () => {
+  const calib = path.join(tempDir(), 'calib.txt');
+  fs.writeFileSync(calib, 'The game began development in 2010 , carrying over a large portion of the work . '.repeat(40));
+  const recipe = { method: 'awq' as const, base: spec, overrides: {}, calibration: { file: calib, samples: 2, seqLen: 16, seed: 0 }, awq: { ...DEFAULT_AWQ, grid: 4 } };
+  const { elsewhere, uploads } = elsewhereBackend();
+  const dir = fixturePath('llama');
+  const want = quantizeModel(dir, recipe);
+  const got = quantizeModel(dir, recipe, { calibrateOn: { backend: elsewhere } });
+  assert.deepEqual(got.reports, want.reports);
+  assert.deepEqual(got.loaded.model.weights.layers, want.loaded.model.weights.layers);
+  assert.ok(uploads.length > 0, 'the stream and the search ran through the other backend');
 });

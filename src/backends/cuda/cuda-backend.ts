@@ -11,6 +11,7 @@
  *               A layer's input quantized for one A8 linear is reused by the next one reading the
  *               same tensor (q/k/v, gate/up) until an in-place op or the next pass.
  *   rmsnorm, rope, attention, siluMul, addInPlace: model-ops.ts (float64 arithmetic like the CPU);
+ *   addAbsColumns (AWQ's statistics): float64 column sums of |x| on the device, read back (model-ops.ts);
  *   gatherRows, addScaledRows (a mixture of experts): the routed rows' indices and weights uploaded
  *               (computed on the host from the router's logits: such a pass is not replayed), then
  *               model-ops.ts kernels; the same bits as the CPU.
@@ -37,7 +38,7 @@ import { w8a8Linear } from './w8a8.js';
 import { w4a16ExpandedBytes, w4a16Gemm } from './w4a16.js';
 import { hasTensorMaps } from './tensor-map.js';
 import { createStepArena, type ArenaMark, type StepArena } from './step-arena.js';
-import { addBiasCuda, addCuda, addScaledRowsCuda, attentionCuda, attentionSplits, gatherRowsCuda, kvWriteCuda, rmsnormCuda, ropeCuda, siluMulCuda, toF16Cuda } from './model-ops.js';
+import { addAbsColumnsCuda, addBiasCuda, addCuda, addScaledRowsCuda, attentionCuda, attentionSplits, gatherRowsCuda, kvWriteCuda, rmsnormCuda, ropeCuda, siluMulCuda, toF16Cuda } from './model-ops.js';
 import { createPassTape, type PassReplayStats, type PassTape } from './pass-tape.js';
 import { cudaGraphRuntime } from './graphs.js';
 import { freedBufferCount } from './buffer.js';
@@ -171,6 +172,7 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
       quantized.clear();
       if (rows.length > 0) addScaledRowsCuda(ctx, out, outRows, y, index, w, rows.length, dim);
     },
+    addAbsColumns: (x, m, k, sums) => addAbsColumnsCuda(ctx, x, m, k, sums),
     placements: () => placements(p.live),
     replayStats: () => tape?.stats() ?? null,
     dispose: () => disposeParts(p),

@@ -150,3 +150,16 @@ export function addScaledRowsCuda(ctx: CudaContext, out: DeviceBuffer, outRows: 
   need('scatter weights', weights, count * 4);
   ctx.launch(getKernel(ctx, OPS, 'add_scaled_rows'), blocksFor(count * dim), [MODEL_OPS_THREADS], [out, y, rows, weights, { i32: dim }, { u64: count * dim }]);
 }
+
+/** sums[j] += |x[i, j]| over the m rows of x [m, k] in order, float64 (add_abs_columns); waits for the stream to read them back. */
+export function addAbsColumnsCuda(ctx: CudaContext, x: DeviceBuffer, m: number, k: number, sums: Float64Array): void {
+  need('abs columns x', x, m * k * 4);
+  if (sums.length < k) throw new RangeError(`abs columns: ${sums.length} sums for ${k} columns`);
+  const s = ctx.upload(sums.subarray(0, k));
+  try {
+    ctx.launch(getKernel(ctx, OPS, 'add_abs_columns'), [Math.ceil(k / MODEL_OPS_THREADS)], [MODEL_OPS_THREADS], [x, s, { i32: m }, { i32: k }]);
+    ctx.copyToHost(sums.subarray(0, k), s);
+  } finally {
+    s.free();
+  }
+}

@@ -3,7 +3,7 @@ import { linearModules } from '../../model/layout.js';
 import { DEFAULT_MIN_EXPERT_TOKENS } from '../../quantize/expert-fallback.js';
 import { printTable } from '../table.js';
 import { Command, Option } from 'commander';
-import { quantizeToCheckpoint, type GptqPlacement, type LinearReport } from '../../quantize/quantize-model.js';
+import { quantizeToCheckpoint, type CalibrationPlacement, type LinearReport } from '../../quantize/quantize-model.js';
 import { describeMethod, describeSpec } from '../../quantize/recipe.js';
 import { DEFAULT_MODEL_DIR } from '../default-model.js';
 import { nonNegativeInt, nonNegativeNumber, positiveInt } from '../parse.js';
@@ -12,7 +12,7 @@ import { offlineOption, resolveModelArg, tokenizerFileOption } from '../model-so
 import { CALIB_DEFAULTS, DEFAULT_CALIB_FILE, parseAlpha, parseOverride, recipeFromOptions, type QuantCliOptions } from '../quant-options.js';
 import { openModelDir, type ModelDir } from '../../model/model-dir.js';
 import { prepareOutputDir } from '../../io/output-dir.js';
-import { openGptqPlacement, type BackendName } from '../backend-option.js';
+import { openCalibrationPlacement, type BackendName } from '../backend-option.js';
 
 /** The quantization flags shared by `quantize` and `demo` (`demo` runs RTN only). */
 export function addQuantOptions(cmd: Command, methods: readonly string[] = ['rtn']): Command {
@@ -70,7 +70,7 @@ export const quantizeCommand = addMethodOptions(addQuantOptions(
     .addOption(tokenizerFileOption())
     .requiredOption('-o, --out <dir>', 'output directory for the quantized checkpoint')
     .option('--overwrite', 'replace a checkpoint already in --out')
-    .addOption(new Option('--backend <name>', 'where GPTQ runs: cpu, or cuda (an NVIDIA GPU: the calibration forward, the Hessians, factors and column updates; rtn and awq run on the CPU)').choices(['cpu', 'cuda']).default('cpu'))
+    .addOption(new Option('--backend <name>', 'where GPTQ and AWQ calibrate: cpu, or cuda (an NVIDIA GPU: the calibration forward; GPTQ\'s Hessians, factors and column updates; AWQ\'s statistics and the products of its grid search; rtn runs on the CPU)').choices(['cpu', 'cuda']).default('cpu'))
     .option('--json', 'print the result (settings per layer group, the overflow proof) as one JSON object'),
   ['rtn', 'gptq', 'awq'],
 )).action(async (opts: QuantCliOptions & { model: string; offline?: boolean; tokenizer?: string; out: string; overwrite?: boolean; json?: boolean; calibSamples?: number; backend: BackendName }) => {
@@ -78,19 +78,19 @@ export const quantizeCommand = addMethodOptions(addQuantOptions(
   opts.calibWindows ??= opts.calibSamples;
   const layers = openModelDir(opts.model);
   layers.weights.close();
-  if (opts.backend === 'cuda' && opts.method !== 'gptq') process.stderr.write(`note: --backend cuda runs GPTQ's matrices on the GPU; --method ${opts.method} runs on the CPU\n`);
+  if (opts.backend === 'cuda' && opts.method === 'rtn') process.stderr.write('note: --backend cuda places GPTQ and AWQ; --method rtn runs on the CPU\n');
   // the GPU first: a machine without one is told so before the output directory is made
-  const gptq = await openGptqPlacement(opts.method === 'gptq' ? opts.backend : 'cpu');
+  const placed = await openCalibrationPlacement(opts.method === 'rtn' ? 'cpu' : opts.backend);
   try {
-    quantizeWith(opts, gptq.placement && { ...gptq.placement, name: gptq.name }, layers);
+    quantizeWith(opts, placed.placement && { ...placed.placement, name: placed.name }, layers);
   } finally {
-    gptq.close();
+    placed.close();
   }
 });
 
 /** The rest of `quantize` once the GPU (if asked) is open. */
 function quantizeWith(opts: QuantCliOptions & { model: string; out: string; overwrite?: boolean; json?: boolean },
-  gptqOn: (GptqPlacement<unknown> & { readonly name: string }) | undefined, layers: ModelDir): void {
+  calibrateOn: (CalibrationPlacement<unknown> & { readonly name: string }) | undefined, layers: ModelDir): void {
   const { numLayers, maxPositionEmbeddings: context, moe } = layers.config;
   // refuse a bad output directory before any work (the write at the end checks it again)
   prepareOutputDir(opts.out, { sourceDir: opts.model, overwrite: opts.overwrite === true });
@@ -102,7 +102,7 @@ function quantizeWith(opts: QuantCliOptions & { model: string; out: string; over
     opts.calibSeqLen = context;
   }
   const recipe = recipeFromOptions(opts);
-  if (!opts.json) console.log(`${describeMethod(recipe)}, ${describeSpec(recipe.base)}${gptqOn ? `; GPTQ on ${gptqOn.name}` : ''}`);
+  if (!opts.json) console.log(`${describeMethod(recipe)}, ${describeSpec(recipe.base)}${calibrateOn ? `; on ${calibrateOn.name}` : ''}`);
   const t0 = performance.now();
   // per linear layer: GPTQ and AWQ spend minutes on each decoder layer of a 7B
   const bar = progressBar(`${recipe.method} linear layers`, numLayers * linearModules(moe?.numExperts).length);
@@ -110,7 +110,7 @@ function quantizeWith(opts: QuantCliOptions & { model: string; out: string; over
   // each layer goes to the checkpoint as it is made: memory holds about one layer, whatever the model
   let reports: LinearReport[];
   try {
-    reports = quantizeToCheckpoint(opts.model, opts.out, recipe, { overwrite: opts.overwrite === true, onLinear: () => bar.update(++linears), ...(gptqOn ? { gptqOn } : {}) });
+    reports = quantizeToCheckpoint(opts.model, opts.out, recipe, { overwrite: opts.overwrite === true, onLinear: () => bar.update(++linears), ...(calibrateOn ? { calibrateOn } : {}) });
   } finally {
     bar.stop();
   }

@@ -21,7 +21,6 @@ import type { CudaContext } from '../../../src/backends/cuda/context.js';
 import { cudaGptq, type CudaGptq } from '../../../src/backends/cuda/gptq-cuda.js';
 import { createCudaBackend } from '../../../src/backends/cuda/cuda-backend.js';
 import { DEFAULT_GPTQ, gptqFactor, gptqQuantizeLinear, SERIAL_GPTQ, type GptqSettings } from '../../../src/quant/methods/gptq.js';
-import { unpackWeights } from '../../../src/quant/int4-pack.js';
 import { InputError } from '../../../src/errors.js';
 import type { FloatLinear, QuantizedLinear, QuantSpec } from '../../../src/quant/types.js';
 import { quantizeModel } from '../../../src/quantize/quantize-model.js';
@@ -29,6 +28,7 @@ import { DEFAULT_GPTQ_LAYER } from '../../../src/quantize/gptq-layer.js';
 import { makeRng, randomNormals, type Rng } from '../../helpers/random.js';
 import { correlatedInputs, hessianOf } from '../../helpers/gptq-data.js';
 import { fixturePath } from '../../helpers/paths.js';
+import { codeMismatch } from '../../helpers/compare.js';
 import { tempDir } from '../../io/temp-dir.js';
 
 const cuda = tryCudaContext();
@@ -48,14 +48,6 @@ function withGptq(run: (g: CudaGptq) => void): void {
 }
 
 const layerOf = (rng: Rng, n: number, k: number): FloatLinear => ({ kind: 'float', n, k, w: randomNormals(rng, n * k, 0.05) });
-
-/** Fraction of codes that differ between two quantizations of one layer. */
-function codeMismatch(a: QuantizedLinear, b: QuantizedLinear): number {
-  const [qa, qb] = [unpackWeights(a), unpackWeights(b)];
-  let d = 0;
-  for (let i = 0; i < qa.length; i++) if (qa[i] !== qb[i]) d++;
-  return d / qa.length;
-}
 
 test('GPTQ column loop on the GPU: one block gives the CPU\'s codes and scales bit for bit (FS, IS, act-order, ragged N); several blocks differ in at most 1e-4 of the codes', { skip }, (t) => {
   withGptq((gpu) => {
@@ -147,7 +139,7 @@ test('GPTQ of the llama fixture with the GPU engine, the calibration forward on 
     const calibrationBackend = stream === 'cuda' ? createCudaBackend({ ctx: ctxOf(), graphs: false }) : undefined;
     let got: ReturnType<typeof quantizeModel>;
     try {
-      got = quantizeModel(dir, recipe, { gptqOn: { engine: gpu, ...(calibrationBackend ? { calibrationBackend } : {}) } });
+      got = quantizeModel(dir, recipe, { calibrateOn: { gptqEngine: gpu, ...(calibrationBackend ? { backend: calibrationBackend } : {}) } });
     } finally {
       calibrationBackend?.dispose();
     }

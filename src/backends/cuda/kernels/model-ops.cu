@@ -12,6 +12,8 @@
 //   gather_rows:     y[i, j] = x[rows[i], j]  (a mixture of experts: the tokens routed to one expert)
 //   add_scaled_rows: out[rows[i], j] = f32(out[rows[i], j] + f32(w[i] · y[i, j]))  (rows distinct;
 //             the product rounded first, as the CPU and torch do: no fused multiply-add)
+//   add_abs_columns: s[j] += |x[i, j]| for i = 0 … rows−1 in order, float64 (AWQ's statistics: the
+//             host loop's sums bit for bit); one thread per column
 // Layouts: row-major float32; one block per row for rmsnorm, one thread per element (or pair) elsewhere.
 
 extern "C" __global__ void __launch_bounds__(256)
@@ -95,4 +97,13 @@ add_scaled_rows(float* __restrict__ out, const float* __restrict__ y, const int*
   const long long i = t / dim;
   float* o = out + (long long)rows[i] * dim + (t - i * dim);
   *o = __fadd_rn(*o, __fmul_rn(w[i], y[t]));
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+add_abs_columns(const float* __restrict__ x, double* __restrict__ s, int rows, int dim) {
+  const int j = blockIdx.x * 256 + threadIdx.x;
+  if (j >= dim) return;
+  double acc = s[j];
+  for (int i = 0; i < rows; ++i) acc += fabs((double)x[(long long)i * dim + j]);
+  s[j] = acc;
 }
