@@ -190,6 +190,7 @@ export function searchScales<T>(stats: InputStats, linears: readonly SearchedLin
   const inputs = linears.map((l) => l.rows ?? stats);
   const product = (w: LinearWeight, x: Float32Array, t: number): Float32Array => backend.download(linearOnce(backend, w, backend.upload(x), t), 0, t, w.n);
   backend.startPass();
+  // copied: a backend's output may live in memory its next pass reclaims (each grid point starts one)
   const refs = linears.map(({ w }, j) => Float32Array.from(product(w, inputs[j]!.rows, inputs[j]!.t)));
   let best: ScaleSearch | null = null;
   let rtnLoss = NaN;

@@ -178,7 +178,7 @@ export function createMoeRunner(ctx: CudaContext, blas: Cublas, c: ModelConfig, 
     moeCombineCuda(ctx, h, ye, R, route, m, k, d);
   };
 
-  /** The rows [at, at + n) of x (f32 [·, d]) in the form `form`, in `out` from its start. */
+  /** The n rows of x (f32 [n, d]) in the form `form`: x itself for f32, else written into `out` from its start. */
   const formRows = (x: DeviceBuffer, n: number, form: RowForm, out: RowOutput): RowOutput => {
     if (form === 'f32') return { form, values: x, scales: out.scales };
     if (form === 'f16') toF16Cuda(ctx, x, out.values, n * d);
