@@ -115,7 +115,7 @@ export function syntheticModel(layers: number, shape: SyntheticShape = LLAMA2_7B
 
 /** n·k float weights ~ uniform(−0.05, 0.05) from a fast LCG (speed only; their values mean nothing). */
 function randomFloats(count: number, seed: number): Float32Array {
-  const w = new Float32Array(count);
+  const w = sharedFloat32(count); // shared, as loaded weights are (the pool converts them to fp16)
   let s = (seed * 2654435761) >>> 0 || 1;
   for (let i = 0; i < count; i++) {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;

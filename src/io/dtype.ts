@@ -118,15 +118,20 @@ export function f32ToF16(src: ArrayLike<number>): Uint16Array {
     for (let i = 0; i < src.length; i++) out[i] = f32ToF16Bits(src[i]!);
     return out;
   }
+  f32ToF16Range(src, out, 0, src.length);
+  return out;
+}
+
+/** out[i] = f32ToF16Bits(src[i]) for i in [start, end) (a row kernel: the CPU pool splits a long array by it). */
+export function f32ToF16Range(src: Float32Array, out: Uint16Array, start: number, end: number): void {
   const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
-  for (let i = 0; i < bits.length; i++) {
+  for (let i = start; i < end; i++) {
     const b = bits[i]!;
     const a = b & 0x7fffffff;
     out[i] = a >= F16_NORMAL_LO && a < F16_NORMAL_HI
       ? ((b >>> 16) & 0x8000) | (((a + 0xfff + ((a >>> 13) & 1)) >>> 13) - (112 << 10))
       : f32ToF16Bits(src[i]!);
   }
-  return out;
 }
 
 /** A whole float32 array as bf16 bits. */

@@ -7,6 +7,7 @@
  * is one per layer); stackLinears says why not otherwise.
  */
 import type { LinearWeight, QuantizedLinear } from './types.js';
+import { sharedFloat32 } from '../tensor/shared.js';
 
 /** The stacked layer, or the reason these layers cannot be one. */
 export type Stacked = { readonly ok: true; readonly weight: LinearWeight } | { readonly ok: false; readonly reason: string };
@@ -30,7 +31,8 @@ function concat<A extends RowArray>(parts: readonly A[], make: (length: number) 
   return out;
 }
 
-const floats = (n: number): Float32Array => new Float32Array(n);
+// shared memory, as loaded weights are: the CPU pool's kernels (matmuls, fp16 conversion) then split them
+const floats = (n: number): Float32Array => sharedFloat32(n);
 
 /** The biases stacked ([N]; a part without one adds zeros), or undefined when no part has one. */
 function stackedBias(ws: readonly LinearWeight[]): Float32Array | undefined {

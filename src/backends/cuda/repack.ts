@@ -58,20 +58,23 @@ function interleaveNibbles(src: number): number {
   return ((lo | (lo << 4)) & 0x0f0f0f0f) | (((hi | (hi << 4)) & 0x0f0f0f0f) << 4);
 }
 
+/** What repackPackedW4Rows reads and writes: the packed words [n, k/8] and the layout's words (paddedRows(n)·k/8, zero-filled). */
+export interface RepackW4Args {
+  readonly [name: string]: Uint32Array | number;
+  readonly src: Uint32Array;
+  readonly out: Uint32Array;
+  readonly n: number;
+  readonly k: number;
+}
+
 /**
- * repackW4 from the packed int4 format (quant/int4-pack.ts: [N, K] row-major, two values a byte,
- * the even index in the low nibble) without unpacking: each 4-byte word of the layout is the word
- * of 8 consecutive values at its k0 with its nibbles interleaved, so this moves words, not values.
- * The same bytes as repackW4(unpackWeights(...)) (test/backends/cuda/repack.test.ts).
+ * Rows [r0, r1) of repackPackedW4: each 4-byte word of the layout is the word of 8 consecutive values at
+ * its k0 with its nibbles interleaved, so this moves words, not values (a row kernel: the CPU pool may split rows).
  */
-export function repackPackedW4(packed: Uint8Array, n: number, k: number): Uint8Array {
-  if (k % 64 !== 0) throw new RangeError(`repackPackedW4 needs K % 64 == 0 (K = ${k})`);
-  if (packed.length < (n * k) / 2) throw new RangeError(`repackPackedW4: ${packed.length} packed bytes for [${n}, ${k}]`);
-  // words of the source (copied once when its offset is not 4-aligned) and of the output
-  const src = packed.byteOffset % 4 === 0 ? new Uint32Array(packed.buffer, packed.byteOffset, (n * k) / 8) : new Uint32Array(packed.slice(0, (n * k) / 2).buffer);
-  const out = new Uint32Array((paddedRows(n) * k) / 8);
+export function repackPackedW4Rows(a: RepackW4Args, r0: number, r1: number): void {
+  const { src, out, k } = a;
   const steps = k / 64, rowWords = k / 8;
-  for (let r = 0; r < n; r++) {
+  for (let r = r0; r < r1; r++) {
     // row r is word w&1 (r%16 ≥ 8) of lanes gid = r%8 in tile r/16
     const t = r >> 4, gid = r & 7, half = (r >> 3) & 1;
     for (let s = 0; s < steps; s++) {
@@ -83,7 +86,27 @@ export function repackPackedW4(packed: Uint8Array, n: number, k: number): Uint8A
       }
     }
   }
-  return new Uint8Array(out.buffer);
+}
+
+/** The arguments of repackPackedW4Rows for a packed [n, k] layer, the output in `out` (a fresh array when absent). */
+export function repackW4Args(packed: Uint8Array, n: number, k: number, out: Uint32Array<ArrayBufferLike> = new Uint32Array((paddedRows(n) * k) / 8)): RepackW4Args {
+  if (k % 64 !== 0) throw new RangeError(`repackPackedW4 needs K % 64 == 0 (K = ${k})`);
+  if (packed.length < (n * k) / 2) throw new RangeError(`repackPackedW4: ${packed.length} packed bytes for [${n}, ${k}]`);
+  if (out.length < (paddedRows(n) * k) / 8) throw new RangeError(`repackPackedW4: an output of ${out.length} words for [${n}, ${k}]`);
+  // the source's words, copied once when its offset is not 4-aligned
+  const src = packed.byteOffset % 4 === 0 ? new Uint32Array(packed.buffer, packed.byteOffset, (n * k) / 8) : new Uint32Array(packed.slice(0, (n * k) / 2).buffer);
+  return { src, out, n, k };
+}
+
+/**
+ * repackW4 from the packed int4 format (quant/int4-pack.ts: [N, K] row-major, two values a byte,
+ * the even index in the low nibble) without unpacking, on this thread. The same bytes as
+ * repackW4(unpackWeights(...)) (test/backends/cuda/repack.test.ts).
+ */
+export function repackPackedW4(packed: Uint8Array, n: number, k: number): Uint8Array {
+  const args = repackW4Args(packed, n, k);
+  repackPackedW4Rows(args, 0, n);
+  return new Uint8Array(args.out.buffer);
 }
 
 /** Repacks per-group scales [N, NG] into [tile][g][16]; `divide` (16 for float scales) is applied exactly. */
@@ -96,6 +119,9 @@ export function repackScales<T extends Int32Array | Float32Array>(scales: T, n: 
   }
   return out;
 }
+
+/** How the packed weights become the layout: repackPackedW4 on this thread, or split over the CPU pool (cpu/repack-pool.ts). */
+export type RepackW4 = (packed: Uint8Array, n: number, k: number) => Uint8Array;
 
 /** Everything the host prepares for one W4A8 layer, before upload. */
 export interface RepackedW4A8 {
@@ -114,11 +140,11 @@ export interface RepackedW4A8 {
  * Repacks a 4-bit QuantizedLinear. `scale` picks the epilogue: 'int' needs intScales; 'float'
  * uses `scales` (for an integer-scale layer those are S/α, so both paths compute the same layer).
  */
-export function repackW4A8(w: QuantizedLinear, scale: 'int' | 'float' = w.scale): RepackedW4A8 {
+export function repackW4A8(w: QuantizedLinear, scale: 'int' | 'float' = w.scale, repackWeights: RepackW4 = repackPackedW4): RepackedW4A8 {
   if (w.wBits !== 4) throw new RangeError(`repackW4A8 needs 4-bit weights (got ${w.wBits})`);
   checkW4A8Shape(w.n, w.k, w.groupSize);
   const groups = w.k / w.groupSize;
-  const weights = repackPackedW4(w.packed, w.n, w.k);
+  const weights = repackWeights(w.packed, w.n, w.k);
   if (scale === 'int') {
     if (!w.intScales || w.alphaLog2 === undefined) throw new RangeError('integer-scale epilogue needs intScales and alphaLog2');
     // the kernel pre-multiplies by 16 unless that could overflow: the bound of quant/overflow.ts, 16 times

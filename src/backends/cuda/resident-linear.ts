@@ -9,7 +9,7 @@
  */
 import type { DeviceBuffer } from './buffer.js';
 import type { CudaContext } from './context.js';
-import { f32ToF16 } from '../../io/dtype.js';
+import { f32ToF16OnPool } from '../cpu/convert-pool.js';
 import { checkW4A8Shape } from './repack.js';
 import { freeW4A8, uploadW4A8, type W4A8Layer } from './w4a8.js';
 import { freeW8A8, uploadW8A8, type W8A8Layer } from './w8a8.js';
@@ -43,8 +43,8 @@ export type FloatPrecision = 'f32' | 'f16';
 export function makeResident(ctx: CudaContext, w: LinearWeight, floatPrecision: FloatPrecision = 'f32'): ResidentLinear {
   if (w.kind === 'float') {
     const values = w.w.subarray(0, w.n * w.k);
-    // fp16: rounded to nearest even on the host (a kernel launched here would land in a pass being recorded)
-    if (floatPrecision === 'f16') return { kind: 'f16', n: w.n, k: w.k, w: ctx.upload(f32ToF16(values)) };
+    // fp16: rounded to nearest even on the host, over the CPU pool (a kernel launched here would land in a pass being recorded)
+    if (floatPrecision === 'f16') return { kind: 'f16', n: w.n, k: w.k, w: ctx.upload(f32ToF16OnPool(values)) };
     return { kind: 'f32', n: w.n, k: w.k, w: ctx.upload(values) };
   }
   const p = placement(w);

@@ -11,7 +11,8 @@ import type { CudaContext } from './context.js';
 import type { Cublas } from './cublas.js';
 import { getKernel } from './kernel-cache.js';
 import { outputBytes, outputDefines, type OutputFormat } from './output.js';
-import { checkW4A8Shape, paddedRows, repackPackedW4, repackScales } from './repack.js';
+import { checkW4A8Shape, paddedRows, repackPackedW4, repackScales, type RepackW4 } from './repack.js';
+import { repackPackedW4OnPool } from '../cpu/repack-pool.js';
 import type { QuantizedLinear } from '../../quant/types.js';
 import { f32ToF16Bits } from '../../io/dtype.js';
 
@@ -34,18 +35,18 @@ export interface RepackedW4A16 {
 }
 
 /** Repacks a 4-bit layer for W4A16: the W4A8 weight layout and its float scales rounded to fp16. */
-export function repackW4A16(w: QuantizedLinear): RepackedW4A16 {
+export function repackW4A16(w: QuantizedLinear, repackWeights: RepackW4 = repackPackedW4): RepackedW4A16 {
   if (w.wBits !== 4) throw new RangeError(`repackW4A16 needs 4-bit weights (got ${w.wBits})`);
   checkW4A8Shape(w.n, w.k, w.groupSize);
   const groups = w.k / w.groupSize;
   const sc = repackScales(w.scales, w.n, groups);
   const s16 = new Uint16Array(paddedRows(w.n) * groups);
   for (let i = 0; i < sc.length; i++) s16[i] = f32ToF16Bits(sc[i]!);
-  return { n: w.n, k: w.k, groupSize: w.groupSize, weights: repackPackedW4(w.packed, w.n, w.k), scales: s16 };
+  return { n: w.n, k: w.k, groupSize: w.groupSize, weights: repackWeights(w.packed, w.n, w.k), scales: s16 };
 }
 
 export function uploadW4A16(ctx: CudaContext, w: QuantizedLinear | RepackedW4A16): W4A16Layer {
-  const r = 'packed' in w ? repackW4A16(w) : w;
+  const r = 'packed' in w ? repackW4A16(w, repackPackedW4OnPool) : w;
   return { n: r.n, k: r.k, groupSize: r.groupSize, weights: ctx.upload(r.weights), scales: ctx.upload(r.scales) };
 }
 

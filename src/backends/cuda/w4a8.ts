@@ -17,6 +17,7 @@ import type { KernelArg } from './program.js';
 import { splitKWorkspace } from './workspace.js';
 import { getKernel } from './kernel-cache.js';
 import { paddedRows, repackW4A8, type RepackedW4A8 } from './repack.js';
+import { repackPackedW4OnPool } from '../cpu/repack-pool.js';
 import { cachedTensorMapU8, hasTensorMaps } from './tensor-map.js';
 import { outputBytes, outputDefines, type OutputFormat } from './output.js';
 import type { QuantizedLinear } from '../../quant/types.js';
@@ -35,7 +36,7 @@ export interface W4A8Layer {
 }
 
 export function uploadW4A8(ctx: CudaContext, w: QuantizedLinear | RepackedW4A8, scale?: 'int' | 'float'): W4A8Layer {
-  const r = 'packed' in w ? repackW4A8(w, scale ?? w.scale) : w;
+  const r = 'packed' in w ? repackW4A8(w, scale ?? w.scale, repackPackedW4OnPool) : w;
   return {
     n: r.n, k: r.k, groupSize: r.groupSize, scale: r.scale, post: r.post, isShift: r.isShift,
     weights: ctx.upload(r.weights),

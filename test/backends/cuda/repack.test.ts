@@ -11,6 +11,8 @@ import { groupAccumulators } from '../../../src/backends/cpu/int-linear-referenc
 import { quantizeActivations } from '../../../src/quant/activation-quant.js';
 import { randomActivations, randomW4Layer } from './helpers.js';
 import { freshSeed, makeRng } from '../../helpers/random.js';
+import { repackPackedW4OnPool } from '../../../src/backends/cpu/repack-pool.js';
+import { sharedUint8 } from '../../../src/tensor/shared.js';
 
 const lo16 = (w: number): number => (w << 4) & 0xf0f0f0f0;
 const hi16 = (w: number): number => w & 0xf0f0f0f0;
@@ -124,5 +126,14 @@ test('repackPackedW4 (from the packed format, words moved) gives repackW4\'s byt
     const shifted = new Uint8Array(packed.length + 3);
     shifted.set(packed, 3);
     assert.deepEqual(repackPackedW4(shifted.subarray(3), n, k), want, `[${n}, ${k}] at byte offset 3`);
+  }
+});
+
+test('repackPackedW4OnPool (rows split over the CPU pool) gives repackPackedW4\'s bytes for shared packed weights, ragged N', () => {
+  const rng = makeRng(freshSeed());
+  for (const [n, k] of [[1000, 4096], [4133, 1024]] as const) {
+    const packed = sharedUint8((n * k) / 2);
+    for (let i = 0; i < packed.length; i++) packed[i] = rng.int(0, 255);
+    assert.deepEqual(repackPackedW4OnPool(packed, n, k), repackPackedW4(packed, n, k), `[${n}, ${k}]`);
   }
 });

@@ -14,6 +14,8 @@ import { choleskyColumnRows, invertLowerBlockRows } from '../triangular-kernel.j
 import { gptqBlockRows } from '../../../quant/methods/gptq-block.js';
 import { choleskyPanelRows, inverseBlockColumns, subtractRows } from '../../../quant/methods/cholesky-blocked.js';
 import { rtnCodeRows, rtnScaleRows } from '../../../quant/rtn-rows.js';
+import { f32ToF16Range } from '../../../io/dtype.js';
+import { repackPackedW4Rows } from '../../cuda/repack.js';
 
 export const KERNEL_MATMUL_F32 = 'matmul.f32';
 export const KERNEL_MATMUL_F32_WASM = 'matmul.f32.wasm';
@@ -31,6 +33,8 @@ export const KERNEL_INVERSE_BLOCK = 'inverse.block';
 export const KERNEL_SUBTRACT_ROWS = 'subtract.rows';
 export const KERNEL_RTN_SCALES = 'rtn.scales';
 export const KERNEL_RTN_CODES = 'rtn.codes';
+export const KERNEL_F32_TO_F16 = 'convert.f32-to-f16';
+export const KERNEL_REPACK_W4 = 'repack.w4';
 
 registerKernel(KERNEL_MATMUL_F32, matmulF32Rows);
 registerKernel(KERNEL_MATMUL_F32_WASM, matmulF32WasmRows);
@@ -48,3 +52,5 @@ registerKernel(KERNEL_INVERSE_BLOCK, inverseBlockColumns);
 registerKernel(KERNEL_SUBTRACT_ROWS, subtractRows);
 registerKernel(KERNEL_RTN_SCALES, rtnScaleRows);
 registerKernel(KERNEL_RTN_CODES, rtnCodeRows);
+registerKernel(KERNEL_REPACK_W4, repackPackedW4Rows);
+registerKernel(KERNEL_F32_TO_F16, (a: { src: Float32Array; out: Uint16Array }, s, e) => f32ToF16Range(a.src, a.out, s, e));
