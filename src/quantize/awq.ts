@@ -37,7 +37,8 @@ import { InputError } from '../errors.js';
 import { linearModule, type LinearSlot } from '../model/layout.js';
 import { linearAt, mapLinears, type MlpLinears } from '../model/layer-linears.js';
 import { linearOnce } from '../model/prepare.js';
-import { sharedFloat32 } from '../tensor/shared.js';
+import { sharedFloat32, toSharedFloat32 } from '../tensor/shared.js';
+import { scaleColumnsOnPool } from '../backends/cpu/column-scale-pool.js';
 import { chooseAlpha } from '../quant/amplifier.js';
 import type { FloatLayerWeights, LayerCalibration, LayerMethod } from './calibration.js';
 import { chooseGroupScale, floatGroupScale, floatScaler, groupAbsMax, integerScaler, quantizeValue, type GroupScaler } from '../quant/group-quant.js';
@@ -133,12 +134,9 @@ export function awqScales(meanAbs: Float64Array, ratio: number): Float32Array {
  */
 export function scaleColumns(w: FloatLinear, s: Float32Array, into?: Float32Array): FloatLinear {
   const { n, k } = w;
-  const src = w.w;
   const out = into ?? sharedFloat32(n * k);
-  for (let r = 0; r < n; r++) {
-    const o = r * k;
-    for (let c = 0; c < k; c++) out[o + c] = src[o + c]! * s[c]!;
-  }
+  // rows split over the CPU pool where the arrays are shared (the same bits as one thread)
+  scaleColumnsOnPool({ w: w.w, s: s.buffer instanceof SharedArrayBuffer ? s : toSharedFloat32(s), out, k }, n);
   return { ...w, w: out.subarray(0, n * k) };
 }
 

@@ -16,6 +16,7 @@ import { choleskyPanelRows, inverseBlockColumns, subtractRows } from '../../../q
 import { rtnCodeRows, rtnScaleRows } from '../../../quant/rtn-rows.js';
 import { f32ToF16Range } from '../../../io/dtype.js';
 import { repackPackedW4Rows } from '../../cuda/repack.js';
+import { scaleColumnsRows } from '../../../quant/column-scale.js';
 
 export const KERNEL_MATMUL_F32 = 'matmul.f32';
 export const KERNEL_MATMUL_F32_WASM = 'matmul.f32.wasm';
@@ -35,6 +36,7 @@ export const KERNEL_RTN_SCALES = 'rtn.scales';
 export const KERNEL_RTN_CODES = 'rtn.codes';
 export const KERNEL_F32_TO_F16 = 'convert.f32-to-f16';
 export const KERNEL_REPACK_W4 = 'repack.w4';
+export const KERNEL_SCALE_COLUMNS = 'scale.columns';
 
 registerKernel(KERNEL_MATMUL_F32, matmulF32Rows);
 registerKernel(KERNEL_MATMUL_F32_WASM, matmulF32WasmRows);
@@ -53,4 +55,5 @@ registerKernel(KERNEL_SUBTRACT_ROWS, subtractRows);
 registerKernel(KERNEL_RTN_SCALES, rtnScaleRows);
 registerKernel(KERNEL_RTN_CODES, rtnCodeRows);
 registerKernel(KERNEL_REPACK_W4, repackPackedW4Rows);
+registerKernel(KERNEL_SCALE_COLUMNS, scaleColumnsRows);
 registerKernel(KERNEL_F32_TO_F16, (a: { src: Float32Array; out: Uint16Array }, s, e) => f32ToF16Range(a.src, a.out, s, e));
