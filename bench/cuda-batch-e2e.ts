@@ -64,11 +64,13 @@ if (lmHead === null) throw new RangeError(`--lm-head takes w8a8 or f16; got '${v
 const int8Head = (p: Precision): boolean => lmHead === 'w8a8' && p !== 'fp16' && p !== 'w4a16';
 if (!(outTokens >= 2)) throw new RangeError('--out-tokens must be at least 2 (one from the prefill, one decode step)');
 
-const ctx = needsGpu('the batched end-to-end bench', () => new CudaContext(0));
-const out = benchOutput(values.json === true);
 if (!(values.shape! in SHAPES)) throw new RangeError(`--shape takes ${Object.keys(SHAPES).join(', ')}; got '${values.shape}'`);
 const shapeName = values.shape as keyof typeof SHAPES;
 const shape = SHAPES[shapeName];
+
+const ctx = needsGpu('the batched end-to-end bench', () => new CudaContext(0));
+const out = benchOutput(values.json === true);
+
 
 /** Device-to-device copy bandwidth (read + write bytes per second), best of 5 copies of 1 GiB. */
 function copyBandwidth(): number {

@@ -192,7 +192,8 @@ test('a truncated safetensors file and an unsupported architecture are named', (
 });
 
 test('the GPU benches exit 2 with one clear message where there is no GPU', { skip: 'reason' in tryCudaContext() ? false : 'a GPU is present: the benches would run' }, () => {
-  for (const [name, what] of [['kernels', 'intscale bench kernels'], ['cuda', 'the CUDA end-to-end bench'], ['cuda-step-ops', 'the CUDA step-ops bench']]) {
+  for (const [name, what] of [['kernels', 'intscale bench kernels'], ['cuda', 'the CUDA end-to-end bench'], ['cuda-step-ops', 'the CUDA step-ops bench'],
+    ['cuda-moe-kernels', 'the grouped expert GEMM bench'], ['e2e', 'the batched end-to-end bench']]) {
     const r = run('bench', name!);
     assert.equal(r.code, 2, `bench ${name}: ${r.stderr}`);
     assert.ok(r.stderr.startsWith(`${what} needs an NVIDIA GPU: `), `bench ${name}: ${r.stderr}`);
