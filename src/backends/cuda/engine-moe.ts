@@ -26,7 +26,7 @@ import type { Cublas } from './cublas.js';
 import { rmsnormToCuda, siluMulToCuda, type RowForm, type RowOutput } from './engine-ops.js';
 import type { EngineLinear, LinearGroup } from './engine-linear.js';
 import { toF16Cuda } from './model-ops.js';
-import { moeCombineCuda, moeGatherCuda, moePointersCuda, moeRouteCuda, moeRouterCuda, type MoeRoute, type PickLayout } from './moe-ops.js';
+import { MOE_MAX_EXPERTS, moeCombineCuda, moeGatherCuda, moePointersCuda, moeRouteCuda, moeRouterCuda, type MoeRoute, type PickLayout } from './moe-ops.js';
 import { freeW4A8ExpertTable, quantizeActivationsCuda, w4a8ExpertsLinear, w4a8ExpertTable, type W4A8ExpertTable } from './w4a8.js';
 import { freeW4A16ExpertTable, w4a16ExpertsLinear, w4a16ExpertTable, type W4A16ExpertTable } from './w4a16.js';
 
@@ -57,6 +57,7 @@ export interface LinearUploader {
 
 /** Uploads a layer's router and experts; an InputError when the experts are not all one kind the grouped launches run. */
 export function uploadEngineMoe(ctx: CudaContext, moe: MoeLinears<LinearWeight>, name: string, up: LinearUploader): EngineMoe {
+  if (moe.experts.length > MOE_MAX_EXPERTS) throw new InputError(`the CUDA engine routes at most ${MOE_MAX_EXPERTS} experts a layer; ${name} has ${moe.experts.length}`);
   const router = up.linear(moe.router, `${name} router`, 'f32');
   const experts = moe.experts.map((e, i): EngineExpert => {
     const what = `${name} expert ${i}`;
