@@ -13,7 +13,7 @@
  * stated accuracy (docs/cuda-notes.md).
  */
 import { test } from 'node:test';
-import { BATCH_TOLERANCE, FLOAT_TOLERANCE, QUANTIZED_TOLERANCE, relativeError, skip, withEngine } from './engine-checks.js';
+import { BATCH_TOLERANCE, engineOnFixture, FLOAT_TOLERANCE, QUANTIZED_TOLERANCE, relativeError, skip, withEngine } from './engine-checks.js';
 import assert from 'node:assert/strict';
 import { modelEngine, type SequenceEngine } from '../../../src/model/engine.js';
 import { generate } from '../../../src/model/generate.js';
@@ -124,20 +124,10 @@ test('CUDA engine: float fixtures (GQA, sliding window, biases, llama3 rope) giv
   for (const name of ['llama', 'mistral', 'qwen2', 'llama-attention-bias', 'llama-mlp-bias']) {
     const dir = fixturePath(name);
     const ref = readReference(dir);
-    const ids = ref.inputIds;
-    const vocab = ref.logits.length / ids.length;
     const model = loadModel(dir).model;
     for (const floatPrecision of ['f32', 'f16'] as const) {
       withEngine(model, { floatPrecision }, (engine) => {
-        const seq = engine.open(ids.length);
-        const rows = ids.map((id) => seq.feed([id]));
-        seq.release();
-        const want = ref.logits;
-        const got = new Float32Array(want.length);
-        rows.forEach((r, i) => got.set(r, i * vocab));
-        const e = relativeError(got, want);
-        const whole = engine.open(ids.length).feed(ids);
-        const eLast = relativeError(whole, want.subarray((ids.length - 1) * vocab));
+        const { tokenByToken: e, prefillLast: eLast } = engineOnFixture(engine, ref);
         t.diagnostic(`${name} ${floatPrecision}: token by token ${e.toExponential(1)}, prefill's last row ${eLast.toExponential(1)}`);
         const tol = floatPrecision === 'f32' ? FLOAT_TOLERANCE : 2 * FLOAT_TOLERANCE;
         assert.ok(e <= tol, `${name} ${floatPrecision}: logit error ${e} of the largest (token by token)`);

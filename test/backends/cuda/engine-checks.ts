@@ -7,6 +7,7 @@ import type { CudaContext } from '../../../src/backends/cuda/context.js';
 import { createCudaEngine, type CudaEngine, type CudaEngineOptions } from '../../../src/backends/cuda/decode-engine.js';
 import type { Model } from '../../../src/model/forward.js';
 import { argmax } from '../../../src/model/sampling.js';
+import type { Reference } from '../../helpers/reference.js';
 
 const cuda = tryCudaContext();
 export const skip = 'reason' in cuda ? `no CUDA driver/GPU: ${cuda.reason}` : false;
@@ -41,4 +42,34 @@ export const relativeError = (got: Float32Array, want: Float32Array): number => 
 export function sameGreedyWithin(got: Float32Array, want: Float32Array, tolerance: number): boolean {
   const [g, w] = [argmax(got), argmax(want)];
   return g === w || want[w]! - want[g]! <= tolerance * largest(want);
+}
+
+/** A transformers fixture on the engine: its reference's prompt token by token and as one prefill. */
+export interface FixtureRun {
+  /** the largest logit error as a fraction of the largest reference logit, fed token by token. */
+  readonly tokenByToken: number;
+  /** the same for the last row of one prefill of the whole prompt. */
+  readonly prefillLast: number;
+  /** `greedySteps` greedy tokens from the prompt's last logits (each fed back but the last). */
+  readonly greedy: number[];
+}
+
+export function engineOnFixture(engine: CudaEngine, ref: Reference, greedySteps = 0): FixtureRun {
+  const ids = ref.inputIds;
+  const vocab = ref.logits.length / ids.length;
+  const seq = engine.open(ids.length + greedySteps);
+  const rows = ids.map((id) => seq.feed([id]));
+  const got = new Float32Array(ref.logits.length);
+  rows.forEach((r, i) => got.set(r, i * vocab));
+  const greedy: number[] = [];
+  let last = rows[rows.length - 1]!;
+  for (let s = 0; s < greedySteps; s++) {
+    greedy.push(argmax(last));
+    if (s + 1 < greedySteps) last = seq.feed([greedy[s]!]);
+  }
+  seq.release();
+  const whole = engine.open(ids.length);
+  const prefillLast = relativeError(whole.feed(ids), ref.logits.subarray((ids.length - 1) * vocab));
+  whole.release();
+  return { tokenByToken: relativeError(got, ref.logits), prefillLast, greedy };
 }

@@ -9,7 +9,7 @@
  * equal to eager steps bit for bit. Skips without a GPU. Tolerances as decode-engine.test.ts.
  */
 import { test } from 'node:test';
-import { BATCH_TOLERANCE, FLOAT_TOLERANCE, QUANTIZED_TOLERANCE, relativeError, sameGreedyWithin, skip, withEngine } from './engine-checks.js';
+import { BATCH_TOLERANCE, engineOnFixture, FLOAT_TOLERANCE, QUANTIZED_TOLERANCE, relativeError, sameGreedyWithin, skip, withEngine } from './engine-checks.js';
 import assert from 'node:assert/strict';
 import { modelEngine, type SequenceEngine } from '../../../src/model/engine.js';
 import type { Model } from '../../../src/model/forward.js';
@@ -40,27 +40,11 @@ test('CUDA engine, mixture of experts: float mixtral fixtures give transformers\
   for (const name of ['mixtral', 'mixtral-window']) {
     const dir = fixturePath(name);
     const ref = readReference(dir);
-    const ids = ref.inputIds;
-    const vocab = ref.logits.length / ids.length;
     const model = loadModel(dir).model;
     for (const floatPrecision of ['f32', 'f16'] as const) {
       withEngine(model, { floatPrecision }, (engine) => {
         assert.match(engine.describe(), new RegExp(`mixture-of-experts layers of ${model.config.moe!.numExperts} ${floatPrecision.toUpperCase()} experts`));
-        const seq = engine.open(ids.length + ref.greedy.length);
-        const rows = ids.map((id) => seq.feed([id]));
-        const got = new Float32Array(ref.logits.length);
-        rows.forEach((r, i) => got.set(r, i * vocab));
-        const e = relativeError(got, ref.logits);
-        const greedy: number[] = [];
-        let last = rows[rows.length - 1]!;
-        for (let s = 0; s < ref.greedy.length; s++) {
-          greedy.push(argmax(last));
-          if (s + 1 < ref.greedy.length) last = seq.feed([greedy[s]!]);
-        }
-        seq.release();
-        const whole = engine.open(ids.length);
-        const eLast = relativeError(whole.feed(ids), ref.logits.subarray((ids.length - 1) * vocab));
-        whole.release();
+        const { tokenByToken: e, prefillLast: eLast, greedy } = engineOnFixture(engine, ref, ref.greedy.length);
         t.diagnostic(`${name} ${floatPrecision}: token by token ${e.toExponential(1)}, prefill's last row ${eLast.toExponential(1)}; greedy ${greedy.join(' ')}`);
         const tol = floatPrecision === 'f32' ? FLOAT_TOLERANCE : 2 * FLOAT_TOLERANCE;
         assert.ok(e <= tol, `${name} ${floatPrecision}: logit error ${e} of the largest (token by token)`);
