@@ -136,7 +136,7 @@ export function scaleColumns(w: FloatLinear, s: Float32Array, into?: Float32Arra
   const { n, k } = w;
   const out = into ?? sharedFloat32(n * k);
   // rows split over the CPU pool where the arrays are shared (the same bits as one thread)
-  scaleColumnsOnPool({ w: w.w, s: s.buffer instanceof SharedArrayBuffer ? s : toSharedFloat32(s), out, k }, n);
+  scaleColumnsOnPool({ w: w.w, s: toSharedFloat32(s), out, k }, n);
   return { ...w, w: out.subarray(0, n * k) };
 }
 

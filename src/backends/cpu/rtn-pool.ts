@@ -5,14 +5,11 @@
  * on this thread.
  */
 import type { RtnRows } from '../../quant/quantize-linear.js';
-import { RTN_ON_THIS_THREAD } from '../../quant/quantize-linear.js';
 import { cpuPool } from './pool/index.js';
 import { KERNEL_RTN_CODES, KERNEL_RTN_SCALES } from './pool/kernels.js';
 
 /** Weights a row of work must hold before a share of rows is worth a thread. */
 const MIN_WEIGHTS_PER_THREAD = 1 << 16;
 
-export const rtnRowsOnPool: RtnRows = (pass, args, rows) => {
-  if (!(args.w.buffer instanceof SharedArrayBuffer)) return RTN_ON_THIS_THREAD(pass, args, rows);
-  cpuPool().run(pass === 'scales' ? KERNEL_RTN_SCALES : KERNEL_RTN_CODES, args, rows, { workPerRow: args.k, minWorkPerThread: MIN_WEIGHTS_PER_THREAD });
-};
+export const rtnRowsOnPool: RtnRows = (pass, args, rows) =>
+  cpuPool().runWhereShared(pass === 'scales' ? KERNEL_RTN_SCALES : KERNEL_RTN_CODES, args, rows, { workPerRow: args.k, minWorkPerThread: MIN_WEIGHTS_PER_THREAD });

@@ -64,3 +64,8 @@ export class DeviceBuffer {
     this.api.check('cuMemFree', this.api.fn.cuMemFree!(this.ptr) as number);
   }
 }
+
+/** Throws a RangeError naming `what` when buf holds fewer than `bytes` bytes (the launchers' shape check). */
+export function needBytes(what: string, buf: DeviceBuffer, bytes: number): void {
+  if (buf.bytes < bytes) throw new RangeError(`${what}: buffer of ${buf.bytes} B, the shape needs ${bytes} B`);
+}

@@ -23,7 +23,7 @@ import type { LinearWeight } from '../../quant/types.js';
 import type { DeviceBuffer } from './buffer.js';
 import type { CudaContext } from './context.js';
 import type { Cublas } from './cublas.js';
-import { rmsnormToCuda, siluMulToCuda, type RowForm, type RowOutput } from './engine-ops.js';
+import { FORM_BYTES, rmsnormToCuda, siluMulToCuda, type RowForm, type RowOutput } from './engine-ops.js';
 import type { EngineLinear, LinearGroup } from './engine-linear.js';
 import { toF16Cuda } from './model-ops.js';
 import { MOE_MAX_EXPERTS, moeCombineCuda, moeGatherCuda, moePointersCuda, moeRouteCuda, moeRouterCuda, type MoeRoute, type PickLayout } from './moe-ops.js';
@@ -98,7 +98,6 @@ export function freeExpertTables(t: ExpertTables): void {
   // float tables are tracked with the engine's buffers
 }
 
-const FORM_BYTES: Record<RowForm, number> = { 'int8': 1, 'int8-fragment': 1, 'f16': 2, 'f32': 4 };
 /** The row form the grouped launches read for experts of a kind. */
 const GROUPED_FORM: Record<ExpertTables['kind'], RowForm> = { w4a8: 'int8', w4a16: 'f16', f16: 'f16', f32: 'f32' };
 

@@ -4,7 +4,7 @@
  * shape is a RangeError naming it, not a stray write. Rows are described in device memory
  * (`rows`: token, position, KV slot per row), the KV caches through the slot table `kv`.
  */
-import type { DeviceBuffer } from './buffer.js';
+import { needBytes, type DeviceBuffer } from './buffer.js';
 import type { CudaContext } from './context.js';
 import { getKernel } from './kernel-cache.js';
 
@@ -13,7 +13,8 @@ const FILE = 'engine-ops.cu';
 /** How a row is written for the linear that reads it next (FORM in engine-ops.cu). */
 export type RowForm = 'int8' | 'int8-fragment' | 'f16' | 'f32';
 const FORM_CODE: Record<RowForm, number> = { 'int8': 0, 'int8-fragment': 1, 'f16': 2, 'f32': 3 };
-const FORM_BYTES: Record<RowForm, number> = { 'int8': 1, 'int8-fragment': 1, 'f16': 2, 'f32': 4 };
+/** Bytes of one value of a row form. */
+export const FORM_BYTES: Record<RowForm, number> = { 'int8': 1, 'int8-fragment': 1, 'f16': 2, 'f32': 4 };
 
 /** Where a row form goes: the values, and the per-row scales of the int8 forms. */
 export interface RowOutput {
@@ -29,9 +30,6 @@ const TILE = 32;
 /** Bytes of one row descriptor (token, position, slot, unused: int32 each). */
 export const ROW_BYTES = 16;
 
-function need(what: string, buf: DeviceBuffer, bytes: number): void {
-  if (buf.bytes < bytes) throw new RangeError(`${what}: buffer of ${buf.bytes} B, the shape needs ${bytes} B`);
-}
 
 /** Threads of the row kernels, and the longest row they hold in registers (ROW_THREADS · 4 · ROW_VEC in engine-ops.cu). */
 const ROW_THREADS = 1024;
@@ -40,34 +38,34 @@ export const ENGINE_MAX_ROW = ROW_THREADS * 4 * 8;
 function checkOutput(what: string, out: RowOutput, m: number, k: number): void {
   if (k % 4 !== 0) throw new RangeError(`${what}: rows are written four values at a time; the length must be divisible by 4, got ${k}`);
   if (out.form === 'int8-fragment' && k % 64 !== 0) throw new RangeError(`${what}: fragment-order rows need a length divisible by 64, got ${k}`);
-  need(`${what} output`, out.values, m * k * FORM_BYTES[out.form]);
-  need(`${what} scales`, out.scales, m * 4);
+  needBytes(`${what} output`, out.values, m * k * FORM_BYTES[out.form]);
+  needBytes(`${what} scales`, out.scales, m * 4);
 }
 
 const outputArgs = (out: RowOutput) => [out.values, out.scales] as const;
 
 /** h [m, dim] = the embedding rows of the rows' tokens (E [vocab, dim] on the device). */
 export function embedRowsCuda(ctx: CudaContext, embedding: DeviceBuffer, rows: DeviceBuffer, h: DeviceBuffer, m: number, dim: number): void {
-  need('embed rows', rows, m * ROW_BYTES);
+  needBytes('embed rows', rows, m * ROW_BYTES);
   gatherRows(ctx, 'embed', embedding, rows, ROW_BYTES / 4, h, m, dim);
 }
 
 /** out [m, dim] = the rows of x [·, dim] listed in `picks` (int32 [m]): the rows whose logits a prefill returns. */
 export function pickRowsCuda(ctx: CudaContext, x: DeviceBuffer, picks: DeviceBuffer, out: DeviceBuffer, m: number, dim: number): void {
-  need('pick rows', picks, m * 4);
+  needBytes('pick rows', picks, m * 4);
   gatherRows(ctx, 'pick', x, picks, 1, out, m, dim);
 }
 
 function gatherRows(ctx: CudaContext, what: string, table: DeviceBuffer, index: DeviceBuffer, stride: number, out: DeviceBuffer, m: number, dim: number): void {
-  need(`${what} output`, out, m * dim * 4);
+  needBytes(`${what} output`, out, m * dim * 4);
   if (dim % 4 !== 0) throw new RangeError(`${what} rows: the hidden size must be divisible by 4, got ${dim}`);
   ctx.launch(getKernel(ctx, FILE, 'gather_rows'), [m], [256], [table, index, { i32: stride }, out, { i32: dim }]);
 }
 
 /** RMSNorm of x [m, dim] with weight, written as `out` (its form) for the next linear. */
 export function rmsnormToCuda(ctx: CudaContext, x: DeviceBuffer, weight: DeviceBuffer, out: RowOutput, m: number, dim: number, eps: number): void {
-  need('rmsnorm x', x, m * dim * 4);
-  need('rmsnorm weight', weight, dim * 4);
+  needBytes('rmsnorm x', x, m * dim * 4);
+  needBytes('rmsnorm weight', weight, dim * 4);
   checkOutput('rmsnorm', out, m, dim);
   if (dim > ENGINE_MAX_ROW) throw new RangeError(`rmsnorm: rows up to ${ENGINE_MAX_ROW} values, got ${dim}`);
   ctx.launch(getKernel(ctx, FILE, 'rmsnorm_to'), [m], [ROW_THREADS], [x, weight, ...outputArgs(out), { i32: dim }, { f32: eps }, { i32: FORM_CODE[out.form] }]);
@@ -75,8 +73,8 @@ export function rmsnormToCuda(ctx: CudaContext, x: DeviceBuffer, weight: DeviceB
 
 /** silu(g) · u for g, u [m, F] (row stride ld), written as `out`. */
 export function siluMulToCuda(ctx: CudaContext, g: DeviceBuffer, u: DeviceBuffer, ld: number, out: RowOutput, m: number, F: number): void {
-  need('silu g', g, ((m - 1) * ld + F) * 4);
-  need('silu u', u, ((m - 1) * ld + F) * 4);
+  needBytes('silu g', g, ((m - 1) * ld + F) * 4);
+  needBytes('silu u', u, ((m - 1) * ld + F) * 4);
   checkOutput('silu', out, m, F);
   if (F > ENGINE_MAX_ROW) throw new RangeError(`silu: rows up to ${ENGINE_MAX_ROW} values, got ${F}`);
   if (ld % 4 !== 0 || ((u.ptr - g.ptr) / 4) % 4 !== 0) throw new RangeError('silu: g and u rows must start 16-byte aligned (ld and their offset divisible by 4)');
@@ -107,11 +105,11 @@ export function ropeKvWriteCuda(ctx: CudaContext, q: DeviceBuffer, ldq: number, 
   invFreq: DeviceBuffer, rows: DeviceBuffer, m: number, a: EngineAttention): void {
   checkHeads(a);
   const { numHeads: H, numKvHeads: KVH, headDim: D } = a;
-  need('rope q', q, ((m - 1) * ldq + H * D) * 4);
-  need('rope k', k, ((m - 1) * ldkv + KVH * D) * 4);
-  need('rope v', v, ((m - 1) * ldkv + KVH * D) * 4);
-  need('rope invFreq', invFreq, (D / 2) * 4);
-  need('rope rows', rows, m * ROW_BYTES);
+  needBytes('rope q', q, ((m - 1) * ldq + H * D) * 4);
+  needBytes('rope k', k, ((m - 1) * ldkv + KVH * D) * 4);
+  needBytes('rope v', v, ((m - 1) * ldkv + KVH * D) * 4);
+  needBytes('rope invFreq', invFreq, (D / 2) * 4);
+  needBytes('rope rows', rows, m * ROW_BYTES);
   ctx.launch(getKernel(ctx, FILE, 'rope_kv_write'), [m, H + KVH], [Math.max(32, D / 2)],
     [q, { i32: ldq }, k, v, { i32: ldkv }, invFreq, rows, a.kv, { i32: a.layer }, { i32: a.numLayers }, { i32: H }, { i32: KVH }, { i32: D }]);
 }
@@ -133,9 +131,9 @@ export function attentionToCuda(ctx: CudaContext, q: DeviceBuffer, ldq: number, 
   const { numHeads: H, numKvHeads: KVH, headDim: D } = a;
   const { splits: S, chunk } = split;
   if (S > ENGINE_MAX_SPLITS) throw new RangeError(`attention: ${S} splits, the merge takes at most ${ENGINE_MAX_SPLITS}`);
-  need('attention q', q, ((m - 1) * ldq + H * D) * 4);
-  need('attention rows', rows, m * ROW_BYTES);
-  need('attention partials', part, m * H * S * (D + 2) * 4);
+  needBytes('attention q', q, ((m - 1) * ldq + H * D) * 4);
+  needBytes('attention rows', rows, m * ROW_BYTES);
+  needBytes('attention partials', part, m * H * S * (D + 2) * 4);
   checkOutput('attention', out, m, H * D);
   ctx.launch(getKernel(ctx, FILE, 'attention_split'), [m, H, S], [128],
     [q, { i32: ldq }, part, rows, a.kv, { i32: a.layer }, { i32: a.numLayers }, { i32: H }, { i32: KVH }, { i32: D }, { i32: a.window }, { i32: chunk }]);
@@ -147,7 +145,7 @@ export function attentionToCuda(ctx: CudaContext, q: DeviceBuffer, ldq: number, 
 
 /** out [m] (int32) = each row's argmax over x [m, n] (the first index of the largest value): greedy sampling on the device. */
 export function argmaxRowsCuda(ctx: CudaContext, x: DeviceBuffer, out: DeviceBuffer, m: number, n: number): void {
-  need('argmax x', x, m * n * 4);
-  need('argmax out', out, m * 4);
+  needBytes('argmax x', x, m * n * 4);
+  needBytes('argmax out', out, m * 4);
   ctx.launch(getKernel(ctx, FILE, 'argmax_rows'), [m], [1024], [x, { i32: n }, out]);
 }

@@ -165,6 +165,15 @@ export class CpuPool {
     }
   }
 
+  /**
+   * run(), or the kernel on this thread when an array argument is not in shared memory (for callers whose
+   * arrays may come from anywhere: loaded, made by a caller, copied): the same rows either way.
+   */
+  runWhereShared<A extends KernelArgs>(kernelId: string, args: A, rows: number, options: RunOptions = {}): void {
+    if (unsharedArg(args) !== undefined) getKernel(kernelId)(args, 0, rows);
+    else this.run(kernelId, args, rows, options);
+  }
+
   /** Terminates the workers (they never keep the process alive, so this is optional). */
   close(): void {
     if (this.closed) return;
@@ -249,11 +258,16 @@ export class CpuPool {
   }
 }
 
-function assertShared(args: KernelArgs): void {
+/** The name of the first array argument not in shared memory, if any. */
+function unsharedArg(args: KernelArgs): string | undefined {
   for (const key in args) {
     const value = args[key];
-    if (ArrayBuffer.isView(value) && !(value.buffer instanceof SharedArrayBuffer)) {
-      throw new TypeError(`kernel arg '${key}' is not backed by a SharedArrayBuffer (allocate it with src/tensor/shared.ts)`);
-    }
+    if (ArrayBuffer.isView(value) && !(value.buffer instanceof SharedArrayBuffer)) return key;
   }
+  return undefined;
+}
+
+function assertShared(args: KernelArgs): void {
+  const key = unsharedArg(args);
+  if (key !== undefined) throw new TypeError(`kernel arg '${key}' is not backed by a SharedArrayBuffer (allocate it with src/tensor/shared.ts)`);
 }
