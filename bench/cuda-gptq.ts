@@ -13,7 +13,8 @@
  * --windows × --seq-len tokens of --calib), timing each decoder layer; the whole 32-layer model's time is
  * the mean layer times 32 plus the fixed part (reading the embedding, the lm_head, writing). With --method
  * awq, AWQ instead (`intscale quantize --method awq --backend cuda`: the stream, the column statistics and
- * the grid search's products on the GPU; RTN of each grid point and the search on the host).
+ * each grid point's scaling, RTN, products and loss on the GPU (Backend.scaleSearch); the choice of α and
+ * of the best grid point on the host).
  *
  *   node dist/bench/cuda-gptq.js [--windows 128] [--seq-len 2048] [--layers 32] [--json]
  *   node dist/bench/cuda-gptq.js --model-layers 2 [--method gptq|awq] [--dir /tmp/intscale-7b-2l] [--calib FILE] [--windows 128] [--seq-len 2048]

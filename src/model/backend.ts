@@ -13,7 +13,7 @@
  * and returns a handle that runs the layer. Nothing is cached by identity and a layer's arrays are
  * not read again after preparation except through the handle.
  */
-import type { LinearWeight } from '../quant/types.js';
+import type { FloatLinear, LinearWeight, QuantSpec } from '../quant/types.js';
 
 /** One decoder layer's key/value cache: `capacity` positions of [numKvHeads · headDim] each. */
 export interface LayerKvCache<T = Float32Array> {
@@ -29,6 +29,27 @@ export interface AttentionShape {
   readonly headDim: number;
   /** keys farther back than this are masked out (mistral); null = full causal attention. */
   readonly slidingWindow: number | null;
+}
+
+/**
+ * A scale search's problem (AWQ, quantize/awq.ts): float linears W_j, each reading one of the inputs
+ * (sampled rows X [t, k] on the host), quantized with their spec after a column scale s [k].
+ */
+export interface ScaleSearchProblem {
+  readonly k: number;
+  readonly inputs: readonly { readonly rows: Float32Array; readonly t: number }[];
+  readonly linears: readonly { readonly w: FloatLinear; readonly spec: QuantSpec; readonly name: string; readonly input: number }[];
+}
+
+/** A scale search made ready on a backend: the float layers, inputs and reference outputs kept where it runs them. */
+export interface ScaleSearchSession {
+  /**
+   * Σ_j ‖ Q_j(W_j·diag(s)) run on X_j·diag(s)⁻¹ − X_j·W_jᵀ ‖² in float64, where Q_j is RTN with W_j's spec
+   * (the shared group quantizer; W4A8 also quantizes the inputs per token) and each product is the
+   * backend's linear (bias added on both sides).
+   */
+  loss(s: Float32Array): number;
+  release(): void;
 }
 
 /** A linear layer made ready to run on a backend (see the header); made by Backend.prepareLinear. */
@@ -93,6 +114,13 @@ export interface Backend<T = Float32Array> {
    * rows i of x [m, k] in order, in float64 (the host loop's sums bit for bit), without x leaving the device.
    */
   addAbsColumns?(x: T, m: number, k: number, sums: Float64Array): void;
+  /**
+   * Optional (AWQ's grid search where it has the products: quantize/awq.ts): the problem's float layers,
+   * inputs and reference outputs kept on this backend, each grid point's RTN and loss computed there;
+   * the losses those of the host loop (quantize/awq.ts hostScaleSearch) but for the float64 order of the
+   * sums. null when its kernels do not take the problem's specs (the host loop runs it).
+   */
+  scaleSearch?(problem: ScaleSearchProblem): ScaleSearchSession | null;
   /** gate[i] = silu(gate[i]) · up[i], in place. */
   siluMul(gate: T, up: T): void;
   /** a[i] += b[i], in place. */

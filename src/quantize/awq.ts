@@ -32,7 +32,7 @@
  *          from the layer's RTN float scales before clipping);
  *   then w ← clamp(w, −c*, c*). X_g here is the scaled input X·diag(s*)⁻¹.
  */
-import type { Backend } from '../model/backend.js';
+import type { Backend, ScaleSearchProblem, ScaleSearchSession } from '../model/backend.js';
 import { InputError } from '../errors.js';
 import { linearModule, type LinearSlot } from '../model/layout.js';
 import { linearAt, mapLinears, type MlpLinears } from '../model/layer-linears.js';
@@ -179,41 +179,74 @@ export interface SearchedLinear {
   readonly rows?: InputStats;
 }
 
+/** The search of linears reading one input (or, for experts, each its rows) as a backend's problem. */
+export function scaleSearchProblem(stats: InputStats, linears: readonly SearchedLinear[]): ScaleSearchProblem {
+  const inputs = [...new Set(linears.map((l) => l.rows ?? stats))];
+  return {
+    k: stats.k,
+    inputs: inputs.map(({ rows, t }) => ({ rows, t })),
+    linears: linears.map(({ w, spec, name, rows }) => ({ w, spec, name, input: inputs.indexOf(rows ?? stats) })),
+  };
+}
+
 /**
- * The grid search of ρ for linears reading one input (see the header), its products on `backend`
- * (host rows uploaded, outputs read back; on a GPU each grid point starts a pass, reclaiming the last one's tensors).
+ * The loss of a grid point (see the header) computed here: each product on `backend` (host rows uploaded,
+ * outputs read back; on a GPU each grid point starts a pass, reclaiming the last one's tensors), the
+ * scaling, RTN and the squared error on the host. The reference a backend's scaleSearch matches.
  */
-export function searchScales<T>(stats: InputStats, linears: readonly SearchedLinear[], grid: number, backend: Backend<T>): ScaleSearch {
-  const { k } = stats;
-  const inputs = linears.map((l) => l.rows ?? stats);
+export function hostScaleSearch<T>(backend: Backend<T>, problem: ScaleSearchProblem): ScaleSearchSession {
+  const { k, inputs, linears } = problem;
   const product = (w: LinearWeight, x: Float32Array, t: number): Float32Array => backend.download(linearOnce(backend, w, backend.upload(x), t), 0, t, w.n);
   backend.startPass();
   // copied: a backend's output may live in memory its next pass reclaims (each grid point starts one)
-  const refs = linears.map(({ w }, j) => Float32Array.from(product(w, inputs[j]!.rows, inputs[j]!.t)));
-  let best: ScaleSearch | null = null;
-  let rtnLoss = NaN;
+  const refs = linears.map(({ w, input }) => Float32Array.from(product(w, inputs[input]!.rows, inputs[input]!.t)));
   // reused by every grid point: one buffer for the scaled weights (each linear's are quantized before
   // the next is scaled, so the largest linear's size serves all: a mixture of experts searches 2 × experts
   // of them at once) and one an input for its scaled rows
   const weightRoom = sharedFloat32(Math.max(0, ...linears.map(({ w }) => w.n * w.k)));
-  const inputRoom = new Map([...new Set(inputs)].map((input) => [input, sharedFloat32(input.t * k)]));
-  for (let g = 0; g < grid; g++) {
-    backend.startPass();
-    const ratio = g / grid;
-    const s = awqScales(stats.meanAbs, ratio);
-    const scaled = new Map<InputStats, Float32Array>();
-    let loss = 0;
-    linears.forEach(({ w, spec, name }, j) => {
-      const input = inputs[j]!;
-      let x = scaled.get(input);
-      if (x === undefined) scaled.set(input, x = divideInputs(input.rows, input.t, k, s, inputRoom.get(input)));
-      const q = quantizeLinearReport(scaleColumns(w, s, weightRoom), spec, name, rtnRowsOnPool).layer;
-      loss += squaredError(product(q, x, input.t), refs[j]!);
-    });
-    if (g === 0) rtnLoss = loss;
-    if (best === null || loss < best.loss) best = { scales: s, ratio, loss, rtnLoss };
+  const inputRoom = inputs.map(({ t }) => sharedFloat32(t * k));
+  return {
+    loss: (s) => {
+      backend.startPass();
+      const scaled = new Set<number>();
+      let loss = 0;
+      linears.forEach(({ w, spec, name, input }, j) => {
+        const { rows, t } = inputs[input]!;
+        if (!scaled.has(input)) {
+          divideInputs(rows, t, k, s, inputRoom[input]);
+          scaled.add(input);
+        }
+        const q = quantizeLinearReport(scaleColumns(w, s, weightRoom), spec, name, rtnRowsOnPool).layer;
+        loss += squaredError(product(q, inputRoom[input]!, t), refs[j]!);
+      });
+      return loss;
+    },
+    release: () => {},
+  };
+}
+
+/**
+ * The grid search of ρ for linears reading one input (see the header): each grid point's loss on the
+ * backend's own search where it has one (Backend.scaleSearch: a GPU keeps the layers and inputs there),
+ * else by the host loop (hostScaleSearch).
+ */
+export function searchScales<T>(stats: InputStats, linears: readonly SearchedLinear[], grid: number, backend: Backend<T>): ScaleSearch {
+  const problem = scaleSearchProblem(stats, linears);
+  const session = backend.scaleSearch?.(problem) ?? hostScaleSearch(backend, problem);
+  try {
+    let best: ScaleSearch | null = null;
+    let rtnLoss = NaN;
+    for (let g = 0; g < grid; g++) {
+      const ratio = g / grid;
+      const s = awqScales(stats.meanAbs, ratio);
+      const loss = session.loss(s);
+      if (g === 0) rtnLoss = loss;
+      if (best === null || loss < best.loss) best = { scales: s, ratio, loss, rtnLoss };
+    }
+    return { ...best!, rtnLoss };
+  } finally {
+    session.release();
   }
-  return { ...best!, rtnLoss };
 }
 
 /** Clipping search on one (already scaled) linear whose inputs are rows [t, k]; returns the clipped layer. */

@@ -14,7 +14,8 @@ import { createKvCache } from '../../src/model/kv-cache.js';
 import { createModel } from '../../src/model/prepare.js';
 import { loadModel } from '../../src/backends/load.js';
 import { calibrationWindows, quantizeCalibrated, type FloatLayerWeights } from '../../src/quantize/calibration.js';
-import { awqFoldLayer, awqLayerMethod, awqScales, foldAwqScales, DEFAULT_AWQ } from '../../src/quantize/awq.js';
+import { awqFoldLayer, awqLayerMethod, awqScales, foldAwqScales, hostScaleSearch, searchScales, DEFAULT_AWQ, type InputStats } from '../../src/quantize/awq.js';
+import type { Backend, ScaleSearchProblem } from '../../src/model/backend.js';
 import type { LinearReport } from '../../src/quant/methods/report.js';
 import type { FloatLinear, QuantSpec } from '../../src/quant/types.js';
 import { sharedFloat32 } from '../../src/tensor/shared.js';
@@ -131,4 +132,34 @@ test('AWQ with float and Integer Scale: same path, only the scale step differs (
       assert.deepEqual(is.layers[i]!.inputNorm, l.inputNorm);
     });
   }
+});
+
+test('searchScales runs a backend\'s own scale search where it has one (each grid point once, released once) and the host loop where it returns null: the same choice', () => {
+  const rng = makeRng(5);
+  const k = 64, t = 24;
+  const rows = sharedFloat32(t * k);
+  rows.set(randomNormals(rng, t * k));
+  const meanAbs = new Float64Array(k);
+  for (let r = 0; r < t; r++) for (let c = 0; c < k; c++) meanAbs[c] += Math.abs(rows[r * k + c]!) / t;
+  const stats: InputStats = { k, meanAbs, rows, t, tokens: t };
+  const linear = (n: number): FloatLinear => ({ kind: 'float', n, k, w: Float32Array.from(randomNormals(rng, n * k), (v) => v * 0.05) });
+  const linears = [{ w: linear(48), spec: SPEC, name: 'a' }, { w: linear(32), spec: { ...SPEC, scale: 'int' as const }, name: 'b' }];
+  const plain = searchScales(stats, linears, 6, cpuBackend);
+  const calls = { problems: 0, losses: 0, released: 0 };
+  const withSearch = (answer: 'session' | 'null'): Backend => ({
+    ...cpuBackend,
+    scaleSearch: (problem: ScaleSearchProblem) => {
+      calls.problems++;
+      assert.deepEqual(problem.linears.map((l) => [l.name, l.input]), [['a', 0], ['b', 0]]);
+      assert.equal(problem.inputs.length, 1);
+      if (answer === 'null') return null;
+      const inner = hostScaleSearch(cpuBackend, problem);
+      return { loss: (sc: Float32Array) => (calls.losses++, inner.loss(sc)), release: () => calls.released++ };
+    },
+  });
+  assert.deepEqual(searchScales(stats, linears, 6, withSearch('session')), plain);
+  assert.deepEqual(calls, { problems: 1, losses: 6, released: 1 });
+  assert.deepEqual(searchScales(stats, linears, 6, withSearch('null')), plain);
+  assert.equal(calls.problems, 2);
+  assert.ok(plain.loss <= plain.rtnLoss);
 });

@@ -12,6 +12,7 @@
  *               same tensor (q/k/v, gate/up) until an in-place op or the next pass.
  *   rmsnorm, rope, attention, siluMul, addInPlace: model-ops.ts (float64 arithmetic like the CPU);
  *   addAbsColumns (AWQ's statistics): float64 column sums of |x| on the device, read back (model-ops.ts);
+ *   scaleSearch (AWQ's grid search): each grid point's RTN, products and loss on the device (scale-search.ts);
  *   gatherRows, addScaledRows (a mixture of experts): the routed rows' indices and weights uploaded
  *               (computed on the host from the router's logits: such a pass is not replayed), then
  *               model-ops.ts kernels; the same bits as the CPU.
@@ -39,6 +40,7 @@ import { w4a16ExpandedBytes, w4a16Gemm } from './w4a16.js';
 import { hasTensorMaps } from './tensor-map.js';
 import { createStepArena, type ArenaMark, type StepArena } from './step-arena.js';
 import { addAbsColumnsCuda, addBiasCuda, addCuda, addScaledRowsCuda, attentionCuda, attentionSplits, gatherRowsCuda, kvWriteCuda, rmsnormCuda, ropeCuda, siluMulCuda, toF16Cuda } from './model-ops.js';
+import { createScaleSearch } from './scale-search.js';
 import { createPassTape, type PassReplayStats, type PassTape } from './pass-tape.js';
 import { cudaGraphRuntime } from './graphs.js';
 import { freedBufferCount } from './buffer.js';
@@ -173,6 +175,8 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
       if (rows.length > 0) addScaledRowsCuda(ctx, out, outRows, y, index, w, rows.length, dim);
     },
     addAbsColumns: (x, m, k, sums) => addAbsColumnsCuda(ctx, x, m, k, sums),
+    // the references are the fp32 linears' products: an fp16 backend leaves its searches to the host loop
+    scaleSearch: (problem) => (p.kernels.floatPrecision === 'f16' ? null : createScaleSearch({ ctx, blas: p.blas, chooseConfig: (m, n, k) => chooseW4A8Config(m, n, k, p.kernels.wgmma, p.kernels.tma, ctx.info.multiprocessors) }, problem)),
     placements: () => placements(p.live),
     replayStats: () => tape?.stats() ?? null,
     dispose: () => disposeParts(p),

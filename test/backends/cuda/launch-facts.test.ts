@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { kernelsDir } from '../../../src/backends/cuda/kernel-cache.js';
 import { MOE_MAX_EXPERTS } from '../../../src/backends/cuda/moe-ops.js';
+import { SCALED_RTN_THREADS, SQUARED_ERROR_PARTS } from '../../../src/backends/cuda/scaled-rtn.js';
 import { ACT_QUANT, mmaLaunch, WGMMA_RS, WGMMA_TMA, wgmmaRsSharedBytes, wgmmaTmaSharedBytes } from '../../../src/backends/cuda/w4a8.js';
 import { W8_WGMMA, w8a8WgmmaSharedBytes } from '../../../src/backends/cuda/w8a8.js';
 import { ATTENTION_MAX_HEAD_DIM, ATTENTION_MAX_SPLITS, ATTENTION_THREADS, ATTENTION_TILE, MODEL_OPS_THREADS } from '../../../src/backends/cuda/model-ops.js';
@@ -96,4 +97,11 @@ test('attention, model ops and act_quant: head dimension, splits, tile and threa
 
 test('moe kernels: the most experts they take', () => {
   assert.equal(MOE_MAX_EXPERTS, macros('moe.cu')('MAX_EXPERTS'));
+});
+
+test('scaled RTN kernels: threads per block and the squared error\'s partial sums', () => {
+  assert.equal(SQUARED_ERROR_PARTS, macros('scaled-rtn.cu')('PARTS'));
+  const bounds = literalLaunchBounds('scaled-rtn.cu');
+  assert.equal(bounds.length, 5);
+  for (const b of bounds) assert.equal(b, SCALED_RTN_THREADS);
 });
