@@ -1,8 +1,10 @@
 /**
  * Continuous batching: generations started at any time decode together. One loop owns every
- * running sequence; each turn it prefills the runs that just joined (one at a time, each its own
- * pass) and then feeds every other run's last token in one decode step of the engine
- * (SequenceEngine.decodeBatch: on the CPU one M = rows matmul per linear). Runs leave when they
+ * running sequence; each turn it feeds the runs that just joined their prompts and every other run
+ * its last token: where the engine packs sequences' rows into shared passes (SequenceEngine.feedBatch,
+ * the CUDA engine) all in one call, so joiners ride along the decode step instead of costing a pass
+ * each; elsewhere each joiner alone, then one decode step of the others (SequenceEngine.decodeBatch:
+ * on the CPU one M = rows matmul per linear). Runs leave when they
  * stop, are aborted, or their consumer stops reading. Between turns the loop yields to the event
  * loop, so a server keeps answering. A run's tokens are exactly those it gets alone (decodeBatch's
  * contract; tested).
@@ -52,22 +54,11 @@ export function createBatchGenerator(engine: SequenceEngine): BatchGenerator {
     notify(e);
   };
 
-  /** One turn: joiners prefilled, then one decode step of everyone else; finished runs leave. */
-  const turn = (): void => {
-    const decoding: Entry[] = [];
-    for (const e of [...entries]) {
-      if (e.cancelled) e.run.abort();
-      const input = e.run.input();
-      if (input === null) {
-        leave(e, { result: e.run.result! });
-        continue;
-      }
-      if (e.run.prefilled) {
-        decoding.push(e);
-        continue;
-      }
+  /** Each joiner's prompt fed alone, then one decode step of the rest (a failure leaves only its runs). */
+  const feedApart = (joining: readonly Entry[], decoding: readonly Entry[]): void => {
+    for (const e of joining) {
       try {
-        deliver(e, e.run.accept(e.sequence.feed(input)));
+        deliver(e, e.run.accept(e.sequence.feed(e.run.input()!)));
       } catch (error) {
         leave(e, { error });
       }
@@ -79,6 +70,37 @@ export function createBatchGenerator(engine: SequenceEngine): BatchGenerator {
     } catch (error) {
       for (const e of decoding) leave(e, { error });
     }
+  };
+
+  /** One turn: joiners prefilled and everyone else one decode step; finished runs leave. */
+  const turn = (): void => {
+    const joining: Entry[] = [];
+    const decoding: Entry[] = [];
+    for (const e of [...entries]) {
+      if (e.cancelled) e.run.abort();
+      if (e.run.input() === null) leave(e, { result: e.run.result! });
+      else (e.run.prefilled ? decoding : joining).push(e);
+    }
+    if (joining.length === 0 || engine.feedBatch === undefined) {
+      feedApart(joining, decoding);
+      return;
+    }
+    const all = [...joining, ...decoding];
+    let logits: Float32Array[];
+    try {
+      logits = engine.feedBatch(all.map((e) => e.sequence), all.map((e) => e.run.input()!));
+    } catch {
+      // feedBatch refuses before anything runs: apart, only the run at fault fails
+      feedApart(joining, decoding);
+      return;
+    }
+    all.forEach((e, r) => {
+      try {
+        deliver(e, e.run.accept(logits[r]!));
+      } catch (error) {
+        leave(e, { error });
+      }
+    });
   };
 
   const loop = async (): Promise<void> => {

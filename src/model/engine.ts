@@ -29,6 +29,13 @@ export interface SequenceEngine {
    * each one's logits [vocab]. Each sequence gets exactly what feed([token]) would give it alone.
    */
   decodeBatch(sequences: readonly Sequence[], tokens: readonly number[]): Float32Array[];
+  /**
+   * Optional (an engine that packs rows of different sequences into its passes: the CUDA engine): feeds
+   * tokens[i] to sequences[i], prompts and single tokens alike, their rows sharing the passes; returns each
+   * one's logits [vocab] after its last token, what feed(tokens[i]) gives it alone. Refuses a bad feed
+   * before anything runs.
+   */
+  feedBatch?(sequences: readonly Sequence[], tokens: readonly ArrayLike<number>[]): Float32Array[];
 }
 
 /** decodeBatch for an engine that steps its sequences one after the other. */

@@ -1,8 +1,9 @@
 /**
  * Continuous batching on the CPU: a decode step of several sequences gives each the logits it gets
  * alone, bit for bit (the W4A8 integer path, the float path, a mixtral's experts); generations that join and leave
- * at different times give the tokens generate() gives each alone; a consumer that stops reading
- * frees its sequence.
+ * at different times give the tokens generate() gives each alone, also through an engine's feedBatch
+ * (joiners' prompts and the others' tokens in one call) and when that refuses; a consumer that stops
+ * reading frees its sequence.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -108,4 +109,35 @@ test('createBatchGenerator: a consumer that stops reading, or an aborted signal,
   assert.equal(last.value.stoppedBy, 'aborted');
   while (batch.running > 0) await new Promise((r) => setImmediate(r));
   assert.equal(open, 0, 'every sequence released');
+});
+
+test('createBatchGenerator with an engine\'s feedBatch: joiners\' prompts ride along the others\' decode tokens in one call, a refused call falls back to feeding apart; generate()\'s tokens alone either way', async () => {
+  const model = quantizedModel();
+  for (const refuse of [false, true]) {
+    const inner = modelEngine(model);
+    const calls = { mixed: 0, total: 0 };
+    // a packing engine's contract, kept by feeding each sequence alone (what the CUDA engine gives bit for bit)
+    const engine: SequenceEngine = {
+      ...inner,
+      feedBatch: (sequences, tokens) => {
+        calls.total++;
+        if (refuse) throw new RangeError('refused before anything ran');
+        if (tokens.some((t) => t.length > 1) && tokens.some((t) => t.length === 1)) calls.mixed++;
+        return sequences.map((s, i) => s.feed(tokens[i]!));
+      },
+    };
+    const batch = createBatchGenerator(engine);
+    const options = (n: number) => ({ maxNewTokens: n, temperature: 0, topP: 1, seed: 0, stopTokens: [] });
+    const plans = prompts.map((prompt, i) => ({ prompt, options: options(4 + 3 * i), delay: 2 * i }));
+    const results = await Promise.all(plans.map(async ({ prompt, options: o, delay }) => {
+      for (let i = 0; i < delay; i++) await new Promise((r) => setImmediate(r));
+      const tokens: number[] = [];
+      for await (const t of batch.stream(prompt, o)) tokens.push(t);
+      return tokens;
+    }));
+    plans.forEach(({ prompt, options: o }, i) => assert.deepEqual(results[i], generate(model, prompt, o).tokens, `refuse ${refuse}, run ${i}`));
+    assert.ok(calls.total >= 2, `feedBatch called ${calls.total} times`);
+    if (!refuse) assert.ok(calls.mixed >= 1, 'a joiner\'s prompt went in one call with decode tokens');
+    assert.equal(batch.running, 0);
+  }
 });

@@ -70,7 +70,7 @@ export const quantizeCommand = addMethodOptions(addQuantOptions(
     .addOption(tokenizerFileOption())
     .requiredOption('-o, --out <dir>', 'output directory for the quantized checkpoint')
     .option('--overwrite', 'replace a checkpoint already in --out')
-    .addOption(new Option('--backend <name>', 'where GPTQ and AWQ calibrate: cpu, or cuda (an NVIDIA GPU: the calibration forward; GPTQ\'s Hessians, factors and column updates; AWQ\'s statistics and the products of its grid search; rtn runs on the CPU)').choices(['cpu', 'cuda']).default('cpu'))
+    .addOption(new Option('--backend <name>', 'where GPTQ and AWQ calibrate: cpu, or cuda (an NVIDIA GPU: the calibration forward; GPTQ\'s Hessians, factors and column updates; AWQ\'s statistics and its grid search: each point\'s scaling, RTN, products and loss; rtn runs on the CPU)').choices(['cpu', 'cuda']).default('cpu'))
     .option('--json', 'print the result (settings per layer group, the overflow proof) as one JSON object'),
   ['rtn', 'gptq', 'awq'],
 )).action(async (opts: QuantCliOptions & { model: string; offline?: boolean; tokenizer?: string; out: string; overwrite?: boolean; json?: boolean; calibSamples?: number; backend: BackendName }) => {
