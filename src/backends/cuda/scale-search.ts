@@ -13,7 +13,7 @@ import type { CudaContext } from './context.js';
 import type { Cublas } from './cublas.js';
 import type { ScaleSearchProblem, ScaleSearchSession } from '../../model/backend.js';
 import { addBiasCuda } from './model-ops.js';
-import { activationOrder, quantizeActivationsCuda, w4a8Linear, type W4A8Config } from './w4a8.js';
+import { activationOrder, quantizeActivationsCuda, w4a8Linear, type ActivationOrder, type W4A8Config } from './w4a8.js';
 import { divideColumnsCuda, freeScaledRtnTarget, quantizeScaledW4A8, scaledRtnRefusal, scaledRtnTarget, squaredErrorCuda, SQUARED_ERROR_PARTS, type ScaledRtnTarget } from './scaled-rtn.js';
 
 /** What the session needs of its backend: the context, cuBLAS, and the kernel its W4A8 linears choose for m rows. */
@@ -85,7 +85,7 @@ export function createScaleSearch(device: ScaleSearchDevice, problem: ScaleSearc
         if (scales.length !== k) throw new RangeError(`scale search: ${scales.length} scales for K = ${k}`);
         ctx.copyToDevice(s, scales);
         for (const input of inputs) divideColumnsCuda(ctx, input.x, s, input.scaled, input.t, k);
-        const quantizedIn = new Map<SearchInput, string>(); // the order each input's int8 copy is in
+        const quantizedIn = new Map<SearchInput, ActivationOrder>(); // the order each input's int8 copy is in
         let loss = 0;
         for (const l of linears) {
           const { input, target, config } = l;
