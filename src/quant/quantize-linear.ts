@@ -37,6 +37,11 @@ export function resolveGroupSize(k: number, groupSize: number, name = 'layer'): 
   return G;
 }
 
+/** The error for a layer whose integer scale S (of output row `row`) does not fit int32. */
+export function integerScaleOverflow(name: string, S: number, row: number): InputError {
+  return new InputError(`${name}: integer scale ${S} of row ${row} does not fit int32; lower α`, { tensor: name });
+}
+
 /**
  * Runs an RTN pass over rows [0, n) of a layer (rtn-rows.ts); RTN_ON_THIS_THREAD is the reference. A caller
  * may split the rows over threads (the CPU pool, backends/cpu/rtn-pool.ts): each row's arithmetic is the same.
@@ -71,7 +76,7 @@ export function quantizeLinearReport(w: FloatLinear, spec: QuantSpec, name = 'la
     if (args.overflow[0] !== 0) {
       const i = args.overflow[0]! - 1;
       const S = chooseGroupScale({ kind: 'int', alphaLog2: alpha!.alphaLog2 }, args.absMax[i]!, spec.wBits).intScale!;
-      throw new InputError(`${name}: integer scale ${S} of row ${Math.floor(i / groupCount)} does not fit int32; lower α`, { tensor: name });
+      throw integerScaleOverflow(name, S, Math.floor(i / groupCount));
     }
   } finally {
     // the passes' own arrays go back when they came from the arena (a caller quantizing in its scope)

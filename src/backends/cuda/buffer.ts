@@ -69,3 +69,8 @@ export class DeviceBuffer {
 export function needBytes(what: string, buf: DeviceBuffer, bytes: number): void {
   if (buf.bytes < bytes) throw new RangeError(`${what}: buffer of ${buf.bytes} B, the shape needs ${bytes} B`);
 }
+
+/** The device addresses of `buffers` as a host u64 array (a kernel's table of pointers, uploaded by the caller). */
+export function addressTable(buffers: readonly DeviceBuffer[]): BigUint64Array {
+  return BigUint64Array.from(buffers, (b) => BigInt(b.address));
+}

@@ -33,7 +33,7 @@ import type { DeviceBuffer } from './buffer.js';
 import { CudaContext } from './context.js';
 import { Cublas } from './cublas.js';
 import { freeResident, makeResident, type FloatPrecision, type ResidentLinear } from './resident-linear.js';
-import { activationOrder, chooseW4A8Config, w4a8Linear } from './w4a8.js';
+import { activationOrder, chooseW4A8Config, w4a8Linear, type W4A8Config } from './w4a8.js';
 import { deviceConstants, devicePosition, quantizedInputs, scratch, type DeviceConstants, type DevicePosition, type QuantizedInputs, type Scratch } from './backend-state.js';
 import { w8a8Linear } from './w8a8.js';
 import { w4a16ExpandedBytes, w4a16Gemm } from './w4a16.js';
@@ -176,7 +176,7 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
     },
     addAbsColumns: (x, m, k, sums) => addAbsColumnsCuda(ctx, x, m, k, sums),
     // the references are the fp32 linears' products: an fp16 backend leaves its searches to the host loop
-    scaleSearch: (problem) => (p.kernels.floatPrecision === 'f16' ? null : createScaleSearch({ ctx, blas: p.blas, chooseConfig: (m, n, k) => chooseW4A8Config(m, n, k, p.kernels.wgmma, p.kernels.tma, ctx.info.multiprocessors) }, problem)),
+    scaleSearch: (problem) => (p.kernels.floatPrecision === 'f16' ? null : createScaleSearch({ ctx, blas: p.blas, chooseConfig: (m, n, k) => w4a8ConfigFor(p, m, n, k) }, problem)),
     placements: () => placements(p.live),
     replayStats: () => tape?.stats() ?? null,
     dispose: () => disposeParts(p),
@@ -295,6 +295,11 @@ function freeGpuLinear(g: GpuLinear): void {
   g.onHost = null;
 }
 
+/** The W4A8 kernel this backend's linears take for m rows of a [n, k] layer (the device's wgmma and TMA). */
+function w4a8ConfigFor(p: BackendParts, m: number, n: number, k: number): W4A8Config {
+  return chooseW4A8Config(m, n, k, p.kernels.wgmma, p.kernels.tma, p.ctx.info.multiprocessors);
+}
+
 /** y [m, N] = x [m, K] · Wᵀ (+ bias) with the layer's kernel, or on the CPU where no kernel takes it. */
 function runLinear(p: BackendParts, x: DeviceBuffer, m: number, g: GpuLinear): DeviceBuffer {
   const { ctx, arena, blas } = p;
@@ -318,9 +323,8 @@ function runLinear(p: BackendParts, x: DeviceBuffer, m: number, g: GpuLinear): D
     toF16Cuda(ctx, x, x16, m * k);
     w4a16Gemm(ctx, blas, r.layer, x16, y, m, () => arena.alloc(w4a16ExpandedBytes(r.layer)));
   } else if (r.kind === 'w4a8') {
-    const { wgmma, tma, overlap } = p.kernels;
-    const chosen = chooseW4A8Config(m, n, k, wgmma, tma, ctx.info.multiprocessors);
-    const config = chosen.kind === 'decode' && overlap ? { ...chosen, overlap } : chosen;
+    const chosen = w4a8ConfigFor(p, m, n, k);
+    const config = chosen.kind === 'decode' && p.kernels.overlap ? { ...chosen, overlap: true } : chosen;
     const [xq, a] = p.quantized.of(x, m, k, activationOrder(config));
     w4a8Linear(ctx, r.layer, xq, a, y, m, config);
   } else {

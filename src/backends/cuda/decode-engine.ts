@@ -26,7 +26,7 @@ import type { ModelConfig } from '../../model/config.js';
 import type { Sequence, SequenceEngine } from '../../model/engine.js';
 import { ropeInverseFrequencies } from '../../model/rope.js';
 import type { ModelWeights } from '../../model/weights.js';
-import type { DeviceBuffer } from './buffer.js';
+import { addressTable, type DeviceBuffer } from './buffer.js';
 import { CudaContext } from './context.js';
 import { Cublas } from './cublas.js';
 import { attentionToCuda, argmaxRowsCuda, embedRowsCuda, engineSplits, pickRowsCuda, ROW_BYTES, rmsnormToCuda, ropeKvWriteCuda, siluMulToCuda, type EngineAttention, type RowForm, type RowOutput } from './engine-ops.js';
@@ -397,7 +397,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
       throw e;
     }
     slots[slot] = caches;
-    ctx.copyToDevice(kvTable.view(slot * L * 16, L * 16), BigUint64Array.from(caches, (b) => BigInt(b.address)));
+    ctx.copyToDevice(kvTable.view(slot * L * 16, L * 16), addressTable(caches));
     const state: SlotState = { slot, capacity, positions: positionBound(capacity), length: 0, released: false };
     const sequence: Sequence = {
       get length() {

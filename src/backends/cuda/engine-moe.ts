@@ -20,7 +20,7 @@ import { InputError } from '../../errors.js';
 import type { ModelConfig } from '../../model/config.js';
 import type { MoeLinears } from '../../model/layer-linears.js';
 import type { LinearWeight } from '../../quant/types.js';
-import type { DeviceBuffer } from './buffer.js';
+import { addressTable, type DeviceBuffer } from './buffer.js';
 import type { CudaContext } from './context.js';
 import type { Cublas } from './cublas.js';
 import { FORM_BYTES, rmsnormToCuda, siluMulToCuda, type RowForm, type RowOutput } from './engine-ops.js';
@@ -75,7 +75,7 @@ export function uploadEngineMoe(ctx: CudaContext, moe: MoeLinears<LinearWeight>,
   const w4a8 = (part: keyof EngineExpert) => residents(part).map((r) => (r.kind === 'w4a8' ? r.layer : unreachable()));
   const w4a16 = (part: keyof EngineExpert) => residents(part).map((r) => (r.kind === 'w4a16' ? r.layer : unreachable()));
   const addresses = (part: keyof EngineExpert) =>
-    up.track(ctx.upload(BigUint64Array.from(residents(part), (r) => BigInt(r.kind === 'f16' || r.kind === 'f32' ? r.w.address : unreachable()))));
+    up.track(ctx.upload(addressTable(residents(part).map((r) => (r.kind === 'f16' || r.kind === 'f32' ? r.w : unreachable())))));
   let tables: ExpertTables;
   try {
     if (kind === 'w4a8') tables = { kind, gateUp: w4a8ExpertTable(ctx, w4a8('gateUp')), down: w4a8ExpertTable(ctx, w4a8('down')) };

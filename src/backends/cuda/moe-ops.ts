@@ -25,6 +25,11 @@ export interface MoeRoute {
 }
 
 
+/** Throws a RangeError naming `what` when the routing tables (moe_route's offsets [E + 1], active [E]) hold fewer than `experts`. */
+export function needRouteTables(what: string, route: { readonly offsets: DeviceBuffer; readonly active: DeviceBuffer }, experts: number): void {
+  if (route.offsets.bytes < (experts + 1) * 4 || route.active.bytes < experts * 4) throw new RangeError(`${what}: routing tables too small for ${experts} experts`);
+}
+
 /** logits [m, E] = x [m, d] · wᵀ (w [E, d], float32), in an order that does not depend on m (moe_router). */
 export function moeRouterCuda(ctx: CudaContext, x: DeviceBuffer, w: DeviceBuffer, logits: DeviceBuffer, m: number, d: number, E: number): void {
   needBytes('moe router x', x, m * d * 4);

@@ -147,16 +147,23 @@ export function repackW4A8(w: QuantizedLinear, scale: 'int' | 'float' = w.scale,
   const weights = repackWeights(w.packed, w.n, w.k);
   if (scale === 'int') {
     if (!w.intScales || w.alphaLog2 === undefined) throw new RangeError('integer-scale epilogue needs intScales and alphaLog2');
-    // the kernel pre-multiplies by 16 unless that could overflow: the bound of quant/overflow.ts, 16 times
-    const isShift = 16 * maxChannelBound(w.intScales, w.n, groups, w.groupSize, 4).maxBound >= INT32_LIMIT;
     return {
       n: w.n, k: w.k, groupSize: w.groupSize, scale, weights,
       scales: repackScales(w.intScales, w.n, groups),
-      post: 2 ** -(w.alphaLog2 + (isShift ? 0 : 4)),
-      isShift,
+      ...integerScaleEpilogue(w.intScales, w.n, groups, w.groupSize, w.alphaLog2),
     };
   }
   return { n: w.n, k: w.k, groupSize: w.groupSize, scale, weights, scales: repackScales(w.scales, w.n, groups, 16), post: 1, isShift: false };
+}
+
+/**
+ * The integer-scale epilogue of a W4 layer with integer scales S [n, groups] and α = 2^alphaLog2: the
+ * kernels pre-multiply by 16 unless that could overflow (the bound of quant/overflow.ts, 16 times), and
+ * the output factor removes α (and the 16 when pre-multiplied).
+ */
+export function integerScaleEpilogue(intScales: ArrayLike<number>, n: number, groups: number, groupSize: number, alphaLog2: number): { post: number; isShift: boolean } {
+  const isShift = 16 * maxChannelBound(intScales, n, groups, groupSize, 4).maxBound >= INT32_LIMIT;
+  return { post: 2 ** -(alphaLog2 + (isShift ? 0 : 4)), isShift };
 }
 
 /**

@@ -9,13 +9,11 @@
 import { needBytes, type DeviceBuffer } from './buffer.js';
 import type { CudaContext } from './context.js';
 import { getKernel } from './kernel-cache.js';
-import { checkW4A8Shape, paddedRows } from './repack.js';
+import { checkW4A8Shape, integerScaleEpilogue, paddedRows } from './repack.js';
 import type { W4A8Layer } from './w4a8.js';
-import { InputError } from '../../errors.js';
 import { chooseAlpha, type AlphaChoice } from '../../quant/amplifier.js';
 import { integerGroupScale } from '../../quant/group-quant.js';
-import { INT32_LIMIT, maxChannelBound } from '../../quant/overflow.js';
-import { resolveGroupSize } from '../../quant/quantize-linear.js';
+import { integerScaleOverflow, resolveGroupSize } from '../../quant/quantize-linear.js';
 import type { QuantSpec } from '../../quant/types.js';
 
 const FILE = 'scaled-rtn.cu';
@@ -53,7 +51,6 @@ export interface ScaledRtnTarget {
   readonly w: DeviceBuffer;
   /** rewritten by every quantizeScaledW4A8 (post, isShift and scale set there). */
   readonly layer: { -readonly [P in keyof W4A8Layer]: W4A8Layer[P] };
-  readonly absMax: DeviceBuffer;
   readonly floatScales: DeviceBuffer;
   readonly scales: DeviceBuffer;
   readonly intScales: DeviceBuffer;
@@ -80,7 +77,7 @@ export function scaledRtnTarget(ctx: CudaContext, w: Float32Array, n: number, k:
     return {
       n, k, spec, name, w: wDev,
       layer: { n, k, groupSize: G, scale: spec.scale, post: 1, isShift: false, weights: alloc((nPad * k) / 2), scales: layoutScales },
-      absMax: alloc(n * groups * 4), floatScales: alloc(n * groups * 4), scales: alloc(n * groups * 4),
+      floatScales: alloc(n * groups * 4), scales: alloc(n * groups * 4),
       intScales: alloc(n * groups * 4), overflow: alloc(4),
     };
   } catch (e) {
@@ -90,7 +87,7 @@ export function scaledRtnTarget(ctx: CudaContext, w: Float32Array, n: number, k:
 }
 
 export function freeScaledRtnTarget(t: ScaledRtnTarget): void {
-  for (const b of [t.w, t.layer.weights, t.layer.scales, t.absMax, t.floatScales, t.scales, t.intScales, t.overflow]) b.free();
+  for (const b of [t.w, t.layer.weights, t.layer.scales, t.floatScales, t.scales, t.intScales, t.overflow]) b.free();
 }
 
 /**
@@ -103,7 +100,7 @@ export function quantizeScaledW4A8(ctx: CudaContext, target: ScaledRtnTarget, s:
   const G = layer.groupSize, groups = k / G, count = n * groups;
   needBytes('scaled RTN s', s, k * 4);
   ctx.launch(getKernel(ctx, FILE, 'scaled_absmax'), [Math.ceil(count / 8)], [THREADS],
-    [target.w, s, target.absMax, target.floatScales, { i32: k }, { i32: G }, { u64: count }, { i32: 7 }]);
+    [target.w, s, target.floatScales, { i32: k }, { i32: G }, { u64: count }, { i32: 7 }]);
   let alpha: AlphaChoice | undefined;
   if (spec.scale === 'int') {
     const floatScales = ctx.copyToHost(new Float32Array(count), target.floatScales);
@@ -116,13 +113,12 @@ export function quantizeScaledW4A8(ctx: CudaContext, target: ScaledRtnTarget, s:
     const overflow = ctx.copyToHost(new Int32Array(1), target.overflow)[0]!;
     if (overflow !== NO_OVERFLOW) {
       const fs = ctx.copyToHost(new Float32Array(1), target.floatScales.view(overflow * 4, 4))[0]!;
-      const S = integerGroupScale(fs, alpha.alphaLog2);
-      throw new InputError(`${name}: integer scale ${S} of row ${Math.floor(overflow / groups)} does not fit int32; lower α`, { tensor: name });
+      throw integerScaleOverflow(name, integerGroupScale(fs, alpha.alphaLog2), Math.floor(overflow / groups));
     }
     const intScales = ctx.copyToHost(new Int32Array(count), target.intScales);
-    // the kernels pre-multiply by 16 unless that could overflow (repackW4A8's rule)
-    layer.isShift = 16 * maxChannelBound(intScales, n, groups, G, 4).maxBound >= INT32_LIMIT;
-    layer.post = 2 ** -(alpha.alphaLog2 + (layer.isShift ? 0 : 4));
+    const epilogue = integerScaleEpilogue(intScales, n, groups, G, alpha.alphaLog2); // repackW4A8's rule
+    layer.isShift = epilogue.isShift;
+    layer.post = epilogue.post;
   } else {
     layer.isShift = false;
     layer.post = 1;

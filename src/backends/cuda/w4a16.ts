@@ -6,7 +6,8 @@
  * (kernels/w4a16-dequant.cu: the decode kernel's weight values bit for bit) and runs cuBLAS's fp16
  * GEMM on it, as weight-only stacks do for large batches.
  */
-import type { DeviceBuffer } from './buffer.js';
+import { addressTable, type DeviceBuffer } from './buffer.js';
+import { needRouteTables } from './moe-ops.js';
 import type { CudaContext } from './context.js';
 import type { Cublas } from './cublas.js';
 import { getKernel } from './kernel-cache.js';
@@ -135,8 +136,8 @@ export function w4a16ExpertTable(ctx: CudaContext, layers: readonly W4A16Layer[]
   if (other) throw new RangeError(`grouped W4A16 experts must share shape and group size: [${l0.n}, ${l0.k}] G ${l0.groupSize} vs [${other.n}, ${other.k}] G ${other.groupSize}`);
   return {
     n: l0.n, k: l0.k, groupSize: l0.groupSize, experts: layers.length,
-    weights: ctx.upload(BigUint64Array.from(layers, (l) => BigInt(l.weights.address))),
-    scales: ctx.upload(BigUint64Array.from(layers, (l) => BigInt(l.scales.address))),
+    weights: ctx.upload(addressTable(layers.map((l) => l.weights))),
+    scales: ctx.upload(addressTable(layers.map((l) => l.scales))),
   };
 }
 
@@ -150,7 +151,7 @@ export function w4a16ExpertsLinear(ctx: CudaContext, t: W4A16ExpertTable, route:
   y: DeviceBuffer, rows: number, m: number, typical = m): void {
   const { n: N, k: K } = t;
   if (x16.bytes < rows * K * 2 || y.bytes < rows * N * 4) throw new RangeError(`w4a16ExpertsLinear: buffers too small for ${rows} rows, N=${N}, K=${K}`);
-  if (route.offsets.bytes < (t.experts + 1) * 4 || route.active.bytes < t.experts * 4) throw new RangeError(`w4a16ExpertsLinear: routing tables too small for ${t.experts} experts`);
+  needRouteTables('w4a16ExpertsLinear', route, t.experts);
   const c = chooseW4A16Config(Math.min(typical, m, W4A16_MAX_TOKENS), N, K);
   const fn = getKernel(ctx, 'w4a16-decode.cu', 'w4a16_decode_experts', { GROUP: t.groupSize, MT: c.MT, NTW: c.NTW, WK: c.WK, ...outputDefines('f32') });
   const chunks = Math.ceil(m / (8 * c.MT));

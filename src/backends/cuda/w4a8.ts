@@ -11,7 +11,8 @@
  * All take int8 activations xq [M, K] with per-token scales a [M] and write y [M, N] as f32 or f16
  * (OutputFormat).
  */
-import type { DeviceBuffer } from './buffer.js';
+import { addressTable, type DeviceBuffer } from './buffer.js';
+import { needRouteTables } from './moe-ops.js';
 import type { CudaContext } from './context.js';
 import type { KernelArg } from './program.js';
 import { splitKWorkspace } from './workspace.js';
@@ -269,8 +270,8 @@ export function w4a8ExpertTable(ctx: CudaContext, layers: readonly W4A8Layer[]):
   if (other) throw new RangeError(`grouped W4A8 experts must share shape and format: [${l0.n}, ${l0.k}] G ${l0.groupSize} ${l0.scale} vs [${other.n}, ${other.k}] G ${other.groupSize} ${other.scale}`);
   return {
     n: l0.n, k: l0.k, groupSize: l0.groupSize, scale: l0.scale, experts: layers.length,
-    weights: ctx.upload(BigUint64Array.from(layers, (l) => BigInt(l.weights.address))),
-    scales: ctx.upload(BigUint64Array.from(layers, (l) => BigInt(l.scales.address))),
+    weights: ctx.upload(addressTable(layers.map((l) => l.weights))),
+    scales: ctx.upload(addressTable(layers.map((l) => l.scales))),
     // the experts kernel always shifts (exact for every layer that does not overflow), so a layer whose post assumed no shift gets 16× it
     posts: ctx.upload(Float32Array.from(layers, (l) => (l.isShift ? l.post : l.post * 16))),
   };
@@ -299,7 +300,7 @@ export function w4a8ExpertsLinear(ctx: CudaContext, t: W4A8ExpertTable, route: {
   y: DeviceBuffer, rows: number, m: number, typical = m): void {
   const { n: N, k: K } = t;
   if (xq.bytes < rows * K || a.bytes < rows * 4 || y.bytes < rows * N * 4) throw new RangeError(`w4a8ExpertsLinear: buffers too small for ${rows} rows, N=${N}, K=${K}`);
-  if (route.offsets.bytes < (t.experts + 1) * 4 || route.active.bytes < t.experts * 4) throw new RangeError(`w4a8ExpertsLinear: routing tables too small for ${t.experts} experts`);
+  needRouteTables('w4a8ExpertsLinear', route, t.experts);
   const c = expertDecodeConfig(Math.min(typical, m), N, K);
   const fn = getKernel(ctx, 'w4a8-decode.cu', 'w4a8_decode_experts', { GROUP: t.groupSize, SCALE_INT: t.scale === 'int' ? 1 : 0, IS_SHIFT: 1, ...outputDefines('f32'), MT: c.MT, NTW: c.NTW, WK: c.WK });
   const chunks = Math.ceil(m / (8 * c.MT));

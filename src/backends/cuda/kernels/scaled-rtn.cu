@@ -4,7 +4,7 @@
 // quantize/awq.ts's scaleColumns, bit for bit:
 //   v[r, c]     = fl32(W[r, c] · s[c])                                  (__fmul_rn: JS's fround of the product)
 //   scaled_absmax  one warp per group (row r, group g of G columns, G % 32 == 0):
-//                  absmax[r, g] = max |v[r, g·G .. g·G+G)|,  fscale[r, g] = fl32(absmax / qmax)
+//                  fscale[r, g] = fl32(max |v[r, g·G .. g·G+G)| / qmax)
 //   group_scales   one thread per group; float scale: scale = fscale; Integer Scale (alpha_log2 ≥ 0):
 //                  S = fscale = 0 ? 0 : max(1, rint(fscale · 2^α)) (half to even, in float64),
 //                  scale = fl32(S · 2^-α); S > 2^31 − 1 → overflow[0] = min(overflow[0], group index)
@@ -22,7 +22,7 @@
 #define PARTS 1024
 
 extern "C" __global__ void __launch_bounds__(256)
-scaled_absmax(const float* __restrict__ w, const float* __restrict__ s, float* __restrict__ absmax, float* __restrict__ fscale,
+scaled_absmax(const float* __restrict__ w, const float* __restrict__ s, float* __restrict__ fscale,
               int k, int G, long long groups_total, int qmax) {
   const long long grp = (long long)blockIdx.x * 8 + (threadIdx.x >> 5);
   if (grp >= groups_total) return;
@@ -34,10 +34,7 @@ scaled_absmax(const float* __restrict__ w, const float* __restrict__ s, float* _
   float m = 0.f;
   for (int j = lane; j < G; j += 32) m = fmaxf(m, fabsf(__fmul_rn(wr[j], s[c0 + j])));
   for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
-  if (lane == 0) {
-    absmax[grp] = m;
-    fscale[grp] = (float)((double)m / (double)qmax);
-  }
+  if (lane == 0) fscale[grp] = (float)((double)m / (double)qmax);
 }
 
 extern "C" __global__ void __launch_bounds__(256)
