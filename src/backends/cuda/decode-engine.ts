@@ -2,21 +2,22 @@
  * The CUDA decode engine: a model made resident once (engine-weights.ts) and run by a fixed
  * sequence of fused launches over state preallocated when the engine is made (llama2.c's RunState:
  * the residual h, one activation buffer per row form, the q/k/v and gate/up outputs, attention
- * partials, the logits). A decode step is captured once as a CUDA graph and replayed: the host
+ * partials, a float row scratch, the logits). A decode step is captured once as a CUDA graph and replayed: the host
  * writes the row's (token, position, KV slot) and launches it, then reads the logits.
  *
  *   embed_rows                                     h = E[token]
  *   per layer  rmsnorm_to → q/k/v GEMM (+bias) → rope_kv_write → attention_split → attention_merge
- *              → o GEMM adding into h (+bias) → rmsnorm_to → gate/up GEMM (+bias) → silu_mul_to
- *              → down GEMM adding into h (+bias)
+ *              → quantize_rows → o GEMM adding into h (+bias) → rmsnorm_to → gate/up GEMM (+bias)
+ *              → silu_mul_rows → quantize_rows → down GEMM adding into h (+bias)
  *   last row   rmsnorm_to → lm_head GEMM (fp16 by default)
  *
  * A mixture-of-experts layer (mixtral) runs its MLP as engine-moe.ts says: routed on the device, the
  * experts grouped into one launch per GEMM in a decode step, one GEMM per picked expert in a prefill.
  *
- * Each producer (rmsnorm_to, attention_merge, silu_mul_to) writes its row in the form the next GEMM
- * reads (int8 + per-token scale for W4A8/W8A8, fp16 for W4A16 and fp16 layers), so the activation
- * quantization costs no launch of its own; W4A8 decode GEMMs (M ≤ 16) add into h in their
+ * Each producer writes its row in the form the next GEMM reads (int8 + per-token scale for W4A8/W8A8,
+ * fp16 for W4A16 and fp16 layers): rmsnorm_to itself (one block a row), attention and SwiGLU through
+ * quantize_rows (their rows spread over many blocks, which pass the row's max |y| on: one block a
+ * row was bound by its own instruction issue on one SM, ~10 µs of a 7B layer at batch 1 on the H100); W4A8 decode GEMMs (M ≤ 16) add into h in their
  * epilogue. KV caches are fp16, one pair per layer and sequence slot, found through a table on the
  * device. Arithmetic is float32: this is the fast path, not bit-exact with the CPU (the CUDA backend,
  * cuda-backend.ts, is); the GPU tests bound its logits against the exact backend's.
@@ -29,7 +30,7 @@ import type { ModelWeights } from '../../model/weights.js';
 import { addressTable, type DeviceBuffer } from './buffer.js';
 import { CudaContext } from './context.js';
 import { Cublas } from './cublas.js';
-import { attentionToCuda, argmaxRowsCuda, embedRowsCuda, engineSplits, pickRowsCuda, ROW_BYTES, rmsnormToCuda, ropeKvWriteCuda, siluMulToCuda, type EngineAttention, type RowForm, type RowOutput } from './engine-ops.js';
+import { attentionToCuda, argmaxRowsCuda, embedRowsCuda, engineSplits, pickRowsCuda, ROW_BYTES, rmsnormToCuda, ropeKvWriteCuda, rowScratchBytes, siluMulToCuda, type EngineAttention, type RowForm, type RowOutput, type RowScratch } from './engine-ops.js';
 import { describeEngineWeights, freeEngineWeights, layerLinears, uploadEngineWeights, type EngineLinear, type LinearGroup } from './engine-weights.js';
 import { createMoeRunner, type MoeRunner } from './engine-moe.js';
 import { cudaGraphRuntime } from './graphs.js';
@@ -120,7 +121,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
   // the run state, sized for T rows
   const qkvWidth = H * D + 2 * KVH * D;
   const maxK = Math.max(d, F, H * D);
-  let rows: DeviceBuffer, picks: DeviceBuffer, nextTokens: DeviceBuffer, h: DeviceBuffer, tmp: DeviceBuffer, qkvOut: DeviceBuffer, guOut: DeviceBuffer, logits: DeviceBuffer, part: DeviceBuffer;
+  let rows: DeviceBuffer, picks: DeviceBuffer, nextTokens: DeviceBuffer, h: DeviceBuffer, tmp: DeviceBuffer, qkvOut: DeviceBuffer, guOut: DeviceBuffer, logits: DeviceBuffer, part: DeviceBuffer, rowScratch: RowScratch;
   let acts: RowOutput[];
   let w4a16Scratch: DeviceBuffer | null;
   try {
@@ -135,6 +136,8 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
     const bound = 1 << 30; // any capacity: the splits are capped (ENGINE_MAX_SPLITS, the byte budget)
     const worst = Math.max(...Array.from({ length: T }, (_, i) => engineSplits(bound, i + 1, H, D).partBytes));
     part = alloc(worst);
+    const scratchBytes = rowScratchBytes(T, Math.max(H * D, F), H);
+    rowScratch = { values: alloc(scratchBytes.values), amax: alloc(scratchBytes.amax) };
     // two activation buffers: a group whose GEMMs read different forms gets one each
     acts = [0, 1].map(() => ({ form: 'int8' as RowForm, values: alloc(T * maxK * 4), scales: alloc(T * 4) }));
     kvTable = alloc(maxSequences * L * 2 * 8);
@@ -243,7 +246,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
       const [q, k, v] = normAndGroup(layer.inputNorm, layer.qkv, qkvOut, m);
       ropeKvWriteCuda(ctx, q!.part, q!.ld, k!.part, v!.part, k!.ld, w.invFreq, rows, m, attentionOf(i));
       const oIn = act(0, formFor(layer.o, m));
-      attentionToCuda(ctx, q!.part, q!.ld, rows, m, attentionOf(i), split, part, oIn);
+      attentionToCuda(ctx, q!.part, q!.ld, rows, m, attentionOf(i), split, part, rowScratch, oIn);
       addLinear(layer.o, oIn, m);
       if (layer.moe !== undefined) {
         moeRunner!.run(layer.moe, layer.postAttentionNorm, h, m, decode);
@@ -251,7 +254,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
       }
       const [g, u] = normAndGroup(layer.postAttentionNorm, layer.gateUp, guOut, m);
       const downIn = act(0, formFor(layer.down, m));
-      siluMulToCuda(ctx, g!.part, u!.part, g!.ld, downIn, m, F);
+      siluMulToCuda(ctx, g!.part, u!.part, g!.ld, downIn, m, F, rowScratch);
       addLinear(layer.down, downIn, m);
     }
     if (picked === 0) return; // a prefill pass in which no sequence ends

@@ -6,7 +6,7 @@
  *
  * A decode step (one CUDA graph, no host wait) routes on the device and runs every expert at once:
  *   rmsnorm_to (f32 for the router, the experts' form) → moe_router → moe_route → moe_gather
- *   → grouped gate/up → silu_mul_to → grouped down → moe_combine (h += …)
+ *   → grouped gate/up → silu_mul_rows → quantize_rows → grouped down → moe_combine (h += …)
  * where "grouped" is one launch for all experts: W4A8 / W4A16 experts the decode kernels' experts
  * entry (w4a8_decode_experts, w4a16_decode_experts: blocks only for the experts rows picked, rows
  * compact by expert); float experts one batched cuBLAS GEMM, of one row per pick when the picks are
@@ -23,7 +23,7 @@ import type { LinearWeight } from '../../quant/types.js';
 import { addressTable, type DeviceBuffer } from './buffer.js';
 import type { CudaContext } from './context.js';
 import type { Cublas } from './cublas.js';
-import { FORM_BYTES, rmsnormToCuda, siluMulToCuda, type RowForm, type RowOutput } from './engine-ops.js';
+import { FORM_BYTES, rmsnormToCuda, rowScratchBytes, siluMulToCuda, type RowForm, type RowOutput, type RowScratch } from './engine-ops.js';
 import type { EngineLinear, LinearGroup } from './engine-linear.js';
 import { toF16Cuda } from './model-ops.js';
 import { MOE_MAX_EXPERTS, moeCombineCuda, moeGatherCuda, moePointersCuda, moeRouteCuda, moeRouterCuda, type MoeRoute, type PickLayout } from './moe-ops.js';
@@ -129,7 +129,7 @@ export function createMoeRunner(ctx: CudaContext, blas: Cublas, c: ModelConfig, 
     owned.push(b);
     return b;
   };
-  let route: MoeRoute, xf: RowOutput, xn: RowOutput, xe: RowOutput, gu: DeviceBuffer, dn: RowOutput, ye: DeviceBuffer, logits: DeviceBuffer;
+  let route: MoeRoute, scratch: RowScratch, xf: RowOutput, xn: RowOutput, xe: RowOutput, gu: DeviceBuffer, dn: RowOutput, ye: DeviceBuffer, logits: DeviceBuffer;
   let ptrs: { a: DeviceBuffer; b: DeviceBuffer; c: DeviceBuffer };
   try {
     route = { pickExpert: alloc(picks * 4), pickWeight: alloc(picks * 4), pickRow: alloc(picks * 4), offsets: alloc((E + 1) * 4), active: alloc(E * 4) };
@@ -140,6 +140,8 @@ export function createMoeRunner(ctx: CudaContext, blas: Cublas, c: ModelConfig, 
     gu = alloc(rows * 2 * F * 4);
     dn = { form: 'f32', values: alloc(rows * F * 4), scales: alloc(rows * 4) };
     ye = alloc(rows * d * 4);
+    const scratchBytes = rowScratchBytes(rows, F, 0);
+    scratch = { values: alloc(scratchBytes.values), amax: alloc(scratchBytes.amax) };
     ptrs = { a: alloc(E * 8), b: alloc(E * 8), c: alloc(E * 8) };
   } catch (e) {
     for (const b of owned) b.free();
@@ -171,7 +173,7 @@ export function createMoeRunner(ctx: CudaContext, blas: Cublas, c: ModelConfig, 
     if (t.kind === 'w4a8') w4a8ExpertsLinear(ctx, t.gateUp, route, xe.values, xe.scales, gu, R, m, typical);
     else if (t.kind === 'w4a16') w4a16ExpertsLinear(ctx, t.gateUp, route, xe.values, gu, R, m, typical);
     else batched(t.gateUp, xe.values, gu, layout === 'pairs' ? R : E, layout === 'pairs' ? 1 : m, 2 * F, d, layout === 'pairs', t.kind);
-    siluMulToCuda(ctx, gu, gu.view(F * 4, gu.bytes - F * 4), 2 * F, downForm, R, F);
+    siluMulToCuda(ctx, gu, gu.view(F * 4, gu.bytes - F * 4), 2 * F, downForm, R, F, scratch);
     if (t.kind === 'w4a8') w4a8ExpertsLinear(ctx, t.down, route, dn.values, dn.scales, ye, R, m, typical);
     else if (t.kind === 'w4a16') w4a16ExpertsLinear(ctx, t.down, route, dn.values, ye, R, m, typical);
     else batched(t.down, dn.values, ye, layout === 'pairs' ? R : E, layout === 'pairs' ? 1 : m, d, F, layout === 'pairs', t.kind);
@@ -196,7 +198,7 @@ export function createMoeRunner(ctx: CudaContext, blas: Cublas, c: ModelConfig, 
       const x = formRows(xe.values.view(at * d * 4, n * d * 4), n, host.formFor(expert.gateUp, n), xn);
       host.runLinear(expert.gateUp, x, gu, n);
       const downIn = as(dn, host.formFor(expert.down, n));
-      siluMulToCuda(ctx, gu, gu.view(F * 4, gu.bytes - F * 4), 2 * F, downIn, n, F);
+      siluMulToCuda(ctx, gu, gu.view(F * 4, gu.bytes - F * 4), 2 * F, downIn, n, F, scratch);
       host.runLinear(expert.down, downIn, ye.view(at * d * 4, n * d * 4), n);
     });
     moeCombineCuda(ctx, h, ye, m * k, route, m, k, d);

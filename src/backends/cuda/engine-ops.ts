@@ -71,14 +71,22 @@ export function rmsnormToCuda(ctx: CudaContext, x: DeviceBuffer, weight: DeviceB
   ctx.launch(getKernel(ctx, FILE, 'rmsnorm_to'), [m], [ROW_THREADS], [x, weight, ...outputArgs(out), { i32: dim }, { f32: eps }, { i32: FORM_CODE[out.form] }]);
 }
 
-/** silu(g) · u for g, u [m, F] (row stride ld), written as `out`. */
-export function siluMulToCuda(ctx: CudaContext, g: DeviceBuffer, u: DeviceBuffer, ld: number, out: RowOutput, m: number, F: number): void {
+/** silu(g) · u for g, u [m, F] (row stride ld), written as `out` (through `scratch`). */
+export function siluMulToCuda(ctx: CudaContext, g: DeviceBuffer, u: DeviceBuffer, ld: number, out: RowOutput, m: number, F: number, scratch: RowScratch): void {
   needBytes('silu g', g, ((m - 1) * ld + F) * 4);
   needBytes('silu u', u, ((m - 1) * ld + F) * 4);
   checkOutput('silu', out, m, F);
-  if (F > ENGINE_MAX_ROW) throw new RangeError(`silu: rows up to ${ENGINE_MAX_ROW} values, got ${F}`);
+  const blocks = Math.ceil(F / 1024);
+  needBytes('silu row scratch', scratch.values, m * F * 4);
+  needBytes('silu block maxima', scratch.amax, m * blocks * 4);
   if (ld % 4 !== 0 || ((u.ptr - g.ptr) / 4) % 4 !== 0) throw new RangeError('silu: g and u rows must start 16-byte aligned (ld and their offset divisible by 4)');
-  ctx.launch(getKernel(ctx, FILE, 'silu_mul_to'), [m], [ROW_THREADS], [g, u, { i32: ld }, { i32: F }, ...outputArgs(out), { i32: FORM_CODE[out.form] }]);
+  ctx.launch(getKernel(ctx, FILE, 'silu_mul_rows'), [m, blocks], [256], [g, u, { i32: ld }, { i32: F }, scratch.values, scratch.amax]);
+  quantizeRows(ctx, scratch, blocks, out, m, F);
+}
+
+/** Row scratch for the multi-block producers of rows up to `k` values (attention's H·D, SwiGLU's F), `rows` rows. */
+export function rowScratchBytes(rows: number, k: number, numHeads: number): { values: number; amax: number } {
+  return { values: rows * k * 4, amax: rows * Math.max(numHeads, Math.ceil(k / 1024)) * 4 };
 }
 
 /** The attention shape and where a layer's KV caches are found. */
@@ -124,9 +132,18 @@ export function engineSplits(positions: number, m: number, numHeads: number, hea
   return { splits, chunk: Math.ceil(positions / splits), partBytes: splits * perSplit };
 }
 
-/** Attention of q [m, H·D] (row stride ldq, rotated) over the rows' KV caches, written as `out` for the o projection. */
+/**
+ * Where a producer spread over several blocks a row leaves it for quantize_rows: the f32 values
+ * [rows, K] and each row's partial maxima of |y| [rows, P].
+ */
+export interface RowScratch {
+  readonly values: DeviceBuffer;
+  readonly amax: DeviceBuffer;
+}
+
+/** Attention of q [m, H·D] (row stride ldq, rotated) over the rows' KV caches, written as `out` for the o projection (through `scratch`). */
 export function attentionToCuda(ctx: CudaContext, q: DeviceBuffer, ldq: number, rows: DeviceBuffer, m: number, a: EngineAttention,
-  split: { splits: number; chunk: number }, part: DeviceBuffer, out: RowOutput): void {
+  split: { splits: number; chunk: number }, part: DeviceBuffer, scratch: RowScratch, out: RowOutput): void {
   checkHeads(a);
   const { numHeads: H, numKvHeads: KVH, headDim: D } = a;
   const { splits: S, chunk } = split;
@@ -134,13 +151,20 @@ export function attentionToCuda(ctx: CudaContext, q: DeviceBuffer, ldq: number, 
   needBytes('attention q', q, ((m - 1) * ldq + H * D) * 4);
   needBytes('attention rows', rows, m * ROW_BYTES);
   needBytes('attention partials', part, m * H * S * (D + 2) * 4);
+  needBytes('attention row scratch', scratch.values, m * H * D * 4);
+  needBytes('attention head maxima', scratch.amax, m * H * 4);
   checkOutput('attention', out, m, H * D);
   ctx.launch(getKernel(ctx, FILE, 'attention_split'), [m, H, S], [128],
     [q, { i32: ldq }, part, rows, a.kv, { i32: a.layer }, { i32: a.numLayers }, { i32: H }, { i32: KVH }, { i32: D }, { i32: a.window }, { i32: chunk }]);
-  const shared = (H * S + H + H * D) * 4;
-  if (shared > ctx.info.maxSharedPerBlockOptin) throw new RangeError(`attention merge needs ${shared} B of shared memory, the device allows ${ctx.info.maxSharedPerBlockOptin}`);
-  ctx.launch(getKernel(ctx, FILE, 'attention_merge', {}, shared), [m], [1024],
-    [part, ...outputArgs(out), rows, { i32: H }, { i32: D }, { i32: S }, { i32: chunk }, { i32: a.window }, { i32: FORM_CODE[out.form] }], shared);
+  ctx.launch(getKernel(ctx, FILE, 'attention_merge'), [m, H], [128],
+    [part, scratch.values, scratch.amax, rows, { i32: H }, { i32: D }, { i32: S }, { i32: chunk }, { i32: a.window }]);
+  quantizeRows(ctx, scratch, H, out, m, H * D);
+}
+
+/** scratch's rows [m, K] written as `out`, their scales from the P partial maxima per row. */
+function quantizeRows(ctx: CudaContext, scratch: RowScratch, P: number, out: RowOutput, m: number, K: number): void {
+  ctx.launch(getKernel(ctx, FILE, 'quantize_rows'), [m, Math.ceil(K / 1024)], [256],
+    [scratch.values, scratch.amax, { i32: P }, { i32: K }, ...outputArgs(out), { i32: FORM_CODE[out.form] }]);
 }
 
 /** out [m] (int32) = each row's argmax over x [m, n] (the first index of the largest value): greedy sampling on the device. */

@@ -1,13 +1,13 @@
 // The small ops of the CUDA decode engine (decode-engine.ts), in float32 arithmetic: the engine's
 // fast path (model-ops.cu and attention.cu keep the float64 reference). Each fuses what a step
-// repeats, so a LLaMA layer is 10 launches (4 GEMMs among them) instead of about 20:
+// repeats, so a LLaMA layer is 12 launches (4 GEMMs among them) instead of about 20:
 //
 //   gather_rows      out[r, :] = table[index[stride·r], :]  (the embedding: table E, index the rows'
 //                    tokens, stride 4; the lm_head's rows of a prefill: table h, index the picked rows)
 //   rmsnorm_to       y[r, :] = (x[r, :] ⊙ w) · inv_r,  inv_r = 1 / sqrt(Σ x[r, :]² / dim + eps),
 //                    written in the form the next linear reads (FORM below)
-//   silu_mul_to      y[r, j] = g[r, j] / (1 + e^(−g[r, j])) · u[r, j]  in FORM (g, u: column ranges of
-//                    one GEMM output, row stride ld)
+//   silu_mul_rows    grid (m, ⌈F/1024⌉), 256 threads: y[r, j] = g[r, j] / (1 + e^(−g[r, j])) · u[r, j]
+//                    (f32; g, u: column ranges of one GEMM output, row stride ld), amax[r, block] = max |y|
 //   rope_kv_write    grid (m, H + KVH): q heads rotated in place; k heads rotated and, with v, stored
 //                    as fp16 in the row's KV cache at its position. Half-split pairs (i, i + D/2),
 //                    angle = pos · inv_freq[i]:  a' = a·cos − b·sin,  b' = b·cos + a·sin
@@ -15,13 +15,15 @@
 //                    ∩ [first, pos] of its row, warp w every 4th of them from the w-th (an online
 //                    softmax per warp, lanes split d, scores summed by shuffles), and writes
 //                    part[r][h][s] = { max, Σ e, Σ e·V[0..D) } (float32) for the warps combined
-//   attention_merge  grid (m), 1024 threads: out[r, h·D + d] = Σ_s w_s·acc_s[d] / Σ_s w_s·l_s,
-//                    w_s = e^(max_s − max), over the row's non-empty splits, all heads, in FORM
+//   attention_merge  grid (m, H), 128 threads: y[r, h·D + d] = Σ_s w_s·acc_s[d] / Σ_s w_s·l_s (f32),
+//                    w_s = e^(max_s − max), over the row's non-empty splits; amax[r, h] = max_d |y|
+//   quantize_rows    grid (m, ⌈K/1024⌉), 256 threads: y [m, K] in FORM, a = max over amax[r, ·] / 127
 //   argmax_rows      grid (m), 1024 threads: out[r] = the smallest j with x[r, j] = max_j x[r, j] (greedy
 //                    sampling on the device, the host's tie rule; a row of NaN or −inf gives 0)
 //
-// rmsnorm_to and silu_mul_to run one block of 1024 threads per row, the row held in registers (read
-// once; rows of up to 32768 values, a multiple of 4); attention_merge one block of 1024 per row.
+// rmsnorm_to runs one block of 1024 threads per row, the row held in registers (read once; rows of up
+// to 32768 values, a multiple of 4); attention_merge, silu_mul_rows and quantize_rows spread a row over
+// blocks (the row's max |y| passes from the producer to quantize_rows through amax).
 // FORM of a row written for the next linear: 0 int8 per token + scale a[r] = max|y| / 127,
 //   q = clamp(rint(y / a), −127, 127) (act-quant.cu's definition, in float32); 1 the same int8 in
 //   FRAGMENT ORDER (w4a8_wgmma_rs/tma; act-quant.cu's permutation); 2 binary16; 3 float32.
@@ -97,7 +99,7 @@ __device__ __forceinline__ float4 scale4(float4 a, float s) { return make_float4
 __device__ __forceinline__ float absmax4(float4 a) { return fmaxf(fmaxf(fabsf(a.x), fabsf(a.y)), fmaxf(fabsf(a.z), fabsf(a.w))); }
 __device__ __forceinline__ float silu_mul1(float g, float u) { return g / (1.f + expf(-g)) * u; }
 
-// Row kernels (rmsnorm_to, silu_mul_to): one block of ROW_THREADS per row; each thread holds up to
+// Row kernels (rmsnorm_to): one block of ROW_THREADS per row; each thread holds up to
 // ROW_VEC float4 of the row in registers, so the row is read once (rows up to 4·ROW_THREADS·ROW_VEC).
 #define ROW_THREADS 1024
 #define ROW_VEC 8
@@ -139,31 +141,21 @@ rmsnorm_to(const float* __restrict__ x, const float* __restrict__ w, void* __res
   }
 }
 
-extern "C" __global__ void __launch_bounds__(ROW_THREADS)
-silu_mul_to(const float* __restrict__ g, const float* __restrict__ u, int ld, int F, void* __restrict__ out, float* __restrict__ scales, int form) {
-  pdl_launch_dependents();
-  const int r = blockIdx.x, n4 = F >> 2;
-  const float4* gr = reinterpret_cast<const float4*>(g + (size_t)r * ld);
-  const float4* ur = reinterpret_cast<const float4*>(u + (size_t)r * ld);
-  float4 v[ROW_VEC];
+// Grid (m, ceil(F / 1024)), 256 threads, a float4 each: y = silu(g)·u to the f32 row scratch, the
+// block's max |y| to amax[r·gridDim.y + blockIdx.y]; quantize_rows writes the row in FORM. (One block of
+// 1024 per row was bound by its own instruction issue on one SM: ~4 µs of a 7B decode layer, H100.)
+extern "C" __global__ void __launch_bounds__(256)
+silu_mul_rows(const float* __restrict__ g, const float* __restrict__ u, int ld, int F, float* __restrict__ y, float* __restrict__ amax) {
+  const int r = blockIdx.x, i4 = blockIdx.y * blockDim.x + threadIdx.x;
   float mx = 0.f;
-#pragma unroll
-  for (int j = 0; j < ROW_VEC; ++j) {
-    const int i = threadIdx.x + j * ROW_THREADS;
-    if (i < n4) {
-      const float4 a = gr[i], b = ur[i];
-      v[j] = make_float4(silu_mul1(a.x, b.x), silu_mul1(a.y, b.y), silu_mul1(a.z, b.z), silu_mul1(a.w, b.w));
-      mx = fmaxf(mx, absmax4(v[j]));
-    }
+  if (i4 < (F >> 2)) {
+    const float4 a = reinterpret_cast<const float4*>(g + (size_t)r * ld)[i4], b = reinterpret_cast<const float4*>(u + (size_t)r * ld)[i4];
+    const float4 v = make_float4(silu_mul1(a.x, b.x), silu_mul1(a.y, b.y), silu_mul1(a.z, b.z), silu_mul1(a.w, b.w));
+    reinterpret_cast<float4*>(y + (size_t)r * F)[i4] = v;
+    mx = absmax4(v);
   }
   mx = block_max(mx);
-  const float a = mx / 127.f;
-  if (threadIdx.x == 0 && form < 2) scales[r] = a;
-#pragma unroll
-  for (int j = 0; j < ROW_VEC; ++j) {
-    const int i = threadIdx.x + j * ROW_THREADS;
-    if (i < n4) store4(out, r, F, form, i, v[j], a);
-  }
+  if (threadIdx.x == 0) amax[(size_t)r * gridDim.y + blockIdx.y] = mx;
 }
 
 extern "C" __global__ void __launch_bounds__(128)
@@ -301,49 +293,73 @@ attention_split(const float* __restrict__ q, int ldq, float* __restrict__ part, 
   for (int d = threadIdx.x; d < D; d += 128) out[2 + d] = w[0] * acc_of[0][d] + w[1] * acc_of[1][d] + w[2] * acc_of[2][d] + w[3] * acc_of[3][d];
 }
 
-// dynamic shared memory: H·D outputs, H·S weights, H inverse sums (floats)
-extern "C" __global__ void __launch_bounds__(1024)
-attention_merge(const float* __restrict__ part, void* __restrict__ out, float* __restrict__ scales, const int* __restrict__ rows,
-                int H, int D, int S, int chunk, int window, int form) {
-  pdl_launch_dependents();
-  extern __shared__ float smem[];
-  float* o = smem;              // [H·D]
-  float* w = o + H * D;         // [H][S]
-  float* inv_l = w + H * S;     // [H]
-  const int r = blockIdx.x, tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, warps = blockDim.x >> 5;
+// One block per (row, head), so the merge is spread over the SMs (one block per row was bound by its
+// own instruction issue on one SM: ~6 µs of a 7B decode layer on the H100). Warp 0 forms the split
+// weights (lanes over splits, shuffles: the order of the one-block kernel before it, so the same
+// bits), then thread d: y = Σ_s fmaf(w_s, acc_s[d]) over s ascending · (1 / Σ_s w_s·l_s); y goes to
+// the f32 row scratch and the head's max |y| to amax[r·H + h] for quantize_rows.
+extern "C" __global__ void __launch_bounds__(128)
+attention_merge(const float* __restrict__ part, float* __restrict__ y, float* __restrict__ amax, const int* __restrict__ rows,
+                int H, int D, int S, int chunk, int window) {
+  __shared__ float w[MAX_SPLITS];
+  __shared__ float inv_l;
+  const int r = blockIdx.x, h = blockIdx.y, tid = threadIdx.x, lane = tid & 31;
   const int p = rows[4 * r + 1];
   const int first = window > 0 ? max(0, p - window + 1) : 0;
   const int s0 = first / chunk, s1 = p / chunk;  // the splits holding positions: [s0, s1]
-  const float* pr = part + (size_t)r * H * S * (D + 2);
-  for (int h = warp; h < H; h += warps) {
+  const float* ph = part + ((size_t)r * H + h) * S * (D + 2);
+  if (tid < 32) {
+    float mj[MAX_SPLITS / 32], lj[MAX_SPLITS / 32];
+#pragma unroll
+    for (int j = 0; j < MAX_SPLITS / 32; ++j) {
+      const int s = s0 + lane + 32 * j;
+      mj[j] = s <= s1 ? ph[(size_t)s * (D + 2)] : NEG_INF;
+      lj[j] = s <= s1 ? ph[(size_t)s * (D + 2) + 1] : 0.f;
+    }
     float M = NEG_INF;
-    for (int s = s0 + lane; s <= s1; s += 32) M = fmaxf(M, pr[((size_t)h * S + s) * (D + 2)]);
+#pragma unroll
+    for (int j = 0; j < MAX_SPLITS / 32; ++j) M = fmaxf(M, mj[j]);
     for (int off = 16; off > 0; off >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, off));
     float sum = 0.f;
-    for (int s = s0 + lane; s <= s1; s += 32) {
-      const float* ps = pr + ((size_t)h * S + s) * (D + 2);
-      const float e = expf(ps[0] - M);
-      w[h * S + s] = e;
-      sum = fmaf(e, ps[1], sum);
+#pragma unroll
+    for (int j = 0; j < MAX_SPLITS / 32; ++j) {
+      const int s = s0 + lane + 32 * j;
+      if (s <= s1) {
+        const float e = expf(mj[j] - M);
+        w[s - s0] = e;
+        sum = fmaf(e, lj[j], sum);
+      }
     }
     for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
-    if (lane == 0) inv_l[h] = 1.f / sum;
+    if (lane == 0) inv_l = 1.f / sum;
   }
   __syncthreads();
-  float amax = 0.f;
-  for (int e = tid; e < H * D; e += blockDim.x) {
-    const int h = e / D, d = e - h * D;
+  float mx = 0.f;
+  for (int d = tid; d < D; d += blockDim.x) {
     float acc = 0.f;
-#pragma unroll 4
-    for (int s = s0; s <= s1; ++s) acc = fmaf(w[h * S + s], pr[((size_t)h * S + s) * (D + 2) + 2 + d], acc);
-    acc *= inv_l[h];
-    o[e] = acc;
-    amax = fmaxf(amax, fabsf(acc));
+    for (int s = s0; s <= s1; ++s) acc = fmaf(w[s - s0], ph[(size_t)s * (D + 2) + 2 + d], acc);
+    acc *= inv_l;
+    y[(size_t)r * H * D + (size_t)h * D + d] = acc;
+    mx = fmaxf(mx, fabsf(acc));
   }
-  amax = block_max(amax);  // its barrier also publishes o
-  const float a = amax / 127.f;
-  if (tid == 0 && form < 2) scales[r] = a;
-  for (int i4 = tid; i4 < (H * D) >> 2; i4 += blockDim.x) store4(out, r, H * D, form, i4, reinterpret_cast<const float4*>(o)[i4], a);
+  mx = block_max(mx);
+  if (tid == 0) amax[(size_t)r * H + h] = mx;
+}
+
+// A row of K f32 values (y [m, K]) written in FORM, from P partial maxima of |y| per row (amax [m, P],
+// one per slice the producer wrote): a = max / 127. Grid (m, ceil(K / 1024)), 256 threads, a float4
+// each; the multi-block producers' second half (attention_merge's rows).
+extern "C" __global__ void __launch_bounds__(256)
+quantize_rows(const float* __restrict__ y, const float* __restrict__ amax, int P, int K, void* __restrict__ out, float* __restrict__ scales, int form) {
+  pdl_launch_dependents();
+  const int r = blockIdx.x, i4 = blockIdx.y * blockDim.x + threadIdx.x;
+  float mx = 0.f;
+  const float* ar = amax + (size_t)r * P;
+#pragma unroll 8
+  for (int j = 0; j < P; ++j) mx = fmaxf(mx, ar[j]);
+  const float a = mx / 127.f;
+  if (blockIdx.y == 0 && threadIdx.x == 0 && form < 2) scales[r] = a;
+  if (i4 < (K >> 2)) store4(out, r, K, form, i4, reinterpret_cast<const float4*>(y + (size_t)r * K)[i4], a);
 }
 
 extern "C" __global__ void __launch_bounds__(1024)
