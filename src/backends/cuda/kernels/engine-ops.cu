@@ -53,7 +53,7 @@ __device__ __forceinline__ float h2f(half_t h) {
   return v;
 }
 
-// Block-wide max / sum (every thread gets the result); blockDim.x a multiple of 32, at most 1024.
+// Block-wide max (every thread gets the result); blockDim.x a multiple of 32, at most 1024.
 __device__ __forceinline__ float block_max(float v) {
   __shared__ float red[32];
   for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
@@ -64,15 +64,24 @@ __device__ __forceinline__ float block_max(float v) {
   for (int w = 1; w < (int)(blockDim.x >> 5); ++w) v = fmaxf(v, red[w]);
   return v;
 }
-__device__ __forceinline__ float block_sum(float v) {
-  __shared__ float red[32];
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+// Block-wide sum of s and max of m in one pass (two barriers, not four; every thread gets both).
+__device__ __forceinline__ void block_sum_max(float& s, float& m) {
+  __shared__ float2 red2[32];
+  for (int o = 16; o > 0; o >>= 1) {
+    s += __shfl_xor_sync(0xffffffffu, s, o);
+    m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+  }
   __syncthreads();
-  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = v;
+  if ((threadIdx.x & 31) == 0) red2[threadIdx.x >> 5] = make_float2(s, m);
   __syncthreads();
-  v = red[0];
-  for (int w = 1; w < (int)(blockDim.x >> 5); ++w) v += red[w];
-  return v;
+  float2 v = red2[0];
+  for (int w = 1; w < (int)(blockDim.x >> 5); ++w) {
+    const float2 x = red2[w];
+    v.x += x.x;
+    v.y = fmaxf(v.y, x.y);
+  }
+  s = v.x;
+  m = v.y;
 }
 
 __device__ __forceinline__ signed char quant1(float v, float a) {
@@ -129,8 +138,7 @@ rmsnorm_to(const float* __restrict__ x, const float* __restrict__ w, void* __res
       mx = fmaxf(mx, absmax4(v[j]));
     }
   }
-  ss = block_sum(ss);
-  mx = block_max(mx);
+  block_sum_max(ss, mx);
   const float inv = 1.f / sqrtf(ss / (float)dim + eps);
   const float a = mx * inv / 127.f;
   if (threadIdx.x == 0 && form < 2) scales[r] = a;
