@@ -90,11 +90,18 @@ function prepare(w: QuantizedLinear, provenSafe: boolean): PreparedIntLinear {
     n, k, groupSize: G, groupCount, bits, mode,
     invAlpha: w.scale === 'int' ? 2 ** -w.alphaLog2! : 1,
     groupPadded, blocksPerGroup, weights, scales, bias, inPlace,
-    slots: Int32Array.from({ length: G }, (_, i) => activationSlot(bits, i)),
+    slots: activationSlots(bits, G),
     wAddress: inArena ? addresses[0]! : -1,
     scAddress: inArena ? addresses[1]! : -1,
     biasAddress: inArena ? addresses[2]! : -1,
   };
+}
+
+/** Each of a group's G inputs' slot in the kernel's block order (activationSlot), shared so pool threads read it. */
+function activationSlots(bits: IntKernelBits, G: number): Int32Array {
+  const slots = sharedInt32(G);
+  for (let i = 0; i < G; i++) slots[i] = activationSlot(bits, i);
+  return slots;
 }
 
 /** The packed weights with each group zero-padded to blocksPerGroup blocks, in the arena. */

@@ -1,7 +1,7 @@
 /**
  * The WASM SIMD A8 path of intLinear, on the main thread: quantizes the activations once per call
- * (exactly as quantizeActivations does) straight into int16 arena scratch laid out per padded
- * group, then runs the row kernel (int-linear-wasm-kernel.ts) over the output channels, split
+ * (exactly as quantizeActivations does; a prefill's rows split over the pool) straight into int16 arena
+ * scratch laid out per padded group, then runs the row kernel (int-linear-wasm-kernel.ts) over the output channels, split
  * across the CPU pool when the product is large enough, and copies the result out.
  *
  * Scratch (x16, a, out, ovf) lives in the arena, grows geometrically and is reused by every call
@@ -11,15 +11,17 @@ import { int32OverflowError } from './int-linear-reference.js';
 import type { PreparedIntLinear } from './int-linear-prepared.js';
 import { intActivationRowBytes, intLinearWasmRows, wasmIntLinearAvailable, type IntLinearWasmArgs } from './int-linear-wasm-kernel.js';
 import { INT_WASM_MODES } from './int-linear-wasm-module.js';
-import { KERNEL_INT_LINEAR_WASM } from './pool/kernels.js';
+import { KERNEL_INT_LINEAR_WASM, KERNEL_QUANTIZE_INT16 } from './pool/kernels.js';
+import { quantizeInt16Rows, type Int16ActivationArgs } from './int-activation-rows.js';
 import type { CpuPool } from './pool/index.js';
-import { activationScale, quantizeActivation } from '../../quant/activation-quant.js';
 import { arenaAddress, sharedUint8, withArenaAllocation } from '../../tensor/shared.js';
 import { unpackRow } from '../../quant/int4-pack.js';
 import type { QuantizedLinear } from '../../quant/types.js';
 
 /** Below this many multiply-adds per thread the integer kernel is not worth a dispatch. */
 export const INT_MIN_MACS_PER_THREAD = 1 << 18;
+/** Below this many activations per thread their quantization runs on the calling thread (a decode step's row does). */
+const QUANTIZE_MIN_VALUES_PER_THREAD = 1 << 14;
 
 let scratchBytes: Uint8Array | undefined;
 
@@ -57,7 +59,7 @@ export function intLinearWasm(
   const x16 = new Int16Array(block.buffer, base, xBytes / 2);
   const a = new Float32Array(block.buffer, base + xBytes, M);
   const y = new Float32Array(block.buffer, base + xBytes + aBytes, M * N);
-  quantizeToInt16(x, M, p, x16, xRow / 2, a);
+  quantizeToInt16(x, M, p, x16, xRow / 2, a, pool);
   const args: IntLinearWasmArgs = {
     x: base, a: base + xBytes, out: base + xBytes + aBytes,
     ovf: checked ? base + xBytes + aBytes + outBytes : 0,
@@ -72,29 +74,13 @@ export function intLinearWasm(
   return true;
 }
 
-/**
- * quantizeActivations (activation-quant.ts) bit for bit, written as int16 rows of rowLength with
- * input i of group g at g·Gp + slots[i] (the kernel's block order; padding left as it is: its
- * weights are 0).
- */
-function quantizeToInt16(x: Float32Array, M: number, p: PreparedIntLinear, x16: Int16Array, rowLength: number, scales: Float32Array): void {
-  const { k: K, groupSize: G, groupCount, groupPadded: Gp, slots } = p;
-  if (x.length < M * K) throw new RangeError(`x holds ${x.length} values, need M·K = ${M}·${K}`);
-  for (let row = 0; row < M; row++) {
-    const src = row * K;
-    const a = activationScale(x, src, K);
-    scales[row] = a;
-    const dst = row * rowLength;
-    if (a === 0) {
-      x16.fill(0, dst, dst + rowLength);
-      continue;
-    }
-    for (let g = 0; g < groupCount; g++) {
-      const s = src + g * G;
-      const d = dst + g * Gp;
-      for (let i = 0; i < G; i++) x16[d + slots[i]!] = quantizeActivation(x[s + i]!, a);
-    }
-  }
+/** The activations in the kernel's int16 layout (int-activation-rows.ts), a prefill's rows split over the pool. */
+function quantizeToInt16(x: Float32Array, M: number, p: PreparedIntLinear, x16: Int16Array, rowLength: number, scales: Float32Array, pool: CpuPool | null): void {
+  const { k, groupSize, groupCount, groupPadded, slots } = p;
+  if (x.length < M * k) throw new RangeError(`x holds ${x.length} values, need M·K = ${M}·${k}`);
+  const args: Int16ActivationArgs = { x, x16, scales, slots, k, groupSize, groupCount, groupPadded, rowLength };
+  if (pool === null || pool.threads === 1) quantizeInt16Rows(args, 0, M);
+  else pool.runWhereShared(KERNEL_QUANTIZE_INT16, args, M, { workPerRow: k, minWorkPerThread: QUANTIZE_MIN_VALUES_PER_THREAD });
 }
 
 /** Throws the reference's error for the first flagged output in token-major order, if any. */
