@@ -13,6 +13,7 @@ import { intActivationRowBytes, intLinearWasmRows, wasmIntLinearAvailable, type 
 import { INT_WASM_MODES } from './int-linear-wasm-module.js';
 import { KERNEL_INT_LINEAR_WASM, KERNEL_QUANTIZE_INT16 } from './pool/kernels.js';
 import { quantizeInt16Rows, type Int16ActivationArgs } from './int-activation-rows.js';
+import { copyRowsOnPool } from './copy-pool.js';
 import type { CpuPool } from './pool/index.js';
 import { arenaAddress, sharedUint8, withArenaAllocation } from '../../tensor/shared.js';
 import { unpackRow } from '../../quant/int4-pack.js';
@@ -70,7 +71,7 @@ export function intLinearWasm(
   if (pool === null || pool.threads === 1) intLinearWasmRows(args, 0, N);
   else pool.run(KERNEL_INT_LINEAR_WASM, args, N, { align: 2, workPerRow: M * p.k, minWorkPerThread: minMacsPerThread });
   if (checked) throwOnOverflow(new Uint8Array(block.buffer, args.ovf, M * N), x16, xRow / 2, w, p);
-  out.set(y);
+  copyRowsOnPool(y, out, M, N, pool);
   return true;
 }
 

@@ -14,6 +14,7 @@ import { cpuPool, type CpuPool, type RunOptions } from './pool/index.js';
 import { KERNEL_MATMUL_F32, KERNEL_MATMUL_F32_WASM } from './pool/kernels.js';
 import { MATMUL_F32_BLOCK_N, matmulF32Rows, type MatmulF32Args } from './matmul-f32-kernel.js';
 import { matmulF32WasmRows, wasmMatmulAvailable, type MatmulF32WasmArgs } from './matmul-f32-wasm-kernel.js';
+import { copyRowsOnPool } from './copy-pool.js';
 
 /** Below this many multiply-adds per thread a matmul is not worth a dispatch (~ 5-10 µs). */
 export const MATMUL_MIN_MACS_PER_THREAD = 1 << 17;
@@ -92,7 +93,7 @@ function matmulWasm(
   const args: MatmulF32WasmArgs = { x: xAddress, w: wAddress, out: outAddress, m, k, n };
   if (pool === null || pool.threads === 1) matmulF32WasmRows(args, 0, n);
   else pool.run(KERNEL_MATMUL_F32_WASM, args, n, run);
-  if (stagedOut !== undefined) out.set(stagedOut.subarray(0, m * n));
+  if (stagedOut !== undefined) copyRowsOnPool(stagedOut, out, m, n, pool);
   if (bias !== undefined) addBias(out, m, n, bias);
   return true;
 }

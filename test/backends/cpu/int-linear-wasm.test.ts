@@ -3,7 +3,7 @@ import { packWeights } from '../../../src/quant/int4-pack.js';
 import { after, test } from 'node:test';
 import { intLinear, prepareIntLinear, type IntLinearOptions } from '../../../src/backends/cpu/int-linear.js';
 import { prepareIntLinearWasm, releaseIntLinearWasm } from '../../../src/backends/cpu/int-linear-prepared.js';
-import { arenaAddress, withArenaAllocation } from '../../../src/tensor/shared.js';
+import { arenaAddress, sharedFloat32, withArenaAllocation } from '../../../src/tensor/shared.js';
 import { referenceLinear } from '../../../src/backends/cpu/int-linear-reference.js';
 import { wasmIntLinearAvailable } from '../../../src/backends/cpu/int-linear-wasm-kernel.js';
 import { CpuPool } from '../../../src/backends/cpu/pool/index.js';
@@ -70,6 +70,22 @@ test('WASM and threaded paths equal the reference on padded groups, odd shapes, 
     }
   }
   assert.equal(cases, 2 * 2 * 6 * 4);
+});
+
+test('a prefill-sized product on 3 threads (the activations\' quantization and the result\'s copy split over the pool by rows, shared x and out) equals the reference', { skip }, () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  const [m, k, n] = [70, 512, 2101];
+  for (const wBits of [4, 8] as WeightBits[]) {
+    const spec: QuantSpec = { wBits, aBits: 8, groupSize: 128, scale: 'int', alpha: { kind: 'safe', maxLog2: 12 } };
+    const layer = quantizeLinear({ kind: 'float', n, k, w: randomNormals(rng, n * k, 0.04) }, spec);
+    const x = sharedFloat32(m * k);
+    x.set(randomNormals(rng, m * k, 2));
+    x.fill(0, 3 * k, 4 * k); // an all-zero token
+    const out = sharedFloat32(m * n);
+    intLinear(x, m, layer, out, { kernel: 'wasm', pool });
+    assertBitEqual(out, referenceLinear(x, m, layer), `seed ${seed} W${wBits} M=${m} N=${n} K=${k}`);
+  }
 });
 
 test('a prepared layer runs many times bit for bit; an arena layer is read in place; a released copy is reused, not leaked', { skip }, () => {
