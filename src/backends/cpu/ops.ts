@@ -11,19 +11,16 @@ import {
 } from './attention-wasm-kernel.js';
 import { cpuPool } from './pool/index.js';
 import type { KernelArgs, RowKernel } from './pool/types.js';
-import { KERNEL_ATTENTION, KERNEL_ATTENTION_WASM, KERNEL_DECODE_ATTENTION, KERNEL_DECODE_ATTENTION_WASM } from './pool/kernels.js';
+import { KERNEL_ATTENTION, KERNEL_ATTENTION_WASM, KERNEL_DECODE_ATTENTION, KERNEL_DECODE_ATTENTION_WASM, KERNEL_RMSNORM, KERNEL_SILU_MUL } from './pool/kernels.js';
+import type { RmsnormArgs, SiluMulArgs } from './elementwise-rows.js';
 
-/** y[i, :] = x[i, :] / sqrt(mean(x[i, :]²) + eps) · weight, for m rows of weight.length. */
+/** Below this many values per thread an elementwise op runs on the calling thread (a decode step's do). */
+const ELEMENTWISE_MIN_PER_THREAD = 1 << 16;
+
+/** y[i, :] = x[i, :] / sqrt(mean(x[i, :]²) + eps) · weight, for m rows of weight.length (a prefill's rows over the pool). */
 export function rmsnorm(x: Float32Array, m: number, weight: Float32Array, eps: number): Float32Array {
-  const dim = weight.length;
-  const y = sharedFloat32(m * dim);
-  for (let r = 0; r < m; r++) {
-    const o = r * dim;
-    let ss = 0;
-    for (let i = 0; i < dim; i++) ss += x[o + i] * x[o + i];
-    const inv = Math.fround(1 / Math.sqrt(Math.fround(ss / dim) + eps));
-    for (let i = 0; i < dim; i++) y[o + i] = weight[i] * Math.fround(x[o + i] * inv);
-  }
+  const y = sharedFloat32(m * weight.length);
+  cpuPool().runWhereShared(KERNEL_RMSNORM, { x, weight, y, eps } satisfies RmsnormArgs, m, { workPerRow: weight.length, minWorkPerThread: ELEMENTWISE_MIN_PER_THREAD });
   return y;
 }
 
@@ -152,12 +149,10 @@ export function decodeAttention(q: Float32Array, k: Float32Array, v: Float32Arra
   return args.out as Float32Array;
 }
 
-/** gate[i] = silu(gate[i]) · up[i], in place. */
+/** gate[i] = silu(gate[i]) · up[i], in place (a prefill's over the pool, in rows of 1024 values). */
 export function siluMul(gate: Float32Array, up: Float32Array): void {
-  for (let i = 0; i < gate.length; i++) {
-    const g = gate[i];
-    gate[i] = (g / (1 + Math.exp(-g))) * up[i];
-  }
+  const n = 1024;
+  cpuPool().runWhereShared(KERNEL_SILU_MUL, { gate, up, n } satisfies SiluMulArgs, Math.ceil(gate.length / n), { workPerRow: n, minWorkPerThread: ELEMENTWISE_MIN_PER_THREAD });
 }
 
 export function addInPlace(a: Float32Array, b: Float32Array): void {
