@@ -1,6 +1,6 @@
 /**
- * The CPU backend's elementwise and attention kernels (plain loops; the matmuls, where the time
- * goes, live in matmul.ts and int-linear.ts). Row-major float32 throughout, float64 accumulation.
+ * The CPU backend's elementwise and attention kernels (plain loops, a prefill's rows split over the
+ * pool where its arrays are shared; the matmuls, where the time goes, live in matmul.ts and int-linear.ts). Row-major float32 throughout, float64 accumulation.
  */
 import type { AttentionShape, LayerKvCache } from '../../model/backend.js';
 import { allShared, arenaAddress, sharedFloat32, sharedInt32 } from '../../tensor/shared.js';
