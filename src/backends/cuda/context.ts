@@ -86,6 +86,14 @@ export class CudaContext {
     this.queue.synchronize();
   }
 
+  /**
+   * Waits for all of the context's work (cuCtxSynchronize): ctx.upload and DeviceBuffer.fill go on the
+   * legacy stream, not ordered with ours, so they must land before our stream reads what they wrote.
+   */
+  landUploads(): void {
+    this.api.check('cuCtxSynchronize', this.api.fn.cuCtxSynchronize!() as number);
+  }
+
   /** Issues stream work now, after showing it to the observer when one is set (CudaStream.onStream). */
   onStream(issue: () => void): void {
     this.queue.onStream(issue);

@@ -284,7 +284,7 @@ function uploadLinear(ctx: CudaContext, w: LinearWeight, floatPrecision: FloatPr
     throw e;
   }
   // weights went up with synchronous copies on the legacy stream: let them land before our stream reads them
-  ctx.api.check('cuCtxSynchronize', ctx.api.fn.cuCtxSynchronize!() as number);
+  ctx.landUploads();
   return { weight: w, resident, bias, onHost: null };
 }
 

@@ -86,7 +86,7 @@ export function uploadEngineWeights(ctx: CudaContext, config: ModelConfig, weigh
     // the table in float32 on the device (an 8-bit table widened once here; the engine gathers rows)
     const e = weights.embedding;
     const embedding = buffer(e.kind === 'float' ? e.w.subarray(0, config.vocabSize * config.hiddenSize) : dequantize(e));
-    ctx.api.check('cuCtxSynchronize', ctx.api.fn.cuCtxSynchronize!() as number); // uploads went through the legacy stream
+    ctx.landUploads(); // uploads went through the legacy stream
     return { embedding, layers, finalNorm: buffer(weights.finalNorm), lmHead: linear(weights.lmHead, 'lm_head'), invFreq: buffer(invFreq), owned };
   } catch (e) {
     freeEngineWeights({ owned } as EngineWeights);

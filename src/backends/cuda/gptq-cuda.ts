@@ -59,13 +59,11 @@ export function cudaGptq(ctx: CudaContext): CudaGptq {
     return [Math.min(Math.ceil(cols / THREADS), 64), rows];
   };
   const elementsGrid = (n: number): [number] => [Math.max(1, Math.min(Math.ceil(n / THREADS), 8192))];
-  /** Uploads and memsets go on the legacy stream, not ordered with ours: wait for them before our stream reads. */
-  const landed = (): void => ctx.api.check('cuCtxSynchronize', ctx.api.fn.cuCtxSynchronize!() as number);
 
   const accumulator = (k: number): GptqAccumulator<Float32Array | DeviceBuffer> => {
     let sum: DeviceBuffer | null = ctx.alloc(k * k * 8);
     sum.fill(0);
-    landed();
+    ctx.landUploads();
     let rows32: DeviceBuffer | null = null, rows64: DeviceBuffer | null = null, capacity = 0;
     let tokens = 0;
     const release = () => {
@@ -92,7 +90,7 @@ export function cudaGptq(ctx: CudaContext): CudaGptq {
         let rows = x as DeviceBuffer;
         if (x instanceof Float32Array) {
           rows32!.upload(x.subarray(0, m * k));
-          landed();
+          ctx.landUploads();
           rows = rows32!;
         }
         launch('to_f64', elementsGrid(m * k), [rows, rows64!, { u64: m * k }]);
@@ -125,7 +123,7 @@ export function cudaGptq(ctx: CudaContext): CudaGptq {
       const plan = factorPlan(diagonal.download(new Float64Array(k)), settings, name);
       diagonal.upload(plan.diag);
       perm.upload(plan.perm);
-      landed();
+      ctx.landUploads();
       launch('permute_damp', rowsGrid(k, k), [sum, h, perm, diagonal, { f64: plan.lambda }, { i32: k }]);
       ctx.synchronize();
       const u = sharedFloat64(k * k);
@@ -178,7 +176,7 @@ export function cudaGptq(ctx: CudaContext): CudaGptq {
       const err = alloc(n * Math.min(B, k) * 8);
       const overflow = alloc(4);
       overflow.fill(0);
-      landed();
+      ctx.landUploads();
       const alphaLog2 = scaler.kind === 'int' ? scaler.alphaLog2 : -1;
       launch('permute_weights', rowsGrid(n, k), [w32, W, dPerm, dDead, { i32: k }]);
       for (let i1 = 0; i1 < k; i1 += B) {

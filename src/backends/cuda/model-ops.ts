@@ -16,7 +16,6 @@ import { getKernel } from './kernel-cache.js';
 export const MODEL_OPS_THREADS = 256;
 const OPS = 'model-ops.cu';
 
-
 /** Grid of one thread per element for n elements. */
 const blocksFor = (n: number): [number] => [Math.max(1, Math.ceil(n / MODEL_OPS_THREADS))];
 

@@ -24,10 +24,10 @@ export interface MoeRoute {
   readonly active: DeviceBuffer;
 }
 
-
 /** Throws a RangeError naming `what` when the routing tables (moe_route's offsets [E + 1], active [E]) hold fewer than `experts`. */
 export function needRouteTables(what: string, route: { readonly offsets: DeviceBuffer; readonly active: DeviceBuffer }, experts: number): void {
-  if (route.offsets.bytes < (experts + 1) * 4 || route.active.bytes < experts * 4) throw new RangeError(`${what}: routing tables too small for ${experts} experts`);
+  needBytes(`${what} offsets`, route.offsets, (experts + 1) * 4);
+  needBytes(`${what} active`, route.active, experts * 4);
 }
 
 /** logits [m, E] = x [m, d] · wᵀ (w [E, d], float32), in an order that does not depend on m (moe_router). */
@@ -43,8 +43,7 @@ export function moeRouteCuda(ctx: CudaContext, logits: DeviceBuffer, m: number, 
   if (E > MOE_MAX_EXPERTS || k < 1 || k > E) throw new RangeError(`moe route: ${E} experts, top ${k} (the kernels take up to ${MOE_MAX_EXPERTS} experts, 1 ≤ k ≤ E)`);
   needBytes('moe route logits', logits, m * E * 4);
   for (const b of [route.pickExpert, route.pickWeight, route.pickRow]) needBytes('moe route picks', b, m * k * 4);
-  needBytes('moe route offsets', route.offsets, (E + 1) * 4);
-  needBytes('moe route active', route.active, E * 4);
+  needRouteTables('moe route', route, E);
   ctx.launch(getKernel(ctx, FILE, 'moe_route'), [1], [1024],
     [logits, { i32: m }, { i32: E }, { i32: k }, { i32: LAYOUT_CODE[layout] }, { i32: cap }, route.pickExpert, route.pickWeight, route.pickRow, route.offsets, route.active]);
 }

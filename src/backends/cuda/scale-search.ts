@@ -79,7 +79,7 @@ export function createScaleSearch(device: ScaleSearchDevice, problem: ScaleSearc
       return { input, target, bias, ref, config: device.chooseConfig(input.t, w.n, k) };
     });
     // the uploads above went on the legacy stream: let them land before our stream reads them
-    ctx.api.check('cuCtxSynchronize', ctx.api.fn.cuCtxSynchronize!() as number);
+    ctx.landUploads();
     return {
       loss: (scales) => {
         if (scales.length !== k) throw new RangeError(`scale search: ${scales.length} scales for K = ${k}`);

@@ -25,7 +25,7 @@ function grown(ctx: CudaContext, space: Workspace, key: keyof Workspace, bytes: 
     buf = ctx.alloc(bytes);
     if (zero) {
       buf.fill(0);
-      ctx.api.check('cuCtxSynchronize', ctx.api.fn.cuCtxSynchronize!() as number);
+      ctx.landUploads();
     }
     space[key] = buf;
   }
