@@ -71,7 +71,6 @@ const shape = SHAPES[shapeName];
 const ctx = needsGpu('the batched end-to-end bench', () => new CudaContext(0));
 const out = benchOutput(values.json === true);
 
-
 /** Device-to-device copy bandwidth (read + write bytes per second), best of 5 copies of 1 GiB. */
 function copyBandwidth(): number {
   const bytes = 1 << 30;

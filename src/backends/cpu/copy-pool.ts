@@ -13,6 +13,6 @@ const MIN_FLOATS_PER_THREAD = 1 << 16;
 
 export function copyRowsOnPool(src: Float32Array, dst: Float32Array, rows: number, n: number, pool: CpuPool | null): void {
   const args: CopyRowsArgs = { src, dst, n };
-  if (pool === null || pool.threads === 1) copyRowsRange(args, 0, rows);
+  if (pool === null) copyRowsRange(args, 0, rows);
   else pool.runWhereShared(KERNEL_COPY_ROWS, args, rows, { workPerRow: n, minWorkPerThread: MIN_FLOATS_PER_THREAD });
 }

@@ -80,7 +80,7 @@ function quantizeToInt16(x: Float32Array, M: number, p: PreparedIntLinear, x16: 
   const { k, groupSize, groupCount, groupPadded, slots } = p;
   if (x.length < M * k) throw new RangeError(`x holds ${x.length} values, need M·K = ${M}·${k}`);
   const args: Int16ActivationArgs = { x, x16, scales, slots, k, groupSize, groupCount, groupPadded, rowLength };
-  if (pool === null || pool.threads === 1) quantizeInt16Rows(args, 0, M);
+  if (pool === null) quantizeInt16Rows(args, 0, M);
   else pool.runWhereShared(KERNEL_QUANTIZE_INT16, args, M, { workPerRow: k, minWorkPerThread: QUANTIZE_MIN_VALUES_PER_THREAD });
 }
 
