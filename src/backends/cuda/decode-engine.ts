@@ -11,6 +11,9 @@
  *              → silu_mul_rows → quantize_rows → down GEMM adding into h (+bias)
  *   last row   rmsnorm_to → lm_head GEMM (fp16 by default)
  *
+ * In a decode step (each row its sequence's one new position) attention_split does rope_kv_write's
+ * work itself (ropeInAttention, on by default): the same floats, one launch a layer fewer.
+ *
  * A mixture-of-experts layer (mixtral) runs its MLP as engine-moe.ts says: routed on the device, the
  * experts grouped into one launch per GEMM in a decode step, one GEMM per picked expert in a prefill.
  *
@@ -52,6 +55,11 @@ export interface CudaEngineOptions {
   readonly graphs?: boolean;
   /** float layers (the lm_head, an unquantized model): 'f16' (default) or 'f32' (cuBLAS SGEMM). */
   readonly floatPrecision?: FloatPrecision;
+  /**
+   * a decode step's rope and KV write done inside attention (default true: one launch a layer
+   * fewer); false keeps the separate rope_kv_write kernel that prefill passes use. Same floats either way.
+   */
+  readonly ropeInAttention?: boolean;
 }
 
 export interface CudaEngine extends SequenceEngine {
@@ -82,6 +90,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
   const c = config;
   const d = c.hiddenSize, F = c.intermediateSize, H = c.numHeads, KVH = c.numKvHeads, D = c.headDim, L = c.numLayers;
   const maxSequences = options.maxSequences ?? 8;
+  const ropeInAttention = options.ropeInAttention ?? true;
   const invFreq = ropeInverseFrequencies(D, c.ropeTheta, c.ropeScaling);
   let w: ReturnType<typeof uploadEngineWeights>;
   try {
@@ -244,9 +253,11 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
     for (let i = 0; i < L; i++) {
       const layer = w.layers[i]!;
       const [q, k, v] = normAndGroup(layer.inputNorm, layer.qkv, qkvOut, m);
-      ropeKvWriteCuda(ctx, q!.part, q!.ld, k!.part, v!.part, k!.ld, w.invFreq, rows, m, attentionOf(i));
+      const fold = decode && ropeInAttention;
+      if (!fold) ropeKvWriteCuda(ctx, q!.part, q!.ld, k!.part, v!.part, k!.ld, w.invFreq, rows, m, attentionOf(i));
       const oIn = act(0, formFor(layer.o, m));
-      attentionToCuda(ctx, q!.part, q!.ld, rows, m, attentionOf(i), split, part, rowScratch, oIn);
+      attentionToCuda(ctx, q!.part, q!.ld, rows, m, attentionOf(i), split, part, rowScratch, oIn,
+        fold ? { k: k!.part, v: v!.part, ld: k!.ld, invFreq: w.invFreq } : undefined);
       addLinear(layer.o, oIn, m);
       if (layer.moe !== undefined) {
         moeRunner!.run(layer.moe, layer.postAttentionNorm, h, m, decode);

@@ -141,21 +141,45 @@ export interface RowScratch {
   readonly amax: DeviceBuffer;
 }
 
-/** Attention of q [m, H·D] (row stride ldq, rotated) over the rows' KV caches, written as `out` for the o projection (through `scratch`). */
+/**
+ * A decode step's new keys and values, not yet rotated or stored: attention rotates q and them itself
+ * and stores them in the rows' caches (rope_kv_write's work folded in). Only where each row is its
+ * sequence's one new position (a decode step), so no row reads another's new position.
+ */
+export interface FreshKv {
+  readonly k: DeviceBuffer;
+  readonly v: DeviceBuffer;
+  /** row stride of k and v (elements). */
+  readonly ld: number;
+  readonly invFreq: DeviceBuffer;
+}
+
+/**
+ * Attention of q [m, H·D] (row stride ldq) over the rows' KV caches, written as `out` for the o
+ * projection (through `scratch`). q rotated and the rows' keys stored already (ropeKvWriteCuda), or,
+ * with `fresh`, both done here.
+ */
 export function attentionToCuda(ctx: CudaContext, q: DeviceBuffer, ldq: number, rows: DeviceBuffer, m: number, a: EngineAttention,
-  split: { splits: number; chunk: number }, part: DeviceBuffer, scratch: RowScratch, out: RowOutput): void {
+  split: { splits: number; chunk: number }, part: DeviceBuffer, scratch: RowScratch, out: RowOutput, fresh?: FreshKv): void {
   checkHeads(a);
   const { numHeads: H, numKvHeads: KVH, headDim: D } = a;
   const { splits: S, chunk } = split;
   if (S > ENGINE_MAX_SPLITS) throw new RangeError(`attention: ${S} splits, the merge takes at most ${ENGINE_MAX_SPLITS}`);
   needBytes('attention q', q, ((m - 1) * ldq + H * D) * 4);
+  if (fresh !== undefined) {
+    needBytes('attention new k', fresh.k, ((m - 1) * fresh.ld + KVH * D) * 4);
+    needBytes('attention new v', fresh.v, ((m - 1) * fresh.ld + KVH * D) * 4);
+    needBytes('attention invFreq', fresh.invFreq, (D / 2) * 4);
+  }
+  const none = { u64: 0 };
   needBytes('attention rows', rows, m * ROW_BYTES);
   needBytes('attention partials', part, m * H * S * (D + 2) * 4);
   needBytes('attention row scratch', scratch.values, m * H * D * 4);
   needBytes('attention head maxima', scratch.amax, m * H * 4);
   checkOutput('attention', out, m, H * D);
   ctx.launch(getKernel(ctx, FILE, 'attention_split'), [m, H, S], [128],
-    [q, { i32: ldq }, part, rows, a.kv, { i32: a.layer }, { i32: a.numLayers }, { i32: H }, { i32: KVH }, { i32: D }, { i32: a.window }, { i32: chunk }]);
+    [q, { i32: ldq }, part, rows, a.kv, { i32: a.layer }, { i32: a.numLayers }, { i32: H }, { i32: KVH }, { i32: D }, { i32: a.window }, { i32: chunk },
+      fresh?.k ?? none, fresh?.v ?? none, { i32: fresh?.ld ?? 0 }, fresh?.invFreq ?? none]);
   ctx.launch(getKernel(ctx, FILE, 'attention_merge'), [m, H], [128],
     [part, scratch.values, scratch.amax, rows, { i32: H }, { i32: D }, { i32: S }, { i32: chunk }, { i32: a.window }]);
   quantizeRows(ctx, scratch, H, out, m, H * D);

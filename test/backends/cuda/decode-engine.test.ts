@@ -7,7 +7,8 @@
  * prefill; a W4A16 prompt past the decode kernel's rows (fp16 expansion + cuBLAS) near the same prompt in
  * short passes; two sequences interleaved equal to each alone; 20 sequences batched (a packed prefill,
  * then decode steps of M = 20 rows at different positions) each near its own logits alone with the
- * same greedy tokens, and decodeGreedy (the argmax on the device) the same tokens; bad use refused
+ * same greedy tokens, and decodeGreedy (the argmax on the device) the same tokens; decode steps with
+ * rope and the KV write folded into attention equal to the separate kernel bit for bit; bad use refused
  * with a message. Skips
  * without a GPU. Tolerances are relative to the largest reference logit and are the fast path's
  * stated accuracy (docs/cuda-notes.md).
@@ -178,6 +179,34 @@ test('CUDA engine: 20 sequences batched (prefill packed across passes, decode st
     }
     t.diagnostic(`batched vs alone: largest logit error ${worst.toExponential(1)}; ${identical} of ${prompts.length * (steps + 1)} rows bit-identical`);
   });
+});
+
+test('CUDA engine: decode steps with rope and the KV write folded into attention give the separate rope_kv_write\'s logits bit for bit (batched; GQA and a sliding window of 8 (mistral); later steps read the keys the fold stored)', { skip }, (t) => {
+  const { model: quantized, prompt } = quantizedEmbedded();
+  const cases = [
+    { name: 'quantized embedded', model: quantized, prompt },
+    ...['mistral', 'qwen2'].map((name) => ({ name, model: loadModel(fixturePath(name)).model, prompt: readReference(fixturePath(name)).inputIds.slice(0, 6) })),
+  ];
+  const steps = 10;
+  for (const c of cases) {
+    const prompts = [c.prompt, c.prompt.slice(2), [...c.prompt].reverse().slice(0, 4)];
+    const run = (ropeInAttention: boolean): Float32Array[][] => {
+      let out: Float32Array[][] = [];
+      withEngine(c.model, { ropeInAttention, maxSequences: prompts.length }, (engine) => {
+        const seqs = prompts.map((p) => engine.open(p.length + steps));
+        out = [engine.feedBatch(seqs, prompts)];
+        for (let s = 0; s < steps; s++) out.push(engine.decodeBatch(seqs, out[s]!.map(argmax)));
+        for (const q of seqs) q.release();
+      });
+      return out;
+    };
+    const separate = run(false);
+    const folded = run(true);
+    for (let s = 0; s <= steps; s++) {
+      for (let i = 0; i < prompts.length; i++) assert.deepEqual(folded[s]![i], separate[s]![i], `${c.name}: sequence ${i} step ${s}`);
+    }
+    t.diagnostic(`${c.name}: ${prompts.length} sequences × ${steps} decode steps bit-identical`);
+  }
 });
 
 test('CUDA engine: bad use is refused with a message', { skip }, () => {

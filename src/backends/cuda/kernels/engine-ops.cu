@@ -14,7 +14,11 @@
 //   attention_split  grid (m, H, S), 128 threads: block s takes the positions [s·chunk, (s+1)·chunk)
 //                    ∩ [first, pos] of its row, warp w every 4th of them from the w-th (an online
 //                    softmax per warp, lanes split d, scores summed by shuffles), and writes
-//                    part[r][h][s] = { max, Σ e, Σ e·V[0..D) } (float32) for the warps combined
+//                    part[r][h][s] = { max, Σ e, Σ e·V[0..D) } (float32) for the warps combined.
+//                    Decode fold (k_new, v_new given: each row its sequence's one new position p, so no
+//                    other row reads p): q rotated in the kernel, the block whose range ends at p rotates
+//                    the new key, rounds key and value to fp16 and reads them from registers at t = p, and
+//                    the kv group's first head stores them (rope_kv_write's work, the same floats)
 //   attention_merge  grid (m, H), 128 threads: y[r, h·D + d] = Σ_s w_s·acc_s[d] / Σ_s w_s·l_s (f32),
 //                    w_s = e^(max_s − max), over the row's non-empty splits; amax[r, h] = max_d |y|
 //   quantize_rows    grid (m, ⌈K/1024⌉), 256 threads: y [m, K] in FORM, a = max over amax[r, ·] / 127
@@ -166,6 +170,16 @@ silu_mul_rows(const float* __restrict__ g, const float* __restrict__ u, int ld, 
   if (threadIdx.x == 0) amax[(size_t)r * gridDim.y + blockIdx.y] = mx;
 }
 
+// Rotary embedding of element e of a head x[0, D) at angle (c, s) = cos, sin of pos · inv_freq[e mod D/2]
+// (half-split pairs: a = x[i], b = x[i + D/2]; a' = a·c − b·s, b' = b·c + a·s), every product and the sum
+// rounded on its own (no fused multiply-add): rope_kv_write and attention_split's decode fold both call
+// these, so a key or query rotated by either is the same float.
+__device__ __forceinline__ float rope_lo(float a, float b, float c, float s) { return __fsub_rn(__fmul_rn(a, c), __fmul_rn(b, s)); }
+__device__ __forceinline__ float rope_hi(float a, float b, float c, float s) { return __fadd_rn(__fmul_rn(b, c), __fmul_rn(a, s)); }
+__device__ __forceinline__ float rope_at(const float* __restrict__ x, int e, int half, float c, float s) {
+  return e < half ? rope_lo(x[e], x[e + half], c, s) : rope_hi(x[e - half], x[e], c, s);
+}
+
 extern "C" __global__ void __launch_bounds__(128)
 rope_kv_write(float* __restrict__ q, int ldq, const float* __restrict__ k, const float* __restrict__ v, int ldkv,
               const float* __restrict__ inv_freq, const int* __restrict__ rows, const unsigned long long* __restrict__ kv, int layer, int L,
@@ -178,8 +192,8 @@ rope_kv_write(float* __restrict__ q, int ldq, const float* __restrict__ k, const
   if (hh < H) {
     float* x = q + (size_t)r * ldq + (size_t)hh * D;
     const float a = x[i], b = x[i + half];
-    x[i] = a * c - b * s;
-    x[i + half] = b * c + a * s;
+    x[i] = rope_lo(a, b, c, s);
+    x[i + half] = rope_hi(a, b, c, s);
     return;
   }
   const int g = hh - H;
@@ -190,8 +204,8 @@ rope_kv_write(float* __restrict__ q, int ldq, const float* __restrict__ k, const
   const float* kr = k + (size_t)r * ldkv + (size_t)g * D;
   const float* vr = v + (size_t)r * ldkv + (size_t)g * D;
   const float a = kr[i], b = kr[i + half];
-  keys[i] = f2h(a * c - b * s);
-  keys[i + half] = f2h(b * c + a * s);
+  keys[i] = f2h(rope_lo(a, b, c, s));
+  keys[i + half] = f2h(rope_hi(a, b, c, s));
   values[i] = f2h(vr[i]);
   values[i + half] = f2h(vr[i + half]);
 }
@@ -205,7 +219,8 @@ rope_kv_write(float* __restrict__ q, int ldq, const float* __restrict__ k, const
 #define UNROLL 4
 extern "C" __global__ void __launch_bounds__(128)
 attention_split(const float* __restrict__ q, int ldq, float* __restrict__ part, const int* __restrict__ rows,
-                const unsigned long long* __restrict__ kv, int layer, int L, int H, int KVH, int D, int window, int chunk) {
+                const unsigned long long* __restrict__ kv, int layer, int L, int H, int KVH, int D, int window, int chunk,
+                const float* __restrict__ k_new, const float* __restrict__ v_new, int ldkv, const float* __restrict__ inv_freq) {
   const int r = blockIdx.x, h = blockIdx.y, s = blockIdx.z, S = gridDim.z;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int p = rows[4 * r + 1];
@@ -214,16 +229,52 @@ attention_split(const float* __restrict__ q, int ldq, float* __restrict__ part, 
   float* out = part + (((size_t)r * H + h) * S + s) * (D + 2);
   if (lo >= hi) return;  // attention_merge reads only the splits holding positions
   const unsigned long long* cache = kv + ((size_t)rows[4 * r + 2] * L + layer) * 2;
-  const size_t row = (size_t)KVH * D, kvo = (size_t)(h / (H / KVH)) * D;
+  const int g = h / (H / KVH), half = D >> 1;
+  const size_t row = (size_t)KVH * D, kvo = (size_t)g * D;
   const half_t* keys = reinterpret_cast<const half_t*>(cache[0]) + kvo;
   const half_t* values = reinterpret_cast<const half_t*>(cache[1]) + kvo;
   const float scale = 1.f / sqrtf((float)D);
+  const float* qh = q + (size_t)r * ldq + (size_t)h * D;
+  // the decode fold (k_new given): q rotated here, and the new position's key (rotated) and value
+  // rounded to fp16 as the cache holds them, taken from registers at t = p instead of the cache
+  const bool fold = k_new != nullptr, fresh = fold && hi == p + 1;
   float2 qv[PAIRS], acc[PAIRS];
+  unsigned k_p[PAIRS], v_p[PAIRS];
 #pragma unroll
   for (int j = 0; j < PAIRS; ++j) {
     const int d = 2 * lane + 64 * j;
-    qv[j] = d < D ? make_float2(q[(size_t)r * ldq + (size_t)h * D + d] * scale, q[(size_t)r * ldq + (size_t)h * D + d + 1] * scale) : make_float2(0.f, 0.f);
     acc[j] = make_float2(0.f, 0.f);
+    k_p[j] = v_p[j] = 0u;
+    if (d >= D) {
+      qv[j] = make_float2(0.f, 0.f);
+      continue;
+    }
+    if (!fold) {
+      qv[j] = make_float2(qh[d] * scale, qh[d + 1] * scale);
+      continue;
+    }
+    float s0, c0, s1, c1;
+    sincosf((float)p * inv_freq[d < half ? d : d - half], &s0, &c0);
+    sincosf((float)p * inv_freq[d + 1 < half ? d + 1 : d + 1 - half], &s1, &c1);
+    qv[j] = make_float2(rope_at(qh, d, half, c0, s0) * scale, rope_at(qh, d + 1, half, c1, s1) * scale);
+    if (fresh) {
+      const float* kr = k_new + (size_t)r * ldkv + (size_t)g * D;
+      const float* vr = v_new + (size_t)r * ldkv + (size_t)g * D;
+      k_p[j] = (unsigned)f2h(rope_at(kr, d, half, c0, s0)) | (unsigned)f2h(rope_at(kr, d + 1, half, c1, s1)) << 16;
+      v_p[j] = (unsigned)f2h(vr[d]) | (unsigned)f2h(vr[d + 1]) << 16;
+    }
+  }
+  if (fresh && warp == 0 && h % (H / KVH) == 0) {  // the kv group's first head stores the new key and value
+    unsigned* kc = reinterpret_cast<unsigned*>(reinterpret_cast<half_t*>(cache[0]) + kvo + (size_t)p * row);
+    unsigned* vc = reinterpret_cast<unsigned*>(reinterpret_cast<half_t*>(cache[1]) + kvo + (size_t)p * row);
+#pragma unroll
+    for (int j = 0; j < PAIRS; ++j) {
+      const int d = 2 * lane + 64 * j;
+      if (d < D) {
+        kc[d >> 1] = k_p[j];
+        vc[d >> 1] = v_p[j];
+      }
+    }
   }
   float mx = NEG_INF, l = 0.f;
   for (int t0 = lo + warp; t0 < hi; t0 += 4 * UNROLL) {
@@ -237,9 +288,9 @@ attention_split(const float* __restrict__ q, int ldq, float* __restrict__ part, 
 #pragma unroll
       for (int j = 0; j < PAIRS; ++j) {
         const int d = 2 * lane + 64 * j;
-        const bool in = t < hi && d < D;
-        kw[u][j] = in ? kr[d >> 1] : 0u;
-        vw[u][j] = in ? vr[d >> 1] : 0u;
+        const bool in = t < hi && d < D, at_p = fresh && t == p;
+        kw[u][j] = at_p ? k_p[j] : in ? kr[d >> 1] : 0u;
+        vw[u][j] = at_p ? v_p[j] : in ? vr[d >> 1] : 0u;
       }
     }
     float sc[UNROLL];
