@@ -6,10 +6,11 @@
  * steps after two warm-up steps. The slope between layer counts is a layer's cost, the intercept
  * the fixed cost (embedding, final norm, lm_head, argmax, host).
  *
- *   node dist/bench/cuda-engine-step.js [--layers 1,8,32] [--batch 1] [--steps 40] [--lm-head f16|w8a8] [--no-graphs] [--rope-in-attention on|off]
+ *   node dist/bench/cuda-engine-step.js [--layers 1,8,32] [--batch 1] [--steps 40] [--lm-head f16|w8a8] [--no-graphs] [--rope-in-attention on|off] [--fuse-swiglu on|off]
  *
  * --lm-head: the fp16 lm_head (the default here, tied to the embedding) or RANDOM W8A8 g128 IS.
  * --rope-in-attention off: the separate rope_kv_write kernel in decode steps (the engine's option; on by default).
+ * --fuse-swiglu off: silu_mul_rows after the gate/up GEMM instead of SwiGLU in its epilogue (likewise).
  *
  * Per-kernel times: run it under Nsight Compute, e.g.
  *   ncu --clock-control none --launch-skip 28 --launch-count 30 --metrics gpu__time_duration.sum --csv \
@@ -31,21 +32,26 @@ const { values } = parseArgs({
     'lm-head': { type: 'string', default: 'f16' },
     'no-graphs': { type: 'boolean', default: false },
     'rope-in-attention': { type: 'string', default: 'on' },
+    'fuse-swiglu': { type: 'string', default: 'on' },
   },
 });
 const steps = Number(values.steps);
 const batch = Number(values.batch);
 const lmHead = values['lm-head'] === 'w8a8' ? 'w8a8' : 'float';
 if (values['lm-head'] !== 'w8a8' && values['lm-head'] !== 'f16') throw new RangeError(`--lm-head takes f16 or w8a8; got '${values['lm-head']}'`);
-if (values['rope-in-attention'] !== 'on' && values['rope-in-attention'] !== 'off') throw new RangeError(`--rope-in-attention takes on or off; got '${values['rope-in-attention']}'`);
-const ropeInAttention = values['rope-in-attention'] === 'on';
+const onOff = (name: 'rope-in-attention' | 'fuse-swiglu'): boolean => {
+  if (values[name] !== 'on' && values[name] !== 'off') throw new RangeError(`--${name} takes on or off; got '${values[name]}'`);
+  return values[name] === 'on';
+};
+const ropeInAttention = onOff('rope-in-attention');
+const fuseSwiGLU = onOff('fuse-swiglu');
 const ctx = needsGpu('the CUDA engine step bench', () => new CudaContext(0));
 console.log(`# ${ctx.info.name}, driver ${ctx.info.driverVersion}; ${machineLine(cpuPool().threads)}`);
-console.log(`# synthetic LLaMA-2-7B shape, RANDOM W4A8 weights (speed only); ${batch} sequence(s), prompt 128 each, then ${steps} timed greedy decode steps after 2 warm-up; graphs ${values['no-graphs'] ? 'off' : 'on'}; rope in attention ${values['rope-in-attention']}; lm_head ${lmHead === 'w8a8' ? 'W8A8 g128 IS' : 'fp16'}`);
+console.log(`# synthetic LLaMA-2-7B shape, RANDOM W4A8 weights (speed only); ${batch} sequence(s), prompt 128 each, then ${steps} timed greedy decode steps after 2 warm-up; graphs ${values['no-graphs'] ? 'off' : 'on'}; rope in attention ${values['rope-in-attention']}; SwiGLU in the GEMM epilogue ${values['fuse-swiglu']}; lm_head ${lmHead === 'w8a8' ? 'W8A8 g128 IS' : 'fp16'}`);
 const perLayers: [number, number][] = [];
 for (const layers of values.layers!.split(',').map(Number)) {
   const m = syntheticModel(layers, LLAMA2_7B_SHAPE, lmHead);
-  const engine = createCudaEngine(m.config, m.weights, { ctx, graphs: !values['no-graphs'], maxSequences: batch, ropeInAttention });
+  const engine = createCudaEngine(m.config, m.weights, { ctx, graphs: !values['no-graphs'], maxSequences: batch, ropeInAttention, fuseSwiGLU });
   const seqs = Array.from({ length: batch }, () => engine.open(128 + steps + 2));
   const prompt = (s: number) => Array.from({ length: 128 }, (_, i) => (i * 7919 + s * 104729 + 13) % m.config.vocabSize);
   engine.feedBatch(seqs, seqs.map((_, s) => prompt(s)));

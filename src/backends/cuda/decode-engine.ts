@@ -12,7 +12,10 @@
  *   last row   rmsnorm_to → lm_head GEMM (fp16 by default)
  *
  * In a decode step (each row its sequence's one new position) attention_split does rope_kv_write's
- * work itself (ropeInAttention, on by default): the same floats, one launch a layer fewer.
+ * work itself (ropeInAttention, on by default), and a W4A8 gate/up GEMM on the decode kernel closes
+ * SwiGLU in its epilogue (fuseSwiGLU; its rows interleaved by 8 when the model is made resident):
+ * w4a8_decode_swiglu → quantize_rows instead of the GEMM → silu_mul_rows → quantize_rows. The same
+ * floats either way, one launch a layer fewer each.
  *
  * A mixture-of-experts layer (mixtral) runs its MLP as engine-moe.ts says: routed on the device, the
  * experts grouped into one launch per GEMM in a decode step, one GEMM per picked expert in a prefill.
@@ -33,14 +36,14 @@ import type { ModelWeights } from '../../model/weights.js';
 import { addressTable, type DeviceBuffer } from './buffer.js';
 import { CudaContext } from './context.js';
 import { Cublas } from './cublas.js';
-import { attentionToCuda, argmaxRowsCuda, embedRowsCuda, engineSplits, pickRowsCuda, ROW_BYTES, rmsnormToCuda, ropeKvWriteCuda, rowScratchBytes, siluMulToCuda, type EngineAttention, type RowForm, type RowOutput, type RowScratch } from './engine-ops.js';
+import { attentionToCuda, argmaxRowsCuda, embedRowsCuda, engineSplits, pickRowsCuda, ROW_BYTES, rmsnormToCuda, ropeKvWriteCuda, quantizeRowsCuda, rowScratchBytes, siluMulToCuda, type EngineAttention, type GateUpRows, type RowForm, type RowOutput, type RowScratch } from './engine-ops.js';
 import { describeEngineWeights, freeEngineWeights, layerLinears, uploadEngineWeights, type EngineLinear, type LinearGroup } from './engine-weights.js';
 import { createMoeRunner, type MoeRunner } from './engine-moe.js';
 import { cudaGraphRuntime } from './graphs.js';
 import { addBiasCuda, addCuda } from './model-ops.js';
 import type { FloatPrecision } from './resident-linear.js';
 import { hasTensorMaps } from './tensor-map.js';
-import { activationOrder, chooseW4A8Config, w4a8Linear, type W4A8Config, type W4A8Layer } from './w4a8.js';
+import { activationOrder, chooseW4A8Config, w4a8Linear, w4a8SwigluDecode, type DecodeConfig, type W4A8Config, type W4A8Layer } from './w4a8.js';
 import { w8a8Linear } from './w8a8.js';
 import { W4A16_MAX_TOKENS, w4a16ExpandedBytes, w4a16Gemm } from './w4a16.js';
 
@@ -60,6 +63,11 @@ export interface CudaEngineOptions {
    * fewer); false keeps the separate rope_kv_write kernel that prefill passes use. Same floats either way.
    */
   readonly ropeInAttention?: boolean;
+  /**
+   * SwiGLU in the epilogue of a W4A8 decode-kernel gate/up GEMM (default true: silu_mul_rows' launch and
+   * its pass over the gate/up output saved); false runs silu_mul_rows after the GEMM. Same floats either way.
+   */
+  readonly fuseSwiGLU?: boolean;
 }
 
 export interface CudaEngine extends SequenceEngine {
@@ -91,6 +99,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
   const d = c.hiddenSize, F = c.intermediateSize, H = c.numHeads, KVH = c.numKvHeads, D = c.headDim, L = c.numLayers;
   const maxSequences = options.maxSequences ?? 8;
   const ropeInAttention = options.ropeInAttention ?? true;
+  const fuseSwiGLU = options.fuseSwiGLU ?? true;
   const invFreq = ropeInverseFrequencies(D, c.ropeTheta, c.ropeScaling);
   let w: ReturnType<typeof uploadEngineWeights>;
   try {
@@ -229,6 +238,29 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
     });
   };
 
+  /** The W4A8 decode-kernel launch of a gate/up group at m rows where SwiGLU can close in its epilogue, else null. */
+  const swigluEpilogue = (g: LinearGroup, m: number): { layer: W4A8Layer; config: DecodeConfig } | null => {
+    const l = g.linears[0]!;
+    if (!fuseSwiGLU || !g.stacked || g.interleave !== 8 || l.bias !== null || l.resident.kind !== 'w4a8') return null;
+    const config = w4a8Config(l.resident.layer, m);
+    return config.kind === 'decode' ? { layer: l.resident.layer, config } : null;
+  };
+
+  /** RMSNorm of h, gate/up, and silu(gate)·up written as `out` for the down projection. */
+  const swiglu = (norm: DeviceBuffer, g: LinearGroup, out: RowOutput, m: number): void => {
+    const fused = swigluEpilogue(g, m);
+    if (fused !== null) {
+      const input = act(0, formFor(g.linears[0]!, m));
+      rmsnormToCuda(ctx, h, norm, input, m, d, c.rmsNormEps);
+      const partials = w4a8SwigluDecode(ctx, fused.layer, input.values, input.scales, rowScratch.values, rowScratch.amax, m, { ...fused.config, overlap: true });
+      quantizeRowsCuda(ctx, rowScratch, partials, out, m, F);
+      return;
+    }
+    const parts = normAndGroup(norm, g, guOut, m);
+    const rows: GateUpRows = g.interleave === 8 ? { interleaved: true, y: guOut, ld: 2 * F } : { interleaved: false, g: parts[0]!.part, u: parts[1]!.part, ld: parts[0]!.ld };
+    siluMulToCuda(ctx, rows, out, m, F, rowScratch);
+  };
+
   // a mixture of experts' buffers (engine-moe.ts), shared by its layers
   let moeRunner: MoeRunner | null = null;
   if (c.moe) {
@@ -263,10 +295,8 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
         moeRunner!.run(layer.moe, layer.postAttentionNorm, h, m, decode);
         continue;
       }
-      const [g, u] = normAndGroup(layer.postAttentionNorm, layer.gateUp, guOut, m);
-      const downIn = act(0, formFor(layer.down, m));
-      siluMulToCuda(ctx, g!.part, u!.part, g!.ld, downIn, m, F, rowScratch);
-      addLinear(layer.down, downIn, m);
+      swiglu(layer.postAttentionNorm, layer.gateUp, act(0, formFor(layer.down, m)), m);
+      addLinear(layer.down, act(0, formFor(layer.down, m)), m);
     }
     if (picked === 0) return; // a prefill pass in which no sequence ends
     const headIn = act(0, formFor(w.lmHead, picked));

@@ -19,4 +19,6 @@ export interface LinearGroup {
   readonly linears: readonly EngineLinear[];
   /** the parts' output widths (q, k, v or gate, up). */
   readonly widths: readonly number[];
+  /** stacked with the parts' rows interleaved in blocks of this many (quant/concat.ts): gate/up, 8; 0: one part after the other. */
+  readonly interleave: number;
 }

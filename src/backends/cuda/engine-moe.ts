@@ -173,7 +173,7 @@ export function createMoeRunner(ctx: CudaContext, blas: Cublas, c: ModelConfig, 
     if (t.kind === 'w4a8') w4a8ExpertsLinear(ctx, t.gateUp, route, xe.values, xe.scales, gu, R, m, typical);
     else if (t.kind === 'w4a16') w4a16ExpertsLinear(ctx, t.gateUp, route, xe.values, gu, R, m, typical);
     else batched(t.gateUp, xe.values, gu, layout === 'pairs' ? R : E, layout === 'pairs' ? 1 : m, 2 * F, d, layout === 'pairs', t.kind);
-    siluMulToCuda(ctx, gu, gu.view(F * 4, gu.bytes - F * 4), 2 * F, downForm, R, F, scratch);
+    siluMulToCuda(ctx, { interleaved: false, g: gu, u: gu.view(F * 4, gu.bytes - F * 4), ld: 2 * F }, downForm, R, F, scratch);
     if (t.kind === 'w4a8') w4a8ExpertsLinear(ctx, t.down, route, dn.values, dn.scales, ye, R, m, typical);
     else if (t.kind === 'w4a16') w4a16ExpertsLinear(ctx, t.down, route, dn.values, ye, R, m, typical);
     else batched(t.down, dn.values, ye, layout === 'pairs' ? R : E, layout === 'pairs' ? 1 : m, d, F, layout === 'pairs', t.kind);
@@ -198,7 +198,7 @@ export function createMoeRunner(ctx: CudaContext, blas: Cublas, c: ModelConfig, 
       const x = formRows(xe.values.view(at * d * 4, n * d * 4), n, host.formFor(expert.gateUp, n), xn);
       host.runLinear(expert.gateUp, x, gu, n);
       const downIn = as(dn, host.formFor(expert.down, n));
-      siluMulToCuda(ctx, gu, gu.view(F * 4, gu.bytes - F * 4), 2 * F, downIn, n, F, scratch);
+      siluMulToCuda(ctx, { interleaved: false, g: gu, u: gu.view(F * 4, gu.bytes - F * 4), ld: 2 * F }, downIn, n, F, scratch);
       host.runLinear(expert.down, downIn, ye.view(at * d * 4, n * d * 4), n);
     });
     moeCombineCuda(ctx, h, ye, m * k, route, m, k, d);

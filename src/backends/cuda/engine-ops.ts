@@ -71,22 +71,37 @@ export function rmsnormToCuda(ctx: CudaContext, x: DeviceBuffer, weight: DeviceB
   ctx.launch(getKernel(ctx, FILE, 'rmsnorm_to'), [m], [ROW_THREADS], [x, weight, ...outputArgs(out), { i32: dim }, { f32: eps }, { i32: FORM_CODE[out.form] }]);
 }
 
-/** silu(g) · u for g, u [m, F] (row stride ld), written as `out` (through `scratch`). */
-export function siluMulToCuda(ctx: CudaContext, g: DeviceBuffer, u: DeviceBuffer, ld: number, out: RowOutput, m: number, F: number, scratch: RowScratch): void {
-  needBytes('silu g', g, ((m - 1) * ld + F) * 4);
-  needBytes('silu u', u, ((m - 1) * ld + F) * 4);
+/**
+ * Where SwiGLU's g and u [m, F] are: column ranges of GEMM outputs (row stride ld), or one stacked
+ * gate/up output [m, 2F] with its rows interleaved in blocks of 8 (quant/concat.ts; row stride ld).
+ */
+export type GateUpRows =
+  | { readonly interleaved: false; readonly g: DeviceBuffer; readonly u: DeviceBuffer; readonly ld: number }
+  | { readonly interleaved: true; readonly y: DeviceBuffer; readonly ld: number };
+
+/** silu(g) · u [m, F], written as `out` (through `scratch`). */
+export function siluMulToCuda(ctx: CudaContext, rows: GateUpRows, out: RowOutput, m: number, F: number, scratch: RowScratch): void {
+  const [g, u] = rows.interleaved ? [rows.y, rows.y] : [rows.g, rows.u];
+  const span = rows.interleaved ? 2 * F : F;
+  needBytes('silu g', g, ((m - 1) * rows.ld + span) * 4);
+  needBytes('silu u', u, ((m - 1) * rows.ld + span) * 4);
   checkOutput('silu', out, m, F);
+  if (rows.interleaved && F % 8 !== 0) throw new RangeError(`silu: gate/up interleaved by 8 need F divisible by 8, got ${F}`);
   const blocks = Math.ceil(F / 1024);
   needBytes('silu row scratch', scratch.values, m * F * 4);
   needBytes('silu block maxima', scratch.amax, m * blocks * 4);
-  if (ld % 4 !== 0 || ((u.ptr - g.ptr) / 4) % 4 !== 0) throw new RangeError('silu: g and u rows must start 16-byte aligned (ld and their offset divisible by 4)');
-  ctx.launch(getKernel(ctx, FILE, 'silu_mul_rows'), [m, blocks], [256], [g, u, { i32: ld }, { i32: F }, scratch.values, scratch.amax]);
-  quantizeRows(ctx, scratch, blocks, out, m, F);
+  if (rows.ld % 4 !== 0 || ((u.ptr - g.ptr) / 4) % 4 !== 0) throw new RangeError('silu: g and u rows must start 16-byte aligned (ld and their offset divisible by 4)');
+  ctx.launch(getKernel(ctx, FILE, 'silu_mul_rows'), [m, blocks], [256], [g, u, { i32: rows.ld }, { i32: F }, scratch.values, scratch.amax, { i32: rows.interleaved ? 1 : 0 }]);
+  quantizeRowsCuda(ctx, scratch, blocks, out, m, F);
 }
 
-/** Row scratch for the multi-block producers of rows up to `k` values (attention's H·D, SwiGLU's F), `rows` rows. */
+/**
+ * Row scratch for the multi-block producers of rows up to `k` values (attention's H·D, SwiGLU's F),
+ * `rows` rows: the values, and the partial maxima (a head's, a block of 1024's, or the SwiGLU GEMM
+ * epilogue's one per 16-row tile of gate/up: k/8).
+ */
 export function rowScratchBytes(rows: number, k: number, numHeads: number): { values: number; amax: number } {
-  return { values: rows * k * 4, amax: rows * Math.max(numHeads, Math.ceil(k / 1024)) * 4 };
+  return { values: rows * k * 4, amax: rows * Math.max(numHeads, Math.ceil(k / 8)) * 4 };
 }
 
 /** The attention shape and where a layer's KV caches are found. */
@@ -182,11 +197,14 @@ export function attentionToCuda(ctx: CudaContext, q: DeviceBuffer, ldq: number, 
       fresh?.k ?? none, fresh?.v ?? none, { i32: fresh?.ld ?? 0 }, fresh?.invFreq ?? none]);
   ctx.launch(getKernel(ctx, FILE, 'attention_merge'), [m, H], [128],
     [part, scratch.values, scratch.amax, rows, { i32: H }, { i32: D }, { i32: S }, { i32: chunk }, { i32: a.window }]);
-  quantizeRows(ctx, scratch, H, out, m, H * D);
+  quantizeRowsCuda(ctx, scratch, H, out, m, H * D);
 }
 
 /** scratch's rows [m, K] written as `out`, their scales from the P partial maxima per row. */
-function quantizeRows(ctx: CudaContext, scratch: RowScratch, P: number, out: RowOutput, m: number, K: number): void {
+export function quantizeRowsCuda(ctx: CudaContext, scratch: RowScratch, P: number, out: RowOutput, m: number, K: number): void {
+  needBytes('quantize rows values', scratch.values, m * K * 4);
+  needBytes('quantize rows maxima', scratch.amax, m * P * 4);
+  checkOutput('quantize rows', out, m, K);
   ctx.launch(getKernel(ctx, FILE, 'quantize_rows'), [m, Math.ceil(K / 1024)], [256],
     [scratch.values, scratch.amax, { i32: P }, { i32: K }, ...outputArgs(out), { i32: FORM_CODE[out.form] }]);
 }

@@ -2,7 +2,8 @@
  * A model's weights made resident once for the decode engine (decode-engine.ts): every linear in
  * its kernel's layout (resident-linear.ts), a mixture of experts' router and experts with the
  * grouped launches' tables (engine-moe.ts), q/k/v and gate/up stacked into one layer each where
- * their formats allow (quant/concat.ts: one GEMM instead of three or two), biases and norms on the
+ * their formats allow (quant/concat.ts: one GEMM instead of three or two; gate/up's rows interleaved in
+ * blocks of 8 where their size allows, for the SwiGLU epilogue), biases and norms on the
  * device, the embedding table on the device (float32), the lm_head in fp16 by default. A linear no
  * CUDA kernel takes is an error here: the engine runs every layer on the GPU (the exact CUDA
  * backend is the one that falls back to the CPU).
@@ -63,11 +64,16 @@ export function uploadEngineWeights(ctx: CudaContext, config: ModelConfig, weigh
     owned.residents.push(resident);
     return { resident, bias: w.bias ? buffer(w.bias.subarray(0, w.n)) : null, n: w.n, k: w.k };
   };
-  const group = (ws: readonly LinearWeight[], name: string): LinearGroup => {
+  /** ws as one stacked GEMM where their formats allow (rows interleaved in blocks of `interleave` where also their sizes do), else one GEMM each. */
+  const group = (ws: readonly LinearWeight[], name: string, interleave = 0): LinearGroup => {
     const widths = ws.map((w) => w.n);
+    if (interleave > 0) {
+      const s = stackLinears(ws, { interleave });
+      if (s.ok) return { stacked: true, linears: [linear(s.weight, name)], widths, interleave };
+    }
     const s = stackLinears(ws);
-    if (s.ok) return { stacked: true, linears: [linear(s.weight, name)], widths };
-    return { stacked: false, linears: ws.map((w, i) => linear(w, `${name}[${i}]`)), widths };
+    if (s.ok) return { stacked: true, linears: [linear(s.weight, name)], widths, interleave: 0 };
+    return { stacked: false, linears: ws.map((w, i) => linear(w, `${name}[${i}]`)), widths, interleave: 0 };
   };
   const uploader: LinearUploader = { linear, group, track: (b) => (owned.buffers.push(b), b) };
   try {
@@ -78,7 +84,8 @@ export function uploadEngineWeights(ctx: CudaContext, config: ModelConfig, weigh
         qkv: group([l.q, l.k, l.v], `layer ${i} q/k/v`),
         o: linear(l.o, `layer ${i} o`),
       };
-      if (l.moe === undefined) return { ...attention, gateUp: group([l.gate, l.up], `layer ${i} gate/up`), down: linear(l.down, `layer ${i} down`) };
+      // gate/up interleaved by 8 rows: a 16-row tile of the decode GEMM holds gate j..j+7 and up j..j+7, so SwiGLU can close in its epilogue
+      if (l.moe === undefined) return { ...attention, gateUp: group([l.gate, l.up], `layer ${i} gate/up`, 8), down: linear(l.down, `layer ${i} down`) };
       const moe = uploadEngineMoe(ctx, l.moe, `layer ${i}`, uploader);
       owned.experts.push(moe.tables);
       return { ...attention, moe };

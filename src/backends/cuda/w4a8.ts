@@ -9,9 +9,9 @@
  *                      (A third, w4a8_wgmma with both operands from shared memory, lost to them at
  *                      every M and was removed: docs/cuda-notes.md.)
  * All take int8 activations xq [M, K] with per-token scales a [M] and write y [M, N] as f32 or f16
- * (OutputFormat).
+ * (OutputFormat). The decode kernel also comes with SwiGLU in its epilogue (w4a8SwigluDecode).
  */
-import { addressTable, type DeviceBuffer } from './buffer.js';
+import { addressTable, needBytes, type DeviceBuffer } from './buffer.js';
 import { needRouteTables } from './moe-ops.js';
 import type { CudaContext } from './context.js';
 import type { KernelArg } from './program.js';
@@ -212,6 +212,31 @@ export function w4a8Linear(
     const fn = getKernel(ctx, 'w4a8-mma.cu', 'w4a8_mma', { ...common, BM: config.BM, BN: config.BN, WM: config.WM, WN: config.WN, STAGES: config.STAGES }, smem);
     ctx.launch(fn, [Math.ceil(M / config.BM), Math.ceil(N / config.BN)], [threads], args, smem);
   }
+}
+
+/**
+ * SwiGLU in the decode kernel's epilogue (w4a8_decode_swiglu): `layer` is gate/up stacked with its rows
+ * interleaved in blocks of 8 (concat.ts; N = 2F), y [M, F] f32 = silu(gate)·up of the outputs
+ * w4a8Linear would write with the same config, amax [M, P] each block's max |y| per token. Returns P
+ * (the blocks) for quantize_rows.
+ */
+export function w4a8SwigluDecode(ctx: CudaContext, layer: W4A8Layer, xq: DeviceBuffer, a: DeviceBuffer, y: DeviceBuffer, amax: DeviceBuffer,
+  M: number, config: DecodeConfig): number {
+  const { n: N, k: K } = layer;
+  if (N % 16 !== 0) throw new RangeError(`w4a8SwigluDecode: gate/up interleaved by 8 needs N divisible by 16, got ${N}`);
+  if (M > 8 * config.MT) throw new RangeError(`decode config MT=${config.MT} serves M <= ${8 * config.MT}, got ${M}`);
+  if (config.accumulate) throw new RangeError('the SwiGLU epilogue writes its rows; it does not accumulate');
+  const blocks = Math.ceil(N / 16 / config.NTW);
+  needBytes('swiglu xq', xq, M * K);
+  needBytes('swiglu a', a, M * 4);
+  needBytes('swiglu y', y, M * (N / 2) * 4);
+  needBytes('swiglu block maxima', amax, M * blocks * 4);
+  const fn = getKernel(ctx, 'w4a8-decode.cu', 'w4a8_decode_swiglu', {
+    GROUP: layer.groupSize, SCALE_INT: layer.scale === 'int' ? 1 : 0, IS_SHIFT: layer.isShift ? 1 : 0, ...outputDefines('f32'), MT: config.MT, NTW: config.NTW, WK: config.WK,
+  });
+  ctx.launch(fn, [blocks], [config.WK * 32], [layer.weights, layer.scales, xq, a, y, amax, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }], 0,
+    { overlapPrevious: config.overlap === true });
+  return blocks;
 }
 
 /** Blocks of a wgmma-tma launch: a 1-D grid over its work items (the ceil(M/128)·ceil(N/128) tiles times KS), see WgmmaTmaConfig. */

@@ -8,8 +8,8 @@
  * short passes; two sequences interleaved equal to each alone; 20 sequences batched (a packed prefill,
  * then decode steps of M = 20 rows at different positions) each near its own logits alone with the
  * same greedy tokens, and decodeGreedy (the argmax on the device) the same tokens; decode steps with
- * rope and the KV write folded into attention equal to the separate kernel bit for bit; bad use refused
- * with a message. Skips
+ * rope and the KV write folded into attention, and with SwiGLU in the gate/up GEMM's epilogue, equal to
+ * the separate kernels bit for bit; bad use refused with a message. Skips
  * without a GPU. Tolerances are relative to the largest reference logit and are the fast path's
  * stated accuracy (docs/cuda-notes.md).
  */
@@ -17,6 +17,8 @@ import { test } from 'node:test';
 import { BATCH_TOLERANCE, engineOnFixture, FLOAT_TOLERANCE, QUANTIZED_TOLERANCE, relativeError, skip, withEngine } from './engine-checks.js';
 import assert from 'node:assert/strict';
 import { modelEngine, type SequenceEngine } from '../../../src/model/engine.js';
+import type { Model } from '../../../src/model/forward.js';
+import type { CudaEngineOptions } from '../../../src/backends/cuda/decode-engine.js';
 import { generate } from '../../../src/model/generate.js';
 import { argmax } from '../../../src/model/sampling.js';
 import { loadModel } from '../../../src/backends/load.js';
@@ -181,31 +183,37 @@ test('CUDA engine: 20 sequences batched (prefill packed across passes, decode st
   });
 });
 
-test('CUDA engine: decode steps with rope and the KV write folded into attention give the separate rope_kv_write\'s logits bit for bit (batched; GQA and a sliding window of 8 (mistral); later steps read the keys the fold stored)', { skip }, (t) => {
+/** Each sequence's logits after a batched prefill and `steps` greedy decode steps of all of them together. */
+function batchedRun(model: Model, prompts: number[][], steps: number, options: Omit<CudaEngineOptions, 'ctx'>): Float32Array[][] {
+  let out: Float32Array[][] = [];
+  withEngine(model, { ...options, maxSequences: prompts.length }, (engine) => {
+    const seqs = prompts.map((p) => engine.open(p.length + steps));
+    out = [engine.feedBatch(seqs, prompts)];
+    for (let s = 0; s < steps; s++) out.push(engine.decodeBatch(seqs, out[s]!.map(argmax)));
+    for (const q of seqs) q.release();
+  });
+  return out;
+}
+
+test('CUDA engine: decode steps with rope and the KV write folded into attention, and with SwiGLU in the gate/up GEMM\'s epilogue, give the separate kernels\' logits bit for bit (batched; GQA and a sliding window of 8 (mistral); later steps read the keys the fold stored)', { skip }, (t) => {
   const { model: quantized, prompt } = quantizedEmbedded();
-  const cases = [
-    { name: 'quantized embedded', model: quantized, prompt },
-    ...['mistral', 'qwen2'].map((name) => ({ name, model: loadModel(fixturePath(name)).model, prompt: readReference(fixturePath(name)).inputIds.slice(0, 6) })),
-  ];
+  const fixture = (name: string) => ({ name, model: loadModel(fixturePath(name)).model, prompt: readReference(fixturePath(name)).inputIds.slice(0, 6) });
   const steps = 10;
+  const variants = (p: number[], n: number) => Array.from({ length: n }, (_, i) => [...p.slice(i % 4), ...p.slice(0, i % 4)].slice(0, p.length - (i % 3)));
+  const cases: { name: string; model: Model; prompts: number[][]; option: 'ropeInAttention' | 'fuseSwiGLU' }[] = [
+    { name: 'quantized embedded, 3 sequences', model: quantized, prompts: variants(prompt, 3), option: 'ropeInAttention' },
+    ...['mistral', 'qwen2'].map(fixture).map((f) => ({ ...f, prompts: variants(f.prompt, 3), option: 'ropeInAttention' as const })),
+    // 3 rows: the decode kernel's one token half; 12 rows: two halves and two tiles a block
+    { name: 'quantized embedded, 3 sequences', model: quantized, prompts: variants(prompt, 3), option: 'fuseSwiGLU' },
+    { name: 'quantized embedded, 12 sequences', model: quantized, prompts: variants(prompt, 12), option: 'fuseSwiGLU' },
+  ];
   for (const c of cases) {
-    const prompts = [c.prompt, c.prompt.slice(2), [...c.prompt].reverse().slice(0, 4)];
-    const run = (ropeInAttention: boolean): Float32Array[][] => {
-      let out: Float32Array[][] = [];
-      withEngine(c.model, { ropeInAttention, maxSequences: prompts.length }, (engine) => {
-        const seqs = prompts.map((p) => engine.open(p.length + steps));
-        out = [engine.feedBatch(seqs, prompts)];
-        for (let s = 0; s < steps; s++) out.push(engine.decodeBatch(seqs, out[s]!.map(argmax)));
-        for (const q of seqs) q.release();
-      });
-      return out;
-    };
-    const separate = run(false);
-    const folded = run(true);
+    const separate = batchedRun(c.model, c.prompts, steps, { [c.option]: false });
+    const fused = batchedRun(c.model, c.prompts, steps, { [c.option]: true });
     for (let s = 0; s <= steps; s++) {
-      for (let i = 0; i < prompts.length; i++) assert.deepEqual(folded[s]![i], separate[s]![i], `${c.name}: sequence ${i} step ${s}`);
+      for (let i = 0; i < c.prompts.length; i++) assert.deepEqual(fused[s]![i], separate[s]![i], `${c.name}, ${c.option}: sequence ${i} step ${s}`);
     }
-    t.diagnostic(`${c.name}: ${prompts.length} sequences × ${steps} decode steps bit-identical`);
+    t.diagnostic(`${c.option} on ${c.name}: ${steps} decode steps bit-identical`);
   }
 });
 

@@ -83,6 +83,11 @@ template <> __device__ __forceinline__ float bits_as<float>(u32 b) { return __ui
 __device__ __forceinline__ float out_scale(int t, float a, float post) { return __fmul_rn(__fmul_rn(__int2float_rn(t), a), post); }
 __device__ __forceinline__ float out_scale(float t, float a, float) { return __fmul_rn(a, t); }
 
+// SwiGLU of one output: silu(g)·u = g / (1 + e^(−g)) · u in float32, each operation rounded on its own
+// (no contraction into a fused multiply-add), so the engine's silu_mul_rows (engine-ops.cu) and the
+// decode GEMM's SwiGLU epilogue (w4a8-decode.cu) give the same float from the same g, u.
+__device__ __forceinline__ float silu_mul1(float g, float u) { return __fmul_rn(__fdiv_rn(g, __fadd_rn(1.f, expf(-g))), u); }
+
 // Output element type out_t: OUT_F16 = 1 writes IEEE half, the f32 result rounded to nearest even
 // (cvt.rn.f16.f32: the one conversion a caller that wants fp16 would do anyway), else f32.
 #ifndef OUT_F16

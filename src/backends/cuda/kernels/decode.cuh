@@ -166,3 +166,34 @@ __device__ __forceinline__ void decode_reduce(T (&red)[WK_][NT * MTK * 4][32], c
     if (token < M && n < N) out(token, n, sum);
   }
 }
+
+// SwiGLU's epilogue over gate/up rows interleaved in blocks of 8 (concat.ts): rows 0-7 of a 16-row tile
+// are gate rows j0..j0+7 (j0 = 8·tile), rows 8-15 their up rows. The cross-warp sums as decode_reduce
+// (the same order, so the same totals), then out(token, j, gate total, up total) for each in-range pair
+// (C fragment elements i and i + 2 of a lane: j = (tile0+nt)·8 + l/4, token = mt·8 + 2·(l%4) + i).
+template <int WK_, int NT, int MTK, typename T, class Out>
+__device__ __forceinline__ void decode_reduce_pairs(T (&red)[WK_][NT * MTK * 4][32], const T (&tot)[NT][MTK][4], int warp, int lane,
+                                                    int tile0, int M, int N, Out out) {
+  constexpr int E = NT * MTK * 4;
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+    for (int mt = 0; mt < MTK; ++mt)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) red[warp][(nt * MTK + mt) * 4 + i][lane] = tot[nt][mt][i];
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < (E / 2) * 32; idx += WK_ * 32) {
+    const int p = idx >> 5, l = idx & 31;
+    const int nt = p / (MTK * 2), mt = (p >> 1) % MTK, i = p & 1;
+    const int e = (nt * MTK + mt) * 4 + i;
+    T g = red[0][e][l], u = red[0][e + 2][l];
+#pragma unroll
+    for (int w = 1; w < WK_; ++w) {
+      g += red[w][e][l];
+      u += red[w][e + 2][l];
+    }
+    const int row = (tile0 + nt) * 16 + (l >> 2);
+    const int token = mt * 8 + (l & 3) * 2 + i;
+    if (token < M && row < N) out(token, (tile0 + nt) * 8 + (l >> 2), g, u);
+  }
+}

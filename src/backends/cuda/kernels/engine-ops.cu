@@ -7,7 +7,8 @@
 //   rmsnorm_to       y[r, :] = (x[r, :] ⊙ w) · inv_r,  inv_r = 1 / sqrt(Σ x[r, :]² / dim + eps),
 //                    written in the form the next linear reads (FORM below)
 //   silu_mul_rows    grid (m, ⌈F/1024⌉), 256 threads: y[r, j] = g[r, j] / (1 + e^(−g[r, j])) · u[r, j]
-//                    (f32; g, u: column ranges of one GEMM output, row stride ld), amax[r, block] = max |y|
+//                    (f32; g, u: column ranges of one GEMM output, row stride ld, or its gate/up rows
+//                    interleaved by 8), amax[r, block] = max |y|
 //   rope_kv_write    grid (m, H + KVH): q heads rotated in place; k heads rotated and, with v, stored
 //                    as fp16 in the row's KV cache at its position. Half-split pairs (i, i + D/2),
 //                    angle = pos · inv_freq[i]:  a' = a·cos − b·sin,  b' = b·cos + a·sin
@@ -21,7 +22,9 @@
 //                    the kv group's first head stores them (rope_kv_write's work, the same floats)
 //   attention_merge  grid (m, H), 128 threads: y[r, h·D + d] = Σ_s w_s·acc_s[d] / Σ_s w_s·l_s (f32),
 //                    w_s = e^(max_s − max), over the row's non-empty splits; amax[r, h] = max_d |y|
-//   quantize_rows    grid (m, ⌈K/1024⌉), 256 threads: y [m, K] in FORM, a = max over amax[r, ·] / 127
+//   quantize_rows    grid (m, ⌈K/1024⌉), 256 threads: y [m, K] in FORM, a = max over amax[r, 0..P) / 127
+//                    (P > 64 partial maxima, the SwiGLU GEMM epilogue's one a block, are read by the
+//                    block's threads together)
 //   argmax_rows      grid (m), 1024 threads: out[r] = the smallest j with x[r, j] = max_j x[r, j] (greedy
 //                    sampling on the device, the host's tie rule; a row of NaN or −inf gives 0)
 //
@@ -110,7 +113,6 @@ __device__ __forceinline__ void store4(void* out, int r, int K, int form, int i4
 __device__ __forceinline__ float4 mul4(float4 a, float4 b) { return make_float4(a.x * b.x, a.y * b.y, a.z * b.z, a.w * b.w); }
 __device__ __forceinline__ float4 scale4(float4 a, float s) { return make_float4(a.x * s, a.y * s, a.z * s, a.w * s); }
 __device__ __forceinline__ float absmax4(float4 a) { return fmaxf(fmaxf(fabsf(a.x), fabsf(a.y)), fmaxf(fabsf(a.z), fabsf(a.w))); }
-__device__ __forceinline__ float silu_mul1(float g, float u) { return g / (1.f + expf(-g)) * u; }
 
 // Row kernels (rmsnorm_to): one block of ROW_THREADS per row; each thread holds up to
 // ROW_VEC float4 of the row in registers, so the row is read once (rows up to 4·ROW_THREADS·ROW_VEC).
@@ -156,12 +158,15 @@ rmsnorm_to(const float* __restrict__ x, const float* __restrict__ w, void* __res
 // Grid (m, ceil(F / 1024)), 256 threads, a float4 each: y = silu(g)·u to the f32 row scratch, the
 // block's max |y| to amax[r·gridDim.y + blockIdx.y]; quantize_rows writes the row in FORM. (One block of
 // 1024 per row was bound by its own instruction issue on one SM: ~4 µs of a 7B decode layer, H100.)
+// interleaved = 1: g = u = one gate/up output whose rows came interleaved in blocks of 8 (concat.ts):
+// g[j] at column 16·(j/8) + j%8, u[j] 8 columns after it.
 extern "C" __global__ void __launch_bounds__(256)
-silu_mul_rows(const float* __restrict__ g, const float* __restrict__ u, int ld, int F, float* __restrict__ y, float* __restrict__ amax) {
+silu_mul_rows(const float* __restrict__ g, const float* __restrict__ u, int ld, int F, float* __restrict__ y, float* __restrict__ amax, int interleaved) {
   const int r = blockIdx.x, i4 = blockIdx.y * blockDim.x + threadIdx.x;
   float mx = 0.f;
   if (i4 < (F >> 2)) {
-    const float4 a = reinterpret_cast<const float4*>(g + (size_t)r * ld)[i4], b = reinterpret_cast<const float4*>(u + (size_t)r * ld)[i4];
+    const int gc = interleaved ? ((i4 >> 1) << 4) + ((i4 & 1) << 2) : i4 << 2, uc = interleaved ? gc + 8 : gc;
+    const float4 a = *reinterpret_cast<const float4*>(g + (size_t)r * ld + gc), b = *reinterpret_cast<const float4*>(u + (size_t)r * ld + uc);
     const float4 v = make_float4(silu_mul1(a.x, b.x), silu_mul1(a.y, b.y), silu_mul1(a.z, b.z), silu_mul1(a.w, b.w));
     reinterpret_cast<float4*>(y + (size_t)r * F)[i4] = v;
     mx = absmax4(v);
@@ -414,8 +419,13 @@ quantize_rows(const float* __restrict__ y, const float* __restrict__ amax, int P
   const int r = blockIdx.x, i4 = blockIdx.y * blockDim.x + threadIdx.x;
   float mx = 0.f;
   const float* ar = amax + (size_t)r * P;
+  if (P > 64) {  // uniform over the block
+    for (int j = threadIdx.x; j < P; j += blockDim.x) mx = fmaxf(mx, ar[j]);
+    mx = block_max(mx);
+  } else {
 #pragma unroll 8
-  for (int j = 0; j < P; ++j) mx = fmaxf(mx, ar[j]);
+    for (int j = 0; j < P; ++j) mx = fmaxf(mx, ar[j]);
+  }
   const float a = mx / 127.f;
   if (blockIdx.y == 0 && threadIdx.x == 0 && form < 2) scales[r] = a;
   if (i4 < (K >> 2)) store4(out, r, K, form, i4, reinterpret_cast<const float4*>(y + (size_t)r * K)[i4], a);

@@ -82,9 +82,11 @@ __device__ __forceinline__ void chunk_mma(int (&acc)[NTW][MT][4], const Chunk& b
   }
 }
 
-// The tiles [tile0, tile0 + NTW) of y [M, N] (one block's work; both kernels below).
+// The totals of tiles [tile0, tile0 + NTW) (one block's work; the kernels below), handed with the
+// cross-warp reduction's shared memory to epilogue(red, tot, warp, lane).
+template <class Epilogue>
 __device__ __forceinline__ void decode_tiles(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const signed char* __restrict__ xq,
-                                             const float* __restrict__ ascale, out_t* __restrict__ y, int M, int N, int K, float post, int tile0) {
+                                             int M, int K, int tile0, Epilogue epilogue) {
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
   const int steps = K >> 6, chunks = K >> 7, NG = K / GROUP;
   const int c0 = (int)((long long)warp * chunks / WK), c1 = (int)((long long)(warp + 1) * chunks / WK);
@@ -110,23 +112,54 @@ __device__ __forceinline__ void decode_tiles(const uint4* __restrict__ wq, const
       });
 
   __shared__ scale_t red[WK][NTW * MT * 4][32];
-  decode_reduce(red, st.tot, warp, lane, tile0, M, N,
-                [&](int token, int n, scale_t sum) {
-                  out_t* o = y + (size_t)token * N + n;
-                  const float v = out_scale(sum, ascale[token], post);
+  epilogue(red, st.tot, warp, lane);
+}
+
+// y [M, N] (row-major, out_t) = or += (ACCUMULATE) the tiles' outputs.
+__device__ __forceinline__ void decode_to_rows(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const signed char* __restrict__ xq,
+                                               const float* __restrict__ ascale, out_t* __restrict__ y, int M, int N, int K, float post, int tile0) {
+  decode_tiles(wq, sc, xq, M, K, tile0, [&](auto& red, const auto& tot, int warp, int lane) {
+    decode_reduce(red, tot, warp, lane, tile0, M, N, [&](int token, int n, scale_t sum) {
+      out_t* o = y + (size_t)token * N + n;
+      const float v = out_scale(sum, ascale[token], post);
 #if ACCUMULATE
-                  *o += v;
+      *o += v;
 #else
-                  *o = to_out(v);
+      *o = to_out(v);
 #endif
-                });
+    });
+  });
 }
 
 extern "C" __global__ void __launch_bounds__(WK * 32)
 w4a8_decode(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const signed char* __restrict__ xq,
             const float* __restrict__ ascale, out_t* __restrict__ y, int M, int N, int K, float post) {
-  decode_tiles(wq, sc, xq, ascale, y, M, N, K, post, blockIdx.x * NTW);
+  decode_to_rows(wq, sc, xq, ascale, y, M, N, K, post, blockIdx.x * NTW);
 }
+
+#if !ACCUMULATE && !OUT_F16
+// SwiGLU in the epilogue: W' is a stacked gate/up layer with its rows interleaved in blocks of 8
+// (concat.ts; N = 2F rows), so each output pair (gate j, up j) closes in one thread:
+//   y[m, j] = silu(g)·u (silu_mul1, common.cuh), g, u = the pair's outputs as w4a8_decode writes them,
+//   f32 [M, F] (the engine's row scratch); amax[m·gridDim.x + blockIdx.x] = the block's max |y| of
+//   token m (for quantize_rows: the same row maxima as silu_mul_rows gives, max being exact).
+extern "C" __global__ void __launch_bounds__(WK * 32)
+w4a8_decode_swiglu(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const signed char* __restrict__ xq,
+                   const float* __restrict__ ascale, float* __restrict__ y, float* __restrict__ amax, int M, int N, int K, float post) {
+  const int tile0 = blockIdx.x * NTW, F = N >> 1;
+  __shared__ int token_max[8 * MT];  // |y| as int bits (non-negative floats order as their bits)
+  decode_tiles(wq, sc, xq, M, K, tile0, [&](auto& red, const auto& tot, int warp, int lane) {
+    if (threadIdx.x < 8 * MT) token_max[threadIdx.x] = 0;  // before decode_reduce_pairs' barrier
+    decode_reduce_pairs(red, tot, warp, lane, tile0, M, N, [&](int token, int j, scale_t g, scale_t u) {
+      const float v = silu_mul1(out_scale(g, ascale[token], post), out_scale(u, ascale[token], post));
+      y[(size_t)token * F + j] = v;
+      atomicMax(&token_max[token], __float_as_int(fabsf(v)));
+    });
+    __syncthreads();
+    if (threadIdx.x < M) amax[(size_t)threadIdx.x * gridDim.x + blockIdx.x] = __int_as_float(token_max[threadIdx.x]);
+  });
+}
+#endif
 
 #if !ACCUMULATE
 // Grouped experts (a mixture of experts' decode step, kernels/moe.cu): expert e's rows are
@@ -143,6 +176,6 @@ w4a8_decode_experts(const uint4* const* __restrict__ wqs, const scale_t* const* 
   const int r0 = offsets[e] + blockIdx.z * (8 * MT);
   const int M = min(8 * MT, offsets[e + 1] - r0);
   if (M <= 0) return;
-  decode_tiles(wqs[e], scs[e], xq + (size_t)r0 * K, ascale + r0, y + (size_t)r0 * N, M, N, K, posts[e], blockIdx.x * NTW);
+  decode_to_rows(wqs[e], scs[e], xq + (size_t)r0 * K, ascale + r0, y + (size_t)r0 * N, M, N, K, posts[e], blockIdx.x * NTW);
 }
 #endif
