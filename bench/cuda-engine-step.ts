@@ -6,11 +6,13 @@
  * steps after two warm-up steps. The slope between layer counts is a layer's cost, the intercept
  * the fixed cost (embedding, final norm, lm_head, argmax, host).
  *
- *   node dist/bench/cuda-engine-step.js [--layers 1,8,32] [--batch 1] [--steps 40] [--lm-head f16|w8a8] [--no-graphs] [--rope-in-attention on|off] [--fuse-swiglu on|off]
+ *   node dist/bench/cuda-engine-step.js [--layers 1,8,32] [--batch 1] [--steps 40] [--lm-head f16|w8a8] [--no-graphs]
+ *        [--rope-in-attention on|off|on,off] [--fuse-swiglu on|off|on,off] [--rounds 1]
  *
  * --lm-head: the fp16 lm_head (the default here, tied to the embedding) or RANDOM W8A8 g128 IS.
  * --rope-in-attention off: the separate rope_kv_write kernel in decode steps (the engine's option; on by default).
  * --fuse-swiglu off: silu_mul_rows after the gate/up GEMM instead of SwiGLU in its epilogue (likewise).
+ * Given both values (on,off) the settings are compared on the same model, alternating, `--rounds` times.
  *
  * Per-kernel times: run it under Nsight Compute, e.g.
  *   ncu --clock-control none --launch-skip 28 --launch-count 30 --metrics gpu__time_duration.sum --csv \
@@ -33,25 +35,29 @@ const { values } = parseArgs({
     'no-graphs': { type: 'boolean', default: false },
     'rope-in-attention': { type: 'string', default: 'on' },
     'fuse-swiglu': { type: 'string', default: 'on' },
+    rounds: { type: 'string', default: '1' },
   },
 });
 const steps = Number(values.steps);
 const batch = Number(values.batch);
+const rounds = Number(values.rounds);
+if (!Number.isInteger(rounds) || rounds < 1) throw new RangeError(`--rounds takes a positive integer; got '${values.rounds}'`);
 const lmHead = values['lm-head'] === 'w8a8' ? 'w8a8' : 'float';
 if (values['lm-head'] !== 'w8a8' && values['lm-head'] !== 'f16') throw new RangeError(`--lm-head takes f16 or w8a8; got '${values['lm-head']}'`);
-const onOff = (name: 'rope-in-attention' | 'fuse-swiglu'): boolean => {
-  if (values[name] !== 'on' && values[name] !== 'off') throw new RangeError(`--${name} takes on or off; got '${values[name]}'`);
-  return values[name] === 'on';
-};
-const ropeInAttention = onOff('rope-in-attention');
-const fuseSwiGLU = onOff('fuse-swiglu');
+const onOff = (name: 'rope-in-attention' | 'fuse-swiglu'): boolean[] => values[name]!.split(',').map((v) => {
+  if (v !== 'on' && v !== 'off') throw new RangeError(`--${name} takes on, off or both (on,off); got '${values[name]}'`);
+  return v === 'on';
+});
+/** The engine settings compared, each round in this order (every pairing of the two options' values). */
+const variants = onOff('rope-in-attention').flatMap((ropeInAttention) => onOff('fuse-swiglu').map((fuseSwiGLU) => ({ ropeInAttention, fuseSwiGLU })));
+const nameOf = (v: (typeof variants)[number]): string => `rope in attention ${v.ropeInAttention ? 'on' : 'off'}, SwiGLU in the GEMM epilogue ${v.fuseSwiGLU ? 'on' : 'off'}`;
 const ctx = needsGpu('the CUDA engine step bench', () => new CudaContext(0));
 console.log(`# ${ctx.info.name}, driver ${ctx.info.driverVersion}; ${machineLine(cpuPool().threads)}`);
-console.log(`# synthetic LLaMA-2-7B shape, RANDOM W4A8 weights (speed only); ${batch} sequence(s), prompt 128 each, then ${steps} timed greedy decode steps after 2 warm-up; graphs ${values['no-graphs'] ? 'off' : 'on'}; rope in attention ${values['rope-in-attention']}; SwiGLU in the GEMM epilogue ${values['fuse-swiglu']}; lm_head ${lmHead === 'w8a8' ? 'W8A8 g128 IS' : 'fp16'}`);
-const perLayers: [number, number][] = [];
-for (const layers of values.layers!.split(',').map(Number)) {
-  const m = syntheticModel(layers, LLAMA2_7B_SHAPE, lmHead);
-  const engine = createCudaEngine(m.config, m.weights, { ctx, graphs: !values['no-graphs'], maxSequences: batch, ropeInAttention, fuseSwiGLU });
+console.log(`# synthetic LLaMA-2-7B shape, RANDOM W4A8 weights (speed only); ${batch} sequence(s), prompt 128 each, then ${steps} timed greedy decode steps after 2 warm-up; graphs ${values['no-graphs'] ? 'off' : 'on'}; lm_head ${lmHead === 'w8a8' ? 'W8A8 g128 IS' : 'fp16'}; ${rounds} round(s) of: ${variants.map(nameOf).join(' | ')}`);
+
+/** Host wall time per greedy decode step of `batch` sequences of an engine made with `v`. */
+function stepMs(m: ReturnType<typeof syntheticModel>, v: (typeof variants)[number]): number {
+  const engine = createCudaEngine(m.config, m.weights, { ctx, graphs: !values['no-graphs'], maxSequences: batch, ...v });
   const seqs = Array.from({ length: batch }, () => engine.open(128 + steps + 2));
   const prompt = (s: number) => Array.from({ length: 128 }, (_, i) => (i * 7919 + s * 104729 + 13) % m.config.vocabSize);
   engine.feedBatch(seqs, seqs.map((_, s) => prompt(s)));
@@ -60,12 +66,24 @@ for (const layers of values.layers!.split(',').map(Number)) {
   const t = performance.now();
   for (let i = 0; i < steps; i++) engine.decodeGreedy(seqs, tokens);
   const ms = (performance.now() - t) / steps;
-  perLayers.push([layers, ms]);
-  console.log(`layers ${layers}: ${ms.toFixed(3)} ms per decode step of ${batch} (${((1000 * batch) / ms).toFixed(0)} tok/s)`);
   for (const s of seqs) s.release();
   engine.dispose();
+  return ms;
 }
-if (perLayers.length >= 2) {
+
+const perLayers: [number, number][] = [];
+for (const layers of values.layers!.split(',').map(Number)) {
+  const m = syntheticModel(layers, LLAMA2_7B_SHAPE, lmHead);
+  for (let r = 1; r <= rounds; r++) {
+    for (const v of variants) {
+      const ms = stepMs(m, v);
+      perLayers.push([layers, ms]);
+      const what = variants.length > 1 || rounds > 1 ? ` (${nameOf(v)}; round ${r})` : '';
+      console.log(`layers ${layers}: ${ms.toFixed(3)} ms per decode step of ${batch} (${((1000 * batch) / ms).toFixed(0)} tok/s)${what}`);
+    }
+  }
+}
+if (variants.length === 1 && rounds === 1 && perLayers.length >= 2) {
   const [[l0, t0], [l1, t1]] = [perLayers[0]!, perLayers[perLayers.length - 1]!];
   const slope = (t1 - t0) / (l1 - l0);
   console.log(`per layer ${(slope * 1000).toFixed(1)} µs; fixed ${((t0 - slope * l0) * 1000).toFixed(0)} µs`);
