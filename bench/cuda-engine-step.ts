@@ -7,11 +7,13 @@
  * the fixed cost (embedding, final norm, lm_head, argmax, host).
  *
  *   node dist/bench/cuda-engine-step.js [--layers 1,8,32] [--batch 1] [--steps 40] [--lm-head f16|w8a8] [--no-graphs]
- *        [--rope-in-attention on|off|on,off] [--fuse-swiglu on|off|on,off] [--rounds 1]
+ *        [--rope-in-attention auto|on|off|on,off] [--fuse-swiglu auto|on|off|on,off] [--rounds 1]
  *
  * --lm-head: the fp16 lm_head (the default here, tied to the embedding) or RANDOM W8A8 g128 IS.
- * --rope-in-attention off: the separate rope_kv_write kernel in decode steps (the engine's option; on by default).
- * --fuse-swiglu off: silu_mul_rows after the gate/up GEMM instead of SwiGLU in its epilogue (likewise).
+ * --rope-in-attention off: the separate rope_kv_write kernel in decode steps; on: the fold at every batch size
+ * (the engine's option; auto, the default, folds at up to 4 rows).
+ * --fuse-swiglu off / on: silu_mul_rows after the gate/up GEMM, or SwiGLU in its epilogue at every decode-kernel
+ * size (auto: up to 16 rows).
  * Given both values (on,off) the settings are compared on the same model, alternating, `--rounds` times.
  *
  * Per-kernel times: run it under Nsight Compute, e.g.
@@ -33,8 +35,8 @@ const { values } = parseArgs({
     batch: { type: 'string', default: '1' },
     'lm-head': { type: 'string', default: 'f16' },
     'no-graphs': { type: 'boolean', default: false },
-    'rope-in-attention': { type: 'string', default: 'on' },
-    'fuse-swiglu': { type: 'string', default: 'on' },
+    'rope-in-attention': { type: 'string', default: 'auto' },
+    'fuse-swiglu': { type: 'string', default: 'auto' },
     rounds: { type: 'string', default: '1' },
   },
 });
@@ -44,13 +46,14 @@ const rounds = Number(values.rounds);
 if (!Number.isInteger(rounds) || rounds < 1) throw new RangeError(`--rounds takes a positive integer; got '${values.rounds}'`);
 const lmHead = values['lm-head'] === 'w8a8' ? 'w8a8' : 'float';
 if (values['lm-head'] !== 'w8a8' && values['lm-head'] !== 'f16') throw new RangeError(`--lm-head takes f16 or w8a8; got '${values['lm-head']}'`);
-const onOff = (name: 'rope-in-attention' | 'fuse-swiglu'): boolean[] => values[name]!.split(',').map((v) => {
-  if (v !== 'on' && v !== 'off') throw new RangeError(`--${name} takes on, off or both (on,off); got '${values[name]}'`);
-  return v === 'on';
+const onOff = (name: 'rope-in-attention' | 'fuse-swiglu'): (boolean | 'auto')[] => values[name]!.split(',').map((v) => {
+  if (v !== 'on' && v !== 'off' && v !== 'auto') throw new RangeError(`--${name} takes on, off, auto or a list of them (on,off); got '${values[name]}'`);
+  return v === 'auto' ? 'auto' : v === 'on';
 });
 /** The engine settings compared, each round in this order (every pairing of the two options' values). */
 const variants = onOff('rope-in-attention').flatMap((ropeInAttention) => onOff('fuse-swiglu').map((fuseSwiGLU) => ({ ropeInAttention, fuseSwiGLU })));
-const nameOf = (v: (typeof variants)[number]): string => `rope in attention ${v.ropeInAttention ? 'on' : 'off'}, SwiGLU in the GEMM epilogue ${v.fuseSwiGLU ? 'on' : 'off'}`;
+const word = (o: boolean | 'auto'): string => (o === 'auto' ? 'auto' : o ? 'on' : 'off');
+const nameOf = (v: (typeof variants)[number]): string => `rope in attention ${word(v.ropeInAttention)}, SwiGLU in the GEMM epilogue ${word(v.fuseSwiGLU)}`;
 const ctx = needsGpu('the CUDA engine step bench', () => new CudaContext(0));
 console.log(`# ${ctx.info.name}, driver ${ctx.info.driverVersion}; ${machineLine(cpuPool().threads)}`);
 console.log(`# synthetic LLaMA-2-7B shape, RANDOM W4A8 weights (speed only); ${batch} sequence(s), prompt 128 each, then ${steps} timed greedy decode steps after 2 warm-up; graphs ${values['no-graphs'] ? 'off' : 'on'}; lm_head ${lmHead === 'w8a8' ? 'W8A8 g128 IS' : 'fp16'}; ${rounds} round(s) of: ${variants.map(nameOf).join(' | ')}`);

@@ -12,8 +12,8 @@
  *   last row   rmsnorm_to → lm_head GEMM (fp16 by default)
  *
  * In a decode step (each row its sequence's one new position) attention_split does rope_kv_write's
- * work itself (ropeInAttention, on by default), and a W4A8 gate/up GEMM on the decode kernel closes
- * SwiGLU in its epilogue (fuseSwiGLU; its rows interleaved by 8 when the model is made resident):
+ * work itself (ropeInAttention; by default at up to 4 rows), and a W4A8 gate/up GEMM on the decode kernel
+ * closes SwiGLU in its epilogue (fuseSwiGLU, by default at up to 16 rows; its rows interleaved by 8 when the model is made resident):
  * w4a8_decode_swiglu → quantize_rows instead of the GEMM → silu_mul_rows → quantize_rows. The same
  * floats either way, one launch a layer fewer each.
  *
@@ -59,16 +59,26 @@ export interface CudaEngineOptions {
   /** float layers (the lm_head, an unquantized model): 'f16' (default) or 'f32' (cuBLAS SGEMM). */
   readonly floatPrecision?: FloatPrecision;
   /**
-   * a decode step's rope and KV write done inside attention (default true: one launch a layer
-   * fewer); false keeps the separate rope_kv_write kernel that prefill passes use. Same floats either way.
+   * A decode step's rope and KV write done inside attention (one launch a layer fewer): true, false (the
+   * separate rope_kv_write kernel that prefill passes use), or 'auto' (default: steps of at most
+   * ROPE_FOLD_MAX_ROWS rows). The same floats either way.
    */
-  readonly ropeInAttention?: boolean;
+  readonly ropeInAttention?: boolean | 'auto';
   /**
-   * SwiGLU in the epilogue of a W4A8 decode-kernel gate/up GEMM (default true: silu_mul_rows' launch and
-   * its pass over the gate/up output saved); false runs silu_mul_rows after the GEMM. Same floats either way.
+   * SwiGLU in the epilogue of a W4A8 decode-kernel gate/up GEMM (silu_mul_rows' launch and its pass over
+   * the gate/up output saved): true, false (silu_mul_rows after the GEMM), or 'auto' (default: where the
+   * kernel takes at most SWIGLU_FOLD_MAX_ROWS rows). The same floats either way.
    */
-  readonly fuseSwiGLU?: boolean;
+  readonly fuseSwiGLU?: boolean | 'auto';
 }
+
+/**
+ * Where the folds pay, by same-run A/B (H100, 8 random 7B-shaped W4A8 layers, docs/cuda-notes.md, 21st
+ * session): rope in attention −1.5% a step at 1 row, level at 8, +1% at 16 and +2% at 32 (every split block
+ * rotates its q again); SwiGLU in the epilogue level at 1 row, −0.9% at 8, −1.8% at 16, +7% at 32.
+ */
+export const ROPE_FOLD_MAX_ROWS = 4;
+export const SWIGLU_FOLD_MAX_ROWS = 16;
 
 export interface CudaEngine extends SequenceEngine {
   readonly ctx: CudaContext;
@@ -98,8 +108,10 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
   const c = config;
   const d = c.hiddenSize, F = c.intermediateSize, H = c.numHeads, KVH = c.numKvHeads, D = c.headDim, L = c.numLayers;
   const maxSequences = options.maxSequences ?? 8;
-  const ropeInAttention = options.ropeInAttention ?? true;
-  const fuseSwiGLU = options.fuseSwiGLU ?? true;
+  const ropeInAttention = options.ropeInAttention ?? 'auto';
+  const fuseSwiGLU = options.fuseSwiGLU ?? 'auto';
+  /** whether an option that may be 'auto' holds at m rows. */
+  const holds = (option: boolean | 'auto', m: number, maxRows: number): boolean => (option === 'auto' ? m <= maxRows : option);
   const invFreq = ropeInverseFrequencies(D, c.ropeTheta, c.ropeScaling);
   let w: ReturnType<typeof uploadEngineWeights>;
   try {
@@ -241,7 +253,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
   /** The W4A8 decode-kernel launch of a gate/up group at m rows where SwiGLU can close in its epilogue, else null. */
   const swigluEpilogue = (g: LinearGroup, m: number): { layer: W4A8Layer; config: DecodeConfig } | null => {
     const l = g.linears[0]!;
-    if (!fuseSwiGLU || !g.stacked || g.interleave !== 8 || l.bias !== null || l.resident.kind !== 'w4a8') return null;
+    if (!holds(fuseSwiGLU, m, SWIGLU_FOLD_MAX_ROWS) || !g.stacked || g.interleave !== 8 || l.bias !== null || l.resident.kind !== 'w4a8') return null;
     const config = w4a8Config(l.resident.layer, m);
     return config.kind === 'decode' ? { layer: l.resident.layer, config } : null;
   };
@@ -285,7 +297,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
     for (let i = 0; i < L; i++) {
       const layer = w.layers[i]!;
       const [q, k, v] = normAndGroup(layer.inputNorm, layer.qkv, qkvOut, m);
-      const fold = decode && ropeInAttention;
+      const fold = decode && holds(ropeInAttention, m, ROPE_FOLD_MAX_ROWS);
       if (!fold) ropeKvWriteCuda(ctx, q!.part, q!.ld, k!.part, v!.part, k!.ld, w.invFreq, rows, m, attentionOf(i));
       const oIn = act(0, formFor(layer.o, m));
       attentionToCuda(ctx, q!.part, q!.ld, rows, m, attentionOf(i), split, part, rowScratch, oIn,
