@@ -13,7 +13,7 @@
  * --rope-in-attention off: the separate rope_kv_write kernel in decode steps; on: the fold at every batch size
  * (the engine's option; auto, the default, folds at up to 4 rows).
  * --fuse-swiglu off / on: silu_mul_rows after the gate/up GEMM, or SwiGLU in its epilogue at every decode-kernel
- * size (auto: up to 16 rows).
+ * size (auto: up to 32 rows).
  * Given both values (on,off) the settings are compared on the same model, alternating, `--rounds` times.
  *
  * Per-kernel times: run it under Nsight Compute, e.g.

@@ -13,7 +13,7 @@
  *
  * In a decode step (each row its sequence's one new position) attention_split does rope_kv_write's
  * work itself (ropeInAttention; by default at up to 4 rows), and a W4A8 gate/up GEMM on the decode kernel
- * closes SwiGLU in its epilogue (fuseSwiGLU, by default at up to 16 rows; its rows interleaved by 8 when the model is made resident):
+ * closes SwiGLU in its epilogue (fuseSwiGLU, by default at up to 32 rows; its rows interleaved by 8 when the model is made resident):
  * w4a8_decode_swiglu → quantize_rows instead of the GEMM → silu_mul_rows → quantize_rows. The same
  * floats either way, one launch a layer fewer each.
  *
@@ -75,10 +75,11 @@ export interface CudaEngineOptions {
 /**
  * Where the folds pay, by same-run A/B (H100, 8 random 7B-shaped W4A8 layers, docs/cuda-notes.md, 21st
  * session): rope in attention −1.5% a step at 1 row, level at 8, +1% at 16 and +2% at 32 (every split block
- * rotates its q again); SwiGLU in the epilogue level at 1 row, −0.9% at 8, −1.8% at 16, +7% at 32.
+ * rotates its q again); SwiGLU in the epilogue level at 1 row, −0.9% at 8, −1.7% at 16, −2.6% at 32 (with
+ * two blocks per SM kept at 32 rows: without that bound it lost 7% there).
  */
 export const ROPE_FOLD_MAX_ROWS = 4;
-export const SWIGLU_FOLD_MAX_ROWS = 16;
+export const SWIGLU_FOLD_MAX_ROWS = 32;
 
 export interface CudaEngine extends SequenceEngine {
   readonly ctx: CudaContext;

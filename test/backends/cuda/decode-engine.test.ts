@@ -203,9 +203,10 @@ test('CUDA engine: decode steps with rope and the KV write folded into attention
   const cases: { name: string; model: Model; prompts: number[][]; option: 'ropeInAttention' | 'fuseSwiGLU' }[] = [
     { name: 'quantized embedded, 3 sequences', model: quantized, prompts: variants(prompt, 3), option: 'ropeInAttention' },
     ...['mistral', 'qwen2'].map(fixture).map((f) => ({ ...f, prompts: variants(f.prompt, 3), option: 'ropeInAttention' as const })),
-    // 3 rows: the decode kernel's one token half; 12 rows: two halves and two tiles a block
+    // 3 rows: the decode kernel's one token half; 12 rows: two halves and two tiles a block; 20 rows: four halves
     { name: 'quantized embedded, 3 sequences', model: quantized, prompts: variants(prompt, 3), option: 'fuseSwiGLU' },
     { name: 'quantized embedded, 12 sequences', model: quantized, prompts: variants(prompt, 12), option: 'fuseSwiGLU' },
+    { name: 'quantized embedded, 20 sequences', model: quantized, prompts: variants(prompt, 20), option: 'fuseSwiGLU' },
   ];
   for (const c of cases) {
     const separate = batchedRun(c.model, c.prompts, steps, { [c.option]: false });
