@@ -186,12 +186,12 @@ export function attentionToCuda(ctx: CudaContext, q: DeviceBuffer, ldq: number, 
     needBytes('attention new v', fresh.v, ((m - 1) * fresh.ld + KVH * D) * 4);
     needBytes('attention invFreq', fresh.invFreq, (D / 2) * 4);
   }
-  const none = { u64: 0 };
   needBytes('attention rows', rows, m * ROW_BYTES);
   needBytes('attention partials', part, m * H * S * (D + 2) * 4);
   needBytes('attention row scratch', scratch.values, m * H * D * 4);
   needBytes('attention head maxima', scratch.amax, m * H * 4);
   checkOutput('attention', out, m, H * D);
+  const none = { u64: 0 }; // a null pointer: no fresh keys, the cache holds them
   ctx.launch(getKernel(ctx, FILE, 'attention_split'), [m, H, S], [128],
     [q, { i32: ldq }, part, rows, a.kv, { i32: a.layer }, { i32: a.numLayers }, { i32: H }, { i32: KVH }, { i32: D }, { i32: a.window }, { i32: chunk },
       fresh?.k ?? none, fresh?.v ?? none, { i32: fresh?.ld ?? 0 }, fresh?.invFreq ?? none]);
