@@ -2,9 +2,14 @@
  * The activations of an A8 integer linear in the layout the WASM kernel reads (int-linear-wasm-kernel.ts):
  * quantizeActivations (activation-quant.ts) bit for bit, as int16 rows of rowLength with input i of
  * group g at g·groupPadded + slots[i] (the kernel's block order; padding left as it is: its weights
- * are 0), and each row's scale. A row kernel, so the CPU pool can split a prefill's rows.
+ * are 0), and each row's scale. A row kernel, so the CPU pool can split a prefill's rows. Rows in the
+ * arena (or copied to `stage` there) with unpadded groups run in WASM SIMD (int-activation-wasm-module.ts),
+ * the others in JS (quantizeInt16RowsJs, the reference the WASM rows are tested against).
  */
 import { activationScale, quantizeActivation } from '../../quant/activation-quant.js';
+import { arenaAddress } from '../../tensor/shared.js';
+import { buildIntActivationWasmModule, type QuantizeRowsWasm } from './int-activation-wasm-module.js';
+import { instantiateOnArena } from './wasm-instance.js';
 
 export interface Int16ActivationArgs {
   readonly [name: string]: Float32Array | Int16Array | Int32Array | number;
@@ -21,9 +26,43 @@ export interface Int16ActivationArgs {
   readonly groupCount: number;
   readonly groupPadded: number;
   readonly rowLength: number;
+  /** the kernel's weight bits (4: slot order, 8: input order) */
+  readonly bits: number;
+  /** [M, k] in the arena where x is not (its rows are copied there for the WASM rows), or empty */
+  readonly stage: Float32Array;
+}
+
+let wasm: { quantize_rows: QuantizeRowsWasm } | null | undefined;
+
+/** Whether these rows run in WASM on this thread: the module instantiates, the arrays are in the arena, the groups unpadded. */
+export function int16RowsInWasm(args: Int16ActivationArgs): boolean {
+  const { x, x16, scales, groupSize: G, groupPadded: Gp, rowLength, bits } = args;
+  if (Gp !== G || G % (bits === 4 ? 32 : 16) !== 0 || (rowLength * 2) % 16 !== 0) return false;
+  if (arenaAddress(x) < 0 || arenaAddress(x16) < 0 || arenaAddress(scales) < 0) return false;
+  return (wasm ??= instantiateOnArena<{ quantize_rows: QuantizeRowsWasm }>(buildIntActivationWasmModule)) !== null;
+}
+
+/** The rows [r0, r1) in WASM where int16RowsInWasm; false otherwise. */
+function quantizeRowsWasm(args: Int16ActivationArgs, r0: number, r1: number): boolean {
+  if (!int16RowsInWasm(args)) return false;
+  const { x, x16, scales, k: K, rowLength, bits } = args;
+  const [xa, qa, sa] = [arenaAddress(x), arenaAddress(x16), arenaAddress(scales)];
+  wasm!.quantize_rows(xa + 4 * r0 * K, K, r1 - r0, bits === 4 ? 1 : 0, qa + 2 * r0 * rowLength, 2 * rowLength, sa + 4 * r0);
+  return true;
 }
 
 export function quantizeInt16Rows(args: Int16ActivationArgs, r0: number, r1: number): void {
+  if (r1 <= r0) return;
+  const { x, k: K, stage } = args;
+  if (stage.length >= r1 * K && arenaAddress(x) < 0) {
+    stage.set(x.subarray(r0 * K, r1 * K), r0 * K); // this thread's rows, into the arena
+    if (quantizeRowsWasm({ ...args, x: stage }, r0, r1)) return;
+  }
+  if (!quantizeRowsWasm(args, r0, r1)) quantizeInt16RowsJs(args, r0, r1);
+}
+
+/** The rows [r0, r1) in plain JS (any layout). */
+export function quantizeInt16RowsJs(args: Int16ActivationArgs, r0: number, r1: number): void {
   const { x, x16, scales, slots, k: K, groupSize: G, groupCount, groupPadded: Gp, rowLength } = args;
   for (let row = r0; row < r1; row++) {
     const src = row * K;

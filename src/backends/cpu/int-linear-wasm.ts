@@ -4,8 +4,8 @@
  * scratch laid out per padded group, then runs the row kernel (int-linear-wasm-kernel.ts) over the output channels, split
  * across the CPU pool when the product is large enough, and copies the result out.
  *
- * Scratch (x16, a, out, ovf) lives in the arena, grows geometrically and is reused by every call
- * (calls are synchronous and come from one thread).
+ * Scratch (x16, a, out, ovf, and a stage for x when x is outside the arena) lives in the arena, grows
+ * geometrically and is reused by every call (calls are synchronous and come from one thread).
  */
 import { int32OverflowError } from './int-linear-reference.js';
 import type { PreparedIntLinear } from './int-linear-prepared.js';
@@ -54,13 +54,17 @@ export function intLinearWasm(
   const xBytes = align16(M * xRow);
   const aBytes = align16(4 * M);
   const outBytes = align16(4 * M * N);
-  const block = scratch(xBytes + aBytes + outBytes + (checked ? align16(M * N) : 0));
+  const ovfBytes = checked ? align16(M * N) : 0;
+  // x outside the arena (an op's fresh output) is staged into it row by row, where the WASM quantization reads it
+  const stageBytes = arenaAddress(x) < 0 ? align16(4 * M * p.k) : 0;
+  const block = scratch(xBytes + aBytes + outBytes + ovfBytes + stageBytes);
   if (block === undefined) return false;
   const base = block.byteOffset;
   const x16 = new Int16Array(block.buffer, base, xBytes / 2);
   const a = new Float32Array(block.buffer, base + xBytes, M);
   const y = new Float32Array(block.buffer, base + xBytes + aBytes, M * N);
-  quantizeToInt16(x, M, p, x16, xRow / 2, a, pool);
+  const stage = new Float32Array(block.buffer, base + xBytes + aBytes + outBytes + ovfBytes, stageBytes > 0 ? M * p.k : 0);
+  quantizeToInt16(x, M, p, x16, xRow / 2, a, stage, pool);
   const args: IntLinearWasmArgs = {
     x: base, a: base + xBytes, out: base + xBytes + aBytes,
     ovf: checked ? base + xBytes + aBytes + outBytes : 0,
@@ -75,11 +79,12 @@ export function intLinearWasm(
   return true;
 }
 
-/** The activations in the kernel's int16 layout (int-activation-rows.ts), a prefill's rows split over the pool. */
-function quantizeToInt16(x: Float32Array, M: number, p: PreparedIntLinear, x16: Int16Array, rowLength: number, scales: Float32Array, pool: CpuPool | null): void {
-  const { k, groupSize, groupCount, groupPadded, slots } = p;
+/** The activations in the kernel's int16 layout (int-activation-rows.ts), a prefill's rows split over the pool; `stage`: arena room for x's rows when x is outside the arena (else empty). */
+function quantizeToInt16(x: Float32Array, M: number, p: PreparedIntLinear, x16: Int16Array, rowLength: number, scales: Float32Array,
+  stage: Float32Array, pool: CpuPool | null): void {
+  const { k, groupSize, groupCount, groupPadded, slots, bits } = p;
   if (x.length < M * k) throw new RangeError(`x holds ${x.length} values, need M·K = ${M}·${k}`);
-  const args: Int16ActivationArgs = { x, x16, scales, slots, k, groupSize, groupCount, groupPadded, rowLength };
+  const args: Int16ActivationArgs = { x, x16, scales, slots, k, groupSize, groupCount, groupPadded, rowLength, bits, stage };
   if (pool === null) quantizeInt16Rows(args, 0, M);
   else pool.runWhereShared(KERNEL_QUANTIZE_INT16, args, M, { workPerRow: k, minWorkPerThread: QUANTIZE_MIN_VALUES_PER_THREAD });
 }

@@ -112,7 +112,7 @@ test('a full arena: layers prepared without room run on the JS kernels, the same
     const spec = { wBits: 4, aBits: 8, groupSize: 32, scale: 'int', alpha: { kind: 'safe', maxLog2: 10 } };
     const q = quantizeLinear({ kind: 'float', n, k, w }, spec);
     const before = [cpuBackend.prepareLinear({ kind: 'float', n, k, w }).run(x, m), cpuBackend.prepareLinear(q).run(x, m)];
-    for (let size = 2 ** 28; size >= 2 ** 12; size /= 2) while (arenaAddress(arenaFloat32(size)) >= 0);
+    for (let size = 2 ** 28; size >= 2 ** 8; size /= 2) while (arenaAddress(arenaFloat32(size)) >= 0); // down to 1 KiB: no 12 KiB copy fits after
     const after = [cpuBackend.prepareLinear({ kind: 'float', n, k, w }), cpuBackend.prepareLinear(q)];
     const runs = after.map((p) => p.run(x, m));
     setImmediate(() => console.log(JSON.stringify({ warnings, copied: after.map((p) => p.copiedBytes), same: runs.map((r, i) => r.every((v, j) => Math.abs(v - before[i][j]) <= 1e-5 * (1 + Math.abs(v)))) })));
