@@ -30,35 +30,42 @@ export interface Int16ActivationArgs {
   readonly bits: number;
   /** [M, k] in the arena where x is not (its rows are copied there for the WASM rows), or empty */
   readonly stage: Float32Array;
+  /**
+   * Arena byte addresses, taken on the calling thread (a worker's copies of the arrays are other
+   * objects, which arenaAddress does not know): where the WASM rows read x (x's own, or the stage's when
+   * `staged`), write x16 and the scales; −1 where there is none (the JS rows run then).
+   */
+  readonly xAt: number;
+  readonly x16At: number;
+  readonly scalesAt: number;
+  /** 1: x is outside the arena, each thread copies its rows into `stage` first */
+  readonly staged: number;
+}
+
+/** The arena addresses of Int16ActivationArgs for these arrays (see there). */
+export function int16ArenaAddresses(x: Float32Array, x16: Int16Array, scales: Float32Array, stage: Float32Array, m: number, k: number):
+  Pick<Int16ActivationArgs, 'xAt' | 'x16At' | 'scalesAt' | 'staged'> {
+  const own = arenaAddress(x);
+  const staged = own < 0 && stage.length >= m * k && arenaAddress(stage) >= 0;
+  return { xAt: staged ? arenaAddress(stage) : own, x16At: arenaAddress(x16), scalesAt: arenaAddress(scales), staged: staged ? 1 : 0 };
 }
 
 let wasm: { quantize_rows: QuantizeRowsWasm } | null | undefined;
 
 /** Whether these rows run in WASM on this thread: the module instantiates, the arrays are in the arena, the groups unpadded. */
 export function int16RowsInWasm(args: Int16ActivationArgs): boolean {
-  const { x, x16, scales, groupSize: G, groupPadded: Gp, rowLength, bits } = args;
+  const { groupSize: G, groupPadded: Gp, rowLength, bits } = args;
   if (Gp !== G || G % (bits === 4 ? 32 : 16) !== 0 || (rowLength * 2) % 16 !== 0) return false;
-  if (arenaAddress(x) < 0 || arenaAddress(x16) < 0 || arenaAddress(scales) < 0) return false;
+  if (args.xAt < 0 || args.x16At < 0 || args.scalesAt < 0) return false;
   return (wasm ??= instantiateOnArena<{ quantize_rows: QuantizeRowsWasm }>(buildIntActivationWasmModule)) !== null;
-}
-
-/** The rows [r0, r1) in WASM where int16RowsInWasm; false otherwise. */
-function quantizeRowsWasm(args: Int16ActivationArgs, r0: number, r1: number): boolean {
-  if (!int16RowsInWasm(args)) return false;
-  const { x, x16, scales, k: K, rowLength, bits } = args;
-  const [xa, qa, sa] = [arenaAddress(x), arenaAddress(x16), arenaAddress(scales)];
-  wasm!.quantize_rows(xa + 4 * r0 * K, K, r1 - r0, bits === 4 ? 1 : 0, qa + 2 * r0 * rowLength, 2 * rowLength, sa + 4 * r0);
-  return true;
 }
 
 export function quantizeInt16Rows(args: Int16ActivationArgs, r0: number, r1: number): void {
   if (r1 <= r0) return;
-  const { x, k: K, stage } = args;
-  if (stage.length >= r1 * K && arenaAddress(x) < 0) {
-    stage.set(x.subarray(r0 * K, r1 * K), r0 * K); // this thread's rows, into the arena
-    if (quantizeRowsWasm({ ...args, x: stage }, r0, r1)) return;
-  }
-  if (!quantizeRowsWasm(args, r0, r1)) quantizeInt16RowsJs(args, r0, r1);
+  if (!int16RowsInWasm(args)) return quantizeInt16RowsJs(args, r0, r1);
+  const { x, k: K, rowLength, bits, stage } = args;
+  if (args.staged === 1) stage.set(x.subarray(r0 * K, r1 * K), r0 * K); // this thread's rows, into the arena
+  wasm!.quantize_rows(args.xAt + 4 * r0 * K, K, r1 - r0, bits === 4 ? 1 : 0, args.x16At + 2 * r0 * rowLength, 2 * rowLength, args.scalesAt + 4 * r0);
 }
 
 /** The rows [r0, r1) in plain JS (any layout). */

@@ -12,7 +12,7 @@ import type { PreparedIntLinear } from './int-linear-prepared.js';
 import { intActivationRowBytes, intLinearWasmRows, wasmIntLinearAvailable, type IntLinearWasmArgs } from './int-linear-wasm-kernel.js';
 import { INT_WASM_MODES } from './int-linear-wasm-module.js';
 import { KERNEL_INT_LINEAR_WASM, KERNEL_QUANTIZE_INT16 } from './pool/kernels.js';
-import { quantizeInt16Rows, type Int16ActivationArgs } from './int-activation-rows.js';
+import { int16ArenaAddresses, quantizeInt16Rows, type Int16ActivationArgs } from './int-activation-rows.js';
 import { copyRowsOnPool } from './copy-pool.js';
 import type { CpuPool } from './pool/index.js';
 import { arenaAddress, sharedUint8, withArenaAllocation } from '../../tensor/shared.js';
@@ -84,7 +84,9 @@ function quantizeToInt16(x: Float32Array, M: number, p: PreparedIntLinear, x16: 
   stage: Float32Array, pool: CpuPool | null): void {
   const { k, groupSize, groupCount, groupPadded, slots, bits } = p;
   if (x.length < M * k) throw new RangeError(`x holds ${x.length} values, need M·K = ${M}·${k}`);
-  const args: Int16ActivationArgs = { x, x16, scales, slots, k, groupSize, groupCount, groupPadded, rowLength, bits, stage };
+  const args: Int16ActivationArgs = {
+    x, x16, scales, slots, k, groupSize, groupCount, groupPadded, rowLength, bits, stage, ...int16ArenaAddresses(x, x16, scales, stage, M, k),
+  };
   if (pool === null) quantizeInt16Rows(args, 0, M);
   else pool.runWhereShared(KERNEL_QUANTIZE_INT16, args, M, { workPerRow: k, minWorkPerThread: QUANTIZE_MIN_VALUES_PER_THREAD });
 }

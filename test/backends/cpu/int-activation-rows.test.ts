@@ -7,7 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { int16RowsInWasm, quantizeInt16Rows, quantizeInt16RowsJs, type Int16ActivationArgs } from '../../../src/backends/cpu/int-activation-rows.js';
+import { int16ArenaAddresses, int16RowsInWasm, quantizeInt16Rows, quantizeInt16RowsJs, type Int16ActivationArgs } from '../../../src/backends/cpu/int-activation-rows.js';
 import { activationSlot } from '../../../src/backends/cpu/int-linear-wasm-module.js';
 import { arenaAddress, sharedFloat32, sharedUint8, withArenaAllocation } from '../../../src/tensor/shared.js';
 import { freshSeed, makeRng } from '../../helpers/random.js';
@@ -34,7 +34,13 @@ function args(x: Float32Array, m: number, k: number, bits: 4 | 8, G: number, Gp:
   const x16 = new Int16Array(bytes.buffer, bytes.byteOffset, m * rowLength);
   x16.fill(-1); // padding must be left as it is, like the JS rows leave it
   const scales = withArenaAllocation(() => sharedFloat32(m));
-  return { x, x16, scales, slots, k, groupSize: G, groupCount: k / G, groupPadded: Gp, rowLength, bits, stage: new Float32Array(0) };
+  const none = new Float32Array(0);
+  return { x, x16, scales, slots, k, groupSize: G, groupCount: k / G, groupPadded: Gp, rowLength, bits, stage: none, ...int16ArenaAddresses(x, x16, scales, none, m, k) };
+}
+
+/** The args with a stage, and the arena addresses the calling thread takes with it. */
+function withStage(a: Int16ActivationArgs, m: number, stage: Float32Array): Int16ActivationArgs {
+  return { ...a, stage, ...int16ArenaAddresses(a.x, a.x16, a.scales, stage, m, a.k) };
 }
 
 test('the activations\' int16 rows in WASM SIMD equal the JS rows bit for bit (W4 slot order, W8 order; halves, zero and NaN rows; any row range)', { skip }, () => {
@@ -65,8 +71,8 @@ test('rows outside the arena are staged into it (each call its rows) and give th
   const want = args(inArena, m, k, 4, G, G);
   quantizeInt16RowsJs(want, 0, m);
   const stage = withArenaAllocation(() => sharedFloat32(m * k));
-  const got = { ...args(x, m, k, 4, G, G), stage };
-  assert.ok(int16RowsInWasm({ ...got, x: stage }));
+  const got = withStage(args(x, m, k, 4, G, G), m, stage);
+  assert.ok(int16RowsInWasm(got) && got.staged === 1);
   quantizeInt16Rows(got, 0, 3);
   quantizeInt16Rows(got, 3, m);
   assert.deepEqual(got.x16, want.x16);
