@@ -60,6 +60,7 @@ export function int16RowsInWasm(args: Int16ActivationArgs): boolean {
   return (wasm ??= instantiateOnArena<{ quantize_rows: QuantizeRowsWasm }>(buildIntActivationWasmModule)) !== null;
 }
 
+/** The row kernel (pool/kernels.ts): rows [r0, r1) in WASM where int16RowsInWasm, else in JS; the same bits either way. */
 export function quantizeInt16Rows(args: Int16ActivationArgs, r0: number, r1: number): void {
   if (r1 <= r0) return;
   if (!int16RowsInWasm(args)) return quantizeInt16RowsJs(args, r0, r1);
