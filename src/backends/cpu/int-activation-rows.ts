@@ -46,8 +46,8 @@ export interface Int16ActivationArgs {
 export function int16ArenaAddresses(x: Float32Array, x16: Int16Array, scales: Float32Array, stage: Float32Array, m: number, k: number):
   Pick<Int16ActivationArgs, 'xAt' | 'x16At' | 'scalesAt' | 'staged'> {
   const own = arenaAddress(x);
-  const staged = own < 0 && stage.length >= m * k && arenaAddress(stage) >= 0;
-  return { xAt: staged ? arenaAddress(stage) : own, x16At: arenaAddress(x16), scalesAt: arenaAddress(scales), staged: staged ? 1 : 0 };
+  const stageAt = own < 0 && stage.length >= m * k ? arenaAddress(stage) : -1;
+  return { xAt: stageAt >= 0 ? stageAt : own, x16At: arenaAddress(x16), scalesAt: arenaAddress(scales), staged: stageAt >= 0 ? 1 : 0 };
 }
 
 let wasm: { quantize_rows: QuantizeRowsWasm } | null | undefined;

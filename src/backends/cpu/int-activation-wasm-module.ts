@@ -18,23 +18,6 @@
  */
 import { F32, FnBuilder, I32, V128, buildModule, op, simd } from './wasm-emitter.js';
 
-// opcodes beyond wasm-emitter.ts's tables (core ops, then SIMD ones after the 0xfd prefix)
-const F32_EQ = 0x5b;
-const F64_CONST = 0x44;
-const F64_DIV = 0xa3;
-const F32_DEMOTE_F64 = 0xb6;
-const F32_LT = 0x5d;
-const SELECT = 0x1b;
-const I32_EQZ = 0x45;
-const F32X4_ABS = 0xe0;
-const F32X4_PMAX = 0xeb;
-const F64X2_DIV = 0xf3;
-const F64X2_NEAREST = 0x94;
-const I32X4_TRUNC_SAT_F64X2_S_ZERO = 0xfc;
-const I16X8_NARROW_I32X4_S = 0x85;
-const I16X8_MIN_S = 0x96;
-const I16X8_MAX_S = 0x98;
-
 /** i8x16.shuffle immediate from int16 lane picks (0–7 of the first operand, 8–15 of the second). */
 const lanes16 = (picks: readonly number[]): number[] => picks.flatMap((l) => [2 * l, 2 * l + 1]);
 /** v128.const of eight int16 lanes equal to v. */
@@ -55,7 +38,7 @@ function quantizeRows(): FnBuilder {
     const half = (high: boolean): void => {
       b.get('v');
       if (high) b.get('v').simd(simd.i8x16Shuffle, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15);
-      b.simd(simd.f64x2PromoteLowF32x4).get('aa').simd(F64X2_DIV).simd(F64X2_NEAREST).simd(I32X4_TRUNC_SAT_F64X2_S_ZERO);
+      b.simd(simd.f64x2PromoteLowF32x4).get('aa').simd(simd.f64x2Div).simd(simd.f64x2Nearest).simd(simd.i32x4TruncSatF64x2SZero);
     };
     half(false);
     b.set('lo');
@@ -71,7 +54,7 @@ function quantizeRows(): FnBuilder {
     b.get('p').v128Load(offset + 16).set('v');
     quantize4();
     b.set('q1');
-    b.get('q0').get('q1').simd(I16X8_NARROW_I32X4_S).get('min').simd(I16X8_MAX_S).get('max').simd(I16X8_MIN_S);
+    b.get('q0').get('q1').simd(simd.i16x8NarrowI32x4S).get('min').simd(simd.i16x8MaxS).get('max').simd(simd.i16x8MinS);
   };
 
   b.i32(0).set('row');
@@ -82,30 +65,30 @@ function quantizeRows(): FnBuilder {
     // the max of |x|
     b.v128Zero().set('acc');
     b.loop(() => b.get('p').get('end').emit(op.i32GeU), () => {
-      b.get('acc').get('p').v128Load().simd(F32X4_ABS).simd(F32X4_PMAX).set('acc');
+      b.get('acc').get('p').v128Load().simd(simd.f32x4Abs).simd(simd.f32x4Pmax).set('acc');
       b.addTo('p', 16);
     });
     b.get('acc').simd(simd.f32x4ExtractLane, 0).set('m');
     for (let lane = 1; lane < 4; lane++) {
       // m = m < l ? l : m
       b.get('acc').simd(simd.f32x4ExtractLane, lane).set('l');
-      b.get('l').get('m').get('m').get('l').emit(F32_LT).emit(SELECT).set('m');
+      b.get('l').get('m').get('m').get('l').emit(op.f32Lt).emit(op.select).set('m');
     }
     // a = f32(f64(m) / 127)
-    b.get('m').emit(op.f64PromoteF32).emit(F64_CONST, ...f64Bytes(127)).emit(F64_DIV).emit(F32_DEMOTE_F64).set('a');
+    b.get('m').emit(op.f64PromoteF32).emit(op.f64Const, ...f64Bytes(127)).emit(op.f64Div).emit(op.f32DemoteF64).set('a');
     b.get('scales').get('a').emit(op.f32Store, 2, 0);
     b.get('x16').set('o');
     b.get('x16').get('rowBytes').emit(op.i32Add).set('oEnd');
-    b.get('a').emit(op.f32Const, 0, 0, 0, 0).emit(F32_EQ);
+    b.get('a').emit(op.f32Const, 0, 0, 0, 0).emit(op.f32Eq);
     b.emit(op.if, op.empty);
     b.loop(() => b.get('o').get('oEnd').emit(op.i32GeU), () => {
       b.get('o').v128Zero().simd(simd.v128Store, 4, 0);
       b.addTo('o', 16);
     });
-    b.emit(0x05); // else
+    b.emit(op.else);
     b.get('a').emit(op.f64PromoteF32).simd(simd.f64x2Splat).set('aa');
     b.get('x').set('p');
-    b.get('bits4').emit(I32_EQZ);
+    b.get('bits4').emit(op.i32Eqz);
     b.emit(op.if, op.empty);
     // W8: blocks of 16 inputs in order
     b.loop(() => b.get('p').get('end').emit(op.i32GeU), () => {
@@ -117,7 +100,7 @@ function quantizeRows(): FnBuilder {
       b.simd(simd.v128Store, 4, 16);
       b.addTo('p', 64).addTo('o', 32);
     });
-    b.emit(0x05); // else
+    b.emit(op.else);
     // W4: blocks of 32 inputs, h_j = inputs 8j .. 8j+7, then slot vector i (lane l) = input 4l + i
     b.loop(() => b.get('p').get('end').emit(op.i32GeU), () => {
       for (let j = 0; j < 4; j++) {
@@ -129,8 +112,8 @@ function quantizeRows(): FnBuilder {
         const pick = lanes16([i0, 4 + i0, 8 + i0, 12 + i0, i1, 4 + i1, 8 + i1, 12 + i1]);
         b.get('h0').get('h1').simd(simd.i8x16Shuffle, ...pick).set('s');
         b.get('h2').get('h3').simd(simd.i8x16Shuffle, ...pick).set('t');
-        b.get('o').get('s').get('t').simd(simd.i8x16Shuffle, ...lanes16([0, 1, 2, 3, 8, 9, 10, 11])).simd(simd.v128Store, 4, ...uleb16(16 * i0));
-        b.get('o').get('s').get('t').simd(simd.i8x16Shuffle, ...lanes16([4, 5, 6, 7, 12, 13, 14, 15])).simd(simd.v128Store, 4, ...uleb16(16 * i1));
+        b.get('o').get('s').get('t').simd(simd.i8x16Shuffle, ...lanes16([0, 1, 2, 3, 8, 9, 10, 11])).simd(simd.v128Store, 4, ...storeOffset(16 * i0));
+        b.get('o').get('s').get('t').simd(simd.i8x16Shuffle, ...lanes16([4, 5, 6, 7, 12, 13, 14, 15])).simd(simd.v128Store, 4, ...storeOffset(16 * i1));
       }
       b.addTo('p', 128).addTo('o', 64);
     });
@@ -151,8 +134,8 @@ function f64Bytes(v: number): number[] {
   return Array.from({ length: 8 }, (_, i) => buf.getUint8(i));
 }
 
-/** A store offset immediate (small: one LEB byte). */
-function uleb16(offset: number): number[] {
+/** A store's constant offset immediate (small enough for one LEB byte). */
+function storeOffset(offset: number): number[] {
   if (offset >= 128) throw new RangeError('store offset past one LEB byte');
   return [offset];
 }

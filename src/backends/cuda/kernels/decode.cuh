@@ -141,13 +141,10 @@ __device__ __forceinline__ void decode_pipeline(int c0, int c1, Buf& a, Buf& b, 
   }
 }
 
-// Cross-warp reduction through shared red[warp][element][lane] (warp order), then the epilogue:
-// out(token, n, sum) for each in-range output (C fragment element i of tile nt, half mt, lane l:
-// row n = (tile0+nt)*16 + l/4 + 8*(i>=2), token = mt*8 + 2*(l%4) + (i&1)). Threads: WK_ warps.
-template <int WK_, int NT, int MTK, typename T, class Out>
-__device__ __forceinline__ void decode_reduce(T (&red)[WK_][NT * MTK * 4][32], const T (&tot)[NT][MTK][4], int warp, int lane,
-                                              int tile0, int M, int N, Out out) {
-  constexpr int E = NT * MTK * 4;
+// The cross-warp reduction's first half: every warp's totals into shared red[warp][element][lane]
+// (element (nt·MTK + mt)·4 + i: C fragment element i of tile nt, half mt), then a barrier.
+template <int WK_, int NT, int MTK, typename T>
+__device__ __forceinline__ void decode_stage(T (&red)[WK_][NT * MTK * 4][32], const T (&tot)[NT][MTK][4], int warp, int lane) {
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
@@ -155,11 +152,28 @@ __device__ __forceinline__ void decode_reduce(T (&red)[WK_][NT * MTK * 4][32], c
 #pragma unroll
       for (int i = 0; i < 4; ++i) red[warp][(nt * MTK + mt) * 4 + i][lane] = tot[nt][mt][i];
   __syncthreads();
+}
+
+// Element e of lane l summed over the warps in warp order (the order every epilogue's totals take).
+template <int WK_, int E, typename T>
+__device__ __forceinline__ T decode_warp_sum(const T (&red)[WK_][E][32], int e, int l) {
+  T sum = red[0][e][l];
+#pragma unroll
+  for (int w = 1; w < WK_; ++w) sum += red[w][e][l];
+  return sum;
+}
+
+// Cross-warp reduction through shared red[warp][element][lane] (warp order), then the epilogue:
+// out(token, n, sum) for each in-range output (C fragment element i of tile nt, half mt, lane l:
+// row n = (tile0+nt)*16 + l/4 + 8*(i>=2), token = mt*8 + 2*(l%4) + (i&1)). Threads: WK_ warps.
+template <int WK_, int NT, int MTK, typename T, class Out>
+__device__ __forceinline__ void decode_reduce(T (&red)[WK_][NT * MTK * 4][32], const T (&tot)[NT][MTK][4], int warp, int lane,
+                                              int tile0, int M, int N, Out out) {
+  constexpr int E = NT * MTK * 4;
+  decode_stage(red, tot, warp, lane);
   for (int idx = threadIdx.x; idx < E * 32; idx += WK_ * 32) {
     const int e = idx >> 5, l = idx & 31;
-    T sum = red[0][e][l];
-#pragma unroll
-    for (int w = 1; w < WK_; ++w) sum += red[w][e][l];
+    const T sum = decode_warp_sum(red, e, l);
     const int nt = e / (MTK * 4), mt = (e >> 2) % MTK, i = e & 3;
     const int n = (tile0 + nt) * 16 + (l >> 2) + (i >= 2 ? 8 : 0);
     const int token = mt * 8 + (l & 3) * 2 + (i & 1);
@@ -175,23 +189,12 @@ template <int WK_, int NT, int MTK, typename T, class Out>
 __device__ __forceinline__ void decode_reduce_pairs(T (&red)[WK_][NT * MTK * 4][32], const T (&tot)[NT][MTK][4], int warp, int lane,
                                                     int tile0, int M, int N, Out out) {
   constexpr int E = NT * MTK * 4;
-#pragma unroll
-  for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-    for (int mt = 0; mt < MTK; ++mt)
-#pragma unroll
-      for (int i = 0; i < 4; ++i) red[warp][(nt * MTK + mt) * 4 + i][lane] = tot[nt][mt][i];
-  __syncthreads();
+  decode_stage(red, tot, warp, lane);
   for (int idx = threadIdx.x; idx < (E / 2) * 32; idx += WK_ * 32) {
     const int p = idx >> 5, l = idx & 31;
     const int nt = p / (MTK * 2), mt = (p >> 1) % MTK, i = p & 1;
     const int e = (nt * MTK + mt) * 4 + i;
-    T g = red[0][e][l], u = red[0][e + 2][l];
-#pragma unroll
-    for (int w = 1; w < WK_; ++w) {
-      g += red[w][e][l];
-      u += red[w][e + 2][l];
-    }
+    const T g = decode_warp_sum(red, e, l), u = decode_warp_sum(red, e + 2, l);
     const int row = (tile0 + nt) * 16 + (l >> 2);
     const int token = mt * 8 + (l & 3) * 2 + i;
     if (token < M && row < N) out(token, (tile0 + nt) * 8 + (l >> 2), g, u);
