@@ -23,7 +23,7 @@ import type { LinearWeight } from '../../quant/types.js';
 import { addressTable, type DeviceBuffer } from './buffer.js';
 import type { CudaContext } from './context.js';
 import type { Cublas } from './cublas.js';
-import { FORM_BYTES, rmsnormToCuda, rowScratchBytes, siluMulToCuda, type RowForm, type RowOutput, type RowScratch } from './engine-ops.js';
+import { FORM_BYTES, rmsnormToCuda, rowScratchBytes, siluMulToCuda, type GateUpRows, type RowForm, type RowOutput, type RowScratch } from './engine-ops.js';
 import type { EngineLinear, LinearGroup } from './engine-linear.js';
 import { toF16Cuda } from './model-ops.js';
 import { MOE_MAX_EXPERTS, moeCombineCuda, moeGatherCuda, moePointersCuda, moeRouteCuda, moeRouterCuda, type MoeRoute, type PickLayout } from './moe-ops.js';
@@ -147,6 +147,8 @@ export function createMoeRunner(ctx: CudaContext, blas: Cublas, c: ModelConfig, 
     for (const b of owned) b.free();
     throw e;
   }
+  /** gate | up of each row in gu, for silu_mul_rows. */
+  const guRows: GateUpRows = { interleaved: false, g: gu, u: gu.view(F * 4, gu.bytes - F * 4), ld: 2 * F };
   const as = (o: RowOutput, form: RowForm): RowOutput => ({ ...o, form });
 
   /** The float experts' batched GEMM: y_i = x_i · W_iᵀ for `count` products of mRows rows (pairs: W of pick i's expert). */
@@ -173,7 +175,7 @@ export function createMoeRunner(ctx: CudaContext, blas: Cublas, c: ModelConfig, 
     if (t.kind === 'w4a8') w4a8ExpertsLinear(ctx, t.gateUp, route, xe.values, xe.scales, gu, R, m, typical);
     else if (t.kind === 'w4a16') w4a16ExpertsLinear(ctx, t.gateUp, route, xe.values, gu, R, m, typical);
     else batched(t.gateUp, xe.values, gu, layout === 'pairs' ? R : E, layout === 'pairs' ? 1 : m, 2 * F, d, layout === 'pairs', t.kind);
-    siluMulToCuda(ctx, { interleaved: false, g: gu, u: gu.view(F * 4, gu.bytes - F * 4), ld: 2 * F }, downForm, R, F, scratch);
+    siluMulToCuda(ctx, guRows, downForm, R, F, scratch);
     if (t.kind === 'w4a8') w4a8ExpertsLinear(ctx, t.down, route, dn.values, dn.scales, ye, R, m, typical);
     else if (t.kind === 'w4a16') w4a16ExpertsLinear(ctx, t.down, route, dn.values, ye, R, m, typical);
     else batched(t.down, dn.values, ye, layout === 'pairs' ? R : E, layout === 'pairs' ? 1 : m, d, F, layout === 'pairs', t.kind);
@@ -198,7 +200,7 @@ export function createMoeRunner(ctx: CudaContext, blas: Cublas, c: ModelConfig, 
       const x = formRows(xe.values.view(at * d * 4, n * d * 4), n, host.formFor(expert.gateUp, n), xn);
       host.runLinear(expert.gateUp, x, gu, n);
       const downIn = as(dn, host.formFor(expert.down, n));
-      siluMulToCuda(ctx, { interleaved: false, g: gu, u: gu.view(F * 4, gu.bytes - F * 4), ld: 2 * F }, downIn, n, F, scratch);
+      siluMulToCuda(ctx, guRows, downIn, n, F, scratch);
       host.runLinear(expert.down, downIn, ye.view(at * d * 4, n * d * 4), n);
     });
     moeCombineCuda(ctx, h, ye, m * k, route, m, k, d);

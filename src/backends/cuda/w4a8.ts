@@ -179,16 +179,12 @@ export function w4a8Linear(
 ): void {
   const { n: N, k: K } = layer;
   if (xq.bytes < M * K || a.bytes < M * 4 || y.bytes < M * N * outputBytes(out)) throw new RangeError(`w4a8Linear: buffers too small for M=${M}, N=${N}, K=${K} (${out} output)`);
-  const common = { GROUP: layer.groupSize, SCALE_INT: layer.scale === 'int' ? 1 : 0, IS_SHIFT: layer.isShift ? 1 : 0, ...outputDefines(out) };
+  const common = layerDefines(layer, out);
   const args = [layer.weights, layer.scales, xq, a, y, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }] as const;
   if (config.kind.startsWith('wgmma') && !ctx.arch.startsWith('sm_90')) throw new RangeError(`the wgmma kernel needs sm_90a (device is ${ctx.arch})`);
   if (config.kind === 'decode') {
-    if (M > 8 * config.MT) throw new RangeError(`decode config MT=${config.MT} serves M <= ${8 * config.MT}, got ${M}`);
     if (config.accumulate && out !== 'f32') throw new RangeError('an accumulating decode GEMM writes f32');
-    const fn = getKernel(ctx, 'w4a8-decode.cu', 'w4a8_decode', { ...common, MT: config.MT, NTW: config.NTW, WK: config.WK, ...(config.accumulate ? { ACCUMULATE: 1 } : {}) });
-    const blocks = Math.ceil(Math.ceil(N / 16) / config.NTW);
-    if (blocks * config.NTW * 16 > paddedRows(N)) throw new RangeError('decode tiles exceed the padded rows');
-    ctx.launch(fn, [blocks], [config.WK * 32], args, 0, { overlapPrevious: config.overlap === true });
+    launchDecode(ctx, layer, M, config, 'w4a8_decode', out, config.accumulate ? { ACCUMULATE: 1 } : {}, args);
   } else if (config.kind === 'wgmma-tma') {
     const smem = wgmmaTmaSharedBytes(config.STAGES);
     if (smem > ctx.info.maxSharedPerBlockOptin) throw new RangeError(`wgmma-tma with ${config.STAGES} stages needs ${smem} B of shared memory, the device allows ${ctx.info.maxSharedPerBlockOptin}`);
@@ -224,18 +220,32 @@ export function w4a8SwigluDecode(ctx: CudaContext, layer: W4A8Layer, xq: DeviceB
   M: number, config: DecodeConfig): number {
   const { n: N, k: K } = layer;
   if (N % 16 !== 0) throw new RangeError(`w4a8SwigluDecode: gate/up interleaved by 8 needs N divisible by 16, got ${N}`);
-  if (M > 8 * config.MT) throw new RangeError(`decode config MT=${config.MT} serves M <= ${8 * config.MT}, got ${M}`);
   if (config.accumulate) throw new RangeError('the SwiGLU epilogue writes its rows; it does not accumulate');
-  const blocks = Math.ceil(N / 16 / config.NTW);
+  const blocks = decodeBlocks(N, config);
   needBytes('swiglu xq', xq, M * K);
   needBytes('swiglu a', a, M * 4);
   needBytes('swiglu y', y, M * (N / 2) * 4);
   needBytes('swiglu block maxima', amax, M * blocks * 4);
-  const fn = getKernel(ctx, 'w4a8-decode.cu', 'w4a8_decode_swiglu', {
-    GROUP: layer.groupSize, SCALE_INT: layer.scale === 'int' ? 1 : 0, IS_SHIFT: layer.isShift ? 1 : 0, ...outputDefines('f32'), MT: config.MT, NTW: config.NTW, WK: config.WK,
-  });
-  ctx.launch(fn, [blocks], [config.WK * 32], [layer.weights, layer.scales, xq, a, y, amax, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }], 0,
-    { overlapPrevious: config.overlap === true });
+  return launchDecode(ctx, layer, M, config, 'w4a8_decode_swiglu', 'f32', {},
+    [layer.weights, layer.scales, xq, a, y, amax, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }]);
+}
+
+/** The compile-time defines every W4A8 kernel takes from its layer and output format. */
+function layerDefines(layer: W4A8Layer, out: OutputFormat): Record<string, number> {
+  return { GROUP: layer.groupSize, SCALE_INT: layer.scale === 'int' ? 1 : 0, IS_SHIFT: layer.isShift ? 1 : 0, ...outputDefines(out) };
+}
+
+/** Blocks of a decode-kernel launch: NTW 16-row tiles each. */
+const decodeBlocks = (N: number, config: DecodeConfig): number => Math.ceil(Math.ceil(N / 16) / config.NTW);
+
+/** Launches a decode-kernel entry of w4a8-decode.cu (one block per NTW tiles, WK warps) with the layer's, the config's and `extra` defines; returns the blocks. */
+function launchDecode(ctx: CudaContext, layer: W4A8Layer, M: number, config: DecodeConfig, entry: string, out: OutputFormat, extra: Record<string, number>,
+  args: readonly KernelArg[]): number {
+  if (M > 8 * config.MT) throw new RangeError(`decode config MT=${config.MT} serves M <= ${8 * config.MT}, got ${M}`);
+  const blocks = decodeBlocks(layer.n, config);
+  if (blocks * config.NTW * 16 > paddedRows(layer.n)) throw new RangeError('decode tiles exceed the padded rows');
+  const fn = getKernel(ctx, 'w4a8-decode.cu', entry, { ...layerDefines(layer, out), MT: config.MT, NTW: config.NTW, WK: config.WK, ...extra });
+  ctx.launch(fn, [blocks], [config.WK * 32], args, 0, { overlapPrevious: config.overlap === true });
   return blocks;
 }
 

@@ -1,6 +1,6 @@
 // The small ops of the CUDA decode engine (decode-engine.ts), in float32 arithmetic: the engine's
 // fast path (model-ops.cu and attention.cu keep the float64 reference). Each fuses what a step
-// repeats, so a LLaMA layer is 12 launches (4 GEMMs among them) instead of about 20:
+// repeats, so a LLaMA layer is 12 launches (4 GEMMs among them; 10 in a decode step with rope and SwiGLU folded in, decode-engine.ts) instead of about 20:
 //
 //   gather_rows      out[r, :] = table[index[stride·r], :]  (the embedding: table E, index the rows'
 //                    tokens, stride 4; the lm_head's rows of a prefill: table h, index the picked rows)
@@ -412,7 +412,8 @@ attention_merge(const float* __restrict__ part, float* __restrict__ y, float* __
 
 // A row of K f32 values (y [m, K]) written in FORM, from P partial maxima of |y| per row (amax [m, P],
 // one per slice the producer wrote): a = max / 127. Grid (m, ceil(K / 1024)), 256 threads, a float4
-// each; the multi-block producers' second half (attention_merge's rows).
+// each; the multi-block producers' second half (attention_merge's, silu_mul_rows' and the SwiGLU
+// GEMM epilogue's rows).
 extern "C" __global__ void __launch_bounds__(256)
 quantize_rows(const float* __restrict__ y, const float* __restrict__ amax, int P, int K, void* __restrict__ out, float* __restrict__ scales, int form) {
   pdl_launch_dependents();
