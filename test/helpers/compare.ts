@@ -1,4 +1,5 @@
 /** Comparing logits and quantized codes in tests. */
+import assert from 'node:assert/strict';
 import { unpackWeights } from '../../src/quant/int4-pack.js';
 import type { QuantizedLinear } from '../../src/quant/types.js';
 
@@ -19,4 +20,12 @@ export function codeMismatch(a: QuantizedLinear, b: QuantizedLinear): number {
   let d = 0;
   for (let i = 0; i < qa.length; i++) if (qa[i] !== qb[i]) d++;
   return d / qa.length;
+}
+
+/** Every element the same float, bit for bit (−0 ≠ 0, NaN = NaN); `what` names the case in the failure. */
+export function assertBitEqual(actual: Float32Array, expected: Float32Array, what: string): void {
+  assert.equal(actual.length, expected.length, what);
+  for (let i = 0; i < actual.length; i++) {
+    if (!Object.is(actual[i], expected[i])) assert.fail(`${what}: element ${i}: ${actual[i]} vs reference ${expected[i]}`);
+  }
 }

@@ -28,6 +28,8 @@ export interface Int16ActivationArgs {
   readonly rowLength: number;
   /** the kernel's weight bits (4: slot order, 8: input order) */
   readonly bits: number;
+  /** 1: the relaxed W4 kernel's int8 layout (int-linear-wasm-module.ts; WASM rows only), 0: int16 */
+  readonly relaxed: number;
   /** [M, k] in the arena where x is not (its rows are copied there for the WASM rows), or empty */
   readonly stage: Float32Array;
   /**
@@ -60,13 +62,20 @@ export function int16RowsInWasm(args: Int16ActivationArgs): boolean {
   return (wasm ??= instantiateOnArena<{ quantize_rows: QuantizeRowsWasm }>(buildIntActivationWasmModule)) !== null;
 }
 
-/** The row kernel (pool/kernels.ts): rows [r0, r1) in WASM where int16RowsInWasm, else in JS; the same bits either way. */
+/**
+ * The row kernel (pool/kernels.ts): rows [r0, r1) in WASM where int16RowsInWasm, else in JS; the same bits
+ * either way. The relaxed layout has WASM rows only (its caller checks int16RowsInWasm first).
+ */
 export function quantizeInt16Rows(args: Int16ActivationArgs, r0: number, r1: number): void {
   if (r1 <= r0) return;
-  if (!int16RowsInWasm(args)) return quantizeInt16RowsJs(args, r0, r1);
+  if (!int16RowsInWasm(args)) {
+    if (args.relaxed === 1) throw new Error('internal: the relaxed activation layout needs the WASM rows');
+    return quantizeInt16RowsJs(args, r0, r1);
+  }
   const { x, k: K, rowLength, bits, stage } = args;
   if (args.staged === 1) stage.set(x.subarray(r0 * K, r1 * K), r0 * K); // this thread's rows, into the arena
-  wasm!.quantize_rows(args.xAt + 4 * r0 * K, K, r1 - r0, bits === 4 ? 1 : 0, args.x16At + 2 * r0 * rowLength, 2 * rowLength, args.scalesAt + 4 * r0);
+  const layout = args.relaxed === 1 ? 2 : bits === 4 ? 1 : 0;
+  wasm!.quantize_rows(args.xAt + 4 * r0 * K, K, r1 - r0, layout, args.groupSize, args.x16At + 2 * r0 * rowLength, 2 * rowLength, args.scalesAt + 4 * r0);
 }
 
 /** The rows [r0, r1) in plain JS (any layout). */

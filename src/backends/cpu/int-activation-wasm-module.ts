@@ -3,7 +3,7 @@
  * rows (quantizeActivations, quant/activation-quant.ts) bit for bit, in the int16 layout the integer
  * kernel reads (int-linear-wasm-module.ts). Exports
  *
- *   quantize_rows(x, k, rows, bits4, x16, rowBytes, scales)      (i32 byte addresses / counts)
+ *   quantize_rows(x, k, rows, layout, group, x16, rowBytes, scales)      (i32 byte addresses / counts)
  *
  * for `rows` token rows x [rows, k] f32 (contiguous), writing x16 rows of rowBytes and scales [rows] f32:
  *  - a = f32(f64(max |x|) / 127): |x| by f32x4.abs, the max by pmax (a NaN never replaces the running
@@ -13,8 +13,11 @@
  *    lanes (f64x2; a float32 quotient can land on a half that the exact one misses), then
  *    i32x4.trunc_sat_f64x2_s_zero, i16x8.narrow_i32x4_s and the clamp in int16.
  * Layout: groups unpadded (the caller checks Gp = G), so blocks follow one another along the row; W8
- * (bits4 = 0) in input order, 16 a block; W4 (bits4 = 1) 32 a block in the kernel's slot order,
- * input 4l + i at slot 8i + l: a 4 × 8 transpose of the block's four int16 vectors by six shuffles.
+ * (layout 0) in input order, 16 a block; W4 (layout 1) 32 a block in the kernel's slot order,
+ * input 4l + i at slot 8i + l: a 4 × 8 transpose of the block's four int16 vectors by six shuffles;
+ * relaxed W4 (layout 2, groups of `group` inputs): int8, per group the correction vector
+ * [−8·Σ_{k∈g} q, 0, 0, 0] (i32) then blocks of 32 bytes, the even inputs then the odd ones (narrow
+ * and two shuffles), the sum in int16 lanes per block (|4·127| fits) widened pairwise into int32.
  */
 import { F32, FnBuilder, I32, V128, buildModule, op, simd } from './wasm-emitter.js';
 
@@ -24,12 +27,14 @@ const lanes16 = (picks: readonly number[]): number[] => picks.flatMap((l) => [2 
 const splat16 = (v: number): number[] => Array.from({ length: 8 }, () => [v & 0xff, (v >> 8) & 0xff]).flat();
 
 function quantizeRows(): FnBuilder {
-  const b = new FnBuilder('quantize_rows', [['x', I32], ['k', I32], ['rows', I32], ['bits4', I32], ['x16', I32], ['rowBytes', I32], ['scales', I32]]);
-  b.local('row', I32).local('p', I32).local('end', I32).local('o', I32).local('oEnd', I32);
+  const b = new FnBuilder('quantize_rows', [
+    ['x', I32], ['k', I32], ['rows', I32], ['layout', I32], ['group', I32], ['x16', I32], ['rowBytes', I32], ['scales', I32],
+  ]);
+  b.local('row', I32).local('p', I32).local('end', I32).local('o', I32).local('oEnd', I32).local('gEnd', I32).local('corr', I32);
   b.local('m', F32).local('l', F32).local('a', F32);
   b.local('acc', V128).local('v', V128).local('aa', V128).local('lo', V128).local('q0', V128).local('q1', V128);
   for (let i = 0; i < 4; i++) b.local(`h${i}`, V128);
-  b.local('s', V128).local('t', V128).local('min', V128).local('max', V128);
+  b.local('s', V128).local('t', V128).local('min', V128).local('max', V128).local('sum', V128);
   b.simd(simd.v128Const, ...splat16(-127)).set('min');
   b.simd(simd.v128Const, ...splat16(127)).set('max');
 
@@ -88,7 +93,7 @@ function quantizeRows(): FnBuilder {
     b.emit(op.else);
     b.get('a').emit(op.f64PromoteF32).simd(simd.f64x2Splat).set('aa');
     b.get('x').set('p');
-    b.get('bits4').emit(op.i32Eqz);
+    b.get('layout').emit(op.i32Eqz);
     b.emit(op.if, op.empty);
     // W8: blocks of 16 inputs in order
     b.loop(() => b.get('p').get('end').emit(op.i32GeU), () => {
@@ -99,6 +104,36 @@ function quantizeRows(): FnBuilder {
       quantize8(32);
       b.simd(simd.v128Store, 4, 16);
       b.addTo('p', 64).addTo('o', 32);
+    });
+    b.emit(op.else);
+    b.get('layout').i32(1).emit(op.i32Ne);
+    b.emit(op.if, op.empty);
+    // relaxed W4: per group the correction vector, then int8 blocks of 32 (evens, then odds)
+    b.loop(() => b.get('p').get('end').emit(op.i32GeU), () => {
+      b.get('o').set('corr');
+      b.addTo('o', 16);
+      b.v128Zero().set('sum');
+      b.get('p').get('group').i32(2).emit(op.i32Shl, op.i32Add).set('gEnd');
+      b.loop(() => b.get('p').get('gEnd').emit(op.i32GeU), () => {
+        for (let j = 0; j < 4; j++) {
+          quantize8(32 * j);
+          b.set(`h${j}`);
+        }
+        b.get('h0').get('h1').simd(simd.i16x8Add).get('h2').get('h3').simd(simd.i16x8Add).simd(simd.i16x8Add);
+        b.simd(simd.i32x4ExtaddPairwiseI16x8S).get('sum').simd(simd.i32x4Add).set('sum');
+        b.get('h0').get('h1').simd(simd.i8x16NarrowI16x8S).set('s'); // inputs 0..15
+        b.get('h2').get('h3').simd(simd.i8x16NarrowI16x8S).set('t'); // inputs 16..31
+        const evens = Array.from({ length: 16 }, (_, j) => 2 * j);
+        b.get('o').get('s').get('t').simd(simd.i8x16Shuffle, ...evens).simd(simd.v128Store, 4, 0);
+        b.get('o').get('s').get('t').simd(simd.i8x16Shuffle, ...evens.map((e) => e + 1)).simd(simd.v128Store, 4, 16);
+        b.addTo('p', 128).addTo('o', 32);
+      });
+      // [−8·Σ, 0, 0, 0]
+      b.get('corr').v128Zero().simd(simd.v128Store, 4, 0);
+      b.get('corr');
+      b.get('sum').simd(simd.i32x4ExtractLane, 0).get('sum').simd(simd.i32x4ExtractLane, 1).emit(op.i32Add);
+      b.get('sum').simd(simd.i32x4ExtractLane, 2).get('sum').simd(simd.i32x4ExtractLane, 3).emit(op.i32Add);
+      b.emit(op.i32Add).i32(-8).emit(op.i32Mul).emit(op.i32Store, 2, 0);
     });
     b.emit(op.else);
     // W4: blocks of 32 inputs, h_j = inputs 8j .. 8j+7, then slot vector i (lane l) = input 4l + i
@@ -117,7 +152,8 @@ function quantizeRows(): FnBuilder {
       }
       b.addTo('p', 128).addTo('o', 64);
     });
-    b.emit(op.end); // bits4
+    b.emit(op.end); // layout 2 | 1
+    b.emit(op.end); // layout 0
     b.emit(op.end); // a = 0
     b.addTo('row', 1);
     b.get('x').get('k').i32(2).emit(op.i32Shl).emit(op.i32Add).set('x');
@@ -145,4 +181,4 @@ export function buildIntActivationWasmModule(maxPages: number): Uint8Array<Array
 }
 
 /** quantize_rows's signature (see the header). */
-export type QuantizeRowsWasm = (x: number, k: number, rows: number, bits4: number, x16: number, rowBytes: number, scales: number) => void;
+export type QuantizeRowsWasm = (x: number, k: number, rows: number, layout: number, group: number, x16: number, rowBytes: number, scales: number) => void;

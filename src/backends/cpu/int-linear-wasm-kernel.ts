@@ -7,11 +7,21 @@
  * Channels go in tiles of about 64 KiB of weights (for M > 4); within a tile tokens go in register
  * blocks of 4, then 2, then 1, and channels in pairs, then a last single one.
  * Each thread instantiates the module once, on the arena memory it shares with the others.
+ *
+ * W4 layers in modes 'is' / 'fs' take the relaxed-SIMD kernels (int8 activations, one relaxed dot per
+ * 16 products) where the runtime compiles them (Node 22 on; Node 20 only behind a flag) and they pass a
+ * self-test against plain integer sums on random data at first use (an experimental code generator
+ * once gave wrong sums in the larger register blocks); otherwise the int16 kernels, with the same bits.
+ * INTSCALE_RELAXED_SIMD=0 turns them off.
  */
-import { arenaMemory, ARENA_MAX_PAGES } from '../../tensor/shared.js';
+import { arenaMemory, ARENA_MAX_PAGES, arenaAddress, releaseArenaBlock, sharedUint8, withArenaAllocation } from '../../tensor/shared.js';
 import {
+  buildIntLinearRelaxedWasmModule,
   buildIntLinearWasmModule,
+  intActivationRowBytes,
   intKernelName,
+  INT_RELAXED_MODES,
+  INT_WASM_BLOCKS,
   INT_WASM_MODES,
   type IntKernelBits,
   type IntKernelMode,
@@ -36,6 +46,8 @@ export interface IntLinearWasmArgs extends KernelArgs {
   readonly bits: IntKernelBits;
   /** index into INT_WASM_MODES */
   readonly mode: number;
+  /** 1: the relaxed W4 kernel (x in its int8 layout), 0: the int16 one */
+  readonly relaxed: number;
 }
 
 type BlockFn = (
@@ -47,18 +59,23 @@ type BlockFn = (
 type BlockTable = readonly [BlockFn, BlockFn, BlockFn, BlockFn, BlockFn, BlockFn, BlockFn];
 
 let tables: Map<string, BlockTable> | null | undefined;
+let relaxedTables: Map<string, BlockTable> | null | undefined;
+let relaxedChecked: boolean | undefined;
 
-function instantiate(): Map<string, BlockTable> | null {
+const tableKey = (bits: IntKernelBits, mode: IntKernelMode, relaxed: boolean) => `${bits}${relaxed ? 'r' : ''}${mode}`;
+
+/** The block functions of a module, by tableKey; null when there is no arena or the runtime refuses the module. */
+function instantiate(relaxed: boolean): Map<string, BlockTable> | null {
   const memory = arenaMemory();
   if (memory === null) return null;
   try {
-    const module = new WebAssembly.Module(buildIntLinearWasmModule(ARENA_MAX_PAGES));
+    const module = new WebAssembly.Module((relaxed ? buildIntLinearRelaxedWasmModule : buildIntLinearWasmModule)(ARENA_MAX_PAGES));
     const exports = new WebAssembly.Instance(module, { env: { memory } }).exports as Record<string, BlockFn>;
     const map = new Map<string, BlockTable>();
-    for (const bits of [4, 8] as const) {
-      for (const mode of INT_WASM_MODES) {
-        const fn = (c: number, t: number) => exports[intKernelName(bits, mode, c, t)]!;
-        map.set(`${bits}${mode}`, [fn(2, 4), fn(2, 2), fn(2, 1), fn(1, 4), fn(1, 2), fn(1, 1), fn(4, 1)]);
+    for (const bits of relaxed ? [4] as const : [4, 8] as const) {
+      for (const mode of relaxed ? INT_RELAXED_MODES : INT_WASM_MODES) {
+        const fn = (c: number, t: number) => exports[intKernelName(bits, mode, c, t, relaxed)]!;
+        map.set(tableKey(bits, mode, relaxed), [fn(2, 4), fn(2, 2), fn(2, 1), fn(1, 4), fn(1, 2), fn(1, 1), fn(4, 1)]);
       }
     }
     return map;
@@ -68,8 +85,13 @@ function instantiate(): Map<string, BlockTable> | null {
 }
 
 function blockTables(): Map<string, BlockTable> | null {
-  if (tables === undefined) tables = instantiate();
+  if (tables === undefined) tables = instantiate(false);
   return tables;
+}
+
+function relaxedBlockTables(): Map<string, BlockTable> | null {
+  if (relaxedTables === undefined) relaxedTables = instantiate(true);
+  return relaxedTables;
 }
 
 /** Whether the WASM SIMD integer kernel can run in this thread (shared arena + SIMD). */
@@ -77,21 +99,97 @@ export function wasmIntLinearAvailable(): boolean {
   return blockTables() !== null;
 }
 
-/** Bytes of one int16 activation row. */
-export function intActivationRowBytes(bits: IntKernelBits, groupCount: number, blocksPerGroup: number): number {
-  return groupCount * blocksPerGroup * (bits === 4 ? 64 : 32);
+/**
+ * Whether the relaxed W4 kernels serve this process: the runtime compiles them, INTSCALE_RELAXED_SIMD
+ * is not 0, and every block function of both modes gives plain integer sums on random data (checked once,
+ * on the calling thread; workers then instantiate the same module).
+ */
+export function relaxedIntLinearAvailable(): boolean {
+  if (relaxedChecked === undefined) {
+    const fns = process.env['INTSCALE_RELAXED_SIMD'] === '0' ? null : relaxedBlockTables();
+    relaxedChecked = fns !== null && relaxedSelfTest(fns);
+  }
+  return relaxedChecked;
+}
+
+/**
+ * Runs every relaxed block function on a random W4 layer (8 channels, 2 groups of 64, 4 tokens, a = 1,
+ * 1/α = 1, integer scales and float scales 1) and compares with the sums in plain integers.
+ */
+function relaxedSelfTest(fns: Map<string, BlockTable>): boolean {
+  const [N, M, gc, bpg] = [8, 4, 2, 2];
+  const K = gc * bpg * 32;
+  let seed = 0x5eed;
+  const int = (lo: number, hi: number): number => { // a small LCG: lo ≤ value < hi
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return lo + (seed >>> 8) % (hi - lo);
+  };
+  const q = Int8Array.from({ length: N * K }, () => int(-8, 8));
+  const x = Int8Array.from({ length: M * K }, () => int(-127, 128));
+  const S = Int32Array.from({ length: N * gc }, () => int(1, 200));
+  const xRow = intActivationRowBytes(4, gc, bpg, true);
+  const [wBytes, scBytes, xBytes, aBytes, outBytes] = [N * K / 2, 4 * N * gc, M * xRow, 4 * M, 4 * M * N];
+  const block = withArenaAllocation(() => sharedUint8(wBytes + scBytes + xBytes + aBytes + outBytes));
+  if (arenaAddress(block) < 0) return false;
+  try {
+    const base = block.byteOffset;
+    const view = new DataView(block.buffer, base, block.length);
+    for (let i = 0; i < N * K; i += 2) block[i / 2] = (q[i]! & 15) | ((q[i + 1]! & 15) << 4);
+    const [w, sc, xAt, a, out] = [base, base + wBytes, base + wBytes + scBytes, base + wBytes + scBytes + xBytes, base + wBytes + scBytes + xBytes + aBytes];
+    for (let m = 0; m < M; m++) {
+      view.setFloat32(a - base + 4 * m, 1, true);
+      for (let g = 0; g < gc; g++) {
+        const at = xAt - base + m * xRow + g * (16 + 32 * bpg);
+        let sum = 0;
+        for (let i = 0; i < 32 * bpg; i++) {
+          const k = g * 32 * bpg + i;
+          sum += x[m * K + k]!;
+          const b = i >> 5;
+          const j = (i & 31) >> 1;
+          view.setInt8(at + 16 + 32 * b + 16 * (i & 1) + j, x[m * K + k]!);
+        }
+        view.setInt32(at, -8 * sum, true);
+        for (let l = 4; l < 16; l += 4) view.setInt32(at + l, 0, true);
+      }
+    }
+    for (const mode of INT_RELAXED_MODES) {
+      for (let n = 0; n < N * gc; n++) {
+        if (mode === 'is') view.setInt32(sc - base + 4 * n, S[n]!, true);
+        else view.setFloat32(sc - base + 4 * n, 1, true);
+      }
+      const table = fns.get(tableKey(4, mode, true))!;
+      for (let f = 0; f < table.length; f++) {
+        const [C, T] = INT_WASM_BLOCKS[f]!; // the table's order
+        new Float32Array(block.buffer, out, M * N).fill(NaN);
+        for (let m = 0; m + T <= M; m += T) table[f]!(0, N - (N % C), xAt + m * xRow, a + 4 * m, out + 4 * m * N, 4 * N, w, sc, gc, bpg, 0, 1, 0);
+        for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) {
+          let total = 0;
+          for (let g = 0; g < gc; g++) {
+            let acc = 0;
+            for (let i = 0; i < 32 * bpg; i++) acc += x[m * K + g * 32 * bpg + i]! * q[n * K + g * 32 * bpg + i]!;
+            total += acc * (mode === 'is' ? S[n * gc + g]! : 1);
+          }
+          if (view.getFloat32(out - base + 4 * (m * N + n), true) !== Math.fround(total)) return false;
+        }
+      }
+    }
+    return true;
+  } finally {
+    releaseArenaBlock(block);
+  }
 }
 
 /** Weight bytes of one channel tile: the tile stays in cache while every token block passes over it. */
 const TILE_BYTES = 1 << 16;
 
 export function intLinearWasmRows(args: IntLinearWasmArgs, nStart: number, nEnd: number): void {
-  const all = blockTables();
-  if (all === null) throw new Error('the WASM SIMD integer kernel is not available in this thread');
+  const relaxed = args.relaxed === 1;
+  const all = relaxed ? relaxedBlockTables() : blockTables();
+  if (all === null) throw new Error(`the WASM SIMD integer kernel${relaxed ? ' (relaxed SIMD)' : ''} is not available in this thread`);
   const mode: IntKernelMode = INT_WASM_MODES[args.mode]!;
-  const fns = all.get(`${args.bits}${mode}`)!;
+  const fns = all.get(tableKey(args.bits, mode, relaxed))!;
   const { x, a, out, ovf, w, sc, bias, m: M, n: N, groupCount: gc, blocksPerGroup: bpg, invAlpha } = args;
-  const xRow = intActivationRowBytes(args.bits, gc, bpg);
+  const xRow = intActivationRowBytes(args.bits, gc, bpg, relaxed);
   const outRow = 4 * N;
   const tile = M <= 4 ? nEnd - nStart : Math.max(2, Math.floor(TILE_BYTES / (gc * bpg * 16)) & ~1);
   for (let n0 = nStart; n0 < nEnd; n0 += tile) {

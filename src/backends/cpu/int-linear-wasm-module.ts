@@ -18,10 +18,18 @@
  *    w_i lane l weighs (k0 + 4l + i), W8 the inputs in order; so each w_i meets 8 consecutive int16
  *    activations.
  *    Padding slots may hold anything (their weights are 0).
+ *  - relaxed W4 (groups unpadded, Gp = G): activations int8, per group a 16-byte correction vector
+ *    [−8·Σ_{k∈g} x, 0, 0, 0] (i32) then the group's blocks of 32 bytes: lo (lane j = x[k0+2j]) and hi
+ *    (lane j = x[k0+2j+1]); the weights are read as offset nibbles u = q + 8 ∈ [0, 15] (v ^ 0x88, then
+ *    & 0x0f and >> 4 in 16-bit lanes & 0x0f), so i32x4.relaxed_dot_i8x16_i7x16_add_s(x, u, acc) gets a
+ *    7-bit second operand, where every lowering (pmaddubsw + pmaddwd, vpdpbusd) gives the same exact
+ *    sums, and Σ x·u − 8·Σ x = Σ x·q.
  *  - scales: int32 S [N, gc] (integer scale) or f32 s [N, gc] (float scale); bias f32 [N] or 0;
  *    a f32 [M]; out f32 [M, N]; ovf u8 [M, N] (checked mode only).
  *
- * Math, per output (m, n): acc_g = Σ_{k∈g} x16·q via i32x4.dot_i16x8_s (4 partial lanes, exact), then
+ * Math, per output (m, n): acc_g = Σ_{k∈g} x16·q via i32x4.dot_i16x8_s (4 partial lanes, exact; relaxed:
+ *  the correction vector plus Σ x·u by the relaxed dot, lanes exact modulo 2^32, which is all the
+ *  modes below need: the group sum and the proved total fit in int32), then
  *  - mode 'is' (integer scale, layer proved overflow-free): tot = Σ_g acc_g ⊙ splat(S[n,g]) lane-wise
  *    in i32 (each lane is a sub-sum of the proved bound, so nothing wraps), total = Σ lanes;
  *    y = f32(f32(f32(total)·a[m])·2^-b)
@@ -70,8 +78,17 @@ export function activationSlot(bits: IntKernelBits, i: number): number {
   return (i - o) + ((o & 3) << 3) + (o >> 2);
 }
 
-export function intKernelName(bits: IntKernelBits, mode: IntKernelMode, c: number, t: number): string {
-  return `k${bits}_${mode.replace('-', '_')}_c${c}t${t}`;
+/** The modes the relaxed W4 kernel serves ('is-checked' keeps the int16 kernel: its overflow report reads the int16 rows). */
+export const INT_RELAXED_MODES: readonly IntKernelMode[] = ['is', 'fs'];
+
+/** Bytes of one activation row: int16 blocks, or (relaxed) int8 blocks after a 16-byte correction per group. */
+export function intActivationRowBytes(bits: IntKernelBits, groupCount: number, blocksPerGroup: number, relaxed = false): number {
+  if (relaxed) return groupCount * (16 + 32 * blocksPerGroup);
+  return groupCount * blocksPerGroup * (bits === 4 ? 64 : 32);
+}
+
+export function intKernelName(bits: IntKernelBits, mode: IntKernelMode, c: number, t: number, relaxed = false): string {
+  return `k${bits}${relaxed ? 'r' : ''}_${mode.replace('-', '_')}_c${c}t${t}`;
 }
 
 const PARAMS = [
@@ -79,16 +96,23 @@ const PARAMS = [
   ['sc', I32], ['gc', I32], ['bpg', I32], ['bias', I32], ['invAlpha', F32], ['ovf', I32],
 ] as const;
 
-function kernel(bits: IntKernelBits, mode: IntKernelMode, C: number, T: number): FnBuilder {
-  const f = new FnBuilder(intKernelName(bits, mode, C, T), PARAMS);
-  const vecs = bits === 4 ? 4 : 2; // int16x8 weight vectors per 16-byte block
-  const xStep = 16 * vecs; // activation bytes per block
+function kernel(bits: IntKernelBits, mode: IntKernelMode, C: number, T: number, relaxed = false): FnBuilder {
+  if (relaxed && (bits !== 4 || !INT_RELAXED_MODES.includes(mode))) throw new Error(`no relaxed kernel for W${bits} ${mode}`);
+  const f = new FnBuilder(intKernelName(bits, mode, C, T, relaxed), PARAMS);
+  // weight vectors per 16-byte block: int16x8 (4 for W4, 2 for W8), or (relaxed) 2 of int8x16
+  const vecs = relaxed ? 2 : bits === 4 ? 4 : 2;
+  const xStep = relaxed ? 32 : 16 * vecs; // activation bytes per block
   const cs = [...Array(C).keys()];
   const ts = [...Array(T).keys()];
   f.local('n', I32).local('g', I32).local('b', I32).local('xRow', I32).local('wRow', I32).local('s', I32);
   for (const c of cs) f.local(`wp${c}`, I32).local(`sc${c}`, I32).local(`v${c}`, V128).local(`wi${c}`, V128);
   for (const t of ts) f.local(`xp${t}`, I32);
   f.local('xv', V128).local('y', F32);
+  if (relaxed) {
+    f.local('m88', V128).local('m0f', V128);
+    f.simd(simd.v128Const, ...new Array<number>(16).fill(0x88)).set('m88');
+    f.simd(simd.v128Const, ...new Array<number>(16).fill(0x0f)).set('m0f');
+  }
   for (const c of cs) for (const t of ts) {
     f.local(`acc${c}_${t}`, V128);
     if (mode === 'is') f.local(`tot${c}_${t}`, V128);
@@ -106,9 +130,10 @@ function kernel(bits: IntKernelBits, mode: IntKernelMode, C: number, T: number):
     for (const c of cs) f.local(`s${c}`, F32);
   }
 
-  // wRow = gc·bpg·16 bytes; xRow = gc·bpg·xStep bytes
+  // wRow = gc·bpg·16 bytes; xRow = gc·bpg·xStep bytes (+ gc·16 relaxed: a correction vector a group)
   f.get('gc').get('bpg').emit(op.i32Mul).i32(4).emit(op.i32Shl).set('wRow');
   f.get('gc').get('bpg').emit(op.i32Mul).i32(xStep).emit(op.i32Mul).set('xRow');
+  if (relaxed) f.get('xRow').get('gc').i32(4).emit(op.i32Shl, op.i32Add).set('xRow');
   f.get('n0').set('n');
   f.loop(() => f.get('n').get('n1').emit(op.i32GeU), () => {
     for (const c of cs) {
@@ -124,16 +149,30 @@ function kernel(bits: IntKernelBits, mode: IntKernelMode, C: number, T: number):
     if (mode === 'fs') chunks.forEach((_, j) => f.v128Zero().set(`ftot${j}`));
     f.i32(0).set('g');
     f.loop(() => f.get('g').get('gc').emit(op.i32GeU), () => {
-      for (const c of cs) for (const t of ts) f.v128Zero().set(`acc${c}_${t}`);
+      if (relaxed) {
+        // acc = the group's correction vector [−8·Σx, 0, 0, 0] (the offset of the weights, below)
+        for (const t of ts) {
+          f.get(`xp${t}`).v128Load().set('xv');
+          for (const c of cs) f.get('xv').set(`acc${c}_${t}`);
+          f.addTo(`xp${t}`, 16);
+        }
+      } else {
+        for (const c of cs) for (const t of ts) f.v128Zero().set(`acc${c}_${t}`);
+      }
       f.i32(0).set('b');
       f.loop(() => f.get('b').get('bpg').emit(op.i32GeU), () => {
-        for (const c of cs) f.get(`wp${c}`).v128Load().set(`v${c}`);
+        for (const c of cs) {
+          f.get(`wp${c}`).v128Load();
+          if (relaxed) f.get('m88').simd(simd.v128Xor); // each nibble q + 8 ∈ [0, 15]
+          f.set(`v${c}`);
+        }
         for (let i = 0; i < vecs; i++) {
-          for (const c of cs) unpack(f, bits, i, c);
+          for (const c of cs) unpack(f, bits, i, c, relaxed);
           for (const t of ts) {
             f.get(`xp${t}`).v128Load(16 * i).set('xv');
             for (const c of cs) {
-              f.get(`acc${c}_${t}`).get('xv').get(`wi${c}`).simd(simd.i32x4DotI16x8S).simd(simd.i32x4Add).set(`acc${c}_${t}`);
+              if (relaxed) f.get('xv').get(`wi${c}`).get(`acc${c}_${t}`).simd(simd.i32x4RelaxedDotI8x16I7x16AddS).set(`acc${c}_${t}`);
+              else f.get(`acc${c}_${t}`).get('xv').get(`wi${c}`).simd(simd.i32x4DotI16x8S).simd(simd.i32x4Add).set(`acc${c}_${t}`);
             }
           }
         }
@@ -244,9 +283,16 @@ function lanesSums(f: FnBuilder, accs: readonly string[]): void {
   f.simd(simd.i32x4Add);
 }
 
-/** wi_c = weight vector i (int16x8) of channel c's 16-byte block v_c (see the layout above). */
-function unpack(f: FnBuilder, bits: IntKernelBits, i: number, c: number): void {
+/** wi_c = weight vector i (int16x8, or relaxed int8x16) of channel c's 16-byte block v_c (see the layout above). */
+function unpack(f: FnBuilder, bits: IntKernelBits, i: number, c: number, relaxed: boolean): void {
   const [v, wi] = [`v${c}`, `wi${c}`];
+  if (relaxed) {
+    // v_c holds the offset nibbles: byte j & 0x0f = q[k0+2j] + 8 (i = 0), byte j >> 4 = q[k0+2j+1] + 8 (i = 1)
+    f.get(v);
+    if (i === 1) f.i32(4).simd(simd.i16x8ShrU);
+    f.get('m0f').simd(simd.v128And).set(wi);
+    return;
+  }
   if (bits === 8) {
     f.get(v).simd(i % 2 === 0 ? simd.i16x8ExtendLowI8x16S : simd.i16x8ExtendHighI8x16S).set(wi);
     return;
@@ -262,5 +308,12 @@ export function buildIntLinearWasmModule(maxPages: number): Uint8Array<ArrayBuff
   for (const bits of [4, 8] as const) {
     for (const mode of INT_WASM_MODES) for (const [c, t] of INT_WASM_BLOCKS) fns.push(kernel(bits, mode, c!, t!));
   }
+  return buildModule(fns, maxPages);
+}
+
+/** The relaxed W4 kernels' module (a runtime without relaxed SIMD refuses it; the int16 module still serves). */
+export function buildIntLinearRelaxedWasmModule(maxPages: number): Uint8Array<ArrayBuffer> {
+  const fns: FnBuilder[] = [];
+  for (const mode of INT_RELAXED_MODES) for (const [c, t] of INT_WASM_BLOCKS) fns.push(kernel(4, mode, c!, t!, true));
   return buildModule(fns, maxPages);
 }

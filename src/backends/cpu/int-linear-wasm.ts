@@ -1,6 +1,6 @@
 /**
  * The WASM SIMD A8 path of intLinear, on the main thread: quantizes the activations once per call
- * (exactly as quantizeActivations does; a prefill's rows split over the pool) straight into int16 arena
+ * (exactly as quantizeActivations does; a prefill's rows split over the pool) straight into int16 (relaxed W4: int8) arena
  * scratch laid out per padded group, then runs the row kernel (int-linear-wasm-kernel.ts) over the output channels, split
  * across the CPU pool when the product is large enough, and copies the result out.
  *
@@ -9,8 +9,8 @@
  */
 import { int32OverflowError } from './int-linear-reference.js';
 import type { PreparedIntLinear } from './int-linear-prepared.js';
-import { intActivationRowBytes, intLinearWasmRows, wasmIntLinearAvailable, type IntLinearWasmArgs } from './int-linear-wasm-kernel.js';
-import { INT_WASM_MODES } from './int-linear-wasm-module.js';
+import { intLinearWasmRows, relaxedIntLinearAvailable, wasmIntLinearAvailable, type IntLinearWasmArgs } from './int-linear-wasm-kernel.js';
+import { intActivationRowBytes, INT_RELAXED_MODES, INT_WASM_MODES } from './int-linear-wasm-module.js';
 import { KERNEL_INT_LINEAR_WASM, KERNEL_QUANTIZE_INT16 } from './pool/kernels.js';
 import { int16ArenaAddresses, quantizeInt16Rows, type Int16ActivationArgs } from './int-activation-rows.js';
 import { copyRowsOnPool } from './copy-pool.js';
@@ -39,6 +39,14 @@ function scratch(bytes: number): Uint8Array | undefined {
 const align16 = (v: number) => Math.ceil(v / 16) * 16;
 
 /**
+ * Whether intLinearWasm runs p on the relaxed W4 kernel: unpadded groups (its activation rows are WASM
+ * only), a mode it serves, and a runtime whose relaxed SIMD passed the self-test.
+ */
+export function usesRelaxedKernel(p: PreparedIntLinear): boolean {
+  return p.bits === 4 && p.groupPadded === p.groupSize && INT_RELAXED_MODES.includes(p.mode) && relaxedIntLinearAvailable();
+}
+
+/**
  * y = x · W'ᵀ (+ bias) for the A8 layer w prepared as p into out [M, N]; false (nothing written)
  * when the WASM path cannot run (no arena room). pool null: the calling thread only; threads get
  * at least minMacsPerThread multiply-adds each (fewer threads otherwise).
@@ -49,7 +57,8 @@ export function intLinearWasm(
 ): boolean {
   if (p.wAddress < 0 || !wasmIntLinearAvailable()) return false;
   const N = p.n;
-  const xRow = intActivationRowBytes(p.bits, p.groupCount, p.blocksPerGroup);
+  const relaxed = usesRelaxedKernel(p);
+  const xRow = intActivationRowBytes(p.bits, p.groupCount, p.blocksPerGroup, relaxed);
   const checked = p.mode === 'is-checked';
   const xBytes = align16(M * xRow);
   const aBytes = align16(4 * M);
@@ -64,13 +73,13 @@ export function intLinearWasm(
   const a = new Float32Array(block.buffer, base + xBytes, M);
   const y = new Float32Array(block.buffer, base + xBytes + aBytes, M * N);
   const stage = new Float32Array(block.buffer, base + xBytes + aBytes + outBytes + ovfBytes, stageBytes > 0 ? M * p.k : 0);
-  quantizeToInt16(x, M, p, x16, xRow / 2, a, stage, pool);
+  quantizeToInt16(x, M, p, x16, xRow / 2, a, stage, relaxed, pool);
   const args: IntLinearWasmArgs = {
     x: base, a: base + xBytes, out: base + xBytes + aBytes,
     ovf: checked ? base + xBytes + aBytes + outBytes : 0,
     w: p.wAddress, sc: p.scAddress, bias: p.biasAddress,
     m: M, n: N, groupCount: p.groupCount, blocksPerGroup: p.blocksPerGroup, invAlpha: p.invAlpha,
-    bits: p.bits, mode: INT_WASM_MODES.indexOf(p.mode),
+    bits: p.bits, mode: INT_WASM_MODES.indexOf(p.mode), relaxed: relaxed ? 1 : 0,
   };
   if (pool === null || pool.threads === 1) intLinearWasmRows(args, 0, N);
   else pool.run(KERNEL_INT_LINEAR_WASM, args, N, { align: 2, workPerRow: M * p.k, minWorkPerThread: minMacsPerThread });
@@ -79,13 +88,17 @@ export function intLinearWasm(
   return true;
 }
 
-/** The activations in the kernel's int16 layout (int-activation-rows.ts), a prefill's rows split over the pool; `stage`: arena room for x's rows when x is outside the arena (else empty). */
+/**
+ * The activations in the kernel's layout (int-activation-rows.ts: int16, or the relaxed kernel's int8), a prefill's
+ * rows split over the pool; `stage`: arena room for x's rows when x is outside the arena (else empty).
+ */
 function quantizeToInt16(x: Float32Array, M: number, p: PreparedIntLinear, x16: Int16Array, rowLength: number, scales: Float32Array,
-  stage: Float32Array, pool: CpuPool | null): void {
+  stage: Float32Array, relaxed: boolean, pool: CpuPool | null): void {
   const { k, groupSize, groupCount, groupPadded, slots, bits } = p;
   if (x.length < M * k) throw new RangeError(`x holds ${x.length} values, need M·K = ${M}·${k}`);
   const args: Int16ActivationArgs = {
-    x, x16, scales, slots, k, groupSize, groupCount, groupPadded, rowLength, bits, stage, ...int16ArenaAddresses(x, x16, scales, stage, M, k),
+    x, x16, scales, slots, k, groupSize, groupCount, groupPadded, rowLength, bits, relaxed: relaxed ? 1 : 0, stage,
+    ...int16ArenaAddresses(x, x16, scales, stage, M, k),
   };
   if (pool === null) quantizeInt16Rows(args, 0, M);
   else pool.runWhereShared(KERNEL_QUANTIZE_INT16, args, M, { workPerRow: k, minWorkPerThread: QUANTIZE_MIN_VALUES_PER_THREAD });

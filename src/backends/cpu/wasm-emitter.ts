@@ -81,13 +81,19 @@ export const simd = {
   f32x4ExtractLane: 0x1f,
   f32x4ReplaceLane: 0x20,
   f64x2ExtractLane: 0x21,
+  v128And: 0x4e,
+  v128Xor: 0x51,
   v128Load64Zero: 0x5d,
   f64x2PromoteLowF32x4: 0x5f,
+  i8x16NarrowI16x8S: 0x65,
+  i32x4ExtaddPairwiseI16x8S: 0x7e,
   i16x8NarrowI32x4S: 0x85,
   i16x8ExtendLowI8x16S: 0x87,
   i16x8ExtendHighI8x16S: 0x88,
   i16x8Shl: 0x8b,
   i16x8ShrS: 0x8c,
+  i16x8ShrU: 0x8d,
+  i16x8Add: 0x8e,
   f64x2Nearest: 0x94,
   i16x8MinS: 0x96,
   i16x8MaxS: 0x98,
@@ -103,6 +109,8 @@ export const simd = {
   f64x2Div: 0xf3,
   f32x4ConvertI32x4S: 0xfa,
   i32x4TruncSatF64x2SZero: 0xfc,
+  /** relaxed SIMD (a runtime may refuse it: build such functions into a module of their own) */
+  i32x4RelaxedDotI8x16I7x16AddS: 0x113,
 } as const;
 
 export function uleb(value: number): number[] {

@@ -35,7 +35,7 @@ function args(x: Float32Array, m: number, k: number, bits: 4 | 8, G: number, Gp:
   x16.fill(-1); // padding must be left as it is, like the JS rows leave it
   const scales = withArenaAllocation(() => sharedFloat32(m));
   const none = new Float32Array(0);
-  return { x, x16, scales, slots, k, groupSize: G, groupCount: k / G, groupPadded: Gp, rowLength, bits, stage: none, ...int16ArenaAddresses(x, x16, scales, none, m, k) };
+  return { x, x16, scales, slots, k, groupSize: G, groupCount: k / G, groupPadded: Gp, rowLength, bits, relaxed: 0, stage: none, ...int16ArenaAddresses(x, x16, scales, none, m, k) };
 }
 
 /** The args with a stage, and the arena addresses the calling thread takes with it. */

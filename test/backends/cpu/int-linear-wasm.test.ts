@@ -9,6 +9,7 @@ import { wasmIntLinearAvailable } from '../../../src/backends/cpu/int-linear-was
 import { CpuPool } from '../../../src/backends/cpu/pool/index.js';
 import { quantizeLinear } from '../../../src/quant/quantize-linear.js';
 import type { QuantizedLinear, QuantSpec, WeightBits } from '../../../src/quant/types.js';
+import { assertBitEqual } from '../../helpers/compare.js';
 import { freshSeed, makeRng, randomNormals } from '../../helpers/random.js';
 
 const skip = process.env['INTSCALE_ARENA'] === '0' ? 'the shared arena is turned off (INTSCALE_ARENA=0)' : false;
@@ -19,12 +20,6 @@ const PATHS: Record<string, IntLinearOptions> = {
   'wasm 3 threads': { kernel: 'wasm', pool, minMacsPerThread: 0 },
 };
 
-function assertBitEqual(actual: Float32Array, expected: Float32Array, what: string): void {
-  assert.equal(actual.length, expected.length, what);
-  for (let i = 0; i < actual.length; i++) {
-    if (!Object.is(actual[i], expected[i])) assert.fail(`${what}: element ${i}: ${actual[i]} vs reference ${expected[i]}`);
-  }
-}
 
 test('the WASM SIMD kernel is available (shared arena + SIMD) and layers are prepared into the arena', { skip }, () => {
   assert.ok(wasmIntLinearAvailable());

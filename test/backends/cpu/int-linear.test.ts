@@ -9,6 +9,7 @@ import { quantizeActivations } from '../../../src/quant/activation-quant.js';
 import { proveNoOverflow } from '../../../src/quant/overflow.js';
 import { dequantize, quantizeLinear } from '../../../src/quant/quantize-linear.js';
 import type { FloatLinear, QuantizedLinear, QuantSpec } from '../../../src/quant/types.js';
+import { assertBitEqual } from '../../helpers/compare.js';
 import { freshSeed, makeRng, randomNormals, type Rng } from '../../helpers/random.js';
 
 const SPECS: Record<string, Omit<QuantSpec, 'groupSize'>> = {
@@ -44,14 +45,6 @@ function randomActivations(rng: Rng, m: number, k: number): Float32Array {
   return x;
 }
 
-function assertBitEqual(actual: Float32Array, expected: Float32Array, what: string): void {
-  assert.equal(actual.length, expected.length, what);
-  const a = new Uint32Array(actual.buffer, actual.byteOffset, actual.length);
-  const e = new Uint32Array(expected.buffer, expected.byteOffset, expected.length);
-  for (let i = 0; i < a.length; i++) {
-    if (a[i] !== e[i]) assert.fail(`${what}: element ${i}: fast ${actual[i]} vs reference ${expected[i]}`);
-  }
-}
 
 test('fast kernels equal the reference bit for bit (ragged M, N, K, groups, all formats)', () => {
   const seed = freshSeed();

@@ -8,7 +8,7 @@
  * ones. Small jobs run inline on the main thread. A kernel error in a worker comes back on its
  * port and is rethrown here; a worker that exits marks itself so it is never waited for.
  */
-import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
+import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort, type WorkerOptions } from 'node:worker_threads';
 import { arenaMemory } from '../../../tensor/shared.js';
 import { getKernel } from './registry.js';
 import './kernels.js';
@@ -63,6 +63,22 @@ export function workerExecArgv(argv: readonly string[]): string[] {
   return argv.filter((a) => !refused.some((flag) => a === flag || a.startsWith(`${flag}=`)));
 }
 
+/**
+ * A worker on the flags workerExecArgv keeps, less any the runtime still refuses: Node 24's test runner
+ * hands its children every default as a flag (--stack-trace-limit=10, --v8-pool-size=4, …), and a worker
+ * refuses the per-process ones; the error names them, so the second try leaves them out.
+ */
+function startWorker(url: URL, options: WorkerOptions): Worker {
+  const execArgv = workerExecArgv(process.execArgv);
+  try {
+    return new Worker(url, { ...options, execArgv });
+  } catch (e) {
+    if ((e as { code?: string }).code !== 'ERR_WORKER_INVALID_EXEC_ARGV') throw e;
+    const listed = (e as Error).message.split('flags: ').slice(1).join('flags: ').split(', ');
+    return new Worker(url, { ...options, execArgv: execArgv.filter((a) => !listed.includes(a)) });
+  }
+}
+
 export class CpuPool {
   /** Threads including the main thread. */
   readonly threads: number;
@@ -95,11 +111,7 @@ export class CpuPool {
         spinIterations: this.spinIterations,
         memory,
       };
-      const worker = new Worker(url, {
-        workerData: init,
-        transferList: [port2],
-        execArgv: workerExecArgv(process.execArgv),
-      });
+      const worker = startWorker(url, { workerData: init, transferList: [port2] });
       worker.on('error', (e: Error) => {
         this.startupError ??= e;
         this.markExited(i);
