@@ -30,9 +30,10 @@
  * Math, per output (m, n): acc_g = Σ_{k∈g} x16·q via i32x4.dot_i16x8_s (4 partial lanes, exact; relaxed:
  *  the correction vector plus Σ x·u by the relaxed dot, lanes exact modulo 2^32, which is all the
  *  modes below need: the group sum and the proved total fit in int32), then
- *  - mode 'is' (integer scale, layer proved overflow-free): tot = Σ_g acc_g ⊙ splat(S[n,g]) lane-wise
- *    in i32 (each lane is a sub-sum of the proved bound, so nothing wraps), total = Σ lanes;
- *    y = f32(f32(f32(total)·a[m])·2^-b)
+ *  - mode 'is' (integer scale, layer proved overflow-free): the group sums of up to 4 outputs transposed
+ *    into one i32x4 (shuffle + add, as 'fs' below), times their channels' S[n,g] lane-wise, added into
+ *    that chunk's i32x4 total (one multiply for 4 outputs; i32 arithmetic is exact modulo 2^32 and the
+ *    proved total fits, so nothing is lost); y = f32(f32(f32(total)·a[m])·2^-b)
  *  - mode 'is-checked' (integer scale, no proof): acc_g summed to a scalar, total += acc_g·S in i64,
  *    ovf[m,n] = 1 when any partial |total| ≥ 2^31 (the caller throws as the reference does);
  *    y as above from f32(total).
@@ -115,19 +116,19 @@ function kernel(bits: IntKernelBits, mode: IntKernelMode, C: number, T: number, 
   }
   for (const c of cs) for (const t of ts) {
     f.local(`acc${c}_${t}`, V128);
-    if (mode === 'is') f.local(`tot${c}_${t}`, V128);
     if (mode === 'is-checked') f.local(`tot${c}_${t}`, I64).local(`bad${c}_${t}`, I32);
   }
-  // fs: the outputs (c, t) in chunks of up to 4, one f32x4 running sum per chunk (lane j = output j)
+  // is / fs: the outputs (c, t) in chunks of up to 4, one running sum per chunk (lane j = output j): i32x4
+  // (is) or f32x4 (fs)
   const chunks: [number, number][][] = [];
   for (const c of cs) for (const t of ts) {
     if (chunks.length === 0 || chunks[chunks.length - 1]!.length === 4) chunks.push([]);
     chunks[chunks.length - 1]!.push([c, t]);
   }
-  if (mode === 'fs') {
-    chunks.forEach((_, j) => f.local(`ftot${j}`, V128));
+  if (mode !== 'is-checked') {
+    chunks.forEach((_, j) => f.local(`ctot${j}`, V128));
     f.local('h0', V128).local('h1', V128);
-    for (const c of cs) f.local(`s${c}`, F32);
+    for (const c of cs) f.local(`s${c}`, mode === 'fs' ? F32 : I32);
   }
 
   // wRow = gc·bpg·16 bytes; xRow = gc·bpg·xStep bytes (+ gc·16 relaxed: a correction vector a group)
@@ -143,10 +144,9 @@ function kernel(bits: IntKernelBits, mode: IntKernelMode, C: number, T: number, 
     }
     for (const t of ts) f.get('x').get('xRow').i32(t).emit(op.i32Mul, op.i32Add).set(`xp${t}`);
     for (const c of cs) for (const t of ts) {
-      if (mode === 'is') f.v128Zero().set(`tot${c}_${t}`);
       if (mode === 'is-checked') f.i64(0).set(`tot${c}_${t}`).i32(0).set(`bad${c}_${t}`);
     }
-    if (mode === 'fs') chunks.forEach((_, j) => f.v128Zero().set(`ftot${j}`));
+    if (mode !== 'is-checked') chunks.forEach((_, j) => f.v128Zero().set(`ctot${j}`));
     f.i32(0).set('g');
     f.loop(() => f.get('g').get('gc').emit(op.i32GeU), () => {
       if (relaxed) {
@@ -181,17 +181,19 @@ function kernel(bits: IntKernelBits, mode: IntKernelMode, C: number, T: number, 
         f.addTo('b', 1);
       });
       // group epilogue
-      if (mode === 'fs') {
-        for (const c of cs) f.get(`sc${c}`).get('g').i32(2).emit(op.i32Shl, op.i32Add).emit(op.f32Load, 2, 0).set(`s${c}`);
+      if (mode !== 'is-checked') {
+        const fs = mode === 'fs';
+        for (const c of cs) f.get(`sc${c}`).get('g').i32(2).emit(op.i32Shl, op.i32Add).emit(fs ? op.f32Load : op.i32Load, 2, 0).set(`s${c}`);
         chunks.forEach((chunk, j) => {
-          // ftot_j = ftot_j + f32(acc sums) · [s of each lane's channel], lane-wise (IEEE f32, as scalar)
+          // fs: ctot_j = ctot_j + f32(acc sums) · [s of each lane's channel], lane-wise (IEEE f32, as scalar);
+          // is: ctot_j = ctot_j + acc sums · [S of each lane's channel] in i32 (one multiply for 4 outputs)
           lanesSums(f, chunk.map(([c, t]) => `acc${c}_${t}`));
-          f.simd(simd.f32x4ConvertI32x4S);
-          f.get(`s${chunk[0]![0]}`).simd(simd.f32x4Splat);
+          if (fs) f.simd(simd.f32x4ConvertI32x4S);
+          f.get(`s${chunk[0]![0]}`).simd(fs ? simd.f32x4Splat : simd.i32x4Splat);
           chunk.forEach(([c], lane) => {
-            if (c !== chunk[0]![0]) f.get(`s${c}`).simd(simd.f32x4ReplaceLane, lane);
+            if (c !== chunk[0]![0]) f.get(`s${c}`).simd(fs ? simd.f32x4ReplaceLane : simd.i32x4ReplaceLane, lane);
           });
-          f.simd(simd.f32x4Mul).get(`ftot${j}`).simd(simd.f32x4Add).set(`ftot${j}`);
+          f.simd(fs ? simd.f32x4Mul : simd.i32x4Mul).get(`ctot${j}`).simd(fs ? simd.f32x4Add : simd.i32x4Add).set(`ctot${j}`);
         });
       } else {
         for (const c of cs) {
@@ -199,16 +201,12 @@ function kernel(bits: IntKernelBits, mode: IntKernelMode, C: number, T: number, 
           for (const t of ts) {
             const acc = `acc${c}_${t}`;
             const tot = `tot${c}_${t}`;
-            if (mode === 'is') {
-              f.get(tot).get(acc).get('s').simd(simd.i32x4Splat).simd(simd.i32x4Mul).simd(simd.i32x4Add).set(tot);
-            } else {
-              f.get(tot);
-              lanesSum(f, acc);
-              f.emit(op.i64ExtendI32S).get('s').emit(op.i64ExtendI32S, op.i64Mul, op.i64Add).set(tot);
-              // bad |= tot ≥ 2^31 | tot ≤ −2^31
-              f.get(`bad${c}_${t}`).get(tot).i64(2 ** 31).emit(op.i64GeS).emit(op.i32Or);
-              f.get(tot).i64(-(2 ** 31)).emit(op.i64LeS).emit(op.i32Or).set(`bad${c}_${t}`);
-            }
+            f.get(tot);
+            lanesSum(f, acc);
+            f.emit(op.i64ExtendI32S).get('s').emit(op.i64ExtendI32S, op.i64Mul, op.i64Add).set(tot);
+            // bad |= tot ≥ 2^31 | tot ≤ −2^31
+            f.get(`bad${c}_${t}`).get(tot).i64(2 ** 31).emit(op.i64GeS).emit(op.i32Or);
+            f.get(tot).i64(-(2 ** 31)).emit(op.i64LeS).emit(op.i32Or).set(`bad${c}_${t}`);
           }
         }
       }
@@ -220,16 +218,12 @@ function kernel(bits: IntKernelBits, mode: IntKernelMode, C: number, T: number, 
       // out + t·outRow + 4·(n + c)
       const outAddr = () => f.get('out').get('outRow').i32(t).emit(op.i32Mul, op.i32Add)
         .get('n').i32(c).emit(op.i32Add).i32(2).emit(op.i32Shl, op.i32Add);
+      const flat = c * T + t;
       if (mode === 'fs') {
-        const flat = c * T + t;
-        f.get('a').emit(op.f32Load, 2, 4 * t).get(`ftot${flat >> 2}`).simd(simd.f32x4ExtractLane, flat & 3).emit(op.f32Mul).set('y');
+        f.get('a').emit(op.f32Load, 2, 4 * t).get(`ctot${flat >> 2}`).simd(simd.f32x4ExtractLane, flat & 3).emit(op.f32Mul).set('y');
       } else {
-        if (mode === 'is') {
-          lanesSum(f, tot);
-          f.emit(op.f32ConvertI32S);
-        } else {
-          f.get(tot).emit(op.f32ConvertI64S);
-        }
+        if (mode === 'is') f.get(`ctot${flat >> 2}`).simd(simd.i32x4ExtractLane, flat & 3).emit(op.f32ConvertI32S);
+        else f.get(tot).emit(op.f32ConvertI64S);
         f.get('a').emit(op.f32Load, 2, 4 * t).emit(op.f32Mul).get('invAlpha').emit(op.f32Mul).set('y');
       }
       // if (bias) y = y + bias[n + c]

@@ -78,6 +78,7 @@ export const simd = {
   f32x4Splat: 0x13,
   f64x2Splat: 0x14,
   i32x4ExtractLane: 0x1b,
+  i32x4ReplaceLane: 0x1c,
   f32x4ExtractLane: 0x1f,
   f32x4ReplaceLane: 0x20,
   f64x2ExtractLane: 0x21,
