@@ -5,14 +5,16 @@
  * sampling, host glue) is the remainder of the step's wall time.
  *
  *   npx tsc -p . && node dist/bench/cpu-step-ops.js [--layers 16] [--hidden 2048] [--ffn 5632] [--heads 16]
- *     [--vocab 32000] [--prompt 128] [--steps 32]
+ *     [--vocab 32000] [--prompt 128] [--steps 32] [--batch 1]
+ * --batch B > 1: B sequences, each fed the prompt, then batched decode steps (forwardDecodeBatch, one
+ * M = B matmul a linear, attention per row), as the server's batched decode runs them.
  */
 import { parseArgs } from 'node:util';
 import { defaultThreadCount } from '../src/backends/cpu/pool/index.js';
 import type { Backend } from '../src/model/backend.js';
 import { cpuBackend } from '../src/backends/cpu/cpu-backend.js';
 import { createModel } from '../src/model/prepare.js';
-import { forwardLastLogits, type Model } from '../src/model/forward.js';
+import { forwardDecodeBatch, forwardLastLogits, type Model } from '../src/model/forward.js';
 import { createKvCache } from '../src/model/kv-cache.js';
 import { argmax } from '../src/model/sampling.js';
 import type { LinearWeight } from '../src/quant/types.js';
@@ -24,7 +26,7 @@ const { values } = parseArgs({
     json: { type: 'boolean', default: false },
     layers: { type: 'string', default: '16' }, hidden: { type: 'string', default: '2048' }, ffn: { type: 'string', default: '5632' },
     heads: { type: 'string', default: '16' }, vocab: { type: 'string', default: '32000' },
-    prompt: { type: 'string', default: '128' }, steps: { type: 'string', default: '32' },
+    prompt: { type: 'string', default: '128' }, steps: { type: 'string', default: '32' }, batch: { type: 'string', default: '1' },
   },
 });
 const n = (k: keyof typeof values) => Number(values[k]);
@@ -48,6 +50,7 @@ function timed(b: Backend, spent: Map<string, number>): Backend {
     },
     rmsnorm: wrap('rmsnorm', b.rmsnorm), rope: wrap('rope', b.rope),
     attention: wrap('attention', b.attention), siluMul: wrap('silu_mul', b.siluMul), addInPlace: wrap('add', b.addInPlace),
+    ...(b.decodeAttention ? { decodeAttention: wrap('attention (batched decode)', b.decodeAttention) } : {}),
   };
 }
 
@@ -59,16 +62,18 @@ const out = benchOutput(values.json === true);
 out.say(machineLine(defaultThreadCount()));
 out.say(`model: ${c.numLayers} layers, hidden ${c.hiddenSize}, ffn ${c.intermediateSize}, heads ${c.numHeads}, vocab ${c.vocabSize}; RANDOM W4A8 IS g128 weights, tied fp32 lm_head (speed only)`);
 const prompt = Array.from({ length: n('prompt') }, (_, i) => 1 + ((i * 7919) % (c.vocabSize - 1)));
-const cache = createKvCache(c, prompt.length + n('steps') + 1, model.backend); // + the warm-up step
-let token = argmax(forwardLastLogits(model, prompt, cache));
-forwardLastLogits(model, [token], cache); // one warm-up step
+const batch = n('batch');
+const caches = Array.from({ length: batch }, () => createKvCache(c, prompt.length + n('steps') + 1, model.backend)); // + the warm-up step
+let tokens = caches.map((cache) => argmax(forwardLastLogits(model, prompt, cache)));
+const step = (): number[] => batch === 1 ? [argmax(forwardLastLogits(model, tokens, caches[0]!))] : forwardDecodeBatch(model, tokens, caches).map(argmax);
+tokens = step(); // one warm-up step
 spent.clear();
 const t0 = performance.now();
-for (let s = 0; s < n('steps'); s++) token = argmax(forwardLastLogits(model, [token], cache));
+for (let s = 0; s < n('steps'); s++) tokens = step();
 const total = performance.now() - t0;
 const steps = n('steps');
 const rows = [...spent].sort((a, b) => b[1] - a[1]).map(([op, ms]) => ({ op, 'ms per step': Number((ms / steps).toFixed(2)), share: `${((100 * ms) / total).toFixed(1)}%` }));
 const opsMs = [...spent.values()].reduce((a, b) => a + b, 0);
 rows.push({ op: 'outside the ops (embedding, sampling, glue)', 'ms per step': Number(((total - opsMs) / steps).toFixed(2)), share: `${((100 * (total - opsMs)) / total).toFixed(1)}%` });
-out.say(`decode: ${steps} steps after a ${prompt.length}-token prompt, ${(total / steps).toFixed(1)} ms per step (${((1000 * steps) / total).toFixed(1)} tok/s)\n`);
+out.say(`decode: ${steps} steps of ${batch} sequence${batch > 1 ? 's (batched)' : ''} after a ${prompt.length}-token prompt, ${(total / steps).toFixed(1)} ms per step (${((1000 * steps * batch) / total).toFixed(1)} tok/s)\n`);
 out.table(rows);

@@ -296,9 +296,27 @@ function unpack(f: FnBuilder, bits: IntKernelBits, i: number, c: number, relaxed
   f.i32(12).simd(simd.i16x8ShrS).set(wi);
 }
 
+/**
+ * `touch(p, end, sink)`: reads [p, end) a 64-byte line at a time, four lines an iteration (loads whose
+ * addresses do not wait on each other, so many misses are in flight), and stores an i32 of what it read at
+ * sink (the caller's own output, overwritten after): a weight tile pulled into the caches before the
+ * register blocks walk it.
+ */
+function touch(): FnBuilder {
+  const f = new FnBuilder('touch', [['p', I32], ['end', I32], ['sink', I32]]);
+  f.local('acc', V128);
+  f.v128Zero().set('acc');
+  f.loop(() => f.get('p').get('end').emit(op.i32GeU), () => {
+    for (let line = 0; line < 4; line++) f.get('acc').get('p').v128Load(64 * line).simd(simd.v128Xor).set('acc');
+    f.addTo('p', 256);
+  });
+  f.get('sink').get('acc').simd(simd.i32x4ExtractLane, 0).emit(op.i32Store, 2, 0);
+  return f;
+}
+
 /** The module bytes; its memory import is shared, maxPages pages at most. */
 export function buildIntLinearWasmModule(maxPages: number): Uint8Array<ArrayBuffer> {
-  const fns: FnBuilder[] = [];
+  const fns: FnBuilder[] = [touch()];
   for (const bits of [4, 8] as const) {
     for (const mode of INT_WASM_MODES) for (const [c, t] of INT_WASM_BLOCKS) fns.push(kernel(bits, mode, c!, t!));
   }
