@@ -73,12 +73,13 @@ export interface CudaEngineOptions {
 }
 
 /**
- * Where the folds pay, by same-run A/B (H100, 8 random 7B-shaped W4A8 layers, docs/cuda-notes.md, 21st
- * session): rope in attention −1.5% a step at 1 row, level at 8, +1% at 16 and +2% at 32 (every split block
- * rotates its q again); SwiGLU in the epilogue level at 1 row, −0.9% at 8, −1.7% at 16, −2.6% at 32 (with
- * two blocks per SM kept at 32 rows: without that bound it lost 7% there).
+ * Where the folds pay, by same-run A/B (H100, 8 random 7B-shaped W4A8 layers, docs/cuda-notes.md, 21st and
+ * 22nd sessions): rope in attention −1.5% a step at 1 row, −0.4% at 8, +0.3% at 16 and +0.8% at 32 (every
+ * split block rotates its q again, one sincosf a pair since the 22nd session); SwiGLU in the epilogue level at
+ * 1 row, −0.9% at 8, −1.7% at 16, −2.6% at 32 (with two blocks per SM kept at 32 rows: without that bound it
+ * lost 7% there).
  */
-export const ROPE_FOLD_MAX_ROWS = 4;
+export const ROPE_FOLD_MAX_ROWS = 8;
 export const SWIGLU_FOLD_MAX_ROWS = 32;
 
 export interface CudaEngine extends SequenceEngine {

@@ -175,15 +175,12 @@ silu_mul_rows(const float* __restrict__ g, const float* __restrict__ u, int ld, 
   if (threadIdx.x == 0) amax[(size_t)r * gridDim.y + blockIdx.y] = mx;
 }
 
-// Rotary embedding of element e of a head x[0, D) at angle (c, s) = cos, sin of pos · inv_freq[e mod D/2]
+// Rotary embedding of a head x[0, D) at angle (c, s) = cos, sin of pos · inv_freq[i] for the pair (i, i + D/2)
 // (half-split pairs: a = x[i], b = x[i + D/2]; a' = a·c − b·s, b' = b·c + a·s), every product and the sum
 // rounded on its own (no fused multiply-add): rope_kv_write and attention_split's decode fold both call
 // these, so a key or query rotated by either is the same float.
 __device__ __forceinline__ float rope_lo(float a, float b, float c, float s) { return __fsub_rn(__fmul_rn(a, c), __fmul_rn(b, s)); }
 __device__ __forceinline__ float rope_hi(float a, float b, float c, float s) { return __fadd_rn(__fmul_rn(b, c), __fmul_rn(a, s)); }
-__device__ __forceinline__ float rope_at(const float* __restrict__ x, int e, int half, float c, float s) {
-  return e < half ? rope_lo(x[e], x[e + half], c, s) : rope_hi(x[e - half], x[e], c, s);
-}
 
 extern "C" __global__ void __launch_bounds__(128)
 rope_kv_write(float* __restrict__ q, int ldq, const float* __restrict__ k, const float* __restrict__ v, int ldkv,
@@ -241,8 +238,29 @@ attention_split(const float* __restrict__ q, int ldq, float* __restrict__ part, 
   const float scale = 1.f / sqrtf((float)D);
   const float* qh = q + (size_t)r * ldq + (size_t)h * D;
   // the decode fold (k_new given): q rotated here, and the new position's key (rotated) and value
-  // rounded to fp16 as the cache holds them, taken from registers at t = p instead of the cache
+  // rounded to fp16 as the cache holds them, taken from registers at t = p instead of the cache. Thread i
+  // of the block rotates the pair (i, i + D/2) once (one sincosf, as rope_kv_write's thread i) into shared
+  // memory, where every warp reads its dimensions.
   const bool fold = k_new != nullptr, fresh = fold && hi == p + 1;
+  __shared__ float q_rot[D_MAX];
+  __shared__ half_t k_rot[D_MAX], v_new_h[D_MAX];
+  if (fold) {
+    const float* kr = k_new + (size_t)r * ldkv + (size_t)g * D;
+    const float* vr = v_new + (size_t)r * ldkv + (size_t)g * D;
+    for (int i = threadIdx.x; i < half; i += blockDim.x) {
+      float sn, cs;
+      sincosf((float)p * inv_freq[i], &sn, &cs);
+      q_rot[i] = rope_lo(qh[i], qh[i + half], cs, sn);
+      q_rot[i + half] = rope_hi(qh[i], qh[i + half], cs, sn);
+      if (fresh) {
+        k_rot[i] = f2h(rope_lo(kr[i], kr[i + half], cs, sn));
+        k_rot[i + half] = f2h(rope_hi(kr[i], kr[i + half], cs, sn));
+        v_new_h[i] = f2h(vr[i]);
+        v_new_h[i + half] = f2h(vr[i + half]);
+      }
+    }
+    __syncthreads();
+  }
   float2 qv[PAIRS], acc[PAIRS];
   unsigned k_p[PAIRS], v_p[PAIRS];
 #pragma unroll
@@ -254,19 +272,11 @@ attention_split(const float* __restrict__ q, int ldq, float* __restrict__ part, 
       qv[j] = make_float2(0.f, 0.f);
       continue;
     }
-    if (!fold) {
-      qv[j] = make_float2(qh[d] * scale, qh[d + 1] * scale);
-      continue;
-    }
-    float s0, c0, s1, c1;
-    sincosf((float)p * inv_freq[d < half ? d : d - half], &s0, &c0);
-    sincosf((float)p * inv_freq[d + 1 < half ? d + 1 : d + 1 - half], &s1, &c1);
-    qv[j] = make_float2(rope_at(qh, d, half, c0, s0) * scale, rope_at(qh, d + 1, half, c1, s1) * scale);
+    const float* qs = fold ? q_rot : qh;
+    qv[j] = make_float2(qs[d] * scale, qs[d + 1] * scale);
     if (fresh) {
-      const float* kr = k_new + (size_t)r * ldkv + (size_t)g * D;
-      const float* vr = v_new + (size_t)r * ldkv + (size_t)g * D;
-      k_p[j] = (unsigned)f2h(rope_at(kr, d, half, c0, s0)) | (unsigned)f2h(rope_at(kr, d + 1, half, c1, s1)) << 16;
-      v_p[j] = (unsigned)f2h(vr[d]) | (unsigned)f2h(vr[d + 1]) << 16;
+      k_p[j] = (unsigned)k_rot[d] | (unsigned)k_rot[d + 1] << 16;
+      v_p[j] = (unsigned)v_new_h[d] | (unsigned)v_new_h[d + 1] << 16;
     }
   }
   if (fresh && warp == 0 && h % (H / KVH) == 0) {  // the kv group's first head stores the new key and value
