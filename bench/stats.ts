@@ -1,6 +1,7 @@
 /** What every CPU benchmark shares: the median, and a line describing the machine it ran on. */
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { printTable, type Row } from '../src/cli/table.js';
+import { w4a8KernelLine } from '../src/backends/cpu/int-linear-wasm-kernel.js';
 
 export function median(values: readonly number[]): number {
   const s = [...values].sort((a, b) => a - b);
@@ -8,15 +9,15 @@ export function median(values: readonly number[]): number {
   return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
-/** CPU model, cores, Node version, threads used and the load average (other processes skew timings). */
 /** `sorted[floor(q·n)]` of samples sorted ascending. */
 export function percentile(sorted: readonly number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))]!;
 }
 
+/** CPU model, cores, Node version, threads used, the load average (other processes skew timings) and the W4A8 kernel. */
 export function machineLine(threads: number): string {
   return `machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${availableParallelism()} cores; node ${process.version}; ` +
-    `pool threads ${threads}; load average ${loadavg()[0]!.toFixed(2)}`;
+    `pool threads ${threads}; load average ${loadavg()[0]!.toFixed(2)}; ${w4a8KernelLine()}`;
 }
 
 /**

@@ -6,6 +6,7 @@ import { Option } from 'commander';
 import type { Backend } from '../model/backend.js';
 import type { CalibrationPlacement } from '../quantize/quantize-model.js';
 import { cpuBackend } from '../backends/cpu/cpu-backend.js';
+import { w4a8KernelLine } from '../backends/cpu/int-linear-wasm-kernel.js';
 import { InputError } from '../errors.js';
 import { loadModel } from '../backends/load.js';
 import { modelEngine, type SequenceEngine } from '../model/engine.js';
@@ -109,7 +110,7 @@ export interface OpenedEngine {
 export async function openEngine(name: BackendName, dir: string, options: ModelLoadOptions, engineOptions: { readonly maxSequences?: number } = {}): Promise<OpenedEngine> {
   if (name === 'cpu') {
     const { model, tokenizer, source } = loadModel(dir, options);
-    return { engine: modelEngine(model), tokenizer, source, summary: () => '', close: () => {} };
+    return { engine: modelEngine(model), tokenizer, source, summary: () => `cpu backend: ${w4a8KernelLine()}`, close: () => {} };
   }
   const { createCudaEngine } = await import('../backends/cuda/decode-engine.js');
   const { CudaContext } = await import('../backends/cuda/context.js');

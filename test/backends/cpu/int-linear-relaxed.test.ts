@@ -3,7 +3,7 @@ import { after, test } from 'node:test';
 import { intLinear, type IntLinearOptions } from '../../../src/backends/cpu/int-linear.js';
 import { prepareIntLinearWasm } from '../../../src/backends/cpu/int-linear-prepared.js';
 import { referenceLinear } from '../../../src/backends/cpu/int-linear-reference.js';
-import { relaxedIntLinearAvailable } from '../../../src/backends/cpu/int-linear-wasm-kernel.js';
+import { relaxedIntLinearAvailable, w4a8KernelLine } from '../../../src/backends/cpu/int-linear-wasm-kernel.js';
 import { buildIntLinearRelaxedWasmModule } from '../../../src/backends/cpu/int-linear-wasm-module.js';
 import { usesRelaxedKernel } from '../../../src/backends/cpu/int-linear-wasm.js';
 import { int16ArenaAddresses, quantizeInt16Rows, type Int16ActivationArgs } from '../../../src/backends/cpu/int-activation-rows.js';
@@ -31,6 +31,12 @@ const PATHS: Record<string, IntLinearOptions> = {
 
 test('a runtime that compiles relaxed SIMD passes the self-test, so W4 layers take the relaxed kernel', { skip }, () => {
   assert.equal(relaxedIntLinearAvailable(), true);
+});
+
+test('the kernel line names the W4A8 kernel this process runs, and for the int16 one why', () => {
+  const line = w4a8KernelLine();
+  if (relaxedIntLinearAvailable()) assert.match(line, /relaxed SIMD \(i32x4\.relaxed_dot_i8x16_i7x16_add_s\)/);
+  else if (process.env['INTSCALE_ARENA'] !== '0') assert.match(line, /int16.*(INTSCALE_RELAXED_SIMD=0|not compiled by Node|failed its self-test)/);
 });
 
 test('the relaxed W4 kernel equals the reference: IS and FS, groups of 32 to 256, 1 to 17 tokens, odd channel counts, bias, threads', { skip }, () => {
