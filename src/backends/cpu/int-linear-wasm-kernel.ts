@@ -15,18 +15,19 @@
  * once gave wrong sums in the larger register blocks); otherwise the int16 kernels, with the same bits.
  * INTSCALE_RELAXED_SIMD=0 turns them off.
  */
-import { arenaMemory, ARENA_MAX_PAGES, arenaAddress, releaseArenaBlock, sharedUint8, withArenaAllocation } from '../../tensor/shared.js';
+import { arenaMemory, ARENA_MAX_PAGES } from '../../tensor/shared.js';
 import {
   buildIntLinearRelaxedWasmModule,
   buildIntLinearWasmModule,
   intActivationRowBytes,
   intKernelName,
   INT_RELAXED_MODES,
-  INT_WASM_BLOCKS,
   INT_WASM_MODES,
+  type BlockTable,
   type IntKernelBits,
   type IntKernelMode,
 } from './int-linear-wasm-module.js';
+import { relaxedSelfTest } from './int-linear-relaxed-self-test.js';
 import type { KernelArgs } from './pool/types.js';
 
 export interface IntLinearWasmArgs extends KernelArgs {
@@ -51,13 +52,6 @@ export interface IntLinearWasmArgs extends KernelArgs {
   readonly relaxed: number;
 }
 
-type BlockFn = (
-  n0: number, n1: number, x: number, a: number, out: number, outRow: number, w: number,
-  sc: number, gc: number, bpg: number, bias: number, invAlpha: number, ovf: number,
-) => void;
-
-/** [C2T4, C2T2, C2T1, C1T4, C1T2, C1T1, C4T1] of one (bits, mode). */
-type BlockTable = readonly [BlockFn, BlockFn, BlockFn, BlockFn, BlockFn, BlockFn, BlockFn];
 
 let tables: Map<string, BlockTable> | null | undefined;
 let touchFn: ((p: number, end: number, sink: number) => void) | undefined;
@@ -72,7 +66,7 @@ function instantiate(relaxed: boolean): Map<string, BlockTable> | null {
   if (memory === null) return null;
   try {
     const module = new WebAssembly.Module((relaxed ? buildIntLinearRelaxedWasmModule : buildIntLinearWasmModule)(ARENA_MAX_PAGES));
-    const exports = new WebAssembly.Instance(module, { env: { memory } }).exports as Record<string, BlockFn>;
+    const exports = new WebAssembly.Instance(module, { env: { memory } }).exports as Record<string, BlockTable[number]>;
     if (!relaxed) touchFn = exports['touch'] as unknown as typeof touchFn;
     const map = new Map<string, BlockTable>();
     for (const bits of relaxed ? [4] as const : [4, 8] as const) {
@@ -117,7 +111,7 @@ export type RelaxedKernelStatus = 'on' | 'turned off' | 'not compiled by this ru
 export function relaxedKernelStatus(): RelaxedKernelStatus {
   if (relaxedStatus === undefined) {
     const fns = process.env['INTSCALE_RELAXED_SIMD'] === '0' ? undefined : relaxedBlockTables();
-    relaxedStatus = fns === undefined ? 'turned off' : fns === null ? 'not compiled by this runtime' : relaxedSelfTest(fns) ? 'on' : 'failed its self-test';
+    relaxedStatus = fns === undefined ? 'turned off' : fns === null ? 'not compiled by this runtime' : relaxedSelfTest(fns.get(tableKey(4, 'is', true))!, fns.get(tableKey(4, 'fs', true))!) ? 'on' : 'failed its self-test';
   }
   return relaxedStatus;
 }
@@ -128,76 +122,10 @@ export function w4a8KernelLine(): string {
   const status = relaxedKernelStatus();
   if (status === 'on') return 'W4A8 kernel: WASM relaxed SIMD (i32x4.relaxed_dot_i8x16_i7x16_add_s)';
   if (status === 'turned off') return 'W4A8 kernel: WASM SIMD int16 (relaxed SIMD turned off by INTSCALE_RELAXED_SIMD=0)';
-  return `W4A8 kernel: WASM SIMD int16; the relaxed-SIMD kernel was ${status === 'failed its self-test' ? 'compiled but failed its self-test' : 'not compiled'} ` +
-    `by Node ${process.versions.node} (Node 24 runs it, about 2× faster on a CPU with AVX-VNNI)`;
+  return `W4A8 kernel: WASM SIMD int16; the relaxed-SIMD kernel ${status === 'failed its self-test' ? 'failed its self-test on' : 'is not compiled by'} ` +
+    `Node ${process.versions.node} (Node 24 runs it, about 2× faster on a CPU with AVX-VNNI)`;
 }
 
-/**
- * Runs every relaxed block function on a random W4 layer (8 channels, 2 groups of 64, 4 tokens, a = 1,
- * 1/α = 1, integer scales and float scales 1) and compares with the sums in plain integers.
- */
-function relaxedSelfTest(fns: Map<string, BlockTable>): boolean {
-  const [N, M, gc, bpg] = [8, 4, 2, 2];
-  const K = gc * bpg * 32;
-  let seed = 0x5eed;
-  const int = (lo: number, hi: number): number => { // a small LCG: lo ≤ value < hi
-    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
-    return lo + (seed >>> 8) % (hi - lo);
-  };
-  const q = Int8Array.from({ length: N * K }, () => int(-8, 8));
-  const x = Int8Array.from({ length: M * K }, () => int(-127, 128));
-  const S = Int32Array.from({ length: N * gc }, () => int(1, 200));
-  const xRow = intActivationRowBytes(4, gc, bpg, true);
-  const [wBytes, scBytes, xBytes, aBytes, outBytes] = [N * K / 2, 4 * N * gc, M * xRow, 4 * M, 4 * M * N];
-  const block = withArenaAllocation(() => sharedUint8(wBytes + scBytes + xBytes + aBytes + outBytes));
-  if (arenaAddress(block) < 0) return false;
-  try {
-    const base = block.byteOffset;
-    const view = new DataView(block.buffer, base, block.length);
-    for (let i = 0; i < N * K; i += 2) block[i / 2] = (q[i]! & 15) | ((q[i + 1]! & 15) << 4);
-    const [w, sc, xAt, a, out] = [base, base + wBytes, base + wBytes + scBytes, base + wBytes + scBytes + xBytes, base + wBytes + scBytes + xBytes + aBytes];
-    for (let m = 0; m < M; m++) {
-      view.setFloat32(a - base + 4 * m, 1, true);
-      for (let g = 0; g < gc; g++) {
-        const at = xAt - base + m * xRow + g * (16 + 32 * bpg);
-        let sum = 0;
-        for (let i = 0; i < 32 * bpg; i++) {
-          const k = g * 32 * bpg + i;
-          sum += x[m * K + k]!;
-          const b = i >> 5;
-          const j = (i & 31) >> 1;
-          view.setInt8(at + 16 + 32 * b + 16 * (i & 1) + j, x[m * K + k]!);
-        }
-        view.setInt32(at, -8 * sum, true);
-        for (let l = 4; l < 16; l += 4) view.setInt32(at + l, 0, true);
-      }
-    }
-    for (const mode of INT_RELAXED_MODES) {
-      for (let n = 0; n < N * gc; n++) {
-        if (mode === 'is') view.setInt32(sc - base + 4 * n, S[n]!, true);
-        else view.setFloat32(sc - base + 4 * n, 1, true);
-      }
-      const table = fns.get(tableKey(4, mode, true))!;
-      for (let f = 0; f < table.length; f++) {
-        const [C, T] = INT_WASM_BLOCKS[f]!; // the table's order
-        new Float32Array(block.buffer, out, M * N).fill(NaN);
-        for (let m = 0; m + T <= M; m += T) table[f]!(0, N - (N % C), xAt + m * xRow, a + 4 * m, out + 4 * m * N, 4 * N, w, sc, gc, bpg, 0, 1, 0);
-        for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) {
-          let total = 0;
-          for (let g = 0; g < gc; g++) {
-            let acc = 0;
-            for (let i = 0; i < 32 * bpg; i++) acc += x[m * K + g * 32 * bpg + i]! * q[n * K + g * 32 * bpg + i]!;
-            total += acc * (mode === 'is' ? S[n * gc + g]! : 1);
-          }
-          if (view.getFloat32(out - base + 4 * (m * N + n), true) !== Math.fround(total)) return false;
-        }
-      }
-    }
-    return true;
-  } finally {
-    releaseArenaBlock(block);
-  }
-}
 
 /**
  * Up to this many tokens (a batched decode step) each tile is first read by `touch`, many cache lines in

@@ -88,6 +88,15 @@ export function intActivationRowBytes(bits: IntKernelBits, groupCount: number, b
   return groupCount * blocksPerGroup * (bits === 4 ? 64 : 32);
 }
 
+/** A block function's JS signature (see the header). */
+export type BlockFn = (
+  n0: number, n1: number, x: number, a: number, out: number, outRow: number, w: number,
+  sc: number, gc: number, bpg: number, bias: number, invAlpha: number, ovf: number,
+) => void;
+
+/** [C2T4, C2T2, C2T1, C1T4, C1T2, C1T1, C4T1] of one (bits, mode). */
+export type BlockTable = readonly [BlockFn, BlockFn, BlockFn, BlockFn, BlockFn, BlockFn, BlockFn];
+
 export function intKernelName(bits: IntKernelBits, mode: IntKernelMode, c: number, t: number, relaxed = false): string {
   return `k${bits}${relaxed ? 'r' : ''}_${mode.replace('-', '_')}_c${c}t${t}`;
 }
