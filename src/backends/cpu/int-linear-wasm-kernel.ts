@@ -4,9 +4,9 @@
  * across threads. Every operand is an arena byte address (see int-linear-wasm-module.ts for the
  * layouts and the math); args hold only numbers, so posting a job copies nothing.
  *
- * Channels go in tiles of about 64 KiB of weights (for M > 4); within a tile tokens go in register
- * blocks of 4, then 2, then 1, and channels in pairs, then a last single one; a batched decode step's tiles
- * are read ahead by `touch` (TOUCH_MAX_ROWS).
+ * Channels go in tiles of about 64 KiB of weights; within a tile tokens go in register blocks of 4, then
+ * 2, then 1, and channels in pairs, then a last single one (one token: quads, then pairs); a decode step's
+ * tiles are read ahead by `touch` (TOUCH_MAX_ROWS).
  * Each thread instantiates the module once, on the arena memory it shares with the others.
  *
  * W4 layers in modes 'is' / 'fs' take the relaxed-SIMD kernels (int8 activations, one relaxed dot per
@@ -128,9 +128,11 @@ export function w4a8KernelLine(): string {
 
 
 /**
- * Up to this many tokens (a batched decode step) each tile is first read by `touch`, many cache lines in
- * flight, before the register blocks walk it: at 8 tokens the W4 linears of a decode step went 44.5 → 39.5 ms
- * (`cpu-step-ops --batch 8`, 8 layers); a 128-token prefill, compute-bound, gained nothing, so it is left out there.
+ * Up to this many tokens (a decode step, one sequence or a batch) each tile is first read by `touch`, many
+ * cache lines in flight, before the register blocks walk it from the caches (`cpu-step-ops`, 8 layers, Node
+ * 24, builds alternated): the W4 linears of a one-token step 21.2 → 18.0 ms (the step 36.1 → 32.1 ms; Node 20
+ * 41.6 → 38.5), at 8 tokens 44.5 → 39.5 ms; a 128-token prefill, compute-bound, gained nothing, so it is left
+ * out there.
  */
 const TOUCH_MAX_ROWS = 32;
 
@@ -146,9 +148,9 @@ export function intLinearWasmRows(args: IntLinearWasmArgs, nStart: number, nEnd:
   const { x, a, out, ovf, w, sc, bias, m: M, n: N, groupCount: gc, blocksPerGroup: bpg, invAlpha } = args;
   const xRow = intActivationRowBytes(args.bits, gc, bpg, relaxed);
   const outRow = 4 * N;
-  const tile = M <= 4 ? nEnd - nStart : Math.max(2, Math.floor(TILE_BYTES / (gc * bpg * 16)) & ~1);
   const wRow = gc * bpg * 16;
-  const touchTiles = M > 4 && M <= TOUCH_MAX_ROWS;
+  const tile = Math.max(4, Math.floor(TILE_BYTES / wRow) & ~3); // whole channel quads (the one-token C4T1 block)
+  const touchTiles = M <= TOUCH_MAX_ROWS;
   if (touchTiles) blockTables(); // touch lives in the int16 module
   for (let n0 = nStart; n0 < nEnd; n0 += tile) {
     const n1 = Math.min(nEnd, n0 + tile);
