@@ -13,6 +13,7 @@ import { CALIB_DEFAULTS, DEFAULT_CALIB_FILE, parseAlpha, parseOverride, recipeFr
 import { openModelDir, type ModelDir } from '../../model/model-dir.js';
 import { prepareOutputDir } from '../../io/output-dir.js';
 import { openCalibrationPlacement, type BackendName } from '../backend-option.js';
+import { w4a8KernelLine } from '../../backends/cpu/int-linear-wasm-kernel.js';
 
 /** The quantization flags shared by `quantize` and `demo` (`demo` runs RTN only). */
 export function addQuantOptions(cmd: Command, methods: readonly string[] = ['rtn']): Command {
@@ -103,6 +104,8 @@ function quantizeWith(opts: QuantCliOptions & { model: string; out: string; over
   }
   const recipe = recipeFromOptions(opts);
   if (!opts.json) console.log(`${describeMethod(recipe)}, ${describeSpec(recipe.base)}${calibrateOn ? `; on ${calibrateOn.name}` : ''}`);
+  // AWQ's grid search runs W4A8 products: on the CPU, say which kernel (Node 24 runs the relaxed one about twice as fast)
+  if (!opts.json && recipe.method === 'awq' && !calibrateOn) process.stderr.write(`cpu: ${w4a8KernelLine()}\n`);
   const t0 = performance.now();
   // per linear layer: GPTQ and AWQ spend minutes on each decoder layer of a 7B
   const bar = progressBar(`${recipe.method} linear layers`, numLayers * linearModules(moe?.numExperts).length);
