@@ -4,7 +4,7 @@
  * both modes runs on a random W4 layer and is compared with the sums in plain integers.
  */
 import { arenaAddress, releaseArenaBlock, sharedUint8, withArenaAllocation } from '../../tensor/shared.js';
-import { intActivationRowBytes, INT_RELAXED_MODES, INT_WASM_BLOCKS, type BlockTable } from './int-linear-wasm-module.js';
+import { intActivationRowBytes, INT_RELAXED_MODES, INT_WASM_BLOCKS, relaxedActivationByte, type BlockTable } from './int-linear-wasm-module.js';
 
 /**
  * Runs every relaxed block function on a random W4 layer (8 channels, 2 groups of 64, 4 tokens, a = 1,
@@ -38,9 +38,7 @@ export function relaxedSelfTest(is: BlockTable, fs: BlockTable): boolean {
         for (let i = 0; i < 32 * bpg; i++) {
           const k = g * 32 * bpg + i;
           sum += x[m * K + k]!;
-          const b = i >> 5;
-          const j = (i & 31) >> 1;
-          view.setInt8(at + 16 + 32 * b + 16 * (i & 1) + j, x[m * K + k]!);
+          view.setInt8(at + 16 + relaxedActivationByte(i), x[m * K + k]!);
         }
         view.setInt32(at, -8 * sum, true);
         for (let l = 4; l < 16; l += 4) view.setInt32(at + l, 0, true);

@@ -52,7 +52,6 @@ export interface IntLinearWasmArgs extends KernelArgs {
   readonly relaxed: number;
 }
 
-
 let tables: Map<string, BlockTable> | null | undefined;
 let touchFn: ((p: number, end: number, sink: number) => void) | undefined;
 let relaxedTables: Map<string, BlockTable> | null | undefined;
@@ -109,11 +108,15 @@ export function relaxedIntLinearAvailable(): boolean {
 export type RelaxedKernelStatus = 'on' | 'turned off' | 'not compiled by this runtime' | 'failed its self-test';
 
 export function relaxedKernelStatus(): RelaxedKernelStatus {
-  if (relaxedStatus === undefined) {
-    const fns = process.env['INTSCALE_RELAXED_SIMD'] === '0' ? undefined : relaxedBlockTables();
-    relaxedStatus = fns === undefined ? 'turned off' : fns === null ? 'not compiled by this runtime' : relaxedSelfTest(fns.get(tableKey(4, 'is', true))!, fns.get(tableKey(4, 'fs', true))!) ? 'on' : 'failed its self-test';
-  }
+  relaxedStatus ??= checkRelaxed();
   return relaxedStatus;
+}
+
+function checkRelaxed(): RelaxedKernelStatus {
+  if (process.env['INTSCALE_RELAXED_SIMD'] === '0') return 'turned off';
+  const fns = relaxedBlockTables();
+  if (fns === null) return 'not compiled by this runtime';
+  return relaxedSelfTest(fns.get(tableKey(4, 'is', true))!, fns.get(tableKey(4, 'fs', true))!) ? 'on' : 'failed its self-test';
 }
 
 /** One line naming the W4A8 kernel this process runs, and for the int16 one why (and what would run the faster one). */
@@ -125,7 +128,6 @@ export function w4a8KernelLine(): string {
   return `W4A8 kernel: WASM SIMD int16; the relaxed-SIMD kernel ${status === 'failed its self-test' ? 'failed its self-test on' : 'is not compiled by'} ` +
     `Node ${process.versions.node} (Node 24 runs it, about 2× faster on a CPU with AVX-VNNI)`;
 }
-
 
 /**
  * Up to this many tokens (a decode step, one sequence or a batch) each tile is first read by `touch`, many

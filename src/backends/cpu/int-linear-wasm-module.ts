@@ -79,6 +79,15 @@ export function activationSlot(bits: IntKernelBits, i: number): number {
   return (i - o) + ((o & 3) << 3) + (o >> 2);
 }
 
+/**
+ * Where input i of a group (0 ≤ i < G) sits in the relaxed W4 layout (see above): its byte after the
+ * group's 16-byte correction vector; within a block of 32, the even inputs fill the first 16 bytes, the odd
+ * ones the next 16.
+ */
+export function relaxedActivationByte(i: number): number {
+  return 32 * (i >> 5) + 16 * (i & 1) + ((i & 31) >> 1);
+}
+
 /** The modes the relaxed W4 kernel serves ('is-checked' keeps the int16 kernel: its overflow report reads the int16 rows). */
 export const INT_RELAXED_MODES: readonly IntKernelMode[] = ['is', 'fs'];
 

@@ -12,8 +12,8 @@
  *   last row   rmsnorm_to → lm_head GEMM (fp16 by default)
  *
  * In a decode step (each row its sequence's one new position) attention_split does rope_kv_write's
- * work itself (ropeInAttention; by default at up to 4 rows), and a W4A8 gate/up GEMM on the decode kernel
- * closes SwiGLU in its epilogue (fuseSwiGLU, by default at up to 32 rows; its rows interleaved by 8 when the model is made resident):
+ * work itself (ropeInAttention; by default at up to ROPE_FOLD_MAX_ROWS rows), and a W4A8 gate/up GEMM on the decode kernel
+ * closes SwiGLU in its epilogue (fuseSwiGLU, by default at up to SWIGLU_FOLD_MAX_ROWS rows; its rows interleaved by 8 when the model is made resident):
  * w4a8_decode_swiglu → quantize_rows instead of the GEMM → silu_mul_rows → quantize_rows. The same
  * floats either way, one launch a layer fewer each.
  *
@@ -309,8 +309,9 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
         moeRunner!.run(layer.moe, layer.postAttentionNorm, h, m, decode);
         continue;
       }
-      swiglu(layer.postAttentionNorm, layer.gateUp, act(0, formFor(layer.down, m)), m);
-      addLinear(layer.down, act(0, formFor(layer.down, m)), m);
+      const downIn = act(0, formFor(layer.down, m));
+      swiglu(layer.postAttentionNorm, layer.gateUp, downIn, m);
+      addLinear(layer.down, downIn, m);
     }
     if (picked === 0) return; // a prefill pass in which no sequence ends
     const headIn = act(0, formFor(w.lmHead, picked));

@@ -4,7 +4,7 @@ import { intLinear, type IntLinearOptions } from '../../../src/backends/cpu/int-
 import { prepareIntLinearWasm } from '../../../src/backends/cpu/int-linear-prepared.js';
 import { referenceLinear } from '../../../src/backends/cpu/int-linear-reference.js';
 import { relaxedIntLinearAvailable, w4a8KernelLine } from '../../../src/backends/cpu/int-linear-wasm-kernel.js';
-import { buildIntLinearRelaxedWasmModule } from '../../../src/backends/cpu/int-linear-wasm-module.js';
+import { buildIntLinearRelaxedWasmModule, relaxedActivationByte } from '../../../src/backends/cpu/int-linear-wasm-module.js';
 import { usesRelaxedKernel } from '../../../src/backends/cpu/int-linear-wasm.js';
 import { int16ArenaAddresses, quantizeInt16Rows, type Int16ActivationArgs } from '../../../src/backends/cpu/int-activation-rows.js';
 import { CpuPool } from '../../../src/backends/cpu/pool/index.js';
@@ -96,7 +96,7 @@ test('the relaxed activation rows: per group [−8·Σq, 0, 0, 0] then blocks of
       for (let i = 0; i < G; i++) {
         const q = a === 0 ? 0 : quantizeActivation(x[r * k + g * G + i]!, a);
         sum += q;
-        const slot = at + 16 + 32 * (i >> 5) + 16 * (i & 1) + ((i & 31) >> 1);
+        const slot = at + 16 + relaxedActivationByte(i);
         assert.equal(view.getInt8(slot), q + 0, `seed ${seed} row ${r} group ${g} input ${i}`);
       }
       assert.deepEqual([0, 4, 8, 12].map((o) => view.getInt32(at + o, true)), [-8 * sum + 0, 0, 0, 0], `seed ${seed} row ${r} group ${g} correction`);
