@@ -14,8 +14,12 @@
  * In a decode step (each row its sequence's one new position) attention_split does rope_kv_write's
  * work itself (ropeInAttention; by default at up to ROPE_FOLD_MAX_ROWS rows), and a W4A8 gate/up GEMM on the decode kernel
  * closes SwiGLU in its epilogue (fuseSwiGLU, by default at up to SWIGLU_FOLD_MAX_ROWS rows; its rows interleaved by 8 when the model is made resident):
- * w4a8_decode_swiglu → quantize_rows instead of the GEMM → silu_mul_rows → quantize_rows. The same
- * floats either way, one launch a layer fewer each.
+ * w4a8_decode_swiglu → quantize_rows instead of the GEMM → silu_mul_rows → quantize_rows; and a W4A8
+ * o or down GEMM on the decode kernel writes the RMSNorm that comes next in its last block (normInGemm, by
+ * default at up to NORM_FOLD_MAX_ROWS rows: w4a8_decode_norm instead of the GEMM → rmsnorm_to), and
+ * attention_merge and the SwiGLU GEMM quantize their rows in their last block (quantizeInTail, at up to
+ * QUANTIZE_FOLD_MAX_ROWS rows: no quantize_rows). The same floats either way, one launch fewer each (two
+ * a layer for the norm and for the quantization).
  *
  * A mixture-of-experts layer (mixtral) runs its MLP as engine-moe.ts says: routed on the device, the
  * experts grouped into one launch per GEMM in a decode step, one GEMM per picked expert in a prefill.
@@ -36,14 +40,14 @@ import type { ModelWeights } from '../../model/weights.js';
 import { addressTable, type DeviceBuffer } from './buffer.js';
 import { CudaContext } from './context.js';
 import { Cublas } from './cublas.js';
-import { attentionToCuda, argmaxRowsCuda, embedRowsCuda, engineSplits, pickRowsCuda, ROW_BYTES, rmsnormToCuda, ropeKvWriteCuda, quantizeRowsCuda, rowScratchBytes, siluMulToCuda, type EngineAttention, type GateUpRows, type RowForm, type RowOutput, type RowScratch } from './engine-ops.js';
+import { attentionToCuda, argmaxRowsCuda, embedRowsCuda, engineSplits, pickRowsCuda, ROW_BYTES, rmsnormToCuda, ropeKvWriteCuda, quantizeRowsCuda, rowScratchBytes, siluMulToCuda, type EngineAttention, type GateUpRows, type RowForm, type RowNorm, type RowOutput, type RowScratch } from './engine-ops.js';
 import { describeEngineWeights, freeEngineWeights, layerLinears, uploadEngineWeights, type EngineLinear, type LinearGroup } from './engine-weights.js';
 import { createMoeRunner, type MoeRunner } from './engine-moe.js';
 import { cudaGraphRuntime } from './graphs.js';
 import { addBiasCuda, addCuda } from './model-ops.js';
 import type { FloatPrecision } from './resident-linear.js';
 import { hasTensorMaps } from './tensor-map.js';
-import { activationOrder, chooseW4A8Config, w4a8Linear, w4a8SwigluDecode, type DecodeConfig, type W4A8Config, type W4A8Layer } from './w4a8.js';
+import { activationOrder, chooseW4A8Config, w4a8DecodeNorm, w4a8Linear, w4a8SwigluDecode, type DecodeConfig, type W4A8Config, type W4A8Layer } from './w4a8.js';
 import { w8a8Linear } from './w8a8.js';
 import { W4A16_MAX_TOKENS, w4a16ExpandedBytes, w4a16Gemm } from './w4a16.js';
 
@@ -70,6 +74,19 @@ export interface CudaEngineOptions {
    * kernel takes at most SWIGLU_FOLD_MAX_ROWS rows). The same floats either way.
    */
   readonly fuseSwiGLU?: boolean | 'auto';
+  /**
+   * The RMSNorm after a residual add written by the W4A8 decode-kernel GEMM that adds (o, down) in its
+   * last block (w4a8_decode_norm; rmsnorm_to's launch saved): true, false (rmsnorm_to), or 'auto' (default:
+   * steps of at most NORM_FOLD_MAX_ROWS rows). The same bytes either way.
+   */
+  readonly normInGemm?: boolean | 'auto';
+  /**
+   * The rows of attention and SwiGLU quantized for the next GEMM in the last block of their producer
+   * (attention_merge; the gate/up GEMM where it closes SwiGLU in its epilogue, fuseSwiGLU) instead of a
+   * quantize_rows launch: true, false, or 'auto' (default: passes of at most QUANTIZE_FOLD_MAX_ROWS rows).
+   * The same bytes either way.
+   */
+  readonly quantizeInTail?: boolean | 'auto';
 }
 
 /**
@@ -81,6 +98,12 @@ export interface CudaEngineOptions {
  */
 export const ROPE_FOLD_MAX_ROWS = 8;
 export const SWIGLU_FOLD_MAX_ROWS = 32;
+/**
+ * The GEMM tails: one block normalizes (quantizes) every row after the GEMM, where a launch of their own
+ * spreads the rows over blocks, so they pay at few rows only (measured: docs/cuda-notes.md).
+ */
+export const NORM_FOLD_MAX_ROWS = 8;
+export const QUANTIZE_FOLD_MAX_ROWS = 8;
 
 export interface CudaEngine extends SequenceEngine {
   readonly ctx: CudaContext;
@@ -112,6 +135,8 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
   const maxSequences = options.maxSequences ?? 8;
   const ropeInAttention = options.ropeInAttention ?? 'auto';
   const fuseSwiGLU = options.fuseSwiGLU ?? 'auto';
+  const normInGemm = options.normInGemm ?? 'auto';
+  const quantizeInTail = options.quantizeInTail ?? 'auto';
   /** whether an option that may be 'auto' holds at m rows. */
   const holds = (option: boolean | 'auto', m: number, maxRows: number): boolean => (option === 'auto' ? m <= maxRows : option);
   const invFreq = ropeInverseFrequencies(D, c.ropeTheta, c.ropeScaling);
@@ -153,10 +178,12 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
   // the run state, sized for T rows
   const qkvWidth = H * D + 2 * KVH * D;
   const maxK = Math.max(d, F, H * D);
-  let rows: DeviceBuffer, picks: DeviceBuffer, nextTokens: DeviceBuffer, h: DeviceBuffer, tmp: DeviceBuffer, qkvOut: DeviceBuffer, guOut: DeviceBuffer, logits: DeviceBuffer, part: DeviceBuffer, rowScratch: RowScratch;
+  let arrivals: DeviceBuffer, rows: DeviceBuffer, picks: DeviceBuffer, nextTokens: DeviceBuffer, h: DeviceBuffer, tmp: DeviceBuffer, qkvOut: DeviceBuffer, guOut: DeviceBuffer, logits: DeviceBuffer, part: DeviceBuffer, rowScratch: RowScratch;
   let acts: RowOutput[];
   let w4a16Scratch: DeviceBuffer | null;
   try {
+    arrivals = alloc(4); // the GEMM tails' counter (w4a8DecodeNorm, w4a8SwigluDecode): zero between launches
+    arrivals.fill(0);
     rows = alloc(T * ROW_BYTES);
     picks = alloc(T * 4);
     nextTokens = alloc(T * 4);
@@ -214,25 +241,44 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
     if (l.bias) addBiasCuda(ctx, y, l.bias, m, l.n);
   };
 
-  /** h += input · Wᵀ (+ bias): in the W4A8 decode epilogue where it runs, else through tmp. */
-  const addLinear = (l: EngineLinear, input: RowOutput, m: number): void => {
+  /**
+   * h += input · Wᵀ (+ bias): in the W4A8 decode epilogue where it runs, else through tmp. `then`: the
+   * RMSNorm of h the next linear reads, written in this GEMM's tail where it can be (normInGemm); returns
+   * whether it was (else the caller runs it).
+   */
+  const addLinear = (l: EngineLinear, input: RowOutput, m: number, then: RowNorm | null = null): boolean => {
     const r = l.resident;
     const config = r.kind === 'w4a8' ? w4a8Config(r.layer, m) : null;
     if (r.kind === 'w4a8' && config?.kind === 'decode') {
       checkForm(l, input, m);
-      w4a8Linear(ctx, r.layer, input.values, input.scales, h, m, { ...config, overlap: true, accumulate: true });
+      const launch = { ...config, overlap: true, accumulate: true };
+      if (then !== null && l.bias === null && holds(normInGemm, m, NORM_FOLD_MAX_ROWS) && 1024 % (config.WK * 32) === 0) {
+        w4a8DecodeNorm(ctx, r.layer, input.values, input.scales, h, m, launch, then, arrivals);
+        return true;
+      }
+      w4a8Linear(ctx, r.layer, input.values, input.scales, h, m, launch);
       if (l.bias) addBiasCuda(ctx, h, l.bias, m, l.n);
-      return;
+      return false;
     }
     runLinear(l, input, tmp, m);
     addCuda(ctx, h, tmp, m * d);
+    return false;
   };
 
-  /** RMSNorm of h into the form(s) a group's GEMMs read, then the GEMMs; returns each part's output and row stride. */
-  const normAndGroup = (norm: DeviceBuffer, g: LinearGroup, out: DeviceBuffer, m: number): { part: DeviceBuffer; ld: number }[] => {
+  /** The RMSNorm of h that `linears` read next, as a GEMM's tail may write it: null where they read more than one form. */
+  const nextNorm = (weight: DeviceBuffer, linears: readonly EngineLinear[], m: number): RowNorm | null => {
+    const forms = new Set(linears.map((l) => formFor(l, m)));
+    return forms.size === 1 ? { weight, out: act(0, [...forms][0]!), eps: c.rmsNormEps } : null;
+  };
+
+  /**
+   * RMSNorm of h into the form(s) a group's GEMMs read (unless `normed`: the GEMM before wrote it, as
+   * nextNorm says), then the GEMMs; returns each part's output and row stride.
+   */
+  const normAndGroup = (norm: DeviceBuffer, g: LinearGroup, out: DeviceBuffer, m: number, normed: boolean): { part: DeviceBuffer; ld: number }[] => {
     const forms = [...new Set(g.linears.map((l) => formFor(l, m)))];
     const inputs = new Map(forms.map((form, i) => [form, act(i, form)]));
-    for (const input of inputs.values()) rmsnormToCuda(ctx, h, norm, input, m, d, c.rmsNormEps);
+    if (!normed) for (const input of inputs.values()) rmsnormToCuda(ctx, h, norm, input, m, d, c.rmsNormEps);
     if (g.stacked) {
       runLinear(g.linears[0]!, inputs.get(formFor(g.linears[0]!, m))!, out, m);
       const total = g.widths.reduce((s, n) => s + n, 0);
@@ -260,17 +306,18 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
     return config.kind === 'decode' ? { layer: l.resident.layer, config } : null;
   };
 
-  /** RMSNorm of h, gate/up, and silu(gate)·up written as `out` for the down projection. */
-  const swiglu = (norm: DeviceBuffer, g: LinearGroup, out: RowOutput, m: number): void => {
+  /** RMSNorm of h (unless `normed`, as normAndGroup), gate/up, and silu(gate)·up written as `out` for the down projection. */
+  const swiglu = (norm: DeviceBuffer, g: LinearGroup, out: RowOutput, m: number, normed: boolean): void => {
     const fused = swigluEpilogue(g, m);
     if (fused !== null) {
       const input = act(0, formFor(g.linears[0]!, m));
-      rmsnormToCuda(ctx, h, norm, input, m, d, c.rmsNormEps);
-      const partials = w4a8SwigluDecode(ctx, fused.layer, input.values, input.scales, rowScratch.values, rowScratch.amax, m, { ...fused.config, overlap: true });
-      quantizeRowsCuda(ctx, rowScratch, partials, out, m, F);
+      if (!normed) rmsnormToCuda(ctx, h, norm, input, m, d, c.rmsNormEps);
+      const tail = holds(quantizeInTail, m, QUANTIZE_FOLD_MAX_ROWS) ? { out, arrivals } : null;
+      const partials = w4a8SwigluDecode(ctx, fused.layer, input.values, input.scales, rowScratch.values, rowScratch.amax, m, { ...fused.config, overlap: true }, tail);
+      if (tail === null) quantizeRowsCuda(ctx, rowScratch, partials, out, m, F);
       return;
     }
-    const parts = normAndGroup(norm, g, guOut, m);
+    const parts = normAndGroup(norm, g, guOut, m, normed);
     const rows: GateUpRows = g.interleave === 8 ? { interleaved: true, y: guOut, ld: 2 * F } : { interleaved: false, g: parts[0]!.part, u: parts[1]!.part, ld: parts[0]!.ld };
     siluMulToCuda(ctx, rows, out, m, F, rowScratch);
   };
@@ -296,27 +343,31 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
   const forwardRows = (m: number, positions: number, picked: number, greedy: boolean, decode: boolean): void => {
     const split = engineSplits(positions, m, H, D);
     embedRowsCuda(ctx, w.embedding, rows, h, m, d);
+    let normed = false; // whether the GEMM before wrote the RMSNorm of h that comes next (addLinear's `then`)
     for (let i = 0; i < L; i++) {
       const layer = w.layers[i]!;
-      const [q, k, v] = normAndGroup(layer.inputNorm, layer.qkv, qkvOut, m);
+      const [q, k, v] = normAndGroup(layer.inputNorm, layer.qkv, qkvOut, m, normed);
       const fold = decode && holds(ropeInAttention, m, ROPE_FOLD_MAX_ROWS);
       if (!fold) ropeKvWriteCuda(ctx, q!.part, q!.ld, k!.part, v!.part, k!.ld, w.invFreq, rows, m, attentionOf(i));
       const oIn = act(0, formFor(layer.o, m));
       attentionToCuda(ctx, q!.part, q!.ld, rows, m, attentionOf(i), split, part, rowScratch, oIn,
-        fold ? { k: k!.part, v: v!.part, ld: k!.ld, invFreq: w.invFreq } : undefined);
-      addLinear(layer.o, oIn, m);
+        fold ? { k: k!.part, v: v!.part, ld: k!.ld, invFreq: w.invFreq } : undefined, holds(quantizeInTail, m, QUANTIZE_FOLD_MAX_ROWS) ? arrivals : undefined);
       if (layer.moe !== undefined) {
+        addLinear(layer.o, oIn, m);
         moeRunner!.run(layer.moe, layer.postAttentionNorm, h, m, decode);
+        normed = false;
         continue;
       }
+      normed = addLinear(layer.o, oIn, m, nextNorm(layer.postAttentionNorm, layer.gateUp.linears, m));
       const downIn = act(0, formFor(layer.down, m));
-      swiglu(layer.postAttentionNorm, layer.gateUp, downIn, m);
-      addLinear(layer.down, downIn, m);
+      swiglu(layer.postAttentionNorm, layer.gateUp, downIn, m, normed);
+      const next = i + 1 < L ? nextNorm(w.layers[i + 1]!.inputNorm, w.layers[i + 1]!.qkv.linears, m) : picked === m ? nextNorm(w.finalNorm, [w.lmHead], m) : null;
+      normed = addLinear(layer.down, downIn, m, next);
     }
     if (picked === 0) return; // a prefill pass in which no sequence ends
     const headIn = act(0, formFor(w.lmHead, picked));
     if (picked === m) {
-      rmsnormToCuda(ctx, h, w.finalNorm, headIn, m, d, c.rmsNormEps);
+      if (!normed) rmsnormToCuda(ctx, h, w.finalNorm, headIn, m, d, c.rmsNormEps);
     } else {
       pickRowsCuda(ctx, h, picks, tmp, picked, d);
       rmsnormToCuda(ctx, tmp, w.finalNorm, headIn, picked, d, c.rmsNormEps);

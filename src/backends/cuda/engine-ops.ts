@@ -7,6 +7,7 @@
 import { needBytes, type DeviceBuffer } from './buffer.js';
 import type { CudaContext } from './context.js';
 import { getKernel } from './kernel-cache.js';
+import type { KernelArg } from './program.js';
 
 const FILE = 'engine-ops.cu';
 
@@ -62,13 +63,31 @@ function gatherRows(ctx: CudaContext, what: string, table: DeviceBuffer, index: 
   ctx.launch(getKernel(ctx, FILE, 'gather_rows'), [m], [256], [table, index, { i32: stride }, out, { i32: dim }]);
 }
 
+/** An RMSNorm of the residual into the row the next linear reads: its weight [dim], where the row goes, eps. */
+export interface RowNorm {
+  readonly weight: DeviceBuffer;
+  readonly out: RowOutput;
+  readonly eps: number;
+}
+
+/** Checks a row output of m rows of k values; returns its kernel arguments: values, scales, form code. */
+export function rowOutputArgs(what: string, out: RowOutput, m: number, k: number): [DeviceBuffer, DeviceBuffer, { i32: number }] {
+  checkOutput(what, out, m, k);
+  return [...outputArgs(out), { i32: FORM_CODE[out.form] }];
+}
+
+/** Checks a row norm of m rows of `dim` values; returns its output's kernel arguments (rowOutputArgs). */
+export function rowNormOutput(what: string, norm: RowNorm, m: number, dim: number): [DeviceBuffer, DeviceBuffer, { i32: number }] {
+  needBytes(`${what} weight`, norm.weight, dim * 4);
+  if (dim > ENGINE_MAX_ROW) throw new RangeError(`${what}: rows up to ${ENGINE_MAX_ROW} values, got ${dim}`);
+  return rowOutputArgs(what, norm.out, m, dim);
+}
+
 /** RMSNorm of x [m, dim] with weight, written as `out` (its form) for the next linear. */
 export function rmsnormToCuda(ctx: CudaContext, x: DeviceBuffer, weight: DeviceBuffer, out: RowOutput, m: number, dim: number, eps: number): void {
   needBytes('rmsnorm x', x, m * dim * 4);
-  needBytes('rmsnorm weight', weight, dim * 4);
-  checkOutput('rmsnorm', out, m, dim);
-  if (dim > ENGINE_MAX_ROW) throw new RangeError(`rmsnorm: rows up to ${ENGINE_MAX_ROW} values, got ${dim}`);
-  ctx.launch(getKernel(ctx, FILE, 'rmsnorm_to'), [m], [ROW_THREADS], [x, weight, ...outputArgs(out), { i32: dim }, { f32: eps }, { i32: FORM_CODE[out.form] }]);
+  const [values, scales, form] = rowNormOutput('rmsnorm', { weight, out, eps }, m, dim);
+  ctx.launch(getKernel(ctx, FILE, 'rmsnorm_to'), [m], [ROW_THREADS], [x, weight, values, scales, { i32: dim }, { f32: eps }, form]);
 }
 
 /**
@@ -172,10 +191,11 @@ export interface FreshKv {
 /**
  * Attention of q [m, H·D] (row stride ldq) over the rows' KV caches, written as `out` for the o
  * projection (through `scratch`). q rotated and the rows' keys stored already (ropeKvWriteCuda), or,
- * with `fresh`, both done here.
+ * with `fresh`, both done here. With `arrivals` (4 bytes of device memory, zero before and after) the
+ * merge's last block writes the rows instead of a quantize_rows launch (the same bytes).
  */
 export function attentionToCuda(ctx: CudaContext, q: DeviceBuffer, ldq: number, rows: DeviceBuffer, m: number, a: EngineAttention,
-  split: { splits: number; chunk: number }, part: DeviceBuffer, scratch: RowScratch, out: RowOutput, fresh?: FreshKv): void {
+  split: { splits: number; chunk: number }, part: DeviceBuffer, scratch: RowScratch, out: RowOutput, fresh?: FreshKv, arrivals?: DeviceBuffer): void {
   checkHeads(a);
   const { numHeads: H, numKvHeads: KVH, headDim: D } = a;
   const { splits: S, chunk } = split;
@@ -191,22 +211,27 @@ export function attentionToCuda(ctx: CudaContext, q: DeviceBuffer, ldq: number, 
   needBytes('attention row scratch', scratch.values, m * H * D * 4);
   needBytes('attention head maxima', scratch.amax, m * H * 4);
   checkOutput('attention', out, m, H * D);
-  const none = { u64: 0 }; // a null pointer: no fresh keys, the cache holds them
+  const none = { u64: 0 }; // a null pointer: no fresh keys (the cache holds them), no tail
   ctx.launch(getKernel(ctx, FILE, 'attention_split'), [m, H, S], [128],
     [q, { i32: ldq }, part, rows, a.kv, { i32: a.layer }, { i32: a.numLayers }, { i32: H }, { i32: KVH }, { i32: D }, { i32: a.window }, { i32: chunk },
       fresh?.k ?? none, fresh?.v ?? none, { i32: fresh?.ld ?? 0 }, fresh?.invFreq ?? none]);
+  // with `arrivals` the merge's last block writes the rows (quantize_rows' work)
+  let tail: KernelArg[] = [none, none, { i32: 0 }, none];
+  if (arrivals !== undefined) {
+    needBytes('attention arrivals', arrivals, 4);
+    tail = [...rowOutputArgs('attention', out, m, H * D), arrivals];
+  }
   ctx.launch(getKernel(ctx, FILE, 'attention_merge'), [m, H], [128],
-    [part, scratch.values, scratch.amax, rows, { i32: H }, { i32: D }, { i32: S }, { i32: chunk }, { i32: a.window }]);
-  quantizeRowsCuda(ctx, scratch, H, out, m, H * D);
+    [part, scratch.values, scratch.amax, rows, { i32: H }, { i32: D }, { i32: S }, { i32: chunk }, { i32: a.window }, ...tail]);
+  if (arrivals === undefined) quantizeRowsCuda(ctx, scratch, H, out, m, H * D);
 }
 
 /** scratch's rows [m, K] written as `out`, their scales from the P partial maxima per row. */
 export function quantizeRowsCuda(ctx: CudaContext, scratch: RowScratch, P: number, out: RowOutput, m: number, K: number): void {
   needBytes('quantize rows values', scratch.values, m * K * 4);
   needBytes('quantize rows maxima', scratch.amax, m * P * 4);
-  checkOutput('quantize rows', out, m, K);
   ctx.launch(getKernel(ctx, FILE, 'quantize_rows'), [m, Math.ceil(K / 1024)], [256],
-    [scratch.values, scratch.amax, { i32: P }, { i32: K }, ...outputArgs(out), { i32: FORM_CODE[out.form] }]);
+    [scratch.values, scratch.amax, { i32: P }, { i32: K }, ...rowOutputArgs('quantize rows', out, m, K)]);
 }
 
 /** out [m] (int32) = each row's argmax over x [m, n] (the first index of the largest value): greedy sampling on the device. */

@@ -9,7 +9,8 @@
  *                      (A third, w4a8_wgmma with both operands from shared memory, lost to them at
  *                      every M and was removed: docs/cuda-notes.md.)
  * All take int8 activations xq [M, K] with per-token scales a [M] and write y [M, N] as f32 or f16
- * (OutputFormat). The decode kernel also comes with SwiGLU in its epilogue (w4a8SwigluDecode).
+ * (OutputFormat). The decode kernel also comes with SwiGLU in its epilogue (w4a8SwigluDecode), and adding
+ * into the residual with the next RMSNorm as its tail (w4a8DecodeNorm).
  */
 import { addressTable, needBytes, type DeviceBuffer } from './buffer.js';
 import { needRouteTables } from './moe-ops.js';
@@ -21,6 +22,7 @@ import { paddedRows, repackW4A8, type RepackedW4A8 } from './repack.js';
 import { repackPackedW4OnPool } from '../cpu/repack-pool.js';
 import { cachedTensorMapU8, hasTensorMaps } from './tensor-map.js';
 import { outputBytes, outputDefines, type OutputFormat } from './output.js';
+import { rowNormOutput, rowOutputArgs, type RowNorm, type RowOutput } from './engine-ops.js';
 import type { QuantizedLinear } from '../../quant/types.js';
 
 export interface W4A8Layer {
@@ -214,10 +216,11 @@ export function w4a8Linear(
  * SwiGLU in the decode kernel's epilogue (w4a8_decode_swiglu): `layer` is gate/up stacked with its rows
  * interleaved in blocks of 8 (concat.ts; N = 2F), y [M, F] f32 = silu(gate)·up of the outputs
  * w4a8Linear would write with the same config, amax [M, P] each block's max |y| per token. Returns P
- * (the blocks) for quantize_rows.
+ * (the blocks) for quantize_rows; with `tail` the grid's last block writes the rows as quantize_rows
+ * would, into tail.out (`tail.arrivals`: 4 bytes of device memory, zero before the launch and after).
  */
 export function w4a8SwigluDecode(ctx: CudaContext, layer: W4A8Layer, xq: DeviceBuffer, a: DeviceBuffer, y: DeviceBuffer, amax: DeviceBuffer,
-  M: number, config: DecodeConfig): number {
+  M: number, config: DecodeConfig, tail: { out: RowOutput; arrivals: DeviceBuffer } | null = null): number {
   const { n: N, k: K } = layer;
   if (N % 16 !== 0) throw new RangeError(`w4a8SwigluDecode: gate/up interleaved by 8 needs N divisible by 16, got ${N}`);
   if (config.accumulate) throw new RangeError('the SwiGLU epilogue writes its rows; it does not accumulate');
@@ -226,8 +229,33 @@ export function w4a8SwigluDecode(ctx: CudaContext, layer: W4A8Layer, xq: DeviceB
   needBytes('swiglu a', a, M * 4);
   needBytes('swiglu y', y, M * (N / 2) * 4);
   needBytes('swiglu block maxima', amax, M * blocks * 4);
+  let tailArgs: KernelArg[] = [{ u64: 0 }, { u64: 0 }, { i32: 0 }, { u64: 0 }];
+  if (tail !== null) {
+    needBytes('swiglu tail arrivals', tail.arrivals, 4);
+    tailArgs = [...rowOutputArgs('swiglu tail', tail.out, M, N / 2), tail.arrivals];
+  }
   return launchDecode(ctx, layer, M, config, 'w4a8_decode_swiglu', 'f32', {},
-    [layer.weights, layer.scales, xq, a, y, amax, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }]);
+    [layer.weights, layer.scales, xq, a, y, amax, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }, ...tailArgs]);
+}
+
+/**
+ * The residual add with the next RMSNorm as its tail (w4a8_decode_norm): y [M, N] += x·Wᵀ as w4a8Linear
+ * with an accumulating decode config, then the grid's last block writes RMSNorm(y) as `norm` says (the
+ * bytes rmsnormToCuda writes). `arrivals`: 4 bytes of device memory, zero before the launch (the kernel
+ * leaves it zero). `norm.out` may be the buffers xq and a themselves.
+ */
+export function w4a8DecodeNorm(ctx: CudaContext, layer: W4A8Layer, xq: DeviceBuffer, a: DeviceBuffer, y: DeviceBuffer, M: number,
+  config: DecodeConfig, norm: RowNorm, arrivals: DeviceBuffer): void {
+  const { n: N, k: K } = layer;
+  if (!config.accumulate) throw new RangeError('w4a8DecodeNorm adds into the residual: its config must accumulate');
+  if (1024 % (config.WK * 32) !== 0) throw new RangeError(`the norm tail takes WK dividing 32, got ${config.WK}`);
+  needBytes('decode norm xq', xq, M * K);
+  needBytes('decode norm a', a, M * 4);
+  needBytes('decode norm y', y, M * N * 4);
+  needBytes('decode norm arrivals', arrivals, 4);
+  const [values, scales, form] = rowNormOutput('decode norm', norm, M, N);
+  launchDecode(ctx, layer, M, config, 'w4a8_decode_norm', 'f32', { ACCUMULATE: 1 },
+    [layer.weights, layer.scales, xq, a, y, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }, norm.weight, values, scales, { f32: norm.eps }, form, arrivals]);
 }
 
 /** The compile-time defines every W4A8 kernel takes from its layer and output format. */

@@ -8,8 +8,9 @@
  * short passes; two sequences interleaved equal to each alone; 20 sequences batched (a packed prefill,
  * then decode steps of M = 20 rows at different positions) each near its own logits alone with the
  * same greedy tokens, and decodeGreedy (the argmax on the device) the same tokens; decode steps with
- * rope and the KV write folded into attention, and with SwiGLU in the gate/up GEMM's epilogue, equal to
- * the separate kernels bit for bit; bad use refused with a message. Skips
+ * rope and the KV write folded into attention, with SwiGLU in the gate/up GEMM's epilogue, with the rows
+ * of attention and SwiGLU quantized in their producer's last block, and with the RMSNorm in the o / down
+ * GEMM's last block, equal to the separate kernels bit for bit; bad use refused with a message. Skips
  * without a GPU. Tolerances are relative to the largest reference logit and are the fast path's
  * stated accuracy (docs/cuda-notes.md).
  */
@@ -195,18 +196,29 @@ function batchedRun(model: Model, prompts: number[][], steps: number, options: O
   return out;
 }
 
-test('CUDA engine: decode steps with rope and the KV write folded into attention, and with SwiGLU in the gate/up GEMM\'s epilogue, give the separate kernels\' logits bit for bit (batched; GQA and a sliding window of 8 (mistral); later steps read the keys the fold stored)', { skip }, (t) => {
+test('CUDA engine: decode steps with rope and the KV write folded into attention, with SwiGLU in the gate/up GEMM\'s epilogue, the rows of attention and SwiGLU quantized in their producer\'s last block, and with the RMSNorm in the o / down GEMM\'s last block, give the separate kernels\' logits bit for bit (batched; GQA and a sliding window of 8 (mistral); later steps read the keys the fold stored)', { skip }, (t) => {
   const { model: quantized, prompt } = quantizedEmbedded();
   const fixture = (name: string) => ({ name, model: loadModel(fixturePath(name)).model, prompt: readReference(fixturePath(name)).inputIds.slice(0, 6) });
   const steps = 10;
   const variants = (p: number[], n: number) => Array.from({ length: n }, (_, i) => [...p.slice(i % 4), ...p.slice(0, i % 4)].slice(0, p.length - (i % 3)));
-  const cases: { name: string; model: Model; prompts: number[][]; option: 'ropeInAttention' | 'fuseSwiGLU' }[] = [
+  const { model: quantizedW8Head } = quantizedEmbedded('w8a8');
+  const cases: { name: string; model: Model; prompts: number[][]; option: 'ropeInAttention' | 'fuseSwiGLU' | 'normInGemm' | 'quantizeInTail' }[] = [
     { name: 'quantized embedded, 3 sequences', model: quantized, prompts: variants(prompt, 3), option: 'ropeInAttention' },
     ...['mistral', 'qwen2'].map(fixture).map((f) => ({ ...f, prompts: variants(f.prompt, 3), option: 'ropeInAttention' as const })),
     // 3 rows: the decode kernel's one token half; 12 rows: two halves and two tiles a block; 20 rows: four halves
     { name: 'quantized embedded, 3 sequences', model: quantized, prompts: variants(prompt, 3), option: 'fuseSwiGLU' },
     { name: 'quantized embedded, 12 sequences', model: quantized, prompts: variants(prompt, 12), option: 'fuseSwiGLU' },
     { name: 'quantized embedded, 20 sequences', model: quantized, prompts: variants(prompt, 20), option: 'fuseSwiGLU' },
+    // the norm in the o / down GEMM's last block: the final norm into the fp16 lm_head's row, or the W8A8 one's int8 row
+    { name: 'quantized embedded, 1 sequence', model: quantized, prompts: variants(prompt, 1), option: 'normInGemm' },
+    { name: 'quantized embedded (W8A8 lm_head), 3 sequences', model: quantizedW8Head, prompts: variants(prompt, 3), option: 'normInGemm' },
+    { name: 'quantized embedded, 12 sequences', model: quantized, prompts: variants(prompt, 12), option: 'normInGemm' },
+    { name: 'quantized embedded (W8A8 lm_head), 20 sequences', model: quantizedW8Head, prompts: variants(prompt, 20), option: 'normInGemm' },
+    // the rows of attention_merge and of the SwiGLU GEMM quantized in their last block
+    { name: 'quantized embedded, 1 sequence', model: quantized, prompts: variants(prompt, 1), option: 'quantizeInTail' },
+    { name: 'quantized embedded, 12 sequences', model: quantized, prompts: variants(prompt, 12), option: 'quantizeInTail' },
+    { name: 'quantized embedded, 20 sequences', model: quantized, prompts: variants(prompt, 20), option: 'quantizeInTail' },
+    ...['mistral'].map(fixture).map((f) => ({ ...f, prompts: variants(f.prompt, 3), option: 'quantizeInTail' as const })), // fp16 rows
   ];
   for (const c of cases) {
     const separate = batchedRun(c.model, c.prompts, steps, { [c.option]: false });

@@ -2,14 +2,17 @@
  * GPU correctness of the W4A8 kernels and the activation quantizer against the CPU reference:
  * integer scale bit-exact, float scale within a tight tolerance, on fresh random inputs, ragged
  * M and N, every output poisoned (NaN bytes) before the run and checked written; f16 outputs bit for
- * bit the f32 result rounded to nearest even.
+ * bit the f32 result rounded to nearest even; the decode GEMM with the next RMSNorm in its last block
+ * byte for byte the accumulating GEMM then rmsnorm_to.
  * Skips with the reason when no CUDA driver or GPU is present (CI).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tryCudaContext } from '../../../src/backends/cuda/index.js';
 import type { CudaContext } from '../../../src/backends/cuda/context.js';
-import { activationOrder, chooseW4A8Config, type DecodeConfig, freeW4A8, quantizeActivationsCuda, uploadW4A8, w4a8Linear, type W4A8Config } from '../../../src/backends/cuda/w4a8.js';
+import { activationOrder, chooseW4A8Config, type DecodeConfig, freeW4A8, quantizeActivationsCuda, uploadW4A8, w4a8DecodeNorm, w4a8Linear, type W4A8Config } from '../../../src/backends/cuda/w4a8.js';
+import { FORM_BYTES, rmsnormToCuda, type RowForm, type RowOutput } from '../../../src/backends/cuda/engine-ops.js';
+import type { DeviceBuffer } from '../../../src/backends/cuda/buffer.js';
 import { toFragmentOrder } from '../../../src/backends/cuda/repack.js';
 import { referenceIntLinear } from '../../../src/backends/cpu/int-linear-reference.js';
 import { quantizeActivations } from '../../../src/quant/activation-quant.js';
@@ -251,5 +254,64 @@ test('W4A8 decode launched to overlap the kernel before it reads what that kerne
   } finally {
     freeW4A8(layer);
     for (const b of [...dxs, ...sources.flat(), ...ys.flat(), dxq, da]) b.free();
+  }
+});
+
+test('W4A8 decode adding into the residual with the next RMSNorm in its last block (w4a8DecodeNorm) gives the residual and the normalized row of the accumulating GEMM then rmsnorm_to, bit for bit (WK 16 and 8, 1-20 rows, ragged N, int8 and f16 rows, both scales; chained, its output its next input)', { skip }, () => {
+  const ctx = ctxOf();
+  const eps = 1e-5;
+  // [M, N, K, config, row form, scale]: square layers chain (round 2 reads round 1's int8 row as its input,
+  // the fused launch writing over the buffer it reads, as the engine does); the ragged N runs round 1 only
+  const cases: [number, number, number, DecodeConfig, RowForm, 'int' | 'float'][] = [
+    [1, 4096, 4096, { kind: 'decode', MT: 1, NTW: 1, WK: 16 }, 'int8', 'int'],
+    [5, 2048, 2048, { kind: 'decode', MT: 1, NTW: 1, WK: 16 }, 'int8', 'float'],
+    [3, 1152, 1152, { kind: 'decode', MT: 1, NTW: 1, WK: 8 }, 'int8', 'int'],
+    [12, 1280, 1280, { kind: 'decode', MT: 2, NTW: 2, WK: 8 }, 'int8', 'int'],
+    [20, 1024, 1024, { kind: 'decode', MT: 4, NTW: 1, WK: 8 }, 'int8', 'float'],
+    [2, 1000, 2048, { kind: 'decode', MT: 1, NTW: 2, WK: 16 }, 'f16', 'int'],
+    [7, 4100, 1024, { kind: 'decode', MT: 1, NTW: 1, WK: 4 }, 'f16', 'float'],
+  ];
+  for (const [M, N, K, base, form, scale] of cases) {
+    const what = `M=${M} N=${N} K=${K} WK=${base.WK} ${form} ${scale} scales`;
+    const w = scale === 'int' ? randomW4Layer(N, K, 128, 40 + M) : withFloatScales(randomW4Layer(N, K, 128, 40 + M), 7);
+    const layer = uploadW4A8(ctx, w);
+    const act = quantizeActivations(randomActivations(M, K, 60 + M), M, K);
+    const h0 = randomActivations(M, N, 80 + M);
+    const weight = Float32Array.from({ length: N }, (_, i) => 0.5 + ((i * 37) % 101) / 100);
+    const config: DecodeConfig = { ...base, overlap: true, accumulate: true };
+    const bytes = M * N * FORM_BYTES[form];
+    const buffers: DeviceBuffer[] = [];
+    const keep = <B extends DeviceBuffer>(b: B): B => (buffers.push(b), b);
+    const rowOut = (): RowOutput => ({ form, values: keep(ctx.alloc(Math.max(bytes, M * K))), scales: keep(ctx.alloc(M * 4)) });
+    try {
+      const [xq, a, hRef, hFused, dw, arrivals] = [ctx.upload(act.xq), ctx.upload(act.scales), ctx.upload(h0), ctx.upload(h0), ctx.upload(weight), ctx.alloc(4)].map(keep);
+      const [ref, fused] = [rowOut(), rowOut()];
+      arrivals!.fill(0);
+      for (const o of [ref, fused]) o.values.fill(0xa5);
+      ctx.landUploads();
+      const check = (round: number, fusedRow: RowOutput): void => {
+        ctx.synchronize();
+        assert.deepEqual(hFused!.download(new Uint8Array(M * N * 4)), hRef!.download(new Uint8Array(M * N * 4)), `${what}, round ${round}: residual`);
+        assert.deepEqual(fusedRow.values.download(new Uint8Array(bytes)), ref.values.download(new Uint8Array(bytes)), `${what}, round ${round}: normalized row`);
+        if (form === 'int8') assert.deepEqual(fusedRow.scales.download(new Float32Array(M)), ref.scales.download(new Float32Array(M)), `${what}, round ${round}: row scales`);
+        assert.equal(arrivals!.download(new Uint32Array(1))[0], 0, `${what}, round ${round}: the arrival counter is left at zero`);
+      };
+      w4a8Linear(ctx, layer, xq!, a!, hRef!, M, config);
+      rmsnormToCuda(ctx, hRef!, dw!, ref, M, N, eps);
+      w4a8DecodeNorm(ctx, layer, xq!, a!, hFused!, M, config, { weight: dw!, out: fused, eps }, arrivals!);
+      check(1, fused);
+      if (N !== K || form !== 'int8') continue;
+      // round 2: each path's row in, the fused launch writing its row over its own input
+      const refIn = { values: keep(ctx.alloc(M * K)), scales: keep(ctx.alloc(M * 4)) };
+      ctx.memory.copyOnStream(refIn.values, ref.values, M * K);
+      ctx.memory.copyOnStream(refIn.scales, ref.scales, M * 4);
+      w4a8Linear(ctx, layer, refIn.values, refIn.scales, hRef!, M, config);
+      rmsnormToCuda(ctx, hRef!, dw!, ref, M, N, eps);
+      w4a8DecodeNorm(ctx, layer, fused.values, fused.scales, hFused!, M, config, { weight: dw!, out: fused, eps }, arrivals!);
+      check(2, fused);
+    } finally {
+      freeW4A8(layer);
+      for (const b of buffers) b.free();
+    }
   }
 });

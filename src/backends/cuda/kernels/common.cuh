@@ -34,6 +34,24 @@ __device__ __forceinline__ uint4 ld_coherent(const uint4* p) {
   return r;
 }
 
+// Whether this block is the last of its grid to get here (every block calls it once, after its stores;
+// the result is the same in all its threads). Each thread fences its stores, then thread 0 counts the block
+// in on `arrivals` (zero before the launch; the last block sets it back to zero for the next one). The
+// last block may then read what every block stored, through loads that bypass L1 (__ldcg): its L1 may
+// hold lines it read before the others wrote them.
+__device__ __forceinline__ bool last_to_arrive(unsigned* arrivals) {
+  __shared__ bool last;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    last = atomicAdd(arrivals, 1u) == gridDim.x * gridDim.y * gridDim.z - 1;
+    if (last) *arrivals = 0;
+  }
+  __syncthreads();
+  if (last) __threadfence();
+  return last;
+}
+
 // Programmatic dependent launch (sm_90+; both are no-ops for a launch that did not ask for it, and
 // compile to nothing before sm_90). pdl_launch_dependents: the next kernel on the stream may start
 // launching (its blocks take SMs as ours leave). pdl_wait: wait until the kernels before this one

@@ -1,6 +1,6 @@
 // The small ops of the CUDA decode engine (decode-engine.ts), in float32 arithmetic: the engine's
 // fast path (model-ops.cu and attention.cu keep the float64 reference). Each fuses what a step
-// repeats, so a LLaMA layer is 12 launches (4 GEMMs among them; 10 in a decode step with rope and SwiGLU folded in, decode-engine.ts) instead of about 20:
+// repeats, so a LLaMA layer is 12 launches (4 GEMMs among them; 8 in a decode step with rope, SwiGLU and the norms folded in, decode-engine.ts) instead of about 20:
 //
 //   gather_rows      out[r, :] = table[index[stride·r], :]  (the embedding: table E, index the rows'
 //                    tokens, stride 4; the lm_head's rows of a prefill: table h, index the picked rows)
@@ -21,7 +21,8 @@
 //                    the new key, rounds key and value to fp16 and reads them from registers at t = p, and
 //                    the kv group's first head stores them (rope_kv_write's work, the same floats)
 //   attention_merge  grid (m, H), 128 threads: y[r, h·D + d] = Σ_s w_s·acc_s[d] / Σ_s w_s·l_s (f32),
-//                    w_s = e^(max_s − max), over the row's non-empty splits; amax[r, h] = max_d |y|
+//                    w_s = e^(max_s − max), over the row's non-empty splits; amax[r, h] = max_d |y|;
+//                    optionally the rows in FORM by its last block (quantize_rows' work, no launch of its own)
 //   quantize_rows    grid (m, ⌈K/1024⌉), 256 threads: y [m, K] in FORM, a = max over amax[r, 0..P) / 127
 //                    (P > 64 partial maxima, the SwiGLU GEMM epilogue's one a block, are read by the
 //                    block's threads together)
@@ -31,15 +32,14 @@
 // rmsnorm_to runs one block of 1024 threads per row, the row held in registers (read once; rows of up
 // to 32768 values, a multiple of 4); attention_merge, silu_mul_rows and quantize_rows spread a row over
 // blocks (the row's max |y| passes from the producer to quantize_rows through amax).
-// FORM of a row written for the next linear: 0 int8 per token + scale a[r] = max|y| / 127,
-//   q = clamp(rint(y / a), −127, 127) (act-quant.cu's definition, in float32); 1 the same int8 in
-//   FRAGMENT ORDER (w4a8_wgmma_rs/tma; act-quant.cu's permutation); 2 binary16; 3 float32.
+// FORM of a row written for the next linear, and RMSNorm's order of sums: row-form.cuh.
 // Rows: rows[4r .. 4r+2] = { token, position, KV slot } of row r, in device memory (so one captured
 //   graph serves every step, and a batch's rows may belong to different sequences).
 //   kv[(slot·L + layer)·2 + 0|1] hold the addresses of the slot's key and value caches of a layer,
 //   each [capacity][KVH][D] fp16.
 // Layouts: float32 row-major; q, k/v and g/u are views into GEMM outputs with row strides (elements).
 #include "common.cuh"
+#include "row-form.cuh"
 
 #define NEG_INF __int_as_float(0xff800000)
 #ifndef D_MAX
@@ -48,76 +48,9 @@
 // most splits attention_merge takes (decode-engine.ts ENGINE_MAX_SPLITS)
 #define MAX_SPLITS 64
 
-typedef unsigned short half_t;
-__device__ __forceinline__ half_t f2h(float v) {
-  half_t h;
-  asm("cvt.rn.f16.f32 %0, %1;\n" : "=h"(h) : "f"(v));
-  return h;
-}
-__device__ __forceinline__ float h2f(half_t h) {
-  float v;
-  asm("cvt.f32.f16 %0, %1;\n" : "=f"(v) : "h"(h));
-  return v;
-}
-
-// Block-wide max (every thread gets the result); blockDim.x a multiple of 32, at most 1024.
-__device__ __forceinline__ float block_max(float v) {
-  __shared__ float red[32];
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  __syncthreads();  // red may still be read by a previous call
-  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = v;
-  __syncthreads();
-  v = red[0];
-  for (int w = 1; w < (int)(blockDim.x >> 5); ++w) v = fmaxf(v, red[w]);
-  return v;
-}
-// Block-wide sum of s and max of m in one pass (two barriers, not four; every thread gets both).
-__device__ __forceinline__ void block_sum_max(float& s, float& m) {
-  __shared__ float2 red2[32];
-  for (int o = 16; o > 0; o >>= 1) {
-    s += __shfl_xor_sync(0xffffffffu, s, o);
-    m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
-  }
-  __syncthreads();
-  if ((threadIdx.x & 31) == 0) red2[threadIdx.x >> 5] = make_float2(s, m);
-  __syncthreads();
-  float2 v = red2[0];
-  for (int w = 1; w < (int)(blockDim.x >> 5); ++w) {
-    const float2 x = red2[w];
-    v.x += x.x;
-    v.y = fmaxf(v.y, x.y);
-  }
-  s = v.x;
-  m = v.y;
-}
-
-__device__ __forceinline__ signed char quant1(float v, float a) {
-  return a == 0.f ? 0 : (signed char)max(-127, min(127, __float2int_rn(v / a)));
-}
-
-// Writes values i = 4·i4 .. 4·i4+3 of row r (length K) in FORM; `a` is the row's int8 scale (thread 0
-// stores it once per row: scales[r]).
-__device__ __forceinline__ void store4(void* out, int r, int K, int form, int i4, float4 y, float a) {
-  if (form == 3) {
-    reinterpret_cast<float4*>(reinterpret_cast<float*>(out) + (size_t)r * K)[i4] = y;
-  } else if (form == 2) {
-    const u32 lo = (u32)f2h(y.x) | (u32)f2h(y.y) << 16, hi = (u32)f2h(y.z) | (u32)f2h(y.w) << 16;
-    reinterpret_cast<uint2*>(reinterpret_cast<half_t*>(out) + (size_t)r * K)[i4] = make_uint2(lo, hi);
-  } else {
-    char4* q = reinterpret_cast<char4*>(reinterpret_cast<signed char*>(out) + (size_t)r * K);
-    q[form == 1 ? (i4 & ~15) | ((i4 >> 1) & 1) << 3 | (i4 & 1) << 2 | ((i4 >> 2) & 3) : i4] =
-        make_char4(quant1(y.x, a), quant1(y.y, a), quant1(y.z, a), quant1(y.w, a));
-  }
-}
-
-__device__ __forceinline__ float4 mul4(float4 a, float4 b) { return make_float4(a.x * b.x, a.y * b.y, a.z * b.z, a.w * b.w); }
-__device__ __forceinline__ float4 scale4(float4 a, float s) { return make_float4(a.x * s, a.y * s, a.z * s, a.w * s); }
-__device__ __forceinline__ float absmax4(float4 a) { return fmaxf(fmaxf(fabsf(a.x), fabsf(a.y)), fmaxf(fabsf(a.z), fabsf(a.w))); }
-
-// Row kernels (rmsnorm_to): one block of ROW_THREADS per row; each thread holds up to
-// ROW_VEC float4 of the row in registers, so the row is read once (rows up to 4·ROW_THREADS·ROW_VEC).
+// rmsnorm_to: one block of ROW_THREADS per row; each thread holds up to ROW_VEC float4 of the row in
+// registers, so the row is read once (rows up to 4·ROW_THREADS·ROW_VEC).
 #define ROW_THREADS 1024
-#define ROW_VEC 8
 
 extern "C" __global__ void __launch_bounds__(256)
 gather_rows(const float* __restrict__ table, const int* __restrict__ index, int stride, float* __restrict__ out, int dim) {
@@ -131,27 +64,13 @@ rmsnorm_to(const float* __restrict__ x, const float* __restrict__ w, void* __res
   pdl_launch_dependents();
   const int r = blockIdx.x, n4 = dim >> 2;
   const float4* xr = reinterpret_cast<const float4*>(x + (size_t)r * dim);
-  const float4* wr = reinterpret_cast<const float4*>(w);
   float4 v[ROW_VEC];
-  float ss = 0.f, mx = 0.f;
+  const float2 f = rms_factors(rms_stats<1>([&](int i) { return xr[i]; }, reinterpret_cast<const float4*>(w), n4, [&](int j, float4 y) { v[j] = y; }), dim, eps);
+  if (threadIdx.x == 0 && form < 2) scales[r] = f.y;
 #pragma unroll
   for (int j = 0; j < ROW_VEC; ++j) {
     const int i = threadIdx.x + j * ROW_THREADS;
-    if (i < n4) {
-      const float4 a = xr[i];
-      ss = fmaf(a.x, a.x, fmaf(a.y, a.y, fmaf(a.z, a.z, fmaf(a.w, a.w, ss))));
-      v[j] = mul4(a, wr[i]);
-      mx = fmaxf(mx, absmax4(v[j]));
-    }
-  }
-  block_sum_max(ss, mx);
-  const float inv = 1.f / sqrtf(ss / (float)dim + eps);
-  const float a = mx * inv / 127.f;
-  if (threadIdx.x == 0 && form < 2) scales[r] = a;
-#pragma unroll
-  for (int j = 0; j < ROW_VEC; ++j) {
-    const int i = threadIdx.x + j * ROW_THREADS;
-    if (i < n4) store4(out, r, dim, form, i, scale4(v[j], inv), a);
+    if (i < n4) store4(out, r, dim, form, i, scale4(v[j], f.x), f.y);
   }
 }
 
@@ -371,10 +290,13 @@ attention_split(const float* __restrict__ q, int ldq, float* __restrict__ part, 
 // own instruction issue on one SM: ~6 µs of a 7B decode layer on the H100). Warp 0 forms the split
 // weights (lanes over splits, shuffles: the order of the one-block kernel before it, so the same
 // bits), then thread d: y = Σ_s fmaf(w_s, acc_s[d]) over s ascending · (1 / Σ_s w_s·l_s); y goes to
-// the f32 row scratch and the head's max |y| to amax[r·H + h] for quantize_rows.
+// the f32 row scratch and the head's max |y| to amax[r·H + h] for quantize_rows. With `arrivals` (one
+// counter, zero between launches; null: none) the grid's last block to finish (last_to_arrive) writes
+// every row in FORM to `next` (+ next_scales) as quantize_rows would (quantize_row, row-form.cuh).
 extern "C" __global__ void __launch_bounds__(128)
 attention_merge(const float* __restrict__ part, float* __restrict__ y, float* __restrict__ amax, const int* __restrict__ rows,
-                int H, int D, int S, int chunk, int window) {
+                int H, int D, int S, int chunk, int window, void* __restrict__ next, float* __restrict__ next_scales, int form,
+                unsigned* __restrict__ arrivals) {
   __shared__ float w[MAX_SPLITS];
   __shared__ float inv_l;
   const int r = blockIdx.x, h = blockIdx.y, tid = threadIdx.x, lane = tid & 31;
@@ -418,6 +340,12 @@ attention_merge(const float* __restrict__ part, float* __restrict__ y, float* __
   }
   mx = block_max(mx);
   if (tid == 0) amax[(size_t)r * H + h] = mx;
+  if (arrivals == nullptr || !last_to_arrive(arrivals)) return;
+  for (int rr = 0; rr < (int)gridDim.x; ++rr) {
+    const float4* row = reinterpret_cast<const float4*>(y + (size_t)rr * H * D);
+    const float* maxima = amax + (size_t)rr * H;
+    quantize_row([&](int i) { return __ldcg(row + i); }, [&](int j) { return __ldcg(maxima + j); }, H, next, next_scales, rr, H * D, form);
+  }
 }
 
 // A row of K f32 values (y [m, K]) written in FORM, from P partial maxima of |y| per row (amax [m, P],

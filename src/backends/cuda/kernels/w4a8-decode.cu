@@ -39,6 +39,7 @@
 #include "common.cuh"
 #include "group-scale.cuh"
 #include "decode.cuh"
+#include "row-form.cuh"
 
 #ifndef MT
 #define MT 1
@@ -137,17 +138,43 @@ w4a8_decode(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const 
   decode_to_rows(wq, sc, xq, ascale, y, M, N, K, post, blockIdx.x * NTW);
 }
 
+#if ACCUMULATE
+// The residual add with the next RMSNorm as its tail: y += x·W'ᵀ as w4a8_decode with ACCUMULATE (y = the
+// engine's residual h [M, N]), then the grid's last block to finish (last_to_arrive; `arrivals` one
+// counter, zero between launches) writes RMSNorm(y[r]) ⊙ norm_w in FORM to `next` (+ next_scales) for every
+// row r < M as rmsnorm_to does (row-form.cuh: its WK·32 threads play rmsnorm_to's 1024, so the same bytes),
+// and the next GEMM's input is ready without a launch of its own. `next` may be this launch's xq / ascale
+// (the engine's one activation buffer): every block has read them before it arrives.
+extern "C" __global__ void __launch_bounds__(WK * 32)
+w4a8_decode_norm(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const signed char* xq, const float* ascale, float* y,
+                 int M, int N, int K, float post, const float* __restrict__ norm_w, void* next, float* next_scales, float eps, int form,
+                 unsigned* __restrict__ arrivals) {
+  static_assert(1024 % (WK * 32) == 0, "the norm tail plays 1024 threads with WK·32");
+  decode_to_rows(wq, sc, xq, ascale, y, M, N, K, post, blockIdx.x * NTW);
+  if (!last_to_arrive(arrivals)) return;
+  for (int r = 0; r < M; ++r) {
+    const float4* row = reinterpret_cast<const float4*>(y + (size_t)r * N);
+    rmsnorm_row<1024 / (WK * 32)>([&](int i) { return __ldcg(row + i); }, norm_w, next, next_scales, r, N, eps, form);
+  }
+}
+#endif
+
 #if !ACCUMULATE && !OUT_F16
 // SwiGLU in the epilogue: W' is a stacked gate/up layer with its rows interleaved in blocks of 8
 // (concat.ts; N = 2F rows), so each output pair (gate j, up j) closes in one thread:
 //   y[m, j] = silu(g)·u (silu_mul1, common.cuh), g, u = the pair's outputs as w4a8_decode writes them,
 //   f32 [M, F] (the engine's row scratch); amax[m·gridDim.x + blockIdx.x] = the block's max |y| of
 //   token m (for quantize_rows: the same row maxima as silu_mul_rows gives, max being exact).
+// With `arrivals` (one counter, zero between launches; null: none) the grid's last block to finish
+// (last_to_arrive) then writes each row in FORM to `next` (+ next_scales) as quantize_rows would
+// (quantize_row, row-form.cuh), and the down projection's input is ready without a launch of its own
+// (`next` may be this launch's xq / ascale: every block has read them before it arrives).
 // At least two blocks per SM: at MT = 4 the epilogue took the kernel to 142 registers (one 256-thread
 // block per SM) and a 32-row step lost 7%; capped at 128 (4 bytes spilled) it gains 2.6% (H100).
 extern "C" __global__ void __launch_bounds__(WK * 32, 2)
-w4a8_decode_swiglu(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const signed char* __restrict__ xq,
-                   const float* __restrict__ ascale, float* __restrict__ y, float* __restrict__ amax, int M, int N, int K, float post) {
+w4a8_decode_swiglu(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const signed char* xq, const float* ascale,
+                   float* __restrict__ y, float* __restrict__ amax, int M, int N, int K, float post,
+                   void* next, float* next_scales, int form, unsigned* __restrict__ arrivals) {
   const int tile0 = blockIdx.x * NTW, F = N >> 1;
   __shared__ int token_max[8 * MT];  // |y| as int bits (non-negative floats order as their bits)
   decode_tiles(wq, sc, xq, M, K, tile0, [&](auto& red, const auto& tot, int warp, int lane) {
@@ -160,6 +187,13 @@ w4a8_decode_swiglu(const uint4* __restrict__ wq, const scale_t* __restrict__ sc,
     __syncthreads();
     if (threadIdx.x < M) amax[(size_t)threadIdx.x * gridDim.x + blockIdx.x] = __int_as_float(token_max[threadIdx.x]);
   });
+  if (arrivals == nullptr || !last_to_arrive(arrivals)) return;
+  const int P = gridDim.x;
+  for (int r = 0; r < M; ++r) {
+    const float4* row = reinterpret_cast<const float4*>(y + (size_t)r * F);
+    const float* maxima = amax + (size_t)r * P;
+    quantize_row([&](int i) { return __ldcg(row + i); }, [&](int j) { return __ldcg(maxima + j); }, P, next, next_scales, r, F, form);
+  }
 }
 #endif
 
