@@ -15,9 +15,9 @@
  * work itself (ropeInAttention; by default at up to ROPE_FOLD_MAX_ROWS rows), and a W4A8 gate/up GEMM on the decode kernel
  * closes SwiGLU in its epilogue (fuseSwiGLU, by default at up to SWIGLU_FOLD_MAX_ROWS rows; its rows interleaved by 8 when the model is made resident):
  * w4a8_decode_swiglu → quantize_rows instead of the GEMM → silu_mul_rows → quantize_rows; and a W4A8
- * o or down GEMM on the decode kernel writes the RMSNorm that comes next in its last block (normInGemm, by
+ * o or down GEMM on the decode kernel writes the RMSNorm that comes next in its last blocks (normInGemm, by
  * default at up to NORM_FOLD_MAX_ROWS rows: w4a8_decode_norm instead of the GEMM → rmsnorm_to), and
- * attention_merge and the SwiGLU GEMM quantize their rows in their last block (quantizeInTail, at up to
+ * attention_merge and the SwiGLU GEMM quantize their rows in their last blocks (quantizeInTail, at up to
  * QUANTIZE_FOLD_MAX_ROWS rows: no quantize_rows). The same floats either way, one launch fewer each (two
  * a layer for the norm and for the quantization).
  *
@@ -76,12 +76,12 @@ export interface CudaEngineOptions {
   readonly fuseSwiGLU?: boolean | 'auto';
   /**
    * The RMSNorm after a residual add written by the W4A8 decode-kernel GEMM that adds (o, down) in its
-   * last block (w4a8_decode_norm; rmsnorm_to's launch saved): true, false (rmsnorm_to), or 'auto' (default:
+   * last blocks, one a row (w4a8_decode_norm; rmsnorm_to's launch saved): true, false (rmsnorm_to), or 'auto' (default:
    * steps of at most NORM_FOLD_MAX_ROWS rows). The same bytes either way.
    */
   readonly normInGemm?: boolean | 'auto';
   /**
-   * The rows of attention and SwiGLU quantized for the next GEMM in the last block of their producer
+   * The rows of attention and SwiGLU quantized for the next GEMM in the last blocks of their producer
    * (attention_merge; the gate/up GEMM where it closes SwiGLU in its epilogue, fuseSwiGLU) instead of a
    * quantize_rows launch: true, false, or 'auto' (default: passes of at most QUANTIZE_FOLD_MAX_ROWS rows).
    * The same bytes either way.
@@ -99,8 +99,8 @@ export interface CudaEngineOptions {
 export const ROPE_FOLD_MAX_ROWS = 8;
 export const SWIGLU_FOLD_MAX_ROWS = 32;
 /**
- * The GEMM tails: one block normalizes (quantizes) every row after the GEMM, where a launch of their own
- * spreads the rows over blocks, so they pay at few rows only (measured: docs/cuda-notes.md).
+ * The tails: one block a row normalizes (quantizes) the rows once every block of the producer is done (the
+ * others wait), so they pay at few rows only (measured: docs/cuda-notes.md).
  */
 export const NORM_FOLD_MAX_ROWS = 8;
 export const QUANTIZE_FOLD_MAX_ROWS = 8;
@@ -182,7 +182,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
   let acts: RowOutput[];
   let w4a16Scratch: DeviceBuffer | null;
   try {
-    arrivals = alloc(4); // the GEMM tails' counter (w4a8DecodeNorm, w4a8SwigluDecode): zero between launches
+    arrivals = alloc(8); // the tails' two counters (w4a8DecodeNorm, w4a8SwigluDecode, attentionToCuda): zero between launches
     arrivals.fill(0);
     rows = alloc(T * ROW_BYTES);
     picks = alloc(T * 4);

@@ -191,8 +191,8 @@ export interface FreshKv {
 /**
  * Attention of q [m, H·D] (row stride ldq) over the rows' KV caches, written as `out` for the o
  * projection (through `scratch`). q rotated and the rows' keys stored already (ropeKvWriteCuda), or,
- * with `fresh`, both done here. With `arrivals` (4 bytes of device memory, zero before and after) the
- * merge's last block writes the rows instead of a quantize_rows launch (the same bytes).
+ * with `fresh`, both done here. With `arrivals` (8 bytes of device memory, zero before and after) the
+ * merge's last blocks (one a row) write the rows instead of a quantize_rows launch (the same bytes).
  */
 export function attentionToCuda(ctx: CudaContext, q: DeviceBuffer, ldq: number, rows: DeviceBuffer, m: number, a: EngineAttention,
   split: { splits: number; chunk: number }, part: DeviceBuffer, scratch: RowScratch, out: RowOutput, fresh?: FreshKv, arrivals?: DeviceBuffer): void {
@@ -215,10 +215,10 @@ export function attentionToCuda(ctx: CudaContext, q: DeviceBuffer, ldq: number, 
   ctx.launch(getKernel(ctx, FILE, 'attention_split'), [m, H, S], [128],
     [q, { i32: ldq }, part, rows, a.kv, { i32: a.layer }, { i32: a.numLayers }, { i32: H }, { i32: KVH }, { i32: D }, { i32: a.window }, { i32: chunk },
       fresh?.k ?? none, fresh?.v ?? none, { i32: fresh?.ld ?? 0 }, fresh?.invFreq ?? none]);
-  // with `arrivals` the merge's last block writes the rows (quantize_rows' work)
+  // with `arrivals` the merge's last blocks write the rows (quantize_rows' work)
   let tail: KernelArg[] = [none, none, { i32: 0 }, none];
   if (arrivals !== undefined) {
-    needBytes('attention arrivals', arrivals, 4);
+    needBytes('attention arrivals', arrivals, 8);
     tail = [...rowOutputArgs('attention', out, m, H * D), arrivals];
   }
   ctx.launch(getKernel(ctx, FILE, 'attention_merge'), [m, H], [128],

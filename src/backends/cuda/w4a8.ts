@@ -216,8 +216,8 @@ export function w4a8Linear(
  * SwiGLU in the decode kernel's epilogue (w4a8_decode_swiglu): `layer` is gate/up stacked with its rows
  * interleaved in blocks of 8 (concat.ts; N = 2F), y [M, F] f32 = silu(gate)·up of the outputs
  * w4a8Linear would write with the same config, amax [M, P] each block's max |y| per token. Returns P
- * (the blocks) for quantize_rows; with `tail` the grid's last block writes the rows as quantize_rows
- * would, into tail.out (`tail.arrivals`: 4 bytes of device memory, zero before the launch and after).
+ * (the blocks) for quantize_rows; with `tail` the grid's last blocks (one a row) write the rows as
+ * quantize_rows would, into tail.out (`tail.arrivals`: 8 bytes of device memory, zero before the launch and after).
  */
 export function w4a8SwigluDecode(ctx: CudaContext, layer: W4A8Layer, xq: DeviceBuffer, a: DeviceBuffer, y: DeviceBuffer, amax: DeviceBuffer,
   M: number, config: DecodeConfig, tail: { out: RowOutput; arrivals: DeviceBuffer } | null = null): number {
@@ -231,7 +231,7 @@ export function w4a8SwigluDecode(ctx: CudaContext, layer: W4A8Layer, xq: DeviceB
   needBytes('swiglu block maxima', amax, M * blocks * 4);
   let tailArgs: KernelArg[] = [{ u64: 0 }, { u64: 0 }, { i32: 0 }, { u64: 0 }];
   if (tail !== null) {
-    needBytes('swiglu tail arrivals', tail.arrivals, 4);
+    needBytes('swiglu tail arrivals', tail.arrivals, 8);
     tailArgs = [...rowOutputArgs('swiglu tail', tail.out, M, N / 2), tail.arrivals];
   }
   return launchDecode(ctx, layer, M, config, 'w4a8_decode_swiglu', 'f32', {},
@@ -240,9 +240,9 @@ export function w4a8SwigluDecode(ctx: CudaContext, layer: W4A8Layer, xq: DeviceB
 
 /**
  * The residual add with the next RMSNorm as its tail (w4a8_decode_norm): y [M, N] += x·Wᵀ as w4a8Linear
- * with an accumulating decode config, then the grid's last block writes RMSNorm(y) as `norm` says (the
- * bytes rmsnormToCuda writes). `arrivals`: 4 bytes of device memory, zero before the launch (the kernel
- * leaves it zero). `norm.out` may be the buffers xq and a themselves.
+ * with an accumulating decode config, then the grid's last blocks (one a row) write RMSNorm(y) as `norm`
+ * says (the bytes rmsnormToCuda writes). `arrivals`: 8 bytes of device memory, zero before the launch (the
+ * kernel leaves them zero). `norm.out` may be the buffers xq and a themselves.
  */
 export function w4a8DecodeNorm(ctx: CudaContext, layer: W4A8Layer, xq: DeviceBuffer, a: DeviceBuffer, y: DeviceBuffer, M: number,
   config: DecodeConfig, norm: RowNorm, arrivals: DeviceBuffer): void {
@@ -252,7 +252,7 @@ export function w4a8DecodeNorm(ctx: CudaContext, layer: W4A8Layer, xq: DeviceBuf
   needBytes('decode norm xq', xq, M * K);
   needBytes('decode norm a', a, M * 4);
   needBytes('decode norm y', y, M * N * 4);
-  needBytes('decode norm arrivals', arrivals, 4);
+  needBytes('decode norm arrivals', arrivals, 8);
   const [values, scales, form] = rowNormOutput('decode norm', norm, M, N);
   launchDecode(ctx, layer, M, config, 'w4a8_decode_norm', 'f32', { ACCUMULATE: 1 },
     [layer.weights, layer.scales, xq, a, y, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }, norm.weight, values, scales, { f32: norm.eps }, form, arrivals]);

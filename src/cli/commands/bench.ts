@@ -28,7 +28,7 @@ const BENCHES = {
       '(--shape llama2-7b|mixtral-8x7b --layers N --batches 1,8,16,32,64 --precisions … --reps N --out DIR --no-torch)',
   ],
   'cuda-moe-kernels': ['cuda-moe-kernels', 'GPU: the grouped expert GEMM (one launch for all experts) vs the dense decode kernel on the same weight bytes, Mixtral-8x7B expert shapes, random routing (--tokens 1,8,16,32,64)'],
-  'cuda-engine-step': ['cuda-engine-step', 'GPU: the decode engine\'s step time by layer count (7B shape, random weights): per-layer and fixed cost (--layers 1,8,32 --steps N --no-graphs)'],
+  'cuda-engine-step': ['cuda-engine-step', 'GPU: the decode engine\'s step time by layer count (7B shape, random weights): per-layer and fixed cost (--layers 1,8,32 --steps N --batch B --lm-head f16|w8a8 --no-graphs; A/B of the folds: --rope-in-attention, --fuse-swiglu, --norm-in-gemm, --quantize-in-tail on,off --rounds N)'],
   'cuda-gptq': ['cuda-gptq', 'GPU: GPTQ\'s matrices for one LLaMA-2-7B-shaped layer (Hessians, factors, column loops), random data (--windows 128 --seq-len 2048 --layers 32)'],
   'cuda-step-ops': ['cuda-step-ops', 'GPU: the time of each op of a 7B-shaped decode step, each captured in a CUDA graph (--context N)'],
   cpu: ['cpu-e2e', 'CPU: prefill and decode tokens/s of a model in float32, W4A8 IS and W4A8 FS'],

@@ -34,22 +34,33 @@ __device__ __forceinline__ uint4 ld_coherent(const uint4* p) {
   return r;
 }
 
-// Whether this block is the last of its grid to get here (every block calls it once, after its stores;
-// the result is the same in all its threads). Each thread fences its stores, then thread 0 counts the block
-// in on `arrivals` (zero before the launch; the last block sets it back to zero for the next one). The
-// last block may then read what every block stored, through loads that bypass L1 (__ldcg): its L1 may
-// hold lines it read before the others wrote them.
-__device__ __forceinline__ bool last_to_arrive(unsigned* arrivals) {
-  __shared__ bool last;
+// The rows this block writes in its kernel's tail (every block calls it once, after its stores; the same in all
+// its threads): the last T = min(rows, blocks) blocks of the grid to get here are tail blocks j = 0 .. T−1 (the
+// very last one j = 0) and take rows j, j + T, j + 2T, ... < rows, each once every block has arrived; the
+// others get none (first = rows). arrivals[0] counts the blocks in, arrivals[1] the tail blocks out; both are
+// zero between launches (the last tail block out sets them back). A tail block may then read what every block
+// stored, through loads that bypass L1 (__ldcg: its L1 may hold lines read before the others wrote them).
+// The waiting tail blocks hold at most T blocks' places while the rest of the grid finishes (and the next
+// kernel, launched early, takes no place before every block of this one has started).
+struct TailRows {
+  int first, step;
+};
+__device__ __forceinline__ TailRows tail_rows(unsigned* arrivals, int rows) {
+  __shared__ int tail_index;
+  const unsigned n = gridDim.x * gridDim.y * gridDim.z, T = min((unsigned)rows, n);
   __threadfence();
   __syncthreads();
   if (threadIdx.x == 0) {
-    last = atomicAdd(arrivals, 1u) == gridDim.x * gridDim.y * gridDim.z - 1;
-    if (last) *arrivals = 0;
+    const unsigned t = atomicAdd(arrivals, 1u);
+    tail_index = t + T >= n ? (int)(n - 1 - t) : rows;
+    if (tail_index < rows) {
+      while (atomicAdd(arrivals, 0u) < n) __nanosleep(64);
+      if (atomicAdd(arrivals + 1, 1u) == T - 1) arrivals[0] = arrivals[1] = 0;
+    }
   }
   __syncthreads();
-  if (last) __threadfence();
-  return last;
+  if (tail_index < rows) __threadfence();
+  return {tail_index, (int)T};
 }
 
 // Programmatic dependent launch (sm_90+; both are no-ops for a launch that did not ask for it, and

@@ -22,7 +22,7 @@
 //                    the kv group's first head stores them (rope_kv_write's work, the same floats)
 //   attention_merge  grid (m, H), 128 threads: y[r, h·D + d] = Σ_s w_s·acc_s[d] / Σ_s w_s·l_s (f32),
 //                    w_s = e^(max_s − max), over the row's non-empty splits; amax[r, h] = max_d |y|;
-//                    optionally the rows in FORM by its last block (quantize_rows' work, no launch of its own)
+//                    optionally the rows in FORM by its last blocks (quantize_rows' work, no launch of its own)
 //   quantize_rows    grid (m, ⌈K/1024⌉), 256 threads: y [m, K] in FORM, a = max over amax[r, 0..P) / 127
 //                    (P > 64 partial maxima, the SwiGLU GEMM epilogue's one a block, are read by the
 //                    block's threads together)
@@ -290,9 +290,9 @@ attention_split(const float* __restrict__ q, int ldq, float* __restrict__ part, 
 // own instruction issue on one SM: ~6 µs of a 7B decode layer on the H100). Warp 0 forms the split
 // weights (lanes over splits, shuffles: the order of the one-block kernel before it, so the same
 // bits), then thread d: y = Σ_s fmaf(w_s, acc_s[d]) over s ascending · (1 / Σ_s w_s·l_s); y goes to
-// the f32 row scratch and the head's max |y| to amax[r·H + h] for quantize_rows. With `arrivals` (one
-// counter, zero between launches; null: none) the grid's last block to finish (last_to_arrive) writes
-// every row in FORM to `next` (+ next_scales) as quantize_rows would (quantize_row, row-form.cuh).
+// the f32 row scratch and the head's max |y| to amax[r·H + h] for quantize_rows. With `arrivals` (two
+// counters, zero between launches; null: none) the grid's last blocks to finish (tail_rows: one a row)
+// write the rows in FORM to `next` (+ next_scales) as quantize_rows would (quantize_row, row-form.cuh).
 extern "C" __global__ void __launch_bounds__(128)
 attention_merge(const float* __restrict__ part, float* __restrict__ y, float* __restrict__ amax, const int* __restrict__ rows,
                 int H, int D, int S, int chunk, int window, void* __restrict__ next, float* __restrict__ next_scales, int form,
@@ -340,8 +340,9 @@ attention_merge(const float* __restrict__ part, float* __restrict__ y, float* __
   }
   mx = block_max(mx);
   if (tid == 0) amax[(size_t)r * H + h] = mx;
-  if (arrivals == nullptr || !last_to_arrive(arrivals)) return;
-  for (int rr = 0; rr < (int)gridDim.x; ++rr) {
+  if (arrivals == nullptr) return;
+  const TailRows tail = tail_rows(arrivals, gridDim.x);
+  for (int rr = tail.first; rr < (int)gridDim.x; rr += tail.step) {
     const float4* row = reinterpret_cast<const float4*>(y + (size_t)rr * H * D);
     const float* maxima = amax + (size_t)rr * H;
     quantize_row([&](int i) { return __ldcg(row + i); }, [&](int j) { return __ldcg(maxima + j); }, H, next, next_scales, rr, H * D, form);

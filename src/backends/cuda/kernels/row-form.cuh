@@ -1,5 +1,5 @@
 // A row written in the form the next linear reads, and RMSNorm of a row: shared by the engine's small ops
-// (engine-ops.cu: rmsnorm_to, quantize_rows, ...) and the W4A8 decode GEMMs whose last block writes the next
+// (engine-ops.cu: rmsnorm_to, quantize_rows, ...) and the W4A8 decode GEMMs whose last blocks write the next
 // linear's row (w4a8-decode.cu: w4a8_decode_norm normalizes the residual it has just added to,
 // w4a8_decode_swiglu quantizes SwiGLU's row), so both write the same bytes.
 // Include after common.cuh.

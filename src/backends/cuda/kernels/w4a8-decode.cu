@@ -140,9 +140,9 @@ w4a8_decode(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const 
 
 #if ACCUMULATE
 // The residual add with the next RMSNorm as its tail: y += x·W'ᵀ as w4a8_decode with ACCUMULATE (y = the
-// engine's residual h [M, N]), then the grid's last block to finish (last_to_arrive; `arrivals` one
-// counter, zero between launches) writes RMSNorm(y[r]) ⊙ norm_w in FORM to `next` (+ next_scales) for every
-// row r < M as rmsnorm_to does (row-form.cuh: its WK·32 threads play rmsnorm_to's 1024, so the same bytes),
+// engine's residual h [M, N]), then the grid's last blocks to finish (tail_rows: one a row while there are
+// blocks; `arrivals` two counters, zero between launches) write RMSNorm(y[r]) ⊙ norm_w in FORM to `next`
+// (+ next_scales) for every row r < M as rmsnorm_to does (row-form.cuh: its WK·32 threads play rmsnorm_to's 1024, so the same bytes),
 // and the next GEMM's input is ready without a launch of its own. `next` may be this launch's xq / ascale
 // (the engine's one activation buffer): every block has read them before it arrives.
 extern "C" __global__ void __launch_bounds__(WK * 32)
@@ -151,8 +151,8 @@ w4a8_decode_norm(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, c
                  unsigned* __restrict__ arrivals) {
   static_assert(1024 % (WK * 32) == 0, "the norm tail plays 1024 threads with WK·32");
   decode_to_rows(wq, sc, xq, ascale, y, M, N, K, post, blockIdx.x * NTW);
-  if (!last_to_arrive(arrivals)) return;
-  for (int r = 0; r < M; ++r) {
+  const TailRows tail = tail_rows(arrivals, M);
+  for (int r = tail.first; r < M; r += tail.step) {
     const float4* row = reinterpret_cast<const float4*>(y + (size_t)r * N);
     rmsnorm_row<1024 / (WK * 32)>([&](int i) { return __ldcg(row + i); }, norm_w, next, next_scales, r, N, eps, form);
   }
@@ -165,8 +165,8 @@ w4a8_decode_norm(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, c
 //   y[m, j] = silu(g)·u (silu_mul1, common.cuh), g, u = the pair's outputs as w4a8_decode writes them,
 //   f32 [M, F] (the engine's row scratch); amax[m·gridDim.x + blockIdx.x] = the block's max |y| of
 //   token m (for quantize_rows: the same row maxima as silu_mul_rows gives, max being exact).
-// With `arrivals` (one counter, zero between launches; null: none) the grid's last block to finish
-// (last_to_arrive) then writes each row in FORM to `next` (+ next_scales) as quantize_rows would
+// With `arrivals` (two counters, zero between launches; null: none) the grid's last blocks to finish
+// (tail_rows: one a row) then write the rows in FORM to `next` (+ next_scales) as quantize_rows would
 // (quantize_row, row-form.cuh), and the down projection's input is ready without a launch of its own
 // (`next` may be this launch's xq / ascale: every block has read them before it arrives).
 // At least two blocks per SM: at MT = 4 the epilogue took the kernel to 142 registers (one 256-thread
@@ -187,9 +187,10 @@ w4a8_decode_swiglu(const uint4* __restrict__ wq, const scale_t* __restrict__ sc,
     __syncthreads();
     if (threadIdx.x < M) amax[(size_t)threadIdx.x * gridDim.x + blockIdx.x] = __int_as_float(token_max[threadIdx.x]);
   });
-  if (arrivals == nullptr || !last_to_arrive(arrivals)) return;
+  if (arrivals == nullptr) return;
   const int P = gridDim.x;
-  for (int r = 0; r < M; ++r) {
+  const TailRows tail = tail_rows(arrivals, M);
+  for (int r = tail.first; r < M; r += tail.step) {
     const float4* row = reinterpret_cast<const float4*>(y + (size_t)r * F);
     const float* maxima = amax + (size_t)r * P;
     quantize_row([&](int i) { return __ldcg(row + i); }, [&](int j) { return __ldcg(maxima + j); }, P, next, next_scales, r, F, form);
