@@ -10,7 +10,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { CudaContext } from '../../../src/backends/cuda/context.js';
 import type { DeviceBuffer } from '../../../src/backends/cuda/buffer.js';
-import { w4a8Linear, wgmmaTmaSharedBytes, type W4A8Layer } from '../../../src/backends/cuda/w4a8.js';
+import { w4a8DecodeNorm, w4a8Linear, w4a8SwigluDecode, wgmmaTmaSharedBytes, type W4A8Layer } from '../../../src/backends/cuda/w4a8.js';
+import { ENGINE_MAX_ROW, type RowOutput } from '../../../src/backends/cuda/engine-ops.js';
 import { w8a8Linear, type W8A8Layer } from '../../../src/backends/cuda/w8a8.js';
 import { w4a16Linear, type W4A16Layer } from '../../../src/backends/cuda/w4a16.js';
 import { tensorMapU8 } from '../../../src/backends/cuda/tensor-map.js';
@@ -120,4 +121,23 @@ test('the attention launcher names a head dimension past the kernel and heads th
     /attention: positions up to 17 in a cache of 16/);
   assert.throws(() => attentionCuda(ctx, buffer(1 << 20), buffer(1 << 20), buffer(1 << 20), buffer(1 << 20), { ...base, headDim: 64 }, buffer(8)),
     /attention partials: buffer of 8 B, the shape needs 4224 B/);
+});
+
+test('w4a8DecodeNorm / w4a8SwigluDecode / attentionToCuda name a tail they cannot write: no accumulate, WK not dividing 32, short counters, a norm row too small or too long', () => {
+  const ctx = stubContext('sm_90a');
+  const config = { kind: 'decode', MT: 1, NTW: 1, WK: 8, accumulate: true } as const;
+  const h = buffer(M * N * 4);
+  const norm = (out: RowOutput, weight = buffer(N * 4)) => ({ weight, out, eps: 1e-5 });
+  const row = (bytes: number): RowOutput => ({ form: 'int8', values: buffer(bytes), scales: buffer(M * 4) });
+  assert.throws(() => w4a8DecodeNorm(ctx, w4, xq, a, h, M, { ...config, accumulate: false }, norm(row(M * N)), buffer(8)), /its config must accumulate/);
+  assert.throws(() => w4a8DecodeNorm(ctx, w4, xq, a, h, M, { ...config, WK: 3 }, norm(row(M * N)), buffer(8)), /WK dividing 32, got 3/);
+  assert.throws(() => w4a8DecodeNorm(ctx, w4, xq, a, h, M, config, norm(row(M * N)), buffer(4)), /decode norm arrivals/);
+  assert.throws(() => w4a8DecodeNorm(ctx, w4, xq, a, h, M, config, norm(row(M * N - 1)), buffer(8)), /decode norm output/);
+  assert.throws(() => w4a8DecodeNorm(ctx, w4, xq, a, h, M, config, norm(row(M * N), buffer(N * 4 - 4)), buffer(8)), /decode norm weight/);
+  const wide: W4A8Layer = { ...w4, n: ENGINE_MAX_ROW + 4 };
+  assert.throws(() => w4a8DecodeNorm(ctx, wide, xq, a, buffer(M * wide.n * 4), M, config, norm(row(M * wide.n), buffer(wide.n * 4)), buffer(8)), /rows up to 32768 values, got 32772/);
+  const gu: W4A8Layer = { ...w4, n: 2 * 160 };
+  const swiglu = { kind: 'decode', MT: 1, NTW: 1, WK: 8 } as const;
+  assert.throws(() => w4a8SwigluDecode(ctx, gu, xq, a, buffer(M * 160 * 4), buffer(M * 20 * 4), M, swiglu, { out: row(M * 160), arrivals: buffer(4) }), /swiglu tail arrivals/);
+  assert.throws(() => w4a8SwigluDecode(ctx, gu, xq, a, buffer(M * 160 * 4), buffer(M * 20 * 4), M, swiglu, { out: row(M * 160 - 1), arrivals: buffer(8) }), /swiglu tail output/);
 });
