@@ -37,7 +37,7 @@ import { InputError } from '../errors.js';
 import { linearModule, type LinearSlot } from '../model/layout.js';
 import { linearAt, mapLinears, type MlpLinears } from '../model/layer-linears.js';
 import { linearOnce } from '../model/prepare.js';
-import { sharedFloat32, toSharedFloat32 } from '../tensor/shared.js';
+import { releaseArenaBlock, sharedFloat32, toSharedFloat32, withArenaAllocation } from '../tensor/shared.js';
 import { scaleColumnsOnPool } from '../backends/cpu/column-scale-pool.js';
 import { chooseAlpha } from '../quant/amplifier.js';
 import type { FloatLayerWeights, LayerCalibration, LayerMethod } from './calibration.js';
@@ -193,6 +193,10 @@ export function scaleSearchProblem(stats: InputStats, linears: readonly Searched
  * The loss of a grid point (see the header) computed here: each product on `backend` (host rows uploaded,
  * outputs read back; on a GPU each grid point starts a pass, reclaiming the last one's tensors), the
  * scaling, RTN and the squared error on the host. The reference a backend's scaleSearch matches.
+ * A grid point's arrays (each linear's quantized form, its product) are made in the WASM arena and given
+ * back once its error is summed, so the next point reuses their blocks: on the CPU they were fresh
+ * shared buffers every point, freed only when V8 collected them (a 7B layer's search grew the resident
+ * set by ~10 GB before it did). Arrays outside the arena (a GPU's downloads) are left to the GC.
  */
 export function hostScaleSearch<T>(backend: Backend<T>, problem: ScaleSearchProblem): ScaleSearchSession {
   const { k, inputs, linears } = problem;
@@ -206,7 +210,7 @@ export function hostScaleSearch<T>(backend: Backend<T>, problem: ScaleSearchProb
   const weightRoom = sharedFloat32(Math.max(0, ...linears.map(({ w }) => w.n * w.k)));
   const inputRoom = inputs.map(({ t }) => sharedFloat32(t * k));
   return {
-    loss: (s) => {
+    loss: (s) => withArenaAllocation(() => {
       backend.startPass();
       const scaled = new Set<number>();
       let loss = 0;
@@ -217,10 +221,12 @@ export function hostScaleSearch<T>(backend: Backend<T>, problem: ScaleSearchProb
           scaled.add(input);
         }
         const q = quantizeLinearReport(scaleColumns(w, s, weightRoom), spec, name, rtnRowsOnPool).layer;
-        loss += squaredError(product(q, inputRoom[input]!, t), refs[j]!);
+        const y = product(q, inputRoom[input]!, t);
+        loss += squaredError(y, refs[j]!);
+        for (const a of [y, q.packed, q.scales, q.intScales]) if (a !== undefined) releaseArenaBlock(a);
       });
       return loss;
-    },
+    }),
     release: () => {},
   };
 }

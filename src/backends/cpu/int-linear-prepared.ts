@@ -54,8 +54,9 @@ export function prepareIntLinearWasm(w: QuantizedLinear, provenSafe: boolean): P
   return withArenaAllocation(() => prepare(w, provenSafe));
 }
 
-/** Gives back the arena copies a preparation made (none when it read the layer in place). */
+/** Gives back the arena blocks a preparation made: its slot table, and its copies (none when it read the layer in place). */
 export function releaseIntLinearWasm(p: PreparedIntLinear): void {
+  releaseArenaBlock(p.slots);
   if (p.inPlace) return;
   releaseArenaBlock(p.weights);
   releaseArenaBlock(p.scales);

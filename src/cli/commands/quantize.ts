@@ -4,7 +4,7 @@ import { DEFAULT_MIN_EXPERT_TOKENS } from '../../quantize/expert-fallback.js';
 import { printTable } from '../table.js';
 import { Command, Option } from 'commander';
 import { quantizeToCheckpoint, type CalibrationPlacement, type LinearReport } from '../../quantize/quantize-model.js';
-import { describeMethod, describeSpec } from '../../quantize/recipe.js';
+import { describeMethod, describeSpec, lmHeadSpec } from '../../quantize/recipe.js';
 import { DEFAULT_MODEL_DIR } from '../default-model.js';
 import { nonNegativeInt, nonNegativeNumber, positiveInt } from '../parse.js';
 import { progressBar } from '../progress.js';
@@ -107,8 +107,8 @@ function quantizeWith(opts: QuantCliOptions & { model: string; out: string; over
   // AWQ's grid search runs W4A8 products: on the CPU, say which kernel (Node 24 runs the relaxed one about twice as fast)
   if (!opts.json && recipe.method === 'awq' && !calibrateOn) process.stderr.write(`cpu: ${w4a8KernelLine()}\n`);
   const t0 = performance.now();
-  // per linear layer: GPTQ and AWQ spend minutes on each decoder layer of a 7B
-  const bar = progressBar(`${recipe.method} linear layers`, numLayers * linearModules(moe?.numExperts).length);
+  // per linear layer: GPTQ and AWQ spend minutes on each decoder layer of a 7B (and the lm_head, when the recipe quantizes it)
+  const bar = progressBar(`${recipe.method} linear layers`, numLayers * linearModules(moe?.numExperts).length + (lmHeadSpec(recipe) === null ? 0 : 1));
   let linears = 0;
   // each layer goes to the checkpoint as it is made: memory holds about one layer, whatever the model
   let reports: LinearReport[];
