@@ -54,7 +54,7 @@ __device__ __forceinline__ TailRows tail_rows(unsigned* arrivals, int rows) {
     const unsigned t = atomicAdd(arrivals, 1u);
     tail_index = t + T >= n ? (int)(n - 1 - t) : rows;
     if (tail_index < rows) {
-      while (atomicAdd(arrivals, 0u) < n) __nanosleep(64);
+      while (atomicAdd(arrivals, 0u) < n) asm volatile("nanosleep.u32 64;\n");
       if (atomicAdd(arrivals + 1, 1u) == T - 1) arrivals[0] = arrivals[1] = 0;
     }
   }
