@@ -15,10 +15,11 @@
  * (the engine's option; auto, the default, folds at up to ROPE_FOLD_MAX_ROWS rows).
  * --fuse-swiglu off / on: silu_mul_rows after the gate/up GEMM, or SwiGLU in its epilogue at every decode-kernel
  * size (auto: up to SWIGLU_FOLD_MAX_ROWS rows).
- * --norm-in-gemm off / on: rmsnorm_to after the o and down GEMMs, or the norm in their last block at every
- * decode-kernel size (auto: up to NORM_FOLD_MAX_ROWS rows).
+ * --norm-in-gemm off / on: rmsnorm_to after the o and down GEMMs, or the norm in their last blocks at every
+ * decode-kernel size (auto: up to NORM_FOLD_MAX_ROWS rows; default off, as the engine's).
  * --quantize-in-tail off / on: quantize_rows after attention_merge and the SwiGLU GEMM, or their rows quantized
- * in their last block (auto: up to QUANTIZE_FOLD_MAX_ROWS rows; the GEMM's only where SwiGLU is in its epilogue).
+ * in their last blocks (auto: up to QUANTIZE_FOLD_MAX_ROWS rows; the GEMM's only where SwiGLU is in its epilogue;
+ * default off, as the engine's).
  * Given both values (on,off) the settings are compared on the same model, alternating, `--rounds` times
  * (every pairing of the options' values).
  *
@@ -43,8 +44,8 @@ const { values } = parseArgs({
     'no-graphs': { type: 'boolean', default: false },
     'rope-in-attention': { type: 'string', default: 'auto' },
     'fuse-swiglu': { type: 'string', default: 'auto' },
-    'norm-in-gemm': { type: 'string', default: 'auto' },
-    'quantize-in-tail': { type: 'string', default: 'auto' },
+    'norm-in-gemm': { type: 'string', default: 'off' },
+    'quantize-in-tail': { type: 'string', default: 'off' },
     rounds: { type: 'string', default: '1' },
   },
 });

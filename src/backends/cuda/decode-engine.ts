@@ -15,10 +15,9 @@
  * work itself (ropeInAttention; by default at up to ROPE_FOLD_MAX_ROWS rows), and a W4A8 gate/up GEMM on the decode kernel
  * closes SwiGLU in its epilogue (fuseSwiGLU, by default at up to SWIGLU_FOLD_MAX_ROWS rows; its rows interleaved by 8 when the model is made resident):
  * w4a8_decode_swiglu → quantize_rows instead of the GEMM → silu_mul_rows → quantize_rows; and a W4A8
- * o or down GEMM on the decode kernel writes the RMSNorm that comes next in its last blocks (normInGemm, by
- * default at up to NORM_FOLD_MAX_ROWS rows: w4a8_decode_norm instead of the GEMM → rmsnorm_to), and
- * attention_merge and the SwiGLU GEMM quantize their rows in their last blocks (quantizeInTail, at up to
- * QUANTIZE_FOLD_MAX_ROWS rows: no quantize_rows). The same floats either way, one launch fewer each (two
+ * o or down GEMM on the decode kernel can write the RMSNorm that comes next in its last blocks (normInGemm:
+ * w4a8_decode_norm instead of the GEMM → rmsnorm_to), and attention_merge and the SwiGLU GEMM can quantize
+ * their rows in their last blocks (quantizeInTail: no quantize_rows); both off by default until measured. The same floats either way, one launch fewer each (two
  * a layer for the norm and for the quantization).
  *
  * A mixture-of-experts layer (mixtral) runs its MLP as engine-moe.ts says: routed on the device, the
@@ -76,15 +75,15 @@ export interface CudaEngineOptions {
   readonly fuseSwiGLU?: boolean | 'auto';
   /**
    * The RMSNorm after a residual add written by the W4A8 decode-kernel GEMM that adds (o, down) in its
-   * last blocks, one a row (w4a8_decode_norm; rmsnorm_to's launch saved): true, false (rmsnorm_to), or 'auto' (default:
-   * steps of at most NORM_FOLD_MAX_ROWS rows). The same bytes either way.
+   * last blocks, one a row (w4a8_decode_norm; rmsnorm_to's launch saved): true, false (rmsnorm_to), or 'auto'
+   * (steps of at most NORM_FOLD_MAX_ROWS rows). The same bytes either way. Default false: not yet run on a GPU.
    */
   readonly normInGemm?: boolean | 'auto';
   /**
    * The rows of attention and SwiGLU quantized for the next GEMM in the last blocks of their producer
    * (attention_merge; the gate/up GEMM where it closes SwiGLU in its epilogue, fuseSwiGLU) instead of a
-   * quantize_rows launch: true, false, or 'auto' (default: passes of at most QUANTIZE_FOLD_MAX_ROWS rows).
-   * The same bytes either way.
+   * quantize_rows launch: true, false, or 'auto' (passes of at most QUANTIZE_FOLD_MAX_ROWS rows). The same
+   * bytes either way. Default false: not yet run on a GPU.
    */
   readonly quantizeInTail?: boolean | 'auto';
 }
@@ -99,8 +98,9 @@ export interface CudaEngineOptions {
 export const ROPE_FOLD_MAX_ROWS = 8;
 export const SWIGLU_FOLD_MAX_ROWS = 32;
 /**
- * The tails: one block a row normalizes (quantizes) the rows once every block of the producer is done (the
- * others wait), so they pay at few rows only (measured: docs/cuda-notes.md).
+ * The tails' 'auto' bound: one block a row normalizes (quantizes) the rows once every block of the producer
+ * is done, so they are expected to pay at few rows only; a guess until a same-run A/B sets it
+ * (docs/cuda-notes.md, 23rd session).
  */
 export const NORM_FOLD_MAX_ROWS = 8;
 export const QUANTIZE_FOLD_MAX_ROWS = 8;
@@ -135,8 +135,9 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
   const maxSequences = options.maxSequences ?? 8;
   const ropeInAttention = options.ropeInAttention ?? 'auto';
   const fuseSwiGLU = options.fuseSwiGLU ?? 'auto';
-  const normInGemm = options.normInGemm ?? 'auto';
-  const quantizeInTail = options.quantizeInTail ?? 'auto';
+  // off by default until a GPU has run them (written 2026-12-06, no device lent: docs/cuda-notes.md, 23rd session)
+  const normInGemm = options.normInGemm ?? false;
+  const quantizeInTail = options.quantizeInTail ?? false;
   /** whether an option that may be 'auto' holds at m rows. */
   const holds = (option: boolean | 'auto', m: number, maxRows: number): boolean => (option === 'auto' ? m <= maxRows : option);
   const invFreq = ropeInverseFrequencies(D, c.ropeTheta, c.ropeScaling);
