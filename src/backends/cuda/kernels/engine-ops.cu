@@ -1,6 +1,7 @@
 // The small ops of the CUDA decode engine (decode-engine.ts), in float32 arithmetic: the engine's
 // fast path (model-ops.cu and attention.cu keep the float64 reference). Each fuses what a step
-// repeats, so a LLaMA layer is 12 launches (4 GEMMs among them; 8 in a decode step with rope, SwiGLU and the norms folded in, decode-engine.ts) instead of about 20:
+// repeats, so a LLaMA layer is 12 launches (4 GEMMs among them; 10 in a decode step with rope and SwiGLU folded in, 6 with the
+// tails too, decode-engine.ts) instead of about 20:
 //
 //   gather_rows      out[r, :] = table[index[stride·r], :]  (the embedding: table E, index the rows'
 //                    tokens, stride 4; the lm_head's rows of a prefill: table h, index the picked rows)
