@@ -185,6 +185,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
   try {
     arrivals = alloc(8); // the tails' two counters (w4a8DecodeNorm, w4a8SwigluDecode, attentionToCuda): zero between launches
     arrivals.fill(0);
+    ctx.landUploads(); // the fill ran on the legacy stream, which does not order with the engine's
     rows = alloc(T * ROW_BYTES);
     picks = alloc(T * 4);
     nextTokens = alloc(T * 4);
