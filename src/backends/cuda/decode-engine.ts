@@ -39,14 +39,14 @@ import type { ModelWeights } from '../../model/weights.js';
 import { addressTable, type DeviceBuffer } from './buffer.js';
 import { CudaContext } from './context.js';
 import { Cublas } from './cublas.js';
-import { attentionToCuda, argmaxRowsCuda, embedRowsCuda, engineSplits, pickRowsCuda, ROW_BYTES, rmsnormToCuda, ropeKvWriteCuda, quantizeRowsCuda, rowScratchBytes, siluMulToCuda, type EngineAttention, type GateUpRows, type RowForm, type RowNorm, type RowOutput, type RowScratch } from './engine-ops.js';
+import { attentionToCuda, argmaxRowsCuda, embedRowsCuda, engineSplits, pickRowsCuda, ROW_BYTES, rmsnormToCuda, ropeKvWriteCuda, quantizeRowsCuda, rowScratchBytes, siluMulToCuda, TAIL_COUNTER_BYTES, type EngineAttention, type GateUpRows, type RowForm, type RowNorm, type RowOutput, type RowScratch } from './engine-ops.js';
 import { describeEngineWeights, freeEngineWeights, layerLinears, uploadEngineWeights, type EngineLinear, type LinearGroup } from './engine-weights.js';
 import { createMoeRunner, type MoeRunner } from './engine-moe.js';
 import { cudaGraphRuntime } from './graphs.js';
 import { addBiasCuda, addCuda } from './model-ops.js';
 import type { FloatPrecision } from './resident-linear.js';
 import { hasTensorMaps } from './tensor-map.js';
-import { activationOrder, chooseW4A8Config, w4a8DecodeNorm, w4a8Linear, w4a8SwigluDecode, type DecodeConfig, type W4A8Config, type W4A8Layer } from './w4a8.js';
+import { activationOrder, chooseW4A8Config, normTailFits, w4a8DecodeNorm, w4a8Linear, w4a8SwigluDecode, type DecodeConfig, type W4A8Config, type W4A8Layer } from './w4a8.js';
 import { w8a8Linear } from './w8a8.js';
 import { W4A16_MAX_TOKENS, w4a16ExpandedBytes, w4a16Gemm } from './w4a16.js';
 
@@ -183,7 +183,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
   let acts: RowOutput[];
   let w4a16Scratch: DeviceBuffer | null;
   try {
-    arrivals = alloc(8); // the tails' two counters (w4a8DecodeNorm, w4a8SwigluDecode, attentionToCuda): zero between launches
+    arrivals = alloc(TAIL_COUNTER_BYTES); // the tails' counters (w4a8DecodeNorm, w4a8SwigluDecode, attentionToCuda): zero between launches
     arrivals.fill(0);
     ctx.landUploads(); // the fill ran on the legacy stream, which does not order with the engine's
     rows = alloc(T * ROW_BYTES);
@@ -254,7 +254,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
     if (r.kind === 'w4a8' && config?.kind === 'decode') {
       checkForm(l, input, m);
       const launch = { ...config, overlap: true, accumulate: true };
-      if (then !== null && l.bias === null && holds(normInGemm, m, NORM_FOLD_MAX_ROWS) && 1024 % (config.WK * 32) === 0) {
+      if (then !== null && l.bias === null && holds(normInGemm, m, NORM_FOLD_MAX_ROWS) && normTailFits(config)) {
         w4a8DecodeNorm(ctx, r.layer, input.values, input.scales, h, m, launch, then, arrivals);
         return true;
       }

@@ -76,6 +76,25 @@ export function rowOutputArgs(what: string, out: RowOutput, m: number, k: number
   return [...outputArgs(out), { i32: FORM_CODE[out.form] }];
 }
 
+/** Bytes of a kernel tail's two arrival counters (tail_rows in common.cuh), zero before and after each launch. */
+export const TAIL_COUNTER_BYTES = 8;
+
+/** A kernel tail that writes the rows for the next linear: where they go, and its arrival counters. */
+export interface RowTail {
+  readonly out: RowOutput;
+  readonly arrivals: DeviceBuffer;
+}
+
+/**
+ * The kernel arguments of an optional row tail of m rows of k values (next, next_scales, form, arrivals):
+ * checked, or null pointers (no tail: the kernel writes no row).
+ */
+export function rowTailArgs(what: string, tail: RowTail | null, m: number, k: number): KernelArg[] {
+  if (tail === null) return [{ u64: 0 }, { u64: 0 }, { i32: 0 }, { u64: 0 }];
+  needBytes(`${what} arrivals`, tail.arrivals, TAIL_COUNTER_BYTES);
+  return [...rowOutputArgs(what, tail.out, m, k), tail.arrivals];
+}
+
 /** Checks a row norm of m rows of `dim` values; returns its output's kernel arguments (rowOutputArgs). */
 export function rowNormOutput(what: string, norm: RowNorm, m: number, dim: number): [DeviceBuffer, DeviceBuffer, { i32: number }] {
   needBytes(`${what} weight`, norm.weight, dim * 4);
@@ -191,7 +210,7 @@ export interface FreshKv {
 /**
  * Attention of q [m, H·D] (row stride ldq) over the rows' KV caches, written as `out` for the o
  * projection (through `scratch`). q rotated and the rows' keys stored already (ropeKvWriteCuda), or,
- * with `fresh`, both done here. With `arrivals` (8 bytes of device memory, zero before and after) the
+ * with `fresh`, both done here. With `arrivals` (TAIL_COUNTER_BYTES of device memory, zero before and after) the
  * merge's last blocks (one a row) write the rows instead of a quantize_rows launch (the same bytes).
  */
 export function attentionToCuda(ctx: CudaContext, q: DeviceBuffer, ldq: number, rows: DeviceBuffer, m: number, a: EngineAttention,
@@ -216,11 +235,7 @@ export function attentionToCuda(ctx: CudaContext, q: DeviceBuffer, ldq: number, 
     [q, { i32: ldq }, part, rows, a.kv, { i32: a.layer }, { i32: a.numLayers }, { i32: H }, { i32: KVH }, { i32: D }, { i32: a.window }, { i32: chunk },
       fresh?.k ?? none, fresh?.v ?? none, { i32: fresh?.ld ?? 0 }, fresh?.invFreq ?? none]);
   // with `arrivals` the merge's last blocks write the rows (quantize_rows' work)
-  let tail: KernelArg[] = [none, none, { i32: 0 }, none];
-  if (arrivals !== undefined) {
-    needBytes('attention arrivals', arrivals, 8);
-    tail = [...rowOutputArgs('attention', out, m, H * D), arrivals];
-  }
+  const tail = rowTailArgs('attention', arrivals === undefined ? null : { out, arrivals }, m, H * D);
   ctx.launch(getKernel(ctx, FILE, 'attention_merge'), [m, H], [128],
     [part, scratch.values, scratch.amax, rows, { i32: H }, { i32: D }, { i32: S }, { i32: chunk }, { i32: a.window }, ...tail]);
   if (arrivals === undefined) quantizeRowsCuda(ctx, scratch, H, out, m, H * D);

@@ -22,7 +22,7 @@ import { paddedRows, repackW4A8, type RepackedW4A8 } from './repack.js';
 import { repackPackedW4OnPool } from '../cpu/repack-pool.js';
 import { cachedTensorMapU8, hasTensorMaps } from './tensor-map.js';
 import { outputBytes, outputDefines, type OutputFormat } from './output.js';
-import { rowNormOutput, rowOutputArgs, type RowNorm, type RowOutput } from './engine-ops.js';
+import { rowNormOutput, rowTailArgs, TAIL_COUNTER_BYTES, type RowNorm, type RowTail } from './engine-ops.js';
 import type { QuantizedLinear } from '../../quant/types.js';
 
 export interface W4A8Layer {
@@ -217,10 +217,10 @@ export function w4a8Linear(
  * interleaved in blocks of 8 (concat.ts; N = 2F), y [M, F] f32 = silu(gate)·up of the outputs
  * w4a8Linear would write with the same config, amax [M, P] each block's max |y| per token. Returns P
  * (the blocks) for quantize_rows; with `tail` the grid's last blocks (one a row) write the rows as
- * quantize_rows would, into tail.out (`tail.arrivals`: 8 bytes of device memory, zero before the launch and after).
+ * quantize_rows would, into tail.out (`tail.arrivals`: TAIL_COUNTER_BYTES of device memory, zero before the launch and after).
  */
 export function w4a8SwigluDecode(ctx: CudaContext, layer: W4A8Layer, xq: DeviceBuffer, a: DeviceBuffer, y: DeviceBuffer, amax: DeviceBuffer,
-  M: number, config: DecodeConfig, tail: { out: RowOutput; arrivals: DeviceBuffer } | null = null): number {
+  M: number, config: DecodeConfig, tail: RowTail | null = null): number {
   const { n: N, k: K } = layer;
   if (N % 16 !== 0) throw new RangeError(`w4a8SwigluDecode: gate/up interleaved by 8 needs N divisible by 16, got ${N}`);
   if (config.accumulate) throw new RangeError('the SwiGLU epilogue writes its rows; it does not accumulate');
@@ -229,30 +229,28 @@ export function w4a8SwigluDecode(ctx: CudaContext, layer: W4A8Layer, xq: DeviceB
   needBytes('swiglu a', a, M * 4);
   needBytes('swiglu y', y, M * (N / 2) * 4);
   needBytes('swiglu block maxima', amax, M * blocks * 4);
-  let tailArgs: KernelArg[] = [{ u64: 0 }, { u64: 0 }, { i32: 0 }, { u64: 0 }];
-  if (tail !== null) {
-    needBytes('swiglu tail arrivals', tail.arrivals, 8);
-    tailArgs = [...rowOutputArgs('swiglu tail', tail.out, M, N / 2), tail.arrivals];
-  }
   return launchDecode(ctx, layer, M, config, 'w4a8_decode_swiglu', 'f32', {},
-    [layer.weights, layer.scales, xq, a, y, amax, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }, ...tailArgs]);
+    [layer.weights, layer.scales, xq, a, y, amax, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }, ...rowTailArgs('swiglu tail', tail, M, N / 2)]);
 }
+
+/** Whether a decode config's blocks can run the norm tail: its WK·32 threads play rmsnorm_to's 1024 (row-form.cuh). */
+export const normTailFits = (config: DecodeConfig): boolean => 1024 % (config.WK * 32) === 0;
 
 /**
  * The residual add with the next RMSNorm as its tail (w4a8_decode_norm): y [M, N] += x·Wᵀ as w4a8Linear
  * with an accumulating decode config, then the grid's last blocks (one a row) write RMSNorm(y) as `norm`
- * says (the bytes rmsnormToCuda writes). `arrivals`: 8 bytes of device memory, zero before the launch (the
+ * says (the bytes rmsnormToCuda writes). `arrivals`: TAIL_COUNTER_BYTES of device memory, zero before the launch (the
  * kernel leaves them zero). `norm.out` may be the buffers xq and a themselves.
  */
 export function w4a8DecodeNorm(ctx: CudaContext, layer: W4A8Layer, xq: DeviceBuffer, a: DeviceBuffer, y: DeviceBuffer, M: number,
   config: DecodeConfig, norm: RowNorm, arrivals: DeviceBuffer): void {
   const { n: N, k: K } = layer;
   if (!config.accumulate) throw new RangeError('w4a8DecodeNorm adds into the residual: its config must accumulate');
-  if (1024 % (config.WK * 32) !== 0) throw new RangeError(`the norm tail takes WK dividing 32, got ${config.WK}`);
+  if (!normTailFits(config)) throw new RangeError(`the norm tail takes WK dividing 32, got ${config.WK}`);
   needBytes('decode norm xq', xq, M * K);
   needBytes('decode norm a', a, M * 4);
   needBytes('decode norm y', y, M * N * 4);
-  needBytes('decode norm arrivals', arrivals, 8);
+  needBytes('decode norm arrivals', arrivals, TAIL_COUNTER_BYTES);
   const [values, scales, form] = rowNormOutput('decode norm', norm, M, N);
   launchDecode(ctx, layer, M, config, 'w4a8_decode_norm', 'f32', { ACCUMULATE: 1 },
     [layer.weights, layer.scales, xq, a, y, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }, norm.weight, values, scales, { f32: norm.eps }, form, arrivals]);

@@ -293,7 +293,7 @@ attention_split(const float* __restrict__ q, int ldq, float* __restrict__ part, 
 // bits), then thread d: y = Σ_s fmaf(w_s, acc_s[d]) over s ascending · (1 / Σ_s w_s·l_s); y goes to
 // the f32 row scratch and the head's max |y| to amax[r·H + h] for quantize_rows. With `arrivals` (two
 // counters, zero between launches; null: none) the grid's last blocks to finish (tail_rows: one a row)
-// write the rows in FORM to `next` (+ next_scales) as quantize_rows would (quantize_row, row-form.cuh).
+// write the rows in FORM to `next` (+ next_scales) as quantize_rows would (quantize_rows_tail, row-form.cuh).
 extern "C" __global__ void __launch_bounds__(128)
 attention_merge(const float* __restrict__ part, float* __restrict__ y, float* __restrict__ amax, const int* __restrict__ rows,
                 int H, int D, int S, int chunk, int window, void* __restrict__ next, float* __restrict__ next_scales, int form,
@@ -341,13 +341,7 @@ attention_merge(const float* __restrict__ part, float* __restrict__ y, float* __
   }
   mx = block_max(mx);
   if (tid == 0) amax[(size_t)r * H + h] = mx;
-  if (arrivals == nullptr) return;
-  const TailRows tail = tail_rows(arrivals, gridDim.x);
-  for (int rr = tail.first; rr < (int)gridDim.x; rr += tail.step) {
-    const float4* row = reinterpret_cast<const float4*>(y + (size_t)rr * H * D);
-    const float* maxima = amax + (size_t)rr * H;
-    quantize_row([&](int i) { return __ldcg(row + i); }, [&](int j) { return __ldcg(maxima + j); }, H, next, next_scales, rr, H * D, form);
-  }
+  if (arrivals != nullptr) quantize_rows_tail(y, amax, H, gridDim.x, H * D, next, next_scales, form, arrivals);
 }
 
 // A row of K f32 values (y [m, K]) written in FORM, from P partial maxima of |y| per row (amax [m, P],

@@ -135,3 +135,16 @@ __device__ __forceinline__ void quantize_row(Load load, MaxAt max_at, int P, voi
   if (threadIdx.x == 0 && form < 2) scales[r] = a;
   for (int i = threadIdx.x; i < (K >> 2); i += blockDim.x) store4(out, r, K, form, i, load(i), a);
 }
+
+// The quantize tail of a kernel that wrote rows [M, K] of y (f32) and P partial maxima a row (amax [M, P]):
+// its last blocks (tail_rows, common.cuh; `arrivals` two counters) write the rows in FORM to out (+ scales),
+// reading what every block stored through L2 (quantize_row).
+__device__ __forceinline__ void quantize_rows_tail(const float* y, const float* amax, int P, int M, int K, void* out, float* scales, int form,
+                                                   unsigned* arrivals) {
+  const TailRows tail = tail_rows(arrivals, M);
+  for (int r = tail.first; r < M; r += tail.step) {
+    const float4* row = reinterpret_cast<const float4*>(y + (size_t)r * K);
+    const float* maxima = amax + (size_t)r * P;
+    quantize_row([&](int i) { return __ldcg(row + i); }, [&](int j) { return __ldcg(maxima + j); }, P, out, scales, r, K, form);
+  }
+}

@@ -167,7 +167,7 @@ w4a8_decode_norm(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, c
 //   token m (for quantize_rows: the same row maxima as silu_mul_rows gives, max being exact).
 // With `arrivals` (two counters, zero between launches; null: none) the grid's last blocks to finish
 // (tail_rows: one a row) then write the rows in FORM to `next` (+ next_scales) as quantize_rows would
-// (quantize_row, row-form.cuh), and the down projection's input is ready without a launch of its own
+// (quantize_rows_tail, row-form.cuh), and the down projection's input is ready without a launch of its own
 // (`next` may be this launch's xq / ascale: every block has read them before it arrives).
 // At least two blocks per SM: at MT = 4 the epilogue took the kernel to 142 registers (one 256-thread
 // block per SM) and a 32-row step lost 7%; capped at 128 (4 bytes spilled) it gains 2.6% (H100).
@@ -187,14 +187,7 @@ w4a8_decode_swiglu(const uint4* __restrict__ wq, const scale_t* __restrict__ sc,
     __syncthreads();
     if (threadIdx.x < M) amax[(size_t)threadIdx.x * gridDim.x + blockIdx.x] = __int_as_float(token_max[threadIdx.x]);
   });
-  if (arrivals == nullptr) return;
-  const int P = gridDim.x;
-  const TailRows tail = tail_rows(arrivals, M);
-  for (int r = tail.first; r < M; r += tail.step) {
-    const float4* row = reinterpret_cast<const float4*>(y + (size_t)r * F);
-    const float* maxima = amax + (size_t)r * P;
-    quantize_row([&](int i) { return __ldcg(row + i); }, [&](int j) { return __ldcg(maxima + j); }, P, next, next_scales, r, F, form);
-  }
+  if (arrivals != nullptr) quantize_rows_tail(y, amax, gridDim.x, M, F, next, next_scales, form, arrivals);
 }
 #endif
 
