@@ -16,7 +16,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { availableParallelism, cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { benchArgs } from './args.js';
 import { DEFAULT_MODEL_DIR } from '../src/cli/default-model.js';
 import { perplexity } from '../src/eval/perplexity.js';
 import type { ModelConfig } from '../src/model/config.js';
@@ -29,7 +29,7 @@ import { quantizeModel, type LinearReport } from '../src/quantize/quantize-model
 import { DEFAULT_SPEC, describeMethod, describeSpec, type QuantMethod, type QuantRecipe } from '../src/quantize/recipe.js';
 import type { QuantSpec, ScaleKind } from '../src/quant/types.js';
 
-const { values } = parseArgs({
+const { values } = benchArgs(import.meta.url, {
   options: {
     model: { type: 'string', default: DEFAULT_MODEL_DIR },
     text: { type: 'string', default: '../shared/data/wikitext-2/test.txt' },

@@ -7,7 +7,7 @@
  */
 import * as fs from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
-import { parseArgs } from 'node:util';
+import { benchArgs } from './args.js';
 import { DEFAULT_MODEL_DIR } from '../src/cli/default-model.js';
 import { perplexity } from '../src/eval/perplexity.js';
 import { loadModel, type LoadedModel } from '../src/backends/load.js';
@@ -15,7 +15,7 @@ import { layerQuantizer, type LinearReport } from '../src/quantize/quantize-mode
 import { DEFAULT_LM_HEAD, describeSpec, type QuantRecipe } from '../src/quantize/recipe.js';
 import type { QuantSpec } from '../src/quant/types.js';
 
-const { values } = parseArgs({
+const { values } = benchArgs(import.meta.url, {
   options: {
     model: { type: 'string', default: DEFAULT_MODEL_DIR },
     text: { type: 'string', default: '../shared/data/wikitext-2/test.txt' },

@@ -8,7 +8,7 @@
  * 7B checkpoint of bench/quantize-7b (speed only). Usage:
  *   node dist/bench/awq-layer-parts.js [--model /tmp/intscale-7b-f16] [--calib FILE] [--windows 16] [--seq-len 512] [--layer 0]
  */
-import { parseArgs } from 'node:util';
+import { benchArgs } from './args.js';
 import * as path from 'node:path';
 import { openModelDir } from '../src/model/model-dir.js';
 import { loadTokenizer } from '../src/io/tokenizer.js';
@@ -24,7 +24,7 @@ import { PACKAGE_ROOT } from '../src/cli/default-model.js';
 import { defaultThreadCount } from '../src/backends/cpu/pool/index.js';
 import { machineLine } from './stats.js';
 
-const { values } = parseArgs({
+const { values } = benchArgs(import.meta.url, {
   options: {
     model: { type: 'string', default: '/tmp/intscale-7b-f16' },
     calib: { type: 'string', default: path.join(PACKAGE_ROOT, 'data', 'wikitext-2-test-excerpt.txt') },

@@ -12,7 +12,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import { parseArgs } from 'node:util';
+import { benchArgs } from './args.js';
 import { fileURLToPath } from 'node:url';
 import { generate } from '../src/model/generate.js';
 import { loadModel } from '../src/backends/load.js';
@@ -22,7 +22,7 @@ import { printTable } from '../src/cli/table.js';
 import { machineLine } from './stats.js';
 import { LLAMA2_7B_SHAPE, syntheticModel, writeSyntheticCheckpoint } from './synthetic.js';
 
-const { values } = parseArgs({
+const { values } = benchArgs(import.meta.url, {
   options: {
     dir: { type: 'string', default: '/tmp/intscale-7b-w4a8' },
     layers: { type: 'string', default: '32' },

@@ -11,7 +11,7 @@
  * --q-scale s multiplies the query (s ≫ 1: peaked softmaxes, most weights tiny or subnormal, as with random weights).
  * Prints the median µs a call (over rounds; each round times all layers once) and its quartiles.
  */
-import { parseArgs } from 'node:util';
+import { benchArgs } from './args.js';
 import { cpuBackend } from '../src/backends/cpu/cpu-backend.js';
 import { attention } from '../src/backends/cpu/ops.js';
 import { defaultThreadCount } from '../src/backends/cpu/pool/index.js';
@@ -19,7 +19,7 @@ import type { LayerKvCache } from '../src/model/backend.js';
 import { sharedFloat32 } from '../src/tensor/shared.js';
 import { machineLine, median, percentile } from './stats.js';
 
-const { values } = parseArgs({
+const { values } = benchArgs(import.meta.url, {
   options: {
     heads: { type: 'string', default: '16' }, 'kv-heads': { type: 'string', default: '16' }, dim: { type: 'string', default: '128' },
     pos: { type: 'string', default: '160' }, layers: { type: 'string', default: '16' }, rounds: { type: 'string', default: '200' },

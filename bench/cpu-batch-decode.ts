@@ -7,7 +7,7 @@
  *
  *   node dist/bench/cpu-batch-decode.js [--embedded] [--layers 8] [--batches 1,4,8] [--steps 8]
  */
-import { parseArgs } from 'node:util';
+import { benchArgs } from './args.js';
 import { cpuBackend } from '../src/backends/cpu/cpu-backend.js';
 import { cpuPool } from '../src/backends/cpu/pool/index.js';
 import { DEFAULT_MODEL_DIR } from '../src/cli/default-model.js';
@@ -19,7 +19,7 @@ import { DEFAULT_RTN_RECIPE, DEFAULT_SPEC, describeSpec } from '../src/quantize/
 import { benchOutput, machineLine } from './stats.js';
 import { syntheticModel } from './synthetic.js';
 
-const { values } = parseArgs({
+const { values } = benchArgs(import.meta.url, {
   options: {
     embedded: { type: 'boolean', default: false },
     layers: { type: 'string', default: '8' },

@@ -7,7 +7,7 @@
  * Prints the machine (CPU model, cores, threads used, Node version), the model's shape, the
  * repetitions and the median of each figure.
  */
-import { parseArgs } from 'node:util';
+import { benchArgs } from './args.js';
 import { DEFAULT_MODEL_DIR } from '../src/cli/default-model.js';
 import { cpuPool } from '../src/backends/cpu/pool/index.js';
 import { generate } from '../src/model/generate.js';
@@ -17,7 +17,7 @@ import { DEFAULT_SPEC, describeSpec, type QuantRecipe } from '../src/quantize/re
 import type { QuantSpec } from '../src/quant/types.js';
 import { machineLine, median, benchOutput } from './stats.js';
 
-const { values } = parseArgs({
+const { values } = benchArgs(import.meta.url, {
   options: {
     json: { type: 'boolean', default: false },
     model: { type: 'string', default: DEFAULT_MODEL_DIR },

@@ -11,7 +11,7 @@
  *   node dist/bench/cpu-gptq.js [--sizes 1024,2048] [--layer 2048,2048] [--hessian 4096,1024]
  *   node dist/bench/cpu-gptq.js --blocked-sizes 4096,11008   (only the blocked factor, at a 7B's sizes)
  */
-import { parseArgs } from 'node:util';
+import { benchArgs } from './args.js';
 import { cpuPool } from '../src/backends/cpu/pool/index.js';
 import { SERIAL_KERNELS, upperCholeskyOfInverse, type TriangularKernels } from '../src/quant/methods/cholesky.js';
 import { blockedTriangularKernels, poolTriangularKernels } from '../src/backends/cpu/triangular.js';
@@ -21,7 +21,7 @@ import { gptqKernelsCpu, hessianProductMatmul } from '../src/quantize/gptq-produ
 import { DEFAULT_SPEC } from '../src/quantize/recipe.js';
 import { machineLine } from './stats.js';
 
-const { values } = parseArgs({ options: {
+const { values } = benchArgs(import.meta.url, { options: {
   sizes: { type: 'string', default: '1024,2048' }, layer: { type: 'string', default: '2048,2048' }, hessian: { type: 'string', default: '4096,1024' },
   'blocked-sizes': { type: 'string' },
 } });

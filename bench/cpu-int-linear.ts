@@ -5,19 +5,23 @@
  * the whole pool, all in one run on the same layers and inputs. Ratios: WASM 1 thread over JS,
  * WASM all threads over WASM 1 thread, and FS time over IS time (WASM, all threads).
  *
- *   npx tsc -p . && node dist/bench/cpu-int-linear.js [--quick] [--w8]
+ *   npx tsc -p . && node dist/bench/cpu-int-linear.js [--quick] [--w8] [--json]
  *   INTSCALE_THREADS=4 node dist/bench/cpu-int-linear.js
- * --quick: K = N = 2048 only, shorter budgets; --w8: W8A8 layers instead of W4A8.
+ * --quick: K = N = 2048 only, shorter budgets; --w8: W8A8 layers instead of W4A8; --json: one JSON object { notes, rows }.
  */
 import { prepareIntLinear, type IntLinearOptions } from '../src/backends/cpu/int-linear.js';
 import { CpuPool, defaultThreadCount } from '../src/backends/cpu/pool/index.js';
 import { quantizeLinear } from '../src/quant/quantize-linear.js';
 import type { QuantizedLinear, QuantSpec } from '../src/quant/types.js';
 
+import { benchArgs } from './args.js';
 import { machineLine, median, benchOutput } from './stats.js';
 
-const quick = process.argv.includes('--quick');
-const wBits = process.argv.includes('--w8') ? 8 : 4;
+const { values } = benchArgs(import.meta.url, {
+  options: { quick: { type: 'boolean', default: false }, w8: { type: 'boolean', default: false }, json: { type: 'boolean', default: false } },
+});
+const quick = values.quick;
+const wBits = values.w8 ? 8 : 4;
 const SIZES = quick ? [2048] : [2048, 4096];
 const TOKENS = [1, 8, 64];
 const G = 128;
@@ -60,7 +64,7 @@ const one: IntLinearOptions = { kernel: 'wasm', pool: null };
 const all: IntLinearOptions = { kernel: 'wasm', pool };
 const js: IntLinearOptions = { kernel: 'js', pool: null };
 
-const report = benchOutput(process.argv.includes('--json'));
+const report = benchOutput(values.json);
 report.say(machineLine(threads));
 report.say(`W${wBits}A8 g${G}, α ≤ 2^10 (safe); times are calls of a layer prepared once (activation quantization included), best ms of the repetitions\n`);
 

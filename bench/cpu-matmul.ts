@@ -4,19 +4,21 @@
  * buffers, all in the shared arena), plus the pool's dispatch round trip (a job of a few trivial
  * rows, posted to every worker).
  *
- *   npx tsc -p . && node dist/bench/cpu-matmul.js [--quick]
+ *   npx tsc -p . && node dist/bench/cpu-matmul.js [--quick] [--json]
  *   INTSCALE_THREADS=4 node dist/bench/cpu-matmul.js     # another thread count
  */
-import type { Row } from '../src/cli/table.js';
 import { matmulF32, type MatmulKernel } from '../src/backends/cpu/matmul.js';
+import type { Row } from '../src/cli/table.js';
 import { CpuPool, defaultThreadCount } from '../src/backends/cpu/pool/index.js';
 import { KERNEL_POOL_SELF_TEST } from '../src/backends/cpu/pool/kernels.js';
 import type { PoolSelfTestArgs } from '../src/backends/cpu/pool/self-test-kernel.js';
 import { sharedFloat32, withArenaAllocation } from '../src/tensor/shared.js';
 
+import { benchArgs } from './args.js';
 import { machineLine, median, benchOutput } from './stats.js';
 
-const quick = process.argv.includes('--quick');
+const { values } = benchArgs(import.meta.url, { options: { quick: { type: 'boolean', default: false }, json: { type: 'boolean', default: false } } });
+const quick = values.quick;
 const SIZES = quick ? [2048] : [2048, 4096];
 const TOKENS = [1, 8, 64];
 /** Time budget per measured configuration; at least MIN_REPS repetitions run regardless. */
@@ -70,7 +72,7 @@ function dispatchRoundTripUs(pool: CpuPool): number {
 
 function main(): void {
   const threads = defaultThreadCount();
-  const out = benchOutput(process.argv.includes('--json'));
+  const out = benchOutput(values.json);
   out.say(`${machineLine(threads)} (other processes skew the multi-thread numbers)`);
   const pool = new CpuPool({ threads });
   pool.waitUntilReady();

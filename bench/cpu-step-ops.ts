@@ -9,7 +9,7 @@
  * --batch B > 1: B sequences, each fed the prompt, then batched decode steps (forwardDecodeBatch, one
  * M = B matmul a linear, attention per row), as the server's batched decode runs them.
  */
-import { parseArgs } from 'node:util';
+import { benchArgs } from './args.js';
 import { defaultThreadCount } from '../src/backends/cpu/pool/index.js';
 import type { Backend } from '../src/model/backend.js';
 import { cpuBackend } from '../src/backends/cpu/cpu-backend.js';
@@ -21,7 +21,7 @@ import type { LinearWeight } from '../src/quant/types.js';
 import { machineLine, benchOutput } from './stats.js';
 import { syntheticModel } from './synthetic.js';
 
-const { values } = parseArgs({
+const { values } = benchArgs(import.meta.url, {
   options: {
     json: { type: 'boolean', default: false },
     layers: { type: 'string', default: '16' }, hidden: { type: 'string', default: '2048' }, ffn: { type: 'string', default: '5632' },

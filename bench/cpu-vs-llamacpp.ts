@@ -21,11 +21,11 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { benchArgs } from './args.js';
 import { DEFAULT_MODEL_DIR, PACKAGE_ROOT } from '../src/cli/default-model.js';
 import { benchOutput, machineLine, median } from './stats.js';
 
-const { values } = parseArgs({
+const { values } = benchArgs(import.meta.url, {
   options: {
     anchors: { type: 'string', default: '../shared/anchors/llama.cpp' },
     work: { type: 'string', default: join(tmpdir(), 'intscale-vs-llamacpp') },

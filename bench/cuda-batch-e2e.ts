@@ -24,7 +24,7 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
+import { benchArgs } from './args.js';
 import { fileURLToPath } from 'node:url';
 import { CudaContext } from '../src/backends/cuda/context.js';
 import { createCudaEngine } from '../src/backends/cuda/decode-engine.js';
@@ -35,7 +35,7 @@ import { benchOutput, machineLine, median } from './stats.js';
 import { PRECISIONS, SHAPES, syntheticModelIn, type Precision } from './synthetic.js';
 import { renderLatencySvg, type LatencyRow } from './batch-e2e-plot.js';
 
-const { values } = parseArgs({
+const { values } = benchArgs(import.meta.url, {
   options: {
     shape: { type: 'string', default: 'llama2-7b' },
     layers: { type: 'string', default: '32' },

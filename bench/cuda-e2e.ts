@@ -27,7 +27,7 @@
  * Prints the GPU, the CPU, the shapes, the repetitions and the median of each figure.
  */
 import { loadModel } from '../src/backends/load.js';
-import { parseArgs } from 'node:util';
+import { benchArgs } from './args.js';
 import { DEFAULT_MODEL_DIR } from '../src/cli/default-model.js';
 import { cpuPool } from '../src/backends/cpu/pool/index.js';
 import type { Backend } from '../src/model/backend.js';
@@ -45,7 +45,7 @@ import { machineLine, median, benchOutput } from './stats.js';
 import { syntheticFloatModel, syntheticModel, type SyntheticModel } from './synthetic.js';
 import { needsGpu } from './cuda-timing.js';
 
-const { values } = parseArgs({
+const { values } = benchArgs(import.meta.url, {
   options: {
     json: { type: 'boolean', default: false },
     model: { type: 'string', default: DEFAULT_MODEL_DIR },

@@ -27,7 +27,7 @@
  *   ncu --clock-control none --launch-skip 28 --launch-count 30 --metrics gpu__time_duration.sum --csv \
  *     node dist/bench/cuda-engine-step.js --layers 1 --steps 3
  */
-import { parseArgs } from 'node:util';
+import { benchArgs } from './args.js';
 import { CudaContext } from '../src/backends/cuda/context.js';
 import { createCudaEngine } from '../src/backends/cuda/decode-engine.js';
 import { cpuPool } from '../src/backends/cpu/pool/index.js';
@@ -35,7 +35,7 @@ import { machineLine } from './stats.js';
 import { needsGpu } from './cuda-timing.js';
 import { LLAMA2_7B_SHAPE, syntheticModel } from './synthetic.js';
 
-const { values } = parseArgs({
+const { values } = benchArgs(import.meta.url, {
   options: {
     layers: { type: 'string', default: '1,8,32' },
     steps: { type: 'string', default: '40' },

@@ -19,7 +19,7 @@
  *   node dist/bench/cuda-gptq.js [--windows 128] [--seq-len 2048] [--layers 32] [--json]
  *   node dist/bench/cuda-gptq.js --model-layers 2 [--method gptq|awq] [--dir /tmp/intscale-7b-2l] [--calib FILE] [--windows 128] [--seq-len 2048]
  */
-import { parseArgs } from 'node:util';
+import { benchArgs } from './args.js';
 import { CudaContext } from '../src/backends/cuda/context.js';
 import { cudaGptq } from '../src/backends/cuda/gptq-cuda.js';
 import { DEFAULT_GPTQ, gptqQuantizeLinear } from '../src/quant/methods/gptq.js';
@@ -40,7 +40,7 @@ import { DEFAULT_LM_HEAD, type QuantRecipe } from '../src/quantize/recipe.js';
 import { machineLine } from './stats.js';
 import { needsGpu } from './cuda-timing.js';
 
-const { values } = parseArgs({
+const { values } = benchArgs(import.meta.url, {
   options: {
     windows: { type: 'string', default: '128' },
     'seq-len': { type: 'string', default: '2048' },

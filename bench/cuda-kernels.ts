@@ -26,24 +26,33 @@ import { chooseW4A8Config, w4a8Linear, type W4A8Config } from '../src/backends/c
 import { chooseW8A8Config, w8a8Linear, type W8A8Config } from '../src/backends/cuda/w8a8.js';
 import { chooseW4A16Config, w4a16Linear, type W4A16Layer } from '../src/backends/cuda/w4a16.js';
 import { compileStats } from '../src/backends/cuda/kernel-cache.js';
+import { benchArgs } from './args.js';
 import { launchEmpty } from './cuda-util.js';
 import { renderBenchSvg } from './cuda-plot.js';
 import {
-  CudaBench, DEFAULT_SHAPES, DeviceInputs, Seeds, activations, benchOptions, copiesFor, fill, fp16Copies, fp16Gemm, quantCopies,
+  CudaBench, DEFAULT_SHAPES, DeviceInputs, Seeds, activations, copiesFor, fill, fp16Copies, fp16Gemm, positiveInts, quantCopies, shapeList,
   w4a8Layer, w8a8Layer, type Launch,
 } from './cuda-timing.js';
 
-const o = benchOptions();
-const outDir = o.value('out') ?? 'docs/bench';
-const quick = o.flag('quick');
-const MS = o.numbers('ms', '1,2,4,8,16,32,64,128,256,512,1024,2048,4096');
-const SHAPES = o.shapes('shapes', DEFAULT_SHAPES);
+const { values } = benchArgs(import.meta.url, {
+  options: {
+    out: { type: 'string', default: 'docs/bench' },
+    quick: { type: 'boolean', default: false },
+    ms: { type: 'string', default: '1,2,4,8,16,32,64,128,256,512,1024,2048,4096' },
+    shapes: { type: 'string', default: DEFAULT_SHAPES },
+    'back-to-back': { type: 'string', default: '1' },
+  },
+});
+const outDir = values.out;
+const quick = values.quick;
+const MS = positiveInts('ms', values.ms);
+const SHAPES = shapeList('shapes', values.shapes);
 const G = 128;
 /** Samples per variant, taken in ROUNDS interleaved rounds of SAMPLES / ROUNDS. */
 const SAMPLES = quick ? 20 : 60;
 const ROUNDS = quick ? 4 : 6;
 /** Launches per event pair (1: per-launch timing). */
-const L = Number(o.value('back-to-back') ?? 1);
+const L = positiveInts('back-to-back', values['back-to-back'])[0]!;
 
 const bench = new CudaBench('intscale bench kernels', L);
 const { ctx, cublas, timer } = bench;

@@ -4,7 +4,7 @@
  * (bench/cuda-timing.ts CudaTimer.time, as cuda-kernels.ts but one variant after the other): events,
  * spin-queued launches, 3 warm-ups + 2 x 20 samples per variant (scripts/gpu/cuda-ncu.sh counts on
  * that), median, inputs rotated > 2.5x L2, random data. Usage:
- *   node dist/bench/cuda-prefill.js [--out DIR] [--ms 128,...,4096] [--shapes KxN,...] [--wgmma WGS:STAGES,...]
+ *   node dist/bench/cuda-prefill.js [--out DIR] [--ms 128,...,4096] [--shapes KxN,...]
  *     [--rs WGS:STAGES,...] [--tma STAGES[p],...] [--no-mma] [--f16]   (--rs: the register-A wgmma kernel
  *     w4a8_wgmma_rs, --tma: the same MMA fed by TMA, w4a8_wgmma_tma, one block per tile, or per SM
  *     looping over the tiles with a trailing p; '' for none; --f16: also IS and FS with f16 output,
@@ -13,24 +13,35 @@
 import { paddedRows } from '../src/backends/cuda/repack.js';
 import { w4a8Linear, type W4A8Config } from '../src/backends/cuda/w4a8.js';
 import type { OutputFormat } from '../src/backends/cuda/output.js';
+import { benchArgs } from './args.js';
 import {
-  BenchLog, CudaBench, DEFAULT_SHAPES, DeviceInputs, Seeds, activations, benchOptions, copiesFor, fp16Copies, fp16Gemm, quantCopies,
-  w4a8Layer,
+  BenchLog, CudaBench, DEFAULT_SHAPES, DeviceInputs, Seeds, activations, copiesFor, fp16Copies, fp16Gemm, positiveInts, quantCopies,
+  shapeList, w4a8Layer,
 } from './cuda-timing.js';
 
-const o = benchOptions();
-const outDir = o.value('out') ?? 'docs/bench';
-const MS = o.numbers('ms', '128,256,512,1024,2048,4096');
-const SHAPES = o.shapes('shapes', DEFAULT_SHAPES);
+const { values } = benchArgs(import.meta.url, {
+  options: {
+    out: { type: 'string', default: 'docs/bench' },
+    ms: { type: 'string', default: '128,256,512,1024,2048,4096' },
+    shapes: { type: 'string', default: DEFAULT_SHAPES },
+    rs: { type: 'string', default: '2:4' },
+    tma: { type: 'string', default: '4p' },
+    'no-mma': { type: 'boolean', default: false },
+    f16: { type: 'boolean', default: false },
+  },
+});
+const outDir = values.out;
+const MS = positiveInts('ms', values.ms);
+const SHAPES = shapeList('shapes', values.shapes);
 const pairs = (v: string): [1 | 2, number][] => v.split(',').filter(Boolean).map((s) => s.split(':').map(Number) as [1 | 2, number]);
-const RS = pairs(o.value('rs') ?? '2:4');
-const TMA = (o.value('tma') ?? '4p').split(',').filter(Boolean);
-const OUTS: OutputFormat[] = o.flag('f16') ? ['f32', 'f16'] : ['f32'];
+const RS = pairs(values.rs);
+const TMA = values.tma.split(',').filter(Boolean);
+const OUTS: OutputFormat[] = values.f16 ? ['f32', 'f16'] : ['f32'];
 const bench = new CudaBench('bench/cuda-prefill');
 const { ctx, cublas, timer } = bench;
 const SAMPLES = 20;
 const cfgs: [string, W4A8Config][] = [
-  ...(o.flag('no-mma') ? [] : [['mma128x128s4', { kind: 'mma', BM: 128, BN: 128, WM: 2, WN: 4, STAGES: 4 }] as [string, W4A8Config]]),
+  ...(values['no-mma'] ? [] : [['mma128x128s4', { kind: 'mma', BM: 128, BN: 128, WM: 2, WN: 4, STAGES: 4 }] as [string, W4A8Config]]),
   ...RS.map(([w, s]): [string, W4A8Config] => [`wgmma-rs ${64 * w}x128 s${s}`, { kind: 'wgmma-rs', WGS: w, STAGES: s, MINB: w === 1 ? 2 : 1 }]),
   ...TMA.map((s): [string, W4A8Config] => [`wgmma-tma 128x128 s${s}`, { kind: 'wgmma-tma', STAGES: parseInt(s, 10), blocks: s.endsWith('p') ? 'sms' : 'tiles' }]),
 ];

@@ -11,7 +11,7 @@
  * (µs, including the gap between graph nodes). Inputs are random (never zeros). The sum over the
  * step is a prediction of the replayed step's GPU time, to compare with bench/cuda-e2e.
  */
-import { parseArgs } from 'node:util';
+import { benchArgs } from './args.js';
 import { CudaContext } from '../src/backends/cuda/context.js';
 import { Cublas } from '../src/backends/cuda/cublas.js';
 import type { DeviceBuffer } from '../src/backends/cuda/buffer.js';
@@ -24,7 +24,7 @@ import { median, benchOutput } from './stats.js';
 import { needsGpu } from './cuda-timing.js';
 import { randomW4A8 } from './synthetic.js';
 
-const { values } = parseArgs({
+const { values } = benchArgs(import.meta.url, {
   options: {
     json: { type: 'boolean', default: false },
     context: { type: 'string', default: '128' },

@@ -6,9 +6,10 @@
  */
 import { paddedRows } from '../src/backends/cuda/repack.js';
 import { w4a8Linear, type W4A8Config } from '../src/backends/cuda/w4a8.js';
-import { ACT_SCALES, BenchLog, CudaBench, DeviceInputs, Seeds, benchOptions, copiesFor, fill, quantCopies, w4a8Layer } from './cuda-timing.js';
+import { benchArgs } from './args.js';
+import { ACT_SCALES, BenchLog, CudaBench, DeviceInputs, Seeds, copiesFor, fill, quantCopies, w4a8Layer } from './cuda-timing.js';
 
-const outDir = benchOptions().value('out') ?? 'docs/bench';
+const outDir = benchArgs(import.meta.url, { options: { out: { type: 'string', default: 'docs/bench' } } }).values.out;
 const bench = new CudaBench('bench/cuda-sweep');
 const { ctx, timer } = bench;
 const SAMPLES = 20;

@@ -48,28 +48,22 @@ import { median, percentile } from './stats.js';
 /** The three LLaMA-7B layer shapes K·N the benchmarks default to. */
 export const DEFAULT_SHAPES = '4096x22016,4096x4096,11008x4096';
 
-export interface BenchOptions {
-  /** The argument after `--name`, or undefined when `--name` is absent. */
-  value(name: string): string | undefined;
-  /** Whether `--name` is present. */
-  flag(name: string): boolean;
-  /** `--name a,b,c` as numbers, `fallback` (same syntax) when absent. */
-  numbers(name: string, fallback: string): number[];
-  /** `--name KxN,KxN` as [K, N] pairs, `fallback` (same syntax) when absent. */
-  shapes(name: string, fallback: string): [K: number, N: number][];
+/** `--flag 1,16,128` as positive integers; anything else is a RangeError naming the flag. */
+export function positiveInts(flag: string, text: string): number[] {
+  return text.split(',').map((s) => {
+    const n = Number(s);
+    if (!Number.isInteger(n) || n < 1) throw new RangeError(`--${flag} takes positive integers separated by commas; got '${text}'`);
+    return n;
+  });
 }
 
-export function benchOptions(argv: readonly string[] = process.argv.slice(2)): BenchOptions {
-  const value = (name: string): string | undefined => {
-    const i = argv.indexOf(`--${name}`);
-    return i >= 0 ? argv[i + 1] : undefined;
-  };
-  return {
-    value,
-    flag: (name) => argv.includes(`--${name}`),
-    numbers: (name, fallback) => (value(name) ?? fallback).split(',').map(Number),
-    shapes: (name, fallback) => (value(name) ?? fallback).split(',').map((s) => s.split('x').map(Number) as [number, number]),
-  };
+/** `--flag KxN,KxN` as [K, N] pairs of positive integers; anything else is a RangeError naming the flag. */
+export function shapeList(flag: string, text: string): [K: number, N: number][] {
+  return text.split(',').map((s) => {
+    const kn = s.split('x').map(Number);
+    if (kn.length !== 2 || !kn.every((n) => Number.isInteger(n) && n >= 1)) throw new RangeError(`--${flag} takes KxN shapes separated by commas (4096x4096); got '${text}'`);
+    return kn as [number, number];
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

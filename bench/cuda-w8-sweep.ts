@@ -8,14 +8,17 @@
 import { paddedRows } from '../src/backends/cuda/repack.js';
 import { w8a8Linear, type W8A8Config } from '../src/backends/cuda/w8a8.js';
 import { w4a16Linear, type W4A16Config } from '../src/backends/cuda/w4a16.js';
+import { benchArgs } from './args.js';
 import {
-  CudaBench, DEFAULT_SHAPES, DeviceInputs, Seeds, activations, benchOptions, copiesFor, fill, fp16Copies, fp16Gemm, quantCopies, w8a8Layer,
-  type Launch,
+  CudaBench, DEFAULT_SHAPES, DeviceInputs, Seeds, activations, copiesFor, fill, fp16Copies, fp16Gemm, positiveInts, quantCopies, shapeList,
+  w8a8Layer, type Launch,
 } from './cuda-timing.js';
 
-const o = benchOptions();
-const MS = o.numbers('ms', '1,16,128,512,1024,4096');
-const SHAPES = o.shapes('shapes', DEFAULT_SHAPES);
+const { values } = benchArgs(import.meta.url, {
+  options: { ms: { type: 'string', default: '1,16,128,512,1024,4096' }, shapes: { type: 'string', default: DEFAULT_SHAPES } },
+});
+const MS = positiveInts('ms', values.ms);
+const SHAPES = shapeList('shapes', values.shapes);
 const bench = new CudaBench('bench/cuda-w8-sweep');
 const { ctx, cublas, timer } = bench;
 const SAMPLES = 20;

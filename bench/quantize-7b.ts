@@ -22,7 +22,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { benchArgs } from './args.js';
 import { printTable } from '../src/cli/table.js';
 import { defaultThreadCount } from '../src/backends/cpu/pool/index.js';
 import { machineLine } from './stats.js';
@@ -30,7 +30,7 @@ import { LLAMA2_7B_SHAPE } from './synthetic.js';
 import { writeSynthetic7B } from './synthetic-checkpoint.js';
 import { DEFAULT_MODEL_DIR, PACKAGE_ROOT } from '../src/cli/default-model.js';
 
-const { values } = parseArgs({
+const { values } = benchArgs(import.meta.url, {
   options: {
     dir: { type: 'string', default: '/tmp/intscale-7b-f16' },
     methods: { type: 'string', default: 'rtn' },

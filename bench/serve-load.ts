@@ -27,7 +27,7 @@
  */
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { parseArgs } from 'node:util';
+import { benchArgs } from './args.js';
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
@@ -43,7 +43,7 @@ import type { ModelTokenizer } from '../src/io/tokenizer.js';
 import { machineLine, benchOutput, LatencyHistogram } from './stats.js';
 import { LLAMA2_7B_SHAPE, syntheticModel } from './synthetic.js';
 
-const { values } = parseArgs({
+const { values } = benchArgs(import.meta.url, {
   options: {
     model: { type: 'string', default: DEFAULT_MODEL_DIR },
     float: { type: 'boolean', default: false },

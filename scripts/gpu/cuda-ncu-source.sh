@@ -11,6 +11,6 @@ rs=${3:-2:4}
 export INTSCALE_CUDA_CACHE=/tmp/intscale-kc-lineinfo INTSCALE_NVRTC_LINEINFO=1
 ncu --clock-control none --kernel-name w4a8_wgmma_rs --launch-skip 5 --launch-count 1 --section SourceCounters --section WarpStateStats \
   --export /tmp/ncu-source.ncu-rep --force-overwrite \
-  node dist/bench/cuda-prefill.js --out /tmp/ncu-bench --ms 4096 --shapes "$shape" --no-mma --wgmma '' --rs "$rs" > "$out/ncu-source-log.txt" 2>&1
+  node dist/bench/cuda-prefill.js --out /tmp/ncu-bench --ms 4096 --shapes "$shape" --no-mma --rs "$rs" > "$out/ncu-source-log.txt" 2>&1
 ncu --import /tmp/ncu-source.ncu-rep --page source --csv --print-source sass > "$out/ncu-source-sass.csv" 2>&1
 python3 "$(dirname "$0")/ncu-stalls.py" "$out/ncu-source-sass.csv" 25 | tee "$out/ncu-source-summary.txt"

@@ -1,6 +1,6 @@
 /**
  * `intscale bench <name>`: runs one of the benchmark scripts in bench/ (compiled to dist/bench),
- * passing the remaining arguments through. Benchmarks print what they measured: machine,
+ * passing the remaining arguments through (`--help` too: each script prints its own usage). Benchmarks print what they measured: machine,
  * shapes, repetitions.
  */
 import { spawnSync } from 'node:child_process';
@@ -44,11 +44,17 @@ const BENCHES = {
 } as const;
 
 export const benchCommand = new Command('bench')
-  .description(`run a benchmark: ${Object.keys(BENCHES).join(', ')} (extra arguments are passed on)`)
-  .argument('<name>', Object.entries(BENCHES).map(([k, [, d]]) => `${k}: ${d}`).join('\n'))
+  .description(`run a benchmark: ${Object.keys(BENCHES).join(', ')} (extra arguments are passed on; \`intscale bench NAME --help\` prints that benchmark's usage)`)
+  .argument('[name]', Object.entries(BENCHES).map(([k, [, d]]) => `${k}: ${d}`).join('\n'))
   .argument('[args...]', 'arguments for the benchmark script')
+  .helpOption(false) // --help after a name goes to the script; alone it prints this command's help (below)
   .allowUnknownOption()
-  .action((name: string, args: string[]) => {
+  .action((name: string | undefined, args: string[], _options: unknown, command: Command) => {
+    if (name === undefined) command.help({ error: true }); // exits 1, as a missing argument does
+    if (name === '--help' || name === '-h') {
+      command.outputHelp();
+      return;
+    }
     const entry = BENCHES[name as keyof typeof BENCHES];
     if (entry === undefined) throw new InputError(`unknown benchmark "${name}"; choose one of ${Object.keys(BENCHES).join(', ')}`);
     const script = path.join(PACKAGE_ROOT, 'dist', 'bench', `${entry[0]}.js`);

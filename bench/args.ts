@@ -1,0 +1,42 @@
+/**
+ * The command line of every bench script: node's parseArgs, strict, plus `--help` / `-h`, which
+ * prints the script's header comment (its usage, written once at the top of each script) and exits 0.
+ * An unknown option, a missing value or a stray argument prints one line naming it, then points at
+ * --help, and exits 1 (the CLI's code for bad arguments), so a mistyped flag never runs a benchmark
+ * on its defaults.
+ */
+import * as fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+/** The first block comment of a script's source, its ` * ` margins removed. */
+export function headerComment(source: string): string {
+  const m = /\/\*\*?([\s\S]*?)\*\//.exec(source);
+  if (m === null) return '';
+  return m[1]!
+    .split('\n')
+    .map((line) => line.replace(/^\s*\* ?/, ''))
+    .join('\n')
+    .trim();
+}
+
+/**
+ * parseArgs(config) for the script at `scriptUrl` (its import.meta.url) on this process's arguments,
+ * or `argv` where given (tests).
+ */
+export function benchArgs<T extends ParseArgsConfig>(scriptUrl: string, config: T, argv: string[] = process.argv.slice(2)): ReturnType<typeof parseArgs<T>> {
+  const script = fileURLToPath(scriptUrl);
+  const name = script.replace(/^.*[\\/]/, '');
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(`${headerComment(fs.readFileSync(script, 'utf8'))}\n`);
+    process.exit(0);
+  }
+  try {
+    return parseArgs({ ...config, args: argv, strict: true }) as ReturnType<typeof parseArgs<T>>;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (typeof code !== 'string' || !code.startsWith('ERR_PARSE_ARGS_')) throw e;
+    process.stderr.write(`${name}: ${(e as Error).message.split('\n')[0]}\n(${name} --help lists the options)\n`);
+    process.exit(1);
+  }
+}

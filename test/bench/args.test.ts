@@ -1,0 +1,65 @@
+/**
+ * The benches' command line (bench/args.ts): every script's --help is its header comment as written
+ * in its source (the compiled script keeps it), a mistyped or incomplete option stops the script with
+ * one line naming it (exit 1) instead of running on defaults, and `intscale bench NAME --help` reaches
+ * the script.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { headerComment } from '../../bench/args.js';
+import { repoPath } from '../helpers/paths.js';
+
+const run = (...args: string[]) => spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 60_000 });
+const benchScripts = fs.readdirSync(repoPath('bench')).filter((f) => f.endsWith('.ts') && fs.readFileSync(repoPath(`bench/${f}`), 'utf8').includes('benchArgs(import.meta.url'));
+
+test('every bench script parses its options through benchArgs, and its compiled form keeps the header --help prints', () => {
+  assert.ok(benchScripts.length >= 20, `${benchScripts.length} scripts`);
+  for (const f of fs.readdirSync(repoPath('bench')).filter((f) => f.endsWith('.ts'))) {
+    const source = fs.readFileSync(repoPath(`bench/${f}`), 'utf8');
+    assert.ok(!/process\.argv\.(includes|indexOf)|from 'node:util'/.test(source) || f === 'args.ts', `${f} reads the command line itself`);
+  }
+  for (const f of benchScripts) {
+    const header = headerComment(fs.readFileSync(repoPath(`bench/${f}`), 'utf8'));
+    assert.ok(header.length > 80, `${f}: a header comment with its usage`);
+    const compiled = repoPath(`dist/bench/${path.basename(f, '.ts')}.js`);
+    assert.equal(headerComment(fs.readFileSync(compiled, 'utf8')), header, `${f}: the compiled script's first comment is its header`);
+  }
+});
+
+test('headerComment takes the first block comment without its margins', () => {
+  assert.equal(headerComment('/**\n * One line.\n *   indented usage\n */\nconst x = 1; /** later */'), 'One line.\n  indented usage');
+  assert.equal(headerComment('const x = 1;'), '');
+});
+
+test('a bench script: --help prints its usage (exit 0); an unknown option or a missing value exits 1 naming it', () => {
+  const script = repoPath('dist/bench/cpu-matmul.js');
+  const help = run(script, '--help');
+  assert.equal(help.status, 0, help.stderr);
+  assert.equal(help.stdout.trim(), headerComment(fs.readFileSync(script, 'utf8')));
+  assert.match(help.stdout, /--quick/);
+  const typo = run(script, '--quik');
+  assert.equal(typo.status, 1);
+  assert.match(typo.stderr, /^cpu-matmul\.js: Unknown option '--quik'/);
+  assert.match(typo.stderr, /--help lists the options/);
+  assert.equal(typo.stdout, '', 'nothing ran');
+  const missing = run(repoPath('dist/bench/cpu-e2e.js'), '--model');
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr, /--model.*argument missing/);
+});
+
+test('intscale bench: NAME --help is the script\'s usage; --help alone is the command\'s; no name is an error', () => {
+  const cli = repoPath('dist/src/cli/main.js');
+  const script = run(cli, 'bench', 'cpu-int-linear', '--help');
+  assert.equal(script.status, 0, script.stderr);
+  assert.match(script.stdout, /^CPU quantized linear bench/);
+  const own = run(cli, 'bench', '--help');
+  assert.equal(own.status, 0, own.stderr);
+  assert.match(own.stdout, /Usage: intscale bench/);
+  assert.match(own.stdout, /intscale bench NAME --help/);
+  const none = run(cli, 'bench');
+  assert.equal(none.status, 1);
+  assert.match(none.stderr, /Usage: intscale bench/);
+});
