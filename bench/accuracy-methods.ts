@@ -16,7 +16,6 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { availableParallelism, cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { benchArgs } from './args.js';
 import { DEFAULT_MODEL_DIR } from '../src/cli/default-model.js';
 import { perplexity } from '../src/eval/perplexity.js';
 import type { ModelConfig } from '../src/model/config.js';
@@ -28,6 +27,7 @@ import { DEFAULT_GPTQ_LAYER } from '../src/quantize/gptq-layer.js';
 import { quantizeModel, type LinearReport } from '../src/quantize/quantize-model.js';
 import { DEFAULT_SPEC, describeMethod, describeSpec, type QuantMethod, type QuantRecipe } from '../src/quantize/recipe.js';
 import type { QuantSpec, ScaleKind } from '../src/quant/types.js';
+import { benchArgs } from './args.js';
 
 const { values } = benchArgs(import.meta.url, {
   options: {

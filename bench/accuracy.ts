@@ -7,13 +7,13 @@
  */
 import * as fs from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
-import { benchArgs } from './args.js';
 import { DEFAULT_MODEL_DIR } from '../src/cli/default-model.js';
 import { perplexity } from '../src/eval/perplexity.js';
 import { loadModel, type LoadedModel } from '../src/backends/load.js';
 import { layerQuantizer, type LinearReport } from '../src/quantize/quantize-model.js';
 import { DEFAULT_LM_HEAD, describeSpec, type QuantRecipe } from '../src/quantize/recipe.js';
 import type { QuantSpec } from '../src/quant/types.js';
+import { benchArgs } from './args.js';
 
 const { values } = benchArgs(import.meta.url, {
   options: {

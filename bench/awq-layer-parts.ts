@@ -8,7 +8,6 @@
  * 7B checkpoint of bench/quantize-7b (speed only). Usage:
  *   node dist/bench/awq-layer-parts.js [--model /tmp/intscale-7b-f16] [--calib FILE] [--windows 16] [--seq-len 512] [--layer 0]
  */
-import { benchArgs } from './args.js';
 import * as path from 'node:path';
 import { openModelDir } from '../src/model/model-dir.js';
 import { loadTokenizer } from '../src/io/tokenizer.js';
@@ -22,6 +21,7 @@ import { rtnRowsOnPool } from '../src/backends/cpu/rtn-pool.js';
 import { DEFAULT_SPEC } from '../src/quantize/recipe.js';
 import { PACKAGE_ROOT } from '../src/cli/default-model.js';
 import { defaultThreadCount } from '../src/backends/cpu/pool/index.js';
+import { benchArgs } from './args.js';
 import { machineLine } from './stats.js';
 
 const { values } = benchArgs(import.meta.url, {

@@ -12,13 +12,13 @@
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import { benchArgs } from './args.js';
 import { fileURLToPath } from 'node:url';
 import { generate } from '../src/model/generate.js';
 import { loadModel } from '../src/backends/load.js';
 import { perplexity } from '../src/eval/perplexity.js';
 import { defaultThreadCount } from '../src/backends/cpu/pool/index.js';
 import { printTable } from '../src/cli/table.js';
+import { benchArgs } from './args.js';
 import { machineLine } from './stats.js';
 import { LLAMA2_7B_SHAPE, syntheticModel, writeSyntheticCheckpoint } from './synthetic.js';
 

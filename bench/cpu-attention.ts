@@ -11,12 +11,12 @@
  * --q-scale s multiplies the query (s ≫ 1: peaked softmaxes, most weights tiny or subnormal, as with random weights).
  * Prints the median µs a call (over rounds; each round times all layers once) and its quartiles.
  */
-import { benchArgs } from './args.js';
 import { cpuBackend } from '../src/backends/cpu/cpu-backend.js';
 import { attention } from '../src/backends/cpu/ops.js';
 import { defaultThreadCount } from '../src/backends/cpu/pool/index.js';
 import type { LayerKvCache } from '../src/model/backend.js';
 import { sharedFloat32 } from '../src/tensor/shared.js';
+import { benchArgs } from './args.js';
 import { machineLine, median, percentile } from './stats.js';
 
 const { values } = benchArgs(import.meta.url, {

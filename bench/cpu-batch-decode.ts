@@ -7,7 +7,6 @@
  *
  *   node dist/bench/cpu-batch-decode.js [--embedded] [--layers 8] [--batches 1,4,8] [--steps 8]
  */
-import { benchArgs } from './args.js';
 import { cpuBackend } from '../src/backends/cpu/cpu-backend.js';
 import { cpuPool } from '../src/backends/cpu/pool/index.js';
 import { DEFAULT_MODEL_DIR } from '../src/cli/default-model.js';
@@ -16,6 +15,7 @@ import type { Model } from '../src/model/forward.js';
 import { createModel } from '../src/model/prepare.js';
 import { quantizeModel } from '../src/quantize/quantize-model.js';
 import { DEFAULT_RTN_RECIPE, DEFAULT_SPEC, describeSpec } from '../src/quantize/recipe.js';
+import { benchArgs } from './args.js';
 import { benchOutput, machineLine } from './stats.js';
 import { syntheticModel } from './synthetic.js';
 

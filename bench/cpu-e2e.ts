@@ -7,7 +7,6 @@
  * Prints the machine (CPU model, cores, threads used, Node version), the model's shape, the
  * repetitions and the median of each figure.
  */
-import { benchArgs } from './args.js';
 import { DEFAULT_MODEL_DIR } from '../src/cli/default-model.js';
 import { cpuPool } from '../src/backends/cpu/pool/index.js';
 import { generate } from '../src/model/generate.js';
@@ -15,6 +14,7 @@ import { loadModel, type LoadedModel } from '../src/backends/load.js';
 import { layerQuantizer } from '../src/quantize/quantize-model.js';
 import { DEFAULT_SPEC, describeSpec, type QuantRecipe } from '../src/quantize/recipe.js';
 import type { QuantSpec } from '../src/quant/types.js';
+import { benchArgs } from './args.js';
 import { machineLine, median, benchOutput } from './stats.js';
 
 const { values } = benchArgs(import.meta.url, {

@@ -11,7 +11,6 @@
  *   node dist/bench/cpu-gptq.js [--sizes 1024,2048] [--layer 2048,2048] [--hessian 4096,1024]
  *   node dist/bench/cpu-gptq.js --blocked-sizes 4096,11008   (only the blocked factor, at a 7B's sizes)
  */
-import { benchArgs } from './args.js';
 import { cpuPool } from '../src/backends/cpu/pool/index.js';
 import { SERIAL_KERNELS, upperCholeskyOfInverse, type TriangularKernels } from '../src/quant/methods/cholesky.js';
 import { blockedTriangularKernels, poolTriangularKernels } from '../src/backends/cpu/triangular.js';
@@ -19,6 +18,7 @@ import { DEFAULT_GPTQ, gptqFactor, gptqQuantizeLinear } from '../src/quant/metho
 import { HessianAccumulator, JS_HESSIAN_PRODUCT, type HessianProduct } from '../src/quant/methods/hessian.js';
 import { gptqKernelsCpu, hessianProductMatmul } from '../src/quantize/gptq-products.js';
 import { DEFAULT_SPEC } from '../src/quantize/recipe.js';
+import { benchArgs } from './args.js';
 import { machineLine } from './stats.js';
 
 const { values } = benchArgs(import.meta.url, { options: {

@@ -9,7 +9,6 @@
  * --batch B > 1: B sequences, each fed the prompt, then batched decode steps (forwardDecodeBatch, one
  * M = B matmul a linear, attention per row), as the server's batched decode runs them.
  */
-import { benchArgs } from './args.js';
 import { defaultThreadCount } from '../src/backends/cpu/pool/index.js';
 import type { Backend } from '../src/model/backend.js';
 import { cpuBackend } from '../src/backends/cpu/cpu-backend.js';
@@ -18,6 +17,7 @@ import { forwardDecodeBatch, forwardLastLogits, type Model } from '../src/model/
 import { createKvCache } from '../src/model/kv-cache.js';
 import { argmax } from '../src/model/sampling.js';
 import type { LinearWeight } from '../src/quant/types.js';
+import { benchArgs } from './args.js';
 import { machineLine, benchOutput } from './stats.js';
 import { syntheticModel } from './synthetic.js';
 

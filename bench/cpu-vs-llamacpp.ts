@@ -21,8 +21,8 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { benchArgs } from './args.js';
 import { DEFAULT_MODEL_DIR, PACKAGE_ROOT } from '../src/cli/default-model.js';
+import { benchArgs } from './args.js';
 import { benchOutput, machineLine, median } from './stats.js';
 
 const { values } = benchArgs(import.meta.url, {

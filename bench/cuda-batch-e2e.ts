@@ -10,9 +10,12 @@
  *
  *   node dist/bench/cuda-batch-e2e.js [--shape llama2-7b|mixtral-8x7b] [--layers 32] [--batches 1,8,16,32,64] [--prompt-tokens 128] [--out-tokens 128]
  *        [--precisions fp16,w8a8,w4a16,w4a8-fs,w4a8-is] [--lm-head w8a8|f16] [--reps 3] [--no-torch] [--out DIR] [--json]
+ *        [--rope-in-attention auto|on|off] [--fuse-swiglu …] [--norm-in-gemm …] [--quantize-in-tail …]
  *
  * --lm-head: the lm_head of the precisions with 8-bit activations (w8a8, w4a8-fs, w4a8-is): w8a8
  * (the default, as `intscale quantize` writes it) or f16; fp16 and w4a16 run an fp16 lm_head.
+ * The fold flags (bench/engine-folds.ts; one setting each, for every precision) override the engine's defaults;
+ * each precision's log line names its engine's settings.
  *
  * Latency is the host's wall time from the prefill's start to the last token (median of --reps after
  * a warm-up run that also captures each batch size's graph). Decode tok/s = B · (out − 1) / decode
@@ -24,13 +27,14 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { benchArgs } from './args.js';
 import { fileURLToPath } from 'node:url';
 import { CudaContext } from '../src/backends/cuda/context.js';
 import { createCudaEngine } from '../src/backends/cuda/decode-engine.js';
 import { cpuPool } from '../src/backends/cpu/pool/index.js';
 import { argmax } from '../src/model/sampling.js';
+import { benchArgs } from './args.js';
 import { needsGpu } from './cuda-timing.js';
+import { describeFoldVariant, foldFlagOptions, foldVariants } from './engine-folds.js';
 import { benchOutput, machineLine, median } from './stats.js';
 import { PRECISIONS, SHAPES, syntheticModelIn, type Precision } from './synthetic.js';
 import { renderLatencySvg, type LatencyRow } from './batch-e2e-plot.js';
@@ -48,8 +52,11 @@ const { values } = benchArgs(import.meta.url, {
     'no-torch': { type: 'boolean', default: false },
     out: { type: 'string' },
     json: { type: 'boolean', default: false },
+    ...foldFlagOptions(),
   },
 });
+const folds = foldVariants(values);
+if (folds.length !== 1) throw new RangeError('the fold flags take one setting each here (cuda-engine-step compares settings)');
 const layers = Number(values.layers);
 const batches = values.batches!.split(',').map(Number);
 const promptTokens = Number(values['prompt-tokens']);
@@ -112,7 +119,7 @@ for (const precision of precisions) {
   const model = syntheticModelIn(precision, layers, shape, lmHead);
   const built = performance.now() - t;
   t = performance.now();
-  const engine = createCudaEngine(model.config, model.weights, { ctx, maxSequences: Math.max(...batches), maxChunk: 1024 });
+  const engine = createCudaEngine(model.config, model.weights, { ctx, maxSequences: Math.max(...batches), maxChunk: 1024, ...folds[0] });
   out.say(`${precision}: built in ${(built / 1000).toFixed(1)} s, uploaded in ${((performance.now() - t) / 1000).toFixed(1)} s; ${engine.describe()}`);
   /** One run of B sequences with `steps` decode steps: prefill and decode wall ms. */
   const runOnce = (b: number, steps: number): { prefill: number; decode: number } => {
@@ -172,7 +179,7 @@ const table = rows.map((r) => ({ ...r, 'vs intscale fp16': fp16.has(r.batch) ? `
 out.table(table);
 if (values.out) {
   fs.mkdirSync(values.out, { recursive: true });
-  const report = { gpu: ctx.info.name, driver: ctx.info.driverVersion, date: new Date().toISOString().slice(0, 10), bandwidthTBs: bandwidth / 1e12, shape: shapeName, layers, promptTokens, outTokens, reps, weights: 'random (speed only)', rows: table };
+  const report = { gpu: ctx.info.name, driver: ctx.info.driverVersion, date: new Date().toISOString().slice(0, 10), bandwidthTBs: bandwidth / 1e12, shape: shapeName, layers, promptTokens, outTokens, reps, folds: describeFoldVariant(folds[0]!), weights: 'random (speed only)', rows: table };
   fs.writeFileSync(path.join(values.out, 'batch-e2e.json'), JSON.stringify(report, null, 1) + '\n');
   fs.writeFileSync(path.join(values.out, 'batch-e2e.svg'), renderLatencySvg(report));
   out.say(`wrote ${path.join(values.out, 'batch-e2e.json')} and batch-e2e.svg`);

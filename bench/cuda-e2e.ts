@@ -27,7 +27,6 @@
  * Prints the GPU, the CPU, the shapes, the repetitions and the median of each figure.
  */
 import { loadModel } from '../src/backends/load.js';
-import { benchArgs } from './args.js';
 import { DEFAULT_MODEL_DIR } from '../src/cli/default-model.js';
 import { cpuPool } from '../src/backends/cpu/pool/index.js';
 import type { Backend } from '../src/model/backend.js';
@@ -41,6 +40,7 @@ import type { Model } from '../src/model/forward.js';
 import { createModel } from '../src/model/prepare.js';
 import { quantizeModel } from '../src/quantize/quantize-model.js';
 import { DEFAULT_SPEC, describeSpec } from '../src/quantize/recipe.js';
+import { benchArgs } from './args.js';
 import { machineLine, median, benchOutput } from './stats.js';
 import { syntheticFloatModel, syntheticModel, type SyntheticModel } from './synthetic.js';
 import { needsGpu } from './cuda-timing.js';

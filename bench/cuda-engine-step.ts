@@ -12,14 +12,14 @@
  *
  * --lm-head: the fp16 lm_head (the default here, tied to the embedding) or RANDOM W8A8 g128 IS.
  * --rope-in-attention off: the separate rope_kv_write kernel in decode steps; on: the fold at every batch size
- * (the engine's option; auto, the default, folds at up to ROPE_FOLD_MAX_ROWS rows).
+ * (auto folds at up to ROPE_FOLD_MAX_ROWS rows).
  * --fuse-swiglu off / on: silu_mul_rows after the gate/up GEMM, or SwiGLU in its epilogue at every decode-kernel
  * size (auto: up to SWIGLU_FOLD_MAX_ROWS rows).
  * --norm-in-gemm off / on: rmsnorm_to after the o and down GEMMs, or the norm in their last blocks at every
- * decode-kernel size (auto: up to NORM_FOLD_MAX_ROWS rows; default off, as the engine's).
+ * decode-kernel size (auto: up to NORM_FOLD_MAX_ROWS rows).
  * --quantize-in-tail off / on: quantize_rows after attention_merge and the SwiGLU GEMM, or their rows quantized
- * in their last blocks (auto: up to QUANTIZE_FOLD_MAX_ROWS rows; the GEMM's only where SwiGLU is in its epilogue;
- * default off, as the engine's).
+ * in their last blocks (auto: up to QUANTIZE_FOLD_MAX_ROWS rows; the GEMM's only where SwiGLU is in its epilogue).
+ * A fold flag not given is the engine's default (CudaEngineOptions); the log prints each engine's settings.
  * Given both values (on,off) the settings are compared on the same model, alternating, `--rounds` times
  * (every pairing of the options' values).
  *
@@ -27,10 +27,11 @@
  *   ncu --clock-control none --launch-skip 28 --launch-count 30 --metrics gpu__time_duration.sum --csv \
  *     node dist/bench/cuda-engine-step.js --layers 1 --steps 3
  */
-import { benchArgs } from './args.js';
 import { CudaContext } from '../src/backends/cuda/context.js';
 import { createCudaEngine } from '../src/backends/cuda/decode-engine.js';
 import { cpuPool } from '../src/backends/cpu/pool/index.js';
+import { benchArgs } from './args.js';
+import { describeFoldVariant, foldFlagOptions, foldVariants, type FoldVariant } from './engine-folds.js';
 import { machineLine } from './stats.js';
 import { needsGpu } from './cuda-timing.js';
 import { LLAMA2_7B_SHAPE, syntheticModel } from './synthetic.js';
@@ -42,10 +43,7 @@ const { values } = benchArgs(import.meta.url, {
     batch: { type: 'string', default: '1' },
     'lm-head': { type: 'string', default: 'f16' },
     'no-graphs': { type: 'boolean', default: false },
-    'rope-in-attention': { type: 'string', default: 'auto' },
-    'fuse-swiglu': { type: 'string', default: 'auto' },
-    'norm-in-gemm': { type: 'string', default: 'off' },
-    'quantize-in-tail': { type: 'string', default: 'off' },
+    ...foldFlagOptions(),
     rounds: { type: 'string', default: '1' },
   },
 });
@@ -55,25 +53,18 @@ const rounds = Number(values.rounds);
 if (!Number.isInteger(rounds) || rounds < 1) throw new RangeError(`--rounds takes a positive integer; got '${values.rounds}'`);
 const lmHead = values['lm-head'] === 'w8a8' ? 'w8a8' : 'float';
 if (values['lm-head'] !== 'w8a8' && values['lm-head'] !== 'f16') throw new RangeError(`--lm-head takes f16 or w8a8; got '${values['lm-head']}'`);
-/** The engine's fold options by their flags, and how a setting reads in the log. */
-const FOLDS = { 'rope-in-attention': ['ropeInAttention', 'rope in attention'], 'fuse-swiglu': ['fuseSwiGLU', 'SwiGLU in the GEMM epilogue'], 'norm-in-gemm': ['normInGemm', 'norm in the GEMM tail'], 'quantize-in-tail': ['quantizeInTail', 'rows quantized in their producer\'s tail'] } as const;
-type Fold = keyof typeof FOLDS;
-type Variant = Partial<Record<(typeof FOLDS)[Fold][0], boolean | 'auto'>>;
-const onOff = (name: Fold): (boolean | 'auto')[] => values[name]!.split(',').map((v) => {
-  if (v !== 'on' && v !== 'off' && v !== 'auto') throw new RangeError(`--${name} takes on, off, auto or a list of them (on,off); got '${values[name]}'`);
-  return v === 'auto' ? 'auto' : v === 'on';
-});
 /** The engine settings compared, each round in this order (every pairing of the options' values). */
-const variants: Variant[] = (Object.keys(FOLDS) as Fold[]).reduce<Variant[]>((acc, name) => acc.flatMap((v) => onOff(name).map((o) => ({ ...v, [FOLDS[name][0]]: o }))), [{}]);
-const word = (o: boolean | 'auto' | undefined): string => (o === 'auto' ? 'auto' : o ? 'on' : 'off');
-const nameOf = (v: Variant): string => (Object.keys(FOLDS) as Fold[]).map((name) => `${FOLDS[name][1]} ${word(v[FOLDS[name][0]])}`).join(', ');
+const variants = foldVariants(values);
 const ctx = needsGpu('the CUDA engine step bench', () => new CudaContext(0));
 console.log(`# ${ctx.info.name}, driver ${ctx.info.driverVersion}; ${machineLine(cpuPool().threads)}`);
-console.log(`# synthetic LLaMA-2-7B shape, RANDOM W4A8 weights (speed only); ${batch} sequence(s), prompt 128 each, then ${steps} timed greedy decode steps after 2 warm-up; graphs ${values['no-graphs'] ? 'off' : 'on'}; lm_head ${lmHead === 'w8a8' ? 'W8A8 g128 IS' : 'fp16'}; ${rounds} round(s) of: ${variants.map(nameOf).join(' | ')}`);
+console.log(`# synthetic LLaMA-2-7B shape, RANDOM W4A8 weights (speed only); ${batch} sequence(s), prompt 128 each, then ${steps} timed greedy decode steps after 2 warm-up; graphs ${values['no-graphs'] ? 'off' : 'on'}; lm_head ${lmHead === 'w8a8' ? 'W8A8 g128 IS' : 'fp16'}; ${rounds} round(s) of: ${variants.map(describeFoldVariant).join(' | ')}`);
 
+const described = new Set<FoldVariant>();
 /** Host wall time per greedy decode step of `batch` sequences of an engine made with `v`. */
-function stepMs(m: ReturnType<typeof syntheticModel>, v: Variant): number {
+function stepMs(m: ReturnType<typeof syntheticModel>, v: FoldVariant): number {
   const engine = createCudaEngine(m.config, m.weights, { ctx, graphs: !values['no-graphs'], maxSequences: batch, ...v });
+  if (!described.has(v)) console.log(`# ${describeFoldVariant(v)}: ${engine.describe()}`);
+  described.add(v);
   const seqs = Array.from({ length: batch }, () => engine.open(128 + steps + 2));
   const prompt = (s: number) => Array.from({ length: 128 }, (_, i) => (i * 7919 + s * 104729 + 13) % m.config.vocabSize);
   engine.feedBatch(seqs, seqs.map((_, s) => prompt(s)));
@@ -94,7 +85,7 @@ for (const layers of values.layers!.split(',').map(Number)) {
     for (const v of variants) {
       const ms = stepMs(m, v);
       perLayers.push([layers, ms]);
-      const what = variants.length > 1 || rounds > 1 ? ` (${nameOf(v)}; round ${r})` : '';
+      const what = variants.length > 1 || rounds > 1 ? ` (${describeFoldVariant(v)}; round ${r})` : '';
       console.log(`layers ${layers}: ${ms.toFixed(3)} ms per decode step of ${batch} (${((1000 * batch) / ms).toFixed(0)} tok/s)${what}`);
     }
   }

@@ -19,7 +19,6 @@
  *   node dist/bench/cuda-gptq.js [--windows 128] [--seq-len 2048] [--layers 32] [--json]
  *   node dist/bench/cuda-gptq.js --model-layers 2 [--method gptq|awq] [--dir /tmp/intscale-7b-2l] [--calib FILE] [--windows 128] [--seq-len 2048]
  */
-import { benchArgs } from './args.js';
 import { CudaContext } from '../src/backends/cuda/context.js';
 import { cudaGptq } from '../src/backends/cuda/gptq-cuda.js';
 import { DEFAULT_GPTQ, gptqQuantizeLinear } from '../src/quant/methods/gptq.js';
@@ -27,6 +26,7 @@ import { DEFAULT_SPEC } from '../src/quantize/recipe.js';
 import type { FloatLinear } from '../src/quant/types.js';
 import { printTable } from '../src/cli/table.js';
 import { cpuPool } from '../src/backends/cpu/pool/index.js';
+import { benchArgs } from './args.js';
 import { LLAMA2_7B_SHAPE } from './synthetic.js';
 import { writeSynthetic7B } from './synthetic-checkpoint.js';
 import * as fs from 'node:fs';

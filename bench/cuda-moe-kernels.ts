@@ -11,11 +11,11 @@
  *
  *   node dist/bench/cuda-moe-kernels.js [--tokens 1,8,16,32,64] [--rounds 5] [--samples 20] [--seed 7]
  */
-import { benchArgs } from './args.js';
 import { paddedRows } from '../src/backends/cuda/repack.js';
 import { freeW4A8ExpertTable, w4a8ExpertsLinear, w4a8ExpertTable, w4a8Linear } from '../src/backends/cuda/w4a8.js';
 import { cpuPool } from '../src/backends/cpu/pool/index.js';
 import { seededRandom } from '../src/tensor/random.js';
+import { benchArgs } from './args.js';
 import { ACT_SCALES, copiesFor, CudaBench, DeviceInputs, fill, quantCopies, Seeds, w4a8Layer } from './cuda-timing.js';
 import { benchOutput, machineLine } from './stats.js';
 

@@ -11,11 +11,11 @@
  * (µs, including the gap between graph nodes). Inputs are random (never zeros). The sum over the
  * step is a prediction of the replayed step's GPU time, to compare with bench/cuda-e2e.
  */
-import { benchArgs } from './args.js';
 import { CudaContext } from '../src/backends/cuda/context.js';
 import { Cublas } from '../src/backends/cuda/cublas.js';
 import type { DeviceBuffer } from '../src/backends/cuda/buffer.js';
 import { cudaGraphRuntime } from '../src/backends/cuda/graphs.js';
+import { benchArgs } from './args.js';
 import { fillRandomF32 } from './cuda-util.js';
 import { activationOrder, chooseW4A8Config, freeW4A8, quantizeActivationsCuda, uploadW4A8, w4a8Linear, type W4A8Layer } from '../src/backends/cuda/w4a8.js';
 import { hasTensorMaps } from '../src/backends/cuda/tensor-map.js';

@@ -27,7 +27,6 @@
  */
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { benchArgs } from './args.js';
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
@@ -40,6 +39,7 @@ import { modelEngine } from '../src/model/engine.js';
 import { createServer, type ServedModel } from '../src/serve/server.js';
 import { readModel } from '../src/model/load.js';
 import type { ModelTokenizer } from '../src/io/tokenizer.js';
+import { benchArgs } from './args.js';
 import { machineLine, benchOutput, LatencyHistogram } from './stats.js';
 import { LLAMA2_7B_SHAPE, syntheticModel } from './synthetic.js';
 

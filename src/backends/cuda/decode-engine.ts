@@ -140,6 +140,10 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
   const quantizeInTail = options.quantizeInTail ?? false;
   /** whether an option that may be 'auto' holds at m rows. */
   const holds = (option: boolean | 'auto', m: number, maxRows: number): boolean => (option === 'auto' ? m <= maxRows : option);
+  /** how an option reads in describe(). */
+  const setting = (option: boolean | 'auto', maxRows: number): string => (option === 'auto' ? `up to ${maxRows} rows` : option ? 'always' : 'off');
+  const folds = `rope in attention ${setting(ropeInAttention, ROPE_FOLD_MAX_ROWS)}, SwiGLU in the GEMM epilogue ${setting(fuseSwiGLU, SWIGLU_FOLD_MAX_ROWS)}, ` +
+    `norm in the GEMM tail ${setting(normInGemm, NORM_FOLD_MAX_ROWS)}, rows quantized in their producer's tail ${setting(quantizeInTail, QUANTIZE_FOLD_MAX_ROWS)}`;
   const invFreq = ropeInverseFrequencies(D, c.ropeTheta, c.ropeScaling);
   let w: ReturnType<typeof uploadEngineWeights>;
   try {
@@ -553,7 +557,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
       decodeFeeds(feeds, true);
       return ctx.copyToHost(new Int32Array(feeds.length), nextTokens);
     },
-    describe: () => `cuda engine (${ctx.info.name}): ${describeEngineWeights(w)}; fp16 KV cache; ${runtime ? 'decode steps as CUDA graphs' : 'no graphs'}`,
+    describe: () => `cuda engine (${ctx.info.name}): ${describeEngineWeights(w)}; fp16 KV cache; ${runtime ? 'decode steps as CUDA graphs' : 'no graphs'}; folds: ${folds}`,
     dispose: () => {
       ctx.synchronize();
       if (runtime) for (const exec of graphs.values()) if (exec !== null) runtime.destroy(exec);

@@ -19,7 +19,7 @@ import { BATCH_TOLERANCE, engineOnFixture, FLOAT_TOLERANCE, QUANTIZED_TOLERANCE,
 import assert from 'node:assert/strict';
 import { modelEngine, type SequenceEngine } from '../../../src/model/engine.js';
 import type { Model } from '../../../src/model/forward.js';
-import type { CudaEngineOptions } from '../../../src/backends/cuda/decode-engine.js';
+import { ROPE_FOLD_MAX_ROWS, SWIGLU_FOLD_MAX_ROWS, type CudaEngineOptions } from '../../../src/backends/cuda/decode-engine.js';
 import { generate } from '../../../src/model/generate.js';
 import { argmax } from '../../../src/model/sampling.js';
 import { loadModel } from '../../../src/backends/load.js';
@@ -50,6 +50,7 @@ for (const lmHead of ['float', 'w8a8'] as const) {
       t.diagnostic(engine.describe());
       assert.match(engine.describe(), /GEMMs: 16 W4A8 \(8 of 8 q\/k\/v and gate\/up groups stacked\)/, '4 layers × (q/k/v, o, gate/up, down)');
       assert.match(engine.describe(), lmHead === 'w8a8' ? /lm_head W8A8/ : /lm_head F16/);
+      assert.match(engine.describe(), new RegExp(`folds: rope in attention up to ${ROPE_FOLD_MAX_ROWS} rows, SwiGLU in the GEMM epilogue up to ${SWIGLU_FOLD_MAX_ROWS} rows, norm in the GEMM tail`));
       const got = stepLogits(engine, prompt, cpuTokens.slice(0, 16));
       const errors = got.map((g, i) => relativeError(g, reference[i]!));
       t.diagnostic(`largest logit error per step (fraction of the largest logit): ${errors.map((e) => e.toExponential(1)).join(' ')}`);

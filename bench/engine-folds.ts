@@ -1,0 +1,46 @@
+/**
+ * The decode engine's fold options as bench flags (cuda-engine-step, cuda-batch-e2e): `--rope-in-attention`,
+ * `--fuse-swiglu`, `--norm-in-gemm`, `--quantize-in-tail`, each auto, on, off, or a list of them (on,off)
+ * where a bench compares settings.
+ */
+import type { CudaEngineOptions } from '../src/backends/cuda/decode-engine.js';
+
+/** Each flag's engine option and how it reads in a log. */
+export const FOLDS = {
+  'rope-in-attention': ['ropeInAttention', 'rope in attention'],
+  'fuse-swiglu': ['fuseSwiGLU', 'SwiGLU in the GEMM epilogue'],
+  'norm-in-gemm': ['normInGemm', 'norm in the GEMM tail'],
+  'quantize-in-tail': ['quantizeInTail', 'rows quantized in their producer\'s tail'],
+} as const;
+export type FoldFlag = keyof typeof FOLDS;
+export type FoldSetting = boolean | 'auto';
+export type FoldVariant = Pick<CudaEngineOptions, (typeof FOLDS)[FoldFlag][0]>;
+const FLAGS = Object.keys(FOLDS) as FoldFlag[];
+
+/** parseArgs options for the four flags, each defaulting to `fallback` (none: the engine's own default). */
+export function foldFlagOptions(fallback?: Partial<Record<FoldFlag, string>>): Record<FoldFlag, { type: 'string'; default?: string }> {
+  return Object.fromEntries(FLAGS.map((f) => [f, fallback?.[f] === undefined ? { type: 'string' } : { type: 'string', default: fallback[f] }])) as Record<FoldFlag, { type: 'string'; default?: string }>;
+}
+
+/** `--flag auto|on|off[,…]` as settings; anything else is a RangeError naming the flag. */
+export function foldSettings(flag: FoldFlag, text: string): FoldSetting[] {
+  return text.split(',').map((v) => {
+    if (v !== 'on' && v !== 'off' && v !== 'auto') throw new RangeError(`--${flag} takes on, off, auto or a list of them (on,off); got '${text}'`);
+    return v === 'auto' ? 'auto' : v === 'on';
+  });
+}
+
+/** Every pairing of the flags' settings (a flag not given: the engine's default), in flag order. */
+export function foldVariants(values: Partial<Record<FoldFlag, string>>): FoldVariant[] {
+  return FLAGS.reduce<FoldVariant[]>(
+    (acc, f) => (values[f] === undefined ? acc : acc.flatMap((v) => foldSettings(f, values[f]!).map((o) => ({ ...v, [FOLDS[f][0]]: o })))),
+    [{}],
+  );
+}
+
+/** The settings a variant names, for a log line ('engine defaults' when none). */
+export function describeFoldVariant(v: FoldVariant): string {
+  const word = (o: FoldSetting): string => (o === 'auto' ? 'auto' : o ? 'on' : 'off');
+  const named = FLAGS.filter((f) => v[FOLDS[f][0]] !== undefined).map((f) => `${FOLDS[f][1]} ${word(v[FOLDS[f][0]]!)}`);
+  return named.length === 0 ? 'engine defaults' : named.join(', ');
+}
