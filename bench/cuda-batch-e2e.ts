@@ -33,7 +33,7 @@ import { createCudaEngine } from '../src/backends/cuda/decode-engine.js';
 import { cpuPool } from '../src/backends/cpu/pool/index.js';
 import { argmax } from '../src/model/sampling.js';
 import { benchArgs } from './args.js';
-import { needsGpu } from './cuda-timing.js';
+import { copyBandwidth, needsGpu } from './cuda-timing.js';
 import { describeFoldVariant, foldFlagOptions, foldVariants } from './engine-folds.js';
 import { benchOutput, machineLine, median } from './stats.js';
 import { PRECISIONS, SHAPES, syntheticModelIn, type Precision } from './synthetic.js';
@@ -78,23 +78,7 @@ const shape = SHAPES[shapeName];
 const ctx = needsGpu('the batched end-to-end bench', () => new CudaContext(0));
 const out = benchOutput(values.json === true);
 
-/** Device-to-device copy bandwidth (read + write bytes per second), best of 5 copies of 1 GiB. */
-function copyBandwidth(): number {
-  const bytes = 1 << 30;
-  const [a, b] = [ctx.alloc(bytes), ctx.alloc(bytes)];
-  let best = Infinity;
-  for (let i = 0; i < 6; i++) {
-    ctx.synchronize();
-    const t = performance.now();
-    ctx.memory.copyOnStream(b, a, bytes);
-    ctx.synchronize();
-    if (i > 0) best = Math.min(best, (performance.now() - t) / 1000);
-  }
-  a.free();
-  b.free();
-  return (2 * bytes) / best;
-}
-const bandwidth = copyBandwidth();
+const bandwidth = copyBandwidth(ctx);
 out.say(`# ${ctx.info.name}, driver ${ctx.info.driverVersion}; measured device copy ${(bandwidth / 1e12).toFixed(2)} TB/s (read + write); ${machineLine(cpuPool().threads)}`);
 const experts = shape.moe ? `, ${shape.moe.numExperts} experts top ${shape.moe.topK}` : '';
 out.say(`# ${shapeName} shape (hidden ${shape.hidden}, ffn ${shape.ffn}${experts}, ${shape.heads}/${shape.kvHeads ?? shape.heads} heads, vocab ${shape.vocab}), ${layers} layers, RANDOM weights (speed only)`);

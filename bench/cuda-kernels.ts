@@ -13,8 +13,9 @@
  * variant is always the one timed right after cuBLAS; per variant the median (and p10 / p90) of
  * its samples over all rounds. Weights (and activations) rotate among enough copies that each
  * pass reads more than 2.5x L2 from DRAM. Random device data, never zeros.
- * Floors: a row's byte floor is bytes / 3.0 TB/s (the H100's measured copy bandwidth; JSON
- * byte_floor_us, printed for W4A8 IS). An empty kernel timed the same way gives the launch floor
+ * Floors: a row's byte floor is its bytes over this card's copy bandwidth, measured at the start
+ * (copyBandwidth: read + write of 1 GiB; header line, JSON floorBandwidthTBs and byte_floor_us, printed
+ * for W4A8 IS). An empty kernel timed the same way gives the launch floor
  * (event to event, back to back; header line and JSON launchFloorUs): no launch measures less, and
  * a kernel that is all latency pays both. --back-to-back L (L > 1) times L consecutive launches per
  * event pair instead (each launch's share of a stream, as consecutive layers run; files *-b2b.*).
@@ -30,7 +31,7 @@ import { benchArgs } from './args.js';
 import { launchEmpty } from './cuda-util.js';
 import { renderBenchSvg } from './cuda-plot.js';
 import {
-  CudaBench, DEFAULT_SHAPES, DeviceInputs, Seeds, activations, copiesFor, fill, fp16Copies, fp16Gemm, positiveInts, quantCopies, shapeList,
+  CudaBench, DEFAULT_SHAPES, DeviceInputs, copyBandwidth, Seeds, activations, copiesFor, fill, fp16Copies, fp16Gemm, positiveInts, quantCopies, shapeList,
   w4a8Layer, w8a8Layer, type Launch,
 } from './cuda-timing.js';
 
@@ -58,11 +59,11 @@ const bench = new CudaBench('intscale bench kernels', L);
 const { ctx, cublas, timer } = bench;
 const l2 = ctx.info.l2Bytes;
 console.log(`# ${ctx.info.name}, ${ctx.info.multiprocessors} SMs, L2 ${(l2 / 2 ** 20).toFixed(0)} MiB, driver ${ctx.info.driverVersion}, cuBLAS ${cublas.version()}`);
-/** DRAM bandwidth used for the byte floors, bytes per µs (3.0 TB/s). */
-const BYTES_PER_US = 3.0e6;
+/** DRAM bandwidth used for the byte floors, bytes per µs: this card's device copy, measured here. */
+const BYTES_PER_US = copyBandwidth(ctx) / 1e6;
 const launchFloor = timer.time(() => launchEmpty(ctx), SAMPLES);
 if (L > 1) console.log(`# back-to-back timing: ${L} consecutive launches per event pair, time per launch`);
-console.log(`# launch floor (empty kernel, same timing): ${launchFloor.us.toFixed(2)} µs (p10 ${launchFloor.p10.toFixed(2)}, p90 ${launchFloor.p90.toFixed(2)}); byte floor = bytes / 3.0 TB/s`);
+console.log(`# launch floor (empty kernel, same timing): ${launchFloor.us.toFixed(2)} µs (p10 ${launchFloor.p10.toFixed(2)}, p90 ${launchFloor.p90.toFixed(2)}); byte floor = bytes / ${(BYTES_PER_US / 1e6).toFixed(2)} TB/s (device copy measured here, read + write)`);
 
 interface Row {
   K: number; N: number; M: number; variant: string; kernel: string; us: number; spread_us: number; p10_us: number; p90_us: number;

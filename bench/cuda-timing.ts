@@ -69,6 +69,27 @@ export function shapeList(flag: string, text: string): [K: number, N: number][] 
 // ---------------------------------------------------------------------------------------------
 // GPU, cuBLAS, log
 
+/**
+ * The device-to-device copy bandwidth of ctx's GPU, read + write bytes per second: the best of 5 timed
+ * copies of 1 GiB (after one untimed), host wall time around each with the device idle before and after.
+ * The benches' byte floors divide by it, so a floor is this card's, not a constant.
+ */
+export function copyBandwidth(ctx: CudaContext): number {
+  const bytes = 1 << 30;
+  const [a, b] = [ctx.alloc(bytes), ctx.alloc(bytes)];
+  let best = Infinity;
+  for (let i = 0; i < 6; i++) {
+    ctx.synchronize();
+    const t = performance.now();
+    ctx.memory.copyOnStream(b, a, bytes);
+    ctx.synchronize();
+    if (i > 0) best = Math.min(best, (performance.now() - t) / 1000);
+  }
+  a.free();
+  b.free();
+  return (2 * bytes) / best;
+}
+
 /** Runs `open`; when CUDA is unavailable, prints "`what` needs an NVIDIA GPU: …" and exits with 2. */
 export function needsGpu<T>(what: string, open: () => T): T {
   try {
