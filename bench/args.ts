@@ -3,7 +3,8 @@
  * prints the script's header comment (its usage, written once at the top of each script) and exits 0.
  * An unknown option, a missing value or a stray argument prints one line naming it, then points at
  * --help, and exits 1 (the CLI's code for bad arguments), so a mistyped flag never runs a benchmark
- * on its defaults.
+ * on its defaults. Beside it, the value parsers the scripts share (positive integers, lists of them,
+ * KxN shapes), each a RangeError naming its flag.
  */
 import * as fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -39,4 +40,31 @@ export function benchArgs<T extends ParseArgsConfig>(scriptUrl: string, config: 
     process.stderr.write(`${name}: ${(e as Error).message.split('\n')[0]}\n(${name} --help lists the options)\n`);
     process.exit(1);
   }
+}
+
+const isPositiveInt = (n: number): boolean => Number.isInteger(n) && n >= 1;
+
+/** `--flag 1,16,128` as positive integers; anything else is a RangeError naming the flag. */
+export function positiveInts(flag: string, text: string): number[] {
+  return text.split(',').map((s) => {
+    const n = Number(s);
+    if (!isPositiveInt(n)) throw new RangeError(`--${flag} takes positive integers separated by commas; got '${text}'`);
+    return n;
+  });
+}
+
+/** `--flag N` as one positive integer; anything else (a list included) is a RangeError naming the flag. */
+export function positiveInt(flag: string, text: string): number {
+  const n = Number(text);
+  if (!isPositiveInt(n)) throw new RangeError(`--${flag} takes a positive integer; got '${text}'`);
+  return n;
+}
+
+/** `--flag KxN,KxN` as [K, N] pairs of positive integers; anything else is a RangeError naming the flag. */
+export function shapeList(flag: string, text: string): [K: number, N: number][] {
+  return text.split(',').map((s) => {
+    const kn = s.split('x').map(Number);
+    if (kn.length !== 2 || !kn.every(isPositiveInt)) throw new RangeError(`--${flag} takes KxN shapes separated by commas (4096x4096); got '${text}'`);
+    return kn as [number, number];
+  });
 }

@@ -32,7 +32,7 @@ import { CudaContext } from '../src/backends/cuda/context.js';
 import { createCudaEngine } from '../src/backends/cuda/decode-engine.js';
 import { cpuPool } from '../src/backends/cpu/pool/index.js';
 import { argmax } from '../src/model/sampling.js';
-import { benchArgs } from './args.js';
+import { benchArgs, positiveInts } from './args.js';
 import { copyBandwidth, needsGpu } from './cuda-timing.js';
 import { describeFoldVariant, foldFlagOptions, foldVariants } from './engine-folds.js';
 import { benchOutput, machineLine, median } from './stats.js';
@@ -58,13 +58,12 @@ const { values } = benchArgs(import.meta.url, {
 const folds = foldVariants(values);
 if (folds.length !== 1) throw new RangeError('the fold flags take one setting each here (cuda-engine-step compares settings)');
 const layers = Number(values.layers);
-const batches = values.batches!.split(',').map(Number);
+const batches = positiveInts('batches', values.batches!);
 const promptTokens = Number(values['prompt-tokens']);
 const outTokens = Number(values['out-tokens']);
 const reps = Number(values.reps);
 const precisions = values.precisions!.split(',') as Precision[];
 for (const p of precisions) if (!PRECISIONS.includes(p)) throw new RangeError(`--precisions takes ${PRECISIONS.join(', ')}; got '${p}'`);
-for (const b of batches) if (!Number.isInteger(b) || b < 1) throw new RangeError(`--batches takes positive integers, got '${values.batches}'`);
 const lmHead = values['lm-head'] === 'f16' ? 'float' : values['lm-head'] === 'w8a8' ? 'w8a8' : null;
 if (lmHead === null) throw new RangeError(`--lm-head takes w8a8 or f16; got '${values['lm-head']}'`);
 /** Whether `p` runs the 8-bit lm_head (8-bit activations and --lm-head w8a8). */

@@ -30,7 +30,7 @@
 import { CudaContext } from '../src/backends/cuda/context.js';
 import { createCudaEngine } from '../src/backends/cuda/decode-engine.js';
 import { cpuPool } from '../src/backends/cpu/pool/index.js';
-import { benchArgs } from './args.js';
+import { benchArgs, positiveInt, positiveInts } from './args.js';
 import { describeFoldVariant, foldFlagOptions, foldVariants, type FoldVariant } from './engine-folds.js';
 import { machineLine } from './stats.js';
 import { needsGpu } from './cuda-timing.js';
@@ -49,8 +49,7 @@ const { values } = benchArgs(import.meta.url, {
 });
 const steps = Number(values.steps);
 const batch = Number(values.batch);
-const rounds = Number(values.rounds);
-if (!Number.isInteger(rounds) || rounds < 1) throw new RangeError(`--rounds takes a positive integer; got '${values.rounds}'`);
+const rounds = positiveInt('rounds', values.rounds!);
 const lmHead = values['lm-head'] === 'w8a8' ? 'w8a8' : 'float';
 if (values['lm-head'] !== 'w8a8' && values['lm-head'] !== 'f16') throw new RangeError(`--lm-head takes f16 or w8a8; got '${values['lm-head']}'`);
 /** The engine settings compared, each round in this order (every pairing of the options' values). */
@@ -79,7 +78,7 @@ function stepMs(m: ReturnType<typeof syntheticModel>, v: FoldVariant): number {
 }
 
 const perLayers: [number, number][] = [];
-for (const layers of values.layers!.split(',').map(Number)) {
+for (const layers of positiveInts('layers', values.layers!)) {
   const m = syntheticModel(layers, LLAMA2_7B_SHAPE, lmHead);
   for (let r = 1; r <= rounds; r++) {
     for (const v of variants) {

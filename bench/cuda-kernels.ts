@@ -27,11 +27,11 @@ import { chooseW4A8Config, w4a8Linear, type W4A8Config } from '../src/backends/c
 import { chooseW8A8Config, w8a8Linear, type W8A8Config } from '../src/backends/cuda/w8a8.js';
 import { chooseW4A16Config, w4a16Linear, type W4A16Layer } from '../src/backends/cuda/w4a16.js';
 import { compileStats } from '../src/backends/cuda/kernel-cache.js';
-import { benchArgs } from './args.js';
+import { benchArgs, positiveInt, positiveInts, shapeList } from './args.js';
 import { launchEmpty } from './cuda-util.js';
 import { renderBenchSvg } from './cuda-plot.js';
 import {
-  CudaBench, DEFAULT_SHAPES, DeviceInputs, copyBandwidth, Seeds, activations, copiesFor, fill, fp16Copies, fp16Gemm, positiveInts, quantCopies, shapeList,
+  CudaBench, DEFAULT_SHAPES, DeviceInputs, copyBandwidth, Seeds, activations, copiesFor, fill, fp16Copies, fp16Gemm, quantCopies,
   w4a8Layer, w8a8Layer, type Launch,
 } from './cuda-timing.js';
 
@@ -53,7 +53,7 @@ const G = 128;
 const SAMPLES = quick ? 20 : 60;
 const ROUNDS = quick ? 4 : 6;
 /** Launches per event pair (1: per-launch timing). */
-const L = positiveInts('back-to-back', values['back-to-back'])[0]!;
+const L = positiveInt('back-to-back', values['back-to-back']);
 
 const bench = new CudaBench('intscale bench kernels', L);
 const { ctx, cublas, timer } = bench;

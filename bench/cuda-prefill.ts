@@ -13,10 +13,10 @@
 import { paddedRows } from '../src/backends/cuda/repack.js';
 import { w4a8Linear, type W4A8Config } from '../src/backends/cuda/w4a8.js';
 import type { OutputFormat } from '../src/backends/cuda/output.js';
-import { benchArgs } from './args.js';
+import { benchArgs, positiveInts, shapeList } from './args.js';
 import {
-  BenchLog, CudaBench, DEFAULT_SHAPES, DeviceInputs, Seeds, activations, copiesFor, fp16Copies, fp16Gemm, positiveInts, quantCopies,
-  shapeList, w4a8Layer,
+  BenchLog, CudaBench, DEFAULT_SHAPES, DeviceInputs, Seeds, activations, copiesFor, fp16Copies, fp16Gemm, quantCopies,
+  w4a8Layer,
 } from './cuda-timing.js';
 
 const { values } = benchArgs(import.meta.url, {

@@ -48,24 +48,6 @@ import { median, percentile } from './stats.js';
 /** The three LLaMA-7B layer shapes K·N the benchmarks default to. */
 export const DEFAULT_SHAPES = '4096x22016,4096x4096,11008x4096';
 
-/** `--flag 1,16,128` as positive integers; anything else is a RangeError naming the flag. */
-export function positiveInts(flag: string, text: string): number[] {
-  return text.split(',').map((s) => {
-    const n = Number(s);
-    if (!Number.isInteger(n) || n < 1) throw new RangeError(`--${flag} takes positive integers separated by commas; got '${text}'`);
-    return n;
-  });
-}
-
-/** `--flag KxN,KxN` as [K, N] pairs of positive integers; anything else is a RangeError naming the flag. */
-export function shapeList(flag: string, text: string): [K: number, N: number][] {
-  return text.split(',').map((s) => {
-    const kn = s.split('x').map(Number);
-    if (kn.length !== 2 || !kn.every((n) => Number.isInteger(n) && n >= 1)) throw new RangeError(`--${flag} takes KxN shapes separated by commas (4096x4096); got '${text}'`);
-    return kn as [number, number];
-  });
-}
-
 // ---------------------------------------------------------------------------------------------
 // GPU, cuBLAS, log
 

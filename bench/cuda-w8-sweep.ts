@@ -8,9 +8,9 @@
 import { paddedRows } from '../src/backends/cuda/repack.js';
 import { w8a8Linear, type W8A8Config } from '../src/backends/cuda/w8a8.js';
 import { w4a16Linear, type W4A16Config } from '../src/backends/cuda/w4a16.js';
-import { benchArgs } from './args.js';
+import { benchArgs, positiveInts, shapeList } from './args.js';
 import {
-  CudaBench, DEFAULT_SHAPES, DeviceInputs, Seeds, activations, copiesFor, fill, fp16Copies, fp16Gemm, positiveInts, quantCopies, shapeList,
+  CudaBench, DEFAULT_SHAPES, DeviceInputs, Seeds, activations, copiesFor, fill, fp16Copies, fp16Gemm, quantCopies,
   w8a8Layer, type Launch,
 } from './cuda-timing.js';
 

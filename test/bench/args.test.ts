@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { headerComment } from '../../bench/args.js';
+import { headerComment, positiveInt, positiveInts, shapeList } from '../../bench/args.js';
 import { repoPath } from '../helpers/paths.js';
 
 const run = (...args: string[]) => spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 60_000 });
@@ -32,6 +32,18 @@ test('every bench script parses its options through benchArgs, and its compiled 
 test('headerComment takes the first block comment without its margins', () => {
   assert.equal(headerComment('/**\n * One line.\n *   indented usage\n */\nconst x = 1; /** later */'), 'One line.\n  indented usage');
   assert.equal(headerComment('const x = 1;'), '');
+});
+
+test('the shared value parsers: positive integers, lists of them, KxN shapes; anything else names the flag', () => {
+  assert.deepEqual(positiveInts('ms', '1,16,128'), [1, 16, 128]);
+  assert.throws(() => positiveInts('batches', '1,0,8'), /--batches takes positive integers separated by commas; got '1,0,8'/);
+  assert.throws(() => positiveInts('ms', '1,,2'), /--ms/);
+  assert.equal(positiveInt('rounds', '3'), 3);
+  assert.throws(() => positiveInt('rounds', '1,2'), /--rounds takes a positive integer; got '1,2'/);
+  assert.throws(() => positiveInt('back-to-back', '2.5'), /--back-to-back/);
+  assert.deepEqual(shapeList('shapes', '4096x22016,11008x4096'), [[4096, 22016], [11008, 4096]]);
+  assert.throws(() => shapeList('shapes', '4096x'), /--shapes takes KxN shapes separated by commas \(4096x4096\); got '4096x'/);
+  assert.throws(() => shapeList('shapes', '4096x4096x2'), /--shapes/);
 });
 
 test('a bench script: --help prints its usage (exit 0); an unknown option or a missing value exits 1 naming it', () => {
