@@ -3,18 +3,18 @@
  * `--fuse-swiglu`, `--norm-in-gemm`, `--quantize-in-tail`, each auto, on, off, or a list of them (on,off)
  * where a bench compares settings.
  */
-import type { CudaEngineOptions } from '../src/backends/cuda/decode-engine.js';
+import { ENGINE_FOLDS, type CudaEngineOptions, type EngineFold } from '../src/backends/cuda/decode-engine.js';
 
-/** Each flag's engine option and how it reads in a log. */
+/** Each flag's engine option (ENGINE_FOLDS: how it reads in a log). */
 export const FOLDS = {
-  'rope-in-attention': ['ropeInAttention', 'rope in attention'],
-  'fuse-swiglu': ['fuseSwiGLU', 'SwiGLU in the GEMM epilogue'],
-  'norm-in-gemm': ['normInGemm', 'norm in the GEMM tail'],
-  'quantize-in-tail': ['quantizeInTail', 'rows quantized in their producer\'s tail'],
-} as const;
+  'rope-in-attention': 'ropeInAttention',
+  'fuse-swiglu': 'fuseSwiGLU',
+  'norm-in-gemm': 'normInGemm',
+  'quantize-in-tail': 'quantizeInTail',
+} as const satisfies Record<string, EngineFold>;
 export type FoldFlag = keyof typeof FOLDS;
 export type FoldSetting = boolean | 'auto';
-export type FoldVariant = Pick<CudaEngineOptions, (typeof FOLDS)[FoldFlag][0]>;
+export type FoldVariant = Pick<CudaEngineOptions, EngineFold>;
 const FLAGS = Object.keys(FOLDS) as FoldFlag[];
 
 /** parseArgs options for the four flags, each defaulting to `fallback` (none: the engine's own default). */
@@ -33,7 +33,7 @@ export function foldSettings(flag: FoldFlag, text: string): FoldSetting[] {
 /** Every pairing of the flags' settings (a flag not given: the engine's default), in flag order. */
 export function foldVariants(values: Partial<Record<FoldFlag, string>>): FoldVariant[] {
   return FLAGS.reduce<FoldVariant[]>(
-    (acc, f) => (values[f] === undefined ? acc : acc.flatMap((v) => foldSettings(f, values[f]!).map((o) => ({ ...v, [FOLDS[f][0]]: o })))),
+    (acc, f) => (values[f] === undefined ? acc : acc.flatMap((v) => foldSettings(f, values[f]!).map((o) => ({ ...v, [FOLDS[f]]: o })))),
     [{}],
   );
 }
@@ -41,6 +41,6 @@ export function foldVariants(values: Partial<Record<FoldFlag, string>>): FoldVar
 /** The settings a variant names, for a log line ('engine defaults' when none). */
 export function describeFoldVariant(v: FoldVariant): string {
   const word = (o: FoldSetting): string => (o === 'auto' ? 'auto' : o ? 'on' : 'off');
-  const named = FLAGS.filter((f) => v[FOLDS[f][0]] !== undefined).map((f) => `${FOLDS[f][1]} ${word(v[FOLDS[f][0]]!)}`);
+  const named = FLAGS.filter((f) => v[FOLDS[f]] !== undefined).map((f) => `${ENGINE_FOLDS[FOLDS[f]].label} ${word(v[FOLDS[f]]!)}`);
   return named.length === 0 ? 'engine defaults' : named.join(', ');
 }

@@ -106,6 +106,16 @@ export const SWIGLU_FOLD_MAX_ROWS = 32;
 export const NORM_FOLD_MAX_ROWS = 8;
 export const QUANTIZE_FOLD_MAX_ROWS = 8;
 
+/** The fold options: how each reads in describe() (and the benches' logs), its 'auto' row bound, its default. */
+export const ENGINE_FOLDS = {
+  ropeInAttention: { label: 'rope in attention', maxRows: ROPE_FOLD_MAX_ROWS, fallback: 'auto' },
+  fuseSwiGLU: { label: 'SwiGLU in the GEMM epilogue', maxRows: SWIGLU_FOLD_MAX_ROWS, fallback: 'auto' },
+  // off by default: correct (bit for bit) but slower at 1 and 8 rows on the H200 (docs/cuda-notes.md, 24th session)
+  normInGemm: { label: 'norm in the GEMM tail', maxRows: NORM_FOLD_MAX_ROWS, fallback: false },
+  quantizeInTail: { label: 'rows quantized in their producer\'s tail', maxRows: QUANTIZE_FOLD_MAX_ROWS, fallback: false },
+} as const satisfies Record<string, { label: string; maxRows: number; fallback: boolean | 'auto' }>;
+export type EngineFold = keyof typeof ENGINE_FOLDS;
+
 export interface CudaEngine extends SequenceEngine {
   readonly ctx: CudaContext;
   /**
@@ -134,17 +144,14 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
   const c = config;
   const d = c.hiddenSize, F = c.intermediateSize, H = c.numHeads, KVH = c.numKvHeads, D = c.headDim, L = c.numLayers;
   const maxSequences = options.maxSequences ?? 8;
-  const ropeInAttention = options.ropeInAttention ?? 'auto';
-  const fuseSwiGLU = options.fuseSwiGLU ?? 'auto';
-  // off by default: correct (bit for bit) but slower at 1 and 8 rows on the H200 (docs/cuda-notes.md, 24th session)
-  const normInGemm = options.normInGemm ?? false;
-  const quantizeInTail = options.quantizeInTail ?? false;
-  /** whether an option that may be 'auto' holds at m rows. */
-  const holds = (option: boolean | 'auto', m: number, maxRows: number): boolean => (option === 'auto' ? m <= maxRows : option);
-  /** how an option reads in describe(). */
-  const setting = (option: boolean | 'auto', maxRows: number): string => (option === 'auto' ? `up to ${maxRows} rows` : option ? 'always' : 'off');
-  const folds = `rope in attention ${setting(ropeInAttention, ROPE_FOLD_MAX_ROWS)}, SwiGLU in the GEMM epilogue ${setting(fuseSwiGLU, SWIGLU_FOLD_MAX_ROWS)}, ` +
-    `norm in the GEMM tail ${setting(normInGemm, NORM_FOLD_MAX_ROWS)}, rows quantized in their producer's tail ${setting(quantizeInTail, QUANTIZE_FOLD_MAX_ROWS)}`;
+  const foldNames = Object.keys(ENGINE_FOLDS) as EngineFold[];
+  /** each fold's setting: the option given, else its default. */
+  const folds = Object.fromEntries(foldNames.map((f) => [f, options[f] ?? ENGINE_FOLDS[f].fallback])) as Record<EngineFold, boolean | 'auto'>;
+  /** whether fold f holds in a pass of m rows ('auto': at most its row bound). */
+  const holds = (f: EngineFold, m: number): boolean => (folds[f] === 'auto' ? m <= ENGINE_FOLDS[f].maxRows : folds[f]);
+  /** how the folds read in describe(). */
+  const setting = (f: EngineFold): string => (folds[f] === 'auto' ? `up to ${ENGINE_FOLDS[f].maxRows} rows` : folds[f] ? 'always' : 'off');
+  const foldsText = foldNames.map((f) => `${ENGINE_FOLDS[f].label} ${setting(f)}`).join(', ');
   const invFreq = ropeInverseFrequencies(D, c.ropeTheta, c.ropeScaling);
   let w: ReturnType<typeof uploadEngineWeights>;
   try {
@@ -259,7 +266,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
     if (r.kind === 'w4a8' && config?.kind === 'decode') {
       checkForm(l, input, m);
       const launch = { ...config, overlap: true, accumulate: true };
-      if (then !== null && l.bias === null && holds(normInGemm, m, NORM_FOLD_MAX_ROWS) && normTailFits(config)) {
+      if (then !== null && l.bias === null && holds('normInGemm', m) && normTailFits(config)) {
         w4a8DecodeNorm(ctx, r.layer, input.values, input.scales, h, m, launch, then, arrivals);
         return true;
       }
@@ -308,7 +315,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
   /** The W4A8 decode-kernel launch of a gate/up group at m rows where SwiGLU can close in its epilogue, else null. */
   const swigluEpilogue = (g: LinearGroup, m: number): { layer: W4A8Layer; config: DecodeConfig } | null => {
     const l = g.linears[0]!;
-    if (!holds(fuseSwiGLU, m, SWIGLU_FOLD_MAX_ROWS) || !g.stacked || g.interleave !== 8 || l.bias !== null || l.resident.kind !== 'w4a8') return null;
+    if (!holds('fuseSwiGLU', m) || !g.stacked || g.interleave !== 8 || l.bias !== null || l.resident.kind !== 'w4a8') return null;
     const config = w4a8Config(l.resident.layer, m);
     return config.kind === 'decode' ? { layer: l.resident.layer, config } : null;
   };
@@ -319,7 +326,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
     if (fused !== null) {
       const input = act(0, formFor(g.linears[0]!, m));
       if (!normed) rmsnormToCuda(ctx, h, norm, input, m, d, c.rmsNormEps);
-      const tail = holds(quantizeInTail, m, QUANTIZE_FOLD_MAX_ROWS) ? { out, arrivals } : null;
+      const tail = holds('quantizeInTail', m) ? { out, arrivals } : null;
       const partials = w4a8SwigluDecode(ctx, fused.layer, input.values, input.scales, rowScratch.values, rowScratch.amax, m, { ...fused.config, overlap: true }, tail);
       if (tail === null) quantizeRowsCuda(ctx, rowScratch, partials, out, m, F);
       return;
@@ -354,11 +361,11 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
     for (let i = 0; i < L; i++) {
       const layer = w.layers[i]!;
       const [q, k, v] = normAndGroup(layer.inputNorm, layer.qkv, qkvOut, m, normed);
-      const fold = decode && holds(ropeInAttention, m, ROPE_FOLD_MAX_ROWS);
+      const fold = decode && holds('ropeInAttention', m);
       if (!fold) ropeKvWriteCuda(ctx, q!.part, q!.ld, k!.part, v!.part, k!.ld, w.invFreq, rows, m, attentionOf(i));
       const oIn = act(0, formFor(layer.o, m));
       attentionToCuda(ctx, q!.part, q!.ld, rows, m, attentionOf(i), split, part, rowScratch, oIn,
-        fold ? { k: k!.part, v: v!.part, ld: k!.ld, invFreq: w.invFreq } : undefined, holds(quantizeInTail, m, QUANTIZE_FOLD_MAX_ROWS) ? arrivals : undefined);
+        fold ? { k: k!.part, v: v!.part, ld: k!.ld, invFreq: w.invFreq } : undefined, holds('quantizeInTail', m) ? arrivals : undefined);
       if (layer.moe !== undefined) {
         addLinear(layer.o, oIn, m);
         moeRunner!.run(layer.moe, layer.postAttentionNorm, h, m, decode);
@@ -558,7 +565,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
       decodeFeeds(feeds, true);
       return ctx.copyToHost(new Int32Array(feeds.length), nextTokens);
     },
-    describe: () => `cuda engine (${ctx.info.name}): ${describeEngineWeights(w)}; fp16 KV cache; ${runtime ? 'decode steps as CUDA graphs' : 'no graphs'}; folds: ${folds}`,
+    describe: () => `cuda engine (${ctx.info.name}): ${describeEngineWeights(w)}; fp16 KV cache; ${runtime ? 'decode steps as CUDA graphs' : 'no graphs'}; folds: ${foldsText}`,
     dispose: () => {
       ctx.synchronize();
       if (runtime) for (const exec of graphs.values()) if (exec !== null) runtime.destroy(exec);
