@@ -8,7 +8,7 @@
  *
  *   node dist/bench/cuda-engine-step.js [--layers 1,8,32] [--batch 1] [--steps 40] [--lm-head f16|w8a8] [--no-graphs]
  *        [--rope-in-attention auto|on|off|on,off] [--fuse-swiglu auto|on|off|on,off] [--norm-in-gemm auto|on|off|on,off]
- *        [--quantize-in-tail auto|on|off|on,off] [--rounds 1]
+ *        [--quantize-in-tail auto|on|off|on,off] [--decode default,WK:STAGES:MINB,...] [--rounds 1]
  *
  * --lm-head: the fp16 lm_head (the default here, tied to the embedding) or RANDOM W8A8 g128 IS.
  * --rope-in-attention off: the separate rope_kv_write kernel in decode steps; on: the fold at every batch size
@@ -19,6 +19,8 @@
  * decode-kernel size (auto: up to NORM_FOLD_MAX_ROWS rows).
  * --quantize-in-tail off / on: quantize_rows after attention_merge and the SwiGLU GEMM, or their rows quantized
  * in their last blocks (auto: up to QUANTIZE_FOLD_MAX_ROWS rows; the GEMM's only where SwiGLU is in its epilogue).
+ * --decode: the W4A8 decode kernel at M <= 8 as the chooser gives it (default) or with WK k-warps, STAGES cp.async
+ * slots a warp (0: the register pipeline) and MINB blocks a SM (bench/decode-variants.ts).
  * A fold flag not given is the engine's default (CudaEngineOptions); the log prints each engine's settings.
  * Given both values (on,off) the settings are compared on the same model, alternating, `--rounds` times
  * (every pairing of the options' values).
@@ -31,7 +33,10 @@ import { CudaContext } from '../src/backends/cuda/context.js';
 import { createCudaEngine } from '../src/backends/cuda/decode-engine.js';
 import { cpuPool } from '../src/backends/cpu/pool/index.js';
 import { benchArgs, positiveInt, positiveInts } from './args.js';
-import { describeFoldVariant, foldFlagOptions, foldVariants, type FoldVariant } from './engine-folds.js';
+import { describeFoldVariant, foldFlagOptions, foldVariants } from './engine-folds.js';
+import { decodeVariants, withDecodeVariant, type DecodeVariant } from './decode-variants.js';
+import { chooseW4A8Config } from '../src/backends/cuda/w4a8.js';
+import { hasTensorMaps } from '../src/backends/cuda/tensor-map.js';
 import { machineLine } from './stats.js';
 import { needsGpu } from './cuda-timing.js';
 import { LLAMA2_7B_SHAPE, syntheticModel } from './synthetic.js';
@@ -44,6 +49,7 @@ const { values } = benchArgs(import.meta.url, {
     'lm-head': { type: 'string', default: 'f16' },
     'no-graphs': { type: 'boolean', default: false },
     ...foldFlagOptions(),
+    decode: { type: 'string', default: 'default' },
     rounds: { type: 'string', default: '1' },
   },
 });
@@ -52,17 +58,21 @@ const batch = Number(values.batch);
 const rounds = positiveInt('rounds', values.rounds!);
 const lmHead = values['lm-head'] === 'w8a8' ? 'w8a8' : 'float';
 if (values['lm-head'] !== 'w8a8' && values['lm-head'] !== 'f16') throw new RangeError(`--lm-head takes f16 or w8a8; got '${values['lm-head']}'`);
-/** The engine settings compared, each round in this order (every pairing of the options' values). */
-const variants = foldVariants(values);
+/** The engine settings compared, each round in this order (every pairing of the options' values, then each decode kernel). */
+const variants = foldVariants(values).flatMap((folds) => decodeVariants('decode', values.decode!).map((decode) => ({ folds, decode })));
+type Variant = (typeof variants)[number];
+const describeVariant = (v: Variant): string => `${describeFoldVariant(v.folds)}${v.decode.set === null ? '' : `; decode ${v.decode.label}`}`;
 const ctx = needsGpu('the CUDA engine step bench', () => new CudaContext(0));
 console.log(`# ${ctx.info.name}, driver ${ctx.info.driverVersion}; ${machineLine(cpuPool().threads)}`);
-console.log(`# synthetic LLaMA-2-7B shape, RANDOM W4A8 weights (speed only); ${batch} sequence(s), prompt 128 each, then ${steps} timed greedy decode steps after 2 warm-up; graphs ${values['no-graphs'] ? 'off' : 'on'}; lm_head ${lmHead === 'w8a8' ? 'W8A8 g128 IS' : 'fp16'}; ${rounds} round(s) of: ${variants.map(describeFoldVariant).join(' | ')}`);
+console.log(`# synthetic LLaMA-2-7B shape, RANDOM W4A8 weights (speed only); ${batch} sequence(s), prompt 128 each, then ${steps} timed greedy decode steps after 2 warm-up; graphs ${values['no-graphs'] ? 'off' : 'on'}; lm_head ${lmHead === 'w8a8' ? 'W8A8 g128 IS' : 'fp16'}; ${rounds} round(s) of: ${variants.map(describeVariant).join(' | ')}`);
 
-const described = new Set<FoldVariant>();
+const [wgmma, tma, sms] = [ctx.arch === 'sm_90a', hasTensorMaps(ctx), ctx.info.multiprocessors];
+const chooser = (d: DecodeVariant) => (m: number, n: number, k: number) => withDecodeVariant(chooseW4A8Config(m, n, k, wgmma, tma, sms), d);
+const described = new Set<Variant>();
 /** Host wall time per greedy decode step of `batch` sequences of an engine made with `v`. */
-function stepMs(m: ReturnType<typeof syntheticModel>, v: FoldVariant): number {
-  const engine = createCudaEngine(m.config, m.weights, { ctx, graphs: !values['no-graphs'], maxSequences: batch, ...v });
-  if (!described.has(v)) console.log(`# ${describeFoldVariant(v)}: ${engine.describe()}`);
+function stepMs(m: ReturnType<typeof syntheticModel>, v: Variant): number {
+  const engine = createCudaEngine(m.config, m.weights, { ctx, graphs: !values['no-graphs'], maxSequences: batch, ...v.folds, chooseW4A8: chooser(v.decode) });
+  if (!described.has(v)) console.log(`# ${describeVariant(v)}: ${engine.describe()}`);
   described.add(v);
   const seqs = Array.from({ length: batch }, () => engine.open(128 + steps + 2));
   const prompt = (s: number) => Array.from({ length: 128 }, (_, i) => (i * 7919 + s * 104729 + 13) % m.config.vocabSize);
@@ -84,7 +94,7 @@ for (const layers of positiveInts('layers', values.layers!)) {
     for (const v of variants) {
       const ms = stepMs(m, v);
       perLayers.push([layers, ms]);
-      const what = variants.length > 1 || rounds > 1 ? ` (${describeFoldVariant(v)}; round ${r})` : '';
+      const what = variants.length > 1 || rounds > 1 ? ` (${describeVariant(v)}; round ${r})` : '';
       console.log(`layers ${layers}: ${ms.toFixed(3)} ms per decode step of ${batch} (${((1000 * batch) / ms).toFixed(0)} tok/s)${what}`);
     }
   }

@@ -2,14 +2,28 @@
  * Tile/config sweep for the W4A8 kernels (integer scale, shift-free, and float scale), to pick
  * chooseW4A8Config's defaults. Timing: bench/cuda-timing.ts CudaTimer.time (events, spin-queued
  * launches, 3 warm-ups + 2 x 20 samples, median; weights rotated over > 2.5x L2). Usage:
- *   node dist/bench/cuda-sweep.js [--out DIR]
+ *   node dist/bench/cuda-sweep.js [--out DIR] [--shapes KxN,...] [--ms 1,8,...] [--decode default,WK:STAGES:MINB,...] [--rounds R]
+ * Without --decode: the grid of decode tiles (NTW x WK) at M <= 16 and the GEMM tiles above, on the
+ * three default shapes at their default Ms. With --decode: only those variants of the decode kernel
+ * at M <= 8 (bench/decode-variants.ts; `default` = the chooser's config), integer scale, timed in R
+ * interleaved rounds (CudaTimer.timeInterleaved), each against the byte floor at this card's copy rate.
  */
 import { paddedRows } from '../src/backends/cuda/repack.js';
-import { w4a8Linear, type W4A8Config } from '../src/backends/cuda/w4a8.js';
-import { benchArgs } from './args.js';
-import { ACT_SCALES, BenchLog, CudaBench, DeviceInputs, Seeds, copiesFor, fill, quantCopies, w4a8Layer } from './cuda-timing.js';
+import { chooseW4A8Config, w4a8Linear, type W4A8Config } from '../src/backends/cuda/w4a8.js';
+import { benchArgs, positiveInt, positiveInts, shapeList } from './args.js';
+import { decodeVariants, withDecodeVariant } from './decode-variants.js';
+import { ACT_SCALES, BenchLog, CudaBench, DeviceInputs, Seeds, copiesFor, copyBandwidth, fill, quantCopies, w4a8Layer } from './cuda-timing.js';
 
-const outDir = benchArgs(import.meta.url, { options: { out: { type: 'string', default: 'docs/bench' } } }).values.out;
+const { values } = benchArgs(import.meta.url, {
+  options: {
+    out: { type: 'string', default: 'docs/bench' },
+    shapes: { type: 'string' },
+    ms: { type: 'string' },
+    decode: { type: 'string' },
+    rounds: { type: 'string', default: '4' },
+  },
+});
+const outDir = values.out!;
 const bench = new CudaBench('bench/cuda-sweep');
 const { ctx, timer } = bench;
 const SAMPLES = 20;
@@ -27,11 +41,20 @@ const mmaCfgs: W4A8Config[] = [
   { kind: 'mma', BM: 64, BN: 128, WM: 2, WN: 4, STAGES: 3 },
   { kind: 'mma', BM: 128, BN: 128, WM: 2, WN: 4, STAGES: 4 },
 ];
-const CASES: [K: number, N: number, Ms: number[]][] = [
+const DEFAULT_CASES: [K: number, N: number, Ms: number[]][] = [
   [4096, 22016, [1, 16, 32, 64, 4096]],
   [4096, 4096, [1, 16, 32, 64]],
   [11008, 4096, [1, 16, 32, 64]],
 ];
+const msFlag = values.ms === undefined ? null : positiveInts('ms', values.ms);
+const CASES: [K: number, N: number, Ms: number[]][] = values.shapes === undefined
+  ? DEFAULT_CASES.map(([K, N, Ms]) => [K, N, msFlag ?? Ms])
+  : shapeList('shapes', values.shapes).map(([K, N]) => [K, N, msFlag ?? [1, 16, 32, 64]]);
+const variants = values.decode === undefined ? null : decodeVariants('decode', values.decode);
+if (variants !== null && CASES.some(([, , Ms]) => Ms.some((M) => M > 8))) throw new RangeError('--decode varies the decode kernel at M <= 8: give --ms within 1..8');
+const rounds = positiveInt('rounds', values.rounds!);
+const bytesPerUs = copyBandwidth(ctx) / 1e6;
+console.log(`# ${ctx.info.name}, ${ctx.info.multiprocessors} SMs, driver ${ctx.info.driverVersion}; RANDOM weights (speed only); byte floor at the copy rate measured here, ${(bytesPerUs / 1e6).toFixed(2)} TB/s`);
 const log = new BenchLog();
 const seeds = new Seeds(5);
 for (const [K, N, Ms] of CASES) {
@@ -43,6 +66,24 @@ for (const [K, N, Ms] of CASES) {
     const xq = acts.random(M * K, fill.i8);
     const a = acts.random(M * 4, ACT_SCALES);
     const y = acts.output(M * N * 4);
+    if (variants !== null) {
+      const base = chooseW4A8Config(M, N, K, ctx.arch === 'sm_90a', false, ctx.info.multiprocessors);
+      const launch = (cfg: W4A8Config) => (i: number) => w4a8Linear(ctx, w4a8Layer(w4, N, K, 128, 'is', i), xq, a, y, M, cfg);
+      const runs = variants.filter((v) => {
+        try {
+          launch(withDecodeVariant(base, v))(0);
+          return true;
+        } catch (e) {
+          log.line(`K=${K} N=${N} M=${String(M).padStart(2)} ${v.label.padEnd(30)} FAILED ${(e as Error).message.split('\n')[0]}`);
+          return false;
+        }
+      });
+      const bytes = (nPad * K) / 2 + nPad * (K / 128) * 4 + M * K;
+      const t = timer.timeInterleaved(runs.map((v) => launch(withDecodeVariant(base, v))), rounds, SAMPLES);
+      runs.forEach((v, j) => log.line(`K=${K} N=${N} M=${String(M).padStart(2)} ${v.label.padEnd(30)} IS ${t[j]!.us.toFixed(2).padStart(7)} µs (p10 ${t[j]!.p10.toFixed(2)}, p90 ${t[j]!.p90.toFixed(2)}) ${(bytes / t[j]!.us / 1e6).toFixed(2)} TB/s, floor ${(bytes / bytesPerUs).toFixed(2)} µs, ${(t[0]!.us / t[j]!.us).toFixed(3)}x the first`));
+      acts.free();
+      continue;
+    }
     const cfgs = M === 4096 ? mmaCfgs.slice(3) : M <= 16 ? decodeCfgs(M) : [...decodeCfgs(M).filter((c) => c.kind === 'decode' && c.NTW === 1 && c.WK === 8), ...mmaCfgs.slice(0, 4)];
     for (const cfg of cfgs) {
       const t: Record<string, number> = {};
@@ -58,5 +99,5 @@ for (const [K, N, Ms] of CASES) {
   }
   weights.free();
 }
-log.write(outDir, 'cuda-sweep.log');
+log.write(outDir, variants === null ? 'cuda-sweep.log' : 'cuda-sweep-decode.log');
 bench.close();

@@ -86,6 +86,11 @@ export interface CudaEngineOptions {
    * bytes either way. Default false: +18% a batch-1 step, +17% at 8 rows (H200).
    */
   readonly quantizeInTail?: boolean | 'auto';
+  /**
+   * The W4A8 kernel configuration for m rows of an [n, k] layer; default chooseW4A8Config on this device. For
+   * benches that compare configurations on the same model (cuda-engine-step --decode).
+   */
+  readonly chooseW4A8?: (m: number, n: number, k: number) => W4A8Config;
 }
 
 /**
@@ -222,7 +227,8 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
   }
 
   /** The W4A8 kernel configuration for a layer at m rows (the one chooser every launch here uses). */
-  const w4a8Config = (layer: W4A8Layer, m: number): W4A8Config => chooseW4A8Config(m, layer.n, layer.k, wgmma, tma, sms);
+  const chooseW4A8 = options.chooseW4A8 ?? ((m: number, n: number, k: number) => chooseW4A8Config(m, n, k, wgmma, tma, sms));
+  const w4a8Config = (layer: W4A8Layer, m: number): W4A8Config => chooseW4A8(m, layer.n, layer.k);
   /** The row form linear `l` reads at m rows. */
   const formFor = (l: EngineLinear, m: number): RowForm => {
     const r = l.resident;

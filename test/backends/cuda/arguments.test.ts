@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { CudaContext } from '../../../src/backends/cuda/context.js';
 import type { DeviceBuffer } from '../../../src/backends/cuda/buffer.js';
-import { w4a8DecodeNorm, w4a8Linear, w4a8SwigluDecode, wgmmaTmaSharedBytes, type W4A8Layer } from '../../../src/backends/cuda/w4a8.js';
+import { decodeSharedBytes, w4a8DecodeNorm, w4a8Linear, w4a8SwigluDecode, wgmmaTmaSharedBytes, type W4A8Layer } from '../../../src/backends/cuda/w4a8.js';
 import { ENGINE_MAX_ROW, type RowOutput } from '../../../src/backends/cuda/engine-ops.js';
 import { w8a8Linear, type W8A8Layer } from '../../../src/backends/cuda/w8a8.js';
 import { w4a16Linear, type W4A16Layer } from '../../../src/backends/cuda/w4a16.js';
@@ -60,6 +60,22 @@ test('w4a8Linear rejects a decode config too small for M and the sm_90a kernels 
   for (const config of [{ kind: 'wgmma-tma', STAGES: 4 }, { kind: 'wgmma-rs', WGS: 2, STAGES: 4, MINB: 1 }] as const) {
     assert.throws(() => w4a8Linear(stubContext('sm_86'), w4, xq, a, buffer(M * N * 4), M, config), /needs sm_90a \(device is sm_86\)/);
   }
+});
+
+test('w4a8Linear names a bad decode STAGES or MINB and the shared memory a slotted decode launch needs past the device limit', () => {
+  const ctx = stubContext('sm_90a');
+  const y = buffer(M * N * 4);
+  const decode = { kind: 'decode', MT: 1, NTW: 1, WK: 8 } as const;
+  assert.throws(() => w4a8Linear(ctx, w4, xq, a, y, M, { ...decode, STAGES: 9 }), /decode STAGES must be an integer in 0..8, got 9/);
+  assert.throws(() => w4a8Linear(ctx, w4, xq, a, y, M, { ...decode, STAGES: 1.5 }), /decode STAGES must be an integer/);
+  assert.throws(() => w4a8Linear(ctx, w4, xq, a, y, M, { ...decode, MINB: 9 }), /decode MINB must be an integer in 1..8 at WK=8, got 9/);
+  // 16 rows of K = 11008 a warp's range at WK 4 (22 chunks: 16·(22·128 + 64) B) and 8 slots of two tiles: past 227 KiB
+  const wide: W4A8Layer = { ...w4, k: 11008, weights: buffer(N * 11008), scales: buffer(N * 86 * 4) };
+  const need = decodeSharedBytes(16, 11008, { kind: 'decode', MT: 2, NTW: 2, WK: 4, STAGES: 8 });
+  assert.equal(need, 4 * (16 * (22 * 128 + 64) + 8 * 2 * 1088));
+  assert.throws(() => w4a8Linear(ctx, wide, buffer(16 * 11008), buffer(16 * 4), buffer(16 * N * 4), 16, { kind: 'decode', MT: 2, NTW: 2, WK: 4, STAGES: 8 }),
+    /decode STAGES=8 at M=16, K=11008, WK=4 needs \d+ B of shared memory, the device allows 232448/);
+  assert.equal(decodeSharedBytes(M, K, decode), 0, 'the register pipeline takes no dynamic shared memory');
 });
 
 test('w4a8Linear names the shared memory too many TMA stages need against the device limit', () => {

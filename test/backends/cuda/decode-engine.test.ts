@@ -27,6 +27,7 @@ import { fixturePath } from '../../helpers/paths.js';
 import { readReference } from '../../helpers/reference.js';
 import { quantizedEmbedded } from './embedded.js';
 import { W4A16_MAX_TOKENS } from '../../../src/backends/cuda/w4a16.js';
+import { chooseW4A8Config, type W4A8Config } from '../../../src/backends/cuda/w4a8.js';
 
 
 /** Logits of the prompt and of `steps` decode steps fed the reference's greedy tokens. */
@@ -228,6 +229,27 @@ test('CUDA engine: decode steps with rope and the KV write folded into attention
       for (let i = 0; i < c.prompts.length; i++) assert.deepEqual(fused[s]![i], separate[s]![i], `${c.name}, ${c.option}: sequence ${i} step ${s}`);
     }
     t.diagnostic(`${c.option} on ${c.name}: ${steps} decode steps bit-identical`);
+  }
+});
+
+test('CUDA engine: the W4A8 decode kernel streaming its chunks through shared-memory slots (STAGES 1, 2, 4; MINB) gives the register pipeline\'s logits bit for bit at 1 and 5 sequences, through every decode entry (plain, adding into the residual, SwiGLU, the norm and quantize tails)', { skip }, (t) => {
+  const { model, prompt } = quantizedEmbedded();
+  const steps = 6;
+  const tails = { normInGemm: true, quantizeInTail: true } as const;
+  for (const n of [1, 5]) {
+    const prompts = Array.from({ length: n }, (_, i) => [...prompt.slice(i % 4), ...prompt.slice(0, i % 4)]);
+    for (const folds of [{}, tails]) {
+      const registers = batchedRun(model, prompts, steps, folds);
+      for (const [STAGES, MINB] of [[1, 1], [2, 3], [4, 2]] as const) {
+        const chooseW4A8 = (m: number, nOut: number, k: number): W4A8Config => {
+          const c = chooseW4A8Config(m, nOut, k);
+          return c.kind === 'decode' && c.MT === 1 ? { ...c, STAGES, MINB } : c;
+        };
+        const slots = batchedRun(model, prompts, steps, { ...folds, chooseW4A8 });
+        for (let s = 0; s <= steps; s++) for (let i = 0; i < n; i++) assert.deepEqual(slots[s]![i], registers[s]![i], `${n} sequences, STAGES ${STAGES} MINB ${MINB}${folds === tails ? ', tails on' : ''}: sequence ${i} step ${s}`);
+      }
+    }
+    t.diagnostic(`${n} sequence(s): ${steps} decode steps bit-identical with STAGES 1, 2, 4`);
   }
 });
 

@@ -68,6 +68,15 @@ const SHAPES: [M: number, N: number, K: number, G: number, config?: W4A8Config][
   [60, 16500, 256, 128],
   [7, 500, 2048, 128, { kind: 'decode', MT: 1, NTW: 4, WK: 16 }],
   [24, 200, 1024, 256, { kind: 'decode', MT: 4, NTW: 2, WK: 4 }],
+  // the decode kernel through shared-memory slots (STAGES): one chunk a warp; uneven ranges refilling slots;
+  // G = 256 with two tiles a block; fewer chunks than slots and two token halves; warps with no chunk (G = 512);
+  // K = 11008 (5-6 chunks a warp through 4 slots), ragged N
+  [1, 500, 2048, 128, { kind: 'decode', MT: 1, NTW: 1, WK: 16, STAGES: 2, MINB: 3 }],
+  [5, 520, 2816, 128, { kind: 'decode', MT: 1, NTW: 1, WK: 8, STAGES: 2 }],
+  [8, 333, 4096, 256, { kind: 'decode', MT: 1, NTW: 2, WK: 8, STAGES: 3, MINB: 2 }],
+  [13, 300, 1280, 128, { kind: 'decode', MT: 2, NTW: 2, WK: 4, STAGES: 4 }],
+  [3, 200, 1024, 512, { kind: 'decode', MT: 1, NTW: 1, WK: 16, STAGES: 1 }],
+  [1, 4100, 11008, 128, { kind: 'decode', MT: 1, NTW: 1, WK: 16, STAGES: 4, MINB: 3 }],
   [37, 129, 512, 256],
   [64, 200, 1024, 128],
   [100, 333, 1024, 128],
@@ -156,6 +165,7 @@ test('W4A8 split-K launches leave the workspace ready for the next: tile counts 
 const F16_SHAPES: [M: number, N: number, K: number, G: number, config?: W4A8Config][] = [
   [1, 200, 1024, 128],
   [13, 333, 1280, 128, { kind: 'decode', MT: 2, NTW: 2, WK: 8 }],
+  [3, 333, 2048, 128, { kind: 'decode', MT: 1, NTW: 1, WK: 8, STAGES: 2 }],
   [100, 333, 1024, 128],
   [70, 300, 1024, 128, { kind: 'mma', BM: 32, BN: 128, WM: 2, WN: 4, STAGES: 4 }],
   [300, 333, 1280, 128, { kind: 'wgmma-rs', WGS: 1, STAGES: 4, MINB: 2 }],
@@ -270,6 +280,8 @@ test('W4A8 decode adding into the residual with the next RMSNorm in its last blo
     [20, 1024, 1024, { kind: 'decode', MT: 4, NTW: 1, WK: 8 }, 'int8', 'float'],
     [2, 1000, 2048, { kind: 'decode', MT: 1, NTW: 2, WK: 16 }, 'f16', 'int'],
     [7, 4100, 1024, { kind: 'decode', MT: 1, NTW: 1, WK: 4 }, 'f16', 'float'],
+    [1, 4096, 4096, { kind: 'decode', MT: 1, NTW: 1, WK: 16, STAGES: 2, MINB: 3 }, 'int8', 'int'],
+    [6, 2048, 2048, { kind: 'decode', MT: 1, NTW: 1, WK: 8, STAGES: 4 }, 'int8', 'float'],
   ];
   for (const [M, N, K, base, form, scale] of cases) {
     const what = `M=${M} N=${N} K=${K} WK=${base.WK} ${form} ${scale} scales`;

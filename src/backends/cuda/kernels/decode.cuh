@@ -141,6 +141,59 @@ __device__ __forceinline__ void decode_pipeline(int c0, int c1, Buf& a, Buf& b, 
   }
 }
 
+// The shared-memory pipeline (STAGES > 0 in the decode kernels): each warp streams its chunks into its own
+// STAGES slots with cp.async, so the bytes it keeps in flight cost shared memory instead of registers (the
+// register pipeline above holds two chunks a warp, and its 58 registers allow two 512-thread blocks a SM).
+// A warp's shared memory (decodeSharedBytes in w4a8.ts computes the same size):
+//   x:     its k range of each of the launch's M token rows, XS = RC·128 + 64 bytes apart (RC = the most
+//          chunks a warp takes, ceil(chunks / WK); the 64-byte pad puts rows gid and gid + 1 on opposite
+//          halves of the banks, so a quarter warp's 16-byte reads do not conflict);
+//   slots: STAGES slots of NTW tiles, each 1 KB of weights as the global layout [step 2][lane 32][16 B]
+//          (a lane reads back the 16 bytes it copied) then the 64 B of the tile's 16 scales of the group
+//          the chunk closes.
+#define DECODE_X_PAD 64
+#define DECODE_SLOT_TILE (1024 + 64)
+struct DecodeSmem {
+  unsigned char* x;
+  unsigned char* slots;
+  int xs;
+};
+template <int NT, int S>
+__device__ __forceinline__ DecodeSmem decode_smem(unsigned char* base, int warp, int rows, int most_chunks) {
+  const int xs = most_chunks * 128 + DECODE_X_PAD;
+  unsigned char* w = base + (size_t)warp * (rows * xs + S * NT * DECODE_SLOT_TILE);
+  return {w, w + rows * xs, xs};
+}
+
+// A warp's chunks [c0, c1) through S shared-memory slots: issueW(slot, c) starts chunk c's weight and
+// scale copies (cp.async), issueX() the warp's activation rows (once, after pdl_wait: the kernel before
+// wrote them), compute(slot, c) consumes a landed slot. One commit group a chunk (empty past the last,
+// so the wait count stays S - 1); the slot is refilled only after every lane has read it.
+template <int S, class IssueW, class IssueX, class Compute>
+__device__ __forceinline__ void decode_pipeline_async(int c0, int c1, IssueW issueW, IssueX issueX, Compute compute) {
+  pdl_launch_dependents();
+  if (c0 < c1) issueW(0, c0);
+  cp_async_commit();
+  pdl_wait();
+  issueX();
+  cp_async_commit();
+#pragma unroll
+  for (int s = 1; s < S; ++s) {
+    if (c0 + s < c1) issueW(s, c0 + s);
+    cp_async_commit();
+  }
+  int slot = 0;
+  for (int c = c0; c < c1; ++c) {
+    cp_async_wait<S - 1>();
+    __syncwarp();
+    compute(slot, c);
+    __syncwarp();
+    if (c + S < c1) issueW(slot, c + S);
+    cp_async_commit();
+    slot = slot + 1 == S ? 0 : slot + 1;
+  }
+}
+
 // The cross-warp reduction's first half: every warp's totals into shared red[warp][element][lane]
 // (element (nt·MTK + mt)·4 + i: C fragment element i of tile nt, half mt), then a barrier.
 template <int WK_, int NT, int MTK, typename T>

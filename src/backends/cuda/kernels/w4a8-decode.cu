@@ -31,7 +31,9 @@
 // Work split: a block of WK warps owns NTW row tiles (16*NTW rows) over all of K; warp w takes
 // the 128-k chunks [w*C/WK, (w+1)*C/WK), double-buffering its 16-byte loads in registers; group
 // sums are closed at group ends and at the end of a warp's range (integer sums are exact in any
-// split; float sums change only in rounding). Warps' partial totals are added in shared memory
+// split; float sums change only in rounding). STAGES > 0: the same chunks, in the same order, reach the
+// registers through STAGES cp.async slots a warp in shared memory instead (decode_pipeline_async,
+// decode.cuh; dynamic shared memory decodeSharedBytes in w4a8.ts), so the same totals. Warps' partial totals are added in shared memory
 // (int32, or f32 in warp order) and the epilogue writes y [M, N] row-major as out_t
 // (f32, or f16 rounded from it with OUT_F16, common.cuh); ACCUMULATE=1 adds it into y instead
 // (y += x·W'ᵀ, f32 only: the residual add of the decode engine, decode-engine.ts).
@@ -55,6 +57,12 @@
 #endif
 #ifndef ACCUMULATE
 #define ACCUMULATE 0
+#endif
+#ifndef STAGES
+#define STAGES 0
+#endif
+#ifndef MINB
+#define MINB 1
 #endif
 #if ACCUMULATE && OUT_F16
 #error "ACCUMULATE adds into an f32 output"
@@ -100,6 +108,55 @@ __device__ __forceinline__ void decode_tiles(const uint4* __restrict__ wq, const
   bool xv[MT];
   decode_x_rows(xp, xv, xq, M, K, gid, tig);
 
+  // IS_SHIFT: T += (acc' >> 4) * S; else acc' * S (or the f32 FMA)
+  const auto compute = [&](const Chunk& b, int c) { decode_chunk<IS_SHIFT ? 4 : 0, GROUP>(st, b.s, c, c1, [&] { chunk_mma(st.acc, b); }); };
+#if STAGES
+  extern __shared__ __align__(16) unsigned char decode_shared[];
+  const DecodeSmem sm = decode_smem<NTW, STAGES>(decode_shared, warp, M, (chunks + WK - 1) / WK);
+  Chunk b;
+  decode_pipeline_async<STAGES>(
+      c0, c1,
+      [&](int slot, int c) {
+        unsigned char* d = sm.slots + slot * (NTW * DECODE_SLOT_TILE);
+#pragma unroll
+        for (int nt = 0; nt < NTW; ++nt) {
+          cp_async16(smem_u32(d + nt * DECODE_SLOT_TILE + lane * 16), wp[nt] + (c * 2) * 32, 16);
+          cp_async16(smem_u32(d + nt * DECODE_SLOT_TILE + 512 + lane * 16), wp[nt] + (c * 2 + 1) * 32, 16);
+          if (lane < 4 && decode_closes<GROUP>(c, c1))
+            cp_async16(smem_u32(d + nt * DECODE_SLOT_TILE + 1024 + lane * 16), sc + ((size_t)(tile0 + nt) * NG + (c * 128) / GROUP) * 16 + lane * 4, 16);
+        }
+      },
+      [&]() {  // the warp's k range of each token row, 16 bytes a lane at a time
+        const int units = (c1 - c0) * 8;
+        for (int i = lane; i < M * units; i += 32) {
+          const int r = i / units, u = i - r * units;
+          cp_async16(smem_u32(sm.x + r * sm.xs + u * 16), xq + (size_t)r * K + c0 * 128 + u * 16, 16);
+        }
+      },
+      [&](int slot, int c) {
+        const unsigned char* d = sm.slots + slot * (NTW * DECODE_SLOT_TILE);
+#pragma unroll
+        for (int nt = 0; nt < NTW; ++nt) {
+          b.w[nt][0] = *reinterpret_cast<const uint4*>(d + nt * DECODE_SLOT_TILE + lane * 16);
+          b.w[nt][1] = *reinterpret_cast<const uint4*>(d + nt * DECODE_SLOT_TILE + 512 + lane * 16);
+          if (decode_closes<GROUP>(c, c1)) {
+            b.s[nt][0] = *reinterpret_cast<const scale_t*>(d + nt * DECODE_SLOT_TILE + 1024 + gid * 4);
+            b.s[nt][1] = *reinterpret_cast<const scale_t*>(d + nt * DECODE_SLOT_TILE + 1024 + (gid + 8) * 4);
+          }
+        }
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+          const uint4* xr = reinterpret_cast<const uint4*>(sm.x + (mt * 8 + gid) * sm.xs + (c - c0) * 128 + tig * 16);
+          if (xv[mt]) {
+            b.x[mt][0] = xr[0];
+            b.x[mt][1] = xr[4];
+          } else {
+            b.x[mt][0] = b.x[mt][1] = make_uint4(0, 0, 0, 0);
+          }
+        }
+        compute(b, c);
+      });
+#else
   Chunk ca, cb;
   decode_pipeline(
       c0, c1, ca, cb,
@@ -108,9 +165,8 @@ __device__ __forceinline__ void decode_tiles(const uint4* __restrict__ wq, const
         decode_load_scales<GROUP>(b.s, sc, tile0, NG, gid, c, c1);
       },
       [&](Chunk& b, int c) { decode_load_x8(b.x, xp, xv, c); },
-      [&](const Chunk& b, int c) {  // IS_SHIFT: T += (acc' >> 4) * S; else acc' * S (or the f32 FMA)
-        decode_chunk<IS_SHIFT ? 4 : 0, GROUP>(st, b.s, c, c1, [&] { chunk_mma(st.acc, b); });
-      });
+      compute);
+#endif
 
   __shared__ scale_t red[WK][NTW * MT * 4][32];
   epilogue(red, st.tot, warp, lane);
@@ -132,7 +188,7 @@ __device__ __forceinline__ void decode_to_rows(const uint4* __restrict__ wq, con
   });
 }
 
-extern "C" __global__ void __launch_bounds__(WK * 32)
+extern "C" __global__ void __launch_bounds__(WK * 32, MINB)
 w4a8_decode(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const signed char* __restrict__ xq,
             const float* __restrict__ ascale, out_t* __restrict__ y, int M, int N, int K, float post) {
   decode_to_rows(wq, sc, xq, ascale, y, M, N, K, post, blockIdx.x * NTW);
@@ -145,7 +201,7 @@ w4a8_decode(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const 
 // (+ next_scales) for every row r < M as rmsnorm_to does (row-form.cuh: its WK·32 threads play rmsnorm_to's 1024, so the same bytes),
 // and the next GEMM's input is ready without a launch of its own. `next` may be this launch's xq / ascale
 // (the engine's one activation buffer): every block has read them before it arrives.
-extern "C" __global__ void __launch_bounds__(WK * 32)
+extern "C" __global__ void __launch_bounds__(WK * 32, MINB)
 w4a8_decode_norm(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const signed char* xq, const float* ascale, float* y,
                  int M, int N, int K, float post, const float* __restrict__ norm_w, void* next, float* next_scales, float eps, int form,
                  unsigned* __restrict__ arrivals) {
@@ -171,7 +227,7 @@ w4a8_decode_norm(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, c
 // (`next` may be this launch's xq / ascale: every block has read them before it arrives).
 // At least two blocks per SM: at MT = 4 the epilogue took the kernel to 142 registers (one 256-thread
 // block per SM) and a 32-row step lost 7%; capped at 128 (4 bytes spilled) it gains 2.6% (H100).
-extern "C" __global__ void __launch_bounds__(WK * 32, 2)
+extern "C" __global__ void __launch_bounds__(WK * 32, MINB > 2 ? MINB : 2)
 w4a8_decode_swiglu(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const signed char* xq, const float* ascale,
                    float* __restrict__ y, float* __restrict__ amax, int M, int N, int K, float post,
                    void* next, float* next_scales, int form, unsigned* __restrict__ arrivals) {

@@ -1,0 +1,29 @@
+/**
+ * Variants of the W4A8 decode kernel at M <= 8 rows as a bench flag (cuda-sweep, cuda-engine-step):
+ * `--decode default,16:2:3,8:4:6`, each `WK:STAGES:MINB` (k-warps, cp.async slots a warp with 0 for the
+ * register pipeline, blocks a SM the registers must allow) or `default` (the chooser's own config).
+ */
+import { type DecodeConfig, type W4A8Config } from '../src/backends/cuda/w4a8.js';
+
+export interface DecodeVariant {
+  readonly label: string;
+  /** null: the chooser's config as it is. */
+  readonly set: Pick<DecodeConfig, 'WK' | 'STAGES' | 'MINB'> | null;
+}
+
+/** `--flag default|WK:STAGES:MINB[,…]`; a malformed entry is a RangeError naming the flag. */
+export function decodeVariants(flag: string, text: string): DecodeVariant[] {
+  return text.split(',').map((v) => {
+    if (v === 'default') return { label: 'default', set: null };
+    const parts = v.split(':').map(Number);
+    const [WK, STAGES, MINB] = parts;
+    const ok = parts.length === 3 && [4, 8, 16, 32].includes(WK!) && Number.isInteger(STAGES) && STAGES! >= 0 && STAGES! <= 8 && Number.isInteger(MINB) && MINB! >= 1;
+    if (!ok) throw new RangeError(`--${flag} takes default or WK:STAGES:MINB (WK 4, 8, 16 or 32; STAGES 0-8; MINB ≥ 1), or a list of them; got '${v}'`);
+    return { label: `WK${WK} ${STAGES === 0 ? 'registers' : `${STAGES} smem slots`} MINB${MINB}`, set: { WK: WK!, STAGES: STAGES!, MINB: MINB! } };
+  });
+}
+
+/** `config` with the variant applied where it is the decode kernel at one token half (M <= 8). */
+export function withDecodeVariant(config: W4A8Config, v: DecodeVariant): W4A8Config {
+  return v.set !== null && config.kind === 'decode' && config.MT === 1 ? { ...config, ...v.set } : config;
+}

@@ -1,0 +1,23 @@
+/** The --decode flag's variants of the W4A8 decode kernel (bench/decode-variants.ts): parsing and where they apply. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { decodeVariants, withDecodeVariant } from '../../bench/decode-variants.js';
+
+test('decodeVariants reads default and WK:STAGES:MINB entries and names a malformed one', () => {
+  const [d, v] = decodeVariants('decode', 'default,16:2:3');
+  assert.deepEqual(d, { label: 'default', set: null });
+  assert.deepEqual(v!.set, { WK: 16, STAGES: 2, MINB: 3 });
+  assert.equal(v!.label, 'WK16 2 smem slots MINB3');
+  assert.equal(decodeVariants('decode', '8:0:1')[0]!.label, 'WK8 registers MINB1');
+  for (const bad of ['16:2', '12:2:3', '16:9:1', '16:2:0', 'fast', '16:2:3,']) assert.throws(() => decodeVariants('decode', bad), /--decode takes default or WK:STAGES:MINB/, bad);
+});
+
+test('withDecodeVariant changes the decode kernel at one token half only', () => {
+  const [v] = decodeVariants('decode', '8:4:6');
+  assert.deepEqual(withDecodeVariant({ kind: 'decode', MT: 1, NTW: 1, WK: 16 }, v!), { kind: 'decode', MT: 1, NTW: 1, WK: 8, STAGES: 4, MINB: 6 });
+  const two = { kind: 'decode', MT: 2, NTW: 2, WK: 8 } as const;
+  assert.equal(withDecodeVariant(two, v!), two);
+  const tma = { kind: 'wgmma-tma', STAGES: 4 } as const;
+  assert.equal(withDecodeVariant(tma, v!), tma);
+  assert.deepEqual(withDecodeVariant({ kind: 'decode', MT: 1, NTW: 1, WK: 16 }, decodeVariants('decode', 'default')[0]!), { kind: 'decode', MT: 1, NTW: 1, WK: 16 });
+});
