@@ -27,7 +27,7 @@ import { DEFAULT_GPTQ_LAYER } from '../src/quantize/gptq-layer.js';
 import { quantizeModel, type LinearReport } from '../src/quantize/quantize-model.js';
 import { DEFAULT_SPEC, describeMethod, describeSpec, type QuantMethod, type QuantRecipe } from '../src/quantize/recipe.js';
 import type { QuantSpec, ScaleKind } from '../src/quant/types.js';
-import { benchArgs } from './args.js';
+import { benchArgs, positiveInts } from './args.js';
 
 const { values } = benchArgs(import.meta.url, {
   options: {
@@ -50,7 +50,7 @@ const calibration: CalibrationSettings = {
   file: values.calib!, samples: Number(values['calib-samples']), seqLen: Number(values['calib-seq-len']), seed: Number(values.seed),
 };
 
-const isAlphas = values['is-alphas']!.split(',').map(Number);
+const isAlphas = positiveInts('is-alphas', values['is-alphas']!);
 
 /** scale 'float', or 'int' with α ≤ 2^maxLog2 (safe). */
 function recipe(method: QuantMethod, scale: ScaleKind, maxLog2 = 10): QuantRecipe {

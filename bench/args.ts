@@ -53,6 +53,13 @@ export function positiveInts(flag: string, text: string): number[] {
   });
 }
 
+/** `--flag a,b,…` as exactly `names.length` positive integers (named in the message); anything else is a RangeError. */
+export function positiveIntTuple(flag: string, text: string, names: readonly string[]): number[] {
+  const values = text.split(',').map(Number);
+  if (values.length !== names.length || !values.every(isPositiveInt)) throw new RangeError(`--${flag} takes ${names.length} positive integers ${names.join(',')}; got '${text}'`);
+  return values;
+}
+
 /** `--flag N` as one positive integer; anything else (a list included) is a RangeError naming the flag. */
 export function positiveInt(flag: string, text: string): number {
   const n = Number(text);

@@ -15,7 +15,7 @@ import type { Model } from '../src/model/forward.js';
 import { createModel } from '../src/model/prepare.js';
 import { quantizeModel } from '../src/quantize/quantize-model.js';
 import { DEFAULT_RTN_RECIPE, DEFAULT_SPEC, describeSpec } from '../src/quantize/recipe.js';
-import { benchArgs } from './args.js';
+import { benchArgs, positiveInts } from './args.js';
 import { benchOutput, machineLine } from './stats.js';
 import { syntheticModel } from './synthetic.js';
 
@@ -43,7 +43,7 @@ out.say(`# each sequence: a 3-token prompt, 2 warm-up steps, then ${steps} timed
 const engine = modelEngine(model);
 const rows = [];
 let single = 0;
-for (const B of values.batches!.split(',').map(Number)) {
+for (const B of positiveInts('batches', values.batches!)) {
   const seqs = Array.from({ length: B }, () => engine.open(steps + 8));
   seqs.forEach((q, i) => q.feed([5 + i, 7, 9]));
   const tokens = (k: number) => seqs.map((_, i) => (31 * i + 7 * k + 3) % model.config.vocabSize);

@@ -18,7 +18,7 @@ import { DEFAULT_GPTQ, gptqFactor, gptqQuantizeLinear } from '../src/quant/metho
 import { HessianAccumulator, JS_HESSIAN_PRODUCT, type HessianProduct } from '../src/quant/methods/hessian.js';
 import { gptqKernelsCpu, hessianProductMatmul } from '../src/quantize/gptq-products.js';
 import { DEFAULT_SPEC } from '../src/quantize/recipe.js';
-import { benchArgs } from './args.js';
+import { benchArgs, positiveIntTuple, positiveInts } from './args.js';
 import { machineLine } from './stats.js';
 
 const { values } = benchArgs(import.meta.url, { options: {
@@ -32,7 +32,7 @@ const rnd = (): number => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2
 
 // --blocked-sizes: only the blocked factor (what GPTQ runs), up to 7B sizes, on a diagonally dominant random H
 if (values['blocked-sizes'] !== undefined) {
-  for (const n of values['blocked-sizes'].split(',').map(Number)) {
+  for (const n of positiveInts('blocked-sizes', values['blocked-sizes'])) {
     const h = new Float64Array(n * n);
     for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) h[i * n + j] = h[j * n + i] = rnd() * 0.01;
     for (let i = 0; i < n; i++) h[i * n + i] = n * 0.01 + 1;
@@ -43,7 +43,7 @@ if (values['blocked-sizes'] !== undefined) {
   process.exit(0);
 }
 
-for (const n of values.sizes!.split(',').map(Number)) {
+for (const n of positiveInts('sizes', values.sizes!)) {
   const t = n + 64, x = Float64Array.from({ length: t * n }, rnd), h = new Float64Array(n * n);
   for (let r = 0; r < t; r++) {
     const o = r * n;
@@ -79,7 +79,7 @@ for (const n of values.sizes!.split(',').map(Number)) {
   console.log(`factor of H⁻¹, n ${n}: ${serial.seconds.toFixed(2)} s serial, ${pooled.seconds.toFixed(2)} s on the pool (${cpuPool().threads} threads; ${same ? 'same bits' : 'DIFFERENT BITS'}); sampled |UᵀUH − I| max ${worst.toExponential(2)}; blocked on the float32 matmul ${blocked.seconds.toFixed(2)} s (${(pooled.seconds / blocked.seconds).toFixed(1)}x the pool; max |ΔU| ${(off / scale).toExponential(2)} of max |U|)`);
 }
 
-const [n, k] = values.layer!.split(',').map(Number) as [number, number];
+const [n, k] = positiveIntTuple('layer', values.layer!, ['n', 'k']) as [number, number];
 const w = { kind: 'float' as const, n, k, w: Float32Array.from({ length: n * k }, () => rnd() * 0.05) };
 const acc = new HessianAccumulator(k);
 acc.add(Float32Array.from({ length: 256 * k }, rnd), 256);
@@ -88,7 +88,7 @@ const t0 = performance.now();
 const r = gptqQuantizeLinear(w, gptqFactor(h, k, DEFAULT_GPTQ, 'bench', blockedTriangularKernels()), DEFAULT_SPEC, DEFAULT_GPTQ, 'bench', gptqKernelsCpu());
 console.log(`GPTQ layer ${n}x${k} (W4A8 g128 IS, 256 tokens, matmul lazy update): ${((performance.now() - t0) / 1000).toFixed(1)} s (α 2^${r.layer.alphaLog2})`);
 
-const [hk, tokens] = values.hessian!.split(',').map(Number) as [number, number];
+const [hk, tokens] = positiveIntTuple('hessian', values.hessian!, ['k', 'tokens']) as [number, number];
 const batch = Float32Array.from({ length: 512 * hk }, rnd);
 const accumulate = (product: HessianProduct): number => {
   const a = new HessianAccumulator(hk, product);

@@ -22,7 +22,7 @@ import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DEFAULT_MODEL_DIR, PACKAGE_ROOT } from '../src/cli/default-model.js';
-import { benchArgs } from './args.js';
+import { benchArgs, positiveIntTuple } from './args.js';
 import { benchOutput, machineLine, median } from './stats.js';
 
 const { values } = benchArgs(import.meta.url, {
@@ -84,7 +84,7 @@ function sh(cmd: string, args: readonly string[], env: NodeJS.ProcessEnv = {}, w
 const work = resolve(values.work!);
 mkdirSync(work, { recursive: true });
 const hf = join(work, 'speed-hf');
-const [hidden, layers, ffn, heads, kvHeads, vocab] = values.shape!.split(',').map(Number);
+const [hidden, layers, ffn, heads, kvHeads, vocab] = positiveIntTuple('shape', values.shape!, ['hidden', 'layers', 'ffn', 'heads', 'kvHeads', 'vocab']);
 const pyEnv = { PYTHONPATH: join(anchors, 'py') };
 /** Makes `path` with `make` unless it exists (a previous run's files are reused). */
 function once(path: string, what: string, make: () => void): string {

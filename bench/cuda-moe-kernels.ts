@@ -15,7 +15,7 @@ import { paddedRows } from '../src/backends/cuda/repack.js';
 import { freeW4A8ExpertTable, w4a8ExpertsLinear, w4a8ExpertTable, w4a8Linear } from '../src/backends/cuda/w4a8.js';
 import { cpuPool } from '../src/backends/cpu/pool/index.js';
 import { seededRandom } from '../src/tensor/random.js';
-import { benchArgs } from './args.js';
+import { benchArgs, positiveInts } from './args.js';
 import { ACT_SCALES, copiesFor, CudaBench, DeviceInputs, fill, quantCopies, Seeds, w4a8Layer } from './cuda-timing.js';
 import { benchOutput, machineLine } from './stats.js';
 
@@ -28,7 +28,7 @@ const { values } = benchArgs(import.meta.url, {
     json: { type: 'boolean', default: false },
   },
 });
-const tokens = values.tokens!.split(',').map(Number);
+const tokens = positiveInts('tokens', values.tokens!);
 const [rounds, samples] = [Number(values.rounds), Number(values.samples)];
 const E = 8, topK = 2, G = 128;
 const SHAPES = [{ name: 'gate/up', n: 2 * 14336, k: 4096 }, { name: 'down', n: 4096, k: 14336 }];

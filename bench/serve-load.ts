@@ -39,7 +39,7 @@ import { modelEngine } from '../src/model/engine.js';
 import { createServer, type ServedModel } from '../src/serve/server.js';
 import { readModel } from '../src/model/load.js';
 import type { ModelTokenizer } from '../src/io/tokenizer.js';
-import { benchArgs } from './args.js';
+import { benchArgs, positiveInts } from './args.js';
 import { machineLine, benchOutput, LatencyHistogram } from './stats.js';
 import { LLAMA2_7B_SHAPE, syntheticModel } from './synthetic.js';
 
@@ -62,7 +62,7 @@ const { values } = benchArgs(import.meta.url, {
     'serve-child': { type: 'boolean', default: false },
   },
 });
-const levels = values.levels!.split(',').map(Number);
+const levels = positiveInts('levels', values.levels!);
 const requests = Number(values.requests);
 const seconds = Number(values.seconds);
 const maxTokens = Number(values['max-tokens']);

@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { headerComment, positiveInt, positiveInts, shapeList } from '../../bench/args.js';
+import { headerComment, positiveInt, positiveIntTuple, positiveInts, shapeList } from '../../bench/args.js';
 import { repoPath } from '../helpers/paths.js';
 
 const run = (...args: string[]) => spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 60_000 });
@@ -34,7 +34,7 @@ test('headerComment takes the first block comment without its margins', () => {
   assert.equal(headerComment('const x = 1;'), '');
 });
 
-test('the shared value parsers: positive integers, lists of them, KxN shapes; anything else names the flag', () => {
+test('the shared value parsers: positive integers, lists of them, fixed-length tuples, KxN shapes; anything else names the flag', () => {
   assert.deepEqual(positiveInts('ms', '1,16,128'), [1, 16, 128]);
   assert.throws(() => positiveInts('batches', '1,0,8'), /--batches takes positive integers separated by commas; got '1,0,8'/);
   assert.throws(() => positiveInts('ms', '1,,2'), /--ms/);
@@ -44,6 +44,9 @@ test('the shared value parsers: positive integers, lists of them, KxN shapes; an
   assert.deepEqual(shapeList('shapes', '4096x22016,11008x4096'), [[4096, 22016], [11008, 4096]]);
   assert.throws(() => shapeList('shapes', '4096x'), /--shapes takes KxN shapes separated by commas \(4096x4096\); got '4096x'/);
   assert.throws(() => shapeList('shapes', '4096x4096x2'), /--shapes/);
+  assert.deepEqual(positiveIntTuple('layer', '2048,512', ['n', 'k']), [2048, 512]);
+  assert.throws(() => positiveIntTuple('layer', '2048', ['n', 'k']), /--layer takes 2 positive integers n,k; got '2048'/);
+  assert.throws(() => positiveIntTuple('hessian', '4096,-1', ['k', 'tokens']), /--hessian takes 2 positive integers k,tokens/);
 });
 
 test('a bench script: --help prints its usage (exit 0); an unknown option or a missing value exits 1 naming it', () => {
