@@ -6,12 +6,14 @@
  * Without --decode: the grid of decode tiles (NTW x WK) at M <= 16 and the GEMM tiles above, on the
  * three default shapes at their default Ms. With --decode: only those variants of the decode kernel
  * at M <= 8 (bench/decode-variants.ts; `default` = the chooser's config), integer scale, timed in R
- * interleaved rounds (CudaTimer.timeInterleaved), each against the byte floor at this card's copy rate.
+ * interleaved rounds (CudaTimer.timeInterleaved), each against the byte floor at this card's copy rate;
+ * and, per shape, the read floor: the same weight bytes read by a plain streaming kernel (16-64 KB a block).
  */
 import { paddedRows } from '../src/backends/cuda/repack.js';
 import { chooseW4A8Config, w4a8Linear, type W4A8Config } from '../src/backends/cuda/w4a8.js';
 import { benchArgs, positiveInt, positiveInts, shapeList } from './args.js';
 import { decodeVariants, withDecodeVariant } from './decode-variants.js';
+import { readStream } from './cuda-util.js';
 import { ACT_SCALES, BenchLog, CudaBench, DeviceInputs, Seeds, copiesFor, copyBandwidth, fill, quantCopies, w4a8Layer } from './cuda-timing.js';
 
 const { values } = benchArgs(import.meta.url, {
@@ -53,6 +55,8 @@ const CASES: [K: number, N: number, Ms: number[]][] = values.shapes === undefine
 const variants = values.decode === undefined ? null : decodeVariants('decode', values.decode);
 if (variants !== null && CASES.some(([, , Ms]) => Ms.some((M) => M > 8))) throw new RangeError('--decode varies the decode kernel at M <= 8: give --ms within 1..8');
 const rounds = positiveInt('rounds', values.rounds!);
+/** The read-floor kernels timed with --decode: [16-byte loads a thread, threads a block]. */
+const READ_SHAPES: [4 | 8, number][] = [[4, 256], [4, 512], [8, 512]];
 const bytesPerUs = copyBandwidth(ctx) / 1e6;
 console.log(`# ${ctx.info.name}, ${ctx.info.multiprocessors} SMs, driver ${ctx.info.driverVersion}; RANDOM weights (speed only); byte floor at the copy rate measured here, ${(bytesPerUs / 1e6).toFixed(2)} TB/s`);
 const log = new BenchLog();
@@ -66,6 +70,16 @@ for (const [K, N, Ms] of CASES) {
     const xq = acts.random(M * K, fill.i8);
     const a = acts.random(M * 4, ACT_SCALES);
     const y = acts.output(M * N * 4);
+    if (variants !== null && M === Ms[0]) {
+      // the read floor of these weight bytes: a streaming read at 16-64 KB a block (bench/cuda-util.ts readStream)
+      const sink = acts.output(4 * Math.ceil((nPad * K) / 2 / (16 * 1024)));
+      const floors = READ_SHAPES.map(([unit, threads]) => {
+        const run = unit * threads * 16, bytes = Math.floor((nPad * K) / 2 / run) * run;
+        const t = timer.time((i) => readStream(ctx, w4.weights[i % w4.count]!, bytes, unit, threads, sink), SAMPLES);
+        return `${(unit * threads * 16) / 1024} KB a block ${t.us.toFixed(2)} µs (${(bytes / t.us / 1e6).toFixed(2)} TB/s)`;
+      });
+      log.line(`K=${K} N=${N} read floor of the ${((nPad * K) / 2 / 1e6).toFixed(1)} MB of weights: ${floors.join('; ')}`);
+    }
     if (variants !== null) {
       const base = chooseW4A8Config(M, N, K, ctx.arch === 'sm_90a', false, ctx.info.multiprocessors);
       const launch = (cfg: W4A8Config) => (i: number) => w4a8Linear(ctx, w4a8Layer(w4, N, K, 128, 'is', i), xq, a, y, M, cfg);

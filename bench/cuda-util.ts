@@ -54,3 +54,13 @@ export function delayedCopy(ctx: CudaContext, dst: DeviceBuffer, src: DeviceBuff
   if (bytes % 4 !== 0 || bytes > dst.bytes || bytes > src.bytes) throw new RangeError(`delayedCopy: ${bytes} B must be a multiple of 4 that fits both buffers`);
   ctx.launch(getKernel(ctx, BENCH_UTIL(), 'delayed_copy_u32'), [8], [256], [dst, src, { u64: bytes / 4 }, { u64: Math.round(us * 1000) }]);
 }
+/**
+ * The read floor of a streaming kernel (read_stream_u4 / _u8): every byte of the first `bytes` of src read once,
+ * `unit` 16-byte loads a thread, `threads` a block, each block one contiguous run of unit·threads·16 bytes (as a
+ * decode block streams its tiles). `bytes` must be a multiple of that run; sink: 4 bytes a block.
+ */
+export function readStream(ctx: CudaContext, src: DeviceBuffer, bytes: number, unit: 4 | 8, threads: number, sink: DeviceBuffer): void {
+  const run = unit * threads * 16, blocks = bytes / run;
+  if (!Number.isInteger(blocks) || blocks < 1 || bytes > src.bytes || sink.bytes < blocks * 4) throw new RangeError(`readStream: ${bytes} B must be a positive multiple of ${run} within src, sink ${blocks * 4} B`);
+  ctx.launch(getKernel(ctx, BENCH_UTIL(), unit === 4 ? 'read_stream_u4' : 'read_stream_u8'), [blocks], [threads], [src, sink]);
+}

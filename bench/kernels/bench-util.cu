@@ -69,3 +69,22 @@ extern "C" __global__ void delayed_copy_u32(unsigned int* dst, const unsigned in
 
 // Does nothing: its event-timed duration is the launch floor of any kernel timed the same way.
 extern "C" __global__ void empty() {}
+
+// The read floor of a streaming kernel: block b reads bytes [b·U·16·blockDim, (b+1)·U·16·blockDim) of src as
+// U 16-byte loads a thread (all issued before any is used; ld_stream, as the decode kernels load weights),
+// XORs them and writes one word a block to sink[b] (so no load is dead). One block a contiguous run, as a
+// decode block owns its tiles' contiguous bytes; n16 = the 16-byte units of src (a multiple of U·blockDim).
+template <int U>
+__device__ __forceinline__ void read_stream_body(const uint4* __restrict__ src, unsigned* __restrict__ sink) {
+  const uint4* p = src + ((size_t)blockIdx.x * U) * blockDim.x + threadIdx.x;
+  uint4 v[U];
+#pragma unroll
+  for (int u = 0; u < U; ++u) v[u] = ld_stream(p + (size_t)u * blockDim.x);
+  unsigned x = 0;
+#pragma unroll
+  for (int u = 0; u < U; ++u) x ^= v[u].x ^ v[u].y ^ v[u].z ^ v[u].w;
+  x = __reduce_xor_sync(0xffffffffu, x);
+  if ((threadIdx.x & 31) == 0) atomicXor(sink + blockIdx.x, x);
+}
+extern "C" __global__ void read_stream_u4(const uint4* __restrict__ src, unsigned* __restrict__ sink) { read_stream_body<4>(src, sink); }
+extern "C" __global__ void read_stream_u8(const uint4* __restrict__ src, unsigned* __restrict__ sink) { read_stream_body<8>(src, sink); }
