@@ -2,19 +2,21 @@
  * Tile/config sweep for the W4A8 kernels (integer scale, shift-free, and float scale), to pick
  * chooseW4A8Config's defaults. Timing: bench/cuda-timing.ts CudaTimer.time (events, spin-queued
  * launches, 3 warm-ups + 2 x 20 samples, median; weights rotated over > 2.5x L2). Usage:
- *   node dist/bench/cuda-sweep.js [--out DIR] [--shapes KxN,...] [--ms 1,8,...] [--decode default,WK:STAGES:MINB,...] [--rounds R]
+ *   node dist/bench/cuda-sweep.js [--out DIR] [--shapes KxN,...] [--ms 1,8,...] [--decode default,WK:STAGES:MINB,...] [--rounds R] [--w8]
  * Without --decode: the grid of decode tiles (NTW x WK) at M <= 16 and the GEMM tiles above, on the
  * three default shapes at their default Ms. With --decode: only those variants of the decode kernel
  * at M <= 8 (bench/decode-variants.ts; `default` = the chooser's config), integer scale, timed in R
- * interleaved rounds (CudaTimer.timeInterleaved), each against the byte floor at this card's copy rate;
+ * interleaved rounds (CudaTimer.timeInterleaved), each against the byte floor at this card's copy rate
+ * (--w8: the W8A8 decode kernel instead, as the lm_head runs);
  * and, per shape, the read floor: the same weight bytes read by a plain streaming kernel (16-64 KB a block).
  */
 import { paddedRows } from '../src/backends/cuda/repack.js';
 import { chooseW4A8Config, w4a8Linear, type W4A8Config } from '../src/backends/cuda/w4a8.js';
+import { chooseW8A8Config, w8a8Linear } from '../src/backends/cuda/w8a8.js';
 import { benchArgs, positiveInt, positiveInts, shapeList } from './args.js';
-import { decodeVariants, withDecodeVariant } from './decode-variants.js';
+import { decodeVariants, withDecodeVariant, type DecodeVariant } from './decode-variants.js';
 import { readStream } from './cuda-util.js';
-import { ACT_SCALES, BenchLog, CudaBench, DeviceInputs, Seeds, copiesFor, copyBandwidth, fill, quantCopies, w4a8Layer } from './cuda-timing.js';
+import { ACT_SCALES, BenchLog, CudaBench, DeviceInputs, Seeds, copiesFor, copyBandwidth, fill, quantCopies, w4a8Layer, w8a8Layer, type Launch } from './cuda-timing.js';
 
 const { values } = benchArgs(import.meta.url, {
   options: {
@@ -23,11 +25,10 @@ const { values } = benchArgs(import.meta.url, {
     ms: { type: 'string' },
     decode: { type: 'string' },
     rounds: { type: 'string', default: '4' },
+    w8: { type: 'boolean', default: false },
   },
 });
 const outDir = values.out!;
-const bench = new CudaBench('bench/cuda-sweep');
-const { ctx, timer } = bench;
 const SAMPLES = 20;
 
 const decodeCfgs = (M: number): W4A8Config[] => {
@@ -54,9 +55,12 @@ const CASES: [K: number, N: number, Ms: number[]][] = values.shapes === undefine
   : shapeList('shapes', values.shapes).map(([K, N]) => [K, N, msFlag ?? [1, 16, 32, 64]]);
 const variants = values.decode === undefined ? null : decodeVariants('decode', values.decode);
 if (variants !== null && CASES.some(([, , Ms]) => Ms.some((M) => M > 8))) throw new RangeError('--decode varies the decode kernel at M <= 8: give --ms within 1..8');
+if (values.w8 && variants === null) throw new RangeError('--w8 sweeps the W8A8 decode kernel: give --decode with it');
 const rounds = positiveInt('rounds', values.rounds!);
 /** The read-floor kernels timed with --decode: [16-byte loads a thread, threads a block]. */
 const READ_SHAPES: [4 | 8, number][] = [[4, 256], [4, 512], [8, 512]];
+const bench = new CudaBench('bench/cuda-sweep');
+const { ctx, timer } = bench;
 const bytesPerUs = copyBandwidth(ctx) / 1e6;
 console.log(`# ${ctx.info.name}, ${ctx.info.multiprocessors} SMs, driver ${ctx.info.driverVersion}; RANDOM weights (speed only); byte floor at the copy rate measured here, ${(bytesPerUs / 1e6).toFixed(2)} TB/s`);
 const log = new BenchLog();
@@ -64,7 +68,8 @@ const seeds = new Seeds(5);
 for (const [K, N, Ms] of CASES) {
   const weights = new DeviceInputs(ctx, seeds);
   const nPad = paddedRows(N);
-  const w4 = quantCopies(weights, copiesFor(ctx.info.l2Bytes, (nPad * K) / 2), 4, nPad, K, 128);
+  const w8 = values.w8 ? quantCopies(weights, copiesFor(ctx.info.l2Bytes, nPad * K), 8, nPad, K, 128) : null;
+  const w4 = quantCopies(weights, w8 ? 1 : copiesFor(ctx.info.l2Bytes, (nPad * K) / 2), 4, nPad, K, 128);
   for (const M of Ms) {
     const acts = new DeviceInputs(ctx, seeds);
     const xq = acts.random(M * K, fill.i8);
@@ -72,28 +77,31 @@ for (const [K, N, Ms] of CASES) {
     const y = acts.output(M * N * 4);
     if (variants !== null && M === Ms[0]) {
       // the read floor of these weight bytes: a streaming read at 16-64 KB a block (bench/cuda-util.ts readStream)
-      const sink = acts.output(4 * Math.ceil((nPad * K) / 2 / (16 * 1024)));
+      const weightBytes = (nPad * K) / (w8 ? 1 : 2);
+      const sink = acts.output(4 * Math.ceil(weightBytes / (16 * 1024)));
       const floors = READ_SHAPES.map(([unit, threads]) => {
-        const run = unit * threads * 16, bytes = Math.floor((nPad * K) / 2 / run) * run;
-        const t = timer.time((i) => readStream(ctx, w4.weights[i % w4.count]!, bytes, unit, threads, sink), SAMPLES);
+        const run = unit * threads * 16, bytes = Math.floor(weightBytes / run) * run;
+        const t = timer.time((i) => readStream(ctx, (w8 ?? w4).weights[i % (w8 ?? w4).count]!, bytes, unit, threads, sink), SAMPLES);
         return `${(unit * threads * 16) / 1024} KB a block ${t.us.toFixed(2)} µs (${(bytes / t.us / 1e6).toFixed(2)} TB/s)`;
       });
-      log.line(`K=${K} N=${N} read floor of the ${((nPad * K) / 2 / 1e6).toFixed(1)} MB of weights: ${floors.join('; ')}`);
+      log.line(`K=${K} N=${N} read floor of the ${(weightBytes / 1e6).toFixed(1)} MB of ${w8 ? 'W8' : 'W4'} weights: ${floors.join('; ')}`);
     }
     if (variants !== null) {
-      const base = chooseW4A8Config(M, N, K, ctx.arch === 'sm_90a', false, ctx.info.multiprocessors);
-      const launch = (cfg: W4A8Config) => (i: number) => w4a8Linear(ctx, w4a8Layer(w4, N, K, 128, 'is', i), xq, a, y, M, cfg);
+      const wgmma = ctx.arch === 'sm_90a';
+      const launch = (v: DecodeVariant): Launch => w8
+        ? (i) => w8a8Linear(ctx, w8a8Layer(w8!, N, K, 128, 'is', i), xq, a, y, M, withDecodeVariant(chooseW8A8Config(M, N, K, wgmma), v))
+        : (i) => w4a8Linear(ctx, w4a8Layer(w4, N, K, 128, 'is', i), xq, a, y, M, withDecodeVariant(chooseW4A8Config(M, N, K, wgmma, false, ctx.info.multiprocessors), v));
       const runs = variants.filter((v) => {
         try {
-          launch(withDecodeVariant(base, v))(0);
+          launch(v)(0);
           return true;
         } catch (e) {
           log.line(`K=${K} N=${N} M=${String(M).padStart(2)} ${v.label.padEnd(30)} FAILED ${(e as Error).message.split('\n')[0]}`);
           return false;
         }
       });
-      const bytes = (nPad * K) / 2 + nPad * (K / 128) * 4 + M * K;
-      const t = timer.timeInterleaved(runs.map((v) => launch(withDecodeVariant(base, v))), rounds, SAMPLES);
+      const bytes = (nPad * K) / (w8 ? 1 : 2) + nPad * (K / 128) * 4 + M * K;
+      const t = timer.timeInterleaved(runs.map(launch), rounds, SAMPLES);
       runs.forEach((v, j) => log.line(`K=${K} N=${N} M=${String(M).padStart(2)} ${v.label.padEnd(30)} IS ${t[j]!.us.toFixed(2).padStart(7)} µs (p10 ${t[j]!.p10.toFixed(2)}, p90 ${t[j]!.p90.toFixed(2)}) ${(bytes / t[j]!.us / 1e6).toFixed(2)} TB/s, floor ${(bytes / bytesPerUs).toFixed(2)} µs, ${(t[0]!.us / t[j]!.us).toFixed(3)}x the first`));
       acts.free();
       continue;
@@ -113,5 +121,5 @@ for (const [K, N, Ms] of CASES) {
   }
   weights.free();
 }
-log.write(outDir, variants === null ? 'cuda-sweep.log' : 'cuda-sweep-decode.log');
+log.write(outDir, variants === null ? 'cuda-sweep.log' : values.w8 ? 'cuda-sweep-decode-w8.log' : 'cuda-sweep-decode.log');
 bench.close();

@@ -1,14 +1,15 @@
 /**
- * Variants of the W4A8 decode kernel at M <= 8 rows as a bench flag (cuda-sweep, cuda-engine-step):
+ * Variants of the W4A8 / W8A8 decode kernels at M <= 8 rows as a bench flag (cuda-sweep, cuda-engine-step):
  * `--decode default,16:2:3,8:4:6`, each `WK:STAGES:MINB` (k-warps, cp.async slots a warp with 0 for the
  * register pipeline, blocks a SM the registers must allow) or `default` (the chooser's own config).
  */
-import { type DecodeConfig, type W4A8Config } from '../src/backends/cuda/w4a8.js';
+import type { W4A8Config } from '../src/backends/cuda/w4a8.js';
+import type { W8A8Config } from '../src/backends/cuda/w8a8.js';
 
 export interface DecodeVariant {
   readonly label: string;
   /** null: the chooser's config as it is. */
-  readonly set: Pick<DecodeConfig, 'WK' | 'STAGES' | 'MINB'> | null;
+  readonly set: { readonly WK: number; readonly STAGES: number; readonly MINB: number } | null;
 }
 
 /** `--flag default|WK:STAGES:MINB[,…]`; a malformed entry is a RangeError naming the flag. */
@@ -23,7 +24,7 @@ export function decodeVariants(flag: string, text: string): DecodeVariant[] {
   });
 }
 
-/** `config` with the variant applied where it is the decode kernel at one token half (M <= 8). */
-export function withDecodeVariant(config: W4A8Config, v: DecodeVariant): W4A8Config {
+/** `config` (W4A8 or W8A8) with the variant applied where it is the decode kernel at one token half (M <= 8). */
+export function withDecodeVariant<C extends W4A8Config | W8A8Config>(config: C, v: DecodeVariant): C {
   return v.set !== null && config.kind === 'decode' && config.MT === 1 ? { ...config, ...v.set } : config;
 }

@@ -22,6 +22,7 @@ import { paddedRows, repackW4A8, type RepackedW4A8 } from './repack.js';
 import { repackPackedW4OnPool } from '../cpu/repack-pool.js';
 import { cachedTensorMapU8, hasTensorMaps } from './tensor-map.js';
 import { outputBytes, outputDefines, type OutputFormat } from './output.js';
+import { DECODE_SMEM, decodeReductionBytes, decodeSlotsLaunch, type DecodeSlots } from './decode-slots.js';
 import { rowNormOutput, rowTailArgs, TAIL_COUNTER_BYTES, type RowNorm, type RowTail } from './engine-ops.js';
 import type { QuantizedLinear } from '../../quant/types.js';
 
@@ -53,21 +54,15 @@ export function freeW4A8(layer: W4A8Layer): void {
 }
 
 /**
- * The weight-streaming decode kernel: MT token halves of 8, NTW 16-row tiles per block, WK k-warps.
+ * The weight-streaming decode kernel: MT token halves of 8, NTW 16-row tiles per block, WK k-warps; STAGES
+ * cp.async slots a warp in shared memory instead of two register buffers, MINB blocks a SM (decode-slots.ts).
  * `overlap`: launch it with programmatic dependent launch (LaunchOptions.overlapPrevious), so it loads
  * its first weights while the kernel before it finishes.
  */
-export interface DecodeConfig {
+export interface DecodeConfig extends DecodeSlots {
   readonly kind: 'decode'; readonly MT: number; readonly NTW: number; readonly WK: number; readonly overlap?: boolean;
   /** add the product into y (y += x·Wᵀ, f32 output) instead of writing it: the decode engine's residual add. */
   readonly accumulate?: boolean;
-  /**
-   * Stream each warp's chunks through STAGES cp.async slots in shared memory (decode_pipeline_async) instead
-   * of two register buffers: the bytes in flight cost shared memory, not registers. Absent or 0: registers.
-   */
-  readonly STAGES?: number;
-  /** Blocks per SM the register allocation must allow (__launch_bounds__'s second argument; default 1). */
-  readonly MINB?: number;
 }
 export interface MmaConfig { readonly kind: 'mma'; readonly BM: number; readonly BN: number; readonly WM: number; readonly WN: number; readonly STAGES: number }
 /**
@@ -268,21 +263,6 @@ function layerDefines(layer: W4A8Layer, out: OutputFormat): Record<string, numbe
   return { GROUP: layer.groupSize, SCALE_INT: layer.scale === 'int' ? 1 : 0, IS_SHIFT: layer.isShift ? 1 : 0, ...outputDefines(out) };
 }
 
-/** decode.cuh: the shared-memory pipeline's slot of one tile (1 KB of weights + 64 B of scales) and its activation rows' pad. */
-export const DECODE_SMEM = { SLOT_TILE: 1024 + 64, X_PAD: 64 } as const;
-
-/**
- * Dynamic shared memory of a decode launch at M rows on K (decode_smem in decode.cuh): with STAGES, per warp its
- * k range of the M rows (the most chunks a warp takes, ceil(K/128 / WK), ·128 + X_PAD bytes a row) and STAGES
- * slots of NTW tiles; 0 for the register pipeline.
- */
-export function decodeSharedBytes(M: number, K: number, config: DecodeConfig): number {
-  const stages = config.STAGES ?? 0;
-  if (stages === 0) return 0;
-  const mostChunks = Math.ceil(K / 128 / config.WK);
-  return config.WK * (M * (mostChunks * 128 + DECODE_SMEM.X_PAD) + stages * config.NTW * DECODE_SMEM.SLOT_TILE);
-}
-
 /** Blocks of a decode-kernel launch: NTW 16-row tiles each. */
 const decodeBlocks = (N: number, config: DecodeConfig): number => Math.ceil(Math.ceil(N / 16) / config.NTW);
 
@@ -292,14 +272,8 @@ function launchDecode(ctx: CudaContext, layer: W4A8Layer, M: number, config: Dec
   if (M > 8 * config.MT) throw new RangeError(`decode config MT=${config.MT} serves M <= ${8 * config.MT}, got ${M}`);
   const blocks = decodeBlocks(layer.n, config);
   if (blocks * config.NTW * 16 > paddedRows(layer.n)) throw new RangeError('decode tiles exceed the padded rows');
-  const stages = config.STAGES ?? 0, minBlocks = config.MINB ?? 1;
-  if (!Number.isInteger(stages) || stages < 0 || stages > 8) throw new RangeError(`decode STAGES must be an integer in 0..8, got ${stages}`);
-  if (!Number.isInteger(minBlocks) || minBlocks < 1 || minBlocks * config.WK * 32 > 2048) throw new RangeError(`decode MINB must be an integer in 1..${2048 / (config.WK * 32)} at WK=${config.WK}, got ${minBlocks}`);
-  const smem = decodeSharedBytes(M, layer.k, config);
-  const reduction = config.WK * config.NTW * config.MT * 4 * 32 * 4; // decode_reduce's red[WK][NTW·MT·4][32]
-  if (smem + reduction > ctx.info.maxSharedPerBlockOptin) throw new RangeError(`decode STAGES=${stages} at M=${M}, K=${layer.k}, WK=${config.WK} needs ${smem + reduction} B of shared memory, the device allows ${ctx.info.maxSharedPerBlockOptin}`);
-  const defines = { ...layerDefines(layer, out), MT: config.MT, NTW: config.NTW, WK: config.WK, ...(stages > 0 ? { STAGES: stages } : {}), ...(minBlocks > 1 ? { MINB: minBlocks } : {}), ...extra };
-  const fn = getKernel(ctx, 'w4a8-decode.cu', entry, defines, smem);
+  const { smem, defines } = decodeSlotsLaunch(ctx, M, layer.k, config, DECODE_SMEM.W4_TILE, decodeReductionBytes(config));
+  const fn = getKernel(ctx, 'w4a8-decode.cu', entry, { ...layerDefines(layer, out), MT: config.MT, NTW: config.NTW, WK: config.WK, ...defines, ...extra }, smem);
   ctx.launch(fn, [blocks], [config.WK * 32], args, smem, { overlapPrevious: config.overlap === true });
   return blocks;
 }

@@ -13,6 +13,7 @@ import { unpackWeights } from '../../quant/int4-pack.js';
 import type { DeviceBuffer } from './buffer.js';
 import type { CudaContext } from './context.js';
 import { getKernel } from './kernel-cache.js';
+import { DECODE_SMEM, decodeReductionBytes, decodeSlotsLaunch, type DecodeSlots } from './decode-slots.js';
 import { outputBytes, outputDefines, type OutputFormat } from './output.js';
 import { paddedRows, repackScales } from './repack.js';
 import type { QuantizedLinear } from '../../quant/types.js';
@@ -77,7 +78,8 @@ export function freeW8A8(layer: W8A8Layer): void {
   layer.scales.free();
 }
 
-export interface W8DecodeConfig { readonly kind: 'decode'; readonly MT: number; readonly NTW: number; readonly WK: number }
+/** The weight-streaming decode kernel (w8a8-decode.cu): as W4A8's DecodeConfig, STAGES / MINB included (decode-slots.ts). */
+export interface W8DecodeConfig extends DecodeSlots { readonly kind: 'decode'; readonly MT: number; readonly NTW: number; readonly WK: number }
 /** Tile (64·WGS) x 128, WGS warpgroups, STAGES cp.async stages; PIPE: two accumulators (w8a8-wgmma.cu). */
 export interface W8WgmmaConfig { readonly kind: 'wgmma'; readonly WGS: 1 | 2; readonly STAGES: number; readonly PIPE?: boolean }
 export type W8A8Config = W8DecodeConfig | W8WgmmaConfig;
@@ -126,10 +128,11 @@ export function w8a8Linear(
   const args = [layer.weights, layer.scales, xq, a, y, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }] as const;
   if (config.kind === 'decode') {
     if (M > 8 * config.MT) throw new RangeError(`decode config MT=${config.MT} serves M <= ${8 * config.MT}, got ${M}`);
-    const fn = getKernel(ctx, 'w8a8-decode.cu', 'w8a8_decode', { ...common, MT: config.MT, NTW: config.NTW, WK: config.WK });
+    const { smem, defines } = decodeSlotsLaunch(ctx, M, K, config, DECODE_SMEM.W8_TILE, decodeReductionBytes(config));
+    const fn = getKernel(ctx, 'w8a8-decode.cu', 'w8a8_decode', { ...common, MT: config.MT, NTW: config.NTW, WK: config.WK, ...defines }, smem);
     const blocks = Math.ceil(Math.ceil(N / 16) / config.NTW);
     if (blocks * config.NTW * 16 > paddedRows(N)) throw new RangeError('decode tiles exceed the padded rows');
-    ctx.launch(fn, [blocks], [config.WK * 32], args);
+    ctx.launch(fn, [blocks], [config.WK * 32], args, smem);
   } else {
     if (!ctx.arch.startsWith('sm_90')) throw new RangeError(`the wgmma kernel needs sm_90a (device is ${ctx.arch})`);
     const smem = w8a8WgmmaSharedBytes(config.WGS, config.STAGES);

@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { CudaContext } from '../../../src/backends/cuda/context.js';
 import type { DeviceBuffer } from '../../../src/backends/cuda/buffer.js';
-import { decodeSharedBytes, w4a8DecodeNorm, w4a8Linear, w4a8SwigluDecode, wgmmaTmaSharedBytes, type W4A8Layer } from '../../../src/backends/cuda/w4a8.js';
+import { w4a8DecodeNorm, w4a8Linear, w4a8SwigluDecode, wgmmaTmaSharedBytes, type W4A8Layer } from '../../../src/backends/cuda/w4a8.js';
 import { ENGINE_MAX_ROW, type RowOutput } from '../../../src/backends/cuda/engine-ops.js';
 import { w8a8Linear, type W8A8Layer } from '../../../src/backends/cuda/w8a8.js';
 import { w4a16Linear, type W4A16Layer } from '../../../src/backends/cuda/w4a16.js';
@@ -18,6 +18,7 @@ import { tensorMapU8 } from '../../../src/backends/cuda/tensor-map.js';
 import { outputBytes } from '../../../src/backends/cuda/output.js';
 import { DeviceBuffer as DeviceBufferClass } from '../../../src/backends/cuda/buffer.js';
 import { attentionCuda } from '../../../src/backends/cuda/model-ops.js';
+import { DECODE_SMEM, decodeSharedBytes } from '../../../src/backends/cuda/decode-slots.js';
 
 const unreachable = (): never => assert.fail('the stub context was used past the argument checks');
 function stubContext(arch: string, maxSharedPerBlockOptin = 232448): CudaContext {
@@ -71,11 +72,13 @@ test('w4a8Linear names a bad decode STAGES or MINB and the shared memory a slott
   assert.throws(() => w4a8Linear(ctx, w4, xq, a, y, M, { ...decode, MINB: 9 }), /decode MINB must be an integer in 1..8 at WK=8, got 9/);
   // 16 rows of K = 11008 a warp's range at WK 4 (22 chunks: 16·(22·128 + 64) B) and 8 slots of two tiles: past 227 KiB
   const wide: W4A8Layer = { ...w4, k: 11008, weights: buffer(N * 11008), scales: buffer(N * 86 * 4) };
-  const need = decodeSharedBytes(16, 11008, { kind: 'decode', MT: 2, NTW: 2, WK: 4, STAGES: 8 });
+  const need = decodeSharedBytes(16, 11008, { NTW: 2, WK: 4, STAGES: 8 }, DECODE_SMEM.W4_TILE);
   assert.equal(need, 4 * (16 * (22 * 128 + 64) + 8 * 2 * 1088));
   assert.throws(() => w4a8Linear(ctx, wide, buffer(16 * 11008), buffer(16 * 4), buffer(16 * N * 4), 16, { kind: 'decode', MT: 2, NTW: 2, WK: 4, STAGES: 8 }),
     /decode STAGES=8 at M=16, K=11008, WK=4 needs \d+ B of shared memory, the device allows 232448/);
-  assert.equal(decodeSharedBytes(M, K, decode), 0, 'the register pipeline takes no dynamic shared memory');
+  assert.equal(decodeSharedBytes(M, K, decode, DECODE_SMEM.W4_TILE), 0, 'the register pipeline takes no dynamic shared memory');
+  const w8 = { ...w4, weights: buffer(N * K) } as unknown as W8A8Layer;
+  assert.throws(() => w8a8Linear(ctx, w8, xq, a, y, M, { ...decode, STAGES: 2, MINB: 0 }), /decode MINB must be an integer in 1..8 at WK=8, got 0/);
 });
 
 test('w4a8Linear names the shared memory too many TMA stages need against the device limit', () => {

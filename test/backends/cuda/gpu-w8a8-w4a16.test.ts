@@ -54,6 +54,13 @@ const W8_SHAPES: [M: number, N: number, K: number, G: number, config?: W8A8Confi
   [7, 500, 2048, 128, { kind: 'decode', MT: 1, NTW: 4, WK: 16 }],
   [13, 300, 1280, 128, { kind: 'decode', MT: 2, NTW: 2, WK: 8 }],
   [50, 130, 512, 128, { kind: 'decode', MT: 8, NTW: 1, WK: 8 }],
+  // the decode kernel through shared-memory slots (STAGES): one chunk a warp, uneven ranges refilling slots,
+  // G = 256 with two tiles a block, two token halves with fewer chunks than slots, ragged N at K = 4096
+  [1, 500, 2048, 128, { kind: 'decode', MT: 1, NTW: 1, WK: 16, STAGES: 2, MINB: 3 }],
+  [5, 520, 2816, 128, { kind: 'decode', MT: 1, NTW: 1, WK: 8, STAGES: 2 }],
+  [8, 333, 4096, 256, { kind: 'decode', MT: 1, NTW: 2, WK: 8, STAGES: 3 }],
+  [13, 300, 1280, 128, { kind: 'decode', MT: 2, NTW: 1, WK: 4, STAGES: 4 }],
+  [1, 4100, 4096, 128, { kind: 'decode', MT: 1, NTW: 1, WK: 8, STAGES: 4, MINB: 4 }],
   [1, 130, 128, 128, { kind: 'wgmma', WGS: 1, STAGES: 3 }],
   [37, 129, 512, 256],
   [64, 127, 384, 128, { kind: 'wgmma', WGS: 2, STAGES: 3 }],

@@ -9,8 +9,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { kernelsDir } from '../../../src/backends/cuda/kernel-cache.js';
 import { MOE_MAX_EXPERTS } from '../../../src/backends/cuda/moe-ops.js';
+import { DECODE_SMEM } from '../../../src/backends/cuda/decode-slots.js';
 import { SCALED_RTN_THREADS, SQUARED_ERROR_PARTS } from '../../../src/backends/cuda/scaled-rtn.js';
-import { ACT_QUANT, DECODE_SMEM, mmaLaunch, WGMMA_RS, WGMMA_TMA, wgmmaRsSharedBytes, wgmmaTmaSharedBytes } from '../../../src/backends/cuda/w4a8.js';
+import { ACT_QUANT, mmaLaunch, WGMMA_RS, WGMMA_TMA, wgmmaRsSharedBytes, wgmmaTmaSharedBytes } from '../../../src/backends/cuda/w4a8.js';
 import { W8_WGMMA, w8a8WgmmaSharedBytes } from '../../../src/backends/cuda/w8a8.js';
 import { ATTENTION_MAX_HEAD_DIM, ATTENTION_MAX_SPLITS, ATTENTION_THREADS, ATTENTION_TILE, MODEL_OPS_THREADS } from '../../../src/backends/cuda/model-ops.js';
 
@@ -52,9 +53,13 @@ test('w4a8_mma: threads and dynamic shared memory of the launcher equal THREADS 
   }
 });
 
-test('decode kernels: the shared-memory pipeline\'s slot of a tile and row pad equal decode.cuh\'s DECODE_SLOT_TILE and DECODE_X_PAD', () => {
+test('decode kernels: the shared-memory pipeline\'s scale bytes and row pad equal decode.cuh\'s, its tile bytes the kernels\' WB', () => {
   const cu = macros('decode.cuh');
-  assert.deepEqual([DECODE_SMEM.SLOT_TILE, DECODE_SMEM.X_PAD], [cu('DECODE_SLOT_TILE'), cu('DECODE_X_PAD')]);
+  assert.deepEqual([DECODE_SMEM.SCALE_BYTES, DECODE_SMEM.X_PAD], [cu('DECODE_SCALE_BYTES'), cu('DECODE_X_PAD')]);
+  for (const [file, bytes] of [['w4a8-decode.cu', DECODE_SMEM.W4_TILE], ['w8a8-decode.cu', DECODE_SMEM.W8_TILE]] as const) {
+    const wb = readFileSync(join(kernelsDir(), file), 'utf8').match(/constexpr int WB = (\d+);/);
+    assert.equal(Number(wb?.[1]), bytes, `${file}: WB`);
+  }
 });
 
 test('w4a8_wgmma_rs: BT, BW, THREADS and SMEM_BYTES', () => {

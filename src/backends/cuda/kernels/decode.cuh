@@ -148,21 +148,67 @@ __device__ __forceinline__ void decode_pipeline(int c0, int c1, Buf& a, Buf& b, 
 //   x:     its k range of each of the launch's M token rows, XS = RC·128 + 64 bytes apart (RC = the most
 //          chunks a warp takes, ceil(chunks / WK); the 64-byte pad puts rows gid and gid + 1 on opposite
 //          halves of the banks, so a quarter warp's 16-byte reads do not conflict);
-//   slots: STAGES slots of NTW tiles, each 1 KB of weights as the global layout [step 2][lane 32][16 B]
-//          (a lane reads back the 16 bytes it copied) then the 64 B of the tile's 16 scales of the group
-//          the chunk closes.
+//   slots: STAGES slots of NTW tiles, each the chunk's WB bytes of the tile's weights (W4: 1 KB, W8: 2 KB),
+//          laid out so that a lane reads back the 16-byte units it copied, then the 64 B of the tile's 16
+//          scales of the group the chunk closes.
 #define DECODE_X_PAD 64
-#define DECODE_SLOT_TILE (1024 + 64)
+#define DECODE_SCALE_BYTES 64
 struct DecodeSmem {
   unsigned char* x;
   unsigned char* slots;
   int xs;
 };
-template <int NT, int S>
+template <int NT, int S, int WB>
 __device__ __forceinline__ DecodeSmem decode_smem(unsigned char* base, int warp, int rows, int most_chunks) {
   const int xs = most_chunks * 128 + DECODE_X_PAD;
-  unsigned char* w = base + (size_t)warp * (rows * xs + S * NT * DECODE_SLOT_TILE);
+  unsigned char* w = base + (size_t)warp * (rows * xs + S * NT * (WB + DECODE_SCALE_BYTES));
   return {w, w + rows * xs, xs};
+}
+// Tile nt's part of slot `slot`: its weights, then its scales at + WB.
+template <int NT, int WB> __device__ __forceinline__ unsigned char* decode_slot(const DecodeSmem& sm, int slot, int nt) {
+  return sm.slots + (slot * NT + nt) * (WB + DECODE_SCALE_BYTES);
+}
+
+// The warp's k range [c0·128, c1·128) of each of the M token rows into sm.x, 16 bytes a lane at a time.
+__device__ __forceinline__ void decode_issue_x(const DecodeSmem& sm, const signed char* xq, int M, int K, int c0, int c1, int lane) {
+  const int units = (c1 - c0) * 8;
+  for (int i = lane; i < M * units; i += 32) {
+    const int r = i / units, u = i - r * units;
+    cp_async16(smem_u32(sm.x + r * sm.xs + u * 16), xq + (size_t)r * K + c0 * 128 + u * 16, 16);
+  }
+}
+// Chunk c's activations from sm.x as decode_load_x8 loads them from global memory (zeros for invalid rows).
+template <int MTK>
+__device__ __forceinline__ void decode_read_x(uint4 (&x)[MTK][2], const DecodeSmem& sm, const bool (&xv)[MTK], int c, int c0, int gid, int tig) {
+#pragma unroll
+  for (int mt = 0; mt < MTK; ++mt) {
+    if (xv[mt]) {
+      const uint4* row = reinterpret_cast<const uint4*>(sm.x + (mt * 8 + gid) * sm.xs + (c - c0) * 128 + tig * 16);
+      x[mt][0] = row[0];
+      x[mt][1] = row[4];
+    } else {
+      x[mt][0] = x[mt][1] = make_uint4(0, 0, 0, 0);
+    }
+  }
+}
+// The 64 B of scales of each tile for the group chunk c closes (none if it closes none; sc[tile][g][16]),
+// copied by lanes 0-3 into the slot, and read back by every lane as decode_load_scales loads them.
+template <int GROUP_, int NT, int WB, typename T>
+__device__ __forceinline__ void decode_issue_scales(const DecodeSmem& sm, int slot, const T* sc, int tile0, int NG, int c, int c1, int lane) {
+  if (lane >= 4 || !decode_closes<GROUP_>(c, c1)) return;
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt)
+    cp_async16(smem_u32(decode_slot<NT, WB>(sm, slot, nt) + WB + lane * 16), sc + ((size_t)(tile0 + nt) * NG + (c * 128) / GROUP_) * 16 + lane * 4, 16);
+}
+template <int GROUP_, int NT, int WB, typename T>
+__device__ __forceinline__ void decode_read_scales(T (&s)[NT][2], const DecodeSmem& sm, int slot, int c, int c1, int gid) {
+  if (!decode_closes<GROUP_>(c, c1)) return;
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+    const T* sp = reinterpret_cast<const T*>(decode_slot<NT, WB>(sm, slot, nt) + WB);
+    s[nt][0] = sp[gid];
+    s[nt][1] = sp[gid + 8];
+  }
 }
 
 // A warp's chunks [c0, c1) through S shared-memory slots: issueW(slot, c) starts chunk c's weight and

@@ -112,48 +112,30 @@ __device__ __forceinline__ void decode_tiles(const uint4* __restrict__ wq, const
   const auto compute = [&](const Chunk& b, int c) { decode_chunk<IS_SHIFT ? 4 : 0, GROUP>(st, b.s, c, c1, [&] { chunk_mma(st.acc, b); }); };
 #if STAGES
   extern __shared__ __align__(16) unsigned char decode_shared[];
-  const DecodeSmem sm = decode_smem<NTW, STAGES>(decode_shared, warp, M, (chunks + WK - 1) / WK);
+  constexpr int WB = 1024;  // a tile's chunk: [step 2][lane 32][16 B], as the global layout
+  const DecodeSmem sm = decode_smem<NTW, STAGES, WB>(decode_shared, warp, M, (chunks + WK - 1) / WK);
   Chunk b;
   decode_pipeline_async<STAGES>(
       c0, c1,
       [&](int slot, int c) {
-        unsigned char* d = sm.slots + slot * (NTW * DECODE_SLOT_TILE);
 #pragma unroll
         for (int nt = 0; nt < NTW; ++nt) {
-          cp_async16(smem_u32(d + nt * DECODE_SLOT_TILE + lane * 16), wp[nt] + (c * 2) * 32, 16);
-          cp_async16(smem_u32(d + nt * DECODE_SLOT_TILE + 512 + lane * 16), wp[nt] + (c * 2 + 1) * 32, 16);
-          if (lane < 4 && decode_closes<GROUP>(c, c1))
-            cp_async16(smem_u32(d + nt * DECODE_SLOT_TILE + 1024 + lane * 16), sc + ((size_t)(tile0 + nt) * NG + (c * 128) / GROUP) * 16 + lane * 4, 16);
+          unsigned char* d = decode_slot<NTW, WB>(sm, slot, nt);
+          cp_async16(smem_u32(d + lane * 16), wp[nt] + (c * 2) * 32, 16);
+          cp_async16(smem_u32(d + 512 + lane * 16), wp[nt] + (c * 2 + 1) * 32, 16);
         }
+        decode_issue_scales<GROUP, NTW, WB>(sm, slot, sc, tile0, NG, c, c1, lane);
       },
-      [&]() {  // the warp's k range of each token row, 16 bytes a lane at a time
-        const int units = (c1 - c0) * 8;
-        for (int i = lane; i < M * units; i += 32) {
-          const int r = i / units, u = i - r * units;
-          cp_async16(smem_u32(sm.x + r * sm.xs + u * 16), xq + (size_t)r * K + c0 * 128 + u * 16, 16);
-        }
-      },
+      [&]() { decode_issue_x(sm, xq, M, K, c0, c1, lane); },
       [&](int slot, int c) {
-        const unsigned char* d = sm.slots + slot * (NTW * DECODE_SLOT_TILE);
 #pragma unroll
         for (int nt = 0; nt < NTW; ++nt) {
-          b.w[nt][0] = *reinterpret_cast<const uint4*>(d + nt * DECODE_SLOT_TILE + lane * 16);
-          b.w[nt][1] = *reinterpret_cast<const uint4*>(d + nt * DECODE_SLOT_TILE + 512 + lane * 16);
-          if (decode_closes<GROUP>(c, c1)) {
-            b.s[nt][0] = *reinterpret_cast<const scale_t*>(d + nt * DECODE_SLOT_TILE + 1024 + gid * 4);
-            b.s[nt][1] = *reinterpret_cast<const scale_t*>(d + nt * DECODE_SLOT_TILE + 1024 + (gid + 8) * 4);
-          }
+          const unsigned char* d = decode_slot<NTW, WB>(sm, slot, nt);
+          b.w[nt][0] = *reinterpret_cast<const uint4*>(d + lane * 16);
+          b.w[nt][1] = *reinterpret_cast<const uint4*>(d + 512 + lane * 16);
         }
-#pragma unroll
-        for (int mt = 0; mt < MT; ++mt) {
-          const uint4* xr = reinterpret_cast<const uint4*>(sm.x + (mt * 8 + gid) * sm.xs + (c - c0) * 128 + tig * 16);
-          if (xv[mt]) {
-            b.x[mt][0] = xr[0];
-            b.x[mt][1] = xr[4];
-          } else {
-            b.x[mt][0] = b.x[mt][1] = make_uint4(0, 0, 0, 0);
-          }
-        }
+        decode_read_scales<GROUP, NTW, WB>(b.s, sm, slot, c, c1, gid);
+        decode_read_x(b.x, sm, xv, c, c0, gid, tig);
         compute(b, c);
       });
 #else

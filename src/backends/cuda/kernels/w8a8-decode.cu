@@ -19,7 +19,8 @@
 // 128 with zeros; a warp's load of one 64-k block covers 16 rows x 64 B), scales sc[tile][g][16]
 // (int32 S or f32 s), xq [M, K] int8, a [M], y [M, N] out_t (f32 or f16).
 // Work split as w4a8-decode.cu: a block of WK warps owns NTW 16-row tiles over all of K; warp w
-// takes the 128-k chunks [w*C/WK, (w+1)*C/WK), double-buffering its loads in registers; group sums
+// takes the 128-k chunks [w*C/WK, (w+1)*C/WK), double-buffering its loads in registers (or, STAGES > 0,
+// through STAGES cp.async slots in shared memory: decode_pipeline_async, decode.cuh); group sums
 // close at group ends and at the end of a warp's range; warps' totals are added in shared memory.
 // Requires K % 128 == 0, GROUP % 128 == 0, GROUP | K, M <= 8*MT.
 #include "common.cuh"
@@ -34,6 +35,12 @@
 #endif
 #ifndef WK
 #define WK 8
+#endif
+#ifndef STAGES
+#define STAGES 0
+#endif
+#ifndef MINB
+#define MINB 1
 #endif
 
 // one 128-k chunk in registers: w[nt][s][h] = tile nt, 64-k step s, row gid (h=0) or gid+8 (h=1);
@@ -70,7 +77,7 @@ __device__ __forceinline__ void chunk_mma(int (&acc)[NTW][MT][4], const Chunk& b
   }
 }
 
-extern "C" __global__ void __launch_bounds__(WK * 32)
+extern "C" __global__ void __launch_bounds__(WK * 32, MINB)
 w8a8_decode(const signed char* __restrict__ wq, const scale_t* __restrict__ sc, const signed char* __restrict__ xq,
             const float* __restrict__ ascale, out_t* __restrict__ y, int M, int N, int K, float post) {
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
@@ -88,6 +95,34 @@ w8a8_decode(const signed char* __restrict__ wq, const scale_t* __restrict__ sc, 
   bool xv[MT];
   decode_x_rows(xp, xv, xq, M, K, gid, tig);
 
+  // plain T += acc * S (no 16*q), or the f32 FMA
+  const auto compute = [&](const Chunk& b, int c) { decode_chunk<0, GROUP>(st, b.s, c, c1, [&] { chunk_mma(st.acc, b); }); };
+#if STAGES
+  extern __shared__ __align__(16) unsigned char decode_shared[];
+  constexpr int WB = 2048;  // a tile's chunk: [step 2][row gid / gid + 8][lane 32][16 B]
+  const DecodeSmem sm = decode_smem<NTW, STAGES, WB>(decode_shared, warp, M, (chunks + WK - 1) / WK);
+  Chunk b;
+  decode_pipeline_async<STAGES>(
+      c0, c1,
+      [&](int slot, int c) {
+#pragma unroll
+        for (int nt = 0; nt < NTW; ++nt)
+#pragma unroll
+          for (int u = 0; u < 4; ++u)
+            cp_async16(smem_u32(decode_slot<NTW, WB>(sm, slot, nt) + u * 512 + lane * 16), wp[nt] + (u & 1) * row8 + c * 8 + (u >> 1) * 4, 16);
+        decode_issue_scales<GROUP, NTW, WB>(sm, slot, sc, tile0, NG, c, c1, lane);
+      },
+      [&]() { decode_issue_x(sm, xq, M, K, c0, c1, lane); },
+      [&](int slot, int c) {
+#pragma unroll
+        for (int nt = 0; nt < NTW; ++nt)
+#pragma unroll
+          for (int u = 0; u < 4; ++u) b.w[nt][u >> 1][u & 1] = *reinterpret_cast<const uint4*>(decode_slot<NTW, WB>(sm, slot, nt) + u * 512 + lane * 16);
+        decode_read_scales<GROUP, NTW, WB>(b.s, sm, slot, c, c1, gid);
+        decode_read_x(b.x, sm, xv, c, c0, gid, tig);
+        compute(b, c);
+      });
+#else
   Chunk ca, cb;
   decode_pipeline(
       c0, c1, ca, cb,
@@ -96,9 +131,8 @@ w8a8_decode(const signed char* __restrict__ wq, const scale_t* __restrict__ sc, 
         decode_load_scales<GROUP>(b.s, sc, tile0, NG, gid, c, c1);
       },
       [&](Chunk& b, int c) { decode_load_x8(b.x, xp, xv, c); },
-      [&](const Chunk& b, int c) {  // plain T += acc * S (no 16*q), or the f32 FMA
-        decode_chunk<0, GROUP>(st, b.s, c, c1, [&] { chunk_mma(st.acc, b); });
-      });
+      compute);
+#endif
 
   __shared__ scale_t red[WK][NTW * MT * 4][32];
   decode_reduce(red, st.tot, warp, lane, tile0, M, N,
