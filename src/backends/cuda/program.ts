@@ -38,8 +38,6 @@ const ARG_BYTES = 4096;
 const LAUNCH_CONFIG_BYTES = 56;
 const LAUNCH_ATTRIBUTE_BYTES = 72;
 const CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6;
-/** Dynamic shared memory a kernel may use without opting in. */
-const DEFAULT_MAX_DYNAMIC_SHARED = 48 * 1024;
 type Dims = [number, number, number];
 
 export class CudaPrograms {
@@ -54,6 +52,8 @@ export class CudaPrograms {
   /** modules by the caller's key (source and defines), functions by module, name and shared memory. */
   private readonly modules = new Map<string, bigint>();
   private readonly functions = new Map<string, CudaFunction>();
+  /** The dynamic shared memory each function handle has been allowed (getFunction). */
+  private readonly dynamicLimits = new Map<bigint, number>();
 
   constructor(
     private readonly api: DriverApi,
@@ -108,16 +108,24 @@ export class CudaPrograms {
     return m[0]!;
   }
 
+  /**
+   * The function `name` of `module`, allowed `dynamicShared` bytes of dynamic shared memory. The limit is the
+   * handle's (one per module and name, however many keys share it), so it is only ever raised: a launch with
+   * less still fits. It is set for any dynamic size, not only past 48 KiB: static and dynamic shared memory
+   * together may pass 48 KiB only with the opt-in (the decode kernels' slots beside their static reduction).
+   */
   private getFunction(module: bigint, name: string, dynamicShared: number): CudaFunction {
     const f = new BigUint64Array(1);
     this.api.check(`cuModuleGetFunction(${name})`, this.api.fn.cuModuleGetFunction!(f, module, name) as number);
-    if (dynamicShared > DEFAULT_MAX_DYNAMIC_SHARED) {
+    const handle = f[0]!;
+    if (dynamicShared > (this.dynamicLimits.get(handle) ?? 0)) {
       this.api.check(
         `cuFuncSetAttribute(${name}, max dynamic shared ${dynamicShared})`,
-        this.api.fn.cuFuncSetAttribute!(f[0]!, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, dynamicShared) as number,
+        this.api.fn.cuFuncSetAttribute!(handle, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, dynamicShared) as number,
       );
+      this.dynamicLimits.set(handle, dynamicShared);
     }
-    return { handle: f[0]!, name };
+    return { handle, name };
   }
 
   /** Launches `fn` on the stream; asynchronous. */
