@@ -62,8 +62,9 @@ const READ_SHAPES: [4 | 8, number][] = [[4, 256], [4, 512], [8, 512]];
 const bench = new CudaBench('bench/cuda-sweep');
 const { ctx, timer } = bench;
 const bytesPerUs = copyBandwidth(ctx) / 1e6;
-console.log(`# ${ctx.info.name}, ${ctx.info.multiprocessors} SMs, driver ${ctx.info.driverVersion}; RANDOM weights (speed only); byte floor at the copy rate measured here, ${(bytesPerUs / 1e6).toFixed(2)} TB/s`);
+
 const log = new BenchLog();
+log.line(`# ${ctx.info.name}, ${ctx.info.multiprocessors} SMs, driver ${ctx.info.driverVersion}; RANDOM weights (speed only); byte floor at the copy rate measured here, ${(bytesPerUs / 1e6).toFixed(2)} TB/s`);
 const seeds = new Seeds(5);
 for (const [K, N, Ms] of CASES) {
   const weights = new DeviceInputs(ctx, seeds);
