@@ -144,7 +144,7 @@ __device__ __forceinline__ void decode_pipeline(int c0, int c1, Buf& a, Buf& b, 
 // The shared-memory pipeline (STAGES > 0 in the decode kernels): each warp streams its chunks into its own
 // STAGES slots with cp.async, so the bytes it keeps in flight cost shared memory instead of registers (the
 // register pipeline above holds two chunks a warp, and its 58 registers allow two 512-thread blocks a SM).
-// A warp's shared memory (decodeSharedBytes in w4a8.ts computes the same size):
+// A warp's shared memory (decodeSharedBytes in decode-slots.ts computes the same size):
 //   x:     its k range of each of the launch's M token rows, XS = RC·128 + 64 bytes apart (RC = the most
 //          chunks a warp takes, ceil(chunks / WK); the 64-byte pad puts rows gid and gid + 1 on opposite
 //          halves of the banks, so a quarter warp's 16-byte reads do not conflict);

@@ -33,9 +33,10 @@
 // sums are closed at group ends and at the end of a warp's range (integer sums are exact in any
 // split; float sums change only in rounding). STAGES > 0: the same chunks, in the same order, reach the
 // registers through STAGES cp.async slots a warp in shared memory instead (decode_pipeline_async,
-// decode.cuh; dynamic shared memory decodeSharedBytes in w4a8.ts), so the same totals. Warps' partial totals are added in shared memory
-// (int32, or f32 in warp order) and the epilogue writes y [M, N] row-major as out_t
-// (f32, or f16 rounded from it with OUT_F16, common.cuh); ACCUMULATE=1 adds it into y instead
+// decode.cuh; its dynamic shared memory: decode-slots.ts), so the same totals; MINB blocks a SM cap the
+// registers. Warps' partial totals are added in shared memory (int32, or f32 in warp order) and the
+// epilogue writes y [M, N] row-major as out_t (f32, or f16 rounded from it with OUT_F16, common.cuh);
+// ACCUMULATE=1 adds it into y instead
 // (y += x·W'ᵀ, f32 only: the residual add of the decode engine, decode-engine.ts).
 // Requires K % 128 == 0, GROUP % 128 == 0, GROUP | K, M <= 8*MT.
 #include "common.cuh"
