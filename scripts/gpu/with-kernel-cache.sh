@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs a command on the GPU machine with the NVRTC kernel cache kept between device calls, so the GPU tests and
+# benches do not spend a fresh machine's first minutes compiling (gpu-linear.test.js alone compiles ~150 kernels).
+# Cubins are keyed by source, defines and NVRTC version (kernel-cache.ts), so a stale one is never used, only
+# left unread. In a device call (from the project root, .device carried):
+#   bash scripts/gpu/with-kernel-cache.sh node --test dist/test/backends/cuda/gpu-linear.test.js
+# It loads .device/env.sh, seeds $INTSCALE_CUDA_CACHE from .device/kernel-cache (carried with .device), runs the
+# command, and copies the cache to $OUT/kernel-cache. Back here, keep it for the next call:
+#   mkdir -p .device/kernel-cache && cp FILES_AT/kernel-cache/*.cubin .device/kernel-cache/
+# (.device stays within the 64 MiB a call carries: check `du -sh .device dist` before the call.)
+set -uo pipefail
+root=$(git rev-parse --show-toplevel 2>/dev/null || pwd)
+cd "$root"
+[ -f .device/env.sh ] && . .device/env.sh
+export INTSCALE_CUDA_CACHE=${INTSCALE_CUDA_CACHE:-/tmp/intscale-kc}
+mkdir -p "$INTSCALE_CUDA_CACHE"
+seeded=0
+if [ -d .device/kernel-cache ]; then
+  cp -n .device/kernel-cache/*.cubin "$INTSCALE_CUDA_CACHE"/ 2>/dev/null
+  seeded=$(find .device/kernel-cache -name '*.cubin' | wc -l)
+fi
+echo "kernel cache: $INTSCALE_CUDA_CACHE, $seeded cubins carried in" >&2
+"$@"
+rc=$?
+if [ -n "${OUT:-}" ]; then
+  mkdir -p "$OUT/kernel-cache"
+  cp "$INTSCALE_CUDA_CACHE"/*.cubin "$OUT/kernel-cache/" 2>/dev/null
+  echo "kernel cache: $(find "$OUT/kernel-cache" -name '*.cubin' | wc -l) cubins written to \$OUT/kernel-cache" >&2
+fi
+exit $rc
