@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs a command on the GPU machine with the NVRTC kernel cache kept between device calls, so the GPU tests and
-# benches do not spend a fresh machine's first minutes compiling (gpu-linear.test.js alone compiles ~150 kernels).
+# benches do not spend a fresh machine's first minutes compiling (gpu-linear.test.js alone compiles every config of its
+# ~60 shapes for each scale kind).
 # Cubins are keyed by source, defines and NVRTC version (kernel-cache.ts), so a stale one is never used, only
 # left unread. In a device call (from the project root, .device carried):
 #   bash scripts/gpu/with-kernel-cache.sh node --test dist/test/backends/cuda/gpu-linear.test.js
