@@ -15,7 +15,10 @@
  * pass reads more than 2.5x L2 from DRAM. Random device data, never zeros.
  * Floors: a row's byte floor is its bytes over this card's copy bandwidth, measured at the start
  * (copyBandwidth: read + write of 1 GiB; header line, JSON floorBandwidthTBs and byte_floor_us, printed
- * for W4A8 IS). An empty kernel timed the same way gives the launch floor
+ * for W4A8 IS). The read floor of each shape (a "# K=… read floor" line, JSON read_floor_us on the W4A8 and W4A16
+ * rows): its int4 weights read by a plain streaming kernel and nothing else (cuda-timing.ts readFloor), what a kernel
+ * streaming them can reach at that size, which the copy rate of a 1 GiB copy overstates for 8-50 MB layers.
+ * An empty kernel timed the same way gives the launch floor
  * (event to event, back to back; header line and JSON launchFloorUs): no launch measures less, and
  * a kernel that is all latency pays both. --back-to-back L (L > 1) times L consecutive launches per
  * event pair instead (each launch's share of a stream, as consecutive layers run; files *-b2b.*).
@@ -32,7 +35,7 @@ import { launchEmpty } from './cuda-util.js';
 import { renderBenchSvg } from './cuda-plot.js';
 import {
   CudaBench, DEFAULT_SHAPES, DeviceInputs, copyBandwidth, Seeds, activations, copiesFor, fill, fp16Copies, fp16Gemm, quantCopies,
-  w4a8Layer, w8a8Layer, type Launch,
+  readFloor, w4a8Layer, w8a8Layer, type Launch,
 } from './cuda-timing.js';
 
 const { values } = benchArgs(import.meta.url, {
@@ -68,6 +71,8 @@ console.log(`# launch floor (empty kernel, same timing): ${launchFloor.us.toFixe
 interface Row {
   K: number; N: number; M: number; variant: string; kernel: string; us: number; spread_us: number; p10_us: number; p90_us: number;
   tops: number; gbps: number; vs_fp16: number; byte_floor_us: number; is_over_fs?: number;
+  /** W4A8 and W4A16 rows: the read floor of the shape's int4 weights alone (readFloor, fastest block size). */
+  read_floor_us?: number;
 }
 /** One variant timed for a (shape, M): its row's name, kernel label, bytes moved, launch. */
 interface Variant { variant: string; kernel: string; bytes: number; launch: Launch }
@@ -90,6 +95,9 @@ for (const [K, N] of SHAPES) {
   const groups = K / G;
   const w4Bytes = (nPad * K) / 2 + nPad * groups * 4;
   const w4 = quantCopies(weights, copiesFor(l2, w4Bytes), 4, nPad, K, G);
+  // the read floor of the int4 weights (scales excluded): the fastest plain streaming read of those bytes
+  const readFloor4 = readFloor(ctx, timer, w4.weights, (nPad * K) / 2, SAMPLES).reduce((a, b) => (b.us < a.us ? b : a));
+  console.log(`# K=${K} N=${N}: read floor of the ${((nPad * K) / 2 / 1e6).toFixed(1)} MB of int4 weights ${readFloor4.us.toFixed(2)} µs (${readFloor4.tbs.toFixed(2)} TB/s, ${readFloor4.kb} KB a block)`);
   const w8Bytes = nPad * K + nPad * groups * 4;
   const w8 = quantCopies(weights, copiesFor(l2, w8Bytes), 8, nPad, K, G);
   const s16 = weights.copies(w4.count, nPad * groups * 2, fill.f16); // fp16 scales for W4A16 (same int4 weights as W4A8)
@@ -149,6 +157,7 @@ for (const [K, N] of SHAPES) {
       const row: Row = {
         K, N, M, variant, kernel: k, us: t.us, spread_us: t.spread, p10_us: t.p10, p90_us: t.p90,
         tops: ops / t.us / 1e6, gbps: bytes / t.us / 1e3, vs_fp16: fp16.us / t.us, byte_floor_us: bytes / BYTES_PER_US,
+        ...(variant.startsWith('w4a') ? { read_floor_us: readFloor4.us } : {}),
       };
       rows.push(row);
       byVariant.set(variant, row);
@@ -164,7 +173,7 @@ for (const [K, N] of SHAPES) {
     const overlapText = overlap ? ` | IS overlap ${f(overlap.us)} µs ${f(overlap.vs_fp16, 2)}x` : '';
     const w4a16Text = res.w4a16 !== undefined ? (fp16.us / res.w4a16).toFixed(2).padStart(8) : '       -';
     console.log(
-      `K=${K} N=${N} M=${String(M).padStart(4)} | fp16 ${f(fp16.us)} µs | IS ${f(res.is)} µs ${f(fp16.us / res.is, 2)}x (bytes ${byVariant.get('w4a8-is')!.byte_floor_us.toFixed(1)}) | IS-shift ${f(res['is-shift'])} | FS ${f(res.fs)} µs ${f(fp16.us / res.fs, 2)}x | IS/FS ${f(res.fs / res.is, 3)} | f16 out: IS ${f(res['is-f16'])} µs ${f(fp16.us / res['is-f16'], 2)}x FS ${f(res['fs-f16'])} IS/FS ${f(res['fs-f16'] / res['is-f16'], 3)}${overlapText} | ${(ops / res.is / 1e6).toFixed(0)} TOPS ${((w4Bytes + M * K) / res.is / 1e3).toFixed(0)} GB/s | ${kernel}` +
+      `K=${K} N=${N} M=${String(M).padStart(4)} | fp16 ${f(fp16.us)} µs | IS ${f(res.is)} µs ${f(fp16.us / res.is, 2)}x (bytes ${byVariant.get('w4a8-is')!.byte_floor_us.toFixed(1)}, read ${readFloor4.us.toFixed(1)}) | IS-shift ${f(res['is-shift'])} | FS ${f(res.fs)} µs ${f(fp16.us / res.fs, 2)}x | IS/FS ${f(res.fs / res.is, 3)} | f16 out: IS ${f(res['is-f16'])} µs ${f(fp16.us / res['is-f16'], 2)}x FS ${f(res['fs-f16'])} IS/FS ${f(res['fs-f16'] / res['is-f16'], 3)}${overlapText} | ${(ops / res.is / 1e6).toFixed(0)} TOPS ${((w4Bytes + M * K) / res.is / 1e3).toFixed(0)} GB/s | ${kernel}` +
         ` || INT8 cuBLAS ${f(res.int8)} µs ${f(fp16.us / res.int8, 2)}x ${(ops / res.int8 / 1e6).toFixed(0).padStart(5)} TOPS, W4A8 IS ${f(res.int8 / res.is, 2)}x it, W8A8 IS ${f(res.int8 / res['w8-is'], 2)}x it` +
         ` || W8A8 IS ${f(res['w8-is'])} µs ${f(fp16.us / res['w8-is'], 2)}x ${(ops / res['w8-is'] / 1e6).toFixed(0).padStart(5)} TOPS | W8A8 FS ${f(res['w8-fs'])} µs ${f(fp16.us / res['w8-fs'], 2)}x | W8 FS/IS ${f(res['w8-fs'] / res['w8-is'], 3)} | ${kernel8} || W4A16 ${res.w4a16 !== undefined ? f(res.w4a16) : '       -'} µs ${w4a16Text}x`,
     );

@@ -15,8 +15,7 @@ import { chooseW4A8Config, w4a8Linear, type W4A8Config } from '../src/backends/c
 import { chooseW8A8Config, w8a8Linear } from '../src/backends/cuda/w8a8.js';
 import { benchArgs, positiveInt, positiveInts, shapeList } from './args.js';
 import { decodeVariants, withDecodeVariant, type DecodeVariant } from './decode-variants.js';
-import { readStream } from './cuda-util.js';
-import { ACT_SCALES, BenchLog, CudaBench, DeviceInputs, Seeds, copiesFor, copyBandwidth, fill, quantCopies, w4a8Layer, w8a8Layer, type Launch } from './cuda-timing.js';
+import { ACT_SCALES, BenchLog, CudaBench, DeviceInputs, Seeds, copiesFor, copyBandwidth, fill, quantCopies, readFloor, w4a8Layer, w8a8Layer, type Launch } from './cuda-timing.js';
 
 const { values } = benchArgs(import.meta.url, {
   options: {
@@ -57,8 +56,6 @@ const variants = values.decode === undefined ? null : decodeVariants('decode', v
 if (variants !== null && CASES.some(([, , Ms]) => Ms.some((M) => M > 8))) throw new RangeError('--decode varies the decode kernel at M <= 8: give --ms within 1..8');
 if (values.w8 && variants === null) throw new RangeError('--w8 sweeps the W8A8 decode kernel: give --decode with it');
 const rounds = positiveInt('rounds', values.rounds!);
-/** The read-floor kernels timed with --decode: [16-byte loads a thread, threads a block]. */
-const READ_SHAPES: [4 | 8, number][] = [[4, 256], [4, 512], [8, 512]];
 const bench = new CudaBench('bench/cuda-sweep');
 const { ctx, timer } = bench;
 const bytesPerUs = copyBandwidth(ctx) / 1e6;
@@ -77,14 +74,9 @@ for (const [K, N, Ms] of CASES) {
     const a = acts.random(M * 4, ACT_SCALES);
     const y = acts.output(M * N * 4);
     if (variants !== null && M === Ms[0]) {
-      // the read floor of these weight bytes: a streaming read at 16-64 KB a block (bench/cuda-util.ts readStream)
+      // the read floor of these weight bytes (cuda-timing.ts readFloor)
       const weightBytes = (nPad * K) / (w8 ? 1 : 2);
-      const sink = acts.output(4 * Math.ceil(weightBytes / (16 * 1024)));
-      const floors = READ_SHAPES.map(([unit, threads]) => {
-        const run = unit * threads * 16, bytes = Math.floor(weightBytes / run) * run;
-        const t = timer.time((i) => readStream(ctx, (w8 ?? w4).weights[i % (w8 ?? w4).count]!, bytes, unit, threads, sink), SAMPLES);
-        return `${(unit * threads * 16) / 1024} KB a block ${t.us.toFixed(2)} µs (${(bytes / t.us / 1e6).toFixed(2)} TB/s)`;
-      });
+      const floors = readFloor(ctx, timer, (w8 ?? w4).weights, weightBytes, SAMPLES).map((f) => `${f.kb} KB a block ${f.us.toFixed(2)} µs (${f.tbs.toFixed(2)} TB/s)`);
       log.line(`K=${K} N=${N} read floor of the ${(weightBytes / 1e6).toFixed(1)} MB of ${w8 ? 'W8' : 'W4'} weights: ${floors.join('; ')}`);
     }
     if (variants !== null) {

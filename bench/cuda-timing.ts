@@ -37,7 +37,7 @@ import type { DeviceBuffer } from '../src/backends/cuda/buffer.js';
 import { CudaContext } from '../src/backends/cuda/context.js';
 import { Cublas } from '../src/backends/cuda/cublas.js';
 import { CudaUnavailableError } from '../src/backends/cuda/libs.js';
-import { fillRandomF16, fillRandomF32, fillRandomI32, fillRandomI8, fillRandomU32, spin } from './cuda-util.js';
+import { fillRandomF16, fillRandomF32, fillRandomI32, fillRandomI8, fillRandomU32, readStream, spin } from './cuda-util.js';
 import type { W4A8Layer } from '../src/backends/cuda/w4a8.js';
 import type { W8A8Layer } from '../src/backends/cuda/w8a8.js';
 import { median, percentile } from './stats.js';
@@ -70,6 +70,30 @@ export function copyBandwidth(ctx: CudaContext): number {
   a.free();
   b.free();
   return (2 * bytes) / best;
+}
+
+/** The read-floor kernels timed by readFloor: [16-byte loads a thread, threads a block] (16, 32 and 64 KB a block). */
+const READ_SHAPES: [4 | 8, number][] = [[4, 256], [4, 512], [8, 512]];
+
+/** A read floor at one block size: the bytes read (a multiple of the block's run, at most those asked), µs, TB/s. */
+export interface ReadFloor { readonly kb: number; readonly bytes: number; readonly us: number; readonly tbs: number }
+
+/**
+ * The read floor of the first `bytes` of the buffers (rotated: copy i mod count): the same bytes read by a plain
+ * streaming kernel, one load each, nothing else (cuda-util.ts readStream), at 16, 32 and 64 KB a block, each timed
+ * like any kernel here. What a kernel that must stream those bytes can reach at that size, as a 1 GiB copy cannot say.
+ */
+export function readFloor(ctx: CudaContext, timer: CudaTimer, buffers: readonly DeviceBuffer[], bytes: number, samples: number): ReadFloor[] {
+  const sink = ctx.alloc(4 * Math.ceil(bytes / (16 * 1024)));
+  try {
+    return READ_SHAPES.map(([unit, threads]) => {
+      const run = unit * threads * 16, read = Math.floor(bytes / run) * run;
+      const t = timer.time((i) => readStream(ctx, buffers[i % buffers.length]!, read, unit, threads, sink), samples);
+      return { kb: run / 1024, bytes: read, us: t.us, tbs: read / t.us / 1e6 };
+    });
+  } finally {
+    sink.free();
+  }
 }
 
 /** Runs `open`; when CUDA is unavailable, prints "`what` needs an NVIDIA GPU: …" and exits with 2. */
