@@ -82,11 +82,12 @@ export interface ReadFloor { readonly kb: number; readonly bytes: number; readon
  * The read floor of the first `bytes` of the buffers (rotated: copy i mod count): the same bytes read by a plain
  * streaming kernel, one load each, nothing else (cuda-util.ts readStream), at 16, 32 and 64 KB a block, each timed
  * like any kernel here. What a kernel that must stream those bytes can reach at that size, as a 1 GiB copy cannot say.
+ * Block sizes larger than `bytes` are left out (none for less than 16 KB).
  */
 export function readFloor(ctx: CudaContext, timer: CudaTimer, buffers: readonly DeviceBuffer[], bytes: number, samples: number): ReadFloor[] {
   const sink = ctx.alloc(4 * Math.ceil(bytes / (16 * 1024)));
   try {
-    return READ_SHAPES.map(([unit, threads]) => {
+    return READ_SHAPES.filter(([unit, threads]) => unit * threads * 16 <= bytes).map(([unit, threads]) => {
       const run = unit * threads * 16, read = Math.floor(bytes / run) * run;
       const t = timer.time((i) => readStream(ctx, buffers[i % buffers.length]!, read, unit, threads, sink), samples);
       return { kb: run / 1024, bytes: read, us: t.us, tbs: read / t.us / 1e6 };
