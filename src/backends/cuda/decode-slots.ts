@@ -30,15 +30,16 @@ export function decodeSharedBytes(M: number, K: number, config: DecodeSlots & { 
 }
 
 /** Static shared memory of a decode launch's cross-warp reduction: red[WK][NTW·MT·4][32] of 4-byte totals (decode_reduce). */
-export const decodeReductionBytes = (c: { readonly WK: number; readonly NTW: number; readonly MT: number }): number => c.WK * c.NTW * c.MT * 4 * 32 * 4;
+const decodeReductionBytes = (c: { readonly WK: number; readonly NTW: number; readonly MT: number }): number => c.WK * c.NTW * c.MT * 4 * 32 * 4;
 
 /**
  * The dynamic shared memory and extra defines of a decode launch (none for the default register pipeline, so
  * its kernels keep their cache keys); a bad STAGES or MINB, or more shared memory than the device gives a block
- * (with the static `reductionBytes`), is a RangeError naming it.
+ * (with the static reduction, decodeReductionBytes), is a RangeError naming it.
  */
-export function decodeSlotsLaunch(ctx: CudaContext, M: number, K: number, config: DecodeSlots & { readonly WK: number; readonly NTW: number },
-  tileBytes: number, reductionBytes: number): { smem: number; defines: Record<string, number> } {
+export function decodeSlotsLaunch(ctx: CudaContext, M: number, K: number, config: DecodeSlots & { readonly WK: number; readonly NTW: number; readonly MT: number },
+  tileBytes: number): { smem: number; defines: Record<string, number> } {
+  const reductionBytes = decodeReductionBytes(config);
   const stages = config.STAGES ?? 0, minBlocks = config.MINB ?? 1;
   if (!Number.isInteger(stages) || stages < 0 || stages > 8) throw new RangeError(`decode STAGES must be an integer in 0..8, got ${stages}`);
   if (!Number.isInteger(minBlocks) || minBlocks < 1 || minBlocks * config.WK * 32 > 2048) throw new RangeError(`decode MINB must be an integer in 1..${2048 / (config.WK * 32)} at WK=${config.WK}, got ${minBlocks}`);

@@ -22,7 +22,7 @@ import { paddedRows, repackW4A8, type RepackedW4A8 } from './repack.js';
 import { repackPackedW4OnPool } from '../cpu/repack-pool.js';
 import { cachedTensorMapU8, hasTensorMaps } from './tensor-map.js';
 import { outputBytes, outputDefines, type OutputFormat } from './output.js';
-import { DECODE_SMEM, decodeReductionBytes, decodeSlotsLaunch, type DecodeSlots } from './decode-slots.js';
+import { DECODE_SMEM, decodeSlotsLaunch, type DecodeSlots } from './decode-slots.js';
 import { rowNormOutput, rowTailArgs, TAIL_COUNTER_BYTES, type RowNorm, type RowTail } from './engine-ops.js';
 import type { QuantizedLinear } from '../../quant/types.js';
 
@@ -272,7 +272,7 @@ function launchDecode(ctx: CudaContext, layer: W4A8Layer, M: number, config: Dec
   if (M > 8 * config.MT) throw new RangeError(`decode config MT=${config.MT} serves M <= ${8 * config.MT}, got ${M}`);
   const blocks = decodeBlocks(layer.n, config);
   if (blocks * config.NTW * 16 > paddedRows(layer.n)) throw new RangeError('decode tiles exceed the padded rows');
-  const { smem, defines } = decodeSlotsLaunch(ctx, M, layer.k, config, DECODE_SMEM.W4_TILE, decodeReductionBytes(config));
+  const { smem, defines } = decodeSlotsLaunch(ctx, M, layer.k, config, DECODE_SMEM.W4_TILE);
   const fn = getKernel(ctx, 'w4a8-decode.cu', entry, { ...layerDefines(layer, out), MT: config.MT, NTW: config.NTW, WK: config.WK, ...defines, ...extra }, smem);
   ctx.launch(fn, [blocks], [config.WK * 32], args, smem, { overlapPrevious: config.overlap === true });
   return blocks;

@@ -13,7 +13,7 @@ import { unpackWeights } from '../../quant/int4-pack.js';
 import type { DeviceBuffer } from './buffer.js';
 import type { CudaContext } from './context.js';
 import { getKernel } from './kernel-cache.js';
-import { DECODE_SMEM, decodeReductionBytes, decodeSlotsLaunch, type DecodeSlots } from './decode-slots.js';
+import { DECODE_SMEM, decodeSlotsLaunch, type DecodeSlots } from './decode-slots.js';
 import { outputBytes, outputDefines, type OutputFormat } from './output.js';
 import { paddedRows, repackScales } from './repack.js';
 import type { QuantizedLinear } from '../../quant/types.js';
@@ -128,7 +128,7 @@ export function w8a8Linear(
   const args = [layer.weights, layer.scales, xq, a, y, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }] as const;
   if (config.kind === 'decode') {
     if (M > 8 * config.MT) throw new RangeError(`decode config MT=${config.MT} serves M <= ${8 * config.MT}, got ${M}`);
-    const { smem, defines } = decodeSlotsLaunch(ctx, M, K, config, DECODE_SMEM.W8_TILE, decodeReductionBytes(config));
+    const { smem, defines } = decodeSlotsLaunch(ctx, M, K, config, DECODE_SMEM.W8_TILE);
     const fn = getKernel(ctx, 'w8a8-decode.cu', 'w8a8_decode', { ...common, MT: config.MT, NTW: config.NTW, WK: config.WK, ...defines }, smem);
     const blocks = Math.ceil(Math.ceil(N / 16) / config.NTW);
     if (blocks * config.NTW * 16 > paddedRows(N)) throw new RangeError('decode tiles exceed the padded rows');

@@ -151,6 +151,14 @@ __device__ __forceinline__ void decode_pipeline(int c0, int c1, Buf& a, Buf& b, 
 //   slots: STAGES slots of NTW tiles, each the chunk's WB bytes of the tile's weights (W4: 1 KB, W8: 2 KB),
 //          laid out so that a lane reads back the 16-byte units it copied, then the 64 B of the tile's 16
 //          scales of the group the chunk closes.
+// The kernels' knobs, defaults here for every decode kernel that takes them: STAGES slots a warp (0: the
+// register pipeline above), MINB blocks a SM for __launch_bounds__.
+#ifndef STAGES
+#define STAGES 0
+#endif
+#ifndef MINB
+#define MINB 1
+#endif
 #define DECODE_X_PAD 64
 #define DECODE_SCALE_BYTES 64
 struct DecodeSmem {

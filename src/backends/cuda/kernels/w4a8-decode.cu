@@ -59,12 +59,6 @@
 #ifndef ACCUMULATE
 #define ACCUMULATE 0
 #endif
-#ifndef STAGES
-#define STAGES 0
-#endif
-#ifndef MINB
-#define MINB 1
-#endif
 #if ACCUMULATE && OUT_F16
 #error "ACCUMULATE adds into an f32 output"
 #endif

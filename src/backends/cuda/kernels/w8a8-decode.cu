@@ -36,12 +36,6 @@
 #ifndef WK
 #define WK 8
 #endif
-#ifndef STAGES
-#define STAGES 0
-#endif
-#ifndef MINB
-#define MINB 1
-#endif
 
 // one 128-k chunk in registers: w[nt][s][h] = tile nt, 64-k step s, row gid (h=0) or gid+8 (h=1);
 // x[mt][s] = token half mt's 16 bytes of step s; s[nt] = the scales of rows gid, gid+8 of the group
