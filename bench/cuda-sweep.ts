@@ -66,8 +66,9 @@ const seeds = new Seeds(5);
 for (const [K, N, Ms] of CASES) {
   const weights = new DeviceInputs(ctx, seeds);
   const nPad = paddedRows(N);
-  const w8 = values.w8 ? quantCopies(weights, copiesFor(ctx.info.l2Bytes, nPad * K), 8, nPad, K, 128) : null;
-  const w4 = quantCopies(weights, w8 ? 1 : copiesFor(ctx.info.l2Bytes, (nPad * K) / 2), 4, nPad, K, 128);
+  // the weights under test: int8 with --w8, else int4 (copies rotated past L2)
+  const bits = values.w8 ? 8 : 4, weightBytes = (nPad * K * bits) / 8;
+  const wq = quantCopies(weights, copiesFor(ctx.info.l2Bytes, weightBytes), bits, nPad, K, 128);
   for (const M of Ms) {
     const acts = new DeviceInputs(ctx, seeds);
     const xq = acts.random(M * K, fill.i8);
@@ -75,15 +76,14 @@ for (const [K, N, Ms] of CASES) {
     const y = acts.output(M * N * 4);
     if (variants !== null && M === Ms[0]) {
       // the read floor of these weight bytes (cuda-timing.ts readFloor)
-      const weightBytes = (nPad * K) / (w8 ? 1 : 2);
-      const floors = readFloor(ctx, timer, (w8 ?? w4).weights, weightBytes, SAMPLES).map((f) => `${f.kb} KB a block ${f.us.toFixed(2)} µs (${f.tbs.toFixed(2)} TB/s)`);
-      log.line(`K=${K} N=${N} read floor of the ${(weightBytes / 1e6).toFixed(1)} MB of ${w8 ? 'W8' : 'W4'} weights: ${floors.join('; ')}`);
+      const floors = readFloor(ctx, timer, wq.weights, weightBytes, SAMPLES).map((f) => `${f.kb} KB a block ${f.us.toFixed(2)} µs (${f.tbs.toFixed(2)} TB/s)`);
+      log.line(`K=${K} N=${N} read floor of the ${(weightBytes / 1e6).toFixed(1)} MB of W${bits} weights: ${floors.join('; ')}`);
     }
     if (variants !== null) {
       const wgmma = ctx.arch === 'sm_90a';
-      const launch = (v: DecodeVariant): Launch => w8
-        ? (i) => w8a8Linear(ctx, w8a8Layer(w8!, N, K, 128, 'is', i), xq, a, y, M, withDecodeVariant(chooseW8A8Config(M, N, K, wgmma), v))
-        : (i) => w4a8Linear(ctx, w4a8Layer(w4, N, K, 128, 'is', i), xq, a, y, M, withDecodeVariant(chooseW4A8Config(M, N, K, wgmma, false, ctx.info.multiprocessors), v));
+      const launch = (v: DecodeVariant): Launch => values.w8
+        ? (i) => w8a8Linear(ctx, w8a8Layer(wq, N, K, 128, 'is', i), xq, a, y, M, withDecodeVariant(chooseW8A8Config(M, N, K, wgmma), v))
+        : (i) => w4a8Linear(ctx, w4a8Layer(wq, N, K, 128, 'is', i), xq, a, y, M, withDecodeVariant(chooseW4A8Config(M, N, K, wgmma, false, ctx.info.multiprocessors), v));
       const runs = variants.filter((v) => {
         try {
           launch(v)(0);
@@ -93,7 +93,7 @@ for (const [K, N, Ms] of CASES) {
           return false;
         }
       });
-      const bytes = (nPad * K) / (w8 ? 1 : 2) + nPad * (K / 128) * 4 + M * K;
+      const bytes = weightBytes + nPad * (K / 128) * 4 + M * K;
       const t = timer.timeInterleaved(runs.map(launch), rounds, SAMPLES);
       runs.forEach((v, j) => log.line(`K=${K} N=${N} M=${String(M).padStart(2)} ${v.label.padEnd(30)} IS ${t[j]!.us.toFixed(2).padStart(7)} µs (p10 ${t[j]!.p10.toFixed(2)}, p90 ${t[j]!.p90.toFixed(2)}) ${(bytes / t[j]!.us / 1e6).toFixed(2)} TB/s, floor ${(bytes / bytesPerUs).toFixed(2)} µs, ${(t[0]!.us / t[j]!.us).toFixed(3)}x the first`));
       acts.free();
@@ -103,7 +103,7 @@ for (const [K, N, Ms] of CASES) {
     for (const cfg of cfgs) {
       const t: Record<string, number> = {};
       try {
-        for (const v of ['is', 'fs'] as const) t[v] = timer.time((i) => w4a8Linear(ctx, w4a8Layer(w4, N, K, 128, v, i), xq, a, y, M, cfg), SAMPLES).us;
+        for (const v of ['is', 'fs'] as const) t[v] = timer.time((i) => w4a8Linear(ctx, w4a8Layer(wq, N, K, 128, v, i), xq, a, y, M, cfg), SAMPLES).us;
       } catch (e) {
         log.line(`K=${K} N=${N} M=${M} ${JSON.stringify(cfg)} FAILED ${(e as Error).message.split('\n')[0]}`);
         continue;
