@@ -53,8 +53,8 @@ const { values } = benchArgs(import.meta.url, {
     rounds: { type: 'string', default: '1' },
   },
 });
-const steps = Number(values.steps);
-const batch = Number(values.batch);
+const steps = positiveInt('steps', values.steps!);
+const batch = positiveInt('batch', values.batch!);
 const rounds = positiveInt('rounds', values.rounds!);
 const lmHead = values['lm-head'] === 'w8a8' ? 'w8a8' : 'float';
 if (values['lm-head'] !== 'w8a8' && values['lm-head'] !== 'f16') throw new RangeError(`--lm-head takes f16 or w8a8; got '${values['lm-head']}'`);
