@@ -27,7 +27,7 @@ import { DEFAULT_GPTQ_LAYER } from '../src/quantize/gptq-layer.js';
 import { quantizeModel, type LinearReport } from '../src/quantize/quantize-model.js';
 import { DEFAULT_SPEC, describeMethod, describeSpec, type QuantMethod, type QuantRecipe } from '../src/quantize/recipe.js';
 import type { QuantSpec, ScaleKind } from '../src/quant/types.js';
-import { benchArgs, positiveInts } from './args.js';
+import { benchArgs, nonNegativeInt, positiveInt, positiveInts } from './args.js';
 
 const { values } = benchArgs(import.meta.url, {
   options: {
@@ -44,10 +44,10 @@ const { values } = benchArgs(import.meta.url, {
     one: { type: 'string' },
   },
 });
-const seqLen = Number(values['seq-len']);
-const maxWindows = Number(values['max-windows']);
+const seqLen = positiveInt('seq-len', values['seq-len']!);
+const maxWindows = positiveInt('max-windows', values['max-windows']!);
 const calibration: CalibrationSettings = {
-  file: values.calib!, samples: Number(values['calib-samples']), seqLen: Number(values['calib-seq-len']), seed: Number(values.seed),
+  file: values.calib!, samples: positiveInt('calib-samples', values['calib-samples']!), seqLen: positiveInt('calib-seq-len', values['calib-seq-len']!), seed: nonNegativeInt('seed', values.seed!),
 };
 
 const isAlphas = positiveInts('is-alphas', values['is-alphas']!);

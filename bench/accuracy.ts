@@ -13,7 +13,7 @@ import { loadModel, type LoadedModel } from '../src/backends/load.js';
 import { layerQuantizer, type LinearReport } from '../src/quantize/quantize-model.js';
 import { DEFAULT_LM_HEAD, describeSpec, type QuantRecipe } from '../src/quantize/recipe.js';
 import type { QuantSpec } from '../src/quant/types.js';
-import { benchArgs } from './args.js';
+import { benchArgs, positiveInt } from './args.js';
 
 const { values } = benchArgs(import.meta.url, {
   options: {
@@ -24,8 +24,8 @@ const { values } = benchArgs(import.meta.url, {
     out: { type: 'string', default: 'docs/accuracy.md' },
   },
 });
-const seqLen = Number(values['seq-len']);
-const maxWindows = Number(values['max-windows']);
+const seqLen = positiveInt('seq-len', values['seq-len']!);
+const maxWindows = positiveInt('max-windows', values['max-windows']!);
 
 const W4A8: QuantSpec = { wBits: 4, aBits: 8, groupSize: 128, scale: 'float', alpha: { kind: 'fixed', log2: 10 } };
 const intScale = (alpha: QuantSpec['alpha'], base: QuantSpec = W4A8): QuantSpec => ({ ...base, scale: 'int', alpha });

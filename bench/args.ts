@@ -4,11 +4,29 @@
  * An unknown option, a missing value or a stray argument prints one line naming it, then points at
  * --help, and exits 1 (the CLI's code for bad arguments), so a mistyped flag never runs a benchmark
  * on its defaults. Beside it, the value parsers the scripts share (positive integers, lists of them,
- * KxN shapes), each a RangeError naming its flag.
+ * KxN shapes), each a BenchArgumentError naming its flag; a script's own checks of its values throw one too, and
+ * benchArgs makes any that escapes print one line naming the problem and exit 1, as a parse error does.
  */
 import * as fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+/** A bad value of a bench script's option (a RangeError): printed as one line, exit code 1 (benchArgs). */
+export class BenchArgumentError extends RangeError {
+  override name = 'BenchArgumentError';
+}
+
+/** Installs, once, the handler that prints an escaped BenchArgumentError as one line and exits 1; any other error prints as Node would (its stack) and exits 1. */
+let argumentHandler = false;
+function handleArgumentErrors(name: string): void {
+  if (argumentHandler) return;
+  argumentHandler = true;
+  process.on('uncaughtException', (e) => {
+    if (e instanceof BenchArgumentError) process.stderr.write(`${name}: ${e.message}\n(${name} --help lists the options)\n`);
+    else process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    process.exit(1);
+  });
+}
 
 /** The first block comment of a script's source, its ` * ` margins removed. */
 export function headerComment(source: string): string {
@@ -32,6 +50,7 @@ export function benchArgs<T extends ParseArgsConfig>(scriptUrl: string, config: 
     process.stdout.write(`${headerComment(fs.readFileSync(script, 'utf8'))}\n`);
     process.exit(0);
   }
+  handleArgumentErrors(name);
   try {
     return parseArgs({ ...config, args: argv, strict: true }) as ReturnType<typeof parseArgs<T>>;
   } catch (e) {
@@ -48,7 +67,7 @@ const isPositiveInt = (n: number): boolean => Number.isInteger(n) && n >= 1;
 export function positiveInts(flag: string, text: string): number[] {
   return text.split(',').map((s) => {
     const n = Number(s);
-    if (!isPositiveInt(n)) throw new RangeError(`--${flag} takes positive integers separated by commas; got '${text}'`);
+    if (!isPositiveInt(n)) throw new BenchArgumentError(`--${flag} takes positive integers separated by commas; got '${text}'`);
     return n;
   });
 }
@@ -56,14 +75,28 @@ export function positiveInts(flag: string, text: string): number[] {
 /** `--flag a,b,…` as exactly `names.length` positive integers (named in the message); anything else is a RangeError. */
 export function positiveIntTuple(flag: string, text: string, names: readonly string[]): number[] {
   const values = text.split(',').map(Number);
-  if (values.length !== names.length || !values.every(isPositiveInt)) throw new RangeError(`--${flag} takes ${names.length} positive integers ${names.join(',')}; got '${text}'`);
+  if (values.length !== names.length || !values.every(isPositiveInt)) throw new BenchArgumentError(`--${flag} takes ${names.length} positive integers ${names.join(',')}; got '${text}'`);
   return values;
 }
 
 /** `--flag N` as one positive integer; anything else (a list included) is a RangeError naming the flag. */
 export function positiveInt(flag: string, text: string): number {
   const n = Number(text);
-  if (!isPositiveInt(n)) throw new RangeError(`--${flag} takes a positive integer; got '${text}'`);
+  if (!isPositiveInt(n)) throw new BenchArgumentError(`--${flag} takes a positive integer; got '${text}'`);
+  return n;
+}
+
+/** `--flag N` as one integer ≥ 0 (a seed, an index, a count that may be none); anything else is a RangeError naming the flag. */
+export function nonNegativeInt(flag: string, text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0) throw new BenchArgumentError(`--${flag} takes an integer of 0 or more; got '${text}'`);
+  return n;
+}
+
+/** `--flag X` as one finite number > 0 (seconds, a factor); anything else is a RangeError naming the flag. */
+export function positiveNumber(flag: string, text: string): number {
+  const n = Number(text);
+  if (!(Number.isFinite(n) && n > 0)) throw new BenchArgumentError(`--${flag} takes a number above 0; got '${text}'`);
   return n;
 }
 
@@ -71,7 +104,7 @@ export function positiveInt(flag: string, text: string): number {
 export function shapeList(flag: string, text: string): [K: number, N: number][] {
   return text.split(',').map((s) => {
     const kn = s.split('x').map(Number);
-    if (kn.length !== 2 || !kn.every(isPositiveInt)) throw new RangeError(`--${flag} takes KxN shapes separated by commas (4096x4096); got '${text}'`);
+    if (kn.length !== 2 || !kn.every(isPositiveInt)) throw new BenchArgumentError(`--${flag} takes KxN shapes separated by commas (4096x4096); got '${text}'`);
     return kn as [number, number];
   });
 }

@@ -21,7 +21,7 @@ import { rtnRowsOnPool } from '../src/backends/cpu/rtn-pool.js';
 import { DEFAULT_SPEC } from '../src/quantize/recipe.js';
 import { PACKAGE_ROOT } from '../src/cli/default-model.js';
 import { defaultThreadCount } from '../src/backends/cpu/pool/index.js';
-import { benchArgs } from './args.js';
+import { benchArgs, nonNegativeInt, positiveInt } from './args.js';
 import { machineLine } from './stats.js';
 
 const { values } = benchArgs(import.meta.url, {
@@ -35,8 +35,8 @@ const { values } = benchArgs(import.meta.url, {
 });
 const source = openModelDir(values.model!);
 const { config } = source;
-const target = Number(values.layer);
-const windows = readCalibrationWindows(loadTokenizer(values.model!), { file: values.calib!, samples: Number(values.windows), seqLen: Number(values['seq-len']), seed: 0 });
+const target = nonNegativeInt('layer', values.layer!);
+const windows = readCalibrationWindows(loadTokenizer(values.model!), { file: values.calib!, samples: positiveInt('windows', values.windows!), seqLen: positiveInt('seq-len', values['seq-len']!), seed: 0 });
 console.log(`# ${machineLine(defaultThreadCount())}`);
 console.log(`# ${values.model} layer ${target}, ${windows.length} x ${windows[0]!.length} calibration tokens, ${DEFAULT_AWQ.searchTokens} search tokens, W4A8 g128 IS; one run`);
 const embedding = source.weights.float32('model.embed_tokens.weight', [config.vocabSize, config.hiddenSize]);

@@ -18,7 +18,7 @@ import { loadModel } from '../src/backends/load.js';
 import { perplexity } from '../src/eval/perplexity.js';
 import { defaultThreadCount } from '../src/backends/cpu/pool/index.js';
 import { printTable } from '../src/cli/table.js';
-import { benchArgs } from './args.js';
+import { benchArgs, positiveInt } from './args.js';
 import { machineLine } from './stats.js';
 import { LLAMA2_7B_SHAPE, syntheticModel, writeSyntheticCheckpoint } from './synthetic.js';
 
@@ -42,11 +42,11 @@ function runChild(job: string): void {
   const t1 = performance.now();
   let detail: string;
   if (job === 'generate') {
-    const n = Number(values['new-tokens']);
+    const n = positiveInt('new-tokens', values['new-tokens']!);
     const out = generate(model, tokens(16, 1), { maxNewTokens: n, temperature: 0, topP: 1, seed: 0, stopTokens: [] });
     detail = `${out.tokens.length} tokens after a 16-token prompt`;
   } else {
-    const seqLen = Number(values['seq-len']);
+    const seqLen = positiveInt('seq-len', values['seq-len']!);
     const r = perplexity(model, tokens(seqLen, 2), { seqLen, maxWindows: 1 });
     detail = `1 window of ${seqLen}: ppl ${r.perplexity.toFixed(1)} (random weights)`;
   }
@@ -55,7 +55,7 @@ function runChild(job: string): void {
 }
 
 function main(): void {
-  const layers = Number(values.layers);
+  const layers = positiveInt('layers', values.layers!);
   const s = LLAMA2_7B_SHAPE;
   const linearParams = layers * (4 * s.hidden * s.hidden + 3 * s.hidden * s.ffn);
   console.log(machineLine(defaultThreadCount()));

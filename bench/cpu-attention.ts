@@ -16,7 +16,7 @@ import { attention } from '../src/backends/cpu/ops.js';
 import { defaultThreadCount } from '../src/backends/cpu/pool/index.js';
 import type { LayerKvCache } from '../src/model/backend.js';
 import { sharedFloat32 } from '../src/tensor/shared.js';
-import { benchArgs } from './args.js';
+import { benchArgs, positiveNumber } from './args.js';
 import { machineLine, median, percentile } from './stats.js';
 
 const { values } = benchArgs(import.meta.url, {
@@ -45,7 +45,7 @@ const caches: LayerKvCache[] = Array.from({ length: L }, () => {
   return c;
 });
 const q = random(H * D), k = random(kvDim), v = random(kvDim);
-for (let i = 0; i < q.length; i++) q[i] *= Number(values['q-scale']);
+for (let i = 0; i < q.length; i++) q[i] *= positiveNumber('q-scale', values['q-scale']!);
 const shape = { numHeads: H, numKvHeads: KVH, headDim: D, slidingWindow: null };
 
 let check = 0;

@@ -15,7 +15,7 @@ import type { Model } from '../src/model/forward.js';
 import { createModel } from '../src/model/prepare.js';
 import { quantizeModel } from '../src/quantize/quantize-model.js';
 import { DEFAULT_RTN_RECIPE, DEFAULT_SPEC, describeSpec } from '../src/quantize/recipe.js';
-import { benchArgs, positiveInts } from './args.js';
+import { benchArgs, positiveInt, positiveInts } from './args.js';
 import { benchOutput, machineLine } from './stats.js';
 import { syntheticModel } from './synthetic.js';
 
@@ -34,11 +34,11 @@ if (values.embedded) {
   model = quantizeModel(DEFAULT_MODEL_DIR, DEFAULT_RTN_RECIPE).loaded.model;
   out.say(`# ${machineLine(cpuPool().threads)}; the embedded model, ${describeSpec(DEFAULT_SPEC)}, W8A8 lm_head, 8-bit embedding (RTN: intscale quantize's defaults)`);
 } else {
-  const s = syntheticModel(Number(values.layers), { hidden: 2048, ffn: 5632, heads: 16, vocab: 32000 });
+  const s = syntheticModel(positiveInt('layers', values.layers!), { hidden: 2048, ffn: 5632, heads: 16, vocab: 32000 });
   model = createModel(s.config, s.weights, cpuBackend);
   out.say(`# ${machineLine(cpuPool().threads)}; synthetic LLaMA, ${values.layers} layers, hidden 2048, ffn 5632, 16 heads, vocab 32000, RANDOM ${describeSpec(DEFAULT_SPEC)} weights, f32 lm_head (speed only)`);
 }
-const steps = Number(values.steps);
+const steps = positiveInt('steps', values.steps!);
 out.say(`# each sequence: a 3-token prompt, 2 warm-up steps, then ${steps} timed decode steps`);
 const engine = modelEngine(model);
 const rows = [];

@@ -14,7 +14,7 @@ import { loadModel, type LoadedModel } from '../src/backends/load.js';
 import { layerQuantizer } from '../src/quantize/quantize-model.js';
 import { DEFAULT_SPEC, describeSpec, type QuantRecipe } from '../src/quantize/recipe.js';
 import type { QuantSpec } from '../src/quant/types.js';
-import { benchArgs } from './args.js';
+import { benchArgs, positiveInt } from './args.js';
 import { machineLine, median, benchOutput } from './stats.js';
 
 const { values } = benchArgs(import.meta.url, {
@@ -26,9 +26,9 @@ const { values } = benchArgs(import.meta.url, {
     reps: { type: 'string', default: '3' },
   },
 });
-const promptTokens = Number(values['prompt-tokens']);
-const decodeTokens = Number(values['decode-tokens']);
-const reps = Number(values.reps);
+const promptTokens = positiveInt('prompt-tokens', values['prompt-tokens']!);
+const decodeTokens = positiveInt('decode-tokens', values['decode-tokens']!);
+const reps = positiveInt('reps', values.reps!);
 
 
 function quantized(spec: QuantSpec): LoadedModel {

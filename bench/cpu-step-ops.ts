@@ -17,7 +17,7 @@ import { forwardDecodeBatch, forwardLastLogits, type Model } from '../src/model/
 import { createKvCache } from '../src/model/kv-cache.js';
 import { argmax } from '../src/model/sampling.js';
 import type { LinearWeight } from '../src/quant/types.js';
-import { benchArgs } from './args.js';
+import { benchArgs, positiveInt } from './args.js';
 import { machineLine, benchOutput } from './stats.js';
 import { syntheticModel } from './synthetic.js';
 
@@ -29,7 +29,7 @@ const { values } = benchArgs(import.meta.url, {
     prompt: { type: 'string', default: '128' }, steps: { type: 'string', default: '32' }, batch: { type: 'string', default: '1' },
   },
 });
-const n = (k: keyof typeof values) => Number(values[k]);
+const n = (k: Exclude<keyof typeof values, 'json'>): number => positiveInt(k, values[k]!);
 
 /** The backend with every op's time added to `spent` under its name (linears by kind and shape). */
 function timed(b: Backend, spent: Map<string, number>): Backend {

@@ -22,7 +22,7 @@ import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DEFAULT_MODEL_DIR, PACKAGE_ROOT } from '../src/cli/default-model.js';
-import { benchArgs, positiveIntTuple } from './args.js';
+import { benchArgs, positiveInt, positiveIntTuple } from './args.js';
 import { benchOutput, machineLine, median } from './stats.js';
 
 const { values } = benchArgs(import.meta.url, {
@@ -41,9 +41,9 @@ const { values } = benchArgs(import.meta.url, {
     child: { type: 'string' },
   },
 });
-const threads = Number(values.threads);
-const prompt = Number(values.prompt);
-const decode = Number(values.decode);
+const threads = positiveInt('threads', values.threads!);
+const prompt = positiveInt('prompt', values.prompt!);
+const decode = positiveInt('decode', values.decode!);
 const CLI = join(PACKAGE_ROOT, 'dist', 'src', 'cli', 'main.js');
 
 if (values.child !== undefined) {
@@ -135,7 +135,7 @@ out.say(`RANDOM-weight LLaMA for speed only: hidden ${hidden}, ${layers} layers,
   `lm_head and embeddings f32 on both sides; ${threads} threads; prompt ${prompt} tokens, then ${decode} decode steps; ` +
   `${values.rounds} interleaved rounds (each system once a round, its own process), median`);
 const samples = systems.map(() => ({ prefill: [] as number[], decode: [] as number[] }));
-for (let r = 0; r < Number(values.rounds); r++) {
+for (let r = 0; r < positiveInt('rounds', values.rounds!); r++) {
   systems.forEach((s, i) => {
     const m = s.measure();
     samples[i]!.prefill.push(m.prefill);

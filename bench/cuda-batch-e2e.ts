@@ -32,7 +32,7 @@ import { CudaContext } from '../src/backends/cuda/context.js';
 import { createCudaEngine } from '../src/backends/cuda/decode-engine.js';
 import { cpuPool } from '../src/backends/cpu/pool/index.js';
 import { argmax } from '../src/model/sampling.js';
-import { benchArgs, positiveInt, positiveInts } from './args.js';
+import { BenchArgumentError, benchArgs, positiveInt, positiveInts } from './args.js';
 import { copyBandwidth, needsGpu } from './cuda-timing.js';
 import { describeFoldVariant, foldFlagOptions, foldVariants } from './engine-folds.js';
 import { benchOutput, machineLine, median } from './stats.js';
@@ -63,14 +63,14 @@ const promptTokens = positiveInt('prompt-tokens', values['prompt-tokens']!);
 const outTokens = positiveInt('out-tokens', values['out-tokens']!);
 const reps = positiveInt('reps', values.reps!);
 const precisions = values.precisions!.split(',') as Precision[];
-for (const p of precisions) if (!PRECISIONS.includes(p)) throw new RangeError(`--precisions takes ${PRECISIONS.join(', ')}; got '${p}'`);
+for (const p of precisions) if (!PRECISIONS.includes(p)) throw new BenchArgumentError(`--precisions takes ${PRECISIONS.join(', ')}; got '${p}'`);
 const lmHead = values['lm-head'] === 'f16' ? 'float' : values['lm-head'] === 'w8a8' ? 'w8a8' : null;
-if (lmHead === null) throw new RangeError(`--lm-head takes w8a8 or f16; got '${values['lm-head']}'`);
+if (lmHead === null) throw new BenchArgumentError(`--lm-head takes w8a8 or f16; got '${values['lm-head']}'`);
 /** Whether `p` runs the 8-bit lm_head (8-bit activations and --lm-head w8a8). */
 const int8Head = (p: Precision): boolean => lmHead === 'w8a8' && p !== 'fp16' && p !== 'w4a16';
-if (!(outTokens >= 2)) throw new RangeError('--out-tokens must be at least 2 (one from the prefill, one decode step)');
+if (!(outTokens >= 2)) throw new BenchArgumentError('--out-tokens must be at least 2 (one from the prefill, one decode step)');
 
-if (!(values.shape! in SHAPES)) throw new RangeError(`--shape takes ${Object.keys(SHAPES).join(', ')}; got '${values.shape}'`);
+if (!(values.shape! in SHAPES)) throw new BenchArgumentError(`--shape takes ${Object.keys(SHAPES).join(', ')}; got '${values.shape}'`);
 const shapeName = values.shape as keyof typeof SHAPES;
 const shape = SHAPES[shapeName];
 

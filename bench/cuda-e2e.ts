@@ -40,7 +40,7 @@ import type { Model } from '../src/model/forward.js';
 import { createModel } from '../src/model/prepare.js';
 import { quantizeModel } from '../src/quantize/quantize-model.js';
 import { DEFAULT_SPEC, describeSpec } from '../src/quantize/recipe.js';
-import { benchArgs } from './args.js';
+import { BenchArgumentError, benchArgs, positiveInt } from './args.js';
 import { machineLine, median, benchOutput } from './stats.js';
 import { syntheticFloatModel, syntheticModel, type SyntheticModel } from './synthetic.js';
 import { needsGpu } from './cuda-timing.js';
@@ -66,12 +66,12 @@ const CUDA_KINDS: Record<string, [label: string, options: CudaBackendOptions]> =
 };
 const ENGINE_LABEL = 'cuda engine (fast path)';
 const kinds = values.backends!.split(',');
-for (const kind of kinds) if (!(kind in CUDA_KINDS) && kind !== 'engine') throw new RangeError(`--backends takes engine, graphs, direct and/or serial, got '${kind}'`);
+for (const kind of kinds) if (!(kind in CUDA_KINDS) && kind !== 'engine') throw new BenchArgumentError(`--backends takes engine, graphs, direct and/or serial, got '${kind}'`);
 const withEngine = kinds.includes('engine');
 const cudaKinds = kinds.filter((k) => k !== 'engine');
-const promptTokens = Number(values['prompt-tokens']);
-const decodeTokens = Number(values['decode-tokens']);
-const reps = Number(values.reps);
+const promptTokens = positiveInt('prompt-tokens', values['prompt-tokens']!);
+const decodeTokens = positiveInt('decode-tokens', values['decode-tokens']!);
+const reps = positiveInt('reps', values.reps!);
 
 /** A backend whose every op adds its wall time (ms) to `ms` (GPU ops are asynchronous: their time lands on the op that waits, download). */
 function timed<T>(b: Backend<T>): { backend: Backend<T>; ms: Record<string, number> } {
@@ -105,7 +105,7 @@ const cudaBackends = cudaKinds.map((kind): [string, CudaBackend] => [CUDA_KINDS[
 const out = benchOutput(values.json === true);
 out.say(`# ${ctx.info.name}, driver ${ctx.info.driverVersion}; ${machineLine(cpuPool().threads)}`);
 
-const synthetic = values.synthetic === undefined ? 0 : Number(values.synthetic);
+const synthetic = values.synthetic === undefined ? 0 : positiveInt('synthetic', values.synthetic!);
 /** Each model, and the CUDA backends it runs on (null: every --backends kind). */
 type ModelRow = [name: string, model: SyntheticModel, backends: [string, CudaBackend][] | null];
 const models: ModelRow[] = synthetic > 0

@@ -32,7 +32,7 @@
 import { CudaContext } from '../src/backends/cuda/context.js';
 import { createCudaEngine } from '../src/backends/cuda/decode-engine.js';
 import { cpuPool } from '../src/backends/cpu/pool/index.js';
-import { benchArgs, positiveInt, positiveInts } from './args.js';
+import { BenchArgumentError, benchArgs, positiveInt, positiveInts } from './args.js';
 import { describeFoldVariant, foldFlagOptions, foldVariants } from './engine-folds.js';
 import { decodeVariants, withDecodeVariant, type DecodeVariant } from './decode-variants.js';
 import { chooseW4A8Config } from '../src/backends/cuda/w4a8.js';
@@ -57,7 +57,7 @@ const steps = positiveInt('steps', values.steps!);
 const batch = positiveInt('batch', values.batch!);
 const rounds = positiveInt('rounds', values.rounds!);
 const lmHead = values['lm-head'] === 'w8a8' ? 'w8a8' : 'float';
-if (values['lm-head'] !== 'w8a8' && values['lm-head'] !== 'f16') throw new RangeError(`--lm-head takes f16 or w8a8; got '${values['lm-head']}'`);
+if (values['lm-head'] !== 'w8a8' && values['lm-head'] !== 'f16') throw new BenchArgumentError(`--lm-head takes f16 or w8a8; got '${values['lm-head']}'`);
 /** The engine settings compared, each round in this order (every pairing of the options' values, then each decode kernel). */
 const variants = foldVariants(values).flatMap((folds) => decodeVariants('decode', values.decode!).map((decode) => ({ folds, decode })));
 type Variant = (typeof variants)[number];

@@ -26,7 +26,7 @@ import { DEFAULT_SPEC } from '../src/quantize/recipe.js';
 import type { FloatLinear } from '../src/quant/types.js';
 import { printTable } from '../src/cli/table.js';
 import { cpuPool } from '../src/backends/cpu/pool/index.js';
-import { benchArgs } from './args.js';
+import { BenchArgumentError, benchArgs, positiveInt } from './args.js';
 import { LLAMA2_7B_SHAPE } from './synthetic.js';
 import { writeSynthetic7B } from './synthetic-checkpoint.js';
 import * as fs from 'node:fs';
@@ -52,7 +52,7 @@ const { values } = benchArgs(import.meta.url, {
     calib: { type: 'string', default: path.join(PACKAGE_ROOT, 'data', 'wikitext-2-test-excerpt.txt') },
   },
 });
-const windows = Number(values.windows), seqLen = Number(values['seq-len']), layers = Number(values.layers);
+const windows = positiveInt('windows', values.windows!), seqLen = positiveInt('seq-len', values['seq-len']!), layers = positiveInt('layers', values.layers!);
 for (const [name, v] of [['--windows', windows], ['--seq-len', seqLen], ['--layers', layers]] as const) {
   if (!Number.isInteger(v) || v < 1) throw new RangeError(`${name} must be a positive integer, got ${v}`);
 }
@@ -60,7 +60,7 @@ for (const [name, v] of [['--windows', windows], ['--seq-len', seqLen], ['--laye
 const ctx = needsGpu('the GPU GPTQ bench', () => new CudaContext(0));
 const gptq = cudaGptq(ctx);
 if (values['model-layers'] !== undefined) {
-  endToEnd(Number(values['model-layers']));
+  endToEnd(positiveInt('model-layers', values['model-layers']!));
   process.exit(0);
 }
 const { hidden: d, ffn: F } = LLAMA2_7B_SHAPE;
@@ -122,9 +122,9 @@ if (values.json) {
 
 /** --model-layers: the whole quantize path on a written N-layer checkpoint (see the header). */
 function endToEnd(layerCount: number): void {
-  if (!Number.isInteger(layerCount) || layerCount < 1) throw new RangeError(`--model-layers must be a positive integer, got ${layerCount}`);
+  if (!Number.isInteger(layerCount) || layerCount < 1) throw new BenchArgumentError(`--model-layers must be a positive integer, got ${layerCount}`);
   const method = values.method;
-  if (method !== 'gptq' && method !== 'awq') throw new RangeError(`--method takes gptq or awq, got '${method}'`);
+  if (method !== 'gptq' && method !== 'awq') throw new BenchArgumentError(`--method takes gptq or awq, got '${method}'`);
   const dir = values.dir ?? `/tmp/intscale-7b-${layerCount}l-f16`;
   console.log(`# ${method.toUpperCase()} end to end on the GPU: a LLaMA-2-7B-shaped checkpoint of ${layerCount} RANDOM f16 layers (${dir}); ${ctx.info.name}${method === 'gptq' ? `; ${gptq.name}` : ''}`);
   console.log(`# ${machineLine(cpuPool().threads)}`);

@@ -15,7 +15,7 @@ import { paddedRows } from '../src/backends/cuda/repack.js';
 import { freeW4A8ExpertTable, w4a8ExpertsLinear, w4a8ExpertTable, w4a8Linear } from '../src/backends/cuda/w4a8.js';
 import { cpuPool } from '../src/backends/cpu/pool/index.js';
 import { seededRandom } from '../src/tensor/random.js';
-import { benchArgs, positiveInts } from './args.js';
+import { benchArgs, nonNegativeInt, positiveInt, positiveInts } from './args.js';
 import { ACT_SCALES, copiesFor, CudaBench, DeviceInputs, fill, quantCopies, Seeds, w4a8Layer } from './cuda-timing.js';
 import { benchOutput, machineLine } from './stats.js';
 
@@ -29,7 +29,7 @@ const { values } = benchArgs(import.meta.url, {
   },
 });
 const tokens = positiveInts('tokens', values.tokens!);
-const [rounds, samples] = [Number(values.rounds), Number(values.samples)];
+const [rounds, samples] = [positiveInt('rounds', values.rounds!), positiveInt('samples', values.samples!)];
 const E = 8, topK = 2, G = 128;
 const SHAPES = [{ name: 'gate/up', n: 2 * 14336, k: 4096 }, { name: 'down', n: 4096, k: 14336 }];
 
@@ -51,7 +51,7 @@ function route(m: number, rand: () => number): number[] {
 }
 
 const rows: Record<string, string | number>[] = [];
-const rand = seededRandom(Number(values.seed));
+const rand = seededRandom(nonNegativeInt('seed', values.seed!));
 const seeds = new Seeds(1);
 for (const m of tokens) {
   const counts = route(m, rand);

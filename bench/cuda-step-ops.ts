@@ -15,7 +15,7 @@ import { CudaContext } from '../src/backends/cuda/context.js';
 import { Cublas } from '../src/backends/cuda/cublas.js';
 import type { DeviceBuffer } from '../src/backends/cuda/buffer.js';
 import { cudaGraphRuntime } from '../src/backends/cuda/graphs.js';
-import { benchArgs } from './args.js';
+import { benchArgs, positiveInt } from './args.js';
 import { fillRandomF32 } from './cuda-util.js';
 import { activationOrder, chooseW4A8Config, freeW4A8, quantizeActivationsCuda, uploadW4A8, w4a8Linear, type W4A8Layer } from '../src/backends/cuda/w4a8.js';
 import { hasTensorMaps } from '../src/backends/cuda/tensor-map.js';
@@ -32,9 +32,9 @@ const { values } = benchArgs(import.meta.url, {
     reps: { type: 'string', default: '7' },
   },
 });
-const L = Number(values.context);
-const R = Number(values.launches);
-const reps = Number(values.reps);
+const L = positiveInt('context', values.context!);
+const R = positiveInt('launches', values.launches!);
+const reps = positiveInt('reps', values.reps!);
 const [D, F, H, HD, V, LAYERS] = [4096, 11008, 32, 128, 32000, 32];
 
 const ctx = needsGpu('the CUDA step-ops bench', () => new CudaContext(0));

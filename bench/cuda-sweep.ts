@@ -13,7 +13,7 @@
 import { paddedRows } from '../src/backends/cuda/repack.js';
 import { chooseW4A8Config, w4a8Linear, type W4A8Config } from '../src/backends/cuda/w4a8.js';
 import { chooseW8A8Config, w8a8Linear } from '../src/backends/cuda/w8a8.js';
-import { benchArgs, positiveInt, positiveInts, shapeList } from './args.js';
+import { BenchArgumentError, benchArgs, positiveInt, positiveInts, shapeList } from './args.js';
 import { decodeVariants, withDecodeVariant, type DecodeVariant } from './decode-variants.js';
 import { ACT_SCALES, BenchLog, CudaBench, DeviceInputs, Seeds, copiesFor, copyBandwidth, fill, quantCopies, readFloor, w4a8Layer, w8a8Layer, type Launch } from './cuda-timing.js';
 
@@ -53,8 +53,8 @@ const CASES: [K: number, N: number, Ms: number[]][] = values.shapes === undefine
   ? DEFAULT_CASES.map(([K, N, Ms]) => [K, N, msFlag ?? Ms])
   : shapeList('shapes', values.shapes).map(([K, N]) => [K, N, msFlag ?? [1, 16, 32, 64]]);
 const variants = values.decode === undefined ? null : decodeVariants('decode', values.decode);
-if (variants !== null && CASES.some(([, , Ms]) => Ms.some((M) => M > 8))) throw new RangeError('--decode varies the decode kernel at M <= 8: give --ms within 1..8');
-if (values.w8 && variants === null) throw new RangeError('--w8 sweeps the W8A8 decode kernel: give --decode with it');
+if (variants !== null && CASES.some(([, , Ms]) => Ms.some((M) => M > 8))) throw new BenchArgumentError('--decode varies the decode kernel at M <= 8: give --ms within 1..8');
+if (values.w8 && variants === null) throw new BenchArgumentError('--w8 sweeps the W8A8 decode kernel: give --decode with it');
 const rounds = positiveInt('rounds', values.rounds!);
 const bench = new CudaBench('bench/cuda-sweep');
 const { ctx, timer } = bench;

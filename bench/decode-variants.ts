@@ -5,6 +5,7 @@
  */
 import type { W4A8Config } from '../src/backends/cuda/w4a8.js';
 import type { W8A8Config } from '../src/backends/cuda/w8a8.js';
+import { BenchArgumentError } from './args.js';
 
 export interface DecodeVariant {
   readonly label: string;
@@ -19,7 +20,7 @@ export function decodeVariants(flag: string, text: string): DecodeVariant[] {
     const parts = v.split(':').map(Number);
     const [WK, STAGES, MINB] = parts;
     const ok = parts.length === 3 && [4, 8, 16, 32].includes(WK!) && Number.isInteger(STAGES) && STAGES! >= 0 && STAGES! <= 8 && Number.isInteger(MINB) && MINB! >= 1;
-    if (!ok) throw new RangeError(`--${flag} takes default or WK:STAGES:MINB (WK 4, 8, 16 or 32; STAGES 0-8; MINB ≥ 1), or a list of them; got '${v}'`);
+    if (!ok) throw new BenchArgumentError(`--${flag} takes default or WK:STAGES:MINB (WK 4, 8, 16 or 32; STAGES 0-8; MINB ≥ 1), or a list of them; got '${v}'`);
     return { label: `WK${WK} ${STAGES === 0 ? 'registers' : `${STAGES} smem slots`} MINB${MINB}`, set: { WK: WK!, STAGES: STAGES!, MINB: MINB! } };
   });
 }

@@ -4,6 +4,7 @@
  * where a bench compares settings.
  */
 import { ENGINE_FOLDS, type CudaEngineOptions, type EngineFold } from '../src/backends/cuda/decode-engine.js';
+import { BenchArgumentError } from './args.js';
 
 /** Each flag's engine option (ENGINE_FOLDS: how it reads in a log). */
 export const FOLDS = {
@@ -25,7 +26,7 @@ export function foldFlagOptions(fallback?: Partial<Record<FoldFlag, string>>): R
 /** `--flag auto|on|off[,…]` as settings; anything else is a RangeError naming the flag. */
 export function foldSettings(flag: FoldFlag, text: string): FoldSetting[] {
   return text.split(',').map((v) => {
-    if (v !== 'on' && v !== 'off' && v !== 'auto') throw new RangeError(`--${flag} takes on, off, auto or a list of them (on,off); got '${text}'`);
+    if (v !== 'on' && v !== 'off' && v !== 'auto') throw new BenchArgumentError(`--${flag} takes on, off, auto or a list of them (on,off); got '${text}'`);
     return v === 'auto' ? 'auto' : v === 'on';
   });
 }

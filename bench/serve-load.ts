@@ -39,7 +39,7 @@ import { modelEngine } from '../src/model/engine.js';
 import { createServer, type ServedModel } from '../src/serve/server.js';
 import { readModel } from '../src/model/load.js';
 import type { ModelTokenizer } from '../src/io/tokenizer.js';
-import { benchArgs, positiveInts } from './args.js';
+import { BenchArgumentError, benchArgs, nonNegativeInt, positiveInt, positiveInts, positiveNumber } from './args.js';
 import { machineLine, benchOutput, LatencyHistogram } from './stats.js';
 import { LLAMA2_7B_SHAPE, syntheticModel } from './synthetic.js';
 
@@ -63,15 +63,14 @@ const { values } = benchArgs(import.meta.url, {
   },
 });
 const levels = positiveInts('levels', values.levels!);
-const requests = Number(values.requests);
-const seconds = Number(values.seconds);
-const maxTokens = Number(values['max-tokens']);
-const maxBatch = Number(values['max-batch']);
-const warmup = Number(values.warmup);
-const syntheticLayers = values['synthetic-layers'] === undefined ? null : Number(values['synthetic-layers']);
-if (syntheticLayers !== null && !(Number.isInteger(syntheticLayers) && syntheticLayers >= 1)) throw new RangeError(`--synthetic-layers takes a positive integer, got '${values['synthetic-layers']}'`);
-if (syntheticLayers !== null && values.backend !== 'cuda') throw new RangeError('--synthetic-layers runs the CUDA decode engine: add --backend cuda');
-const memoryEvery = Number(values['memory-every']);
+const requests = positiveInt('requests', values.requests!);
+const seconds = positiveNumber('seconds', values.seconds!);
+const maxTokens = positiveInt('max-tokens', values['max-tokens']!);
+const maxBatch = positiveInt('max-batch', values['max-batch']!);
+const warmup = nonNegativeInt('warmup', values.warmup!);
+const syntheticLayers = values['synthetic-layers'] === undefined ? null : positiveInt('synthetic-layers', values['synthetic-layers']!);
+if (syntheticLayers !== null && values.backend !== 'cuda') throw new BenchArgumentError('--synthetic-layers runs the CUDA decode engine: add --backend cuda');
+const memoryEvery = nonNegativeInt('memory-every', values['memory-every']!);
 const out = benchOutput(values.json === true);
 
 /** The server process's memory: RSS, and the JS heap in use after a full collection (what stays reachable: a leak grows it, GC slack does not). */

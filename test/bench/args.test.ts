@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { headerComment, positiveInt, positiveIntTuple, positiveInts, shapeList } from '../../bench/args.js';
+import { headerComment, nonNegativeInt, positiveInt, positiveIntTuple, positiveInts, positiveNumber, shapeList } from '../../bench/args.js';
 import { repoPath } from '../helpers/paths.js';
 
 const run = (...args: string[]) => spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 60_000 });
@@ -47,6 +47,14 @@ test('the shared value parsers: positive integers, lists of them, fixed-length t
   assert.deepEqual(positiveIntTuple('layer', '2048,512', ['n', 'k']), [2048, 512]);
   assert.throws(() => positiveIntTuple('layer', '2048', ['n', 'k']), /--layer takes 2 positive integers n,k; got '2048'/);
   assert.throws(() => positiveIntTuple('hessian', '4096,-1', ['k', 'tokens']), /--hessian takes 2 positive integers k,tokens/);
+  assert.equal(nonNegativeInt('seed', '0'), 0);
+  assert.equal(nonNegativeInt('warmup', '200'), 200);
+  assert.throws(() => nonNegativeInt('layer', '-1'), /--layer takes an integer of 0 or more; got '-1'/);
+  assert.throws(() => nonNegativeInt('seed', 'x'), /--seed/);
+  assert.equal(positiveNumber('seconds', '2.5'), 2.5);
+  assert.throws(() => positiveNumber('seconds', '0'), /--seconds takes a number above 0; got '0'/);
+  assert.throws(() => positiveNumber('q-scale', ''), /--q-scale/);
+  assert.throws(() => positiveNumber('seconds', 'Infinity'), /--seconds/);
 });
 
 test('a bench script: --help prints its usage (exit 0); an unknown option or a missing value exits 1 naming it', () => {
@@ -63,6 +71,13 @@ test('a bench script: --help prints its usage (exit 0); an unknown option or a m
   const missing = run(repoPath('dist/bench/cpu-e2e.js'), '--model');
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /--model.*argument missing/);
+});
+
+test('a bench script given a bad value prints one line naming the option (no stack) and exits 1 before running', () => {
+  const bad = run(repoPath('dist/bench/cpu-e2e.js'), '--reps', '0');
+  assert.equal(bad.status, 1);
+  assert.equal(bad.stderr, "cpu-e2e.js: --reps takes a positive integer; got '0'\n(cpu-e2e.js --help lists the options)\n");
+  assert.equal(bad.stdout, '', 'nothing ran');
 });
 
 test('intscale bench: NAME --help is the script\'s usage; --help alone is the command\'s; no name is an error', () => {
