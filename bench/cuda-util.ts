@@ -58,9 +58,13 @@ export function delayedCopy(ctx: CudaContext, dst: DeviceBuffer, src: DeviceBuff
  * The read floor of a streaming kernel (read_stream_u4 / _u8): every byte of the first `bytes` of src read once,
  * `unit` 16-byte loads a thread, `threads` a block, each block one contiguous run of unit·threads·16 bytes (as a
  * decode block streams its tiles). `bytes` must be a multiple of that run; sink: 4 bytes a block.
+ * overlapPrevious (unit 4 only): read_stream_u4_pdl, launched to overlap the launch before it as the engine's
+ * decode kernels are (its loads issued before it waits for that launch to finish).
  */
-export function readStream(ctx: CudaContext, src: DeviceBuffer, bytes: number, unit: 4 | 8, threads: number, sink: DeviceBuffer): void {
+export function readStream(ctx: CudaContext, src: DeviceBuffer, bytes: number, unit: 4 | 8, threads: number, sink: DeviceBuffer, overlapPrevious = false): void {
   const run = unit * threads * 16, blocks = bytes / run;
   if (!Number.isInteger(blocks) || blocks < 1 || bytes > src.bytes || sink.bytes < blocks * 4) throw new RangeError(`readStream: ${bytes} B must be a positive multiple of ${run} within src, sink ${blocks * 4} B`);
-  ctx.launch(getKernel(ctx, BENCH_UTIL(), unit === 4 ? 'read_stream_u4' : 'read_stream_u8'), [blocks], [threads], [src, sink]);
+  if (overlapPrevious && unit !== 4) throw new RangeError('readStream: the overlapping read streams 4 loads a thread');
+  const name = overlapPrevious ? 'read_stream_u4_pdl' : unit === 4 ? 'read_stream_u4' : 'read_stream_u8';
+  ctx.launch(getKernel(ctx, BENCH_UTIL(), name), [blocks], [threads], [src, sink], 0, { overlapPrevious });
 }

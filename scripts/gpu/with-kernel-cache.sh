@@ -6,8 +6,9 @@
 # left unread. In a device call (from the project root, .device carried):
 #   bash scripts/gpu/with-kernel-cache.sh node --test dist/test/backends/cuda/gpu-linear.test.js
 # It loads .device/env.sh, seeds $INTSCALE_CUDA_CACHE from .device/kernel-cache (carried with .device), runs the
-# command, and copies the cache to $OUT/kernel-cache. Back here, keep it for the next call:
-#   mkdir -p .device/kernel-cache && cp FILES_AT/kernel-cache/*.cubin .device/kernel-cache/
+# command, and writes the cache to $OUT/kernel-cache.tar.gz (one file: a call brings back only so many files, and a
+# run compiles ~170 cubins). Back here, keep it for the next call:
+#   mkdir -p .device/kernel-cache && tar -xzf FILES_AT/kernel-cache.tar.gz -C .device/kernel-cache
 # (.device stays within the 64 MiB a call carries: check `du -sh .device dist` before the call.)
 set -uo pipefail
 root=$(git rev-parse --show-toplevel 2>/dev/null || pwd)
@@ -24,8 +25,7 @@ echo "kernel cache: $INTSCALE_CUDA_CACHE, $seeded cubins carried in" >&2
 "$@"
 rc=$?
 if [ -n "${OUT:-}" ]; then
-  mkdir -p "$OUT/kernel-cache"
-  cp "$INTSCALE_CUDA_CACHE"/*.cubin "$OUT/kernel-cache/" 2>/dev/null
-  echo "kernel cache: $(find "$OUT/kernel-cache" -name '*.cubin' | wc -l) cubins written to \$OUT/kernel-cache" >&2
+  (cd "$INTSCALE_CUDA_CACHE" && tar -czf "$OUT/kernel-cache.tar.gz" $(ls | grep '\.cubin$'))
+  echo "kernel cache: $(tar -tzf "$OUT/kernel-cache.tar.gz" | wc -l) cubins written to \$OUT/kernel-cache.tar.gz" >&2
 fi
 exit $rc

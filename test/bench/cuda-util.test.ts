@@ -15,3 +15,8 @@ test('readStream names bytes that are not a whole number of block runs, past the
   assert.throws(() => readStream(ctx, buffer(run), 2 * run, 4, 256, buffer(64)), /within src/);
   assert.throws(() => readStream(ctx, buffer(10 * run), 10 * run, 4, 256, buffer(36)), /sink 40 B/);
 });
+
+test('readStream overlapping the launch before takes the 4-load kernel only', () => {
+  const run = 8 * 256 * 16;
+  assert.throws(() => readStream(ctx, buffer(2 * run), run, 8, 256, buffer(64), true), /the overlapping read streams 4 loads a thread/);
+});
