@@ -8,7 +8,7 @@
  *
  *   node dist/bench/cuda-engine-step.js [--layers 1,8,32] [--batch 1] [--steps 40] [--lm-head f16|w8a8] [--no-graphs]
  *        [--rope-in-attention auto|on|off|on,off] [--fuse-swiglu auto|on|off|on,off] [--norm-in-gemm auto|on|off|on,off]
- *        [--quantize-in-tail auto|on|off|on,off] [--decode default,WK:STAGES:MINB,...] [--rounds 1]
+ *        [--quantize-in-tail auto|on|off|on,off] [--decode default,WK:STAGES:MINB,...] [--decode-mt 1] [--rounds 1]
  *
  * --lm-head: the fp16 lm_head (the default here, tied to the embedding) or RANDOM W8A8 g128 IS.
  * --rope-in-attention off: the separate rope_kv_write kernel in decode steps; on: the fold at every batch size
@@ -20,7 +20,8 @@
  * --quantize-in-tail off / on: quantize_rows after attention_merge and the SwiGLU GEMM, or their rows quantized
  * in their last blocks (auto: up to QUANTIZE_FOLD_MAX_ROWS rows; the GEMM's only where SwiGLU is in its epilogue).
  * --decode: the W4A8 decode kernel at M <= 8 as the chooser gives it (default) or with WK k-warps, STAGES cp.async
- * slots a warp (0: the register pipeline) and MINB blocks a SM (bench/decode-variants.ts).
+ * slots a warp (0: the register pipeline) and MINB blocks a SM (bench/decode-variants.ts); --decode-mt T applies
+ * them where the chooser gives T token halves instead (T = 4: 17-32 rows), e.g. --batch 32 --decode-mt 4 --decode 8:0:1,8:0:2.
  * A fold flag not given is the engine's default (CudaEngineOptions); the log prints each engine's settings.
  * Given both values (on,off) the settings are compared on the same model, alternating, `--rounds` times
  * (every pairing of the options' values).
@@ -50,12 +51,14 @@ const { values } = benchArgs(import.meta.url, {
     'no-graphs': { type: 'boolean', default: false },
     ...foldFlagOptions(),
     decode: { type: 'string', default: 'default' },
+    'decode-mt': { type: 'string', default: '1' },
     rounds: { type: 'string', default: '1' },
   },
 });
 const steps = positiveInt('steps', values.steps!);
 const batch = positiveInt('batch', values.batch!);
 const rounds = positiveInt('rounds', values.rounds!);
+const decodeMT = positiveInt('decode-mt', values['decode-mt']!);
 const lmHead = values['lm-head'] === 'w8a8' ? 'w8a8' : 'float';
 if (values['lm-head'] !== 'w8a8' && values['lm-head'] !== 'f16') throw new BenchArgumentError(`--lm-head takes f16 or w8a8; got '${values['lm-head']}'`);
 /** The engine settings compared, each round in this order (every pairing of the options' values, then each decode kernel). */
@@ -67,7 +70,7 @@ console.log(`# ${ctx.info.name}, driver ${ctx.info.driverVersion}; ${machineLine
 console.log(`# synthetic LLaMA-2-7B shape, RANDOM W4A8 weights (speed only); ${batch} sequence(s), prompt 128 each, then ${steps} timed greedy decode steps after 2 warm-up; graphs ${values['no-graphs'] ? 'off' : 'on'}; lm_head ${lmHead === 'w8a8' ? 'W8A8 g128 IS' : 'fp16'}; ${rounds} round(s) of: ${variants.map(describeVariant).join(' | ')}`);
 
 const [wgmma, tma, sms] = [ctx.arch === 'sm_90a', hasTensorMaps(ctx), ctx.info.multiprocessors];
-const chooser = (d: DecodeVariant) => (m: number, n: number, k: number) => withDecodeVariant(chooseW4A8Config(m, n, k, wgmma, tma, sms), d);
+const chooser = (d: DecodeVariant) => (m: number, n: number, k: number) => withDecodeVariant(chooseW4A8Config(m, n, k, wgmma, tma, sms), d, decodeMT);
 const described = new Set<Variant>();
 /** Host wall time per greedy decode step of `batch` sequences of an engine made with `v`. */
 function stepMs(m: ReturnType<typeof syntheticModel>, v: Variant): number {

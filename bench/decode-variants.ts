@@ -25,7 +25,7 @@ export function decodeVariants(flag: string, text: string): DecodeVariant[] {
   });
 }
 
-/** `config` (W4A8 or W8A8) with the variant applied where it is the decode kernel at one token half (M <= 8). */
-export function withDecodeVariant<C extends W4A8Config | W8A8Config>(config: C, v: DecodeVariant): C {
-  return v.set !== null && config.kind === 'decode' && config.MT === 1 ? { ...config, ...v.set } : config;
+/** `config` (W4A8 or W8A8) with the variant applied where it is the decode kernel at MT token halves (default one: M <= 8). */
+export function withDecodeVariant<C extends W4A8Config | W8A8Config>(config: C, v: DecodeVariant, MT = 1): C {
+  return v.set !== null && config.kind === 'decode' && config.MT === MT ? { ...config, ...v.set } : config;
 }

@@ -12,11 +12,12 @@ test('decodeVariants reads default and WK:STAGES:MINB entries and names a malfor
   for (const bad of ['16:2', '12:2:3', '16:9:1', '16:2:0', 'fast', '16:2:3,']) assert.throws(() => decodeVariants('decode', bad), /--decode takes default or WK:STAGES:MINB/, bad);
 });
 
-test('withDecodeVariant changes the decode kernel at one token half only', () => {
+test('withDecodeVariant changes the decode kernel at one token half only, or at the token halves asked', () => {
   const [v] = decodeVariants('decode', '8:4:6');
   assert.deepEqual(withDecodeVariant({ kind: 'decode', MT: 1, NTW: 1, WK: 16 }, v!), { kind: 'decode', MT: 1, NTW: 1, WK: 8, STAGES: 4, MINB: 6 });
   const two = { kind: 'decode', MT: 2, NTW: 2, WK: 8 } as const;
   assert.equal(withDecodeVariant(two, v!), two);
+  assert.deepEqual(withDecodeVariant(two, v!, 2), { ...two, WK: 8, STAGES: 4, MINB: 6 }, 'MT picks the token halves it applies to');
   const tma = { kind: 'wgmma-tma', STAGES: 4 } as const;
   assert.equal(withDecodeVariant(tma, v!), tma);
   assert.deepEqual(withDecodeVariant({ kind: 'decode', MT: 1, NTW: 1, WK: 16 }, decodeVariants('decode', 'default')[0]!), { kind: 'decode', MT: 1, NTW: 1, WK: 16 });

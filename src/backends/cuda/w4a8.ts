@@ -145,7 +145,9 @@ export function chooseW4A8Config(M: number, n: number, k: number, wgmma = true, 
   const wide = n >= 16384;
   if (M <= 8) return { kind: 'decode', MT: 1, NTW: 1, WK: k >= 2048 ? 16 : 8 };
   if (M <= 16) return wide ? { kind: 'decode', MT: 2, NTW: 2, WK: 8 } : { kind: 'decode', MT: 2, NTW: 2, WK: k >= 2048 ? 16 : 8 };
-  if (M <= 32) return { kind: 'decode', MT: 4, NTW: 1, WK: 8 };
+  // MINB 2 caps the registers at 128, two blocks a SM: left to itself ptxas took 130-136 after the slot
+  // pipeline's changes, one block a SM, and batch 32 decoded 12% slower on an H100 (docs/cuda-notes.md, 26th session)
+  if (M <= 32) return { kind: 'decode', MT: 4, NTW: 1, WK: 8, MINB: 2 };
   // M = 64 on 4096²: decode 15.9-16.2 µs vs TMA split-K 4 16.4-16.5 µs (two same-run measurements)
   if (M <= 64 && !wide && k <= 4096) return { kind: 'decode', MT: 8, NTW: 1, WK: 8 };
   if (wgmma && tma) {

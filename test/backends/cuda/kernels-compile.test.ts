@@ -1,16 +1,18 @@
 /**
  * Every kernels/*.cu compiles with nvcc for sm_90a (each parameterized kernel in the variants the
  * backend uses, f32 and f16 output), and so does every bench/kernels/*.cu (against the backend's
- * headers). Needs only nvcc, no GPU; skips with the reason when nvcc is absent.
+ * headers). Needs only nvcc, no GPU; skips with the reason when nvcc is absent. And the W4A8 decode kernel at the
+ * configs the chooser picks for a decode step keeps the blocks a SM its registers allow (ptxas -v), without spills.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { kernelsDir, readKernelSource } from '../../../src/backends/cuda/kernel-cache.js';
 import { benchKernelsDir } from '../../../bench/cuda-util.js';
+import { chooseW4A8Config, type DecodeConfig } from '../../../src/backends/cuda/w4a8.js';
 
 function nvccPath(): string | undefined {
   try {
@@ -70,4 +72,57 @@ test('NVRTC sources: every backend kernel and a bench kernel (an absolute path) 
     assert.match(src, /void pdl_launch_dependents\(\)/, 'common.cuh is inlined');
   }
   assert.match(readKernelSource('w4a8-decode.cu'), /typedef int scale_t;/, 'group-scale.cuh (a hyphenated name) is inlined');
+});
+
+/** ptxas -v's registers and spill stores of each entry of `file` compiled with `defs`. */
+function ptxasUsage(file: string, defs: string[]): Map<string, { registers: number; spills: number }> {
+  const dir = kernelsDir();
+  const out = mkdtempSync(join(tmpdir(), 'intscale-ptxas-'));
+  try {
+    const r = spawnSync(nvcc!, ['-cubin', '-gencode=arch=compute_90a,code=sm_90a', '-std=c++17', `-I${dir}`, '-Xptxas', '-v', ...defs, '-o', join(out, 'k.cubin'), join(dir, file)], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const usage = new Map<string, { registers: number; spills: number }>();
+    let entry = '', spills = 0;
+    for (const line of r.stderr.split('\n')) {
+      const e = /Compiling entry function '(\w+)'/.exec(line);
+      if (e) entry = e[1]!;
+      const sp = /(\d+) bytes spill stores/.exec(line);
+      if (sp) spills = Number(sp[1]);
+      const u = /Used (\d+) registers/.exec(line);
+      if (u) usage.set(entry, { registers: Number(u[1]), spills });
+    }
+    return usage;
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+}
+
+/** Blocks of `threads` a Hopper SM's 64K registers hold at `registers` a thread (allocated 256 a warp at a time). */
+const blocksByRegisters = (registers: number, threads: number): number => Math.floor(65536 / (Math.ceil((registers * 32) / 256) * 256) / (threads / 32));
+
+test('the W4A8 decode kernel at the chooser\'s decode-step configs keeps its blocks a SM (registers from ptxas -v), without spills', { skip: nvcc ? false : 'nvcc not found on PATH' }, () => {
+  // [rows, K, N] of a 7B decode step (q/k/v, o, gate/up, down) at 1, 16 and 32 rows; the blocks a SM each config had
+  // when its speed was measured (MT 4: two, lost to 130-132 registers once, docs/cuda-notes.md 26th session)
+  const want = (c: DecodeConfig): number => (c.MT === 2 && c.WK === 16 ? 1 : 2);
+  const seen = new Set<string>();
+  for (const M of [1, 16, 32]) {
+    for (const [K, N] of [[4096, 12288], [4096, 4096], [4096, 22016], [11008, 4096]] as const) {
+      const c = chooseW4A8Config(M, N, K) as DecodeConfig;
+      assert.equal(c.kind, 'decode');
+      const key = `${c.MT}/${c.NTW}/${c.WK}/${c.MINB ?? 1}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      for (const scale of ['-DSCALE_INT=1', '-DSCALE_INT=0']) {
+        for (const acc of ['-DACCUMULATE=0', '-DACCUMULATE=1']) {
+          const defs = [`-DMT=${c.MT}`, `-DNTW=${c.NTW}`, `-DWK=${c.WK}`, ...(c.MINB ? [`-DMINB=${c.MINB}`] : []), scale, acc];
+          const u = ptxasUsage('w4a8-decode.cu', defs).get('w4a8_decode');
+          assert.ok(u, `no w4a8_decode entry for ${defs.join(' ')}`);
+          const blocks = blocksByRegisters(u.registers, c.WK * 32);
+          assert.ok(blocks >= want(c), `${defs.join(' ')}: ${u.registers} registers give ${blocks} blocks a SM, want ${want(c)}`);
+          assert.equal(u.spills, 0, `${defs.join(' ')}: ${u.spills} bytes spilled`);
+        }
+      }
+    }
+  }
+  assert.deepEqual([...seen].sort(), ['1/1/16/1', '2/2/16/1', '2/2/8/1', '4/1/8/2'], 'the configs a decode step takes');
 });
