@@ -23,17 +23,24 @@ export function kernelsDir(): string {
 }
 
 /**
- * A kernel's source with its `#include "x.cuh"` lines inlined (NVRTC has no -I here). `file` names a
- * file in kernels/, or is an absolute path to a kernel kept elsewhere (bench/kernels); includes come
- * from the file's own folder when there, else from kernels/.
+ * A kernel's source with its `#include "x"` lines inlined (NVRTC has no -I here), nested ones too, each file
+ * once (as `#pragma once` would: a later include of it is dropped). `file` names a file in kernels/, or is an
+ * absolute path to a kernel kept elsewhere (bench/kernels); an include comes from the including file's own
+ * folder when there, else from kernels/.
  */
 export function readKernelSource(file: string): string {
   const dir = kernelsDir();
-  const path = isAbsolute(file) ? file : join(dir, file);
-  const include = (inc: string): string => (existsSync(join(dirname(path), inc)) ? join(dirname(path), inc) : join(dir, inc));
-  return readFileSync(path, 'utf8').replace(/^#include "([\w.-]+)"$/gm, (_m, inc: string) =>
-    readFileSync(include(inc), 'utf8').replace(/^#pragma once$/m, ''),
-  );
+  const seen = new Set<string>();
+  const inline = (path: string): string =>
+    readFileSync(path, 'utf8')
+      .replace(/^#pragma once$/m, '')
+      .replace(/^#include "([\w.-]+)"$/gm, (_m, inc: string) => {
+        const at = existsSync(join(dirname(path), inc)) ? join(dirname(path), inc) : join(dir, inc);
+        if (seen.has(at)) return '';
+        seen.add(at);
+        return inline(at);
+      });
+  return inline(isAbsolute(file) ? file : join(dir, file));
 }
 
 function cacheDir(): string {

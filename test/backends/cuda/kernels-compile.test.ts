@@ -63,7 +63,7 @@ test('every CUDA kernel compiles with nvcc for sm_90a', { skip: nvcc ? false : '
   }
 });
 
-test('NVRTC sources: every backend kernel and a bench kernel (an absolute path) get their headers inlined (NVRTC has no include path)', () => {
+test('NVRTC sources: every backend kernel and a bench kernel (an absolute path) get their headers inlined, nested ones once (NVRTC has no include path)', () => {
   const bench = readKernelSource(join(benchKernelsDir(), 'bench-util.cu'));
   const backend = readdirSync(kernelsDir()).filter((f) => f.endsWith('.cu')).map((f) => readKernelSource(f));
   assert.ok(backend.length >= 10);
@@ -72,6 +72,12 @@ test('NVRTC sources: every backend kernel and a bench kernel (an absolute path) 
     assert.match(src, /void pdl_launch_dependents\(\)/, 'common.cuh is inlined');
   }
   assert.match(readKernelSource('w4a8-decode.cu'), /typedef int scale_t;/, 'group-scale.cuh (a hyphenated name) is inlined');
+  // a bench kernel that includes a backend kernel: the nested includes inlined too, each file once
+  const chain = readKernelSource(join(benchKernelsDir(), 'decode-chain.cu'));
+  assert.doesNotMatch(chain, /^#include "/m);
+  assert.equal(chain.match(/void pdl_launch_dependents\(\)/g)?.length, 1, 'common.cuh once');
+  assert.match(chain, /w4a8_decode_chain/);
+  assert.match(chain, /extern "C" __global__ void __launch_bounds__\(WK \* 32, MINB\)\nw4a8_decode\(/, 'w4a8-decode.cu inlined');
 });
 
 /** ptxas -v's registers and spill stores of each entry of `file` compiled with `defs`. */

@@ -118,12 +118,16 @@ template <int NT> __device__ __forceinline__ void decode_load_w4(uint4 (&w)[NT][
 // (LaunchOptions.overlapPrevious) they stream while that kernel finishes; activations, and every
 // store, come after the wait. Without the overlap both calls are no-ops. (Two chunks' weights before
 // the wait, with the loop's first load moved, was 0.5-1 µs slower at M = 16 on the H100: same-run
-// A/B, docs/cuda-notes.md "Tenth session".)
-template <class Buf, class LoadW, class LoadX, class Compute>
-__device__ __forceinline__ void decode_pipeline(int c0, int c1, Buf& a, Buf& b, LoadW loadW, LoadX loadX, Compute compute) {
+// A/B, docs/cuda-notes.md "Tenth session".) `wait` is that wait (PdlWait; a kernel that runs several GEMMs
+// in one launch waits for its grid's previous stage there instead, bench/kernels/decode-chain.cu).
+struct PdlWait {
+  __device__ __forceinline__ void operator()() const { pdl_wait(); }
+};
+template <class Buf, class LoadW, class LoadX, class Compute, class Wait = PdlWait>
+__device__ __forceinline__ void decode_pipeline(int c0, int c1, Buf& a, Buf& b, LoadW loadW, LoadX loadX, Compute compute, Wait wait = {}) {
   pdl_launch_dependents();
   if (c0 < c1) loadW(a, c0);
-  pdl_wait();
+  wait();
   if (c0 < c1) loadX(a, c0);
   for (int c = c0; c < c1; c += 2) {
     if (c + 1 < c1) {

@@ -87,10 +87,11 @@ __device__ __forceinline__ void chunk_mma(int (&acc)[NTW][MT][4], const Chunk& b
 }
 
 // The totals of tiles [tile0, tile0 + NTW) (one block's work; the kernels below), handed with the
-// cross-warp reduction's shared memory to epilogue(red, tot, warp, lane).
-template <class Epilogue>
+// cross-warp reduction's shared memory to epilogue(red, tot, warp, lane). `wait`: what the register pipeline
+// waits for before it reads the activations (decode_pipeline; PdlWait: the launch before).
+template <class Epilogue, class Wait = PdlWait>
 __device__ __forceinline__ void decode_tiles(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const signed char* __restrict__ xq,
-                                             int M, int K, int tile0, Epilogue epilogue) {
+                                             int M, int K, int tile0, Epilogue epilogue, Wait wait = {}) {
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
   const int steps = K >> 6, chunks = K >> 7, NG = K / GROUP;
   const int c0 = (int)((long long)warp * chunks / WK), c1 = (int)((long long)(warp + 1) * chunks / WK);
@@ -142,7 +143,7 @@ __device__ __forceinline__ void decode_tiles(const uint4* __restrict__ wq, const
         decode_load_scales<GROUP>(b.s, sc, tile0, NG, gid, c, c1);
       },
       [&](Chunk& b, int c) { decode_load_x8(b.x, xp, xv, c); },
-      compute);
+      compute, wait);
 #endif
 
   __shared__ scale_t red[WK][NTW * MT * 4][32];
@@ -150,8 +151,10 @@ __device__ __forceinline__ void decode_tiles(const uint4* __restrict__ wq, const
 }
 
 // y [M, N] (row-major, out_t) = or += (ACCUMULATE) the tiles' outputs.
+template <class Wait = PdlWait>
 __device__ __forceinline__ void decode_to_rows(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const signed char* __restrict__ xq,
-                                               const float* __restrict__ ascale, out_t* __restrict__ y, int M, int N, int K, float post, int tile0) {
+                                               const float* __restrict__ ascale, out_t* __restrict__ y, int M, int N, int K, float post, int tile0,
+                                               Wait wait = {}) {
   decode_tiles(wq, sc, xq, M, K, tile0, [&](auto& red, const auto& tot, int warp, int lane) {
     decode_reduce(red, tot, warp, lane, tile0, M, N, [&](int token, int n, scale_t sum) {
       out_t* o = y + (size_t)token * N + n;
@@ -162,7 +165,7 @@ __device__ __forceinline__ void decode_to_rows(const uint4* __restrict__ wq, con
       *o = to_out(v);
 #endif
     });
-  });
+  }, wait);
 }
 
 extern "C" __global__ void __launch_bounds__(WK * 32, MINB)

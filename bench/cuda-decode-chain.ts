@@ -1,0 +1,104 @@
+/**
+ * The decode GEMMs of L LLaMA-2-7B layers (q/k/v, o, gate/up, down: 4 a layer) at M rows, two ways, interleaved in R
+ * rounds on the same random W4A8 IS weights (speed only):
+ *   launches  one w4a8_decode launch a GEMM with programmatic dependent launch, as the decode engine launches them;
+ *   chain     one persistent launch for all of them (bench/kernels/decode-chain.cu): the same tiles and bits, a grid
+ *             barrier between GEMMs instead of a launch boundary.
+ * The chain's outputs are first checked bit for bit against the launches'. What it measures: whether a step-wide
+ * kernel's boundaries (a barrier, the grid resident) cost less than launches do (cuda-read-chain: a plain read of the
+ * same bytes loses 18% to launch boundaries with PDL). Each GEMM reads a fixed activation buffer (no quantization
+ * between), so neither way includes the small ops. Timing: CudaTimer (events around each sample, queued behind a
+ * spin). Usage:
+ *   node dist/bench/cuda-decode-chain.js [--layers 8] [--ms 1,8] [--rounds 4] [--out DIR]
+ */
+import { join } from 'node:path';
+import { paddedRows } from '../src/backends/cuda/repack.js';
+import { getKernel } from '../src/backends/cuda/kernel-cache.js';
+import { w4a8Linear, type DecodeConfig, type W4A8Layer } from '../src/backends/cuda/w4a8.js';
+import type { DeviceBuffer } from '../src/backends/cuda/buffer.js';
+import { BenchArgumentError, benchArgs, positiveInt, positiveInts } from './args.js';
+import { ACT_SCALES, BenchLog, CudaBench, DeviceInputs, INT_SCALES, Seeds, fill, type Launch } from './cuda-timing.js';
+import { benchKernelsDir } from './cuda-util.js';
+
+const { values } = benchArgs(import.meta.url, {
+  options: {
+    layers: { type: 'string', default: '8' },
+    ms: { type: 'string', default: '1,8' },
+    rounds: { type: 'string', default: '4' },
+    out: { type: 'string', default: 'docs/bench' },
+  },
+});
+const layers = positiveInt('layers', values.layers!);
+const Ms = positiveInts('ms', values.ms!);
+if (Ms.some((M) => M > 8)) throw new BenchArgumentError('--ms: the chain runs the one-token-half decode kernel, 1..8 rows');
+const rounds = positiveInt('rounds', values.rounds!);
+const SAMPLES = 10;
+const LAYER: [K: number, N: number][] = [[4096, 12288], [4096, 4096], [4096, 22016], [11008, 4096]];
+/** The engine's decode config at M <= 8 on these shapes (chooseW4A8Config), launched overlapping the launch before. */
+const CONFIG: DecodeConfig = { kind: 'decode', MT: 1, NTW: 1, WK: 16, overlap: true };
+/** Blocks a SM the chain asks for (its __launch_bounds__): 58 registers × 512 threads fit twice. */
+const CHAIN_MINB = 2;
+/** ChainStage in decode-chain.cu: five pointers, N, K, post, padding. */
+const STAGE_BYTES = 56;
+
+const bench = new CudaBench('bench/cuda-decode-chain');
+const { ctx, timer } = bench;
+const log = new BenchLog();
+const grid = CHAIN_MINB * ctx.info.multiprocessors;
+log.line(`# ${ctx.info.name}, ${ctx.info.multiprocessors} SMs, driver ${ctx.info.driverVersion}; RANDOM W4A8 IS weights (speed only)`);
+log.line(`# ${layers} layers × ${LAYER.map(([K, N]) => `${K}x${N}`).join(', ')} = ${layers * LAYER.length} GEMMs; decode kernel MT1 NTW1 WK16; chain grid ${grid} (${CHAIN_MINB} a SM); medians of ${rounds} interleaved rounds × ${SAMPLES} samples`);
+
+const inputs = new DeviceInputs(ctx, new Seeds(11));
+const stages = Array.from({ length: layers }, () => LAYER).flat().map(([K, N]): W4A8Layer => {
+  const nPad = paddedRows(N);
+  return { n: N, k: K, groupSize: 128, scale: 'int', post: 2 ** -14, isShift: false, weights: inputs.random((nPad * K) / 2, fill.u32), scales: inputs.random(nPad * (K / 128) * 4, INT_SCALES) };
+});
+const weightBytes = stages.reduce((s, l) => s + (paddedRows(l.n) * l.k) / 2, 0);
+const chainFn = getKernel(ctx, join(benchKernelsDir(), 'decode-chain.cu'), 'w4a8_decode_chain', { GROUP: 128, SCALE_INT: 1, IS_SHIFT: 0, OUT_F16: 0, MT: 1, NTW: 1, WK: 16, MINB: CHAIN_MINB });
+const counter = inputs.output(4);
+ctx.synchronize();
+counter.fill(0);
+let arrivals = 0;
+
+for (const M of Ms) {
+  const acts = new DeviceInputs(ctx, new Seeds(100 + M));
+  const xq = stages.map((l) => acts.random(M * l.k, fill.i8));
+  const a = stages.map(() => acts.random(M * 4, ACT_SCALES));
+  const yLaunch = stages.map((l) => acts.output(M * l.n * 4));
+  const yChain = stages.map((l) => acts.output(M * l.n * 4));
+  const table = new DataView(new ArrayBuffer(stages.length * STAGE_BYTES));
+  stages.forEach((l, s) => {
+    const at = s * STAGE_BYTES;
+    [l.weights, l.scales, xq[s]!, a[s]!, yChain[s]!].forEach((b: DeviceBuffer, i) => table.setBigUint64(at + 8 * i, BigInt(b.address), true));
+    table.setInt32(at + 40, l.n, true);
+    table.setInt32(at + 44, l.k, true);
+    table.setFloat32(at + 48, l.post, true);
+  });
+  const stageTable = acts.output(table.byteLength);
+  stageTable.upload(new Uint8Array(table.buffer));
+
+  const launches: Launch = () => stages.forEach((l, s) => w4a8Linear(ctx, l, xq[s]!, a[s]!, yLaunch[s]!, M, CONFIG));
+  const chain: Launch = () => {
+    ctx.launch(chainFn, [grid], [CONFIG.WK * 32], [stageTable, { i32: stages.length }, { i32: M }, counter, { i32: arrivals | 0 }]);
+    arrivals = (arrivals + stages.length * grid) >>> 0;
+  };
+  // the same bits first (outputs poisoned with NaN bytes, so an unwritten one fails)
+  ctx.synchronize();
+  for (const y of [...yLaunch, ...yChain]) y.fill(0xff);
+  launches(0);
+  chain(0);
+  ctx.synchronize();
+  const bytesOf = (y: DeviceBuffer, n: number): Buffer => Buffer.from(y.download(new Uint8Array(M * n * 4)));
+  const mismatched = stages.filter((l, s) => !bytesOf(yLaunch[s]!, l.n).equals(bytesOf(yChain[s]!, l.n))).length;
+  if (mismatched > 0) throw new Error(`M=${M}: the chain's output differs from the launches' in ${mismatched} of ${stages.length} GEMMs`);
+  const [t1, t2] = timer.timeInterleaved([launches, chain], rounds, SAMPLES);
+  const line = (name: string, us: number, p10: number, p90: number): string =>
+    `M=${M} ${name.padEnd(9)} ${(us / layers).toFixed(2).padStart(7)} µs a layer (p10 ${(p10 / layers).toFixed(2)}, p90 ${(p90 / layers).toFixed(2)}), ${(weightBytes / us / 1e6).toFixed(2)} TB/s of weights`;
+  log.line(`M=${M} chain outputs bit-identical to the launches' in all ${stages.length} GEMMs`);
+  log.line(line('launches', t1!.us, t1!.p10, t1!.p90));
+  log.line(`${line('chain', t2!.us, t2!.p10, t2!.p90)}; ${(t1!.us / t2!.us).toFixed(3)}x the launches`);
+  acts.free();
+}
+log.write(values.out!, 'cuda-decode-chain.log');
+inputs.free();
+bench.close();
