@@ -63,7 +63,7 @@ export function benchArgs<T extends ParseArgsConfig>(scriptUrl: string, config: 
 
 const isPositiveInt = (n: number): boolean => Number.isInteger(n) && n >= 1;
 
-/** `--flag 1,16,128` as positive integers; anything else is a RangeError naming the flag. */
+/** `--flag 1,16,128` as positive integers; anything else is a BenchArgumentError naming the flag. */
 export function positiveInts(flag: string, text: string): number[] {
   return text.split(',').map((s) => {
     const n = Number(s);
@@ -72,35 +72,35 @@ export function positiveInts(flag: string, text: string): number[] {
   });
 }
 
-/** `--flag a,b,…` as exactly `names.length` positive integers (named in the message); anything else is a RangeError. */
+/** `--flag a,b,…` as exactly `names.length` positive integers (named in the message); anything else is a BenchArgumentError. */
 export function positiveIntTuple(flag: string, text: string, names: readonly string[]): number[] {
   const values = text.split(',').map(Number);
   if (values.length !== names.length || !values.every(isPositiveInt)) throw new BenchArgumentError(`--${flag} takes ${names.length} positive integers ${names.join(',')}; got '${text}'`);
   return values;
 }
 
-/** `--flag N` as one positive integer; anything else (a list included) is a RangeError naming the flag. */
+/** `--flag N` as one positive integer; anything else (a list included) is a BenchArgumentError naming the flag. */
 export function positiveInt(flag: string, text: string): number {
   const n = Number(text);
   if (!isPositiveInt(n)) throw new BenchArgumentError(`--${flag} takes a positive integer; got '${text}'`);
   return n;
 }
 
-/** `--flag N` as one integer ≥ 0 (a seed, an index, a count that may be none); anything else is a RangeError naming the flag. */
+/** `--flag N` as one integer ≥ 0 (a seed, an index, a count that may be none); anything else is a BenchArgumentError naming the flag. */
 export function nonNegativeInt(flag: string, text: string): number {
   const n = Number(text);
   if (!Number.isInteger(n) || n < 0) throw new BenchArgumentError(`--${flag} takes an integer of 0 or more; got '${text}'`);
   return n;
 }
 
-/** `--flag X` as one finite number > 0 (seconds, a factor); anything else is a RangeError naming the flag. */
+/** `--flag X` as one finite number > 0 (seconds, a factor); anything else is a BenchArgumentError naming the flag. */
 export function positiveNumber(flag: string, text: string): number {
   const n = Number(text);
   if (!(Number.isFinite(n) && n > 0)) throw new BenchArgumentError(`--${flag} takes a number above 0; got '${text}'`);
   return n;
 }
 
-/** `--flag KxN,KxN` as [K, N] pairs of positive integers; anything else is a RangeError naming the flag. */
+/** `--flag KxN,KxN` as [K, N] pairs of positive integers; anything else is a BenchArgumentError naming the flag. */
 export function shapeList(flag: string, text: string): [K: number, N: number][] {
   return text.split(',').map((s) => {
     const kn = s.split('x').map(Number);
