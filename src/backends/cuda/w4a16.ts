@@ -73,7 +73,11 @@ export function chooseW4A16Config(M: number, n: number, _k: number): W4A16Config
   return { MT: M <= 32 ? 4 : 8, NTW: 1, WK: 8 };
 }
 
-/** y[M, N] = x16[M, K] · (q·s16)ᵀ on ctx's stream (asynchronous), y as `out` (f32 or f16); x16 holds binary16 values. */
+/**
+ * y[M, N] = x16[M, K] · (q·s16)ᵀ on ctx's stream (asynchronous), y as `out` (f32 or f16); x16 holds binary16 values.
+ * M past the config's 8·MT rows runs as one launch per 8·MT rows (each reads every weight again; a row's sums are
+ * the same in any launch, so the same bits as one launch of a larger MT).
+ */
 export function w4a16Linear(
   ctx: CudaContext,
   layer: W4A16Layer,
@@ -85,11 +89,15 @@ export function w4a16Linear(
 ): void {
   const { n: N, k: K } = layer;
   if (x16.bytes < M * K * 2 || y.bytes < M * N * outputBytes(out)) throw new RangeError(`w4a16Linear: buffers too small for M=${M}, N=${N}, K=${K} (${out} output)`);
-  if (M > 8 * config.MT) throw new RangeError(`W4A16 config MT=${config.MT} serves M <= ${8 * config.MT}, got ${M}`);
   const fn = getKernel(ctx, 'w4a16-decode.cu', 'w4a16_decode', { GROUP: layer.groupSize, MT: config.MT, NTW: config.NTW, WK: config.WK, ...outputDefines(out) });
   const blocks = Math.ceil(Math.ceil(N / 16) / config.NTW);
   if (blocks * config.NTW * 16 > paddedRows(N)) throw new RangeError('decode tiles exceed the padded rows');
-  ctx.launch(fn, [blocks], [config.WK * 32], [layer.weights, layer.scales, x16, y, { i32: M }, { i32: N }, { i32: K }]);
+  const rows = 8 * config.MT, yRow = N * outputBytes(out);
+  for (let r0 = 0; r0 < M; r0 += rows) {
+    const m = Math.min(rows, M - r0);
+    const [xs, ys] = r0 === 0 ? [x16, y] : [x16.view(r0 * K * 2, m * K * 2), y.view(r0 * yRow, m * yRow)];
+    ctx.launch(fn, [blocks], [config.WK * 32], [layer.weights, layer.scales, xs, ys, { i32: m }, { i32: N }, { i32: K }]);
+  }
 }
 
 /** Bytes of the fp16 scratch w4a16Gemm expands a layer into ([n, k] binary16). */

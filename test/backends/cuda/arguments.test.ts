@@ -160,3 +160,26 @@ test('w4a8DecodeNorm / w4a8SwigluDecode / attentionToCuda name a tail they canno
   assert.throws(() => w4a8SwigluDecode(ctx, gu, xq, a, buffer(M * 160 * 4), buffer(M * 20 * 4), M, swiglu, { out: row(M * 160), arrivals: buffer(4) }), /swiglu tail arrivals/);
   assert.throws(() => w4a8SwigluDecode(ctx, gu, xq, a, buffer(M * 160 * 4), buffer(M * 20 * 4), M, swiglu, { out: row(M * 160 - 1), arrivals: buffer(8) }), /swiglu tail output/);
 });
+
+test('w4a16Linear past its config\'s 8·MT rows launches once per 8·MT rows, each on views of its rows of x and y', () => {
+  const launches: { m: number; x: number; y: number }[] = [];
+  const ctx = {
+    arch: 'sm_90a',
+    info: { maxSharedPerBlockOptin: 232448 },
+    programs: { module: () => ({}), function: () => ({}) },
+    launch: (_fn: unknown, _grid: unknown, _block: unknown, args: unknown[]) =>
+      launches.push({ x: (args[2] as DeviceBuffer).address, y: (args[3] as DeviceBuffer).address, m: (args[4] as { i32: number }).i32 }),
+  } as unknown as CudaContext;
+  const at = (ptr: number, bytes: number): DeviceBuffer => new DeviceBufferClass({} as never, ptr, bytes);
+  const w16: W4A16Layer = { n: N, k: K, groupSize: 128, weights: buffer(N * K), scales: buffer(N * 16) };
+  const [x0, y0] = [1 << 20, 1 << 26];
+  w4a16Linear(ctx, w16, at(x0, 45 * K * 2), at(y0, 45 * N * 4), 45, { MT: 2, NTW: 1, WK: 8 });
+  assert.deepEqual(launches, [
+    { m: 16, x: x0, y: y0 },
+    { m: 16, x: x0 + 16 * K * 2, y: y0 + 16 * N * 4 },
+    { m: 13, x: x0 + 32 * K * 2, y: y0 + 32 * N * 4 },
+  ]);
+  launches.length = 0;
+  w4a16Linear(ctx, w16, at(x0, 8 * K * 2), at(y0, 8 * N * 2), 8, { MT: 1, NTW: 1, WK: 8 }, 'f16');
+  assert.deepEqual(launches, [{ m: 8, x: x0, y: y0 }], 'within its rows: one launch on the buffers themselves');
+});

@@ -133,6 +133,9 @@ const W4A16_SHAPES: [M: number, N: number, K: number, G: number, config?: W4A16C
   [5, 520, 1024, 128, { MT: 1, NTW: 2, WK: 4 }],
   [7, 500, 2048, 128, { MT: 1, NTW: 4, WK: 16 }],
   [13, 300, 1280, 256, { MT: 2, NTW: 2, WK: 8 }],
+  // more rows than the config's 8·MT: one launch per 8·MT rows (three, the last ragged; two)
+  [45, 300, 1024, 128, { MT: 2, NTW: 1, WK: 8 }],
+  [64, 520, 2048, 128, { MT: 4, NTW: 1, WK: 8 }],
 ];
 
 test('W4A16 matches the CPU reference (fp16 tolerance) and an exact emulation of its fp16 arithmetic', { skip }, () => {
@@ -153,6 +156,24 @@ test('W4A16 matches the CPU reference (fp16 tolerance) and an exact emulation of
       dx.free();
     }
     checkW4A16(got, x16, w, M, `W4A16 M=${M} N=${N} K=${K} G=${G}`);
+  }
+});
+
+test('W4A16 over one launch per 8·MT rows gives the bits of one launch of all the rows (64 rows: MT 4 twice, MT 8 once; 45 rows: MT 2 three times)', { skip }, () => {
+  const ctx = ctxOf();
+  let seed = 7301;
+  for (const [M, N, K, rows] of [[64, 520, 2048, { MT: 4, NTW: 1, WK: 8 }], [45, 300, 1024, { MT: 2, NTW: 1, WK: 8 }]] as const) {
+    const w = withFloatScales(randomW4Layer(N, K, 128, seed++), seed++);
+    const layer = uploadW4A16(ctx, w);
+    const dx = ctx.upload(f32ToF16(randomActivations(M, K, seed++)));
+    try {
+      const one = runPoisoned(ctx, M * N, (dy) => w4a16Linear(ctx, layer, dx, dy, M, { MT: 8, NTW: 1, WK: 8 }));
+      const split = runPoisoned(ctx, M * N, (dy) => w4a16Linear(ctx, layer, dx, dy, M, rows));
+      assertBitExact(split, one, `W4A16 M=${M} N=${N} K=${K} MT=${rows.MT} launches against one MT=8 launch`);
+    } finally {
+      freeW4A16(layer);
+      dx.free();
+    }
   }
 });
 
