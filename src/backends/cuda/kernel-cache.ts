@@ -40,7 +40,9 @@ export function readKernelSource(file: string): string {
         seen.add(at);
         return inline(at);
       });
-  return inline(isAbsolute(file) ? file : join(dir, file));
+  const top = isAbsolute(file) ? file : join(dir, file);
+  seen.add(top);
+  return inline(top);
 }
 
 function cacheDir(): string {
