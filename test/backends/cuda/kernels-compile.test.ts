@@ -109,7 +109,7 @@ function ptxasUsage(file: string, defs: string[]): Map<string, { registers: numb
 /** Blocks of `threads` a Hopper SM's 64K registers hold at `registers` a thread (allocated 256 a warp at a time). */
 const blocksByRegisters = (registers: number, threads: number): number => Math.floor(65536 / (Math.ceil((registers * 32) / 256) * 256) / (threads / 32));
 
-test('the W4A8 decode kernel at the chooser\'s decode-step configs keeps its blocks a SM (registers from ptxas -v), without spills', { skip: nvcc ? false : 'nvcc not found on PATH' }, () => {
+test('the W4A8 decode kernel (and its grouped-expert entry) at the chooser\'s decode-step configs keeps its blocks a SM (registers from ptxas -v), without spills', { skip: nvcc ? false : 'nvcc not found on PATH' }, () => {
   // [rows, K, N] of a 7B decode step (q/k/v, o, gate/up, down) at 1, 16 and 32 rows; the blocks a SM each config had
   // when its speed was measured (MT 4: two, lost to 130-132 registers once, docs/cuda-notes.md 26th session)
   const want = (c: DecodeConfig): number => (c.MT === 2 && c.WK === 16 ? 1 : 2);
@@ -121,14 +121,18 @@ test('the W4A8 decode kernel at the chooser\'s decode-step configs keeps its blo
       const key = `${c.MT}/${c.NTW}/${c.WK}/${c.MINB ?? 1}`;
       if (seen.has(key)) continue;
       seen.add(key);
-      for (const scale of ['-DSCALE_INT=1', '-DSCALE_INT=0']) {
+      for (const scale of [['-DSCALE_INT=1', '-DIS_SHIFT=0'], ['-DSCALE_INT=1', '-DIS_SHIFT=1'], ['-DSCALE_INT=0']]) {
         for (const acc of ['-DACCUMULATE=0', '-DACCUMULATE=1']) {
-          const defs = [`-DMT=${c.MT}`, `-DNTW=${c.NTW}`, `-DWK=${c.WK}`, ...(c.MINB ? [`-DMINB=${c.MINB}`] : []), scale, acc];
-          const u = ptxasUsage('w4a8-decode.cu', defs).get('w4a8_decode');
-          assert.ok(u, `no w4a8_decode entry for ${defs.join(' ')}`);
-          const blocks = blocksByRegisters(u.registers, c.WK * 32);
-          assert.ok(blocks >= want(c), `${defs.join(' ')}: ${u.registers} registers give ${blocks} blocks a SM, want ${want(c)}`);
-          assert.equal(u.spills, 0, `${defs.join(' ')}: ${u.spills} bytes spilled`);
+          const defs = [`-DMT=${c.MT}`, `-DNTW=${c.NTW}`, `-DWK=${c.WK}`, ...(c.MINB ? [`-DMINB=${c.MINB}`] : []), ...scale, acc];
+          const usage = ptxasUsage('w4a8-decode.cu', defs);
+          // the grouped-expert entry (MoE, not accumulating) at the same config: its launch bounds take no MINB
+          for (const entry of acc === '-DACCUMULATE=0' ? ['w4a8_decode', 'w4a8_decode_experts'] : ['w4a8_decode']) {
+            const u = usage.get(entry);
+            assert.ok(u, `no ${entry} entry for ${defs.join(' ')}`);
+            const blocks = blocksByRegisters(u.registers, c.WK * 32);
+            assert.ok(blocks >= want(c), `${entry} ${defs.join(' ')}: ${u.registers} registers give ${blocks} blocks a SM, want ${want(c)}`);
+            assert.equal(u.spills, 0, `${entry} ${defs.join(' ')}: ${u.spills} bytes spilled`);
+          }
         }
       }
     }
