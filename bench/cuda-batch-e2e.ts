@@ -56,7 +56,7 @@ const { values } = benchArgs(import.meta.url, {
   },
 });
 const folds = foldVariants(values);
-if (folds.length !== 1) throw new RangeError('the fold flags take one setting each here (cuda-engine-step compares settings)');
+if (folds.length !== 1) throw new BenchArgumentError('the fold flags take one setting each here (cuda-engine-step compares settings)');
 const layers = positiveInt('layers', values.layers!);
 const batches = positiveInts('batches', values.batches!);
 const promptTokens = positiveInt('prompt-tokens', values['prompt-tokens']!);

@@ -13,7 +13,7 @@ export interface DecodeVariant {
   readonly set: { readonly WK: number; readonly STAGES: number; readonly MINB: number } | null;
 }
 
-/** `--flag default|WK:STAGES:MINB[,…]`; a malformed entry is a RangeError naming the flag. */
+/** `--flag default|WK:STAGES:MINB[,…]`; a malformed entry is a BenchArgumentError naming the flag. */
 export function decodeVariants(flag: string, text: string): DecodeVariant[] {
   return text.split(',').map((v) => {
     if (v === 'default') return { label: 'default', set: null };

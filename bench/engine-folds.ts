@@ -23,7 +23,7 @@ export function foldFlagOptions(fallback?: Partial<Record<FoldFlag, string>>): R
   return Object.fromEntries(FLAGS.map((f) => [f, fallback?.[f] === undefined ? { type: 'string' } : { type: 'string', default: fallback[f] }])) as Record<FoldFlag, { type: 'string'; default?: string }>;
 }
 
-/** `--flag auto|on|off[,…]` as settings; anything else is a RangeError naming the flag. */
+/** `--flag auto|on|off[,…]` as settings; anything else is a BenchArgumentError naming the flag. */
 export function foldSettings(flag: FoldFlag, text: string): FoldSetting[] {
   return text.split(',').map((v) => {
     if (v !== 'on' && v !== 'off' && v !== 'auto') throw new BenchArgumentError(`--${flag} takes on, off, auto or a list of them (on,off); got '${text}'`);
