@@ -315,18 +315,23 @@ function unpack(f: FnBuilder, bits: IntKernelBits, i: number, c: number, relaxed
 }
 
 /**
- * `touch(p, end, sink)`: reads [p, end) a 64-byte line at a time, four lines an iteration (loads whose
- * addresses do not wait on each other, so many misses are in flight), and stores an i32 of what it read at
- * sink (the caller's own output, overwritten after): a weight tile pulled into the caches before the
- * register blocks walk it.
+ * `touch(p, end, sink)`: reads [p, end) a 64-byte line at a time (16 bytes of each), four lines an iteration
+ * while four fit (loads whose addresses do not wait on each other, so many misses are in flight), then one a
+ * time, and stores an i32 of what it read at sink (the caller's own output, overwritten after): a weight tile
+ * pulled into the caches before the register blocks walk it. end − p must be a multiple of 16 (whole weight
+ * rows); no load reaches past end (a tile at the end of the arena's memory would trap).
  */
 function touch(): FnBuilder {
   const f = new FnBuilder('touch', [['p', I32], ['end', I32], ['sink', I32]]);
   f.local('acc', V128);
   f.v128Zero().set('acc');
-  f.loop(() => f.get('p').get('end').emit(op.i32GeU), () => {
+  f.loop(() => f.get('p').i32(256).emit(op.i32Add).get('end').emit(op.i32GtU), () => {
     for (let line = 0; line < 4; line++) f.get('acc').get('p').v128Load(64 * line).simd(simd.v128Xor).set('acc');
     f.addTo('p', 256);
+  });
+  f.loop(() => f.get('p').get('end').emit(op.i32GeU), () => {
+    f.get('acc').get('p').v128Load().simd(simd.v128Xor).set('acc');
+    f.addTo('p', 64);
   });
   f.get('sink').get('acc').simd(simd.i32x4ExtractLane, 0).emit(op.i32Store, 2, 0);
   return f;
