@@ -125,7 +125,7 @@ test('the W4A8 decode kernel (and its grouped-expert entry) at the chooser\'s de
         for (const acc of ['-DACCUMULATE=0', '-DACCUMULATE=1']) {
           const defs = [`-DMT=${c.MT}`, `-DNTW=${c.NTW}`, `-DWK=${c.WK}`, ...(c.MINB ? [`-DMINB=${c.MINB}`] : []), ...scale, acc];
           const usage = ptxasUsage('w4a8-decode.cu', defs);
-          // the grouped-expert entry (MoE, not accumulating) at the same config: its launch bounds take no MINB
+          // the grouped-expert entry (MoE, not accumulating) at the same config, MINB in its launch bounds too
           for (const entry of acc === '-DACCUMULATE=0' ? ['w4a8_decode', 'w4a8_decode_experts'] : ['w4a8_decode']) {
             const u = usage.get(entry);
             assert.ok(u, `no ${entry} entry for ${defs.join(' ')}`);

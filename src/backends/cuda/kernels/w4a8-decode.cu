@@ -232,8 +232,15 @@ w4a8_decode_swiglu(const uint4* __restrict__ wq, const scale_t* __restrict__ sc,
 // [offsets[e], offsets[e+1]) of xq / ascale / y (compact, expert by expert), its weights wqs[e],
 // scales scs[e] and output factor posts[e]. Grid (tiles / NTW, A, row chunks of 8*MT): block y
 // serves expert active[y] (the experts with rows, in index order, then -1: moe.cu's moe_route), so
-// an expert no row picked launches no block; a chunk past its expert's rows returns at once.
-extern "C" __global__ void __launch_bounds__(WK * 32)
+// an expert no row picked launches no block; a chunk past its expert's rows returns at once. A config's MINB > 1
+// bounds it as w4a8_decode (MINB 2 at 17-32 rows, where ptxas left alone sits at 127-128 registers, the edge of two
+// blocks a SM); without one, no minimum (an explicit 1 lets ptxas take more registers: 138 at MT 4).
+#if MINB > 1
+#define EXPERTS_BOUNDS __launch_bounds__(WK * 32, MINB)
+#else
+#define EXPERTS_BOUNDS __launch_bounds__(WK * 32)
+#endif
+extern "C" __global__ void EXPERTS_BOUNDS
 w4a8_decode_experts(const uint4* const* __restrict__ wqs, const scale_t* const* __restrict__ scs, const float* __restrict__ posts,
                     const int* __restrict__ offsets, const int* __restrict__ active, const signed char* __restrict__ xq,
                     const float* __restrict__ ascale, out_t* __restrict__ y, int N, int K) {
