@@ -3,8 +3,12 @@
  * rounds on the same random W4A8 IS weights (speed only):
  *   launches  one w4a8_decode launch a GEMM with programmatic dependent launch, as the decode engine launches them;
  *   chain     one persistent launch for all of them (bench/kernels/decode-chain.cu): the same tiles and bits, a grid
- *             barrier between GEMMs instead of a launch boundary.
- * The chain's outputs are first checked bit for bit against the launches'. What it measures: whether a step-wide
+ *             barrier between GEMMs instead of a launch boundary;
+ *   stream    the chain without its barriers (BARRIER 0): a block starts its tiles of the next GEMM as soon as it is
+ *             done with this one, so nothing drains between GEMMs. Not a schedule a model can run (the next GEMM
+ *             would read its input before it is written); with the fixed inputs here its bits are the same, and its
+ *             time is the most any overlap of the GEMMs could give.
+ * The chain's and the stream's outputs are first checked bit for bit against the launches'. What it measures: whether a step-wide
  * kernel's boundaries (a barrier, the grid resident) cost less than launches do (cuda-read-chain: a plain read of the
  * same bytes loses 18% to launch boundaries with PDL). Each GEMM reads a fixed activation buffer (no quantization
  * between), so neither way includes the small ops. Timing: CudaTimer (events around each sample, queued behind a
@@ -54,7 +58,9 @@ const stages = Array.from({ length: layers }, () => LAYER).flat().map(([K, N]): 
   return { n: N, k: K, groupSize: 128, scale: 'int', post: 2 ** -14, isShift: false, weights: inputs.random((nPad * K) / 2, fill.u32), scales: inputs.random(nPad * (K / 128) * 4, INT_SCALES) };
 });
 const weightBytes = stages.reduce((s, l) => s + (paddedRows(l.n) * l.k) / 2, 0);
-const chainFn = getKernel(ctx, join(benchKernelsDir(), 'decode-chain.cu'), 'w4a8_decode_chain', { GROUP: 128, SCALE_INT: 1, IS_SHIFT: 0, OUT_F16: 0, MT: 1, NTW: 1, WK: 16, MINB: CHAIN_MINB });
+const chainDefines = { GROUP: 128, SCALE_INT: 1, IS_SHIFT: 0, OUT_F16: 0, MT: 1, NTW: 1, WK: 16, MINB: CHAIN_MINB };
+const chainFn = getKernel(ctx, join(benchKernelsDir(), 'decode-chain.cu'), 'w4a8_decode_chain', chainDefines);
+const streamFn = getKernel(ctx, join(benchKernelsDir(), 'decode-chain.cu'), 'w4a8_decode_chain', { ...chainDefines, BARRIER: 0 });
 const counter = inputs.output(4);
 ctx.synchronize();
 counter.fill(0);
@@ -66,6 +72,7 @@ for (const M of Ms) {
   const a = stages.map(() => acts.random(M * 4, ACT_SCALES));
   const yLaunch = stages.map((l) => acts.output(M * l.n * 4));
   const yChain = stages.map((l) => acts.output(M * l.n * 4));
+  const yStream = stages.map((l) => acts.output(M * l.n * 4));
   const table = new DataView(new ArrayBuffer(stages.length * STAGE_BYTES));
   stages.forEach((l, s) => {
     const at = s * STAGE_BYTES;
@@ -76,27 +83,35 @@ for (const M of Ms) {
   });
   const stageTable = acts.output(table.byteLength);
   stageTable.upload(new Uint8Array(table.buffer));
+  stages.forEach((_, s) => table.setBigUint64(s * STAGE_BYTES + 32, BigInt(yStream[s]!.address), true));
+  const streamTable = acts.output(table.byteLength);
+  streamTable.upload(new Uint8Array(table.buffer));
 
   const launches: Launch = () => stages.forEach((l, s) => w4a8Linear(ctx, l, xq[s]!, a[s]!, yLaunch[s]!, M, CONFIG));
   const chain: Launch = () => {
     ctx.launch(chainFn, [grid], [CONFIG.WK * 32], [stageTable, { i32: stages.length }, { i32: M }, counter, { i32: arrivals | 0 }]);
     arrivals = (arrivals + stages.length * grid) >>> 0;
   };
+  const stream: Launch = () => ctx.launch(streamFn, [grid], [CONFIG.WK * 32], [streamTable, { i32: stages.length }, { i32: M }, counter, { i32: 0 }]);
   // the same bits first (outputs poisoned with NaN bytes, so an unwritten one fails)
   ctx.synchronize();
-  for (const y of [...yLaunch, ...yChain]) y.fill(0xff);
+  for (const y of [...yLaunch, ...yChain, ...yStream]) y.fill(0xff);
   launches(0);
   chain(0);
+  stream(0);
   ctx.synchronize();
   const bytesOf = (y: DeviceBuffer, n: number): Buffer => Buffer.from(y.download(new Uint8Array(M * n * 4)));
-  const mismatched = stages.filter((l, s) => !bytesOf(yLaunch[s]!, l.n).equals(bytesOf(yChain[s]!, l.n))).length;
-  if (mismatched > 0) throw new Error(`M=${M}: the chain's output differs from the launches' in ${mismatched} of ${stages.length} GEMMs`);
-  const [t1, t2] = timer.timeInterleaved([launches, chain], rounds, SAMPLES);
+  for (const [name, ys] of [['chain', yChain], ['stream', yStream]] as const) {
+    const mismatched = stages.filter((l, s) => !bytesOf(yLaunch[s]!, l.n).equals(bytesOf(ys[s]!, l.n))).length;
+    if (mismatched > 0) throw new Error(`M=${M}: the ${name}'s output differs from the launches' in ${mismatched} of ${stages.length} GEMMs`);
+  }
+  const [t1, t2, t3] = timer.timeInterleaved([launches, chain, stream], rounds, SAMPLES);
   const line = (name: string, us: number, p10: number, p90: number): string =>
     `M=${M} ${name.padEnd(9)} ${(us / layers).toFixed(2).padStart(7)} µs a layer (p10 ${(p10 / layers).toFixed(2)}, p90 ${(p90 / layers).toFixed(2)}), ${(weightBytes / us / 1e6).toFixed(2)} TB/s of weights`;
-  log.line(`M=${M} chain outputs bit-identical to the launches' in all ${stages.length} GEMMs`);
+  log.line(`M=${M} chain and stream outputs bit-identical to the launches' in all ${stages.length} GEMMs`);
   log.line(line('launches', t1!.us, t1!.p10, t1!.p90));
   log.line(`${line('chain', t2!.us, t2!.p10, t2!.p90)}; ${(t1!.us / t2!.us).toFixed(3)}x the launches`);
+  log.line(`${line('stream', t3!.us, t3!.p10, t3!.p90)}; ${(t1!.us / t3!.us).toFixed(3)}x the launches (no barriers: not a valid schedule, the bound)`);
   acts.free();
 }
 log.write(values.out!, 'cuda-decode-chain.log');

@@ -208,17 +208,33 @@ export interface FreshKv {
 }
 
 /**
+ * How attention_split spreads over a row's positions: `splits` blocks of `chunk` positions (engineSplits), and the
+ * bytes a lane loads at a time: 4 (attention_split: a warp a position, lanes over pairs of halves; the default) or
+ * 16 (attention_split_v8: D/8 lanes a position, 8 halves a lane; D a multiple of 8, D/8 a power of two).
+ */
+export interface AttentionSplit {
+  readonly splits: number;
+  readonly chunk: number;
+  readonly loads?: 4 | 16;
+}
+
+/** Whether attention_split_v8 takes head dimension D: 8 halves a lane, D/8 lanes (a power of two, at most a warp) a position. */
+export const wideLoadsFit = (D: number): boolean => D % 8 === 0 && D / 8 <= 32 && ((D / 8) & (D / 8 - 1)) === 0;
+
+/**
  * Attention of q [m, H·D] (row stride ldq) over the rows' KV caches, written as `out` for the o
  * projection (through `scratch`). q rotated and the rows' keys stored already (ropeKvWriteCuda), or,
  * with `fresh`, both done here. With `arrivals` (TAIL_COUNTER_BYTES of device memory, zero before and after) the
  * merge's last blocks (one a row) write the rows instead of a quantize_rows launch (the same bytes).
  */
 export function attentionToCuda(ctx: CudaContext, q: DeviceBuffer, ldq: number, rows: DeviceBuffer, m: number, a: EngineAttention,
-  split: { splits: number; chunk: number }, part: DeviceBuffer, scratch: RowScratch, out: RowOutput, fresh?: FreshKv, arrivals?: DeviceBuffer): void {
+  split: AttentionSplit, part: DeviceBuffer, scratch: RowScratch, out: RowOutput, fresh?: FreshKv, arrivals?: DeviceBuffer): void {
   checkHeads(a);
   const { numHeads: H, numKvHeads: KVH, headDim: D } = a;
   const { splits: S, chunk } = split;
   if (S > ENGINE_MAX_SPLITS) throw new RangeError(`attention: ${S} splits, the merge takes at most ${ENGINE_MAX_SPLITS}`);
+  const loads = split.loads ?? 4;
+  if (loads === 16 && !wideLoadsFit(D)) throw new RangeError(`attention: 16-byte loads need the head dimension a multiple of 8 with D/8 a power of two up to 32, got ${D}`);
   needBytes('attention q', q, ((m - 1) * ldq + H * D) * 4);
   if (fresh !== undefined) {
     needBytes('attention new k', fresh.k, ((m - 1) * fresh.ld + KVH * D) * 4);
@@ -231,7 +247,7 @@ export function attentionToCuda(ctx: CudaContext, q: DeviceBuffer, ldq: number, 
   needBytes('attention head maxima', scratch.amax, m * H * 4);
   checkOutput('attention', out, m, H * D);
   const none = { u64: 0 }; // a null pointer: no fresh keys (the cache holds them), no tail
-  ctx.launch(getKernel(ctx, FILE, 'attention_split'), [m, H, S], [128],
+  ctx.launch(getKernel(ctx, FILE, loads === 16 ? 'attention_split_v8' : 'attention_split'), [m, H, S], [128],
     [q, { i32: ldq }, part, rows, a.kv, { i32: a.layer }, { i32: a.numLayers }, { i32: H }, { i32: KVH }, { i32: D }, { i32: a.window }, { i32: chunk },
       fresh?.k ?? none, fresh?.v ?? none, { i32: fresh?.ld ?? 0 }, fresh?.invFreq ?? none]);
   // with `arrivals` the merge's last blocks write the rows (quantize_rows' work)

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import type { CudaContext } from '../../../src/backends/cuda/context.js';
 import type { DeviceBuffer } from '../../../src/backends/cuda/buffer.js';
 import { w4a8DecodeNorm, w4a8Linear, w4a8SwigluDecode, wgmmaTmaSharedBytes, type W4A8Layer } from '../../../src/backends/cuda/w4a8.js';
-import { ENGINE_MAX_ROW, type RowOutput } from '../../../src/backends/cuda/engine-ops.js';
+import { attentionToCuda, ENGINE_MAX_ROW, wideLoadsFit, type RowOutput } from '../../../src/backends/cuda/engine-ops.js';
 import { w8a8Linear, type W8A8Layer } from '../../../src/backends/cuda/w8a8.js';
 import { w4a16Linear, type W4A16Layer } from '../../../src/backends/cuda/w4a16.js';
 import { tensorMapU8 } from '../../../src/backends/cuda/tensor-map.js';
@@ -140,6 +140,17 @@ test('the attention launcher names a head dimension past the kernel and heads th
     /attention: positions up to 17 in a cache of 16/);
   assert.throws(() => attentionCuda(ctx, buffer(1 << 20), buffer(1 << 20), buffer(1 << 20), buffer(1 << 20), { ...base, headDim: 64 }, buffer(8)),
     /attention partials: buffer of 8 B, the shape needs 4224 B/);
+});
+
+test('the engine attention takes 16-byte loads only where D/8 lanes (a power of two, at most a warp) hold a position\'s key', () => {
+  assert.deepEqual([64, 128, 256].map(wideLoadsFit), [true, true, true]);
+  assert.deepEqual([8, 96, 100, 200, 512].map(wideLoadsFit), [true, false, false, false, false]);
+  const ctx = stubContext('sm_90a');
+  const a = { numHeads: 4, numKvHeads: 4, headDim: 96, window: 0, kv: buffer(64), layer: 0, numLayers: 1 };
+  const out: RowOutput = { form: 'int8', values: buffer(1 << 12), scales: buffer(64) };
+  const scratch = { values: buffer(1 << 16), amax: buffer(1 << 10) };
+  assert.throws(() => attentionToCuda(ctx, buffer(1 << 16), 384, buffer(64), 1, a, { splits: 1, chunk: 16, loads: 16 }, buffer(1 << 16), scratch, out),
+    /16-byte loads need the head dimension a multiple of 8 with D\/8 a power of two up to 32, got 96/);
 });
 
 test('w4a8DecodeNorm / w4a8SwigluDecode / attentionToCuda name a tail they cannot write: no accumulate, WK not dividing 32, short counters, a norm row too small or too long', () => {

@@ -287,6 +287,147 @@ attention_split(const float* __restrict__ q, int ldq, float* __restrict__ part, 
   for (int d = threadIdx.x; d < D; d += 128) out[2 + d] = w[0] * acc_of[0][d] + w[1] * acc_of[1][d] + w[2] * acc_of[2][d] + w[3] * acc_of[3][d];
 }
 
+// attention_split with 16-byte loads (the same arguments and partials): a position's key row (D halves) is read
+// by a group of D/8 lanes, 8 halves a lane, so a warp takes G = 32/(D/8) positions a load (G = 2 at D = 128)
+// where attention_split takes one position with 4-byte loads. Position lo + i goes to warp (i / G) % 4, group
+// i % G; each group runs its own online softmax over its positions (scores summed over its lanes by shuffles),
+// the groups of a warp are combined by shuffles, then the four warps through shared memory as attention_split.
+// D a multiple of 8 with D/8 a power of two (D = 64, 128, 256). The sums are taken in another order than
+// attention_split's, so the two differ by rounding (not bit for bit); the decode fold is the same.
+#define V8_UNROLL 4
+extern "C" __global__ void __launch_bounds__(128)
+attention_split_v8(const float* __restrict__ q, int ldq, float* __restrict__ part, const int* __restrict__ rows,
+                   const unsigned long long* __restrict__ kv, int layer, int L, int H, int KVH, int D, int window, int chunk,
+                   const float* __restrict__ k_new, const float* __restrict__ v_new, int ldkv, const float* __restrict__ inv_freq) {
+  const int r = blockIdx.x, h = blockIdx.y, s = blockIdx.z, S = gridDim.z;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int lpp = D >> 3, G = 32 / lpp, gl = lane % lpp, grp = lane / lpp;
+  const int p = rows[4 * r + 1];
+  const int first = window > 0 ? max(0, p - window + 1) : 0;
+  const int lo = max(first, s * chunk), hi = min(p + 1, (s + 1) * chunk);  // positions [lo, hi)
+  float* out = part + (((size_t)r * H + h) * S + s) * (D + 2);
+  if (lo >= hi) return;
+  const unsigned long long* cache = kv + ((size_t)rows[4 * r + 2] * L + layer) * 2;
+  const int g = h / (H / KVH), half = D >> 1;
+  const size_t row = (size_t)KVH * D, kvo = (size_t)g * D;
+  const half_t* keys = reinterpret_cast<const half_t*>(cache[0]) + kvo;
+  const half_t* values = reinterpret_cast<const half_t*>(cache[1]) + kvo;
+  const float scale = 1.f / sqrtf((float)D);
+  const float* qh = q + (size_t)r * ldq + (size_t)h * D;
+  const bool fold = k_new != nullptr, fresh = fold && hi == p + 1;
+  __shared__ float q_rot[D_MAX];
+  __shared__ __align__(16) half_t k_rot[D_MAX], v_new_h[D_MAX];
+  if (fold) {  // as attention_split: q and the new key rotated, key and value rounded to fp16
+    const float* kr = k_new + (size_t)r * ldkv + (size_t)g * D;
+    const float* vr = v_new + (size_t)r * ldkv + (size_t)g * D;
+    for (int i = threadIdx.x; i < half; i += blockDim.x) {
+      float sn, cs;
+      sincosf((float)p * inv_freq[i], &sn, &cs);
+      q_rot[i] = rope_lo(qh[i], qh[i + half], cs, sn);
+      q_rot[i + half] = rope_hi(qh[i], qh[i + half], cs, sn);
+      if (fresh) {
+        k_rot[i] = f2h(rope_lo(kr[i], kr[i + half], cs, sn));
+        k_rot[i + half] = f2h(rope_hi(kr[i], kr[i + half], cs, sn));
+        v_new_h[i] = f2h(vr[i]);
+        v_new_h[i + half] = f2h(vr[i + half]);
+      }
+    }
+    __syncthreads();
+  }
+  const int d0 = 8 * gl;  // the lane's 8 dimensions
+  const float* qs = fold ? q_rot : qh;
+  float qv[8], acc[8];
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    qv[i] = qs[d0 + i] * scale;
+    acc[i] = 0.f;
+  }
+  uint4 k_p = make_uint4(0u, 0u, 0u, 0u), v_p = k_p;
+  if (fresh) {
+    k_p = *reinterpret_cast<const uint4*>(k_rot + d0);
+    v_p = *reinterpret_cast<const uint4*>(v_new_h + d0);
+    if (warp == 0 && grp == 0 && h % (H / KVH) == 0) {  // the kv group's first head stores the new key and value
+      *reinterpret_cast<uint4*>(reinterpret_cast<half_t*>(cache[0]) + kvo + (size_t)p * row + d0) = k_p;
+      *reinterpret_cast<uint4*>(reinterpret_cast<half_t*>(cache[1]) + kvo + (size_t)p * row + d0) = v_p;
+    }
+  }
+  const int round = 4 * G;  // positions the block takes a load
+  float mx = NEG_INF, l = 0.f;
+  for (int i0 = warp * G; lo + i0 < hi; i0 += round * V8_UNROLL) {  // uniform over the warp
+    uint4 kw[V8_UNROLL], vw[V8_UNROLL];
+#pragma unroll
+    for (int u = 0; u < V8_UNROLL; ++u) {
+      const int t = lo + i0 + u * round + grp;
+      const bool in = t < hi, at_p = fresh && t == p;
+      kw[u] = at_p ? k_p : in ? *reinterpret_cast<const uint4*>(keys + (size_t)t * row + d0) : make_uint4(0u, 0u, 0u, 0u);
+      vw[u] = at_p ? v_p : in ? *reinterpret_cast<const uint4*>(values + (size_t)t * row + d0) : make_uint4(0u, 0u, 0u, 0u);
+    }
+    float sc[V8_UNROLL];
+#pragma unroll
+    for (int u = 0; u < V8_UNROLL; ++u) {
+      const unsigned w4[4] = {kw[u].x, kw[u].y, kw[u].z, kw[u].w};
+      float dot = 0.f;
+#pragma unroll
+      for (int j = 0; j < 4; ++j) dot = fmaf(qv[2 * j], h2f((half_t)(w4[j] & 0xffff)), fmaf(qv[2 * j + 1], h2f((half_t)(w4[j] >> 16)), dot));
+      sc[u] = dot;
+    }
+#pragma unroll
+    for (int u = 0; u < V8_UNROLL; ++u) {
+      for (int o = lpp >> 1; o > 0; o >>= 1) sc[u] += __shfl_xor_sync(0xffffffffu, sc[u], o);
+      if (lo + i0 + u * round + grp >= hi) sc[u] = NEG_INF;
+    }
+    float nm = mx;
+#pragma unroll
+    for (int u = 0; u < V8_UNROLL; ++u) nm = fmaxf(nm, sc[u]);
+    const float c = nm == NEG_INF ? 1.f : expf(mx - nm);  // a group with no position yet keeps 0s
+    l *= c;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) acc[i] *= c;
+#pragma unroll
+    for (int u = 0; u < V8_UNROLL; ++u) {
+      const float e = sc[u] == NEG_INF ? 0.f : expf(sc[u] - nm);
+      l += e;
+      const unsigned w4[4] = {vw[u].x, vw[u].y, vw[u].z, vw[u].w};
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        acc[2 * j] = fmaf(e, h2f((half_t)(w4[j] & 0xffff)), acc[2 * j]);
+        acc[2 * j + 1] = fmaf(e, h2f((half_t)(w4[j] >> 16)), acc[2 * j + 1]);
+      }
+    }
+    mx = nm;
+  }
+  // the warp's groups combined (lane gl of each group holds the same dimensions): M = the larger max, each side
+  // rescaled by e^(m − M) (a side without positions: m = −inf, weight 0)
+  for (int o = lpp; o < 32; o <<= 1) {
+    const float m2 = __shfl_xor_sync(0xffffffffu, mx, o), l2 = __shfl_xor_sync(0xffffffffu, l, o);
+    const float M = fmaxf(mx, m2);
+    const float w1 = mx == NEG_INF ? 0.f : expf(mx - M), w2 = m2 == NEG_INF ? 0.f : expf(m2 - M);
+    l = w1 * l + w2 * l2;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) acc[i] = w1 * acc[i] + w2 * __shfl_xor_sync(0xffffffffu, acc[i], o);
+    mx = M;
+  }
+  __shared__ float m_of[4], l_of[4], acc_of[4][D_MAX];
+  if (lane == 0) {
+    m_of[warp] = mx;
+    l_of[warp] = l;
+  }
+  if (grp == 0) {
+#pragma unroll
+    for (int i = 0; i < 8; ++i) acc_of[warp][d0 + i] = acc[i];
+  }
+  __syncthreads();
+  const float M = fmaxf(fmaxf(m_of[0], m_of[1]), fmaxf(m_of[2], m_of[3]));
+  float w[4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) w[i] = m_of[i] == NEG_INF ? 0.f : expf(m_of[i] - M);
+  if (threadIdx.x == 0) {
+    out[0] = M;
+    out[1] = w[0] * l_of[0] + w[1] * l_of[1] + w[2] * l_of[2] + w[3] * l_of[3];
+  }
+  for (int d = threadIdx.x; d < D; d += 128) out[2 + d] = w[0] * acc_of[0][d] + w[1] * acc_of[1][d] + w[2] * acc_of[2][d] + w[3] * acc_of[3][d];
+}
+
 // One block per (row, head), so the merge is spread over the SMs (one block per row was bound by its
 // own instruction issue on one SM: ~6 µs of a 7B decode layer on the H100). Warp 0 forms the split
 // weights (lanes over splits, shuffles: the order of the one-block kernel before it, so the same

@@ -1,0 +1,99 @@
+/**
+ * The decode engine's attention (attentionToCuda: attention_split, attention_merge, quantize_rows) at B rows, each its
+ * own sequence at position `--context` (as Table 7's batches, all sequences started together), over L layers' KV
+ * caches (fp16, LLaMA-2-7B's 32 heads of 128; RANDOM keys, values and queries: speed only), two ways interleaved in
+ * R rounds:
+ *   loads 4   attention_split: a warp a position, lanes over pairs of halves (4-byte loads; the engine's default);
+ *   loads 16  attention_split_v8: 16 lanes a position, 8 halves a lane (16-byte loads).
+ * First the two are compared on every layer's output rows (f32, before quantization): they sum in another order, so
+ * they agree within rounding, not bit for bit (the bound is printed). Then each is timed over the L layers (one
+ * sample: L attentions, each layer its own caches, so the KV comes from DRAM, not L2), and the KV bytes a layer reads
+ * (B · (p + 1) · KVH · D · 2 · 2) over its time give the rate, against the copy bandwidth measured here. Usage:
+ *   node dist/bench/cuda-attention.js [--rows 1,8,32,64] [--context 192] [--layers 32] [--kv-heads 32] [--rounds 3] [--out DIR]
+ */
+import { attentionToCuda, engineSplits, rowScratchBytes, ROW_BYTES, type AttentionSplit, type EngineAttention, type RowOutput } from '../src/backends/cuda/engine-ops.js';
+import { benchArgs, BenchArgumentError, positiveInt, positiveInts } from './args.js';
+import { BenchLog, CudaBench, DeviceInputs, Seeds, copyBandwidth, fill, type Launch } from './cuda-timing.js';
+
+const { values } = benchArgs(import.meta.url, {
+  options: {
+    rows: { type: 'string', default: '1,8,32,64' },
+    context: { type: 'string', default: '192' },
+    layers: { type: 'string', default: '32' },
+    'kv-heads': { type: 'string', default: '32' },
+    rounds: { type: 'string', default: '3' },
+    out: { type: 'string', default: 'docs/bench' },
+  },
+});
+const rowCounts = positiveInts('rows', values.rows!);
+const position = positiveInt('context', values.context!);
+const layers = positiveInt('layers', values.layers!);
+const KVH = positiveInt('kv-heads', values['kv-heads']!);
+const rounds = positiveInt('rounds', values.rounds!);
+const [H, D] = [32, 128];
+if (H % KVH !== 0) throw new BenchArgumentError(`--kv-heads: ${KVH} does not divide the ${H} query heads`);
+/** The engine plans its splits for a capacity of at least 256 positions (a power of two, decode-engine.ts). */
+const capacity = Math.max(256, 2 ** Math.ceil(Math.log2(position + 1)));
+const SAMPLES = 10;
+
+const bench = new CudaBench('bench/cuda-attention');
+const { ctx, timer } = bench;
+const log = new BenchLog();
+const copy = copyBandwidth(ctx);
+log.line(`# ${ctx.info.name}, ${ctx.info.multiprocessors} SMs, driver ${ctx.info.driverVersion}; device copy ${(copy / 1e12).toFixed(2)} TB/s (read + write)`);
+log.line(`# attention of B rows at position ${position} (capacity ${capacity}), ${H} heads / ${KVH} kv heads of ${D}, fp16 KV cache, ${layers} layers; RANDOM data (speed only); medians of ${rounds} interleaved rounds × ${SAMPLES} samples of ${layers} layers`);
+
+const layerBytes = capacity * KVH * D * 2;  // one cache (K or V) of one layer of one sequence
+for (const m of rowCounts) {
+  const inputs = new DeviceInputs(ctx, new Seeds(1000 + m));
+  // slot r: [layers][K, V][capacity][KVH][D] fp16; the slot table names each (slot, layer, K|V) cache
+  const slots = Array.from({ length: m }, () => inputs.random(layers * 2 * layerBytes, fill.f16));
+  const table = new BigUint64Array(m * layers * 2);
+  slots.forEach((b, r) => { for (let i = 0; i < layers * 2; ++i) table[r * layers * 2 + i] = BigInt(b.address + i * layerBytes); });
+  const kv = inputs.output(table.byteLength);
+  kv.upload(new Uint8Array(table.buffer));
+  const rowTable = new Int32Array((m * ROW_BYTES) / 4);
+  for (let r = 0; r < m; ++r) rowTable.set([1, position, r, 0], 4 * r);
+  const rows = inputs.output(rowTable.byteLength);
+  rows.upload(new Uint8Array(rowTable.buffer));
+  const q = inputs.random(m * H * D * 4, fill.f32(-1, 1));
+  const { splits, chunk, partBytes } = engineSplits(capacity, m, H, D);
+  const part = inputs.output(partBytes);
+  const sb = rowScratchBytes(m, H * D, H);
+  const scratch = { values: inputs.output(sb.values), amax: inputs.output(sb.amax) };
+  const out: RowOutput = { form: 'int8', values: inputs.output(m * H * D), scales: inputs.output(m * 4) };
+  const attention = (layer: number): EngineAttention => ({ numHeads: H, numKvHeads: KVH, headDim: D, window: 0, kv, layer, numLayers: layers });
+  const run = (loads: 4 | 16, layer: number): void => {
+    const split: AttentionSplit = { splits, chunk, loads };
+    attentionToCuda(ctx, q, H * D, rows, m, attention(layer), split, part, scratch, out);
+  };
+
+  // the two ways on every layer: the rows before quantization
+  const rowsOf = (loads: 4 | 16, layer: number): Float32Array => {
+    run(loads, layer);
+    ctx.synchronize();
+    return scratch.values.download(new Float32Array(m * H * D));
+  };
+  let worst = 0, scale = 0;
+  for (let layer = 0; layer < layers; ++layer) {
+    const a = rowsOf(4, layer), b = rowsOf(16, layer);
+    for (let i = 0; i < a.length; ++i) {
+      if (!Number.isFinite(a[i]!) || !Number.isFinite(b[i]!)) throw new Error(`rows=${m} layer ${layer}: a non-finite output at ${i}`);
+      worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
+      scale = Math.max(scale, Math.abs(a[i]!));
+    }
+  }
+  if (!(worst <= 1e-5 * scale)) throw new Error(`rows=${m}: 16-byte loads differ from 4-byte loads by ${worst} (max |y| ${scale}), more than rounding`);
+  log.line(`rows=${m}: splits ${splits} of ${chunk} positions; the two agree on all ${layers} layers within ${worst.toExponential(2)} (max |y| ${scale.toFixed(3)})`);
+
+  const ways: Launch[] = ([4, 16] as const).map((loads) => () => { for (let layer = 0; layer < layers; ++layer) run(loads, layer); });
+  const times = timer.timeInterleaved(ways, rounds, SAMPLES);
+  const kvBytes = m * (position + 1) * KVH * D * 2 * 2;
+  ([4, 16] as const).forEach((loads, i) => {
+    const t = times[i]!, us = t.us / layers;
+    log.line(`rows=${m} loads ${String(loads).padStart(2)}: ${us.toFixed(2).padStart(8)} µs a layer (p10 ${(t.p10 / layers).toFixed(2)}, p90 ${(t.p90 / layers).toFixed(2)}), KV ${(kvBytes / 1e6).toFixed(1)} MB at ${(kvBytes / us / 1e6).toFixed(2)} TB/s${i > 0 ? `; ${(times[0]!.us / t.us).toFixed(3)}x loads 4` : ''}`);
+  });
+  inputs.free();
+}
+log.write(values.out!, 'cuda-attention.log');
+bench.close();
