@@ -39,7 +39,7 @@ import type { ModelWeights } from '../../model/weights.js';
 import { addressTable, type DeviceBuffer } from './buffer.js';
 import { CudaContext } from './context.js';
 import { Cublas } from './cublas.js';
-import { attentionToCuda, argmaxRowsCuda, embedRowsCuda, engineSplits, pickRowsCuda, ROW_BYTES, rmsnormToCuda, ropeKvWriteCuda, quantizeRowsCuda, rowScratchBytes, siluMulToCuda, TAIL_COUNTER_BYTES, type EngineAttention, type GateUpRows, type RowForm, type RowNorm, type RowOutput, type RowScratch } from './engine-ops.js';
+import { attentionToCuda, argmaxRowsCuda, embedRowsCuda, engineSplits, wideLoadsFit, pickRowsCuda, ROW_BYTES, rmsnormToCuda, ropeKvWriteCuda, quantizeRowsCuda, rowScratchBytes, siluMulToCuda, TAIL_COUNTER_BYTES, type EngineAttention, type GateUpRows, type RowForm, type RowNorm, type RowOutput, type RowScratch } from './engine-ops.js';
 import { describeEngineWeights, freeEngineWeights, layerLinears, uploadEngineWeights, type EngineLinear, type LinearGroup } from './engine-weights.js';
 import { createMoeRunner, type MoeRunner } from './engine-moe.js';
 import { cudaGraphRuntime } from './graphs.js';
@@ -87,6 +87,13 @@ export interface CudaEngineOptions {
    */
   readonly quantizeInTail?: boolean | 'auto';
   /**
+   * Attention's key and value rows read with 16-byte loads, D/8 lanes a position (attention_split_v8), instead of
+   * 4-byte loads, a warp a position (attention_split): true, false, or 'auto' (passes of at most
+   * WIDE_ATTENTION_MAX_ROWS rows). Sums in another order: the two agree within rounding, not bit for bit. Head
+   * dimensions it cannot take (wideLoadsFit) keep the 4-byte loads. Default false until measured.
+   */
+  readonly wideAttention?: boolean | 'auto';
+  /**
    * The W4A8 kernel configuration for m rows of an [n, k] layer; default chooseW4A8Config on this device. For
    * benches that compare configurations on the same model (cuda-engine-step --decode).
    */
@@ -110,6 +117,8 @@ export const SWIGLU_FOLD_MAX_ROWS = 32;
  */
 export const NORM_FOLD_MAX_ROWS = 8;
 export const QUANTIZE_FOLD_MAX_ROWS = 8;
+/** wideAttention's 'auto' bound (a guess until measured, bench/cuda-attention.ts). */
+export const WIDE_ATTENTION_MAX_ROWS = 64;
 
 /** The fold options: how each reads in describe() (and the benches' logs), its 'auto' row bound, its default. */
 export const ENGINE_FOLDS = {
@@ -118,6 +127,7 @@ export const ENGINE_FOLDS = {
   // off by default: correct (bit for bit) but slower at 1 and 8 rows on the H200 (docs/cuda-notes.md, 24th session)
   normInGemm: { label: 'norm in the GEMM tail', maxRows: NORM_FOLD_MAX_ROWS, fallback: false },
   quantizeInTail: { label: 'rows quantized in their producer\'s tail', maxRows: QUANTIZE_FOLD_MAX_ROWS, fallback: false },
+  wideAttention: { label: 'attention with 16-byte loads', maxRows: WIDE_ATTENTION_MAX_ROWS, fallback: false },
 } as const satisfies Record<string, { label: string; maxRows: number; fallback: boolean | 'auto' }>;
 export type EngineFold = keyof typeof ENGINE_FOLDS;
 
@@ -361,7 +371,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
    * (its mixture-of-experts layers route on the device without a host wait, engine-moe.ts).
    */
   const forwardRows = (m: number, positions: number, picked: number, greedy: boolean, decode: boolean): void => {
-    const split = engineSplits(positions, m, H, D);
+    const split = { ...engineSplits(positions, m, H, D), loads: holds('wideAttention', m) && wideLoadsFit(D) ? 16 as const : 4 as const };
     embedRowsCuda(ctx, w.embedding, rows, h, m, d);
     let normed = false; // whether the GEMM before wrote the RMSNorm of h that comes next (addLinear's `then`)
     for (let i = 0; i < L; i++) {

@@ -232,6 +232,35 @@ test('CUDA engine: decode steps with rope and the KV write folded into attention
   }
 });
 
+test('CUDA engine: attention with 16-byte loads (wideAttention) gives the 4-byte loads\' logits within the batch tolerance and the same greedy tokens (1, 12, 20 sequences; GQA and a sliding window (mistral), qwen2), and with it the rope fold still gives the separate kernels\' logits bit for bit', { skip }, (t) => {
+  const { model: quantized, prompt } = quantizedEmbedded();
+  const fixture = (name: string) => ({ name, model: loadModel(fixturePath(name)).model, prompt: readReference(fixturePath(name)).inputIds.slice(0, 6) });
+  const steps = 8;
+  const variants = (p: number[], n: number) => Array.from({ length: n }, (_, i) => [...p.slice(i % 4), ...p.slice(0, i % 4)].slice(0, p.length - (i % 3)));
+  const cases = [
+    ...[1, 12, 20].map((n) => ({ name: `quantized embedded, ${n} sequences`, model: quantized, prompts: variants(prompt, n) })),
+    ...['mistral', 'qwen2'].map(fixture).map((f) => ({ name: f.name, model: f.model, prompts: variants(f.prompt, 3) })),
+  ];
+  for (const c of cases) {
+    const narrow = batchedRun(c.model, c.prompts, steps, { wideAttention: false });
+    const wide = batchedRun(c.model, c.prompts, steps, { wideAttention: true });
+    let worst = 0;
+    for (let s = 0; s <= steps; s++) {
+      for (let i = 0; i < c.prompts.length; i++) {
+        const e = relativeError(wide[s]![i]!, narrow[s]![i]!);
+        worst = Math.max(worst, e);
+        assert.ok(e <= BATCH_TOLERANCE, `${c.name}: sequence ${i} step ${s}: logit error ${e} of the largest`);
+        assert.equal(argmax(wide[s]![i]!), argmax(narrow[s]![i]!), `${c.name}: sequence ${i} step ${s}: greedy token`);
+      }
+    }
+    t.diagnostic(`wide attention on ${c.name}: largest logit error ${worst.toExponential(1)} over ${steps} decode steps`);
+  }
+  const prompts = variants(prompt, 3);
+  const separate = batchedRun(quantized, prompts, steps, { wideAttention: true, ropeInAttention: false });
+  const folded = batchedRun(quantized, prompts, steps, { wideAttention: true, ropeInAttention: true });
+  for (let s = 0; s <= steps; s++) for (let i = 0; i < prompts.length; i++) assert.deepEqual(folded[s]![i], separate[s]![i], `rope fold with wide attention: sequence ${i} step ${s}`);
+});
+
 test('CUDA engine: the W4A8 decode kernel streaming its chunks through shared-memory slots (STAGES 1, 2, 4; MINB) gives the register pipeline\'s logits bit for bit at 1 and 5 sequences, through every decode entry (plain, adding into the residual, SwiGLU, the norm and quantize tails)', { skip }, (t) => {
   const { model, prompt } = quantizedEmbedded();
   const steps = 6;
