@@ -89,8 +89,8 @@ export interface CudaEngineOptions {
   /**
    * Attention's key and value rows read with 16-byte loads, D/8 lanes a position (attention_split_v8), instead of
    * 4-byte loads, a warp a position (attention_split): true, false, or 'auto' (passes of at most
-   * WIDE_ATTENTION_MAX_ROWS rows). Sums in another order: the two agree within rounding, not bit for bit. Head
-   * dimensions it cannot take (wideLoadsFit) keep the 4-byte loads. Default false until measured.
+   * WIDE_ATTENTION_MAX_ROWS rows; the default). Sums in another order: the two agree within rounding, not bit for
+   * bit. Head dimensions it cannot take (wideLoadsFit) keep the 4-byte loads.
    */
   readonly wideAttention?: boolean | 'auto';
   /**
@@ -117,7 +117,11 @@ export const SWIGLU_FOLD_MAX_ROWS = 32;
  */
 export const NORM_FOLD_MAX_ROWS = 8;
 export const QUANTIZE_FOLD_MAX_ROWS = 8;
-/** wideAttention's 'auto' bound (a guess until measured, bench/cuda-attention.ts). */
+/**
+ * wideAttention's 'auto' bound: the decode steps it was measured at (bench/cuda-attention.ts, H100, position 192,
+ * 32 layers: attention 1.00x at 1 row, 1.09x at 8, 1.15x at 32 and 64; an 8-layer batch-32 engine step -4.3%,
+ * batch 1 level; docs/cuda-notes.md, 27th session). Prefill passes of more rows keep the 4-byte loads (not measured).
+ */
 export const WIDE_ATTENTION_MAX_ROWS = 64;
 
 /** The fold options: how each reads in describe() (and the benches' logs), its 'auto' row bound, its default. */
@@ -127,7 +131,7 @@ export const ENGINE_FOLDS = {
   // off by default: correct (bit for bit) but slower at 1 and 8 rows on the H200 (docs/cuda-notes.md, 24th session)
   normInGemm: { label: 'norm in the GEMM tail', maxRows: NORM_FOLD_MAX_ROWS, fallback: false },
   quantizeInTail: { label: 'rows quantized in their producer\'s tail', maxRows: QUANTIZE_FOLD_MAX_ROWS, fallback: false },
-  wideAttention: { label: 'attention with 16-byte loads', maxRows: WIDE_ATTENTION_MAX_ROWS, fallback: false },
+  wideAttention: { label: 'attention with 16-byte loads', maxRows: WIDE_ATTENTION_MAX_ROWS, fallback: 'auto' },
 } as const satisfies Record<string, { label: string; maxRows: number; fallback: boolean | 'auto' }>;
 export type EngineFold = keyof typeof ENGINE_FOLDS;
 

@@ -15,7 +15,7 @@
  * stated accuracy (docs/cuda-notes.md).
  */
 import { test } from 'node:test';
-import { BATCH_TOLERANCE, engineOnFixture, FLOAT_TOLERANCE, QUANTIZED_TOLERANCE, relativeError, skip, withEngine } from './engine-checks.js';
+import { BATCH_TOLERANCE, engineOnFixture, FLOAT_TOLERANCE, QUANTIZED_TOLERANCE, relativeError, sameGreedyWithin, skip, withEngine } from './engine-checks.js';
 import assert from 'node:assert/strict';
 import { modelEngine, type SequenceEngine } from '../../../src/model/engine.js';
 import type { Model } from '../../../src/model/forward.js';
@@ -186,13 +186,16 @@ test('CUDA engine: 20 sequences batched (prefill packed across passes, decode st
   });
 });
 
-/** Each sequence's logits after a batched prefill and `steps` greedy decode steps of all of them together. */
-function batchedRun(model: Model, prompts: number[][], steps: number, options: Omit<CudaEngineOptions, 'ctx'>): Float32Array[][] {
+/**
+ * Each sequence's logits after a batched prefill and `steps` decode steps of all of them together: greedy, or fed the
+ * tokens `fed` picks from another run's logits (so runs that may differ by rounding see the same inputs).
+ */
+function batchedRun(model: Model, prompts: number[][], steps: number, options: Omit<CudaEngineOptions, 'ctx'>, fed?: Float32Array[][]): Float32Array[][] {
   let out: Float32Array[][] = [];
   withEngine(model, { ...options, maxSequences: prompts.length }, (engine) => {
     const seqs = prompts.map((p) => engine.open(p.length + steps));
     out = [engine.feedBatch(seqs, prompts)];
-    for (let s = 0; s < steps; s++) out.push(engine.decodeBatch(seqs, out[s]!.map(argmax)));
+    for (let s = 0; s < steps; s++) out.push(engine.decodeBatch(seqs, (fed ?? out)[s]!.map(argmax)));
     for (const q of seqs) q.release();
   });
   return out;
@@ -232,25 +235,25 @@ test('CUDA engine: decode steps with rope and the KV write folded into attention
   }
 });
 
-test('CUDA engine: attention with 16-byte loads (wideAttention) gives the 4-byte loads\' logits within the batch tolerance and the same greedy tokens (1, 12, 20 sequences; GQA and a sliding window (mistral), qwen2), and with it the rope fold still gives the separate kernels\' logits bit for bit', { skip }, (t) => {
+test('CUDA engine: attention with 16-byte loads (wideAttention) gives the 4-byte loads\' logits (fed the same tokens) within the batch tolerance on float models (GQA and a sliding window (mistral), qwen2) and the fast path\'s on the quantized one (1, 12, 20 sequences: a rounding apart can flip an int8 activation), the same greedy picks but at near-ties; with it the rope fold still gives the separate kernels\' logits bit for bit', { skip }, (t) => {
   const { model: quantized, prompt } = quantizedEmbedded();
   const fixture = (name: string) => ({ name, model: loadModel(fixturePath(name)).model, prompt: readReference(fixturePath(name)).inputIds.slice(0, 6) });
   const steps = 8;
   const variants = (p: number[], n: number) => Array.from({ length: n }, (_, i) => [...p.slice(i % 4), ...p.slice(0, i % 4)].slice(0, p.length - (i % 3)));
   const cases = [
-    ...[1, 12, 20].map((n) => ({ name: `quantized embedded, ${n} sequences`, model: quantized, prompts: variants(prompt, n) })),
-    ...['mistral', 'qwen2'].map(fixture).map((f) => ({ name: f.name, model: f.model, prompts: variants(f.prompt, 3) })),
+    ...[1, 12, 20].map((n) => ({ name: `quantized embedded, ${n} sequences`, model: quantized, prompts: variants(prompt, n), tolerance: QUANTIZED_TOLERANCE })),
+    ...['mistral', 'qwen2'].map(fixture).map((f) => ({ name: f.name, model: f.model, prompts: variants(f.prompt, 3), tolerance: BATCH_TOLERANCE })),
   ];
   for (const c of cases) {
     const narrow = batchedRun(c.model, c.prompts, steps, { wideAttention: false });
-    const wide = batchedRun(c.model, c.prompts, steps, { wideAttention: true });
+    const wide = batchedRun(c.model, c.prompts, steps, { wideAttention: true }, narrow);
     let worst = 0;
     for (let s = 0; s <= steps; s++) {
       for (let i = 0; i < c.prompts.length; i++) {
         const e = relativeError(wide[s]![i]!, narrow[s]![i]!);
         worst = Math.max(worst, e);
-        assert.ok(e <= BATCH_TOLERANCE, `${c.name}: sequence ${i} step ${s}: logit error ${e} of the largest`);
-        assert.equal(argmax(wide[s]![i]!), argmax(narrow[s]![i]!), `${c.name}: sequence ${i} step ${s}: greedy token`);
+        assert.ok(e <= c.tolerance, `${c.name}: sequence ${i} step ${s}: logit error ${e} of the largest`);
+        assert.ok(sameGreedyWithin(wide[s]![i]!, narrow[s]![i]!, c.tolerance), `${c.name}: sequence ${i} step ${s}: greedy token`);
       }
     }
     t.diagnostic(`wide attention on ${c.name}: largest logit error ${worst.toExponential(1)} over ${steps} decode steps`);
