@@ -89,8 +89,9 @@ export interface CudaEngineOptions {
   /**
    * Attention's key and value rows read with 16-byte loads, D/8 lanes a position (attention_split_v8), instead of
    * 4-byte loads, a warp a position (attention_split): true, false, or 'auto' (passes of at most
-   * WIDE_ATTENTION_MAX_ROWS rows; the default). Sums in another order: the two agree within rounding, not bit for
-   * bit. Head dimensions it cannot take (wideLoadsFit) keep the 4-byte loads.
+   * WIDE_ATTENTION_MAX_ROWS rows). Sums in another order: the two agree within rounding, not bit for bit. Head
+   * dimensions it cannot take (wideLoadsFit) keep the 4-byte loads. Default false: faster where measured (below),
+   * but its engine test (on vs off over GQA, a sliding window and the rope fold) has not passed on a GPU yet.
    */
   readonly wideAttention?: boolean | 'auto';
   /**
@@ -131,7 +132,8 @@ export const ENGINE_FOLDS = {
   // off by default: correct (bit for bit) but slower at 1 and 8 rows on the H200 (docs/cuda-notes.md, 24th session)
   normInGemm: { label: 'norm in the GEMM tail', maxRows: NORM_FOLD_MAX_ROWS, fallback: false },
   quantizeInTail: { label: 'rows quantized in their producer\'s tail', maxRows: QUANTIZE_FOLD_MAX_ROWS, fallback: false },
-  wideAttention: { label: 'attention with 16-byte loads', maxRows: WIDE_ATTENTION_MAX_ROWS, fallback: 'auto' },
+  // off by default until its GPU test passes (docs/cuda-notes.md, 27th session); 'auto' is the measured setting
+  wideAttention: { label: 'attention with 16-byte loads', maxRows: WIDE_ATTENTION_MAX_ROWS, fallback: false },
 } as const satisfies Record<string, { label: string; maxRows: number; fallback: boolean | 'auto' }>;
 export type EngineFold = keyof typeof ENGINE_FOLDS;
 
