@@ -17,6 +17,7 @@
  */
 import { attentionToCuda, ENGINE_MAX_SPLITS, engineSplits, rowScratchBytes, ROW_BYTES, type AttentionSplit, type EngineAttention, type RowOutput } from '../src/backends/cuda/engine-ops.js';
 import { benchArgs, BenchArgumentError, positiveInt, positiveInts } from './args.js';
+import { positionBound } from '../src/backends/cuda/decode-engine.js';
 import { BenchLog, CudaBench, DeviceInputs, Seeds, copyBandwidth, fill, type Launch } from './cuda-timing.js';
 
 const { values } = benchArgs(import.meta.url, {
@@ -39,8 +40,8 @@ const extraSplits = values.splits === undefined ? [] : positiveInts('splits', va
 if (extraSplits.some((S) => S > ENGINE_MAX_SPLITS)) throw new BenchArgumentError(`--splits: the merge takes at most ${ENGINE_MAX_SPLITS}`);
 const [H, D] = [32, 128];
 if (H % KVH !== 0) throw new BenchArgumentError(`--kv-heads: ${KVH} does not divide the ${H} query heads`);
-/** The engine plans its splits for a capacity of at least 256 positions (a power of two, decode-engine.ts). */
-const capacity = Math.max(256, 2 ** Math.ceil(Math.log2(position + 1)));
+/** The positions the engine plans its splits for (a power of two, at least 256). */
+const capacity = positionBound(position + 1);
 const SAMPLES = 10;
 
 const bench = new CudaBench('bench/cuda-attention');

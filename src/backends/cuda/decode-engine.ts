@@ -157,7 +157,7 @@ export interface CudaEngine extends SequenceEngine {
 }
 
 /** The smallest power of two ≥ n and ≥ 256: attention splits are planned for it, so few graphs serve all capacities. */
-const positionBound = (n: number): number => 2 ** Math.ceil(Math.log2(Math.max(256, n)));
+export const positionBound = (n: number): number => 2 ** Math.ceil(Math.log2(Math.max(256, n)));
 
 export function createCudaEngine(config: ModelConfig, weights: ModelWeights, options: CudaEngineOptions = {}): CudaEngine {
   const ownsContext = options.ctx === undefined;

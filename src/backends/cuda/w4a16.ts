@@ -58,15 +58,15 @@ export function freeW4A16(layer: W4A16Layer): void {
 
 export interface W4A16Config { readonly MT: number; readonly NTW: number; readonly WK: number }
 
+/** Largest M the W4A16 decode kernel serves; above it w4a16Gemm expands the weights and runs cuBLAS. */
+export const W4A16_MAX_TOKENS = 64;
+
 /**
  * Default decode configuration, from the H100 sweep (bench/cuda-w8-sweep.ts; docs/cuda-notes.md "W8A8 and W4A16 kernels"):
  * M <= 8: NTW4 WK4 on wide layers, NTW1 WK8 otherwise; M <= 16: MT2 NTW1 WK8; MT4 above, at 33-64 rows one launch
  * per 32 rows (w4a16Linear): MT 8 spills (255 registers, 416 B) and was 1.5-1.7x slower than two MT 4 launches on all
  * four 7B shapes at 48 and 64 rows (H100, 2026-12-07, docs/bench/cuda-w8-sweep-w4a16-H100-2026-12-07.txt).
  */
-/** Largest M the W4A16 decode kernel serves; above it w4a16Gemm expands the weights and runs cuBLAS. */
-export const W4A16_MAX_TOKENS = 64;
-
 export function chooseW4A16Config(M: number, n: number, _k: number): W4A16Config {
   if (M > W4A16_MAX_TOKENS) throw new RangeError(`the W4A16 decode kernel serves M <= ${W4A16_MAX_TOKENS} (got ${M}); larger M goes through w4a16Gemm`);
   const wide = n >= 16384;
