@@ -139,15 +139,57 @@ rope_kv_write(float* __restrict__ q, int ldq, const float* __restrict__ k, const
 // combined through shared memory at the end.
 #define PAIRS (D_MAX / 64)
 #define UNROLL 4
+// The positions split s of row r takes: [lo, hi) = [s·chunk, (s+1)·chunk) ∩ [first, p], p the row's position,
+// first = p − window + 1 with a sliding window (else 0). Empty (lo ≥ hi) for a split past p.
+struct SplitRange { int p, lo, hi; };
+__device__ __forceinline__ SplitRange split_range(const int* rows, int window, int chunk, int r, int s) {
+  const int p = rows[4 * r + 1];
+  const int first = window > 0 ? max(0, p - window + 1) : 0;
+  return { p, max(first, s * chunk), min(p + 1, (s + 1) * chunk) };
+}
+
+// The decode fold's prologue of attention_split and attention_split_v8 (kr, vr: the row's new key and value of
+// its kv group): thread i of the block rotates the pair (i, i + D/2) of q into q_rot (one sincosf, as
+// rope_kv_write's thread i) and, where the block holds the new position (fresh), of the key into k_rot, rounded
+// to fp16 as the cache holds it, with the value into v_new_h. The caller synchronizes before reading them.
+__device__ __forceinline__ void fold_prologue(const float* qh, const float* kr, const float* vr, const float* inv_freq, int p, int half, bool fresh,
+                                              float* q_rot, half_t* k_rot, half_t* v_new_h) {
+  for (int i = threadIdx.x; i < half; i += blockDim.x) {
+    float sn, cs;
+    sincosf((float)p * inv_freq[i], &sn, &cs);
+    q_rot[i] = rope_lo(qh[i], qh[i + half], cs, sn);
+    q_rot[i + half] = rope_hi(qh[i], qh[i + half], cs, sn);
+    if (fresh) {
+      k_rot[i] = f2h(rope_lo(kr[i], kr[i + half], cs, sn));
+      k_rot[i + half] = f2h(rope_hi(kr[i], kr[i + half], cs, sn));
+      v_new_h[i] = f2h(vr[i]);
+      v_new_h[i + half] = f2h(vr[i + half]);
+    }
+  }
+}
+
+// A split's partial from its four warps' (max, sum, acc) in shared memory: M = the largest max, each warp
+// rescaled by e^(m_w − M) (a warp without positions: m_w = −inf, weight 0); out = { M, Σ w·l, Σ w·acc[0..D) }.
+__device__ __forceinline__ void write_split_partial(const float* m_of, const float* l_of, const float (*acc_of)[D_MAX], float* out, int D) {
+  const float M = fmaxf(fmaxf(m_of[0], m_of[1]), fmaxf(m_of[2], m_of[3]));
+  float w[4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) w[i] = m_of[i] == NEG_INF ? 0.f : expf(m_of[i] - M);
+  if (threadIdx.x == 0) {
+    out[0] = M;
+    out[1] = w[0] * l_of[0] + w[1] * l_of[1] + w[2] * l_of[2] + w[3] * l_of[3];
+  }
+  for (int d = threadIdx.x; d < D; d += 128) out[2 + d] = w[0] * acc_of[0][d] + w[1] * acc_of[1][d] + w[2] * acc_of[2][d] + w[3] * acc_of[3][d];
+}
+
 extern "C" __global__ void __launch_bounds__(128)
 attention_split(const float* __restrict__ q, int ldq, float* __restrict__ part, const int* __restrict__ rows,
                 const unsigned long long* __restrict__ kv, int layer, int L, int H, int KVH, int D, int window, int chunk,
                 const float* __restrict__ k_new, const float* __restrict__ v_new, int ldkv, const float* __restrict__ inv_freq) {
   const int r = blockIdx.x, h = blockIdx.y, s = blockIdx.z, S = gridDim.z;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int p = rows[4 * r + 1];
-  const int first = window > 0 ? max(0, p - window + 1) : 0;
-  const int lo = max(first, s * chunk), hi = min(p + 1, (s + 1) * chunk);  // positions [lo, hi)
+  const SplitRange sr = split_range(rows, window, chunk, r, s);
+  const int p = sr.p, lo = sr.lo, hi = sr.hi;  // positions [lo, hi)
   float* out = part + (((size_t)r * H + h) * S + s) * (D + 2);
   if (lo >= hi) return;  // attention_merge reads only the splits holding positions
   const unsigned long long* cache = kv + ((size_t)rows[4 * r + 2] * L + layer) * 2;
@@ -165,20 +207,7 @@ attention_split(const float* __restrict__ q, int ldq, float* __restrict__ part, 
   __shared__ float q_rot[D_MAX];
   __shared__ half_t k_rot[D_MAX], v_new_h[D_MAX];
   if (fold) {
-    const float* kr = k_new + (size_t)r * ldkv + (size_t)g * D;
-    const float* vr = v_new + (size_t)r * ldkv + (size_t)g * D;
-    for (int i = threadIdx.x; i < half; i += blockDim.x) {
-      float sn, cs;
-      sincosf((float)p * inv_freq[i], &sn, &cs);
-      q_rot[i] = rope_lo(qh[i], qh[i + half], cs, sn);
-      q_rot[i + half] = rope_hi(qh[i], qh[i + half], cs, sn);
-      if (fresh) {
-        k_rot[i] = f2h(rope_lo(kr[i], kr[i + half], cs, sn));
-        k_rot[i + half] = f2h(rope_hi(kr[i], kr[i + half], cs, sn));
-        v_new_h[i] = f2h(vr[i]);
-        v_new_h[i + half] = f2h(vr[i + half]);
-      }
-    }
+    fold_prologue(qh, k_new + (size_t)r * ldkv + (size_t)g * D, v_new + (size_t)r * ldkv + (size_t)g * D, inv_freq, p, half, fresh, q_rot, k_rot, v_new_h);
     __syncthreads();
   }
   float2 qv[PAIRS], acc[PAIRS];
@@ -276,15 +305,7 @@ attention_split(const float* __restrict__ q, int ldq, float* __restrict__ part, 
     }
   }
   __syncthreads();
-  const float M = fmaxf(fmaxf(m_of[0], m_of[1]), fmaxf(m_of[2], m_of[3]));
-  float w[4];
-#pragma unroll
-  for (int i = 0; i < 4; ++i) w[i] = m_of[i] == NEG_INF ? 0.f : expf(m_of[i] - M);
-  if (threadIdx.x == 0) {
-    out[0] = M;
-    out[1] = w[0] * l_of[0] + w[1] * l_of[1] + w[2] * l_of[2] + w[3] * l_of[3];
-  }
-  for (int d = threadIdx.x; d < D; d += 128) out[2 + d] = w[0] * acc_of[0][d] + w[1] * acc_of[1][d] + w[2] * acc_of[2][d] + w[3] * acc_of[3][d];
+  write_split_partial(m_of, l_of, acc_of, out, D);
 }
 
 // attention_split with 16-byte loads (the same arguments and partials): a position's key row (D halves) is read
@@ -302,11 +323,10 @@ attention_split_v8(const float* __restrict__ q, int ldq, float* __restrict__ par
   const int r = blockIdx.x, h = blockIdx.y, s = blockIdx.z, S = gridDim.z;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int lpp = D >> 3, G = 32 / lpp, gl = lane % lpp, grp = lane / lpp;
-  const int p = rows[4 * r + 1];
-  const int first = window > 0 ? max(0, p - window + 1) : 0;
-  const int lo = max(first, s * chunk), hi = min(p + 1, (s + 1) * chunk);  // positions [lo, hi)
+  const SplitRange sr = split_range(rows, window, chunk, r, s);
+  const int p = sr.p, lo = sr.lo, hi = sr.hi;  // positions [lo, hi)
   float* out = part + (((size_t)r * H + h) * S + s) * (D + 2);
-  if (lo >= hi) return;
+  if (lo >= hi) return;  // attention_merge reads only the splits holding positions
   const unsigned long long* cache = kv + ((size_t)rows[4 * r + 2] * L + layer) * 2;
   const int g = h / (H / KVH), half = D >> 1;
   const size_t row = (size_t)KVH * D, kvo = (size_t)g * D;
@@ -317,21 +337,8 @@ attention_split_v8(const float* __restrict__ q, int ldq, float* __restrict__ par
   const bool fold = k_new != nullptr, fresh = fold && hi == p + 1;
   __shared__ float q_rot[D_MAX];
   __shared__ __align__(16) half_t k_rot[D_MAX], v_new_h[D_MAX];
-  if (fold) {  // as attention_split: q and the new key rotated, key and value rounded to fp16
-    const float* kr = k_new + (size_t)r * ldkv + (size_t)g * D;
-    const float* vr = v_new + (size_t)r * ldkv + (size_t)g * D;
-    for (int i = threadIdx.x; i < half; i += blockDim.x) {
-      float sn, cs;
-      sincosf((float)p * inv_freq[i], &sn, &cs);
-      q_rot[i] = rope_lo(qh[i], qh[i + half], cs, sn);
-      q_rot[i + half] = rope_hi(qh[i], qh[i + half], cs, sn);
-      if (fresh) {
-        k_rot[i] = f2h(rope_lo(kr[i], kr[i + half], cs, sn));
-        k_rot[i + half] = f2h(rope_hi(kr[i], kr[i + half], cs, sn));
-        v_new_h[i] = f2h(vr[i]);
-        v_new_h[i + half] = f2h(vr[i + half]);
-      }
-    }
+  if (fold) {
+    fold_prologue(qh, k_new + (size_t)r * ldkv + (size_t)g * D, v_new + (size_t)r * ldkv + (size_t)g * D, inv_freq, p, half, fresh, q_rot, k_rot, v_new_h);
     __syncthreads();
   }
   const int d0 = 8 * gl;  // the lane's 8 dimensions
@@ -417,15 +424,7 @@ attention_split_v8(const float* __restrict__ q, int ldq, float* __restrict__ par
     for (int i = 0; i < 8; ++i) acc_of[warp][d0 + i] = acc[i];
   }
   __syncthreads();
-  const float M = fmaxf(fmaxf(m_of[0], m_of[1]), fmaxf(m_of[2], m_of[3]));
-  float w[4];
-#pragma unroll
-  for (int i = 0; i < 4; ++i) w[i] = m_of[i] == NEG_INF ? 0.f : expf(m_of[i] - M);
-  if (threadIdx.x == 0) {
-    out[0] = M;
-    out[1] = w[0] * l_of[0] + w[1] * l_of[1] + w[2] * l_of[2] + w[3] * l_of[3];
-  }
-  for (int d = threadIdx.x; d < D; d += 128) out[2 + d] = w[0] * acc_of[0][d] + w[1] * acc_of[1][d] + w[2] * acc_of[2][d] + w[3] * acc_of[3][d];
+  write_split_partial(m_of, l_of, acc_of, out, D);
 }
 
 // One block per (row, head), so the merge is spread over the SMs (one block per row was bound by its
