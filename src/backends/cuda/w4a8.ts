@@ -368,8 +368,10 @@ export function w4a8ExpertsLinear(ctx: CudaContext, t: W4A8ExpertTable, route: {
   if (xq.bytes < rows * K || a.bytes < rows * 4 || y.bytes < rows * N * 4) throw new RangeError(`w4a8ExpertsLinear: buffers too small for ${rows} rows, N=${N}, K=${K}`);
   needRouteTables('w4a8ExpertsLinear', route, t.experts);
   const c = expertDecodeConfig(Math.min(typical, m), N, K);
-  const fn = getKernel(ctx, 'w4a8-decode.cu', 'w4a8_decode_experts', { GROUP: t.groupSize, SCALE_INT: t.scale === 'int' ? 1 : 0, IS_SHIFT: 1, ...outputDefines('f32'), MT: c.MT, NTW: c.NTW, WK: c.WK, ...((c.MINB ?? 1) > 1 ? { MINB: c.MINB! } : {}) });
+  // the config's MINB (and STAGES, were a chooser to give them) as launchDecode passes them
+  const { smem, defines } = decodeSlotsLaunch(ctx, 8 * c.MT, K, c, DECODE_SMEM.W4_TILE);
+  const fn = getKernel(ctx, 'w4a8-decode.cu', 'w4a8_decode_experts', { GROUP: t.groupSize, SCALE_INT: t.scale === 'int' ? 1 : 0, IS_SHIFT: 1, ...outputDefines('f32'), MT: c.MT, NTW: c.NTW, WK: c.WK, ...defines }, smem);
   const chunks = Math.ceil(m / (8 * c.MT));
   ctx.launch(fn, [Math.ceil(N / 16 / c.NTW), Math.min(rows, t.experts), chunks], [c.WK * 32],
-    [t.weights, t.scales, t.posts, route.offsets, route.active, xq, a, y, { i32: N }, { i32: K }]);
+    [t.weights, t.scales, t.posts, route.offsets, route.active, xq, a, y, { i32: N }, { i32: K }], smem);
 }
