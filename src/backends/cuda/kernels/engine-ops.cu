@@ -148,6 +148,21 @@ __device__ __forceinline__ SplitRange split_range(const int* rows, int window, i
   return { p, max(first, s * chunk), min(p + 1, (s + 1) * chunk) };
 }
 
+// Where head h of row r finds its keys and values in layer `layer`'s cache (kv: the slot table, kv[(slot·L + layer)·2
+// + 0|1]; rows[4r + 2] the row's slot): its kv group g = h / (H/KVH), a position's stride `row` = KVH·D halves, and
+// the group's keys and values at position 0 (a position t at + t·row).
+struct SplitKv {
+  int g;
+  size_t row;
+  half_t *keys, *values;
+};
+__device__ __forceinline__ SplitKv split_kv(const unsigned long long* kv, const int* rows, int r, int layer, int L, int h, int H, int KVH, int D) {
+  const unsigned long long* cache = kv + ((size_t)rows[4 * r + 2] * L + layer) * 2;
+  const int g = h / (H / KVH);
+  const size_t kvo = (size_t)g * D;
+  return { g, (size_t)KVH * D, reinterpret_cast<half_t*>(cache[0]) + kvo, reinterpret_cast<half_t*>(cache[1]) + kvo };
+}
+
 // The decode fold's prologue of attention_split and attention_split_v8 (kr, vr: the row's new key and value of
 // its kv group): thread i of the block rotates the pair (i, i + D/2) of q into q_rot (one sincosf, as
 // rope_kv_write's thread i) and, where the block holds the new position (fresh), of the key into k_rot, rounded
@@ -192,11 +207,8 @@ attention_split(const float* __restrict__ q, int ldq, float* __restrict__ part, 
   const int p = sr.p, lo = sr.lo, hi = sr.hi;  // positions [lo, hi)
   float* out = part + (((size_t)r * H + h) * S + s) * (D + 2);
   if (lo >= hi) return;  // attention_merge reads only the splits holding positions
-  const unsigned long long* cache = kv + ((size_t)rows[4 * r + 2] * L + layer) * 2;
-  const int g = h / (H / KVH), half = D >> 1;
-  const size_t row = (size_t)KVH * D, kvo = (size_t)g * D;
-  const half_t* keys = reinterpret_cast<const half_t*>(cache[0]) + kvo;
-  const half_t* values = reinterpret_cast<const half_t*>(cache[1]) + kvo;
+  const SplitKv c = split_kv(kv, rows, r, layer, L, h, H, KVH, D);
+  const int half = D >> 1;
   const float scale = 1.f / sqrtf((float)D);
   const float* qh = q + (size_t)r * ldq + (size_t)h * D;
   // the decode fold (k_new given): q rotated here, and the new position's key (rotated) and value
@@ -207,7 +219,7 @@ attention_split(const float* __restrict__ q, int ldq, float* __restrict__ part, 
   __shared__ float q_rot[D_MAX];
   __shared__ half_t k_rot[D_MAX], v_new_h[D_MAX];
   if (fold) {
-    fold_prologue(qh, k_new + (size_t)r * ldkv + (size_t)g * D, v_new + (size_t)r * ldkv + (size_t)g * D, inv_freq, p, half, fresh, q_rot, k_rot, v_new_h);
+    fold_prologue(qh, k_new + (size_t)r * ldkv + (size_t)c.g * D, v_new + (size_t)r * ldkv + (size_t)c.g * D, inv_freq, p, half, fresh, q_rot, k_rot, v_new_h);
     __syncthreads();
   }
   float2 qv[PAIRS], acc[PAIRS];
@@ -229,8 +241,8 @@ attention_split(const float* __restrict__ q, int ldq, float* __restrict__ part, 
     }
   }
   if (fresh && warp == 0 && h % (H / KVH) == 0) {  // the kv group's first head stores the new key and value
-    unsigned* kc = reinterpret_cast<unsigned*>(reinterpret_cast<half_t*>(cache[0]) + kvo + (size_t)p * row);
-    unsigned* vc = reinterpret_cast<unsigned*>(reinterpret_cast<half_t*>(cache[1]) + kvo + (size_t)p * row);
+    unsigned* kc = reinterpret_cast<unsigned*>(c.keys + (size_t)p * c.row);
+    unsigned* vc = reinterpret_cast<unsigned*>(c.values + (size_t)p * c.row);
 #pragma unroll
     for (int j = 0; j < PAIRS; ++j) {
       const int d = 2 * lane + 64 * j;
@@ -247,8 +259,8 @@ attention_split(const float* __restrict__ q, int ldq, float* __restrict__ part, 
 #pragma unroll
     for (int u = 0; u < UNROLL; ++u) {
       const int t = t0 + 4 * u;
-      const unsigned* kr = reinterpret_cast<const unsigned*>(keys + (size_t)t * row);
-      const unsigned* vr = reinterpret_cast<const unsigned*>(values + (size_t)t * row);
+      const unsigned* kr = reinterpret_cast<const unsigned*>(c.keys + (size_t)t * c.row);
+      const unsigned* vr = reinterpret_cast<const unsigned*>(c.values + (size_t)t * c.row);
 #pragma unroll
       for (int j = 0; j < PAIRS; ++j) {
         const int d = 2 * lane + 64 * j;
@@ -327,18 +339,15 @@ attention_split_v8(const float* __restrict__ q, int ldq, float* __restrict__ par
   const int p = sr.p, lo = sr.lo, hi = sr.hi;  // positions [lo, hi)
   float* out = part + (((size_t)r * H + h) * S + s) * (D + 2);
   if (lo >= hi) return;  // attention_merge reads only the splits holding positions
-  const unsigned long long* cache = kv + ((size_t)rows[4 * r + 2] * L + layer) * 2;
-  const int g = h / (H / KVH), half = D >> 1;
-  const size_t row = (size_t)KVH * D, kvo = (size_t)g * D;
-  const half_t* keys = reinterpret_cast<const half_t*>(cache[0]) + kvo;
-  const half_t* values = reinterpret_cast<const half_t*>(cache[1]) + kvo;
+  const SplitKv c = split_kv(kv, rows, r, layer, L, h, H, KVH, D);
+  const int half = D >> 1;
   const float scale = 1.f / sqrtf((float)D);
   const float* qh = q + (size_t)r * ldq + (size_t)h * D;
   const bool fold = k_new != nullptr, fresh = fold && hi == p + 1;
   __shared__ float q_rot[D_MAX];
   __shared__ __align__(16) half_t k_rot[D_MAX], v_new_h[D_MAX];
   if (fold) {
-    fold_prologue(qh, k_new + (size_t)r * ldkv + (size_t)g * D, v_new + (size_t)r * ldkv + (size_t)g * D, inv_freq, p, half, fresh, q_rot, k_rot, v_new_h);
+    fold_prologue(qh, k_new + (size_t)r * ldkv + (size_t)c.g * D, v_new + (size_t)r * ldkv + (size_t)c.g * D, inv_freq, p, half, fresh, q_rot, k_rot, v_new_h);
     __syncthreads();
   }
   const int d0 = 8 * gl;  // the lane's 8 dimensions
@@ -354,8 +363,8 @@ attention_split_v8(const float* __restrict__ q, int ldq, float* __restrict__ par
     k_p = *reinterpret_cast<const uint4*>(k_rot + d0);
     v_p = *reinterpret_cast<const uint4*>(v_new_h + d0);
     if (warp == 0 && grp == 0 && h % (H / KVH) == 0) {  // the kv group's first head stores the new key and value
-      *reinterpret_cast<uint4*>(reinterpret_cast<half_t*>(cache[0]) + kvo + (size_t)p * row + d0) = k_p;
-      *reinterpret_cast<uint4*>(reinterpret_cast<half_t*>(cache[1]) + kvo + (size_t)p * row + d0) = v_p;
+      *reinterpret_cast<uint4*>(c.keys + (size_t)p * c.row + d0) = k_p;
+      *reinterpret_cast<uint4*>(c.values + (size_t)p * c.row + d0) = v_p;
     }
   }
   const int round = 4 * G;  // positions the block takes a load
@@ -366,8 +375,8 @@ attention_split_v8(const float* __restrict__ q, int ldq, float* __restrict__ par
     for (int u = 0; u < V8_UNROLL; ++u) {
       const int t = lo + i0 + u * round + grp;
       const bool in = t < hi, at_p = fresh && t == p;
-      kw[u] = at_p ? k_p : in ? *reinterpret_cast<const uint4*>(keys + (size_t)t * row + d0) : make_uint4(0u, 0u, 0u, 0u);
-      vw[u] = at_p ? v_p : in ? *reinterpret_cast<const uint4*>(values + (size_t)t * row + d0) : make_uint4(0u, 0u, 0u, 0u);
+      kw[u] = at_p ? k_p : in ? *reinterpret_cast<const uint4*>(c.keys + (size_t)t * c.row + d0) : make_uint4(0u, 0u, 0u, 0u);
+      vw[u] = at_p ? v_p : in ? *reinterpret_cast<const uint4*>(c.values + (size_t)t * c.row + d0) : make_uint4(0u, 0u, 0u, 0u);
     }
     float sc[V8_UNROLL];
 #pragma unroll
