@@ -74,12 +74,17 @@ extern "C" __global__ void empty() {}
 // U 16-byte loads a thread (all issued before any is used; ld_stream, as the decode kernels load weights),
 // XORs them and writes one word a block to sink[b] (so no load is dead). One block a contiguous run, as a
 // decode block owns its tiles' contiguous bytes; n16 = the 16-byte units of src (a multiple of U·blockDim).
-template <int U>
+// PDL: one link of a chain launched to overlap the launch before it (programmatic dependent launch), shaped as
+// the decode kernels are: let the next launch start, issue the loads, then wait for the launch before to finish
+// before the one write (so the chain's launches overlap only where a decode step's can).
+template <int U, bool PDL = false>
 __device__ __forceinline__ void read_stream_body(const uint4* __restrict__ src, unsigned* __restrict__ sink) {
+  if (PDL) pdl_launch_dependents();
   const uint4* p = src + ((size_t)blockIdx.x * U) * blockDim.x + threadIdx.x;
   uint4 v[U];
 #pragma unroll
   for (int u = 0; u < U; ++u) v[u] = ld_stream(p + (size_t)u * blockDim.x);
+  if (PDL) pdl_wait();
   unsigned x = 0;
 #pragma unroll
   for (int u = 0; u < U; ++u) x ^= v[u].x ^ v[u].y ^ v[u].z ^ v[u].w;
@@ -87,20 +92,5 @@ __device__ __forceinline__ void read_stream_body(const uint4* __restrict__ src, 
   if ((threadIdx.x & 31) == 0) atomicXor(sink + blockIdx.x, x);
 }
 extern "C" __global__ void read_stream_u4(const uint4* __restrict__ src, unsigned* __restrict__ sink) { read_stream_body<4>(src, sink); }
-// The same read as one link of a chain launched to overlap the launch before it (programmatic dependent
-// launch), shaped as the decode kernels are: let the next launch start, issue the loads, then wait for the
-// launch before to finish before the one write (so the chain's launches overlap only where a decode step's can).
-extern "C" __global__ void read_stream_u4_pdl(const uint4* __restrict__ src, unsigned* __restrict__ sink) {
-  pdl_launch_dependents();
-  const uint4* p = src + ((size_t)blockIdx.x * 4) * blockDim.x + threadIdx.x;
-  uint4 v[4];
-#pragma unroll
-  for (int u = 0; u < 4; ++u) v[u] = ld_stream(p + (size_t)u * blockDim.x);
-  pdl_wait();
-  unsigned x = 0;
-#pragma unroll
-  for (int u = 0; u < 4; ++u) x ^= v[u].x ^ v[u].y ^ v[u].z ^ v[u].w;
-  x = __reduce_xor_sync(0xffffffffu, x);
-  if ((threadIdx.x & 31) == 0) atomicXor(sink + blockIdx.x, x);
-}
+extern "C" __global__ void read_stream_u4_pdl(const uint4* __restrict__ src, unsigned* __restrict__ sink) { read_stream_body<4, true>(src, sink); }
 extern "C" __global__ void read_stream_u8(const uint4* __restrict__ src, unsigned* __restrict__ sink) { read_stream_body<8>(src, sink); }
