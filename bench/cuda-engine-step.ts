@@ -8,8 +8,7 @@
  *
  *   node dist/bench/cuda-engine-step.js [--layers 1,8,32] [--batch 1] [--steps 40] [--lm-head f16|w8a8] [--no-graphs]
  *        [--rope-in-attention auto|on|off|on,off] [--fuse-swiglu auto|on|off|on,off] [--norm-in-gemm auto|on|off|on,off]
- *        [--quantize-in-tail auto|on|off|on,off] [--wide-attention auto|on|off|on,off]
- *        [--prefetch-weights auto|on|off|on,off] [--decode default,WK:STAGES:MINB,...]
+ *        [--quantize-in-tail auto|on|off|on,off] [--wide-attention auto|on|off|on,off] [--decode default,WK:STAGES:MINB,...]
  *        [--decode-mt 1] [--rounds 1]
  *
  * --lm-head: the fp16 lm_head (the default here, tied to the embedding) or RANDOM W8A8 g128 IS.
@@ -23,8 +22,6 @@
  * in their last blocks (auto: up to QUANTIZE_FOLD_MAX_ROWS rows; the GEMM's only where SwiGLU is in its epilogue).
  * --wide-attention off / on: attention_split's 4-byte loads (a warp a position) or attention_split_v8's 16-byte
  * loads (16 lanes a position at D = 128; auto: up to WIDE_ATTENTION_MAX_ROWS rows).
- * --prefetch-weights off / on: the W4A8 decode GEMMs' weights prefetched into L2 by each launch's first blocks (half
- * the L2's MiB), so they stream while the launch waits for the kernel before (auto: up to PREFETCH_MAX_ROWS rows).
  * --decode: the W4A8 decode kernel at M <= 8 as the chooser gives it (default) or with WK k-warps, STAGES cp.async
  * slots a warp (0: the register pipeline) and MINB blocks a SM (bench/decode-variants.ts); --decode-mt T applies
  * them where the chooser gives T token halves instead (T = 4: 17-32 rows), e.g. --batch 32 --decode-mt 4 --decode 8:0:1,8:0:2.

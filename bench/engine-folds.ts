@@ -1,6 +1,6 @@
 /**
  * The decode engine's fold options as bench flags (cuda-engine-step, cuda-batch-e2e): `--rope-in-attention`,
- * `--fuse-swiglu`, `--norm-in-gemm`, `--quantize-in-tail`, `--wide-attention`, `--prefetch-weights`, each auto, on, off, or a list of them (on,off)
+ * `--fuse-swiglu`, `--norm-in-gemm`, `--quantize-in-tail`, `--wide-attention`, each auto, on, off, or a list of them (on,off)
  * where a bench compares settings.
  */
 import { ENGINE_FOLDS, type CudaEngineOptions, type EngineFold } from '../src/backends/cuda/decode-engine.js';
@@ -13,7 +13,6 @@ export const FOLDS = {
   'norm-in-gemm': 'normInGemm',
   'quantize-in-tail': 'quantizeInTail',
   'wide-attention': 'wideAttention',
-  'prefetch-weights': 'prefetchWeights',
 } as const satisfies Record<string, EngineFold>;
 export type FoldFlag = keyof typeof FOLDS;
 export type FoldSetting = boolean | 'auto';

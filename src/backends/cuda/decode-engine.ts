@@ -95,13 +95,6 @@ export interface CudaEngineOptions {
    */
   readonly wideAttention?: boolean | 'auto';
   /**
-   * The W4A8 decode GEMMs' weights bulk-prefetched into L2 by each launch's first blocks (up to half the L2:
-   * DecodeConfig.PREFETCH), so the weights stream while the GEMM waits for the small ops before it and across its
-   * waves' ends: true, false, or 'auto' (passes of at most PREFETCH_MAX_ROWS rows). A hint: the same bytes either way.
-   * Default false until measured.
-   */
-  readonly prefetchWeights?: boolean | 'auto';
-  /**
    * The W4A8 kernel configuration for m rows of an [n, k] layer; default chooseW4A8Config on this device. For
    * benches that compare configurations on the same model (cuda-engine-step --decode).
    */
@@ -132,9 +125,6 @@ export const QUANTIZE_FOLD_MAX_ROWS = 8;
  */
 export const WIDE_ATTENTION_MAX_ROWS = 64;
 
-/** prefetchWeights' 'auto' bound: the decode kernel's rows (a guess until measured; docs/cuda-notes.md, 28th session). */
-export const PREFETCH_MAX_ROWS = 32;
-
 /** The fold options: how each reads in describe() (and the benches' logs), its 'auto' row bound, its default. */
 export const ENGINE_FOLDS = {
   ropeInAttention: { label: 'rope in attention', maxRows: ROPE_FOLD_MAX_ROWS, fallback: 'auto' },
@@ -144,8 +134,6 @@ export const ENGINE_FOLDS = {
   quantizeInTail: { label: 'rows quantized in their producer\'s tail', maxRows: QUANTIZE_FOLD_MAX_ROWS, fallback: false },
   // off by default until its GPU test passes (docs/cuda-notes.md, 27th session); 'auto' is the measured setting
   wideAttention: { label: 'attention with 16-byte loads', maxRows: WIDE_ATTENTION_MAX_ROWS, fallback: false },
-  // off by default until an A/B says where it pays (docs/cuda-notes.md, 28th session)
-  prefetchWeights: { label: 'weights prefetched into L2', maxRows: PREFETCH_MAX_ROWS, fallback: false },
 } as const satisfies Record<string, { label: string; maxRows: number; fallback: boolean | 'auto' }>;
 export type EngineFold = keyof typeof ENGINE_FOLDS;
 
@@ -257,10 +245,6 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
   /** The W4A8 kernel configuration for a layer at m rows (the one chooser every launch here uses). */
   const chooseW4A8 = options.chooseW4A8 ?? ((m: number, n: number, k: number) => chooseW4A8Config(m, n, k, wgmma, tma, sms));
   const w4a8Config = (layer: W4A8Layer, m: number): W4A8Config => chooseW4A8(m, layer.n, layer.k);
-  /** MiB of a decode GEMM's weights its first blocks prefetch into L2 (prefetchWeights): half the L2. */
-  const prefetchMiB = Math.floor(ctx.info.l2Bytes / 2 / 2 ** 20);
-  /** A decode config as the engine launches it: overlapping the kernel before (PDL), its weights prefetched where that holds. */
-  const decodeLaunch = (config: DecodeConfig, m: number): DecodeConfig => ({ ...config, overlap: true, ...(holds('prefetchWeights', m) ? { PREFETCH: prefetchMiB } : {}) });
   /** The row form linear `l` reads at m rows. */
   const formFor = (l: EngineLinear, m: number): RowForm => {
     const r = l.resident;
@@ -280,7 +264,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
     checkForm(l, input, m);
     if (r.kind === 'w4a8') {
       const config = w4a8Config(r.layer, m);
-      w4a8Linear(ctx, r.layer, input.values, input.scales, y, m, config.kind === 'decode' ? decodeLaunch(config, m) : config);
+      w4a8Linear(ctx, r.layer, input.values, input.scales, y, m, config.kind === 'decode' ? { ...config, overlap: true } : config);
     } else if (r.kind === 'w8a8') {
       w8a8Linear(ctx, r.layer, input.values, input.scales, y, m);
     } else if (r.kind === 'w4a16') {
@@ -303,7 +287,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
     const config = r.kind === 'w4a8' ? w4a8Config(r.layer, m) : null;
     if (r.kind === 'w4a8' && config?.kind === 'decode') {
       checkForm(l, input, m);
-      const launch = { ...decodeLaunch(config, m), accumulate: true };
+      const launch = { ...config, overlap: true, accumulate: true };
       if (then !== null && l.bias === null && holds('normInGemm', m) && normTailFits(config)) {
         w4a8DecodeNorm(ctx, r.layer, input.values, input.scales, h, m, launch, then, arrivals);
         return true;
@@ -365,7 +349,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
       const input = act(0, formFor(g.linears[0]!, m));
       if (!normed) rmsnormToCuda(ctx, h, norm, input, m, d, c.rmsNormEps);
       const tail = holds('quantizeInTail', m) ? { out, arrivals } : null;
-      const partials = w4a8SwigluDecode(ctx, fused.layer, input.values, input.scales, rowScratch.values, rowScratch.amax, m, decodeLaunch(fused.config, m), tail);
+      const partials = w4a8SwigluDecode(ctx, fused.layer, input.values, input.scales, rowScratch.values, rowScratch.amax, m, { ...fused.config, overlap: true }, tail);
       if (tail === null) quantizeRowsCuda(ctx, rowScratch, partials, out, m, F);
       return;
     }

@@ -63,12 +63,6 @@ export interface DecodeConfig extends DecodeSlots {
   readonly kind: 'decode'; readonly MT: number; readonly NTW: number; readonly WK: number; readonly overlap?: boolean;
   /** add the product into y (y += x·Wᵀ, f32 output) instead of writing it: the decode engine's residual add. */
   readonly accumulate?: boolean;
-  /**
-   * MiB of the launch's weights bulk-prefetched into L2 by its first blocks (decode_prefetch_w4 in decode.cuh; 0 or
-   * absent: none), so the weights stream while the launch waits for the one before it (`overlap`) and across its
-   * waves' ends. A hint: the same results.
-   */
-  readonly PREFETCH?: number;
 }
 export interface MmaConfig { readonly kind: 'mma'; readonly BM: number; readonly BN: number; readonly WM: number; readonly WN: number; readonly STAGES: number }
 /**
@@ -274,14 +268,6 @@ function layerDefines(layer: W4A8Layer, out: OutputFormat): Record<string, numbe
 /** Blocks of a decode-kernel launch: NTW 16-row tiles each. */
 const decodeBlocks = (N: number, config: DecodeConfig): number => Math.ceil(Math.ceil(N / 16) / config.NTW);
 
-/** The PREFETCH define of a decode launch (none when absent or 0, so its kernels keep their cache keys); a RangeError past the device's L2. */
-function prefetchDefines(ctx: CudaContext, config: DecodeConfig): Record<string, number> {
-  const mib = config.PREFETCH ?? 0;
-  const most = Math.floor(ctx.info.l2Bytes / 2 ** 20);
-  if (!Number.isInteger(mib) || mib < 0 || mib > most) throw new RangeError(`decode PREFETCH must be an integer of MiB in 0..${most} (the device's L2), got ${mib}`);
-  return mib > 0 ? { PREFETCH: mib } : {};
-}
-
 /** Launches a decode-kernel entry of w4a8-decode.cu (one block per NTW tiles, WK warps) with the layer's, the config's and `extra` defines; returns the blocks. */
 function launchDecode(ctx: CudaContext, layer: W4A8Layer, M: number, config: DecodeConfig, entry: string, out: OutputFormat, extra: Record<string, number>,
   args: readonly KernelArg[]): number {
@@ -289,7 +275,7 @@ function launchDecode(ctx: CudaContext, layer: W4A8Layer, M: number, config: Dec
   const blocks = decodeBlocks(layer.n, config);
   if (blocks * config.NTW * 16 > paddedRows(layer.n)) throw new RangeError('decode tiles exceed the padded rows');
   const { smem, defines } = decodeSlotsLaunch(ctx, M, layer.k, config, DECODE_SMEM.W4_TILE);
-  const fn = getKernel(ctx, 'w4a8-decode.cu', entry, { ...layerDefines(layer, out), MT: config.MT, NTW: config.NTW, WK: config.WK, ...defines, ...prefetchDefines(ctx, config), ...extra }, smem);
+  const fn = getKernel(ctx, 'w4a8-decode.cu', entry, { ...layerDefines(layer, out), MT: config.MT, NTW: config.NTW, WK: config.WK, ...defines, ...extra }, smem);
   ctx.launch(fn, [blocks], [config.WK * 32], args, smem, { overlapPrevious: config.overlap === true });
   return blocks;
 }

@@ -79,20 +79,6 @@ __device__ __forceinline__ void pdl_wait() {
 #endif
 }
 
-// The bulk copy engine fetches [p, p + bytes) into L2 (16-byte aligned, a multiple of 16 bytes; sm_90+, a no-op
-// before): a hint, nothing is read into the SM and no result changes.
-__device__ __forceinline__ void prefetch_l2_bulk(const void* p, unsigned bytes) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" :: "l"(p), "r"(bytes) : "memory");
-#endif
-}
-// The device's multiprocessor count (%nsmid: at least the count, the highest SM id + 1).
-__device__ __forceinline__ int sm_count() {
-  int n;
-  asm("mov.u32 %0, %%nsmid;\n" : "=r"(n));
-  return n;
-}
-
 __device__ __forceinline__ u32 smem_u32(const void* p) { return (u32)__cvta_generic_to_shared(p); }
 
 __device__ __forceinline__ void cp_async16(u32 dst, const void* src, int src_bytes) {

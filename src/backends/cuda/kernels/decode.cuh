@@ -102,29 +102,6 @@ __device__ __forceinline__ void decode_w4_rows(const uint4* (&wp)[NT], const uin
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) wp[nt] = wq + (size_t)(tile0 + nt) * steps * 32 + lane;
 }
-// PREFETCH (MiB, 0: off): the launch's weights streamed into L2 ahead of the register pipeline, so that the DRAM
-// keeps reading while this kernel waits for the one before (programmatic dependent launch) and across its
-// waves' ends. The first PREFETCH MiB of blocks (a block's work: its NT tiles, NT·K·8 bytes) are fetched by
-// the first blocks to run: block b < min(those, SMs) fetches blocks b, b + SMs, … of them; a block past them
-// fetches its own. Each warp fetches its k range [c0, c1) of a tile (contiguous: 1 KB a chunk) with one
-// bulk prefetch (prefetch_l2_bulk), lane 0. A hint: the results are those without it.
-#ifndef PREFETCH
-#define PREFETCH 0
-#endif
-template <int NT>
-__device__ __forceinline__ void decode_prefetch_w4(const uint4* wq, int steps, int c0, int c1, int lane) {
-  if (!PREFETCH || lane != 0 || c0 >= c1) return;
-  const size_t unit = (size_t)NT * steps * 512;
-  const int covered = (int)min((size_t)gridDim.x, ((size_t)PREFETCH << 20) / unit);
-  const auto fetch = [&](int block) {
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt) prefetch_l2_bulk(wq + ((size_t)(block * NT + nt) * steps + c0 * 2) * 32, (unsigned)(c1 - c0) * 1024u);
-  };
-  const int b = blockIdx.x, sms = sm_count();
-  if (b >= covered) fetch(b);
-  else if (b < sms)
-    for (int t = b; t < covered; t += sms) fetch(t);
-}
 template <int NT> __device__ __forceinline__ void decode_load_w4(uint4 (&w)[NT][2], const uint4* const (&wp)[NT], int c) {
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) {

@@ -34,8 +34,7 @@
 // split; float sums change only in rounding). STAGES > 0: the same chunks, in the same order, reach the
 // registers through STAGES cp.async slots a warp in shared memory instead (decode_pipeline_async,
 // decode.cuh; its dynamic shared memory: decode-slots.ts), so the same totals; MINB blocks a SM cap the
-// registers; PREFETCH MiB of the launch's weights are bulk-prefetched into L2 by its first blocks (decode_prefetch_w4,
-// decode.cuh; one block per NTW tiles: tile0 = blockIdx.x·NTW). Warps' partial totals are added in shared memory (int32, or f32 in warp order) and the
+// registers. Warps' partial totals are added in shared memory (int32, or f32 in warp order) and the
 // epilogue writes y [M, N] row-major as out_t (f32, or f16 rounded from it with OUT_F16, common.cuh);
 // ACCUMULATE=1 adds it into y instead
 // (y += x·W'ᵀ, f32 only: the residual add of the decode engine, decode-engine.ts).
@@ -104,7 +103,6 @@ __device__ __forceinline__ void decode_tiles(const uint4* __restrict__ wq, const
   const uint4* xp[MT];
   bool xv[MT];
   decode_x_rows(xp, xv, xq, M, K, gid, tig);
-  decode_prefetch_w4<NTW>(wq, steps, c0, c1, lane);
 
   // IS_SHIFT: T += (acc' >> 4) * S; else acc' * S (or the f32 FMA)
   const auto compute = [&](const Chunk& b, int c) { decode_chunk<IS_SHIFT ? 4 : 0, GROUP>(st, b.s, c, c1, [&] { chunk_mma(st.acc, b); }); };
