@@ -90,8 +90,10 @@ export interface CudaEngineOptions {
    * Attention's key and value rows read with 16-byte loads, D/8 lanes a position (attention_split_v8), instead of
    * 4-byte loads, a warp a position (attention_split): true, false, or 'auto' (passes of at most
    * WIDE_ATTENTION_MAX_ROWS rows). Sums in another order: the two agree within rounding, not bit for bit. Head
-   * dimensions it cannot take (wideLoadsFit) keep the 4-byte loads. Default false: faster where measured (below),
-   * but its engine test (on vs off over GQA, a sliding window and the rope fold) has not passed on a GPU yet.
+   * dimensions it cannot take (wideLoadsFit) keep the 4-byte loads. Default true, every pass (its engine test, on vs
+   * off over GQA, a sliding window and the rope fold, passed on the H100; docs/cuda-notes.md, 28th session): with 'auto'
+   * a prompt packed into passes of more rows than alone would take the other loads, and a batch would give its
+   * sequences what they get alone only within rounding.
    */
   readonly wideAttention?: boolean | 'auto';
   /**
@@ -121,7 +123,7 @@ export const QUANTIZE_FOLD_MAX_ROWS = 8;
 /**
  * wideAttention's 'auto' bound: the decode steps it was measured at (bench/cuda-attention.ts, H100, position 192,
  * 32 layers: attention 1.00x at 1 row, 1.09x at 8, 1.15x at 32 and 64; an 8-layer batch-32 engine step -4.3%,
- * batch 1 level; docs/cuda-notes.md, 27th session). Prefill passes of more rows keep the 4-byte loads (not measured).
+ * batch 1 level; docs/cuda-notes.md, 27th session). Only where the option is 'auto': the default is every pass.
  */
 export const WIDE_ATTENTION_MAX_ROWS = 64;
 
@@ -132,8 +134,8 @@ export const ENGINE_FOLDS = {
   // off by default: correct (bit for bit) but slower at 1 and 8 rows on the H200 (docs/cuda-notes.md, 24th session)
   normInGemm: { label: 'norm in the GEMM tail', maxRows: NORM_FOLD_MAX_ROWS, fallback: false },
   quantizeInTail: { label: 'rows quantized in their producer\'s tail', maxRows: QUANTIZE_FOLD_MAX_ROWS, fallback: false },
-  // off by default until its GPU test passes (docs/cuda-notes.md, 27th session); 'auto' is the measured setting
-  wideAttention: { label: 'attention with 16-byte loads', maxRows: WIDE_ATTENTION_MAX_ROWS, fallback: false },
+  // always, not 'auto': which loads a row gets must not depend on the rows beside it (batch invariance)
+  wideAttention: { label: 'attention with 16-byte loads', maxRows: WIDE_ATTENTION_MAX_ROWS, fallback: true },
 } as const satisfies Record<string, { label: string; maxRows: number; fallback: boolean | 'auto' }>;
 export type EngineFold = keyof typeof ENGINE_FOLDS;
 
