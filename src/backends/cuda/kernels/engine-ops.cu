@@ -197,6 +197,28 @@ __device__ __forceinline__ void write_split_partial(const float* m_of, const flo
   for (int d = threadIdx.x; d < D; d += 128) out[2 + d] = w[0] * acc_of[0][d] + w[1] * acc_of[1][d] + w[2] * acc_of[2][d] + w[3] * acc_of[3][d];
 }
 
+// What both attention kernels set up for head h of row r once their split holds positions: the head's keys and
+// values (split_kv), its q row (qh, or with the decode fold — k_new given — q rotated into the kernel's shared
+// q_rot by fold_prologue, with the new key and value into k_rot / v_new_h where the split holds the new position,
+// `fresh`, then a barrier).
+struct SplitHead {
+  SplitKv c;
+  const float* q;
+  bool fresh;
+};
+__device__ __forceinline__ SplitHead split_head(const float* q, int ldq, const int* rows, const unsigned long long* kv, int layer, int L, int r, int h, int H,
+                                                int KVH, int D, const SplitRange& sr, const float* k_new, const float* v_new, int ldkv,
+                                                const float* inv_freq, float* q_rot, half_t* k_rot, half_t* v_new_h) {
+  const SplitKv c = split_kv(kv, rows, r, layer, L, h, H, KVH, D);
+  const float* qh = q + (size_t)r * ldq + (size_t)h * D;
+  const bool fold = k_new != nullptr, fresh = fold && sr.hi == sr.p + 1;
+  if (fold) {
+    fold_prologue(qh, k_new + (size_t)r * ldkv + (size_t)c.g * D, v_new + (size_t)r * ldkv + (size_t)c.g * D, inv_freq, sr.p, D >> 1, fresh, q_rot, k_rot, v_new_h);
+    __syncthreads();
+  }
+  return {c, fold ? q_rot : qh, fresh};
+}
+
 extern "C" __global__ void __launch_bounds__(128)
 attention_split(const float* __restrict__ q, int ldq, float* __restrict__ part, const int* __restrict__ rows,
                 const unsigned long long* __restrict__ kv, int layer, int L, int H, int KVH, int D, int window, int chunk,
@@ -207,21 +229,16 @@ attention_split(const float* __restrict__ q, int ldq, float* __restrict__ part, 
   const int p = sr.p, lo = sr.lo, hi = sr.hi;  // positions [lo, hi)
   float* out = part + (((size_t)r * H + h) * S + s) * (D + 2);
   if (lo >= hi) return;  // attention_merge reads only the splits holding positions
-  const SplitKv c = split_kv(kv, rows, r, layer, L, h, H, KVH, D);
-  const int half = D >> 1;
-  const float scale = 1.f / sqrtf((float)D);
-  const float* qh = q + (size_t)r * ldq + (size_t)h * D;
   // the decode fold (k_new given): q rotated here, and the new position's key (rotated) and value
   // rounded to fp16 as the cache holds them, taken from registers at t = p instead of the cache. Thread i
   // of the block rotates the pair (i, i + D/2) once (one sincosf, as rope_kv_write's thread i) into shared
   // memory, where every warp reads its dimensions.
-  const bool fold = k_new != nullptr, fresh = fold && hi == p + 1;
   __shared__ float q_rot[D_MAX];
   __shared__ half_t k_rot[D_MAX], v_new_h[D_MAX];
-  if (fold) {
-    fold_prologue(qh, k_new + (size_t)r * ldkv + (size_t)c.g * D, v_new + (size_t)r * ldkv + (size_t)c.g * D, inv_freq, p, half, fresh, q_rot, k_rot, v_new_h);
-    __syncthreads();
-  }
+  const SplitHead sh = split_head(q, ldq, rows, kv, layer, L, r, h, H, KVH, D, sr, k_new, v_new, ldkv, inv_freq, q_rot, k_rot, v_new_h);
+  const SplitKv& c = sh.c;
+  const bool fresh = sh.fresh;
+  const float scale = 1.f / sqrtf((float)D);
   float2 qv[PAIRS], acc[PAIRS];
   unsigned k_p[PAIRS], v_p[PAIRS];
 #pragma unroll
@@ -233,7 +250,7 @@ attention_split(const float* __restrict__ q, int ldq, float* __restrict__ part, 
       qv[j] = make_float2(0.f, 0.f);
       continue;
     }
-    const float* qs = fold ? q_rot : qh;
+    const float* qs = sh.q;
     qv[j] = make_float2(qs[d] * scale, qs[d + 1] * scale);
     if (fresh) {
       k_p[j] = (unsigned)k_rot[d] | (unsigned)k_rot[d + 1] << 16;
@@ -339,19 +356,14 @@ attention_split_v8(const float* __restrict__ q, int ldq, float* __restrict__ par
   const int p = sr.p, lo = sr.lo, hi = sr.hi;  // positions [lo, hi)
   float* out = part + (((size_t)r * H + h) * S + s) * (D + 2);
   if (lo >= hi) return;  // attention_merge reads only the splits holding positions
-  const SplitKv c = split_kv(kv, rows, r, layer, L, h, H, KVH, D);
-  const int half = D >> 1;
-  const float scale = 1.f / sqrtf((float)D);
-  const float* qh = q + (size_t)r * ldq + (size_t)h * D;
-  const bool fold = k_new != nullptr, fresh = fold && hi == p + 1;
   __shared__ float q_rot[D_MAX];
   __shared__ __align__(16) half_t k_rot[D_MAX], v_new_h[D_MAX];
-  if (fold) {
-    fold_prologue(qh, k_new + (size_t)r * ldkv + (size_t)c.g * D, v_new + (size_t)r * ldkv + (size_t)c.g * D, inv_freq, p, half, fresh, q_rot, k_rot, v_new_h);
-    __syncthreads();
-  }
+  const SplitHead sh = split_head(q, ldq, rows, kv, layer, L, r, h, H, KVH, D, sr, k_new, v_new, ldkv, inv_freq, q_rot, k_rot, v_new_h);
+  const SplitKv& c = sh.c;
+  const bool fresh = sh.fresh;
+  const float scale = 1.f / sqrtf((float)D);
   const int d0 = 8 * gl;  // the lane's 8 dimensions
-  const float* qs = fold ? q_rot : qh;
+  const float* qs = sh.q;
   float qv[8], acc[8];
 #pragma unroll
   for (int i = 0; i < 8; ++i) {
