@@ -8,7 +8,7 @@
  *
  *   node dist/bench/cuda-engine-step.js [--layers 1,8,32] [--batch 1] [--steps 40] [--lm-head f16|w8a8] [--no-graphs]
  *        [--rope-in-attention auto|on|off|on,off] [--fuse-swiglu auto|on|off|on,off] [--norm-in-gemm auto|on|off|on,off]
- *        [--quantize-in-tail auto|on|off|on,off] [--wide-attention auto|on|off|on,off] [--decode default,WK:STAGES:MINB,...]
+ *        [--quantize-in-tail auto|on|off|on,off] [--wide-attention auto|on|off|on,off] [--decode default,WK:STAGES:MINB[:PREW],...]
  *        [--decode-mt 1] [--rounds 1]
  *
  * --lm-head: the fp16 lm_head (the default here, tied to the embedding) or RANDOM W8A8 g128 IS.

@@ -2,7 +2,7 @@
  * Tile/config sweep for the W4A8 kernels (integer scale, shift-free, and float scale), to pick
  * chooseW4A8Config's defaults. Timing: bench/cuda-timing.ts CudaTimer.time (events, spin-queued
  * launches, 3 warm-ups + 2 x 20 samples, median; weights rotated over > 2.5x L2). Usage:
- *   node dist/bench/cuda-sweep.js [--out DIR] [--shapes KxN,...] [--ms 1,8,...] [--decode default,WK:STAGES:MINB,...] [--rounds R] [--w8]
+ *   node dist/bench/cuda-sweep.js [--out DIR] [--shapes KxN,...] [--ms 1,8,...] [--decode default,WK:STAGES:MINB[:PREW],...] [--rounds R] [--w8]
  * Without --decode: the grid of decode tiles (NTW x WK) at M <= 16 and the GEMM tiles above, on the
  * three default shapes at their default Ms. With --decode: only those variants of the decode kernel
  * at M <= 8 (bench/decode-variants.ts; `default` = the chooser's config), integer scale, timed in R

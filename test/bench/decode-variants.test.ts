@@ -3,13 +3,20 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeVariants, withDecodeVariant } from '../../bench/decode-variants.js';
 
-test('decodeVariants reads default and WK:STAGES:MINB entries and names a malformed one', () => {
+test('decodeVariants reads default and WK:STAGES:MINB[:PREW] entries and names a malformed one', () => {
   const [d, v] = decodeVariants('decode', 'default,16:2:3');
   assert.deepEqual(d, { label: 'default', set: null });
   assert.deepEqual(v!.set, { WK: 16, STAGES: 2, MINB: 3 });
   assert.equal(v!.label, 'WK16 2 smem slots MINB3');
   assert.equal(decodeVariants('decode', '8:0:1')[0]!.label, 'WK8 registers MINB1');
-  for (const bad of ['16:2', '12:2:3', '16:9:1', '16:2:0', 'fast', '16:2:3,']) assert.throws(() => decodeVariants('decode', bad), /--decode takes default or WK:STAGES:MINB/, bad);
+  const [early, slotsEarly] = decodeVariants('decode', '16:0:1:2,16:4:2:4');
+  assert.deepEqual(early!.set, { WK: 16, STAGES: 0, MINB: 1, PREW: 2 });
+  assert.equal(early!.label, 'WK16 registers MINB1 PREW2');
+  assert.deepEqual(slotsEarly!.set, { WK: 16, STAGES: 4, MINB: 2, PREW: 4 });
+  assert.deepEqual(decodeVariants('decode', '16:2:3:1')[0]!.set, { WK: 16, STAGES: 2, MINB: 3 }, 'PREW 1 is the default, left out');
+  for (const bad of ['16:2', '12:2:3', '16:9:1', '16:2:0', 'fast', '16:2:3,', '16:0:1:3', '16:4:2:5', '16:2:3:0', '16:2:3:1:1']) {
+    assert.throws(() => decodeVariants('decode', bad), /--decode takes default or WK:STAGES:MINB\[:PREW\]/, bad);
+  }
 });
 
 test('withDecodeVariant changes the decode kernel at one token half only, or at the token halves asked', () => {

@@ -5,10 +5,14 @@
  */
 import type { CudaContext } from './context.js';
 
-/** The pipeline's knobs of a decode config: STAGES slots a warp (absent or 0: the register pipeline), MINB blocks a SM. */
+/**
+ * The pipeline's knobs of a decode config: STAGES slots a warp (absent or 0: the register pipeline), MINB blocks a SM,
+ * PREW the chunks a warp loads before it waits for the kernel before (absent: 1; up to 2 in registers, STAGES in slots).
+ */
 export interface DecodeSlots {
   readonly STAGES?: number;
   readonly MINB?: number;
+  readonly PREW?: number;
 }
 
 /**
@@ -34,7 +38,7 @@ const decodeReductionBytes = (c: { readonly WK: number; readonly NTW: number; re
 
 /**
  * The dynamic shared memory and extra defines of a decode launch (none for the default register pipeline, so
- * its kernels keep their cache keys); a bad STAGES or MINB, or more shared memory than the device gives a block
+ * its kernels keep their cache keys); a bad STAGES, MINB or PREW, or more shared memory than the device gives a block
  * (with the static reduction, decodeReductionBytes), is a RangeError naming it.
  */
 export function decodeSlotsLaunch(ctx: CudaContext, M: number, K: number, config: DecodeSlots & { readonly WK: number; readonly NTW: number; readonly MT: number },
@@ -43,7 +47,9 @@ export function decodeSlotsLaunch(ctx: CudaContext, M: number, K: number, config
   const stages = config.STAGES ?? 0, minBlocks = config.MINB ?? 1;
   if (!Number.isInteger(stages) || stages < 0 || stages > 8) throw new RangeError(`decode STAGES must be an integer in 0..8, got ${stages}`);
   if (!Number.isInteger(minBlocks) || minBlocks < 1 || minBlocks * config.WK * 32 > 2048) throw new RangeError(`decode MINB must be an integer in 1..${2048 / (config.WK * 32)} at WK=${config.WK}, got ${minBlocks}`);
+  const early = config.PREW ?? 1, mostEarly = Math.max(2, stages);
+  if (!Number.isInteger(early) || early < 1 || early > mostEarly) throw new RangeError(`decode PREW must be an integer in 1..${mostEarly} with STAGES=${stages}, got ${early}`);
   const smem = decodeSharedBytes(M, K, config, tileBytes);
   if (smem + reductionBytes > ctx.info.maxSharedPerBlockOptin) throw new RangeError(`decode STAGES=${stages} at M=${M}, K=${K}, WK=${config.WK} needs ${smem + reductionBytes} B of shared memory, the device allows ${ctx.info.maxSharedPerBlockOptin}`);
-  return { smem, defines: { ...(stages > 0 ? { STAGES: stages } : {}), ...(minBlocks > 1 ? { MINB: minBlocks } : {}) } };
+  return { smem, defines: { ...(stages > 0 ? { STAGES: stages } : {}), ...(minBlocks > 1 ? { MINB: minBlocks } : {}), ...(early > 1 ? { PREW: early } : {}) } };
 }

@@ -63,13 +63,16 @@ test('w4a8Linear rejects a decode config too small for M and the sm_90a kernels 
   }
 });
 
-test('w4a8Linear names a bad decode STAGES or MINB and the shared memory a slotted decode launch needs past the device limit', () => {
+test('w4a8Linear names a bad decode STAGES, MINB or PREW and the shared memory a slotted decode launch needs past the device limit', () => {
   const ctx = stubContext('sm_90a');
   const y = buffer(M * N * 4);
   const decode = { kind: 'decode', MT: 1, NTW: 1, WK: 8 } as const;
   assert.throws(() => w4a8Linear(ctx, w4, xq, a, y, M, { ...decode, STAGES: 9 }), /decode STAGES must be an integer in 0..8, got 9/);
   assert.throws(() => w4a8Linear(ctx, w4, xq, a, y, M, { ...decode, STAGES: 1.5 }), /decode STAGES must be an integer/);
   assert.throws(() => w4a8Linear(ctx, w4, xq, a, y, M, { ...decode, MINB: 9 }), /decode MINB must be an integer in 1..8 at WK=8, got 9/);
+  assert.throws(() => w4a8Linear(ctx, w4, xq, a, y, M, { ...decode, PREW: 3 }), /decode PREW must be an integer in 1..2 with STAGES=0, got 3/);
+  assert.throws(() => w4a8Linear(ctx, w4, xq, a, y, M, { ...decode, STAGES: 4, PREW: 5 }), /decode PREW must be an integer in 1..4 with STAGES=4, got 5/);
+  assert.throws(() => w4a8Linear(ctx, w4, xq, a, y, M, { ...decode, PREW: 0 }), /decode PREW must be an integer/);
   // 16 rows of K = 11008 a warp's range at WK 4 (22 chunks: 16·(22·128 + 64) B) and 8 slots of two tiles: past 227 KiB
   const wide: W4A8Layer = { ...w4, k: 11008, weights: buffer(N * 11008), scales: buffer(N * 86 * 4) };
   const need = decodeSharedBytes(16, 11008, { NTW: 2, WK: 4, STAGES: 8 }, DECODE_SMEM.W4_TILE);

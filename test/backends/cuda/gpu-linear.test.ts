@@ -77,6 +77,13 @@ const SHAPES: [M: number, N: number, K: number, G: number, config?: W4A8Config][
   [13, 300, 1280, 128, { kind: 'decode', MT: 2, NTW: 2, WK: 4, STAGES: 4 }],
   [3, 200, 1024, 512, { kind: 'decode', MT: 1, NTW: 1, WK: 16, STAGES: 1 }],
   [1, 4100, 11008, 128, { kind: 'decode', MT: 1, NTW: 1, WK: 16, STAGES: 4, MINB: 3 }],
+  // chunks loaded before the wait (PREW): both register buffers (one chunk a warp; 5-6 a warp at K = 11008), all
+  // slots (fewer chunks than slots at K = 1280), two of four
+  [1, 500, 2048, 128, { kind: 'decode', MT: 1, NTW: 1, WK: 16, PREW: 2 }],
+  [1, 4100, 11008, 128, { kind: 'decode', MT: 1, NTW: 1, WK: 16, PREW: 2 }],
+  [13, 300, 1280, 128, { kind: 'decode', MT: 2, NTW: 2, WK: 4, STAGES: 4, PREW: 4 }],
+  [1, 4100, 11008, 128, { kind: 'decode', MT: 1, NTW: 1, WK: 16, STAGES: 4, MINB: 3, PREW: 2 }],
+  [5, 520, 2816, 128, { kind: 'decode', MT: 1, NTW: 1, WK: 8, STAGES: 2, PREW: 2 }],
   [37, 129, 512, 256],
   [64, 200, 1024, 128],
   [100, 333, 1024, 128],

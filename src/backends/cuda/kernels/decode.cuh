@@ -123,15 +123,21 @@ template <int NT> __device__ __forceinline__ void decode_load_w4(uint4 (&w)[NT][
 struct PdlWait {
   __device__ __forceinline__ void operator()() const { pdl_wait(); }
 };
+// PREW (a define, default 1): the chunks a warp loads before the wait, 1 or 2 (both register buffers); with the
+// shared-memory pipeline below, up to STAGES slots. Same chunks in the same order either way: the same totals.
+#ifndef PREW
+#define PREW 1
+#endif
 template <class Buf, class LoadW, class LoadX, class Compute, class Wait = PdlWait>
 __device__ __forceinline__ void decode_pipeline(int c0, int c1, Buf& a, Buf& b, LoadW loadW, LoadX loadX, Compute compute, Wait wait = {}) {
   pdl_launch_dependents();
   if (c0 < c1) loadW(a, c0);
+  if (PREW > 1 && c0 + 1 < c1) loadW(b, c0 + 1);
   wait();
   if (c0 < c1) loadX(a, c0);
   for (int c = c0; c < c1; c += 2) {
     if (c + 1 < c1) {
-      loadW(b, c + 1);
+      if (PREW == 1 || c != c0) loadW(b, c + 1);
       loadX(b, c + 1);
     }
     compute(a, c);
@@ -227,22 +233,30 @@ __device__ __forceinline__ void decode_read_scales(T (&s)[NT][2], const DecodeSm
 // scale copies (cp.async), issueX() the warp's activation rows (once, after pdl_wait: the kernel before
 // wrote them), compute(slot, c) consumes a landed slot. One commit group a chunk (empty past the last,
 // so the wait count stays S - 1); the slot is refilled only after every lane has read it.
+// With PREW > 1 the first P = min(PREW, S) slots are issued before pdl_wait (groups W0 .. W(P-1), then X, then the
+// rest), and the first chunk waits for every group (X among them); each later chunk c0 + j (j ≥ 1) finds its
+// slot in the first j + 2 groups, which wait<S - 1> guarantees as before.
 template <int S, class IssueW, class IssueX, class Compute>
 __device__ __forceinline__ void decode_pipeline_async(int c0, int c1, IssueW issueW, IssueX issueX, Compute compute) {
+  constexpr int P = PREW < S ? PREW : S;
   pdl_launch_dependents();
-  if (c0 < c1) issueW(0, c0);
-  cp_async_commit();
+#pragma unroll
+  for (int s = 0; s < P; ++s) {
+    if (c0 + s < c1) issueW(s, c0 + s);
+    cp_async_commit();
+  }
   pdl_wait();
   issueX();
   cp_async_commit();
 #pragma unroll
-  for (int s = 1; s < S; ++s) {
+  for (int s = P; s < S; ++s) {
     if (c0 + s < c1) issueW(s, c0 + s);
     cp_async_commit();
   }
   int slot = 0;
   for (int c = c0; c < c1; ++c) {
-    cp_async_wait<S - 1>();
+    if (P > 1 && c == c0) cp_async_wait<0>();
+    else cp_async_wait<S - 1>();
     __syncwarp();
     compute(slot, c);
     __syncwarp();
