@@ -8,7 +8,7 @@
  *
  *   node dist/bench/cuda-engine-step.js [--layers 1,8,32] [--batch 1] [--steps 40] [--lm-head f16|w8a8] [--no-graphs]
  *        [--rope-in-attention auto|on|off|on,off] [--fuse-swiglu auto|on|off|on,off] [--norm-in-gemm auto|on|off|on,off]
- *        [--quantize-in-tail auto|on|off|on,off] [--wide-attention auto|on|off|on,off] [--decode default,WK:STAGES:MINB[:PREW],...]
+ *        [--quantize-in-tail auto|on|off|on,off] [--quantize-in-gemm auto|on|off|on,off] [--wide-attention auto|on|off|on,off] [--decode default,WK:STAGES:MINB[:PREW],...]
  *        [--decode-mt 1] [--rounds 1]
  *
  * --lm-head: the fp16 lm_head (the default here, tied to the embedding) or RANDOM W8A8 g128 IS.
@@ -20,6 +20,8 @@
  * decode-kernel size (auto: up to NORM_FOLD_MAX_ROWS rows).
  * --quantize-in-tail off / on: quantize_rows after attention_merge and the SwiGLU GEMM, or their rows quantized
  * in their last blocks (auto: up to QUANTIZE_FOLD_MAX_ROWS rows; the GEMM's only where SwiGLU is in its epilogue).
+ * --quantize-in-gemm off / on: quantize_rows after attention_merge and the SwiGLU GEMM, or their rows quantized by
+ * the o and down GEMMs that read them, each block for itself (w4a8_decode_rows; auto: up to QUANTIZE_FOLD_MAX_ROWS rows).
  * --wide-attention off / on: attention_split's 4-byte loads (a warp a position) or attention_split_v8's 16-byte
  * loads (16 lanes a position at D = 128; auto: up to WIDE_ATTENTION_MAX_ROWS rows).
  * --decode: the W4A8 decode kernel at M <= 8 as the chooser gives it (default) or with WK k-warps, STAGES cp.async

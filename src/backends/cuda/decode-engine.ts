@@ -39,14 +39,14 @@ import type { ModelWeights } from '../../model/weights.js';
 import { addressTable, type DeviceBuffer } from './buffer.js';
 import { CudaContext } from './context.js';
 import { Cublas } from './cublas.js';
-import { attentionToCuda, argmaxRowsCuda, embedRowsCuda, engineSplits, wideLoadsFit, pickRowsCuda, ROW_BYTES, rmsnormToCuda, ropeKvWriteCuda, quantizeRowsCuda, rowScratchBytes, siluMulToCuda, TAIL_COUNTER_BYTES, type EngineAttention, type GateUpRows, type RowForm, type RowNorm, type RowOutput, type RowScratch } from './engine-ops.js';
+import { attentionToCuda, argmaxRowsCuda, embedRowsCuda, engineSplits, wideLoadsFit, pickRowsCuda, ROW_BYTES, rmsnormToCuda, ropeKvWriteCuda, quantizeRowsCuda, rowScratchBytes, siluMulToCuda, TAIL_COUNTER_BYTES, type EngineAttention, type PendingRows, type GateUpRows, type RowForm, type RowNorm, type RowOutput, type RowScratch } from './engine-ops.js';
 import { describeEngineWeights, freeEngineWeights, layerLinears, uploadEngineWeights, type EngineLinear, type LinearGroup } from './engine-weights.js';
 import { createMoeRunner, type MoeRunner } from './engine-moe.js';
 import { cudaGraphRuntime } from './graphs.js';
 import { addBiasCuda, addCuda } from './model-ops.js';
 import type { FloatPrecision } from './resident-linear.js';
 import { hasTensorMaps } from './tensor-map.js';
-import { activationOrder, chooseW4A8Config, normTailFits, w4a8DecodeNorm, w4a8Linear, w4a8SwigluDecode, type DecodeConfig, type W4A8Config, type W4A8Layer } from './w4a8.js';
+import { activationOrder, chooseW4A8Config, normTailFits, w4a8DecodeNorm, w4a8DecodeRows, w4a8Linear, w4a8SwigluDecode, type DecodeConfig, type W4A8Config, type W4A8Layer } from './w4a8.js';
 import { w8a8Linear } from './w8a8.js';
 import { W4A16_MAX_TOKENS, w4a16ExpandedBytes, w4a16Gemm } from './w4a16.js';
 
@@ -87,6 +87,13 @@ export interface CudaEngineOptions {
    */
   readonly quantizeInTail?: boolean | 'auto';
   /**
+   * The rows of attention and SwiGLU (where it closes in the gate/up epilogue, fuseSwiGLU) quantized by the W4A8
+   * decode-kernel GEMM that reads them (o, down), each block for itself after its wait (w4a8DecodeRows), instead of a
+   * quantize_rows launch: true, false, or 'auto' (passes of at most QUANTIZE_FOLD_MAX_ROWS rows). The same bytes
+   * either way. Where quantizeInTail holds too, the tail writes them. Default false (not yet measured).
+   */
+  readonly quantizeInGemm?: boolean | 'auto';
+  /**
    * Attention's key and value rows read with 16-byte loads, D/8 lanes a position (attention_split_v8), instead of
    * 4-byte loads, a warp a position (attention_split): true, false, or 'auto' (passes of at most
    * WIDE_ATTENTION_MAX_ROWS rows). Sums in another order: the two agree within rounding, not bit for bit. Head
@@ -120,6 +127,8 @@ export const SWIGLU_FOLD_MAX_ROWS = 32;
  */
 export const NORM_FOLD_MAX_ROWS = 8;
 export const QUANTIZE_FOLD_MAX_ROWS = 8;
+/** Most bytes of int8 rows (m·K) a GEMM that quantizes its own rows keeps in a block's shared memory (two blocks a SM). */
+const ROWS_IN_GEMM_BYTES = 96 << 10;
 /**
  * wideAttention's 'auto' bound: the decode steps it was measured at (bench/cuda-attention.ts, H100, position 192,
  * 32 layers: attention 1.00x at 1 row, 1.09x at 8, 1.15x at 32 and 64; an 8-layer batch-32 engine step -4.3%,
@@ -134,6 +143,8 @@ export const ENGINE_FOLDS = {
   // off by default: correct (bit for bit) but slower at 1 and 8 rows on the H200 (docs/cuda-notes.md, 24th session)
   normInGemm: { label: 'norm in the GEMM tail', maxRows: NORM_FOLD_MAX_ROWS, fallback: false },
   quantizeInTail: { label: 'rows quantized in their producer\'s tail', maxRows: QUANTIZE_FOLD_MAX_ROWS, fallback: false },
+  // off until measured (docs/cuda-notes.md, 29th session)
+  quantizeInGemm: { label: 'rows quantized by the GEMM that reads them', maxRows: QUANTIZE_FOLD_MAX_ROWS, fallback: false },
   // always, not 'auto': which loads a row gets must not depend on the rows beside it (batch invariance)
   wideAttention: { label: 'attention with 16-byte loads', maxRows: WIDE_ATTENTION_MAX_ROWS, fallback: true },
 } as const satisfies Record<string, { label: string; maxRows: number; fallback: boolean | 'auto' }>;
@@ -284,9 +295,16 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
    * RMSNorm of h the next linear reads, written in this GEMM's tail where it can be (normInGemm); returns
    * whether it was (else the caller runs it).
    */
-  const addLinear = (l: EngineLinear, input: RowOutput, m: number, then: RowNorm | null = null): boolean => {
+  const addLinear = (l: EngineLinear, input: RowOutput | PendingRows, m: number, then: RowNorm | null = null): boolean => {
     const r = l.resident;
     const config = r.kind === 'w4a8' ? w4a8Config(r.layer, m) : null;
+    if ('pending' in input) {
+      // only where readsRows(l, m) said so: a W4A8 decode-kernel GEMM on the register pipeline
+      if (r.kind !== 'w4a8' || config?.kind !== 'decode') throw new Error(`engine: a ${r.kind} layer cannot quantize its own rows`);
+      w4a8DecodeRows(ctx, r.layer, input.pending, input.P, h, m, { ...config, overlap: true, accumulate: true });
+      if (l.bias) addBiasCuda(ctx, h, l.bias, m, l.n);
+      return false;
+    }
     if (r.kind === 'w4a8' && config?.kind === 'decode') {
       checkForm(l, input, m);
       const launch = { ...config, overlap: true, accumulate: true };
@@ -344,20 +362,36 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
     return config.kind === 'decode' ? { layer: l.resident.layer, config } : null;
   };
 
-  /** RMSNorm of h (unless `normed`, as normAndGroup), gate/up, and silu(gate)·up written as `out` for the down projection. */
-  const swiglu = (norm: DeviceBuffer, g: LinearGroup, out: RowOutput, m: number, normed: boolean): void => {
+  /**
+   * Whether linear `l` quantizes its own input rows at m rows (quantizeInGemm; a quantize tail, where it holds, writes
+   * them instead): a W4A8 decode-kernel GEMM on the register pipeline whose rows fit its shared memory.
+   */
+  const readsRows = (l: EngineLinear, m: number): boolean => {
+    if (!holds('quantizeInGemm', m) || holds('quantizeInTail', m) || l.resident.kind !== 'w4a8') return false;
+    const config = w4a8Config(l.resident.layer, m);
+    return config.kind === 'decode' && (config.STAGES ?? 0) === 0 && m * l.k <= ROWS_IN_GEMM_BYTES;
+  };
+
+  /**
+   * RMSNorm of h (unless `normed`, as normAndGroup), gate/up, and silu(gate)·up written as `out` for the down projection;
+   * or, where the down projection quantizes its own rows (readsRows), left pending in the row scratch (returned).
+   */
+  const swiglu = (norm: DeviceBuffer, g: LinearGroup, out: RowOutput, m: number, normed: boolean, down: EngineLinear): PendingRows | null => {
     const fused = swigluEpilogue(g, m);
     if (fused !== null) {
       const input = act(0, formFor(g.linears[0]!, m));
       if (!normed) rmsnormToCuda(ctx, h, norm, input, m, d, c.rmsNormEps);
       const tail = holds('quantizeInTail', m) ? { out, arrivals } : null;
       const partials = w4a8SwigluDecode(ctx, fused.layer, input.values, input.scales, rowScratch.values, rowScratch.amax, m, { ...fused.config, overlap: true }, tail);
-      if (tail === null) quantizeRowsCuda(ctx, rowScratch, partials, out, m, F);
-      return;
+      if (tail !== null) return null;
+      if (readsRows(down, m)) return { pending: rowScratch, P: partials };
+      quantizeRowsCuda(ctx, rowScratch, partials, out, m, F);
+      return null;
     }
     const parts = normAndGroup(norm, g, guOut, m, normed);
     const rows: GateUpRows = g.interleave === 8 ? { interleaved: true, y: guOut, ld: 2 * F } : { interleaved: false, g: parts[0]!.part, u: parts[1]!.part, ld: parts[0]!.ld };
     siluMulToCuda(ctx, rows, out, m, F, rowScratch);
+    return null;
   };
 
   // a mixture of experts' buffers (engine-moe.ts), shared by its layers
@@ -388,19 +422,21 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
       const fold = decode && holds('ropeInAttention', m);
       if (!fold) ropeKvWriteCuda(ctx, q!.part, q!.ld, k!.part, v!.part, k!.ld, w.invFreq, rows, m, attentionOf(i));
       const oIn = act(0, formFor(layer.o, m));
+      const oReads = readsRows(layer.o, m);
       attentionToCuda(ctx, q!.part, q!.ld, rows, m, attentionOf(i), split, part, rowScratch, oIn,
-        fold ? { k: k!.part, v: v!.part, ld: k!.ld, invFreq: w.invFreq } : undefined, holds('quantizeInTail', m) ? arrivals : undefined);
+        fold ? { k: k!.part, v: v!.part, ld: k!.ld, invFreq: w.invFreq } : undefined, oReads ? 'reader' : holds('quantizeInTail', m) ? arrivals : undefined);
+      const oRows = oReads ? { pending: rowScratch, P: H } : oIn;
       if (layer.moe !== undefined) {
-        addLinear(layer.o, oIn, m);
+        addLinear(layer.o, oRows, m);
         moeRunner!.run(layer.moe, layer.postAttentionNorm, h, m, decode);
         normed = false;
         continue;
       }
-      normed = addLinear(layer.o, oIn, m, nextNorm(layer.postAttentionNorm, layer.gateUp.linears, m));
+      normed = addLinear(layer.o, oRows, m, nextNorm(layer.postAttentionNorm, layer.gateUp.linears, m));
       const downIn = act(0, formFor(layer.down, m));
-      swiglu(layer.postAttentionNorm, layer.gateUp, downIn, m, normed);
+      const downPending = swiglu(layer.postAttentionNorm, layer.gateUp, downIn, m, normed, layer.down);
       const next = i + 1 < L ? nextNorm(w.layers[i + 1]!.inputNorm, w.layers[i + 1]!.qkv.linears, m) : picked === m ? nextNorm(w.finalNorm, [w.lmHead], m) : null;
-      normed = addLinear(layer.down, downIn, m, next);
+      normed = addLinear(layer.down, downPending ?? downIn, m, next);
     }
     if (picked === 0) return; // a prefill pass in which no sequence ends
     const headIn = act(0, formFor(w.lmHead, picked));

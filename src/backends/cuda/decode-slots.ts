@@ -37,12 +37,12 @@ export function decodeSharedBytes(M: number, K: number, config: DecodeSlots & { 
 const decodeReductionBytes = (c: { readonly WK: number; readonly NTW: number; readonly MT: number }): number => c.WK * c.NTW * c.MT * 4 * 32 * 4;
 
 /**
- * The dynamic shared memory and extra defines of a decode launch (none for the default register pipeline, so
+ * The dynamic shared memory, the static reduction's bytes and the extra defines of a decode launch (none for the default register pipeline, so
  * its kernels keep their cache keys); a bad STAGES, MINB or PREW, or more shared memory than the device gives a block
  * (with the static reduction, decodeReductionBytes), is a RangeError naming it.
  */
 export function decodeSlotsLaunch(ctx: CudaContext, M: number, K: number, config: DecodeSlots & { readonly WK: number; readonly NTW: number; readonly MT: number },
-  tileBytes: number): { smem: number; defines: Record<string, number> } {
+  tileBytes: number): { smem: number; reductionBytes: number; defines: Record<string, number> } {
   const reductionBytes = decodeReductionBytes(config);
   const stages = config.STAGES ?? 0, minBlocks = config.MINB ?? 1;
   if (!Number.isInteger(stages) || stages < 0 || stages > 8) throw new RangeError(`decode STAGES must be an integer in 0..8, got ${stages}`);
@@ -51,5 +51,5 @@ export function decodeSlotsLaunch(ctx: CudaContext, M: number, K: number, config
   if (!Number.isInteger(early) || early < 1 || early > mostEarly) throw new RangeError(`decode PREW must be an integer in 1..${mostEarly} with STAGES=${stages}, got ${early}`);
   const smem = decodeSharedBytes(M, K, config, tileBytes);
   if (smem + reductionBytes > ctx.info.maxSharedPerBlockOptin) throw new RangeError(`decode STAGES=${stages} at M=${M}, K=${K}, WK=${config.WK} needs ${smem + reductionBytes} B of shared memory, the device allows ${ctx.info.maxSharedPerBlockOptin}`);
-  return { smem, defines: { ...(stages > 0 ? { STAGES: stages } : {}), ...(minBlocks > 1 ? { MINB: minBlocks } : {}), ...(early > 1 ? { PREW: early } : {}) } };
+  return { smem, reductionBytes, defines: { ...(stages > 0 ? { STAGES: stages } : {}), ...(minBlocks > 1 ? { MINB: minBlocks } : {}), ...(early > 1 ? { PREW: early } : {}) } };
 }

@@ -195,6 +195,15 @@ export interface RowScratch {
 }
 
 /**
+ * Rows left in a RowScratch for the GEMM that reads them to quantize itself (the engine's quantizeInGemm,
+ * w4a8DecodeRows): their f32 values [m, K] and P partial maxima of |y| a row, instead of a quantize_rows launch.
+ */
+export interface PendingRows {
+  readonly pending: RowScratch;
+  readonly P: number;
+}
+
+/**
  * A decode step's new keys and values, not yet rotated or stored: attention rotates q and them itself
  * and stores them in the rows' caches (rope_kv_write's work folded in). Only where each row is its
  * sequence's one new position (a decode step), so no row reads another's new position.
@@ -225,10 +234,11 @@ export const wideLoadsFit = (D: number): boolean => D % 8 === 0 && D / 8 <= 32 &
  * Attention of q [m, H·D] (row stride ldq) over the rows' KV caches, written as `out` for the o
  * projection (through `scratch`). q rotated and the rows' keys stored already (ropeKvWriteCuda), or,
  * with `fresh`, both done here. With `arrivals` (TAIL_COUNTER_BYTES of device memory, zero before and after) the
- * merge's last blocks (one a row) write the rows instead of a quantize_rows launch (the same bytes).
+ * merge's last blocks (one a row) write the rows instead of a quantize_rows launch (the same bytes); with 'reader' no
+ * one here writes them: the GEMM that reads them quantizes `scratch` itself (PendingRows with P = the heads).
  */
 export function attentionToCuda(ctx: CudaContext, q: DeviceBuffer, ldq: number, rows: DeviceBuffer, m: number, a: EngineAttention,
-  split: AttentionSplit, part: DeviceBuffer, scratch: RowScratch, out: RowOutput, fresh?: FreshKv, arrivals?: DeviceBuffer): void {
+  split: AttentionSplit, part: DeviceBuffer, scratch: RowScratch, out: RowOutput, fresh?: FreshKv, arrivals?: DeviceBuffer | 'reader'): void {
   checkHeads(a);
   const { numHeads: H, numKvHeads: KVH, headDim: D } = a;
   const { splits: S, chunk } = split;
@@ -251,7 +261,7 @@ export function attentionToCuda(ctx: CudaContext, q: DeviceBuffer, ldq: number, 
     [q, { i32: ldq }, part, rows, a.kv, { i32: a.layer }, { i32: a.numLayers }, { i32: H }, { i32: KVH }, { i32: D }, { i32: a.window }, { i32: chunk },
       fresh?.k ?? none, fresh?.v ?? none, { i32: fresh?.ld ?? 0 }, fresh?.invFreq ?? none]);
   // with `arrivals` the merge's last blocks write the rows (quantize_rows' work)
-  const tail = rowTailArgs('attention', arrivals === undefined ? null : { out, arrivals }, m, H * D);
+  const tail = rowTailArgs('attention', arrivals === undefined || arrivals === 'reader' ? null : { out, arrivals }, m, H * D);
   ctx.launch(getKernel(ctx, FILE, 'attention_merge'), [m, H], [128],
     [part, scratch.values, scratch.amax, rows, { i32: H }, { i32: D }, { i32: S }, { i32: chunk }, { i32: a.window }, ...tail]);
   if (arrivals === undefined) quantizeRowsCuda(ctx, scratch, H, out, m, H * D);

@@ -237,6 +237,25 @@ export function w4a8SwigluDecode(ctx: CudaContext, layer: W4A8Layer, xq: DeviceB
     [layer.weights, layer.scales, xq, a, y, amax, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }, ...rowTailArgs('swiglu tail', tail, M, N / 2)]);
 }
 
+/**
+ * The decode GEMM quantizing its own input rows (w4a8_decode_rows): y [M, N] = or += (config.accumulate) the rows
+ * quantizeRowsCuda would write from `rows` (f32 values [M, K] and P partial maxima a row, as attention_merge and the
+ * SwiGLU epilogue leave them) · W'ᵀ, f32, without that launch: each block quantizes the M rows into its shared memory
+ * after the wait (the same bytes and scales, so the same outputs as quantizeRowsCuda then w4a8Linear with `config`).
+ * The register pipeline only (no STAGES); M·K bytes of dynamic shared memory a block.
+ */
+export function w4a8DecodeRows(ctx: CudaContext, layer: W4A8Layer, rows: { readonly values: DeviceBuffer; readonly amax: DeviceBuffer }, P: number,
+  y: DeviceBuffer, M: number, config: DecodeConfig): void {
+  const { n: N, k: K } = layer;
+  if ((config.STAGES ?? 0) > 0) throw new RangeError(`a decode GEMM quantizing its rows takes the register pipeline, got STAGES=${config.STAGES}`);
+  if (!Number.isInteger(P) || P < 1) throw new RangeError(`decode rows: P (partial maxima a row) must be a positive integer, got ${P}`);
+  needBytes('decode rows values', rows.values, M * K * 4);
+  needBytes('decode rows maxima', rows.amax, M * P * 4);
+  needBytes('decode rows y', y, M * N * 4);
+  launchDecode(ctx, layer, M, config, 'w4a8_decode_rows', 'f32', config.accumulate ? { ACCUMULATE: 1 } : {},
+    [layer.weights, layer.scales, rows.values, rows.amax, { i32: P }, y, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }], M * K);
+}
+
 /** Whether a decode config's blocks can run the norm tail: its WK·32 threads play rmsnorm_to's 1024 (row-form.cuh). */
 export const normTailFits = (config: DecodeConfig): boolean => 1024 % (config.WK * 32) === 0;
 
@@ -268,13 +287,20 @@ function layerDefines(layer: W4A8Layer, out: OutputFormat): Record<string, numbe
 /** Blocks of a decode-kernel launch: NTW 16-row tiles each. */
 const decodeBlocks = (N: number, config: DecodeConfig): number => Math.ceil(Math.ceil(N / 16) / config.NTW);
 
-/** Launches a decode-kernel entry of w4a8-decode.cu (one block per NTW tiles, WK warps) with the layer's, the config's and `extra` defines; returns the blocks. */
+/**
+ * Launches a decode-kernel entry of w4a8-decode.cu (one block per NTW tiles, WK warps) with the layer's, the config's and `extra` defines,
+ * and `rowBytes` of dynamic shared memory for the entry's own rows (w4a8_decode_rows); returns the blocks.
+ */
 function launchDecode(ctx: CudaContext, layer: W4A8Layer, M: number, config: DecodeConfig, entry: string, out: OutputFormat, extra: Record<string, number>,
-  args: readonly KernelArg[]): number {
+  args: readonly KernelArg[], rowBytes = 0): number {
   if (M > 8 * config.MT) throw new RangeError(`decode config MT=${config.MT} serves M <= ${8 * config.MT}, got ${M}`);
   const blocks = decodeBlocks(layer.n, config);
   if (blocks * config.NTW * 16 > paddedRows(layer.n)) throw new RangeError('decode tiles exceed the padded rows');
-  const { smem, defines } = decodeSlotsLaunch(ctx, M, layer.k, config, DECODE_SMEM.W4_TILE);
+  const slots = decodeSlotsLaunch(ctx, M, layer.k, config, DECODE_SMEM.W4_TILE);
+  const { defines } = slots, smem = slots.smem + rowBytes;
+  if (rowBytes > 0 && smem + slots.reductionBytes > ctx.info.maxSharedPerBlockOptin) {
+    throw new RangeError(`a decode GEMM quantizing ${M} rows of K=${layer.k} needs ${smem + slots.reductionBytes} B of shared memory, the device allows ${ctx.info.maxSharedPerBlockOptin}`);
+  }
   const fn = getKernel(ctx, 'w4a8-decode.cu', entry, { ...layerDefines(layer, out), MT: config.MT, NTW: config.NTW, WK: config.WK, ...defines, ...extra }, smem);
   ctx.launch(fn, [blocks], [config.WK * 32], args, smem, { overlapPrevious: config.overlap === true });
   return blocks;

@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { CudaContext } from '../../../src/backends/cuda/context.js';
 import type { DeviceBuffer } from '../../../src/backends/cuda/buffer.js';
-import { w4a8DecodeNorm, w4a8Linear, w4a8SwigluDecode, wgmmaTmaSharedBytes, type W4A8Layer } from '../../../src/backends/cuda/w4a8.js';
+import { w4a8DecodeNorm, w4a8DecodeRows, w4a8Linear, w4a8SwigluDecode, wgmmaTmaSharedBytes, type W4A8Layer } from '../../../src/backends/cuda/w4a8.js';
 import { attentionToCuda, ENGINE_MAX_ROW, wideLoadsFit, type RowOutput } from '../../../src/backends/cuda/engine-ops.js';
 import { w8a8Linear, type W8A8Layer } from '../../../src/backends/cuda/w8a8.js';
 import { w4a16Linear, type W4A16Layer } from '../../../src/backends/cuda/w4a16.js';
@@ -196,4 +196,21 @@ test('w4a16Linear past its config\'s 8·MT rows launches once per 8·MT rows, ea
   launches.length = 0;
   w4a16Linear(ctx, w16, at(x0, 8 * K * 2), at(y0, 8 * N * 2), 8, { MT: 1, NTW: 1, WK: 8 }, 'f16');
   assert.deepEqual(launches, [{ m: 8, x: x0, y: y0 }], 'within its rows: one launch on the buffers themselves');
+});
+
+test('w4a8DecodeRows names what it cannot take: a slotted config, a bad P, short buffers, rows past the shared memory', () => {
+  const ctx = stubContext('sm_90a');
+  const decode = { kind: 'decode', MT: 1, NTW: 1, WK: 16 } as const;
+  const rows = { values: buffer(M * K * 4), amax: buffer(M * 32 * 4) };
+  const y = buffer(M * N * 4);
+  assert.throws(() => w4a8DecodeRows(ctx, w4, rows, 32, y, M, { ...decode, STAGES: 2 }), /quantizing its rows takes the register pipeline, got STAGES=2/);
+  assert.throws(() => w4a8DecodeRows(ctx, w4, rows, 0, y, M, decode), /P \(partial maxima a row\) must be a positive integer, got 0/);
+  assert.throws(() => w4a8DecodeRows(ctx, w4, rows, 33, y, M, decode), /decode rows maxima/);
+  assert.throws(() => w4a8DecodeRows(ctx, w4, { ...rows, values: buffer(M * K * 4 - 4) }, 32, y, M, decode), /decode rows values/);
+  assert.throws(() => w4a8DecodeRows(ctx, w4, rows, 32, buffer(M * N * 4 - 4), M, decode), /decode rows y/);
+  assert.throws(() => w4a8DecodeRows(ctx, w4, { values: buffer(9 * K * 4), amax: buffer(9 * 32 * 4) }, 32, buffer(9 * N * 4), 9, decode), /decode config MT=1 serves M <= 8, got 9/);
+  // 8 rows of K = 32768 (256 KiB) past the 227 KiB a block may have
+  const wide: W4A8Layer = { ...w4, k: 32768, weights: buffer(N * 32768), scales: buffer(N * 256 * 4) };
+  assert.throws(() => w4a8DecodeRows(ctx, wide, { values: buffer(8 * 32768 * 4), amax: buffer(8 * 4) }, 1, buffer(8 * N * 4), 8, decode),
+    /a decode GEMM quantizing 8 rows of K=32768 needs \d+ B of shared memory, the device allows 232448/);
 });

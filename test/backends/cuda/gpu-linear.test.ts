@@ -3,15 +3,16 @@
  * integer scale bit-exact, float scale within a tight tolerance, on fresh random inputs, ragged
  * M and N, every output poisoned (NaN bytes) before the run and checked written; f16 outputs bit for
  * bit the f32 result rounded to nearest even; the decode GEMM with the next RMSNorm in its last block
- * byte for byte the accumulating GEMM then rmsnorm_to.
+ * byte for byte the accumulating GEMM then rmsnorm_to; the decode GEMM quantizing its own rows bit for bit
+ * quantize_rows then the GEMM.
  * Skips with the reason when no CUDA driver or GPU is present (CI).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tryCudaContext } from '../../../src/backends/cuda/index.js';
 import type { CudaContext } from '../../../src/backends/cuda/context.js';
-import { activationOrder, chooseW4A8Config, type DecodeConfig, freeW4A8, quantizeActivationsCuda, uploadW4A8, w4a8DecodeNorm, w4a8Linear, type W4A8Config } from '../../../src/backends/cuda/w4a8.js';
-import { FORM_BYTES, rmsnormToCuda, type RowForm, type RowOutput } from '../../../src/backends/cuda/engine-ops.js';
+import { activationOrder, chooseW4A8Config, type DecodeConfig, freeW4A8, quantizeActivationsCuda, uploadW4A8, w4a8DecodeNorm, w4a8DecodeRows, w4a8Linear, type W4A8Config } from '../../../src/backends/cuda/w4a8.js';
+import { FORM_BYTES, quantizeRowsCuda, rmsnormToCuda, type RowForm, type RowOutput } from '../../../src/backends/cuda/engine-ops.js';
 import type { DeviceBuffer } from '../../../src/backends/cuda/buffer.js';
 import { toFragmentOrder } from '../../../src/backends/cuda/repack.js';
 import { referenceIntLinear } from '../../../src/backends/cpu/int-linear-reference.js';
@@ -328,6 +329,51 @@ test('W4A8 decode adding into the residual with the next RMSNorm in its last blo
       rmsnormToCuda(ctx, hRef!, dw!, ref, M, N, eps);
       w4a8DecodeNorm(ctx, layer, fused.values, fused.scales, hFused!, M, config, { weight: dw!, out: fused, eps }, arrivals!);
       check(2, fused);
+    } finally {
+      freeW4A8(layer);
+      for (const b of buffers) b.free();
+    }
+  }
+});
+
+test('W4A8 decode quantizing its own input rows (w4a8DecodeRows) gives quantize_rows then the decode GEMM bit for bit (1-20 rows, P 1 / 32 / 300 partial maxima, ragged N, both scales, plain and accumulating, PREW 2)', { skip }, () => {
+  const ctx = ctxOf();
+  // [M, N, K, config, P, scale]
+  const cases: [number, number, number, DecodeConfig, number, 'int' | 'float'][] = [
+    [1, 4096, 4096, { kind: 'decode', MT: 1, NTW: 1, WK: 16 }, 32, 'int'],
+    [1, 1000, 11008, { kind: 'decode', MT: 1, NTW: 1, WK: 16 }, 300, 'int'],
+    [5, 333, 2048, { kind: 'decode', MT: 1, NTW: 1, WK: 16, PREW: 2 }, 1, 'float'],
+    [8, 1024, 1280, { kind: 'decode', MT: 1, NTW: 2, WK: 8 }, 300, 'int'],
+    [12, 1280, 1024, { kind: 'decode', MT: 2, NTW: 2, WK: 8 }, 32, 'float'],
+    [20, 700, 1024, { kind: 'decode', MT: 4, NTW: 1, WK: 8, MINB: 2 }, 32, 'int'],
+  ];
+  for (const [M, N, K, base, P, scale] of cases) {
+    const what = `M=${M} N=${N} K=${K} WK=${base.WK} P=${P} ${scale} scales`;
+    const w = scale === 'int' ? randomW4Layer(N, K, 128, 90 + M) : withFloatScales(randomW4Layer(N, K, 128, 90 + M), 3);
+    const layer = uploadW4A8(ctx, w);
+    const x = randomActivations(M, K, 120 + M);
+    // partial maxima as a producer leaves them: slice j of a row's values gives maxima[r·P + j] (slices of ceil(K/P))
+    const maxima = new Float32Array(M * P);
+    const slice = Math.ceil(K / P);
+    for (let r = 0; r < M; r++) for (let k = 0; k < K; k++) maxima[r * P + Math.floor(k / slice)] = Math.max(maxima[r * P + Math.floor(k / slice)]!, Math.abs(x[r * K + k]!));
+    const h0 = randomActivations(M, N, 150 + M);
+    const buffers: DeviceBuffer[] = [];
+    const keep = <B extends DeviceBuffer>(b: B): B => (buffers.push(b), b);
+    try {
+      const rows = { values: keep(ctx.upload(x)), amax: keep(ctx.upload(maxima)) };
+      const quantized: RowOutput = { form: 'int8', values: keep(ctx.alloc(M * K)), scales: keep(ctx.alloc(M * 4)) };
+      for (const accumulate of [false, true]) {
+        const config: DecodeConfig = { ...base, overlap: true, accumulate };
+        const [yRef, yOwn] = [keep(ctx.upload(h0)), keep(ctx.upload(h0))];
+        ctx.landUploads();
+        quantizeRowsCuda(ctx, rows, P, quantized, M, K);
+        w4a8Linear(ctx, layer, quantized.values, quantized.scales, yRef, M, config);
+        w4a8DecodeRows(ctx, layer, rows, P, yOwn, M, config);
+        ctx.synchronize();
+        const [ref, own] = [yRef.download(new Float32Array(M * N)), yOwn.download(new Float32Array(M * N))];
+        assert.ok(ref.every(Number.isFinite), `${what}: the reference is finite`);
+        assert.deepEqual(new Uint32Array(own.buffer), new Uint32Array(ref.buffer), `${what}, ${accumulate ? 'accumulating' : 'plain'}`);
+      }
     } finally {
       freeW4A8(layer);
       for (const b of buffers) b.free();

@@ -26,11 +26,11 @@ function nvccPath(): string | undefined {
 }
 
 const VARIANTS: Record<string, string[][]> = {
-  'w4a8-decode.cu': [[], ['-DSCALE_INT=0'], ['-DIS_SHIFT=0'], ['-DMT=2', '-DNTW=2', '-DWK=4'], ['-DMT=2', '-DNTW=2', '-DSCALE_INT=0', '-DGROUP=256'], ['-DMT=4', '-DWK=8'], ['-DMT=8', '-DWK=8'], ['-DNTW=4', '-DWK=4'], ['-DOUT_F16=1', '-DMT=2'], ['-DACCUMULATE=1', '-DMT=2', '-DNTW=2'], ['-DACCUMULATE=1', '-DWK=16'], ['-DACCUMULATE=1', '-DMT=4', '-DWK=8', '-DSCALE_INT=0'], ['-DACCUMULATE=1', '-DNTW=2', '-DWK=4', '-DIS_SHIFT=0'], ['-DSTAGES=2', '-DMINB=3', '-DWK=16'], ['-DSTAGES=4', '-DMT=2', '-DNTW=2', '-DSCALE_INT=0', '-DGROUP=256'], ['-DSTAGES=3', '-DACCUMULATE=1', '-DWK=8', '-DMINB=5']],
+  'w4a8-decode.cu': [[], ['-DSCALE_INT=0'], ['-DIS_SHIFT=0'], ['-DMT=2', '-DNTW=2', '-DWK=4'], ['-DMT=2', '-DNTW=2', '-DSCALE_INT=0', '-DGROUP=256'], ['-DMT=4', '-DWK=8'], ['-DMT=8', '-DWK=8'], ['-DNTW=4', '-DWK=4'], ['-DOUT_F16=1', '-DMT=2'], ['-DACCUMULATE=1', '-DMT=2', '-DNTW=2'], ['-DACCUMULATE=1', '-DWK=16'], ['-DACCUMULATE=1', '-DMT=4', '-DWK=8', '-DSCALE_INT=0'], ['-DACCUMULATE=1', '-DNTW=2', '-DWK=4', '-DIS_SHIFT=0'], ['-DSTAGES=2', '-DMINB=3', '-DWK=16'], ['-DSTAGES=4', '-DMT=2', '-DNTW=2', '-DSCALE_INT=0', '-DGROUP=256'], ['-DSTAGES=3', '-DACCUMULATE=1', '-DWK=8', '-DMINB=5'], ['-DPREW=2', '-DACCUMULATE=1', '-DWK=16'], ['-DSTAGES=4', '-DPREW=4', '-DMINB=3', '-DWK=16']],
   'w4a8-wgmma-rs.cu': [[], ['-DSCALE_INT=0', '-DWGS=1', '-DMINB=2', '-DSTAGES=5'], ['-DIS_SHIFT=0', '-DGROUP=256', '-DSTAGES=3', '-DOUT_F16=1']],
   'w4a8-wgmma-tma.cu': [[], ['-DSCALE_INT=0', '-DSTAGES=6'], ['-DIS_SHIFT=0', '-DGROUP=256', '-DSTAGES=3'], ['-DOUT_F16=1'], ['-DSCALE_INT=0', '-DOUT_F16=1'], ['-DKS=3'], ['-DKS=2', '-DSCALE_INT=0', '-DOUT_F16=1']],
   'w8a8-wgmma.cu': [[], ['-DSCALE_INT=0', '-DWGS=2', '-DSTAGES=4'], ['-DPIPE=1', '-DSTAGES=4', '-DOUT_F16=1']],
-  'w8a8-decode.cu': [[], ['-DSCALE_INT=0', '-DMT=2', '-DNTW=2', '-DGROUP=256', '-DOUT_F16=1'], ['-DSTAGES=4', '-DMINB=4', '-DWK=8']],
+  'w8a8-decode.cu': [[], ['-DSCALE_INT=0', '-DMT=2', '-DNTW=2', '-DGROUP=256', '-DOUT_F16=1'], ['-DSTAGES=4', '-DMINB=4', '-DWK=8'], ['-DPREW=2', '-DWK=16']],
   'w4a16-decode.cu': [[], ['-DMT=2', '-DNTW=2', '-DWK=16', '-DGROUP=256'], ['-DOUT_F16=1']],
   'w4a16-dequant.cu': [[], ['-DGROUP=256']],
   'engine-ops.cu': [[], ['-DD_MAX=128']],

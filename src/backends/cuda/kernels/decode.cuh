@@ -95,6 +95,16 @@ __device__ __forceinline__ void decode_load_x8(uint4 (&x)[MTK][2], const uint4* 
   }
 }
 
+// The same from the block's own copy of the rows in shared memory (x a generic pointer into it; w4a8_decode_rows).
+template <int MTK>
+__device__ __forceinline__ void decode_load_x8_shared(uint4 (&x)[MTK][2], const uint4* const (&xp)[MTK], const bool (&xv)[MTK], int c) {
+#pragma unroll
+  for (int mt = 0; mt < MTK; ++mt) {
+    x[mt][0] = xv[mt] ? xp[mt][c * 8] : make_uint4(0, 0, 0, 0);
+    x[mt][1] = xv[mt] ? xp[mt][c * 8 + 4] : make_uint4(0, 0, 0, 0);
+  }
+}
+
 // Repacked int4 weights (wq[tile][step][lane], 16 B per lane per 64-k step; repack.ts): the lane's
 // unit of step 0 of each tile, and the streaming loads of chunk c (steps 2c, 2c+1).
 template <int NT>

@@ -136,6 +136,19 @@ __device__ __forceinline__ void quantize_row(Load load, MaxAt max_at, int P, voi
   for (int i = threadIdx.x; i < (K >> 2); i += blockDim.x) store4(out, r, K, form, i, load(i), a);
 }
 
+// Rows r < M of y [M, K] (f32) and their P partial maxima (amax [M, P]), both written by an earlier kernel, quantized
+// by the whole block into its shared memory as quantize_rows writes them (FORM 0: xs [M][K] int8, a[r] = max / 127;
+// quantize_row through generic pointers, so the same bytes and scales), then a barrier: the prologue of a GEMM that
+// quantizes its own input rows (w4a8_decode_rows) instead of reading what a quantize_rows launch wrote.
+__device__ __forceinline__ void quantize_rows_to_shared(const float* y, const float* amax, int P, int M, int K, signed char* xs, float* a) {
+  for (int r = 0; r < M; ++r) {
+    const float4* row = reinterpret_cast<const float4*>(y + (size_t)r * K);
+    const float* maxima = amax + (size_t)r * P;
+    quantize_row([&](int i) { return __ldcg(row + i); }, [&](int j) { return __ldcg(maxima + j); }, P, xs, a, r, K, 0);
+  }
+  __syncthreads();
+}
+
 // The quantize tail of a kernel that wrote rows [M, K] of y (f32) and P partial maxima a row (amax [M, P]):
 // its last blocks (tail_rows, common.cuh; `arrivals` two counters) write the rows in FORM to out (+ scales),
 // reading what every block stored through L2 (quantize_row).

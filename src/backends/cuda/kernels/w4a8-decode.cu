@@ -89,7 +89,8 @@ __device__ __forceinline__ void chunk_mma(int (&acc)[NTW][MT][4], const Chunk& b
 // The totals of tiles [tile0, tile0 + NTW) (one block's work; the kernels below), handed with the
 // cross-warp reduction's shared memory to epilogue(red, tot, warp, lane). `wait`: what the register pipeline
 // waits for before it reads the activations (decode_pipeline; PdlWait: the launch before).
-template <class Epilogue, class Wait = PdlWait>
+// SHARED_X: xq is the block's own copy of the rows in shared memory (filled by `wait`; register pipeline only).
+template <bool SHARED_X = false, class Epilogue, class Wait = PdlWait>
 __device__ __forceinline__ void decode_tiles(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const signed char* __restrict__ xq,
                                              int M, int K, int tile0, Epilogue epilogue, Wait wait = {}) {
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
@@ -107,6 +108,7 @@ __device__ __forceinline__ void decode_tiles(const uint4* __restrict__ wq, const
   // IS_SHIFT: T += (acc' >> 4) * S; else acc' * S (or the f32 FMA)
   const auto compute = [&](const Chunk& b, int c) { decode_chunk<IS_SHIFT ? 4 : 0, GROUP>(st, b.s, c, c1, [&] { chunk_mma(st.acc, b); }); };
 #if STAGES
+  static_assert(!SHARED_X, "rows in shared memory take the register pipeline");
   extern __shared__ __align__(16) unsigned char decode_shared[];
   constexpr int WB = 1024;  // a tile's chunk: [step 2][lane 32][16 B], as the global layout
   const DecodeSmem sm = decode_smem<NTW, STAGES, WB>(decode_shared, warp, M, (chunks + WK - 1) / WK);
@@ -142,7 +144,10 @@ __device__ __forceinline__ void decode_tiles(const uint4* __restrict__ wq, const
         decode_load_w4(b.w, wp, c);
         decode_load_scales<GROUP>(b.s, sc, tile0, NG, gid, c, c1);
       },
-      [&](Chunk& b, int c) { decode_load_x8(b.x, xp, xv, c); },
+      [&](Chunk& b, int c) {
+        if constexpr (SHARED_X) decode_load_x8_shared(b.x, xp, xv, c);
+        else decode_load_x8(b.x, xp, xv, c);
+      },
       compute, wait);
 #endif
 
@@ -151,11 +156,11 @@ __device__ __forceinline__ void decode_tiles(const uint4* __restrict__ wq, const
 }
 
 // y [M, N] (row-major, out_t) = or += (ACCUMULATE) the tiles' outputs.
-template <class Wait = PdlWait>
+template <bool SHARED_X = false, class Wait = PdlWait>
 __device__ __forceinline__ void decode_to_rows(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const signed char* __restrict__ xq,
                                                const float* __restrict__ ascale, out_t* __restrict__ y, int M, int N, int K, float post, int tile0,
                                                Wait wait = {}) {
-  decode_tiles(wq, sc, xq, M, K, tile0, [&](auto& red, const auto& tot, int warp, int lane) {
+  decode_tiles<SHARED_X>(wq, sc, xq, M, K, tile0, [&](auto& red, const auto& tot, int warp, int lane) {
     decode_reduce(red, tot, warp, lane, tile0, M, N, [&](int token, int n, scale_t sum) {
       out_t* o = y + (size_t)token * N + n;
       const float v = out_scale(sum, ascale[token], post);
@@ -173,6 +178,35 @@ w4a8_decode(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const 
             const float* __restrict__ ascale, out_t* __restrict__ y, int M, int N, int K, float post) {
   decode_to_rows(wq, sc, xq, ascale, y, M, N, K, post, blockIdx.x * NTW);
 }
+
+#if !OUT_F16 && !STAGES
+// The decode GEMM quantizing its own input rows (the engine's quantizeInGemm): instead of int8 rows and their
+// scales, the f32 rows x [M, K] and P partial maxima of |x| a row (amax [M, P]) that attention_merge or the SwiGLU
+// epilogue left for quantize_rows. After the wait every block quantizes all M rows into its shared memory (M·K
+// bytes, dynamic) as quantize_rows would (quantize_rows_to_shared, row-form.cuh: the same bytes and scales), then
+// runs as w4a8_decode on them (its weights' first chunks already loaded before the wait): the same outputs as
+// quantize_rows then w4a8_decode, one launch and one trip of the rows through global memory fewer. Each block
+// reads the M rows (4·M·K bytes) and M·P maxima from L2.
+struct QuantizeRowsWait {
+  const float* x;
+  const float* amax;
+  int P, M, K;
+  signed char* xs;
+  float* a;
+  __device__ __forceinline__ void operator()() const {
+    pdl_wait();
+    quantize_rows_to_shared(x, amax, P, M, K, xs, a);
+  }
+};
+extern "C" __global__ void __launch_bounds__(WK * 32, MINB)
+w4a8_decode_rows(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const float* x, const float* amax, int P,
+                 out_t* __restrict__ y, int M, int N, int K, float post) {
+  extern __shared__ __align__(16) unsigned char decode_shared[];
+  __shared__ float a[8 * MT];
+  signed char* xs = reinterpret_cast<signed char*>(decode_shared);
+  decode_to_rows<true>(wq, sc, xs, a, y, M, N, K, post, blockIdx.x * NTW, QuantizeRowsWait{x, amax, P, M, K, xs, a});
+}
+#endif
 
 #if ACCUMULATE
 // The residual add with the next RMSNorm as its tail: y += x·W'ᵀ as w4a8_decode with ACCUMULATE (y = the
