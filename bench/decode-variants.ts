@@ -11,7 +11,7 @@ import { BenchArgumentError } from './args.js';
 export interface DecodeVariant {
   readonly label: string;
   /** null: the chooser's config as it is. */
-  readonly set: { readonly WK: number; readonly STAGES: number; readonly MINB: number; readonly PREW?: number } | null;
+  readonly set: { readonly WK: number; readonly STAGES: number; readonly MINB: number; readonly PREW: number } | null;
 }
 
 /** `--flag default|WK:STAGES:MINB[:PREW][,…]`; a malformed entry is a BenchArgumentError naming the flag. */
@@ -25,7 +25,8 @@ export function decodeVariants(flag: string, text: string): DecodeVariant[] {
     if (!ok) throw new BenchArgumentError(`--${flag} takes default or WK:STAGES:MINB[:PREW] (WK 4, 8, 16 or 32; STAGES 0-8; MINB ≥ 1; PREW 1..max(2, STAGES)), or a list of them; got '${v}'`);
     return {
       label: `WK${WK} ${STAGES === 0 ? 'registers' : `${STAGES} smem slots`} MINB${MINB}${PREW > 1 ? ` PREW${PREW}` : ''}`,
-      set: { WK: WK!, STAGES: STAGES!, MINB: MINB!, ...(PREW > 1 ? { PREW } : {}) },
+      // PREW always set (1 where not given), so a variant does not inherit the chooser's
+      set: { WK: WK!, STAGES: STAGES!, MINB: MINB!, PREW },
     };
   });
 }

@@ -9,7 +9,7 @@ import re
 import sys
 from collections import OrderedDict
 
-UNIT_US = {'nsecond': 1e-3, 'usecond': 1.0, 'msecond': 1e3, 'second': 1e6}
+UNIT_US = {'nsecond': 1e-3, 'usecond': 1.0, 'msecond': 1e3, 'second': 1e6, 'ns': 1e-3, 'us': 1.0, 'ms': 1e3, 's': 1e6}
 
 
 def launches(path):

@@ -6,14 +6,14 @@ import { decodeVariants, withDecodeVariant } from '../../bench/decode-variants.j
 test('decodeVariants reads default and WK:STAGES:MINB[:PREW] entries and names a malformed one', () => {
   const [d, v] = decodeVariants('decode', 'default,16:2:3');
   assert.deepEqual(d, { label: 'default', set: null });
-  assert.deepEqual(v!.set, { WK: 16, STAGES: 2, MINB: 3 });
+  assert.deepEqual(v!.set, { WK: 16, STAGES: 2, MINB: 3, PREW: 1 });
   assert.equal(v!.label, 'WK16 2 smem slots MINB3');
   assert.equal(decodeVariants('decode', '8:0:1')[0]!.label, 'WK8 registers MINB1');
   const [early, slotsEarly] = decodeVariants('decode', '16:0:1:2,16:4:2:4');
   assert.deepEqual(early!.set, { WK: 16, STAGES: 0, MINB: 1, PREW: 2 });
   assert.equal(early!.label, 'WK16 registers MINB1 PREW2');
   assert.deepEqual(slotsEarly!.set, { WK: 16, STAGES: 4, MINB: 2, PREW: 4 });
-  assert.deepEqual(decodeVariants('decode', '16:2:3:1')[0]!.set, { WK: 16, STAGES: 2, MINB: 3 }, 'PREW 1 is the default, left out');
+  assert.deepEqual(decodeVariants('decode', '16:2:3:1')[0]!.set, { WK: 16, STAGES: 2, MINB: 3, PREW: 1 }, 'PREW 1 written out, so a variant does not inherit the chooser\'s');
   for (const bad of ['16:2', '12:2:3', '16:9:1', '16:2:0', 'fast', '16:2:3,', '16:0:1:3', '16:4:2:5', '16:2:3:0', '16:2:3:1:1']) {
     assert.throws(() => decodeVariants('decode', bad), /--decode takes default or WK:STAGES:MINB\[:PREW\]/, bad);
   }
@@ -21,10 +21,10 @@ test('decodeVariants reads default and WK:STAGES:MINB[:PREW] entries and names a
 
 test('withDecodeVariant changes the decode kernel at one token half only, or at the token halves asked', () => {
   const [v] = decodeVariants('decode', '8:4:6');
-  assert.deepEqual(withDecodeVariant({ kind: 'decode', MT: 1, NTW: 1, WK: 16 }, v!), { kind: 'decode', MT: 1, NTW: 1, WK: 8, STAGES: 4, MINB: 6 });
+  assert.deepEqual(withDecodeVariant({ kind: 'decode', MT: 1, NTW: 1, WK: 16 }, v!), { kind: 'decode', MT: 1, NTW: 1, WK: 8, STAGES: 4, MINB: 6, PREW: 1 });
   const two = { kind: 'decode', MT: 2, NTW: 2, WK: 8 } as const;
   assert.equal(withDecodeVariant(two, v!), two);
-  assert.deepEqual(withDecodeVariant(two, v!, 2), { ...two, WK: 8, STAGES: 4, MINB: 6 }, 'MT picks the token halves it applies to');
+  assert.deepEqual(withDecodeVariant(two, v!, 2), { ...two, WK: 8, STAGES: 4, MINB: 6, PREW: 1 }, 'MT picks the token halves it applies to');
   const tma = { kind: 'wgmma-tma', STAGES: 4 } as const;
   assert.equal(withDecodeVariant(tma, v!), tma);
   assert.deepEqual(withDecodeVariant({ kind: 'decode', MT: 1, NTW: 1, WK: 16 }, decodeVariants('decode', 'default')[0]!), { kind: 'decode', MT: 1, NTW: 1, WK: 16 });

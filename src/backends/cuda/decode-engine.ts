@@ -90,7 +90,8 @@ export interface CudaEngineOptions {
    * The rows of attention and SwiGLU (where it closes in the gate/up epilogue, fuseSwiGLU) quantized by the W4A8
    * decode-kernel GEMM that reads them (o, down), each block for itself after its wait (w4a8DecodeRows), instead of a
    * quantize_rows launch: true, false, or 'auto' (passes of at most QUANTIZE_FOLD_MAX_ROWS rows). The same bytes
-   * either way. Where quantizeInTail holds too, the tail writes them. Default false (not yet measured).
+   * either way. Where quantizeInTail holds too, the tail writes them. Default false: +1.5% a batch-1 step, +52% at 8
+   * rows (H100; every block reads the whole f32 rows from L2, docs/cuda-notes.md, 29th session).
    */
   readonly quantizeInGemm?: boolean | 'auto';
   /**
@@ -143,7 +144,7 @@ export const ENGINE_FOLDS = {
   // off by default: correct (bit for bit) but slower at 1 and 8 rows on the H200 (docs/cuda-notes.md, 24th session)
   normInGemm: { label: 'norm in the GEMM tail', maxRows: NORM_FOLD_MAX_ROWS, fallback: false },
   quantizeInTail: { label: 'rows quantized in their producer\'s tail', maxRows: QUANTIZE_FOLD_MAX_ROWS, fallback: false },
-  // off until measured (docs/cuda-notes.md, 29th session)
+  // off by default: correct (bit for bit) but slower at 1 and 8 rows on the H100 (docs/cuda-notes.md, 29th session)
   quantizeInGemm: { label: 'rows quantized by the GEMM that reads them', maxRows: QUANTIZE_FOLD_MAX_ROWS, fallback: false },
   // always, not 'auto': which loads a row gets must not depend on the rows beside it (batch invariance)
   wideAttention: { label: 'attention with 16-byte loads', maxRows: WIDE_ATTENTION_MAX_ROWS, fallback: true },

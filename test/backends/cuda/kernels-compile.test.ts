@@ -118,12 +118,12 @@ test('the W4A8 decode kernel (and its grouped-expert entry) at the chooser\'s de
     for (const [K, N] of [[4096, 12288], [4096, 4096], [4096, 22016], [11008, 4096]] as const) {
       const c = chooseW4A8Config(M, N, K) as DecodeConfig;
       assert.equal(c.kind, 'decode');
-      const key = `${c.MT}/${c.NTW}/${c.WK}/${c.MINB ?? 1}`;
+      const key = `${c.MT}/${c.NTW}/${c.WK}/${c.MINB ?? 1}/${c.PREW ?? 1}`;
       if (seen.has(key)) continue;
       seen.add(key);
       for (const scale of [['-DSCALE_INT=1', '-DIS_SHIFT=0'], ['-DSCALE_INT=1', '-DIS_SHIFT=1'], ['-DSCALE_INT=0']]) {
         for (const acc of ['-DACCUMULATE=0', '-DACCUMULATE=1']) {
-          const defs = [`-DMT=${c.MT}`, `-DNTW=${c.NTW}`, `-DWK=${c.WK}`, ...(c.MINB ? [`-DMINB=${c.MINB}`] : []), ...scale, acc];
+          const defs = [`-DMT=${c.MT}`, `-DNTW=${c.NTW}`, `-DWK=${c.WK}`, ...(c.MINB ? [`-DMINB=${c.MINB}`] : []), ...(c.PREW ? [`-DPREW=${c.PREW}`] : []), ...scale, acc];
           const usage = ptxasUsage('w4a8-decode.cu', defs);
           // the grouped-expert entry (MoE, not accumulating) at the same config, MINB in its launch bounds too
           for (const entry of acc === '-DACCUMULATE=0' ? ['w4a8_decode', 'w4a8_decode_experts'] : ['w4a8_decode']) {
@@ -137,7 +137,7 @@ test('the W4A8 decode kernel (and its grouped-expert entry) at the chooser\'s de
       }
     }
   }
-  assert.deepEqual([...seen].sort(), ['1/1/16/1', '2/2/16/1', '2/2/8/1', '4/1/8/2'], 'the configs a decode step takes');
+  assert.deepEqual([...seen].sort(), ['1/1/16/1/2', '2/2/16/1/1', '2/2/8/1/1', '4/1/8/2/1'], 'the configs a decode step takes');
 });
 
 test('the W8A8 and W4A16 decode kernels at their choosers\' configs keep their blocks a SM, without spills (W8A8 up to 32 rows, W4A16 up to 64)', { skip: nvcc ? false : 'nvcc not found on PATH' }, () => {
