@@ -144,7 +144,7 @@ export function wgmmaTmaSharedBytes(stages: number): number {
 export function chooseW4A8Config(M: number, n: number, k: number, wgmma = true, tma = wgmma, sms = 132): W4A8Config {
   const wide = n >= 16384;
   // PREW 2: a warp's second chunk of weights also loaded before the wait (at K = 4096 and WK 16 all of a resident
-  // block's weights): engine step -0.8% at 1 row, -0.5% at 8, bit-identical (H100, docs/cuda-notes.md, 29th session)
+  // block's weights): engine step -0.8% at 1 row and at 8, bit-identical (H100, docs/cuda-notes.md, 29th session)
   if (M <= 8) return { kind: 'decode', MT: 1, NTW: 1, WK: k >= 2048 ? 16 : 8, PREW: 2 };
   if (M <= 16) return wide ? { kind: 'decode', MT: 2, NTW: 2, WK: 8 } : { kind: 'decode', MT: 2, NTW: 2, WK: k >= 2048 ? 16 : 8 };
   // MINB 2 caps the registers at 128, two blocks a SM: left to itself ptxas took 130-136 after the slot
