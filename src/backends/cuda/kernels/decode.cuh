@@ -80,28 +80,19 @@ __device__ __forceinline__ void decode_x_rows(const uint4* (&xp)[MTK], bool (&xv
 }
 
 // int8 activations of chunk c: the 16 bytes of each of its two 64-k steps; zeros for invalid rows.
-// Coherent loads: the kernel before this one wrote them (see decode_pipeline).
-template <int MTK>
+// Coherent loads: the kernel before this one wrote them (see decode_pipeline); with SHARED, plain loads from the
+// block's own copy of the rows in shared memory (xp generic pointers into it; w4a8_decode_rows).
+template <bool SHARED = false, int MTK>
 __device__ __forceinline__ void decode_load_x8(uint4 (&x)[MTK][2], const uint4* const (&xp)[MTK], const bool (&xv)[MTK], int c) {
 #pragma unroll
   for (int mt = 0; mt < MTK; ++mt) {
     if (xv[mt]) {
-      x[mt][0] = ld_coherent(xp[mt] + c * 8);
-      x[mt][1] = ld_coherent(xp[mt] + c * 8 + 4);
+      x[mt][0] = SHARED ? xp[mt][c * 8] : ld_coherent(xp[mt] + c * 8);
+      x[mt][1] = SHARED ? xp[mt][c * 8 + 4] : ld_coherent(xp[mt] + c * 8 + 4);
     } else {
       x[mt][0] = make_uint4(0, 0, 0, 0);
       x[mt][1] = make_uint4(0, 0, 0, 0);
     }
-  }
-}
-
-// The same from the block's own copy of the rows in shared memory (x a generic pointer into it; w4a8_decode_rows).
-template <int MTK>
-__device__ __forceinline__ void decode_load_x8_shared(uint4 (&x)[MTK][2], const uint4* const (&xp)[MTK], const bool (&xv)[MTK], int c) {
-#pragma unroll
-  for (int mt = 0; mt < MTK; ++mt) {
-    x[mt][0] = xv[mt] ? xp[mt][c * 8] : make_uint4(0, 0, 0, 0);
-    x[mt][1] = xv[mt] ? xp[mt][c * 8 + 4] : make_uint4(0, 0, 0, 0);
   }
 }
 

@@ -144,10 +144,7 @@ __device__ __forceinline__ void decode_tiles(const uint4* __restrict__ wq, const
         decode_load_w4(b.w, wp, c);
         decode_load_scales<GROUP>(b.s, sc, tile0, NG, gid, c, c1);
       },
-      [&](Chunk& b, int c) {
-        if constexpr (SHARED_X) decode_load_x8_shared(b.x, xp, xv, c);
-        else decode_load_x8(b.x, xp, xv, c);
-      },
+      [&](Chunk& b, int c) { decode_load_x8<SHARED_X>(b.x, xp, xv, c); },
       compute, wait);
 #endif
 
