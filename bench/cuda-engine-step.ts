@@ -8,7 +8,7 @@
  *
  *   node dist/bench/cuda-engine-step.js [--layers 1,8,32] [--batch 1] [--steps 40] [--lm-head f16|w8a8] [--no-graphs]
  *        [--rope-in-attention auto|on|off|on,off] [--fuse-swiglu auto|on|off|on,off] [--norm-in-gemm auto|on|off|on,off]
- *        [--norm-by-reader auto|on|off|on,off] [--quantize-in-tail auto|on|off|on,off] [--quantize-in-gemm auto|on|off|on,off] [--wide-attention auto|on|off|on,off] [--decode default,WK:STAGES:MINB[:PREW],...]
+ *        [--quantize-in-tail auto|on|off|on,off] [--quantize-in-gemm auto|on|off|on,off] [--wide-attention auto|on|off|on,off] [--decode default,WK:STAGES:MINB[:PREW],...]
  *        [--decode-mt 1] [--rounds 1]
  *
  * --lm-head: the fp16 lm_head (the default here, tied to the embedding) or RANDOM W8A8 g128 IS.
@@ -18,9 +18,6 @@
  * size (auto: up to SWIGLU_FOLD_MAX_ROWS rows).
  * --norm-in-gemm off / on: rmsnorm_to after the o and down GEMMs, or the norm in their last blocks at every
  * decode-kernel size (auto: up to NORM_FOLD_MAX_ROWS rows).
- * --norm-by-reader off / on: rmsnorm_to before the q/k/v and gate/up GEMMs, or the norm applied by those GEMMs
- * themselves from statistics the o and down GEMMs leave (w4a8_decode_stats → w4a8_decode_normed; auto: up to
- * NORM_FOLD_MAX_ROWS rows).
  * --quantize-in-tail off / on: quantize_rows after attention_merge and the SwiGLU GEMM, or their rows quantized
  * in their last blocks (auto: up to QUANTIZE_FOLD_MAX_ROWS rows; the GEMM's only where SwiGLU is in its epilogue).
  * --quantize-in-gemm off / on: quantize_rows after attention_merge and the SwiGLU GEMM, or their rows quantized by

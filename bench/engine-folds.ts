@@ -1,6 +1,6 @@
 /**
  * The decode engine's fold options as bench flags (cuda-engine-step, cuda-batch-e2e): `--rope-in-attention`,
- * `--fuse-swiglu`, `--norm-in-gemm`, `--norm-by-reader`, `--quantize-in-tail`, `--quantize-in-gemm`, `--wide-attention`, each auto, on, off, or a list of them (on,off)
+ * `--fuse-swiglu`, `--norm-in-gemm`, `--quantize-in-tail`, `--quantize-in-gemm`, `--wide-attention`, each auto, on, off, or a list of them (on,off)
  * where a bench compares settings.
  */
 import { ENGINE_FOLDS, type CudaEngineOptions, type EngineFold } from '../src/backends/cuda/decode-engine.js';
@@ -11,7 +11,6 @@ export const FOLDS = {
   'rope-in-attention': 'ropeInAttention',
   'fuse-swiglu': 'fuseSwiGLU',
   'norm-in-gemm': 'normInGemm',
-  'norm-by-reader': 'normByReader',
   'quantize-in-tail': 'quantizeInTail',
   'quantize-in-gemm': 'quantizeInGemm',
   'wide-attention': 'wideAttention',

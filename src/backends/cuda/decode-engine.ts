@@ -46,7 +46,7 @@ import { cudaGraphRuntime } from './graphs.js';
 import { addBiasCuda, addCuda } from './model-ops.js';
 import type { FloatPrecision } from './resident-linear.js';
 import { hasTensorMaps } from './tensor-map.js';
-import { activationOrder, chooseW4A8Config, normStatsBytes, normTailFits, w4a8DecodeNorm, w4a8DecodeNormed, w4a8DecodeRows, w4a8DecodeStats, w4a8Linear, w4a8SwigluDecode, w4a8SwigluDecodeNormed, type DecodeConfig, type NormedRows, type W4A8Config, type W4A8Layer } from './w4a8.js';
+import { activationOrder, chooseW4A8Config, normTailFits, w4a8DecodeNorm, w4a8DecodeRows, w4a8Linear, w4a8SwigluDecode, type DecodeConfig, type W4A8Config, type W4A8Layer } from './w4a8.js';
 import { w8a8Linear } from './w8a8.js';
 import { W4A16_MAX_TOKENS, w4a16ExpandedBytes, w4a16Gemm } from './w4a16.js';
 
@@ -79,14 +79,6 @@ export interface CudaEngineOptions {
    * (steps of at most NORM_FOLD_MAX_ROWS rows). The same bytes either way. Default false: +4.5% a batch-1 step, +5% at 8 rows (H200).
    */
   readonly normInGemm?: boolean | 'auto';
-  /**
-   * The RMSNorm after a residual add applied by the W4A8 decode-kernel GEMM that reads it (q/k/v, gate/up; one stacked
-   * GEMM on the register pipeline), each block for itself after its wait from the statistics the GEMM that added (o,
-   * down) left for each 16 values (w4a8DecodeStats → w4a8DecodeNormed / w4a8SwigluDecodeNormed), instead of an
-   * rmsnorm_to launch: true, false, or 'auto' (passes of at most NORM_FOLD_MAX_ROWS rows). The same bytes either way
-   * (rmsnorm_to forms its sums in the same order). Where normInGemm holds, the tail writes the norm instead.
-   */
-  readonly normByReader?: boolean | 'auto';
   /**
    * The rows of attention and SwiGLU quantized for the next GEMM in the last blocks of their producer
    * (attention_merge; the gate/up GEMM where it closes SwiGLU in its epilogue, fuseSwiGLU) instead of a
@@ -151,7 +143,6 @@ export const ENGINE_FOLDS = {
   fuseSwiGLU: { label: 'SwiGLU in the GEMM epilogue', maxRows: SWIGLU_FOLD_MAX_ROWS, fallback: 'auto' },
   // off by default: correct (bit for bit) but slower at 1 and 8 rows on the H200 (docs/cuda-notes.md, 24th session)
   normInGemm: { label: 'norm in the GEMM tail', maxRows: NORM_FOLD_MAX_ROWS, fallback: false },
-  normByReader: { label: 'norm applied by the GEMM that reads it', maxRows: NORM_FOLD_MAX_ROWS, fallback: false },
   quantizeInTail: { label: 'rows quantized in their producer\'s tail', maxRows: QUANTIZE_FOLD_MAX_ROWS, fallback: false },
   // off by default: correct (bit for bit) but slower at 1 and 8 rows on the H100 (docs/cuda-notes.md, 29th session)
   quantizeInGemm: { label: 'rows quantized by the GEMM that reads them', maxRows: QUANTIZE_FOLD_MAX_ROWS, fallback: false },
@@ -159,8 +150,6 @@ export const ENGINE_FOLDS = {
   wideAttention: { label: 'attention with 16-byte loads', maxRows: WIDE_ATTENTION_MAX_ROWS, fallback: true },
 } as const satisfies Record<string, { label: string; maxRows: number; fallback: boolean | 'auto' }>;
 export type EngineFold = keyof typeof ENGINE_FOLDS;
-/** What a GEMM that added into the residual did for the RMSNorm after it: wrote it (normInGemm), left its statistics (normByReader), or nothing. */
-type NormState = 'written' | 'stats' | 'none';
 
 export interface CudaEngine extends SequenceEngine {
   readonly ctx: CudaContext;
@@ -237,14 +226,13 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
   // the run state, sized for T rows
   const qkvWidth = H * D + 2 * KVH * D;
   const maxK = Math.max(d, F, H * D);
-  let arrivals: DeviceBuffer, normStats: DeviceBuffer, rows: DeviceBuffer, picks: DeviceBuffer, nextTokens: DeviceBuffer, h: DeviceBuffer, tmp: DeviceBuffer, qkvOut: DeviceBuffer, guOut: DeviceBuffer, logits: DeviceBuffer, part: DeviceBuffer, rowScratch: RowScratch;
+  let arrivals: DeviceBuffer, rows: DeviceBuffer, picks: DeviceBuffer, nextTokens: DeviceBuffer, h: DeviceBuffer, tmp: DeviceBuffer, qkvOut: DeviceBuffer, guOut: DeviceBuffer, logits: DeviceBuffer, part: DeviceBuffer, rowScratch: RowScratch;
   let acts: RowOutput[];
   let w4a16Scratch: DeviceBuffer | null;
   try {
     arrivals = alloc(TAIL_COUNTER_BYTES); // the tails' counters (w4a8DecodeNorm, w4a8SwigluDecode, attentionToCuda): zero between launches
     arrivals.fill(0);
     ctx.landUploads(); // the fill ran on the legacy stream, which does not order with the engine's
-    normStats = alloc(d % 16 === 0 ? normStatsBytes(T, d) : 8); // normByReader's statistics of h (w4a8DecodeStats)
     rows = alloc(T * ROW_BYTES);
     picks = alloc(T * 4);
     nextTokens = alloc(T * 4);
@@ -305,11 +293,10 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
 
   /**
    * h += input · Wᵀ (+ bias): in the W4A8 decode epilogue where it runs, else through tmp. `then`: the
-   * RMSNorm of h the next linear reads, written in this GEMM's tail where it can be (normInGemm); `stats`: whether
-   * the next GEMM reads the norm itself (readsNorm), so this one leaves its statistics where it can. Returns what
-   * it did for the norm: 'written', 'stats' (the next GEMM normalizes), or 'none' (the caller runs rmsnorm_to).
+   * RMSNorm of h the next linear reads, written in this GEMM's tail where it can be (normInGemm); returns
+   * whether it was (else the caller runs it).
    */
-  const addLinear = (l: EngineLinear, input: RowOutput | PendingRows, m: number, then: RowNorm | null = null, stats = false): NormState => {
+  const addLinear = (l: EngineLinear, input: RowOutput | PendingRows, m: number, then: RowNorm | null = null): boolean => {
     const r = l.resident;
     const config = r.kind === 'w4a8' ? w4a8Config(r.layer, m) : null;
     if ('pending' in input) {
@@ -317,40 +304,23 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
       if (r.kind !== 'w4a8' || config?.kind !== 'decode') throw new Error(`engine: a ${r.kind} layer cannot quantize its own rows`);
       w4a8DecodeRows(ctx, r.layer, input.pending, input.P, h, m, { ...config, overlap: true, accumulate: true });
       if (l.bias) addBiasCuda(ctx, h, l.bias, m, l.n);
-      return 'none';
+      return false;
     }
     if (r.kind === 'w4a8' && config?.kind === 'decode') {
       checkForm(l, input, m);
       const launch = { ...config, overlap: true, accumulate: true };
       if (then !== null && l.bias === null && holds('normInGemm', m) && normTailFits(config)) {
         w4a8DecodeNorm(ctx, r.layer, input.values, input.scales, h, m, launch, then, arrivals);
-        return 'written';
-      }
-      if (stats && then !== null && l.bias === null && l.n === d) {
-        w4a8DecodeStats(ctx, r.layer, input.values, input.scales, h, m, launch, then.weight, normStats);
-        return 'stats';
+        return true;
       }
       w4a8Linear(ctx, r.layer, input.values, input.scales, h, m, launch);
       if (l.bias) addBiasCuda(ctx, h, l.bias, m, l.n);
-      return 'none';
+      return false;
     }
     runLinear(l, input, tmp, m);
     addCuda(ctx, h, tmp, m * d);
-    return 'none';
+    return false;
   };
-
-  /**
-   * Whether group g reads the RMSNorm of h itself at m rows (normByReader): one stacked W4A8 decode-kernel GEMM on the
-   * register pipeline whose rows fit its shared memory, over a hidden size in groups of 16.
-   */
-  const readsNorm = (g: LinearGroup, m: number): boolean => {
-    const l = g.linears[0]!;
-    if (!holds('normByReader', m) || !g.stacked || d % 16 !== 0 || m > 32 || l.resident.kind !== 'w4a8') return false;
-    const config = w4a8Config(l.resident.layer, m);
-    return config.kind === 'decode' && (config.STAGES ?? 0) === 0 && m * l.k <= ROWS_IN_GEMM_BYTES;
-  };
-  /** The rows of h a GEMM normalizes itself with `weight` (readsNorm), from the statistics the GEMM before left. */
-  const normedRows = (weight: DeviceBuffer): NormedRows => ({ h, stats: normStats, weight, eps: c.rmsNormEps });
 
   /** The RMSNorm of h that `linears` read next, as a GEMM's tail may write it: null where they read more than one form. */
   const nextNorm = (weight: DeviceBuffer, linears: readonly EngineLinear[], m: number): RowNorm | null => {
@@ -359,23 +329,15 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
   };
 
   /**
-   * RMSNorm of h into the form(s) a group's GEMMs read (unless `normed` says the GEMM before wrote it, as
-   * nextNorm says, or left its statistics for this group to normalize itself, readsNorm), then the GEMMs; returns
-   * each part's output and row stride.
+   * RMSNorm of h into the form(s) a group's GEMMs read (unless `normed`: the GEMM before wrote it, as
+   * nextNorm says), then the GEMMs; returns each part's output and row stride.
    */
-  const normAndGroup = (norm: DeviceBuffer, g: LinearGroup, out: DeviceBuffer, m: number, normed: NormState): { part: DeviceBuffer; ld: number }[] => {
+  const normAndGroup = (norm: DeviceBuffer, g: LinearGroup, out: DeviceBuffer, m: number, normed: boolean): { part: DeviceBuffer; ld: number }[] => {
     const forms = [...new Set(g.linears.map((l) => formFor(l, m)))];
     const inputs = new Map(forms.map((form, i) => [form, act(i, form)]));
-    if (normed === 'none') for (const input of inputs.values()) rmsnormToCuda(ctx, h, norm, input, m, d, c.rmsNormEps);
+    if (!normed) for (const input of inputs.values()) rmsnormToCuda(ctx, h, norm, input, m, d, c.rmsNormEps);
     if (g.stacked) {
-      const l = g.linears[0]!;
-      if (normed === 'stats') {
-        if (l.resident.kind !== 'w4a8') throw new Error(`engine: a ${l.resident.kind} layer cannot normalize its own rows`);
-        const config = w4a8Config(l.resident.layer, m);
-        if (config.kind !== 'decode') throw new Error('engine: only the decode kernel normalizes its own rows');
-        w4a8DecodeNormed(ctx, l.resident.layer, normedRows(norm), out, m, { ...config, overlap: true });
-        if (l.bias) addBiasCuda(ctx, out, l.bias, m, l.n);
-      } else runLinear(l, inputs.get(formFor(l, m))!, out, m);
+      runLinear(g.linears[0]!, inputs.get(formFor(g.linears[0]!, m))!, out, m);
       const total = g.widths.reduce((s, n) => s + n, 0);
       let at = 0;
       return g.widths.map((n) => {
@@ -415,16 +377,13 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
    * RMSNorm of h (unless `normed`, as normAndGroup), gate/up, and silu(gate)·up written as `out` for the down projection;
    * or, where the down projection quantizes its own rows (readsRows), left pending in the row scratch (returned).
    */
-  const swiglu = (norm: DeviceBuffer, g: LinearGroup, out: RowOutput, m: number, normed: NormState, down: EngineLinear): PendingRows | null => {
+  const swiglu = (norm: DeviceBuffer, g: LinearGroup, out: RowOutput, m: number, normed: boolean, down: EngineLinear): PendingRows | null => {
     const fused = swigluEpilogue(g, m);
     if (fused !== null) {
       const input = act(0, formFor(g.linears[0]!, m));
-      if (normed === 'none') rmsnormToCuda(ctx, h, norm, input, m, d, c.rmsNormEps);
-      const tail = holds('quantizeInTail', m) && normed !== 'stats' ? { out, arrivals } : null;
-      const launch = { ...fused.config, overlap: true };
-      const partials = normed === 'stats'
-        ? w4a8SwigluDecodeNormed(ctx, fused.layer, normedRows(norm), rowScratch.values, rowScratch.amax, m, launch)
-        : w4a8SwigluDecode(ctx, fused.layer, input.values, input.scales, rowScratch.values, rowScratch.amax, m, launch, tail);
+      if (!normed) rmsnormToCuda(ctx, h, norm, input, m, d, c.rmsNormEps);
+      const tail = holds('quantizeInTail', m) ? { out, arrivals } : null;
+      const partials = w4a8SwigluDecode(ctx, fused.layer, input.values, input.scales, rowScratch.values, rowScratch.amax, m, { ...fused.config, overlap: true }, tail);
       if (tail !== null) return null;
       if (readsRows(down, m)) return { pending: rowScratch, P: partials };
       quantizeRowsCuda(ctx, rowScratch, partials, out, m, F);
@@ -457,7 +416,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
   const forwardRows = (m: number, positions: number, picked: number, greedy: boolean, decode: boolean): void => {
     const split = { ...engineSplits(positions, m, H, D), loads: holds('wideAttention', m) && wideLoadsFit(D) ? 16 as const : 4 as const };
     embedRowsCuda(ctx, w.embedding, rows, h, m, d);
-    let normed: NormState = 'none'; // what the GEMM before did for the RMSNorm of h that comes next (addLinear)
+    let normed = false; // whether the GEMM before wrote the RMSNorm of h that comes next (addLinear's `then`)
     for (let i = 0; i < L; i++) {
       const layer = w.layers[i]!;
       const [q, k, v] = normAndGroup(layer.inputNorm, layer.qkv, qkvOut, m, normed);
@@ -471,19 +430,19 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
       if (layer.moe !== undefined) {
         addLinear(layer.o, oRows, m);
         moeRunner!.run(layer.moe, layer.postAttentionNorm, h, m, decode);
-        normed = 'none';
+        normed = false;
         continue;
       }
-      normed = addLinear(layer.o, oRows, m, nextNorm(layer.postAttentionNorm, layer.gateUp.linears, m), readsNorm(layer.gateUp, m));
+      normed = addLinear(layer.o, oRows, m, nextNorm(layer.postAttentionNorm, layer.gateUp.linears, m));
       const downIn = act(0, formFor(layer.down, m));
       const downPending = swiglu(layer.postAttentionNorm, layer.gateUp, downIn, m, normed, layer.down);
       const next = i + 1 < L ? nextNorm(w.layers[i + 1]!.inputNorm, w.layers[i + 1]!.qkv.linears, m) : picked === m ? nextNorm(w.finalNorm, [w.lmHead], m) : null;
-      normed = addLinear(layer.down, downPending ?? downIn, m, next, i + 1 < L && readsNorm(w.layers[i + 1]!.qkv, m));
+      normed = addLinear(layer.down, downPending ?? downIn, m, next);
     }
     if (picked === 0) return; // a prefill pass in which no sequence ends
     const headIn = act(0, formFor(w.lmHead, picked));
     if (picked === m) {
-      if (normed === 'none') rmsnormToCuda(ctx, h, w.finalNorm, headIn, m, d, c.rmsNormEps);
+      if (!normed) rmsnormToCuda(ctx, h, w.finalNorm, headIn, m, d, c.rmsNormEps);
     } else {
       pickRowsCuda(ctx, h, picks, tmp, picked, d);
       rmsnormToCuda(ctx, tmp, w.finalNorm, headIn, picked, d, c.rmsNormEps);

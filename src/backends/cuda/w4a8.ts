@@ -228,20 +228,15 @@ export function w4a8Linear(
 export function w4a8SwigluDecode(ctx: CudaContext, layer: W4A8Layer, xq: DeviceBuffer, a: DeviceBuffer, y: DeviceBuffer, amax: DeviceBuffer,
   M: number, config: DecodeConfig, tail: RowTail | null = null): number {
   const { n: N, k: K } = layer;
-  checkSwiglu(layer, y, amax, M, config);
-  needBytes('swiglu xq', xq, M * K);
-  needBytes('swiglu a', a, M * 4);
-  return launchDecode(ctx, layer, M, config, 'w4a8_decode_swiglu', 'f32', {},
-    [layer.weights, layer.scales, xq, a, y, amax, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }, ...rowTailArgs('swiglu tail', tail, M, N / 2)]);
-}
-
-/** Checks a SwiGLU decode epilogue's layer, config and outputs (y [M, N/2], amax [M, blocks]). */
-function checkSwiglu(layer: W4A8Layer, y: DeviceBuffer, amax: DeviceBuffer, M: number, config: DecodeConfig): void {
-  const N = layer.n;
   if (N % 16 !== 0) throw new RangeError(`w4a8SwigluDecode: gate/up interleaved by 8 needs N divisible by 16, got ${N}`);
   if (config.accumulate) throw new RangeError('the SwiGLU epilogue writes its rows; it does not accumulate');
+  const blocks = decodeBlocks(N, config);
+  needBytes('swiglu xq', xq, M * K);
+  needBytes('swiglu a', a, M * 4);
   needBytes('swiglu y', y, M * (N / 2) * 4);
-  needBytes('swiglu block maxima', amax, M * decodeBlocks(N, config) * 4);
+  needBytes('swiglu block maxima', amax, M * blocks * 4);
+  return launchDecode(ctx, layer, M, config, 'w4a8_decode_swiglu', 'f32', {},
+    [layer.weights, layer.scales, xq, a, y, amax, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }, ...rowTailArgs('swiglu tail', tail, M, N / 2)]);
 }
 
 /**
@@ -261,79 +256,6 @@ export function w4a8DecodeRows(ctx: CudaContext, layer: W4A8Layer, rows: { reado
   needBytes('decode rows y', y, M * N * 4);
   launchDecode(ctx, layer, M, config, 'w4a8_decode_rows', 'f32', config.accumulate ? { ACCUMULATE: 1 } : {},
     [layer.weights, layer.scales, rows.values, rows.amax, { i32: P }, y, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }], M * K);
-}
-
-/**
- * The residual rows a decode GEMM normalizes itself (the engine's normByReader): h [M, K] f32, the statistics the GEMM
- * that added into it left (w4a8DecodeStats: normStatsBytes(M, K) of { Σ x², max |x ⊙ w| } for each 16 values of a row),
- * and the RMSNorm's weight [K] and eps.
- */
-export interface NormedRows {
-  readonly h: DeviceBuffer;
-  readonly stats: DeviceBuffer;
-  readonly weight: DeviceBuffer;
-  readonly eps: number;
-}
-
-/** Bytes of the RMSNorm statistics of `rows` rows of `dim` values (a float2 for each 16 values). */
-export const normStatsBytes = (rows: number, dim: number): number => rows * (dim / 16) * 8;
-
-/**
- * The residual add leaving RMSNorm's statistics for the GEMM that reads the norm (w4a8_decode_stats): y [M, N] +=
- * x·Wᵀ as w4a8Linear with an accumulating decode config, then stats [M, N/16] (normStatsBytes) of the new y with the
- * norm's weight, in the order rmsnorm_to forms its sums (row-form.cuh), for w4a8DecodeNormed / w4a8SwigluDecodeNormed.
- */
-export function w4a8DecodeStats(ctx: CudaContext, layer: W4A8Layer, xq: DeviceBuffer, a: DeviceBuffer, y: DeviceBuffer, M: number,
-  config: DecodeConfig, normWeight: DeviceBuffer, stats: DeviceBuffer): void {
-  const { n: N, k: K } = layer;
-  if (!config.accumulate) throw new RangeError('w4a8DecodeStats adds into the residual: its config must accumulate');
-  if (N % 16 !== 0) throw new RangeError(`w4a8DecodeStats: the norm's statistics come in groups of 16 values, N=${N} is not divisible by 16`);
-  needBytes('decode stats xq', xq, M * K);
-  needBytes('decode stats a', a, M * 4);
-  needBytes('decode stats y', y, M * N * 4);
-  needBytes('decode stats norm weight', normWeight, N * 4);
-  needBytes('decode stats', stats, normStatsBytes(M, N));
-  launchDecode(ctx, layer, M, config, 'w4a8_decode_stats', 'f32', { ACCUMULATE: 1 },
-    [layer.weights, layer.scales, xq, a, y, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }, normWeight, stats]);
-}
-
-/** Checks the rows a decode GEMM normalizes itself (K values a row); returns its kernel arguments (h, stats, weight, eps). */
-function normedRowsArgs(what: string, rows: NormedRows, M: number, K: number, config: DecodeConfig): KernelArg[] {
-  if ((config.STAGES ?? 0) > 0) throw new RangeError(`${what}: a decode GEMM normalizing its rows takes the register pipeline, got STAGES=${config.STAGES}`);
-  if (M > 32) throw new RangeError(`${what}: at most 32 rows, got ${M}`);
-  if (K % 16 !== 0) throw new RangeError(`${what}: the norm's statistics come in groups of 16 values, K=${K} is not divisible by 16`);
-  needBytes(`${what} residual`, rows.h, M * K * 4);
-  needBytes(`${what} statistics`, rows.stats, normStatsBytes(M, K));
-  needBytes(`${what} norm weight`, rows.weight, K * 4);
-  return [rows.h, rows.stats, rows.weight, { f32: rows.eps }];
-}
-
-/**
- * The decode GEMM reading the RMSNorm of the residual itself (w4a8_decode_normed): y [M, N] = the rows rmsnormToCuda
- * would write in int8 from `rows` · W'ᵀ, f32, without that launch: each block normalizes and quantizes the M rows into
- * its shared memory after the wait (the same bytes and scales, so the same outputs as rmsnormToCuda then w4a8Linear
- * with `config`). The register pipeline only; M·K bytes of dynamic shared memory a block.
- */
-export function w4a8DecodeNormed(ctx: CudaContext, layer: W4A8Layer, rows: NormedRows, y: DeviceBuffer, M: number, config: DecodeConfig): void {
-  const { n: N, k: K } = layer;
-  if (config.accumulate) throw new RangeError('w4a8DecodeNormed writes its output; it does not accumulate');
-  const norm = normedRowsArgs('decode normed', rows, M, K, config);
-  needBytes('decode normed y', y, M * N * 4);
-  launchDecode(ctx, layer, M, config, 'w4a8_decode_normed', 'f32', {}, [layer.weights, layer.scales, ...norm, y, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }], M * K);
-}
-
-/**
- * SwiGLU's decode GEMM reading the RMSNorm of the residual itself (w4a8_decode_swiglu_normed): y and amax as
- * w4a8SwigluDecode writes them from the rows rmsnormToCuda would write in int8 from `rows` (no quantize tail);
- * returns P, the blocks.
- */
-export function w4a8SwigluDecodeNormed(ctx: CudaContext, layer: W4A8Layer, rows: NormedRows, y: DeviceBuffer, amax: DeviceBuffer, M: number,
-  config: DecodeConfig): number {
-  const { n: N, k: K } = layer;
-  checkSwiglu(layer, y, amax, M, config);
-  const norm = normedRowsArgs('swiglu normed', rows, M, K, config);
-  return launchDecode(ctx, layer, M, config, 'w4a8_decode_swiglu_normed', 'f32', {},
-    [layer.weights, layer.scales, ...norm, y, amax, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }], M * K);
 }
 
 /** Whether a decode config's blocks can run the norm tail: its WK·32 threads play rmsnorm_to's 1024 (row-form.cuh). */

@@ -70,7 +70,7 @@ rmsnorm_to(const float* __restrict__ x, const float* __restrict__ w, void* __res
   if (threadIdx.x == 0 && form < 2) scales[r] = f.y;
 #pragma unroll
   for (int j = 0; j < ROW_VEC; ++j) {
-    const int i = rms_float4(j);
+    const int i = threadIdx.x + j * ROW_THREADS;
     if (i < n4) store4(out, r, dim, form, i, scale4(v[j], f.x), f.y);
   }
 }

@@ -8,14 +8,12 @@
 // definition, in float32); 1 the same int8 in FRAGMENT ORDER (w4a8_wgmma_rs/tma; act-quant.cu's
 // permutation); 2 binary16; 3 float32.
 //
-// RMSNorm: y = (x ⊙ w) · inv, inv = 1 / sqrt(Σ x² / dim + eps), with Σ x² in one order whatever forms it:
-// the row's values in groups of NORM_GROUP = 16 consecutive (float4s 4g .. 4g+3; the last group may be short),
-// each group's sum one fmaf chain from 0 in ascending order (norm_group_sum), and the P = ⌈dim / 16⌉ group sums
-// added as one warp adds them (norm_sum_groups: lane l runs through groups l, l + 32, … ascending, then an xor
-// butterfly). rmsnorm_to and the norm tail (rms_stats, blocks of any size) form it so; the decode GEMMs that add
-// into the residual can leave the group sums of their 16-row tiles (w4a8_decode_stats) and the GEMM that reads
-// the norm adds them so (norm_rows_to_shared): the same float, so the same bytes. max |x ⊙ w| is exact in any
-// order. Rows up to 4 · 1024 · ROW_VEC values, a multiple of 4.
+// RMSNorm: y = (x ⊙ w) · inv, inv = 1 / sqrt(Σ x² / dim + eps), with Σ x² formed as 1024 threads form it:
+// thread t (t < 1024) runs one chain over the float4 i = t + 1024·j, j ascending, each float4 added as
+// fmaf(x, x, fmaf(y, y, fmaf(z, z, fmaf(w, w, s)))); the 32 lanes of a warp summed by an xor butterfly;
+// the 32 warps' sums added in warp order. A block of 1024 / U threads plays U of those threads each
+// (its thread t plays t + (1024 / U)·u), so a block of any such size gets the same float. max |x ⊙ w| is
+// exact in any order. Rows up to 4 · 1024 · ROW_VEC values, a multiple of 4.
 #pragma once
 
 #define ROW_VEC 8
@@ -66,74 +64,47 @@ __device__ __forceinline__ float4 mul4(float4 a, float4 b) { return make_float4(
 __device__ __forceinline__ float4 scale4(float4 a, float s) { return make_float4(a.x * s, a.y * s, a.z * s, a.w * s); }
 __device__ __forceinline__ float absmax4(float4 a) { return fmaxf(fmaxf(fabsf(a.x), fabsf(a.y)), fmaxf(fabsf(a.z), fabsf(a.w))); }
 
-#define NORM_GROUP 16
-// Σ x² of a group of 16 values (4 float4, in order): one fmaf chain from 0, ascending.
-__device__ __forceinline__ float norm_group_sum(const float4 (&a)[4]) {
-  float s = 0.f;
-#pragma unroll
-  for (int q = 0; q < 4; ++q) {
-    s = fmaf(a[q].x, a[q].x, s);
-    s = fmaf(a[q].y, a[q].y, s);
-    s = fmaf(a[q].z, a[q].z, s);
-    s = fmaf(a[q].w, a[q].w, s);
-  }
-  return s;
-}
-
-// The sum of P group sums (at(j): the j-th) in RMSNorm's order, by one warp: every lane gets it (the butterfly
-// adds the same two operands in every lane).
-template <class At> __device__ __forceinline__ float norm_sum_groups(At at, int P, int lane) {
-  float s = 0.f;
-#pragma unroll 8
-  for (int j = lane; j < P; j += 32) s += at(j);
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-  return s;
-}
-
 // RMSNorm's statistics of a row of n4 float4 (load(i): float4 i of x; w4: the weights), by a block of
-// 1024 / U threads (the order above; thread t takes groups t + (1024 / U)·j): { Σ x², max |x ⊙ w| }, in every
-// thread. visit(j, v) sees v = x ⊙ w of float4 rms_float4(j) (the values rmsnorm_to keeps in registers; U = 1 only).
+// 1024 / U threads (the order above): { Σ x², max |x ⊙ w| }, in every thread. visit(j, v) sees v = x ⊙ w of
+// float4 i = threadIdx.x + 1024·j (the values rmsnorm_to keeps in registers; U = 1 only).
 template <int U, class Load, class Visit>
 __device__ __forceinline__ float2 rms_stats(Load load, const float4* __restrict__ w4, int n4, Visit visit) {
-  constexpr int B = 1024 / U, GV = ROW_VEC / 4;
-  __shared__ float sums[1024 * GV], maxes[B / 32], total;
-  const int G = (n4 + 3) >> 2;
-  float mx = 0.f;
-  __syncthreads();  // the arrays may still be read by a previous call
+  constexpr int B = 1024 / U;
+  float ss[U], mx = 0.f;
 #pragma unroll
-  for (int j = 0; j < GV * U; ++j) {
-    const int g = threadIdx.x + B * j;
-    if (g < G) {
-      float4 a[4];
+  for (int u = 0; u < U; ++u) {
+    ss[u] = 0.f;
 #pragma unroll
-      for (int q = 0; q < 4; ++q) a[q] = 4 * g + q < n4 ? load(4 * g + q) : make_float4(0.f, 0.f, 0.f, 0.f);
-      sums[g] = norm_group_sum(a);
-#pragma unroll
-      for (int q = 0; q < 4; ++q) {
-        if (4 * g + q < n4) {
-          const float4 v = mul4(a[q], w4[4 * g + q]);
-          if (U == 1) visit(4 * j + q, v);
-          mx = fmaxf(mx, absmax4(v));
-        }
+    for (int j = 0; j < ROW_VEC; ++j) {
+      const int i = threadIdx.x + B * u + 1024 * j;
+      if (i < n4) {
+        const float4 a = load(i);
+        ss[u] = fmaf(a.x, a.x, fmaf(a.y, a.y, fmaf(a.z, a.z, fmaf(a.w, a.w, ss[u]))));
+        const float4 v = mul4(a, w4[i]);
+        if (U == 1) visit(j, v);
+        mx = fmaxf(mx, absmax4(v));
       }
     }
   }
 #pragma unroll
-  for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-  if ((threadIdx.x & 31) == 0) maxes[threadIdx.x >> 5] = mx;
-  __syncthreads();
-  if (threadIdx.x < 32) {
-    const float s = norm_sum_groups([&](int j) { return sums[j]; }, G, threadIdx.x);
-    if (threadIdx.x == 0) total = s;
+  for (int o = 16; o > 0; o >>= 1) {
+#pragma unroll
+    for (int u = 0; u < U; ++u) ss[u] += __shfl_xor_sync(0xffffffffu, ss[u], o);
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+  }
+  __shared__ float sums[32], maxes[B / 32];
+  __syncthreads();  // the arrays may still be read by a previous call
+  if ((threadIdx.x & 31) == 0) {
+#pragma unroll
+    for (int u = 0; u < U; ++u) sums[(threadIdx.x >> 5) + (B / 32) * u] = ss[u];
+    maxes[threadIdx.x >> 5] = mx;
   }
   __syncthreads();
-  float m = maxes[0];
+  float s = sums[0], m = maxes[0];
+  for (int w = 1; w < 32; ++w) s += sums[w];
   for (int w = 1; w < B / 32; ++w) m = fmaxf(m, maxes[w]);
-  return make_float2(total, m);
+  return make_float2(s, m);
 }
-// The float4 of the row that register j (< ROW_VEC) of thread threadIdx.x holds in rms_stats<1>.
-__device__ __forceinline__ int rms_float4(int j) { return 4 * (threadIdx.x + 1024 * (j >> 2)) + (j & 3); }
 
 // { inv, a } of a row from its statistics: the norm's factor and the int8 scale of the normalized row.
 __device__ __forceinline__ float2 rms_factors(float2 stats, int dim, float eps) {
@@ -174,57 +145,6 @@ __device__ __forceinline__ void quantize_rows_to_shared(const float* y, const fl
     const float4* row = reinterpret_cast<const float4*>(y + (size_t)r * K);
     const float* maxima = amax + (size_t)r * P;
     quantize_row([&](int i) { return __ldcg(row + i); }, [&](int j) { return __ldcg(maxima + j); }, P, xs, a, r, K, 0);
-  }
-  __syncthreads();
-}
-
-// Rows r < M of the residual h [M, K] (f32) normalized and quantized (FORM 0) into the block's shared memory as
-// rmsnorm_to writes them (xs [M][K] int8, a[r] its scale), from the statistics the GEMM that added into h left
-// (stats [M][K / 16]: { Σ x², max |x ⊙ w| } of each group of 16, w4a8_decode_stats): warp r adds row r's group sums
-// in RMSNorm's order (norm_sum_groups) and takes their maximum, then the block normalizes every row, NORM_IN_FLIGHT
-// float4 a thread in flight at a time, then a barrier: the prologue of a GEMM that reads the norm itself (w4a8_decode_normed).
-// K a multiple of 16; M at most 32. (Two float4 a thread: a 4096-value row on 512 threads in one round trip, and
-// the decode kernel at WK 16 stays within the 64 registers of two blocks a SM.)
-#define NORM_IN_FLIGHT 2
-__device__ __forceinline__ void norm_rows_to_shared(const float* h, const float2* stats, const float* __restrict__ w, float eps, int M, int K,
-                                                    signed char* xs, float* a) {
-  __shared__ float inv[32];
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, P = K / NORM_GROUP, n4 = K >> 2;
-  for (int r = warp; r < M; r += blockDim.x >> 5) {
-    const float2* sr = stats + (size_t)r * P;
-    float m = 0.f;
-    const float s = norm_sum_groups([&](int j) {
-      const float2 v = __ldcg(sr + j);
-      m = fmaxf(m, v.y);
-      return v.x;
-    }, P, lane);
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
-    const float2 f = rms_factors(make_float2(s, m), K, eps);
-    if (lane == 0) {
-      inv[r] = f.x;
-      a[r] = f.y;
-    }
-  }
-  __syncthreads();
-  const float4* h4 = reinterpret_cast<const float4*>(h);
-  const float4* w4 = reinterpret_cast<const float4*>(w);
-  const int total = M * n4;
-  for (int i0 = threadIdx.x; i0 < total; i0 += NORM_IN_FLIGHT * blockDim.x) {
-    float4 v[NORM_IN_FLIGHT];
-#pragma unroll
-    for (int u = 0; u < NORM_IN_FLIGHT; ++u) {
-      const int i = i0 + u * blockDim.x;
-      if (i < total) v[u] = __ldcg(h4 + i);
-    }
-#pragma unroll
-    for (int u = 0; u < NORM_IN_FLIGHT; ++u) {
-      const int i = i0 + u * blockDim.x;
-      if (i < total) {
-        const int r = i / n4, c = i - r * n4;
-        store4(xs, r, K, 0, c, scale4(mul4(v[u], w4[c]), inv[r]), a[r]);
-      }
-    }
   }
   __syncthreads();
 }

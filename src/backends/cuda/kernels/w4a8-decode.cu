@@ -203,33 +203,6 @@ w4a8_decode_rows(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, c
   signed char* xs = reinterpret_cast<signed char*>(decode_shared);
   decode_to_rows<true>(wq, sc, xs, a, y, M, N, K, post, blockIdx.x * NTW, QuantizeRowsWait{x, amax, P, M, K, xs, a});
 }
-
-// The decode GEMM reading the RMSNorm of the residual itself (the engine's normByReader): instead of int8 rows from
-// rmsnorm_to, the residual h [M, K] (f32) and the statistics the GEMM that added into it left (stats [M][K / 16],
-// w4a8_decode_stats), with the norm's weight and eps. After the wait every block normalizes and quantizes the M
-// rows into its shared memory (norm_rows_to_shared, row-form.cuh: rmsnorm_to's bytes and scales), then runs as
-// w4a8_decode on them: the same outputs as rmsnorm_to then w4a8_decode, one launch fewer.
-struct NormRowsWait {
-  const float* h;
-  const float2* stats;
-  const float* norm_w;
-  float eps;
-  int M, K;
-  signed char* xs;
-  float* a;
-  __device__ __forceinline__ void operator()() const {
-    pdl_wait();
-    norm_rows_to_shared(h, stats, norm_w, eps, M, K, xs, a);
-  }
-};
-extern "C" __global__ void __launch_bounds__(WK * 32, MINB)
-w4a8_decode_normed(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const float* h, const float2* stats, const float* __restrict__ norm_w,
-                   float eps, out_t* __restrict__ y, int M, int N, int K, float post) {
-  extern __shared__ __align__(16) unsigned char decode_shared[];
-  __shared__ float a[8 * MT];
-  signed char* xs = reinterpret_cast<signed char*>(decode_shared);
-  decode_to_rows<true>(wq, sc, xs, a, y, M, N, K, post, blockIdx.x * NTW, NormRowsWait{h, stats, norm_w, eps, M, K, xs, a});
-}
 #endif
 
 #if ACCUMULATE
@@ -251,36 +224,6 @@ w4a8_decode_norm(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, c
     rmsnorm_row<1024 / (WK * 32)>([&](int i) { return __ldcg(row + i); }, norm_w, next, next_scales, r, N, eps, form);
   }
 }
-
-// The residual add leaving RMSNorm's statistics for the GEMM that reads the norm (the engine's normByReader,
-// w4a8_decode_normed): y += x·W'ᵀ as w4a8_decode with ACCUMULATE, then for every row token < M and each of the
-// block's 16-row tiles, stats[token·(N/16) + tile] = { Σ y² over its 16 new values in RMSNorm's order
-// (norm_group_sum, row-form.cuh), max |y ⊙ norm_w| over them }. N % 16 == 0.
-extern "C" __global__ void __launch_bounds__(WK * 32, MINB)
-w4a8_decode_stats(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const signed char* __restrict__ xq, const float* __restrict__ ascale,
-                  float* __restrict__ y, int M, int N, int K, float post, const float* __restrict__ norm_w, float2* __restrict__ stats) {
-  const int tile0 = blockIdx.x * NTW;
-  __shared__ float4 hv[8 * MT][NTW * 4];  // the block's new values of y, a row of 16·NTW per token
-  decode_tiles(wq, sc, xq, M, K, tile0, [&](auto& red, const auto& tot, int warp, int lane) {
-    decode_reduce(red, tot, warp, lane, tile0, M, N, [&](int token, int n, scale_t sum) {
-      float* o = y + (size_t)token * N + n;
-      const float v = *o + out_scale(sum, ascale[token], post);
-      *o = v;
-      reinterpret_cast<float*>(hv[token])[n - tile0 * 16] = v;
-    });
-    __syncthreads();
-    for (int i = threadIdx.x; i < M * NTW; i += WK * 32) {
-      const int token = i / NTW, t = i - token * NTW, tile = tile0 + t;
-      if (tile * 16 >= N) continue;
-      const float4 a[4] = {hv[token][t * 4], hv[token][t * 4 + 1], hv[token][t * 4 + 2], hv[token][t * 4 + 3]};
-      const float4* w4 = reinterpret_cast<const float4*>(norm_w) + tile * 4;
-      float m = 0.f;
-#pragma unroll
-      for (int q = 0; q < 4; ++q) m = fmaxf(m, absmax4(mul4(a[q], w4[q])));
-      stats[(size_t)token * (N >> 4) + tile] = make_float2(norm_group_sum(a), m);
-    }
-  });
-}
 #endif
 
 #if !ACCUMULATE && !OUT_F16
@@ -295,12 +238,13 @@ w4a8_decode_stats(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, 
 // (`next` may be this launch's xq / ascale: every block has read them before it arrives).
 // At least two blocks per SM: at MT = 4 the epilogue took the kernel to 142 registers (one 256-thread
 // block per SM) and a 32-row step lost 7%; capped at 128 (4 bytes spilled) it gains 2.6% (H100).
-template <bool SHARED_X = false, class Wait = PdlWait>
-__device__ __forceinline__ void swiglu_to_rows(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const signed char* xq, const float* ascale,
-                                               float* __restrict__ y, float* __restrict__ amax, int M, int N, int K, float post, Wait wait = {}) {
+extern "C" __global__ void __launch_bounds__(WK * 32, MINB > 2 ? MINB : 2)
+w4a8_decode_swiglu(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const signed char* xq, const float* ascale,
+                   float* __restrict__ y, float* __restrict__ amax, int M, int N, int K, float post,
+                   void* next, float* next_scales, int form, unsigned* __restrict__ arrivals) {
   const int tile0 = blockIdx.x * NTW, F = N >> 1;
   __shared__ int token_max[8 * MT];  // |y| as int bits (non-negative floats order as their bits)
-  decode_tiles<SHARED_X>(wq, sc, xq, M, K, tile0, [&](auto& red, const auto& tot, int warp, int lane) {
+  decode_tiles(wq, sc, xq, M, K, tile0, [&](auto& red, const auto& tot, int warp, int lane) {
     if (threadIdx.x < 8 * MT) token_max[threadIdx.x] = 0;  // before decode_reduce_pairs' barrier
     decode_reduce_pairs(red, tot, warp, lane, tile0, M, N, [&](int token, int j, scale_t g, scale_t u) {
       const float v = silu_mul1(out_scale(g, ascale[token], post), out_scale(u, ascale[token], post));
@@ -309,29 +253,9 @@ __device__ __forceinline__ void swiglu_to_rows(const uint4* __restrict__ wq, con
     });
     __syncthreads();
     if (threadIdx.x < M) amax[(size_t)threadIdx.x * gridDim.x + blockIdx.x] = __int_as_float(token_max[threadIdx.x]);
-  }, wait);
+  });
+  if (arrivals != nullptr) quantize_rows_tail(y, amax, gridDim.x, M, F, next, next_scales, form, arrivals);
 }
-
-extern "C" __global__ void __launch_bounds__(WK * 32, MINB > 2 ? MINB : 2)
-w4a8_decode_swiglu(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const signed char* xq, const float* ascale,
-                   float* __restrict__ y, float* __restrict__ amax, int M, int N, int K, float post,
-                   void* next, float* next_scales, int form, unsigned* __restrict__ arrivals) {
-  swiglu_to_rows(wq, sc, xq, ascale, y, amax, M, N, K, post);
-  if (arrivals != nullptr) quantize_rows_tail(y, amax, gridDim.x, M, N >> 1, next, next_scales, form, arrivals);
-}
-
-#if !STAGES
-// SwiGLU's GEMM reading the RMSNorm of the residual itself (w4a8_decode_normed's prologue, then w4a8_decode_swiglu
-// without a tail): the same y and amax as rmsnorm_to then w4a8_decode_swiglu.
-extern "C" __global__ void __launch_bounds__(WK * 32, MINB > 2 ? MINB : 2)
-w4a8_decode_swiglu_normed(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const float* h, const float2* stats,
-                          const float* __restrict__ norm_w, float eps, float* __restrict__ y, float* __restrict__ amax, int M, int N, int K, float post) {
-  extern __shared__ __align__(16) unsigned char decode_shared[];
-  __shared__ float a[8 * MT];
-  signed char* xs = reinterpret_cast<signed char*>(decode_shared);
-  swiglu_to_rows<true>(wq, sc, xs, a, y, amax, M, N, K, post, NormRowsWait{h, stats, norm_w, eps, M, K, xs, a});
-}
-#endif
 #endif
 
 #if !ACCUMULATE
