@@ -18,7 +18,8 @@
  * o or down GEMM on the decode kernel can write the RMSNorm that comes next in its last blocks (normInGemm:
  * w4a8_decode_norm instead of the GEMM → rmsnorm_to), and attention_merge and the SwiGLU GEMM can quantize
  * their rows in their last blocks (quantizeInTail: no quantize_rows); both off by default: slower where measured (H200, docs/cuda-notes.md, 24th session). The same floats either way, one launch fewer each (two
- * a layer for the norm and for the quantization).
+ * a layer for the norm and for the quantization). At one row the last split block of each head merges it
+ * (mergeInAttention: no attention_merge launch; the same bytes).
  *
  * A mixture-of-experts layer (mixtral) runs its MLP as engine-moe.ts says: routed on the device, the
  * experts grouped into one launch per GEMM in a decode step, one GEMM per picked expert in a prefill.
@@ -39,7 +40,7 @@ import type { ModelWeights } from '../../model/weights.js';
 import { addressTable, type DeviceBuffer } from './buffer.js';
 import { CudaContext } from './context.js';
 import { Cublas } from './cublas.js';
-import { attentionToCuda, argmaxRowsCuda, embedRowsCuda, engineSplits, wideLoadsFit, pickRowsCuda, ROW_BYTES, rmsnormToCuda, ropeKvWriteCuda, quantizeRowsCuda, rowScratchBytes, siluMulToCuda, TAIL_COUNTER_BYTES, type EngineAttention, type PendingRows, type GateUpRows, type RowForm, type RowNorm, type RowOutput, type RowScratch } from './engine-ops.js';
+import { attentionToCuda, argmaxRowsCuda, embedRowsCuda, engineSplits, mergeCounterBytes, wideLoadsFit, pickRowsCuda, ROW_BYTES, rmsnormToCuda, ropeKvWriteCuda, quantizeRowsCuda, rowScratchBytes, siluMulToCuda, TAIL_COUNTER_BYTES, type EngineAttention, type PendingRows, type GateUpRows, type RowForm, type RowNorm, type RowOutput, type RowScratch } from './engine-ops.js';
 import { describeEngineWeights, freeEngineWeights, layerLinears, uploadEngineWeights, type EngineLinear, type LinearGroup } from './engine-weights.js';
 import { createMoeRunner, type MoeRunner } from './engine-moe.js';
 import { cudaGraphRuntime } from './graphs.js';
@@ -105,6 +106,13 @@ export interface CudaEngineOptions {
    */
   readonly wideAttention?: boolean | 'auto';
   /**
+   * Attention's merge done by the last split block of each (row, head) (attention_split[_v8] with MERGE_FOLD; counters
+   * that the merging block sets back to zero) instead of an attention_merge launch: true, false, or 'auto' (default:
+   * passes of at most MERGE_FOLD_MAX_ROWS rows). The same bytes either way, so a sequence gets the same whether its
+   * step folds or not. Not where quantizeInTail holds (its tail is attention_merge's).
+   */
+  readonly mergeInAttention?: boolean | 'auto';
+  /**
    * The W4A8 kernel configuration for m rows of an [n, k] layer; default chooseW4A8Config on this device. For
    * benches that compare configurations on the same model (cuda-engine-step --decode).
    */
@@ -136,6 +144,12 @@ const ROWS_IN_GEMM_BYTES = 96 << 10;
  * batch 1 level; docs/cuda-notes.md, 27th session). Only where the option is 'auto': the default is every pass.
  */
 export const WIDE_ATTENTION_MAX_ROWS = 64;
+/**
+ * mergeInAttention's 'auto' bound, by same-run A/B (H100, 8 random 7B-shaped W4A8 layers, W8A8 lm_head, alternated,
+ * docs/cuda-notes.md 30th session): −0.6% a step at 1 row (7 pairs, 6 faster), but +1.9% at 8 rows (4 of 4 slower in the
+ * longer call), +1.5% at 16, +4.4% at 32: a launch boundary saved, against every split block's fence and count.
+ */
+export const MERGE_FOLD_MAX_ROWS = 1;
 
 /** The fold options: how each reads in describe() (and the benches' logs), its 'auto' row bound, its default. */
 export const ENGINE_FOLDS = {
@@ -148,6 +162,7 @@ export const ENGINE_FOLDS = {
   quantizeInGemm: { label: 'rows quantized by the GEMM that reads them', maxRows: QUANTIZE_FOLD_MAX_ROWS, fallback: false },
   // always, not 'auto': which loads a row gets must not depend on the rows beside it (batch invariance)
   wideAttention: { label: 'attention with 16-byte loads', maxRows: WIDE_ATTENTION_MAX_ROWS, fallback: true },
+  mergeInAttention: { label: 'attention merged by its last split block', maxRows: MERGE_FOLD_MAX_ROWS, fallback: 'auto' },
 } as const satisfies Record<string, { label: string; maxRows: number; fallback: boolean | 'auto' }>;
 export type EngineFold = keyof typeof ENGINE_FOLDS;
 
@@ -185,7 +200,10 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
   /** whether fold f holds in a pass of m rows ('auto': at most its row bound). */
   const holds = (f: EngineFold, m: number): boolean => (folds[f] === 'auto' ? m <= ENGINE_FOLDS[f].maxRows : folds[f]);
   /** how the folds read in describe(). */
-  const setting = (f: EngineFold): string => (folds[f] === 'auto' ? `up to ${ENGINE_FOLDS[f].maxRows} rows` : folds[f] ? 'always' : 'off');
+  const setting = (f: EngineFold): string => {
+    const rows = ENGINE_FOLDS[f].maxRows;
+    return folds[f] === 'auto' ? (rows === 1 ? 'at 1 row' : `up to ${rows} rows`) : folds[f] ? 'always' : 'off';
+  };
   const foldsText = foldNames.map((f) => `${ENGINE_FOLDS[f].label} ${setting(f)}`).join(', ');
   const invFreq = ropeInverseFrequencies(D, c.ropeTheta, c.ropeScaling);
   let w: ReturnType<typeof uploadEngineWeights>;
@@ -226,12 +244,14 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
   // the run state, sized for T rows
   const qkvWidth = H * D + 2 * KVH * D;
   const maxK = Math.max(d, F, H * D);
-  let arrivals: DeviceBuffer, rows: DeviceBuffer, picks: DeviceBuffer, nextTokens: DeviceBuffer, h: DeviceBuffer, tmp: DeviceBuffer, qkvOut: DeviceBuffer, guOut: DeviceBuffer, logits: DeviceBuffer, part: DeviceBuffer, rowScratch: RowScratch;
+  let arrivals: DeviceBuffer, mergeCounts: DeviceBuffer, rows: DeviceBuffer, picks: DeviceBuffer, nextTokens: DeviceBuffer, h: DeviceBuffer, tmp: DeviceBuffer, qkvOut: DeviceBuffer, guOut: DeviceBuffer, logits: DeviceBuffer, part: DeviceBuffer, rowScratch: RowScratch;
   let acts: RowOutput[];
   let w4a16Scratch: DeviceBuffer | null;
   try {
     arrivals = alloc(TAIL_COUNTER_BYTES); // the tails' counters (w4a8DecodeNorm, w4a8SwigluDecode, attentionToCuda): zero between launches
     arrivals.fill(0);
+    mergeCounts = alloc(mergeCounterBytes(T, H)); // mergeInAttention's counters: zero between launches
+    mergeCounts.fill(0);
     ctx.landUploads(); // the fill ran on the legacy stream, which does not order with the engine's
     rows = alloc(T * ROW_BYTES);
     picks = alloc(T * 4);
@@ -414,7 +434,8 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
    * (its mixture-of-experts layers route on the device without a host wait, engine-moe.ts).
    */
   const forwardRows = (m: number, positions: number, picked: number, greedy: boolean, decode: boolean): void => {
-    const split = { ...engineSplits(positions, m, H, D), loads: holds('wideAttention', m) && wideLoadsFit(D) ? 16 as const : 4 as const };
+    const merged = holds('mergeInAttention', m) && !holds('quantizeInTail', m) ? { merged: mergeCounts } : {};
+    const split = { ...engineSplits(positions, m, H, D), loads: holds('wideAttention', m) && wideLoadsFit(D) ? 16 as const : 4 as const, ...merged };
     embedRowsCuda(ctx, w.embedding, rows, h, m, d);
     let normed = false; // whether the GEMM before wrote the RMSNorm of h that comes next (addLinear's `then`)
     for (let i = 0; i < L; i++) {

@@ -225,7 +225,16 @@ export interface AttentionSplit {
   readonly splits: number;
   readonly chunk: number;
   readonly loads?: 4 | 16;
+  /**
+   * The merge folded into the split kernel (the engine's mergeInAttention): counters, mergeCounterBytes(m, H) of device
+   * memory, zero before the launch (the kernel leaves them zero); the last split block of each (row, head) merges it,
+   * and no attention_merge launches. Absent: attention_merge.
+   */
+  readonly merged?: DeviceBuffer;
 }
+
+/** Bytes of the merge fold's counters for m rows of H heads (AttentionSplit.merged). */
+export const mergeCounterBytes = (m: number, H: number): number => m * H * 4;
 
 /** Whether attention_split_v8 takes head dimension D: 8 halves a lane, D/8 lanes (a power of two, at most a warp) a position. */
 export const wideLoadsFit = (D: number): boolean => D % 8 === 0 && D / 8 <= 32 && ((D / 8) & (D / 8 - 1)) === 0;
@@ -235,7 +244,8 @@ export const wideLoadsFit = (D: number): boolean => D % 8 === 0 && D / 8 <= 32 &
  * projection (through `scratch`). q rotated and the rows' keys stored already (ropeKvWriteCuda), or,
  * with `fresh`, both done here. With `arrivals` (TAIL_COUNTER_BYTES of device memory, zero before and after) the
  * merge's last blocks (one a row) write the rows instead of a quantize_rows launch (the same bytes); with 'reader' no
- * one here writes them: the GEMM that reads them quantizes `scratch` itself (PendingRows with P = the heads).
+ * one here writes them: the GEMM that reads them quantizes `scratch` itself (PendingRows with P = the heads). With
+ * split.merged the split kernel merges each head in its last block (the same y and maxima as attention_merge).
  */
 export function attentionToCuda(ctx: CudaContext, q: DeviceBuffer, ldq: number, rows: DeviceBuffer, m: number, a: EngineAttention,
   split: AttentionSplit, part: DeviceBuffer, scratch: RowScratch, out: RowOutput, fresh?: FreshKv, arrivals?: DeviceBuffer | 'reader'): void {
@@ -256,14 +266,22 @@ export function attentionToCuda(ctx: CudaContext, q: DeviceBuffer, ldq: number, 
   needBytes('attention row scratch', scratch.values, m * H * D * 4);
   needBytes('attention head maxima', scratch.amax, m * H * 4);
   checkOutput('attention', out, m, H * D);
-  const none = { u64: 0 }; // a null pointer: no fresh keys (the cache holds them), no tail
-  ctx.launch(getKernel(ctx, FILE, loads === 16 ? 'attention_split_v8' : 'attention_split'), [m, H, S], [128],
+  const none = { u64: 0 }; // a null pointer: no fresh keys (the cache holds them), no tail, no merge fold
+  const merged = split.merged;
+  if (merged !== undefined) {
+    needBytes('attention merge counters', merged, mergeCounterBytes(m, H));
+    if (arrivals !== undefined && arrivals !== 'reader') throw new RangeError('attention: the merge fold writes no rows; it takes no quantize tail');
+  }
+  ctx.launch(getKernel(ctx, FILE, loads === 16 ? 'attention_split_v8' : 'attention_split', merged !== undefined ? { MERGE_FOLD: 1 } : {}), [m, H, S], [128],
     [q, { i32: ldq }, part, rows, a.kv, { i32: a.layer }, { i32: a.numLayers }, { i32: H }, { i32: KVH }, { i32: D }, { i32: a.window }, { i32: chunk },
-      fresh?.k ?? none, fresh?.v ?? none, { i32: fresh?.ld ?? 0 }, fresh?.invFreq ?? none]);
+      fresh?.k ?? none, fresh?.v ?? none, { i32: fresh?.ld ?? 0 }, fresh?.invFreq ?? none,
+      ...(merged !== undefined ? [scratch.values, scratch.amax, merged] : [none, none, none])]);
   // with `arrivals` the merge's last blocks write the rows (quantize_rows' work)
-  const tail = rowTailArgs('attention', arrivals === undefined || arrivals === 'reader' ? null : { out, arrivals }, m, H * D);
-  ctx.launch(getKernel(ctx, FILE, 'attention_merge'), [m, H], [128],
-    [part, scratch.values, scratch.amax, rows, { i32: H }, { i32: D }, { i32: S }, { i32: chunk }, { i32: a.window }, ...tail]);
+  if (merged === undefined) {
+    const tail = rowTailArgs('attention', arrivals === undefined || arrivals === 'reader' ? null : { out, arrivals }, m, H * D);
+    ctx.launch(getKernel(ctx, FILE, 'attention_merge'), [m, H], [128],
+      [part, scratch.values, scratch.amax, rows, { i32: H }, { i32: D }, { i32: S }, { i32: chunk }, { i32: a.window }, ...tail]);
+  }
   if (arrivals === undefined) quantizeRowsCuda(ctx, scratch, H, out, m, H * D);
 }
 

@@ -33,7 +33,7 @@ const VARIANTS: Record<string, string[][]> = {
   'w8a8-decode.cu': [[], ['-DSCALE_INT=0', '-DMT=2', '-DNTW=2', '-DGROUP=256', '-DOUT_F16=1'], ['-DSTAGES=4', '-DMINB=4', '-DWK=8'], ['-DPREW=2', '-DWK=16']],
   'w4a16-decode.cu': [[], ['-DMT=2', '-DNTW=2', '-DWK=16', '-DGROUP=256'], ['-DOUT_F16=1']],
   'w4a16-dequant.cu': [[], ['-DGROUP=256']],
-  'engine-ops.cu': [[], ['-DD_MAX=128']],
+  'engine-ops.cu': [[], ['-DD_MAX=128'], ['-DMERGE_FOLD=1']],
   'w4a8-mma.cu': [[], ['-DSCALE_INT=0'], ['-DIS_SHIFT=0'], ['-DBM=64', '-DBN=64', '-DWM=2', '-DWN=2', '-DSTAGES=4'], ['-DSTAGES=4', '-DOUT_F16=1']],
 };
 

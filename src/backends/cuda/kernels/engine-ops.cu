@@ -20,7 +20,9 @@
 //                    Decode fold (k_new, v_new given: each row its sequence's one new position p, so no
 //                    other row reads p): q rotated in the kernel, the block whose range ends at p rotates
 //                    the new key, rounds key and value to fp16 and reads them from registers at t = p, and
-//                    the kv group's first head stores them (rope_kv_write's work, the same floats)
+//                    the kv group's first head stores them (rope_kv_write's work, the same floats).
+//                    Merge fold (MERGE_FOLD 1): the last split block of each (row, head) to finish merges
+//                    it as attention_merge would (merge_if_last; a counter a head, no waiting)
 //   attention_merge  grid (m, H), 128 threads: y[r, h·D + d] = Σ_s w_s·acc_s[d] / Σ_s w_s·l_s (f32),
 //                    w_s = e^(max_s − max), over the row's non-empty splits; amax[r, h] = max_d |y|;
 //                    optionally the rows in FORM by its last blocks (quantize_rows' work, no launch of its own)
@@ -43,6 +45,9 @@
 #include "row-form.cuh"
 
 #define NEG_INF __int_as_float(0xff800000)
+#ifndef MERGE_FOLD
+#define MERGE_FOLD 0
+#endif
 #ifndef D_MAX
 #define D_MAX 256
 #endif
@@ -197,6 +202,82 @@ __device__ __forceinline__ void write_split_partial(const float* m_of, const flo
   for (int d = threadIdx.x; d < D; d += 128) out[2 + d] = w[0] * acc_of[0][d] + w[1] * acc_of[1][d] + w[2] * acc_of[2][d] + w[3] * acc_of[3][d];
 }
 
+// The merge of head h of row r (attention_merge's block, or the last split block of the head with the merge
+// fold): warp 0 forms the split weights (lanes over splits, shuffles), then thread d: y = Σ_s fmaf(w_s, acc_s[d])
+// over s ascending · (1 / Σ_s w_s·l_s) into the f32 row scratch, and the head's max |y| to amax[r·H + h]. L2: the
+// partials read through L2 (other blocks of the same launch wrote them; merge_if_last).
+template <bool L2>
+__device__ __forceinline__ void merge_head(const float* part, float* y, float* amax, const int* rows, int r, int h, int H, int D, int S, int chunk,
+                                          int window) {
+  __shared__ float w[MAX_SPLITS];
+  __shared__ float inv_l;
+  const int tid = threadIdx.x, lane = tid & 31;
+  const auto ld = [](const float* a) { return L2 ? __ldcg(a) : *a; };
+  const int p = rows[4 * r + 1];
+  const int first = window > 0 ? max(0, p - window + 1) : 0;
+  const int s0 = first / chunk, s1 = p / chunk;  // the splits holding positions: [s0, s1]
+  const float* ph = part + ((size_t)r * H + h) * S * (D + 2);
+  if (tid < 32) {
+    float mj[MAX_SPLITS / 32], lj[MAX_SPLITS / 32];
+#pragma unroll
+    for (int j = 0; j < MAX_SPLITS / 32; ++j) {
+      const int s = s0 + lane + 32 * j;
+      mj[j] = s <= s1 ? ld(ph + (size_t)s * (D + 2)) : NEG_INF;
+      lj[j] = s <= s1 ? ld(ph + (size_t)s * (D + 2) + 1) : 0.f;
+    }
+    float M = NEG_INF;
+#pragma unroll
+    for (int j = 0; j < MAX_SPLITS / 32; ++j) M = fmaxf(M, mj[j]);
+    for (int off = 16; off > 0; off >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, off));
+    float sum = 0.f;
+#pragma unroll
+    for (int j = 0; j < MAX_SPLITS / 32; ++j) {
+      const int s = s0 + lane + 32 * j;
+      if (s <= s1) {
+        const float e = expf(mj[j] - M);
+        w[s - s0] = e;
+        sum = fmaf(e, lj[j], sum);
+      }
+    }
+    for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+    if (lane == 0) inv_l = 1.f / sum;
+  }
+  __syncthreads();
+  float mx = 0.f;
+  for (int d = tid; d < D; d += blockDim.x) {
+    float acc = 0.f;
+    for (int s = s0; s <= s1; ++s) acc = fmaf(w[s - s0], ld(ph + (size_t)s * (D + 2) + 2 + d), acc);
+    acc *= inv_l;
+    y[(size_t)r * H * D + (size_t)h * D + d] = acc;
+    mx = fmaxf(mx, fabsf(acc));
+  }
+  mx = block_max(mx);
+  if (tid == 0) amax[(size_t)r * H + h] = mx;
+}
+
+// The merge fold (attention_split[_v8] compiled with MERGE_FOLD 1; `merged`: counters, one a (row, head), zero between
+// launches; y, amax: attention_merge's outputs. Without it the three arguments are unused): every
+// split block holding positions counts itself in after its partial is stored, and the last of the head's splits
+// to arrive merges the head (merge_head: attention_merge's work and bytes, no launch of its own), after setting the
+// counter back to zero. No block waits for another.
+__device__ __forceinline__ void merge_if_last(const float* part, float* y, float* amax, const int* rows, unsigned* merged, int r, int h, int H, int D,
+                                             int S, int chunk, int window, int p) {
+  __shared__ bool last;
+  __threadfence();  // this block's partial, before it counts in
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    const int first = window > 0 ? max(0, p - window + 1) : 0;
+    const unsigned splits = (unsigned)(p / chunk - first / chunk + 1);
+    unsigned* count = merged + (size_t)r * H + h;
+    last = atomicAdd(count, 1u) == splits - 1;
+    if (last) *count = 0;  // every split of the head has counted in: none touches it again in this launch
+  }
+  __syncthreads();
+  if (!last) return;
+  __threadfence();  // the other splits' partials, after their count
+  merge_head<true>(part, y, amax, rows, r, h, H, D, S, chunk, window);
+}
+
 // What both attention kernels set up for head h of row r once their split holds positions: the head's keys and
 // values (split_kv), its q row (qh, or with the decode fold — k_new given — q rotated into the kernel's shared
 // q_rot by fold_prologue, with the new key and value into k_rot / v_new_h where the split holds the new position,
@@ -222,13 +303,14 @@ __device__ __forceinline__ SplitHead split_head(const float* q, int ldq, const i
 extern "C" __global__ void __launch_bounds__(128)
 attention_split(const float* __restrict__ q, int ldq, float* __restrict__ part, const int* __restrict__ rows,
                 const unsigned long long* __restrict__ kv, int layer, int L, int H, int KVH, int D, int window, int chunk,
-                const float* __restrict__ k_new, const float* __restrict__ v_new, int ldkv, const float* __restrict__ inv_freq) {
+                const float* __restrict__ k_new, const float* __restrict__ v_new, int ldkv, const float* __restrict__ inv_freq,
+                float* __restrict__ y, float* __restrict__ amax, unsigned* __restrict__ merged) {
   const int r = blockIdx.x, h = blockIdx.y, s = blockIdx.z, S = gridDim.z;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const SplitRange sr = split_range(rows, window, chunk, r, s);
   const int p = sr.p, lo = sr.lo, hi = sr.hi;  // positions [lo, hi)
   float* out = part + (((size_t)r * H + h) * S + s) * (D + 2);
-  if (lo >= hi) return;  // attention_merge reads only the splits holding positions
+  if (lo >= hi) return;  // attention_merge reads only the splits holding positions (and only they count in, merge_if_last)
   // the decode fold (k_new given): q rotated here, and the new position's key (rotated) and value
   // rounded to fp16 as the cache holds them, taken from registers at t = p instead of the cache. Thread i
   // of the block rotates the pair (i, i + D/2) once (one sincosf, as rope_kv_write's thread i) into shared
@@ -335,6 +417,9 @@ attention_split(const float* __restrict__ q, int ldq, float* __restrict__ part, 
   }
   __syncthreads();
   write_split_partial(m_of, l_of, acc_of, out, D);
+#if MERGE_FOLD
+  merge_if_last(part, y, amax, rows, merged, r, h, H, D, S, chunk, window, p);
+#endif
 }
 
 // attention_split with 16-byte loads (the same arguments and partials): a position's key row (D halves) is read
@@ -348,14 +433,15 @@ attention_split(const float* __restrict__ q, int ldq, float* __restrict__ part, 
 extern "C" __global__ void __launch_bounds__(128)
 attention_split_v8(const float* __restrict__ q, int ldq, float* __restrict__ part, const int* __restrict__ rows,
                    const unsigned long long* __restrict__ kv, int layer, int L, int H, int KVH, int D, int window, int chunk,
-                   const float* __restrict__ k_new, const float* __restrict__ v_new, int ldkv, const float* __restrict__ inv_freq) {
+                   const float* __restrict__ k_new, const float* __restrict__ v_new, int ldkv, const float* __restrict__ inv_freq,
+                   float* __restrict__ y, float* __restrict__ amax, unsigned* __restrict__ merged) {
   const int r = blockIdx.x, h = blockIdx.y, s = blockIdx.z, S = gridDim.z;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int lpp = D >> 3, G = 32 / lpp, gl = lane % lpp, grp = lane / lpp;
   const SplitRange sr = split_range(rows, window, chunk, r, s);
   const int p = sr.p, lo = sr.lo, hi = sr.hi;  // positions [lo, hi)
   float* out = part + (((size_t)r * H + h) * S + s) * (D + 2);
-  if (lo >= hi) return;  // attention_merge reads only the splits holding positions
+  if (lo >= hi) return;  // attention_merge reads only the splits holding positions (and only they count in, merge_if_last)
   __shared__ float q_rot[D_MAX];
   __shared__ __align__(16) half_t k_rot[D_MAX], v_new_h[D_MAX];
   const SplitHead sh = split_head(q, ldq, rows, kv, layer, L, r, h, H, KVH, D, sr, k_new, v_new, ldkv, inv_freq, q_rot, k_rot, v_new_h);
@@ -446,6 +532,9 @@ attention_split_v8(const float* __restrict__ q, int ldq, float* __restrict__ par
   }
   __syncthreads();
   write_split_partial(m_of, l_of, acc_of, out, D);
+#if MERGE_FOLD
+  merge_if_last(part, y, amax, rows, merged, r, h, H, D, S, chunk, window, p);
+#endif
 }
 
 // One block per (row, head), so the merge is spread over the SMs (one block per row was bound by its
@@ -459,49 +548,7 @@ extern "C" __global__ void __launch_bounds__(128)
 attention_merge(const float* __restrict__ part, float* __restrict__ y, float* __restrict__ amax, const int* __restrict__ rows,
                 int H, int D, int S, int chunk, int window, void* __restrict__ next, float* __restrict__ next_scales, int form,
                 unsigned* __restrict__ arrivals) {
-  __shared__ float w[MAX_SPLITS];
-  __shared__ float inv_l;
-  const int r = blockIdx.x, h = blockIdx.y, tid = threadIdx.x, lane = tid & 31;
-  const int p = rows[4 * r + 1];
-  const int first = window > 0 ? max(0, p - window + 1) : 0;
-  const int s0 = first / chunk, s1 = p / chunk;  // the splits holding positions: [s0, s1]
-  const float* ph = part + ((size_t)r * H + h) * S * (D + 2);
-  if (tid < 32) {
-    float mj[MAX_SPLITS / 32], lj[MAX_SPLITS / 32];
-#pragma unroll
-    for (int j = 0; j < MAX_SPLITS / 32; ++j) {
-      const int s = s0 + lane + 32 * j;
-      mj[j] = s <= s1 ? ph[(size_t)s * (D + 2)] : NEG_INF;
-      lj[j] = s <= s1 ? ph[(size_t)s * (D + 2) + 1] : 0.f;
-    }
-    float M = NEG_INF;
-#pragma unroll
-    for (int j = 0; j < MAX_SPLITS / 32; ++j) M = fmaxf(M, mj[j]);
-    for (int off = 16; off > 0; off >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, off));
-    float sum = 0.f;
-#pragma unroll
-    for (int j = 0; j < MAX_SPLITS / 32; ++j) {
-      const int s = s0 + lane + 32 * j;
-      if (s <= s1) {
-        const float e = expf(mj[j] - M);
-        w[s - s0] = e;
-        sum = fmaf(e, lj[j], sum);
-      }
-    }
-    for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
-    if (lane == 0) inv_l = 1.f / sum;
-  }
-  __syncthreads();
-  float mx = 0.f;
-  for (int d = tid; d < D; d += blockDim.x) {
-    float acc = 0.f;
-    for (int s = s0; s <= s1; ++s) acc = fmaf(w[s - s0], ph[(size_t)s * (D + 2) + 2 + d], acc);
-    acc *= inv_l;
-    y[(size_t)r * H * D + (size_t)h * D + d] = acc;
-    mx = fmaxf(mx, fabsf(acc));
-  }
-  mx = block_max(mx);
-  if (tid == 0) amax[(size_t)r * H + h] = mx;
+  merge_head<false>(part, y, amax, rows, blockIdx.x, blockIdx.y, H, D, S, chunk, window);
   if (arrivals != nullptr) quantize_rows_tail(y, amax, H, gridDim.x, H * D, next, next_scales, form, arrivals);
 }
 
