@@ -19,7 +19,8 @@
  * w4a8_decode_norm instead of the GEMM → rmsnorm_to), and attention_merge and the SwiGLU GEMM can quantize
  * their rows in their last blocks (quantizeInTail: no quantize_rows); both off by default: slower where measured (H200, docs/cuda-notes.md, 24th session). The same floats either way, one launch fewer each (two
  * a layer for the norm and for the quantization). At one row the last split block of each head merges it
- * (mergeInAttention: no attention_merge launch; the same bytes).
+ * (mergeInAttention: no attention_merge launch; the same bytes); at 2-16 rows the small ops launch to overlap the
+ * kernel before them, as the decode GEMMs do (overlapSmallOps).
  *
  * A mixture-of-experts layer (mixtral) runs its MLP as engine-moe.ts says: routed on the device, the
  * experts grouped into one launch per GEMM in a decode step, one GEMM per picked expert in a prefill.
@@ -45,6 +46,7 @@ import { describeEngineWeights, freeEngineWeights, layerLinears, uploadEngineWei
 import { createMoeRunner, type MoeRunner } from './engine-moe.js';
 import { cudaGraphRuntime } from './graphs.js';
 import { addBiasCuda, addCuda } from './model-ops.js';
+import type { LaunchOptions } from './program.js';
 import type { FloatPrecision } from './resident-linear.js';
 import { hasTensorMaps } from './tensor-map.js';
 import { activationOrder, chooseW4A8Config, normTailFits, w4a8DecodeNorm, w4a8DecodeRows, w4a8Linear, w4a8SwigluDecode, type DecodeConfig, type W4A8Config, type W4A8Layer } from './w4a8.js';
@@ -113,6 +115,13 @@ export interface CudaEngineOptions {
    */
   readonly mergeInAttention?: boolean | 'auto';
   /**
+   * The small ops between the GEMMs (rmsnorm_to, attention, quantize_rows) launched to overlap the kernel before them
+   * (programmatic dependent launch, as the decode GEMMs are: each lets the next launch at once and waits for the one
+   * before), so the next GEMM's blocks can take SMs and load their first weights during the previous GEMM's drain: true,
+   * false, or 'auto' (default: passes of 2 to OVERLAP_SMALL_OPS_MAX_ROWS rows). The same bytes either way.
+   */
+  readonly overlapSmallOps?: boolean | 'auto';
+  /**
    * The W4A8 kernel configuration for m rows of an [n, k] layer; default chooseW4A8Config on this device. For
    * benches that compare configurations on the same model (cuda-engine-step --decode).
    */
@@ -150,8 +159,14 @@ export const WIDE_ATTENTION_MAX_ROWS = 64;
  * longer call), +1.5% at 16, +4.4% at 32: a launch boundary saved, against every split block's fence and count.
  */
 export const MERGE_FOLD_MAX_ROWS = 1;
+/**
+ * overlapSmallOps' 'auto' rows, by same-run A/B (H100, 8 random 7B-shaped W4A8 layers, W8A8 lm_head, alternated,
+ * docs/cuda-notes.md 30th session): −1.9% a step at 8 rows (7 pairs, 6 faster), −1.4% at 16 (4 pairs, 3 faster), level at
+ * 32 (2 pairs), but +1.3% at one row (8 pairs, 7 slower): from 2 rows up to 16.
+ */
+export const OVERLAP_SMALL_OPS_MAX_ROWS = 16;
 
-/** The fold options: how each reads in describe() (and the benches' logs), its 'auto' row bound, its default. */
+/** The fold options: how each reads in describe() (and the benches' logs), its 'auto' rows (minRows, 1 unless given, to maxRows), its default. */
 export const ENGINE_FOLDS = {
   ropeInAttention: { label: 'rope in attention', maxRows: ROPE_FOLD_MAX_ROWS, fallback: 'auto' },
   fuseSwiGLU: { label: 'SwiGLU in the GEMM epilogue', maxRows: SWIGLU_FOLD_MAX_ROWS, fallback: 'auto' },
@@ -163,8 +178,11 @@ export const ENGINE_FOLDS = {
   // always, not 'auto': which loads a row gets must not depend on the rows beside it (batch invariance)
   wideAttention: { label: 'attention with 16-byte loads', maxRows: WIDE_ATTENTION_MAX_ROWS, fallback: true },
   mergeInAttention: { label: 'attention merged by its last split block', maxRows: MERGE_FOLD_MAX_ROWS, fallback: 'auto' },
-} as const satisfies Record<string, { label: string; maxRows: number; fallback: boolean | 'auto' }>;
+  overlapSmallOps: { label: 'small ops launched to overlap the kernel before', minRows: 2, maxRows: OVERLAP_SMALL_OPS_MAX_ROWS, fallback: 'auto' },
+} as const satisfies Record<string, { label: string; minRows?: number; maxRows: number; fallback: boolean | 'auto' }>;
 export type EngineFold = keyof typeof ENGINE_FOLDS;
+/** The fewest rows at which fold f holds under 'auto' (1 unless its entry says). */
+export const foldMinRows = (f: EngineFold): number => (ENGINE_FOLDS[f] as { readonly minRows?: number }).minRows ?? 1;
 
 export interface CudaEngine extends SequenceEngine {
   readonly ctx: CudaContext;
@@ -197,12 +215,13 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
   const foldNames = Object.keys(ENGINE_FOLDS) as EngineFold[];
   /** each fold's setting: the option given, else its default. */
   const folds = Object.fromEntries(foldNames.map((f) => [f, options[f] ?? ENGINE_FOLDS[f].fallback])) as Record<EngineFold, boolean | 'auto'>;
-  /** whether fold f holds in a pass of m rows ('auto': at most its row bound). */
-  const holds = (f: EngineFold, m: number): boolean => (folds[f] === 'auto' ? m <= ENGINE_FOLDS[f].maxRows : folds[f]);
+  /** whether fold f holds in a pass of m rows ('auto': within its rows). */
+  const holds = (f: EngineFold, m: number): boolean => (folds[f] === 'auto' ? m >= foldMinRows(f) && m <= ENGINE_FOLDS[f].maxRows : folds[f]);
   /** how the folds read in describe(). */
   const setting = (f: EngineFold): string => {
-    const rows = ENGINE_FOLDS[f].maxRows;
-    return folds[f] === 'auto' ? (rows === 1 ? 'at 1 row' : `up to ${rows} rows`) : folds[f] ? 'always' : 'off';
+    const [min, max] = [foldMinRows(f), ENGINE_FOLDS[f].maxRows];
+    const rows = min > 1 ? `${min} to ${max} rows` : max === 1 ? 'at 1 row' : `up to ${max} rows`;
+    return folds[f] === 'auto' ? rows : folds[f] ? 'always' : 'off';
   };
   const foldsText = foldNames.map((f) => `${ENGINE_FOLDS[f].label} ${setting(f)}`).join(', ');
   const invFreq = ropeInverseFrequencies(D, c.ropeTheta, c.ropeScaling);
@@ -287,6 +306,8 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
     return r.kind === 'f32' ? 'f32' : 'f16';
   };
   const act = (i: number, form: RowForm): RowOutput => ({ ...acts[i]!, form });
+  /** How the small ops of a pass of m rows launch (overlapSmallOps). */
+  const smallOps = (m: number): LaunchOptions => ({ overlapPrevious: holds('overlapSmallOps', m) });
 
   const checkForm = (l: EngineLinear, input: RowOutput, m: number): void => {
     if (formFor(l, m) !== input.form) throw new Error(`engine: ${l.resident.kind} layer reads ${formFor(l, m)} rows, was given ${input.form}`);
@@ -355,7 +376,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
   const normAndGroup = (norm: DeviceBuffer, g: LinearGroup, out: DeviceBuffer, m: number, normed: boolean): { part: DeviceBuffer; ld: number }[] => {
     const forms = [...new Set(g.linears.map((l) => formFor(l, m)))];
     const inputs = new Map(forms.map((form, i) => [form, act(i, form)]));
-    if (!normed) for (const input of inputs.values()) rmsnormToCuda(ctx, h, norm, input, m, d, c.rmsNormEps);
+    if (!normed) for (const input of inputs.values()) rmsnormToCuda(ctx, h, norm, input, m, d, c.rmsNormEps, smallOps(m));
     if (g.stacked) {
       runLinear(g.linears[0]!, inputs.get(formFor(g.linears[0]!, m))!, out, m);
       const total = g.widths.reduce((s, n) => s + n, 0);
@@ -401,12 +422,12 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
     const fused = swigluEpilogue(g, m);
     if (fused !== null) {
       const input = act(0, formFor(g.linears[0]!, m));
-      if (!normed) rmsnormToCuda(ctx, h, norm, input, m, d, c.rmsNormEps);
+      if (!normed) rmsnormToCuda(ctx, h, norm, input, m, d, c.rmsNormEps, smallOps(m));
       const tail = holds('quantizeInTail', m) ? { out, arrivals } : null;
       const partials = w4a8SwigluDecode(ctx, fused.layer, input.values, input.scales, rowScratch.values, rowScratch.amax, m, { ...fused.config, overlap: true }, tail);
       if (tail !== null) return null;
       if (readsRows(down, m)) return { pending: rowScratch, P: partials };
-      quantizeRowsCuda(ctx, rowScratch, partials, out, m, F);
+      quantizeRowsCuda(ctx, rowScratch, partials, out, m, F, smallOps(m));
       return null;
     }
     const parts = normAndGroup(norm, g, guOut, m, normed);
@@ -446,7 +467,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
       const oIn = act(0, formFor(layer.o, m));
       const oReads = readsRows(layer.o, m);
       attentionToCuda(ctx, q!.part, q!.ld, rows, m, attentionOf(i), split, part, rowScratch, oIn,
-        fold ? { k: k!.part, v: v!.part, ld: k!.ld, invFreq: w.invFreq } : undefined, oReads ? 'reader' : holds('quantizeInTail', m) ? arrivals : undefined);
+        fold ? { k: k!.part, v: v!.part, ld: k!.ld, invFreq: w.invFreq } : undefined, oReads ? 'reader' : holds('quantizeInTail', m) ? arrivals : undefined, smallOps(m));
       const oRows = oReads ? { pending: rowScratch, P: H } : oIn;
       if (layer.moe !== undefined) {
         addLinear(layer.o, oRows, m);
@@ -463,7 +484,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
     if (picked === 0) return; // a prefill pass in which no sequence ends
     const headIn = act(0, formFor(w.lmHead, picked));
     if (picked === m) {
-      if (!normed) rmsnormToCuda(ctx, h, w.finalNorm, headIn, m, d, c.rmsNormEps);
+      if (!normed) rmsnormToCuda(ctx, h, w.finalNorm, headIn, m, d, c.rmsNormEps, smallOps(m));
     } else {
       pickRowsCuda(ctx, h, picks, tmp, picked, d);
       rmsnormToCuda(ctx, tmp, w.finalNorm, headIn, picked, d, c.rmsNormEps);

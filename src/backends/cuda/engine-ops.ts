@@ -7,7 +7,7 @@
 import { needBytes, type DeviceBuffer } from './buffer.js';
 import type { CudaContext } from './context.js';
 import { getKernel } from './kernel-cache.js';
-import type { KernelArg } from './program.js';
+import type { KernelArg, LaunchOptions } from './program.js';
 
 const FILE = 'engine-ops.cu';
 
@@ -102,11 +102,15 @@ export function rowNormOutput(what: string, norm: RowNorm, m: number, dim: numbe
   return rowOutputArgs(what, norm.out, m, dim);
 }
 
-/** RMSNorm of x [m, dim] with weight, written as `out` (its form) for the next linear. */
-export function rmsnormToCuda(ctx: CudaContext, x: DeviceBuffer, weight: DeviceBuffer, out: RowOutput, m: number, dim: number, eps: number): void {
+/**
+ * RMSNorm of x [m, dim] with weight, written as `out` (its form) for the next linear. `launch.overlapPrevious`: launched
+ * to overlap the kernel before (the kernel waits for it before it reads or writes; the engine's overlapSmallOps).
+ */
+export function rmsnormToCuda(ctx: CudaContext, x: DeviceBuffer, weight: DeviceBuffer, out: RowOutput, m: number, dim: number, eps: number,
+  launch: LaunchOptions = {}): void {
   needBytes('rmsnorm x', x, m * dim * 4);
   const [values, scales, form] = rowNormOutput('rmsnorm', { weight, out, eps }, m, dim);
-  ctx.launch(getKernel(ctx, FILE, 'rmsnorm_to'), [m], [ROW_THREADS], [x, weight, values, scales, { i32: dim }, { f32: eps }, form]);
+  ctx.launch(getKernel(ctx, FILE, 'rmsnorm_to'), [m], [ROW_THREADS], [x, weight, values, scales, { i32: dim }, { f32: eps }, form], 0, launch);
 }
 
 /**
@@ -248,7 +252,8 @@ export const wideLoadsFit = (D: number): boolean => D % 8 === 0 && D / 8 <= 32 &
  * split.merged the split kernel merges each head in its last block (the same y and maxima as attention_merge).
  */
 export function attentionToCuda(ctx: CudaContext, q: DeviceBuffer, ldq: number, rows: DeviceBuffer, m: number, a: EngineAttention,
-  split: AttentionSplit, part: DeviceBuffer, scratch: RowScratch, out: RowOutput, fresh?: FreshKv, arrivals?: DeviceBuffer | 'reader'): void {
+  split: AttentionSplit, part: DeviceBuffer, scratch: RowScratch, out: RowOutput, fresh?: FreshKv, arrivals?: DeviceBuffer | 'reader',
+  launch: LaunchOptions = {}): void {
   checkHeads(a);
   const { numHeads: H, numKvHeads: KVH, headDim: D } = a;
   const { splits: S, chunk } = split;
@@ -275,22 +280,22 @@ export function attentionToCuda(ctx: CudaContext, q: DeviceBuffer, ldq: number, 
   ctx.launch(getKernel(ctx, FILE, loads === 16 ? 'attention_split_v8' : 'attention_split', merged !== undefined ? { MERGE_FOLD: 1 } : {}), [m, H, S], [128],
     [q, { i32: ldq }, part, rows, a.kv, { i32: a.layer }, { i32: a.numLayers }, { i32: H }, { i32: KVH }, { i32: D }, { i32: a.window }, { i32: chunk },
       fresh?.k ?? none, fresh?.v ?? none, { i32: fresh?.ld ?? 0 }, fresh?.invFreq ?? none,
-      ...(merged !== undefined ? [scratch.values, scratch.amax, merged] : [none, none, none])]);
+      ...(merged !== undefined ? [scratch.values, scratch.amax, merged] : [none, none, none])], 0, launch);
   // with `arrivals` the merge's last blocks write the rows (quantize_rows' work)
   if (merged === undefined) {
     const tail = rowTailArgs('attention', arrivals === undefined || arrivals === 'reader' ? null : { out, arrivals }, m, H * D);
     ctx.launch(getKernel(ctx, FILE, 'attention_merge'), [m, H], [128],
-      [part, scratch.values, scratch.amax, rows, { i32: H }, { i32: D }, { i32: S }, { i32: chunk }, { i32: a.window }, ...tail]);
+      [part, scratch.values, scratch.amax, rows, { i32: H }, { i32: D }, { i32: S }, { i32: chunk }, { i32: a.window }, ...tail], 0, launch);
   }
-  if (arrivals === undefined) quantizeRowsCuda(ctx, scratch, H, out, m, H * D);
+  if (arrivals === undefined) quantizeRowsCuda(ctx, scratch, H, out, m, H * D, launch);
 }
 
-/** scratch's rows [m, K] written as `out`, their scales from the P partial maxima per row. */
-export function quantizeRowsCuda(ctx: CudaContext, scratch: RowScratch, P: number, out: RowOutput, m: number, K: number): void {
+/** scratch's rows [m, K] written as `out`, their scales from the P partial maxima per row (`launch`: as rmsnormToCuda's). */
+export function quantizeRowsCuda(ctx: CudaContext, scratch: RowScratch, P: number, out: RowOutput, m: number, K: number, launch: LaunchOptions = {}): void {
   needBytes('quantize rows values', scratch.values, m * K * 4);
   needBytes('quantize rows maxima', scratch.amax, m * P * 4);
   ctx.launch(getKernel(ctx, FILE, 'quantize_rows'), [m, Math.ceil(K / 1024)], [256],
-    [scratch.values, scratch.amax, { i32: P }, { i32: K }, ...rowOutputArgs('quantize rows', out, m, K)]);
+    [scratch.values, scratch.amax, { i32: P }, { i32: K }, ...rowOutputArgs('quantize rows', out, m, K)], 0, launch);
 }
 
 /** out [m] (int32) = each row's argmax over x [m, n] (the first index of the largest value): greedy sampling on the device. */

@@ -32,6 +32,9 @@
 //   argmax_rows      grid (m), 1024 threads: out[r] = the smallest j with x[r, j] = max_j x[r, j] (greedy
 //                    sampling on the device, the host's tie rule; a row of NaN or −inf gives 0)
 //
+// rmsnorm_to, attention_split[_v8], attention_merge and quantize_rows let the next kernel launch at once and wait
+// for the kernel before them (pdl_launch_dependents, pdl_wait: no-ops unless launched to overlap, LaunchOptions.overlapPrevious;
+// the engine's overlapSmallOps), so each may be launched to overlap the kernel before it.
 // rmsnorm_to runs one block of 1024 threads per row, the row held in registers (read once; rows of up
 // to 32768 values, a multiple of 4); attention_merge, silu_mul_rows and quantize_rows spread a row over
 // blocks (the row's max |y| passes from the producer to quantize_rows through amax).
@@ -68,6 +71,7 @@ gather_rows(const float* __restrict__ table, const int* __restrict__ index, int 
 extern "C" __global__ void __launch_bounds__(ROW_THREADS)
 rmsnorm_to(const float* __restrict__ x, const float* __restrict__ w, void* __restrict__ out, float* __restrict__ scales, int dim, float eps, int form) {
   pdl_launch_dependents();
+  pdl_wait();
   const int r = blockIdx.x, n4 = dim >> 2;
   const float4* xr = reinterpret_cast<const float4*>(x + (size_t)r * dim);
   float4 v[ROW_VEC];
@@ -305,6 +309,8 @@ attention_split(const float* __restrict__ q, int ldq, float* __restrict__ part, 
                 const unsigned long long* __restrict__ kv, int layer, int L, int H, int KVH, int D, int window, int chunk,
                 const float* __restrict__ k_new, const float* __restrict__ v_new, int ldkv, const float* __restrict__ inv_freq,
                 float* __restrict__ y, float* __restrict__ amax, unsigned* __restrict__ merged) {
+  pdl_launch_dependents();
+  pdl_wait();
   const int r = blockIdx.x, h = blockIdx.y, s = blockIdx.z, S = gridDim.z;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const SplitRange sr = split_range(rows, window, chunk, r, s);
@@ -435,6 +441,8 @@ attention_split_v8(const float* __restrict__ q, int ldq, float* __restrict__ par
                    const unsigned long long* __restrict__ kv, int layer, int L, int H, int KVH, int D, int window, int chunk,
                    const float* __restrict__ k_new, const float* __restrict__ v_new, int ldkv, const float* __restrict__ inv_freq,
                    float* __restrict__ y, float* __restrict__ amax, unsigned* __restrict__ merged) {
+  pdl_launch_dependents();
+  pdl_wait();
   const int r = blockIdx.x, h = blockIdx.y, s = blockIdx.z, S = gridDim.z;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int lpp = D >> 3, G = 32 / lpp, gl = lane % lpp, grp = lane / lpp;
@@ -548,6 +556,8 @@ extern "C" __global__ void __launch_bounds__(128)
 attention_merge(const float* __restrict__ part, float* __restrict__ y, float* __restrict__ amax, const int* __restrict__ rows,
                 int H, int D, int S, int chunk, int window, void* __restrict__ next, float* __restrict__ next_scales, int form,
                 unsigned* __restrict__ arrivals) {
+  pdl_launch_dependents();
+  pdl_wait();
   merge_head<false>(part, y, amax, rows, blockIdx.x, blockIdx.y, H, D, S, chunk, window);
   if (arrivals != nullptr) quantize_rows_tail(y, amax, H, gridDim.x, H * D, next, next_scales, form, arrivals);
 }
@@ -559,6 +569,7 @@ attention_merge(const float* __restrict__ part, float* __restrict__ y, float* __
 extern "C" __global__ void __launch_bounds__(256)
 quantize_rows(const float* __restrict__ y, const float* __restrict__ amax, int P, int K, void* __restrict__ out, float* __restrict__ scales, int form) {
   pdl_launch_dependents();
+  pdl_wait();
   const int r = blockIdx.x, i4 = blockIdx.y * blockDim.x + threadIdx.x;
   float mx = 0.f;
   const float* ar = amax + (size_t)r * P;
