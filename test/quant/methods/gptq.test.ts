@@ -109,7 +109,11 @@ test('GPTQ with Integer Scale at a huge α gives exactly the float-scale integer
     const fs = gptqQuantizeLinear(w, h, FS, settings).layer;
     const is = gptqQuantizeLinear(w, h, { ...FS, scale: 'int', alpha: { kind: 'fixed', log2: 30 } }, settings).layer;
     assert.deepEqual(unpackWeights(is), unpackWeights(fs), `seed ${seed}`);
-    assert.deepEqual(is.scales, fs.scales, `seed ${seed}`);
+    // each scale is the float scale's exact value put on the 2^-30 grid and then rounded to float32: within one float32
+    // step of the float scale (two roundings instead of one), and mostly the same float
+    const ulp = (v: number): number => 2 ** (Math.floor(Math.log2(v)) - 23);
+    for (let i = 0; i < fs.scales.length; i++) assert.ok(Math.abs(is.scales[i]! - fs.scales[i]!) <= ulp(fs.scales[i]!), `seed ${seed}: scale ${i}: ${is.scales[i]} vs ${fs.scales[i]}`);
+    assert.ok(fs.scales.filter((v, i) => is.scales[i] === v).length >= fs.scales.length / 2, `seed ${seed}: most scales are the same float`);
     // at a small α they differ: the scaler really is in the loop
     const coarse = gptqQuantizeLinear(w, h, { ...FS, scale: 'int', alpha: { kind: 'fixed', log2: 4 } }, settings).layer;
     assert.notDeepEqual(unpackWeights(coarse), unpackWeights(fs));
