@@ -10,7 +10,7 @@
  *
  *   node dist/bench/cuda-batch-e2e.js [--shape llama2-7b|mixtral-8x7b] [--layers 32] [--batches 1,8,16,32,64] [--prompt-tokens 128] [--out-tokens 128]
  *        [--precisions fp16,w8a8,w4a16,w4a8-fs,w4a8-is] [--lm-head w8a8|f16] [--reps 3] [--no-torch] [--out DIR] [--json]
- *        [--rope-in-attention auto|on|off] [--fuse-swiglu …] [--norm-in-gemm …] [--quantize-in-tail …] [--quantize-in-gemm …] [--wide-attention …] [--merge-in-attention …] [--overlap-small-ops …] [--narrow-norm …]
+ *        [--rope-in-attention auto|on|off] [--fuse-swiglu …] [--norm-in-gemm …] [--quantize-in-tail …] [--quantize-in-gemm …] [--wide-attention …] [--merge-in-attention …] [--overlap-small-ops …]
  *
  * --lm-head: the lm_head of the precisions with 8-bit activations (w8a8, w4a8-fs, w4a8-is): w8a8
  * (the default, as `intscale quantize` writes it) or f16; fp16 and w4a16 run an fp16 lm_head.

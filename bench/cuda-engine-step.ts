@@ -9,7 +9,7 @@
  *   node dist/bench/cuda-engine-step.js [--layers 1,8,32] [--batch 1] [--steps 40] [--lm-head f16|w8a8] [--no-graphs]
  *        [--rope-in-attention auto|on|off|on,off] [--fuse-swiglu auto|on|off|on,off] [--norm-in-gemm auto|on|off|on,off]
  *        [--quantize-in-tail auto|on|off|on,off] [--quantize-in-gemm auto|on|off|on,off] [--wide-attention auto|on|off|on,off] [--merge-in-attention auto|on|off|on,off]
- *        [--overlap-small-ops auto|on|off|on,off] [--narrow-norm auto|on|off|on,off] [--decode default,WK:STAGES:MINB[:PREW],...]
+ *        [--overlap-small-ops auto|on|off|on,off] [--decode default,WK:STAGES:MINB[:PREW],...]
  *        [--decode-mt 1] [--rounds 1]
  *
  * --lm-head: the fp16 lm_head (the default here, tied to the embedding) or RANDOM W8A8 g128 IS.
@@ -29,7 +29,6 @@
  * (auto: up to MERGE_FOLD_MAX_ROWS rows).
  * --overlap-small-ops off / on: rmsnorm_to, attention and quantize_rows launched plainly, or to overlap the kernel
  * before them as the decode GEMMs are (auto: up to OVERLAP_SMALL_OPS_MAX_ROWS rows).
- * --narrow-norm off / on: rmsnorm_to on 1024 threads, or on 256 (rmsnorm_to_narrow; auto: up to NARROW_NORM_MAX_ROWS rows).
  * --decode: the W4A8 decode kernel at M <= 8 as the chooser gives it (default) or with WK k-warps, STAGES cp.async
  * slots a warp (0: the register pipeline) and MINB blocks a SM (bench/decode-variants.ts); --decode-mt T applies
  * them where the chooser gives T token halves instead (T = 4: 17-32 rows), e.g. --batch 32 --decode-mt 4 --decode 8:0:1,8:0:2.

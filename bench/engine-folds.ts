@@ -1,6 +1,6 @@
 /**
  * The decode engine's fold options as bench flags (cuda-engine-step, cuda-batch-e2e): `--rope-in-attention`,
- * `--fuse-swiglu`, `--norm-in-gemm`, `--quantize-in-tail`, `--quantize-in-gemm`, `--wide-attention`, `--merge-in-attention`, `--overlap-small-ops`, `--narrow-norm`, each auto, on, off, or a list of them (on,off)
+ * `--fuse-swiglu`, `--norm-in-gemm`, `--quantize-in-tail`, `--quantize-in-gemm`, `--wide-attention`, `--merge-in-attention`, `--overlap-small-ops`, each auto, on, off, or a list of them (on,off)
  * where a bench compares settings.
  */
 import { ENGINE_FOLDS, type CudaEngineOptions, type EngineFold } from '../src/backends/cuda/decode-engine.js';
@@ -16,7 +16,6 @@ export const FOLDS = {
   'wide-attention': 'wideAttention',
   'merge-in-attention': 'mergeInAttention',
   'overlap-small-ops': 'overlapSmallOps',
-  'narrow-norm': 'narrowNorm',
 } as const satisfies Record<string, EngineFold>;
 export type FoldFlag = keyof typeof FOLDS;
 export type FoldSetting = boolean | 'auto';

@@ -33,5 +33,5 @@ test('foldFlagOptions: string options, with a default only where one is given', 
   const o = foldFlagOptions({ 'fuse-swiglu': 'auto' });
   assert.deepEqual(o['fuse-swiglu'], { type: 'string', default: 'auto' });
   assert.deepEqual(o['norm-in-gemm'], { type: 'string' });
-  assert.deepEqual(Object.keys(o), ['rope-in-attention', 'fuse-swiglu', 'norm-in-gemm', 'quantize-in-tail', 'quantize-in-gemm', 'wide-attention', 'merge-in-attention', 'overlap-small-ops', 'narrow-norm']);
+  assert.deepEqual(Object.keys(o), ['rope-in-attention', 'fuse-swiglu', 'norm-in-gemm', 'quantize-in-tail', 'quantize-in-gemm', 'wide-attention', 'merge-in-attention', 'overlap-small-ops']);
 });

@@ -41,7 +41,7 @@ import type { ModelWeights } from '../../model/weights.js';
 import { addressTable, type DeviceBuffer } from './buffer.js';
 import { CudaContext } from './context.js';
 import { Cublas } from './cublas.js';
-import { attentionToCuda, argmaxRowsCuda, embedRowsCuda, engineSplits, mergeCounterBytes, wideLoadsFit, pickRowsCuda, ROW_BYTES, rmsnormToCuda, ropeKvWriteCuda, quantizeRowsCuda, rowScratchBytes, siluMulToCuda, TAIL_COUNTER_BYTES, type EngineAttention, type NormLaunch, type PendingRows, type GateUpRows, type RowForm, type RowNorm, type RowOutput, type RowScratch } from './engine-ops.js';
+import { attentionToCuda, argmaxRowsCuda, embedRowsCuda, engineSplits, mergeCounterBytes, wideLoadsFit, pickRowsCuda, ROW_BYTES, rmsnormToCuda, ropeKvWriteCuda, quantizeRowsCuda, rowScratchBytes, siluMulToCuda, TAIL_COUNTER_BYTES, type EngineAttention, type PendingRows, type GateUpRows, type RowForm, type RowNorm, type RowOutput, type RowScratch } from './engine-ops.js';
 import { describeEngineWeights, freeEngineWeights, layerLinears, uploadEngineWeights, type EngineLinear, type LinearGroup } from './engine-weights.js';
 import { createMoeRunner, type MoeRunner } from './engine-moe.js';
 import { cudaGraphRuntime } from './graphs.js';
@@ -122,12 +122,6 @@ export interface CudaEngineOptions {
    */
   readonly overlapSmallOps?: boolean | 'auto';
   /**
-   * rmsnorm_to on a block of 256 threads (each playing four of its 1024: the same bytes) where the hidden size is at most
-   * NARROW_ROW, a block that fits an SM beside a decode GEMM block: true, false, or 'auto' (passes of at most
-   * NARROW_NORM_MAX_ROWS rows).
-   */
-  readonly narrowNorm?: boolean | 'auto';
-  /**
    * The W4A8 kernel configuration for m rows of an [n, k] layer; default chooseW4A8Config on this device. For
    * benches that compare configurations on the same model (cuda-engine-step --decode).
    */
@@ -171,8 +165,6 @@ export const MERGE_FOLD_MAX_ROWS = 1;
  * 32 (2 pairs), but +1.3% at one row (8 pairs, 7 slower): from 2 rows up to 16.
  */
 export const OVERLAP_SMALL_OPS_MAX_ROWS = 16;
-/** narrowNorm's 'auto' bound: a guess until measured (off by default). */
-export const NARROW_NORM_MAX_ROWS = 8;
 
 /** The fold options: how each reads in describe() (and the benches' logs), its 'auto' rows (minRows, 1 unless given, to maxRows), its default. */
 export const ENGINE_FOLDS = {
@@ -187,7 +179,6 @@ export const ENGINE_FOLDS = {
   wideAttention: { label: 'attention with 16-byte loads', maxRows: WIDE_ATTENTION_MAX_ROWS, fallback: true },
   mergeInAttention: { label: 'attention merged by its last split block', maxRows: MERGE_FOLD_MAX_ROWS, fallback: 'auto' },
   overlapSmallOps: { label: 'small ops launched to overlap the kernel before', minRows: 2, maxRows: OVERLAP_SMALL_OPS_MAX_ROWS, fallback: 'auto' },
-  narrowNorm: { label: 'rmsnorm_to on 256 threads', maxRows: NARROW_NORM_MAX_ROWS, fallback: false },
 } as const satisfies Record<string, { label: string; minRows?: number; maxRows: number; fallback: boolean | 'auto' }>;
 export type EngineFold = keyof typeof ENGINE_FOLDS;
 /** The fewest rows at which fold f holds under 'auto' (1 unless its entry says). */
@@ -315,9 +306,8 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
     return r.kind === 'f32' ? 'f32' : 'f16';
   };
   const act = (i: number, form: RowForm): RowOutput => ({ ...acts[i]!, form });
-  /** How the small ops of a pass of m rows launch (overlapSmallOps), and rmsnorm_to's block (narrowNorm). */
+  /** How the small ops of a pass of m rows launch (overlapSmallOps). */
   const smallOps = (m: number): LaunchOptions => ({ overlapPrevious: holds('overlapSmallOps', m) });
-  const normOps = (m: number): NormLaunch => ({ ...smallOps(m), narrow: holds('narrowNorm', m) });
 
   const checkForm = (l: EngineLinear, input: RowOutput, m: number): void => {
     if (formFor(l, m) !== input.form) throw new Error(`engine: ${l.resident.kind} layer reads ${formFor(l, m)} rows, was given ${input.form}`);
@@ -386,7 +376,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
   const normAndGroup = (norm: DeviceBuffer, g: LinearGroup, out: DeviceBuffer, m: number, normed: boolean): { part: DeviceBuffer; ld: number }[] => {
     const forms = [...new Set(g.linears.map((l) => formFor(l, m)))];
     const inputs = new Map(forms.map((form, i) => [form, act(i, form)]));
-    if (!normed) for (const input of inputs.values()) rmsnormToCuda(ctx, h, norm, input, m, d, c.rmsNormEps, normOps(m));
+    if (!normed) for (const input of inputs.values()) rmsnormToCuda(ctx, h, norm, input, m, d, c.rmsNormEps, smallOps(m));
     if (g.stacked) {
       runLinear(g.linears[0]!, inputs.get(formFor(g.linears[0]!, m))!, out, m);
       const total = g.widths.reduce((s, n) => s + n, 0);
@@ -432,7 +422,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
     const fused = swigluEpilogue(g, m);
     if (fused !== null) {
       const input = act(0, formFor(g.linears[0]!, m));
-      if (!normed) rmsnormToCuda(ctx, h, norm, input, m, d, c.rmsNormEps, normOps(m));
+      if (!normed) rmsnormToCuda(ctx, h, norm, input, m, d, c.rmsNormEps, smallOps(m));
       const tail = holds('quantizeInTail', m) ? { out, arrivals } : null;
       const partials = w4a8SwigluDecode(ctx, fused.layer, input.values, input.scales, rowScratch.values, rowScratch.amax, m, { ...fused.config, overlap: true }, tail);
       if (tail !== null) return null;
@@ -494,7 +484,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
     if (picked === 0) return; // a prefill pass in which no sequence ends
     const headIn = act(0, formFor(w.lmHead, picked));
     if (picked === m) {
-      if (!normed) rmsnormToCuda(ctx, h, w.finalNorm, headIn, m, d, c.rmsNormEps, normOps(m));
+      if (!normed) rmsnormToCuda(ctx, h, w.finalNorm, headIn, m, d, c.rmsNormEps, smallOps(m));
     } else {
       pickRowsCuda(ctx, h, picks, tmp, picked, d);
       rmsnormToCuda(ctx, tmp, w.finalNorm, headIn, picked, d, c.rmsNormEps);

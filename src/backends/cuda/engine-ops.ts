@@ -102,26 +102,15 @@ export function rowNormOutput(what: string, norm: RowNorm, m: number, dim: numbe
   return rowOutputArgs(what, norm.out, m, dim);
 }
 
-/** Rows up to this many values rmsnorm_to can also take on a block of ROW_THREADS / 4 threads (rmsnorm_to_narrow). */
-export const NARROW_ROW = 8192;
-
 /**
- * How rmsnorm_to launches: `overlapPrevious`, to overlap the kernel before (it waits for that kernel before it reads or
- * writes; the engine's overlapSmallOps); `narrow`, on a block of 256 threads where the row has at most NARROW_ROW values
- * (the same bytes; the engine's narrowNorm).
+ * RMSNorm of x [m, dim] with weight, written as `out` (its form) for the next linear. `launch.overlapPrevious`: launched
+ * to overlap the kernel before (the kernel waits for it before it reads or writes; the engine's overlapSmallOps).
  */
-export interface NormLaunch extends LaunchOptions {
-  readonly narrow?: boolean;
-}
-
-/** RMSNorm of x [m, dim] with weight, written as `out` (its form) for the next linear. */
 export function rmsnormToCuda(ctx: CudaContext, x: DeviceBuffer, weight: DeviceBuffer, out: RowOutput, m: number, dim: number, eps: number,
-  launch: NormLaunch = {}): void {
+  launch: LaunchOptions = {}): void {
   needBytes('rmsnorm x', x, m * dim * 4);
   const [values, scales, form] = rowNormOutput('rmsnorm', { weight, out, eps }, m, dim);
-  const narrow = launch.narrow === true && dim <= NARROW_ROW;
-  ctx.launch(getKernel(ctx, FILE, narrow ? 'rmsnorm_to_narrow' : 'rmsnorm_to'), [m], [narrow ? ROW_THREADS / 4 : ROW_THREADS],
-    [x, weight, values, scales, { i32: dim }, { f32: eps }, form], 0, { overlapPrevious: launch.overlapPrevious === true });
+  ctx.launch(getKernel(ctx, FILE, 'rmsnorm_to'), [m], [ROW_THREADS], [x, weight, values, scales, { i32: dim }, { f32: eps }, form], 0, launch);
 }
 
 /**

@@ -68,39 +68,20 @@ gather_rows(const float* __restrict__ table, const int* __restrict__ index, int 
   for (int i = threadIdx.x; i < (dim >> 2); i += blockDim.x) dst[i] = src[i];
 }
 
-// RMSNorm of row blockIdx.x by a block of 1024 / U threads playing rmsnorm_to's 1024 (row-form.cuh: the same float, so
-// the same bytes), each keeping its U·JV float4 of the row in registers (rows up to 4·1024·JV values).
-template <int U, int JV>
-__device__ __forceinline__ void rmsnorm_row_kept(const float* __restrict__ x, const float* __restrict__ w, void* __restrict__ out, float* __restrict__ scales,
-                                                 int dim, float eps, int form) {
+extern "C" __global__ void __launch_bounds__(ROW_THREADS)
+rmsnorm_to(const float* __restrict__ x, const float* __restrict__ w, void* __restrict__ out, float* __restrict__ scales, int dim, float eps, int form) {
   pdl_launch_dependents();
   pdl_wait();
   const int r = blockIdx.x, n4 = dim >> 2;
   const float4* xr = reinterpret_cast<const float4*>(x + (size_t)r * dim);
-  float4 v[U * JV];
-  const float2 f = rms_factors(rms_stats<U, JV>([&](int i) { return xr[i]; }, reinterpret_cast<const float4*>(w), n4, [&](int k, float4 y) { v[k] = y; }), dim, eps);
+  float4 v[ROW_VEC];
+  const float2 f = rms_factors(rms_stats<1>([&](int i) { return xr[i]; }, reinterpret_cast<const float4*>(w), n4, [&](int j, float4 y) { v[j] = y; }), dim, eps);
   if (threadIdx.x == 0 && form < 2) scales[r] = f.y;
 #pragma unroll
-  for (int u = 0; u < U; ++u) {
-#pragma unroll
-    for (int j = 0; j < JV; ++j) {
-      const int i = threadIdx.x + (ROW_THREADS / U) * u + j * ROW_THREADS;
-      if (i < n4) store4(out, r, dim, form, i, scale4(v[u * JV + j], f.x), f.y);
-    }
+  for (int j = 0; j < ROW_VEC; ++j) {
+    const int i = threadIdx.x + j * ROW_THREADS;
+    if (i < n4) store4(out, r, dim, form, i, scale4(v[j], f.x), f.y);
   }
-}
-
-extern "C" __global__ void __launch_bounds__(ROW_THREADS)
-rmsnorm_to(const float* __restrict__ x, const float* __restrict__ w, void* __restrict__ out, float* __restrict__ scales, int dim, float eps, int form) {
-  rmsnorm_row_kept<1, ROW_VEC>(x, w, out, scales, dim, eps, form);
-}
-
-// rmsnorm_to's bytes from a block of 256 threads (rows up to NARROW_ROW = 8192 values): a block that fits an SM beside
-// the decode GEMM's blocks (the engine's narrowNorm).
-#define NARROW_ROW 8192
-extern "C" __global__ void __launch_bounds__(ROW_THREADS / 4)
-rmsnorm_to_narrow(const float* __restrict__ x, const float* __restrict__ w, void* __restrict__ out, float* __restrict__ scales, int dim, float eps, int form) {
-  rmsnorm_row_kept<4, NARROW_ROW / (4 * ROW_THREADS)>(x, w, out, scales, dim, eps, form);
 }
 
 // Grid (m, ceil(F / 1024)), 256 threads, a float4 each: y = silu(g)·u to the f32 row scratch, the

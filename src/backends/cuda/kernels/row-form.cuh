@@ -65,10 +65,9 @@ __device__ __forceinline__ float4 scale4(float4 a, float s) { return make_float4
 __device__ __forceinline__ float absmax4(float4 a) { return fmaxf(fmaxf(fabsf(a.x), fabsf(a.y)), fmaxf(fabsf(a.z), fabsf(a.w))); }
 
 // RMSNorm's statistics of a row of n4 float4 (load(i): float4 i of x; w4: the weights), by a block of
-// 1024 / U threads (the order above): { Σ x², max |x ⊙ w| }, in every thread. visit(u·JV + j, v) sees v = x ⊙ w of
-// float4 i = threadIdx.x + (1024 / U)·u + 1024·j (the values rmsnorm_to keeps in registers). JV: the j a row of n4
-// float4 needs (⌈n4 / 1024⌉ at most; ROW_VEC for any row).
-template <int U, int JV = ROW_VEC, class Load, class Visit>
+// 1024 / U threads (the order above): { Σ x², max |x ⊙ w| }, in every thread. visit(j, v) sees v = x ⊙ w of
+// float4 i = threadIdx.x + 1024·j (the values rmsnorm_to keeps in registers; U = 1 only).
+template <int U, class Load, class Visit>
 __device__ __forceinline__ float2 rms_stats(Load load, const float4* __restrict__ w4, int n4, Visit visit) {
   constexpr int B = 1024 / U;
   float ss[U], mx = 0.f;
@@ -76,13 +75,13 @@ __device__ __forceinline__ float2 rms_stats(Load load, const float4* __restrict_
   for (int u = 0; u < U; ++u) {
     ss[u] = 0.f;
 #pragma unroll
-    for (int j = 0; j < JV; ++j) {
+    for (int j = 0; j < ROW_VEC; ++j) {
       const int i = threadIdx.x + B * u + 1024 * j;
       if (i < n4) {
         const float4 a = load(i);
         ss[u] = fmaf(a.x, a.x, fmaf(a.y, a.y, fmaf(a.z, a.z, fmaf(a.w, a.w, ss[u]))));
         const float4 v = mul4(a, w4[i]);
-        visit(u * JV + j, v);
+        if (U == 1) visit(j, v);
         mx = fmaxf(mx, absmax4(v));
       }
     }
