@@ -466,8 +466,11 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
       if (!fold) ropeKvWriteCuda(ctx, q!.part, q!.ld, k!.part, v!.part, k!.ld, w.invFreq, rows, m, attentionOf(i));
       const oIn = act(0, formFor(layer.o, m));
       const oReads = readsRows(layer.o, m);
-      attentionToCuda(ctx, q!.part, q!.ld, rows, m, attentionOf(i), split, part, rowScratch, oIn,
-        fold ? { k: k!.part, v: v!.part, ld: k!.ld, invFreq: w.invFreq } : undefined, oReads ? 'reader' : holds('quantizeInTail', m) ? arrivals : undefined, smallOps(m));
+      attentionToCuda(ctx, q!.part, q!.ld, rows, m, attentionOf(i), split, part, rowScratch, oIn, {
+        ...(fold ? { fresh: { k: k!.part, v: v!.part, ld: k!.ld, invFreq: w.invFreq } } : {}),
+        rowsBy: oReads ? 'reader' : holds('quantizeInTail', m) ? { tail: arrivals } : 'launch',
+        launch: smallOps(m),
+      });
       const oRows = oReads ? { pending: rowScratch, P: H } : oIn;
       if (layer.moe !== undefined) {
         addLinear(layer.o, oRows, m);

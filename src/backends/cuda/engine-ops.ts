@@ -244,16 +244,30 @@ export const mergeCounterBytes = (m: number, H: number): number => m * H * 4;
 export const wideLoadsFit = (D: number): boolean => D % 8 === 0 && D / 8 <= 32 && ((D / 8) & (D / 8 - 1)) === 0;
 
 /**
- * Attention of q [m, H·D] (row stride ldq) over the rows' KV caches, written as `out` for the o
- * projection (through `scratch`). q rotated and the rows' keys stored already (ropeKvWriteCuda), or,
- * with `fresh`, both done here. With `arrivals` (TAIL_COUNTER_BYTES of device memory, zero before and after) the
- * merge's last blocks (one a row) write the rows instead of a quantize_rows launch (the same bytes); with 'reader' no
- * one here writes them: the GEMM that reads them quantizes `scratch` itself (PendingRows with P = the heads). With
- * split.merged the split kernel merges each head in its last block (the same y and maxima as attention_merge).
+ * Who writes attention's rows for the o projection (the same bytes each way): a quantize_rows launch ('launch'), the
+ * merge's last blocks (`tail`: TAIL_COUNTER_BYTES of device memory, zero before and after; one block a row), or nobody
+ * here ('reader': the GEMM that reads them quantizes the row scratch itself, PendingRows with P = the heads).
+ */
+export type AttentionRowsBy = 'launch' | 'reader' | { readonly tail: DeviceBuffer };
+
+/** How attentionToCuda runs beyond its split: the decode fold's new keys (`fresh`), who writes the rows, how it launches. */
+export interface AttentionRun {
+  readonly fresh?: FreshKv;
+  /** default 'launch'. */
+  readonly rowsBy?: AttentionRowsBy;
+  /** its kernels launched to overlap the kernel before (the engine's overlapSmallOps). */
+  readonly launch?: LaunchOptions;
+}
+
+/**
+ * Attention of q [m, H·D] (row stride ldq) over the rows' KV caches, written as `out` for the o projection (through
+ * `scratch`; run.rowsBy says who writes it). q rotated and the rows' keys stored already (ropeKvWriteCuda), or, with
+ * run.fresh, both done here. With split.merged the split kernel merges each head in its last block (the same y and
+ * maxima as attention_merge).
  */
 export function attentionToCuda(ctx: CudaContext, q: DeviceBuffer, ldq: number, rows: DeviceBuffer, m: number, a: EngineAttention,
-  split: AttentionSplit, part: DeviceBuffer, scratch: RowScratch, out: RowOutput, fresh?: FreshKv, arrivals?: DeviceBuffer | 'reader',
-  launch: LaunchOptions = {}): void {
+  split: AttentionSplit, part: DeviceBuffer, scratch: RowScratch, out: RowOutput, run: AttentionRun = {}): void {
+  const { fresh, rowsBy = 'launch', launch = {} } = run;
   checkHeads(a);
   const { numHeads: H, numKvHeads: KVH, headDim: D } = a;
   const { splits: S, chunk } = split;
@@ -275,19 +289,18 @@ export function attentionToCuda(ctx: CudaContext, q: DeviceBuffer, ldq: number, 
   const merged = split.merged;
   if (merged !== undefined) {
     needBytes('attention merge counters', merged, mergeCounterBytes(m, H));
-    if (arrivals !== undefined && arrivals !== 'reader') throw new RangeError('attention: the merge fold writes no rows; it takes no quantize tail');
+    if (typeof rowsBy === 'object') throw new RangeError('attention: the merge fold writes no rows; it takes no quantize tail');
   }
   ctx.launch(getKernel(ctx, FILE, loads === 16 ? 'attention_split_v8' : 'attention_split', merged !== undefined ? { MERGE_FOLD: 1 } : {}), [m, H, S], [128],
     [q, { i32: ldq }, part, rows, a.kv, { i32: a.layer }, { i32: a.numLayers }, { i32: H }, { i32: KVH }, { i32: D }, { i32: a.window }, { i32: chunk },
       fresh?.k ?? none, fresh?.v ?? none, { i32: fresh?.ld ?? 0 }, fresh?.invFreq ?? none,
       ...(merged !== undefined ? [scratch.values, scratch.amax, merged] : [none, none, none])], 0, launch);
-  // with `arrivals` the merge's last blocks write the rows (quantize_rows' work)
   if (merged === undefined) {
-    const tail = rowTailArgs('attention', arrivals === undefined || arrivals === 'reader' ? null : { out, arrivals }, m, H * D);
+    const tail = rowTailArgs('attention', typeof rowsBy === 'object' ? { out, arrivals: rowsBy.tail } : null, m, H * D);
     ctx.launch(getKernel(ctx, FILE, 'attention_merge'), [m, H], [128],
       [part, scratch.values, scratch.amax, rows, { i32: H }, { i32: D }, { i32: S }, { i32: chunk }, { i32: a.window }, ...tail], 0, launch);
   }
-  if (arrivals === undefined) quantizeRowsCuda(ctx, scratch, H, out, m, H * D, launch);
+  if (rowsBy === 'launch') quantizeRowsCuda(ctx, scratch, H, out, m, H * D, launch);
 }
 
 /** scratch's rows [m, K] written as `out`, their scales from the P partial maxima per row (`launch`: as rmsnormToCuda's). */

@@ -10,8 +10,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { CudaContext } from '../../../src/backends/cuda/context.js';
 import type { DeviceBuffer } from '../../../src/backends/cuda/buffer.js';
+import type { KernelArg } from '../../../src/backends/cuda/program.js';
 import { w4a8DecodeNorm, w4a8DecodeRows, w4a8Linear, w4a8SwigluDecode, wgmmaTmaSharedBytes, type W4A8Layer } from '../../../src/backends/cuda/w4a8.js';
-import { attentionToCuda, ENGINE_MAX_ROW, mergeCounterBytes, wideLoadsFit, type RowOutput } from '../../../src/backends/cuda/engine-ops.js';
+import { attentionToCuda, ENGINE_MAX_ROW, mergeCounterBytes, wideLoadsFit, type AttentionRowsBy, type RowOutput } from '../../../src/backends/cuda/engine-ops.js';
 import { w8a8Linear, type W8A8Layer } from '../../../src/backends/cuda/w8a8.js';
 import { w4a16Linear, type W4A16Layer } from '../../../src/backends/cuda/w4a16.js';
 import { tensorMapU8 } from '../../../src/backends/cuda/tensor-map.js';
@@ -156,29 +157,38 @@ test('the engine attention takes 16-byte loads only where D/8 lanes (a power of 
     /16-byte loads need the head dimension a multiple of 8 with D\/8 a power of two up to 32, got 96/);
 });
 
-test('the attention merge fold names short counters and a quantize tail it cannot write, and launches no attention_merge', () => {
-  const launched: string[] = [];
+test('attentionToCuda launches split, merge and quantize_rows as its run says: who writes the rows (a launch, the merge\'s tail, the reader), the merge fold, the overlap; short merge counters and a tail under the fold are named', () => {
+  const launched: { kernel: string; module: string; tail: boolean; overlap: boolean }[] = [];
   const ctx = {
     ...stubContext('sm_90a'),
-    programs: { module: (key: string) => key, function: (mod: string, kernel: string) => `${kernel} ${mod}` },
-    launch: (fn: string) => launched.push(fn),
+    programs: { module: (key: string) => key, function: (mod: string, kernel: string) => ({ kernel, module: mod }) },
+    launch: (fn: { kernel: string; module: string }, _grid: unknown, _block: unknown, args: KernelArg[], _smem: number, options: { overlapPrevious?: boolean }) =>
+      launched.push({ ...fn, tail: fn.kernel === 'attention_merge' && (args[args.length - 1] as DeviceBuffer).bytes === 8, overlap: options.overlapPrevious === true }),
   } as unknown as CudaContext;
   const a = { numHeads: 4, numKvHeads: 4, headDim: 64, window: 0, kv: buffer(64), layer: 0, numLayers: 1 };
   const out: RowOutput = { form: 'int8', values: buffer(1 << 12), scales: buffer(64) };
   const scratch = { values: buffer(1 << 16), amax: buffer(1 << 10) };
   const split = { splits: 2, chunk: 16, loads: 16 as const };
-  const run = (merged: DeviceBuffer | undefined, arrivals?: DeviceBuffer | 'reader') =>
-    attentionToCuda(ctx, buffer(1 << 16), 256, buffer(64), 2, a, { ...split, ...(merged ? { merged } : {}) }, buffer(1 << 16), scratch, out, undefined, arrivals);
-  assert.throws(() => run(buffer(mergeCounterBytes(2, 4) - 4)), /attention merge counters: buffer of 28 B, the shape needs 32 B/);
-  assert.throws(() => run(buffer(32), buffer(8)), /the merge fold writes no rows; it takes no quantize tail/);
-  launched.length = 0;
-  run(buffer(32));
-  assert.deepEqual(launched.map((l) => l.split(' ')[0]), ['attention_split_v8', 'quantize_rows'], 'no attention_merge');
-  assert.match(launched[0]!, /"MERGE_FOLD":1/, 'the split kernel compiled with the fold');
-  launched.length = 0;
+  const run = (merged: DeviceBuffer | undefined, rowsBy?: AttentionRowsBy, overlap = false) => {
+    launched.length = 0;
+    attentionToCuda(ctx, buffer(1 << 16), 256, buffer(64), 2, a, { ...split, ...(merged ? { merged } : {}) }, buffer(1 << 16), scratch, out,
+      { ...(rowsBy ? { rowsBy } : {}), launch: { overlapPrevious: overlap } });
+    return launched.map((l) => l.kernel + (l.tail ? '+tail' : ''));
+  };
+  assert.deepEqual(run(undefined), ['attention_split_v8', 'attention_merge', 'quantize_rows']);
+  assert.deepEqual(run(undefined, 'reader'), ['attention_split_v8', 'attention_merge']);
+  assert.deepEqual(run(undefined, { tail: buffer(8) }), ['attention_split_v8', 'attention_merge+tail']);
+  assert.deepEqual(run(buffer(32)), ['attention_split_v8', 'quantize_rows'], 'the merge fold: no attention_merge');
+  assert.match(launched[0]!.module, /"MERGE_FOLD":1/, 'the split kernel compiled with the fold');
+  assert.deepEqual(run(buffer(32), 'reader'), ['attention_split_v8']);
   run(undefined);
-  assert.deepEqual(launched.map((l) => l.split(' ')[0]), ['attention_split_v8', 'attention_merge', 'quantize_rows']);
-  assert.doesNotMatch(launched[0]!, /MERGE_FOLD/);
+  assert.doesNotMatch(launched[0]!.module, /MERGE_FOLD/);
+  assert.deepEqual(launched.map((l) => l.overlap), [false, false, false]);
+  run(undefined, 'launch', true);
+  assert.deepEqual(launched.map((l) => l.overlap), [true, true, true], 'every kernel of the run launched to overlap');
+  assert.throws(() => run(buffer(mergeCounterBytes(2, 4) - 4)), /attention merge counters: buffer of 28 B, the shape needs 32 B/);
+  assert.throws(() => run(buffer(32), { tail: buffer(8) }), /the merge fold writes no rows; it takes no quantize tail/);
+  assert.throws(() => run(undefined, { tail: buffer(4) }), /attention arrivals/);
 });
 
 test('w4a8DecodeNorm / w4a8SwigluDecode / attentionToCuda name a tail they cannot write: no accumulate, WK not dividing 32, short counters, a norm row too small or too long', () => {
