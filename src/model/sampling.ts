@@ -34,16 +34,9 @@ const CANDIDATE_FRACTION = 2 ** -6;
 export function sampleToken(logits: Float32Array, options: SamplingOptions, random: () => number): number {
   if (options.temperature <= 0) return argmax(logits);
   const n = logits.length;
-  let max = -Infinity;
-  for (let i = 0; i < n; i++) max = Math.max(max, logits[i]);
-  const probs = new Float64Array(n);
-  let sum = 0;
+  const { probs, sum } = probabilities(logits, options.temperature);
   let top = 0;
-  for (let i = 0; i < n; i++) {
-    probs[i] = Math.exp((logits[i] - max) / options.temperature);
-    sum += probs[i];
-    top = Math.max(top, probs[i]);
-  }
+  for (let i = 0; i < n; i++) top = Math.max(top, probs[i]!);
   const target = options.topP * sum;
   const byProbability = (a: number, b: number): number => probs[b] - probs[a] || a - b;
   if (!Number.isNaN(sum)) {
@@ -70,18 +63,24 @@ export function sampleToken(logits: Float32Array, options: SamplingOptions, rand
  */
 export function sampleTokenBySort(logits: Float32Array, options: SamplingOptions, random: () => number): number {
   if (options.temperature <= 0) return argmax(logits);
+  const { probs, sum } = probabilities(logits, options.temperature);
+  const order = Array.from({ length: logits.length }, (_, i) => i).sort((a, b) => probs[b]! - probs[a]! || a - b);
+  const { kept, mass } = nucleus(order, probs, options.topP * sum);
+  return draw(order, kept, mass, probs, random);
+}
+
+/** p_i = e^((logit_i − max) / T) in float64, and S = Σ p_i added in index order. */
+function probabilities(logits: Float32Array, temperature: number): { probs: Float64Array; sum: number } {
   const n = logits.length;
   let max = -Infinity;
-  for (let i = 0; i < n; i++) max = Math.max(max, logits[i]);
+  for (let i = 0; i < n; i++) max = Math.max(max, logits[i]!);
   const probs = new Float64Array(n);
   let sum = 0;
   for (let i = 0; i < n; i++) {
-    probs[i] = Math.exp((logits[i] - max) / options.temperature);
-    sum += probs[i];
+    probs[i] = Math.exp((logits[i]! - max) / temperature);
+    sum += probs[i]!;
   }
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => probs[b] - probs[a] || a - b);
-  const { kept, mass } = nucleus(order, probs, options.topP * sum);
-  return draw(order, kept, mass, probs, random);
+  return { probs, sum };
 }
 
 /** The kept prefix of `order`: its length and mass (added in order) once the mass reaches target (or the order ends). */
