@@ -36,6 +36,12 @@ export interface SequenceEngine {
    * before anything runs.
    */
   feedBatch?(sequences: readonly Sequence[], tokens: readonly ArrayLike<number>[]): Float32Array[];
+  /**
+   * Optional (an engine that picks on its device: the CUDA engine): decodeBatch with each sequence's next token chosen
+   * where the logits are, the first index of the largest of the logits decodeBatch would return (argmax's rule), so only
+   * the tokens come back.
+   */
+  decodeGreedy?(sequences: readonly Sequence[], tokens: readonly number[]): Int32Array;
 }
 
 /** decodeBatch for an engine that steps its sequences one after the other. */

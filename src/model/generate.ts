@@ -1,12 +1,13 @@
 /**
  * Text generation: one batched prefill of the prompt, then token-by-token decode through the
  * KV cache, each new token handed to onToken as it is chosen (generate) or yielded by an async
- * stream that can be aborted (generateStream). Reports prefill and decode speed. The rules of a
+ * stream that can be aborted (generateStream); a greedy run on an engine that picks on its device (decodeGreedy)
+ * gets each decode step's token from there, without the logits. Reports prefill and decode speed. The rules of a
  * run (sampling, stop tokens, limits) are generation-run.ts's, shared with batched generation (batch.ts).
  */
 import type { Model } from './forward.js';
 import { asEngine, type SequenceEngine } from './engine.js';
-import { GenerationRun, openFor, type GenerateResult, type RunOptions } from './generation-run.js';
+import { GenerationRun, openFor, stepRun, type GenerateResult, type RunOptions } from './generation-run.js';
 
 export type { GenerateResult } from './generation-run.js';
 
@@ -21,11 +22,12 @@ export type StreamOptions = RunOptions;
  * forward pass on its backend) or a SequenceEngine (engine.ts).
  */
 export function generate<T>(runner: Model<T> | SequenceEngine, prompt: readonly number[], options: GenerateOptions): GenerateResult {
-  const sequence = openFor(asEngine(runner), prompt, options.maxNewTokens);
+  const engine = asEngine(runner);
+  const sequence = openFor(engine, prompt, options.maxNewTokens);
   try {
     const run = new GenerationRun(sequence, prompt, options);
     for (let input = run.input(); input !== null; input = run.input()) {
-      const token = run.accept(sequence.feed(input));
+      const token = stepRun(engine, run, input);
       if (token !== null) options.onToken?.(token);
     }
     return run.result!;
@@ -40,14 +42,15 @@ export function generate<T>(runner: Model<T> | SequenceEngine, prompt: readonly 
  * to the event loop, so a server keeps answering while a sequence decodes, and it checks `signal`.
  */
 export async function* generateStream<T>(runner: Model<T> | SequenceEngine, prompt: readonly number[], options: StreamOptions): AsyncGenerator<number, GenerateResult> {
-  const sequence = openFor(asEngine(runner), prompt, options.maxNewTokens);
+  const engine = asEngine(runner);
+  const sequence = openFor(engine, prompt, options.maxNewTokens);
   try {
     const run = new GenerationRun(sequence, prompt, options);
     for (;;) {
       await new Promise<void>((resolve) => setImmediate(resolve));
       const input = run.input();
       if (input === null) return run.result!;
-      const token = run.accept(sequence.feed(input));
+      const token = stepRun(engine, run, input);
       if (token !== null) yield token;
     }
   } finally {

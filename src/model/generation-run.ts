@@ -2,7 +2,8 @@
  * One sequence's generation as a state machine, so that a loop over one (generate.ts) and a loop
  * over many decoded together (batch.ts) drive the same rules: input() is what to feed next (the
  * prompt, then each new token; null once the run stopped or was aborted), accept(logits) samples
- * the next token from the logits of what was fed and decides whether the run goes on.
+ * the next token from the logits of what was fed (acceptPicked: a greedy run's token picked on the device) and
+ * decides whether the run goes on.
  */
 import type { Sequence, SequenceEngine } from './engine.js';
 import { sampleToken, seededRandom, type SamplingOptions } from './sampling.js';
@@ -35,6 +36,17 @@ export function openFor(engine: SequenceEngine, prompt: readonly number[], maxNe
   return engine.open(capacity);
 }
 
+/**
+ * One step of a run alone: feeds its input and takes the next token, picked where the logits are when the engine can
+ * (decodeGreedy) and the run is greedy and decoding (the same token: decodeGreedy's contract), else from the logits.
+ */
+export function stepRun(engine: SequenceEngine, run: GenerationRun, input: readonly number[]): number | null {
+  if (engine.decodeGreedy !== undefined && run.greedy && run.prefilled && input.length === 1) {
+    return run.acceptPicked(engine.decodeGreedy([run.sequence], input)[0]!);
+  }
+  return run.accept(run.sequence.feed(input));
+}
+
 export class GenerationRun {
   readonly tokens: number[] = [];
   private readonly random: () => number;
@@ -61,8 +73,26 @@ export class GenerationRun {
     return this.stoppedBy === null ? this.pending : null;
   }
 
+  /** Whether the run picks greedily (temperature 0): its next token is the argmax of the logits, no random draw. */
+  get greedy(): boolean {
+    return this.options.temperature <= 0;
+  }
+
   /** The logits of the last position fed: samples the next token and returns it (null when the run ends without one). */
   accept(logits: Float32Array): number | null {
+    return this.take(() => sampleToken(logits, this.options, this.random));
+  }
+
+  /**
+   * The next token of a greedy run, picked where the logits are (SequenceEngine.decodeGreedy: their argmax): what
+   * accept(logits) would do with those logits.
+   */
+  acceptPicked(token: number): number | null {
+    if (!this.greedy) throw new Error('acceptPicked: a sampling run draws its token from the logits (accept)');
+    return this.take(() => token);
+  }
+
+  private take(pick: () => number): number | null {
     if (!this.prefilled) {
       this.prefilledAt = performance.now();
       this.prefillSeconds = (this.prefilledAt - this.started) / 1000;
@@ -72,7 +102,7 @@ export class GenerationRun {
       this.stop('max-new-tokens');
       return null;
     }
-    const next = sampleToken(logits, this.options, this.random);
+    const next = pick();
     this.tokens.push(next);
     if (stopTokens.includes(next)) this.stop('stop-token');
     else if (this.tokens.length === maxNewTokens) this.stop('max-new-tokens');
