@@ -6,7 +6,7 @@
  * in order of p descending (ties: the lower index first) are kept while the mass kept so far (added in
  * that order) is below topP·S; then r = random()·mass, and the first kept token at which r minus the kept
  * probabilities so far reaches 0 is drawn. Only the kept prefix of that order matters, so sampleToken first
- * sorts the tokens whose p is at least 2^-6 of the largest (every token below comes after all of them in
+ * sorts the tokens whose p is at least 2^-6 of the largest, 1 (every token below comes after all of them in
  * the order; where they are at most an eighth of the vocabulary) and takes the whole order, by a stable radix
  * sort of p's bits, only where the prefix does not end among them: the same token as a comparison sort of the
  * vocabulary, sooner (bench/sampling.ts).
@@ -28,31 +28,33 @@ export function argmax(logits: Float32Array): number {
   return best;
 }
 
-/** The first try's candidates: tokens with p of at least this fraction of the largest (e^-4.2). */
-const CANDIDATE_FRACTION = 2 ** -6;
+/**
+ * The first try's candidates: tokens with p of at least this (e^-4.2). The largest p is 1 wherever no p is NaN: the
+ * largest logit's own e^0.
+ */
+const CANDIDATE_THRESHOLD = 2 ** -6;
+
+/** The order of the nucleus as a comparator: p descending, ties by index ascending. */
+const byProbability = (probs: Float64Array) => (a: number, b: number): number => probs[b]! - probs[a]! || a - b;
 
 export function sampleToken(logits: Float32Array, options: SamplingOptions, random: () => number): number {
   if (options.temperature <= 0) return argmax(logits);
   const n = logits.length;
   const { probs, sum } = probabilities(logits, options.temperature);
-  let top = 0;
-  for (let i = 0; i < n; i++) top = Math.max(top, probs[i]!);
   const target = options.topP * sum;
-  const byProbability = (a: number, b: number): number => probs[b] - probs[a] || a - b;
   if (!Number.isNaN(sum)) {
-    const threshold = CANDIDATE_FRACTION * top;
     const first: number[] = [];
-    for (let i = 0; i < n; i++) if (probs[i] >= threshold) first.push(i);
+    for (let i = 0; i < n; i++) if (probs[i]! >= CANDIDATE_THRESHOLD) first.push(i);
     // a flat distribution's candidates are most of the vocabulary: the radix sort below is sooner than sorting them
     if (first.length <= n / 8) {
-      first.sort(byProbability);
+      first.sort(byProbability(probs));
       const { kept, mass } = nucleus(first, probs, target);
       // the prefix ends among the candidates, or nothing is below them: the whole order's prefix
       if (mass >= target || first.length === n) return draw(first, kept, mass, probs, random);
     }
   }
   // a NaN p leaves the order to the comparison sort, as it always has
-  const order = Number.isNaN(sum) ? Array.from({ length: n }, (_, i) => i).sort(byProbability) : orderByProbability(probs);
+  const order = Number.isNaN(sum) ? Array.from({ length: n }, (_, i) => i).sort(byProbability(probs)) : orderByProbability(probs);
   const { kept, mass } = nucleus(order, probs, target);
   return draw(order, kept, mass, probs, random);
 }
@@ -64,7 +66,7 @@ export function sampleToken(logits: Float32Array, options: SamplingOptions, rand
 export function sampleTokenBySort(logits: Float32Array, options: SamplingOptions, random: () => number): number {
   if (options.temperature <= 0) return argmax(logits);
   const { probs, sum } = probabilities(logits, options.temperature);
-  const order = Array.from({ length: logits.length }, (_, i) => i).sort((a, b) => probs[b]! - probs[a]! || a - b);
+  const order = Array.from({ length: logits.length }, (_, i) => i).sort(byProbability(probs));
   const { kept, mass } = nucleus(order, probs, options.topP * sum);
   return draw(order, kept, mass, probs, random);
 }
@@ -111,7 +113,7 @@ export function orderByProbability(probs: Float64Array): Uint32Array {
   const n = probs.length;
   let order = new Uint32Array(n);
   for (let i = 0; i < n; i++) order[i] = i;
-  if (!LITTLE_ENDIAN) return order.sort((a, b) => probs[b]! - probs[a]! || a - b);
+  if (!LITTLE_ENDIAN) return order.sort(byProbability(probs));
   const words = new Uint32Array(probs.buffer, probs.byteOffset, 2 * n); // [low, high] of each value
   let next = new Uint32Array(n);
   const counts = new Uint32Array(1 << 16);
