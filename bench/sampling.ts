@@ -1,13 +1,13 @@
 /**
- * Host sampling of one token (sampleToken: temperature + top-p, exact) against its definition by a comparison sort of
- * the vocabulary (sampleTokenBySort), on RANDOM logits (speed only) of three shapes: peaked (normal with σ 3 and a few
+ * Host sampling of one token (pickToken: temperature + top-p, exact) against its definition by a comparison sort of
+ * the vocabulary (pickTokenBySort), on RANDOM logits (speed only) of three shapes: peaked (normal with σ 3 and a few
  * tokens up to +14, an LLM's shape), flat (uniform in ±4) and tied (normal rounded to halves). Every draw is checked to
  * be the same token from the same generator state before it is timed. Prints the median ms a token over --reps draws
  * after 3 warm-up draws, and the speed-up, for each shape and setting.
  *
  *   node dist/bench/sampling.js [--vocab 32000] [--reps 30] [--json]
  */
-import { sampleToken, sampleTokenBySort, seededRandom, type SamplingOptions } from '../src/model/sampling.js';
+import { pickToken, pickTokenBySort, seededRandom, type SamplingOptions } from '../src/model/sampling.js';
 import { benchArgs, positiveInt } from './args.js';
 import { benchOutput, machineLine, median } from './stats.js';
 
@@ -28,13 +28,13 @@ const shapes = {
 const settings: SamplingOptions[] = [{ temperature: 0.7, topP: 0.9 }, { temperature: 1, topP: 0.95 }, { temperature: 1, topP: 1 }];
 
 /** Median ms a draw of `sample` over reps draws after 3 warm-up ones, and the tokens drawn. */
-function time(sample: typeof sampleToken, logits: Float32Array, options: SamplingOptions): { ms: number; tokens: number[] } {
+function time(sample: typeof pickToken, logits: Float32Array, options: SamplingOptions): { ms: number; tokens: number[] } {
   const r = seededRandom(7);
   const ms: number[] = [];
   const tokens: number[] = [];
   for (let k = 0; k < reps + 3; k++) {
     const t0 = performance.now();
-    const token = sample(logits, options, r);
+    const token = sample(logits, { ...options, draw: r() });
     if (k >= 3) ms.push(performance.now() - t0);
     tokens.push(token);
   }
@@ -47,9 +47,9 @@ const rows = [];
 for (const [shape, draw] of Object.entries(shapes)) {
   const logits = Float32Array.from({ length: n }, draw);
   for (const options of settings) {
-    const fast = time(sampleToken, logits, options), bySort = time(sampleTokenBySort, logits, options);
-    if (fast.tokens.join() !== bySort.tokens.join()) throw new Error(`sampleToken drew other tokens than the comparison sort (${shape}, T ${options.temperature}, top-p ${options.topP})`);
-    rows.push({ logits: shape, T: options.temperature, 'top-p': options.topP, 'sampleToken ms': fast.ms.toFixed(2), 'comparison sort ms': bySort.ms.toFixed(2), 'speed-up': `${(bySort.ms / fast.ms).toFixed(1)}×` });
+    const fast = time(pickToken, logits, options), bySort = time(pickTokenBySort, logits, options);
+    if (fast.tokens.join() !== bySort.tokens.join()) throw new Error(`pickToken drew other tokens than the comparison sort (${shape}, T ${options.temperature}, top-p ${options.topP})`);
+    rows.push({ logits: shape, T: options.temperature, 'top-p': options.topP, 'pickToken ms': fast.ms.toFixed(2), 'comparison sort ms': bySort.ms.toFixed(2), 'speed-up': `${(bySort.ms / fast.ms).toFixed(1)}×` });
   }
 }
 out.table(rows);

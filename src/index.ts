@@ -7,7 +7,7 @@ export { modelEngine, type Sequence, type SequenceEngine } from './model/engine.
 export { streamText, promptTokens, type StreamTextOptions } from './model/stream-text.js';
 export { createBatchGenerator, type BatchGenerator } from './model/batch.js';
 export { readModel, type ReadModel } from './model/load.js';
-export { sampleToken, seededRandom, argmax, type SamplingOptions } from './model/sampling.js';
+export { sampleToken, pickToken, seededRandom, argmax, type SamplingOptions, type TokenPick } from './model/sampling.js';
 export type { ModelConfig, Architecture, MoeConfig, RopeScaling } from './model/config.js';
 export { linearEntries, mapLinears, type LayerLinears, type LinearEntry } from './model/layer-linears.js';
 export { routeTokens, type ExpertRoute } from './model/moe.js';

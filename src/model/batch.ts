@@ -4,8 +4,8 @@
  * its last token: where the engine packs sequences' rows into shared passes (SequenceEngine.feedBatch,
  * the CUDA engine) all in one call, so joiners ride along the decode step instead of costing a pass
  * each; elsewhere each joiner alone, then one decode step of the others (SequenceEngine.decodeBatch:
- * on the CPU one M = rows matmul per linear; decodeGreedy where the engine has it and every run is greedy, so the
- * logits stay on the device). Runs leave when they
+ * on the CPU one M = rows matmul per linear; decodePicked where the engine has it, so the logits stay on the
+ * device and only the tokens come back). Runs leave when they
  * stop, are aborted, or their consumer stops reading. Between turns the loop yields to the event
  * loop, so a server keeps answering. A run's tokens are exactly those it gets alone (decodeBatch's
  * contract; tested).
@@ -67,9 +67,9 @@ export function createBatchGenerator(engine: SequenceEngine): BatchGenerator {
     if (decoding.length === 0) return;
     const sequences = decoding.map((e) => e.sequence), tokens = decoding.map((e) => e.run.input()![0]!);
     try {
-      if (engine.decodeGreedy !== undefined && decoding.every((e) => e.run.greedy)) {
-        // every run picks greedily: the engine picks where the logits are, and only the tokens come back
-        const picked = engine.decodeGreedy(sequences, tokens);
+      if (engine.decodePicked !== undefined) {
+        // the engine picks each token where the logits are, and only the tokens come back
+        const picked = engine.decodePicked(sequences, tokens, decoding.map((e) => e.run.pick()));
         decoding.forEach((e, r) => deliver(e, e.run.acceptPicked(picked[r]!)));
         return;
       }

@@ -7,6 +7,7 @@
 import type { ModelConfig } from './config.js';
 import { forwardDecodeBatch, forwardLastLogits, type Model } from './forward.js';
 import { createKvCache, type KvCache } from './kv-cache.js';
+import type { TokenPick } from './sampling.js';
 
 /** One sequence's state (its KV cache): tokens go in at positions length, length + 1, … */
 export interface Sequence {
@@ -37,11 +38,11 @@ export interface SequenceEngine {
    */
   feedBatch?(sequences: readonly Sequence[], tokens: readonly ArrayLike<number>[]): Float32Array[];
   /**
-   * Optional (an engine that picks on its device: the CUDA engine): decodeBatch with each sequence's next token chosen
-   * where the logits are, the first index of the largest of the logits decodeBatch would return (argmax's rule), so only
-   * the tokens come back.
+   * Optional (an engine that picks on its device: the CUDA engine): decodeBatch with each sequence's next token picked
+   * where the logits are, picks[r] for sequences[r] (every one greedy where picks is omitted): pickToken's token from
+   * the logits decodeBatch would return (sampling.ts; greedy: argmax's), so only the tokens come back.
    */
-  decodeGreedy?(sequences: readonly Sequence[], tokens: readonly number[]): Int32Array;
+  decodePicked?(sequences: readonly Sequence[], tokens: readonly number[], picks?: readonly TokenPick[]): Int32Array;
 }
 
 /** decodeBatch for an engine that steps its sequences one after the other. */

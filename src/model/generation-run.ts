@@ -2,11 +2,11 @@
  * One sequence's generation as a state machine, so that a loop over one (generate.ts) and a loop
  * over many decoded together (batch.ts) drive the same rules: input() is what to feed next (the
  * prompt, then each new token; null once the run stopped or was aborted), accept(logits) samples
- * the next token from the logits of what was fed (acceptPicked: a greedy run's token picked on the device) and
- * decides whether the run goes on.
+ * the next token from the logits of what was fed and decides whether the run goes on; or pick() gives how the next token is to be picked (its sampling options and its
+ * generator's draw) to an engine that picks where the logits are, and acceptPicked(token) takes the token it picked.
  */
 import type { Sequence, SequenceEngine } from './engine.js';
-import { sampleToken, seededRandom, type SamplingOptions } from './sampling.js';
+import { sampleToken, seededRandom, type SamplingOptions, type TokenPick } from './sampling.js';
 
 export interface RunOptions extends SamplingOptions {
   readonly maxNewTokens: number;
@@ -38,11 +38,11 @@ export function openFor(engine: SequenceEngine, prompt: readonly number[], maxNe
 
 /**
  * One step of a run alone: feeds its input and takes the next token, picked where the logits are when the engine can
- * (decodeGreedy) and the run is greedy and decoding (the same token: decodeGreedy's contract), else from the logits.
+ * (decodePicked) and the run is decoding (the same token: decodePicked's contract), else from the logits.
  */
 export function stepRun(engine: SequenceEngine, run: GenerationRun, input: readonly number[]): number | null {
-  if (engine.decodeGreedy !== undefined && run.greedy && run.prefilled && input.length === 1) {
-    return run.acceptPicked(engine.decodeGreedy([run.sequence], input)[0]!);
+  if (engine.decodePicked !== undefined && run.prefilled && input.length === 1) {
+    return run.acceptPicked(engine.decodePicked([run.sequence], input, [run.pick()])[0]!);
   }
   return run.accept(run.sequence.feed(input));
 }
@@ -51,6 +51,8 @@ export class GenerationRun {
   readonly tokens: number[] = [];
   private readonly random: () => number;
   private pending: readonly number[];
+  /** whether pick() gave this step's pick and acceptPicked has not taken its token yet. */
+  private picking = false;
   private stoppedBy: GenerateResult['stoppedBy'] | null = null;
   private readonly started = performance.now();
   /** when the prefill's logits came back (0: not yet). */
@@ -80,15 +82,26 @@ export class GenerationRun {
 
   /** The logits of the last position fed: samples the next token and returns it (null when the run ends without one). */
   accept(logits: Float32Array): number | null {
+    if (this.picking) throw new Error('accept: this step\'s token was to be picked where the logits are (pick() was called); take it with acceptPicked');
     return this.take(() => sampleToken(logits, this.options, this.random));
   }
 
   /**
-   * The next token of a greedy run, picked where the logits are (SequenceEngine.decodeGreedy: their argmax): what
-   * accept(logits) would do with those logits.
+   * How this step's token is to be picked where the logits are (SequenceEngine.decodePicked): the run's sampling options
+   * and the draw accept(logits) would take from its generator now (sampling runs only: the generator moves on as it
+   * would there). Once a step; acceptPicked takes the token.
    */
+  pick(): TokenPick {
+    if (this.picking) throw new Error('pick: this step\'s pick was given already; take its token with acceptPicked');
+    this.picking = true;
+    const { temperature, topP } = this.options;
+    return { temperature, topP, draw: this.greedy ? 0 : this.random() };
+  }
+
+  /** The token picked by pick()'s rule from the logits of the last position fed: what accept(those logits) would take. */
   acceptPicked(token: number): number | null {
-    if (!this.greedy) throw new Error('acceptPicked: a sampling run draws its token from the logits (accept)');
+    if (!this.picking) throw new Error('acceptPicked: no pick was given for this step (call pick() before the engine picks)');
+    this.picking = false;
     return this.take(() => token);
   }
 

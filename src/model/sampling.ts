@@ -1,15 +1,22 @@
 /**
  * Next-token choice from logits: greedy (temperature 0) or temperature + nucleus (top-p) sampling
- * with a seeded generator, so a run with the same seed repeats exactly.
+ * with a seeded generator, so a run with the same seed repeats exactly. The definition is in integers, so that a GPU
+ * (kernels/sampling.cu) draws the same token as the host from the same logits and the same uniform draw.
  *
- * Nucleus sampling, exactly: p_i = e^((logit_i − max) / T) in float64, S = Σ p_i in index order; the tokens
- * in order of p descending (ties: the lower index first) are kept while the mass kept so far (added in
- * that order) is below topP·S; then r = random()·mass, and the first kept token at which r minus the kept
- * probabilities so far reaches 0 is drawn. Only the kept prefix of that order matters, so sampleToken first
- * sorts the tokens whose p is at least 2^-6 of the largest, 1 (every token below comes after all of them in
- * the order; where they are at most an eighth of the vocabulary) and takes the whole order, by a stable radix
- * sort of p's bits, only where the prefix does not end among them: the same token as a comparison sort of the
- * vocabulary, sooner (bench/sampling.ts).
+ * Exactly: max = the largest logit (NaN ignored); each token's weight is its probability relative to the most likely
+ * one, e^((logit_i − max) / T) in float64, in fixed point: w_i = ⌊e^((logit_i − max) / T) · 2^34 + ½⌋ (0 for NaN), an
+ * integer, so W = Σ w_i and every partial sum below are exact in float64 (vocabularies below 2^19 tokens) whatever
+ * order they are added in. (Against the real-valued distribution each token's probability is off by at most
+ * 2^-35 / Σ p, and tokens below 2^-35 of the most likely are never drawn.) The order is w descending, ties by the lower
+ * index first; cum_k is the weight of the order's first k + 1 tokens. select(target) = the first position k with
+ * cum_k ≥ target (none when W < target). The nucleus is the order up to
+ * select(topP · W) (all of it where none), its mass that cum; the token drawn with a uniform u in [0, 1) is the one at
+ * select(u · mass). A row without a finite largest weight (W = 0: every logit NaN or infinite) gives argmax's token.
+ *
+ * Only the nucleus's prefix of the order matters, so pickToken first sorts the tokens whose weight is at least 2^-6 of
+ * the largest, 2^34 (every token below comes after all of them in the order; where they are at most an eighth of the
+ * vocabulary) and takes the whole order, by a stable radix sort of the weights' bits, only where the prefix does not end
+ * among them: the same token as a comparison sort of the vocabulary (pickTokenBySort), sooner (bench/sampling.ts).
  */
 import { seededRandom } from '../tensor/random.js';
 
@@ -22,83 +29,109 @@ export interface SamplingOptions {
   readonly topP: number;
 }
 
-export function argmax(logits: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
-  return best;
+/** How one token is picked: greedy (temperature 0; draw unused) or sampled with `draw`, uniform in [0, 1) from the run's generator. */
+export interface TokenPick extends SamplingOptions {
+  readonly draw: number;
 }
 
-/**
- * The first try's candidates: tokens with p of at least this (e^-4.2). The largest p is 1 wherever no p is NaN: the
- * largest logit's own e^0.
- */
-const CANDIDATE_THRESHOLD = 2 ** -6;
+/** The fixed point of the sampling weights: w = ⌊p · 2^WEIGHT_BITS + ½⌋ for p = e^((logit − max) / T) in (0, 1]. */
+export const WEIGHT_BITS = 34;
+const WEIGHT_SCALE = 2 ** WEIGHT_BITS;
+/** Vocabularies below this keep every sum of weights exact in float64 (2^19 · 2^34 ≤ 2^53). */
+export const MAX_SAMPLING_VOCAB = 2 ** 19;
 
-/** The order of the nucleus as a comparator: p descending, ties by index ascending. */
-const byProbability = (probs: Float64Array) => (a: number, b: number): number => probs[b]! - probs[a]! || a - b;
-
-export function sampleToken(logits: Float32Array, options: SamplingOptions, random: () => number): number {
-  if (options.temperature <= 0) return argmax(logits);
-  const n = logits.length;
-  const { probs, sum } = probabilities(logits, options.temperature);
-  const target = options.topP * sum;
-  if (!Number.isNaN(sum)) {
-    const first: number[] = [];
-    for (let i = 0; i < n; i++) if (probs[i]! >= CANDIDATE_THRESHOLD) first.push(i);
-    // a flat distribution's candidates are most of the vocabulary: the radix sort below is sooner than sorting them
-    if (first.length <= n / 8) {
-      first.sort(byProbability(probs));
-      const { kept, mass } = nucleus(first, probs, target);
-      // the prefix ends among the candidates, or nothing is below them: the whole order's prefix
-      if (mass >= target || first.length === n) return draw(first, kept, mass, probs, random);
+/** The first index of the largest logit; NaN is never the largest; a row without a number above −∞ gives 0 (the device's rule too). */
+export function argmax(logits: Float32Array): number {
+  let best = -Infinity;
+  let at = 0;
+  for (let i = 0; i < logits.length; i++) {
+    if (logits[i]! > best) {
+      best = logits[i]!;
+      at = i;
     }
   }
-  // a NaN p leaves the order to the comparison sort, as it always has
-  const order = Number.isNaN(sum) ? Array.from({ length: n }, (_, i) => i).sort(byProbability(probs)) : orderByProbability(probs);
-  const { kept, mass } = nucleus(order, probs, target);
-  return draw(order, kept, mass, probs, random);
+  return at;
 }
 
 /**
- * The definition sampleToken keeps, by a comparison sort of the whole vocabulary (what it was until 2026-12-07): the
- * reference its tests and bench/sampling.ts compare against.
+ * The first try's candidates: tokens with a weight of at least this, 2^-6 of the largest weight (the largest logit's
+ * own e^0 · 2^34).
  */
-export function sampleTokenBySort(logits: Float32Array, options: SamplingOptions, random: () => number): number {
-  if (options.temperature <= 0) return argmax(logits);
-  const { probs, sum } = probabilities(logits, options.temperature);
-  const order = Array.from({ length: logits.length }, (_, i) => i).sort(byProbability(probs));
-  const { kept, mass } = nucleus(order, probs, options.topP * sum);
-  return draw(order, kept, mass, probs, random);
+const CANDIDATE_THRESHOLD = 2 ** (WEIGHT_BITS - 6);
+
+/** The order of the nucleus as a comparator: weight descending, ties by index ascending. */
+const byWeight = (weights: Float64Array) => (a: number, b: number): number => weights[b]! - weights[a]! || a - b;
+
+/** A token from the logits with a draw from `random` (one draw where temperature > 0, none where greedy): pickToken. */
+export function sampleToken(logits: Float32Array, options: SamplingOptions, random: () => number): number {
+  return pickToken(logits, { ...options, draw: options.temperature > 0 ? random() : 0 });
 }
 
-/** p_i = e^((logit_i − max) / T) in float64, and S = Σ p_i added in index order. */
-function probabilities(logits: Float32Array, temperature: number): { probs: Float64Array; sum: number } {
+/** The token the module's definition picks from the logits (the host reference of the device's pick). */
+export function pickToken(logits: Float32Array, pick: TokenPick): number {
+  if (pick.temperature <= 0) return argmax(logits);
   const n = logits.length;
-  let max = -Infinity;
-  for (let i = 0; i < n; i++) max = Math.max(max, logits[i]!);
-  const probs = new Float64Array(n);
-  let sum = 0;
-  for (let i = 0; i < n; i++) {
-    probs[i] = Math.exp((logits[i]! - max) / temperature);
-    sum += probs[i]!;
+  const { weights, total } = samplingWeights(logits, pick.temperature);
+  if (total === 0) return argmax(logits);
+  const target = pick.topP * total;
+  const first: number[] = [];
+  for (let i = 0; i < n; i++) if (weights[i]! >= CANDIDATE_THRESHOLD) first.push(i);
+  // a flat distribution's candidates are most of the vocabulary: the radix sort below is sooner than sorting them
+  if (first.length <= n / 8) {
+    first.sort(byWeight(weights));
+    const { kept, mass } = nucleus(first, weights, target);
+    // the prefix ends among the candidates, or nothing is below them: the whole order's prefix
+    if (mass >= target || first.length === n) return draw(first, kept, mass, weights, pick.draw);
   }
-  return { probs, sum };
+  const order = orderByWeight(weights);
+  const { kept, mass } = nucleus(order, weights, target);
+  return draw(order, kept, mass, weights, pick.draw);
 }
 
-/** The kept prefix of `order`: its length and mass (added in order) once the mass reaches target (or the order ends). */
-function nucleus(order: ArrayLike<number>, probs: Float64Array, target: number): { kept: number; mass: number } {
+/**
+ * The definition pickToken keeps, by a comparison sort of the whole vocabulary: the reference its tests and
+ * bench/sampling.ts compare against.
+ */
+export function pickTokenBySort(logits: Float32Array, pick: TokenPick): number {
+  if (pick.temperature <= 0) return argmax(logits);
+  const { weights, total } = samplingWeights(logits, pick.temperature);
+  if (total === 0) return argmax(logits);
+  const order = Array.from({ length: logits.length }, (_, i) => i).sort(byWeight(weights));
+  const { kept, mass } = nucleus(order, weights, pick.topP * total);
+  return draw(order, kept, mass, weights, pick.draw);
+}
+
+/** w_i = ⌊e^((logit_i − max) / T) · 2^34 + ½⌋ (0 where that is NaN), and W = Σ w_i (exact: integers below 2^53). */
+export function samplingWeights(logits: Float32Array, temperature: number): { weights: Float64Array; total: number } {
+  const n = logits.length;
+  if (n >= MAX_SAMPLING_VOCAB) throw new RangeError(`sampling takes vocabularies below ${MAX_SAMPLING_VOCAB} tokens (its sums are exact integers in float64), got ${n}`);
+  let max = -Infinity;
+  for (let i = 0; i < n; i++) if (logits[i]! > max) max = logits[i]!;
+  const weights = new Float64Array(n);
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    const x = Math.exp((logits[i]! - max) / temperature) * WEIGHT_SCALE;
+    weights[i] = x > 0 ? Math.floor(x + 0.5) : 0;
+    total += weights[i]!;
+  }
+  return { weights, total };
+}
+
+/** The kept prefix of `order`: up to the first position whose running weight reaches target (all where none), and its weight. */
+function nucleus(order: ArrayLike<number>, weights: Float64Array, target: number): { kept: number; mass: number } {
   let kept = 0;
   let mass = 0;
-  while (kept < order.length && mass < target) mass += probs[order[kept++]!]!;
-  return { kept, mass };
+  while (kept < order.length && mass < target) mass += weights[order[kept++]!]!;
+  return { kept: Math.max(kept, 1), mass: kept > 0 ? mass : weights[order[0]!]! };
 }
 
-/** r = random()·mass, then the first of the kept tokens (in order) at which r minus their probabilities reaches 0. */
-function draw(order: ArrayLike<number>, kept: number, mass: number, probs: Float64Array, random: () => number): number {
-  let r = random() * mass;
+/** The token at the first position (among the kept) whose running weight reaches draw · mass. */
+function draw(order: ArrayLike<number>, kept: number, mass: number, weights: Float64Array, u: number): number {
+  const target = u * mass;
+  let cum = 0;
   for (let i = 0; i < kept; i++) {
-    r -= probs[order[i]!]!;
-    if (r <= 0) return order[i]!;
+    cum += weights[order[i]!]!;
+    if (cum >= target) return order[i]!;
   }
   return order[kept - 1]!;
 }
@@ -106,15 +139,15 @@ function draw(order: ArrayLike<number>, kept: number, mass: number, probs: Float
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 /**
- * Every index of probs (non-negative, no NaN) in order of p descending, ties by index ascending: an LSD radix sort
- * of the float64 bits (for non-negative floats their order as integers), 16 bits a pass, each pass stable.
+ * Every index of weights (non-negative, no NaN) in order of weight descending, ties by index ascending: an LSD radix
+ * sort of the float64 bits (for non-negative floats their order as integers), 16 bits a pass, each pass stable.
  */
-export function orderByProbability(probs: Float64Array): Uint32Array {
-  const n = probs.length;
+export function orderByWeight(weights: Float64Array): Uint32Array {
+  const n = weights.length;
   let order = new Uint32Array(n);
   for (let i = 0; i < n; i++) order[i] = i;
-  if (!LITTLE_ENDIAN) return order.sort(byProbability(probs));
-  const words = new Uint32Array(probs.buffer, probs.byteOffset, 2 * n); // [low, high] of each value
+  if (!LITTLE_ENDIAN) return order.sort(byWeight(weights));
+  const words = new Uint32Array(weights.buffer, weights.byteOffset, 2 * n); // [low, high] of each value
   let next = new Uint32Array(n);
   const counts = new Uint32Array(1 << 16);
   for (let pass = 0; pass < 4; pass++) {

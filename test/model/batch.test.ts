@@ -3,7 +3,7 @@
  * alone, bit for bit (the W4A8 integer path, the float path, a mixtral's experts); generations that join and leave
  * at different times give the tokens generate() gives each alone, also through an engine's feedBatch
  * (joiners' prompts and the others' tokens in one call) and when that refuses, and through an engine that picks
- * greedy tokens on its device (decodeGreedy); a consumer that stops reading frees its sequence.
+ * tokens on its device (decodePicked), greedy and sampled; a consumer that stops reading frees its sequence.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -13,6 +13,7 @@ import { modelEngine, type Sequence, type SequenceEngine } from '../../src/model
 import type { Model } from '../../src/model/forward.js';
 import { generate } from '../../src/model/generate.js';
 import { GenerationRun } from '../../src/model/generation-run.js';
+import { pickToken } from '../../src/model/sampling.js';
 import { quantizeModel } from '../../src/quantize/quantize-model.js';
 import { DEFAULT_SPEC } from '../../src/quantize/recipe.js';
 import { repoPath } from '../helpers/paths.js';
@@ -143,46 +144,45 @@ test('createBatchGenerator with an engine\'s feedBatch: joiners\' prompts ride a
   }
 });
 
-test('an engine that picks on its device (decodeGreedy): greedy runs decode through it, alone (generate) and batched, a batch with a sampling run through decodeBatch; the tokens generate() gives each without it', async () => {
+test('an engine that picks on its device (decodePicked): greedy and sampled runs decode through it, alone (generate) and batched, with the tokens generate() gives each without it; a run refuses picks out of turn', async () => {
   const model = quantizedModel();
   const inner = modelEngine(model);
-  const calls = { greedy: 0, logits: 0 };
-  // the contract decodeGreedy keeps: the argmax of the logits decodeBatch returns (the CUDA engine picks them on the device)
+  const calls = { picked: 0, logits: 0 };
+  // the contract decodePicked keeps: pickToken's token from the logits decodeBatch returns (the CUDA engine picks on the device)
   const engine: SequenceEngine = {
     ...inner,
     decodeBatch: (sequences, tokens) => {
       calls.logits++;
       return inner.decodeBatch(sequences, tokens);
     },
-    decodeGreedy: (sequences, tokens) => {
-      calls.greedy++;
-      return Int32Array.from(inner.decodeBatch(sequences, tokens), argmaxOf);
+    decodePicked: (sequences, tokens, picks) => {
+      calls.picked++;
+      return Int32Array.from(inner.decodeBatch(sequences, tokens), (l, r) => pickToken(l, picks?.[r] ?? { temperature: 0, topP: 1, draw: 0 }));
     },
   };
   const greedy = (n: number) => ({ maxNewTokens: n, temperature: 0, topP: 1, seed: 0, stopTokens: [] });
   const sampled = { maxNewTokens: 7, temperature: 0.8, topP: 0.9, seed: 5, stopTokens: [] };
   const seq = inner.open(16);
-  assert.throws(() => new GenerationRun(seq, prompts[0]!, sampled).acceptPicked(3), /a sampling run draws its token from the logits/);
+  const run = new GenerationRun(seq, prompts[0]!, sampled);
+  assert.throws(() => run.acceptPicked(3), /no pick was given for this step/);
+  run.pick();
+  assert.throws(() => run.pick(), /this step's pick was given already/);
+  assert.throws(() => run.accept(new Float32Array(model.config.vocabSize)), /to be picked where the logits are/);
   seq.release();
-  assert.deepEqual(generate(engine, prompts[0]!, greedy(6)).tokens, generate(model, prompts[0]!, greedy(6)).tokens);
-  assert.equal(calls.greedy, 5, 'generate: every decode step picked on the device (the first token comes from the prompt\'s logits)');
-  for (const withSampling of [false, true]) {
-    Object.assign(calls, { greedy: 0, logits: 0 });
-    const batch = createBatchGenerator(engine);
-    const plans = prompts.map((prompt, i) => ({ prompt, options: withSampling && i === 1 ? sampled : greedy(5 + i) }));
-    const results = await Promise.all(plans.map(async ({ prompt, options }) => {
-      const tokens: number[] = [];
-      for await (const t of batch.stream(prompt, options)) tokens.push(t);
-      return tokens;
-    }));
-    plans.forEach(({ prompt, options }, i) => assert.deepEqual(results[i], generate(model, prompt, options).tokens, `sampling run ${withSampling}, run ${i}`));
-    if (withSampling) assert.ok(calls.logits > 0, 'a step with the sampling run in it came back as logits');
-    else assert.deepEqual([calls.greedy > 0, calls.logits], [true, 0], 'all greedy: no step brought logits back');
+  for (const options of [greedy(6), sampled]) {
+    Object.assign(calls, { picked: 0, logits: 0 });
+    const alone = generate(engine, prompts[0]!, options).tokens;
+    assert.deepEqual(alone, generate(model, prompts[0]!, options).tokens, `T ${options.temperature}`);
+    assert.deepEqual(calls, { picked: alone.length - 1, logits: 0 }, 'generate: every decode step picked on the device (the first token comes from the prompt\'s logits)');
   }
+  Object.assign(calls, { picked: 0, logits: 0 });
+  const batch = createBatchGenerator(engine);
+  const plans = prompts.map((prompt, i) => ({ prompt, options: i === 1 ? sampled : i === 2 ? { ...sampled, seed: 11, temperature: 1.3 } : greedy(5 + i) }));
+  const results = await Promise.all(plans.map(async ({ prompt, options }) => {
+    const tokens: number[] = [];
+    for await (const t of batch.stream(prompt, options)) tokens.push(t);
+    return tokens;
+  }));
+  plans.forEach(({ prompt, options }, i) => assert.deepEqual(results[i], generate(model, prompt, options).tokens, `run ${i}`));
+  assert.deepEqual([calls.picked > 0, calls.logits], [true, 0], 'no decode step brought logits back');
 });
-
-function argmaxOf(logits: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < logits.length; i++) if (logits[i]! > logits[best]!) best = i;
-  return best;
-}

@@ -9,7 +9,7 @@
  *   per layer  rmsnorm_to → q/k/v GEMM (+bias) → rope_kv_write → attention_split → attention_merge
  *              → quantize_rows → o GEMM adding into h (+bias) → rmsnorm_to → gate/up GEMM (+bias)
  *              → silu_mul_rows → quantize_rows → down GEMM adding into h (+bias)
- *   last row   rmsnorm_to → lm_head GEMM (fp16 by default)
+ *   last row   rmsnorm_to → lm_head GEMM (fp16 by default) [→ argmax_rows or sample_rows: the next tokens picked]
  *
  * In a decode step (each row its sequence's one new position) attention_split does rope_kv_write's
  * work itself (ropeInAttention; by default at up to ROPE_FOLD_MAX_ROWS rows), and a W4A8 gate/up GEMM on the decode kernel
@@ -36,11 +36,13 @@
 import { InputError } from '../../errors.js';
 import type { ModelConfig } from '../../model/config.js';
 import type { Sequence, SequenceEngine } from '../../model/engine.js';
+import type { TokenPick } from '../../model/sampling.js';
 import { ropeInverseFrequencies } from '../../model/rope.js';
 import type { ModelWeights } from '../../model/weights.js';
 import { addressTable, type DeviceBuffer } from './buffer.js';
 import { CudaContext } from './context.js';
 import { Cublas } from './cublas.js';
+import { PICK_BYTES, pickRows, sampleRowsCuda, sampleScratchBytes } from './sample-rows.js';
 import { attentionToCuda, argmaxRowsCuda, embedRowsCuda, engineSplits, mergeCounterBytes, wideLoadsFit, pickRowsCuda, ROW_BYTES, rmsnormToCuda, ropeKvWriteCuda, quantizeRowsCuda, rowScratchBytes, siluMulToCuda, TAIL_COUNTER_BYTES, type EngineAttention, type PendingRows, type GateUpRows, type RowForm, type RowNorm, type RowOutput, type RowScratch } from './engine-ops.js';
 import { describeEngineWeights, freeEngineWeights, layerLinears, uploadEngineWeights, type EngineLinear, type LinearGroup } from './engine-weights.js';
 import { createMoeRunner, type MoeRunner } from './engine-moe.js';
@@ -192,16 +194,20 @@ export interface CudaEngine extends SequenceEngine {
    */
   feedBatch(sequences: readonly Sequence[], tokens: readonly ArrayLike<number>[]): Float32Array[];
   /**
-   * A greedy decode step: decodeBatch with each sequence's next token chosen on the device (the
-   * argmax of its logits, the first index of the largest value, as the host's argmax); returns only
-   * the tokens (4 bytes a sequence back instead of its logits).
+   * A decode step with each sequence's next token picked on the device, picks[r] for sequences[r] (omitted: every one
+   * greedy): the argmax of its logits (argmax_rows) where every pick is greedy, else pickToken's token
+   * (sample_rows, model/sampling.ts: the host's token from the same logits and draw); returns only the tokens (4 bytes a
+   * sequence back instead of its logits).
    */
-  decodeGreedy(sequences: readonly Sequence[], tokens: readonly number[]): Int32Array;
+  decodePicked(sequences: readonly Sequence[], tokens: readonly number[], picks?: readonly TokenPick[]): Int32Array;
   /** How the layers run, one line. */
   describe(): string;
   /** Frees the weights, state, sequences and graphs (and the context when the engine opened it). */
   dispose(): void;
 }
+
+/** How a pass's logits leave it: all to the host ('none'), or only the tokens picked on the device (argmax_rows, sample_rows). */
+type PickBy = 'none' | 'argmax' | 'sample';
 
 /** The smallest power of two ≥ n and ≥ 256: attention splits are planned for it, so few graphs serve all capacities. */
 export const positionBound = (n: number): number => 2 ** Math.ceil(Math.log2(Math.max(256, n)));
@@ -266,6 +272,10 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
   let arrivals: DeviceBuffer, mergeCounts: DeviceBuffer, rows: DeviceBuffer, picks: DeviceBuffer, nextTokens: DeviceBuffer, h: DeviceBuffer, tmp: DeviceBuffer, qkvOut: DeviceBuffer, guOut: DeviceBuffer, logits: DeviceBuffer, part: DeviceBuffer, rowScratch: RowScratch;
   let acts: RowOutput[];
   let w4a16Scratch: DeviceBuffer | null;
+  /** the rows a decode step picks tokens for (its sequences), each one's pick (sample_rows), and their scratch (made at the first sampled step). */
+  const pickRowsMax = Math.min(T, maxSequences);
+  let tokenPicks: DeviceBuffer;
+  let sampleScratch: DeviceBuffer | null = null;
   try {
     arrivals = alloc(TAIL_COUNTER_BYTES); // the tails' counters (w4a8DecodeNorm, w4a8SwigluDecode, attentionToCuda): zero between launches
     arrivals.fill(0);
@@ -275,6 +285,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
     rows = alloc(T * ROW_BYTES);
     picks = alloc(T * 4);
     nextTokens = alloc(T * 4);
+    tokenPicks = alloc(pickRowsMax * PICK_BYTES);
     h = alloc(T * d * 4);
     tmp = alloc(T * d * 4);
     qkvOut = alloc(T * qkvWidth * 4);
@@ -454,7 +465,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
    * row of each sequence in it; none when no sequence ends in this pass). `decode`: a decode step
    * (its mixture-of-experts layers route on the device without a host wait, engine-moe.ts).
    */
-  const forwardRows = (m: number, positions: number, picked: number, greedy: boolean, decode: boolean): void => {
+  const forwardRows = (m: number, positions: number, picked: number, pickBy: PickBy, decode: boolean): void => {
     const merged = holds('mergeInAttention', m) && !holds('quantizeInTail', m) ? { merged: mergeCounts } : {};
     const split = { ...engineSplits(positions, m, H, D), loads: holds('wideAttention', m) && wideLoadsFit(D) ? 16 as const : 4 as const, ...merged };
     embedRowsCuda(ctx, w.embedding, rows, h, m, d);
@@ -493,26 +504,26 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
       rmsnormToCuda(ctx, tmp, w.finalNorm, headIn, picked, d, c.rmsNormEps);
     }
     runLinear(w.lmHead, headIn, logits, picked);
-    if (greedy) argmaxRowsCuda(ctx, logits, nextTokens, picked, c.vocabSize);
+    if (pickBy === 'argmax') argmaxRowsCuda(ctx, logits, nextTokens, picked, c.vocabSize);
+    if (pickBy === 'sample') sampleRowsCuda(ctx, logits, tokenPicks, sampleScratch!, nextTokens, picked, c.vocabSize);
   };
 
   /**
    * A decode step of m rows (already described): the first step of a shape runs eagerly (kernels
    * compile and load outside any capture), the second is captured as a graph, every later one
-   * replays it. Graphs are kept per (rows, position bound, greedy: the argmax of each row's logits
-   * on the device).
+   * replays it. Graphs are kept per (rows, position bound, how the next tokens are picked on the device).
    */
-  const decodeStep = (m: number, positions: number, greedy: boolean): void => {
-    if (!runtime) return forwardRows(m, positions, m, greedy, true);
-    const key = `${m}:${positions}:${greedy}`;
+  const decodeStep = (m: number, positions: number, pickBy: PickBy): void => {
+    if (!runtime) return forwardRows(m, positions, m, pickBy, true);
+    const key = `${m}:${positions}:${pickBy}`;
     let exec = graphs.get(key);
     if (exec === undefined) {
-      forwardRows(m, positions, m, greedy, true);
+      forwardRows(m, positions, m, pickBy, true);
       graphs.set(key, null);
       return;
     }
     if (exec === null) {
-      exec = runtime.capture(() => forwardRows(m, positions, m, greedy, true));
+      exec = runtime.capture(() => forwardRows(m, positions, m, pickBy, true));
       graphs.set(key, exec);
     }
     runtime.launch(exec);
@@ -558,11 +569,11 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
   };
   const positionsOf = (feeds: readonly Feed[]): number => Math.max(...feeds.map((f) => f.state.positions));
   /** A decode step of checked feeds of one token each (at most T): one row each, one graph. */
-  const decodeFeeds = (feeds: readonly Feed[], greedy: boolean): void => {
+  const decodeFeeds = (feeds: readonly Feed[], pickBy: PickBy): void => {
     const host = new Int32Array(4 * feeds.length);
     feeds.forEach(({ state, tokens }, r) => host.set([tokens[0]!, state.length, state.slot, 0], 4 * r));
     ctx.copyToDevice(rows, host);
-    decodeStep(feeds.length, positionsOf(feeds), greedy);
+    decodeStep(feeds.length, positionsOf(feeds), pickBy);
     for (const f of feeds) f.state.length += 1;
   };
 
@@ -575,7 +586,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
   const run = (feeds: readonly Feed[], what: string): Float32Array[] => {
     checkFeeds(feeds, what);
     if (feeds.length <= T && feeds.every((f) => f.tokens.length === 1)) {
-      decodeFeeds(feeds, false);
+      decodeFeeds(feeds, 'none');
       return logitRows(feeds.length);
     }
     const positions = positionsOf(feeds);
@@ -587,7 +598,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
     const pass = (): void => {
       ctx.copyToDevice(rows, host.subarray(0, 4 * m));
       if (picked.length > 0) ctx.copyToDevice(picks, Int32Array.from(picked));
-      forwardRows(m, positions, picked.length, false, false);
+      forwardRows(m, positions, picked.length, 'none', false);
       if (picked.length > 0) logitRows(picked.length).forEach((l, i) => (out[owners[i]!] = l));
       m = 0;
       picked.length = 0;
@@ -663,12 +674,19 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
       return run(sequences.map((s, i) => ({ state: stateOf(s, 'decodeBatch'), tokens: [tokens[i]!] })), 'decodeBatch');
     },
     feedBatch,
-    decodeGreedy(sequences, tokens) {
-      if (sequences.length !== tokens.length) throw new RangeError(`decodeGreedy: ${tokens.length} tokens for ${sequences.length} sequences`);
-      if (sequences.length > T) throw new RangeError(`decodeGreedy: ${sequences.length} sequences in one step, the engine's passes hold ${T} rows (maxChunk)`);
-      const feeds = sequences.map((s, i) => ({ state: stateOf(s, 'decodeGreedy'), tokens: [tokens[i]!] }));
-      checkFeeds(feeds, 'decodeGreedy');
-      decodeFeeds(feeds, true);
+    decodePicked(sequences, tokens, picks) {
+      if (sequences.length !== tokens.length) throw new RangeError(`decodePicked: ${tokens.length} tokens for ${sequences.length} sequences`);
+      if (picks !== undefined && picks.length !== sequences.length) throw new RangeError(`decodePicked: ${picks.length} picks for ${sequences.length} sequences`);
+      if (sequences.length > T) throw new RangeError(`decodePicked: ${sequences.length} sequences in one step, the engine's passes hold ${T} rows (maxChunk)`);
+      const feeds = sequences.map((s, i) => ({ state: stateOf(s, 'decodePicked'), tokens: [tokens[i]!] }));
+      checkFeeds(feeds, 'decodePicked');
+      const sampled = picks !== undefined && picks.some((p) => p.temperature > 0);
+      if (sampled) {
+        const host = pickRows(picks); // checked before anything runs
+        sampleScratch ??= alloc(pickRowsMax * sampleScratchBytes(c.vocabSize));
+        ctx.copyToDevice(tokenPicks, host);
+      }
+      decodeFeeds(feeds, sampled ? 'sample' : 'argmax');
       return ctx.copyToHost(new Int32Array(feeds.length), nextTokens);
     },
     describe: () => `cuda engine (${ctx.info.name}): ${describeEngineWeights(w)}; fp16 KV cache; ${runtime ? 'decode steps as CUDA graphs' : 'no graphs'}; folds: ${foldsText}`,

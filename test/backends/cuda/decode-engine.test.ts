@@ -7,7 +7,8 @@
  * prefill; a W4A16 prompt past the decode kernel's rows (fp16 expansion + cuBLAS) near the same prompt in
  * short passes; two sequences interleaved equal to each alone; 20 sequences batched (a packed prefill,
  * then decode steps of M = 20 rows at different positions) each near its own logits alone with the
- * same greedy tokens, and decodeGreedy (the argmax on the device) the same tokens; decode steps with
+ * same greedy tokens, and decodePicked (the argmax on the device) the same tokens; tokens sampled on the device
+ * (sample_rows) the host's picks from the same step's logits, alone and batched with greedy picks; decode steps with
  * rope and the KV write folded into attention, with SwiGLU in the gate/up GEMM's epilogue, with the rows
  * of attention and SwiGLU quantized in their producer's last block, and with the RMSNorm in the o / down
  * GEMM's last block, equal to the separate kernels bit for bit; bad use refused with a message. Skips
@@ -17,11 +18,11 @@
 import { test } from 'node:test';
 import { BATCH_TOLERANCE, engineOnFixture, FLOAT_TOLERANCE, QUANTIZED_TOLERANCE, relativeError, sameGreedyWithin, skip, withEngine } from './engine-checks.js';
 import assert from 'node:assert/strict';
-import { modelEngine, type SequenceEngine } from '../../../src/model/engine.js';
+import { modelEngine, type Sequence, type SequenceEngine } from '../../../src/model/engine.js';
 import type { Model } from '../../../src/model/forward.js';
 import { ROPE_FOLD_MAX_ROWS, SWIGLU_FOLD_MAX_ROWS, type CudaEngineOptions } from '../../../src/backends/cuda/decode-engine.js';
 import { generate } from '../../../src/model/generate.js';
-import { argmax } from '../../../src/model/sampling.js';
+import { argmax, pickToken, seededRandom, type TokenPick } from '../../../src/model/sampling.js';
 import { loadModel } from '../../../src/backends/load.js';
 import { fixturePath } from '../../helpers/paths.js';
 import { readReference } from '../../helpers/reference.js';
@@ -143,7 +144,7 @@ test('CUDA engine: float fixtures (GQA, sliding window, biases, llama3 rope) giv
   }
 });
 
-test('CUDA engine: 20 sequences batched (prefill packed across passes, decode steps of 20 rows at different positions) each give their own logits alone within 1e-3 and the same greedy tokens; decodeGreedy picks them on the device', { skip }, (t) => {
+test('CUDA engine: 20 sequences batched (prefill packed across passes, decode steps of 20 rows at different positions) each give their own logits alone within 1e-3 and the same greedy tokens; decodePicked picks them on the device', { skip }, (t) => {
   const { model, prompt } = quantizedEmbedded();
   const prompts = Array.from({ length: 20 }, (_, i) => [...prompt.slice(i % 5), ...prompt.slice(0, i % 5)].slice(0, prompt.length - (i % 7)));
   const steps = 6;
@@ -166,10 +167,10 @@ test('CUDA engine: 20 sequences batched (prefill packed across passes, decode st
     const again = prompts.map((p) => engine.open(p.length + steps));
     let next = engine.feedBatch(again, prompts).map(argmax);
     for (let s = 0; s < steps; s++) {
-      assert.deepEqual(next, together.map((ls) => argmax(ls[s]!)), `decodeGreedy's input at step ${s}`);
-      next = [...engine.decodeGreedy(again, next)];
+      assert.deepEqual(next, together.map((ls) => argmax(ls[s]!)), `decodePicked's input at step ${s}`);
+      next = [...engine.decodePicked(again, next)];
     }
-    assert.deepEqual(next, together.map((ls) => argmax(ls[steps]!)), 'decodeGreedy\'s last tokens');
+    assert.deepEqual(next, together.map((ls) => argmax(ls[steps]!)), 'decodePicked\'s last tokens');
     for (const q of again) q.release();
     let worst = 0, identical = 0;
     for (let i = 0; i < prompts.length; i++) {
@@ -183,6 +184,48 @@ test('CUDA engine: 20 sequences batched (prefill packed across passes, decode st
       }
     }
     t.diagnostic(`batched vs alone: largest logit error ${worst.toExponential(1)}; ${identical} of ${prompts.length * (steps + 1)} rows bit-identical`);
+  });
+});
+
+test('CUDA engine: tokens sampled on the device (decodePicked, sample_rows) are the host\'s picks from the logits the same step returns: alone through generate (seeded, T 0.8, top-p 0.9) and 12 sequences batched, greedy and sampled picks mixed; bad picks refused before anything runs', { skip }, (t) => {
+  const { model, prompt } = quantizedEmbedded();
+  withEngine(model, { maxSequences: 12 }, (engine) => {
+    // the same engine without decodePicked: its steps return logits and the host picks (the same kernels up to the pick)
+    const hostPicks: SequenceEngine = { config: engine.config, open: engine.open, decodeBatch: engine.decodeBatch };
+    for (const seed of [1234, 99]) {
+      const options = { maxNewTokens: 20, temperature: 0.8, topP: 0.9, seed, stopTokens: [] };
+      const onDevice = generate(engine, prompt, options).tokens;
+      assert.deepEqual(onDevice, generate(hostPicks, prompt, options).tokens, `seed ${seed}`);
+      t.diagnostic(`seed ${seed}: ${onDevice.join(' ')}`);
+    }
+    const prompts = Array.from({ length: 12 }, (_, i) => [...prompt.slice(i % 5), ...prompt.slice(0, i % 5)].slice(0, prompt.length - (i % 4)));
+    const steps = 6;
+    const random = seededRandom(7);
+    const picks = Array.from({ length: steps }, () => prompts.map((_, i): TokenPick => (i % 3 === 0 ? { temperature: 0, topP: 1, draw: 0 } : { temperature: 0.5 + (i % 4) * 0.4, topP: [0.5, 0.9, 1][i % 3]!, draw: random() })));
+    const run = (pickStep: (seqs: Sequence[], tokens: number[], s: number) => number[]): number[][] => {
+      const seqs = prompts.map((p) => engine.open(p.length + steps));
+      let next = engine.feedBatch(seqs, prompts).map(argmax);
+      const out = [next];
+      for (let s = 0; s < steps; s++) out.push((next = pickStep(seqs, next, s)));
+      for (const q of seqs) q.release();
+      return out;
+    };
+    let notArgmax = 0;
+    const host = run((seqs, tokens, s) => engine.decodeBatch(seqs, tokens).map((l, i) => {
+      const token = pickToken(l, picks[s]![i]!);
+      if (token !== argmax(l)) notArgmax++;
+      return token;
+    }));
+    const device = run((seqs, tokens, s) => [...engine.decodePicked(seqs, tokens, picks[s])]);
+    assert.deepEqual(device, host, '12 sequences, greedy and sampled picks');
+    assert.ok(notArgmax > 0, 'some sampled picks are not the argmax (the check sees sampling)');
+    t.diagnostic(`${notArgmax} of ${steps * 8} sampled picks not the argmax`);
+    const seq = engine.open(prompt.length + 2);
+    seq.feed(prompt);
+    assert.throws(() => engine.decodePicked([seq], [1], [{ temperature: 0.7, topP: 0, draw: 0.5 }]), /pick 0: topP must be in \(0, 1\]/);
+    assert.throws(() => engine.decodePicked([seq], [1], []), /decodePicked: 0 picks for 1 sequences/);
+    assert.equal(seq.length, prompt.length, 'a refused step feeds nothing');
+    seq.release();
   });
 });
 

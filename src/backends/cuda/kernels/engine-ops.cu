@@ -46,6 +46,7 @@
 // Layouts: float32 row-major; q, k/v and g/u are views into GEMM outputs with row strides (elements).
 #include "common.cuh"
 #include "row-form.cuh"
+#include "row-argmax.cuh"
 
 #define NEG_INF __int_as_float(0xff800000)
 #ifndef MERGE_FOLD
@@ -587,48 +588,6 @@ quantize_rows(const float* __restrict__ y, const float* __restrict__ amax, int P
 
 extern "C" __global__ void __launch_bounds__(1024)
 argmax_rows(const float* __restrict__ x, int n, int* __restrict__ out) {
-  __shared__ float best_of[32];
-  __shared__ int at_of[32];
-  const float* xr = x + (size_t)blockIdx.x * n;
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  float best = NEG_INF;
-  int at = 0x7fffffff;
-  // increasing j, strict >: each thread keeps its first maximum; 4 loads in flight per round
-  for (int j0 = threadIdx.x; j0 < n; j0 += 4 * blockDim.x) {
-    float v[4];
-#pragma unroll
-    for (int u = 0; u < 4; ++u) {
-      const int j = j0 + u * (int)blockDim.x;
-      v[u] = j < n ? xr[j] : NEG_INF;
-    }
-#pragma unroll
-    for (int u = 0; u < 4; ++u) {
-      if (v[u] > best) {
-        best = v[u];
-        at = j0 + u * (int)blockDim.x;
-      }
-    }
-  }
-  for (int o = 16; o > 0; o >>= 1) {
-    const float ob = __shfl_xor_sync(0xffffffffu, best, o);
-    const int oa = __shfl_xor_sync(0xffffffffu, at, o);
-    if (ob > best || (ob == best && oa < at)) {
-      best = ob;
-      at = oa;
-    }
-  }
-  if (lane == 0) {
-    best_of[warp] = best;
-    at_of[warp] = at;
-  }
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    for (int w = 1; w < (int)(blockDim.x >> 5); ++w) {
-      if (best_of[w] > best || (best_of[w] == best && at_of[w] < at)) {
-        best = best_of[w];
-        at = at_of[w];
-      }
-    }
-    out[blockIdx.x] = at == 0x7fffffff ? 0 : at;
-  }
+  const RowMax m = row_argmax(x + (size_t)blockIdx.x * n, n);
+  if (threadIdx.x == 0) out[blockIdx.x] = m.at;
 }

@@ -1,0 +1,41 @@
+/**
+ * Each row's next token picked on the device (kernels/sampling.cu, sample_rows): pickToken's definition
+ * (model/sampling.ts) from the logits and a pick per row (greedy, or temperature + top-p with the run's uniform draw),
+ * so a sampled run's token needs no logits on the host and stays the one its seed gives there.
+ */
+import { needBytes, type DeviceBuffer } from './buffer.js';
+import type { CudaContext } from './context.js';
+import { getKernel } from './kernel-cache.js';
+import { MAX_SAMPLING_VOCAB, type TokenPick } from '../../model/sampling.js';
+
+/** Bytes of one row's pick on the device: { draw, temperature, topP }, float64 each. */
+export const PICK_BYTES = 24;
+/** Bytes of a row's scratch: its weights, uint64 a token. */
+export const sampleScratchBytes = (vocab: number): number => vocab * 8;
+/** sample_rows' dynamic shared memory: the histograms of 2048 and 4096 uint64 bins (BINS1, BINS). */
+const SAMPLE_SHARED = (2048 + 4096) * 8;
+
+/** The picks as sample_rows reads them, after checking each (a RangeError naming the row and the field). */
+export function pickRows(picks: readonly TokenPick[]): Float64Array {
+  const out = new Float64Array(3 * picks.length);
+  picks.forEach(({ draw, temperature, topP }, r) => {
+    if (!Number.isFinite(temperature)) throw new RangeError(`pick ${r}: temperature must be a finite number, got ${temperature}`);
+    if (temperature > 0 && !(topP > 0 && topP <= 1)) throw new RangeError(`pick ${r}: topP must be in (0, 1], got ${topP}`);
+    if (temperature > 0 && !(draw >= 0 && draw < 1)) throw new RangeError(`pick ${r}: the draw must be in [0, 1), got ${draw}`);
+    out.set([temperature > 0 ? draw : 0, temperature, temperature > 0 ? topP : 1], 3 * r);
+  });
+  return out;
+}
+
+/**
+ * out [m] (int32) = the token pickToken picks from each row of logits [m, n] (f32) with the row's pick (picks: pickRows'
+ * layout on the device); scratch holds m rows of sampleScratchBytes(n).
+ */
+export function sampleRowsCuda(ctx: CudaContext, logits: DeviceBuffer, picks: DeviceBuffer, scratch: DeviceBuffer, out: DeviceBuffer, m: number, n: number): void {
+  if (n >= MAX_SAMPLING_VOCAB) throw new RangeError(`sampling on the device takes vocabularies below ${MAX_SAMPLING_VOCAB} tokens, got ${n}`);
+  needBytes('sample logits', logits, m * n * 4);
+  needBytes('sample picks', picks, m * PICK_BYTES);
+  needBytes('sample scratch', scratch, m * sampleScratchBytes(n));
+  needBytes('sample out', out, m * 4);
+  ctx.launch(getKernel(ctx, 'sampling.cu', 'sample_rows', {}, SAMPLE_SHARED), [m], [1024], [logits, picks, scratch, { i32: n }, out], SAMPLE_SHARED);
+}

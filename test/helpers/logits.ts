@@ -1,0 +1,13 @@
+/** Random logits of the shapes sampling meets (tests of the host's and the device's token pick). */
+
+/** peaked: normal with σ 3 and a few tokens up to +14 above (an LLM's shape); flat: uniform in ±4; ties: normals rounded to halves. */
+export type LogitShape = 'peaked' | 'flat' | 'ties';
+
+export function randomLogits(kind: LogitShape, n: number, random: () => number): Float32Array {
+  const normal = (): number => Math.sqrt(-2 * Math.log(Math.max(1e-12, random()))) * Math.cos(2 * Math.PI * random());
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    out[i] = kind === 'peaked' ? 3 * normal() + (random() < 0.002 ? 14 * random() : 0) : kind === 'flat' ? 8 * random() - 4 : Math.round(4 * normal()) / 2;
+  }
+  return out;
+}
