@@ -112,7 +112,7 @@ for (const precision of precisions) {
       const t0 = performance.now();
       let next = engine.feedBatch(seqs, prompts(b)).map(argmax);
       const t1 = performance.now();
-      for (let s = 0; s < steps; s++) next = [...engine.decodePicked(seqs, next)];
+      for (let s = 0; s < steps; s++) next = [...engine.feedPicked(seqs, next.map((t) => [t]))];
       return { prefill: t1 - t0, decode: performance.now() - t1 };
     } finally {
       for (const s of seqs) s.release();

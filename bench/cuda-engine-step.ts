@@ -2,7 +2,7 @@
  * Where a decode step of the CUDA engine goes, by layer count: the engine on synthetic LLaMA-2-7B-
  * shaped models of 1, 8 and 32 RANDOM W4A8 layers (speed only), `--batch` sequences of a 128-token
  * prompt (one batched prefill), then the host wall time per decode step of all of them
- * (decodePicked: row upload, graph launch, the tokens picked on the device, B tokens back) over `--steps`
+ * (feedPicked: row upload, graph launch, the tokens picked on the device, B tokens back) over `--steps`
  * steps after two warm-up steps, each pick of `--pick` in turn on the same engine: greedy (argmax_rows) or sampled
  * (sample_rows, temperature 0.7, top-p 0.9, seeded draws). The slope between layer counts is a layer's cost, the intercept
  * the fixed cost (embedding, final norm, lm_head, argmax, host).
@@ -96,13 +96,13 @@ function stepMs(m: ReturnType<typeof syntheticModel>, v: Variant): number[] {
   const seqs = Array.from({ length: batch }, () => engine.open(128 + (steps + 2) * pickModes.length));
   const prompt = (s: number) => Array.from({ length: 128 }, (_, i) => (i * 7919 + s * 104729 + 13) % m.config.vocabSize);
   engine.feedBatch(seqs, seqs.map((_, s) => prompt(s)));
-  const tokens = seqs.map(() => 5);
+  const tokens = seqs.map(() => [5]);
   const random = seededRandom(20261207);
   const ms = pickModes.map((mode) => {
     const picks = () => (mode === 'sample' ? seqs.map(() => ({ ...SAMPLED, draw: random() })) : undefined);
-    for (let i = 0; i < 2; i++) engine.decodePicked(seqs, tokens, picks());
+    for (let i = 0; i < 2; i++) engine.feedPicked(seqs, tokens, picks());
     const t = performance.now();
-    for (let i = 0; i < steps; i++) engine.decodePicked(seqs, tokens, picks());
+    for (let i = 0; i < steps; i++) engine.feedPicked(seqs, tokens, picks());
     return (performance.now() - t) / steps;
   });
   for (const s of seqs) s.release();

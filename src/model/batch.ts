@@ -4,14 +4,14 @@
  * its last token: where the engine packs sequences' rows into shared passes (SequenceEngine.feedBatch,
  * the CUDA engine) all in one call, so joiners ride along the decode step instead of costing a pass
  * each; elsewhere each joiner alone, then one decode step of the others (SequenceEngine.decodeBatch:
- * on the CPU one M = rows matmul per linear; decodePicked where the engine has it, so the logits stay on the
- * device and only the tokens come back). Runs leave when they
+ * on the CPU one M = rows matmul per linear). Where the engine picks tokens on its device (feedPicked) every call
+ * goes through it, so the logits stay there and only the tokens come back. Runs leave when they
  * stop, are aborted, or their consumer stops reading. Between turns the loop yields to the event
  * loop, so a server keeps answering. A run's tokens are exactly those it gets alone (decodeBatch's
  * contract; tested).
  */
 import type { Sequence, SequenceEngine } from './engine.js';
-import { GenerationRun, openFor, type GenerateResult, type RunOptions } from './generation-run.js';
+import { GenerationRun, openFor, stepRun, type GenerateResult, type RunOptions } from './generation-run.js';
 
 export interface BatchGenerator {
   /**
@@ -59,7 +59,7 @@ export function createBatchGenerator(engine: SequenceEngine): BatchGenerator {
   const feedApart = (joining: readonly Entry[], decoding: readonly Entry[]): void => {
     for (const e of joining) {
       try {
-        deliver(e, e.run.accept(e.sequence.feed(e.run.input()!)));
+        deliver(e, stepRun(engine, e.run, e.run.input()!));
       } catch (error) {
         leave(e, { error });
       }
@@ -67,9 +67,9 @@ export function createBatchGenerator(engine: SequenceEngine): BatchGenerator {
     if (decoding.length === 0) return;
     const sequences = decoding.map((e) => e.sequence), tokens = decoding.map((e) => e.run.input()![0]!);
     try {
-      if (engine.decodePicked !== undefined) {
+      if (engine.feedPicked !== undefined) {
         // the engine picks each token where the logits are, and only the tokens come back
-        const picked = engine.decodePicked(sequences, tokens, decoding.map((e) => e.run.pick()));
+        const picked = engine.feedPicked(sequences, tokens.map((t) => [t]), decoding.map((e) => e.run.pick()));
         decoding.forEach((e, r) => deliver(e, e.run.acceptPicked(picked[r]!)));
         return;
       }
@@ -89,22 +89,29 @@ export function createBatchGenerator(engine: SequenceEngine): BatchGenerator {
       if (e.run.input() === null) leave(e, { result: e.run.result! });
       else (e.run.prefilled ? decoding : joining).push(e);
     }
-    if (joining.length === 0 || engine.feedBatch === undefined) {
+    if (joining.length === 0 || (engine.feedBatch === undefined && engine.feedPicked === undefined)) {
       feedApart(joining, decoding);
       return;
     }
     const all = [...joining, ...decoding];
-    let logits: Float32Array[];
+    const sequences = all.map((e) => e.sequence), inputs = all.map((e) => e.run.input()!);
+    let accept: (e: Entry, r: number) => number | null;
     try {
-      logits = engine.feedBatch(all.map((e) => e.sequence), all.map((e) => e.run.input()!));
+      if (engine.feedPicked !== undefined) {
+        const picked = engine.feedPicked(sequences, inputs, all.map((e) => e.run.pick()));
+        accept = (e, r) => e.run.acceptPicked(picked[r]!);
+      } else {
+        const logits = engine.feedBatch!(sequences, inputs);
+        accept = (e, r) => e.run.accept(logits[r]!);
+      }
     } catch {
-      // feedBatch refuses before anything runs: apart, only the run at fault fails
+      // the engine refuses before anything runs: apart, only the run at fault fails (each run keeps its pick)
       feedApart(joining, decoding);
       return;
     }
     all.forEach((e, r) => {
       try {
-        deliver(e, e.run.accept(logits[r]!));
+        deliver(e, accept(e, r));
       } catch (error) {
         leave(e, { error });
       }

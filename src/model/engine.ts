@@ -38,11 +38,12 @@ export interface SequenceEngine {
    */
   feedBatch?(sequences: readonly Sequence[], tokens: readonly ArrayLike<number>[]): Float32Array[];
   /**
-   * Optional (an engine that picks on its device: the CUDA engine): decodeBatch with each sequence's next token picked
-   * where the logits are, picks[r] for sequences[r] (every one greedy where picks is omitted): pickToken's token from
-   * the logits decodeBatch would return (sampling.ts; greedy: argmax's), so only the tokens come back.
+   * Optional (an engine that picks on its device: the CUDA engine): feedBatch with each sequence's next token picked
+   * where the logits are, picks[i] for sequences[i] (every one greedy where picks is omitted): pickToken's token from
+   * the logits feedBatch would return (sampling.ts; greedy: argmax's), so only the tokens come back. Prompts and single
+   * tokens alike; refuses a bad feed or pick before anything runs.
    */
-  decodePicked?(sequences: readonly Sequence[], tokens: readonly number[], picks?: readonly TokenPick[]): Int32Array;
+  feedPicked?(sequences: readonly Sequence[], tokens: readonly ArrayLike<number>[], picks?: readonly TokenPick[]): Int32Array;
 }
 
 /** decodeBatch for an engine that steps its sequences one after the other. */

@@ -2,11 +2,12 @@
  * One sequence's generation as a state machine, so that a loop over one (generate.ts) and a loop
  * over many decoded together (batch.ts) drive the same rules: input() is what to feed next (the
  * prompt, then each new token; null once the run stopped or was aborted), accept(logits) samples
- * the next token from the logits of what was fed and decides whether the run goes on; or pick() gives how the next token is to be picked (its sampling options and its
- * generator's draw) to an engine that picks where the logits are, and acceptPicked(token) takes the token it picked.
+ * the next token from the logits of what was fed and decides whether the run goes on; or pick() gives how the next
+ * token is to be picked (its sampling options and its generator's draw) to an engine that picks where the logits are,
+ * and acceptPicked(token) takes the token it picked.
  */
 import type { Sequence, SequenceEngine } from './engine.js';
-import { sampleToken, seededRandom, type SamplingOptions, type TokenPick } from './sampling.js';
+import { pickToken, sampleToken, seededRandom, type SamplingOptions, type TokenPick } from './sampling.js';
 
 export interface RunOptions extends SamplingOptions {
   readonly maxNewTokens: number;
@@ -37,13 +38,11 @@ export function openFor(engine: SequenceEngine, prompt: readonly number[], maxNe
 }
 
 /**
- * One step of a run alone: feeds its input and takes the next token, picked where the logits are when the engine can
- * (decodePicked) and the run is decoding (the same token: decodePicked's contract), else from the logits.
+ * One step of a run alone: feeds its input (the prompt, or its last token) and takes the next token, picked where the
+ * logits are when the engine can (feedPicked; the same token: its contract), else from the logits.
  */
 export function stepRun(engine: SequenceEngine, run: GenerationRun, input: readonly number[]): number | null {
-  if (engine.decodePicked !== undefined && run.prefilled && input.length === 1) {
-    return run.acceptPicked(engine.decodePicked([run.sequence], input, [run.pick()])[0]!);
-  }
+  if (engine.feedPicked !== undefined) return run.acceptPicked(engine.feedPicked([run.sequence], [input], [run.pick()])[0]!);
   return run.accept(run.sequence.feed(input));
 }
 
@@ -51,8 +50,8 @@ export class GenerationRun {
   readonly tokens: number[] = [];
   private readonly random: () => number;
   private pending: readonly number[];
-  /** whether pick() gave this step's pick and acceptPicked has not taken its token yet. */
-  private picking = false;
+  /** this step's pick once pick() gave it, until its token is taken (so a step that failed to run keeps its draw). */
+  private stepPick: TokenPick | null = null;
   private stoppedBy: GenerateResult['stoppedBy'] | null = null;
   private readonly started = performance.now();
   /** when the prefill's logits came back (0: not yet). */
@@ -82,26 +81,29 @@ export class GenerationRun {
 
   /** The logits of the last position fed: samples the next token and returns it (null when the run ends without one). */
   accept(logits: Float32Array): number | null {
-    if (this.picking) throw new Error('accept: this step\'s token was to be picked where the logits are (pick() was called); take it with acceptPicked');
-    return this.take(() => sampleToken(logits, this.options, this.random));
+    const pick = this.stepPick;
+    this.stepPick = null;
+    return this.take(() => (pick !== null ? pickToken(logits, pick) : sampleToken(logits, this.options, this.random)));
   }
 
   /**
-   * How this step's token is to be picked where the logits are (SequenceEngine.decodePicked): the run's sampling options
-   * and the draw accept(logits) would take from its generator now (sampling runs only: the generator moves on as it
-   * would there). Once a step; acceptPicked takes the token.
+   * How this step's token is to be picked where the logits are (SequenceEngine.feedPicked): the run's sampling options
+   * and the draw accept(logits) would take from its generator (sampling runs only; the generator moves on as it would
+   * there). The same pick until the step's token is taken (acceptPicked, or accept from logits if the engine's call
+   * failed), so each token takes one draw whichever way it is picked.
    */
   pick(): TokenPick {
-    if (this.picking) throw new Error('pick: this step\'s pick was given already; take its token with acceptPicked');
-    this.picking = true;
-    const { temperature, topP } = this.options;
-    return { temperature, topP, draw: this.greedy ? 0 : this.random() };
+    if (this.stepPick === null) {
+      const { temperature, topP } = this.options;
+      this.stepPick = { temperature, topP, draw: this.greedy ? 0 : this.random() };
+    }
+    return this.stepPick;
   }
 
   /** The token picked by pick()'s rule from the logits of the last position fed: what accept(those logits) would take. */
   acceptPicked(token: number): number | null {
-    if (!this.picking) throw new Error('acceptPicked: no pick was given for this step (call pick() before the engine picks)');
-    this.picking = false;
+    if (this.stepPick === null) throw new Error('acceptPicked: no pick was given for this step (call pick() before the engine picks)');
+    this.stepPick = null;
     return this.take(() => token);
   }
 

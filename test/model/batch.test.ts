@@ -3,7 +3,7 @@
  * alone, bit for bit (the W4A8 integer path, the float path, a mixtral's experts); generations that join and leave
  * at different times give the tokens generate() gives each alone, also through an engine's feedBatch
  * (joiners' prompts and the others' tokens in one call) and when that refuses, and through an engine that picks
- * tokens on its device (decodePicked), greedy and sampled; a consumer that stops reading frees its sequence.
+ * tokens on its device (feedPicked), greedy and sampled, and when it refuses a joint call; a consumer that stops reading frees its sequence.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -144,45 +144,56 @@ test('createBatchGenerator with an engine\'s feedBatch: joiners\' prompts ride a
   }
 });
 
-test('an engine that picks on its device (decodePicked): greedy and sampled runs decode through it, alone (generate) and batched, with the tokens generate() gives each without it; a run refuses picks out of turn', async () => {
+test('an engine that picks on its device (feedPicked): greedy and sampled runs go through it, prefill and decode, alone (generate) and batched, with the tokens generate() gives each without it, also when it refuses a joint call; no logits come back', async () => {
   const model = quantizedModel();
   const inner = modelEngine(model);
-  const calls = { picked: 0, logits: 0 };
-  // the contract decodePicked keeps: pickToken's token from the logits decodeBatch returns (the CUDA engine picks on the device)
-  const engine: SequenceEngine = {
+  const calls = { picked: 0, refused: 0, logits: 0 };
+  const GREEDY = { temperature: 0, topP: 1, draw: 0 };
+  const engineThat = (refuseJoint: boolean): SequenceEngine => ({
     ...inner,
     decodeBatch: (sequences, tokens) => {
       calls.logits++;
       return inner.decodeBatch(sequences, tokens);
     },
-    decodePicked: (sequences, tokens, picks) => {
+    // the contract feedPicked keeps: pickToken's token from the logits feeding returns (the CUDA engine picks on the device)
+    feedPicked: (sequences, tokens, picks) => {
+      const prompts = tokens.some((t) => t.length > 1);
+      if (refuseJoint && prompts && sequences.length > 1) {
+        calls.refused++;
+        throw new RangeError('refused before anything ran');
+      }
       calls.picked++;
-      return Int32Array.from(inner.decodeBatch(sequences, tokens), (l, r) => pickToken(l, picks?.[r] ?? { temperature: 0, topP: 1, draw: 0 }));
+      const logits = prompts ? sequences.map((s, i) => s.feed(tokens[i]!)) : inner.decodeBatch(sequences, tokens.map((t) => t[0]!));
+      return Int32Array.from(logits, (l, r) => pickToken(l, picks?.[r] ?? GREEDY));
     },
-  };
+  });
   const greedy = (n: number) => ({ maxNewTokens: n, temperature: 0, topP: 1, seed: 0, stopTokens: [] });
   const sampled = { maxNewTokens: 7, temperature: 0.8, topP: 0.9, seed: 5, stopTokens: [] };
   const seq = inner.open(16);
   const run = new GenerationRun(seq, prompts[0]!, sampled);
   assert.throws(() => run.acceptPicked(3), /no pick was given for this step/);
-  run.pick();
-  assert.throws(() => run.pick(), /this step's pick was given already/);
-  assert.throws(() => run.accept(new Float32Array(model.config.vocabSize)), /to be picked where the logits are/);
+  assert.equal(run.pick(), run.pick(), 'the same pick until its token is taken');
   seq.release();
+  const engine = engineThat(false);
   for (const options of [greedy(6), sampled]) {
-    Object.assign(calls, { picked: 0, logits: 0 });
+    Object.assign(calls, { picked: 0, refused: 0, logits: 0 });
     const alone = generate(engine, prompts[0]!, options).tokens;
     assert.deepEqual(alone, generate(model, prompts[0]!, options).tokens, `T ${options.temperature}`);
-    assert.deepEqual(calls, { picked: alone.length - 1, logits: 0 }, 'generate: every decode step picked on the device (the first token comes from the prompt\'s logits)');
+    assert.deepEqual(calls, { picked: alone.length, refused: 0, logits: 0 }, 'generate: every token picked on the device, the prompt\'s too');
   }
-  Object.assign(calls, { picked: 0, logits: 0 });
-  const batch = createBatchGenerator(engine);
-  const plans = prompts.map((prompt, i) => ({ prompt, options: i === 1 ? sampled : i === 2 ? { ...sampled, seed: 11, temperature: 1.3 } : greedy(5 + i) }));
-  const results = await Promise.all(plans.map(async ({ prompt, options }) => {
-    const tokens: number[] = [];
-    for await (const t of batch.stream(prompt, options)) tokens.push(t);
-    return tokens;
-  }));
-  plans.forEach(({ prompt, options }, i) => assert.deepEqual(results[i], generate(model, prompt, options).tokens, `run ${i}`));
-  assert.deepEqual([calls.picked > 0, calls.logits], [true, 0], 'no decode step brought logits back');
+  for (const refuseJoint of [false, true]) {
+    Object.assign(calls, { picked: 0, refused: 0, logits: 0 });
+    const batch = createBatchGenerator(engineThat(refuseJoint));
+    const plans = prompts.map((prompt, i) => ({ prompt, options: i === 1 ? sampled : i === 2 ? { ...sampled, seed: 11, temperature: 1.3 } : greedy(5 + i) }));
+    const results = await Promise.all(plans.map(async ({ prompt, options }, i) => {
+      // a later joiner meets runs already decoding: its prompt and their tokens go in one call
+      if (i === plans.length - 1) await new Promise((resolve) => setTimeout(resolve, 5));
+      const tokens: number[] = [];
+      for await (const t of batch.stream(prompt, options)) tokens.push(t);
+      return tokens;
+    }));
+    plans.forEach(({ prompt, options }, i) => assert.deepEqual(results[i], generate(model, prompt, options).tokens, `refuse joint ${refuseJoint}, run ${i}`));
+    assert.equal(calls.logits, 0, 'no call brought logits back');
+    if (refuseJoint) assert.ok(calls.refused > 0, 'a joint call was refused and the runs went apart, each keeping its draw');
+  }
 });

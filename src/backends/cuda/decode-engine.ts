@@ -194,12 +194,12 @@ export interface CudaEngine extends SequenceEngine {
    */
   feedBatch(sequences: readonly Sequence[], tokens: readonly ArrayLike<number>[]): Float32Array[];
   /**
-   * A decode step with each sequence's next token picked on the device, picks[r] for sequences[r] (omitted: every one
+   * feedBatch with each sequence's next token picked on the device, picks[i] for sequences[i] (omitted: every one
    * greedy): the argmax of its logits (argmax_rows) where every pick is greedy, else pickToken's token
    * (sample_rows, model/sampling.ts: the host's token from the same logits and draw); returns only the tokens (4 bytes a
-   * sequence back instead of its logits).
+   * sequence back instead of its logits). A decode step (one token each) is one graph, as decodeBatch's.
    */
-  decodePicked(sequences: readonly Sequence[], tokens: readonly number[], picks?: readonly TokenPick[]): Int32Array;
+  feedPicked(sequences: readonly Sequence[], tokens: readonly ArrayLike<number>[], picks?: readonly TokenPick[]): Int32Array;
   /** How the layers run, one line. */
   describe(): string;
   /** Frees the weights, state, sequences and graphs (and the context when the engine opened it). */
@@ -269,10 +269,10 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
   // the run state, sized for T rows
   const qkvWidth = H * D + 2 * KVH * D;
   const maxK = Math.max(d, F, H * D);
-  let arrivals: DeviceBuffer, mergeCounts: DeviceBuffer, rows: DeviceBuffer, picks: DeviceBuffer, nextTokens: DeviceBuffer, h: DeviceBuffer, tmp: DeviceBuffer, qkvOut: DeviceBuffer, guOut: DeviceBuffer, logits: DeviceBuffer, part: DeviceBuffer, rowScratch: RowScratch;
+  let arrivals: DeviceBuffer, mergeCounts: DeviceBuffer, rows: DeviceBuffer, lastRows: DeviceBuffer, nextTokens: DeviceBuffer, h: DeviceBuffer, tmp: DeviceBuffer, qkvOut: DeviceBuffer, guOut: DeviceBuffer, logits: DeviceBuffer, part: DeviceBuffer, rowScratch: RowScratch;
   let acts: RowOutput[];
   let w4a16Scratch: DeviceBuffer | null;
-  /** the rows a decode step picks tokens for (its sequences), each one's pick (sample_rows), and their scratch (made at the first sampled step). */
+  /** the most rows a step or pass picks tokens for (one a sequence), each one's pick (sample_rows), and their scratch (made at the first sampled call). */
   const pickRowsMax = Math.min(T, maxSequences);
   let tokenPicks: DeviceBuffer;
   let sampleScratch: DeviceBuffer | null = null;
@@ -283,7 +283,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
     mergeCounts.fill(0);
     ctx.landUploads(); // the fill ran on the legacy stream, which does not order with the engine's
     rows = alloc(T * ROW_BYTES);
-    picks = alloc(T * 4);
+    lastRows = alloc(T * 4);
     nextTokens = alloc(T * 4);
     tokenPicks = alloc(pickRowsMax * PICK_BYTES);
     h = alloc(T * d * 4);
@@ -461,7 +461,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
 
   /**
    * The forward pass of the m rows described in `rows`. Logits [picked, vocab] land in `logits`:
-   * of every row (picked = m: a decode step), or of the rows listed in `picks` (a prefill: the last
+   * of every row (picked = m: a decode step), or of the rows listed in `lastRows` (a prefill: the last
    * row of each sequence in it; none when no sequence ends in this pass). `decode`: a decode step
    * (its mixture-of-experts layers route on the device without a host wait, engine-moe.ts).
    */
@@ -500,7 +500,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
     if (picked === m) {
       if (!normed) rmsnormToCuda(ctx, h, w.finalNorm, headIn, m, d, c.rmsNormEps, smallOps(m));
     } else {
-      pickRowsCuda(ctx, h, picks, tmp, picked, d);
+      pickRowsCuda(ctx, h, lastRows, tmp, picked, d);
       rmsnormToCuda(ctx, tmp, w.finalNorm, headIn, picked, d, c.rmsNormEps);
     }
     runLinear(w.lmHead, headIn, logits, picked);
@@ -577,29 +577,52 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
     for (const f of feeds) f.state.length += 1;
   };
 
+  /** How a call's results leave the device: every fed sequence's last logits, or only the tokens picked from them. */
+  type Results = { readonly kind: 'logits'; readonly out: Float32Array[] } | { readonly kind: 'tokens'; readonly out: Int32Array; readonly picks?: readonly TokenPick[] };
+
   /**
-   * Runs the feeds (each its sequence's next tokens; sequences distinct) and returns the logits of
-   * each one's last token. One token each (a decode step) runs as one graph; otherwise the rows of
-   * all feeds are packed into passes of at most T rows (a batched prefill), the lm_head reading
-   * only each sequence's last row.
+   * Runs the feeds (each its sequence's next tokens; sequences distinct) and leaves the result of each one's last token
+   * in `results`: its logits, or the token its pick picks from them (argmax_rows where every pick is greedy, else
+   * sample_rows). One token each (a decode step) runs as one graph; otherwise the rows of all feeds are packed into
+   * passes of at most T rows (a batched prefill), the lm_head reading only each sequence's last row.
    */
-  const run = (feeds: readonly Feed[], what: string): Float32Array[] => {
+  const run = (feeds: readonly Feed[], what: string, results: Results): void => {
     checkFeeds(feeds, what);
+    const picks = results.kind === 'tokens' ? results.picks : undefined;
+    if (picks !== undefined && picks.length !== feeds.length) throw new RangeError(`${what}: ${picks.length} picks for ${feeds.length} sequences`);
+    const sampled = picks !== undefined && picks.some((p) => p.temperature > 0);
+    if (sampled) pickRows(picks); // checked before anything runs
+    const pickBy: PickBy = results.kind === 'logits' ? 'none' : sampled ? 'sample' : 'argmax';
+    if (pickBy === 'sample') sampleScratch ??= alloc(pickRowsMax * sampleScratchBytes(c.vocabSize));
+    /** the picks of the sequences whose last rows are the pass's picked rows, uploaded before it runs. */
+    const uploadPicks = (owners: readonly number[]): void => {
+      if (pickBy === 'sample') ctx.copyToDevice(tokenPicks, pickRows(owners.map((f) => picks![f]!)));
+    };
+    /** the pass's results, rows 0 .. owners.length − 1 of the logits or the picked tokens, to their feeds. */
+    const collect = (owners: readonly number[]): void => {
+      if (results.kind === 'logits') logitRows(owners.length).forEach((l, i) => (results.out[owners[i]!] = l));
+      else ctx.copyToHost(new Int32Array(owners.length), nextTokens).forEach((t, i) => (results.out[owners[i]!] = t));
+    };
     if (feeds.length <= T && feeds.every((f) => f.tokens.length === 1)) {
-      decodeFeeds(feeds, 'none');
-      return logitRows(feeds.length);
+      const all = feeds.map((_, f) => f);
+      uploadPicks(all);
+      decodeFeeds(feeds, pickBy);
+      collect(all);
+      return;
     }
     const positions = positionsOf(feeds);
     const host = new Int32Array(4 * Math.min(T, feeds.reduce((s, f) => s + f.tokens.length, 0)));
-    const out: Float32Array[] = new Array(feeds.length);
     let m = 0;
     const picked: number[] = [];
     const owners: number[] = [];
     const pass = (): void => {
       ctx.copyToDevice(rows, host.subarray(0, 4 * m));
-      if (picked.length > 0) ctx.copyToDevice(picks, Int32Array.from(picked));
-      forwardRows(m, positions, picked.length, 'none', false);
-      if (picked.length > 0) logitRows(picked.length).forEach((l, i) => (out[owners[i]!] = l));
+      if (picked.length > 0) {
+        ctx.copyToDevice(lastRows, Int32Array.from(picked));
+        uploadPicks(owners);
+      }
+      forwardRows(m, positions, picked.length, pickBy, false);
+      if (picked.length > 0) collect(owners);
       m = 0;
       picked.length = 0;
       owners.length = 0;
@@ -617,6 +640,11 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
     });
     if (m > 0) pass();
     for (const f of feeds) f.state.length += f.tokens.length;
+  };
+  /** run's logits of each feed's last token. */
+  const runLogits = (feeds: readonly Feed[], what: string): Float32Array[] => {
+    const out: Float32Array[] = new Array(feeds.length);
+    run(feeds, what, { kind: 'logits', out });
     return out;
   };
 
@@ -645,7 +673,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
         return state.length;
       },
       capacity,
-      feed: (tokens) => run([{ state, tokens }], 'feed')[0]!,
+      feed: (tokens) => runLogits([{ state, tokens }], 'feed')[0]!,
       release() {
         if (state.released) return;
         state.released = true;
@@ -659,10 +687,10 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
     return sequence;
   };
 
-  /** Feeds several sequences at once (a batched prefill: their rows share the passes); each one's last logits. */
-  const feedBatch = (sequences: readonly Sequence[], tokens: readonly ArrayLike<number>[]): Float32Array[] => {
-    if (sequences.length !== tokens.length) throw new RangeError(`feedBatch: ${tokens.length} token lists for ${sequences.length} sequences`);
-    return run(sequences.map((s, i) => ({ state: stateOf(s, 'feedBatch'), tokens: tokens[i]! })), 'feedBatch');
+  /** The feeds of a call that feeds tokens[i] to sequences[i]. */
+  const feedsOf = (sequences: readonly Sequence[], tokens: readonly ArrayLike<number>[], what: string): Feed[] => {
+    if (sequences.length !== tokens.length) throw new RangeError(`${what}: ${tokens.length} token lists for ${sequences.length} sequences`);
+    return sequences.map((s, i) => ({ state: stateOf(s, what), tokens: tokens[i]! }));
   };
 
   return {
@@ -671,23 +699,13 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
     open,
     decodeBatch(sequences, tokens) {
       if (sequences.length !== tokens.length) throw new RangeError(`decodeBatch: ${tokens.length} tokens for ${sequences.length} sequences`);
-      return run(sequences.map((s, i) => ({ state: stateOf(s, 'decodeBatch'), tokens: [tokens[i]!] })), 'decodeBatch');
+      return runLogits(feedsOf(sequences, tokens.map((t) => [t]), 'decodeBatch'), 'decodeBatch');
     },
-    feedBatch,
-    decodePicked(sequences, tokens, picks) {
-      if (sequences.length !== tokens.length) throw new RangeError(`decodePicked: ${tokens.length} tokens for ${sequences.length} sequences`);
-      if (picks !== undefined && picks.length !== sequences.length) throw new RangeError(`decodePicked: ${picks.length} picks for ${sequences.length} sequences`);
-      if (sequences.length > T) throw new RangeError(`decodePicked: ${sequences.length} sequences in one step, the engine's passes hold ${T} rows (maxChunk)`);
-      const feeds = sequences.map((s, i) => ({ state: stateOf(s, 'decodePicked'), tokens: [tokens[i]!] }));
-      checkFeeds(feeds, 'decodePicked');
-      const sampled = picks !== undefined && picks.some((p) => p.temperature > 0);
-      if (sampled) {
-        const host = pickRows(picks); // checked before anything runs
-        sampleScratch ??= alloc(pickRowsMax * sampleScratchBytes(c.vocabSize));
-        ctx.copyToDevice(tokenPicks, host);
-      }
-      decodeFeeds(feeds, sampled ? 'sample' : 'argmax');
-      return ctx.copyToHost(new Int32Array(feeds.length), nextTokens);
+    feedBatch: (sequences, tokens) => runLogits(feedsOf(sequences, tokens, 'feedBatch'), 'feedBatch'),
+    feedPicked(sequences, tokens, picks) {
+      const out = new Int32Array(sequences.length);
+      run(feedsOf(sequences, tokens, 'feedPicked'), 'feedPicked', { kind: 'tokens', out, ...(picks ? { picks } : {}) });
+      return out;
     },
     describe: () => `cuda engine (${ctx.info.name}): ${describeEngineWeights(w)}; fp16 KV cache; ${runtime ? 'decode steps as CUDA graphs' : 'no graphs'}; folds: ${foldsText}`,
     dispose: () => {

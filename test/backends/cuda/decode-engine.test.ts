@@ -7,8 +7,8 @@
  * prefill; a W4A16 prompt past the decode kernel's rows (fp16 expansion + cuBLAS) near the same prompt in
  * short passes; two sequences interleaved equal to each alone; 20 sequences batched (a packed prefill,
  * then decode steps of M = 20 rows at different positions) each near its own logits alone with the
- * same greedy tokens, and decodePicked (the argmax on the device) the same tokens; tokens sampled on the device
- * (sample_rows) the host's picks from the same step's logits, alone and batched with greedy picks; decode steps with
+ * same greedy tokens, and feedPicked (the argmax on the device) the same tokens; tokens sampled on the device
+ * (sample_rows) the host's picks from the same call's logits, alone and batched with greedy picks; decode steps with
  * rope and the KV write folded into attention, with SwiGLU in the gate/up GEMM's epilogue, with the rows
  * of attention and SwiGLU quantized in their producer's last block, and with the RMSNorm in the o / down
  * GEMM's last block, equal to the separate kernels bit for bit; bad use refused with a message. Skips
@@ -144,7 +144,7 @@ test('CUDA engine: float fixtures (GQA, sliding window, biases, llama3 rope) giv
   }
 });
 
-test('CUDA engine: 20 sequences batched (prefill packed across passes, decode steps of 20 rows at different positions) each give their own logits alone within 1e-3 and the same greedy tokens; decodePicked picks them on the device', { skip }, (t) => {
+test('CUDA engine: 20 sequences batched (prefill packed across passes, decode steps of 20 rows at different positions) each give their own logits alone within 1e-3 and the same greedy tokens; feedPicked picks them on the device, the prefill\'s too', { skip }, (t) => {
   const { model, prompt } = quantizedEmbedded();
   const prompts = Array.from({ length: 20 }, (_, i) => [...prompt.slice(i % 5), ...prompt.slice(0, i % 5)].slice(0, prompt.length - (i % 7)));
   const steps = 6;
@@ -163,14 +163,15 @@ test('CUDA engine: 20 sequences batched (prefill packed across passes, decode st
       step.forEach((l, i) => together[i]!.push(l));
     }
     for (const q of seqs) q.release();
-    // the same run with the tokens chosen on the device: each step's tokens are the batched logits' argmax
+    // the same run with the tokens chosen on the device (the prefill's too, its passes each picking the sequences that
+    // end in them): each step's tokens are the batched logits' argmax
     const again = prompts.map((p) => engine.open(p.length + steps));
-    let next = engine.feedBatch(again, prompts).map(argmax);
+    let next = [...engine.feedPicked(again, prompts)];
     for (let s = 0; s < steps; s++) {
-      assert.deepEqual(next, together.map((ls) => argmax(ls[s]!)), `decodePicked's input at step ${s}`);
-      next = [...engine.decodePicked(again, next)];
+      assert.deepEqual(next, together.map((ls) => argmax(ls[s]!)), `feedPicked's tokens after step ${s}`);
+      next = [...engine.feedPicked(again, next.map((tk) => [tk]))];
     }
-    assert.deepEqual(next, together.map((ls) => argmax(ls[steps]!)), 'decodePicked\'s last tokens');
+    assert.deepEqual(next, together.map((ls) => argmax(ls[steps]!)), 'feedPicked\'s last tokens');
     for (const q of again) q.release();
     let worst = 0, identical = 0;
     for (let i = 0; i < prompts.length; i++) {
@@ -187,10 +188,10 @@ test('CUDA engine: 20 sequences batched (prefill packed across passes, decode st
   });
 });
 
-test('CUDA engine: tokens sampled on the device (decodePicked, sample_rows) are the host\'s picks from the logits the same step returns: alone through generate (seeded, T 0.8, top-p 0.9) and 12 sequences batched, greedy and sampled picks mixed; bad picks refused before anything runs', { skip }, (t) => {
+test('CUDA engine: tokens sampled on the device (feedPicked, sample_rows) are the host\'s picks from the logits the same call returns: alone through generate (seeded, T 0.8, top-p 0.9) and 12 sequences batched (a prefill over several passes, then decode steps), greedy and sampled picks mixed; bad picks refused before anything runs', { skip }, (t) => {
   const { model, prompt } = quantizedEmbedded();
-  withEngine(model, { maxSequences: 12 }, (engine) => {
-    // the same engine without decodePicked: its steps return logits and the host picks (the same kernels up to the pick)
+  withEngine(model, { maxSequences: 12, maxChunk: 48 }, (engine) => {
+    // the same engine without feedPicked: its calls return logits and the host picks (the same kernels up to the pick)
     const hostPicks: SequenceEngine = { config: engine.config, open: engine.open, decodeBatch: engine.decodeBatch };
     for (const seed of [1234, 99]) {
       const options = { maxNewTokens: 20, temperature: 0.8, topP: 0.9, seed, stopTokens: [] };
@@ -201,29 +202,30 @@ test('CUDA engine: tokens sampled on the device (decodePicked, sample_rows) are 
     const prompts = Array.from({ length: 12 }, (_, i) => [...prompt.slice(i % 5), ...prompt.slice(0, i % 5)].slice(0, prompt.length - (i % 4)));
     const steps = 6;
     const random = seededRandom(7);
-    const picks = Array.from({ length: steps }, () => prompts.map((_, i): TokenPick => (i % 3 === 0 ? { temperature: 0, topP: 1, draw: 0 } : { temperature: 0.5 + (i % 4) * 0.4, topP: [0.5, 0.9, 1][i % 3]!, draw: random() })));
-    const run = (pickStep: (seqs: Sequence[], tokens: number[], s: number) => number[]): number[][] => {
+    // picks[0] for the prefill's tokens, picks[s + 1] for decode step s
+    const picks = Array.from({ length: steps + 1 }, () => prompts.map((_, i): TokenPick => (i % 3 === 0 ? { temperature: 0, topP: 1, draw: 0 } : { temperature: 0.5 + (i % 4) * 0.4, topP: [0.5, 0.9, 1][i % 3]!, draw: random() })));
+    const run = (pickCall: (seqs: Sequence[], tokens: number[][], s: number) => number[]): number[][] => {
       const seqs = prompts.map((p) => engine.open(p.length + steps));
-      let next = engine.feedBatch(seqs, prompts).map(argmax);
+      let next = pickCall(seqs, prompts, 0);
       const out = [next];
-      for (let s = 0; s < steps; s++) out.push((next = pickStep(seqs, next, s)));
+      for (let s = 1; s <= steps; s++) out.push((next = pickCall(seqs, next.map((tk) => [tk]), s)));
       for (const q of seqs) q.release();
       return out;
     };
     let notArgmax = 0;
-    const host = run((seqs, tokens, s) => engine.decodeBatch(seqs, tokens).map((l, i) => {
+    const host = run((seqs, tokens, s) => engine.feedBatch(seqs, tokens).map((l, i) => {
       const token = pickToken(l, picks[s]![i]!);
       if (token !== argmax(l)) notArgmax++;
       return token;
     }));
-    const device = run((seqs, tokens, s) => [...engine.decodePicked(seqs, tokens, picks[s])]);
+    const device = run((seqs, tokens, s) => [...engine.feedPicked(seqs, tokens, picks[s])]);
     assert.deepEqual(device, host, '12 sequences, greedy and sampled picks');
     assert.ok(notArgmax > 0, 'some sampled picks are not the argmax (the check sees sampling)');
-    t.diagnostic(`${notArgmax} of ${steps * 8} sampled picks not the argmax`);
+    t.diagnostic(`${notArgmax} of ${(steps + 1) * 8} sampled picks not the argmax`);
     const seq = engine.open(prompt.length + 2);
     seq.feed(prompt);
-    assert.throws(() => engine.decodePicked([seq], [1], [{ temperature: 0.7, topP: 0, draw: 0.5 }]), /pick 0: topP must be in \(0, 1\]/);
-    assert.throws(() => engine.decodePicked([seq], [1], []), /decodePicked: 0 picks for 1 sequences/);
+    assert.throws(() => engine.feedPicked([seq], [[1]], [{ temperature: 0.7, topP: 0, draw: 0.5 }]), /pick 0: topP must be in \(0, 1\]/);
+    assert.throws(() => engine.feedPicked([seq], [[1]], []), /feedPicked: 0 picks for 1 sequences/);
     assert.equal(seq.length, prompt.length, 'a refused step feeds nothing');
     seq.release();
   });
