@@ -6,6 +6,8 @@
 #      targets), cuda-kernels --quick
 #   3. Table 7: every precision and PyTorch's FP16 graphs at batch 1-64, cuda-batch-e2e (about 130 s on an H100)
 #   4. what launch boundaries cost the weight stream, cuda-read-chain
+#   5. tokens sampled on the device: sample_rows against the host path (cuda-sampling) and a 32-layer step with greedy
+#      and sampled picks (cuda-engine-step --pick)
 # Logs, JSON and SVG go to $OUT (the kernel cache too, as with-kernel-cache.sh writes it). Usage:
 #   bash scripts/gpu/issue17-figures.sh            (then copy $OUT's files to docs/bench/ with the GPU and date)
 set -uo pipefail
@@ -32,5 +34,9 @@ step 170 batch-e2e node dist/bench/cuda-batch-e2e.js --reps 1 --out "$out/e2e"
 grep -E '^# intscale (fp16|w4a8-is)|PyTorch fp16 \(CUDA graphs\) │ +1 ' "$out/batch-e2e.txt"
 step 60 read-chain node dist/bench/cuda-read-chain.js --layers 1,8,32
 tail -6 "$out/read-chain.txt"
+step 30 sampling node dist/bench/cuda-sampling.js
+grep -E '│ +(1|64) ' "$out/sampling.txt"
+step 40 step-pick node dist/bench/cuda-engine-step.js --layers 32 --lm-head w8a8 --steps 100 --pick greedy,sample,greedy,sample
+grep -E '^layers' "$out/step-pick.txt"
 (cd "$INTSCALE_CUDA_CACHE" && tar -czf "$out/kernel-cache.tar.gz" $(ls | grep '\.cubin$'))
 echo "done at $SECONDS s"

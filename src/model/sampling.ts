@@ -6,12 +6,12 @@
  * Exactly: max = the largest logit (NaN ignored); each token's weight is its probability relative to the most likely
  * one, e^((logit_i − max) / T) in float64, in fixed point: w_i = ⌊e^((logit_i − max) / T) · 2^34 + ½⌋ (0 for NaN), an
  * integer, so W = Σ w_i and every partial sum below are exact in float64 (vocabularies below 2^19 tokens) whatever
- * order they are added in. (Against the real-valued distribution each token's probability is off by at most
- * 2^-35 / Σ p, and tokens below 2^-35 of the most likely are never drawn.) The order is w descending, ties by the lower
- * index first; cum_k is the weight of the order's first k + 1 tokens. select(target) = the first position k with
- * cum_k ≥ target (none when W < target). The nucleus is the order up to
- * select(topP · W) (all of it where none), its mass that cum; the token drawn with a uniform u in [0, 1) is the one at
- * select(u · mass). A row without a finite largest weight (W = 0: every logit NaN or infinite) gives argmax's token.
+ * order they are added in. (Each weight is within 2^-35 of its real value relative to the top token, so the total
+ * variation from the real-valued distribution is at most V · 2^-34 / Σ p: under 2·10^-6 for 32000 tokens; tokens
+ * below 2^-35 of the most likely are never drawn.) The order is w descending, ties by the lower index first; cum_k is
+ * the weight of the order's first k + 1 tokens. select(target) = the first position k with cum_k ≥ target (none when
+ * W < target). The nucleus is the order up to select(topP · W) (all of it where none), its mass that cum; the token
+ * drawn with a uniform u in [0, 1) is the one at select(u · mass). A row without a finite largest weight (W = 0: every logit NaN or infinite) gives argmax's token.
  *
  * Only the nucleus's prefix of the order matters, so pickToken first sorts the tokens whose weight is at least 2^-6 of
  * the largest, 2^34 (every token below comes after all of them in the order; where they are at most an eighth of the
