@@ -55,6 +55,22 @@ export function createBatchGenerator(engine: SequenceEngine): BatchGenerator {
     notify(e);
   };
 
+  /**
+   * One engine call feeding inputs[r] to entries[r]; returns how each then takes its next token: picked where the logits
+   * are where the engine can (feedPicked), else from the logits `feed` returns. A call the engine refuses throws before
+   * anything runs, and each run keeps its pick.
+   */
+  const feedAll = (entries: readonly Entry[], inputs: readonly (readonly number[])[], feed: (sequences: Sequence[]) => Float32Array[]): ((e: Entry, r: number) => number | null) => {
+    const sequences = entries.map((e) => e.sequence);
+    if (engine.feedPicked !== undefined) {
+      // only the tokens come back
+      const picked = engine.feedPicked(sequences, inputs, entries.map((e) => e.run.pick()));
+      return (e, r) => e.run.acceptPicked(picked[r]!);
+    }
+    const logits = feed(sequences);
+    return (e, r) => e.run.accept(logits[r]!);
+  };
+
   /** Each joiner's prompt fed alone, then one decode step of the rest (a failure leaves only its runs). */
   const feedApart = (joining: readonly Entry[], decoding: readonly Entry[]): void => {
     for (const e of joining) {
@@ -65,16 +81,10 @@ export function createBatchGenerator(engine: SequenceEngine): BatchGenerator {
       }
     }
     if (decoding.length === 0) return;
-    const sequences = decoding.map((e) => e.sequence), tokens = decoding.map((e) => e.run.input()![0]!);
+    const inputs = decoding.map((e) => e.run.input()!);
     try {
-      if (engine.feedPicked !== undefined) {
-        // the engine picks each token where the logits are, and only the tokens come back
-        const picked = engine.feedPicked(sequences, tokens.map((t) => [t]), decoding.map((e) => e.run.pick()));
-        decoding.forEach((e, r) => deliver(e, e.run.acceptPicked(picked[r]!)));
-        return;
-      }
-      const logits = engine.decodeBatch(sequences, tokens);
-      decoding.forEach((e, r) => deliver(e, e.run.accept(logits[r]!)));
+      const accept = feedAll(decoding, inputs, (sequences) => engine.decodeBatch(sequences, inputs.map((t) => t[0]!)));
+      decoding.forEach((e, r) => deliver(e, accept(e, r)));
     } catch (error) {
       for (const e of decoding) leave(e, { error });
     }
@@ -94,16 +104,10 @@ export function createBatchGenerator(engine: SequenceEngine): BatchGenerator {
       return;
     }
     const all = [...joining, ...decoding];
-    const sequences = all.map((e) => e.sequence), inputs = all.map((e) => e.run.input()!);
+    const inputs = all.map((e) => e.run.input()!);
     let accept: (e: Entry, r: number) => number | null;
     try {
-      if (engine.feedPicked !== undefined) {
-        const picked = engine.feedPicked(sequences, inputs, all.map((e) => e.run.pick()));
-        accept = (e, r) => e.run.acceptPicked(picked[r]!);
-      } else {
-        const logits = engine.feedBatch!(sequences, inputs);
-        accept = (e, r) => e.run.accept(logits[r]!);
-      }
+      accept = feedAll(all, inputs, (sequences) => engine.feedBatch!(sequences, inputs));
     } catch {
       // the engine refuses before anything runs: apart, only the run at fault fails (each run keeps its pick)
       feedApart(joining, decoding);

@@ -2,8 +2,9 @@
  * Text generation: one batched prefill of the prompt, then token-by-token decode through the
  * KV cache, each new token handed to onToken as it is chosen (generate) or yielded by an async
  * stream that can be aborted (generateStream); on an engine that picks on its device (feedPicked) every token
- * comes from there, the prompt's first and each decode step's, greedy or sampled, without the logits. Reports prefill and decode speed. The rules of a
- * run (sampling, stop tokens, limits) are generation-run.ts's, shared with batched generation (batch.ts).
+ * comes from there, the prompt's first and each decode step's, greedy or sampled, without the logits. Reports
+ * prefill and decode speed. The rules of a run (sampling, stop tokens, limits) are generation-run.ts's, shared with
+ * batched generation (batch.ts).
  */
 import type { Model } from './forward.js';
 import { asEngine, type SequenceEngine } from './engine.js';

@@ -7,7 +7,7 @@
  * and acceptPicked(token) takes the token it picked.
  */
 import type { Sequence, SequenceEngine } from './engine.js';
-import { pickToken, sampleToken, seededRandom, type SamplingOptions, type TokenPick } from './sampling.js';
+import { pickToken, seededRandom, type SamplingOptions, type TokenPick } from './sampling.js';
 
 export interface RunOptions extends SamplingOptions {
   readonly maxNewTokens: number;
@@ -74,16 +74,11 @@ export class GenerationRun {
     return this.stoppedBy === null ? this.pending : null;
   }
 
-  /** Whether the run picks greedily (temperature 0): its next token is the argmax of the logits, no random draw. */
-  get greedy(): boolean {
-    return this.options.temperature <= 0;
-  }
-
   /** The logits of the last position fed: samples the next token and returns it (null when the run ends without one). */
   accept(logits: Float32Array): number | null {
-    const pick = this.stepPick;
+    const token = this.take(() => pickToken(logits, this.pick()));
     this.stepPick = null;
-    return this.take(() => (pick !== null ? pickToken(logits, pick) : sampleToken(logits, this.options, this.random)));
+    return token;
   }
 
   /**
@@ -95,7 +90,7 @@ export class GenerationRun {
   pick(): TokenPick {
     if (this.stepPick === null) {
       const { temperature, topP } = this.options;
-      this.stepPick = { temperature, topP, draw: this.greedy ? 0 : this.random() };
+      this.stepPick = { temperature, topP, draw: temperature > 0 ? this.random() : 0 }; // sampleToken's rule: greedy takes no draw
     }
     return this.stepPick;
   }
