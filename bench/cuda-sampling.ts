@@ -13,6 +13,7 @@ import { argmaxRowsCuda } from '../src/backends/cuda/engine-ops.js';
 import { pickRows, sampleRowsCuda, sampleScratchBytes } from '../src/backends/cuda/sample-rows.js';
 import { pickToken, seededRandom, type TokenPick } from '../src/model/sampling.js';
 import { benchArgs, positiveInt, positiveInts } from './args.js';
+import { randomLogits } from './random-logits.js';
 import { CudaTimer, needsGpu } from './cuda-timing.js';
 import { benchOutput, machineLine, median } from './stats.js';
 import { cpuPool } from '../src/backends/cpu/pool/index.js';
@@ -36,14 +37,12 @@ out.say(`# ${ctx.info.name}, driver ${ctx.info.driverVersion}; ${machineLine(cpu
 out.say(`# next tokens of m rows of ${n} RANDOM logits (speed only); device: µs a launch (CUDA events, median of ${2 * samples}); host: logits copied back + pickToken a row (ms wall, median of ${hostReps}); device tokens checked against pickToken`);
 
 const random = seededRandom(20261207);
-const normal = (): number => Math.sqrt(-2 * Math.log(Math.max(1e-12, random()))) * Math.cos(2 * Math.PI * random());
-const shapes = { peaked: () => 3 * normal() + (random() < 0.002 ? 14 * random() : 0), flat: () => 8 * random() - 4 };
 const settings = [{ temperature: 0.7, topP: 0.9 }, { temperature: 1, topP: 1 }];
 const timer = new CudaTimer(ctx);
 const table = [];
 for (const m of rowCounts) {
-  for (const [shape, draw] of Object.entries(shapes)) {
-    const host = Float32Array.from({ length: m * n }, draw);
+  for (const shape of ['peaked', 'flat'] as const) {
+    const host = randomLogits(shape, m * n, random);
     const logits = ctx.upload(host), tokens = ctx.alloc(m * 4), scratch = ctx.alloc(m * sampleScratchBytes(n));
     ctx.landUploads();
     const argmaxUs = timer.time(() => argmaxRowsCuda(ctx, logits, tokens, m, n), samples).us;

@@ -9,6 +9,7 @@
  */
 import { pickToken, pickTokenBySort, seededRandom, type SamplingOptions } from '../src/model/sampling.js';
 import { benchArgs, positiveInt } from './args.js';
+import { LOGIT_SHAPES, randomLogits } from './random-logits.js';
 import { benchOutput, machineLine, median } from './stats.js';
 
 const { values } = benchArgs(import.meta.url, {
@@ -19,12 +20,6 @@ const reps = positiveInt('reps', values.reps!);
 const out = benchOutput(values.json === true);
 
 const random = seededRandom(20261207);
-const normal = (): number => Math.sqrt(-2 * Math.log(Math.max(1e-12, random()))) * Math.cos(2 * Math.PI * random());
-const shapes = {
-  peaked: () => 3 * normal() + (random() < 0.002 ? 14 * random() : 0),
-  flat: () => 8 * random() - 4,
-  tied: () => Math.round(4 * normal()) / 2,
-};
 const settings: SamplingOptions[] = [{ temperature: 0.7, topP: 0.9 }, { temperature: 1, topP: 0.95 }, { temperature: 1, topP: 1 }];
 
 /** Median ms a draw of `sample` over reps draws after 3 warm-up ones, and the tokens drawn. */
@@ -44,8 +39,8 @@ function time(sample: typeof pickToken, logits: Float32Array, options: SamplingO
 out.say(machineLine(1));
 out.say(`# one token from ${n} RANDOM logits (speed only), median of ${reps} draws after 3 warm-up; the same tokens checked for both`);
 const rows = [];
-for (const [shape, draw] of Object.entries(shapes)) {
-  const logits = Float32Array.from({ length: n }, draw);
+for (const shape of LOGIT_SHAPES) {
+  const logits = randomLogits(shape, n, random);
   for (const options of settings) {
     const fast = time(pickToken, logits, options), bySort = time(pickTokenBySort, logits, options);
     if (fast.tokens.join() !== bySort.tokens.join()) throw new Error(`pickToken drew other tokens than the comparison sort (${shape}, T ${options.temperature}, top-p ${options.topP})`);

@@ -9,7 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { argmax, MAX_SAMPLING_VOCAB, orderByWeight, pickToken, pickTokenBySort, sampleToken, samplingWeights, seededRandom } from '../../src/model/sampling.js';
-import { randomLogits } from '../helpers/logits.js';
+import { LOGIT_SHAPES, randomLogits } from '../../bench/random-logits.js';
 import { freshSeed } from '../helpers/random.js';
 
 test('pickToken picks the token the comparison sort of the vocabulary picks (peaked, flat and tied logits; T 0.3-2; top-p 1e-6 to 1)', () => {
@@ -17,7 +17,7 @@ test('pickToken picks the token the comparison sort of the vocabulary picks (pea
   const random = seededRandom(seed);
   let picks = 0;
   for (const n of [8, 1000, 32000]) {
-    for (const kind of ['peaked', 'flat', 'ties'] as const) {
+    for (const kind of LOGIT_SHAPES) {
       const logits = randomLogits(kind, n, random);
       for (const [temperature, topP] of [[0.3, 0.5], [0.7, 0.9], [1, 0.95], [1, 1], [2, 0.99], [1, 1e-6]] as const) {
         for (let k = 0; k < 6; k++, picks++) {

@@ -14,7 +14,7 @@ import { tryCudaContext } from '../../../src/backends/cuda/index.js';
 import type { CudaContext } from '../../../src/backends/cuda/context.js';
 import { pickRows, sampleRowsCuda, sampleScratchBytes, PICK_BYTES } from '../../../src/backends/cuda/sample-rows.js';
 import { pickToken, seededRandom, type TokenPick } from '../../../src/model/sampling.js';
-import { randomLogits, type LogitShape } from '../../helpers/logits.js';
+import { LOGIT_SHAPES, randomLogits, type LogitShape } from '../../../bench/random-logits.js';
 import { freshSeed } from '../../helpers/random.js';
 
 const cuda = tryCudaContext();
@@ -42,7 +42,7 @@ function rowsOf(m: number, n: number, random: () => number): { logits: Float32Ar
   const shapes: LogitShape[] = [];
   const logits = new Float32Array(m * n);
   for (let r = 0; r < m; r++) {
-    const shape = (['peaked', 'flat', 'ties'] as const)[r % 3]!;
+    const shape = LOGIT_SHAPES[r % LOGIT_SHAPES.length]!;
     shapes.push(shape);
     logits.set(randomLogits(shape, n, random), r * n);
     if (n > 4 && r % 4 === 1) logits[r * n + Math.floor(random() * n)] = NaN;
