@@ -80,13 +80,16 @@ test('a bench script given a bad value prints one line naming the option (no sta
   assert.equal(bad.stdout, '', 'nothing ran');
 });
 
-test('a GPU bench checks its values before it looks for a GPU: cuda-attention\'s split count past the merge, kv heads that do not divide the heads', () => {
+test('a GPU bench checks its values before it looks for a GPU: cuda-attention\'s split count past the merge, kv heads that do not divide the heads; cuda-engine-step\'s pick', () => {
   const splits = run(repoPath('dist/bench/cuda-attention.js'), '--splits', '4,65');
   assert.equal(splits.status, 1);
   assert.equal(splits.stderr, 'cuda-attention.js: --splits: the merge takes at most 64\n(cuda-attention.js --help lists the options)\n');
   const heads = run(repoPath('dist/bench/cuda-attention.js'), '--kv-heads', '5');
   assert.equal(heads.status, 1);
   assert.match(heads.stderr, /^cuda-attention\.js: --kv-heads: 5 does not divide the 32 query heads\n/);
+  const pick = run(repoPath('dist/bench/cuda-engine-step.js'), '--pick', 'greedy,top-k');
+  assert.equal(pick.status, 1);
+  assert.equal(pick.stderr, "cuda-engine-step.js: --pick takes greedy, sample or both (comma-separated); got 'top-k'\n(cuda-engine-step.js --help lists the options)\n");
 });
 
 test('intscale bench: NAME --help is the script\'s usage; --help alone is the command\'s; no name is an error', () => {
