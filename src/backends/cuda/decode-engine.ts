@@ -42,7 +42,7 @@ import type { ModelWeights } from '../../model/weights.js';
 import { addressTable, type DeviceBuffer } from './buffer.js';
 import { CudaContext } from './context.js';
 import { Cublas } from './cublas.js';
-import { PICK_BYTES, pickRows, sampleRowsCuda, sampleScratchBytes } from './sample-rows.js';
+import { PICK_BYTES, PICK_FIELDS, pickRows, sampleRowsCuda, sampleScratchBytes } from './sample-rows.js';
 import { attentionToCuda, argmaxRowsCuda, embedRowsCuda, engineSplits, mergeCounterBytes, wideLoadsFit, pickRowsCuda, ROW_BYTES, rmsnormToCuda, ropeKvWriteCuda, quantizeRowsCuda, rowScratchBytes, siluMulToCuda, TAIL_COUNTER_BYTES, type EngineAttention, type PendingRows, type GateUpRows, type RowForm, type RowNorm, type RowOutput, type RowScratch } from './engine-ops.js';
 import { describeEngineWeights, freeEngineWeights, layerLinears, uploadEngineWeights, type EngineLinear, type LinearGroup } from './engine-weights.js';
 import { createMoeRunner, type MoeRunner } from './engine-moe.js';
@@ -591,12 +591,15 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
     const picks = results.kind === 'tokens' ? results.picks : undefined;
     if (picks !== undefined && picks.length !== feeds.length) throw new RangeError(`${what}: ${picks.length} picks for ${feeds.length} sequences`);
     const sampled = picks !== undefined && picks.some((p) => p.temperature > 0);
-    if (sampled) pickRows(picks); // checked before anything runs
+    const pickTable = sampled ? pickRows(picks) : undefined; // checked before anything runs
     const pickBy: PickBy = results.kind === 'logits' ? 'none' : sampled ? 'sample' : 'argmax';
     if (pickBy === 'sample') sampleScratch ??= alloc(pickRowsMax * sampleScratchBytes(c.vocabSize));
     /** the picks of the sequences whose last rows are the pass's picked rows, uploaded before it runs. */
     const uploadPicks = (owners: readonly number[]): void => {
-      if (pickBy === 'sample') ctx.copyToDevice(tokenPicks, pickRows(owners.map((f) => picks![f]!)));
+      if (pickTable === undefined) return;
+      const rowsOfPass = new Float64Array(PICK_FIELDS * owners.length);
+      owners.forEach((f, i) => rowsOfPass.set(pickTable.subarray(PICK_FIELDS * f, PICK_FIELDS * (f + 1)), PICK_FIELDS * i));
+      ctx.copyToDevice(tokenPicks, rowsOfPass);
     };
     /** the pass's results, rows 0 .. owners.length − 1 of the logits or the picked tokens, to their feeds. */
     const collect = (owners: readonly number[]): void => {

@@ -8,8 +8,9 @@ import type { CudaContext } from './context.js';
 import { getKernel } from './kernel-cache.js';
 import { MAX_SAMPLING_VOCAB, type TokenPick } from '../../model/sampling.js';
 
-/** Bytes of one row's pick on the device: { draw, temperature, topP }, float64 each. */
-export const PICK_BYTES = 24;
+/** One row's pick on the device: { draw, temperature, topP }, float64 each. */
+export const PICK_FIELDS = 3;
+export const PICK_BYTES = PICK_FIELDS * 8;
 /** Bytes of a row's scratch: its weights, uint64 a token. */
 export const sampleScratchBytes = (vocab: number): number => vocab * 8;
 /** sample_rows' dynamic shared memory: the histograms of 2048 and 4096 uint64 bins (BINS1, BINS). */
@@ -17,12 +18,12 @@ const SAMPLE_SHARED = (2048 + 4096) * 8;
 
 /** The picks as sample_rows reads them, after checking each (a RangeError naming the row and the field). */
 export function pickRows(picks: readonly TokenPick[]): Float64Array {
-  const out = new Float64Array(3 * picks.length);
+  const out = new Float64Array(PICK_FIELDS * picks.length);
   picks.forEach(({ draw, temperature, topP }, r) => {
     if (!Number.isFinite(temperature)) throw new RangeError(`pick ${r}: temperature must be a finite number, got ${temperature}`);
     if (temperature > 0 && !(topP > 0 && topP <= 1)) throw new RangeError(`pick ${r}: topP must be in (0, 1], got ${topP}`);
     if (temperature > 0 && !(draw >= 0 && draw < 1)) throw new RangeError(`pick ${r}: the draw must be in [0, 1), got ${draw}`);
-    out.set([temperature > 0 ? draw : 0, temperature, temperature > 0 ? topP : 1], 3 * r);
+    out.set([temperature > 0 ? draw : 0, temperature, temperature > 0 ? topP : 1], PICK_FIELDS * r);
   });
   return out;
 }
