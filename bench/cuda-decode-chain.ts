@@ -8,12 +8,18 @@
  *             done with this one, so nothing drains between GEMMs. Not a schedule a model can run (the next GEMM
  *             would read its input before it is written); with the fixed inputs here its bits are the same, and its
  *             time is the most any overlap of the GEMMs could give.
- * The chain's and the stream's outputs are first checked bit for bit against the launches'. What it measures: whether a step-wide
+ *   ring      (with --ring) the chain with the weights streamed ahead of its barriers (w4a8_decode_ring, decode-chain.cu): one block
+ *             a SM, a producer warp bulk-copying the block's weight pieces of every stage into a ring of shared-memory
+ *             slots, waiting only for free slots, so the weight stream runs on while a barrier waits. Opt-in until
+ *             it has run on a GPU (written 2026-12-07 when no machine came; docs/cuda-notes.md, 32nd session).
+ * The chain's, the stream's and the ring's outputs are first checked bit for bit against the launches'. What it measures: whether a step-wide
  * kernel's boundaries (a barrier, the grid resident) cost less than launches do (cuda-read-chain: a plain read of the
  * same bytes loses 18% to launch boundaries with PDL). Each GEMM reads a fixed activation buffer (no quantization
  * between), so neither way includes the small ops. Timing: CudaTimer (events around each sample, queued behind a
  * spin). Usage:
- *   node dist/bench/cuda-decode-chain.js [--layers 8] [--ms 1,8] [--rounds 4] [--out DIR]
+ * --prew P: the weight chunks a warp loads before its wait (the launches' griddepcontrol.wait, the chain's barrier), 1 or
+ * 2 (the engine's default since the 29th session: at K = 4096 a resident block's whole tile).
+ *   node dist/bench/cuda-decode-chain.js [--layers 8] [--ms 1,8] [--rounds 4] [--prew 2] [--ring] [--out DIR]
  */
 import { join } from 'node:path';
 import { paddedRows } from '../src/backends/cuda/repack.js';
@@ -29,6 +35,8 @@ const { values } = benchArgs(import.meta.url, {
     layers: { type: 'string', default: '8' },
     ms: { type: 'string', default: '1,8' },
     rounds: { type: 'string', default: '4' },
+    prew: { type: 'string', default: '2' },
+    ring: { type: 'boolean', default: false },
     out: { type: 'string', default: 'docs/bench' },
   },
 });
@@ -36,10 +44,13 @@ const layers = positiveInt('layers', values.layers!);
 const Ms = positiveInts('ms', values.ms!);
 if (Ms.some((M) => M > 8)) throw new BenchArgumentError('--ms: the chain runs the one-token-half decode kernel, 1..8 rows');
 const rounds = positiveInt('rounds', values.rounds!);
+const PREW = positiveInt('prew', values.prew!);
+const withRing = values.ring === true;
+if (PREW > 2) throw new BenchArgumentError(`--prew takes 1 or 2 (the register pipeline's two buffers), got ${PREW}`);
 const SAMPLES = 10;
 const LAYER: [K: number, N: number][] = [[4096, 12288], [4096, 4096], [4096, 22016], [11008, 4096]];
 /** The engine's decode config at M <= 8 on these shapes (chooseW4A8Config), launched overlapping the launch before. */
-const CONFIG: DecodeConfig = { kind: 'decode', MT: 1, NTW: 1, WK: 16, overlap: true };
+const CONFIG: DecodeConfig = { kind: 'decode', MT: 1, NTW: 1, WK: 16, PREW, overlap: true };
 /** Blocks a SM the chain asks for (its __launch_bounds__): 58 registers × 512 threads fit twice. */
 const CHAIN_MINB = 2;
 /** ChainStage in decode-chain.cu: five pointers, N, K, post, padding. */
@@ -50,7 +61,7 @@ const { ctx, timer } = bench;
 const log = new BenchLog();
 const grid = CHAIN_MINB * ctx.info.multiprocessors;
 log.line(`# ${ctx.info.name}, ${ctx.info.multiprocessors} SMs, driver ${ctx.info.driverVersion}; RANDOM W4A8 IS weights (speed only)`);
-log.line(`# ${layers} layers × ${LAYER.map(([K, N]) => `${K}x${N}`).join(', ')} = ${layers * LAYER.length} GEMMs; decode kernel MT1 NTW1 WK16; chain grid ${grid} (${CHAIN_MINB} a SM); medians of ${rounds} interleaved rounds × ${SAMPLES} samples`);
+log.line(`# ${layers} layers × ${LAYER.map(([K, N]) => `${K}x${N}`).join(', ')} = ${layers * LAYER.length} GEMMs; decode kernel MT1 NTW1 WK16 PREW${PREW}; chain grid ${grid} (${CHAIN_MINB} a SM); medians of ${rounds} interleaved rounds × ${SAMPLES} samples`);
 
 const inputs = new DeviceInputs(ctx, new Seeds(11));
 const stages = Array.from({ length: layers }, () => LAYER).flat().map(([K, N]): W4A8Layer => {
@@ -58,13 +69,25 @@ const stages = Array.from({ length: layers }, () => LAYER).flat().map(([K, N]): 
   return { n: N, k: K, groupSize: 128, scale: 'int', post: 2 ** -14, isShift: false, weights: inputs.random((nPad * K) / 2, fill.u32), scales: inputs.random(nPad * (K / 128) * 4, INT_SCALES) };
 });
 const weightBytes = stages.reduce((s, l) => s + (paddedRows(l.n) * l.k) / 2, 0);
-const chainDefines = { GROUP: 128, SCALE_INT: 1, IS_SHIFT: 0, OUT_F16: 0, MT: 1, NTW: 1, WK: 16, MINB: CHAIN_MINB };
+const chainDefines = { GROUP: 128, SCALE_INT: 1, IS_SHIFT: 0, OUT_F16: 0, MT: 1, NTW: 1, WK: 16, MINB: CHAIN_MINB, PREW };
 const chainFn = getKernel(ctx, join(benchKernelsDir(), 'decode-chain.cu'), 'w4a8_decode_chain', chainDefines);
 const streamFn = getKernel(ctx, join(benchKernelsDir(), 'decode-chain.cu'), 'w4a8_decode_chain', { ...chainDefines, BARRIER: 0 });
+/** The ring's dynamic shared memory at M rows: as many slots as fit beside the activations (M × the largest K). */
+const ringSlotBytes = CONFIG.WK * (1024 + 64);
+const ringStatic = 2 * 8 * 16 + CONFIG.WK * 4 * 32 * 4; // full/empty mbarriers (up to 16 slots each) + the reduction
+const kMax = Math.max(...LAYER.map(([K]) => K));
+const ringSlots = (M: number): number => Math.min(16, Math.floor((ctx.info.maxSharedPerBlockOptin - ringStatic - M * kMax) / ringSlotBytes));
+const ringFn = (M: number) => {
+  if (ringSlots(M) < 2) throw new BenchArgumentError(`--ring at M=${M}: ${ctx.info.maxSharedPerBlockOptin} B of shared memory a block hold fewer than two slots beside the activations`);
+  return getKernel(ctx, join(benchKernelsDir(), 'decode-chain.cu'), 'w4a8_decode_ring', { ...chainDefines, RING: ringSlots(M) }, ringSlots(M) * ringSlotBytes + M * kMax);
+};
 const counter = inputs.output(4);
+const ringCounter = inputs.output(4);
 ctx.synchronize();
 counter.fill(0);
+ringCounter.fill(0);
 let arrivals = 0;
+let ringArrivals = 0;
 
 for (const M of Ms) {
   const acts = new DeviceInputs(ctx, new Seeds(100 + M));
@@ -73,6 +96,7 @@ for (const M of Ms) {
   const yLaunch = stages.map((l) => acts.output(M * l.n * 4));
   const yChain = stages.map((l) => acts.output(M * l.n * 4));
   const yStream = stages.map((l) => acts.output(M * l.n * 4));
+  const yRing = stages.map((l) => acts.output(M * l.n * 4));
   const table = new DataView(new ArrayBuffer(stages.length * STAGE_BYTES));
   stages.forEach((l, s) => {
     const at = s * STAGE_BYTES;
@@ -86,6 +110,10 @@ for (const M of Ms) {
   stages.forEach((_, s) => table.setBigUint64(s * STAGE_BYTES + 32, BigInt(yStream[s]!.address), true));
   const streamTable = acts.output(table.byteLength);
   streamTable.upload(new Uint8Array(table.buffer));
+  stages.forEach((_, s) => table.setBigUint64(s * STAGE_BYTES + 32, BigInt(yRing[s]!.address), true));
+  const ringTable = acts.output(table.byteLength);
+  ringTable.upload(new Uint8Array(table.buffer));
+  const ringKernel = withRing ? ringFn(M) : undefined, ringShared = ringSlots(M) * ringSlotBytes + M * kMax;
 
   const launches: Launch = () => stages.forEach((l, s) => w4a8Linear(ctx, l, xq[s]!, a[s]!, yLaunch[s]!, M, CONFIG));
   const chain: Launch = () => {
@@ -93,25 +121,31 @@ for (const M of Ms) {
     arrivals = (arrivals + stages.length * grid) >>> 0;
   };
   const stream: Launch = () => ctx.launch(streamFn, [grid], [CONFIG.WK * 32], [streamTable, { i32: stages.length }, { i32: M }, counter, { i32: 0 }]);
+  const ring: Launch = () => {
+    ctx.launch(ringKernel!, [ctx.info.multiprocessors], [(CONFIG.WK + 1) * 32], [ringTable, { i32: stages.length }, { i32: M }, ringCounter, { i32: ringArrivals | 0 }], ringShared);
+    ringArrivals = (ringArrivals + stages.length * ctx.info.multiprocessors) >>> 0;
+  };
   // the same bits first (outputs poisoned with NaN bytes, so an unwritten one fails)
   ctx.synchronize();
-  for (const y of [...yLaunch, ...yChain, ...yStream]) y.fill(0xff);
+  for (const y of [...yLaunch, ...yChain, ...yStream, ...yRing]) y.fill(0xff);
   launches(0);
   chain(0);
   stream(0);
+  if (withRing) ring(0);
   ctx.synchronize();
   const bytesOf = (y: DeviceBuffer, n: number): Buffer => Buffer.from(y.download(new Uint8Array(M * n * 4)));
-  for (const [name, ys] of [['chain', yChain], ['stream', yStream]] as const) {
+  for (const [name, ys] of [['chain', yChain], ['stream', yStream], ...(withRing ? [['ring', yRing]] as const : [])] as const) {
     const mismatched = stages.filter((l, s) => !bytesOf(yLaunch[s]!, l.n).equals(bytesOf(ys[s]!, l.n))).length;
     if (mismatched > 0) throw new Error(`M=${M}: the ${name}'s output differs from the launches' in ${mismatched} of ${stages.length} GEMMs`);
   }
-  const [t1, t2, t3] = timer.timeInterleaved([launches, chain, stream], rounds, SAMPLES);
+  const [t1, t2, t3, t4] = timer.timeInterleaved([launches, chain, stream, ...(withRing ? [ring] : [])], rounds, SAMPLES);
   const line = (name: string, us: number, p10: number, p90: number): string =>
     `M=${M} ${name.padEnd(9)} ${(us / layers).toFixed(2).padStart(7)} µs a layer (p10 ${(p10 / layers).toFixed(2)}, p90 ${(p90 / layers).toFixed(2)}), ${(weightBytes / us / 1e6).toFixed(2)} TB/s of weights`;
-  log.line(`M=${M} chain and stream outputs bit-identical to the launches' in all ${stages.length} GEMMs`);
+  log.line(`M=${M} chain, stream${withRing ? ' and ring' : ''} outputs bit-identical to the launches' in all ${stages.length} GEMMs`);
   log.line(line('launches', t1!.us, t1!.p10, t1!.p90));
   log.line(`${line('chain', t2!.us, t2!.p10, t2!.p90)}; ${(t1!.us / t2!.us).toFixed(3)}x the launches`);
   log.line(`${line('stream', t3!.us, t3!.p10, t3!.p90)}; ${(t1!.us / t3!.us).toFixed(3)}x the launches (no barriers: not a valid schedule, the bound)`);
+  if (t4) log.line(`${line('ring', t4.us, t4.p10, t4.p90)}; ${(t1!.us / t4.us).toFixed(3)}x the launches (${ctx.info.multiprocessors} blocks, ${ringSlots(M)} slots of ${ringSlotBytes} B a block)`);
   acts.free();
 }
 log.write(values.out!, 'cuda-decode-chain.log');

@@ -237,8 +237,9 @@ w4a8_decode_norm(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, c
 // (quantize_rows_tail, row-form.cuh), and the down projection's input is ready without a launch of its own
 // (`next` may be this launch's xq / ascale: every block has read them before it arrives).
 // At least two blocks per SM: at MT = 4 the epilogue took the kernel to 142 registers (one 256-thread
-// block per SM) and a 32-row step lost 7%; capped at 128 (4 bytes spilled) it gains 2.6% (H100).
-extern "C" __global__ void __launch_bounds__(WK * 32, MINB > 2 ? MINB : 2)
+// block per SM) and a 32-row step lost 7%; capped at 128 (4 bytes spilled) it gains 2.6% (H100). (At WK 32, 1024
+// threads, two blocks would cap it at 32 registers: one.)
+extern "C" __global__ void __launch_bounds__(WK * 32, MINB > 2 ? MINB : WK >= 32 ? 1 : 2)
 w4a8_decode_swiglu(const uint4* __restrict__ wq, const scale_t* __restrict__ sc, const signed char* xq, const float* ascale,
                    float* __restrict__ y, float* __restrict__ amax, int M, int N, int K, float post,
                    void* next, float* next_scales, int form, unsigned* __restrict__ arrivals) {
