@@ -77,9 +77,10 @@ const ringSlotBytes = CONFIG.WK * (1024 + 64);
 const ringStatic = 2 * 8 * 16 + CONFIG.WK * 4 * 32 * 4; // full/empty mbarriers (up to 16 slots each) + the reduction
 const kMax = Math.max(...LAYER.map(([K]) => K));
 const ringSlots = (M: number): number => Math.min(16, Math.floor((ctx.info.maxSharedPerBlockOptin - ringStatic - M * kMax) / ringSlotBytes));
+const ringSharedBytes = (M: number): number => ringSlots(M) * ringSlotBytes + M * kMax;
 const ringFn = (M: number) => {
   if (ringSlots(M) < 2) throw new BenchArgumentError(`--ring at M=${M}: ${ctx.info.maxSharedPerBlockOptin} B of shared memory a block hold fewer than two slots beside the activations`);
-  return getKernel(ctx, join(benchKernelsDir(), 'decode-chain.cu'), 'w4a8_decode_ring', { ...chainDefines, RING: ringSlots(M) }, ringSlots(M) * ringSlotBytes + M * kMax);
+  return getKernel(ctx, join(benchKernelsDir(), 'decode-chain.cu'), 'w4a8_decode_ring', { ...chainDefines, RING: ringSlots(M) }, ringSharedBytes(M));
 };
 const counter = inputs.output(4);
 const ringCounter = inputs.output(4);
@@ -96,7 +97,7 @@ for (const M of Ms) {
   const yLaunch = stages.map((l) => acts.output(M * l.n * 4));
   const yChain = stages.map((l) => acts.output(M * l.n * 4));
   const yStream = stages.map((l) => acts.output(M * l.n * 4));
-  const yRing = stages.map((l) => acts.output(M * l.n * 4));
+  const yRing = withRing ? stages.map((l) => acts.output(M * l.n * 4)) : [];
   const table = new DataView(new ArrayBuffer(stages.length * STAGE_BYTES));
   stages.forEach((l, s) => {
     const at = s * STAGE_BYTES;
@@ -110,10 +111,10 @@ for (const M of Ms) {
   stages.forEach((_, s) => table.setBigUint64(s * STAGE_BYTES + 32, BigInt(yStream[s]!.address), true));
   const streamTable = acts.output(table.byteLength);
   streamTable.upload(new Uint8Array(table.buffer));
-  stages.forEach((_, s) => table.setBigUint64(s * STAGE_BYTES + 32, BigInt(yRing[s]!.address), true));
-  const ringTable = acts.output(table.byteLength);
-  ringTable.upload(new Uint8Array(table.buffer));
-  const ringKernel = withRing ? ringFn(M) : undefined, ringShared = ringSlots(M) * ringSlotBytes + M * kMax;
+  yRing.forEach((y, s) => table.setBigUint64(s * STAGE_BYTES + 32, BigInt(y.address), true));
+  const ringTable = withRing ? acts.output(table.byteLength) : undefined;
+  ringTable?.upload(new Uint8Array(table.buffer));
+  const ringKernel = withRing ? ringFn(M) : undefined;
 
   const launches: Launch = () => stages.forEach((l, s) => w4a8Linear(ctx, l, xq[s]!, a[s]!, yLaunch[s]!, M, CONFIG));
   const chain: Launch = () => {
@@ -122,7 +123,7 @@ for (const M of Ms) {
   };
   const stream: Launch = () => ctx.launch(streamFn, [grid], [CONFIG.WK * 32], [streamTable, { i32: stages.length }, { i32: M }, counter, { i32: 0 }]);
   const ring: Launch = () => {
-    ctx.launch(ringKernel!, [ctx.info.multiprocessors], [(CONFIG.WK + 1) * 32], [ringTable, { i32: stages.length }, { i32: M }, ringCounter, { i32: ringArrivals | 0 }], ringShared);
+    ctx.launch(ringKernel!, [ctx.info.multiprocessors], [(CONFIG.WK + 1) * 32], [ringTable!, { i32: stages.length }, { i32: M }, ringCounter, { i32: ringArrivals | 0 }], ringSharedBytes(M));
     ringArrivals = (ringArrivals + stages.length * ctx.info.multiprocessors) >>> 0;
   };
   // the same bits first (outputs poisoned with NaN bytes, so an unwritten one fails)

@@ -37,11 +37,16 @@ __device__ __forceinline__ unsigned ld_acquire_u32(const unsigned* p) {
   return v;
 }
 
-// Thread 0 spins until the counter reaches `target`, then the block goes on.
-__device__ __forceinline__ void chain_wait(const unsigned* counter, unsigned target) {
-  if (!BARRIER) return;
+// Thread 0 spins until the counter reaches `target` (acquire); the caller's barrier then lets the others go on.
+__device__ __forceinline__ void spin_until(const unsigned* counter, unsigned target) {
   if (threadIdx.x == 0)
     while (ld_acquire_u32(counter) < target) asm volatile("nanosleep.u32 32;\n");
+}
+
+// The block waits until the counter reaches `target`.
+__device__ __forceinline__ void chain_wait(const unsigned* counter, unsigned target) {
+  if (!BARRIER) return;
+  spin_until(counter, target);
   __syncthreads();
 }
 
@@ -143,8 +148,7 @@ w4a8_decode_ring(const ChainStage* __restrict__ stages, int S, int M, unsigned* 
     const int tiles = (st.N + 15) / 16, C = st.K / 128, pieces = (C + WK - 1) / WK;
     // the stage's barrier, then its activations into shared memory (every tile of the stage reads them)
     if (s > 0 && BARRIER) {
-      if (threadIdx.x == 0)
-        while (ld_acquire_u32(counter) < base + (unsigned)s * gridDim.x) asm volatile("nanosleep.u32 32;\n");
+      spin_until(counter, base + (unsigned)s * gridDim.x);
       consumers_sync();
     }
     for (int i = threadIdx.x; i < M * st.K / 16; i += WK * 32)
