@@ -80,7 +80,7 @@ test('a bench script given a bad value prints one line naming the option (no sta
   assert.equal(bad.stdout, '', 'nothing ran');
 });
 
-test('a GPU bench checks its values before it looks for a GPU: cuda-attention\'s split count past the merge, kv heads that do not divide the heads; cuda-engine-step\'s pick', () => {
+test('a GPU bench checks its values before it looks for a GPU: cuda-attention\'s split count past the merge, kv heads that do not divide the heads; cuda-engine-step\'s pick; cuda-decode-chain\'s prew', () => {
   const splits = run(repoPath('dist/bench/cuda-attention.js'), '--splits', '4,65');
   assert.equal(splits.status, 1);
   assert.equal(splits.stderr, 'cuda-attention.js: --splits: the merge takes at most 64\n(cuda-attention.js --help lists the options)\n');
@@ -90,6 +90,9 @@ test('a GPU bench checks its values before it looks for a GPU: cuda-attention\'s
   const pick = run(repoPath('dist/bench/cuda-engine-step.js'), '--pick', 'greedy,top-k');
   assert.equal(pick.status, 1);
   assert.equal(pick.stderr, "cuda-engine-step.js: --pick takes greedy, sample or both (comma-separated); got 'top-k'\n(cuda-engine-step.js --help lists the options)\n");
+  const prew = run(repoPath('dist/bench/cuda-decode-chain.js'), '--prew', '3');
+  assert.equal(prew.status, 1);
+  assert.equal(prew.stderr, "cuda-decode-chain.js: --prew takes 1 or 2 (the register pipeline's two buffers), got 3\n(cuda-decode-chain.js --help lists the options)\n");
 });
 
 test('intscale bench: NAME --help is the script\'s usage; --help alone is the command\'s; no name is an error', () => {
