@@ -13,8 +13,20 @@ export const PICK_FIELDS = 3;
 export const PICK_BYTES = PICK_FIELDS * 8;
 /** Bytes of a row's scratch: its weights, uint64 a token. */
 export const sampleScratchBytes = (vocab: number): number => vocab * 8;
-/** sample_rows' dynamic shared memory: the histograms of 2048 and 4096 uint64 bins (BINS1, BINS). */
-const SAMPLE_SHARED = (2048 + 4096) * 8;
+/** sample_rows' dynamic shared memory: two histograms each (a block's own, the cluster's) of 2048 and 4096 uint64 bins. */
+const SAMPLE_SHARED = 2 * (2048 + 4096) * 8;
+/** The blocks a row may take (a thread block cluster; 8 is the portable limit). */
+export const SAMPLE_CLUSTERS = [1, 2, 4, 8] as const;
+export type SampleCluster = (typeof SAMPLE_CLUSTERS)[number];
+
+/**
+ * The blocks a row takes at m rows: as many as keep m · blocks within the device's multiprocessors (one 1024-thread
+ * block fills one), up to 8; 1 before Hopper (no clusters). The token does not depend on it.
+ */
+export function sampleCluster(m: number, multiprocessors: number, computeMajor: number): SampleCluster {
+  if (computeMajor < 9) return 1;
+  return [...SAMPLE_CLUSTERS].reverse().find((c) => c === 1 || m * c <= multiprocessors)!;
+}
 
 /** The picks as sample_rows reads them, after checking each (a RangeError naming the row and the field). */
 export function pickRows(picks: readonly TokenPick[]): Float64Array {
@@ -30,13 +42,19 @@ export function pickRows(picks: readonly TokenPick[]): Float64Array {
 
 /**
  * out [m] (int32) = the token pickToken picks from each row of logits [m, n] (f32) with the row's pick (picks: pickRows'
- * layout on the device); scratch holds m rows of sampleScratchBytes(n).
+ * layout on the device); scratch holds m rows of sampleScratchBytes(n). `cluster`: the blocks a row takes (default
+ * sampleCluster's; the same tokens whatever it is).
  */
-export function sampleRowsCuda(ctx: CudaContext, logits: DeviceBuffer, picks: DeviceBuffer, scratch: DeviceBuffer, out: DeviceBuffer, m: number, n: number): void {
-  if (n >= MAX_SAMPLING_VOCAB) throw new RangeError(`sampling on the device takes vocabularies below ${MAX_SAMPLING_VOCAB} tokens, got ${n}`);
+export function sampleRowsCuda(
+  ctx: CudaContext, logits: DeviceBuffer, picks: DeviceBuffer, scratch: DeviceBuffer, out: DeviceBuffer, m: number, n: number,
+  cluster: SampleCluster = sampleCluster(m, ctx.info.multiprocessors, ctx.info.computeCapability[0]),
+): void {
+  if (!(Number.isInteger(n) && n >= 1 && n < MAX_SAMPLING_VOCAB)) throw new RangeError(`sampling on the device takes vocabularies of 1 to ${MAX_SAMPLING_VOCAB - 1} tokens, got ${n}`);
+  if (!SAMPLE_CLUSTERS.includes(cluster)) throw new RangeError(`sample_rows takes a row on ${SAMPLE_CLUSTERS.join(', ')} blocks, got ${cluster}`);
   needBytes('sample logits', logits, m * n * 4);
   needBytes('sample picks', picks, m * PICK_BYTES);
   needBytes('sample scratch', scratch, m * sampleScratchBytes(n));
   needBytes('sample out', out, m * 4);
-  ctx.launch(getKernel(ctx, 'sampling.cu', 'sample_rows', {}, SAMPLE_SHARED), [m], [1024], [logits, picks, scratch, { i32: n }, out], SAMPLE_SHARED);
+  const kernel = getKernel(ctx, 'sampling.cu', 'sample_rows', { CLUSTER: cluster }, SAMPLE_SHARED);
+  ctx.launch(kernel, [m * cluster], [1024], [logits, picks, scratch, { i32: n }, out], SAMPLE_SHARED);
 }

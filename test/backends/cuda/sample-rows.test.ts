@@ -5,14 +5,14 @@
  * with NaN and infinite logits: every row's token must be the host's (the same integers from the same logits; the
  * device's exp may differ from the host's in the last bit, which moves a weight only where it sits within 2^-18 of a
  * rounding boundary, so a token could differ only at a draw within one unit of a boundary: not seen here). Each row's
- * token is the same launched alone and in a batch, and the same twice. The picks' checks name the row and field.
- * Skips without a GPU.
+ * token is the same launched alone and in a batch, and the same twice, and on 1, 2, 4 or 8 blocks a row (a cluster).
+ * The picks' checks name the row and field; the cluster chooser runs without a GPU. Skips without a GPU.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tryCudaContext } from '../../../src/backends/cuda/index.js';
 import type { CudaContext } from '../../../src/backends/cuda/context.js';
-import { pickRows, sampleRowsCuda, sampleScratchBytes, PICK_BYTES } from '../../../src/backends/cuda/sample-rows.js';
+import { pickRows, sampleCluster, sampleRowsCuda, sampleScratchBytes, PICK_BYTES, SAMPLE_CLUSTERS, type SampleCluster } from '../../../src/backends/cuda/sample-rows.js';
 import { pickToken, seededRandom, type TokenPick } from '../../../src/model/sampling.js';
 import { LOGIT_SHAPES, randomLogits, type LogitShape } from '../../../bench/random-logits.js';
 import { freshSeed } from '../../helpers/random.js';
@@ -21,8 +21,8 @@ const cuda = tryCudaContext();
 const skip = 'reason' in cuda ? `no CUDA driver/GPU: ${cuda.reason}` : false;
 const ctxOf = (): CudaContext => (cuda as { ctx: CudaContext }).ctx;
 
-/** The tokens sample_rows picks from rows [m, n] of logits with the picks. */
-function devicePicks(logits: Float32Array, n: number, picks: readonly TokenPick[]): Int32Array {
+/** The tokens sample_rows picks from rows [m, n] of logits with the picks (on `cluster` blocks a row, else the default). */
+function devicePicks(logits: Float32Array, n: number, picks: readonly TokenPick[], cluster?: SampleCluster): Int32Array {
   const ctx = ctxOf();
   const m = picks.length;
   const x = ctx.upload(logits), p = ctx.upload(pickRows(picks));
@@ -30,7 +30,7 @@ function devicePicks(logits: Float32Array, n: number, picks: readonly TokenPick[
   try {
     out.fill(0xff);
     ctx.landUploads();
-    sampleRowsCuda(ctx, x, p, scratch, out, m, n);
+    sampleRowsCuda(ctx, x, p, scratch, out, m, n, cluster);
     return ctx.copyToHost(new Int32Array(m), out);
   } finally {
     for (const b of [x, p, scratch, out]) b.free();
@@ -75,7 +75,7 @@ test('sample_rows picks the host\'s token on every row: peaked, flat and tied lo
   assert.ok(sampled > 100, `${sampled} sampled rows`);
 });
 
-test('sample_rows: a row\'s token is the same alone, in a batch and launched again (one block a row, integer sums)', { skip }, () => {
+test('sample_rows: a row\'s token is the same alone, in a batch and launched again (integer sums)', { skip }, () => {
   const seed = freshSeed();
   const random = seededRandom(seed);
   const n = 32000, m = 16;
@@ -86,6 +86,30 @@ test('sample_rows: a row\'s token is the same alone, in a batch and launched aga
   for (const r of [0, 5, 15]) {
     assert.equal(devicePicks(logits.slice(r * n, (r + 1) * n), n, [picks[r]!])[0], batched[r], `seed ${seed}: row ${r} alone`);
   }
+});
+
+test('sample_rows: the same host token on 1, 2, 4 and 8 blocks a row, slices of a few tokens and empty ones among them', { skip }, () => {
+  const seed = freshSeed();
+  const random = seededRandom(seed);
+  for (const n of [1, 7, 13, 1000, 32003]) {
+    const m = 12;
+    const { logits, shapes } = rowsOf(m, n, random);
+    const picks = Array.from({ length: m }, (_, r): TokenPick => {
+      const [temperature, topP] = SETTINGS[(r + n) % SETTINGS.length]!;
+      return { temperature, topP, draw: r % 5 === 0 ? 0 : r % 5 === 1 ? 1 - 2 ** -53 : random() };
+    });
+    const want = picks.map((pick, r) => pickToken(logits.subarray(r * n, (r + 1) * n), pick));
+    for (const cluster of SAMPLE_CLUSTERS) {
+      const got = devicePicks(logits, n, picks, cluster);
+      want.forEach((w, r) => assert.equal(got[r], w, `seed ${seed}: n=${n} row ${r} on ${cluster} blocks (${shapes[r]}, T ${picks[r]!.temperature}, top-p ${picks[r]!.topP}, draw ${picks[r]!.draw})`));
+    }
+  }
+});
+
+test('sample_rows takes a row on as many blocks as keep the rows within the multiprocessors, up to 8, one before Hopper', () => {
+  assert.deepEqual([1, 16, 17, 33, 34, 66, 67, 200].map((m) => sampleCluster(m, 132, 9)), [8, 8, 4, 4, 2, 2, 1, 1]);
+  assert.equal(sampleCluster(1, 132, 8), 1);
+  assert.equal(sampleCluster(1, 4, 9), 4);
 });
 
 test('the picks are checked before they reach the device: the row and the field named', () => {

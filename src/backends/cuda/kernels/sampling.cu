@@ -1,7 +1,9 @@
 // sample_rows: each row's next token picked on the device by the host's definition (pickToken,
 // src/model/sampling.ts): the same integers from the same logits, so the same token from the same uniform draw.
 //
-//   grid (m), SAMPLE_THREADS (1024) threads, SAMPLE_SHARED (48 KiB) dynamic shared memory.
+//   grid (m · CLUSTER), SAMPLE_THREADS (1024) threads, SAMPLE_SHARED (96 KiB) dynamic shared memory; a row is taken by
+//   a cluster of CLUSTER blocks (1, 2, 4 or 8; a define, so __cluster_dims__ sets it and a plain launch honours it),
+//   block `rank` of row r = blockIdx.x / CLUSTER holding the row's tokens [rank · ⌈n/C⌉, (rank + 1) · ⌈n/C⌉) ∩ [0, n).
 //   x [m, n] f32 logits (row-major); pick [m][3] f64 = { draw in [0, 1), temperature, top_p } of each row;
 //   weights [m, n] u64 scratch; out [m] int32. n < 2^19 (every sum below is exact in a double).
 //
@@ -16,14 +18,19 @@
 //   is then the j-th of weight t in index order, j the least with above + j·t ≥ target, found by a count per thread
 //   over a contiguous range and a scan.
 //   mass = cum at select(top_p · W) (W where top_p · W ≥ W: no select); out = the token at select(draw · mass).
+// The cluster: each block makes the histograms of its own tokens; after a cluster barrier every block adds the
+// cluster's histograms bin by bin (reading the others' shared memory; integer sums, the same in every block, so every
+// block finds the same bins), and the ties' counts the same way (the block's offset = the counts of lower ranks).
+// Integer sums in a fixed order: the token does not depend on CLUSTER, on the row's place in a batch or on the run.
 // The first digit's histogram is made in the pass that makes the weights and kept (as suffix sums) for both selects,
 // so the row's weights are read three times a select (two digits, the ties), 256 KB at 32000 tokens, from L2.
 // Histogram adds: the lanes of a warp in one bin (most of a row's tokens share a few bins: those far below the top)
 // add their weights with __reduce_add_sync over the whole warp (in halves of 17 and 18 bits, so 32 of them fit 32
 // bits; the other lanes give 0) and one lane adds the sum, for up to three bins a round; any lanes left add their own.
-// Integer adds, so the result is deterministic. (A reduction over each bin's lanes alone, masks from
-// __match_any_sync, would give lanes of one warp different masks at one collective: undefined.)
-// Every loop is bounded, so a wrong histogram gives a wrong token, never a hang.
+// (A reduction over each bin's lanes alone, masks from __match_any_sync, would give lanes of one warp different masks at
+// one collective: undefined.)
+// Every loop is bounded, so a wrong histogram gives a wrong token, never a hang. A block's shared memory is read by the
+// others only between two cluster barriers, and every block passes a last barrier before it exits.
 #include "row-argmax.cuh"
 
 typedef unsigned long long u64;
@@ -34,13 +41,75 @@ typedef unsigned long long u64;
 #define BINS 4096   // digits 2 and 3: bits 12-23 and 0-11
 #define NO_BIN 0xffffffffu
 #define UNROLL 4 // rounds of a pass whose loads are issued together
+#ifndef CLUSTER
+#define CLUSTER 1
+#endif
+#if CLUSTER > 1
+#define CLUSTER_DIMS __cluster_dims__(CLUSTER, 1, 1)
+#else
+#define CLUSTER_DIMS
+#endif
 
 // this block's shared state besides the histograms
 struct SampleShared {
   u64 warp_sums[32];
   int digit;
-  int token;
+  // read by the cluster's other blocks:
+  float best; // the largest logit of this block's tokens and its first index
+  int at;
+  u64 count; // this block's count of tokens of the weight t (select_token)
 };
+
+// The cluster's barrier (every thread of every block; orders shared and global memory at cluster scope), its rank,
+// and a load from the same shared variable of block `rank`. With CLUSTER 1: the block's barrier and its own memory.
+__device__ __forceinline__ void cluster_sync() {
+#if CLUSTER > 1
+  asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+#else
+  __syncthreads();
+#endif
+}
+
+__device__ __forceinline__ unsigned cluster_rank() {
+#if CLUSTER > 1
+  unsigned r;
+  asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
+  return r;
+#else
+  return 0;
+#endif
+}
+
+template <typename T>
+__device__ __forceinline__ T load_from_rank(const T* p, unsigned rank) {
+#if CLUSTER > 1
+  static_assert(sizeof(T) == 8 || sizeof(T) == 4, "8- or 4-byte values");
+  const unsigned local = (unsigned)__cvta_generic_to_shared(p);
+  unsigned remote;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(local), "r"(rank));
+  if constexpr (sizeof(T) == 8) {
+    unsigned long long v;
+    asm volatile("ld.shared::cluster.u64 %0, [%1];" : "=l"(v) : "r"(remote) : "memory");
+    return *reinterpret_cast<T*>(&v);
+  } else {
+    unsigned v;
+    asm volatile("ld.shared::cluster.u32 %0, [%1];" : "=r"(v) : "r"(remote) : "memory");
+    return *reinterpret_cast<T*>(&v);
+  }
+#else
+  return *p;
+#endif
+}
+
+// sum[d] = Σ over the cluster's blocks, in rank order, of their part[d] (d < bins). Call between cluster barriers.
+__device__ __forceinline__ void add_cluster_bins(const u64* part, u64* sum, int bins) {
+  for (int d = threadIdx.x; d < bins; d += SAMPLE_THREADS) {
+    u64 s = 0;
+#pragma unroll
+    for (int r = 0; r < CLUSTER; ++r) s += load_from_rank(part + d, r);
+    sum[d] = s;
+  }
+}
 
 // Exclusive prefix sum of v over the block's threads (in thread order); total = the sum of all. Uses __syncthreads.
 __device__ __forceinline__ u64 block_scan(u64 v, u64& total, SampleShared& sh) {
@@ -89,12 +158,9 @@ __device__ __forceinline__ void hist_add(u64* hist, unsigned bin, u64 w) {
 }
 
 // hist [PER · SAMPLE_THREADS] (each thread's PER bins in a row) becomes its suffix sums: hist[d] = Σ_{d' ≥ d} hist[d'].
-// Then the one bin d with above + hist[d] ≥ target > above + hist[d + 1] (hist[BINS] = 0) is returned and above
-// becomes above + hist[d + 1], in every thread (the caller has made sure above + hist[0] ≥ target; else d = 0).
 template <int PER>
-__device__ __forceinline__ unsigned suffix_find(u64* hist, u64& above, double target, SampleShared& sh) {
+__device__ __forceinline__ void suffix_sums(u64* hist, SampleShared& sh) {
   const int d0 = threadIdx.x * PER;
-  if (threadIdx.x == 0) sh.digit = 0; // block_scan's barriers order it before the find below
   u64 h[PER], local = 0;
 #pragma unroll
   for (int i = 0; i < PER; ++i) local += h[i] = hist[d0 + i];
@@ -106,61 +172,65 @@ __device__ __forceinline__ unsigned suffix_find(u64* hist, u64& above, double ta
     before += h[i];
   }
   __syncthreads();
-  const int bins = PER * SAMPLE_THREADS;
+}
+
+// In suffix sums s [PER · SAMPLE_THREADS]: the one bin d with above + s[d] ≥ target > above + s[d + 1] (s[bins] = 0)
+// is returned and above becomes above + s[d + 1], in every thread (the caller has made sure above + s[0] ≥ target;
+// else d = 0).
+template <int PER>
+__device__ __forceinline__ unsigned find_bin(const u64* s, u64& above, double target, SampleShared& sh) {
+  const int d0 = threadIdx.x * PER, bins = PER * SAMPLE_THREADS;
+  if (threadIdx.x == 0) sh.digit = 0;
+  __syncthreads();
 #pragma unroll
   for (int i = 0; i < PER; ++i) {
     const int d = d0 + i;
-    const u64 next = d + 1 < bins ? hist[d + 1] : 0ull;
-    if ((double)(above + hist[d]) >= target && (double)(above + next) < target) sh.digit = d;
+    const u64 next = d + 1 < bins ? s[d + 1] : 0ull;
+    if ((double)(above + s[d]) >= target && (double)(above + next) < target) sh.digit = d;
   }
   __syncthreads();
   const int d = sh.digit;
-  above += d + 1 < bins ? hist[d + 1] : 0ull;
-  __syncthreads(); // sh.digit and hist may be written again
+  above += d + 1 < bins ? s[d + 1] : 0ull;
+  __syncthreads(); // sh.digit and s may be written again
   return (unsigned)d;
 }
 
-// The token at select(target) and cum there (see the header); s1 holds digit 1's suffix sums, target ≤ s1[0].
-__device__ __forceinline__ int select_token(const u64* wr, int n, double target, const u64* s1, u64* hist, SampleShared& sh, u64& cum) {
+// cum at select(target) (see the header) for the cluster's row; s1 holds digit 1's suffix sums of the row, target ≤ s1[0].
+// This block holds the row's tokens [lo, lo + len) (wr: the row's weights). With out: the token there is written to
+// *out by the block that holds it.
+__device__ __forceinline__ u64 select_token(const u64* wr, int lo, int len, double target, const u64* s1, u64* part, u64* hist, SampleShared& sh,
+                                            int* out) {
   target = fmax(target, 1.0); // cum_0 ≥ 1: a target up to 1 is reached at position 0, as any cum ≥ target there
-  const int rounds = (n + SAMPLE_THREADS - 1) / SAMPLE_THREADS;
-  if (threadIdx.x == 0) {
-    sh.digit = 0;
-    sh.token = 0;
-  }
-  __syncthreads();
+  const int rounds = (len + SAMPLE_THREADS - 1) / SAMPLE_THREADS;
   // digit 1: the suffix sums are made; find the bin
-  for (int d = threadIdx.x; d < BINS1; d += SAMPLE_THREADS) {
-    const u64 next = d + 1 < BINS1 ? s1[d + 1] : 0ull;
-    if ((double)s1[d] >= target && (double)next < target) sh.digit = d;
-  }
-  __syncthreads();
-  const unsigned d1 = sh.digit;
-  u64 above = d1 + 1 < BINS1 ? s1[d1 + 1] : 0ull;
-  __syncthreads();
+  u64 above = 0;
+  const unsigned d1 = find_bin<BINS1 / SAMPLE_THREADS>(s1, above, target, sh);
   // digits 2 and 3: among the tokens whose higher digits match
   u64 prefix = d1; // the digits found so far: 35 bits after the last, so 64-bit
 #pragma unroll 1
   for (int level = 0; level < 2; ++level) {
     const int shift = level == 0 ? 12 : 0;
-    for (int d = threadIdx.x; d < BINS; d += SAMPLE_THREADS) hist[d] = 0;
+    for (int d = threadIdx.x; d < BINS; d += SAMPLE_THREADS) part[d] = 0;
     __syncthreads();
     for (int r0 = 0; r0 < rounds; r0 += UNROLL) {
       u64 w[UNROLL]; // UNROLL loads in flight before the adds (the weights come from L2)
 #pragma unroll
       for (int u = 0; u < UNROLL; ++u) {
         const int j = (r0 + u) * SAMPLE_THREADS + threadIdx.x;
-        w[u] = j < n ? wr[j] : 0ull;
+        w[u] = j < len ? wr[lo + j] : 0ull;
       }
 #pragma unroll
       for (int u = 0; u < UNROLL; ++u) {
         const int j = (r0 + u) * SAMPLE_THREADS + threadIdx.x;
-        const bool in = j < n && (w[u] >> (shift + 12)) == prefix;
-        if (r0 + u < rounds) hist_add(hist, in ? (unsigned)(w[u] >> shift) & (BINS - 1) : NO_BIN, w[u]);
+        const bool in = j < len && (w[u] >> (shift + 12)) == prefix;
+        if (r0 + u < rounds) hist_add(part, in ? (unsigned)(w[u] >> shift) & (BINS - 1) : NO_BIN, w[u]);
       }
     }
-    __syncthreads();
-    prefix = (prefix << 12) | suffix_find<BINS / SAMPLE_THREADS>(hist, above, target, sh);
+    cluster_sync(); // every block's part is made
+    add_cluster_bins(part, hist, BINS);
+    cluster_sync(); // every block has read the parts (they are zeroed again next)
+    suffix_sums<BINS / SAMPLE_THREADS>(hist, sh);
+    prefix = (prefix << 12) | find_bin<BINS / SAMPLE_THREADS>(hist, above, target, sh);
   }
   // the bin of digit 3 holds tokens of one weight, t; take the j-th of them in index order
   const u64 t = prefix > 0 ? prefix : 1ull; // 0 only after a wrong histogram
@@ -168,86 +238,102 @@ __device__ __forceinline__ int select_token(const u64* wr, int n, double target,
   u64 j = (u64)fmax(1.0, ceil((target - (double)above) / (double)t));
   for (int k = 0; k < 4 && j > 1 && (double)(above + (j - 1) * t) >= target; ++k) --j;
   for (int k = 0; k < 4 && (double)(above + j * t) < target; ++k) ++j;
-  const int per = (n + SAMPLE_THREADS - 1) / SAMPLE_THREADS, from = threadIdx.x * per, to = min(n, from + per);
-  u64 count = 0;
+  if (out != nullptr) {
+    const int per = (len + SAMPLE_THREADS - 1) / SAMPLE_THREADS, from = lo + threadIdx.x * per, to = min(lo + len, from + per);
+    u64 count = 0;
 #pragma unroll 8
-  for (int i = from; i < to; ++i) count += wr[i] == t;
-  u64 total;
-  const u64 before = block_scan(count, total, sh);
-  if (before < j && j <= before + count) {
-    u64 seen = before;
-    for (int i = from; i < to; ++i) {
-      if (wr[i] == t && ++seen == j) {
-        sh.token = i;
-        break;
+    for (int i = from; i < to; ++i) count += wr[i] == t;
+    u64 total;
+    u64 before = block_scan(count, total, sh);
+    if (threadIdx.x == 0) sh.count = total;
+    cluster_sync(); // every block's count is written
+    const unsigned rank = cluster_rank();
+    for (unsigned r = 0; r < rank; ++r) before += load_from_rank(&sh.count, r);
+    if (before < j && j <= before + count) {
+      u64 seen = before;
+      for (int i = from; i < to; ++i) {
+        if (wr[i] == t && ++seen == j) {
+          *out = i;
+          break;
+        }
       }
     }
+    // sh.count is read by the others until the caller's next barrier
   }
-  __syncthreads();
-  cum = above + j * t;
-  const int token = sh.token;
-  __syncthreads();
-  return token;
+  return above + j * t;
 }
 
-extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS, 1)
+extern "C" __global__ void CLUSTER_DIMS __launch_bounds__(SAMPLE_THREADS, 1)
 sample_rows(const float* __restrict__ x, const double* __restrict__ pick, u64* weights, int n, int* __restrict__ out) {
   extern __shared__ u64 shared_bins[];
   __shared__ SampleShared sh;
-  u64* s1 = shared_bins;         // [BINS1]: digit 1's histogram, then its suffix sums
-  u64* hist = shared_bins + BINS1; // [BINS]: digits 2 and 3
-  const int row = blockIdx.x;
+  u64* part1 = shared_bins;  // [BINS1]: digit 1's histogram of this block's tokens
+  u64* s1 = part1 + BINS1;   // [BINS1]: the cluster's, then its suffix sums
+  u64* part = s1 + BINS1;    // [BINS]: digits 2 and 3, this block's tokens
+  u64* hist = part + BINS;   // [BINS]: the cluster's
+  const unsigned rank = cluster_rank();
+  const int row = blockIdx.x / CLUSTER;
+  const int per = (n + CLUSTER - 1) / CLUSTER, lo = min(n, (int)rank * per), len = min(n, lo + per) - lo;
   const float* xr = x + (size_t)row * n;
   u64* wr = weights + (size_t)row * n;
   const double draw = pick[3 * row], temperature = pick[3 * row + 1], top_p = pick[3 * row + 2];
-  const RowMax m = row_argmax(xr, n);
+  // the row's argmax: each block's over its tokens, then the first of the largest over the cluster (rank order is index
+  // order; a block of no value above −∞ offers its first index, which wins only where no block has one: index 0)
+  const RowMax mine = row_argmax(xr + lo, len);
+  if (threadIdx.x == 0) {
+    sh.best = mine.best;
+    sh.at = lo + mine.at;
+  }
+  cluster_sync();
+  RowMax m = {load_from_rank(&sh.best, 0), load_from_rank(&sh.at, 0)};
+  for (int r = 1; r < CLUSTER; ++r) {
+    const float b = load_from_rank(&sh.best, r);
+    const int a = load_from_rank(&sh.at, r);
+    if (b > m.best || (b == m.best && a < m.at)) m = {b, a};
+  }
+  const bool writer = rank == 0 && threadIdx.x == 0;
   if (!(temperature > 0.0)) {
-    if (threadIdx.x == 0) out[row] = m.at;
+    if (writer) out[row] = m.at;
+    cluster_sync(); // sh is read by the others until here
     return;
   }
-  for (int d = threadIdx.x; d < BINS1; d += SAMPLE_THREADS) s1[d] = 0;
+  if (writer) out[row] = 0; // the token, unless a wrong histogram finds none (ordered before the finder's write by the barriers)
+  for (int d = threadIdx.x; d < BINS1; d += SAMPLE_THREADS) part1[d] = 0;
   __syncthreads();
   const double top = (double)m.best, scale = (double)(1ull << WEIGHT_BITS);
-  const int rounds = (n + SAMPLE_THREADS - 1) / SAMPLE_THREADS;
+  const int rounds = (len + SAMPLE_THREADS - 1) / SAMPLE_THREADS;
   for (int r0 = 0; r0 < rounds; r0 += UNROLL) {
     float v[UNROLL];
 #pragma unroll
     for (int u = 0; u < UNROLL; ++u) {
       const int j = (r0 + u) * SAMPLE_THREADS + threadIdx.x;
-      v[u] = j < n ? xr[j] : 0.f;
+      v[u] = j < len ? xr[lo + j] : 0.f;
     }
 #pragma unroll
     for (int u = 0; u < UNROLL; ++u) {
       const int j = (r0 + u) * SAMPLE_THREADS + threadIdx.x;
       u64 w = 0;
-      if (j < n) {
+      if (j < len) {
         const double e = exp(((double)v[u] - top) / temperature) * scale;
         w = e > 0.0 ? (u64)floor(e + 0.5) : 0ull;
-        wr[j] = w;
+        wr[lo + j] = w;
       }
-      if (r0 + u < rounds) hist_add(s1, j < n ? (unsigned)(w >> 24) : NO_BIN, w);
+      if (r0 + u < rounds) hist_add(part1, j < len ? (unsigned)(w >> 24) : NO_BIN, w);
     }
   }
+  cluster_sync(); // every block's part1 is made (and sh.best / sh.at read)
+  add_cluster_bins(part1, s1, BINS1); // part1 is not written again
   __syncthreads();
-  // s1 becomes its suffix sums (two bins a thread); W = s1[0]
-  {
-    const int d0 = 2 * threadIdx.x;
-    const u64 h0 = s1[d0], h1 = s1[d0 + 1];
-    u64 total;
-    const u64 before = block_scan(h0 + h1, total, sh);
-    s1[d0] = total - before;
-    s1[d0 + 1] = total - before - h0;
-  }
-  __syncthreads();
+  suffix_sums<BINS1 / SAMPLE_THREADS>(s1, sh); // W = s1[0], the same in every block
   const u64 W = s1[0];
   if (W == 0) {
-    if (threadIdx.x == 0) out[row] = m.at;
+    if (writer) out[row] = m.at;
+    cluster_sync(); // part1 is read by the others until here
     return;
   }
   const double target = top_p * (double)W;
-  u64 mass = W; // select(target) for a target of W or more is the last token of positive weight, where cum = W (top-p 1)
-  if (target < (double)W) select_token(wr, n, target, s1, hist, sh, mass);
-  u64 cum;
-  const int token = select_token(wr, n, draw * (double)mass, s1, hist, sh, cum);
-  if (threadIdx.x == 0) out[row] = token;
+  // select(target) for a target of W or more is the last token of positive weight, where cum = W (top-p 1)
+  const u64 mass = target < (double)W ? select_token(wr, lo, len, target, s1, part, hist, sh, nullptr) : W;
+  select_token(wr, lo, len, draw * (double)mass, s1, part, hist, sh, out + row);
+  cluster_sync(); // part1 and sh.count are read by the others until here
 }
