@@ -9,17 +9,20 @@
  *             would read its input before it is written); with the fixed inputs here its bits are the same, and its
  *             time is the most any overlap of the GEMMs could give.
  *   ring      (with --ring) the chain with the weights streamed ahead of its barriers (w4a8_decode_ring, decode-chain.cu): one block
- *             a SM, a producer warp bulk-copying the block's weight pieces of every stage into a ring of shared-memory
- *             slots, waiting only for free slots, so the weight stream runs on while a barrier waits. Opt-in until
- *             it has run on a GPU (written 2026-12-07 when no machine came; docs/cuda-notes.md, 32nd session).
- * The chain's, the stream's and the ring's outputs are first checked bit for bit against the launches'. What it measures: whether a step-wide
+ *             a SM, a producer warp bulk-copying its consumers' weight pieces of every stage into a ring of shared-memory
+ *             slots, waiting only for free slots, so the weight stream runs on while a barrier waits. Variants (--ring
+ *             takes a list, or all): ring (16 consumer warps a block, activations in shared memory), ring2 (two groups
+ *             of 8 consumer warps + a producer each, activations from L2: the launches' two blocks a SM as one),
+ *             each also -nobar (its barriers left out, a bound like stream's) and -weights (the consumers only wait
+ *             for each slot and give it back: the weight stream's own time; its outputs are not checked).
+ * The chain's, the stream's and the rings' outputs (but -weights') are first checked bit for bit against the launches'. What it measures: whether a step-wide
  * kernel's boundaries (a barrier, the grid resident) cost less than launches do (cuda-read-chain: a plain read of the
  * same bytes loses 18% to launch boundaries with PDL). Each GEMM reads a fixed activation buffer (no quantization
  * between), so neither way includes the small ops. Timing: CudaTimer (events around each sample, queued behind a
  * spin). Usage:
  * --prew P: the weight chunks a warp loads before its wait (the launches' griddepcontrol.wait, the chain's barrier), 1 or
  * 2 (the engine's default since the 29th session: at K = 4096 a resident block's whole tile).
- *   node dist/bench/cuda-decode-chain.js [--layers 8] [--ms 1,8] [--rounds 4] [--prew 2] [--ring] [--out DIR]
+ *   node dist/bench/cuda-decode-chain.js [--layers 8] [--ms 1,8] [--rounds 4] [--prew 2] [--ring ring,ring2,…|all] [--out DIR]
  */
 import { join } from 'node:path';
 import { paddedRows } from '../src/backends/cuda/repack.js';
@@ -36,7 +39,7 @@ const { values } = benchArgs(import.meta.url, {
     ms: { type: 'string', default: '1,8' },
     rounds: { type: 'string', default: '4' },
     prew: { type: 'string', default: '2' },
-    ring: { type: 'boolean', default: false },
+    ring: { type: 'string', default: '' },
     out: { type: 'string', default: 'docs/bench' },
   },
 });
@@ -45,8 +48,24 @@ const Ms = positiveInts('ms', values.ms!);
 if (Ms.some((M) => M > 8)) throw new BenchArgumentError('--ms: the chain runs the one-token-half decode kernel, 1..8 rows');
 const rounds = positiveInt('rounds', values.rounds!);
 const PREW = positiveInt('prew', values.prew!);
-const withRing = values.ring === true;
 if (PREW > 2) throw new BenchArgumentError(`--prew takes 1 or 2 (the register pipeline's two buffers), got ${PREW}`);
+/** A ring variant (w4a8_decode_ring's defines): GROUPS groups of WK consumer warps + a producer warp a block. */
+interface RingVariant { name: string; groups: number; wk: number; xsmem: boolean; barrier: boolean; compute: boolean }
+const RING_BASES = [
+  { name: 'ring', groups: 1, wk: 16, xsmem: true },
+  { name: 'ring2', groups: 2, wk: 8, xsmem: false },
+];
+const RING_VARIANTS: RingVariant[] = RING_BASES.flatMap((v) => [
+  { ...v, barrier: true, compute: true },
+  { ...v, name: `${v.name}-nobar`, barrier: false, compute: true },
+  { ...v, name: `${v.name}-weights`, barrier: true, compute: false },
+]);
+const ringNames = values.ring === 'all' ? RING_VARIANTS.map((v) => v.name) : values.ring!.split(',').filter((n) => n !== '');
+const rings = ringNames.map((n) => {
+  const v = RING_VARIANTS.find((r) => r.name === n);
+  if (!v) throw new BenchArgumentError(`--ring: no variant '${n}' (${RING_VARIANTS.map((r) => r.name).join(', ')} or all)`);
+  return v;
+});
 const SAMPLES = 10;
 const LAYER: [K: number, N: number][] = [[4096, 12288], [4096, 4096], [4096, 22016], [11008, 4096]];
 /** The engine's decode config at M <= 8 on these shapes (chooseW4A8Config), launched overlapping the launch before. */
@@ -72,23 +91,27 @@ const weightBytes = stages.reduce((s, l) => s + (paddedRows(l.n) * l.k) / 2, 0);
 const chainDefines = { GROUP: 128, SCALE_INT: 1, IS_SHIFT: 0, OUT_F16: 0, MT: 1, NTW: 1, WK: 16, MINB: CHAIN_MINB, PREW };
 const chainFn = getKernel(ctx, join(benchKernelsDir(), 'decode-chain.cu'), 'w4a8_decode_chain', chainDefines);
 const streamFn = getKernel(ctx, join(benchKernelsDir(), 'decode-chain.cu'), 'w4a8_decode_chain', { ...chainDefines, BARRIER: 0 });
-/** The ring's dynamic shared memory at M rows: as many slots as fit beside the activations (M × the largest K). */
-const ringSlotBytes = CONFIG.WK * (1024 + 64);
-const ringStatic = 2 * 8 * 16 + CONFIG.WK * 4 * 32 * 4; // full/empty mbarriers (up to 16 slots each) + the reduction
 const kMax = Math.max(...LAYER.map(([K]) => K));
-const ringSlots = (M: number): number => Math.min(16, Math.floor((ctx.info.maxSharedPerBlockOptin - ringStatic - M * kMax) / ringSlotBytes));
-const ringSharedBytes = (M: number): number => ringSlots(M) * ringSlotBytes + M * kMax;
-const ringFn = (M: number) => {
-  if (ringSlots(M) < 2) throw new BenchArgumentError(`--ring at M=${M}: ${ctx.info.maxSharedPerBlockOptin} B of shared memory a block hold fewer than two slots beside the activations`);
-  return getKernel(ctx, join(benchKernelsDir(), 'decode-chain.cu'), 'w4a8_decode_ring', { ...chainDefines, RING: ringSlots(M) }, ringSharedBytes(M));
+/** A variant's slot: its consumers' chunks of weights (1 KB) and scales (64 B). */
+const ringSlotBytes = (v: RingVariant): number => v.wk * (1024 + 64);
+/** Slots a group: as many as fit beside the activations (M × the largest K, XSMEM) and the static arrays, at most 16. */
+const ringSlots = (v: RingVariant, M: number): number => {
+  const fixed = v.groups * (2 * 8 * 16 + v.wk * 4 * 32 * 4) + (v.xsmem ? M * kMax : 0); // mbarriers (≤ 16 slots) + reduction
+  return Math.min(16, Math.floor((ctx.info.maxSharedPerBlockOptin - fixed) / (v.groups * ringSlotBytes(v))));
+};
+const ringSharedBytes = (v: RingVariant, M: number): number => v.groups * ringSlots(v, M) * ringSlotBytes(v) + (v.xsmem ? M * kMax : 0);
+const ringFn = (v: RingVariant, M: number) => {
+  if (ringSlots(v, M) < 2) throw new BenchArgumentError(`--ring ${v.name} at M=${M}: ${ctx.info.maxSharedPerBlockOptin} B of shared memory a block hold fewer than two slots a group`);
+  const defines = { ...chainDefines, WK: v.wk, RING: ringSlots(v, M), GROUPS: v.groups, XSMEM: v.xsmem ? 1 : 0, BARRIER: v.barrier ? 1 : 0, RING_COMPUTE: v.compute ? 1 : 0 };
+  return getKernel(ctx, join(benchKernelsDir(), 'decode-chain.cu'), 'w4a8_decode_ring', defines, ringSharedBytes(v, M));
 };
 const counter = inputs.output(4);
-const ringCounter = inputs.output(4);
+/** Each barrier-keeping ring's counter and the arrivals its launches have added (host-kept, never reset). */
+const ringCounters = rings.map(() => ({ buffer: inputs.output(4), arrivals: 0 }));
 ctx.synchronize();
 counter.fill(0);
-ringCounter.fill(0);
+ringCounters.forEach((c) => c.buffer.fill(0));
 let arrivals = 0;
-let ringArrivals = 0;
 
 for (const M of Ms) {
   const acts = new DeviceInputs(ctx, new Seeds(100 + M));
@@ -97,7 +120,7 @@ for (const M of Ms) {
   const yLaunch = stages.map((l) => acts.output(M * l.n * 4));
   const yChain = stages.map((l) => acts.output(M * l.n * 4));
   const yStream = stages.map((l) => acts.output(M * l.n * 4));
-  const yRing = withRing ? stages.map((l) => acts.output(M * l.n * 4)) : [];
+  const yRings = rings.map(() => stages.map((l) => acts.output(M * l.n * 4)));
   const table = new DataView(new ArrayBuffer(stages.length * STAGE_BYTES));
   stages.forEach((l, s) => {
     const at = s * STAGE_BYTES;
@@ -111,10 +134,12 @@ for (const M of Ms) {
   stages.forEach((_, s) => table.setBigUint64(s * STAGE_BYTES + 32, BigInt(yStream[s]!.address), true));
   const streamTable = acts.output(table.byteLength);
   streamTable.upload(new Uint8Array(table.buffer));
-  yRing.forEach((y, s) => table.setBigUint64(s * STAGE_BYTES + 32, BigInt(y.address), true));
-  const ringTable = withRing ? acts.output(table.byteLength) : undefined;
-  ringTable?.upload(new Uint8Array(table.buffer));
-  const ringKernel = withRing ? ringFn(M) : undefined;
+  const ringTables = yRings.map((ys) => {
+    ys.forEach((y, s) => table.setBigUint64(s * STAGE_BYTES + 32, BigInt(y.address), true));
+    const t = acts.output(table.byteLength);
+    t.upload(new Uint8Array(table.buffer));
+    return t;
+  });
 
   const launches: Launch = () => stages.forEach((l, s) => w4a8Linear(ctx, l, xq[s]!, a[s]!, yLaunch[s]!, M, CONFIG));
   const chain: Launch = () => {
@@ -122,31 +147,41 @@ for (const M of Ms) {
     arrivals = (arrivals + stages.length * grid) >>> 0;
   };
   const stream: Launch = () => ctx.launch(streamFn, [grid], [CONFIG.WK * 32], [streamTable, { i32: stages.length }, { i32: M }, counter, { i32: 0 }]);
-  const ring: Launch = () => {
-    ctx.launch(ringKernel!, [ctx.info.multiprocessors], [(CONFIG.WK + 1) * 32], [ringTable!, { i32: stages.length }, { i32: M }, ringCounter, { i32: ringArrivals | 0 }], ringSharedBytes(M));
-    ringArrivals = (ringArrivals + stages.length * ctx.info.multiprocessors) >>> 0;
-  };
+  const ringLaunches = rings.map((v, i): Launch => {
+    const fn = ringFn(v, M);
+    const c = ringCounters[i]!;
+    const blocks = ctx.info.multiprocessors;
+    return () => {
+      ctx.launch(fn, [blocks], [v.groups * (v.wk + 1) * 32], [ringTables[i]!, { i32: stages.length }, { i32: M }, c.buffer, { i32: c.arrivals | 0 }], ringSharedBytes(v, M));
+      if (v.barrier) c.arrivals = (c.arrivals + stages.length * blocks * v.groups) >>> 0;
+    };
+  });
   // the same bits first (outputs poisoned with NaN bytes, so an unwritten one fails)
   ctx.synchronize();
-  for (const y of [...yLaunch, ...yChain, ...yStream, ...yRing]) y.fill(0xff);
+  for (const y of [...yLaunch, ...yChain, ...yStream, ...yRings.flat()]) y.fill(0xff);
   launches(0);
   chain(0);
   stream(0);
-  if (withRing) ring(0);
+  ringLaunches.forEach((l) => l(0));
   ctx.synchronize();
   const bytesOf = (y: DeviceBuffer, n: number): Buffer => Buffer.from(y.download(new Uint8Array(M * n * 4)));
-  for (const [name, ys] of [['chain', yChain], ['stream', yStream], ...(withRing ? [['ring', yRing]] as const : [])] as const) {
+  const checked: [string, DeviceBuffer[]][] = [['chain', yChain], ['stream', yStream], ...rings.flatMap((v, i) => (v.compute ? [[v.name, yRings[i]!] as [string, DeviceBuffer[]]] : []))];
+  for (const [name, ys] of checked) {
     const mismatched = stages.filter((l, s) => !bytesOf(yLaunch[s]!, l.n).equals(bytesOf(ys[s]!, l.n))).length;
     if (mismatched > 0) throw new Error(`M=${M}: the ${name}'s output differs from the launches' in ${mismatched} of ${stages.length} GEMMs`);
   }
-  const [t1, t2, t3, t4] = timer.timeInterleaved([launches, chain, stream, ...(withRing ? [ring] : [])], rounds, SAMPLES);
+  const [t1, t2, t3, ...tRings] = timer.timeInterleaved([launches, chain, stream, ...ringLaunches], rounds, SAMPLES);
   const line = (name: string, us: number, p10: number, p90: number): string =>
-    `M=${M} ${name.padEnd(9)} ${(us / layers).toFixed(2).padStart(7)} µs a layer (p10 ${(p10 / layers).toFixed(2)}, p90 ${(p90 / layers).toFixed(2)}), ${(weightBytes / us / 1e6).toFixed(2)} TB/s of weights`;
-  log.line(`M=${M} chain, stream${withRing ? ' and ring' : ''} outputs bit-identical to the launches' in all ${stages.length} GEMMs`);
+    `M=${M} ${name.padEnd(13)} ${(us / layers).toFixed(2).padStart(7)} µs a layer (p10 ${(p10 / layers).toFixed(2)}, p90 ${(p90 / layers).toFixed(2)}), ${(weightBytes / us / 1e6).toFixed(2)} TB/s of weights`;
+  log.line(`M=${M} ${checked.map(([n]) => n).join(', ')} outputs bit-identical to the launches' in all ${stages.length} GEMMs`);
   log.line(line('launches', t1!.us, t1!.p10, t1!.p90));
   log.line(`${line('chain', t2!.us, t2!.p10, t2!.p90)}; ${(t1!.us / t2!.us).toFixed(3)}x the launches`);
   log.line(`${line('stream', t3!.us, t3!.p10, t3!.p90)}; ${(t1!.us / t3!.us).toFixed(3)}x the launches (no barriers: not a valid schedule, the bound)`);
-  if (t4) log.line(`${line('ring', t4.us, t4.p10, t4.p90)}; ${(t1!.us / t4.us).toFixed(3)}x the launches (${ctx.info.multiprocessors} blocks, ${ringSlots(M)} slots of ${ringSlotBytes} B a block)`);
+  rings.forEach((v, i) => {
+    const t = tRings[i]!;
+    const what = `${ctx.info.multiprocessors} blocks of ${v.groups} × (${v.wk} + 1) warps, ${ringSlots(v, M)} slots of ${ringSlotBytes(v)} B a group, activations from ${v.xsmem ? 'shared memory' : 'L2'}${v.barrier ? '' : ', no barriers (a bound)'}${v.compute ? '' : ', weights only (outputs not computed)'}`;
+    log.line(`${line(v.name, t.us, t.p10, t.p90)}; ${(t1!.us / t.us).toFixed(3)}x the launches (${what})`);
+  });
   acts.free();
 }
 log.write(values.out!, 'cuda-decode-chain.log');

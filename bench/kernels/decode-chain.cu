@@ -75,65 +75,86 @@ w4a8_decode_chain(const ChainStage* __restrict__ stages, int S, int M, unsigned*
 // ---- w4a8_decode_ring: the chain with its weights streamed ahead of the barriers ----
 //
 // The chain above keeps every drain: after a stage's barrier a block starts loading the next stage's weights (one
-// tile's chunks before the wait at most), although the weights depend on nothing the barrier waits for. Here one
-// producer warp a block streams the block's weight tiles of every stage, in the order its consumers take them, into
-// a ring of RING shared-memory slots with 1-D bulk copies (cp.async.bulk, completing on the slot's `full` mbarrier),
-// and waits only for a slot to be given back (its `empty` mbarrier, one arrival a consumer warp): it runs ahead
-// across the barriers by as many slots as the ring holds, so the weight stream need not stop while a barrier (in a
-// step-wide kernel: the small ops too) waits. If the chain's time falls to the stream's (no barriers at all), a
-// step-wide kernel built this way keeps the HBM busy through its dependencies.
+// tile's chunks before the wait at most), although the weights depend on nothing the barrier waits for. Here a
+// producer warp streams its consumers' weight tiles of every stage, in the order they take them, into a ring of RING
+// shared-memory slots with 1-D bulk copies (cp.async.bulk, completing on the slot's `full` mbarrier), and waits only
+// for a slot to be given back (its `empty` mbarrier, one arrival a consumer warp): it runs ahead across the barriers
+// by as many slots as the ring holds, so the weight stream need not stop while a barrier (in a step-wide kernel: the
+// small ops too) waits. If the chain's time falls to the stream's (no barriers at all), a step-wide kernel built this
+// way keeps the HBM busy through its dependencies.
 //
-//   grid: one block a SM (the ring takes most of its shared memory), all resident; block: WK consumer warps + 1
-//   producer warp. Stage s, tile t (16 rows), piece p: the tile's chunks [p·WK, (p+1)·WK) ∩ [0, K/128) (one 128-k
-//   chunk a consumer warp: warp w takes chunk p·WK + w), a slot = the piece's weights (1 KB a chunk, contiguous in
-//   wq[tile][step][lane]) then its scales (64 B a chunk: GROUP 128, one group a chunk; sc[tile][g][16]).
-//   Dynamic shared memory: RING slots of WK · (1024 + 64) bytes, then the stage's activations x [M][K] (int8),
-//   copied in by the consumers after the stage's barrier.
+//   grid: one block a SM (the ring takes most of its shared memory), all resident; block: GROUPS groups, each WK
+//   consumer warps + 1 producer warp with its own RING slots, barriers and reduction buffer, and its own tiles: group
+//   g of block b is virtual block v = b·GROUPS + g of a grid of gridDim.x·GROUPS, taking tiles v, v + that, … (GROUPS 2
+//   at WK 8: the launches' two 512-thread blocks a SM, as one block). Stage s, tile t (16 rows), piece p: the tile's
+//   chunks [p·WK, (p+1)·WK) ∩ [0, K/128) (one 128-k chunk a consumer warp: warp w takes chunk p·WK + w), a slot = the
+//   piece's weights (1 KB a chunk, contiguous in wq[tile][step][lane]) then its scales (64 B a chunk: GROUP 128, one
+//   group a chunk; sc[tile][g][16]).
+//   Dynamic shared memory: GROUPS·RING slots of WK · (1024 + 64) bytes, then (XSMEM 1) the stage's activations x
+//   [M][K] (int8), copied in by the consumers after the stage's barrier; XSMEM 0 reads them from global memory (L2) as
+//   the launches do (needed at GROUPS > 1: one group may copy the next stage's x while the other reads this one's).
+//   Diagnostics: RING_COMPUTE 0 leaves out the consumers' arithmetic and stores (they wait for each slot and give it
+//   back), so the time is the weight stream's alone; BARRIER 0 as the chain's.
 // Bits: integer scales only (SCALE_INT 1, GROUP 128): every chunk closes its group, T = Σ_g acc_g · S_g in int32 is
 // exact in any order, so the outputs are the chain's and the launches' bit for bit although a warp's chunks differ.
-// Written 2026-12-07 without a GPU (no machine came): compiled by nvcc (kernels-compile.test), never run; the bench
-// takes it only with --ring and checks its bits before it times it.
+// First run 2026-12-07 (H100, GROUPS 1 WK 16): bit-exact, 0.944x the launches at M = 1.
 #ifdef RING
 #include "mbarrier.cuh"
+#ifndef GROUPS
+#define GROUPS 1
+#endif
+#ifndef XSMEM
+#define XSMEM 1
+#endif
+#ifndef RING_COMPUTE
+#define RING_COMPUTE 1
+#endif
 #define PIECE_W (WK * 1024)
 #define PIECE_S (WK * 64)
 #define SLOT_BYTES (PIECE_W + PIECE_S)
 static_assert(GROUP == 128 && MT == 1 && NTW == 1 && SCALE_INT == 1, "the ring variant: integer scales, one group a chunk, one token half, one tile a block");
+static_assert(GROUPS == 1 || !XSMEM, "groups share the block's shared memory: their activations come from global memory (XSMEM 0)");
+static_assert(GROUPS * (WK + 1) <= 32, "a block holds at most 32 warps");
 
 __device__ __forceinline__ void bulk_load(u32 dst, const void* src, u32 bytes, u32 bar) {
   asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(dst), "l"(src), "r"(bytes), "r"(bar)
                : "memory");
 }
-// the consumer warps' own barrier (the producer warp never joins it)
-__device__ __forceinline__ void consumers_sync() { asm volatile("bar.sync 1, %0;\n" ::"r"(WK * 32) : "memory"); }
+// a group's consumer warps' own barrier (named barrier 1 + g; the producer warps never join it)
+__device__ __forceinline__ void consumers_sync(int g) { asm volatile("bar.sync %0, %1;\n" ::"r"(1 + g), "r"(WK * 32) : "memory"); }
 
-extern "C" __global__ void __launch_bounds__((WK + 1) * 32, 1)
+extern "C" __global__ void __launch_bounds__(GROUPS * (WK + 1) * 32, 1)
 w4a8_decode_ring(const ChainStage* __restrict__ stages, int S, int M, unsigned* counter, unsigned base) {
   extern __shared__ __align__(128) unsigned char ring_shared[];
-  __shared__ __align__(8) unsigned long long full[RING], empty[RING];
-  __shared__ int red[WK][4][32];
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
-  unsigned char* xs = ring_shared + RING * SLOT_BYTES;
+  __shared__ __align__(8) unsigned long long full_bars[GROUPS][RING], empty_bars[GROUPS][RING];
+  __shared__ int red_all[GROUPS][WK][4][32];
+  const int g = threadIdx.x / ((WK + 1) * 32), warp = (threadIdx.x >> 5) % (WK + 1), lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
+  const int ct = threadIdx.x - g * (WK + 1) * 32;  // the thread's index in its group
+  const int vgrid = gridDim.x * GROUPS, vb = blockIdx.x * GROUPS + g;
+  unsigned long long* full = full_bars[g];
+  unsigned long long* empty = empty_bars[g];
+  unsigned char* slots = ring_shared + g * RING * SLOT_BYTES;
+  unsigned char* xs = ring_shared + GROUPS * RING * SLOT_BYTES;
   if (threadIdx.x == 0) {
-    for (int i = 0; i < RING; ++i) {
-      mbar_init(smem_u32(&full[i]), 1);
-      mbar_init(smem_u32(&empty[i]), WK);
+    for (int i = 0; i < GROUPS * RING; ++i) {
+      mbar_init(smem_u32(&full_bars[0][0] + i), 1);
+      mbar_init(smem_u32(&empty_bars[0][0] + i), WK);
     }
     mbar_init_fence();
   }
   __syncthreads();
-  if (warp == WK) {  // the producer: lane 0 issues every piece of every stage in the consumers' order
+  if (warp == WK) {  // the producer: lane 0 issues every piece of every stage in its consumers' order
     if (lane != 0) return;
     unsigned it = 0;
     for (int s = 0; s < S; ++s) {
       const ChainStage st = stages[s];
       const int tiles = (st.N + 15) / 16, C = st.K / 128, pieces = (C + WK - 1) / WK, steps = st.K / 64, NG = st.K / GROUP;
-      for (int t = blockIdx.x; t < tiles; t += gridDim.x) {
+      for (int t = vb; t < tiles; t += vgrid) {
         for (int p = 0; p < pieces; ++p, ++it) {
           const unsigned slot = it % RING, round = it / RING;
           if (round > 0) mbar_wait(smem_u32(&empty[slot]), (round - 1) & 1);
           const int n = min(WK, C - p * WK);
-          const u32 bar = smem_u32(&full[slot]), dst = smem_u32(ring_shared + slot * SLOT_BYTES);
+          const u32 bar = smem_u32(&full[slot]), dst = smem_u32(slots + slot * SLOT_BYTES);
           mbar_arrive_expect_tx(bar, n * (1024 + 64));
           bulk_load(dst, st.wq + ((size_t)t * steps + 2 * p * WK) * 32, n * 1024, bar);
           bulk_load(dst + PIECE_W, st.sc + ((size_t)t * NG + p * WK) * 16, n * 64, bar);
@@ -142,37 +163,46 @@ w4a8_decode_ring(const ChainStage* __restrict__ stages, int S, int M, unsigned* 
     }
     return;
   }
+  int (*red)[4][32] = red_all[g];
   unsigned it = 0;
   for (int s = 0; s < S; ++s) {
     const ChainStage st = stages[s];
     const int tiles = (st.N + 15) / 16, C = st.K / 128, pieces = (C + WK - 1) / WK;
-    // the stage's barrier, then its activations into shared memory (every tile of the stage reads them)
+    // the stage's barrier, then (XSMEM) its activations into shared memory (every tile of the stage reads them)
     if (s > 0 && BARRIER) {
-      spin_until(counter, base + (unsigned)s * gridDim.x);
-      consumers_sync();
+      spin_until(counter, base + (unsigned)s * vgrid);
+      consumers_sync(g);
     }
-    for (int i = threadIdx.x; i < M * st.K / 16; i += WK * 32)
-      reinterpret_cast<uint4*>(xs)[i] = ld_coherent(reinterpret_cast<const uint4*>(st.xq) + i);
-    consumers_sync();
-    for (int t = blockIdx.x; t < tiles; t += gridDim.x) {
+    if (XSMEM) {
+      for (int i = ct; i < M * st.K / 16; i += WK * 32)
+        reinterpret_cast<uint4*>(xs)[i] = ld_coherent(reinterpret_cast<const uint4*>(st.xq) + i);
+      consumers_sync(g);
+    }
+    for (int t = vb; t < tiles; t += vgrid) {
       DecodeAcc<1, 1, scale_t> acc;
       decode_zero(acc);
       for (int p = 0; p < pieces; ++p, ++it) {
         const unsigned slot = it % RING, round = it / RING;
         const int c = p * WK + warp;
         Chunk b;
-        if (c < C) {  // the chunk's activations (rows ≥ M: zeros), read before the slot lands
+        if (RING_COMPUTE && c < C) {  // the chunk's activations (rows ≥ M: zeros), read before the slot lands
           const bool valid = gid < M;
-          const unsigned char* xr = xs + (size_t)(valid ? gid : 0) * st.K + c * 128 + tig * 16;
-          b.x[0][0] = valid ? *reinterpret_cast<const uint4*>(xr) : make_uint4(0, 0, 0, 0);
-          b.x[0][1] = valid ? *reinterpret_cast<const uint4*>(xr + 64) : make_uint4(0, 0, 0, 0);
+          const size_t at = (size_t)(valid ? gid : 0) * st.K + c * 128 + tig * 16;
+          const uint4 zero = make_uint4(0, 0, 0, 0);
+          if (XSMEM) {
+            b.x[0][0] = valid ? *reinterpret_cast<const uint4*>(xs + at) : zero;
+            b.x[0][1] = valid ? *reinterpret_cast<const uint4*>(xs + at + 64) : zero;
+          } else {
+            b.x[0][0] = valid ? ld_coherent(reinterpret_cast<const uint4*>(st.xq + at)) : zero;
+            b.x[0][1] = valid ? ld_coherent(reinterpret_cast<const uint4*>(st.xq + at + 64)) : zero;
+          }
         }
         mbar_wait(smem_u32(&full[slot]), round & 1);
-        if (c < C) {
-          const unsigned char* w = ring_shared + slot * SLOT_BYTES + warp * 1024;
+        if (RING_COMPUTE && c < C) {
+          const unsigned char* w = slots + slot * SLOT_BYTES + warp * 1024;
           b.w[0][0] = *reinterpret_cast<const uint4*>(w + lane * 16);
           b.w[0][1] = *reinterpret_cast<const uint4*>(w + 512 + lane * 16);
-          const scale_t* sp = reinterpret_cast<const scale_t*>(ring_shared + slot * SLOT_BYTES + PIECE_W + warp * 64);
+          const scale_t* sp = reinterpret_cast<const scale_t*>(slots + slot * SLOT_BYTES + PIECE_W + warp * 64);
           b.s[0][0] = sp[gid];
           b.s[0][1] = sp[gid + 8];
           decode_chunk<IS_SHIFT ? 4 : 0, GROUP>(acc, b.s, c, C, [&] { chunk_mma(acc.acc, b); });
@@ -180,23 +210,24 @@ w4a8_decode_ring(const ChainStage* __restrict__ stages, int S, int M, unsigned* 
         __syncwarp();
         if (lane == 0) mbar_arrive(smem_u32(&empty[slot]));
       }
+      if (!RING_COMPUTE) continue;
       // the warps' totals added in warp order, then the tile's outputs (decode_reduce's mapping at NT = MTK = 1)
 #pragma unroll
       for (int i = 0; i < 4; ++i) red[warp][i][lane] = acc.tot[0][0][i];
-      consumers_sync();
-      for (int idx = threadIdx.x; idx < 4 * 32; idx += WK * 32) {
+      consumers_sync(g);
+      for (int idx = ct; idx < 4 * 32; idx += WK * 32) {
         const int e = idx >> 5, l = idx & 31;
         int sum = red[0][e][l];
         for (int w = 1; w < WK; ++w) sum += red[w][e][l];
         const int n = t * 16 + (l >> 2) + (e >= 2 ? 8 : 0), token = (l & 3) * 2 + (e & 1);
         if (token < M && n < st.N) st.y[(size_t)token * st.N + n] = to_out(out_scale(sum, st.ascale[token], st.post));
       }
-      consumers_sync();
+      consumers_sync(g);
     }
     if (!BARRIER) continue;
     __threadfence();
-    consumers_sync();
-    if (threadIdx.x == 0) atomicAdd(counter, 1u);
+    consumers_sync(g);
+    if (ct == 0) atomicAdd(counter, 1u);
   }
 }
 #endif
