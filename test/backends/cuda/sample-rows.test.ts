@@ -6,12 +6,13 @@
  * device's exp may differ from the host's in the last bit, which moves a weight only where it sits within 2^-18 of a
  * rounding boundary, so a token could differ only at a draw within one unit of a boundary: not seen here). Each row's
  * token is the same launched alone and in a batch, and the same twice, and on 1, 2, 4 or 8 blocks a row (a cluster).
- * The picks' checks name the row and field; the cluster chooser runs without a GPU. Skips without a GPU.
+ * The picks' checks name the row and field; the cluster chooser and the refusal of a cluster size the kernel is not built for run without a GPU. Skips without a GPU.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tryCudaContext } from '../../../src/backends/cuda/index.js';
 import type { CudaContext } from '../../../src/backends/cuda/context.js';
+import type { DeviceBuffer } from '../../../src/backends/cuda/buffer.js';
 import { pickRows, sampleCluster, sampleRowsCuda, sampleScratchBytes, PICK_BYTES, SAMPLE_CLUSTERS, type SampleCluster } from '../../../src/backends/cuda/sample-rows.js';
 import { pickToken, seededRandom, type TokenPick } from '../../../src/model/sampling.js';
 import { LOGIT_SHAPES, randomLogits, type LogitShape } from '../../../bench/random-logits.js';
@@ -110,6 +111,10 @@ test('sample_rows takes a row on as many blocks as keep the rows within the mult
   assert.deepEqual([1, 16, 17, 33, 34, 66, 67, 200].map((m) => sampleCluster(m, 132, 9)), [8, 8, 4, 4, 2, 2, 1, 1]);
   assert.equal(sampleCluster(1, 132, 8), 1);
   assert.equal(sampleCluster(1, 4, 9), 4);
+  // a cluster size the kernel is not built for is refused before any buffer or kernel is touched (no GPU needed)
+  const none = {} as CudaContext & DeviceBuffer;
+  assert.throws(() => sampleRowsCuda(none, none, none, none, none, 1, 10, 3 as SampleCluster), /sample_rows takes a row on 1, 2, 4, 8 blocks, got 3/);
+  assert.throws(() => sampleRowsCuda(none, none, none, none, none, 1, 10, 16 as SampleCluster), /got 16/);
 });
 
 test('the picks are checked before they reach the device: the row and the field named', () => {
