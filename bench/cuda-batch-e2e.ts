@@ -1,7 +1,7 @@
 /**
  * The paper's Table 7 on our engine: end-to-end latency of B sequences, each `--prompt-tokens` in
- * (one batched prefill) and `--out-tokens` out (the first from the prefill's logits, the rest from
- * greedy decode steps of B rows, the argmax on the device), for every precision the CUDA decode
+ * (one batched prefill) and `--out-tokens` out (the first picked from the prefill's last logits, the rest from
+ * greedy decode steps of B rows; every argmax on the device, so no logits come back), for every precision the CUDA decode
  * engine runs (FP16, W8A8, W4A16, W4A8 float scale, W4A8 integer scale) at each batch size, all in
  * one run; and, where PyTorch is installed, the same protocol on a PyTorch FP16 model with a static
  * KV cache and each decode step one CUDA graph (bench/torch_llama_e2e.py: the cross-check of our
@@ -31,7 +31,6 @@ import { fileURLToPath } from 'node:url';
 import { CudaContext } from '../src/backends/cuda/context.js';
 import { createCudaEngine } from '../src/backends/cuda/decode-engine.js';
 import { cpuPool } from '../src/backends/cpu/pool/index.js';
-import { argmax } from '../src/model/sampling.js';
 import { BenchArgumentError, benchArgs, positiveInt, positiveInts } from './args.js';
 import { copyBandwidth, needsGpu } from './cuda-timing.js';
 import { describeFoldVariant, foldFlagOptions, foldVariants } from './engine-folds.js';
@@ -110,9 +109,9 @@ for (const precision of precisions) {
     try {
       ctx.synchronize();
       const t0 = performance.now();
-      let next = engine.feedBatch(seqs, prompts(b)).map(argmax);
+      let next = engine.feedPicked(seqs, prompts(b)); // the first token picked on the device too: no logits come back
       const t1 = performance.now();
-      for (let s = 0; s < steps; s++) next = [...engine.feedPicked(seqs, next.map((t) => [t]))];
+      for (let s = 0; s < steps; s++) next = engine.feedPicked(seqs, Array.from(next, (t) => [t]));
       return { prefill: t1 - t0, decode: performance.now() - t1 };
     } finally {
       for (const s of seqs) s.release();
