@@ -13,8 +13,10 @@
  *             slots, waiting only for free slots, so the weight stream runs on while a barrier waits. Variants (--ring
  *             takes a list, or all): ring (16 consumer warps a block, activations in shared memory), ring2 (two groups
  *             of 8 consumer warps + a producer each, activations from L2: the launches' two blocks a SM as one),
- *             each also -nobar (its barriers left out, a bound like stream's) and -weights (the consumers only wait
- *             for each slot and give it back: the weight stream's own time; its outputs are not checked).
+ *             ring2s (ring2 with each group's own copy of the activations in shared memory), ring2sd (ring2s with
+ *             each next tile taken from a counter a stage instead of round robin), each also -nobar (its barriers
+ *             left out, a bound like stream's) and -weights (the consumers only wait for each slot and give it back:
+ *             the weight stream's own time; its outputs are not checked).
  * The chain's, the stream's and the rings' outputs (but -weights') are first checked bit for bit against the launches'. What it measures: whether a step-wide
  * kernel's boundaries (a barrier, the grid resident) cost less than launches do (cuda-read-chain: a plain read of the
  * same bytes loses 18% to launch boundaries with PDL). Each GEMM reads a fixed activation buffer (no quantization
@@ -50,10 +52,12 @@ const rounds = positiveInt('rounds', values.rounds!);
 const PREW = positiveInt('prew', values.prew!);
 if (PREW > 2) throw new BenchArgumentError(`--prew takes 1 or 2 (the register pipeline's two buffers), got ${PREW}`);
 /** A ring variant (w4a8_decode_ring's defines): GROUPS groups of WK consumer warps + a producer warp a block. */
-interface RingVariant { name: string; groups: number; wk: number; xsmem: boolean; barrier: boolean; compute: boolean }
+interface RingVariant { name: string; groups: number; wk: number; xsmem: boolean; dynTiles: boolean; barrier: boolean; compute: boolean }
 const RING_BASES = [
-  { name: 'ring', groups: 1, wk: 16, xsmem: true },
-  { name: 'ring2', groups: 2, wk: 8, xsmem: false },
+  { name: 'ring', groups: 1, wk: 16, xsmem: true, dynTiles: false },
+  { name: 'ring2', groups: 2, wk: 8, xsmem: false, dynTiles: false },
+  { name: 'ring2s', groups: 2, wk: 8, xsmem: true, dynTiles: false },
+  { name: 'ring2sd', groups: 2, wk: 8, xsmem: true, dynTiles: true },
 ];
 const RING_VARIANTS: RingVariant[] = RING_BASES.flatMap((v) => [
   { ...v, barrier: true, compute: true },
@@ -96,18 +100,21 @@ const kMax = Math.max(...LAYER.map(([K]) => K));
 const ringSlotBytes = (v: RingVariant): number => v.wk * (1024 + 64);
 /** Slots a group: as many as fit beside the activations (M × the largest K, XSMEM) and the static arrays, at most 16. */
 const ringSlots = (v: RingVariant, M: number): number => {
-  const fixed = v.groups * (2 * 8 * 16 + v.wk * 4 * 32 * 4) + (v.xsmem ? M * kMax : 0); // mbarriers (≤ 16 slots) + reduction
+  const fixed = v.groups * (2 * 8 * 16 + 4 * 16 + v.wk * 4 * 32 * 4 + (v.xsmem ? M * kMax : 0)); // mbarriers and tile indices (≤ 16 slots), reduction, x
   return Math.min(16, Math.floor((ctx.info.maxSharedPerBlockOptin - fixed) / (v.groups * ringSlotBytes(v))));
 };
-const ringSharedBytes = (v: RingVariant, M: number): number => v.groups * ringSlots(v, M) * ringSlotBytes(v) + (v.xsmem ? M * kMax : 0);
+const ringSharedBytes = (v: RingVariant, M: number): number => v.groups * (ringSlots(v, M) * ringSlotBytes(v) + (v.xsmem ? M * kMax : 0));
 const ringFn = (v: RingVariant, M: number) => {
   if (ringSlots(v, M) < 2) throw new BenchArgumentError(`--ring ${v.name} at M=${M}: ${ctx.info.maxSharedPerBlockOptin} B of shared memory a block hold fewer than two slots a group`);
-  const defines = { ...chainDefines, WK: v.wk, RING: ringSlots(v, M), GROUPS: v.groups, XSMEM: v.xsmem ? 1 : 0, BARRIER: v.barrier ? 1 : 0, RING_COMPUTE: v.compute ? 1 : 0 };
+  const defines = {
+    ...chainDefines, WK: v.wk, RING: ringSlots(v, M), GROUPS: v.groups, XSMEM: v.xsmem ? 1 : 0, ...(v.xsmem ? { XS_BYTES: M * kMax } : {}),
+    DYN_TILES: v.dynTiles ? 1 : 0, BARRIER: v.barrier ? 1 : 0, RING_COMPUTE: v.compute ? 1 : 0,
+  };
   return getKernel(ctx, join(benchKernelsDir(), 'decode-chain.cu'), 'w4a8_decode_ring', defines, ringSharedBytes(v, M));
 };
 const counter = inputs.output(4);
-/** Each barrier-keeping ring's counter and the arrivals its launches have added (host-kept, never reset). */
-const ringCounters = rings.map(() => ({ buffer: inputs.output(4), arrivals: 0 }));
+/** Each ring's counters (the barrier's arrivals, then each stage's tiles taken) and the arrivals and launches so far (host-kept, never reset). */
+const ringCounters = rings.map(() => ({ buffer: inputs.output(4 * (1 + layers * LAYER.length)), arrivals: 0, launches: 0 }));
 ctx.synchronize();
 counter.fill(0);
 ringCounters.forEach((c) => c.buffer.fill(0));
@@ -152,8 +159,9 @@ for (const M of Ms) {
     const c = ringCounters[i]!;
     const blocks = ctx.info.multiprocessors;
     return () => {
-      ctx.launch(fn, [blocks], [v.groups * (v.wk + 1) * 32], [ringTables[i]!, { i32: stages.length }, { i32: M }, c.buffer, { i32: c.arrivals | 0 }], ringSharedBytes(v, M));
+      ctx.launch(fn, [blocks], [v.groups * (v.wk + 1) * 32], [ringTables[i]!, { i32: stages.length }, { i32: M }, c.buffer, { i32: c.arrivals | 0 }, { i32: c.launches | 0 }], ringSharedBytes(v, M));
       if (v.barrier) c.arrivals = (c.arrivals + stages.length * blocks * v.groups) >>> 0;
+      c.launches = (c.launches + 1) >>> 0;
     };
   });
   // the same bits first (outputs poisoned with NaN bytes, so an unwritten one fails)
@@ -179,7 +187,7 @@ for (const M of Ms) {
   log.line(`${line('stream', t3!.us, t3!.p10, t3!.p90)}; ${(t1!.us / t3!.us).toFixed(3)}x the launches (no barriers: not a valid schedule, the bound)`);
   rings.forEach((v, i) => {
     const t = tRings[i]!;
-    const what = `${ctx.info.multiprocessors} blocks of ${v.groups} × (${v.wk} + 1) warps, ${ringSlots(v, M)} slots of ${ringSlotBytes(v)} B a group, activations from ${v.xsmem ? 'shared memory' : 'L2'}${v.barrier ? '' : ', no barriers (a bound)'}${v.compute ? '' : ', weights only (outputs not computed)'}`;
+    const what = `${ctx.info.multiprocessors} blocks of ${v.groups} × (${v.wk} + 1) warps, ${ringSlots(v, M)} slots of ${ringSlotBytes(v)} B a group, activations from ${v.xsmem ? 'shared memory' : 'L2'}, tiles ${v.dynTiles ? 'from a counter' : 'round robin'}${v.barrier ? '' : ', no barriers (a bound)'}${v.compute ? '' : ', weights only (outputs not computed)'}`;
     log.line(`${line(v.name, t.us, t.p10, t.p90)}; ${(t1!.us / t.us).toFixed(3)}x the launches (${what})`);
   });
   acts.free();

@@ -86,18 +86,26 @@ w4a8_decode_chain(const ChainStage* __restrict__ stages, int S, int M, unsigned*
 //   grid: one block a SM (the ring takes most of its shared memory), all resident; block: GROUPS groups, each WK
 //   consumer warps + 1 producer warp with its own RING slots, barriers and reduction buffer, and its own tiles: group
 //   g of block b is virtual block v = b·GROUPS + g of a grid of gridDim.x·GROUPS, taking tiles v, v + that, … (GROUPS 2
-//   at WK 8: the launches' two 512-thread blocks a SM, as one block). Stage s, tile t (16 rows), piece p: the tile's
+//   at WK 8: the launches' two 512-thread blocks a SM, as one block); with DYN_TILES 1 its producer takes each next
+//   tile of a stage from the stage's counter instead (atomicAdd on counter[1 + s]; the tile's index travels with its
+//   first piece, tile_of[slot]; a slot with index −1 ends the group's stage), so groups that stream faster take more
+//   tiles and none waits at the barrier for a round-robin share. Stage s, tile t (16 rows), piece p: the tile's
 //   chunks [p·WK, (p+1)·WK) ∩ [0, K/128) (one 128-k chunk a consumer warp: warp w takes chunk p·WK + w), a slot = the
 //   piece's weights (1 KB a chunk, contiguous in wq[tile][step][lane]) then its scales (64 B a chunk: GROUP 128, one
 //   group a chunk; sc[tile][g][16]).
-//   Dynamic shared memory: GROUPS·RING slots of WK · (1024 + 64) bytes, then (XSMEM 1) the stage's activations x
-//   [M][K] (int8), copied in by the consumers after the stage's barrier; XSMEM 0 reads them from global memory (L2) as
-//   the launches do (needed at GROUPS > 1: one group may copy the next stage's x while the other reads this one's).
+//   Dynamic shared memory: GROUPS·RING slots of WK · (1024 + 64) bytes, then (XSMEM 1) each group's copy of the stage's
+//   activations x [M][K] (int8, XS_BYTES a group), copied in by its consumers after the stage's barrier; XSMEM 0 reads
+//   them from global memory (L2) as the launches do.
+//   Counters: counter[0] the barrier's arrivals (`base` of them before this launch); with DYN_TILES, counter[1 + s]
+//   stage s's tiles taken, tiles_s + gridDim.x·GROUPS a launch (every group's last take finds none), so `launch` (the
+//   launches before this one) gives their base. Never reset.
 //   Diagnostics: RING_COMPUTE 0 leaves out the consumers' arithmetic and stores (they wait for each slot and give it
 //   back), so the time is the weight stream's alone; BARRIER 0 as the chain's.
 // Bits: integer scales only (SCALE_INT 1, GROUP 128): every chunk closes its group, T = Σ_g acc_g · S_g in int32 is
 // exact in any order, so the outputs are the chain's and the launches' bit for bit although a warp's chunks differ.
-// First run 2026-12-07 (H100, GROUPS 1 WK 16): bit-exact, 0.944x the launches at M = 1.
+// Measured 2026-12-07 (H100, docs/cuda-notes.md, 33rd session): GROUPS 1 WK 16 0.94x the launches at M = 1 (its
+// barriers ~2.5 µs each), GROUPS 2 WK 8 XSMEM 0 1.05x (its consumers the bound); XSMEM 1 at GROUPS 2 and DYN_TILES
+// written after, not yet run.
 #ifdef RING
 #include "mbarrier.cuh"
 #ifndef GROUPS
@@ -109,11 +117,16 @@ w4a8_decode_chain(const ChainStage* __restrict__ stages, int S, int M, unsigned*
 #ifndef RING_COMPUTE
 #define RING_COMPUTE 1
 #endif
+#ifndef DYN_TILES
+#define DYN_TILES 0
+#endif
+#if XSMEM && !defined(XS_BYTES)
+#error "XSMEM 1 needs XS_BYTES, a group's activation buffer (M x the largest K)"
+#endif
 #define PIECE_W (WK * 1024)
 #define PIECE_S (WK * 64)
 #define SLOT_BYTES (PIECE_W + PIECE_S)
 static_assert(GROUP == 128 && MT == 1 && NTW == 1 && SCALE_INT == 1, "the ring variant: integer scales, one group a chunk, one token half, one tile a block");
-static_assert(GROUPS == 1 || !XSMEM, "groups share the block's shared memory: their activations come from global memory (XSMEM 0)");
 static_assert(GROUPS * (WK + 1) <= 32, "a block holds at most 32 warps");
 
 __device__ __forceinline__ void bulk_load(u32 dst, const void* src, u32 bytes, u32 bar) {
@@ -124,17 +137,23 @@ __device__ __forceinline__ void bulk_load(u32 dst, const void* src, u32 bytes, u
 __device__ __forceinline__ void consumers_sync(int g) { asm volatile("bar.sync %0, %1;\n" ::"r"(1 + g), "r"(WK * 32) : "memory"); }
 
 extern "C" __global__ void __launch_bounds__(GROUPS * (WK + 1) * 32, 1)
-w4a8_decode_ring(const ChainStage* __restrict__ stages, int S, int M, unsigned* counter, unsigned base) {
+w4a8_decode_ring(const ChainStage* __restrict__ stages, int S, int M, unsigned* counter, unsigned base, unsigned launch) {
   extern __shared__ __align__(128) unsigned char ring_shared[];
   __shared__ __align__(8) unsigned long long full_bars[GROUPS][RING], empty_bars[GROUPS][RING];
   __shared__ int red_all[GROUPS][WK][4][32];
+  __shared__ int tile_of_all[GROUPS][RING];  // DYN_TILES: the tile whose first piece a slot holds (−1: the stage's end)
   const int g = threadIdx.x / ((WK + 1) * 32), warp = (threadIdx.x >> 5) % (WK + 1), lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
   const int ct = threadIdx.x - g * (WK + 1) * 32;  // the thread's index in its group
   const int vgrid = gridDim.x * GROUPS, vb = blockIdx.x * GROUPS + g;
   unsigned long long* full = full_bars[g];
   unsigned long long* empty = empty_bars[g];
   unsigned char* slots = ring_shared + g * RING * SLOT_BYTES;
-  unsigned char* xs = ring_shared + GROUPS * RING * SLOT_BYTES;
+  int* tile_of = tile_of_all[g];
+#if XSMEM
+  unsigned char* xs = ring_shared + GROUPS * RING * SLOT_BYTES + g * XS_BYTES;
+#else
+  unsigned char* xs = nullptr;
+#endif
   if (threadIdx.x == 0) {
     for (int i = 0; i < GROUPS * RING; ++i) {
       mbar_init(smem_u32(&full_bars[0][0] + i), 1);
@@ -146,19 +165,34 @@ w4a8_decode_ring(const ChainStage* __restrict__ stages, int S, int M, unsigned* 
   if (warp == WK) {  // the producer: lane 0 issues every piece of every stage in its consumers' order
     if (lane != 0) return;
     unsigned it = 0;
+    // the next slot, once its consumers have given it back
+    const auto next_slot = [&]() {
+      const unsigned slot = it % RING, round = it / RING;
+      if (round > 0) mbar_wait(smem_u32(&empty[slot]), (round - 1) & 1);
+      return slot;
+    };
     for (int s = 0; s < S; ++s) {
       const ChainStage st = stages[s];
       const int tiles = (st.N + 15) / 16, C = st.K / 128, pieces = (C + WK - 1) / WK, steps = st.K / 64, NG = st.K / GROUP;
-      for (int t = vb; t < tiles; t += vgrid) {
+      const unsigned taken0 = launch * (unsigned)(tiles + vgrid);  // DYN_TILES: this launch's first take of the stage
+      for (int t = vb;; t += vgrid) {
+        if (DYN_TILES) t = (int)(atomicAdd(counter + 1 + s, 1u) - taken0);
+        if (t >= tiles) break;
         for (int p = 0; p < pieces; ++p, ++it) {
-          const unsigned slot = it % RING, round = it / RING;
-          if (round > 0) mbar_wait(smem_u32(&empty[slot]), (round - 1) & 1);
+          const unsigned slot = next_slot();
           const int n = min(WK, C - p * WK);
           const u32 bar = smem_u32(&full[slot]), dst = smem_u32(slots + slot * SLOT_BYTES);
+          if (DYN_TILES && p == 0) tile_of[slot] = t;  // seen by the consumers after the slot's wait (the arrive releases it)
           mbar_arrive_expect_tx(bar, n * (1024 + 64));
           bulk_load(dst, st.wq + ((size_t)t * steps + 2 * p * WK) * 32, n * 1024, bar);
           bulk_load(dst + PIECE_W, st.sc + ((size_t)t * NG + p * WK) * 16, n * 64, bar);
         }
+      }
+      if (DYN_TILES) {  // the stage's end: a slot with no bytes
+        const unsigned slot = next_slot();
+        tile_of[slot] = -1;
+        mbar_arrive(smem_u32(&full[slot]));
+        ++it;
       }
     }
     return;
@@ -178,7 +212,20 @@ w4a8_decode_ring(const ChainStage* __restrict__ stages, int S, int M, unsigned* 
         reinterpret_cast<uint4*>(xs)[i] = ld_coherent(reinterpret_cast<const uint4*>(st.xq) + i);
       consumers_sync(g);
     }
-    for (int t = vb; t < tiles; t += vgrid) {
+    for (int t = vb;; t += vgrid) {
+      if (DYN_TILES) {  // the tile the producer took (its first piece's slot), or the stage's end
+        const unsigned slot = it % RING;
+        mbar_wait(smem_u32(&full[slot]), (it / RING) & 1);
+        t = tile_of[slot];
+        if (t < 0) {
+          __syncwarp();
+          if (lane == 0) mbar_arrive(smem_u32(&empty[slot]));
+          ++it;
+          break;
+        }
+      } else if (t >= tiles) {
+        break;
+      }
       DecodeAcc<1, 1, scale_t> acc;
       decode_zero(acc);
       for (int p = 0; p < pieces; ++p, ++it) {
