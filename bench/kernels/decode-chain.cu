@@ -37,16 +37,17 @@ __device__ __forceinline__ unsigned ld_acquire_u32(const unsigned* p) {
   return v;
 }
 
-// Thread 0 spins until the counter reaches `target` (acquire); the caller's barrier then lets the others go on.
-__device__ __forceinline__ void spin_until(const unsigned* counter, unsigned target) {
-  if (threadIdx.x == 0)
+// The leader (one thread of the threads that then pass a barrier together) spins until the counter reaches `target`
+// (acquire); the caller's barrier then lets the others go on.
+__device__ __forceinline__ void spin_until(const unsigned* counter, unsigned target, bool leader) {
+  if (leader)
     while (ld_acquire_u32(counter) < target) asm volatile("nanosleep.u32 32;\n");
 }
 
 // The block waits until the counter reaches `target`.
 __device__ __forceinline__ void chain_wait(const unsigned* counter, unsigned target) {
   if (!BARRIER) return;
-  spin_until(counter, target);
+  spin_until(counter, target, threadIdx.x == 0);
   __syncthreads();
 }
 
@@ -204,7 +205,7 @@ w4a8_decode_ring(const ChainStage* __restrict__ stages, int S, int M, unsigned* 
     const int tiles = (st.N + 15) / 16, C = st.K / 128, pieces = (C + WK - 1) / WK;
     // the stage's barrier, then (XSMEM) its activations into shared memory (every tile of the stage reads them)
     if (s > 0 && BARRIER) {
-      spin_until(counter, base + (unsigned)s * vgrid);
+      spin_until(counter, base + (unsigned)s * vgrid, ct == 0);  // the group's own leader: each group waits
       consumers_sync(g);
     }
     if (XSMEM) {
