@@ -17,6 +17,10 @@
  *             each next tile taken from a counter a stage instead of round robin), each also -nobar (its barriers
  *             left out, a bound like stream's) and -weights (the consumers only wait for each slot and give it back:
  *             the weight stream's own time; its outputs are not checked).
+ *   --dependent  the GEMMs an MLP's (4096 → 11008 → 4096, no SwiGLU), each reading the previous one's output quantized
+ *             (act_quant's definition: float64 division): the launches with an act_quant launch between GEMMs, the rings
+ *             (ring, ring2s, ring2sd) quantizing each stage's rows in the kernel after its barrier, as a persistent
+ *             step must; a ring that does not wait at a barrier reads stale rows and fails the bit check.
  * The chain's, the stream's and the rings' outputs (but -weights') are first checked bit for bit against the launches'. What it measures: whether a step-wide
  * kernel's boundaries (a barrier, the grid resident) cost less than launches do (cuda-read-chain: a plain read of the
  * same bytes loses 18% to launch boundaries with PDL). Each GEMM reads a fixed activation buffer (no quantization
@@ -24,12 +28,12 @@
  * spin). Usage:
  * --prew P: the weight chunks a warp loads before its wait (the launches' griddepcontrol.wait, the chain's barrier), 1 or
  * 2 (the engine's default since the 29th session: at K = 4096 a resident block's whole tile).
- *   node dist/bench/cuda-decode-chain.js [--layers 8] [--ms 1,8] [--rounds 4] [--prew 2] [--ring ring,ring2,…|all] [--out DIR]
+ *   node dist/bench/cuda-decode-chain.js [--layers 8] [--ms 1,8] [--rounds 4] [--prew 2] [--ring ring,ring2,…|all] [--dependent] [--out DIR]
  */
 import { join } from 'node:path';
 import { paddedRows } from '../src/backends/cuda/repack.js';
 import { getKernel } from '../src/backends/cuda/kernel-cache.js';
-import { w4a8Linear, type DecodeConfig, type W4A8Layer } from '../src/backends/cuda/w4a8.js';
+import { quantizeActivationsCuda, w4a8Linear, type DecodeConfig, type W4A8Layer } from '../src/backends/cuda/w4a8.js';
 import type { DeviceBuffer } from '../src/backends/cuda/buffer.js';
 import { BenchArgumentError, benchArgs, positiveInt, positiveInts } from './args.js';
 import { ACT_SCALES, BenchLog, CudaBench, DeviceInputs, INT_SCALES, Seeds, fill, type Launch } from './cuda-timing.js';
@@ -42,6 +46,7 @@ const { values } = benchArgs(import.meta.url, {
     rounds: { type: 'string', default: '4' },
     prew: { type: 'string', default: '2' },
     ring: { type: 'string', default: '' },
+    dependent: { type: 'boolean', default: false },
     out: { type: 'string', default: 'docs/bench' },
   },
 });
@@ -70,8 +75,14 @@ const rings = ringNames.map((n) => {
   if (!v) throw new BenchArgumentError(`--ring: no variant '${n}' (${RING_VARIANTS.map((r) => r.name).join(', ')} or all)`);
   return v;
 });
+/** --dependent: each stage's rows the previous stage's output, quantized (act_quant's definition) between them. */
+const dependent = values.dependent === true;
+const DEPENDENT_RINGS = RING_VARIANTS.filter((v) => v.xsmem && v.barrier && v.compute).map((v) => v.name);
+const notDependent = rings.filter((v) => !DEPENDENT_RINGS.includes(v.name)).map((v) => v.name);
+if (dependent && notDependent.length > 0) throw new BenchArgumentError(`--dependent runs the rings that keep their barriers and their activations in shared memory (${DEPENDENT_RINGS.join(', ')}), not ${notDependent.join(', ')}`);
 const SAMPLES = 10;
-const LAYER: [K: number, N: number][] = [[4096, 12288], [4096, 4096], [4096, 22016], [11008, 4096]];
+/** A layer's GEMMs [K, N]; with --dependent an MLP's two (up 4096 → 11008, down 11008 → 4096, no SwiGLU), so N_s = K_s+1. */
+const LAYER: [K: number, N: number][] = dependent ? [[4096, 11008], [11008, 4096]] : [[4096, 12288], [4096, 4096], [4096, 22016], [11008, 4096]];
 /** The engine's decode config at M <= 8 on these shapes (chooseW4A8Config), launched overlapping the launch before. */
 const CONFIG: DecodeConfig = { kind: 'decode', MT: 1, NTW: 1, WK: 16, PREW, overlap: true };
 /** Blocks a SM the chain asks for (its __launch_bounds__): 58 registers × 512 threads fit twice. */
@@ -85,6 +96,7 @@ const log = new BenchLog();
 const grid = CHAIN_MINB * ctx.info.multiprocessors;
 log.line(`# ${ctx.info.name}, ${ctx.info.multiprocessors} SMs, driver ${ctx.info.driverVersion}; RANDOM W4A8 IS weights (speed only)`);
 log.line(`# ${layers} layers × ${LAYER.map(([K, N]) => `${K}x${N}`).join(', ')} = ${layers * LAYER.length} GEMMs; decode kernel MT1 NTW1 WK16 PREW${PREW}; chain grid ${grid} (${CHAIN_MINB} a SM); medians of ${rounds} interleaved rounds × ${SAMPLES} samples`);
+if (dependent) log.line('# --dependent: each GEMM reads the previous one\'s output quantized: the launches with an act_quant launch between GEMMs, the rings quantizing in the kernel after each barrier (bits checked against the launches\'); the chain and the stream read the launches\' quantized rows as fixed inputs (no quantization in their time)');
 
 const inputs = new DeviceInputs(ctx, new Seeds(11));
 const stages = Array.from({ length: layers }, () => LAYER).flat().map(([K, N]): W4A8Layer => {
@@ -100,7 +112,8 @@ const kMax = Math.max(...LAYER.map(([K]) => K));
 const ringSlotBytes = (v: RingVariant): number => v.wk * (1024 + 64);
 /** Slots a group: as many as fit beside the activations (M × the largest K, XSMEM) and the static arrays, at most 16. */
 const ringSlots = (v: RingVariant, M: number): number => {
-  const fixed = v.groups * (2 * 8 * 16 + 4 * 16 + v.wk * 4 * 32 * 4 + (v.xsmem ? M * kMax : 0)); // mbarriers and tile indices (≤ 16 slots), reduction, x
+  // mbarriers and tile indices (≤ 16 slots), reduction, the quantization's scales and maxima (8 rows), x
+  const fixed = v.groups * (2 * 8 * 16 + 4 * 16 + v.wk * 4 * 32 * 4 + 8 * 4 * (1 + v.wk) + (v.xsmem ? M * kMax : 0));
   return Math.min(16, Math.floor((ctx.info.maxSharedPerBlockOptin - fixed) / (v.groups * ringSlotBytes(v))));
 };
 const ringSharedBytes = (v: RingVariant, M: number): number => v.groups * (ringSlots(v, M) * ringSlotBytes(v) + (v.xsmem ? M * kMax : 0));
@@ -108,7 +121,7 @@ const ringFn = (v: RingVariant, M: number) => {
   if (ringSlots(v, M) < 2) throw new BenchArgumentError(`--ring ${v.name} at M=${M}: ${ctx.info.maxSharedPerBlockOptin} B of shared memory a block hold fewer than two slots a group`);
   const defines = {
     ...chainDefines, WK: v.wk, RING: ringSlots(v, M), GROUPS: v.groups, XSMEM: v.xsmem ? 1 : 0, ...(v.xsmem ? { XS_BYTES: M * kMax } : {}),
-    DYN_TILES: v.dynTiles ? 1 : 0, BARRIER: v.barrier ? 1 : 0, RING_COMPUTE: v.compute ? 1 : 0,
+    DYN_TILES: v.dynTiles ? 1 : 0, BARRIER: v.barrier ? 1 : 0, RING_COMPUTE: v.compute ? 1 : 0, DEP: dependent ? 1 : 0,
   };
   return getKernel(ctx, join(benchKernelsDir(), 'decode-chain.cu'), 'w4a8_decode_ring', defines, ringSharedBytes(v, M));
 };
@@ -148,7 +161,11 @@ for (const M of Ms) {
     return t;
   });
 
-  const launches: Launch = () => stages.forEach((l, s) => w4a8Linear(ctx, l, xq[s]!, a[s]!, yLaunch[s]!, M, CONFIG));
+  // --dependent: act_quant writes the next stage's rows (the chain and the stream read them as fixed inputs after)
+  const launches: Launch = () => stages.forEach((l, s) => {
+    w4a8Linear(ctx, l, xq[s]!, a[s]!, yLaunch[s]!, M, CONFIG);
+    if (dependent && s + 1 < stages.length) quantizeActivationsCuda(ctx, yLaunch[s]!, xq[s + 1]!, a[s + 1]!, M, l.n);
+  });
   const chain: Launch = () => {
     ctx.launch(chainFn, [grid], [CONFIG.WK * 32], [stageTable, { i32: stages.length }, { i32: M }, counter, { i32: arrivals | 0 }]);
     arrivals = (arrivals + stages.length * grid) >>> 0;

@@ -100,6 +100,10 @@ w4a8_decode_chain(const ChainStage* __restrict__ stages, int S, int M, unsigned*
 //   Counters: counter[0] the barrier's arrivals (`base` of them before this launch); with DYN_TILES, counter[1 + s]
 //   stage s's tiles taken, tiles_s + gridDim.x·GROUPS a launch (every group's last take finds none), so `launch` (the
 //   launches before this one) gives their base. Never reset.
+//   DEP 1 (XSMEM 1, barriers kept): stage s > 0 reads stage s − 1's output instead of a fixed x: after the barrier each
+//   group quantizes the rows y_{s−1} [M][K_s] into its x buffer and scales (quantize_rows_group: act_quant's bits), the
+//   first dependency a persistent step has; a group that does not wait at a barrier reads stale rows, and the bench's
+//   bit check against the launches (GEMM, act_quant, GEMM, …) fails.
 //   Diagnostics: RING_COMPUTE 0 leaves out the consumers' arithmetic and stores (they wait for each slot and give it
 //   back), so the time is the weight stream's alone; BARRIER 0 as the chain's.
 // Bits: integer scales only (SCALE_INT 1, GROUP 128): every chunk closes its group, T = Σ_g acc_g · S_g in int32 is
@@ -122,6 +126,9 @@ w4a8_decode_chain(const ChainStage* __restrict__ stages, int S, int M, unsigned*
 #ifndef DYN_TILES
 #define DYN_TILES 0
 #endif
+#ifndef DEP
+#define DEP 0
+#endif
 #if XSMEM && !defined(XS_BYTES)
 #error "XSMEM 1 needs XS_BYTES, a group's activation buffer (M x the largest K)"
 #endif
@@ -130,6 +137,8 @@ w4a8_decode_chain(const ChainStage* __restrict__ stages, int S, int M, unsigned*
 #define SLOT_BYTES (PIECE_W + PIECE_S)
 static_assert(GROUP == 128 && MT == 1 && NTW == 1 && SCALE_INT == 1, "the ring variant: integer scales, one group a chunk, one token half, one tile a block");
 static_assert(GROUPS * (WK + 1) <= 32, "a block holds at most 32 warps");
+static_assert(!DEP || XSMEM, "a dependent chain quantizes each stage's rows into the group's shared memory (XSMEM 1)");
+
 
 __device__ __forceinline__ void bulk_load(u32 dst, const void* src, u32 bytes, u32 bar) {
   asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(dst), "l"(src), "r"(bytes), "r"(bar)
@@ -138,12 +147,48 @@ __device__ __forceinline__ void bulk_load(u32 dst, const void* src, u32 bytes, u
 // a group's consumer warps' own barrier (named barrier 1 + g; the producer warps never join it)
 __device__ __forceinline__ void consumers_sync(int g) { asm volatile("bar.sync %0, %1;\n" ::"r"(1 + g), "r"(WK * 32) : "memory"); }
 
+// DEP: rows r < M of y [M, K] (f32, the previous stage's output, written by other blocks this launch: read through
+// L2) quantized by the group's consumers into xs [M][K] and a[r], as act_quant (act-quant.cu) writes them: a = fround
+// (max |y| / 127) in float64, q = clamp(rint(y / a), −127, 127) in float64, a row of zeros gives a = 0 and q = 0.
+// amax: the group's [8][WK] scratch for the warps' maxima. Ends with the group's barrier.
+__device__ __forceinline__ void quantize_rows_group(const float* y, int M, int K, signed char* xs, float* a, float (*amax)[WK], int g, int ct) {
+  const int warp = ct >> 5, lane = ct & 31;
+  for (int r = 0; r < M; ++r) {
+    const float4* row = reinterpret_cast<const float4*>(y + (size_t)r * K);
+    float m = 0.f;
+    for (int i = ct; i < K / 4; i += WK * 32) {
+      const float4 v = __ldcg(row + i);
+      m = fmaxf(m, fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w))));
+    }
+    for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+    if (lane == 0) amax[r][warp] = m;
+  }
+  consumers_sync(g);
+  for (int r = 0; r < M; ++r) {
+    float m = amax[r][0];
+    for (int w = 1; w < WK; ++w) m = fmaxf(m, amax[r][w]);
+    const float ar = (float)((double)m / 127.0);
+    if (ct == 0) a[r] = ar;
+    const float4* row = reinterpret_cast<const float4*>(y + (size_t)r * K);
+    char4* q = reinterpret_cast<char4*>(xs + (size_t)r * K);
+    const double ad = (double)ar;
+    for (int i = ct; i < K / 4; i += WK * 32) {
+      const float4 v = __ldcg(row + i);
+      q[i] = ar == 0.f ? make_char4(0, 0, 0, 0)
+                       : make_char4((signed char)max(-127, min(127, __double2int_rn((double)v.x / ad))), (signed char)max(-127, min(127, __double2int_rn((double)v.y / ad))),
+                                    (signed char)max(-127, min(127, __double2int_rn((double)v.z / ad))), (signed char)max(-127, min(127, __double2int_rn((double)v.w / ad))));
+    }
+  }
+  consumers_sync(g);
+}
+
 extern "C" __global__ void __launch_bounds__(GROUPS * (WK + 1) * 32, 1)
 w4a8_decode_ring(const ChainStage* __restrict__ stages, int S, int M, unsigned* counter, unsigned base, unsigned launch) {
   extern __shared__ __align__(128) unsigned char ring_shared[];
   __shared__ __align__(8) unsigned long long full_bars[GROUPS][RING], empty_bars[GROUPS][RING];
   __shared__ int red_all[GROUPS][WK][4][32];
   __shared__ int tile_of_all[GROUPS][RING];  // DYN_TILES: the tile whose first piece a slot holds (−1: the stage's end)
+  __shared__ float dep_a[GROUPS][8], dep_amax[GROUPS][8][WK];  // DEP: the group's row scales of the stage, the warps' maxima
   const int g = threadIdx.x / ((WK + 1) * 32), warp = (threadIdx.x >> 5) % (WK + 1), lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
   const int ct = threadIdx.x - g * (WK + 1) * 32;  // the thread's index in its group
   const int vgrid = gridDim.x * GROUPS, vb = blockIdx.x * GROUPS + g;
@@ -209,11 +254,15 @@ w4a8_decode_ring(const ChainStage* __restrict__ stages, int S, int M, unsigned* 
       spin_until(counter, base + (unsigned)s * vgrid, ct == 0);  // the group's own leader: each group waits
       consumers_sync(g);
     }
-    if (XSMEM) {
+    const bool quantized_here = DEP && s > 0;  // x and its scales from the previous stage's output
+    if (quantized_here) {
+      quantize_rows_group(stages[s - 1].y, M, st.K, reinterpret_cast<signed char*>(xs), dep_a[g], dep_amax[g], g, ct);
+    } else if (XSMEM) {
       for (int i = ct; i < M * st.K / 16; i += WK * 32)
         reinterpret_cast<uint4*>(xs)[i] = ld_coherent(reinterpret_cast<const uint4*>(st.xq) + i);
       consumers_sync(g);
     }
+    const float* ascale = quantized_here ? dep_a[g] : st.ascale;
     for (int t = vb;; t += vgrid) {
       if (DYN_TILES) {  // the tile the producer took (its first piece's slot), or the stage's end
         const unsigned slot = it % RING;
@@ -269,7 +318,7 @@ w4a8_decode_ring(const ChainStage* __restrict__ stages, int S, int M, unsigned* 
         int sum = red[0][e][l];
         for (int w = 1; w < WK; ++w) sum += red[w][e][l];
         const int n = t * 16 + (l >> 2) + (e >= 2 ? 8 : 0), token = (l & 3) * 2 + (e & 1);
-        if (token < M && n < st.N) st.y[(size_t)token * st.N + n] = to_out(out_scale(sum, st.ascale[token], st.post));
+        if (token < M && n < st.N) st.y[(size_t)token * st.N + n] = to_out(out_scale(sum, ascale[token], st.post));
       }
       consumers_sync(g);
     }

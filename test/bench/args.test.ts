@@ -80,7 +80,7 @@ test('a bench script given a bad value prints one line naming the option (no sta
   assert.equal(bad.stdout, '', 'nothing ran');
 });
 
-test('a GPU bench checks its values before it looks for a GPU: cuda-attention\'s split count past the merge, kv heads that do not divide the heads; cuda-engine-step\'s pick; cuda-decode-chain\'s prew', () => {
+test('a GPU bench checks its values before it looks for a GPU: cuda-attention\'s split count past the merge, kv heads that do not divide the heads; cuda-engine-step\'s pick; cuda-decode-chain\'s prew, ring variants and --dependent', () => {
   const splits = run(repoPath('dist/bench/cuda-attention.js'), '--splits', '4,65');
   assert.equal(splits.status, 1);
   assert.equal(splits.stderr, 'cuda-attention.js: --splits: the merge takes at most 64\n(cuda-attention.js --help lists the options)\n');
@@ -93,6 +93,12 @@ test('a GPU bench checks its values before it looks for a GPU: cuda-attention\'s
   const prew = run(repoPath('dist/bench/cuda-decode-chain.js'), '--prew', '3');
   assert.equal(prew.status, 1);
   assert.equal(prew.stderr, "cuda-decode-chain.js: --prew takes 1 or 2 (the register pipeline's two buffers), got 3\n(cuda-decode-chain.js --help lists the options)\n");
+  const ring = run(repoPath('dist/bench/cuda-decode-chain.js'), '--ring', 'ring2,ring9');
+  assert.equal(ring.status, 1);
+  assert.match(ring.stderr, /^cuda-decode-chain\.js: --ring: no variant 'ring9' \(ring, ring-nobar, .* or all\)\n/);
+  const dependent = run(repoPath('dist/bench/cuda-decode-chain.js'), '--dependent', '--ring', 'ring2s,ring2-nobar');
+  assert.equal(dependent.status, 1);
+  assert.match(dependent.stderr, /^cuda-decode-chain\.js: --dependent runs the rings that keep their barriers and their activations in shared memory \(ring, ring2s, ring2sd\), not ring2-nobar\n/);
 });
 
 test('intscale bench: NAME --help is the script\'s usage; --help alone is the command\'s; no name is an error', () => {

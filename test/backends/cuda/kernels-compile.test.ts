@@ -36,8 +36,8 @@ const VARIANTS: Record<string, string[][]> = {
   'engine-ops.cu': [[], ['-DD_MAX=128'], ['-DMERGE_FOLD=1']],
   'w4a8-mma.cu': [[], ['-DSCALE_INT=0'], ['-DIS_SHIFT=0'], ['-DBM=64', '-DBN=64', '-DWM=2', '-DWN=2', '-DSTAGES=4'], ['-DSTAGES=4', '-DOUT_F16=1']],
   'sampling.cu': [[], ['-DCLUSTER=2'], ['-DCLUSTER=8']],
-  // bench/kernels: the chain as cuda-decode-chain.ts compiles it, with and without the ring variant (one group of 16 consumer warps, two of 8, two with their own activations and tiles from a counter)
-  'decode-chain.cu': [['-DGROUP=128', '-DSCALE_INT=1', '-DIS_SHIFT=0', '-DMT=1', '-DNTW=1', '-DWK=16', '-DMINB=2', '-DPREW=2'], ['-DGROUP=128', '-DSCALE_INT=1', '-DIS_SHIFT=0', '-DMT=1', '-DNTW=1', '-DWK=16', '-DMINB=2', '-DPREW=2', '-DRING=12', '-DXS_BYTES=11008'], ['-DGROUP=128', '-DSCALE_INT=1', '-DIS_SHIFT=0', '-DMT=1', '-DNTW=1', '-DWK=8', '-DMINB=2', '-DPREW=2', '-DRING=12', '-DGROUPS=2', '-DXSMEM=0'], ['-DGROUP=128', '-DSCALE_INT=1', '-DIS_SHIFT=0', '-DMT=1', '-DNTW=1', '-DWK=8', '-DMINB=2', '-DPREW=2', '-DRING=11', '-DGROUPS=2', '-DXS_BYTES=11008', '-DDYN_TILES=1']],
+  // bench/kernels: the chain as cuda-decode-chain.ts compiles it, with and without the ring variant (one group of 16 consumer warps, two of 8, two with their own activations and tiles from a counter, quantizing each stage's rows from the last)
+  'decode-chain.cu': [['-DGROUP=128', '-DSCALE_INT=1', '-DIS_SHIFT=0', '-DMT=1', '-DNTW=1', '-DWK=16', '-DMINB=2', '-DPREW=2'], ['-DGROUP=128', '-DSCALE_INT=1', '-DIS_SHIFT=0', '-DMT=1', '-DNTW=1', '-DWK=16', '-DMINB=2', '-DPREW=2', '-DRING=12', '-DXS_BYTES=11008'], ['-DGROUP=128', '-DSCALE_INT=1', '-DIS_SHIFT=0', '-DMT=1', '-DNTW=1', '-DWK=8', '-DMINB=2', '-DPREW=2', '-DRING=12', '-DGROUPS=2', '-DXSMEM=0'], ['-DGROUP=128', '-DSCALE_INT=1', '-DIS_SHIFT=0', '-DMT=1', '-DNTW=1', '-DWK=8', '-DMINB=2', '-DPREW=2', '-DRING=11', '-DGROUPS=2', '-DXS_BYTES=11008', '-DDYN_TILES=1', '-DDEP=1']],
 };
 
 const nvcc = nvccPath();
