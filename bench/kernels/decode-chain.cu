@@ -156,10 +156,7 @@ __device__ __forceinline__ void quantize_rows_group(const float* y, int M, int K
   for (int r = 0; r < M; ++r) {
     const float4* row = reinterpret_cast<const float4*>(y + (size_t)r * K);
     float m = 0.f;
-    for (int i = ct; i < K / 4; i += WK * 32) {
-      const float4 v = __ldcg(row + i);
-      m = fmaxf(m, fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w))));
-    }
+    for (int i = ct; i < K / 4; i += WK * 32) m = fmaxf(m, absmax4(__ldcg(row + i)));
     for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
     if (lane == 0) amax[r][warp] = m;
   }
@@ -171,13 +168,7 @@ __device__ __forceinline__ void quantize_rows_group(const float* y, int M, int K
     if (ct == 0) a[r] = ar;
     const float4* row = reinterpret_cast<const float4*>(y + (size_t)r * K);
     char4* q = reinterpret_cast<char4*>(xs + (size_t)r * K);
-    const double ad = (double)ar;
-    for (int i = ct; i < K / 4; i += WK * 32) {
-      const float4 v = __ldcg(row + i);
-      q[i] = ar == 0.f ? make_char4(0, 0, 0, 0)
-                       : make_char4((signed char)max(-127, min(127, __double2int_rn((double)v.x / ad))), (signed char)max(-127, min(127, __double2int_rn((double)v.y / ad))),
-                                    (signed char)max(-127, min(127, __double2int_rn((double)v.z / ad))), (signed char)max(-127, min(127, __double2int_rn((double)v.w / ad))));
-    }
+    for (int i = ct; i < K / 4; i += WK * 32) q[i] = act_quant4(__ldcg(row + i), ar);
   }
   consumers_sync(g);
 }

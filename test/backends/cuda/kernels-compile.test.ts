@@ -25,6 +25,8 @@ function nvccPath(): string | undefined {
   }
 }
 
+/** decode-chain.cu's defines as cuda-decode-chain.ts sets them (but WK, which a ring variant sets). */
+const CHAIN = ['-DGROUP=128', '-DSCALE_INT=1', '-DIS_SHIFT=0', '-DMT=1', '-DNTW=1', '-DMINB=2', '-DPREW=2'];
 const VARIANTS: Record<string, string[][]> = {
   'w4a8-decode.cu': [[], ['-DSCALE_INT=0'], ['-DIS_SHIFT=0'], ['-DMT=2', '-DNTW=2', '-DWK=4'], ['-DMT=2', '-DNTW=2', '-DSCALE_INT=0', '-DGROUP=256'], ['-DMT=4', '-DWK=8'], ['-DMT=8', '-DWK=8'], ['-DNTW=4', '-DWK=4'], ['-DOUT_F16=1', '-DMT=2'], ['-DACCUMULATE=1', '-DMT=2', '-DNTW=2'], ['-DACCUMULATE=1', '-DWK=16'], ['-DACCUMULATE=1', '-DMT=4', '-DWK=8', '-DSCALE_INT=0'], ['-DACCUMULATE=1', '-DNTW=2', '-DWK=4', '-DIS_SHIFT=0'], ['-DSTAGES=2', '-DMINB=3', '-DWK=16'], ['-DSTAGES=4', '-DMT=2', '-DNTW=2', '-DSCALE_INT=0', '-DGROUP=256'], ['-DSTAGES=3', '-DACCUMULATE=1', '-DWK=8', '-DMINB=5'], ['-DPREW=2', '-DACCUMULATE=1', '-DWK=16'], ['-DSTAGES=4', '-DPREW=4', '-DMINB=3', '-DWK=16']],
   'w4a8-wgmma-rs.cu': [[], ['-DSCALE_INT=0', '-DWGS=1', '-DMINB=2', '-DSTAGES=5'], ['-DIS_SHIFT=0', '-DGROUP=256', '-DSTAGES=3', '-DOUT_F16=1']],
@@ -37,7 +39,12 @@ const VARIANTS: Record<string, string[][]> = {
   'w4a8-mma.cu': [[], ['-DSCALE_INT=0'], ['-DIS_SHIFT=0'], ['-DBM=64', '-DBN=64', '-DWM=2', '-DWN=2', '-DSTAGES=4'], ['-DSTAGES=4', '-DOUT_F16=1']],
   'sampling.cu': [[], ['-DCLUSTER=2'], ['-DCLUSTER=8']],
   // bench/kernels: the chain as cuda-decode-chain.ts compiles it, with and without the ring variant (one group of 16 consumer warps, two of 8, two with their own activations and tiles from a counter, quantizing each stage's rows from the last)
-  'decode-chain.cu': [['-DGROUP=128', '-DSCALE_INT=1', '-DIS_SHIFT=0', '-DMT=1', '-DNTW=1', '-DWK=16', '-DMINB=2', '-DPREW=2'], ['-DGROUP=128', '-DSCALE_INT=1', '-DIS_SHIFT=0', '-DMT=1', '-DNTW=1', '-DWK=16', '-DMINB=2', '-DPREW=2', '-DRING=12', '-DXS_BYTES=11008'], ['-DGROUP=128', '-DSCALE_INT=1', '-DIS_SHIFT=0', '-DMT=1', '-DNTW=1', '-DWK=8', '-DMINB=2', '-DPREW=2', '-DRING=12', '-DGROUPS=2', '-DXSMEM=0'], ['-DGROUP=128', '-DSCALE_INT=1', '-DIS_SHIFT=0', '-DMT=1', '-DNTW=1', '-DWK=8', '-DMINB=2', '-DPREW=2', '-DRING=11', '-DGROUPS=2', '-DXS_BYTES=11008', '-DDYN_TILES=1', '-DDEP=1']],
+  'decode-chain.cu': [
+    [...CHAIN, '-DWK=16'],
+    [...CHAIN, '-DWK=16', '-DRING=12', '-DXS_BYTES=11008'],
+    [...CHAIN, '-DWK=8', '-DRING=12', '-DGROUPS=2', '-DXSMEM=0'],
+    [...CHAIN, '-DWK=8', '-DRING=11', '-DGROUPS=2', '-DXS_BYTES=11008', '-DDYN_TILES=1', '-DDEP=1'],
+  ],
 };
 
 const nvcc = nvccPath();

@@ -30,18 +30,6 @@ act_quant(const float* __restrict__ x, signed char* __restrict__ xq, float* __re
   for (int w = 1; w < 8; ++w) amax = fmaxf(amax, red[w]);
   const float a = (float)((double)amax / 127.0);
   if (threadIdx.x == 0) scales[row] = a;
-  const double ad = (double)a;
-  for (int i = threadIdx.x; i < K4; i += 256) {
-    float4 v = xr[i];
-    char4 q;
-    if (a == 0.f) {
-      q = make_char4(0, 0, 0, 0);
-    } else {
-      q.x = (signed char)max(-127, min(127, __double2int_rn((double)v.x / ad)));
-      q.y = (signed char)max(-127, min(127, __double2int_rn((double)v.y / ad)));
-      q.z = (signed char)max(-127, min(127, __double2int_rn((double)v.z / ad)));
-      q.w = (signed char)max(-127, min(127, __double2int_rn((double)v.w / ad)));
-    }
-    qr[permute ? (i & ~15) | ((i >> 1) & 1) << 3 | (i & 1) << 2 | ((i >> 2) & 3) : i] = q;
-  }
+  for (int i = threadIdx.x; i < K4; i += 256)
+    qr[permute ? (i & ~15) | ((i >> 1) & 1) << 3 | (i & 1) << 2 | ((i >> 2) & 3) : i] = act_quant4(xr[i], a);
 }

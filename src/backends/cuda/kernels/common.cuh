@@ -34,6 +34,15 @@ __device__ __forceinline__ uint4 ld_coherent(const uint4* p) {
   return r;
 }
 
+// act_quant's int8 codes of four values at a row's scale a (src/quant/activation-quant.ts): clamp(rint(v / a), −127,
+// 127) with the division in float64; a = 0 (a row of zeros) gives zeros. act-quant.cu and the bench's dependent ring.
+__device__ __forceinline__ char4 act_quant4(float4 v, float a) {
+  if (a == 0.f) return make_char4(0, 0, 0, 0);
+  const double ad = (double)a;
+  const auto q = [&](float x) { return (signed char)max(-127, min(127, __double2int_rn((double)x / ad))); };
+  return make_char4(q(v.x), q(v.y), q(v.z), q(v.w));
+}
+
 // The rows this block writes in its kernel's tail (every block calls it once, after its stores; the same in all
 // its threads): the last T = min(rows, blocks) blocks of the grid to get here are tail blocks j = 0 .. T−1 (the
 // very last one j = 0) and take rows j, j + T, j + 2T, ... < rows, each once every block has arrived; the
