@@ -17,6 +17,7 @@
 // with stage s. With the fixed x_s the outputs are the same; what it measures is the chain's time without any
 // drain between GEMMs, the most a step-wide kernel could gain from overlapping them.
 #include "w4a8-decode.cu"
+#include "grid-barrier.cuh"
 #ifndef BARRIER
 #define BARRIER 1
 #endif
@@ -31,24 +32,9 @@ struct ChainStage {
   float post;
 };
 
-__device__ __forceinline__ unsigned ld_acquire_u32(const unsigned* p) {
-  unsigned v;
-  asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(v) : "l"(p) : "memory");
-  return v;
-}
-
-// The leader (one thread of the threads that then pass a barrier together) spins until the counter reaches `target`
-// (acquire); the caller's barrier then lets the others go on.
-__device__ __forceinline__ void spin_until(const unsigned* counter, unsigned target, bool leader) {
-  if (leader)
-    while (ld_acquire_u32(counter) < target) asm volatile("nanosleep.u32 32;\n");
-}
-
-// The block waits until the counter reaches `target`.
+// The block waits until the counter reaches `target` (BARRIER 0: not at all).
 __device__ __forceinline__ void chain_wait(const unsigned* counter, unsigned target) {
-  if (!BARRIER) return;
-  spin_until(counter, target, threadIdx.x == 0);
-  __syncthreads();
+  if (BARRIER) grid_wait(counter, target);
 }
 
 extern "C" __global__ void __launch_bounds__(WK * 32, MINB)
@@ -66,10 +52,7 @@ w4a8_decode_chain(const ChainStage* __restrict__ stages, int S, int M, unsigned*
       __syncthreads();  // the tile's reduction buffer is reused by the next tile
     }
     if (!waited) chain_wait(counter, target);
-    if (!BARRIER) continue;
-    __threadfence();
-    __syncthreads();
-    if (threadIdx.x == 0) atomicAdd(counter, 1u);
+    if (BARRIER) grid_arrive(counter);
   }
 }
 

@@ -80,7 +80,7 @@ test('a bench script given a bad value prints one line naming the option (no sta
   assert.equal(bad.stdout, '', 'nothing ran');
 });
 
-test('a GPU bench checks its values before it looks for a GPU: cuda-attention\'s split count past the merge, kv heads that do not divide the heads; cuda-engine-step\'s pick; cuda-decode-chain\'s prew, ring variants and --dependent', () => {
+test('a GPU bench checks its values before it looks for a GPU: cuda-attention\'s split count past the merge, kv heads that do not divide the heads; cuda-engine-step\'s pick; cuda-decode-chain\'s prew, ring variants and --dependent; cuda-persistent-mlp\'s rows', () => {
   const splits = run(repoPath('dist/bench/cuda-attention.js'), '--splits', '4,65');
   assert.equal(splits.status, 1);
   assert.equal(splits.stderr, 'cuda-attention.js: --splits: the merge takes at most 64\n(cuda-attention.js --help lists the options)\n');
@@ -99,6 +99,9 @@ test('a GPU bench checks its values before it looks for a GPU: cuda-attention\'s
   const dependent = run(repoPath('dist/bench/cuda-decode-chain.js'), '--dependent', '--ring', 'ring2s,ring2-nobar');
   assert.equal(dependent.status, 1);
   assert.match(dependent.stderr, /^cuda-decode-chain\.js: --dependent runs the rings that keep their barriers and their activations in shared memory \(ring, ring2s, ring2sd\), not ring2-nobar\n/);
+  const rows = run(repoPath('dist/bench/cuda-persistent-mlp.js'), '--ms', '1,9');
+  assert.equal(rows.status, 1);
+  assert.equal(rows.stderr, 'cuda-persistent-mlp.js: --ms: the persistent MLP runs the one-token-half decode kernel, 1..8 rows\n(cuda-persistent-mlp.js --help lists the options)\n');
 });
 
 test('intscale bench: NAME --help is the script\'s usage; --help alone is the command\'s; no name is an error', () => {

@@ -45,6 +45,8 @@ const VARIANTS: Record<string, string[][]> = {
     [...CHAIN, '-DWK=8', '-DRING=12', '-DGROUPS=2', '-DXSMEM=0'],
     [...CHAIN, '-DWK=8', '-DRING=11', '-DGROUPS=2', '-DXS_BYTES=11008', '-DDYN_TILES=1', '-DDEP=1'],
   ],
+  // the persistent MLP as cuda-persistent-mlp.ts compiles it
+  'persistent-mlp.cu': [[...CHAIN, '-DWK=16', '-DOUT_F16=0']],
 };
 
 const nvcc = nvccPath();
