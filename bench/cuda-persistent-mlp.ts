@@ -8,11 +8,18 @@
  *   persistent    one launch for all of it (bench/kernels/persistent-mlp.cu): a grid barrier before each GEMM, every
  *                 block normalizing or quantizing the rows itself into its shared memory after it, instead of the
  *                 small ops' launches.
+ *   persistent-staged  the same with each row its blocks read first copied whole into shared memory (STAGED 1: all of
+ *                 it in flight at once, instead of a float4 at a time through L2), where two blocks a SM still fit.
+ *   persistent-distq, persistent-staged-distq  down's input rows quantized once across the grid (DIST_Q 1: each block
+ *                 its slice into global memory, a second barrier, then every block copies the int8 rows in) instead
+ *                 of in every block.
+ *   persistent-noprologue  (--diagnose) the persistent kernel without the blocks' norm and quantization (PROLOGUE 0: the
+ *                 barriers stay, x is whatever shared memory holds, the outputs are not checked): what the prologues cost.
  * Every launch first resets h to the same random rows (a fill kernel, in every variant's time alike). The persistent
  * h is first checked bit for bit against the launches' (and to be finite and changed). What it measures: whether a
  * persistent decode step, with each small op done by every block after a barrier, beats the launches it replaces.
  * Usage:
- *   node dist/bench/cuda-persistent-mlp.js [--layers 8] [--ms 1,8] [--rounds 4] [--out DIR]
+ *   node dist/bench/cuda-persistent-mlp.js [--layers 8] [--ms 1,8] [--rounds 4] [--diagnose] [--out DIR]
  */
 import { join } from 'node:path';
 import { paddedRows } from '../src/backends/cuda/repack.js';
@@ -28,6 +35,7 @@ const { values } = benchArgs(import.meta.url, {
     layers: { type: 'string', default: '8' },
     ms: { type: 'string', default: '1,8' },
     rounds: { type: 'string', default: '4' },
+    diagnose: { type: 'boolean', default: false },
     out: { type: 'string', default: 'docs/bench' },
   },
 });
@@ -43,6 +51,14 @@ const CONFIG: DecodeConfig = { kind: 'decode', MT: 1, NTW: 1, WK: 16, PREW: 2 };
 const MINB = 2;
 /** MlpLayer in persistent-mlp.cu: five pointers, two floats. */
 const LAYER_BYTES = 48;
+/** The persistent kernel's variants (persistent-mlp.cu's defines); PROLOGUE 0 is a diagnostic (--diagnose), not checked. */
+const PERSISTENT_VARIANTS: { name: string; defines: { STAGED?: number; DIST_Q?: number; PROLOGUE?: number } }[] = [
+  { name: 'persistent', defines: {} },
+  { name: 'persistent-staged', defines: { STAGED: 1 } },
+  { name: 'persistent-distq', defines: { DIST_Q: 1 } },
+  { name: 'persistent-staged-distq', defines: { STAGED: 1, DIST_Q: 1 } },
+  { name: 'persistent-noprologue', defines: { PROLOGUE: 0 } },
+];
 /** A fixed seed for h's rows, so that every launch starts from the same h. */
 const H_SEED = 4242;
 
@@ -87,8 +103,6 @@ for (const M of Ms) {
   const amax = bufs.output(M * Math.max(grid, Math.ceil((2 * F) / 16)) * 4);
   const rows: RowOutput = { form: 'int8', values: bufs.output(M * F), scales: bufs.output(M * 4) };
   const sharedBytes = M * Math.max(D, F);
-  const persistentFn = getKernel(ctx, join(benchKernelsDir(), 'persistent-mlp.cu'), 'w4a8_mlp_persistent',
-    { GROUP: 128, SCALE_INT: 1, IS_SHIFT: 0, OUT_F16: 0, MT: 1, NTW: 1, WK: CONFIG.WK, MINB, PREW: CONFIG.PREW! }, sharedBytes);
   const resetH = (): void => fillRandomF32(ctx, h, H_SEED, -1, 1);
   const engineLaunches = (overlapSmall: boolean): Launch => () => {
     resetH();
@@ -100,35 +114,53 @@ for (const M of Ms) {
       w4a8Linear(ctx, down[l]!, rows.values, rows.scales, h, M, { ...CONFIG, overlap: true, accumulate: true });
     }
   };
-  const launches = engineLaunches(M >= 2);
-  const launchesPdl = engineLaunches(true);
-  const persistent: Launch = () => {
-    resetH();
-    ctx.launch(persistentFn, [grid], [CONFIG.WK * 32],
-      [layerTable, { i32: layers }, { i32: M }, { i32: D }, { i32: F }, { f32: EPS }, h, y, amax, counter, { i32: arrivals | 0 }], sharedBytes);
-    arrivals = (arrivals + 2 * layers * grid) >>> 0;
-  };
-  // the same bits first: h after the launches, then after the persistent kernel
+  // the persistent variants that fit (STAGED adds a row of f32, max(D, F) floats; two blocks a SM must fit beside the
+  // static arrays, < 10 KB); DIST_Q takes a second barrier in each down stage
+  const persistentDefines = { GROUP: 128, SCALE_INT: 1, IS_SHIFT: 0, OUT_F16: 0, MT: 1, NTW: 1, WK: CONFIG.WK, MINB, PREW: CONFIG.PREW! };
+  const persistents = PERSISTENT_VARIANTS.filter((v) => values.diagnose === true || v.defines.PROLOGUE !== 0).flatMap((v) => {
+    const bytes = sharedBytes + (v.defines.STAGED === 1 ? 4 * Math.max(D, F) : 0);
+    if (MINB * (bytes + (10 << 10)) > ctx.info.maxSharedPerBlockOptin) {
+      log.line(`# M=${M}: ${v.name} left out (${bytes} B of shared memory a block: two blocks a SM do not fit)`);
+      return [];
+    }
+    const fn = getKernel(ctx, join(benchKernelsDir(), 'persistent-mlp.cu'), 'w4a8_mlp_persistent', { ...persistentDefines, ...v.defines }, bytes);
+    const barriers = (v.defines.DIST_Q === 1 ? 3 : 2) * layers * grid;
+    const launch: Launch = () => {
+      resetH();
+      ctx.launch(fn, [grid], [CONFIG.WK * 32],
+        [layerTable, { i32: layers }, { i32: M }, { i32: D }, { i32: F }, { f32: EPS }, h, y, amax, rows.values, counter, { i32: arrivals | 0 }], bytes);
+      arrivals = (arrivals + barriers) >>> 0;
+    };
+    return [{ ...v, launch }];
+  });
+  // the same bits first: h after the launches, then after each persistent variant (but the diagnostic)
   const hBytes = (): Buffer => {
     ctx.synchronize();
     return Buffer.from(h.download(new Uint8Array(M * D * 4)));
   };
   resetH();
   const h0 = hBytes();
+  const launches = engineLaunches(M >= 2);
   launches(0);
   const hLaunch = hBytes();
-  y.fill(0xff);
-  persistent(0);
-  const hPersistent = hBytes();
   const finite = new Float32Array(hLaunch.buffer, hLaunch.byteOffset, M * D).every(Number.isFinite);
   if (!finite || hLaunch.equals(h0)) throw new Error(`M=${M}: the launches' h is ${finite ? 'unchanged' : 'not finite'}: the check would prove nothing`);
-  if (!hPersistent.equals(hLaunch)) throw new Error(`M=${M}: the persistent kernel's h differs from the launches'`);
-  const variants: [string, Launch][] = [['launches', launches], ...(M === 1 ? [['launches-pdl', launchesPdl] as [string, Launch]] : []), ['persistent', persistent]];
+  const checked = persistents.filter((v) => v.defines.PROLOGUE !== 0);
+  for (const v of checked) {
+    y.fill(0xff);
+    rows.values.fill(0xff);
+    v.launch(0);
+    if (!hBytes().equals(hLaunch)) throw new Error(`M=${M}: ${v.name}'s h differs from the launches'`);
+  }
+  log.line(`M=${M} ${checked.map((v) => v.name).join(', ')}: h bit-identical to the launches' after ${layers} layers`);
+  const variants: [string, Launch][] = [
+    ['launches', launches], ...(M === 1 ? [['launches-pdl', engineLaunches(true)] as [string, Launch]] : []),
+    ...persistents.map((v): [string, Launch] => [v.name, v.launch]),
+  ];
   const times = timer.timeInterleaved(variants.map(([, v]) => v), rounds, SAMPLES);
-  log.line(`M=${M} persistent h bit-identical to the launches' after ${layers} layers`);
   variants.forEach(([name, _], i) => {
     const t = times[i]!;
-    log.line(`M=${M} ${name.padEnd(13)} ${(t.us / layers).toFixed(2).padStart(7)} µs a layer (p10 ${(t.p10 / layers).toFixed(2)}, p90 ${(t.p90 / layers).toFixed(2)}), ${(weightBytes / t.us / 1e6).toFixed(2)} TB/s of weights; ${(times[0]!.us / t.us).toFixed(3)}x the launches`);
+    log.line(`M=${M} ${name.padEnd(24)} ${(t.us / layers).toFixed(2).padStart(7)} µs a layer (p10 ${(t.p10 / layers).toFixed(2)}, p90 ${(t.p90 / layers).toFixed(2)}), ${(weightBytes / t.us / 1e6).toFixed(2)} TB/s of weights; ${(times[0]!.us / t.us).toFixed(3)}x the launches`);
   });
   bufs.free();
 }

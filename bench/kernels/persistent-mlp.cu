@@ -15,10 +15,36 @@
 // first chunks of a block's first tile of a stage load before the barrier (decode_pipeline's wait hook).
 //
 // Grid: all blocks resident (the host sizes it: MINB a SM); block b takes tiles b, b + gridDim.x, … of each stage.
-// Dynamic shared memory: M · max(D, F) bytes (x). Defines as w4a8-decode.cu with ACCUMULATE 0, OUT_F16 0, STAGES 0
-// (the register pipeline: rows in shared memory), SCALE_INT 1 or 0.
+// Dynamic shared memory: M · max(D, F) bytes (x), then (STAGED) max(D, F) floats. Defines as w4a8-decode.cu with ACCUMULATE 0, OUT_F16 0, STAGES 0
+// (the register pipeline: rows in shared memory), SCALE_INT 1 or 0, and PROLOGUE (default 1): 0 leaves the blocks'
+// norm and quantization out (the barriers stay; x is whatever the shared memory holds, so the outputs are not the
+// launches'): a diagnostic, what the prologues cost. STAGED (default 0): 1 copies each row the prologue reads (f32)
+// into shared memory first, all of it in flight at once (cp.async, after the dynamic x: max(D, F) floats more), and
+// the norm and the quantization read it from there instead of through L2 a float4 at a time (each an L2 round trip
+// behind the store before it): the same values, so the same bytes.
 #include "w4a8-decode.cu"
 #include "grid-barrier.cuh"
+#ifndef PROLOGUE
+#define PROLOGUE 1
+#endif
+#ifndef STAGED
+#define STAGED 0
+#endif
+// DIST_Q (default 0): 1 quantizes down's input rows once across the grid instead of in every block: after the barrier
+// each block writes its slice of the rows (their float4s [b·n4/grid, (b+1)·n4/grid)) in int8 to xq [M][F] (global;
+// the row scales from the maxima, every block computing them alike), then a second grid barrier, then each block
+// copies the rows into its shared memory (cp.async): one barrier more, 1/gridDim.x of the quantization.
+#ifndef DIST_Q
+#define DIST_Q 0
+#endif
+
+// n floats of src into the block's shared `stage`, every copy in flight at once; then the block's barrier.
+__device__ __forceinline__ void stage_row(float* stage, const float* src, int n) {
+  for (int i = threadIdx.x; i < (n >> 2); i += blockDim.x) cp_async16(smem_u32(stage + 4 * i), src + 4 * i, 16);
+  cp_async_commit();
+  cp_async_wait<0>();
+  __syncthreads();
+}
 
 static_assert(!ACCUMULATE && !OUT_F16 && !STAGES, "the persistent MLP writes f32 rows, adds into h itself and takes the register pipeline");
 static_assert(1024 % (WK * 32) == 0, "the norm plays rmsnorm_to's 1024 threads with WK·32");
@@ -32,77 +58,115 @@ struct MlpLayer {
   float post_gu, post_d;
 };
 
-// A stage's tiles, after the grid barrier at `target` and the block's prologue (x into shared memory), then
-// finish() (after the last tile's barrier) and the block's arrival. Every block waits and arrives, with tiles or without.
+// A stage's tiles, after the grid barrier at `target` and the block's prologue(true) (x into shared memory), then
+// finish() (after the last tile's barrier) and the block's arrival. Every block waits and arrives, with tiles or
+// without; one without runs prologue(false) (its share of work the whole grid does, if any).
 template <class Prologue, class Tile, class Finish>
 __device__ __forceinline__ void persistent_stage(int tiles, unsigned* counter, unsigned target, Prologue prologue, Tile tile, Finish finish) {
   bool ready = false;
   const auto wait = [&] {
     if (ready) return;
     grid_wait(counter, target);
-    prologue();
+    prologue(true);
     ready = true;
   };
   for (int t = blockIdx.x; t < tiles; t += gridDim.x) {
     tile(t, wait);
     __syncthreads();  // the tile's reduction buffer is reused by the next tile
   }
-  if (!ready) grid_wait(counter, target);
+  if (!ready) {
+    grid_wait(counter, target);
+    prologue(false);
+  }
   finish();
   grid_arrive(counter);
 }
 
-// Stage 1 of layer l: gate/up with SwiGLU, on RMSNorm(h). Not inlined: the stage's tile loop keeps the registers of
-// a standalone decode kernel (two 512-thread blocks a SM allow 64), not the kernel's loop state besides.
-__device__ __noinline__ void gate_up_stage(const MlpLayer& ly, int M, int D, int F, float eps, const float* h, float* y, float* amax,
-                                           signed char* xs, float* a, int* token_max, unsigned* counter, unsigned target) {
-  if (threadIdx.x < 8) token_max[threadIdx.x] = 0;  // before the first tile's reduction barrier
-  persistent_stage(
-      (2 * F) / 16, counter, target,
-      [&] {
-        for (int r = 0; r < M; ++r) {
-          const float4* row = reinterpret_cast<const float4*>(h + (size_t)r * D);
-          rmsnorm_row<1024 / (WK * 32)>([&](int i) { return __ldcg(row + i); }, ly.norm_w, xs, a, r, D, eps, 0);
-        }
-        __syncthreads();
-      },
-      [&](int t, const auto& wait) {
-        decode_tiles<true>(ly.wgu, ly.sgu, xs, M, D, t, [&](auto& red, const auto& tot, int warp, int lane) {
-          decode_reduce_pairs(red, tot, warp, lane, t, M, 2 * F, [&](int token, int j, scale_t g, scale_t u) {
-            const float v = silu_mul1(out_scale(g, a[token], ly.post_gu), out_scale(u, a[token], ly.post_gu));
-            y[(size_t)token * F + j] = v;
-            atomicMax(&token_max[token], __float_as_int(fabsf(v)));
-          });
-        }, wait);
-      },
-      [&] {
-        if (threadIdx.x < M) amax[(size_t)threadIdx.x * gridDim.x + blockIdx.x] = __int_as_float(token_max[threadIdx.x]);
-      });
-}
-
-// Stage 2 of layer l: down, adding into h, on y quantized (not inlined, as gate_up_stage).
-__device__ __noinline__ void down_stage(const MlpLayer& ly, int M, int D, int F, float* h, const float* y, const float* amax,
-                                        signed char* xs, float* a, unsigned* counter, unsigned target) {
-  persistent_stage(
-      (D + 15) / 16, counter, target, [&] { quantize_rows_to_shared(y, amax, gridDim.x, M, F, xs, a); },
-      [&](int t, const auto& wait) {
-        decode_tiles<true>(ly.wd, ly.sd, xs, M, F, t, [&](auto& red, const auto& tot, int warp, int lane) {
-          decode_reduce(red, tot, warp, lane, t, M, D, [&](int token, int n, scale_t sum) { h[(size_t)token * D + n] += out_scale(sum, a[token], ly.post_d); });
-        }, wait);
-      },
-      [] {});
-}
-
+// Stage s: layer s / 2's gate/up (s even: SwiGLU in the epilogue, on RMSNorm(h)) or down (s odd: adding into h, on y
+// quantized). One decode_tiles for both, its epilogue and prologue chosen by the stage (uniform in the block): the
+// register pipeline keeps a standalone decode kernel's registers (two 512-thread blocks a SM allow 64), which two
+// instantiations in the loop, inline or not, exceeded (ptxas spilled 170-340 bytes).
 extern "C" __global__ void __launch_bounds__(WK * 32, MINB)
 w4a8_mlp_persistent(const MlpLayer* __restrict__ layers, int L, int M, int D, int F, float eps, float* h, float* y, float* amax,
-                    unsigned* counter, unsigned base) {
+                    signed char* xq, unsigned* counter, unsigned base) {
   extern __shared__ __align__(16) unsigned char mlp_shared[];
   signed char* xs = reinterpret_cast<signed char*>(mlp_shared);
+  float* stage = reinterpret_cast<float*>(mlp_shared + (size_t)M * max(D, F));  // STAGED: one row
+  const float4* stage4 = reinterpret_cast<const float4*>(stage);
   __shared__ float a[8];
   __shared__ int token_max[8];  // |y| as int bits (non-negative floats order as their bits)
-  for (int l = 0; l < L; ++l) {
-    const MlpLayer ly = layers[l];
-    gate_up_stage(ly, M, D, F, eps, h, y, amax, xs, a, token_max, counter, base + 2u * l * gridDim.x);
-    down_stage(ly, M, D, F, h, y, amax, xs, a, counter, base + (2u * l + 1) * gridDim.x);
+  unsigned target = base;
+  for (int s = 0; s < 2 * L; ++s) {
+    const MlpLayer& ly = layers[s >> 1];
+    const bool up = (s & 1) == 0;
+    const uint4* wq = up ? ly.wgu : ly.wd;
+    const scale_t* sc = up ? ly.sgu : ly.sd;
+    const int K = up ? D : F, N = up ? 2 * F : D;
+    const float post = up ? ly.post_gu : ly.post_d;
+    if (up && threadIdx.x < 8) token_max[threadIdx.x] = 0;  // before the first tile's reduction barrier
+    persistent_stage(
+        (N + 15) / 16, counter, target,
+        [&](bool tiles) {
+          if (!PROLOGUE) return;
+          if (DIST_Q && !up) {
+            const int n4 = F >> 2, i0 = (int)((long long)blockIdx.x * n4 / gridDim.x), i1 = (int)((long long)(blockIdx.x + 1) * n4 / gridDim.x);
+            for (int r = 0; r < M; ++r) {
+              const float* maxima = amax + (size_t)r * gridDim.x;
+              float mx = 0.f;
+              for (int j = threadIdx.x; j < (int)gridDim.x; j += blockDim.x) mx = fmaxf(mx, __ldcg(maxima + j));
+              const float ar = block_max(mx) / 127.f;  // quantize_row's scale
+              if (threadIdx.x == 0) a[r] = ar;
+              const float4* row = reinterpret_cast<const float4*>(y + (size_t)r * F);
+              for (int i = i0 + threadIdx.x; i < i1; i += blockDim.x) store4(xq, r, F, 0, i, __ldcg(row + i), ar);
+            }
+            grid_arrive(counter);
+            grid_wait(counter, target + gridDim.x);
+            if (!tiles) return;
+            for (int i = threadIdx.x; i < (M * F) >> 4; i += blockDim.x) cp_async16(smem_u32(xs + 16 * i), xq + 16 * i, 16);
+            cp_async_commit();
+            cp_async_wait<0>();
+            __syncthreads();
+            return;
+          }
+          if (!tiles) return;
+          if (STAGED) {
+            for (int r = 0; r < M; ++r) {
+              stage_row(stage, (up ? h + (size_t)r * D : y + (size_t)r * F), up ? D : F);
+              const auto load = [&](int i) { return stage4[i]; };
+              if (up) {
+                rmsnorm_row<1024 / (WK * 32)>(load, ly.norm_w, xs, a, r, D, eps, 0);
+              } else {
+                const float* maxima = amax + (size_t)r * gridDim.x;
+                quantize_row(load, [&](int j) { return __ldcg(maxima + j); }, gridDim.x, xs, a, r, F, 0);
+              }
+              __syncthreads();  // the row read before the next one is staged, x written before the tiles read it
+            }
+          } else if (up) {
+            for (int r = 0; r < M; ++r) {
+              const float4* row = reinterpret_cast<const float4*>(h + (size_t)r * D);
+              rmsnorm_row<1024 / (WK * 32)>([&](int i) { return __ldcg(row + i); }, ly.norm_w, xs, a, r, D, eps, 0);
+            }
+            __syncthreads();
+          } else {
+            quantize_rows_to_shared(y, amax, gridDim.x, M, F, xs, a);
+          }
+        },
+        [&](int t, const auto& wait) {
+          decode_tiles<true>(wq, sc, xs, M, K, t, [&](auto& red, const auto& tot, int warp, int lane) {
+            if (up) {
+              decode_reduce_pairs(red, tot, warp, lane, t, M, N, [&](int token, int j, scale_t g, scale_t u) {
+                const float v = silu_mul1(out_scale(g, a[token], post), out_scale(u, a[token], post));
+                y[(size_t)token * F + j] = v;
+                atomicMax(&token_max[token], __float_as_int(fabsf(v)));
+              });
+            } else {
+              decode_reduce(red, tot, warp, lane, t, M, N, [&](int token, int n, scale_t sum) { h[(size_t)token * D + n] += out_scale(sum, a[token], post); });
+            }
+          }, wait);
+        },
+        [&] {
+          if (up && threadIdx.x < M) amax[(size_t)threadIdx.x * gridDim.x + blockIdx.x] = __int_as_float(token_max[threadIdx.x]);
+        });
+    target += (DIST_Q && !up ? 2u : 1u) * gridDim.x;
   }
 }

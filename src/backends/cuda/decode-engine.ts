@@ -164,7 +164,8 @@ export const MERGE_FOLD_MAX_ROWS = 1;
 /**
  * overlapSmallOps' 'auto' rows, by same-run A/B (H100, 8 random 7B-shaped W4A8 layers, W8A8 lm_head, alternated,
  * docs/cuda-notes.md 30th session): −1.9% a step at 8 rows (7 pairs, 6 faster), −1.4% at 16 (4 pairs, 3 faster), level at
- * 32 (2 pairs), but +1.3% at one row (8 pairs, 7 slower): from 2 rows up to 16.
+ * 32 (2 pairs), but +1.3% at one row (8 pairs, 7 slower): from 2 rows up to 16. At one row again in the 34th session
+ * (PREW 2, rope and merge in attention): +2.0% a step at 8 layers, +1.0% at 32 (3 rounds each, H100).
  */
 export const OVERLAP_SMALL_OPS_MAX_ROWS = 16;
 
