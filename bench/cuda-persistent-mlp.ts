@@ -13,6 +13,9 @@
  *   persistent-distq, persistent-staged-distq  down's input rows quantized once across the grid (DIST_Q 1: each block
  *                 its slice into global memory, a second barrier, then every block copies the int8 rows in) instead
  *                 of in every block.
+ *   persistent-cluster2, persistent-cluster4  each prologue shared by a cluster of 2 or 4 blocks (CLUSTER_PRO): every
+ *                 block normalizes or quantizes 1/C of the row and stores its codes into all the cluster's blocks'
+ *                 shared memory (distributed shared memory), then a cluster barrier (the norm's sums in rmsnorm_to's order).
  *   persistent-noprologue  (--diagnose) the persistent kernel without the blocks' norm and quantization (PROLOGUE 0: the
  *                 barriers stay, x is whatever shared memory holds, the outputs are not checked): what the prologues cost.
  * Every launch first resets h to the same random rows (a fill kernel, in every variant's time alike). The persistent
@@ -52,9 +55,11 @@ const MINB = 2;
 /** MlpLayer in persistent-mlp.cu: five pointers, two floats. */
 const LAYER_BYTES = 48;
 /** The persistent kernel's variants (persistent-mlp.cu's defines); PROLOGUE 0 is a diagnostic (--diagnose), not checked. */
-const PERSISTENT_VARIANTS: { name: string; defines: { STAGED?: number; DIST_Q?: number; PROLOGUE?: number } }[] = [
+const PERSISTENT_VARIANTS: { name: string; defines: { STAGED?: number; DIST_Q?: number; CLUSTER_PRO?: number; PROLOGUE?: number } }[] = [
   { name: 'persistent', defines: {} },
   { name: 'persistent-staged', defines: { STAGED: 1 } },
+  { name: 'persistent-cluster2', defines: { CLUSTER_PRO: 2 } },
+  { name: 'persistent-cluster4', defines: { CLUSTER_PRO: 4 } },
   { name: 'persistent-distq', defines: { DIST_Q: 1 } },
   { name: 'persistent-staged-distq', defines: { STAGED: 1, DIST_Q: 1 } },
   { name: 'persistent-noprologue', defines: { PROLOGUE: 0 } },

@@ -37,6 +37,99 @@
 #ifndef DIST_Q
 #define DIST_Q 0
 #endif
+// CLUSTER_PRO (default 1; 2 or 4): the prologues shared by a thread-block cluster of that many blocks (__cluster_dims__;
+// with two 512-thread blocks a SM every GPC's slots, 4 a TPC, take clusters of 2 or 4 whole, so the grid stays resident):
+// block rank c computes 1/C of the row and stores its int8 codes into every block of the cluster's x (distributed
+// shared memory), then a cluster barrier. The norm: rmsnorm_to's 32 warp sums (its 1024 threads' chains over the
+// float4s i = t + 1024·j, each warp's butterfly), 32/C of them a block, exchanged and added in warp order by every block
+// (the same float as rmsnorm_to's), the row's max |x ⊙ w| likewise; then each block normalizes and quantizes the
+// float4s of its own warps. The quantization: the row's scale from the maxima, every block alike; 1/C of the float4s a
+// block. The same bytes as the launches; 1/C of the work and of the L2 reads a block.
+#ifndef CLUSTER_PRO
+#define CLUSTER_PRO 1
+#endif
+static_assert(CLUSTER_PRO == 1 || CLUSTER_PRO == 2 || CLUSTER_PRO == 4, "clusters of 1, 2 or 4 blocks");
+static_assert(CLUSTER_PRO == 1 || !DIST_Q, "DIST_Q quantizes across the grid, not the cluster");
+#if CLUSTER_PRO > 1
+#include "cluster.cuh"
+#define MLP_CLUSTER_DIMS __cluster_dims__(CLUSTER_PRO, 1, 1)
+
+// RMSNorm of row x [D] (f32, global) with weight w, into the int8 row xs of every block of the cluster (+ a): see
+// CLUSTER_PRO. wsum, wmax: the block's shared [32] for the warp sums it owns (at their index).
+__device__ __forceinline__ void cluster_norm_row(const float* x, const float* w, int D, float eps, signed char* xs, float* a, float* wsum, float* wmax) {
+  constexpr int VW = 32 / CLUSTER_PRO;  // rmsnorm_to's warps a block plays
+  const unsigned rank = cluster_ctarank();
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, n4 = D >> 2, vw = (int)rank * VW + warp, t = vw * 32 + lane;
+  const float4* x4 = reinterpret_cast<const float4*>(x);
+  const float4* w4 = reinterpret_cast<const float4*>(w);
+  if (warp < VW) {
+    float ss = 0.f, mx = 0.f;
+#pragma unroll
+    for (int j = 0; j < ROW_VEC; ++j) {
+      const int i = t + 1024 * j;
+      if (i < n4) {
+        const float4 v = __ldcg(x4 + i);
+        ss = fmaf(v.x, v.x, fmaf(v.y, v.y, fmaf(v.z, v.z, fmaf(v.w, v.w, ss))));
+        mx = fmaxf(mx, absmax4(mul4(v, w4[i])));
+      }
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+      ss += __shfl_xor_sync(0xffffffffu, ss, o);
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    }
+    if (lane == 0) {
+      wsum[vw] = ss;
+      wmax[vw] = mx;
+    }
+  }
+  cluster_barrier();
+  float s = dsmem_load(wsum, 0), m = dsmem_load(wmax, 0);
+  for (int v = 1; v < 32; ++v) {
+    s += dsmem_load(wsum + v, (unsigned)(v / VW));
+    m = fmaxf(m, dsmem_load(wmax + v, (unsigned)(v / VW)));
+  }
+  const float2 f = rms_factors(make_float2(s, m), D, eps);
+  if (threadIdx.x == 0) *a = f.y;
+  if (warp < VW) {
+#pragma unroll
+    for (int j = 0; j < ROW_VEC; ++j) {
+      const int i = t + 1024 * j;
+      if (i < n4) {
+        const float4 v = scale4(mul4(__ldcg(x4 + i), w4[i]), f.x);
+        const char4 q = make_char4(quant1(v.x, f.y), quant1(v.y, f.y), quant1(v.z, f.y), quant1(v.w, f.y));
+        for (unsigned c = 0; c < CLUSTER_PRO; ++c) dsmem_store_u32(xs + 4 * i, c, *reinterpret_cast<const unsigned*>(&q));
+      }
+    }
+  }
+  cluster_barrier();  // every block's codes in, and the warp sums read before they are written again
+}
+
+// Row y [K] (f32, global) quantized with a = max over the P partial maxima / 127 (quantize_row's) into the int8 row xs
+// of every block of the cluster (+ a): 1/C of the float4s a block, two loads in flight a thread.
+__device__ __forceinline__ void cluster_quantize_row(const float* y, const float* maxima, int P, int K, signed char* xs, float* a) {
+  const unsigned rank = cluster_ctarank();
+  float mx = 0.f;
+  for (int j = threadIdx.x; j < P; j += blockDim.x) mx = fmaxf(mx, __ldcg(maxima + j));
+  const float ar = block_max(mx) / 127.f;
+  if (threadIdx.x == 0) *a = ar;
+  const int n4 = K >> 2, i0 = (int)((long long)rank * n4 / CLUSTER_PRO), i1 = (int)((long long)(rank + 1) * n4 / CLUSTER_PRO);
+  const float4* y4 = reinterpret_cast<const float4*>(y);
+  const auto put = [&](int i, float4 v) {
+    const char4 q = make_char4(quant1(v.x, ar), quant1(v.y, ar), quant1(v.z, ar), quant1(v.w, ar));
+    for (unsigned c = 0; c < CLUSTER_PRO; ++c) dsmem_store_u32(xs + 4 * i, c, *reinterpret_cast<const unsigned*>(&q));
+  };
+  for (int i = i0 + threadIdx.x; i < i1; i += 2 * blockDim.x) {
+    const int i2 = i + blockDim.x;
+    const float4 v = __ldcg(y4 + i), v2 = i2 < i1 ? __ldcg(y4 + i2) : make_float4(0.f, 0.f, 0.f, 0.f);
+    put(i, v);
+    if (i2 < i1) put(i2, v2);
+  }
+  cluster_barrier();
+}
+#else
+#define MLP_CLUSTER_DIMS
+#endif
 
 // n floats of src into the block's shared `stage`, every copy in flight at once; then the block's barrier.
 __device__ __forceinline__ void stage_row(float* stage, const float* src, int n) {
@@ -86,7 +179,7 @@ __device__ __forceinline__ void persistent_stage(int tiles, unsigned* counter, u
 // quantized). One decode_tiles for both, its epilogue and prologue chosen by the stage (uniform in the block): the
 // register pipeline keeps a standalone decode kernel's registers (two 512-thread blocks a SM allow 64), which two
 // instantiations in the loop, inline or not, exceeded (ptxas spilled 170-340 bytes).
-extern "C" __global__ void __launch_bounds__(WK * 32, MINB)
+extern "C" __global__ void MLP_CLUSTER_DIMS __launch_bounds__(WK * 32, MINB)
 w4a8_mlp_persistent(const MlpLayer* __restrict__ layers, int L, int M, int D, int F, float eps, float* h, float* y, float* amax,
                     signed char* xq, unsigned* counter, unsigned base) {
   extern __shared__ __align__(16) unsigned char mlp_shared[];
@@ -95,6 +188,9 @@ w4a8_mlp_persistent(const MlpLayer* __restrict__ layers, int L, int M, int D, in
   const float4* stage4 = reinterpret_cast<const float4*>(stage);
   __shared__ float a[8];
   __shared__ int token_max[8];  // |y| as int bits (non-negative floats order as their bits)
+#if CLUSTER_PRO > 1
+  __shared__ float wsum[32], wmax[32];  // cluster_norm_row's warp sums
+#endif
   unsigned target = base;
   for (int s = 0; s < 2 * L; ++s) {
     const MlpLayer& ly = layers[s >> 1];
@@ -108,6 +204,14 @@ w4a8_mlp_persistent(const MlpLayer* __restrict__ layers, int L, int M, int D, in
         (N + 15) / 16, counter, target,
         [&](bool tiles) {
           if (!PROLOGUE) return;
+#if CLUSTER_PRO > 1
+          // every block, with tiles or without: its share of the cluster's rows
+          for (int r = 0; r < M; ++r) {
+            if (up) cluster_norm_row(h + (size_t)r * D, ly.norm_w, D, eps, xs + (size_t)r * D, a + r, wsum, wmax);
+            else cluster_quantize_row(y + (size_t)r * F, amax + (size_t)r * gridDim.x, gridDim.x, F, xs + (size_t)r * F, a + r);
+          }
+          return;
+#endif
           if (DIST_Q && !up) {
             const int n4 = F >> 2, i0 = (int)((long long)blockIdx.x * n4 / gridDim.x), i1 = (int)((long long)(blockIdx.x + 1) * n4 / gridDim.x);
             for (int r = 0; r < M; ++r) {

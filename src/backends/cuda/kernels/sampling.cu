@@ -32,6 +32,7 @@
 // Every loop is bounded, so a wrong histogram gives a wrong token, never a hang. A block's shared memory is read by the
 // others only between two cluster barriers, and every block passes a last barrier before it exits.
 #include "row-argmax.cuh"
+#include "cluster.cuh"
 
 typedef unsigned long long u64;
 
@@ -60,11 +61,11 @@ struct SampleShared {
   u64 count; // this block's count of tokens of the weight t (select_token)
 };
 
-// The cluster's barrier (every thread of every block; orders shared and global memory at cluster scope), its rank,
-// and a load from the same shared variable of block `rank`. With CLUSTER 1: the block's barrier and its own memory.
+// The cluster's barrier, its rank, and a load from the same shared variable of block `rank` (cluster.cuh). With
+// CLUSTER 1: the block's barrier and its own memory.
 __device__ __forceinline__ void cluster_sync() {
 #if CLUSTER > 1
-  asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+  cluster_barrier();
 #else
   __syncthreads();
 #endif
@@ -72,9 +73,7 @@ __device__ __forceinline__ void cluster_sync() {
 
 __device__ __forceinline__ unsigned cluster_rank() {
 #if CLUSTER > 1
-  unsigned r;
-  asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
-  return r;
+  return cluster_ctarank();
 #else
   return 0;
 #endif
@@ -83,19 +82,7 @@ __device__ __forceinline__ unsigned cluster_rank() {
 template <typename T>
 __device__ __forceinline__ T load_from_rank(const T* p, unsigned rank) {
 #if CLUSTER > 1
-  static_assert(sizeof(T) == 8 || sizeof(T) == 4, "8- or 4-byte values");
-  const unsigned local = (unsigned)__cvta_generic_to_shared(p);
-  unsigned remote;
-  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(local), "r"(rank));
-  if constexpr (sizeof(T) == 8) {
-    unsigned long long v;
-    asm volatile("ld.shared::cluster.u64 %0, [%1];" : "=l"(v) : "r"(remote) : "memory");
-    return *reinterpret_cast<T*>(&v);
-  } else {
-    unsigned v;
-    asm volatile("ld.shared::cluster.u32 %0, [%1];" : "=r"(v) : "r"(remote) : "memory");
-    return *reinterpret_cast<T*>(&v);
-  }
+  return dsmem_load(p, rank);
 #else
   return *p;
 #endif
