@@ -11,11 +11,25 @@ __device__ __forceinline__ unsigned ld_acquire_u32(const unsigned* p) {
   return v;
 }
 
+__device__ __forceinline__ unsigned long long globaltimer_ns() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+
 // The leader (one thread of the threads that then pass a barrier together) spins until the counter reaches `target`
-// (acquire); the caller's barrier then lets the others go on.
+// (acquire); the caller's barrier then lets the others go on. A barrier still shut after SPIN_LIMIT_NS (default 10 s:
+// a grid not all resident, a block that never arrives) traps, so the launch fails with an error instead of hanging.
+#ifndef SPIN_LIMIT_NS
+#define SPIN_LIMIT_NS 10000000000ull
+#endif
 __device__ __forceinline__ void spin_until(const unsigned* counter, unsigned target, bool leader) {
-  if (leader)
-    while (ld_acquire_u32(counter) < target) asm volatile("nanosleep.u32 32;\n");
+  if (!leader) return;
+  const unsigned long long t0 = globaltimer_ns();
+  while (ld_acquire_u32(counter) < target) {
+    asm volatile("nanosleep.u32 32;\n");
+    if (globaltimer_ns() - t0 > SPIN_LIMIT_NS) __trap();
+  }
 }
 
 // The block's arrival after a stage: its stores made visible, then one count.
