@@ -1,6 +1,6 @@
 /**
  * The MLP half of L LLaMA-2-7B decoder layers (RMSNorm, gate/up with SwiGLU, down adding into the residual h) at M
- * rows, two or three ways, interleaved in R rounds on the same random W4A8 IS weights (speed only):
+ * rows, several ways, interleaved in R rounds on the same random W4A8 IS weights (speed only):
  *   launches      the decode engine's four launches a layer as it runs them at M rows: rmsnorm_to, w4a8_decode_swiglu,
  *                 quantize_rows, w4a8_decode accumulating into h (the GEMMs with programmatic dependent launch; the
  *                 small ops so too from 2 rows up, as overlapSmallOps 'auto' launches them);

@@ -15,13 +15,16 @@
 // first chunks of a block's first tile of a stage load before the barrier (decode_pipeline's wait hook).
 //
 // Grid: all blocks resident (the host sizes it: MINB a SM); block b takes tiles b, b + gridDim.x, … of each stage.
-// Dynamic shared memory: M · max(D, F) bytes (x), then (STAGED) max(D, F) floats. Defines as w4a8-decode.cu with ACCUMULATE 0, OUT_F16 0, STAGES 0
-// (the register pipeline: rows in shared memory), SCALE_INT 1 or 0, and PROLOGUE (default 1): 0 leaves the blocks'
-// norm and quantization out (the barriers stay; x is whatever the shared memory holds, so the outputs are not the
+// Dynamic shared memory: M · max(D, F) bytes (x), then (STAGED) max(D, F) floats. Defines as w4a8-decode.cu with
+// ACCUMULATE 0, OUT_F16 0, STAGES 0 (the register pipeline: rows in shared memory), SCALE_INT 1 or 0, and PROLOGUE
+// (default 1): 0 leaves the blocks' norm and quantization out (the barriers stay; x is whatever the shared memory holds, so the outputs are not the
 // launches'): a diagnostic, what the prologues cost. STAGED (default 0): 1 copies each row the prologue reads (f32)
 // into shared memory first, all of it in flight at once (cp.async, after the dynamic x: max(D, F) floats more), and
 // the norm and the quantization read it from there instead of through L2 a float4 at a time (each an L2 round trip
 // behind the store before it): the same values, so the same bytes.
+// Measured (docs/cuda-notes.md, 34th session; 8 layers at M = 1, µs a layer against the engine's launches): H100 plain
+// 41.0 (0.90×), STAGED 34.1 (1.08×), PROLOGUE 0 26.6 (1.38×); H200 STAGED 29.1, DIST_Q with STAGED 33.4, PROLOGUE 0 21.5
+// against 30.0 for the launches with their small ops overlapping. CLUSTER_PRO not yet run.
 #include "w4a8-decode.cu"
 #include "grid-barrier.cuh"
 #ifndef PROLOGUE
@@ -50,6 +53,7 @@
 #endif
 static_assert(CLUSTER_PRO == 1 || CLUSTER_PRO == 2 || CLUSTER_PRO == 4, "clusters of 1, 2 or 4 blocks");
 static_assert(CLUSTER_PRO == 1 || !DIST_Q, "DIST_Q quantizes across the grid, not the cluster");
+static_assert(WK >= 32 / CLUSTER_PRO, "a block's warps play rmsnorm_to's 32 / CLUSTER_PRO warps of the norm");
 #if CLUSTER_PRO > 1
 #include "cluster.cuh"
 #define MLP_CLUSTER_DIMS __cluster_dims__(CLUSTER_PRO, 1, 1)
