@@ -53,7 +53,7 @@
 #endif
 static_assert(CLUSTER_PRO == 1 || CLUSTER_PRO == 2 || CLUSTER_PRO == 4, "clusters of 1, 2 or 4 blocks");
 static_assert(CLUSTER_PRO == 1 || !DIST_Q, "DIST_Q quantizes across the grid, not the cluster");
-static_assert(WK >= 32 / CLUSTER_PRO, "a block's warps play rmsnorm_to's 32 / CLUSTER_PRO warps of the norm");
+static_assert(CLUSTER_PRO == 1 || WK >= 32 / CLUSTER_PRO, "a block's warps play rmsnorm_to's 32 / CLUSTER_PRO warps of the norm");
 #if CLUSTER_PRO > 1
 #include "cluster.cuh"
 #define MLP_CLUSTER_DIMS __cluster_dims__(CLUSTER_PRO, 1, 1)
