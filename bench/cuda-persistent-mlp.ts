@@ -10,9 +10,6 @@
  *                 small ops' launches.
  *   persistent-staged  the same with each row its blocks read first copied whole into shared memory (STAGED 1: all of
  *                 it in flight at once, instead of a float4 at a time through L2), where two blocks a SM still fit.
- *   persistent-distq, persistent-staged-distq  down's input rows quantized once across the grid (DIST_Q 1: each block
- *                 its slice into global memory, a second barrier, then every block copies the int8 rows in) instead
- *                 of in every block.
  *   persistent-cluster2, persistent-cluster4  each prologue shared by a cluster of 2 or 4 blocks (CLUSTER_PRO): every
  *                 block normalizes or quantizes 1/C of the row and stores its codes into all the cluster's blocks'
  *                 shared memory (distributed shared memory), then a cluster barrier (the norm's sums in rmsnorm_to's order).
@@ -55,13 +52,11 @@ const MINB = 2;
 /** MlpLayer in persistent-mlp.cu: five pointers, two floats. */
 const LAYER_BYTES = 48;
 /** The persistent kernel's variants (persistent-mlp.cu's defines); PROLOGUE 0 is a diagnostic (--diagnose), not checked. */
-const PERSISTENT_VARIANTS: { name: string; defines: { STAGED?: number; DIST_Q?: number; CLUSTER_PRO?: number; PROLOGUE?: number } }[] = [
+const PERSISTENT_VARIANTS: { name: string; defines: { STAGED?: number; CLUSTER_PRO?: number; PROLOGUE?: number } }[] = [
   { name: 'persistent', defines: {} },
   { name: 'persistent-staged', defines: { STAGED: 1 } },
   { name: 'persistent-cluster2', defines: { CLUSTER_PRO: 2 } },
   { name: 'persistent-cluster4', defines: { CLUSTER_PRO: 4 } },
-  { name: 'persistent-distq', defines: { DIST_Q: 1 } },
-  { name: 'persistent-staged-distq', defines: { STAGED: 1, DIST_Q: 1 } },
   { name: 'persistent-noprologue', defines: { PROLOGUE: 0 } },
 ];
 /** A fixed seed for h's rows, so that every launch starts from the same h. */
@@ -120,7 +115,7 @@ for (const M of Ms) {
     }
   };
   // the persistent variants that fit (STAGED adds a row of f32, max(D, F) floats; two blocks a SM must fit beside the
-  // static arrays, < 10 KB); DIST_Q takes a second barrier in each down stage
+  // static arrays, < 10 KB)
   const persistentDefines = { GROUP: 128, SCALE_INT: 1, IS_SHIFT: 0, OUT_F16: 0, MT: 1, NTW: 1, WK: CONFIG.WK, MINB, PREW: CONFIG.PREW! };
   const persistents = PERSISTENT_VARIANTS.filter((v) => values.diagnose === true || v.defines.PROLOGUE !== 0).flatMap((v) => {
     const bytes = sharedBytes + (v.defines.STAGED === 1 ? 4 * Math.max(D, F) : 0);
@@ -129,11 +124,11 @@ for (const M of Ms) {
       return [];
     }
     const fn = getKernel(ctx, join(benchKernelsDir(), 'persistent-mlp.cu'), 'w4a8_mlp_persistent', { ...persistentDefines, ...v.defines }, bytes);
-    const barriers = (v.defines.DIST_Q === 1 ? 3 : 2) * layers * grid;
+    const barriers = 2 * layers * grid;
     const launch: Launch = () => {
       resetH();
       ctx.launch(fn, [grid], [CONFIG.WK * 32],
-        [layerTable, { i32: layers }, { i32: M }, { i32: D }, { i32: F }, { f32: EPS }, h, y, amax, rows.values, counter, { i32: arrivals | 0 }], bytes);
+        [layerTable, { i32: layers }, { i32: M }, { i32: D }, { i32: F }, { f32: EPS }, h, y, amax, counter, { i32: arrivals | 0 }], bytes);
       arrivals = (arrivals + barriers) >>> 0;
     };
     return [{ ...v, launch }];
@@ -153,7 +148,6 @@ for (const M of Ms) {
   const checked = persistents.filter((v) => v.defines.PROLOGUE !== 0);
   for (const v of checked) {
     y.fill(0xff);
-    rows.values.fill(0xff);
     v.launch(0);
     if (!hBytes().equals(hLaunch)) throw new Error(`M=${M}: ${v.name}'s h differs from the launches'`);
   }

@@ -23,8 +23,11 @@
 // the norm and the quantization read it from there instead of through L2 a float4 at a time (each an L2 round trip
 // behind the store before it): the same values, so the same bytes.
 // Measured (docs/cuda-notes.md, 34th session; 8 layers at M = 1, µs a layer against the engine's launches): H100 plain
-// 41.0 (0.90×), STAGED 34.1 (1.08×), PROLOGUE 0 26.6 (1.38×); H200 STAGED 29.1, DIST_Q with STAGED 33.4, PROLOGUE 0 21.5
-// against 30.0 for the launches with their small ops overlapping. CLUSTER_PRO not yet run.
+// 41.0 (0.90×), STAGED 34.1 (1.08×), PROLOGUE 0 26.6 (1.38×); H200 STAGED 29.1, PROLOGUE 0 21.5 against 30.0 for the
+// launches with their small ops overlapping. CLUSTER_PRO not yet run. Removed after it was measured: down's quantization
+// done once across the grid (each block its slice into global memory, a second grid barrier, every block copying the
+// int8 rows in; commit 015b082): H200 33.4 with STAGED, slower than STAGED alone (a grid barrier costs more than the
+// redundant quantization it saves).
 #include "w4a8-decode.cu"
 #include "grid-barrier.cuh"
 #ifndef PROLOGUE
@@ -32,13 +35,6 @@
 #endif
 #ifndef STAGED
 #define STAGED 0
-#endif
-// DIST_Q (default 0): 1 quantizes down's input rows once across the grid instead of in every block: after the barrier
-// each block writes its slice of the rows (their float4s [b·n4/grid, (b+1)·n4/grid)) in int8 to xq [M][F] (global;
-// the row scales from the maxima, every block computing them alike), then a second grid barrier, then each block
-// copies the rows into its shared memory (cp.async): one barrier more, 1/gridDim.x of the quantization.
-#ifndef DIST_Q
-#define DIST_Q 0
 #endif
 // CLUSTER_PRO (default 1; 2 or 4): the prologues shared by a thread-block cluster of that many blocks (__cluster_dims__;
 // with two 512-thread blocks a SM every GPC's slots, 4 a TPC, take clusters of 2 or 4 whole, so the grid stays resident):
@@ -52,7 +48,6 @@
 #define CLUSTER_PRO 1
 #endif
 static_assert(CLUSTER_PRO == 1 || CLUSTER_PRO == 2 || CLUSTER_PRO == 4, "clusters of 1, 2 or 4 blocks");
-static_assert(CLUSTER_PRO == 1 || !DIST_Q, "DIST_Q quantizes across the grid, not the cluster");
 static_assert(CLUSTER_PRO == 1 || WK >= 32 / CLUSTER_PRO, "a block's warps play rmsnorm_to's 32 / CLUSTER_PRO warps of the norm");
 #if CLUSTER_PRO > 1
 #include "cluster.cuh"
@@ -185,7 +180,7 @@ __device__ __forceinline__ void persistent_stage(int tiles, unsigned* counter, u
 // instantiations in the loop, inline or not, exceeded (ptxas spilled 170-340 bytes).
 extern "C" __global__ void MLP_CLUSTER_DIMS __launch_bounds__(WK * 32, MINB)
 w4a8_mlp_persistent(const MlpLayer* __restrict__ layers, int L, int M, int D, int F, float eps, float* h, float* y, float* amax,
-                    signed char* xq, unsigned* counter, unsigned base) {
+                    unsigned* counter, unsigned base) {
   extern __shared__ __align__(16) unsigned char mlp_shared[];
   signed char* xs = reinterpret_cast<signed char*>(mlp_shared);
   float* stage = reinterpret_cast<float*>(mlp_shared + (size_t)M * max(D, F));  // STAGED: one row
@@ -216,26 +211,6 @@ w4a8_mlp_persistent(const MlpLayer* __restrict__ layers, int L, int M, int D, in
           }
           return;
 #endif
-          if (DIST_Q && !up) {
-            const int n4 = F >> 2, i0 = (int)((long long)blockIdx.x * n4 / gridDim.x), i1 = (int)((long long)(blockIdx.x + 1) * n4 / gridDim.x);
-            for (int r = 0; r < M; ++r) {
-              const float* maxima = amax + (size_t)r * gridDim.x;
-              float mx = 0.f;
-              for (int j = threadIdx.x; j < (int)gridDim.x; j += blockDim.x) mx = fmaxf(mx, __ldcg(maxima + j));
-              const float ar = block_max(mx) / 127.f;  // quantize_row's scale
-              if (threadIdx.x == 0) a[r] = ar;
-              const float4* row = reinterpret_cast<const float4*>(y + (size_t)r * F);
-              for (int i = i0 + threadIdx.x; i < i1; i += blockDim.x) store4(xq, r, F, 0, i, __ldcg(row + i), ar);
-            }
-            grid_arrive(counter);
-            grid_wait(counter, target + gridDim.x);
-            if (!tiles) return;
-            for (int i = threadIdx.x; i < (M * F) >> 4; i += blockDim.x) cp_async16(smem_u32(xs + 16 * i), xq + 16 * i, 16);
-            cp_async_commit();
-            cp_async_wait<0>();
-            __syncthreads();
-            return;
-          }
           if (!tiles) return;
           if (STAGED) {
             for (int r = 0; r < M; ++r) {
@@ -275,6 +250,6 @@ w4a8_mlp_persistent(const MlpLayer* __restrict__ layers, int L, int M, int D, in
         [&] {
           if (up && threadIdx.x < M) amax[(size_t)threadIdx.x * gridDim.x + blockIdx.x] = __int_as_float(token_max[threadIdx.x]);
         });
-    target += (DIST_Q && !up ? 2u : 1u) * gridDim.x;
+    target += gridDim.x;
   }
 }

@@ -46,7 +46,7 @@ const VARIANTS: Record<string, string[][]> = {
     [...CHAIN, '-DWK=8', '-DRING=11', '-DGROUPS=2', '-DXS_BYTES=11008', '-DDYN_TILES=1', '-DDEP=1'],
   ],
   // the persistent MLP as cuda-persistent-mlp.ts compiles it
-  'persistent-mlp.cu': [[...CHAIN, '-DWK=16', '-DOUT_F16=0'], [...CHAIN, '-DWK=16', '-DOUT_F16=0', '-DSTAGED=1', '-DDIST_Q=1'], [...CHAIN, '-DWK=16', '-DOUT_F16=0', '-DPROLOGUE=0'], [...CHAIN, '-DWK=16', '-DOUT_F16=0', '-DCLUSTER_PRO=4']],
+  'persistent-mlp.cu': [[...CHAIN, '-DWK=16', '-DOUT_F16=0'], [...CHAIN, '-DWK=16', '-DOUT_F16=0', '-DSTAGED=1'], [...CHAIN, '-DWK=16', '-DOUT_F16=0', '-DPROLOGUE=0'], [...CHAIN, '-DWK=16', '-DOUT_F16=0', '-DCLUSTER_PRO=4']],
 };
 
 const nvcc = nvccPath();
