@@ -19,7 +19,9 @@
  * h is first checked bit for bit against the launches' (and to be finite and changed). What it measures: whether a
  * persistent decode step, with each small op done by every block after a barrier, beats the launches it replaces.
  * Usage:
- *   node dist/bench/cuda-persistent-mlp.js [--layers 8] [--ms 1,8] [--rounds 4] [--diagnose] [--out DIR]
+ *   node dist/bench/cuda-persistent-mlp.js [--layers 8] [--ms 1,8] [--rounds 4] [--variants persistent,…] [--diagnose] [--out DIR]
+ * --variants: the persistent variants to run (default all but the diagnostic, which --diagnose adds); a variant whose
+ * grid cannot be all resident traps at its first barrier after 10 s (grid-barrier.cuh) and ends the run, so leave it out.
  */
 import { join } from 'node:path';
 import { paddedRows } from '../src/backends/cuda/repack.js';
@@ -35,6 +37,7 @@ const { values } = benchArgs(import.meta.url, {
     layers: { type: 'string', default: '8' },
     ms: { type: 'string', default: '1,8' },
     rounds: { type: 'string', default: '4' },
+    variants: { type: 'string', default: '' },
     diagnose: { type: 'boolean', default: false },
     out: { type: 'string', default: 'docs/bench' },
   },
@@ -59,6 +62,12 @@ const PERSISTENT_VARIANTS: { name: string; defines: { STAGED?: number; CLUSTER_P
   { name: 'persistent-cluster4', defines: { CLUSTER_PRO: 4 } },
   { name: 'persistent-noprologue', defines: { PROLOGUE: 0 } },
 ];
+const chosen = values.variants!.split(',').filter((n) => n !== '');
+const unknown = chosen.filter((n) => !PERSISTENT_VARIANTS.some((v) => v.name === n));
+if (unknown.length > 0) throw new BenchArgumentError(`--variants: no variant ${unknown.map((n) => `'${n}'`).join(', ')} (${PERSISTENT_VARIANTS.map((v) => v.name).join(', ')})`);
+/** The variants this run takes: --variants, or all but the diagnostic; --diagnose adds it. */
+const wanted = (v: { name: string; defines: { PROLOGUE?: number } }): boolean =>
+  (chosen.length > 0 ? chosen.includes(v.name) : v.defines.PROLOGUE !== 0) || (values.diagnose === true && v.defines.PROLOGUE === 0);
 /** A fixed seed for h's rows, so that every launch starts from the same h. */
 const H_SEED = 4242;
 
@@ -117,7 +126,7 @@ for (const M of Ms) {
   // the persistent variants that fit (STAGED adds a row of f32, max(D, F) floats; two blocks a SM must fit beside the
   // static arrays, < 10 KB)
   const persistentDefines = { GROUP: 128, SCALE_INT: 1, IS_SHIFT: 0, OUT_F16: 0, MT: 1, NTW: 1, WK: CONFIG.WK, MINB, PREW: CONFIG.PREW! };
-  const persistents = PERSISTENT_VARIANTS.filter((v) => values.diagnose === true || v.defines.PROLOGUE !== 0).flatMap((v) => {
+  const persistents = PERSISTENT_VARIANTS.filter(wanted).flatMap((v) => {
     const bytes = sharedBytes + (v.defines.STAGED === 1 ? 4 * Math.max(D, F) : 0);
     if (MINB * (bytes + (10 << 10)) > ctx.info.maxSharedPerBlockOptin) {
       log.line(`# M=${M}: ${v.name} left out (${bytes} B of shared memory a block: two blocks a SM do not fit)`);

@@ -80,7 +80,7 @@ test('a bench script given a bad value prints one line naming the option (no sta
   assert.equal(bad.stdout, '', 'nothing ran');
 });
 
-test('a GPU bench checks its values before it looks for a GPU: cuda-attention\'s split count past the merge, kv heads that do not divide the heads; cuda-engine-step\'s pick; cuda-decode-chain\'s prew, ring variants and --dependent; cuda-persistent-mlp\'s rows', () => {
+test('a GPU bench checks its values before it looks for a GPU: cuda-attention\'s split count past the merge, kv heads that do not divide the heads; cuda-engine-step\'s pick; cuda-decode-chain\'s prew, ring variants and --dependent; cuda-persistent-mlp\'s rows and variants', () => {
   const splits = run(repoPath('dist/bench/cuda-attention.js'), '--splits', '4,65');
   assert.equal(splits.status, 1);
   assert.equal(splits.stderr, 'cuda-attention.js: --splits: the merge takes at most 64\n(cuda-attention.js --help lists the options)\n');
@@ -102,6 +102,9 @@ test('a GPU bench checks its values before it looks for a GPU: cuda-attention\'s
   const rows = run(repoPath('dist/bench/cuda-persistent-mlp.js'), '--ms', '1,9');
   assert.equal(rows.status, 1);
   assert.equal(rows.stderr, 'cuda-persistent-mlp.js: --ms: the persistent MLP runs the one-token-half decode kernel, 1..8 rows\n(cuda-persistent-mlp.js --help lists the options)\n');
+  const variant = run(repoPath('dist/bench/cuda-persistent-mlp.js'), '--variants', 'persistent,persistent-cluster8');
+  assert.equal(variant.status, 1);
+  assert.match(variant.stderr, /^cuda-persistent-mlp\.js: --variants: no variant 'persistent-cluster8' \(persistent, persistent-staged, .*persistent-noprologue\)\n/);
 });
 
 test('intscale bench: NAME --help is the script\'s usage; --help alone is the command\'s; no name is an error', () => {
