@@ -91,10 +91,10 @@ w4a8_decode_chain(const ChainStage* __restrict__ stages, int S, int M, unsigned*
 //   back), so the time is the weight stream's alone; BARRIER 0 as the chain's.
 // Bits: integer scales only (SCALE_INT 1, GROUP 128): every chunk closes its group, T = Σ_g acc_g · S_g in int32 is
 // exact in any order, so the outputs are the chain's and the launches' bit for bit although a warp's chunks differ.
-// Measured 2026-12-07 (H100, docs/cuda-notes.md, 33rd session): GROUPS 1 WK 16 0.94x the launches at M = 1 (its
-// barriers ~2.5 µs each), GROUPS 2 WK 8 XSMEM 0 1.05x but with group 1 not waiting at the barriers (thread 0 alone
-// spun then; fixed after: each group's leader spins), so to be measured again; XSMEM 1 at GROUPS 2 and DYN_TILES
-// written after, not yet run.
+// Measured 2026-12-07 (H100, docs/cuda-notes.md, 33rd and 34th sessions), M = 1: GROUPS 1 WK 16 0.94x the launches
+// (its barriers ~2.5 µs each); GROUPS 2 WK 8, every group waiting at the barriers, 0.96x (XSMEM 0), 0.95x (XSMEM 1),
+// 0.94x (DYN_TILES 1); each without its barriers reaches the stream bound (1.19x): its consumers only keep pace with
+// the stream, so the time a barrier holds them is never made up. DEP 1 with GROUPS 1: 1.17x GEMM + act_quant launches.
 #ifdef RING
 #include "mbarrier.cuh"
 #ifndef GROUPS

@@ -17,8 +17,8 @@
 // Grid: all blocks resident (the host sizes it: MINB a SM); block b takes tiles b, b + gridDim.x, … of each stage.
 // Dynamic shared memory: M · max(D, F) bytes (x), then (STAGED) max(D, F) floats. Defines as w4a8-decode.cu with
 // ACCUMULATE 0, OUT_F16 0, STAGES 0 (the register pipeline: rows in shared memory), SCALE_INT 1 or 0, and PROLOGUE
-// (default 1): 0 leaves the blocks' norm and quantization out (the barriers stay; x is whatever the shared memory holds, so the outputs are not the
-// launches'): a diagnostic, what the prologues cost. STAGED (default 0): 1 copies each row the prologue reads (f32)
+// (default 1): 0 leaves the blocks' norm and quantization out (the barriers stay; x is whatever the shared memory
+// holds, so the outputs are not the launches'): a diagnostic, what the prologues cost. STAGED (default 0): 1 copies each row the prologue reads (f32)
 // into shared memory first, all of it in flight at once (cp.async, after the dynamic x: max(D, F) floats more), and
 // the norm and the quantization read it from there instead of through L2 a float4 at a time (each an L2 round trip
 // behind the store before it): the same values, so the same bytes.
@@ -68,7 +68,7 @@ __device__ __forceinline__ void cluster_norm_row(const float* x, const float* w,
       const int i = t + 1024 * j;
       if (i < n4) {
         const float4 v = __ldcg(x4 + i);
-        ss = fmaf(v.x, v.x, fmaf(v.y, v.y, fmaf(v.z, v.z, fmaf(v.w, v.w, ss))));
+        ss = sumsq4(v, ss);
         mx = fmaxf(mx, absmax4(mul4(v, w4[i])));
       }
     }
@@ -95,8 +95,7 @@ __device__ __forceinline__ void cluster_norm_row(const float* x, const float* w,
     for (int j = 0; j < ROW_VEC; ++j) {
       const int i = t + 1024 * j;
       if (i < n4) {
-        const float4 v = scale4(mul4(__ldcg(x4 + i), w4[i]), f.x);
-        const char4 q = make_char4(quant1(v.x, f.y), quant1(v.y, f.y), quant1(v.z, f.y), quant1(v.w, f.y));
+        const char4 q = quant4(scale4(mul4(__ldcg(x4 + i), w4[i]), f.x), f.y);
         for (unsigned c = 0; c < CLUSTER_PRO; ++c) dsmem_store_u32(xs + 4 * i, c, *reinterpret_cast<const unsigned*>(&q));
       }
     }
@@ -115,7 +114,7 @@ __device__ __forceinline__ void cluster_quantize_row(const float* y, const float
   const int n4 = K >> 2, i0 = (int)((long long)rank * n4 / CLUSTER_PRO), i1 = (int)((long long)(rank + 1) * n4 / CLUSTER_PRO);
   const float4* y4 = reinterpret_cast<const float4*>(y);
   const auto put = [&](int i, float4 v) {
-    const char4 q = make_char4(quant1(v.x, ar), quant1(v.y, ar), quant1(v.z, ar), quant1(v.w, ar));
+    const char4 q = quant4(v, ar);
     for (unsigned c = 0; c < CLUSTER_PRO; ++c) dsmem_store_u32(xs + 4 * i, c, *reinterpret_cast<const unsigned*>(&q));
   };
   for (int i = i0 + threadIdx.x; i < i1; i += 2 * blockDim.x) {
@@ -190,7 +189,6 @@ w4a8_mlp_persistent(const MlpLayer* __restrict__ layers, int L, int M, int D, in
 #if CLUSTER_PRO > 1
   __shared__ float wsum[32], wmax[32];  // cluster_norm_row's warp sums
 #endif
-  unsigned target = base;
   for (int s = 0; s < 2 * L; ++s) {
     const MlpLayer& ly = layers[s >> 1];
     const bool up = (s & 1) == 0;
@@ -200,7 +198,7 @@ w4a8_mlp_persistent(const MlpLayer* __restrict__ layers, int L, int M, int D, in
     const float post = up ? ly.post_gu : ly.post_d;
     if (up && threadIdx.x < 8) token_max[threadIdx.x] = 0;  // before the first tile's reduction barrier
     persistent_stage(
-        (N + 15) / 16, counter, target,
+        (N + 15) / 16, counter, base + (unsigned)s * gridDim.x,
         [&](bool tiles) {
           if (!PROLOGUE) return;
 #if CLUSTER_PRO > 1
@@ -212,26 +210,17 @@ w4a8_mlp_persistent(const MlpLayer* __restrict__ layers, int L, int M, int D, in
           return;
 #endif
           if (!tiles) return;
-          if (STAGED) {
-            for (int r = 0; r < M; ++r) {
-              stage_row(stage, (up ? h + (size_t)r * D : y + (size_t)r * F), up ? D : F);
-              const auto load = [&](int i) { return stage4[i]; };
-              if (up) {
-                rmsnorm_row<1024 / (WK * 32)>(load, ly.norm_w, xs, a, r, D, eps, 0);
-              } else {
-                const float* maxima = amax + (size_t)r * gridDim.x;
-                quantize_row(load, [&](int j) { return __ldcg(maxima + j); }, gridDim.x, xs, a, r, F, 0);
-              }
-              __syncthreads();  // the row read before the next one is staged, x written before the tiles read it
+          for (int r = 0; r < M; ++r) {  // row r: RMSNorm(h[r]) or y[r] quantized, read through L2 or (STAGED) staged first
+            const float* src = up ? h + (size_t)r * D : y + (size_t)r * F;
+            if (STAGED) stage_row(stage, src, up ? D : F);
+            const auto load = [&](int i) { return STAGED ? stage4[i] : __ldcg(reinterpret_cast<const float4*>(src) + i); };
+            if (up) {
+              rmsnorm_row<1024 / (WK * 32)>(load, ly.norm_w, xs, a, r, D, eps, 0);
+            } else {
+              const float* maxima = amax + (size_t)r * gridDim.x;
+              quantize_row(load, [&](int j) { return __ldcg(maxima + j); }, gridDim.x, xs, a, r, F, 0);
             }
-          } else if (up) {
-            for (int r = 0; r < M; ++r) {
-              const float4* row = reinterpret_cast<const float4*>(h + (size_t)r * D);
-              rmsnorm_row<1024 / (WK * 32)>([&](int i) { return __ldcg(row + i); }, ly.norm_w, xs, a, r, D, eps, 0);
-            }
-            __syncthreads();
-          } else {
-            quantize_rows_to_shared(y, amax, gridDim.x, M, F, xs, a);
+            __syncthreads();  // (STAGED) the row read before the next one is staged; x written before the tiles read it
           }
         },
         [&](int t, const auto& wait) {
@@ -250,6 +239,5 @@ w4a8_mlp_persistent(const MlpLayer* __restrict__ layers, int L, int M, int D, in
         [&] {
           if (up && threadIdx.x < M) amax[(size_t)threadIdx.x * gridDim.x + blockIdx.x] = __int_as_float(token_max[threadIdx.x]);
         });
-    target += gridDim.x;
   }
 }

@@ -33,6 +33,10 @@ __device__ __forceinline__ float h2f(half_t h) {
 __device__ __forceinline__ signed char quant1(float v, float a) {
   return a == 0.f ? 0 : (signed char)max(-127, min(127, __float2int_rn(v / a)));
 }
+__device__ __forceinline__ char4 quant4(float4 y, float a) { return make_char4(quant1(y.x, a), quant1(y.y, a), quant1(y.z, a), quant1(y.w, a)); }
+
+// One float4 added to a thread's chain of Σ x² in RMSNorm's order (below): fmaf(x, x, fmaf(y, y, fmaf(z, z, fmaf(w, w, s)))).
+__device__ __forceinline__ float sumsq4(float4 a, float s) { return fmaf(a.x, a.x, fmaf(a.y, a.y, fmaf(a.z, a.z, fmaf(a.w, a.w, s)))); }
 
 // Writes values i = 4·i4 .. 4·i4+3 of row r (length K) in FORM; `a` is the row's int8 scale (thread 0
 // stores it once per row: scales[r]).
@@ -44,8 +48,7 @@ __device__ __forceinline__ void store4(void* out, int r, int K, int form, int i4
     reinterpret_cast<uint2*>(reinterpret_cast<half_t*>(out) + (size_t)r * K)[i4] = make_uint2(lo, hi);
   } else {
     char4* q = reinterpret_cast<char4*>(reinterpret_cast<signed char*>(out) + (size_t)r * K);
-    q[form == 1 ? (i4 & ~15) | ((i4 >> 1) & 1) << 3 | (i4 & 1) << 2 | ((i4 >> 2) & 3) : i4] =
-        make_char4(quant1(y.x, a), quant1(y.y, a), quant1(y.z, a), quant1(y.w, a));
+    q[form == 1 ? (i4 & ~15) | ((i4 >> 1) & 1) << 3 | (i4 & 1) << 2 | ((i4 >> 2) & 3) : i4] = quant4(y, a);
   }
 }
 
@@ -79,7 +82,7 @@ __device__ __forceinline__ float2 rms_stats(Load load, const float4* __restrict_
       const int i = threadIdx.x + B * u + 1024 * j;
       if (i < n4) {
         const float4 a = load(i);
-        ss[u] = fmaf(a.x, a.x, fmaf(a.y, a.y, fmaf(a.z, a.z, fmaf(a.w, a.w, ss[u]))));
+        ss[u] = sumsq4(a, ss[u]);
         const float4 v = mul4(a, w4[i]);
         if (U == 1) visit(j, v);
         mx = fmaxf(mx, absmax4(v));
