@@ -51,7 +51,8 @@ import { addBiasCuda, addCuda } from './model-ops.js';
 import type { LaunchOptions } from './program.js';
 import type { FloatPrecision } from './resident-linear.js';
 import { hasTensorMaps } from './tensor-map.js';
-import { activationOrder, chooseW4A8Config, normTailFits, w4a8DecodeNorm, w4a8DecodeRows, w4a8Linear, w4a8SwigluDecode, type DecodeConfig, type W4A8Config, type W4A8Layer } from './w4a8.js';
+import { activationOrder, chooseW4A8Config, normTailFits, w4a8DecodeNorm, w4a8DecodeRows, w4a8Linear, w4a8SplitKNeed, w4a8SwigluDecode, type DecodeConfig, type W4A8Config, type W4A8Layer } from './w4a8.js';
+import { splitKWorkspace } from './workspace.js';
 import { w8a8Linear } from './w8a8.js';
 import { W4A16_MAX_TOKENS, w4a16ExpandedBytes, w4a16Gemm } from './w4a16.js';
 
@@ -310,6 +311,21 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
   /** The W4A8 kernel configuration for a layer at m rows (the one chooser every launch here uses). */
   const chooseW4A8 = options.chooseW4A8 ?? ((m: number, n: number, k: number) => chooseW4A8Config(m, n, k, wgmma, tma, sms));
   const w4a8Config = (layer: W4A8Layer, m: number): W4A8Config => chooseW4A8(m, layer.n, layer.k);
+  // the split-K workspace every W4A8 launch of this engine takes, reserved before any step is captured: grown later, it
+  // would move under the CUDA graphs captured before (workspace.ts)
+  try {
+    let counters = 0, partialBytes = 0;
+    const layers = new Map(allLinears.flatMap((l) => (l.resident.kind === 'w4a8' ? [[`${l.resident.layer.n}x${l.resident.layer.k}`, l.resident.layer] as const] : [])));
+    for (const layer of layers.values()) {
+      for (let m = 1; m <= T; m++) {
+        const need = w4a8SplitKNeed(layer, m, w4a8Config(layer, m));
+        if (need !== null) [counters, partialBytes] = [Math.max(counters, need.counters), Math.max(partialBytes, need.partialBytes)];
+      }
+    }
+    if (counters > 0) splitKWorkspace(ctx, counters, partialBytes);
+  } catch (e) {
+    abandon(e);
+  }
   /** The row form linear `l` reads at m rows. */
   const formFor = (l: EngineLinear, m: number): RowForm => {
     const r = l.resident;
@@ -423,7 +439,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
   const readsRows = (l: EngineLinear, m: number): boolean => {
     if (!holds('quantizeInGemm', m) || holds('quantizeInTail', m) || l.resident.kind !== 'w4a8') return false;
     const config = w4a8Config(l.resident.layer, m);
-    return config.kind === 'decode' && (config.STAGES ?? 0) === 0 && m * l.k <= ROWS_IN_GEMM_BYTES;
+    return config.kind === 'decode' && config.band === undefined && (config.STAGES ?? 0) === 0 && m * l.k <= ROWS_IN_GEMM_BYTES;
   };
 
   /**
@@ -435,7 +451,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
     if (fused !== null) {
       const input = act(0, formFor(g.linears[0]!, m));
       if (!normed) rmsnormToCuda(ctx, h, norm, input, m, d, c.rmsNormEps, smallOps(m));
-      const tail = holds('quantizeInTail', m) ? { out, arrivals } : null;
+      const tail = holds('quantizeInTail', m) && fused.config.band === undefined ? { out, arrivals } : null;
       const partials = w4a8SwigluDecode(ctx, fused.layer, input.values, input.scales, rowScratch.values, rowScratch.amax, m, { ...fused.config, overlap: true }, tail);
       if (tail !== null) return null;
       if (readsRows(down, m)) return { pending: rowScratch, P: partials };
