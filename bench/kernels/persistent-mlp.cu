@@ -24,7 +24,10 @@
 // behind the store before it): the same values, so the same bytes.
 // Measured (docs/cuda-notes.md, 34th session; 8 layers at M = 1, µs a layer against the engine's launches): H100 plain
 // 41.0 (0.90×), STAGED 34.1 (1.08×), PROLOGUE 0 26.6 (1.38×); H200 STAGED 29.1, PROLOGUE 0 21.5 against 30.0 for the
-// launches with their small ops overlapping. CLUSTER_PRO not yet run. Removed after it was measured: down's quantization
+// launches with their small ops overlapping. CLUSTER_PRO 2 (H100, 35th session, one round): 37.8 against the plain kernel's
+// 38.6 and the launches' 36.8 (34.7 overlapping): halving a block's prologue work leaves its latency; CLUSTER_PRO 4 not
+// run (a first call running every variant in one process ended in a launch failure, not reproduced: the plain and
+// cluster-2 variants each ran alone, bit-identical). Removed after it was measured: down's quantization
 // done once across the grid (each block its slice into global memory, a second grid barrier, every block copying the
 // int8 rows in; commit 015b082): H200 33.4 with STAGED, slower than STAGED alone (a grid barrier costs more than the
 // redundant quantization it saves).

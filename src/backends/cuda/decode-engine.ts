@@ -311,8 +311,8 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
   /** The W4A8 kernel configuration for a layer at m rows (the one chooser every launch here uses). */
   const chooseW4A8 = options.chooseW4A8 ?? ((m: number, n: number, k: number) => chooseW4A8Config(m, n, k, wgmma, tma, sms));
   const w4a8Config = (layer: W4A8Layer, m: number): W4A8Config => chooseW4A8(m, layer.n, layer.k);
-  // the split-K workspace every W4A8 launch of this engine takes, reserved before any step is captured: grown later, it
-  // would move under the CUDA graphs captured before (workspace.ts)
+  // the split-K workspace every W4A8 launch of this engine takes (w4a8SplitKNeed), reserved before any step is captured:
+  // grown later (a prefill of more rows than the steps captured so far), it would move under their graphs
   try {
     let counters = 0, partialBytes = 0;
     const layers = new Map(allLinears.flatMap((l) => (l.resident.kind === 'w4a8' ? [[`${l.resident.layer.n}x${l.resident.layer.k}`, l.resident.layer] as const] : [])));
@@ -439,7 +439,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
   const readsRows = (l: EngineLinear, m: number): boolean => {
     if (!holds('quantizeInGemm', m) || holds('quantizeInTail', m) || l.resident.kind !== 'w4a8') return false;
     const config = w4a8Config(l.resident.layer, m);
-    return config.kind === 'decode' && config.band === undefined && (config.STAGES ?? 0) === 0 && m * l.k <= ROWS_IN_GEMM_BYTES;
+    return config.kind === 'decode' && (config.STAGES ?? 0) === 0 && m * l.k <= ROWS_IN_GEMM_BYTES;
   };
 
   /**
@@ -451,7 +451,7 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
     if (fused !== null) {
       const input = act(0, formFor(g.linears[0]!, m));
       if (!normed) rmsnormToCuda(ctx, h, norm, input, m, d, c.rmsNormEps, smallOps(m));
-      const tail = holds('quantizeInTail', m) && fused.config.band === undefined ? { out, arrivals } : null;
+      const tail = holds('quantizeInTail', m) ? { out, arrivals } : null;
       const partials = w4a8SwigluDecode(ctx, fused.layer, input.values, input.scales, rowScratch.values, rowScratch.amax, m, { ...fused.config, overlap: true }, tail);
       if (tail !== null) return null;
       if (readsRows(down, m)) return { pending: rowScratch, P: partials };

@@ -63,13 +63,6 @@ export interface DecodeConfig extends DecodeSlots {
   readonly kind: 'decode'; readonly MT: number; readonly NTW: number; readonly WK: number; readonly overlap?: boolean;
   /** add the product into y (y += x·Wᵀ, f32 output) instead of writing it: the decode engine's residual add. */
   readonly accumulate?: boolean;
-  /**
-   * Present: the band kernel (w4a8-decode-band.cu) with K split `band` times: a block's WK warps own WK tiles (one
-   * each, NTW 1) over 1/band of K, its rows of x copied once into its shared memory (w4a8_decode's blocks each read
-   * all M·K bytes of x: at 17-32 rows 2-4× the weight bytes, from L2); band > 1 adds the partial totals in a fixed
-   * order (split-K workspace). Plain, accumulating and SwiGLU launches; no tails, no rows quantized in the GEMM.
-   */
-  readonly band?: number;
 }
 export interface MmaConfig { readonly kind: 'mma'; readonly BM: number; readonly BN: number; readonly WM: number; readonly WN: number; readonly STAGES: number }
 /**
@@ -128,18 +121,6 @@ export const WGMMA_TMA = {
   BT: 128, BW: 128, CONSUMERS: 256, THREADS: 384, X_BYTES: 128 * 128, W_BYTES: 8 * 1024, S_BYTES: 8 * 64, OUT_SLOT: 8192,
   CONSUMER_WARPS: 8, PARTIAL_BYTES: 64 * 32 * 4,
 } as const;
-
-/**
- * w4a8-decode-band.cu: rows of x X_PAD bytes longer than a block's k range; a split-K partial is MT·4 × 32 4-byte
- * totals a warp, sized here for the largest MT (MAX_MT) so that a layer's workspace does not grow with M (a CUDA graph
- * captured at one row count keeps the workspace's address).
- */
-export const DECODE_BAND = { MAX_MT: 4, X_PAD: 64, PARTIAL_BYTES: 4 * 4 * 32 * 4 } as const;
-
-/** Dynamic shared memory of a band launch: the block's M rows of x over its most chunks, ceil(K/128 / KS)·128 + X_PAD bytes a row. */
-export function bandSharedBytes(M: number, K: number, KS: number): number {
-  return M * (Math.ceil(K / 128 / KS) * 128 + DECODE_BAND.X_PAD);
-}
 
 /** Dynamic shared memory of the TMA-fed kernel (SMEM_BYTES in w4a8-wgmma-tma.cu). */
 export function wgmmaTmaSharedBytes(stages: number): number {
@@ -211,10 +192,6 @@ export function w4a8Linear(
   if (config.kind.startsWith('wgmma') && !ctx.arch.startsWith('sm_90')) throw new RangeError(`the wgmma kernel needs sm_90a (device is ${ctx.arch})`);
   if (config.kind === 'decode') {
     if (config.accumulate && out !== 'f32') throw new RangeError('an accumulating decode GEMM writes f32');
-    if (config.band !== undefined) {
-      launchBand(ctx, layer, M, config, out, config.accumulate ? { ACCUMULATE: 1 } : {}, [xq, a, y, { u64: 0 }]);
-      return;
-    }
     launchDecode(ctx, layer, M, config, 'w4a8_decode', out, config.accumulate ? { ACCUMULATE: 1 } : {}, args);
   } else if (config.kind === 'wgmma-tma') {
     const smem = wgmmaTmaSharedBytes(config.STAGES);
@@ -253,15 +230,10 @@ export function w4a8SwigluDecode(ctx: CudaContext, layer: W4A8Layer, xq: DeviceB
   const { n: N, k: K } = layer;
   if (N % 16 !== 0) throw new RangeError(`w4a8SwigluDecode: gate/up interleaved by 8 needs N divisible by 16, got ${N}`);
   if (config.accumulate) throw new RangeError('the SwiGLU epilogue writes its rows; it does not accumulate');
+  const blocks = decodeBlocks(N, config);
   needBytes('swiglu xq', xq, M * K);
   needBytes('swiglu a', a, M * 4);
   needBytes('swiglu y', y, M * (N / 2) * 4);
-  if (config.band !== undefined) {
-    if (tail !== null) throw new RangeError('the band kernel has no quantize tail');
-    needBytes('swiglu tile maxima', amax, M * (paddedRows(N) / 16) * 4);
-    return launchBand(ctx, layer, M, config, 'f32', { SWIGLU: 1 }, [xq, a, y, amax]);
-  }
-  const blocks = decodeBlocks(N, config);
   needBytes('swiglu block maxima', amax, M * blocks * 4);
   return launchDecode(ctx, layer, M, config, 'w4a8_decode_swiglu', 'f32', {},
     [layer.weights, layer.scales, xq, a, y, amax, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }, ...rowTailArgs('swiglu tail', tail, M, N / 2)]);
@@ -278,7 +250,6 @@ export function w4a8DecodeRows(ctx: CudaContext, layer: W4A8Layer, rows: { reado
   y: DeviceBuffer, M: number, config: DecodeConfig): void {
   const { n: N, k: K } = layer;
   if ((config.STAGES ?? 0) > 0) throw new RangeError(`a decode GEMM quantizing its rows takes the register pipeline, got STAGES=${config.STAGES}`);
-  if (config.band !== undefined) throw new RangeError('the band kernel does not quantize its own rows');
   if (!Number.isInteger(P) || P < 1) throw new RangeError(`decode rows: P (partial maxima a row) must be a positive integer, got ${P}`);
   needBytes('decode rows values', rows.values, M * K * 4);
   needBytes('decode rows maxima', rows.amax, M * P * 4);
@@ -287,8 +258,8 @@ export function w4a8DecodeRows(ctx: CudaContext, layer: W4A8Layer, rows: { reado
     [layer.weights, layer.scales, rows.values, rows.amax, { i32: P }, y, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }], M * K);
 }
 
-/** Whether a decode config's blocks can run the norm tail: its WK·32 threads play rmsnorm_to's 1024 (row-form.cuh); the band kernel has none. */
-export const normTailFits = (config: DecodeConfig): boolean => config.band === undefined && 1024 % (config.WK * 32) === 0;
+/** Whether a decode config's blocks can run the norm tail: its WK·32 threads play rmsnorm_to's 1024 (row-form.cuh). */
+export const normTailFits = (config: DecodeConfig): boolean => 1024 % (config.WK * 32) === 0;
 
 /**
  * The residual add with the next RMSNorm as its tail (w4a8_decode_norm): y [M, N] += x·Wᵀ as w4a8Linear
@@ -300,7 +271,6 @@ export function w4a8DecodeNorm(ctx: CudaContext, layer: W4A8Layer, xq: DeviceBuf
   config: DecodeConfig, norm: RowNorm, arrivals: DeviceBuffer): void {
   const { n: N, k: K } = layer;
   if (!config.accumulate) throw new RangeError('w4a8DecodeNorm adds into the residual: its config must accumulate');
-  if (config.band !== undefined) throw new RangeError('the band kernel has no norm tail');
   if (!normTailFits(config)) throw new RangeError(`the norm tail takes WK dividing 32, got ${config.WK}`);
   needBytes('decode norm xq', xq, M * K);
   needBytes('decode norm a', a, M * 4);
@@ -339,46 +309,14 @@ function launchDecode(ctx: CudaContext, layer: W4A8Layer, M: number, config: Dec
 }
 
 /**
- * The split-K workspace (workspace.ts) a launch with `config` at M rows takes: its counters and partial bytes, null for
- * none (a band launch with band > 1: a counter a tile; wgmma-tma with KS > 1: a counter a consumer warp of a tile).
+ * The split-K workspace (workspace.ts) a launch with `config` at M rows takes: a counter a consumer warp of each tile and
+ * KS partials of each (wgmma-tma with KS > 1); null for none. The decode engine reserves the most its launches take
+ * before it captures a step: a workspace grown later would move under the graphs captured before.
  */
 export function w4a8SplitKNeed(layer: W4A8Layer, M: number, config: W4A8Config): { counters: number; partialBytes: number } | null {
-  if (config.kind === 'decode' && (config.band ?? 1) > 1) {
-    const tiles = paddedRows(layer.n) / 16;
-    return { counters: tiles, partialBytes: config.band! * tiles * DECODE_BAND.PARTIAL_BYTES };
-  }
-  if (config.kind === 'wgmma-tma' && (config.KS ?? 1) > 1) {
-    const warps = Math.ceil(M / WGMMA_TMA.BT) * Math.ceil(layer.n / WGMMA_TMA.BW) * WGMMA_TMA.CONSUMER_WARPS;
-    return { counters: warps, partialBytes: config.KS! * warps * WGMMA_TMA.PARTIAL_BYTES };
-  }
-  return null;
-}
-
-/**
- * Launches w4a8_decode_band (w4a8-decode-band.cu) with the layer's, the config's and `extra` defines: grid (tiles / WK,
- * band), buffers [xq, a, y, amax (SwiGLU) or a null pointer]; returns the tiles (the SwiGLU epilogue's P).
- */
-function launchBand(ctx: CudaContext, layer: W4A8Layer, M: number, config: DecodeConfig, out: OutputFormat, extra: Record<string, number>,
-  [xq, a, y, amax]: readonly [DeviceBuffer, DeviceBuffer, DeviceBuffer, KernelArg]): number {
-  const { n: N, k: K } = layer;
-  const KS = config.band!, chunks = K / 128, tiles = paddedRows(N) / 16;
-  if (!Number.isInteger(KS) || KS < 1 || KS > chunks) throw new RangeError(`band (K splits) must be an integer in 1..${chunks} for K=${K}, got ${KS}`);
-  if (config.NTW !== 1) throw new RangeError(`a band warp owns one tile: NTW must be 1, got ${config.NTW}`);
-  if (config.MT > DECODE_BAND.MAX_MT) throw new RangeError(`the band kernel takes MT up to ${DECODE_BAND.MAX_MT}, got ${config.MT}`);
-  if (M > 8 * config.MT) throw new RangeError(`decode config MT=${config.MT} serves M <= ${8 * config.MT}, got ${M}`);
-  if ((config.STAGES ?? 0) > 0) throw new RangeError(`the band kernel takes the register pipeline, got STAGES=${config.STAGES}`);
-  if (tiles % config.WK !== 0) throw new RangeError(`band WK=${config.WK} must divide the ${tiles} tiles of N=${N}`);
-  needBytes('band xq', xq, M * K);
-  needBytes('band a', a, M * 4);
-  const smem = bandSharedBytes(M, K, KS);
-  if (smem > ctx.info.maxSharedPerBlockOptin) throw new RangeError(`a band launch of ${M} rows over K=${K} / ${KS} needs ${smem} B of shared memory, the device allows ${ctx.info.maxSharedPerBlockOptin}`);
-  const { defines } = decodeSlotsLaunch(ctx, M, K, config, DECODE_SMEM.W4_TILE);
-  const need = w4a8SplitKNeed(layer, M, config);
-  const [ws, cnt] = need !== null ? splitKWorkspace(ctx, need.counters, need.partialBytes) : [{ u64: 0 }, { u64: 0 }];
-  const fn = getKernel(ctx, 'w4a8-decode-band.cu', 'w4a8_decode_band', { ...layerDefines(layer, out), MT: config.MT, WK: config.WK, ...defines, ...extra }, smem);
-  ctx.launch(fn, [tiles / config.WK, KS], [config.WK * 32],
-    [layer.weights, layer.scales, xq, a, y, amax, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }, ws, cnt], smem, { overlapPrevious: config.overlap === true });
-  return tiles;
+  if (config.kind !== 'wgmma-tma' || (config.KS ?? 1) === 1) return null;
+  const warps = Math.ceil(M / WGMMA_TMA.BT) * Math.ceil(layer.n / WGMMA_TMA.BW) * WGMMA_TMA.CONSUMER_WARPS;
+  return { counters: warps, partialBytes: config.KS! * warps * WGMMA_TMA.PARTIAL_BYTES };
 }
 
 /** Blocks of a wgmma-tma launch: a 1-D grid over its work items (the ceil(M/128)·ceil(N/128) tiles times KS), see WgmmaTmaConfig. */

@@ -210,26 +210,6 @@ test('w4a8DecodeNorm / w4a8SwigluDecode / attentionToCuda name a tail they canno
   assert.throws(() => w4a8SwigluDecode(ctx, gu, xq, a, buffer(M * 160 * 4), buffer(M * 20 * 4), M, swiglu, { out: row(M * 160 - 1), arrivals: buffer(8) }), /swiglu tail output/);
 });
 
-test('the band decode kernel refuses what it cannot run (K splits, tiles a warp, rows, slots, WK against the tiles, shared memory, tails), naming it, before the GPU is touched', () => {
-  const ctx = stubContext('sm_90a');
-  const R = 32, y = buffer(R * N * 4), [x32, a32] = [buffer(R * K), buffer(R * 4)];
-  const band = { kind: 'decode', MT: 4, NTW: 1, WK: 8, band: 2 } as const; // N = 300: 24 tiles; K = 1024: 8 chunks
-  for (const KS of [0, 9, 1.5]) assert.throws(() => w4a8Linear(ctx, w4, x32, a32, y, R, { ...band, band: KS }), new RegExp(`band \\(K splits\\) must be an integer in 1\\.\\.8 for K=1024, got ${KS}`));
-  assert.throws(() => w4a8Linear(ctx, w4, x32, a32, y, R, { ...band, NTW: 2 }), /a band warp owns one tile: NTW must be 1, got 2/);
-  assert.throws(() => w4a8Linear(ctx, w4, x32, a32, y, R, { ...band, MT: 8 }), /MT up to 4, got 8/);
-  assert.throws(() => w4a8Linear(ctx, w4, x32, a32, y, R, { ...band, MT: 3 }), /MT=3 serves M <= 24, got 32/);
-  assert.throws(() => w4a8Linear(ctx, w4, x32, a32, y, R, { ...band, STAGES: 2 }), /takes the register pipeline, got STAGES=2/);
-  assert.throws(() => w4a8Linear(ctx, w4, x32, a32, y, R, { ...band, WK: 16 }), /band WK=16 must divide the 24 tiles of N=300/);
-  assert.throws(() => w4a8Linear(stubContext('sm_90a', 20000), w4, x32, a32, y, R, { ...band, band: 1 }), /a band launch of 32 rows over K=1024 \/ 1 needs 34816 B of shared memory, the device allows 20000/);
-  const acc = { ...band, accumulate: true };
-  const row = (bytes: number): RowOutput => ({ form: 'int8', values: buffer(bytes), scales: buffer(R * 4) });
-  assert.throws(() => w4a8DecodeNorm(ctx, w4, x32, a32, y, R, acc, { weight: buffer(N * 4), out: row(R * N), eps: 1e-5 }, buffer(8)), /the band kernel has no norm tail/);
-  assert.throws(() => w4a8DecodeRows(ctx, w4, { values: buffer(R * K * 4), amax: buffer(R * 4) }, 1, y, R, acc), /the band kernel does not quantize its own rows/);
-  const gu: W4A8Layer = { ...w4, n: 2 * 160 }; // 320 rows: padded 384, 24 tiles
-  assert.throws(() => w4a8SwigluDecode(ctx, gu, x32, a32, buffer(R * 160 * 4), buffer(R * 24 * 4), R, band, { out: row(R * 160), arrivals: buffer(8) }), /the band kernel has no quantize tail/);
-  assert.throws(() => w4a8SwigluDecode(ctx, gu, x32, a32, buffer(R * 160 * 4), buffer(R * 24 * 4 - 4), R, band), /swiglu tile maxima/);
-});
-
 test('w4a16Linear past its config\'s 8·MT rows launches once per 8·MT rows, each on views of its rows of x and y', () => {
   const launches: { m: number; x: number; y: number }[] = [];
   const ctx = {

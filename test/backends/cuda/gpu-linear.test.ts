@@ -85,14 +85,6 @@ const SHAPES: [M: number, N: number, K: number, G: number, config?: W4A8Config][
   [13, 300, 1280, 128, { kind: 'decode', MT: 2, NTW: 2, WK: 4, STAGES: 4, PREW: 4 }],
   [1, 4100, 11008, 128, { kind: 'decode', MT: 1, NTW: 1, WK: 16, STAGES: 4, MINB: 3, PREW: 2 }],
   [5, 520, 2816, 128, { kind: 'decode', MT: 1, NTW: 1, WK: 8, STAGES: 2, PREW: 2 }],
-  // the band kernel (a block's warps own consecutive tiles over 1/band of K, x in its shared memory): one K range;
-  // uneven ranges (11 chunks / 3, 22 / 5) with G = 256 groups split between ranges; one chunk a range; ragged N
-  // (padded tiles a warp owns); 9-32 rows at MT 2-4
-  [17, 300, 1024, 128, { kind: 'decode', MT: 3, NTW: 1, WK: 8, band: 1 }],
-  [32, 1000, 1408, 128, { kind: 'decode', MT: 4, NTW: 1, WK: 8, MINB: 2, band: 3 }],
-  [9, 257, 2816, 256, { kind: 'decode', MT: 2, NTW: 1, WK: 4, band: 5 }],
-  [29, 4100, 1024, 128, { kind: 'decode', MT: 4, NTW: 1, WK: 4, PREW: 2, band: 8 }],
-  [24, 1000, 768, 256, { kind: 'decode', MT: 3, NTW: 1, WK: 16, band: 2 }],
   [37, 129, 512, 256],
   [64, 200, 1024, 128],
   [100, 333, 1024, 128],
@@ -182,7 +174,6 @@ const F16_SHAPES: [M: number, N: number, K: number, G: number, config?: W4A8Conf
   [1, 200, 1024, 128],
   [13, 333, 1280, 128, { kind: 'decode', MT: 2, NTW: 2, WK: 8 }],
   [3, 333, 2048, 128, { kind: 'decode', MT: 1, NTW: 1, WK: 8, STAGES: 2 }],
-  [21, 333, 1280, 128, { kind: 'decode', MT: 3, NTW: 1, WK: 8, band: 3 }],
   [100, 333, 1024, 128],
   [70, 300, 1024, 128, { kind: 'mma', BM: 32, BN: 128, WM: 2, WN: 4, STAGES: 4 }],
   [300, 333, 1280, 128, { kind: 'wgmma-rs', WGS: 1, STAGES: 4, MINB: 2 }],
