@@ -2,20 +2,25 @@
  * Tile/config sweep for the W4A8 kernels (integer scale, shift-free, and float scale), to pick
  * chooseW4A8Config's defaults. Timing: bench/cuda-timing.ts CudaTimer.time (events, spin-queued
  * launches, 3 warm-ups + 2 x 20 samples, median; weights rotated over > 2.5x L2). Usage:
- *   node dist/bench/cuda-sweep.js [--out DIR] [--shapes KxN,...] [--ms 1,8,...] [--decode default,WK:STAGES:MINB[:PREW],...] [--rounds R] [--w8]
+ *   node dist/bench/cuda-sweep.js [--out DIR] [--shapes KxN,...] [--ms 1,8,...] [--decode default,WK:STAGES:MINB[:PREW],...] [--configs JSON] [--rounds R] [--w8]
  * Without --decode: the grid of decode tiles (NTW x WK) at M <= 16 and the GEMM tiles above, on the
  * three default shapes at their default Ms. With --decode: only those variants of the decode kernel
  * at M <= 8 (bench/decode-variants.ts; `default` = the chooser's config), integer scale, timed in R
  * interleaved rounds (CudaTimer.timeInterleaved), each against the byte floor at this card's copy rate
  * (--w8: the W8A8 decode kernel instead, as the lm_head runs);
+ * with --configs (a JSON array of W4A8 configs, e.g. '[{"kind":"wgmma-tma","STAGES":4,"KS":2}]'): those against the
+ * chooser's own at each shape and M, integer scale, each checked bit for bit against it first (fragment-order kernels
+ * get the same rows in fragment order), timed in R interleaved rounds;
  * and, per shape, the read floor: the same weight bytes read by a plain streaming kernel (16-64 KB a block).
  */
-import { paddedRows } from '../src/backends/cuda/repack.js';
-import { chooseW4A8Config, w4a8Linear, type W4A8Config } from '../src/backends/cuda/w4a8.js';
+import { paddedRows, toFragmentOrder } from '../src/backends/cuda/repack.js';
+import type { DeviceBuffer } from '../src/backends/cuda/buffer.js';
+import { activationOrder, chooseW4A8Config, w4a8Linear, type W4A8Config } from '../src/backends/cuda/w4a8.js';
+import { hasTensorMaps } from '../src/backends/cuda/tensor-map.js';
 import { chooseW8A8Config, w8a8Linear } from '../src/backends/cuda/w8a8.js';
 import { BenchArgumentError, benchArgs, positiveInt, positiveInts, shapeList } from './args.js';
 import { decodeVariants, withDecodeVariant, type DecodeVariant } from './decode-variants.js';
-import { ACT_SCALES, BenchLog, CudaBench, DeviceInputs, Seeds, copiesFor, copyBandwidth, fill, quantCopies, readFloor, w4a8Layer, w8a8Layer, type Launch } from './cuda-timing.js';
+import { ACT_SCALES, BenchLog, CudaBench, DeviceInputs, Seeds, copiesFor, copyBandwidth, fill, quantCopies, readFloor, w4a8Layer, w8a8Layer, type Launch, type QuantCopies } from './cuda-timing.js';
 
 const { values } = benchArgs(import.meta.url, {
   options: {
@@ -23,6 +28,7 @@ const { values } = benchArgs(import.meta.url, {
     shapes: { type: 'string' },
     ms: { type: 'string' },
     decode: { type: 'string' },
+    configs: { type: 'string' },
     rounds: { type: 'string', default: '4' },
     w8: { type: 'boolean', default: false },
   },
@@ -56,6 +62,23 @@ const variants = values.decode === undefined ? null : decodeVariants('decode', v
 if (variants !== null && CASES.some(([, , Ms]) => Ms.some((M) => M > 8))) throw new BenchArgumentError('--decode varies the decode kernel at M <= 8: give --ms within 1..8');
 if (values.w8 && variants === null) throw new BenchArgumentError('--w8 sweeps the W8A8 decode kernel: give --decode with it');
 const rounds = positiveInt('rounds', values.rounds!);
+const configs = values.configs === undefined ? null : parseConfigs(values.configs);
+if (configs !== null && (variants !== null || values.w8)) throw new BenchArgumentError('--configs times W4A8 configs against the chooser\'s: not with --decode or --w8');
+
+/** --configs: a JSON array of W4A8 configs (objects with a known kind); a malformed one is a BenchArgumentError. */
+function parseConfigs(text: string): W4A8Config[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    throw new BenchArgumentError(`--configs takes a JSON array of W4A8 configs: ${(e as Error).message}`);
+  }
+  const kinds = ['decode', 'mma', 'wgmma-rs', 'wgmma-tma'];
+  if (!Array.isArray(parsed) || parsed.length === 0 || !parsed.every((c) => typeof c === 'object' && c !== null && kinds.includes((c as { kind?: string }).kind ?? ''))) {
+    throw new BenchArgumentError(`--configs takes a non-empty JSON array of W4A8 configs, each with a kind (${kinds.join(', ')}); got ${text}`);
+  }
+  return parsed as W4A8Config[];
+}
 const bench = new CudaBench('bench/cuda-sweep');
 const { ctx, timer } = bench;
 const bytesPerUs = copyBandwidth(ctx) / 1e6;
@@ -78,6 +101,11 @@ for (const [K, N, Ms] of CASES) {
       // the read floor of these weight bytes (cuda-timing.ts readFloor)
       const floors = readFloor(ctx, timer, wq.weights, weightBytes, SAMPLES).map((f) => `${f.kb} KB a block ${f.us.toFixed(2)} µs (${f.tbs.toFixed(2)} TB/s)`);
       log.line(`K=${K} N=${N} read floor of the ${(weightBytes / 1e6).toFixed(1)} MB of W${bits} weights: ${floors.join('; ')}`);
+    }
+    if (configs !== null) {
+      timeConfigs(K, N, M, xq, a, y, wq, bytesPerUs);
+      acts.free();
+      continue;
     }
     if (variants !== null) {
       const wgmma = ctx.arch === 'sm_90a';
@@ -114,5 +142,44 @@ for (const [K, N, Ms] of CASES) {
   }
   weights.free();
 }
-log.write(outDir, variants === null ? 'cuda-sweep.log' : values.w8 ? 'cuda-sweep-decode-w8.log' : 'cuda-sweep-decode.log');
+log.write(outDir, configs !== null ? 'cuda-sweep-configs.log' : variants === null ? 'cuda-sweep.log' : values.w8 ? 'cuda-sweep-decode-w8.log' : 'cuda-sweep-decode.log');
 bench.close();
+
+/** --configs at one shape and M: the chooser's config, then each given one, checked bit for bit against it, then timed. */
+function timeConfigs(K: number, N: number, M: number, xq: DeviceBuffer, a: DeviceBuffer, y: DeviceBuffer, wq: QuantCopies, bytesPerUs: number): void {
+  const chosen = chooseW4A8Config(M, N, K, ctx.arch === 'sm_90a', hasTensorMaps(ctx), ctx.info.multiprocessors);
+  const natural = xq.download(new Int8Array(M * K));
+  // the TMA kernel maps whole rows of its buffer: the fragment-order copy gets 128 rows more than M (never read into y)
+  const rows = new Int8Array((M + 128) * K);
+  rows.set(toFragmentOrder(natural, M, K));
+  const fragment = ctx.upload(rows);
+  ctx.landUploads();
+  const check = ctx.alloc(M * N * 4);
+  try {
+    const run = (cfg: W4A8Config, out: DeviceBuffer): Launch => (i) =>
+      w4a8Linear(ctx, w4a8Layer(wq, N, K, 128, 'is', i), activationOrder(cfg) === 'fragment' ? fragment : xq, a, out, M, cfg);
+    const all = [chosen, ...configs!];
+    run(chosen, y)(0);
+    ctx.synchronize();
+    const want = Buffer.from(y.download(new Uint8Array(M * N * 4)));
+    const runs = all.filter((cfg, j) => {
+      if (j === 0) return true;
+      try {
+        check.fill(0xff);
+        run(cfg, check)(0);
+        ctx.synchronize();
+      } catch (e) {
+        log.line(`K=${K} N=${N} M=${M} ${JSON.stringify(cfg)} FAILED ${(e as Error).message.split('\n')[0]}`);
+        return false;
+      }
+      if (!Buffer.from(check.download(new Uint8Array(M * N * 4))).equals(want)) throw new Error(`K=${K} N=${N} M=${M}: ${JSON.stringify(cfg)}'s y differs from the chooser's config's`);
+      return true;
+    });
+    const t = timer.timeInterleaved(runs.map((cfg) => run(cfg, y)), rounds, SAMPLES);
+    const bytes = (paddedRows(N) * K) / 2 + paddedRows(N) * (K / 128) * 4 + M * K;
+    runs.forEach((cfg, j) => log.line(`K=${K} N=${N} M=${String(M).padStart(3)} ${(j === 0 ? 'chooser ' : '') + JSON.stringify(cfg)} IS ${t[j]!.us.toFixed(2)} µs (p10 ${t[j]!.p10.toFixed(2)}, p90 ${t[j]!.p90.toFixed(2)}) ${(bytes / t[j]!.us / 1e6).toFixed(2)} TB/s, floor ${(bytes / bytesPerUs).toFixed(2)} µs, ${(t[0]!.us / t[j]!.us).toFixed(3)}x the chooser's; bit-identical`));
+  } finally {
+    fragment.free();
+    check.free();
+  }
+}

@@ -80,7 +80,16 @@ test('a bench script given a bad value prints one line naming the option (no sta
   assert.equal(bad.stdout, '', 'nothing ran');
 });
 
-test('a GPU bench checks its values before it looks for a GPU: cuda-attention\'s split count past the merge, kv heads that do not divide the heads; cuda-engine-step\'s pick; cuda-decode-chain\'s prew, ring variants and --dependent; cuda-persistent-mlp\'s rows and variants', () => {
+test('a GPU bench checks its values before it looks for a GPU: cuda-attention\'s split count past the merge, kv heads that do not divide the heads; cuda-engine-step\'s pick; cuda-decode-chain\'s prew, ring variants and --dependent; cuda-persistent-mlp\'s rows and variants; cuda-sweep\'s configs', () => {
+  const notJson = run(repoPath('dist/bench/cuda-sweep.js'), '--configs', '[{kind:1}]');
+  assert.equal(notJson.status, 1);
+  assert.match(notJson.stderr, /^cuda-sweep\.js: --configs takes a JSON array of W4A8 configs: /);
+  const noKind = run(repoPath('dist/bench/cuda-sweep.js'), '--configs', '[{"STAGES":4}]');
+  assert.equal(noKind.status, 1);
+  assert.match(noKind.stderr, /^cuda-sweep\.js: --configs takes a non-empty JSON array of W4A8 configs, each with a kind \(decode, mma, wgmma-rs, wgmma-tma\); got \[\{"STAGES":4\}\]\n/);
+  const withDecode = run(repoPath('dist/bench/cuda-sweep.js'), '--configs', '[{"kind":"wgmma-tma","STAGES":4}]', '--decode', 'default', '--ms', '1');
+  assert.equal(withDecode.status, 1);
+  assert.match(withDecode.stderr, /^cuda-sweep\.js: --configs times W4A8 configs against the chooser's: not with --decode or --w8\n/);
   const splits = run(repoPath('dist/bench/cuda-attention.js'), '--splits', '4,65');
   assert.equal(splits.status, 1);
   assert.equal(splits.stderr, 'cuda-attention.js: --splits: the merge takes at most 64\n(cuda-attention.js --help lists the options)\n');
