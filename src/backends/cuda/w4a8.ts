@@ -81,7 +81,11 @@ export interface WgmmaRsConfig { readonly kind: 'wgmma-rs'; readonly WGS: 1 | 2;
  * each (for grids with fewer tiles than SMs); partial totals meet in a per-context workspace
  * (workspace.ts) and the last warp to arrive adds them in a fixed order, so integer totals stay exact.
  */
-export interface WgmmaTmaConfig { readonly kind: 'wgmma-tma'; readonly STAGES: number; readonly blocks?: 'tiles' | 'sms' | number; readonly KS?: number }
+export interface WgmmaTmaConfig {
+  readonly kind: 'wgmma-tma'; readonly STAGES: number; readonly blocks?: 'tiles' | 'sms' | number; readonly KS?: number;
+  /** tokens a tile (default 128): 64 or 32 for a few rows (m64n64 / m64n32 MMAs, less of the tile's work wasted). */
+  readonly BT?: 32 | 64 | 128;
+}
 export type W4A8Config = DecodeConfig | MmaConfig | WgmmaRsConfig | WgmmaTmaConfig;
 
 /** Order of k inside each 64-k block in which a kernel reads the activations xq. */
@@ -113,19 +117,22 @@ export function wgmmaRsSharedBytes(stages: number): number {
 }
 
 /**
- * w4a8-wgmma-tma.cu: BT tokens x BW weight rows per work item, CONSUMERS threads in 8 consumer warps
- * plus a producer warpgroup (THREADS), stages of X_BYTES + W_BYTES + S_BYTES rounded up to 1 KiB
- * (STAGE_BYTES), 8 output slots of OUT_SLOT; a split-K partial is 64 x 32 4-byte totals per warp.
+ * w4a8-wgmma-tma.cu: BT tokens (the default; WgmmaTmaConfig.BT) x BW weight rows per work item, CONSUMERS threads in 8
+ * consumer warps plus a producer warpgroup (THREADS), stages of X_BYTES (BT·128) + W_BYTES + S_BYTES rounded up to 1 KiB
+ * (STAGE_BYTES), 8 output slots of OUT_SLOT; a split-K partial is BT/2 x 32 4-byte totals per warp (tmaPartialBytes).
  */
 export const WGMMA_TMA = {
   BT: 128, BW: 128, CONSUMERS: 256, THREADS: 384, X_BYTES: 128 * 128, W_BYTES: 8 * 1024, S_BYTES: 8 * 64, OUT_SLOT: 8192,
-  CONSUMER_WARPS: 8, PARTIAL_BYTES: 64 * 32 * 4,
+  CONSUMER_WARPS: 8,
 } as const;
 
-/** Dynamic shared memory of the TMA-fed kernel (SMEM_BYTES in w4a8-wgmma-tma.cu). */
-export function wgmmaTmaSharedBytes(stages: number): number {
-  const { X_BYTES, W_BYTES, S_BYTES, OUT_SLOT } = WGMMA_TMA;
-  const STAGE_BYTES = Math.ceil((X_BYTES + W_BYTES + S_BYTES) / 1024) * 1024;
+/** A consumer warp's split-K partial of the TMA kernel at BT tokens a tile: BT/2 totals a lane. */
+export const tmaPartialBytes = (BT: number): number => (BT / 2) * 32 * 4;
+
+/** Dynamic shared memory of the TMA-fed kernel (SMEM_BYTES in w4a8-wgmma-tma.cu) at BT tokens a tile. */
+export function wgmmaTmaSharedBytes(stages: number, BT: number = WGMMA_TMA.BT): number {
+  const { W_BYTES, S_BYTES, OUT_SLOT } = WGMMA_TMA;
+  const STAGE_BYTES = Math.ceil((BT * 128 + W_BYTES + S_BYTES) / 1024) * 1024;
   return 1024 + stages * STAGE_BYTES + 8 * OUT_SLOT + stages * 16;
 }
 
@@ -194,14 +201,16 @@ export function w4a8Linear(
     if (config.accumulate && out !== 'f32') throw new RangeError('an accumulating decode GEMM writes f32');
     launchDecode(ctx, layer, M, config, 'w4a8_decode', out, config.accumulate ? { ACCUMULATE: 1 } : {}, args);
   } else if (config.kind === 'wgmma-tma') {
-    const smem = wgmmaTmaSharedBytes(config.STAGES);
+    const BT = config.BT ?? WGMMA_TMA.BT;
+    if (![32, 64, 128].includes(BT)) throw new RangeError(`wgmma-tma BT (tokens a tile) must be 32, 64 or 128, got ${BT}`);
+    const smem = wgmmaTmaSharedBytes(config.STAGES, BT);
     if (smem > ctx.info.maxSharedPerBlockOptin) throw new RangeError(`wgmma-tma with ${config.STAGES} stages needs ${smem} B of shared memory, the device allows ${ctx.info.maxSharedPerBlockOptin}`);
     const ks = config.KS ?? 1;
     if (!Number.isInteger(ks) || ks < 1 || ks > K / 128) throw new RangeError(`wgmma-tma KS (K splits) must be an integer in 1..${K / 128} for K=${K}, got ${ks}`);
-    const tiles = Math.ceil(M / WGMMA_TMA.BT) * Math.ceil(N / WGMMA_TMA.BW);
+    const tiles = Math.ceil(M / BT) * Math.ceil(N / WGMMA_TMA.BW);
     const blocks = tmaBlocks(ctx, config, tiles * ks);
-    const fn = getKernel(ctx, 'w4a8-wgmma-tma.cu', 'w4a8_wgmma_tma', { ...common, STAGES: config.STAGES, ...(ks > 1 ? { KS: ks } : {}) }, smem);
-    const [xmap, wmap, smap, ymap] = w4a8TensorMaps(ctx, layer, xq, y, M, outputBytes(out));
+    const fn = getKernel(ctx, 'w4a8-wgmma-tma.cu', 'w4a8_wgmma_tma', { ...common, STAGES: config.STAGES, ...(ks > 1 ? { KS: ks } : {}), ...(BT !== WGMMA_TMA.BT ? { BT } : {}) }, smem);
+    const [xmap, wmap, smap, ymap] = w4a8TensorMaps(ctx, layer, xq, y, M, outputBytes(out), BT);
     // split-K: per tile and consumer warp one counter and a 64 x 32 partial of 4-byte totals per split
     const need = w4a8SplitKNeed(layer, M, config);
     const [ws, cnt] = need !== null ? splitKWorkspace(ctx, need.counters, need.partialBytes) : [{ u64: 0 }, { u64: 0 }];
@@ -315,11 +324,12 @@ function launchDecode(ctx: CudaContext, layer: W4A8Layer, M: number, config: Dec
  */
 export function w4a8SplitKNeed(layer: W4A8Layer, M: number, config: W4A8Config): { counters: number; partialBytes: number } | null {
   if (config.kind !== 'wgmma-tma' || (config.KS ?? 1) === 1) return null;
-  const warps = Math.ceil(M / WGMMA_TMA.BT) * Math.ceil(layer.n / WGMMA_TMA.BW) * WGMMA_TMA.CONSUMER_WARPS;
-  return { counters: warps, partialBytes: config.KS! * warps * WGMMA_TMA.PARTIAL_BYTES };
+  const BT = config.BT ?? WGMMA_TMA.BT;
+  const warps = Math.ceil(M / BT) * Math.ceil(layer.n / WGMMA_TMA.BW) * WGMMA_TMA.CONSUMER_WARPS;
+  return { counters: warps, partialBytes: config.KS! * warps * tmaPartialBytes(BT) };
 }
 
-/** Blocks of a wgmma-tma launch: a 1-D grid over its work items (the ceil(M/128)·ceil(N/128) tiles times KS), see WgmmaTmaConfig. */
+/** Blocks of a wgmma-tma launch: a 1-D grid over its work items (the ceil(M/BT)·ceil(N/128) tiles times KS), see WgmmaTmaConfig. */
 function tmaBlocks(ctx: CudaContext, config: WgmmaTmaConfig, items: number): number {
   const want = config.blocks ?? 'tiles';
   if (typeof want === 'number' && !(Number.isInteger(want) && want >= 1)) throw new RangeError(`wgmma-tma blocks must be a positive integer, 'tiles' or 'sms', got ${want}`);
@@ -333,14 +343,14 @@ function tmaBlocks(ctx: CudaContext, config: WgmmaTmaConfig, items: number): num
  * [M][N*B bytes] (B = 4 for f32, 2 for f16; a warp's 16 columns are one 64- or 32-byte swizzled box
  * row) when N*B % 16 == 0 (TMA rows are multiples of 16 bytes; else a null map: direct stores).
  */
-function w4a8TensorMaps(ctx: CudaContext, layer: W4A8Layer, xq: DeviceBuffer, y: DeviceBuffer, M: number, B: number): [DeviceBuffer, DeviceBuffer, DeviceBuffer, KernelArg] {
+function w4a8TensorMaps(ctx: CudaContext, layer: W4A8Layer, xq: DeviceBuffer, y: DeviceBuffer, M: number, B: number, BT: number): [DeviceBuffer, DeviceBuffer, DeviceBuffer, KernelArg] {
   const { n: N, k: K, groupSize: G } = layer;
   const tiles = paddedRows(N) / 16;
   return [
-    cachedTensorMapU8(ctx, xq, { dims: [K, Math.floor(xq.bytes / K)], strides: [K], box: [128, 128], swizzle: 'sw128' }),
+    cachedTensorMapU8(ctx, xq, { dims: [K, Math.floor(xq.bytes / K)], strides: [K], box: [128, BT], swizzle: 'sw128' }),
     cachedTensorMapU8(ctx, layer.weights, { dims: [256, K / 32, tiles], strides: [256, K * 8], box: [256, 4, 8], swizzle: 'none' }),
     cachedTensorMapU8(ctx, layer.scales, { dims: [64, K / G, tiles], strides: [64, (K / G) * 64], box: [64, 1, 8], swizzle: 'none' }),
-    (N * B) % 16 === 0 ? cachedTensorMapU8(ctx, y, { dims: [N * B, M], strides: [N * B], box: [16 * B, 128], swizzle: B === 4 ? 'sw64' : 'sw32' }) : { u64: 0 },
+    (N * B) % 16 === 0 ? cachedTensorMapU8(ctx, y, { dims: [N * B, M], strides: [N * B], box: [16 * B, BT], swizzle: B === 4 ? 'sw64' : 'sw32' }) : { u64: 0 },
   ];
 }
 

@@ -95,6 +95,16 @@ test('w4a8Linear names the shared memory too many TMA stages need against the de
   );
 });
 
+test('w4a8Linear names a wgmma-tma token tile other than 32, 64 or 128, and the shared memory of a narrower one', () => {
+  for (const BT of [48, 256, 0]) {
+    assert.throws(() => w4a8Linear(stubContext('sm_90a'), w4, xq, a, buffer(M * N * 4), M, { kind: 'wgmma-tma', STAGES: 4, BT: BT as 32 }), new RegExp(`wgmma-tma BT \\(tokens a tile\\) must be 32, 64 or 128, got ${BT}`));
+  }
+  // 32-token stages are 12 KB instead of 24: sixteen of them fit where nine 128-token ones do not
+  assert.equal(wgmmaTmaSharedBytes(16, 32), 1024 + 16 * 13 * 1024 + 8 * 8192 + 16 * 16);
+  assert.throws(() => w4a8Linear(stubContext('sm_90a', 100000), w4, xq, a, buffer(M * N * 4), M, { kind: 'wgmma-tma', STAGES: 4, BT: 32 }),
+    new RegExp(`wgmma-tma with 4 stages needs ${wgmmaTmaSharedBytes(4, 32)} B of shared memory, the device allows 100000`));
+});
+
 test('w4a8Linear rejects a wgmma-tma block count that is not a positive integer', () => {
   for (const blocks of [0, 2.5, -1]) {
     assert.throws(() => w4a8Linear(stubContext('sm_90a'), w4, xq, a, buffer(M * N * 4), M, { kind: 'wgmma-tma', STAGES: 4, blocks }), /wgmma-tma blocks must be a positive integer, 'tiles' or 'sms', got/);

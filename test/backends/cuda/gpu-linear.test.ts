@@ -126,6 +126,11 @@ const SHAPES: [M: number, N: number, K: number, G: number, config?: W4A8Config][
   [64, 127, 384, 128, { kind: 'wgmma-tma', STAGES: 2, KS: 3 }],
   [300, 333, 1280, 256, { kind: 'wgmma-tma', STAGES: 4, KS: 4, blocks: 5 }],
   [130, 16500, 256, 128, { kind: 'wgmma-tma', STAGES: 4, KS: 2, blocks: 'sms' }],
+  // 32- and 64-token tiles (m64n32 / m64n64): one ragged token tile, two with split-K, several per block
+  [20, 300, 1024, 128, { kind: 'wgmma-tma', STAGES: 4, BT: 32 }],
+  [45, 260, 1280, 128, { kind: 'wgmma-tma', STAGES: 4, BT: 32, KS: 3 }],
+  [64, 333, 1024, 256, { kind: 'wgmma-tma', STAGES: 6, BT: 64, KS: 2, blocks: 'sms' }],
+  [100, 200, 768, 128, { kind: 'wgmma-tma', STAGES: 3, BT: 64, blocks: 2 }],
 ];
 
 test('W4A8 integer scale is bit-exact against the CPU reference (no-shift and shift epilogues)', { skip }, () => {
@@ -185,6 +190,8 @@ const F16_SHAPES: [M: number, N: number, K: number, G: number, config?: W4A8Conf
   [300, 300, 1024, 128, { kind: 'wgmma-tma', STAGES: 3, blocks: 4 }],
   [129, 264, 1280, 128, { kind: 'wgmma-tma', STAGES: 4, KS: 3 }],
   [70, 333, 1024, 256, { kind: 'wgmma-tma', STAGES: 4, KS: 2, blocks: 3 }],
+  [29, 333, 1024, 128, { kind: 'wgmma-tma', STAGES: 4, BT: 32 }],
+  [40, 200, 1280, 128, { kind: 'wgmma-tma', STAGES: 4, BT: 64, KS: 2 }],
 ];
 
 test('W4A8 f16 output is the f32 output rounded to nearest even (IS: the CPU reference rounded; FS: the f32 kernel rounded)', { skip }, () => {

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { DeviceBuffer } from '../../../src/backends/cuda/buffer.js';
-import { chooseW4A8Config, w4a8SplitKNeed, WGMMA_TMA, type W4A8Layer } from '../../../src/backends/cuda/w4a8.js';
+import { chooseW4A8Config, tmaPartialBytes, w4a8SplitKNeed, type W4A8Layer } from '../../../src/backends/cuda/w4a8.js';
 
 const layer = (n: number, k: number): W4A8Layer => ({ n, k, groupSize: 128, scale: 'int', post: 1, isShift: false, weights: {} as DeviceBuffer, scales: {} as DeviceBuffer });
 
@@ -15,8 +15,11 @@ test('w4a8SplitKNeed: none without a K split; a counter a consumer warp of each 
   assert.equal(w4a8SplitKNeed(down, 64, { kind: 'wgmma-tma', STAGES: 4 }), null);
   assert.equal(w4a8SplitKNeed(down, 64, { kind: 'wgmma-tma', STAGES: 4, KS: 1 }), null);
   // 64 rows: one token tile x 32 weight tiles, 8 consumer warps each
-  assert.deepEqual(w4a8SplitKNeed(down, 64, { kind: 'wgmma-tma', STAGES: 4, KS: 4 }), { counters: 256, partialBytes: 4 * 256 * WGMMA_TMA.PARTIAL_BYTES });
-  assert.deepEqual(w4a8SplitKNeed(down, 200, { kind: 'wgmma-tma', STAGES: 4, KS: 2 }), { counters: 512, partialBytes: 2 * 512 * WGMMA_TMA.PARTIAL_BYTES });
+  assert.deepEqual(w4a8SplitKNeed(down, 64, { kind: 'wgmma-tma', STAGES: 4, KS: 4 }), { counters: 256, partialBytes: 4 * 256 * 64 * 32 * 4 });
+  assert.deepEqual(w4a8SplitKNeed(down, 200, { kind: 'wgmma-tma', STAGES: 4, KS: 2 }), { counters: 512, partialBytes: 2 * 512 * 64 * 32 * 4 });
+  // 32-token tiles: 200 rows are 7 token tiles, and a partial is 16 totals a lane
+  assert.equal(tmaPartialBytes(32), 16 * 32 * 4);
+  assert.deepEqual(w4a8SplitKNeed(down, 200, { kind: 'wgmma-tma', STAGES: 4, KS: 2, BT: 32 }), { counters: 7 * 32 * 8, partialBytes: 2 * 7 * 32 * 8 * tmaPartialBytes(32) });
 });
 
 test('the chooser\'s split-K launches need more counters at a prefill of 129-256 rows than at a 33-64-row decode step (why the engine reserves them first)', () => {

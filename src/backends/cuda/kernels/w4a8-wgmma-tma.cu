@@ -11,7 +11,7 @@
 // kernel's loads (cp.async by every thread + per-thread weight loads) were limited by the
 // L2->SM path at ~850 TOPS (docs/cuda-notes.md, fifth session).
 //   stage s (1024-B aligned, STAGE_BYTES):
-//     [0, 16K)        xq tile: 128 tokens x 128 k bytes, TMA 2-D box {128 B, 128 rows} of the
+//     [0, BT·128)     xq tile: BT tokens x 128 k bytes, TMA 2-D box {128 B, BT rows} of the
 //                     [M][K] map with the 128-byte swizzle = canonical K-major SW128 for wgmma B.
 //                     xq is in FRAGMENT ORDER (activationOrder); rows >= M arrive as zeros.
 //     [16K, 24K)      weights: 8 tiles x 1 KB, TMA 3-D box {256 B, 4, 8} of the repacked buffer
@@ -33,14 +33,15 @@
 // stores at M = 4096 (docs/cuda-notes.md). Without ymap (ymap == 0), direct stores.
 // Block: 2 consumer warpgroups + 1 producer warpgroup (384 threads; the producer warpgroup drops to 40
 // registers per thread with setmaxnreg and the consumers rise to 232, so their 64 accumulators and 64
-// totals never spill; one producer lane issues all copies), tile 128 weight rows x 128 tokens.
+// totals never spill; one producer lane issues all copies), tile 128 weight rows x BT tokens (BT 128; 64 or 32 for
+// a few rows: m64n64k32 / m64n32k32, ACC = BT/2 accumulators a thread, a quarter of the 128-token tile's MMA work at 32).
 // Tiles t = 0 .. ceil(M/128)*ceil(N/128)-1, token tile t % m_tiles (fastest: consecutive tiles share
 // a weight tile in L2), weight tile t / m_tiles; block b takes tiles b, b + gridDim.x, ... (1-D grid:
 // one block per tile, or fewer, down to one per SM, persistent: the producer then runs into the next
 // tile while the consumers store).
 // Split-K (KS > 1, for grids with fewer tiles than SMs): work item t = ks * tiles + tile takes chunks
-// [ks*chunks/KS, (ks+1)*chunks/KS) of the tile; each warp stores its 16 x 128 partial totals to
-// ws[ks][tile][warp][64][32 lanes] (coalesced), fences, and counts itself in cnt[tile][warp]; the
+// [ks*chunks/KS, (ks+1)*chunks/KS) of the tile; each warp stores its 16 x BT partial totals to
+// ws[ks][tile][warp][ACC][32 lanes] (coalesced), fences, and counts itself in cnt[tile][warp]; the
 // warp that arrives last adds the KS partials in ks order (integer totals: exact in any order; float:
 // the same order every run) and writes y as above, then resets the counter for the next launch.
 // Requires K % 128 == 0, GROUP % 128 == 0, GROUP | K, rows padded to 128 (paddedRows), KS <= K/128.
@@ -58,7 +59,11 @@
 #ifndef KS
 #define KS 1  // K splits per tile (1: none)
 #endif
-#define BT 128                   // tokens per block
+#ifndef BT
+#define BT 128                   // tokens per block: 128, or 64 / 32 for a few rows (m64n64 / m64n32, less MMA work wasted)
+#endif
+static_assert(BT == 128 || BT == 64 || BT == 32, "token tiles of 128, 64 or 32");
+#define ACC (BT / 2)             // a consumer thread's accumulators (and totals) of its m64nBT fragment
 #define BW 128                   // weight rows per block (2 warpgroups x 64)
 #define TILES (BW / 16)          // 16-row weight tiles per block
 #define CONSUMERS 256
@@ -76,11 +81,11 @@
 
 // Split-K: stores this warp's partial totals of (tile, ks), counts its arrival; the last of the KS
 // warps of (tile, warp) sums all partials in ks order into tot and returns true, the others false.
-__device__ __forceinline__ bool splitk_combine(tot_t (&tot)[64], tot_t* ws, int* cnt, int tile, int ks, int tiles, int warp, int lane) {
-  const size_t part = (size_t)64 * 32, unit = (size_t)tile * 8 + warp;
+__device__ __forceinline__ bool splitk_combine(tot_t (&tot)[ACC], tot_t* ws, int* cnt, int tile, int ks, int tiles, int warp, int lane) {
+  const size_t part = (size_t)ACC * 32, unit = (size_t)tile * 8 + warp;
   tot_t* mine = ws + ((size_t)ks * tiles * 8 + unit) * part + lane;
 #pragma unroll
-  for (int i = 0; i < 64; ++i) __stcg(mine + i * 32, tot[i]);
+  for (int i = 0; i < ACC; ++i) __stcg(mine + i * 32, tot[i]);
   __threadfence();
   __syncwarp();
   int before = 0;
@@ -88,12 +93,12 @@ __device__ __forceinline__ bool splitk_combine(tot_t (&tot)[64], tot_t* ws, int*
   if (__shfl_sync(0xffffffffu, before, 0) != KS - 1) return false;
   __threadfence();
 #pragma unroll
-  for (int i = 0; i < 64; ++i) tot[i] = 0;
+  for (int i = 0; i < ACC; ++i) tot[i] = 0;
 #pragma unroll 1
   for (int k = 0; k < KS; ++k) {
     const tot_t* p = ws + ((size_t)k * tiles * 8 + unit) * part + lane;
 #pragma unroll
-    for (int i = 0; i < 64; ++i) tot[i] += __ldcg(p + i * 32);
+    for (int i = 0; i < ACC; ++i) tot[i] += __ldcg(p + i * 32);
   }
   if (lane == 0) cnt[unit] = 0;
   return true;
@@ -149,8 +154,8 @@ w4a8_wgmma_tma(const TmaMap* __restrict__ xmap, const TmaMap* __restrict__ wmap,
 #pragma unroll 1
   for (int it = blockIdx.x; it < items; it += gridDim.x) {
     const int t = it % tiles, ks = it / tiles;
-    int acc[64];
-    tot_t tot[64];
+    int acc[ACC];
+    tot_t tot[ACC];
     zero_acc_tot(acc, tot);
 #pragma unroll 1
     for (int c = ks * chunks / KS; c < (ks + 1) * chunks / KS; ++c) {
@@ -164,14 +169,14 @@ w4a8_wgmma_tma(const TmaMap* __restrict__ xmap, const TmaMap* __restrict__ wmap,
       w4_a_fragments(a, w01, w23);
       wgmma_fence();
 #pragma unroll
-      for (int ks = 0; ks < 4; ++ks) wgmma_m64n128k32_s8_rs(acc, a[ks][0], a[ks][1], a[ks][2], a[ks][3], desc_sw128(st + ks * 32), ks);
+      for (int ks = 0; ks < 4; ++ks) wgmma_m64k32_s8_rs(acc, a[ks][0], a[ks][1], a[ks][2], a[ks][3], desc_sw128(st + ks * 32), ks);
       wgmma_commit();
       wgmma_wait<0>();
       __syncwarp();
       if (lane == 0) mbar_arrive(bars + 16 * s + 8);
       fence_regs(acc);
 #pragma unroll
-      for (int i = 0; i < 64; ++i) add_group<IS_SHIFT ? 4 : 0>(tot[i], acc[i], (i & 2) ? s1 : s0);
+      for (int i = 0; i < ACC; ++i) add_group<IS_SHIFT ? 4 : 0>(tot[i], acc[i], (i & 2) ? s1 : s0);
       if (++s == STAGES) s = 0, ph ^= 1;
     }
     if (KS > 1 && !splitk_combine(tot, ws, cnt, t, ks, tiles, warp, lane)) continue;
@@ -183,7 +188,7 @@ w4a8_wgmma_tma(const TmaMap* __restrict__ xmap, const TmaMap* __restrict__ wmap,
     // the slot is free: the previous tile's TMA store returned only after reading it (tma_store_2d)
     const u32 slot = sbase + OFF_OUT + warp * OUT_SLOT;
 #pragma unroll
-    for (int j = 0; j < 16; ++j) {
+    for (int j = 0; j < ACC / 4; ++j) {
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
         const int m = 8 * j + 2 * tig + e;

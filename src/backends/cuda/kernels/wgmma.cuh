@@ -12,15 +12,15 @@ __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.a
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 template <int N> __device__ __forceinline__ void wgmma_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" :: "n"(N) : "memory"); }
 __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
-__device__ __forceinline__ void fence_regs(int (&d)[64]) {
+template <int R> __device__ __forceinline__ void fence_regs(int (&d)[R]) {
 #pragma unroll
-  for (int i = 0; i < 64; ++i) asm volatile("" : "+r"(d[i])::"memory");
+  for (int i = 0; i < R; ++i) asm volatile("" : "+r"(d[i])::"memory");
 }
 
-// A thread's 64 wgmma accumulators and its 64 per-output totals, zeroed.
-template <typename T> __device__ __forceinline__ void zero_acc_tot(int (&acc)[64], T (&tot)[64]) {
+// A thread's R wgmma accumulators (64 for an m64n128 fragment, N/2 for m64nN) and its R per-output totals, zeroed.
+template <typename T, int R> __device__ __forceinline__ void zero_acc_tot(int (&acc)[R], T (&tot)[R]) {
 #pragma unroll
-  for (int i = 0; i < 64; ++i) {
+  for (int i = 0; i < R; ++i) {
     acc[i] = 0;
     tot[i] = 0;
   }
@@ -57,6 +57,34 @@ __device__ __forceinline__ void wgmma_m64n128k32_s8_rs(int (&d)[64], u32 a0, u32
                "wgmma.mma_async.sync.aligned.m64n128k32.s32.s8.s8 " WGMMA_D64_REGS ", {%64, %65, %66, %67}, %68, p;\n}\n"
                : WGMMA_D64_OPERANDS(d)
                : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(db), "r"(scale_d));
+}
+
+// The m64n64 and m64n32 fragments (32 and 16 s32 accumulators a thread) for the narrower token tiles of the TMA kernel.
+#define WGMMA_D16_REGS "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}"
+#define WGMMA_D16_OPERANDS(d, o)                                                                                   \
+  "+r"(d[o + 0]), "+r"(d[o + 1]), "+r"(d[o + 2]), "+r"(d[o + 3]), "+r"(d[o + 4]), "+r"(d[o + 5]), "+r"(d[o + 6]), \
+  "+r"(d[o + 7]), "+r"(d[o + 8]), "+r"(d[o + 9]), "+r"(d[o + 10]), "+r"(d[o + 11]), "+r"(d[o + 12]),             \
+  "+r"(d[o + 13]), "+r"(d[o + 14]), "+r"(d[o + 15])
+#define WGMMA_D32_REGS                                                                \
+  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "          \
+  "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}"
+
+// wgmma_m64n128k32_s8_rs for a B of BN = 2·R token columns (R = 64, 32 or 16 accumulators a thread).
+template <int R> __device__ __forceinline__ void wgmma_m64k32_s8_rs(int (&d)[R], u32 a0, u32 a1, u32 a2, u32 a3, unsigned long long db, int scale_d) {
+  static_assert(R == 64 || R == 32 || R == 16, "m64n128, m64n64 or m64n32");
+  if constexpr (R == 64) {
+    wgmma_m64n128k32_s8_rs(d, a0, a1, a2, a3, db, scale_d);
+  } else if constexpr (R == 32) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k32.s32.s8.s8 " WGMMA_D32_REGS ", {%32, %33, %34, %35}, %36, p;\n}\n"
+                 : WGMMA_D16_OPERANDS(d, 0), WGMMA_D16_OPERANDS(d, 16)
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(db), "r"(scale_d));
+  } else {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %21, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n32k32.s32.s8.s8 " WGMMA_D16_REGS ", {%16, %17, %18, %19}, %20, p;\n}\n"
+                 : WGMMA_D16_OPERANDS(d, 0)
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(db), "r"(scale_d));
+  }
 }
 
 // One 128-k chunk: A [64 rows][128 B] at a_addr, B [128 rows][128 B] at b_addr (both SW128 K-major),
@@ -162,18 +190,18 @@ __device__ __forceinline__ void wgmma_store_y(const T (&tot)[64], out_t* y, cons
   }
 }
 
-// Store of the "swap AB" kernels (weights as the wgmma A operand, tokens as B): this warp's
+// Store of the "swap AB" kernels (weights as the wgmma A operand, tokens as B; R = 64 for 128 tokens): this warp's
 // accumulator fragment tot[4j+2h+e] is (weight row n0 + gid + 8h, token m0 + 8j + 2tig + e);
 // y[m][n] = out_t(out_scale(tot, a[m], post)) for m < M, n < N (row-major y, N columns).
-template <typename T>
-__device__ __forceinline__ void wgmma_store_y_swapped(const T (&tot)[64], out_t* y, const float* ascale, int m0, int n0, int M, int N, float post) {
+template <typename T, int R>
+__device__ __forceinline__ void wgmma_store_y_swapped(const T (&tot)[R], out_t* y, const float* ascale, int m0, int n0, int M, int N, float post) {
   const int lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     const int n = n0 + gid + 8 * h;
     if (n >= N) continue;
 #pragma unroll
-    for (int j = 0; j < 16; ++j) {
+    for (int j = 0; j < R / 4; ++j) {
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
         const int m = m0 + 8 * j + 2 * tig + e;
