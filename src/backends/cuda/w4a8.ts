@@ -211,7 +211,7 @@ export function w4a8Linear(
     const blocks = tmaBlocks(ctx, config, tiles * ks);
     const fn = getKernel(ctx, 'w4a8-wgmma-tma.cu', 'w4a8_wgmma_tma', { ...common, STAGES: config.STAGES, ...(ks > 1 ? { KS: ks } : {}), ...(BT !== WGMMA_TMA.BT ? { BT } : {}) }, smem);
     const [xmap, wmap, smap, ymap] = w4a8TensorMaps(ctx, layer, xq, y, M, outputBytes(out), BT);
-    // split-K: per tile and consumer warp one counter and a 64 x 32 partial of 4-byte totals per split
+    // split-K: per tile and consumer warp one counter and a BT/2 x 32 partial of 4-byte totals per split
     const need = w4a8SplitKNeed(layer, M, config);
     const [ws, cnt] = need !== null ? splitKWorkspace(ctx, need.counters, need.partialBytes) : [{ u64: 0 }, { u64: 0 }];
     ctx.launch(fn, [blocks], [WGMMA_TMA.THREADS], [xmap, wmap, smap, a, y, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }, ymap, ws, cnt], smem);
