@@ -11,7 +11,8 @@ import type { Reference } from '../../helpers/reference.js';
 
 const cuda = tryCudaContext();
 export const skip = 'reason' in cuda ? `no CUDA driver/GPU: ${cuda.reason}` : false;
-const ctxOf = (): CudaContext => (cuda as { ctx: CudaContext }).ctx;
+/** The context every engine of these tests runs on (withEngine). */
+export const ctxOf = (): CudaContext => (cuda as { ctx: CudaContext }).ctx;
 
 /** The fast path's accuracy: logits within this fraction of the largest reference logit. */
 export const QUANTIZED_TOLERANCE = 5e-2;
