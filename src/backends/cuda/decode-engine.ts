@@ -51,8 +51,7 @@ import { addBiasCuda, addCuda } from './model-ops.js';
 import type { LaunchOptions } from './program.js';
 import type { FloatPrecision } from './resident-linear.js';
 import { hasTensorMaps } from './tensor-map.js';
-import { activationOrder, chooseW4A8Config, normTailFits, w4a8DecodeNorm, w4a8DecodeRows, w4a8Linear, w4a8SplitKNeed, w4a8SwigluDecode, type DecodeConfig, type W4A8Config, type W4A8Layer } from './w4a8.js';
-import { splitKWorkspace } from './workspace.js';
+import { activationOrder, chooseW4A8Config, normTailFits, w4a8DecodeNorm, w4a8DecodeRows, w4a8Linear, w4a8SwigluDecode, type DecodeConfig, type W4A8Config, type W4A8Layer } from './w4a8.js';
 import { w8a8Linear } from './w8a8.js';
 import { W4A16_MAX_TOKENS, w4a16ExpandedBytes, w4a16Gemm } from './w4a16.js';
 
@@ -311,21 +310,6 @@ export function createCudaEngine(config: ModelConfig, weights: ModelWeights, opt
   /** The W4A8 kernel configuration for a layer at m rows (the one chooser every launch here uses). */
   const chooseW4A8 = options.chooseW4A8 ?? ((m: number, n: number, k: number) => chooseW4A8Config(m, n, k, wgmma, tma, sms));
   const w4a8Config = (layer: W4A8Layer, m: number): W4A8Config => chooseW4A8(m, layer.n, layer.k);
-  // the split-K workspace every W4A8 launch of this engine takes (w4a8SplitKNeed), reserved before any step is captured:
-  // grown later (a prefill of more rows than the steps captured so far), it would move under their graphs
-  try {
-    let counters = 0, partialBytes = 0;
-    const layers = new Map(allLinears.flatMap((l) => (l.resident.kind === 'w4a8' ? [[`${l.resident.layer.n}x${l.resident.layer.k}`, l.resident.layer] as const] : [])));
-    for (const layer of layers.values()) {
-      for (let m = 1; m <= T; m++) {
-        const need = w4a8SplitKNeed(layer, m, w4a8Config(layer, m));
-        if (need !== null) [counters, partialBytes] = [Math.max(counters, need.counters), Math.max(partialBytes, need.partialBytes)];
-      }
-    }
-    if (counters > 0) splitKWorkspace(ctx, counters, partialBytes);
-  } catch (e) {
-    abandon(e);
-  }
   /** The row form linear `l` reads at m rows. */
   const formFor = (l: EngineLinear, m: number): RowForm => {
     const r = l.resident;

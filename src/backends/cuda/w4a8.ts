@@ -319,8 +319,7 @@ function launchDecode(ctx: CudaContext, layer: W4A8Layer, M: number, config: Dec
 
 /**
  * The split-K workspace (workspace.ts) a launch with `config` at M rows takes: a counter a consumer warp of each tile and
- * KS partials of each (wgmma-tma with KS > 1); null for none. The decode engine reserves the most its launches take
- * before it captures a step: a workspace grown later would move under the graphs captured before.
+ * KS partials of each (wgmma-tma with KS > 1); null for none.
  */
 export function w4a8SplitKNeed(layer: W4A8Layer, M: number, config: W4A8Config): { counters: number; partialBytes: number } | null {
   if (config.kind !== 'wgmma-tma' || (config.KS ?? 1) === 1) return null;

@@ -1,6 +1,6 @@
 /**
- * w4a8SplitKNeed: the split-K workspace a W4A8 launch takes, which the decode engine reserves once before it captures
- * a step (a workspace grown later moves under the graphs captured before). Runs without a GPU.
+ * w4a8SplitKNeed: the split-K workspace a W4A8 launch takes (workspace.ts grows to it, keeping what it replaces for the
+ * graphs captured before). Runs without a GPU.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -22,7 +22,7 @@ test('w4a8SplitKNeed: none without a K split; a counter a consumer warp of each 
   assert.deepEqual(w4a8SplitKNeed(down, 200, { kind: 'wgmma-tma', STAGES: 4, KS: 2, BT: 32 }), { counters: 7 * 32 * 8, partialBytes: 2 * 7 * 32 * 8 * tmaPartialBytes(32) });
 });
 
-test('the chooser\'s split-K launches need more counters at a prefill of 129-256 rows than at a 33-64-row decode step (why the engine reserves them first)', () => {
+test('the chooser\'s split-K launches need more counters at a prefill of 129-256 rows than at a 33-64-row decode step (why the workspace keeps the buffers it replaces: a step captured before names them)', () => {
   const down = layer(4096, 11008);
   const need = (m: number) => w4a8SplitKNeed(down, m, chooseW4A8Config(m, down.n, down.k, true, true, 132));
   assert.equal(need(32), null, 'the decode kernel at 32 rows');
