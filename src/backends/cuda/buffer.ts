@@ -34,8 +34,9 @@ export class DeviceBuffer {
     return this.ptr;
   }
 
+  /** Whether the memory is gone: this buffer freed, or, for a view, the buffer it was taken from. */
   get isFreed(): boolean {
-    return this.freed;
+    return this.freed || (this.parent?.freed ?? false);
   }
 
   /** Copies host bytes into the buffer at byte offset `offset`. */

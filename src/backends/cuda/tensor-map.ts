@@ -74,33 +74,60 @@ export function hasTensorMaps(ctx: CudaContext): boolean {
   return ctx.api.fn.cuTensorMapEncodeTiled !== undefined;
 }
 
-/** Most maps a context keeps; the least recently used one is freed past it. */
-const CACHE_LIMIT = 1024;
-const caches = new WeakMap<CudaContext, Map<string, DeviceBuffer>>();
+/**
+ * Maps a context keeps before it looks for ones to free; after a look, twice what is left (so a context
+ * whose live buffers need more maps pays for the look once per doubling, not once per map).
+ */
+const SWEEP_AT = 1024;
+
+interface CachedMap {
+  readonly map: DeviceBuffer;
+  /** The buffer the map was last asked for over: the map may be freed once this memory is. */
+  described: DeviceBuffer;
+}
+
+interface MapCache {
+  readonly entries: Map<string, CachedMap>;
+  sweepAt: number;
+}
+
+const caches = new WeakMap<CudaContext, MapCache>();
 
 /**
  * tensorMapU8, memoized per context by the map's content (address, size, dims, strides, box, swizzle):
  * a map describes memory, not a buffer object, so an entry stays right for any buffer later
- * allocated at the same address. Evicting one synchronizes the context first (a queued kernel
- * may still read it).
+ * allocated at the same address.
+ *
+ * A map lives as long as the memory it describes: a kernel, a recorded pass or a captured CUDA graph
+ * holds the map's address, and nothing says when the last of them is gone, but any of them that
+ * still ran after that memory was freed would read freed memory anyway. So a map is freed only once
+ * the buffer it was last asked for has been freed (checked when the cache grows past SWEEP_AT, after
+ * synchronizing the context, since a queued kernel may still read it); a map is never freed for being
+ * old, which could let a graph captured early name a map since freed and reused.
  */
 export function cachedTensorMapU8(ctx: CudaContext, buffer: DeviceBuffer, t: ByteTensor): DeviceBuffer {
   let cache = caches.get(ctx);
-  if (!cache) caches.set(ctx, (cache = new Map()));
+  if (!cache) caches.set(ctx, (cache = { entries: new Map(), sweepAt: SWEEP_AT }));
   const key = `${buffer.address}|${buffer.bytes}|${t.dims}|${t.strides}|${t.box}|${t.swizzle}`;
-  const hit = cache.get(key);
+  const hit = cache.entries.get(key);
   if (hit) {
-    cache.delete(key);
-    cache.set(key, hit);
-    return hit;
+    hit.described = buffer;
+    return hit.map;
   }
   const map = tensorMapU8(ctx, buffer, t);
-  cache.set(key, map);
-  if (cache.size > CACHE_LIMIT) {
-    const [oldKey, old] = cache.entries().next().value as [string, DeviceBuffer];
-    ctx.synchronize();
-    old.free();
-    cache.delete(oldKey);
-  }
+  cache.entries.set(key, { map, described: buffer });
+  if (cache.entries.size > cache.sweepAt) sweepTensorMaps(ctx, cache);
   return map;
 }
+
+/** Frees the maps whose memory has been freed; the next look comes at twice the maps left (at least SWEEP_AT). */
+function sweepTensorMaps(ctx: CudaContext, cache: MapCache): void {
+  const dead = [...cache.entries].filter(([, e]) => e.described.isFreed);
+  if (dead.length > 0) ctx.synchronize();
+  for (const [key, e] of dead) {
+    e.map.free();
+    cache.entries.delete(key);
+  }
+  cache.sweepAt = Math.max(SWEEP_AT, 2 * cache.entries.size);
+}
+
