@@ -11,21 +11,7 @@
 # Logs, JSON and SVG go to $OUT (the kernel cache too, as with-kernel-cache.sh writes it). Usage:
 #   bash scripts/gpu/issue17-figures.sh            (then copy $OUT's files to docs/bench/ with the GPU and date)
 set -uo pipefail
-[ -f .device/env.sh ] && . .device/env.sh
-out=${OUT:-/tmp/issue17}
-mkdir -p "$out"
-export INTSCALE_CUDA_CACHE=${INTSCALE_CUDA_CACHE:-/tmp/intscale-kc}
-mkdir -p "$INTSCALE_CUDA_CACHE"
-[ -d .device/kernel-cache ] && cp -n .device/kernel-cache/*.cubin "$INTSCALE_CUDA_CACHE"/ 2>/dev/null
-LIMIT=${LIMIT:-580}
-step() {
-  local need=$1 name=$2; shift 2
-  if (( SECONDS + need > LIMIT )); then echo "SKIP $name: ${need} s wanted, $((LIMIT - SECONDS)) s left"; return; fi
-  echo "== [$SECONDS s] $name: $*"
-  timeout -k 5 $((LIMIT - SECONDS)) "$@" > "$out/$name.txt" 2>&1
-  echo "   exit $? after $SECONDS s"
-}
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
+. scripts/gpu/steps.sh /tmp/issue17 580
 step 60 engine-step node dist/bench/cuda-engine-step.js --layers 1,8,32 --lm-head w8a8 --steps 100
 grep -E '^layers|a layer' "$out/engine-step.txt"
 step 90 kernels node dist/bench/cuda-kernels.js --ms 1,16 --shapes 4096x22016,4096x12288,11008x4096 --quick --out "$out/kernels"
