@@ -97,13 +97,14 @@ for (const [K, N, Ms] of CASES) {
     const xq = acts.random(M * K, fill.i8);
     const a = acts.random(M * 4, ACT_SCALES);
     const y = acts.output(M * N * 4);
+    const bytes = weightBytes + nPad * (K / 128) * 4 + M * K; // what a launch reads: weights, scales, activations
     if (variants !== null && M === Ms[0]) {
       // the read floor of these weight bytes (cuda-timing.ts readFloor)
       const floors = readFloor(ctx, timer, wq.weights, weightBytes, SAMPLES).map((f) => `${f.kb} KB a block ${f.us.toFixed(2)} µs (${f.tbs.toFixed(2)} TB/s)`);
       log.line(`K=${K} N=${N} read floor of the ${(weightBytes / 1e6).toFixed(1)} MB of W${bits} weights: ${floors.join('; ')}`);
     }
     if (configs !== null) {
-      timeConfigs(K, N, M, xq, a, y, wq, bytesPerUs);
+      timeConfigs(K, N, M, xq, a, y, wq, bytes);
       acts.free();
       continue;
     }
@@ -121,7 +122,6 @@ for (const [K, N, Ms] of CASES) {
           return false;
         }
       });
-      const bytes = weightBytes + nPad * (K / 128) * 4 + M * K;
       const t = timer.timeInterleaved(runs.map(launch), rounds, SAMPLES);
       runs.forEach((v, j) => log.line(`K=${K} N=${N} M=${String(M).padStart(2)} ${v.label.padEnd(30)} IS ${t[j]!.us.toFixed(2).padStart(7)} µs (p10 ${t[j]!.p10.toFixed(2)}, p90 ${t[j]!.p90.toFixed(2)}) ${(bytes / t[j]!.us / 1e6).toFixed(2)} TB/s, floor ${(bytes / bytesPerUs).toFixed(2)} µs, ${(t[0]!.us / t[j]!.us).toFixed(3)}x the first`));
       acts.free();
@@ -145,8 +145,11 @@ for (const [K, N, Ms] of CASES) {
 log.write(outDir, configs !== null ? 'cuda-sweep-configs.log' : variants === null ? 'cuda-sweep.log' : values.w8 ? 'cuda-sweep-decode-w8.log' : 'cuda-sweep-decode.log');
 bench.close();
 
-/** --configs at one shape and M: the chooser's config, then each given one, checked bit for bit against it, then timed. */
-function timeConfigs(K: number, N: number, M: number, xq: DeviceBuffer, a: DeviceBuffer, y: DeviceBuffer, wq: QuantCopies, bytesPerUs: number): void {
+/**
+ * --configs at one shape and M: the chooser's config, then each given one, checked bit for bit against it, then timed
+ * (`bytes`: what a launch reads, for the TB/s and the floor).
+ */
+function timeConfigs(K: number, N: number, M: number, xq: DeviceBuffer, a: DeviceBuffer, y: DeviceBuffer, wq: QuantCopies, bytes: number): void {
   const chosen = chooseW4A8Config(M, N, K, ctx.arch === 'sm_90a', hasTensorMaps(ctx), ctx.info.multiprocessors);
   const natural = xq.download(new Int8Array(M * K));
   // the TMA kernel maps whole rows of its buffer: the fragment-order copy gets 128 rows more than M (never read into y)
@@ -176,7 +179,6 @@ function timeConfigs(K: number, N: number, M: number, xq: DeviceBuffer, a: Devic
       return true;
     });
     const t = timer.timeInterleaved(runs.map((cfg) => run(cfg, y)), rounds, SAMPLES);
-    const bytes = (paddedRows(N) * K) / 2 + paddedRows(N) * (K / 128) * 4 + M * K;
     runs.forEach((cfg, j) => log.line(`K=${K} N=${N} M=${String(M).padStart(3)} ${(j === 0 ? 'chooser ' : '') + JSON.stringify(cfg)} IS ${t[j]!.us.toFixed(2)} µs (p10 ${t[j]!.p10.toFixed(2)}, p90 ${t[j]!.p90.toFixed(2)}) ${(bytes / t[j]!.us / 1e6).toFixed(2)} TB/s, floor ${(bytes / bytesPerUs).toFixed(2)} µs, ${(t[0]!.us / t[j]!.us).toFixed(3)}x the chooser's; bit-identical`));
   } finally {
     fragment.free();

@@ -126,6 +126,9 @@ export const WGMMA_TMA = {
   CONSUMER_WARPS: 8,
 } as const;
 
+/** The TMA kernel's tiles at M rows of an N-row layer: BT tokens by BW weight rows each. */
+const tmaTiles = (M: number, N: number, BT: number): number => Math.ceil(M / BT) * Math.ceil(N / WGMMA_TMA.BW);
+
 /** A consumer warp's split-K partial of the TMA kernel at BT tokens a tile: BT/2 totals a lane. */
 export const tmaPartialBytes = (BT: number): number => (BT / 2) * 32 * 4;
 
@@ -165,7 +168,7 @@ export function chooseW4A8Config(M: number, n: number, k: number, wgmma = true, 
     // beat the mma 64x64 GEMM on 4096·22016 (52.1 -> 40.5 µs) and the decode kernel on 11008·4096 (30.5 -> 23.7)
     // One block per SM looping over the tiles beat one block per tile by 1-12% at M = 2048-4096, IS and
     // FS, f32 and f16 output (H100, docs/cuda-notes.md "Sixth session"); below 132 tiles the two are the same.
-    const tiles = Math.ceil(M / WGMMA_TMA.BT) * Math.ceil(n / WGMMA_TMA.BW);
+    const tiles = tmaTiles(M, n, WGMMA_TMA.BT);
     const KS = Math.max(1, Math.min(4, k / 128, Math.floor(sms / tiles)));
     return { kind: 'wgmma-tma', STAGES: 4, blocks: 'sms', ...(KS > 1 ? { KS } : {}) };
   }
@@ -207,7 +210,7 @@ export function w4a8Linear(
     if (smem > ctx.info.maxSharedPerBlockOptin) throw new RangeError(`wgmma-tma with ${config.STAGES} stages needs ${smem} B of shared memory, the device allows ${ctx.info.maxSharedPerBlockOptin}`);
     const ks = config.KS ?? 1;
     if (!Number.isInteger(ks) || ks < 1 || ks > K / 128) throw new RangeError(`wgmma-tma KS (K splits) must be an integer in 1..${K / 128} for K=${K}, got ${ks}`);
-    const tiles = Math.ceil(M / BT) * Math.ceil(N / WGMMA_TMA.BW);
+    const tiles = tmaTiles(M, N, BT);
     const blocks = tmaBlocks(ctx, config, tiles * ks);
     const fn = getKernel(ctx, 'w4a8-wgmma-tma.cu', 'w4a8_wgmma_tma', { ...common, STAGES: config.STAGES, ...(ks > 1 ? { KS: ks } : {}), ...(BT !== WGMMA_TMA.BT ? { BT } : {}) }, smem);
     const [xmap, wmap, smap, ymap] = w4a8TensorMaps(ctx, layer, xq, y, M, outputBytes(out), BT);
@@ -324,7 +327,7 @@ function launchDecode(ctx: CudaContext, layer: W4A8Layer, M: number, config: Dec
 export function w4a8SplitKNeed(layer: W4A8Layer, M: number, config: W4A8Config): { counters: number; partialBytes: number } | null {
   if (config.kind !== 'wgmma-tma' || (config.KS ?? 1) === 1) return null;
   const BT = config.BT ?? WGMMA_TMA.BT;
-  const warps = Math.ceil(M / BT) * Math.ceil(layer.n / WGMMA_TMA.BW) * WGMMA_TMA.CONSUMER_WARPS;
+  const warps = tmaTiles(M, layer.n, BT) * WGMMA_TMA.CONSUMER_WARPS;
   return { counters: warps, partialBytes: config.KS! * warps * tmaPartialBytes(BT) };
 }
 

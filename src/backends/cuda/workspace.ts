@@ -5,9 +5,9 @@
  * next. Each grows on demand, to at least twice its size; the buffer it replaces is kept, not freed,
  * for as long as the context: a CUDA graph captured before the growth (the decode engine's steps)
  * still names it, and a launch queued before it may still read it. The replaced buffers together are
- * smaller than the current one, so a context keeps less than twice its current workspace. New counters are zero-filled and the whole context synchronized
- * before use (cuMemsetD8 runs on the legacy stream, which does not order with the context's
- * non-blocking stream). Like the tensor-map cache, they live as long as the context.
+ * smaller than the current one, so a context keeps less than twice its current workspace. New
+ * counters are zero-filled and the whole context synchronized before use (cuMemsetD8 runs on the
+ * legacy stream, which does not order with the context's non-blocking stream).
  */
 import type { DeviceBuffer } from './buffer.js';
 import type { CudaContext } from './context.js';
