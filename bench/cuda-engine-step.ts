@@ -32,7 +32,8 @@
  * before them as the decode GEMMs are (auto: up to OVERLAP_SMALL_OPS_MAX_ROWS rows).
  * --decode: the W4A8 decode kernel at M <= 8 as the chooser gives it (default) or with WK k-warps, STAGES cp.async
  * slots a warp (0: the register pipeline) and MINB blocks a SM (bench/decode-variants.ts); --decode-mt T applies
- * them where the chooser gives T token halves instead (T = 4: 17-32 rows), e.g. --batch 32 --decode-mt 4 --decode 8:0:1,8:0:2.
+ * them where the chooser gives T token halves instead (T = 4: 17-32 rows), e.g. --batch 32 --decode-mt 4 --decode 8:0:1,8:0:2;
+ * tma32 / tma64 put the TMA wgmma kernel with 32 / 64 tokens a tile there (the engine then runs that layer as at 33+ rows).
  * A fold flag not given is the engine's default (CudaEngineOptions); the log prints each engine's settings.
  * Given both values (on,off) the settings are compared on the same model, alternating, `--rounds` times
  * (every pairing of the options' values).
@@ -86,7 +87,7 @@ console.log(`# ${ctx.info.name}, driver ${ctx.info.driverVersion}; ${machineLine
 console.log(`# synthetic LLaMA-2-7B shape, RANDOM W4A8 weights (speed only); ${batch} sequence(s), prompt 128 each, then ${steps} timed decode steps after 2 warm-up, picked ${pickModes.map((p) => (p === 'sample' ? `sampled (T ${SAMPLED.temperature}, top-p ${SAMPLED.topP})` : p)).join(', then ')}; graphs ${values['no-graphs'] ? 'off' : 'on'}; lm_head ${lmHead === 'w8a8' ? 'W8A8 g128 IS' : 'fp16'}; ${rounds} round(s) of: ${variants.map(describeVariant).join(' | ')}`);
 
 const [wgmma, tma, sms] = [ctx.arch === 'sm_90a', hasTensorMaps(ctx), ctx.info.multiprocessors];
-const chooser = (d: DecodeVariant) => (m: number, n: number, k: number) => withDecodeVariant(chooseW4A8Config(m, n, k, wgmma, tma, sms), d, decodeMT);
+const chooser = (d: DecodeVariant) => (m: number, n: number, k: number) => withDecodeVariant(chooseW4A8Config(m, n, k, wgmma, tma, sms), d, decodeMT, { m, n, k, sms });
 const described = new Set<Variant>();
 /** Host wall time per decode step of `batch` sequences of an engine made with `v`, for each pick of --pick in turn. */
 function stepMs(m: ReturnType<typeof syntheticModel>, v: Variant): number[] {

@@ -60,6 +60,7 @@ const CASES: [K: number, N: number, Ms: number[]][] = values.shapes === undefine
   : shapeList('shapes', values.shapes).map(([K, N]) => [K, N, msFlag ?? [1, 16, 32, 64]]);
 const variants = values.decode === undefined ? null : decodeVariants('decode', values.decode);
 if (variants !== null && CASES.some(([, , Ms]) => Ms.some((M) => M > 8))) throw new BenchArgumentError('--decode varies the decode kernel at M <= 8: give --ms within 1..8');
+if (variants?.some((v) => v.tmaBT !== undefined)) throw new BenchArgumentError('--decode tma32 / tma64 are for cuda-engine-step; here time the TMA kernel with --configs');
 if (values.w8 && variants === null) throw new BenchArgumentError('--w8 sweeps the W8A8 decode kernel: give --decode with it');
 const rounds = positiveInt('rounds', values.rounds!);
 const configs = values.configs === undefined ? null : parseConfigs(values.configs);

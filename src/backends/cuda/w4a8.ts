@@ -168,9 +168,7 @@ export function chooseW4A8Config(M: number, n: number, k: number, wgmma = true, 
     // beat the mma 64x64 GEMM on 4096·22016 (52.1 -> 40.5 µs) and the decode kernel on 11008·4096 (30.5 -> 23.7)
     // One block per SM looping over the tiles beat one block per tile by 1-12% at M = 2048-4096, IS and
     // FS, f32 and f16 output (H100, docs/cuda-notes.md "Sixth session"); below 132 tiles the two are the same.
-    const tiles = tmaTiles(M, n, WGMMA_TMA.BT);
-    const KS = Math.max(1, Math.min(4, k / 128, Math.floor(sms / tiles)));
-    return { kind: 'wgmma-tma', STAGES: 4, blocks: 'sms', ...(KS > 1 ? { KS } : {}) };
+    return tmaConfig(M, n, k, sms);
   }
   if (M <= 64) return wide ? { kind: 'mma', BM: 64, BN: 64, WM: 2, WN: 2, STAGES: 4 } : { kind: 'decode', MT: 8, NTW: 1, WK: 8 };
   if (!wgmma) return { kind: 'mma', BM: 128, BN: 128, WM: 2, WN: 4, STAGES: 4 };
@@ -178,6 +176,15 @@ export function chooseW4A8Config(M: number, n: number, k: number, wgmma = true, 
   // wgmma kernel at every M >= 128 on all three shapes (1.10-1.18x cuBLAS FP16 at M = 4096); fed by
   // TMA it is faster again at every M >= 256 and level at M = 128 ("Fifth session").
   return { kind: 'wgmma-rs', WGS: 2, STAGES: 4, MINB: 1 };
+}
+
+/**
+ * The TMA kernel as the chooser sets it at M rows of an [n, k] layer with BT tokens a tile: one block a SM looping
+ * over the tiles, K split in up to 4 where the tiles leave SMs idle (KS ≤ sms / tiles).
+ */
+export function tmaConfig(M: number, n: number, k: number, sms: number, BT: 32 | 64 | 128 = WGMMA_TMA.BT): WgmmaTmaConfig {
+  const KS = Math.max(1, Math.min(4, k / 128, Math.floor(sms / tmaTiles(M, n, BT))));
+  return { kind: 'wgmma-tma', STAGES: 4, blocks: 'sms', ...(KS > 1 ? { KS } : {}), ...(BT !== WGMMA_TMA.BT ? { BT } : {}) };
 }
 
 /**
