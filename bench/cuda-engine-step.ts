@@ -81,7 +81,7 @@ if (values['lm-head'] !== 'w8a8' && values['lm-head'] !== 'f16') throw new Bench
 /** The engine settings compared, each round in this order (every pairing of the options' values, then each decode kernel). */
 const variants = foldVariants(values).flatMap((folds) => decodeVariants('decode', values.decode!).map((decode) => ({ folds, decode })));
 type Variant = (typeof variants)[number];
-const describeVariant = (v: Variant): string => `${describeFoldVariant(v.folds)}${v.decode.set === null ? '' : `; decode ${v.decode.label}`}`;
+const describeVariant = (v: Variant): string => `${describeFoldVariant(v.folds)}${v.decode.label === 'default' ? '' : `; decode ${v.decode.label}`}`;
 const ctx = needsGpu('the CUDA engine step bench', () => new CudaContext(0));
 console.log(`# ${ctx.info.name}, driver ${ctx.info.driverVersion}; ${machineLine(cpuPool().threads)}`);
 console.log(`# synthetic LLaMA-2-7B shape, RANDOM W4A8 weights (speed only); ${batch} sequence(s), prompt 128 each, then ${steps} timed decode steps after 2 warm-up, picked ${pickModes.map((p) => (p === 'sample' ? `sampled (T ${SAMPLED.temperature}, top-p ${SAMPLED.topP})` : p)).join(', then ')}; graphs ${values['no-graphs'] ? 'off' : 'on'}; lm_head ${lmHead === 'w8a8' ? 'W8A8 g128 IS' : 'fp16'}; ${rounds} round(s) of: ${variants.map(describeVariant).join(' | ')}`);
