@@ -49,6 +49,9 @@ const OPTIONAL_SIGNATURES: Record<string, [names: string[], signature: string]> 
     ['cuTensorMapEncodeTiled'],
     'int $NAME(void *map, int dtype, uint32_t rank, void *address, const uint64_t *dims, const uint64_t *strides, const uint32_t *box, const uint32_t *elementStrides, int interleave, int swizzle, int l2promotion, int oobFill)',
   ],
+  // CUDA 12.4+: where a kernel's parameter lies in its parameter block (a struct passed by value is placed as the
+  // kernel's compiled layout says, which aligns it in the constant bank, not from the block's start: program.ts)
+  cuFuncGetParamInfo: [['cuFuncGetParamInfo'], 'int $NAME(void *f, size_t index, _Out_ uint64_t *offset, _Out_ uint64_t *size)'],
   // CUDA 12+: launches with attributes (programmatic dependent launch, context.ts); config is a CUlaunchConfig
   cuLaunchKernelEx: [['cuLaunchKernelEx'], 'int $NAME(void *config, void *f, void *params, void *extra)'],
   // CUDA 12+: stream capture into graphs (graphs.ts)

@@ -14,8 +14,16 @@ import { DeviceBuffer } from './buffer.js';
 import { CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, type DriverApi } from './driver.js';
 import type { CudaStream } from './stream.js';
 
-/** A kernel argument: a device pointer (or buffer), a 32-bit int, a float, a double, or a 64-bit integer. */
-export type KernelArg = DeviceBuffer | { i32: number } | { f32: number } | { f64: number } | { u64: number };
+/**
+ * A kernel argument: a device pointer (or buffer), a 32-bit int, a float, a double, a 64-bit integer, or a
+ * struct passed by value (its bytes at an offset aligned to `align`, as the kernel's parameter declares it:
+ * a `const __grid_constant__ TmaMap` is 128 bytes aligned to 64).
+ */
+export type KernelArg = DeviceBuffer | { i32: number } | { f32: number } | { f64: number } | { u64: number } | KernelStruct;
+export interface KernelStruct { readonly struct: Uint8Array; readonly align: number }
+
+/** Where a kernel parameter lies in the parameter block, in bytes (cuFuncGetParamInfo). */
+export interface ParamSlot { readonly offset: number; readonly size: number }
 
 /** How a kernel is launched, beyond grid, block and shared memory. */
 export interface LaunchOptions {
@@ -54,6 +62,8 @@ export class CudaPrograms {
   private readonly functions = new Map<string, CudaFunction>();
   /** The dynamic shared memory each function handle has been allowed (getFunction). */
   private readonly dynamicLimits = new Map<bigint, number>();
+  /** The parameter layouts of the functions launched with a struct argument, by handle. */
+  private readonly paramLayouts = new Map<bigint, readonly ParamSlot[]>();
 
   constructor(
     private readonly api: DriverApi,
@@ -133,7 +143,7 @@ export class CudaPrograms {
     fn: CudaFunction, grid: [number, number?, number?], block: [number, number?, number?], args: readonly KernelArg[], sharedBytes = 0,
     options: LaunchOptions = {},
   ): void {
-    const bytes = this.packArguments(args);
+    const bytes = packKernelArguments(this.argView, args, args.some((a) => 'struct' in a) ? this.paramLayout(fn, args.length) : undefined);
     const g: Dims = [grid[0], grid[1] ?? 1, grid[2] ?? 1];
     const b: Dims = [block[0], block[1] ?? 1, block[2] ?? 1];
     const overlap = options.overlapPrevious === true && this.api.fn.cuLaunchKernelEx !== undefined;
@@ -149,30 +159,25 @@ export class CudaPrograms {
     });
   }
 
-  /** Packs args into the argument buffer, each at its natural alignment; returns the bytes used. */
-  private packArguments(args: readonly KernelArg[]): number {
-    let off = 0;
-    const v = this.argView;
-    for (const a of args) {
-      if (a instanceof DeviceBuffer || 'u64' in a) {
-        off = (off + 7) & ~7;
-        v.setBigUint64(off, BigInt(a instanceof DeviceBuffer ? a.address : a.u64), true);
-        off += 8;
-      } else if ('f64' in a) {
-        off = (off + 7) & ~7;
-        v.setFloat64(off, a.f64, true);
-        off += 8;
-      } else if ('i32' in a) {
-        off = (off + 3) & ~3;
-        v.setInt32(off, a.i32, true);
-        off += 4;
-      } else {
-        off = (off + 3) & ~3;
-        v.setFloat32(off, a.f32, true);
-        off += 4;
-      }
+  /**
+   * Where `fn`'s `count` parameters lie (asked of the driver once a function): a struct's place depends on the constant
+   * bank the block is copied into (a 64-byte-aligned TmaMap starts at offset 48 on sm_90, whose block starts at bank
+   * byte 0x210), so it cannot be worked out from the arguments alone.
+   */
+  private paramLayout(fn: CudaFunction, count: number): readonly ParamSlot[] {
+    let layout = this.paramLayouts.get(fn.handle);
+    if (layout === undefined) {
+      const info = this.api.fn.cuFuncGetParamInfo;
+      if (!info) throw new RangeError(`${fn.name} takes a struct by value, which needs cuFuncGetParamInfo (a CUDA 12.4 or newer driver)`);
+      const offset = new BigUint64Array(1), size = new BigUint64Array(1);
+      layout = Array.from({ length: count }, (_, i) => {
+        this.api.check(`cuFuncGetParamInfo(${fn.name}, ${i})`, info(fn.handle, i, offset, size) as number);
+        return { offset: Number(offset[0]), size: Number(size[0]) };
+      });
+      this.paramLayouts.set(fn.handle, layout);
     }
-    return off;
+    if (layout.length !== count) throw new RangeError(`${fn.name} was launched with ${layout.length} arguments before, ${count} now`);
+    return layout;
   }
 
   /** Launches with the first `bytes` of the argument buffer as the arguments (overlap: cuLaunchKernelEx, see LaunchOptions). */
@@ -196,4 +201,28 @@ export class CudaPrograms {
     koffi.free(this.extraPtr as never);
     koffi.free(this.launchExPtr as never);
   }
+}
+
+/**
+ * Packs `args` into `view` as a kernel's parameter block (CU_LAUNCH_PARAM_BUFFER_POINTER): at the offsets of `layout`
+ * (the kernel's own, each argument's size checked against its parameter's), or without one each at its natural
+ * alignment (right for kernels without struct parameters); returns the bytes used.
+ */
+export function packKernelArguments(view: DataView, args: readonly KernelArg[], layout?: readonly ParamSlot[]): number {
+  let end = 0;
+  args.forEach((a, i) => {
+    const size = a instanceof DeviceBuffer || 'u64' in a || 'f64' in a ? 8 : 'struct' in a ? a.struct.byteLength : 4;
+    const align = 'struct' in a ? a.align : size;
+    const slot = layout?.[i];
+    if (layout !== undefined && slot?.size !== size) throw new RangeError(`kernel argument ${i} is ${size} bytes, its parameter ${slot === undefined ? 'does not exist' : `is ${slot.size}`}`);
+    const off = slot?.offset ?? Math.ceil(end / align) * align;
+    if (off + size > view.byteLength) throw new RangeError(`kernel arguments pass the ${view.byteLength}-byte parameter buffer`);
+    if (a instanceof DeviceBuffer || 'u64' in a) view.setBigUint64(off, BigInt(a instanceof DeviceBuffer ? a.address : a.u64), true);
+    else if ('f64' in a) view.setFloat64(off, a.f64, true);
+    else if ('i32' in a) view.setInt32(off, a.i32, true);
+    else if ('f32' in a) view.setFloat32(off, a.f32, true);
+    else new Uint8Array(view.buffer, view.byteOffset + off, size).set(a.struct);
+    end = Math.max(end, off + size);
+  });
+  return end;
 }

@@ -1,11 +1,13 @@
 /**
- * TMA descriptors (CUtensorMap) for the Hopper kernels' cp.async.bulk.tensor loads, encoded by the
- * driver (cuTensorMapEncodeTiled) and uploaded to device memory (cuMemAlloc is 256-byte aligned); the
- * kernel takes the map's global address (PTX accepts a tensor map in .param, .const or .global space).
+ * TMA descriptors (CUtensorMap) for the Hopper kernels' cp.async.bulk.tensor loads and stores, encoded by
+ * the driver (cuTensorMapEncodeTiled) on the host and passed to the kernel by value, as a
+ * `const __grid_constant__ TmaMap` parameter (128 bytes, 64-byte aligned): the launch copies it, and a
+ * captured CUDA graph keeps its own copy, so a map has no lifetime of its own to manage.
  */
 import koffi from 'koffi';
 import type { DeviceBuffer } from './buffer.js';
 import type { CudaContext } from './context.js';
+import type { KernelStruct } from './program.js';
 
 /** CUtensorMap is 128 opaque bytes, 64-byte aligned. */
 const MAP_BYTES = 128;
@@ -31,9 +33,9 @@ export interface ByteTensor {
 
 /**
  * A map over the uint8 tensor `t` at `buffer`; elements past the end of any dimension read as zeros.
- * Returns the map in a new device buffer (the caller frees it).
+ * Returns the map as a kernel argument (by value).
  */
-export function tensorMapU8(ctx: CudaContext, buffer: DeviceBuffer, t: ByteTensor): DeviceBuffer {
+export function tensorMapU8(ctx: CudaContext, buffer: DeviceBuffer, t: ByteTensor): KernelStruct {
   const encode = ctx.api.fn.cuTensorMapEncodeTiled;
   if (!encode) throw new RangeError('this CUDA driver has no cuTensorMapEncodeTiled (needs CUDA 12 or newer)');
   const rank = t.dims.length;
@@ -63,71 +65,35 @@ export function tensorMapU8(ctx: CudaContext, buffer: DeviceBuffer, t: ByteTenso
       0 /* CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE: zeros */,
     ) as number;
     ctx.api.check(`cuTensorMapEncodeTiled(dims ${t.dims}, strides ${t.strides}, box ${t.box})`, code);
-    return ctx.upload(new Uint8Array(koffi.view(raw as never, MAP_BYTES + MAP_ALIGN), pad, MAP_BYTES).slice());
+    return { struct: new Uint8Array(koffi.view(raw as never, MAP_BYTES + MAP_ALIGN), pad, MAP_BYTES).slice(), align: MAP_ALIGN };
   } finally {
     koffi.free(raw as never);
   }
 }
 
-/** Whether this driver can encode tensor maps (the TMA kernels need it). */
+/** Whether this driver can encode tensor maps and place them among a kernel's parameters (the TMA kernels need both). */
 export function hasTensorMaps(ctx: CudaContext): boolean {
-  return ctx.api.fn.cuTensorMapEncodeTiled !== undefined;
+  return ctx.api.fn.cuTensorMapEncodeTiled !== undefined && ctx.api.fn.cuFuncGetParamInfo !== undefined;
 }
+
+/** Maps a context memoizes; past this the least recently asked for is dropped (re-encoded if asked again). */
+const MEMO_MAPS = 1024;
+
+const memos = new WeakMap<CudaContext, Map<string, KernelStruct>>();
 
 /**
- * Maps a context keeps before it looks for ones to free; after a look, twice what is left (so a context
- * whose live buffers need more maps pays for the look once per doubling, not once per map).
+ * tensorMapU8, memoized per context by the map's content (address, size, dims, strides, box, swizzle), so a
+ * launch repeated over the same memory does not call the encoder again. A map is passed by value, so
+ * dropping one from the memo never affects a launch or graph that used it.
  */
-const SWEEP_AT = 1024;
-
-interface CachedMap {
-  readonly map: DeviceBuffer;
-  /** The buffer the map was last asked for over: the map may be freed once this memory is. */
-  described: DeviceBuffer;
-}
-
-interface MapCache {
-  readonly entries: Map<string, CachedMap>;
-  sweepAt: number;
-}
-
-const caches = new WeakMap<CudaContext, MapCache>();
-
-/**
- * tensorMapU8, memoized per context by the map's content (address, size, dims, strides, box, swizzle):
- * a map describes memory, not a buffer object, so an entry stays right for any buffer later
- * allocated at the same address.
- *
- * A map lives as long as the memory it describes: a kernel, a recorded pass or a captured CUDA graph
- * holds the map's address, and nothing says when the last of them is gone, but any of them that
- * still ran after that memory was freed would read freed memory anyway. So a map is freed only once
- * the buffer it was last asked for has been freed (checked when the cache grows past SWEEP_AT, after
- * synchronizing the context, since a queued kernel may still read it); a map is never freed for being
- * old, which could let a graph captured early name a map since freed and reused.
- */
-export function cachedTensorMapU8(ctx: CudaContext, buffer: DeviceBuffer, t: ByteTensor): DeviceBuffer {
-  let cache = caches.get(ctx);
-  if (!cache) caches.set(ctx, (cache = { entries: new Map(), sweepAt: SWEEP_AT }));
+export function cachedTensorMapU8(ctx: CudaContext, buffer: DeviceBuffer, t: ByteTensor): KernelStruct {
+  let memo = memos.get(ctx);
+  if (!memo) memos.set(ctx, (memo = new Map()));
   const key = `${buffer.address}|${buffer.bytes}|${t.dims}|${t.strides}|${t.box}|${t.swizzle}`;
-  const hit = cache.entries.get(key);
-  if (hit) {
-    hit.described = buffer;
-    return hit.map;
-  }
-  const map = tensorMapU8(ctx, buffer, t);
-  cache.entries.set(key, { map, described: buffer });
-  if (cache.entries.size > cache.sweepAt) sweepTensorMaps(ctx, cache);
+  let map = memo.get(key);
+  if (map) memo.delete(key); // re-inserted below: the Map's order is recency
+  else map = tensorMapU8(ctx, buffer, t);
+  memo.set(key, map);
+  if (memo.size > MEMO_MAPS) memo.delete(memo.keys().next().value!);
   return map;
 }
-
-/** Frees the maps whose memory has been freed; the next look comes at twice the maps left (at least SWEEP_AT). */
-function sweepTensorMaps(ctx: CudaContext, cache: MapCache): void {
-  const dead = [...cache.entries].filter(([, e]) => e.described.isFreed);
-  if (dead.length > 0) ctx.synchronize();
-  for (const [key, e] of dead) {
-    e.map.free();
-    cache.entries.delete(key);
-  }
-  cache.sweepAt = Math.max(SWEEP_AT, 2 * cache.entries.size);
-}
-

@@ -15,7 +15,7 @@
 import { addressTable, needBytes, type DeviceBuffer } from './buffer.js';
 import { needRouteTables } from './moe-ops.js';
 import type { CudaContext } from './context.js';
-import type { KernelArg } from './program.js';
+import type { KernelArg, KernelStruct } from './program.js';
 import { splitKWorkspace } from './workspace.js';
 import { getKernel } from './kernel-cache.js';
 import { paddedRows, repackW4A8, type RepackedW4A8 } from './repack.js';
@@ -220,11 +220,11 @@ export function w4a8Linear(
     const tiles = tmaTiles(M, N, BT);
     const blocks = tmaBlocks(ctx, config, tiles * ks);
     const fn = getKernel(ctx, 'w4a8-wgmma-tma.cu', 'w4a8_wgmma_tma', { ...common, STAGES: config.STAGES, ...(ks > 1 ? { KS: ks } : {}), ...(BT !== WGMMA_TMA.BT ? { BT } : {}) }, smem);
-    const [xmap, wmap, smap, ymap] = w4a8TensorMaps(ctx, layer, xq, y, M, outputBytes(out), BT);
+    const maps = w4a8TensorMaps(ctx, layer, xq, y, M, outputBytes(out), BT);
     // split-K: per tile and consumer warp one counter and a BT/2 x 32 partial of 4-byte totals per split
     const need = w4a8SplitKNeed(layer, M, config);
     const [ws, cnt] = need !== null ? splitKWorkspace(ctx, need.counters, need.partialBytes) : [{ u64: 0 }, { u64: 0 }];
-    ctx.launch(fn, [blocks], [WGMMA_TMA.THREADS], [xmap, wmap, smap, a, y, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }, ymap, ws, cnt], smem);
+    ctx.launch(fn, [blocks], [WGMMA_TMA.THREADS], [maps.x, maps.w, maps.s, a, y, { i32: M }, { i32: N }, { i32: K }, { f32: layer.post }, maps.y ?? maps.x, { i32: maps.y ? 1 : 0 }, ws, cnt], smem);
   } else if (config.kind === 'wgmma-rs') {
     const smem = wgmmaRsSharedBytes(config.STAGES);
     const fn = getKernel(ctx, 'w4a8-wgmma-rs.cu', 'w4a8_wgmma_rs', { ...common, WGS: config.WGS, STAGES: config.STAGES, MINB: config.MINB }, smem);
@@ -350,17 +350,18 @@ function tmaBlocks(ctx: CudaContext, config: WgmmaTmaConfig, items: number): num
  * row the buffer holds (rows past M are read but only feed outputs that are never stored, so one
  * map serves every M), weights as [tiles][K/32][256 B], scales as [tiles][K/G][64 B], and y as
  * [M][N*B bytes] (B = 4 for f32, 2 for f16; a warp's 16 columns are one 64- or 32-byte swizzled box
- * row) when N*B % 16 == 0 (TMA rows are multiples of 16 bytes; else a null map: direct stores).
+ * row) when N*B % 16 == 0 (TMA rows are multiples of 16 bytes; else none: direct stores, and the kernel's
+ * ymap parameter, unread, is given x's map).
  */
-function w4a8TensorMaps(ctx: CudaContext, layer: W4A8Layer, xq: DeviceBuffer, y: DeviceBuffer, M: number, B: number, BT: number): [DeviceBuffer, DeviceBuffer, DeviceBuffer, KernelArg] {
+function w4a8TensorMaps(ctx: CudaContext, layer: W4A8Layer, xq: DeviceBuffer, y: DeviceBuffer, M: number, B: number, BT: number): { x: KernelStruct; w: KernelStruct; s: KernelStruct; y: KernelStruct | null } {
   const { n: N, k: K, groupSize: G } = layer;
   const tiles = paddedRows(N) / 16;
-  return [
-    cachedTensorMapU8(ctx, xq, { dims: [K, Math.floor(xq.bytes / K)], strides: [K], box: [128, BT], swizzle: 'sw128' }),
-    cachedTensorMapU8(ctx, layer.weights, { dims: [256, K / 32, tiles], strides: [256, K * 8], box: [256, 4, 8], swizzle: 'none' }),
-    cachedTensorMapU8(ctx, layer.scales, { dims: [64, K / G, tiles], strides: [64, (K / G) * 64], box: [64, 1, 8], swizzle: 'none' }),
-    (N * B) % 16 === 0 ? cachedTensorMapU8(ctx, y, { dims: [N * B, M], strides: [N * B], box: [16 * B, BT], swizzle: B === 4 ? 'sw64' : 'sw32' }) : { u64: 0 },
-  ];
+  return {
+    x: cachedTensorMapU8(ctx, xq, { dims: [K, Math.floor(xq.bytes / K)], strides: [K], box: [128, BT], swizzle: 'sw128' }),
+    w: cachedTensorMapU8(ctx, layer.weights, { dims: [256, K / 32, tiles], strides: [256, K * 8], box: [256, 4, 8], swizzle: 'none' }),
+    s: cachedTensorMapU8(ctx, layer.scales, { dims: [64, K / G, tiles], strides: [64, (K / G) * 64], box: [64, 1, 8], swizzle: 'none' }),
+    y: (N * B) % 16 === 0 ? cachedTensorMapU8(ctx, y, { dims: [N * B, M], strides: [N * B], box: [16 * B, BT], swizzle: B === 4 ? 'sw64' : 'sw32' }) : null,
+  };
 }
 
 /**

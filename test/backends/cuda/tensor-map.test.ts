@@ -1,75 +1,87 @@
 /**
- * The tensor-map cache (tensor-map.ts) on a stub context: a map is memoized by what it describes, is never freed
- * for being old (a graph captured early may still name it), and is freed once the memory it describes has been
- * freed, after the context is synchronized. Runs without a GPU (the driver's encoder is a stub).
+ * Tensor maps (tensor-map.ts) without a GPU (the driver's encoder is a stub that writes what it was asked into the
+ * map's bytes): a map is a 128-byte kernel argument passed by value at 64-byte alignment, memoized by what it
+ * describes, the memo bounded; and packKernelArguments (program.ts) lays such a struct out as the kernel's parameter
+ * block declares it (`.param .align 64 .b8 name[128]`).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import koffi from 'koffi';
 import type { CudaContext } from '../../../src/backends/cuda/context.js';
 import { DeviceBuffer } from '../../../src/backends/cuda/buffer.js';
 import type { DriverApi } from '../../../src/backends/cuda/driver.js';
+import { packKernelArguments } from '../../../src/backends/cuda/program.js';
 import { cachedTensorMapU8, type ByteTensor } from '../../../src/backends/cuda/tensor-map.js';
 
-interface StubMap { bytes: number; freed: boolean; freedAfterSync: boolean; free(): void }
-
-const api = { fn: { cuMemFree: () => 0, cuTensorMapEncodeTiled: () => 0 }, check: () => {} } as unknown as DriverApi;
-
-function stubContext(): { ctx: CudaContext; maps: StubMap[]; syncs: () => number } {
-  const maps: StubMap[] = [];
-  let syncs = 0;
-  const upload = (bytes: Uint8Array): StubMap => {
-    const m: StubMap = {
-      bytes: bytes.byteLength, freed: false, freedAfterSync: false,
-      free() { m.freed = true; m.freedAfterSync = syncs > 0; },
-    };
-    maps.push(m);
-    return m;
+/** A context whose encoder writes the global address and the first dimension into the map and counts its calls. */
+function stubContext(): { ctx: CudaContext; encodes: () => number } {
+  let encodes = 0;
+  const encode = (map: bigint, _type: number, _rank: number, address: bigint, dims: BigUint64Array): number => {
+    encodes++;
+    koffi.encode(map as never, 0, 'uint64_t', address);
+    koffi.encode(map as never, 8, 'uint64_t', dims[1] ?? 0n);
+    return 0;
   };
-  return { ctx: { api, upload, synchronize: () => { syncs++; } } as unknown as CudaContext, maps, syncs: () => syncs };
+  const api = { fn: { cuMemFree: () => 0, cuTensorMapEncodeTiled: encode }, check: (call: string, code: number) => assert.equal(code, 0, call) } as unknown as DriverApi;
+  return { ctx: { api } as unknown as CudaContext, encodes: () => encodes };
 }
 
 /** A map over the first `rows` rows of 256-byte rows. */
 const rowsMap = (rows: number): ByteTensor => ({ dims: [256, rows], strides: [256], box: [128, 32], swizzle: 'sw128' });
+const fields = (bytes: Uint8Array): [bigint, bigint] => {
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return [v.getBigUint64(0, true), v.getBigUint64(8, true)];
+};
 
-test('tensor-map cache: memoized by the memory a map describes, whatever buffer object asks', () => {
-  const { ctx, maps } = stubContext();
-  const a = new DeviceBuffer(api, 1 << 20, 256 * 4096);
+test('tensor maps: 128 bytes by value at 64-byte alignment, holding what the encoder wrote', () => {
+  const { ctx } = stubContext();
+  const map = cachedTensorMapU8(ctx, new DeviceBuffer(ctx.api, 1 << 20, 256 * 4096), rowsMap(64));
+  assert.equal(map.struct.byteLength, 128);
+  assert.equal(map.align, 64);
+  assert.deepEqual(fields(map.struct), [1n << 20n, 64n], 'the encoded bytes, copied out of the aligned scratch');
+});
+
+test('tensor maps: memoized by the memory and shape they describe, the memo bounded', () => {
+  const { ctx, encodes } = stubContext();
+  const a = new DeviceBuffer(ctx.api, 1 << 20, 256 * 4096);
   const first = cachedTensorMapU8(ctx, a, rowsMap(64));
   assert.equal(cachedTensorMapU8(ctx, a, rowsMap(64)), first, 'the same map for the same request');
-  assert.equal(cachedTensorMapU8(ctx, new DeviceBuffer(api, 1 << 20, 256 * 4096), rowsMap(64)), first, 'and for another buffer at the same memory');
+  assert.equal(cachedTensorMapU8(ctx, new DeviceBuffer(ctx.api, 1 << 20, 256 * 4096), rowsMap(64)), first, 'and for another buffer at the same memory');
   assert.notEqual(cachedTensorMapU8(ctx, a, rowsMap(65)), first, 'other dims, another map');
-  assert.equal(maps.length, 2);
-  assert.equal(maps[0]!.bytes, 128, 'a CUtensorMap is 128 bytes');
+  assert.equal(encodes(), 2);
+  for (let rows = 1; rows <= 3000; rows++) cachedTensorMapU8(ctx, a, rowsMap(rows));
+  const before = encodes();
+  const again = cachedTensorMapU8(ctx, a, rowsMap(64)); // dropped long ago: encoded anew, the same bytes
+  assert.equal(encodes(), before + 1, 'the least recently asked for were dropped');
+  assert.deepEqual(fields(again.struct), fields(first.struct));
+  cachedTensorMapU8(ctx, a, rowsMap(3000));
+  assert.equal(encodes(), before + 1, 'the most recent kept');
 });
 
-test('tensor-map cache: maps of live memory are never freed, however many and however old', () => {
-  const { ctx, maps } = stubContext();
-  const live = new DeviceBuffer(api, 1 << 24, 256 * 4096);
-  const oldest = cachedTensorMapU8(ctx, live, rowsMap(1));
-  for (let rows = 2; rows <= 3000; rows++) cachedTensorMapU8(ctx, live, rowsMap(rows));
-  assert.equal(maps.length, 3000);
-  assert.ok(maps.every((m) => !m.freed), 'no map freed while its memory lives (a graph captured with the oldest may still run)');
-  assert.equal(cachedTensorMapU8(ctx, live, rowsMap(1)), oldest, 'the oldest map still memoized');
+test('packKernelArguments: at the kernel\'s own offsets (w4a8_wgmma_tma\'s, as ptxas lays them out for sm_90), sizes checked', () => {
+  const map = (fill: number) => ({ struct: new Uint8Array(128).fill(fill), align: 64 });
+  // w4a8_wgmma_tma(TmaMap x, w, s, float* a, out_t* y, int M, N, K, float post, TmaMap ymap, int y_by_tma, tot_t* ws, int* cnt):
+  // the cubin's parameter info (EIATTR_KPARAM_INFO) puts the first map at 48, so that it is 64-byte aligned in the
+  // constant bank, whose parameters start at byte 0x210
+  const offsets = [48, 176, 304, 432, 440, 448, 452, 456, 460, 496, 624, 632, 640];
+  const sizes = [128, 128, 128, 8, 8, 4, 4, 4, 4, 128, 4, 8, 8];
+  const layout = offsets.map((offset, i) => ({ offset, size: sizes[i]! }));
+  const args = [map(1), map(2), map(3), { u64: 0xa0 }, { u64: 0xb0 }, { i32: 7 }, { i32: 8 }, { i32: 9 }, { f32: 0.5 }, map(4), { i32: 1 }, { u64: 0xc0 }, { u64: 0xd0 }];
+  const view = new DataView(new ArrayBuffer(4096));
+  assert.equal(packKernelArguments(view, args, layout), 648);
+  const at = (off: number) => view.getUint8(off);
+  assert.deepEqual([at(47), at(48), at(175), at(176), at(304), at(431)], [0, 1, 1, 2, 3, 3], 'the three maps from 48');
+  assert.deepEqual([view.getBigUint64(432, true), view.getBigUint64(440, true)], [0xa0n, 0xb0n]);
+  assert.deepEqual([view.getInt32(448, true), view.getInt32(452, true), view.getInt32(456, true), view.getFloat32(460, true)], [7, 8, 9, 0.5]);
+  assert.deepEqual([at(496), at(623), view.getInt32(624, true)], [4, 4, 1], 'ymap at 496, the flag after it');
+  assert.deepEqual([view.getBigUint64(632, true), view.getBigUint64(640, true)], [0xc0n, 0xd0n]);
+  assert.throws(() => packKernelArguments(view, [map(1), { i32: 1 }], [{ offset: 0, size: 128 }, { offset: 128, size: 8 }]), /argument 1 is 4 bytes, its parameter is 8/);
+  assert.throws(() => packKernelArguments(view, [map(1), { i32: 1 }], [{ offset: 0, size: 128 }]), /argument 1 .* does not exist/);
 });
 
-test('tensor-map cache: maps of freed memory are freed when the cache grows, after a synchronize', () => {
-  const { ctx, maps, syncs } = stubContext();
-  const parent = new DeviceBuffer(api, 1 << 24, 256 * 4096);
-  const gone = new DeviceBuffer(api, 1 << 26, 256 * 64);
-  const reused = new DeviceBuffer(api, 1 << 27, 256 * 64);
-  const live = new DeviceBuffer(api, 1 << 28, 256 * 4096);
-  const overView = cachedTensorMapU8(ctx, parent.view(0, 256 * 16), rowsMap(16)) as unknown as StubMap;
-  const overGone = cachedTensorMapU8(ctx, gone, rowsMap(64)) as unknown as StubMap;
-  const overReused = cachedTensorMapU8(ctx, reused, rowsMap(64)) as unknown as StubMap;
-  parent.free();
-  gone.free();
-  reused.free();
-  const again = new DeviceBuffer(api, 1 << 27, 256 * 64); // allocated where `reused` was
-  assert.equal(cachedTensorMapU8(ctx, again, rowsMap(64)), overReused as unknown as DeviceBuffer, 'the map of reused memory is found again');
-  assert.equal(syncs(), 0);
-  for (let rows = 1; rows <= 1100; rows++) cachedTensorMapU8(ctx, live, rowsMap(rows));
-  assert.ok(overView.freed && overGone.freed, 'maps whose memory was freed (a view of a freed buffer included) are freed');
-  assert.ok(overView.freedAfterSync && overGone.freedAfterSync, 'after the context was synchronized (a queued kernel may read them)');
-  assert.ok(!overReused.freed, 'the map asked again for memory allocated anew is kept');
-  assert.equal(maps.filter((m) => m.freed).length, 2, 'maps of live memory are kept');
+test('packKernelArguments: without a layout, each argument at its natural alignment', () => {
+  const view = new DataView(new ArrayBuffer(64));
+  assert.equal(packKernelArguments(view, [{ i32: 3 }, { u64: 5 }, { f32: 1.5 }, { f64: 2.5 }]), 32);
+  assert.deepEqual([view.getInt32(0, true), view.getBigUint64(8, true), view.getFloat32(16, true), view.getFloat64(24, true)], [3, 5n, 1.5, 2.5]);
+  assert.throws(() => packKernelArguments(view, [{ struct: new Uint8Array(128), align: 64 }]), /parameter buffer/);
 });

@@ -1,7 +1,8 @@
 // Shared-memory mbarriers and Hopper TMA (cp.async.bulk.tensor) loads and stores, CTA scope (sm_90).
 //   A barrier is 8 bytes of shared memory; phase u of it completes when `count` arrivals (and, with
 //   expect_tx, that many transaction bytes) have landed; waiters pass parity u & 1.
-//   TmaMap is the driver's 128-byte CUtensorMap (tensor-map.ts), read from global memory.
+//   TmaMap is the driver's 128-byte CUtensorMap (tensor-map.ts), a `const __grid_constant__` kernel parameter
+//   whose address the copies take.
 #pragma once
 
 struct __align__(64) TmaMap { unsigned long long raw[16]; };

@@ -25,12 +25,13 @@
 // Per chunk a consumer warp: wait full, 2 LDS.128 + 2 LDS.32, A from lo16/hi16, 4 wgmma (first
 // with scale-d = 0), wait_group 0, arrive empty, group epilogue into tot. The two warpgroups are
 // not synchronized, so one's epilogue overlaps the other's wgmmas.
-// Output (out_t: f32, or f16 with OUT_F16): with ymap (y as [M][N*OUT_B bytes], box {16*OUT_B bytes,
+// Output (out_t: f32, or f16 with OUT_F16): with y_by_tma, through ymap (y as [M][N*OUT_B bytes], box {16*OUT_B bytes,
 // 128 rows}, swizzle 64 B for f32 / 32 B for f16; needs N*OUT_B % 16 == 0) each warp writes its 128
 // tokens x 16 rows of y into its own slot after the stages (token m at m*P, P = 16*OUT_B, 16-byte
 // chunk c at c ^ ((m*P >> 7) & (P/16 - 1)), the TMA swizzle: f32 2-way bank conflicts instead of 4,
 // f16 none) and one TMA store writes the slot (rows >= M and columns >= N clipped): +2-6% over direct
-// stores at M = 4096 (docs/cuda-notes.md). Without ymap (ymap == 0), direct stores.
+// stores at M = 4096 (docs/cuda-notes.md). Without (y_by_tma == 0; ymap unread), direct stores.
+// The four maps are kernel parameters (by value, __grid_constant__: the TMA reads them in param space).
 // Block: 2 consumer warpgroups + 1 producer warpgroup (384 threads; the producer warpgroup drops to 40
 // registers per thread with setmaxnreg and the consumers rise to 232, so their 64 accumulators and 64
 // totals never spill; one producer lane issues all copies), tile 128 weight rows x BT tokens (BT 128; 64 or 32 for
@@ -106,9 +107,9 @@ __device__ __forceinline__ bool splitk_combine(tot_t (&tot)[ACC], tot_t* ws, int
 
 #define THREADS (CONSUMERS + 128)  // + the producer warpgroup (registers: 2 x 128 x 232 + 128 x 40 <= 64K)
 extern "C" __global__ void __launch_bounds__(THREADS, 1)
-w4a8_wgmma_tma(const TmaMap* __restrict__ xmap, const TmaMap* __restrict__ wmap, const TmaMap* __restrict__ smap,
-               const float* __restrict__ ascale, out_t* __restrict__ y, int M, int N, int K, float post, const TmaMap* __restrict__ ymap,
-               tot_t* __restrict__ ws, int* __restrict__ cnt) {
+w4a8_wgmma_tma(const __grid_constant__ TmaMap xmap, const __grid_constant__ TmaMap wmap, const __grid_constant__ TmaMap smap,
+               const float* __restrict__ ascale, out_t* __restrict__ y, int M, int N, int K, float post,
+               const __grid_constant__ TmaMap ymap, int y_by_tma, tot_t* __restrict__ ws, int* __restrict__ cnt) {
   extern __shared__ uint4 smem_raw[];
   const u32 sbase = (smem_u32(smem_raw) + 1023u) & ~1023u;
   const int tid = threadIdx.x, lane = tid & 31;
@@ -138,9 +139,9 @@ w4a8_wgmma_tma(const TmaMap* __restrict__ xmap, const TmaMap* __restrict__ wmap,
           mbar_wait(bars + 16 * s + 8, ph ^ 1);  // stage free (passes at once on first use)
           const u32 st = sbase + s * STAGE_BYTES, full = bars + 16 * s;
           mbar_arrive_expect_tx(full, X_BYTES + W_BYTES + S_BYTES);
-          tma_load_2d(st, xmap, c * 128, m0, full);
-          tma_load_3d(st + X_BYTES, wmap, 0, 4 * c, tile0, full);
-          tma_load_3d(st + X_BYTES + W_BYTES, smap, 0, (c * 128) / GROUP, tile0, full);
+          tma_load_2d(st, &xmap, c * 128, m0, full);
+          tma_load_3d(st + X_BYTES, &wmap, 0, 4 * c, tile0, full);
+          tma_load_3d(st + X_BYTES + W_BYTES, &smap, 0, (c * 128) / GROUP, tile0, full);
           if (++s == STAGES) s = 0, ph ^= 1;
         }
       }
@@ -181,7 +182,7 @@ w4a8_wgmma_tma(const TmaMap* __restrict__ xmap, const TmaMap* __restrict__ wmap,
     }
     if (KS > 1 && !splitk_combine(tot, ws, cnt, t, ks, tiles, warp, lane)) continue;
     const int m0 = (t % m_tiles) * BT, n0 = ((t / m_tiles) * TILES + warp) * 16;
-    if (!ymap) {
+    if (!y_by_tma) {
       wgmma_store_y_swapped(tot, y, ascale, m0, n0, M, N, post);
       continue;
     }
@@ -203,7 +204,7 @@ w4a8_wgmma_tma(const TmaMap* __restrict__ xmap, const TmaMap* __restrict__ wmap,
     }
     fence_proxy_async();
     __syncwarp();
-    if (lane == 0) tma_store_2d(ymap, n0 * OUT_B, m0, slot);
+    if (lane == 0) tma_store_2d(&ymap, n0 * OUT_B, m0, slot);
     __syncwarp();
   }
 }
