@@ -3,8 +3,8 @@
  * looked up in them (both kept for the context's life), and launches on the context's stream.
  *
  * Kernel arguments are packed into one native buffer passed through cuLaunchKernel's `extra`
- * (CU_LAUNCH_PARAM_BUFFER_POINTER / _SIZE), with each argument at its natural alignment;
- * the driver copies them at launch, so the buffer is reused. A launch that may overlap the kernel
+ * (CU_LAUNCH_PARAM_BUFFER_POINTER / _SIZE), each at its natural alignment, or, for a kernel taking a struct
+ * by value, at the offsets its compiled parameter layout gives (cuFuncGetParamInfo); the driver copies them at launch, so the buffer is reused. A launch that may overlap the kernel
  * before it (programmatic dependent launch) goes through cuLaunchKernelEx with one attribute.
  * While the stream is observed (stream.ts), each launch is handed to the observer with its own
  * copy of the arguments, so that it can issue again (graph capture).
@@ -16,11 +16,11 @@ import type { CudaStream } from './stream.js';
 
 /**
  * A kernel argument: a device pointer (or buffer), a 32-bit int, a float, a double, a 64-bit integer, or a
- * struct passed by value (its bytes at an offset aligned to `align`, as the kernel's parameter declares it:
- * a `const __grid_constant__ TmaMap` is 128 bytes aligned to 64).
+ * struct passed by value (a `const __grid_constant__ TmaMap`'s 128 bytes), placed where the kernel's compiled
+ * parameter layout says (see paramLayout).
  */
 export type KernelArg = DeviceBuffer | { i32: number } | { f32: number } | { f64: number } | { u64: number } | KernelStruct;
-export interface KernelStruct { readonly struct: Uint8Array; readonly align: number }
+export interface KernelStruct { readonly struct: Uint8Array }
 
 /** Where a kernel parameter lies in the parameter block, in bytes (cuFuncGetParamInfo). */
 export interface ParamSlot { readonly offset: number; readonly size: number }
@@ -206,16 +206,17 @@ export class CudaPrograms {
 /**
  * Packs `args` into `view` as a kernel's parameter block (CU_LAUNCH_PARAM_BUFFER_POINTER): at the offsets of `layout`
  * (the kernel's own, each argument's size checked against its parameter's), or without one each at its natural
- * alignment (right for kernels without struct parameters); returns the bytes used.
+ * alignment, which is right only for kernels without struct parameters (a struct's offset depends on where the
+ * constant bank holds the block, paramLayout); returns the bytes used.
  */
 export function packKernelArguments(view: DataView, args: readonly KernelArg[], layout?: readonly ParamSlot[]): number {
   let end = 0;
   args.forEach((a, i) => {
     const size = a instanceof DeviceBuffer || 'u64' in a || 'f64' in a ? 8 : 'struct' in a ? a.struct.byteLength : 4;
-    const align = 'struct' in a ? a.align : size;
     const slot = layout?.[i];
     if (layout !== undefined && slot?.size !== size) throw new RangeError(`kernel argument ${i} is ${size} bytes, its parameter ${slot === undefined ? 'does not exist' : `is ${slot.size}`}`);
-    const off = slot?.offset ?? Math.ceil(end / align) * align;
+    if (slot === undefined && 'struct' in a) throw new RangeError(`kernel argument ${i} is a struct: it needs the kernel's parameter layout`);
+    const off = slot?.offset ?? Math.ceil(end / size) * size;
     if (off + size > view.byteLength) throw new RangeError(`kernel arguments pass the ${view.byteLength}-byte parameter buffer`);
     if (a instanceof DeviceBuffer || 'u64' in a) view.setBigUint64(off, BigInt(a instanceof DeviceBuffer ? a.address : a.u64), true);
     else if ('f64' in a) view.setFloat64(off, a.f64, true);

@@ -9,7 +9,7 @@ import type { DeviceBuffer } from './buffer.js';
 import type { CudaContext } from './context.js';
 import type { KernelStruct } from './program.js';
 
-/** CUtensorMap is 128 opaque bytes, 64-byte aligned. */
+/** CUtensorMap is 128 opaque bytes, 64-byte aligned (the encoder writes into aligned host memory; the kernel's parameter is aligned by ptxas). */
 const MAP_BYTES = 128;
 const MAP_ALIGN = 64;
 
@@ -65,7 +65,7 @@ export function tensorMapU8(ctx: CudaContext, buffer: DeviceBuffer, t: ByteTenso
       0 /* CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE: zeros */,
     ) as number;
     ctx.api.check(`cuTensorMapEncodeTiled(dims ${t.dims}, strides ${t.strides}, box ${t.box})`, code);
-    return { struct: new Uint8Array(koffi.view(raw as never, MAP_BYTES + MAP_ALIGN), pad, MAP_BYTES).slice(), align: MAP_ALIGN };
+    return { struct: new Uint8Array(koffi.view(raw as never, MAP_BYTES + MAP_ALIGN), pad, MAP_BYTES).slice() };
   } finally {
     koffi.free(raw as never);
   }

@@ -1,8 +1,8 @@
 /**
  * Tensor maps (tensor-map.ts) without a GPU (the driver's encoder is a stub that writes what it was asked into the
- * map's bytes): a map is a 128-byte kernel argument passed by value at 64-byte alignment, memoized by what it
- * describes, the memo bounded; and packKernelArguments (program.ts) lays such a struct out as the kernel's parameter
- * block declares it (`.param .align 64 .b8 name[128]`).
+ * map's bytes): a map is a 128-byte kernel argument passed by value, memoized by what it
+ * describes, the memo bounded; and packKernelArguments (program.ts) places such a struct where the kernel's compiled
+ * parameter layout puts its `.param .align 64 .b8 name[128]` (and refuses to guess it without the layout).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -33,11 +33,10 @@ const fields = (bytes: Uint8Array): [bigint, bigint] => {
   return [v.getBigUint64(0, true), v.getBigUint64(8, true)];
 };
 
-test('tensor maps: 128 bytes by value at 64-byte alignment, holding what the encoder wrote', () => {
+test('tensor maps: 128 bytes by value, holding what the encoder wrote', () => {
   const { ctx } = stubContext();
   const map = cachedTensorMapU8(ctx, new DeviceBuffer(ctx.api, 1 << 20, 256 * 4096), rowsMap(64));
   assert.equal(map.struct.byteLength, 128);
-  assert.equal(map.align, 64);
   assert.deepEqual(fields(map.struct), [1n << 20n, 64n], 'the encoded bytes, copied out of the aligned scratch');
 });
 
@@ -59,7 +58,7 @@ test('tensor maps: memoized by the memory and shape they describe, the memo boun
 });
 
 test('packKernelArguments: at the kernel\'s own offsets (w4a8_wgmma_tma\'s, as ptxas lays them out for sm_90), sizes checked', () => {
-  const map = (fill: number) => ({ struct: new Uint8Array(128).fill(fill), align: 64 });
+  const map = (fill: number) => ({ struct: new Uint8Array(128).fill(fill) });
   // w4a8_wgmma_tma(TmaMap x, w, s, float* a, out_t* y, int M, N, K, float post, TmaMap ymap, int y_by_tma, tot_t* ws, int* cnt):
   // the cubin's parameter info (EIATTR_KPARAM_INFO) puts the first map at 48, so that it is 64-byte aligned in the
   // constant bank, whose parameters start at byte 0x210
@@ -79,9 +78,10 @@ test('packKernelArguments: at the kernel\'s own offsets (w4a8_wgmma_tma\'s, as p
   assert.throws(() => packKernelArguments(view, [map(1), { i32: 1 }], [{ offset: 0, size: 128 }]), /argument 1 .* does not exist/);
 });
 
-test('packKernelArguments: without a layout, each argument at its natural alignment', () => {
+test('packKernelArguments: without a layout, each argument at its natural alignment, and no struct', () => {
   const view = new DataView(new ArrayBuffer(64));
   assert.equal(packKernelArguments(view, [{ i32: 3 }, { u64: 5 }, { f32: 1.5 }, { f64: 2.5 }]), 32);
   assert.deepEqual([view.getInt32(0, true), view.getBigUint64(8, true), view.getFloat32(16, true), view.getFloat64(24, true)], [3, 5n, 1.5, 2.5]);
-  assert.throws(() => packKernelArguments(view, [{ struct: new Uint8Array(128), align: 64 }]), /parameter buffer/);
+  assert.throws(() => packKernelArguments(view, [{ i32: 1 }, { struct: new Uint8Array(128) }]), /argument 1 is a struct: it needs the kernel's parameter layout/);
+  assert.throws(() => packKernelArguments(new DataView(new ArrayBuffer(8)), [{ i32: 1 }, { u64: 2 }]), /parameter buffer/);
 });
