@@ -162,8 +162,18 @@ __device__ __forceinline__ void decode_pipeline(int c0, int c1, Buf& a, Buf& b, 
 //   slots: STAGES slots of NTW tiles, each the chunk's WB bytes of the tile's weights (W4: 1 KB, W8: 2 KB),
 //          laid out so that a lane reads back the 16-byte units it copied, then the 64 B of the tile's 16
 //          scales of the group the chunk closes.
-// The kernels' knobs, defaults here for every decode kernel that takes them: STAGES slots a warp (0: the
-// register pipeline above), MINB blocks a SM for __launch_bounds__.
+// The kernels' knobs, defaults here for every decode kernel that takes them: MT token halves, NTW row tiles a
+// block, WK k-warps a block, STAGES slots a warp (0: the register pipeline above), MINB blocks a SM for
+// __launch_bounds__.
+#ifndef MT
+#define MT 1
+#endif
+#ifndef NTW
+#define NTW 1
+#endif
+#ifndef WK
+#define WK 8
+#endif
 #ifndef STAGES
 #define STAGES 0
 #endif

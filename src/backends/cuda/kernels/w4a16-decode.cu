@@ -26,15 +26,6 @@
 #include "common.cuh"
 #include "decode.cuh"
 
-#ifndef MT
-#define MT 1
-#endif
-#ifndef NTW
-#define NTW 1
-#endif
-#ifndef WK
-#define WK 8
-#endif
 #ifndef GROUP
 #define GROUP 128
 #endif

@@ -44,15 +44,6 @@
 #include "decode.cuh"
 #include "row-form.cuh"
 
-#ifndef MT
-#define MT 1
-#endif
-#ifndef NTW
-#define NTW 1
-#endif
-#ifndef WK
-#define WK 8
-#endif
 #ifndef IS_SHIFT
 #define IS_SHIFT 1
 #endif

@@ -27,16 +27,6 @@
 #include "group-scale.cuh"
 #include "decode.cuh"
 
-#ifndef MT
-#define MT 1
-#endif
-#ifndef NTW
-#define NTW 1
-#endif
-#ifndef WK
-#define WK 8
-#endif
-
 // one 128-k chunk in registers: w[nt][s][h] = tile nt, 64-k step s, row gid (h=0) or gid+8 (h=1);
 // x[mt][s] = token half mt's 16 bytes of step s; s[nt] = the scales of rows gid, gid+8 of the group
 // the chunk closes (if it closes one)
