@@ -28,3 +28,38 @@ test('a function is allowed the largest dynamic shared memory any of its lookups
   programs.function(1n, 'k', 40000);
   assert.deepEqual(limits, [40000, 90000], '40000 (with static shared memory it may pass 48 KiB), then raised once; never lowered');
 });
+
+test('a launch with a struct argument takes the parameter layout from the driver once a function, and names what it lacks', () => {
+  const asked: number[] = [];
+  const launches: number[] = [];
+  const slots = [{ offset: 48, size: 128 }, { offset: 176, size: 4 }];
+  const api = (withInfo: boolean) => ({
+    version: 13000,
+    check: (call: string, code: number) => assert.equal(code, 0, call),
+    fn: {
+      cuLaunchKernel: () => (launches.push(1), 0),
+      ...(withInfo ? {
+        cuFuncGetParamInfo: (_f: bigint, i: number, offset: BigUint64Array, size: BigUint64Array) => {
+          asked.push(i);
+          offset[0] = BigInt(slots[i]!.offset);
+          size[0] = BigInt(slots[i]!.size);
+          return 0;
+        },
+      } : {}),
+    },
+  }) as unknown as DriverApi;
+  const stream = { handle: 0n, observed: false } as unknown as CudaStream;
+  const fn = { handle: 5n, name: 'tma_kernel' };
+  const args = [{ struct: new Uint8Array(128) }, { i32: 1 }];
+  const programs = new CudaPrograms(api(true), stream);
+  programs.launch(fn, [1], [32], args);
+  programs.launch(fn, [1], [32], args);
+  assert.deepEqual(asked, [0, 1], 'asked once for the function');
+  assert.equal(launches.length, 2);
+  assert.throws(() => programs.launch(fn, [1], [32], [...args, { i32: 2 }]), /tma_kernel was launched with 2 arguments before, 3 now/);
+  programs.dispose();
+  const old = new CudaPrograms(api(false), stream);
+  assert.throws(() => old.launch(fn, [1], [32], args), /tma_kernel takes a struct by value, which needs cuFuncGetParamInfo \(a CUDA 12.4 or newer driver\)/);
+  assert.equal(launches.length, 2, 'nothing launched without the layout');
+  old.dispose();
+});
