@@ -7,12 +7,15 @@ import type { CudaContext } from './context.js';
 
 /**
  * The pipeline's knobs of a decode config: STAGES slots a warp (absent or 0: the register pipeline), MINB blocks a SM,
- * PREW the chunks a warp loads before it waits for the kernel before (absent: 1; up to 2 in registers, STAGES in slots).
+ * PREW the chunks a warp loads before it waits for the kernel before (absent: 1; up to 2 in registers, STAGES in slots),
+ * XREG 1 (with STAGES) the activations kept in registers, one chunk ahead, only weights and scales in the slots
+ * (DecodeSlotX in decode.cuh; absent: 0, the rows' k ranges in shared memory).
  */
 export interface DecodeSlots {
   readonly STAGES?: number;
   readonly MINB?: number;
   readonly PREW?: number;
+  readonly XREG?: 0 | 1;
 }
 
 /**
@@ -23,14 +26,15 @@ export const DECODE_SMEM = { W4_TILE: 1024, W8_TILE: 2048, SCALE_BYTES: 64, X_PA
 
 /**
  * Dynamic shared memory of a decode launch at M rows on K (decode_smem in decode.cuh): with STAGES, per warp its
- * k range of the M rows (the most chunks a warp takes, ceil(K/128 / WK), ·128 + X_PAD bytes a row) and STAGES
- * slots of NTW tiles of `tileBytes` + SCALE_BYTES; 0 for the register pipeline.
+ * k range of the M rows (the most chunks a warp takes, ceil(K/128 / WK), ·128 + X_PAD bytes a row; none with XREG)
+ * and STAGES slots of NTW tiles of `tileBytes` + SCALE_BYTES; 0 for the register pipeline.
  */
 export function decodeSharedBytes(M: number, K: number, config: DecodeSlots & { readonly WK: number; readonly NTW: number }, tileBytes: number): number {
   const stages = config.STAGES ?? 0;
   if (stages === 0) return 0;
+  const rows = config.XREG === 1 ? 0 : M;
   const mostChunks = Math.ceil(K / 128 / config.WK);
-  return config.WK * (M * (mostChunks * 128 + DECODE_SMEM.X_PAD) + stages * config.NTW * (tileBytes + DECODE_SMEM.SCALE_BYTES));
+  return config.WK * (rows * (mostChunks * 128 + DECODE_SMEM.X_PAD) + stages * config.NTW * (tileBytes + DECODE_SMEM.SCALE_BYTES));
 }
 
 /** Static shared memory of a decode launch's cross-warp reduction: red[WK][NTW·MT·4][32] of 4-byte totals (decode_reduce). */
@@ -38,7 +42,7 @@ const decodeReductionBytes = (c: { readonly WK: number; readonly NTW: number; re
 
 /**
  * The dynamic shared memory, the static reduction's bytes and the extra defines of a decode launch (none for the default register pipeline, so
- * its kernels keep their cache keys); a bad STAGES, MINB or PREW, or more shared memory than the device gives a block
+ * its kernels keep their cache keys); a bad STAGES, MINB, PREW or XREG, or more shared memory than the device gives a block
  * (with the static reduction, decodeReductionBytes), is a RangeError naming it.
  */
 export function decodeSlotsLaunch(ctx: CudaContext, M: number, K: number, config: DecodeSlots & { readonly WK: number; readonly NTW: number; readonly MT: number },
@@ -49,7 +53,10 @@ export function decodeSlotsLaunch(ctx: CudaContext, M: number, K: number, config
   if (!Number.isInteger(minBlocks) || minBlocks < 1 || minBlocks * config.WK * 32 > 2048) throw new RangeError(`decode MINB must be an integer in 1..${2048 / (config.WK * 32)} at WK=${config.WK}, got ${minBlocks}`);
   const early = config.PREW ?? 1, mostEarly = Math.max(2, stages);
   if (!Number.isInteger(early) || early < 1 || early > mostEarly) throw new RangeError(`decode PREW must be an integer in 1..${mostEarly} with STAGES=${stages}, got ${early}`);
+  const xreg = config.XREG ?? 0;
+  if (xreg !== 0 && xreg !== 1) throw new RangeError(`decode XREG must be 0 or 1, got ${String(xreg)}`);
+  if (xreg === 1 && stages === 0) throw new RangeError('decode XREG=1 keeps the activations in registers beside STAGES slots of weights: give STAGES > 0');
   const smem = decodeSharedBytes(M, K, config, tileBytes);
   if (smem + reductionBytes > ctx.info.maxSharedPerBlockOptin) throw new RangeError(`decode STAGES=${stages} at M=${M}, K=${K}, WK=${config.WK} needs ${smem + reductionBytes} B of shared memory, the device allows ${ctx.info.maxSharedPerBlockOptin}`);
-  return { smem, reductionBytes, defines: { ...(stages > 0 ? { STAGES: stages } : {}), ...(minBlocks > 1 ? { MINB: minBlocks } : {}), ...(early > 1 ? { PREW: early } : {}) } };
+  return { smem, reductionBytes, defines: { ...(stages > 0 ? { STAGES: stages } : {}), ...(minBlocks > 1 ? { MINB: minBlocks } : {}), ...(early > 1 ? { PREW: early } : {}), ...(xreg === 1 ? { XREG: 1 } : {}) } };
 }

@@ -81,6 +81,9 @@ test('w4a8Linear names a bad decode STAGES, MINB or PREW and the shared memory a
   assert.throws(() => w4a8Linear(ctx, wide, buffer(16 * 11008), buffer(16 * 4), buffer(16 * N * 4), 16, { kind: 'decode', MT: 2, NTW: 2, WK: 4, STAGES: 8 }),
     /decode STAGES=8 at M=16, K=11008, WK=4 needs \d+ B of shared memory, the device allows 232448/);
   assert.equal(decodeSharedBytes(M, K, decode, DECODE_SMEM.W4_TILE), 0, 'the register pipeline takes no dynamic shared memory');
+  assert.equal(decodeSharedBytes(32, 11008, { NTW: 1, WK: 8, STAGES: 6, XREG: 1 }, DECODE_SMEM.W4_TILE), 8 * 6 * 1088, 'XREG: the slots only, no rows');
+  assert.throws(() => w4a8Linear(ctx, w4, xq, a, y, M, { ...decode, XREG: 1 }), /decode XREG=1 keeps the activations in registers beside STAGES slots of weights: give STAGES > 0/);
+  assert.throws(() => w4a8Linear(ctx, w4, xq, a, y, M, { ...decode, STAGES: 2, XREG: 2 as 1 }), /decode XREG must be 0 or 1, got 2/);
   const w8 = { ...w4, weights: buffer(N * K) } as unknown as W8A8Layer;
   assert.throws(() => w8a8Linear(ctx, w8, xq, a, y, M, { ...decode, STAGES: 2, MINB: 0 }), /decode MINB must be an integer in 1..8 at WK=8, got 0/);
 });

@@ -324,7 +324,7 @@ test('CUDA engine: attention with 16-byte loads (wideAttention) gives the 4-byte
   for (let s = 0; s <= steps; s++) for (let i = 0; i < prompts.length; i++) assert.deepEqual(folded[s]![i], separate[s]![i], `rope fold with wide attention: sequence ${i} step ${s}`);
 });
 
-test('CUDA engine: the W4A8 decode kernel streaming its chunks through shared-memory slots (STAGES 1, 2, 4; MINB) or loading more of them before its wait (PREW) gives the register pipeline\'s logits bit for bit at 1 and 5 sequences, through every decode entry (plain, adding into the residual, SwiGLU, the norm and quantize tails)', { skip }, (t) => {
+test('CUDA engine: the W4A8 decode kernel streaming its chunks through shared-memory slots (STAGES 1, 2, 4; MINB), with the activations in registers beside them (XREG), or loading more of them before its wait (PREW) gives the register pipeline\'s logits bit for bit at 1 and 5 sequences, through every decode entry (plain, adding into the residual, SwiGLU, the norm and quantize tails)', { skip }, (t) => {
   const { model, prompt } = quantizedEmbedded();
   const steps = 6;
   const tails = { normInGemm: true, quantizeInTail: true } as const;
@@ -332,17 +332,17 @@ test('CUDA engine: the W4A8 decode kernel streaming its chunks through shared-me
     const prompts = Array.from({ length: n }, (_, i) => [...prompt.slice(i % 4), ...prompt.slice(0, i % 4)]);
     for (const folds of [{}, tails]) {
       const registers = batchedRun(model, prompts, steps, folds);
-      for (const [STAGES, MINB, PREW] of [[1, 1, 1], [2, 3, 1], [4, 2, 1], [0, 1, 2], [2, 3, 2], [4, 2, 4]] as const) {
+      for (const [STAGES, MINB, PREW, XREG] of [[1, 1, 1, 0], [2, 3, 1, 0], [4, 2, 1, 0], [0, 1, 2, 0], [2, 3, 2, 0], [4, 2, 4, 0], [2, 3, 1, 1], [4, 2, 4, 1]] as const) {
         const chooseW4A8 = (m: number, nOut: number, k: number): W4A8Config => {
           const c = chooseW4A8Config(m, nOut, k);
-          return c.kind === 'decode' && c.MT === 1 ? { ...c, STAGES, MINB, PREW } : c;
+          return c.kind === 'decode' && c.MT === 1 ? { ...c, STAGES, MINB, PREW, XREG } : c;
         };
         const slots = batchedRun(model, prompts, steps, { ...folds, chooseW4A8 });
-        const label = `${n} sequences, STAGES ${STAGES} MINB ${MINB} PREW ${PREW}${folds === tails ? ', tails on' : ''}`;
+        const label = `${n} sequences, STAGES ${STAGES} MINB ${MINB} PREW ${PREW} XREG ${XREG}${folds === tails ? ', tails on' : ''}`;
         for (let s = 0; s <= steps; s++) for (let i = 0; i < n; i++) assert.deepEqual(slots[s]![i], registers[s]![i], `${label}: sequence ${i} step ${s}`);
       }
     }
-    t.diagnostic(`${n} sequence(s): ${steps} decode steps bit-identical with STAGES 1, 2, 4 and PREW 2, 4 (chunks loaded before the wait)`);
+    t.diagnostic(`${n} sequence(s): ${steps} decode steps bit-identical with STAGES 1, 2, 4, PREW 2, 4 (chunks loaded before the wait) and XREG (activations in registers)`);
   }
 });
 

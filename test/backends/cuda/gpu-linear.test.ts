@@ -85,6 +85,12 @@ const SHAPES: [M: number, N: number, K: number, G: number, config?: W4A8Config][
   [13, 300, 1280, 128, { kind: 'decode', MT: 2, NTW: 2, WK: 4, STAGES: 4, PREW: 4 }],
   [1, 4100, 11008, 128, { kind: 'decode', MT: 1, NTW: 1, WK: 16, STAGES: 4, MINB: 3, PREW: 2 }],
   [5, 520, 2816, 128, { kind: 'decode', MT: 1, NTW: 1, WK: 8, STAGES: 2, PREW: 2 }],
+  // activations in registers beside the slots (XREG): 17-32 rows at K = 11008 (10-11 chunks a warp through 6 slots), ragged
+  // N; all four slots before the wait; one chunk a warp and warps with none (G = 512); 5 rows at G = 256, two tiles a block
+  [29, 4100, 11008, 128, { kind: 'decode', MT: 4, NTW: 1, WK: 8, STAGES: 6, MINB: 2, XREG: 1 }],
+  [32, 333, 4096, 128, { kind: 'decode', MT: 4, NTW: 1, WK: 8, STAGES: 4, MINB: 2, PREW: 4, XREG: 1 }],
+  [20, 200, 1024, 512, { kind: 'decode', MT: 4, NTW: 1, WK: 16, STAGES: 2, XREG: 1 }],
+  [5, 520, 2816, 256, { kind: 'decode', MT: 1, NTW: 2, WK: 4, STAGES: 3, PREW: 2, XREG: 1 }],
   [37, 129, 512, 256],
   [64, 200, 1024, 128],
   [100, 333, 1024, 128],

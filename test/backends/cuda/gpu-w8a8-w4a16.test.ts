@@ -61,6 +61,9 @@ const W8_SHAPES: [M: number, N: number, K: number, G: number, config?: W8A8Confi
   [8, 333, 4096, 256, { kind: 'decode', MT: 1, NTW: 2, WK: 8, STAGES: 3 }],
   [13, 300, 1280, 128, { kind: 'decode', MT: 2, NTW: 1, WK: 4, STAGES: 4 }],
   [1, 4100, 4096, 128, { kind: 'decode', MT: 1, NTW: 1, WK: 8, STAGES: 4, MINB: 4 }],
+  // activations in registers beside the slots (XREG): 17-32 rows, ragged N, slots refilled; 5 rows, two tiles a block at G = 256
+  [29, 700, 4096, 128, { kind: 'decode', MT: 4, NTW: 1, WK: 4, STAGES: 3, MINB: 2, XREG: 1 }],
+  [5, 520, 2816, 256, { kind: 'decode', MT: 1, NTW: 2, WK: 8, STAGES: 2, PREW: 2, XREG: 1 }],
   [1, 130, 128, 128, { kind: 'wgmma', WGS: 1, STAGES: 3 }],
   [37, 129, 512, 256],
   [64, 127, 384, 128, { kind: 'wgmma', WGS: 2, STAGES: 3 }],

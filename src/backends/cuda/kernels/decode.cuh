@@ -156,7 +156,7 @@ __device__ __forceinline__ void decode_pipeline(int c0, int c1, Buf& a, Buf& b, 
 // STAGES slots with cp.async, so the bytes it keeps in flight cost shared memory instead of registers (the
 // register pipeline above holds two chunks a warp, and its 58 registers allow two 512-thread blocks a SM).
 // A warp's shared memory (decodeSharedBytes in decode-slots.ts computes the same size):
-//   x:     its k range of each of the launch's M token rows, XS = RC·128 + 64 bytes apart (RC = the most
+//   x:     (none with XREG: DecodeSlotX) its k range of each of the launch's M token rows, XS = RC·128 + 64 bytes apart (RC = the most
 //          chunks a warp takes, ceil(chunks / WK); the 64-byte pad puts rows gid and gid + 1 on opposite
 //          halves of the banks, so a quarter warp's 16-byte reads do not conflict);
 //   slots: STAGES slots of NTW tiles, each the chunk's WB bytes of the tile's weights (W4: 1 KB, W8: 2 KB),
@@ -179,6 +179,10 @@ __device__ __forceinline__ void decode_pipeline(int c0, int c1, Buf& a, Buf& b, 
 #endif
 #ifndef MINB
 #define MINB 1
+#endif
+// XREG (0 or 1, with STAGES): 1 keeps the activations out of shared memory (see DecodeSlotX below).
+#ifndef XREG
+#define XREG 0
 #endif
 #define DECODE_X_PAD 64
 #define DECODE_SCALE_BYTES 64
@@ -240,13 +244,42 @@ __device__ __forceinline__ void decode_read_scales(T (&s)[NT][2], const DecodeSm
   }
 }
 
+// The slotted pipeline's activations. XREG 0: the warp's k range of the M rows copied once into its shared memory
+// (decode_issue_x, after the wait) and read back a chunk at a time (decode_read_x). XREG 1: only the weights and
+// scales go through the slots; the activations reach registers as the register pipeline loads them, one chunk ahead
+// (two chunks' worth live), and take no shared memory (decode_smem's rows 0). For 17-32 rows, where the rows' k
+// ranges would fill the shared memory of two blocks a SM, while the slots keep STAGES chunks of weights in flight a
+// warp instead of the register pipeline's one or two.
+template <int MTK> struct DecodeSlotX {
+  uint4 next[MTK][2];  // XREG: the activations of the chunk after the one being computed
+  __device__ __forceinline__ void issue(const DecodeSmem& sm, const signed char* xq, const uint4* const (&xp)[MTK], const bool (&xv)[MTK],
+                                        int M, int K, int c0, int c1, int lane) {
+#if XREG
+    if (c0 < c1) decode_load_x8(next, xp, xv, c0);
+#else
+    decode_issue_x(sm, xq, M, K, c0, c1, lane);
+#endif
+  }
+  __device__ __forceinline__ void read(uint4 (&x)[MTK][2], const DecodeSmem& sm, const uint4* const (&xp)[MTK], const bool (&xv)[MTK],
+                                       int c, int c0, int c1, int gid, int tig) {
+#if XREG
+#pragma unroll
+    for (int mt = 0; mt < MTK; ++mt) x[mt][0] = next[mt][0], x[mt][1] = next[mt][1];
+    if (c + 1 < c1) decode_load_x8(next, xp, xv, c + 1);
+#else
+    decode_read_x(x, sm, xv, c, c0, gid, tig);
+#endif
+  }
+};
+
 // A warp's chunks [c0, c1) through S shared-memory slots: issueW(slot, c) starts chunk c's weight and
 // scale copies (cp.async), issueX() the warp's activation rows (once, after pdl_wait: the kernel before
 // wrote them), compute(slot, c) consumes a landed slot. One commit group a chunk (empty past the last,
 // so the wait count stays S - 1); the slot is refilled only after every lane has read it.
 // With PREW > 1 the first P = min(PREW, S) slots are issued before pdl_wait (groups W0 .. W(P-1), then X, then the
 // rest), and the first chunk waits for every group (X among them); each later chunk c0 + j (j ≥ 1) finds its
-// slot in the first j + 2 groups, which wait<S - 1> guarantees as before.
+// slot in the first j + 2 groups, which wait<S - 1> guarantees as before. With XREG the X group is empty, so the
+// first chunk waits only for W0 (at most S groups pending).
 template <int S, class IssueW, class IssueX, class Compute>
 __device__ __forceinline__ void decode_pipeline_async(int c0, int c1, IssueW issueW, IssueX issueX, Compute compute) {
   constexpr int P = PREW < S ? PREW : S;
@@ -266,7 +299,8 @@ __device__ __forceinline__ void decode_pipeline_async(int c0, int c1, IssueW iss
   }
   int slot = 0;
   for (int c = c0; c < c1; ++c) {
-    if (P > 1 && c == c0) cp_async_wait<0>();
+    if (XREG && c == c0) cp_async_wait<S>();
+    else if (P > 1 && c == c0) cp_async_wait<0>();
     else cp_async_wait<S - 1>();
     __syncwarp();
     compute(slot, c);

@@ -102,8 +102,9 @@ __device__ __forceinline__ void decode_tiles(const uint4* __restrict__ wq, const
   static_assert(!SHARED_X, "rows in shared memory take the register pipeline");
   extern __shared__ __align__(16) unsigned char decode_shared[];
   constexpr int WB = 1024;  // a tile's chunk: [step 2][lane 32][16 B], as the global layout
-  const DecodeSmem sm = decode_smem<NTW, STAGES, WB>(decode_shared, warp, M, (chunks + WK - 1) / WK);
+  const DecodeSmem sm = decode_smem<NTW, STAGES, WB>(decode_shared, warp, XREG ? 0 : M, (chunks + WK - 1) / WK);
   Chunk b;
+  DecodeSlotX<MT> slot_x;
   decode_pipeline_async<STAGES>(
       c0, c1,
       [&](int slot, int c) {
@@ -115,7 +116,7 @@ __device__ __forceinline__ void decode_tiles(const uint4* __restrict__ wq, const
         }
         decode_issue_scales<GROUP, NTW, WB>(sm, slot, sc, tile0, NG, c, c1, lane);
       },
-      [&]() { decode_issue_x(sm, xq, M, K, c0, c1, lane); },
+      [&]() { slot_x.issue(sm, xq, xp, xv, M, K, c0, c1, lane); },
       [&](int slot, int c) {
 #pragma unroll
         for (int nt = 0; nt < NTW; ++nt) {
@@ -124,7 +125,7 @@ __device__ __forceinline__ void decode_tiles(const uint4* __restrict__ wq, const
           b.w[nt][1] = *reinterpret_cast<const uint4*>(d + 512 + lane * 16);
         }
         decode_read_scales<GROUP, NTW, WB>(b.s, sm, slot, c, c1, gid);
-        decode_read_x(b.x, sm, xv, c, c0, gid, tig);
+        slot_x.read(b.x, sm, xp, xv, c, c0, c1, gid, tig);
         compute(b, c);
       });
 #else

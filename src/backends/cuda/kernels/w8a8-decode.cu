@@ -84,8 +84,9 @@ w8a8_decode(const signed char* __restrict__ wq, const scale_t* __restrict__ sc, 
 #if STAGES
   extern __shared__ __align__(16) unsigned char decode_shared[];
   constexpr int WB = 2048;  // a tile's chunk: [step 2][row gid / gid + 8][lane 32][16 B]
-  const DecodeSmem sm = decode_smem<NTW, STAGES, WB>(decode_shared, warp, M, (chunks + WK - 1) / WK);
+  const DecodeSmem sm = decode_smem<NTW, STAGES, WB>(decode_shared, warp, XREG ? 0 : M, (chunks + WK - 1) / WK);
   Chunk b;
+  DecodeSlotX<MT> slot_x;
   decode_pipeline_async<STAGES>(
       c0, c1,
       [&](int slot, int c) {
@@ -96,14 +97,14 @@ w8a8_decode(const signed char* __restrict__ wq, const scale_t* __restrict__ sc, 
             cp_async16(smem_u32(decode_slot<NTW, WB>(sm, slot, nt) + u * 512 + lane * 16), wp[nt] + (u & 1) * row8 + c * 8 + (u >> 1) * 4, 16);
         decode_issue_scales<GROUP, NTW, WB>(sm, slot, sc, tile0, NG, c, c1, lane);
       },
-      [&]() { decode_issue_x(sm, xq, M, K, c0, c1, lane); },
+      [&]() { slot_x.issue(sm, xq, xp, xv, M, K, c0, c1, lane); },
       [&](int slot, int c) {
 #pragma unroll
         for (int nt = 0; nt < NTW; ++nt)
 #pragma unroll
           for (int u = 0; u < 4; ++u) b.w[nt][u >> 1][u & 1] = *reinterpret_cast<const uint4*>(decode_slot<NTW, WB>(sm, slot, nt) + u * 512 + lane * 16);
         decode_read_scales<GROUP, NTW, WB>(b.s, sm, slot, c, c1, gid);
-        decode_read_x(b.x, sm, xv, c, c0, gid, tig);
+        slot_x.read(b.x, sm, xp, xv, c, c0, c1, gid, tig);
         compute(b, c);
       });
 #else
