@@ -159,7 +159,10 @@ export function chooseW4A8Config(M: number, n: number, k: number, wgmma = true, 
   if (M <= 16) return wide ? { kind: 'decode', MT: 2, NTW: 2, WK: 8 } : { kind: 'decode', MT: 2, NTW: 2, WK: k >= 2048 ? 16 : 8 };
   // MINB 2 caps the registers at 128, two blocks a SM: left to itself ptxas took 130-136 after the slot
   // pipeline's changes, one block a SM, and batch 32 decoded 12% slower on an H100 (docs/cuda-notes.md, 26th session)
-  if (M <= 32) return { kind: 'decode', MT: 4, NTW: 1, WK: 8, MINB: 2 };
+  // On the wide layers (gate/up) four k-warps a block, four blocks a SM (the same 16 warps, 127 registers; each warp 8 of
+  // K = 4096's chunks instead of 4): 4096·22016 at 32 rows 29.89 -> 26.51 µs, bit-identical; on q/k/v level (18.94 ->
+  // 18.66), on o and down slower (0.87-0.90x), so those keep WK 8 (H100, docs/cuda-notes.md, 38th session)
+  if (M <= 32) return wide ? { kind: 'decode', MT: 4, NTW: 1, WK: 4, MINB: 4 } : { kind: 'decode', MT: 4, NTW: 1, WK: 8, MINB: 2 };
   // M = 64 on 4096²: decode 15.9-16.2 µs vs TMA split-K 4 16.4-16.5 µs (two same-run measurements)
   if (M <= 64 && !wide && k <= 4096) return { kind: 'decode', MT: 8, NTW: 1, WK: 8 };
   if (wgmma && tma) {

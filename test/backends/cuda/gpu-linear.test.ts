@@ -67,6 +67,7 @@ const SHAPES: [M: number, N: number, K: number, G: number, config?: W4A8Config][
   [3, 20000, 256, 128],
   [12, 17000, 256, 128],
   [60, 16500, 256, 128],
+  [27, 16400, 512, 128],
   [7, 500, 2048, 128, { kind: 'decode', MT: 1, NTW: 4, WK: 16 }],
   [24, 200, 1024, 256, { kind: 'decode', MT: 4, NTW: 2, WK: 4 }],
   // the decode kernel through shared-memory slots (STAGES): one chunk a warp; uneven ranges refilling slots;
