@@ -346,6 +346,23 @@ test('CUDA engine: the W4A8 decode kernel streaming its chunks through shared-me
   }
 });
 
+test('CUDA engine: at 17-32 rows the decode kernel with 4, 8 or 16 k-warps a block (the chooser gives 4 on wide layers, 8 on the others) gives the same logits bit for bit, plain and SwiGLU entries (integer scale: its sums are exact in any k split)', { skip }, (t) => {
+  const { model, prompt } = quantizedEmbedded();
+  const steps = 4;
+  const prompts = Array.from({ length: 20 }, (_, i) => [...prompt.slice(i % 4), ...prompt.slice(0, i % 4)]);
+  const runs = [4, 8, 16].map((WK) => {
+    const chooseW4A8 = (m: number, nOut: number, k: number): W4A8Config => {
+      const c = chooseW4A8Config(m, nOut, k);
+      return c.kind === 'decode' && c.MT === 4 ? { ...c, WK, MINB: WK === 4 ? 4 : WK === 8 ? 2 : 1 } : c;
+    };
+    return batchedRun(model, prompts, steps, { chooseW4A8 });
+  });
+  for (const [i, WK] of [[1, 8], [2, 16]] as const) {
+    for (let s = 1; s <= steps; s++) for (let q = 0; q < prompts.length; q++) assert.deepEqual(runs[i]![s]![q], runs[0]![s]![q], `WK ${WK} against WK 4: sequence ${q} step ${s}`);
+  }
+  t.diagnostic(`20 sequences: ${steps} decode steps bit-identical at WK 4, 8 and 16`);
+});
+
 test('CUDA engine: bad use is refused with a message', { skip }, () => {
   const { model, prompt } = quantizedEmbedded();
   withEngine(model, { maxSequences: 1 }, (engine) => {
