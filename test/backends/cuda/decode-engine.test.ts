@@ -28,7 +28,7 @@ import { fixturePath } from '../../helpers/paths.js';
 import { readReference } from '../../helpers/reference.js';
 import { quantizedEmbedded } from './embedded.js';
 import { W4A16_MAX_TOKENS } from '../../../src/backends/cuda/w4a16.js';
-import { chooseW4A8Config, type W4A8Config } from '../../../src/backends/cuda/w4a8.js';
+import { chooseW4A8Config, type DecodeConfig, type W4A8Config } from '../../../src/backends/cuda/w4a8.js';
 
 
 /** Logits of the prompt and of `steps` decode steps fed the reference's greedy tokens. */
@@ -324,6 +324,12 @@ test('CUDA engine: attention with 16-byte loads (wideAttention) gives the 4-byte
   for (let s = 0; s <= steps; s++) for (let i = 0; i < prompts.length; i++) assert.deepEqual(folded[s]![i], separate[s]![i], `rope fold with wide attention: sequence ${i} step ${s}`);
 });
 
+/** The chooser with `patch` applied to the decode configs it gives at MT token halves (the others as it gives them). */
+const decodeChooser = (MT: number, patch: Partial<DecodeConfig>) => (m: number, nOut: number, k: number): W4A8Config => {
+  const c = chooseW4A8Config(m, nOut, k);
+  return c.kind === 'decode' && c.MT === MT ? { ...c, ...patch } : c;
+};
+
 test('CUDA engine: the W4A8 decode kernel streaming its chunks through shared-memory slots (STAGES 1, 2, 4; MINB), with the activations in registers beside them (XREG), or loading more of them before its wait (PREW) gives the register pipeline\'s logits bit for bit at 1 and 5 sequences, through every decode entry (plain, adding into the residual, SwiGLU, the norm and quantize tails)', { skip }, (t) => {
   const { model, prompt } = quantizedEmbedded();
   const steps = 6;
@@ -333,11 +339,7 @@ test('CUDA engine: the W4A8 decode kernel streaming its chunks through shared-me
     for (const folds of [{}, tails]) {
       const registers = batchedRun(model, prompts, steps, folds);
       for (const [STAGES, MINB, PREW, XREG] of [[1, 1, 1, 0], [2, 3, 1, 0], [4, 2, 1, 0], [0, 1, 2, 0], [2, 3, 2, 0], [4, 2, 4, 0], [2, 3, 1, 1], [4, 2, 4, 1]] as const) {
-        const chooseW4A8 = (m: number, nOut: number, k: number): W4A8Config => {
-          const c = chooseW4A8Config(m, nOut, k);
-          return c.kind === 'decode' && c.MT === 1 ? { ...c, STAGES, MINB, PREW, XREG } : c;
-        };
-        const slots = batchedRun(model, prompts, steps, { ...folds, chooseW4A8 });
+        const slots = batchedRun(model, prompts, steps, { ...folds, chooseW4A8: decodeChooser(1, { STAGES, MINB, PREW, XREG }) });
         const label = `${n} sequences, STAGES ${STAGES} MINB ${MINB} PREW ${PREW} XREG ${XREG}${folds === tails ? ', tails on' : ''}`;
         for (let s = 0; s <= steps; s++) for (let i = 0; i < n; i++) assert.deepEqual(slots[s]![i], registers[s]![i], `${label}: sequence ${i} step ${s}`);
       }
@@ -350,13 +352,7 @@ test('CUDA engine: at 17-32 rows the decode kernel with 4, 8 or 16 k-warps a blo
   const { model, prompt } = quantizedEmbedded();
   const steps = 4;
   const prompts = Array.from({ length: 20 }, (_, i) => [...prompt.slice(i % 4), ...prompt.slice(0, i % 4)]);
-  const runs = [4, 8, 16].map((WK) => {
-    const chooseW4A8 = (m: number, nOut: number, k: number): W4A8Config => {
-      const c = chooseW4A8Config(m, nOut, k);
-      return c.kind === 'decode' && c.MT === 4 ? { ...c, WK, MINB: WK === 4 ? 4 : WK === 8 ? 2 : 1 } : c;
-    };
-    return batchedRun(model, prompts, steps, { chooseW4A8 });
-  });
+  const runs = [4, 8, 16].map((WK) => batchedRun(model, prompts, steps, { chooseW4A8: decodeChooser(4, { WK, MINB: WK === 4 ? 4 : WK === 8 ? 2 : 1 }) }));
   for (const [i, WK] of [[1, 8], [2, 16]] as const) {
     for (let s = 1; s <= steps; s++) for (let q = 0; q < prompts.length; q++) assert.deepEqual(runs[i]![s]![q], runs[0]![s]![q], `WK ${WK} against WK 4: sequence ${q} step ${s}`);
   }
